@@ -1,0 +1,3 @@
+module github.com/mitosis-dev/mitosis/monolith
+
+go 1.26

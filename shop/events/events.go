@@ -1,0 +1,109 @@
+// Package events is the published language between contexts: the subjects and payloads of the
+// events one context announces and others react to, and the small Publisher and Subscriber
+// ports that carry them. Delivery is at least once, so every handler is idempotent; a
+// message's ID is stable for one fact (e.g. "order-paid.<order id>") so that brokers can drop
+// duplicates. This package holds an in-memory bus; package natsjs the JetStream one.
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/shop/money"
+)
+
+// Subjects of the shop's events.
+const (
+	OrderPaidSubject    = "shop.events.order-paid"
+	OrderShippedSubject = "shop.events.order-shipped"
+)
+
+// OrderPaid is published by orders once an order is paid and recorded.
+type OrderPaid struct {
+	OrderID     string      `json:"order_id"`
+	UserID      string      `json:"user_id"`
+	Email       string      `json:"email"`
+	Address     Address     `json:"address"`
+	Items       []Item      `json:"items"`
+	WeightGrams int64       `json:"weight_grams"`
+	Total       money.Money `json:"total"`
+	PaidAt      time.Time   `json:"paid_at"`
+}
+
+// Item is a line of a paid order.
+type Item struct {
+	ProductID string `json:"product_id"`
+	Quantity  int    `json:"quantity"`
+}
+
+// Address is where an order goes.
+type Address struct {
+	Street     string `json:"street"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
+}
+
+// OrderShipped is published by shipping once a shipment exists for an order.
+type OrderShipped struct {
+	OrderID    string    `json:"order_id"`
+	UserID     string    `json:"user_id"`
+	TrackingID string    `json:"tracking_id"`
+	ShippedAt  time.Time `json:"shipped_at"`
+}
+
+// Message is one delivery of an event.
+type Message struct {
+	Subject  string
+	ID       string // the publisher's de-duplication ID
+	Data     []byte // JSON payload
+	Header   map[string]string
+	Delivery int // 1 on the first delivery, more on redeliveries
+}
+
+// Handler reacts to a message. Returning nil acknowledges it; an error asks for a redelivery
+// later, unless it wraps ErrPoison, which drops the message for good (it would fail forever).
+type Handler func(ctx context.Context, m Message) error
+
+// ErrPoison marks a message that can never be handled: undecodable or meaningless.
+var ErrPoison = errors.New("poison message")
+
+// Publisher publishes an event. id de-duplicates: a second publish with the same id within
+// the broker's window is dropped.
+type Publisher interface {
+	Publish(ctx context.Context, subject, id string, payload any) error
+}
+
+// Subscription is a running consumer.
+type Subscription interface {
+	// Stop stops delivering and waits for the handler calls in flight to return.
+	Stop()
+}
+
+// Subscriber starts durable consumers: a consumer's name identifies its position in the
+// stream across restarts, so messages published while it was down are delivered later.
+type Subscriber interface {
+	Subscribe(ctx context.Context, consumer string, subjects []string, h Handler) (Subscription, error)
+}
+
+// Decode decodes a message's payload; a payload that does not decode is poison.
+func Decode[T any](m Message) (T, error) {
+	var v T
+	if err := json.Unmarshal(m.Data, &v); err != nil {
+		return v, fmt.Errorf("decode %s %s: %w: %v", m.Subject, m.ID, ErrPoison, err)
+	}
+	return v, nil
+}
+
+// MaxDeliveries bounds the redeliveries of a message whose handler keeps failing with a
+// transient error; after that the message is dropped and logged.
+const MaxDeliveries = 20
+
+// RetryDelay is how long a failed message waits before its next delivery.
+func RetryDelay(delivery int) time.Duration {
+	d := 100 * time.Millisecond << min(delivery, 6)
+	return min(d, 5*time.Second)
+}

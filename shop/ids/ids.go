@@ -1,0 +1,21 @@
+// Package ids makes the opaque, unguessable identifiers of orders, shipments and
+// notifications. They sort by creation time (a millisecond prefix) so that logs and KV
+// listings read in order, and carry 64 random bits so that replicas never collide.
+package ids
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"time"
+)
+
+// New returns prefix + "-" + 12 hex digits of milliseconds + 16 hex digits of randomness.
+func New(prefix string, now time.Time) string {
+	var b [14]byte
+	ms := uint64(now.UnixMilli())
+	binary.BigEndian.PutUint16(b[0:2], uint16(ms>>32))
+	binary.BigEndian.PutUint32(b[2:6], uint32(ms))
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails on supported platforms
+	return prefix + "-" + hex.EncodeToString(b[:])
+}

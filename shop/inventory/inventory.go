@@ -1,0 +1,75 @@
+// Package inventory counts stock per product (available, reserved, sold) and reserves whole
+// orders all or nothing. Invariant, at every quiet moment: available + reserved + sold equals
+// everything ever added, and no count is ever below zero, whatever the concurrency.
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Stock is a product's counts.
+type Stock struct {
+	ProductID string `json:"product_id"`
+	Available int64  `json:"available"`
+	Reserved  int64  `json:"reserved"`
+	Sold      int64  `json:"sold"`
+}
+
+// Line is a quantity of one product to reserve.
+type Line struct {
+	ProductID string
+	Quantity  int64
+}
+
+// Reservation holds stock for an order until it is committed (sold) or released.
+type Reservation struct {
+	ID        string
+	Lines     []Line
+	ExpiresAt time.Time
+}
+
+// Limits on a single Add.
+const MaxAdd = 1_000_000
+
+var (
+	// ErrOutOfStock: some product has less available than asked; see *OutOfStockError.
+	ErrOutOfStock = errors.New("inventory: out of stock")
+	// ErrReservationNotFound: no live reservation has that ID (never made, released or expired).
+	ErrReservationNotFound = errors.New("inventory: reservation not found")
+)
+
+// OutOfStockError names the product that ran out. errors.Is(err, ErrOutOfStock) holds.
+type OutOfStockError struct {
+	ProductID string
+	Requested int64
+	Available int64
+}
+
+func (e *OutOfStockError) Error() string {
+	return fmt.Sprintf("product %s is out of stock: %d requested, %d available", e.ProductID, e.Requested, e.Available)
+}
+
+// Is makes errors.Is(err, ErrOutOfStock) true.
+func (e *OutOfStockError) Is(target error) bool { return target == ErrOutOfStock }
+
+// Service is the inventory's port.
+type Service interface {
+	// Get returns a product's stock; all zeros for a product never stocked.
+	Get(ctx context.Context, productID string) (Stock, error)
+	// Add makes n (1..MaxAdd) more units available.
+	Add(ctx context.Context, productID string, n int64) (Stock, error)
+	// Reserve holds every line or none (an *OutOfStockError for the first short product).
+	// Reserving an ID again returns the existing reservation: retries are safe.
+	Reserve(ctx context.Context, reservationID string, lines []Line) (Reservation, error)
+	// Commit turns a reservation's units from reserved into sold. Committing again is a
+	// no-op; committing a released or expired reservation is ErrReservationNotFound.
+	Commit(ctx context.Context, reservationID string) error
+	// Release returns a reservation's units to available. Releasing an unknown, released or
+	// committed reservation is a no-op.
+	Release(ctx context.Context, reservationID string) error
+	// ReleaseExpired releases every reservation past its expiry and returns how many.
+	ReleaseExpired(ctx context.Context) (int, error)
+}

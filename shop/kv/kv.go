@@ -1,0 +1,146 @@
+// Package kv is the persistence every context's store is built on: buckets of JSON values
+// with optimistic concurrency by revision, as NATS JetStream key-value offers them.
+//
+// The Bucket interface is the port; this package holds the in-memory implementation (for unit
+// tests and embedders) and package natsjs the JetStream one. Both pass the suite in kvtest.
+// Contexts keep their rules out of here: they read, decide in a function, and Mutate writes
+// with the revision they read, retrying on conflict. That is how "stock never goes below
+// zero" stays one piece of domain code whatever the store.
+package kv
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+var (
+	// ErrNotFound: the key has no value.
+	ErrNotFound = errors.New("kv: key not found")
+	// ErrExists: Create found a value already there.
+	ErrExists = errors.New("kv: key exists")
+	// ErrConflict: the key's revision is not the one the write expected.
+	ErrConflict = errors.New("kv: revision conflict")
+	// ErrSkip is returned by a Mutate function to leave the value as it is.
+	ErrSkip = errors.New("kv: no change")
+)
+
+// Entry is one value of a bucket.
+type Entry struct {
+	Key      string
+	Value    []byte
+	Revision uint64 // increases with every write to the bucket; 0 only in the watch marker
+	Deleted  bool   // set on watch updates that remove the key
+}
+
+// Bucket is a key-value bucket. Keys are arbitrary non-empty strings; backends escape them.
+type Bucket interface {
+	// Get returns the current value of key, or ErrNotFound.
+	Get(ctx context.Context, key string) (Entry, error)
+	// Create writes value if key has none, or returns ErrExists.
+	Create(ctx context.Context, key string, value []byte) (uint64, error)
+	// Update writes value if key's revision is still rev, or returns ErrConflict.
+	Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error)
+	// Delete removes key; with rev > 0 only if its revision is still rev (else ErrConflict).
+	// Deleting a missing key is not an error.
+	Delete(ctx context.Context, key string, rev uint64) error
+	// Keys lists every key that has a value, in no particular order.
+	Keys(ctx context.Context) ([]string, error)
+	// Watch delivers every current entry, then one Entry with an empty Key meaning "up to
+	// date", then every later change, until ctx is done, when the channel is closed.
+	Watch(ctx context.Context) (<-chan Entry, error)
+}
+
+// Get reads key and decodes its JSON value into a T.
+func Get[T any](ctx context.Context, b Bucket, key string) (T, uint64, error) {
+	var v T
+	e, err := b.Get(ctx, key)
+	if err != nil {
+		return v, 0, err
+	}
+	if err := json.Unmarshal(e.Value, &v); err != nil {
+		return v, 0, fmt.Errorf("decode %q: %w", key, err)
+	}
+	return v, e.Revision, nil
+}
+
+// Create encodes v as JSON and writes it if key has no value (else ErrExists).
+func Create[T any](ctx context.Context, b Bucket, key string, v T) (uint64, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return 0, fmt.Errorf("encode %q: %w", key, err)
+	}
+	return b.Create(ctx, key, data)
+}
+
+// maxAttempts bounds the retries of Mutate on revision conflicts. Under 40 concurrent writers
+// of one key (the no-oversell test) a write lands within a few dozen attempts.
+const maxAttempts = 500
+
+// Mutate reads key, lets fn change the value (the zero T and exists=false when there is
+// none), and writes the result with the revision it read, retrying from the read on conflict.
+// fn must be free of side effects: it may run several times. If fn returns ErrSkip nothing is
+// written and the current value is returned; any other error is returned as it is.
+func Mutate[T any](ctx context.Context, b Bucket, key string, fn func(v *T, exists bool) error) (T, error) {
+	for attempt := 0; ; attempt++ {
+		var v T
+		e, err := b.Get(ctx, key)
+		exists := err == nil
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return v, err
+		default:
+			if err := json.Unmarshal(e.Value, &v); err != nil {
+				return v, fmt.Errorf("decode %q: %w", key, err)
+			}
+		}
+		if err := fn(&v, exists); err != nil {
+			if errors.Is(err, ErrSkip) {
+				return v, nil
+			}
+			return v, err
+		}
+		data, err := json.Marshal(v)
+		if err != nil {
+			return v, fmt.Errorf("encode %q: %w", key, err)
+		}
+		if exists {
+			_, err = b.Update(ctx, key, data, e.Revision)
+		} else {
+			_, err = b.Create(ctx, key, data)
+		}
+		if err == nil {
+			return v, nil
+		}
+		if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrExists) {
+			return v, err
+		}
+		if attempt >= maxAttempts {
+			return v, fmt.Errorf("update %q: %d attempts: %w", key, attempt+1, ErrConflict)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return v, err
+		}
+	}
+}
+
+// backoff waits a short random time that grows with the attempt, so that writers contending
+// for one key spread out instead of colliding again at once.
+func backoff(ctx context.Context, attempt int) error {
+	if attempt < 2 {
+		return ctx.Err()
+	}
+	limit := time.Duration(min(attempt, 20)) * 200 * time.Microsecond
+	t := time.NewTimer(rand.N(limit) + 50*time.Microsecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,191 @@
+// Package kvtest is the conformance suite every kv.Bucket implementation passes: the
+// in-memory one and the JetStream one run the very same tests.
+package kvtest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/shop/kv"
+)
+
+// Run runs the suite; newBucket returns an empty bucket for each test.
+func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
+	t.Run("GetMissing", func(t *testing.T) {
+		b := newBucket(t)
+		if _, err := b.Get(context.Background(), "nope"); !errors.Is(err, kv.ErrNotFound) {
+			t.Fatalf("Get missing: got %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("CreateGetUpdate", func(t *testing.T) {
+		ctx := context.Background()
+		b := newBucket(t)
+		rev, err := b.Create(ctx, "a", []byte("1"))
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		if _, err := b.Create(ctx, "a", []byte("2")); !errors.Is(err, kv.ErrExists) {
+			t.Fatalf("Create twice: got %v, want ErrExists", err)
+		}
+		e, err := b.Get(ctx, "a")
+		if err != nil || string(e.Value) != "1" || e.Revision != rev {
+			t.Fatalf("Get: %+v %v, want value 1 at revision %d", e, err, rev)
+		}
+		rev2, err := b.Update(ctx, "a", []byte("2"), rev)
+		if err != nil || rev2 <= rev {
+			t.Fatalf("Update: rev %d err %v", rev2, err)
+		}
+		if _, err := b.Update(ctx, "a", []byte("3"), rev); !errors.Is(err, kv.ErrConflict) {
+			t.Fatalf("Update with stale revision: got %v, want ErrConflict", err)
+		}
+		if _, err := b.Update(ctx, "missing", []byte("3"), 1); !errors.Is(err, kv.ErrConflict) {
+			t.Fatalf("Update of missing key: got %v, want ErrConflict", err)
+		}
+		if e, _ := b.Get(ctx, "a"); string(e.Value) != "2" {
+			t.Fatalf("value after stale update = %q, want 2", e.Value)
+		}
+	})
+	t.Run("KeysAreEscaped", func(t *testing.T) {
+		ctx := context.Background()
+		b := newBucket(t)
+		odd := []string{"user 1", "a.b.c", "ü/ñ", "*>", "=41", "-_x"}
+		for _, k := range odd {
+			if _, err := b.Create(ctx, k, []byte(k)); err != nil {
+				t.Fatalf("Create %q: %v", k, err)
+			}
+		}
+		for _, k := range odd {
+			if e, err := b.Get(ctx, k); err != nil || string(e.Value) != k || e.Key != k {
+				t.Fatalf("Get %q: %+v %v", k, e, err)
+			}
+		}
+		keys, err := b.Keys(ctx)
+		if err != nil {
+			t.Fatalf("Keys: %v", err)
+		}
+		slices.Sort(keys)
+		want := slices.Sorted(slices.Values(odd))
+		if !slices.Equal(keys, want) {
+			t.Fatalf("Keys = %q, want %q", keys, want)
+		}
+	})
+	t.Run("Delete", func(t *testing.T) {
+		ctx := context.Background()
+		b := newBucket(t)
+		rev, _ := b.Create(ctx, "a", []byte("1"))
+		if err := b.Delete(ctx, "a", rev+100); !errors.Is(err, kv.ErrConflict) {
+			t.Fatalf("Delete with wrong revision: got %v, want ErrConflict", err)
+		}
+		if err := b.Delete(ctx, "a", rev); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		if _, err := b.Get(ctx, "a"); !errors.Is(err, kv.ErrNotFound) {
+			t.Fatalf("Get after delete: got %v, want ErrNotFound", err)
+		}
+		if err := b.Delete(ctx, "a", 0); err != nil {
+			t.Fatalf("Delete missing key: %v", err)
+		}
+		if keys, _ := b.Keys(ctx); len(keys) != 0 {
+			t.Fatalf("Keys after delete = %q, want none", keys)
+		}
+		if _, err := b.Create(ctx, "a", []byte("again")); err != nil {
+			t.Fatalf("Create after delete: %v", err)
+		}
+	})
+	t.Run("MutateNeverLosesAnUpdate", func(t *testing.T) {
+		ctx := context.Background()
+		b := newBucket(t)
+		const writers, each = 8, 25
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					_, err := kv.Mutate(ctx, b, "n", func(n *int, _ bool) error { *n++; return nil })
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("Mutate: %v", err)
+		}
+		n, _, err := kv.Get[int](ctx, b, "n")
+		if err != nil || n != writers*each {
+			t.Fatalf("counter = %d (%v), want %d", n, err, writers*each)
+		}
+	})
+	t.Run("MutateSkipAndError", func(t *testing.T) {
+		ctx := context.Background()
+		b := newBucket(t)
+		if _, err := kv.Mutate(ctx, b, "k", func(v *string, exists bool) error { return kv.ErrSkip }); err != nil {
+			t.Fatalf("skip: %v", err)
+		}
+		if _, err := b.Get(ctx, "k"); !errors.Is(err, kv.ErrNotFound) {
+			t.Fatalf("skip wrote a value: %v", err)
+		}
+		boom := errors.New("boom")
+		if _, err := kv.Mutate(ctx, b, "k", func(v *string, exists bool) error { return boom }); !errors.Is(err, boom) {
+			t.Fatalf("error from fn: got %v, want boom", err)
+		}
+	})
+	t.Run("Watch", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		b := newBucket(t)
+		b.Create(ctx, "before", []byte("1"))
+		ch, err := b.Watch(ctx)
+		if err != nil {
+			t.Fatalf("Watch: %v", err)
+		}
+		next := func() kv.Entry {
+			t.Helper()
+			select {
+			case e, ok := <-ch:
+				if !ok {
+					t.Fatal("watch closed early")
+				}
+				return e
+			case <-time.After(10 * time.Second):
+				t.Fatal("no watch update within 10s")
+			}
+			return kv.Entry{}
+		}
+		if e := next(); e.Key != "before" || string(e.Value) != "1" {
+			t.Fatalf("first entry = %+v, want before=1", e)
+		}
+		if e := next(); e.Key != "" {
+			t.Fatalf("want the up-to-date marker, got %+v", e)
+		}
+		rev, _ := b.Create(ctx, "after", []byte("2"))
+		if e := next(); e.Key != "after" || string(e.Value) != "2" || e.Revision != rev {
+			t.Fatalf("update = %+v, want after=2 at %d", e, rev)
+		}
+		b.Delete(ctx, "after", 0)
+		if e := next(); e.Key != "after" || !e.Deleted {
+			t.Fatalf("delete = %+v, want a deleted entry for after", e)
+		}
+		cancel()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case _, ok := <-ch:
+				if !ok {
+					return
+				}
+			case <-deadline:
+				t.Fatal("watch channel not closed after cancel")
+			}
+		}
+	})
+}

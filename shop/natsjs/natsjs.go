@@ -1,0 +1,226 @@
+// Package natsjs is the NATS JetStream side of the shop's persistence: kv.Bucket over a
+// JetStream key-value bucket and the events bus over a JetStream stream with durable
+// consumers. It is the only package of the domain module that speaks NATS; contexts see
+// only kv.Bucket, events.Publisher and events.Subscriber.
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mitosis-dev/mitosis/shop/kv"
+)
+
+// Bucket is a kv.Bucket stored in a JetStream key-value bucket.
+type Bucket struct {
+	kv jetstream.KeyValue
+}
+
+var _ kv.Bucket = (*Bucket)(nil)
+
+// OpenBucket creates the bucket if it does not exist and returns it. Buckets keep only the
+// latest value of a key: history lives in the domain's own records where it matters.
+func OpenBucket(ctx context.Context, js jetstream.JetStream, name string) (*Bucket, error) {
+	b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  name,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", name, err)
+	}
+	return &Bucket{kv: b}, nil
+}
+
+func (b *Bucket) Get(ctx context.Context, key string) (kv.Entry, error) {
+	e, err := b.kv.Get(ctx, escape(key))
+	if err != nil {
+		return kv.Entry{}, mapErr(err)
+	}
+	return kv.Entry{Key: key, Value: e.Value(), Revision: e.Revision()}, nil
+}
+
+func (b *Bucket) Create(ctx context.Context, key string, value []byte) (uint64, error) {
+	rev, err := b.kv.Create(ctx, escape(key), value)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return rev, nil
+}
+
+func (b *Bucket) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	rev, err := b.kv.Update(ctx, escape(key), value, rev)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return rev, nil
+}
+
+func (b *Bucket) Delete(ctx context.Context, key string, rev uint64) error {
+	var opts []jetstream.KVDeleteOpt
+	if rev > 0 {
+		opts = append(opts, jetstream.LastRevision(rev))
+	}
+	if err := b.kv.Delete(ctx, escape(key), opts...); err != nil {
+		return mapErr(err)
+	}
+	return nil
+}
+
+func (b *Bucket) Keys(ctx context.Context) ([]string, error) {
+	lister, err := b.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer lister.Stop()
+	var keys []string
+	for k := range lister.Keys() {
+		key, err := unescape(k)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
+}
+
+func (b *Bucket) Watch(ctx context.Context) (<-chan kv.Entry, error) {
+	w, err := b.kv.WatchAll(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make(chan kv.Entry)
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		for {
+			var e jetstream.KeyValueEntry
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok = <-w.Updates():
+				if !ok {
+					return
+				}
+			}
+			var ke kv.Entry
+			if e != nil { // nil marks the end of the initial values
+				key, err := unescape(e.Key())
+				if err != nil {
+					continue // not written by this package; nothing to map it to
+				}
+				ke = kv.Entry{Key: key, Value: e.Value(), Revision: e.Revision(),
+					Deleted: e.Operation() != jetstream.KeyValuePut}
+			}
+			select {
+			case out <- ke:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func mapErr(err error) error {
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		return kv.ErrNotFound
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return fmt.Errorf("%w: %v", kv.ErrConflict, err)
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return fmt.Errorf("%w: %v", kv.ErrExists, err)
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return fmt.Errorf("%w: %v", kv.ErrConflict, err)
+	}
+	return err
+}
+
+// escape maps any key onto NATS's key alphabet: letters, digits, '-' and '_' stay, every
+// other byte becomes "=XX". Dots are escaped too, so keys never become subject hierarchies.
+func escape(key string) string {
+	const hexdigits = "0123456789ABCDEF"
+	clean := true
+	for i := 0; i < len(key); i++ {
+		if !plain(key[i]) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return key
+	}
+	var sb strings.Builder
+	sb.Grow(len(key) + 8)
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if plain(c) {
+			sb.WriteByte(c)
+			continue
+		}
+		sb.WriteByte('=')
+		sb.WriteByte(hexdigits[c>>4])
+		sb.WriteByte(hexdigits[c&15])
+	}
+	return sb.String()
+}
+
+func unescape(s string) (string, error) {
+	if !strings.Contains(s, "=") {
+		return s, nil
+	}
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '=' {
+			out = append(out, s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", fmt.Errorf("bad escaped key %q", s)
+		}
+		hi, lo := unhex(s[i+1]), unhex(s[i+2])
+		if hi < 0 || lo < 0 {
+			return "", fmt.Errorf("bad escaped key %q", s)
+		}
+		out = append(out, byte(hi<<4|lo))
+		i += 2
+	}
+	return string(out), nil
+}
+
+func plain(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}
+
+// Ping reports whether the JetStream API answers: the readiness check of every process.
+func Ping(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
+	if !nc.IsConnected() {
+		return fmt.Errorf("nats: %s", nc.Status())
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+// Package natsjstest gives tests a real JetStream: an embedded nats-server in a temporary
+// directory, stopped when the test ends.
+package natsjstest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mitosis-dev/mitosis/shop/natsembed"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
+)
+
+// Server is a JetStream server for one test (or a test binary's TestMain).
+type Server struct {
+	srv *natsembed.Server
+	js  jetstream.JetStream
+	n   atomic.Int64
+}
+
+// Start starts a server in dir; the caller stops it with Close.
+func Start(dir string) (*Server, error) {
+	srv, err := natsembed.Start(dir, "")
+	if err != nil {
+		return nil, err
+	}
+	nc, err := srv.Connect("test")
+	if err != nil {
+		srv.Shutdown()
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		srv.Shutdown()
+		return nil, err
+	}
+	return &Server{srv: srv, js: js}, nil
+}
+
+// New starts a server for t and stops it when t ends.
+func New(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start(t.TempDir())
+	if err != nil {
+		t.Fatalf("start JetStream: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// JetStream returns the server's JetStream client.
+func (s *Server) JetStream() jetstream.JetStream { return s.js }
+
+// Bucket opens a new, empty bucket with a unique name on the server.
+func (s *Server) Bucket(t testing.TB, name string) *natsjs.Bucket {
+	t.Helper()
+	b, err := natsjs.OpenBucket(context.Background(), s.js, fmt.Sprintf("%s_%d", name, s.n.Add(1)))
+	if err != nil {
+		t.Fatalf("open bucket: %v", err)
+	}
+	return b
+}
+
+// Bus opens the event bus on the server.
+func (s *Server) Bus(t testing.TB) *natsjs.Bus {
+	t.Helper()
+	b, err := natsjs.OpenBus(context.Background(), s.js, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("open bus: %v", err)
+	}
+	return b
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Shutdown() }

@@ -1,0 +1,74 @@
+// Package orders runs checkout, the saga that turns a cart into a paid order, and keeps
+// order history. Checkout is all or nothing: price (catalog), reserve (inventory), charge
+// (payments), record, clear the cart, publish order-paid; a failure compensates what was
+// done, and a saga record lets a restarted process finish or compensate a checkout that was
+// interrupted. Idempotency keys are global and bound to a hash of the request.
+package orders
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/shop/events"
+	"github.com/mitosis-dev/mitosis/shop/money"
+	"github.com/mitosis-dev/mitosis/shop/payments"
+)
+
+// Order statuses.
+const (
+	StatusPaid    = "paid"
+	StatusShipped = "shipped"
+)
+
+// Item is a line of an order at the price it was sold.
+type Item struct {
+	ProductID string      `json:"product_id"`
+	Quantity  int         `json:"quantity"`
+	UnitPrice money.Money `json:"unit_price"`
+}
+
+// Order is a paid order.
+type Order struct {
+	ID         string      `json:"id"`
+	UserID     string      `json:"user_id"`
+	Status     string      `json:"status"`
+	Items      []Item      `json:"items"`
+	Subtotal   money.Money `json:"subtotal"`
+	Shipping   money.Money `json:"shipping"`
+	Total      money.Money `json:"total"`
+	TrackingID string      `json:"tracking_id"` // "" until shipped
+	CreatedAt  time.Time   `json:"created_at"`
+}
+
+// Address is where an order is shipped.
+type Address = events.Address
+
+// CheckoutRequest is what the customer submits at checkout.
+type CheckoutRequest struct {
+	UserID  string        `json:"user_id"`
+	Email   string        `json:"email"`
+	Address Address       `json:"address"`
+	Card    payments.Card `json:"card"`
+}
+
+var (
+	// ErrNotFound: no order has that ID.
+	ErrNotFound = errors.New("orders: order not found")
+	// ErrIdempotencyConflict: the idempotency key was used with a different request.
+	ErrIdempotencyConflict = errors.New("orders: idempotency key reused with a different request")
+)
+
+// Service is the orders port.
+type Service interface {
+	// Checkout turns the user's cart into a paid order, or changes nothing. The same key with
+	// an equal request returns the same order, also concurrently; with a different request it
+	// is ErrIdempotencyConflict. An empty cart or a bad request is a validation error.
+	Checkout(ctx context.Context, idempotencyKey string, req CheckoutRequest) (Order, error)
+	// Get returns an order, or ErrNotFound.
+	Get(ctx context.Context, id string) (Order, error)
+	// ListByUser returns a user's orders newest first; none for an unknown user.
+	ListByUser(ctx context.Context, userID string) ([]Order, error)
+	// MarkShipped records an order's tracking ID and status shipped; idempotent.
+	MarkShipped(ctx context.Context, orderID, trackingID string) (Order, error)
+}

@@ -1,0 +1,71 @@
+// Package payments validates cards and charges and refunds them, each charge under an
+// idempotency key so that a repeated request never charges twice. The shop has no real
+// acquirer: the test cards of API.md decide the outcome, every other valid card is approved.
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/shop/money"
+)
+
+// Card is a payment card as the customer typed it.
+type Card struct {
+	Number   string `json:"number"`
+	ExpMonth int    `json:"exp_month"`
+	ExpYear  int    `json:"exp_year"`
+	CVV      string `json:"cvv"`
+}
+
+// ChargeRequest asks to charge amount to card, once per idempotency key.
+type ChargeRequest struct {
+	IdempotencyKey string
+	Amount         money.Money
+	Card           Card
+}
+
+// Charge states.
+const (
+	StatusCaptured = "captured"
+	StatusRefunded = "refunded"
+	StatusVoided   = "voided" // refunded before any charge arrived: the key can never charge
+)
+
+// Charge is the record of one idempotency key's charge.
+type Charge struct {
+	ID             string      `json:"id"`
+	IdempotencyKey string      `json:"idempotency_key"`
+	Amount         money.Money `json:"amount"`
+	Last4          string      `json:"last4"`
+	Status         string      `json:"status"`
+	CreatedAt      time.Time   `json:"created_at"`
+}
+
+var (
+	// ErrDeclined matches every declined charge; nothing was charged.
+	ErrDeclined = errors.New("payment declined")
+	// ErrCardDeclined: the issuer declined the card.
+	ErrCardDeclined = fmt.Errorf("%w: card declined", ErrDeclined)
+	// ErrInsufficientFunds: the card has too little money.
+	ErrInsufficientFunds = fmt.Errorf("%w: insufficient funds", ErrDeclined)
+	// ErrCardExpired: the card's expiry month is before the current month.
+	ErrCardExpired = fmt.Errorf("%w: card expired", ErrDeclined)
+	// ErrNotFound: no charge has that idempotency key.
+	ErrNotFound = errors.New("payments: charge not found")
+)
+
+// Service is the payments port.
+type Service interface {
+	// Charge validates the card (a validation error for a malformed or Luhn-invalid number),
+	// then charges it, or fails with an error wrapping ErrDeclined. A key already used returns
+	// the first outcome, charging nothing more.
+	Charge(ctx context.Context, req ChargeRequest) (Charge, error)
+	// Refund refunds the key's charge. Refunding twice is a no-op; refunding a key that never
+	// charged voids it, so that a charge arriving late under that key cannot go through.
+	Refund(ctx context.Context, idempotencyKey string) (Charge, error)
+	// Get returns the key's charge, or ErrNotFound.
+	Get(ctx context.Context, idempotencyKey string) (Charge, error)
+}
