@@ -85,45 +85,71 @@ const maxAttempts = 500
 // fn must be free of side effects: it may run several times. If fn returns ErrSkip nothing is
 // written and the current value is returned; any other error is returned as it is.
 func Mutate[T any](ctx context.Context, b Bucket, key string, fn func(v *T, exists bool) error) (T, error) {
+	v, _, err := mutate(ctx, b, key, nil, fn)
+	return v, err
+}
+
+// MutateFrom is Mutate starting from a value the caller already holds at revision rev (from
+// its own Create or an earlier write), which saves the first read: the write is tried at rev
+// and only a conflict makes it read. It also returns the revision written (or, after
+// ErrSkip, the one read), so that a sequence of writes to one key reads nothing.
+func MutateFrom[T any](ctx context.Context, b Bucket, key string, cur T, rev uint64, fn func(v *T, exists bool) error) (T, uint64, error) {
+	return mutate(ctx, b, key, &known[T]{cur, rev}, fn)
+}
+
+type known[T any] struct {
+	v   T
+	rev uint64
+}
+
+func mutate[T any](ctx context.Context, b Bucket, key string, start *known[T], fn func(v *T, exists bool) error) (T, uint64, error) {
 	for attempt := 0; ; attempt++ {
 		var v T
-		e, err := b.Get(ctx, key)
-		exists := err == nil
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			return v, err
-		default:
-			if err := json.Unmarshal(e.Value, &v); err != nil {
-				return v, fmt.Errorf("decode %q: %w", key, err)
+		var rev uint64
+		exists := false
+		if start != nil {
+			v, rev, exists = start.v, start.rev, start.rev > 0
+			start = nil
+		} else {
+			e, err := b.Get(ctx, key)
+			switch {
+			case errors.Is(err, ErrNotFound):
+			case err != nil:
+				return v, 0, err
+			default:
+				exists, rev = true, e.Revision
+				if err := json.Unmarshal(e.Value, &v); err != nil {
+					return v, 0, fmt.Errorf("decode %q: %w", key, err)
+				}
 			}
 		}
 		if err := fn(&v, exists); err != nil {
 			if errors.Is(err, ErrSkip) {
-				return v, nil
+				return v, rev, nil
 			}
-			return v, err
+			return v, rev, err
 		}
 		data, err := json.Marshal(v)
 		if err != nil {
-			return v, fmt.Errorf("encode %q: %w", key, err)
+			return v, 0, fmt.Errorf("encode %q: %w", key, err)
 		}
+		var written uint64
 		if exists {
-			_, err = b.Update(ctx, key, data, e.Revision)
+			written, err = b.Update(ctx, key, data, rev)
 		} else {
-			_, err = b.Create(ctx, key, data)
+			written, err = b.Create(ctx, key, data)
 		}
 		if err == nil {
-			return v, nil
+			return v, written, nil
 		}
 		if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrExists) {
-			return v, err
+			return v, 0, err
 		}
 		if attempt >= maxAttempts {
-			return v, fmt.Errorf("update %q: %d attempts: %w", key, attempt+1, ErrConflict)
+			return v, 0, fmt.Errorf("update %q: %d attempts: %w", key, attempt+1, ErrConflict)
 		}
 		if err := backoff(ctx, attempt); err != nil {
-			return v, err
+			return v, 0, err
 		}
 	}
 }

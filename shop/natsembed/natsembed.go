@@ -50,8 +50,9 @@ func Start(dir, listen string) (*Server, error) {
 }
 
 // Connect returns a client connection to the server, in-process.
-func (s *Server) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(s.ns.ClientURL(), nats.InProcessServer(s.ns), nats.Name(name))
+func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append(opts, nats.InProcessServer(s.ns), nats.Name(name))
+	nc, err := nats.Connect(s.ns.ClientURL(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect embedded nats: %w", err)
 	}

@@ -32,6 +32,9 @@ const (
 	StatusCaptured = "captured"
 	StatusRefunded = "refunded"
 	StatusVoided   = "voided" // refunded before any charge arrived: the key can never charge
+	// StatusDeclined is the record of a declined charge: nothing was charged, and a repeat
+	// of its key repeats the decline. Get and Refund return it; Charge returns the decline.
+	StatusDeclined = "declined"
 )
 
 // Charge is the record of one idempotency key's charge.
@@ -55,6 +58,9 @@ var (
 	ErrCardExpired = fmt.Errorf("%w: card expired", ErrDeclined)
 	// ErrNotFound: no charge has that idempotency key.
 	ErrNotFound = errors.New("payments: charge not found")
+	// ErrVoided: the key was refunded before any charge arrived under it (a saga gave up on
+	// it), so a charge under that key, arriving late, is refused and charges nothing.
+	ErrVoided = errors.New("payments: charge voided before it was made")
 )
 
 // Service is the payments port.

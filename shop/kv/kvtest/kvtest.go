@@ -125,6 +125,28 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 			t.Fatalf("counter = %d (%v), want %d", n, err, writers*each)
 		}
 	})
+	t.Run("MutateFrom", func(t *testing.T) {
+		ctx := context.Background()
+		b := newBucket(t)
+		rev, err := kv.Create(ctx, b, "k", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inc := func(n *int, _ bool) error { *n++; return nil }
+		// From the revision it wrote: no read needed, and the write lands.
+		n, rev2, err := kv.MutateFrom(ctx, b, "k", 1, rev, inc)
+		if err != nil || n != 2 || rev2 <= rev {
+			t.Fatalf("MutateFrom fresh: %d rev %d err %v", n, rev2, err)
+		}
+		// From a stale value: the conflict makes it read, and fn runs on the stored value.
+		n, rev3, err := kv.MutateFrom(ctx, b, "k", 1, rev, inc)
+		if err != nil || n != 3 || rev3 <= rev2 {
+			t.Fatalf("MutateFrom stale: %d rev %d err %v, want 3", n, rev3, err)
+		}
+		if got, r, _ := kv.Get[int](ctx, b, "k"); got != 3 || r != rev3 {
+			t.Fatalf("stored %d at %d, want 3 at %d", got, r, rev3)
+		}
+	})
 	t.Run("MutateSkipAndError", func(t *testing.T) {
 		ctx := context.Background()
 		b := newBucket(t)

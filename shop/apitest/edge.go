@@ -1,0 +1,128 @@
+package apitest
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func testHealth(t *testing.T, c *Client) {
+	for _, path := range []string{"/healthz", "/readyz"} {
+		r := c.Request(t, http.MethodGet, path, nil, nil)
+		var body struct {
+			Status string `json:"status"`
+		}
+		expectJSON(t, path, r, http.StatusOK, &body)
+		ExpectKeys(t, path, r.Body, "status")
+		if body.Status != "ok" {
+			t.Errorf("%s: status %q, want ok", path, body.Status)
+		}
+	}
+}
+
+func testUnknownRoute(t *testing.T, c *Client) {
+	for _, path := range []string{"/nope", "/v1/nope", "/v1/products/x/y", "/v2/products"} {
+		ExpectProblem(t, c.Request(t, http.MethodGet, path, nil, nil), http.StatusNotFound, "not-found")
+	}
+}
+
+func testAdminUnauthorized(t *testing.T, c *Client) {
+	id := NewID("t")
+	p := Product{ID: id, Name: "Never", Description: "must not exist", Price: Money{"USD", 100}, WeightGrams: 1}
+	stocked := c.NewProduct(t, 100, 1)
+	for name, h := range map[string]http.Header{
+		"no header":    nil,
+		"wrong token":  {"Authorization": {"Bearer " + c.AdminToken + "x"}},
+		"empty bearer": {"Authorization": {"Bearer "}},
+		"basic scheme": {"Authorization": {"Basic " + c.AdminToken}},
+		"bare token":   {"Authorization": {c.AdminToken}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := c.Request(t, http.MethodPut, "/v1/admin/products/"+id, h, productBody(p))
+			ExpectProblem(t, r, http.StatusUnauthorized, "unauthorized")
+			r = c.Request(t, http.MethodPost, "/v1/admin/inventory/"+stocked.ID, h, map[string]int64{"add": 5})
+			ExpectProblem(t, r, http.StatusUnauthorized, "unauthorized")
+		})
+	}
+	ExpectProblem(t, c.Request(t, http.MethodGet, "/v1/products/"+id, nil, nil), http.StatusNotFound, "not-found")
+	if s := c.Inventory(t, stocked.ID); s != (Stock{ProductID: stocked.ID}) {
+		t.Errorf("inventory after unauthorized adds: %+v, want all zeros", s)
+	}
+}
+
+// testRequestBodyRules: unknown fields, malformed JSON, a value that is not an object, data
+// after the object and wrong types are all 400, and change nothing.
+func testRequestBodyRules(t *testing.T, c *Client) {
+	p := c.NewProduct(t, 100, 10)
+	user := NewID("u")
+	path := "/v1/carts/" + user + "/items"
+	for _, body := range []string{
+		`{"product_id":"` + p.ID + `","quantity":1,"color":"red"}`,
+		`{"product_id":"` + p.ID + `","quantity":1,"Quantity":2}`,
+		`{"product_id":"` + p.ID + `","quantity":1`,
+		`{"product_id":"` + p.ID + `","quantity":1}{}`,
+		`{"product_id":"` + p.ID + `","quantity":1} x`,
+		`{"product_id":"` + p.ID + `","quantity":"1"}`,
+		`{"product_id":"` + p.ID + `","quantity":1.5}`,
+		`{"product_id":42,"quantity":1}`,
+		`null`,
+		`[]`,
+		`"text"`,
+		``,
+	} {
+		r := c.Request(t, http.MethodPost, path, nil, body)
+		ExpectProblem(t, r, http.StatusBadRequest, "invalid-argument")
+	}
+	if crt := c.Cart(t, user); len(crt.Items) != 0 {
+		t.Errorf("cart after rejected adds: %+v, want empty", crt)
+	}
+
+	// The admin PUT takes the product without its id, and its nested money object too is
+	// checked field by field.
+	for _, body := range []string{
+		`{"name":"n","description":"d","price":{"currency":"USD","units":1,"cents":1},"weight_grams":1}`,
+		`{"name":"n","description":"d","price":null,"weight_grams":1}`,
+	} {
+		r := c.Request(t, http.MethodPut, "/v1/admin/products/"+p.ID, c.adminHeader(), body)
+		ExpectProblem(t, r, http.StatusBadRequest, "invalid-argument")
+	}
+	if got := c.Product(t, p.ID); got != p {
+		t.Errorf("product after rejected puts: %+v, want %+v", got, p)
+	}
+}
+
+// testBodyTooLarge: a body over 1 MiB is 413 whatever its content and however it is sent;
+// exactly 1 MiB is read.
+func testBodyTooLarge(t *testing.T, c *Client) {
+	p := c.NewProduct(t, 100, 10)
+	user := NewID("u")
+	path := "/v1/carts/" + user + "/items"
+	item := `{"product_id":"` + p.ID + `","quantity":1}`
+	pad := func(n int) []byte { return append([]byte(item), bytes.Repeat([]byte(" "), n-len(item))...) }
+
+	ExpectProblem(t, c.Request(t, http.MethodPost, path, nil, pad(MaxBodyBytes+1)), http.StatusRequestEntityTooLarge, "payload-too-large")
+	ExpectProblem(t, c.Request(t, http.MethodPost, path, nil, bytes.NewReader(pad(MaxBodyBytes+1))), http.StatusRequestEntityTooLarge, "payload-too-large")
+	junk := strings.Repeat("x", MaxBodyBytes+1)
+	ExpectProblem(t, c.Request(t, http.MethodPut, "/v1/admin/products/"+p.ID, c.adminHeader(), junk), http.StatusRequestEntityTooLarge, "payload-too-large")
+	if crt := c.Cart(t, user); len(crt.Items) != 0 {
+		t.Fatalf("cart after rejected adds: %+v, want empty", crt)
+	}
+
+	var crt Cart
+	expectJSON(t, "add with a body of exactly 1 MiB", c.Request(t, http.MethodPost, path, nil, pad(MaxBodyBytes)), http.StatusOK, &crt)
+	if want := []CartItem{{p.ID, 1}}; !slices.Equal(crt.Items, want) {
+		t.Errorf("cart: %+v, want %+v", crt.Items, want)
+	}
+}
+
+// query builds a product list query from pairs of names and values.
+func query(kv ...string) url.Values {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		q.Set(kv[i], kv[i+1])
+	}
+	return q
+}

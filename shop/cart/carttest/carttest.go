@@ -1,0 +1,261 @@
+// Package carttest is the conformance suite of cart.Service, written once against the
+// interface and run against every way of getting one: the implementation over the memory
+// store and over JetStream, and (in services/) a gRPC client talking to a real server.
+package carttest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mitosis-dev/mitosis/shop/cart"
+	"github.com/mitosis-dev/mitosis/shop/validation"
+)
+
+// Run runs the suite. newService returns a cart service over an empty store.
+func Run(t *testing.T, newService func(t *testing.T) cart.Service) {
+	t.Run("UnknownUserHasEmptyCart", func(t *testing.T) {
+		svc := newService(t)
+		c, err := svc.Get(context.Background(), "nobody")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		assertCart(t, c, "nobody")
+	})
+
+	t.Run("AddMergesAndKeepsFirstAddedOrder", func(t *testing.T) {
+		svc := newService(t)
+		ctx := context.Background()
+		steps := []struct {
+			add  cart.Item
+			want []cart.Item
+		}{
+			{item("sku-0003", 2), []cart.Item{item("sku-0003", 2)}},
+			{item("sku-0001", 1), []cart.Item{item("sku-0003", 2), item("sku-0001", 1)}},
+			{item("sku-0003", 5), []cart.Item{item("sku-0003", 7), item("sku-0001", 1)}},
+			{item("sku-0002", 99), []cart.Item{item("sku-0003", 7), item("sku-0001", 1), item("sku-0002", 99)}},
+		}
+		for _, step := range steps {
+			c, err := svc.Add(ctx, "alice", step.add)
+			if err != nil {
+				t.Fatalf("Add %+v: %v", step.add, err)
+			}
+			assertCart(t, c, "alice", step.want...)
+		}
+		c, err := svc.Get(ctx, "alice")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		assertCart(t, c, "alice", steps[len(steps)-1].want...)
+	})
+
+	t.Run("CartsAreSeparate", func(t *testing.T) {
+		svc := newService(t)
+		ctx := context.Background()
+		mustAdd(t, svc, "alice", cart.Item{ProductID: "sku-0001", Quantity: 1})
+		mustAdd(t, svc, "bob", cart.Item{ProductID: "sku-0002", Quantity: 3})
+		for user, want := range map[string][]cart.Item{
+			"alice": {item("sku-0001", 1)},
+			"bob":   {item("sku-0002", 3)},
+			"carol": nil,
+		} {
+			c, err := svc.Get(ctx, user)
+			if err != nil {
+				t.Fatalf("Get %s: %v", user, err)
+			}
+			assertCart(t, c, user, want...)
+		}
+	})
+
+	t.Run("LineOverMaxIsRejectedAndCartUnchanged", func(t *testing.T) {
+		svc := newService(t)
+		ctx := context.Background()
+		mustAdd(t, svc, "alice", cart.Item{ProductID: "sku-0001", Quantity: 60})
+		mustAdd(t, svc, "alice", cart.Item{ProductID: "sku-0002", Quantity: 1})
+		_, err := svc.Add(ctx, "alice", cart.Item{ProductID: "sku-0001", Quantity: 40})
+		assertInvalid(t, err, "quantity")
+		c, err := svc.Get(ctx, "alice")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		assertCart(t, c, "alice", cart.Item{ProductID: "sku-0001", Quantity: 60}, cart.Item{ProductID: "sku-0002", Quantity: 1})
+		// Up to exactly the max is fine.
+		c = mustAdd(t, svc, "alice", cart.Item{ProductID: "sku-0001", Quantity: 39})
+		assertCart(t, c, "alice", cart.Item{ProductID: "sku-0001", Quantity: 99}, cart.Item{ProductID: "sku-0002", Quantity: 1})
+	})
+
+	t.Run("BadInput", func(t *testing.T) {
+		svc := newService(t)
+		ctx := context.Background()
+		good := cart.Item{ProductID: "sku-0001", Quantity: 1}
+		for _, tc := range []struct {
+			name  string
+			user  string
+			item  cart.Item
+			field string
+		}{
+			{"empty user", "", good, "user_id"},
+			{"user too long", strings.Repeat("u", 129), good, "user_id"},
+			{"empty product", "alice", cart.Item{Quantity: 1}, "product_id"},
+			{"product too long", "alice", cart.Item{ProductID: strings.Repeat("p", 65), Quantity: 1}, "product_id"},
+			{"zero quantity", "alice", cart.Item{ProductID: "sku-0001"}, "quantity"},
+			{"negative quantity", "alice", cart.Item{ProductID: "sku-0001", Quantity: -3}, "quantity"},
+			{"quantity over max", "alice", cart.Item{ProductID: "sku-0001", Quantity: 100}, "quantity"},
+		} {
+			_, err := svc.Add(ctx, tc.user, tc.item)
+			if !errors.Is(err, validation.ErrInvalid) || validation.FieldOf(err) != tc.field {
+				t.Errorf("%s: Add error = %v (field %q), want a validation error on %q",
+					tc.name, err, validation.FieldOf(err), tc.field)
+			}
+		}
+		if _, err := svc.Get(ctx, ""); !errors.Is(err, validation.ErrInvalid) || validation.FieldOf(err) != "user_id" {
+			t.Errorf("Get empty user: %v, want a validation error on user_id", err)
+		}
+		if err := svc.Clear(ctx, strings.Repeat("u", 129)); !errors.Is(err, validation.ErrInvalid) || validation.FieldOf(err) != "user_id" {
+			t.Errorf("Clear with a long user id: %v, want a validation error on user_id", err)
+		}
+		c, err := svc.Get(ctx, "alice")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		assertCart(t, c, "alice")
+	})
+
+	t.Run("LimitsAreAccepted", func(t *testing.T) {
+		svc := newService(t)
+		user := strings.Repeat("ü", 128)
+		product := strings.Repeat("p", 64)
+		c := mustAdd(t, svc, user, cart.Item{ProductID: product, Quantity: cart.MaxQuantity})
+		assertCart(t, c, user, cart.Item{ProductID: product, Quantity: cart.MaxQuantity})
+		// User IDs are opaque: characters that mean something to a store are just characters.
+		odd := "user.with/odd chars*>"
+		c = mustAdd(t, svc, odd, cart.Item{ProductID: "sku-0001", Quantity: 1})
+		assertCart(t, c, odd, cart.Item{ProductID: "sku-0001", Quantity: 1})
+		got, err := svc.Get(context.Background(), odd)
+		if err != nil {
+			t.Fatalf("Get %q: %v", odd, err)
+		}
+		assertCart(t, got, odd, cart.Item{ProductID: "sku-0001", Quantity: 1})
+	})
+
+	t.Run("ClearEmptiesTheCart", func(t *testing.T) {
+		svc := newService(t)
+		ctx := context.Background()
+		mustAdd(t, svc, "alice", cart.Item{ProductID: "sku-0001", Quantity: 2})
+		mustAdd(t, svc, "bob", cart.Item{ProductID: "sku-0001", Quantity: 2})
+		if err := svc.Clear(ctx, "alice"); err != nil {
+			t.Fatalf("Clear: %v", err)
+		}
+		c, err := svc.Get(ctx, "alice")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		assertCart(t, c, "alice")
+		if err := svc.Clear(ctx, "alice"); err != nil {
+			t.Fatalf("Clear of an empty cart: %v", err)
+		}
+		if err := svc.Clear(ctx, "nobody"); err != nil {
+			t.Fatalf("Clear of an unknown user: %v", err)
+		}
+		// Other carts are untouched, and a cleared cart fills again from scratch.
+		b, err := svc.Get(ctx, "bob")
+		if err != nil {
+			t.Fatalf("Get bob: %v", err)
+		}
+		assertCart(t, b, "bob", cart.Item{ProductID: "sku-0001", Quantity: 2})
+		c = mustAdd(t, svc, "alice", cart.Item{ProductID: "sku-0005", Quantity: 1})
+		assertCart(t, c, "alice", cart.Item{ProductID: "sku-0005", Quantity: 1})
+	})
+
+	t.Run("ConcurrentAddsLoseNothing", func(t *testing.T) {
+		svc := newService(t)
+		ctx := context.Background()
+		const writers, rounds = 10, 3
+		var wg sync.WaitGroup
+		errs := make(chan error, writers*rounds*2)
+		for w := range writers {
+			wg.Go(func() {
+				for range rounds {
+					// Everyone adds to one shared line, and each writer to its own.
+					for _, item := range []cart.Item{
+						{ProductID: "shared", Quantity: 1},
+						{ProductID: fmt.Sprintf("own-%d", w), Quantity: 2},
+					} {
+						if _, err := svc.Add(ctx, "busy", item); err != nil {
+							errs <- fmt.Errorf("writer %d adds %+v: %w", w, item, err)
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		c, err := svc.Get(ctx, "busy")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		got := map[string]int{}
+		for _, it := range c.Items {
+			if _, dup := got[it.ProductID]; dup {
+				t.Errorf("%s has two lines", it.ProductID)
+			}
+			got[it.ProductID] = it.Quantity
+		}
+		want := map[string]int{"shared": writers * rounds}
+		for w := range writers {
+			want[fmt.Sprintf("own-%d", w)] = 2 * rounds
+		}
+		if len(got) != len(want) {
+			t.Fatalf("cart has lines %v, want %v", got, want)
+		}
+		for id, q := range want {
+			if got[id] != q {
+				t.Errorf("%s: quantity %d, want %d (all lines: %v)", id, got[id], q, got)
+			}
+		}
+	})
+}
+
+func mustAdd(t *testing.T, svc cart.Service, user string, item cart.Item) cart.Cart {
+	t.Helper()
+	c, err := svc.Add(context.Background(), user, item)
+	if err != nil {
+		t.Fatalf("Add %+v for %s: %v", item, user, err)
+	}
+	return c
+}
+
+// assertCart checks that c is user's cart holding exactly items, in order, as a non-nil list.
+func assertCart(t *testing.T, c cart.Cart, user string, items ...cart.Item) {
+	t.Helper()
+	if c.UserID != user {
+		t.Errorf("cart user = %q, want %q", c.UserID, user)
+	}
+	if c.Items == nil {
+		t.Errorf("cart of %s has nil items, want a list", user)
+	}
+	if items == nil {
+		items = []cart.Item{}
+	}
+	if !slices.Equal(c.Items, items) {
+		t.Errorf("cart of %s = %+v, want %+v", user, c.Items, items)
+	}
+}
+
+func assertInvalid(t *testing.T, err error, field string) {
+	t.Helper()
+	if !errors.Is(err, validation.ErrInvalid) || validation.FieldOf(err) != field {
+		t.Fatalf("error = %v (field %q), want a validation error on %q", err, validation.FieldOf(err), field)
+	}
+}
+
+func item(productID string, quantity int) cart.Item {
+	return cart.Item{ProductID: productID, Quantity: quantity}
+}

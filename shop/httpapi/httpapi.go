@@ -1,0 +1,166 @@
+// Package httpapi is the shop's public HTTP API (the contract in API.md): routing, request
+// decoding, the mapping of domain errors to RFC 9457 problem documents, admin
+// authentication, and the edge concerns every request shares (deadline, panic recovery,
+// access log). It composes contexts only where the API needs a fact no single context owns
+// (a cart line or a stock count needs the product to exist in the catalog); every rule of
+// the shop itself stays in the contexts. It knows nothing of where a context runs: the
+// monolith hands it in-process implementations, the gateway gRPC clients.
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/mitosis-dev/mitosis/shop/cart"
+	"github.com/mitosis-dev/mitosis/shop/catalog"
+	"github.com/mitosis-dev/mitosis/shop/inventory"
+	"github.com/mitosis-dev/mitosis/shop/notify"
+	"github.com/mitosis-dev/mitosis/shop/orders"
+)
+
+// Config is what the API needs: the contexts it serves and the edge settings.
+type Config struct {
+	Catalog       catalog.Service
+	Carts         cart.Service
+	Inventory     inventory.Service
+	Orders        orders.Service
+	Notifications notify.Service
+
+	AdminToken string                          // "" disables the admin routes (always 401)
+	Ready      func(ctx context.Context) error // /readyz; nil means always ready
+	Logger     *slog.Logger                    // nil discards
+	Timeout    time.Duration                   // per-request deadline; 0 means DefaultTimeout
+}
+
+// DefaultTimeout is the per-request deadline when Config.Timeout is 0.
+const DefaultTimeout = 10 * time.Second
+
+// MaxBodyBytes is the largest request body the API reads (API.md: 1 MiB); larger is 413.
+const MaxBodyBytes = 1 << 20
+
+// api holds the configuration and the per-process state of the handlers.
+type api struct {
+	cfg       Config
+	log       *slog.Logger
+	timeout   time.Duration
+	adminHash [sha256.Size]byte // of AdminToken; compared in constant time
+	mux       *chi.Mux
+	buffers   sync.Pool // *jsonBuffer, reused by every JSON response
+	schemas   schemas
+}
+
+// New returns the API's handler.
+func New(cfg Config) http.Handler {
+	a := &api{cfg: cfg, log: cfg.Logger, timeout: cfg.Timeout, schemas: newSchemas()}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.timeout <= 0 {
+		a.timeout = DefaultTimeout
+	}
+	if cfg.AdminToken != "" {
+		a.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
+	}
+	a.buffers.New = newJSONBuffer
+	a.mux = a.routes()
+	return a.edge(a.mux)
+}
+
+// routes is the API's route table, one line per row of API.md's endpoint table.
+func (a *api) routes() *chi.Mux {
+	r := chi.NewMux()
+	r.NotFound(a.notFound)
+	r.MethodNotAllowed(a.methodNotAllowed)
+
+	r.Get("/healthz", a.healthz)
+	r.Get("/readyz", a.readyz)
+
+	r.Get("/v1/products", a.listProducts)
+	r.Get("/v1/products/{id}", a.getProduct)
+
+	r.Get("/v1/carts/{user_id}", a.getCart)
+	r.Post("/v1/carts/{user_id}/items", a.addToCart)
+	r.Delete("/v1/carts/{user_id}", a.clearCart)
+
+	r.Post("/v1/checkout", a.checkout)
+	r.Get("/v1/orders/{id}", a.getOrder)
+	r.Get("/v1/users/{user_id}/orders", a.listOrders)
+
+	r.Get("/v1/inventory/{product_id}", a.getInventory)
+	r.Get("/v1/users/{user_id}/notifications", a.listNotifications)
+
+	r.Put("/v1/admin/products/{id}", a.admin(a.putProduct))
+	r.Post("/v1/admin/inventory/{product_id}", a.admin(a.addStock))
+	return r
+}
+
+// edge wraps the router in what every request shares, outermost first. It is THE place for
+// request-wide middleware: tracing (otelhttp and the traceresponse / X-Amzn-Trace-Id
+// headers) goes here, wrapping the result of this function, so that it sees the final
+// status of recovered panics too.
+func (a *api) edge(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+		defer cancel()
+		logged := a.log.Enabled(ctx, slog.LevelDebug)
+		var start time.Time
+		if logged {
+			start = time.Now()
+		}
+		rw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				a.recovered(rw, r, v)
+			}
+			if logged {
+				a.log.LogAttrs(ctx, slog.LevelDebug, "http request",
+					slog.String("method", r.Method),
+					slog.String("path", r.URL.Path),
+					slog.Int("status", rw.statusOr200()),
+					slog.Int64("bytes", rw.bytes),
+					slog.Duration("duration", time.Since(start)))
+			}
+		}()
+		next.ServeHTTP(rw, r.WithContext(ctx))
+	})
+}
+
+// statusWriter remembers the status and size of a response, for the access log and so that
+// a recovered panic knows whether a problem document can still be written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) statusOr200() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}

@@ -1,0 +1,283 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/mitosis-dev/mitosis/shop/cart"
+	"github.com/mitosis-dev/mitosis/shop/money"
+	"github.com/mitosis-dev/mitosis/shop/orders"
+	"github.com/mitosis-dev/mitosis/shop/validation"
+)
+
+// Request bodies that are not a domain type as they are.
+type (
+	// productBody is a Product without its id, which the admin PUT takes from the path.
+	productBody struct {
+		Name        string      `json:"name"`
+		Description string      `json:"description"`
+		Price       money.Money `json:"price"`
+		WeightGrams int64       `json:"weight_grams"`
+	}
+	// stockBody is the admin inventory POST.
+	stockBody struct {
+		Add int64 `json:"add"`
+	}
+)
+
+// schemas are the shapes of the request bodies, built once from their Go types.
+type schemas struct {
+	cartItem, checkout, product, stock *schema
+}
+
+func newSchemas() schemas {
+	return schemas{
+		cartItem: schemaOf(reflect.TypeFor[cart.Item]()),
+		checkout: schemaOf(reflect.TypeFor[orders.CheckoutRequest]()),
+		product:  schemaOf(reflect.TypeFor[productBody]()),
+		stock:    schemaOf(reflect.TypeFor[stockBody]()),
+	}
+}
+
+// schema is the shape of a JSON object a body must have: its field names exactly as the
+// API spells them, and the schema of each field that is itself an object (nil for any
+// other value, whose type encoding/json checks).
+//
+// It exists because encoding/json matches field names case-insensitively and lets a later
+// duplicate key win, so {"Quantity": 5} or {"quantity": 1, "quantity": 99} would pass its
+// DisallowUnknownFields; API.md rejects unknown fields, and a field spelt otherwise is one.
+type schema struct {
+	fields map[string]*schema
+}
+
+// schemaOf returns the schema of a struct type, nil for any other type.
+func schemaOf(t reflect.Type) *schema {
+	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]()) ||
+		reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		return nil
+	}
+	s := &schema{fields: map[string]*schema{}}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case !f.IsExported() || name == "-":
+		case f.Anonymous && name == "" && schemaOf(f.Type) != nil:
+			for k, v := range schemaOf(f.Type).fields {
+				s.fields[k] = v
+			}
+		case name == "":
+			s.fields[f.Name] = schemaOf(f.Type)
+		default:
+			s.fields[name] = schemaOf(f.Type)
+		}
+	}
+	return s
+}
+
+// decodeBody reads the whole request body, at most MaxBodyBytes (else *http.MaxBytesError,
+// whatever the content), and decodes it into dst, which must have the shape s.
+func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, s *schema, dst any) error {
+	if r.ContentLength > MaxBodyBytes {
+		return &http.MaxBytesError{Limit: MaxBodyBytes}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(innermost(w), r.Body, MaxBodyBytes))
+	if err != nil {
+		if tooLarge, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return tooLarge
+		}
+		return validation.Errorf("", "could not read the request body: %v", err)
+	}
+	return decodeJSON(body, s, dst)
+}
+
+// innermost returns the server's own writer under any middleware's wrappers: the one that
+// MaxBytesReader can tell to close the connection after a body that was too large.
+func innermost(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
+}
+
+// decodeJSON decodes body, one JSON object of shape s and nothing after it, into dst. Every
+// failure is a validation error naming the field (or "" for the body as a whole).
+func decodeJSON(body []byte, s *schema, dst any) error {
+	// First pass: the shape (an object, no unknown or duplicate field, no null object).
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := checkShape(dec, s, ""); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return validation.Errorf("", "unexpected data after the JSON object")
+	}
+	// Second pass: the types.
+	dec = json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+			return validation.Errorf(te.Field, "must be %s, not a JSON %s", typeWord(te.Type), te.Value)
+		}
+		return validation.Errorf("", "malformed JSON: %v", err)
+	}
+	return nil
+}
+
+// checkShape reads the next JSON value from dec and checks it against s (nil: any value).
+func checkShape(dec *json.Decoder, s *schema, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		if path == "" && err == io.EOF {
+			return validation.Errorf("", "the request body must be a JSON object")
+		}
+		return malformed(err)
+	}
+	if s == nil {
+		return skipValue(dec, tok)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		if path == "" {
+			return validation.Errorf("", "the request body must be a JSON object")
+		}
+		return validation.Errorf(path, "must be a JSON object")
+	}
+	seen := make(map[string]bool, len(s.fields))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return malformed(err)
+		}
+		key, _ := tok.(string) // object keys are always strings
+		field := key
+		if path != "" {
+			field = path + "." + key
+		}
+		child, known := s.fields[key]
+		if !known {
+			return validation.Errorf(field, "unknown field")
+		}
+		if seen[key] {
+			return validation.Errorf(field, "given twice")
+		}
+		seen[key] = true
+		if err := checkShape(dec, child, field); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return malformed(err)
+	}
+	return nil
+}
+
+// skipValue consumes the rest of the value that starts with tok.
+func skipValue(dec *json.Decoder, tok json.Token) error {
+	d, ok := tok.(json.Delim)
+	if !ok || (d != '{' && d != '[') {
+		return nil
+	}
+	for depth := 1; depth > 0; {
+		tok, err := dec.Token()
+		if err != nil {
+			return malformed(err)
+		}
+		if d, ok := tok.(json.Delim); ok {
+			if d == '{' || d == '[' {
+				depth++
+			} else {
+				depth--
+			}
+		}
+	}
+	return nil
+}
+
+func malformed(err error) error {
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return validation.Errorf("", "malformed JSON: unexpected end of the body")
+	}
+	return validation.Errorf("", "malformed JSON: %v", err)
+}
+
+// typeWord names a Go type in JSON's terms, for messages.
+func typeWord(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer in range"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	default:
+		return "another type"
+	}
+}
+
+// jsonBuffer is a reusable response body and its encoder, so that a response costs no
+// allocation of its own beyond what encoding the value needs.
+type jsonBuffer struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+func newJSONBuffer() any {
+	b := &jsonBuffer{}
+	b.enc = json.NewEncoder(&b.buf)
+	return b
+}
+
+// maxPooledBuffer keeps an occasional huge response from pinning its buffer forever.
+const maxPooledBuffer = 256 << 10
+
+// writeJSON writes v (a pointer, so that passing it does not allocate) as a JSON response.
+func (a *api) writeJSON(w http.ResponseWriter, status int, v any) {
+	a.write(w, status, "application/json", v)
+}
+
+// writeProblem writes a problem document.
+func (a *api) writeProblem(w http.ResponseWriter, p Problem) {
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mitosis-admin"`)
+	}
+	a.write(w, p.Status, "application/problem+json", &p)
+}
+
+func (a *api) write(w http.ResponseWriter, status int, contentType string, v any) {
+	b := a.buffers.Get().(*jsonBuffer)
+	defer func() {
+		if b.buf.Cap() <= maxPooledBuffer {
+			a.buffers.Put(b)
+		}
+	}()
+	b.buf.Reset()
+	if err := b.enc.Encode(v); err != nil {
+		// Only a bug gets here (every response type encodes); say so rather than send half.
+		a.log.Error("encode response", "err", err, "type", fmt.Sprintf("%T", v))
+		status, contentType = http.StatusInternalServerError, "application/problem+json"
+		b.buf.Reset()
+		p := newProblem(CodeInternal, status, "internal error")
+		_ = b.enc.Encode(&p) // a Problem always encodes
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(b.buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(b.buf.Bytes()) // a write error means the client is gone; nothing to tell it
+}

@@ -1,0 +1,180 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/mitosis-dev/mitosis/shop/catalog"
+	"github.com/mitosis-dev/mitosis/shop/inventory"
+	"github.com/mitosis-dev/mitosis/shop/orders"
+	"github.com/mitosis-dev/mitosis/shop/payments"
+	"github.com/mitosis-dev/mitosis/shop/validation"
+)
+
+// ProblemTypePrefix starts the type URL of every problem document; the code follows it.
+const ProblemTypePrefix = "https://mitosis.dev/problems/"
+
+// Problem codes. The first eight are API.md's; method-not-allowed and internal are this
+// package's answers to a wrong method and a bug.
+const (
+	CodeInvalidArgument  = "invalid-argument"
+	CodeUnauthorized     = "unauthorized"
+	CodePaymentDeclined  = "payment-declined"
+	CodeNotFound         = "not-found"
+	CodeConflict         = "conflict"
+	CodeOutOfStock       = "out-of-stock"
+	CodePayloadTooLarge  = "payload-too-large"
+	CodeUnavailable      = "unavailable"
+	CodeMethodNotAllowed = "method-not-allowed"
+	CodeInternal         = "internal"
+)
+
+// Problem is an RFC 9457 problem document, exactly the fields API.md shows.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+}
+
+// newProblem returns the problem of code with its status and title.
+func newProblem(code string, status int, detail string) Problem {
+	return Problem{Type: ProblemTypePrefix + code, Title: title(code), Status: status, Detail: detail}
+}
+
+func title(code string) string {
+	switch code {
+	case CodeInvalidArgument:
+		return "Invalid argument"
+	case CodeUnauthorized:
+		return "Unauthorized"
+	case CodePaymentDeclined:
+		return "Payment declined"
+	case CodeNotFound:
+		return "Not found"
+	case CodeConflict:
+		return "Conflict"
+	case CodeOutOfStock:
+		return "Out of stock"
+	case CodePayloadTooLarge:
+		return "Payload too large"
+	case CodeUnavailable:
+		return "Service unavailable"
+	case CodeMethodNotAllowed:
+		return "Method not allowed"
+	default:
+		return "Internal error"
+	}
+}
+
+// unavailableDetail is all a client learns of an unexpected failure; the log has the rest.
+const unavailableDetail = "a dependency is unavailable or timed out; retry (checkout: with the same Idempotency-Key)"
+
+// problemFor is THE mapping of errors to problem documents: errors.Is on the contexts'
+// sentinels, never the text of a message. The detail is the message of the error the
+// context made (the *validation.Error naming the field, the *OutOfStockError naming the
+// product, the payments sentinel saying why), not of the wrapping chain, so that it reads the
+// same whichever transport brought the error. The second result says the error is
+// unexpected: the caller logs it.
+func problemFor(err error) (Problem, bool) {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return newProblem(CodePayloadTooLarge, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("the request body is over %d bytes", tooLarge.Limit)), false
+	case errors.Is(err, validation.ErrInvalid):
+		var v *validation.Error
+		if errors.As(err, &v) {
+			return newProblem(CodeInvalidArgument, http.StatusBadRequest, v.Error()), false
+		}
+		return newProblem(CodeInvalidArgument, http.StatusBadRequest, err.Error()), false
+	case errors.Is(err, catalog.ErrNotFound):
+		return newProblem(CodeNotFound, http.StatusNotFound, "no product has that id"), false
+	case errors.Is(err, orders.ErrNotFound):
+		return newProblem(CodeNotFound, http.StatusNotFound, "no order has that id"), false
+	case errors.Is(err, inventory.ErrOutOfStock):
+		var oos *inventory.OutOfStockError
+		if errors.As(err, &oos) {
+			return newProblem(CodeOutOfStock, http.StatusConflict, oos.Error()), false
+		}
+		return newProblem(CodeOutOfStock, http.StatusConflict, err.Error()), false
+	case errors.Is(err, orders.ErrIdempotencyConflict):
+		return newProblem(CodeConflict, http.StatusConflict, orders.ErrIdempotencyConflict.Error()), false
+	case errors.Is(err, payments.ErrDeclined):
+		return newProblem(CodePaymentDeclined, http.StatusPaymentRequired, declineDetail(err)), false
+	default: // context.DeadlineExceeded, context.Canceled, a store or a peer down, a bug
+		return newProblem(CodeUnavailable, http.StatusServiceUnavailable, unavailableDetail), true
+	}
+}
+
+// declineDetail says why a card was declined, in words that differ for each reason.
+func declineDetail(err error) string {
+	for _, reason := range []error{payments.ErrCardDeclined, payments.ErrInsufficientFunds, payments.ErrCardExpired} {
+		if errors.Is(err, reason) {
+			return reason.Error()
+		}
+	}
+	return err.Error()
+}
+
+// fail writes the problem document for err, logging the unexpected ones.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p, unexpected := problemFor(err)
+	if unexpected {
+		level := slog.LevelError
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			level = slog.LevelWarn
+		}
+		a.log.LogAttrs(r.Context(), level, "request failed",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
+	}
+	a.writeProblem(w, p)
+}
+
+// recovered answers a request whose handler panicked: the panic is a bug, logged with its
+// stack; the client gets a 500 internal problem if nothing was written yet.
+func (a *api) recovered(w *statusWriter, r *http.Request, v any) {
+	if v == http.ErrAbortHandler {
+		panic(v) // net/http's way to abort a response; it must reach the server
+	}
+	a.log.LogAttrs(r.Context(), slog.LevelError, "handler panicked",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+	if w.status != 0 {
+		return // the status line is gone; the client sees a truncated body
+	}
+	a.writeProblem(w, newProblem(CodeInternal, http.StatusInternalServerError, "internal error"))
+}
+
+func (a *api) notFound(w http.ResponseWriter, r *http.Request) {
+	a.writeProblem(w, newProblem(CodeNotFound, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path))
+}
+
+// methodNotAllowed answers a known path with a method it does not serve. chi calls it also
+// for methods it does not know on any path; a path no method serves is 404.
+func (a *api) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	var allowed []string
+	for _, m := range [...]string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		if a.mux.Match(chi.NewRouteContext(), m, path) {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) == 0 {
+		a.notFound(w, r)
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	a.writeProblem(w, newProblem(CodeMethodNotAllowed, http.StatusMethodNotAllowed,
+		r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", ")))
+}

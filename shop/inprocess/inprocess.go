@@ -1,0 +1,196 @@
+// Package inprocess assembles all seven contexts in one process: every context gets the real
+// implementation of the others, and events travel on one bus. It is the monolith's wiring,
+// and the tests' way of getting a whole shop; the microservices wire one context each instead.
+package inprocess
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/shop/cart"
+	"github.com/mitosis-dev/mitosis/shop/catalog"
+	"github.com/mitosis-dev/mitosis/shop/events"
+	"github.com/mitosis-dev/mitosis/shop/inventory"
+	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/notify"
+	"github.com/mitosis-dev/mitosis/shop/orders"
+	"github.com/mitosis-dev/mitosis/shop/payments"
+	"github.com/mitosis-dev/mitosis/shop/shipping"
+)
+
+// Bucket names: each context owns its own and reads no other's.
+const (
+	BucketProducts      = "catalog_products"
+	BucketCarts         = "cart_carts"
+	BucketStock         = "inventory_stock"
+	BucketReservations  = "inventory_reservations"
+	BucketCharges       = "payments_charges"
+	BucketOrders        = "orders_orders"
+	BucketSagas         = "orders_sagas"
+	BucketUserOrders    = "orders_by_user"
+	BucketShipments     = "shipping_shipments"
+	BucketNotifications = "notify_notifications"
+)
+
+// Broker carries events between the contexts.
+type Broker interface {
+	events.Publisher
+	events.Subscriber
+}
+
+// Config says where the shop's state lives.
+type Config struct {
+	// Open opens (creating if needed) the named bucket.
+	Open   func(ctx context.Context, name string) (kv.Bucket, error)
+	Bus    Broker
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// ReservationTTL is how long stock stays reserved for a checkout that never finishes;
+	// 0 means 5 minutes.
+	ReservationTTL time.Duration
+}
+
+// Shop is every context of the shop, wired in-process.
+type Shop struct {
+	Catalog   catalog.Service
+	Carts     cart.Service
+	Inventory inventory.Service
+	Payments  payments.Service
+	Orders    *orders.Orders
+	Shipping  shipping.Service
+	Notify    notify.Service
+
+	bus    Broker
+	logger *slog.Logger
+	subs   []events.Subscription
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+// New opens the buckets and builds the contexts. The catalog's view follows its bucket until
+// ctx ends. Nothing consumes events until Start.
+func New(ctx context.Context, cfg Config) (*Shop, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ReservationTTL == 0 {
+		cfg.ReservationTTL = 5 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	b := map[string]kv.Bucket{}
+	for _, name := range []string{BucketProducts, BucketCarts, BucketStock, BucketReservations, BucketCharges,
+		BucketOrders, BucketSagas, BucketUserOrders, BucketShipments, BucketNotifications} {
+		bucket, err := cfg.Open(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("open bucket %s: %w", name, err)
+		}
+		b[name] = bucket
+	}
+	cat, err := catalog.New(ctx, b[BucketProducts])
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	s := &Shop{
+		Catalog:   cat,
+		Carts:     cart.New(b[BucketCarts]),
+		Inventory: inventory.New(b[BucketStock], b[BucketReservations], cfg.Now, cfg.ReservationTTL),
+		Payments:  payments.New(b[BucketCharges], cfg.Now),
+		Shipping:  shipping.New(b[BucketShipments], cfg.Bus, cfg.Now),
+		Notify:    notify.New(b[BucketNotifications], cfg.Now),
+		bus:       cfg.Bus,
+		logger:    cfg.Logger,
+	}
+	s.Orders = orders.New(
+		orders.Stores{Orders: b[BucketOrders], Sagas: b[BucketSagas], UserOrders: b[BucketUserOrders]},
+		orders.Deps{Catalog: s.Catalog, Carts: s.Carts, Inventory: s.Inventory, Payments: s.Payments, Events: cfg.Bus, Now: cfg.Now},
+	)
+	return s, nil
+}
+
+// Start finishes or compensates the checkouts a previous run left unfinished (one process
+// owns every saga, so none is live), subscribes the event consumers, and starts the
+// background loop that releases expired reservations and recovers abandoned checkouts.
+func (s *Shop) Start(ctx context.Context) error {
+	if n, err := s.Orders.Recover(ctx, 0); err != nil {
+		return fmt.Errorf("recover checkouts: %w", err)
+	} else if n > 0 {
+		s.logger.Info("recovered unfinished checkouts", "count", n)
+	}
+	consumers := []struct {
+		name     string
+		subjects []string
+		h        events.Handler
+	}{
+		{"shipping", []string{events.OrderPaidSubject}, shipping.HandleOrderPaid(s.Shipping)},
+		{"notify", []string{events.OrderPaidSubject, events.OrderShippedSubject}, notify.Handler(s.Notify)},
+		{"orders", []string{events.OrderShippedSubject}, orders.HandleOrderShipped(s.Orders)},
+	}
+	for _, c := range consumers {
+		sub, err := s.bus.Subscribe(ctx, c.name, c.subjects, c.h)
+		if err != nil {
+			s.Stop()
+			return fmt.Errorf("subscribe %s: %w", c.name, err)
+		}
+		s.subs = append(s.subs, sub)
+	}
+	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop, s.done = cancel, make(chan struct{})
+	go func() {
+		defer close(s.done)
+		s.sweep(loopCtx)
+	}()
+	return nil
+}
+
+// sweepEvery is how often expired reservations and abandoned checkouts are looked for.
+const sweepEvery = 5 * time.Second
+
+func (s *Shop) sweep(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.Inventory.ReleaseExpired(ctx)
+		switch {
+		case err != nil && !errors.Is(err, context.Canceled):
+			s.logger.Warn("release expired reservations", "err", err)
+		case n > 0:
+			s.logger.Info("released expired reservations", "count", n)
+		}
+		// A checkout whose own compensation failed (its store was down, say) is retried
+		// here; a minute is far beyond any live checkout's deadline.
+		n, err = s.Orders.Recover(ctx, staleSaga)
+		switch {
+		case err != nil && !errors.Is(err, context.Canceled):
+			s.logger.Warn("recover stale checkouts", "err", err)
+		case n > 0:
+			s.logger.Info("recovered stale checkouts", "count", n)
+		}
+	}
+}
+
+// staleSaga is the age after which an unfinished checkout is taken to be abandoned.
+const staleSaga = time.Minute
+
+// Stop stops the consumers, letting the messages in flight finish, and the background loops.
+func (s *Shop) Stop() {
+	for _, sub := range s.subs {
+		sub.Stop()
+	}
+	s.subs = nil
+	if s.stop != nil {
+		s.stop()
+		<-s.done
+		s.stop = nil
+	}
+}

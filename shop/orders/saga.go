@@ -1,0 +1,408 @@
+package orders
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/shop/events"
+	"github.com/mitosis-dev/mitosis/shop/inventory"
+	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/money"
+)
+
+// Saga states, in order. Before stateCharged a checkout that stops is compensated (release
+// the reservation, refund or void the charge, delete the record); from stateCharged on it is
+// rolled forward. stateCompensating marks a record claimed by Recover, so that the live
+// checkout it belongs to (if any) cannot advance it any more.
+//
+// Reserving and charging share one state on purpose: a crash in either is compensated the
+// same way (release and refund by the order ID, both no-ops when nothing happened), and every
+// state write is a store round trip on the checkout's critical path.
+const (
+	statePending      = "pending" // key claimed; pricing, reserving, charging under the order ID
+	stateCharged      = "charged" // charged: commit, record, clear, publish
+	stateDone         = "done"    // the order exists; the record stays as the key's idempotency record
+	stateCompensating = "compensating"
+)
+
+// saga is a checkout's record, keyed by its idempotency key: the idempotency record (the
+// request hash and the order it made) and the crash-recovery log (the state and everything
+// needed to finish or undo the checkout without the request). It never holds the card: a
+// checkout interrupted before its charge is compensated, never retried.
+//
+// Retention: the records of finished checkouts are kept for good, so that a key replayed at
+// any time returns its order. Recover scans them all, so its cost grows with the number of
+// checkouts ever made; expiring done records (a TTL on the bucket, or a sweep of records
+// done more than a day ago) is future work.
+type saga struct {
+	Key         string         `json:"key"`
+	RequestHash string         `json:"request_hash"`
+	OrderID     string         `json:"order_id"`
+	State       string         `json:"state"`
+	UserID      string         `json:"user_id"`
+	Email       string         `json:"email"`
+	Address     events.Address `json:"address"`
+	Items       []Item         `json:"items,omitempty"`
+	WeightGrams int64          `json:"weight_grams"`
+	Subtotal    money.Money    `json:"subtotal"`
+	Shipping    money.Money    `json:"shipping"`
+	Total       money.Money    `json:"total"`
+	CreatedAt   time.Time      `json:"created_at"` // the order's created_at
+	ChargedAt   time.Time      `json:"charged_at"` // order-paid's paid_at
+	UpdatedAt   time.Time      `json:"updated_at"` // last state change; Recover's staleness clock
+
+	rev uint64 // the record's revision when this process last read or wrote it
+}
+
+func (s saga) order() Order {
+	return Order{
+		ID:         s.OrderID,
+		UserID:     s.UserID,
+		Status:     StatusPaid,
+		Items:      s.Items,
+		Subtotal:   s.Subtotal,
+		Shipping:   s.Shipping,
+		Total:      s.Total,
+		TrackingID: "",
+		CreatedAt:  s.CreatedAt,
+	}
+}
+
+func (s saga) orderPaid() events.OrderPaid {
+	items := make([]events.Item, len(s.Items))
+	for i, it := range s.Items {
+		items[i] = events.Item{ProductID: it.ProductID, Quantity: it.Quantity}
+	}
+	return events.OrderPaid{
+		OrderID:     s.OrderID,
+		UserID:      s.UserID,
+		Email:       s.Email,
+		Address:     s.Address,
+		Items:       items,
+		WeightGrams: s.WeightGrams,
+		Total:       s.Total,
+		PaidAt:      s.ChargedAt,
+	}
+}
+
+// errSagaLost: the record is no longer in the state this process left it in; Recover took
+// it over (the checkout was stalled past its staleness limit) and compensates it.
+var errSagaLost = errors.New("orders: checkout was taken over by recovery")
+
+// errRefunded: a charged checkout could not be completed (its reservation lapsed) and was
+// compensated in full: charge refunded, stock released, record deleted.
+var errRefunded = errors.New("charge refunded")
+
+// sideEffectTimeout bounds compensations and roll-forwards, which run detached from the
+// request's context: a client that goes away must not leave a checkout half done.
+const sideEffectTimeout = 30 * time.Second
+
+// advance moves the saga from state from to state to, writing rec's fields, if the stored
+// record is still this checkout's and still in state from. On failure it returns rec as given.
+func (o *Orders) advance(ctx context.Context, rec saga, from, to string) (saga, error) {
+	next := rec
+	next.State = to
+	next.UpdatedAt = o.now()
+	rev, err := o.put(ctx, next, rec.rev, func(cur saga) error {
+		if cur.OrderID != rec.OrderID || cur.State != from {
+			return errSagaLost
+		}
+		return nil
+	})
+	if err != nil {
+		return rec, fmt.Errorf("checkout %s: order %s %s → %s: %w", rec.Key, rec.OrderID, from, to, err)
+	}
+	next.rev = rev
+	return next, nil
+}
+
+// put writes next as its key's record if the record is still at revision rev, the one this
+// process last saw (0: none). Otherwise it reads the record again and writes over it only if
+// allow accepts what is there now (kv.ErrSkip from allow: leave it, and succeed). Writing
+// at the known revision saves the read that kv.Mutate would make on every transition.
+func (o *Orders) put(ctx context.Context, next saga, rev uint64, allow func(cur saga) error) (uint64, error) {
+	data, err := json.Marshal(next)
+	if err != nil {
+		return 0, fmt.Errorf("encode saga %s: %w", next.Key, err)
+	}
+	// Few writers ever touch one record (its checkout, a duplicate finishing it, Recover),
+	// so a handful of attempts is plenty.
+	for range 10 {
+		if rev != 0 {
+			newRev, err := o.stores.Sagas.Update(ctx, next.Key, data, rev)
+			if !errors.Is(err, kv.ErrConflict) {
+				return newRev, err
+			}
+		}
+		cur, curRev, err := kv.Get[saga](ctx, o.stores.Sagas, next.Key)
+		if errors.Is(err, kv.ErrNotFound) {
+			return 0, errSagaLost
+		}
+		if err != nil {
+			return 0, err
+		}
+		if err := allow(cur); err != nil {
+			if errors.Is(err, kv.ErrSkip) {
+				return curRev, nil
+			}
+			return 0, err
+		}
+		rev = curRev
+	}
+	return 0, fmt.Errorf("write saga %s: %w", next.Key, kv.ErrConflict)
+}
+
+// abandon deletes the record of a checkout that has reserved nothing yet.
+func (o *Orders) abandon(ctx context.Context, rec saga) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
+	defer cancel()
+	if err := o.drop(ctx, rec); err != nil {
+		o.log.Warn("abandon checkout: record stays for recovery", "key", rec.Key, "order_id", rec.OrderID, "err", err)
+	}
+}
+
+// compensate undoes a checkout that has not been charged (or whose charge is to be undone):
+// release its stock, refund or void its charge if asked, then delete its record. The record
+// stays when a step fails, so that Recover tries again.
+func (o *Orders) compensate(ctx context.Context, rec saga, refund bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
+	defer cancel()
+	if err := o.undo(ctx, rec, refund); err != nil {
+		o.log.Warn("compensate checkout: record stays for recovery", "key", rec.Key, "order_id", rec.OrderID, "err", err)
+	}
+}
+
+func (o *Orders) undo(ctx context.Context, rec saga, refund bool) error {
+	if err := o.deps.Inventory.Release(ctx, rec.OrderID); err != nil {
+		return fmt.Errorf("release order %s: %w", rec.OrderID, err)
+	}
+	if refund {
+		if _, err := o.deps.Payments.Refund(ctx, rec.OrderID); err != nil {
+			return fmt.Errorf("refund order %s: %w", rec.OrderID, err)
+		}
+	}
+	return o.drop(ctx, rec)
+}
+
+// drop deletes rec's record if it is still this checkout's (a later attempt with the same key
+// may have its own record there by now).
+func (o *Orders) drop(ctx context.Context, rec saga) error {
+	for {
+		cur, rev, err := kv.Get[saga](ctx, o.stores.Sagas, rec.Key)
+		if errors.Is(err, kv.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("delete saga %s: %w", rec.Key, err)
+		}
+		if cur.OrderID != rec.OrderID {
+			return nil
+		}
+		err = o.stores.Sagas.Delete(ctx, rec.Key, rev)
+		if !errors.Is(err, kv.ErrConflict) {
+			if err != nil {
+				return fmt.Errorf("delete saga %s: %w", rec.Key, err)
+			}
+			return nil
+		}
+	}
+}
+
+// rollForward finishes a charged checkout. Every step is safe to repeat, also concurrently,
+// because Recover repeats them: commit is a no-op the second time, the order and the user's
+// list are written once, clearing an empty cart changes nothing, and the broker drops a
+// re-published event by its ID.
+func (o *Orders) rollForward(ctx context.Context, rec saga) (Order, error) {
+	if err := o.deps.Inventory.Commit(ctx, rec.OrderID); err != nil {
+		if !errors.Is(err, inventory.ErrReservationNotFound) {
+			return Order{}, fmt.Errorf("checkout: commit stock of order %s: %w", rec.OrderID, err)
+		}
+		// The order is written only after its commit, so if it exists the commit happened
+		// long ago (inventory forgets committed reservations after a while): carry on.
+		if _, gerr := o.Get(ctx, rec.OrderID); gerr == nil {
+			return o.recordAndAnnounce(ctx, rec)
+		} else if !errors.Is(gerr, ErrNotFound) {
+			return Order{}, fmt.Errorf("checkout: commit stock of order %s: %w", rec.OrderID, errors.Join(err, gerr))
+		}
+		// The reservation expired while the card was being charged, so its units may be sold
+		// to someone else by now: the charge is undone instead.
+		if uerr := o.undo(ctx, rec, true); uerr != nil {
+			return Order{}, fmt.Errorf("checkout: order %s lost its reservation and its refund failed (recovery retries): %w", rec.OrderID, errors.Join(err, uerr))
+		}
+		return Order{}, fmt.Errorf("checkout: order %s lost its reservation before commit: %w: %w", rec.OrderID, errRefunded, err)
+	}
+	return o.recordAndAnnounce(ctx, rec)
+}
+
+// recordAndAnnounce is the rest of rollForward, once the stock is sold.
+func (o *Orders) recordAndAnnounce(ctx context.Context, rec saga) (Order, error) {
+	ord := rec.order()
+	if _, err := kv.Create(ctx, o.stores.Orders, ord.ID, ord); err != nil {
+		if !errors.Is(err, kv.ErrExists) {
+			return Order{}, fmt.Errorf("checkout: record order %s: %w", ord.ID, err)
+		}
+		// Recorded by an earlier run; it may be shipped by now.
+		if ord, err = o.Get(ctx, ord.ID); err != nil {
+			return Order{}, err
+		}
+	}
+	if err := o.addToUser(ctx, rec.UserID, rec.OrderID); err != nil {
+		return Order{}, fmt.Errorf("checkout: %w", err)
+	}
+	if err := o.deps.Carts.Clear(ctx, rec.UserID); err != nil {
+		return Order{}, fmt.Errorf("checkout: clear cart of %s: %w", rec.UserID, err)
+	}
+	if err := o.deps.Events.Publish(ctx, events.OrderPaidSubject, "order-paid."+rec.OrderID, rec.orderPaid()); err != nil {
+		return Order{}, fmt.Errorf("checkout: publish order-paid %s: %w", rec.OrderID, err)
+	}
+	if err := o.finish(ctx, rec); err != nil {
+		return Order{}, err
+	}
+	return ord, nil
+}
+
+// finish marks a charged saga done (it may be done already: two roll-forwards may race).
+func (o *Orders) finish(ctx context.Context, rec saga) error {
+	next := rec
+	next.State = stateDone
+	next.UpdatedAt = o.now()
+	_, err := o.put(ctx, next, rec.rev, func(cur saga) error {
+		switch {
+		case cur.OrderID != rec.OrderID:
+			return errSagaLost // cannot happen: nothing deletes a charged record but rollForward
+		case cur.State == stateDone:
+			return kv.ErrSkip
+		case cur.State != stateCharged:
+			return errSagaLost
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checkout %s: order %s charged → done: %w", rec.Key, rec.OrderID, err)
+	}
+	return nil
+}
+
+// Recover finishes or compensates the checkouts that stopped halfway: every saga record not
+// done and not updated within olderThan. Before its charge a checkout is compensated
+// (reservation released, charge voided, record deleted; the customer retries); once charged
+// it is rolled forward to a paid order. It returns how many checkouts it handled, and keeps
+// going past one that fails (the error says which), so that a later run retries it.
+//
+// A process that owns every saga (the monolith at start) passes 0; replicas sharing the
+// stores pass a duration well beyond any live checkout (a minute), so as not to compensate
+// each other's. Even then a stalled checkout cannot finish behind Recover's back: Recover
+// first moves the record to "compensating", after which the live checkout cannot advance it.
+func (o *Orders) Recover(ctx context.Context, olderThan time.Duration) (int, error) {
+	recs, err := o.unfinished(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("recover checkouts: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, rec := range recs {
+		if o.now().Sub(rec.UpdatedAt) < olderThan {
+			continue
+		}
+		handled, err := o.recoverOne(ctx, rec, olderThan)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("recover checkout %s (order %s, %s): %w", rec.Key, rec.OrderID, rec.State, err))
+			continue
+		}
+		if handled {
+			n++
+			o.log.Info("recovered checkout", "key", rec.Key, "order_id", rec.OrderID, "state", rec.State)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// unfinished reads every saga record that is not done. A watch streams the whole bucket in
+// one request, where listing keys and reading each would take a round trip per record.
+func (o *Orders) unfinished(ctx context.Context) ([]saga, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := o.stores.Sagas.Watch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch sagas: %w", err)
+	}
+	var out []saga
+	for e := range ch {
+		if e.Key == "" {
+			return out, nil // up to date: every current record has been seen
+		}
+		if e.Deleted {
+			continue
+		}
+		var rec saga
+		if err := json.Unmarshal(e.Value, &rec); err != nil {
+			o.log.Error("undecodable saga record; skipped", "key", e.Key, "err", err)
+			continue
+		}
+		rec.rev = e.Revision
+		if rec.State != stateDone {
+			out = append(out, rec)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("watch sagas: ended before it was up to date")
+}
+
+// recoverOne finishes or compensates one stale checkout, reporting whether it did anything.
+func (o *Orders) recoverOne(ctx context.Context, rec saga, olderThan time.Duration) (bool, error) {
+	if rec.State == stateCharged {
+		_, err := o.rollForward(ctx, rec)
+		if errors.Is(err, errRefunded) {
+			// Handled all the same: nothing is left to do for it.
+			o.log.Warn("recovered checkout refunded: its reservation had lapsed", "key", rec.Key, "order_id", rec.OrderID, "err", err)
+			return true, nil
+		}
+		return err == nil, err
+	}
+	// Claim the record: only if it is still stale and not charged in the meantime.
+	now := o.now()
+	claimed, err := kv.Mutate(ctx, o.stores.Sagas, rec.Key, func(v *saga, exists bool) error {
+		switch {
+		case !exists || v.OrderID != rec.OrderID:
+			return errSagaLost
+		case v.State == stateCharged || v.State == stateDone:
+			return errSagaLost
+		case v.State != stateCompensating && now.Sub(v.UpdatedAt) < olderThan:
+			return errSagaLost
+		}
+		v.State = stateCompensating
+		v.UpdatedAt = now
+		return nil
+	})
+	if errors.Is(err, errSagaLost) {
+		return false, nil // finished, moved on or gone since the scan; the next run sees it
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim: %w", err)
+	}
+	return true, o.undo(ctx, claimed, true)
+}
+
+// RunRecovery runs Recover every interval until ctx ends, logging what it did.
+func (o *Orders) RunRecovery(ctx context.Context, every, olderThan time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := o.Recover(ctx, olderThan)
+		if err != nil && ctx.Err() == nil {
+			o.log.Error("recover checkouts", "handled", n, "err", err)
+		} else if n > 0 {
+			o.log.Info("recovered checkouts", "count", n)
+		}
+	}
+}

@@ -1,0 +1,317 @@
+package orders
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/shop/cart"
+	"github.com/mitosis-dev/mitosis/shop/catalog"
+	"github.com/mitosis-dev/mitosis/shop/events"
+	"github.com/mitosis-dev/mitosis/shop/ids"
+	"github.com/mitosis-dev/mitosis/shop/inventory"
+	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/money"
+	"github.com/mitosis-dev/mitosis/shop/payments"
+	"github.com/mitosis-dev/mitosis/shop/shipping"
+	"github.com/mitosis-dev/mitosis/shop/validation"
+)
+
+// Stores are the buckets the orders context owns.
+type Stores struct {
+	Orders     kv.Bucket // order ID → Order
+	Sagas      kv.Bucket // idempotency key → checkout saga record (see saga)
+	UserOrders kv.Bucket // user ID → the user's order IDs, newest first
+}
+
+// Deps are the other contexts checkout calls, and the clock.
+type Deps struct {
+	Catalog   catalog.Service
+	Carts     cart.Service
+	Inventory inventory.Service
+	Payments  payments.Service
+	Events    events.Publisher
+	Now       func() time.Time // nil means time.Now
+	Logger    *slog.Logger     // nil means slog.Default(); compensation failures and recovery are logged
+}
+
+// Orders is the orders context: checkout, order history and shipping status. It is safe for
+// concurrent use, also by several processes over the same stores.
+type Orders struct {
+	stores Stores
+	deps   Deps
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+var _ Service = (*Orders)(nil)
+
+// New returns the orders context over its stores, calling the other contexts in deps.
+func New(stores Stores, deps Deps) *Orders {
+	o := &Orders{stores: stores, deps: deps, now: deps.Now, log: deps.Logger}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	return o
+}
+
+// maxCheckoutAttempts bounds how often one Checkout call starts over after the attempt it
+// was waiting for (a concurrent request with the same key) failed and was compensated.
+const maxCheckoutAttempts = 3
+
+// errStartOver says the saga record a duplicate request waited for is gone: that attempt
+// failed and compensated, so this request may try for itself.
+var errStartOver = errors.New("orders: earlier attempt with this key was abandoned")
+
+func (o *Orders) Checkout(ctx context.Context, key string, req CheckoutRequest) (Order, error) {
+	if err := validateCheckout(key, req); err != nil {
+		return Order{}, err
+	}
+	hash, err := requestHash(req)
+	if err != nil {
+		return Order{}, err
+	}
+	for attempt := 1; ; attempt++ {
+		ord, err := o.checkoutOnce(ctx, key, hash, req)
+		if !errors.Is(err, errStartOver) {
+			return ord, err
+		}
+		if attempt == maxCheckoutAttempts {
+			return Order{}, fmt.Errorf("checkout %s: %d attempts with this key failed elsewhere; retry: %w", key, attempt, err)
+		}
+	}
+}
+
+// requestHash binds an idempotency key to its request. json.Marshal of the struct is
+// canonical: fields in declaration order, so requests equal as JSON values hash equally.
+func requestHash(req CheckoutRequest) (string, error) {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return "", fmt.Errorf("encode checkout request: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// checkoutOnce claims the key with a new saga record and runs the saga, or, when the key is
+// taken, answers from (or waits for) the saga that holds it.
+func (o *Orders) checkoutOnce(ctx context.Context, key, hash string, req CheckoutRequest) (Order, error) {
+	now := o.now()
+	rec := saga{
+		Key:         key,
+		RequestHash: hash,
+		OrderID:     ids.New("ord", now),
+		State:       statePending,
+		UserID:      req.UserID,
+		Email:       req.Email,
+		Address:     req.Address,
+		CreatedAt:   now.UTC().Truncate(time.Millisecond),
+		UpdatedAt:   now,
+	}
+	rev, err := kv.Create(ctx, o.stores.Sagas, key, rec)
+	switch {
+	case errors.Is(err, kv.ErrExists):
+		return o.awaitExisting(ctx, key, hash)
+	case err != nil:
+		return Order{}, fmt.Errorf("checkout %s: record saga: %w", key, err)
+	}
+	rec.rev = rev
+	return o.run(ctx, rec, req.Card)
+}
+
+// awaitExisting answers a request whose key another request holds: a different request is a
+// conflict; the same one gets that request's order once it is done, or starts over if that
+// attempt failed (its record is deleted when it compensates).
+func (o *Orders) awaitExisting(ctx context.Context, key, hash string) (Order, error) {
+	delay := 2 * time.Millisecond
+	for {
+		rec, _, err := kv.Get[saga](ctx, o.stores.Sagas, key)
+		switch {
+		case errors.Is(err, kv.ErrNotFound):
+			return Order{}, errStartOver
+		case err != nil:
+			return Order{}, fmt.Errorf("checkout %s: read saga: %w", key, err)
+		case rec.RequestHash != hash:
+			return Order{}, fmt.Errorf("checkout %s: %w", key, ErrIdempotencyConflict)
+		case rec.State == stateDone:
+			return o.Get(ctx, rec.OrderID)
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return Order{}, fmt.Errorf("checkout %s: waiting for the request in progress: %w", key, err)
+		}
+		delay = min(2*delay, 100*time.Millisecond)
+	}
+}
+
+// run is the saga, from a freshly created record to a paid order or a full compensation.
+func (o *Orders) run(ctx context.Context, rec saga, card payments.Card) (Order, error) {
+	c, err := o.deps.Carts.Get(ctx, rec.UserID)
+	if err != nil {
+		o.abandon(ctx, rec)
+		return Order{}, fmt.Errorf("checkout: read cart of %s: %w", rec.UserID, err)
+	}
+	if len(c.Items) == 0 {
+		o.abandon(ctx, rec)
+		return Order{}, validation.Errorf("cart", "cart is empty")
+	}
+	if err := o.price(ctx, &rec, c.Items); err != nil {
+		o.abandon(ctx, rec)
+		return Order{}, err
+	}
+
+	lines := make([]inventory.Line, len(rec.Items))
+	for i, it := range rec.Items {
+		lines[i] = inventory.Line{ProductID: it.ProductID, Quantity: int64(it.Quantity)}
+	}
+	if _, err := o.deps.Inventory.Reserve(ctx, rec.OrderID, lines); err != nil {
+		o.compensate(ctx, rec, false)
+		return Order{}, err // as it is: an *inventory.OutOfStockError names the product
+	}
+
+	_, err = o.deps.Payments.Charge(ctx, payments.ChargeRequest{IdempotencyKey: rec.OrderID, Amount: rec.Total, Card: card})
+	if err != nil {
+		// A decline charged nothing. Any other failure (a timeout, say) leaves the outcome
+		// unknown: refunding voids the key, so a charge still in flight cannot go through.
+		o.compensate(ctx, rec, !errors.Is(err, payments.ErrDeclined))
+		return Order{}, fmt.Errorf("checkout: charge order %s: %w", rec.OrderID, err)
+	}
+
+	rec.ChargedAt = o.now().UTC().Truncate(time.Millisecond)
+	rec, err = o.advance(ctx, rec, statePending, stateCharged)
+	if err != nil {
+		// The log does not say "charged", so recovery would refund: do it now.
+		o.compensate(ctx, rec, true)
+		return Order{}, err
+	}
+	// From here on the saga only rolls forward, and finishes even if the caller goes away.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
+	defer cancel()
+	return o.rollForward(fctx, rec)
+}
+
+// price fills rec's items and amounts from the catalog, in cart order.
+func (o *Orders) price(ctx context.Context, rec *saga, lines []cart.Item) error {
+	rec.Items = make([]Item, 0, len(lines))
+	rec.Subtotal = money.Cents(0)
+	rec.WeightGrams = 0
+	for _, l := range lines {
+		p, err := o.deps.Catalog.Get(ctx, l.ProductID)
+		if err != nil {
+			return fmt.Errorf("checkout: price %s: %w", l.ProductID, err)
+		}
+		rec.Items = append(rec.Items, Item{ProductID: l.ProductID, Quantity: l.Quantity, UnitPrice: p.Price})
+		rec.Subtotal = rec.Subtotal.Add(p.Price.Times(int64(l.Quantity)))
+		rec.WeightGrams += p.WeightGrams * int64(l.Quantity)
+	}
+	rec.Shipping = shipping.Quote(rec.WeightGrams)
+	rec.Total = rec.Subtotal.Add(rec.Shipping)
+	return nil
+}
+
+func (o *Orders) Get(ctx context.Context, id string) (Order, error) {
+	if id == "" {
+		return Order{}, fmt.Errorf("order %q: %w", id, ErrNotFound)
+	}
+	ord, _, err := kv.Get[Order](ctx, o.stores.Orders, id)
+	if errors.Is(err, kv.ErrNotFound) {
+		return Order{}, fmt.Errorf("order %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Order{}, fmt.Errorf("read order %s: %w", id, err)
+	}
+	return ord, nil
+}
+
+// userOrders is a user's order history: IDs in the order they were recorded, newest first.
+// It grows with every order; at ~40 bytes an ID, a user reaches JetStream's default 1 MB
+// value limit after some 25,000 orders, which is far beyond this shop's users.
+type userOrders struct {
+	OrderIDs []string `json:"order_ids"`
+}
+
+func (o *Orders) ListByUser(ctx context.Context, userID string) ([]Order, error) {
+	if err := validateUserID(userID); err != nil {
+		return nil, err
+	}
+	list, _, err := kv.Get[userOrders](ctx, o.stores.UserOrders, userID)
+	if errors.Is(err, kv.ErrNotFound) {
+		return []Order{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read orders of %s: %w", userID, err)
+	}
+	out := make([]Order, 0, len(list.OrderIDs))
+	for _, id := range list.OrderIDs {
+		ord, err := o.Get(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("orders of %s: %w", userID, err)
+		}
+		out = append(out, ord)
+	}
+	return out, nil
+}
+
+// addToUser records orderID in the user's history, once.
+func (o *Orders) addToUser(ctx context.Context, userID, orderID string) error {
+	_, err := kv.Mutate(ctx, o.stores.UserOrders, userID, func(v *userOrders, _ bool) error {
+		if slices.Contains(v.OrderIDs, orderID) {
+			return kv.ErrSkip
+		}
+		v.OrderIDs = append([]string{orderID}, v.OrderIDs...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add order %s to user %s: %w", orderID, userID, err)
+	}
+	return nil
+}
+
+func (o *Orders) MarkShipped(ctx context.Context, orderID, trackingID string) (Order, error) {
+	if orderID == "" {
+		return Order{}, fmt.Errorf("order %q: %w", orderID, ErrNotFound)
+	}
+	if trackingID == "" {
+		return Order{}, validation.Errorf("tracking_id", "is required")
+	}
+	ord, err := kv.Mutate(ctx, o.stores.Orders, orderID, func(v *Order, exists bool) error {
+		if !exists {
+			return fmt.Errorf("order %s: %w", orderID, ErrNotFound)
+		}
+		// Shipping makes one shipment, hence one tracking ID, per order: a repeat changes
+		// nothing.
+		if v.Status == StatusShipped {
+			return kv.ErrSkip
+		}
+		v.Status = StatusShipped
+		v.TrackingID = trackingID
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Order{}, err
+		}
+		return Order{}, fmt.Errorf("mark order %s shipped: %w", orderID, err)
+	}
+	return ord, nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,74 @@
+package orders
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mitosis-dev/mitosis/shop/payments"
+	"github.com/mitosis-dev/mitosis/shop/validation"
+)
+
+// Limits on a checkout request, checked before any side effect.
+const (
+	maxKeyLen     = 64
+	maxUserIDLen  = 128
+	maxEmailLen   = 254 // the longest address SMTP carries (RFC 5321)
+	maxAddressLen = 200
+)
+
+// validateCheckout returns a validation error naming the first bad field, or nil.
+func validateCheckout(key string, req CheckoutRequest) error {
+	if !validKey(key) {
+		return validation.Errorf("Idempotency-Key", "must be 1 to %d printable ASCII characters", maxKeyLen)
+	}
+	if err := validateUserID(req.UserID); err != nil {
+		return err
+	}
+	if !validEmail(req.Email) {
+		return validation.Errorf("email", "must be an address with one @, at most %d characters", maxEmailLen)
+	}
+	for _, f := range []struct{ name, value string }{
+		{"address.street", req.Address.Street},
+		{"address.city", req.Address.City},
+		{"address.postal_code", req.Address.PostalCode},
+		{"address.country", req.Address.Country},
+	} {
+		if strings.TrimSpace(f.value) == "" {
+			return validation.Errorf(f.name, "is required")
+		}
+		if utf8.RuneCountInString(f.value) > maxAddressLen {
+			return validation.Errorf(f.name, "must be at most %d characters", maxAddressLen)
+		}
+	}
+	return payments.ValidateCard(req.Card)
+}
+
+// validKey reports whether key is 1..maxKeyLen characters of printable ASCII (0x20..0x7E).
+func validKey(key string) bool {
+	if len(key) == 0 || len(key) > maxKeyLen {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7E {
+			return false
+		}
+	}
+	return true
+}
+
+func validateUserID(id string) error {
+	if len(id) == 0 || len(id) > maxUserIDLen {
+		return validation.Errorf("user_id", "must be 1 to %d characters", maxUserIDLen)
+	}
+	return nil
+}
+
+// validEmail checks the shape only (one @ with something on each side): whether the
+// mailbox exists is for the mail server to say.
+func validEmail(email string) bool {
+	if len(email) > maxEmailLen || strings.Count(email, "@") != 1 {
+		return false
+	}
+	at := strings.IndexByte(email, '@')
+	return at > 0 && at < len(email)-1
+}

@@ -1,0 +1,71 @@
+package payments
+
+import (
+	"time"
+
+	"github.com/mitosis-dev/mitosis/shop/validation"
+)
+
+// ValidateCard checks that c is well formed: a number of 12 to 19 digits (no spaces) that
+// passes the Luhn check, a month 1..12, a four-digit year and a CVV of 3 or 4 digits. It is
+// pure, so that callers can reject a bad card at the edge before any side effect (orders does
+// it before reserving stock). An expired card is well formed: expiry is a decline, decided
+// by Charge with the clock.
+func ValidateCard(c Card) error {
+	if n := len(c.Number); n < 12 || n > 19 || !digits(c.Number) {
+		return validation.Errorf("card.number", "must be 12 to 19 digits")
+	}
+	if !luhn(c.Number) {
+		return validation.Errorf("card.number", "is not a valid card number (Luhn check failed)")
+	}
+	if c.ExpMonth < 1 || c.ExpMonth > 12 {
+		return validation.Errorf("card.exp_month", "must be 1 to 12, got %d", c.ExpMonth)
+	}
+	if c.ExpYear < 1000 || c.ExpYear > 9999 {
+		return validation.Errorf("card.exp_year", "must be four digits, got %d", c.ExpYear)
+	}
+	if n := len(c.CVV); n < 3 || n > 4 || !digits(c.CVV) {
+		return validation.Errorf("card.cvv", "must be 3 or 4 digits")
+	}
+	return nil
+}
+
+// expired reports whether a card expiring in (year, month) is expired at now: a card is good
+// through the last day of its expiry month, judged in UTC.
+func expired(year, month int, now time.Time) bool {
+	now = now.UTC()
+	if year != now.Year() {
+		return year < now.Year()
+	}
+	return month < int(now.Month())
+}
+
+// last4 is all of a card number the shop ever stores.
+func last4(number string) string { return number[len(number)-4:] }
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// luhn reports whether a string of digits passes the Luhn checksum.
+func luhn(number string) bool {
+	sum := 0
+	double := false
+	for i := len(number) - 1; i >= 0; i-- {
+		d := int(number[i] - '0')
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}
