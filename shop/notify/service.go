@@ -52,7 +52,8 @@ func (s *service) Notify(ctx context.Context, userID, kind, orderID string) (Not
 			}
 		}
 		now := s.now()
-		created := now.UTC()
+		// Milliseconds, like orders' created_at: one precision across the API.
+		created := now.UTC().Truncate(time.Millisecond)
 		// The list is in write order; keep created_at in that order too if the clock steps
 		// back or a slower writer read it earlier.
 		if k := len(box.Notifications); k > 0 && created.Before(box.Notifications[k-1].CreatedAt) {
