@@ -4,7 +4,7 @@
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
-MODULES := shop monolith
+MODULES := shop monolith services
 PKGS := $(foreach m,$(MODULES),./$(m)/...)
 STATE := .mitosis
 ADDR ?= 127.0.0.1:8080
@@ -12,12 +12,16 @@ TOKEN_FILE := $(STATE)/admin-token
 # The admin token: SHOP_ADMIN_TOKEN if set, else the one generated into $(TOKEN_FILE).
 ADMIN_TOKEN = $${SHOP_ADMIN_TOKEN:-$$(cat $(TOKEN_FILE))}
 
-.PHONY: all build run up down status logs test vet fmt-check bench fuzz clean
+.PHONY: all build build-services run run-services up down status logs test vet fmt-check bench fuzz proto clean
 
 all: build
 
 build:
 	go build -o bin/monolith ./monolith
+
+SERVICES := catalog cart inventory payments orders shipping notify gateway
+build-services:
+	go build -o bin/services/ $(foreach s,$(SERVICES),./services/$(s)) ./services/runlocal
 
 $(TOKEN_FILE):
 	@mkdir -p $(STATE)
@@ -26,6 +30,11 @@ $(TOKEN_FILE):
 ## run: the monolith in the foreground (Ctrl-C stops it)
 run: build $(TOKEN_FILE)
 	SHOP_ADDR=$(ADDR) SHOP_ADMIN_TOKEN=$(ADMIN_TOKEN) ./bin/monolith
+
+## run-services: NATS and the eight service processes on loopback, gateway on 127.0.0.1:8081,
+## in the foreground; Ctrl-C or SIGTERM stops them all
+run-services: build-services $(TOKEN_FILE)
+	SHOP_ADMIN_TOKEN=$(ADMIN_TOKEN) ./bin/services/runlocal
 
 ## up: the monolith in the background, waiting until it is ready
 up: build $(TOKEN_FILE)
@@ -74,6 +83,10 @@ bench:
 ## fuzz: a minute of fuzzing on the HTTP request decoding
 fuzz:
 	go test -run '^$$' -fuzz FuzzDecode -fuzztime 1m ./shop/httpapi
+
+## proto: regenerate the gRPC code (make test fails when it is stale)
+proto:
+	bash services/proto/generate.sh
 
 clean:
 	rm -rf bin

@@ -3,6 +3,11 @@ package cart
 
 import "context"
 
+// Buckets this context owns; no other context reads them.
+const (
+	CartsBucket = "cart_carts" // one cart per user
+)
+
 // Item is a line of a cart.
 type Item struct {
 	ProductID string `json:"product_id"`

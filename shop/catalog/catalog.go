@@ -10,6 +10,11 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/money"
 )
 
+// Buckets this context owns; no other context reads them.
+const (
+	ProductsBucket = "catalog_products" // the products
+)
+
 // Product is a thing the shop sells.
 type Product struct {
 	ID          string      `json:"id"`

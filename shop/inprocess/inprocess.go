@@ -21,20 +21,6 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/shipping"
 )
 
-// Bucket names: each context owns its own and reads no other's.
-const (
-	BucketProducts      = "catalog_products"
-	BucketCarts         = "cart_carts"
-	BucketStock         = "inventory_stock"
-	BucketReservations  = "inventory_reservations"
-	BucketCharges       = "payments_charges"
-	BucketOrders        = "orders_orders"
-	BucketSagas         = "orders_sagas"
-	BucketUserOrders    = "orders_by_user"
-	BucketShipments     = "shipping_shipments"
-	BucketNotifications = "notify_notifications"
-)
-
 // Broker carries events between the contexts.
 type Broker interface {
 	events.Publisher
@@ -84,30 +70,30 @@ func New(ctx context.Context, cfg Config) (*Shop, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := map[string]kv.Bucket{}
-	for _, name := range []string{BucketProducts, BucketCarts, BucketStock, BucketReservations, BucketCharges,
-		BucketOrders, BucketSagas, BucketUserOrders, BucketShipments, BucketNotifications} {
+	for _, name := range []string{catalog.ProductsBucket, cart.CartsBucket, inventory.StockBucket, inventory.ReservationsBucket, payments.ChargesBucket,
+		orders.OrdersBucket, orders.SagasBucket, orders.UserOrdersBucket, shipping.ShipmentsBucket, notify.NotificationsBucket} {
 		bucket, err := cfg.Open(ctx, name)
 		if err != nil {
 			return nil, fmt.Errorf("open bucket %s: %w", name, err)
 		}
 		b[name] = bucket
 	}
-	cat, err := catalog.New(ctx, b[BucketProducts])
+	cat, err := catalog.New(ctx, b[catalog.ProductsBucket])
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	s := &Shop{
 		Catalog:   cat,
-		Carts:     cart.New(b[BucketCarts]),
-		Inventory: inventory.New(b[BucketStock], b[BucketReservations], cfg.Now, cfg.ReservationTTL),
-		Payments:  payments.New(b[BucketCharges], cfg.Now),
-		Shipping:  shipping.New(b[BucketShipments], cfg.Bus, cfg.Now),
-		Notify:    notify.New(b[BucketNotifications], cfg.Now),
+		Carts:     cart.New(b[cart.CartsBucket]),
+		Inventory: inventory.New(b[inventory.StockBucket], b[inventory.ReservationsBucket], cfg.Now, cfg.ReservationTTL),
+		Payments:  payments.New(b[payments.ChargesBucket], cfg.Now),
+		Shipping:  shipping.New(b[shipping.ShipmentsBucket], cfg.Bus, cfg.Now),
+		Notify:    notify.New(b[notify.NotificationsBucket], cfg.Now),
 		bus:       cfg.Bus,
 		logger:    cfg.Logger,
 	}
 	s.Orders = orders.New(
-		orders.Stores{Orders: b[BucketOrders], Sagas: b[BucketSagas], UserOrders: b[BucketUserOrders]},
+		orders.Stores{Orders: b[orders.OrdersBucket], Sagas: b[orders.SagasBucket], UserOrders: b[orders.UserOrdersBucket]},
 		orders.Deps{Catalog: s.Catalog, Carts: s.Carts, Inventory: s.Inventory, Payments: s.Payments, Events: cfg.Bus, Now: cfg.Now},
 	)
 	return s, nil

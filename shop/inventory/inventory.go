@@ -10,6 +10,12 @@ import (
 	"time"
 )
 
+// Buckets this context owns; no other context reads them.
+const (
+	StockBucket        = "inventory_stock"        // one stock record per product
+	ReservationsBucket = "inventory_reservations" // one record per reservation
+)
+
 // Stock is a product's counts.
 type Stock struct {
 	ProductID string `json:"product_id"`

@@ -7,6 +7,11 @@ import (
 	"time"
 )
 
+// Buckets this context owns; no other context reads them.
+const (
+	NotificationsBucket = "notify_notifications" // notifications per user
+)
+
 // Notification kinds.
 const (
 	KindOrderPaid    = "order-paid"

@@ -15,6 +15,13 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/payments"
 )
 
+// Buckets this context owns; no other context reads them.
+const (
+	OrdersBucket     = "orders_orders"  // the orders
+	SagasBucket      = "orders_sagas"   // checkout sagas, by idempotency key
+	UserOrdersBucket = "orders_by_user" // order IDs per user, newest first
+)
+
 // Order statuses.
 const (
 	StatusPaid    = "paid"

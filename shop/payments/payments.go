@@ -12,6 +12,11 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/money"
 )
 
+// Buckets this context owns; no other context reads them.
+const (
+	ChargesBucket = "payments_charges" // one charge per idempotency key
+)
+
 // Card is a payment card as the customer typed it.
 type Card struct {
 	Number   string `json:"number"`

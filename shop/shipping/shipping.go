@@ -11,6 +11,11 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/money"
 )
 
+// Buckets this context owns; no other context reads them.
+const (
+	ShipmentsBucket = "shipping_shipments" // one shipment per order
+)
+
 // Shipment is an order on its way.
 type Shipment struct {
 	OrderID     string         `json:"order_id"`

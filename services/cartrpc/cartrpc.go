@@ -1,0 +1,115 @@
+// Package cartrpc carries cart.Service over gRPC: NewServer serves any implementation,
+// NewClient is an implementation that calls one. Client and server together are transparent:
+// the cart conformance suite passes through them as it does in process.
+package cartrpc
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	cartv1 "github.com/mitosis-dev/mitosis/services/gen/cart/v1"
+	"github.com/mitosis-dev/mitosis/services/internal/conv"
+	"github.com/mitosis-dev/mitosis/services/rpcerr"
+	"github.com/mitosis-dev/mitosis/shop/cart"
+)
+
+// ServiceName is the gRPC service's full name (also its health-check service name).
+const ServiceName = "mitosis.cart.v1.CartService"
+
+// ServiceConfig is the client's gRPC service config: calls spread over every address the
+// peer's name resolves to (its replicas), and the idempotent read is retried when the
+// server is unavailable; writes never are.
+const ServiceConfig = `{"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [{
+	"name": [{"service": "mitosis.cart.v1.CartService", "method": "Get"}],
+	"retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
+	                "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+}]}`
+
+// Register serves svc on s.
+func Register(s grpc.ServiceRegistrar, svc cart.Service) {
+	cartv1.RegisterCartServiceServer(s, &server{svc: svc})
+}
+
+type server struct {
+	cartv1.UnimplementedCartServiceServer
+	svc cart.Service
+}
+
+func (s *server) Get(ctx context.Context, req *cartv1.GetRequest) (*cartv1.GetResponse, error) {
+	c, err := s.svc.Get(ctx, conv.S(req.GetUserId()))
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &cartv1.GetResponse{Cart: toProto(c)}, nil
+}
+
+func (s *server) Add(ctx context.Context, req *cartv1.AddRequest) (*cartv1.AddResponse, error) {
+	item := cart.Item{ProductID: conv.S(req.GetItem().GetProductId()), Quantity: int(req.GetItem().GetQuantity())}
+	c, err := s.svc.Add(ctx, conv.S(req.GetUserId()), item)
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &cartv1.AddResponse{Cart: toProto(c)}, nil
+}
+
+func (s *server) Clear(ctx context.Context, req *cartv1.ClearRequest) (*cartv1.ClearResponse, error) {
+	if err := s.svc.Clear(ctx, conv.S(req.GetUserId())); err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &cartv1.ClearResponse{}, nil
+}
+
+// Client is cart.Service over a gRPC connection.
+type Client struct {
+	c cartv1.CartServiceClient
+}
+
+var _ cart.Service = (*Client)(nil)
+
+// NewClient returns a cart.Service that calls the server at the other end of conn.
+func NewClient(conn grpc.ClientConnInterface) *Client {
+	return &Client{c: cartv1.NewCartServiceClient(conn)}
+}
+
+func (c *Client) Get(ctx context.Context, userID string) (cart.Cart, error) {
+	res, err := c.c.Get(ctx, &cartv1.GetRequest{UserId: conv.B(userID)})
+	if err != nil {
+		return cart.Cart{}, rpcerr.FromStatus(cartv1.CartService_Get_FullMethodName, err)
+	}
+	return fromProto(res.GetCart()), nil
+}
+
+func (c *Client) Add(ctx context.Context, userID string, item cart.Item) (cart.Cart, error) {
+	res, err := c.c.Add(ctx, &cartv1.AddRequest{
+		UserId: conv.B(userID),
+		Item:   &cartv1.Item{ProductId: conv.B(item.ProductID), Quantity: int64(item.Quantity)},
+	})
+	if err != nil {
+		return cart.Cart{}, rpcerr.FromStatus(cartv1.CartService_Add_FullMethodName, err)
+	}
+	return fromProto(res.GetCart()), nil
+}
+
+func (c *Client) Clear(ctx context.Context, userID string) error {
+	if _, err := c.c.Clear(ctx, &cartv1.ClearRequest{UserId: conv.B(userID)}); err != nil {
+		return rpcerr.FromStatus(cartv1.CartService_Clear_FullMethodName, err)
+	}
+	return nil
+}
+
+func toProto(c cart.Cart) *cartv1.Cart {
+	out := &cartv1.Cart{UserId: conv.B(c.UserID), Items: make([]*cartv1.Item, len(c.Items))}
+	for i, it := range c.Items {
+		out.Items[i] = &cartv1.Item{ProductId: conv.B(it.ProductID), Quantity: int64(it.Quantity)}
+	}
+	return out
+}
+
+func fromProto(c *cartv1.Cart) cart.Cart {
+	out := cart.Cart{UserID: conv.S(c.GetUserId()), Items: make([]cart.Item, len(c.GetItems()))}
+	for i, it := range c.GetItems() {
+		out.Items[i] = cart.Item{ProductID: conv.S(it.GetProductId()), Quantity: int(it.GetQuantity())}
+	}
+	return out
+}

@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/shop/apitest"
+)
+
+// TestOrdersKilledMidCheckout kills the orders process (SIGKILL, as a crash) in the middle
+// of a burst of checkouts and starts it again. Each customer retries with the same
+// Idempotency-Key until the answer is final, as API.md tells clients to do on 503. Then:
+// every customer has exactly one order, every accepted checkout's order exists, the
+// checkouts the crash interrupted were finished or compensated (nothing stays reserved),
+// units sold equal units in orders, and stock is conserved.
+func TestOrdersKilledMidCheckout(t *testing.T) {
+	// The gateway logs every 503 while orders is down: expected here.
+	stack := startStack(t, `"msg":"request failed"`)
+	c := apitest.NewClient(apitest.Target{BaseURL: stack.GatewayURL, AdminToken: testToken})
+	const customers = 40
+	const stock = 100
+	a := c.NewProduct(t, 1500, 200)
+	b := c.NewProduct(t, 700, 50)
+	c.AddStock(t, a.ID, stock)
+	c.AddStock(t, b.ID, stock)
+	users := make([]string, customers)
+	for i := range users {
+		users[i] = apitest.NewID("crash")
+		c.AddToCart(t, users[i], a.ID, 1)
+		c.AddToCart(t, users[i], b.ID, 2)
+	}
+
+	var accepted atomic.Int64
+	killed := make(chan struct{})
+	type outcome struct {
+		order    apitest.Order
+		err      error
+		attempts int
+	}
+	outcomes := make([]outcome, customers)
+	var wg sync.WaitGroup
+	for i, user := range users {
+		wg.Go(func() {
+			if i >= customers/2 {
+				// The second half starts once orders is down, so that some requests meet a
+				// dead peer and some a restarted one.
+				<-killed
+			}
+			key := apitest.NewID("key")
+			deadline := time.Now().Add(90 * time.Second)
+			for {
+				outcomes[i].attempts++
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				r, err := c.CheckoutResponse(ctx, key, apitest.NewCheckout(user, "4242424242424242"))
+				cancel()
+				switch {
+				case err == nil && r.Status == http.StatusCreated:
+					outcomes[i].err = json.Unmarshal(r.Body, &outcomes[i].order)
+					accepted.Add(1)
+					return
+				case err == nil && r.Status != http.StatusServiceUnavailable:
+					outcomes[i].err = fmt.Errorf("checkout: %s", r)
+					return
+				case time.Now().After(deadline):
+					outcomes[i].err = fmt.Errorf("checkout still failing after 90s: %v %v", r, err)
+					return
+				}
+				time.Sleep(100 * time.Millisecond) // a client's back-off between retries
+			}
+		})
+	}
+
+	// Kill orders once a few checkouts went through: others are in flight at that moment.
+	deadline := time.Now().Add(60 * time.Second)
+	for accepted.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := stack.Kill("orders"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed orders after %d accepted checkouts", accepted.Load())
+	close(killed)
+	restart := time.Now()
+	if err := stack.Restart(t.Context(), "orders"); err != nil {
+		t.Fatalf("restart orders: %v", err)
+	}
+	t.Logf("orders ready again after %s", time.Since(restart).Round(time.Millisecond))
+	wg.Wait()
+	t.Logf("every customer has a final answer %s after the restart", time.Since(restart).Round(time.Millisecond))
+
+	retried := 0
+	for i, o := range outcomes {
+		if o.err != nil {
+			t.Errorf("customer %s: %v", users[i], o.err)
+			continue
+		}
+		if o.attempts > 1 {
+			retried++
+		}
+		if got := c.GetOrder(t, o.order.ID); got.ID != o.order.ID || got.UserID != users[i] {
+			t.Errorf("accepted order %s of %s reads back as %+v", o.order.ID, users[i], got)
+		}
+	}
+	t.Logf("%d of %d customers retried after a 503", retried, customers)
+
+	// Quiet state: recovery has finished or compensated every interrupted checkout.
+	c.Eventually(t, "no units left reserved", func() (bool, string) {
+		sa, sb := c.Inventory(t, a.ID), c.Inventory(t, b.ID)
+		return sa.Reserved == 0 && sb.Reserved == 0, fmt.Sprintf("%+v %+v", sa, sb)
+	})
+	var unitsA, unitsB int64
+	for _, user := range users {
+		list := c.Orders(t, user)
+		if len(list) != 1 {
+			t.Errorf("customer %s has %d orders, want exactly 1", user, len(list))
+		}
+		for _, o := range list {
+			for _, it := range o.Items {
+				switch it.ProductID {
+				case a.ID:
+					unitsA += int64(it.Quantity)
+				case b.ID:
+					unitsB += int64(it.Quantity)
+				}
+			}
+		}
+	}
+	sa, sb := c.Inventory(t, a.ID), c.Inventory(t, b.ID)
+	if sa.Sold != unitsA || sb.Sold != unitsB {
+		t.Errorf("sold %d and %d units, orders hold %d and %d", sa.Sold, sb.Sold, unitsA, unitsB)
+	}
+	c.CheckConservation(t)
+}
