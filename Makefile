@@ -1,18 +1,22 @@
-# mitosis: the front door. `make up` brings the local stack up, `make test` proves it works.
-# Today the stack is the monolith (embedded NATS); the platform issue turns `up` into both
-# architectures as Podman pods.
+# mitosis: the front door. `make up` brings the local stack up (both architectures as Podman
+# pods, or local processes where no Podman answers), `make test` proves it works.
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
-MODULES := shop monolith services
+# The Podman bindings build only with these tags; modules that do not import them ignore them.
+export GOFLAGS := -buildvcs=false -tags=remote,exclude_graphdriver_btrfs,btrfs_noversion,exclude_graphdriver_devicemapper,containers_image_openpgp
+MODULES := shop monolith services platform
 PKGS := $(foreach m,$(MODULES),./$(m)/...)
 STATE := .mitosis
 ADDR ?= 127.0.0.1:8080
+ARCH ?= both
+RUNTIME ?= auto
+MITOSIS := bin/mitosis
 TOKEN_FILE := $(STATE)/admin-token
 # The admin token: SHOP_ADMIN_TOKEN if set, else the one generated into $(TOKEN_FILE).
 ADMIN_TOKEN = $${SHOP_ADMIN_TOKEN:-$$(cat $(TOKEN_FILE))}
 
-.PHONY: all build build-services run run-services up down status logs test vet fmt-check bench fuzz proto clean
+.PHONY: all build build-services run run-services setup up down status logs test vet fmt-check bench fuzz proto clean
 
 all: build
 
@@ -36,35 +40,30 @@ run: build $(TOKEN_FILE)
 run-services: build-services $(TOKEN_FILE)
 	SHOP_ADMIN_TOKEN=$(ADMIN_TOKEN) ./bin/services/runlocal
 
-## up: the monolith in the background, waiting until it is ready
-up: build $(TOKEN_FILE)
-	@if [ -f $(STATE)/monolith.pid ] && kill -0 $$(cat $(STATE)/monolith.pid) 2>/dev/null; then \
-		echo "monolith already up (pid $$(cat $(STATE)/monolith.pid)) on http://$(ADDR)"; exit 0; fi; \
-	SHOP_ADDR=$(ADDR) SHOP_ADMIN_TOKEN=$(ADMIN_TOKEN) nohup ./bin/monolith >> $(STATE)/monolith.log 2>&1 & \
-	echo $$! > $(STATE)/monolith.pid; \
-	for i in $$(seq 1 100); do \
-		if curl -fsS http://$(ADDR)/readyz >/dev/null 2>&1; then \
-			echo "monolith up on http://$(ADDR) (admin token in $(TOKEN_FILE), logs in $(STATE)/monolith.log)"; exit 0; fi; \
-		kill -0 $$(cat $(STATE)/monolith.pid) 2>/dev/null || break; \
-		sleep 0.2; \
-	done; \
-	echo "monolith did not become ready; last log lines:"; tail -n 20 $(STATE)/monolith.log; exit 1
+$(MITOSIS): $(shell find platform -name '*.go' -not -path '*/testdata/*') platform/go.mod platform/go.sum
+	go build -o $@ ./platform/cmd/mitosis
 
-## down: stop what up started (SIGTERM: requests in flight drain)
-down:
-	@if [ -f $(STATE)/monolith.pid ]; then \
-		pid=$$(cat $(STATE)/monolith.pid); kill -TERM $$pid 2>/dev/null || true; \
-		for i in $$(seq 1 150); do kill -0 $$pid 2>/dev/null || break; sleep 0.2; done; \
-		rm -f $(STATE)/monolith.pid; echo "monolith stopped"; \
-	else echo "nothing is up"; fi
+## setup: Podman and its API service on this machine (Debian, root); idempotent
+setup:
+	bash platform/setup/podman.sh
 
-status:
-	@if [ -f $(STATE)/monolith.pid ] && kill -0 $$(cat $(STATE)/monolith.pid) 2>/dev/null; then \
-		echo "monolith: running (pid $$(cat $(STATE)/monolith.pid)), ready: $$(curl -s -o /dev/null -w '%{http_code}' http://$(ADDR)/readyz)"; \
-	else echo "monolith: down"; fi
+## up: build what changed and run ARCH (both|monolith|services) on RUNTIME (auto|podman|process):
+## the monolith's edge on 127.0.0.1:8080, the gateway on 127.0.0.1:8081
+up: $(MITOSIS) $(TOKEN_FILE)
+	@if [ "$(RUNTIME)" != process ]; then bash platform/setup/podman.sh || echo "make up: no Podman here: the process runtime runs the stack"; fi
+	./$(MITOSIS) up -t $(ARCH) --runtime $(RUNTIME)
 
-logs:
-	@tail -n 100 -f $(STATE)/monolith.log
+## down: remove exactly what up made
+down: $(MITOSIS)
+	./$(MITOSIS) down -t $(ARCH)
+
+## status: state, readiness, CPU and memory of every service
+status: $(MITOSIS)
+	./$(MITOSIS) status
+
+## logs: follow the logs of every service (SERVICE=gateway for one)
+logs: $(MITOSIS)
+	./$(MITOSIS) logs -f --tail 100 $(SERVICE)
 
 ## test: formatting, vet and every test of every module, with the race detector
 test: fmt-check vet

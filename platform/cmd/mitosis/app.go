@@ -1,0 +1,677 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/mitosis-dev/mitosis/platform/imagebuild"
+	"github.com/mitosis-dev/mitosis/platform/podmanrt"
+	"github.com/mitosis-dev/mitosis/platform/processrt"
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// app is the CLI's configuration, filled by flags.
+type app struct {
+	out, errOut io.Writer
+
+	root, state, stack string
+	verbose            bool
+	topo               string
+	runtime            string
+	platforms          []string
+	monolithEdge       string
+	servicesEdge       string
+	socket             string
+}
+
+// usageError marks bad usage (exit code 2).
+type usageError struct{ error }
+
+func isUsage(err error) bool {
+	var u usageError
+	if errors.As(err, &u) {
+		return true
+	}
+	s := err.Error()
+	return strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "unknown flag") ||
+		strings.HasPrefix(s, "unknown shorthand flag") || strings.Contains(s, "flag needs an argument") ||
+		strings.HasPrefix(s, "invalid argument")
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func newRoot(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mitosis",
+		Short: "Build the shop's images and run its two architectures side by side",
+		Long: `mitosis builds OCI images of every binary of the shop (no Dockerfile, no daemon),
+and runs the monolith and the microservices side by side, as Podman pods or as local
+processes, so that the two can be compared.
+
+Exit codes: 0 success; 1 failure; 2 bad usage; 3 status found a service not running or not
+ready; 4 status or logs found nothing up.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.resolve()
+		},
+	}
+	root.SetOut(a.out)
+	root.SetErr(a.errOut)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.root, "root", os.Getenv("MITOSIS_ROOT"), "the repository (default: the folder holding go.work, from the current one up) [MITOSIS_ROOT]")
+	pf.StringVar(&a.state, "state", os.Getenv("MITOSIS_STATE"), "state folder: images, admin token, process runtime (default <root>/.mitosis) [MITOSIS_STATE]")
+	pf.StringVar(&a.stack, "stack", envOr("MITOSIS_STACK", stack.DefaultName), "stack name: prefix and label of everything it makes [MITOSIS_STACK]")
+	pf.StringVarP(&a.topo, "topology", "t", envOr("MITOSIS_TOPOLOGY", topology.Both), "topology: both, monolith or services [MITOSIS_TOPOLOGY]")
+	pf.StringVar(&a.runtime, "runtime", envOr("MITOSIS_RUNTIME", "auto"), "runtime: auto (podman when its API answers, else process), podman or process [MITOSIS_RUNTIME]")
+	pf.StringVar(&a.socket, "socket", podmanrt.Socket(), "Podman API address [CONTAINER_HOST]")
+	pf.StringVar(&a.monolithEdge, "monolith-edge", envOr("MITOSIS_MONOLITH_EDGE", topology.MonolithEdge), "host address of the monolith's HTTP API [MITOSIS_MONOLITH_EDGE]")
+	pf.StringVar(&a.servicesEdge, "services-edge", envOr("MITOSIS_SERVICES_EDGE", topology.ServicesEdge), "host address of the gateway's HTTP API [MITOSIS_SERVICES_EDGE]")
+	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every step")
+	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd())
+	return root
+}
+
+// resolve fills the defaults that depend on the file system.
+func (a *app) resolve() error {
+	switch a.runtime {
+	case "auto", "podman", "process":
+	default:
+		return usageError{fmt.Errorf("--runtime %q: want auto, podman or process", a.runtime)}
+	}
+	if a.root == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+				a.root = dir
+				break
+			}
+			if filepath.Dir(dir) == dir {
+				return usageError{errors.New("no go.work here or above: run mitosis inside the repository, or pass --root")}
+			}
+		}
+	}
+	abs, err := filepath.Abs(a.root)
+	if err != nil {
+		return err
+	}
+	a.root = abs
+	if a.state == "" {
+		a.state = filepath.Join(a.root, ".mitosis")
+	}
+	return nil
+}
+
+func (a *app) logger() *slog.Logger {
+	level := slog.LevelWarn
+	if a.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(a.errOut, &slog.HandlerOptions{Level: level}))
+}
+
+func (a *app) say(format string, args ...any) { fmt.Fprintf(a.out, format+"\n", args...) }
+
+// topology returns the chosen topology. With missing packages (the services not written
+// yet), the default `both` leaves out the architecture that cannot be built and says so; a
+// topology asked for by name fails.
+func (a *app) topology() (topology.Topology, error) {
+	t, err := topology.Get(a.topo, topology.Options{MonolithEdge: a.monolithEdge, ServicesEdge: a.servicesEdge})
+	if err != nil {
+		return t, usageError{err}
+	}
+	var keep []topology.Arch
+	for _, arch := range t.Archs {
+		var missing []string
+		for _, s := range arch.Services {
+			if _, err := os.Stat(filepath.Join(a.root, s.Package)); err != nil {
+				missing = append(missing, s.Package)
+			}
+		}
+		if len(missing) == 0 {
+			keep = append(keep, arch)
+			continue
+		}
+		if t.Name != topology.Both {
+			return t, fmt.Errorf("topology %s needs %s, which does not exist yet", t.Name, strings.Join(missing, ", "))
+		}
+		fmt.Fprintf(a.errOut, "mitosis: leaving out the %s architecture: %s does not exist yet\n", arch.Name, strings.Join(missing, ", "))
+	}
+	if len(keep) == 0 {
+		return t, errors.New("nothing to run: no architecture of the topology can be built")
+	}
+	t.Archs = keep
+	return t, nil
+}
+
+// build builds (or finds cached) the images of t, restricted to names when given.
+// hostOnly builds only the host's platform unless platforms were asked for: what `up` needs.
+func (a *app) build(ctx context.Context, t topology.Topology, names []string, force, hostOnly bool) (map[string]imagebuild.Image, error) {
+	stamp, err := imagebuild.StampFrom(ctx, a.root)
+	if err != nil {
+		return nil, err
+	}
+	opts := imagebuild.Options{
+		Root:     a.root,
+		Dir:      filepath.Join(a.state, "images"),
+		Version:  stamp.Version,
+		Source:   stamp.Source,
+		Created:  stamp.Created,
+		GitStamp: true,
+		Force:    force,
+		Logger:   a.logger(),
+	}
+	plats := a.platforms
+	if len(plats) == 0 {
+		if v := os.Getenv("MITOSIS_PLATFORMS"); v != "" {
+			plats = strings.Split(v, ",")
+		}
+	}
+	if len(plats) == 0 && hostOnly {
+		opts.Platforms = []v1.Platform{imagebuild.HostPlatform()}
+	}
+	for _, p := range plats {
+		pl, err := imagebuild.ParsePlatform(strings.TrimSpace(p))
+		if err != nil {
+			return nil, usageError{err}
+		}
+		opts.Platforms = append(opts.Platforms, pl)
+	}
+	var specs []imagebuild.Spec
+	known := map[string]bool{}
+	for _, im := range t.Images() {
+		known[im.Name] = true
+		if len(names) == 0 || contains(names, im.Name) {
+			specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package})
+		}
+	}
+	for _, n := range names {
+		if !known[n] {
+			return nil, usageError{fmt.Errorf("no image %q in topology %s", n, t.Name)}
+		}
+	}
+	imgs, err := imagebuild.Build(ctx, opts, specs...)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]imagebuild.Image{}
+	for _, img := range imgs {
+		out[img.Name] = img
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// adminToken is SHOP_ADMIN_TOKEN, else the one in <state>/admin-token, generated if missing.
+func (a *app) adminToken() (string, error) {
+	if v := os.Getenv("SHOP_ADMIN_TOKEN"); v != "" {
+		return v, nil
+	}
+	path := filepath.Join(a.state, "admin-token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	tok := hex.EncodeToString(buf)
+	if err := os.MkdirAll(a.state, 0o755); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(tok), 0o600); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	return tok, nil
+}
+
+// runtimes returns the runtimes to act on. For up it is one; for down, status and logs with
+// --runtime auto it is every runtime that may hold something of the stack.
+func (a *app) runtimes(ctx context.Context, images map[string]imagebuild.Image, forUp bool) ([]stack.Runtime, error) {
+	proc := func() stack.Runtime {
+		bins := map[string]string{}
+		for name, img := range images {
+			bins[name] = img.ExtractedBinary
+		}
+		return processrt.New(processrt.Options{
+			Root: a.root, State: filepath.Join(a.state, "run"), Stack: a.stack, Logger: a.logger(), Binaries: bins,
+		})
+	}
+	if a.runtime == "process" {
+		return []stack.Runtime{proc()}, nil
+	}
+	pm, err := podmanrt.Connect(ctx, podmanrt.Options{Socket: a.socket, Stack: a.stack, Images: images, Logger: a.logger()})
+	if err != nil {
+		if a.runtime == "podman" {
+			return nil, fmt.Errorf("%w (run platform/setup/podman.sh as root, or use --runtime process)", err)
+		}
+		if forUp {
+			fmt.Fprintf(a.errOut, "mitosis: %v: using the process runtime\n", err)
+		}
+		return []stack.Runtime{proc()}, nil
+	}
+	if forUp {
+		fmt.Fprintf(a.errOut, "mitosis: using podman (%s)\n", a.socket)
+		return []stack.Runtime{pm}, nil
+	}
+	if a.runtime == "podman" {
+		return []stack.Runtime{pm}, nil
+	}
+	return []stack.Runtime{pm, proc()}, nil
+}
+
+func (a *app) buildCmd() *cobra.Command {
+	var force, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "build [image...]",
+		Short: "Build the topology's images (all, or those named) for every platform",
+		Long: `build compiles each binary of the topology (CGO off, -trimpath, stripped, version
+stamped) for every platform and assembles its OCI image on an empty base: CA certificates,
+user 65532, the binary as entrypoint, OCI labels. Each image is an OCI layout in
+<state>/images/<name>/oci with an SPDX SBOM per platform beside it. Images whose inputs
+(sources, go.sum, flags) did not change are not rebuilt; --force rebuilds them.
+
+Timestamps come from SOURCE_DATE_EPOCH, else the last commit's time, so the same sources
+give the same digests.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := a.topology()
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			imgs, err := a.build(cmd.Context(), t, args, force, false)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				var list []imagebuild.Image
+				for _, im := range t.Images() {
+					if img, ok := imgs[im.Name]; ok {
+						list = append(list, img)
+					}
+				}
+				enc := json.NewEncoder(a.out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(list)
+			}
+			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "IMAGE\tBUILD\tREF\tPLATFORMS\tBINARY\tIMAGE SIZE\tINDEX")
+			for _, im := range t.Images() {
+				img, ok := imgs[im.Name]
+				if !ok {
+					continue
+				}
+				what := "built"
+				if img.Cached {
+					what = "cached"
+				}
+				var plats []string
+				var bin, size int64
+				for _, p := range img.Platforms {
+					plats = append(plats, p.Platform)
+					if p.Platform == "linux/"+imagebuild.HostPlatform().Architecture || bin == 0 {
+						bin, size = p.BinarySize, p.ImageSize
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", img.Name, what, img.Ref, strings.Join(plats, ","),
+					mib(bin), mib(size), img.Index[:19])
+			}
+			_ = tw.Flush()
+			a.say("build took %s; images in %s", time.Since(start).Round(time.Millisecond), filepath.Join(a.state, "images"))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "rebuild even when the inputs did not change")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the images as JSON")
+	cmd.Flags().StringSliceVar(&a.platforms, "platform", nil, "platforms to build (default linux/amd64,linux/arm64) [MITOSIS_PLATFORMS]")
+	return cmd
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
+
+func (a *app) upCmd() *cobra.Command {
+	var readyTimeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Build what changed and run the topology, waiting until every service is ready",
+		Long: `up builds the topology's images (only those whose inputs changed), then runs every
+service: with Podman, one network with DNS per architecture, one pod per service with its
+ports on 127.0.0.1 only, read-only, non-root, no capabilities, CPU and memory limits; as
+processes, one process per service on 127.0.0.1. Services start in dependency order and
+up waits for each to be ready (HTTP /readyz, gRPC health). Running it again is safe: what
+runs as asked is left alone, what is missing, stopped or changed is remade.
+
+The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when missing).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			start := time.Now()
+			t, err := a.topology()
+			if err != nil {
+				return err
+			}
+			token, err := a.adminToken()
+			if err != nil {
+				return err
+			}
+			rts, err := a.runtimes(ctx, nil, true)
+			if err != nil {
+				return err
+			}
+			rt := rts[0]
+			// Both runtimes run what the images hold: Podman loads them, the process
+			// runtime runs their binaries.
+			imgs, err := a.build(ctx, t, nil, false, true)
+			if err != nil {
+				return err
+			}
+			a.say("images ready (%s)", time.Since(start).Round(time.Millisecond))
+			if rt.Name() == "process" {
+				a.runtime = "process" // as chosen: do not ask Podman twice
+				for name, img := range imgs {
+					if img.ExtractedBinary, err = img.ExtractBinary(filepath.Join(a.state, "run", "bin")); err != nil {
+						return err
+					}
+					imgs[name] = img
+				}
+			}
+			if rts, err = a.runtimes(ctx, imgs, false); err != nil {
+				return err
+			}
+			rt = rts[0]
+			// The same stack up in the other runtime holds the same edges: say so plainly
+			// rather than fail on a busy port.
+			for _, other := range rts[1:] {
+				if sts, err := other.Status(ctx); err == nil && len(sts) > 0 {
+					return fmt.Errorf("stack %s is up in the %s runtime: run `mitosis down` first", a.stack, other.Name())
+				}
+			}
+			opts := stack.UpOptions{AdminToken: token, ReadyTimeout: readyTimeout, Progress: a.out, Env: otelEnv()}
+			if err := rt.Up(ctx, t, opts); err != nil {
+				return err
+			}
+			for _, arch := range t.Archs {
+				a.say("%s: http://%s", arch.Name, arch.Edge)
+			}
+			a.say("up (%s runtime, stack %s) in %s; admin token: SHOP_ADMIN_TOKEN or %s",
+				rt.Name(), a.stack, time.Since(start).Round(time.Millisecond), filepath.Join(a.state, "admin-token"))
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "how long each service may take to become ready")
+	cmd.Flags().StringSliceVar(&a.platforms, "platform", nil, "platforms to build (default the host's: only it is run) [MITOSIS_PLATFORMS]")
+	return cmd
+}
+
+// otelEnv passes the standard OpenTelemetry variables of the caller to every service.
+func otelEnv() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "OTEL_") && k != "OTEL_SERVICE_NAME" {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// archsOf lists the architectures the --topology flag names, for down.
+func (a *app) archsOf() ([]string, error) {
+	t, err := topology.Get(a.topo, topology.Options{})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	var out []string
+	for _, arch := range t.Archs {
+		out = append(out, arch.Name)
+	}
+	return out, nil
+}
+
+func (a *app) downCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "down",
+		Short: "Remove everything up made: pods, containers, networks, volumes, processes",
+		Long: `down removes every object labelled with the stack's name (and, with -t monolith or
+-t services, that architecture's only): pods and their containers, networks and volumes in
+Podman, and the processes of the process runtime. Nothing else is touched. Running it
+when nothing is up is not an error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			start := time.Now()
+			archs, err := a.archsOf()
+			if err != nil {
+				return err
+			}
+			rts, err := a.runtimes(cmd.Context(), nil, false)
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, rt := range rts {
+				removed, err := rt.Down(cmd.Context(), archs)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", rt.Name(), err))
+				}
+				if removed != (stack.Removed{}) {
+					a.say("%s: removed %s", rt.Name(), removed)
+				}
+			}
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			a.say("down (stack %s) in %s", a.stack, time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show each service's state, readiness, CPU and memory",
+		Long: `status lists every service of the stack with its state (running, exited, ...), its
+readiness (its probe, run now through its published port), its CPU (percent of one core)
+and its memory. Exit code 0 when every service runs and is ready, 3 when one is not,
+4 when nothing is up.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rts, err := a.runtimes(cmd.Context(), nil, false)
+			if err != nil {
+				return err
+			}
+			type row struct {
+				Runtime string `json:"runtime"`
+				stack.Status
+			}
+			var rows []row
+			for _, rt := range rts {
+				sts, err := rt.Status(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("%s: %w", rt.Name(), err)
+				}
+				for _, s := range sts {
+					rows = append(rows, row{rt.Name(), s})
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.out)
+				enc.SetIndent("", "  ")
+				if rows == nil {
+					rows = []row{}
+				}
+				if err := enc.Encode(rows); err != nil {
+					return err
+				}
+			}
+			if len(rows) == 0 {
+				if !asJSON {
+					a.say("nothing is up (stack %s)", a.stack)
+				}
+				return &exitError{code: exitNothing, err: errors.New("")}
+			}
+			unready := 0
+			var memTotal = map[string]uint64{}
+			if !asJSON {
+				tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "RUNTIME\tARCH\tSERVICE\tSTATE\tHEALTH\tCPU\tMEMORY\tADDRESS\tDETAIL")
+				for _, r := range rows {
+					mem := fmt.Sprintf("%.1fMiB", float64(r.MemBytes)/(1<<20))
+					if r.MemLimit > 0 && r.MemLimit < 1<<40 {
+						mem += fmt.Sprintf(" / %.0fMiB", float64(r.MemLimit)/(1<<20))
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%s\n", r.Runtime, r.Arch, r.Service, r.State,
+						r.Health, r.CPU, mem, r.Addr, oneLine(r.Detail))
+				}
+				_ = tw.Flush()
+			}
+			for _, r := range rows {
+				memTotal[r.Runtime+" "+r.Arch] += r.MemBytes
+				if r.State != "running" || r.Health != stack.Ready {
+					unready++
+				}
+			}
+			if !asJSON {
+				keys := make([]string, 0, len(memTotal))
+				for k := range memTotal {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					a.say("memory %s: %.1fMiB", k, float64(memTotal[k])/(1<<20))
+				}
+			}
+			if unready > 0 {
+				return &exitError{code: exitUnready, err: fmt.Errorf("%d service(s) not running or not ready", unready)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+func (a *app) logsCmd() *cobra.Command {
+	var opts stack.LogsOptions
+	cmd := &cobra.Command{
+		Use:   "logs [service|arch/service|arch]...",
+		Short: "Print (or follow) the logs of one, some or all services",
+		Long: `logs prints each selected service's output, every line prefixed with arch/service.
+With no argument it prints every service's; "nats" selects the NATS of both architectures,
+"services/nats" one of them. -f follows until interrupted.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Services = args
+			rts, err := a.runtimes(cmd.Context(), nil, false)
+			if err != nil {
+				return err
+			}
+			var errs []error
+			found := false
+			for _, rt := range rts {
+				sts, err := rt.Status(cmd.Context())
+				if err != nil || len(sts) == 0 {
+					continue
+				}
+				found = true
+				if err := rt.Logs(cmd.Context(), opts, a.out); err != nil && cmd.Context().Err() == nil {
+					errs = append(errs, err)
+				}
+			}
+			if !found {
+				return &exitError{code: exitNothing, err: fmt.Errorf("nothing is up (stack %s)", a.stack)}
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.Follow, "follow", "f", false, "follow the logs")
+	cmd.Flags().IntVar(&opts.Tail, "tail", 0, "lines from the end of each service's log (0: all)")
+	return cmd
+}
+
+func (a *app) pushCmd() *cobra.Command {
+	var opts imagebuild.PushOptions
+	cmd := &cobra.Command{
+		Use:   "push --to REGISTRY/PREFIX [image...]",
+		Short: "Copy the topology's images (every platform) to an OCI registry",
+		Long: `push builds what changed, then copies each image's index (every platform) to
+REGISTRY/PREFIX/<image>:<tag>, for example
+123456789012.dkr.ecr.eu-west-1.amazonaws.com/mitosis. Credentials come from the Docker
+config and its credential helpers (docker-credential-ecr-login for ECR). Registries on
+localhost and 127.0.0.1 are reached over plain HTTP; --insecure allows it elsewhere.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Repo == "" {
+				return usageError{errors.New("push needs --to REGISTRY/PREFIX")}
+			}
+			t, err := a.topology()
+			if err != nil {
+				return err
+			}
+			imgs, err := a.build(cmd.Context(), t, args, false, false)
+			if err != nil {
+				return err
+			}
+			for _, im := range t.Images() {
+				img, ok := imgs[im.Name]
+				if !ok {
+					continue
+				}
+				refs, err := imagebuild.Push(cmd.Context(), img, opts)
+				if err != nil {
+					return err
+				}
+				for _, r := range refs {
+					a.say("pushed %s", r)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&opts.Repo, "to", os.Getenv("MITOSIS_PUSH_TO"), "destination REGISTRY/PREFIX [MITOSIS_PUSH_TO]")
+	cmd.Flags().StringSliceVar(&opts.Tags, "tag", nil, "tags to push (default the version)")
+	cmd.Flags().BoolVar(&opts.Insecure, "insecure", false, "allow plain HTTP to the registry")
+	cmd.Flags().StringSliceVar(&a.platforms, "platform", nil, "platforms to build (default linux/amd64,linux/arm64) [MITOSIS_PLATFORMS]")
+	return cmd
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/mitosis-dev/mitosis/platform/imagebuild"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(filepath.Dir(filepath.Dir(wd))) // platform/cmd/mitosis -> the repository
+}
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	for _, cmd := range []string{"build", "up", "down", "status", "logs", "push"} {
+		code, out, _ := runCLI(t, cmd, "--help")
+		if code != exitOK || !strings.Contains(out, "Usage:") || !strings.Contains(out, "mitosis "+cmd) {
+			t.Errorf("%s --help: exit %d\n%s", cmd, code, out)
+		}
+	}
+	if code, out, _ := runCLI(t, "--help"); code != exitOK || !strings.Contains(out, "Exit codes") {
+		t.Errorf("--help: exit %d\n%s", code, out)
+	}
+}
+
+func TestBadUsageExits2(t *testing.T) {
+	root := repoRoot(t)
+	for _, args := range [][]string{
+		{"nosuchcommand"},
+		{"status", "--no-such-flag"},
+		{"up", "--runtime", "kubernetes", "--root", root},
+		{"build", "-t", "microliths", "--root", root, "--state", t.TempDir()},
+		{"push", "--root", root, "--state", t.TempDir()},
+		{"up", "extra-argument", "--root", root},
+	} {
+		if code, _, errOut := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (%s)", args, code, exitUsage, errOut)
+		}
+	}
+}
+
+func TestNothingUpExits4(t *testing.T) {
+	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", t.TempDir(), "--stack", stacktest.StackName(t)}
+	if code, out, _ := runCLI(t, append([]string{"status"}, common...)...); code != exitNothing || !strings.Contains(out, "nothing is up") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+	if code, _, _ := runCLI(t, append([]string{"logs"}, common...)...); code != exitNothing {
+		t.Errorf("logs: exit %d", code)
+	}
+	if code, out, _ := runCLI(t, append([]string{"down"}, common...)...); code != exitOK {
+		t.Errorf("down with nothing up: exit %d\n%s", code, out)
+	}
+}
+
+// TestPushCopiesTheIndexToARegistry pushes the NATS image (both platforms) to
+// go-containerregistry's in-memory registry on 127.0.0.1 and reads it back.
+func TestPushCopiesTheIndexToARegistry(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	state := t.TempDir()
+	code, out, errOut := runCLI(t, "push", "--to", host+"/mitosis", "--tag", "test", "-t", "monolith",
+		"--root", repoRoot(t), "--state", state, "nats-server")
+	if code != exitOK {
+		t.Fatalf("push: exit %d\n%s\n%s", code, out, errOut)
+	}
+	img, err := imagebuild.Load(filepath.Join(state, "images", "nats-server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := host + "/mitosis/nats-server@" + img.Index
+	if !strings.Contains(out, "pushed "+want) {
+		t.Errorf("push said %q, want it to name %s", out, want)
+	}
+	ref, err := name.ParseReference(host + "/mitosis/nats-server:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := idx.Digest()
+	if err != nil || d.String() != img.Index {
+		t.Errorf("registry has %s (%v), build has %s", d, err, img.Index)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 2 {
+		t.Errorf("%d manifests in the pushed index, want 2", len(im.Manifests))
+	}
+	for _, m := range im.Manifests {
+		if _, err := remote.Image(ref.Context().Digest(m.Digest.String())); err != nil {
+			t.Errorf("%s: %v", m.Platform, err)
+		}
+	}
+}

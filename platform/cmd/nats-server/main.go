@@ -1,0 +1,111 @@
+// Command nats-server runs the pinned nats-server module with JetStream on a data directory:
+// the NATS of the mitosis stack, built into an image like every other binary so the stack
+// needs no registry. It is deliberately small: no config file, a few flags (each with an
+// environment variable), and a graceful shutdown on SIGTERM.
+//
+//	-addr      NATS_ADDR       client listen address (default 0.0.0.0:4222)
+//	-http      NATS_HTTP_ADDR  monitoring listen address, /healthz and /varz (default 0.0.0.0:8222; "" disables)
+//	-store     NATS_STORE_DIR  JetStream's files (default /data)
+//	-name      NATS_NAME       server name (default mitosis-nats)
+//	-max-mem   NATS_MAX_MEM    JetStream memory-storage limit in bytes (default 64 MiB)
+//	-max-store NATS_MAX_STORE  JetStream file-storage limit in bytes (default 8 GiB: streams reserve their MaxBytes, the shop's event stream 1 GiB)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// version is stamped by the image build (-X main.version=...).
+var version = "dev"
+
+func main() {
+	if err := run(os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "nats-server:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(args []string, getenv func(string) string) error {
+	fs := flag.NewFlagSet("nats-server", flag.ContinueOnError)
+	addr := fs.String("addr", envOr(getenv, "NATS_ADDR", "0.0.0.0:4222"), "client listen address")
+	httpAddr := fs.String("http", envOr(getenv, "NATS_HTTP_ADDR", "0.0.0.0:8222"), "monitoring listen address (empty: off)")
+	store := fs.String("store", envOr(getenv, "NATS_STORE_DIR", "/data"), "JetStream store directory")
+	name := fs.String("name", envOr(getenv, "NATS_NAME", "mitosis-nats"), "server name")
+	maxMem := fs.String("max-mem", envOr(getenv, "NATS_MAX_MEM", strconv.Itoa(64<<20)), "JetStream memory limit, bytes")
+	maxStore := fs.String("max-store", envOr(getenv, "NATS_MAX_STORE", strconv.Itoa(8<<30)), "JetStream file-store limit, bytes")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *showVersion {
+		fmt.Println(version, "nats-server", server.VERSION)
+		return nil
+	}
+	opts := &server.Options{
+		ServerName: *name,
+		JetStream:  true,
+		StoreDir:   *store,
+		NoSigs:     true, // signals are handled below, so shutdown is graceful and logged
+	}
+	var err error
+	if opts.Host, opts.Port, err = hostPort(*addr); err != nil {
+		return fmt.Errorf("-addr: %w", err)
+	}
+	if *httpAddr != "" {
+		if opts.HTTPHost, opts.HTTPPort, err = hostPort(*httpAddr); err != nil {
+			return fmt.Errorf("-http: %w", err)
+		}
+	}
+	if opts.JetStreamMaxMemory, err = strconv.ParseInt(*maxMem, 10, 64); err != nil {
+		return fmt.Errorf("-max-mem: %w", err)
+	}
+	if opts.JetStreamMaxStore, err = strconv.ParseInt(*maxStore, 10, 64); err != nil {
+		return fmt.Errorf("-max-store: %w", err)
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("configure: %w", err)
+	}
+	srv.ConfigureLogger()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return fmt.Errorf("not ready for connections on %s within 30s", *addr)
+	}
+	<-ctx.Done()
+	srv.Noticef("signal received, shutting down")
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	return nil
+}
+
+func hostPort(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	return host, p, nil
+}

@@ -1,0 +1,289 @@
+package imagebuild
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// formatVersion changes whenever the image layout this package writes changes, so that every
+// cached image is rebuilt.
+const formatVersion = "mitosis-imagebuild/1"
+
+// ldflags strips the symbol table and DWARF (the build info debug/buildinfo reads survives) and
+// stamps the version into main.version when the main package declares it.
+func ldflags(version string) string {
+	return "-s -w -X main.version=" + version
+}
+
+// buildEnv is the environment of `go build` for one platform: the caller's, with cgo off so the
+// binary is static and runs on an empty base, and without GOFLAGS: the caller's flags (the
+// Podman bindings' build tags, for one) are not the images', and an image must not differ
+// with the shell it was built from. Build flags are this package's, and fixed.
+func buildEnv(goos, goarch string) []string {
+	env := make([]string, 0, len(os.Environ())+3)
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "CGO_ENABLED", "GOOS", "GOARCH", "GOFLAGS":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
+}
+
+// listedPackage is the part of `go list -json` the inputs' hash needs.
+type listedPackage struct {
+	ImportPath     string
+	Dir            string
+	Standard       bool
+	GoFiles        []string
+	CgoFiles       []string
+	IgnoredGoFiles []string // other platforms' files: arm64 builds read them
+	EmbedFiles     []string
+	SFiles         []string
+	Module         *struct {
+		Path    string
+		Version string
+		Sum     string
+		GoMod   string
+		Replace *struct {
+			Path    string
+			Version string
+			Sum     string
+		}
+	}
+	Deps  []string
+	Error *struct{ Err string }
+}
+
+// specInputs is what a spec's image is made from, apart from its stamp and platforms.
+type specInputs struct {
+	hash  string   // sources, module versions, go.mod/go.sum/go.work, Go version, flags, base
+	paths []string // git pathspecs of those sources, relative to Options.Root
+}
+
+// inputsHashes computes, for each spec, a hash of everything its image depends on: the
+// sources of its package and of every workspace package it imports, the versions of every
+// module dependency, the go.mod/go.sum/go.work files, the Go version, the build flags and the
+// base layer's contents. One `go list` call covers every spec. The stamp (version, revision,
+// time) and the platforms are added by Build.
+func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (map[string]specInputs, error) {
+	args := []string{"list", "-deps", "-json=ImportPath,Dir,Standard,GoFiles,CgoFiles,IgnoredGoFiles,EmbedFiles,SFiles,Module,Deps,Error"}
+	for _, s := range specs {
+		args = append(args, s.Package)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = opts.Root
+	cmd.Env = buildEnv("linux", opts.Platforms[0].Architecture)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list %s: %w\n%s", strings.Join(args[3:], " "), err, stderr.Bytes())
+	}
+	pkgs := map[string]*listedPackage{}
+	byDir := map[string]*listedPackage{}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p listedPackage
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("go list output: %w", err)
+		}
+		if p.Error != nil {
+			return nil, fmt.Errorf("package %s: %s", p.ImportPath, p.Error.Err)
+		}
+		pkgs[p.ImportPath] = &p
+		byDir[p.Dir] = &p
+	}
+
+	goVersion, err := goEnv(ctx, opts.Root, "GOVERSION")
+	if err != nil {
+		return nil, err
+	}
+	common := sha256.New()
+	fmt.Fprintf(common, "%s\n%s\n", formatVersion, goVersion)
+	fmt.Fprintf(common, "ldflags=%s\ntrimpath buildvcs=false cgo=0\n", ldflags("<version>"))
+	for _, k := range []string{"GOEXPERIMENT", "GOAMD64", "GOARM64"} {
+		fmt.Fprintf(common, "%s=%s\n", k, os.Getenv(k))
+	}
+	fmt.Fprintf(common, "source=%s\nrepo=%s\n", opts.Source, opts.Repo)
+	fmt.Fprintf(common, "ca=%x\n", sha256.Sum256(ca))
+	for _, f := range []string{"go.work", "go.work.sum"} {
+		if err := hashFile(common, filepath.Join(opts.Root, f), f, true); err != nil {
+			return nil, err
+		}
+	}
+	commonSum := common.Sum(nil)
+
+	hashes := make(map[string]specInputs, len(specs))
+	files := map[string][]byte{} // package import path -> hash of its files, shared between specs
+	for _, s := range specs {
+		root, ok := byDir[filepath.Join(opts.Root, s.Package)]
+		if !ok {
+			return nil, fmt.Errorf("image %s: go list did not report package %s", s.Name, s.Package)
+		}
+		h := sha256.New()
+		h.Write(commonSum)
+		fmt.Fprintf(h, "spec=%s %s\n", s.Name, s.Package)
+		deps := append([]string{root.ImportPath}, root.Deps...)
+		sort.Strings(deps)
+		goMods := map[string]bool{}
+		var paths []string
+		for _, path := range deps {
+			p, ok := pkgs[path]
+			if !ok || p.Standard {
+				continue // the standard library is covered by the Go version
+			}
+			if m := p.Module; m != nil && m.Version != "" && (m.Replace == nil || m.Replace.Version != "") {
+				// A module from the module cache is immutable: its version (and sum) says it all.
+				fmt.Fprintf(h, "pkg %s from %s@%s %s\n", path, m.Path, m.Version, m.Sum)
+				continue
+			}
+			if p.Module != nil && p.Module.GoMod != "" {
+				goMods[p.Module.GoMod] = true
+			}
+			if rel, err := filepath.Rel(opts.Root, p.Dir); err == nil && !strings.HasPrefix(rel, "..") {
+				if rel == "." {
+					paths = append(paths, ":(glob)*")
+				} else {
+					paths = append(paths, ":(glob)"+filepath.ToSlash(rel)+"/*")
+				}
+			}
+			sum, ok := files[path]
+			if !ok {
+				fh := sha256.New()
+				names := append(append(append(append(append([]string{}, p.GoFiles...), p.CgoFiles...),
+					p.IgnoredGoFiles...), p.EmbedFiles...), p.SFiles...)
+				sort.Strings(names)
+				for _, n := range names {
+					if err := hashFile(fh, filepath.Join(p.Dir, n), n, false); err != nil {
+						return nil, err
+					}
+				}
+				sum = fh.Sum(nil)
+				files[path] = sum
+			}
+			fmt.Fprintf(h, "pkg %s files %x\n", path, sum)
+		}
+		for _, gm := range sortedKeys(goMods) {
+			rel, _ := filepath.Rel(opts.Root, gm)
+			if err := hashFile(h, gm, rel, false); err != nil {
+				return nil, err
+			}
+			sumFile := strings.TrimSuffix(gm, ".mod") + ".sum"
+			if err := hashFile(h, sumFile, rel+".sum", true); err != nil {
+				return nil, err
+			}
+			if !strings.HasPrefix(rel, "..") {
+				paths = append(paths, ":(literal)"+filepath.ToSlash(rel), ":(literal)"+filepath.ToSlash(strings.TrimSuffix(rel, ".mod")+".sum"))
+			}
+		}
+		paths = append(paths, ":(literal)go.work", ":(literal)go.work.sum")
+		hashes[s.Name] = specInputs{hash: hex.EncodeToString(h.Sum(nil)), paths: paths}
+	}
+	return hashes, nil
+}
+
+// hashFile writes a file's name and contents into h; a missing optional file counts as absent.
+func hashFile(h io.Writer, path, name string, optional bool) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && optional {
+		fmt.Fprintf(h, "absent %s\n", name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("hash inputs: %w", err)
+	}
+	fmt.Fprintf(h, "file %s %d\n", name, len(b))
+	h.Write(b)
+	return nil
+}
+
+func goEnv(ctx context.Context, dir, key string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "env", key)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go env %s: %w", key, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// compile builds every spec for every platform with one `go build` per platform and stamped
+// version, and returns name -> platform -> binary path, and a cleanup that removes them.
+func compile(ctx context.Context, opts Options, specs []Spec, versions map[string]string) (map[string]map[string]string, func(), error) {
+	tmp, err := os.MkdirTemp("", "mitosis-build-")
+	if err != nil {
+		return nil, func() {}, fmt.Errorf("build dir: %w", err)
+	}
+	cleanup := func() { _ = os.RemoveAll(tmp) }
+	byVersion := map[string][]Spec{}
+	for _, s := range specs {
+		byVersion[versions[s.Name]] = append(byVersion[versions[s.Name]], s)
+	}
+	bins := map[string]map[string]string{}
+	for i, v := range sortedKeys(byVersion) {
+		if err := compileGroup(ctx, opts, byVersion[v], v, filepath.Join(tmp, strconv.Itoa(i)), bins); err != nil {
+			return nil, cleanup, err
+		}
+	}
+	return bins, cleanup, nil
+}
+
+func compileGroup(ctx context.Context, opts Options, specs []Spec, version, tmp string, bins map[string]map[string]string) error {
+	// go build -o DIR names each binary after its package directory.
+	byBase := map[string]string{}
+	for _, s := range specs {
+		base := filepath.Base(filepath.Clean(s.Package))
+		if other, dup := byBase[base]; dup {
+			return fmt.Errorf("images %s and %s: packages share the directory name %q", other, s.Name, base)
+		}
+		byBase[base] = s.Name
+	}
+	for _, p := range opts.Platforms {
+		dir := filepath.Join(tmp, p.OS+"-"+p.Architecture)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("build dir: %w", err)
+		}
+		args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=" + ldflags(version), "-o", dir + string(filepath.Separator)}
+		for _, s := range specs {
+			args = append(args, s.Package)
+		}
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = opts.Root
+		cmd.Env = buildEnv(p.OS, p.Architecture)
+		var stderr bytes.Buffer
+		cmd.Stdout = &stderr
+		cmd.Stderr = &stderr
+		opts.Logger.Info("go build", "platform", p.String(), "packages", args[6:])
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build for %s: %w\n%s", p.String(), err, stderr.Bytes())
+		}
+		for base, name := range byBase {
+			path := filepath.Join(dir, base)
+			if _, err := os.Stat(path); err != nil {
+				return fmt.Errorf("image %s: go build wrote no binary %s", name, path)
+			}
+			if bins[name] == nil {
+				bins[name] = map[string]string{}
+			}
+			bins[name][platformString(p)] = path
+		}
+	}
+	return nil
+}

@@ -1,0 +1,358 @@
+package podmanrt_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/containers/podman/v4/pkg/bindings/containers"
+	"github.com/containers/podman/v4/pkg/bindings/images"
+	"github.com/containers/podman/v4/pkg/bindings/network"
+	"github.com/containers/podman/v4/pkg/bindings/pods"
+	"github.com/containers/podman/v4/pkg/bindings/volumes"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/mitosis-dev/mitosis/platform/imagebuild"
+	"github.com/mitosis-dev/mitosis/platform/podmanrt"
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// requirePodman skips (or, with REQUIRE_CONTAINERS=1, fails) when no Podman API answers.
+func requirePodman(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := bindings.NewConnection(ctx, podmanrt.Socket()); err != nil {
+		if os.Getenv("REQUIRE_CONTAINERS") == "1" {
+			t.Fatalf("podman: %v (REQUIRE_CONTAINERS=1)", err)
+		}
+		t.Skipf("podman API not reachable at %s (run platform/setup/podman.sh): %v", podmanrt.Socket(), err)
+	}
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(filepath.Dir(wd)) // platform/podmanrt -> the repository
+}
+
+// buildImages builds the monolith topology's images for this machine. The image folder
+// outlives the test so that a second run reuses it: that is what the inputs' hash is for.
+func buildImages(t *testing.T, topo topology.Topology) map[string]imagebuild.Image {
+	t.Helper()
+	root := repoRoot(t)
+	for _, im := range topo.Images() {
+		if _, err := os.Stat(filepath.Join(root, im.Package)); err != nil {
+			t.Skipf("%s does not exist yet", im.Package)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	var specs []imagebuild.Spec
+	for _, im := range topo.Images() {
+		specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package})
+	}
+	start := time.Now()
+	built, err := imagebuild.Build(ctx, imagebuild.Options{
+		Root:      root,
+		Dir:       filepath.Join(os.TempDir(), "mitosis-test-images"),
+		Platforms: []v1.Platform{imagebuild.HostPlatform()},
+		Repo:      "localhost/mitosis-test",
+		GitStamp:  true,
+	}, specs...)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	t.Logf("images built or found in %s", time.Since(start).Round(time.Millisecond))
+	out := map[string]imagebuild.Image{}
+	for _, img := range built {
+		out[img.Name] = img
+	}
+	return out
+}
+
+func connect(t *testing.T, name string, imgs map[string]imagebuild.Image) *podmanrt.Runtime {
+	t.Helper()
+	rt, err := podmanrt.Connect(context.Background(), podmanrt.Options{Stack: name, Images: imgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := rt.Down(ctx, nil); err != nil {
+			t.Errorf("cleanup down: %v", err)
+		}
+	})
+	return rt
+}
+
+func TestLoadedImageIsNonRootWithLabels(t *testing.T) {
+	requirePodman(t)
+	topo, err := topology.Get(topology.Monolith, topology.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs := buildImages(t, topo)
+	rt := connect(t, stacktest.StackName(t), imgs)
+	ctx := context.Background()
+	img := imgs["nats-server"]
+	if _, err := rt.LoadImage(ctx, img); err != nil {
+		t.Fatal(err)
+	}
+	if loaded, err := rt.LoadImage(ctx, img); err != nil || loaded {
+		t.Errorf("second load: loaded=%v err=%v, want a no-op", loaded, err)
+	}
+	conn, err := bindings.NewConnection(ctx, podmanrt.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := images.GetImage(conn, img.Ref, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, _ := img.PlatformImage(imagebuild.HostPlatform())
+	if "sha256:"+got.ID != pl.ID {
+		t.Errorf("podman image ID %s, build says %s", got.ID, pl.ID)
+	}
+	if got.Config.User != "65532:65532" || strings.Join(got.Config.Entrypoint, " ") != "/usr/local/bin/nats-server" {
+		t.Errorf("user %q entrypoint %v", got.Config.User, got.Config.Entrypoint)
+	}
+	for _, k := range []string{imagebuild.LabelVersion, imagebuild.LabelCreated, imagebuild.LabelSource, imagebuild.LabelRevision} {
+		if got.Config.Labels[k] == "" {
+			t.Errorf("label %s missing in podman: %v", k, got.Config.Labels)
+		}
+	}
+}
+
+// TestMonolithStackUpCheckoutKillHealDown is the whole life of a stack in Podman.
+func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
+	requirePodman(t)
+	edge := stacktest.FreeAddr(t)
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs := buildImages(t, topo)
+	name := stacktest.StackName(t)
+	rt := connect(t, name, imgs)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	opts := stack.UpOptions{AdminToken: "test-token", ReadyTimeout: time.Minute, Progress: &progress}
+
+	start := time.Now()
+	if err := rt.Up(ctx, topo, opts); err != nil {
+		t.Fatalf("up: %v\n%s", err, progress.String())
+	}
+	t.Logf("up in %s:\n%s", time.Since(start).Round(time.Millisecond), progress.String())
+	base := "http://" + edge
+	if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
+		t.Fatalf("GET /readyz: %d", code)
+	}
+	stacktest.Checkout(t, base, "test-token", "ada")
+
+	// Published on 127.0.0.1 only, read-only, non-root, no capabilities, limited.
+	conn, err := bindings.NewConnection(ctx, podmanrt.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := stack.ObjectName(name, topology.Monolith, "monolith") + "-app"
+	data, err := containers.Inspect(conn, app, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := data.HostConfig
+	if !hc.ReadonlyRootfs || data.Config.User != "65532:65532" || hc.Memory != 256<<20 || hc.CpuQuota != 100000 {
+		t.Errorf("container: readonly=%v user=%q memory=%d quota=%d", hc.ReadonlyRootfs, data.Config.User, hc.Memory, hc.CpuQuota)
+	}
+	if len(hc.CapAdd) != 0 || !strings.Contains(strings.Join(hc.SecurityOpt, ","), "no-new-privileges") {
+		t.Errorf("capabilities added %v, security options %v", hc.CapAdd, hc.SecurityOpt)
+	}
+	podData, err := pods.Inspect(conn, stack.ObjectName(name, topology.Monolith, "nats"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for port, binds := range podData.InfraConfig.PortBindings {
+		for _, b := range binds {
+			if b.HostIP != "127.0.0.1" {
+				t.Errorf("port %s published on %q, want 127.0.0.1", port, b.HostIP)
+			}
+		}
+	}
+
+	// Up again changes nothing.
+	before := podIDs(t, conn, name)
+	progress.Reset()
+	if err := rt.Up(ctx, topo, opts); err != nil {
+		t.Fatalf("second up: %v", err)
+	}
+	if after := podIDs(t, conn, name); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("second up remade pods: %v -> %v\n%s", before, after, progress.String())
+	}
+
+	// A killed pod (`podman pod kill`) shows in status, and up heals it.
+	if _, err := pods.Kill(conn, stack.ObjectName(name, topology.Monolith, "monolith"), new(pods.KillOptions).WithSignal("SIGKILL")); err != nil {
+		t.Fatal(err)
+	}
+	stacktest.WaitFor(t, 30*time.Second, func() (bool, string) {
+		sts, err := rt.Status(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, s := range sts {
+			if s.Service == "monolith" {
+				return s.State != "running" && s.Health == stack.Unready, fmt.Sprintf("%+v", s)
+			}
+		}
+		return false, "monolith missing from status"
+	})
+	if err := rt.Up(ctx, topo, opts); err != nil {
+		t.Fatalf("healing up: %v", err)
+	}
+	sts, err := rt.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sts) != 2 {
+		t.Fatalf("status: %+v", sts)
+	}
+	for _, s := range sts {
+		if s.State != "running" || s.Health != stack.Ready || s.MemBytes == 0 {
+			t.Errorf("after healing: %+v", s)
+		}
+	}
+	// State survives the monolith's restart: it lives in NATS, and NATS was not touched.
+	body := stacktest.Orders(t, base, "ada")
+	if !strings.Contains(string(body), `"paid"`) && !strings.Contains(string(body), `"shipped"`) {
+		t.Errorf("orders after heal: %s", body)
+	}
+
+	// Logs of one service.
+	var logs bytes.Buffer
+	if err := rt.Logs(ctx, stack.LogsOptions{Services: []string{"nats"}, Tail: 50}, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "monolith/nats | ") || strings.Contains(logs.String(), "monolith/monolith | ") {
+		t.Errorf("logs of nats:\n%s", logs.String())
+	}
+
+	start = time.Now()
+	removed, err := rt.Down(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("down in %s: %s", time.Since(start).Round(time.Millisecond), removed)
+	if removed.Pods != 2 || removed.Networks != 1 || removed.Volumes != 1 {
+		t.Errorf("removed %s, want 2 pods, 1 network, 1 volume", removed)
+	}
+	assertNothingLeft(t, conn, name)
+}
+
+func podIDs(t *testing.T, conn context.Context, name string) []string {
+	t.Helper()
+	list, err := pods.List(conn, new(pods.ListOptions).WithFilters(map[string][]string{"label": {stack.LabelStack + "=" + name}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range list {
+		ids = append(ids, p.Name+"="+p.Id)
+	}
+	return ids
+}
+
+func assertNothingLeft(t *testing.T, conn context.Context, name string) {
+	t.Helper()
+	f := map[string][]string{"label": {stack.LabelStack + "=" + name}}
+	if l, err := pods.List(conn, new(pods.ListOptions).WithFilters(f)); err != nil || len(l) != 0 {
+		t.Errorf("pods left: %d (%v)", len(l), err)
+	}
+	if l, err := containers.List(conn, new(containers.ListOptions).WithAll(true).WithFilters(f)); err != nil || len(l) != 0 {
+		t.Errorf("containers left: %d (%v)", len(l), err)
+	}
+	if l, err := network.List(conn, new(network.ListOptions).WithFilters(f)); err != nil || len(l) != 0 {
+		t.Errorf("networks left: %d (%v)", len(l), err)
+	}
+	if l, err := volumes.List(conn, new(volumes.ListOptions).WithFilters(f)); err != nil || len(l) != 0 {
+		t.Errorf("volumes left: %d (%v)", len(l), err)
+	}
+	// Infra containers carry no labels of ours: check by name too.
+	all, err := containers.List(conn, new(containers.ListOptions).WithAll(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range all {
+		if strings.Contains(c.PodName, name) || strings.Contains(strings.Join(c.Names, ","), name) {
+			t.Errorf("container left: %v in pod %s", c.Names, c.PodName)
+		}
+	}
+}
+
+// TestBothArchitecturesSideBySide runs the default topology: each architecture with its own
+// NATS and network, both edges answering and taking a checkout, then nothing left after down.
+func TestBothArchitecturesSideBySide(t *testing.T) {
+	requirePodman(t)
+	monoEdge, svcEdge := stacktest.FreeAddr(t), stacktest.FreeAddr(t)
+	topo, err := topology.Get(topology.Both, topology.Options{MonolithEdge: monoEdge, ServicesEdge: svcEdge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs := buildImages(t, topo)
+	name := stacktest.StackName(t)
+	rt := connect(t, name, imgs)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	start := time.Now()
+	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", ReadyTimeout: 2 * time.Minute, Progress: &progress}); err != nil {
+		t.Fatalf("up: %v\n%s", err, progress.String())
+	}
+	t.Logf("up in %s", time.Since(start).Round(time.Millisecond))
+	for _, edge := range []string{monoEdge, svcEdge} {
+		base := "http://" + edge
+		if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
+			t.Fatalf("GET %s/readyz: %d", base, code)
+		}
+		stacktest.Checkout(t, base, "test-token", "grace")
+	}
+	sts, err := rt.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := map[string]uint64{}
+	for _, s := range sts {
+		if s.State != "running" || s.Health != stack.Ready {
+			t.Errorf("status: %+v", s)
+		}
+		mem[s.Arch] += s.MemBytes
+	}
+	if len(sts) != 11 {
+		t.Errorf("%d services in status, want 11 (2 NATS, monolith, 7 contexts, gateway)", len(sts))
+	}
+	t.Logf("memory as status reports it: monolith %.1f MiB, services %.1f MiB", float64(mem["monolith"])/(1<<20), float64(mem["services"])/(1<<20))
+
+	start = time.Now()
+	removed, err := rt.Down(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("down in %s: %s", time.Since(start).Round(time.Millisecond), removed)
+	conn, err := bindings.NewConnection(ctx, podmanrt.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeft(t, conn, name)
+}

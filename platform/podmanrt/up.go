@@ -1,0 +1,711 @@
+package podmanrt
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	nettypes "github.com/containers/common/libnetwork/types"
+	"github.com/containers/podman/v4/pkg/bindings/containers"
+	"github.com/containers/podman/v4/pkg/bindings/network"
+	"github.com/containers/podman/v4/pkg/bindings/pods"
+	"github.com/containers/podman/v4/pkg/bindings/volumes"
+	"github.com/containers/podman/v4/pkg/domain/entities"
+	"github.com/containers/podman/v4/pkg/specgen"
+	spec "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// labelProbe records a pod's readiness probe, so that Status can check health without the
+// topology: "<kind> <container port> <path>".
+const labelProbe = "mitosis.probe"
+
+// specVersion changes when the way pods are made changes, so an `up` after an upgrade remakes
+// every pod.
+const specVersion = "1"
+
+// stopTimeout is how long a container has to exit after SIGTERM before SIGKILL; the shop's
+// binaries stop in well under a second when idle.
+const stopTimeout = 5
+
+// NetworkName is the network of one architecture of the stack.
+func (r *Runtime) NetworkName(arch string) string { return r.stack + "-" + arch }
+
+// VolumeName is the data volume of one service.
+func (r *Runtime) VolumeName(arch, service string) string {
+	return stack.ObjectName(r.stack, arch, service) + "-data"
+}
+
+func containerName(pod string) string { return pod + "-app" }
+
+// desired is everything a service's pod is made from.
+type desired struct {
+	Pod       string
+	Arch      string
+	Service   topology.Service
+	Image     string // reference
+	ImageID   string
+	Env       map[string]string
+	Args      []string
+	Ports     []nettypes.PortMapping
+	Network   string
+	IP        net.IP // fixed, so that a remade pod keeps its address and peers reconnect at once
+	Volume    string
+	Hash      string
+	ProbeDesc string
+}
+
+// serviceIP is the i-th service's address in the network: the subnet's .10 and up. A
+// remade pod gets its old address back, so that its peers' connections (gRPC resolves DNS
+// again only every 30s) find it at once.
+func serviceIP(subnet *net.IPNet, i int) net.IP {
+	if subnet == nil {
+		return nil
+	}
+	ip := subnet.IP.To4()
+	if ip == nil {
+		return nil
+	}
+	out := make(net.IP, 4)
+	copy(out, ip)
+	out[3] += byte(10 + i)
+	if !subnet.Contains(out) {
+		return nil
+	}
+	return out
+}
+
+func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptions, ip net.IP) (desired, error) {
+	img, ok := r.images[s.Image]
+	if !ok {
+		return desired{}, fmt.Errorf("%s/%s: image %s was not built", a.Name, s.Name, s.Image)
+	}
+	pl, _ := img.PlatformImage(hostPlatform())
+	d := desired{
+		Pod:     stack.ObjectName(r.stack, a.Name, s.Name),
+		Arch:    a.Name,
+		Service: s,
+		Image:   img.Ref,
+		ImageID: pl.ID,
+		Network: r.NetworkName(a.Name),
+		IP:      ip,
+	}
+	data := "/tmp/data"
+	if s.DataDir != "" {
+		data = s.DataDir
+		d.Volume = r.VolumeName(a.Name, s.Name)
+	}
+	var err error
+	d.Args, d.Env, err = topology.Expand(s, topology.Resolver{
+		Addr: func(svc string, port int) (string, error) {
+			o, ok := a.Service(svc)
+			if !ok {
+				return "", fmt.Errorf("unknown service %s", svc)
+			}
+			if port == 0 {
+				port = o.Ports[0]
+			}
+			return net.JoinHostPort(svc, strconv.Itoa(port)), nil // the network's DNS alias
+		},
+		Listen:     func(port int) string { return net.JoinHostPort("0.0.0.0", strconv.Itoa(port)) },
+		Data:       data,
+		AdminToken: opts.AdminToken,
+	})
+	if err != nil {
+		return d, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+	}
+	for k, v := range opts.Env {
+		if _, set := d.Env[k]; !set {
+			d.Env[k] = v
+		}
+	}
+	for i, p := range s.Ports {
+		pm := nettypes.PortMapping{HostIP: "127.0.0.1", ContainerPort: uint16(p), Protocol: "tcp"}
+		if i == 0 && s.Edge != "" {
+			host, port, err := net.SplitHostPort(s.Edge)
+			if err != nil {
+				return d, fmt.Errorf("%s/%s: edge %q: %w", a.Name, s.Name, s.Edge, err)
+			}
+			hp, err := strconv.Atoi(port)
+			if err != nil {
+				return d, fmt.Errorf("%s/%s: edge %q: bad port", a.Name, s.Name, s.Edge)
+			}
+			pm.HostIP, pm.HostPort = host, uint16(hp)
+		}
+		d.Ports = append(d.Ports, pm)
+	}
+	d.ProbeDesc = fmt.Sprintf("%s %d %s", s.Probe.Kind, s.Probe.Port, s.Probe.Path)
+	b, err := json.Marshal(struct {
+		V                    string
+		D                    desired
+		CPUs                 float64
+		MemoryMB             int
+		DataDir              string
+		Probe                topology.Probe
+		Privileged, ReadOnly bool
+	}{specVersion, d, s.CPUs, s.MemoryMB, s.DataDir, s.Probe, false, true})
+	if err != nil {
+		return d, fmt.Errorf("spec hash: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	d.Hash = hex.EncodeToString(sum[:12])
+	return d, nil
+}
+
+func (r *Runtime) progress(opts stack.UpOptions, format string, args ...any) {
+	if opts.Progress != nil {
+		fmt.Fprintf(opts.Progress, format+"\n", args...)
+	}
+}
+
+// Up loads the images, then for each architecture makes its network and volumes and starts its
+// services level by level (a level's services start together once the levels before are
+// ready). Pods of the architecture that the topology no longer lists are removed.
+func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOptions) error {
+	opts.Progress = stack.SyncWriter(opts.Progress)
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 60 * time.Second
+	}
+	for _, im := range t.Images() {
+		img, ok := r.images[im.Name]
+		if !ok {
+			return fmt.Errorf("image %s was not built", im.Name)
+		}
+		start := time.Now()
+		loaded, err := r.LoadImage(ctx, img)
+		if err != nil {
+			return err
+		}
+		if loaded {
+			r.progress(opts, "loaded %s into podman (%s)", img.Ref, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	// Architectures are independent: bring them up side by side.
+	errs := make([]error, len(t.Archs))
+	var wg sync.WaitGroup
+	for i, a := range t.Archs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.upArch(ctx, a, opts)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions) error {
+	c, cancel := r.with(ctx)
+	defer cancel()
+	levels, err := a.Levels()
+	if err != nil {
+		return err
+	}
+	subnet, err := r.ensureNetwork(c, a.Name)
+	if err != nil {
+		return err
+	}
+	want := map[string]desired{}
+	for i, s := range a.Services {
+		d, err := r.desire(a, s, opts, serviceIP(subnet, i))
+		if err != nil {
+			return err
+		}
+		want[d.Pod] = d
+	}
+	existing, err := pods.List(c, new(pods.ListOptions).WithFilters(r.filter(a.Name)))
+	if err != nil {
+		return fmt.Errorf("list pods: %w", err)
+	}
+	have := map[string]*entities.ListPodsReport{}
+	for _, p := range existing {
+		if _, ok := want[p.Name]; !ok {
+			r.progress(opts, "removing %s (not in the topology)", p.Name)
+			if err := r.removePod(c, p.Name); err != nil {
+				return err
+			}
+			continue
+		}
+		have[p.Name] = p
+	}
+	for _, level := range levels {
+		errs := make([]error, len(level))
+		var wg sync.WaitGroup
+		for i, s := range level {
+			d := want[stack.ObjectName(r.stack, a.Name, s.Name)]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = r.upService(c, d, have[d.Pod], opts)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPodsReport, opts stack.UpOptions) error {
+	start := time.Now()
+	verb := "started"
+	switch {
+	case have != nil && have.Labels[stack.LabelSpec] == d.Hash && r.appRunning(c, d.Pod):
+		verb = "unchanged"
+	case have != nil:
+		why := "changed"
+		if have.Labels[stack.LabelSpec] == d.Hash {
+			why = "not running"
+		}
+		r.progress(opts, "%s: %s, remaking it", d.Pod, why)
+		if err := r.removePod(c, d.Pod); err != nil {
+			return err
+		}
+		fallthrough
+	default:
+		t0 := time.Now()
+		if err := r.createPod(c, d); err != nil {
+			return err
+		}
+		t1 := time.Now()
+		if _, err := pods.Start(c, d.Pod, nil); err != nil {
+			return fmt.Errorf("start pod %s: %w", d.Pod, err)
+		}
+		r.logger.Debug("pod made", "pod", d.Pod, "create", t1.Sub(t0), "start", time.Since(t1))
+	}
+	readyFrom := time.Now()
+	defer func() { r.logger.Debug("pod ready", "pod", d.Pod, "wait", time.Since(readyFrom)) }()
+	addr, err := r.hostAddr(c, d.Pod, d.Service.Probe.Port)
+	if err != nil {
+		return err
+	}
+	alive := func() error {
+		data, err := containers.Inspect(c, containerName(d.Pod), nil)
+		if err != nil {
+			return fmt.Errorf("inspect: %w", err)
+		}
+		if data.State != nil && !data.State.Running {
+			return fmt.Errorf("container %s %s (exit code %d); see `mitosis logs %s/%s`",
+				containerName(d.Pod), data.State.Status, data.State.ExitCode, d.Arch, d.Service.Name)
+		}
+		return nil
+	}
+	if err := stack.WaitReady(c, d.Service.Probe, addr, opts.ReadyTimeout, alive); err != nil {
+		return fmt.Errorf("%s: %w", d.Pod, err)
+	}
+	r.progress(opts, "%s/%s: %s, ready on %s (%s)", d.Arch, d.Service.Name, verb, addr, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (r *Runtime) appRunning(c context.Context, pod string) bool {
+	data, err := containers.Inspect(c, containerName(pod), nil)
+	return err == nil && data.State != nil && data.State.Running
+}
+
+// ensureNetwork makes the architecture's network unless it exists, and returns its subnet.
+func (r *Runtime) ensureNetwork(c context.Context, arch string) (*net.IPNet, error) {
+	name := r.NetworkName(arch)
+	n, err := network.Inspect(c, name, nil)
+	if err == nil && n.Labels[stack.LabelStack] != r.stack {
+		return nil, fmt.Errorf("network %s exists but is not this stack's (labels %v)", name, n.Labels)
+	}
+	if err != nil {
+		n, err = network.Create(c, &nettypes.Network{
+			Name:       name,
+			Driver:     "bridge",
+			DNSEnabled: true,
+			Labels:     r.labels(arch, ""),
+		})
+		if err != nil && strings.Contains(err.Error(), "already exists") {
+			n, err = network.Inspect(c, name, nil)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("create network %s: %w", name, err)
+		}
+	}
+	for _, sn := range n.Subnets {
+		if sn.Subnet.IP.To4() != nil {
+			return &net.IPNet{IP: sn.Subnet.IP, Mask: sn.Subnet.Mask}, nil
+		}
+	}
+	return nil, nil
+}
+
+func (r *Runtime) ensureVolume(c context.Context, d desired) error {
+	if ok, err := volumes.Exists(c, d.Volume, nil); err == nil && ok {
+		return nil
+	}
+	_, err := volumes.Create(c, entities.VolumeCreateOptions{
+		Name:   d.Volume,
+		Labels: r.labels(d.Arch, d.Service.Name),
+	}, nil)
+	if err != nil && !strings.Contains(err.Error(), "already exists") {
+		return fmt.Errorf("create volume %s: %w", d.Volume, err)
+	}
+	return nil
+}
+
+func (r *Runtime) createPod(c context.Context, d desired) error {
+	if d.Volume != "" {
+		if err := r.ensureVolume(c, d); err != nil {
+			return err
+		}
+	}
+	labels := r.labels(d.Arch, d.Service.Name)
+	labels[stack.LabelSpec] = d.Hash
+	labels[labelProbe] = d.ProbeDesc
+
+	ps := specgen.NewPodSpecGenerator()
+	ps.Name = d.Pod
+	ps.Labels = labels
+	ps.Hostname = d.Service.Name
+	ps.NetNS = specgen.Namespace{NSMode: specgen.Bridge}
+	pn := nettypes.PerNetworkOptions{Aliases: []string{d.Service.Name}}
+	if d.IP != nil {
+		pn.StaticIPs = []net.IP{d.IP}
+	}
+	ps.Networks = map[string]nettypes.PerNetworkOptions{d.Network: pn}
+	ps.PortMappings = d.Ports
+	if _, err := pods.CreatePodFromSpec(c, &entities.PodSpec{PodSpecGen: *ps}); err != nil {
+		return fmt.Errorf("create pod %s: %w", d.Pod, err)
+	}
+
+	s := specgen.NewSpecGenerator(d.Image, false)
+	s.Name = containerName(d.Pod)
+	s.Pod = d.Pod
+	s.Labels = labels
+	s.Env = d.Env
+	s.Command = d.Args
+	s.User = fmt.Sprintf("%d:%d", 65532, 65532)
+	s.ReadOnlyFilesystem = true
+	s.ReadWriteTmpfs = true // /tmp, /var/tmp and /run as tmpfs on the read-only root
+	s.CapDrop = []string{"ALL"}
+	s.NoNewPrivileges = true
+	timeout := uint(stopTimeout)
+	s.StopTimeout = &timeout
+	s.LogConfiguration = &specgen.LogConfig{Driver: "k8s-file", Size: 16 << 20}
+	s.ResourceLimits = resources(d.Service)
+	if d.Volume != "" {
+		s.Volumes = []*specgen.NamedVolume{{Name: d.Volume, Dest: d.Service.DataDir}}
+	}
+	if _, err := containers.CreateWithSpec(c, s, nil); err != nil {
+		_ = r.removePod(c, d.Pod)
+		return fmt.Errorf("create container %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// resources turns the topology's limits into the OCI spec's: CPU as a CFS quota per 100ms.
+func resources(s topology.Service) *spec.LinuxResources {
+	res := &spec.LinuxResources{}
+	if s.CPUs > 0 {
+		period := uint64(100_000)
+		quota := int64(s.CPUs * float64(period))
+		res.CPU = &spec.LinuxCPU{Period: &period, Quota: &quota}
+	}
+	if s.MemoryMB > 0 {
+		limit := int64(s.MemoryMB) << 20
+		res.Memory = &spec.LinuxMemory{Limit: &limit}
+	}
+	return res
+}
+
+// hostAddr is where a pod's container port is published on the host.
+func (r *Runtime) hostAddr(c context.Context, pod string, port int) (string, error) {
+	data, err := pods.Inspect(c, pod, nil)
+	if err != nil {
+		return "", fmt.Errorf("inspect pod %s: %w", pod, err)
+	}
+	if data.InfraConfig != nil {
+		for _, b := range data.InfraConfig.PortBindings[fmt.Sprintf("%d/tcp", port)] {
+			if b.HostPort != "" && b.HostPort != "0" {
+				ip := b.HostIP
+				if ip == "" {
+					ip = "127.0.0.1"
+				}
+				return net.JoinHostPort(ip, b.HostPort), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("pod %s publishes no host port for %d", pod, port)
+}
+
+func (r *Runtime) removePod(c context.Context, name string) error {
+	start := time.Now()
+	defer func() { r.logger.Debug("pod removed", "pod", name, "took", time.Since(start)) }()
+	timeout := uint(stopTimeout)
+	if _, err := pods.Stop(c, name, new(pods.StopOptions).WithTimeout(int(timeout))); err != nil && !isNotFound(err) {
+		r.logger.Warn("stop pod", "pod", name, "err", err)
+	}
+	if _, err := pods.Remove(c, name, new(pods.RemoveOptions).WithForce(true)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("remove pod %s: %w", name, err)
+	}
+	return nil
+}
+
+// Down removes the stack's pods (and their containers), its networks and its volumes; with
+// archs, only those architectures'.
+func (r *Runtime) Down(ctx context.Context, archs []string) (stack.Removed, error) {
+	c, cancel := r.with(ctx)
+	defer cancel()
+	start := time.Now()
+	defer func() { r.logger.Debug("down", "took", time.Since(start)) }()
+	var removed stack.Removed
+	var errs []error
+	list, err := pods.List(c, new(pods.ListOptions).WithFilters(r.filter()))
+	if err != nil {
+		return removed, fmt.Errorf("list pods: %w", err)
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range list {
+		if !wantArch(archs, p.Labels[stack.LabelArch]) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := r.removePod(c, p.Name)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			removed.Pods++
+			removed.Containers += len(p.Containers)
+		}()
+	}
+	wg.Wait()
+	r.logger.Debug("pods removed", "took", time.Since(start))
+	// Containers outside a pod (none, unless something failed half-way).
+	ctrs, err := containers.List(c, new(containers.ListOptions).WithAll(true).WithFilters(r.filter()))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list containers: %w", err))
+	}
+	for _, ct := range ctrs {
+		if !wantArch(archs, ct.Labels[stack.LabelArch]) {
+			continue
+		}
+		if _, err := containers.Remove(c, ct.ID, new(containers.RemoveOptions).WithForce(true).WithVolumes(true)); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", ct.ID, err))
+			continue
+		}
+		removed.Containers++
+	}
+	nets, err := network.List(c, new(network.ListOptions).WithFilters(r.filter()))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list networks: %w", err))
+	}
+	for _, n := range nets {
+		if !wantArch(archs, n.Labels[stack.LabelArch]) {
+			continue
+		}
+		if _, err := network.Remove(c, n.Name, new(network.RemoveOptions).WithForce(true)); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+			continue
+		}
+		removed.Networks++
+	}
+	r.logger.Debug("networks removed", "took", time.Since(start))
+	vols, err := volumes.List(c, new(volumes.ListOptions).WithFilters(r.filter()))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list volumes: %w", err))
+	}
+	for _, v := range vols {
+		if !wantArch(archs, v.Labels[stack.LabelArch]) {
+			continue
+		}
+		if err := volumes.Remove(c, v.Name, new(volumes.RemoveOptions).WithForce(true)); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
+			continue
+		}
+		removed.Volumes++
+	}
+	return removed, errors.Join(errs...)
+}
+
+// Status reports every pod of the stack: state, readiness (its probe through the published
+// port), CPU and memory.
+func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
+	c, cancel := r.with(ctx)
+	defer cancel()
+	list, err := pods.List(c, new(pods.ListOptions).WithFilters(r.filter()))
+	if err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
+	}
+	ctrs, err := containers.List(c, new(containers.ListOptions).WithAll(true).WithFilters(r.filter()))
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	byName := map[string]entities.ListContainer{}
+	var running []string
+	for _, ct := range ctrs {
+		for _, n := range ct.Names {
+			byName[n] = ct
+		}
+		if ct.State == "running" {
+			running = append(running, ct.ID)
+		}
+	}
+	stats := map[string]stack.Status{}
+	if len(running) > 0 {
+		ch, err := containers.Stats(c, running, new(containers.StatsOptions).WithStream(false))
+		if err == nil {
+			for rep := range ch {
+				for _, s := range rep.Stats {
+					stats[s.ContainerID] = stack.Status{CPU: s.CPU, MemBytes: s.MemUsage, MemLimit: s.MemLimit}
+				}
+			}
+		}
+	}
+	out := make([]stack.Status, len(list))
+	var wg sync.WaitGroup
+	for i, p := range list {
+		st := stack.Status{
+			Arch:    p.Labels[stack.LabelArch],
+			Service: p.Labels[stack.LabelService],
+			Name:    p.Name,
+			State:   strings.ToLower(p.Status),
+			Health:  stack.Unknown,
+		}
+		ct, ok := byName[containerName(p.Name)]
+		if !ok {
+			st.State, st.Detail = "broken", "no app container"
+			out[i] = st
+			continue
+		}
+		st.State = ct.State
+		if ct.State != "running" {
+			st.Health = stack.Unready
+			st.Detail = fmt.Sprintf("exit code %d", ct.ExitCode)
+		}
+		if s, ok := stats[ct.ID]; ok {
+			st.CPU, st.MemBytes, st.MemLimit = s.CPU, s.MemBytes, s.MemLimit
+		}
+		out[i] = st
+		probe, ok := parseProbe(p.Labels[labelProbe])
+		if !ok || ct.State != "running" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addr, err := r.hostAddr(c, p.Name, probe.Port)
+			if err != nil {
+				out[i].Health, out[i].Detail = stack.Unknown, err.Error()
+				return
+			}
+			out[i].Addr = addr
+			if err := stack.Check(c, probe, addr); err != nil {
+				out[i].Health, out[i].Detail = stack.Unready, err.Error()
+				return
+			}
+			out[i].Health = stack.Ready
+		}()
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Arch != out[j].Arch {
+			return out[i].Arch < out[j].Arch
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+func parseProbe(s string) (topology.Probe, bool) {
+	f := strings.SplitN(s, " ", 3)
+	if len(f) < 2 {
+		return topology.Probe{}, false
+	}
+	port, err := strconv.Atoi(f[1])
+	if err != nil {
+		return topology.Probe{}, false
+	}
+	p := topology.Probe{Kind: topology.ProbeKind(f[0]), Port: port}
+	if len(f) == 3 {
+		p.Path = f[2]
+	}
+	return p, true
+}
+
+// Logs writes the logs of the selected services, each line prefixed with arch/service; with
+// Follow it streams them all until ctx ends.
+func (r *Runtime) Logs(ctx context.Context, opts stack.LogsOptions, w io.Writer) error {
+	c, cancel := r.with(ctx)
+	defer cancel()
+	ctrs, err := containers.List(c, new(containers.ListOptions).WithAll(true).WithFilters(r.filter()))
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	sort.Slice(ctrs, func(i, j int) bool { return ctrs[i].Names[0] < ctrs[j].Names[0] })
+	var mu sync.Mutex // one line at a time on w
+	var wg sync.WaitGroup
+	var errs []error
+	n := 0
+	for _, ct := range ctrs {
+		arch, svc := ct.Labels[stack.LabelArch], ct.Labels[stack.LabelService]
+		if !stack.Matches(opts.Services, arch, svc) {
+			continue
+		}
+		n++
+		prefix := arch + "/" + svc + " | "
+		lo := new(containers.LogOptions).WithStdout(true).WithStderr(true).WithFollow(opts.Follow)
+		if opts.Tail > 0 {
+			lo = lo.WithTail(strconv.Itoa(opts.Tail))
+		}
+		run := func() error {
+			lines := make(chan string, 64)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for l := range lines {
+					mu.Lock()
+					fmt.Fprint(w, prefix+strings.TrimRight(l, "\n")+"\n")
+					mu.Unlock()
+				}
+			}()
+			err := containers.Logs(c, ct.ID, lo, lines, lines)
+			close(lines)
+			<-done
+			if err != nil && c.Err() == nil {
+				return fmt.Errorf("logs of %s: %w", arch+"/"+svc, err)
+			}
+			return nil
+		}
+		if !opts.Follow {
+			if err := run(); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if n == 0 {
+		return fmt.Errorf("no service of stack %s matches %v", r.stack, opts.Services)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,688 @@
+// Package processrt runs a topology as local processes: the runtime for a machine without
+// Podman, and the quickest loop while developing. Each service is its binary (built for the
+// host with `go build`, cached by Go's build cache) started in its own session on 127.0.0.1,
+// with its output in a log file and a record (pid, ports, spec hash) under the state folder,
+// so that a later `mitosis` call finds, checks and stops it.
+//
+// Ports: an edge keeps its address; every other port is the service's own number
+// (9101 and up for the contexts, as DESIGN.md says) when it is free, else any free port. A
+// service's ports are kept across `up` calls while it runs.
+//
+// It isolates nothing: no limits, no read-only root. That is what containers are for.
+package processrt
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// Options configure a Runtime.
+type Options struct {
+	Root   string // the repository: packages are built from here
+	State  string // records, logs and data: <State>/<stack>/<arch>/...
+	Stack  string
+	Logger *slog.Logger
+	// Binaries are the host's binaries by image name (imagebuild's, extracted from the
+	// images); Up builds with `go build` those it lacks.
+	Binaries map[string]string
+}
+
+// Runtime is the process runtime of one stack.
+type Runtime struct {
+	opts Options
+}
+
+var _ stack.Runtime = (*Runtime)(nil)
+
+// New returns the process runtime of a stack.
+func New(opts Options) *Runtime {
+	if opts.Stack == "" {
+		opts.Stack = stack.DefaultName
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runtime{opts: opts}
+}
+
+// Name is "process".
+func (r *Runtime) Name() string { return "process" }
+
+// record is what the runtime keeps about a started process.
+type record struct {
+	Arch    string         `json:"arch"`
+	Service string         `json:"service"`
+	PID     int            `json:"pid"`
+	Binary  string         `json:"binary"`
+	Ports   map[string]int `json:"ports"` // container port -> host port
+	Hash    string         `json:"hash"`
+	Probe   topology.Probe `json:"probe"`
+	Started time.Time      `json:"started"`
+}
+
+func (r *Runtime) stackDir() string { return filepath.Join(r.opts.State, r.opts.Stack) }
+func (r *Runtime) archDir(arch string) string {
+	return filepath.Join(r.stackDir(), arch)
+}
+func (r *Runtime) binDir() string { return filepath.Join(r.opts.State, "bin") }
+
+func (r *Runtime) recordPath(arch, svc string) string {
+	return filepath.Join(r.archDir(arch), svc+".json")
+}
+
+func (r *Runtime) logPath(arch, svc string) string {
+	return filepath.Join(r.archDir(arch), svc+".log")
+}
+
+func readRecord(path string) (record, error) {
+	var rec record
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, fmt.Errorf("record %s: %w", path, err)
+	}
+	return rec, nil
+}
+
+func writeRecord(path string, rec record) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// alive tells whether pid runs the binary it was started as (a recycled pid does not count).
+func alive(rec record) bool {
+	if rec.PID <= 0 {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", rec.PID))
+	if err != nil {
+		return syscall.Kill(rec.PID, 0) == nil && !isZombie(rec.PID)
+	}
+	exe = strings.TrimSuffix(exe, " (deleted)")
+	return exe == rec.Binary && !isZombie(rec.PID)
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
+}
+
+// build returns the topology's binaries: Options.Binaries, and the rest compiled for this
+// machine into <State>/bin.
+func (r *Runtime) build(ctx context.Context, t topology.Topology, progress io.Writer) (map[string]string, error) {
+	bins := map[string]string{}
+	args := []string{"build", "-trimpath", "-o", r.binDir() + string(filepath.Separator)}
+	for _, im := range t.Images() {
+		if p, ok := r.opts.Binaries[im.Name]; ok {
+			bins[im.Name] = p
+			continue
+		}
+		args = append(args, im.Package)
+		bins[im.Name] = filepath.Join(r.binDir(), filepath.Base(filepath.Clean(im.Package)))
+	}
+	if len(args) == 4 {
+		return bins, nil
+	}
+	if err := os.MkdirAll(r.binDir(), 0o755); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = r.opts.Root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	// Content-addressed names: a later build never rewrites the file a process runs, and
+	// /proc/<pid>/exe tells which build a process runs.
+	for _, im := range t.Images() {
+		if _, given := r.opts.Binaries[im.Name]; given {
+			continue
+		}
+		sum, err := fileHash(bins[im.Name])
+		if err != nil {
+			return nil, err
+		}
+		dst := bins[im.Name] + "-" + sum[:16]
+		if err := os.Rename(bins[im.Name], dst); err != nil {
+			return nil, err
+		}
+		// Older builds go: a process still running one keeps its file open.
+		old, _ := filepath.Glob(bins[im.Name] + "-" + strings.Repeat("[0-9a-f]", 16))
+		for _, p := range old {
+			if p != dst {
+				_ = os.Remove(p)
+			}
+		}
+		bins[im.Name] = dst
+	}
+	if progress != nil {
+		fmt.Fprintf(progress, "built %d binaries into %s (%s)\n", len(args)-4, r.binDir(), time.Since(start).Round(time.Millisecond))
+	}
+	return bins, nil
+}
+
+// Up builds the binaries and starts each architecture's services level by level, leaving
+// alone those that run as asked.
+func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOptions) error {
+	opts.Progress = stack.SyncWriter(opts.Progress)
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 60 * time.Second
+	}
+	bins, err := r.build(ctx, t, opts.Progress)
+	if err != nil {
+		return err
+	}
+	taken := map[int]bool{} // host ports handed out in this call
+	var mu sync.Mutex
+	for _, a := range t.Archs {
+		if err := os.MkdirAll(r.archDir(a.Name), 0o755); err != nil {
+			return err
+		}
+		// Ports first, for the whole architecture: a service's environment names its peers'.
+		ports := map[string]map[int]int{}
+		for _, s := range a.Services {
+			prev, _ := readRecord(r.recordPath(a.Name, s.Name))
+			ports[s.Name] = map[int]int{}
+			for i, p := range s.Ports {
+				hp, err := r.pickPort(s, i, p, prev, taken, &mu)
+				if err != nil {
+					return fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+				}
+				ports[s.Name][p] = hp
+			}
+		}
+		levels, err := a.Levels()
+		if err != nil {
+			return err
+		}
+		for _, level := range levels {
+			errs := make([]error, len(level))
+			var wg sync.WaitGroup
+			for i, s := range level {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs[i] = r.upService(ctx, a, s, bins[s.Image], ports, opts)
+				}()
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken map[int]bool, mu *sync.Mutex) (int, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if i == 0 && s.Edge != "" {
+		_, p, err := net.SplitHostPort(s.Edge)
+		if err != nil {
+			return 0, fmt.Errorf("edge %q: %w", s.Edge, err)
+		}
+		hp, err := strconv.Atoi(p)
+		if err != nil {
+			return 0, fmt.Errorf("edge %q: bad port", s.Edge)
+		}
+		taken[hp] = true
+		return hp, nil
+	}
+	if hp, ok := prev.Ports[strconv.Itoa(port)]; ok && alive(prev) && !taken[hp] {
+		taken[hp] = true
+		return hp, nil
+	}
+	if !taken[port] && free(port) {
+		taken[port] = true
+		return port, nil
+	}
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("find a free port: %w", err)
+		}
+		hp := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if !taken[hp] {
+			taken[hp] = true
+			return hp, nil
+		}
+	}
+	return 0, errors.New("no free port")
+}
+
+func free(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
+}
+
+func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, opts stack.UpOptions) error {
+	start := time.Now()
+	dataDir := filepath.Join(r.archDir(a.Name), s.Name+"-data")
+	args, env, err := topology.Expand(s, topology.Resolver{
+		Addr: func(svc string, port int) (string, error) {
+			o, ok := a.Service(svc)
+			if !ok {
+				return "", fmt.Errorf("unknown service %s", svc)
+			}
+			if port == 0 {
+				port = o.Ports[0]
+			}
+			return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[svc][port])), nil
+		},
+		Listen:     func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[s.Name][port])) },
+		Data:       dataDir,
+		AdminToken: opts.AdminToken,
+	})
+	if err != nil {
+		return fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+	}
+	for k, v := range opts.Env {
+		if _, set := env[k]; !set {
+			env[k] = v
+		}
+	}
+	portsRec := map[string]int{}
+	for p, hp := range ports[s.Name] {
+		portsRec[strconv.Itoa(p)] = hp
+	}
+	hb, _ := json.Marshal(struct {
+		Bin   string
+		Args  []string
+		Env   map[string]string
+		Ports map[string]int
+	}{bin, args, env, portsRec})
+	sum := sha256.Sum256(hb)
+	hash := hex.EncodeToString(sum[:12])
+
+	recPath := r.recordPath(a.Name, s.Name)
+	prev, err := readRecord(recPath)
+	verb := "started"
+	if err == nil && alive(prev) {
+		if prev.Hash == hash {
+			verb = "unchanged"
+		} else {
+			fmt.Fprintf(progressOr(opts.Progress), "%s/%s: changed, restarting it\n", a.Name, s.Name)
+			stop(prev, 5*time.Second)
+		}
+	}
+	var exited chan struct{}
+	rec := prev
+	if verb == "started" {
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return err
+		}
+		logf, err := os.OpenFile(r.logPath(a.Name, s.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = r.archDir(a.Name)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+		for _, k := range sortedKeys(env) {
+			cmd.Env = append(cmd.Env, k+"="+env[k])
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives this command, stops as a group
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return fmt.Errorf("%s/%s: start: %w", a.Name, s.Name, err)
+		}
+		logf.Close()
+		exited = make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		rec = record{Arch: a.Name, Service: s.Name, PID: cmd.Process.Pid, Binary: bin, Ports: portsRec,
+			Hash: hash, Probe: s.Probe, Started: time.Now().UTC()}
+		if err := writeRecord(recPath, rec); err != nil {
+			return err
+		}
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[s.Name][s.Probe.Port]))
+	isAlive := func() error {
+		if exited != nil {
+			select {
+			case <-exited:
+				return fmt.Errorf("process exited; see %s", r.logPath(a.Name, s.Name))
+			default:
+				return nil
+			}
+		}
+		if !alive(rec) {
+			return fmt.Errorf("process %d is gone; see %s", rec.PID, r.logPath(a.Name, s.Name))
+		}
+		return nil
+	}
+	if err := stack.WaitReady(ctx, s.Probe, addr, opts.ReadyTimeout, isAlive); err != nil {
+		return fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+	}
+	fmt.Fprintf(progressOr(opts.Progress), "%s/%s: %s, ready on %s (%s)\n", a.Name, s.Name, verb, addr, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func progressOr(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+func fileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// stop sends SIGTERM to the process's group, and SIGKILL after grace.
+func stop(rec record, grace time.Duration) {
+	if !alive(rec) {
+		return
+	}
+	_ = syscall.Kill(-rec.PID, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for alive(rec) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling a foreign process: there is nothing to wait on
+	}
+	if alive(rec) {
+		_ = syscall.Kill(-rec.PID, syscall.SIGKILL)
+	}
+}
+
+func (r *Runtime) records() ([]record, error) {
+	paths, err := filepath.Glob(filepath.Join(r.stackDir(), "*", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []record
+	for _, p := range paths {
+		rec, err := readRecord(p)
+		if err != nil {
+			continue
+		}
+		out = append(out, rec)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Arch != out[j].Arch {
+			return out[i].Arch < out[j].Arch
+		}
+		return out[i].Service < out[j].Service
+	})
+	return out, nil
+}
+
+// Down stops the stack's processes (SIGTERM, then SIGKILL after 5s) and removes their
+// records, logs and data.
+func (r *Runtime) Down(ctx context.Context, archs []string) (stack.Removed, error) {
+	var removed stack.Removed
+	recs, err := r.records()
+	if err != nil {
+		return removed, err
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, rec := range recs {
+		if len(archs) > 0 && !contains(archs, rec.Arch) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if alive(rec) {
+				stop(rec, 5*time.Second)
+				mu.Lock()
+				removed.Processes++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	entries, _ := os.ReadDir(r.stackDir())
+	for _, e := range entries {
+		if len(archs) == 0 || contains(archs, e.Name()) {
+			if err := os.RemoveAll(filepath.Join(r.stackDir(), e.Name())); err != nil {
+				return removed, err
+			}
+		}
+	}
+	_ = os.Remove(r.stackDir()) // only if empty
+	return removed, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Status reports each recorded process: alive or not, ready or not, CPU (over a short sample)
+// and resident memory.
+func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
+	recs, err := r.records()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]stack.Status, len(recs))
+	before := make([]uint64, len(recs))
+	for i, rec := range recs {
+		before[i], _ = cpuTicks(rec.PID)
+	}
+	sampleStart := time.Now()
+	var wg sync.WaitGroup
+	for i, rec := range recs {
+		st := stack.Status{Arch: rec.Arch, Service: rec.Service, Name: stack.ObjectName(r.opts.Stack, rec.Arch, rec.Service),
+			State: "exited", Health: stack.Unready, PID: rec.PID}
+		if p, ok := rec.Ports[strconv.Itoa(rec.Probe.Port)]; ok {
+			st.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		}
+		if !alive(rec) {
+			st.Detail = "see " + r.logPath(rec.Arch, rec.Service)
+		} else {
+			st.State = "running"
+			st.MemBytes = rss(rec.PID)
+		}
+		out[i] = st
+		if st.State == "running" {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := stack.Check(ctx, rec.Probe, st.Addr); err != nil {
+					out[i].Health, out[i].Detail = stack.Unready, err.Error()
+					return
+				}
+				out[i].Health = stack.Ready
+			}()
+		}
+	}
+	wg.Wait()
+	if elapsed := time.Since(sampleStart); elapsed < 200*time.Millisecond {
+		time.Sleep(200*time.Millisecond - elapsed) // CPU is a rate: it needs an interval
+	}
+	elapsed := time.Since(sampleStart).Seconds()
+	ticks := float64(clockTicks)
+	for i, rec := range recs {
+		if out[i].State != "running" {
+			continue
+		}
+		after, err := cpuTicks(rec.PID)
+		if err == nil && after >= before[i] {
+			out[i].CPU = float64(after-before[i]) / ticks / elapsed * 100
+		}
+	}
+	return out, nil
+}
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
+
+func cpuTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("bad stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("bad stat")
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	s, _ := strconv.ParseUint(f[12], 10, 64)
+	return u + s, nil
+}
+
+func rss(pid int) uint64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// Logs prints the selected services' log files, each line prefixed with arch/service; with
+// Follow it keeps reading them until ctx ends.
+func (r *Runtime) Logs(ctx context.Context, opts stack.LogsOptions, w io.Writer) error {
+	recs, err := r.records()
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	n := 0
+	for _, rec := range recs {
+		if !stack.Matches(opts.Services, rec.Arch, rec.Service) {
+			continue
+		}
+		n++
+		prefix := rec.Arch + "/" + rec.Service + " | "
+		path := r.logPath(rec.Arch, rec.Service)
+		emit := func(line string) {
+			mu.Lock()
+			fmt.Fprint(w, prefix+line+"\n")
+			mu.Unlock()
+		}
+		if !opts.Follow {
+			if err := tailFile(ctx, path, opts.Tail, false, emit); err != nil {
+				return err
+			}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = tailFile(ctx, path, opts.Tail, true, emit)
+		}()
+	}
+	wg.Wait()
+	if n == 0 {
+		return fmt.Errorf("no service of stack %s matches %v", r.opts.Stack, opts.Services)
+	}
+	return nil
+}
+
+// tailFile emits the last n lines of path (all when n is 0) and, with follow, what is
+// appended afterwards until ctx ends.
+func tailFile(ctx context.Context, path string, n int, follow bool, emit func(string)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("logs: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Errorf("logs: %w", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(b) == 0 {
+		lines = nil
+	}
+	if n > 0 && len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	for _, l := range lines {
+		emit(l)
+	}
+	if !follow {
+		return nil
+	}
+	rd := bufio.NewReader(f)
+	var partial string
+	for {
+		line, err := rd.ReadString('\n')
+		partial += line
+		if err == nil {
+			emit(strings.TrimSuffix(partial, "\n"))
+			partial = ""
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond): // a file has no change notification here
+		}
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

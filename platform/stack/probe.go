@@ -1,0 +1,93 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// Check runs one readiness probe against addr (host:port on this machine): nil when ready.
+func Check(ctx context.Context, p topology.Probe, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	switch p.Kind {
+	case topology.HTTP:
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+p.Path, nil)
+		if err != nil {
+			return fmt.Errorf("probe: %w", err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("GET %s: %w", p.Path, err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("GET %s: %s", p.Path, resp.Status)
+		}
+		return nil
+	case topology.GRPC:
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return fmt.Errorf("grpc health: %w", err)
+		}
+		defer conn.Close()
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return fmt.Errorf("grpc health: %w", err)
+		}
+		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("grpc health: %s", resp.GetStatus())
+		}
+		return nil
+	case topology.TCP:
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("tcp: %w", err)
+		}
+		return c.Close()
+	}
+	return fmt.Errorf("unknown probe kind %q", p.Kind)
+}
+
+// ErrNotReady wraps the last probe error when WaitReady gives up.
+var ErrNotReady = errors.New("not ready")
+
+// WaitReady polls the probe until it passes, ctx ends, timeout passes, or alive (if not nil)
+// reports that the thing probed is gone.
+func WaitReady(ctx context.Context, p topology.Probe, addr string, timeout time.Duration, alive func() error) error {
+	deadline := time.Now().Add(timeout)
+	delay := 20 * time.Millisecond
+	var last error
+	for {
+		if last = Check(ctx, p, addr); last == nil {
+			return nil
+		}
+		if alive != nil {
+			if err := alive(); err != nil {
+				return fmt.Errorf("%w: %w (last probe: %v)", ErrNotReady, err, last)
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w within %s: %w", ErrNotReady, timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w (last probe: %v)", ErrNotReady, ctx.Err(), last)
+		case <-time.After(delay):
+		}
+		if delay < 250*time.Millisecond {
+			delay *= 2
+		}
+	}
+}

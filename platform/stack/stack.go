@@ -1,0 +1,139 @@
+// Package stack holds what both runtimes of the mitosis CLI share: the Runtime interface that
+// `up`, `down`, `status` and `logs` call, the status report, the labels and names of what a
+// runtime makes, and the readiness probes (HTTP, gRPC health, TCP) run against 127.0.0.1.
+//
+// It knows nothing of Podman or processes: podmanrt and processrt implement Runtime.
+package stack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// Labels every object a runtime makes carries, so that `down` removes exactly those.
+const (
+	LabelStack   = "mitosis.stack"   // the stack's name ("mitosis", or a test's own)
+	LabelArch    = "mitosis.arch"    // "monolith" or "services"
+	LabelService = "mitosis.service" // the topology service
+	LabelSpec    = "mitosis.spec"    // hash of everything the object was made from
+)
+
+// DefaultName is the stack's name when none is given.
+const DefaultName = "mitosis"
+
+// Runtime runs topologies. Up is idempotent: what already runs as asked is left alone, what
+// is missing, stopped or changed is (re)made. Down removes what Up made and nothing else.
+type Runtime interface {
+	Name() string // "podman" or "process"
+	Up(ctx context.Context, t topology.Topology, opts UpOptions) error
+	Down(ctx context.Context, archs []string) (Removed, error)
+	Status(ctx context.Context) ([]Status, error)
+	Logs(ctx context.Context, opts LogsOptions, w io.Writer) error
+}
+
+// UpOptions are the inputs of Up besides the topology.
+type UpOptions struct {
+	AdminToken   string
+	ReadyTimeout time.Duration     // per service; default 60s
+	Env          map[string]string // added to every service's environment (OTEL_* for example)
+	Progress     io.Writer         // one line per step; nil for none
+}
+
+// LogsOptions select and shape logs.
+type LogsOptions struct {
+	Services []string // "arch/service" or "service" (every arch); empty for all
+	Follow   bool
+	Tail     int // lines from the end of each; 0 for all
+}
+
+// Removed counts what Down removed.
+type Removed struct {
+	Pods, Containers, Networks, Volumes, Processes int
+}
+
+func (r Removed) String() string {
+	var parts []string
+	add := func(n int, one, many string) {
+		switch {
+		case n == 1:
+			parts = append(parts, "1 "+one)
+		case n > 1:
+			parts = append(parts, fmt.Sprintf("%d %s", n, many))
+		}
+	}
+	add(r.Pods, "pod", "pods")
+	add(r.Containers, "container", "containers")
+	add(r.Networks, "network", "networks")
+	add(r.Volumes, "volume", "volumes")
+	add(r.Processes, "process", "processes")
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Status is one service as a runtime sees it.
+type Status struct {
+	Arch     string  `json:"arch"`
+	Service  string  `json:"service"`
+	Name     string  `json:"name"`   // the pod's name, or the process's
+	State    string  `json:"state"`  // running, exited, missing, ...
+	Health   string  `json:"health"` // ready, unready (with reason), unknown
+	Detail   string  `json:"detail,omitempty"`
+	Addr     string  `json:"addr,omitempty"` // where its main port answers on 127.0.0.1
+	CPU      float64 `json:"cpu_percent"`
+	MemBytes uint64  `json:"mem_bytes"`
+	MemLimit uint64  `json:"mem_limit_bytes,omitempty"`
+	PID      int     `json:"pid,omitempty"`
+}
+
+// Healthy health values.
+const (
+	Ready   = "ready"
+	Unready = "unready"
+	Unknown = "unknown"
+)
+
+// ObjectName is the name of a runtime object of one service: <stack>-<arch>-<service>.
+func ObjectName(stack, arch, service string) string {
+	return stack + "-" + arch + "-" + service
+}
+
+// Matches tells whether a status line is selected by a LogsOptions.Services entry.
+func Matches(sel []string, arch, service string) bool {
+	if len(sel) == 0 {
+		return true
+	}
+	for _, s := range sel {
+		if s == service || s == arch+"/"+service || s == arch {
+			return true
+		}
+	}
+	return false
+}
+
+// SyncWriter serialises writes to w: services start concurrently and report on one writer.
+// A nil w stays nil.
+func SyncWriter(w io.Writer) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return &syncWriter{w: w}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}

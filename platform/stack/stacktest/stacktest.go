@@ -1,0 +1,113 @@
+// Package stacktest holds what the runtimes' tests share: a checkout through the public API
+// of a running stack (API.md), a free loopback address, a test stack name, and polling.
+package stacktest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FreeAddr returns a loopback address nothing listens on (at the time of the call).
+func FreeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// StackName returns a stack name of the form mitosis-test-<random>, so that a test's objects
+// never collide with the real stack's or another test's.
+func StackName(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return "mitosis-test-" + hex.EncodeToString(b)
+}
+
+// Get returns the status code of GET url.
+func Get(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// Checkout stocks sku-0001, fills user's cart and checks out with the approving test card,
+// through the public API at base, and returns the order's ID.
+func Checkout(t *testing.T, base, token, user string) string {
+	t.Helper()
+	do := func(method, path, body string, headers ...string) (int, string) {
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := do("POST", "/v1/admin/inventory/sku-0001", `{"add": 100}`, "Authorization", "Bearer "+token); code != 200 {
+		t.Fatalf("add stock: %d %s", code, body)
+	}
+	if code, body := do("POST", "/v1/carts/"+user+"/items", `{"product_id":"sku-0001","quantity":2}`); code/100 != 2 {
+		t.Fatalf("add to cart: %d %s", code, body)
+	}
+	code, body := do("POST", "/v1/checkout", `{"user_id":"`+user+`","email":"ada@example.com",
+		"address":{"street":"1 Loop Rd","city":"Springfield","postal_code":"12345","country":"US"},
+		"card":{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvv":"123"}}`, "Idempotency-Key", "checkout-"+user)
+	if code/100 != 2 {
+		t.Fatalf("checkout: %d %s", code, body)
+	}
+	var order struct{ ID, Status string }
+	if err := json.Unmarshal([]byte(body), &order); err != nil || order.ID == "" || order.Status != "paid" {
+		t.Fatalf("checkout answered %s (%v)", body, err)
+	}
+	return order.ID
+}
+
+// Orders returns the body of GET /v1/users/<user>/orders.
+func Orders(t *testing.T, base, user string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/v1/users/" + user + "/orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// WaitFor polls cond until it holds, failing the test after timeout with cond's last word.
+func WaitFor(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // polling a runtime: there is no event to wait on
+	}
+	t.Fatalf("not within %s: %s", timeout, last)
+}
