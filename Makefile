@@ -16,7 +16,7 @@ TOKEN_FILE := $(STATE)/admin-token
 # The admin token: SHOP_ADMIN_TOKEN if set, else the one generated into $(TOKEN_FILE).
 ADMIN_TOKEN = $${SHOP_ADMIN_TOKEN:-$$(cat $(TOKEN_FILE))}
 
-.PHONY: all build build-services run run-services setup up down status logs test vet fmt-check bench fuzz proto clean
+.PHONY: all build build-services run run-services setup up down status logs test test-integration vet fmt-check bench fuzz proto clean
 
 all: build
 
@@ -65,9 +65,15 @@ status: $(MITOSIS)
 logs: $(MITOSIS)
 	./$(MITOSIS) logs -f --tail 100 $(SERVICE)
 
-## test: formatting, vet and every test of every module, with the race detector
-test: fmt-check vet
-	go test -race -count=1 $(PKGS)
+## test: formatting, vet and every test of every module, with the race detector; the container
+## suites run verbose so that the log shows them run, not skipped
+test: fmt-check vet test-integration
+	go test -race -count=1 -timeout 30m $$(go list $(PKGS) | grep -v '/platform/integration$$')
+
+## test-integration: both architectures from their images on Podman (testcontainers-go): the
+## behaviour suite against each edge, and the fault suite
+test-integration:
+	set -o pipefail; go test -race -count=1 -timeout 30m -v ./platform/integration | grep -vE '^=== (RUN|PAUSE|CONT)'
 
 vet:
 	go vet $(PKGS)

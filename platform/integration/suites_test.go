@@ -1,0 +1,50 @@
+package integration_test
+
+import (
+	"testing"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/shop/apitest"
+)
+
+// TestMonolith is suite 1: NATS and the monolith as containers, the shop's behaviour suite
+// (the very code the monolith's own tests run in process) against the monolith's published
+// port.
+func TestMonolith(t *testing.T) {
+	requireEngine(t)
+	s := startStack(t, topology.Monolith)
+	apitest.Run(t, target(t, s))
+}
+
+// TestServices is suite 2: NATS, the seven services and the gateway as containers on one
+// network where they find each other by name, the same behaviour suite against the gateway.
+func TestServices(t *testing.T) {
+	requireEngine(t)
+	s := servicesStack(t)
+	apitest.Run(t, target(t, s))
+}
+
+// TestServicesFaults is suite 3: faults in the microservices' containers, on the stack the
+// behaviour suite uses (after it: the two never run at once, since neither is parallel).
+//
+// How "charged" is checked: the public API shows no charge, so the test reads the payments
+// context's own records, its key-value bucket payments_charges, through the stack's NATS
+// published on 127.0.0.1 (integration.Charges). Payments keys a charge by its idempotency
+// key, which for a checkout is the order's ID. The records made during a subtest are told
+// apart from earlier ones by their creation time (the containers share this machine's
+// clock) and nothing else runs on the stack meanwhile. So "nothing charged for the refused
+// checkouts" and "exactly one charge per accepted checkout" are both one check: the
+// captured charges made during the subtest are exactly the accepted orders, one each, for
+// the order's total. Refunded, voided or declined records charged nothing and may exist
+// (a charge interrupted by a fault is voided or refunded by the saga or its recovery).
+func TestServicesFaults(t *testing.T) {
+	requireEngine(t)
+	s := servicesStack(t)
+	natsURL, err := s.NATSURL(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := apitest.NewClient(target(t, s))
+	t.Run("payments-stopped", func(t *testing.T) { testPaymentsStopped(t, s, c, natsURL) })
+	t.Run("orders-killed", func(t *testing.T) { testOrdersKilled(t, s, c, natsURL) })
+}
