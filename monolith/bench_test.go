@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/contrib/propagators/aws/xray"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/mitosis-dev/mitosis/platform/telemetry"
 )
 
 // startBench builds the monolith's real wiring (embedded JetStream on disk) without a socket:
@@ -96,7 +104,9 @@ func BenchmarkProductGet(b *testing.B) {
 
 // BenchmarkCheckout: add one item to a fresh user's cart, then POST /v1/checkout, through the
 // HTTP handler on JetStream; the cart add is counted in, so the figure is conservative.
-func BenchmarkCheckout(b *testing.B) {
+func BenchmarkCheckout(b *testing.B) { benchCheckout(b) }
+
+func benchCheckout(b *testing.B) {
 	h := startBench(b)
 	admin := map[string]string{"Authorization": "Bearer " + testToken}
 	// Buyers spread over the whole seed catalog, as real traffic does; every buyer of one
@@ -124,3 +134,58 @@ func BenchmarkCheckout(b *testing.B) {
 	})
 	perCore(b, t0, c0)
 }
+
+// BenchmarkCheckoutTracing is BenchmarkCheckout with tracing off (no SDK: OpenTelemetry's
+// no-op globals) and on: "on-discard" samples every span into a batch span processor that
+// drops the batches (the instrumentation alone); "on-otlp" is the production setup
+// (telemetry.Setup, every span sampled, batch OTLP/HTTP export of traces and metrics) to a
+// sink that reads and drops the requests, standing for a collector in another process;
+// "on-otlp-10pct" is the same with a parent-based 10% trace ID ratio sampler. Compare their
+// req/cpu-s.
+func BenchmarkCheckoutTracing(b *testing.B) {
+	b.Run("off", benchCheckout)
+	b.Run("on-discard", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
+			sdktrace.WithBatcher(discard{}, sdktrace.WithMaxQueueSize(8192)), sdktrace.WithIDGenerator(xray.NewIDGenerator()))
+		prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
+		otel.SetTracerProvider(tp)
+		otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(xray.Propagator{}, propagation.TraceContext{}, propagation.Baggage{}))
+		b.Cleanup(func() {
+			_ = tp.Shutdown(context.Background())
+			otel.SetTracerProvider(prevTP)
+			otel.SetTextMapPropagator(prevProp)
+		})
+		benchCheckout(b)
+	})
+	setup := func(b *testing.B, sampler, arg string) {
+		sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/x-protobuf")
+			w.WriteHeader(http.StatusOK) // an empty body is an empty export response
+		}))
+		b.Cleanup(sink.Close)
+		b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.URL)
+		b.Setenv("OTEL_TRACES_SAMPLER", sampler)
+		b.Setenv("OTEL_TRACES_SAMPLER_ARG", arg)
+		shutdown, _, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "monolith", Architecture: telemetry.Monolith,
+			LogLevel: slog.LevelWarn, LogOutput: os.Stderr})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = shutdown(context.Background()) })
+	}
+	b.Run("on-otlp", func(b *testing.B) {
+		setup(b, "always_on", "")
+		benchCheckout(b)
+	})
+	b.Run("on-otlp-10pct", func(b *testing.B) {
+		setup(b, "parentbased_traceidratio", "0.1")
+		benchCheckout(b)
+	})
+}
+
+// discard is a span exporter that drops everything.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }

@@ -10,6 +10,9 @@
 //	SHOP_NATS_URL     use this NATS server instead of the embedded one
 //	SHOP_ADMIN_TOKEN  bearer token of the admin routes (unset: admin routes answer 401)
 //	SHOP_LOG_LEVEL    debug, info (default), warn or error
+//	OTEL_*            OpenTelemetry: where traces go, sampling... (see platform/telemetry);
+//	                  with none set, spans are made (the trace headers, the logs' trace IDs)
+//	                  but not exported
 package main
 
 import (
@@ -27,6 +30,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/shop/httpapi"
 	"github.com/mitosis-dev/mitosis/shop/inprocess"
 	"github.com/mitosis-dev/mitosis/shop/kv"
@@ -36,11 +40,25 @@ import (
 
 func main() {
 	cfg := configFrom(os.Getenv)
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, logger, nil); err != nil {
+	shutdown, logger, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "monolith", Architecture: telemetry.Monolith, LogLevel: cfg.LogLevel})
+	if err != nil {
+		slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error("bad telemetry configuration", "err", err)
+		os.Exit(2)
+	}
+	slog.SetDefault(logger) // what shop/ logs through the default logger carries trace IDs too
+	err = run(ctx, cfg, logger, nil)
+	// run returns once requests and consumers are done: every span has ended, and this flush
+	// exports them all.
+	flushCtx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
+	if ferr := shutdown(flushCtx); ferr != nil {
+		logger.Warn("flush telemetry", "err", ferr)
+	}
+	cancel()
+	if err != nil {
 		logger.Error("monolith stopped", "err", err)
+		stop()
 		os.Exit(1)
 	}
 }
@@ -136,12 +154,14 @@ func start(ctx context.Context, cfg config, logger *slog.Logger) (_ *monolith, e
 	if cfg.AdminToken == "" {
 		logger.Warn("SHOP_ADMIN_TOKEN is unset: admin routes answer 401")
 	}
+	// The edge calls the contexts as the gateway calls the services: through m.shop.Calls,
+	// one span per call, named like the gRPC method.
 	m.handler = httpapi.New(httpapi.Config{
-		Catalog:       m.shop.Catalog,
-		Carts:         m.shop.Carts,
-		Inventory:     m.shop.Inventory,
-		Orders:        m.shop.Orders,
-		Notifications: m.shop.Notify,
+		Catalog:       m.shop.Calls.Catalog,
+		Carts:         m.shop.Calls.Carts,
+		Inventory:     m.shop.Calls.Inventory,
+		Orders:        m.shop.Calls.Orders,
+		Notifications: m.shop.Calls.Notify,
 		AdminToken:    cfg.AdminToken,
 		Ready:         func(ctx context.Context) error { return natsjs.Ping(ctx, m.nc, js) },
 		Logger:        logger,

@@ -8,6 +8,7 @@
 //	SHOP_GRPC_ADDR    listen address (default 127.0.0.1:9101)
 //	SHOP_RPC_TIMEOUT  deadline of a call to a peer made without one (default 10s)
 //	SHOP_LOG_LEVEL    debug, info (default), warn or error
+//	OTEL_*            OpenTelemetry (see platform/telemetry)
 package main
 
 import (

@@ -79,6 +79,12 @@ const testToken = "e2e-admin-token"
 // Log lines containing any of quiet are expected and not passed on.
 func startStack(t *testing.T, quiet ...string) *launch.Stack {
 	t.Helper()
+	return startStackEnv(t, nil, quiet...)
+}
+
+// startStackEnv is startStack with env added to every process's environment.
+func startStackEnv(t *testing.T, env []string, quiet ...string) *launch.Stack {
+	t.Helper()
 	dir := build(t)
 	addrs := map[string]string{}
 	for _, name := range []string{"catalog", "cart", "inventory", "payments", "orders", "shipping", "notify"} {
@@ -93,6 +99,7 @@ func startStack(t *testing.T, quiet ...string) *launch.Stack {
 		GatewayAddr: "127.0.0.1:0",
 		AdminToken:  testToken,
 		Output:      logs,
+		Env:         env,
 	})
 	if err != nil {
 		t.Fatalf("start the services: %v", err)

@@ -14,6 +14,7 @@
 //	SHOP_NOTIFY_ADDR     notify service (default 127.0.0.1:9107)
 //	SHOP_RPC_TIMEOUT     deadline of a call made without one (default 10s; requests have their own)
 //	SHOP_LOG_LEVEL       debug, info (default), warn or error
+//	OTEL_*               OpenTelemetry (see platform/telemetry)
 package main
 
 import (
@@ -40,16 +41,21 @@ import (
 )
 
 func main() {
-	cfg, err := configFrom(os.Getenv)
-	logger := servicehost.NewLogger(os.Stdout, cfg.LogLevel, "gateway")
-	slog.SetDefault(logger) // what shop/ logs through the default logger is JSON too
-	if err != nil {
-		logger.Error("bad configuration", "err", err)
-		os.Exit(2)
-	}
+	cfg, cfgErr := configFrom(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, logger, nil); err != nil {
+	flush, logger, err := servicehost.SetupTelemetry(ctx, "gateway", cfg.LogLevel)
+	if err != nil {
+		servicehost.NewLogger(os.Stdout, cfg.LogLevel, "gateway").Error("bad telemetry configuration", "err", err)
+		os.Exit(2)
+	}
+	if cfgErr != nil {
+		logger.Error("bad configuration", "err", cfgErr)
+		os.Exit(2)
+	}
+	err = run(ctx, cfg, logger, nil)
+	flush()
+	if err != nil {
 		logger.Error("gateway stopped", "err", err)
 		stop()
 		os.Exit(1)

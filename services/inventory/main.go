@@ -9,6 +9,7 @@
 //	SHOP_GRPC_ADDR        listen address (default 127.0.0.1:9103)
 //	SHOP_RESERVATION_TTL  how long stock stays reserved for a checkout that never finishes (default 5m)
 //	SHOP_LOG_LEVEL        debug, info (default), warn or error
+//	OTEL_*                OpenTelemetry (see platform/telemetry)
 package main
 
 import (

@@ -9,6 +9,7 @@
 //	SHOP_NATS_URL     NATS server holding the state and the events (required)
 //	SHOP_GRPC_ADDR    listen address (default 127.0.0.1:9107)
 //	SHOP_LOG_LEVEL    debug, info (default), warn or error
+//	OTEL_*            OpenTelemetry (see platform/telemetry)
 package main
 
 import (

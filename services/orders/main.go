@@ -25,6 +25,7 @@
 //	SHOP_ORDERS_SOLE_REPLICA true when this is the only orders process (see above)
 //	SHOP_RPC_TIMEOUT         deadline of a call to a peer made without one (default 10s)
 //	SHOP_LOG_LEVEL           debug, info (default), warn or error
+//	OTEL_*                   OpenTelemetry (see platform/telemetry)
 package main
 
 import (

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -25,8 +27,9 @@ const (
 
 // NewServer returns a gRPC server with what every service needs: keepalive, panic recovery
 // (a bug fails the call with Internal, it does not kill the process), a warning for every
-// call that failed for a reason that is not the domain's, and server reflection (grpcurl
-// works against any service). opts come after these.
+// call that failed for a reason that is not the domain's, server reflection (grpcurl works
+// against any service), and OpenTelemetry (otelgrpc: a SERVER span per call, continuing the
+// caller's trace, and RPC metrics). opts come after these.
 //
 // Stream workers (one per CPU) serve calls on long-lived goroutines instead of one new
 // goroutine per call, and connections share write buffers: together they cut a product
@@ -35,6 +38,7 @@ const (
 func NewServer(logger *slog.Logger, opts ...grpc.ServerOption) *grpc.Server {
 	base := []grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithFilter(spanWorthy))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveTime / 3, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(guard(logger)),
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
@@ -44,6 +48,10 @@ func NewServer(logger *slog.Logger, opts ...grpc.ServerOption) *grpc.Server {
 	reflection.Register(s)
 	return s
 }
+
+// spanWorthy says which calls make spans: not the health checks, every 2 seconds to every peer,
+// nor reflection; they would bury the requests' traces.
+var spanWorthy = filters.Not(filters.Any(filters.HealthCheck(), filters.ServicePrefix("grpc.reflection.")))
 
 // guard recovers panics and logs failures the domain has no name for.
 func guard(logger *slog.Logger) grpc.UnaryServerInterceptor {
@@ -71,13 +79,15 @@ func guard(logger *slog.Logger) grpc.UnaryServerInterceptor {
 // several addresses spreads calls over them). serviceConfig is the peer package's
 // ServiceConfig (load balancing and read retries); a call whose context has no deadline gets
 // callTimeout. The connection is made lazily and remade after failures, for the life of the
-// process: one per peer, never one per call.
+// process: one per peer, never one per call. Every call is a CLIENT span (otelgrpc) whose
+// context travels in the call's metadata.
 func Dial(addr, serviceConfig string, callTimeout time.Duration, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	base := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true}),
 		grpc.WithChainUnaryInterceptor(defaultDeadline(callTimeout)),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithFilter(spanWorthy))),
 	}
 	conn, err := grpc.NewClient(addr, append(base, opts...)...)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
+	"github.com/mitosis-dev/mitosis/shop/traced"
 )
 
 // Process is one running service: its NATS connection and stores, its gRPC server, its
@@ -34,6 +35,7 @@ type Process struct {
 	js       jetstream.JetStream
 	ncClosed chan struct{} // closed once nc is closed, after its drain
 	bus      *natsjs.Bus
+	tracing  *traced.Tracing // store spans, as the monolith has them
 
 	life   context.Context // ends at stop: the catalog's view and the loops live this long
 	cancel context.CancelFunc
@@ -47,7 +49,7 @@ type Process struct {
 // Start connects to NATS and makes the gRPC server (with its health service NOT_SERVING
 // until Serve finds stores and peers answering). The caller must Close it.
 func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Process, error) {
-	p := &Process{cfg: cfg, log: logger, ncClosed: make(chan struct{}), health: health.NewServer()}
+	p := &Process{cfg: cfg, log: logger, ncClosed: make(chan struct{}), health: health.NewServer(), tracing: traced.New(nil, nil)}
 	p.life, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	p.server = NewServer(logger)
 	healthpb.RegisterHealthServer(p.server, p.health)
@@ -84,9 +86,14 @@ func (p *Process) Life() context.Context { return p.life }
 // GRPC is the server that the context's service is registered on.
 func (p *Process) GRPC() grpc.ServiceRegistrar { return p.server }
 
-// Bucket opens (creating if needed) one of the context's key-value buckets.
+// Bucket opens (creating if needed) one of the context's key-value buckets; its operations
+// inside a trace are spans (shop/traced), as in the monolith.
 func (p *Process) Bucket(ctx context.Context, name string) (kv.Bucket, error) {
-	return natsjs.OpenBucket(ctx, p.js, name)
+	b, err := natsjs.OpenBucket(ctx, p.js, name)
+	if err != nil {
+		return nil, err
+	}
+	return p.tracing.Bucket(name, b), nil
 }
 
 // Bus opens the event stream (once) and returns the bus on it.
@@ -207,9 +214,11 @@ func (p *Process) Serve(ctx context.Context, services []string, onListen func(ne
 }
 
 // watchHealth sets the health status from Ready, at once and then every HealthEvery, until
-// stop, logging every change.
+// stop, logging every change. While not serving it looks again sooner (notServingRecheck),
+// so that a process whose peer just came back turns SERVING within a fraction of a second
+// rather than a whole period: a restarted pod's callers wait for that.
 func (p *Process) watchHealth(services []string) {
-	t := time.NewTicker(p.cfg.HealthEvery)
+	t := time.NewTimer(p.cfg.HealthEvery)
 	defer t.Stop()
 	serving := false
 	for {
@@ -233,6 +242,11 @@ func (p *Process) watchHealth(services []string) {
 		for _, s := range services {
 			p.health.SetServingStatus(s, status)
 		}
+		next := p.cfg.HealthEvery
+		if !serving {
+			next = min(next, notServingRecheck)
+		}
+		t.Reset(next)
 		select {
 		case <-p.life.Done():
 			return
@@ -240,6 +254,9 @@ func (p *Process) watchHealth(services []string) {
 		}
 	}
 }
+
+// notServingRecheck is how soon a process that is not serving checks its readiness again.
+const notServingRecheck = 200 * time.Millisecond
 
 // Close stops the consumers (messages in flight finish) and the loops, closes the peers and
 // the server, and drains the NATS connection so that writes and acknowledgements in flight

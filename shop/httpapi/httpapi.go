@@ -1,7 +1,7 @@
 // Package httpapi is the shop's public HTTP API (the contract in API.md): routing, request
 // decoding, the mapping of domain errors to RFC 9457 problem documents, admin
 // authentication, and the edge concerns every request shares (deadline, panic recovery,
-// access log). It composes contexts only where the API needs a fact no single context owns
+// access log, the request's span and its trace headers). It composes contexts only where the API needs a fact no single context owns
 // (a cart line or a stock count needs the product to exist in the catalog); every rule of
 // the shop itself stays in the contexts. It knows nothing of where a context runs: the
 // monolith hands it in-process implementations, the gateway gRPC clients.
@@ -16,6 +16,10 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/catalog"
@@ -36,6 +40,15 @@ type Config struct {
 	Ready      func(ctx context.Context) error // /readyz; nil means always ready
 	Logger     *slog.Logger                    // nil discards
 	Timeout    time.Duration                   // per-request deadline; 0 means DefaultTimeout
+
+	// TracerProvider, MeterProvider and Propagator instrument the edge (otelhttp): a SERVER
+	// span per request, named "<method> <route pattern>", continuing the caller's trace when
+	// the request carries one (traceparent, or X-Amzn-Trace-Id if the propagator reads it),
+	// and HTTP server metrics. nil means OpenTelemetry's globals (the propagator and meter
+	// provider as they are at New).
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // DefaultTimeout is the per-request deadline when Config.Timeout is 0.
@@ -69,12 +82,23 @@ func New(cfg Config) http.Handler {
 	}
 	a.buffers.New = newJSONBuffer
 	a.mux = a.routes()
-	return a.edge(a.mux)
+	opts := []otelhttp.Option{otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method })}
+	if cfg.TracerProvider != nil {
+		opts = append(opts, otelhttp.WithTracerProvider(cfg.TracerProvider))
+	}
+	if cfg.MeterProvider != nil {
+		opts = append(opts, otelhttp.WithMeterProvider(cfg.MeterProvider))
+	}
+	if cfg.Propagator != nil {
+		opts = append(opts, otelhttp.WithPropagators(cfg.Propagator))
+	}
+	return otelhttp.NewHandler(a.edge(a.mux), "http", opts...)
 }
 
 // routes is the API's route table, one line per row of API.md's endpoint table.
 func (a *api) routes() *chi.Mux {
 	r := chi.NewMux()
+	r.Use(nameSpan)
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(a.methodNotAllowed)
 
@@ -101,11 +125,14 @@ func (a *api) routes() *chi.Mux {
 }
 
 // edge wraps the router in what every request shares, outermost first. It is THE place for
-// request-wide middleware: tracing (otelhttp and the traceresponse / X-Amzn-Trace-Id
-// headers) goes here, wrapping the result of this function, so that it sees the final
-// status of recovered panics too.
+// request-wide middleware. otelhttp wraps the result of this function, so that the span sees
+// the final status of recovered panics too; the trace headers are set here, before anything
+// is written, so that every response carries them, problems and 404s included.
 func (a *api) edge(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+			setTraceHeaders(w.Header(), sc)
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 		defer cancel()
 		logged := a.log.Enabled(ctx, slog.LevelDebug)

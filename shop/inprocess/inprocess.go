@@ -1,6 +1,10 @@
 // Package inprocess assembles all seven contexts in one process: every context gets the real
 // implementation of the others, and events travel on one bus. It is the monolith's wiring,
 // and the tests' way of getting a whole shop; the microservices wire one context each instead.
+//
+// Every call from one context to another goes through the decorators of package traced, and
+// every bucket too, so that the monolith's traces have the shape of the services' traces: an
+// INTERNAL span named like the gRPC method where the services make a gRPC call.
 package inprocess
 
 import (
@@ -9,6 +13,9 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/catalog"
@@ -19,6 +26,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/orders"
 	"github.com/mitosis-dev/mitosis/shop/payments"
 	"github.com/mitosis-dev/mitosis/shop/shipping"
+	"github.com/mitosis-dev/mitosis/shop/traced"
 )
 
 // Broker carries events between the contexts.
@@ -38,9 +46,15 @@ type Config struct {
 	// ReservationTTL is how long stock stays reserved for a checkout that never finishes;
 	// 0 means 5 minutes.
 	ReservationTTL time.Duration
+	// TracerProvider and MeterProvider trace and measure the calls between contexts and the
+	// store operations; nil means OpenTelemetry's global providers at New.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
-// Shop is every context of the shop, wired in-process.
+// Shop is every context of the shop, wired in-process. The fields are the implementations
+// themselves, for what a context does on its own (its event handlers, its background loops);
+// Calls are the same contexts as another context or the HTTP edge calls them.
 type Shop struct {
 	Catalog   catalog.Service
 	Carts     cart.Service
@@ -50,11 +64,26 @@ type Shop struct {
 	Shipping  shipping.Service
 	Notify    notify.Service
 
+	// Calls wraps each context in an INTERNAL span per call, named like the gRPC method
+	// that carries the call between services: what callers from outside a context use.
+	Calls Calls
+
 	bus    Broker
 	logger *slog.Logger
 	subs   []events.Subscription
 	stop   context.CancelFunc
 	done   chan struct{}
+}
+
+// Calls are the contexts as seen from another context.
+type Calls struct {
+	Catalog   catalog.Service
+	Carts     cart.Service
+	Inventory inventory.Service
+	Payments  payments.Service
+	Orders    orders.Service
+	Shipping  shipping.Service
+	Notify    notify.Service
 }
 
 // New opens the buckets and builds the contexts. The catalog's view follows its bucket until
@@ -69,6 +98,7 @@ func New(ctx context.Context, cfg Config) (*Shop, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	tr := traced.New(cfg.TracerProvider, cfg.MeterProvider)
 	b := map[string]kv.Bucket{}
 	for _, name := range []string{catalog.ProductsBucket, cart.CartsBucket, inventory.StockBucket, inventory.ReservationsBucket, payments.ChargesBucket,
 		orders.OrdersBucket, orders.SagasBucket, orders.UserOrdersBucket, shipping.ShipmentsBucket, notify.NotificationsBucket} {
@@ -76,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Shop, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open bucket %s: %w", name, err)
 		}
-		b[name] = bucket
+		b[name] = tr.Bucket(name, bucket)
 	}
 	cat, err := catalog.New(ctx, b[catalog.ProductsBucket])
 	if err != nil {
@@ -92,10 +122,20 @@ func New(ctx context.Context, cfg Config) (*Shop, error) {
 		bus:       cfg.Bus,
 		logger:    cfg.Logger,
 	}
+	s.Calls = Calls{
+		Catalog:   tr.Catalog(s.Catalog),
+		Carts:     tr.Cart(s.Carts),
+		Inventory: tr.Inventory(s.Inventory),
+		Payments:  tr.Payments(s.Payments),
+		Shipping:  tr.Shipping(s.Shipping),
+		Notify:    tr.Notify(s.Notify),
+	}
 	s.Orders = orders.New(
 		orders.Stores{Orders: b[orders.OrdersBucket], Sagas: b[orders.SagasBucket], UserOrders: b[orders.UserOrdersBucket]},
-		orders.Deps{Catalog: s.Catalog, Carts: s.Carts, Inventory: s.Inventory, Payments: s.Payments, Events: cfg.Bus, Now: cfg.Now},
+		orders.Deps{Catalog: s.Calls.Catalog, Carts: s.Calls.Carts, Inventory: s.Calls.Inventory, Payments: s.Calls.Payments,
+			Events: cfg.Bus, Now: cfg.Now},
 	)
+	s.Calls.Orders = tr.Orders(s.Orders)
 	return s, nil
 }
 

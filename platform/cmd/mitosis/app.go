@@ -24,6 +24,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/processrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 )
 
 // app is the CLI's configuration, filled by flags.
@@ -92,6 +93,9 @@ ready; 4 status or logs found nothing up.`,
 	pf.StringVar(&a.servicesEdge, "services-edge", envOr("MITOSIS_SERVICES_EDGE", topology.ServicesEdge), "host address of the gateway's HTTP API [MITOSIS_SERVICES_EDGE]")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every step")
 	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd())
+	traces := &cobra.Command{Use: "traces", Short: "Read and compare the traces the collector holds"}
+	traces.AddCommand(tracecompare.Command())
+	root.AddCommand(traces)
 	return root
 }
 

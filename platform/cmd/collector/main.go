@@ -1,0 +1,60 @@
+// Command collector is mitosis's trace collector (package tracecollect): OTLP/gRPC and
+// OTLP/HTTP receivers, a bounded in-memory store, and Jaeger's /api/v3 query API, with a
+// small dashboard beside it (the latest traces at /, the side-by-side comparison at
+// /compare). Every pod of the stack exports to it (OTEL_EXPORTER_OTLP_ENDPOINT), and `mitosis
+// traces compare` reads from it. It stops on SIGINT or SIGTERM, finishing the exports in
+// flight.
+//
+// Usage:
+//
+//	collector [-grpc 127.0.0.1:4317] [-http 127.0.0.1:4318] [-query 127.0.0.1:16686] [-max-spans 100000]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/tracecollect"
+	"github.com/mitosis-dev/mitosis/platform/tracecompare"
+)
+
+func main() {
+	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
+	cfg := tracecollect.Config{Routes: tracecompare.Routes}
+	fs.StringVar(&cfg.GRPCAddr, "grpc", tracecollect.DefaultGRPCAddr, "OTLP/gRPC listen address")
+	fs.StringVar(&cfg.HTTPAddr, "http", tracecollect.DefaultHTTPAddr, "OTLP/HTTP listen address")
+	fs.StringVar(&cfg.QueryAddr, "query", tracecollect.DefaultQueryAddr, "query API (Jaeger /api/v3) listen address")
+	fs.IntVar(&cfg.MaxSpans, "max-spans", tracecollect.DefaultMaxSpans, "spans kept in memory; the oldest traces go first")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintln(os.Stderr, "collector: -log-level:", err)
+		os.Exit(2)
+	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: lvl})).With("service", "collector")
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	c, err := tracecollect.Start(cfg)
+	if err != nil {
+		cfg.Logger.Error("collector stopped", "err", err)
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down")
+	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Close(closeCtx); err != nil {
+		cfg.Logger.Warn("shutdown", "err", err)
+	}
+	cfg.Logger.Info("stopped")
+}

@@ -1,0 +1,299 @@
+// Package telemetry sets up OpenTelemetry once per binary, the same way in the monolith and
+// in every service, so that their traces join: resource attributes (service name and
+// version, architecture), X-Ray compatible trace IDs, W3C tracecontext + baggage + X-Ray
+// propagation, exporters chosen by the standard OTEL_* variables, OTel metrics, a slog logger
+// that stamps every line with the trace and span of its context, and a shutdown that flushes.
+//
+// It installs OpenTelemetry's global providers and propagator: the instrumentation
+// (otelhttp, otelgrpc, shop/traced, shop/natsjs) reads them when it is built, so Setup comes
+// first in main. It is not the instrumentation itself, nor a collector (tracecollect is).
+//
+// Configuration (environment), beyond what the SDK and exporters read themselves
+// (OTEL_TRACES_SAMPLER, OTEL_BSP_*, OTEL_EXPORTER_OTLP_HEADERS, OTEL_METRIC_EXPORT_INTERVAL...):
+//
+//	OTEL_SDK_DISABLED                   true: no SDK at all (no spans, no trace headers)
+//	OTEL_SERVICE_NAME                   overrides Options.ServiceName
+//	OTEL_RESOURCE_ATTRIBUTES            extra resource attributes
+//	OTEL_EXPORTER_OTLP_ENDPOINT         where OTLP goes (http://host:4318, or :4317 for grpc);
+//	                                    unset (and no per-signal endpoint): nothing is exported
+//	OTEL_EXPORTER_OTLP_PROTOCOL         http/protobuf (default) or grpc; per signal with
+//	                                    OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL
+//	OTEL_TRACES_EXPORTER                comma-separated: otlp, xray, none (default: otlp when an
+//	                                    endpoint is set, else none)
+//	OTEL_METRICS_EXPORTER               otlp or none (same default)
+//	AWS_XRAY_DAEMON_ADDRESS             the X-Ray daemon for the xray exporter (127.0.0.1:2000)
+//
+// With no exporter the SDK still makes spans (IDs, sampling, propagation): the response
+// headers that name a request's trace, and the trace IDs in the logs, work everywhere.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/contrib/propagators/aws/xray"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	xrayexport "github.com/mitosis-dev/mitosis/platform/xray"
+)
+
+// Architectures, the values of the mitosis.architecture resource attribute.
+const (
+	Monolith = "monolith"
+	Services = "services"
+)
+
+// ArchitectureKey is the resource attribute naming the architecture a span was made in.
+const ArchitectureKey = attribute.Key("mitosis.architecture")
+
+// Options describe the binary.
+type Options struct {
+	ServiceName  string // service.name, unless OTEL_SERVICE_NAME is set
+	Architecture string // Monolith or Services
+	Version      string // service.version; "" means the main module's version, else "dev"
+	LogLevel     slog.Level
+	LogOutput    io.Writer // where the JSON log goes; nil means os.Stdout
+}
+
+// Shutdown flushes every span and metric still buffered, stops the exporters and puts back
+// the global providers that Setup replaced. Call it once the work that makes spans is over
+// (requests drained, consumers stopped), with a deadline.
+type Shutdown func(ctx context.Context) error
+
+// defaultQueueSize is the batch span processor's queue when OTEL_BSP_MAX_QUEUE_SIZE is unset:
+// four times the SDK's 2048, since a checkout in the services makes about 70 spans and a
+// load test runs hundreds of checkouts a second; a full queue drops spans.
+const defaultQueueSize = 8192
+
+// Setup installs OpenTelemetry for the binary described by opts and returns its shutdown and
+// its logger. On error nothing is installed.
+func Setup(ctx context.Context, opts Options) (Shutdown, *slog.Logger, error) {
+	out := opts.LogOutput
+	if out == nil {
+		out = os.Stdout
+	}
+	name := opts.ServiceName
+	if v := os.Getenv("OTEL_SERVICE_NAME"); v != "" {
+		name = v
+	}
+	logger := slog.New(LogHandler(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: opts.LogLevel}))).With(slog.String("service", name))
+
+	prevTP, prevMP, prevProp, prevEH := otel.GetTracerProvider(), otel.GetMeterProvider(), otel.GetTextMapPropagator(), otel.GetErrorHandler()
+	restore := func() {
+		otel.SetTracerProvider(prevTP)
+		otel.SetMeterProvider(prevMP)
+		otel.SetTextMapPropagator(prevProp)
+		otel.SetErrorHandler(prevEH)
+	}
+	// X-Ray first, W3C last: when a request carries both and they disagree, the W3C
+	// context (what OpenTelemetry callers send) wins; an X-Ray header alone is continued.
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(xray.Propagator{}, propagation.TraceContext{}, propagation.Baggage{}))
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		logger.Warn("opentelemetry", "err", err)
+	}))
+
+	if strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") {
+		otel.SetTracerProvider(tracenoop.NewTracerProvider())
+		otel.SetMeterProvider(metricnoop.NewMeterProvider())
+		return func(context.Context) error { restore(); return nil }, logger, nil
+	}
+
+	res, err := newResource(ctx, name, opts)
+	if err != nil {
+		restore()
+		return nil, nil, err
+	}
+	spanExporters, err := traceExporters(ctx)
+	if err != nil {
+		restore()
+		return nil, nil, err
+	}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithIDGenerator(xray.NewIDGenerator())}
+	for _, e := range spanExporters {
+		var bsp []sdktrace.BatchSpanProcessorOption
+		if os.Getenv("OTEL_BSP_MAX_QUEUE_SIZE") == "" {
+			bsp = append(bsp, sdktrace.WithMaxQueueSize(defaultQueueSize))
+		}
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(e, bsp...))
+	}
+	tp := sdktrace.NewTracerProvider(tpOpts...)
+
+	mp, mpShutdown, err := meterProvider(ctx, res)
+	if err != nil {
+		_ = tp.Shutdown(ctx)
+		restore()
+		return nil, nil, err
+	}
+	otel.SetTracerProvider(tp)
+	otel.SetMeterProvider(mp)
+	logger.Debug("telemetry set up", "trace_exporters", len(spanExporters), "resource", res.Attributes())
+
+	shutdown := func(ctx context.Context) error {
+		defer restore()
+		return errors.Join(tp.Shutdown(ctx), mpShutdown(ctx))
+	}
+	return shutdown, logger, nil
+}
+
+func newResource(ctx context.Context, name string, opts Options) (*resource.Resource, error) {
+	version := opts.Version
+	if version == "" {
+		version = "dev"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			version = bi.Main.Version
+		}
+	}
+	attrs := []attribute.KeyValue{semconv.ServiceName(name), semconv.ServiceVersion(version), semconv.ServiceNamespace("mitosis")}
+	if opts.Architecture != "" {
+		attrs = append(attrs, ArchitectureKey.String(opts.Architecture))
+	}
+	// Later options win: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the code.
+	res, err := resource.New(ctx, resource.WithAttributes(attrs...), resource.WithFromEnv(),
+		resource.WithTelemetrySDK(), resource.WithHost(), resource.WithProcessPID())
+	if err != nil && !errors.Is(err, resource.ErrPartialResource) && !errors.Is(err, resource.ErrSchemaURLConflict) {
+		return nil, fmt.Errorf("telemetry resource: %w", err)
+	}
+	return res, nil
+}
+
+// otlpEndpointSet reports whether an OTLP endpoint is configured for signal ("TRACES" or
+// "METRICS").
+func otlpEndpointSet(signal string) bool {
+	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != ""
+}
+
+func otlpProtocol(signal string) string {
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+	}
+	return "http/protobuf"
+}
+
+// exporterNames reads OTEL_<SIGNAL>_EXPORTER; unset means otlp when an endpoint is set.
+func exporterNames(signal string) []string {
+	v := os.Getenv("OTEL_" + signal + "_EXPORTER")
+	if v == "" {
+		if otlpEndpointSet(signal) {
+			return []string{"otlp"}
+		}
+		return nil
+	}
+	var names []string
+	for n := range strings.SplitSeq(v, ",") {
+		if n = strings.TrimSpace(strings.ToLower(n)); n != "" && n != "none" {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+func traceExporters(ctx context.Context) ([]sdktrace.SpanExporter, error) {
+	var out []sdktrace.SpanExporter
+	for _, n := range exporterNames("TRACES") {
+		var e sdktrace.SpanExporter
+		var err error
+		switch n {
+		case "otlp":
+			switch p := otlpProtocol("TRACES"); p {
+			case "grpc":
+				e, err = otlptracegrpc.New(ctx)
+			case "http/protobuf":
+				e, err = otlptracehttp.New(ctx)
+			default:
+				err = fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: want grpc or http/protobuf", p)
+			}
+		case "xray":
+			e, err = xrayexport.New(os.Getenv("AWS_XRAY_DAEMON_ADDRESS"))
+		default:
+			err = fmt.Errorf("OTEL_TRACES_EXPORTER: unknown exporter %q (want otlp, xray or none)", n)
+		}
+		if err != nil {
+			for _, done := range out {
+				_ = done.Shutdown(ctx)
+			}
+			return nil, fmt.Errorf("trace exporter %s: %w", n, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// meterProvider returns the SDK's meter provider exporting over OTLP, or a no-op one when no
+// metrics exporter is configured: measuring what nobody reads costs for nothing.
+func meterProvider(ctx context.Context, res *resource.Resource) (metric.MeterProvider, func(context.Context) error, error) {
+	var readers []sdkmetric.Option
+	for _, n := range exporterNames("METRICS") {
+		if n != "otlp" {
+			return nil, nil, fmt.Errorf("OTEL_METRICS_EXPORTER: unknown exporter %q (want otlp or none)", n)
+		}
+		var e sdkmetric.Exporter
+		var err error
+		switch p := otlpProtocol("METRICS"); p {
+		case "grpc":
+			e, err = otlpmetricgrpc.New(ctx)
+		case "http/protobuf":
+			e, err = otlpmetrichttp.New(ctx)
+		default:
+			err = fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: want grpc or http/protobuf", p)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("metric exporter: %w", err)
+		}
+		readers = append(readers, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(e)))
+	}
+	if len(readers) == 0 {
+		return metricnoop.NewMeterProvider(), func(context.Context) error { return nil }, nil
+	}
+	mp := sdkmetric.NewMeterProvider(append(readers, sdkmetric.WithResource(res))...)
+	return mp, mp.Shutdown, nil
+}
+
+// LogHandler wraps h so that every record logged with a context inside a span carries
+// trace_id and span_id (W3C hex, as the collector's query API and the traceresponse header
+// spell them).
+func LogHandler(h slog.Handler) slog.Handler { return traceHandler{h} }
+
+type traceHandler struct{ slog.Handler }
+
+func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r = r.Clone()
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return traceHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h traceHandler) WithGroup(name string) slog.Handler {
+	return traceHandler{h.Handler.WithGroup(name)}
+}
+
+// ShutdownTimeout is how long a main gives Shutdown: enough to export a full queue to a
+// collector that answers, not so long that a stop hangs on one that does not.
+const ShutdownTimeout = 10 * time.Second

@@ -1,0 +1,156 @@
+package tracecollect
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+)
+
+// Client reads traces from a query API in Jaeger's /api/v3 format: this collector's, or a
+// Jaeger's.
+type Client struct {
+	BaseURL string       // e.g. http://127.0.0.1:16686
+	HTTP    *http.Client // nil means a client with a 30s timeout
+}
+
+// ErrNotFound is returned when the API has no such trace, or no trace matches.
+var ErrNotFound = fmt.Errorf("trace not found")
+
+// Trace returns one trace by its ID (32 hex digits).
+func (c Client) Trace(ctx context.Context, id string) (*tracepb.TracesData, error) {
+	if _, err := ParseTraceID(id); err != nil {
+		return nil, err
+	}
+	return c.get(ctx, "/api/v3/traces/"+id)
+}
+
+// Find returns the traces matching q, one TracesData each, newest first. Jaeger requires
+// the start time bounds; this collector does not.
+func (c Client) Find(ctx context.Context, q Query) ([]*tracepb.TracesData, error) {
+	v := url.Values{}
+	if q.ServiceName != "" {
+		v.Set("query.service_name", q.ServiceName)
+	}
+	if q.OperationName != "" {
+		v.Set("query.operation_name", q.OperationName)
+	}
+	if !q.StartMin.IsZero() {
+		v.Set("query.start_time_min", q.StartMin.Format(time.RFC3339Nano))
+	}
+	if !q.StartMax.IsZero() {
+		v.Set("query.start_time_max", q.StartMax.Format(time.RFC3339Nano))
+	}
+	if q.DurationMin > 0 {
+		v.Set("query.duration_min", q.DurationMin.String())
+	}
+	if q.DurationMax > 0 {
+		v.Set("query.duration_max", q.DurationMax.String())
+	}
+	if q.NumTraces > 0 {
+		v.Set("query.num_traces", strconv.Itoa(q.NumTraces))
+	}
+	td, err := c.get(ctx, "/api/v3/traces?"+v.Encode())
+	if err != nil {
+		return nil, err
+	}
+	return SplitTraces(td), nil
+}
+
+func (c Client) get(ctx context.Context, path string) (*tracepb.TracesData, error) {
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.BaseURL, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("query traces: %w", err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 256<<20))
+	if err != nil {
+		return nil, fmt.Errorf("query traces: %w", err)
+	}
+	if res.StatusCode == http.StatusNotFound {
+		return nil, ErrNotFound
+	}
+	if res.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+			return nil, fmt.Errorf("query traces: %s: %s", res.Status, e.Error.Message)
+		}
+		return nil, fmt.Errorf("query traces: %s: %s", res.Status, bytes.TrimSpace(body))
+	}
+	return UnmarshalTraces(body)
+}
+
+// SplitTraces splits td into one TracesData per trace, newest (by earliest span start)
+// first.
+func SplitTraces(td *tracepb.TracesData) []*tracepb.TracesData {
+	type one struct {
+		td    *tracepb.TracesData
+		start uint64
+	}
+	byID := map[string]*one{}
+	for _, rs := range td.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			for _, sp := range ss.GetSpans() {
+				id := string(sp.GetTraceId())
+				t := byID[id]
+				if t == nil {
+					t = &one{td: &tracepb.TracesData{}, start: sp.GetStartTimeUnixNano()}
+					byID[id] = t
+				}
+				t.start = min(t.start, sp.GetStartTimeUnixNano())
+				addSpan(t.td, rs, ss, sp)
+			}
+		}
+	}
+	list := make([]*one, 0, len(byID))
+	for _, t := range byID {
+		list = append(list, t)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].start > list[j].start })
+	out := make([]*tracepb.TracesData, len(list))
+	for i, t := range list {
+		out[i] = t.td
+	}
+	return out
+}
+
+// addSpan appends sp to td under rs's resource and ss's scope, reusing the last group when
+// it is the same.
+func addSpan(td *tracepb.TracesData, rs *tracepb.ResourceSpans, ss *tracepb.ScopeSpans, sp *tracepb.Span) {
+	var r *tracepb.ResourceSpans
+	if n := len(td.ResourceSpans); n > 0 && td.ResourceSpans[n-1].Resource == rs.Resource {
+		r = td.ResourceSpans[n-1]
+	} else {
+		r = &tracepb.ResourceSpans{Resource: rs.Resource, SchemaUrl: rs.SchemaUrl}
+		td.ResourceSpans = append(td.ResourceSpans, r)
+	}
+	var s *tracepb.ScopeSpans
+	if n := len(r.ScopeSpans); n > 0 && r.ScopeSpans[n-1].Scope == ss.Scope {
+		s = r.ScopeSpans[n-1]
+	} else {
+		s = &tracepb.ScopeSpans{Scope: ss.Scope, SchemaUrl: ss.SchemaUrl}
+		r.ScopeSpans = append(r.ScopeSpans, s)
+	}
+	s.Spans = append(s.Spans, sp)
+}

@@ -1,0 +1,354 @@
+package tracecollect
+
+import (
+	"bytes"
+	"encoding/hex"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+)
+
+// TraceID is a trace's 16 bytes.
+type TraceID [16]byte
+
+// DefaultMaxSpans bounds the store when Config.MaxSpans is 0. A span takes about 1.5 KB in
+// memory (an otelgrpc span with its attributes, as decoded from OTLP), so about 150 MB.
+const DefaultMaxSpans = 100_000
+
+// Store keeps the most recent traces in memory, at most maxSpans spans in all: when a new
+// span would exceed the bound, the traces first seen longest ago are dropped whole. Safe for
+// concurrent use.
+type Store struct {
+	mu       sync.Mutex
+	maxSpans int
+	traces   map[TraceID]*storedTrace
+	order    []TraceID // first-seen order, oldest first (with holes trimmed lazily)
+	spans    int
+	evicted  int64 // traces dropped to stay within the bound
+	received int64 // spans received
+}
+
+// storedTrace is one trace's spans, each with the resource and scope it came with.
+type storedTrace struct {
+	id    TraceID
+	spans []storedSpan
+	start time.Time // earliest span start
+	end   time.Time // latest span end
+}
+
+type storedSpan struct {
+	resource *resourcepb.Resource
+	resURL   string
+	scope    *commonpb.InstrumentationScope
+	scopeURL string
+	span     *tracepb.Span
+	service  string
+}
+
+// NewStore returns an empty store holding at most maxSpans spans (0: DefaultMaxSpans).
+func NewStore(maxSpans int) *Store {
+	if maxSpans <= 0 {
+		maxSpans = DefaultMaxSpans
+	}
+	return &Store{maxSpans: maxSpans, traces: map[TraceID]*storedTrace{}}
+}
+
+// Add stores every span of rs. Spans without a valid trace ID are skipped; the count of
+// those is returned (the OTLP partial-success answer).
+func (s *Store) Add(rs []*tracepb.ResourceSpans) (rejected int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rs {
+		service := ServiceName(r.GetResource())
+		for _, ss := range r.GetScopeSpans() {
+			for _, sp := range ss.GetSpans() {
+				if len(sp.GetTraceId()) != 16 || len(sp.GetSpanId()) != 8 {
+					rejected++
+					continue
+				}
+				var id TraceID
+				copy(id[:], sp.GetTraceId())
+				t := s.traces[id]
+				if t == nil {
+					t = &storedTrace{id: id}
+					s.traces[id] = t
+					s.order = append(s.order, id)
+				}
+				t.spans = append(t.spans, storedSpan{resource: r.GetResource(), resURL: r.GetSchemaUrl(),
+					scope: ss.GetScope(), scopeURL: ss.GetSchemaUrl(), span: sp, service: service})
+				start, end := time.Unix(0, int64(sp.GetStartTimeUnixNano())), time.Unix(0, int64(sp.GetEndTimeUnixNano()))
+				if t.start.IsZero() || start.Before(t.start) {
+					t.start = start
+				}
+				if end.After(t.end) {
+					t.end = end
+				}
+				s.spans++
+				s.received++
+			}
+		}
+	}
+	s.evict()
+	return rejected
+}
+
+// evict drops the oldest traces until the store is within its bound. The newest trace is
+// never dropped, even alone over the bound: a query for it right after must find it.
+func (s *Store) evict() {
+	for s.spans > s.maxSpans && len(s.order) > 1 {
+		id := s.order[0]
+		s.order = s.order[1:]
+		if t := s.traces[id]; t != nil {
+			s.spans -= len(t.spans)
+			delete(s.traces, id)
+			s.evicted++
+		}
+	}
+	if cap(s.order) > 4*len(s.order)+1024 { // let the dropped prefix's memory go
+		s.order = slices.Clone(s.order)
+	}
+}
+
+// Stats are the store's counters.
+type Stats struct {
+	Traces   int   `json:"traces"`
+	Spans    int   `json:"spans"`
+	MaxSpans int   `json:"max_spans"`
+	Received int64 `json:"spans_received"`
+	Evicted  int64 `json:"traces_evicted"`
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Traces: len(s.traces), Spans: s.spans, MaxSpans: s.maxSpans, Received: s.received, Evicted: s.evicted}
+}
+
+// Trace returns the trace's spans as OTLP data, grouped by resource and scope, or nil.
+func (s *Store) Trace(id TraceID) *tracepb.TracesData {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.traces[id]
+	if t == nil {
+		return nil
+	}
+	return tracesData(t.spans)
+}
+
+// Query selects traces as Jaeger's FindTraces does: a trace matches when one of its spans
+// matches every field set.
+type Query struct {
+	ServiceName   string
+	OperationName string        // a span name
+	StartMin      time.Time     // the span started at or after
+	StartMax      time.Time     // ... at or before
+	DurationMin   time.Duration // the span lasted at least
+	DurationMax   time.Duration // ... at most
+	NumTraces     int           // at most this many, newest first; 0 means 20
+}
+
+// Find returns the traces that match q, newest (by start) first.
+func (s *Store) Find(q Query) []*tracepb.TracesData {
+	if q.NumTraces <= 0 {
+		q.NumTraces = 20
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var hits []*storedTrace
+	for _, t := range s.traces {
+		if slices.ContainsFunc(t.spans, q.matches) {
+			hits = append(hits, t)
+		}
+	}
+	sort.Slice(hits, func(i, j int) bool {
+		if !hits[i].start.Equal(hits[j].start) {
+			return hits[i].start.After(hits[j].start)
+		}
+		return bytes.Compare(hits[i].id[:], hits[j].id[:]) < 0
+	})
+	if len(hits) > q.NumTraces {
+		hits = hits[:q.NumTraces]
+	}
+	out := make([]*tracepb.TracesData, len(hits))
+	for i, t := range hits {
+		out[i] = tracesData(t.spans)
+	}
+	return out
+}
+
+func (q Query) matches(sp storedSpan) bool {
+	if q.ServiceName != "" && sp.service != q.ServiceName {
+		return false
+	}
+	if q.OperationName != "" && sp.span.GetName() != q.OperationName {
+		return false
+	}
+	start := time.Unix(0, int64(sp.span.GetStartTimeUnixNano()))
+	if !q.StartMin.IsZero() && start.Before(q.StartMin) {
+		return false
+	}
+	if !q.StartMax.IsZero() && start.After(q.StartMax) {
+		return false
+	}
+	d := time.Duration(sp.span.GetEndTimeUnixNano() - sp.span.GetStartTimeUnixNano())
+	if q.DurationMin > 0 && d < q.DurationMin {
+		return false
+	}
+	if q.DurationMax > 0 && d > q.DurationMax {
+		return false
+	}
+	return true
+}
+
+// Services lists the service names of every stored span, sorted.
+func (s *Store) Services() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for _, t := range s.traces {
+		for _, sp := range t.spans {
+			seen[sp.service] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Operation is a span name and kind seen for a service.
+type Operation struct {
+	Name     string `json:"name"`
+	SpanKind string `json:"spanKind"`
+}
+
+// Operations lists the span names of service (all services if ""), optionally of one kind
+// ("server", "client", "producer", "consumer", "internal"), sorted.
+func (s *Store) Operations(service, kind string) []Operation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[Operation]bool{}
+	for _, t := range s.traces {
+		for _, sp := range t.spans {
+			if service != "" && sp.service != service {
+				continue
+			}
+			op := Operation{Name: sp.span.GetName(), SpanKind: KindName(sp.span.GetKind())}
+			if kind != "" && op.SpanKind != kind {
+				continue
+			}
+			seen[op] = true
+		}
+	}
+	out := make([]Operation, 0, len(seen))
+	for op := range seen {
+		out = append(out, op)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].SpanKind < out[j].SpanKind
+	})
+	return out
+}
+
+// KindName is Jaeger's lower-case name of a span kind ("" when unspecified).
+func KindName(k tracepb.Span_SpanKind) string {
+	switch k {
+	case tracepb.Span_SPAN_KIND_SERVER:
+		return "server"
+	case tracepb.Span_SPAN_KIND_CLIENT:
+		return "client"
+	case tracepb.Span_SPAN_KIND_PRODUCER:
+		return "producer"
+	case tracepb.Span_SPAN_KIND_CONSUMER:
+		return "consumer"
+	case tracepb.Span_SPAN_KIND_INTERNAL:
+		return "internal"
+	}
+	return ""
+}
+
+// tracesData groups spans by resource and scope, in the order they arrived.
+func tracesData(spans []storedSpan) *tracepb.TracesData {
+	td := &tracepb.TracesData{}
+	byRes := map[*resourcepb.Resource]*tracepb.ResourceSpans{}
+	byScope := map[*tracepb.ResourceSpans]map[*commonpb.InstrumentationScope]*tracepb.ScopeSpans{}
+	for _, sp := range spans {
+		rs := byRes[sp.resource]
+		if rs == nil {
+			rs = &tracepb.ResourceSpans{Resource: sp.resource, SchemaUrl: sp.resURL}
+			byRes[sp.resource] = rs
+			byScope[rs] = map[*commonpb.InstrumentationScope]*tracepb.ScopeSpans{}
+			td.ResourceSpans = append(td.ResourceSpans, rs)
+		}
+		ss := byScope[rs][sp.scope]
+		if ss == nil {
+			ss = &tracepb.ScopeSpans{Scope: sp.scope, SchemaUrl: sp.scopeURL}
+			byScope[rs][sp.scope] = ss
+			rs.ScopeSpans = append(rs.ScopeSpans, ss)
+		}
+		ss.Spans = append(ss.Spans, sp.span)
+	}
+	return td
+}
+
+// ServiceName returns the service.name attribute of r ("unknown_service" without one, as
+// OpenTelemetry names a service nobody named).
+func ServiceName(r *resourcepb.Resource) string {
+	for _, kv := range r.GetAttributes() {
+		if kv.GetKey() == "service.name" {
+			if v := kv.GetValue().GetStringValue(); v != "" {
+				return v
+			}
+		}
+	}
+	return "unknown_service"
+}
+
+// Summary describes a stored trace for a listing.
+type Summary struct {
+	ID       string        `json:"trace_id"`
+	Service  string        `json:"service"` // the root span's service
+	Name     string        `json:"name"`    // the root span's name
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"duration"` // from the first span's start to the last span's end
+	Spans    int           `json:"spans"`
+}
+
+// Recent lists the n traces that started last, newest first.
+func (s *Store) Recent(n int) []Summary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := make([]*storedTrace, 0, len(s.traces))
+	for _, t := range s.traces {
+		all = append(all, t)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].start.After(all[j].start) })
+	out := make([]Summary, 0, min(n, len(all)))
+	for _, t := range all[:min(n, len(all))] {
+		sum := Summary{ID: hex.EncodeToString(t.id[:]), Start: t.start, Duration: t.end.Sub(t.start), Spans: len(t.spans)}
+		// The root: a span without a parent, the earliest if several.
+		var root *storedSpan
+		for i := range t.spans {
+			sp := &t.spans[i]
+			if len(sp.span.GetParentSpanId()) == 0 && (root == nil || sp.span.GetStartTimeUnixNano() < root.span.GetStartTimeUnixNano()) {
+				root = sp
+			}
+		}
+		if root != nil {
+			sum.Service, sum.Name = root.service, root.span.GetName()
+		}
+		out = append(out, sum)
+	}
+	return out
+}

@@ -1,0 +1,422 @@
+// Package tracecollect is mitosis's trace collector: OTLP receivers (gRPC and HTTP, protobuf
+// or JSON) feeding a bounded in-memory store, and a query API in Jaeger's /api/v3 format, so
+// that Jaeger-aware tools, and `mitosis traces compare`, read the traces of both
+// architectures from one place. Metrics and logs sent to it are accepted and counted, not
+// kept: the store is for traces.
+//
+// It is a development collector: no persistence, no authentication, no tail sampling. Users
+// who run Jaeger, Tempo or AWS X-Ray (through the ADOT collector) point the standard OTLP
+// variables there instead.
+package tracecollect
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+)
+
+// Default listen addresses (DESIGN.md).
+const (
+	DefaultGRPCAddr  = "127.0.0.1:4317"
+	DefaultHTTPAddr  = "127.0.0.1:4318"
+	DefaultQueryAddr = "127.0.0.1:16686"
+)
+
+// maxBody bounds one OTLP/HTTP request, decompressed.
+const maxBody = 64 << 20
+
+// Config is where the collector listens and how much it keeps.
+type Config struct {
+	GRPCAddr  string // OTLP/gRPC; "" means DefaultGRPCAddr
+	HTTPAddr  string // OTLP/HTTP; "" means DefaultHTTPAddr
+	QueryAddr string // the /api/v3 query API and the dashboard; "" means DefaultQueryAddr
+	MaxSpans  int    // the store's bound; 0 means DefaultMaxSpans
+	Logger    *slog.Logger
+	// Routes, if set, adds routes to the query API's server (the dashboard, which lives in
+	// a package that reads this one).
+	Routes func(mux *http.ServeMux, store *Store)
+}
+
+// Collector is a running collector.
+type Collector struct {
+	store  *Store
+	log    *slog.Logger
+	grpc   *grpc.Server
+	http   *http.Server
+	query  *http.Server
+	lns    [3]net.Listener // grpc, http, query
+	served sync.WaitGroup
+
+	metricPoints atomic.Int64
+	logRecords   atomic.Int64
+}
+
+// Start listens on the three addresses and serves in the background until Close.
+func Start(cfg Config) (*Collector, error) {
+	if cfg.GRPCAddr == "" {
+		cfg.GRPCAddr = DefaultGRPCAddr
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = DefaultHTTPAddr
+	}
+	if cfg.QueryAddr == "" {
+		cfg.QueryAddr = DefaultQueryAddr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{store: NewStore(cfg.MaxSpans), log: cfg.Logger}
+	for i, addr := range []string{cfg.GRPCAddr, cfg.HTTPAddr, cfg.QueryAddr} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range c.lns[:i] {
+				_ = l.Close()
+			}
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		c.lns[i] = ln
+	}
+
+	c.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxBody))
+	coltracepb.RegisterTraceServiceServer(c.grpc, traceService{c: c})
+	colmetricspb.RegisterMetricsServiceServer(c.grpc, metricsService{c: c})
+	collogspb.RegisterLogsServiceServer(c.grpc, logsService{c: c})
+
+	otlp := http.NewServeMux()
+	otlp.HandleFunc("POST /v1/traces", c.postTraces)
+	otlp.HandleFunc("POST /v1/metrics", c.postMetrics)
+	otlp.HandleFunc("POST /v1/logs", c.postLogs)
+	c.http = &http.Server{Handler: otlp, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(c.log.Handler(), slog.LevelWarn)}
+	query := c.queryHandler()
+	if cfg.Routes != nil {
+		cfg.Routes(query, c.store)
+	}
+	c.query = &http.Server{Handler: query, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(c.log.Handler(), slog.LevelWarn)}
+
+	c.served.Go(func() { _ = c.grpc.Serve(c.lns[0]) })
+	c.served.Go(func() { _ = c.http.Serve(c.lns[1]) })
+	c.served.Go(func() { _ = c.query.Serve(c.lns[2]) })
+	c.log.Info("collector listening", "otlp_grpc", c.lns[0].Addr().String(), "otlp_http", c.lns[1].Addr().String(),
+		"query", c.lns[2].Addr().String(), "max_spans", c.store.maxSpans)
+	return c, nil
+}
+
+// GRPCAddr, HTTPAddr and QueryAddr are the bound addresses (host:port).
+func (c *Collector) GRPCAddr() string  { return c.lns[0].Addr().String() }
+func (c *Collector) HTTPAddr() string  { return c.lns[1].Addr().String() }
+func (c *Collector) QueryAddr() string { return c.lns[2].Addr().String() }
+
+// MetricsReceived is how many metrics (OTLP Metric messages) exporters sent: accepted,
+// counted, not kept.
+func (c *Collector) MetricsReceived() int64 { return c.metricPoints.Load() }
+
+// Store is the collector's store.
+func (c *Collector) Store() *Store { return c.store }
+
+// Close stops accepting, lets exports in flight finish (until ctx ends) and returns.
+func (c *Collector) Close(ctx context.Context) error {
+	stopped := make(chan struct{})
+	go func() {
+		c.grpc.GracefulStop()
+		close(stopped)
+	}()
+	errs := []error{c.http.Shutdown(ctx), c.query.Shutdown(ctx)}
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		c.grpc.Stop()
+		<-stopped
+	}
+	c.served.Wait()
+	return errors.Join(errs...)
+}
+
+type traceService struct {
+	coltracepb.UnimplementedTraceServiceServer
+	c *Collector
+}
+
+func (s traceService) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	return s.c.exportTraces(req), nil
+}
+
+func (c *Collector) exportTraces(req *coltracepb.ExportTraceServiceRequest) *coltracepb.ExportTraceServiceResponse {
+	res := &coltracepb.ExportTraceServiceResponse{}
+	if rejected := c.store.Add(req.GetResourceSpans()); rejected > 0 {
+		res.PartialSuccess = &coltracepb.ExportTracePartialSuccess{RejectedSpans: rejected,
+			ErrorMessage: "spans without a 16-byte trace ID and an 8-byte span ID"}
+	}
+	return res
+}
+
+type metricsService struct {
+	colmetricspb.UnimplementedMetricsServiceServer
+	c *Collector
+}
+
+func (s metricsService) Export(_ context.Context, req *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
+	s.c.countMetrics(req)
+	return &colmetricspb.ExportMetricsServiceResponse{}, nil
+}
+
+func (c *Collector) countMetrics(req *colmetricspb.ExportMetricsServiceRequest) {
+	n := 0
+	for _, rm := range req.GetResourceMetrics() {
+		for _, sm := range rm.GetScopeMetrics() {
+			n += len(sm.GetMetrics())
+		}
+	}
+	c.metricPoints.Add(int64(n))
+}
+
+type logsService struct {
+	collogspb.UnimplementedLogsServiceServer
+	c *Collector
+}
+
+func (s logsService) Export(_ context.Context, req *collogspb.ExportLogsServiceRequest) (*collogspb.ExportLogsServiceResponse, error) {
+	s.c.countLogs(req)
+	return &collogspb.ExportLogsServiceResponse{}, nil
+}
+
+func (c *Collector) countLogs(req *collogspb.ExportLogsServiceRequest) {
+	n := 0
+	for _, rl := range req.GetResourceLogs() {
+		for _, sl := range rl.GetScopeLogs() {
+			n += len(sl.GetLogRecords())
+		}
+	}
+	c.logRecords.Add(int64(n))
+}
+
+// OTLP/HTTP: protobuf or JSON bodies, gzip or not; the answer in the request's encoding.
+
+func (c *Collector) postTraces(w http.ResponseWriter, r *http.Request) {
+	req := &coltracepb.ExportTraceServiceRequest{}
+	if json, ok := c.readOTLP(w, r, req); ok {
+		c.writeOTLP(w, json, c.exportTraces(req))
+	}
+}
+
+func (c *Collector) postMetrics(w http.ResponseWriter, r *http.Request) {
+	req := &colmetricspb.ExportMetricsServiceRequest{}
+	if json, ok := c.readOTLP(w, r, req); ok {
+		c.countMetrics(req)
+		c.writeOTLP(w, json, &colmetricspb.ExportMetricsServiceResponse{})
+	}
+}
+
+func (c *Collector) postLogs(w http.ResponseWriter, r *http.Request) {
+	req := &collogspb.ExportLogsServiceRequest{}
+	if json, ok := c.readOTLP(w, r, req); ok {
+		c.countLogs(req)
+		c.writeOTLP(w, json, &collogspb.ExportLogsServiceResponse{})
+	}
+}
+
+// readOTLP decodes the body into m and reports whether it was JSON; on failure it has
+// answered.
+func (c *Collector) readOTLP(w http.ResponseWriter, r *http.Request, m proto.Message) (isJSON, ok bool) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "application/x-protobuf":
+	case "application/json":
+		isJSON = true
+	default:
+		http.Error(w, "Content-Type must be application/x-protobuf or application/json", http.StatusUnsupportedMediaType)
+		return false, false
+	}
+	var body io.Reader = http.MaxBytesReader(w, r.Body, maxBody)
+	switch r.Header.Get("Content-Encoding") {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			http.Error(w, "bad gzip body: "+err.Error(), http.StatusBadRequest)
+			return false, false
+		}
+		defer zr.Close()
+		body = io.LimitReader(zr, maxBody+1)
+	default:
+		http.Error(w, "unsupported Content-Encoding", http.StatusUnsupportedMediaType)
+		return false, false
+	}
+	b, err := io.ReadAll(body)
+	if err == nil && len(b) > maxBody {
+		err = fmt.Errorf("body over %d bytes", maxBody)
+	}
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return false, false
+	}
+	if isJSON {
+		err = UnmarshalJSON(b, m)
+	} else {
+		err = proto.Unmarshal(b, m)
+	}
+	if err != nil {
+		http.Error(w, "decode body: "+err.Error(), http.StatusBadRequest)
+		return false, false
+	}
+	return isJSON, true
+}
+
+func (c *Collector) writeOTLP(w http.ResponseWriter, isJSON bool, m proto.Message) {
+	var b []byte
+	var err error
+	if isJSON {
+		w.Header().Set("Content-Type", "application/json")
+		b, err = MarshalJSON(m)
+	} else {
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		b, err = proto.Marshal(m)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	_, _ = w.Write(b)
+}
+
+// The query API: Jaeger's /api/v3 over HTTP, its JSON as Jaeger writes it (OTLP/JSON inside
+// {"result": ...}; errors as {"error": {"httpCode", "message"}}).
+
+func (c *Collector) queryHandler() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v3/traces/{trace_id}", c.getTrace)
+	mux.HandleFunc("GET /api/v3/traces", c.findTraces)
+	mux.HandleFunc("GET /api/v3/services", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"services": c.store.Services()})
+	})
+	mux.HandleFunc("GET /api/v3/operations", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"operations": c.store.Operations(r.URL.Query().Get("service"), r.URL.Query().Get("span_kind"))})
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"store": c.store.Stats(),
+			"metric_points_received": c.metricPoints.Load(), "log_records_received": c.logRecords.Load()})
+	})
+	return mux
+}
+
+// ParseTraceID parses 32 hex digits.
+func ParseTraceID(s string) (TraceID, error) {
+	var id TraceID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return id, fmt.Errorf("trace ID %q: want 32 hex digits", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+func (c *Collector) getTrace(w http.ResponseWriter, r *http.Request) {
+	id, err := ParseTraceID(r.PathValue("trace_id"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "malformed parameter trace_id: "+err.Error())
+		return
+	}
+	td := c.store.Trace(id)
+	if td == nil {
+		writeError(w, http.StatusNotFound, "trace not found")
+		return
+	}
+	writeResult(w, td)
+}
+
+func (c *Collector) findTraces(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	all := &tracepb.TracesData{}
+	for _, td := range c.store.Find(q) {
+		all.ResourceSpans = append(all.ResourceSpans, td.GetResourceSpans()...)
+	}
+	if len(all.ResourceSpans) == 0 {
+		writeError(w, http.StatusNotFound, "trace not found")
+		return
+	}
+	writeResult(w, all)
+}
+
+// parseQuery reads Jaeger's query.* parameters. Unlike Jaeger, the time bounds are
+// optional: the store is small and recent.
+func parseQuery(r *http.Request) (Query, error) {
+	v := r.URL.Query()
+	q := Query{ServiceName: v.Get("query.service_name"), OperationName: v.Get("query.operation_name")}
+	var err error
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"query.start_time_min", &q.StartMin}, {"query.start_time_max", &q.StartMax}} {
+		if s := v.Get(p.name); s != "" {
+			if *p.t, err = time.Parse(time.RFC3339Nano, s); err != nil {
+				return q, fmt.Errorf("malformed parameter %s: %w", p.name, err)
+			}
+		}
+	}
+	for _, p := range []struct {
+		name string
+		d    *time.Duration
+	}{{"query.duration_min", &q.DurationMin}, {"query.duration_max", &q.DurationMax}} {
+		if s := v.Get(p.name); s != "" {
+			if *p.d, err = time.ParseDuration(s); err != nil {
+				return q, fmt.Errorf("malformed parameter %s: %w", p.name, err)
+			}
+		}
+	}
+	if s := v.Get("query.num_traces"); s != "" {
+		if q.NumTraces, err = strconv.Atoi(s); err != nil || q.NumTraces < 0 {
+			return q, fmt.Errorf("malformed parameter query.num_traces: %q", s)
+		}
+	}
+	return q, nil
+}
+
+// writeResult writes m in Jaeger's envelope.
+func writeResult(w http.ResponseWriter, m proto.Message) {
+	b, err := MarshalJSON(m)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]json.RawMessage{"result": b})
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"httpCode": status, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

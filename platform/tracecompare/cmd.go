@@ -1,0 +1,191 @@
+package tracecompare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mitosis-dev/mitosis/platform/tracecollect"
+)
+
+// Options select the traces of a comparison and how it is written.
+type Options struct {
+	Collector string // base URL of the query API
+	AFile     string // OTLP/JSON file for side A (as /api/v3 returns a trace)
+	BFile     string
+	AService  string // the edge service of side A, for the last-N selection
+	BService  string
+	Operation string // the root span name, for the last-N selection
+	Last      int    // compare the last N traces of each side
+	ALabel    string
+	BLabel    string
+	Format    string // table, json or html
+	Output    string // file; "" or "-" means stdout
+	TraceIDs  []string
+	Client    *tracecollect.Client // nil means one for Collector
+}
+
+// Defaults of the command.
+const (
+	DefaultCollector = "http://127.0.0.1:16686"
+	DefaultOperation = "POST /v1/checkout"
+)
+
+// Command returns `compare`, to be mounted as `mitosis traces compare`.
+func Command() *cobra.Command {
+	o := Options{}
+	cmd := &cobra.Command{
+		Use:   "compare [TRACE_ID_A TRACE_ID_B]",
+		Short: "Put a trace of each architecture side by side and say where the extra time goes",
+		Long: `compare analyzes a trace of each architecture (or the last N of each) and reports, for
+each, the root latency, the request's critical path split into domain, store, transport and
+queueing time, the end-to-end time including the events' consumers, the event lag, and the
+trace's shape (spans, services touched, remote hops, context calls, depth, fan-out), then the
+parts of the critical path that differ most.
+
+Traces come from the collector's query API (Jaeger /api/v3): by ID, or the latest traces
+whose root is --operation on each edge service (default: the latest checkout of each), or
+from OTLP/JSON files (what GET /api/v3/traces/{id} returns).
+
+  mitosis traces compare                                  # the latest checkout of each
+  mitosis traces compare --last 20 --format html -o cmp.html
+  mitosis traces compare 6b09...3413 6b09...d606 --format json`,
+		Args: cobra.RangeArgs(0, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return errors.New("give two trace IDs, or none")
+			}
+			o.TraceIDs = args
+			return Run(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Collector, "collector", envOr("MITOSIS_COLLECTOR", DefaultCollector), "query API of the trace collector (env MITOSIS_COLLECTOR)")
+	f.StringVar(&o.AFile, "a-file", "", "read side A from this OTLP/JSON file")
+	f.StringVar(&o.BFile, "b-file", "", "read side B from this OTLP/JSON file")
+	f.StringVar(&o.AService, "a-service", "monolith", "edge service of side A")
+	f.StringVar(&o.BService, "b-service", "gateway", "edge service of side B")
+	f.StringVar(&o.Operation, "operation", DefaultOperation, "root span name of the traces to compare")
+	f.IntVar(&o.Last, "last", 1, "compare the last N traces of each side")
+	f.StringVar(&o.ALabel, "a-label", "monolith", "name of side A in the report")
+	f.StringVar(&o.BLabel, "b-label", "services", "name of side B in the report")
+	f.StringVar(&o.Format, "format", "table", "table, json or html")
+	f.StringVarP(&o.Output, "output", "o", "", "write to this file instead of stdout")
+	return cmd
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// Run loads the traces o selects, compares them and writes the report to stdout (or
+// o.Output).
+func Run(ctx context.Context, o Options, stdout io.Writer) error {
+	switch o.Format {
+	case "table", "json", "html":
+	default:
+		return fmt.Errorf("--format %q: want table, json or html", o.Format)
+	}
+	if o.Last < 1 {
+		return fmt.Errorf("--last %d: want at least 1", o.Last)
+	}
+	client := o.Client
+	if client == nil {
+		client = &tracecollect.Client{BaseURL: o.Collector}
+	}
+	a, err := load(ctx, client, o.AFile, idAt(o.TraceIDs, 0), o.AService, o.Operation, o.Last)
+	if err != nil {
+		return fmt.Errorf("side %s: %w", o.ALabel, err)
+	}
+	b, err := load(ctx, client, o.BFile, idAt(o.TraceIDs, 1), o.BService, o.Operation, o.Last)
+	if err != nil {
+		return fmt.Errorf("side %s: %w", o.BLabel, err)
+	}
+	c, err := Compare(o.ALabel, a, o.BLabel, b)
+	if err != nil {
+		return err
+	}
+	w := stdout
+	if o.Output != "" && o.Output != "-" {
+		f, err := os.Create(o.Output)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	switch o.Format {
+	case "json":
+		err = c.JSON(w)
+	case "html":
+		err = c.HTML(w)
+	default:
+		err = c.Table(w)
+	}
+	if err != nil {
+		return err
+	}
+	if f, ok := w.(*os.File); ok && f != stdout {
+		return f.Close()
+	}
+	return nil
+}
+
+func idAt(ids []string, i int) string {
+	if i < len(ids) {
+		return ids[i]
+	}
+	return ""
+}
+
+func load(ctx context.Context, client *tracecollect.Client, file, id, service, operation string, last int) ([]*Trace, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		td, err := tracecollect.UnmarshalTraces(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		ts, err := FromOTLP(td)
+		if err != nil {
+			return nil, err
+		}
+		return ts[:min(last, len(ts))], nil
+	case id != "":
+		td, err := client.Trace(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("trace %s: %w", id, err)
+		}
+		return FromOTLP(td)
+	default:
+		tds, err := client.Find(ctx, tracecollect.Query{ServiceName: service, OperationName: operation, NumTraces: last})
+		if errors.Is(err, tracecollect.ErrNotFound) {
+			return nil, fmt.Errorf("no trace of %q on service %q in the collector at %s", operation, service, client.BaseURL)
+		}
+		if err != nil {
+			return nil, err
+		}
+		var out []*Trace
+		for _, td := range tds {
+			ts, err := FromOTLP(td)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ts...)
+		}
+		return out, nil
+	}
+}

@@ -1,0 +1,77 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"regexp"
+	"testing"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mitosis-dev/mitosis/shop/httpapi"
+	"github.com/mitosis-dev/mitosis/shop/traced/tracedtest"
+)
+
+var (
+	traceResponse = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-01$`)
+	amznTraceID   = regexp.MustCompile(`^Root=1-([0-9a-f]{8})-([0-9a-f]{24});Parent=([0-9a-f]{16});Sampled=1$`)
+)
+
+// Every response names its trace in both spellings, the span is named after the route, and a
+// caller's traceparent is continued.
+func TestEveryResponseNamesItsTrace(t *testing.T) {
+	rec := tracedtest.New()
+	cfg := config(memoryShop(t))
+	cfg.TracerProvider = rec
+	cfg.Propagator = propagation.TraceContext{}
+	h := httpapi.New(cfg)
+
+	const callerTrace, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	for _, tc := range []struct {
+		method, target string
+		header         http.Header
+		status         int
+		span           string
+	}{
+		{"GET", "/v1/products", nil, 200, "GET /v1/products"},
+		{"GET", "/v1/products/nope", nil, 404, "GET /v1/products/{id}"},
+		{"GET", "/no/such/route", nil, 404, "GET"},
+		{"DELETE", "/v1/checkout", nil, 405, "DELETE"},
+		{"POST", "/v1/checkout", http.Header{"Content-Type": {"application/json"}}, 400, "POST /v1/checkout"},
+		{"GET", "/healthz", http.Header{"Traceparent": {"00-" + callerTrace + "-" + callerSpan + "-01"}}, 200, "GET /healthz"},
+	} {
+		t.Run(tc.method+" "+tc.target, func(t *testing.T) {
+			rec.Reset()
+			res := serve(h, tc.method, tc.target, tc.header, nil)
+			if res.Code != tc.status {
+				t.Fatalf("status %d, want %d", res.Code, tc.status)
+			}
+			tr := traceResponse.FindStringSubmatch(res.Header().Get("traceresponse"))
+			xr := amznTraceID.FindStringSubmatch(res.Header().Get("X-Amzn-Trace-Id"))
+			if tr == nil || xr == nil {
+				t.Fatalf("traceresponse %q, X-Amzn-Trace-Id %q", res.Header().Get("traceresponse"), res.Header().Get("X-Amzn-Trace-Id"))
+			}
+			if xr[1]+xr[2] != tr[1] || xr[3] != tr[2] {
+				t.Errorf("the two headers name different spans: %q and %q", tr[0], xr[0])
+			}
+			spans := rec.Ended()
+			if len(spans) != 1 {
+				t.Fatalf("%d spans, want the request's only: %+v", len(spans), spans)
+			}
+			s := spans[0]
+			if s.Kind != trace.SpanKindServer || s.Name != tc.span {
+				t.Errorf("span %q kind %v, want SERVER %q", s.Name, s.Kind, tc.span)
+			}
+			if s.SpanContext.TraceID().String() != tr[1] || s.SpanContext.SpanID().String() != tr[2] {
+				t.Errorf("headers name %s/%s, the span is %s/%s", tr[1], tr[2], s.SpanContext.TraceID(), s.SpanContext.SpanID())
+			}
+			if tc.header.Get("Traceparent") != "" {
+				if tr[1] != callerTrace || s.Parent.SpanID().String() != callerSpan {
+					t.Errorf("the caller's trace is not continued: trace %s, parent %s", tr[1], s.Parent.SpanID())
+				}
+			} else if s.Parent.IsValid() {
+				t.Errorf("a request without trace context has a parent: %v", s.Parent)
+			}
+		})
+	}
+}

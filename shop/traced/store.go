@@ -1,0 +1,96 @@
+package traced
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mitosis-dev/mitosis/shop/kv"
+)
+
+// Bucket returns b, named name, with every operation made inside a recorded trace a CLIENT
+// span named "<operation> <bucket>" (e.g. "Get orders_sagas"). Operations outside any trace
+// (the background loops, the catalog's watch) make no span: they would each start a trace of
+// their own and bury the requests' traces; nor do those of a trace sampled out. Watch is not traced: it lives as long as its
+// context, not as long as a request.
+func (t *Tracing) Bucket(name string, b kv.Bucket) kv.Bucket {
+	s := &bucketCalls{t: t, name: name, next: b}
+	for i, op := range [...]string{"Get", "Create", "Update", "Delete", "Keys"} {
+		s.ops[i] = storeOp{name: op + " " + name, start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(DBSystem.String(storeSystem), DBOperation.String(op), DBCollection.String(name))}}
+	}
+	return s
+}
+
+type storeOp struct {
+	name  string
+	start []trace.SpanStartOption // computed once: options allocate when made
+}
+
+type bucketCalls struct {
+	t    *Tracing
+	name string
+	next kv.Bucket
+	ops  [5]storeOp // Get, Create, Update, Delete, Keys
+}
+
+func (b *bucketCalls) start(ctx context.Context, op int) (context.Context, trace.Span) {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx, nil
+	}
+	return b.t.tracer.Start(ctx, b.ops[op].name, b.ops[op].start...)
+}
+
+func endStore(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		if o := errOutcome(err); o != "" {
+			span.SetAttributes(KVOutcome.String(o))
+		} else {
+			span.SetStatus(codes.Error, err.Error())
+		}
+	}
+	span.End()
+}
+
+func (b *bucketCalls) Get(ctx context.Context, key string) (kv.Entry, error) {
+	ctx, span := b.start(ctx, 0)
+	e, err := b.next.Get(ctx, key)
+	endStore(span, err)
+	return e, err
+}
+
+func (b *bucketCalls) Create(ctx context.Context, key string, value []byte) (uint64, error) {
+	ctx, span := b.start(ctx, 1)
+	rev, err := b.next.Create(ctx, key, value)
+	endStore(span, err)
+	return rev, err
+}
+
+func (b *bucketCalls) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	ctx, span := b.start(ctx, 2)
+	rev, err := b.next.Update(ctx, key, value, rev)
+	endStore(span, err)
+	return rev, err
+}
+
+func (b *bucketCalls) Delete(ctx context.Context, key string, rev uint64) error {
+	ctx, span := b.start(ctx, 3)
+	err := b.next.Delete(ctx, key, rev)
+	endStore(span, err)
+	return err
+}
+
+func (b *bucketCalls) Keys(ctx context.Context) ([]string, error) {
+	ctx, span := b.start(ctx, 4)
+	keys, err := b.next.Keys(ctx)
+	endStore(span, err)
+	return keys, err
+}
+
+func (b *bucketCalls) Watch(ctx context.Context) (<-chan kv.Entry, error) {
+	return b.next.Watch(ctx)
+}

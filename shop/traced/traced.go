@@ -1,0 +1,174 @@
+// Package traced gives both architectures the same trace shape. It decorates each bounded
+// context's Service so that every call from one context to another (or from the HTTP edge to
+// a context) is an INTERNAL span named exactly like the gRPC method that carries the call in
+// the microservices ("mitosis.catalog.v1.CatalogService/Get"), and each kv.Bucket so that
+// every store operation inside a trace is a CLIENT span. The monolith wraps its in-process
+// implementations with it; the services get the same names from otelgrpc, since the names
+// here are their proto method names (services/ tests that the two lists agree). So the
+// monolith's trace of a checkout and the services' trace differ only in what the split adds:
+// a SERVER span and the wire under every call.
+//
+// It depends on the OpenTelemetry API only: with no SDK installed the spans are no-ops. It
+// is not where the SDK is set up (platform/telemetry is).
+package traced
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mitosis-dev/mitosis/shop/kv"
+)
+
+// ScopeName is the instrumentation scope of the spans and metrics of this package.
+const ScopeName = "github.com/mitosis-dev/mitosis/shop/traced"
+
+// The gRPC services that carry each context's port in the microservices (services/proto).
+const (
+	CatalogService   = "mitosis.catalog.v1.CatalogService"
+	CartService      = "mitosis.cart.v1.CartService"
+	InventoryService = "mitosis.inventory.v1.InventoryService"
+	PaymentsService  = "mitosis.payments.v1.PaymentsService"
+	OrdersService    = "mitosis.orders.v1.OrdersService"
+	ShippingService  = "mitosis.shipping.v1.ShippingService"
+	NotifyService    = "mitosis.notify.v1.NotifyService"
+)
+
+// Attribute keys. RPCMethod and RPCSystem follow OpenTelemetry's RPC conventions (otelgrpc
+// sets the same keys on its spans); the DB keys follow its database conventions.
+const (
+	RPCMethod     = attribute.Key("rpc.method")
+	RPCSystem     = attribute.Key("rpc.system.name")
+	DBSystem      = attribute.Key("db.system.name")
+	DBOperation   = attribute.Key("db.operation.name")
+	DBCollection  = attribute.Key("db.collection.name")
+	KVOutcome     = attribute.Key("mitosis.kv.outcome") // "not_found", "conflict" or "exists": answers, not failures
+	inProcessName = "inprocess"
+	storeSystem   = "nats_kv"
+)
+
+// Tracing makes the decorators. Its zero value is not usable; call New.
+type Tracing struct {
+	tracer   trace.Tracer
+	duration metric.Float64Histogram
+}
+
+// New returns decorators that use tp and mp; nil means the global providers (as they are
+// when New is called: call it after the SDK's setup).
+func New(tp trace.TracerProvider, mp metric.MeterProvider) *Tracing {
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	t := &Tracing{tracer: tp.Tracer(ScopeName)}
+	var err error
+	t.duration, err = mp.Meter(ScopeName).Float64Histogram("mitosis.call.duration",
+		metric.WithUnit("s"),
+		metric.WithDescription("Duration of calls from one bounded context to another in the same process"),
+		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	if err != nil {
+		otel.Handle(err) // the meter still returned a usable (no-op) instrument
+	}
+	return t
+}
+
+// method is one port method: its span name and the attributes of its spans and metrics,
+// computed once.
+type method struct {
+	name  string // "mitosis.catalog.v1.CatalogService/Get", the gRPC full method without its slash
+	start []trace.SpanStartOption
+	set   attribute.Set
+}
+
+func newMethod(service, name string) method {
+	full := service + "/" + name
+	attrs := []attribute.KeyValue{RPCSystem.String(inProcessName), RPCMethod.String(full)}
+	return method{name: full, set: attribute.NewSet(attrs...),
+		start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...)}}
+}
+
+// call is one call in flight.
+type call struct {
+	t     *Tracing
+	m     *method
+	span  trace.Span
+	start time.Time
+}
+
+func (t *Tracing) start(ctx context.Context, m *method) (context.Context, call) {
+	ctx, span := t.tracer.Start(ctx, m.name, m.start...)
+	return ctx, call{t: t, m: m, span: span, start: time.Now()}
+}
+
+// end ends the span, marking it failed when err is not nil (as otelgrpc marks a client span
+// whose call returned any error), and records the call's duration.
+func (c call) end(ctx context.Context, err error) {
+	if err != nil {
+		c.span.SetStatus(codes.Error, err.Error())
+	}
+	c.span.End()
+	c.t.duration.Record(ctx, time.Since(c.start).Seconds(), metric.WithAttributeSet(c.m.set))
+}
+
+// ports are the methods of each context's port, as its gRPC service names them.
+var ports = []struct {
+	service string
+	methods []string
+}{
+	{CatalogService, []string{"Get", "List", "Upsert"}},
+	{CartService, []string{"Get", "Add", "Clear"}},
+	{InventoryService, []string{"Get", "Add", "Reserve", "Commit", "Release", "ReleaseExpired"}},
+	{PaymentsService, []string{"Charge", "Refund", "Get"}},
+	{OrdersService, []string{"Checkout", "Get", "ListByUser", "MarkShipped"}},
+	{ShippingService, []string{"Ship", "Get"}},
+	{NotifyService, []string{"Notify", "List"}},
+}
+
+// methods returns the methods of service, in the order ports lists them.
+func methods(service string) []method {
+	for _, p := range ports {
+		if p.service == service {
+			out := make([]method, len(p.methods))
+			for i, m := range p.methods {
+				out[i] = newMethod(service, m)
+			}
+			return out
+		}
+	}
+	panic("traced: no port named " + service) // a typo in this package, caught by its tests
+}
+
+// Methods lists the span name of every decorated method, e.g.
+// "mitosis.catalog.v1.CatalogService/Get": the full gRPC method names, without their
+// leading slash, of services/proto.
+func Methods() []string {
+	var out []string
+	for _, p := range ports {
+		for _, m := range p.methods {
+			out = append(out, p.service+"/"+m)
+		}
+	}
+	return out
+}
+
+// errOutcome names the store's answers that are not failures: a missing key, a lost race
+// on a revision, a key already there. The domain expects and handles each.
+func errOutcome(err error) string {
+	switch {
+	case errors.Is(err, kv.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, kv.ErrConflict):
+		return "conflict"
+	case errors.Is(err, kv.ErrExists):
+		return "exists"
+	}
+	return ""
+}
