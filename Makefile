@@ -16,7 +16,7 @@ TOKEN_FILE := $(STATE)/admin-token
 # The admin token: SHOP_ADMIN_TOKEN if set, else the one generated into $(TOKEN_FILE).
 ADMIN_TOKEN = $${SHOP_ADMIN_TOKEN:-$$(cat $(TOKEN_FILE))}
 
-.PHONY: all build build-services run run-services setup up down status logs test test-integration vet fmt-check bench fuzz proto clean
+.PHONY: all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
 
 all: build
 
@@ -88,6 +88,14 @@ bench:
 ## fuzz: a minute of fuzzing on the HTTP request decoding
 fuzz:
 	go test -run '^$$' -fuzz FuzzDecode -fuzztime 1m ./shop/httpapi
+
+## deploy-render: rewrite deploy/ (Kubernetes, ECS, ADOT) and compose/ from the topology
+deploy-render: $(MITOSIS)
+	./$(MITOSIS) deploy render
+
+## deploy-check: fail when deploy/ or compose/ differ from what the topology renders
+deploy-check: $(MITOSIS)
+	./$(MITOSIS) deploy check
 
 ## proto: regenerate the gRPC code (make test fails when it is stale)
 proto:

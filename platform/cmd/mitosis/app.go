@@ -20,6 +20,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
+	"github.com/mitosis-dev/mitosis/platform/kube"
+	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/processrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -92,7 +94,8 @@ ready; 4 status or logs found nothing up.`,
 	pf.StringVar(&a.monolithEdge, "monolith-edge", envOr("MITOSIS_MONOLITH_EDGE", topology.MonolithEdge), "host address of the monolith's HTTP API [MITOSIS_MONOLITH_EDGE]")
 	pf.StringVar(&a.servicesEdge, "services-edge", envOr("MITOSIS_SERVICES_EDGE", topology.ServicesEdge), "host address of the gateway's HTTP API [MITOSIS_SERVICES_EDGE]")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every step")
-	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd())
+	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd(),
+		kube.Command(), manifests.Command())
 	traces := &cobra.Command{Use: "traces", Short: "Read and compare the traces the collector holds"}
 	traces.AddCommand(tracecompare.Command())
 	root.AddCommand(traces)

@@ -1,0 +1,326 @@
+package deploytest_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containers/podman/v4/pkg/bindings/containers"
+	"github.com/containers/podman/v4/pkg/bindings/network"
+	"github.com/containers/podman/v4/pkg/bindings/pods"
+	"github.com/containers/podman/v4/pkg/bindings/volumes"
+	"github.com/spf13/cobra"
+
+	"github.com/mitosis-dev/mitosis/platform/imagebuild"
+	"github.com/mitosis-dev/mitosis/platform/kube"
+	"github.com/mitosis-dev/mitosis/platform/podmanrt"
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/shop/apitest"
+)
+
+// testRepo is where the tests' images live in Podman, apart from the real stack's.
+const testRepo = "localhost/mitosis-k8s-test"
+
+// env is what TestMain prepares once: TestMain has no other way to hand it to the tests.
+var env struct {
+	skip   string // why the tests skip ("" runs them)
+	root   string
+	state  string // the build's state (its cache survives runs: unchanged images are not rebuilt)
+	conn   context.Context
+	images map[string]imagebuild.Image
+	tag    string // the run's tag of every image in testRepo: what the tests play
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	require := os.Getenv("REQUIRE_CONTAINERS") == "1"
+	if testing.Short() {
+		env.skip = "deploy tests skipped in -short mode"
+		return m.Run()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	conn, err := kube.Connect(ctx, "")
+	if err != nil {
+		if require {
+			fmt.Fprintf(os.Stderr, "deploytest: %v; REQUIRE_CONTAINERS=1, so this fails\n", err)
+			return 1
+		}
+		env.skip = fmt.Sprintf("no Podman API: %v", err)
+		return m.Run()
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "deploytest:", err)
+		return 1
+	}
+	env.conn = conn
+	env.root = filepath.Dir(filepath.Dir(wd)) // platform/deploytest -> the repository
+	env.state = filepath.Join(os.TempDir(), "mitosis-k8s-test-state")
+	t, err := topology.Get(topology.Both, topology.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "deploytest:", err)
+		return 1
+	}
+	start := time.Now()
+	env.images, err = kube.BuildImages(ctx, t, kube.ImagesOptions{Root: env.root, State: env.state, Repo: testRepo})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "deploytest: build images:", err)
+		return 1
+	}
+	// The tests play this run's tag, never a build of their own: the workspace may change
+	// while they run (a rebuild would load new tags and drop the old, unused ones).
+	env.tag = runID("run-")
+	if _, err := kube.TagAs(ctx, conn, env.images, testRepo, env.tag); err != nil {
+		fmt.Fprintln(os.Stderr, "deploytest:", err)
+		return 1
+	}
+	fmt.Printf("deploytest: %d images built (or cached) and loaded in %s\n", len(env.images), time.Since(start).Round(time.Millisecond))
+	code := m.Run()
+	if err := kube.Untag(context.WithoutCancel(ctx), conn, slices.Collect(maps.Keys(env.images)), testRepo, env.tag); err != nil {
+		fmt.Fprintln(os.Stderr, "deploytest:", err)
+		code = 1
+	}
+	return code
+}
+
+func needPodman(t *testing.T) {
+	t.Helper()
+	if env.skip != "" {
+		t.Skip(env.skip)
+	}
+}
+
+func runID(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// cli is the mitosis CLI as its main mounts kube.Command(): the global flags kube reads.
+func cli(args ...string) (string, error) {
+	root := &cobra.Command{Use: "mitosis", SilenceUsage: true, SilenceErrors: true}
+	pf := root.PersistentFlags()
+	pf.String("root", env.root, "")
+	pf.String("state", env.state, "")
+	pf.String("stack", stack.DefaultName, "")
+	pf.String("socket", podmanrt.Socket(), "")
+	pf.String("monolith-edge", topology.MonolithEdge, "")
+	pf.String("services-edge", topology.ServicesEdge, "")
+	pf.BoolP("verbose", "v", false, "")
+	root.AddCommand(kube.Command())
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+// checkout stocks a product, fills a cart, checks out and waits until the order is shipped
+// (the event went through NATS to shipping and back): the shop works end to end. It returns
+// the client and the order.
+func checkout(t *testing.T, base, token string) (*apitest.Client, apitest.Order) {
+	t.Helper()
+	c := apitest.NewClient(apitest.Target{BaseURL: base, AdminToken: token})
+	c.PollTimeout = 60 * time.Second // two cores shared by a dozen containers
+	c.WaitReady(t)
+	p := c.NewStockedProduct(t, 1250, 300, 5)
+	user := apitest.NewID("k8s-user")
+	c.AddToCart(t, user, p.ID, 2)
+	o := c.Checkout(t, apitest.NewID("key"), apitest.NewCheckout(user, apitest.CardApproved))
+	if o.Status != apitest.StatusPaid || len(o.Items) != 1 || o.Items[0].Quantity != 2 {
+		t.Fatalf("checkout: %+v", o)
+	}
+	c.WaitShipped(t, o.ID)
+	c.ExpectStock(t, p.ID, 3, 0, 2)
+	return c, o
+}
+
+// leftovers lists what Podman still holds whose name contains the run's prefix, or whose
+// labels name it.
+func leftovers(t *testing.T, prefix string, labels map[string][]string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(env.conn, 30*time.Second)
+	defer cancel()
+	var out []string
+	if list, err := pods.List(ctx, nil); err == nil {
+		for _, p := range list {
+			if strings.Contains(p.Name, prefix) || p.Labels[stack.LabelStack] == prefix {
+				out = append(out, "pod "+p.Name)
+			}
+		}
+	}
+	if list, err := containers.List(ctx, new(containers.ListOptions).WithAll(true)); err == nil {
+		for _, c := range list {
+			if strings.Contains(strings.Join(c.Names, ","), prefix) || c.Labels[stack.LabelStack] == prefix {
+				out = append(out, "container "+strings.Join(c.Names, ","))
+			}
+		}
+	}
+	if list, err := volumes.List(ctx, nil); err == nil {
+		for _, v := range list {
+			if strings.Contains(v.Name, prefix) || v.Labels[stack.LabelStack] == prefix {
+				out = append(out, "volume "+v.Name)
+			}
+		}
+	}
+	if list, err := network.List(ctx, nil); err == nil {
+		for _, n := range list {
+			if strings.Contains(n.Name, prefix) || n.Labels[stack.LabelStack] == prefix {
+				out = append(out, "network "+n.Name)
+			}
+		}
+	}
+	for k, vs := range labels {
+		for _, v := range vs {
+			if list, err := containers.List(ctx, new(containers.ListOptions).WithAll(true).WithFilters(map[string][]string{"label": {k + "=" + v}})); err == nil {
+				for _, c := range list {
+					out = append(out, "labelled container "+strings.Join(c.Names, ","))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestKubePlay runs `mitosis kube play` of each overlay on Podman, reaches /readyz on the
+// published port, checks out, and runs `mitosis kube down`, which must leave nothing behind.
+func TestKubePlay(t *testing.T) {
+	needPodman(t)
+	for _, arch := range []string{topology.Monolith, topology.Services} {
+		t.Run(arch, func(t *testing.T) {
+			t.Parallel()
+			prefix := runID("mitosis-k8s-test-")
+			edge := stacktest.FreeAddr(t)
+			downed := false
+			t.Cleanup(func() {
+				if !downed {
+					if out, err := cli("kube", "down", "--arch", arch, "--prefix", prefix); err != nil {
+						t.Errorf("kube down: %v\n%s", err, out)
+					}
+				}
+				if left := leftovers(t, prefix, nil); len(left) > 0 {
+					t.Errorf("kube down left %v", left)
+				}
+			})
+			start := time.Now()
+			out, err := cli("kube", "play", "--arch", arch, "--prefix", prefix, "--repo", testRepo, "--tag", env.tag,
+				"--"+arch+"-edge", edge, "--ready-timeout", "3m")
+			if err != nil {
+				t.Fatalf("kube play: %v\n%s", err, out)
+			}
+			t.Logf("kube play %s: ready in %s\n%s", arch, time.Since(start).Round(time.Millisecond), out)
+			token, err := os.ReadFile(filepath.Join(env.state, "admin-token"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			start = time.Now()
+			c, order := checkout(t, "http://"+edge, strings.TrimSpace(string(token)))
+			t.Logf("checkout %s: shipped in %s", arch, time.Since(start).Round(time.Millisecond))
+			if arch == topology.Monolith {
+				// Playing again replaces the pods and keeps NATS's volume: the order is still there.
+				start = time.Now()
+				if out, err := cli("kube", "play", "--arch", arch, "--prefix", prefix, "--repo", testRepo, "--tag", env.tag,
+					"--"+arch+"-edge", edge, "--ready-timeout", "3m"); err != nil {
+					t.Fatalf("kube play again: %v\n%s", err, out)
+				}
+				if got := c.GetOrder(t, order.ID); got.Status != apitest.StatusShipped {
+					t.Errorf("after playing again: %+v", got)
+				}
+				t.Logf("kube play %s again: ready in %s, data kept", arch, time.Since(start).Round(time.Millisecond))
+			}
+			out, err = cli("kube", "down", "--arch", arch, "--prefix", prefix)
+			downed = true
+			if err != nil {
+				t.Fatalf("kube down: %v\n%s", err, out)
+			}
+			t.Logf("kube down %s: %s", arch, strings.TrimSpace(out))
+		})
+	}
+}
+
+// TestComposeMonolith brings the monolith profile of compose/compose.yaml up with Debian's
+// docker-compose against Podman's Docker-compatible socket, checks out, and takes it down.
+func TestComposeMonolith(t *testing.T) {
+	needPodman(t)
+	dc, err := exec.LookPath("docker-compose")
+	if err != nil {
+		if os.Getenv("REQUIRE_CONTAINERS") == "1" {
+			t.Fatal("docker-compose is missing (apt-get install --no-install-recommends docker-compose); REQUIRE_CONTAINERS=1")
+		}
+		t.Skip("docker-compose not installed (apt-get install --no-install-recommends docker-compose)")
+	}
+	project := runID("mitosis-compose-test-")
+	const repo = "localhost/mitosis-compose-test"
+	tag := strings.TrimPrefix(project, "mitosis-compose-test-")
+	edge := stacktest.FreeAddr(t)
+	port := edge[strings.LastIndex(edge, ":")+1:]
+	token := apitest.NewID("compose-token")
+	names := slices.Collect(maps.Keys(env.images))
+	ctx := context.Background()
+	if _, err := kube.TagAs(ctx, env.conn, env.images, repo, tag); err != nil {
+		t.Fatal(err)
+	}
+	compose := func(args ...string) (string, error) {
+		cmd := exec.Command(dc, append([]string{"-f", filepath.Join(env.root, "compose", "compose.yaml"), "-p", project, "--profile", topology.Monolith}, args...)...)
+		cmd.Env = append(os.Environ(),
+			"DOCKER_HOST="+podmanrt.Socket(),
+			"SHOP_ADMIN_TOKEN="+token,
+			"MITOSIS_REGISTRY="+repo,
+			"MITOSIS_TAG="+tag,
+			"MITOSIS_MONOLITH_PORT="+port,
+		)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	labels := map[string][]string{"com.docker.compose.project": {project}}
+	downed := false
+	t.Cleanup(func() {
+		if !downed {
+			if out, err := compose("down", "-v", "--remove-orphans"); err != nil {
+				t.Errorf("compose down: %v\n%s", err, out)
+			}
+		}
+		if err := kube.Untag(context.Background(), env.conn, names, repo, tag); err != nil {
+			t.Error(err)
+		}
+		if left := leftovers(t, project, labels); len(left) > 0 {
+			t.Errorf("compose down left %v", left)
+		}
+	})
+	start := time.Now()
+	if out, err := compose("up", "-d"); err != nil {
+		t.Fatalf("compose up: %v\n%s", err, out)
+	}
+	t.Logf("compose up: %s", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	_, _ = checkout(t, "http://127.0.0.1:"+port, token)
+	t.Logf("checkout: shipped in %s", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	out, err := compose("down", "-v", "--remove-orphans")
+	downed = true
+	if err != nil {
+		t.Fatalf("compose down: %v\n%s", err, out)
+	}
+	t.Logf("compose down: %s", time.Since(start).Round(time.Millisecond))
+}

@@ -1,0 +1,117 @@
+package kube
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mitosis-dev/mitosis/platform/manifests"
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+func TestForPodman(t *testing.T) {
+	full, err := topology.Get(topology.Both, topology.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := map[string]string{}
+	for _, im := range full.Images() {
+		refs[im.Name] = "localhost/test/" + im.Name + ":abc"
+	}
+	for _, a := range full.Archs {
+		t.Run(a.Name, func(t *testing.T) {
+			objs, err := manifests.Kube(a.Name, manifests.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ad := Adapt{Prefix: "p", Edge: "127.0.0.1:18999", Images: refs, AdminToken: "tok"}
+			ws, err := ForPodman(a.Name, objs, ad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ws) != len(a.Services) {
+				t.Fatalf("%d workloads for %d services", len(ws), len(a.Services))
+			}
+			for _, w := range ws {
+				s, _ := a.Service(w.Service)
+				if w.Name != "p-"+a.Name+"-"+s.Name {
+					t.Errorf("workload %s", w.Name)
+				}
+				y, err := w.YAML()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(string(y), "kind: Service\n") || strings.Contains(string(y), "StatefulSet") || strings.Contains(string(y), "emptyDir") ||
+					strings.Contains(string(y), "Probe") || strings.Contains(string(y), "secretKeyRef") || strings.Contains(string(y), "namespace") {
+					t.Errorf("%s: Podman cannot play this:\n%s", w.Name, y)
+				}
+				var dep *manifests.Deployment
+				claims := 0
+				for _, o := range w.Objects {
+					switch v := o.(type) {
+					case *manifests.Deployment:
+						dep = v
+					case *manifests.PersistentVolumeClaim:
+						claims++
+						if !strings.HasPrefix(v.Metadata.Name, w.Name+"-") || v.Metadata.Labels[stack.LabelStack] != "p" {
+							t.Errorf("claim %s, labels %v", v.Metadata.Name, v.Metadata.Labels)
+						}
+					default:
+						t.Errorf("%s: unexpected %T", w.Name, o)
+					}
+				}
+				if (s.DataDir != "") != (claims == 1) {
+					t.Errorf("%s: %d claims with data dir %q", w.Name, claims, s.DataDir)
+				}
+				if dep == nil || *dep.Spec.Replicas != 1 {
+					t.Fatalf("%s: want one Deployment of one replica", w.Name)
+				}
+				l := dep.Spec.Template.Metadata.Labels
+				if l[stack.LabelStack] != "p" || l[stack.LabelArch] != a.Name || l[stack.LabelService] != s.Name {
+					t.Errorf("%s: pod labels %v", w.Name, l)
+				}
+				c := dep.Spec.Template.Spec.Containers[0]
+				if c.Image != refs[s.Image] || c.ImagePullPolicy != "Never" {
+					t.Errorf("%s: image %s (%s)", w.Name, c.Image, c.ImagePullPolicy)
+				}
+				if s.Edge != "" {
+					if len(c.Ports) != 1 || c.Ports[0].HostIP != "127.0.0.1" || c.Ports[0].HostPort != 18999 || c.Ports[0].ContainerPort != int32(s.Ports[0]) {
+						t.Errorf("%s: edge ports %+v", w.Name, c.Ports)
+					}
+				} else if len(c.Ports) != 0 {
+					t.Errorf("%s: publishes %+v", w.Name, c.Ports)
+				}
+				for _, e := range c.Env {
+					if e.Name == "SHOP_ADMIN_TOKEN" && e.Value != "tok" {
+						t.Errorf("%s: admin token %+v", w.Name, e)
+					}
+				}
+				for _, m := range c.VolumeMounts {
+					found := false
+					for _, v := range dep.Spec.Template.Spec.Volumes {
+						found = found || v.Name == m.Name
+					}
+					if !found {
+						t.Errorf("%s: mount %s of no volume", w.Name, m.Name)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestForPodmanRefuses(t *testing.T) {
+	objs, err := manifests.Kube(topology.Monolith, manifests.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ForPodman(manifests.OverlayProduction, objs, Adapt{}); err == nil {
+		t.Error("the production overlay played on Podman")
+	}
+	if _, err := ForPodman(topology.Monolith, objs, Adapt{Prefix: "p", Edge: "127.0.0.1:1", Images: map[string]string{}}); err == nil || !strings.Contains(err.Error(), "not loaded") {
+		t.Errorf("missing images: %v", err)
+	}
+	if _, err := ForPodman(topology.Monolith, objs, Adapt{Prefix: "p", Edge: "nonsense", Images: map[string]string{"monolith": "x", "nats-server": "y"}}); err == nil {
+		t.Error("a bad edge was accepted")
+	}
+}

@@ -1,0 +1,171 @@
+package manifests
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// compose/compose.yaml: both architectures, one profile each, the way `mitosis up` runs them
+// on Podman: one network per architecture (every service known there by its topology name,
+// nats included, so each architecture has its own NATS), the edge published on 127.0.0.1
+// only, read-only, non-root, no capabilities, the topology's CPU and memory limits.
+//
+// It is written for Compose v1 (Debian's docker-compose 1.29, against Podman's Docker socket)
+// as well as v2: no top-level name (v1 rejects it), no healthcheck (the images hold no shell;
+// a process that starts before NATS exits and is restarted instead). Debian's podman-compose
+// 1.0.3 ignores profiles, so it would start both architectures.
+
+type composeFile struct {
+	Services map[string]composeService `json:"services"`
+	Networks map[string]struct{}       `json:"networks"`
+	Volumes  map[string]struct{}       `json:"volumes,omitempty"`
+}
+
+type composeService struct {
+	Profiles        []string                  `json:"profiles"`
+	Image           string                    `json:"image"`
+	Command         []string                  `json:"command,omitempty"`
+	Environment     map[string]string         `json:"environment,omitempty"`
+	Ports           []string                  `json:"ports,omitempty"`
+	Networks        map[string]composeNetwork `json:"networks"`
+	DependsOn       []string                  `json:"depends_on,omitempty"`
+	User            string                    `json:"user"`
+	ReadOnly        bool                      `json:"read_only"`
+	Tmpfs           []string                  `json:"tmpfs"`
+	CapDrop         []string                  `json:"cap_drop"`
+	SecurityOpt     []string                  `json:"security_opt"`
+	Restart         string                    `json:"restart"`
+	StopGracePeriod string                    `json:"stop_grace_period"`
+	Deploy          composeDeploy             `json:"deploy"`
+	Volumes         []string                  `json:"volumes,omitempty"`
+}
+
+type composeNetwork struct {
+	Aliases []string `json:"aliases"`
+}
+
+type composeDeploy struct {
+	Resources struct {
+		Limits struct {
+			CPUs   string `json:"cpus"`
+			Memory string `json:"memory"`
+		} `json:"limits"`
+	} `json:"resources"`
+}
+
+// ComposeName is a topology service's name in compose.yaml: its own, unless another
+// architecture has a service of that name (nats), then <arch>-<name>. In its architecture's
+// network it is also known by its own name.
+func ComposeName(t topology.Topology, arch, service string) string {
+	n := 0
+	for _, a := range t.Archs {
+		if _, ok := a.Service(service); ok {
+			n++
+		}
+	}
+	if n > 1 {
+		return arch + "-" + service
+	}
+	return service
+}
+
+// Compose variables (all optional but the admin token).
+const (
+	ComposeRegistryVar = "MITOSIS_REGISTRY" // image prefix, default localhost/mitosis
+	ComposeTagVar      = "MITOSIS_TAG"      // image tag, default latest
+)
+
+// ComposePortVar is the variable that moves an architecture's edge port.
+func ComposePortVar(arch string) string { return "MITOSIS_" + strings.ToUpper(arch) + "_PORT" }
+
+// composeLiteral escapes a value for compose's interpolation.
+func composeLiteral(v string) string { return strings.ReplaceAll(v, "$", "$$") }
+
+// Compose renders compose/compose.yaml.
+func Compose() ([]byte, error) {
+	t, err := fullTopology()
+	if err != nil {
+		return nil, err
+	}
+	f := composeFile{Services: map[string]composeService{}, Networks: map[string]struct{}{}, Volumes: map[string]struct{}{}}
+	for _, a := range t.Archs {
+		f.Networks[a.Name] = struct{}{}
+		for _, s := range a.Services {
+			name := ComposeName(t, a.Name, s.Name)
+			x, err := expand(a, s)
+			if err != nil {
+				return nil, err
+			}
+			cs := composeService{
+				Profiles:        []string{a.Name},
+				Image:           "${" + ComposeRegistryVar + ":-" + LocalRepo + "}/" + s.Image + ":${" + ComposeTagVar + ":-latest}",
+				Networks:        map[string]composeNetwork{a.Name: {Aliases: []string{s.Name}}},
+				User:            strconv.Itoa(nonRoot) + ":" + strconv.Itoa(nonRoot),
+				ReadOnly:        true,
+				Tmpfs:           []string{"/tmp"},
+				CapDrop:         []string{"ALL"},
+				SecurityOpt:     []string{"no-new-privileges:true"},
+				Restart:         "unless-stopped",
+				StopGracePeriod: "30s",
+				Environment:     map[string]string{},
+			}
+			for _, arg := range x.Args {
+				cs.Command = append(cs.Command, composeLiteral(arg))
+			}
+			for k, v := range x.Env {
+				if v == adminTokenMark {
+					cs.Environment[k] = "${SHOP_ADMIN_TOKEN:?set SHOP_ADMIN_TOKEN}"
+					continue
+				}
+				cs.Environment[k] = composeLiteral(v)
+			}
+			if s.Env["OTEL_SERVICE_NAME"] != "" {
+				// Where the caller's collector is, if any (unset: no export).
+				cs.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = "${OTEL_EXPORTER_OTLP_ENDPOINT:-}"
+			}
+			cs.Deploy.Resources.Limits.CPUs = strconv.FormatFloat(s.CPUs, 'f', -1, 64)
+			cs.Deploy.Resources.Limits.Memory = strconv.Itoa(s.MemoryMB) + "M"
+			if s.Edge != "" {
+				host, port, err := net.SplitHostPort(s.Edge)
+				if err != nil {
+					return nil, fmt.Errorf("%s/%s: edge %q: %w", a.Name, s.Name, s.Edge, err)
+				}
+				cs.Ports = []string{fmt.Sprintf("%s:${%s:-%s}:%d", host, ComposePortVar(a.Name), port, s.Ports[0])}
+			}
+			for _, d := range s.DependsOn {
+				cs.DependsOn = append(cs.DependsOn, ComposeName(t, a.Name, d))
+			}
+			if s.DataDir != "" {
+				vol := name + "-data"
+				f.Volumes[vol] = struct{}{}
+				cs.Volumes = []string{vol + ":" + s.DataDir}
+			}
+			f.Services[name] = cs
+		}
+	}
+	b, err := yaml.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("compose: %w", err)
+	}
+	header := `# mitosis with Docker Compose: both architectures, one profile each.
+# Generated by ` + "`mitosis deploy render`" + ` from platform/topology: do not edit (make deploy-check).
+#
+#   mitosis kube load                           # the built images, as localhost/mitosis/<name>:latest
+#   export SHOP_ADMIN_TOKEN=$(cat .mitosis/admin-token)
+#   export DOCKER_HOST=unix:///run/podman/podman.sock   # with Podman
+#   docker-compose -f compose/compose.yaml -p mitosis --profile monolith up -d   # http://127.0.0.1:8080
+#   docker-compose -f compose/compose.yaml -p mitosis --profile services up -d   # http://127.0.0.1:8081
+#   docker-compose -f compose/compose.yaml -p mitosis --profile monolith --profile services down -v
+#
+# docker compose v2 works alike; Debian's podman-compose 1.0.3 ignores profiles (it would start
+# both). Variables: MITOSIS_REGISTRY and MITOSIS_TAG (images), MITOSIS_MONOLITH_PORT and
+# MITOSIS_SERVICES_PORT (edges), OTEL_EXPORTER_OTLP_ENDPOINT (traces, passed to every process).
+`
+	return append([]byte(header), b...), nil
+}

@@ -1,0 +1,133 @@
+package manifests
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// loadCompose loads the checked-in compose.yaml with compose-spec's own loader (schema
+// validation, interpolation, normalization), the given profiles active.
+func loadCompose(t *testing.T, env map[string]string, profiles ...string) *types.Project {
+	t.Helper()
+	var kv []string
+	for k, v := range env {
+		kv = append(kv, k+"="+v)
+	}
+	opts, err := cli.NewProjectOptions(
+		[]string{filepath.Join(repoRoot(t), "compose", "compose.yaml")},
+		cli.WithName("mitosis"),
+		cli.WithEnv(kv),
+		cli.WithProfiles(profiles),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("compose-go rejects compose/compose.yaml (profiles %v): %v", profiles, err)
+	}
+	return p
+}
+
+func TestComposeValidatesAndFollowsTheTopology(t *testing.T) {
+	full, err := topology.Get(topology.Both, topology.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SHOP_ADMIN_TOKEN": "secret-token"}
+	for _, a := range full.Archs {
+		t.Run(a.Name, func(t *testing.T) {
+			p := loadCompose(t, env, a.Name)
+			if len(p.Services) != len(a.Services) {
+				t.Errorf("profile %s has %d services, the topology %d", a.Name, len(p.Services), len(a.Services))
+			}
+			for _, s := range a.Services {
+				name := ComposeName(full, a.Name, s.Name)
+				cs, ok := p.Services[name]
+				if !ok {
+					t.Errorf("no service %s", name)
+					continue
+				}
+				if n := cs.Networks[a.Name]; n == nil || !slices.Contains(n.Aliases, s.Name) || len(cs.Networks) != 1 {
+					t.Errorf("%s: networks %v: want only %s, alias %s", name, cs.Networks, a.Name, s.Name)
+				}
+				if !cs.ReadOnly || !slices.Equal(cs.CapDrop, []string{"ALL"}) || cs.User != "65532:65532" ||
+					!slices.Contains(cs.SecurityOpt, "no-new-privileges:true") || !slices.Contains([]string(cs.Tmpfs), "/tmp") {
+					t.Errorf("%s: not hardened: read_only %v, cap_drop %v, user %q, security_opt %v, tmpfs %v",
+						name, cs.ReadOnly, cs.CapDrop, cs.User, cs.SecurityOpt, cs.Tmpfs)
+				}
+				if cs.Deploy == nil || cs.Deploy.Resources.Limits == nil || cs.Deploy.Resources.Limits.MemoryBytes != types.UnitBytes(s.MemoryMB)<<20 ||
+					float64(cs.Deploy.Resources.Limits.NanoCPUs) != s.CPUs {
+					t.Errorf("%s: limits %+v, topology %v CPUs %d MB", name, cs.Deploy, s.CPUs, s.MemoryMB)
+				}
+				if cs.Image != LocalRepo+"/"+s.Image+":latest" {
+					t.Errorf("%s: image %s", name, cs.Image)
+				}
+				for k, v := range cs.Environment {
+					if v == nil || strings.Contains(*v, "{{") || strings.Contains(*v, "\x00") {
+						t.Errorf("%s: %s=%v", name, k, v)
+					}
+				}
+				if tok, ok := s.Env["SHOP_ADMIN_TOKEN"]; ok && tok != "" {
+					if v := cs.Environment["SHOP_ADMIN_TOKEN"]; v == nil || *v != "secret-token" {
+						t.Errorf("%s: the admin token is %v, not the caller's", name, v)
+					}
+				}
+				for _, port := range cs.Ports {
+					if port.HostIP != "127.0.0.1" {
+						t.Errorf("%s: port %+v is published beyond 127.0.0.1", name, port)
+					}
+				}
+				if (s.Edge != "") != (len(cs.Ports) == 1) {
+					t.Errorf("%s: ports %v: only the edge is published", name, cs.Ports)
+				}
+				var deps []string
+				for d := range cs.DependsOn {
+					deps = append(deps, d)
+				}
+				want := []string{}
+				for _, d := range s.DependsOn {
+					want = append(want, ComposeName(full, a.Name, d))
+				}
+				slices.Sort(deps)
+				slices.Sort(want)
+				if !slices.Equal(deps, want) && !(len(deps) == 0 && len(want) == 0) {
+					t.Errorf("%s: depends on %v, topology %v", name, deps, want)
+				}
+			}
+		})
+	}
+}
+
+func TestComposeVariables(t *testing.T) {
+	p := loadCompose(t, map[string]string{
+		"SHOP_ADMIN_TOKEN": "x", ComposeRegistryVar: "localhost/other", ComposeTagVar: "v9",
+		ComposePortVar(topology.Monolith): "18999",
+	}, topology.Monolith)
+	m := p.Services["monolith"]
+	if m.Image != "localhost/other/monolith:v9" {
+		t.Errorf("image %s", m.Image)
+	}
+	if len(m.Ports) != 1 || m.Ports[0].Published != "18999" || m.Ports[0].Target != topology.EdgePort {
+		t.Errorf("ports %+v", m.Ports)
+	}
+}
+
+func TestComposeNeedsTheAdminToken(t *testing.T) {
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot(t), "compose", "compose.yaml")},
+		cli.WithName("mitosis"), cli.WithEnv([]string{"SHOP_ADMIN_TOKEN="}), cli.WithProfiles([]string{topology.Monolith}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := opts.LoadProject(context.Background()); err == nil || !strings.Contains(err.Error(), "SHOP_ADMIN_TOKEN") {
+		t.Errorf("loading without SHOP_ADMIN_TOKEN: %v, want an error naming it", err)
+	}
+}

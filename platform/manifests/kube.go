@@ -1,0 +1,467 @@
+package manifests
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// Overlays of deploy/k8s: one per architecture for a local cluster (or Podman), and the
+// production one (the services on EKS: NATS as a 3-node JetStream cluster, the ADOT collector,
+// images from ECR).
+const (
+	OverlayMonolith   = topology.Monolith
+	OverlayServices   = topology.Services
+	OverlayProduction = "production"
+)
+
+// Overlays lists the overlays in the order they are rendered.
+func Overlays() []string { return []string{OverlayMonolith, OverlayServices, OverlayProduction} }
+
+// Images and names the manifests share.
+const (
+	// LocalRepo is where `mitosis build` names its images (imagebuild's default Repo).
+	LocalRepo = "localhost/mitosis"
+	// AdminSecret is the Secret holding the admin token (key AdminSecretKey) in a cluster.
+	AdminSecret    = "shop-admin"
+	AdminSecretKey = "token"
+	// NATSImage is the NATS of the production overlay: the official image, since a JetStream
+	// cluster needs routes and a config file that platform/cmd/nats-server does not take.
+	// Its version is the nats-server module pinned in platform/go.mod (a test checks).
+	NATSImage = "docker.io/library/nats:2.15.2-alpine"
+	// ADOTImage is the AWS Distro for OpenTelemetry collector, in EKS and as the ECS sidecar.
+	ADOTImage = "public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0"
+	// CollectorName is the collector's Deployment and Service in the production overlay.
+	CollectorName = "otel-collector"
+	// NATSClusterPort is the route port of the production NATS cluster.
+	NATSClusterPort = 6222
+	// NATSClusterSize is the production overlay's NATS replicas.
+	NATSClusterSize = 3
+)
+
+// Labels of every rendered workload.
+const (
+	LabelName   = "app.kubernetes.io/name"
+	LabelPartOf = "app.kubernetes.io/part-of"
+	PartOf      = "mitosis"
+)
+
+// nonRoot is the user every image runs as (imagebuild's nonroot, 65532).
+const nonRoot = 65532
+
+// adminTokenMark stands for the admin token while expanding the topology: each renderer puts
+// the token where its platform keeps secrets (a Secret, a compose variable, Secrets Manager).
+const adminTokenMark = "\x00admin-token\x00"
+
+// Namespace is the namespace an overlay deploys into.
+func Namespace(overlay string) string {
+	if overlay == OverlayProduction {
+		return PartOf
+	}
+	return PartOf + "-" + overlay
+}
+
+// Image is the local reference of an image of the topology, as the checked-in files name it.
+func Image(name string) string { return LocalRepo + "/" + name + ":latest" }
+
+// replicas is how many pods a cluster runs of a stateless service. The topology says what
+// runs, not how many: a process that recovers every unfinished checkout at start (the
+// monolith: shop/inprocess Start) must run alone; every other one runs two, so that a rollout
+// or a lost node does not take a context away. orders can run two because it is told so
+// (SHOP_ORDERS_SOLE_REPLICA unset, see services/orders).
+func replicas(s topology.Service) int32 {
+	if s.Image == "monolith" {
+		return 1
+	}
+	return 2
+}
+
+// soleReplicaEnv is the orders variable that is true only when one orders process runs.
+const soleReplicaEnv = "SHOP_ORDERS_SOLE_REPLICA"
+
+// expanded is a service's arguments and environment for one platform.
+type expanded struct {
+	Args []string
+	Env  map[string]string
+}
+
+// expand resolves a service's placeholders for a platform where every service is reached by
+// its name (Kubernetes Services, compose aliases, ECS Service Connect) and listens on all
+// interfaces.
+func expand(a topology.Arch, s topology.Service) (expanded, error) {
+	data := s.DataDir
+	if data == "" {
+		data = "/tmp/data" // on the tmp volume: the monolith's embedded store dir, unused with NATS
+	}
+	args, env, err := topology.Expand(s, topology.Resolver{
+		Addr: func(svc string, port int) (string, error) {
+			o, ok := a.Service(svc)
+			if !ok {
+				return "", fmt.Errorf("unknown service %s", svc)
+			}
+			if port == 0 {
+				port = o.Ports[0]
+			}
+			return net.JoinHostPort(svc, strconv.Itoa(port)), nil
+		},
+		Listen:     func(port int) string { return net.JoinHostPort("0.0.0.0", strconv.Itoa(port)) },
+		Data:       data,
+		AdminToken: adminTokenMark,
+	})
+	if err != nil {
+		return expanded{}, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+	}
+	if replicas(s) > 1 {
+		delete(env, soleReplicaEnv)
+	}
+	for k, v := range env {
+		if strings.Contains(v, adminTokenMark) && v != adminTokenMark {
+			return expanded{}, fmt.Errorf("%s/%s: %s holds the admin token inside a longer value", a.Name, s.Name, k)
+		}
+	}
+	for _, v := range args {
+		if strings.Contains(v, adminTokenMark) {
+			return expanded{}, fmt.Errorf("%s/%s: the admin token in an argument would be visible to anyone", a.Name, s.Name)
+		}
+	}
+	return expanded{Args: args, Env: env}, nil
+}
+
+// portName names a container port after what it serves.
+func portName(s topology.Service, port int) string {
+	switch {
+	case s.DataDir != "" && port == topology.NATSPort:
+		return "client"
+	case s.DataDir != "" && port == topology.NATSMonitorPort:
+		return "monitor"
+	case port == s.Probe.Port && s.Probe.Kind == topology.HTTP:
+		return "http"
+	case port == s.Probe.Port && s.Probe.Kind == topology.GRPC:
+		return "grpc"
+	}
+	return "tcp-" + strconv.Itoa(port)
+}
+
+// millicores writes a CPU amount in millicores.
+func millicores(cpus float64) string { return strconv.Itoa(int(cpus*1000+0.5)) + "m" }
+
+func mebibytes(mb int) string { return strconv.Itoa(mb) + "Mi" }
+
+// probes returns a service's readiness and liveness probes. Readiness is the topology's
+// probe. Liveness must only say whether the process is stuck: /healthz for an HTTP edge
+// (/readyz also fails when a dependency is down, and restarting for that helps nobody), a TCP
+// connect for gRPC (its health turns NOT_SERVING when a peer is down), and NATS's own probe.
+func probes(s topology.Service) (ready, live *Probe) {
+	p := s.Probe
+	port := int32(p.Port)
+	switch p.Kind {
+	case topology.HTTP:
+		ready = &Probe{HTTPGet: &HTTPGetAction{Path: p.Path, Port: port}}
+		livePath := p.Path
+		if p.Path == "/readyz" {
+			livePath = "/healthz"
+		}
+		live = &Probe{HTTPGet: &HTTPGetAction{Path: livePath, Port: port}}
+	case topology.GRPC:
+		ready = &Probe{GRPC: &GRPCAction{Port: port}}
+		live = &Probe{TCPSocket: &PortAction{Port: port}}
+	default:
+		ready = &Probe{TCPSocket: &PortAction{Port: port}}
+		live = &Probe{TCPSocket: &PortAction{Port: port}}
+	}
+	ready.PeriodSeconds, ready.TimeoutSeconds, ready.FailureThreshold = 5, 2, 3
+	live.PeriodSeconds, live.TimeoutSeconds, live.FailureThreshold = 10, 2, 3
+	return ready, live
+}
+
+// hardened is the security context of every container: non-root, read-only root, no
+// capabilities, no privilege escalation.
+func hardened() *SecurityContext {
+	return &SecurityContext{
+		AllowPrivilegeEscalation: ptr(false),
+		Privileged:               ptr(false),
+		ReadOnlyRootFilesystem:   ptr(true),
+		RunAsNonRoot:             ptr(true),
+		Capabilities:             &Capabilities{Drop: []string{"ALL"}},
+	}
+}
+
+func podSecurity(uid int64) *PodSecurityContext {
+	return &PodSecurityContext{
+		RunAsNonRoot:   ptr(true),
+		RunAsUser:      ptr(uid),
+		RunAsGroup:     ptr(uid),
+		FSGroup:        ptr(uid),
+		SeccompProfile: &SeccompProfile{Type: "RuntimeDefault"},
+	}
+}
+
+// tmpVolume is the writable /tmp of a read-only root.
+const tmpVolume = "tmp"
+
+// container renders one service's container.
+func container(a topology.Arch, s topology.Service) (Container, error) {
+	x, err := expand(a, s)
+	if err != nil {
+		return Container{}, err
+	}
+	c := Container{
+		Name:            s.Name,
+		Image:           Image(s.Image),
+		ImagePullPolicy: "IfNotPresent",
+		Args:            x.Args,
+		Resources: &Resources{
+			// Memory is requested whole so the scheduler never overcommits it (an OOM kill is
+			// worse than a pending pod); CPU is requested at half the limit and may burst.
+			Requests: map[string]string{"cpu": millicores(s.CPUs / 2), "memory": mebibytes(s.MemoryMB)},
+			Limits:   map[string]string{"cpu": millicores(s.CPUs), "memory": mebibytes(s.MemoryMB)},
+		},
+		SecurityContext: hardened(),
+		VolumeMounts:    []VolumeMount{{Name: tmpVolume, MountPath: "/tmp"}},
+	}
+	for _, k := range slices.Sorted(maps.Keys(x.Env)) {
+		v := x.Env[k]
+		if v == adminTokenMark {
+			c.Env = append(c.Env, EnvVar{Name: k, ValueFrom: &EnvVarSource{SecretKeyRef: &KeyRef{Name: AdminSecret, Key: AdminSecretKey}}})
+			continue
+		}
+		c.Env = append(c.Env, EnvVar{Name: k, Value: v})
+	}
+	for _, p := range s.Ports {
+		c.Ports = append(c.Ports, ContainerPort{Name: portName(s, p), ContainerPort: int32(p), Protocol: "TCP"})
+	}
+	c.ReadinessProbe, c.LivenessProbe = probes(s)
+	if s.DataDir != "" {
+		c.VolumeMounts = append(c.VolumeMounts, VolumeMount{Name: "data", MountPath: s.DataDir})
+	}
+	return c, nil
+}
+
+func workloadLabels(a topology.Arch, s topology.Service) map[string]string {
+	l := map[string]string{LabelName: s.Name, LabelPartOf: PartOf}
+	if s.DataDir == "" {
+		// Stateful services sit in the base, shared by both architectures.
+		l[stack.LabelArch] = a.Name
+	}
+	return l
+}
+
+func podTemplate(a topology.Arch, s topology.Service) (PodTemplate, error) {
+	c, err := container(a, s)
+	if err != nil {
+		return PodTemplate{}, err
+	}
+	return PodTemplate{
+		Metadata: ObjectMeta{Labels: workloadLabels(a, s)},
+		Spec: PodSpec{
+			AutomountServiceAccountToken: ptr(false), // none of them talks to the API server
+			// No {SVC}_SERVICE_HOST variables: services are reached by DNS, and NATS_* ones
+			// would meet the nats-server's own NATS_* settings.
+			EnableServiceLinks:            ptr(false),
+			SecurityContext:               podSecurity(nonRoot),
+			TerminationGracePeriodSeconds: ptr(int64(30)),
+			Containers:                    []Container{c},
+			Volumes:                       []Volume{{Name: tmpVolume, EmptyDir: &EmptyDir{SizeLimit: "64Mi"}}},
+		},
+	}, nil
+}
+
+func service(a topology.Arch, s topology.Service) *Service {
+	svc := &Service{
+		TypeMeta: TypeMeta{APIVersion: "v1", Kind: "Service"},
+		Metadata: ObjectMeta{Name: s.Name, Labels: workloadLabels(a, s)},
+		Spec:     ServiceSpec{Selector: map[string]string{LabelName: s.Name}},
+	}
+	for _, p := range s.Ports {
+		svc.Spec.Ports = append(svc.Spec.Ports, ServicePort{Name: portName(s, p), Port: int32(p), TargetPort: int32(p), Protocol: "TCP"})
+	}
+	if s.DataDir != "" {
+		// Headless: the StatefulSet's pods get stable names (nats-0.nats), which the
+		// production cluster's routes use, and clients are handed every pod.
+		svc.Spec.ClusterIP = "None"
+		svc.Spec.PublishNotReadyAddresses = true
+	}
+	return svc
+}
+
+// statefulSet renders a service with a data directory: its data on a volume claim per pod.
+func statefulSet(a topology.Arch, s topology.Service) (*StatefulSet, error) {
+	tmpl, err := podTemplate(a, s)
+	if err != nil {
+		return nil, err
+	}
+	return &StatefulSet{
+		TypeMeta: TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		Metadata: ObjectMeta{Name: s.Name, Labels: workloadLabels(a, s)},
+		Spec: StatefulSetSpec{
+			ServiceName: s.Name,
+			Replicas:    ptr(int32(1)),
+			// The cluster's nodes must all start to elect a leader: no one-by-one rollout.
+			PodManagementPolicy: "Parallel",
+			Selector:            LabelSelector{MatchLabels: map[string]string{LabelName: s.Name}},
+			Template:            tmpl,
+			VolumeClaimTemplates: []ClaimTemplate{{
+				Metadata: ObjectMeta{Name: "data"},
+				Spec: ClaimSpec{
+					AccessModes: []string{"ReadWriteOnce"},
+					// cmd/nats-server's JetStream file store is limited to 8 GiB.
+					Resources: Resources{Requests: map[string]string{"storage": "10Gi"}},
+				},
+			}},
+		},
+	}, nil
+}
+
+func deployment(a topology.Arch, s topology.Service) (*Deployment, error) {
+	tmpl, err := podTemplate(a, s)
+	if err != nil {
+		return nil, err
+	}
+	d := &Deployment{
+		TypeMeta: TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		Metadata: ObjectMeta{Name: s.Name, Labels: workloadLabels(a, s)},
+		Spec: DeploymentSpec{
+			Replicas:             ptr(replicas(s)),
+			RevisionHistoryLimit: ptr(int32(3)),
+			Selector:             LabelSelector{MatchLabels: map[string]string{LabelName: s.Name}},
+			Template:             tmpl,
+		},
+	}
+	if replicas(s) == 1 {
+		// A sole process must never overlap its successor.
+		d.Spec.Strategy = &Strategy{Type: "Recreate"}
+	}
+	return d, nil
+}
+
+// stateful lists the services of the base: those with a data directory, the same in every
+// architecture (the topology gives each its own NATS, of one description).
+func stateful(t topology.Topology) ([]topology.Service, error) {
+	var out []topology.Service
+	byName := map[string]topology.Service{}
+	for _, a := range t.Archs {
+		for _, s := range a.Services {
+			if s.DataDir == "" {
+				continue
+			}
+			if prev, ok := byName[s.Name]; ok {
+				if !reflect.DeepEqual(prev, s) {
+					return nil, fmt.Errorf("%s differs between architectures: the base holds one", s.Name)
+				}
+				continue
+			}
+			byName[s.Name] = s
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// baseObjects are deploy/k8s/base: the stateful services.
+func baseObjects(t topology.Topology) ([]Object, error) {
+	svcs, err := stateful(t)
+	if err != nil {
+		return nil, err
+	}
+	var out []Object
+	for _, s := range svcs {
+		a := t.Archs[0]
+		ss, err := statefulSet(a, s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, service(a, s), ss)
+	}
+	return out, nil
+}
+
+// archObjects are one overlay's own files: each stateless service's Deployment and Service.
+func archObjects(a topology.Arch) (map[string][]Object, []string, error) {
+	files := map[string][]Object{}
+	var order []string
+	for _, s := range a.Services {
+		if s.DataDir != "" {
+			continue
+		}
+		d, err := deployment(a, s)
+		if err != nil {
+			return nil, nil, err
+		}
+		files[s.Name] = []Object{d, service(a, s)}
+		order = append(order, s.Name)
+	}
+	return files, order, nil
+}
+
+func fullTopology() (topology.Topology, error) {
+	return topology.Get(topology.Both, topology.Options{})
+}
+
+// Kube returns an overlay built: every object `kubectl kustomize deploy/k8s/overlays/<overlay>`
+// prints (the same objects, in the renderer's order). It is what `mitosis kube render` writes
+// and what `mitosis kube play` adapts to Podman.
+func Kube(overlay string, opts Options) ([]Object, error) {
+	opts = opts.withDefaults()
+	t, err := fullTopology()
+	if err != nil {
+		return nil, err
+	}
+	arch := overlay
+	if overlay == OverlayProduction {
+		arch = OverlayServices
+	}
+	var a *topology.Arch
+	for i := range t.Archs {
+		if t.Archs[i].Name == arch {
+			a = &t.Archs[i]
+		}
+	}
+	if a == nil {
+		return nil, fmt.Errorf("unknown overlay %q (want one of %s)", overlay, strings.Join(Overlays(), ", "))
+	}
+	objs, err := baseObjects(t)
+	if err != nil {
+		return nil, err
+	}
+	files, order, err := archObjects(*a)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range order {
+		objs = append(objs, files[name]...)
+	}
+	if overlay == OverlayProduction {
+		extra, err := collectorObjects(opts)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, natsConfig())
+		objs = append(objs, extra...)
+		if err := production(objs, opts); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range objs {
+		_, m := o.Meta()
+		m.Namespace = Namespace(overlay)
+	}
+	return objs, nil
+}
+
+// Workload returns the pod template of a Deployment or StatefulSet (nil for other kinds).
+func Workload(o Object) *PodTemplate {
+	switch w := o.(type) {
+	case *Deployment:
+		return &w.Spec.Template
+	case *StatefulSet:
+		return &w.Spec.Template
+	}
+	return nil
+}

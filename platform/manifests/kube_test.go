@@ -1,0 +1,371 @@
+package manifests
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// repoRoot is the repository holding this package (platform/manifests).
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(filepath.Dir(wd))
+}
+
+// TestCheckedInFilesMatchTopology is `mitosis deploy check` as a test: the files in deploy/
+// and compose/ are what the topology renders now.
+func TestCheckedInFilesMatchTopology(t *testing.T) {
+	files, err := Files(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drift, err := Check(repoRoot(t), files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range drift {
+		t.Errorf("%s (run `mitosis deploy render`)", d)
+	}
+}
+
+func TestCheckFindsDrift(t *testing.T) {
+	dir := t.TempDir()
+	files, err := Files(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	if drift, err := Check(dir, files); err != nil || len(drift) != 0 {
+		t.Fatalf("fresh render: drift %v, err %v", drift, err)
+	}
+	edited := filepath.Join(dir, "deploy/k8s/overlays/services/cart.yaml")
+	b, _ := os.ReadFile(edited)
+	if err := os.WriteFile(edited, bytes.Replace(b, []byte("replicas: 2"), []byte("replicas: 5"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "compose/compose.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "deploy/ecs/services/old-task.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "deploy/k8s/README.md"), []byte("by hand"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	drift, err := Check(dir, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(drift)
+	for _, want := range []string{
+		"deploy/k8s/overlays/services/cart.yaml: differs",
+		"compose/compose.yaml: missing",
+		"deploy/ecs/services/old-task.json: not rendered by the topology",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("drift %s lacks %q", got, want)
+		}
+	}
+	if len(drift) != 3 {
+		t.Errorf("drift %s: want exactly 3 (README.md is written by hand)", got)
+	}
+	if err := Write(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	if drift, err := Check(dir, files); err != nil || len(drift) != 0 {
+		t.Fatalf("after Write (which removes stale files): drift %v, err %v", drift, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "deploy/k8s/README.md")); err != nil {
+		t.Errorf("Write removed a README.md written by hand: %v", err)
+	}
+}
+
+// decodeStream reads a YAML stream into one generic object per document.
+func decodeStream(t *testing.T, b []byte) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		j, err := yaml.YAMLToJSON([]byte(doc))
+		if err != nil {
+			t.Fatalf("%v in\n%s", err, doc)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(j, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// m1 is the first submatch, or nothing.
+func m1(m [][]byte) []byte {
+	if len(m) < 2 {
+		return nil
+	}
+	return m[1]
+}
+
+func objKey(m map[string]any) string {
+	md, _ := m["metadata"].(map[string]any)
+	return fmt.Sprintf("%v/%v/%v", m["kind"], md["namespace"], md["name"])
+}
+
+// TestKustomizeBuildsWhatKubeReturns checks that the checked-in kustomize tree, built by
+// kustomize itself, gives exactly the objects Kube returns (which `kube render` prints and
+// `kube play` runs): the patches and the Go edits of the production overlay agree.
+func TestKustomizeBuildsWhatKubeReturns(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl not installed: the kustomize build is not compared")
+	}
+	// The overlays use `patches` with label selectors: kustomize 4 and later (kubectl 1.21+).
+	v, _ := exec.Command(kubectl, "version", "--client").CombinedOutput()
+	m := regexp.MustCompile(`Kustomize Version: v(\d+)`).FindSubmatch(v)
+	if major, err := strconv.Atoi(string(m1(m))); err != nil || major < 4 {
+		t.Skipf("kubectl's kustomize is older than v4 (%q): the kustomize build is not compared", strings.TrimSpace(string(v)))
+	}
+	dir := t.TempDir()
+	files, err := Files(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	for _, overlay := range Overlays() {
+		t.Run(overlay, func(t *testing.T) {
+			out, err := exec.Command(kubectl, "kustomize", filepath.Join(dir, "deploy/k8s/overlays", overlay)).Output()
+			if err != nil {
+				t.Fatalf("kubectl kustomize: %v", err)
+			}
+			objs, err := Kube(overlay, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mine, err := MarshalObjects(objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]map[string]any{}
+			for _, m := range decodeStream(t, out) {
+				want[objKey(m)] = m
+			}
+			got := map[string]map[string]any{}
+			for _, m := range decodeStream(t, mine) {
+				if _, dup := got[objKey(m)]; dup {
+					t.Errorf("Kube returns %s twice", objKey(m))
+				}
+				got[objKey(m)] = m
+			}
+			for k, w := range want {
+				g, ok := got[k]
+				if !ok {
+					t.Errorf("kustomize builds %s, Kube does not return it", k)
+					continue
+				}
+				if !reflect.DeepEqual(g, w) {
+					gj, _ := json.MarshalIndent(g, "", " ")
+					wj, _ := json.MarshalIndent(w, "", " ")
+					t.Errorf("%s differs:\nKube:      %s\nkustomize: %s", k, gj, wj)
+				}
+			}
+			for k := range got {
+				if _, ok := want[k]; !ok {
+					t.Errorf("Kube returns %s, kustomize does not build it", k)
+				}
+			}
+		})
+	}
+}
+
+// TestKubeInvariants checks what every overlay promises: probes, limits, hardening,
+// replicas, and a Service for every workload.
+func TestKubeInvariants(t *testing.T) {
+	full, err := topology.Get(topology.Both, topology.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, overlay := range Overlays() {
+		t.Run(overlay, func(t *testing.T) {
+			objs, err := Kube(overlay, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			services := map[string]*Service{}
+			workloads := 0
+			for _, o := range objs {
+				tm, m := o.Meta()
+				if m.Namespace != Namespace(overlay) {
+					t.Errorf("%s %s in namespace %q", tm.Kind, m.Name, m.Namespace)
+				}
+				if s, ok := o.(*Service); ok {
+					services[m.Name] = s
+				}
+			}
+			for _, o := range objs {
+				tm, m := o.Meta()
+				tmpl := Workload(o)
+				if tmpl == nil {
+					continue
+				}
+				workloads++
+				what := tm.Kind + " " + m.Name
+				checkPod(t, what, tmpl, overlay)
+				svc, ok := services[m.Name]
+				if !ok {
+					t.Errorf("%s has no Service", what)
+				} else if !reflect.DeepEqual(svc.Spec.Selector, selectorOf(o)) {
+					t.Errorf("%s: Service selects %v, the workload's pods are %v", what, svc.Spec.Selector, selectorOf(o))
+				}
+				for k, v := range selectorOf(o) {
+					if tmpl.Metadata.Labels[k] != v {
+						t.Errorf("%s: selector %s=%s does not match its pods' labels %v", what, k, v, tmpl.Metadata.Labels)
+					}
+				}
+				switch w := o.(type) {
+				case *StatefulSet:
+					want := int32(1)
+					if overlay == OverlayProduction {
+						want = NATSClusterSize
+					}
+					if *w.Spec.Replicas != want {
+						t.Errorf("%s: %d replicas, want %d", what, *w.Spec.Replicas, want)
+					}
+				case *Deployment:
+					want := int32(2)
+					if m.Name == "monolith" {
+						want = 1 // it recovers every unfinished checkout at start
+						if w.Spec.Strategy == nil || w.Spec.Strategy.Type != "Recreate" {
+							t.Errorf("%s: a sole replica must be recreated, not rolled", what)
+						}
+					}
+					if *w.Spec.Replicas != want {
+						t.Errorf("%s: %d replicas, want %d", what, *w.Spec.Replicas, want)
+					}
+				}
+			}
+			arch := overlay
+			extra := 0
+			if overlay == OverlayProduction {
+				arch, extra = OverlayServices, 1 // the collector
+			}
+			for _, a := range full.Archs {
+				if a.Name == arch && workloads != len(a.Services)+extra {
+					t.Errorf("%d workloads, the topology has %d services (+%d)", workloads, len(a.Services), extra)
+				}
+			}
+		})
+	}
+}
+
+func selectorOf(o Object) map[string]string {
+	switch w := o.(type) {
+	case *Deployment:
+		return w.Spec.Selector.MatchLabels
+	case *StatefulSet:
+		return w.Spec.Selector.MatchLabels
+	}
+	return nil
+}
+
+func checkPod(t *testing.T, what string, tmpl *PodTemplate, overlay string) {
+	t.Helper()
+	ps := tmpl.Spec.SecurityContext
+	if ps == nil || ps.RunAsNonRoot == nil || !*ps.RunAsNonRoot || ps.RunAsUser == nil || *ps.RunAsUser == 0 {
+		t.Errorf("%s: pod security context %+v does not run as non-root", what, ps)
+	}
+	for _, c := range tmpl.Spec.Containers {
+		what := what + "/" + c.Name
+		if c.ReadinessProbe == nil || c.LivenessProbe == nil {
+			t.Errorf("%s: readiness %v, liveness %v", what, c.ReadinessProbe, c.LivenessProbe)
+		}
+		if c.Resources == nil || c.Resources.Limits["cpu"] == "" || c.Resources.Limits["memory"] == "" ||
+			c.Resources.Requests["cpu"] == "" || c.Resources.Requests["memory"] == "" {
+			t.Errorf("%s: resources %+v", what, c.Resources)
+		}
+		sc := c.SecurityContext
+		if sc == nil || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation || *sc.Privileged ||
+			!*sc.RunAsNonRoot || sc.Capabilities == nil || !reflect.DeepEqual(sc.Capabilities.Drop, []string{"ALL"}) {
+			t.Errorf("%s: security context %+v is not hardened", what, sc)
+		}
+		if c.ImagePullPolicy != "IfNotPresent" {
+			t.Errorf("%s: imagePullPolicy %q", what, c.ImagePullPolicy)
+		}
+		local := strings.HasPrefix(c.Image, LocalRepo+"/")
+		if (overlay == OverlayProduction) == local {
+			t.Errorf("%s: image %s in overlay %s", what, c.Image, overlay)
+		}
+		for _, e := range c.Env {
+			if strings.Contains(e.Value, "{{") || strings.Contains(e.Value, "\x00") {
+				t.Errorf("%s: %s=%q is not expanded", what, e.Name, e.Value)
+			}
+			if e.Name == "SHOP_ADMIN_TOKEN" && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.Value != "") {
+				t.Errorf("%s: the admin token must come from the %s Secret", what, AdminSecret)
+			}
+			if e.Name == soleReplicaEnv {
+				t.Errorf("%s: %s with two replicas", what, soleReplicaEnv)
+			}
+		}
+		_, arch := tmpl.Metadata.Labels[stack.LabelArch]
+		hasOTel := false
+		for _, e := range c.Env {
+			hasOTel = hasOTel || e.Name == "OTEL_EXPORTER_OTLP_ENDPOINT"
+		}
+		if hasOTel != (overlay == OverlayProduction && arch) {
+			t.Errorf("%s: OTLP endpoint set %v in overlay %s", what, hasOTel, overlay)
+		}
+	}
+}
+
+func TestNATSImageIsThePinnedModule(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "platform", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`github.com/nats-io/nats-server/v2 v(\S+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("platform/go.mod does not require nats-server")
+	}
+	if want := ":" + string(m[1]) + "-alpine"; !strings.HasSuffix(NATSImage, want) {
+		t.Errorf("NATSImage %s: the pinned nats-server is %s", NATSImage, m[1])
+	}
+}
+
+func TestProductionNATSConfig(t *testing.T) {
+	conf := natsConf()
+	for i := range NATSClusterSize {
+		if route := fmt.Sprintf("nats://nats-%d.nats:%d", i, NATSClusterPort); !strings.Contains(conf, route) {
+			t.Errorf("nats.conf lacks the route %s:\n%s", route, conf)
+		}
+	}
+	for _, want := range []string{"server_name: $POD_NAME", "store_dir: /data", fmt.Sprintf("listen: 0.0.0.0:%d", topology.NATSPort)} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("nats.conf lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,235 @@
+package manifests
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// The production overlay is the services overlay with three changes, written twice: as
+// kustomize patches (the files a user applies) and as the same edits on the objects (what
+// Kube returns). A test builds the overlay with kubectl, when there is one, and compares.
+//
+//   - NATS becomes a 3-node JetStream cluster of the official image (nats-cluster*.yaml).
+//   - Every process exports OTLP to the ADOT collector (otel-endpoint.yaml), which the overlay
+//     adds with its configuration (otel-collector.yaml).
+//   - Images come from ECR (the kustomization's images).
+
+// natsName is the name of the stateful NATS service in the topology.
+const natsName = "nats"
+
+const natsConfigName = "nats-config"
+
+// natsConf is the production cluster's configuration. server_name must differ per node: it is
+// the pod's name, from the POD_NAME variable the patch adds.
+func natsConf() string {
+	var routes []string
+	for i := range NATSClusterSize {
+		routes = append(routes, fmt.Sprintf("    nats://%s-%d.%s:%d", natsName, i, natsName, NATSClusterPort))
+	}
+	return fmt.Sprintf(`# JetStream cluster of the nats StatefulSet (%d pods), rendered by mitosis deploy render.
+server_name: $POD_NAME
+listen: 0.0.0.0:%d
+http: 0.0.0.0:%d
+jetstream {
+  store_dir: /data
+  max_memory_store: 64MB
+  max_file_store: 8GB
+}
+cluster {
+  name: mitosis
+  listen: 0.0.0.0:%d
+  routes: [
+%s
+  ]
+}
+`, NATSClusterSize, topology.NATSPort, topology.NATSMonitorPort, NATSClusterPort, strings.Join(routes, "\n"))
+}
+
+func natsConfig() *ConfigMap {
+	return &ConfigMap{
+		TypeMeta: TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		Metadata: ObjectMeta{Name: natsConfigName, Labels: map[string]string{LabelName: natsName, LabelPartOf: PartOf}},
+		Data:     map[string]string{"nats.conf": natsConf()},
+	}
+}
+
+// natsPatch is the strategic-merge patch of the StatefulSet (nats-cluster.yaml).
+func natsPatch() *StatefulSet {
+	return &StatefulSet{
+		TypeMeta: TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		Metadata: ObjectMeta{Name: natsName},
+		Spec: StatefulSetSpec{
+			Replicas: ptr(int32(NATSClusterSize)),
+			Template: PodTemplate{Spec: PodSpec{
+				Containers: []Container{{
+					Name: natsName,
+					Args: []string{"--config", "/etc/nats/nats.conf"},
+					Env:  []EnvVar{{Name: "POD_NAME", ValueFrom: &EnvVarSource{FieldRef: &FieldRef{FieldPath: "metadata.name"}}}},
+					Ports: []ContainerPort{{
+						Name: "cluster", ContainerPort: NATSClusterPort, Protocol: "TCP",
+					}},
+					VolumeMounts: []VolumeMount{{Name: "config", MountPath: "/etc/nats", ReadOnly: true}},
+				}},
+				Volumes: []Volume{{Name: "config", ConfigMap: &ConfigMapRef{Name: natsConfigName}}},
+			}},
+		},
+	}
+}
+
+// natsServicePatch adds the route port to the headless Service (nats-cluster-service.yaml).
+func natsServicePatch() *Service {
+	return &Service{
+		TypeMeta: TypeMeta{APIVersion: "v1", Kind: "Service"},
+		Metadata: ObjectMeta{Name: natsName},
+		Spec: ServiceSpec{Ports: []ServicePort{{
+			Name: "cluster", Port: NATSClusterPort, TargetPort: NATSClusterPort, Protocol: "TCP",
+		}}},
+	}
+}
+
+// otelEndpoint is where the processes send OTLP in the production overlay.
+func otelEndpoint() EnvVar {
+	return EnvVar{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Value: "http://" + CollectorName + ":" + strconv.Itoa(OTLPHTTPPort)}
+}
+
+// productionImages maps each local image name of the services architecture to its production
+// reference, as the kustomization's images list does.
+func productionImages(opts Options) (map[string]string, error) {
+	out := map[string]string{}
+	services, err := topology.Get(OverlayServices, topology.Options{})
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range services.Archs[0].Services {
+		if s.DataDir != "" {
+			out[LocalRepo+"/"+s.Image] = NATSImage // the stateful one is NATS (see natsPatch)
+			continue
+		}
+		out[LocalRepo+"/"+s.Image] = opts.Registry() + "/" + s.Image + ":" + opts.Tag
+	}
+	return out, nil
+}
+
+// production applies the overlay's patches to the services overlay's objects.
+func production(objs []Object, opts Options) error {
+	images, err := productionImages(opts)
+	if err != nil {
+		return err
+	}
+	np, sp := natsPatch(), natsServicePatch()
+	patched := 0
+	for _, o := range objs {
+		switch w := o.(type) {
+		case *StatefulSet:
+			if w.Metadata.Name != natsName {
+				continue
+			}
+			w.Spec.Replicas = np.Spec.Replicas
+			c := &w.Spec.Template.Spec.Containers[0]
+			pc := np.Spec.Template.Spec.Containers[0]
+			// A strategic merge puts the items it adds to a keyed list first.
+			c.Args = pc.Args
+			c.Env = append(pc.Env, c.Env...)
+			c.Ports = append(pc.Ports, c.Ports...)
+			c.VolumeMounts = append(pc.VolumeMounts, c.VolumeMounts...)
+			w.Spec.Template.Spec.Volumes = append(np.Spec.Template.Spec.Volumes, w.Spec.Template.Spec.Volumes...)
+			patched++
+		case *Service:
+			if w.Metadata.Name == natsName {
+				w.Spec.Ports = append(sp.Spec.Ports, w.Spec.Ports...)
+				patched++
+			}
+		case *Deployment:
+			if _, ok := w.Metadata.Labels[stack.LabelArch]; ok {
+				c := &w.Spec.Template.Spec.Containers[0]
+				c.Env = append(c.Env, otelEndpoint())
+			}
+		}
+		if tmpl := Workload(o); tmpl != nil {
+			for i := range tmpl.Spec.Containers {
+				c := &tmpl.Spec.Containers[i]
+				name, _, _ := strings.Cut(c.Image, ":")
+				if ref, ok := images[name]; ok {
+					c.Image = ref
+				}
+			}
+		}
+	}
+	if patched != 2 {
+		return fmt.Errorf("production overlay: the nats StatefulSet and Service were not both found")
+	}
+	return nil
+}
+
+// collectorObjects are otel-collector.yaml: the ADOT collector, its configuration and its
+// service account (IAM role through IRSA, for X-Ray and CloudWatch).
+func collectorObjects(opts Options) ([]Object, error) {
+	labels := map[string]string{LabelName: CollectorName, LabelPartOf: PartOf}
+	selector := map[string]string{LabelName: CollectorName}
+	const uid = 10001 // the ADOT image's aoc user
+	ready := &Probe{HTTPGet: &HTTPGetAction{Path: adotHealthPath, Port: ADOTHealthPort}, PeriodSeconds: 5, TimeoutSeconds: 2, FailureThreshold: 3}
+	live := &Probe{HTTPGet: &HTTPGetAction{Path: adotHealthPath, Port: ADOTHealthPort}, PeriodSeconds: 10, TimeoutSeconds: 2, FailureThreshold: 3}
+	return []Object{
+		&ServiceAccount{
+			TypeMeta: TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			Metadata: ObjectMeta{Name: CollectorName, Labels: labels, Annotations: map[string]string{
+				"eks.amazonaws.com/role-arn": opts.arn("iam", "role/mitosis-adot-collector"),
+			}},
+		},
+		&ConfigMap{
+			TypeMeta: TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+			Metadata: ObjectMeta{Name: CollectorName + "-config", Labels: labels},
+			Data:     map[string]string{adotConfigFile: ADOTConfig()},
+		},
+		&Deployment{
+			TypeMeta: TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+			Metadata: ObjectMeta{Name: CollectorName, Labels: labels},
+			Spec: DeploymentSpec{
+				Replicas:             ptr(int32(2)),
+				RevisionHistoryLimit: ptr(int32(3)),
+				Selector:             LabelSelector{MatchLabels: selector},
+				Template: PodTemplate{
+					Metadata: ObjectMeta{Labels: labels},
+					Spec: PodSpec{
+						ServiceAccountName:            CollectorName,
+						SecurityContext:               podSecurity(uid),
+						TerminationGracePeriodSeconds: ptr(int64(30)),
+						Containers: []Container{{
+							Name:            CollectorName,
+							Image:           ADOTImage,
+							ImagePullPolicy: "IfNotPresent",
+							Args:            []string{"--config=" + adotConfigMount + "/" + adotConfigFile},
+							Env:             []EnvVar{{Name: "AWS_REGION", Value: opts.Region}},
+							Ports: []ContainerPort{
+								{Name: "otlp-grpc", ContainerPort: OTLPGRPCPort, Protocol: "TCP"},
+								{Name: "otlp-http", ContainerPort: OTLPHTTPPort, Protocol: "TCP"},
+								{Name: "health", ContainerPort: ADOTHealthPort, Protocol: "TCP"},
+							},
+							ReadinessProbe: ready,
+							LivenessProbe:  live,
+							Resources: &Resources{
+								Requests: map[string]string{"cpu": "100m", "memory": "256Mi"},
+								Limits:   map[string]string{"cpu": "500m", "memory": "256Mi"},
+							},
+							SecurityContext: hardened(),
+							VolumeMounts:    []VolumeMount{{Name: "config", MountPath: adotConfigMount, ReadOnly: true}},
+						}},
+						Volumes: []Volume{{Name: "config", ConfigMap: &ConfigMapRef{Name: CollectorName + "-config"}}},
+					},
+				},
+			},
+		},
+		&Service{
+			TypeMeta: TypeMeta{APIVersion: "v1", Kind: "Service"},
+			Metadata: ObjectMeta{Name: CollectorName, Labels: labels},
+			Spec: ServiceSpec{Selector: selector, Ports: []ServicePort{
+				{Name: "otlp-grpc", Port: OTLPGRPCPort, TargetPort: OTLPGRPCPort, Protocol: "TCP"},
+				{Name: "otlp-http", Port: OTLPHTTPPort, TargetPort: OTLPHTTPPort, Protocol: "TCP"},
+			}},
+		},
+	}, nil
+}
