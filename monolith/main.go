@@ -30,6 +30,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mitosis-dev/mitosis/platform/selfcheck"
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/shop/httpapi"
 	"github.com/mitosis-dev/mitosis/shop/inprocess"
@@ -40,6 +41,9 @@ import (
 
 func main() {
 	cfg := configFrom(os.Getenv)
+	if selfcheck.Requested(os.Args) { // a container health check: is the serving copy alive?
+		selfcheck.Exit(func(ctx context.Context) error { return selfcheck.HTTP(ctx, cfg.Addr, "/healthz") })
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	shutdown, logger, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "monolith", Architecture: telemetry.Monolith, LogLevel: cfg.LogLevel})

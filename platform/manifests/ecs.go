@@ -171,7 +171,8 @@ func ecsService(opts Options, a topology.Arch, s topology.Service) (ECSService, 
 		ReadonlyRootFilesystem: aws.Bool(true),
 		Privileged:             aws.Bool(false),
 		LinuxParameters:        &types.LinuxParameters{Capabilities: &types.KernelCapabilities{Drop: []string{"ALL"}}},
-		// The image holds only the binary: it checks itself (see the report on -healthcheck).
+		// The image holds only the binary: it checks itself (platform/selfcheck: -healthcheck asks
+		// the serving copy whether it is alive).
 		HealthCheck: &types.HealthCheck{
 			Command:     []string{"CMD", "/usr/local/bin/" + s.Image, healthcheckArg},
 			Interval:    aws.Int32(10),

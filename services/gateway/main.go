@@ -31,6 +31,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/mitosis-dev/mitosis/platform/selfcheck"
 	"github.com/mitosis-dev/mitosis/services/cartrpc"
 	"github.com/mitosis-dev/mitosis/services/catalogrpc"
 	"github.com/mitosis-dev/mitosis/services/inventoryrpc"
@@ -42,6 +43,9 @@ import (
 
 func main() {
 	cfg, cfgErr := configFrom(os.Getenv)
+	if selfcheck.Requested(os.Args) { // a container health check: is the serving copy alive?
+		selfcheck.Exit(func(ctx context.Context) error { return selfcheck.HTTP(ctx, cfg.Addr, "/healthz") })
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	flush, logger, err := servicehost.SetupTelemetry(ctx, "gateway", cfg.LogLevel)

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/mitosis-dev/mitosis/platform/selfcheck"
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
 )
 
@@ -22,6 +23,9 @@ type Wire func(ctx context.Context, p *Process) (services []string, err error)
 // configuration (2) or a failure (1).
 func Main(name string, peers []string, wire Wire) {
 	cfg, cfgErr := ConfigFrom(name, peers, os.Getenv)
+	if selfcheck.Requested(os.Args) { // a container health check: is the serving copy alive?
+		selfcheck.Exit(func(ctx context.Context) error { return selfcheck.GRPC(ctx, cfg.GRPCAddr) })
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	flush, logger, err := SetupTelemetry(ctx, name, cfg.LogLevel)

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/mitosis-dev/mitosis/platform/selfcheck"
 )
 
 // version is stamped by the image build (-X main.version=...).
@@ -51,8 +53,12 @@ func run(args []string, getenv func(string) string) error {
 	maxMem := fs.String("max-mem", envOr(getenv, "NATS_MAX_MEM", strconv.Itoa(64<<20)), "JetStream memory limit, bytes")
 	maxStore := fs.String("max-store", envOr(getenv, "NATS_MAX_STORE", strconv.Itoa(8<<30)), "JetStream file-store limit, bytes")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	healthcheck := fs.Bool("healthcheck", false, "check the running server's monitoring /healthz and exit 0 or 1 (container health checks)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *healthcheck {
+		selfcheck.Exit(func(ctx context.Context) error { return selfcheck.HTTP(ctx, *httpAddr, "/healthz") })
 	}
 	if *showVersion {
 		fmt.Println(version, "nats-server", server.VERSION)
