@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 # The Podman bindings build only with these tags; modules that do not import them ignore them.
 export GOFLAGS := -buildvcs=false -tags=remote,exclude_graphdriver_btrfs,btrfs_noversion,exclude_graphdriver_devicemapper,containers_image_openpgp
-MODULES := shop monolith services platform
+MODULES := shop monolith services platform loadtest
 PKGS := $(foreach m,$(MODULES),./$(m)/...)
 STATE := .mitosis
 ADDR ?= 127.0.0.1:8080
@@ -16,7 +16,11 @@ TOKEN_FILE := $(STATE)/admin-token
 # The admin token: SHOP_ADMIN_TOKEN if set, else the one generated into $(TOKEN_FILE).
 ADMIN_TOKEN = $${SHOP_ADMIN_TOKEN:-$$(cat $(TOKEN_FILE))}
 
-.PHONY: all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
+LOADTEST_FLAGS ?=
+# The stack the load test drives exports a tenth of its traces to the local collector.
+OTEL_FOR_STACK := OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1
+
+.PHONY: load compare loadtest-stack all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
 
 all: build
 
@@ -53,9 +57,10 @@ up: $(MITOSIS) $(TOKEN_FILE)
 	@if [ "$(RUNTIME)" != process ]; then bash platform/setup/podman.sh || echo "make up: no Podman here: the process runtime runs the stack"; fi
 	./$(MITOSIS) up -t $(ARCH) --runtime $(RUNTIME)
 
-## down: remove exactly what up made
+## down: remove exactly what up made (and the collector make load started)
 down: $(MITOSIS)
 	./$(MITOSIS) down -t $(ARCH)
+	@if [ -f $(STATE)/collector.pid ]; then kill $$(cat $(STATE)/collector.pid) 2>/dev/null || true; rm -f $(STATE)/collector.pid; fi
 
 ## status: state, readiness, CPU and memory of every service
 status: $(MITOSIS)
@@ -88,6 +93,24 @@ bench:
 ## fuzz: a minute of fuzzing on the HTTP request decoding
 fuzz:
 	go test -run '^$$' -fuzz FuzzDecode -fuzztime 1m ./shop/httpapi
+
+## load: a short side-by-side load test of both architectures (about 70 s once built); the
+## report lands in loadtest/out/<time>/ (report.html, report.md, report.json)
+load: loadtest-stack
+	go run ./loadtest/cmd/loadtest -preset load $(LOADTEST_FLAGS)
+
+## compare: the full side-by-side comparison (about 8 minutes)
+compare: loadtest-stack
+	go run ./loadtest/cmd/loadtest -preset compare $(LOADTEST_FLAGS)
+
+# loadtest-stack starts the trace collector and brings both architectures up if they are not.
+loadtest-stack: $(TOKEN_FILE) $(MITOSIS)
+	@if ! curl -fsS -o /dev/null http://127.0.0.1:16686/healthz 2>/dev/null; then \
+		go build -o bin/collector ./platform/cmd/collector && \
+		{ nohup ./bin/collector >> $(STATE)/collector.log 2>&1 & echo $$! > $(STATE)/collector.pid; }; fi
+	@if curl -fsS -o /dev/null http://127.0.0.1:8080/readyz 2>/dev/null && \
+	    curl -fsS -o /dev/null http://127.0.0.1:8081/readyz 2>/dev/null; then echo "stack is up"; \
+	else SHOP_ADMIN_TOKEN=$(ADMIN_TOKEN) $(OTEL_FOR_STACK) ./$(MITOSIS) up; fi
 
 ## deploy-render: rewrite deploy/ (Kubernetes, ECS, ADOT) and compose/ from the topology
 deploy-render: $(MITOSIS)

@@ -1,0 +1,490 @@
+// Command loadtest drives the monolith and the microservices with the same open-model
+// traffic and writes a report of the difference into loadtest/out/<timestamp>/:
+// report.json, report.md and report.html (self-contained, inline SVG charts).
+//
+//	loadtest -preset load       # under 2 minutes: a quick look (make load)
+//	loadtest -preset compare    # under 15 minutes: the full comparison (make compare)
+//	loadtest saturate -url http://127.0.0.1:8080/v1/products -c 32 -d 10s
+//	loadtest render loadtest/out/<timestamp>/report.json
+//
+// The second form is a closed-model saturation of one URL (a fixed number of connections,
+// each sending its next request when the last answered, as wrk does), for cross-checking
+// the generator's throughput against wrk's.
+//
+// render writes report.md and report.html again from a report.json (after a change of the
+// page, or for a report.json copied from elsewhere).
+//
+// Both architectures must be up (make up; make run-services, or mitosis up). The admin token
+// (to top stock up before a run) is SHOP_ADMIN_TOKEN, else <state>/admin-token. Traffic goes
+// to loopback addresses only: the command refuses any other target.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/loadtest"
+	"github.com/mitosis-dev/mitosis/loadtest/podmanstats"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "saturate":
+		err = saturate(ctx, os.Args[2:], os.Stdout)
+	case len(os.Args) > 1 && os.Args[1] == "render":
+		err = render(os.Args[2:])
+	default:
+		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+// preset is a named set of defaults; flags given on the command line win.
+type preset struct {
+	rates               string
+	step, warmup, pause time.Duration
+	warmupRate          float64
+	repeats, search     int
+	searchStep          time.Duration
+	users               int
+}
+
+var presets = map[string]preset{
+	// About 70 s of load for two architectures, plus set-up.
+	"load": {rates: "20,50,100", step: 8 * time.Second, warmup: 5 * time.Second, warmupRate: 20, pause: time.Second,
+		repeats: 1, search: 0, users: 200},
+	// About 9 minutes for two architectures when neither saturates early (overloaded rates
+	// are skipped, which shortens it).
+	"compare": {rates: "25,50,100,200,400,800", step: 15 * time.Second, warmup: 10 * time.Second, warmupRate: 50,
+		pause: 2 * time.Second, repeats: 2, search: 3, searchStep: 10 * time.Second, users: 500},
+}
+
+func presetOf(args []string) (string, preset, error) {
+	name := "load"
+	for i, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if v, ok := strings.CutPrefix(a, "preset="); ok {
+			name = v
+		} else if a == "preset" && i+1 < len(args) {
+			name = args[i+1]
+		}
+	}
+	p, ok := presets[name]
+	if !ok {
+		return "", preset{}, fmt.Errorf("-preset %q: want load or compare", name)
+	}
+	return name, p, nil
+}
+
+// repoRoot is the folder holding go.work, from the working directory up ("." if none).
+func repoRoot() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir
+		}
+		if filepath.Dir(dir) == dir {
+			return wd
+		}
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	presetName, pr, err := presetOf(args)
+	if err != nil {
+		return err
+	}
+	root := repoRoot()
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.String("preset", presetName, "defaults: load (under 2 minutes) or compare (under 15 minutes)")
+	monolithURL := fs.String("monolith", "http://"+topology.MonolithEdge, "the monolith's base URL (empty: skip it)")
+	servicesURL := fs.String("services", "http://"+topology.ServicesEdge, "the microservices gateway's base URL (empty: skip it)")
+	rates := fs.String("rates", pr.rates, "offered rates of the ladder, requests/s, ascending, comma-separated")
+	step := fs.Duration("step", pr.step, "duration of each ladder step")
+	warmup := fs.Duration("warmup", pr.warmup, "warm-up per architecture (results discarded)")
+	warmupRate := fs.Float64("warmup-rate", pr.warmupRate, "warm-up rate, requests/s")
+	repeats := fs.Int("repeats", pr.repeats, "repeats of the whole ladder (even repeats reverse the architectures' order)")
+	search := fs.Int("search", pr.search, "bisection steps per architecture to narrow the highest rate within the SLO")
+	searchStep := fs.Duration("search-step", pr.searchStep, "duration of each bisection step (0: -step)")
+	pause := fs.Duration("pause", pr.pause, "pause between steps")
+	sloP99 := fs.Duration("slo-p99", 50*time.Millisecond, "SLO: p99 latency must be below this")
+	sloErr := fs.Float64("slo-errors", 0.001, "SLO: error rate must be below this (0.001 = 0.1%)")
+	users := fs.Int("users", pr.users, "virtual users per architecture")
+	timeout := fs.Duration("timeout", 5*time.Second, "request timeout (a timeout is an error)")
+	declined := fs.Float64("declined", loadtest.DefaultMix().Declined, "share of checkouts paid with the declined card")
+	mixFlag := fs.String("mix", "", "weights list,search,product,cart-add,checkout (default 25,15,35,15,10)")
+	seed := fs.Uint64("seed", 1, "seed of the traffic mix")
+	outDir := fs.String("out", filepath.Join(root, "loadtest", "out"), "reports go to <out>/<timestamp>/")
+	state := fs.String("state", envOr("MITOSIS_STATE", filepath.Join(root, ".mitosis")), "mitosis state folder: admin-token, process runtime records")
+	stackName := fs.String("stack", envOr("MITOSIS_STACK", "mitosis"), "mitosis stack name (for the process runtime's records and Podman's labels)")
+	resources := fs.String("resources", "auto", "how to measure CPU and memory: auto, process (mitosis' process runtime), podman, port (the process listening on the edge, its launcher and children), none")
+	collector := fs.String("collector", envOr("MITOSIS_COLLECTOR", "http://127.0.0.1:16686"), "trace collector's query API for the trace breakdown (empty: none)")
+	traces := fs.Int("traces", 20, "checkout traces per architecture to compare")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	mix := loadtest.DefaultMix()
+	if *mixFlag != "" {
+		w, err := parseFloats(*mixFlag)
+		if err != nil || len(w) != 5 {
+			return fmt.Errorf("-mix %q: want five weights", *mixFlag)
+		}
+		mix.List, mix.Search, mix.Product, mix.CartAdd, mix.Checkout = w[0], w[1], w[2], w[3], w[4]
+	}
+	mix.Declined = *declined
+	rs, err := parseFloats(*rates)
+	if err != nil {
+		return fmt.Errorf("-rates: %w", err)
+	}
+	plan := loadtest.Plan{
+		Rates: rs, Duration: *step, Warmup: *warmup, WarmupRate: *warmupRate, Repeats: *repeats, Search: *search,
+		SearchDuration: *searchStep, Pause: *pause, SLO: loadtest.SLO{P99: *sloP99, ErrorRate: *sloErr}, Mix: mix,
+		Users: *users, Timeout: *timeout, Seed: *seed,
+	}
+	if err := plan.Validate(); err != nil {
+		return err
+	}
+	targets := []struct{ name, url string }{{topology.Monolith, *monolithURL}, {topology.Services, *servicesURL}}
+	token := loadtest.AdminToken(filepath.Join(*state, "admin-token"))
+	id := time.Now().UTC().Format("20060102-150405")
+	dir := filepath.Join(*outDir, id)
+	say := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+
+	var archs []*loadtest.Arch
+	var infos []loadtest.ArchInfo
+	var scenarios []*loadtest.Scenario
+	var levels, added []int64
+	runID := strconv.FormatInt(time.Now().Unix()%1_000_000, 36)
+	for _, t := range targets {
+		if t.url == "" {
+			continue
+		}
+		if err := loopbackOnly(t.url); err != nil {
+			return fmt.Errorf("-%s: %w", t.name, err)
+		}
+		shop := loadtest.Shop{BaseURL: strings.TrimRight(t.url, "/"), AdminToken: token}
+		if err := shop.WaitReady(ctx, 10*time.Second); err != nil {
+			return fmt.Errorf("%s is not up: %w (bring it up: make up / make run-services, or mitosis up)", t.name, err)
+		}
+		products, err := shop.Catalog(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		ids := make([]string, len(products))
+		for i, p := range products {
+			ids[i] = p.ID
+		}
+		level := loadtest.StockLevel(plan, len(ids))
+		n, err := shop.Replenish(ctx, ids, level)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		say("%s: %s ready, %d products, stock topped up to %d each (%d units added)", t.name, shop.BaseURL, len(ids), level, n)
+		sc, err := loadtest.NewScenario(loadtest.ScenarioConfig{
+			BaseURL: shop.BaseURL, Mix: mix, Users: *users, Products: ids, Terms: loadtest.SearchTerms(products),
+			Prefix: "lt" + runID + "-" + t.name[:1], Seed: *seed,
+		})
+		if err != nil {
+			return err
+		}
+		a := &loadtest.Arch{Name: t.name, BaseURL: shop.BaseURL, Scenario: sc}
+		info := loadtest.ArchInfo{Name: t.name, BaseURL: shop.BaseURL}
+		discover(ctx, *resources, *state, *stackName, t.name, shop.BaseURL, a, &info)
+		say("%s: resources: %s", t.name, info.Resources)
+		archs = append(archs, a)
+		infos = append(infos, info)
+		scenarios = append(scenarios, sc)
+		levels, added = append(levels, level), append(added, n)
+	}
+	if len(archs) == 0 {
+		return errors.New("no architecture to test (-monolith and -services are both empty)")
+	}
+	env := loadtest.ReadEnvironment(ctx, root)
+	runner := &loadtest.Runner{Plan: plan, Archs: archs, Progress: stderr}
+	res, err := runner.Run(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range infos {
+		sc := scenarios[i]
+		infos[i].Scenario = loadtest.ScenarioStats{Users: *users, Sent: sc.Sent(), Substitutions: sc.Substitutions(),
+			DeclinedSent: sc.DeclinedSent(), Retired: sc.Retired(), StockLevel: levels[i], StockAdded: added[i]}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var tr loadtest.Traces
+	if len(archs) == 2 {
+		// The traces of the steps at the common rate: both sides under the same load.
+		rate := loadtest.CommonRate(res)
+		src := loadtest.TraceSource{Collector: *collector, Last: *traces, Rate: rate}
+		for i, a := range archs {
+			from, to := loadtest.StepWindow(res, a.Name, rate)
+			src.Sides[i] = loadtest.TraceSideSource{Label: a.Name, Service: edgeService(a.Name), From: from, To: to}
+		}
+		if src.Sides[0].From.IsZero() || src.Sides[1].From.IsZero() {
+			src.Sides[0].From, src.Sides[0].To, src.Sides[1].From, src.Sides[1].To = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		}
+		// Not bound to ctx: an interrupted run still gets its report.
+		tr = loadtest.CollectTraces(context.WithoutCancel(ctx), src, dir)
+	} else {
+		tr = loadtest.Traces{Reason: "only one architecture was tested: the breakdown compares two"}
+	}
+	rep := loadtest.BuildReport(id, res, env, infos, tr)
+	if err := rep.WriteFiles(dir); err != nil {
+		return err
+	}
+	printSummary(stdout, rep, dir)
+	return nil
+}
+
+func edgeService(arch string) string {
+	if arch == topology.Services {
+		return "gateway"
+	}
+	return arch
+}
+
+func printSummary(w io.Writer, r *loadtest.Report, dir string) {
+	fmt.Fprintln(w)
+	for _, s := range r.Summary {
+		line := fmt.Sprintf("%-9s max within SLO: %g req/s (%s)", s.Arch, s.MaxRate, s.MaxRateBound)
+		if a := s.AtCommon; a != nil {
+			line += fmt.Sprintf("; at %g req/s p50 %.2f ms p99 %.2f ms", a.Rate, a.P50MS, a.P99MS)
+			if a.CPUPerReqMS > 0 {
+				line += fmt.Sprintf(", CPU %.3f ms/req, peak memory %.1f MiB", a.CPUPerReqMS, float64(a.PeakMemBytes)/(1<<20))
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
+	if c := r.Comparison; c != nil {
+		for _, x := range c.Rows {
+			if x.Ratio != 0 {
+				fmt.Fprintf(w, "  %s / %s, %s: %.2f×\n", c.Other, c.Baseline, x.Metric, x.Ratio)
+			}
+		}
+	}
+	for _, x := range r.Warnings {
+		fmt.Fprintln(w, "warning:", x)
+	}
+	fmt.Fprintf(w, "report: %s\n", filepath.Join(dir, "report.html"))
+}
+
+// discover picks the resource sampler of one architecture and fills what the report says
+// of its runtime and limits.
+func discover(ctx context.Context, mode, state, stackName, arch, baseURL string, a *loadtest.Arch, info *loadtest.ArchInfo) {
+	info.Runtime = "unknown"
+	var notes []string
+	try := func(m string) bool { return mode == "auto" || mode == m }
+	if try("process") {
+		procs, err := loadtest.ProcsFromProcessRuntime(filepath.Join(state, "run"), stackName, arch)
+		if err == nil && len(procs) > 0 {
+			a.Sampler = &loadtest.ProcSampler{Procs: procs, Source: fmt.Sprintf("/proc of the %d processes mitosis' process runtime started (stack %s)", len(procs), stackName)}
+			info.Runtime = "process"
+			info.Limits = topologyLimits(arch, false)
+			setProcs(info, procs)
+		} else if mode == "process" {
+			notes = append(notes, fmt.Sprintf("no live process-runtime records under %s", filepath.Join(state, "run", stackName, arch)))
+		}
+	}
+	if a.Sampler == nil && try("podman") {
+		s, err := podmanstats.New(ctx, stackName, arch)
+		if err == nil {
+			a.Sampler = s
+			info.Runtime = "podman"
+			info.Limits = topologyLimits(arch, true)
+			if u, err := s.Sample(ctx); err == nil {
+				for name := range u {
+					info.Processes = append(info.Processes, loadtest.ProcInfo{Name: name})
+				}
+			}
+		} else if mode == "podman" || podmanstats.Available {
+			notes = append(notes, err.Error())
+		}
+	}
+	if a.Sampler == nil && try("port") {
+		u, _ := url.Parse(baseURL)
+		procs, err := loadtest.ProcsByListener(u.Host)
+		if err == nil && len(procs) > 0 {
+			a.Sampler = &loadtest.ProcSampler{Procs: procs, Source: fmt.Sprintf("/proc of the process listening on %s and its launcher's tree (%d processes)", u.Host, len(procs))}
+			info.Runtime = "local"
+			info.Limits = loadtest.Limits{Source: "none: local processes started by hand (make up, make run-services)"}
+			setProcs(info, procs)
+		} else if err != nil {
+			notes = append(notes, "by port: "+err.Error())
+		}
+	}
+	if a.Sampler == nil {
+		a.Note = "not measured (" + strings.Join(notes, "; ") + ")"
+		if mode == "none" {
+			a.Note = "not measured (-resources none)"
+		}
+		info.Resources = a.Note
+		return
+	}
+	info.Resources = a.Sampler.Describe()
+}
+
+func setProcs(info *loadtest.ArchInfo, procs []loadtest.Proc) {
+	for _, p := range procs {
+		pi := loadtest.ProcInfo{Name: p.Name, PID: p.PID}
+		if bi, ok := loadtest.ProcBuildInfo(p.PID); ok {
+			pi.BuildInfo = bi
+		}
+		info.Processes = append(info.Processes, pi)
+	}
+}
+
+// topologyLimits are the limits `mitosis up` gives an architecture (platform/topology).
+func topologyLimits(arch string, enforced bool) loadtest.Limits {
+	l := loadtest.Limits{Enforced: enforced, Source: "platform/topology"}
+	t, err := topology.Get(topology.Both, topology.Options{})
+	if err != nil {
+		l.Source = "unknown: " + err.Error()
+		return l
+	}
+	for _, a := range t.Archs {
+		if a.Name != arch {
+			continue
+		}
+		for _, s := range a.Services {
+			l.CPUs += s.CPUs
+			l.MemoryMB += s.MemoryMB
+			l.PerService = append(l.PerService, loadtest.ServiceLimit{Name: s.Name, CPUs: s.CPUs, MemoryMB: s.MemoryMB})
+		}
+	}
+	return l
+}
+
+// loopbackOnly refuses a target that is not on this machine's loopback: load goes nowhere
+// else.
+func loopbackOnly(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" {
+		return fmt.Errorf("%q: only http:// targets", raw)
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address: the load test only targets this machine", raw)
+	}
+	return nil
+}
+
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// saturate measures the closed-model throughput of one URL: c connections, each sending the
+// next request as soon as the last answered, for d. It is the load test's generator doing
+// what wrk does, so the two can be compared on the same endpoint.
+func saturate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("saturate", flag.ContinueOnError)
+	target := fs.String("url", "http://"+topology.MonolithEdge+"/v1/products", "the URL to GET")
+	conns := fs.Int("c", 32, "connections (= workers, each one request at a time)")
+	d := fs.Duration("d", 10*time.Second, "duration")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := loopbackOnly(*target); err != nil {
+		return err
+	}
+	r, err := loadtest.Saturate(ctx, *target, *conns, *d)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d connections for %s: %d requests, %.1f req/s, errors %.2f%%, p50 %.2f ms, p99 %.2f ms, max %.1f ms; generator %.2f cores\n",
+		*target, *conns, *d, r.Requests, r.Achieved, 100*r.ErrorRate, r.Latency.P50, r.Latency.P99, r.Latency.Max, r.GeneratorCores)
+	return nil
+}
+
+// render rewrites report.md and report.html beside each report.json given.
+func render(args []string) error {
+	if len(args) == 0 {
+		return errors.New("render: which report.json?")
+	}
+	for _, path := range args {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var r loadtest.Report
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if r.Schema != loadtest.Schema {
+			return fmt.Errorf("%s: schema %q, want %q", path, r.Schema, loadtest.Schema)
+		}
+		dir := filepath.Dir(path)
+		for _, f := range []struct {
+			name  string
+			write func(io.Writer) error
+		}{{"report.md", r.WriteMarkdown}, {"report.html", r.WriteHTML}} {
+			out, err := os.Create(filepath.Join(dir, f.name))
+			if err != nil {
+				return err
+			}
+			if err := f.write(out); err != nil {
+				out.Close()
+				return err
+			}
+			if err := out.Close(); err != nil {
+				return err
+			}
+		}
+		fmt.Println(filepath.Join(dir, "report.html"))
+	}
+	return nil
+}

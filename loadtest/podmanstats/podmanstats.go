@@ -1,0 +1,122 @@
+//go:build remote
+
+// Package podmanstats measures the pods of one architecture of a mitosis stack through the
+// Podman REST API (the v4 bindings' containers.Stats): cumulative CPU nanoseconds and
+// current memory of each container that carries the stack's labels. platform/podmanrt
+// reports CPU only as a percentage, and a step needs a counter, hence this package.
+//
+// It compiles only with the podman bindings' build tags (remote, ...; see DESIGN.md); without
+// them New says so, and the load test falls back to the process figures or none.
+package podmanstats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/containers/podman/v4/pkg/bindings/containers"
+
+	"github.com/mitosis-dev/mitosis/loadtest"
+	"github.com/mitosis-dev/mitosis/platform/stack"
+)
+
+// socket is where Podman's API listens: CONTAINER_HOST, else the root socket that
+// platform/setup/podman.sh starts (as platform/podmanrt has it).
+func socket() string {
+	if s := os.Getenv("CONTAINER_HOST"); s != "" {
+		return s
+	}
+	return "unix:///run/podman/podman.sock"
+}
+
+// Available reports whether this build can reach Podman at all.
+const Available = true
+
+// Sampler is a loadtest.ResourceSampler over the containers of one architecture.
+type Sampler struct {
+	conn        context.Context
+	stack, arch string
+}
+
+// New connects to the Podman API (CONTAINER_HOST, else /run/podman/podman.sock) and returns a sampler of the
+// containers labelled with stackName and arch. It fails when there are none.
+func New(ctx context.Context, stackName, arch string) (*Sampler, error) {
+	conn, err := bindings.NewConnection(context.WithoutCancel(ctx), socket())
+	if err != nil {
+		return nil, fmt.Errorf("podman: %w", err)
+	}
+	s := &Sampler{conn: conn, stack: stackName, arch: arch}
+	ids, _, err := s.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("podman: no running container of stack %s, arch %s", stackName, arch)
+	}
+	return s, nil
+}
+
+// Describe implements loadtest.ResourceSampler.
+func (s *Sampler) Describe() string {
+	return "podman stats (CPU nanoseconds, memory usage) of the " + s.arch + " pods of stack " + s.stack
+}
+
+func (s *Sampler) with(ctx context.Context) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancel(s.conn)
+	stop := context.AfterFunc(ctx, cancel)
+	return c, func() { stop(); cancel() }
+}
+
+// list returns the running containers' IDs and their service names.
+func (s *Sampler) list(ctx context.Context) ([]string, map[string]string, error) {
+	c, cancel := s.with(ctx)
+	defer cancel()
+	filters := map[string][]string{"label": {stack.LabelStack + "=" + s.stack, stack.LabelArch + "=" + s.arch}}
+	ctrs, err := containers.List(c, new(containers.ListOptions).WithFilters(filters))
+	if err != nil {
+		return nil, nil, fmt.Errorf("podman: list containers: %w", err)
+	}
+	var ids []string
+	names := map[string]string{}
+	for _, ct := range ctrs {
+		if ct.State != "running" {
+			continue
+		}
+		ids = append(ids, ct.ID)
+		name := ct.Labels[stack.LabelService]
+		if name == "" && len(ct.Names) > 0 {
+			name = ct.Names[0]
+		}
+		names[ct.ID] = name
+	}
+	return ids, names, nil
+}
+
+// Sample implements loadtest.ResourceSampler.
+func (s *Sampler) Sample(ctx context.Context) (map[string]loadtest.Usage, error) {
+	ids, names, err := s.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, errors.New("podman: no running container")
+	}
+	c, cancel := s.with(ctx)
+	defer cancel()
+	ch, err := containers.Stats(c, ids, new(containers.StatsOptions).WithStream(false))
+	if err != nil {
+		return nil, fmt.Errorf("podman: stats: %w", err)
+	}
+	out := map[string]loadtest.Usage{}
+	for rep := range ch {
+		if rep.Error != nil {
+			return nil, fmt.Errorf("podman: stats: %w", rep.Error)
+		}
+		for _, st := range rep.Stats {
+			out[names[st.ContainerID]] = loadtest.Usage{CPUSeconds: float64(st.CPUNano) / 1e9, MemBytes: st.MemUsage}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,646 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Schema names report.json's format; README.md documents it field by field. A change that
+// removes or renames a field changes the version.
+const Schema = "mitosis.loadtest/v1"
+
+// Report is report.json.
+type Report struct {
+	Schema        string        `json:"schema"`
+	ID            string        `json:"id"` // the output folder's name
+	Started       time.Time     `json:"started"`
+	Finished      time.Time     `json:"finished"`
+	Interrupted   string        `json:"interrupted,omitempty"`
+	Settings      Settings      `json:"settings"`
+	Environment   Environment   `json:"environment"`
+	Architectures []ArchInfo    `json:"architectures"`
+	Summary       []ArchSummary `json:"summary"`
+	Comparison    *Comparison   `json:"comparison,omitempty"`
+	Points        []Point       `json:"points"`
+	Steps         []Step        `json:"steps"`
+	Skipped       []string      `json:"skipped"`
+	IdleCPU       []IdleCPU     `json:"idle_cpu"` // each architecture's CPU with no traffic, before the run
+	Traces        Traces        `json:"traces"`
+	Warnings      []string      `json:"warnings"`
+}
+
+// Settings are the run's knobs.
+type Settings struct {
+	Rates        []float64 `json:"rates_rps"`
+	StepS        float64   `json:"step_s"`
+	WarmupS      float64   `json:"warmup_s"`
+	WarmupRate   float64   `json:"warmup_rps"`
+	Repeats      int       `json:"repeats"`
+	Search       int       `json:"search_steps"`
+	SearchStepS  float64   `json:"search_step_s"`
+	PauseS       float64   `json:"pause_s"`
+	SLOP99MS     float64   `json:"slo_p99_ms"`
+	SLOErrorRate float64   `json:"slo_max_error_rate"`
+	Mix          Mix       `json:"mix"`
+	Users        int       `json:"users_per_arch"`
+	TimeoutS     float64   `json:"request_timeout_s"`
+	Seed         uint64    `json:"seed"`
+	Order        string    `json:"order"`
+	Model        string    `json:"model"`
+}
+
+// ArchInfo describes one architecture as it was measured.
+type ArchInfo struct {
+	Name      string        `json:"name"`
+	BaseURL   string        `json:"base_url"`
+	Runtime   string        `json:"runtime"`   // "podman", "process" (mitosis), "local" (found by port), "unknown"
+	Resources string        `json:"resources"` // where CPU and memory come from, or why they are missing
+	Processes []ProcInfo    `json:"processes"`
+	Limits    Limits        `json:"limits"`
+	Scenario  ScenarioStats `json:"scenario"`
+}
+
+// ProcInfo is one measured process or pod.
+type ProcInfo struct {
+	Name string `json:"name"`
+	PID  int    `json:"pid,omitempty"`
+	BuildInfo
+}
+
+// Limits are the CPU and memory an architecture was given.
+type Limits struct {
+	CPUs       float64        `json:"cpus"`      // total, in cores; 0 when none
+	MemoryMB   int            `json:"memory_mb"` // total
+	Enforced   bool           `json:"enforced"`  // by the runtime (Podman's cgroups); false for processes
+	PerService []ServiceLimit `json:"per_service"`
+	Source     string         `json:"source,omitempty"`
+}
+
+// ServiceLimit is one service's share of an architecture's limits.
+type ServiceLimit struct {
+	Name     string  `json:"name"`
+	CPUs     float64 `json:"cpus"`
+	MemoryMB int     `json:"memory_mb"`
+}
+
+// ScenarioStats is what the traffic generator did for one architecture.
+type ScenarioStats struct {
+	Users         int            `json:"users"`
+	Sent          map[Kind]int64 `json:"sent"`
+	Substitutions int64          `json:"substitutions"`
+	DeclinedSent  int64          `json:"declined_checkouts_sent"`
+	Retired       int            `json:"users_retired"`
+	StockLevel    int64          `json:"stock_level"`
+	StockAdded    int64          `json:"stock_added"`
+}
+
+// At is one architecture's figures at one rate.
+type At struct {
+	Rate         float64 `json:"rate_rps"`
+	Achieved     float64 `json:"achieved_rps"`
+	P50MS        float64 `json:"p50_ms"`
+	P99MS        float64 `json:"p99_ms"`
+	ErrorRate    float64 `json:"error_rate"`
+	CPUPerReqMS  float64 `json:"cpu_per_request_ms"`
+	CPUCores     float64 `json:"cpu_cores"`
+	PeakMemBytes uint64  `json:"peak_mem_bytes"`
+}
+
+// ArchSummary is the headline of one architecture.
+type ArchSummary struct {
+	Arch         string  `json:"arch"`
+	MaxRate      float64 `json:"max_rate_within_slo"`
+	MaxRateBound string  `json:"max_rate_bound"` // found, at_least, below_lowest, not_run
+	FirstFailing float64 `json:"first_failing_rate,omitempty"`
+	AtCommon     *At     `json:"at_common_rate,omitempty"`
+	AtMax        *At     `json:"at_max_rate,omitempty"`
+	PeakMemBytes uint64  `json:"peak_mem_bytes"` // over the whole run
+}
+
+// Comparison puts the second architecture against the first (the baseline).
+type Comparison struct {
+	Baseline   string  `json:"baseline"`
+	Other      string  `json:"other"`
+	CommonRate float64 `json:"common_rate_rps"`
+	Rows       []Ratio `json:"rows"`
+}
+
+// Ratio is one metric of both architectures and Other / Baseline.
+type Ratio struct {
+	Metric   string  `json:"metric"`
+	Unit     string  `json:"unit"`
+	Baseline float64 `json:"baseline"`
+	Other    float64 `json:"other"`
+	Ratio    float64 `json:"ratio"`  // other / baseline; 0 when the baseline is 0
+	Better   string  `json:"better"` // "higher" or "lower"
+}
+
+// Traces is the trace breakdown section: where the time of a checkout went in each
+// architecture, from platform/tracecompare.
+type Traces struct {
+	Collected   bool              `json:"collected"`
+	Reason      string            `json:"reason,omitempty"` // why not
+	Collector   string            `json:"collector,omitempty"`
+	Operation   string            `json:"operation,omitempty"`
+	Window      string            `json:"window,omitempty"` // which traces: of which steps
+	File        string            `json:"file,omitempty"`   // tracecompare's own page, beside the report
+	Sides       []TraceSide       `json:"sides,omitempty"`
+	Differences []TraceDifference `json:"differences,omitempty"`
+}
+
+// TraceSide is one architecture's traces: medians in milliseconds.
+type TraceSide struct {
+	Label        string             `json:"label"`
+	Traces       int                `json:"traces"`
+	RootP50MS    float64            `json:"root_latency_p50_ms"`
+	RootP90MS    float64            `json:"root_latency_p90_ms"`
+	CriticalPath map[string]float64 `json:"critical_path_median_ms"` // domain, store, transport, queueing
+	Spans        float64            `json:"spans_median"`
+	RemoteHops   float64            `json:"remote_hops_median"`
+	Services     []string           `json:"services"`
+}
+
+// TraceDifference is one part of the critical path that differs between the sides.
+type TraceDifference struct {
+	Category string  `json:"category"`
+	Span     string  `json:"span"`
+	AMS      float64 `json:"a_ms"`
+	BMS      float64 `json:"b_ms"`
+	DeltaMS  float64 `json:"delta_ms"`
+}
+
+// BuildReport turns a run's result into a report.
+func BuildReport(id string, res *Result, env Environment, archs []ArchInfo, traces Traces) *Report {
+	p := res.Plan
+	r := &Report{
+		Schema: Schema, ID: id, Started: res.Started, Finished: res.Finished, Interrupted: res.Interrupted,
+		Environment: env, Architectures: archs, Points: res.Points, Steps: res.Steps,
+		Skipped: append([]string{}, res.Skipped...), IdleCPU: append([]IdleCPU{}, res.IdleCores...), Traces: traces, Warnings: append([]string{}, res.Warnings...),
+		Settings: Settings{
+			Rates: p.Rates, StepS: p.Duration.Seconds(), WarmupS: p.Warmup.Seconds(), WarmupRate: p.WarmupRate,
+			Repeats: max(p.Repeats, 1), Search: p.Search, SearchStepS: p.searchDuration().Seconds(), PauseS: p.Pause.Seconds(),
+			SLOP99MS: float64(p.SLO.P99.Microseconds()) / 1000, SLOErrorRate: p.SLO.ErrorRate, Mix: p.Mix, Users: p.Users,
+			TimeoutS: p.Timeout.Seconds(), Seed: p.Seed,
+			Order: "each rate runs every architecture in turn (A, B); even repeats reverse the order (B, A)",
+			Model: "open: constant arrival rate (vegeta's constant pacer, workers without a cap); latency from each request's scheduled time",
+		},
+	}
+	if r.Steps == nil {
+		r.Steps = []Step{}
+	}
+	if r.Points == nil {
+		r.Points = []Point{}
+	}
+	if len(res.Archs) == 0 {
+		for _, a := range archs {
+			res.Archs = append(res.Archs, a.Name)
+		}
+	}
+	names := res.Archs
+	common := CommonRate(res)
+	for _, a := range names {
+		s := ArchSummary{Arch: a}
+		s.MaxRate, s.MaxRateBound, s.FirstFailing = MaxWithinSLO(res.Points, a, p.Rates)
+		if pt, ok := findPoint(res.Points, a, common); ok {
+			s.AtCommon = at(pt)
+		}
+		if s.MaxRate > 0 {
+			if pt, ok := findPoint(res.Points, a, s.MaxRate); ok {
+				s.AtMax = at(pt)
+			}
+		}
+		for _, pt := range res.Points {
+			if pt.Arch == a {
+				s.PeakMemBytes = max(s.PeakMemBytes, pt.PeakMemBytes)
+			}
+		}
+		r.Summary = append(r.Summary, s)
+	}
+	if len(r.Summary) == 2 {
+		r.Comparison = compare(r.Summary[0], r.Summary[1], common)
+	}
+	r.Warnings = append(r.Warnings, warnings(r)...)
+	return r
+}
+
+func at(pt Point) *At {
+	return &At{Rate: pt.Offered, Achieved: pt.Traffic.Achieved, P50MS: pt.Traffic.Latency.P50, P99MS: pt.Traffic.Latency.P99,
+		ErrorRate: pt.Traffic.ErrorRate, CPUPerReqMS: pt.CPUPerReqMS, CPUCores: pt.CPUCores, PeakMemBytes: pt.PeakMemBytes}
+}
+
+// StepWindow is when the last ladder step of an architecture at a rate ran (zero times
+// when none did).
+func StepWindow(res *Result, arch string, rate float64) (from, to time.Time) {
+	for _, s := range res.Steps {
+		if s.Arch == arch && s.Phase == "ladder" && s.Offered == rate {
+			from, to = s.Started, s.Started.Add(time.Duration(s.Seconds*float64(time.Second)))
+		}
+	}
+	return from, to
+}
+
+// findPoint prefers the ladder's point (repeats merged) at a rate, else a search step's.
+func findPoint(pts []Point, arch string, rate float64) (Point, bool) {
+	var found *Point
+	for i, p := range pts {
+		if p.Arch == arch && p.Offered == rate {
+			if p.Phase == "ladder" {
+				return p, true
+			}
+			found = &pts[i]
+		}
+	}
+	if found != nil {
+		return *found, true
+	}
+	return Point{}, false
+}
+
+// CommonRate is the highest ladder rate every architecture passed, else the lowest rate:
+// the rate at which latencies and costs are compared like for like.
+func CommonRate(res *Result) float64 {
+	pts, archs, rates := res.Points, res.Archs, res.Plan.Rates
+	if len(rates) == 0 {
+		return 0
+	}
+	best := rates[0]
+	for _, rate := range rates {
+		all := true
+		for _, a := range archs {
+			p, ok := findPoint(pts, a, rate)
+			if !ok || p.Phase != "ladder" || !p.SLOPass {
+				all = false
+			}
+		}
+		if all {
+			best = rate
+		}
+	}
+	return best
+}
+
+func compare(a, b ArchSummary, common float64) *Comparison {
+	c := &Comparison{Baseline: a.Arch, Other: b.Arch, CommonRate: common}
+	add := func(metric, unit, better string, x, y float64) {
+		r := Ratio{Metric: metric, Unit: unit, Baseline: x, Other: y, Better: better}
+		if x != 0 {
+			r.Ratio = y / x
+		}
+		c.Rows = append(c.Rows, r)
+	}
+	add("max rate within SLO", "req/s", "higher", a.MaxRate, b.MaxRate)
+	if a.AtCommon != nil && b.AtCommon != nil {
+		add(fmt.Sprintf("p50 at %g req/s", common), "ms", "lower", a.AtCommon.P50MS, b.AtCommon.P50MS)
+		add(fmt.Sprintf("p99 at %g req/s", common), "ms", "lower", a.AtCommon.P99MS, b.AtCommon.P99MS)
+		add(fmt.Sprintf("CPU per request at %g req/s", common), "ms", "lower", a.AtCommon.CPUPerReqMS, b.AtCommon.CPUPerReqMS)
+		add(fmt.Sprintf("peak memory at %g req/s", common), "MiB", "lower", float64(a.AtCommon.PeakMemBytes)/(1<<20), float64(b.AtCommon.PeakMemBytes)/(1<<20))
+	}
+	add("peak memory, whole run", "MiB", "lower", float64(a.PeakMemBytes)/(1<<20), float64(b.PeakMemBytes)/(1<<20))
+	return c
+}
+
+// warnings are the fairness checks a reader must see before trusting a figure.
+func warnings(r *Report) []string {
+	var w []string
+	if r.Interrupted != "" {
+		w = append(w, "the run was interrupted ("+r.Interrupted+"): the figures cover only the steps that ran")
+	}
+	cores := float64(r.Environment.Machine.CPUs)
+	var saturated, noisy, lagging []string
+	maxOther, maxLag := 0.0, 0.0
+	for _, s := range r.Steps {
+		g := s.Generator
+		label := fmt.Sprintf("#%d %s %g/s", s.Index, s.Arch, s.Offered)
+		if cores > 0 && g.MachineBusy > 0.9*cores && g.CPUCores > 0.2*cores {
+			saturated = append(saturated, fmt.Sprintf("%s (machine %.2f of %g cores busy, generator %.2f)", label, g.MachineBusy, cores, g.CPUCores))
+		}
+		if cores > 0 && g.OtherCores > 0.25*cores {
+			noisy = append(noisy, label)
+			maxOther = max(maxOther, g.OtherCores)
+		}
+		if s.Traffic.MaxLagMS > 10 {
+			lagging = append(lagging, label)
+			maxLag = max(maxLag, s.Traffic.MaxLagMS)
+		}
+	}
+	if len(saturated) > 0 {
+		w = append(w, fmt.Sprintf("headroom: in %d step(s) the machine was saturated while the load generator itself used more than a fifth of it, so the system under test had less CPU than it would alone; those steps understate its capacity: %s",
+			len(saturated), strings.Join(capList(saturated, 6), "; ")))
+	}
+	if len(noisy) > 0 {
+		w = append(w, fmt.Sprintf("noise: processes other than the generator and the architecture under test used up to %.2f of %g cores in %d step(s) (%s); interleaving spreads the noise over both architectures, but absolute figures are lower than on a quiet machine",
+			maxOther, cores, len(noisy), strings.Join(capList(noisy, 6), ", ")))
+	}
+	if len(lagging) > 0 {
+		w = append(w, fmt.Sprintf("the generator fell up to %.1f ms behind its schedule in %d step(s) (%s); those delays are inside the latencies (measured from the schedule), not hidden",
+			maxLag, len(lagging), strings.Join(capList(lagging, 6), ", ")))
+	}
+	// Limits: equal totals, enforced, known.
+	var lim []string
+	for _, a := range r.Architectures {
+		if !a.Limits.Enforced {
+			lim = append(lim, a.Name)
+		}
+	}
+	if len(lim) > 0 {
+		w = append(w, "limits not enforced for "+strings.Join(lim, ", ")+": processes share the whole machine; run under Podman (mitosis up) for equal, enforced limits")
+	}
+	if len(r.Architectures) == 2 {
+		a, b := r.Architectures[0].Limits, r.Architectures[1].Limits
+		if a.CPUs != b.CPUs || a.MemoryMB != b.MemoryMB {
+			w = append(w, fmt.Sprintf("unequal limits: %s has %g CPUs and %d MiB, %s has %g CPUs and %d MiB (the topology's totals; %s)",
+				r.Architectures[0].Name, a.CPUs, a.MemoryMB, r.Architectures[1].Name, b.CPUs, b.MemoryMB,
+				map[bool]string{true: "enforced by Podman, so the comparison is not at equal resources", false: "not enforced by this runtime"}[a.Enforced || b.Enforced]))
+		}
+	}
+	for _, a := range r.Architectures {
+		measured := false
+		for _, s := range r.Steps {
+			if s.Arch == a.Name && s.Resources.Measured {
+				measured = true
+				break
+			}
+		}
+		if !measured && len(r.Steps) > 0 {
+			w = append(w, "CPU and memory of "+a.Name+" were not measured: "+a.Resources)
+		}
+	}
+	if !r.Traces.Collected {
+		w = append(w, "trace breakdown missing: "+r.Traces.Reason)
+	}
+	if r.Environment.Machine.LoadAvg > cores && cores > 0 {
+		w = append(w, fmt.Sprintf("the machine's load average was %.2f on %g cores when the run started", r.Environment.Machine.LoadAvg, cores))
+	}
+	return w
+}
+
+func capList(l []string, n int) []string {
+	if len(l) <= n {
+		return l
+	}
+	return append(slices.Clone(l[:n]), fmt.Sprintf("and %d more", len(l)-n))
+}
+
+// WriteJSON writes report.json.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteFiles writes report.json, report.md and report.html into dir.
+func (r *Report) WriteFiles(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name  string
+		write func(io.Writer) error
+	}{{"report.json", r.WriteJSON}, {"report.md", r.WriteMarkdown}, {"report.html", r.WriteHTML}} {
+		file, err := os.Create(filepath.Join(dir, f.name))
+		if err != nil {
+			return err
+		}
+		if err := f.write(file); err != nil {
+			file.Close()
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		if err := file.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fmtRate prints a rate with its bound.
+func fmtRate(s ArchSummary) string {
+	switch s.MaxRateBound {
+	case "at_least":
+		return fmt.Sprintf("≥ %g req/s (no rate tried failed)", s.MaxRate)
+	case "below_lowest":
+		return fmt.Sprintf("< %g req/s (the lowest rate failed)", s.FirstFailing)
+	case "not_run":
+		return "not run"
+	}
+	return fmt.Sprintf("%g req/s (%g failed)", s.MaxRate, s.FirstFailing)
+}
+
+func fmtRatio(x float64) string {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", x)
+}
+
+// WriteMarkdown writes report.md: the headline table first, then the steps.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	p("# Load test %s", r.ID)
+	p("")
+	p("%s, %s to %s (%s). SLO: p99 < %g ms and errors < %g%%. %s.", strings.Join(archNames(r), " vs "),
+		r.Started.Format(time.RFC3339), r.Finished.Format("15:04:05Z"), r.Finished.Sub(r.Started).Round(time.Second),
+		r.Settings.SLOP99MS, 100*r.Settings.SLOErrorRate, r.Settings.Model)
+	if r.Interrupted != "" {
+		p("")
+		p("**Interrupted:** %s", r.Interrupted)
+	}
+	p("")
+	p("## Result")
+	p("")
+	p("| | %s |", strings.Join(archNames(r), " | "))
+	p("|---|%s", strings.Repeat("---|", len(r.Summary)))
+	row := func(label string, f func(ArchSummary) string) {
+		cells := []string{}
+		for _, s := range r.Summary {
+			cells = append(cells, f(s))
+		}
+		p("| %s | %s |", label, strings.Join(cells, " | "))
+	}
+	row("max rate within SLO", fmtRate)
+	if r.Comparison != nil {
+		cr := r.Comparison.CommonRate
+		atf := func(f func(*At) string) func(ArchSummary) string {
+			return func(s ArchSummary) string {
+				if s.AtCommon == nil {
+					return "–"
+				}
+				return f(s.AtCommon)
+			}
+		}
+		row(fmt.Sprintf("p50 / p99 at %g req/s", cr), atf(func(a *At) string { return fmt.Sprintf("%.2f / %.2f ms", a.P50MS, a.P99MS) }))
+		row(fmt.Sprintf("CPU per request at %g req/s", cr), atf(func(a *At) string { return fmtCPU(a.CPUPerReqMS) }))
+		row(fmt.Sprintf("peak memory at %g req/s", cr), atf(func(a *At) string { return fmtMem(a.PeakMemBytes) }))
+	}
+	row("peak memory, whole run", func(s ArchSummary) string { return fmtMem(s.PeakMemBytes) })
+	if c := r.Comparison; c != nil {
+		p("")
+		p("Ratios %s / %s (for latency, CPU and memory lower is better; for rate higher is):", c.Other, c.Baseline)
+		p("")
+		p("| metric | %s | %s | ratio |", c.Baseline, c.Other)
+		p("|---|---|---|---|")
+		for _, x := range c.Rows {
+			p("| %s | %s | %s | %s |", x.Metric, fmtVal(x.Baseline, x.Unit), fmtVal(x.Other, x.Unit), fmtRatio(x.Ratio))
+		}
+	}
+	if len(r.Warnings) > 0 {
+		p("")
+		p("## Warnings")
+		p("")
+		for _, x := range r.Warnings {
+			p("- %s", x)
+		}
+	}
+	p("")
+	p("## Latency and cost by offered rate (repeats merged)")
+	p("")
+	p("| arch | phase | offered | achieved | p50 | p90 | p99 | p99.9 | max | errors | CPU cores | CPU/req | peak mem | generator | SLO |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, pt := range r.Points {
+		t := pt.Traffic
+		p("| %s | %s | %g | %.1f | %.2f | %.2f | %.2f | %.2f | %.1f | %.2f%% | %.2f | %s | %s | %.2f | %s |", pt.Arch, pt.Phase, pt.Offered, t.Achieved,
+			t.Latency.P50, t.Latency.P90, t.Latency.P99, t.Latency.P999, t.Latency.Max, 100*t.ErrorRate, pt.CPUCores,
+			fmtCPU(pt.CPUPerReqMS), fmtMem(pt.PeakMemBytes), pt.Generator.CPUCores, passFail(pt.SLOPass))
+	}
+	p("")
+	p("## Steps in run order")
+	p("")
+	p("| # | arch | phase | rep | offered | requests | achieved | p50 | p99 | max | errors | CPU/req | machine busy | other | SLO |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, s := range r.Steps {
+		t := s.Traffic
+		p("| %d | %s | %s | %d | %g | %d | %.1f | %.2f | %.2f | %.1f | %.2f%%%s | %s | %.2f | %.2f | %s |", s.Index, s.Arch, s.Phase, s.Repeat, s.Offered, t.Requests, t.Achieved,
+			t.Latency.P50, t.Latency.P99, t.Latency.Max, 100*t.ErrorRate, topErrors(t.Errors), fmtCPU(s.Resources.CPUPerReqMS),
+			s.Generator.MachineBusy, s.Generator.OtherCores, passFail(s.SLOPass))
+	}
+	if len(r.Skipped) > 0 {
+		p("")
+		p("Skipped: %s.", strings.Join(r.Skipped, "; "))
+	}
+	p("")
+	p("## Trace breakdown")
+	p("")
+	if !r.Traces.Collected {
+		p("**Traces were not collected:** %s", r.Traces.Reason)
+	} else {
+		t := r.Traces
+		p("Operation `%s`, traces from %s (%s); medians of the request's critical path in ms (see %s for the waterfalls).", t.Operation, t.Collector, orNone(t.Window), t.File)
+		p("")
+		p("| side | traces | root p50 | domain | store | transport | queueing | spans | remote hops |")
+		p("|---|---|---|---|---|---|---|---|---|")
+		for _, s := range t.Sides {
+			cp := s.CriticalPath
+			p("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |", s.Label, s.Traces, s.RootP50MS, cp["domain"], cp["store"], cp["transport"], cp["queueing"], s.Spans, s.RemoteHops)
+		}
+		if len(t.Differences) > 0 {
+			p("")
+			p("| where (B − A) | A ms | B ms | Δ ms |")
+			p("|---|---|---|---|")
+			for _, d := range t.Differences {
+				p("| %s: %s | %.2f | %.2f | %+.2f |", d.Category, d.Span, d.AMS, d.BMS, d.DeltaMS)
+			}
+		}
+	}
+	p("")
+	p("## Fairness and environment")
+	p("")
+	e := r.Environment
+	p("- machine: %d CPUs (%s), %s RAM, %s/%s, kernel %s, load average %.2f at start", e.Machine.CPUs, e.Machine.CPUModel,
+		fmtMem(e.Machine.MemBytes), e.Machine.OS, e.Machine.Arch, e.Machine.Kernel, e.Machine.LoadAvg)
+	dirty := ""
+	if e.GitDirty {
+		dirty = " (with uncommitted changes)"
+	}
+	p("- load generator: %s, GOMAXPROCS %d; git revision %s%s", e.GoVersion, e.GOMAXPROCS, orNone(e.GitRevision), dirty)
+	for _, ic := range r.IdleCPU {
+		p("- %s used %.3f cores with no traffic (measured for 1 s before the warm-up); after each step the runner waits until it is back within 0.05 cores of that, at most 10 s, so a step's leftover work is not billed to the next", ic.Arch, ic.Cores)
+	}
+	for _, a := range r.Architectures {
+		enf := "not enforced"
+		if a.Limits.Enforced {
+			enf = "enforced"
+		}
+		p("- %s at %s, runtime %s: limits %g CPUs, %d MiB (%s); resources: %s", a.Name, a.BaseURL, a.Runtime, a.Limits.CPUs, a.Limits.MemoryMB, enf, a.Resources)
+		for _, pr := range a.Processes {
+			p("  - %s pid %d, %s %s", pr.Name, pr.PID, orNone(pr.GoVersion), shortRev(pr.Revision))
+		}
+		sent := []string{}
+		for _, k := range Kinds() {
+			sent = append(sent, fmt.Sprintf("%s %d", k, a.Scenario.Sent[k]))
+		}
+		p("  - traffic: %d users; sent %s; %d declined-card checkouts; %d substitutions; %d users retired; stock topped up to %d per product (%d units added)",
+			a.Scenario.Users, strings.Join(sent, ", "), a.Scenario.DeclinedSent, a.Scenario.Substitutions, a.Scenario.Retired, a.Scenario.StockLevel, a.Scenario.StockAdded)
+	}
+	s := r.Settings
+	p("- settings: rates %v req/s, %gs steps, warm-up %gs at %g req/s, %d repeat(s), %d search step(s) of %gs, %gs pauses, %d users per architecture, %gs request timeout, seed %d; %s",
+		s.Rates, s.StepS, s.WarmupS, s.WarmupRate, s.Repeats, s.Search, s.SearchStepS, s.PauseS, s.Users, s.TimeoutS, s.Seed, s.Order)
+	p("- mix (weights): list %g, search %g, product %g, cart add %g, checkout %g, of which %g%% declined cards",
+		s.Mix.List, s.Mix.Search, s.Mix.Product, s.Mix.CartAdd, s.Mix.Checkout, 100*s.Mix.Declined)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func archNames(r *Report) []string {
+	var out []string
+	for _, s := range r.Summary {
+		out = append(out, s.Arch)
+	}
+	return out
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "FAIL"
+}
+
+func fmtCPU(ms float64) string {
+	if ms == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.3f ms", ms)
+}
+
+func fmtMem(b uint64) string {
+	if b == 0 {
+		return "–"
+	}
+	if b >= 4<<30 {
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
+
+func fmtVal(v float64, unit string) string {
+	switch unit {
+	case "req/s":
+		return fmt.Sprintf("%g req/s", v)
+	case "ms":
+		return fmt.Sprintf("%.3f ms", v)
+	case "MiB":
+		return fmt.Sprintf("%.1f MiB", v)
+	}
+	return fmt.Sprintf("%g %s", v, unit)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func shortRev(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
