@@ -53,7 +53,7 @@ func New(ctx context.Context, stackName, arch string) (*Sampler, error) {
 		return nil, err
 	}
 	if len(ids) == 0 {
-		return nil, fmt.Errorf("podman: no running container of stack %s, arch %s", stackName, arch)
+		return nil, fmt.Errorf("podman: stack %s, arch %s: %w", stackName, arch, ErrNoContainers)
 	}
 	return s, nil
 }

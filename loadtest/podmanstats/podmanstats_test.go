@@ -4,6 +4,7 @@ package podmanstats
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -20,6 +21,11 @@ func TestSamplerNeedsPodmanStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := New(ctx, stackName, "monolith")
+	if errors.Is(err, ErrNoContainers) {
+		// Podman answers; what is missing is a running stack, which this test samples
+		// rather than makes (make up ARCH=monolith, then run it).
+		t.Skipf("no running %s stack to sample (make up ARCH=monolith): %v", stackName, err)
+	}
 	if err != nil {
 		if os.Getenv("REQUIRE_CONTAINERS") == "1" {
 			t.Fatalf("%v (REQUIRE_CONTAINERS=1)", err)
