@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -79,8 +80,23 @@ func TestACallIsAClientAndAServerSpanOfOneTrace(t *testing.T) {
 	}
 	request.End()
 
+	// The server ends its span after it has sent the response, so the client can be back
+	// before that span has ended: wait for it (with a deadline).
+	ended := rec.Ended()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); ended = rec.Ended() {
+		n := 0
+		for _, s := range ended {
+			if s.Name() == "mitosis.cart.v1.CartService/Get" {
+				n++
+			}
+		}
+		if n >= 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	byName := map[string][]sdktrace.ReadOnlySpan{}
-	for _, s := range rec.Ended() {
+	for _, s := range ended {
 		byName[s.Name()] = append(byName[s.Name()], s)
 		if s.SpanContext().TraceID() != request.SpanContext().TraceID() {
 			t.Errorf("span %s (%v) is outside the request's trace: health checks must make no spans", s.Name(), s.SpanKind())
