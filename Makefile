@@ -17,8 +17,10 @@ TOKEN_FILE := $(STATE)/admin-token
 ADMIN_TOKEN = $${SHOP_ADMIN_TOKEN:-$$(cat $(TOKEN_FILE))}
 
 LOADTEST_FLAGS ?=
-# The stack the load test drives exports a tenth of its traces to the local collector.
-OTEL_FOR_STACK := OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1
+# Each architecture's CPU and memory in total (mitosis up --cpus/--memory; default 1.5 CPUs, 640 MiB).
+CPUS ?=
+MEMORY_MB ?=
+UP_FLAGS := $(if $(CPUS),--cpus $(CPUS)) $(if $(MEMORY_MB),--memory $(MEMORY_MB))
 
 .PHONY: load compare loadtest-stack all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
 
@@ -52,15 +54,15 @@ setup:
 	bash platform/setup/podman.sh
 
 ## up: build what changed and run ARCH (both|monolith|services) on RUNTIME (auto|podman|process):
-## the monolith's edge on 127.0.0.1:8080, the gateway on 127.0.0.1:8081
+## the monolith's edge on 127.0.0.1:8080, the gateway on 127.0.0.1:8081, the trace collector on
+## 127.0.0.1:16686 (OTLP on 4317/4318); CPUS=1.5 MEMORY_MB=640 per architecture
 up: $(MITOSIS) $(TOKEN_FILE)
 	@if [ "$(RUNTIME)" != process ]; then bash platform/setup/podman.sh || echo "make up: no Podman here: the process runtime runs the stack"; fi
-	./$(MITOSIS) up -t $(ARCH) --runtime $(RUNTIME)
+	./$(MITOSIS) up -t $(ARCH) --runtime $(RUNTIME) $(UP_FLAGS)
 
-## down: remove exactly what up made (and the collector make load started)
+## down: remove exactly what up made
 down: $(MITOSIS)
 	./$(MITOSIS) down -t $(ARCH)
-	@if [ -f $(STATE)/collector.pid ]; then kill $$(cat $(STATE)/collector.pid) 2>/dev/null || true; rm -f $(STATE)/collector.pid; fi
 
 ## status: state, readiness, CPU and memory of every service
 status: $(MITOSIS)
@@ -103,14 +105,12 @@ load: loadtest-stack
 compare: loadtest-stack
 	go run ./loadtest/cmd/loadtest -preset compare $(LOADTEST_FLAGS)
 
-# loadtest-stack starts the trace collector and brings both architectures up if they are not.
+# loadtest-stack brings both architectures and the trace collector up unless they answer.
 loadtest-stack: $(TOKEN_FILE) $(MITOSIS)
-	@if ! curl -fsS -o /dev/null http://127.0.0.1:16686/healthz 2>/dev/null; then \
-		go build -o bin/collector ./platform/cmd/collector && \
-		{ nohup ./bin/collector >> $(STATE)/collector.log 2>&1 & echo $$! > $(STATE)/collector.pid; }; fi
 	@if curl -fsS -o /dev/null http://127.0.0.1:8080/readyz 2>/dev/null && \
-	    curl -fsS -o /dev/null http://127.0.0.1:8081/readyz 2>/dev/null; then echo "stack is up"; \
-	else SHOP_ADMIN_TOKEN=$(ADMIN_TOKEN) $(OTEL_FOR_STACK) ./$(MITOSIS) up; fi
+	    curl -fsS -o /dev/null http://127.0.0.1:8081/readyz 2>/dev/null && \
+	    curl -fsS -o /dev/null http://127.0.0.1:16686/healthz 2>/dev/null; then echo "stack is up"; \
+	else $(MAKE) --no-print-directory up ARCH=both; fi
 
 ## deploy-render: rewrite deploy/ (Kubernetes, ECS, ADOT) and compose/ from the topology
 deploy-render: $(MITOSIS)

@@ -52,6 +52,7 @@ type Settings struct {
 	Users        int       `json:"users_per_arch"`
 	TimeoutS     float64   `json:"request_timeout_s"`
 	Seed         uint64    `json:"seed"`
+	TraceShare   float64   `json:"trace_share"` // share of requests sent asking to be traced; negative: the stacks decided
 	Order        string    `json:"order"`
 	Model        string    `json:"model"`
 }
@@ -187,7 +188,7 @@ func BuildReport(id string, res *Result, env Environment, archs []ArchInfo, trac
 			Rates: p.Rates, StepS: p.Duration.Seconds(), WarmupS: p.Warmup.Seconds(), WarmupRate: p.WarmupRate,
 			Repeats: max(p.Repeats, 1), Search: p.Search, SearchStepS: p.searchDuration().Seconds(), PauseS: p.Pause.Seconds(),
 			SLOP99MS: float64(p.SLO.P99.Microseconds()) / 1000, SLOErrorRate: p.SLO.ErrorRate, Mix: p.Mix, Users: p.Users,
-			TimeoutS: p.Timeout.Seconds(), Seed: p.Seed,
+			TimeoutS: p.Timeout.Seconds(), Seed: p.Seed, TraceShare: p.TraceShare,
 			Order: "each rate runs every architecture in turn (A, B); even repeats reverse the order (B, A)",
 			Model: "open: constant arrival rate (vegeta's constant pacer, workers without a cap); latency from each request's scheduled time",
 		},
@@ -579,8 +580,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			a.Scenario.Users, strings.Join(sent, ", "), a.Scenario.DeclinedSent, a.Scenario.Substitutions, a.Scenario.Retired, a.Scenario.StockLevel, a.Scenario.StockAdded)
 	}
 	s := r.Settings
-	p("- settings: rates %v req/s, %gs steps, warm-up %gs at %g req/s, %d repeat(s), %d search step(s) of %gs, %gs pauses, %d users per architecture, %gs request timeout, seed %d; %s",
-		s.Rates, s.StepS, s.WarmupS, s.WarmupRate, s.Repeats, s.Search, s.SearchStepS, s.PauseS, s.Users, s.TimeoutS, s.Seed, s.Order)
+	p("- settings: rates %v req/s, %gs steps, warm-up %gs at %g req/s, %d repeat(s), %d search step(s) of %gs, %gs pauses, %d users per architecture, %gs request timeout, seed %d, %s; %s",
+		s.Rates, s.StepS, s.WarmupS, s.WarmupRate, s.Repeats, s.Search, s.SearchStepS, s.PauseS, s.Users, s.TimeoutS, s.Seed, traceShare(s.TraceShare), s.Order)
 	p("- mix (weights): list %g, search %g, product %g, cart add %g, checkout %g, of which %g%% declined cards",
 		s.Mix.List, s.Mix.Search, s.Mix.Product, s.Mix.CartAdd, s.Mix.Checkout, 100*s.Mix.Declined)
 	_, err := io.WriteString(w, b.String())
@@ -643,4 +644,12 @@ func shortRev(s string) string {
 		return s[:12]
 	}
 	return s
+}
+
+// traceShare says how much of the traffic was traced.
+func traceShare(share float64) string {
+	if share < 0 {
+		return "tracing as each stack samples"
+	}
+	return fmt.Sprintf("%g%% of requests traced (sampled traceparent)", 100*share)
 }

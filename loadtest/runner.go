@@ -53,6 +53,7 @@ type Plan struct {
 	SampleEvery    time.Duration // resource sampling interval during a step
 	Settle         time.Duration // the longest wait for quiet after a step (0: 10 s; negative: none)
 	Seed           uint64
+	TraceShare     float64 // share of requests asked to be traced (ScenarioConfig.TraceShare)
 }
 
 // StepSpec is one planned step.
@@ -119,6 +120,9 @@ func (p Plan) Validate() error {
 	}
 	if p.SLO.P99 <= 0 || p.SLO.ErrorRate <= 0 {
 		return errors.New("plan: SLO bounds must be positive")
+	}
+	if p.TraceShare > 1 {
+		return fmt.Errorf("plan: trace share %g is above 1", p.TraceShare)
 	}
 	return p.Mix.Validate()
 }

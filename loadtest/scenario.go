@@ -1,6 +1,8 @@
 package loadtest
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -95,6 +97,12 @@ type ScenarioConfig struct {
 	Terms    []string // search words
 	Prefix   string   // user IDs are <Prefix>-<n>; unique per run and architecture
 	Seed     uint64   // of the mix's random choices
+	// TraceShare is the share of requests, 0 to 1, sent with a W3C traceparent that asks for
+	// the request to be traced; the others carry one that says not to. The stacks sample by
+	// their parent, so the generator, like a front door, decides how much of its traffic is
+	// traced, the same for both architectures, without restarting them. Negative: send no
+	// traceparent and let each stack decide.
+	TraceShare float64
 }
 
 // Scenario generates the mix for one architecture, statefully: each virtual user has its
@@ -172,6 +180,22 @@ func (s *Scenario) newUser() int {
 	return len(s.users) - 1
 }
 
+// traceparent is a new W3C trace context, sampled or not. Its trace ID starts with the time
+// in seconds, as AWS X-Ray's do, so a traced request can be sent on to X-Ray as it is.
+func traceparent(sampled bool) string {
+	var id [16]byte
+	binary.BigEndian.PutUint32(id[:4], uint32(time.Now().Unix()))
+	binary.BigEndian.PutUint32(id[4:8], rand.Uint32()) // math/rand/v2's global source: unseeded
+	binary.BigEndian.PutUint64(id[8:], rand.Uint64())
+	var span [8]byte
+	binary.BigEndian.PutUint64(span[:], rand.Uint64()|1) // never all zero
+	flags := "00"
+	if sampled {
+		flags = "01"
+	}
+	return "00-" + hex.EncodeToString(id[:]) + "-" + hex.EncodeToString(span[:]) + "-" + flags
+}
+
 // Targeter returns the vegeta Targeter that generates the mix.
 func (s *Scenario) Targeter() vegeta.Targeter {
 	return func(t *vegeta.Target) error {
@@ -214,6 +238,9 @@ func (s *Scenario) fill(t *vegeta.Target) {
 		s.substitutions.Add(1)
 	}
 	t.Header = http.Header{headerKind: {string(kind)}}
+	if s.cfg.TraceShare >= 0 {
+		t.Header.Set("traceparent", traceparent(s.rng.Float64() < s.cfg.TraceShare))
+	}
 	t.Body = nil
 	base := s.cfg.BaseURL
 	switch kind {

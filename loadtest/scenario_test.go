@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -263,4 +265,60 @@ func TestReplenishTopsUp(t *testing.T) {
 	if terms := SearchTerms(products); strings.Join(terms, ",") != "bottle,camp,steel,stove,tent,trailhead" {
 		t.Errorf("terms %v", terms)
 	}
+}
+
+func TestScenarioAsksForTheTraceShare(t *testing.T) {
+	traceparent := regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-0([01])$`)
+	for _, share := range []float64{0, 0.25, 1} {
+		s, err := NewScenario(ScenarioConfig{BaseURL: "http://127.0.0.1:1", Mix: DefaultMix(), Users: 50,
+			Products: []string{"sku-0001"}, Prefix: "lt-trace", Seed: 11, TraceShare: share})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 4000
+		sampled := 0
+		ids := map[string]bool{}
+		for range n {
+			var tg vegeta.Target
+			if err := s.Targeter()(&tg); err != nil {
+				t.Fatal(err)
+			}
+			m := traceparent.FindStringSubmatch(tg.Header.Get("traceparent"))
+			if m == nil {
+				t.Fatalf("share %g: traceparent %q", share, tg.Header.Get("traceparent"))
+			}
+			if ids[m[1]] {
+				t.Fatalf("share %g: trace ID %s sent twice", share, m[1])
+			}
+			ids[m[1]] = true
+			if now := time.Now().Unix(); math.Abs(float64(now)-float64(mustHex(t, m[1][:8]))) > 5 {
+				t.Fatalf("trace ID %s does not start with the time (X-Ray)", m[1])
+			}
+			if m[3] == "1" {
+				sampled++
+			}
+			complete(s, &tg)
+		}
+		if got := float64(sampled) / n; math.Abs(got-share) > 0.03 {
+			t.Errorf("share %g: %.3f of requests asked to be traced", share, got)
+		}
+	}
+	s, err := NewScenario(ScenarioConfig{BaseURL: "http://127.0.0.1:1", Mix: DefaultMix(), Products: []string{"sku-0001"}, TraceShare: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tg vegeta.Target
+	_ = s.Targeter()(&tg)
+	if v := tg.Header.Get("traceparent"); v != "" {
+		t.Errorf("a negative share sent traceparent %q", v)
+	}
+}
+
+func mustHex(t *testing.T, s string) int64 {
+	t.Helper()
+	v, err := strconv.ParseInt(s, 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

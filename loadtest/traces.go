@@ -56,7 +56,7 @@ func CollectTraces(ctx context.Context, src TraceSource, dir string) Traces {
 		tds, err := client.Find(ctx, tracecollect.Query{ServiceName: side.Service, OperationName: src.Operation, NumTraces: src.Last,
 			StartMin: side.From, StartMax: side.To})
 		if errors.Is(err, tracecollect.ErrNotFound) {
-			out.Reason = fmt.Sprintf("the collector at %s holds no trace of %q from service %q: the %s was not started with OTEL_EXPORTER_OTLP_ENDPOINT pointing at it (mitosis up sets it; make up does not)",
+			out.Reason = fmt.Sprintf("the collector at %s holds no trace of %q from service %q: the %s was not started with OTEL_EXPORTER_OTLP_ENDPOINT pointing at it (mitosis up sets it), or no request asked to be traced (-trace-share)",
 				src.Collector, src.Operation, side.Service, side.Label)
 			return out
 		}

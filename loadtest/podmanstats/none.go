@@ -27,3 +27,8 @@ func (*Sampler) Describe() string { return "" }
 func (*Sampler) Sample(context.Context) (map[string]loadtest.Usage, error) {
 	return nil, errors.New("podman stats unavailable")
 }
+
+// Limits is not available in this build.
+func (*Sampler) Limits(context.Context) (loadtest.Limits, error) {
+	return loadtest.Limits{}, errors.New("podman unavailable")
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 
 	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/containers/podman/v4/pkg/bindings/containers"
@@ -81,7 +82,9 @@ func (s *Sampler) list(ctx context.Context) ([]string, map[string]string, error)
 	var ids []string
 	names := map[string]string{}
 	for _, ct := range ctrs {
-		if ct.State != "running" {
+		// The pod's infra container carries the pod's labels too; it only holds the
+		// namespaces, and would take the service's name in the samples.
+		if ct.State != "running" || ct.IsInfra {
 			continue
 		}
 		ids = append(ids, ct.ID)
@@ -92,6 +95,41 @@ func (s *Sampler) list(ctx context.Context) ([]string, map[string]string, error)
 		names[ct.ID] = name
 	}
 	return ids, names, nil
+}
+
+// Limits reads the CPU and memory limits Podman enforces on each running container of the
+// architecture (its cgroup's CFS quota and memory limit), so the report states what ran,
+// whatever `mitosis up` was asked for.
+func (s *Sampler) Limits(ctx context.Context) (loadtest.Limits, error) {
+	ids, names, err := s.list(ctx)
+	if err != nil {
+		return loadtest.Limits{}, err
+	}
+	c, cancel := s.with(ctx)
+	defer cancel()
+	l := loadtest.Limits{Enforced: true, Source: "podman: the containers' cgroup limits"}
+	milli := 0
+	for _, id := range ids {
+		data, err := containers.Inspect(c, id, nil)
+		if err != nil {
+			return loadtest.Limits{}, fmt.Errorf("podman: inspect %s: %w", names[id], err)
+		}
+		var sl loadtest.ServiceLimit
+		sl.Name = names[id]
+		if hc := data.HostConfig; hc != nil {
+			if hc.CpuQuota > 0 && hc.CpuPeriod > 0 {
+				m := int(hc.CpuQuota * 1000 / int64(hc.CpuPeriod))
+				sl.CPUs = float64(m) / 1000
+				milli += m
+			}
+			sl.MemoryMB = int(hc.Memory >> 20)
+			l.MemoryMB += sl.MemoryMB
+		}
+		l.PerService = append(l.PerService, sl)
+	}
+	l.CPUs = float64(milli) / 1000
+	sort.Slice(l.PerService, func(i, j int) bool { return l.PerService[i].Name < l.PerService[j].Name })
+	return l, nil
 }
 
 // Sample implements loadtest.ResourceSampler.

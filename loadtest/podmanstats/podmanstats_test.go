@@ -5,52 +5,136 @@ package podmanstats
 import (
 	"context"
 	"errors"
+	"math"
+	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/containers/podman/v4/pkg/bindings"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/mitosis-dev/mitosis/platform/imagebuild"
+	"github.com/mitosis-dev/mitosis/platform/podmanrt"
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
-// TestSamplerNeedsPodmanStack samples a running mitosis stack's pods (MITOSIS_STACK, default
-// "mitosis"; `mitosis up` makes one). It only reads: it skips when Podman or the stack is
-// missing, unless REQUIRE_CONTAINERS=1.
-func TestSamplerNeedsPodmanStack(t *testing.T) {
-	stackName := os.Getenv("MITOSIS_STACK")
-	if stackName == "" {
-		stackName = "mitosis"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// TestSamplerOnAPodmanStack brings a monolith stack of its own up in Podman (images built
+// here, a stack name and edge of its own), then samples it: CPU counters and memory of both
+// containers, and the limits Podman enforces, which must be the topology's budget. It skips
+// without Podman, unless REQUIRE_CONTAINERS=1.
+func TestSamplerOnAPodmanStack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	s, err := New(ctx, stackName, "monolith")
-	if errors.Is(err, ErrNoContainers) {
-		// Podman answers; what is missing is a running stack, which this test samples
-		// rather than makes (make up ARCH=monolith, then run it).
-		t.Skipf("no running %s stack to sample (make up ARCH=monolith): %v", stackName, err)
-	}
-	if err != nil {
+	if _, err := bindings.NewConnection(ctx, socket()); err != nil {
 		if os.Getenv("REQUIRE_CONTAINERS") == "1" {
-			t.Fatalf("%v (REQUIRE_CONTAINERS=1)", err)
+			t.Fatalf("podman: %v (REQUIRE_CONTAINERS=1)", err)
 		}
-		t.Skipf("no Podman stack to sample: %v", err)
+		t.Skipf("no Podman API at %s: %v", socket(), err)
+	}
+	name := stacktest.StackName(t)
+	if _, err := New(ctx, name, topology.Monolith); !errors.Is(err, ErrNoContainers) {
+		t.Fatalf("New before the stack is up: %v, want ErrNoContainers", err)
+	}
+
+	edge := stacktest.FreeAddr(t)
+	budget := topology.Budget{CPUs: 1.2, MemoryMB: 500}
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector, Budget: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := up(ctx, t, name, topo)
+	base := "http://" + edge
+	stacktest.Checkout(t, base, "test-token", "sampler")
+
+	s, err := New(ctx, name, topology.Monolith)
+	if err != nil {
+		t.Fatal(err)
 	}
 	first, err := s.Sample(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := first["monolith"]; !ok {
-		t.Fatalf("sample %v: want the monolith's container by its service name", first)
+	if len(first) != 2 {
+		t.Errorf("sample %v: want the monolith and its NATS", first)
 	}
 	for name, u := range first {
 		if u.CPUSeconds <= 0 || u.MemBytes == 0 {
 			t.Errorf("%s: %+v, want CPU seconds and memory of a running container", name, u)
 		}
 	}
+	for range 50 { // work the monolith for the counter to move
+		if code := stacktest.Get(t, base+"/v1/products"); code != http.StatusOK {
+			t.Fatalf("GET /v1/products: %d", code)
+		}
+	}
 	second, err := s.Sample(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, u := range second {
-		if u.CPUSeconds < first[name].CPUSeconds {
-			t.Errorf("%s: CPU went from %v to %v: want a counter", name, first[name].CPUSeconds, u.CPUSeconds)
+	if second["monolith"].CPUSeconds <= first["monolith"].CPUSeconds {
+		t.Errorf("monolith CPU went from %v to %v over 50 requests: want a growing counter",
+			first["monolith"].CPUSeconds, second["monolith"].CPUSeconds)
+	}
+
+	l, err := s.Limits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Enforced || math.Abs(l.CPUs-budget.CPUs) > 0.0005 || l.MemoryMB != budget.MemoryMB || len(l.PerService) != 2 {
+		t.Errorf("limits %+v, want the budget %+v over 2 containers", l, budget)
+	}
+	for _, sl := range l.PerService {
+		svc, ok := topo.Archs[0].Service(sl.Name)
+		if !ok || math.Abs(sl.CPUs-svc.CPUs) > 0.0005 || sl.MemoryMB != svc.MemoryMB {
+			t.Errorf("%s: podman enforces %g CPUs and %d MiB, the topology says %g and %d", sl.Name, sl.CPUs, sl.MemoryMB, svc.CPUs, svc.MemoryMB)
 		}
 	}
+	if _, err := rt.Down(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// up builds the topology's images and brings it up, taking it down when the test ends.
+func up(ctx context.Context, t *testing.T, name string, topo topology.Topology) *podmanrt.Runtime {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs []imagebuild.Spec
+	for _, im := range topo.Images() {
+		specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package})
+	}
+	built, err := imagebuild.Build(ctx, imagebuild.Options{
+		Root:      filepath.Dir(filepath.Dir(wd)), // loadtest/podmanstats -> the repository
+		Dir:       filepath.Join(os.TempDir(), "mitosis-loadtest-images"),
+		Platforms: []v1.Platform{imagebuild.HostPlatform()},
+		Repo:      "localhost/mitosis-loadtest",
+	}, specs...)
+	if err != nil {
+		t.Fatalf("build images: %v", err)
+	}
+	imgs := map[string]imagebuild.Image{}
+	for _, img := range built {
+		imgs[img.Name] = img
+	}
+	rt, err := podmanrt.Connect(ctx, podmanrt.Options{Stack: name, Images: imgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := rt.Down(ctx, nil); err != nil {
+			t.Errorf("cleanup down: %v", err)
+		}
+	})
+	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", ReadyTimeout: 2 * time.Minute}); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	return rt
 }

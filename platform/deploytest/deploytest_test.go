@@ -74,7 +74,7 @@ func runMain(m *testing.M) int {
 	env.conn = conn
 	env.root = filepath.Dir(filepath.Dir(wd)) // platform/deploytest -> the repository
 	env.state = filepath.Join(os.TempDir(), "mitosis-k8s-test-state")
-	t, err := topology.Get(topology.Both, topology.Options{})
+	t, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "deploytest:", err)
 		return 1

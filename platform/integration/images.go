@@ -41,7 +41,7 @@ func BuildImages(ctx context.Context, rt *podmanrt.Runtime, opts ImagesOptions) 
 	if opts.Dir == "" {
 		opts.Dir = filepath.Join(os.TempDir(), "mitosis-it-images")
 	}
-	topo, err := topology.Get(topology.Both, topology.Options{})
+	topo, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		return nil, rep, err
 	}

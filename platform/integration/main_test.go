@@ -99,7 +99,7 @@ func requireEngine(t *testing.T) {
 
 func arch(t *testing.T, name string) topology.Arch {
 	t.Helper()
-	topo, err := topology.Get(name, topology.Options{})
+	topo, err := topology.Get(name, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
 	}

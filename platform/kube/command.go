@@ -185,7 +185,7 @@ kube down removes it all.`,
 			if err != nil {
 				return err
 			}
-			t, err := topology.Get(topology.Both, topology.Options{})
+			t, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
 			if err != nil {
 				return err
 			}
@@ -316,7 +316,7 @@ deploy/k8s use; then, for example:
 			if err != nil {
 				return err
 			}
-			t, err := topology.Get(topology.Both, topology.Options{})
+			t, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
 			if err != nil {
 				return err
 			}

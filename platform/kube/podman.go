@@ -72,7 +72,7 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 	if overlay != topology.Monolith && overlay != topology.Services {
 		return nil, fmt.Errorf("overlay %q does not run on Podman (want %s or %s)", overlay, topology.Monolith, topology.Services)
 	}
-	t, err := topology.Get(overlay, topology.Options{})
+	t, err := topology.Get(overlay, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		return nil, err
 	}

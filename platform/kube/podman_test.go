@@ -10,7 +10,7 @@ import (
 )
 
 func TestForPodman(t *testing.T) {
-	full, err := topology.Get(topology.Both, topology.Options{})
+	full, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func readShipped(t *testing.T) (tasks map[string]*ecs.RegisterTaskDefinitionInpu
 // containers, every traced process has the ADOT sidecar, and secrets stay secrets.
 func TestECSInvariants(t *testing.T) {
 	tasks, svcs := readShipped(t)
-	full, err := topology.Get(topology.Both, topology.Options{})
+	full, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
 	}

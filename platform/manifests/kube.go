@@ -400,8 +400,10 @@ func archObjects(a topology.Arch) (map[string][]Object, []string, error) {
 	return files, order, nil
 }
 
+// fullTopology is what the deploy targets run: both architectures, without the local trace
+// collector (they export to their own: ADOT, see adot.go).
 func fullTopology() (topology.Topology, error) {
-	return topology.Get(topology.Both, topology.Options{})
+	return topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
 }
 
 // Kube returns an overlay built: every object `kubectl kustomize deploy/k8s/overlays/<overlay>`

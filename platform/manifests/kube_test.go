@@ -206,7 +206,7 @@ func TestKustomizeBuildsWhatKubeReturns(t *testing.T) {
 // TestKubeInvariants checks what every overlay promises: probes, limits, hardening,
 // replicas, and a Service for every workload.
 func TestKubeInvariants(t *testing.T) {
-	full, err := topology.Get(topology.Both, topology.Options{})
+	full, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
 	}

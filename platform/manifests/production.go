@@ -100,7 +100,7 @@ func otelEndpoint() EnvVar {
 // reference, as the kustomization's images list does.
 func productionImages(opts Options) (map[string]string, error) {
 	out := map[string]string{}
-	services, err := topology.Get(OverlayServices, topology.Options{})
+	services, err := topology.Get(OverlayServices, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		return nil, err
 	}

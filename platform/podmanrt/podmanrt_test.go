@@ -101,7 +101,7 @@ func connect(t *testing.T, name string, imgs map[string]imagebuild.Image) *podma
 
 func TestLoadedImageIsNonRootWithLabels(t *testing.T) {
 	requirePodman(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{})
+	topo, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestLoadedImageIsNonRootWithLabels(t *testing.T) {
 func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	requirePodman(t)
 	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge})
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,8 +175,10 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	hc := data.HostConfig
-	if !hc.ReadonlyRootfs || data.Config.User != "65532:65532" || hc.Memory != 256<<20 || hc.CpuQuota != 100000 {
-		t.Errorf("container: readonly=%v user=%q memory=%d quota=%d", hc.ReadonlyRootfs, data.Config.User, hc.Memory, hc.CpuQuota)
+	mono, _ := topo.Archs[0].Service("monolith")
+	if !hc.ReadonlyRootfs || data.Config.User != "65532:65532" || hc.Memory != int64(mono.MemoryMB)<<20 || hc.CpuQuota != int64(mono.CPUs*100000) {
+		t.Errorf("container: readonly=%v user=%q memory=%d quota=%d, want the topology's %d MiB and %g CPUs",
+			hc.ReadonlyRootfs, data.Config.User, hc.Memory, hc.CpuQuota, mono.MemoryMB, mono.CPUs)
 	}
 	if len(hc.CapAdd) != 0 || !strings.Contains(strings.Join(hc.SecurityOpt, ","), "no-new-privileges") {
 		t.Errorf("capabilities added %v, security options %v", hc.CapAdd, hc.SecurityOpt)
@@ -302,11 +304,12 @@ func assertNothingLeft(t *testing.T, conn context.Context, name string) {
 }
 
 // TestBothArchitecturesSideBySide runs the default topology: each architecture with its own
-// NATS and network, both edges answering and taking a checkout, then nothing left after down.
+// NATS and network, both edges answering and taking a checkout whose whole trace reaches the
+// stack's collector, then nothing left after down.
 func TestBothArchitecturesSideBySide(t *testing.T) {
 	requirePodman(t)
 	monoEdge, svcEdge := stacktest.FreeAddr(t), stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Both, topology.Options{MonolithEdge: monoEdge, ServicesEdge: svcEdge})
+	topo, err := topology.Get(topology.Both, topology.Options{MonolithEdge: monoEdge, ServicesEdge: svcEdge, Collector: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,26 +324,42 @@ func TestBothArchitecturesSideBySide(t *testing.T) {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
 	t.Logf("up in %s", time.Since(start).Round(time.Millisecond))
-	for _, edge := range []string{monoEdge, svcEdge} {
+	traceIDs := map[string]string{}
+	for arch, edge := range map[string]string{topology.Monolith: monoEdge, topology.Services: svcEdge} {
 		base := "http://" + edge
 		if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
 			t.Fatalf("GET %s/readyz: %d", base, code)
 		}
-		stacktest.Checkout(t, base, "test-token", "grace")
+		_, traceIDs[arch] = stacktest.CheckoutTraced(t, base, "test-token", "grace")
 	}
 	sts, err := rt.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mem := map[string]uint64{}
+	var collector string
 	for _, s := range sts {
 		if s.State != "running" || s.Health != stack.Ready {
 			t.Errorf("status: %+v", s)
 		}
 		mem[s.Arch] += s.MemBytes
+		if s.Arch == topology.Telemetry {
+			collector = "http://" + s.Addr
+		}
 	}
-	if len(sts) != 11 {
-		t.Errorf("%d services in status, want 11 (2 NATS, monolith, 7 contexts, gateway)", len(sts))
+	if len(sts) != 12 {
+		t.Errorf("%d services in status, want 12 (2 NATS, monolith, 7 contexts, gateway, collector)", len(sts))
+	}
+	// Every pod exports to the collector: each checkout is one connected trace there, from
+	// the edge through every hop to both consumers of order-paid.
+	want := map[string][]string{
+		topology.Monolith: {"monolith"},
+		topology.Services: {"cart", "catalog", "gateway", "inventory", "notify", "orders", "payments", "shipping"},
+	}
+	for arch, id := range traceIDs {
+		stacktest.WaitFor(t, 30*time.Second, func() (bool, string) {
+			return stacktest.CheckoutTrace(ctx, collector, id, want[arch])
+		})
 	}
 	t.Logf("memory as status reports it: monolith %.1f MiB, services %.1f MiB", float64(mem["monolith"])/(1<<20), float64(mem["services"])/(1<<20))
 

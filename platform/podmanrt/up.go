@@ -61,7 +61,8 @@ type desired struct {
 	Args      []string
 	Ports     []nettypes.PortMapping
 	Network   string
-	IP        net.IP // fixed, so that a remade pod keeps its address and peers reconnect at once
+	IP        net.IP   // fixed, so that a remade pod keeps its address and peers reconnect at once
+	Joins     []string // other networks the pod joins, without a name in them: the collector's
 	Volume    string
 	Hash      string
 	ProbeDesc string
@@ -87,7 +88,15 @@ func serviceIP(subnet *net.IPNet, i int) net.IP {
 	return out
 }
 
-func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptions, ip net.IP) (desired, error) {
+// collectorLink is how the pods of an architecture reach the stack's collector: they join
+// its network, which has no DNS of its own (a second name server would answer "no such
+// name" for their peers before their own network's could), and export to its fixed address.
+type collectorLink struct {
+	Network  string
+	Endpoint string // OTEL_EXPORTER_OTLP_ENDPOINT
+}
+
+func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptions, ip net.IP, link *collectorLink) (desired, error) {
 	img, ok := r.images[s.Image]
 	if !ok {
 		return desired{}, fmt.Errorf("%s/%s: image %s was not built", a.Name, s.Name, s.Image)
@@ -131,16 +140,26 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptio
 			d.Env[k] = v
 		}
 	}
+	if link != nil {
+		d.Joins = []string{link.Network}
+		if _, set := d.Env["OTEL_EXPORTER_OTLP_ENDPOINT"]; !set {
+			d.Env["OTEL_EXPORTER_OTLP_ENDPOINT"] = link.Endpoint
+		}
+	}
 	for i, p := range s.Ports {
 		pm := nettypes.PortMapping{HostIP: "127.0.0.1", ContainerPort: uint16(p), Protocol: "tcp"}
-		if i == 0 && s.Edge != "" {
-			host, port, err := net.SplitHostPort(s.Edge)
+		at := s.Publish[p]
+		if i == 0 {
+			at = s.Edge
+		}
+		if at != "" {
+			host, port, err := net.SplitHostPort(at)
 			if err != nil {
-				return d, fmt.Errorf("%s/%s: edge %q: %w", a.Name, s.Name, s.Edge, err)
+				return d, fmt.Errorf("%s/%s: host address %q: %w", a.Name, s.Name, at, err)
 			}
 			hp, err := strconv.Atoi(port)
 			if err != nil {
-				return d, fmt.Errorf("%s/%s: edge %q: bad port", a.Name, s.Name, s.Edge)
+				return d, fmt.Errorf("%s/%s: host address %q: bad port", a.Name, s.Name, at)
 			}
 			pm.HostIP, pm.HostPort = host, uint16(hp)
 		}
@@ -192,6 +211,22 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 			r.progress(opts, "loaded %s into podman (%s)", img.Ref, time.Since(start).Round(time.Millisecond))
 		}
 	}
+	// The collector first, so that the first spans of the others find it.
+	var link *collectorLink
+	if ca, ok := t.CollectorArch(); ok {
+		subnet, err := r.upArch(ctx, ca, opts, nil)
+		if err != nil {
+			return err
+		}
+		ip := serviceIP(subnet, 0)
+		if ip == nil {
+			return fmt.Errorf("network %s has no IPv4 subnet for the collector's fixed address", r.NetworkName(ca.Name))
+		}
+		link = &collectorLink{
+			Network:  r.NetworkName(ca.Name),
+			Endpoint: topology.OTLPEndpoint(net.JoinHostPort(ip.String(), strconv.Itoa(topology.CollectorHTTPPort))),
+		}
+	}
 	// Architectures are independent: bring them up side by side.
 	errs := make([]error, len(t.Archs))
 	var wg sync.WaitGroup
@@ -199,42 +234,44 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = r.upArch(ctx, a, opts)
+			_, errs[i] = r.upArch(ctx, a, opts, link)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions) error {
+// upArch brings one architecture up and returns its network's subnet.
+func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, link *collectorLink) (*net.IPNet, error) {
 	c, cancel := r.with(ctx)
 	defer cancel()
 	levels, err := a.Levels()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	subnet, err := r.ensureNetwork(c, a.Name)
+	// The collector's network needs no names: its pod is reached by address.
+	subnet, err := r.ensureNetwork(c, a.Name, a.Name != topology.Telemetry)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	want := map[string]desired{}
 	for i, s := range a.Services {
-		d, err := r.desire(a, s, opts, serviceIP(subnet, i))
+		d, err := r.desire(a, s, opts, serviceIP(subnet, i), link)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		want[d.Pod] = d
 	}
 	existing, err := pods.List(c, new(pods.ListOptions).WithFilters(r.filter(a.Name)))
 	if err != nil {
-		return fmt.Errorf("list pods: %w", err)
+		return nil, fmt.Errorf("list pods: %w", err)
 	}
 	have := map[string]*entities.ListPodsReport{}
 	for _, p := range existing {
 		if _, ok := want[p.Name]; !ok {
 			r.progress(opts, "removing %s (not in the topology)", p.Name)
 			if err := r.removePod(c, p.Name); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
@@ -253,10 +290,10 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return subnet, nil
 }
 
 func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPodsReport, opts stack.UpOptions) error {
@@ -316,7 +353,7 @@ func (r *Runtime) appRunning(c context.Context, pod string) bool {
 }
 
 // ensureNetwork makes the architecture's network unless it exists, and returns its subnet.
-func (r *Runtime) ensureNetwork(c context.Context, arch string) (*net.IPNet, error) {
+func (r *Runtime) ensureNetwork(c context.Context, arch string, dns bool) (*net.IPNet, error) {
 	name := r.NetworkName(arch)
 	n, err := network.Inspect(c, name, nil)
 	if err == nil && n.Labels[stack.LabelStack] != r.stack {
@@ -326,7 +363,7 @@ func (r *Runtime) ensureNetwork(c context.Context, arch string) (*net.IPNet, err
 		n, err = network.Create(c, &nettypes.Network{
 			Name:       name,
 			Driver:     "bridge",
-			DNSEnabled: true,
+			DNSEnabled: dns,
 			Labels:     r.labels(arch, ""),
 		})
 		if err != nil && strings.Contains(err.Error(), "already exists") {
@@ -378,6 +415,9 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 		pn.StaticIPs = []net.IP{d.IP}
 	}
 	ps.Networks = map[string]nettypes.PerNetworkOptions{d.Network: pn}
+	for _, n := range d.Joins {
+		ps.Networks[n] = nettypes.PerNetworkOptions{}
+	}
 	ps.PortMappings = d.Ports
 	if _, err := pods.CreatePodFromSpec(c, &entities.PodSpec{PodSpecGen: *ps}); err != nil {
 		return fmt.Errorf("create pod %s: %w", d.Pod, err)

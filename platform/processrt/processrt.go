@@ -206,7 +206,8 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	}
 	taken := map[int]bool{} // host ports handed out in this call
 	var mu sync.Mutex
-	for _, a := range t.Archs {
+	var otlp string // the collector's OTLP/HTTP endpoint, once it runs
+	for _, a := range t.AllArchs() {
 		if err := os.MkdirAll(r.archDir(a.Name), 0o755); err != nil {
 			return err
 		}
@@ -234,13 +235,16 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					errs[i] = r.upService(ctx, a, s, bins[s.Image], ports, opts)
+					errs[i] = r.upService(ctx, a, s, bins[s.Image], ports, otlp, opts)
 				}()
 			}
 			wg.Wait()
 			if err := errors.Join(errs...); err != nil {
 				return err
 			}
+		}
+		if a.Name == topology.Telemetry {
+			otlp = topology.OTLPEndpoint(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports["collector"][topology.CollectorHTTPPort])))
 		}
 	}
 	return nil
@@ -249,14 +253,18 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken map[int]bool, mu *sync.Mutex) (int, error) {
 	mu.Lock()
 	defer mu.Unlock()
-	if i == 0 && s.Edge != "" {
-		_, p, err := net.SplitHostPort(s.Edge)
+	at := s.Publish[port]
+	if i == 0 {
+		at = s.Edge
+	}
+	if at != "" {
+		_, p, err := net.SplitHostPort(at)
 		if err != nil {
-			return 0, fmt.Errorf("edge %q: %w", s.Edge, err)
+			return 0, fmt.Errorf("host address %q: %w", at, err)
 		}
 		hp, err := strconv.Atoi(p)
 		if err != nil {
-			return 0, fmt.Errorf("edge %q: bad port", s.Edge)
+			return 0, fmt.Errorf("host address %q: bad port", at)
 		}
 		taken[hp] = true
 		return hp, nil
@@ -293,7 +301,9 @@ func free(port int) bool {
 	return true
 }
 
-func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, opts stack.UpOptions) error {
+// upService starts one service unless it runs as asked; otlp is where it exports its traces
+// ("" before the collector runs, and for the collector itself).
+func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, otlp string, opts stack.UpOptions) error {
 	start := time.Now()
 	dataDir := filepath.Join(r.archDir(a.Name), s.Name+"-data")
 	args, env, err := topology.Expand(s, topology.Resolver{
@@ -318,6 +328,9 @@ func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Ser
 		if _, set := env[k]; !set {
 			env[k] = v
 		}
+	}
+	if _, set := env["OTEL_EXPORTER_OTLP_ENDPOINT"]; !set && otlp != "" {
+		env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
 	}
 	portsRec := map[string]int{}
 	for p, hp := range ports[s.Name] {

@@ -27,11 +27,11 @@ func repoRoot(t *testing.T) string {
 	return filepath.Dir(filepath.Dir(wd))
 }
 
-// TestMonolithAsProcesses: up, a checkout, up again (nothing restarts), a killed process shows
-// in status and up restarts it, down leaves no process.
+// TestMonolithAsProcesses: up, a checkout traced into the collector, up again (nothing
+// restarts), a killed process shows in status and up restarts it, down leaves no process.
 func TestMonolithAsProcesses(t *testing.T) {
 	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge})
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,20 @@ func TestMonolithAsProcesses(t *testing.T) {
 	if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
 		t.Fatalf("readyz: %d", code)
 	}
-	stacktest.Checkout(t, base, "test-token", "ada")
+	_, traceID := stacktest.CheckoutTraced(t, base, "test-token", "ada")
+	sts, err := rt.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var collector string
+	for _, s := range sts {
+		if s.Arch == topology.Telemetry {
+			collector = "http://" + s.Addr
+		}
+	}
+	stacktest.WaitFor(t, 30*time.Second, func() (bool, string) {
+		return stacktest.CheckoutTrace(ctx, collector, traceID, []string{"monolith"})
+	})
 
 	pids := func() map[string]int {
 		sts, err := rt.Status(ctx)
@@ -109,7 +122,7 @@ func TestMonolithAsProcesses(t *testing.T) {
 
 	final := pids()
 	removed, err := rt.Down(ctx, nil)
-	if err != nil || removed.Processes != 2 {
+	if err != nil || removed.Processes != 3 {
 		t.Fatalf("down: %s, %v", removed, err)
 	}
 	for svc, pid := range final {

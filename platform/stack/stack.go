@@ -19,7 +19,7 @@ import (
 // Labels every object a runtime makes carries, so that `down` removes exactly those.
 const (
 	LabelStack   = "mitosis.stack"   // the stack's name ("mitosis", or a test's own)
-	LabelArch    = "mitosis.arch"    // "monolith" or "services"
+	LabelArch    = "mitosis.arch"    // "monolith", "services" or "telemetry" (the collector)
 	LabelService = "mitosis.service" // the topology service
 	LabelSpec    = "mitosis.spec"    // hash of everything the object was made from
 )
@@ -55,6 +55,11 @@ type LogsOptions struct {
 // Removed counts what Down removed.
 type Removed struct {
 	Pods, Containers, Networks, Volumes, Processes int
+}
+
+// Add sums two counts.
+func (r Removed) Add(o Removed) Removed {
+	return Removed{r.Pods + o.Pods, r.Containers + o.Containers, r.Networks + o.Networks, r.Volumes + o.Volumes, r.Processes + o.Processes}
 }
 
 func (r Removed) String() string {

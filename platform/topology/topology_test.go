@@ -60,8 +60,8 @@ func TestServicesArchListsEveryContextAndTheGateway(t *testing.T) {
 	if o, _ := a.Service("orders"); o.Ports[0] != 9105 || o.Probe.Kind != GRPC {
 		t.Errorf("orders: ports %v probe %v", o.Ports, o.Probe)
 	}
-	if n := len(topo.Images()); n != 9 {
-		t.Errorf("%d images, want 9 (nats-server, seven contexts, gateway)", n)
+	if n := len(topo.Images()); n != 10 {
+		t.Errorf("%d images, want 10 (nats-server, seven contexts, gateway, collector)", n)
 	}
 }
 
@@ -147,5 +147,81 @@ func TestExpandResolvesPlaceholders(t *testing.T) {
 	bad.Args = []string{"{{nonsense}}"}
 	if _, _, err := Expand(bad, r); err == nil {
 		t.Error("an unknown placeholder was expanded")
+	}
+}
+
+func TestEveryArchitectureGetsTheSameBudget(t *testing.T) {
+	for _, b := range []Budget{{}, {CPUs: 2, MemoryMB: 1024}, {CPUs: 0.75, MemoryMB: 400}} {
+		topo, err := Get(Both, Options{Budget: b})
+		if err != nil {
+			t.Fatalf("%+v: %v", b, err)
+		}
+		want := b
+		if want.CPUs == 0 {
+			want = Budget{CPUs: DefaultCPUs, MemoryMB: DefaultMemoryMB}
+		}
+		if topo.Budget != want {
+			t.Errorf("%+v: topology says its budget is %+v", b, topo.Budget)
+		}
+		for _, a := range topo.Archs {
+			milli, mem := 0, 0
+			for _, s := range a.Services {
+				if s.CPUs*1000 < minMilliCPU || s.MemoryMB < minMemoryMB {
+					t.Errorf("%+v: %s/%s gets %g CPUs and %d MiB, under the floor", b, a.Name, s.Name, s.CPUs, s.MemoryMB)
+				}
+				if s.Env["GOMEMLIMIT"] != strconv.Itoa(s.MemoryMB*3/4)+"MiB" {
+					t.Errorf("%s/%s: GOMEMLIMIT %q with %d MiB", a.Name, s.Name, s.Env["GOMEMLIMIT"], s.MemoryMB)
+				}
+				milli += int(s.CPUs*1000 + 0.5)
+				mem += s.MemoryMB
+			}
+			if milli != int(want.CPUs*1000+0.5) || mem != want.MemoryMB {
+				t.Errorf("%+v: %s adds up to %d millicores and %d MiB, want %g CPUs and %d MiB", b, a.Name, milli, mem, want.CPUs, want.MemoryMB)
+			}
+		}
+	}
+	mono, _ := Get(Monolith, Options{})
+	m, _ := mono.Archs[0].Service("monolith")
+	n, _ := mono.Archs[0].Service("nats")
+	if m.CPUs <= n.CPUs {
+		t.Errorf("the monolith gets %g CPUs, no more than its NATS (%g)", m.CPUs, n.CPUs)
+	}
+	if _, err := Get(Services, Options{Budget: Budget{CPUs: 0.2, MemoryMB: 640}}); err == nil {
+		t.Error("a budget below the floors of nine services was accepted")
+	}
+}
+
+func TestCollectorServesEveryArchitecture(t *testing.T) {
+	topo, err := Get(Monolith, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := topo.CollectorArch()
+	if !ok || len(c.Services) != 1 || c.Name != Telemetry {
+		t.Fatalf("collector arch %+v, %v", c, ok)
+	}
+	svc := c.Services[0]
+	if svc.Edge != DefaultCollectorEdge || svc.Publish[CollectorHTTPPort] != "127.0.0.1:4318" || svc.Publish[CollectorGRPCPort] != "127.0.0.1:4317" {
+		t.Errorf("collector edge %q, publish %v", svc.Edge, svc.Publish)
+	}
+	if all := topo.AllArchs(); len(all) != 2 || all[0].Name != Telemetry {
+		t.Errorf("AllArchs starts with %s of %d", all[0].Name, len(all))
+	}
+	free, err := Get(Monolith, Options{Collector: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if free.Collector.Edge != "" || free.Collector.Publish[CollectorHTTPPort] != "" {
+		t.Errorf("port 0: edge %q publish %v, want any ports", free.Collector.Edge, free.Collector.Publish)
+	}
+	none, err := Get(Both, Options{Collector: NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := none.CollectorArch(); ok || len(none.AllArchs()) != 2 {
+		t.Error("NoCollector still has a collector")
+	}
+	if _, err := Get(Both, Options{Collector: "no-port"}); err == nil {
+		t.Error("a collector edge without a port was accepted")
 	}
 }

@@ -144,6 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	resources := fs.String("resources", "auto", "how to measure CPU and memory: auto, process (mitosis' process runtime), podman, port (the process listening on the edge, its launcher and children), none")
 	collector := fs.String("collector", envOr("MITOSIS_COLLECTOR", "http://127.0.0.1:16686"), "trace collector's query API for the trace breakdown (empty: none)")
 	traces := fs.Int("traces", 20, "checkout traces per architecture to compare")
+	traceShare := fs.Float64("trace-share", 0.1, "share of requests sent with a traceparent asking to be traced, the rest asking not to be (negative: no traceparent, each stack samples as configured)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -166,7 +167,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	plan := loadtest.Plan{
 		Rates: rs, Duration: *step, Warmup: *warmup, WarmupRate: *warmupRate, Repeats: *repeats, Search: *search,
 		SearchDuration: *searchStep, Pause: *pause, SLO: loadtest.SLO{P99: *sloP99, ErrorRate: *sloErr}, Mix: mix,
-		Users: *users, Timeout: *timeout, Seed: *seed,
+		Users: *users, Timeout: *timeout, Seed: *seed, TraceShare: *traceShare,
 	}
 	if err := plan.Validate(); err != nil {
 		return err
@@ -209,7 +210,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		say("%s: %s ready, %d products, stock topped up to %d each (%d units added)", t.name, shop.BaseURL, len(ids), level, n)
 		sc, err := loadtest.NewScenario(loadtest.ScenarioConfig{
 			BaseURL: shop.BaseURL, Mix: mix, Users: *users, Products: ids, Terms: loadtest.SearchTerms(products),
-			Prefix: "lt" + runID + "-" + t.name[:1], Seed: *seed,
+			Prefix: "lt" + runID + "-" + t.name[:1], Seed: *seed, TraceShare: *traceShare,
 		})
 		if err != nil {
 			return err
@@ -319,7 +320,10 @@ func discover(ctx context.Context, mode, state, stackName, arch, baseURL string,
 		if err == nil {
 			a.Sampler = s
 			info.Runtime = "podman"
-			info.Limits = topologyLimits(arch, true)
+			if info.Limits, err = s.Limits(ctx); err != nil {
+				info.Limits = topologyLimits(arch, true)
+				info.Limits.Source += " (podman's own could not be read: " + err.Error() + ")"
+			}
 			if u, err := s.Sample(ctx); err == nil {
 				for name := range u {
 					info.Processes = append(info.Processes, loadtest.ProcInfo{Name: name})

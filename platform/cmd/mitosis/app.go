@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -40,6 +41,9 @@ type app struct {
 	platforms          []string
 	monolithEdge       string
 	servicesEdge       string
+	collectorEdge      string
+	budget             topology.Budget
+	envErrs            []error // variables that do not parse, reported before any command runs
 	socket             string
 }
 
@@ -62,6 +66,21 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// envFloat is the number in the variable key, or def when it is unset; a value that is not a
+// number is an error resolve reports.
+func (a *app) envFloat(key string, def float64) float64 {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		a.envErrs = append(a.envErrs, fmt.Errorf("%s=%q: not a number", key, v))
+		return def
+	}
+	return f
 }
 
 func newRoot(a *app) *cobra.Command {
@@ -93,6 +112,9 @@ ready; 4 status or logs found nothing up.`,
 	pf.StringVar(&a.socket, "socket", podmanrt.Socket(), "Podman API address [CONTAINER_HOST]")
 	pf.StringVar(&a.monolithEdge, "monolith-edge", envOr("MITOSIS_MONOLITH_EDGE", topology.MonolithEdge), "host address of the monolith's HTTP API [MITOSIS_MONOLITH_EDGE]")
 	pf.StringVar(&a.servicesEdge, "services-edge", envOr("MITOSIS_SERVICES_EDGE", topology.ServicesEdge), "host address of the gateway's HTTP API [MITOSIS_SERVICES_EDGE]")
+	pf.StringVar(&a.collectorEdge, "collector-edge", envOr("MITOSIS_COLLECTOR_EDGE", topology.DefaultCollectorEdge), "host address of the trace collector's query API, OTLP on 4317/4318 of the same host; \"none\": no collector [MITOSIS_COLLECTOR_EDGE]")
+	pf.Float64Var(&a.budget.CPUs, "cpus", a.envFloat("MITOSIS_CPUS", topology.DefaultCPUs), "CPU limit of each architecture in total, in cores, shared out among its services [MITOSIS_CPUS]")
+	pf.IntVar(&a.budget.MemoryMB, "memory", int(a.envFloat("MITOSIS_MEMORY_MB", topology.DefaultMemoryMB)), "memory limit of each architecture in total, in MiB [MITOSIS_MEMORY_MB]")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every step")
 	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd(),
 		kube.Command(), manifests.Command())
@@ -104,6 +126,9 @@ ready; 4 status or logs found nothing up.`,
 
 // resolve fills the defaults that depend on the file system.
 func (a *app) resolve() error {
+	if err := errors.Join(a.envErrs...); err != nil {
+		return usageError{err}
+	}
 	switch a.runtime {
 	case "auto", "podman", "process":
 	default:
@@ -149,7 +174,11 @@ func (a *app) say(format string, args ...any) { fmt.Fprintf(a.out, format+"\n", 
 // yet), the default `both` leaves out the architecture that cannot be built and says so; a
 // topology asked for by name fails.
 func (a *app) topology() (topology.Topology, error) {
-	t, err := topology.Get(a.topo, topology.Options{MonolithEdge: a.monolithEdge, ServicesEdge: a.servicesEdge})
+	if a.budget.CPUs <= 0 || a.budget.MemoryMB <= 0 {
+		return topology.Topology{}, usageError{fmt.Errorf("--cpus %g and --memory %d: both must be positive", a.budget.CPUs, a.budget.MemoryMB)}
+	}
+	t, err := topology.Get(a.topo, topology.Options{MonolithEdge: a.monolithEdge, ServicesEdge: a.servicesEdge,
+		Collector: a.collectorEdge, Budget: a.budget})
 	if err != nil {
 		return t, usageError{err}
 	}
@@ -456,11 +485,15 @@ func otelEnv() map[string]string {
 	return env
 }
 
-// archsOf lists the architectures the --topology flag names, for down.
+// archsOf lists the architectures the --topology flag names, for down: none for both, which
+// means everything of the stack, the collector included.
 func (a *app) archsOf() ([]string, error) {
 	t, err := topology.Get(a.topo, topology.Options{})
 	if err != nil {
 		return nil, usageError{err}
+	}
+	if t.Name == topology.Both {
+		return nil, nil
 	}
 	var out []string
 	for _, arch := range t.Archs {
@@ -494,6 +527,14 @@ when nothing is up is not an error.`,
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", rt.Name(), err))
 				}
+				// The collector serves every architecture: it goes with the last of them.
+				if sts, err := rt.Status(cmd.Context()); len(archs) > 0 && err == nil && onlyCollector(sts) {
+					more, err := rt.Down(cmd.Context(), []string{topology.Telemetry})
+					if err != nil {
+						errs = append(errs, fmt.Errorf("%s: %w", rt.Name(), err))
+					}
+					removed = removed.Add(more)
+				}
 				if removed != (stack.Removed{}) {
 					a.say("%s: removed %s", rt.Name(), removed)
 				}
@@ -505,6 +546,16 @@ when nothing is up is not an error.`,
 			return nil
 		},
 	}
+}
+
+// onlyCollector reports whether the collector is all that is left of a stack.
+func onlyCollector(sts []stack.Status) bool {
+	for _, s := range sts {
+		if s.Arch != topology.Telemetry {
+			return false
+		}
+	}
+	return len(sts) > 0
 }
 
 func (a *app) statusCmd() *cobra.Command {

@@ -3,15 +3,21 @@
 package stacktest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/tracecollect"
+	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 )
 
 // FreeAddr returns a loopback address nothing listens on (at the time of the call).
@@ -50,6 +56,15 @@ func Get(t *testing.T, url string) int {
 // through the public API at base, and returns the order's ID.
 func Checkout(t *testing.T, base, token, user string) string {
 	t.Helper()
+	id, _ := CheckoutTraced(t, base, token, user)
+	return id
+}
+
+// CheckoutTraced is Checkout that also returns the checkout's trace ID, from the response's
+// traceresponse header (API.md).
+func CheckoutTraced(t *testing.T, base, token, user string) (orderID, traceID string) {
+	t.Helper()
+	var last http.Header
 	do := func(method, path, body string, headers ...string) (int, string) {
 		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 		if err != nil {
@@ -64,6 +79,7 @@ func Checkout(t *testing.T, base, token, user string) string {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
+		last = resp.Header
 		return resp.StatusCode, string(b)
 	}
 	if code, body := do("POST", "/v1/admin/inventory/sku-0001", `{"add": 100}`, "Authorization", "Bearer "+token); code != 200 {
@@ -82,7 +98,11 @@ func Checkout(t *testing.T, base, token, user string) string {
 	if err := json.Unmarshal([]byte(body), &order); err != nil || order.ID == "" || order.Status != "paid" {
 		t.Fatalf("checkout answered %s (%v)", body, err)
 	}
-	return order.ID
+	// traceresponse: version-traceid-spanid-flags.
+	if f := strings.Split(last.Get("traceresponse"), "-"); len(f) == 4 {
+		traceID = f[1]
+	}
+	return order.ID, traceID
 }
 
 // Orders returns the body of GET /v1/users/<user>/orders.
@@ -110,4 +130,44 @@ func WaitFor(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
 		time.Sleep(100 * time.Millisecond) // polling a runtime: there is no event to wait on
 	}
 	t.Fatalf("not within %s: %s", timeout, last)
+}
+
+// CheckoutTrace reports whether the collector at base holds trace id whole: one root (the
+// checkout's edge span), no orphan, the services in want, and a consumer span of shipping and
+// of notify below the producer span of order-paid.
+func CheckoutTrace(ctx context.Context, base, id string, want []string) (bool, string) {
+	if id == "" {
+		return false, "the checkout's response had no traceresponse"
+	}
+	td, err := tracecollect.Client{BaseURL: base}.Trace(ctx, id)
+	if err != nil {
+		return false, err.Error()
+	}
+	trs, err := tracecompare.FromOTLP(td)
+	if err != nil || len(trs) != 1 {
+		return false, fmt.Sprintf("%d traces (%v)", len(trs), err)
+	}
+	tr := trs[0]
+	services := map[string]bool{}
+	consumers := map[string]bool{}
+	producers := 0
+	for _, sp := range tr.Spans {
+		services[sp.Service] = true
+		switch sp.Kind {
+		case "producer":
+			producers++
+		case "consumer":
+			consumers[sp.Attrs["messaging.consumer.group.name"]] = true
+		}
+	}
+	var got []string
+	for s := range services {
+		got = append(got, s)
+	}
+	sort.Strings(got)
+	state := fmt.Sprintf("trace %s: root %q, %d spans, %d orphans, services %v, %d producer spans, consumers %v",
+		id, tr.Root.Name, len(tr.Spans), tr.Orphans, got, producers, consumers)
+	ok := tr.Root.Name == "POST /v1/checkout" && tr.Orphans == 0 && strings.Join(got, ",") == strings.Join(want, ",") &&
+		producers > 0 && consumers["shipping"] && consumers["notify"]
+	return ok, state
 }
