@@ -46,13 +46,7 @@ func wire(ctx context.Context, p *servicehost.Process) ([]string, error) {
 		return nil, err
 	}
 	svc := inventory.New(stock, reservations, time.Now, ttl)
-	p.Every("release expired reservations", sweepEvery, func(ctx context.Context) error {
-		n, err := svc.ReleaseExpired(ctx)
-		if n > 0 {
-			p.Logger().Info("released expired reservations", "count", n)
-		}
-		return err
-	})
+	p.Go(func(ctx context.Context) { inventory.RunSweeper(ctx, svc, sweepEvery, p.Logger()) })
 	inventoryrpc.Register(p.GRPC(), svc)
 	return []string{inventoryrpc.ServiceName}, nil
 }

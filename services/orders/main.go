@@ -123,13 +123,7 @@ func wire(ctx context.Context, p *servicehost.Process) ([]string, error) {
 			}
 		}
 	})
-	p.Every("recover stale checkouts", recoverEvery, func(ctx context.Context) error {
-		n, err := svc.Recover(ctx, staleSaga)
-		if n > 0 {
-			p.Logger().Info("recovered stale checkouts", "count", n)
-		}
-		return err
-	})
+	p.Go(func(ctx context.Context) { svc.RunRecovery(ctx, recoverEvery, staleSaga) })
 	ordersrpc.Register(p.GRPC(), svc)
 	return []string{ordersrpc.ServiceName}, nil
 }

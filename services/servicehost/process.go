@@ -2,7 +2,6 @@ package servicehost
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -143,25 +142,6 @@ func (p *Process) Logger() *slog.Logger { return p.log }
 // Go runs f in the background until it returns; stop cancels its context and waits for it.
 func (p *Process) Go(f func(ctx context.Context)) {
 	p.loops.Go(func() { f(p.life) })
-}
-
-// Every runs f every d until stop, the first time after d. Its errors are logged as
-// warnings (a store or peer briefly down is no reason to stop the process).
-func (p *Process) Every(what string, d time.Duration, f func(ctx context.Context) error) {
-	p.loops.Go(func() {
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.life.Done():
-				return
-			case <-t.C:
-			}
-			if err := f(p.life); err != nil && !errors.Is(err, context.Canceled) {
-				p.log.Warn(what, "err", err)
-			}
-		}
-	})
 }
 
 // Ready reports whether the process's stores and every peer answer.

@@ -9,9 +9,9 @@ package inprocess
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -71,8 +71,8 @@ type Shop struct {
 	bus    Broker
 	logger *slog.Logger
 	subs   []events.Subscription
-	stop   context.CancelFunc
-	done   chan struct{}
+	stop   context.CancelFunc // ends the background loops
+	loops  sync.WaitGroup
 }
 
 // Calls are the contexts as seen from another context.
@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Shop, error) {
 	s.Orders = orders.New(
 		orders.Stores{Orders: b[orders.OrdersBucket], Sagas: b[orders.SagasBucket], UserOrders: b[orders.UserOrdersBucket]},
 		orders.Deps{Catalog: s.Calls.Catalog, Carts: s.Calls.Carts, Inventory: s.Calls.Inventory, Payments: s.Calls.Payments,
-			Events: cfg.Bus, Now: cfg.Now},
+			Events: cfg.Bus, Now: cfg.Now, Logger: cfg.Logger},
 	)
 	s.Calls.Orders = tr.Orders(s.Orders)
 	return s, nil
@@ -141,7 +141,7 @@ func New(ctx context.Context, cfg Config) (*Shop, error) {
 
 // Start finishes or compensates the checkouts a previous run left unfinished (one process
 // owns every saga, so none is live), subscribes the event consumers, and starts the
-// background loop that releases expired reservations and recovers abandoned checkouts.
+// background loops that release expired reservations and recover abandoned checkouts.
 func (s *Shop) Start(ctx context.Context) error {
 	if n, err := s.Orders.Recover(ctx, 0); err != nil {
 		return fmt.Errorf("recover checkouts: %w", err)
@@ -166,44 +166,16 @@ func (s *Shop) Start(ctx context.Context) error {
 		s.subs = append(s.subs, sub)
 	}
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.stop, s.done = cancel, make(chan struct{})
-	go func() {
-		defer close(s.done)
-		s.sweep(loopCtx)
-	}()
+	s.stop = cancel
+	s.loops.Go(func() { inventory.RunSweeper(loopCtx, s.Inventory, sweepEvery, s.logger) })
+	// A checkout whose own compensation failed (its store was down, say) is retried here; a
+	// minute is far beyond any live checkout's deadline.
+	s.loops.Go(func() { s.Orders.RunRecovery(loopCtx, sweepEvery, staleSaga) })
 	return nil
 }
 
 // sweepEvery is how often expired reservations and abandoned checkouts are looked for.
 const sweepEvery = 5 * time.Second
-
-func (s *Shop) sweep(ctx context.Context) {
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n, err := s.Inventory.ReleaseExpired(ctx)
-		switch {
-		case err != nil && !errors.Is(err, context.Canceled):
-			s.logger.Warn("release expired reservations", "err", err)
-		case n > 0:
-			s.logger.Info("released expired reservations", "count", n)
-		}
-		// A checkout whose own compensation failed (its store was down, say) is retried
-		// here; a minute is far beyond any live checkout's deadline.
-		n, err = s.Orders.Recover(ctx, staleSaga)
-		switch {
-		case err != nil && !errors.Is(err, context.Canceled):
-			s.logger.Warn("recover stale checkouts", "err", err)
-		case n > 0:
-			s.logger.Info("recovered stale checkouts", "count", n)
-		}
-	}
-}
 
 // staleSaga is the age after which an unfinished checkout is taken to be abandoned.
 const staleSaga = time.Minute
@@ -216,7 +188,7 @@ func (s *Shop) Stop() {
 	s.subs = nil
 	if s.stop != nil {
 		s.stop()
-		<-s.done
+		s.loops.Wait()
 		s.stop = nil
 	}
 }

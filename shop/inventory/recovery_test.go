@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/shop/clocktest"
 	"github.com/mitosis-dev/mitosis/shop/kv"
 )
 
@@ -18,27 +18,14 @@ import (
 type fixture struct {
 	svc          *service
 	stock, resvs *kv.Memory
-	mu           sync.Mutex
-	now          time.Time
+	clock        *clocktest.Clock
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{stock: kv.NewMemory(), resvs: kv.NewMemory(), now: time.Date(2030, 1, 15, 12, 0, 0, 0, time.UTC)}
-	f.svc = New(f.stock, f.resvs, f.clock, 15*time.Minute).(*service)
+	f := &fixture{stock: kv.NewMemory(), resvs: kv.NewMemory(), clock: clocktest.New(time.Date(2030, 1, 15, 12, 0, 0, 0, time.UTC))}
+	f.svc = New(f.stock, f.resvs, f.clock.Now, 15*time.Minute).(*service)
 	return f
-}
-
-func (f *fixture) clock() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fixture) advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
 }
 
 func (f *fixture) putStock(t *testing.T, product string, d stockDoc) {
@@ -79,12 +66,12 @@ func TestSweeperFinishesCrashedCommit(t *testing.T) {
 	// Crashed after selling sku-a and before selling sku-b.
 	f.putStock(t, "sku-a", stockDoc{Available: 8, Sold: 2})
 	f.putStock(t, "sku-b", stockDoc{Available: 7, Holds: map[string]int64{"tok": 3}})
-	f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock().Add(time.Minute), State: stateCommit})
+	f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: stateCommit})
 
 	if n, err := f.svc.ReleaseExpired(t.Context()); err != nil || n != 0 {
 		t.Fatalf("ReleaseExpired before expiry = %d, %v", n, err)
 	}
-	f.advance(2 * time.Minute)
+	f.clock.Advance(2 * time.Minute)
 	if n, err := f.svc.ReleaseExpired(t.Context()); err != nil || n != 0 {
 		t.Fatalf("ReleaseExpired = %d, %v; want 0 released (a commit is finished, not undone)", n, err)
 	}
@@ -99,7 +86,7 @@ func TestSweeperFinishesCrashedCommit(t *testing.T) {
 	f.expectStock(t, Stock{ProductID: "sku-b", Available: 7, Sold: 3})
 
 	// The tombstone is forgotten a day later; then the ID is unknown.
-	f.advance(tombstoneTTL + time.Minute)
+	f.clock.Advance(tombstoneTTL + time.Minute)
 	if _, err := f.svc.ReleaseExpired(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +100,7 @@ func TestCommitFinishesCrashedCommit(t *testing.T) {
 	f := newFixture(t)
 	f.putStock(t, "sku-a", stockDoc{Available: 8, Holds: map[string]int64{"tok": 2}})
 	f.putStock(t, "sku-b", stockDoc{Available: 7, Holds: map[string]int64{"tok": 3}})
-	f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock().Add(time.Minute), State: stateCommit})
+	f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: stateCommit})
 	if err := f.svc.Commit(t.Context(), "r1"); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
@@ -128,8 +115,8 @@ func TestSweeperReleasesCrashedReserveAndRelease(t *testing.T) {
 			// Only sku-a's hold was taken (or is left) when the process died.
 			f.putStock(t, "sku-a", stockDoc{Available: 8, Holds: map[string]int64{"tok": 2, "other": 1}})
 			f.putStock(t, "sku-b", stockDoc{Available: 10})
-			f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock().Add(time.Minute), State: state})
-			f.advance(time.Minute)
+			f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: state})
+			f.clock.Advance(time.Minute)
 			if n, err := f.svc.ReleaseExpired(t.Context()); err != nil || n != 1 {
 				t.Fatalf("ReleaseExpired = %d, %v; want 1", n, err)
 			}
@@ -145,7 +132,7 @@ func TestReserveWaitsForAnotherCallMakingIt(t *testing.T) {
 	f := newFixture(t)
 	f.putStock(t, "sku-a", stockDoc{Available: 8, Holds: map[string]int64{"tok": 2}})
 	f.putStock(t, "sku-b", stockDoc{Available: 7, Holds: map[string]int64{"tok": 3}})
-	f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock().Add(time.Minute), State: stateReserving})
+	f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: stateReserving})
 
 	type result struct {
 		r   Reservation
@@ -177,8 +164,8 @@ func TestReserveReplacesAStaleAttempt(t *testing.T) {
 	// A Reserve died after taking sku-a; its record expired before the sweeper came by.
 	f.putStock(t, "sku-a", stockDoc{Available: 8, Holds: map[string]int64{"tok": 2}})
 	f.putStock(t, "sku-b", stockDoc{Available: 10})
-	f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock().Add(time.Minute), State: stateReserving})
-	f.advance(time.Minute)
+	f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: stateReserving})
+	f.clock.Advance(time.Minute)
 	if _, err := f.svc.Reserve(t.Context(), "r1", []Line{{ProductID: "sku-a", Quantity: 2}, {ProductID: "sku-b", Quantity: 3}}); err != nil {
 		t.Fatalf("Reserve: %v", err)
 	}
@@ -191,7 +178,7 @@ func TestReserveReleasedWhileBeingMade(t *testing.T) {
 	f.putStock(t, "sku-a", stockDoc{Available: 10})
 	f.putStock(t, "sku-b", stockDoc{Available: 10})
 	// A Release claimed the record after this call created it and before it marked it held.
-	made := record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock().Add(time.Minute), State: stateReserving}
+	made := record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: stateReserving}
 	rev, err := kv.Create(t.Context(), f.resvs, made.ID, made)
 	if err != nil {
 		t.Fatal(err)

@@ -204,7 +204,8 @@ func (s *service) Reserve(ctx context.Context, reservationID string, lines []Lin
 		if time.Since(started) > waitLimit {
 			return Reservation{}, fmt.Errorf("reserve %s: another call has been making this reservation for over %v", reservationID, waitLimit)
 		}
-		if err := pause(ctx, attempt); err != nil {
+		// Look again soon: 1ms, doubling up to 50ms.
+		if err := kv.Sleep(ctx, min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)); err != nil {
 			return Reservation{}, fmt.Errorf("reserve %s: %w", reservationID, err)
 		}
 	}
@@ -475,82 +476,6 @@ func (s *service) deleteIf(ctx context.Context, id string, match func(record) bo
 		if !errors.Is(err, kv.ErrConflict) || attempt >= 10 {
 			return fmt.Errorf("delete record: %w", err)
 		}
-	}
-}
-
-// ReleaseExpired releases the reservations past their expiry, finishes the commits that
-// stopped midway (a crashed commit is finished, never undone), and forgets committed
-// tombstones past theirs. It returns how many reservations it released; a failure on one
-// record does not stop the others, and all failures are returned together.
-func (s *service) ReleaseExpired(ctx context.Context) (int, error) {
-	keys, err := s.reservations.Keys(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("release expired: list reservations: %w", err)
-	}
-	slices.Sort(keys) // a deterministic order makes logs and failures reproducible
-	released := 0
-	var errs []error
-	for _, id := range keys {
-		if err := ctx.Err(); err != nil {
-			return released, fmt.Errorf("release expired: %w", err)
-		}
-		rec, _, err := kv.Get[record](ctx, s.reservations, id)
-		if errors.Is(err, kv.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("read reservation %s: %w", id, err))
-			continue
-		}
-		now := s.now()
-		switch rec.State {
-		case stateReserving, stateHeld, stateReleasing:
-			if now.Before(rec.ExpiresAt) {
-				continue
-			}
-			ok, err := s.releaseExpired(ctx, rec)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("release reservation %s: %w", id, err))
-			}
-			if ok {
-				released++
-			}
-		case stateCommit:
-			if now.Before(rec.ExpiresAt) {
-				continue // probably still in progress; its own Commit finishes it
-			}
-			if err := s.finishCommit(ctx, rec, 0); err != nil {
-				errs = append(errs, fmt.Errorf("finish commit of %s: %w", id, err))
-			}
-		case stateCommitted:
-			if now.Before(rec.ForgetAt) {
-				continue
-			}
-			err := s.deleteIf(ctx, id, func(r record) bool {
-				return r.Token == rec.Token && r.State == stateCommitted
-			})
-			if err != nil {
-				errs = append(errs, fmt.Errorf("forget reservation %s: %w", id, err))
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return released, fmt.Errorf("release expired: %w", errors.Join(errs...))
-	}
-	return released, nil
-}
-
-// pause waits a little before Reserve looks again at a reservation another call is making:
-// 1ms, doubling up to 50ms.
-func pause(ctx context.Context, attempt int) error {
-	d := min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

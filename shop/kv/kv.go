@@ -6,6 +6,10 @@
 // Contexts keep their rules out of here: they read, decide in a function, and Mutate writes
 // with the revision they read, retrying on conflict. That is how "stock never goes below
 // zero" stays one piece of domain code whatever the store.
+//
+// Scan and Tracker are for sweeps (expired reservations, stalled checkouts): Scan reads a
+// bucket in one request, and a Tracker keeps the entries a sweep cares about in memory with
+// a watch, so that a sweep need not read the whole bucket every time it runs.
 package kv
 
 import (
@@ -161,7 +165,13 @@ func backoff(ctx context.Context, attempt int) error {
 		return ctx.Err()
 	}
 	limit := time.Duration(min(attempt, 20)) * 200 * time.Microsecond
-	t := time.NewTimer(rand.N(limit) + 50*time.Microsecond)
+	return Sleep(ctx, rand.N(limit)+50*time.Microsecond)
+}
+
+// Sleep waits d, or less if ctx ends first, when it returns ctx.Err(). It is for the loops
+// that poll a record another writer is busy with, and for retries after a store failure.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/mitosis-dev/mitosis/shop/events"
@@ -34,9 +35,10 @@ const (
 // checkout interrupted before its charge is compensated, never retried.
 //
 // Retention: the records of finished checkouts are kept for good, so that a key replayed at
-// any time returns its order. Recover scans them all, so its cost grows with the number of
-// checkouts ever made; expiring done records (a TTL on the bucket, or a sweep of records
-// done more than a day ago) is future work.
+// any time returns its order. RunRecovery's periodic sweeps do not read them (an index fed by
+// a watch holds only the unfinished ones), but a lone Recover, and RunRecovery's index when
+// it starts, still read the whole bucket once; expiring done records (a TTL on the bucket, or
+// a sweep of records done more than a day ago) is future work.
 type saga struct {
 	Key         string         `json:"key"`
 	RequestHash string         `json:"request_hash"`
@@ -296,14 +298,78 @@ func (o *Orders) finish(ctx context.Context, rec saga) error {
 // stores pass a duration well beyond any live checkout (a minute), so as not to compensate
 // each other's. Even then a stalled checkout cannot finish behind Recover's back: Recover
 // first moves the record to "compensating", after which the live checkout cannot advance it.
+//
+// Recover reads every record, done ones included, in one watch of the bucket: fine once at
+// start; to recover periodically use RunRecovery, whose sweeps read only unfinished records.
 func (o *Orders) Recover(ctx context.Context, olderThan time.Duration) (int, error) {
-	recs, err := o.unfinished(ctx)
+	items, err := kv.Scan(ctx, o.stores.Sagas, unfinished)
 	if err != nil {
 		return 0, fmt.Errorf("recover checkouts: %w", err)
 	}
+	return o.recover(ctx, items, olderThan)
+}
+
+// RunRecovery does the work of Recover every interval until ctx ends, logging what it did.
+// It keeps an index of the unfinished saga records, up to date with a watch, so that a run
+// reads nothing of the finished checkouts, whose records are kept for good: its cost follows
+// the checkouts in flight, not every checkout ever made.
+func (o *Orders) RunRecovery(ctx context.Context, every, olderThan time.Duration) {
+	index := o.sagaIndex()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { index.Run(ctx) })
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := o.recoverIndex(ctx, index, olderThan)
+		if err != nil && ctx.Err() == nil {
+			o.log.Warn("recover checkouts", "handled", n, "err", err)
+		} else if n > 0 {
+			o.log.Info("recovered checkouts", "count", n)
+		}
+	}
+}
+
+// unfinished selects the saga records recovery looks at: those of checkouts not done.
+func unfinished(s saga) bool { return s.State != stateDone }
+
+// sagaIndex returns an index of the unfinished saga records, for RunRecovery to Run.
+func (o *Orders) sagaIndex() *kv.Tracker[saga] {
+	return kv.NewTracker(o.stores.Sagas, unfinished, o.log)
+}
+
+// recoverIndex recovers the stale checkouts that index holds. Until the index has read the
+// bucket once there is nothing to go by, and nothing is recovered.
+func (o *Orders) recoverIndex(ctx context.Context, index *kv.Tracker[saga], olderThan time.Duration) (int, error) {
+	select {
+	case <-index.Ready():
+	default:
+		return 0, nil
+	}
+	now := o.now()
+	return o.recover(ctx, index.Items(func(it kv.Item[saga]) bool {
+		return it.Err != nil || now.Sub(it.Value.UpdatedAt) >= olderThan
+	}), olderThan)
+}
+
+// recover finishes or compensates the stale checkouts among items. The items may be stale
+// themselves (RunRecovery's index lags the bucket): recoverOne decides on every record as
+// it is in the store.
+func (o *Orders) recover(ctx context.Context, items []kv.Item[saga], olderThan time.Duration) (int, error) {
 	n := 0
 	var errs []error
-	for _, rec := range recs {
+	for _, it := range items {
+		if it.Err != nil {
+			o.log.Error("undecodable saga record; skipped", "key", it.Key, "err", it.Err)
+			continue
+		}
+		rec := it.Value
+		rec.rev = it.Revision
 		if o.now().Sub(rec.UpdatedAt) < olderThan {
 			continue
 		}
@@ -320,43 +386,23 @@ func (o *Orders) Recover(ctx context.Context, olderThan time.Duration) (int, err
 	return n, errors.Join(errs...)
 }
 
-// unfinished reads every saga record that is not done. A watch streams the whole bucket in
-// one request, where listing keys and reading each would take a round trip per record.
-func (o *Orders) unfinished(ctx context.Context) ([]saga, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ch, err := o.stores.Sagas.Watch(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("watch sagas: %w", err)
-	}
-	var out []saga
-	for e := range ch {
-		if e.Key == "" {
-			return out, nil // up to date: every current record has been seen
-		}
-		if e.Deleted {
-			continue
-		}
-		var rec saga
-		if err := json.Unmarshal(e.Value, &rec); err != nil {
-			o.log.Error("undecodable saga record; skipped", "key", e.Key, "err", err)
-			continue
-		}
-		rec.rev = e.Revision
-		if rec.State != stateDone {
-			out = append(out, rec)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return nil, errors.New("watch sagas: ended before it was up to date")
-}
-
 // recoverOne finishes or compensates one stale checkout, reporting whether it did anything.
 func (o *Orders) recoverOne(ctx context.Context, rec saga, olderThan time.Duration) (bool, error) {
 	if rec.State == stateCharged {
-		_, err := o.rollForward(ctx, rec)
+		// Roll forward only a record still charged and stale as it is now, not as it was
+		// listed: it may have been finished meanwhile.
+		cur, rev, err := kv.Get[saga](ctx, o.stores.Sagas, rec.Key)
+		switch {
+		case errors.Is(err, kv.ErrNotFound):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("read: %w", err)
+		case cur.OrderID != rec.OrderID || cur.State != stateCharged || o.now().Sub(cur.UpdatedAt) < olderThan:
+			return false, nil // finished or moved on since the scan; the next run sees it
+		}
+		cur.rev = rev
+		rec = cur
+		_, err = o.rollForward(ctx, rec)
 		if errors.Is(err, errRefunded) {
 			// Handled all the same: nothing is left to do for it.
 			o.log.Warn("recovered checkout refunded: its reservation had lapsed", "key", rec.Key, "order_id", rec.OrderID, "err", err)
@@ -386,23 +432,4 @@ func (o *Orders) recoverOne(ctx context.Context, rec saga, olderThan time.Durati
 		return false, fmt.Errorf("claim: %w", err)
 	}
 	return true, o.undo(ctx, claimed, true)
-}
-
-// RunRecovery runs Recover every interval until ctx ends, logging what it did.
-func (o *Orders) RunRecovery(ctx context.Context, every, olderThan time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n, err := o.Recover(ctx, olderThan)
-		if err != nil && ctx.Err() == nil {
-			o.log.Error("recover checkouts", "handled", n, "err", err)
-		} else if n > 0 {
-			o.log.Info("recovered checkouts", "count", n)
-		}
-	}
 }

@@ -145,7 +145,7 @@ func (o *Orders) awaitExisting(ctx context.Context, key, hash string) (Order, er
 		case rec.State == stateDone:
 			return o.Get(ctx, rec.OrderID)
 		}
-		if err := sleep(ctx, delay); err != nil {
+		if err := kv.Sleep(ctx, delay); err != nil {
 			return Order{}, fmt.Errorf("checkout %s: waiting for the request in progress: %w", key, err)
 		}
 		delay = min(2*delay, 100*time.Millisecond)
@@ -302,16 +302,4 @@ func (o *Orders) MarkShipped(ctx context.Context, orderID, trackingID string) (O
 		return Order{}, fmt.Errorf("mark order %s shipped: %w", orderID, err)
 	}
 	return ord, nil
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -12,34 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/shop/clocktest"
 	"github.com/mitosis-dev/mitosis/shop/inventory"
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
-// clock is a controllable clock: it moves only when a test sets it. Safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // Run runs the suite. newService returns a service with empty stores for each test, reading
 // the time from now, so that tests can move past a reservation's expiry.
 func Run(t *testing.T, newService func(t *testing.T, now func() time.Time) inventory.Service) {
-	setup := func(t *testing.T) (inventory.Service, *clock) {
+	setup := func(t *testing.T) (inventory.Service, *clocktest.Clock) {
 		t.Helper()
-		c := &clock{t: time.Date(2030, 1, 15, 12, 0, 0, 0, time.UTC)}
+		c := clocktest.New(time.Date(2030, 1, 15, 12, 0, 0, 0, time.UTC))
 		return newService(t, c.Now), c
 	}
 

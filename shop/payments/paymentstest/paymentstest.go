@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/shop/clocktest"
 	"github.com/mitosis-dev/mitosis/shop/money"
 	"github.com/mitosis-dev/mitosis/shop/payments"
 	"github.com/mitosis-dev/mitosis/shop/validation"
@@ -23,30 +24,12 @@ const (
 	cardInsufficient = "4000000000009995"
 )
 
-// clock is a controllable clock: it moves only when a test sets it. Safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // Run runs the suite. newService returns a service with an empty store for each test,
 // reading the time from now, which decides whether a card has expired.
 func Run(t *testing.T, newService func(t *testing.T, now func() time.Time) payments.Service) {
-	setup := func(t *testing.T) (payments.Service, *clock) {
+	setup := func(t *testing.T) (payments.Service, *clocktest.Clock) {
 		t.Helper()
-		c := &clock{t: time.Date(2030, 6, 15, 12, 0, 0, 0, time.UTC)}
+		c := clocktest.New(time.Date(2030, 6, 15, 12, 0, 0, 0, time.UTC))
 		return newService(t, c.Now), c
 	}
 	card := func(number string) payments.Card {
