@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -205,7 +206,9 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Errorf("second up remade pods: %v -> %v\n%s", before, after, progress.String())
 	}
 
-	// A killed pod (`podman pod kill`) shows in status, and up heals it.
+	// A killed pod (`podman pod kill`) shows in status, and up heals it, remade with the same
+	// address and hardware address, so that its peers' ARP caches still hold.
+	addrBefore := netAddrs(t, conn, app)
 	if _, err := pods.Kill(conn, stack.ObjectName(name, topology.Monolith, "monolith"), new(pods.KillOptions).WithSignal("SIGKILL")); err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +226,9 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	})
 	if err := rt.Up(ctx, topo, opts); err != nil {
 		t.Fatalf("healing up: %v", err)
+	}
+	if after := netAddrs(t, conn, app); after != addrBefore {
+		t.Errorf("the healed pod's addresses %s, before %s", after, addrBefore)
 	}
 	sts, err := rt.Status(ctx)
 	if err != nil {
@@ -261,6 +267,21 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Errorf("removed %s, want 2 pods, 1 network, 1 volume", removed)
 	}
 	assertNothingLeft(t, conn, name)
+}
+
+// netAddrs lists a container's IP and MAC addresses in each of its networks.
+func netAddrs(t *testing.T, conn context.Context, ctr string) string {
+	t.Helper()
+	data, err := containers.Inspect(conn, ctr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for name, n := range data.NetworkSettings.Networks {
+		out = append(out, name+"="+n.IPAddress+"/"+n.MacAddress)
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
 }
 
 func podIDs(t *testing.T, conn context.Context, name string) []string {

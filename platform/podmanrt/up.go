@@ -34,7 +34,7 @@ const labelProbe = "mitosis.probe"
 
 // specVersion changes when the way pods are made changes, so an `up` after an upgrade remakes
 // every pod.
-const specVersion = "1"
+const specVersion = "2"
 
 // stopTimeout is how long a container has to exit after SIGTERM before SIGKILL; the shop's
 // binaries stop in well under a second when idle.
@@ -94,6 +94,14 @@ func serviceIP(subnet *net.IPNet, i int) net.IP {
 type collectorLink struct {
 	Network  string
 	Endpoint string // OTEL_EXPORTER_OTLP_ENDPOINT
+}
+
+// serviceMAC is the fixed hardware address that goes with a fixed IP: a remade pod that
+// kept its address but took a new MAC would not be answered by its peers until their ARP
+// caches let the old one go (seconds to tens of seconds).
+func serviceMAC(ip net.IP) nettypes.HardwareAddr {
+	v4 := ip.To4()
+	return nettypes.HardwareAddr{0x02, 0x6d, v4[0], v4[1], v4[2], v4[3]} // locally administered
 }
 
 func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptions, ip net.IP, link *collectorLink) (desired, error) {
@@ -413,6 +421,7 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	pn := nettypes.PerNetworkOptions{Aliases: []string{d.Service.Name}}
 	if d.IP != nil {
 		pn.StaticIPs = []net.IP{d.IP}
+		pn.StaticMAC = serviceMAC(d.IP)
 	}
 	ps.Networks = map[string]nettypes.PerNetworkOptions{d.Network: pn}
 	for _, n := range d.Joins {
