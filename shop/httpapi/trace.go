@@ -21,32 +21,36 @@ const (
 	AmznTraceIDHeader = "X-Amzn-Trace-Id"
 )
 
-// setTraceHeaders writes both headers for the span sc.
+// setTraceHeaders writes both headers for the span sc: two allocations, one for both values
+// and one for both slices, since every response of the shop pays for them.
 func setTraceHeaders(h http.Header, sc trace.SpanContext) {
 	tid, sid := sc.TraceID(), sc.SpanID()
-	sampled := sc.IsSampled()
+	sampled := "01"[boolIndex(sc.IsSampled())]
+
+	const trLen = len("00-") + 32 + 1 + 16 + len("-01")
+	const xrLen = len("Root=1-") + 8 + 1 + 24 + len(";Parent=") + 16 + len(";Sampled=") + 1
+	var buf [trLen + xrLen]byte
 
 	// 00-{32}-{16}-{2}
-	var tr [2 + 1 + 32 + 1 + 16 + 1 + 2]byte
-	b := append(tr[:0], "00-"...)
+	b := append(buf[:0], "00-"...)
 	b = hex.AppendEncode(b, tid[:])
 	b = append(b, '-')
 	b = hex.AppendEncode(b, sid[:])
-	b = append(b, "-0"...)
-	b = append(b, "01"[boolIndex(sampled)])
-	h[TraceResponseHeader] = []string{string(b)}
+	b = append(b, '-', '0', sampled)
 
 	// Root=1-{8}-{24};Parent={16};Sampled={1}
-	var xr [len("Root=1-") + 8 + 1 + 24 + len(";Parent=") + 16 + len(";Sampled=") + 1]byte
-	b = append(xr[:0], "Root=1-"...)
+	b = append(b, "Root=1-"...)
 	b = hex.AppendEncode(b, tid[:4])
 	b = append(b, '-')
 	b = hex.AppendEncode(b, tid[4:])
 	b = append(b, ";Parent="...)
 	b = hex.AppendEncode(b, sid[:])
 	b = append(b, ";Sampled="...)
-	b = append(b, "01"[boolIndex(sampled)])
-	h[AmznTraceIDHeader] = []string{string(b)}
+	b = append(b, sampled)
+	both := string(b)
+	values := [2]string{both[:trLen], both[trLen:]}
+	h[TraceResponseHeader] = values[0:1:1]
+	h[AmznTraceIDHeader] = values[1:2:2]
 }
 
 func boolIndex(b bool) int {

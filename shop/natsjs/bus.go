@@ -28,10 +28,12 @@ const StreamName = "SHOP_EVENTS"
 // of the publish, so that an event's reactions belong to the trace of the request that caused
 // it, in both architectures.
 type Bus struct {
-	js     jetstream.JetStream
-	logger *slog.Logger
-	tracer trace.Tracer
-	prop   propagation.TextMapPropagator
+	js      jetstream.JetStream
+	logger  *slog.Logger
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
+	publish []trace.SpanStartOption // the PRODUCER spans' start options
+	process []trace.SpanStartOption // the CONSUMER spans'
 }
 
 // BusOption configures a Bus.
@@ -84,7 +86,9 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, logger *slog.Logger, o
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
 	}
-	b := &Bus{js: js, logger: logger, tracer: otel.GetTracerProvider().Tracer(tracerName), prop: otel.GetTextMapPropagator()}
+	b := &Bus{js: js, logger: logger, tracer: otel.GetTracerProvider().Tracer(tracerName), prop: otel.GetTextMapPropagator(),
+		publish: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)},
+		process: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}}
 	for _, o := range opts {
 		o(b)
 	}
@@ -103,9 +107,14 @@ func (b *Bus) Publish(ctx context.Context, subject, id string, payload any) erro
 // The PRODUCER span lasts until JetStream acknowledged the message: stored, and so
 // deliverable.
 func (b *Bus) PublishRaw(ctx context.Context, subject, id string, data []byte) error {
-	ctx, span := b.tracer.Start(ctx, "publish "+subject, trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(msgSystem.String("nats"), msgDestination.String(subject), msgOperation.String("send"), msgID.String(id)))
+	ctx, span := b.tracer.Start(ctx, "publish "+subject, b.publish...)
 	defer span.End()
+	// The attributes go in after the start, and only when the span records: as start options
+	// they would be copied once more for the sampler, whom they do not concern (none of
+	// OTEL_TRACES_SAMPLER's looks at attributes), and built for spans sampled out.
+	if span.IsRecording() {
+		span.SetAttributes(msgSystem.String("nats"), msgDestination.String(subject), msgOperation.String("send"), msgID.String(id))
+	}
 	msg := nats.NewMsg(subject)
 	msg.Data = data
 	b.prop.Inject(ctx, headerCarrier(msg.Header))
@@ -178,10 +187,12 @@ func (b *Bus) handle(ctx context.Context, consumer string, logger *slog.Logger, 
 	if md, err := msg.Metadata(); err == nil {
 		m.Delivery = int(md.NumDelivered)
 	}
-	ctx, span := b.tracer.Start(ctx, "process "+m.Subject, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(msgSystem.String("nats"), msgDestination.String(m.Subject), msgOperation.String("process"),
-			msgID.String(m.ID), msgConsumer.String(consumer), msgDelivery.Int(m.Delivery)))
+	ctx, span := b.tracer.Start(ctx, "process "+m.Subject, b.process...)
 	defer span.End()
+	if span.IsRecording() { // as in PublishRaw
+		span.SetAttributes(msgSystem.String("nats"), msgDestination.String(m.Subject), msgOperation.String("process"),
+			msgID.String(m.ID), msgConsumer.String(consumer), msgDelivery.Int(m.Delivery))
+	}
 	err := h(ctx, m)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())

@@ -3,6 +3,7 @@ package traced
 import (
 	"context"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -17,15 +18,16 @@ import (
 func (t *Tracing) Bucket(name string, b kv.Bucket) kv.Bucket {
 	s := &bucketCalls{t: t, name: name, next: b}
 	for i, op := range [...]string{"Get", "Create", "Update", "Delete", "Keys"} {
-		s.ops[i] = storeOp{name: op + " " + name, start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(DBSystem.String(storeSystem), DBOperation.String(op), DBCollection.String(name))}}
+		s.ops[i] = storeOp{name: op + " " + name,
+			attrs: []attribute.KeyValue{DBSystem.String(storeSystem), DBOperation.String(op), DBCollection.String(name)}}
 	}
 	return s
 }
 
+// storeOp is one operation on one bucket: its span's name and attributes, computed once.
 type storeOp struct {
 	name  string
-	start []trace.SpanStartOption // computed once: options allocate when made
+	attrs []attribute.KeyValue
 }
 
 type bucketCalls struct {
@@ -39,7 +41,10 @@ func (b *bucketCalls) start(ctx context.Context, op int) (context.Context, trace
 	if !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx, nil
 	}
-	return b.t.tracer.Start(ctx, b.ops[op].name, b.ops[op].start...)
+	// As with the INTERNAL spans (see Tracing.start), the attributes go in after the start.
+	ctx, span := b.t.tracer.Start(ctx, b.ops[op].name, b.t.client...)
+	span.SetAttributes(b.ops[op].attrs...)
+	return ctx, span
 }
 
 func endStore(span trace.Span, err error) {

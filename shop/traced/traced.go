@@ -57,6 +57,8 @@ const (
 type Tracing struct {
 	tracer   trace.Tracer
 	duration metric.Float64Histogram
+	internal []trace.SpanStartOption // of the INTERNAL spans: their kind (see start)
+	client   []trace.SpanStartOption // of the store spans
 }
 
 // New returns decorators that use tp and mp; nil means the global providers (as they are
@@ -68,7 +70,9 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider) *Tracing {
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	t := &Tracing{tracer: tp.Tracer(ScopeName)}
+	t := &Tracing{tracer: tp.Tracer(ScopeName),
+		internal: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)},
+		client:   []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}}
 	var err error
 	t.duration, err = mp.Meter(ScopeName).Float64Histogram("mitosis.call.duration",
 		metric.WithUnit("s"),
@@ -83,16 +87,15 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider) *Tracing {
 // method is one port method: its span name and the attributes of its spans and metrics,
 // computed once.
 type method struct {
-	name  string // "mitosis.catalog.v1.CatalogService/Get", the gRPC full method without its slash
-	start []trace.SpanStartOption
-	set   attribute.Set
+	name   string // "mitosis.catalog.v1.CatalogService/Get", the gRPC full method without its slash
+	attrs  []attribute.KeyValue
+	record []metric.RecordOption // the attributes as the histogram takes them
 }
 
 func newMethod(service, name string) method {
 	full := service + "/" + name
 	attrs := []attribute.KeyValue{RPCSystem.String(inProcessName), RPCMethod.String(full)}
-	return method{name: full, set: attribute.NewSet(attrs...),
-		start: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...)}}
+	return method{name: full, attrs: attrs, record: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}}
 }
 
 // call is one call in flight.
@@ -103,8 +106,12 @@ type call struct {
 	start time.Time
 }
 
+// start starts the call's span. Its attributes go in after the start rather than as a start
+// option: an option copies them once more, in an allocation of their own, for the sampler's
+// sake, and no sampler this project configures (OTEL_TRACES_SAMPLER's) looks at them.
 func (t *Tracing) start(ctx context.Context, m *method) (context.Context, call) {
-	ctx, span := t.tracer.Start(ctx, m.name, m.start...)
+	ctx, span := t.tracer.Start(ctx, m.name, t.internal...)
+	span.SetAttributes(m.attrs...)
 	return ctx, call{t: t, m: m, span: span, start: time.Now()}
 }
 
@@ -115,7 +122,7 @@ func (c call) end(ctx context.Context, err error) {
 		c.span.SetStatus(codes.Error, err.Error())
 	}
 	c.span.End()
-	c.t.duration.Record(ctx, time.Since(c.start).Seconds(), metric.WithAttributeSet(c.m.set))
+	c.t.duration.Record(ctx, time.Since(c.start).Seconds(), c.m.record...)
 }
 
 // ports are the methods of each context's port, as its gRPC service names them.
