@@ -6,7 +6,6 @@ require (
 	github.com/HdrHistogram/hdrhistogram-go v1.2.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/containers/podman/v4 v4.9.5
-	github.com/google/go-containerregistry v0.22.1
 	github.com/mitosis-dev/mitosis/platform v0.0.0
 	github.com/mitosis-dev/mitosis/shop v0.0.0
 	github.com/tsenart/vegeta/v12 v12.13.0
@@ -75,6 +74,7 @@ require (
 	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/golang/groupcache v0.0.0-20210331224755-41bb18bfe9da // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
+	github.com/google/go-containerregistry v0.22.1 // indirect
 	github.com/google/go-intervals v0.0.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/mux v1.8.1 // indirect

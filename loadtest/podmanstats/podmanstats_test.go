@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/containers/podman/v4/pkg/bindings"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
@@ -105,23 +103,8 @@ func up(ctx context.Context, t *testing.T, name string, topo topology.Topology) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var specs []imagebuild.Spec
-	for _, im := range topo.Images() {
-		specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package})
-	}
-	built, err := imagebuild.Build(ctx, imagebuild.Options{
-		Root:      filepath.Dir(filepath.Dir(wd)), // loadtest/podmanstats -> the repository
-		Dir:       filepath.Join(os.TempDir(), "mitosis-loadtest-images"),
-		Platforms: []v1.Platform{imagebuild.HostPlatform()},
-		Repo:      "localhost/mitosis-loadtest",
-	}, specs...)
-	if err != nil {
-		t.Fatalf("build images: %v", err)
-	}
-	imgs := map[string]imagebuild.Image{}
-	for _, img := range built {
-		imgs[img.Name] = img
-	}
+	// loadtest/podmanstats -> the repository
+	imgs := stacktest.BuildImages(t, filepath.Dir(filepath.Dir(wd)), topo, "mitosis-loadtest")
 	rt, err := podmanrt.Connect(ctx, podmanrt.Options{Stack: name, Images: imgs})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,6 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/network"
 	"github.com/containers/podman/v4/pkg/bindings/pods"
 	"github.com/containers/podman/v4/pkg/bindings/volumes"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
@@ -49,39 +48,10 @@ func repoRoot(t *testing.T) string {
 	return filepath.Dir(filepath.Dir(wd)) // platform/podmanrt -> the repository
 }
 
-// buildImages builds the monolith topology's images for this machine. The image folder
-// outlives the test so that a second run reuses it: that is what the inputs' hash is for.
+// buildImages builds the topology's images for this machine (stacktest.BuildImages).
 func buildImages(t *testing.T, topo topology.Topology) map[string]imagebuild.Image {
 	t.Helper()
-	root := repoRoot(t)
-	for _, im := range topo.Images() {
-		if _, err := os.Stat(filepath.Join(root, im.Package)); err != nil {
-			t.Skipf("%s does not exist yet", im.Package)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	var specs []imagebuild.Spec
-	for _, im := range topo.Images() {
-		specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package})
-	}
-	start := time.Now()
-	built, err := imagebuild.Build(ctx, imagebuild.Options{
-		Root:      root,
-		Dir:       filepath.Join(os.TempDir(), "mitosis-test-images"),
-		Platforms: []v1.Platform{imagebuild.HostPlatform()},
-		Repo:      "localhost/mitosis-test",
-		GitStamp:  true,
-	}, specs...)
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	t.Logf("images built or found in %s", time.Since(start).Round(time.Millisecond))
-	out := map[string]imagebuild.Image{}
-	for _, img := range built {
-		out[img.Name] = img
-	}
-	return out
+	return stacktest.BuildImages(t, repoRoot(t), topo, "mitosis-test")
 }
 
 func connect(t *testing.T, name string, imgs map[string]imagebuild.Image) *podmanrt.Runtime {

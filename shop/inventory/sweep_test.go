@@ -12,33 +12,9 @@ import (
 
 	"github.com/mitosis-dev/mitosis/shop/clocktest"
 	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/kv/kvtest"
 	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
-
-// countingBucket is a real bucket that counts the reads of each key.
-type countingBucket struct {
-	kv.Bucket
-	mu   sync.Mutex
-	gets map[string]int
-}
-
-func counting(b kv.Bucket) *countingBucket { return &countingBucket{Bucket: b, gets: map[string]int{}} }
-
-func (b *countingBucket) Get(ctx context.Context, key string) (kv.Entry, error) {
-	b.mu.Lock()
-	b.gets[key]++
-	b.mu.Unlock()
-	return b.Bucket.Get(ctx, key)
-}
-
-// read returns how often each key was read since the last call.
-func (b *countingBucket) read() map[string]int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	got := b.gets
-	b.gets = map[string]int{}
-	return got
-}
 
 // buckets opens a stock and a reservations bucket on one backend.
 type buckets func(tb testing.TB) (stock, reservations kv.Bucket)
@@ -90,7 +66,7 @@ func TestSweepReadsOnlyDueRecords(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open buckets) {
 		ctx := t.Context()
 		stock, real := open(t)
-		resvs := counting(real)
+		resvs := kvtest.Counting(real)
 		clock := clocktest.New(time.Date(2030, 1, 15, 12, 0, 0, 0, time.UTC))
 		svc := New(stock, resvs, clock.Now, 15*time.Minute).(*service)
 		putTombstones(t, real, clock.Now(), 300)
@@ -115,23 +91,23 @@ func TestSweepReadsOnlyDueRecords(t *testing.T) {
 			time.Sleep(time.Millisecond) // polling interval, bounded by the deadline
 		}
 		clock.Advance(15 * time.Minute)
-		resvs.read()
+		resvs.Reads()
 
 		if n, err := svc.sweepIndex(ctx, index); err != nil || n != 2 {
 			t.Fatalf("sweep from the index = %d, %v; want 2 released", n, err)
 		}
-		expectOnlyRead(t, resvs.read(), "r1", "r2")
+		expectOnlyRead(t, resvs.Reads(), "r1", "r2")
 		if got, _ := svc.Get(ctx, "sku-a"); got.Available != 10 {
 			t.Fatalf("stock after the sweep: %+v", got)
 		}
 
 		reserve("r3")
 		clock.Advance(15 * time.Minute)
-		resvs.read()
+		resvs.Reads()
 		if n, err := svc.ReleaseExpired(ctx); err != nil || n != 1 {
 			t.Fatalf("ReleaseExpired = %d, %v; want 1 released", n, err)
 		}
-		expectOnlyRead(t, resvs.read(), "r3")
+		expectOnlyRead(t, resvs.Reads(), "r3")
 	})
 }
 
@@ -240,11 +216,11 @@ func benchmarkSweep(b *testing.B, sweeper func(*testing.B, *service) func(contex
 				}
 				now := time.Date(2030, 1, 15, 12, 0, 0, 0, time.UTC)
 				putTombstones(b, resvs, now, finished)
-				counted := counting(resvs)
+				counted := kvtest.Counting(resvs)
 				svc := New(stock, counted, func() time.Time { return now }, 15*time.Minute).(*service)
 				sweep := sweeper(b, svc)
 				ctx := context.Background()
-				counted.read()
+				counted.Reads()
 				b.ReportAllocs()
 				for b.Loop() {
 					if n, err := sweep(ctx); err != nil || n != 0 {
@@ -252,7 +228,7 @@ func benchmarkSweep(b *testing.B, sweeper func(*testing.B, *service) func(contex
 					}
 				}
 				gets := 0
-				for _, n := range counted.read() {
+				for _, n := range counted.Reads() {
 					gets += n
 				}
 				b.ReportMetric(float64(gets)/float64(b.N), "gets/op")

@@ -12,37 +12,13 @@ import (
 
 	"github.com/mitosis-dev/mitosis/shop/inventory"
 	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/kv/kvtest"
 	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 	"github.com/mitosis-dev/mitosis/shop/payments"
 )
 
 // These tests write saga records directly, as many finished checkouts and a crash leave them,
 // and check that periodic recovery reads only the unfinished ones.
-
-// countingBucket is a real bucket that counts the reads of each key.
-type countingBucket struct {
-	kv.Bucket
-	mu   sync.Mutex
-	gets map[string]int
-}
-
-func counting(b kv.Bucket) *countingBucket { return &countingBucket{Bucket: b, gets: map[string]int{}} }
-
-func (b *countingBucket) Get(ctx context.Context, key string) (kv.Entry, error) {
-	b.mu.Lock()
-	b.gets[key]++
-	b.mu.Unlock()
-	return b.Bucket.Get(ctx, key)
-}
-
-// read returns how often each key was read since the last call.
-func (b *countingBucket) read() map[string]int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	got := b.gets
-	b.gets = map[string]int{}
-	return got
-}
 
 func forEachBackend(t *testing.T, test func(t *testing.T, open func(tb testing.TB, name string) kv.Bucket)) {
 	t.Run("Memory", func(t *testing.T) {
@@ -126,7 +102,7 @@ func TestRunRecoveryReadsOnlyUnfinished(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func(testing.TB, string) kv.Bucket) {
 		ctx := t.Context()
 		real := open(t, "sagas")
-		sagas := counting(real)
+		sagas := kvtest.Counting(real)
 		putDone(t, real, 300)
 		stale := time.Now().Add(-2 * time.Minute)
 		putSaga(t, real, "before", statePending, stale)
@@ -164,7 +140,7 @@ func TestRunRecoveryReadsOnlyUnfinished(t *testing.T) {
 		}
 		stop()
 		<-done
-		for key := range sagas.read() {
+		for key := range sagas.Reads() {
 			if strings.HasPrefix(key, "done-") || key == "live" {
 				t.Fatalf("recovery read %s, which has nothing to recover", key)
 			}

@@ -11,11 +11,17 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/mitosis-dev/mitosis/platform/imagebuild"
+	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 )
@@ -170,4 +176,38 @@ func CheckoutTrace(ctx context.Context, base, id string, want []string) (bool, s
 	ok := tr.Root.Name == "POST /v1/checkout" && tr.Orphans == 0 && strings.Join(got, ",") == strings.Join(want, ",") &&
 		producers > 0 && consumers["shipping"] && consumers["notify"]
 	return ok, state
+}
+
+// BuildImages builds the images of topo from the repository at root, for this machine, into
+// a folder named after name under the system's temporary folder, tagged localhost/<name>/...
+// The folder outlives the test so that a second run reuses it: that is what the inputs' hash
+// is for.
+func BuildImages(t *testing.T, root string, topo topology.Topology, name string) map[string]imagebuild.Image {
+	t.Helper()
+	var specs []imagebuild.Spec
+	for _, im := range topo.Images() {
+		if _, err := os.Stat(filepath.Join(root, im.Package)); err != nil {
+			t.Skipf("%s does not exist yet", im.Package)
+		}
+		specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	start := time.Now()
+	built, err := imagebuild.Build(ctx, imagebuild.Options{
+		Root:      root,
+		Dir:       filepath.Join(os.TempDir(), name+"-images"),
+		Platforms: []v1.Platform{imagebuild.HostPlatform()},
+		Repo:      "localhost/" + name,
+		GitStamp:  true,
+	}, specs...)
+	if err != nil {
+		t.Fatalf("build images: %v", err)
+	}
+	t.Logf("images built or found in %s", time.Since(start).Round(time.Millisecond))
+	out := map[string]imagebuild.Image{}
+	for _, img := range built {
+		out[img.Name] = img
+	}
+	return out
 }
