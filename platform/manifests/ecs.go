@@ -343,7 +343,7 @@ func MarshalECS(v any) ([]byte, error) {
 	if err := json.Unmarshal(raw, &tree); err != nil {
 		return nil, err
 	}
-	tree = apiNames(tree)
+	tree = pruneEmpty(apiNames(tree)) // nulls, empty strings, lists and objects are left out
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
@@ -354,38 +354,19 @@ func MarshalECS(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// apiNames lowers the first letter of every key (ContainerDefinitions -> containerDefinitions)
-// and drops nulls, empty strings, lists and objects.
+// apiNames lowers the first letter of every key (ContainerDefinitions -> containerDefinitions).
 func apiNames(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
-		out := map[string]any{}
+		out := make(map[string]any, len(t))
 		for k, val := range t {
-			val = apiNames(val)
-			if val == nil {
-				continue
-			}
 			r, n := utf8.DecodeRuneInString(k)
-			out[string(unicode.ToLower(r))+k[n:]] = val
-		}
-		if len(out) == 0 {
-			return nil
+			out[string(unicode.ToLower(r))+k[n:]] = apiNames(val)
 		}
 		return out
 	case []any:
-		var out []any
-		for _, e := range t {
-			if e = apiNames(e); e != nil {
-				out = append(out, e)
-			}
-		}
-		if len(out) == 0 {
-			return nil
-		}
-		return out
-	case string:
-		if t == "" {
-			return nil
+		for i, e := range t {
+			t[i] = apiNames(e)
 		}
 	}
 	return v
