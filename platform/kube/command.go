@@ -89,6 +89,23 @@ func edge(cmd *cobra.Command, arch string) string {
 	return flagOr(cmd, arch+"-edge", def)
 }
 
+// target is what play and down act on: the environment, the architectures --arch names,
+// and the objects' name prefix (--prefix, default <stack>-k8s).
+func target(cmd *cobra.Command, arch, prefix string) (env, []string, string, error) {
+	e, err := envOf(cmd)
+	if err != nil {
+		return env{}, nil, "", err
+	}
+	list, err := archs(arch)
+	if err != nil {
+		return env{}, nil, "", err
+	}
+	if prefix == "" {
+		prefix = e.stack + "-k8s"
+	}
+	return e, list, prefix, nil
+}
+
 // archs reads --arch for play and down.
 func archs(arch string) ([]string, error) {
 	switch arch {
@@ -170,16 +187,9 @@ kube down removes it all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
-			e, err := envOf(cmd)
+			e, list, prefix, err := target(cmd, arch, prefix)
 			if err != nil {
 				return err
-			}
-			list, err := archs(arch)
-			if err != nil {
-				return err
-			}
-			if prefix == "" {
-				prefix = e.stack + "-k8s"
 			}
 			token, err := adminToken(e.state)
 			if err != nil {
@@ -274,16 +284,9 @@ func downCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
-			e, err := envOf(cmd)
+			e, list, prefix, err := target(cmd, arch, prefix)
 			if err != nil {
 				return err
-			}
-			list, err := archs(arch)
-			if err != nil {
-				return err
-			}
-			if prefix == "" {
-				prefix = e.stack + "-k8s"
 			}
 			conn, err := Connect(cmd.Context(), e.socket)
 			if err != nil {

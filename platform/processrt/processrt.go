@@ -244,7 +244,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 			}
 		}
 		if a.Name == topology.Telemetry {
-			otlp = topology.OTLPEndpoint(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports["collector"][topology.CollectorHTTPPort])))
+			otlp = topology.OTLPEndpoint(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[t.Collector.Name][topology.CollectorHTTPPort])))
 		}
 	}
 	return nil
