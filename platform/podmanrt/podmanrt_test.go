@@ -349,7 +349,7 @@ func TestBothArchitecturesSideBySide(t *testing.T) {
 	}
 	for arch, id := range traceIDs {
 		stacktest.WaitFor(t, 30*time.Second, func() (bool, string) {
-			return stacktest.CheckoutTrace(ctx, collector, id, want[arch])
+			return stacktest.CheckoutTrace(ctx, collector, id, arch, want[arch])
 		})
 	}
 	t.Logf("memory as status reports it: monolith %.1f MiB, services %.1f MiB", float64(mem["monolith"])/(1<<20), float64(mem["services"])/(1<<20))

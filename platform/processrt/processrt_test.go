@@ -65,7 +65,7 @@ func TestMonolithAsProcesses(t *testing.T) {
 		}
 	}
 	stacktest.WaitFor(t, 30*time.Second, func() (bool, string) {
-		return stacktest.CheckoutTrace(ctx, collector, traceID, []string{"monolith"})
+		return stacktest.CheckoutTrace(ctx, collector, traceID, topology.Monolith, []string{"monolith"})
 	})
 
 	pids := func() map[string]int {
