@@ -8,6 +8,10 @@
 // (otelhttp, otelgrpc, shop/traced, shop/natsjs) reads them when it is built, so Setup comes
 // first in main. It is not the instrumentation itself, nor a collector (tracecollect is).
 //
+// Spans go to OTLP through a batching processor of this package that writes their protobuf
+// encoding itself (otlpspans.go: it costs a fraction of the SDK's processor and exporter),
+// and to X-Ray through the SDK's batch span processor. Both read OTEL_BSP_* as the SDK does.
+//
 // Configuration (environment), beyond what the SDK and exporters read themselves
 // (OTEL_TRACES_SAMPLER, OTEL_BSP_*, OTEL_EXPORTER_OTLP_HEADERS, OTEL_METRIC_EXPORT_INTERVAL...):
 //
@@ -81,11 +85,6 @@ type Options struct {
 // (requests drained, consumers stopped), with a deadline.
 type Shutdown func(ctx context.Context) error
 
-// defaultQueueSize is the batch span processor's queue when OTEL_BSP_MAX_QUEUE_SIZE is unset:
-// four times the SDK's 2048, since a checkout in the services makes about 70 spans and a
-// load test runs hundreds of checkouts a second; a full queue drops spans.
-const defaultQueueSize = 8192
-
 // Setup installs OpenTelemetry for the binary described by opts and returns its shutdown and
 // its logger. On error nothing is installed.
 func Setup(ctx context.Context, opts Options) (Shutdown, *slog.Logger, error) {
@@ -124,18 +123,14 @@ func Setup(ctx context.Context, opts Options) (Shutdown, *slog.Logger, error) {
 		restore()
 		return nil, nil, err
 	}
-	spanExporters, err := traceExporters(ctx)
+	processors, err := spanProcessors(ctx)
 	if err != nil {
 		restore()
 		return nil, nil, err
 	}
 	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithIDGenerator(xray.NewIDGenerator())}
-	for _, e := range spanExporters {
-		var bsp []sdktrace.BatchSpanProcessorOption
-		if os.Getenv("OTEL_BSP_MAX_QUEUE_SIZE") == "" {
-			bsp = append(bsp, sdktrace.WithMaxQueueSize(defaultQueueSize))
-		}
-		tpOpts = append(tpOpts, sdktrace.WithBatcher(e, bsp...))
+	for _, p := range processors {
+		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(p))
 	}
 	tp := sdktrace.NewTracerProvider(tpOpts...)
 
@@ -147,7 +142,7 @@ func Setup(ctx context.Context, opts Options) (Shutdown, *slog.Logger, error) {
 	}
 	otel.SetTracerProvider(tp)
 	otel.SetMeterProvider(mp)
-	logger.Debug("telemetry set up", "trace_exporters", len(spanExporters), "resource", res.Attributes())
+	logger.Debug("telemetry set up", "trace_exporters", len(processors), "resource", res.Attributes())
 
 	shutdown := func(ctx context.Context) error {
 		defer restore()
@@ -210,23 +205,32 @@ func exporterNames(signal string) []string {
 	return names
 }
 
-func traceExporters(ctx context.Context) ([]sdktrace.SpanExporter, error) {
-	var out []sdktrace.SpanExporter
-	for _, n := range exporterNames("TRACES") {
-		var e sdktrace.SpanExporter
+// spanProcessors returns a batching processor per exporter OTEL_TRACES_EXPORTER names.
+func spanProcessors(ctx context.Context) ([]sdktrace.SpanProcessor, error) {
+	var out []sdktrace.SpanProcessor
+	names := exporterNames("TRACES")
+	var cfg batchConfig
+	if len(names) > 0 {
+		cfg = batchConfigFromEnv()
+	}
+	for _, n := range names {
+		var p sdktrace.SpanProcessor
 		var err error
 		switch n {
 		case "otlp":
-			switch p := otlpProtocol("TRACES"); p {
+			switch proto := otlpProtocol("TRACES"); proto {
 			case "grpc":
-				e, err = otlptracegrpc.New(ctx)
+				p, err = newBatcher(ctx, otlptracegrpc.NewClient(), cfg)
 			case "http/protobuf":
-				e, err = otlptracehttp.New(ctx)
+				p, err = newBatcher(ctx, otlptracehttp.NewClient(), cfg)
 			default:
-				err = fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: want grpc or http/protobuf", p)
+				err = fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: want grpc or http/protobuf", proto)
 			}
 		case "xray":
-			e, err = xrayexport.New(os.Getenv("AWS_XRAY_DAEMON_ADDRESS"))
+			var e *xrayexport.Exporter
+			if e, err = xrayexport.New(os.Getenv("AWS_XRAY_DAEMON_ADDRESS")); err == nil {
+				p = sdktrace.NewBatchSpanProcessor(e, sdktrace.WithMaxQueueSize(cfg.maxQueue))
+			}
 		default:
 			err = fmt.Errorf("OTEL_TRACES_EXPORTER: unknown exporter %q (want otlp, xray or none)", n)
 		}
@@ -236,7 +240,7 @@ func traceExporters(ctx context.Context) ([]sdktrace.SpanExporter, error) {
 			}
 			return nil, fmt.Errorf("trace exporter %s: %w", n, err)
 		}
-		out = append(out, e)
+		out = append(out, p)
 	}
 	return out, nil
 }
