@@ -32,13 +32,7 @@ import (
 func startBench(b *testing.B) http.Handler {
 	b.Helper()
 	cfg := config{DataDir: b.TempDir(), AdminToken: testToken}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	// The catalog logs to slog's default logger; an info line amid benchmark results would
-	// break their format for benchstat.
-	prev := slog.Default()
-	slog.SetDefault(logger)
-	b.Cleanup(func() { slog.SetDefault(prev) })
-	m, err := start(context.Background(), cfg, logger)
+	m, err := start(context.Background(), cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		b.Fatal(err)
 	}

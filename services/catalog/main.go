@@ -28,7 +28,7 @@ func wire(ctx context.Context, p *servicehost.Process) ([]string, error) {
 		return nil, err
 	}
 	// The view follows the bucket for the life of the process, not of ctx.
-	svc, err := catalog.New(p.Life(), products)
+	svc, err := catalog.New(p.Life(), products, p.Logger())
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}

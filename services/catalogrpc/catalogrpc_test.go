@@ -20,7 +20,7 @@ func TestConformance(t *testing.T) {
 	catalogtest.Run(t, func(t *testing.T) catalog.Service {
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
-		impl, err := catalog.New(ctx, srv.Bucket(t, "products"))
+		impl, err := catalog.New(ctx, srv.Bucket(t, "products"), nil)
 		if err != nil {
 			t.Fatalf("catalog.New: %v", err)
 		}

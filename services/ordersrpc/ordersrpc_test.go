@@ -33,7 +33,7 @@ func TestConformance(t *testing.T) {
 	orderstest.Run(t, func(t *testing.T) orderstest.Env {
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
-		cat, err := catalog.New(ctx, srv.Bucket(t, "products"))
+		cat, err := catalog.New(ctx, srv.Bucket(t, "products"), nil)
 		if err != nil {
 			t.Fatalf("catalog.New: %v", err)
 		}

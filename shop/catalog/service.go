@@ -39,14 +39,18 @@ const (
 // New returns the catalog over the products bucket. If the bucket is empty it writes the seed
 // catalog first. It returns once the in-memory view holds everything in the bucket, so the
 // first List sees the whole catalog; a goroutine then keeps the view current until ctx ends.
-func New(ctx context.Context, products kv.Bucket) (Service, error) {
-	return newService(ctx, products)
+// log receives the seeding and the watch's failures (nil: slog.Default()).
+func New(ctx context.Context, products kv.Bucket, log *slog.Logger) (Service, error) {
+	return newService(ctx, products, log)
 }
 
-func newService(ctx context.Context, products kv.Bucket) (*service, error) {
+func newService(ctx context.Context, products kv.Bucket, log *slog.Logger) (*service, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	s := &service{
 		products: products,
-		log:      slog.Default().With("context", "catalog"),
+		log:      log.With("context", "catalog"),
 		tombs:    map[string]uint64{},
 		done:     make(chan struct{}),
 	}

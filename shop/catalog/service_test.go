@@ -30,7 +30,7 @@ func newCatalog(t testing.TB, b kv.Bucket) catalog.Service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	svc, err := catalog.New(ctx, b)
+	svc, err := catalog.New(ctx, b, nil)
 	if err != nil {
 		t.Fatalf("catalog.New: %v", err)
 	}
@@ -94,7 +94,7 @@ func TestConcurrentStartsOverOneBucketSeedOnce(t *testing.T) {
 	t.Cleanup(cancel)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { svcs[i], errs[i] = catalog.New(ctx, b) })
+		wg.Go(func() { svcs[i], errs[i] = catalog.New(ctx, b, nil) })
 	}
 	wg.Wait()
 	seed := catalog.Seed()
@@ -192,7 +192,7 @@ func TestViewFollowsWritesMadeOutsideTheService(t *testing.T) {
 func TestNewFailsWhenContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := catalog.New(ctx, kv.NewMemory()); err == nil {
+	if _, err := catalog.New(ctx, kv.NewMemory(), nil); err == nil {
 		t.Fatal("New with a cancelled context succeeded")
 	}
 }

@@ -48,7 +48,7 @@ func TestApplyKeepsTheNewestRevision(t *testing.T) {
 
 func TestWatchEndsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := newService(ctx, kv.NewMemory())
+	s, err := newService(ctx, kv.NewMemory(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestViewSurvivesAWatchThatEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	b := &endingWatch{Memory: kv.NewMemory()}
-	s, err := newService(ctx, b)
+	s, err := newService(ctx, b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

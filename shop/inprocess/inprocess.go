@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg Config) (*Shop, error) {
 		}
 		b[name] = tr.Bucket(name, bucket)
 	}
-	cat, err := catalog.New(ctx, b[catalog.ProductsBucket])
+	cat, err := catalog.New(ctx, b[catalog.ProductsBucket], cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}

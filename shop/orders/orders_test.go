@@ -71,7 +71,7 @@ func newWorld(t testing.TB, be backend) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	cat, err := catalog.New(ctx, be.bucket(t, "products"))
+	cat, err := catalog.New(ctx, be.bucket(t, "products"), nil)
 	if err != nil {
 		t.Fatalf("catalog: %v", err)
 	}
