@@ -204,10 +204,11 @@ func TestBatcherGroupsResources(t *testing.T) {
 	}
 }
 
-// fakeClient is an OTLP client that keeps what it is asked to upload, decoded, and can be
-// made to block.
+// fakeClient is an OTLP client that keeps what it is asked to upload, marshalled as the HTTP
+// and gRPC clients marshal it and decoded, and can be made to block or fail.
 type fakeClient struct {
 	mu       sync.Mutex
+	bodies   [][]byte
 	requests []*coltracepb.ExportTraceServiceRequest
 	started  bool
 	stopped  bool
@@ -248,6 +249,7 @@ func (c *fakeClient) UploadTraces(ctx context.Context, rss []*tracepb.ResourceSp
 		return err
 	}
 	c.mu.Lock()
+	c.bodies = append(c.bodies, body)
 	c.requests = append(c.requests, &req)
 	c.mu.Unlock()
 	return nil
@@ -512,26 +514,6 @@ func BenchmarkExport(b *testing.B) {
 	})
 }
 
-// bodyClient is an OTLP client that keeps the body of each upload, marshalled as the HTTP and
-// gRPC clients marshal it.
-type bodyClient struct {
-	mu     sync.Mutex
-	bodies [][]byte
-}
-
-func (*bodyClient) Start(context.Context) error { return nil }
-func (*bodyClient) Stop(context.Context) error  { return nil }
-func (c *bodyClient) UploadTraces(_ context.Context, rss []*tracepb.ResourceSpans) error {
-	body, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: rss})
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.bodies = append(c.bodies, body)
-	c.mu.Unlock()
-	return nil
-}
-
 // The batcher writes what the stock exporter writes for any names, attribute values and
 // sizes: short strings, strings and spans whose lengths take two and three bytes. Where a
 // string is not valid UTF-8 the stock exporter fails the whole batch (protobuf strings must
@@ -563,13 +545,13 @@ func FuzzBatcherWritesWhatTheStockExporterWrites(f *testing.F) {
 		}
 		valid := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
-		stock := &bodyClient{}
+		stock := &fakeClient{}
 		e, err := otlptrace.New(context.Background(), stock)
 		if err != nil {
 			t.Fatal(err)
 		}
 		stockErr := e.ExportSpans(context.Background(), spans(valid))
-		ours := &bodyClient{}
+		ours := &fakeClient{}
 		p, err := newBatcher(context.Background(), ours, batchConfig{delay: time.Hour, timeout: 10 * time.Second, maxQueue: 16, maxBatch: 8})
 		if err != nil {
 			t.Fatal(err)
