@@ -3,12 +3,14 @@ package podmanrt_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -134,6 +136,10 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Fatalf("GET /readyz: %d", code)
 	}
 	stacktest.Checkout(t, base, "test-token", "ada")
+	// Podman's conmon holds a published port while the pod runs.
+	if err := stack.CheckPort(edge); !errors.Is(err, stack.ErrPortInUse) {
+		t.Errorf("CheckPort of the published edge: %v, want ErrPortInUse", err)
+	}
 
 	// Published on 127.0.0.1 only, read-only, non-root, no capabilities, limited.
 	conn, err := bindings.NewConnection(ctx, podmanrt.Socket())
@@ -179,6 +185,10 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	// A killed pod (`podman pod kill`) shows in status, and up heals it, remade with the same
 	// address and hardware address, so that its peers' ARP caches still hold.
 	addrBefore := netAddrs(t, conn, app)
+	// Podman's conmon holds a published port while the pod runs.
+	if err := stack.CheckPort(edge); !errors.Is(err, stack.ErrPortInUse) {
+		t.Errorf("CheckPort of the published edge: %v, want ErrPortInUse", err)
+	}
 	if _, err := pods.Kill(conn, stack.ObjectName(name, topology.Monolith, "monolith"), new(pods.KillOptions).WithSignal("SIGKILL")); err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +228,34 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Errorf("orders after heal: %s", body)
 	}
 
+	// Every process of the pod killed behind Podman's back, as when all of a machine's
+	// processes are killed without a reboot: Podman still calls the pod running, and its
+	// port-forwarding rules stay, leading nowhere. Status says lost, CheckPort says the edge,
+	// though free to bind, is forwarded, and up remakes the pod.
+	killBehindPodmansBack(t, conn, stack.ObjectName(name, topology.Monolith, "monolith"))
+	sts, err = rt.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sts {
+		if s.Service == "monolith" && (s.State != "lost" || s.Health != stack.Unready) {
+			t.Errorf("status of a pod whose processes were killed: %+v, want lost and unready", s)
+		}
+	}
+	if err := stack.CheckPort(edge); !errors.Is(err, stack.ErrPortForwarded) {
+		t.Errorf("CheckPort of the edge of a lost pod: %v, want ErrPortForwarded", err)
+	}
+	progress.Reset()
+	if err := rt.Up(ctx, topo, opts); err != nil {
+		t.Fatalf("up after the kill: %v\n%s", err, progress.String())
+	}
+	if !strings.Contains(progress.String(), "monolith: its process is gone") || !strings.Contains(progress.String(), "monolith/nats: unchanged") {
+		t.Errorf("up after the kill:\n%s", progress.String())
+	}
+	if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
+		t.Errorf("readyz after up remade the lost pod: %d", code)
+	}
+
 	// Logs of one service.
 	var logs bytes.Buffer
 	if err := rt.Logs(ctx, stack.LogsOptions{Services: []string{"nats"}, Tail: 50}, &logs); err != nil {
@@ -237,6 +275,30 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Errorf("removed %s, want 2 pods, 1 network, 1 volume", removed)
 	}
 	assertNothingLeft(t, conn, name)
+}
+
+// killBehindPodmansBack SIGKILLs the processes of every container of a pod and their
+// conmons, without Podman's knowledge: the test shares the machine with rootful Podman.
+func killBehindPodmansBack(t *testing.T, conn context.Context, pod string) {
+	t.Helper()
+	data, err := pods.Inspect(conn, pod, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range data.Containers {
+		c, err := containers.Inspect(conn, ct.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pid := range []int{c.State.ConmonPid, c.State.Pid} {
+			if pid <= 0 {
+				t.Fatalf("container %s: pid %d, conmon %d", ct.Name, c.State.Pid, c.State.ConmonPid)
+			}
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatalf("kill %d of %s: %v", pid, ct.Name, err)
+			}
+		}
+	}
 }
 
 // netAddrs lists a container's IP and MAC addresses in each of its networks.

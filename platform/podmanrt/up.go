@@ -307,13 +307,17 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPodsReport, opts stack.UpOptions) error {
 	start := time.Now()
 	verb := "started"
+	notRunning := ""
+	if have != nil && have.Labels[stack.LabelSpec] == d.Hash {
+		notRunning = r.whyNotRunning(c, d.Pod)
+	}
 	switch {
-	case have != nil && have.Labels[stack.LabelSpec] == d.Hash && r.appRunning(c, d.Pod):
+	case have != nil && have.Labels[stack.LabelSpec] == d.Hash && notRunning == "":
 		verb = "unchanged"
 	case have != nil:
 		why := "changed"
-		if have.Labels[stack.LabelSpec] == d.Hash {
-			why = "not running"
+		if notRunning != "" {
+			why = notRunning
 		}
 		r.progress(opts, "%s: %s, remaking it", d.Pod, why)
 		if err := r.removePod(c, d.Pod); err != nil {
@@ -355,9 +359,31 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 	return nil
 }
 
-func (r *Runtime) appRunning(c context.Context, pod string) bool {
+// whyNotRunning says why the pod's app container does not run, "" when it does.
+func (r *Runtime) whyNotRunning(c context.Context, pod string) string {
 	data, err := containers.Inspect(c, containerName(pod), nil)
-	return err == nil && data.State != nil && data.State.Running
+	switch {
+	case err != nil:
+		return "app container missing"
+	case data.State == nil || !data.State.Running:
+		return "not running"
+	case !r.processAlive(c, containerName(pod)):
+		return lostDetail
+	}
+	return ""
+}
+
+// lostDetail describes a container whose process is gone while Podman says it runs.
+const lostDetail = "its process is gone though Podman says running"
+
+// processAlive tells whether a container Podman calls running still has its process.
+// Podman's record keeps saying "running" when the process and its conmon were killed behind
+// its back (every process of the machine killed without a reboot, as a suspended sandbox or
+// a reused CI machine does); nothing serves then, and its published ports' forwarding rules
+// lead nowhere. Asking for the container's processes is what tells.
+func (r *Runtime) processAlive(c context.Context, ctr string) bool {
+	_, err := containers.Top(c, ctr, nil)
+	return err == nil
 }
 
 // ensureNetwork makes the architecture's network unless it exists, and returns its subnet.
@@ -601,13 +627,29 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	byName := map[string]entities.ListContainer{}
-	var running []string
-	for _, ct := range ctrs {
+	alive := make([]bool, len(ctrs))
+	var check sync.WaitGroup
+	for i, ct := range ctrs {
 		for _, n := range ct.Names {
 			byName[n] = ct
 		}
 		if ct.State == "running" {
+			check.Add(1)
+			go func() {
+				defer check.Done()
+				alive[i] = r.processAlive(c, ct.ID)
+			}()
+		}
+	}
+	check.Wait()
+	var running []string // one lost container fails the whole stats call
+	lost := map[string]bool{}
+	for i, ct := range ctrs {
+		switch {
+		case alive[i]:
 			running = append(running, ct.ID)
+		case ct.State == "running":
+			lost[ct.ID] = true
 		}
 	}
 	stats := map[string]stack.Status{}
@@ -638,7 +680,11 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 			continue
 		}
 		st.State = ct.State
-		if ct.State != "running" {
+		switch {
+		case lost[ct.ID]:
+			st.State, st.Health = "lost", stack.Unready
+			st.Detail = lostDetail + "; `mitosis up` remakes it"
+		case ct.State != "running":
 			st.Health = stack.Unready
 			st.Detail = fmt.Sprintf("exit code %d", ct.ExitCode)
 		}
@@ -647,7 +693,7 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 		}
 		out[i] = st
 		probe, ok := parseProbe(p.Labels[labelProbe])
-		if !ok || ct.State != "running" {
+		if !ok || st.State != "running" {
 			continue
 		}
 		wg.Add(1)

@@ -266,6 +266,11 @@ func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken m
 		if err != nil {
 			return 0, fmt.Errorf("host address %q: bad port", at)
 		}
+		// In use is fine (this service's last process, or a clash the start reports);
+		// forwarded to a container is not: the process would run and never be reached.
+		if err := stack.CheckPort(at); errors.Is(err, stack.ErrPortForwarded) {
+			return 0, fmt.Errorf("host address %w", err)
+		}
 		taken[hp] = true
 		return hp, nil
 	}
@@ -284,7 +289,7 @@ func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken m
 		}
 		hp := l.Addr().(*net.TCPAddr).Port
 		_ = l.Close()
-		if !taken[hp] {
+		if !taken[hp] && free(hp) {
 			taken[hp] = true
 			return hp, nil
 		}
@@ -292,13 +297,11 @@ func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken m
 	return 0, errors.New("no free port")
 }
 
+// free tells whether a process can serve 127.0.0.1:port. A port a container publishes
+// binds, yet is not free: its connections go to the container (the make up stack's
+// collector on 16686, say).
 func free(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	_ = l.Close()
-	return true
+	return stack.CheckPort(net.JoinHostPort("127.0.0.1", strconv.Itoa(port))) == nil
 }
 
 // upService starts one service unless it runs as asked; otlp is where it exports its traces

@@ -20,20 +20,30 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
+	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 )
 
-// FreeAddr returns a loopback address nothing listens on (at the time of the call).
+// FreeAddr returns a loopback address a test can serve on: nothing listens on it and no
+// container's published port forwards it elsewhere (at the time of the call).
 func FreeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		// Podman picks its random host ports from the same range, and holds none of them.
+		if stack.CheckPort(addr) == nil {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free loopback port in 20 tries")
+	return ""
 }
 
 // StackName returns a stack name of the form mitosis-test-<random>, so that a test's objects
