@@ -265,6 +265,9 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Errorf("logs of nats:\n%s", logs.String())
 	}
 
+	// Down removes lost pods too: both pods' processes killed behind Podman's back.
+	killBehindPodmansBack(t, conn, stack.ObjectName(name, topology.Monolith, "monolith"))
+	killBehindPodmansBack(t, conn, stack.ObjectName(name, topology.Monolith, "nats"))
 	start = time.Now()
 	removed, err := rt.Down(ctx, nil)
 	if err != nil {
@@ -275,6 +278,10 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Errorf("removed %s, want 2 pods, 1 network, 1 volume", removed)
 	}
 	assertNothingLeft(t, conn, name)
+	// Its forwarding rule went with the lost pod: the edge is free to serve again.
+	if err := stack.CheckPort(edge); err != nil {
+		t.Errorf("the edge after down: %v", err)
+	}
 }
 
 // killBehindPodmansBack SIGKILLs the processes of every container of a pod and their
