@@ -9,6 +9,7 @@ require (
 	github.com/mitosis-dev/mitosis/platform v0.0.0
 	github.com/mitosis-dev/mitosis/shop v0.0.0
 	github.com/tsenart/vegeta/v12 v12.13.0
+	go.opentelemetry.io/proto/otlp v1.11.1
 )
 
 require (
@@ -134,7 +135,6 @@ require (
 	github.com/vbauerster/mpb/v8 v8.6.2 // indirect
 	go.mozilla.org/pkcs7 v0.0.0-20210826202110-33d05740a352 // indirect
 	go.opencensus.io v0.24.0 // indirect
-	go.opentelemetry.io/proto/otlp v1.11.1 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/exp v0.0.0-20260908205506-85c1c2202aba // indirect

@@ -553,7 +553,7 @@ small,.note{color:#666}
 <p>Operation <code>{{.R.Traces.Operation}}</code>, traces read from {{.R.Traces.Collector}}{{with .R.Traces.Window}} ({{.}}){{end}}; the waterfalls are in <a href="{{.R.Traces.File}}">{{.R.Traces.File}}</a>.</p>
 <div class="charts">{{.C.Traces}}</div>
 <table><tr><th>side</th><th>traces</th><th>root p50 ms</th><th>root p90 ms</th><th>domain</th><th>store</th><th>transport</th><th>queueing</th><th>spans</th><th>remote hops</th><th>services</th></tr>
-{{range .R.Traces.Sides}}<tr><td>{{.Label}}</td><td>{{.Traces}}</td><td>{{f2 .RootP50MS}}</td><td>{{f2 .RootP90MS}}</td><td>{{cat .CriticalPath "domain"}}</td><td>{{cat .CriticalPath "store"}}</td><td>{{cat .CriticalPath "transport"}}</td><td>{{cat .CriticalPath "queueing"}}</td><td>{{f1 .Spans}}</td><td>{{f1 .RemoteHops}}</td><td>{{len .Services}}</td></tr>{{end}}</table>
+{{range .R.Traces.Sides}}<tr><td>{{.Label}}</td><td>{{.Traces}}{{if .Incomplete}} ({{.Incomplete}} incomplete){{end}}</td><td>{{f2 .RootP50MS}}</td><td>{{f2 .RootP90MS}}</td><td>{{cat .CriticalPath "domain"}}</td><td>{{cat .CriticalPath "store"}}</td><td>{{cat .CriticalPath "transport"}}</td><td>{{cat .CriticalPath "queueing"}}</td><td>{{f1 .Spans}}</td><td>{{f1 .RemoteHops}}</td><td>{{len .Services}}</td></tr>{{end}}</table>
 {{if .R.Traces.Differences}}<table><tr><th>where the time differs (B − A)</th><th>A ms</th><th>B ms</th><th>Δ ms</th></tr>
 {{range .R.Traces.Differences}}<tr><td>{{.Category}}: {{.Span}}</td><td>{{f2 .AMS}}</td><td>{{f2 .BMS}}</td><td>{{f2 .DeltaMS}}</td></tr>{{end}}</table>{{end}}
 {{else}}<p class="missing" id="traces-missing"><b>Traces were not collected.</b> {{.R.Traces.Reason}}</p>{{end}}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -160,6 +161,7 @@ type Traces struct {
 type TraceSide struct {
 	Label        string             `json:"label"`
 	Traces       int                `json:"traces"`
+	Incomplete   int                `json:"incomplete_traces,omitempty"` // traces lacking spans (tracecompare's gaps)
 	RootP50MS    float64            `json:"root_latency_p50_ms"`
 	RootP90MS    float64            `json:"root_latency_p90_ms"`
 	CriticalPath map[string]float64 `json:"critical_path_median_ms"` // domain, store, transport, queueing
@@ -538,7 +540,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("|---|---|---|---|---|---|---|---|---|")
 		for _, s := range t.Sides {
 			cp := s.CriticalPath
-			p("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |", s.Label, s.Traces, s.RootP50MS, cp["domain"], cp["store"], cp["transport"], cp["queueing"], s.Spans, s.RemoteHops)
+			n := strconv.Itoa(s.Traces)
+			if s.Incomplete > 0 {
+				n += fmt.Sprintf(" (%d incomplete)", s.Incomplete)
+			}
+			p("| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |", s.Label, n, s.RootP50MS, cp["domain"], cp["store"], cp["transport"], cp["queueing"], s.Spans, s.RemoteHops)
 		}
 		if len(t.Differences) > 0 {
 			p("")

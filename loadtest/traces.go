@@ -22,6 +22,9 @@ type TraceSource struct {
 	// the window their traces are taken from (zero: the latest traces): the steps at the
 	// common rate, so both sides' traces saw the same load.
 	Sides [2]TraceSideSource
+	// Settle is how long after they end a trace's spans may still be on their way to the
+	// collector (0: tracecompare.DefaultSettle).
+	Settle time.Duration
 }
 
 // TraceSideSource selects one side's traces.
@@ -40,6 +43,9 @@ func CollectTraces(ctx context.Context, src TraceSource, dir string) Traces {
 	if src.Last <= 0 {
 		src.Last = 20
 	}
+	if src.Settle <= 0 {
+		src.Settle = tracecompare.DefaultSettle
+	}
 	out := Traces{Collector: src.Collector, Operation: src.Operation}
 	if !src.Sides[0].From.IsZero() {
 		out.Window = fmt.Sprintf("traces of the last step at %g req/s of each architecture", src.Rate)
@@ -50,9 +56,27 @@ func CollectTraces(ctx context.Context, src TraceSource, dir string) Traces {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// A trace's spans reach the collector up to the exporters' schedule delay after they
+	// end: wait that long after the windows' end, or, with no window, take only traces that
+	// old.
+	var windowEnd time.Time
+	for _, side := range src.Sides {
+		if side.To.After(windowEnd) {
+			windowEnd = side.To
+		}
+	}
+	if wait := src.Settle - time.Since(windowEnd); !windowEnd.IsZero() && wait > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
 	client := &tracecollect.Client{BaseURL: src.Collector, HTTP: nil}
 	var sets [2][]*tracecompare.Trace
 	for i, side := range src.Sides {
+		if side.To.IsZero() {
+			side.To = time.Now().Add(-src.Settle)
+		}
 		tds, err := client.Find(ctx, tracecollect.Query{ServiceName: side.Service, OperationName: src.Operation, NumTraces: src.Last,
 			StartMin: side.From, StartMax: side.To})
 		if errors.Is(err, tracecollect.ErrNotFound) {
@@ -84,7 +108,7 @@ func CollectTraces(ctx context.Context, src TraceSource, dir string) Traces {
 	}
 	for _, s := range []tracecompare.Side{c.A, c.B} {
 		sum := s.Summary
-		ts := TraceSide{Label: s.Label, Traces: sum.N, RootP50MS: sum.RootLatency.Median, RootP90MS: sum.RootLatency.P90,
+		ts := TraceSide{Label: s.Label, Traces: sum.N, Incomplete: sum.Incomplete, RootP50MS: sum.RootLatency.Median, RootP90MS: sum.RootLatency.P90,
 			CriticalPath: map[string]float64{}, Spans: sum.Spans.Median, RemoteHops: sum.RemoteHops.Median, Services: sum.ServiceNames}
 		for _, cat := range tracecompare.Categories() {
 			ts.CriticalPath[string(cat)] = sum.CriticalPath[cat].Median

@@ -1,11 +1,19 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 )
 
 // The trace breakdown never fails a run: each way of not having traces becomes the section's
@@ -31,5 +39,67 @@ func TestCollectTracesSaysWhyNot(t *testing.T) {
 		if got.Collected || !strings.Contains(got.Reason, tc.want) {
 			t.Errorf("collector %q: collected %v, reason %q; want %q", tc.collector, got.Collected, got.Reason, tc.want)
 		}
+	}
+}
+
+// edgeTrace is a trace of a request at service's edge: its root span and a gRPC call, with
+// the call's server span unless lacksServer (as when that span is still on its way).
+func edgeTrace(id byte, service string, start time.Time, lacksServer bool) []*tracepb.ResourceSpans {
+	tid := bytes.Repeat([]byte{id}, 16)
+	at := func(ms int) uint64 { return uint64(start.Add(time.Duration(ms) * time.Millisecond).UnixNano()) }
+	res := func(name string, spans ...*tracepb.Span) *tracepb.ResourceSpans {
+		return &tracepb.ResourceSpans{
+			Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{{Key: "service.name",
+				Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: name}}}}},
+			ScopeSpans: []*tracepb.ScopeSpans{{Spans: spans}}}
+	}
+	grpc := []*commonpb.KeyValue{{Key: "rpc.system.name", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "grpc"}}}}
+	out := []*tracepb.ResourceSpans{res(service,
+		&tracepb.Span{TraceId: tid, SpanId: []byte{id, 1, 0, 0, 0, 0, 0, 0}, Name: "POST /v1/checkout", Kind: tracepb.Span_SPAN_KIND_SERVER,
+			StartTimeUnixNano: at(0), EndTimeUnixNano: at(10)},
+		&tracepb.Span{TraceId: tid, SpanId: []byte{id, 2, 0, 0, 0, 0, 0, 0}, ParentSpanId: []byte{id, 1, 0, 0, 0, 0, 0, 0}, Name: "Checkout",
+			Kind: tracepb.Span_SPAN_KIND_CLIENT, StartTimeUnixNano: at(1), EndTimeUnixNano: at(9), Attributes: grpc})}
+	if !lacksServer {
+		out = append(out, res("orders", &tracepb.Span{TraceId: tid, SpanId: []byte{id, 3, 0, 0, 0, 0, 0, 0}, ParentSpanId: []byte{id, 2, 0, 0, 0, 0, 0, 0},
+			Name: "Checkout", Kind: tracepb.Span_SPAN_KIND_SERVER, StartTimeUnixNano: at(2), EndTimeUnixNano: at(8)}))
+	}
+	return out
+}
+
+// Traces still arriving: with windows, the breakdown waits until the windows ended Settle
+// ago; without, it takes only traces that old. Traces lacking spans are counted.
+func TestCollectTracesLetsTracesArrive(t *testing.T) {
+	col, err := tracecollect.Start(tracecollect.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = col.Close(context.Background()) }()
+	now := time.Now()
+	col.Store().Add(edgeTrace(1, "monolith", now.Add(-3*time.Second), false))
+	col.Store().Add(edgeTrace(2, "gateway", now.Add(-3*time.Second), false))
+	col.Store().Add(edgeTrace(3, "gateway", now.Add(-2*time.Second), true))
+	col.Store().Add(edgeTrace(4, "gateway", now, false)) // too young to be taken without a window
+
+	const settle = 500 * time.Millisecond
+	src := TraceSource{Collector: "http://" + col.QueryAddr(), Settle: settle,
+		Sides: [2]TraceSideSource{{Label: "monolith", Service: "monolith"}, {Label: "services", Service: "gateway"}}}
+	got := CollectTraces(context.Background(), src, "")
+	if !got.Collected || len(got.Sides) != 2 {
+		t.Fatalf("not collected: %+v", got)
+	}
+	if s := got.Sides[1]; s.Traces != 2 || s.Incomplete != 1 {
+		t.Errorf("services without a window: %d traces, %d incomplete; want the 2 older ones, 1 incomplete", s.Traces, s.Incomplete)
+	}
+
+	to := time.Now()
+	for i := range src.Sides {
+		src.Sides[i].From, src.Sides[i].To = now.Add(-4*time.Second), to
+	}
+	got = CollectTraces(context.Background(), src, "")
+	if waited := time.Since(to); waited < settle {
+		t.Errorf("collected %s after the window's end, want at least %s", waited, settle)
+	}
+	if s := got.Sides[1]; !got.Collected || s.Traces != 3 || s.Incomplete != 1 {
+		t.Errorf("services in the window: %+v", got)
 	}
 }

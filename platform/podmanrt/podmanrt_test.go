@@ -3,6 +3,7 @@ package podmanrt_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,6 +27,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 )
 
 // requirePodman skips (or, with REQUIRE_CONTAINERS=1, fails) when no Podman API answers.
@@ -410,6 +412,31 @@ func TestBothArchitecturesSideBySide(t *testing.T) {
 	if len(sts) != 12 {
 		t.Errorf("%d services in status, want 12 (2 NATS, monolith, 7 contexts, gateway, collector)", len(sts))
 	}
+	// `mitosis traces compare` right after the checkouts compares exactly them, whole: the
+	// pods export every second (topology.CollectorEnv), and the command waits for that.
+	var cmp bytes.Buffer
+	if err := tracecompare.Run(ctx, tracecompare.Options{Collector: collector, AService: "monolith", BService: "gateway",
+		Operation: tracecompare.DefaultOperation, Last: 1, ALabel: "monolith", BLabel: "services", Format: "json",
+		Settle: 3 * time.Second}, &cmp); err != nil {
+		t.Fatalf("traces compare: %v", err)
+	}
+	var compared struct {
+		Sides []struct {
+			TraceIDs []string `json:"trace_ids"`
+			Summary  struct {
+				Incomplete int `json:"incomplete_traces"`
+			} `json:"summary"`
+		} `json:"sides"`
+	}
+	if err := json.Unmarshal(cmp.Bytes(), &compared); err != nil {
+		t.Fatal(err)
+	}
+	for i, arch := range []string{topology.Monolith, topology.Services} {
+		if s := compared.Sides[i]; len(s.TraceIDs) != 1 || s.TraceIDs[0] != traceIDs[arch] || s.Summary.Incomplete != 0 {
+			t.Errorf("traces compare, %s: traces %v (%d incomplete), want the checkout's %s, whole", arch, s.TraceIDs, s.Summary.Incomplete, traceIDs[arch])
+		}
+	}
+
 	// Every pod exports to the collector: each checkout is one connected trace there, from
 	// the edge through every hop to both consumers of order-paid.
 	want := map[string][]string{

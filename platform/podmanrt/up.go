@@ -92,8 +92,8 @@ func serviceIP(subnet *net.IPNet, i int) net.IP {
 // its network, which has no DNS of its own (a second name server would answer "no such
 // name" for their peers before their own network's could), and export to its fixed address.
 type collectorLink struct {
-	Network  string
-	Endpoint string // OTEL_EXPORTER_OTLP_ENDPOINT
+	Network string
+	Env     map[string]string // topology.CollectorEnv
 }
 
 // serviceMAC is the fixed hardware address that goes with a fixed IP: a remade pod that
@@ -150,8 +150,10 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptio
 	}
 	if link != nil {
 		d.Joins = []string{link.Network}
-		if _, set := d.Env["OTEL_EXPORTER_OTLP_ENDPOINT"]; !set {
-			d.Env["OTEL_EXPORTER_OTLP_ENDPOINT"] = link.Endpoint
+		for k, v := range link.Env {
+			if _, set := d.Env[k]; !set {
+				d.Env[k] = v
+			}
 		}
 	}
 	for i, p := range s.Ports {
@@ -231,8 +233,8 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 			return fmt.Errorf("network %s has no IPv4 subnet for the collector's fixed address", r.NetworkName(ca.Name))
 		}
 		link = &collectorLink{
-			Network:  r.NetworkName(ca.Name),
-			Endpoint: topology.OTLPEndpoint(net.JoinHostPort(ip.String(), strconv.Itoa(topology.CollectorHTTPPort))),
+			Network: r.NetworkName(ca.Name),
+			Env:     topology.CollectorEnv(net.JoinHostPort(ip.String(), strconv.Itoa(topology.CollectorHTTPPort))),
 		}
 	}
 	// Architectures are independent: bring them up side by side.

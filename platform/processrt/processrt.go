@@ -206,7 +206,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	}
 	taken := map[int]bool{} // host ports handed out in this call
 	var mu sync.Mutex
-	var otlp string // the collector's OTLP/HTTP endpoint, once it runs
+	var export map[string]string // how to export to the collector, once it runs
 	for _, a := range t.AllArchs() {
 		if err := os.MkdirAll(r.archDir(a.Name), 0o755); err != nil {
 			return err
@@ -235,7 +235,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					errs[i] = r.upService(ctx, a, s, bins[s.Image], ports, otlp, opts)
+					errs[i] = r.upService(ctx, a, s, bins[s.Image], ports, export, opts)
 				}()
 			}
 			wg.Wait()
@@ -244,7 +244,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 			}
 		}
 		if a.Name == topology.Telemetry {
-			otlp = topology.OTLPEndpoint(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[t.Collector.Name][topology.CollectorHTTPPort])))
+			export = topology.CollectorEnv(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[t.Collector.Name][topology.CollectorHTTPPort])))
 		}
 	}
 	return nil
@@ -304,9 +304,10 @@ func free(port int) bool {
 	return stack.CheckPort(net.JoinHostPort("127.0.0.1", strconv.Itoa(port))) == nil
 }
 
-// upService starts one service unless it runs as asked; otlp is where it exports its traces
-// ("" before the collector runs, and for the collector itself).
-func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, otlp string, opts stack.UpOptions) error {
+// upService starts one service unless it runs as asked; export is the environment that
+// exports its telemetry to the collector (nil before the collector runs, and for the
+// collector itself).
+func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, export map[string]string, opts stack.UpOptions) error {
 	start := time.Now()
 	dataDir := filepath.Join(r.archDir(a.Name), s.Name+"-data")
 	args, env, err := topology.Expand(s, topology.Resolver{
@@ -332,8 +333,10 @@ func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Ser
 			env[k] = v
 		}
 	}
-	if _, set := env["OTEL_EXPORTER_OTLP_ENDPOINT"]; !set && otlp != "" {
-		env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
+	for k, v := range export {
+		if _, set := env[k]; !set {
+			env[k] = v
+		}
 	}
 	portsRec := map[string]int{}
 	for p, hp := range ports[s.Name] {

@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Names of the topologies Get knows.
@@ -448,8 +449,21 @@ func (t Topology) AllArchs() []Arch {
 	return t.Archs
 }
 
-// OTLPEndpoint is the OTEL_EXPORTER_OTLP_ENDPOINT value for an OTLP/HTTP collector at addr.
-func OTLPEndpoint(addr string) string { return "http://" + addr }
+// ExportDelay is how long a service of a local stack holds an ended span before exporting
+// it (OTEL_BSP_SCHEDULE_DELAY in CollectorEnv): a second, not the SDK's five, so that a
+// request's trace is whole in the collector a second or so after the request, and `mitosis
+// traces compare` right after a checkout finds it. A batch still goes as soon as it holds
+// 512 spans, so under load this changes nothing.
+const ExportDelay = time.Second
+
+// CollectorEnv is the environment that makes a service export to the collector whose
+// OTLP/HTTP receiver is at addr (host:port).
+func CollectorEnv(addr string) map[string]string {
+	return map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + addr,
+		"OTEL_BSP_SCHEDULE_DELAY":     strconv.FormatInt(ExportDelay.Milliseconds(), 10),
+	}
+}
 
 // Validate checks the references a runtime relies on: unique names, known dependencies
 // without cycles, probe ports among the ports, placeholders that resolve.

@@ -1,6 +1,7 @@
 package tracecompare
 
 import (
+	"fmt"
 	"sort"
 	"time"
 )
@@ -36,6 +37,11 @@ type Analysis struct {
 	Depth        int
 	FanOut       int // the most children of one span
 	Errors       int
+	// Gaps say why the trace looks incomplete, nil when it does not: spans whose parent is
+	// missing, gRPC calls without their server span. Spans still in an exporter's batch
+	// (sent every 5 s by default) or dropped leave such gaps, and a call's missing server
+	// time then counts as transport.
+	Gaps []string
 }
 
 // Analyze computes t's analysis.
@@ -65,12 +71,27 @@ func Analyze(t *Trace) *Analysis {
 		if s.Error {
 			a.Errors++
 		}
+		if s.isRemoteCall() && !hasServer(s) {
+			a.Gaps = append(a.Gaps, "gRPC call "+s.Name+" without its server span")
+		}
+	}
+	if t.Orphans > 0 {
+		a.Gaps = append(a.Gaps, fmt.Sprintf("%d span(s) whose parent is missing", t.Orphans))
 	}
 	for s := range services {
 		a.Services = append(a.Services, s)
 	}
 	sort.Strings(a.Services)
 	return a
+}
+
+func hasServer(call *Span) bool {
+	for _, c := range call.Children {
+		if c.Kind == "server" {
+			return true
+		}
+	}
+	return false
 }
 
 // effectiveEnds is, for every span, the latest end among it and its descendants: a

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 )
 
@@ -28,12 +29,20 @@ type Options struct {
 	Output    string // file; "" or "-" means stdout
 	TraceIDs  []string
 	Client    *tracecollect.Client // nil means one for Collector
+	// Settle is how long after a request its trace may still lack spans in the collector:
+	// those still in an exporter's batch. Traces from the collector are read once Settle
+	// has passed since the command started (loadSettled); 0 does not wait.
+	Settle time.Duration
 }
 
 // Defaults of the command.
 const (
 	DefaultCollector = "http://127.0.0.1:16686"
 	DefaultOperation = "POST /v1/checkout"
+	// DefaultSettle is the longest a span of the local stack waits in its exporter's batch
+	// (topology.ExportDelay), and a second for the export itself. Exporters at the SDK's
+	// default (OTEL_BSP_SCHEDULE_DELAY 5 s) need --settle 6s.
+	DefaultSettle = topology.ExportDelay + time.Second
 )
 
 // Command returns `compare`, to be mounted as `mitosis traces compare`.
@@ -76,6 +85,7 @@ from OTLP/JSON files (what GET /api/v3/traces/{id} returns).
 	f.StringVar(&o.BLabel, "b-label", "services", "name of side B in the report")
 	f.StringVar(&o.Format, "format", "table", "table, json or html")
 	f.StringVarP(&o.Output, "output", "o", "", "write to this file instead of stdout")
+	f.DurationVar(&o.Settle, "settle", DefaultSettle, "read the collector this long after starting, so that the spans of requests just made are in: a span waits up to OTEL_BSP_SCHEDULE_DELAY in its exporter, 1 s in the make up stack (0: do not wait)")
 	return cmd
 }
 
@@ -101,11 +111,12 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	if client == nil {
 		client = &tracecollect.Client{BaseURL: o.Collector}
 	}
-	a, err := load(ctx, client, o.AFile, idAt(o.TraceIDs, 0), o.AService, o.Operation, o.Last)
+	asOf := time.Now()
+	a, err := o.loadSettled(ctx, client, o.AFile, idAt(o.TraceIDs, 0), o.AService, asOf)
 	if err != nil {
 		return fmt.Errorf("side %s: %w", o.ALabel, err)
 	}
-	b, err := load(ctx, client, o.BFile, idAt(o.TraceIDs, 1), o.BService, o.Operation, o.Last)
+	b, err := o.loadSettled(ctx, client, o.BFile, idAt(o.TraceIDs, 1), o.BService, asOf)
 	if err != nil {
 		return fmt.Errorf("side %s: %w", o.BLabel, err)
 	}
@@ -146,7 +157,55 @@ func idAt(ids []string, i int) string {
 	return ""
 }
 
-func load(ctx context.Context, client *tracecollect.Client, file, id, service, operation string, last int) ([]*Trace, error) {
+// loadSettled loads a side's traces. From the collector, it lets the spans still in the
+// exporters' batches arrive: the latest traces are read once Settle has passed since
+// asOf (when the command started), and only those that started before asOf, so that the
+// requests just made are in, whole, and none made meanwhile; a trace asked for by ID that is
+// not there yet, or younger than Settle, is read again after that wait.
+func (o Options) loadSettled(ctx context.Context, client *tracecollect.Client, file, id, service string, asOf time.Time) ([]*Trace, error) {
+	if file != "" || o.Settle <= 0 {
+		return load(ctx, client, file, id, service, o.Operation, o.Last, time.Time{})
+	}
+	settled := func() error {
+		wait := o.Settle - time.Since(asOf)
+		if wait <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+			return nil
+		}
+	}
+	if id == "" {
+		if err := settled(); err != nil {
+			return nil, err
+		}
+		return load(ctx, client, file, id, service, o.Operation, o.Last, asOf)
+	}
+	ts, err := load(ctx, client, file, id, service, o.Operation, o.Last, time.Time{})
+	if err != nil && !errors.Is(err, tracecollect.ErrNotFound) {
+		return nil, err
+	}
+	var newest time.Time
+	for _, t := range ts {
+		for _, s := range t.Spans {
+			newest = maxTime(newest, s.End)
+		}
+	}
+	if err == nil && time.Since(newest) >= o.Settle {
+		return ts, nil
+	}
+	if err := settled(); err != nil {
+		return nil, err
+	}
+	return load(ctx, client, file, id, service, o.Operation, o.Last, time.Time{})
+}
+
+// load reads a side's traces: from file, by id, or the last traces of operation on service
+// that started at or before startedBy (zero: any time).
+func load(ctx context.Context, client *tracecollect.Client, file, id, service, operation string, last int, startedBy time.Time) ([]*Trace, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	switch {
@@ -171,7 +230,7 @@ func load(ctx context.Context, client *tracecollect.Client, file, id, service, o
 		}
 		return FromOTLP(td)
 	default:
-		tds, err := client.Find(ctx, tracecollect.Query{ServiceName: service, OperationName: operation, NumTraces: last})
+		tds, err := client.Find(ctx, tracecollect.Query{ServiceName: service, OperationName: operation, NumTraces: last, StartMax: startedBy})
 		if errors.Is(err, tracecollect.ErrNotFound) {
 			return nil, fmt.Errorf("no trace of %q on service %q in the collector at %s", operation, service, client.BaseURL)
 		}

@@ -34,6 +34,7 @@ type Summary struct {
 	Depth        Stat               `json:"depth"`
 	FanOut       Stat               `json:"max_fan_out"`
 	Errors       Stat               `json:"error_spans"`
+	Incomplete   int                `json:"incomplete_traces"` // traces with gaps (Analysis.Gaps)
 }
 
 // Stat summarizes one figure over a side's traces.
@@ -136,6 +137,11 @@ func side(label string, traces []*Trace) Side {
 	for _, cat := range Categories() {
 		sum.CriticalPath[cat] = stat(func(a *Analysis) float64 { return ms(a.Request.Breakdown[cat]) })
 		sum.EndToEndPath[cat] = stat(func(a *Analysis) float64 { return ms(a.Full.Breakdown[cat]) })
+	}
+	for _, a := range s.Traces {
+		if len(a.Gaps) > 0 {
+			sum.Incomplete++
+		}
 	}
 	for k, n := range s.Example.SpansByKind {
 		sum.SpansByKind[k] = float64(n)

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -57,7 +58,27 @@ func (c *Comparison) rows() []row {
 	if a.Errors.Max > 0 || b.Errors.Max > 0 {
 		rows = append(rows, count("error spans", a.Errors, b.Errors))
 	}
+	if a.Incomplete > 0 || b.Incomplete > 0 {
+		rows = append(rows, row{Name: "incomplete traces", A: strconv.Itoa(a.Incomplete), B: strconv.Itoa(b.Incomplete)})
+	}
 	return rows
+}
+
+// gapNote explains incomplete traces, "" when there are none.
+func (c *Comparison) gapNote() string {
+	var b strings.Builder
+	for _, s := range c.Sides {
+		for _, a := range s.Traces {
+			if len(a.Gaps) > 0 {
+				fmt.Fprintf(&b, "  %s %s: %s\n", s.Label, a.Trace.ID, strings.Join(a.Gaps, "; "))
+			}
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "incomplete traces: their figures are wrong where spans are missing (a call's missing server time counts as transport).\n" +
+		"Spans still in an exporter's batch arrive within seconds (OTEL_BSP_SCHEDULE_DELAY, 5 s by default); run again then.\n" + b.String()
 }
 
 func fmtMillis(s Stat, n int) string {
@@ -98,6 +119,9 @@ func (c *Comparison) Table(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if note := c.gapNote(); note != "" {
+		fmt.Fprintf(w, "\n%s", note)
+	}
 	if len(c.Differences) > 0 {
 		fmt.Fprintf(w, "\nwhere the request's critical path differs most (%s − %s, mean per trace):\n", c.B.Label, c.A.Label)
 		for _, d := range c.Differences {
@@ -121,8 +145,9 @@ type jsonStep struct {
 func (c *Comparison) JSON(w io.Writer) error {
 	type sideJSON struct {
 		*Side
-		ExampleTrace string     `json:"example_trace_id"`
-		CriticalPath []jsonStep `json:"example_critical_path"`
+		ExampleTrace string              `json:"example_trace_id"`
+		CriticalPath []jsonStep          `json:"example_critical_path"`
+		Gaps         map[string][]string `json:"gaps,omitempty"` // by trace ID: why it looks incomplete
 	}
 	out := struct {
 		Sides       [2]sideJSON  `json:"sides"`
@@ -130,6 +155,14 @@ func (c *Comparison) JSON(w io.Writer) error {
 	}{Differences: c.Differences}
 	for i, s := range []*Side{&c.A, &c.B} {
 		sj := sideJSON{Side: s, ExampleTrace: s.Example.Trace.ID}
+		for _, a := range s.Traces {
+			if len(a.Gaps) > 0 {
+				if sj.Gaps == nil {
+					sj.Gaps = map[string][]string{}
+				}
+				sj.Gaps[a.Trace.ID] = a.Gaps
+			}
+		}
 		t0 := s.Example.Trace.Root.Start
 		for _, sg := range s.Example.Request.Segments {
 			sj.CriticalPath = append(sj.CriticalPath, jsonStep{Span: sg.Span.Label(), Service: sg.Span.Service, Category: sg.Category,
@@ -186,7 +219,9 @@ func (c *Comparison) HTML(w io.Writer) error {
 		Differences []Difference
 		Waterfalls  [2]waterfall
 		Ticks       []string
-	}{A: c.A.Label, B: c.B.Label, Rows: c.rows(), Differences: c.Differences, Waterfalls: [2]waterfall{draw(c.A), draw(c.B)}, Ticks: ticks}
+		GapNote     string
+	}{A: c.A.Label, B: c.B.Label, Rows: c.rows(), Differences: c.Differences, Waterfalls: [2]waterfall{draw(c.A), draw(c.B)}, Ticks: ticks,
+		GapNote: c.gapNote()}
 	return pageTemplate.Execute(w, data)
 }
 
@@ -219,12 +254,14 @@ table.cmp th{border-bottom:1px solid #ccd} td.num{font-variant-numeric:tabular-n
 .bar.err{background-image:repeating-linear-gradient(45deg,transparent 0 3px,#c00 3px 4px)}
 .domain{background:#4c78a8} .store{background:#f58518} .transport{background:#e45756} .queueing{background:#72b7b2}
 .resp{position:absolute;top:-2px;bottom:-2px;border-left:2px dashed #1d2330}
+.gaps{background:#fff4e5;border-left:3px solid #f58518;padding:8px;white-space:pre-wrap}
 .svc{color:#667} .legend span{display:inline-block;width:12px;height:10px;margin:0 4px 0 12px;border-radius:2px}
 </style></head><body>
 <h1>{{.A}} vs {{.B}}: where the time goes</h1>
 <table class="cmp"><tr><th></th><th>{{.A}}</th><th>{{.B}}</th><th>{{.B}} − {{.A}}</th></tr>
 {{range .Rows}}<tr><td{{if .Indent}} class="ind"{{end}}>{{.Name}}</td><td class="num">{{.A}}</td><td class="num">{{.B}}</td><td class="num">{{.Delta}}</td></tr>
 {{end}}</table>
+{{if .GapNote}}<pre class="gaps">{{.GapNote}}</pre>{{end}}
 {{if .Differences}}<h2>Where the request's critical path differs most ({{.B}} − {{.A}}, mean per trace)</h2>
 <table class="cmp">{{range .Differences}}<tr><td class="num">{{signed .DeltaMillis}}</td><td>{{.Category}}</td><td>{{.Span}}</td></tr>
 {{end}}</table>{{end}}

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,7 +41,10 @@ const (
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func otlp(traceID string, spans []span) *tracepb.TracesData {
+func otlp(traceID string, spans []span) *tracepb.TracesData { return otlpAt(t0, traceID, spans) }
+
+// otlpAt is otlp with the trace starting at base.
+func otlpAt(base time.Time, traceID string, spans []span) *tracepb.TracesData {
 	tid, _ := hex.DecodeString(traceID)
 	td := &tracepb.TracesData{}
 	byService := map[string]*tracepb.ScopeSpans{}
@@ -54,8 +59,8 @@ func otlp(traceID string, spans []span) *tracepb.TracesData {
 				ScopeSpans: []*tracepb.ScopeSpans{ss}})
 		}
 		sp := &tracepb.Span{TraceId: tid, SpanId: spanID(s.id), Name: s.name, Kind: s.kind,
-			StartTimeUnixNano: uint64(t0.Add(time.Duration(s.start * float64(time.Millisecond))).UnixNano()),
-			EndTimeUnixNano:   uint64(t0.Add(time.Duration(s.end * float64(time.Millisecond))).UnixNano())}
+			StartTimeUnixNano: uint64(base.Add(time.Duration(s.start * float64(time.Millisecond))).UnixNano()),
+			EndTimeUnixNano:   uint64(base.Add(time.Duration(s.end * float64(time.Millisecond))).UnixNano())}
 		if s.parent != "" {
 			sp.ParentSpanId = spanID(s.parent)
 		}
@@ -161,6 +166,72 @@ func TestOrphansHangUnderTheRoot(t *testing.T) {
 	tr := build(t, "0000000000000000000000000000000b", spans)
 	if tr.Orphans != 1 || tr.Root.Name != "POST /v1/checkout" {
 		t.Fatalf("orphans %d, root %s", tr.Orphans, tr.Root.Name)
+	}
+}
+
+// without drops the spans with the given IDs, as an exporter's batch still on its way would.
+func without(spans []span, ids ...string) []span {
+	var out []span
+	for _, s := range spans {
+		if !slices.Contains(ids, s.id) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// A trace missing spans says so, in every format: its figures are wrong where they lack.
+func TestIncompleteTracesAreSaid(t *testing.T) {
+	whole := build(t, "000000000000000000000000000000a1", servicesCheckout())
+	if gaps := tracecompare.Analyze(whole).Gaps; gaps != nil {
+		t.Errorf("a whole trace has gaps: %v", gaps)
+	}
+	// cart's server span and its store call have not arrived, and notify's store call came
+	// without its consumer.
+	part := build(t, "000000000000000000000000000000a2", without(servicesCheckout(), "s-cart", "kv-cart", "con"))
+	gaps := tracecompare.Analyze(part).Gaps
+	if len(gaps) != 2 || gaps[0] != "gRPC call cart/Get without its server span" || gaps[1] != "1 span(s) whose parent is missing" {
+		t.Errorf("gaps %q", gaps)
+	}
+	mono := build(t, "000000000000000000000000000000a3", monolithCheckout())
+	c, err := tracecompare.Compare("monolith", []*tracecompare.Trace{mono}, "services", []*tracecompare.Trace{whole, part})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.A.Summary.Incomplete != 0 || c.B.Summary.Incomplete != 1 {
+		t.Errorf("incomplete: %d and %d, want 0 and 1", c.A.Summary.Incomplete, c.B.Summary.Incomplete)
+	}
+	var table, js, page bytes.Buffer
+	if err := c.Table(&table); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.JSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	for format, out := range map[string]string{"table": table.String(), "html": page.String()} {
+		for _, want := range []string{"incomplete traces", "services 000000000000000000000000000000a2: gRPC call cart/Get without its server span; 1 span(s) whose parent is missing"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s lacks %q:\n%s", format, want, out)
+			}
+		}
+	}
+	if !strings.Contains(js.String(), `"incomplete_traces": 1`) || !strings.Contains(js.String(), `"000000000000000000000000000000a2": [`) {
+		t.Errorf("json lacks the gaps:\n%s", js.String())
+	}
+
+	var clean bytes.Buffer
+	c, err = tracecompare.Compare("monolith", []*tracecompare.Trace{mono}, "services", []*tracecompare.Trace{whole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Table(&clean); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(clean.String(), "incomplete") {
+		t.Errorf("whole traces reported incomplete:\n%s", clean.String())
 	}
 }
 
@@ -271,7 +342,7 @@ func TestCommandReadsTheCollector(t *testing.T) {
 		var out bytes.Buffer
 		cmd.SetOut(&out)
 		cmd.SetErr(&out)
-		cmd.SetArgs(append([]string{"--collector", "http://" + col.QueryAddr()}, args...))
+		cmd.SetArgs(append([]string{"--collector", "http://" + col.QueryAddr(), "--settle", "50ms"}, args...))
 		if err := cmd.Execute(); err != nil {
 			t.Fatalf("compare %v: %v\n%s", args, err, out.String())
 		}
@@ -331,4 +402,79 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("GET %s: %s, want %d with %q:\n%.300s", tc.path, res.Status, tc.status, tc.want, b)
 		}
 	}
+}
+
+// hook is a RoundTripper that calls after once each request it sends has its response.
+type hook struct {
+	after func(*http.Request)
+}
+
+func (h hook) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	h.after(r)
+	return resp, err
+}
+
+// Right after a request its spans may still be in their exporters' batches: the command
+// reads the collector once --settle has passed since it started, and takes only the traces
+// that started before it did; a trace asked for by ID that is not there yet is read again
+// after that wait.
+func TestCommandLetsTheSpansOfRecentRequestsArrive(t *testing.T) {
+	col, err := tracecollect.Start(tracecollect.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = col.Close(context.Background()) }()
+	now := time.Now()
+	col.Store().Add(otlpAt(now.Add(-time.Minute), "000000000000000000000000000000f1", monolithCheckout()).ResourceSpans)
+	col.Store().Add(otlpAt(now.Add(-100*time.Millisecond), "000000000000000000000000000000f2", servicesCheckout()).ResourceSpans)
+	// A request made after the command started is not the one it was asked about.
+	col.Store().Add(otlpAt(now.Add(time.Hour), "000000000000000000000000000000f3", servicesCheckout()).ResourceSpans)
+
+	const settle = 500 * time.Millisecond
+	var mu sync.Mutex
+	var first time.Time
+	arrives := "000000000000000000000000000000f4" // not in the collector when first asked for
+	client := &tracecollect.Client{BaseURL: "http://" + col.QueryAddr(), HTTP: &http.Client{Transport: hook{func(r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first.IsZero() {
+			first = time.Now()
+		}
+		if strings.HasSuffix(r.URL.Path, arrives) && col.Store().Trace(mustTraceID(t, arrives)) == nil {
+			col.Store().Add(otlpAt(time.Now(), arrives, servicesCheckout()).ResourceSpans)
+		}
+	}}}}
+	opts := tracecompare.Options{Client: client, AService: "monolith", BService: "gateway", Operation: tracecompare.DefaultOperation,
+		Last: 1, ALabel: "monolith", BLabel: "services", Format: "table", Settle: settle}
+
+	var out bytes.Buffer
+	started := time.Now()
+	if err := tracecompare.Run(context.Background(), opts, &out); err != nil {
+		t.Fatal(err)
+	}
+	if waited := first.Sub(started); waited < settle {
+		t.Errorf("the collector was read %s after the start, want at least %s", waited, settle)
+	}
+	if !strings.Contains(out.String(), "000000000000000000000000000000f2") || strings.Contains(out.String(), "000000000000000000000000000000f3") {
+		t.Errorf("want the latest checkout that started before the command:\n%s", out.String())
+	}
+
+	out.Reset()
+	opts.TraceIDs = []string{"000000000000000000000000000000f1", arrives}
+	if err := tracecompare.Run(context.Background(), opts, &out); err != nil {
+		t.Fatalf("a trace that arrives during the wait: %v", err)
+	}
+	if !strings.Contains(out.String(), arrives) {
+		t.Errorf("by IDs:\n%s", out.String())
+	}
+}
+
+func mustTraceID(t *testing.T, s string) tracecollect.TraceID {
+	t.Helper()
+	id, err := tracecollect.ParseTraceID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
