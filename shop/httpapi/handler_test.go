@@ -1,13 +1,16 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -392,5 +395,38 @@ func TestBodyTooLargeClosesConnection(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
 		t.Errorf("status %d, Connection: close %v; want 413 and close", resp.StatusCode, resp.Close)
+	}
+}
+
+// TestBodyTooLargeIsAnsweredToAClientThatSendsItAll: a client that writes its whole request
+// before it reads (as Python's http.client does) gets the 413, not a reset connection, for
+// a body well over the limit (7 MiB: more than the socket buffers of a loopback connection
+// hold), declared or chunked.
+func TestBodyTooLargeIsAnsweredToAClientThatSendsItAll(t *testing.T) {
+	srv := httptest.NewServer(newHandler(t))
+	t.Cleanup(srv.Close)
+	body := `{"product_id":"sku-0001","quantity":1}` + strings.Repeat(" ", 7*httpapi.MaxBodyBytes)
+	chunk := fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+	for name, req := range map[string]string{
+		"content-length": fmt.Sprintf("POST /v1/carts/u-1/items HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body),
+		"chunked":        "POST /v1/carts/u-1/items HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk,
+	} {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Errorf("%s: writing the request: %v", name, err)
+			conn.Close()
+			continue
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Errorf("%s: reading the response: %v", name, err)
+		} else if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+			t.Errorf("%s: status %d, Connection: close %v; want 413 and close", name, resp.StatusCode, resp.Close)
+		}
+		conn.Close()
 	}
 }

@@ -86,17 +86,28 @@ func schemaOf(t reflect.Type) *schema {
 // whatever the content), and decodes it into dst, which must have the shape s.
 func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, s *schema, dst any) error {
 	if r.ContentLength > MaxBodyBytes {
+		w.Header().Set("Connection", "close")
+		drain(r.Body)
 		return &http.MaxBytesError{Limit: MaxBodyBytes}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(innermost(w), r.Body, MaxBodyBytes))
 	if err != nil {
 		if tooLarge, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			drain(r.Body)
 			return tooLarge
 		}
 		return validation.Errorf("", "could not read the request body: %v", err)
 	}
 	return decodeJSON(body, s, dst)
 }
+
+// drainMax bounds what is read and thrown away of a body too large before its 413 goes out.
+// A client that sends its whole body before it reads the response (Python's http.client,
+// for one) would otherwise see its connection reset instead of the 413: the server would
+// close it with the rest of the body unread. Past drainMax the server closes on it anyway.
+const drainMax = 8 << 20
+
+func drain(body io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(body, drainMax)) }
 
 // innermost returns the server's own writer under any middleware's wrappers: the one that
 // MaxBytesReader can tell to close the connection after a body that was too large.
