@@ -282,19 +282,12 @@ func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken m
 		taken[port] = true
 		return port, nil
 	}
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("find a free port: %w", err)
-		}
-		hp := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		if !taken[hp] && free(hp) {
-			taken[hp] = true
-			return hp, nil
-		}
+	hp, err := stack.FreePort(func(p int) bool { return taken[p] })
+	if err != nil {
+		return 0, err
 	}
-	return 0, errors.New("no free port")
+	taken[hp] = true
+	return hp, nil
 }
 
 // free tells whether a process can serve 127.0.0.1:port. A port a container publishes

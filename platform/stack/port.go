@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 )
 
@@ -50,4 +51,23 @@ func CheckPort(addr string) error {
 		// Someone else's connection reached us in the meantime: the port is local; wait
 		// for ours.
 	}
+}
+
+// FreePort returns a loopback port the kernel hands out that CheckPort passes and skip (if
+// not nil) does not reject. Podman picks its random host ports from the same range, and
+// holds none of them once their pod's processes are gone, so the kernel's word alone is not
+// enough.
+func FreePort(skip func(port int) bool) (int, error) {
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("find a free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if (skip == nil || !skip(port)) && CheckPort(net.JoinHostPort("127.0.0.1", strconv.Itoa(port))) == nil {
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free loopback port in 20 tries")
 }

@@ -3,6 +3,7 @@ package stack_test
 import (
 	"errors"
 	"net"
+	"strconv"
 	"testing"
 
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -25,5 +26,18 @@ func TestCheckPortFreeAndInUse(t *testing.T) {
 	}
 	if err := stack.CheckPort("127.0.0.1:0"); err != nil {
 		t.Errorf("any port: %v", err)
+	}
+}
+
+func TestFreePortSkipsWhatItIsTold(t *testing.T) {
+	port, err := stack.FreePort(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.CheckPort(net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
+		t.Errorf("FreePort gave %d: %v", port, err)
+	}
+	if port, err := stack.FreePort(func(int) bool { return true }); err == nil {
+		t.Errorf("every port skipped, yet FreePort gave %d", port)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,20 +31,11 @@ import (
 // container's published port forwards it elsewhere (at the time of the call).
 func FreeAddr(t *testing.T) string {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		// Podman picks its random host ports from the same range, and holds none of them.
-		if stack.CheckPort(addr) == nil {
-			return addr
-		}
+	port, err := stack.FreePort(nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free loopback port in 20 tries")
-	return ""
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 // StackName returns a stack name of the form mitosis-test-<random>, so that a test's objects
