@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -265,6 +266,47 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "monolith/nats | ") || strings.Contains(logs.String(), "monolith/monolith | ") {
 		t.Errorf("logs of nats:\n%s", logs.String())
+	}
+
+	// The machine set-up script (which CI and make up run before anything else) stops every
+	// container Podman calls running whose processes are gone, so their forwarding rules go:
+	// a test server that the kernel happens to put on such a port is reached again. Only the
+	// dead pod is touched, and up remakes it.
+	killBehindPodmansBack(t, conn, stack.ObjectName(name, topology.Monolith, "monolith"))
+	if err := stack.CheckPort(edge); !errors.Is(err, stack.ErrPortForwarded) {
+		t.Errorf("CheckPort of the edge of a lost pod: %v, want ErrPortForwarded", err)
+	}
+	setup := exec.CommandContext(ctx, "bash", filepath.Join(repoRoot(t), "platform", "setup", "podman.sh"))
+	setup.Env = append(os.Environ(), "MITOSIS_PODMAN_SOCKET="+strings.TrimPrefix(podmanrt.Socket(), "unix://"))
+	out, err := setup.CombinedOutput()
+	if err != nil {
+		t.Fatalf("setup/podman.sh: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "have no process left: stopping them") {
+		t.Errorf("setup/podman.sh did not report the lost pod:\n%s", out)
+	}
+	if err := stack.CheckPort(edge); err != nil {
+		t.Errorf("the edge after setup/podman.sh stopped the lost pod: %v", err)
+	}
+	sts, err = rt.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sts {
+		lost := s.Service == "monolith"
+		if lost == (s.State == "running") || s.State == "lost" {
+			t.Errorf("after setup/podman.sh: %+v (only the monolith stopped, nothing lost)", s)
+		}
+	}
+	progress.Reset()
+	if err := rt.Up(ctx, topo, opts); err != nil {
+		t.Fatalf("up after setup/podman.sh: %v\n%s", err, progress.String())
+	}
+	if !strings.Contains(progress.String(), "monolith: not running, remaking it") || !strings.Contains(progress.String(), "monolith/nats: unchanged") {
+		t.Errorf("up after setup/podman.sh:\n%s", progress.String())
+	}
+	if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
+		t.Errorf("readyz after up remade the stopped pod: %d", code)
 	}
 
 	// Down removes lost pods too: both pods' processes killed behind Podman's back.

@@ -86,25 +86,57 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 # 3. The API service.
-if socket_answers; then
-	say "podman API answers on unix://$SOCK"
-	exit 0
-fi
-if [ "$(id -u)" != 0 ]; then
-	say "start the API yourself: podman system service --time=0 unix://$SOCK &"
-	exit 2
-fi
-mkdir -p "$(dirname "$SOCK")"
-rm -f "$SOCK"
-say "starting podman system service on unix://$SOCK (log: $LOG)"
-nohup setsid podman system service --time=0 "unix://$SOCK" >>"$LOG" 2>&1 </dev/null &
-for _ in $(seq 1 100); do
+start_service() {
 	if socket_answers; then
 		say "podman API answers on unix://$SOCK"
-		exit 0
+		return 0
 	fi
-	sleep 0.1
-done
-say "podman API did not answer within 10s; last lines of $LOG:"
-tail -n 20 "$LOG" >&2 || true
-exit 1
+	if [ "$(id -u)" != 0 ]; then
+		say "start the API yourself: podman system service --time=0 unix://$SOCK &"
+		exit 2
+	fi
+	mkdir -p "$(dirname "$SOCK")"
+	rm -f "$SOCK"
+	say "starting podman system service on unix://$SOCK (log: $LOG)"
+	nohup setsid podman system service --time=0 "unix://$SOCK" >>"$LOG" 2>&1 </dev/null &
+	for _ in $(seq 1 100); do
+		if socket_answers; then
+			say "podman API answers on unix://$SOCK"
+			return 0
+		fi
+		sleep 0.1
+	done
+	say "podman API did not answer within 10s; last lines of $LOG:"
+	tail -n 20 "$LOG" >&2 || true
+	exit 1
+}
+start_service
+
+# 4. Containers Podman calls running whose processes are gone. When every process of a machine
+# is killed without a reboot (a suspended sandbox, a reused CI machine), Podman's records still
+# say "running" and the containers' port-forwarding rules stay. Such a port can then be bound
+# by anyone, and every connection to it is forwarded to the dead container and refused: a test
+# server that happens to listen there is never reached. Stopping those containers makes the
+# records true and removes their rules; nothing else is touched (mitosis up remakes its pods).
+# A live container's conmon holds its published ports, so only the dead ones are a trap.
+conmon_alive() { # pid: a live conmon (a PID can have been reused since, and a zombie is dead)
+	[ "$(cat "/proc/$1/comm" 2>/dev/null)" = conmon ] || return 1
+	! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+stop_lost() {
+	[ "$(id -u)" = 0 ] || return 0
+	local ids lost=() id pid
+	ids=$(podman ps -q) || return 0
+	[ -n "$ids" ] || return 0
+	# shellcheck disable=SC2086 # one argument per ID
+	while read -r id pid; do
+		conmon_alive "$pid" || lost+=("$id")
+	done < <(podman inspect --format '{{.ID}} {{.State.ConmonPid}}' $ids)
+	[ ${#lost[@]} -gt 0 ] || return 0
+	say "${#lost[@]} container(s) Podman calls running have no process left: stopping them to remove their port forwarding"
+	# One by one, not by pod: stopping a pod whose processes are gone leaves its infra
+	# container's rules behind (Podman 4.3), stopping that container itself removes them.
+	# Podman complains that they are "not running", which is the point.
+	podman stop -t 0 "${lost[@]}" >/dev/null 2>&1 || say "could not stop every lost container"
+}
+stop_lost
