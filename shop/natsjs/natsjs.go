@@ -46,7 +46,29 @@ func (b *Bucket) Get(ctx context.Context, key string) (kv.Entry, error) {
 	return kv.Entry{Key: key, Value: e.Value(), Revision: e.Revision()}, nil
 }
 
+// writeTimeout bounds the wait for a write's acknowledgement once it is sent.
+const writeTimeout = 5 * time.Second
+
+// sending returns the context a write is sent and awaited with. Once sent, a write is
+// stored whether or not anyone waits for its acknowledgement, so the wait must not end
+// with the caller's context: a caller told "canceled" about a write that lands compensates
+// as if nothing happened, and what it wrote stays (a stock hold whose reservation has been
+// released). A caller already done sends nothing. Only writeTimeout, a store that does not
+// answer, can still leave a write's outcome unknown.
+func sending(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	return ctx, cancel, nil
+}
+
 func (b *Bucket) Create(ctx context.Context, key string, value []byte) (uint64, error) {
+	ctx, cancel, err := sending(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
 	rev, err := b.kv.Create(ctx, escape(key), value)
 	if err != nil {
 		return 0, mapErr(err)
@@ -55,7 +77,12 @@ func (b *Bucket) Create(ctx context.Context, key string, value []byte) (uint64, 
 }
 
 func (b *Bucket) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
-	rev, err := b.kv.Update(ctx, escape(key), value, rev)
+	ctx, cancel, err := sending(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	rev, err = b.kv.Update(ctx, escape(key), value, rev)
 	if err != nil {
 		return 0, mapErr(err)
 	}
@@ -67,6 +94,11 @@ func (b *Bucket) Delete(ctx context.Context, key string, rev uint64) error {
 	if rev > 0 {
 		opts = append(opts, jetstream.LastRevision(rev))
 	}
+	ctx, cancel, err := sending(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	if err := b.kv.Delete(ctx, escape(key), opts...); err != nil {
 		return mapErr(err)
 	}

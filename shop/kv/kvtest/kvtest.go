@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -124,6 +125,45 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 		if err != nil || n != writers*each {
 			t.Fatalf("counter = %d (%v), want %d", n, err, writers*each)
 		}
+	})
+	t.Run("AWriteReportsWhatHappenedEvenIfItsCallerGivesUp", func(t *testing.T) {
+		// A caller whose context ends mid-write (its client hung up) must learn whether the
+		// write landed: told "canceled" about a write that lands, it compensates as if
+		// nothing had happened, and what it wrote stays (a stock hold whose reservation is
+		// gone). So a write that fails must not be there afterwards, and one that succeeds
+		// must; cancellations are spread over the whole round trip.
+		b := newBucket(t)
+		rev, err := b.Create(context.Background(), "k", []byte("0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		canceled := 0
+		for i := range 300 {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(time.Duration(i%60)*5*time.Microsecond, cancel)
+			value := []byte(strconv.Itoa(i + 1))
+			newRev, err := b.Update(ctx, "k", value, rev)
+			cancel()
+			e, gerr := b.Get(context.Background(), "k")
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			switch {
+			case err == nil && (string(e.Value) != string(value) || e.Revision != newRev):
+				t.Fatalf("write %d succeeded, but the bucket holds %q at %d", i+1, e.Value, e.Revision)
+			case err != nil && e.Revision != rev:
+				t.Fatalf("write %d failed (%v), but it landed: the bucket holds %q", i+1, err, e.Value)
+			case err != nil:
+				canceled++
+			}
+			rev = e.Revision
+			// A write reported as failed may still land a moment later: look again.
+			time.Sleep(200 * time.Microsecond)
+			if e, _ := b.Get(context.Background(), "k"); e.Revision != rev {
+				t.Fatalf("after write %d (err %v) the bucket moved on by itself to %q", i+1, err, e.Value)
+			}
+		}
+		t.Logf("%d of 300 writes refused, their caller being done before they were sent", canceled)
 	})
 	t.Run("MutateFrom", func(t *testing.T) {
 		ctx := context.Background()
