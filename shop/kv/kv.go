@@ -41,6 +41,10 @@ type Entry struct {
 }
 
 // Bucket is a key-value bucket. Keys are arbitrary non-empty strings; backends escape them.
+//
+// A write (Create, Update, Delete) that returns an error did not happen, and one that
+// returns nil did, also when the caller's context ends midway: a write already sent is
+// awaited, not abandoned. Only a store that does not answer in time leaves it unknown.
 type Bucket interface {
 	// Get returns the current value of key, or ErrNotFound.
 	Get(ctx context.Context, key string) (Entry, error)
