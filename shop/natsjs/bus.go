@@ -118,7 +118,15 @@ func (b *Bus) PublishRaw(ctx context.Context, subject, id string, data []byte) e
 	msg := nats.NewMsg(subject)
 	msg.Data = data
 	b.prop.Inject(ctx, headerCarrier(msg.Header))
-	if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+	// As with a bucket's writes, a message once sent is awaited: the publisher's retry is
+	// deduplicated by id only within the stream's window, so it must know what landed.
+	sendCtx, cancel, err := sending(ctx)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		return fmt.Errorf("publish %s %s: %w", subject, id, err)
+	}
+	defer cancel()
+	if _, err := b.js.PublishMsg(sendCtx, msg, jetstream.WithMsgID(id)); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return fmt.Errorf("publish %s %s: %w", subject, id, err)
 	}

@@ -3,6 +3,7 @@ package natsjs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/kv/kvtest"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
 	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
 
@@ -75,5 +77,35 @@ func TestBusDeduplicatesRedeliversAndDropsPoison(t *testing.T) {
 			t.Fatalf("deliveries = %v, want o1, flaky and o2 once each", snapshot)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPublishReportsWhatHappenedEvenIfItsCallerGivesUp: a publish whose caller's context ends
+// midway either fails and is not in the stream, or succeeds and is (as a bucket's writes in
+// kvtest): the stream then holds exactly the messages reported published.
+func TestPublishReportsWhatHappenedEvenIfItsCallerGivesUp(t *testing.T) {
+	srv := natsjstest.New(t)
+	bus := srv.Bus(t)
+	stream, err := srv.JetStream().Stream(t.Context(), natsjs.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := 0
+	for i := range 300 {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(time.Duration(i%60)*5*time.Microsecond, cancel)
+		err := bus.Publish(ctx, events.OrderPaidSubject, fmt.Sprintf("m%d", i), events.OrderPaid{OrderID: "o"})
+		cancel()
+		if err == nil {
+			published++
+		}
+		time.Sleep(200 * time.Microsecond) // a message reported as failed may land a moment later
+		info, err := stream.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := int(info.State.Msgs); got != published {
+			t.Fatalf("after publish %d: the stream holds %d messages, %d were reported published", i, got, published)
+		}
 	}
 }
