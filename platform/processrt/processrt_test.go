@@ -83,11 +83,14 @@ func TestMonolithAsProcesses(t *testing.T) {
 		return out
 	}
 	before := pids()
+	progress.Reset()
 	if err := rt.Up(ctx, topo, opts); err != nil {
-		t.Fatalf("second up: %v", err)
+		t.Fatalf("second up: %v\n%s", err, progress.String())
 	}
 	if after := pids(); fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("second up restarted processes: %v -> %v", before, after)
+		var logs bytes.Buffer
+		_ = rt.Logs(ctx, stack.LogsOptions{Tail: 40}, &logs)
+		t.Fatalf("second up restarted processes: %v -> %v\n%s\nlogs:\n%s", before, after, progress.String(), logs.String())
 	}
 
 	if err := syscall.Kill(before["monolith"], syscall.SIGKILL); err != nil {
