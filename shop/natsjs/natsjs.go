@@ -46,20 +46,30 @@ func (b *Bucket) Get(ctx context.Context, key string) (kv.Entry, error) {
 	return kv.Entry{Key: key, Value: e.Value(), Revision: e.Revision()}, nil
 }
 
-// writeTimeout bounds the wait for a write's acknowledgement once it is sent.
-const writeTimeout = 5 * time.Second
+// writeTimeout bounds the wait for a write's acknowledgement once it is sent; ackGrace is
+// how far past its caller's deadline that wait may go. A store that answers at all answers
+// in milliseconds, so the grace costs nothing unless the store hangs, and then it bounds how
+// late a request that hit its deadline mid-write returns.
+const (
+	writeTimeout = 5 * time.Second
+	ackGrace     = time.Second
+)
 
 // sending returns the context a write is sent and awaited with. Once sent, a write is
 // stored whether or not anyone waits for its acknowledgement, so the wait must not end
 // with the caller's context: a caller told "canceled" about a write that lands compensates
 // as if nothing happened, and what it wrote stays (a stock hold whose reservation has been
-// released). A caller already done sends nothing. Only writeTimeout, a store that does not
-// answer, can still leave a write's outcome unknown.
+// released). A caller already done sends nothing. Only a store that does not answer in
+// time can still leave a write's outcome unknown.
 func sending(ctx context.Context) (context.Context, context.CancelFunc, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	limit := writeTimeout
+	if d, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(d)+ackGrace)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
 	return ctx, cancel, nil
 }
 

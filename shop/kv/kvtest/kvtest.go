@@ -131,7 +131,7 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 		// write landed: told "canceled" about a write that lands, it compensates as if
 		// nothing had happened, and what it wrote stays (a stock hold whose reservation is
 		// gone). So a write that fails must not be there afterwards, and one that succeeds
-		// must; cancellations are spread over the whole round trip.
+		// must; cancellations and deadlines are spread over the whole round trip.
 		b := newBucket(t)
 		rev, err := b.Create(context.Background(), "k", []byte("0"))
 		if err != nil {
@@ -139,8 +139,15 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 		}
 		canceled := 0
 		for i := range 300 {
+			// Half hang up (cancel), half run out of time (deadline).
+			after := time.Duration(i%60) * 5 * time.Microsecond
 			ctx, cancel := context.WithCancel(context.Background())
-			time.AfterFunc(time.Duration(i%60)*5*time.Microsecond, cancel)
+			if i%2 == 0 {
+				time.AfterFunc(after, cancel)
+			} else {
+				cancel()
+				ctx, cancel = context.WithTimeout(context.Background(), after)
+			}
 			value := []byte(strconv.Itoa(i + 1))
 			newRev, err := b.Update(ctx, "k", value, rev)
 			cancel()
