@@ -13,14 +13,21 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/apitest"
 )
 
-// TestOrdersKilledMidCheckout kills the orders process (SIGKILL, as a crash) in the middle
-// of a burst of checkouts and starts it again. Each customer retries with the same
+// TestKilledMidCheckout kills one process of the checkout's path (SIGKILL, as a crash) in
+// the middle of a burst of checkouts and starts it again: orders, which runs the saga, and
+// inventory and payments, which it calls. Each customer retries with the same
 // Idempotency-Key until the answer is final, as API.md tells clients to do on 503. Then:
 // every customer has exactly one order, every accepted checkout's order exists, the
 // checkouts the crash interrupted were finished or compensated (nothing stays reserved),
 // units sold equal units in orders, and stock is conserved.
-func TestOrdersKilledMidCheckout(t *testing.T) {
-	// The gateway logs every 503 while orders is down: expected here.
+func TestKilledMidCheckout(t *testing.T) {
+	for _, victim := range []string{"orders", "inventory", "payments"} {
+		t.Run(victim, func(t *testing.T) { killMidCheckout(t, victim) })
+	}
+}
+
+func killMidCheckout(t *testing.T, victim string) {
+	// The gateway logs every 503 while a process is down: expected here.
 	stack := startStack(t, `"msg":"request failed"`)
 	c := apitest.NewClient(apitest.Target{BaseURL: stack.GatewayURL, AdminToken: testToken})
 	const customers = 40
@@ -48,12 +55,15 @@ func TestOrdersKilledMidCheckout(t *testing.T) {
 	for i, user := range users {
 		wg.Go(func() {
 			if i >= customers/2 {
-				// The second half starts once orders is down, so that some requests meet a
-				// dead peer and some a restarted one.
+				// The second half starts once the victim is down, so that some requests
+				// meet a dead peer and some a restarted one.
 				<-killed
 			}
 			key := apitest.NewID("key")
-			deadline := time.Now().Add(90 * time.Second)
+			// Well under the minute after which orders' recovery takes over a stalled
+			// checkout: a checkout interrupted by the crash is finished or undone as soon as
+			// its peers are back, by the retry itself or the next recovery run.
+			deadline := time.Now().Add(30 * time.Second)
 			for {
 				outcomes[i].attempts++
 				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -68,7 +78,7 @@ func TestOrdersKilledMidCheckout(t *testing.T) {
 					outcomes[i].err = fmt.Errorf("checkout: %s", r)
 					return
 				case time.Now().After(deadline):
-					outcomes[i].err = fmt.Errorf("checkout still failing after 90s: %v %v", r, err)
+					outcomes[i].err = fmt.Errorf("checkout still failing after 30s: %v %v", r, err)
 					return
 				}
 				time.Sleep(100 * time.Millisecond) // a client's back-off between retries
@@ -76,21 +86,21 @@ func TestOrdersKilledMidCheckout(t *testing.T) {
 		})
 	}
 
-	// Kill orders once a few checkouts went through: others are in flight at that moment.
+	// Kill the victim once a few checkouts went through: others are in flight then.
 	deadline := time.Now().Add(60 * time.Second)
 	for accepted.Load() < 3 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := stack.Kill("orders"); err != nil {
+	if err := stack.Kill(victim); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("killed orders after %d accepted checkouts", accepted.Load())
+	t.Logf("killed %s after %d accepted checkouts", victim, accepted.Load())
 	close(killed)
 	restart := time.Now()
-	if err := stack.Restart(t.Context(), "orders"); err != nil {
-		t.Fatalf("restart orders: %v", err)
+	if err := stack.Restart(t.Context(), victim); err != nil {
+		t.Fatalf("restart %s: %v", victim, err)
 	}
-	t.Logf("orders ready again after %s", time.Since(restart).Round(time.Millisecond))
+	t.Logf("%s ready again after %s", victim, time.Since(restart).Round(time.Millisecond))
 	wg.Wait()
 	t.Logf("every customer has a final answer %s after the restart", time.Since(restart).Round(time.Millisecond))
 

@@ -385,38 +385,50 @@ func TestRecoverRefundsWhenReservationLapsed(t *testing.T) {
 // process dies before order-paid goes out; recovery publishes it.
 func TestRecoverRollsForwardFailedPublish(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
-		ctx := t.Context()
-		w := newWorld(t, be)
-		product, user := w.shop(t)
-		paid := countPaid(t, w.bus)
-		deps := w.deps()
-		deps.Events = &failingPublisher{Publisher: w.bus}
-		key, req := "key-1", orderstest.Request(user)
-		if _, err := w.orders(deps).Checkout(ctx, key, req); err == nil {
-			t.Fatal("Checkout with a failing publish: no error")
-		}
-		list, err := w.orders(w.deps()).ListByUser(ctx, user)
-		if err != nil || len(list) != 1 {
-			t.Fatalf("orders before recovery: %+v %v, want 1", list, err)
-		}
-		orderID := list[0].ID
-
-		// A replay waits for the checkout in progress; it is not done yet.
-		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-		defer cancel()
-		if _, err := w.orders(w.deps()).Checkout(short, key, req); !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("replay before recovery: %v, want it to wait (deadline exceeded)", err)
-		}
-
+		w, paid, product, user, orderID := failPublish(t, be)
 		restarted := w.orders(w.deps())
-		if n, err := restarted.Recover(ctx, 0); n != 1 || err != nil {
+		if n, err := restarted.Recover(t.Context(), 0); n != 1 || err != nil {
 			t.Fatalf("Recover: %d %v, want 1 handled", n, err)
 		}
 		assertRolledForward(t, w, restarted, paid, product, user, orderID)
-		if ord, err := restarted.Checkout(ctx, key, req); err != nil || ord.ID != orderID {
+		if ord, err := restarted.Checkout(t.Context(), "key-1", orderstest.Request(user)); err != nil || ord.ID != orderID {
 			t.Errorf("replay: %+v %v, want order %s", ord, err, orderID)
 		}
 	})
+}
+
+// TestReplayRollsForwardFailedPublish: the same, but the customer's retry comes first: it
+// finishes the paid checkout itself, at once, rather than wait for recovery to find it stale.
+func TestReplayRollsForwardFailedPublish(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		w, paid, product, user, orderID := failPublish(t, be)
+		o := w.orders(w.deps())
+		if ord, err := o.Checkout(t.Context(), "key-1", orderstest.Request(user)); err != nil || ord.ID != orderID {
+			t.Fatalf("replay: %+v %v, want order %s", ord, err, orderID)
+		}
+		assertRolledForward(t, w, o, paid, product, user, orderID)
+		if n, err := o.Recover(t.Context(), 0); n != 0 || err != nil {
+			t.Errorf("Recover: %d %v, want nothing left", n, err)
+		}
+	})
+}
+
+// failPublish runs a checkout whose order-paid publish fails after the order is recorded.
+func failPublish(t *testing.T, be backend) (w *world, paid *paidCounter, product, user, orderID string) {
+	t.Helper()
+	w = newWorld(t, be)
+	product, user = w.shop(t)
+	paid = countPaid(t, w.bus)
+	deps := w.deps()
+	deps.Events = &failingPublisher{Publisher: w.bus}
+	if _, err := w.orders(deps).Checkout(t.Context(), "key-1", orderstest.Request(user)); err == nil {
+		t.Fatal("Checkout with a failing publish: no error")
+	}
+	list, err := w.orders(w.deps()).ListByUser(t.Context(), user)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("orders before recovery: %+v %v, want 1", list, err)
+	}
+	return w, paid, product, user, list[0].ID
 }
 
 func assertRolledForward(t *testing.T, w *world, o *orders.Orders, paid *paidCounter, product, user, orderID string) {
@@ -536,6 +548,151 @@ func TestChargeOutcomeUnknownIsRefunded(t *testing.T) {
 		list, _ := o.ListByUser(ctx, user)
 		if len(list) != 1 || list[0].ID != ord.ID {
 			t.Errorf("orders: %+v, want only %s", list, ord.ID)
+		}
+	})
+}
+
+// unreachable stands for payments and inventory behind a network that drops them while down
+// is set: charges, refunds and releases fail (reserving still works, so that the checkout
+// holds stock when the outage starts).
+type unreachable struct {
+	payments.Service
+	inv     inventory.Service
+	down    atomic.Bool
+	charged atomic.Pointer[string] // the idempotency key of the last charge attempt
+}
+
+var errUnreachable = errors.New("peer unreachable")
+
+func (u *unreachable) Charge(ctx context.Context, req payments.ChargeRequest) (payments.Charge, error) {
+	u.charged.Store(&req.IdempotencyKey)
+	if u.down.Load() {
+		return payments.Charge{}, errUnreachable
+	}
+	return u.Service.Charge(ctx, req)
+}
+
+func (u *unreachable) Refund(ctx context.Context, key string) (payments.Charge, error) {
+	if u.down.Load() {
+		return payments.Charge{}, errUnreachable
+	}
+	return u.Service.Refund(ctx, key)
+}
+
+// inventory returns the inventory side: its releases fail while down.
+func (u *unreachable) inventory() inventory.Service { return unreachableInventory{u.inv, u} }
+
+type unreachableInventory struct {
+	inventory.Service
+	u *unreachable
+}
+
+func (i unreachableInventory) Release(ctx context.Context, id string) error {
+	if i.u.down.Load() {
+		return errUnreachable
+	}
+	return i.Service.Release(ctx, id)
+}
+
+// failCompensation runs a checkout whose charge and compensation both fail: it leaves the
+// stock reserved and the record to whoever comes next. It returns the checkout's orders and
+// its peers (up again) and the first attempt's order ID.
+func failCompensation(t *testing.T, w *world, user string) (*orders.Orders, *unreachable, string) {
+	t.Helper()
+	peers := &unreachable{Service: w.payments, inv: w.inventory}
+	peers.down.Store(true)
+	deps := w.deps()
+	deps.Payments, deps.Inventory = peers, peers.inventory()
+	o := w.orders(deps)
+	if _, err := o.Checkout(t.Context(), "key-1", orderstest.Request(user)); !errors.Is(err, errUnreachable) {
+		t.Fatalf("Checkout with its peers down: %v", err)
+	}
+	return o, peers, *peers.charged.Load()
+}
+
+// TestRetryFinishesAFailedCompensation: a checkout whose undo failed (its peers went down)
+// leaves its record to the next comer. Once the peers are back, the customer's retry with the
+// same key undoes the first attempt and checks out at once: it does not wait for the record
+// to go stale (a minute in the services), answering 503 all that while.
+func TestRetryFinishesAFailedCompensation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := t.Context()
+		w := newWorld(t, be)
+		product, user := w.shop(t)
+		o, peers, first := failCompensation(t, w, user)
+		if s := w.stock(t, product); s.Reserved != 2 {
+			t.Fatalf("stock after the failed undo: %+v, want 2 still reserved", s)
+		}
+		// While the peers are down, the retry fails fast, and so does recovery, which takes
+		// the record on although it is not stale.
+		if _, err := o.Checkout(ctx, "key-1", orderstest.Request(user)); !errors.Is(err, errUnreachable) {
+			t.Fatalf("retry with the peers down: %v, want their error", err)
+		}
+		if _, err := o.Recover(ctx, time.Hour); !errors.Is(err, errUnreachable) {
+			t.Fatalf("Recover with the peers down: %v, want their error", err)
+		}
+
+		peers.down.Store(false)
+		ord, err := o.Checkout(ctx, "key-1", orderstest.Request(user))
+		if err != nil {
+			t.Fatalf("retry with the peers back: %v", err)
+		}
+		if ord.ID == first {
+			t.Errorf("the retry reused the undone attempt's order ID %s", first)
+		}
+		if s := w.stock(t, product); s.Available != 3 || s.Reserved != 0 || s.Sold != 2 {
+			t.Errorf("stock: %+v, want 3 available, 2 sold", s)
+		}
+		if ch, err := w.payments.Get(ctx, first); err != nil || ch.Status != payments.StatusVoided {
+			t.Errorf("the first attempt's charge: %+v %v, want voided", ch, err)
+		}
+		if n, err := o.Recover(ctx, 0); n != 0 || err != nil {
+			t.Errorf("Recover: %d %v, want nothing left", n, err)
+		}
+		if again, err := o.Checkout(ctx, "key-1", orderstest.Request(user)); err != nil || again.ID != ord.ID {
+			t.Errorf("replay: %+v %v, want order %s", again, err, ord.ID)
+		}
+	})
+}
+
+// TestRunRecoveryFinishesAFailedCompensation: with no retry, the background loop finishes
+// the undo on its next run once the peers are back, however young the record.
+func TestRunRecoveryFinishesAFailedCompensation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := t.Context()
+		w := newWorld(t, be)
+		product, user := w.shop(t)
+		o, peers, _ := failCompensation(t, w, user)
+		peers.down.Store(false)
+
+		loopCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			o.RunRecovery(loopCtx, 5*time.Millisecond, time.Hour)
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := w.stores.Sagas.Get(ctx, "key-1")
+			if errors.Is(err, kv.ErrNotFound) {
+				break // undone: the record goes last
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the record is still there after 10s of RunRecovery (%v); stock %+v", err, w.stock(t, product))
+			}
+			time.Sleep(5 * time.Millisecond) // polling interval, bounded by the deadline
+		}
+		stop()
+		<-done
+		if s := w.stock(t, product); s.Available != 5 || s.Reserved != 0 {
+			t.Errorf("stock: %+v, want all 5 available", s)
+		}
+		if n, err := o.Recover(ctx, 0); n != 0 || err != nil {
+			t.Errorf("Recover: %d %v, want nothing left", n, err)
+		}
+		assertNoOrders(t, o, user)
+		if items := w.cartItems(t, user); len(items) != 1 {
+			t.Errorf("cart: %+v, want unchanged", items)
 		}
 	})
 }

@@ -16,17 +16,20 @@ import (
 
 // Saga states, in order. Before stateCharged a checkout that stops is compensated (release
 // the reservation, refund or void the charge, delete the record); from stateCharged on it is
-// rolled forward. stateCompensating marks a record claimed by Recover, so that the live
-// checkout it belongs to (if any) cannot advance it any more.
+// rolled forward. stateCompensating marks a record no live checkout owns any more: claimed by
+// Recover, so that the checkout it belongs to (if any) cannot advance it, or given up by its
+// checkout when an undo step failed (a peer down). Whoever meets such a record finishes the
+// undo at once: a retry with the same key, or RunRecovery's next run, without waiting for
+// the record to go stale.
 //
 // Reserving and charging share one state on purpose: a crash in either is compensated the
 // same way (release and refund by the order ID, both no-ops when nothing happened), and every
 // state write is a store round trip on the checkout's critical path.
 const (
-	statePending      = "pending" // key claimed; pricing, reserving, charging under the order ID
-	stateCharged      = "charged" // charged: commit, record, clear, publish
-	stateDone         = "done"    // the order exists; the record stays as the key's idempotency record
-	stateCompensating = "compensating"
+	statePending      = "pending"      // key claimed; pricing, reserving, charging under the order ID
+	stateCharged      = "charged"      // charged: commit, record, clear, publish
+	stateDone         = "done"         // the order exists; the record stays as the key's idempotency record
+	stateCompensating = "compensating" // owned by nobody: to be undone by whoever meets it
 )
 
 // saga is a checkout's record, keyed by its idempotency key: the idempotency record (the
@@ -167,14 +170,22 @@ func (o *Orders) abandon(ctx context.Context, rec saga) {
 }
 
 // compensate undoes a checkout that has not been charged (or whose charge is to be undone):
-// release its stock, refund or void its charge if asked, then delete its record. The record
-// stays when a step fails, so that Recover tries again.
+// release its stock, refund or void its charge if asked, then delete its record. When a step
+// fails the record stays, marked compensating, so that the customer's retry or RunRecovery
+// finishes the undo as soon as the peer is back, rather than after the record goes stale
+// (a minute in the services), answering the retries 503 all that time.
 func (o *Orders) compensate(ctx context.Context, rec saga, refund bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
 	defer cancel()
-	if err := o.undo(ctx, rec, refund); err != nil {
-		o.log.Warn("compensate checkout: record stays for recovery", "key", rec.Key, "order_id", rec.OrderID, "err", err)
+	err := o.undo(ctx, rec, refund)
+	if err == nil {
+		return
 	}
+	if _, merr := o.advance(ctx, rec, statePending, stateCompensating); merr != nil {
+		o.log.Warn("compensate checkout: record stays for recovery once stale", "key", rec.Key, "order_id", rec.OrderID, "err", errors.Join(err, merr))
+		return
+	}
+	o.log.Warn("compensate checkout: left to the next retry or recovery run", "key", rec.Key, "order_id", rec.OrderID, "err", err)
 }
 
 func (o *Orders) undo(ctx context.Context, rec saga, refund bool) error {
@@ -353,8 +364,13 @@ func (o *Orders) recoverIndex(ctx context.Context, index *kv.Tracker[saga], olde
 	}
 	now := o.now()
 	return o.recover(ctx, index.Items(func(it kv.Item[saga]) bool {
-		return it.Err != nil || now.Sub(it.Value.UpdatedAt) >= olderThan
+		return it.Err != nil || due(it.Value, now, olderThan)
 	}), olderThan)
+}
+
+// due tells whether recovery takes rec on now: when it is stale, or when nobody owns it.
+func due(rec saga, now time.Time, olderThan time.Duration) bool {
+	return rec.State == stateCompensating || now.Sub(rec.UpdatedAt) >= olderThan
 }
 
 // recover finishes or compensates the stale checkouts among items. The items may be stale
@@ -370,7 +386,7 @@ func (o *Orders) recover(ctx context.Context, items []kv.Item[saga], olderThan t
 		}
 		rec := it.Value
 		rec.rev = it.Revision
-		if o.now().Sub(rec.UpdatedAt) < olderThan {
+		if !due(rec, o.now(), olderThan) {
 			continue
 		}
 		handled, err := o.recoverOne(ctx, rec, olderThan)

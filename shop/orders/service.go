@@ -129,12 +129,13 @@ func (o *Orders) checkoutOnce(ctx context.Context, key, hash string, req Checkou
 }
 
 // awaitExisting answers a request whose key another request holds: a different request is a
-// conflict; the same one gets that request's order once it is done, or starts over if that
-// attempt failed (its record is deleted when it compensates).
+// conflict; the same one gets that request's order: it waits while that attempt reserves and
+// charges, finishes it once charged, and starts over if it failed (its record is deleted when
+// it compensates, or undone here when its compensation failed).
 func (o *Orders) awaitExisting(ctx context.Context, key, hash string) (Order, error) {
 	delay := 2 * time.Millisecond
 	for {
-		rec, _, err := kv.Get[saga](ctx, o.stores.Sagas, key)
+		rec, rev, err := kv.Get[saga](ctx, o.stores.Sagas, key)
 		switch {
 		case errors.Is(err, kv.ErrNotFound):
 			return Order{}, errStartOver
@@ -144,6 +145,22 @@ func (o *Orders) awaitExisting(ctx context.Context, key, hash string) (Order, er
 			return Order{}, fmt.Errorf("checkout %s: %w", key, ErrIdempotencyConflict)
 		case rec.State == stateDone:
 			return o.Get(ctx, rec.OrderID)
+		case rec.State == stateCharged:
+			// Paid for: roll it forward here rather than wait. Every step of a roll-forward
+			// is safe to repeat, also concurrently with its own checkout, so this finishes an
+			// order whose first attempt failed after the charge (a peer down) as soon as the
+			// peer is back, instead of when recovery finds the record stale.
+			rec.rev = rev
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
+			ord, err := o.rollForward(fctx, rec)
+			cancel()
+			return ord, err
+		case rec.State == stateCompensating:
+			// No checkout owns the earlier attempt any more: undo it here, then start over.
+			if err := o.undo(ctx, rec, true); err != nil {
+				return Order{}, fmt.Errorf("checkout %s: undo the earlier attempt: %w", key, err)
+			}
+			return Order{}, errStartOver
 		}
 		if err := kv.Sleep(ctx, delay); err != nil {
 			return Order{}, fmt.Errorf("checkout %s: waiting for the request in progress: %w", key, err)
