@@ -336,6 +336,7 @@ func killBehindPodmansBack(t *testing.T, conn context.Context, pod string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var killed []int
 	for _, ct := range data.Containers {
 		c, err := containers.Inspect(conn, ct.ID, nil)
 		if err != nil {
@@ -348,8 +349,20 @@ func killBehindPodmansBack(t *testing.T, conn context.Context, pod string) {
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 				t.Fatalf("kill %d of %s: %v", pid, ct.Name, err)
 			}
+			killed = append(killed, pid)
 		}
 	}
+	// A signal is delivered asynchronously: until a conmon has exited it still holds the
+	// pod's published ports. Dead means gone or a zombie (whose sockets are closed).
+	stacktest.WaitFor(t, 10*time.Second, func() (bool, string) {
+		for _, pid := range killed {
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err == nil && !bytes.Contains(stat, []byte(") Z ")) {
+				return false, fmt.Sprintf("process %d of pod %s still running", pid, pod)
+			}
+		}
+		return true, ""
+	})
 }
 
 // netAddrs lists a container's IP and MAC addresses in each of its networks.
