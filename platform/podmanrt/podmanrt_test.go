@@ -231,11 +231,36 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Errorf("orders after heal: %s", body)
 	}
 
+	// killMonolith kills the monolith pod's processes behind Podman's back; its edge stays
+	// forwarded to the dead pod. upRemakesMonolith runs up and checks that it remade the
+	// monolith pod (saying why: want), left NATS alone, and that the edge answers again.
+	monolith := stack.ObjectName(name, topology.Monolith, "monolith")
+	killMonolith := func() {
+		t.Helper()
+		killBehindPodmansBack(t, conn, monolith)
+		if err := stack.CheckPort(edge); !errors.Is(err, stack.ErrPortForwarded) {
+			t.Errorf("CheckPort of the edge of a lost pod: %v, want ErrPortForwarded", err)
+		}
+	}
+	upRemakesMonolith := func(want string) {
+		t.Helper()
+		progress.Reset()
+		if err := rt.Up(ctx, topo, opts); err != nil {
+			t.Fatalf("up: %v\n%s", err, progress.String())
+		}
+		if !strings.Contains(progress.String(), monolith+": "+want) || !strings.Contains(progress.String(), "monolith/nats: unchanged") {
+			t.Errorf("up, want the monolith remade (%s) and NATS unchanged:\n%s", want, progress.String())
+		}
+		if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
+			t.Errorf("readyz after up remade the monolith: %d", code)
+		}
+	}
+
 	// Every process of the pod killed behind Podman's back, as when all of a machine's
 	// processes are killed without a reboot: Podman still calls the pod running, and its
 	// port-forwarding rules stay, leading nowhere. Status says lost, CheckPort says the edge,
 	// though free to bind, is forwarded, and up remakes the pod.
-	killBehindPodmansBack(t, conn, stack.ObjectName(name, topology.Monolith, "monolith"))
+	killMonolith()
 	sts, err = rt.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -245,19 +270,7 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 			t.Errorf("status of a pod whose processes were killed: %+v, want lost and unready", s)
 		}
 	}
-	if err := stack.CheckPort(edge); !errors.Is(err, stack.ErrPortForwarded) {
-		t.Errorf("CheckPort of the edge of a lost pod: %v, want ErrPortForwarded", err)
-	}
-	progress.Reset()
-	if err := rt.Up(ctx, topo, opts); err != nil {
-		t.Fatalf("up after the kill: %v\n%s", err, progress.String())
-	}
-	if !strings.Contains(progress.String(), "monolith: its process is gone") || !strings.Contains(progress.String(), "monolith/nats: unchanged") {
-		t.Errorf("up after the kill:\n%s", progress.String())
-	}
-	if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
-		t.Errorf("readyz after up remade the lost pod: %d", code)
-	}
+	upRemakesMonolith("its process is gone")
 
 	// Logs of one service.
 	var logs bytes.Buffer
@@ -272,10 +285,7 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	// container Podman calls running whose processes are gone, so their forwarding rules go:
 	// a test server that the kernel happens to put on such a port is reached again. Only the
 	// dead pod is touched, and up remakes it.
-	killBehindPodmansBack(t, conn, stack.ObjectName(name, topology.Monolith, "monolith"))
-	if err := stack.CheckPort(edge); !errors.Is(err, stack.ErrPortForwarded) {
-		t.Errorf("CheckPort of the edge of a lost pod: %v, want ErrPortForwarded", err)
-	}
+	killMonolith()
 	setup := exec.CommandContext(ctx, "bash", filepath.Join(repoRoot(t), "platform", "setup", "podman.sh"))
 	setup.Env = append(os.Environ(), "MITOSIS_PODMAN_SOCKET="+strings.TrimPrefix(podmanrt.Socket(), "unix://"))
 	out, err := setup.CombinedOutput()
@@ -298,19 +308,10 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 			t.Errorf("after setup/podman.sh: %+v (only the monolith stopped, nothing lost)", s)
 		}
 	}
-	progress.Reset()
-	if err := rt.Up(ctx, topo, opts); err != nil {
-		t.Fatalf("up after setup/podman.sh: %v\n%s", err, progress.String())
-	}
-	if !strings.Contains(progress.String(), "monolith: not running, remaking it") || !strings.Contains(progress.String(), "monolith/nats: unchanged") {
-		t.Errorf("up after setup/podman.sh:\n%s", progress.String())
-	}
-	if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
-		t.Errorf("readyz after up remade the stopped pod: %d", code)
-	}
+	upRemakesMonolith("not running, remaking it")
 
 	// Down removes lost pods too: both pods' processes killed behind Podman's back.
-	killBehindPodmansBack(t, conn, stack.ObjectName(name, topology.Monolith, "monolith"))
+	killBehindPodmansBack(t, conn, monolith)
 	killBehindPodmansBack(t, conn, stack.ObjectName(name, topology.Monolith, "nats"))
 	start = time.Now()
 	removed, err := rt.Down(ctx, nil)
