@@ -552,62 +552,67 @@ func TestChargeOutcomeUnknownIsRefunded(t *testing.T) {
 	})
 }
 
-// unreachable stands for payments and inventory behind a network that drops them while down
-// is set: charges, refunds and releases fail (reserving still works, so that the checkout
-// holds stock when the outage starts).
-type unreachable struct {
-	payments.Service
-	inv     inventory.Service
-	down    atomic.Bool
-	charged atomic.Pointer[string] // the idempotency key of the last charge attempt
-}
+// outage cuts the peers wrapped with it off while down is set: charges, refunds and releases
+// fail. Reserving still works, so that the checkout holds stock when the outage starts.
+type outage struct{ down atomic.Bool }
 
 var errUnreachable = errors.New("peer unreachable")
 
-func (u *unreachable) Charge(ctx context.Context, req payments.ChargeRequest) (payments.Charge, error) {
-	u.charged.Store(&req.IdempotencyKey)
-	if u.down.Load() {
-		return payments.Charge{}, errUnreachable
+func (o *outage) check() error {
+	if o.down.Load() {
+		return errUnreachable
 	}
-	return u.Service.Charge(ctx, req)
+	return nil
 }
 
-func (u *unreachable) Refund(ctx context.Context, key string) (payments.Charge, error) {
-	if u.down.Load() {
-		return payments.Charge{}, errUnreachable
-	}
-	return u.Service.Refund(ctx, key)
+type unreachablePayments struct {
+	payments.Service
+	*outage
+	charged atomic.Pointer[string] // the idempotency key of the last charge attempt
 }
 
-// inventory returns the inventory side: its releases fail while down.
-func (u *unreachable) inventory() inventory.Service { return unreachableInventory{u.inv, u} }
+func (p *unreachablePayments) Charge(ctx context.Context, req payments.ChargeRequest) (payments.Charge, error) {
+	p.charged.Store(&req.IdempotencyKey)
+	if err := p.check(); err != nil {
+		return payments.Charge{}, err
+	}
+	return p.Service.Charge(ctx, req)
+}
+
+func (p *unreachablePayments) Refund(ctx context.Context, key string) (payments.Charge, error) {
+	if err := p.check(); err != nil {
+		return payments.Charge{}, err
+	}
+	return p.Service.Refund(ctx, key)
+}
 
 type unreachableInventory struct {
 	inventory.Service
-	u *unreachable
+	*outage
 }
 
 func (i unreachableInventory) Release(ctx context.Context, id string) error {
-	if i.u.down.Load() {
-		return errUnreachable
+	if err := i.check(); err != nil {
+		return err
 	}
 	return i.Service.Release(ctx, id)
 }
 
 // failCompensation runs a checkout whose charge and compensation both fail: it leaves the
-// stock reserved and the record to whoever comes next. It returns the checkout's orders and
-// its peers (up again) and the first attempt's order ID.
-func failCompensation(t *testing.T, w *world, user string) (*orders.Orders, *unreachable, string) {
+// stock reserved and the record to whoever comes next. It returns orders wired to the peers,
+// the outage (still on) and the first attempt's order ID.
+func failCompensation(t *testing.T, w *world, user string) (*orders.Orders, *outage, string) {
 	t.Helper()
-	peers := &unreachable{Service: w.payments, inv: w.inventory}
-	peers.down.Store(true)
+	out := &outage{}
+	out.down.Store(true)
+	pay := &unreachablePayments{Service: w.payments, outage: out}
 	deps := w.deps()
-	deps.Payments, deps.Inventory = peers, peers.inventory()
+	deps.Payments, deps.Inventory = pay, unreachableInventory{w.inventory, out}
 	o := w.orders(deps)
 	if _, err := o.Checkout(t.Context(), "key-1", orderstest.Request(user)); !errors.Is(err, errUnreachable) {
 		t.Fatalf("Checkout with its peers down: %v", err)
 	}
-	return o, peers, *peers.charged.Load()
+	return o, out, *pay.charged.Load()
 }
 
 // TestRetryFinishesAFailedCompensation: a checkout whose undo failed (its peers went down)
@@ -619,7 +624,7 @@ func TestRetryFinishesAFailedCompensation(t *testing.T) {
 		ctx := t.Context()
 		w := newWorld(t, be)
 		product, user := w.shop(t)
-		o, peers, first := failCompensation(t, w, user)
+		o, out, first := failCompensation(t, w, user)
 		if s := w.stock(t, product); s.Reserved != 2 {
 			t.Fatalf("stock after the failed undo: %+v, want 2 still reserved", s)
 		}
@@ -632,7 +637,7 @@ func TestRetryFinishesAFailedCompensation(t *testing.T) {
 			t.Fatalf("Recover with the peers down: %v, want their error", err)
 		}
 
-		peers.down.Store(false)
+		out.down.Store(false)
 		ord, err := o.Checkout(ctx, "key-1", orderstest.Request(user))
 		if err != nil {
 			t.Fatalf("retry with the peers back: %v", err)
@@ -662,8 +667,8 @@ func TestRunRecoveryFinishesAFailedCompensation(t *testing.T) {
 		ctx := t.Context()
 		w := newWorld(t, be)
 		product, user := w.shop(t)
-		o, peers, _ := failCompensation(t, w, user)
-		peers.down.Store(false)
+		o, out, _ := failCompensation(t, w, user)
+		out.down.Store(false)
 
 		loopCtx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
