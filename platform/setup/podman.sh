@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make this machine ready to run the mitosis stack as Podman pods, and start Podman's API
 # service. Idempotent: it installs only what is missing, writes containers.conf settings only
-# when they are not there, and starts the service only when the socket does not answer.
+# when they are not there, starts the service only when the socket does not answer, and stops
+# the containers Podman calls running whose processes are gone (their port forwarding would
+# trap anyone else listening on those ports).
 #
 # On Debian/Ubuntu as root it does everything. Anywhere else it says exactly what to install
 # and exits 2. Exit codes: 0 ready, 1 failed, 2 cannot set up here (use `--runtime process`).
