@@ -2,9 +2,10 @@
 # Regenerates the Go code of every .proto under services/proto into services/gen (or into the
 # directory given as the first argument, which the freshness test uses).
 #
-# protoc comes from Debian (apt-get install -y protobuf-compiler: libprotoc 3.21.12 on
-# Debian 12); the two Go plugins are pinned as tool directives in services/go.mod, so the
-# output depends on go.mod, not on whatever happens to be on PATH.
+# protoc comes from Debian (apt-get install -y protobuf-compiler libprotobuf-dev: libprotoc
+# 3.21.12 on Debian 12; the second package holds the well-known types that the .protos import,
+# google/protobuf/*.proto). The two Go plugins are pinned as tool directives in
+# services/go.mod, so the output depends on go.mod, not on whatever happens to be on PATH.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,7 +15,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 if ! command -v protoc >/dev/null; then
-	echo "generate.sh: protoc not found; install it with: apt-get install -y protobuf-compiler" >&2
+	echo "generate.sh: protoc not found; install it with: apt-get install -y protobuf-compiler libprotobuf-dev" >&2
 	exit 1
 fi
 

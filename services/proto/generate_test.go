@@ -20,9 +20,9 @@ var protocVersion = regexp.MustCompile(`(?m)^// (\t| -) protoc +v[0-9.]+\n`)
 func TestGeneratedCodeIsFresh(t *testing.T) {
 	if _, err := exec.LookPath("protoc"); err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatal("protoc not found: apt-get install -y protobuf-compiler")
+			t.Fatal("protoc not found: apt-get install -y protobuf-compiler libprotobuf-dev")
 		}
-		t.Skip("protoc not found (apt-get install -y protobuf-compiler); CI=1 makes this a failure")
+		t.Skip("protoc not found (apt-get install -y protobuf-compiler libprotobuf-dev); CI=1 makes this a failure")
 	}
 	out := t.TempDir()
 	cmd := exec.Command("bash", "generate.sh", out)
