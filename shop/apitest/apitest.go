@@ -57,6 +57,7 @@ func tests() []test {
 		{"admin-unauthorized", testAdminUnauthorized},
 		{"request-body-rules", testRequestBodyRules},
 		{"body-over-1MiB", testBodyTooLarge},
+		{"id-rule", testIDRule},
 
 		{"product-get", testProductGet},
 		{"product-put-replaces", testProductReplace},

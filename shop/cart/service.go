@@ -4,16 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
+	"github.com/mitosis-dev/mitosis/shop/ids"
 	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/validation"
-)
-
-// Limits on what a cart holds.
-const (
-	maxUserIDLen    = 128
-	maxProductIDLen = 64
 )
 
 // service keeps one bucket key per user, the cart as JSON. Adds are read-decide-write through
@@ -30,7 +24,7 @@ func New(carts kv.Bucket) Service {
 
 // Get returns the user's cart, or an empty one.
 func (s *service) Get(ctx context.Context, userID string) (Cart, error) {
-	if err := validateUserID(userID); err != nil {
+	if err := ids.Check("user_id", userID); err != nil {
 		return Cart{}, err
 	}
 	c, _, err := kv.Get[Cart](ctx, s.carts, userID)
@@ -45,11 +39,11 @@ func (s *service) Get(ctx context.Context, userID string) (Cart, error) {
 
 // Add merges item into the user's cart.
 func (s *service) Add(ctx context.Context, userID string, item Item) (Cart, error) {
-	if err := validateUserID(userID); err != nil {
+	if err := ids.Check("user_id", userID); err != nil {
 		return Cart{}, err
 	}
-	if n := utf8.RuneCountInString(item.ProductID); n == 0 || n > maxProductIDLen {
-		return Cart{}, validation.Errorf("product_id", "must be 1 to %d characters", maxProductIDLen)
+	if err := ids.Check("product_id", item.ProductID); err != nil {
+		return Cart{}, err
 	}
 	if item.Quantity < 1 || item.Quantity > MaxQuantity {
 		return Cart{}, validation.Errorf("quantity", "must be 1 to %d", MaxQuantity)
@@ -82,18 +76,11 @@ func (s *service) Add(ctx context.Context, userID string, item Item) (Cart, erro
 
 // Clear deletes the user's cart; clearing an empty cart is not an error.
 func (s *service) Clear(ctx context.Context, userID string) error {
-	if err := validateUserID(userID); err != nil {
+	if err := ids.Check("user_id", userID); err != nil {
 		return err
 	}
 	if err := s.carts.Delete(ctx, userID, 0); err != nil {
 		return fmt.Errorf("clear cart of %s: %w", userID, err)
-	}
-	return nil
-}
-
-func validateUserID(userID string) error {
-	if n := utf8.RuneCountInString(userID); n == 0 || n > maxUserIDLen {
-		return validation.Errorf("user_id", "must be 1 to %d characters", maxUserIDLen)
 	}
 	return nil
 }

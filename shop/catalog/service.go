@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/shop/ids"
 	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
@@ -225,7 +226,7 @@ func (s *service) List(_ context.Context, req ListRequest) (Page, error) {
 	case size < 1 || size > MaxPageSize:
 		return Page{}, validation.Errorf("page_size", "must be 1 to %d", MaxPageSize)
 	}
-	var buf [maxIDLen]byte
+	var buf [ids.MaxLen]byte
 	var after []byte
 	if req.PageToken != "" {
 		n, err := decodeToken(req.PageToken, &buf)

@@ -5,13 +5,13 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/mitosis-dev/mitosis/shop/ids"
 	"github.com/mitosis-dev/mitosis/shop/money"
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
 // Limits on a product, checked by Upsert.
 const (
-	maxIDLen          = 64
 	maxNameLen        = 200
 	maxDescriptionLen = 4000
 	maxPriceUnits     = 100_000_000 // one million dollars
@@ -20,8 +20,8 @@ const (
 
 // validateProduct returns a validation error naming the first bad field of p, or nil.
 func validateProduct(p Product) error {
-	if !validID(p.ID) {
-		return validation.Errorf("id", "must be 1 to %d characters of letters, digits, '.', '_' or '-'", maxIDLen)
+	if err := ids.Check("id", p.ID); err != nil {
+		return err
 	}
 	if n := utf8.RuneCountInString(p.Name); n == 0 || n > maxNameLen || strings.TrimSpace(p.Name) == "" {
 		return validation.Errorf("name", "must be 1 to %d characters and not blank", maxNameLen)
@@ -47,20 +47,6 @@ func validateProduct(p Product) error {
 	return nil
 }
 
-// validID reports whether id is 1..maxIDLen bytes of [A-Za-z0-9._-].
-func validID(id string) bool {
-	if len(id) == 0 || len(id) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // Page tokens are the base64url (unpadded) encoding of the last ID of the previous page:
 // opaque to clients, and still meaningful if that product has changed since.
 var tokenEncoding = base64.RawURLEncoding.Strict() // Strict: one token per ID
@@ -69,8 +55,8 @@ func encodeToken(id string) string { return tokenEncoding.EncodeToString([]byte(
 
 // decodeToken writes the ID a page token names into buf and returns its length. It does not
 // allocate, because it runs on every request for a page after the first.
-func decodeToken(token string, buf *[maxIDLen]byte) (int, error) {
-	if tokenEncoding.DecodedLen(len(token)) > maxIDLen {
+func decodeToken(token string, buf *[ids.MaxLen]byte) (int, error) {
+	if tokenEncoding.DecodedLen(len(token)) > ids.MaxLen {
 		return 0, validation.Errorf("page_token", "is not a page token")
 	}
 	for i := 0; i < len(token); i++ {
@@ -80,7 +66,7 @@ func decodeToken(token string, buf *[maxIDLen]byte) (int, error) {
 		}
 	}
 	n, err := tokenEncoding.Decode(buf[:], []byte(token))
-	if err != nil || !validID(string(buf[:n])) {
+	if err != nil || !ids.Valid(string(buf[:n])) {
 		return 0, validation.Errorf("page_token", "is not a page token")
 	}
 	return n, nil

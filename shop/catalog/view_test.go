@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/shop/ids"
 	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/money"
 )
@@ -124,13 +125,13 @@ func FuzzDecodeToken(f *testing.F) {
 	f.Add("")
 	f.Add("!!")
 	f.Fuzz(func(t *testing.T, token string) {
-		var buf [maxIDLen]byte
+		var buf [ids.MaxLen]byte
 		n, err := decodeToken(token, &buf)
 		if err != nil {
 			return
 		}
 		id := string(buf[:n])
-		if !validID(id) || encodeToken(id) != token {
+		if !ids.Valid(id) || encodeToken(id) != token {
 			t.Fatalf("token %q decodes to %q, which is not an ID that encodes back to it", token, id)
 		}
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/catalog"
+	"github.com/mitosis-dev/mitosis/shop/ids"
 	"github.com/mitosis-dev/mitosis/shop/inventory"
 	"github.com/mitosis-dev/mitosis/shop/notify"
 	"github.com/mitosis-dev/mitosis/shop/orders"
@@ -136,14 +137,15 @@ func (a *api) getCart(w http.ResponseWriter, r *http.Request) {
 }
 
 // addToCart checks with the catalog that the product exists: the cart does not know the
-// catalog. An empty product_id goes straight to the cart, which names the field.
+// catalog. A product_id that is no ID at all goes straight to the cart, which names the
+// field (API.md: 400 where a product ID is written, not 404).
 func (a *api) addToCart(w http.ResponseWriter, r *http.Request) {
 	var item cart.Item
 	if err := a.decodeBody(w, r, a.schemas.cartItem, &item); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if item.ProductID != "" {
+	if ids.Valid(item.ProductID) {
 		if _, err := a.cfg.Catalog.Get(r.Context(), item.ProductID); err != nil {
 			a.fail(w, r, err)
 			return

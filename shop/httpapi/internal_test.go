@@ -76,24 +76,26 @@ func TestDecodeJSON(t *testing.T) {
 	}{
 		{"ok", `{"product_id":"a","quantity":2}`, "-", cart.Item{ProductID: "a", Quantity: 2}},
 		{"whitespace around", " \n\t{\"quantity\":2 , \"product_id\":\"a\"}\r\n ", "-", cart.Item{ProductID: "a", Quantity: 2}},
-		{"missing fields are zero", `{}`, "-", cart.Item{}},
-		{"escaped key", `{"product\u005fid":"a"}`, "-", cart.Item{ProductID: "a"}},
-		{"null field", `{"product_id":null,"quantity":1}`, "-", cart.Item{Quantity: 1}},
+		{"escaped key", `{"product\u005fid":"a","quantity":1}`, "-", cart.Item{ProductID: "a", Quantity: 1}},
+		{"missing field", `{"quantity":1}`, "product_id", cart.Item{}},
+		{"no field", `{}`, "product_id", cart.Item{}},
+		{"null field", `{"product_id":null,"quantity":1}`, "product_id", cart.Item{}},
+		{"null number", `{"product_id":"a","quantity":null}`, "quantity", cart.Item{}},
 		{"empty", ``, "", cart.Item{}},
 		{"null", `null`, "", cart.Item{}},
 		{"array", `[{"product_id":"a"}]`, "", cart.Item{}},
 		{"number", `1`, "", cart.Item{}},
-		{"trailing object", `{"product_id":"a"}{}`, "", cart.Item{}},
-		{"trailing garbage", `{"product_id":"a"}x`, "", cart.Item{}},
+		{"trailing object", `{"product_id":"a","quantity":1}{}`, "", cart.Item{}},
+		{"trailing garbage", `{"product_id":"a","quantity":1}x`, "", cart.Item{}},
 		{"truncated", `{"product_id":"a"`, "", cart.Item{}},
 		{"syntax", `{"product_id" "a"}`, "", cart.Item{}},
 		{"unknown field", `{"product_id":"a","x":{"y":[1,2]}}`, "x", cart.Item{}},
 		{"case", `{"PRODUCT_ID":"a"}`, "PRODUCT_ID", cart.Item{}},
 		{"duplicate", `{"quantity":1,"quantity":99}`, "quantity", cart.Item{}},
-		{"wrong type", `{"quantity":"1"}`, "quantity", cart.Item{}},
-		{"fraction", `{"quantity":1.5}`, "quantity", cart.Item{}},
-		{"overflow", `{"quantity":1e100}`, "quantity", cart.Item{}},
-		{"object for a string", `{"product_id":{"a":1}}`, "product_id", cart.Item{}},
+		{"wrong type", `{"product_id":"a","quantity":"1"}`, "quantity", cart.Item{}},
+		{"fraction", `{"product_id":"a","quantity":1.5}`, "quantity", cart.Item{}},
+		{"overflow", `{"product_id":"a","quantity":1e100}`, "quantity", cart.Item{}},
+		{"object for a string", `{"product_id":{"a":1},"quantity":1}`, "product_id", cart.Item{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,7 +121,13 @@ func TestDecodeNested(t *testing.T) {
 		`{"card":[]}`:                     "card",
 		`{"card":{"number":"1","pin":1}}`: "card.pin",
 		`{"address":{"City":"x"}}`:        "address.City",
-		`{"card":{"exp_month":"x"}}`:      "card.exp_month",
+		`{"card":{"exp_month":"x"}}`:      "card.number", // the shape first: a field is missing
+		`{"user_id":"u","email":"e@x","address":{"street":"s","city":"c","postal_code":"p","country":"c"},` +
+			`"card":{"number":"4242424242424242","exp_month":"x","exp_year":2030,"cvv":"123"}}`: "card.exp_month",
+		`{"user_id":"u","email":"e@x","address":{"street":"s","city":"c","postal_code":"p"},` +
+			`"card":{"number":"4242424242424242","exp_month":1,"exp_year":2030,"cvv":"123"}}`: "address.country",
+		`{"user_id":"u","email":"e@x","address":{"street":"s","city":"c","postal_code":"p","country":"c"},` +
+			`"card":{"number":"4242424242424242","exp_month":1,"exp_year":null,"cvv":"123"}}`: "card.exp_year",
 	} {
 		var req orders.CheckoutRequest
 		if err := decodeJSON([]byte(body), s.checkout, &req); validation.FieldOf(err) != field {
@@ -132,6 +140,12 @@ func TestDecodeNested(t *testing.T) {
 	}
 	if err := decodeJSON([]byte(`{"price":{"currency":"USD","units":5,"Units":6}}`), s.product, &p); validation.FieldOf(err) != "price.Units" {
 		t.Errorf("price.Units: %v", err)
+	}
+	if err := decodeJSON([]byte(`{"name":"n","description":"","price":{"currency":"USD"},"weight_grams":0}`), s.product, &p); validation.FieldOf(err) != "price.units" {
+		t.Errorf("price without units: %v, want an error naming price.units", err)
+	}
+	if err := decodeJSON([]byte(`{"name":"n","description":"","price":{"currency":"USD","units":0},"weight_grams":0}`), s.product, &p); err != nil {
+		t.Errorf("a product of zero price and weight: %v", err)
 	}
 }
 

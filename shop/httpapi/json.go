@@ -48,14 +48,15 @@ func newSchemas() schemas {
 }
 
 // schema is the shape of a JSON object a body must have: its field names exactly as the
-// API spells them, and the schema of each field that is itself an object (nil for any
-// other value, whose type encoding/json checks).
+// API spells them, every one of them present and none null, and the schema of each field
+// that is itself an object (nil for any other value, whose type encoding/json checks).
 //
 // It exists because encoding/json matches field names case-insensitively and lets a later
 // duplicate key win, so {"Quantity": 5} or {"quantity": 1, "quantity": 99} would pass its
 // DisallowUnknownFields; API.md rejects unknown fields, and a field spelt otherwise is one.
 type schema struct {
 	fields map[string]*schema
+	order  []string // the field names in the type's order, for messages that name the first missing one
 }
 
 // schemaOf returns the schema of a struct type, nil for any other type.
@@ -65,18 +66,23 @@ func schemaOf(t reflect.Type) *schema {
 		return nil
 	}
 	s := &schema{fields: map[string]*schema{}}
+	add := func(name string, child *schema) {
+		s.fields[name] = child
+		s.order = append(s.order, name)
+	}
 	for f := range t.Fields() {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		switch {
 		case !f.IsExported() || name == "-":
 		case f.Anonymous && name == "" && schemaOf(f.Type) != nil:
-			for k, v := range schemaOf(f.Type).fields {
-				s.fields[k] = v
+			embedded := schemaOf(f.Type)
+			for _, k := range embedded.order {
+				add(k, embedded.fields[k])
 			}
 		case name == "":
-			s.fields[f.Name] = schemaOf(f.Type)
+			add(f.Name, schemaOf(f.Type))
 		default:
-			s.fields[name] = schemaOf(f.Type)
+			add(name, schemaOf(f.Type))
 		}
 	}
 	return s
@@ -124,7 +130,7 @@ func innermost(w http.ResponseWriter) http.ResponseWriter {
 // decodeJSON decodes body, one JSON object of shape s and nothing after it, into dst. Every
 // failure is a validation error naming the field (or "" for the body as a whole).
 func decodeJSON(body []byte, s *schema, dst any) error {
-	// First pass: the shape (an object, no unknown or duplicate field, no null object).
+	// First pass: the shape (an object, every field once, none unknown, none null).
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := checkShape(dec, s, ""); err != nil {
 		return err
@@ -152,6 +158,12 @@ func checkShape(dec *json.Decoder, s *schema, path string) error {
 			return validation.Errorf("", "the request body must be a JSON object")
 		}
 		return malformed(err)
+	}
+	if tok == nil { // JSON null: encoding/json would leave the zero value in place
+		if path == "" {
+			return validation.Errorf("", "the request body must be a JSON object")
+		}
+		return validation.Errorf(path, "must not be null")
 	}
 	if s == nil {
 		return skipValue(dec, tok)
@@ -187,6 +199,17 @@ func checkShape(dec *json.Decoder, s *schema, path string) error {
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
 		return malformed(err)
+	}
+	// Every field of a request body is required: a missing one would decode as its zero
+	// value, and a zero can be valid (a price of 0, an empty description).
+	for _, key := range s.order {
+		if !seen[key] {
+			field := key
+			if path != "" {
+				field = path + "." + key
+			}
+			return validation.Errorf(field, "is required")
+		}
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
-// Package ids makes the opaque, unguessable identifiers of orders, shipments and
-// notifications. They sort by creation time (a millisecond prefix) so that logs and KV
-// listings read in order, and carry 64 random bits so that replicas never collide.
+// Package ids is the shop's one rule for identifiers. It checks the IDs callers give
+// (products, users, orders: Valid and Check, applied by every context before any store or
+// bus call) and makes the opaque, unguessable IDs of orders, shipments and notifications
+// (New). Those sort by creation time (a millisecond prefix) so that logs and KV listings read
+// in order, and carry 64 random bits so that replicas never collide.
 package ids
 
 import (

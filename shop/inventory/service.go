@@ -47,9 +47,7 @@ const (
 )
 
 const (
-	maxProductID     = 64
-	maxReservationID = 128
-	maxLines         = 1000 // keeps a reservation record well under JetStream's 1 MiB value limit
+	maxLines = 1000 // keeps a reservation record well under JetStream's 1 MiB value limit
 
 	// tombstoneTTL is how long a committed reservation is remembered, so that a retried
 	// Commit is a no-op rather than ErrReservationNotFound.
@@ -118,7 +116,7 @@ func New(stock, reservations kv.Bucket, now func() time.Time, ttl time.Duration)
 var errNoop = errors.New("inventory: nothing to do")
 
 func (s *service) Get(ctx context.Context, productID string) (Stock, error) {
-	if err := validateProductID("product_id", productID); err != nil {
+	if err := ids.Check("product_id", productID); err != nil {
 		return Stock{}, err
 	}
 	d, _, err := kv.Get[stockDoc](ctx, s.stock, productID)
@@ -129,7 +127,7 @@ func (s *service) Get(ctx context.Context, productID string) (Stock, error) {
 }
 
 func (s *service) Add(ctx context.Context, productID string, n int64) (Stock, error) {
-	if err := validateProductID("product_id", productID); err != nil {
+	if err := ids.Check("product_id", productID); err != nil {
 		return Stock{}, err
 	}
 	if n < 1 || n > MaxAdd {
@@ -313,7 +311,7 @@ func (s *service) sell(ctx context.Context, token, productID string) error {
 }
 
 func (s *service) Commit(ctx context.Context, reservationID string) error {
-	if err := validateReservationID(reservationID); err != nil {
+	if err := ids.Check("reservation_id", reservationID); err != nil {
 		return err
 	}
 	cur, rev, err := kv.Get[record](ctx, s.reservations, reservationID)
@@ -384,7 +382,7 @@ func (s *service) finishCommit(ctx context.Context, rec record, rev uint64) erro
 }
 
 func (s *service) Release(ctx context.Context, reservationID string) error {
-	if err := validateReservationID(reservationID); err != nil {
+	if err := ids.Check("reservation_id", reservationID); err != nil {
 		return err
 	}
 	rec, err := kv.Mutate(ctx, s.reservations, reservationID, func(r *record, exists bool) error {
@@ -479,24 +477,10 @@ func (s *service) deleteIf(ctx context.Context, id string, match func(record) bo
 	}
 }
 
-func validateProductID(field, id string) error {
-	if id == "" || len(id) > maxProductID {
-		return validation.Errorf(field, "must be 1 to %d bytes long", maxProductID)
-	}
-	return nil
-}
-
-func validateReservationID(id string) error {
-	if id == "" || len(id) > maxReservationID {
-		return validation.Errorf("reservation_id", "must be 1 to %d bytes long", maxReservationID)
-	}
-	return nil
-}
-
 // validateReserve checks a Reserve request and returns its lines merged per product (two
 // lines of one product are one hold) and sorted by product ID, the order holds are taken in.
 func validateReserve(id string, lines []Line) ([]line, error) {
-	if err := validateReservationID(id); err != nil {
+	if err := ids.Check("reservation_id", id); err != nil {
 		return nil, err
 	}
 	if len(lines) == 0 || len(lines) > maxLines {
@@ -504,7 +488,7 @@ func validateReserve(id string, lines []Line) ([]line, error) {
 	}
 	qty := make(map[string]int64, len(lines))
 	for i, l := range lines {
-		if err := validateProductID(fmt.Sprintf("lines[%d].product_id", i), l.ProductID); err != nil {
+		if err := ids.Check(fmt.Sprintf("lines[%d].product_id", i), l.ProductID); err != nil {
 			return nil, err
 		}
 		if l.Quantity < 1 {

@@ -30,7 +30,24 @@ var (
 	ErrConflict = errors.New("kv: revision conflict")
 	// ErrSkip is returned by a Mutate function to leave the value as it is.
 	ErrSkip = errors.New("kv: no change")
+	// ErrBadKey: the key is empty or longer than MaxKeyLen; nothing was sent to the store.
+	ErrBadKey = errors.New("kv: key empty or too long")
 )
+
+// MaxKeyLen is the longest key, in bytes, that a bucket takes. Contexts bound their keys
+// long before this (IDs are at most 128 bytes, package ids); the bound is the store's own, so
+// that no key, whatever went wrong upstream, becomes a NATS subject over the server's 4 KB
+// control line: the server answers that with an error that closes the connection for good.
+// Escaped (up to three bytes each), 512 bytes stay under 1.6 KB.
+const MaxKeyLen = 512
+
+// CheckKey returns ErrBadKey for a key no bucket takes. Every Bucket calls it first.
+func CheckKey(key string) error {
+	if key == "" || len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: %d bytes (1 to %d allowed)", ErrBadKey, len(key), MaxKeyLen)
+	}
+	return nil
+}
 
 // Entry is one value of a bucket.
 type Entry struct {
@@ -40,7 +57,8 @@ type Entry struct {
 	Deleted  bool   // set on watch updates that remove the key
 }
 
-// Bucket is a key-value bucket. Keys are arbitrary non-empty strings; backends escape them.
+// Bucket is a key-value bucket. Keys are arbitrary strings of 1..MaxKeyLen bytes (others get
+// ErrBadKey); backends escape them.
 //
 // A write (Create, Update, Delete) that returns an error did not happen, and one that
 // returns nil did, also when the caller's context ends midway: a write already sent is

@@ -24,6 +24,9 @@ func NewMemory() *Memory {
 var _ Bucket = (*Memory)(nil)
 
 func (m *Memory) Get(ctx context.Context, key string) (Entry, error) {
+	if err := CheckKey(key); err != nil {
+		return Entry{}, err
+	}
 	if err := ctx.Err(); err != nil {
 		return Entry{}, err
 	}
@@ -38,6 +41,9 @@ func (m *Memory) Get(ctx context.Context, key string) (Entry, error) {
 }
 
 func (m *Memory) Create(ctx context.Context, key string, value []byte) (uint64, error) {
+	if err := CheckKey(key); err != nil {
+		return 0, err
+	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -50,6 +56,9 @@ func (m *Memory) Create(ctx context.Context, key string, value []byte) (uint64, 
 }
 
 func (m *Memory) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	if err := CheckKey(key); err != nil {
+		return 0, err
+	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -62,6 +71,9 @@ func (m *Memory) Update(ctx context.Context, key string, value []byte, rev uint6
 }
 
 func (m *Memory) Delete(ctx context.Context, key string, rev uint64) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -39,6 +39,9 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, name string) (*Buck
 }
 
 func (b *Bucket) Get(ctx context.Context, key string) (kv.Entry, error) {
+	if err := kv.CheckKey(key); err != nil {
+		return kv.Entry{}, err
+	}
 	e, err := b.kv.Get(ctx, escape(key))
 	if err != nil {
 		return kv.Entry{}, mapErr(err)
@@ -74,6 +77,9 @@ func sending(ctx context.Context) (context.Context, context.CancelFunc, error) {
 }
 
 func (b *Bucket) Create(ctx context.Context, key string, value []byte) (uint64, error) {
+	if err := kv.CheckKey(key); err != nil {
+		return 0, err
+	}
 	ctx, cancel, err := sending(ctx)
 	if err != nil {
 		return 0, err
@@ -87,6 +93,9 @@ func (b *Bucket) Create(ctx context.Context, key string, value []byte) (uint64, 
 }
 
 func (b *Bucket) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	if err := kv.CheckKey(key); err != nil {
+		return 0, err
+	}
 	ctx, cancel, err := sending(ctx)
 	if err != nil {
 		return 0, err
@@ -100,6 +109,9 @@ func (b *Bucket) Update(ctx context.Context, key string, value []byte, rev uint6
 }
 
 func (b *Bucket) Delete(ctx context.Context, key string, rev uint64) error {
+	if err := kv.CheckKey(key); err != nil {
+		return err
+	}
 	var opts []jetstream.KVDeleteOpt
 	if rev > 0 {
 		opts = append(opts, jetstream.LastRevision(rev))

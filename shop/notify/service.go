@@ -32,14 +32,14 @@ func New(notifications kv.Bucket, now func() time.Time) Service {
 }
 
 func (s *service) Notify(ctx context.Context, userID, kind, orderID string) (Notification, error) {
-	if userID == "" {
-		return Notification{}, validation.Errorf("user_id", "is required")
+	if err := ids.Check("user_id", userID); err != nil {
+		return Notification{}, err
 	}
 	if kind != KindOrderPaid && kind != KindOrderShipped {
 		return Notification{}, validation.Errorf("kind", "must be %q or %q, got %q", KindOrderPaid, KindOrderShipped, kind)
 	}
-	if orderID == "" {
-		return Notification{}, validation.Errorf("order_id", "is required")
+	if err := ids.Check("order_id", orderID); err != nil {
+		return Notification{}, err
 	}
 	var result Notification
 	_, err := kv.Mutate(ctx, s.inboxes, userID, func(box *inbox, _ bool) error {
@@ -70,8 +70,8 @@ func (s *service) Notify(ctx context.Context, userID, kind, orderID string) (Not
 }
 
 func (s *service) List(ctx context.Context, userID string) ([]Notification, error) {
-	if userID == "" {
-		return nil, validation.Errorf("user_id", "is required")
+	if err := ids.Check("user_id", userID); err != nil {
+		return nil, err
 	}
 	box, _, err := kv.Get[inbox](ctx, s.inboxes, userID)
 	switch {

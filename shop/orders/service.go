@@ -235,8 +235,8 @@ func (o *Orders) price(ctx context.Context, rec *saga, lines []cart.Item) error 
 }
 
 func (o *Orders) Get(ctx context.Context, id string) (Order, error) {
-	if id == "" {
-		return Order{}, fmt.Errorf("order %q: %w", id, ErrNotFound)
+	if !ids.Valid(id) { // names no order, whatever it is
+		return Order{}, fmt.Errorf("order %.20q: %w", id, ErrNotFound)
 	}
 	ord, _, err := kv.Get[Order](ctx, o.stores.Orders, id)
 	if errors.Is(err, kv.ErrNotFound) {
@@ -256,7 +256,7 @@ type userOrders struct {
 }
 
 func (o *Orders) ListByUser(ctx context.Context, userID string) ([]Order, error) {
-	if err := validateUserID(userID); err != nil {
+	if err := ids.Check("user_id", userID); err != nil {
 		return nil, err
 	}
 	list, _, err := kv.Get[userOrders](ctx, o.stores.UserOrders, userID)
@@ -293,8 +293,8 @@ func (o *Orders) addToUser(ctx context.Context, userID, orderID string) error {
 }
 
 func (o *Orders) MarkShipped(ctx context.Context, orderID, trackingID string) (Order, error) {
-	if orderID == "" {
-		return Order{}, fmt.Errorf("order %q: %w", orderID, ErrNotFound)
+	if !ids.Valid(orderID) {
+		return Order{}, fmt.Errorf("order %.20q: %w", orderID, ErrNotFound)
 	}
 	if trackingID == "" {
 		return Order{}, validation.Errorf("tracking_id", "is required")

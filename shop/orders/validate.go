@@ -4,6 +4,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/mitosis-dev/mitosis/shop/ids"
 	"github.com/mitosis-dev/mitosis/shop/payments"
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
@@ -11,7 +12,6 @@ import (
 // Limits on a checkout request, checked before any side effect.
 const (
 	maxKeyLen     = 64
-	maxUserIDLen  = 128
 	maxEmailLen   = 254 // the longest address SMTP carries (RFC 5321)
 	maxAddressLen = 200
 )
@@ -21,7 +21,7 @@ func validateCheckout(key string, req CheckoutRequest) error {
 	if !validKey(key) {
 		return validation.Errorf("Idempotency-Key", "must be 1 to %d printable ASCII characters", maxKeyLen)
 	}
-	if err := validateUserID(req.UserID); err != nil {
+	if err := ids.Check("user_id", req.UserID); err != nil {
 		return err
 	}
 	if !validEmail(req.Email) {
@@ -54,13 +54,6 @@ func validKey(key string) bool {
 		}
 	}
 	return true
-}
-
-func validateUserID(id string) error {
-	if len(id) == 0 || len(id) > maxUserIDLen {
-		return validation.Errorf("user_id", "must be 1 to %d characters", maxUserIDLen)
-	}
-	return nil
 }
 
 // validEmail checks the shape only (one @ with something on each side): whether the

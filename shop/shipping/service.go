@@ -30,11 +30,11 @@ func New(shipments kv.Bucket, pub events.Publisher, now func() time.Time) Servic
 func shippedEventID(orderID string) string { return "order-shipped." + orderID }
 
 func (s *service) Ship(ctx context.Context, paid events.OrderPaid) (Shipment, error) {
-	if paid.OrderID == "" {
-		return Shipment{}, validation.Errorf("order_id", "is required")
+	if err := ids.Check("order_id", paid.OrderID); err != nil {
+		return Shipment{}, err
 	}
-	if paid.UserID == "" {
-		return Shipment{}, validation.Errorf("user_id", "is required")
+	if err := ids.Check("user_id", paid.UserID); err != nil {
+		return Shipment{}, err
 	}
 	now := s.now()
 	shipment := Shipment{
@@ -73,8 +73,8 @@ func (s *service) Ship(ctx context.Context, paid events.OrderPaid) (Shipment, er
 }
 
 func (s *service) Get(ctx context.Context, orderID string) (Shipment, error) {
-	if orderID == "" {
-		return Shipment{}, validation.Errorf("order_id", "is required")
+	if !ids.Valid(orderID) {
+		return Shipment{}, fmt.Errorf("shipment of order %.20q: %w", orderID, ErrNotFound)
 	}
 	shipment, _, err := kv.Get[Shipment](ctx, s.shipments, orderID)
 	switch {

@@ -101,7 +101,12 @@ func Run(t *testing.T, newService func(t *testing.T) cart.Service) {
 			{"empty user", "", good, "user_id"},
 			{"user too long", strings.Repeat("u", 129), good, "user_id"},
 			{"empty product", "alice", cart.Item{Quantity: 1}, "product_id"},
-			{"product too long", "alice", cart.Item{ProductID: strings.Repeat("p", 65), Quantity: 1}, "product_id"},
+			{"product too long", "alice", cart.Item{ProductID: strings.Repeat("p", 129), Quantity: 1}, "product_id"},
+			// 43 × "用" is 43 characters but 129 bytes: the limit counts bytes, as every
+			// context does (ids.Valid), so that a cart never holds what checkout refuses.
+			{"user of 129 bytes", strings.Repeat("用", 43), good, "user_id"},
+			{"user with a control character", "al\tice", good, "user_id"},
+			{"user not UTF-8", "al\xffice", good, "user_id"},
 			{"zero quantity", "alice", cart.Item{ProductID: "sku-0001"}, "quantity"},
 			{"negative quantity", "alice", cart.Item{ProductID: "sku-0001", Quantity: -3}, "quantity"},
 			{"quantity over max", "alice", cart.Item{ProductID: "sku-0001", Quantity: 100}, "quantity"},
@@ -127,8 +132,8 @@ func Run(t *testing.T, newService func(t *testing.T) cart.Service) {
 
 	t.Run("LimitsAreAccepted", func(t *testing.T) {
 		svc := newService(t)
-		user := strings.Repeat("ü", 128)
-		product := strings.Repeat("p", 64)
+		user := strings.Repeat("ü", 64) // 128 bytes
+		product := strings.Repeat("p", 128)
 		c := mustAdd(t, svc, user, cart.Item{ProductID: product, Quantity: cart.MaxQuantity})
 		assertCart(t, c, user, cart.Item{ProductID: product, Quantity: cart.MaxQuantity})
 		// User IDs are opaque: characters that mean something to a store are just characters.

@@ -65,7 +65,8 @@ func Run(t *testing.T, newService func(t *testing.T, now func() time.Time) inven
 			{"negative", "sku-1", -5, "add"},
 			{"above max", "sku-1", inventory.MaxAdd + 1, "add"},
 			{"empty product", "", 1, "product_id"},
-			{"long product", strings.Repeat("p", 65), 1, "product_id"},
+			{"long product", strings.Repeat("p", 129), 1, "product_id"},
+			{"product with a control character", "p\x7f", 1, "product_id"},
 		}
 		for _, c := range cases {
 			_, err := svc.Add(t.Context(), c.product, c.n)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,41 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 		}
 		if e, _ := b.Get(ctx, "a"); string(e.Value) != "2" {
 			t.Fatalf("value after stale update = %q, want 2", e.Value)
+		}
+	})
+	t.Run("KeyBounds", func(t *testing.T) {
+		// The longest key in the worst case for escaping (no byte of it plain) works; a longer
+		// or empty one is refused before it reaches the store, and the bucket keeps working:
+		// with NATS, a subject over the control line would close the connection for good.
+		ctx := context.Background()
+		b := newBucket(t)
+		longest := strings.Repeat("ü", kv.MaxKeyLen/2)
+		rev, err := b.Create(ctx, longest, []byte("1"))
+		if err != nil {
+			t.Fatalf("Create with a %d-byte key: %v", len(longest), err)
+		}
+		if _, err := b.Update(ctx, longest, []byte("2"), rev); err != nil {
+			t.Fatalf("Update with a %d-byte key: %v", len(longest), err)
+		}
+		for _, key := range []string{"", longest + "x", strings.Repeat("ü", 4100)} {
+			if _, err := b.Get(ctx, key); !errors.Is(err, kv.ErrBadKey) {
+				t.Errorf("Get of a %d-byte key: %v, want ErrBadKey", len(key), err)
+			}
+			if _, err := b.Create(ctx, key, []byte("1")); !errors.Is(err, kv.ErrBadKey) {
+				t.Errorf("Create of a %d-byte key: %v, want ErrBadKey", len(key), err)
+			}
+			if _, err := b.Update(ctx, key, []byte("1"), 1); !errors.Is(err, kv.ErrBadKey) {
+				t.Errorf("Update of a %d-byte key: %v, want ErrBadKey", len(key), err)
+			}
+			if err := b.Delete(ctx, key, 0); !errors.Is(err, kv.ErrBadKey) {
+				t.Errorf("Delete of a %d-byte key: %v, want ErrBadKey", len(key), err)
+			}
+		}
+		if e, err := b.Get(ctx, longest); err != nil || string(e.Value) != "2" {
+			t.Fatalf("Get after the refused keys: %q %v, want 2", e.Value, err)
+		}
+		if err := b.Delete(ctx, longest, 0); err != nil {
+			t.Fatalf("Delete with a %d-byte key: %v", len(longest), err)
 		}
 	})
 	t.Run("KeysAreEscaped", func(t *testing.T) {
