@@ -1,14 +1,11 @@
 package kube
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -117,30 +114,6 @@ func archs(arch string) ([]string, error) {
 	return nil, fmt.Errorf("--arch %q: want monolith, services or both", arch)
 }
 
-// adminToken is SHOP_ADMIN_TOKEN, else <state>/admin-token, generated when missing: the same
-// token as mitosis up's.
-func adminToken(state string) (string, error) {
-	if v := os.Getenv("SHOP_ADMIN_TOKEN"); v != "" {
-		return v, nil
-	}
-	path := filepath.Join(state, "admin-token")
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), nil
-	}
-	buf := make([]byte, 24)
-	if _, err := rand.Read(buf); err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
-	}
-	tok := hex.EncodeToString(buf)
-	if err := os.MkdirAll(state, 0o755); err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(tok), 0o600); err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
-	}
-	return tok, nil
-}
-
 func renderCmd() *cobra.Command {
 	var arch, output string
 	cmd := &cobra.Command{
@@ -191,7 +164,7 @@ kube down removes it all.`,
 			if err != nil {
 				return err
 			}
-			token, err := adminToken(e.state)
+			token, err := stack.AdminToken(e.state)
 			if err != nil {
 				return err
 			}

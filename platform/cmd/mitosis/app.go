@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -273,27 +271,7 @@ func contains(list []string, s string) bool {
 }
 
 // adminToken is SHOP_ADMIN_TOKEN, else the one in <state>/admin-token, generated if missing.
-func (a *app) adminToken() (string, error) {
-	if v := os.Getenv("SHOP_ADMIN_TOKEN"); v != "" {
-		return v, nil
-	}
-	path := filepath.Join(a.state, "admin-token")
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), nil
-	}
-	buf := make([]byte, 24)
-	if _, err := rand.Read(buf); err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
-	}
-	tok := hex.EncodeToString(buf)
-	if err := os.MkdirAll(a.state, 0o755); err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(tok), 0o600); err != nil {
-		return "", fmt.Errorf("admin token: %w", err)
-	}
-	return tok, nil
-}
+func (a *app) adminToken() (string, error) { return stack.AdminToken(a.state) }
 
 // runtimes returns the runtimes to act on. For up it is one; for down, status and logs with
 // --runtime auto it is every runtime that may hold something of the stack.
