@@ -29,9 +29,9 @@ all: build
 build:
 	go build -o bin/monolith ./monolith
 
-SERVICES := catalog cart inventory payments orders shipping notify gateway
+# build-services: the host that runs any group of contexts (SHOP_GROUP=catalog+inventory...)
 build-services:
-	go build -o bin/services/ $(foreach s,$(SERVICES),./services/$(s)) ./services/runlocal
+	go build -o bin/shop ./services/shop
 
 $(TOKEN_FILE):
 	@mkdir -p $(STATE)
@@ -41,24 +41,28 @@ $(TOKEN_FILE):
 run: build $(TOKEN_FILE)
 	SHOP_ADDR=$(ADDR) SHOP_ADMIN_TOKEN=$(ADMIN_TOKEN) ./bin/monolith
 
-## run-services: NATS and the eight service processes on loopback, gateway on 127.0.0.1:8081,
-## in the foreground; Ctrl-C or SIGTERM stops them all
-run-services: build-services $(TOKEN_FILE)
-	SHOP_ADMIN_TOKEN=$(ADMIN_TOKEN) ./bin/services/runlocal
+## run-services: the microservices as processes on loopback (NATS and one process per group of
+## TOPOLOGY, default services; gateway on 127.0.0.1:8081), their logs in the foreground;
+## Ctrl-C stops them all
+TOPOLOGY ?= services
+run-services: $(MITOSIS) $(TOKEN_FILE)
+	./$(MITOSIS) up -t $(TOPOLOGY) --runtime process --collector-edge none
+	trap './$(MITOSIS) down -t $(TOPOLOGY) --runtime process' EXIT; ./$(MITOSIS) logs -f --runtime process
 
-$(MITOSIS): $(shell find platform -name '*.go' -not -path '*/testdata/*') platform/go.mod platform/go.sum
+$(MITOSIS): $(shell find platform services/bounded -name '*.go' -not -path '*/testdata/*') platform/go.mod platform/go.sum
 	go build -o $@ ./platform/cmd/mitosis
 
 ## setup: Podman and its API service on this machine (Debian, root); idempotent
 setup:
 	bash platform/setup/podman.sh
 
-## up: build what changed and run ARCH (both|monolith|services) on RUNTIME (auto|podman|process):
-## the monolith's edge on 127.0.0.1:8080, the gateway on 127.0.0.1:8081, the trace collector on
-## 127.0.0.1:16686 (OTLP on 4317/4318); CPUS=1.5 MEMORY_MB=640 per architecture
+## up: build what changed and run ARCH (both, or topologies/ names: monolith,services,hybrid) on
+## RUNTIME (auto|podman|process), and SPLIT='catalog+inventory,cart+orders+payments' beside them:
+## the monolith's edge on 127.0.0.1:8080, the gateway on 127.0.0.1:8081, others on 8082 and up,
+## the trace collector on 127.0.0.1:16686 (OTLP on 4317/4318); CPUS=1.5 MEMORY_MB=640 each
 up: $(MITOSIS) $(TOKEN_FILE)
 	@if [ "$(RUNTIME)" != process ]; then bash platform/setup/podman.sh || echo "make up: no Podman here: the process runtime runs the stack"; fi
-	./$(MITOSIS) up -t $(ARCH) --runtime $(RUNTIME) $(UP_FLAGS)
+	./$(MITOSIS) up -t $(ARCH) --runtime $(RUNTIME) $(UP_FLAGS) $(if $(SPLIT),--split '$(SPLIT)')
 
 ## down: remove exactly what up made
 down: $(MITOSIS)
@@ -92,9 +96,15 @@ fmt-check:
 bench:
 	go test -run '^$$' -bench . -benchmem $(PKGS)
 
-## fuzz: a minute of fuzzing on the HTTP request decoding
+## fuzz: every fuzz target of every module in turn, FUZZTIME each (default 1m); minimising
+## is off: the edge's target runs a whole shop, whose coverage is never the same twice
+FUZZTIME ?= 1m
 fuzz:
-	go test -run '^$$' -fuzz FuzzDecode -fuzztime 1m ./shop/httpapi
+	@set -e; go test -list '^Fuzz' $(PKGS) | awk '/^Fuzz/ {f[n++] = $$1} /^ok/ {for (i = 0; i < n; i++) print $$2, f[i]; n = 0}' | \
+	while read -r pkg target; do \
+		echo "fuzz: $$target in $$pkg for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1x -parallel 1 "$$pkg" </dev/null; \
+	done
 
 ## load: a short side-by-side load test of both architectures (about 70 s once built); the
 ## report lands in loadtest/out/<time>/ (report.html, report.md, report.json)

@@ -31,13 +31,8 @@ import (
 // the benchmarks measure the shop, not the kernel's loopback.
 func startBench(b *testing.B) http.Handler {
 	b.Helper()
-	cfg := config{DataDir: b.TempDir(), AdminToken: testToken}
-	m, err := start(context.Background(), cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(m.close)
-	return m.handler
+	return startHandler(b, config{DataDir: b.TempDir(), AdminToken: testToken},
+		slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
 func serve(b *testing.B, h http.Handler, method, path, body string, header map[string]string, want int) {

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/mitosis-dev/mitosis/platform v0.0.0
+	github.com/mitosis-dev/mitosis/services v0.0.0
 	github.com/mitosis-dev/mitosis/shop v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 )
@@ -60,3 +61,5 @@ require (
 replace github.com/mitosis-dev/mitosis/shop => ../shop
 
 replace github.com/mitosis-dev/mitosis/platform => ../platform
+
+replace github.com/mitosis-dev/mitosis/services => ../services

@@ -80,18 +80,6 @@ func TestBehaviour(t *testing.T) {
 	apitest.Run(t, apitest.Target{BaseURL: baseURL, AdminToken: testToken})
 }
 
-func TestConfigDefaults(t *testing.T) {
-	cfg := configFrom(func(string) string { return "" })
-	if cfg.Addr != "127.0.0.1:8080" || cfg.DataDir != ".mitosis/data" || cfg.NatsURL != "" || cfg.LogLevel != slog.LevelInfo {
-		t.Fatalf("defaults = %+v", cfg)
-	}
-	env := map[string]string{"SHOP_ADDR": "127.0.0.1:9999", "SHOP_LOG_LEVEL": "debug", "SHOP_NATS_URL": "nats://127.0.0.1:4222"}
-	cfg = configFrom(func(k string) string { return env[k] })
-	if cfg.Addr != "127.0.0.1:9999" || cfg.LogLevel != slog.LevelDebug || cfg.NatsURL != env["SHOP_NATS_URL"] {
-		t.Fatalf("from env = %+v", cfg)
-	}
-}
-
 // TestRestartKeepsState stops the monolith and starts it again on the same data dir: carts,
 // orders (with their shipping), stock and notifications are all still there, and the
 // restarted process serves new checkouts.

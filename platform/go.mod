@@ -3,6 +3,7 @@ module github.com/mitosis-dev/mitosis/platform
 go 1.26.0
 
 require (
+	github.com/mitosis-dev/mitosis/services v0.0.0
 	github.com/containers/common v0.57.5
 	github.com/containers/podman/v4 v4.9.5
 	github.com/google/go-containerregistry v0.22.1
@@ -209,3 +210,5 @@ require (
 )
 
 replace github.com/mitosis-dev/mitosis/shop => ../shop
+
+replace github.com/mitosis-dev/mitosis/services => ../services

@@ -108,13 +108,13 @@ func testPaymentsStopped(t *testing.T, s *integration.Stack, c *apitest.Client, 
 
 	waitFor(t, "3 checkouts accepted before the fault", 30*time.Second, func() bool { return accepted.Load() >= 3 })
 	stopStart := time.Now()
-	if err := s.Stop(t.Context(), "payments", 10*time.Second); err != nil {
+	if err := s.Stop(t.Context(), s.Holder("payments"), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	restarted := false
 	defer func() {
 		if !restarted { // a failure on the way: leave the stack whole for the next subtest
-			if err := s.StartAgain(context.Background(), "payments"); err != nil {
+			if err := s.StartAgain(context.Background(), s.Holder("payments")); err != nil {
 				t.Errorf("start payments again after the failure: %v", err)
 			}
 		}
@@ -137,7 +137,7 @@ func testPaymentsStopped(t *testing.T, s *integration.Stack, c *apitest.Client, 
 
 	restart := time.Now()
 	restarted = true
-	if err := s.StartAgain(t.Context(), "payments"); err != nil {
+	if err := s.StartAgain(t.Context(), s.Holder("payments")); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("payments started again and ready in %s", time.Since(restart).Round(time.Millisecond))
@@ -207,8 +207,8 @@ func testPaymentsStopped(t *testing.T, s *integration.Stack, c *apitest.Client, 
 	checkCharges(t, natsURL, since, acceptedOrders)
 }
 
-// testOrdersKilled kills the orders container (SIGKILL: a crash) in the middle of a burst of
-// checkouts and starts it again (it runs with SHOP_ORDERS_SOLE_REPLICA=true, so at start it
+// testOrdersKilled kills the container that runs orders (SIGKILL: a crash) in the middle of a
+// burst of checkouts and starts it again (it runs with SHOP_SOLE_REPLICA=true, so at start it
 // takes over every checkout the crash interrupted). Each customer retries on 503 with the
 // same Idempotency-Key, as API.md tells clients to. After the recovery: every customer has
 // exactly one order, nothing stays reserved, stock is conserved and every accepted checkout
@@ -268,16 +268,17 @@ func testOrdersKilled(t *testing.T, s *integration.Stack, c *apitest.Client, nat
 	defer func() { release(); wg.Wait() }() // on a failure too: no customer left waiting
 
 	waitFor(t, "3 checkouts accepted before the crash", 60*time.Second, func() bool { return accepted.Load() >= 3 })
-	if err := s.Kill(t.Context(), "orders"); err != nil {
+	victim := s.Holder("orders")
+	if err := s.Kill(t.Context(), victim); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("killed orders after %d accepted checkouts", accepted.Load())
+	t.Logf("killed %s, which runs orders, after %d accepted checkouts", victim, accepted.Load())
 	release()
 	restart := time.Now()
-	if err := s.StartAgain(t.Context(), "orders"); err != nil {
+	if err := s.StartAgain(t.Context(), victim); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("orders started again and ready in %s", time.Since(restart).Round(time.Millisecond))
+	t.Logf("%s started again and ready in %s", victim, time.Since(restart).Round(time.Millisecond))
 	wg.Wait()
 	t.Logf("every customer has a final answer %s after the restart", time.Since(restart).Round(time.Millisecond))
 

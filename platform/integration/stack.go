@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 // LabelService names the service a container runs.
@@ -330,6 +332,16 @@ func (s *Stack) Stop(ctx context.Context, service string, grace time.Duration) e
 		return fmt.Errorf("stop %s: %w", service, err)
 	}
 	return nil
+}
+
+// Holder is the service that runs the context name (its group holds it).
+func (s *Stack) Holder(name string) string {
+	for _, svc := range s.Arch.Services {
+		if g, err := bounded.ParseGroup(svc.Group); err == nil && slices.Contains(g.Contexts, name) {
+			return svc.Name
+		}
+	}
+	return name
 }
 
 // Kill kills a service's process with SIGKILL, as a crash would: no graceful stop.

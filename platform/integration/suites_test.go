@@ -48,3 +48,22 @@ func TestServicesFaults(t *testing.T) {
 	t.Run("payments-stopped", func(t *testing.T) { testPaymentsStopped(t, s, c, natsURL) })
 	t.Run("orders-killed", func(t *testing.T) { testOrdersKilled(t, s, c, natsURL) })
 }
+
+// TestHybrid is suite 4: the shipped hybrid (topologies/hybrid.yaml: catalog+inventory,
+// cart+orders+payments, shipping+notify, the edge alone) as containers: the differential
+// session against a fresh monolith, the behaviour suite, and orders killed in the middle of a
+// burst of checkouts (it runs with cart and payments there).
+func TestHybrid(t *testing.T) {
+	requireEngine(t)
+	hybrid := startStack(t, "hybrid")
+	mono := startStack(t, topology.Monolith)
+	want := apitest.Session(t, apitest.NewClient(target(t, mono)))
+	got := apitest.Session(t, apitest.NewClient(target(t, hybrid)))
+	apitest.CompareSessions(t, "monolith", want, "hybrid", got)
+	apitest.Run(t, target(t, hybrid))
+	natsURL, err := hybrid.NATSURL(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("orders-killed", func(t *testing.T) { testOrdersKilled(t, hybrid, apitest.NewClient(target(t, hybrid)), natsURL) })
+}

@@ -47,14 +47,14 @@ func TestDeployCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), "210987654321.dkr.ecr.eu-west-1.amazonaws.com/mitosis/cart:v1.2.3") {
+	if !strings.Contains(string(b), "210987654321.dkr.ecr.eu-west-1.amazonaws.com/mitosis/shop:v1.2.3") {
 		t.Errorf("the user's registry is not in the task definition:\n%s", b)
 	}
 	b, err = os.ReadFile(filepath.Join(mine, "deploy/k8s/overlays/production/kustomization.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), "newName: 210987654321.dkr.ecr.eu-west-1.amazonaws.com/mitosis/cart") {
+	if !strings.Contains(string(b), "newName: 210987654321.dkr.ecr.eu-west-1.amazonaws.com/mitosis/shop") {
 		t.Errorf("the user's registry is not in the production overlay:\n%s", b)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 // Overlays of deploy/k8s: one per architecture for a local cluster (or Podman), and the
@@ -72,19 +73,20 @@ func Namespace(overlay string) string {
 func Image(name string) string { return LocalRepo + "/" + name + ":latest" }
 
 // replicas is how many pods a cluster runs of a stateless service. The topology says what
-// runs, not how many: a process that recovers every unfinished checkout at start (the
-// monolith: shop/inprocess Start) must run alone; every other one runs two, so that a rollout
-// or a lost node does not take a context away. orders can run two because it is told so
-// (SHOP_ORDERS_SOLE_REPLICA unset, see services/orders).
+// runs, not how many: the monolith runs alone, as its own process takes over at once every
+// checkout an earlier one left unfinished; every other group runs two, so that a rollout or a
+// lost node does not take a context away, and is told it is not alone (SHOP_SOLE_REPLICA
+// false: orders then leaves a stalled checkout a minute before taking it over, see
+// services/bounded).
 func replicas(s topology.Service) int32 {
-	if s.Image == "monolith" {
+	if g, err := bounded.ParseGroup(s.Group); err == nil && g.Whole() && g.Edge {
 		return 1
 	}
 	return 2
 }
 
-// soleReplicaEnv is the orders variable that is true only when one orders process runs.
-const soleReplicaEnv = "SHOP_ORDERS_SOLE_REPLICA"
+// soleReplicaEnv tells a host whether it is its group's only process (services/host).
+const soleReplicaEnv = "SHOP_SOLE_REPLICA"
 
 // expanded is a service's arguments and environment for one platform.
 type expanded struct {
@@ -118,8 +120,8 @@ func expand(a topology.Arch, s topology.Service) (expanded, error) {
 	if err != nil {
 		return expanded{}, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
 	}
-	if replicas(s) > 1 {
-		delete(env, soleReplicaEnv)
+	if s.Group != "" && replicas(s) > 1 {
+		env[soleReplicaEnv] = "false"
 	}
 	for k, v := range env {
 		if strings.Contains(v, adminTokenMark) && v != adminTokenMark {

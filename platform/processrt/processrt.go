@@ -46,6 +46,9 @@ type Options struct {
 	// Binaries are the host's binaries by image name (imagebuild's, extracted from the
 	// images); Up builds with `go build` those it lacks.
 	Binaries map[string]string
+	// AnyPorts gives every port but the edges a free port, never the service's own number:
+	// for stacks that run side by side with others (tests), where two could pick 9101 at once.
+	AnyPorts bool
 }
 
 // Runtime is the process runtime of one stack.
@@ -278,7 +281,7 @@ func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken m
 		taken[hp] = true
 		return hp, nil
 	}
-	if !taken[port] && free(port) {
+	if !r.opts.AnyPorts && !taken[port] && free(port) {
 		taken[port] = true
 		return port, nil
 	}

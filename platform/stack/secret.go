@@ -64,4 +64,6 @@ func readSecret(path string) (string, error) {
 }
 
 // AdminToken is the stack's admin token (SHOP_ADMIN_TOKEN, else <state>/admin-token).
-func AdminToken(state string) (string, error) { return Secret(state, "admin-token", "SHOP_ADMIN_TOKEN") }
+func AdminToken(state string) (string, error) {
+	return Secret(state, "admin-token", "SHOP_ADMIN_TOKEN")
+}

@@ -4,6 +4,12 @@
 // values; the environment's placeholders are how one description serves both (a service
 // reaches NATS at nats:4222 in a pod network and at 127.0.0.1:<port> as a process).
 //
+// An architecture is a placement of the shop's contexts: a split (services/bounded) of them
+// into groups, each group one service running the host (services/host) with its contexts.
+// The monolith is one group of every context and the edge, the microservices one group per
+// context and the edge alone; named topologies are files in topologies/ (File), and any
+// other split is one flag away (Options.Split).
+//
 // Placeholders in Args and Env values, expanded by Expand:
 //
 //	{{listen}}          this service's listen address for its first port
@@ -16,7 +22,7 @@ package topology
 
 import (
 	"fmt"
-	"math"
+
 	"net"
 	"regexp"
 	"slices"
@@ -24,20 +30,27 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
-// Names of the topologies Get knows.
+// Names of the architectures DESIGN.md names, and of both of them at once.
 const (
 	Monolith = "monolith"
 	Services = "services"
 	Both     = "both"
 )
 
-// Default edges (DESIGN.md).
+// Default edges (DESIGN.md): the monolith's, the services', and the first of the others',
+// which take the ports after it in the order they are asked for.
 const (
 	MonolithEdge = "127.0.0.1:8080"
 	ServicesEdge = "127.0.0.1:8081"
+	OtherEdges   = "127.0.0.1:8082"
 )
+
+// SplitName is the architecture Options.Split makes, unless Options.SplitName names it.
+const SplitName = "split"
 
 // ProbeKind says how readiness is checked.
 type ProbeKind string
@@ -61,6 +74,7 @@ type Service struct {
 	Name      string            // unique in its architecture; its DNS name in the pod network
 	Image     string            // the image (and binary) name, see Images
 	Package   string            // the Go main package, relative to the repository root
+	Group     string            // the contexts it runs, as SHOP_GROUP writes them; "" for NATS and the collector
 	Ports     []int             // ports it listens on, the first one its main port
 	Edge      string            // host address its main port is published on ("": 127.0.0.1, any port)
 	Publish   map[int]string    // host addresses of its other ports, where fixed ("": 127.0.0.1, any port)
@@ -71,12 +85,15 @@ type Service struct {
 	CPUs      float64  // CPU limit, in cores: its share of the architecture's budget
 	MemoryMB  int      // memory limit, in MiB: its share of the architecture's budget
 	DataDir   string   // if set, a volume is mounted here (state that survives a restart)
+
+	weight bounded.Weight // its share of the budget, before share sets CPUs and MemoryMB
 }
 
 // Arch is one architecture: a set of services with its own NATS, network and edge.
 type Arch struct {
-	Name     string // "monolith" or "services"
+	Name     string // "monolith", "services", a topology file's name, or SplitName
 	Edge     string // where its public HTTP API answers
+	Split    string // its placement, as --split writes it; "" for the collector's
 	Services []Service
 }
 
@@ -92,27 +109,18 @@ type Topology struct {
 	Budget    Budget // what each architecture was given in total
 }
 
-// Budget is the CPU and memory one architecture gets in total. Every architecture gets the
-// same, so that a comparison measures the split and not the resources: Get shares the budget
-// out among an architecture's services by weights that follow where each one spends (see
-// shares).
-type Budget struct {
-	CPUs     float64 // cores
-	MemoryMB int     // MiB
-}
-
-// The default budget of each architecture: on a 2-core machine, the load generator keeps
-// half a core while one architecture runs at full load (the load test drives them in turn).
-const (
-	DefaultCPUs     = 1.5
-	DefaultMemoryMB = 640
-)
-
 // Options adjust a topology without changing its shape: tests move the edges off the
-// well-known ports, users change the budget.
+// well-known ports, users change the budget or add a split of their own.
 type Options struct {
-	MonolithEdge string // default 127.0.0.1:8080
-	ServicesEdge string // default 127.0.0.1:8081
+	// Dir holds the topology files; "" means topologies/ of the repository (FindDir).
+	Dir          string
+	MonolithEdge string            // default MonolithEdge
+	ServicesEdge string            // default ServicesEdge
+	Edges        map[string]string // other architectures' edges, by name; default from their file, else OtherEdges and up
+	// Split adds an architecture placed as --split writes it ("catalog+inventory,cart+orders"),
+	// named SplitName (or SplitName), on its edge from Edges.
+	Split     string
+	SplitName string
 	// Collector is the collector's query API edge (default 127.0.0.1:16686, with OTLP on
 	// 4317 and 4318 of the same host); with port 0, every port of it is picked freely;
 	// NoCollector leaves it out.
@@ -123,21 +131,10 @@ type Options struct {
 // NoCollector as Options.Collector runs the stack without a trace collector.
 const NoCollector = "none"
 
-// Contexts are the shop's bounded contexts, each one service in the services architecture,
-// in the order of their gRPC ports (9101 and up, as in DESIGN.md).
-var contexts = []string{"catalog", "cart", "inventory", "payments", "orders", "shipping", "notify"}
-
-// Contexts returns the bounded contexts in port order.
-func Contexts() []string { return slices.Clone(contexts) }
-
-// ContextPort is a context's gRPC port: 9101 for catalog, and up in Contexts order.
-func ContextPort(ctx string) int { return 9101 + slices.Index(contexts, ctx) }
-
-// Names lists the topologies Get knows.
-func Names() []string { return []string{Both, Monolith, Services} }
-
-// Get returns a topology by name.
-func Get(name string, opts Options) (Topology, error) {
+// Get returns the topology of the architectures names lists, comma-separated: topology
+// files' names (monolith, services, hybrid...), or "both" for monolith and services. With
+// Options.Split, names may be "" (the split alone) or list others to run beside it.
+func Get(names string, opts Options) (Topology, error) {
 	if opts.MonolithEdge == "" {
 		opts.MonolithEdge = MonolithEdge
 	}
@@ -150,22 +147,27 @@ func Get(name string, opts Options) (Topology, error) {
 	if opts.Budget.MemoryMB == 0 {
 		opts.Budget.MemoryMB = DefaultMemoryMB
 	}
-	t := Topology{Name: name, Budget: opts.Budget}
-	switch name {
-	case Monolith:
-		t.Archs = []Arch{monolithArch(opts.MonolithEdge)}
-	case Services:
-		t.Archs = []Arch{servicesArch(opts.ServicesEdge)}
-	case Both, "":
+	list := archNames(names, opts)
+	t := Topology{Name: strings.Join(list, ","), Budget: opts.Budget}
+	if names == Both || (names == "" && opts.Split == "") {
 		t.Name = Both
-		t.Archs = []Arch{monolithArch(opts.MonolithEdge), servicesArch(opts.ServicesEdge)}
-	default:
-		return Topology{}, fmt.Errorf("unknown topology %q (want one of %s)", name, strings.Join(Names(), ", "))
 	}
-	for i := range t.Archs {
-		if err := share(&t.Archs[i], opts.Budget); err != nil {
+	edges := edgeAssigner(opts)
+	for _, name := range list {
+		var a Arch
+		var err error
+		if opts.Split != "" && name == splitName(opts) {
+			a, err = FromSplit(name, edges(name, ""), opts.Split)
+		} else {
+			a, err = fromFile(opts.Dir, name, edges)
+		}
+		if err != nil {
 			return Topology{}, err
 		}
+		if err := share(&a, opts.Budget); err != nil {
+			return Topology{}, err
+		}
+		t.Archs = append(t.Archs, a)
 	}
 	if opts.Collector != NoCollector {
 		c, err := collector(opts.Collector)
@@ -180,208 +182,59 @@ func Get(name string, opts Options) (Topology, error) {
 	return t, nil
 }
 
-// NATS ports.
-const (
-	NATSPort        = 4222
-	NATSMonitorPort = 8222
-)
-
-func nats() Service {
-	return Service{
-		Name:    "nats",
-		Image:   "nats-server",
-		Package: "./platform/cmd/nats-server",
-		Ports:   []int{NATSPort, NATSMonitorPort},
-		Args:    []string{"-addr", "{{listen}}", "-http", "{{listen:8222}}", "-store", "{{data}}"},
-		Env:     map[string]string{},
-		Probe:   Probe{Kind: HTTP, Port: NATSMonitorPort, Path: "/healthz?js-enabled-only=true"},
-		DataDir: "/data",
+// archNames lists the architectures asked for, in order, once each.
+func archNames(names string, opts Options) []string {
+	split := opts.Split != ""
+	if names == Both || (names == "" && !split) {
+		return []string{Monolith, Services}
 	}
-}
-
-// EdgePort is the container port of both edges (the monolith and the gateway); the host port
-// is the architecture's Edge.
-const EdgePort = 8080
-
-func monolithArch(edge string) Arch {
-	return Arch{
-		Name: Monolith,
-		Edge: edge,
-		Services: []Service{
-			nats(),
-			{
-				Name:    "monolith",
-				Image:   "monolith",
-				Package: "./monolith",
-				Ports:   []int{EdgePort},
-				Edge:    edge,
-				Env: map[string]string{
-					"SHOP_ADDR":         "{{listen}}",
-					"SHOP_NATS_URL":     "nats://{{addr:nats}}",
-					"SHOP_ADMIN_TOKEN":  "{{admin_token}}",
-					"SHOP_DATA_DIR":     "{{data}}",
-					"OTEL_SERVICE_NAME": "monolith",
-				},
-				Probe:     Probe{Kind: HTTP, Port: EdgePort, Path: "/readyz"},
-				DependsOn: []string{"nats"},
-			},
-		},
-	}
-}
-
-// peersOf are the contexts each process calls (the rest react to events only), as
-// services/launch has them: a process starts once its peers are ready.
-var peersOf = map[string][]string{
-	"orders":  {"catalog", "cart", "inventory", "payments"},
-	"gateway": {"catalog", "cart", "inventory", "orders", "notify"},
-}
-
-func servicesArch(edge string) Arch {
-	addrs := map[string]string{}
-	for _, c := range contexts {
-		addrs["SHOP_"+strings.ToUpper(c)+"_ADDR"] = "{{addr:" + c + "}}"
-	}
-	a := Arch{Name: Services, Edge: edge, Services: []Service{nats()}}
-	for _, c := range contexts {
-		env := map[string]string{
-			"SHOP_GRPC_ADDR":    "{{listen}}",
-			"SHOP_NATS_URL":     "nats://{{addr:nats}}",
-			"OTEL_SERVICE_NAME": c,
+	var out []string
+	for _, n := range strings.Split(names, ",") {
+		n = strings.TrimSpace(n)
+		switch {
+		case n == Both:
+			for _, b := range []string{Monolith, Services} {
+				if !slices.Contains(out, b) {
+					out = append(out, b)
+				}
+			}
+		case n != "" && !slices.Contains(out, n):
+			out = append(out, n)
 		}
-		if c == "orders" {
-			// One orders process per stack: it may recover every unfinished checkout.
-			env["SHOP_ORDERS_SOLE_REPLICA"] = "true"
-		}
-		for k, v := range addrs {
-			env[k] = v
-		}
-		a.Services = append(a.Services, Service{
-			Name:      c,
-			Image:     c,
-			Package:   "./services/" + c,
-			Ports:     []int{ContextPort(c)},
-			Env:       env,
-			Probe:     Probe{Kind: GRPC, Port: ContextPort(c)},
-			DependsOn: append([]string{"nats"}, peersOf[c]...),
-		})
 	}
-	env := map[string]string{
-		"SHOP_ADDR":         "{{listen}}",
-		"SHOP_NATS_URL":     "nats://{{addr:nats}}",
-		"SHOP_ADMIN_TOKEN":  "{{admin_token}}",
-		"OTEL_SERVICE_NAME": "gateway",
-	}
-	for k, v := range addrs {
-		env[k] = v
-	}
-	a.Services = append(a.Services, Service{
-		Name:      "gateway",
-		Image:     "gateway",
-		Package:   "./services/gateway",
-		Ports:     []int{EdgePort},
-		Edge:      edge,
-		Env:       env,
-		Probe:     Probe{Kind: HTTP, Port: EdgePort, Path: "/readyz"},
-		DependsOn: append([]string{"nats"}, peersOf["gateway"]...),
-	})
-	return a
-}
-
-// weight is a service's share of its architecture's budget, relative to the others'.
-type weight struct{ cpu, mem float64 }
-
-// NATS does the same work in both architectures (every store operation and event goes
-// through it) and used about the same CPU in both under the load test's mix (0.26 to 0.36
-// cores at 400 req/s), so it gets the same fixed part of every budget; one description then
-// serves both architectures (the Kubernetes base holds one NATS).
-const (
-	natsCPUPart    = 0.3
-	natsMemoryPart = 0.25
-)
-
-// shares weigh the rest of the budget among an architecture's other services. CPU follows
-// where each process spent its CPU under the load test's mix (loadtest, process runtime,
-// 200 and 400 req/s): of the microservices the gateway about 30%, catalog and orders 17-18%
-// each, inventory 12-16%, cart 11%, and notify, payments and shipping 3-4% each, given a
-// little more here to absorb bursts. Memory gives every Go service enough to keep its heap
-// well under GOMEMLIMIT, the gateway, which holds every response in flight, a little more.
-var shares = map[string]map[string]weight{
-	Monolith: {"monolith": {1, 1}},
-	Services: {
-		"gateway": {24, 2}, "catalog": {14, 1.5}, "orders": {14, 1.5}, "inventory": {10, 1.5},
-		"cart": {9, 1.5}, "notify": {3, 1.5}, "payments": {3, 1.5}, "shipping": {3, 1.5},
-	},
-}
-
-// Floors under a share: below them a Go process spends its quota on the runtime alone, and
-// the CFS quota stalls it for most of each 100 ms period.
-const (
-	minMilliCPU = 50
-	minMemoryMB = 32
-)
-
-// share sets each service's CPUs and MemoryMB to its part of the budget (CPU in whole
-// millicores, so that the parts add up to the budget exactly), and its GOMEMLIMIT to 3/4 of
-// its memory so the Go runtime collects before the kernel kills.
-func share(a *Arch, b Budget) error {
-	milli := int(math.Round(b.CPUs * 1000))
-	if milli < minMilliCPU*len(a.Services) || b.MemoryMB < minMemoryMB*len(a.Services) {
-		return fmt.Errorf("%s: a budget of %g CPUs and %d MiB is too small for %d services (at least %g CPUs and %d MiB)",
-			a.Name, b.CPUs, b.MemoryMB, len(a.Services), float64(minMilliCPU*len(a.Services))/1000, minMemoryMB*len(a.Services))
-	}
-	natsMilli := max(minMilliCPU, int(math.Round(float64(milli)*natsCPUPart)))
-	natsMem := max(minMemoryMB, int(float64(b.MemoryMB)*natsMemoryPart))
-	w := shares[a.Name]
-	var rest []Service
-	var cpuSum, memSum float64
-	for _, s := range a.Services {
-		if s.Name == "nats" {
-			continue
-		}
-		sw, ok := w[s.Name]
-		if !ok {
-			return fmt.Errorf("%s/%s: no share of the budget", a.Name, s.Name)
-		}
-		rest = append(rest, s)
-		cpuSum += sw.cpu
-		memSum += sw.mem
-	}
-	cpus := apportion(milli-natsMilli, minMilliCPU, rest, func(s Service) float64 { return w[s.Name].cpu / cpuSum })
-	mems := apportion(b.MemoryMB-natsMem, minMemoryMB, rest, func(s Service) float64 { return w[s.Name].mem / memSum })
-	parts := map[string][2]int{"nats": {natsMilli, natsMem}}
-	for i, s := range rest {
-		parts[s.Name] = [2]int{cpus[i], mems[i]}
-	}
-	for i := range a.Services {
-		s := &a.Services[i]
-		s.CPUs = float64(parts[s.Name][0]) / 1000
-		s.MemoryMB = parts[s.Name][1]
-		s.Env["GOMEMLIMIT"] = strconv.Itoa(s.MemoryMB*3/4) + "MiB"
-	}
-	return nil
-}
-
-// apportion splits total into whole units by fraction, none below floor, the parts adding up
-// to total: the floors first, the rest by fraction rounded down, the units left over to the
-// largest fractions.
-func apportion(total, floor int, svcs []Service, frac func(Service) float64) []int {
-	out := make([]int, len(svcs))
-	rest := total - floor*len(svcs)
-	left := rest
-	for i, s := range svcs {
-		out[i] = floor + int(float64(rest)*frac(s))
-		left -= out[i] - floor
-	}
-	order := make([]int, len(svcs))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(x, y int) bool { return frac(svcs[order[x]]) > frac(svcs[order[y]]) })
-	for i := 0; left > 0; i = (i + 1) % len(order) {
-		out[order[i]]++
-		left--
+	if split && !slices.Contains(out, splitName(opts)) {
+		out = append(out, splitName(opts))
 	}
 	return out
+}
+
+func splitName(opts Options) string {
+	if opts.SplitName != "" {
+		return opts.SplitName
+	}
+	return SplitName
+}
+
+// edgeAssigner returns where each architecture's edge is: the options', else its file's,
+// else the next free one from OtherEdges up.
+func edgeAssigner(opts Options) func(arch, fromFile string) string {
+	next := 0
+	return func(arch, fromFile string) string {
+		switch {
+		case opts.Edges[arch] != "":
+			return opts.Edges[arch]
+		case arch == Monolith:
+			return opts.MonolithEdge
+		case arch == Services:
+			return opts.ServicesEdge
+		case fromFile != "":
+			return fromFile
+		}
+		host, port, _ := net.SplitHostPort(OtherEdges)
+		p, _ := strconv.Atoi(port)
+		next++
+		return net.JoinHostPort(host, strconv.Itoa(p+next-1))
+	}
 }
 
 // Collector ports: the query API (Jaeger /api/v3 and the dashboard), OTLP/gRPC, OTLP/HTTP.

@@ -1,9 +1,15 @@
 package topology
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
+
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 func TestGetKnowsEachTopology(t *testing.T) {
@@ -16,6 +22,8 @@ func TestGetKnowsEachTopology(t *testing.T) {
 		{"", "monolith,services", "127.0.0.1:8080,127.0.0.1:8081"},
 		{Monolith, "monolith", "127.0.0.1:8080"},
 		{Services, "services", "127.0.0.1:8081"},
+		{"monolith,services,hybrid", "monolith,services,hybrid", "127.0.0.1:8080,127.0.0.1:8081,127.0.0.1:8082"},
+		{"hybrid,both", "hybrid,monolith,services", "127.0.0.1:8082,127.0.0.1:8080,127.0.0.1:8081"},
 	} {
 		topo, err := Get(tc.name, Options{})
 		if err != nil {
@@ -33,8 +41,45 @@ func TestGetKnowsEachTopology(t *testing.T) {
 			t.Errorf("%q: archs %v edges %v", tc.name, archs, edges)
 		}
 	}
-	if _, err := Get("microliths", Options{}); err == nil {
-		t.Error("an unknown topology was accepted")
+	_, err := Get("microliths", Options{})
+	if err == nil || !strings.Contains(err.Error(), "hybrid, monolith, services") {
+		t.Errorf("an unknown topology: %v, want an error listing the files", err)
+	}
+}
+
+// The split of --split: a topology of its own, on its own edge, beside the named ones; and
+// every mistake in it is named.
+func TestSplit(t *testing.T) {
+	topo, err := Get(Monolith, Options{Split: "catalog+inventory,cart+orders+payments,shipping+notify", Edges: map[string]string{SplitName: "127.0.0.1:18082"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(topo.Archs) != 2 || topo.Archs[1].Name != SplitName || topo.Archs[1].Edge != "127.0.0.1:18082" {
+		t.Fatalf("archs %+v", topo.Archs)
+	}
+	a := topo.Archs[1]
+	var names []string
+	for _, s := range a.Services {
+		names = append(names, s.Name)
+	}
+	if got := strings.Join(names, ","); got != "nats,catalog-inventory,cart-payments-orders,shipping-notify,gateway" {
+		t.Errorf("services %s", got)
+	}
+	o, _ := a.Service("cart-payments-orders")
+	if o.Env["SHOP_GROUP"] != "cart+payments+orders" || o.Env[AddrEnv("catalog")] != "{{addr:catalog-inventory:9101}}" ||
+		o.Env[AddrEnv("inventory")] != "{{addr:catalog-inventory:9101}}" || o.Env[AddrEnv("payments")] != "" || o.Ports[0] != 9102 {
+		t.Errorf("cart+payments+orders: %+v", o)
+	}
+	for split, want := range map[string]string{
+		"catalog+inventory,cart":                  "no group holds payments, orders, shipping, notify",
+		"catalog,catalog+cart":                    "catalog is in two groups",
+		"catalog,,cart":                           "empty group",
+		"catalog+basket":                          `unknown context "basket"`,
+		"edge,catalog+cart+inventory+orders,edge": "edge is in two groups",
+	} {
+		if _, err := Get("", Options{Split: split}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("split %q: %v, want an error saying %q", split, err, want)
+		}
 	}
 }
 
@@ -44,7 +89,7 @@ func TestServicesArchListsEveryContextAndTheGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := topo.Archs[0]
-	for _, c := range append(Contexts(), "gateway", "nats") {
+	for _, c := range append(bounded.Names(), "gateway", "nats") {
 		s, ok := a.Service(c)
 		if !ok {
 			t.Errorf("no %s service", c)
@@ -54,14 +99,14 @@ func TestServicesArchListsEveryContextAndTheGateway(t *testing.T) {
 			t.Errorf("%s has no limits", c)
 		}
 	}
-	if gw, _ := a.Service("gateway"); gw.Edge != "127.0.0.1:18081" {
-		t.Errorf("gateway edge %q", gw.Edge)
+	if gw, _ := a.Service("gateway"); gw.Edge != "127.0.0.1:18081" || gw.Env["SHOP_GROUP"] != "edge" {
+		t.Errorf("gateway %+v", gw)
 	}
 	if o, _ := a.Service("orders"); o.Ports[0] != 9105 || o.Probe.Kind != GRPC {
 		t.Errorf("orders: ports %v probe %v", o.Ports, o.Probe)
 	}
-	if n := len(topo.Images()); n != 10 {
-		t.Errorf("%d images, want 10 (nats-server, seven contexts, gateway, collector)", n)
+	if n := len(topo.Images()); n != 3 {
+		t.Errorf("%d images, want 3 (nats-server, the shop's host, the collector)", n)
 	}
 }
 
@@ -98,6 +143,151 @@ func TestLevelsStartDependenciesFirst(t *testing.T) {
 	}
 }
 
+// partitions returns every partition of names into non-empty groups (Bell(n) of them).
+func partitions(names []string) [][][]string {
+	if len(names) == 0 {
+		return [][][]string{{}}
+	}
+	first, rest := names[0], names[1:]
+	var out [][][]string
+	for _, p := range partitions(rest) {
+		for i := range p { // first joins an existing group
+			q := make([][]string, len(p))
+			for j := range p {
+				q[j] = slices.Clone(p[j])
+			}
+			q[i] = append([]string{first}, q[i]...)
+			out = append(out, q)
+		}
+		out = append(out, append([][]string{{first}}, p...)) // or makes a group of its own
+	}
+	return out
+}
+
+// Every way of placing the seven contexts, with the edge alone or in any of the groups, is
+// a valid topology: each address a host is given is its peer's, each host is given the
+// address of exactly the contexts it calls and does not hold, the start order has no cycle
+// and starts each service after what it depends on, and the budget's parts add up. None is
+// run here: the behaviour suite runs a random one in every `make test` (services/e2e).
+func TestEveryPlacementIsAValidTopology(t *testing.T) {
+	parts := partitions(bounded.Names())
+	if len(parts) != 877 {
+		t.Fatalf("%d partitions of the seven contexts, want 877", len(parts))
+	}
+	placements := 0
+	for _, p := range parts {
+		var groups []string
+		for _, g := range p {
+			groups = append(groups, strings.Join(g, "+"))
+		}
+		for edge := -1; edge < len(groups); edge++ { // -1: the edge alone
+			split := slices.Clone(groups)
+			if edge >= 0 {
+				split[edge] = "edge+" + split[edge]
+			}
+			placements++
+			checkPlacement(t, strings.Join(split, ","))
+		}
+	}
+	t.Logf("%d partitions, %d placements with the edge", len(parts), placements)
+}
+
+func checkPlacement(t *testing.T, split string) {
+	t.Helper()
+	b := Budget{CPUs: DefaultCPUs, MemoryMB: DefaultMemoryMB}
+	topo, err := Get("", Options{Split: split, Collector: NoCollector, Budget: b})
+	if err != nil {
+		t.Fatalf("%s: %v", split, err)
+	}
+	a := topo.Archs[0]
+	holder := map[string]Service{}
+	for _, s := range a.Services {
+		g, _ := bounded.ParseGroup(s.Group)
+		for _, c := range g.Contexts {
+			holder[c] = s
+		}
+		if g.Edge && s.Edge != a.Edge {
+			t.Errorf("%s: the edge's service %s is published at %q, want %q", split, s.Name, s.Edge, a.Edge)
+		}
+	}
+	milli, mem := 0, 0
+	for _, s := range a.Services {
+		milli += int(s.CPUs*1000 + 0.5)
+		mem += s.MemoryMB
+		if s.Name == "nats" {
+			continue
+		}
+		g, _ := bounded.ParseGroup(s.Group)
+		for _, c := range bounded.Names() {
+			addr := s.Env[AddrEnv(c)]
+			if !slices.Contains(g.Remote(), c) {
+				if addr != "" {
+					t.Errorf("%s: %s is told where %s is, which it does not call or holds", split, s.Name, c)
+				}
+				continue
+			}
+			h := holder[c]
+			if want := "{{addr:" + h.Name + ":" + strconv.Itoa(h.Ports[len(h.Ports)-1]) + "}}"; addr != want {
+				t.Errorf("%s: %s reaches %s at %q, want %q", split, s.Name, c, addr, want)
+			}
+		}
+	}
+	if milli != int(b.CPUs*1000+0.5) || mem != b.MemoryMB {
+		t.Errorf("%s: the budget adds up to %d millicores and %d MiB", split, milli, mem)
+	}
+	levels, err := a.Levels()
+	if err != nil {
+		t.Fatalf("%s: %v", split, err)
+	}
+	at := map[string]int{}
+	for i, l := range levels {
+		for _, s := range l {
+			at[s.Name] = i
+		}
+	}
+	for _, s := range a.Services {
+		for _, d := range s.DependsOn {
+			if at[d] >= at[s.Name] {
+				t.Errorf("%s: %s starts no later than %s, which it depends on", split, s.Name, d)
+			}
+		}
+	}
+}
+
+// Every topology file reads, names itself after its file, and places every context.
+func TestTopologyFiles(t *testing.T) {
+	files, err := Available("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]File{}
+	for _, f := range files {
+		byName[f.Name] = f
+	}
+	for _, name := range []string{Monolith, Services, "hybrid"} {
+		if _, ok := byName[name]; !ok {
+			t.Errorf("no topologies/%s.yaml", name)
+		}
+	}
+	if h := byName["hybrid"]; len(h.Groups) < 3 {
+		t.Errorf("the hybrid has %d groups, want at least 3", len(h.Groups))
+	}
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"named-wrong": "name: other\ngroups: [{contexts: [edge, catalog, cart, inventory, payments, orders, shipping, notify]}]\n",
+		"unknown":     "name: unknown\ngroups: [{contexts: [catalog, basket]}]\n",
+		"extra":       "name: extra\nshards: 3\ngroups: [{contexts: [edge, catalog, cart, inventory, payments, orders, shipping, notify]}]\n",
+	} {
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadFile(path); err == nil {
+			t.Errorf("%s was read", name)
+		}
+	}
+}
+
 func TestExpandResolvesPlaceholders(t *testing.T) {
 	topo, err := Get(Monolith, Options{})
 	if err != nil {
@@ -125,7 +315,7 @@ func TestExpandResolvesPlaceholders(t *testing.T) {
 		"SHOP_ADDR":        "0.0.0.0:8080",
 		"SHOP_NATS_URL":    "nats://nats:4222",
 		"SHOP_ADMIN_TOKEN": "secret",
-		"SHOP_DATA_DIR":    "/data",
+		"SHOP_GROUP":       "edge+catalog+cart+inventory+payments+orders+shipping+notify",
 	}
 	for k, v := range want {
 		if env[k] != v {

@@ -6,9 +6,19 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/apitest"
 )
 
-// TestBehaviour runs the shop's whole behaviour suite, the same code the monolith runs,
-// against the gateway of the microservices: eight real processes on loopback and NATS.
+// TestBehaviour runs the behaviour suite of API.md against the microservices, the shipped
+// hybrid, and one placement drawn at random, each as processes.
 func TestBehaviour(t *testing.T) {
-	stack := startStack(t)
-	apitest.Run(t, apitest.Target{BaseURL: stack.GatewayURL, AdminToken: testToken})
+	for _, tc := range []struct{ name, names, split string }{
+		{"services", "services", ""},
+		{"hybrid", "hybrid", ""},
+		{"random", "", randomSplit(t)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := up(t, tc.names, tc.split, nil)
+			for _, base := range s.edges {
+				apitest.Run(t, apitest.Target{BaseURL: base, AdminToken: testToken})
+			}
+		})
+	}
 }

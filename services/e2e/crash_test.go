@@ -14,22 +14,25 @@ import (
 )
 
 // TestKilledMidCheckout kills one process of the checkout's path (SIGKILL, as a crash) in
-// the middle of a burst of checkouts and starts it again: orders, which runs the saga, and
-// inventory and payments, which it calls. Each customer retries with the same
+// the middle of a burst of checkouts and starts it again: in the microservices orders, which
+// runs the saga, and inventory and payments, which it calls; in the hybrid the process that
+// runs orders with cart and payments. Each customer retries with the same
 // Idempotency-Key until the answer is final, as API.md tells clients to do on 503. Then:
 // every customer has exactly one order, every accepted checkout's order exists, the
 // checkouts the crash interrupted were finished or compensated (nothing stays reserved),
 // units sold equal units in orders, and stock is conserved.
 func TestKilledMidCheckout(t *testing.T) {
-	for _, victim := range []string{"orders", "inventory", "payments"} {
-		t.Run(victim, func(t *testing.T) { killMidCheckout(t, victim) })
+	for _, tc := range []struct{ arch, victim string }{
+		{"services", "orders"}, {"services", "inventory"}, {"services", "payments"}, {"hybrid", "orders"},
+	} {
+		t.Run(tc.arch+"/"+tc.victim, func(t *testing.T) { killMidCheckout(t, tc.arch, tc.victim) })
 	}
 }
 
-func killMidCheckout(t *testing.T, victim string) {
-	// The gateway logs every 503 while a process is down: expected here.
-	stack := startStack(t, `"msg":"request failed"`)
-	c := apitest.NewClient(apitest.Target{BaseURL: stack.GatewayURL, AdminToken: testToken})
+func killMidCheckout(t *testing.T, arch, victim string) {
+	// The edge logs every 503 while a process is down: expected here.
+	s := up(t, arch, "", nil, `"msg":"request failed"`, "not serving", "could not build the group")
+	c := apitest.NewClient(apitest.Target{BaseURL: s.edges[arch], AdminToken: testToken})
 	const customers = 40
 	const stock = 100
 	a := c.NewProduct(t, 1500, 200)
@@ -91,15 +94,11 @@ func killMidCheckout(t *testing.T, victim string) {
 	for accepted.Load() < 3 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := stack.Kill(victim); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("killed %s after %d accepted checkouts", victim, accepted.Load())
+	s.kill(arch, victim)
+	t.Logf("killed the process of %s after %d accepted checkouts", victim, accepted.Load())
 	close(killed)
 	restart := time.Now()
-	if err := stack.Restart(t.Context(), victim); err != nil {
-		t.Fatalf("restart %s: %v", victim, err)
-	}
+	s.up()
 	t.Logf("%s ready again after %s", victim, time.Since(restart).Round(time.Millisecond))
 	wg.Wait()
 	t.Logf("every customer has a final answer %s after the restart", time.Since(restart).Round(time.Millisecond))

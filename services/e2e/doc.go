@@ -1,5 +1,6 @@
-// Package e2e holds the end-to-end tests of the microservices: the real binaries, built from
-// the mains with go build, run as processes on loopback ports against a NATS server, and the
-// shop's own behaviour suite (shop/apitest) drives the gateway. It has no non-test code
-// beyond this comment.
+// Package e2e holds the end-to-end tests of the shop's placements as real processes: the
+// microservices, the shipped hybrid and a placement drawn at random, each run by the
+// platform's process runtime (platform/processrt) from the real binaries, with its own NATS,
+// driven by the shop's behaviour suite (shop/apitest) and compared with the monolith. It has
+// no non-test code beyond this comment.
 package e2e

@@ -1,146 +1,199 @@
 package e2e
 
 import (
-	"bytes"
+	"bufio"
+	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
+	"slices"
+	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/mitosis-dev/mitosis/services/launch"
+	"github.com/mitosis-dev/mitosis/platform/processrt"
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
-// binDir holds the binaries, built once per test binary into a directory TestMain removes.
-var binDir string
+// state holds the binaries (built once, by the process runtime, with go build) and every
+// test's stack, in a folder TestMain removes.
+var state string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mitosis-e2e-bin-")
+	dir, err := os.MkdirTemp("", "mitosis-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binDir = dir
+	state = dir
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// programs are the packages built for the tests, by binary name.
-func programs() map[string]string {
-	out := map[string]string{"monolith": "github.com/mitosis-dev/mitosis/monolith"}
-	for _, name := range []string{"catalog", "cart", "inventory", "payments", "orders", "shipping", "notify", "gateway"} {
-		out[name] = "github.com/mitosis-dev/mitosis/services/" + name
-	}
-	return out
-}
-
-var (
-	buildOnce sync.Once
-	buildErr  error
-)
-
-// build builds every binary (once per test binary) and returns their directory.
-func build(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		var pkgs []string
-		for _, p := range programs() {
-			pkgs = append(pkgs, p)
-		}
-		start := time.Now()
-		cmd := exec.Command(goTool, append([]string{"build", "-o", binDir + string(filepath.Separator)}, pkgs...)...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out.String())
-			return
-		}
-		t.Logf("built %d binaries in %s", len(pkgs), time.Since(start).Round(time.Millisecond))
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
-
 const testToken = "e2e-admin-token"
 
-// startStack builds the binaries and starts NATS and the eight processes on free loopback
-// ports, stopped when t ends. Warnings and errors of the processes go to the test log.
-// Log lines containing any of quiet are expected and not passed on.
-func startStack(t *testing.T, quiet ...string) *launch.Stack {
-	t.Helper()
-	return startStackEnv(t, nil, quiet...)
-}
-
-// startStackEnv is startStack with env added to every process's environment.
-func startStackEnv(t *testing.T, env []string, quiet ...string) *launch.Stack {
-	t.Helper()
-	dir := build(t)
-	addrs := map[string]string{}
-	for _, name := range []string{"catalog", "cart", "inventory", "payments", "orders", "shipping", "notify"} {
-		addrs[name] = "127.0.0.1:0"
-	}
-	logs := &logWriter{t: t, quiet: quiet}
-	t.Cleanup(logs.stop) // runs after stack.Stop below: cleanups run last first
-	stack, err := launch.Start(t.Context(), launch.Config{
-		BinDir:      dir,
-		DataDir:     t.TempDir(),
-		Addrs:       addrs,
-		GatewayAddr: "127.0.0.1:0",
-		AdminToken:  testToken,
-		Output:      logs,
-		Env:         env,
-	})
-	if err != nil {
-		t.Fatalf("start the services: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := stack.Stop(); err != nil {
-			t.Errorf("a process did not stop cleanly on SIGTERM: %v", err)
-		}
-	})
-	return stack
-}
-
-// logWriter passes the processes' warnings, errors and recoveries to the test log, until the
-// test ends.
-type logWriter struct {
-	mu    sync.Mutex
+// running is a stack of real processes (platform/processrt) started by a test.
+type running struct {
 	t     *testing.T
-	quiet []string
+	rt    *processrt.Runtime
+	topo  topology.Topology
+	opts  stack.UpOptions
+	edges map[string]string // base URL of each architecture's edge
 	done  bool
 }
 
-func (w *logWriter) Write(p []byte) (int, error) {
-	s := string(p)
-	for _, q := range w.quiet {
-		if strings.Contains(s, q) {
-			return len(p), nil
-		}
+// up runs the architectures of names (topologies/ files, comma-separated) and split, if
+// not "", as processes on free loopback ports, each with its own NATS, until t ends. env is
+// added to every process's environment. Their warnings and errors go to t's log at the end,
+// but for lines holding any of quiet, which the test expects.
+func up(t *testing.T, names, split string, env map[string]string, quiet ...string) *running {
+	t.Helper()
+	opts := topology.Options{Split: split, Collector: topology.NoCollector, Edges: map[string]string{},
+		MonolithEdge: stacktest.FreeAddr(t), ServicesEdge: stacktest.FreeAddr(t)}
+	for _, n := range strings.Split(names, ",") {
+		opts.Edges[n] = stacktest.FreeAddr(t)
 	}
-	if strings.Contains(s, `"level":"WARN"`) || strings.Contains(s, `"level":"ERROR"`) || strings.Contains(s, `"msg":"recovered interrupted`) || !strings.HasPrefix(s, "{") {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if !w.done {
-			w.t.Log(strings.TrimSpace(s))
-		}
+	opts.Edges[topology.SplitName] = stacktest.FreeAddr(t)
+	topo, err := topology.Get(names, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return len(p), nil
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &running{t: t, topo: topo, edges: map[string]string{},
+		rt:   processrt.New(processrt.Options{Root: root, State: state, Stack: stacktest.StackName(t), AnyPorts: true}),
+		opts: stack.UpOptions{AdminToken: testToken, ReadyTimeout: 2 * time.Minute, Env: env}}
+	for _, a := range topo.Archs {
+		r.edges[a.Name] = "http://" + a.Edge
+	}
+	t.Cleanup(func() {
+		r.logs(quiet)
+		if err := r.stop(); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	r.up()
+	return r
 }
 
-// stop ends the passing on: a test's log is closed once it has ended.
-func (w *logWriter) stop() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.done = true
+// up starts what is not running (again), and returns once everything is ready.
+func (r *running) up() {
+	r.t.Helper()
+	var progress strings.Builder
+	r.opts.Progress = &progress
+	start := time.Now()
+	if err := r.rt.Up(r.t.Context(), r.topo, r.opts); err != nil {
+		r.t.Fatalf("up %s: %v\n%s", r.topo.Name, err, progress.String())
+	}
+	r.t.Logf("%s ready in %s", r.topo.Name, time.Since(start).Round(time.Millisecond))
+}
+
+// stop stops every process (SIGTERM: they drain and flush) and removes them; idempotent.
+func (r *running) stop() error {
+	if r.done {
+		return nil
+	}
+	r.done = true
+	_, err := r.rt.Down(context.WithoutCancel(r.t.Context()), nil)
+	return err
+}
+
+// kill kills (SIGKILL, as a crash) the process of arch that runs the context name.
+func (r *running) kill(arch, name string) {
+	r.t.Helper()
+	a := r.arch(arch)
+	var svc string
+	for _, s := range a.Services {
+		if g, err := bounded.ParseGroup(s.Group); err == nil && (slices.Contains(g.Contexts, name) || (name == bounded.EdgeName && g.Edge)) {
+			svc = s.Name
+		}
+	}
+	sts, err := r.rt.Status(r.t.Context())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, st := range sts {
+		if st.Arch == arch && st.Service == svc && st.PID > 0 {
+			if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+				r.t.Fatalf("kill %s/%s: %v", arch, svc, err)
+			}
+			r.t.Logf("killed %s/%s (pid %d), which runs %s", arch, svc, st.PID, name)
+			return
+		}
+	}
+	r.t.Fatalf("no running process of %s runs %s", arch, name)
+}
+
+func (r *running) arch(name string) topology.Arch {
+	r.t.Helper()
+	for _, a := range r.topo.Archs {
+		if a.Name == name {
+			return a
+		}
+	}
+	r.t.Fatalf("no architecture %s", name)
+	return topology.Arch{}
+}
+
+// logs passes the processes' warnings and errors to the test log, but for the expected ones.
+func (r *running) logs(quiet []string) {
+	var sb strings.Builder
+	if err := r.rt.Logs(context.WithoutCancel(r.t.Context()), stack.LogsOptions{}, &sb); err != nil {
+		r.t.Logf("logs: %v", err)
+		return
+	}
+	sc := bufio.NewScanner(strings.NewReader(sb.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, `"level":"WARN"`) && !strings.Contains(line, `"level":"ERROR"`) && !strings.Contains(line, `"msg":"recovered interrupted`) {
+			continue
+		}
+		if !slices.ContainsFunc(quiet, func(q string) bool { return strings.Contains(line, q) }) {
+			r.t.Log(line)
+		}
+	}
+}
+
+// randomSplit draws a placement of the contexts (and the edge), from MITOSIS_SPLIT_SEED when
+// set, else from a seed it logs: every run exercises one more split, and a failing one can be
+// run again.
+func randomSplit(t *testing.T) string {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("MITOSIS_SPLIT_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("MITOSIS_SPLIT_SEED=%q: not a number", v)
+		}
+		seed = s
+	}
+	rng := rand.New(rand.NewPCG(seed, seed))
+	var groups [][]string
+	for _, c := range bounded.Names() {
+		i := rng.IntN(len(groups) + 1)
+		if i == len(groups) {
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], c)
+	}
+	if i := rng.IntN(len(groups) + 1); i < len(groups) {
+		groups[i] = append([]string{bounded.EdgeName}, groups[i]...)
+	}
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		parts[i] = strings.Join(g, "+")
+	}
+	split := strings.Join(parts, ",")
+	t.Logf("the random split is %s (MITOSIS_SPLIT_SEED=%d runs it again)", split, seed)
+	return split
 }

@@ -26,15 +26,14 @@ func TestCheckoutIsOneConnectedTraceAcrossServices(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = col.Close(context.Background()) })
 	daemon := xraytest.NewDaemon(t)
-	stack := startStackEnv(t, []string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + col.GRPCAddr(),
-		"OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
-		"OTEL_TRACES_EXPORTER=otlp,xray",
-		"AWS_XRAY_DAEMON_ADDRESS=" + daemon.Addr(),
-		"OTEL_SERVICE_NAME=", // each process names itself
+	s := up(t, "services", "", map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + col.GRPCAddr(),
+		"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+		"OTEL_TRACES_EXPORTER":        "otlp,xray",
+		"AWS_XRAY_DAEMON_ADDRESS":     daemon.Addr(),
 	})
 
-	c := apitest.NewClient(apitest.Target{BaseURL: stack.GatewayURL, AdminToken: testToken})
+	c := apitest.NewClient(apitest.Target{BaseURL: s.edges["services"], AdminToken: testToken})
 	p := c.NewStockedProduct(t, 1250, 300, 10)
 	user := apitest.NewID("u")
 	c.AddToCart(t, user, p.ID, 2)
@@ -55,7 +54,7 @@ func TestCheckoutIsOneConnectedTraceAcrossServices(t *testing.T) {
 	c.WaitNotifications(t, user, order.ID, apitest.KindOrderPaid, apitest.KindOrderShipped)
 
 	// Stopping drains every process and flushes its spans: nothing is lost at shutdown.
-	if err := stack.Stop(); err != nil {
+	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
 	td, err := (&tracecollect.Client{BaseURL: "http://" + col.QueryAddr()}).Trace(context.Background(), traceID)

@@ -1,46 +1,64 @@
-package servicehost
+package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
-// Peers are a process's connections to the services it calls.
+// Peers are a process's connections to the remote contexts it calls. They outlive the
+// process's store connections: a peer is another process.
 type Peers struct {
 	mu    sync.Mutex
 	peers []peer
 }
 
 type peer struct {
-	name    string // the context, e.g. "catalog"
-	service string // its gRPC service name, asked for in health checks
-	conn    *grpc.ClientConn
+	ctx  bounded.Context
+	conn *grpc.ClientConn
 }
 
 // peerCheckTimeout bounds one health check of one peer.
 const peerCheckTimeout = 2 * time.Second
 
-// Dial connects to a peer (see Dial) and adds it to the peers that Check asks.
-func (p *Peers) Dial(name, addr, service, serviceConfig string, callTimeout time.Duration) (*grpc.ClientConn, error) {
-	conn, err := Dial(addr, serviceConfig, callTimeout)
+// Dial connects to the context name at addr (see Dial) and adds it to the peers that Check
+// asks.
+func (p *Peers) Dial(name, addr string, callTimeout time.Duration) error {
+	c, ok := bounded.Lookup(name)
+	if !ok {
+		return fmt.Errorf("peer %s: no such context", name)
+	}
+	conn, err := Dial(addr, c.ClientConfig(), callTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("peer %s: %w", name, err)
+		return fmt.Errorf("peer %s: %w", name, err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.peers = append(p.peers, peer{name: name, service: service, conn: conn})
-	return conn, nil
+	p.peers = append(p.peers, peer{ctx: c, conn: conn})
+	return nil
 }
 
-// Check asks every peer's health service, in parallel, whether it is SERVING; the error
-// names each peer that is not.
-func (p *Peers) Check(ctx context.Context) error {
+// Client returns the port of the remote context name, over its connection.
+func (p *Peers) Client(name string) (any, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pr := range p.peers {
+		if pr.ctx.Name == name {
+			return pr.ctx.Client(pr.conn), true
+		}
+	}
+	return nil, false
+}
+
+// Check asks every peer's health service, in parallel, whether its context is SERVING, and
+// returns what is wrong with each peer that is not, by context.
+func (p *Peers) Check(ctx context.Context) map[string]error {
 	p.mu.Lock()
 	peers := append([]peer(nil), p.peers...)
 	p.mu.Unlock()
@@ -50,17 +68,21 @@ func (p *Peers) Check(ctx context.Context) error {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(ctx, peerCheckTimeout)
 			defer cancel()
-			res, err := healthpb.NewHealthClient(pr.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: pr.service})
+			res, err := healthpb.NewHealthClient(pr.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: pr.ctx.Service})
 			switch {
 			case err != nil:
-				errs[i] = fmt.Errorf("peer %s at %s: %w", pr.name, pr.conn.Target(), err)
+				errs[i] = fmt.Errorf("peer %s at %s: %w", pr.ctx.Name, pr.conn.Target(), err)
 			case res.GetStatus() != healthpb.HealthCheckResponse_SERVING:
-				errs[i] = fmt.Errorf("peer %s at %s: %s", pr.name, pr.conn.Target(), res.GetStatus())
+				errs[i] = fmt.Errorf("peer %s at %s: %s", pr.ctx.Name, pr.conn.Target(), res.GetStatus())
 			}
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	out := make(map[string]error, len(peers))
+	for i, pr := range peers {
+		out[pr.ctx.Name] = errs[i]
+	}
+	return out
 }
 
 // Close closes every connection.

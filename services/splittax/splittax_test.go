@@ -1,9 +1,9 @@
 package splittax
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
+	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -12,20 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-
-	"github.com/mitosis-dev/mitosis/services/cartrpc"
-	"github.com/mitosis-dev/mitosis/services/catalogrpc"
-	"github.com/mitosis-dev/mitosis/services/internal/rpctest"
-	"github.com/mitosis-dev/mitosis/services/inventoryrpc"
-	"github.com/mitosis-dev/mitosis/services/notifyrpc"
-	"github.com/mitosis-dev/mitosis/services/ordersrpc"
-	"github.com/mitosis-dev/mitosis/services/paymentsrpc"
-	"github.com/mitosis-dev/mitosis/shop/httpapi"
-	"github.com/mitosis-dev/mitosis/shop/inprocess"
-	"github.com/mitosis-dev/mitosis/shop/kv"
-	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
-	"github.com/mitosis-dev/mitosis/shop/orders"
+	"github.com/mitosis-dev/mitosis/services/bounded"
+	"github.com/mitosis-dev/mitosis/services/host"
+	"github.com/mitosis-dev/mitosis/services/host/hosttest"
 )
 
 // The split tax, in one run:
@@ -33,68 +22,64 @@ import (
 //	go test -run '^$' -bench . -benchtime 2000x ./services/splittax/
 //
 // Each benchmark reports cpu-µs/op (the process's user+system CPU per request: handler,
-// servers, clients and the embedded NATS alike) and p50-µs (the median latency of requests
-// sent one at a time, i.e. unloaded). Event consumers do not run on either side: their work
-// happens after the response in both architectures.
+// servers, clients, consumers and the NATS server alike) and p50-µs (the median latency of
+// requests sent one at a time, i.e. unloaded). Both sides are the hosts the platform runs
+// (services/host), in this one process, on one NATS server on a loopback socket.
 
-const token = "bench-token"
-
-// monolith returns the API over the contexts in process, as the monolith wires them.
-func monolith(b *testing.B) http.Handler {
-	srv := natsjstest.New(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	shop, err := inprocess.New(ctx, inprocess.Config{
-		Open: func(_ context.Context, name string) (kv.Bucket, error) { return srv.Bucket(b, name), nil },
-		Bus:  srv.Bus(b),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return httpapi.New(httpapi.Config{Catalog: shop.Catalog, Carts: shop.Carts, Inventory: shop.Inventory,
-		Orders: shop.Orders, Notifications: shop.Notify, AdminToken: token})
-}
-
-// microservices returns the API over gRPC clients, every context behind its own server on
-// its own loopback socket, orders calling its peers through their clients: the gateway's
-// and the services' wiring, in one process.
-func microservices(b *testing.B) http.Handler {
-	srv := natsjstest.New(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	shop, err := inprocess.New(ctx, inprocess.Config{
-		Open: func(_ context.Context, name string) (kv.Bucket, error) { return srv.Bucket(b, name), nil },
-		Bus:  srv.Bus(b),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	serve := func(cfg string, register func(s grpc.ServiceRegistrar)) *grpc.ClientConn {
-		return rpctest.Serve(b, cfg, register)
-	}
-	cat := catalogrpc.NewClient(serve(catalogrpc.ServiceConfig, func(s grpc.ServiceRegistrar) { catalogrpc.Register(s, shop.Catalog) }))
-	carts := cartrpc.NewClient(serve(cartrpc.ServiceConfig, func(s grpc.ServiceRegistrar) { cartrpc.Register(s, shop.Carts) }))
-	inv := inventoryrpc.NewClient(serve(inventoryrpc.ServiceConfig, func(s grpc.ServiceRegistrar) { inventoryrpc.Register(s, shop.Inventory) }))
-	pay := paymentsrpc.NewClient(serve(paymentsrpc.ServiceConfig, func(s grpc.ServiceRegistrar) { paymentsrpc.Register(s, shop.Payments) }))
-	notes := notifyrpc.NewClient(serve(notifyrpc.ServiceConfig, func(s grpc.ServiceRegistrar) { notifyrpc.Register(s, shop.Notify) }))
-	// The orders service's own orders, whose saga calls the others over gRPC; the stores
-	// are fresh buckets of the same server, as a separate process's would be.
-	ord := orders.New(
-		orders.Stores{Orders: srv.Bucket(b, "orders"), Sagas: srv.Bucket(b, "sagas"), UserOrders: srv.Bucket(b, "user_orders")},
-		orders.Deps{Catalog: cat, Carts: carts, Inventory: inv, Payments: pay, Events: srv.Bus(b), Logger: slog.New(slog.DiscardHandler)})
-	ordClient := ordersrpc.NewClient(serve(ordersrpc.ServiceConfig, func(s grpc.ServiceRegistrar) { ordersrpc.Register(s, ord) }))
-	return httpapi.New(httpapi.Config{Catalog: cat, Carts: carts, Inventory: inv,
-		Orders: ordClient, Notifications: notes, AdminToken: token})
-}
-
+// architectures are the two ends of the range, as groups of contexts: every context and the
+// edge in one host, and one host per context with the edge alone in front.
 func architectures() []struct {
-	name string
-	new  func(b *testing.B) http.Handler
+	name   string
+	groups []string
 } {
+	services := []string{"edge"}
+	services = append(services, bounded.Names()...)
 	return []struct {
-		name string
-		new  func(b *testing.B) http.Handler
-	}{{"monolith", monolith}, {"microservices", microservices}}
+		name   string
+		groups []string
+	}{{"monolith", []string{"edge+" + strings.Join(bounded.Names(), "+")}}, {"microservices", services}}
+}
+
+// start runs the groups' hosts, each calling the others at their gRPC addresses, and
+// returns the handler of the edge.
+func start(b *testing.B, groups []string) http.Handler {
+	nats := hosttest.StartNATS(b)
+	env := map[string]string{"SHOP_NATS_URL": nats.URL(), "SHOP_ADMIN_TOKEN": hosttest.Token}
+	// The contexts' hosts first, on ports picked now, so that each knows where the others are.
+	var edge string
+	for _, g := range groups {
+		group, err := bounded.ParseGroup(g)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if group.Edge {
+			edge = g
+			continue
+		}
+		addr := freeAddr(b)
+		for _, c := range group.Contexts {
+			env[host.AddrEnv(c)] = addr
+		}
+	}
+	for _, g := range groups {
+		if g == edge {
+			continue
+		}
+		group, _ := bounded.ParseGroup(g)
+		own := maps.Clone(env)
+		own["SHOP_GRPC_ADDR"] = env[host.AddrEnv(group.Contexts[0])]
+		hosttest.Start(b, g, own)
+	}
+	return hosttest.Start(b, edge, env).Next(b).Handler()
+}
+
+func freeAddr(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // call serves one request and fails b unless it answered want.
@@ -145,7 +130,7 @@ func cpuTime(b *testing.B) time.Duration {
 func BenchmarkProductList(b *testing.B) {
 	for _, arch := range architectures() {
 		b.Run(arch.name, func(b *testing.B) {
-			h := arch.new(b)
+			h := start(b, arch.groups)
 			for range 50 { // warm up: connections made, views loaded
 				call(b, h, "GET", "/v1/products?page_size=20", nil, "", http.StatusOK)
 			}
@@ -159,8 +144,8 @@ func BenchmarkProductList(b *testing.B) {
 func BenchmarkCheckout(b *testing.B) {
 	for _, arch := range architectures() {
 		b.Run(arch.name, func(b *testing.B) {
-			h := arch.new(b)
-			admin := http.Header{"Authorization": {"Bearer " + token}}
+			h := start(b, arch.groups)
+			admin := http.Header{"Authorization": {"Bearer " + hosttest.Token}}
 			for _, sku := range []string{"sku-0001", "sku-0002"} {
 				call(b, h, "POST", "/v1/admin/inventory/"+sku, admin, `{"add": 1000000}`, http.StatusOK)
 			}

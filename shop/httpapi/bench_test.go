@@ -13,17 +13,17 @@ import (
 // catalog on a JetStream bucket; the seed catalog has more than one default page.
 
 func BenchmarkProductList(b *testing.B) {
-	h := httpapi.New(config(jetStreamShop(b)))
+	h := httpapi.New(jetStreamConfig(b))
 	benchmarkGET(b, h, "/v1/products")
 }
 
 func BenchmarkProductListSearch(b *testing.B) {
-	h := httpapi.New(config(jetStreamShop(b)))
+	h := httpapi.New(jetStreamConfig(b))
 	benchmarkGET(b, h, "/v1/products?q=tent&page_size=10")
 }
 
 func BenchmarkProductGet(b *testing.B) {
-	h := httpapi.New(config(jetStreamShop(b)))
+	h := httpapi.New(jetStreamConfig(b))
 	benchmarkGET(b, h, "/v1/products/sku-0001")
 }
 

@@ -70,15 +70,15 @@ func jsonEqual(t *testing.T, got, want []byte) bool {
 }
 
 func TestHandler(t *testing.T) {
-	shop := memoryShop(t)
+	cfg := memoryConfig(t)
 	ctx := t.Context()
-	if _, err := shop.Catalog.Upsert(ctx, catalog.Product{ID: "p-1", Name: "Pen", Description: "Blue ink", Price: money.Cents(1000), WeightGrams: 100}); err != nil {
+	if _, err := cfg.Catalog.Upsert(ctx, catalog.Product{ID: "p-1", Name: "Pen", Description: "Blue ink", Price: money.Cents(1000), WeightGrams: 100}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := shop.Inventory.Add(ctx, "p-1", 5); err != nil {
+	if _, err := cfg.Inventory.Add(ctx, "p-1", 5); err != nil {
 		t.Fatal(err)
 	}
-	h := httpapi.New(config(shop))
+	h := httpapi.New(cfg)
 	auth := http.Header{"Authorization": {"Bearer " + testToken}}
 	jsonCT := http.Header{"Content-Type": {"application/json"}}
 
@@ -262,8 +262,7 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func TestReady(t *testing.T) {
-	shop := memoryShop(t)
-	cfg := config(shop)
+	cfg := memoryConfig(t)
 	var down error
 	var mu sync.Mutex
 	cfg.Ready = func(ctx context.Context) error {
@@ -288,7 +287,7 @@ func TestReady(t *testing.T) {
 }
 
 func TestAdminDisabled(t *testing.T) {
-	cfg := config(memoryShop(t))
+	cfg := memoryConfig(t)
 	cfg.AdminToken = ""
 	h := httpapi.New(cfg)
 	for _, header := range []http.Header{nil, {"Authorization": {"Bearer "}}, {"Authorization": {"Bearer"}}, {"Authorization": {"Bearer " + testToken}}} {
@@ -336,10 +335,9 @@ func (b *logBuffer) String() string {
 }
 
 func TestPanicIsRecovered(t *testing.T) {
-	shop := memoryShop(t)
 	var logs logBuffer
-	cfg := config(shop)
-	cfg.Catalog = panicky{shop.Catalog}
+	cfg := memoryConfig(t)
+	cfg.Catalog = panicky{cfg.Catalog}
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	h := httpapi.New(cfg)
 	checkProblem(t, serve(h, "GET", "/v1/products/sku-0001", nil, nil), 500, "internal")
@@ -353,10 +351,9 @@ func TestPanicIsRecovered(t *testing.T) {
 }
 
 func TestDeadline(t *testing.T) {
-	shop := memoryShop(t)
 	var logs logBuffer
-	cfg := config(shop)
-	cfg.Catalog = blocking{shop.Catalog}
+	cfg := memoryConfig(t)
+	cfg.Catalog = blocking{cfg.Catalog}
 	cfg.Timeout = 50 * time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	h := httpapi.New(cfg)
@@ -374,9 +371,8 @@ func TestDeadline(t *testing.T) {
 }
 
 func TestAccessLog(t *testing.T) {
-	shop := memoryShop(t)
 	var logs logBuffer
-	cfg := config(shop)
+	cfg := memoryConfig(t)
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h := httpapi.New(cfg)
 	serve(h, "GET", "/v1/products/nope", nil, nil)

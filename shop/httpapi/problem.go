@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -177,4 +178,17 @@ func (a *api) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	a.writeProblem(w, newProblem(CodeMethodNotAllowed, http.StatusMethodNotAllowed,
 		r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", ")))
+}
+
+// Unavailable answers every request with a 503 unavailable problem saying detail: what an
+// edge serves while it has nothing behind it to serve with (its process is rebuilding on a
+// new store connection), liveness and readiness included.
+func Unavailable(detail string) http.Handler {
+	p := newProblem(CodeUnavailable, http.StatusServiceUnavailable, detail)
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(&p) // a write error means the client is gone
+	})
 }

@@ -5,67 +5,55 @@ import (
 	"log/slog"
 	"net/http"
 	"testing"
+	"time"
 
+	"github.com/mitosis-dev/mitosis/shop/cart"
+	"github.com/mitosis-dev/mitosis/shop/catalog"
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/httpapi"
-	"github.com/mitosis-dev/mitosis/shop/inprocess"
+	"github.com/mitosis-dev/mitosis/shop/inventory"
 	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
+	"github.com/mitosis-dev/mitosis/shop/notify"
+	"github.com/mitosis-dev/mitosis/shop/orders"
+	"github.com/mitosis-dev/mitosis/shop/payments"
 )
 
 const testToken = "test-admin-token"
 
-// memoryShop returns every real context over memory buckets and the memory bus, with the
-// event consumers running, stopped when tb ends.
-func memoryShop(tb testing.TB) *inprocess.Shop {
-	tb.Helper()
-	logger := slog.New(slog.DiscardHandler)
-	return startShop(tb, inprocess.Config{
-		Open:   func(context.Context, string) (kv.Bucket, error) { return kv.NewMemory(), nil },
-		Bus:    events.NewMemory(logger),
-		Logger: logger,
-	})
-}
-
-// jetStreamShop is memoryShop over a real embedded JetStream.
-func jetStreamShop(tb testing.TB) *inprocess.Shop {
-	tb.Helper()
-	srv := natsjstest.New(tb)
-	return startShop(tb, inprocess.Config{
-		Open:   func(_ context.Context, name string) (kv.Bucket, error) { return srv.Bucket(tb, name), nil },
-		Bus:    srv.Bus(tb),
-		Logger: slog.New(slog.DiscardHandler),
-	})
-}
-
-func startShop(tb testing.TB, cfg inprocess.Config) *inprocess.Shop {
+// config is the API over the real contexts the edge calls, each on buckets from open,
+// without event consumers: the handler's tests check the HTTP layer over real rules. The
+// whole shop, consumers and all, is services/host's to wire (the behaviour suite runs there).
+func config(tb testing.TB, open func(name string) kv.Bucket) httpapi.Config {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
-	shop, err := inprocess.New(ctx, cfg)
+	logger := slog.New(slog.DiscardHandler)
+	cat, err := catalog.New(ctx, open(catalog.ProductsBucket), logger)
 	if err != nil {
-		tb.Fatalf("build the shop: %v", err)
+		tb.Fatal(err)
 	}
-	if err := shop.Start(ctx); err != nil {
-		tb.Fatalf("start the shop: %v", err)
-	}
-	tb.Cleanup(shop.Stop)
-	return shop
+	carts := cart.New(open(cart.CartsBucket))
+	inv := inventory.New(open(inventory.StockBucket), open(inventory.ReservationsBucket), time.Now, inventory.DefaultReservationTTL)
+	ord := orders.New(orders.Stores{Orders: open(orders.OrdersBucket), Sagas: open(orders.SagasBucket), UserOrders: open(orders.UserOrdersBucket)},
+		orders.Deps{Catalog: cat, Carts: carts, Inventory: inv, Payments: payments.New(open(payments.ChargesBucket), time.Now),
+			Events: events.NewMemory(logger), Now: time.Now, Logger: logger})
+	return httpapi.Config{Catalog: cat, Carts: carts, Inventory: inv, Orders: ord,
+		Notifications: notify.New(open(notify.NotificationsBucket), time.Now), AdminToken: testToken}
 }
 
-// config is the API's configuration over shop; edit the result for a test's needs.
-func config(shop *inprocess.Shop) httpapi.Config {
-	return httpapi.Config{
-		Catalog:       shop.Catalog,
-		Carts:         shop.Carts,
-		Inventory:     shop.Inventory,
-		Orders:        shop.Orders,
-		Notifications: shop.Notify,
-		AdminToken:    testToken,
-	}
+// memoryConfig is config over memory buckets.
+func memoryConfig(tb testing.TB) httpapi.Config {
+	return config(tb, func(string) kv.Bucket { return kv.NewMemory() })
+}
+
+// jetStreamConfig is config over a real embedded JetStream.
+func jetStreamConfig(tb testing.TB) httpapi.Config {
+	srv := natsjstest.New(tb)
+	return config(tb, func(name string) kv.Bucket { return srv.Bucket(tb, name) })
 }
 
 func newHandler(tb testing.TB) http.Handler {
 	tb.Helper()
-	return httpapi.New(config(memoryShop(tb)))
+	return httpapi.New(memoryConfig(tb))
 }

@@ -21,7 +21,7 @@ var (
 // caller's traceparent is continued.
 func TestEveryResponseNamesItsTrace(t *testing.T) {
 	rec := tracedtest.New()
-	cfg := config(memoryShop(t))
+	cfg := memoryConfig(t)
 	cfg.TracerProvider = rec
 	cfg.Propagator = propagation.TraceContext{}
 	h := httpapi.New(cfg)

@@ -56,6 +56,15 @@ func (s *service) ReleaseExpired(ctx context.Context) (int, error) {
 	return s.sweep(ctx, items)
 }
 
+// Timing of the inventory's background work, the same in every process that runs it.
+const (
+	// DefaultReservationTTL is how long stock stays reserved for a checkout that never
+	// finishes (SHOP_RESERVATION_TTL overrides it).
+	DefaultReservationTTL = 5 * time.Minute
+	// SweepEvery is how often expired reservations are looked for.
+	SweepEvery = 5 * time.Second
+)
+
 // RunSweeper does the work of ReleaseExpired every interval until ctx ends, logging what it
 // did and what failed. For the Service New returns, it keeps an index of the reservations
 // bucket up to date with a watch, so that a sweep reads only the records that are due: its

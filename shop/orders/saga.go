@@ -320,6 +320,17 @@ func (o *Orders) Recover(ctx context.Context, olderThan time.Duration) (int, err
 	return o.recover(ctx, items, olderThan)
 }
 
+// Timing of the recovery of abandoned checkouts, the same in every process that runs it.
+const (
+	// RecoverEvery is how often unfinished checkouts are looked for.
+	RecoverEvery = 5 * time.Second
+	// StaleSaga is the age after which a checkout untouched is taken to be abandoned: far
+	// beyond any live checkout's deadline, so that replicas never compensate each other's
+	// live checkouts, and a checkout whose own compensation failed (its store was down, say)
+	// is retried.
+	StaleSaga = time.Minute
+)
+
 // RunRecovery does the work of Recover every interval until ctx ends, logging what it did.
 // It keeps an index of the unfinished saga records, up to date with a watch, so that a run
 // reads nothing of the finished checkouts, whose records are kept for good: its cost follows

@@ -13,11 +13,12 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/shipping"
 )
 
-// Each decorator indexes its methods in the order ports lists them.
+// Each decorator is given the name of the gRPC service that carries its port between
+// processes (services/bounded has it), and indexes its methods in the order it names them.
 
 // Catalog returns s with every call traced.
-func (t *Tracing) Catalog(s catalog.Service) catalog.Service {
-	return &catalogCalls{t: t, next: s, m: methods(CatalogService)}
+func (t *Tracing) Catalog(service string, s catalog.Service) catalog.Service {
+	return &catalogCalls{t: t, next: s, m: methods(service, "Get", "List", "Upsert")}
 }
 
 type catalogCalls struct {
@@ -48,8 +49,8 @@ func (c *catalogCalls) Upsert(ctx context.Context, p catalog.Product) (catalog.P
 }
 
 // Cart returns s with every call traced.
-func (t *Tracing) Cart(s cart.Service) cart.Service {
-	return &cartCalls{t: t, next: s, m: methods(CartService)}
+func (t *Tracing) Cart(service string, s cart.Service) cart.Service {
+	return &cartCalls{t: t, next: s, m: methods(service, "Get", "Add", "Clear")}
 }
 
 type cartCalls struct {
@@ -80,8 +81,8 @@ func (c *cartCalls) Clear(ctx context.Context, userID string) error {
 }
 
 // Inventory returns s with every call traced.
-func (t *Tracing) Inventory(s inventory.Service) inventory.Service {
-	return &inventoryCalls{t: t, next: s, m: methods(InventoryService)}
+func (t *Tracing) Inventory(service string, s inventory.Service) inventory.Service {
+	return &inventoryCalls{t: t, next: s, m: methods(service, "Get", "Add", "Reserve", "Commit", "Release", "ReleaseExpired")}
 }
 
 type inventoryCalls struct {
@@ -133,8 +134,8 @@ func (c *inventoryCalls) ReleaseExpired(ctx context.Context) (int, error) {
 }
 
 // Payments returns s with every call traced.
-func (t *Tracing) Payments(s payments.Service) payments.Service {
-	return &paymentsCalls{t: t, next: s, m: methods(PaymentsService)}
+func (t *Tracing) Payments(service string, s payments.Service) payments.Service {
+	return &paymentsCalls{t: t, next: s, m: methods(service, "Charge", "Refund", "Get")}
 }
 
 type paymentsCalls struct {
@@ -165,8 +166,8 @@ func (c *paymentsCalls) Get(ctx context.Context, idempotencyKey string) (payment
 }
 
 // Orders returns s with every call traced.
-func (t *Tracing) Orders(s orders.Service) orders.Service {
-	return &ordersCalls{t: t, next: s, m: methods(OrdersService)}
+func (t *Tracing) Orders(service string, s orders.Service) orders.Service {
+	return &ordersCalls{t: t, next: s, m: methods(service, "Checkout", "Get", "ListByUser", "MarkShipped")}
 }
 
 type ordersCalls struct {
@@ -204,8 +205,8 @@ func (c *ordersCalls) MarkShipped(ctx context.Context, orderID, trackingID strin
 }
 
 // Shipping returns s with every call traced.
-func (t *Tracing) Shipping(s shipping.Service) shipping.Service {
-	return &shippingCalls{t: t, next: s, m: methods(ShippingService)}
+func (t *Tracing) Shipping(service string, s shipping.Service) shipping.Service {
+	return &shippingCalls{t: t, next: s, m: methods(service, "Ship", "Get")}
 }
 
 type shippingCalls struct {
@@ -229,8 +230,8 @@ func (c *shippingCalls) Get(ctx context.Context, orderID string) (shipping.Shipm
 }
 
 // Notify returns s with every call traced.
-func (t *Tracing) Notify(s notify.Service) notify.Service {
-	return &notifyCalls{t: t, next: s, m: methods(NotifyService)}
+func (t *Tracing) Notify(service string, s notify.Service) notify.Service {
+	return &notifyCalls{t: t, next: s, m: methods(service, "Notify", "List")}
 }
 
 type notifyCalls struct {

@@ -4,7 +4,8 @@
 // the microservices ("mitosis.catalog.v1.CatalogService/Get"), and each kv.Bucket so that
 // every store operation inside a trace is a CLIENT span. The monolith wraps its in-process
 // implementations with it; the services get the same names from otelgrpc, since the names
-// here are their proto method names (services/ tests that the two lists agree). So the
+// here are their proto method names (services/bounded gives each decorator its gRPC
+// service's name, and tests that every span name is one of that service's methods). So the
 // monolith's trace of a checkout and the services' trace differ only in what the split adds:
 // a SERVER span and the wire under every call.
 //
@@ -28,17 +29,6 @@ import (
 
 // ScopeName is the instrumentation scope of the spans and metrics of this package.
 const ScopeName = "github.com/mitosis-dev/mitosis/shop/traced"
-
-// The gRPC services that carry each context's port in the microservices (services/proto).
-const (
-	CatalogService   = "mitosis.catalog.v1.CatalogService"
-	CartService      = "mitosis.cart.v1.CartService"
-	InventoryService = "mitosis.inventory.v1.InventoryService"
-	PaymentsService  = "mitosis.payments.v1.PaymentsService"
-	OrdersService    = "mitosis.orders.v1.OrdersService"
-	ShippingService  = "mitosis.shipping.v1.ShippingService"
-	NotifyService    = "mitosis.notify.v1.NotifyService"
-)
 
 // Attribute keys. RPCMethod and RPCSystem follow OpenTelemetry's RPC conventions (otelgrpc
 // sets the same keys on its spans); the DB keys follow its database conventions.
@@ -125,43 +115,11 @@ func (c call) end(ctx context.Context, err error) {
 	c.t.duration.Record(ctx, time.Since(c.start).Seconds(), c.m.record...)
 }
 
-// ports are the methods of each context's port, as its gRPC service names them.
-var ports = []struct {
-	service string
-	methods []string
-}{
-	{CatalogService, []string{"Get", "List", "Upsert"}},
-	{CartService, []string{"Get", "Add", "Clear"}},
-	{InventoryService, []string{"Get", "Add", "Reserve", "Commit", "Release", "ReleaseExpired"}},
-	{PaymentsService, []string{"Charge", "Refund", "Get"}},
-	{OrdersService, []string{"Checkout", "Get", "ListByUser", "MarkShipped"}},
-	{ShippingService, []string{"Ship", "Get"}},
-	{NotifyService, []string{"Notify", "List"}},
-}
-
-// methods returns the methods of service, in the order ports lists them.
-func methods(service string) []method {
-	for _, p := range ports {
-		if p.service == service {
-			out := make([]method, len(p.methods))
-			for i, m := range p.methods {
-				out[i] = newMethod(service, m)
-			}
-			return out
-		}
-	}
-	panic("traced: no port named " + service) // a typo in this package, caught by its tests
-}
-
-// Methods lists the span name of every decorated method, e.g.
-// "mitosis.catalog.v1.CatalogService/Get": the full gRPC method names, without their
-// leading slash, of services/proto.
-func Methods() []string {
-	var out []string
-	for _, p := range ports {
-		for _, m := range p.methods {
-			out = append(out, p.service+"/"+m)
-		}
+// methods returns the methods of service, named as its gRPC methods are.
+func methods(service string, names ...string) []method {
+	out := make([]method, len(names))
+	for i, m := range names {
+		out[i] = newMethod(service, m)
 	}
 	return out
 }

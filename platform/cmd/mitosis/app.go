@@ -35,6 +35,9 @@ type app struct {
 	root, state, stack string
 	verbose            bool
 	topo               string
+	topoSet            bool   // -t given (flag or MITOSIS_TOPOLOGY): with --split, also run those
+	split              string // --split: a placement of its own, beside or instead of -t's
+	splitEdge          string
 	runtime            string
 	platforms          []string
 	monolithEdge       string
@@ -95,6 +98,7 @@ ready; 4 status or logs found nothing up.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			a.topoSet = cmd.Flags().Changed("topology") || os.Getenv("MITOSIS_TOPOLOGY") != ""
 			return a.resolve()
 		},
 	}
@@ -105,7 +109,9 @@ ready; 4 status or logs found nothing up.`,
 	pf.StringVar(&a.root, "root", os.Getenv("MITOSIS_ROOT"), "the repository (default: the folder holding go.work, from the current one up) [MITOSIS_ROOT]")
 	pf.StringVar(&a.state, "state", os.Getenv("MITOSIS_STATE"), "state folder: images, admin token, process runtime (default <root>/.mitosis) [MITOSIS_STATE]")
 	pf.StringVar(&a.stack, "stack", envOr("MITOSIS_STACK", stack.DefaultName), "stack name: prefix and label of everything it makes [MITOSIS_STACK]")
-	pf.StringVarP(&a.topo, "topology", "t", envOr("MITOSIS_TOPOLOGY", topology.Both), "topology: both, monolith or services [MITOSIS_TOPOLOGY]")
+	pf.StringVarP(&a.topo, "topology", "t", envOr("MITOSIS_TOPOLOGY", topology.Both), "topologies, comma-separated: names of topologies/ files (monolith, services, hybrid...), or both for monolith,services [MITOSIS_TOPOLOGY]")
+	pf.StringVar(&a.split, "split", os.Getenv("MITOSIS_SPLIT"), "a placement of its own, named split: groups separated by commas, contexts by '+', the edge alone unless a group names it (catalog+inventory,cart+orders+payments,shipping+notify); without -t, it runs alone [MITOSIS_SPLIT]")
+	pf.StringVar(&a.splitEdge, "edge", os.Getenv("MITOSIS_EDGE"), "host address of the split's HTTP API (default: the first free of 127.0.0.1:8082 and up among the topologies) [MITOSIS_EDGE]")
 	pf.StringVar(&a.runtime, "runtime", envOr("MITOSIS_RUNTIME", "auto"), "runtime: auto (podman when its API answers, else process), podman or process [MITOSIS_RUNTIME]")
 	pf.StringVar(&a.socket, "socket", podmanrt.Socket(), "Podman API address [CONTAINER_HOST]")
 	pf.StringVar(&a.monolithEdge, "monolith-edge", envOr("MITOSIS_MONOLITH_EDGE", topology.MonolithEdge), "host address of the monolith's HTTP API [MITOSIS_MONOLITH_EDGE]")
@@ -175,8 +181,9 @@ func (a *app) topology() (topology.Topology, error) {
 	if a.budget.CPUs <= 0 || a.budget.MemoryMB <= 0 {
 		return topology.Topology{}, usageError{fmt.Errorf("--cpus %g and --memory %d: both must be positive", a.budget.CPUs, a.budget.MemoryMB)}
 	}
-	t, err := topology.Get(a.topo, topology.Options{MonolithEdge: a.monolithEdge, ServicesEdge: a.servicesEdge,
-		Collector: a.collectorEdge, Budget: a.budget})
+	t, err := topology.Get(a.topologies(), topology.Options{Dir: filepath.Join(a.root, "topologies"),
+		MonolithEdge: a.monolithEdge, ServicesEdge: a.servicesEdge, Split: a.split,
+		Edges: map[string]string{topology.SplitName: a.splitEdge}, Collector: a.collectorEdge, Budget: a.budget})
 	if err != nil {
 		return t, usageError{err}
 	}
@@ -463,19 +470,34 @@ func otelEnv() map[string]string {
 	return env
 }
 
-// archsOf lists the architectures the --topology flag names, for down: none for both, which
-// means everything of the stack, the collector included.
-func (a *app) archsOf() ([]string, error) {
-	t, err := topology.Get(a.topo, topology.Options{})
-	if err != nil {
-		return nil, usageError{err}
+// topologies are the names -t gives, or none when --split runs alone.
+func (a *app) topologies() string {
+	if a.split != "" && !a.topoSet {
+		return ""
 	}
-	if t.Name == topology.Both {
+	return a.topo
+}
+
+// archsOf lists the architectures -t and --split name, for down: none for both alone, which
+// means everything of the stack, the collector included. A name needs no topology file here:
+// down removes what carries its label.
+func (a *app) archsOf() ([]string, error) {
+	names := a.topologies()
+	if names == topology.Both && a.split == "" {
 		return nil, nil
 	}
 	var out []string
-	for _, arch := range t.Archs {
-		out = append(out, arch.Name)
+	for _, n := range strings.Split(names, ",") {
+		switch n = strings.TrimSpace(n); n {
+		case "":
+		case topology.Both:
+			out = append(out, topology.Monolith, topology.Services)
+		default:
+			out = append(out, n)
+		}
+	}
+	if a.split != "" {
+		out = append(out, topology.SplitName)
 	}
 	return out, nil
 }
@@ -484,8 +506,8 @@ func (a *app) downCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "down",
 		Short: "Remove everything up made: pods, containers, networks, volumes, processes",
-		Long: `down removes every object labelled with the stack's name (and, with -t monolith or
--t services, that architecture's only): pods and their containers, networks and volumes in
+		Long: `down removes every object labelled with the stack's name (and, with -t NAMES or --split,
+those architectures' only): pods and their containers, networks and volumes in
 Podman, and the processes of the process runtime. Nothing else is touched. Running it
 when nothing is up is not an error.`,
 		Args: cobra.NoArgs,

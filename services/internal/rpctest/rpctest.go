@@ -1,5 +1,5 @@
 // Package rpctest puts a gRPC server on a real TCP socket for a test: the server and client
-// options are the services' own (servicehost.NewServer, servicehost.Dial), so that a conformance suite run
+// options are the services' own (host.NewServer, host.Dial), so that a conformance suite run
 // through it exercises the very transport the processes use.
 package rpctest
 
@@ -11,7 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/mitosis-dev/mitosis/services/servicehost"
+	"github.com/mitosis-dev/mitosis/services/host"
 )
 
 // Serve starts a server on 127.0.0.1:0 with the services register adds, and returns a client
@@ -22,14 +22,14 @@ func Serve(t testing.TB, serviceConfig string, register func(s grpc.ServiceRegis
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	srv := servicehost.NewServer(slog.New(slog.DiscardHandler))
+	srv := host.NewServer(slog.New(slog.DiscardHandler))
 	register(srv)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = srv.Serve(ln) // returns when Stop is called below
 	}()
-	conn, err := servicehost.Dial(ln.Addr().String(), serviceConfig, 30*time.Second)
+	conn, err := host.Dial(ln.Addr().String(), serviceConfig, 30*time.Second)
 	if err != nil {
 		srv.Stop()
 		t.Fatalf("dial: %v", err)

@@ -1,0 +1,180 @@
+package topology
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mitosis-dev/mitosis/services/bounded"
+)
+
+// group is one group of a placement, with what a topology file may say of it.
+type group struct {
+	bounded.Group
+	name     string         // its service's name; "" for the default
+	replicas int            // 1 unless a file says more
+	weight   bounded.Weight // zero for the default: its contexts'
+}
+
+func (g group) serviceName() string {
+	if g.name != "" {
+		return g.name
+	}
+	return g.Name()
+}
+
+// weightOf is the group's share of a budget: its file's, else what its contexts (and the
+// edge) weigh together in the table.
+func (g group) weightOf() bounded.Weight {
+	if g.weight.CPU > 0 && g.weight.Memory > 0 {
+		return g.weight
+	}
+	var w bounded.Weight
+	for _, name := range g.Contexts {
+		c, _ := bounded.Lookup(name)
+		w = w.Add(c.Weight)
+	}
+	if g.Edge {
+		w = w.Add(bounded.Edge{}.Weight())
+	}
+	if g.weight.CPU > 0 {
+		w.CPU = g.weight.CPU
+	}
+	if g.weight.Memory > 0 {
+		w.Memory = g.weight.Memory
+	}
+	return w
+}
+
+// FromSplit is the architecture name placed as split writes it (bounded.ParseSplit), its
+// edge at edge.
+func FromSplit(name, edge, split string) (Arch, error) {
+	s, err := bounded.ParseSplit(split)
+	if err != nil {
+		return Arch{}, fmt.Errorf("split %q: %w", split, err)
+	}
+	groups := make([]group, len(s))
+	for i, g := range s {
+		groups[i] = group{Group: g, replicas: 1}
+	}
+	return newArch(name, edge, groups)
+}
+
+// EdgePort is the container port of every edge; the host port is the architecture's Edge.
+const EdgePort = 8080
+
+// ShopImage is the image (and binary) of every group: the host, told its group by SHOP_GROUP.
+const ShopImage = "shop"
+
+// newArch is the architecture of a placement: its NATS, and one service per group running
+// the host with the group's contexts, reaching the others' at their services.
+func newArch(name, edge string, groups []group) (Arch, error) {
+	if strings.ContainsAny(name, " ,/+") || name == "" {
+		return Arch{}, fmt.Errorf("architecture name %q: want letters, digits and '-'", name)
+	}
+	var split []string
+	holder := map[string]group{} // context → the group that runs it
+	for _, g := range groups {
+		split = append(split, g.String())
+		for _, c := range g.Contexts {
+			holder[c] = g
+		}
+	}
+	a := Arch{Name: name, Edge: edge, Split: strings.Join(split, ","), Services: []Service{nats()}}
+	names := map[string]bool{"nats": true}
+	called := map[string]bool{} // contexts another group calls
+	for _, g := range groups {
+		for _, c := range g.Remote() {
+			called[c] = true
+		}
+	}
+	for _, g := range groups {
+		svc := g.serviceName()
+		if names[svc] {
+			return Arch{}, fmt.Errorf("%s: two services named %s", name, svc)
+		}
+		names[svc] = true
+		if g.replicas > 1 {
+			return Arch{}, fmt.Errorf("%s/%s: %d replicas: only one process per group runs here so far", name, svc, g.replicas)
+		}
+		env := map[string]string{
+			"SHOP_GROUP":        g.String(),
+			"SHOP_ARCH":         name,
+			"OTEL_SERVICE_NAME": svc,
+			"SHOP_SOLE_REPLICA": strconv.FormatBool(g.replicas == 1),
+		}
+		s := Service{Name: svc, Image: ShopImage, Package: "./services/shop", Group: g.String(), Env: env, weight: g.weightOf()}
+		if g.Edge {
+			s.Ports = append(s.Ports, EdgePort)
+			s.Edge = edge
+			env["SHOP_ADDR"] = "{{listen:" + strconv.Itoa(EdgePort) + "}}"
+			env["SHOP_ADMIN_TOKEN"] = "{{admin_token}}"
+			s.Probe = Probe{Kind: HTTP, Port: EdgePort, Path: "/readyz"}
+		}
+		if len(g.Contexts) > 0 {
+			env["SHOP_NATS_URL"] = "nats://{{addr:nats}}"
+			s.DependsOn = append(s.DependsOn, "nats")
+		}
+		// gRPC for the contexts others call, and for health where there is no edge: a
+		// group of the edge and contexts nobody else calls (the monolith) serves none.
+		if len(g.Contexts) > 0 && (!g.Edge || slices.ContainsFunc(g.Contexts, func(c string) bool { return called[c] })) {
+			port := grpcPort(g.Group)
+			s.Ports = append(s.Ports, port)
+			env["SHOP_GRPC_ADDR"] = "{{listen:" + strconv.Itoa(port) + "}}"
+			if !g.Edge {
+				s.Probe = Probe{Kind: GRPC, Port: port}
+			}
+		}
+		for _, c := range g.Remote() {
+			h := holder[c]
+			env[AddrEnv(c)] = "{{addr:" + h.serviceName() + ":" + strconv.Itoa(grpcPort(h.Group)) + "}}"
+			if dep := h.serviceName(); !slices.Contains(s.DependsOn, dep) {
+				s.DependsOn = append(s.DependsOn, dep)
+			}
+		}
+		a.Services = append(a.Services, s)
+	}
+	breakCycles(&a)
+	return a, nil
+}
+
+// grpcPort is where a group's contexts answer: its first context's port (DESIGN.md: 9101
+// and up, in table order).
+func grpcPort(g bounded.Group) int {
+	c, _ := bounded.Lookup(g.Contexts[0])
+	return c.Port
+}
+
+// AddrEnv is the variable that tells a host where a context runs, e.g. SHOP_CATALOG_ADDR.
+func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) + "_ADDR" }
+
+// breakCycles drops the start-order dependencies between services that call each other:
+// the edge's group holding orders' peers while orders runs apart, say. Their readiness
+// follows the calls between contexts, which have no cycle (services/host), so such services
+// start together and each becomes ready once what its own contexts call is.
+func breakCycles(a *Arch) {
+	deps := map[string][]string{}
+	for _, s := range a.Services {
+		deps[s.Name] = s.DependsOn
+	}
+	reaches := func(from, to string) bool {
+		seen := map[string]bool{}
+		var walk func(string) bool
+		walk = func(n string) bool {
+			if n == to {
+				return true
+			}
+			if seen[n] {
+				return false
+			}
+			seen[n] = true
+			return slices.ContainsFunc(deps[n], walk)
+		}
+		return slices.ContainsFunc(deps[from], walk)
+	}
+	for i := range a.Services {
+		s := &a.Services[i]
+		s.DependsOn = slices.DeleteFunc(slices.Clone(s.DependsOn), func(d string) bool { return reaches(d, s.Name) })
+	}
+}

@@ -1,0 +1,205 @@
+// Package bounded is the table of the shop's bounded contexts: the only place that lists
+// them. For each context it says what it needs and what it offers: its name, its gRPC
+// service and port, the buckets it owns, the contexts it calls, its event consumers, its
+// background loops, its share of a budget, and how to build it, trace it, serve it over gRPC
+// and call it over gRPC. The edge (the public HTTP API) is described beside them.
+//
+// Everything that needs to know the contexts reads this table: the host that runs any group
+// of them (services/host), the topologies and their runtimes (platform/topology), the tests.
+// Adding a context is a package of its own under shop/, its gRPC adapter under services/,
+// and one row here (README "Adding a context").
+//
+// It runs nothing: services/host does.
+package bounded
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/mitosis-dev/mitosis/shop/events"
+	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/traced"
+)
+
+// Context is one row of the table. Build it with define, so that its code columns are typed.
+type Context struct {
+	Name      string     // as topologies and --split name it, and SHOP_<NAME>_ADDR
+	Service   string     // its gRPC service: spans are named after its methods, health asks for it
+	Port      int        // its gRPC port (DESIGN.md: 9101 and up, in table order)
+	Buckets   []string   // the key-value buckets it owns; no other context opens them
+	Calls     []string   // the contexts it calls synchronously
+	Consumers []Consumer // its durable event consumers; its replicas share each
+	Loops     []Loop     // its background loops
+	Weight    Weight     // its share of an architecture's budget
+
+	build        func(ctx context.Context, d Deps) (any, error)
+	trace        func(t *traced.Tracing, service string, impl any) any
+	register     func(s grpc.ServiceRegistrar, impl any)
+	client       func(cc grpc.ClientConnInterface) any
+	clientConfig string
+}
+
+// Consumer is a durable consumer of events.
+type Consumer struct {
+	Name     string   // the durable consumer's name, shared by every replica of the context
+	Subjects []string // the events it takes
+	handler  func(impl any) events.Handler
+}
+
+// Handler returns the consumer's handler over the context's implementation.
+func (c Consumer) Handler(impl any) events.Handler { return c.handler(impl) }
+
+// Loop is a background loop of a context (a sweep, a recovery), run until its process stops.
+type Loop struct {
+	Name string
+	Run  func(ctx context.Context, impl any, d Deps)
+}
+
+// Weight is a part of an architecture's CPU and memory budget, relative to the others'.
+type Weight struct{ CPU, Memory float64 }
+
+// Add sums two weights: a group of contexts weighs what its contexts weigh together.
+func (w Weight) Add(o Weight) Weight { return Weight{w.CPU + o.CPU, w.Memory + o.Memory} }
+
+// Deps are what a context is built from in one process.
+type Deps struct {
+	Buckets map[string]kv.Bucket // its own buckets, opened (and traced) by the host
+	Bus     events.Publisher     // the event stream
+	Logger  *slog.Logger
+	Now     func() time.Time
+	Getenv  func(string) string // the process's environment: a context's own settings
+	// SoleReplica says this process is the only one running its group: a context may then
+	// take over at once what an earlier process left unfinished (orders' checkouts).
+	SoleReplica bool
+	Started     time.Time // when this process started
+	// Call returns the port of a context this one calls: its implementation in this process
+	// (traced) or its gRPC client. The host provides it.
+	Call func(name string) any
+}
+
+// Call returns the port S of the context name from d: what a context's build function uses
+// to reach the contexts it lists in Calls.
+func Call[S any](d Deps, name string) (S, error) {
+	var zero S
+	if d.Call == nil {
+		return zero, fmt.Errorf("no way to call %s", name)
+	}
+	s, ok := d.Call(name).(S)
+	if !ok {
+		return zero, fmt.Errorf("%s is not a %T here", name, zero)
+	}
+	return s, nil
+}
+
+// Build makes the context's implementation.
+func (c Context) Build(ctx context.Context, d Deps) (any, error) {
+	impl, err := c.build(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", c.Name, err)
+	}
+	return impl, nil
+}
+
+// Trace returns impl with every call an INTERNAL span named like the gRPC method that would
+// carry it between processes (shop/traced).
+func (c Context) Trace(t *traced.Tracing, impl any) any { return c.trace(t, c.Service, impl) }
+
+// Register serves impl on s.
+func (c Context) Register(s grpc.ServiceRegistrar, impl any) { c.register(s, impl) }
+
+// Client returns the context's port implemented by calls over cc.
+func (c Context) Client(cc grpc.ClientConnInterface) any { return c.client(cc) }
+
+// ClientConfig is the gRPC service config of the context's clients: load balancing over its
+// replicas, and retries of its idempotent reads.
+func (c Context) ClientConfig() string { return c.clientConfig }
+
+// port is how a context of port type S is built, traced and carried over gRPC.
+type port[S any] struct {
+	build        func(ctx context.Context, d Deps) (S, error)
+	trace        func(t *traced.Tracing, service string, s S) S
+	register     func(s grpc.ServiceRegistrar, impl S)
+	client       func(cc grpc.ClientConnInterface) S
+	clientConfig string
+	consumers    []consumer[S]
+	loops        []loop[S]
+}
+
+type consumer[S any] struct {
+	name     string
+	subjects []string
+	handler  func(S) events.Handler
+}
+
+type loop[S any] struct {
+	name string
+	run  func(ctx context.Context, impl S, d Deps)
+}
+
+// define completes a row with its typed code.
+func define[S any](c Context, p port[S]) Context {
+	c.build = func(ctx context.Context, d Deps) (any, error) { return p.build(ctx, d) }
+	c.trace = func(t *traced.Tracing, service string, impl any) any { return p.trace(t, service, impl.(S)) }
+	c.register = func(s grpc.ServiceRegistrar, impl any) { p.register(s, impl.(S)) }
+	c.client = func(cc grpc.ClientConnInterface) any { return p.client(cc) }
+	c.clientConfig = p.clientConfig
+	for _, k := range p.consumers {
+		c.Consumers = append(c.Consumers, Consumer{Name: k.name, Subjects: k.subjects,
+			handler: func(impl any) events.Handler { return k.handler(impl.(S)) }})
+	}
+	for _, l := range p.loops {
+		c.Loops = append(c.Loops, Loop{Name: l.name, Run: func(ctx context.Context, impl any, d Deps) { l.run(ctx, impl.(S), d) }})
+	}
+	return c
+}
+
+// Names are the contexts' names, in table order.
+func Names() []string {
+	var out []string
+	for _, c := range table() {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// Lookup returns the named context.
+func Lookup(name string) (Context, bool) {
+	rows := table()
+	i := slices.IndexFunc(rows, func(c Context) bool { return c.Name == name })
+	if i < 0 {
+		return Context{}, false
+	}
+	return rows[i], true
+}
+
+// Order returns names sorted so that every context comes after the contexts it calls among
+// them: the order a process builds its colocated contexts in. The calls among the contexts
+// have no cycle (a test checks it).
+func Order(names []string) []string {
+	var out []string
+	done := map[string]bool{}
+	var visit func(string)
+	visit = func(n string) {
+		if done[n] {
+			return
+		}
+		done[n] = true
+		if c, ok := Lookup(n); ok {
+			for _, callee := range c.Calls {
+				if slices.Contains(names, callee) {
+					visit(callee)
+				}
+			}
+		}
+		out = append(out, n)
+	}
+	for _, n := range names {
+		visit(n)
+	}
+	return out
+}

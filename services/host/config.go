@@ -1,0 +1,169 @@
+// Package host runs any group of the shop's contexts in one process: the monolith is the
+// host with every context and the edge, a microservice is the host with one context, the
+// gateway is the host with the edge alone, and any split in between is a set of hosts. The
+// table of contexts (services/bounded) says what each context needs; the host opens its
+// buckets, builds its contexts, calls the colocated ones in process (through shop/traced,
+// so that traces keep their shape) and the others through their gRPC clients, serves its
+// contexts over gRPC and the edge over HTTP, subscribes the consumers and starts the loops.
+//
+// It heals itself: should the store connection close for good (nats.go gives up on a
+// connection after a server error it takes as fatal), the host says so on /healthz and in
+// gRPC health, stops what it built on that connection, and builds it again on a new one,
+// while its listeners keep their addresses.
+//
+// No rule of the shop lives here: that is shop/'s. The host only wires.
+package host
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mitosis-dev/mitosis/services/bounded"
+)
+
+// Config is a host's configuration.
+type Config struct {
+	Group bounded.Group
+	// Name names the process in logs and telemetry (OTEL_SERVICE_NAME wins there).
+	Name string
+	// Arch names the architecture it is part of ("monolith", "services", a hybrid's name):
+	// the mitosis.architecture attribute of its spans.
+	Arch string
+	// NatsURL is the store; "" embeds a NATS server, which only a group holding every
+	// context may do (its state is then its own): DataDir holds its files.
+	NatsURL string
+	DataDir string
+	// GRPCAddr is where the group's contexts are served over gRPC; "" serves none (a whole
+	// group nobody calls). Port 0 picks one, kept across self-healing.
+	GRPCAddr string
+	// HTTPAddr is where the edge listens, for a group that holds it.
+	HTTPAddr   string
+	AdminToken string
+	// Peers are the addresses of the remote contexts the group calls.
+	Peers map[string]string
+	// SoleReplica: this process is its group's only one (see bounded.Deps).
+	SoleReplica  bool
+	CallTimeout  time.Duration // deadline of a call to a peer made without one
+	DrainTimeout time.Duration // how long a stop waits for requests and calls in flight
+	HealthEvery  time.Duration // how often stores and peers are checked
+	LogLevel     slog.Level
+	// Getenv is the process's environment, for the contexts' own settings.
+	Getenv func(string) string
+	// TracerProvider traces the calls between colocated contexts and the store operations;
+	// nil means OpenTelemetry's global provider (as platform/telemetry sets it up).
+	TracerProvider trace.TracerProvider
+}
+
+// Defaults of Config.
+const (
+	DefaultCallTimeout  = 10 * time.Second
+	DefaultDrainTimeout = 20 * time.Second
+	DefaultHealthEvery  = 2 * time.Second
+	// Edge addresses when unset: a whole group is the monolith (DESIGN.md: 8080), any
+	// other edge is the microservices' gateway (8081).
+	MonolithAddr = "127.0.0.1:8080"
+	GatewayAddr  = "127.0.0.1:8081"
+)
+
+// DefaultAddr is a context's gRPC address on one machine (DESIGN.md: 127.0.0.1:9101 and up).
+func DefaultAddr(context string) string {
+	c, ok := bounded.Lookup(context)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("127.0.0.1:%d", c.Port)
+}
+
+// AddrEnv is the variable that holds a context's address, e.g. SHOP_CATALOG_ADDR.
+func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) + "_ADDR" }
+
+// ConfigFrom reads a host's configuration from the environment:
+//
+//	SHOP_GROUP          the group (ParseGroup); def when unset
+//	SHOP_NATS_URL       the store (unset: embedded, for a whole group only)
+//	SHOP_DATA_DIR       the embedded store's files (default .mitosis/data)
+//	SHOP_GRPC_ADDR      the gRPC address (default the first context's DefaultAddr; a whole
+//	                    group serves no gRPC unless it is set)
+//	SHOP_ADDR           the edge's address (default 127.0.0.1:8080 for a whole group, else 8081)
+//	SHOP_<CONTEXT>_ADDR each remote context's address (default its DefaultAddr)
+//	SHOP_ADMIN_TOKEN    the admin routes' bearer token (unset: they answer 401)
+//	SHOP_SOLE_REPLICA   true or false (default true for a whole group, else false)
+//	SHOP_ARCH           the architecture's name (default monolith for a whole group, else services)
+//	SHOP_RPC_TIMEOUT    deadline of a call made without one (default 10s)
+//	SHOP_LOG_LEVEL      debug, info (default), warn or error
+func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
+	g := def
+	if v := getenv("SHOP_GROUP"); v != "" {
+		var err error
+		if g, err = bounded.ParseGroup(v); err != nil {
+			return Config{}, fmt.Errorf("SHOP_GROUP: %w", err)
+		}
+	}
+	if len(g.Contexts) == 0 && !g.Edge {
+		return Config{}, fmt.Errorf("SHOP_GROUP is required: contexts joined by '+', e.g. catalog+inventory")
+	}
+	cfg := Config{
+		Group:        g,
+		NatsURL:      getenv("SHOP_NATS_URL"),
+		DataDir:      or(getenv("SHOP_DATA_DIR"), ".mitosis/data"),
+		GRPCAddr:     getenv("SHOP_GRPC_ADDR"),
+		AdminToken:   getenv("SHOP_ADMIN_TOKEN"),
+		Peers:        map[string]string{},
+		SoleReplica:  g.Whole(),
+		Arch:         "services",
+		CallTimeout:  DefaultCallTimeout,
+		DrainTimeout: DefaultDrainTimeout,
+		HealthEvery:  DefaultHealthEvery,
+		Getenv:       getenv,
+	}
+	cfg.Name = g.Name()
+	if g.Whole() {
+		cfg.Arch = "monolith"
+	}
+	cfg.Arch = or(getenv("SHOP_ARCH"), cfg.Arch)
+	if cfg.GRPCAddr == "" && len(g.Contexts) > 0 && !g.Whole() {
+		cfg.GRPCAddr = DefaultAddr(g.Contexts[0])
+	}
+	if g.Edge {
+		cfg.HTTPAddr = or(getenv("SHOP_ADDR"), GatewayAddr)
+		if g.Whole() {
+			cfg.HTTPAddr = or(getenv("SHOP_ADDR"), MonolithAddr)
+		}
+	}
+	for _, c := range g.Remote() {
+		cfg.Peers[c] = or(getenv(AddrEnv(c)), DefaultAddr(c))
+	}
+	if cfg.NatsURL == "" && len(g.Contexts) > 0 && !g.Whole() {
+		return cfg, fmt.Errorf("SHOP_NATS_URL is required: a group of some contexts (%s) shares its store with the others and never embeds one", g)
+	}
+	if v := getenv("SHOP_SOLE_REPLICA"); v != "" {
+		switch v {
+		case "true":
+			cfg.SoleReplica = true
+		case "false":
+			cfg.SoleReplica = false
+		default:
+			return cfg, fmt.Errorf("SHOP_SOLE_REPLICA=%q: want true or false", v)
+		}
+	}
+	if v := getenv("SHOP_RPC_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return cfg, fmt.Errorf("SHOP_RPC_TIMEOUT=%q: want a positive duration such as 5s", v)
+		}
+		cfg.CallTimeout = d
+	}
+	_ = cfg.LogLevel.UnmarshalText([]byte(getenv("SHOP_LOG_LEVEL"))) // unset or unknown: info
+	return cfg, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

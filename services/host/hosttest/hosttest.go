@@ -1,0 +1,183 @@
+// Package hosttest runs hosts (services/host) inside a test process: any group of contexts
+// on real sockets and a real NATS server, stopped when the test ends. The host's own tests
+// and the split-tax benchmarks use it; the end-to-end tests run real processes instead
+// (platform/processrt).
+package hosttest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/services/bounded"
+	"github.com/mitosis-dev/mitosis/services/host"
+	"github.com/mitosis-dev/mitosis/shop/natsembed"
+)
+
+// Token is the admin token of every host started here.
+const Token = "hosttest-admin-token"
+
+// NATS is a NATS server on a loopback port that a test can stop and start again on the same
+// port and files.
+type NATS struct {
+	tb   testing.TB
+	dir  string
+	addr string
+	ns   *natsembed.Server
+}
+
+// StartNATS starts a NATS server with JetStream on a free loopback port, stopped when tb ends.
+func StartNATS(tb testing.TB) *NATS {
+	tb.Helper()
+	s := &NATS{tb: tb, dir: tb.TempDir(), addr: "127.0.0.1:-1"}
+	s.Start()
+	u, err := url.Parse(s.ns.ClientURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.addr = u.Host
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// URL is where clients reach the server.
+func (s *NATS) URL() string { return "nats://" + s.addr }
+
+// Start starts the server (again) on its port and files.
+func (s *NATS) Start() {
+	s.tb.Helper()
+	ns, err := natsembed.Start(s.dir, s.addr)
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	s.ns = ns
+}
+
+// Stop stops the server; its files stay.
+func (s *NATS) Stop() {
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns = nil
+	}
+}
+
+// Host is a host started by a test.
+type Host struct {
+	Config   host.Config
+	BaseURL  string // http://addr of its edge, for a group that holds it
+	GRPCAddr string // where its contexts answer, for a group that serves them
+	serving  chan *host.Generation
+	done     chan error
+	stop     func() error
+}
+
+// Start runs a host of group (as SHOP_GROUP writes it) with env added to its environment,
+// until tb ends, and returns once it serves. Its logs at warning and above go to tb's log.
+// Unless env says otherwise, it listens on free loopback ports.
+func Start(tb testing.TB, group string, env map[string]string) *Host {
+	tb.Helper()
+	vars := map[string]string{"SHOP_GROUP": group, "SHOP_ADMIN_TOKEN": Token, "SHOP_ADDR": "127.0.0.1:0", "SHOP_GRPC_ADDR": "127.0.0.1:0"}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := host.ConfigFrom(func(k string) string { return vars[k] }, bounded.Group{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if cfg.Group.Whole() && env["SHOP_GRPC_ADDR"] == "" {
+		cfg.GRPCAddr = "" // as its main runs it: nobody calls a whole group
+	}
+	cfg.HealthEvery = 50 * time.Millisecond
+	cfg.CallTimeout = 5 * time.Second
+	cfg.DrainTimeout = 10 * time.Second
+	return StartConfig(tb, cfg)
+}
+
+// StartConfig is Start with a whole configuration.
+func StartConfig(tb testing.TB, cfg host.Config) *Host {
+	tb.Helper()
+	h := &Host{Config: cfg, serving: make(chan *host.Generation, 8), done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	logger := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	listening := make(chan struct{}, 2)
+	go func() {
+		h.done <- host.Run(ctx, cfg, logger, host.Hooks{
+			Listening: func(kind string, a net.Addr) {
+				switch {
+				case kind == "http" && h.BaseURL == "":
+					h.BaseURL = "http://" + a.String()
+					listening <- struct{}{}
+				case kind == "grpc" && h.GRPCAddr == "":
+					h.GRPCAddr = a.String()
+					listening <- struct{}{}
+				}
+			},
+			Serving: func(g *host.Generation) { h.serving <- g },
+		})
+	}()
+	var stopped bool
+	var stopErr error
+	h.stop = func() error {
+		if stopped {
+			return stopErr
+		}
+		stopped = true
+		cancel()
+		select {
+		case stopErr = <-h.done:
+		case <-time.After(60 * time.Second):
+			stopErr = fmt.Errorf("host %s did not stop within 60s", cfg.Group)
+		}
+		return stopErr
+	}
+	tb.Cleanup(func() {
+		if err := h.Stop(); err != nil {
+			tb.Errorf("host %s stopped with: %v", cfg.Group, err)
+		}
+	})
+	want := 0
+	if cfg.Group.Edge {
+		want++
+	}
+	if cfg.GRPCAddr != "" && len(cfg.Group.Contexts) > 0 {
+		want++
+	}
+	for range want {
+		select {
+		case <-listening:
+		case err := <-h.done:
+			tb.Fatalf("host %s did not start: %v", cfg.Group, err)
+		case <-time.After(60 * time.Second):
+			tb.Fatalf("host %s not serving after 60s", cfg.Group)
+		}
+	}
+	return h
+}
+
+// Stop stops the host and returns what it returned; it is idempotent.
+func (h *Host) Stop() error { return h.stop() }
+
+// Next waits for the host's next generation to serve: the first one, then one after each
+// self-healing.
+func (h *Host) Next(tb testing.TB) *host.Generation {
+	tb.Helper()
+	select {
+	case g := <-h.serving:
+		return g
+	case <-time.After(30 * time.Second):
+		tb.Fatal("no generation served within 30s")
+		return nil
+	}
+}
+
+type testWriter struct{ tb testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

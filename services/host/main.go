@@ -1,0 +1,55 @@
+package host
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mitosis-dev/mitosis/platform/selfcheck"
+	"github.com/mitosis-dev/mitosis/platform/telemetry"
+	"github.com/mitosis-dev/mitosis/services/bounded"
+)
+
+// Main is a host's main: the configuration from the environment (ConfigFrom, with def as
+// the group when SHOP_GROUP is unset), OpenTelemetry and a JSON logger on stdout
+// (platform/telemetry; OTEL_* variables), then Run until SIGINT or SIGTERM, then a flush of
+// the spans. `<binary> -healthcheck` checks the serving copy instead (selfcheck). It exits
+// 2 on a bad configuration, 1 on a failure.
+func Main(def bounded.Group) {
+	cfg, cfgErr := ConfigFrom(os.Getenv, def)
+	if selfcheck.Requested(os.Args) { // a container health check: is the serving copy alive?
+		selfcheck.Exit(func(ctx context.Context) error {
+			if cfg.Group.Edge {
+				return selfcheck.HTTP(ctx, cfg.HTTPAddr, "/healthz")
+			}
+			return selfcheck.GRPC(ctx, cfg.GRPCAddr)
+		})
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	shutdown, logger, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: cfg.Name, Architecture: cfg.Arch, LogLevel: cfg.LogLevel})
+	if err != nil {
+		slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error("bad telemetry configuration", "err", err)
+		os.Exit(2)
+	}
+	if cfgErr != nil {
+		logger.Error("bad configuration", "err", cfgErr)
+		os.Exit(2)
+	}
+	slog.SetDefault(logger) // what shop/ logs through the default logger carries trace IDs too
+	err = Run(ctx, cfg, logger, Hooks{})
+	// Run returns once requests, calls and consumers are done: every span has ended, and
+	// this flush exports them all.
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), telemetry.ShutdownTimeout)
+	if ferr := shutdown(flushCtx); ferr != nil {
+		logger.Warn("flush telemetry", "err", ferr)
+	}
+	cancel()
+	if err != nil {
+		logger.Error(cfg.Name+" stopped", "err", err)
+		stop()
+		os.Exit(1)
+	}
+}
