@@ -21,7 +21,6 @@ import (
 	"go.opentelemetry.io/contrib/propagators/aws/xray"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
@@ -161,7 +160,7 @@ func BenchmarkCheckoutTracing(b *testing.B) {
 			sdktrace.WithBatcher(e, sdktrace.WithMaxQueueSize(8192)), sdktrace.WithIDGenerator(xray.NewIDGenerator()))
 		prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
 		otel.SetTracerProvider(tp)
-		otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(xray.Propagator{}, propagation.TraceContext{}, propagation.Baggage{}))
+		otel.SetTextMapPropagator(telemetry.Propagator())
 		b.Cleanup(func() {
 			_ = tp.Shutdown(context.Background())
 			otel.SetTracerProvider(prevTP)

@@ -51,7 +51,6 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -105,9 +104,7 @@ func Setup(ctx context.Context, opts Options) (Shutdown, *slog.Logger, error) {
 		otel.SetTextMapPropagator(prevProp)
 		otel.SetErrorHandler(prevEH)
 	}
-	// X-Ray first, W3C last: when a request carries both and they disagree, the W3C
-	// context (what OpenTelemetry callers send) wins; an X-Ray header alone is continued.
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(xray.Propagator{}, propagation.TraceContext{}, propagation.Baggage{}))
+	otel.SetTextMapPropagator(Propagator())
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		logger.Warn("opentelemetry", "err", err)
 	}))
