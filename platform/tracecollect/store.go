@@ -11,25 +11,35 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // TraceID is a trace's 16 bytes.
 type TraceID [16]byte
 
-// DefaultMaxSpans bounds the store when Config.MaxSpans is 0. A span takes about 1.5 KB in
-// memory (an otelgrpc span with its attributes, as decoded from OTLP), so about 150 MB.
+// DefaultMaxSpans bounds the store in spans when Config.MaxSpans is 0. The shop's spans take
+// about 1.8 KB each in memory (see spanBytes), so DefaultMaxBytes binds first for them, at
+// about 55,000 spans.
 const DefaultMaxSpans = 100_000
 
-// Store keeps the most recent traces in memory, at most maxSpans spans in all: when a new
-// span would exceed the bound, the traces first seen longest ago are dropped whole. Safe for
-// concurrent use.
+// DefaultMaxBytes bounds the store in bytes (spanBytes' estimate) when Config.MaxBytes is 0.
+// The collector's memory limit in the stack is 256 MiB, with GOMEMLIMIT at 192 MiB (see
+// platform/topology): 96 MiB of spans, and a request being decoded (up to MaxDecodedBytes,
+// 80 MiB) leave room for the runtime and the query API's answers.
+const DefaultMaxBytes = 96 << 20
+
+// Store keeps the most recent traces in memory, at most maxSpans spans and maxBytes bytes in
+// all: when a new span would exceed either bound, the traces first seen longest ago are
+// dropped whole. Safe for concurrent use.
 type Store struct {
 	mu       sync.Mutex
 	maxSpans int
+	maxBytes int
 	traces   map[TraceID]*storedTrace
 	order    []TraceID // first-seen order, oldest first (with holes trimmed lazily)
 	spans    int
-	evicted  int64 // traces dropped to stay within the bound
+	bytes    int   // spanBytes of every span kept, and what their traces were charged for resources and scopes
+	evicted  int64 // traces dropped to stay within the bounds
 	received int64 // spans received
 }
 
@@ -39,6 +49,13 @@ type storedTrace struct {
 	spans []storedSpan
 	start time.Time // earliest span start
 	end   time.Time // latest span end
+	bytes int       // what the trace is charged in Store.bytes
+
+	// The resource and scope the trace was last charged for: a batch's spans share them,
+	// and a trace pays for each once per run of its spans that hold it. A resource is in
+	// memory as long as one trace holds it, so it is charged to every trace that does.
+	lastResource *resourcepb.Resource
+	lastScope    *commonpb.InstrumentationScope
 }
 
 type storedSpan struct {
@@ -50,12 +67,16 @@ type storedSpan struct {
 	service  string
 }
 
-// NewStore returns an empty store holding at most maxSpans spans (0: DefaultMaxSpans).
-func NewStore(maxSpans int) *Store {
+// NewStore returns an empty store holding at most maxSpans spans (0: DefaultMaxSpans) and
+// maxBytes bytes (0: DefaultMaxBytes).
+func NewStore(maxSpans, maxBytes int) *Store {
 	if maxSpans <= 0 {
 		maxSpans = DefaultMaxSpans
 	}
-	return &Store{maxSpans: maxSpans, traces: map[TraceID]*storedTrace{}}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	return &Store{maxSpans: maxSpans, maxBytes: maxBytes, traces: map[TraceID]*storedTrace{}}
 }
 
 // Add stores every span of rs. Spans without a valid trace ID are skipped; the count of
@@ -65,7 +86,9 @@ func (s *Store) Add(rs []*tracepb.ResourceSpans) (rejected int64) {
 	defer s.mu.Unlock()
 	for _, r := range rs {
 		service := ServiceName(r.GetResource())
+		resBytes := -1 // measured when first charged
 		for _, ss := range r.GetScopeSpans() {
+			scopeBytes := -1
 			for _, sp := range ss.GetSpans() {
 				if len(sp.GetTraceId()) != 16 || len(sp.GetSpanId()) != 8 {
 					rejected++
@@ -88,6 +111,23 @@ func (s *Store) Add(rs []*tracepb.ResourceSpans) (rejected int64) {
 				if end.After(t.end) {
 					t.end = end
 				}
+				n := spanBytes(sp)
+				if res := r.GetResource(); res != nil && t.lastResource != res {
+					if resBytes < 0 {
+						resBytes = proto.Size(res) + messageBytes*(1+len(res.GetAttributes())) + valuesBytes(res.GetAttributes())
+					}
+					n += resBytes
+					t.lastResource = res
+				}
+				if scope := ss.GetScope(); scope != nil && t.lastScope != scope {
+					if scopeBytes < 0 {
+						scopeBytes = proto.Size(scope) + messageBytes*(1+len(scope.GetAttributes())) + valuesBytes(scope.GetAttributes())
+					}
+					n += scopeBytes
+					t.lastScope = scope
+				}
+				t.bytes += n
+				s.bytes += n
 				s.spans++
 				s.received++
 			}
@@ -97,14 +137,61 @@ func (s *Store) Add(rs []*tracepb.ResourceSpans) (rejected int64) {
 	return rejected
 }
 
-// evict drops the oldest traces until the store is within its bound. The newest trace is
-// never dropped, even alone over the bound: a query for it right after must find it.
+// What a decoded span costs in memory beyond its encoded bytes (proto.Size), measured with
+// runtime.MemStats over 2,000 spans decoded from protobuf and stored, for 0 to 30 string
+// attributes of 8 to 10,000 bytes: about 550 bytes for a span (its struct, its IDs, its
+// place in the store), and about 175 for each attribute (a KeyValue, an AnyValue and its
+// oneof wrapper, its key). A real monolith checkout's spans (254 encoded bytes on average) take
+// 1.8 KB each. messageBytes is charged for every nested message of that kind: attributes,
+// values inside arrays and key-value lists, events, links.
+const (
+	spanOverhead = 560
+	messageBytes = 176
+)
+
+// spanBytes estimates the memory sp takes once decoded and stored.
+func spanBytes(sp *tracepb.Span) int {
+	n := proto.Size(sp) + spanOverhead + messageBytes*len(sp.GetAttributes()) + valuesBytes(sp.GetAttributes())
+	for _, e := range sp.GetEvents() {
+		n += messageBytes*(1+len(e.GetAttributes())) + valuesBytes(e.GetAttributes())
+	}
+	for _, l := range sp.GetLinks() {
+		n += messageBytes*(1+len(l.GetAttributes())) + valuesBytes(l.GetAttributes())
+	}
+	return n
+}
+
+// valuesBytes is messageBytes for every value nested in kvs' arrays and key-value lists.
+func valuesBytes(kvs []*commonpb.KeyValue) int {
+	n := 0
+	for _, kv := range kvs {
+		n += nestedBytes(kv.GetValue())
+	}
+	return n
+}
+
+func nestedBytes(v *commonpb.AnyValue) int {
+	n := 0
+	switch v := v.GetValue().(type) {
+	case *commonpb.AnyValue_ArrayValue:
+		for _, e := range v.ArrayValue.GetValues() {
+			n += messageBytes + nestedBytes(e)
+		}
+	case *commonpb.AnyValue_KvlistValue:
+		n += messageBytes*len(v.KvlistValue.GetValues()) + valuesBytes(v.KvlistValue.GetValues())
+	}
+	return n
+}
+
+// evict drops the oldest traces until the store is within its bounds. The newest trace is
+// never dropped, even alone over a bound: a query for it right after must find it.
 func (s *Store) evict() {
-	for s.spans > s.maxSpans && len(s.order) > 1 {
+	for (s.spans > s.maxSpans || s.bytes > s.maxBytes) && len(s.order) > 1 {
 		id := s.order[0]
 		s.order = s.order[1:]
 		if t := s.traces[id]; t != nil {
 			s.spans -= len(t.spans)
+			s.bytes -= t.bytes
 			delete(s.traces, id)
 			s.evicted++
 		}
@@ -119,6 +206,8 @@ type Stats struct {
 	Traces   int   `json:"traces"`
 	Spans    int   `json:"spans"`
 	MaxSpans int   `json:"max_spans"`
+	Bytes    int   `json:"bytes"` // the estimate of spanBytes
+	MaxBytes int   `json:"max_bytes"`
 	Received int64 `json:"spans_received"`
 	Evicted  int64 `json:"traces_evicted"`
 }
@@ -127,7 +216,8 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Traces: len(s.traces), Spans: s.spans, MaxSpans: s.maxSpans, Received: s.received, Evicted: s.evicted}
+	return Stats{Traces: len(s.traces), Spans: s.spans, MaxSpans: s.maxSpans, Bytes: s.bytes, MaxBytes: s.maxBytes,
+		Received: s.received, Evicted: s.evicted}
 }
 
 // Trace returns the trace's spans as OTLP data, grouped by resource and scope, or nil.

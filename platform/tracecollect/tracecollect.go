@@ -31,6 +31,9 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	_ "google.golang.org/grpc/encoding/gzip" // OTLP/gRPC exporters may compress with gzip
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -41,15 +44,32 @@ const (
 	DefaultQueryAddr = "127.0.0.1:16686"
 )
 
-// maxBody bounds one OTLP/HTTP request, decompressed.
-const maxBody = 64 << 20
+// MaxRequestBytes bounds one OTLP request, after decompression, on either receiver; a larger
+// one is refused (OTLP/HTTP: 413 with a Status body; OTLP/gRPC: RESOURCE_EXHAUSTED) before
+// more than this is read or inflated. The SDKs send batches of 512 spans by default, about
+// 130 KiB of protobuf for the shop's spans (254 bytes each on average, measured on a
+// monolith checkout), so 8 MiB leaves room for batches 60 times larger.
+const MaxRequestBytes = 8 << 20
+
+// Limits of the collector's HTTP servers (OTLP/HTTP and the query API), so that a client
+// that sends slowly, or never finishes, or idles, or sends endless headers, holds no
+// connection and no memory for long. ReadTimeout covers a whole request, body included:
+// MaxRequestBytes at 300 KB/s.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second // OTLP/HTTP only: its answers are small
+	idleTimeout       = 2 * time.Minute  // exporters send every few seconds and keep their connection
+	maxHeaderBytes    = 64 << 10
+)
 
 // Config is where the collector listens and how much it keeps.
 type Config struct {
 	GRPCAddr  string // OTLP/gRPC; "" means DefaultGRPCAddr
 	HTTPAddr  string // OTLP/HTTP; "" means DefaultHTTPAddr
 	QueryAddr string // the /api/v3 query API and the dashboard; "" means DefaultQueryAddr
-	MaxSpans  int    // the store's bound; 0 means DefaultMaxSpans
+	MaxSpans  int    // the store's bound in spans; 0 means DefaultMaxSpans
+	MaxBytes  int    // the store's bound in bytes (Store's estimate); 0 means DefaultMaxBytes
 	Logger    *slog.Logger
 	// Routes, if set, adds routes to the query API's server (the dashboard, which lives in
 	// a package that reads this one).
@@ -59,6 +79,7 @@ type Config struct {
 // Collector is a running collector.
 type Collector struct {
 	store  *Store
+	costs  *decodeCosts
 	log    *slog.Logger
 	grpc   *grpc.Server
 	http   *http.Server
@@ -84,7 +105,10 @@ func Start(cfg Config) (*Collector, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Collector{store: NewStore(cfg.MaxSpans), log: cfg.Logger}
+	c := &Collector{store: NewStore(cfg.MaxSpans, cfg.MaxBytes), log: cfg.Logger,
+		costs: newDecodeCosts((&coltracepb.ExportTraceServiceRequest{}).ProtoReflect().Descriptor(),
+			(&colmetricspb.ExportMetricsServiceRequest{}).ProtoReflect().Descriptor(),
+			(&collogspb.ExportLogsServiceRequest{}).ProtoReflect().Descriptor())}
 	for i, addr := range []string{cfg.GRPCAddr, cfg.HTTPAddr, cfg.QueryAddr} {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -96,7 +120,11 @@ func Start(cfg Config) (*Collector, error) {
 		c.lns[i] = ln
 	}
 
-	c.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxBody))
+	// grpc-go checks a message's size on the wire against MaxRecvMsgSize, and inflates a
+	// compressed one through a reader that stops one byte past it (rpc_util.go, decompress):
+	// a gzip bomb costs MaxRequestBytes, not its inflated size. The codec refuses a message
+	// over MaxDecodedBytes before decoding it.
+	c.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxRequestBytes), grpc.ForceServerCodecV2(newBoundedCodec(c.costs)))
 	coltracepb.RegisterTraceServiceServer(c.grpc, traceService{c: c})
 	colmetricspb.RegisterMetricsServiceServer(c.grpc, metricsService{c: c})
 	collogspb.RegisterLogsServiceServer(c.grpc, logsService{c: c})
@@ -105,19 +133,25 @@ func Start(cfg Config) (*Collector, error) {
 	otlp.HandleFunc("POST /v1/traces", c.postTraces)
 	otlp.HandleFunc("POST /v1/metrics", c.postMetrics)
 	otlp.HandleFunc("POST /v1/logs", c.postLogs)
-	c.http = &http.Server{Handler: otlp, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(c.log.Handler(), slog.LevelWarn)}
+	c.http = c.newServer(otlp)
+	c.http.WriteTimeout = writeTimeout
 	query := c.queryHandler()
 	if cfg.Routes != nil {
 		cfg.Routes(query, c.store)
 	}
-	c.query = &http.Server{Handler: query, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(c.log.Handler(), slog.LevelWarn)}
+	c.query = c.newServer(query)
 
 	c.served.Go(func() { _ = c.grpc.Serve(c.lns[0]) })
 	c.served.Go(func() { _ = c.http.Serve(c.lns[1]) })
 	c.served.Go(func() { _ = c.query.Serve(c.lns[2]) })
 	c.log.Info("collector listening", "otlp_grpc", c.lns[0].Addr().String(), "otlp_http", c.lns[1].Addr().String(),
-		"query", c.lns[2].Addr().String(), "max_spans", c.store.maxSpans)
+		"query", c.lns[2].Addr().String(), "max_spans", c.store.maxSpans, "max_bytes", c.store.maxBytes)
 	return c, nil
+}
+
+func (c *Collector) newServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes, ErrorLog: slog.NewLogLogger(c.log.Handler(), slog.LevelWarn)}
 }
 
 // GRPCAddr, HTTPAddr and QueryAddr are the bound addresses (host:port).
@@ -234,7 +268,9 @@ func (c *Collector) postLogs(w http.ResponseWriter, r *http.Request) {
 }
 
 // readOTLP decodes the body into m and reports whether it was JSON; on failure it has
-// answered.
+// answered. A body over MaxRequestBytes, before or after decompression, is refused once
+// MaxRequestBytes+1 bytes are read, or at once when its Content-Length says so; one that
+// would take over MaxDecodedBytes decoded, before it is decoded.
 func (c *Collector) readOTLP(w http.ResponseWriter, r *http.Request, m proto.Message) (isJSON, ok bool) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
@@ -242,59 +278,108 @@ func (c *Collector) readOTLP(w http.ResponseWriter, r *http.Request, m proto.Mes
 	case "application/json":
 		isJSON = true
 	default:
-		http.Error(w, "Content-Type must be application/x-protobuf or application/json", http.StatusUnsupportedMediaType)
+		writeFailure(w, false, http.StatusUnsupportedMediaType, "Content-Type must be application/x-protobuf or application/json")
 		return false, false
 	}
-	var body io.Reader = http.MaxBytesReader(w, r.Body, maxBody)
+	refuse := func(msg string) (bool, bool) {
+		c.log.Warn("OTLP/HTTP request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", msg)
+		writeFailure(w, isJSON, http.StatusRequestEntityTooLarge, msg)
+		return false, false
+	}
+	tooLarge := fmt.Sprintf("request body over %d bytes (after decompression)", MaxRequestBytes)
+	if r.ContentLength > MaxRequestBytes {
+		return refuse(tooLarge)
+	}
+	var body io.Reader = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
 	switch r.Header.Get("Content-Encoding") {
 	case "", "identity":
 	case "gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			http.Error(w, "bad gzip body: "+err.Error(), http.StatusBadRequest)
+			writeFailure(w, isJSON, http.StatusBadRequest, "bad gzip body: "+err.Error())
 			return false, false
 		}
 		defer zr.Close()
-		body = io.LimitReader(zr, maxBody+1)
+		body = io.LimitReader(zr, MaxRequestBytes+1)
 	default:
-		http.Error(w, "unsupported Content-Encoding", http.StatusUnsupportedMediaType)
+		writeFailure(w, isJSON, http.StatusUnsupportedMediaType, "unsupported Content-Encoding")
 		return false, false
 	}
 	b, err := io.ReadAll(body)
-	if err == nil && len(b) > maxBody {
-		err = fmt.Errorf("body over %d bytes", maxBody)
-	}
-	if err != nil {
-		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+	var over *http.MaxBytesError
+	switch {
+	case errors.As(err, &over) || err == nil && len(b) > MaxRequestBytes:
+		return refuse(tooLarge)
+	case err != nil:
+		writeFailure(w, isJSON, http.StatusBadRequest, "read body: "+err.Error())
 		return false, false
 	}
 	if isJSON {
-		err = UnmarshalJSON(b, m)
+		err = checkJSON(b)
 	} else {
-		err = proto.Unmarshal(b, m)
+		err = c.costs.check(b, m.ProtoReflect().Descriptor())
+	}
+	if errors.Is(err, errTooLarge) {
+		return refuse(fmt.Sprintf("request would take over %d bytes decoded", MaxDecodedBytes))
+	}
+	if err == nil {
+		if isJSON {
+			err = UnmarshalJSON(b, m)
+		} else {
+			err = proto.Unmarshal(b, m)
+		}
 	}
 	if err != nil {
-		http.Error(w, "decode body: "+err.Error(), http.StatusBadRequest)
+		writeFailure(w, isJSON, http.StatusBadRequest, "decode body: "+err.Error())
 		return false, false
 	}
 	return isJSON, true
 }
 
 func (c *Collector) writeOTLP(w http.ResponseWriter, isJSON bool, m proto.Message) {
-	var b []byte
-	var err error
-	if isJSON {
-		w.Header().Set("Content-Type", "application/json")
-		b, err = MarshalJSON(m)
-	} else {
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		b, err = proto.Marshal(m)
-	}
+	b, err := marshalOTLP(isJSON, m)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		writeFailure(w, isJSON, http.StatusInternalServerError, err.Error())
 		return
 	}
+	setContentType(w, isJSON)
 	_, _ = w.Write(b)
+}
+
+// writeFailure answers an OTLP/HTTP request that failed as the specification says: the HTTP
+// status, and a google.rpc.Status in the request's encoding (the specification leaves its
+// code to the server: the gRPC code that gRPC's receiver answers for the same failure).
+func writeFailure(w http.ResponseWriter, isJSON bool, httpStatus int, msg string) {
+	code := codes.InvalidArgument
+	switch httpStatus {
+	case http.StatusRequestEntityTooLarge:
+		code = codes.ResourceExhausted
+	case http.StatusInternalServerError:
+		code = codes.Internal
+	}
+	b, err := marshalOTLP(isJSON, status.New(code, msg).Proto())
+	if err != nil { // a Status of a code and a string always encodes
+		http.Error(w, msg, httpStatus)
+		return
+	}
+	setContentType(w, isJSON)
+	w.WriteHeader(httpStatus)
+	_, _ = w.Write(b)
+}
+
+func marshalOTLP(isJSON bool, m proto.Message) ([]byte, error) {
+	if isJSON {
+		return MarshalJSON(m)
+	}
+	return proto.Marshal(m)
+}
+
+func setContentType(w http.ResponseWriter, isJSON bool) {
+	if isJSON {
+		w.Header().Set("Content-Type", "application/json")
+	} else {
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}
 }
 
 // The query API: Jaeger's /api/v3 over HTTP, its JSON as Jaeger writes it (OTLP/JSON inside

@@ -186,6 +186,23 @@ func TestOTLPHTTPAcceptsJSONAndAnswersBadRequests(t *testing.T) {
 			t.Errorf("%s %q: %s, want %d", tc.ct, tc.body, res.Status, tc.status)
 		}
 	}
+	// Headers are bounded (64 KiB), on the OTLP and the query servers alike.
+	for _, addr := range []string{c.HTTPAddr(), c.QueryAddr()} {
+		req, err := http.NewRequest("POST", "http://"+addr+"/v1/traces", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Padding", strings.Repeat("x", 128<<10))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("%s: 128 KiB of headers: %s, want 431", addr, res.Status)
+		}
+	}
 	// Metrics and logs are accepted (exporters of every signal can point here).
 	for _, path := range []string{"/v1/metrics", "/v1/logs"} {
 		res, err := http.Post(base+path, "application/json", strings.NewReader(`{}`))
@@ -222,7 +239,7 @@ func TestOTLPHTTPAcceptsJSONAndAnswersBadRequests(t *testing.T) {
 
 // The store keeps at most MaxSpans spans, dropping the oldest traces whole.
 func TestStoreDropsTheOldestTracesWhenFull(t *testing.T) {
-	s := tracecollect.NewStore(10)
+	s := tracecollect.NewStore(10, 0)
 	span := func(trace byte, n int) *tracepb.ResourceSpans {
 		ss := &tracepb.ScopeSpans{}
 		for i := range n {

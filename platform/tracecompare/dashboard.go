@@ -91,13 +91,14 @@ func compareFromStore(store *tracecollect.Store, r *http.Request) (*Comparison, 
 var indexTemplate = template.Must(template.New("index").Funcs(template.FuncMap{
 	"ms":   func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) },
 	"when": func(t time.Time) string { return t.UTC().Format("15:04:05.000") },
+	"mib":  func(n int) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>mitosis traces</title>
 <style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2330}
 table{border-collapse:collapse} td,th{padding:3px 14px 3px 0;text-align:left;white-space:nowrap} th{border-bottom:1px solid #ccd}
 code{font-size:12px}</style></head><body>
 <h1>mitosis traces</h1>
-<p>{{.Stats.Traces}} traces, {{.Stats.Spans}} of at most {{.Stats.MaxSpans}} spans kept ({{.Stats.Evicted}} traces dropped).
+<p>{{.Stats.Traces}} traces, {{.Stats.Spans}} of at most {{.Stats.MaxSpans}} spans kept in {{mib .Stats.Bytes}} of at most {{mib .Stats.MaxBytes}} ({{.Stats.Evicted}} traces dropped).
 <a href="/compare">Compare the latest checkout of each architecture</a> ·
 <a href="/compare?last=20">the last 20</a> · query API: <code>/api/v3/traces?query.service_name=…</code></p>
 <table><tr><th>started (UTC)</th><th>service</th><th>root span</th><th>duration</th><th>spans</th><th>trace</th></tr>

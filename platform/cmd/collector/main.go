@@ -8,6 +8,7 @@
 // Usage:
 //
 //	collector [-grpc 127.0.0.1:4317] [-http 127.0.0.1:4318] [-query 127.0.0.1:16686] [-max-spans 100000]
+//	          [-max-bytes 134217728]
 package main
 
 import (
@@ -31,6 +32,7 @@ func main() {
 	fs.StringVar(&cfg.HTTPAddr, "http", tracecollect.DefaultHTTPAddr, "OTLP/HTTP listen address")
 	fs.StringVar(&cfg.QueryAddr, "query", tracecollect.DefaultQueryAddr, "query API (Jaeger /api/v3) listen address")
 	fs.IntVar(&cfg.MaxSpans, "max-spans", tracecollect.DefaultMaxSpans, "spans kept in memory; the oldest traces go first")
+	fs.IntVar(&cfg.MaxBytes, "max-bytes", tracecollect.DefaultMaxBytes, "bytes of memory the kept spans may take (an estimate); the oldest traces go first")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
