@@ -114,6 +114,9 @@ func archs(arch string) ([]string, error) {
 	return nil, fmt.Errorf("--arch %q: want monolith, services or both", arch)
 }
 
+// dryRunToken stands for the admin token in what play --dry-run prints (%s: the token file).
+const dryRunToken = "<the admin token: $SHOP_ADMIN_TOKEN, else the content of %s>"
+
 func renderCmd() *cobra.Command {
 	var arch, output string
 	cmd := &cobra.Command{
@@ -155,7 +158,8 @@ func playCmd() *cobra.Command {
 makes a network with DNS per architecture and plays each workload of the overlay into it,
 then waits until the edge answers /readyz on its published port (--monolith-edge,
 --services-edge). Playing again replaces the pods and keeps NATS's volume. --dry-run prints
-what it would play instead; --tag plays images kube load put into Podman, without building.
+what it would play instead, the admin token replaced by a placeholder naming where it comes
+from; --tag plays images kube load put into Podman, without building.
 kube down removes it all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -164,9 +168,13 @@ kube down removes it all.`,
 			if err != nil {
 				return err
 			}
-			token, err := stack.AdminToken(e.state)
-			if err != nil {
-				return err
+			// A dry run prints what it would play, which others may read (a terminal, a CI
+			// log, a ticket): the secret's place, not the secret. Nor does it make one.
+			token := fmt.Sprintf(dryRunToken, filepath.Join(e.state, "admin-token"))
+			if !dryRun {
+				if token, err = stack.AdminToken(e.state); err != nil {
+					return err
+				}
 			}
 			t, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
 			if err != nil {
@@ -225,7 +233,7 @@ kube down removes it all.`,
 	cmd.Flags().StringVar(&prefix, "prefix", "", "prefix of every name and the label of everything made (default <stack>-k8s)")
 	cmd.Flags().StringVar(&repo, "repo", manifests.LocalRepo, "local repository of the images")
 	cmd.Flags().StringVar(&tag, "tag", "", "play the images Podman holds as <repo>/<name>:<tag> (see kube load) instead of building")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the YAML each workload would be played with, and stop")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the YAML each workload would be played with (the admin token as a placeholder), and stop")
 	cmd.Flags().DurationVar(&readyTimeout, "ready-timeout", 90*time.Second, "how long the edge may take to answer /readyz")
 	return cmd
 }

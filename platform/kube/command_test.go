@@ -76,3 +76,44 @@ func TestPlayDryRun(t *testing.T) {
 		t.Error("play --arch production succeeded")
 	}
 }
+
+// A dry run prints where the admin token comes from, never the token: neither
+// SHOP_ADMIN_TOKEN's nor the state's, and it makes none.
+func TestPlayDryRunPrintsNoAdminToken(t *testing.T) {
+	const fromEnv, fromFile = "env-token-7f3a9c1e5b", "file-token-2d8e4b6a0c"
+	for _, tc := range []struct {
+		name, env, file string
+	}{
+		{"from SHOP_ADMIN_TOKEN", fromEnv, ""},
+		{"from the state", "", fromFile},
+		{"none yet", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SHOP_ADMIN_TOKEN", tc.env)
+			state := t.TempDir()
+			tokenFile := filepath.Join(state, "admin-token")
+			if tc.file != "" {
+				if err := os.WriteFile(tokenFile, []byte(tc.file+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, err := run(t, "play", "--dry-run", "--prefix", "dry", "--state", state)
+			if err != nil {
+				t.Fatalf("play --dry-run: %v\n%s", err, out)
+			}
+			for _, secret := range []string{fromEnv, fromFile} {
+				if strings.Contains(out, secret) {
+					t.Errorf("the dry run prints the admin token %q:\n%s", secret, out)
+				}
+			}
+			// Both architectures' edges (the monolith, the gateway) take the token.
+			placeholder := "- name: SHOP_ADMIN_TOKEN\n          value: '<the admin token: $SHOP_ADMIN_TOKEN, else the content of " + tokenFile + ">'"
+			if n := strings.Count(out, placeholder); n != 2 || !strings.Contains(out, "name: dry-monolith-monolith") || !strings.Contains(out, "name: dry-services-gateway") {
+				t.Errorf("the placeholder %q appears %d times, want once per edge:\n%s", placeholder, n, out)
+			}
+			if _, err := os.Stat(tokenFile); (tc.file == "") != os.IsNotExist(err) {
+				t.Errorf("token file after the dry run: %v (there was one before: %v)", err, tc.file != "")
+			}
+		})
+	}
+}
