@@ -221,12 +221,12 @@ type cancelling struct {
 	cancel context.CancelFunc
 }
 
-func (b cancelling) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+func (b cancelling) Update(ctx context.Context, key string, value []byte, rev uint64, opts ...kv.WriteOption) (uint64, error) {
 	if key == b.key {
 		b.cancel()
 		return 0, context.Canceled
 	}
-	return b.Bucket.Update(ctx, key, value, rev)
+	return b.Bucket.Update(ctx, key, value, rev, opts...)
 }
 
 func TestReserveUndoesAfterItsContextIsCancelled(t *testing.T) {

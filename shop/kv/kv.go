@@ -10,6 +10,11 @@
 // Scan and Tracker are for sweeps (expired reservations, stalled checkouts): Scan reads a
 // bucket in one request, and a Tracker keeps the entries a sweep cares about in memory with
 // a watch, so that a sweep need not read the whole bucket every time it runs.
+//
+// Records that are kept for a while and then have no use (a finished checkout's idempotency
+// record, a declined charge) are written with a TTL instead: the store removes them on its
+// own, with no sweep and no index (JetStream's per-message TTL; the memory store keeps a
+// timer).
 package kv
 
 import (
@@ -49,6 +54,38 @@ func CheckKey(key string) error {
 	return nil
 }
 
+// WriteOption changes how Create and Update write a value.
+type WriteOption func(*writeOptions)
+
+type writeOptions struct {
+	ttl time.Duration
+}
+
+// TTL makes the value written expire: ttl after this write the store removes the key, as a
+// Delete would (watchers see a deleted entry), unless a later write has replaced the value.
+// A write without TTL keeps its value for good, also over one that had a TTL. Stores count
+// whole seconds, JetStream's unit: ttl is rounded up to the next second; ttl <= 0 means no
+// expiry. The removal is not instant: JetStream makes it within about a second of the
+// expiry, the memory store at once.
+func TTL(ttl time.Duration) WriteOption {
+	return func(o *writeOptions) { o.ttl = ttl }
+}
+
+// TTLOf returns the expiry opts ask for, rounded up to whole seconds, or 0 for none: what a
+// Bucket implementation applies.
+func TTLOf(opts []WriteOption) time.Duration {
+	var o writeOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if o.ttl <= 0 {
+		return 0
+	}
+	return (o.ttl + time.Second - 1).Truncate(time.Second)
+}
+
 // Entry is one value of a bucket.
 type Entry struct {
 	Key      string
@@ -66,10 +103,11 @@ type Entry struct {
 type Bucket interface {
 	// Get returns the current value of key, or ErrNotFound.
 	Get(ctx context.Context, key string) (Entry, error)
-	// Create writes value if key has none, or returns ErrExists.
-	Create(ctx context.Context, key string, value []byte) (uint64, error)
+	// Create writes value if key has none, or returns ErrExists. A key that expired (see
+	// TTL) has none.
+	Create(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error)
 	// Update writes value if key's revision is still rev, or returns ErrConflict.
-	Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error)
+	Update(ctx context.Context, key string, value []byte, rev uint64, opts ...WriteOption) (uint64, error)
 	// Delete removes key; with rev > 0 only if its revision is still rev (else ErrConflict).
 	// Deleting a missing key is not an error.
 	Delete(ctx context.Context, key string, rev uint64) error
@@ -94,12 +132,12 @@ func Get[T any](ctx context.Context, b Bucket, key string) (T, uint64, error) {
 }
 
 // Create encodes v as JSON and writes it if key has no value (else ErrExists).
-func Create[T any](ctx context.Context, b Bucket, key string, v T) (uint64, error) {
+func Create[T any](ctx context.Context, b Bucket, key string, v T, opts ...WriteOption) (uint64, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return 0, fmt.Errorf("encode %q: %w", key, err)
 	}
-	return b.Create(ctx, key, data)
+	return b.Create(ctx, key, data, opts...)
 }
 
 // maxAttempts bounds the retries of Mutate on revision conflicts. Under 40 concurrent writers

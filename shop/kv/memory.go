@@ -2,18 +2,24 @@ package kv
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Memory is an in-memory Bucket with the same semantics as the JetStream one: one revision
-// sequence per bucket, compare-and-set writes, watches that never block writers.
+// sequence per bucket, compare-and-set writes, watches that never block writers, values
+// that expire (TTL) on the wall clock as JetStream's do.
 type Memory struct {
 	mu       sync.Mutex
 	seq      uint64
 	entries  map[string]Entry
 	watchers map[*memWatcher]struct{}
+	expiries expiryHeap  // one per write with a TTL; stale once its key was written again
+	timer    *time.Timer // fires at the earliest expiry; nil when none is pending
+	timerAt  time.Time
 }
 
 // NewMemory returns an empty in-memory bucket.
@@ -32,6 +38,7 @@ func (m *Memory) Get(ctx context.Context, key string) (Entry, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.expire()
 	e, ok := m.entries[key]
 	if !ok {
 		return Entry{}, ErrNotFound
@@ -40,7 +47,7 @@ func (m *Memory) Get(ctx context.Context, key string) (Entry, error) {
 	return e, nil
 }
 
-func (m *Memory) Create(ctx context.Context, key string, value []byte) (uint64, error) {
+func (m *Memory) Create(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error) {
 	if err := CheckKey(key); err != nil {
 		return 0, err
 	}
@@ -49,13 +56,14 @@ func (m *Memory) Create(ctx context.Context, key string, value []byte) (uint64, 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.expire()
 	if _, ok := m.entries[key]; ok {
 		return 0, ErrExists
 	}
-	return m.put(key, value), nil
+	return m.put(key, value, TTLOf(opts)), nil
 }
 
-func (m *Memory) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+func (m *Memory) Update(ctx context.Context, key string, value []byte, rev uint64, opts ...WriteOption) (uint64, error) {
 	if err := CheckKey(key); err != nil {
 		return 0, err
 	}
@@ -64,10 +72,11 @@ func (m *Memory) Update(ctx context.Context, key string, value []byte, rev uint6
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.expire()
 	if e, ok := m.entries[key]; !ok || e.Revision != rev {
 		return 0, ErrConflict
 	}
-	return m.put(key, value), nil
+	return m.put(key, value, TTLOf(opts)), nil
 }
 
 func (m *Memory) Delete(ctx context.Context, key string, rev uint64) error {
@@ -79,6 +88,7 @@ func (m *Memory) Delete(ctx context.Context, key string, rev uint64) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.expire()
 	e, ok := m.entries[key]
 	if rev > 0 && (!ok || e.Revision != rev) {
 		return ErrConflict
@@ -86,9 +96,7 @@ func (m *Memory) Delete(ctx context.Context, key string, rev uint64) error {
 	if !ok {
 		return nil
 	}
-	delete(m.entries, key)
-	m.seq++
-	m.notify(Entry{Key: key, Revision: m.seq, Deleted: true})
+	m.remove(key)
 	return nil
 }
 
@@ -98,6 +106,7 @@ func (m *Memory) Keys(ctx context.Context) ([]string, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.expire()
 	keys := make([]string, 0, len(m.entries))
 	for k := range m.entries {
 		keys = append(keys, k)
@@ -111,6 +120,7 @@ func (m *Memory) Watch(ctx context.Context) (<-chan Entry, error) {
 	}
 	w := &memWatcher{out: make(chan Entry), wake: make(chan struct{}, 1)}
 	m.mu.Lock()
+	m.expire()
 	for _, e := range m.entries {
 		w.queue = append(w.queue, e)
 	}
@@ -131,13 +141,86 @@ func (m *Memory) Watch(ctx context.Context) (<-chan Entry, error) {
 	return w.out, nil
 }
 
-// put stores value under key with the next revision; m.mu is held.
-func (m *Memory) put(key string, value []byte) uint64 {
+// put stores value under key with the next revision, to expire after ttl (0: never); m.mu
+// is held.
+func (m *Memory) put(key string, value []byte, ttl time.Duration) uint64 {
 	m.seq++
 	e := Entry{Key: key, Value: slices.Clone(value), Revision: m.seq}
 	m.entries[key] = e
 	m.notify(e)
+	if ttl > 0 {
+		heap.Push(&m.expiries, expiry{at: time.Now().Add(ttl), key: key, rev: m.seq})
+		m.schedule()
+	}
 	return m.seq
+}
+
+// remove deletes key as Delete does; m.mu is held.
+func (m *Memory) remove(key string) {
+	delete(m.entries, key)
+	m.seq++
+	m.notify(Entry{Key: key, Revision: m.seq, Deleted: true})
+}
+
+// expire removes the values whose TTL has passed. Every operation calls it first, so that
+// none sees an expired value whatever the timer's delay; the timer removes them when nobody
+// calls, so that watchers learn of the expiry as JetStream's learn of it. m.mu is held.
+func (m *Memory) expire() {
+	now := time.Now()
+	for len(m.expiries) > 0 && !m.expiries[0].at.After(now) {
+		x := heap.Pop(&m.expiries).(expiry)
+		if e, ok := m.entries[x.key]; ok && e.Revision == x.rev {
+			m.remove(x.key)
+		}
+	}
+}
+
+// schedule sets the timer to the earliest pending expiry; m.mu is held.
+func (m *Memory) schedule() {
+	if len(m.expiries) == 0 {
+		return
+	}
+	at := m.expiries[0].at
+	if m.timer != nil && !m.timerAt.After(at) {
+		return // it fires first and reschedules
+	}
+	if m.timer != nil {
+		m.timer.Stop()
+	}
+	m.timerAt = at
+	var t *time.Timer
+	t = time.AfterFunc(time.Until(at), func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.timer != t {
+			return // stopped too late to keep it from firing: its successor does the work
+		}
+		m.timer = nil
+		m.expire()
+		m.schedule()
+	})
+	m.timer = t
+}
+
+// expiry is when the value written at rev under key expires.
+type expiry struct {
+	at  time.Time
+	key string
+	rev uint64
+}
+
+// expiryHeap orders expiries soonest first (container/heap).
+type expiryHeap []expiry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // notify queues e for every watcher; m.mu is held.

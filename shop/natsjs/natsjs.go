@@ -19,23 +19,34 @@ import (
 
 // Bucket is a kv.Bucket stored in a JetStream key-value bucket.
 type Bucket struct {
-	kv jetstream.KeyValue
+	kv      jetstream.KeyValue
+	js      jetstream.JetStream
+	subject string // the prefix of its keys' subjects: "$KV.<bucket>."
 }
 
 var _ kv.Bucket = (*Bucket)(nil)
 
+// expiryMarkerTTL is how long the marker that JetStream leaves where a value expired (see
+// kv.TTL) stays in the bucket. Watches learn of the expiry from the marker, as they learn of
+// a Delete; nothing in the shop reads it later, so it goes after a minute rather than
+// staying for good as a Delete's marker does.
+const expiryMarkerTTL = time.Minute
+
 // OpenBucket creates the bucket if it does not exist and returns it. Buckets keep only the
 // latest value of a key: history lives in the domain's own records where it matters.
+// Values may carry a TTL (kv.TTL), which takes per-message TTLs (nats-server 2.11 or later);
+// an existing bucket is updated to allow them, a change JetStream does not undo.
 func OpenBucket(ctx context.Context, js jetstream.JetStream, name string) (*Bucket, error) {
 	b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  name,
-		History: 1,
-		Storage: jetstream.FileStorage,
+		Bucket:         name,
+		History:        1,
+		Storage:        jetstream.FileStorage,
+		LimitMarkerTTL: expiryMarkerTTL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", name, err)
 	}
-	return &Bucket{kv: b}, nil
+	return &Bucket{kv: b, js: js, subject: "$KV." + name + "."}, nil
 }
 
 func (b *Bucket) Get(ctx context.Context, key string) (kv.Entry, error) {
@@ -76,7 +87,7 @@ func sending(ctx context.Context) (context.Context, context.CancelFunc, error) {
 	return ctx, cancel, nil
 }
 
-func (b *Bucket) Create(ctx context.Context, key string, value []byte) (uint64, error) {
+func (b *Bucket) Create(ctx context.Context, key string, value []byte, opts ...kv.WriteOption) (uint64, error) {
 	if err := kv.CheckKey(key); err != nil {
 		return 0, err
 	}
@@ -85,14 +96,18 @@ func (b *Bucket) Create(ctx context.Context, key string, value []byte) (uint64, 
 		return 0, err
 	}
 	defer cancel()
-	rev, err := b.kv.Create(ctx, escape(key), value)
+	var createOpts []jetstream.KVCreateOpt
+	if ttl := kv.TTLOf(opts); ttl > 0 {
+		createOpts = append(createOpts, jetstream.KeyTTL(ttl))
+	}
+	rev, err := b.kv.Create(ctx, escape(key), value, createOpts...)
 	if err != nil {
 		return 0, mapErr(err)
 	}
 	return rev, nil
 }
 
-func (b *Bucket) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+func (b *Bucket) Update(ctx context.Context, key string, value []byte, rev uint64, opts ...kv.WriteOption) (uint64, error) {
 	if err := kv.CheckKey(key); err != nil {
 		return 0, err
 	}
@@ -101,6 +116,18 @@ func (b *Bucket) Update(ctx context.Context, key string, value []byte, rev uint6
 		return 0, err
 	}
 	defer cancel()
+	if ttl := kv.TTLOf(opts); ttl > 0 {
+		// jetstream.KeyValue takes a TTL on Create only; an update is a publish to the key's
+		// subject expecting its last revision, which is what KeyValue.Update sends too.
+		ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: b.subject + escape(key), Data: value},
+			jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
+		if err != nil {
+			// The server's "wrong last sequence" matches jetstream.ErrKeyExists too, which
+			// means a conflict here, as KeyValue.Update reports it.
+			return 0, mapErr(mapWrongSequence(err))
+		}
+		return ack.Sequence, nil
+	}
 	rev, err = b.kv.Update(ctx, escape(key), value, rev)
 	if err != nil {
 		return 0, mapErr(err)
@@ -181,6 +208,17 @@ func (b *Bucket) Watch(ctx context.Context) (<-chan kv.Entry, error) {
 		}
 	}()
 	return out, nil
+}
+
+// mapWrongSequence marks a "wrong last sequence" answer to a publish as the revision
+// mismatch it is.
+func mapWrongSequence(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return fmt.Errorf("%w: %w", jetstream.ErrKeyRevisionMismatch, err)
+	}
+	return err
 }
 
 func mapErr(err error) error {

@@ -68,16 +68,16 @@ func (b *bucketCalls) Get(ctx context.Context, key string) (kv.Entry, error) {
 	return e, err
 }
 
-func (b *bucketCalls) Create(ctx context.Context, key string, value []byte) (uint64, error) {
+func (b *bucketCalls) Create(ctx context.Context, key string, value []byte, opts ...kv.WriteOption) (uint64, error) {
 	ctx, span := b.start(ctx, 1)
-	rev, err := b.next.Create(ctx, key, value)
+	rev, err := b.next.Create(ctx, key, value, opts...)
 	endStore(span, err)
 	return rev, err
 }
 
-func (b *bucketCalls) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+func (b *bucketCalls) Update(ctx context.Context, key string, value []byte, rev uint64, opts ...kv.WriteOption) (uint64, error) {
 	ctx, span := b.start(ctx, 2)
-	rev, err := b.next.Update(ctx, key, value, rev)
+	rev, err := b.next.Update(ctx, key, value, rev, opts...)
 	endStore(span, err)
 	return rev, err
 }

@@ -244,6 +244,81 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 			t.Fatalf("error from fn: got %v, want boom", err)
 		}
 	})
+	t.Run("TTL", func(t *testing.T) {
+		// Values written with a TTL go by themselves, as a Delete would take them: watchers
+		// see them deleted, reads and Keys miss them, Create takes the key again. A later
+		// write without TTL keeps its value for good, and one with a TTL makes a value
+		// expire. JetStream counts whole seconds: a second is the shortest TTL there is.
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		b := newBucket(t)
+		ttl := kv.TTL(time.Second)
+		// "kept" is written with the TTL before "short", so it would be gone before it.
+		rev, err := b.Create(ctx, "kept", []byte("1"), ttl)
+		if err != nil {
+			t.Fatalf("Create with TTL: %v", err)
+		}
+		if _, err := b.Update(ctx, "kept", []byte("2"), rev); err != nil {
+			t.Fatalf("Update without TTL: %v", err)
+		}
+		rev, err = b.Create(ctx, "renewed", []byte("1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Update(ctx, "renewed", []byte("2"), rev+100, ttl); !errors.Is(err, kv.ErrConflict) {
+			t.Fatalf("Update with TTL at a stale revision: %v, want ErrConflict", err)
+		}
+		if _, err := b.Update(ctx, "renewed", []byte("2"), rev, ttl); err != nil {
+			t.Fatalf("Update with TTL: %v", err)
+		}
+		if _, err := b.Create(ctx, "short", []byte("1"), ttl); err != nil {
+			t.Fatalf("Create with TTL: %v", err)
+		}
+		if _, err := b.Create(ctx, "short", []byte("again"), ttl); !errors.Is(err, kv.ErrExists) {
+			t.Fatalf("Create of a key with a live TTL value: %v, want ErrExists", err)
+		}
+		if _, err := b.Create(ctx, "plain", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := b.Watch(ctx)
+		if err != nil {
+			t.Fatalf("Watch: %v", err)
+		}
+		deleted := map[string]bool{}
+		deadline := time.After(15 * time.Second)
+		for !deleted["short"] || !deleted["renewed"] {
+			select {
+			case e, ok := <-ch:
+				if !ok {
+					t.Fatal("watch closed early")
+				}
+				if e.Deleted {
+					deleted[e.Key] = true
+				}
+			case <-deadline:
+				t.Fatalf("within 15s the watch saw only %v expire, want short and renewed", deleted)
+			}
+		}
+		for _, key := range []string{"short", "renewed"} {
+			if _, err := b.Get(ctx, key); !errors.Is(err, kv.ErrNotFound) {
+				t.Errorf("Get %s after it expired: %v, want ErrNotFound", key, err)
+			}
+		}
+		if e, err := b.Get(ctx, "kept"); err != nil || string(e.Value) != "2" || deleted["kept"] {
+			t.Errorf("kept, written again without TTL: %q %v (deleted: %v), want 2", e.Value, err, deleted["kept"])
+		}
+		keys, err := b.Keys(ctx)
+		slices.Sort(keys)
+		if err != nil || !slices.Equal(keys, []string{"kept", "plain"}) {
+			t.Errorf("Keys after the expiries: %q %v, want kept and plain", keys, err)
+		}
+		if _, err := b.Create(ctx, "short", []byte("again")); err != nil {
+			t.Fatalf("Create of an expired key: %v", err)
+		}
+		if e, err := b.Get(ctx, "short"); err != nil || string(e.Value) != "again" {
+			t.Fatalf("Get after Create of an expired key: %q %v", e.Value, err)
+		}
+	})
 	t.Run("Watch", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
