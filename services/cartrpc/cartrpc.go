@@ -18,10 +18,12 @@ import (
 const ServiceName = "mitosis.cart.v1.CartService"
 
 // ServiceConfig is the client's gRPC service config: calls spread over every address the
-// peer's name resolves to (its replicas), and the idempotent read is retried when the
-// server is unavailable; writes never are.
+// peer's name resolves to (its replicas), and the idempotent calls (Get, and RemoveBought,
+// which removes once per order) are retried when the server is unavailable; the other
+// writes never are.
 const ServiceConfig = `{"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [{
-	"name": [{"service": "mitosis.cart.v1.CartService", "method": "Get"}],
+	"name": [{"service": "mitosis.cart.v1.CartService", "method": "Get"},
+	         {"service": "mitosis.cart.v1.CartService", "method": "RemoveBought"}],
 	"retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
 	                "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
 }]}`
@@ -45,8 +47,7 @@ func (s *server) Get(ctx context.Context, req *cartv1.GetRequest) (*cartv1.GetRe
 }
 
 func (s *server) Add(ctx context.Context, req *cartv1.AddRequest) (*cartv1.AddResponse, error) {
-	item := cart.Item{ProductID: conv.S(req.GetItem().GetProductId()), Quantity: int(req.GetItem().GetQuantity())}
-	c, err := s.svc.Add(ctx, conv.S(req.GetUserId()), item)
+	c, err := s.svc.Add(ctx, conv.S(req.GetUserId()), fromProtoItem(req.GetItem()))
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -58,6 +59,18 @@ func (s *server) Clear(ctx context.Context, req *cartv1.ClearRequest) (*cartv1.C
 		return nil, rpcerr.ToStatus(err)
 	}
 	return &cartv1.ClearResponse{}, nil
+}
+
+func (s *server) RemoveBought(ctx context.Context, req *cartv1.RemoveBoughtRequest) (*cartv1.RemoveBoughtResponse, error) {
+	items := make([]cart.Item, len(req.GetItems()))
+	for i, it := range req.GetItems() {
+		items[i] = fromProtoItem(it)
+	}
+	c, err := s.svc.RemoveBought(ctx, conv.S(req.GetUserId()), conv.S(req.GetOrderId()), items)
+	if err != nil {
+		return nil, rpcerr.ToStatus(err)
+	}
+	return &cartv1.RemoveBoughtResponse{Cart: toProto(c)}, nil
 }
 
 // Client is cart.Service over a gRPC connection.
@@ -83,7 +96,7 @@ func (c *Client) Get(ctx context.Context, userID string) (cart.Cart, error) {
 func (c *Client) Add(ctx context.Context, userID string, item cart.Item) (cart.Cart, error) {
 	res, err := c.c.Add(ctx, &cartv1.AddRequest{
 		UserId: conv.B(userID),
-		Item:   &cartv1.Item{ProductId: conv.B(item.ProductID), Quantity: int64(item.Quantity)},
+		Item:   toProtoItem(item),
 	})
 	if err != nil {
 		return cart.Cart{}, rpcerr.FromStatus(cartv1.CartService_Add_FullMethodName, err)
@@ -98,10 +111,22 @@ func (c *Client) Clear(ctx context.Context, userID string) error {
 	return nil
 }
 
+func (c *Client) RemoveBought(ctx context.Context, userID, orderID string, items []cart.Item) (cart.Cart, error) {
+	req := &cartv1.RemoveBoughtRequest{UserId: conv.B(userID), OrderId: conv.B(orderID), Items: make([]*cartv1.Item, len(items))}
+	for i, it := range items {
+		req.Items[i] = toProtoItem(it)
+	}
+	res, err := c.c.RemoveBought(ctx, req)
+	if err != nil {
+		return cart.Cart{}, rpcerr.FromStatus(cartv1.CartService_RemoveBought_FullMethodName, err)
+	}
+	return fromProto(res.GetCart()), nil
+}
+
 func toProto(c cart.Cart) *cartv1.Cart {
 	out := &cartv1.Cart{UserId: conv.B(c.UserID), Items: make([]*cartv1.Item, len(c.Items))}
 	for i, it := range c.Items {
-		out.Items[i] = &cartv1.Item{ProductId: conv.B(it.ProductID), Quantity: int64(it.Quantity)}
+		out.Items[i] = toProtoItem(it)
 	}
 	return out
 }
@@ -109,7 +134,15 @@ func toProto(c cart.Cart) *cartv1.Cart {
 func fromProto(c *cartv1.Cart) cart.Cart {
 	out := cart.Cart{UserID: conv.S(c.GetUserId()), Items: make([]cart.Item, len(c.GetItems()))}
 	for i, it := range c.GetItems() {
-		out.Items[i] = cart.Item{ProductID: conv.S(it.GetProductId()), Quantity: int(it.GetQuantity())}
+		out.Items[i] = fromProtoItem(it)
 	}
 	return out
+}
+
+func toProtoItem(it cart.Item) *cartv1.Item {
+	return &cartv1.Item{ProductId: conv.B(it.ProductID), Quantity: int64(it.Quantity)}
+}
+
+func fromProtoItem(it *cartv1.Item) cart.Item {
+	return cart.Item{ProductID: conv.S(it.GetProductId()), Quantity: int(it.GetQuantity())}
 }

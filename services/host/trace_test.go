@@ -67,6 +67,7 @@ func TestInProcessSpansAreNamedLikeTheGRPCMethods(t *testing.T) {
 		func() { _, _ = crt.Get(ctx, "u") },
 		func() { _, _ = crt.Add(ctx, "u", cart.Item{ProductID: "p", Quantity: 1}) },
 		func() { _ = crt.Clear(ctx, "u") },
+		func() { _, _ = crt.RemoveBought(ctx, "u", "o", []cart.Item{{ProductID: "p", Quantity: 1}}) },
 		func() { _, _ = inv.Get(ctx, "p") },
 		func() { _, _ = inv.Add(ctx, "p", 1) },
 		func() { _, _ = inv.Reserve(ctx, "r", []inventory.Line{{ProductID: "p", Quantity: 1}}) },

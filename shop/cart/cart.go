@@ -1,4 +1,5 @@
-// Package cart holds each user's shopping cart until checkout clears it.
+// Package cart holds each user's shopping cart. Checkout takes out of it what the order
+// bought (RemoveBought), and only that: what the user adds while a checkout runs stays.
 package cart
 
 import "context"
@@ -33,4 +34,19 @@ type Service interface {
 	Add(ctx context.Context, userID string, item Item) (Cart, error)
 	// Clear empties the user's cart.
 	Clear(ctx context.Context, userID string) error
+	// RemoveBought takes out of the user's cart the items that order orderID bought: each
+	// line loses the quantity bought, and goes when nothing is left of it; lines the order
+	// did not buy, and units added while the order was being made, stay. Every item is a
+	// product ID and a quantity of 1..MaxQuantity, and there is at least one. It is
+	// idempotent per order: a repeat (a retried saga step, a recovery) removes nothing more
+	// and returns the cart as it is, as long as the user has made fewer than
+	// RemovalsRemembered other orders since. An order that buys what the cart no longer
+	// holds removes what there is.
+	RemoveBought(ctx context.Context, userID, orderID string, items []Item) (Cart, error)
 }
+
+// RemovalsRemembered is how many of a user's latest orders a cart remembers having
+// removed, so that repeating their removal changes nothing. A removal is repeated only while
+// its checkout is unfinished (minutes at most), long before the user can complete this many
+// other checkouts.
+const RemovalsRemembered = 16

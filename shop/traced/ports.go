@@ -50,13 +50,13 @@ func (c *catalogCalls) Upsert(ctx context.Context, p catalog.Product) (catalog.P
 
 // Cart returns s with every call traced.
 func (t *Tracing) Cart(service string, s cart.Service) cart.Service {
-	return &cartCalls{t: t, next: s, m: methods(service, "Get", "Add", "Clear")}
+	return &cartCalls{t: t, next: s, m: methods(service, "Get", "Add", "Clear", "RemoveBought")}
 }
 
 type cartCalls struct {
 	t    *Tracing
 	next cart.Service
-	m    []method // Get, Add, Clear
+	m    []method // Get, Add, Clear, RemoveBought
 }
 
 func (c *cartCalls) Get(ctx context.Context, userID string) (cart.Cart, error) {
@@ -78,6 +78,13 @@ func (c *cartCalls) Clear(ctx context.Context, userID string) error {
 	err := c.next.Clear(ctx, userID)
 	call.end(ctx, err)
 	return err
+}
+
+func (c *cartCalls) RemoveBought(ctx context.Context, userID, orderID string, items []cart.Item) (cart.Cart, error) {
+	ctx, call := c.t.start(ctx, &c.m[3])
+	v, err := c.next.RemoveBought(ctx, userID, orderID, items)
+	call.end(ctx, err)
+	return v, err
 }
 
 // Inventory returns s with every call traced.

@@ -176,6 +176,160 @@ func Run(t *testing.T, newService func(t *testing.T) cart.Service) {
 		assertCart(t, c, "alice", cart.Item{ProductID: "sku-0005", Quantity: 1})
 	})
 
+	t.Run("RemoveBoughtTakesOnlyWhatWasBought", func(t *testing.T) {
+		svc := newService(t)
+		ctx := context.Background()
+		for _, it := range []cart.Item{item("a", 3), item("b", 1), item("c", 2), item("d", 5)} {
+			mustAdd(t, svc, "alice", it)
+		}
+		// The order bought all of a and c, 2 of d (the user has added 3 since), and e, which
+		// the cart no longer holds; b was added after the order read the cart.
+		bought := []cart.Item{item("a", 3), item("c", 2), item("d", 2), item("e", 1)}
+		c, err := svc.RemoveBought(ctx, "alice", "ord-1", bought)
+		if err != nil {
+			t.Fatalf("RemoveBought: %v", err)
+		}
+		want := []cart.Item{item("b", 1), item("d", 3)}
+		assertCart(t, c, "alice", want...)
+		got, err := svc.Get(ctx, "alice")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		assertCart(t, got, "alice", want...)
+		// Other carts are untouched.
+		mustAdd(t, svc, "bob", item("a", 1))
+		if _, err := svc.RemoveBought(ctx, "alice", "ord-2", []cart.Item{item("b", 1)}); err != nil {
+			t.Fatalf("RemoveBought: %v", err)
+		}
+		assertGet(t, svc, "alice", item("d", 3))
+		assertGet(t, svc, "bob", item("a", 1))
+		// Removing everything leaves an empty cart, which fills again as any other.
+		c, err = svc.RemoveBought(ctx, "alice", "ord-3", []cart.Item{item("d", 3)})
+		if err != nil {
+			t.Fatalf("RemoveBought of the rest: %v", err)
+		}
+		assertCart(t, c, "alice")
+		assertGet(t, svc, "alice")
+		mustAdd(t, svc, "alice", item("a", 1))
+		assertGet(t, svc, "alice", item("a", 1))
+	})
+
+	t.Run("RemoveBoughtTwiceRemovesOnce", func(t *testing.T) {
+		// A saga step retried, or a recovery finishing a checkout that did it already before
+		// it crashed: the repeat takes nothing, also of what was added in between.
+		svc := newService(t)
+		ctx := context.Background()
+		mustAdd(t, svc, "alice", item("a", 2))
+		bought := []cart.Item{item("a", 2)}
+		if _, err := svc.RemoveBought(ctx, "alice", "ord-1", bought); err != nil {
+			t.Fatalf("RemoveBought: %v", err)
+		}
+		mustAdd(t, svc, "alice", item("a", 2))
+		c, err := svc.RemoveBought(ctx, "alice", "ord-1", bought)
+		if err != nil {
+			t.Fatalf("RemoveBought repeated: %v", err)
+		}
+		assertCart(t, c, "alice", item("a", 2))
+		// Also when the user cleared the cart and filled it again in between.
+		if err := svc.Clear(ctx, "alice"); err != nil {
+			t.Fatalf("Clear: %v", err)
+		}
+		assertGet(t, svc, "alice")
+		mustAdd(t, svc, "alice", item("a", 4))
+		if _, err := svc.RemoveBought(ctx, "alice", "ord-1", bought); err != nil {
+			t.Fatalf("RemoveBought after Clear: %v", err)
+		}
+		assertGet(t, svc, "alice", item("a", 4))
+		// A removal that found an empty cart is remembered all the same.
+		if _, err := svc.RemoveBought(ctx, "bob", "ord-2", bought); err != nil {
+			t.Fatalf("RemoveBought from an empty cart: %v", err)
+		}
+		assertGet(t, svc, "bob")
+		mustAdd(t, svc, "bob", item("a", 2))
+		if _, err := svc.RemoveBought(ctx, "bob", "ord-2", bought); err != nil {
+			t.Fatalf("RemoveBought repeated: %v", err)
+		}
+		assertGet(t, svc, "bob", item("a", 2))
+		// Up to RemovalsRemembered later orders, the first one's repeat still takes nothing.
+		for i := range cart.RemovalsRemembered - 1 {
+			if _, err := svc.RemoveBought(ctx, "alice", fmt.Sprintf("later-%d", i), []cart.Item{item("z", 1)}); err != nil {
+				t.Fatalf("RemoveBought of a later order: %v", err)
+			}
+		}
+		if _, err := svc.RemoveBought(ctx, "alice", "ord-1", bought); err != nil {
+			t.Fatalf("RemoveBought repeated: %v", err)
+		}
+		assertGet(t, svc, "alice", item("a", 4))
+	})
+
+	t.Run("RemoveBoughtConcurrentWithAdds", func(t *testing.T) {
+		// A checkout finishing while the user keeps adding: every add survives, the bought
+		// units go once, whichever writer wins each race.
+		svc := newService(t)
+		ctx := context.Background()
+		mustAdd(t, svc, "busy", item("a", 10))
+		const adders, removers = 5, 5
+		var wg sync.WaitGroup
+		errs := make(chan error, adders+removers)
+		for i := range adders {
+			wg.Go(func() {
+				if _, err := svc.Add(ctx, "busy", item("a", 1)); err != nil {
+					errs <- fmt.Errorf("adder %d: %w", i, err)
+				}
+			})
+		}
+		for i := range removers {
+			// Every order twice: the repeat must take nothing.
+			wg.Go(func() {
+				for range 2 {
+					if _, err := svc.RemoveBought(ctx, "busy", fmt.Sprintf("ord-%d", i), []cart.Item{item("a", 2)}); err != nil {
+						errs <- fmt.Errorf("remover %d: %w", i, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		assertGet(t, svc, "busy", item("a", 10+adders-2*removers))
+	})
+
+	t.Run("RemoveBoughtBadInput", func(t *testing.T) {
+		svc := newService(t)
+		ctx := context.Background()
+		mustAdd(t, svc, "alice", item("a", 2))
+		good := []cart.Item{item("a", 1)}
+		for _, tc := range []struct {
+			name, user, order string
+			items             []cart.Item
+			field             string
+		}{
+			{"empty user", "", "ord-1", good, "user_id"},
+			{"user too long", strings.Repeat("u", 129), "ord-1", good, "user_id"},
+			{"empty order", "alice", "", good, "order_id"},
+			{"order too long", "alice", strings.Repeat("o", 129), good, "order_id"},
+			{"order with a control character", "alice", "ord\n1", good, "order_id"},
+			{"no items", "alice", "ord-1", nil, "items"},
+			{"empty product", "alice", "ord-1", []cart.Item{item("a", 1), item("", 1)}, "product_id"},
+			{"zero quantity", "alice", "ord-1", []cart.Item{item("a", 0)}, "quantity"},
+			{"quantity over max", "alice", "ord-1", []cart.Item{item("a", cart.MaxQuantity+1)}, "quantity"},
+		} {
+			if _, err := svc.RemoveBought(ctx, tc.user, tc.order, tc.items); !errors.Is(err, validation.ErrInvalid) || validation.FieldOf(err) != tc.field {
+				t.Errorf("%s: RemoveBought error = %v (field %q), want a validation error on %q",
+					tc.name, err, validation.FieldOf(err), tc.field)
+			}
+		}
+		// Nothing was removed, and ord-1 was not noted: it removes once it comes right.
+		assertGet(t, svc, "alice", item("a", 2))
+		if _, err := svc.RemoveBought(ctx, "alice", "ord-1", good); err != nil {
+			t.Fatalf("RemoveBought: %v", err)
+		}
+		assertGet(t, svc, "alice", item("a", 1))
+	})
+
 	t.Run("ConcurrentAddsLoseNothing", func(t *testing.T) {
 		svc := newService(t)
 		ctx := context.Background()
@@ -252,6 +406,16 @@ func assertCart(t *testing.T, c cart.Cart, user string, items ...cart.Item) {
 	if !slices.Equal(c.Items, items) {
 		t.Errorf("cart of %s = %+v, want %+v", user, c.Items, items)
 	}
+}
+
+// assertGet checks that the stored cart of user holds exactly items.
+func assertGet(t *testing.T, svc cart.Service, user string, items ...cart.Item) {
+	t.Helper()
+	c, err := svc.Get(context.Background(), user)
+	if err != nil {
+		t.Fatalf("Get %s: %v", user, err)
+	}
+	assertCart(t, c, user, items...)
 }
 
 func assertInvalid(t *testing.T, err error, field string) {

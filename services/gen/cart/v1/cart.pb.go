@@ -392,6 +392,110 @@ func (*ClearResponse) Descriptor() ([]byte, []int) {
 	return file_cart_v1_cart_proto_rawDescGZIP(), []int{7}
 }
 
+type RemoveBoughtRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        []byte                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	OrderId       []byte                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Items         []*Item                `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveBoughtRequest) Reset() {
+	*x = RemoveBoughtRequest{}
+	mi := &file_cart_v1_cart_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveBoughtRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveBoughtRequest) ProtoMessage() {}
+
+func (x *RemoveBoughtRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cart_v1_cart_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveBoughtRequest.ProtoReflect.Descriptor instead.
+func (*RemoveBoughtRequest) Descriptor() ([]byte, []int) {
+	return file_cart_v1_cart_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RemoveBoughtRequest) GetUserId() []byte {
+	if x != nil {
+		return x.UserId
+	}
+	return nil
+}
+
+func (x *RemoveBoughtRequest) GetOrderId() []byte {
+	if x != nil {
+		return x.OrderId
+	}
+	return nil
+}
+
+func (x *RemoveBoughtRequest) GetItems() []*Item {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type RemoveBoughtResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cart          *Cart                  `protobuf:"bytes,1,opt,name=cart,proto3" json:"cart,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveBoughtResponse) Reset() {
+	*x = RemoveBoughtResponse{}
+	mi := &file_cart_v1_cart_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveBoughtResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveBoughtResponse) ProtoMessage() {}
+
+func (x *RemoveBoughtResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cart_v1_cart_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveBoughtResponse.ProtoReflect.Descriptor instead.
+func (*RemoveBoughtResponse) Descriptor() ([]byte, []int) {
+	return file_cart_v1_cart_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RemoveBoughtResponse) GetCart() *Cart {
+	if x != nil {
+		return x.Cart
+	}
+	return nil
+}
+
 var File_cart_v1_cart_proto protoreflect.FileDescriptor
 
 const file_cart_v1_cart_proto_rawDesc = "" +
@@ -417,11 +521,18 @@ const file_cart_v1_cart_proto_rawDesc = "" +
 	"\x04cart\x18\x01 \x01(\v2\x15.mitosis.cart.v1.CartR\x04cart\"'\n" +
 	"\fClearRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\fR\x06userId\"\x0f\n" +
-	"\rClearResponse2\xd9\x01\n" +
+	"\rClearResponse\"v\n" +
+	"\x13RemoveBoughtRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\fR\x06userId\x12\x19\n" +
+	"\border_id\x18\x02 \x01(\fR\aorderId\x12+\n" +
+	"\x05items\x18\x03 \x03(\v2\x15.mitosis.cart.v1.ItemR\x05items\"A\n" +
+	"\x14RemoveBoughtResponse\x12)\n" +
+	"\x04cart\x18\x01 \x01(\v2\x15.mitosis.cart.v1.CartR\x04cart2\xb6\x02\n" +
 	"\vCartService\x12@\n" +
 	"\x03Get\x12\x1b.mitosis.cart.v1.GetRequest\x1a\x1c.mitosis.cart.v1.GetResponse\x12@\n" +
 	"\x03Add\x12\x1b.mitosis.cart.v1.AddRequest\x1a\x1c.mitosis.cart.v1.AddResponse\x12F\n" +
-	"\x05Clear\x12\x1d.mitosis.cart.v1.ClearRequest\x1a\x1e.mitosis.cart.v1.ClearResponseB<Z:github.com/mitosis-dev/mitosis/services/gen/cart/v1;cartv1b\x06proto3"
+	"\x05Clear\x12\x1d.mitosis.cart.v1.ClearRequest\x1a\x1e.mitosis.cart.v1.ClearResponse\x12[\n" +
+	"\fRemoveBought\x12$.mitosis.cart.v1.RemoveBoughtRequest\x1a%.mitosis.cart.v1.RemoveBoughtResponseB<Z:github.com/mitosis-dev/mitosis/services/gen/cart/v1;cartv1b\x06proto3"
 
 var (
 	file_cart_v1_cart_proto_rawDescOnce sync.Once
@@ -435,33 +546,39 @@ func file_cart_v1_cart_proto_rawDescGZIP() []byte {
 	return file_cart_v1_cart_proto_rawDescData
 }
 
-var file_cart_v1_cart_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_cart_v1_cart_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_cart_v1_cart_proto_goTypes = []any{
-	(*Item)(nil),          // 0: mitosis.cart.v1.Item
-	(*Cart)(nil),          // 1: mitosis.cart.v1.Cart
-	(*GetRequest)(nil),    // 2: mitosis.cart.v1.GetRequest
-	(*GetResponse)(nil),   // 3: mitosis.cart.v1.GetResponse
-	(*AddRequest)(nil),    // 4: mitosis.cart.v1.AddRequest
-	(*AddResponse)(nil),   // 5: mitosis.cart.v1.AddResponse
-	(*ClearRequest)(nil),  // 6: mitosis.cart.v1.ClearRequest
-	(*ClearResponse)(nil), // 7: mitosis.cart.v1.ClearResponse
+	(*Item)(nil),                 // 0: mitosis.cart.v1.Item
+	(*Cart)(nil),                 // 1: mitosis.cart.v1.Cart
+	(*GetRequest)(nil),           // 2: mitosis.cart.v1.GetRequest
+	(*GetResponse)(nil),          // 3: mitosis.cart.v1.GetResponse
+	(*AddRequest)(nil),           // 4: mitosis.cart.v1.AddRequest
+	(*AddResponse)(nil),          // 5: mitosis.cart.v1.AddResponse
+	(*ClearRequest)(nil),         // 6: mitosis.cart.v1.ClearRequest
+	(*ClearResponse)(nil),        // 7: mitosis.cart.v1.ClearResponse
+	(*RemoveBoughtRequest)(nil),  // 8: mitosis.cart.v1.RemoveBoughtRequest
+	(*RemoveBoughtResponse)(nil), // 9: mitosis.cart.v1.RemoveBoughtResponse
 }
 var file_cart_v1_cart_proto_depIdxs = []int32{
-	0, // 0: mitosis.cart.v1.Cart.items:type_name -> mitosis.cart.v1.Item
-	1, // 1: mitosis.cart.v1.GetResponse.cart:type_name -> mitosis.cart.v1.Cart
-	0, // 2: mitosis.cart.v1.AddRequest.item:type_name -> mitosis.cart.v1.Item
-	1, // 3: mitosis.cart.v1.AddResponse.cart:type_name -> mitosis.cart.v1.Cart
-	2, // 4: mitosis.cart.v1.CartService.Get:input_type -> mitosis.cart.v1.GetRequest
-	4, // 5: mitosis.cart.v1.CartService.Add:input_type -> mitosis.cart.v1.AddRequest
-	6, // 6: mitosis.cart.v1.CartService.Clear:input_type -> mitosis.cart.v1.ClearRequest
-	3, // 7: mitosis.cart.v1.CartService.Get:output_type -> mitosis.cart.v1.GetResponse
-	5, // 8: mitosis.cart.v1.CartService.Add:output_type -> mitosis.cart.v1.AddResponse
-	7, // 9: mitosis.cart.v1.CartService.Clear:output_type -> mitosis.cart.v1.ClearResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0,  // 0: mitosis.cart.v1.Cart.items:type_name -> mitosis.cart.v1.Item
+	1,  // 1: mitosis.cart.v1.GetResponse.cart:type_name -> mitosis.cart.v1.Cart
+	0,  // 2: mitosis.cart.v1.AddRequest.item:type_name -> mitosis.cart.v1.Item
+	1,  // 3: mitosis.cart.v1.AddResponse.cart:type_name -> mitosis.cart.v1.Cart
+	0,  // 4: mitosis.cart.v1.RemoveBoughtRequest.items:type_name -> mitosis.cart.v1.Item
+	1,  // 5: mitosis.cart.v1.RemoveBoughtResponse.cart:type_name -> mitosis.cart.v1.Cart
+	2,  // 6: mitosis.cart.v1.CartService.Get:input_type -> mitosis.cart.v1.GetRequest
+	4,  // 7: mitosis.cart.v1.CartService.Add:input_type -> mitosis.cart.v1.AddRequest
+	6,  // 8: mitosis.cart.v1.CartService.Clear:input_type -> mitosis.cart.v1.ClearRequest
+	8,  // 9: mitosis.cart.v1.CartService.RemoveBought:input_type -> mitosis.cart.v1.RemoveBoughtRequest
+	3,  // 10: mitosis.cart.v1.CartService.Get:output_type -> mitosis.cart.v1.GetResponse
+	5,  // 11: mitosis.cart.v1.CartService.Add:output_type -> mitosis.cart.v1.AddResponse
+	7,  // 12: mitosis.cart.v1.CartService.Clear:output_type -> mitosis.cart.v1.ClearResponse
+	9,  // 13: mitosis.cart.v1.CartService.RemoveBought:output_type -> mitosis.cart.v1.RemoveBoughtResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_cart_v1_cart_proto_init() }
@@ -475,7 +592,7 @@ func file_cart_v1_cart_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cart_v1_cart_proto_rawDesc), len(file_cart_v1_cart_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,20 +22,24 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	CartService_Get_FullMethodName   = "/mitosis.cart.v1.CartService/Get"
-	CartService_Add_FullMethodName   = "/mitosis.cart.v1.CartService/Add"
-	CartService_Clear_FullMethodName = "/mitosis.cart.v1.CartService/Clear"
+	CartService_Get_FullMethodName          = "/mitosis.cart.v1.CartService/Get"
+	CartService_Add_FullMethodName          = "/mitosis.cart.v1.CartService/Add"
+	CartService_Clear_FullMethodName        = "/mitosis.cart.v1.CartService/Clear"
+	CartService_RemoveBought_FullMethodName = "/mitosis.cart.v1.CartService/RemoveBought"
 )
 
 // CartServiceClient is the client API for CartService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// CartService holds carts. Get is an idempotent read (retried by clients).
+// CartService holds carts. Get is an idempotent read and RemoveBought an idempotent write
+// (a repeat for the same order removes nothing more): clients retry both.
 type CartServiceClient interface {
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
 	Add(ctx context.Context, in *AddRequest, opts ...grpc.CallOption) (*AddResponse, error)
 	Clear(ctx context.Context, in *ClearRequest, opts ...grpc.CallOption) (*ClearResponse, error)
+	// RemoveBought takes out of the cart what an order bought, once per order.
+	RemoveBought(ctx context.Context, in *RemoveBoughtRequest, opts ...grpc.CallOption) (*RemoveBoughtResponse, error)
 }
 
 type cartServiceClient struct {
@@ -76,15 +80,28 @@ func (c *cartServiceClient) Clear(ctx context.Context, in *ClearRequest, opts ..
 	return out, nil
 }
 
+func (c *cartServiceClient) RemoveBought(ctx context.Context, in *RemoveBoughtRequest, opts ...grpc.CallOption) (*RemoveBoughtResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveBoughtResponse)
+	err := c.cc.Invoke(ctx, CartService_RemoveBought_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CartServiceServer is the server API for CartService service.
 // All implementations must embed UnimplementedCartServiceServer
 // for forward compatibility.
 //
-// CartService holds carts. Get is an idempotent read (retried by clients).
+// CartService holds carts. Get is an idempotent read and RemoveBought an idempotent write
+// (a repeat for the same order removes nothing more): clients retry both.
 type CartServiceServer interface {
 	Get(context.Context, *GetRequest) (*GetResponse, error)
 	Add(context.Context, *AddRequest) (*AddResponse, error)
 	Clear(context.Context, *ClearRequest) (*ClearResponse, error)
+	// RemoveBought takes out of the cart what an order bought, once per order.
+	RemoveBought(context.Context, *RemoveBoughtRequest) (*RemoveBoughtResponse, error)
 	mustEmbedUnimplementedCartServiceServer()
 }
 
@@ -103,6 +120,9 @@ func (UnimplementedCartServiceServer) Add(context.Context, *AddRequest) (*AddRes
 }
 func (UnimplementedCartServiceServer) Clear(context.Context, *ClearRequest) (*ClearResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Clear not implemented")
+}
+func (UnimplementedCartServiceServer) RemoveBought(context.Context, *RemoveBoughtRequest) (*RemoveBoughtResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveBought not implemented")
 }
 func (UnimplementedCartServiceServer) mustEmbedUnimplementedCartServiceServer() {}
 func (UnimplementedCartServiceServer) testEmbeddedByValue()                     {}
@@ -179,6 +199,24 @@ func _CartService_Clear_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CartService_RemoveBought_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveBoughtRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CartServiceServer).RemoveBought(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CartService_RemoveBought_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CartServiceServer).RemoveBought(ctx, req.(*RemoveBoughtRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CartService_ServiceDesc is the grpc.ServiceDesc for CartService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -197,6 +235,10 @@ var CartService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Clear",
 			Handler:    _CartService_Clear_Handler,
+		},
+		{
+			MethodName: "RemoveBought",
+			Handler:    _CartService_RemoveBought_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
