@@ -23,7 +23,7 @@ var checkoutCalls = []struct{ method, context string }{
 	{"mitosis.inventory.v1.InventoryService/Reserve", "inventory"},
 	{"mitosis.payments.v1.PaymentsService/Charge", "payments"},
 	{"mitosis.inventory.v1.InventoryService/Commit", "inventory"},
-	{"mitosis.cart.v1.CartService/Clear", "cart"},
+	{"mitosis.cart.v1.CartService/RemoveBought", "cart"},
 }
 
 // CheckCheckout reports what t lacks to be the one connected trace of a successful

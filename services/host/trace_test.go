@@ -170,7 +170,7 @@ func TestAFailedCallIsAnErrorSpanAndNestedCallsAreChildren(t *testing.T) {
 		children[s.Name] = true
 	}
 	for _, want := range []string{service("cart") + "/Get", service("catalog") + "/Get", service("inventory") + "/Reserve",
-		service("payments") + "/Charge", service("inventory") + "/Commit", service("cart") + "/Clear"} {
+		service("payments") + "/Charge", service("inventory") + "/Commit", service("cart") + "/RemoveBought"} {
 		if !children[want] {
 			t.Errorf("checkout made no %s call; it made %v", want, children)
 		}

@@ -1,8 +1,14 @@
 // Package orders runs checkout, the saga that turns a cart into a paid order, and keeps
 // order history. Checkout is all or nothing: price (catalog), reserve (inventory), charge
-// (payments), record, clear the cart, publish order-paid; a failure compensates what was
-// done, and a saga record lets a restarted process finish or compensate a checkout that was
-// interrupted. Idempotency keys are global and bound to a hash of the request.
+// (payments), record, take what the order bought out of the cart, publish order-paid; a
+// failure compensates what was done, and a saga record lets a restarted process finish or
+// compensate a checkout that was interrupted. Idempotency keys are global and bound to a
+// hash of the request.
+//
+// Checkout takes out of the cart exactly what it bought (cart.Service.RemoveBought, once
+// per order): what the user adds to the cart while a checkout runs stays there, as does the
+// part of a line added after the checkout read it, also when recovery finishes the checkout
+// later.
 package orders
 
 import (

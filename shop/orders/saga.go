@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/inventory"
 	"github.com/mitosis-dev/mitosis/shop/kv"
@@ -27,7 +28,7 @@ import (
 // state write is a store round trip on the checkout's critical path.
 const (
 	statePending      = "pending"      // key claimed; pricing, reserving, charging under the order ID
-	stateCharged      = "charged"      // charged: commit, record, clear, publish
+	stateCharged      = "charged"      // charged: commit, record, take the order out of the cart, publish
 	stateDone         = "done"         // the order exists; the record stays as the key's idempotency record
 	stateCompensating = "compensating" // owned by nobody: to be undone by whoever meets it
 )
@@ -74,6 +75,16 @@ func (s saga) order() Order {
 		TrackingID: "",
 		CreatedAt:  s.CreatedAt,
 	}
+}
+
+// bought is what the order takes out of the cart: its lines as the cart had them when the
+// checkout read it.
+func (s saga) bought() []cart.Item {
+	items := make([]cart.Item, len(s.Items))
+	for i, it := range s.Items {
+		items[i] = cart.Item{ProductID: it.ProductID, Quantity: it.Quantity}
+	}
+	return items
 }
 
 func (s saga) orderPaid() events.OrderPaid {
@@ -226,8 +237,8 @@ func (o *Orders) drop(ctx context.Context, rec saga) error {
 
 // rollForward finishes a charged checkout. Every step is safe to repeat, also concurrently,
 // because Recover repeats them: commit is a no-op the second time, the order and the user's
-// list are written once, clearing an empty cart changes nothing, and the broker drops a
-// re-published event by its ID.
+// list are written once, the cart removes an order's items once (whatever the user added
+// since stays), and the broker drops a re-published event by its ID.
 func (o *Orders) rollForward(ctx context.Context, rec saga) (Order, error) {
 	if err := o.deps.Inventory.Commit(ctx, rec.OrderID); err != nil {
 		if !errors.Is(err, inventory.ErrReservationNotFound) {
@@ -265,8 +276,8 @@ func (o *Orders) recordAndAnnounce(ctx context.Context, rec saga) (Order, error)
 	if err := o.addToUser(ctx, rec.UserID, rec.OrderID); err != nil {
 		return Order{}, fmt.Errorf("checkout: %w", err)
 	}
-	if err := o.deps.Carts.Clear(ctx, rec.UserID); err != nil {
-		return Order{}, fmt.Errorf("checkout: clear cart of %s: %w", rec.UserID, err)
+	if _, err := o.deps.Carts.RemoveBought(ctx, rec.UserID, rec.OrderID, rec.bought()); err != nil {
+		return Order{}, fmt.Errorf("checkout: remove order %s from the cart of %s: %w", rec.OrderID, rec.UserID, err)
 	}
 	if err := o.deps.Events.Publish(ctx, events.OrderPaidSubject, "order-paid."+rec.OrderID, rec.orderPaid()); err != nil {
 		return Order{}, fmt.Errorf("checkout: publish order-paid %s: %w", rec.OrderID, err)
