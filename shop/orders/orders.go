@@ -9,6 +9,14 @@
 // per order): what the user adds to the cart while a checkout runs stays there, as does the
 // part of a line added after the checkout read it, also when recovery finishes the checkout
 // later.
+//
+// Retention. An idempotency key keeps working for at least 24 hours after its checkout
+// finished: the saga record that binds the key to its request and its order is kept for
+// Deps.Retention (DefaultRetention, 25 hours, unless set where the context is built), then
+// the store drops it. The order itself stays for good. A key replayed after that is a key
+// never seen: it starts a new checkout of the cart as it is then, which, the order having
+// taken its items, is usually empty (a validation error on "cart"), and otherwise makes a
+// new order. A checkout that has not finished keeps its record however long it takes.
 package orders
 
 import (
@@ -27,6 +35,10 @@ const (
 	SagasBucket      = "orders_sagas"   // checkout sagas, by idempotency key
 	UserOrdersBucket = "orders_by_user" // order IDs per user, newest first
 )
+
+// DefaultRetention is how long a finished checkout's idempotency record is kept: the day
+// that API clients may count on, and an hour more for clocks and rounding.
+const DefaultRetention = 25 * time.Hour
 
 // Order statuses.
 const (

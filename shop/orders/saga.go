@@ -38,11 +38,13 @@ const (
 // needed to finish or undo the checkout without the request). It never holds the card: a
 // checkout interrupted before its charge is compensated, never retried.
 //
-// Retention: the records of finished checkouts are kept for good, so that a key replayed at
-// any time returns its order. RunRecovery's periodic sweeps do not read them (an index fed by
-// a watch holds only the unfinished ones), but a lone Recover, and RunRecovery's index when
-// it starts, still read the whole bucket once; expiring done records (a TTL on the bucket, or
-// a sweep of records done more than a day ago) is future work.
+// Retention: the record of a finished checkout is written, as it becomes done, with a TTL of
+// the retention (Deps.Retention, at least a day), so that a key replayed within it returns
+// its order, and the store drops it afterwards on its own (kv.TTL). Unfinished records have
+// no TTL: recovery needs them however long a peer stays down. RunRecovery's periodic sweeps
+// do not read finished records (an index fed by a watch holds only the unfinished ones); a
+// lone Recover, and RunRecovery's index when it starts, read the bucket once, which holds
+// one retention's worth of them.
 type saga struct {
 	Key         string         `json:"key"`
 	RequestHash string         `json:"request_hash"`
@@ -122,7 +124,7 @@ func (o *Orders) advance(ctx context.Context, rec saga, from, to string) (saga, 
 	next := rec
 	next.State = to
 	next.UpdatedAt = o.now()
-	rev, err := o.put(ctx, next, rec.rev, func(cur saga) error {
+	rev, err := o.put(ctx, next, rec.rev, nil, func(cur saga) error {
 		if cur.OrderID != rec.OrderID || cur.State != from {
 			return errSagaLost
 		}
@@ -135,11 +137,12 @@ func (o *Orders) advance(ctx context.Context, rec saga, from, to string) (saga, 
 	return next, nil
 }
 
-// put writes next as its key's record if the record is still at revision rev, the one this
-// process last saw (0: none). Otherwise it reads the record again and writes over it only if
-// allow accepts what is there now (kv.ErrSkip from allow: leave it, and succeed). Writing
-// at the known revision saves the read that kv.Mutate would make on every transition.
-func (o *Orders) put(ctx context.Context, next saga, rev uint64, allow func(cur saga) error) (uint64, error) {
+// put writes next as its key's record, with the write option opt (nil: none), if the
+// record is still at revision rev, the one this process last saw (0: none). Otherwise it
+// reads the record again and writes over it only if allow accepts what is there now
+// (kv.ErrSkip from allow: leave it, and succeed). Writing at the known revision saves the
+// read that kv.Mutate would make on every transition.
+func (o *Orders) put(ctx context.Context, next saga, rev uint64, opt kv.WriteOption, allow func(cur saga) error) (uint64, error) {
 	data, err := json.Marshal(next)
 	if err != nil {
 		return 0, fmt.Errorf("encode saga %s: %w", next.Key, err)
@@ -148,7 +151,7 @@ func (o *Orders) put(ctx context.Context, next saga, rev uint64, allow func(cur 
 	// so a handful of attempts is plenty.
 	for range 10 {
 		if rev != 0 {
-			newRev, err := o.stores.Sagas.Update(ctx, next.Key, data, rev)
+			newRev, err := o.stores.Sagas.Update(ctx, next.Key, data, rev, opt)
 			if !errors.Is(err, kv.ErrConflict) {
 				return newRev, err
 			}
@@ -288,12 +291,13 @@ func (o *Orders) recordAndAnnounce(ctx context.Context, rec saga) (Order, error)
 	return ord, nil
 }
 
-// finish marks a charged saga done (it may be done already: two roll-forwards may race).
+// finish marks a charged saga done (it may be done already: two roll-forwards may race),
+// to be kept for the retention from now on.
 func (o *Orders) finish(ctx context.Context, rec saga) error {
 	next := rec
 	next.State = stateDone
 	next.UpdatedAt = o.now()
-	_, err := o.put(ctx, next, rec.rev, func(cur saga) error {
+	_, err := o.put(ctx, next, rec.rev, kv.TTL(o.retention), func(cur saga) error {
 		switch {
 		case cur.OrderID != rec.OrderID:
 			return errSagaLost // cannot happen: nothing deletes a charged record but rollForward
@@ -344,8 +348,8 @@ const (
 
 // RunRecovery does the work of Recover every interval until ctx ends, logging what it did.
 // It keeps an index of the unfinished saga records, up to date with a watch, so that a run
-// reads nothing of the finished checkouts, whose records are kept for good: its cost follows
-// the checkouts in flight, not every checkout ever made.
+// reads nothing of the finished checkouts, whose records are kept for the retention: its
+// cost follows the checkouts in flight, not the day's worth of checkouts made.
 func (o *Orders) RunRecovery(ctx context.Context, every, olderThan time.Duration) {
 	index := o.sagaIndex()
 	var wg sync.WaitGroup

@@ -39,24 +39,32 @@ type Deps struct {
 	Events    events.Publisher
 	Now       func() time.Time // nil means time.Now
 	Logger    *slog.Logger     // nil means slog.Default(); compensation failures and recovery are logged
+	// Retention is how long the saga record of a finished checkout, its key's idempotency
+	// record, is kept once the checkout is done; 0 means DefaultRetention. JetStream
+	// counts whole seconds.
+	Retention time.Duration
 }
 
 // Orders is the orders context: checkout, order history and shipping status. It is safe for
 // concurrent use, also by several processes over the same stores.
 type Orders struct {
-	stores Stores
-	deps   Deps
-	now    func() time.Time
-	log    *slog.Logger
+	stores    Stores
+	deps      Deps
+	now       func() time.Time
+	log       *slog.Logger
+	retention time.Duration
 }
 
 var _ Service = (*Orders)(nil)
 
 // New returns the orders context over its stores, calling the other contexts in deps.
 func New(stores Stores, deps Deps) *Orders {
-	o := &Orders{stores: stores, deps: deps, now: deps.Now, log: deps.Logger}
+	o := &Orders{stores: stores, deps: deps, now: deps.Now, log: deps.Logger, retention: deps.Retention}
 	if o.now == nil {
 		o.now = time.Now
+	}
+	if o.retention <= 0 {
+		o.retention = DefaultRetention
 	}
 	if o.log == nil {
 		o.log = slog.Default()

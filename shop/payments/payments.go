@@ -1,6 +1,14 @@
 // Package payments validates cards and charges and refunds them, each charge under an
 // idempotency key so that a repeated request never charges twice. The shop has no real
 // acquirer: the test cards of API.md decide the outcome, every other valid card is approved.
+//
+// Retention. The records of charges made, refunded or voided are kept for good. The record
+// of a declined charge, which charged nothing, is kept for the declined retention
+// (DefaultDeclinedRetention, 25 hours, unless New is given WithDeclinedRetention), so that a
+// repeat of its key within a day repeats the decline; then the store drops it, and the key
+// is one never seen: Get says ErrNotFound, Refund voids it, and Charge decides anew. Orders,
+// the one caller, never charges a key again once its charge was declined (a new attempt
+// gets a new order ID), so the record serves only to answer a late repeat.
 package payments
 
 import (
@@ -42,6 +50,10 @@ const (
 	StatusDeclined = "declined"
 )
 
+// DefaultDeclinedRetention is how long a declined charge's record is kept: a day, and an
+// hour more for clocks and rounding.
+const DefaultDeclinedRetention = 25 * time.Hour
+
 // Charge is the record of one idempotency key's charge.
 type Charge struct {
 	ID             string      `json:"id"`
@@ -72,7 +84,8 @@ var (
 type Service interface {
 	// Charge validates the card (a validation error for a malformed or Luhn-invalid number),
 	// then charges it, or fails with an error wrapping ErrDeclined. A key already used returns
-	// the first outcome, charging nothing more.
+	// the first outcome, charging nothing more (a decline for the declined retention: see the
+	// package doc).
 	Charge(ctx context.Context, req ChargeRequest) (Charge, error)
 	// Refund refunds the key's charge. Refunding twice is a no-op; refunding a key that never
 	// charged voids it, so that a charge arriving late under that key cannot go through.

@@ -15,7 +15,9 @@ import (
 // How a key charges at most once: the charges bucket holds one record per idempotency key,
 // and the charge happens by creating that record (kv.Create), which only one caller can do.
 // Every other caller with the key reads the record and answers with its outcome. Declines are
-// recorded too, so a repeated key repeats its decline rather than trying again.
+// recorded too, so a repeated key repeats its decline rather than trying again, for the
+// declined retention: the record is written with it as its TTL, and nothing writes a
+// declined record again (Refund leaves it be), so the store drops it then.
 
 // maxKey bounds idempotency keys (the HTTP edge allows 64; orders may prefix them).
 const maxKey = 128
@@ -43,14 +45,35 @@ type record struct {
 }
 
 type service struct {
-	charges kv.Bucket
-	now     func() time.Time
+	charges  kv.Bucket
+	now      func() time.Time
+	declined kv.WriteOption // how a declined record is written: with its retention
+}
+
+// Option configures the service New returns.
+type Option func(*options)
+
+type options struct {
+	declinedRetention time.Duration
+}
+
+// WithDeclinedRetention keeps the records of declined charges for d instead of
+// DefaultDeclinedRetention (d <= 0 keeps the default). JetStream counts whole seconds.
+func WithDeclinedRetention(d time.Duration) Option {
+	return func(o *options) { o.declinedRetention = d }
 }
 
 // New returns the payments service over its charges bucket; now is the clock that decides
 // whether a card has expired.
-func New(charges kv.Bucket, now func() time.Time) Service {
-	return &service{charges: charges, now: now}
+func New(charges kv.Bucket, now func() time.Time, opts ...Option) Service {
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.declinedRetention <= 0 {
+		o.declinedRetention = DefaultDeclinedRetention
+	}
+	return &service{charges: charges, now: now, declined: kv.TTL(o.declinedRetention)}
 }
 
 // Charge validates the request, decides its outcome from the card (see API.md's test cards;
@@ -77,10 +100,12 @@ func (s *service) Charge(ctx context.Context, req ChargeRequest) (Charge, error)
 		Status:         StatusCaptured,
 		CreatedAt:      now,
 	}}
+	var opts []kv.WriteOption
 	if code := decide(req.Card, now); code != "" {
 		rec.Status, rec.Decline = StatusDeclined, code
+		opts = append(opts, s.declined)
 	}
-	_, err := kv.Create(ctx, s.charges, req.IdempotencyKey, rec)
+	_, err := kv.Create(ctx, s.charges, req.IdempotencyKey, rec, opts...)
 	if errors.Is(err, kv.ErrExists) {
 		rec, _, err = kv.Get[record](ctx, s.charges, req.IdempotencyKey)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/money"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
 	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 	"github.com/mitosis-dev/mitosis/shop/payments"
 	"github.com/mitosis-dev/mitosis/shop/payments/paymentstest"
@@ -143,4 +144,93 @@ func FuzzValidateCard(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDeclinedChargesAreKeptForTheRetention: a declined charge's record answers repeats of
+// its key for the retention, then goes, and the key is one never seen; captured charges
+// stay.
+func TestDeclinedChargesAreKeptForTheRetention(t *testing.T) {
+	srv := natsjstest.New(t)
+	for name, open := range map[string]func() kv.Bucket{
+		"Memory":    func() kv.Bucket { return kv.NewMemory() },
+		"JetStream": func() kv.Bucket { return srv.Bucket(t, "charges") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			b := open()
+			svc := payments.New(b, fixedClock, payments.WithDeclinedRetention(time.Second))
+			charge := func(key, number string) (payments.Charge, error) {
+				return svc.Charge(ctx, payments.ChargeRequest{IdempotencyKey: key, Amount: money.Cents(100),
+					Card: payments.Card{Number: number, ExpMonth: 1, ExpYear: 2031, CVV: "123"}})
+			}
+			// Captured first, so that it would be gone first if it expired too.
+			if _, err := charge("ok", "4242424242424242"); err != nil {
+				t.Fatalf("Charge: %v", err)
+			}
+			if _, err := charge("no", "4000000000000002"); !errors.Is(err, payments.ErrCardDeclined) {
+				t.Fatalf("Charge with the declined card: %v", err)
+			}
+			// Within the retention a repeat, whatever its card, repeats the decline.
+			if _, err := charge("no", "4242424242424242"); !errors.Is(err, payments.ErrCardDeclined) {
+				t.Fatalf("repeat within the retention: %v, want the decline", err)
+			}
+			if ch, err := svc.Get(ctx, "no"); err != nil || ch.Status != payments.StatusDeclined {
+				t.Fatalf("Get within the retention: %+v %v, want declined", ch, err)
+			}
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				_, err := svc.Get(ctx, "no")
+				if errors.Is(err, payments.ErrNotFound) {
+					break
+				}
+				if err != nil || time.Now().After(deadline) {
+					t.Fatalf("declined record after 15s: %v, want ErrNotFound", err)
+				}
+				time.Sleep(10 * time.Millisecond) // polling interval, bounded by the deadline
+			}
+			if ch, err := svc.Get(ctx, "ok"); err != nil || ch.Status != payments.StatusCaptured {
+				t.Errorf("captured charge after the retention: %+v %v, want it kept", ch, err)
+			}
+			// Past the retention the key is new: a charge is decided anew.
+			if ch, err := charge("no", "4242424242424242"); err != nil || ch.Status != payments.StatusCaptured {
+				t.Errorf("Charge of the key past its retention: %+v %v, want captured", ch, err)
+			}
+		})
+	}
+}
+
+// TestDefaultDeclinedRetentionIsOverADay reads the TTL that JetStream holds for a declined
+// charge written with the default retention.
+func TestDefaultDeclinedRetentionIsOverADay(t *testing.T) {
+	srv := natsjstest.New(t)
+	ctx := t.Context()
+	const name = "retained_charges"
+	b, err := natsjs.OpenBucket(ctx, srv.JetStream(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := payments.New(b, fixedClock)
+	for key, number := range map[string]string{"no": "4000000000009995", "ok": "4242424242424242"} {
+		_, _ = svc.Charge(ctx, payments.ChargeRequest{IdempotencyKey: key, Amount: money.Cents(100),
+			Card: payments.Card{Number: number, ExpMonth: 1, ExpYear: 2031, CVV: "123"}})
+	}
+	stream, err := srv.JetStream().Stream(ctx, "KV_"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttlOf := func(key string) string {
+		msg, err := stream.GetLastMsgForSubject(ctx, "$KV."+name+"."+key)
+		if err != nil {
+			t.Fatalf("record %s: %v", key, err)
+		}
+		return msg.Header.Get("Nats-TTL")
+	}
+	if got := ttlOf("no"); got == "" {
+		t.Fatal("the declined record has no TTL")
+	} else if ttl, err := time.ParseDuration(got); err != nil || ttl < 24*time.Hour || ttl != payments.DefaultDeclinedRetention {
+		t.Fatalf("the declined record's TTL: %q (%v), want payments.DefaultDeclinedRetention, at least 24h", got, err)
+	}
+	if got := ttlOf("ok"); got != "" {
+		t.Fatalf("the captured charge has a TTL of %q, want none", got)
+	}
 }
