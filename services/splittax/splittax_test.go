@@ -140,7 +140,7 @@ func BenchmarkProductList(b *testing.B) {
 }
 
 // BenchmarkCheckout is a whole checkout of a two-line cart: price, reserve, charge, record,
-// clear the cart, publish. The carts are filled before the clock starts.
+// take the order out of the cart, publish. The carts are filled before the clock starts.
 func BenchmarkCheckout(b *testing.B) {
 	for _, arch := range architectures() {
 		b.Run(arch.name, func(b *testing.B) {

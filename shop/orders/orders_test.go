@@ -381,8 +381,8 @@ func TestRecoverRefundsWhenReservationLapsed(t *testing.T) {
 	})
 }
 
-// TestRecoverRollsForwardFailedPublish: the order is recorded and the cart cleared, but the
-// process dies before order-paid goes out; recovery publishes it.
+// TestRecoverRollsForwardFailedPublish: the order is recorded and taken out of the cart,
+// but the process dies before order-paid goes out; recovery publishes it.
 func TestRecoverRollsForwardFailedPublish(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		w, paid, product, user, orderID := failPublish(t, be)
@@ -853,7 +853,7 @@ func (c *paidCounter) waitOne(t *testing.T, orderID string) {
 }
 
 // BenchmarkCheckout measures a whole checkout over JetStream: saga writes, cart read,
-// reservation, charge, commit, order, history, cart clear and the order-paid publish.
+// reservation, charge, commit, order, history, cart removal and the order-paid publish.
 func BenchmarkCheckout(b *testing.B) {
 	w := newWorld(b, jetStreamBackend(b))
 	ctx := context.Background()

@@ -42,7 +42,7 @@ func TestFinishedCheckoutsAreKeptForTheRetention(t *testing.T) {
 		w := newWorld(t, be)
 		product, user := w.shop(t)
 		deps := w.deps()
-		deps.Retention = time.Second // the shortest JetStream counts
+		deps.Retention = 2 * time.Second // short, and still ample for the replay within it
 		o := w.orders(deps)
 
 		// Another user's checkout freezes after its charge, before key-1 even starts.

@@ -158,7 +158,7 @@ func TestDeclinedChargesAreKeptForTheRetention(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
 			b := open()
-			svc := payments.New(b, fixedClock, payments.WithDeclinedRetention(time.Second))
+			svc := payments.New(b, fixedClock, payments.WithDeclinedRetention(2*time.Second))
 			charge := func(key, number string) (payments.Charge, error) {
 				return svc.Charge(ctx, payments.ChargeRequest{IdempotencyKey: key, Amount: money.Cents(100),
 					Card: payments.Card{Number: number, ExpMonth: 1, ExpYear: 2031, CVV: "123"}})

@@ -248,11 +248,12 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 		// Values written with a TTL go by themselves, as a Delete would take them: watchers
 		// see them deleted, reads and Keys miss them, Create takes the key again. A later
 		// write without TTL keeps its value for good, and one with a TTL makes a value
-		// expire. JetStream counts whole seconds: a second is the shortest TTL there is.
+		// expire. JetStream counts whole seconds; two leave ample time for the writes and
+		// checks before the expiry.
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		b := newBucket(t)
-		ttl := kv.TTL(time.Second)
+		ttl := kv.TTL(2 * time.Second)
 		// "kept" is written with the TTL before "short", so it would be gone before it.
 		rev, err := b.Create(ctx, "kept", []byte("1"), ttl)
 		if err != nil {
