@@ -29,7 +29,7 @@ import (
 const (
 	statePending      = "pending"      // key claimed; pricing, reserving, charging under the order ID
 	stateCharged      = "charged"      // charged: commit, record, take the order out of the cart, publish
-	stateDone         = "done"         // the order exists; the record stays as the key's idempotency record
+	stateDone         = "done"         // the order exists; the record stays, for the retention, as the key's idempotency record
 	stateCompensating = "compensating" // owned by nobody: to be undone by whoever meets it
 )
 
@@ -38,13 +38,13 @@ const (
 // needed to finish or undo the checkout without the request). It never holds the card: a
 // checkout interrupted before its charge is compensated, never retried.
 //
-// Retention: the record of a finished checkout is written, as it becomes done, with a TTL of
-// the retention (Deps.Retention, at least a day), so that a key replayed within it returns
-// its order, and the store drops it afterwards on its own (kv.TTL). Unfinished records have
-// no TTL: recovery needs them however long a peer stays down. RunRecovery's periodic sweeps
-// do not read finished records (an index fed by a watch holds only the unfinished ones); a
-// lone Recover, and RunRecovery's index when it starts, read the bucket once, which holds
-// one retention's worth of them.
+// Retention: the record of a finished checkout is written, as it becomes done, with a TTL
+// of the retention (Deps.Retention, 25 hours unless set), so that a key replayed within it
+// returns its order, and the store drops it afterwards on its own (kv.TTL). Unfinished
+// records have no TTL: recovery needs them however long a peer stays down. RunRecovery's
+// periodic sweeps do not read finished records (an index fed by a watch holds only the
+// unfinished ones); a lone Recover, and RunRecovery's index when it starts, read the bucket
+// once, which holds one retention's worth of them.
 type saga struct {
 	Key         string         `json:"key"`
 	RequestHash string         `json:"request_hash"`
