@@ -23,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -86,6 +88,12 @@ func TTLOf(opts []WriteOption) time.Duration {
 	return (o.ttl + time.Second - 1).Truncate(time.Second)
 }
 
+// Key joins parts into one key, as a context does to keep several records of one owner (a
+// user's history and its chunks, say) apart from each other and from the owner's own key.
+// Distinct lists of parts make distinct keys as long as no part holds the separator, a
+// control character, which no ID holds (package ids).
+func Key(parts ...string) string { return strings.Join(parts, "\x1f") }
+
 // Entry is one value of a bucket.
 type Entry struct {
 	Key      string
@@ -116,6 +124,49 @@ type Bucket interface {
 	// Watch delivers every current entry, then one Entry with an empty Key meaning "up to
 	// date", then every later change, until ctx is done, when the channel is closed.
 	Watch(ctx context.Context) (<-chan Entry, error)
+}
+
+// maxConcurrent bounds the requests Concurrently has in flight: enough for a page of a list
+// (up to 101 reads) in one wave.
+const maxConcurrent = 128
+
+// Concurrently runs call(i) for every i in [0, n), up to maxConcurrent at a time, and
+// returns their errors joined: for independent store requests, which then cost one round
+// trip of latency instead of n.
+func Concurrently(n int, call func(i int) error) error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, maxConcurrent)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = call(i)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// GetEach reads keys concurrently and decodes each value into a T: values[i] is that of
+// keys[i], and found[i] says whether it has one. Any other failure is returned.
+func GetEach[T any](ctx context.Context, b Bucket, keys []string) (values []T, found []bool, err error) {
+	values, found = make([]T, len(keys)), make([]bool, len(keys))
+	err = Concurrently(len(keys), func(i int) error {
+		v, _, err := Get[T](ctx, b, keys[i])
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		values[i], found[i] = v, true
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return values, found, nil
 }
 
 // Get reads key and decodes its JSON value into a T.
@@ -212,15 +263,15 @@ func mutate[T any](ctx context.Context, b Bucket, key string, start *known[T], f
 		if attempt >= maxAttempts {
 			return v, 0, fmt.Errorf("update %q: %d attempts: %w", key, attempt+1, ErrConflict)
 		}
-		if err := backoff(ctx, attempt); err != nil {
+		if err := Backoff(ctx, attempt); err != nil {
 			return v, 0, err
 		}
 	}
 }
 
-// backoff waits a short random time that grows with the attempt, so that writers contending
-// for one key spread out instead of colliding again at once.
-func backoff(ctx context.Context, attempt int) error {
+// Backoff waits a short random time that grows with the attempt (0 for the first retry),
+// so that writers contending for one key spread out instead of colliding again at once.
+func Backoff(ctx context.Context, attempt int) error {
 	if attempt < 2 {
 		return ctx.Err()
 	}
