@@ -79,7 +79,7 @@ func TestInProcessSpansAreNamedLikeTheGRPCMethods(t *testing.T) {
 		func() { _, _ = pay.Get(ctx, "k") },
 		func() { _, _ = ord.Checkout(ctx, "k", orders.CheckoutRequest{}) },
 		func() { _, _ = ord.Get(ctx, "o") },
-		func() { _, _ = ord.ListByUser(ctx, "u") },
+		func() { _, _ = ord.ListByUser(ctx, orders.ListRequest{UserID: "u"}) },
 		func() { _, _ = ord.MarkShipped(ctx, "o", "t") },
 		func() { _, _ = shp.Ship(ctx, events.OrderPaid{}) },
 		func() { _, _ = shp.Get(ctx, "o") },

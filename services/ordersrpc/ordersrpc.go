@@ -62,12 +62,16 @@ func (s *server) Get(ctx context.Context, req *ordersv1.GetRequest) (*ordersv1.G
 }
 
 func (s *server) ListByUser(ctx context.Context, req *ordersv1.ListByUserRequest) (*ordersv1.ListByUserResponse, error) {
-	list, err := s.svc.ListByUser(ctx, conv.S(req.GetUserId()))
+	page, err := s.svc.ListByUser(ctx, orders.ListRequest{
+		UserID:    conv.S(req.GetUserId()),
+		PageSize:  int(req.GetPageSize()),
+		PageToken: conv.S(req.GetPageToken()),
+	})
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	out := &ordersv1.ListByUserResponse{Orders: make([]*ordersv1.Order, len(list))}
-	for i, o := range list {
+	out := &ordersv1.ListByUserResponse{Orders: make([]*ordersv1.Order, len(page.Orders)), NextPageToken: conv.B(page.NextPageToken)}
+	for i, o := range page.Orders {
 		out.Orders[i] = toProto(o)
 	}
 	return out, nil
@@ -115,16 +119,20 @@ func (c *Client) Get(ctx context.Context, id string) (orders.Order, error) {
 	return fromProto(res.GetOrder()), nil
 }
 
-func (c *Client) ListByUser(ctx context.Context, userID string) ([]orders.Order, error) {
-	res, err := c.c.ListByUser(ctx, &ordersv1.ListByUserRequest{UserId: conv.B(userID)})
+func (c *Client) ListByUser(ctx context.Context, req orders.ListRequest) (orders.Page, error) {
+	res, err := c.c.ListByUser(ctx, &ordersv1.ListByUserRequest{
+		UserId:    conv.B(req.UserID),
+		PageSize:  int64(req.PageSize),
+		PageToken: conv.B(req.PageToken),
+	})
 	if err != nil {
-		return nil, rpcerr.FromStatus(ordersv1.OrdersService_ListByUser_FullMethodName, err)
+		return orders.Page{}, rpcerr.FromStatus(ordersv1.OrdersService_ListByUser_FullMethodName, err)
 	}
-	out := make([]orders.Order, len(res.GetOrders()))
+	page := orders.Page{Orders: make([]orders.Order, len(res.GetOrders())), NextPageToken: conv.S(res.GetNextPageToken())}
 	for i, o := range res.GetOrders() {
-		out[i] = fromProto(o)
+		page.Orders[i] = fromProto(o)
 	}
-	return out, nil
+	return page, nil
 }
 
 func (c *Client) MarkShipped(ctx context.Context, orderID, trackingID string) (orders.Order, error) {

@@ -86,6 +86,7 @@ func tests() []test {
 
 		{"order-unknown", testOrderUnknown},
 		{"order-history-newest-first", testOrderHistory},
+		{"order-history-paging", testOrderHistoryPaging},
 		{"notifications-unknown-user", testNotificationsUnknownUser},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -413,7 +414,7 @@ func testOrderHistory(t *testing.T, c *Client) {
 	second := c.Checkout(t, NewID("k"), NewCheckout(user, CardApproved))
 
 	r := c.Request(t, http.MethodGet, "/v1/users/"+user+"/orders", nil, nil)
-	ExpectKeys(t, "order history", r.Body, "orders")
+	ExpectKeys(t, "order history", r.Body, "orders", "next_page_token")
 	for _, o := range elements(t, rawField(t, r.Body, "orders")) {
 		expectOrderJSON(t, o)
 	}
@@ -426,11 +427,76 @@ func testOrderHistory(t *testing.T, c *Client) {
 	}
 
 	r = c.Request(t, http.MethodGet, "/v1/users/"+NewID("u")+"/orders", nil, nil)
-	var none struct {
-		Orders []Order `json:"orders"`
-	}
+	var none OrderPage
 	expectJSON(t, "orders of an unknown user", r, http.StatusOK, &none)
+	ExpectKeys(t, "orders of an unknown user", r.Body, "orders", "next_page_token")
 	expectEmptyList(t, r.Body, "orders")
+	if none.NextPageToken != "" {
+		t.Errorf("orders of an unknown user: next_page_token %q, want \"\"", none.NextPageToken)
+	}
+}
+
+// checkoutN makes n paid orders of a new user, one after the other, and returns the user
+// and the orders' IDs newest first.
+func (c *Client) checkoutN(t *testing.T, n int) (user string, newestFirst []string) {
+	t.Helper()
+	p := c.NewStockedProduct(t, 100, 10, int64(n))
+	user = NewID("u")
+	for range n {
+		c.AddToCart(t, user, p.ID, 1)
+		o := c.Checkout(t, NewID("k"), NewCheckout(user, CardApproved))
+		newestFirst = append([]string{o.ID}, newestFirst...)
+	}
+	return user, newestFirst
+}
+
+// expectBadPageRequests fails t unless each bad page_size and page_token of a list is 400
+// invalid-argument naming the parameter.
+func (c *Client) expectBadPageRequests(t *testing.T, path string, badTokens ...string) {
+	t.Helper()
+	for _, size := range []string{"0", "-1", "101", "abc", "1.5", "99999999999999999999"} {
+		p := ExpectProblem(t, c.Request(t, http.MethodGet, path+"?"+query("page_size", size).Encode(), nil, nil), http.StatusBadRequest, "invalid-argument")
+		if !strings.Contains(p.Detail, "page_size") {
+			t.Errorf("%s page_size=%s: detail %q does not name page_size", path, size, p.Detail)
+		}
+	}
+	for _, token := range append([]string{"!!", "abc", "not a token", strings.Repeat("A", 300)}, badTokens...) {
+		p := ExpectProblem(t, c.Request(t, http.MethodGet, path+"?"+query("page_token", token).Encode(), nil, nil), http.StatusBadRequest, "invalid-argument")
+		if !strings.Contains(p.Detail, "page_token") {
+			t.Errorf("%s page_token=%q: detail %q does not name page_token", path, token, p.Detail)
+		}
+	}
+}
+
+func testOrderHistoryPaging(t *testing.T, c *Client) {
+	user, want := c.checkoutN(t, DefaultOrderPage+1)
+	for _, tc := range []struct {
+		size  int
+		pages []int
+	}{{0, []int{20, 1}}, {7, []int{7, 7, 7}}, {20, []int{20, 1}}, {21, []int{21}}, {100, []int{21}}, {1, slices.Repeat([]int{1}, 21)}} {
+		size := tc.size
+		if size == 0 {
+			size = DefaultOrderPage
+		}
+		list, pages := walkPages(t, "orders of "+user, size, func(token string) ([]Order, string) {
+			q := query("page_token", token)
+			if tc.size != 0 {
+				q.Set("page_size", strconv.Itoa(tc.size))
+			}
+			p := c.OrdersPage(t, user, q)
+			return p.Orders, p.NextPageToken
+		}, func(o Order) string { return o.ID })
+		var got []string
+		for _, o := range list {
+			got = append(got, o.ID)
+		}
+		if !slices.Equal(got, want) || !slices.Equal(pages, tc.pages) {
+			t.Errorf("page_size %d: %v in pages %v, want %v in pages %v", tc.size, got, pages, want, tc.pages)
+		}
+	}
+	// A token is for the list that gave it: the product list's is refused here.
+	products := c.Products(t, query("page_size", "1"))
+	c.expectBadPageRequests(t, "/v1/users/"+user+"/orders", products.NextPageToken)
 }
 
 func testNotificationsUnknownUser(t *testing.T, c *Client) {

@@ -39,6 +39,11 @@ type (
 		Products      []Product `json:"products"`
 		NextPageToken string    `json:"next_page_token"`
 	}
+	// OrderPage is a page of a user's orders.
+	OrderPage struct {
+		Orders        []Order `json:"orders"`
+		NextPageToken string  `json:"next_page_token"`
+	}
 	// CartItem is a line of a cart.
 	CartItem struct {
 		ProductID string `json:"product_id"`
@@ -126,7 +131,8 @@ const (
 	CardLuhnInvalid     = "4242424242424241"
 	DefaultPollTimeout  = 20 * time.Second
 	defaultHTTPTimeout  = 30 * time.Second
-	maxPages            = 10_000 // bounds every walk of the product list
+	maxPages            = 10_000 // bounds every walk of a list
+	DefaultOrderPage    = 20     // the page size of a user's orders when none is given
 	maxIdempotencyKeyLn = 64
 )
 
@@ -397,17 +403,26 @@ func (c *Client) GetOrder(t testing.TB, id string) Order {
 	return o
 }
 
-// Orders returns a user's orders, newest first.
-func (c *Client) Orders(t testing.TB, userID string) []Order {
+// OrdersPage returns one page of a user's orders; query holds page_size and page_token.
+func (c *Client) OrdersPage(t testing.TB, userID string, query url.Values) OrderPage {
 	t.Helper()
-	var body struct {
-		Orders []Order `json:"orders"`
-	}
-	expectJSON(t, "orders of "+userID, c.Request(t, http.MethodGet, "/v1/users/"+url.PathEscape(userID)+"/orders", nil, nil), http.StatusOK, &body)
-	if body.Orders == nil {
+	var p OrderPage
+	expectJSON(t, "orders of "+userID, c.Request(t, http.MethodGet, "/v1/users/"+url.PathEscape(userID)+"/orders?"+query.Encode(), nil, nil), http.StatusOK, &p)
+	if p.Orders == nil {
 		t.Fatalf("orders of %s: orders is null", userID)
 	}
-	return body.Orders
+	return p
+}
+
+// Orders returns all of a user's orders, newest first, walking every page of the default
+// size (failing t unless every page but the last is full and no order comes twice).
+func (c *Client) Orders(t testing.TB, userID string) []Order {
+	t.Helper()
+	all, _ := walkPages(t, "orders of "+userID, DefaultOrderPage, func(token string) ([]Order, string) {
+		p := c.OrdersPage(t, userID, query("page_token", token))
+		return p.Orders, p.NextPageToken
+	}, func(o Order) string { return o.ID })
+	return all
 }
 
 // Notifications returns a user's notifications, oldest first.
@@ -421,6 +436,39 @@ func (c *Client) Notifications(t testing.TB, userID string) []Notification {
 		t.Fatalf("notifications of %s: notifications is null", userID)
 	}
 	return body.Notifications
+}
+
+// walkPages reads a list from its first page to its last, fetch returning a page's elements
+// and next token, and returns all the elements and the length of each page. It fails t
+// unless every page but the last holds size elements, the last says "" and no ID (of id)
+// comes twice.
+func walkPages[T any](t testing.TB, what string, size int, fetch func(token string) ([]T, string), id func(T) string) (all []T, pages []int) {
+	t.Helper()
+	seen := map[string]bool{}
+	token := ""
+	for range maxPages {
+		elems, next := fetch(token)
+		for _, e := range elems {
+			if seen[id(e)] {
+				t.Fatalf("%s: %s listed twice", what, id(e))
+			}
+			seen[id(e)] = true
+		}
+		all = append(all, elems...)
+		pages = append(pages, len(elems))
+		if next == "" {
+			if all == nil {
+				all = []T{}
+			}
+			return all, pages
+		}
+		if len(elems) != size {
+			t.Fatalf("%s: page %d has %d elements and a next page; every page but the last must have %d", what, len(pages), len(elems), size)
+		}
+		token = next
+	}
+	t.Fatalf("%s: more than %d pages", what, maxPages)
+	return nil, nil
 }
 
 func (c *Client) pollTimeout() time.Duration {

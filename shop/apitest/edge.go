@@ -156,7 +156,7 @@ func sendAllThenRead(t *testing.T, c *Client, method, path string, body []byte) 
 	return resp.StatusCode
 }
 
-// query builds a product list query from pairs of names and values.
+// query builds a list's query from pairs of names and values.
 func query(kv ...string) url.Values {
 	q := url.Values{}
 	for i := 0; i+1 < len(kv); i += 2 {

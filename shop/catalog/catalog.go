@@ -8,6 +8,7 @@ import (
 	"errors"
 
 	"github.com/mitosis-dev/mitosis/shop/money"
+	"github.com/mitosis-dev/mitosis/shop/paging"
 )
 
 // Buckets this context owns; no other context reads them.
@@ -40,7 +41,7 @@ type Page struct {
 // Page sizes.
 const (
 	DefaultPageSize = 20
-	MaxPageSize     = 100
+	MaxPageSize     = paging.MaxSize
 )
 
 // ErrNotFound: no product has that ID.

@@ -139,7 +139,14 @@ func TestHandler(t *testing.T) {
 		{name: "checkout of an empty cart", method: "POST", target: "/v1/checkout", header: http.Header{"Idempotency-Key": {"k2"}},
 			body: `{"user_id":"u-empty","email":"a@example.com","address":{"street":"s","city":"c","postal_code":"1","country":"US"},"card":{"number":"4242424242424242","exp_month":12,"exp_year":2099,"cvv":"123"}}`, status: 400, code: "invalid-argument"},
 		{name: "unknown order", method: "GET", target: "/v1/orders/nope", status: 404, code: "not-found"},
-		{name: "orders of a new user", method: "GET", target: "/v1/users/u-new/orders", status: 200, want: `{"orders":[]}`},
+		{name: "orders of a new user", method: "GET", target: "/v1/users/u-new/orders", status: 200, want: `{"orders":[],"next_page_token":""}`},
+		{name: "orders, page_size empty means default", method: "GET", target: "/v1/users/u-new/orders?page_size=&page_token=", status: 200, want: `{"orders":[],"next_page_token":""}`},
+		{name: "orders, page_size 100", method: "GET", target: "/v1/users/u-new/orders?page_size=100", status: 200, want: `{"orders":[],"next_page_token":""}`},
+		{name: "orders, page_size 0", method: "GET", target: "/v1/users/u-new/orders?page_size=0", status: 400, code: "invalid-argument"},
+		{name: "orders, page_size 101", method: "GET", target: "/v1/users/u-new/orders?page_size=101", status: 400, code: "invalid-argument"},
+		{name: "orders, page_size abc", method: "GET", target: "/v1/users/u-new/orders?page_size=abc", status: 400, code: "invalid-argument"},
+		{name: "orders, bad page_token", method: "GET", target: "/v1/users/u-new/orders?page_token=%21%21", status: 400, code: "invalid-argument"},
+		{name: "orders, a token of the catalog", method: "GET", target: "/v1/users/u-new/orders?page_token=cC0x", status: 400, code: "invalid-argument"},
 		{name: "notifications of a new user", method: "GET", target: "/v1/users/u-new/notifications", status: 200, want: `{"notifications":[]}`},
 
 		{name: "inventory", method: "GET", target: "/v1/inventory/p-1", status: 200, want: `{"product_id":"p-1","available":5,"reserved":0,"sold":0}`},
@@ -222,6 +229,8 @@ func TestProblemDetails(t *testing.T) {
 		detail               string
 	}{
 		{"page_size", "GET", "/v1/products?page_size=0", nil, "", "page_size"},
+		{"orders page_size", "GET", "/v1/users/u/orders?page_size=101", nil, "", "page_size"},
+		{"orders page_token", "GET", "/v1/users/u/orders?page_token=bm90", nil, "", "page_token"},
 		{"quantity type", "POST", "/v1/carts/u/items", nil, `{"product_id":"sku-0001","quantity":"x"}`, "quantity"},
 		{"unknown field", "POST", "/v1/carts/u/items", nil, `{"product_id":"sku-0001","colour":1}`, "colour"},
 		{"nested unknown field", "POST", "/v1/checkout", http.Header{"Idempotency-Key": {"k"}}, `{"card":{"pin":1}}`, "card.pin"},

@@ -17,6 +17,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/inventory"
 	"github.com/mitosis-dev/mitosis/shop/notify"
 	"github.com/mitosis-dev/mitosis/shop/orders"
+	"github.com/mitosis-dev/mitosis/shop/paging"
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
@@ -65,29 +66,33 @@ func (a *api) listProducts(w http.ResponseWriter, r *http.Request) {
 	a.writeJSON(w, http.StatusOK, &page)
 }
 
-// listRequest reads q, page_size and page_token. A page_size given must be an integer in
-// 1..MaxPageSize; an empty one, like an absent one, means the catalog's default.
+// listRequest reads q, page_size and page_token.
 func listRequest(rawQuery string) (catalog.ListRequest, error) {
 	var req catalog.ListRequest
 	var err error
 	if req.Query, _, err = queryParam(rawQuery, "q"); err != nil {
 		return req, err
 	}
-	if req.PageToken, _, err = queryParam(rawQuery, "page_token"); err != nil {
-		return req, err
+	req.PageSize, req.PageToken, err = pageParams(rawQuery)
+	return req, err
+}
+
+// pageParams reads the page_size and page_token of every paged list. A page_size given must
+// be an integer in 1..paging.MaxSize; an empty one, like an absent one, is 0: the list's
+// default.
+func pageParams(rawQuery string) (size int, token string, err error) {
+	if token, _, err = queryParam(rawQuery, "page_token"); err != nil {
+		return 0, "", err
 	}
-	size, _, err := queryParam(rawQuery, "page_size")
-	if err != nil {
-		return req, err
+	s, _, err := queryParam(rawQuery, "page_size")
+	if err != nil || s == "" {
+		return 0, token, err
 	}
-	if size != "" {
-		n, err := strconv.Atoi(size)
-		if err != nil || n < 1 || n > catalog.MaxPageSize {
-			return req, validation.Errorf("page_size", "must be an integer from 1 to %d", catalog.MaxPageSize)
-		}
-		req.PageSize = n
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > paging.MaxSize {
+		return 0, "", validation.Errorf("page_size", "must be an integer from 1 to %d", paging.MaxSize)
 	}
-	return req, nil
+	return n, token, nil
 }
 
 // queryParam returns the first value of key in a raw query string, as url.Values.Get would,
@@ -231,21 +236,23 @@ func (a *api) getOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) listOrders(w http.ResponseWriter, r *http.Request) {
-	list, err := a.cfg.Orders.ListByUser(r.Context(), pathParam(r, "user_id"))
+	size, token, err := pageParams(r.URL.RawQuery)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	body := struct {
-		Orders []orders.Order `json:"orders"`
-	}{Orders: list}
-	if body.Orders == nil {
-		body.Orders = []orders.Order{}
+	page, err := a.cfg.Orders.ListByUser(r.Context(), orders.ListRequest{UserID: pathParam(r, "user_id"), PageSize: size, PageToken: token})
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
-	for i := range body.Orders {
-		normalizeOrder(&body.Orders[i])
+	if page.Orders == nil {
+		page.Orders = []orders.Order{}
 	}
-	a.writeJSON(w, http.StatusOK, &body)
+	for i := range page.Orders {
+		normalizeOrder(&page.Orders[i])
+	}
+	a.writeJSON(w, http.StatusOK, &page)
 }
 
 // normalizeOrder makes an order read as API.md shows it whatever the context or transport

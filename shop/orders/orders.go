@@ -33,7 +33,7 @@ import (
 const (
 	OrdersBucket     = "orders_orders"  // the orders
 	SagasBucket      = "orders_sagas"   // checkout sagas, by idempotency key
-	UserOrdersBucket = "orders_by_user" // order IDs per user, newest first
+	UserOrdersBucket = "orders_by_user" // each user's order history (see history.go)
 )
 
 // DefaultRetention is how long a finished checkout's idempotency record is kept: the day
@@ -77,6 +77,22 @@ type CheckoutRequest struct {
 	Card    payments.Card `json:"card"`
 }
 
+// ListRequest asks for one page of a user's orders.
+type ListRequest struct {
+	UserID    string
+	PageSize  int    // 1..paging.MaxSize; 0 means DefaultPageSize
+	PageToken string // "" for the first page, else a Page's NextPageToken
+}
+
+// Page is one page of a user's orders, newest first.
+type Page struct {
+	Orders        []Order `json:"orders"`
+	NextPageToken string  `json:"next_page_token"` // "" on the last page
+}
+
+// DefaultPageSize is the page size of a ListRequest that gives none.
+const DefaultPageSize = 20
+
 var (
 	// ErrNotFound: no order has that ID.
 	ErrNotFound = errors.New("orders: order not found")
@@ -92,8 +108,10 @@ type Service interface {
 	Checkout(ctx context.Context, idempotencyKey string, req CheckoutRequest) (Order, error)
 	// Get returns an order, or ErrNotFound.
 	Get(ctx context.Context, id string) (Order, error)
-	// ListByUser returns a user's orders newest first; none for an unknown user.
-	ListByUser(ctx context.Context, userID string) ([]Order, error)
+	// ListByUser returns a page of a user's orders, newest first: every page but the last
+	// is full, and an unknown user has one empty page. A bad user ID, page size or page
+	// token is a validation error.
+	ListByUser(ctx context.Context, req ListRequest) (Page, error)
 	// MarkShipped records an order's tracking ID and status shipped; idempotent.
 	MarkShipped(ctx context.Context, orderID, trackingID string) (Order, error)
 }

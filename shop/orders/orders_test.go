@@ -424,7 +424,7 @@ func failPublish(t *testing.T, be backend) (w *world, paid *paidCounter, product
 	if _, err := w.orders(deps).Checkout(t.Context(), "key-1", orderstest.Request(user)); err == nil {
 		t.Fatal("Checkout with a failing publish: no error")
 	}
-	list, err := w.orders(w.deps()).ListByUser(t.Context(), user)
+	list, err := orderstest.ListAll(t.Context(), w.orders(w.deps()), user)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("orders before recovery: %+v %v, want 1", list, err)
 	}
@@ -447,7 +447,7 @@ func assertRolledForward(t *testing.T, w *world, o *orders.Orders, paid *paidCou
 	if items := w.cartItems(t, user); len(items) != 0 {
 		t.Errorf("cart: %+v, want empty", items)
 	}
-	if list, err := o.ListByUser(ctx, user); err != nil || len(list) != 1 || list[0].ID != orderID {
+	if list, err := orderstest.ListAll(ctx, o, user); err != nil || len(list) != 1 || list[0].ID != orderID {
 		t.Errorf("orders of the user: %+v %v, want only %s", list, err, orderID)
 	}
 	paid.waitOne(t, orderID)
@@ -545,7 +545,7 @@ func TestChargeOutcomeUnknownIsRefunded(t *testing.T) {
 		if n, err := o.Recover(ctx, 0); n != 0 || err != nil {
 			t.Errorf("Recover: %d %v, want nothing left", n, err)
 		}
-		list, _ := o.ListByUser(ctx, user)
+		list, _ := orderstest.ListAll(ctx, o, user)
 		if len(list) != 1 || list[0].ID != ord.ID {
 			t.Errorf("orders: %+v, want only %s", list, ord.ID)
 		}
@@ -739,7 +739,7 @@ func TestRunRecovery(t *testing.T) {
 
 func assertNoOrders(t *testing.T, o *orders.Orders, user string) {
 	t.Helper()
-	if list, err := o.ListByUser(t.Context(), user); err != nil || len(list) != 0 {
+	if list, err := orderstest.ListAll(t.Context(), o, user); err != nil || len(list) != 0 {
 		t.Errorf("orders of %s: %+v %v, want none", user, list, err)
 	}
 }

@@ -239,9 +239,10 @@ func (o *Orders) drop(ctx context.Context, rec saga) error {
 }
 
 // rollForward finishes a charged checkout. Every step is safe to repeat, also concurrently,
-// because Recover repeats them: commit is a no-op the second time, the order and the user's
-// list are written once, the cart removes an order's items once (whatever the user added
-// since stays), and the broker drops a re-published event by its ID.
+// because Recover repeats them: commit is a no-op the second time, the order is written
+// once, the cart removes an order's items once (whatever the user added since stays), and
+// the broker drops a re-published event by its ID. (The order is in its user's history
+// already: run put it there before the charge was recorded.)
 func (o *Orders) rollForward(ctx context.Context, rec saga) (Order, error) {
 	if err := o.deps.Inventory.Commit(ctx, rec.OrderID); err != nil {
 		if !errors.Is(err, inventory.ErrReservationNotFound) {
@@ -275,9 +276,6 @@ func (o *Orders) recordAndAnnounce(ctx context.Context, rec saga) (Order, error)
 		if ord, err = o.Get(ctx, ord.ID); err != nil {
 			return Order{}, err
 		}
-	}
-	if err := o.addToUser(ctx, rec.UserID, rec.OrderID); err != nil {
-		return Order{}, fmt.Errorf("checkout: %w", err)
 	}
 	if _, err := o.deps.Carts.RemoveBought(ctx, rec.UserID, rec.OrderID, rec.bought()); err != nil {
 		return Order{}, fmt.Errorf("checkout: remove order %s from the cart of %s: %w", rec.OrderID, rec.UserID, err)

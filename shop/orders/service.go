@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/mitosis-dev/mitosis/shop/cart"
@@ -27,7 +26,7 @@ import (
 type Stores struct {
 	Orders     kv.Bucket // order ID → Order
 	Sagas      kv.Bucket // idempotency key → checkout saga record (see saga)
-	UserOrders kv.Bucket // user ID → the user's order IDs, newest first
+	UserOrders kv.Bucket // each user's order history (see historyHead)
 }
 
 // Deps are the other contexts checkout calls, and the clock.
@@ -202,12 +201,24 @@ func (o *Orders) run(ctx context.Context, rec saga, card payments.Card) (Order, 
 		return Order{}, err // as it is: an *inventory.OutOfStockError names the product
 	}
 
+	// The user's history head is read while the card is charged, so that adding the order
+	// to it costs one write after the charge.
+	history := make(chan historyRead, 1)
+	go func() { history <- o.readHistory(ctx, rec.UserID) }()
 	_, err = o.deps.Payments.Charge(ctx, payments.ChargeRequest{IdempotencyKey: rec.OrderID, Amount: rec.Total, Card: card})
+	head := <-history
 	if err != nil {
 		// A decline charged nothing. Any other failure (a timeout, say) leaves the outcome
 		// unknown: refunding voids the key, so a charge still in flight cannot go through.
 		o.compensate(ctx, rec, !errors.Is(err, payments.ErrDeclined))
 		return Order{}, fmt.Errorf("checkout: charge order %s: %w", rec.OrderID, err)
+	}
+	// Added here, once, and not when rolling forward, which may run more than once: an order
+	// whose saga is compensated from here on leaves an ID that names no order, which reads
+	// of the history pass over.
+	if err := o.addToHistory(ctx, rec.UserID, rec.OrderID, head); err != nil {
+		o.compensate(ctx, rec, true)
+		return Order{}, fmt.Errorf("checkout: %w", err)
 	}
 
 	rec.ChargedAt = o.now().UTC().Truncate(time.Millisecond)
@@ -254,50 +265,6 @@ func (o *Orders) Get(ctx context.Context, id string) (Order, error) {
 		return Order{}, fmt.Errorf("read order %s: %w", id, err)
 	}
 	return ord, nil
-}
-
-// userOrders is a user's order history: IDs in the order they were recorded, newest first.
-// It grows with every order; at ~40 bytes an ID, a user reaches JetStream's default 1 MB
-// value limit after some 25,000 orders, which is far beyond this shop's users.
-type userOrders struct {
-	OrderIDs []string `json:"order_ids"`
-}
-
-func (o *Orders) ListByUser(ctx context.Context, userID string) ([]Order, error) {
-	if err := ids.Check("user_id", userID); err != nil {
-		return nil, err
-	}
-	list, _, err := kv.Get[userOrders](ctx, o.stores.UserOrders, userID)
-	if errors.Is(err, kv.ErrNotFound) {
-		return []Order{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read orders of %s: %w", userID, err)
-	}
-	out := make([]Order, 0, len(list.OrderIDs))
-	for _, id := range list.OrderIDs {
-		ord, err := o.Get(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("orders of %s: %w", userID, err)
-		}
-		out = append(out, ord)
-	}
-	return out, nil
-}
-
-// addToUser records orderID in the user's history, once.
-func (o *Orders) addToUser(ctx context.Context, userID, orderID string) error {
-	_, err := kv.Mutate(ctx, o.stores.UserOrders, userID, func(v *userOrders, _ bool) error {
-		if slices.Contains(v.OrderIDs, orderID) {
-			return kv.ErrSkip
-		}
-		v.OrderIDs = append([]string{orderID}, v.OrderIDs...)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("add order %s to user %s: %w", orderID, userID, err)
-	}
-	return nil
 }
 
 func (o *Orders) MarkShipped(ctx context.Context, orderID, trackingID string) (Order, error) {

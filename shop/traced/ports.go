@@ -197,9 +197,9 @@ func (c *ordersCalls) Get(ctx context.Context, id string) (orders.Order, error) 
 	return v, err
 }
 
-func (c *ordersCalls) ListByUser(ctx context.Context, userID string) ([]orders.Order, error) {
+func (c *ordersCalls) ListByUser(ctx context.Context, req orders.ListRequest) (orders.Page, error) {
 	ctx, call := c.t.start(ctx, &c.m[2])
-	v, err := c.next.ListByUser(ctx, userID)
+	v, err := c.next.ListByUser(ctx, req)
 	call.end(ctx, err)
 	return v, err
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/inventory"
 	"github.com/mitosis-dev/mitosis/shop/money"
 	"github.com/mitosis-dev/mitosis/shop/orders"
+	"github.com/mitosis-dev/mitosis/shop/paging"
 	"github.com/mitosis-dev/mitosis/shop/payments"
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
@@ -59,6 +60,7 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 	t.Run("ConcurrentDuplicates", func(t *testing.T) { testConcurrentDuplicates(t, newEnv(t)) })
 	t.Run("NoOversell", func(t *testing.T) { testNoOversell(t, newEnv(t)) })
 	t.Run("HistoryNewestFirst", func(t *testing.T) { testHistory(t, newEnv(t)) })
+	t.Run("HistoryPages", func(t *testing.T) { testHistoryPages(t, newEnv(t)) })
 	t.Run("MarkShipped", func(t *testing.T) { testMarkShipped(t, newEnv(t)) })
 	t.Run("GetUnknown", func(t *testing.T) {
 		env := newEnv(t)
@@ -110,7 +112,7 @@ func testHappyPath(t *testing.T, env Env) {
 		t.Fatalf("Get: %v", err)
 	}
 	assertSameOrder(t, got, ord)
-	list, err := env.Orders.ListByUser(ctx, user)
+	list, err := ListAll(ctx, env.Orders, user)
 	if err != nil || len(list) != 1 || list[0].ID != ord.ID {
 		t.Errorf("ListByUser: %+v %v, want the one order", list, err)
 	}
@@ -318,7 +320,7 @@ func testIdempotentReplay(t *testing.T, env Env) {
 	}
 	assertSameOrder(t, second, first)
 	assertStock(t, env, p, inventory.Stock{ProductID: p, Available: 7, Sold: 3})
-	if list, err := env.Orders.ListByUser(ctx, user); err != nil || len(list) != 1 {
+	if list, err := ListAll(ctx, env.Orders, user); err != nil || len(list) != 1 {
 		t.Errorf("ListByUser: %d orders %v, want 1", len(list), err)
 	}
 	if ch, err := env.Payments.Get(ctx, first.ID); err != nil || ch.Status != payments.StatusCaptured || ch.Amount != first.Total {
@@ -361,7 +363,7 @@ func testConflict(t *testing.T, env Env) {
 	}
 	assertStock(t, env, p, inventory.Stock{ProductID: p, Available: 9, Sold: 1})
 	assertCart(t, env, user, []cart.Item{{ProductID: p, Quantity: 1}})
-	list, err := env.Orders.ListByUser(ctx, user)
+	list, err := ListAll(ctx, env.Orders, user)
 	if err != nil || len(list) != 1 || list[0].ID != first.ID {
 		t.Errorf("ListByUser: %+v %v, want only %s", list, err, first.ID)
 	}
@@ -392,7 +394,7 @@ func testConcurrentDuplicates(t *testing.T, env Env) {
 		}
 	}
 	assertStock(t, env, p, inventory.Stock{ProductID: p, Available: 8, Sold: 2})
-	if list, err := env.Orders.ListByUser(ctx, user); err != nil || len(list) != 1 {
+	if list, err := ListAll(ctx, env.Orders, user); err != nil || len(list) != 1 {
 		t.Errorf("ListByUser: %d orders %v, want 1", len(list), err)
 	}
 	if ch, err := env.Payments.Get(ctx, results[0].ID); err != nil || ch.Status != payments.StatusCaptured {
@@ -426,7 +428,7 @@ func testNoOversell(t *testing.T, env Env) {
 		case err == nil:
 			sold++
 			assertCart(t, env, users[i], nil)
-			if list, err := env.Orders.ListByUser(ctx, users[i]); err != nil || len(list) != 1 {
+			if list, err := ListAll(ctx, env.Orders, users[i]); err != nil || len(list) != 1 {
 				t.Errorf("buyer %d: %d orders %v, want 1", i, len(list), err)
 			}
 		case errors.As(err, &oos) && oos.ProductID == p:
@@ -455,7 +457,7 @@ func testHistory(t *testing.T, env Env) {
 		}
 		want = append([]string{ord.ID}, want...)
 	}
-	list, err := env.Orders.ListByUser(ctx, user)
+	list, err := ListAll(ctx, env.Orders, user)
 	if err != nil {
 		t.Fatalf("ListByUser: %v", err)
 	}
@@ -472,6 +474,101 @@ func testHistory(t *testing.T, env Env) {
 		}
 	}
 	assertNoOrders(t, env, newUser())
+}
+
+func testHistoryPages(t *testing.T, env Env) {
+	ctx := t.Context()
+	p := newProduct(t, env, 100, 10, 10)
+	user := newUser()
+	var want []string // newest first
+	for range 7 {
+		fillCart(t, env, user, cart.Item{ProductID: p, Quantity: 1})
+		ord, err := env.Orders.Checkout(ctx, newKey(), Request(user))
+		if err != nil {
+			t.Fatalf("Checkout: %v", err)
+		}
+		want = append([]string{ord.ID}, want...)
+	}
+	for _, tc := range []struct {
+		size  int
+		pages []int
+	}{{3, []int{3, 3, 1}}, {1, []int{1, 1, 1, 1, 1, 1, 1}}, {6, []int{6, 1}}, {7, []int{7}}, {0, []int{7}}, {100, []int{7}}} {
+		var got []string
+		var pages []int
+		token := ""
+		for range len(want) + 1 {
+			page, err := env.Orders.ListByUser(ctx, orders.ListRequest{UserID: user, PageSize: tc.size, PageToken: token})
+			if err != nil {
+				t.Fatalf("page size %d, token %q: %v", tc.size, token, err)
+			}
+			for _, o := range page.Orders {
+				got = append(got, o.ID)
+			}
+			pages = append(pages, len(page.Orders))
+			if token = page.NextPageToken; token == "" {
+				break
+			}
+		}
+		if !slices.Equal(got, want) || !slices.Equal(pages, tc.pages) {
+			t.Errorf("page size %d: %v in pages %v, want %v in pages %v", tc.size, got, pages, want, tc.pages)
+		}
+	}
+
+	first, err := env.Orders.ListByUser(ctx, orders.ListRequest{UserID: user, PageSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		req   orders.ListRequest
+		field string
+	}{
+		{orders.ListRequest{UserID: user, PageSize: -1}, "page_size"},
+		{orders.ListRequest{UserID: user, PageSize: paging.MaxSize + 1}, "page_size"},
+		{orders.ListRequest{UserID: user, PageToken: "!!"}, "page_token"},
+		{orders.ListRequest{UserID: user, PageToken: first.NextPageToken + "A"}, "page_token"},
+		{orders.ListRequest{UserID: user, PageToken: paging.Token('n', 3)}, "page_token"},  // another list's
+		{orders.ListRequest{UserID: user, PageToken: paging.Token('o', 0)}, "page_token"},  // nothing below it
+		{orders.ListRequest{UserID: user, PageToken: paging.Token('o', 99)}, "page_token"}, // past the end
+		{orders.ListRequest{UserID: newUser(), PageToken: first.NextPageToken}, "page_token"},
+		{orders.ListRequest{UserID: "", PageSize: 3}, "user_id"},
+	} {
+		if _, err := env.Orders.ListByUser(ctx, bad.req); !errors.Is(err, validation.ErrInvalid) || validation.FieldOf(err) != bad.field {
+			t.Errorf("ListByUser(%+v): %v, want a validation error on %s", bad.req, err, bad.field)
+		}
+	}
+}
+
+// ListAll walks every page of a user's orders (of the default size) and returns them all,
+// newest first, or an error if the pages break their rules: every page but the last full,
+// and no order twice.
+func ListAll(ctx context.Context, svc orders.Service, user string) ([]orders.Order, error) {
+	all := []orders.Order{}
+	seen := map[string]bool{}
+	token := ""
+	for range 1000 { // far more pages than any test makes
+		page, err := svc.ListByUser(ctx, orders.ListRequest{UserID: user, PageToken: token})
+		if err != nil {
+			return nil, err
+		}
+		if page.Orders == nil {
+			return nil, fmt.Errorf("orders of %s: a page of nil", user)
+		}
+		for _, o := range page.Orders {
+			if seen[o.ID] {
+				return nil, fmt.Errorf("orders of %s: %s twice", user, o.ID)
+			}
+			seen[o.ID] = true
+		}
+		all = append(all, page.Orders...)
+		if page.NextPageToken == "" {
+			return all, nil
+		}
+		if len(page.Orders) != orders.DefaultPageSize {
+			return nil, fmt.Errorf("orders of %s: a page of %d before the last", user, len(page.Orders))
+		}
+		token = page.NextPageToken
+	}
+	return nil, fmt.Errorf("orders of %s: more than 1000 pages", user)
 }
 
 func testMarkShipped(t *testing.T, env Env) {
@@ -500,7 +597,7 @@ func testMarkShipped(t *testing.T, env Env) {
 		t.Fatalf("Get: %v", err)
 	}
 	assertSameOrder(t, got, want)
-	if list, err := env.Orders.ListByUser(ctx, user); err != nil || len(list) != 1 || list[0].Status != orders.StatusShipped {
+	if list, err := ListAll(ctx, env.Orders, user); err != nil || len(list) != 1 || list[0].Status != orders.StatusShipped {
 		t.Errorf("ListByUser: %+v %v, want the shipped order", list, err)
 	}
 	if _, err := env.Orders.MarkShipped(ctx, "ord-nope", "trk-abc"); !errors.Is(err, orders.ErrNotFound) {
@@ -576,7 +673,7 @@ func assertCart(t *testing.T, env Env, user string, want []cart.Item) {
 
 func assertNoOrders(t *testing.T, env Env, user string) {
 	t.Helper()
-	list, err := env.Orders.ListByUser(t.Context(), user)
+	list, err := ListAll(t.Context(), env.Orders, user)
 	if err != nil || list == nil || len(list) != 0 {
 		t.Errorf("orders of %s: %+v %v, want an empty, non-nil list", user, list, err)
 	}

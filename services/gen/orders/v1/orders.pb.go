@@ -406,6 +406,8 @@ func (x *GetResponse) GetOrder() *Order {
 type ListByUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        []byte                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PageSize      int64                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`   // 0: the default
+	PageToken     []byte                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"` // empty for the first page
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -447,9 +449,24 @@ func (x *ListByUserRequest) GetUserId() []byte {
 	return nil
 }
 
+func (x *ListByUserRequest) GetPageSize() int64 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListByUserRequest) GetPageToken() []byte {
+	if x != nil {
+		return x.PageToken
+	}
+	return nil
+}
+
 type ListByUserResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Orders        []*Order               `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	Orders        []*Order               `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`                                      // newest first
+	NextPageToken []byte                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"` // empty on the last page
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -487,6 +504,13 @@ func (*ListByUserResponse) Descriptor() ([]byte, []int) {
 func (x *ListByUserResponse) GetOrders() []*Order {
 	if x != nil {
 		return x.Orders
+	}
+	return nil
+}
+
+func (x *ListByUserResponse) GetNextPageToken() []byte {
+	if x != nil {
+		return x.NextPageToken
 	}
 	return nil
 }
@@ -622,11 +646,15 @@ const file_orders_v1_orders_proto_rawDesc = "" +
 	"GetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\"=\n" +
 	"\vGetResponse\x12.\n" +
-	"\x05order\x18\x01 \x01(\v2\x18.mitosis.orders.v1.OrderR\x05order\",\n" +
+	"\x05order\x18\x01 \x01(\v2\x18.mitosis.orders.v1.OrderR\x05order\"h\n" +
 	"\x11ListByUserRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\fR\x06userId\"F\n" +
+	"\auser_id\x18\x01 \x01(\fR\x06userId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x03R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\fR\tpageToken\"n\n" +
 	"\x12ListByUserResponse\x120\n" +
-	"\x06orders\x18\x01 \x03(\v2\x18.mitosis.orders.v1.OrderR\x06orders\"P\n" +
+	"\x06orders\x18\x01 \x03(\v2\x18.mitosis.orders.v1.OrderR\x06orders\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\fR\rnextPageToken\"P\n" +
 	"\x12MarkShippedRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\fR\aorderId\x12\x1f\n" +
 	"\vtracking_id\x18\x02 \x01(\fR\n" +
