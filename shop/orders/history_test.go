@@ -13,6 +13,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/orders"
 	"github.com/mitosis-dev/mitosis/shop/orders/orderstest"
 	"github.com/mitosis-dev/mitosis/shop/paging"
+	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
 // checkoutMany makes n paid orders of user, one after the other, and returns their IDs
@@ -82,7 +83,7 @@ func TestHistoryAcrossChunks(t *testing.T) {
 		if err != nil || sealed != 2 || len(head) != n+1-2*orders.HistoryChunkSize {
 			t.Fatalf("head of %d IDs and %d chunks (%v), want %d IDs and 2 chunks", len(head), sealed, err, n+1-2*orders.HistoryChunkSize)
 		}
-		for _, size := range []int{1, 7, orders.DefaultPageSize, paging.MaxSize} {
+		for _, size := range []int{3, 7, orders.DefaultPageSize, paging.MaxSize} {
 			got, pages := walkHistory(t, o, user, size)
 			if !slices.Equal(got, want) {
 				t.Fatalf("page size %d: %d orders listed, want the %d, newest first", size, len(got), len(want))
@@ -93,6 +94,16 @@ func TestHistoryAcrossChunks(t *testing.T) {
 		}
 		if all, err := orderstest.ListAll(ctx, o, user); err != nil || len(all) != n {
 			t.Errorf("ListAll: %d orders %v, want %d", len(all), err, n)
+		}
+		// Tokens name the last order of a page that has more below it; any other is refused.
+		for _, token := range []string{
+			paging.Token(orders.HistoryTokenKind, 0),     // nothing below it
+			paging.Token(orders.HistoryTokenKind, n+2),   // past the end
+			paging.Token(orders.HistoryTokenKind+1, n/2), // another list's
+		} {
+			if _, err := o.ListByUser(ctx, orders.ListRequest{UserID: user, PageToken: token}); validation.FieldOf(err) != "page_token" {
+				t.Errorf("token %q: %v, want a validation error on page_token", token, err)
+			}
 		}
 	})
 }

@@ -526,10 +526,7 @@ func testHistoryPages(t *testing.T, env Env) {
 		{orders.ListRequest{UserID: user, PageSize: paging.MaxSize + 1}, "page_size"},
 		{orders.ListRequest{UserID: user, PageToken: "!!"}, "page_token"},
 		{orders.ListRequest{UserID: user, PageToken: first.NextPageToken + "A"}, "page_token"},
-		{orders.ListRequest{UserID: user, PageToken: paging.Token('n', 3)}, "page_token"},  // another list's
-		{orders.ListRequest{UserID: user, PageToken: paging.Token('o', 0)}, "page_token"},  // nothing below it
-		{orders.ListRequest{UserID: user, PageToken: paging.Token('o', 99)}, "page_token"}, // past the end
-		{orders.ListRequest{UserID: newUser(), PageToken: first.NextPageToken}, "page_token"},
+		{orders.ListRequest{UserID: newUser(), PageToken: first.NextPageToken}, "page_token"}, // past that user's end
 		{orders.ListRequest{UserID: "", PageSize: 3}, "user_id"},
 	} {
 		if _, err := env.Orders.ListByUser(ctx, bad.req); !errors.Is(err, validation.ErrInvalid) || validation.FieldOf(err) != bad.field {
