@@ -84,7 +84,7 @@ func TestInProcessSpansAreNamedLikeTheGRPCMethods(t *testing.T) {
 		func() { _, _ = shp.Ship(ctx, events.OrderPaid{}) },
 		func() { _, _ = shp.Get(ctx, "o") },
 		func() { _, _ = ntf.Notify(ctx, "u", "order-paid", "o") },
-		func() { _, _ = ntf.List(ctx, "u") },
+		func() { _, _ = ntf.List(ctx, notify.ListRequest{UserID: "u"}) },
 	}
 	var names []string
 	for _, call := range calls {

@@ -47,12 +47,16 @@ func (s *server) Notify(ctx context.Context, req *notifyv1.NotifyRequest) (*noti
 }
 
 func (s *server) List(ctx context.Context, req *notifyv1.ListRequest) (*notifyv1.ListResponse, error) {
-	list, err := s.svc.List(ctx, conv.S(req.GetUserId()))
+	page, err := s.svc.List(ctx, notify.ListRequest{
+		UserID:    conv.S(req.GetUserId()),
+		PageSize:  int(req.GetPageSize()),
+		PageToken: conv.S(req.GetPageToken()),
+	})
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	out := &notifyv1.ListResponse{Notifications: make([]*notifyv1.Notification, len(list))}
-	for i, n := range list {
+	out := &notifyv1.ListResponse{Notifications: make([]*notifyv1.Notification, len(page.Notifications)), NextPageToken: conv.B(page.NextPageToken)}
+	for i, n := range page.Notifications {
 		out.Notifications[i] = toProto(n)
 	}
 	return out, nil
@@ -78,16 +82,20 @@ func (c *Client) Notify(ctx context.Context, userID, kind, orderID string) (noti
 	return fromProto(res.GetNotification()), nil
 }
 
-func (c *Client) List(ctx context.Context, userID string) ([]notify.Notification, error) {
-	res, err := c.c.List(ctx, &notifyv1.ListRequest{UserId: conv.B(userID)})
+func (c *Client) List(ctx context.Context, req notify.ListRequest) (notify.Page, error) {
+	res, err := c.c.List(ctx, &notifyv1.ListRequest{
+		UserId:    conv.B(req.UserID),
+		PageSize:  int64(req.PageSize),
+		PageToken: conv.B(req.PageToken),
+	})
 	if err != nil {
-		return nil, rpcerr.FromStatus(notifyv1.NotifyService_List_FullMethodName, err)
+		return notify.Page{}, rpcerr.FromStatus(notifyv1.NotifyService_List_FullMethodName, err)
 	}
-	out := make([]notify.Notification, len(res.GetNotifications()))
+	page := notify.Page{Notifications: make([]notify.Notification, len(res.GetNotifications())), NextPageToken: conv.S(res.GetNextPageToken())}
 	for i, n := range res.GetNotifications() {
-		out[i] = fromProto(n)
+		page.Notifications[i] = fromProto(n)
 	}
-	return out, nil
+	return page, nil
 }
 
 func toProto(n notify.Notification) *notifyv1.Notification {

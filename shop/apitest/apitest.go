@@ -88,5 +88,6 @@ func tests() []test {
 		{"order-history-newest-first", testOrderHistory},
 		{"order-history-paging", testOrderHistoryPaging},
 		{"notifications-unknown-user", testNotificationsUnknownUser},
+		{"notifications-paging", testNotificationsPaging},
 	}
 }

@@ -501,10 +501,65 @@ func testOrderHistoryPaging(t *testing.T, c *Client) {
 
 func testNotificationsUnknownUser(t *testing.T, c *Client) {
 	r := c.Request(t, http.MethodGet, "/v1/users/"+NewID("u")+"/notifications", nil, nil)
-	var none struct {
-		Notifications []Notification `json:"notifications"`
-	}
+	var none NotificationPage
 	expectJSON(t, "notifications of an unknown user", r, http.StatusOK, &none)
-	ExpectKeys(t, "notifications", r.Body, "notifications")
+	ExpectKeys(t, "notifications", r.Body, "notifications", "next_page_token")
 	expectEmptyList(t, r.Body, "notifications")
+	if none.NextPageToken != "" {
+		t.Errorf("notifications of an unknown user: next_page_token %q, want \"\"", none.NextPageToken)
+	}
+}
+
+func testNotificationsPaging(t *testing.T, c *Client) {
+	const orders = 6
+	user, newestFirst := c.checkoutN(t, orders)
+	for _, id := range newestFirst {
+		c.WaitShipped(t, id)
+	}
+	var all []Notification
+	c.Eventually(t, "a notification of each kind for each order", func() (bool, string) {
+		all = c.Notifications(t, user)
+		return len(all) == 2*orders, fmt.Sprintf("%d notifications: %+v", len(all), all)
+	})
+	for _, id := range newestFirst {
+		if countKind(all, id, KindOrderPaid) != 1 || countKind(all, id, KindOrderShipped) != 1 {
+			t.Fatalf("order %s: notifications %+v, want one of each kind", id, all)
+		}
+	}
+	var want []string
+	for i, n := range all {
+		want = append(want, n.ID)
+		if i > 0 && expectUTC(t, "created_at", n.CreatedAt).Before(expectUTC(t, "created_at", all[i-1].CreatedAt)) {
+			t.Errorf("notifications not oldest first: %+v", all)
+		}
+	}
+	for _, tc := range []struct {
+		size  int
+		pages []int
+	}{{5, []int{5, 5, 2}}, {1, slices.Repeat([]int{1}, 12)}, {11, []int{11, 1}}, {12, []int{12}}, {0, []int{12}}, {100, []int{12}}} {
+		size := tc.size
+		if size == 0 {
+			size = DefaultNoticePage
+		}
+		list, pages := walkPages(t, "notifications of "+user, size, func(token string) ([]Notification, string) {
+			q := query("page_token", token)
+			if tc.size != 0 {
+				q.Set("page_size", strconv.Itoa(tc.size))
+			}
+			p := c.NotificationsPage(t, user, q)
+			return p.Notifications, p.NextPageToken
+		}, func(n Notification) string { return n.ID })
+		var got []string
+		for _, n := range list {
+			got = append(got, n.ID)
+		}
+		if !slices.Equal(got, want) || !slices.Equal(pages, tc.pages) {
+			t.Errorf("page_size %d: %v in pages %v, want %v in pages %v", tc.size, got, pages, want, tc.pages)
+		}
+	}
+	// A token is for the list that gave it: those of the product list and of the user's
+	// orders are refused here.
+	products := c.Products(t, query("page_size", "1"))
+	orderPage := c.OrdersPage(t, user, query("page_size", "1"))
+	c.expectBadPageRequests(t, "/v1/users/"+user+"/notifications", products.NextPageToken, orderPage.NextPageToken)
 }

@@ -44,6 +44,11 @@ type (
 		Orders        []Order `json:"orders"`
 		NextPageToken string  `json:"next_page_token"`
 	}
+	// NotificationPage is a page of a user's notifications.
+	NotificationPage struct {
+		Notifications []Notification `json:"notifications"`
+		NextPageToken string         `json:"next_page_token"`
+	}
 	// CartItem is a line of a cart.
 	CartItem struct {
 		ProductID string `json:"product_id"`
@@ -133,6 +138,7 @@ const (
 	defaultHTTPTimeout  = 30 * time.Second
 	maxPages            = 10_000 // bounds every walk of a list
 	DefaultOrderPage    = 20     // the page size of a user's orders when none is given
+	DefaultNoticePage   = 100    // the page size of a user's notifications when none is given
 	maxIdempotencyKeyLn = 64
 )
 
@@ -425,17 +431,27 @@ func (c *Client) Orders(t testing.TB, userID string) []Order {
 	return all
 }
 
-// Notifications returns a user's notifications, oldest first.
-func (c *Client) Notifications(t testing.TB, userID string) []Notification {
+// NotificationsPage returns one page of a user's notifications; query holds page_size and
+// page_token.
+func (c *Client) NotificationsPage(t testing.TB, userID string, query url.Values) NotificationPage {
 	t.Helper()
-	var body struct {
-		Notifications []Notification `json:"notifications"`
-	}
-	expectJSON(t, "notifications of "+userID, c.Request(t, http.MethodGet, "/v1/users/"+url.PathEscape(userID)+"/notifications", nil, nil), http.StatusOK, &body)
-	if body.Notifications == nil {
+	var p NotificationPage
+	expectJSON(t, "notifications of "+userID, c.Request(t, http.MethodGet, "/v1/users/"+url.PathEscape(userID)+"/notifications?"+query.Encode(), nil, nil), http.StatusOK, &p)
+	if p.Notifications == nil {
 		t.Fatalf("notifications of %s: notifications is null", userID)
 	}
-	return body.Notifications
+	return p
+}
+
+// Notifications returns all of a user's notifications, oldest first, walking every page of
+// the default size (failing t unless every page but the last is full and none comes twice).
+func (c *Client) Notifications(t testing.TB, userID string) []Notification {
+	t.Helper()
+	all, _ := walkPages(t, "notifications of "+userID, DefaultNoticePage, func(token string) ([]Notification, string) {
+		p := c.NotificationsPage(t, userID, query("page_token", token))
+		return p.Notifications, p.NextPageToken
+	}, func(n Notification) string { return n.ID })
+	return all
 }
 
 // walkPages reads a list from its first page to its last, fetch returning a page's elements

@@ -282,21 +282,23 @@ func (a *api) getInventory(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) listNotifications(w http.ResponseWriter, r *http.Request) {
-	list, err := a.cfg.Notifications.List(r.Context(), pathParam(r, "user_id"))
+	size, token, err := pageParams(r.URL.RawQuery)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	body := struct {
-		Notifications []notify.Notification `json:"notifications"`
-	}{Notifications: list}
-	if body.Notifications == nil {
-		body.Notifications = []notify.Notification{}
+	page, err := a.cfg.Notifications.List(r.Context(), notify.ListRequest{UserID: pathParam(r, "user_id"), PageSize: size, PageToken: token})
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
-	for i := range body.Notifications {
-		body.Notifications[i].CreatedAt = body.Notifications[i].CreatedAt.UTC()
+	if page.Notifications == nil {
+		page.Notifications = []notify.Notification{}
 	}
-	a.writeJSON(w, http.StatusOK, &body)
+	for i := range page.Notifications {
+		page.Notifications[i].CreatedAt = page.Notifications[i].CreatedAt.UTC()
+	}
+	a.writeJSON(w, http.StatusOK, &page)
 }
 
 // admin lets a request through to h only with the admin bearer token.

@@ -134,7 +134,7 @@ func testHandlerOnBus(t *testing.T, notifications kv.Bucket, b bus) {
 	var list []notify.Notification
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		list, err = svc.List(ctx, "user-1")
+		list, err = notifytest.ListAll(ctx, svc, "user-1")
 		if err != nil {
 			t.Fatal(err)
 		}

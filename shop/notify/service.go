@@ -2,34 +2,94 @@ package notify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/ids"
 	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/paging"
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
-// inbox is the stored document of one user: their notifications in creation order. One
-// document per user makes "exactly one per kind and order" a check inside one
-// compare-and-set write, and List a single read.
+// A user's notifications are kept in the notifications bucket in documents of bounded size,
+// so that a user has no limit (a single document stopped at NATS's 1 MiB value limit, some
+// 7,000 notifications, after which every new one was lost):
+//
+//   - the inbox, under the user's ID: the newest notifications, oldest first (at most
+//     inboxChunkSize after a write), and how many chunks of older ones are sealed;
+//   - sealed chunks of inboxChunkSize notifications, oldest first, under chunkKey(user, n):
+//     chunk n holds the user's notifications n*inboxChunkSize to (n+1)*inboxChunkSize-1,
+//     counted from the first (a notification's ordinal). A chunk never changes once written;
+//   - a receipt for every sealed notification, under receiptKey(user, kind, order), holding
+//     it: what keeps a notification from being made twice once it has left the inbox.
+//
+// Every notification is added by one compare-and-set write of the inbox, after the inbox's
+// oldest notifications have been sealed (receipts and chunk) when it is full. Notify looks
+// for a duplicate in the inbox and then, if anything is sealed, among the receipts: a
+// notification leaves the inbox only once its receipt is written, so one of the two has it.
+// (That relies on Get returning the current value, as kv.Bucket promises.) The one write
+// also keeps the list in the order of created_at, and reads touch the inbox and at most two
+// chunks per page.
+//
+// Before chunks, the inbox held every notification in this very shape: such a document reads
+// as an inbox with nothing sealed, and the next notification of its user seals it.
 type inbox struct {
-	Notifications []Notification `json:"notifications"`
+	Notifications []Notification `json:"notifications"`    // oldest first
+	Sealed        int            `json:"sealed,omitempty"` // chunks 0 to Sealed-1 exist
 }
 
-// service is the Service over a bucket of inboxes keyed by user ID.
+// inboxChunk is a sealed chunk of a user's notifications.
+type inboxChunk struct {
+	Notifications []Notification `json:"notifications"` // inboxChunkSize, oldest first
+}
+
+// inboxChunkSize is how many notifications a chunk holds and the most an inbox holds after
+// a write: at some 150 bytes a notification, an inbox stays under 16 KB, and a page of up to
+// paging.MaxSize+1 notifications spans the inbox and at most two chunks.
+const inboxChunkSize = 100
+
+// tokenKind marks the page tokens of notification lists (package paging).
+const tokenKind = 'n'
+
+func chunkKey(user string, n int) string { return kv.Key(user, "chunk", strconv.Itoa(n)) }
+
+func receiptKey(user, kind, orderID string) string { return kv.Key(user, "sent", kind, orderID) }
+
+// total is the number of notifications of the user.
+func (b inbox) total() uint64 {
+	return uint64(b.Sealed)*inboxChunkSize + uint64(len(b.Notifications))
+}
+
+// find returns the notification of kind for orderID in the inbox.
+func (b inbox) find(kind, orderID string) (Notification, bool) {
+	for _, n := range b.Notifications {
+		if n.Kind == kind && n.OrderID == orderID {
+			return n, true
+		}
+	}
+	return Notification{}, false
+}
+
+// service is the Service over the notifications bucket.
 type service struct {
 	inboxes kv.Bucket
 	now     func() time.Time
 }
 
-// New returns the notify service. notifications holds one document per user, keyed by user
-// ID; now stamps notifications and their IDs.
+// New returns the notify service over the notifications bucket (see inbox for what it
+// holds); now stamps notifications and their IDs.
 func New(notifications kv.Bucket, now func() time.Time) Service {
 	return &service{inboxes: notifications, now: now}
 }
+
+// maxNotifyAttempts bounds the writes of one Notify: concurrent notifications of one user
+// take turns at the inbox, and every round one of them lands.
+const maxNotifyAttempts = 100
 
 func (s *service) Notify(ctx context.Context, userID, kind, orderID string) (Notification, error) {
 	if err := ids.Check("user_id", userID); err != nil {
@@ -41,49 +101,184 @@ func (s *service) Notify(ctx context.Context, userID, kind, orderID string) (Not
 	if err := ids.Check("order_id", orderID); err != nil {
 		return Notification{}, err
 	}
-	var result Notification
-	_, err := kv.Mutate(ctx, s.inboxes, userID, func(box *inbox, _ bool) error {
-		// Runs again after a conflicting write, so it only reads and decides: the duplicate
-		// check sees every notification that won the race.
-		for _, n := range box.Notifications {
-			if n.Kind == kind && n.OrderID == orderID {
-				result = n
-				return kv.ErrSkip
+	for attempt := 1; ; attempt++ {
+		n, done, err := s.notifyOnce(ctx, userID, kind, orderID)
+		switch {
+		case done:
+			return n, nil
+		case err == nil && attempt == maxNotifyAttempts:
+			err = fmt.Errorf("%d attempts: %w", attempt, kv.ErrConflict)
+		case err == nil:
+			err = kv.Backoff(ctx, attempt-1)
+		}
+		if err != nil {
+			return Notification{}, fmt.Errorf("notify %s of %s %s: %w", userID, kind, orderID, err)
+		}
+	}
+}
+
+// notifyOnce finds the notification, or adds it with one write of the inbox as read. It
+// reports done with the notification, or not done (and no error) when that write lost a
+// race and should be tried again.
+func (s *service) notifyOnce(ctx context.Context, userID, kind, orderID string) (Notification, bool, error) {
+	box, rev, err := kv.Get[inbox](ctx, s.inboxes, userID)
+	if err != nil && !errors.Is(err, kv.ErrNotFound) {
+		return Notification{}, false, err
+	}
+	if n, ok := box.find(kind, orderID); ok {
+		return n, true, nil
+	}
+	if box.Sealed > 0 {
+		// Read after the inbox: one that left the inbox since had its receipt written first.
+		n, _, err := kv.Get[Notification](ctx, s.inboxes, receiptKey(userID, kind, orderID))
+		if err == nil {
+			return n, true, nil
+		}
+		if !errors.Is(err, kv.ErrNotFound) {
+			return Notification{}, false, err
+		}
+	}
+	var prev time.Time
+	if k := len(box.Notifications); k > 0 {
+		prev = box.Notifications[k-1].CreatedAt
+	}
+	if len(box.Notifications) >= inboxChunkSize {
+		if box, err = s.seal(ctx, userID, box); err != nil {
+			return Notification{}, false, err
+		}
+	}
+	now := s.now()
+	// Milliseconds, like orders' created_at: one precision across the API. The list is in
+	// write order; created_at keeps to it if the clock steps back or a slower writer read the
+	// inbox earlier.
+	created := now.UTC().Truncate(time.Millisecond)
+	if created.Before(prev) {
+		created = prev
+	}
+	n := Notification{ID: ids.New("ntf", now), Kind: kind, OrderID: orderID, CreatedAt: created}
+	box.Notifications = append(slices.Clone(box.Notifications), n)
+	data, err := json.Marshal(box)
+	if err != nil {
+		return Notification{}, false, fmt.Errorf("encode inbox: %w", err)
+	}
+	if rev == 0 {
+		_, err = s.inboxes.Create(ctx, userID, data)
+	} else {
+		_, err = s.inboxes.Update(ctx, userID, data, rev)
+	}
+	switch {
+	case err == nil:
+		return n, true, nil
+	case errors.Is(err, kv.ErrConflict) || errors.Is(err, kv.ErrExists):
+		return Notification{}, false, nil
+	}
+	return Notification{}, false, err
+}
+
+// seal writes the oldest notifications of a full inbox into chunks, as many whole chunks as
+// it holds, with their receipts, and returns the inbox without them (not yet written: the
+// caller's compare-and-set of the inbox is what makes the chunks part of the list). Writers
+// that seal the same inbox concurrently write the same receipts and chunks: an inbox with
+// Sealed = n and at least a chunk's worth of notifications has only ever one oldest chunk's
+// worth.
+func (s *service) seal(ctx context.Context, userID string, box inbox) (inbox, error) {
+	n := len(box.Notifications) / inboxChunkSize
+	sealed := box.Notifications[:n*inboxChunkSize]
+	err := kv.Concurrently(len(sealed)+n, func(i int) error {
+		if i < len(sealed) {
+			note := sealed[i]
+			_, err := kv.Create(ctx, s.inboxes, receiptKey(userID, note.Kind, note.OrderID), note)
+			if errors.Is(err, kv.ErrExists) {
+				return nil
 			}
+			return err
 		}
-		now := s.now()
-		// Milliseconds, like orders' created_at: one precision across the API.
-		created := now.UTC().Truncate(time.Millisecond)
-		// The list is in write order; keep created_at in that order too if the clock steps
-		// back or a slower writer read it earlier.
-		if k := len(box.Notifications); k > 0 && created.Before(box.Notifications[k-1].CreatedAt) {
-			created = box.Notifications[k-1].CreatedAt
+		c := i - len(sealed)
+		chunk := inboxChunk{Notifications: sealed[c*inboxChunkSize : (c+1)*inboxChunkSize]}
+		key := chunkKey(userID, box.Sealed+c)
+		_, err := kv.Create(ctx, s.inboxes, key, chunk)
+		if !errors.Is(err, kv.ErrExists) {
+			return err
 		}
-		result = Notification{ID: ids.New("ntf", now), Kind: kind, OrderID: orderID, CreatedAt: created}
-		box.Notifications = append(box.Notifications, result)
+		had, _, err := kv.Get[inboxChunk](ctx, s.inboxes, key)
+		if err != nil {
+			return err
+		}
+		if !slices.EqualFunc(had.Notifications, chunk.Notifications, same) {
+			return fmt.Errorf("chunk %d holds other notifications than its inbox's", box.Sealed+c)
+		}
 		return nil
 	})
 	if err != nil {
-		return Notification{}, fmt.Errorf("notify %s of %s %s: %w", userID, kind, orderID, err)
+		return inbox{}, fmt.Errorf("seal the notifications of %s: %w", userID, err)
 	}
-	return result, nil
+	return inbox{Notifications: box.Notifications[n*inboxChunkSize:], Sealed: box.Sealed + n}, nil
 }
 
-func (s *service) List(ctx context.Context, userID string) ([]Notification, error) {
-	if err := ids.Check("user_id", userID); err != nil {
-		return nil, err
+// same tells whether two notifications are the same one.
+func same(a, b Notification) bool { return a.ID == b.ID && a.Kind == b.Kind && a.OrderID == b.OrderID }
+
+func (s *service) List(ctx context.Context, req ListRequest) (Page, error) {
+	if err := ids.Check("user_id", req.UserID); err != nil {
+		return Page{}, err
 	}
-	box, _, err := kv.Get[inbox](ctx, s.inboxes, userID)
-	switch {
-	case errors.Is(err, kv.ErrNotFound):
-		return []Notification{}, nil
-	case err != nil:
-		return nil, fmt.Errorf("notifications of %s: %w", userID, err)
+	size, err := paging.Size(req.PageSize, DefaultPageSize)
+	if err != nil {
+		return Page{}, err
 	}
-	if box.Notifications == nil {
-		return []Notification{}, nil
+	var from uint64 // the ordinal of the page's first notification
+	if req.PageToken != "" {
+		if from, err = paging.Position(req.PageToken, tokenKind); err != nil {
+			return Page{}, err
+		}
 	}
-	return box.Notifications, nil
+	box, _, err := kv.Get[inbox](ctx, s.inboxes, req.UserID)
+	if err != nil && !errors.Is(err, kv.ErrNotFound) {
+		return Page{}, fmt.Errorf("notifications of %s: %w", req.UserID, err)
+	}
+	total := box.total()
+	if req.PageToken != "" && from >= total {
+		// A token names the first notification of a page, which exists once made.
+		return Page{}, paging.ErrBadToken()
+	}
+	// One more than the page, to know whether it is the last.
+	notes, err := s.slice(ctx, req.UserID, box, from, min(total, from+uint64(size)+1))
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Notifications: notes[:min(size, len(notes))]}
+	if len(notes) > size {
+		page.NextPageToken = paging.Token(tokenKind, from+uint64(size))
+	}
+	return page, nil
+}
+
+// slice returns the notifications with ordinals lo to hi-1, oldest first, reading the chunks
+// that hold them.
+func (s *service) slice(ctx context.Context, userID string, box inbox, lo, hi uint64) ([]Notification, error) {
+	out := make([]Notification, 0, hi-lo)
+	sealed := uint64(box.Sealed) * inboxChunkSize
+	if lo < sealed {
+		var keys []string
+		for c := lo / inboxChunkSize; c <= (min(hi, sealed)-1)/inboxChunkSize; c++ {
+			keys = append(keys, chunkKey(userID, int(c)))
+		}
+		chunks, found, err := kv.GetEach[inboxChunk](ctx, s.inboxes, keys)
+		if err != nil {
+			return nil, fmt.Errorf("notifications of %s: %w", userID, err)
+		}
+		for i, chunk := range chunks {
+			start := (lo/inboxChunkSize + uint64(i)) * inboxChunkSize
+			if !found[i] || len(chunk.Notifications) != inboxChunkSize {
+				return nil, fmt.Errorf("notifications of %s: chunk %d is missing or not whole", userID, start/inboxChunkSize)
+			}
+			out = append(out, chunk.Notifications[max(lo, start)-start:min(hi, start+inboxChunkSize)-start]...)
+		}
+	}
+	if hi > sealed {
+		out = append(out, box.Notifications[max(lo, sealed)-sealed:hi-sealed]...)
+	}
+	return out, nil
 }
 
 // Handler turns order-paid and order-shipped events into notifications. Events are delivered

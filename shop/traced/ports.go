@@ -254,9 +254,9 @@ func (c *notifyCalls) Notify(ctx context.Context, userID, kind, orderID string) 
 	return v, err
 }
 
-func (c *notifyCalls) List(ctx context.Context, userID string) ([]notify.Notification, error) {
+func (c *notifyCalls) List(ctx context.Context, req notify.ListRequest) (notify.Page, error) {
 	ctx, call := c.t.start(ctx, &c.m[1])
-	v, err := c.next.List(ctx, userID)
+	v, err := c.next.List(ctx, req)
 	call.end(ctx, err)
 	return v, err
 }

@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mitosis-dev/mitosis/shop/notify"
+	"github.com/mitosis-dev/mitosis/shop/paging"
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
@@ -172,10 +174,95 @@ func Run(t *testing.T, newService func(t *testing.T) notify.Service) {
 		if list := mustList(t, svc, "user-1"); len(list) != 0 {
 			t.Errorf("invalid Notify stored %+v", list)
 		}
-		if _, err := svc.List(ctx, ""); !errors.Is(err, validation.ErrInvalid) || validation.FieldOf(err) != "user_id" {
+		if _, err := svc.List(ctx, notify.ListRequest{}); !errors.Is(err, validation.ErrInvalid) || validation.FieldOf(err) != "user_id" {
 			t.Errorf("List empty user: got %v, want a validation error on user_id", err)
 		}
 	})
+
+	t.Run("Pages", func(t *testing.T) {
+		ctx := context.Background()
+		svc := newService(t)
+		var want []string // oldest first
+		for i := range 7 {
+			want = append(want, mustNotify(t, svc, "user-1", notify.KindOrderPaid, fmt.Sprintf("ord-%d", i)).ID)
+		}
+		for _, tc := range []struct {
+			size  int
+			pages []int
+		}{{3, []int{3, 3, 1}}, {1, []int{1, 1, 1, 1, 1, 1, 1}}, {6, []int{6, 1}}, {7, []int{7}}, {0, []int{7}}, {100, []int{7}}} {
+			var got []string
+			var pages []int
+			token := ""
+			for range len(want) + 1 {
+				page, err := svc.List(ctx, notify.ListRequest{UserID: "user-1", PageSize: tc.size, PageToken: token})
+				if err != nil {
+					t.Fatalf("page size %d, token %q: %v", tc.size, token, err)
+				}
+				for _, n := range page.Notifications {
+					got = append(got, n.ID)
+				}
+				pages = append(pages, len(page.Notifications))
+				if token = page.NextPageToken; token == "" {
+					break
+				}
+			}
+			if !slices.Equal(got, want) || !slices.Equal(pages, tc.pages) {
+				t.Errorf("page size %d: %v in pages %v, want %v in pages %v", tc.size, got, pages, want, tc.pages)
+			}
+		}
+
+		first, err := svc.List(ctx, notify.ListRequest{UserID: "user-1", PageSize: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []struct {
+			req   notify.ListRequest
+			field string
+		}{
+			{notify.ListRequest{UserID: "user-1", PageSize: -1}, "page_size"},
+			{notify.ListRequest{UserID: "user-1", PageSize: paging.MaxSize + 1}, "page_size"},
+			{notify.ListRequest{UserID: "user-1", PageToken: "!!"}, "page_token"},
+			{notify.ListRequest{UserID: "user-1", PageToken: first.NextPageToken + "A"}, "page_token"},
+			{notify.ListRequest{UserID: "user-2", PageToken: first.NextPageToken}, "page_token"}, // past user-2's end
+		} {
+			if _, err := svc.List(ctx, bad.req); !errors.Is(err, validation.ErrInvalid) || validation.FieldOf(err) != bad.field {
+				t.Errorf("List(%+v): %v, want a validation error on %s", bad.req, err, bad.field)
+			}
+		}
+	})
+}
+
+// ListAll walks every page of a user's notifications (of the default size) and returns them
+// all, oldest first, or an error if the pages break their rules: every page but the last
+// full, and no notification twice.
+func ListAll(ctx context.Context, svc notify.Service, userID string) ([]notify.Notification, error) {
+	all := []notify.Notification{}
+	seen := map[string]bool{}
+	token := ""
+	for range 1000 { // far more pages than any test makes
+		page, err := svc.List(ctx, notify.ListRequest{UserID: userID, PageToken: token})
+		if err != nil {
+			return nil, err
+		}
+		if page.Notifications == nil {
+			return nil, fmt.Errorf("notifications of %s: a page of nil", userID)
+		}
+		for _, n := range page.Notifications {
+			if seen[n.ID] {
+				return nil, fmt.Errorf("notifications of %s: %s twice", userID, n.ID)
+			}
+			seen[n.ID] = true
+		}
+		all = append(all, page.Notifications...)
+		if page.NextPageToken == "" {
+			return all, nil
+		}
+		if len(page.Notifications) != notify.DefaultPageSize {
+			return nil, fmt.Errorf("notifications of %s: a page of %d before the last", userID, len(page.Notifications))
+		}
+		token = page.NextPageToken
+	}
+	return nil, fmt.Errorf("notifications of %s: more than 1000 pages", userID)
 }
 
 func mustNotify(t *testing.T, svc notify.Service, userID, kind, orderID string) notify.Notification {
@@ -189,7 +276,7 @@ func mustNotify(t *testing.T, svc notify.Service, userID, kind, orderID string) 
 
 func mustList(t *testing.T, svc notify.Service, userID string) []notify.Notification {
 	t.Helper()
-	list, err := svc.List(context.Background(), userID)
+	list, err := ListAll(context.Background(), svc, userID)
 	if err != nil {
 		t.Fatalf("List(%q): %v", userID, err)
 	}

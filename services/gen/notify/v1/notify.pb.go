@@ -200,6 +200,8 @@ func (x *NotifyResponse) GetNotification() *Notification {
 type ListRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        []byte                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PageSize      int64                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`   // 0: the default
+	PageToken     []byte                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"` // empty for the first page
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,9 +243,24 @@ func (x *ListRequest) GetUserId() []byte {
 	return nil
 }
 
+func (x *ListRequest) GetPageSize() int64 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRequest) GetPageToken() []byte {
+	if x != nil {
+		return x.PageToken
+	}
+	return nil
+}
+
 type ListResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Notifications []*Notification        `protobuf:"bytes,1,rep,name=notifications,proto3" json:"notifications,omitempty"`
+	Notifications []*Notification        `protobuf:"bytes,1,rep,name=notifications,proto3" json:"notifications,omitempty"`                        // oldest first
+	NextPageToken []byte                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"` // empty on the last page
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -285,6 +302,13 @@ func (x *ListResponse) GetNotifications() []*Notification {
 	return nil
 }
 
+func (x *ListResponse) GetNextPageToken() []byte {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return nil
+}
+
 var File_notify_v1_notify_proto protoreflect.FileDescriptor
 
 const file_notify_v1_notify_proto_rawDesc = "" +
@@ -301,11 +325,15 @@ const file_notify_v1_notify_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\fR\x04kind\x12\x19\n" +
 	"\border_id\x18\x03 \x01(\fR\aorderId\"U\n" +
 	"\x0eNotifyResponse\x12C\n" +
-	"\fnotification\x18\x01 \x01(\v2\x1f.mitosis.notify.v1.NotificationR\fnotification\"&\n" +
+	"\fnotification\x18\x01 \x01(\v2\x1f.mitosis.notify.v1.NotificationR\fnotification\"b\n" +
 	"\vListRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\fR\x06userId\"U\n" +
+	"\auser_id\x18\x01 \x01(\fR\x06userId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x03R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\fR\tpageToken\"}\n" +
 	"\fListResponse\x12E\n" +
-	"\rnotifications\x18\x01 \x03(\v2\x1f.mitosis.notify.v1.NotificationR\rnotifications2\xa7\x01\n" +
+	"\rnotifications\x18\x01 \x03(\v2\x1f.mitosis.notify.v1.NotificationR\rnotifications\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\fR\rnextPageToken2\xa7\x01\n" +
 	"\rNotifyService\x12M\n" +
 	"\x06Notify\x12 .mitosis.notify.v1.NotifyRequest\x1a!.mitosis.notify.v1.NotifyResponse\x12G\n" +
 	"\x04List\x12\x1e.mitosis.notify.v1.ListRequest\x1a\x1f.mitosis.notify.v1.ListResponseB@Z>github.com/mitosis-dev/mitosis/services/gen/notify/v1;notifyv1b\x06proto3"
