@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,19 +74,23 @@ func same(a, b notify.Notification) bool {
 	return a.ID == b.ID && a.Kind == b.Kind && a.OrderID == b.OrderID && a.CreatedAt.Equal(b.CreatedAt)
 }
 
-// TestNotificationsAcrossChunks: more than two chunks of notifications list whole and in
-// order at every page size, and a notification made again, once sealed in a chunk, alone or
-// by concurrent duplicates, is the first one still.
+// TestNotificationsAcrossChunks: more than two chunks of notifications of a user with the
+// longest ID list whole and in order at every page size, and a notification made again, once
+// sealed in a chunk, alone or by concurrent duplicates, is the first one still.
 func TestNotificationsAcrossChunks(t *testing.T) {
 	forEachStore(t, func(t *testing.T, bucket func(t *testing.T) kv.Bucket) {
 		ctx := t.Context()
 		svc := notify.New(bucket(t), time.Now)
+		// IDs of the longest kind, none of whose bytes a store keeps as they are: the keys of
+		// chunks and receipts stay within kv.MaxKeyLen.
+		user := strings.Repeat("ü", ids.MaxLen/2)
+		order := func(i int) string { return fmt.Sprintf("%s%04d", strings.Repeat("ö", (ids.MaxLen-4)/2), i) }
 		const n = 2*notify.ChunkSize + 30
 		var want []notify.Notification
 		for i := range n {
-			want = append(want, mustNotify(t, svc, "user-1", notify.KindOrderPaid, fmt.Sprintf("ord-%d", i)))
+			want = append(want, mustNotify(t, svc, user, notify.KindOrderPaid, order(i)))
 		}
-		if held, sealed, err := notify.Inbox(ctx, svc, "user-1"); err != nil || sealed != 2 || held != n-2*notify.ChunkSize {
+		if held, sealed, err := notify.Inbox(ctx, svc, user); err != nil || sealed != 2 || held != n-2*notify.ChunkSize {
 			t.Fatalf("inbox of %d and %d chunks (%v), want %d and 2", held, sealed, err, n-2*notify.ChunkSize)
 		}
 		// Again: the oldest (in chunk 0), one in chunk 1 and the newest (in the inbox), the
@@ -94,7 +99,7 @@ func TestNotificationsAcrossChunks(t *testing.T) {
 		again := make([]notify.Notification, 10)
 		errs := make([]error, 10)
 		for i := range again {
-			wg.Go(func() { again[i], errs[i] = svc.Notify(ctx, "user-1", notify.KindOrderPaid, "ord-0") })
+			wg.Go(func() { again[i], errs[i] = svc.Notify(ctx, user, notify.KindOrderPaid, order(0)) })
 		}
 		wg.Wait()
 		for i := range again {
@@ -103,18 +108,18 @@ func TestNotificationsAcrossChunks(t *testing.T) {
 			}
 		}
 		for _, i := range []int{notify.ChunkSize + 5, n - 1} {
-			if got := mustNotify(t, svc, "user-1", notify.KindOrderPaid, fmt.Sprintf("ord-%d", i)); !same(got, want[i]) {
+			if got := mustNotify(t, svc, user, notify.KindOrderPaid, order(i)); !same(got, want[i]) {
 				t.Fatalf("Notify again of number %d: %+v, want %+v", i, got, want[i])
 			}
 		}
-		expectList(t, svc, "user-1", want)
-		if got, err := notifytest.ListAll(ctx, svc, "user-1"); err != nil || len(got) != n {
+		expectList(t, svc, user, want)
+		if got, err := notifytest.ListAll(ctx, svc, user); err != nil || len(got) != n {
 			t.Fatalf("ListAll: %d notifications %v, want %d", len(got), err, n)
 		}
 
 		// Tokens name the first notification of a page; any other is refused.
 		for _, token := range []string{paging.Token(notify.TokenKind, n), paging.Token(notify.TokenKind+1, 5)} {
-			if _, err := svc.List(ctx, notify.ListRequest{UserID: "user-1", PageToken: token}); validation.FieldOf(err) != "page_token" {
+			if _, err := svc.List(ctx, notify.ListRequest{UserID: user, PageToken: token}); validation.FieldOf(err) != "page_token" {
 				t.Errorf("token %q: %v, want a validation error on page_token", token, err)
 			}
 		}
