@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mitosis-dev/mitosis/services/bounded"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
 )
 
 // Config is a host's configuration.
@@ -53,6 +54,9 @@ type Config struct {
 	LogLevel     slog.Level
 	// Getenv is the process's environment, for the contexts' own settings.
 	Getenv func(string) string
+	// Store is how buckets and streams are kept: SHOP_NATS_REPLICAS copies of each, and
+	// each one's byte limit (natsjs.StoreConfig).
+	Store natsjs.StoreConfig
 	// TracerProvider traces the calls between colocated contexts and the store operations;
 	// nil means OpenTelemetry's global provider (as platform/telemetry sets it up).
 	TracerProvider trace.TracerProvider
@@ -93,6 +97,7 @@ func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) 
 //	SHOP_ADMIN_TOKEN    the admin routes' bearer token (unset: they answer 401)
 //	SHOP_SOLE_REPLICA   true or false (default true for a whole group, else false)
 //	SHOP_ARCH           the architecture's name (default monolith for a whole group, else services)
+//	SHOP_NATS_REPLICAS  copies of every bucket and stream (default 1; 3 on a 3-node cluster)
 //	SHOP_RPC_TIMEOUT    deadline of a call made without one (default 10s)
 //	SHOP_LOG_LEVEL      debug, info (default), warn or error
 func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
@@ -119,6 +124,7 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 		DrainTimeout: DefaultDrainTimeout,
 		HealthEvery:  DefaultHealthEvery,
 		Getenv:       getenv,
+		Store:        natsjs.StoreConfigFrom(getenv),
 	}
 	cfg.Name = g.Name()
 	if g.Whole() {
@@ -139,6 +145,12 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 	}
 	if cfg.NatsURL == "" && len(g.Contexts) > 0 && !g.Whole() {
 		return cfg, fmt.Errorf("SHOP_NATS_URL is required: a group of some contexts (%s) shares its store with the others and never embeds one", g)
+	}
+	if err := cfg.Store.Check(); err != nil {
+		return cfg, err
+	}
+	if cfg.NatsURL == "" && cfg.Store.Replicas > 1 {
+		return cfg, fmt.Errorf("%s=%d: the embedded NATS is a lone server, which keeps one copy (set SHOP_NATS_URL to a cluster)", natsjs.ReplicasEnv, cfg.Store.Replicas)
 	}
 	if v := getenv("SHOP_SOLE_REPLICA"); v != "" {
 		switch v {

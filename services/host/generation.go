@@ -73,7 +73,7 @@ func build(ctx context.Context, p *process) (_ *Generation, err error) {
 		if g.js, err = jetstream.New(g.nc); err != nil {
 			return nil, fmt.Errorf("jetstream: %w", err)
 		}
-		if g.bus, err = natsjs.OpenBus(ctx, g.js, g.log); err != nil {
+		if g.bus, err = natsjs.OpenBus(ctx, g.js, p.cfg.Store, g.log); err != nil {
 			return nil, err
 		}
 	}
@@ -92,7 +92,7 @@ func build(ctx context.Context, p *process) (_ *Generation, err error) {
 		c, _ := bounded.Lookup(name)
 		buckets := map[string]kv.Bucket{}
 		for _, b := range c.Buckets {
-			bucket, err := natsjs.OpenBucket(ctx, g.js, b)
+			bucket, err := natsjs.OpenBucket(ctx, g.js, p.cfg.Store, b)
 			if err != nil {
 				return nil, err
 			}

@@ -67,24 +67,31 @@ var (
 	_ events.Subscriber = (*Bus)(nil)
 )
 
-// OpenBus creates or updates the event stream and returns a bus on it. Events are kept for a
-// day (bounded in bytes too): consumers that were down catch up, and the disk does not fill.
-// The duplicate window drops a re-publish of one fact, e.g. by a recovered checkout.
+// OpenBus creates the event stream, or updates it to cfg's replicas and byte limit, and
+// returns a bus on it. Events are kept for a day: consumers that were down catch up, and the
+// disk does not fill. The duplicate window drops a re-publish of one fact, e.g. by a recovered
+// checkout. A full stream refuses new events (Publish fails with ErrFull) rather than dropping
+// old ones that a consumer may not have read yet.
 //
 // The bus traces with OpenTelemetry's global tracer provider and propagator as they are when
 // it opens, unless options say otherwise.
-func OpenBus(ctx context.Context, js jetstream.JetStream, logger *slog.Logger, opts ...BusOption) (*Bus, error) {
+func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logger *slog.Logger, opts ...BusOption) (*Bus, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
+	}
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:       StreamName,
 		Subjects:   []string{"shop.events.>"},
 		Storage:    jetstream.FileStorage,
 		Retention:  jetstream.LimitsPolicy,
 		MaxAge:     24 * time.Hour,
-		MaxBytes:   1 << 30,
+		MaxBytes:   cfg.Limit(StreamName),
+		Discard:    jetstream.DiscardNew,
+		Replicas:   cfg.replicas(),
 		Duplicates: 10 * time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
+		return nil, fmt.Errorf("open stream %s (%d replicas, %d bytes): %w", StreamName, cfg.replicas(), cfg.Limit(StreamName), err)
 	}
 	b := &Bus{js: js, logger: logger, tracer: otel.GetTracerProvider().Tracer(tracerName), prop: otel.GetTextMapPropagator(),
 		publish: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)},
@@ -128,7 +135,7 @@ func (b *Bus) PublishRaw(ctx context.Context, subject, id string, data []byte) e
 	defer cancel()
 	if _, err := b.js.PublishMsg(sendCtx, msg, jetstream.WithMsgID(id)); err != nil {
 		span.SetStatus(codes.Error, err.Error())
-		return fmt.Errorf("publish %s %s: %w", subject, id, err)
+		return fmt.Errorf("publish %s %s: %w", subject, id, fullErr(err))
 	}
 	return nil
 }

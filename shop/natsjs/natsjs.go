@@ -32,19 +32,32 @@ var _ kv.Bucket = (*Bucket)(nil)
 // staying for good as a Delete's marker does.
 const expiryMarkerTTL = time.Minute
 
-// OpenBucket creates the bucket if it does not exist and returns it. Buckets keep only the
-// latest value of a key: history lives in the domain's own records where it matters.
-// Values may carry a TTL (kv.TTL), which takes per-message TTLs (nats-server 2.11 or later);
-// an existing bucket is updated to allow them, a change JetStream does not undo.
-func OpenBucket(ctx context.Context, js jetstream.JetStream, name string) (*Bucket, error) {
+// OpenBucket creates the bucket if it does not exist, or updates it to cfg's replicas and
+// byte limit if it does, and returns it. Buckets keep only the latest value of a key: history
+// lives in the domain's own records where it matters. Values may carry a TTL (kv.TTL), which
+// takes per-message TTLs (nats-server 2.11 or later); an existing bucket is updated to allow
+// them, a change JetStream does not undo.
+//
+// A full bucket refuses what would grow it (a new key, a longer value) with ErrFull, and keeps
+// every value it holds: nats.go makes every key-value bucket's stream discard new messages,
+// never old ones, whatever the configuration says (a stream that discards old would drop
+// other keys' values to make room). On a single server, writes that do not grow it (a value
+// no longer than the one it replaces, a delete) still go through; a replicated bucket checks
+// before it knows what a write replaces, and refuses any that does not fit in what is left.
+func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, name string) (*Bucket, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", name, err)
+	}
 	b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:         name,
 		History:        1,
 		Storage:        jetstream.FileStorage,
+		Replicas:       cfg.replicas(),
+		MaxBytes:       cfg.Limit(name),
 		LimitMarkerTTL: expiryMarkerTTL,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", name, err)
+		return nil, fmt.Errorf("open bucket %s (%d replicas, %d bytes): %w", name, cfg.replicas(), cfg.Limit(name), err)
 	}
 	return &Bucket{kv: b, js: js, subject: "$KV." + name + "."}, nil
 }
@@ -221,6 +234,16 @@ func mapWrongSequence(err error) error {
 	return err
 }
 
+// ErrFull is a write that a bucket or the event stream refused because it would pass its
+// byte limit (StoreConfig): nothing was written, and nothing it held was dropped. It is no
+// error of the request's, so the edge answers it as any store failure: 503.
+var ErrFull = errors.New("natsjs: bucket or stream full (byte limit reached)")
+
+// errCodeStoreFailed is the JetStream error of a message refused at a stream's limit (the
+// server's JSStreamStoreFailedF; nats.go names no constant for it). The shop's streams set
+// no limit on messages, per-subject counts or message sizes, so for them it means bytes.
+const errCodeStoreFailed jetstream.ErrorCode = 10077
+
 func mapErr(err error) error {
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
@@ -234,6 +257,15 @@ func mapErr(err error) error {
 	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 		return fmt.Errorf("%w: %v", kv.ErrConflict, err)
+	}
+	return fullErr(err)
+}
+
+// fullErr marks err as ErrFull when JetStream refused the write at a limit.
+func fullErr(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed {
+		return fmt.Errorf("%w: %v", ErrFull, err)
 	}
 	return err
 }

@@ -94,7 +94,7 @@ func TestDefaultRetentionIsOverADay(t *testing.T) {
 	srv := natsjstest.New(t)
 	ctx := t.Context()
 	const name = "retained_sagas"
-	sagas, err := natsjs.OpenBucket(ctx, srv.JetStream(), name)
+	sagas, err := natsjs.OpenBucket(ctx, srv.JetStream(), natsjs.StoreConfig{}, name)
 	if err != nil {
 		t.Fatal(err)
 	}

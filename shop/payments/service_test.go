@@ -205,7 +205,7 @@ func TestDefaultDeclinedRetentionIsOverADay(t *testing.T) {
 	srv := natsjstest.New(t)
 	ctx := t.Context()
 	const name = "retained_charges"
-	b, err := natsjs.OpenBucket(ctx, srv.JetStream(), name)
+	b, err := natsjs.OpenBucket(ctx, srv.JetStream(), natsjs.StoreConfig{}, name)
 	if err != nil {
 		t.Fatal(err)
 	}

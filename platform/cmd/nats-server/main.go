@@ -8,7 +8,7 @@
 //	-store     NATS_STORE_DIR  JetStream's files (default /data)
 //	-name      NATS_NAME       server name (default mitosis-nats)
 //	-max-mem   NATS_MAX_MEM    JetStream memory-storage limit in bytes (default 64 MiB)
-//	-max-store NATS_MAX_STORE  JetStream file-storage limit in bytes (default 8 GiB: streams reserve their MaxBytes, the shop's event stream 1 GiB)
+//	-max-store NATS_MAX_STORE  JetStream file-storage limit in bytes (default 8 GiB: streams reserve their MaxBytes, the shop's 3.3 GiB in all, see natsjs.DefaultLimits)
 package main
 
 import (

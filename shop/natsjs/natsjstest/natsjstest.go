@@ -55,20 +55,21 @@ func New(t testing.TB) *Server {
 // JetStream returns the server's JetStream client.
 func (s *Server) JetStream() jetstream.JetStream { return s.js }
 
-// Bucket opens a new, empty bucket with a unique name on the server.
+// Bucket opens a new, empty bucket with a unique name on the server, with the default
+// store configuration (one copy; the unique name gets natsjs.DefaultMaxBytes).
 func (s *Server) Bucket(t testing.TB, name string) *natsjs.Bucket {
 	t.Helper()
-	b, err := natsjs.OpenBucket(context.Background(), s.js, fmt.Sprintf("%s_%d", name, s.n.Add(1)))
+	b, err := natsjs.OpenBucket(context.Background(), s.js, natsjs.StoreConfig{}, fmt.Sprintf("%s_%d", name, s.n.Add(1)))
 	if err != nil {
 		t.Fatalf("open bucket: %v", err)
 	}
 	return b
 }
 
-// Bus opens the event bus on the server.
+// Bus opens the event bus on the server, with the default store configuration.
 func (s *Server) Bus(t testing.TB) *natsjs.Bus {
 	t.Helper()
-	b, err := natsjs.OpenBus(context.Background(), s.js, slog.New(slog.DiscardHandler))
+	b, err := natsjs.OpenBus(context.Background(), s.js, natsjs.StoreConfig{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("open bus: %v", err)
 	}
