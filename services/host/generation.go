@@ -218,6 +218,10 @@ func (c checks) ready(names []string) error {
 // the group holds it, else its gRPC client; nil for a context the group does not call.
 func (g *Generation) Port(name string) any { return g.calls[name] }
 
+// Impl returns the implementation of a context the group holds, as built: for a test or a
+// tool that needs more than its port (orders' Recover); nil for one it does not hold.
+func (g *Generation) Impl(name string) any { return g.impls[name] }
+
 // Conn is the generation's store connection (nil for a group without contexts).
 func (g *Generation) Conn() *nats.Conn { return g.nc }
 

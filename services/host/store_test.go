@@ -51,13 +51,19 @@ type testShop struct {
 	client   *apitest.Client
 	payments payments.Service
 	js       jetstream.JetStream // a connection of the test's own, for what the API does not show
+	g        *host.Generation
 }
 
 func newShop(t *testing.T, store natsjs.StoreConfig) *testShop {
 	t.Helper()
-	ns := hosttest.StartNATS(t)
+	return newShopOn(t, hosttest.StartNATS(t).URL(), store)
+}
+
+// newShopOn is newShop on the NATS server (or cluster) at natsURL.
+func newShopOn(t *testing.T, natsURL string, store natsjs.StoreConfig) *testShop {
+	t.Helper()
 	cfg, err := host.ConfigFrom(func(k string) string {
-		return map[string]string{"SHOP_NATS_URL": ns.URL(), "SHOP_ADDR": "127.0.0.1:0", "SHOP_ADMIN_TOKEN": hosttest.Token}[k]
+		return map[string]string{"SHOP_NATS_URL": natsURL, "SHOP_ADDR": "127.0.0.1:0", "SHOP_ADMIN_TOKEN": hosttest.Token}[k]
 	}, bounded.Everything())
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +71,7 @@ func newShop(t *testing.T, store natsjs.StoreConfig) *testShop {
 	cfg.Store = store
 	h := hosttest.StartConfig(t, cfg)
 	g := h.Next(t)
-	nc, err := nats.Connect(ns.URL())
+	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +81,7 @@ func newShop(t *testing.T, store natsjs.StoreConfig) *testShop {
 		t.Fatal(err)
 	}
 	return &testShop{client: apitest.NewClient(apitest.Target{BaseURL: h.BaseURL, AdminToken: hosttest.Token}),
-		payments: g.Port("payments").(payments.Service), js: js}
+		payments: g.Port("payments").(payments.Service), js: js, g: g}
 }
 
 // capturedCharges counts the charges the payments bucket holds as captured.
@@ -212,9 +218,17 @@ func (ts *testShop) checkOrders(t *testing.T, orders []apitest.Order) {
 
 func decode[T any](t *testing.T, r *apitest.Response) T {
 	t.Helper()
-	var v T
-	if err := json.Unmarshal(r.Body, &v); err != nil {
-		t.Fatalf("decode %s: %v", r, err)
+	v, err := decodeBody[T](r)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return v
+}
+
+func decodeBody[T any](r *apitest.Response) (T, error) {
+	var v T
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		return v, fmt.Errorf("decode %s: %w", r, err)
+	}
+	return v, nil
 }

@@ -44,6 +44,9 @@ const expiryMarkerTTL = time.Minute
 // other keys' values to make room). On a single server, writes that do not grow it (a value
 // no longer than the one it replaces, a delete) still go through; a replicated bucket checks
 // before it knows what a write replaces, and refuses any that does not fit in what is left.
+//
+// A replicated bucket is read from its leader only, so that a read sees every write
+// acknowledged before it (see leaderReads).
 func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, name string) (*Bucket, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", name, err)
@@ -56,22 +59,65 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, na
 		MaxBytes:       cfg.Limit(name),
 		LimitMarkerTTL: expiryMarkerTTL,
 	})
+	if err == nil && cfg.replicas() > 1 {
+		err = leaderReads(ctx, js, b)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s (%d replicas, %d bytes): %w", name, cfg.replicas(), cfg.Limit(name), err)
 	}
 	return &Bucket{kv: b, js: js, subject: "$KV." + name + "."}, nil
 }
 
+// leaderReads makes b read from its stream's leader. nats.go creates every bucket with direct
+// gets, which any copy answers, a follower too (the one nearest the client first), and a
+// follower may not have applied the latest writes yet: a read-decide-write is safe anyway
+// (the write's revision check fails), but a decision taken on a stale read alone is not. One
+// such, seen in the failover test: a commit that found its reservation's hold already gone
+// from a lagging copy, took it as sold, and left it held for good. So direct gets are turned
+// off on the stream, and b's view of it refreshed, which is what its reads go by: from then on
+// they are stream API requests, answered by the leader, whatever another process opening the
+// bucket meanwhile does to the stream (CreateOrUpdateKeyValue turns direct gets back on until
+// that process turns them off again).
+func leaderReads(ctx context.Context, js jetstream.JetStream, b jetstream.KeyValue) error {
+	for range 5 {
+		st, err := b.Status(ctx) // refreshes b's view of its stream
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		bs, ok := st.(*jetstream.KeyValueBucketStatus)
+		if !ok {
+			return fmt.Errorf("status of type %T", st)
+		}
+		sc := bs.StreamInfo().Config
+		if !sc.AllowDirect {
+			return nil
+		}
+		sc.AllowDirect = false
+		if _, err := js.UpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("turn direct gets off: %w", err)
+		}
+	}
+	return errors.New("direct gets keep being turned back on")
+}
+
 func (b *Bucket) Get(ctx context.Context, key string) (kv.Entry, error) {
 	if err := kv.CheckKey(key); err != nil {
 		return kv.Entry{}, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	e, err := b.kv.Get(ctx, escape(key))
 	if err != nil {
 		return kv.Entry{}, mapErr(err)
 	}
 	return kv.Entry{Key: key, Value: e.Value(), Revision: e.Revision()}, nil
 }
+
+// readTimeout bounds a read, as writeTimeout a write's acknowledgement: a store that answers
+// at all answers in milliseconds. A replicated bucket between two leaders does not (its reads
+// go to the leader, see leaderReads), and its reads then fail in this time instead of holding
+// their caller until its own deadline (a checkout's roll-forward has 30 s).
+const readTimeout = 5 * time.Second
 
 // writeTimeout bounds the wait for a write's acknowledgement once it is sent; ackGrace is
 // how far past its caller's deadline that wait may go. A store that answers at all answers

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mitosis-dev/mitosis/shop/events"
@@ -209,5 +210,66 @@ func TestFullBucketAndStreamRefuseNewWritesAndKeepTheOld(t *testing.T) {
 	}
 	if info.State.Msgs != uint64(published) || info.State.FirstSeq != 1 {
 		t.Fatalf("stream holds %d events from sequence %d, want the %d published from 1", info.State.Msgs, info.State.FirstSeq, published)
+	}
+}
+
+// On a cluster, opening a bucket or the stream that has one copy with Replicas 3 makes three,
+// keeping what it holds: how a deployment moves to the production overlay's setting.
+func TestOpenScalesWhatExistsToTheCluster(t *testing.T) {
+	cluster := natsjstest.NewCluster(t, 3)
+	nc, err := nats.Connect(cluster.URLs(0), nats.Name("scale"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	one := natsjs.StoreConfig{Replicas: 1}
+	b, err := natsjs.OpenBucket(ctx, js, one, "scaled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Create(ctx, "k", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	bus, err := natsjs.OpenBus(ctx, js, one, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Publish(ctx, events.OrderPaidSubject, "e1", events.OrderPaid{OrderID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	checkStream(t, js, "KV_scaled", natsjs.DefaultMaxBytes, 1)
+	if s, err := js.Stream(ctx, "KV_scaled"); err != nil || !s.CachedInfo().Config.AllowDirect {
+		t.Fatalf("a bucket of one copy reads without direct gets (%v): they are consistent there, and faster", err)
+	}
+
+	three := natsjs.StoreConfig{Replicas: 3}
+	if b, err = natsjs.OpenBucket(ctx, js, three, "scaled"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsjs.OpenBus(ctx, js, three, discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"KV_scaled", natsjs.StreamName} {
+		checkStream(t, js, name, three.Limit(strings.TrimPrefix(name, "KV_")), 3)
+		natsjstest.WaitReplicated(t, js, name, 3)
+	}
+	// A replicated bucket is read from its leader: no copy answers direct gets.
+	if s, err := js.Stream(ctx, "KV_scaled"); err != nil || s.CachedInfo().Config.AllowDirect {
+		t.Fatalf("the replicated bucket allows direct gets (%v)", err)
+	}
+	if e, err := b.Get(ctx, "k"); err != nil || string(e.Value) != "kept" {
+		t.Fatalf("value after scaling: %q, %v", e.Value, err)
+	}
+	s, err := js.Stream(ctx, natsjs.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("events after scaling: %+v, %v", info, err)
 	}
 }
