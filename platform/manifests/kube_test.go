@@ -17,6 +17,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
 )
 
 // repoRoot is the repository holding this package (platform/manifests).
@@ -339,11 +340,22 @@ func checkPod(t *testing.T, what string, tmpl *PodTemplate, overlay string) {
 		}
 		_, arch := tmpl.Metadata.Labels[stack.LabelArch]
 		hasOTel := false
+		replicas := ""
 		for _, e := range c.Env {
 			hasOTel = hasOTel || e.Name == "OTEL_EXPORTER_OTLP_ENDPOINT"
+			if e.Name == natsjs.ReplicasEnv {
+				replicas = e.Value
+			}
 		}
 		if hasOTel != (overlay == OverlayProduction && arch) {
 			t.Errorf("%s: OTLP endpoint set %v in overlay %s", what, hasOTel, overlay)
+		}
+		want := "" // one copy, as a lone NATS server has
+		if overlay == OverlayProduction && arch {
+			want = strconv.Itoa(NATSClusterSize) // every bucket and stream on every node
+		}
+		if replicas != want {
+			t.Errorf("%s: %s=%q in overlay %s, want %q", what, natsjs.ReplicasEnv, replicas, overlay, want)
 		}
 	}
 }

@@ -355,12 +355,19 @@ func productionFiles(opts Options, put func(string, []byte, error) error) error 
 	if err := put(dir+"otel-endpoint.yaml", b, err); err != nil {
 		return err
 	}
+	b, err = marshalYAML([]map[string]any{{
+		"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": natsReplicas(),
+	}})
+	if err := put(dir+"nats-replicas.yaml", b, err); err != nil {
+		return err
+	}
 	k := newKustomization(Namespace(OverlayProduction), "../services", "nats-config.yaml", "otel-collector.yaml")
 	k.Patches = []kPatch{
 		{Path: "nats-cluster.yaml"},
 		{Path: "nats-cluster-service.yaml"},
 		// Every shop process, not the collector: they carry the architecture label.
 		{Path: "otel-endpoint.yaml", Target: &kTarget{Kind: "Deployment", LabelSelector: stack.LabelArch}},
+		{Path: "nats-replicas.yaml", Target: &kTarget{Kind: "Deployment", LabelSelector: stack.LabelArch}},
 	}
 	images, err := productionImages(opts)
 	if err != nil {

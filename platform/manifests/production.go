@@ -7,15 +7,18 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
 )
 
-// The production overlay is the services overlay with three changes, written twice: as
+// The production overlay is the services overlay with four changes, written twice: as
 // kustomize patches (the files a user applies) and as the same edits on the objects (what
 // Kube returns). A test builds the overlay with kubectl, when there is one, and compares.
 //
 //   - NATS becomes a 3-node JetStream cluster of the official image (nats-cluster*.yaml).
 //   - Every process exports OTLP to the ADOT collector (otel-endpoint.yaml), which the overlay
 //     adds with its configuration (otel-collector.yaml).
+//   - Every process keeps its buckets and streams on every node of that cluster
+//     (nats-replicas.yaml), so that losing a node loses no acknowledged write.
 //   - Images come from ECR (the kustomization's images).
 
 // natsName is the name of the stateful NATS service in the topology.
@@ -96,6 +99,12 @@ func otelEndpoint() EnvVar {
 	return EnvVar{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Value: "http://" + CollectorName + ":" + strconv.Itoa(OTLPHTTPPort)}
 }
 
+// natsReplicas is the replica count of every bucket and stream in the production overlay: one
+// copy on each node of the NATS cluster.
+func natsReplicas() EnvVar {
+	return EnvVar{Name: natsjs.ReplicasEnv, Value: strconv.Itoa(NATSClusterSize)}
+}
+
 // productionImages maps each local image name of the services architecture to its production
 // reference, as the kustomization's images list does.
 func productionImages(opts Options) (map[string]string, error) {
@@ -146,7 +155,7 @@ func production(objs []Object, opts Options) error {
 		case *Deployment:
 			if _, ok := w.Metadata.Labels[stack.LabelArch]; ok {
 				c := &w.Spec.Template.Spec.Containers[0]
-				c.Env = append(c.Env, otelEndpoint())
+				c.Env = append(c.Env, otelEndpoint(), natsReplicas())
 			}
 		}
 		if tmpl := Workload(o); tmpl != nil {
