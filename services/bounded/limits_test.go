@@ -9,8 +9,8 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
 )
 
-// natsjs's byte limits name every bucket of the table, and the event stream, and what they
-// add up to fits the JetStream store of the servers they run on.
+// natsjs's byte limits name every bucket of the table, the event and dead-letter streams, and
+// what they add up to fits the JetStream store of the servers they run on.
 func TestDefaultLimitsCoverTheShopAndFitTheBudget(t *testing.T) {
 	var opened []string
 	for _, c := range bounded.Table() {
@@ -18,9 +18,9 @@ func TestDefaultLimitsCoverTheShopAndFitTheBudget(t *testing.T) {
 	}
 	limits := natsjs.DefaultLimits()
 	named := slices.Sorted(maps.Keys(limits))
-	want := slices.Sorted(slices.Values(append(opened, natsjs.StreamName)))
+	want := slices.Sorted(slices.Values(append(opened, natsjs.StreamName, natsjs.DeadLetterStream)))
 	if !slices.Equal(named, want) {
-		t.Errorf("DefaultLimits names %v; the shop opens %v and the stream %s", named, opened, natsjs.StreamName)
+		t.Errorf("DefaultLimits names %v; the shop opens %v and the streams %s and %s", named, opened, natsjs.StreamName, natsjs.DeadLetterStream)
 	}
 	var sum int64
 	for name, n := range limits {

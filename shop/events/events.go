@@ -65,10 +65,13 @@ type Message struct {
 }
 
 // Handler reacts to a message. Returning nil acknowledges it; an error asks for a redelivery
-// later, unless it wraps ErrPoison, which drops the message for good (it would fail forever).
+// later (see RetryDelay), unless it wraps ErrPoison: such a message would fail on every
+// delivery, so it is given up at once. A message given up, poison or out of deliveries, is
+// not lost on JetStream: it goes to the dead-letter stream (package natsjs), from which an
+// admin replays it once the cause is fixed.
 type Handler func(ctx context.Context, m Message) error
 
-// ErrPoison marks a message that can never be handled: undecodable or meaningless.
+// ErrPoison marks a message that this code can never handle: undecodable or meaningless to it.
 var ErrPoison = errors.New("poison message")
 
 // Publisher publishes an event. id de-duplicates: a second publish with the same id within
@@ -99,17 +102,18 @@ func Decode[T any](m Message) (T, error) {
 }
 
 // MaxDeliveries bounds the deliveries of a message whose handler keeps failing with a
-// transient error; after the last one the message is given up.
+// transient error; after the last one the message is given up (dead-lettered on JetStream,
+// dropped with a log line by the in-memory bus).
 //
 // With RetryDelay it sets how long a failing message is retried: the sum of the delays
 // between its deliveries, 11 min 21 s (RetryBudget). That is the outage a message survives.
 // The count alone decides, whatever the error: a handler fails mostly because its store or
 // the broker is away (a connection lost, JetStream answering "no responders" at once), and
 // telling that from a bug by the error would be a guess that, when wrong, retries a broken
-// message until the event stream's age limit removes it without a trace. So the delays grow
-// instead: a 90 s outage uses up 10 of the 30 deliveries (TestRetriesOutlastAnOutage), and a
-// message that fails for good is given up within 12 minutes, well inside the event stream's
-// 24 hours.
+// message until the event stream's age limit removes it without a trace, the very loss the
+// dead letters are for. So the delays grow instead: a 90 s outage uses up 10 of the 30
+// deliveries (TestRetriesOutlastAnOutage), and a message that fails for good is given up
+// within 12 minutes, well inside the event stream's 24 hours.
 const MaxDeliveries = 30
 
 // MaxRetryDelay caps RetryDelay: the longest a message waits for its next try, and so how
@@ -117,7 +121,7 @@ const MaxDeliveries = 30
 const MaxRetryDelay = 30 * time.Second
 
 // RetryDelay is how long a message waits after its delivery number delivery failed: 200 ms
-// after the first, doubling up to MaxRetryDelay (reached after the 9th).
+// after the first, doubling up to MaxRetryDelay, which it reaches after the 9th.
 func RetryDelay(delivery int) time.Duration {
 	d := 100 * time.Millisecond << min(max(delivery, 1), 9)
 	return min(d, MaxRetryDelay)

@@ -13,7 +13,9 @@ import (
 
 // Memory is an in-process bus with the delivery contract of the JetStream one: publishes are
 // de-duplicated by ID, every consumer sees every message of its subjects from the beginning
-// (as a new durable consumer does), failures are redelivered, poison is dropped.
+// (as a new durable consumer does), failures are redelivered. What a consumer gives up
+// (poison, or out of deliveries) is logged and dropped: this bus is for tests and keeps
+// nothing; the JetStream one keeps it in its dead-letter stream.
 type Memory struct {
 	mu     sync.Mutex
 	log    []Message

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,6 +24,10 @@ import (
 // StreamName is the JetStream stream that holds every shop event.
 const StreamName = "SHOP_EVENTS"
 
+// streamSubjects are the event stream's: the events, and the replays of dead letters, one
+// subject per consumer (see Replay).
+var streamSubjects = []string{"shop.events.>", replayPrefix + ">"}
+
 // Bus publishes and consumes the shop's events on one JetStream stream. Each publish is a
 // PRODUCER span whose context travels in the message's headers (traceparent,
 // X-Amzn-Trace-Id...: whatever the propagator writes); each delivery is a CONSUMER span, child
@@ -34,6 +40,9 @@ type Bus struct {
 	prop    propagation.TextMapPropagator
 	publish []trace.SpanStartOption // the PRODUCER spans' start options
 	process []trace.SpanStartOption // the CONSUMER spans'
+
+	maxDeliveries int                              // events.MaxDeliveries unless WithRedelivery
+	retryDelay    func(delivery int) time.Duration // events.RetryDelay unless WithRedelivery
 }
 
 // BusOption configures a Bus.
@@ -42,6 +51,13 @@ type BusOption func(*Bus)
 // WithTracerProvider traces the bus with tp instead of the global provider.
 func WithTracerProvider(tp trace.TracerProvider) BusOption {
 	return func(b *Bus) { b.tracer = tp.Tracer(tracerName) }
+}
+
+// WithRedelivery gives a failing message maxDeliveries deliveries, delay(n) apart after the
+// nth, before it is dead-lettered, instead of events.MaxDeliveries and events.RetryDelay
+// (whose 11 minutes a test does not wait for).
+func WithRedelivery(maxDeliveries int, delay func(delivery int) time.Duration) BusOption {
+	return func(b *Bus) { b.maxDeliveries, b.retryDelay = maxDeliveries, delay }
 }
 
 // WithPropagator carries trace context in message headers with p instead of the global
@@ -67,11 +83,12 @@ var (
 	_ events.Subscriber = (*Bus)(nil)
 )
 
-// OpenBus creates the event stream, or updates it to cfg's replicas and byte limit, and
-// returns a bus on it. Events are kept for a day: consumers that were down catch up, and the
-// disk does not fill. The duplicate window drops a re-publish of one fact, e.g. by a recovered
-// checkout. A full stream refuses new events (Publish fails with ErrFull) rather than dropping
-// old ones that a consumer may not have read yet.
+// OpenBus creates the event stream and the dead-letter stream, or updates them to cfg's
+// replicas and byte limits, and returns a bus on them. Events are kept for a day: consumers
+// that were down catch up, and the disk does not fill. The duplicate window drops a
+// re-publish of one fact, e.g. by a recovered checkout. A full stream refuses new events
+// (Publish fails with ErrFull) rather than dropping old ones that a consumer may not have
+// read yet.
 //
 // The bus traces with OpenTelemetry's global tracer provider and propagator as they are when
 // it opens, unless options say otherwise.
@@ -81,7 +98,7 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logge
 	}
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:       StreamName,
-		Subjects:   []string{"shop.events.>"},
+		Subjects:   streamSubjects,
 		Storage:    jetstream.FileStorage,
 		Retention:  jetstream.LimitsPolicy,
 		MaxAge:     24 * time.Hour,
@@ -93,9 +110,13 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logge
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s (%d replicas, %d bytes): %w", StreamName, cfg.replicas(), cfg.Limit(StreamName), err)
 	}
+	if err := openDeadLetters(ctx, js, cfg); err != nil {
+		return nil, err
+	}
 	b := &Bus{js: js, logger: logger, tracer: otel.GetTracerProvider().Tracer(tracerName), prop: otel.GetTextMapPropagator(),
 		publish: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)},
 		process: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}}
+	b.maxDeliveries, b.retryDelay = events.MaxDeliveries, events.RetryDelay
 	for _, o := range opts {
 		o(b)
 	}
@@ -156,14 +177,24 @@ func (h headerCarrier) Keys() []string {
 
 // Subscribe creates (or resumes) the durable consumer and handles its messages one at a time
 // until Stop. Acks are explicit: a message is acknowledged only once its handler returned nil.
+// A message the handler fails on is redelivered after events.RetryDelay; one it calls poison,
+// or fails on for the last of events.MaxDeliveries times, is dead-lettered (see Replay).
+//
+// The consumer also reads its replay subject, where Replay puts its dead letters back. Its
+// MaxDeliver is unlimited: the bus counts deliveries itself and terminates a message only
+// once its dead letter is stored, and the server must go on delivering one whose dead letter
+// could not be written, or it would be lost.
 func (b *Bus) Subscribe(ctx context.Context, consumer string, subjects []string, h events.Handler) (events.Subscription, error) {
+	if err := CheckConsumer(consumer); err != nil {
+		return nil, err
+	}
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
 		Durable:        consumer,
-		FilterSubjects: subjects,
+		FilterSubjects: append(slices.Clip(subjects), replaySubject(consumer)),
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		AckWait:        30 * time.Second,
-		MaxDeliver:     events.MaxDeliveries,
+		MaxDeliver:     -1,
 		MaxAckPending:  256,
 	})
 	if err != nil {
@@ -187,7 +218,7 @@ func (b *Bus) Subscribe(ctx context.Context, consumer string, subjects []string,
 
 // handle runs the handler on one delivery, inside a CONSUMER span that continues the trace
 // of the publish (its context is in the headers), and acknowledges the message as the
-// handler's answer says.
+// handler's answer says: ack, redeliver later, or dead-letter then terminate.
 func (b *Bus) handle(ctx context.Context, consumer string, logger *slog.Logger, h events.Handler, msg jetstream.Msg) {
 	m := events.Message{Subject: msg.Subject(), Data: msg.Data(), Delivery: 1}
 	hdr := msg.Headers()
@@ -199,33 +230,63 @@ func (b *Bus) handle(ctx context.Context, consumer string, logger *slog.Logger, 
 		}
 		ctx = b.prop.Extract(ctx, headerCarrier(hdr))
 	}
-	if md, err := msg.Metadata(); err == nil {
-		m.Delivery = int(md.NumDelivered)
+	var badReplay error
+	if strings.HasPrefix(m.Subject, replayPrefix) {
+		// A replayed dead letter: the handler sees the event it was.
+		m.Subject, m.ID = hdr.Get(hdrReplaySubject), hdr.Get(hdrReplayMsgID)
+		if m.Subject == "" {
+			badReplay = fmt.Errorf("replay on %s without %s: %w", msg.Subject(), hdrReplaySubject, events.ErrPoison)
+			m.Subject = msg.Subject()
+		}
 	}
+	md, err := msg.Metadata()
+	if err != nil {
+		// Only a message not from JetStream has none; it cannot be acknowledged either.
+		logger.ErrorContext(ctx, "message without metadata", "subject", m.Subject, "err", err)
+		return
+	}
+	m.Delivery = int(md.NumDelivered)
 	ctx, span := b.tracer.Start(ctx, "process "+m.Subject, b.process...)
 	defer span.End()
 	if span.IsRecording() { // as in PublishRaw
 		span.SetAttributes(msgSystem.String("nats"), msgDestination.String(m.Subject), msgOperation.String("process"),
 			msgID.String(m.ID), msgConsumer.String(consumer), msgDelivery.Int(m.Delivery))
 	}
-	err := h(ctx, m)
+	err = badReplay
+	if err == nil {
+		err = h(ctx, m)
+	}
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 	}
+	poison := errors.Is(err, events.ErrPoison)
 	switch {
 	case err == nil:
 		if err := msg.Ack(); err != nil {
 			logger.WarnContext(ctx, "ack", "subject", m.Subject, "id", m.ID, "err", err)
 		}
-	case errors.Is(err, events.ErrPoison):
-		logger.ErrorContext(ctx, "dropping poison message", "subject", m.Subject, "id", m.ID, "err", err)
-		_ = msg.TermWithReason("poison: " + err.Error())
-	case m.Delivery >= events.MaxDeliveries:
-		logger.ErrorContext(ctx, "dropping message after max deliveries", "subject", m.Subject, "id", m.ID, "deliveries", m.Delivery, "err", err)
-		_ = msg.TermWithReason("max deliveries: " + err.Error())
+	case poison || m.Delivery >= b.maxDeliveries:
+		reason := ReasonMaxDeliveries
+		if poison {
+			reason = ReasonPoison
+		}
+		if derr := b.deadLetter(ctx, consumer, msg, md, m, reason, err); derr != nil {
+			// Not terminated: it comes back, and is given up again then.
+			logger.ErrorContext(ctx, "message given up but not dead-lettered; will redeliver", "subject", m.Subject, "id", m.ID,
+				"reason", reason, "deliveries", m.Delivery, "err", err, "dead_letter_err", derr)
+			_ = msg.NakWithDelay(b.retryDelay(m.Delivery))
+			return
+		}
+		span.AddEvent("dead-lettered", trace.WithAttributes(attribute.String("reason", reason)))
+		logger.ErrorContext(ctx, "message dead-lettered", "subject", m.Subject, "id", m.ID, "reason", reason,
+			"deliveries", m.Delivery, "err", err, "dead_letter_stream", DeadLetterStream)
+		if err := msg.TermWithReason(reason); err != nil {
+			// It comes back; its second dead letter is dropped as a duplicate.
+			logger.WarnContext(ctx, "terminate dead-lettered message", "subject", m.Subject, "id", m.ID, "err", err)
+		}
 	default:
 		logger.WarnContext(ctx, "message handler failed; will redeliver", "subject", m.Subject, "id", m.ID, "delivery", m.Delivery, "err", err)
-		_ = msg.NakWithDelay(events.RetryDelay(m.Delivery))
+		_ = msg.NakWithDelay(b.retryDelay(m.Delivery))
 	}
 }
 

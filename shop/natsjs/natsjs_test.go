@@ -20,7 +20,7 @@ func TestBucketConformance(t *testing.T) {
 	kvtest.Run(t, func(t *testing.T) kv.Bucket { return srv.Bucket(t, "conformance") })
 }
 
-func TestBusDeduplicatesRedeliversAndDropsPoison(t *testing.T) {
+func TestBusDeduplicatesRedeliversAndSetsPoisonAside(t *testing.T) {
 	srv := natsjstest.New(t)
 	bus := srv.Bus(t)
 	ctx := context.Background()

@@ -60,6 +60,11 @@ func DefaultLimits() map[string]int64 {
 		// ~430 B per event, two per order, kept for a day (OpenBus): 2.5M events, a day of
 		// 14 checkouts a second.
 		StreamName: 1 << 30,
+		// A dead letter is an event (under 2 KB) with its headers: tens of thousands, far more
+		// than anyone replays by hand (mitosis events replay). When it is full it refuses new
+		// ones (DiscardNew) rather than drop the oldest: the consumer then keeps the message
+		// and retries, and its log says why.
+		DeadLetterStream: 64 * mib,
 	}
 }
 
