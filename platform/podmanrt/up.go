@@ -502,22 +502,44 @@ func resources(s topology.Service) *spec.LinuxResources {
 
 // hostAddr is where a pod's container port is published on the host.
 func (r *Runtime) hostAddr(c context.Context, pod string, port int) (string, error) {
+	ports, err := r.hostPorts(c, pod)
+	if err != nil {
+		return "", err
+	}
+	if addr, ok := ports[port]; ok {
+		return addr, nil
+	}
+	return "", fmt.Errorf("pod %s publishes no host port for %d", pod, port)
+}
+
+// hostPorts is where each of a pod's published TCP container ports is on the host.
+func (r *Runtime) hostPorts(c context.Context, pod string) (map[int]string, error) {
 	data, err := pods.Inspect(c, pod, nil)
 	if err != nil {
-		return "", fmt.Errorf("inspect pod %s: %w", pod, err)
+		return nil, fmt.Errorf("inspect pod %s: %w", pod, err)
 	}
-	if data.InfraConfig != nil {
-		for _, b := range data.InfraConfig.PortBindings[fmt.Sprintf("%d/tcp", port)] {
+	out := map[int]string{}
+	if data.InfraConfig == nil {
+		return out, nil
+	}
+	for key, binds := range data.InfraConfig.PortBindings {
+		p, ok := strings.CutSuffix(key, "/tcp")
+		port, err := strconv.Atoi(p)
+		if !ok || err != nil {
+			continue
+		}
+		for _, b := range binds {
 			if b.HostPort != "" && b.HostPort != "0" {
 				ip := b.HostIP
 				if ip == "" {
 					ip = "127.0.0.1"
 				}
-				return net.JoinHostPort(ip, b.HostPort), nil
+				out[port] = net.JoinHostPort(ip, b.HostPort)
+				break
 			}
 		}
 	}
-	return "", fmt.Errorf("pod %s publishes no host port for %d", pod, port)
+	return out, nil
 }
 
 func (r *Runtime) removePod(c context.Context, name string) error {
@@ -701,9 +723,15 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			addr, err := r.hostAddr(c, p.Name, probe.Port)
+			ports, err := r.hostPorts(c, p.Name)
 			if err != nil {
 				out[i].Health, out[i].Detail = stack.Unknown, err.Error()
+				return
+			}
+			out[i].Ports = ports
+			addr, ok := ports[probe.Port]
+			if !ok {
+				out[i].Health, out[i].Detail = stack.Unknown, fmt.Sprintf("pod %s publishes no host port for %d", p.Name, probe.Port)
 				return
 			}
 			out[i].Addr = addr

@@ -535,6 +535,14 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 		if p, ok := rec.Ports[strconv.Itoa(rec.Probe.Port)]; ok {
 			st.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 		}
+		for cp, hp := range rec.Ports {
+			if port, err := strconv.Atoi(cp); err == nil {
+				if st.Ports == nil {
+					st.Ports = map[int]string{}
+				}
+				st.Ports[port] = net.JoinHostPort("127.0.0.1", strconv.Itoa(hp))
+			}
+		}
 		if !alive(rec) {
 			st.Detail = "see " + r.logPath(rec.Arch, rec.Service)
 		} else {

@@ -96,6 +96,10 @@ type Status struct {
 	MemBytes uint64  `json:"mem_bytes"`
 	MemLimit uint64  `json:"mem_limit_bytes,omitempty"`
 	PID      int     `json:"pid,omitempty"`
+
+	// Ports is the host address of each of its published container ports, for what reaches
+	// a service on another port than its probe's (the CLI reaches NATS's clients port).
+	Ports map[int]string `json:"ports,omitempty"`
 }
 
 // Healthy health values.
