@@ -93,7 +93,7 @@ and runs the monolith and the microservices side by side, as Podman pods or as l
 processes, so that the two can be compared.
 
 Exit codes: 0 success; 1 failure; 2 bad usage; 3 status found a service not running or not
-ready; 4 status or logs found nothing up.`,
+ready; 4 status, logs or events found nothing up.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -121,7 +121,7 @@ ready; 4 status or logs found nothing up.`,
 	pf.IntVar(&a.budget.MemoryMB, "memory", int(a.envFloat("MITOSIS_MEMORY_MB", topology.DefaultMemoryMB)), "memory limit of each architecture in total, in MiB [MITOSIS_MEMORY_MB]")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every step")
 	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd(),
-		kube.Command(), manifests.Command())
+		kube.Command(), manifests.Command(), a.eventsCmd())
 	traces := &cobra.Command{Use: "traces", Short: "Read and compare the traces the collector holds"}
 	traces.AddCommand(tracecompare.Command())
 	root.AddCommand(traces)
@@ -564,8 +564,9 @@ func (a *app) statusCmd() *cobra.Command {
 		Use:   "status",
 		Short: "Show each service's state, readiness, CPU and memory",
 		Long: `status lists every service of the stack with its state (running, exited, ...), its
-readiness (its probe, run now through its published port), its CPU (percent of one core)
-and its memory. Exit code 0 when every service runs and is ready, 3 when one is not,
+readiness (its probe, run now through its published port), its CPU (percent of one core),
+its memory, and on each NATS line the dead letters waiting there (see mitosis events).
+Exit code 0 when every service runs and is ready, 3 when one is not,
 4 when nothing is up.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -576,6 +577,7 @@ and its memory. Exit code 0 when every service runs and is ready, 3 when one is 
 			type row struct {
 				Runtime string `json:"runtime"`
 				stack.Status
+				DeadLetters *deadLetterCell `json:"dead_letters,omitempty"` // NATS lines only
 			}
 			var rows []row
 			for _, rt := range rts {
@@ -584,8 +586,12 @@ and its memory. Exit code 0 when every service runs and is ready, 3 when one is 
 					return fmt.Errorf("%s: %w", rt.Name(), err)
 				}
 				for _, s := range sts {
-					rows = append(rows, row{rt.Name(), s})
+					rows = append(rows, row{Runtime: rt.Name(), Status: s})
 				}
+			}
+			names := natsServices()
+			for i, r := range rows {
+				rows[i].DeadLetters = countDeadLetters(cmd.Context(), r.Runtime, r.Status, names)
 			}
 			if asJSON {
 				enc := json.NewEncoder(a.out)
@@ -607,14 +613,14 @@ and its memory. Exit code 0 when every service runs and is ready, 3 when one is 
 			var memTotal = map[string]uint64{}
 			if !asJSON {
 				tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "RUNTIME\tARCH\tSERVICE\tSTATE\tHEALTH\tCPU\tMEMORY\tADDRESS\tDETAIL")
+				fmt.Fprintln(tw, "RUNTIME\tARCH\tSERVICE\tSTATE\tHEALTH\tCPU\tMEMORY\tADDRESS\tDEAD LETTERS\tDETAIL")
 				for _, r := range rows {
 					mem := fmt.Sprintf("%.1fMiB", float64(r.MemBytes)/(1<<20))
 					if r.MemLimit > 0 && r.MemLimit < 1<<40 {
 						mem += fmt.Sprintf(" / %.0fMiB", float64(r.MemLimit)/(1<<20))
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%s\n", r.Runtime, r.Arch, r.Service, r.State,
-						r.Health, r.CPU, mem, r.Addr, oneLine(r.Detail))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%s\t%s\n", r.Runtime, r.Arch, r.Service, r.State,
+						r.Health, r.CPU, mem, r.Addr, r.DeadLetters, oneLine(r.Detail))
 				}
 				_ = tw.Flush()
 			}
@@ -632,6 +638,9 @@ and its memory. Exit code 0 when every service runs and is ready, 3 when one is 
 				sort.Strings(keys)
 				for _, k := range keys {
 					a.say("memory %s: %.1fMiB", k, float64(memTotal[k])/(1<<20))
+				}
+				for _, r := range rows {
+					a.sayDeadLetters(r.Runtime, r.Arch, r.DeadLetters)
 				}
 			}
 			if unready > 0 {

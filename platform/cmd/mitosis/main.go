@@ -7,9 +7,10 @@
 //	mitosis status  [--json]
 //	mitosis logs    [-f] [--tail N] [service|arch/service]...
 //	mitosis push    --to REGISTRY/PREFIX [--tag T]... [image...]
+//	mitosis events  dead-letters [--consumer NAME] [-t ...] | replay [--consumer NAME] [-t ...]
 //
 // Exit codes: 0 success; 1 failure; 2 bad usage; 3 `status` found a service not running or
-// not ready; 4 `status` or `logs` found nothing up.
+// not ready; 4 `status`, `logs` or `events` found nothing up.
 package main
 
 import (

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
+)
+
+// eventsCmd is `mitosis events`: the dead letters of the shop's event consumers, in the NATS
+// of each architecture that is up (see package natsjs for what a dead letter is).
+func (a *app) eventsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "List and replay the events the shop's consumers gave up on (dead letters)",
+		Long: `A consumer (shipping, notify, orders) gives an event up when its handler calls it
+poison or has failed on it for the last of its deliveries (11 minutes of retries); the
+event then waits in the dead-letter stream of its architecture's NATS, with the consumer,
+the reason and the last error. ` + "`mitosis status`" + ` counts them on each NATS line.
+
+Once the cause is fixed, replay puts them back for the consumer that gave up on them.
+-t monolith or -t services picks one architecture (default both).`,
+	}
+	cmd.AddCommand(a.replayCmd(), a.deadLettersCmd())
+	return cmd
+}
+
+func (a *app) replayCmd() *cobra.Command {
+	var consumer string
+	cmd := &cobra.Command{
+		Use:   "replay [--consumer NAME]",
+		Short: "Give the dead letters back to the consumers that gave up on them",
+		Long: `replay re-publishes every dead letter (or those of --consumer) into the event stream for
+the consumer that gave up on it, and only that one, then removes it from the dead letters.
+Running it twice, or while a replay runs, delivers each event once more at most, and the
+consumers are idempotent. Dead letters of a consumer the stream no longer has stay.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkConsumerFlag(consumer); err != nil {
+				return err
+			}
+			var errs []error
+			err := a.eachNATS(cmd.Context(), func(ep natsEndpoint, js jetstream.JetStream) {
+				replayed, err := natsjs.Replay(cmd.Context(), js, consumer)
+				total := 0
+				for _, n := range replayed {
+					total += n
+				}
+				if total > 0 || err == nil {
+					a.say("%s: replayed %d dead letter(s)%s", ep, total, byConsumer(replayed))
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+				}
+			})
+			return errors.Join(append(errs, err)...)
+		},
+	}
+	cmd.Flags().StringVar(&consumer, "consumer", "", "replay only this consumer's dead letters (shipping, notify, orders)")
+	return cmd
+}
+
+func (a *app) deadLettersCmd() *cobra.Command {
+	var consumer string
+	var limit int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "dead-letters [--consumer NAME]",
+		Short: "List the dead letters, oldest first, with why each was given up",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkConsumerFlag(consumer); err != nil {
+				return err
+			}
+			type row struct {
+				Runtime string `json:"runtime"`
+				Arch    string `json:"arch"`
+				natsjs.DeadLetter
+			}
+			rows := []row{}
+			var errs []error
+			err := a.eachNATS(cmd.Context(), func(ep natsEndpoint, js jetstream.JetStream) {
+				dls, err := natsjs.DeadLetters(cmd.Context(), js, consumer, limit)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+				}
+				for _, dl := range dls {
+					rows = append(rows, row{ep.Runtime, ep.Arch, dl})
+				}
+			})
+			errs = append(errs, err)
+			if asJSON {
+				enc := json.NewEncoder(a.out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rows); err != nil {
+					return err
+				}
+				return errors.Join(errs...)
+			}
+			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ARCH\tSEQ\tCONSUMER\tSUBJECT\tID\tREASON\tDELIVERIES\tDEAD AT\tERROR")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Arch, r.Sequence, r.Consumer, r.Subject, r.ID,
+					r.Reason, r.Deliveries, r.DeadAt.UTC().Format(time.RFC3339), oneLine(r.Error))
+			}
+			_ = tw.Flush()
+			a.say("%d dead letter(s)", len(rows))
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVar(&consumer, "consumer", "", "only this consumer's dead letters")
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many per architecture (0: all)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, payloads and headers included")
+	return cmd
+}
+
+func checkConsumerFlag(consumer string) error {
+	if consumer == "" {
+		return nil
+	}
+	if err := natsjs.CheckConsumer(consumer); err != nil {
+		return usageError{fmt.Errorf("--consumer: %w", err)}
+	}
+	return nil
+}
+
+// natsEndpoint is one architecture's NATS, where the CLI reaches it.
+type natsEndpoint struct {
+	Runtime, Arch string
+	URL           string // nats://127.0.0.1:<published port>
+}
+
+func (ep natsEndpoint) String() string { return ep.Runtime + " " + ep.Arch }
+
+// natsServices maps each architecture to the name of its NATS service: the one that listens
+// on topology.NATSPort.
+func natsServices() map[string]string {
+	out := map[string]string{}
+	t, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
+	if err != nil {
+		return out // the built-in topologies always resolve; their tests say so
+	}
+	for _, arch := range t.Archs {
+		for _, s := range arch.Services {
+			if slices.Contains(s.Ports, topology.NATSPort) {
+				out[arch.Name] = s.Name
+			}
+		}
+	}
+	return out
+}
+
+// natsOf returns where the status line s reaches its architecture's NATS, ok false if s is
+// not a NATS line, and an error if it is one that cannot be reached.
+func natsOf(runtime string, s stack.Status, names map[string]string) (natsEndpoint, bool, error) {
+	if names[s.Arch] != s.Service {
+		return natsEndpoint{}, false, nil
+	}
+	ep := natsEndpoint{Runtime: runtime, Arch: s.Arch}
+	if s.State != "running" {
+		return ep, true, fmt.Errorf("%s: NATS is %s", ep, s.State)
+	}
+	addr, ok := s.Ports[topology.NATSPort]
+	if !ok {
+		return ep, true, fmt.Errorf("%s: NATS publishes no port for %d", ep, topology.NATSPort)
+	}
+	ep.URL = "nats://" + addr
+	return ep, true, nil
+}
+
+// eachNATS calls f with the JetStream of the NATS of every architecture -t selects that is
+// up, in every runtime that holds the stack. Nothing up is exit code 4.
+func (a *app) eachNATS(ctx context.Context, f func(natsEndpoint, jetstream.JetStream)) error {
+	archs, err := a.archsOf()
+	if err != nil {
+		return err
+	}
+	rts, err := a.runtimes(ctx, nil, false)
+	if err != nil {
+		return err
+	}
+	names := natsServices()
+	found := false
+	var errs []error
+	for _, rt := range rts {
+		sts, err := rt.Status(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", rt.Name(), err))
+			continue
+		}
+		for _, s := range sts {
+			if archs != nil && !slices.Contains(archs, s.Arch) {
+				continue
+			}
+			ep, ok, err := natsOf(rt.Name(), s, names)
+			if !ok {
+				continue
+			}
+			found = true
+			if err == nil {
+				err = withJetStream(ep, func(js jetstream.JetStream) { f(ep, js) })
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if !found && len(errs) == 0 {
+		return &exitError{code: exitNothing, err: fmt.Errorf("no NATS is up (stack %s, topology %s)", a.stack, a.topo)}
+	}
+	return errors.Join(errs...)
+}
+
+// withJetStream connects to ep and calls f with its JetStream.
+func withJetStream(ep natsEndpoint, f func(jetstream.JetStream)) error {
+	nc, err := nats.Connect(ep.URL, nats.Name("mitosis"), nats.Timeout(5*time.Second), nats.NoReconnect())
+	if err != nil {
+		return fmt.Errorf("%s: connect %s: %w", ep, ep.URL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("%s: %w", ep, err)
+	}
+	f(js)
+	return nil
+}
+
+// deadLetterCell is the dead-letter count of a NATS line of `status`.
+type deadLetterCell struct {
+	natsjs.DeadLetterCount
+	Err string `json:"error,omitempty"`
+}
+
+// countDeadLetters counts the dead letters of the NATS that s is, or returns nil if s is no
+// NATS (or one not running: its state says so already).
+func countDeadLetters(ctx context.Context, runtime string, s stack.Status, names map[string]string) *deadLetterCell {
+	ep, ok, err := natsOf(runtime, s, names)
+	if !ok || s.State != "running" {
+		return nil
+	}
+	cell := &deadLetterCell{}
+	if err == nil {
+		var countErr error
+		err = withJetStream(ep, func(js jetstream.JetStream) {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			cell.DeadLetterCount, countErr = natsjs.CountDeadLetters(ctx, js)
+		})
+		err = errors.Join(err, countErr)
+	}
+	if err != nil {
+		cell.Err = err.Error()
+	}
+	return cell
+}
+
+// sayDeadLetters says, under the status table, what to do about the dead letters of one
+// architecture's NATS, if there are any, or why they could not be counted.
+func (a *app) sayDeadLetters(runtime, arch string, c *deadLetterCell) {
+	switch {
+	case c == nil:
+	case c.Err != "":
+		a.say("dead letters %s %s: cannot count: %s", runtime, arch, c.Err)
+	case c.Total > 0:
+		a.say("dead letters %s %s: %d%s; `mitosis events dead-letters -t %s` lists them, `mitosis events replay -t %s` replays them",
+			runtime, arch, c.Total, byConsumer(c.ByConsumer), arch, arch)
+	}
+}
+
+// String is the cell as the status table shows it: "-" for a line that is no NATS.
+func (c *deadLetterCell) String() string {
+	switch {
+	case c == nil:
+		return "-"
+	case c.Err != "":
+		return "?"
+	}
+	return fmt.Sprintf("%d%s", c.Total, byConsumer(c.ByConsumer))
+}
+
+// byConsumer writes counts as " (notify 1, shipping 2)", or "" when there are none.
+func byConsumer(counts map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mitosis-dev/mitosis/platform/processrt"
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/shop/events"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
+)
+
+// TestEventsReplayAndStatusReachEachArchitecturesNATS runs the monolith architecture's NATS
+// (alone: it is all the CLI talks to) with the process runtime, as `up` does, and gets an
+// event dead-lettered there by a consumer whose handler fails. Then, through the CLI: status
+// counts it on the NATS line, events dead-letters lists it, events replay gives it back to
+// its consumer, which handles it, and status counts 0.
+func TestEventsReplayAndStatusReachEachArchitecturesNATS(t *testing.T) {
+	root, state, name := repoRoot(t), t.TempDir(), stacktest.StackName(t)
+	topo, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector, MonolithEdge: stacktest.FreeAddr(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo.Archs[0].Services = slices.DeleteFunc(topo.Archs[0].Services, func(s topology.Service) bool {
+		return !slices.Contains(s.Ports, topology.NATSPort)
+	})
+	rt := processrt.New(processrt.Options{Root: root, State: filepath.Join(state, "run"), Stack: name})
+	t.Cleanup(func() {
+		if _, err := rt.Down(context.Background(), nil); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", ReadyTimeout: time.Minute}); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	common := []string{"--runtime", "process", "--root", root, "--state", state, "--stack", name}
+
+	// A consumer of the stack's NATS, as the monolith runs it, whose handler fails.
+	js := stackJetStream(t, rt)
+	bus, err := natsjs.OpenBus(ctx, js, slog.New(slog.DiscardHandler), natsjs.WithRedelivery(2, func(int) time.Duration { return 10 * time.Millisecond }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	broken, handled := true, 0
+	sub, err := bus.Subscribe(ctx, "shipping", []string{events.OrderPaidSubject}, func(context.Context, events.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if broken {
+			return errors.New("the warehouse is closed")
+		}
+		handled++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	if err := bus.Publish(ctx, events.OrderPaidSubject, "order-paid.o-1", events.OrderPaid{OrderID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	stacktest.WaitFor(t, 15*time.Second, func() (bool, string) {
+		c, err := natsjs.CountDeadLetters(ctx, js)
+		return err == nil && c.Total == 1, fmt.Sprintf("%+v %v", c, err)
+	})
+
+	deadLettersOnNATSLine := func() *deadLetterCell {
+		t.Helper()
+		code, out, errOut := runCLI(t, append([]string{"status", "--json"}, common...)...)
+		if code != exitOK {
+			t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
+		}
+		var rows []struct {
+			Service     string          `json:"service"`
+			DeadLetters *deadLetterCell `json:"dead_letters"`
+		}
+		if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 || rows[0].Service != "nats" || rows[0].DeadLetters == nil {
+			t.Fatalf("status --json: %v\n%s", err, out)
+		}
+		return rows[0].DeadLetters
+	}
+	if c := deadLettersOnNATSLine(); c.Total != 1 || c.ByConsumer["shipping"] != 1 || c.Err != "" {
+		t.Fatalf("status counts %+v, want 1 of shipping", c)
+	}
+	code, out, _ := runCLI(t, append([]string{"status"}, common...)...)
+	if code != exitOK || !strings.Contains(out, "DEAD LETTERS") || !strings.Contains(out, "1 (shipping 1)") ||
+		!strings.Contains(out, "mitosis events replay -t monolith") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+	code, out, errOut := runCLI(t, append([]string{"events", "dead-letters"}, common...)...)
+	if code != exitOK || !strings.Contains(out, "order-paid.o-1") || !strings.Contains(out, "the warehouse is closed") ||
+		!strings.Contains(out, natsjs.ReasonMaxDeliveries) || !strings.Contains(out, "1 dead letter(s)") {
+		t.Errorf("events dead-letters: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	// Bad usage first: a consumer name that is none, an architecture that is not up.
+	if code, _, errOut := runCLI(t, append([]string{"events", "replay", "--consumer", "ship.ping"}, common...)...); code != exitUsage {
+		t.Errorf("replay --consumer ship.ping: exit %d, want %d (%s)", code, exitUsage, errOut)
+	}
+	if code, _, errOut := runCLI(t, append([]string{"events", "replay", "-t", "services"}, common...)...); code != exitNothing {
+		t.Errorf("replay -t services with only the monolith up: exit %d, want %d (%s)", code, exitNothing, errOut)
+	}
+
+	mu.Lock()
+	broken = false
+	mu.Unlock()
+	code, out, errOut = runCLI(t, append([]string{"events", "replay", "--consumer", "shipping", "-t", "monolith"}, common...)...)
+	if code != exitOK || !strings.Contains(out, "replayed 1 dead letter(s) (shipping 1)") {
+		t.Fatalf("events replay: exit %d\n%s\n%s", code, out, errOut)
+	}
+	stacktest.WaitFor(t, 15*time.Second, func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return handled == 1, fmt.Sprintf("handled %d", handled)
+	})
+	if c := deadLettersOnNATSLine(); c.Total != 0 || c.Err != "" {
+		t.Errorf("status after the replay counts %+v, want 0", c)
+	}
+	if code, out, _ := runCLI(t, append([]string{"events", "replay"}, common...)...); code != exitOK || !strings.Contains(out, "replayed 0") {
+		t.Errorf("second replay: exit %d\n%s", code, out)
+	}
+}
+
+// stackJetStream connects to the NATS that rt runs, where the CLI finds it: its status line's
+// published client port.
+func stackJetStream(t *testing.T, rt stack.Runtime) jetstream.JetStream {
+	t.Helper()
+	sts, err := rt.Status(t.Context())
+	if err != nil || len(sts) != 1 {
+		t.Fatalf("status: %+v, %v", sts, err)
+	}
+	addr, ok := sts[0].Ports[topology.NATSPort]
+	if !ok {
+		t.Fatalf("NATS's status publishes no client port: %+v", sts[0])
+	}
+	nc, err := nats.Connect("nats://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
