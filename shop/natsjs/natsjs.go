@@ -1,6 +1,7 @@
 // Package natsjs is the NATS JetStream side of the shop's persistence: kv.Bucket over a
 // JetStream key-value bucket and the events bus over a JetStream stream with durable
-// consumers. It is the only package of the domain module that speaks NATS; contexts see
+// consumers, and the dead letters of those consumers (what they gave up on, kept in a
+// stream of their own to be counted, listed and replayed). It is the only package of the domain module that speaks NATS; contexts see
 // only kv.Bucket, events.Publisher and events.Subscriber.
 package natsjs
 
