@@ -53,7 +53,7 @@ func TestEventsReplayAndStatusReachEachArchitecturesNATS(t *testing.T) {
 
 	// A consumer of the stack's NATS, as the monolith runs it, whose handler fails.
 	js := stackJetStream(t, rt)
-	bus, err := natsjs.OpenBus(ctx, js, slog.New(slog.DiscardHandler), natsjs.WithRedelivery(2, func(int) time.Duration { return 10 * time.Millisecond }))
+	bus, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{}, slog.New(slog.DiscardHandler), natsjs.WithRedelivery(2, func(int) time.Duration { return 10 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)
 	}
