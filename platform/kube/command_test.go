@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mitosis-dev/mitosis/platform/manifests"
+	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
 func run(t *testing.T, args ...string) (string, error) {
@@ -31,8 +33,26 @@ func run(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// shippedTopology is the topology of the repository's deploy files.
+func shippedTopology(t *testing.T) topology.Topology {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := manifests.Shipped(filepath.Join(filepath.Dir(filepath.Dir(wd)), "topologies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
 func TestRenderPrintsTheOverlay(t *testing.T) {
-	for _, overlay := range manifests.Overlays() {
+	overlays := manifests.Overlays(shippedTopology(t))
+	if !slices.Contains(overlays, "hybrid") {
+		t.Errorf("overlays %v: the hybrid is shipped", overlays)
+	}
+	for _, overlay := range overlays {
 		out, err := run(t, "render", "--arch", overlay)
 		if err != nil {
 			t.Fatalf("render %s: %v", overlay, err)

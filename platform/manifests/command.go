@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
 // Command returns `deploy`: `deploy render` writes deploy/ and compose/ from the topology,
@@ -15,14 +18,39 @@ import (
 func Command() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deploy",
-		Short: "Render or check the Kubernetes, ECS and compose files from the topology",
-		Long: `deploy renders what mitosis ships for other orchestrators from the topology that
-mitosis up runs: deploy/k8s (kustomize base and overlays monolith, services, production),
-deploy/ecs (Fargate task and service definitions, ECR repositories), deploy/adot (the
-collector configuration for X-Ray) and compose/compose.yaml.`,
+		Short: "Render or check the Kubernetes, ECS and compose files of a topology",
+		Long: `deploy renders what mitosis ships for other orchestrators from the topologies that
+mitosis up runs. For each architecture: its kustomize overlay deploy/k8s/overlays/<arch> (on
+the base deploy/k8s/base, NATS), its Fargate task and service definitions deploy/ecs/<arch>,
+and its compose file compose/<arch>/compose.yaml, profile <arch> (monolith and services share
+compose/compose.yaml, one profile each); with the services, the EKS overlay production; and
+the ECR repositories and the ADOT collector's configuration (deploy/adot). Every topology file of topologies/ (monolith,
+services, hybrid...) is rendered: those are the files checked in.`,
 	}
 	cmd.AddCommand(renderCmd(), checkCmd())
 	return cmd
+}
+
+// target is the topology a command renders, every file of topologies/, and the folder it
+// works in: the repository, unless dir names another.
+func target(cmd *cobra.Command, dir string) (topology.Topology, string, error) {
+	root, err := RepoRoot(cmd)
+	if err != nil {
+		return topology.Topology{}, "", err
+	}
+	if dir == "" {
+		dir = root
+	}
+	t, err := Shipped(filepath.Join(root, "topologies"))
+	return t, dir, err
+}
+
+func archNames(t topology.Topology) string {
+	var names []string
+	for _, a := range t.Archs {
+		names = append(names, a.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 func renderCmd() *cobra.Command {
@@ -32,27 +60,24 @@ func renderCmd() *cobra.Command {
 		Use:   "render",
 		Short: "Write deploy/ and compose/ from the topology",
 		Long: `render writes every generated file under the repository (or --out) and removes the
-generated files the topology no longer has. The checked-in files use placeholder AWS
+generated files the topology no longer has there. The checked-in files use placeholder AWS
 values; --account, --region and --tag write your own (into --out, say, to keep the
 repository's files as they are).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
-			if out == "" {
-				root, err := RepoRoot(cmd)
-				if err != nil {
-					return err
-				}
-				out = root
-			}
-			files, err := Files(opts)
+			t, dir, err := target(cmd, out)
 			if err != nil {
 				return err
 			}
-			if err := Write(out, files); err != nil {
+			files, err := Files(t, opts)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "rendered %d files into %s in %s\n", len(files), out, time.Since(start).Round(time.Millisecond))
+			if err := Write(dir, files); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rendered %d files of %s into %s in %s\n", len(files), archNames(t), dir, time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}
@@ -64,20 +89,23 @@ repository's files as they are).`,
 }
 
 func checkCmd() *cobra.Command {
-	return &cobra.Command{
+	var dir string
+	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Fail when deploy/ or compose/ differ from what the topology renders",
-		Args:  cobra.NoArgs,
+		Long: `check renders the topology again and fails when a generated file in the repository (or
+--dir) differs, is missing or is no longer rendered.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			root, err := RepoRoot(cmd)
+			t, dir, err := target(cmd, dir)
 			if err != nil {
 				return err
 			}
-			files, err := Files(Options{})
+			files, err := Files(t, Options{})
 			if err != nil {
 				return err
 			}
-			drift, err := Check(root, files)
+			drift, err := Check(dir, files)
 			if err != nil {
 				return err
 			}
@@ -85,12 +113,14 @@ func checkCmd() *cobra.Command {
 				fmt.Fprintln(cmd.ErrOrStderr(), d)
 			}
 			if len(drift) > 0 {
-				return fmt.Errorf("%d generated file(s) differ from the topology: run `mitosis deploy render` and commit", len(drift))
+				return fmt.Errorf("%d generated file(s) in %s differ from the topology: run `mitosis deploy render` and commit", len(drift), dir)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deploy/ and compose/ match the topology (%d files)\n", len(files))
+			fmt.Fprintf(cmd.OutOrStdout(), "deploy/ and compose/ in %s match %s (%d files)\n", dir, archNames(t), len(files))
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&dir, "dir", "", "folder to check (default the repository)")
+	return cmd
 }
 
 // RepoRoot is the repository a command works in: the --root flag when the CLI has one and it

@@ -11,15 +11,19 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
-// compose/compose.yaml: both architectures, one profile each, the way `mitosis up` runs them
-// on Podman: one network per architecture (every service known there by its topology name,
-// nats included, so each architecture has its own NATS), the edge published on 127.0.0.1
-// only, read-only, non-root, no capabilities, the topology's CPU and memory limits.
+// Compose files, the way `mitosis up` runs a topology on Podman: one network per architecture
+// (every service known there by its topology name, nats included, so each architecture has
+// its own NATS), the edge published on 127.0.0.1 only, read-only, non-root, no capabilities,
+// the topology's CPU and memory limits. Every architecture is a profile of its own name.
+// Monolith and services share compose/compose.yaml, one project running both side by side as
+// the comparison does (and as it has since the start); any other architecture has a file of
+// its own, compose/<arch>/compose.yaml, so that its services' names never depend on what else
+// is rendered, and that file stays the same whatever else is.
 //
-// It is written for Compose v1 (Debian's docker-compose 1.29, against Podman's Docker socket)
-// as well as v2: no top-level name (v1 rejects it), no healthcheck (the images hold no shell;
-// a process that starts before NATS exits and is restarted instead). Debian's podman-compose
-// 1.0.3 ignores profiles, so it would start both architectures.
+// They are written for Compose v1 (Debian's docker-compose 1.29, against Podman's Docker
+// socket) as well as v2: no top-level name (v1 rejects it), no healthcheck (the images hold
+// no shell; a process that starts before NATS exits and is restarted instead). Debian's
+// podman-compose 1.0.3 ignores profiles, so it would start both architectures of compose.yaml.
 
 type composeFile struct {
 	Services map[string]composeService `json:"services"`
@@ -59,13 +63,28 @@ type composeDeploy struct {
 	} `json:"resources"`
 }
 
-// ComposeName is a topology service's name in compose.yaml: its own, unless another
-// architecture has a service of that name (nats), then <arch>-<name>. In its architecture's
-// network it is also known by its own name.
+// ComposeFile is the compose file of t's architecture arch: compose/compose.yaml for monolith
+// and services when t has both, else compose/<arch>/compose.yaml.
+func ComposeFile(t topology.Topology, arch string) string {
+	pair := 0
+	for _, a := range t.Archs {
+		if a.Name == topology.Monolith || a.Name == topology.Services {
+			pair++
+		}
+	}
+	if pair == 2 && (arch == topology.Monolith || arch == topology.Services) {
+		return "compose/compose.yaml"
+	}
+	return "compose/" + arch + "/compose.yaml"
+}
+
+// ComposeName is a topology service's name in its compose file: its own, unless another
+// architecture of the file has a service of that name (nats), then <arch>-<name>. In its
+// architecture's network it is also known by its own name.
 func ComposeName(t topology.Topology, arch, service string) string {
 	n := 0
 	for _, a := range t.Archs {
-		if _, ok := a.Service(service); ok {
+		if _, ok := a.Service(service); ok && ComposeFile(t, a.Name) == ComposeFile(t, arch) {
 			n++
 		}
 	}
@@ -82,19 +101,39 @@ const (
 )
 
 // ComposePortVar is the variable that moves an architecture's edge port.
-func ComposePortVar(arch string) string { return "MITOSIS_" + strings.ToUpper(arch) + "_PORT" }
+func ComposePortVar(arch string) string {
+	return "MITOSIS_" + strings.ToUpper(strings.ReplaceAll(arch, "-", "_")) + "_PORT"
+}
 
 // composeLiteral escapes a value for compose's interpolation.
 func composeLiteral(v string) string { return strings.ReplaceAll(v, "$", "$$") }
 
-// Compose renders compose/compose.yaml.
-func Compose() ([]byte, error) {
-	t, err := fullTopology()
-	if err != nil {
-		return nil, err
-	}
-	f := composeFile{Services: map[string]composeService{}, Networks: map[string]struct{}{}, Volumes: map[string]struct{}{}}
+// composeFiles renders the compose files of t's architectures (ComposeFile).
+func composeFiles(t topology.Topology) (map[string][]byte, error) {
+	byFile := map[string][]topology.Arch{}
+	var order []string
 	for _, a := range t.Archs {
+		p := ComposeFile(t, a.Name)
+		if _, ok := byFile[p]; !ok {
+			order = append(order, p)
+		}
+		byFile[p] = append(byFile[p], a)
+	}
+	files := map[string][]byte{}
+	for _, p := range order {
+		b, err := composeYAML(t, byFile[p])
+		if err != nil {
+			return nil, err
+		}
+		files[p] = b
+	}
+	return files, nil
+}
+
+// composeYAML renders one compose file, holding archs (of t).
+func composeYAML(t topology.Topology, archs []topology.Arch) ([]byte, error) {
+	f := composeFile{Services: map[string]composeService{}, Networks: map[string]struct{}{}, Volumes: map[string]struct{}{}}
+	for _, a := range archs {
 		f.Networks[a.Name] = struct{}{}
 		for _, s := range a.Services {
 			name := ComposeName(t, a.Name, s.Name)
@@ -153,7 +192,13 @@ func Compose() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compose: %w", err)
 	}
-	header := `# mitosis with Docker Compose: both architectures, one profile each.
+	return append([]byte(composeHeader(t, archs)), b...), nil
+}
+
+// composeHeader is a compose file's comment: what it holds and how to run it.
+func composeHeader(t topology.Topology, archs []topology.Arch) string {
+	if ComposeFile(t, archs[0].Name) == "compose/compose.yaml" {
+		return `# mitosis with Docker Compose: both architectures, one profile each.
 # Generated by ` + "`mitosis deploy render`" + ` from platform/topology: do not edit (make deploy-check).
 #
 #   mitosis kube load                           # the built images, as localhost/mitosis/<name>:latest
@@ -167,5 +212,19 @@ func Compose() ([]byte, error) {
 # both). Variables: MITOSIS_REGISTRY and MITOSIS_TAG (images), MITOSIS_MONOLITH_PORT and
 # MITOSIS_SERVICES_PORT (edges), OTEL_EXPORTER_OTLP_ENDPOINT (traces, passed to every process).
 `
-	return append([]byte(header), b...), nil
+	}
+	a := archs[0]
+	run := "docker-compose -f " + ComposeFile(t, a.Name) + " -p " + PartOf + "-" + a.Name + " --profile " + a.Name
+	return `# mitosis with Docker Compose: the ` + a.Name + ` topology (` + a.Split + `), profile ` + a.Name + `.
+# Generated by ` + "`mitosis deploy render`" + ` from platform/topology: do not edit (make deploy-check).
+#
+#   mitosis kube load                           # the built images, as localhost/mitosis/<name>:latest
+#   export SHOP_ADMIN_TOKEN=$(cat .mitosis/admin-token)
+#   export DOCKER_HOST=unix:///run/podman/podman.sock   # with Podman
+#   ` + run + ` up -d   # http://` + a.Edge + `
+#   ` + run + ` down -v
+#
+# docker compose v2 works alike. Variables: MITOSIS_REGISTRY and MITOSIS_TAG (images),
+# ` + ComposePortVar(a.Name) + ` (the edge), OTEL_EXPORTER_OTLP_ENDPOINT (traces, passed to every process).
+`
 }

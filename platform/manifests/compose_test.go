@@ -14,44 +14,50 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
-// loadCompose loads the checked-in compose.yaml with compose-spec's own loader (schema
-// validation, interpolation, normalization), the given profiles active.
-func loadCompose(t *testing.T, env map[string]string, profiles ...string) *types.Project {
+// loadCompose loads a compose file with compose-spec's own loader (schema validation,
+// interpolation, normalization), the given profiles active.
+func loadCompose(t *testing.T, path string, env map[string]string, profiles ...string) *types.Project {
 	t.Helper()
 	var kv []string
 	for k, v := range env {
 		kv = append(kv, k+"="+v)
 	}
-	opts, err := cli.NewProjectOptions(
-		[]string{filepath.Join(repoRoot(t), "compose", "compose.yaml")},
-		cli.WithName("mitosis"),
-		cli.WithEnv(kv),
-		cli.WithProfiles(profiles),
-	)
+	opts, err := cli.NewProjectOptions([]string{path}, cli.WithName("mitosis"), cli.WithEnv(kv), cli.WithProfiles(profiles))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := opts.LoadProject(context.Background())
 	if err != nil {
-		t.Fatalf("compose-go rejects compose/compose.yaml (profiles %v): %v", profiles, err)
+		t.Fatalf("compose-go rejects %s (profiles %v): %v", path, profiles, err)
 	}
 	return p
 }
 
+// shippedCompose is the checked-in compose.yaml of monolith and services.
+func shippedCompose(t *testing.T) string {
+	return filepath.Join(repoRoot(t), "compose", "compose.yaml")
+}
+
 func TestComposeValidatesAndFollowsTheTopology(t *testing.T) {
-	full, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
+	checkCompose(t, repoRoot(t), shipped(t))
+}
+
+// checkCompose loads each architecture's compose file of topo under dir, its profile active,
+// and checks that it runs exactly the topology's services: hardened, with the topology's
+// limits and dependencies, each in its architecture's network under its own name, only the
+// edge published, on 127.0.0.1, at the port its variable moves.
+func checkCompose(t *testing.T, dir string, topo topology.Topology) {
+	t.Helper()
 	env := map[string]string{"SHOP_ADMIN_TOKEN": "secret-token"}
-	for _, a := range full.Archs {
-		t.Run(a.Name, func(t *testing.T) {
-			p := loadCompose(t, env, a.Name)
+	for _, a := range topo.Archs {
+		t.Run("compose/"+a.Name, func(t *testing.T) {
+			path := filepath.Join(dir, filepath.FromSlash(ComposeFile(topo, a.Name)))
+			p := loadCompose(t, path, env, a.Name)
 			if len(p.Services) != len(a.Services) {
 				t.Errorf("profile %s has %d services, the topology %d", a.Name, len(p.Services), len(a.Services))
 			}
 			for _, s := range a.Services {
-				name := ComposeName(full, a.Name, s.Name)
+				name := ComposeName(topo, a.Name, s.Name)
 				cs, ok := p.Services[name]
 				if !ok {
 					t.Errorf("no service %s", name)
@@ -96,7 +102,7 @@ func TestComposeValidatesAndFollowsTheTopology(t *testing.T) {
 				}
 				want := []string{}
 				for _, d := range s.DependsOn {
-					want = append(want, ComposeName(full, a.Name, d))
+					want = append(want, ComposeName(topo, a.Name, d))
 				}
 				slices.Sort(deps)
 				slices.Sort(want)
@@ -104,12 +110,26 @@ func TestComposeValidatesAndFollowsTheTopology(t *testing.T) {
 					t.Errorf("%s: depends on %v, topology %v", name, deps, want)
 				}
 			}
+			// The edge's port moves with the architecture's variable.
+			moved := loadCompose(t, path, map[string]string{"SHOP_ADMIN_TOKEN": "x", ComposePortVar(a.Name): "18999"}, a.Name)
+			published := 0
+			for _, cs := range moved.Services {
+				for _, port := range cs.Ports {
+					published++
+					if port.Published != "18999" || port.Target != topology.EdgePort {
+						t.Errorf("%s: %s=18999 publishes %+v", cs.Name, ComposePortVar(a.Name), port)
+					}
+				}
+			}
+			if published != 1 {
+				t.Errorf("%d ports published, want the edge's", published)
+			}
 		})
 	}
 }
 
 func TestComposeVariables(t *testing.T) {
-	p := loadCompose(t, map[string]string{
+	p := loadCompose(t, shippedCompose(t), map[string]string{
 		"SHOP_ADMIN_TOKEN": "x", ComposeRegistryVar: "localhost/other", ComposeTagVar: "v9",
 		ComposePortVar(topology.Monolith): "18999",
 	}, topology.Monolith)
@@ -123,7 +143,7 @@ func TestComposeVariables(t *testing.T) {
 }
 
 func TestComposeNeedsTheAdminToken(t *testing.T) {
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot(t), "compose", "compose.yaml")},
+	opts, err := cli.NewProjectOptions([]string{shippedCompose(t)},
 		cli.WithName("mitosis"), cli.WithEnv([]string{"SHOP_ADMIN_TOKEN="}), cli.WithProfiles([]string{topology.Monolith}))
 	if err != nil {
 		t.Fatal(err)

@@ -19,11 +19,11 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
-// ECS on Fargate: one task definition and one service definition per topology service, each
-// architecture in its own Service Connect namespace so that every process finds its peers by
-// the names the topology uses (nats:4222, catalog:9101), as in Kubernetes and compose. Every
-// application task carries the ADOT collector as a sidecar, which the process reaches on
-// localhost and which exports to X-Ray.
+// ECS on Fargate: one task definition and one service definition per topology service, in
+// deploy/ecs/<arch>/, each architecture in its own Service Connect namespace so that every
+// process finds its peers by the names the topology uses (nats:4222, catalog:9101), as in
+// Kubernetes and compose. Every application task carries the ADOT collector as a sidecar,
+// which the process reaches on localhost and which exports to X-Ray.
 //
 // The files are the JSON that `aws ecs register-task-definition --cli-input-json` and
 // `aws ecs create-service --cli-input-json` take, written from the SDK's own input types.
@@ -121,25 +121,20 @@ func (o Options) ECSImage(name string) string { return o.Registry() + "/" + name
 
 // ECRRepositories are the repositories `mitosis push --to <account>.dkr.ecr.<region>.amazonaws.com/mitosis`
 // writes to, one per image of the topology.
-func ECRRepositories() ([]string, error) {
-	t, err := fullTopology()
-	if err != nil {
-		return nil, err
-	}
+func ECRRepositories(t topology.Topology) []string {
 	var out []string
 	for _, im := range t.Images() {
 		out = append(out, PartOf+"/"+im.Name)
 	}
-	return out, nil
+	return out
 }
 
-// ECS renders every service of both architectures.
-func ECS(opts Options) ([]ECSService, error) {
-	opts = opts.withDefaults()
-	t, err := fullTopology()
-	if err != nil {
+// ECS renders every service of t's architectures.
+func ECS(t topology.Topology, opts Options) ([]ECSService, error) {
+	if err := checkNames(t); err != nil {
 		return nil, err
 	}
+	opts = opts.withDefaults()
 	var out []ECSService
 	for _, a := range t.Archs {
 		for _, s := range a.Services {
@@ -374,8 +369,8 @@ func apiNames(v any) any {
 
 // ecsFiles are deploy/ecs: <arch>/<service>-task.json and -service.json, and the ECR
 // repositories.
-func ecsFiles(opts Options) (map[string][]byte, error) {
-	services, err := ECS(opts)
+func ecsFiles(t topology.Topology, opts Options) (map[string][]byte, error) {
+	services, err := ECS(t, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -392,10 +387,7 @@ func ecsFiles(opts Options) (map[string][]byte, error) {
 		files["deploy/ecs/"+e.Arch+"/"+e.Name+"-task.json"] = task
 		files["deploy/ecs/"+e.Arch+"/"+e.Name+"-service.json"] = svc
 	}
-	repos, err := ECRRepositories()
-	if err != nil {
-		return nil, err
-	}
+	repos := ECRRepositories(t)
 	files["deploy/ecs/ecr-repositories.txt"] = []byte(strings.Join(repos, "\n") + "\n")
 	return files, nil
 }

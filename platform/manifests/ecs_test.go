@@ -19,7 +19,12 @@ import (
 // TestECSRoundTrip writes every definition as the CLI's JSON and reads it back into the SDK's
 // input types: nothing is lost or renamed on the way.
 func TestECSRoundTrip(t *testing.T) {
-	services, err := ECS(Options{})
+	checkECSRoundTrip(t, shipped(t))
+}
+
+func checkECSRoundTrip(t *testing.T, topo topology.Topology) {
+	t.Helper()
+	services, err := ECS(topo, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,13 +48,13 @@ func TestECSRoundTrip(t *testing.T) {
 	}
 }
 
-// readShipped decodes the checked-in deploy/ecs files into the SDK's types.
-func readShipped(t *testing.T) (tasks map[string]*ecs.RegisterTaskDefinitionInput, svcs map[string]*ecs.CreateServiceInput) {
+// readECS decodes the deploy/ecs files under dir into the SDK's types, by <arch>/<service>.
+func readECS(t *testing.T, dir string) (tasks map[string]*ecs.RegisterTaskDefinitionInput, svcs map[string]*ecs.CreateServiceInput) {
 	t.Helper()
 	tasks, svcs = map[string]*ecs.RegisterTaskDefinitionInput{}, map[string]*ecs.CreateServiceInput{}
-	paths, err := filepath.Glob(filepath.Join(repoRoot(t), "deploy", "ecs", "*", "*.json"))
+	paths, err := filepath.Glob(filepath.Join(dir, "deploy", "ecs", "*", "*.json"))
 	if err != nil || len(paths) == 0 {
-		t.Fatalf("no deploy/ecs/*/*.json (%v): run mitosis deploy render", err)
+		t.Fatalf("no deploy/ecs/*/*.json in %s (%v): run mitosis deploy render", dir, err)
 	}
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
@@ -77,18 +82,28 @@ func readShipped(t *testing.T) (tasks map[string]*ecs.RegisterTaskDefinitionInpu
 	return tasks, svcs
 }
 
-// TestECSInvariants checks the shipped definitions: every container has a health check and
-// awslogs, none is privileged or root, task sizes are valid Fargate sizes that hold their
-// containers, every traced process has the ADOT sidecar, and secrets stay secrets.
+// TestECSInvariants checks the shipped definitions.
 func TestECSInvariants(t *testing.T) {
-	tasks, svcs := readShipped(t)
-	full, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
+	checkECS(t, repoRoot(t), shipped(t))
+}
+
+// checkECS checks the definitions of topo under dir: one task and one service per service of
+// the topology; every container has a health check and awslogs, none is privileged or root;
+// task sizes are valid Fargate sizes that hold their containers; every traced process has the
+// ADOT sidecar; secrets stay secrets; and every peer a process is told of (host:port) is a
+// service of its architecture that Service Connect exposes under that name and port.
+func checkECS(t *testing.T, dir string, topo topology.Topology) {
+	t.Helper()
+	checkECSRoundTrip(t, topo)
+	tasks, svcs := readECS(t, dir)
 	n := 0
-	for _, a := range full.Archs {
+	for _, a := range topo.Archs {
 		n += len(a.Services)
+		for _, s := range a.Services {
+			if _, ok := tasks[a.Name+"/"+s.Name]; !ok {
+				t.Errorf("no task definition for %s/%s", a.Name, s.Name)
+			}
+		}
 	}
 	if len(tasks) != n || len(svcs) != n {
 		t.Errorf("%d task and %d service definitions for %d services", len(tasks), len(svcs), n)
@@ -149,8 +164,11 @@ func TestECSInvariants(t *testing.T) {
 				if c.Essential == nil || *c.Essential {
 					t.Errorf("%s: the collector must not be essential", what)
 				}
-			} else if c.Essential == nil || !*c.Essential {
-				t.Errorf("%s: the process must be essential", what)
+			} else {
+				if c.Essential == nil || !*c.Essential {
+					t.Errorf("%s: the process must be essential", what)
+				}
+				checkPeers(t, what, strings.Split(key, "/")[0], c, tasks, svcs)
 			}
 		}
 		if sumCPU > cpu || sumMem > mem {
@@ -174,10 +192,55 @@ func TestECSInvariants(t *testing.T) {
 		}
 		if svc.ServiceConnectConfiguration == nil || !svc.ServiceConnectConfiguration.Enabled {
 			t.Errorf("%s: Service Connect is off: its peers' names would not resolve", key)
+			continue
+		}
+		if ns := deref(svc.ServiceConnectConfiguration.Namespace); ns != PartOf+"-"+strings.Split(key, "/")[0] {
+			t.Errorf("%s: Service Connect namespace %s, not its architecture's", key, ns)
 		}
 		if svc.DeploymentConfiguration == nil || svc.DeploymentConfiguration.DeploymentCircuitBreaker == nil ||
 			!svc.DeploymentConfiguration.DeploymentCircuitBreaker.Rollback {
 			t.Errorf("%s: no circuit breaker with rollback", key)
+		}
+		// Service Connect names ports by their mapping: each must be one of the task's.
+		for _, sc := range svc.ServiceConnectConfiguration.Services {
+			if !slices.ContainsFunc(task.ContainerDefinitions, func(c types.ContainerDefinition) bool {
+				return slices.ContainsFunc(c.PortMappings, func(m types.PortMapping) bool { return deref(m.Name) == deref(sc.PortName) })
+			}) {
+				t.Errorf("%s: Service Connect port %s is none of the task's port mappings", key, deref(sc.PortName))
+			}
+		}
+	}
+}
+
+// checkPeers checks that every peer container c of arch is told of (host:port in its
+// environment) is a service of arch exposed by Service Connect as host on port, on a port the
+// peer's container maps.
+func checkPeers(t *testing.T, what, arch string, c types.ContainerDefinition, tasks map[string]*ecs.RegisterTaskDefinitionInput, svcs map[string]*ecs.CreateServiceInput) {
+	t.Helper()
+	for _, e := range c.Environment {
+		m := peerAddr.FindStringSubmatch(deref(e.Value))
+		if m == nil || m[1] == "localhost" {
+			continue
+		}
+		port, _ := strconv.Atoi(m[2])
+		svc, ok := svcs[arch+"/"+m[1]]
+		if !ok {
+			t.Errorf("%s: %s=%s names no service of %s", what, deref(e.Name), deref(e.Value), arch)
+			continue
+		}
+		exposed := svc.ServiceConnectConfiguration != nil && slices.ContainsFunc(svc.ServiceConnectConfiguration.Services, func(sc types.ServiceConnectService) bool {
+			return slices.ContainsFunc(sc.ClientAliases, func(ca types.ServiceConnectClientAlias) bool {
+				return deref(ca.DnsName) == m[1] && ca.Port != nil && int(*ca.Port) == port
+			})
+		})
+		if !exposed {
+			t.Errorf("%s: %s=%s, but Service Connect does not expose %s on %d", what, deref(e.Name), deref(e.Value), m[1], port)
+		}
+		mapped := slices.ContainsFunc(tasks[arch+"/"+m[1]].ContainerDefinitions, func(c types.ContainerDefinition) bool {
+			return slices.ContainsFunc(c.PortMappings, func(pm types.PortMapping) bool { return pm.ContainerPort != nil && int(*pm.ContainerPort) == port })
+		})
+		if !mapped {
+			t.Errorf("%s: %s=%s, but %s maps no port %d", what, deref(e.Name), deref(e.Value), m[1], port)
 		}
 	}
 }
@@ -202,12 +265,14 @@ func TestFargateSize(t *testing.T) {
 }
 
 func TestECRRepositoriesAreWherePushGoes(t *testing.T) {
-	repos, err := ECRRepositories()
+	topo := shipped(t)
+	repos := ECRRepositories(topo)
+	opts := Options{}.withDefaults()
+	services, err := ECS(topo, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{}.withDefaults()
-	for _, e := range mustECS(t) {
+	for _, e := range services {
 		for _, c := range e.Task.ContainerDefinitions {
 			img := deref(c.Image)
 			if !strings.HasPrefix(img, opts.Registry()+"/") {
@@ -220,15 +285,6 @@ func TestECRRepositoriesAreWherePushGoes(t *testing.T) {
 			}
 		}
 	}
-}
-
-func mustECS(t *testing.T) []ECSService {
-	t.Helper()
-	s, err := ECS(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func deref(s *string) string {

@@ -14,17 +14,27 @@ import (
 	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
-// Overlays of deploy/k8s: one per architecture for a local cluster (or Podman), and the
-// production one (the services on EKS: NATS as a 3-node JetStream cluster, the ADOT collector,
-// images from ECR).
+// Overlays of deploy/k8s: one per architecture for a local cluster (or Podman), named after
+// it, and the production one (the services on EKS: NATS as a 3-node JetStream cluster, the
+// ADOT collector, images from ECR).
 const (
 	OverlayMonolith   = topology.Monolith
 	OverlayServices   = topology.Services
 	OverlayProduction = "production"
 )
 
-// Overlays lists the overlays in the order they are rendered.
-func Overlays() []string { return []string{OverlayMonolith, OverlayServices, OverlayProduction} }
+// Overlays lists t's overlays in the order they are rendered: one per architecture, then
+// production when t has the services.
+func Overlays(t topology.Topology) []string {
+	var out []string
+	for _, a := range t.Archs {
+		out = append(out, a.Name)
+	}
+	if _, ok := arch(t, OverlayServices); ok {
+		out = append(out, OverlayProduction)
+	}
+	return out
+}
 
 // Images and names the manifests share.
 const (
@@ -402,39 +412,37 @@ func archObjects(a topology.Arch) (map[string][]Object, []string, error) {
 	return files, order, nil
 }
 
-// fullTopology is what the deploy targets run: both architectures, without the local trace
-// collector (they export to their own: ADOT, see adot.go).
-func fullTopology() (topology.Topology, error) {
-	return topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
-}
-
-// Kube returns an overlay built: every object `kubectl kustomize deploy/k8s/overlays/<overlay>`
-// prints (the same objects, in the renderer's order). It is what `mitosis kube render` writes
-// and what `mitosis kube play` adapts to Podman.
+// Kube returns a shipped overlay built (Shipped, from the topologies/ the current folder is
+// in): every object `kubectl kustomize deploy/k8s/overlays/<overlay>` prints (the same objects,
+// in the renderer's order). It is what `mitosis kube render` writes and what `mitosis kube
+// play` adapts to Podman.
 func Kube(overlay string, opts Options) ([]Object, error) {
-	opts = opts.withDefaults()
-	t, err := fullTopology()
+	t, err := Shipped("")
 	if err != nil {
 		return nil, err
 	}
-	arch := overlay
+	return KubeOf(t, overlay, opts)
+}
+
+// KubeOf returns the overlay of t (one of Overlays(t)) built, as Kube does.
+func KubeOf(t topology.Topology, overlay string, opts Options) ([]Object, error) {
+	if err := checkNames(t); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	name := overlay
 	if overlay == OverlayProduction {
-		arch = OverlayServices
+		name = OverlayServices
 	}
-	var a *topology.Arch
-	for i := range t.Archs {
-		if t.Archs[i].Name == arch {
-			a = &t.Archs[i]
-		}
-	}
-	if a == nil {
-		return nil, fmt.Errorf("unknown overlay %q (want one of %s)", overlay, strings.Join(Overlays(), ", "))
+	a, ok := arch(t, name)
+	if !ok {
+		return nil, fmt.Errorf("unknown overlay %q (want one of %s)", overlay, strings.Join(Overlays(t), ", "))
 	}
 	objs, err := baseObjects(t)
 	if err != nil {
 		return nil, err
 	}
-	files, order, err := archObjects(*a)
+	files, order, err := archObjects(a)
 	if err != nil {
 		return nil, err
 	}
@@ -448,7 +456,7 @@ func Kube(overlay string, opts Options) ([]Object, error) {
 		}
 		objs = append(objs, natsConfig())
 		objs = append(objs, extra...)
-		if err := production(objs, opts); err != nil {
+		if err := production(objs, a, opts); err != nil {
 			return nil, err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
 )
 
@@ -30,10 +32,20 @@ func repoRoot(t *testing.T) string {
 	return filepath.Dir(filepath.Dir(wd))
 }
 
+// shipped is the topology of the checked-in files.
+func shipped(t *testing.T) topology.Topology {
+	t.Helper()
+	topo, err := Shipped(filepath.Join(repoRoot(t), "topologies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
 // TestCheckedInFilesMatchTopology is `mitosis deploy check` as a test: the files in deploy/
 // and compose/ are what the topology renders now.
 func TestCheckedInFilesMatchTopology(t *testing.T) {
-	files, err := Files(Options{})
+	files, err := Files(shipped(t), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +60,7 @@ func TestCheckedInFilesMatchTopology(t *testing.T) {
 
 func TestCheckFindsDrift(t *testing.T) {
 	dir := t.TempDir()
-	files, err := Files(Options{})
+	files, err := Files(shipped(t), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,31 +152,49 @@ func objKey(m map[string]any) string {
 // kustomize itself, gives exactly the objects Kube returns (which `kube render` prints and
 // `kube play` runs): the patches and the Go edits of the production overlay agree.
 func TestKustomizeBuildsWhatKubeReturns(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl not installed: the kustomize build is not compared")
-	}
-	// The overlays use `patches` with label selectors: kustomize 4 and later (kubectl 1.21+).
-	v, _ := exec.Command(kubectl, "version", "--client").CombinedOutput()
-	m := regexp.MustCompile(`Kustomize Version: v(\d+)`).FindSubmatch(v)
-	if major, err := strconv.Atoi(string(m1(m))); err != nil || major < 4 {
-		t.Skipf("kubectl's kustomize is older than v4 (%q): the kustomize build is not compared", strings.TrimSpace(string(v)))
-	}
+	topo := shipped(t)
 	dir := t.TempDir()
-	files, err := Files(Options{})
+	files, err := Files(topo, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := Write(dir, files); err != nil {
 		t.Fatal(err)
 	}
-	for _, overlay := range Overlays() {
-		t.Run(overlay, func(t *testing.T) {
+	checkKustomize(t, dir, topo)
+}
+
+// kubectl is kubectl with a kustomize that builds the overlays (v4 or later: `patches` with
+// label selectors), or "" with the reason there is none.
+func kubectl() (string, string) {
+	path, err := exec.LookPath("kubectl")
+	if err != nil {
+		return "", "kubectl not installed: the kustomize build is not compared"
+	}
+	v, _ := exec.Command(path, "version", "--client").CombinedOutput()
+	m := regexp.MustCompile(`Kustomize Version: v(\d+)`).FindSubmatch(v)
+	if major, err := strconv.Atoi(string(m1(m))); err != nil || major < 4 {
+		return "", fmt.Sprintf("kubectl's kustomize is older than v4 (%q): the kustomize build is not compared", strings.TrimSpace(string(v)))
+	}
+	return path, ""
+}
+
+// checkKustomize builds every overlay of topo rendered under dir with kubectl's kustomize
+// and compares the objects with what KubeOf returns.
+func checkKustomize(t *testing.T, dir string, topo topology.Topology) {
+	t.Helper()
+	kubectl, why := kubectl()
+	if kubectl == "" {
+		t.Log(why)
+		return
+	}
+	for _, overlay := range Overlays(topo) {
+		t.Run("kustomize/"+overlay, func(t *testing.T) {
 			out, err := exec.Command(kubectl, "kustomize", filepath.Join(dir, "deploy/k8s/overlays", overlay)).Output()
 			if err != nil {
 				t.Fatalf("kubectl kustomize: %v", err)
 			}
-			objs, err := Kube(overlay, Options{})
+			objs, err := KubeOf(topo, overlay, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -204,18 +234,39 @@ func TestKustomizeBuildsWhatKubeReturns(t *testing.T) {
 	}
 }
 
-// TestKubeInvariants checks what every overlay promises: probes, limits, hardening,
-// replicas, and a Service for every workload.
+// TestKubeInvariants checks what every shipped overlay promises.
 func TestKubeInvariants(t *testing.T) {
-	full, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, overlay := range Overlays() {
-		t.Run(overlay, func(t *testing.T) {
-			objs, err := Kube(overlay, Options{})
+	checkKube(t, shipped(t))
+}
+
+// sole reports whether a service runs as its group's only process: the group of every
+// context and the edge (the monolith), which takes over every unfinished checkout at start.
+func sole(s topology.Service) bool {
+	g, err := bounded.ParseGroup(s.Group)
+	return err == nil && g.Whole() && g.Edge
+}
+
+// peerAddr matches a value that names a peer: host:port, maybe behind a scheme.
+var peerAddr = regexp.MustCompile(`^(?:[a-z]+://)?([a-z][-a-z0-9]*):(\d+)$`)
+
+// checkKube checks what every overlay of topo promises: probes, limits, hardening, replicas
+// (and SHOP_SOLE_REPLICA to match), a Service for every workload, every port a process listens
+// on declared, and every peer a process is told of served by a Service on that port.
+func checkKube(t *testing.T, topo topology.Topology) {
+	t.Helper()
+	for _, overlay := range Overlays(topo) {
+		t.Run("kube/"+overlay, func(t *testing.T) {
+			objs, err := KubeOf(topo, overlay, Options{})
 			if err != nil {
 				t.Fatal(err)
+			}
+			name, extra := overlay, 0
+			if overlay == OverlayProduction {
+				name, extra = OverlayServices, 1 // the collector
+			}
+			a, ok := arch(topo, name)
+			if !ok {
+				t.Fatalf("overlay %s of no architecture", overlay)
 			}
 			services := map[string]*Service{}
 			workloads := 0
@@ -248,6 +299,9 @@ func TestKubeInvariants(t *testing.T) {
 						t.Errorf("%s: selector %s=%s does not match its pods' labels %v", what, k, v, tmpl.Metadata.Labels)
 					}
 				}
+				for _, c := range tmpl.Spec.Containers {
+					checkAddresses(t, what, c, services)
+				}
 				switch w := o.(type) {
 				case *StatefulSet:
 					want := int32(1)
@@ -258,8 +312,16 @@ func TestKubeInvariants(t *testing.T) {
 						t.Errorf("%s: %d replicas, want %d", what, *w.Spec.Replicas, want)
 					}
 				case *Deployment:
+					if m.Name == CollectorName {
+						continue
+					}
+					s, ok := a.Service(m.Name)
+					if !ok {
+						t.Errorf("%s is no service of %s", what, a.Name)
+						continue
+					}
 					want := int32(2)
-					if m.Name == "monolith" {
+					if sole(s) {
 						want = 1 // it recovers every unfinished checkout at start
 						if w.Spec.Strategy == nil || w.Spec.Strategy.Type != "Recreate" {
 							t.Errorf("%s: a sole replica must be recreated, not rolled", what)
@@ -271,25 +333,56 @@ func TestKubeInvariants(t *testing.T) {
 					// A host that believes it is alone takes over its group's unfinished work
 					// at once: only a sole replica may say so.
 					for _, c := range w.Spec.Template.Spec.Containers {
+						found := false
 						for _, e := range c.Env {
-							if e.Name == soleReplicaEnv && (e.Value == "true") != (want == 1) {
-								t.Errorf("%s: %s=%s with %d replicas", what, soleReplicaEnv, e.Value, want)
+							if e.Name == soleReplicaEnv {
+								found = true
+								if (e.Value == "true") != (want == 1) {
+									t.Errorf("%s: %s=%s with %d replicas", what, soleReplicaEnv, e.Value, want)
+								}
 							}
+						}
+						if !found {
+							t.Errorf("%s: no %s", what, soleReplicaEnv)
 						}
 					}
 				}
 			}
-			arch := overlay
-			extra := 0
-			if overlay == OverlayProduction {
-				arch, extra = OverlayServices, 1 // the collector
-			}
-			for _, a := range full.Archs {
-				if a.Name == arch && workloads != len(a.Services)+extra {
-					t.Errorf("%d workloads, the topology has %d services (+%d)", workloads, len(a.Services), extra)
-				}
+			if workloads != len(a.Services)+extra {
+				t.Errorf("%d workloads, the topology has %d services (+%d)", workloads, len(a.Services), extra)
 			}
 		})
+	}
+}
+
+// checkAddresses checks that a container declares every port it listens on (0.0.0.0:PORT in
+// its arguments or environment) and that every peer it is told of (host:port) is a Service
+// of the overlay with that port.
+func checkAddresses(t *testing.T, what string, c Container, services map[string]*Service) {
+	t.Helper()
+	values := slices.Clone(c.Args)
+	for _, e := range c.Env {
+		values = append(values, e.Value)
+	}
+	for _, v := range values {
+		if port, ok := strings.CutPrefix(v, "0.0.0.0:"); ok {
+			if !slices.ContainsFunc(c.Ports, func(p ContainerPort) bool { return strconv.Itoa(int(p.ContainerPort)) == port }) {
+				t.Errorf("%s: listens on %s, a port it does not declare (%+v)", what, v, c.Ports)
+			}
+			continue
+		}
+		m := peerAddr.FindStringSubmatch(v)
+		if m == nil {
+			continue
+		}
+		svc, ok := services[m[1]]
+		if !ok {
+			t.Errorf("%s: told of %s, but the overlay has no Service %s", what, v, m[1])
+			continue
+		}
+		if !slices.ContainsFunc(svc.Spec.Ports, func(p ServicePort) bool { return strconv.Itoa(int(p.Port)) == m[2] }) {
+			t.Errorf("%s: told of %s, but Service %s has no port %s", what, v, m[1], m[2])
+		}
 	}
 }
 

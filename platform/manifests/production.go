@@ -107,28 +107,21 @@ func natsReplicas() EnvVar {
 
 // productionImages maps each local image name of the services architecture to its production
 // reference, as the kustomization's images list does.
-func productionImages(opts Options) (map[string]string, error) {
+func productionImages(services topology.Arch, opts Options) map[string]string {
 	out := map[string]string{}
-	services, err := topology.Get(OverlayServices, topology.Options{Collector: topology.NoCollector})
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range services.Archs[0].Services {
+	for _, s := range services.Services {
 		if s.DataDir != "" {
 			out[LocalRepo+"/"+s.Image] = NATSImage // the stateful one is NATS (see natsPatch)
 			continue
 		}
 		out[LocalRepo+"/"+s.Image] = opts.Registry() + "/" + s.Image + ":" + opts.Tag
 	}
-	return out, nil
+	return out
 }
 
 // production applies the overlay's patches to the services overlay's objects.
-func production(objs []Object, opts Options) error {
-	images, err := productionImages(opts)
-	if err != nil {
-		return err
-	}
+func production(objs []Object, services topology.Arch, opts Options) error {
+	images := productionImages(services, opts)
 	np, sp := natsPatch(), natsServicePatch()
 	patched := 0
 	for _, o := range objs {
