@@ -102,15 +102,10 @@ func awslogs(opts Options, arch, prefix string) *types.LogConfiguration {
 }
 
 func appProtocol(s topology.Service, port int) types.ApplicationProtocol {
-	if port != s.Probe.Port {
-		return ""
-	}
-	switch s.Probe.Kind {
-	case topology.HTTP:
-		if s.DataDir == "" {
-			return types.ApplicationProtocolHttp
-		}
-	case topology.GRPC:
+	switch portName(s, port) {
+	case "http":
+		return types.ApplicationProtocolHttp
+	case "grpc":
 		return types.ApplicationProtocolGrpc
 	}
 	return ""
@@ -137,8 +132,12 @@ func ECS(t topology.Topology, opts Options) ([]ECSService, error) {
 	opts = opts.withDefaults()
 	var out []ECSService
 	for _, a := range t.Archs {
+		ports, err := reached(a)
+		if err != nil {
+			return nil, err
+		}
 		for _, s := range a.Services {
-			e, err := ecsService(opts, a, s)
+			e, err := ecsService(opts, a, s, ports[s.Name])
 			if err != nil {
 				return nil, err
 			}
@@ -148,7 +147,39 @@ func ECS(t topology.Topology, opts Options) ([]ECSService, error) {
 	return out, nil
 }
 
-func ecsService(opts Options, a topology.Arch, s topology.Service) (ECSService, error) {
+// reached lists, by service of a, the ports its peers reach it on: those the others'
+// {{addr:...}} placeholders name.
+func reached(a topology.Arch) (map[string][]int, error) {
+	out := map[string][]int{}
+	for _, s := range a.Services {
+		_, _, err := topology.Expand(s, topology.Resolver{
+			Addr: func(svc string, port int) (string, error) {
+				o, ok := a.Service(svc)
+				if !ok {
+					return "", fmt.Errorf("unknown service %s", svc)
+				}
+				if port == 0 {
+					port = o.Ports[0]
+				}
+				if !slices.Contains(out[svc], port) {
+					out[svc] = append(out[svc], port)
+				}
+				return "", nil
+			},
+			Listen: func(int) string { return "" },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+		}
+	}
+	for _, ports := range out {
+		slices.Sort(ports)
+	}
+	return out, nil
+}
+
+// ecsService renders one service; reached are the ports its peers call it on.
+func ecsService(opts Options, a topology.Arch, s topology.Service, reached []int) (ECSService, error) {
 	x, err := expand(a, s)
 	if err != nil {
 		return ECSService{}, err
@@ -275,6 +306,10 @@ func ecsService(opts Options, a topology.Arch, s topology.Service) (ECSService, 
 		svc.DeploymentConfiguration.MinimumHealthyPercent = aws.Int32(0)
 		svc.DeploymentConfiguration.MaximumPercent = aws.Int32(100)
 	}
+	// Peers reach it by its topology name: on its first port, unless that is the edge's, and
+	// on every port they call (the gRPC port of a group with the edge whose contexts others
+	// call: edge+catalog, say).
+	exposed := reached
 	if s.Edge != "" {
 		// The edge is reached from outside through a load balancer's target group.
 		svc.LoadBalancers = []types.LoadBalancer{{
@@ -283,14 +318,19 @@ func ecsService(opts Options, a topology.Arch, s topology.Service) (ECSService, 
 			ContainerPort:  aws.Int32(int32(s.Ports[0])),
 		}}
 		svc.HealthCheckGracePeriodSeconds = aws.Int32(30)
-	} else {
-		// Peers reach it by its topology name, on its first port.
-		p := s.Ports[0]
-		svc.ServiceConnectConfiguration.Services = []types.ServiceConnectService{{
+	} else if !slices.Contains(exposed, s.Ports[0]) {
+		exposed = append([]int{s.Ports[0]}, exposed...)
+	}
+	for i, p := range exposed {
+		discovery := s.Name // unique in the namespace
+		if i > 0 {
+			discovery += "-" + strconv.Itoa(p)
+		}
+		svc.ServiceConnectConfiguration.Services = append(svc.ServiceConnectConfiguration.Services, types.ServiceConnectService{
 			PortName:      aws.String(portName(s, p)),
-			DiscoveryName: aws.String(s.Name),
+			DiscoveryName: aws.String(discovery),
 			ClientAliases: []types.ServiceConnectClientAlias{{Port: aws.Int32(int32(p)), DnsName: aws.String(s.Name)}},
-		}}
+		})
 	}
 	return ECSService{Arch: a.Name, Name: s.Name, Task: task, Service: svc}, nil
 }

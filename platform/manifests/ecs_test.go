@@ -245,6 +245,38 @@ func checkPeers(t *testing.T, what, arch string, c types.ContainerDefinition, ta
 	}
 }
 
+// TestECSExposesEveryPeer renders a split whose edge shares a process with a context others
+// call (edge+catalog: cart-orders calls it on 9101): Service Connect must expose that gRPC
+// port beside the edge's load balancer, or the caller's name would not resolve.
+func TestECSExposesEveryPeer(t *testing.T) {
+	topo, err := topology.Get("", topology.Options{Split: "edge+catalog,cart+orders,inventory+payments+shipping+notify", Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := Files(topo, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := Write(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	checkECS(t, dir, topo)
+	_, svcs := readECS(t, dir)
+	edge, ok := svcs[topology.SplitName+"/edge-catalog"]
+	if !ok {
+		t.Fatal("no service edge-catalog")
+	}
+	var ports []string
+	for _, sc := range edge.ServiceConnectConfiguration.Services {
+		ports = append(ports, deref(sc.PortName))
+	}
+	if len(edge.LoadBalancers) != 1 || !slices.Equal(ports, []string{"grpc"}) {
+		t.Errorf("edge-catalog: %d load balancers, Service Connect ports %v: want the edge behind one, gRPC in Service Connect",
+			len(edge.LoadBalancers), ports)
+	}
+}
+
 func TestFargateSize(t *testing.T) {
 	for _, c := range []struct{ cpu, mem, wantCPU, wantMem int }{
 		{256, 192, 256, 512},

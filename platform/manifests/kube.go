@@ -157,6 +157,9 @@ func portName(s topology.Service, port int) string {
 		return "http"
 	case port == s.Probe.Port && s.Probe.Kind == topology.GRPC:
 		return "grpc"
+	case s.Group != "" && s.Edge != "" && port != s.Ports[0]:
+		// A group with the edge whose contexts others call: gRPC after the edge's port.
+		return "grpc"
 	}
 	return "tcp-" + strconv.Itoa(port)
 }
