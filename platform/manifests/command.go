@@ -15,6 +15,10 @@ import (
 
 // Command returns `deploy`: `deploy render` writes deploy/ and compose/ from the topology,
 // `deploy check` fails when the checked-in files differ from what it renders.
+//
+// It reads the CLI's global -t (--topology), --split and --edge when they are given on the
+// command line, and --root; never MITOSIS_TOPOLOGY or MITOSIS_SPLIT, so that what the
+// repository ships does not depend on the environment.
 func Command() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deploy",
@@ -24,24 +28,51 @@ mitosis up runs. For each architecture: its kustomize overlay deploy/k8s/overlay
 the base deploy/k8s/base, NATS), its Fargate task and service definitions deploy/ecs/<arch>,
 and its compose file compose/<arch>/compose.yaml, profile <arch> (monolith and services share
 compose/compose.yaml, one profile each); with the services, the EKS overlay production; and
-the ECR repositories and the ADOT collector's configuration (deploy/adot). Every topology file of topologies/ (monolith,
-services, hybrid...) is rendered: those are the files checked in.`,
+the ECR repositories and the ADOT collector's configuration (deploy/adot).
+
+Without -t or --split: every topology file of topologies/ (monolith, services, hybrid...),
+the files checked in. With -t NAMES|FILE (names of topologies/, or paths to topology files,
+comma-separated) or --split GROUPS (an architecture named split, its edge at --edge): those
+architectures only, into a folder of their own (render --out, check --dir).`,
 	}
 	cmd.AddCommand(renderCmd(), checkCmd())
 	return cmd
 }
 
-// target is the topology a command renders, every file of topologies/, and the folder it
-// works in: the repository, unless dir names another.
-func target(cmd *cobra.Command, dir string) (topology.Topology, string, error) {
+// selection is what the CLI's -t, --split and --edge name, when given on the command line.
+func selection(cmd *cobra.Command) Selection {
+	var s Selection
+	given := func(name string) string {
+		if f := cmd.Flag(name); f != nil && f.Changed {
+			return f.Value.String()
+		}
+		return ""
+	}
+	s.Topologies, s.Split, s.Edge = given("topology"), given("split"), given("edge")
+	return s
+}
+
+// target is the topology a command renders, and the folder it works in: the repository for
+// the shipped topology, unless dir names another; a selection's must be named (flag says by
+// which flag), since the repository holds the shipped topology.
+func target(cmd *cobra.Command, dir, flag string) (topology.Topology, string, error) {
 	root, err := RepoRoot(cmd)
 	if err != nil {
 		return topology.Topology{}, "", err
 	}
-	if dir == "" {
-		dir = root
+	sel := selection(cmd)
+	if sel.Empty() {
+		t, err := Shipped(filepath.Join(root, "topologies"))
+		if dir == "" {
+			dir = root
+		}
+		return t, dir, err
 	}
-	t, err := Shipped(filepath.Join(root, "topologies"))
+	if abs, err := filepath.Abs(dir); dir == "" || (err == nil && abs == root) {
+		return topology.Topology{}, "", fmt.Errorf("-t and --split render into a folder of their own: give %s DIR, not the repository "+
+			"(it holds the topologies of topologies/, rendered without -t)", flag)
+	}
+	t, err := Select(root, sel)
 	return t, dir, err
 }
 
@@ -62,11 +93,16 @@ func renderCmd() *cobra.Command {
 		Long: `render writes every generated file under the repository (or --out) and removes the
 generated files the topology no longer has there. The checked-in files use placeholder AWS
 values; --account, --region and --tag write your own (into --out, say, to keep the
-repository's files as they are).`,
+repository's files as they are). -t NAMES|FILE and --split render those architectures only,
+into --out:
+
+  mitosis deploy render -t hybrid --out /tmp/hybrid
+  mitosis deploy render -t ./my-split.yaml --out /tmp/mine
+  mitosis deploy render --split 'edge+catalog,cart+orders,inventory+payments+shipping+notify' --out /tmp/split`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
-			t, dir, err := target(cmd, out)
+			t, dir, err := target(cmd, out, "--out")
 			if err != nil {
 				return err
 			}
@@ -81,7 +117,7 @@ repository's files as they are).`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "", "folder to write into (default the repository)")
+	cmd.Flags().StringVar(&out, "out", "", "folder to write into (default the repository; required with -t or --split)")
 	cmd.Flags().StringVar(&opts.Account, "account", "", "AWS account ID of ECR, IAM roles and secrets (default the placeholder 123456789012)")
 	cmd.Flags().StringVar(&opts.Region, "region", "", "AWS region (default us-east-1)")
 	cmd.Flags().StringVar(&opts.Tag, "tag", "", "image tag in ECR, as given to mitosis push --tag (default latest)")
@@ -94,10 +130,11 @@ func checkCmd() *cobra.Command {
 		Use:   "check",
 		Short: "Fail when deploy/ or compose/ differ from what the topology renders",
 		Long: `check renders the topology again and fails when a generated file in the repository (or
---dir) differs, is missing or is no longer rendered.`,
+--dir) differs, is missing or is no longer rendered. With -t or --split, it checks what
+render -t ... --out DIR wrote: give the same -t or --split, and --dir DIR.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, dir, err := target(cmd, dir)
+			t, dir, err := target(cmd, dir, "--dir")
 			if err != nil {
 				return err
 			}
@@ -113,13 +150,17 @@ func checkCmd() *cobra.Command {
 				fmt.Fprintln(cmd.ErrOrStderr(), d)
 			}
 			if len(drift) > 0 {
-				return fmt.Errorf("%d generated file(s) in %s differ from the topology: run `mitosis deploy render` and commit", len(drift), dir)
+				fix := "run `mitosis deploy render` and commit"
+				if !selection(cmd).Empty() {
+					fix = "render them again with the same -t or --split and --out " + dir
+				}
+				return fmt.Errorf("%d generated file(s) in %s differ from the topology: %s", len(drift), dir, fix)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deploy/ and compose/ in %s match %s (%d files)\n", dir, archNames(t), len(files))
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", "", "folder to check (default the repository)")
+	cmd.Flags().StringVar(&dir, "dir", "", "folder to check (default the repository; required with -t or --split)")
 	return cmd
 }
 

@@ -8,14 +8,20 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
-// run runs `deploy args...` as the CLI mounts it: under its global --root (the repository).
+// run runs `deploy args...` as the CLI mounts it: under its global --root (the repository),
+// -t, --split and --edge.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	cli := &cobra.Command{Use: "mitosis", SilenceUsage: true, SilenceErrors: true}
 	pf := cli.PersistentFlags()
 	pf.String("root", repoRoot(t), "")
+	pf.StringP("topology", "t", topology.Both, "")
+	pf.String("split", "", "")
+	pf.String("edge", "", "")
 	cli.AddCommand(Command())
 	var out bytes.Buffer
 	cli.SetOut(&out)
@@ -60,5 +66,28 @@ func TestDeployCommands(t *testing.T) {
 	}
 	if !strings.Contains(string(b), "newName: 210987654321.dkr.ecr.eu-west-1.amazonaws.com/mitosis/shop") {
 		t.Errorf("the user's registry is not in the production overlay:\n%s", b)
+	}
+}
+
+// TestDeploySelectionNeedsAFolder: the repository holds the shipped topologies, so a
+// selection is rendered and checked elsewhere, and says so.
+func TestDeploySelectionNeedsAFolder(t *testing.T) {
+	for _, args := range [][]string{
+		{"render", "-t", "hybrid"},
+		{"render", "--split", "catalog+cart+inventory+payments+orders+shipping+notify"},
+		{"check", "-t", "hybrid"},
+		{"render", "-t", "hybrid", "--out", repoRoot(t)},
+	} {
+		out, err := run(t, args...)
+		flag := "--out"
+		if args[0] == "check" {
+			flag = "--dir"
+		}
+		if err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("deploy %s: %v (want an error asking for %s)\n%s", strings.Join(args, " "), err, flag, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(repoRoot(t), "deploy/k8s/overlays/split")); err == nil {
+		t.Error("deploy render --split wrote into the repository")
 	}
 }

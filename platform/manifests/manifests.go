@@ -13,8 +13,9 @@
 // The checked-in files are those of every topology file of topologies/ (Shipped). Files
 // renders a topology's files; Write puts them in a folder and Check says which file there
 // differs from what the topology renders now (`mitosis deploy check`, `make deploy-check`).
-// Kube returns one overlay built (what `kubectl kustomize` prints), which `mitosis kube
-// render` writes and platform/kube adapts to `podman kube play`.
+// `mitosis deploy render -t NAME|FILE` or `--split` renders any other topology (Select) into
+// a folder of its own. Kube returns one overlay built (what `kubectl kustomize` prints), which
+// `mitosis kube render` writes and platform/kube adapts to `podman kube play`.
 //
 // What the topology does not say, the renderers decide, each in one place: how many replicas
 // (replicas), which port is which (portName), liveness (probes), the hardening (hardened).

@@ -1,7 +1,10 @@
 package manifests
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -26,6 +29,64 @@ func Shipped(dir string) (topology.Topology, error) {
 		}
 	}
 	return topology.Get(strings.Join(names, ","), topology.Options{Dir: dir, Collector: topology.NoCollector})
+}
+
+// Selection is a topology other than the shipped one, as `mitosis deploy render` takes it
+// from the CLI's -t and --split.
+type Selection struct {
+	// Topologies are comma-separated: names of topology files in the repository's
+	// topologies/, paths to topology files (*.yaml, in one folder), or both.
+	Topologies string
+	Split      string // a placement of its own, as --split writes it; its architecture is named split
+	Edge       string // the split's edge; default the first free from 127.0.0.1:8082
+}
+
+// Empty reports whether the selection names nothing: the shipped topology then.
+func (s Selection) Empty() bool { return strings.TrimSpace(s.Topologies) == "" && s.Split == "" }
+
+// Select returns the topology s names, root being the repository whose topologies/ holds the
+// named files. Paths are read relative to the current folder.
+func Select(root string, s Selection) (topology.Topology, error) {
+	var names []string
+	dirs := map[string]bool{} // where the named files are: one folder, as topology.Get reads them
+	for _, item := range strings.Split(s.Topologies, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if !strings.HasSuffix(item, ".yaml") && !strings.ContainsAny(item, `/\`) {
+			names = append(names, item) // a name of topologies/, or both
+			dirs[filepath.Join(root, "topologies")] = true
+			continue
+		}
+		path, err := filepath.Abs(item)
+		if err != nil {
+			return topology.Topology{}, err
+		}
+		if filepath.Ext(path) != ".yaml" {
+			return topology.Topology{}, fmt.Errorf("-t %s: a topology file's name ends in .yaml", item)
+		}
+		if _, err := topology.ReadFile(path); err != nil {
+			return topology.Topology{}, fmt.Errorf("-t %s: %w", item, err)
+		}
+		names = append(names, strings.TrimSuffix(filepath.Base(path), ".yaml"))
+		dirs[filepath.Dir(path)] = true
+	}
+	if len(dirs) > 1 {
+		return topology.Topology{}, fmt.Errorf("-t %s: topology files from %d folders (%s): render them apart",
+			s.Topologies, len(dirs), strings.Join(slices.Sorted(maps.Keys(dirs)), ", "))
+	}
+	if len(names) == 0 && s.Split == "" {
+		return topology.Topology{}, errors.New("no topology selected: name one with -t, or place the contexts with --split")
+	}
+	opts := topology.Options{Dir: filepath.Join(root, "topologies"), Split: s.Split, Collector: topology.NoCollector}
+	for d := range dirs {
+		opts.Dir = d
+	}
+	if s.Edge != "" {
+		opts.Edges = map[string]string{topology.SplitName: s.Edge}
+	}
+	return topology.Get(strings.Join(names, ","), opts)
 }
 
 // dnsLabel is a name Kubernetes takes for a Service (RFC 1035 label), and compose and ECS for

@@ -1,0 +1,214 @@
+package manifests
+
+import (
+	"bytes"
+	"io/fs"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/services/bounded"
+)
+
+// randomSplit draws a placement of the contexts (and the edge), from MITOSIS_SPLIT_SEED when
+// set, else from a seed it logs: every run renders one more split, and a failing one can be
+// rendered again.
+func randomSplit(t *testing.T) string {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("MITOSIS_SPLIT_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("MITOSIS_SPLIT_SEED=%q: not a number", v)
+		}
+		seed = s
+	}
+	rng := rand.New(rand.NewPCG(seed, seed))
+	var groups [][]string
+	for _, c := range bounded.Names() {
+		i := rng.IntN(len(groups) + 1)
+		if i == len(groups) {
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], c)
+	}
+	if i := rng.IntN(len(groups) + 1); i < len(groups) {
+		groups[i] = append([]string{bounded.EdgeName}, groups[i]...)
+	}
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		parts[i] = strings.Join(g, "+")
+	}
+	split := strings.Join(parts, ",")
+	t.Logf("the random split is %s (MITOSIS_SPLIT_SEED=%d renders it again)", split, seed)
+	return split
+}
+
+// listFiles lists the files under dir, relative to it, with slashes.
+func listFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		out = append(out, filepath.ToSlash(rel))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestDeployAnyTopology renders topologies other than the shipped set with `deploy render -t`
+// or `--split` into a folder, checks it with `deploy check`, and runs on it every check the
+// shipped files pass: the kustomize build (with kubectl), the kube invariants, compose-go's
+// loader, the ECS definitions' shape and invariants.
+func TestDeployAnyTopology(t *testing.T) {
+	// A file of one's own, outside topologies/: the edge with the checkout's contexts, weights
+	// of its own, a service name of its own.
+	own := filepath.Join(t.TempDir(), "front-back.yaml")
+	if err := os.WriteFile(own, []byte(`name: front-back
+description: the edge with the checkout path, the rest behind it
+edge: 127.0.0.1:18200
+groups:
+  - name: front
+    contexts: [edge, cart, orders, payments]
+    cpu: 40
+  - contexts: [catalog, inventory, shipping, notify]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo := shipped(t)
+	cases := []struct {
+		name string
+		sel  Selection
+		args []string
+	}{
+		{"hybrid", Selection{Topologies: "hybrid"}, []string{"-t", "hybrid"}},
+		{"monolith", Selection{Topologies: "monolith"}, []string{"-t", "monolith"}},
+		{"file", Selection{Topologies: own}, []string{"-t", own}},
+		{"split", Selection{Split: "edge+catalog,cart+orders,inventory+payments+shipping+notify", Edge: "127.0.0.1:18100"},
+			[]string{"--split", "edge+catalog,cart+orders,inventory+payments+shipping+notify", "--edge", "127.0.0.1:18100"}},
+		{"random", Selection{}, nil},
+		{"hybrid-and-split", Selection{Topologies: "hybrid", Split: "cart+orders,catalog+inventory+payments+shipping+notify"},
+			[]string{"-t", "hybrid", "--split", "cart+orders,catalog+inventory+payments+shipping+notify"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.name == "random" {
+				c.sel.Split = randomSplit(t)
+				c.args = []string{"--split", c.sel.Split}
+			}
+			topo, err := Select(repoRoot(t), c.sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if out, err := run(t, append([]string{"render", "--out", dir}, c.args...)...); err != nil {
+				t.Fatalf("deploy render: %v\n%s", err, out)
+			}
+			if out, err := run(t, append([]string{"check", "--dir", dir}, c.args...)...); err != nil {
+				t.Fatalf("deploy check: %v\n%s", err, out)
+			}
+			files, err := Files(topo, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := listFiles(t, dir)
+			if want := slices.Sorted(maps.Keys(files)); !slices.Equal(got, want) {
+				t.Errorf("rendered %v, want %v", got, want)
+			}
+			for _, a := range topo.Archs {
+				for _, want := range []string{"deploy/k8s/overlays/" + a.Name + "/kustomization.yaml", "deploy/ecs/" + a.Name + "/nats-task.json", ComposeFile(topo, a.Name)} {
+					if !slices.Contains(got, want) {
+						t.Errorf("%s: no %s", a.Name, want)
+					}
+				}
+				if _, ok := arch(repo, a.Name); ok && ComposeFile(topo, a.Name) == ComposeFile(repo, a.Name) {
+					// Shipped: the same files alone as among the others.
+					for _, p := range got {
+						if strings.Contains(p, "/"+a.Name+"/") {
+							shippedB, err := os.ReadFile(filepath.Join(repoRoot(t), p))
+							if err != nil || !bytes.Equal(shippedB, files[p]) {
+								t.Errorf("%s rendered alone differs from the shipped one (%v)", p, err)
+							}
+						}
+					}
+				}
+			}
+			if c.name == "monolith" && !slices.Contains(got, "compose/monolith/compose.yaml") {
+				t.Errorf("the monolith alone has no compose file of its own: %v", got)
+			}
+			checkKustomize(t, dir, topo)
+			checkKube(t, topo)
+			checkCompose(t, dir, topo)
+			checkECS(t, dir, topo)
+
+			// An edit is drift, as in the repository.
+			edited := filepath.Join(dir, "deploy/k8s/overlays", topo.Archs[0].Name, "kustomization.yaml")
+			b, _ := os.ReadFile(edited)
+			if err := os.WriteFile(edited, append(b, "# edited\n"...), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := run(t, append([]string{"check", "--dir", dir}, c.args...)...); err == nil || !strings.Contains(out, "kustomization.yaml: differs") {
+				t.Errorf("deploy check after an edit: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestSelectRefuses: what cannot be rendered is refused with the reason, before anything is
+// written.
+func TestSelectRefuses(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	production := write("production.yaml", "name: production\ngroups:\n  - contexts: [edge, catalog, cart, inventory, payments, orders, shipping, notify]\n")
+	badName := write("Big_One.yaml", "name: Big_One\ngroups:\n  - contexts: [edge, catalog, cart, inventory, payments, orders, shipping, notify]\n")
+	badGroup := write("grouped.yaml", "name: grouped\ngroups:\n  - name: Front_End\n    contexts: [edge, catalog, cart, inventory, payments, orders, shipping, notify]\n")
+	twice := write("twice.yaml", "name: twice\ngroups:\n  - contexts: [edge, catalog]\n  - contexts: [catalog, cart, inventory, payments, orders, shipping, notify]\n")
+	other := filepath.Join(t.TempDir(), "other.yaml")
+	if err := os.WriteFile(other, []byte("name: other\ngroups:\n  - contexts: [edge, catalog, cart, inventory, payments, orders, shipping, notify]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		sel  Selection
+		want string
+	}{
+		{Selection{Topologies: "nonsense"}, `unknown topology "nonsense"`},
+		{Selection{Split: "catalog,catalog+cart"}, "catalog"},
+		{Selection{Split: "catalog+cart+inventory+payments+orders+shipping+notify+tax"}, `unknown context "tax"`},
+		{Selection{Topologies: filepath.Join(dir, "absent.yaml")}, "no such file"},
+		{Selection{Topologies: filepath.Join(dir, "notes.txt")}, "ends in .yaml"},
+		{Selection{Topologies: twice}, "catalog"},
+		{Selection{Topologies: production}, "EKS overlay"},
+		{Selection{Topologies: badName}, "namespace"},
+		{Selection{Topologies: badGroup}, "Front_End"},
+		{Selection{Topologies: badGroup + "," + other}, "folders"},
+		{Selection{Topologies: "hybrid," + other}, "folders"},
+		{Selection{Topologies: " , "}, "no topology selected"},
+	} {
+		topo, err := Select(repoRoot(t), c.sel)
+		if err == nil {
+			_, err = Files(topo, Options{})
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error with %q", c.sel, err, c.want)
+		}
+	}
+}
