@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,7 +29,8 @@ func Command() *cobra.Command {
 
   kube render --arch services    the overlay as plain YAML (what kubectl kustomize builds)
   kube play   --arch both        builds and loads the images, runs the overlays on Podman
-                                 through kube play, waits for the edges' /readyz
+                                 through kube play, waits for the edges' /readyz (both:
+                                 monolith and services; --arch hybrid, any of topologies/)
   kube down                      removes what kube play made
   kube load                      loads the images into Podman as localhost/mitosis/<name>:latest,
                                  the names compose.yaml and the manifests use
@@ -77,41 +79,63 @@ func envOf(cmd *cobra.Command) (env, error) {
 	return e, nil
 }
 
-// edge is where an architecture's edge is published: the CLI's --<arch>-edge.
-func edge(cmd *cobra.Command, arch string) string {
-	def := topology.MonolithEdge
-	if arch == topology.Services {
-		def = topology.ServicesEdge
-	}
-	return flagOr(cmd, arch+"-edge", def)
+// shipped is the topology of the repository's deploy files: every file of its topologies/.
+func shipped(e env) (topology.Topology, error) {
+	return manifests.Shipped(filepath.Join(e.root, "topologies"))
 }
 
-// target is what play and down act on: the environment, the architectures --arch names,
-// and the objects' name prefix (--prefix, default <stack>-k8s).
-func target(cmd *cobra.Command, arch, prefix string) (env, []string, string, error) {
+// edge is where an architecture's edge is published: the CLI's --monolith-edge or
+// --services-edge, or its topology file's edge (hybrid: 127.0.0.1:8082).
+func edge(cmd *cobra.Command, t topology.Topology, arch string) string {
+	switch arch {
+	case topology.Monolith:
+		return flagOr(cmd, arch+"-edge", topology.MonolithEdge)
+	case topology.Services:
+		return flagOr(cmd, arch+"-edge", topology.ServicesEdge)
+	}
+	for _, a := range t.Archs {
+		if a.Name == arch {
+			return a.Edge
+		}
+	}
+	return ""
+}
+
+// target is what play and down act on: the environment, the shipped topology, the
+// architectures --arch names, and the objects' name prefix (--prefix, default <stack>-k8s).
+func target(cmd *cobra.Command, arch, prefix string) (env, topology.Topology, []string, string, error) {
 	e, err := envOf(cmd)
 	if err != nil {
-		return env{}, nil, "", err
+		return env{}, topology.Topology{}, nil, "", err
 	}
-	list, err := archs(arch)
+	t, err := shipped(e)
 	if err != nil {
-		return env{}, nil, "", err
+		return env{}, topology.Topology{}, nil, "", err
+	}
+	list, err := archs(t, arch)
+	if err != nil {
+		return env{}, topology.Topology{}, nil, "", err
 	}
 	if prefix == "" {
 		prefix = e.stack + "-k8s"
 	}
-	return e, list, prefix, nil
+	return e, t, list, prefix, nil
 }
 
-// archs reads --arch for play and down.
-func archs(arch string) ([]string, error) {
-	switch arch {
-	case topology.Both, "":
+// archs reads --arch for play and down: both (monolith and services), or one architecture
+// of the shipped topology.
+func archs(t topology.Topology, arch string) ([]string, error) {
+	if arch == topology.Both || arch == "" {
 		return []string{topology.Monolith, topology.Services}, nil
-	case topology.Monolith, topology.Services:
-		return []string{arch}, nil
 	}
-	return nil, fmt.Errorf("--arch %q: want monolith, services or both", arch)
+	var names []string
+	for _, a := range t.Archs {
+		if a.Name == arch {
+			return []string{arch}, nil
+		}
+		names = append(names, a.Name)
+	}
+	return nil, fmt.Errorf("--arch %q: want %s or %s", arch, strings.Join(names, ", "), topology.Both)
 }
 
 // dryRunToken stands for the admin token in what play --dry-run prints (%s: the token file).
@@ -123,11 +147,19 @@ func renderCmd() *cobra.Command {
 		Use:   "render",
 		Short: "Print an overlay as plain YAML",
 		Long: `render prints the objects of deploy/k8s/overlays/<arch> as kubectl kustomize builds them,
-rendered from the topology: --arch monolith, services, or production (the services on EKS:
-a 3-node NATS, the ADOT collector, ECR images).`,
+rendered from the topology: --arch monolith, services, hybrid (any topology of topologies/),
+or production (the services on EKS: a 3-node NATS, the ADOT collector, ECR images).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			objs, err := manifests.Kube(arch, manifests.Options{})
+			e, err := envOf(cmd)
+			if err != nil {
+				return err
+			}
+			t, err := shipped(e)
+			if err != nil {
+				return err
+			}
+			objs, err := manifests.KubeOf(t, arch, manifests.Options{})
 			if err != nil {
 				return err
 			}
@@ -142,7 +174,7 @@ a 3-node NATS, the ADOT collector, ECR images).`,
 			return os.WriteFile(output, b, 0o644)
 		},
 	}
-	cmd.Flags().StringVar(&arch, "arch", topology.Services, "overlay: monolith, services or production")
+	cmd.Flags().StringVar(&arch, "arch", topology.Services, "overlay: monolith, services, hybrid (any topology of topologies/) or production")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (default standard output)")
 	return cmd
 }
@@ -153,18 +185,18 @@ func playCmd() *cobra.Command {
 	var readyTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "play",
-		Short: "Run the monolith and/or services overlay on Podman with kube play",
+		Short: "Run an architecture's overlay (monolith, services, hybrid...) on Podman with kube play",
 		Long: `play builds what changed (this machine's platform), loads the images into Podman,
 makes a network with DNS per architecture and plays each workload of the overlay into it,
 then waits until the edge answers /readyz on its published port (--monolith-edge,
---services-edge). Playing again replaces the pods and keeps NATS's volume. --dry-run prints
-what it would play instead, the admin token replaced by a placeholder naming where it comes
-from; --tag plays images kube load put into Podman, without building.
-kube down removes it all.`,
+--services-edge, or the topology file's edge: 127.0.0.1:8082 for the hybrid). Playing again
+replaces the pods and keeps NATS's volume. --dry-run prints what it would play instead, the
+admin token replaced by a placeholder naming where it comes from; --tag plays images kube
+load put into Podman, without building. kube down removes it all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
-			e, list, prefix, err := target(cmd, arch, prefix)
+			e, t, list, prefix, err := target(cmd, arch, prefix)
 			if err != nil {
 				return err
 			}
@@ -175,10 +207,6 @@ kube down removes it all.`,
 				if token, err = stack.AdminToken(e.state); err != nil {
 					return err
 				}
-			}
-			t, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
-			if err != nil {
-				return err
 			}
 			refs := map[string]string{}
 			switch {
@@ -209,7 +237,7 @@ kube down removes it all.`,
 				}
 			}
 			for _, a := range list {
-				ad := Adapt{Prefix: prefix, Edge: edge(cmd, a), Images: refs, AdminToken: token}
+				ad := Adapt{Prefix: prefix, Edge: edge(cmd, t, a), Images: refs, AdminToken: token}
 				if dryRun {
 					if err := printWorkloads(cmd.OutOrStdout(), a, ad); err != nil {
 						return err
@@ -229,7 +257,7 @@ kube down removes it all.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&arch, "arch", topology.Both, "monolith, services or both")
+	cmd.Flags().StringVar(&arch, "arch", topology.Both, "monolith, services, hybrid (any topology of topologies/) or both (monolith and services)")
 	cmd.Flags().StringVar(&prefix, "prefix", "", "prefix of every name and the label of everything made (default <stack>-k8s)")
 	cmd.Flags().StringVar(&repo, "repo", manifests.LocalRepo, "local repository of the images")
 	cmd.Flags().StringVar(&tag, "tag", "", "play the images Podman holds as <repo>/<name>:<tag> (see kube load) instead of building")
@@ -265,9 +293,12 @@ func downCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
-			e, list, prefix, err := target(cmd, arch, prefix)
+			e, _, list, prefix, err := target(cmd, arch, prefix)
 			if err != nil {
 				return err
+			}
+			if arch == topology.Both {
+				list = nil // every architecture played under the prefix, the hybrid too
 			}
 			conn, err := Connect(cmd.Context(), e.socket)
 			if err != nil {
@@ -278,7 +309,7 @@ func downCmd() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&arch, "arch", topology.Both, "monolith, services or both")
+	cmd.Flags().StringVar(&arch, "arch", topology.Both, "monolith, services, hybrid (any topology of topologies/), or both: every architecture played under the prefix")
 	cmd.Flags().StringVar(&prefix, "prefix", "", "what kube play was given (default <stack>-k8s)")
 	return cmd
 }

@@ -92,8 +92,27 @@ func TestPlayDryRun(t *testing.T) {
 			t.Errorf("dry run lacks %q:\n%s", want, out)
 		}
 	}
-	if _, err := run(t, "play", "--arch", "production", "--dry-run"); err == nil {
-		t.Error("play --arch production succeeded")
+	// Any architecture of topologies/, on its file's edge.
+	out, err = run(t, "play", "--arch", "hybrid", "--dry-run", "--prefix", "dry")
+	if err != nil {
+		t.Fatalf("play --arch hybrid --dry-run: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"# kube play --network dry-hybrid:alias=nats",
+		"# kube play --network dry-hybrid:alias=catalog-inventory",
+		"# kube play --network dry-hybrid:alias=gateway",
+		"name: dry-hybrid-cart-payments-orders",
+		"hostPort: 8082",
+		"value: catalog-inventory:9101",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run of the hybrid lacks %q:\n%s", want, out)
+		}
+	}
+	for _, arch := range []string{"production", "nonsense"} {
+		if out, err := run(t, "play", "--arch", arch, "--dry-run"); err == nil {
+			t.Errorf("play --arch %s succeeded:\n%s", arch, out)
+		}
 	}
 }
 

@@ -64,7 +64,7 @@ func with(conn, ctx context.Context) (context.Context, context.CancelFunc) {
 // PlayOptions are the inputs of Play.
 type PlayOptions struct {
 	Adapt
-	Overlay      string        // monolith or services
+	Overlay      string        // an architecture of topologies/: monolith, services, hybrid...
 	ReadyTimeout time.Duration // for the edge's /readyz; default 90s
 	Progress     io.Writer     // one line per step; nil for none
 	Logger       *slog.Logger

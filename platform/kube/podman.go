@@ -52,7 +52,8 @@ func ObjectName(prefix, arch, service string) string { return stack.ObjectName(p
 // NetworkName is the network an architecture's workloads join.
 func NetworkName(prefix, arch string) string { return prefix + "-" + arch }
 
-// ForPodman adapts the objects of the monolith or services overlay to Podman 4's kube play.
+// ForPodman adapts the objects of an architecture's overlay (monolith, services, hybrid...:
+// any topology file's) to Podman 4's kube play.
 // Each change stands for something Kubernetes does and Podman does not:
 //
 //   - Services are dropped: Podman ignores them. Peers find each other by the DNS alias each
@@ -69,8 +70,8 @@ func NetworkName(prefix, arch string) string { return prefix + "-" + arch }
 //   - The admin token Secret becomes the variable's value; images are the loaded ones, never
 //     pulled; names carry the prefix and objects the stack's labels (Down finds them).
 func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, error) {
-	if overlay != topology.Monolith && overlay != topology.Services {
-		return nil, fmt.Errorf("overlay %q does not run on Podman (want %s or %s)", overlay, topology.Monolith, topology.Services)
+	if overlay == manifests.OverlayProduction {
+		return nil, fmt.Errorf("overlay %q does not run on Podman (it is for EKS; want an architecture: %s, %s, hybrid...)", overlay, topology.Monolith, topology.Services)
 	}
 	t, err := topology.Get(overlay, topology.Options{Collector: topology.NoCollector})
 	if err != nil {

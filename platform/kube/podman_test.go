@@ -10,10 +10,7 @@ import (
 )
 
 func TestForPodman(t *testing.T) {
-	full, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
+	full := shippedTopology(t) // monolith, services and the hybrid
 	refs := map[string]string{}
 	for _, im := range full.Images() {
 		refs[im.Name] = "localhost/test/" + im.Name + ":abc"
