@@ -286,6 +286,7 @@ func TestComposeMonolith(t *testing.T) {
 		cmd.Env = append(os.Environ(),
 			"DOCKER_HOST="+podmanrt.Socket(),
 			"SHOP_ADMIN_TOKEN="+token,
+			"SHOP_REQUEST_KEY="+token+"-request-key",
 			"MITOSIS_REGISTRY="+repo,
 			"MITOSIS_TAG="+tag,
 			"MITOSIS_MONOLITH_PORT="+port,

@@ -111,7 +111,7 @@ func startStack(t *testing.T, name string) *integration.Stack {
 	t.Helper()
 	start := time.Now()
 	s, err := integration.Start(t.Context(), integration.StackOptions{
-		Run: env.run, Arch: arch(t, name), Images: env.images, AdminToken: env.token,
+		Run: env.run, Arch: arch(t, name), Images: env.images, AdminToken: env.token, RequestKey: env.token + "-request-key",
 	})
 	if s != nil {
 		t.Cleanup(func() {
@@ -142,7 +142,7 @@ func servicesStack(t *testing.T) *integration.Stack {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		env.services, env.servicesErr = integration.Start(ctx, integration.StackOptions{
-			Run: env.run, Arch: arch(t, topology.Services), Images: env.images, AdminToken: env.token,
+			Run: env.run, Arch: arch(t, topology.Services), Images: env.images, AdminToken: env.token, RequestKey: env.token + "-request-key",
 		})
 		if env.servicesErr == nil {
 			t.Logf("%s started in %s", env.services.Name, time.Since(start).Round(time.Millisecond))

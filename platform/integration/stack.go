@@ -36,6 +36,7 @@ type StackOptions struct {
 	Arch         topology.Arch // what to run: topology.Get(...).Archs[i]
 	Images       map[string]imagebuild.Image
 	AdminToken   string
+	RequestKey   string        // keys the hash of checkout requests (SHOP_REQUEST_KEY)
 	ReadyTimeout time.Duration // per container; default DefaultReadyTimeout
 }
 
@@ -47,8 +48,9 @@ type Stack struct {
 	Arch  topology.Arch
 	Token string // the admin token
 
-	run     string
-	docker  *testcontainers.DockerClient
+	run        string
+	requestKey string
+	docker     *testcontainers.DockerClient
 	network string
 	subnet  netip.Prefix
 	images  map[string]imagebuild.Image
@@ -82,6 +84,7 @@ func Start(ctx context.Context, opts StackOptions) (*Stack, error) {
 		Arch:       opts.Arch,
 		Token:      opts.AdminToken,
 		run:        opts.Run,
+		requestKey: opts.RequestKey,
 		docker:     docker,
 		images:     opts.Images,
 		timeout:    opts.ReadyTimeout,
@@ -170,6 +173,7 @@ func (s *Stack) env(svc topology.Service) ([]string, map[string]string, error) {
 		Listen:     func(port int) string { return "0.0.0.0:" + strconv.Itoa(port) },
 		Data:       "/data", // the image's /data belongs to its non-root user
 		AdminToken: s.Token,
+		RequestKey: s.requestKey,
 	})
 }
 

@@ -138,8 +138,12 @@ func archs(t topology.Topology, arch string) ([]string, error) {
 	return nil, fmt.Errorf("--arch %q: want %s or %s", arch, strings.Join(names, ", "), topology.Both)
 }
 
-// dryRunToken stands for the admin token in what play --dry-run prints (%s: the token file).
-const dryRunToken = "<the admin token: $SHOP_ADMIN_TOKEN, else the content of %s>"
+// dryRunToken and dryRunRequestKey stand for the secrets in what play --dry-run prints (%s:
+// the file that holds it).
+const (
+	dryRunToken      = "<the admin token: $SHOP_ADMIN_TOKEN, else the content of %s>"
+	dryRunRequestKey = "<the request key: $SHOP_REQUEST_KEY, else the content of %s>"
+)
 
 func renderCmd() *cobra.Command {
 	var arch, output string
@@ -203,8 +207,12 @@ load put into Podman, without building. kube down removes it all.`,
 			// A dry run prints what it would play, which others may read (a terminal, a CI
 			// log, a ticket): the secret's place, not the secret. Nor does it make one.
 			token := fmt.Sprintf(dryRunToken, filepath.Join(e.state, "admin-token"))
+			requestKey := fmt.Sprintf(dryRunRequestKey, filepath.Join(e.state, "request-key"))
 			if !dryRun {
 				if token, err = stack.AdminToken(e.state); err != nil {
+					return err
+				}
+				if requestKey, err = stack.RequestKey(e.state); err != nil {
 					return err
 				}
 			}
@@ -237,7 +245,7 @@ load put into Podman, without building. kube down removes it all.`,
 				}
 			}
 			for _, a := range list {
-				ad := Adapt{Prefix: prefix, Edge: edge(cmd, t, a), Images: refs, AdminToken: token}
+				ad := Adapt{Prefix: prefix, Edge: edge(cmd, t, a), Images: refs, AdminToken: token, RequestKey: requestKey}
 				if dryRun {
 					if err := printWorkloads(cmd.OutOrStdout(), a, ad); err != nil {
 						return err

@@ -44,6 +44,7 @@ type Adapt struct {
 	Edge       string            // host:port the edge is published on (127.0.0.1 only)
 	Images     map[string]string // image name -> reference loaded into Podman
 	AdminToken string
+	RequestKey string // the key of checkout request hashes
 }
 
 // ObjectName is the name of an overlay's workload in Podman.
@@ -133,10 +134,16 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 			env := slices.Clone(c.Env)
 			for j := range env {
 				if ref := env[j].ValueFrom; ref != nil && ref.SecretKeyRef != nil {
-					if ref.SecretKeyRef.Name != manifests.AdminSecret {
+					var v string
+					switch ref.SecretKeyRef.Name {
+					case manifests.AdminSecret:
+						v = o.AdminToken
+					case manifests.RequestKeySecret:
+						v = o.RequestKey
+					default:
 						return nil, fmt.Errorf("%s: %s comes from Secret %s, which Podman does not have", svc.Name, env[j].Name, ref.SecretKeyRef.Name)
 					}
-					env[j] = manifests.EnvVar{Name: env[j].Name, Value: o.AdminToken}
+					env[j] = manifests.EnvVar{Name: env[j].Name, Value: v}
 				}
 			}
 			c.Env = env

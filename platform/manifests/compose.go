@@ -158,8 +158,8 @@ func composeYAML(t topology.Topology, archs []topology.Arch) ([]byte, error) {
 				cs.Command = append(cs.Command, composeLiteral(arg))
 			}
 			for k, v := range x.Env {
-				if v == adminTokenMark {
-					cs.Environment[k] = "${SHOP_ADMIN_TOKEN:?set SHOP_ADMIN_TOKEN}"
+				if sec, ok := secretOf(v); ok {
+					cs.Environment[k] = "${" + sec.env + ":?set " + sec.env + "}"
 					continue
 				}
 				cs.Environment[k] = composeLiteral(v)

@@ -48,7 +48,7 @@ func TestComposeValidatesAndFollowsTheTopology(t *testing.T) {
 // edge published, on 127.0.0.1, at the port its variable moves.
 func checkCompose(t *testing.T, dir string, topo topology.Topology) {
 	t.Helper()
-	env := map[string]string{"SHOP_ADMIN_TOKEN": "secret-token"}
+	env := map[string]string{"SHOP_ADMIN_TOKEN": "secret-token", "SHOP_REQUEST_KEY": "secret-key"}
 	for _, a := range topo.Archs {
 		t.Run("compose/"+a.Name, func(t *testing.T) {
 			path := filepath.Join(dir, filepath.FromSlash(ComposeFile(topo, a.Name)))
@@ -83,6 +83,11 @@ func checkCompose(t *testing.T, dir string, topo topology.Topology) {
 						t.Errorf("%s: %s=%v", name, k, v)
 					}
 				}
+				if key, ok := s.Env["SHOP_REQUEST_KEY"]; ok && key != "" {
+					if v := cs.Environment["SHOP_REQUEST_KEY"]; v == nil || *v != "secret-key" {
+						t.Errorf("%s: request key %v, want the one from the environment", s.Name, v)
+					}
+				}
 				if tok, ok := s.Env["SHOP_ADMIN_TOKEN"]; ok && tok != "" {
 					if v := cs.Environment["SHOP_ADMIN_TOKEN"]; v == nil || *v != "secret-token" {
 						t.Errorf("%s: the admin token is %v, not the caller's", name, v)
@@ -111,7 +116,7 @@ func checkCompose(t *testing.T, dir string, topo topology.Topology) {
 				}
 			}
 			// The edge's port moves with the architecture's variable.
-			moved := loadCompose(t, path, map[string]string{"SHOP_ADMIN_TOKEN": "x", ComposePortVar(a.Name): "18999"}, a.Name)
+			moved := loadCompose(t, path, map[string]string{"SHOP_ADMIN_TOKEN": "x", "SHOP_REQUEST_KEY": "k", ComposePortVar(a.Name): "18999"}, a.Name)
 			published := 0
 			for _, cs := range moved.Services {
 				for _, port := range cs.Ports {
@@ -130,7 +135,7 @@ func checkCompose(t *testing.T, dir string, topo topology.Topology) {
 
 func TestComposeVariables(t *testing.T) {
 	p := loadCompose(t, shippedCompose(t), map[string]string{
-		"SHOP_ADMIN_TOKEN": "x", ComposeRegistryVar: "localhost/other", ComposeTagVar: "v9",
+		"SHOP_ADMIN_TOKEN": "x", "SHOP_REQUEST_KEY": "k", ComposeRegistryVar: "localhost/other", ComposeTagVar: "v9",
 		ComposePortVar(topology.Monolith): "18999",
 	}, topology.Monolith)
 	m := p.Services["monolith"]
@@ -144,7 +149,7 @@ func TestComposeVariables(t *testing.T) {
 
 func TestComposeNeedsTheAdminToken(t *testing.T) {
 	opts, err := cli.NewProjectOptions([]string{shippedCompose(t)},
-		cli.WithName("mitosis"), cli.WithEnv([]string{"SHOP_ADMIN_TOKEN="}), cli.WithProfiles([]string{topology.Monolith}))
+		cli.WithName("mitosis"), cli.WithEnv([]string{"SHOP_ADMIN_TOKEN=", "SHOP_REQUEST_KEY=k"}), cli.WithProfiles([]string{topology.Monolith}))
 	if err != nil {
 		t.Fatal(err)
 	}

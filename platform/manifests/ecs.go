@@ -211,8 +211,8 @@ func ecsService(opts Options, a topology.Arch, s topology.Service, reached []int
 		StopTimeout:      aws.Int32(30),
 	}
 	for _, k := range slices.Sorted(maps.Keys(x.Env)) {
-		if x.Env[k] == adminTokenMark {
-			app.Secrets = append(app.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.arn("secretsmanager", "secret:mitosis/admin-token"))})
+		if sec, ok := secretOf(x.Env[k]); ok {
+			app.Secrets = append(app.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.arn("secretsmanager", "secret:"+sec.awsSecret))})
 			continue
 		}
 		app.Environment = append(app.Environment, types.KeyValuePair{Name: aws.String(k), Value: aws.String(x.Env[k])})

@@ -43,6 +43,10 @@ const (
 	// AdminSecret is the Secret holding the admin token (key AdminSecretKey) in a cluster.
 	AdminSecret    = "shop-admin"
 	AdminSecretKey = "token"
+	// RequestKeySecret holds the key of checkout request hashes (key RequestKeySecretKey),
+	// which the process that runs orders reads (services/bounded.RequestKeyEnv).
+	RequestKeySecret    = "shop-request-key"
+	RequestKeySecretKey = "key"
 	// NATSImage is the NATS of the production overlay: the official image, since a JetStream
 	// cluster needs routes and a config file that platform/cmd/nats-server does not take.
 	// Its version is the nats-server module pinned in platform/go.mod (a test checks).
@@ -66,6 +70,31 @@ const (
 
 // nonRoot is the user every image runs as (imagebuild's nonroot, 65532).
 const nonRoot = 65532
+
+// requestKeyMark stands for the key of checkout request hashes, as adminTokenMark does for
+// the admin token.
+const requestKeyMark = "\x00request-key\x00"
+
+// secret is a secret of the stack, and where each platform keeps it.
+type secret struct {
+	mark      string // what stands for it while the topology is expanded
+	env       string // the variable compose reads it from
+	k8s, key  string // the Secret, and its key, in a cluster
+	awsSecret string // its name in Secrets Manager
+}
+
+// secretOf returns the secret a value expanded to stands for, if it is one.
+func secretOf(v string) (secret, bool) {
+	for _, s := range []secret{
+		{adminTokenMark, "SHOP_ADMIN_TOKEN", AdminSecret, AdminSecretKey, "mitosis/admin-token"},
+		{requestKeyMark, "SHOP_REQUEST_KEY", RequestKeySecret, RequestKeySecretKey, "mitosis/request-key"},
+	} {
+		if v == s.mark {
+			return s, true
+		}
+	}
+	return secret{}, false
+}
 
 // adminTokenMark stands for the admin token while expanding the topology: each renderer puts
 // the token where its platform keeps secrets (a Secret, a compose variable, Secrets Manager).
@@ -126,6 +155,7 @@ func expand(a topology.Arch, s topology.Service) (expanded, error) {
 		Listen:     func(port int) string { return net.JoinHostPort("0.0.0.0", strconv.Itoa(port)) },
 		Data:       data,
 		AdminToken: adminTokenMark,
+		RequestKey: requestKeyMark,
 	})
 	if err != nil {
 		return expanded{}, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
@@ -133,14 +163,16 @@ func expand(a topology.Arch, s topology.Service) (expanded, error) {
 	if s.Group != "" && replicas(s) > 1 {
 		env[soleReplicaEnv] = "false"
 	}
-	for k, v := range env {
-		if strings.Contains(v, adminTokenMark) && v != adminTokenMark {
-			return expanded{}, fmt.Errorf("%s/%s: %s holds the admin token inside a longer value", a.Name, s.Name, k)
+	for _, mark := range []string{adminTokenMark, requestKeyMark} {
+		for k, v := range env {
+			if strings.Contains(v, mark) && v != mark {
+				return expanded{}, fmt.Errorf("%s/%s: %s holds a secret inside a longer value", a.Name, s.Name, k)
+			}
 		}
-	}
-	for _, v := range args {
-		if strings.Contains(v, adminTokenMark) {
-			return expanded{}, fmt.Errorf("%s/%s: the admin token in an argument would be visible to anyone", a.Name, s.Name)
+		for _, v := range args {
+			if strings.Contains(v, mark) {
+				return expanded{}, fmt.Errorf("%s/%s: a secret in an argument would be visible to anyone", a.Name, s.Name)
+			}
 		}
 	}
 	return expanded{Args: args, Env: env}, nil
@@ -243,8 +275,8 @@ func container(a topology.Arch, s topology.Service) (Container, error) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(x.Env)) {
 		v := x.Env[k]
-		if v == adminTokenMark {
-			c.Env = append(c.Env, EnvVar{Name: k, ValueFrom: &EnvVarSource{SecretKeyRef: &KeyRef{Name: AdminSecret, Key: AdminSecretKey}}})
+		if sec, ok := secretOf(v); ok {
+			c.Env = append(c.Env, EnvVar{Name: k, ValueFrom: &EnvVarSource{SecretKeyRef: &KeyRef{Name: sec.k8s, Key: sec.key}}})
 			continue
 		}
 		c.Env = append(c.Env, EnvVar{Name: k, Value: v})

@@ -139,6 +139,7 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptio
 		Listen:     func(port int) string { return net.JoinHostPort("0.0.0.0", strconv.Itoa(port)) },
 		Data:       data,
 		AdminToken: opts.AdminToken,
+		RequestKey: opts.RequestKey,
 	})
 	if err != nil {
 		return d, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)

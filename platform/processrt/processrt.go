@@ -320,6 +320,7 @@ func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Ser
 		Listen:     func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[s.Name][port])) },
 		Data:       dataDir,
 		AdminToken: opts.AdminToken,
+		RequestKey: opts.RequestKey,
 	})
 	if err != nil {
 		return fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)

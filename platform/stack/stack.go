@@ -40,6 +40,7 @@ type Runtime interface {
 // UpOptions are the inputs of Up besides the topology.
 type UpOptions struct {
 	AdminToken   string
+	RequestKey   string            // keys the hash of checkout requests (RequestKey)
 	ReadyTimeout time.Duration     // per service; default 60s
 	Env          map[string]string // added to every service's environment (OTEL_* for example)
 	Progress     io.Writer         // one line per step; nil for none

@@ -116,6 +116,16 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 			env["SHOP_NATS_URL"] = "nats://{{addr:nats}}"
 			s.DependsOn = append(s.DependsOn, "nats")
 		}
+		for _, name := range g.Contexts {
+			c, _ := bounded.Lookup(name)
+			for _, name := range c.Secrets {
+				v, err := secret(name)
+				if err != nil {
+					return Arch{}, fmt.Errorf("%s/%s: %w", a.Name, svc, err)
+				}
+				env[name] = v
+			}
+		}
 		// gRPC for the contexts others call, and for health where there is no edge: a
 		// group of the edge and contexts nobody else calls (the monolith) serves none.
 		if len(g.Contexts) > 0 && (!g.Edge || slices.ContainsFunc(g.Contexts, func(c string) bool { return called[c] })) {
@@ -137,6 +147,15 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 	}
 	breakCycles(&a)
 	return a, nil
+}
+
+// secret is the placeholder of a secret a context reads (bounded.Context.Secrets).
+func secret(env string) (string, error) {
+	switch env {
+	case bounded.RequestKeyEnv:
+		return "{{request_key}}", nil
+	}
+	return "", fmt.Errorf("no runtime knows the secret %s", env)
 }
 
 // grpcPort is where a group's contexts answer: its first context's port (DESIGN.md: 9101

@@ -18,6 +18,7 @@
 //	{{addr:SVC:PORT}}   ... SVC's port PORT
 //	{{data}}            this service's data directory (DataDir in a container)
 //	{{admin_token}}     the stack's admin token
+//	{{request_key}}     the stack's key of checkout request hashes (SHOP_REQUEST_KEY)
 package topology
 
 import (
@@ -434,6 +435,7 @@ type Resolver struct {
 	Listen     func(port int) string
 	Data       string
 	AdminToken string
+	RequestKey string
 }
 
 var placeholder = regexp.MustCompile(`\{\{([a-z_]+)(?::([a-z0-9-]+))?(?::([0-9]+))?\}\}`)
@@ -468,6 +470,8 @@ func Expand(s Service, r Resolver) (args []string, env map[string]string, err er
 				return r.Data
 			case "admin_token":
 				return r.AdminToken
+			case "request_key":
+				return r.RequestKey
 			}
 			err = fmt.Errorf("unknown placeholder %s", m)
 			return m

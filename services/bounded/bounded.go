@@ -36,6 +36,7 @@ type Context struct {
 	Consumers []Consumer // its durable event consumers; its replicas share each
 	Loops     []Loop     // its background loops
 	Weight    Weight     // its share of an architecture's budget
+	Secrets   []string   // the secrets it reads from the environment, which its process is given
 
 	build        func(ctx context.Context, d Deps) (any, error)
 	trace        func(t *traced.Tracing, service string, impl any) any

@@ -99,7 +99,8 @@ func rows() []Context {
 			}),
 		define(Context{Name: "orders", Service: ordersrpc.ServiceName, Port: 9105,
 			Buckets: []string{orders.OrdersBucket, orders.SagasBucket, orders.UserOrdersBucket},
-			Calls:   []string{"catalog", "cart", "inventory", "payments"}, Weight: Weight{14, 1.5}},
+			Calls:   []string{"catalog", "cart", "inventory", "payments"}, Weight: Weight{14, 1.5},
+			Secrets: []string{RequestKeyEnv}},
 			port[orders.Service]{
 				build:        buildOrders,
 				trace:        (*traced.Tracing).Orders,
@@ -154,8 +155,16 @@ func duration(getenv func(string) string, name string, def time.Duration) (time.
 	return d, nil
 }
 
+// RequestKeyEnv is the secret that keys the hash orders keeps of each checkout request
+// (orders.Deps.RequestKey): every process that runs orders needs the same one.
+const RequestKeyEnv = "SHOP_REQUEST_KEY"
+
 func buildOrders(_ context.Context, d Deps) (orders.Service, error) {
-	deps := orders.Deps{Events: d.Bus, Now: d.Now, Logger: d.Logger}
+	key := d.Getenv(RequestKeyEnv)
+	if key == "" {
+		return nil, fmt.Errorf("%s is required: the secret that keys the hash of checkout requests", RequestKeyEnv)
+	}
+	deps := orders.Deps{Events: d.Bus, Now: d.Now, Logger: d.Logger, RequestKey: []byte(key)}
 	var err error
 	if deps.Catalog, err = Call[catalog.Service](d, "catalog"); err != nil {
 		return nil, err

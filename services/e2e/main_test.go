@@ -71,7 +71,7 @@ func up(t *testing.T, names, split string, env map[string]string, quiet ...strin
 	}
 	r := &running{t: t, topo: topo, edges: map[string]string{},
 		rt:   processrt.New(processrt.Options{Root: root, State: state, Stack: stacktest.StackName(t), AnyPorts: true}),
-		opts: stack.UpOptions{AdminToken: testToken, ReadyTimeout: 2 * time.Minute, Env: env}}
+		opts: stack.UpOptions{AdminToken: testToken, RequestKey: "e2e-request-key", ReadyTimeout: 2 * time.Minute, Env: env}}
 	for _, a := range topo.Archs {
 		r.edges[a.Name] = "http://" + a.Edge
 	}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/shop/httpapi"
 	"github.com/mitosis-dev/mitosis/shop/natsembed"
 )
@@ -119,6 +121,21 @@ func (p *process) start() error {
 		}
 		p.embedded = ns
 		p.log.Info("embedded NATS started", "data_dir", p.cfg.DataDir)
+		// A store of its own keeps its own secrets beside its data, made on first use, so
+		// that `go run ./monolith` needs nothing set (a replay after a restart still hashes
+		// alike).
+		if getenv := p.cfg.Getenv; getenv(bounded.RequestKeyEnv) == "" {
+			key, err := stack.Secret(p.cfg.DataDir, "request-key", bounded.RequestKeyEnv)
+			if err != nil {
+				return err
+			}
+			p.cfg.Getenv = func(k string) string {
+				if k == bounded.RequestKeyEnv {
+					return key
+				}
+				return getenv(k)
+			}
+		}
 	}
 	if p.cfg.Group.Edge {
 		ln, err := net.Listen("tcp", p.cfg.HTTPAddr)

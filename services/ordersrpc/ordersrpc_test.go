@@ -53,7 +53,7 @@ func TestConformance(t *testing.T) {
 			orders.Stores{Orders: srv.Bucket(t, "orders"), Sagas: srv.Bucket(t, "sagas"), UserOrders: srv.Bucket(t, "user_orders")},
 			orders.Deps{
 				Catalog: catalogClient, Carts: cartClient, Inventory: inventoryClient, Payments: paymentsClient,
-				Events: bus, Now: time.Now, Logger: slog.New(slog.DiscardHandler),
+				Events: bus, Now: time.Now, Logger: slog.New(slog.DiscardHandler), RequestKey: []byte("ordersrpc-test-request-key"),
 			})
 		ordersClient := ordersrpc.NewClient(rpctest.Serve(t, ordersrpc.ServiceConfig,
 			func(s grpc.ServiceRegistrar) { ordersrpc.Register(s, impl) }))

@@ -37,7 +37,7 @@ func config(tb testing.TB, open func(name string) kv.Bucket) httpapi.Config {
 	inv := inventory.New(open(inventory.StockBucket), open(inventory.ReservationsBucket), time.Now, inventory.DefaultReservationTTL)
 	ord := orders.New(orders.Stores{Orders: open(orders.OrdersBucket), Sagas: open(orders.SagasBucket), UserOrders: open(orders.UserOrdersBucket)},
 		orders.Deps{Catalog: cat, Carts: carts, Inventory: inv, Payments: payments.New(open(payments.ChargesBucket), time.Now),
-			Events: events.NewMemory(logger), Now: time.Now, Logger: logger})
+			Events: events.NewMemory(logger), Now: time.Now, Logger: logger, RequestKey: []byte("httpapi-test-request-key")})
 	return httpapi.Config{Catalog: cat, Carts: carts, Inventory: inv, Orders: ord,
 		Notifications: notify.New(open(notify.NotificationsBucket), time.Now), AdminToken: testToken}
 }

@@ -94,7 +94,7 @@ func newWorld(t testing.TB, be backend) *world {
 func (w *world) deps() orders.Deps {
 	return orders.Deps{
 		Catalog: w.catalog, Carts: w.carts, Inventory: w.inventory, Payments: w.payments,
-		Events: w.bus, Now: time.Now, Logger: slog.New(slog.DiscardHandler),
+		Events: w.bus, Now: time.Now, Logger: slog.New(slog.DiscardHandler), RequestKey: []byte("orders-test-request-key"),
 	}
 }
 

@@ -2,6 +2,7 @@ package orders
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -42,7 +43,16 @@ type Deps struct {
 	// record, is kept once the checkout is done; 0 means DefaultRetention. JetStream
 	// counts whole seconds.
 	Retention time.Duration
+	// RequestKey keys the hash that binds an idempotency key to its request (HMAC-SHA256):
+	// the record keeps that hash for the retention, and a plain hash of a request that holds
+	// a card number and a CVV is no secret (the digits are few enough to try them all).
+	// Required: without it Checkout fails (ErrNoRequestKey). Every process of the orders
+	// context must have the same one, kept across restarts, or a key's replay is a conflict.
+	RequestKey []byte
 }
+
+// ErrNoRequestKey: the orders context was built without Deps.RequestKey.
+var ErrNoRequestKey = errors.New("orders: no request key (Deps.RequestKey) to hash checkout requests with")
 
 // Orders is the orders context: checkout, order history and shipping status. It is safe for
 // concurrent use, also by several processes over the same stores.
@@ -83,7 +93,7 @@ func (o *Orders) Checkout(ctx context.Context, key string, req CheckoutRequest) 
 	if err := validateCheckout(key, req); err != nil {
 		return Order{}, err
 	}
-	hash, err := requestHash(req)
+	hash, err := requestHash(o.deps.RequestKey, req)
 	if err != nil {
 		return Order{}, err
 	}
@@ -98,15 +108,20 @@ func (o *Orders) Checkout(ctx context.Context, key string, req CheckoutRequest) 
 	}
 }
 
-// requestHash binds an idempotency key to its request. json.Marshal of the struct is
-// canonical: fields in declaration order, so requests equal as JSON values hash equally.
-func requestHash(req CheckoutRequest) (string, error) {
+// requestHash binds an idempotency key to its request, keyed by key (see Deps.RequestKey).
+// json.Marshal of the struct is canonical: fields in declaration order, so requests equal as
+// JSON values hash equally.
+func requestHash(key []byte, req CheckoutRequest) (string, error) {
+	if len(key) == 0 {
+		return "", ErrNoRequestKey
+	}
 	data, err := json.Marshal(req)
 	if err != nil {
 		return "", fmt.Errorf("encode checkout request: %w", err)
 	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:]), nil
+	mac := hmac.New(sha256.New, key)
+	mac.Write(data) // a hash.Hash never fails to write
+	return hex.EncodeToString(mac.Sum(nil)), nil
 }
 
 // checkoutOnce claims the key with a new saga record and runs the saga, or, when the key is

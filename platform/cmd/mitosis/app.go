@@ -409,6 +409,10 @@ The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when mi
 			if err != nil {
 				return err
 			}
+			requestKey, err := stack.RequestKey(a.state)
+			if err != nil {
+				return err
+			}
 			rts, err := a.runtimes(ctx, nil, true)
 			if err != nil {
 				return err
@@ -441,7 +445,7 @@ The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when mi
 					return fmt.Errorf("stack %s is up in the %s runtime: run `mitosis down` first", a.stack, other.Name())
 				}
 			}
-			opts := stack.UpOptions{AdminToken: token, ReadyTimeout: readyTimeout, Progress: a.out, Env: otelEnv()}
+			opts := stack.UpOptions{AdminToken: token, RequestKey: requestKey, ReadyTimeout: readyTimeout, Progress: a.out, Env: otelEnv()}
 			if err := rt.Up(ctx, t, opts); err != nil {
 				return err
 			}

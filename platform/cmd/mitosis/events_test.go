@@ -46,7 +46,7 @@ func TestEventsReplayAndStatusReachEachArchitecturesNATS(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", ReadyTimeout: time.Minute}); err != nil {
+	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute}); err != nil {
 		t.Fatalf("up: %v", err)
 	}
 	common := []string{"--runtime", "process", "--root", root, "--state", state, "--stack", name}

@@ -98,9 +98,21 @@ func Start(tb testing.TB, group string, env map[string]string) *Host {
 	return StartConfig(tb, cfg)
 }
 
+// RequestKey is the key of checkout request hashes of every host started here, unless its
+// environment says otherwise.
+const RequestKey = "hosttest-request-key"
+
 // StartConfig is Start with a whole configuration.
 func StartConfig(tb testing.TB, cfg host.Config) *Host {
 	tb.Helper()
+	if getenv := cfg.Getenv; getenv(bounded.RequestKeyEnv) == "" {
+		cfg.Getenv = func(k string) string {
+			if k == bounded.RequestKeyEnv {
+				return RequestKey
+			}
+			return getenv(k)
+		}
+	}
 	h := &Host{Config: cfg, serving: make(chan *host.Generation, 8), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
