@@ -51,11 +51,11 @@ type Stack struct {
 	run        string
 	requestKey string
 	docker     *testcontainers.DockerClient
-	network string
-	subnet  netip.Prefix
-	images  map[string]imagebuild.Image
-	timeout time.Duration
-	started time.Time
+	network    string
+	subnet     netip.Prefix
+	images     map[string]imagebuild.Image
+	timeout    time.Duration
+	started    time.Time
 
 	mu         sync.Mutex
 	containers map[string]*testcontainers.DockerContainer // by service name

@@ -71,4 +71,6 @@ func AdminToken(state string) (string, error) {
 // RequestKey is the stack's key of checkout request hashes (SHOP_REQUEST_KEY, else
 // <state>/request-key): the orders context keeps an HMAC of each request, not a hash anyone
 // could match against card numbers.
-func RequestKey(state string) (string, error) { return Secret(state, "request-key", "SHOP_REQUEST_KEY") }
+func RequestKey(state string) (string, error) {
+	return Secret(state, "request-key", "SHOP_REQUEST_KEY")
+}
