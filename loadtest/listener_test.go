@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// treeProgram is a launcher and its child in one binary, as services/runlocal and the
-// service binaries sit in one folder: "parent" starts two children from the same folder,
-// one of which listens; the parent prints the listener's address.
+// treeProgram is a launcher and its children in one binary, as a launcher and the binaries
+// it starts sit in one folder: "parent" starts two children from the same folder, one of
+// which listens; the parent prints the listener's address.
 const treeProgram = `package main
 
 import (
@@ -49,7 +49,7 @@ func main() {
 `
 
 // TestProcsByListenerFindsTheLaunchersTree: the process behind a port, its launcher from the
-// same folder, and the launcher's other children, which is what `make run-services` runs.
+// same folder, and the launcher's other children.
 func TestProcsByListenerFindsTheLaunchersTree(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")

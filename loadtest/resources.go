@@ -212,10 +212,12 @@ func ProcsFromProcessRuntime(runDir, stack, arch string) ([]Proc, error) {
 }
 
 // ProcsByListener finds the processes behind a loopback address: the process listening on
-// it, then up its parents while they run a binary from the same folder (services/runlocal
-// starting the service binaries next to it), then every descendant of that top process.
-// So `make run` finds the monolith alone, and `make run-services` finds runlocal (which
-// embeds NATS) and its eight children.
+// it, then up its parents while they run a binary from the same folder (a launcher starting
+// binaries it sits beside), then every descendant of that top process. So `make run` finds
+// the monolith alone (with the NATS it embeds), as does a host started by hand. It is the
+// last resort: what mitosis' runtimes started (`make up`, `make run-services`, whose
+// processes are not the edge's children) is found from their records or labels, per
+// architecture.
 func ProcsByListener(addr string) ([]Proc, error) {
 	_, portStr, err := net.SplitHostPort(addr)
 	if err != nil {

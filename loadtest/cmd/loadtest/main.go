@@ -14,7 +14,7 @@
 // render writes report.md and report.html again from a report.json (after a change of the
 // page, or for a report.json copied from elsewhere).
 //
-// Both architectures must be up (make up; make run-services, or mitosis up). The admin token
+// Both architectures must be up (make up; make run and make run-services, or mitosis up). The admin token
 // (to top stock up before a run) is SHOP_ADMIN_TOKEN, else <state>/admin-token. Traffic goes
 // to loopback addresses only: the command refuses any other target.
 package main
@@ -339,7 +339,7 @@ func discover(ctx context.Context, mode, state, stackName, arch, baseURL string,
 		if err == nil && len(procs) > 0 {
 			a.Sampler = &loadtest.ProcSampler{Procs: procs, Source: fmt.Sprintf("/proc of the process listening on %s and its launcher's tree (%d processes)", u.Host, len(procs))}
 			info.Runtime = "local"
-			info.Limits = loadtest.Limits{Source: "none: local processes started by hand (make up, make run-services)"}
+			info.Limits = loadtest.Limits{Source: "none: local processes started by hand (make run)"}
 			setProcs(info, procs)
 		} else if err != nil {
 			notes = append(notes, "by port: "+err.Error())
