@@ -9,10 +9,23 @@ import (
 	"strings"
 )
 
-// archColor gives each architecture the same colour in every chart.
-func archColor(i int) string {
-	return []string{"#1f6fb4", "#d1495b", "#2a9d55", "#8e5cc2"}[i%4]
+// archRamps are the architectures' colours, one hue each, four shades from light to dark
+// (ColorBrewer's sequential Blues, Reds, Greens, Purples, Oranges and RdPu): an
+// architecture's lines and bars take the third shade, its percentile bars all four, so the
+// percentiles of one architecture differ by lightness and architectures by hue. The first
+// two keep the monolith's blue and the services' red of earlier reports; a seventh
+// architecture reuses the first hue.
+var archRamps = [][4]string{
+	{"#9ecae1", "#6baed6", "#2171b5", "#08306b"},
+	{"#fcbba1", "#fb6a4a", "#cb181d", "#67000d"},
+	{"#a1d99b", "#74c476", "#238b45", "#00441b"},
+	{"#bcbddc", "#9e9ac8", "#6a51a3", "#3f007d"},
+	{"#fdd0a2", "#fd8d3c", "#d94801", "#7f2704"},
+	{"#fcc5c0", "#f768a1", "#ae017e", "#49006a"},
 }
+
+// archColor gives the i-th architecture the same colour in every chart.
+func archColor(i int) string { return archRamps[i%len(archRamps)][2] }
 
 // Chart geometry, in SVG user units.
 const (
@@ -24,7 +37,8 @@ const (
 type xy struct{ x, y float64 }
 
 type series struct {
-	name   string
+	name   string // in the points' tooltips
+	legend string // its entry in the legend; "" for none
 	color  string
 	dash   bool
 	points []xy
@@ -130,8 +144,8 @@ func (b *svgBuf) f(format string, args ...any) { fmt.Fprintf(&b.Builder, format,
 
 func esc(s string) string { return template.HTMLEscapeString(s) }
 
-// frame draws the axes, grid and labels; it returns the two scales.
-func frame(b *svgBuf, title, xLabel, yLabel string, xs, ys scale, xTicks []float64) {
+// frame draws the axes, grid and labels, the plot's top at top.
+func frame(b *svgBuf, title, xLabel, yLabel string, xs, ys scale, xTicks []float64, top int) {
 	b.f(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s" font-family="system-ui, sans-serif" font-size="11">`,
 		chartW, chartH, chartW, chartH, esc(title))
 	b.f(`<text x="%d" y="16" font-size="13" font-weight="600">%s</text>`, padL, esc(title))
@@ -142,27 +156,50 @@ func frame(b *svgBuf, title, xLabel, yLabel string, xs, ys scale, xTicks []float
 	}
 	for _, t := range xTicks {
 		x := xs.at(t)
-		b.f(`<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#f0f0f0"/>`, x, x, padT, chartH-padB)
+		b.f(`<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#f0f0f0"/>`, x, x, top, chartH-padB)
 		b.f(`<text x="%.1f" y="%d" text-anchor="middle" fill="#444">%s</text>`, x, chartH-padB+16, fmtTick(t))
 	}
 	b.f(`<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#666"/>`, padL, chartW-padR, chartH-padB, chartH-padB)
-	b.f(`<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#666"/>`, padL, padL, padT, chartH-padB)
+	b.f(`<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#666"/>`, padL, padL, top, chartH-padB)
 	b.f(`<text x="%d" y="%d" text-anchor="middle" fill="#222">%s</text>`, (padL+chartW-padR)/2, chartH-10, esc(xLabel))
-	b.f(`<text transform="translate(14 %d) rotate(-90)" text-anchor="middle" fill="#222">%s</text>`, (padT+chartH-padB)/2, esc(yLabel))
+	b.f(`<text transform="translate(14 %d) rotate(-90)" text-anchor="middle" fill="#222">%s</text>`, (top+chartH-padB)/2, esc(yLabel))
+}
+
+// legendRow is the height of a line of the legend.
+const legendRow = 15
+
+// legendLayout places the legend's entries left to right under the title, wrapping at the
+// chart's right edge, and returns each entry's position and where the plot may begin.
+func legendLayout(items []series) (pos []xy, top int) {
+	x, y := float64(padL), 30.0
+	for _, it := range items {
+		if it.legend == "" {
+			pos = append(pos, xy{})
+			continue
+		}
+		w := float64(7*len([]rune(it.legend)) + 34)
+		if x+w > chartW-padR && x > padL {
+			x, y = padL, y+legendRow
+		}
+		pos = append(pos, xy{x, y})
+		x += w
+	}
+	return pos, padT + int(y) - 30
 }
 
 func legend(b *svgBuf, items []series) {
-	x := float64(chartW - padR)
-	for i := len(items) - 1; i >= 0; i-- {
-		it := items[i]
-		w := float64(7*len(it.name) + 30)
-		x -= w
+	pos, _ := legendLayout(items)
+	for i, it := range items {
+		if it.legend == "" {
+			continue
+		}
 		dash := ""
 		if it.dash {
 			dash = ` stroke-dasharray="5 3"`
 		}
-		b.f(`<line x1="%.1f" x2="%.1f" y1="30" y2="30" stroke="%s" stroke-width="2.5"%s/>`, x, x+18, it.color, dash)
-		b.f(`<text x="%.1f" y="34" fill="#222">%s</text>`, x+22, esc(it.name))
+		x, y := pos[i].x, pos[i].y
+		b.f(`<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="2.5"%s/>`, x, x+18, y, y, it.color, dash)
+		b.f(`<text x="%.1f" y="%.1f" fill="#222">%s</text>`, x+22, y+4, esc(it.legend))
 	}
 }
 
@@ -207,12 +244,13 @@ func lineChart(title, xLabel, yLabel string, ss []series, logY bool, hline float
 			ymin = math.Min(ymin, xmin)
 		}
 	}
+	_, top := legendLayout(ss)
 	var ys scale
 	if logY {
 		lo, hi := logRange(ymin, ymax)
-		ys = scale{lo: lo, hi: hi, log: true, from: chartH - padB, to: padT}
+		ys = scale{lo: lo, hi: hi, log: true, from: chartH - padB, to: float64(top)}
 	} else {
-		ys = scale{lo: 0, hi: ymax * 1.1, from: chartH - padB, to: padT}
+		ys = scale{lo: 0, hi: ymax * 1.1, from: chartH - padB, to: float64(top)}
 		if ys.hi == 0 {
 			ys.hi = 1
 		}
@@ -221,7 +259,7 @@ func lineChart(title, xLabel, yLabel string, ss []series, logY bool, hline float
 		xTicks = xs.ticks()
 	}
 	var b svgBuf
-	frame(&b, title, xLabel, yLabel, xs, ys, xTicks)
+	frame(&b, title, xLabel, yLabel, xs, ys, xTicks, top)
 	if diagonal {
 		// offered = achieved: the line a system that keeps up follows.
 		var pts []string
@@ -305,12 +343,17 @@ func barChart(title, yLabel string, groups []string, ss []barSeries, logY bool, 
 	if hline > 0 {
 		ymin, ymax = math.Min(ymin, hline), math.Max(ymax, hline)
 	}
+	var items []series
+	for _, s := range ss {
+		items = append(items, series{name: s.name, legend: s.name, color: s.color})
+	}
+	_, top := legendLayout(items)
 	var ys scale
 	if logY {
 		lo, hi := logRange(ymin, ymax)
-		ys = scale{lo: lo, hi: hi, log: true, from: chartH - padB, to: padT}
+		ys = scale{lo: lo, hi: hi, log: true, from: chartH - padB, to: float64(top)}
 	} else {
-		ys = scale{lo: 0, hi: ymax * 1.1, from: chartH - padB, to: padT}
+		ys = scale{lo: 0, hi: ymax * 1.1, from: chartH - padB, to: float64(top)}
 	}
 	var b svgBuf
 	b.f(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s" font-family="system-ui, sans-serif" font-size="11">`,
@@ -322,7 +365,7 @@ func barChart(title, yLabel string, groups []string, ss []barSeries, logY bool, 
 		b.f(`<text x="%d" y="%.1f" text-anchor="end" fill="#444">%s</text>`, padL-6, y+4, fmtTick(t))
 	}
 	b.f(`<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#666"/>`, padL, chartW-padR, chartH-padB, chartH-padB)
-	b.f(`<text transform="translate(14 %d) rotate(-90)" text-anchor="middle" fill="#222">%s</text>`, (padT+chartH-padB)/2, esc(yLabel))
+	b.f(`<text transform="translate(14 %d) rotate(-90)" text-anchor="middle" fill="#222">%s</text>`, (top+chartH-padB)/2, esc(yLabel))
 	gw := float64(chartW-padL-padR) / float64(len(groups))
 	bw := gw * 0.8 / float64(len(ss))
 	base := ys.from
@@ -343,10 +386,6 @@ func barChart(title, yLabel string, groups []string, ss []barSeries, logY bool, 
 		y := ys.at(hline)
 		b.f(`<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#b00" stroke-dasharray="6 4"/>`, padL, chartW-padR, y, y)
 		b.f(`<text x="%d" y="%.1f" text-anchor="end" fill="#b00">%s</text>`, chartW-padR-4, y-4, esc(hlineLabel))
-	}
-	var items []series
-	for _, s := range ss {
-		items = append(items, series{name: s.name, color: s.color})
 	}
 	legend(&b, items)
 	b.f(`</svg>`)
@@ -426,20 +465,21 @@ func (r *Report) charts() htmlCharts {
 			p99 = append(p99, xy{pt.Offered, pt.Traffic.Latency.P99})
 			ach = append(ach, xy{pt.Offered, pt.Traffic.Achieved})
 		}
-		lat = append(lat, series{name: a + " p99", color: archColor(i), points: p99}, series{name: a + " p50", color: archColor(i), dash: true, points: p50})
-		thr = append(thr, series{name: a, color: archColor(i), points: ach})
+		lat = append(lat, series{name: a + " p99", legend: a, color: archColor(i), points: p99}, series{name: a + " p50", color: archColor(i), dash: true, points: p50})
+		thr = append(thr, series{name: a, legend: a, color: archColor(i), points: ach})
 	}
+	// One entry per architecture, and one per line style.
+	lat = append(lat, series{legend: "p99", color: "#555"}, series{legend: "p50", color: "#555", dash: true})
 	c.Latency = lineChart("Latency vs offered load", "offered load (requests/s, ladder steps)", "latency (ms, log scale)", lat, true, r.Settings.SLOP99MS, fmt.Sprintf("SLO p99 %g ms", r.Settings.SLOP99MS), false)
 	c.Throughput = lineChart("Achieved vs offered load", "offered load (requests/s, ladder steps)", "successful responses/s", thr, false, 0, "", true)
 
-	// One percentile chart per architecture pair of bars per rate, ladder points only.
+	// One percentile chart per architecture, a group of bars per rate, ladder points only.
 	rates := ladderRates(r)
 	groups := make([]string, len(rates))
 	for i, rt := range rates {
 		groups[i] = fmtTick(rt) + "/s"
 	}
 	pctNames := []string{"p50", "p90", "p99", "p99.9"}
-	pctColors := [][]string{{"#9ecae1", "#6baed6", "#2171b5", "#08306b"}, {"#fcbba1", "#fb6a4a", "#cb181d", "#67000d"}}
 	for i, a := range names {
 		var ss []barSeries
 		for pi, pn := range pctNames {
@@ -451,7 +491,7 @@ func (r *Report) charts() htmlCharts {
 					vals[ri] = []float64{l.P50, l.P90, l.P99, l.P999}[pi]
 				}
 			}
-			ss = append(ss, barSeries{name: pn, color: pctColors[i%2][pi], values: vals})
+			ss = append(ss, barSeries{name: pn, color: archRamps[i%len(archRamps)][pi], values: vals})
 		}
 		c.Percentiles = append(c.Percentiles, barChart("Percentiles per step: "+a, "latency (ms, log scale)", groups, ss, true, r.Settings.SLOP99MS, "SLO"))
 	}
@@ -479,6 +519,9 @@ func (r *Report) charts() htmlCharts {
 		var rows []string
 		var vals [][]float64
 		for _, s := range r.Traces.Sides {
+			if s.Missing != "" {
+				continue
+			}
 			rows = append(rows, s.Label)
 			v := make([]float64, len(parts))
 			for i, p := range parts {
@@ -503,7 +546,7 @@ func ladderRates(r *Report) []float64 {
 }
 
 var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"rate": fmtRate, "cpu": fmtCPU, "mem": fmtMem, "ratio": fmtRatio, "val": fmtVal, "pass": passFail,
+	"cpu": fmtCPU, "mem": fmtMem, "pass": passFail,
 	"pct":        func(x float64) string { return fmt.Sprintf("%.2f%%", 100*x) },
 	"traceShare": traceShare,
 	"f2":         func(x float64) string { return fmt.Sprintf("%.2f", x) },
@@ -516,7 +559,7 @@ var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 <style>
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d1d1f;margin:0;background:#fafafa}
 main{max-width:1340px;margin:0 auto;padding:24px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px;border-bottom:1px solid #ddd;padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}
 .sub{color:#555;margin:0 0 16px}
 table{border-collapse:collapse;background:#fff;margin:8px 0}th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f0f0f3}
@@ -532,16 +575,10 @@ small,.note{color:#666}
 {{if .R.Interrupted}}<p class="missing"><b>Interrupted:</b> {{.R.Interrupted}}</p>{{end}}
 
 <h2 id="result">Result</h2>
-<table class="headline"><tr><th></th>{{range .R.Summary}}<th>{{.Arch}}</th>{{end}}</tr>
-<tr><td>max rate within SLO</td>{{range .R.Summary}}<td>{{rate .}}</td>{{end}}</tr>
-{{with .R.Comparison}}<tr><td>p50 / p99 at {{.CommonRate}} req/s</td>{{range $.R.Summary}}<td>{{with .AtCommon}}{{f2 .P50MS}} / {{f2 .P99MS}} ms{{else}}–{{end}}</td>{{end}}</tr>
-<tr><td>CPU per request at {{.CommonRate}} req/s</td>{{range $.R.Summary}}<td>{{with .AtCommon}}{{cpu .CPUPerReqMS}}{{else}}–{{end}}</td>{{end}}</tr>
-<tr><td>peak memory at {{.CommonRate}} req/s</td>{{range $.R.Summary}}<td>{{with .AtCommon}}{{mem .PeakMemBytes}}{{else}}–{{end}}</td>{{end}}</tr>{{end}}
-<tr><td>peak memory, whole run</td>{{range .R.Summary}}<td>{{mem .PeakMemBytes}}</td>{{end}}</tr>
-</table>
-{{with .R.Comparison}}<table><tr><th>metric</th><th>{{.Baseline}}</th><th>{{.Other}}</th><th>{{.Other}} / {{.Baseline}}</th></tr>
-{{range .Rows}}<tr><td>{{.Metric}}</td><td>{{val .Baseline .Unit}}</td><td>{{val .Other .Unit}}</td><td>{{ratio .Ratio}}</td></tr>{{end}}</table>
-<p class="note">Ratios are {{.Other}} / {{.Baseline}}: for the rate, higher is better; for latency, CPU and memory, lower is.</p>{{end}}
+{{with .H}}{{if .Archs}}<table class="headline"><tr><th></th>{{range .Archs}}<th>{{.}}</th>{{end}}{{range .RatioHeads}}<th>{{.}}</th>{{end}}</tr>
+{{range .Rows}}<tr><td>{{.Label}}</td>{{range .Cells}}<td>{{.}}</td>{{end}}{{range .Ratios}}<td{{with .Class}} class="{{.}}"{{end}}>{{.Text}}</td>{{end}}</tr>
+{{end}}</table>
+{{if .RatioHeads}}<p class="note">{{.Note}}</p>{{end}}{{end}}{{end}}
 
 {{if .R.Warnings}}<h2 id="warnings">Warnings</h2><ul class="warn">{{range .R.Warnings}}<li>{{.}}</li>{{end}}</ul>{{end}}
 
@@ -550,12 +587,14 @@ small,.note{color:#666}
 
 <h2 id="traces">Trace breakdown</h2>
 {{if .R.Traces.Collected}}
-<p>Operation <code>{{.R.Traces.Operation}}</code>, traces read from {{.R.Traces.Collector}}{{with .R.Traces.Window}} ({{.}}){{end}}; the waterfalls are in <a href="{{.R.Traces.File}}">{{.R.Traces.File}}</a>.</p>
+<p>Operation <code>{{.R.Traces.Operation}}</code>, traces read from {{.R.Traces.Collector}}{{with .R.Traces.Window}} ({{.}}){{end}}; medians of the request's critical path in ms.</p>
 <div class="charts">{{.C.Traces}}</div>
-<table><tr><th>side</th><th>traces</th><th>root p50 ms</th><th>root p90 ms</th><th>domain</th><th>store</th><th>transport</th><th>queueing</th><th>spans</th><th>remote hops</th><th>services</th></tr>
-{{range .R.Traces.Sides}}<tr><td>{{.Label}}</td><td>{{.Traces}}{{if .Incomplete}} ({{.Incomplete}} incomplete){{end}}</td><td>{{f2 .RootP50MS}}</td><td>{{f2 .RootP90MS}}</td><td>{{cat .CriticalPath "domain"}}</td><td>{{cat .CriticalPath "store"}}</td><td>{{cat .CriticalPath "transport"}}</td><td>{{cat .CriticalPath "queueing"}}</td><td>{{f1 .Spans}}</td><td>{{f1 .RemoteHops}}</td><td>{{len .Services}}</td></tr>{{end}}</table>
-{{if .R.Traces.Differences}}<table><tr><th>where the time differs (B − A)</th><th>A ms</th><th>B ms</th><th>Δ ms</th></tr>
-{{range .R.Traces.Differences}}<tr><td>{{.Category}}: {{.Span}}</td><td>{{f2 .AMS}}</td><td>{{f2 .BMS}}</td><td>{{f2 .DeltaMS}}</td></tr>{{end}}</table>{{end}}
+<table><tr><th>architecture</th><th>traces</th><th>root p50 ms</th><th>root p90 ms</th><th>domain</th><th>store</th><th>transport</th><th>queueing</th><th>spans</th><th>remote hops</th><th>services</th></tr>
+{{range .R.Traces.Sides}}{{if .Missing}}<tr><td>{{.Label}}</td><td colspan="10" style="text-align:left" class="FAIL">no traces: {{.Missing}}</td></tr>{{else}}<tr><td>{{.Label}}</td><td>{{.Traces}}{{if .Incomplete}} ({{.Incomplete}} incomplete){{end}}</td><td>{{f2 .RootP50MS}}</td><td>{{f2 .RootP90MS}}</td><td>{{cat .CriticalPath "domain"}}</td><td>{{cat .CriticalPath "store"}}</td><td>{{cat .CriticalPath "transport"}}</td><td>{{cat .CriticalPath "queueing"}}</td><td>{{f1 .Spans}}</td><td>{{f1 .RemoteHops}}</td><td>{{len .Services}}</td></tr>{{end}}{{end}}</table>
+{{range .R.Traces.Comparisons}}<h3>{{.Other}} against {{.Baseline}}{{with .File}} <small>(waterfalls: <a href="{{.}}">{{.}}</a>)</small>{{end}}</h3>
+{{if .Differences}}<table><tr><th>where the time differs ({{.Other}} − {{.Baseline}})</th><th>{{.Baseline}} ms</th><th>{{.Other}} ms</th><th>Δ ms</th></tr>
+{{range .Differences}}<tr><td>{{.Category}}: {{.Span}}</td><td>{{f2 .BaselineMS}}</td><td>{{f2 .OtherMS}}</td><td>{{f2 .DeltaMS}}</td></tr>{{end}}</table>{{end}}
+{{end}}
 {{else}}<p class="missing" id="traces-missing"><b>Traces were not collected.</b> {{.R.Traces.Reason}}</p>{{end}}
 
 <h2 id="points">Latency and cost by offered rate <small>(repeats merged)</small></h2>
@@ -588,6 +627,7 @@ Mix (weights): list {{.Mix.List}}, search {{.Mix.Search}}, product {{.Mix.Produc
 func (r *Report) WriteHTML(w io.Writer) error {
 	return pageTemplate.Execute(w, struct {
 		R *Report
+		H headline
 		C htmlCharts
-	}{r, r.charts()})
+	}{r, r.headline(), r.charts()})
 }

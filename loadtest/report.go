@@ -14,8 +14,10 @@ import (
 )
 
 // Schema names report.json's format; README.md documents it field by field. A change that
-// removes or renames a field changes the version.
-const Schema = "mitosis.loadtest/v1"
+// removes or renames a field changes the version. v2 (any number of architectures): the
+// comparison holds a value and a ratio per architecture, and the trace breakdown a side per
+// architecture and a comparison of each with the first.
+const Schema = "mitosis.loadtest/v2"
 
 // Report is report.json.
 type Report struct {
@@ -126,40 +128,39 @@ type ArchSummary struct {
 	PeakMemBytes uint64  `json:"peak_mem_bytes"` // over the whole run
 }
 
-// Comparison puts the second architecture against the first (the baseline).
+// Comparison puts every architecture against the first (the baseline).
 type Comparison struct {
-	Baseline   string  `json:"baseline"`
-	Other      string  `json:"other"`
-	CommonRate float64 `json:"common_rate_rps"`
-	Rows       []Ratio `json:"rows"`
+	Baseline   string   `json:"baseline"`
+	Archs      []string `json:"archs"`           // every architecture, the baseline first: the order of each row's values and ratios
+	CommonRate float64  `json:"common_rate_rps"` // the highest ladder rate every architecture passed, else the lowest
+	Rows       []Ratio  `json:"rows"`
 }
 
-// Ratio is one metric of both architectures and Other / Baseline.
+// Ratio is one metric of every architecture, and each one's figure over the baseline's.
 type Ratio struct {
-	Metric   string  `json:"metric"`
-	Unit     string  `json:"unit"`
-	Baseline float64 `json:"baseline"`
-	Other    float64 `json:"other"`
-	Ratio    float64 `json:"ratio"`  // other / baseline; 0 when the baseline is 0
-	Better   string  `json:"better"` // "higher" or "lower"
+	Metric string    `json:"metric"`
+	Unit   string    `json:"unit"`
+	Better string    `json:"better"` // "higher" or "lower"
+	Values []float64 `json:"values"` // one per architecture, in Comparison.Archs order
+	Ratios []float64 `json:"ratios"` // value / the baseline's, in the same order (the baseline's is 1); 0 when the baseline's is 0
 }
 
 // Traces is the trace breakdown section: where the time of a checkout went in each
-// architecture, from platform/tracecompare.
+// architecture, and how each differs from the first, from platform/tracecompare.
 type Traces struct {
-	Collected   bool              `json:"collected"`
-	Reason      string            `json:"reason,omitempty"` // why not
+	Collected   bool              `json:"collected"`        // at least one architecture's traces were analysed
+	Reason      string            `json:"reason,omitempty"` // why none were
 	Collector   string            `json:"collector,omitempty"`
 	Operation   string            `json:"operation,omitempty"`
 	Window      string            `json:"window,omitempty"` // which traces: of which steps
-	File        string            `json:"file,omitempty"`   // tracecompare's own page, beside the report
-	Sides       []TraceSide       `json:"sides,omitempty"`
-	Differences []TraceDifference `json:"differences,omitempty"`
+	Sides       []TraceSide       `json:"sides,omitempty"`  // one per architecture, in report order
+	Comparisons []TraceComparison `json:"comparisons,omitempty"`
 }
 
 // TraceSide is one architecture's traces: medians in milliseconds.
 type TraceSide struct {
-	Label        string             `json:"label"`
+	Label        string             `json:"label"`             // the architecture
+	Missing      string             `json:"missing,omitempty"` // why it has no traces; the figures are then zero
 	Traces       int                `json:"traces"`
 	Incomplete   int                `json:"incomplete_traces,omitempty"` // traces lacking spans (tracecompare's gaps)
 	RootP50MS    float64            `json:"root_latency_p50_ms"`
@@ -170,13 +171,21 @@ type TraceSide struct {
 	Services     []string           `json:"services"`
 }
 
-// TraceDifference is one part of the critical path that differs between the sides.
+// TraceComparison is one architecture's traces against the baseline's.
+type TraceComparison struct {
+	Baseline    string            `json:"baseline"`
+	Other       string            `json:"other"`
+	File        string            `json:"file,omitempty"` // tracecompare's page of the two, beside the report
+	Differences []TraceDifference `json:"differences"`
+}
+
+// TraceDifference is one part of the critical path that differs between two architectures.
 type TraceDifference struct {
-	Category string  `json:"category"`
-	Span     string  `json:"span"`
-	AMS      float64 `json:"a_ms"`
-	BMS      float64 `json:"b_ms"`
-	DeltaMS  float64 `json:"delta_ms"`
+	Category   string  `json:"category"`
+	Span       string  `json:"span"`
+	BaselineMS float64 `json:"baseline_ms"`
+	OtherMS    float64 `json:"other_ms"`
+	DeltaMS    float64 `json:"delta_ms"` // other − baseline
 }
 
 // BuildReport turns a run's result into a report.
@@ -191,7 +200,7 @@ func BuildReport(id string, res *Result, env Environment, archs []ArchInfo, trac
 			Repeats: max(p.Repeats, 1), Search: p.Search, SearchStepS: p.searchDuration().Seconds(), PauseS: p.Pause.Seconds(),
 			SLOP99MS: float64(p.SLO.P99.Microseconds()) / 1000, SLOErrorRate: p.SLO.ErrorRate, Mix: p.Mix, Users: p.Users,
 			TimeoutS: p.Timeout.Seconds(), Seed: p.Seed, TraceShare: p.TraceShare,
-			Order: "each rate runs every architecture in turn (A, B); even repeats reverse the order (B, A)",
+			Order: "each rate runs every architecture in turn (A, B, C...); even repeats reverse the order (... C, B, A)",
 			Model: "open: constant arrival rate (vegeta's constant pacer, workers without a cap); latency from each request's scheduled time",
 		},
 	}
@@ -226,8 +235,8 @@ func BuildReport(id string, res *Result, env Environment, archs []ArchInfo, trac
 		}
 		r.Summary = append(r.Summary, s)
 	}
-	if len(r.Summary) == 2 {
-		r.Comparison = compare(r.Summary[0], r.Summary[1], common)
+	if len(r.Summary) > 0 {
+		r.Comparison = compare(r.Summary, common)
 	}
 	r.Warnings = append(r.Warnings, warnings(r)...)
 	return r
@@ -289,25 +298,39 @@ func CommonRate(res *Result) float64 {
 	return best
 }
 
-func compare(a, b ArchSummary, common float64) *Comparison {
-	c := &Comparison{Baseline: a.Arch, Other: b.Arch, CommonRate: common}
-	add := func(metric, unit, better string, x, y float64) {
-		r := Ratio{Metric: metric, Unit: unit, Baseline: x, Other: y, Better: better}
-		if x != 0 {
-			r.Ratio = y / x
+func compare(sums []ArchSummary, common float64) *Comparison {
+	c := &Comparison{Baseline: sums[0].Arch, CommonRate: common}
+	for _, s := range sums {
+		c.Archs = append(c.Archs, s.Arch)
+	}
+	add := func(metric, unit, better string, f func(ArchSummary) float64) {
+		r := Ratio{Metric: metric, Unit: unit, Better: better}
+		for _, s := range sums {
+			r.Values = append(r.Values, f(s))
+		}
+		for _, v := range r.Values {
+			ratio := 0.0
+			if r.Values[0] != 0 {
+				ratio = v / r.Values[0]
+			}
+			r.Ratios = append(r.Ratios, ratio)
 		}
 		c.Rows = append(c.Rows, r)
 	}
-	add("max rate within SLO", "req/s", "higher", a.MaxRate, b.MaxRate)
-	if a.AtCommon != nil && b.AtCommon != nil {
-		add(fmt.Sprintf("p50 at %g req/s", common), "ms", "lower", a.AtCommon.P50MS, b.AtCommon.P50MS)
-		add(fmt.Sprintf("p99 at %g req/s", common), "ms", "lower", a.AtCommon.P99MS, b.AtCommon.P99MS)
-		add(fmt.Sprintf("CPU per request at %g req/s", common), "ms", "lower", a.AtCommon.CPUPerReqMS, b.AtCommon.CPUPerReqMS)
-		add(fmt.Sprintf("peak memory at %g req/s", common), "MiB", "lower", float64(a.AtCommon.PeakMemBytes)/(1<<20), float64(b.AtCommon.PeakMemBytes)/(1<<20))
+	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
+	add(MetricMaxRate, "req/s", "higher", func(s ArchSummary) float64 { return s.MaxRate })
+	if !slices.ContainsFunc(sums, func(s ArchSummary) bool { return s.AtCommon == nil }) {
+		add(fmt.Sprintf("p50 at %g req/s", common), "ms", "lower", func(s ArchSummary) float64 { return s.AtCommon.P50MS })
+		add(fmt.Sprintf("p99 at %g req/s", common), "ms", "lower", func(s ArchSummary) float64 { return s.AtCommon.P99MS })
+		add(fmt.Sprintf("CPU per request at %g req/s", common), "ms", "lower", func(s ArchSummary) float64 { return s.AtCommon.CPUPerReqMS })
+		add(fmt.Sprintf("peak memory at %g req/s", common), "MiB", "lower", func(s ArchSummary) float64 { return mib(s.AtCommon.PeakMemBytes) })
 	}
-	add("peak memory, whole run", "MiB", "lower", float64(a.PeakMemBytes)/(1<<20), float64(b.PeakMemBytes)/(1<<20))
+	add("peak memory, whole run", "MiB", "lower", func(s ArchSummary) float64 { return mib(s.PeakMemBytes) })
 	return c
 }
+
+// MetricMaxRate is the comparison's first row: the highest rate within the SLO.
+const MetricMaxRate = "max rate within SLO"
 
 // warnings are the fairness checks a reader must see before trusting a figure.
 func warnings(r *Report) []string {
@@ -338,7 +361,7 @@ func warnings(r *Report) []string {
 			len(saturated), strings.Join(capList(saturated, 6), "; ")))
 	}
 	if len(noisy) > 0 {
-		w = append(w, fmt.Sprintf("noise: processes other than the generator and the architecture under test used up to %.2f of %g cores in %d step(s) (%s); interleaving spreads the noise over both architectures, but absolute figures are lower than on a quiet machine",
+		w = append(w, fmt.Sprintf("noise: processes other than the generator and the architecture under test used up to %.2f of %g cores in %d step(s) (%s); interleaving spreads the noise over every architecture, but absolute figures are lower than on a quiet machine",
 			maxOther, cores, len(noisy), strings.Join(capList(noisy, 6), ", ")))
 	}
 	if len(lagging) > 0 {
@@ -355,12 +378,23 @@ func warnings(r *Report) []string {
 	if len(lim) > 0 {
 		w = append(w, "limits not enforced for "+strings.Join(lim, ", ")+": processes share the whole machine; run under Podman (mitosis up) for equal, enforced limits")
 	}
-	if len(r.Architectures) == 2 {
-		a, b := r.Architectures[0].Limits, r.Architectures[1].Limits
-		if a.CPUs != b.CPUs || a.MemoryMB != b.MemoryMB {
-			w = append(w, fmt.Sprintf("unequal limits: %s has %g CPUs and %d MiB, %s has %g CPUs and %d MiB (the topology's totals; %s)",
-				r.Architectures[0].Name, a.CPUs, a.MemoryMB, r.Architectures[1].Name, b.CPUs, b.MemoryMB,
-				map[bool]string{true: "enforced by Podman, so the comparison is not at equal resources", false: "not enforced by this runtime"}[a.Enforced || b.Enforced]))
+	// Unknown limits (zero: a --split has no topology file to read them from) are neither
+	// equal nor unequal.
+	known := slices.DeleteFunc(slices.Clone(r.Architectures), func(a ArchInfo) bool { return a.Limits.CPUs == 0 && a.Limits.MemoryMB == 0 })
+	if len(known) > 1 {
+		first := known[0]
+		var unequal []string
+		enforced := first.Limits.Enforced
+		for _, a := range known[1:] {
+			if a.Limits.CPUs != first.Limits.CPUs || a.Limits.MemoryMB != first.Limits.MemoryMB {
+				unequal = append(unequal, fmt.Sprintf("%s has %g CPUs and %d MiB", a.Name, a.Limits.CPUs, a.Limits.MemoryMB))
+				enforced = enforced || a.Limits.Enforced
+			}
+		}
+		if len(unequal) > 0 {
+			w = append(w, fmt.Sprintf("unequal limits: %s has %g CPUs and %d MiB, %s (the topology's totals; %s)",
+				first.Name, first.Limits.CPUs, first.Limits.MemoryMB, strings.Join(unequal, ", "),
+				map[bool]string{true: "enforced by Podman, so the comparison is not at equal resources", false: "not enforced by this runtime"}[enforced]))
 		}
 	}
 	for _, a := range r.Architectures {
@@ -458,39 +492,19 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	p("")
 	p("## Result")
 	p("")
-	p("| | %s |", strings.Join(archNames(r), " | "))
-	p("|---|%s", strings.Repeat("---|", len(r.Summary)))
-	row := func(label string, f func(ArchSummary) string) {
-		cells := []string{}
-		for _, s := range r.Summary {
-			cells = append(cells, f(s))
-		}
-		p("| %s | %s |", label, strings.Join(cells, " | "))
-	}
-	row("max rate within SLO", fmtRate)
-	if r.Comparison != nil {
-		cr := r.Comparison.CommonRate
-		atf := func(f func(*At) string) func(ArchSummary) string {
-			return func(s ArchSummary) string {
-				if s.AtCommon == nil {
-					return "–"
-				}
-				return f(s.AtCommon)
+	if h := r.headline(); len(h.Archs) > 0 {
+		p("| | %s |", strings.Join(slices.Concat(h.Archs, h.RatioHeads), " | "))
+		p("|---|%s", strings.Repeat("---|", len(h.Archs)+len(h.RatioHeads)))
+		for _, row := range h.Rows {
+			cells := slices.Clone(row.Cells)
+			for _, x := range row.Ratios {
+				cells = append(cells, x.Text)
 			}
+			p("| %s | %s |", row.Label, strings.Join(cells, " | "))
 		}
-		row(fmt.Sprintf("p50 / p99 at %g req/s", cr), atf(func(a *At) string { return fmt.Sprintf("%.2f / %.2f ms", a.P50MS, a.P99MS) }))
-		row(fmt.Sprintf("CPU per request at %g req/s", cr), atf(func(a *At) string { return fmtCPU(a.CPUPerReqMS) }))
-		row(fmt.Sprintf("peak memory at %g req/s", cr), atf(func(a *At) string { return fmtMem(a.PeakMemBytes) }))
-	}
-	row("peak memory, whole run", func(s ArchSummary) string { return fmtMem(s.PeakMemBytes) })
-	if c := r.Comparison; c != nil {
-		p("")
-		p("Ratios %s / %s (for latency, CPU and memory lower is better; for rate higher is):", c.Other, c.Baseline)
-		p("")
-		p("| metric | %s | %s | ratio |", c.Baseline, c.Other)
-		p("|---|---|---|---|")
-		for _, x := range c.Rows {
-			p("| %s | %s | %s | %s |", x.Metric, fmtVal(x.Baseline, x.Unit), fmtVal(x.Other, x.Unit), fmtRatio(x.Ratio))
+		if len(h.RatioHeads) > 0 {
+			p("")
+			p("%s", h.Note)
 		}
 	}
 	if len(r.Warnings) > 0 {
@@ -534,11 +548,15 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("**Traces were not collected:** %s", r.Traces.Reason)
 	} else {
 		t := r.Traces
-		p("Operation `%s`, traces from %s (%s); medians of the request's critical path in ms (see %s for the waterfalls).", t.Operation, t.Collector, orNone(t.Window), t.File)
+		p("Operation `%s`, traces from %s (%s); medians of the request's critical path in ms.", t.Operation, t.Collector, orNone(t.Window))
 		p("")
-		p("| side | traces | root p50 | domain | store | transport | queueing | spans | remote hops |")
+		p("| architecture | traces | root p50 | domain | store | transport | queueing | spans | remote hops |")
 		p("|---|---|---|---|---|---|---|---|---|")
 		for _, s := range t.Sides {
+			if s.Missing != "" {
+				p("| %s | none: %s | | | | | | | |", s.Label, s.Missing)
+				continue
+			}
 			cp := s.CriticalPath
 			n := strconv.Itoa(s.Traces)
 			if s.Incomplete > 0 {
@@ -546,12 +564,14 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			}
 			p("| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |", s.Label, n, s.RootP50MS, cp["domain"], cp["store"], cp["transport"], cp["queueing"], s.Spans, s.RemoteHops)
 		}
-		if len(t.Differences) > 0 {
+		for _, c := range t.Comparisons {
 			p("")
-			p("| where (B − A) | A ms | B ms | Δ ms |")
+			p("Where the critical path of %s differs from that of %s (mean per trace; waterfalls in %s):", c.Other, c.Baseline, orNone(c.File))
+			p("")
+			p("| where (%s − %s) | %s ms | %s ms | Δ ms |", c.Other, c.Baseline, c.Baseline, c.Other)
 			p("|---|---|---|---|")
-			for _, d := range t.Differences {
-				p("| %s: %s | %.2f | %.2f | %+.2f |", d.Category, d.Span, d.AMS, d.BMS, d.DeltaMS)
+			for _, d := range c.Differences {
+				p("| %s: %s | %.2f | %.2f | %+.2f |", d.Category, d.Span, d.BaselineMS, d.OtherMS, d.DeltaMS)
 			}
 		}
 	}
@@ -592,6 +612,66 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		s.Mix.List, s.Mix.Search, s.Mix.Product, s.Mix.CartAdd, s.Mix.Checkout, 100*s.Mix.Declined)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// headline is the Result table: one column per architecture, then one ratio column per
+// architecture after the first, against the first.
+type headline struct {
+	Archs      []string
+	RatioHeads []string // "services / monolith", ...
+	Rows       []headRow
+	Note       string
+}
+
+type headRow struct {
+	Label  string
+	Cells  []string    // one per architecture
+	Ratios []ratioCell // one per architecture after the first
+}
+
+// ratioCell is a ratio and whether it is better or worse than the baseline ("better",
+// "worse" or "" for within 1% or unknown): the HTML page colours it.
+type ratioCell struct{ Text, Class string }
+
+func (r *Report) headline() headline {
+	var h headline
+	c := r.Comparison
+	if c == nil || len(c.Archs) == 0 {
+		return h
+	}
+	h.Archs = c.Archs
+	for _, a := range c.Archs[1:] {
+		h.RatioHeads = append(h.RatioHeads, a+" / "+c.Baseline)
+	}
+	h.Note = fmt.Sprintf("Ratios are each architecture's figure over %s's: for the rate, higher is better; for latency, CPU and memory, lower is.", c.Baseline)
+	for _, row := range c.Rows {
+		hr := headRow{Label: row.Metric}
+		for i, v := range row.Values {
+			cell := fmtVal(v, row.Unit)
+			switch {
+			case row.Metric == MetricMaxRate && i < len(r.Summary) && r.Summary[i].Arch == c.Archs[i]:
+				cell = fmtRate(r.Summary[i])
+			case v == 0 && row.Unit != "req/s":
+				cell = "–" // not measured
+			}
+			hr.Cells = append(hr.Cells, cell)
+		}
+		for _, x := range row.Ratios[1:] {
+			hr.Ratios = append(hr.Ratios, ratioCell{Text: fmtRatio(x), Class: ratioClass(x, row.Better)})
+		}
+		h.Rows = append(h.Rows, hr)
+	}
+	return h
+}
+
+func ratioClass(x float64, better string) string {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x-1) < 0.01 {
+		return ""
+	}
+	if (x > 1) == (better == "higher") {
+		return "better"
+	}
+	return "worse"
 }
 
 func archNames(r *Report) []string {

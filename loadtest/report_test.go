@@ -3,9 +3,11 @@ package loadtest
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +15,13 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
-// sampleResult is a run of two architectures over three rates, the second slower and
-// costlier, with resources measured: what a real run produces, without the wait.
+// sampleResult is a run of three architectures over three rates: the services slower and
+// costlier than the monolith (failing the SLO at 100 req/s), the hybrid between them, with
+// resources measured: what a real run produces, without the wait.
 func sampleResult() *Result {
 	plan := Plan{Rates: []float64{25, 50, 100}, Duration: 10 * time.Second, Warmup: 5 * time.Second, WarmupRate: 25, Repeats: 1,
 		Search: 1, SLO: DefaultSLO(), Mix: DefaultMix(), Users: 100, Timeout: 5 * time.Second, Seed: 1}
-	res := &Result{Plan: plan, Started: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC), Archs: []string{"monolith", "services"}}
+	res := &Result{Plan: plan, Started: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC), Archs: []string{"monolith", "services", "hybrid"}}
 	res.Finished = res.Started.Add(80 * time.Second)
 	idx := 0
 	add := func(arch, phase string, rate float64, lat time.Duration, cpuPerReq float64, mem uint64, fail int) {
@@ -51,6 +54,7 @@ func sampleResult() *Result {
 			lat = 70 * time.Millisecond
 		}
 		add("services", "ladder", rate, lat, 1.2, 180<<20, 0)
+		add("hybrid", "ladder", rate, 4*time.Millisecond, 0.8, 120<<20, 0)
 	}
 	add("services", "search", 75, 20*time.Millisecond, 1.3, 190<<20, 0)
 	res.Points = points(res.Steps, plan.SLO)
@@ -65,46 +69,112 @@ func sampleReport(traces Traces) *Report {
 			Limits: Limits{CPUs: 1.5, MemoryMB: 384, Enforced: true}, Processes: []ProcInfo{{Name: "monolith"}, {Name: "nats"}}},
 		{Name: "services", BaseURL: "http://127.0.0.1:8081", Runtime: "podman", Resources: "test",
 			Limits: Limits{CPUs: 2.75, MemoryMB: 672, Enforced: true}, Processes: []ProcInfo{{Name: "gateway"}, {Name: "orders"}}},
+		{Name: "hybrid", BaseURL: "http://127.0.0.1:8082", Runtime: "podman", Resources: "test",
+			Limits: Limits{CPUs: 1.5, MemoryMB: 384, Enforced: true}, Processes: []ProcInfo{{Name: "gateway"}, {Name: "cart-payments-orders"}}},
 	}
 	return BuildReport("20261130-120000", sampleResult(), env, archs, traces)
 }
 
 func TestReportSummaryAndComparison(t *testing.T) {
 	r := sampleReport(Traces{Reason: "no collector"})
-	if len(r.Summary) != 2 {
+	if len(r.Summary) != 3 {
 		t.Fatalf("summary %+v", r.Summary)
 	}
-	m, s := r.Summary[0], r.Summary[1]
+	m, s, h := r.Summary[0], r.Summary[1], r.Summary[2]
 	if m.MaxRate != 100 || m.MaxRateBound != "at_least" {
 		t.Errorf("monolith max %g (%s), want at least 100", m.MaxRate, m.MaxRateBound)
 	}
 	if s.MaxRate != 75 || s.MaxRateBound != "found" || s.FirstFailing != 100 {
 		t.Errorf("services max %g (%s, first failing %g), want 75 found by the search", s.MaxRate, s.MaxRateBound, s.FirstFailing)
 	}
+	if h.Arch != "hybrid" || h.MaxRate != 100 || h.MaxRateBound != "at_least" {
+		t.Errorf("hybrid summary %+v, want at least 100", h)
+	}
 	c := r.Comparison
-	if c == nil || c.CommonRate != 50 {
-		t.Fatalf("comparison %+v, want common rate 50 (the highest both passed)", c)
+	if c == nil || c.CommonRate != 50 || c.Baseline != "monolith" || !slices.Equal(c.Archs, []string{"monolith", "services", "hybrid"}) {
+		t.Fatalf("comparison %+v, want the three against the monolith at 50 req/s (the highest all passed)", c)
 	}
-	ratio := map[string]float64{}
+	ratios := map[string][]float64{}
 	for _, row := range c.Rows {
-		ratio[row.Metric] = row.Ratio
+		if len(row.Values) != 3 || len(row.Ratios) != 3 || row.Ratios[0] != 1 {
+			t.Errorf("%s: values %v, ratios %v: want three of each, the baseline's ratio 1", row.Metric, row.Values, row.Ratios)
+		}
+		ratios[row.Metric] = row.Ratios
 	}
-	if got := ratio["max rate within SLO"]; got != 0.75 {
-		t.Errorf("max rate ratio %g, want 0.75", got)
+	near := func(got, want float64) bool { return math.Abs(got-want) < 0.01 }
+	for _, tc := range []struct {
+		metric           string
+		services, hybrid float64
+	}{
+		{MetricMaxRate, 0.75, 1},
+		{"CPU per request at 50 req/s", 3, 2},
+		{"peak memory at 50 req/s", 3, 2},
+		{"peak memory, whole run", 190.0 / 60, 2},
+	} {
+		got := ratios[tc.metric]
+		if len(got) != 3 || !near(got[1], tc.services) || !near(got[2], tc.hybrid) {
+			t.Errorf("%s: ratios %v, want services %g and hybrid %g", tc.metric, got, tc.services, tc.hybrid)
+		}
 	}
-	if got := ratio["CPU per request at 50 req/s"]; got < 2.99 || got > 3.01 {
-		t.Errorf("CPU per request ratio %g, want 3", got)
+	if got := ratios["p50 at 50 req/s"]; len(got) != 3 || got[1] < 2.5 || got[2] < 1.5 || got[2] > got[1] {
+		t.Errorf("p50 ratios %v: want services about 3, hybrid about 2", got)
 	}
-	if got := ratio["peak memory at 50 req/s"]; got != 3 {
-		t.Errorf("memory ratio %g, want 3", got)
+	var order []string
+	for _, p := range r.Points {
+		if p.Phase == "ladder" && !slices.Contains(order, p.Arch) {
+			order = append(order, p.Arch)
+		}
 	}
-	var sawUnequal, sawTraces bool
+	if !slices.Equal(order, c.Archs) {
+		t.Errorf("points by architecture in the order %v, want the report's %v", order, c.Archs)
+	}
+	var unequal []string
+	var sawTraces bool
 	for _, w := range r.Warnings {
-		sawUnequal = sawUnequal || strings.HasPrefix(w, "unequal limits")
+		if strings.HasPrefix(w, "unequal limits") {
+			unequal = append(unequal, w)
+		}
 		sawTraces = sawTraces || strings.HasPrefix(w, "trace breakdown missing")
 	}
-	if !sawUnequal || !sawTraces {
-		t.Errorf("warnings %q: want the unequal limits and the missing traces", r.Warnings)
+	if len(unequal) != 1 || !strings.Contains(unequal[0], "services has 2.75 CPUs") || strings.Contains(unequal[0], "hybrid") || !sawTraces {
+		t.Errorf("warnings %q: want the services' unequal limits (not the hybrid's, equal to the monolith's) and the missing traces", r.Warnings)
+	}
+}
+
+// A split's limits are unknown (no topology file): not called unequal.
+func TestReportUnknownLimitsAreNotUnequal(t *testing.T) {
+	r := sampleReport(Traces{Reason: "test"})
+	r.Architectures[1].Limits = Limits{Source: "unknown: no topology file"}
+	r.Warnings = warnings(r)
+	for _, w := range r.Warnings {
+		if strings.HasPrefix(w, "unequal limits") {
+			t.Errorf("warning %q: the services' limits are unknown, the hybrid's equal the monolith's", w)
+		}
+	}
+	r.Architectures[2].Limits.CPUs = 3
+	if w := warnings(r); !slices.ContainsFunc(w, func(s string) bool {
+		return strings.HasPrefix(s, "unequal limits") && strings.Contains(s, "hybrid has 3 CPUs")
+	}) {
+		t.Errorf("warnings %q: want the hybrid's unequal limits", w)
+	}
+}
+
+// One architecture is a report too: its own column, no ratio.
+func TestReportOfOneArchitecture(t *testing.T) {
+	res := sampleResult()
+	res.Archs = []string{"hybrid"}
+	res.Points = slices.DeleteFunc(res.Points, func(p Point) bool { return p.Arch != "hybrid" })
+	res.Steps = slices.DeleteFunc(res.Steps, func(s Step) bool { return s.Arch != "hybrid" })
+	r := BuildReport("one", res, Environment{}, []ArchInfo{{Name: "hybrid"}}, Traces{Reason: "test"})
+	if r.Comparison == nil || !slices.Equal(r.Comparison.Archs, []string{"hybrid"}) || r.Comparison.CommonRate != 100 {
+		t.Fatalf("comparison %+v, want the hybrid alone at 100 req/s", r.Comparison)
+	}
+	var md bytes.Buffer
+	if err := r.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "| | hybrid |\n") || strings.Contains(md.String(), " / hybrid") {
+		t.Errorf("report.md's result:\n%s", md.String())
 	}
 }
 
@@ -135,7 +205,8 @@ func TestReportJSONSchema(t *testing.T) {
 		"summary.0.arch", "summary.0.max_rate_within_slo", "summary.0.max_rate_bound",
 		"summary.0.at_common_rate.p50_ms", "summary.0.at_common_rate.p99_ms", "summary.0.at_common_rate.cpu_per_request_ms",
 		"summary.0.at_common_rate.peak_mem_bytes", "summary.0.peak_mem_bytes",
-		"comparison.baseline", "comparison.other", "comparison.common_rate_rps", "comparison.rows.0.metric", "comparison.rows.0.ratio",
+		"comparison.baseline", "comparison.archs.2", "comparison.common_rate_rps", "comparison.rows.0.metric",
+		"comparison.rows.0.values.2", "comparison.rows.0.ratios.2", "comparison.rows.0.better",
 		"points.0.arch", "points.0.offered_rps", "points.0.phase", "points.0.traffic.achieved_rps", "points.0.cpu_per_request_ms",
 		"points.0.peak_mem_bytes", "points.0.slo_pass",
 		"steps.0.index", "steps.0.arch", "steps.0.phase", "steps.0.repeat", "steps.0.offered_rps", "steps.0.duration_s",
@@ -157,7 +228,8 @@ func TestReportJSONSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, field := range []string{"max_rate_within_slo", "cpu_per_request_ms", "peak_mem_bytes", "p99_9", "machine_busy_cores", "max_send_lag_ms", "common_rate_rps"} {
+	for _, field := range []string{"max_rate_within_slo", "cpu_per_request_ms", "peak_mem_bytes", "p99_9", "machine_busy_cores", "max_send_lag_ms", "common_rate_rps",
+		"archs", "values", "ratios", "comparisons", "missing", "baseline_ms", "other_ms", Schema} {
 		if !bytes.Contains(readme, []byte("`"+field+"`")) {
 			t.Errorf("README.md does not document %s", field)
 		}
@@ -200,20 +272,31 @@ func TestReportMarkdownAndHTML(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
-	for _, want := range []string{"## Result", "| max rate within SLO | ≥ 100 req/s (no rate tried failed) | 75 req/s (100 failed) |",
-		"| p50 / p99 at 50 req/s |", "Traces were not collected", "## Warnings", "unequal limits"} {
+	for _, want := range []string{"## Result",
+		"| | monolith | services | hybrid | services / monolith | hybrid / monolith |",
+		"| max rate within SLO | ≥ 100 req/s (no rate tried failed) | 75 req/s (100 failed) | ≥ 100 req/s (no rate tried failed) | 0.75× | 1.00× |",
+		"| CPU per request at 50 req/s | 0.400 ms | 1.200 ms | 0.800 ms | 3.00× | 2.00× |",
+		"| p50 at 50 req/s |", "| p99 at 50 req/s |", "Ratios are each architecture's figure over monolith's",
+		"Traces were not collected", "## Warnings", "unequal limits"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
 	page, _ := os.ReadFile(filepath.Join(dir, "report.html"))
 	html := string(page)
-	if n := strings.Count(html, "<svg"); n < 6 {
-		t.Errorf("report.html has %d SVG charts, want at least 6 (latency, throughput, 2 percentile, CPU, memory)", n)
+	if n := strings.Count(html, "<svg"); n < 7 {
+		t.Errorf("report.html has %d SVG charts, want at least 7 (latency, throughput, 3 percentile, CPU, memory)", n)
 	}
-	for _, want := range []string{"Latency vs offered load", "Percentiles per step: monolith", "CPU per request", `id="traces-missing"`, "Traces were not collected."} {
+	for _, want := range []string{"Latency vs offered load", "Percentiles per step: monolith", "Percentiles per step: hybrid", "CPU per request",
+		"<th>hybrid / monolith</th>", `<td class="worse">3.00×</td>`, `<td class="worse">0.75×</td>`, `id="traces-missing"`, "Traces were not collected."} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	// One colour per architecture, the same in every chart.
+	for i, a := range []string{"monolith", "services", "hybrid"} {
+		if n := strings.Count(html, `stroke="`+archColor(i)+`"`); n < 3 {
+			t.Errorf("%s's colour %s drawn %d times, want its lines and legend entries", a, archColor(i), n)
 		}
 	}
 	// Self-contained: no script, and nothing fetched from elsewhere.
@@ -230,19 +313,23 @@ func TestReportMarkdownAndHTML(t *testing.T) {
 }
 
 func TestReportWithTraces(t *testing.T) {
-	tr := Traces{Collected: true, Collector: "http://127.0.0.1:16686", Operation: "POST /v1/checkout", File: "traces.html",
+	tr := Traces{Collected: true, Collector: "http://127.0.0.1:16686", Operation: "POST /v1/checkout",
 		Sides: []TraceSide{
 			{Label: "monolith", Traces: 20, RootP50MS: 4, CriticalPath: map[string]float64{"domain": 1, "store": 2.5, "transport": 0, "queueing": 0.5}},
 			{Label: "services", Traces: 20, RootP50MS: 9, CriticalPath: map[string]float64{"domain": 1.5, "store": 2.6, "transport": 4, "queueing": 0.6}},
+			{Label: "hybrid", Missing: "hybrid: no trace of \"POST /v1/checkout\" from service gateway", CriticalPath: map[string]float64{}},
 		},
-		Differences: []TraceDifference{{Category: "transport", Span: "orders.Orders/Checkout", AMS: 0, BMS: 2.1, DeltaMS: 2.1}}}
-	var buf bytes.Buffer
+		Comparisons: []TraceComparison{{Baseline: "monolith", Other: "services", File: "traces-monolith-vs-services.html",
+			Differences: []TraceDifference{{Category: "transport", Span: "orders.Orders/Checkout", BaselineMS: 0, OtherMS: 2.1, DeltaMS: 2.1}}}}}
+	dir := t.TempDir()
 	r := sampleReport(tr)
-	if err := r.WriteHTML(&buf); err != nil {
+	if err := r.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
-	html := buf.String()
-	for _, want := range []string{"Critical path of POST /v1/checkout", `href="traces.html"`, "orders.Orders/Checkout"} {
+	page, _ := os.ReadFile(filepath.Join(dir, "report.html"))
+	html := string(page)
+	for _, want := range []string{"Critical path of POST /v1/checkout", `href="traces-monolith-vs-services.html"`, "orders.Orders/Checkout",
+		"services against monolith", "no traces: hybrid: no trace of"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report.html lacks %q", want)
 		}
@@ -250,11 +337,52 @@ func TestReportWithTraces(t *testing.T) {
 	if strings.Contains(html, "traces-missing") {
 		t.Error("report.html says traces are missing")
 	}
+	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	for _, want := range []string{"| hybrid | none: hybrid: no trace", "| where (services − monolith) | monolith ms | services ms | Δ ms |",
+		"| transport: orders.Orders/Checkout | 0.00 | 2.10 | +2.10 |"} {
+		if !bytes.Contains(md, []byte(want)) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
 	for _, w := range r.Warnings {
 		if strings.HasPrefix(w, "trace breakdown missing") {
 			t.Errorf("warning %q with traces collected", w)
 		}
 	}
+}
+
+// Six architectures' legend entries wrap onto a second line, inside the chart, and the plot
+// starts below them.
+func TestLegendWraps(t *testing.T) {
+	var items []series
+	for _, a := range []string{"monolith", "services", "hybrid", "split", "catalog-apart", "edge-with-catalog", "", "p99", "p50"} {
+		items = append(items, series{name: a, legend: a})
+	}
+	pos, top := legendLayout(items)
+	rows := map[float64]bool{}
+	for i, p := range pos {
+		if items[i].legend == "" {
+			continue
+		}
+		rows[p.y] = true
+		if end := p.x + float64(7*len(items[i].legend)+34); p.x < padL || end > chartW-padR {
+			t.Errorf("%s from %g to %g: outside the chart", items[i].legend, p.x, end)
+		}
+	}
+	if len(rows) < 2 || top <= padT || float64(top) < maxY(pos)+8 {
+		t.Errorf("legend on %d line(s), plot from %d: want the entries wrapped and the plot below them", len(rows), top)
+	}
+	if _, top := legendLayout(items[:2]); top != padT {
+		t.Errorf("two entries: plot from %d, want %d", top, padT)
+	}
+}
+
+func maxY(pos []xy) float64 {
+	m := 0.0
+	for _, p := range pos {
+		m = max(m, p.y)
+	}
+	return m
 }
 
 func TestScaleTicks(t *testing.T) {

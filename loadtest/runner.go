@@ -129,7 +129,7 @@ func (p Plan) Validate() error {
 
 // Arch is one architecture under test.
 type Arch struct {
-	Name     string // "monolith" or "services"
+	Name     string // the architecture's name: monolith, services, hybrid, split...
 	BaseURL  string
 	Scenario *Scenario
 	Sampler  ResourceSampler // nil: resources not measured (Note says why)
@@ -268,7 +268,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	for rep := 1; rep <= max(p.Repeats, 1); rep++ {
 		order := slices.Clone(r.Archs)
 		if rep%2 == 0 {
-			slices.Reverse(order) // A B A B ... then B A B A: drift hits both alike
+			slices.Reverse(order) // A B C, A B C ... then C B A, C B A: drift hits all alike
 		}
 		overloaded := map[string]float64{}
 		for _, rate := range p.Rates {
@@ -357,7 +357,7 @@ const (
 // settle waits the plan's pause, then until the architecture just measured is quiet: a step
 // leaves work behind (events still flowing to shipping and notify, a backlog after an
 // overload, a garbage collection), and its CPU must not be billed to the next step, which
-// may be the other architecture's. It gives up after settleMax and says so.
+// may be another architecture's. It gives up after settleMax and says so.
 func (r *Runner) settle(ctx context.Context, a *Arch) error {
 	if err := r.pause(ctx); err != nil {
 		return err
@@ -637,7 +637,9 @@ func topErrors(errs map[string]int64) string {
 
 func mib(b uint64) string { return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20)) }
 
-// points merges the steps of each architecture and rate, per phase.
+// points merges the steps of each architecture and rate, per phase: the ladder's points
+// first, then the search's, each by architecture (in the order the steps first ran them)
+// and rate.
 func points(steps []Step, slo SLO) []Point {
 	type key struct {
 		arch, phase string
@@ -684,11 +686,18 @@ func points(steps []Step, slo SLO) []Point {
 		}
 		out = append(out, pt)
 	}
+	// Architectures in run order (of their first step), as the report's columns.
+	rank := map[string]int{}
+	for _, s := range steps {
+		if _, ok := rank[s.Arch]; !ok {
+			rank[s.Arch] = len(rank)
+		}
+	}
 	slices.SortStableFunc(out, func(a, b Point) int {
 		if c := strings.Compare(a.Phase, b.Phase); c != 0 {
 			return c
 		}
-		if c := strings.Compare(a.Arch, b.Arch); c != 0 {
+		if c := cmp.Compare(rank[a.Arch], rank[b.Arch]); c != 0 {
 			return c
 		}
 		switch {

@@ -196,11 +196,13 @@ func TestPlanValidateAndEstimate(t *testing.T) {
 	}
 }
 
-// TestRunnerInterleavesAndSearches runs a whole small plan against two fake shops, one of
-// which turns slow (1 s) above 30 requests/s: the runner interleaves them, bisects, and finds the
-// slow one's limit between the ladder's rates.
+// TestRunnerInterleavesAndSearches runs a whole small plan against three fake shops, the
+// second of which turns slow (1 s) above 30 requests/s: the runner interleaves them (A B C,
+// then C B A in the second repeat), bisects, and finds the slow one's limit between the
+// ladder's rates.
 func TestRunnerInterleavesAndSearches(t *testing.T) {
 	_, fast := newFakeShop(t)
+	_, fast2 := newFakeShop(t)
 	slowShop, slow := newFakeShop(t)
 	var mu sync.Mutex
 	var window []time.Time
@@ -225,6 +227,7 @@ func TestRunnerInterleavesAndSearches(t *testing.T) {
 	archs := []*Arch{
 		{Name: "a", BaseURL: fast.URL, Scenario: newTestScenario(t, fast.URL, DefaultMix(), 20), Note: "not measured (test)"},
 		{Name: "b", BaseURL: slow.URL, Scenario: newTestScenario(t, slow.URL, DefaultMix(), 20), Note: "not measured (test)"},
+		{Name: "c", BaseURL: fast2.URL, Scenario: newTestScenario(t, fast2.URL, DefaultMix(), 20), Note: "not measured (test)"},
 	}
 	var progress strings.Builder
 	r := &Runner{Archs: archs, Progress: &syncWriter{w: &progress}, Plan: Plan{
@@ -243,16 +246,18 @@ func TestRunnerInterleavesAndSearches(t *testing.T) {
 			order = append(order, s.Arch)
 		}
 	}
-	// Repeat 1: a b a b; repeat 2 reversed: b a (b overloaded at 40? then skipped).
-	if strings.Join(order[:4], "") != "abab" || order[4] != "b" {
-		t.Errorf("ladder order %v, want a b a b then b first", order)
+	// Repeat 1: a b c at each rate; repeat 2 reversed: c b a.
+	if len(order) < 9 || strings.Join(order[:9], "") != "abcabccba" {
+		t.Errorf("ladder order %v, want a b c a b c, then c b a", order)
 	}
 	rate, bound, _ := MaxWithinSLO(res.Points, "b", r.Plan.Rates)
 	if bound != "found" || rate < 10 || rate >= 40 {
 		t.Errorf("b: max within SLO %g (%s), want in [10, 40)", rate, bound)
 	}
-	if rate, bound, _ := MaxWithinSLO(res.Points, "a", r.Plan.Rates); rate != 40 || bound != "at_least" {
-		t.Errorf("a: max within SLO %g (%s), want at least 40", rate, bound)
+	for _, a := range []string{"a", "c"} {
+		if rate, bound, _ := MaxWithinSLO(res.Points, a, r.Plan.Rates); rate != 40 || bound != "at_least" {
+			t.Errorf("%s: max within SLO %g (%s), want at least 40", a, rate, bound)
+		}
 	}
 	searched := 0
 	for _, s := range res.Steps {

@@ -100,7 +100,7 @@ type ScenarioConfig struct {
 	// TraceShare is the share of requests, 0 to 1, sent with a W3C traceparent that asks for
 	// the request to be traced; the others carry one that says not to. The stacks sample by
 	// their parent, so the generator, like a front door, decides how much of its traffic is
-	// traced, the same for both architectures, without restarting them. Negative: send no
+	// traced, the same for every architecture, without restarting them. Negative: send no
 	// traceparent and let each stack decide.
 	TraceShare float64
 }

@@ -76,6 +76,7 @@ func TestReportScreenshot(t *testing.T) {
 	charts := eval(`document.querySelectorAll("svg").length`)
 	sized := eval(`Array.from(document.querySelectorAll("svg")).filter(s => { const r = s.getBoundingClientRect(); return r.width > 100 && r.height > 100 }).length`)
 	lines := eval(`document.querySelector("svg[aria-label='Latency vs offered load']").querySelectorAll("polyline").length`)
+	colours := eval(`new Set(Array.from(document.querySelector("svg[aria-label='Latency vs offered load']").querySelectorAll("polyline")).map(p => p.getAttribute("stroke"))).size`)
 	missing, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#traces-missing")))
 	if err != nil {
 		t.Fatalf("trace section: %v", err)
@@ -84,11 +85,14 @@ func TestReportScreenshot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	if charts < 6 || sized != charts {
-		t.Errorf("%d charts, %d of them with a size: want at least 6, all drawn", charts, sized)
+	if charts < 7 || sized != charts {
+		t.Errorf("%d charts, %d of them with a size: want at least 7, all drawn", charts, sized)
 	}
-	if lines != 4 { // p50 and p99 of each architecture
-		t.Errorf("latency chart has %d lines, want 4", lines)
+	if lines != 6 { // p50 and p99 of each of the three architectures
+		t.Errorf("latency chart has %d lines, want 6", lines)
+	}
+	if colours != 3 {
+		t.Errorf("latency chart's lines have %d colours, want one per architecture", colours)
 	}
 	if !bytes.Contains([]byte(missing), []byte("Traces were not collected")) {
 		t.Errorf("trace section reads %q", missing)

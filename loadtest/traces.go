@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 )
@@ -18,24 +22,30 @@ type TraceSource struct {
 	Operation string  // root span name, default tracecompare.DefaultOperation
 	Last      int     // traces per side, default 20
 	Rate      float64 // the offered rate of the steps the windows cover, for the report
-	// Sides are the edge services of the two sides, in report order, with their labels, and
-	// the window their traces are taken from (zero: the latest traces): the steps at the
-	// common rate, so both sides' traces saw the same load.
-	Sides [2]TraceSideSource
+	// Sides are the architectures in report order, the first the baseline of every
+	// comparison, each with the window its traces are taken from (zero: the latest traces):
+	// the steps at the common rate, so every side's traces saw the same load.
+	Sides []TraceSideSource
 	// Settle is how long after they end a trace's spans may still be on their way to the
 	// collector (0: tracecompare.DefaultSettle).
 	Settle time.Duration
 }
 
-// TraceSideSource selects one side's traces.
+// TraceSideSource selects one architecture's traces.
 type TraceSideSource struct {
-	Label, Service string
-	From, To       time.Time
+	// Label is the architecture's name, which its traces carry as the resource attribute
+	// mitosis.architecture (SHOP_ARCH): traces of another architecture are left out, since
+	// two architectures' edges may share a service name (the gateway of services and of a
+	// hybrid).
+	Label    string
+	Service  string // the edge's service name; "" for any (the architecture attribute decides)
+	From, To time.Time
 }
 
-// CollectTraces compares the last traces of each side with platform/tracecompare, writes its
-// page to dir/traces.html and returns the report's section. It never fails: a missing
-// collector or missing traces is the section's Reason.
+// CollectTraces analyses the last traces of each side with platform/tracecompare, compares
+// each side after the first with the first, writes each comparison's page beside the report
+// (dir/traces-<first>-vs-<other>.html) and returns the report's section. It never fails: a
+// missing collector, or a side without traces, is said in words.
 func CollectTraces(ctx context.Context, src TraceSource, dir string) Traces {
 	if src.Operation == "" {
 		src.Operation = tracecompare.DefaultOperation
@@ -47,11 +57,15 @@ func CollectTraces(ctx context.Context, src TraceSource, dir string) Traces {
 		src.Settle = tracecompare.DefaultSettle
 	}
 	out := Traces{Collector: src.Collector, Operation: src.Operation}
-	if !src.Sides[0].From.IsZero() {
+	if len(src.Sides) > 0 && !src.Sides[0].From.IsZero() {
 		out.Window = fmt.Sprintf("traces of the last step at %g req/s of each architecture", src.Rate)
 	}
-	if src.Collector == "" {
+	switch {
+	case src.Collector == "":
 		out.Reason = "no trace collector was given (-collector \"\")"
+		return out
+	case len(src.Sides) == 0:
+		out.Reason = "no architecture to trace"
 		return out
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -71,65 +85,131 @@ func CollectTraces(ctx context.Context, src TraceSource, dir string) Traces {
 		case <-time.After(wait):
 		}
 	}
-	client := &tracecollect.Client{BaseURL: src.Collector, HTTP: nil}
-	var sets [2][]*tracecompare.Trace
+	client := &tracecollect.Client{BaseURL: src.Collector}
+	sets := make([][]*tracecompare.Trace, len(src.Sides))
 	for i, side := range src.Sides {
-		if side.To.IsZero() {
-			side.To = time.Now().Add(-src.Settle)
-		}
-		tds, err := client.Find(ctx, tracecollect.Query{ServiceName: side.Service, OperationName: src.Operation, NumTraces: src.Last,
-			StartMin: side.From, StartMax: side.To})
-		if errors.Is(err, tracecollect.ErrNotFound) {
-			out.Reason = fmt.Sprintf("the collector at %s holds no trace of %q from service %q: the %s was not started with OTEL_EXPORTER_OTLP_ENDPOINT pointing at it (mitosis up sets it), or no request asked to be traced (-trace-share)",
-				src.Collector, src.Operation, side.Service, side.Label)
+		ts, err := sideTraces(ctx, client, src, side)
+		var unreachable *collectorError
+		if errors.As(err, &unreachable) {
+			out.Reason = err.Error()
 			return out
 		}
+		sets[i] = ts
 		if err != nil {
-			out.Reason = fmt.Sprintf("no trace collector answered at %s (%v); start one (mitosis up starts it) and export traces to it", src.Collector, err)
-			return out
+			out.Sides = append(out.Sides, TraceSide{Label: side.Label, Missing: err.Error(), CriticalPath: map[string]float64{}})
+			continue
 		}
-		for _, td := range tds {
-			ts, err := tracecompare.FromOTLP(td)
-			if err != nil {
-				out.Reason = fmt.Sprintf("traces of %s: %v", side.Label, err)
-				return out
+		// A comparison of the side with itself is its own analysis.
+		c, err := tracecompare.Compare(side.Label, ts, side.Label, ts)
+		if err != nil {
+			out.Sides = append(out.Sides, TraceSide{Label: side.Label, Missing: "analysis: " + err.Error(), CriticalPath: map[string]float64{}})
+			sets[i] = nil
+			continue
+		}
+		out.Sides = append(out.Sides, traceSide(c.A))
+	}
+	var missing []string
+	for i, s := range out.Sides {
+		if s.Missing != "" {
+			missing = append(missing, s.Missing)
+			continue
+		}
+		out.Collected = true
+		if i == 0 || len(sets[0]) == 0 {
+			continue
+		}
+		base := src.Sides[0].Label
+		c, err := tracecompare.Compare(base, sets[0], s.Label, sets[i])
+		if err != nil {
+			continue // both sides have traces: Compare only fails without
+		}
+		tc := TraceComparison{Baseline: base, Other: s.Label, Differences: []TraceDifference{}}
+		for j, d := range c.Differences {
+			if j == 10 {
+				break
 			}
-			sets[i] = append(sets[i], ts...)
+			tc.Differences = append(tc.Differences, TraceDifference{Category: string(d.Category), Span: d.Span,
+				BaselineMS: d.AMillis, OtherMS: d.BMillis, DeltaMS: d.DeltaMillis})
 		}
-		if len(sets[i]) == 0 {
-			out.Reason = fmt.Sprintf("no trace of %q from service %q at %s", src.Operation, side.Service, src.Collector)
-			return out
-		}
-	}
-	c, err := tracecompare.Compare(src.Sides[0].Label, sets[0], src.Sides[1].Label, sets[1])
-	if err != nil {
-		out.Reason = "trace comparison: " + err.Error()
-		return out
-	}
-	for _, s := range []tracecompare.Side{c.A, c.B} {
-		sum := s.Summary
-		ts := TraceSide{Label: s.Label, Traces: sum.N, Incomplete: sum.Incomplete, RootP50MS: sum.RootLatency.Median, RootP90MS: sum.RootLatency.P90,
-			CriticalPath: map[string]float64{}, Spans: sum.Spans.Median, RemoteHops: sum.RemoteHops.Median, Services: sum.ServiceNames}
-		for _, cat := range tracecompare.Categories() {
-			ts.CriticalPath[string(cat)] = sum.CriticalPath[cat].Median
-		}
-		out.Sides = append(out.Sides, ts)
-	}
-	for i, d := range c.Differences {
-		if i == 10 {
-			break
-		}
-		out.Differences = append(out.Differences, TraceDifference{Category: string(d.Category), Span: d.Span, AMS: d.AMillis, BMS: d.BMillis, DeltaMS: d.DeltaMillis})
-	}
-	if dir != "" {
-		f, err := os.Create(filepath.Join(dir, "traces.html"))
-		if err == nil {
-			if err = c.HTML(f); err == nil {
-				out.File = "traces.html"
+		if dir != "" {
+			name := "traces-" + base + "-vs-" + s.Label + ".html"
+			if f, err := os.Create(filepath.Join(dir, name)); err == nil {
+				if c.HTML(f) == nil {
+					tc.File = name
+				}
+				f.Close()
 			}
-			f.Close()
 		}
+		out.Comparisons = append(out.Comparisons, tc)
 	}
-	out.Collected = true
+	if !out.Collected {
+		out.Reason = strings.Join(missing, "; ")
+	}
 	return out
+}
+
+// collectorError is a collector that did not answer: no side can have traces.
+type collectorError struct{ error }
+
+// sideTraces reads one side's traces: the last src.Last of its window whose root carries its
+// architecture (or none).
+func sideTraces(ctx context.Context, client *tracecollect.Client, src TraceSource, side TraceSideSource) ([]*tracecompare.Trace, error) {
+	if side.To.IsZero() {
+		side.To = time.Now().Add(-src.Settle)
+	}
+	// The service name does not tell architectures apart: ask for more and keep this
+	// side's.
+	tds, err := client.Find(ctx, tracecollect.Query{ServiceName: side.Service, OperationName: src.Operation,
+		NumTraces: src.Last * (len(src.Sides) + 1), StartMin: side.From, StartMax: side.To})
+	service := side.Service
+	if service == "" {
+		service = "any"
+	}
+	if errors.Is(err, tracecollect.ErrNotFound) {
+		return nil, fmt.Errorf("%s: the collector at %s holds no trace of %q from service %s: the %s was not started with OTEL_EXPORTER_OTLP_ENDPOINT pointing at it (mitosis up sets it), or no request asked to be traced (-trace-share)",
+			side.Label, src.Collector, src.Operation, service, side.Label)
+	}
+	if err != nil {
+		return nil, &collectorError{fmt.Errorf("no trace collector answered at %s (%v); start one (mitosis up starts it) and export traces to it", src.Collector, err)}
+	}
+	var kept []*tracecompare.Trace
+	others := map[string]bool{}
+	for _, td := range tds {
+		ts, err := tracecompare.FromOTLP(td)
+		if err != nil {
+			return nil, fmt.Errorf("%s: traces: %v", side.Label, err)
+		}
+		for _, t := range ts {
+			arch := ""
+			if t.Root != nil {
+				arch = t.Root.Attrs[string(telemetry.ArchitectureKey)]
+			}
+			if arch != "" && arch != side.Label {
+				others[arch] = true
+				continue
+			}
+			if len(kept) < src.Last {
+				kept = append(kept, t)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		if seen := slices.Sorted(maps.Keys(others)); len(seen) > 0 {
+			return nil, fmt.Errorf("%s: the traces of %q from service %s are of architecture %s, none of %s: name the edge as its stack does (SHOP_ARCH)",
+				side.Label, src.Operation, service, strings.Join(seen, ", "), side.Label)
+		}
+		return nil, fmt.Errorf("%s: no trace of %q from service %s at %s", side.Label, src.Operation, service, src.Collector)
+	}
+	return kept, nil
+}
+
+// traceSide is the report's summary of one side's analysis.
+func traceSide(s tracecompare.Side) TraceSide {
+	sum := s.Summary
+	ts := TraceSide{Label: s.Label, Traces: sum.N, Incomplete: sum.Incomplete, RootP50MS: sum.RootLatency.Median, RootP90MS: sum.RootLatency.P90,
+		CriticalPath: map[string]float64{}, Spans: sum.Spans.Median, RemoteHops: sum.RemoteHops.Median, Services: sum.ServiceNames}
+	for _, cat := range tracecompare.Categories() {
+		ts.CriticalPath[string(cat)] = sum.CriticalPath[cat].Median
+	}
+	return ts
 }

@@ -142,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	state := fs.String("state", envOr("MITOSIS_STATE", filepath.Join(root, ".mitosis")), "mitosis state folder: admin-token, process runtime records")
 	stackName := fs.String("stack", envOr("MITOSIS_STACK", "mitosis"), "mitosis stack name (for the process runtime's records and Podman's labels)")
 	resources := fs.String("resources", "auto", "how to measure CPU and memory: auto, process (mitosis' process runtime), podman, port (the process listening on the edge, its launcher and children), none")
-	collector := fs.String("collector", envOr("MITOSIS_COLLECTOR", "http://127.0.0.1:16686"), "trace collector's query API for the trace breakdown (empty: none)")
+	collector := fs.String("collector", envOr("MITOSIS_COLLECTOR", "http://"+topology.DefaultCollectorEdge), "trace collector's query API for the trace breakdown (empty: none)")
 	traces := fs.Int("traces", 20, "checkout traces per architecture to compare")
 	traceShare := fs.Float64("trace-share", 0.1, "share of requests sent with a traceparent asking to be traced, the rest asking not to be (negative: no traceparent, each stack samples as configured)")
 	if err := fs.Parse(args); err != nil {
@@ -183,7 +183,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var scenarios []*loadtest.Scenario
 	var levels, added []int64
 	runID := strconv.FormatInt(time.Now().Unix()%1_000_000, 36)
-	for _, t := range targets {
+	for i, t := range targets {
 		if t.url == "" {
 			continue
 		}
@@ -210,14 +210,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		say("%s: %s ready, %d products, stock topped up to %d each (%d units added)", t.name, shop.BaseURL, len(ids), level, n)
 		sc, err := loadtest.NewScenario(loadtest.ScenarioConfig{
 			BaseURL: shop.BaseURL, Mix: mix, Users: *users, Products: ids, Terms: loadtest.SearchTerms(products),
-			Prefix: "lt" + runID + "-" + t.name[:1], Seed: *seed, TraceShare: *traceShare,
+			// The architecture's position, not its name: two edges may be one shop.
+			Prefix: "lt" + runID + "-" + strconv.Itoa(i), Seed: *seed, TraceShare: *traceShare,
 		})
 		if err != nil {
 			return err
 		}
 		a := &loadtest.Arch{Name: t.name, BaseURL: shop.BaseURL, Scenario: sc}
 		info := loadtest.ArchInfo{Name: t.name, BaseURL: shop.BaseURL}
-		discover(ctx, *resources, *state, *stackName, t.name, shop.BaseURL, a, &info)
+		discover(ctx, *resources, *state, *stackName, filepath.Join(root, "topologies"), t.name, shop.BaseURL, a, &info)
 		say("%s: resources: %s", t.name, info.Resources)
 		archs = append(archs, a)
 		infos = append(infos, info)
@@ -241,23 +242,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	var tr loadtest.Traces
-	if len(archs) == 2 {
-		// The traces of the steps at the common rate: both sides under the same load.
-		rate := loadtest.CommonRate(res)
-		src := loadtest.TraceSource{Collector: *collector, Last: *traces, Rate: rate}
-		for i, a := range archs {
-			from, to := loadtest.StepWindow(res, a.Name, rate)
-			src.Sides[i] = loadtest.TraceSideSource{Label: a.Name, Service: edgeService(a.Name), From: from, To: to}
-		}
-		if src.Sides[0].From.IsZero() || src.Sides[1].From.IsZero() {
-			src.Sides[0].From, src.Sides[0].To, src.Sides[1].From, src.Sides[1].To = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-		}
-		// Not bound to ctx: an interrupted run still gets its report.
-		tr = loadtest.CollectTraces(context.WithoutCancel(ctx), src, dir)
-	} else {
-		tr = loadtest.Traces{Reason: "only one architecture was tested: the breakdown compares two"}
+	// The traces of the steps at the common rate: every architecture under the same load.
+	rate := loadtest.CommonRate(res)
+	src := loadtest.TraceSource{Collector: *collector, Last: *traces, Rate: rate}
+	windows := true
+	for _, a := range archs {
+		from, to := loadtest.StepWindow(res, a.Name, rate)
+		windows = windows && !from.IsZero()
+		src.Sides = append(src.Sides, loadtest.TraceSideSource{Label: a.Name, Service: edgeService(a.Name), From: from, To: to})
 	}
+	if !windows { // an interrupted run: the latest traces of each, alike
+		for i := range src.Sides {
+			src.Sides[i].From, src.Sides[i].To = time.Time{}, time.Time{}
+		}
+	}
+	// Not bound to ctx: an interrupted run still gets its report.
+	tr := loadtest.CollectTraces(context.WithoutCancel(ctx), src, dir)
 	rep := loadtest.BuildReport(id, res, env, infos, tr)
 	if err := rep.WriteFiles(dir); err != nil {
 		return err
@@ -286,9 +286,11 @@ func printSummary(w io.Writer, r *loadtest.Report, dir string) {
 		fmt.Fprintln(w, line)
 	}
 	if c := r.Comparison; c != nil {
-		for _, x := range c.Rows {
-			if x.Ratio != 0 {
-				fmt.Fprintf(w, "  %s / %s, %s: %.2f×\n", c.Other, c.Baseline, x.Metric, x.Ratio)
+		for i, other := range c.Archs[1:] {
+			for _, x := range c.Rows {
+				if x.Ratios[i+1] != 0 {
+					fmt.Fprintf(w, "  %s / %s, %s: %.2f×\n", other, c.Baseline, x.Metric, x.Ratios[i+1])
+				}
 			}
 		}
 	}
@@ -300,7 +302,7 @@ func printSummary(w io.Writer, r *loadtest.Report, dir string) {
 
 // discover picks the resource sampler of one architecture and fills what the report says
 // of its runtime and limits.
-func discover(ctx context.Context, mode, state, stackName, arch, baseURL string, a *loadtest.Arch, info *loadtest.ArchInfo) {
+func discover(ctx context.Context, mode, state, stackName, topologies, arch, baseURL string, a *loadtest.Arch, info *loadtest.ArchInfo) {
 	info.Runtime = "unknown"
 	var notes []string
 	try := func(m string) bool { return mode == "auto" || mode == m }
@@ -309,7 +311,7 @@ func discover(ctx context.Context, mode, state, stackName, arch, baseURL string,
 		if err == nil && len(procs) > 0 {
 			a.Sampler = &loadtest.ProcSampler{Procs: procs, Source: fmt.Sprintf("/proc of the %d processes mitosis' process runtime started (stack %s)", len(procs), stackName)}
 			info.Runtime = "process"
-			info.Limits = topologyLimits(arch, false)
+			info.Limits = topologyLimits(topologies, arch, false)
 			setProcs(info, procs)
 		} else if mode == "process" {
 			notes = append(notes, fmt.Sprintf("no live process-runtime records under %s", filepath.Join(state, "run", stackName, arch)))
@@ -321,7 +323,7 @@ func discover(ctx context.Context, mode, state, stackName, arch, baseURL string,
 			a.Sampler = s
 			info.Runtime = "podman"
 			if info.Limits, err = s.Limits(ctx); err != nil {
-				info.Limits = topologyLimits(arch, true)
+				info.Limits = topologyLimits(topologies, arch, true)
 				info.Limits.Source += " (podman's own could not be read: " + err.Error() + ")"
 			}
 			if u, err := s.Sample(ctx); err == nil {
@@ -366,10 +368,11 @@ func setProcs(info *loadtest.ArchInfo, procs []loadtest.Proc) {
 	}
 }
 
-// topologyLimits are the limits `mitosis up` gives an architecture (platform/topology).
-func topologyLimits(arch string, enforced bool) loadtest.Limits {
+// topologyLimits are the limits `mitosis up` gives an architecture by default
+// (platform/topology): its topology file's in dir, at the default budget.
+func topologyLimits(dir, arch string, enforced bool) loadtest.Limits {
 	l := loadtest.Limits{Enforced: enforced, Source: "platform/topology"}
-	t, err := topology.Get(topology.Both, topology.Options{})
+	t, err := topology.Get(arch, topology.Options{Dir: dir, Collector: topology.NoCollector})
 	if err != nil {
 		l.Source = "unknown: " + err.Error()
 		return l
