@@ -22,7 +22,7 @@ CPUS ?=
 MEMORY_MB ?=
 UP_FLAGS := $(if $(CPUS),--cpus $(CPUS)) $(if $(MEMORY_MB),--memory $(MEMORY_MB))
 
-.PHONY: load compare loadtest-stack all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
+.PHONY: load compare loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
 
 all: build
 
@@ -106,21 +106,32 @@ fuzz:
 		go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1x -parallel 1 "$$pkg" </dev/null; \
 	done
 
-## load: a short side-by-side load test of both architectures (about 70 s once built); the
-## report lands in loadtest/out/<time>/ (report.html, report.md, report.json)
+## load: a short load test of every architecture up, side by side (about 70 s for two once
+## built, 35 s more per architecture), after bringing ARCH up unless it answers (default both;
+## ARCH=monolith,services,hybrid, SPLIT=...); with ARCH given, those alone, in that order (the
+## first the baseline); the report lands in loadtest/out/<time>/ (report.html, .md, .json)
 load: loadtest-stack
-	go run ./loadtest/cmd/loadtest -preset load $(LOADTEST_FLAGS)
+	./$(LOADTEST) -preset load $(LOADTEST_EDGES) $(LOADTEST_FLAGS)
 
-## compare: the full side-by-side comparison (about 8 minutes)
+## compare: the full side-by-side comparison (about 9 minutes for two architectures, 4.5 more
+## per architecture)
 compare: loadtest-stack
-	go run ./loadtest/cmd/loadtest -preset compare $(LOADTEST_FLAGS)
+	./$(LOADTEST) -preset compare $(LOADTEST_EDGES) $(LOADTEST_FLAGS)
 
-# loadtest-stack brings both architectures and the trace collector up unless they answer.
-loadtest-stack: $(TOKEN_FILE) $(MITOSIS)
-	@if curl -fsS -o /dev/null http://127.0.0.1:8080/readyz 2>/dev/null && \
-	    curl -fsS -o /dev/null http://127.0.0.1:8081/readyz 2>/dev/null && \
+LOADTEST := bin/loadtest
+comma := ,
+# The architectures a load test compares: ARCH's (and the split's) when given, else every one up.
+LOADTEST_EDGES = $(if $(or $(filter command line environment,$(origin ARCH)),$(SPLIT)),-edges '$(ARCH)$(if $(SPLIT),$(comma)split)')
+
+build-loadtest:
+	go build -o $(LOADTEST) ./loadtest/cmd/loadtest
+
+# loadtest-stack brings ARCH (and SPLIT) and the trace collector up unless they answer
+# (loadtest edges asks the runtimes, as mitosis status does).
+loadtest-stack: $(TOKEN_FILE) $(MITOSIS) build-loadtest
+	@if ./$(LOADTEST) edges -need '$(ARCH)$(if $(SPLIT),$(comma)split)' && \
 	    curl -fsS -o /dev/null http://127.0.0.1:16686/healthz 2>/dev/null; then echo "stack is up"; \
-	else $(MAKE) --no-print-directory up ARCH=both; fi
+	else $(MAKE) --no-print-directory up ARCH='$(ARCH)'; fi
 
 ## deploy-render: rewrite deploy/ (Kubernetes, ECS, ADOT) and compose/ from the topology
 deploy-render: $(MITOSIS)

@@ -21,6 +21,8 @@
 //   - Report: report.json (schema in README.md), report.md and a self-contained report.html
 //     with inline SVG charts, one column and one series per architecture, ratios against the
 //     first, and the trace breakdown of platform/tracecompare per architecture.
+//   - Edges: which architectures to drive, as -edges names them or as the runtimes report
+//     them up (EdgesFromStatus).
 //
 // It is not a general load tool: it speaks the shop's API only, and sends traffic to
 // loopback addresses only.

@@ -79,10 +79,7 @@ func (s Shop) WaitReady(ctx context.Context, timeout time.Duration) error {
 	defer cancel()
 	var last error
 	for {
-		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-		last = s.do(cctx, http.MethodGet, "/readyz", false, nil, nil)
-		ccancel()
-		if last == nil {
+		if last = s.Ready(ctx); last == nil {
 			return nil
 		}
 		select {
@@ -91,6 +88,14 @@ func (s Shop) WaitReady(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// Ready asks GET /readyz once, for at most 2 s: nil when it answers 200, as only an edge
+// does.
+func (s Shop) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return s.do(ctx, http.MethodGet, "/readyz", false, nil, nil)
 }
 
 // Catalog lists every product (at most 100 pages of 100).

@@ -7,17 +7,23 @@ import (
 	"errors"
 
 	"github.com/mitosis-dev/mitosis/loadtest"
+	"github.com/mitosis-dev/mitosis/platform/stack"
 )
 
 // Available reports whether this build can reach Podman at all: not without the build tags.
 const Available = false
+
+var errNoBindings = errors.New("built without the podman bindings (build tags: remote exclude_graphdriver_btrfs btrfs_noversion exclude_graphdriver_devicemapper containers_image_openpgp)")
+
+// Status fails: this binary was built without the podman bindings' tags.
+func Status(context.Context, string) ([]stack.Status, error) { return nil, errNoBindings }
 
 // Sampler is not available in this build.
 type Sampler struct{}
 
 // New fails: this binary was built without the podman bindings' tags.
 func New(context.Context, string, string) (*Sampler, error) {
-	return nil, errors.New("built without the podman bindings (build tags: remote exclude_graphdriver_btrfs btrfs_noversion exclude_graphdriver_devicemapper containers_image_openpgp)")
+	return nil, errNoBindings
 }
 
 // Describe implements loadtest.ResourceSampler.

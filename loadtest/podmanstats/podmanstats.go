@@ -3,7 +3,8 @@
 // Package podmanstats measures the pods of one architecture of a mitosis stack through the
 // Podman REST API (the v4 bindings' containers.Stats): cumulative CPU nanoseconds and
 // current memory of each container that carries the stack's labels. platform/podmanrt
-// reports CPU only as a percentage, and a step needs a counter, hence this package.
+// reports CPU only as a percentage, and a step needs a counter, hence this package. Status
+// passes platform/podmanrt's on: what runs, for the load test's default edges.
 //
 // It compiles only with the podman bindings' build tags (remote, ...; see DESIGN.md); without
 // them New says so, and the load test falls back to the process figures or none.
@@ -20,6 +21,7 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/containers"
 
 	"github.com/mitosis-dev/mitosis/loadtest"
+	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 )
 
@@ -34,6 +36,16 @@ func socket() string {
 
 // Available reports whether this build can reach Podman at all.
 const Available = true
+
+// Status is what `mitosis status` says of the stack's pods (platform/podmanrt): which
+// architectures run, and where each service's main port answers on the host.
+func Status(ctx context.Context, stackName string) ([]stack.Status, error) {
+	rt, err := podmanrt.Connect(ctx, podmanrt.Options{Socket: socket(), Stack: stackName})
+	if err != nil {
+		return nil, err
+	}
+	return rt.Status(ctx)
+}
 
 // Sampler is a loadtest.ResourceSampler over the containers of one architecture.
 type Sampler struct {

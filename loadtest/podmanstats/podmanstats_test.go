@@ -14,6 +14,7 @@ import (
 
 	"github.com/containers/podman/v4/pkg/bindings"
 
+	"github.com/mitosis-dev/mitosis/loadtest"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
@@ -21,8 +22,9 @@ import (
 )
 
 // TestSamplerOnAPodmanStack brings a monolith stack of its own up in Podman (images built
-// here, a stack name and edge of its own), then samples it: CPU counters and memory of both
-// containers, and the limits Podman enforces, which must be the topology's budget. It skips
+// here, a stack name and edge of its own), finds its edge from the pods' status as the load
+// test does by default, then samples it: CPU counters and memory of both containers, and the
+// limits Podman enforces, which must be the topology's budget. It skips
 // without Podman, unless REQUIRE_CONTAINERS=1.
 func TestSamplerOnAPodmanStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -47,6 +49,16 @@ func TestSamplerOnAPodmanStack(t *testing.T) {
 	rt := up(ctx, t, name, topo)
 	base := "http://" + edge
 	stacktest.Checkout(t, base, "test-token", "sampler")
+
+	// What runs, as `mitosis status` reports it: the load test's default edges.
+	rows, err := Status(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edges, skipped := loadtest.EdgesFromStatus(ctx, rows, filepath.Join(repoRoot(t), "topologies"))
+	if want := (loadtest.Edge{Arch: topology.Monolith, URL: base, Service: "monolith"}); len(edges) != 1 || edges[0] != want || len(skipped) > 0 {
+		t.Errorf("edges from podman's status %+v (left out %q), want %+v", edges, skipped, want)
+	}
 
 	s, err := New(ctx, name, topology.Monolith)
 	if err != nil {
@@ -96,15 +108,20 @@ func TestSamplerOnAPodmanStack(t *testing.T) {
 	}
 }
 
-// up builds the topology's images and brings it up, taking it down when the test ends.
-func up(ctx context.Context, t *testing.T, name string, topo topology.Topology) *podmanrt.Runtime {
+// repoRoot is the repository: loadtest/podmanstats's grandparent.
+func repoRoot(t *testing.T) string {
 	t.Helper()
 	wd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// loadtest/podmanstats -> the repository
-	imgs := stacktest.BuildImages(t, filepath.Dir(filepath.Dir(wd)), topo, "mitosis-loadtest")
+	return filepath.Dir(filepath.Dir(wd))
+}
+
+// up builds the topology's images and brings it up, taking it down when the test ends.
+func up(ctx context.Context, t *testing.T, name string, topo topology.Topology) *podmanrt.Runtime {
+	t.Helper()
+	imgs := stacktest.BuildImages(t, repoRoot(t), topo, "mitosis-loadtest")
 	rt, err := podmanrt.Connect(ctx, podmanrt.Options{Stack: name, Images: imgs})
 	if err != nil {
 		t.Fatal(err)

@@ -1,22 +1,38 @@
-// Command loadtest drives the monolith and the microservices with the same open-model
-// traffic and writes a report of the difference into loadtest/out/<timestamp>/:
-// report.json, report.md and report.html (self-contained, inline SVG charts).
+// Command loadtest drives any number of the shop's architectures with the same open-model
+// traffic and writes a report of the difference, each against the first, into
+// loadtest/out/<timestamp>/: report.json, report.md and report.html (self-contained, inline
+// SVG charts).
 //
 //	loadtest -preset load       # under 2 minutes: a quick look (make load)
 //	loadtest -preset compare    # under 15 minutes: the full comparison (make compare)
+//	loadtest -edges services,hybrid,monolith=http://127.0.0.1:8080
+//	loadtest edges [-need monolith,services]
 //	loadtest saturate -url http://127.0.0.1:8080/v1/products -c 32 -d 10s
 //	loadtest render loadtest/out/<timestamp>/report.json
 //
-// The second form is a closed-model saturation of one URL (a fixed number of connections,
-// each sending its next request when the last answered, as wrk does), for cross-checking
-// the generator's throughput against wrk's.
+// Which architectures: -edges lists them in the report's order, the first the baseline of
+// every ratio, each as name=URL or as a name alone, whose edge the runtimes report
+// (`mitosis status`). Without it, every architecture that is up: those the process runtime
+// and Podman report for the stack (-stack), and the monolith and the microservices at their
+// well-known edges (127.0.0.1:8080 and :8081) when they answer there (`make run`), in the
+// order monolith, services, then the others by name. When nothing answers anywhere, the two
+// well-known edges are tried, and the run says they are not up. -monolith URL and -services
+// URL are shorthands for an -edges entry, placed before -edges' own; an empty value leaves
+// that architecture out of the default.
+//
+// edges prints the edges the run would drive and fails when one named by -need is not up and
+// ready: make's loadtest-stack asks it before bringing anything up.
+//
+// saturate is a closed-model saturation of one URL (a fixed number of connections, each
+// sending its next request when the last answered, as wrk does), for cross-checking the
+// generator's throughput against wrk's.
 //
 // render writes report.md and report.html again from a report.json (after a change of the
 // page, or for a report.json copied from elsewhere).
 //
-// Both architectures must be up (make up; make run and make run-services, or mitosis up). The admin token
-// (to top stock up before a run) is SHOP_ADMIN_TOKEN, else <state>/admin-token. Traffic goes
-// to loopback addresses only: the command refuses any other target.
+// The admin token (to top stock up before a run) is SHOP_ADMIN_TOKEN, else
+// <state>/admin-token. Traffic goes to loopback addresses only: the command refuses any other
+// target.
 package main
 
 import (
@@ -38,6 +54,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/loadtest"
 	"github.com/mitosis-dev/mitosis/loadtest/podmanstats"
+	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
@@ -50,6 +67,8 @@ func main() {
 		err = saturate(ctx, os.Args[2:], os.Stdout)
 	case len(os.Args) > 1 && os.Args[1] == "render":
 		err = render(os.Args[2:])
+	case len(os.Args) > 1 && os.Args[1] == "edges":
+		err = edgesCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
@@ -70,11 +89,11 @@ type preset struct {
 }
 
 var presets = map[string]preset{
-	// About 70 s of load for two architectures, plus set-up.
+	// About 70 s of load for two architectures, plus set-up; 35 s more per architecture.
 	"load": {rates: "20,50,100", step: 8 * time.Second, warmup: 5 * time.Second, warmupRate: 20, pause: time.Second,
 		repeats: 1, search: 0, users: 200},
 	// About 9 minutes for two architectures when neither saturates early (overloaded rates
-	// are skipped, which shortens it).
+	// are skipped, which shortens it); 4.5 minutes more per architecture.
 	"compare": {rates: "25,50,100,200,400,800", step: 15 * time.Second, warmup: 10 * time.Second, warmupRate: 50,
 		pause: 2 * time.Second, repeats: 2, search: 3, searchStep: 10 * time.Second, users: 500},
 }
@@ -121,8 +140,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.String("preset", presetName, "defaults: load (under 2 minutes) or compare (under 15 minutes)")
-	monolithURL := fs.String("monolith", "http://"+topology.MonolithEdge, "the monolith's base URL (empty: skip it)")
-	servicesURL := fs.String("services", "http://"+topology.ServicesEdge, "the microservices gateway's base URL (empty: skip it)")
+	edgesFlag := fs.String("edges", "", "architectures to compare, in the report's order, the first the baseline of every ratio: name=URL, or a name alone for the edge the runtimes report, comma-separated (monolith,services,hybrid=http://127.0.0.1:8082); default: every architecture up")
+	monolithURL := fs.String("monolith", "", "shorthand for -edges monolith=URL, placed before -edges' entries; empty: leave the monolith out of the default")
+	servicesURL := fs.String("services", "", "shorthand for -edges services=URL, placed before -edges' entries (after -monolith); empty: leave the services out of the default")
 	rates := fs.String("rates", pr.rates, "offered rates of the ladder, requests/s, ascending, comma-separated")
 	step := fs.Duration("step", pr.step, "duration of each ladder step")
 	warmup := fs.Duration("warmup", pr.warmup, "warm-up per architecture (results discarded)")
@@ -140,7 +160,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of the traffic mix")
 	outDir := fs.String("out", filepath.Join(root, "loadtest", "out"), "reports go to <out>/<timestamp>/")
 	state := fs.String("state", envOr("MITOSIS_STATE", filepath.Join(root, ".mitosis")), "mitosis state folder: admin-token, process runtime records")
-	stackName := fs.String("stack", envOr("MITOSIS_STACK", "mitosis"), "mitosis stack name (for the process runtime's records and Podman's labels)")
+	stackName := fs.String("stack", envOr("MITOSIS_STACK", stack.DefaultName), "mitosis stack name (for the process runtime's records and Podman's labels)")
 	resources := fs.String("resources", "auto", "how to measure CPU and memory: auto, process (mitosis' process runtime), podman, port (the process listening on the edge, its launcher and children), none")
 	collector := fs.String("collector", envOr("MITOSIS_COLLECTOR", "http://"+topology.DefaultCollectorEdge), "trace collector's query API for the trace breakdown (empty: none)")
 	traces := fs.Int("traces", 20, "checkout traces per architecture to compare")
@@ -172,11 +192,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := plan.Validate(); err != nil {
 		return err
 	}
-	targets := []struct{ name, url string }{{topology.Monolith, *monolithURL}, {topology.Services, *servicesURL}}
+	say := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	choice := edgeChoice{edges: *edgesFlag, state: *state, stack: *stackName, topologies: filepath.Join(root, "topologies"), defaults: loadtest.DefaultEdges()}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "monolith":
+			choice.shorthands = append(choice.shorthands, loadtest.Edge{Arch: topology.Monolith, URL: loadtest.NormalizeURL(*monolithURL)})
+		case "services":
+			choice.shorthands = append(choice.shorthands, loadtest.Edge{Arch: topology.Services, URL: loadtest.NormalizeURL(*servicesURL)})
+		}
+	})
+	targets, err := choice.choose(ctx, say)
+	if err != nil {
+		return err
+	}
 	token := loadtest.AdminToken(filepath.Join(*state, "admin-token"))
 	id := time.Now().UTC().Format("20060102-150405")
 	dir := filepath.Join(*outDir, id)
-	say := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
 
 	var archs []*loadtest.Arch
 	var infos []loadtest.ArchInfo
@@ -184,19 +216,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var levels, added []int64
 	runID := strconv.FormatInt(time.Now().Unix()%1_000_000, 36)
 	for i, t := range targets {
-		if t.url == "" {
-			continue
+		if err := loopbackOnly(t.URL); err != nil {
+			return fmt.Errorf("%s: %w", t.Arch, err)
 		}
-		if err := loopbackOnly(t.url); err != nil {
-			return fmt.Errorf("-%s: %w", t.name, err)
-		}
-		shop := loadtest.Shop{BaseURL: strings.TrimRight(t.url, "/"), AdminToken: token}
+		shop := loadtest.Shop{BaseURL: t.URL, AdminToken: token}
 		if err := shop.WaitReady(ctx, 10*time.Second); err != nil {
-			return fmt.Errorf("%s is not up: %w (bring it up: make up / make run-services, or mitosis up)", t.name, err)
+			return fmt.Errorf("%s is not up: %w (bring it up: make up ARCH=%s, or mitosis up -t %s)", t.Arch, err, t.Arch, t.Arch)
 		}
 		products, err := shop.Catalog(ctx)
 		if err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
+			return fmt.Errorf("%s: %w", t.Arch, err)
 		}
 		ids := make([]string, len(products))
 		for i, p := range products {
@@ -205,9 +234,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		level := loadtest.StockLevel(plan, len(ids))
 		n, err := shop.Replenish(ctx, ids, level)
 		if err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
+			return fmt.Errorf("%s: %w", t.Arch, err)
 		}
-		say("%s: %s ready, %d products, stock topped up to %d each (%d units added)", t.name, shop.BaseURL, len(ids), level, n)
+		say("%s: %s ready, %d products, stock topped up to %d each (%d units added)", t.Arch, shop.BaseURL, len(ids), level, n)
 		sc, err := loadtest.NewScenario(loadtest.ScenarioConfig{
 			BaseURL: shop.BaseURL, Mix: mix, Users: *users, Products: ids, Terms: loadtest.SearchTerms(products),
 			// The architecture's position, not its name: two edges may be one shop.
@@ -216,17 +245,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		a := &loadtest.Arch{Name: t.name, BaseURL: shop.BaseURL, Scenario: sc}
-		info := loadtest.ArchInfo{Name: t.name, BaseURL: shop.BaseURL}
-		discover(ctx, *resources, *state, *stackName, filepath.Join(root, "topologies"), t.name, shop.BaseURL, a, &info)
-		say("%s: resources: %s", t.name, info.Resources)
+		a := &loadtest.Arch{Name: t.Arch, BaseURL: shop.BaseURL, Scenario: sc}
+		info := loadtest.ArchInfo{Name: t.Arch, BaseURL: shop.BaseURL}
+		discover(ctx, *resources, *state, *stackName, choice.topologies, t.Arch, shop.BaseURL, a, &info)
+		say("%s: resources: %s", t.Arch, info.Resources)
 		archs = append(archs, a)
 		infos = append(infos, info)
 		scenarios = append(scenarios, sc)
 		levels, added = append(levels, level), append(added, n)
-	}
-	if len(archs) == 0 {
-		return errors.New("no architecture to test (-monolith and -services are both empty)")
 	}
 	env := loadtest.ReadEnvironment(ctx, root)
 	runner := &loadtest.Runner{Plan: plan, Archs: archs, Progress: stderr}
@@ -246,10 +272,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rate := loadtest.CommonRate(res)
 	src := loadtest.TraceSource{Collector: *collector, Last: *traces, Rate: rate}
 	windows := true
-	for _, a := range archs {
-		from, to := loadtest.StepWindow(res, a.Name, rate)
+	for _, t := range targets {
+		from, to := loadtest.StepWindow(res, t.Arch, rate)
 		windows = windows && !from.IsZero()
-		src.Sides = append(src.Sides, loadtest.TraceSideSource{Label: a.Name, Service: edgeService(a.Name), From: from, To: to})
+		src.Sides = append(src.Sides, loadtest.TraceSideSource{Label: t.Arch, Service: t.Service, From: from, To: to})
 	}
 	if !windows { // an interrupted run: the latest traces of each, alike
 		for i := range src.Sides {
@@ -264,13 +290,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	printSummary(stdout, rep, dir)
 	return nil
-}
-
-func edgeService(arch string) string {
-	if arch == topology.Services {
-		return "gateway"
-	}
-	return arch
 }
 
 func printSummary(w io.Writer, r *loadtest.Report, dir string) {
