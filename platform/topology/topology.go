@@ -170,6 +170,13 @@ func Get(names string, opts Options) (Topology, error) {
 		}
 		t.Archs = append(t.Archs, a)
 	}
+	edgesSeen := map[string]string{}
+	for _, a := range t.Archs {
+		if other, dup := edgesSeen[a.Edge]; dup && a.Edge != "" && !strings.HasSuffix(a.Edge, ":0") {
+			return Topology{}, fmt.Errorf("%s and %s both want the edge %s: give one another (-t's files, --edge, --monolith-edge, --services-edge)", other, a.Name, a.Edge)
+		}
+		edgesSeen[a.Edge] = a.Name
+	}
 	if opts.Collector != NoCollector {
 		c, err := collector(opts.Collector)
 		if err != nil {
@@ -217,10 +224,11 @@ func splitName(opts Options) string {
 }
 
 // edgeAssigner returns where each architecture's edge is: the options', else its file's,
-// else the next free one from OtherEdges up.
+// else the first of OtherEdges and up that no architecture asked before has.
 func edgeAssigner(opts Options) func(arch, fromFile string) string {
-	next := 0
-	return func(arch, fromFile string) string {
+	used := map[string]bool{}
+	return func(arch, fromFile string) (edge string) {
+		defer func() { used[edge] = true }()
 		switch {
 		case opts.Edges[arch] != "":
 			return opts.Edges[arch]
@@ -233,8 +241,9 @@ func edgeAssigner(opts Options) func(arch, fromFile string) string {
 		}
 		host, port, _ := net.SplitHostPort(OtherEdges)
 		p, _ := strconv.Atoi(port)
-		next++
-		return net.JoinHostPort(host, strconv.Itoa(p+next-1))
+		for ; used[net.JoinHostPort(host, strconv.Itoa(p))]; p++ {
+		}
+		return net.JoinHostPort(host, strconv.Itoa(p))
 	}
 }
 

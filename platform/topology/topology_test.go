@@ -41,7 +41,15 @@ func TestGetKnowsEachTopology(t *testing.T) {
 			t.Errorf("%q: archs %v edges %v", tc.name, archs, edges)
 		}
 	}
-	_, err := Get("microliths", Options{})
+	beside, err := Get("hybrid", Options{Split: "catalog+inventory,cart+orders+payments,shipping+notify"})
+	if err != nil || beside.Archs[0].Edge != "127.0.0.1:8082" || beside.Archs[1].Edge != "127.0.0.1:8083" {
+		t.Errorf("a split beside the hybrid: %+v, %v; want the hybrid on 8082, the split on 8083", beside.Archs, err)
+	}
+	if _, err := Get("hybrid", Options{Split: "catalog+inventory,cart+orders+payments,shipping+notify",
+		Edges: map[string]string{SplitName: "127.0.0.1:8082"}}); err == nil || !strings.Contains(err.Error(), "both want the edge") {
+		t.Errorf("two architectures on one edge: %v", err)
+	}
+	_, err = Get("microliths", Options{})
 	if err == nil || !strings.Contains(err.Error(), "hybrid, monolith, services") {
 		t.Errorf("an unknown topology: %v, want an error listing the files", err)
 	}
