@@ -150,10 +150,15 @@ start_service() {
 	rm -f "$SOCK"
 	say "starting podman system service on unix://$SOCK (log: $LOG, pid file: $PIDFILE)"
 	# The shell writes its own PID, then becomes the service: the PID file names the service
-	# whether or not setsid had to fork.
+	# whether or not setsid had to fork. It runs in /, not in the caller's folder: conmon starts
+	# every container from the service's working directory, and a checkout removed later (a CI
+	# clone) would leave every container start failing ("write child: broken pipe").
 	# shellcheck disable=SC2016 # $$ and $1 are the inner shell's
-	nohup setsid bash -c 'echo $$ >"$1" && shift && exec "$@"' podman-service "$PIDFILE" \
-		podman system service --time=0 "unix://$SOCK" >>"$LOG" 2>&1 </dev/null &
+	(
+		cd / || exit 1
+		nohup setsid bash -c 'echo $$ >"$1" && shift && exec "$@"' podman-service "$PIDFILE" \
+			podman system service --time=0 "unix://$SOCK" >>"$LOG" 2>&1 </dev/null &
+	)
 	for _ in $(seq 1 100); do
 		if socket_answers; then
 			say "podman API answers on unix://$SOCK"

@@ -495,6 +495,11 @@ func TestSetupScriptRestartsOnlyTheServiceItStarted(t *testing.T) {
 	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", first)); string(cmdline) != "podman\x00system\x00service\x00--time=0\x00unix://"+m.sock+"\x00" {
 		t.Fatalf("the PID file names %d: %q", first, cmdline)
 	}
+	// It runs in /: conmon starts containers from its working directory, which the caller's
+	// folder (a CI clone removed afterwards) would not stay.
+	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", first)); err != nil || cwd != "/" {
+		t.Errorf("the service runs in %q (%v), want /", cwd, err)
+	}
 
 	// Unchanged: left alone.
 	out = m.run()
