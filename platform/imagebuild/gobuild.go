@@ -21,10 +21,13 @@ import (
 // cached image is rebuilt.
 const formatVersion = "mitosis-imagebuild/1"
 
-// ldflags strips the symbol table and DWARF (the build info debug/buildinfo reads survives) and
-// stamps the version into main.version when the main package declares it.
+// ldflags strips the symbol table and DWARF (the build info debug/buildinfo reads survives),
+// leaves the build ID out, and stamps the version into main.version when the main package
+// declares it. Without a build ID the binary is what its linked code makes it: a build ID is
+// a hash of every package it depends on, so a change to code a binary does not link (another
+// context's implementation, in another group's image) would still change it.
 func ldflags(version string) string {
-	return "-s -w -X main.version=" + version
+	return "-s -w -buildid= -X main.version=" + version
 }
 
 // buildEnv is the environment of `go build` for one platform: the caller's, with cgo off so the
@@ -81,34 +84,45 @@ type specInputs struct {
 // base layer's contents. One `go list` call covers every spec. The stamp (version, revision,
 // time) and the platforms are added by Build.
 func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (map[string]specInputs, error) {
-	args := []string{"list", "-deps", "-json=ImportPath,Dir,Standard,GoFiles,CgoFiles,IgnoredGoFiles,EmbedFiles,SFiles,Module,Deps,Error"}
+	// One `go list` per set of build tags: tags choose the files, and so the dependencies.
+	byTags := map[string][]Spec{}
 	for _, s := range specs {
-		args = append(args, s.Package)
+		byTags[strings.Join(s.Tags, ",")] = append(byTags[strings.Join(s.Tags, ",")], s)
 	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = opts.Root
-	cmd.Env = buildEnv("linux", opts.Platforms[0].Architecture)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("go list %s: %w\n%s", strings.Join(args[3:], " "), err, stderr.Bytes())
-	}
-	pkgs := map[string]*listedPackage{}
-	byDir := map[string]*listedPackage{}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for {
-		var p listedPackage
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return nil, fmt.Errorf("go list output: %w", err)
+	pkgs := map[string]map[string]*listedPackage{} // tags -> import path -> package
+	byDir := map[string]map[string]*listedPackage{}
+	for _, tags := range sortedKeys(byTags) {
+		args := []string{"list", "-deps", "-json=ImportPath,Dir,Standard,GoFiles,CgoFiles,IgnoredGoFiles,EmbedFiles,SFiles,Module,Deps,Error"}
+		if tags != "" {
+			args = append(args, "-tags="+tags)
 		}
-		if p.Error != nil {
-			return nil, fmt.Errorf("package %s: %s", p.ImportPath, p.Error.Err)
+		for _, s := range byTags[tags] {
+			args = append(args, s.Package)
 		}
-		pkgs[p.ImportPath] = &p
-		byDir[p.Dir] = &p
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = opts.Root
+		cmd.Env = buildEnv("linux", opts.Platforms[0].Architecture)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("go list %s: %w\n%s", strings.Join(args[3:], " "), err, stderr.Bytes())
+		}
+		pkgs[tags], byDir[tags] = map[string]*listedPackage{}, map[string]*listedPackage{}
+		dec := json.NewDecoder(bytes.NewReader(out))
+		for {
+			var p listedPackage
+			if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return nil, fmt.Errorf("go list output: %w", err)
+			}
+			if p.Error != nil {
+				return nil, fmt.Errorf("package %s: %s", p.ImportPath, p.Error.Err)
+			}
+			pkgs[tags][p.ImportPath] = &p
+			byDir[tags][p.Dir] = &p
+		}
 	}
 
 	goVersion, err := goEnv(ctx, opts.Root, "GOVERSION")
@@ -131,15 +145,17 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 	commonSum := common.Sum(nil)
 
 	hashes := make(map[string]specInputs, len(specs))
-	files := map[string][]byte{} // package import path -> hash of its files, shared between specs
+	files := map[string][]byte{} // tags and package import path -> hash of its files, shared between specs
 	for _, s := range specs {
+		tags := strings.Join(s.Tags, ",")
+		pkgs, byDir := pkgs[tags], byDir[tags]
 		root, ok := byDir[filepath.Join(opts.Root, s.Package)]
 		if !ok {
 			return nil, fmt.Errorf("image %s: go list did not report package %s", s.Name, s.Package)
 		}
 		h := sha256.New()
 		h.Write(commonSum)
-		fmt.Fprintf(h, "spec=%s %s\n", s.Name, s.Package)
+		fmt.Fprintf(h, "spec=%s %s tags=%s\n", s.Name, s.Package, tags)
 		deps := append([]string{root.ImportPath}, root.Deps...)
 		sort.Strings(deps)
 		goMods := map[string]bool{}
@@ -164,7 +180,7 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 					paths = append(paths, ":(glob)"+filepath.ToSlash(rel)+"/*")
 				}
 			}
-			sum, ok := files[path]
+			sum, ok := files[tags+" "+path]
 			if !ok {
 				fh := sha256.New()
 				names := append(append(append(append(append([]string{}, p.GoFiles...), p.CgoFiles...),
@@ -176,7 +192,7 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 					}
 				}
 				sum = fh.Sum(nil)
-				files[path] = sum
+				files[tags+" "+path] = sum
 			}
 			fmt.Fprintf(h, "pkg %s files %x\n", path, sum)
 		}
@@ -232,20 +248,27 @@ func compile(ctx context.Context, opts Options, specs []Spec, versions map[strin
 		return nil, func() {}, fmt.Errorf("build dir: %w", err)
 	}
 	cleanup := func() { _ = os.RemoveAll(tmp) }
-	byVersion := map[string][]Spec{}
+	// One go build per version and set of tags: both are the same for every binary it makes.
+	type key struct{ version, tags string }
+	groups := map[key][]Spec{}
+	var keys []key
 	for _, s := range specs {
-		byVersion[versions[s.Name]] = append(byVersion[versions[s.Name]], s)
+		k := key{versions[s.Name], strings.Join(s.Tags, ",")}
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], s)
 	}
 	bins := map[string]map[string]string{}
-	for i, v := range sortedKeys(byVersion) {
-		if err := compileGroup(ctx, opts, byVersion[v], v, filepath.Join(tmp, strconv.Itoa(i)), bins); err != nil {
+	for i, k := range keys {
+		if err := compileGroup(ctx, opts, groups[k], k.version, k.tags, filepath.Join(tmp, strconv.Itoa(i)), bins); err != nil {
 			return nil, cleanup, err
 		}
 	}
 	return bins, cleanup, nil
 }
 
-func compileGroup(ctx context.Context, opts Options, specs []Spec, version, tmp string, bins map[string]map[string]string) error {
+func compileGroup(ctx context.Context, opts Options, specs []Spec, version, tags, tmp string, bins map[string]map[string]string) error {
 	// go build -o DIR names each binary after its package directory.
 	byBase := map[string]string{}
 	for _, s := range specs {
@@ -260,7 +283,7 @@ func compileGroup(ctx context.Context, opts Options, specs []Spec, version, tmp 
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("build dir: %w", err)
 		}
-		args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=" + ldflags(version), "-o", dir + string(filepath.Separator)}
+		args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=" + ldflags(version), "-tags=" + tags, "-o", dir + string(filepath.Separator)}
 		for _, s := range specs {
 			args = append(args, s.Package)
 		}
@@ -270,7 +293,7 @@ func compileGroup(ctx context.Context, opts Options, specs []Spec, version, tmp 
 		var stderr bytes.Buffer
 		cmd.Stdout = &stderr
 		cmd.Stderr = &stderr
-		opts.Logger.Info("go build", "platform", p.String(), "packages", args[6:])
+		opts.Logger.Info("go build", "platform", p.String(), "tags", tags, "packages", args[7:])
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("go build for %s: %w\n%s", p.String(), err, stderr.Bytes())
 		}

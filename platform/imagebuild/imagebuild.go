@@ -35,6 +35,9 @@ import (
 type Spec struct {
 	Name    string // image name, also the binary's name: "monolith", "nats-server"
 	Package string // Go package pattern relative to Options.Root: "./monolith"
+	// Tags are the build tags of its binary: several images can link different parts of one
+	// main package (services/shop, one image per group of contexts).
+	Tags []string
 }
 
 // Options are the inputs shared by every image of one build.

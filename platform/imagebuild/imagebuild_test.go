@@ -358,3 +358,45 @@ func TestGitStampFollowsTheImagesOwnCommits(t *testing.T) {
 		t.Errorf("b after its own commit: cached=%v revision %s, want %s", after[1].Cached, after[1].Revision, second)
 	}
 }
+
+// TestTagsLinkOnlyWhatTheyChoose: two images of one main package with different build tags
+// link different code; a change to code only one of them links leaves the other's image as
+// it was, also when the changed package is a dependency of both (the binary holds no build
+// ID, which would hash every dependency's sources).
+func TestTagsLinkOnlyWhatTheyChoose(t *testing.T) {
+	t.Setenv("GOWORK", "off")
+	root := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		_ = os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module example.com/tags\n\ngo 1.26\n")
+	write("lib/lib.go", "package lib\n\nfunc A() string { return \"a-one\" }\n\nfunc B() string { return \"b-one\" }\n")
+	write("cmd/app/main.go", "package main\n\nfunc main() { println(part()) }\n")
+	write("cmd/app/a.go", "//go:build with_a\n\npackage main\n\nimport \"example.com/tags/lib\"\n\nfunc part() string { return lib.A() }\n")
+	write("cmd/app/b.go", "//go:build with_b\n\npackage main\n\nimport \"example.com/tags/lib\"\n\nfunc part() string { return lib.B() }\n")
+	opts := Options{Root: root, Dir: filepath.Join(root, ".images"), Platforms: []v1.Platform{HostPlatform()}}
+	specs := []Spec{{Name: "a", Package: "./cmd/app", Tags: []string{"with_a"}}, {Name: "b", Package: "./cmd/app", Tags: []string{"with_b"}}}
+	ctx := context.Background()
+	before, err := Build(ctx, opts, specs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before[0].Index == before[1].Index {
+		t.Fatal("the two tag sets made one image")
+	}
+	write("lib/lib.go", "package lib\n\nfunc A() string { return \"a-two\" }\n\nfunc B() string { return \"b-one\" }\n")
+	after, err := Build(ctx, opts, specs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after[0].Index == before[0].Index {
+		t.Error("a's image did not change with the code it links")
+	}
+	if after[1].Index != before[1].Index {
+		t.Errorf("b's image changed (%s, was %s) with code it does not link", after[1].Index, before[1].Index)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -32,8 +33,8 @@ type ImagesReport struct {
 	Built, Loaded int // images compiled, images loaded into Podman (the rest were up to date)
 }
 
-// BuildImages builds every image of both architectures (topology.Both: NATS, the monolith,
-// the seven services and the gateway) for this machine's platform with the platform's image
+// BuildImages builds every image of every shipped topology (topologies/: NATS, and the host's
+// image of each of their groups) for this machine's platform with the platform's image
 // build, and loads each into Podman unless Podman already holds it under the same ID. The
 // result maps image names to images; Image.Ref is the local reference to run.
 func BuildImages(ctx context.Context, rt *podmanrt.Runtime, opts ImagesOptions) (map[string]imagebuild.Image, ImagesReport, error) {
@@ -41,13 +42,22 @@ func BuildImages(ctx context.Context, rt *podmanrt.Runtime, opts ImagesOptions) 
 	if opts.Dir == "" {
 		opts.Dir = filepath.Join(os.TempDir(), "mitosis-it-images")
 	}
-	topo, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
+	dir := filepath.Join(opts.Root, "topologies")
+	files, err := topology.Available(dir)
+	if err != nil {
+		return nil, rep, err
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	topo, err := topology.Get(strings.Join(names, ","), topology.Options{Dir: dir, Collector: topology.NoCollector})
 	if err != nil {
 		return nil, rep, err
 	}
 	var specs []imagebuild.Spec
 	for _, im := range topo.Images() {
-		specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package})
+		specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package, Tags: im.Tags})
 	}
 	start := time.Now()
 	built, err := imagebuild.Build(ctx, imagebuild.Options{

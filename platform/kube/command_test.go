@@ -85,7 +85,7 @@ func TestPlayDryRun(t *testing.T) {
 		"name: dry-monolith-monolith",
 		"hostIP: 127.0.0.1",
 		"hostPort: 18990",
-		"image: localhost/mitosis/shop:latest",
+		"image: localhost/mitosis/monolith:latest",
 		"imagePullPolicy: Never",
 	} {
 		if !strings.Contains(out, want) {

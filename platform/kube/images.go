@@ -48,7 +48,7 @@ func BuildImages(ctx context.Context, t topology.Topology, opts ImagesOptions) (
 	}
 	var specs []imagebuild.Spec
 	for _, im := range t.Images() {
-		specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package})
+		specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package, Tags: im.Tags})
 	}
 	built, err := imagebuild.Build(ctx, imagebuild.Options{
 		Root:      opts.Root,

@@ -51,12 +51,12 @@ func TestDeployCommands(t *testing.T) {
 	if out, err := run(t, "render", "--out", mine, "--account", "210987654321", "--region", "eu-west-1", "--tag", "v1.2.3"); err != nil {
 		t.Fatalf("deploy render --out: %v\n%s", err, out)
 	}
-	for _, f := range []string{"deploy/ecs/services/cart-task.json", "deploy/ecs/hybrid/catalog-inventory-task.json"} {
+	for f, image := range map[string]string{"deploy/ecs/services/cart-task.json": "cart", "deploy/ecs/hybrid/catalog-inventory-task.json": "catalog-inventory"} {
 		b, err := os.ReadFile(filepath.Join(mine, f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(b), "210987654321.dkr.ecr.eu-west-1.amazonaws.com/mitosis/shop:v1.2.3") {
+		if !strings.Contains(string(b), "210987654321.dkr.ecr.eu-west-1.amazonaws.com/mitosis/"+image+":v1.2.3") {
 			t.Errorf("the user's registry is not in %s:\n%s", f, b)
 		}
 	}
@@ -64,7 +64,7 @@ func TestDeployCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), "newName: 210987654321.dkr.ecr.eu-west-1.amazonaws.com/mitosis/shop") {
+	if !strings.Contains(string(b), "newName: 210987654321.dkr.ecr.eu-west-1.amazonaws.com/mitosis/cart") {
 		t.Errorf("the user's registry is not in the production overlay:\n%s", b)
 	}
 }

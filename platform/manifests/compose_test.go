@@ -139,7 +139,7 @@ func TestComposeVariables(t *testing.T) {
 		ComposePortVar(topology.Monolith): "18999",
 	}, topology.Monolith)
 	m := p.Services["monolith"]
-	if m.Image != "localhost/other/shop:v9" {
+	if m.Image != "localhost/other/monolith:v9" {
 		t.Errorf("image %s", m.Image)
 	}
 	if len(m.Ports) != 1 || m.Ports[0].Published != "18999" || m.Ports[0].Target != topology.EdgePort {

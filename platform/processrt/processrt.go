@@ -144,22 +144,30 @@ func isZombie(pid int) bool {
 // machine into <State>/bin.
 func (r *Runtime) build(ctx context.Context, t topology.Topology, progress io.Writer) (map[string]string, error) {
 	bins := map[string]string{}
-	args := []string{"build", "-trimpath", "-o", r.binDir() + string(filepath.Separator)}
+	// Images given as binaries run those; the others run their package built once, with no
+	// build tags: every group's image of services/shop is then the one binary that links
+	// every context, which runs any group as well (the tags only leave code out) and keeps
+	// this loop to one build.
+	byPackage := map[string][]string{} // package -> images
+	var packages []string
 	for _, im := range t.Images() {
 		if p, ok := r.opts.Binaries[im.Name]; ok {
 			bins[im.Name] = p
 			continue
 		}
-		args = append(args, im.Package)
-		bins[im.Name] = filepath.Join(r.binDir(), filepath.Base(filepath.Clean(im.Package)))
+		if _, ok := byPackage[im.Package]; !ok {
+			packages = append(packages, im.Package)
+		}
+		byPackage[im.Package] = append(byPackage[im.Package], im.Name)
 	}
-	if len(args) == 4 {
+	if len(packages) == 0 {
 		return bins, nil
 	}
 	if err := os.MkdirAll(r.binDir(), 0o755); err != nil {
 		return nil, err
 	}
 	start := time.Now()
+	args := append([]string{"build", "-trimpath", "-o", r.binDir() + string(filepath.Separator)}, packages...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = r.opts.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -169,29 +177,29 @@ func (r *Runtime) build(ctx context.Context, t topology.Topology, progress io.Wr
 	}
 	// Content-addressed names: a later build never rewrites the file a process runs, and
 	// /proc/<pid>/exe tells which build a process runs.
-	for _, im := range t.Images() {
-		if _, given := r.opts.Binaries[im.Name]; given {
-			continue
-		}
-		sum, err := fileHash(bins[im.Name])
+	for _, pkg := range packages {
+		built := filepath.Join(r.binDir(), filepath.Base(filepath.Clean(pkg)))
+		sum, err := fileHash(built)
 		if err != nil {
 			return nil, err
 		}
-		dst := bins[im.Name] + "-" + sum[:16]
-		if err := os.Rename(bins[im.Name], dst); err != nil {
+		dst := built + "-" + sum[:16]
+		if err := os.Rename(built, dst); err != nil {
 			return nil, err
 		}
 		// Older builds go: a process still running one keeps its file open.
-		old, _ := filepath.Glob(bins[im.Name] + "-" + strings.Repeat("[0-9a-f]", 16))
+		old, _ := filepath.Glob(built + "-" + strings.Repeat("[0-9a-f]", 16))
 		for _, p := range old {
 			if p != dst {
 				_ = os.Remove(p)
 			}
 		}
-		bins[im.Name] = dst
+		for _, im := range byPackage[pkg] {
+			bins[im] = dst
+		}
 	}
 	if progress != nil {
-		fmt.Fprintf(progress, "built %d binaries into %s (%s)\n", len(args)-4, r.binDir(), time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(progress, "built %d binaries into %s (%s)\n", len(packages), r.binDir(), time.Since(start).Round(time.Millisecond))
 	}
 	return bins, nil
 }

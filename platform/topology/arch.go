@@ -64,8 +64,9 @@ func FromSplit(name, edge, split string) (Arch, error) {
 // EdgePort is the container port of every edge; the host port is the architecture's Edge.
 const EdgePort = 8080
 
-// ShopImage is the image (and binary) of every group: the host, told its group by SHOP_GROUP.
-const ShopImage = "shop"
+// ShopPackage is the main package of every group's image: the host, told its group by
+// SHOP_GROUP, built with the group's tags (bounded.Group.BuildTags).
+const ShopPackage = "./services/shop"
 
 // newArch is the architecture of a placement: its NATS, and one service per group running
 // the host with the group's contexts, reaching the others' at their services.
@@ -104,7 +105,9 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 			"OTEL_SERVICE_NAME": svc,
 			"SHOP_SOLE_REPLICA": strconv.FormatBool(g.replicas == 1),
 		}
-		s := Service{Name: svc, Image: ShopImage, Package: "./services/shop", Group: g.String(), Env: env, weight: g.weightOf()}
+		// One image per group, named after its contexts, linking only them: a change to one
+		// context's implementation remakes only the images (and pods) of its group.
+		s := Service{Name: svc, Image: g.Name(), Package: ShopPackage, Group: g.String(), Env: env, weight: g.weightOf()}
 		if g.Edge {
 			s.Ports = append(s.Ports, EdgePort)
 			s.Edge = edge

@@ -421,6 +421,7 @@ func (a Arch) Service(name string) (Service, bool) {
 type Image struct {
 	Name    string
 	Package string
+	Tags    []string // build tags: a group's image links only its contexts (services/bounded)
 }
 
 // Images lists the images of a topology once each, in a stable order.
@@ -431,7 +432,11 @@ func (t Topology) Images() []Image {
 		for _, s := range a.Services {
 			if !seen[s.Image] {
 				seen[s.Image] = true
-				out = append(out, Image{Name: s.Image, Package: s.Package})
+				im := Image{Name: s.Image, Package: s.Package}
+				if g, err := bounded.ParseGroup(s.Group); err == nil && s.Group != "" {
+					im.Tags = g.BuildTags()
+				}
+				out = append(out, im)
 			}
 		}
 	}

@@ -113,8 +113,14 @@ func TestServicesArchListsEveryContextAndTheGateway(t *testing.T) {
 	if o, _ := a.Service("orders"); o.Ports[0] != 9105 || o.Probe.Kind != GRPC {
 		t.Errorf("orders: ports %v probe %v", o.Ports, o.Probe)
 	}
-	if n := len(topo.Images()); n != 3 {
-		t.Errorf("%d images, want 3 (nats-server, the shop's host, the collector)", n)
+	// One image per group, linking only its contexts, and NATS's and the collector's.
+	if n := len(topo.Images()); n != 10 {
+		t.Errorf("%d images, want 10 (nats-server, the gateway's, seven contexts', the collector)", n)
+	}
+	for _, im := range topo.Images() {
+		if im.Name == "orders" && strings.Join(im.Tags, ",") != "mitosis_group,mitosis_orders" {
+			t.Errorf("orders' image is built with tags %v", im.Tags)
+		}
 	}
 }
 

@@ -33,8 +33,8 @@ type Context struct {
 	Port      int        // its gRPC port (DESIGN.md: 9101 and up, in table order)
 	Buckets   []string   // the key-value buckets it owns; no other context opens them
 	Calls     []string   // the contexts it calls synchronously
-	Consumers []Consumer // its durable event consumers; its replicas share each
-	Loops     []Loop     // its background loops
+	Consumers []Consumer // its durable event consumers, shared by its replicas (when Linked)
+	Loops     []Loop     // its background loops (when Linked)
 	Weight    Weight     // its share of an architecture's budget
 	Secrets   []string   // the secrets it reads from the environment, which its process is given
 
@@ -99,6 +99,9 @@ func Call[S any](d Deps, name string) (S, error) {
 
 // Build makes the context's implementation.
 func (c Context) Build(ctx context.Context, d Deps) (any, error) {
+	if !c.Linked() {
+		return nil, fmt.Errorf("build %s: this binary was built for a group without it (build tag mitosis_%s)", c.Name, c.Name)
+	}
 	impl, err := c.build(ctx, d)
 	if err != nil {
 		return nil, fmt.Errorf("build %s: %w", c.Name, err)
@@ -120,15 +123,24 @@ func (c Context) Client(cc grpc.ClientConnInterface) any { return c.client(cc) }
 // replicas, and retries of its idempotent reads.
 func (c Context) ClientConfig() string { return c.clientConfig }
 
-// port is how a context of port type S is built, traced and carried over gRPC.
+// port is how a context of port type S is traced and called over gRPC: what every binary
+// links, for every context.
 type port[S any] struct {
-	build        func(ctx context.Context, d Deps) (S, error)
 	trace        func(t *traced.Tracing, service string, s S) S
-	register     func(s grpc.ServiceRegistrar, impl S)
 	client       func(cc grpc.ClientConnInterface) S
 	clientConfig string
-	consumers    []consumer[S]
-	loops        []loop[S]
+}
+
+// server is how a context of port type S runs in a process: built over its buckets, served
+// over gRPC, its consumers and loops. A binary built for a group (build tags mitosis_group
+// and mitosis_<context>, see services/shop) links the server part of its group's contexts
+// only, so that a change to another context's implementation leaves it as it is; the table
+// then holds nil for the others.
+type server[S any] struct {
+	build     func(ctx context.Context, d Deps) (S, error)
+	register  func(s grpc.ServiceRegistrar, impl S)
+	consumers []consumer[S]
+	loops     []loop[S]
 }
 
 type consumer[S any] struct {
@@ -142,22 +154,29 @@ type loop[S any] struct {
 	run  func(ctx context.Context, impl S, d Deps)
 }
 
-// define completes a row with its typed code.
-func define[S any](c Context, p port[S]) Context {
-	c.build = func(ctx context.Context, d Deps) (any, error) { return p.build(ctx, d) }
+// define completes a row with its typed code: the server part srv (nil when this binary does
+// not link it) and the port part p.
+func define[S any](c Context, srv *server[S], p port[S]) Context {
 	c.trace = func(t *traced.Tracing, service string, impl any) any { return p.trace(t, service, impl.(S)) }
-	c.register = func(s grpc.ServiceRegistrar, impl any) { p.register(s, impl.(S)) }
 	c.client = func(cc grpc.ClientConnInterface) any { return p.client(cc) }
 	c.clientConfig = p.clientConfig
-	for _, k := range p.consumers {
+	if srv == nil {
+		return c
+	}
+	c.build = func(ctx context.Context, d Deps) (any, error) { return srv.build(ctx, d) }
+	c.register = func(s grpc.ServiceRegistrar, impl any) { srv.register(s, impl.(S)) }
+	for _, k := range srv.consumers {
 		c.Consumers = append(c.Consumers, Consumer{Name: k.name, Subjects: k.subjects,
 			handler: func(impl any) events.Handler { return k.handler(impl.(S)) }})
 	}
-	for _, l := range p.loops {
+	for _, l := range srv.loops {
 		c.Loops = append(c.Loops, Loop{Name: l.name, Run: func(ctx context.Context, impl any, d Deps) { l.run(ctx, impl.(S), d) }})
 	}
 	return c
 }
+
+// Linked reports whether this binary holds the context's implementation (see server).
+func (c Context) Linked() bool { return c.build != nil }
 
 // Names are the contexts' names, in table order.
 func Names() []string {

@@ -57,6 +57,19 @@ func (g Group) Name() string {
 	return strings.ReplaceAll(g.String(), "+", "-")
 }
 
+// BuildTags are the build tags of a binary that runs the group and links no other context's
+// implementation (see the server parts of the table: <context>.go, <context>_elsewhere.go).
+func (g Group) BuildTags() []string {
+	tags := []string{"mitosis_group"}
+	if g.Edge {
+		tags = append(tags, "mitosis_"+EdgeName)
+	}
+	for _, c := range g.Contexts {
+		tags = append(tags, "mitosis_"+c)
+	}
+	return tags
+}
+
 // String writes the group as ParseGroup reads it.
 func (g Group) String() string {
 	parts := slices.Clone(g.Contexts)

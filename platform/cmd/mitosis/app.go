@@ -249,7 +249,7 @@ func (a *app) build(ctx context.Context, t topology.Topology, names []string, fo
 	for _, im := range t.Images() {
 		known[im.Name] = true
 		if len(names) == 0 || contains(names, im.Name) {
-			specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package})
+			specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package, Tags: im.Tags})
 		}
 	}
 	for _, n := range names {

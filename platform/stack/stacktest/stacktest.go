@@ -175,7 +175,7 @@ func BuildImages(t *testing.T, root string, topo topology.Topology, name string)
 		if _, err := os.Stat(filepath.Join(root, im.Package)); err != nil {
 			t.Skipf("%s does not exist yet", im.Package)
 		}
-		specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package})
+		specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package, Tags: im.Tags})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
