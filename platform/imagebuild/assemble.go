@@ -3,6 +3,7 @@ package imagebuild
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -224,12 +225,13 @@ func assemble(opts Options, s Spec, bins map[string]string, base v1.Layer, input
 		pp := p
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &pp}})
 		out.Platforms = append(out.Platforms, Platform{
-			Platform:   platformString(p),
-			Digest:     digest.String(),
-			ID:         id.String(),
-			BinarySize: int64(len(binary)),
-			ImageSize:  size,
-			SBOM:       filepath.Join(out.Dir, sbomName),
+			Platform:     platformString(p),
+			Digest:       digest.String(),
+			ID:           id.String(),
+			BinarySize:   int64(len(binary)),
+			BinaryDigest: fmt.Sprintf("%x", sha256.Sum256(binary)),
+			ImageSize:    size,
+			SBOM:         filepath.Join(out.Dir, sbomName),
 		})
 		if platformString(p) == platformString(HostPlatform()) {
 			tag = digest.Hex[:16]
@@ -324,6 +326,29 @@ func Load(dir string) (Image, error) {
 		img.Platforms[i].SBOM = filepath.Join(dir, filepath.Base(img.Platforms[i].SBOM))
 	}
 	return img, nil
+}
+
+// sameBinary returns the image recorded for s when, for every platform asked for, it holds
+// the very binary bins has now, with the same stamp: rebuilt inputs that made the same bytes.
+func sameBinary(opts Options, s Spec, bins map[string]string) (Image, bool) {
+	img, err := Load(filepath.Join(opts.Dir, s.Name))
+	if err != nil || img.Version != opts.Version || img.Revision != opts.Revision || !img.Created.Equal(opts.Created) {
+		return Image{}, false
+	}
+	if _, ok := cached(opts, s, img.InputsHash); !ok { // every file still there
+		return Image{}, false
+	}
+	for _, p := range opts.Platforms {
+		pl, ok := img.PlatformImage(p)
+		if !ok || pl.BinaryDigest == "" {
+			return Image{}, false
+		}
+		b, err := os.ReadFile(bins[platformString(p)])
+		if err != nil || fmt.Sprintf("%x", sha256.Sum256(b)) != pl.BinaryDigest {
+			return Image{}, false
+		}
+	}
+	return img, true
 }
 
 // cached returns the recorded image when its inputs' hash is the one given, it holds every

@@ -9,12 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // formatVersion changes whenever the image layout this package writes changes, so that every
@@ -81,8 +84,8 @@ type specInputs struct {
 // inputsHashes computes, for each spec, a hash of everything its image depends on: the
 // sources of its package and of every workspace package it imports, the versions of every
 // module dependency, the go.mod/go.sum/go.work files, the Go version, the build flags and the
-// base layer's contents. One `go list` call covers every spec. The stamp (version, revision,
-// time) and the platforms are added by Build.
+// base layer's contents. One `go list` per set of build tags covers every spec. The stamp
+// (version, revision, time) and the platforms are added by Build.
 func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (map[string]specInputs, error) {
 	// One `go list` per set of build tags: tags choose the files, and so the dependencies.
 	byTags := map[string][]Spec{}
@@ -91,37 +94,22 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 	}
 	pkgs := map[string]map[string]*listedPackage{} // tags -> import path -> package
 	byDir := map[string]map[string]*listedPackage{}
-	for _, tags := range sortedKeys(byTags) {
-		args := []string{"list", "-deps", "-json=ImportPath,Dir,Standard,GoFiles,CgoFiles,IgnoredGoFiles,EmbedFiles,SFiles,Module,Deps,Error"}
-		if tags != "" {
-			args = append(args, "-tags="+tags)
-		}
-		for _, s := range byTags[tags] {
-			args = append(args, s.Package)
-		}
-		cmd := exec.CommandContext(ctx, "go", args...)
-		cmd.Dir = opts.Root
-		cmd.Env = buildEnv("linux", opts.Platforms[0].Architecture)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return nil, fmt.Errorf("go list %s: %w\n%s", strings.Join(args[3:], " "), err, stderr.Bytes())
-		}
+	listed := make([][]*listedPackage, len(byTags))
+	errs := make([]error, len(byTags))
+	tagSets := sortedKeys(byTags)
+	var wg sync.WaitGroup
+	for i, tags := range tagSets {
+		wg.Go(func() { listed[i], errs[i] = goList(ctx, opts, tags, byTags[tags]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, tags := range tagSets {
 		pkgs[tags], byDir[tags] = map[string]*listedPackage{}, map[string]*listedPackage{}
-		dec := json.NewDecoder(bytes.NewReader(out))
-		for {
-			var p listedPackage
-			if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return nil, fmt.Errorf("go list output: %w", err)
-			}
-			if p.Error != nil {
-				return nil, fmt.Errorf("package %s: %s", p.ImportPath, p.Error.Err)
-			}
-			pkgs[tags][p.ImportPath] = &p
-			byDir[tags][p.Dir] = &p
+		for _, p := range listed[i] {
+			pkgs[tags][p.ImportPath] = p
+			byDir[tags][p.Dir] = p
 		}
 	}
 
@@ -215,6 +203,41 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 	return hashes, nil
 }
 
+// goList lists the packages of specs and their dependencies, as built with tags.
+func goList(ctx context.Context, opts Options, tags string, specs []Spec) ([]*listedPackage, error) {
+	args := []string{"list", "-deps", "-json=ImportPath,Dir,Standard,GoFiles,CgoFiles,IgnoredGoFiles,EmbedFiles,SFiles,Module,Deps,Error"}
+	if tags != "" {
+		args = append(args, "-tags="+tags)
+	}
+	for _, s := range specs {
+		args = append(args, s.Package)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = opts.Root
+	cmd.Env = buildEnv("linux", opts.Platforms[0].Architecture)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list %s: %w\n%s", strings.Join(args[3:], " "), err, stderr.Bytes())
+	}
+	var list []*listedPackage
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p listedPackage
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("go list output: %w", err)
+		}
+		if p.Error != nil {
+			return nil, fmt.Errorf("package %s: %s", p.ImportPath, p.Error.Err)
+		}
+		list = append(list, &p)
+	}
+	return list, nil
+}
+
 // hashFile writes a file's name and contents into h; a missing optional file counts as absent.
 func hashFile(h io.Writer, path, name string, optional bool) error {
 	b, err := os.ReadFile(path)
@@ -259,11 +282,27 @@ func compile(ctx context.Context, opts Options, specs []Spec, versions map[strin
 		}
 		groups[k] = append(groups[k], s)
 	}
+	// The builds run side by side, as many as there are CPUs: each links its own binary (one
+	// per group of contexts), on packages the first compiles for all.
 	bins := map[string]map[string]string{}
+	var mu sync.Mutex
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, runtime.NumCPU())
+	var wg sync.WaitGroup
 	for i, k := range keys {
-		if err := compileGroup(ctx, opts, groups[k], k.version, k.tags, filepath.Join(tmp, strconv.Itoa(i)), bins); err != nil {
-			return nil, cleanup, err
-		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			built := map[string]map[string]string{}
+			errs[i] = compileGroup(ctx, opts, groups[k], k.version, k.tags, filepath.Join(tmp, strconv.Itoa(i)), built)
+			mu.Lock()
+			defer mu.Unlock()
+			maps.Copy(bins, built)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, cleanup, err
 	}
 	return bins, cleanup, nil
 }

@@ -25,6 +25,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -82,8 +83,11 @@ type Platform struct {
 	Digest     string `json:"digest"`      // the image manifest's digest
 	ID         string `json:"id"`          // the config digest: the image ID Podman shows
 	BinarySize int64  `json:"binary_size"` // bytes of the stripped binary
-	ImageSize  int64  `json:"image_size"`  // bytes of config and compressed layers
-	SBOM       string `json:"sbom"`        // path of the SPDX JSON document
+	// BinaryDigest is the binary's SHA-256: an image whose inputs changed but whose binary
+	// did not (a change to code it does not link) is kept as it was.
+	BinaryDigest string `json:"binary_digest"`
+	ImageSize    int64  `json:"image_size"` // bytes of config and compressed layers
+	SBOM         string `json:"sbom"`       // path of the SPDX JSON document
 }
 
 // DefaultPlatforms are the platforms built when Options.Platforms is empty.
@@ -199,25 +203,45 @@ func Build(ctx context.Context, opts Options, specs ...Spec) ([]Image, error) {
 	}
 	bases := map[time.Time]v1.Layer{} // the base layer, once per timestamp
 	for _, i := range stale {
-		s := specs[i]
-		so := stamped[s.Name]
-		base, ok := bases[so.Created]
-		if !ok {
-			if base, err = baseLayer(so.Created, ca); err != nil {
+		so := stamped[specs[i].Name]
+		if _, ok := bases[so.Created]; !ok {
+			if bases[so.Created], err = baseLayer(so.Created, ca); err != nil {
 				return nil, err
 			}
-			bases[so.Created] = base
 		}
-		img, err := assemble(so, s, bins[s.Name], base, hashes[s.Name])
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", s.Name, err)
-		}
-		img.BuildTimeMS = time.Since(start).Milliseconds()
-		if err := writeRecord(img); err != nil {
-			return nil, err
-		}
-		opts.Logger.Info("image built", "image", s.Name, "ref", img.Ref, "index", img.Index)
-		out[i] = img
+	}
+	// The images are assembled side by side; one whose binary came out as the one it holds
+	// already (same bytes, same stamp) is kept, under its new inputs' hash.
+	errs := make([]error, len(stale))
+	var wg sync.WaitGroup
+	for j, i := range stale {
+		wg.Go(func() {
+			s := specs[i]
+			so := stamped[s.Name]
+			if img, ok := sameBinary(so, s, bins[s.Name]); ok {
+				img.InputsHash = hashes[s.Name]
+				errs[j] = writeRecord(img)
+				opts.Logger.Info("image unchanged: same binary", "image", s.Name, "ref", img.Ref)
+				out[i] = img
+				return
+			}
+			img, err := assemble(so, s, bins[s.Name], bases[so.Created], hashes[s.Name])
+			if err != nil {
+				errs[j] = fmt.Errorf("image %s: %w", s.Name, err)
+				return
+			}
+			img.BuildTimeMS = time.Since(start).Milliseconds()
+			if err := writeRecord(img); err != nil {
+				errs[j] = err
+				return
+			}
+			opts.Logger.Info("image built", "image", s.Name, "ref", img.Ref, "index", img.Index)
+			out[i] = img
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
