@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,6 +117,9 @@ func target(cmd *cobra.Command, arch, prefix string) (env, topology.Topology, []
 	if err != nil {
 		return env{}, topology.Topology{}, nil, "", err
 	}
+	// Only the chosen architectures' images are needed: playing the monolith must not
+	// require the hybrid's images to be loaded.
+	t.Archs = slices.DeleteFunc(slices.Clone(t.Archs), func(a topology.Arch) bool { return !slices.Contains(list, a.Name) })
 	if prefix == "" {
 		prefix = e.stack + "-k8s"
 	}

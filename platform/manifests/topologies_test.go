@@ -4,51 +4,14 @@ import (
 	"bytes"
 	"io/fs"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/mitosis-dev/mitosis/services/bounded"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 )
-
-// randomSplit draws a placement of the contexts (and the edge), from MITOSIS_SPLIT_SEED when
-// set, else from a seed it logs: every run renders one more split, and a failing one can be
-// rendered again.
-func randomSplit(t *testing.T) string {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("MITOSIS_SPLIT_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("MITOSIS_SPLIT_SEED=%q: not a number", v)
-		}
-		seed = s
-	}
-	rng := rand.New(rand.NewPCG(seed, seed))
-	var groups [][]string
-	for _, c := range bounded.Names() {
-		i := rng.IntN(len(groups) + 1)
-		if i == len(groups) {
-			groups = append(groups, nil)
-		}
-		groups[i] = append(groups[i], c)
-	}
-	if i := rng.IntN(len(groups) + 1); i < len(groups) {
-		groups[i] = append([]string{bounded.EdgeName}, groups[i]...)
-	}
-	parts := make([]string, len(groups))
-	for i, g := range groups {
-		parts[i] = strings.Join(g, "+")
-	}
-	split := strings.Join(parts, ",")
-	t.Logf("the random split is %s (MITOSIS_SPLIT_SEED=%d renders it again)", split, seed)
-	return split
-}
 
 // listFiles lists the files under dir, relative to it, with slashes.
 func listFiles(t *testing.T, dir string) []string {
@@ -106,7 +69,7 @@ groups:
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.name == "random" {
-				c.sel.Split = randomSplit(t)
+				c.sel.Split = stacktest.RandomSplit(t)
 				c.args = []string{"--split", c.sel.Split}
 			}
 			topo, err := Select(repoRoot(t), c.sel)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"testing"
 
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
 )
 
@@ -12,7 +13,7 @@ func TestBehaviour(t *testing.T) {
 	for _, tc := range []struct{ name, names, split string }{
 		{"services", "services", ""},
 		{"hybrid", "hybrid", ""},
-		{"random", "", randomSplit(t)},
+		{"random", "", stacktest.RandomSplit(t)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := up(t, tc.names, tc.split, nil)

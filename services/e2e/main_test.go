@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -162,38 +160,4 @@ func (r *running) logs(quiet []string) {
 			r.t.Log(line)
 		}
 	}
-}
-
-// randomSplit draws a placement of the contexts (and the edge), from MITOSIS_SPLIT_SEED when
-// set, else from a seed it logs: every run exercises one more split, and a failing one can be
-// run again.
-func randomSplit(t *testing.T) string {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("MITOSIS_SPLIT_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("MITOSIS_SPLIT_SEED=%q: not a number", v)
-		}
-		seed = s
-	}
-	rng := rand.New(rand.NewPCG(seed, seed))
-	var groups [][]string
-	for _, c := range bounded.Names() {
-		i := rng.IntN(len(groups) + 1)
-		if i == len(groups) {
-			groups = append(groups, nil)
-		}
-		groups[i] = append(groups[i], c)
-	}
-	if i := rng.IntN(len(groups) + 1); i < len(groups) {
-		groups[i] = append([]string{bounded.EdgeName}, groups[i]...)
-	}
-	parts := make([]string, len(groups))
-	for i, g := range groups {
-		parts[i] = strings.Join(g, "+")
-	}
-	split := strings.Join(parts, ",")
-	t.Logf("the random split is %s (MITOSIS_SPLIT_SEED=%d runs it again)", split, seed)
-	return split
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 // FreeAddr returns a loopback address a test can serve on: nothing listens on it and no
@@ -196,4 +198,39 @@ func BuildImages(t *testing.T, root string, topo topology.Topology, name string)
 		out[img.Name] = img
 	}
 	return out
+}
+
+// RandomSplit draws a placement of the shop's contexts, and of the edge, for --split: from
+// MITOSIS_SPLIT_SEED when set, else from a seed it logs. Tests that run one in every run
+// exercise, over time, every split, not just the shipped ones; a failing one runs again with
+// its seed.
+func RandomSplit(t testing.TB) string {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("MITOSIS_SPLIT_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("MITOSIS_SPLIT_SEED=%q: not a number", v)
+		}
+		seed = s
+	}
+	rng := mrand.New(mrand.NewPCG(seed, seed))
+	var groups [][]string
+	for _, c := range bounded.Names() {
+		i := rng.IntN(len(groups) + 1)
+		if i == len(groups) {
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], c)
+	}
+	if i := rng.IntN(len(groups) + 1); i < len(groups) {
+		groups[i] = append([]string{bounded.EdgeName}, groups[i]...)
+	}
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		parts[i] = strings.Join(g, "+")
+	}
+	split := strings.Join(parts, ",")
+	t.Logf("the random split is %s (MITOSIS_SPLIT_SEED=%d draws it again)", split, seed)
+	return split
 }
