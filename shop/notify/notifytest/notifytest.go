@@ -14,6 +14,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/shop/notify"
 	"github.com/mitosis-dev/mitosis/shop/paging"
+	"github.com/mitosis-dev/mitosis/shop/paging/pagingtest"
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
@@ -233,36 +234,14 @@ func Run(t *testing.T, newService func(t *testing.T) notify.Service) {
 }
 
 // ListAll walks every page of a user's notifications (of the default size) and returns them
-// all, oldest first, or an error if the pages break their rules: every page but the last
-// full, and no notification twice.
+// all, oldest first, or an error if the pages break their rules (pagingtest.Walk).
 func ListAll(ctx context.Context, svc notify.Service, userID string) ([]notify.Notification, error) {
-	all := []notify.Notification{}
-	seen := map[string]bool{}
-	token := ""
-	for range 1000 { // far more pages than any test makes
-		page, err := svc.List(ctx, notify.ListRequest{UserID: userID, PageToken: token})
-		if err != nil {
-			return nil, err
-		}
-		if page.Notifications == nil {
-			return nil, fmt.Errorf("notifications of %s: a page of nil", userID)
-		}
-		for _, n := range page.Notifications {
-			if seen[n.ID] {
-				return nil, fmt.Errorf("notifications of %s: %s twice", userID, n.ID)
-			}
-			seen[n.ID] = true
-		}
-		all = append(all, page.Notifications...)
-		if page.NextPageToken == "" {
-			return all, nil
-		}
-		if len(page.Notifications) != notify.DefaultPageSize {
-			return nil, fmt.Errorf("notifications of %s: a page of %d before the last", userID, len(page.Notifications))
-		}
-		token = page.NextPageToken
-	}
-	return nil, fmt.Errorf("notifications of %s: more than 1000 pages", userID)
+	return pagingtest.Walk(ctx, "notifications of "+userID, notify.DefaultPageSize,
+		func(n notify.Notification) string { return n.ID },
+		func(ctx context.Context, token string) ([]notify.Notification, string, error) {
+			page, err := svc.List(ctx, notify.ListRequest{UserID: userID, PageToken: token})
+			return page.Notifications, page.NextPageToken, err
+		})
 }
 
 func mustNotify(t *testing.T, svc notify.Service, userID, kind, orderID string) notify.Notification {

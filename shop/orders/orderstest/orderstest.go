@@ -23,6 +23,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/money"
 	"github.com/mitosis-dev/mitosis/shop/orders"
 	"github.com/mitosis-dev/mitosis/shop/paging"
+	"github.com/mitosis-dev/mitosis/shop/paging/pagingtest"
 	"github.com/mitosis-dev/mitosis/shop/payments"
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
@@ -536,36 +537,14 @@ func testHistoryPages(t *testing.T, env Env) {
 }
 
 // ListAll walks every page of a user's orders (of the default size) and returns them all,
-// newest first, or an error if the pages break their rules: every page but the last full,
-// and no order twice.
+// newest first, or an error if the pages break their rules (pagingtest.Walk).
 func ListAll(ctx context.Context, svc orders.Service, user string) ([]orders.Order, error) {
-	all := []orders.Order{}
-	seen := map[string]bool{}
-	token := ""
-	for range 1000 { // far more pages than any test makes
-		page, err := svc.ListByUser(ctx, orders.ListRequest{UserID: user, PageToken: token})
-		if err != nil {
-			return nil, err
-		}
-		if page.Orders == nil {
-			return nil, fmt.Errorf("orders of %s: a page of nil", user)
-		}
-		for _, o := range page.Orders {
-			if seen[o.ID] {
-				return nil, fmt.Errorf("orders of %s: %s twice", user, o.ID)
-			}
-			seen[o.ID] = true
-		}
-		all = append(all, page.Orders...)
-		if page.NextPageToken == "" {
-			return all, nil
-		}
-		if len(page.Orders) != orders.DefaultPageSize {
-			return nil, fmt.Errorf("orders of %s: a page of %d before the last", user, len(page.Orders))
-		}
-		token = page.NextPageToken
-	}
-	return nil, fmt.Errorf("orders of %s: more than 1000 pages", user)
+	return pagingtest.Walk(ctx, "orders of "+user, orders.DefaultPageSize,
+		func(o orders.Order) string { return o.ID },
+		func(ctx context.Context, token string) ([]orders.Order, string, error) {
+			page, err := svc.ListByUser(ctx, orders.ListRequest{UserID: user, PageToken: token})
+			return page.Orders, page.NextPageToken, err
+		})
 }
 
 func testMarkShipped(t *testing.T, env Env) {
