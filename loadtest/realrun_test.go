@@ -51,7 +51,8 @@ func startMonolith(t *testing.T, token string) (baseURL string, pid int) {
 	}
 	addr := freeAddr(t)
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "SHOP_ADDR="+addr, "SHOP_DATA_DIR="+t.TempDir(), "SHOP_ADMIN_TOKEN="+token, "SHOP_NATS_URL=")
+	cmd.Env = append(os.Environ(), "SHOP_ADDR="+addr, "SHOP_DATA_DIR="+t.TempDir(), "SHOP_ADMIN_TOKEN="+token, "SHOP_NATS_URL=",
+		"OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none") // not to a collector this machine may run
 	logs, err := os.Create(filepath.Join(t.TempDir(), "monolith.log"))
 	if err != nil {
 		t.Fatal(err)

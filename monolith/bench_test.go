@@ -18,12 +18,12 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/contrib/propagators/aws/xray"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
+	"github.com/mitosis-dev/mitosis/platform/xray"
 )
 
 // startBench builds the monolith's real wiring (embedded JetStream on disk) without a socket:
@@ -158,9 +158,13 @@ func BenchmarkCheckoutTracing(b *testing.B) {
 	sdk := func(b *testing.B, e sdktrace.SpanExporter) {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
 			sdktrace.WithBatcher(e, sdktrace.WithMaxQueueSize(8192)), sdktrace.WithIDGenerator(xray.NewIDGenerator()))
+		prop, err := telemetry.Propagator()
+		if err != nil {
+			b.Fatal(err)
+		}
 		prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
 		otel.SetTracerProvider(tp)
-		otel.SetTextMapPropagator(telemetry.Propagator())
+		otel.SetTextMapPropagator(prop)
 		b.Cleanup(func() {
 			_ = tp.Shutdown(context.Background())
 			otel.SetTracerProvider(prevTP)

@@ -157,9 +157,10 @@ func (s *Stack) serviceIP(name string) netip.Addr {
 }
 
 // env expands the service's arguments and environment for this network: peers at
-// <name>:<port>, listening on every interface of the container, data in the image's /data.
+// <name>:<port>, listening on every interface of the container, data in the image's /data,
+// telemetry exported nowhere (these stacks have no collector).
 func (s *Stack) env(svc topology.Service) ([]string, map[string]string, error) {
-	return topology.Expand(svc, topology.Resolver{
+	args, env, err := topology.Expand(svc, topology.Resolver{
 		Addr: func(peer string, port int) (string, error) {
 			p, ok := s.Arch.Service(peer)
 			if !ok {
@@ -175,6 +176,15 @@ func (s *Stack) env(svc topology.Service) ([]string, map[string]string, error) {
 		AdminToken: s.Token,
 		RequestKey: s.requestKey,
 	})
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, v := range topology.ExportEnv("", nil) {
+		if _, set := env[k]; !set {
+			env[k] = v
+		}
+	}
+	return args, env, nil
 }
 
 func (s *Stack) startService(ctx context.Context, svc topology.Service) error {

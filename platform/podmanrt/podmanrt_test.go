@@ -469,7 +469,7 @@ func TestBothArchitecturesSideBySide(t *testing.T) {
 		t.Errorf("%d services in status, want 12 (2 NATS, monolith, 7 contexts, gateway, collector)", len(sts))
 	}
 	// `mitosis traces compare` right after the checkouts compares exactly them, whole: the
-	// pods export every second (topology.CollectorEnv), and the command waits for that.
+	// pods export every second (topology.ExportEnv), and the command waits for that.
 	var cmp bytes.Buffer
 	if err := tracecompare.Run(ctx, tracecompare.Options{Collector: collector, AService: "monolith", BService: "gateway",
 		Operation: tracecompare.DefaultOperation, Last: 1, ALabel: "monolith", BLabel: "services", Format: "json",

@@ -93,7 +93,7 @@ func serviceIP(subnet *net.IPNet, i int) net.IP {
 // name" for their peers before their own network's could), and export to its fixed address.
 type collectorLink struct {
 	Network string
-	Env     map[string]string // topology.CollectorEnv
+	Env     map[string]string // topology.ExportEnv
 }
 
 // serviceMAC is the fixed hardware address that goes with a fixed IP: a remade pod that
@@ -149,12 +149,14 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptio
 			d.Env[k] = v
 		}
 	}
+	export := topology.ExportEnv("", opts.Env)
 	if link != nil {
 		d.Joins = []string{link.Network}
-		for k, v := range link.Env {
-			if _, set := d.Env[k]; !set {
-				d.Env[k] = v
-			}
+		export = link.Env
+	}
+	for k, v := range export {
+		if _, set := d.Env[k]; !set {
+			d.Env[k] = v
 		}
 	}
 	for i, p := range s.Ports {
@@ -235,7 +237,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		}
 		link = &collectorLink{
 			Network: r.NetworkName(ca.Name),
-			Env:     topology.CollectorEnv(net.JoinHostPort(ip.String(), strconv.Itoa(topology.CollectorHTTPPort))),
+			Env:     topology.ExportEnv(net.JoinHostPort(ip.String(), strconv.Itoa(topology.CollectorHTTPPort)), nil),
 		}
 	}
 	// Architectures are independent: bring them up side by side.

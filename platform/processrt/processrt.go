@@ -217,7 +217,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	}
 	taken := map[int]bool{} // host ports handed out in this call
 	var mu sync.Mutex
-	var export map[string]string // how to export to the collector, once it runs
+	export := topology.ExportEnv("", opts.Env) // how to export telemetry: nowhere until the collector runs
 	for _, a := range t.AllArchs() {
 		if err := os.MkdirAll(r.archDir(a.Name), 0o755); err != nil {
 			return err
@@ -255,7 +255,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 			}
 		}
 		if a.Name == topology.Telemetry {
-			export = topology.CollectorEnv(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[t.Collector.Name][topology.CollectorHTTPPort])))
+			export = topology.ExportEnv(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[t.Collector.Name][topology.CollectorHTTPPort])), nil)
 		}
 	}
 	return nil
@@ -309,8 +309,8 @@ func free(port int) bool {
 }
 
 // upService starts one service unless it runs as asked; export is the environment that
-// exports its telemetry to the collector (nil before the collector runs, and for the
-// collector itself).
+// exports its telemetry to the collector (topology.ExportEnv: to nowhere before the
+// collector runs, and for the collector itself).
 func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, export map[string]string, opts stack.UpOptions) error {
 	start := time.Now()
 	dataDir := filepath.Join(r.archDir(a.Name), s.Name+"-data")

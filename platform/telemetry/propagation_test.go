@@ -7,11 +7,11 @@ import (
 	"regexp"
 	"testing"
 
-	"go.opentelemetry.io/contrib/propagators/aws/xray"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
+	"github.com/mitosis-dev/mitosis/platform/xray"
 	"github.com/mitosis-dev/mitosis/shop/httpapi"
 )
 

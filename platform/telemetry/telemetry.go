@@ -19,12 +19,15 @@
 //	OTEL_SERVICE_NAME                   overrides Options.ServiceName
 //	OTEL_RESOURCE_ATTRIBUTES            extra resource attributes
 //	OTEL_EXPORTER_OTLP_ENDPOINT         where OTLP goes (http://host:4318, or :4317 for grpc);
-//	                                    unset (and no per-signal endpoint): nothing is exported
+//	                                    unset (and no per-signal endpoint): the specification's
+//	                                    default, http://localhost:4318 (grpc: :4317)
+//	OTEL_PROPAGATORS                    comma-separated: xray, tracecontext, baggage, none
+//	                                    (default DefaultPropagators)
 //	OTEL_EXPORTER_OTLP_PROTOCOL         http/protobuf (default) or grpc; per signal with
 //	                                    OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL
-//	OTEL_TRACES_EXPORTER                comma-separated: otlp, xray, none (default: otlp when an
-//	                                    endpoint is set, else none)
-//	OTEL_METRICS_EXPORTER               otlp or none (same default)
+//	OTEL_TRACES_EXPORTER                comma-separated: otlp, xray, none (default otlp, as the
+//	                                    specification says)
+//	OTEL_METRICS_EXPORTER               otlp or none (default otlp)
 //	AWS_XRAY_DAEMON_ADDRESS             the X-Ray daemon for the xray exporter (127.0.0.1:2000)
 //
 // With no exporter the SDK still makes spans (IDs, sampling, propagation): the response
@@ -42,7 +45,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/contrib/propagators/aws/xray"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
@@ -58,7 +60,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
-	xrayexport "github.com/mitosis-dev/mitosis/platform/xray"
+	"github.com/mitosis-dev/mitosis/platform/xray"
 )
 
 // Architectures, the values of the mitosis.architecture resource attribute.
@@ -104,10 +106,12 @@ func Setup(ctx context.Context, opts Options) (Shutdown, *slog.Logger, error) {
 		otel.SetTextMapPropagator(prevProp)
 		otel.SetErrorHandler(prevEH)
 	}
-	otel.SetTextMapPropagator(Propagator())
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		logger.Warn("opentelemetry", "err", err)
-	}))
+	prop, err := Propagator()
+	if err != nil {
+		return nil, nil, err
+	}
+	otel.SetTextMapPropagator(prop)
+	otel.SetErrorHandler(quietErrors(logger, time.Now, time.Minute))
 
 	if strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") {
 		otel.SetTracerProvider(tracenoop.NewTracerProvider())
@@ -169,6 +173,13 @@ func newResource(ctx context.Context, name string, opts Options) (*resource.Reso
 	return res, nil
 }
 
+// The specification's default OTLP endpoints. The Go exporters' own default is the same host
+// and port over HTTPS, which no local collector (nor a sidecar) speaks.
+const (
+	defaultHTTPEndpoint = "http://localhost:4318"
+	defaultGRPCEndpoint = "http://localhost:4317"
+)
+
 // otlpEndpointSet reports whether an OTLP endpoint is configured for signal ("TRACES" or
 // "METRICS").
 func otlpEndpointSet(signal string) bool {
@@ -184,14 +195,13 @@ func otlpProtocol(signal string) string {
 	return "http/protobuf"
 }
 
-// exporterNames reads OTEL_<SIGNAL>_EXPORTER; unset means otlp when an endpoint is set.
+// exporterNames reads OTEL_<SIGNAL>_EXPORTER; unset means otlp, as the specification says,
+// to OTEL_EXPORTER_OTLP_ENDPOINT or, without one, the exporters' own default
+// (http://localhost:4318, or localhost:4317 for grpc: where a sidecar collector listens).
 func exporterNames(signal string) []string {
 	v := os.Getenv("OTEL_" + signal + "_EXPORTER")
 	if v == "" {
-		if otlpEndpointSet(signal) {
-			return []string{"otlp"}
-		}
-		return nil
+		return []string{"otlp"}
 	}
 	var names []string
 	for n := range strings.SplitSeq(v, ",") {
@@ -217,15 +227,23 @@ func spanProcessors(ctx context.Context) ([]sdktrace.SpanProcessor, error) {
 		case "otlp":
 			switch proto := otlpProtocol("TRACES"); proto {
 			case "grpc":
-				p, err = newBatcher(ctx, otlptracegrpc.NewClient(), cfg)
+				var opts []otlptracegrpc.Option
+				if !otlpEndpointSet("TRACES") {
+					opts = append(opts, otlptracegrpc.WithEndpointURL(defaultGRPCEndpoint))
+				}
+				p, err = newBatcher(ctx, otlptracegrpc.NewClient(opts...), cfg)
 			case "http/protobuf":
-				p, err = newBatcher(ctx, otlptracehttp.NewClient(), cfg)
+				var opts []otlptracehttp.Option
+				if !otlpEndpointSet("TRACES") {
+					opts = append(opts, otlptracehttp.WithEndpointURL(defaultHTTPEndpoint+"/v1/traces"))
+				}
+				p, err = newBatcher(ctx, otlptracehttp.NewClient(opts...), cfg)
 			default:
 				err = fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: want grpc or http/protobuf", proto)
 			}
 		case "xray":
-			var e *xrayexport.Exporter
-			if e, err = xrayexport.New(os.Getenv("AWS_XRAY_DAEMON_ADDRESS")); err == nil {
+			var e *xray.Exporter
+			if e, err = xray.New(os.Getenv("AWS_XRAY_DAEMON_ADDRESS")); err == nil {
 				p = sdktrace.NewBatchSpanProcessor(e, sdktrace.WithMaxQueueSize(cfg.maxQueue))
 			}
 		default:
@@ -254,9 +272,17 @@ func meterProvider(ctx context.Context, res *resource.Resource) (metric.MeterPro
 		var err error
 		switch p := otlpProtocol("METRICS"); p {
 		case "grpc":
-			e, err = otlpmetricgrpc.New(ctx)
+			var opts []otlpmetricgrpc.Option
+			if !otlpEndpointSet("METRICS") {
+				opts = append(opts, otlpmetricgrpc.WithEndpointURL(defaultGRPCEndpoint))
+			}
+			e, err = otlpmetricgrpc.New(ctx, opts...)
 		case "http/protobuf":
-			e, err = otlpmetrichttp.New(ctx)
+			var opts []otlpmetrichttp.Option
+			if !otlpEndpointSet("METRICS") {
+				opts = append(opts, otlpmetrichttp.WithEndpointURL(defaultHTTPEndpoint+"/v1/metrics"))
+			}
+			e, err = otlpmetrichttp.New(ctx, opts...)
 		default:
 			err = fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: want grpc or http/protobuf", p)
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,15 +32,24 @@ func startCollector(t *testing.T) *tracecollect.Collector {
 }
 
 // clearEnv unsets the variables Setup reads, so that the machine's environment does not
-// leak into a test.
+// leak into a test, and turns exporting off: by default spans would go to localhost:4318,
+// where a stack of this machine may be collecting. A test that exports says where.
 func clearEnv(t *testing.T) {
 	for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_EXPORTER_OTLP_ENDPOINT",
 		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
 		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_TRACES_EXPORTER",
 		"OTEL_METRICS_EXPORTER", "AWS_XRAY_DAEMON_ADDRESS", "OTEL_TRACES_SAMPLER", "OTEL_BSP_MAX_QUEUE_SIZE",
-		"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT"} {
+		"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_PROPAGATORS"} {
 		t.Setenv(k, "")
 	}
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+}
+
+// exportByDefault sets the exporters back to unset: the specification's default, otlp.
+func exportByDefault(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "")
+	t.Setenv("OTEL_METRICS_EXPORTER", "")
 }
 
 // Every span ended before shutdown reaches the collector, over either OTLP protocol, with
@@ -53,6 +63,7 @@ func TestShutdownFlushesEverySpan(t *testing.T) {
 			if protocol == "grpc" {
 				addr = c.GRPCAddr()
 			}
+			exportByDefault(t)
 			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+addr)
 			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
 			shutdown, _, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "orders", Architecture: telemetry.Services, Version: "1.2.3"})
@@ -165,9 +176,11 @@ func TestLogLinesCarryTheirTrace(t *testing.T) {
 
 func TestBadConfigurationInstallsNothing(t *testing.T) {
 	for _, env := range [][2]string{{"OTEL_TRACES_EXPORTER", "zipkin"}, {"OTEL_METRICS_EXPORTER", "prometheus"},
-		{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}, {"AWS_XRAY_DAEMON_ADDRESS", "tcp:127.0.0.1:2000"}} {
+		{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}, {"AWS_XRAY_DAEMON_ADDRESS", "tcp:127.0.0.1:2000"},
+		{"OTEL_PROPAGATORS", "b3"}, {"OTEL_PROPAGATORS", "none,tracecontext"}} {
 		t.Run(env[0]+"="+env[1], func(t *testing.T) {
 			clearEnv(t)
+			exportByDefault(t)
 			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
 			if env[0] == "AWS_XRAY_DAEMON_ADDRESS" {
 				t.Setenv("OTEL_TRACES_EXPORTER", "xray")
@@ -193,6 +206,7 @@ func TestXRayExporterIsSelectedByConfiguration(t *testing.T) {
 	}
 	defer pc.Close()
 	t.Setenv("OTEL_TRACES_EXPORTER", "xray")
+	t.Setenv("OTEL_METRICS_EXPORTER", "none")
 	t.Setenv("AWS_XRAY_DAEMON_ADDRESS", pc.LocalAddr().String())
 	shutdown, _, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "payments"})
 	if err != nil {
@@ -211,5 +225,79 @@ func TestXRayExporterIsSelectedByConfiguration(t *testing.T) {
 	}
 	if got := string(buf[:n]); !strings.HasPrefix(got, `{"format": "json", "version": 1}`+"\n") || !strings.Contains(got, `"name":"payments"`) {
 		t.Fatalf("datagram %q", got)
+	}
+}
+
+// With no exporter named and no endpoint, spans go over OTLP/HTTP (not HTTPS) to
+// localhost:4318, as the specification says.
+func TestDefaultExporterIsOTLPToLocalhost(t *testing.T) {
+	clearEnv(t)
+	exportByDefault(t)
+	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+	c, err := tracecollect.Start(tracecollect.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:4318", QueryAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Skipf("the default endpoint's port is taken (a stack of this machine?): %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	shutdown, _, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "inventory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := otel.Tracer("test").Start(context.Background(), "reserve")
+	span.End()
+	if err := shutdown(context.Background()); err != nil {
+		t.Fatalf("flush to the default endpoint: %v", err)
+	}
+	if got := c.Store().Stats().Spans; got != 1 {
+		t.Fatalf("the collector on the default endpoint holds %d spans, want 1", got)
+	}
+}
+
+// OTEL_PROPAGATORS chooses the headers read and written, in its order.
+func TestPropagatorsFollowTheEnvironment(t *testing.T) {
+	const (
+		w3c  = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		amzn = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	)
+	for _, tc := range []struct {
+		env, want string // want: the trace continued from a request carrying both headers
+		writes    []string
+	}{
+		{"", "4bf92f3577b34da6a3ce929d0e0e4736", []string{"Traceparent", "X-Amzn-Trace-Id"}},
+		{"tracecontext,xray", "5759e988bd862e3fe1be46a994272793", []string{"Traceparent", "X-Amzn-Trace-Id"}},
+		{"xray", "5759e988bd862e3fe1be46a994272793", []string{"X-Amzn-Trace-Id"}},
+		{"tracecontext, baggage", "4bf92f3577b34da6a3ce929d0e0e4736", []string{"Traceparent"}},
+		{"none", "", nil},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			clearEnv(t)
+			t.Setenv("OTEL_PROPAGATORS", tc.env)
+			shutdown, _, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "gateway"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = shutdown(context.Background()) })
+			prop := otel.GetTextMapPropagator()
+			ctx := prop.Extract(context.Background(), propagation.HeaderCarrier(http.Header{"Traceparent": {w3c}, "X-Amzn-Trace-Id": {amzn}}))
+			got := ""
+			if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+				got = sc.TraceID().String()
+			}
+			if got != tc.want {
+				t.Errorf("continued trace %q, want %q", got, tc.want)
+			}
+			ctx, span := otel.Tracer("test").Start(ctx, "call")
+			defer span.End()
+			out := http.Header{}
+			prop.Inject(ctx, propagation.HeaderCarrier(out))
+			var names []string
+			for k := range out {
+				names = append(names, k)
+			}
+			slices.Sort(names)
+			if !slices.Equal(names, tc.writes) {
+				t.Errorf("writes %v, want %v", names, tc.writes)
+			}
+		})
 	}
 }

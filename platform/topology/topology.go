@@ -313,19 +313,30 @@ func (t Topology) AllArchs() []Arch {
 }
 
 // ExportDelay is how long a service of a local stack holds an ended span before exporting
-// it (OTEL_BSP_SCHEDULE_DELAY in CollectorEnv): a second, not the SDK's five, so that a
+// it (OTEL_BSP_SCHEDULE_DELAY in ExportEnv): a second, not the SDK's five, so that a
 // request's trace is whole in the collector a second or so after the request, and `mitosis
 // traces compare` right after a checkout finds it. A batch still goes as soon as it holds
 // 512 spans, so under load this changes nothing.
 const ExportDelay = time.Second
 
-// CollectorEnv is the environment that makes a service export to the collector whose
-// OTLP/HTTP receiver is at addr (host:port).
-func CollectorEnv(addr string) map[string]string {
-	return map[string]string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + addr,
-		"OTEL_BSP_SCHEDULE_DELAY":     strconv.FormatInt(ExportDelay.Milliseconds(), 10),
+// ExportEnv is the environment that makes a service export its telemetry to the collector
+// whose OTLP/HTTP receiver is at addr (host:port). With addr "" it turns exporting off,
+// unless given (the environment the caller passes through) names an OTLP endpoint of its
+// own: a service's SDK would otherwise export to the specification's default,
+// localhost:4318, which on this machine may be another stack's collector.
+func ExportEnv(addr string, given map[string]string) map[string]string {
+	if addr != "" {
+		return map[string]string{
+			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + addr,
+			"OTEL_BSP_SCHEDULE_DELAY":     strconv.FormatInt(ExportDelay.Milliseconds(), 10),
+		}
 	}
+	for k := range given {
+		if strings.HasPrefix(k, "OTEL_EXPORTER_OTLP_") && strings.HasSuffix(k, "ENDPOINT") {
+			return nil
+		}
+	}
+	return map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}
 }
 
 // Validate checks the references a runtime relies on: unique names, known dependencies

@@ -429,3 +429,20 @@ func TestCollectorServesEveryArchitecture(t *testing.T) {
 		t.Error("a collector edge without a port was accepted")
 	}
 }
+
+// A service exports to the stack's collector; without one, nowhere, unless the caller named
+// an endpoint of its own (the specification's default would reach whatever listens on
+// localhost:4318).
+func TestExportEnv(t *testing.T) {
+	if got := ExportEnv("127.0.0.1:4318", nil); got["OTEL_EXPORTER_OTLP_ENDPOINT"] != "http://127.0.0.1:4318" || got["OTEL_TRACES_EXPORTER"] != "" {
+		t.Errorf("with a collector: %v", got)
+	}
+	if got := ExportEnv("", map[string]string{"OTEL_TRACES_SAMPLER": "always_on"}); got["OTEL_TRACES_EXPORTER"] != "none" || got["OTEL_METRICS_EXPORTER"] != "none" {
+		t.Errorf("without one: %v", got)
+	}
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		if got := ExportEnv("", map[string]string{k: "http://127.0.0.1:9"}); len(got) != 0 {
+			t.Errorf("the caller's %s: %v, want nothing added", k, got)
+		}
+	}
+}

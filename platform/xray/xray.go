@@ -1,4 +1,7 @@
-// Package xray exports OpenTelemetry spans to AWS X-Ray: each span becomes one segment
+// Package xray speaks AWS X-Ray for OpenTelemetry: its trace header (X-Amzn-Trace-Id, a
+// propagator: header.go), its trace IDs (an ID generator: ids.go), and its segments.
+//
+// It exports OpenTelemetry spans to AWS X-Ray: each span becomes one segment
 // document, sent in its own UDP datagram to the X-Ray daemon (or the CloudWatch agent, or
 // ADOT's awsxray receiver) in the daemon's wire format, a JSON header line then the document.
 //

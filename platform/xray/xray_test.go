@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	xrayid "go.opentelemetry.io/contrib/propagators/aws/xray"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -73,7 +72,7 @@ func TestSpansBecomeValidSegments(t *testing.T) {
 	}
 	res := resource.NewSchemaless(attribute.String("service.name", "gateway"), attribute.String("service.version", "1.0"),
 		attribute.String("mitosis.architecture", "services"))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithIDGenerator(xrayid.NewIDGenerator()),
+	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithIDGenerator(xray.NewIDGenerator()),
 		sdktrace.WithSpanProcessor(sdktrace.NewSimpleSpanProcessor(exp)))
 	tr := tp.Tracer("test")
 	ctx := context.Background()
