@@ -22,16 +22,28 @@ CPUS ?=
 MEMORY_MB ?=
 UP_FLAGS := $(if $(CPUS),--cpus $(CPUS)) $(if $(MEMORY_MB),--memory $(MEMORY_MB))
 
-.PHONY: load compare loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
+# The version every binary built here carries (`-version`, and its spans' service.version):
+# git's description of the checkout, -dirty with uncommitted changes.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO_BUILD := go build -ldflags '-X main.version=$(VERSION)'
+
+.PHONY: help load compare loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
 
 all: build
 
-build:
-	go build -o bin/monolith ./monolith
+## help: list these targets and what they do
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); i = index($$0, ":"); printf "\n  %-17s%s\n", substr($$0, 1, i - 1), substr($$0, i + 2); next } \
+	     /^## / { sub(/^## /, ""); printf "  %-17s%s\n", "", $$0 }' $(firstword $(MAKEFILE_LIST))
+	@echo
 
-# build-services: the host that runs any group of contexts (SHOP_GROUP=catalog+inventory...)
+## build: the monolith binary, bin/monolith (make all does the same)
+build:
+	$(GO_BUILD) -o bin/monolith ./monolith
+
+## build-services: the host that runs any group of contexts, bin/shop (SHOP_GROUP=catalog+inventory...)
 build-services:
-	go build -o bin/shop ./services/shop
+	$(GO_BUILD) -o bin/shop ./services/shop
 
 $(TOKEN_FILE):
 	@mkdir -p $(STATE)
@@ -50,7 +62,7 @@ run-services: $(MITOSIS) $(TOKEN_FILE)
 	trap './$(MITOSIS) down -t $(TOPOLOGY) --runtime process' EXIT; ./$(MITOSIS) logs -f --runtime process
 
 $(MITOSIS): $(shell find platform services/bounded -name '*.go' -not -path '*/testdata/*') platform/go.mod platform/go.sum
-	go build -o $@ ./platform/cmd/mitosis
+	$(GO_BUILD) -o $@ ./platform/cmd/mitosis
 
 ## setup: Podman and its API service on this machine (Debian, root); idempotent
 setup:
@@ -86,9 +98,11 @@ test: fmt-check vet test-integration
 test-integration:
 	set -o pipefail; go test -race -count=1 -timeout 30m -v ./platform/integration | grep -vE '^=== (RUN|PAUSE|CONT)'
 
+## vet: go vet of every module
 vet:
 	go vet $(PKGS)
 
+## fmt-check: fail when a file needs gofmt
 fmt-check:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
@@ -123,8 +137,9 @@ comma := ,
 # The architectures a load test compares: ARCH's (and the split's) when given, else every one up.
 LOADTEST_EDGES = $(if $(or $(filter command line environment,$(origin ARCH)),$(SPLIT)),-edges '$(ARCH)$(if $(SPLIT),$(comma)split)')
 
+## build-loadtest: the load generator, bin/loadtest
 build-loadtest:
-	go build -o $(LOADTEST) ./loadtest/cmd/loadtest
+	$(GO_BUILD) -o $(LOADTEST) ./loadtest/cmd/loadtest
 
 # loadtest-stack brings ARCH (and SPLIT) and the trace collector up unless they answer
 # (loadtest edges asks the runtimes, as mitosis status does).
@@ -145,5 +160,6 @@ deploy-check: $(MITOSIS)
 proto:
 	bash services/proto/generate.sh
 
+## clean: remove bin/ (not the stack: make down does that)
 clean:
 	rm -rf bin

@@ -13,8 +13,8 @@
 //	SHOP_ADMIN_TOKEN  bearer token of the admin routes (unset: admin routes answer 401)
 //	SHOP_LOG_LEVEL    debug, info (default), warn or error
 //	OTEL_*            OpenTelemetry: where traces go, sampling... (see platform/telemetry);
-//	                  with none set, spans are made (the trace headers, the logs' trace IDs)
-//	                  but not exported
+//	                  with none set, OTLP to http://localhost:4318, as the specification says;
+//	                  OTEL_TRACES_EXPORTER=none for none
 package main
 
 import (
@@ -22,4 +22,7 @@ import (
 	"github.com/mitosis-dev/mitosis/services/host"
 )
 
-func main() { host.Main(bounded.Everything()) }
+// version is stamped by the build from git (-X main.version=...: the Makefile, the image build).
+var version = "dev"
+
+func main() { host.Main(bounded.Everything(), version) }

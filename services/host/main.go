@@ -2,9 +2,11 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/mitosis-dev/mitosis/platform/selfcheck"
@@ -14,10 +16,15 @@ import (
 
 // Main is a host's main: the configuration from the environment (ConfigFrom, with def as
 // the group when SHOP_GROUP is unset), OpenTelemetry and a JSON logger on stdout
-// (platform/telemetry; OTEL_* variables), then Run until SIGINT or SIGTERM, then a flush of
-// the spans. `<binary> -healthcheck` checks the serving copy instead (selfcheck). It exits
-// 2 on a bad configuration, 1 on a failure.
-func Main(def bounded.Group) {
+// (platform/telemetry; OTEL_* variables; version is the binary's, stamped from git by the
+// build, and becomes its spans' service.version), then Run until SIGINT or SIGTERM, then a
+// flush of the spans. `<binary> -healthcheck` checks the serving copy instead (selfcheck),
+// `<binary> -version` prints the version. It exits 2 on a bad configuration, 1 on a failure.
+func Main(def bounded.Group, version string) {
+	if slices.Contains(os.Args[1:], "-version") || slices.Contains(os.Args[1:], "--version") {
+		fmt.Println(version)
+		return
+	}
 	cfg, cfgErr := ConfigFrom(os.Getenv, def)
 	if selfcheck.Requested(os.Args) { // a container health check: is the serving copy alive?
 		selfcheck.Exit(func(ctx context.Context) error {
@@ -29,7 +36,7 @@ func Main(def bounded.Group) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	shutdown, logger, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: cfg.Name, Architecture: cfg.Arch, LogLevel: cfg.LogLevel})
+	shutdown, logger, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: cfg.Name, Architecture: cfg.Arch, Version: version, LogLevel: cfg.LogLevel})
 	if err != nil {
 		slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error("bad telemetry configuration", "err", err)
 		os.Exit(2)

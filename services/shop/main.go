@@ -9,4 +9,7 @@ import (
 	"github.com/mitosis-dev/mitosis/services/host"
 )
 
-func main() { host.Main(bounded.Group{}) }
+// version is stamped by the build from git (-X main.version=...: the Makefile, the image build).
+var version = "dev"
+
+func main() { host.Main(bounded.Group{}, version) }

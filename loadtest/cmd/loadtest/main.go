@@ -58,6 +58,9 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
+// version is stamped by the build from git (-X main.version=...: the Makefile).
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -165,8 +168,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	collector := fs.String("collector", envOr("MITOSIS_COLLECTOR", "http://"+topology.DefaultCollectorEdge), "trace collector's query API for the trace breakdown (empty: none)")
 	traces := fs.Int("traces", 20, "checkout traces per architecture to compare")
 	traceShare := fs.Float64("trace-share", 0.1, "share of requests sent with a traceparent asking to be traced, the rest asking not to be (negative: no traceparent, each stack samples as configured)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version)
+		return nil
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())

@@ -25,6 +25,9 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 )
 
+// version is stamped by the build from git (-X main.version=...: the Makefile, the image build).
+var version = "dev"
+
 func main() {
 	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
 	cfg := tracecollect.Config{Routes: tracecompare.Routes}
@@ -34,8 +37,13 @@ func main() {
 	fs.IntVar(&cfg.MaxSpans, "max-spans", tracecollect.DefaultMaxSpans, "spans kept in memory; the oldest traces go first")
 	fs.IntVar(&cfg.MaxBytes, "max-bytes", tracecollect.DefaultMaxBytes, "bytes of memory the kept spans may take (an estimate); the oldest traces go first")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
+	}
+	if *showVersion {
+		fmt.Println(version)
+		return
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {

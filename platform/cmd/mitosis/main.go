@@ -23,7 +23,7 @@ import (
 	"syscall"
 )
 
-// version is stamped by the image build (-X main.version=...).
+// version is stamped by the build from git (-X main.version=...: the Makefile, the image build).
 var version = "dev"
 
 // Exit codes scripts can rely on.

@@ -27,7 +27,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/selfcheck"
 )
 
-// version is stamped by the image build (-X main.version=...).
+// version is stamped by the build from git (-X main.version=...: the Makefile, the image build).
 var version = "dev"
 
 func main() {
