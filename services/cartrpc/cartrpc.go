@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc"
 
 	cartv1 "github.com/mitosis-dev/mitosis/services/gen/cart/v1"
-	"github.com/mitosis-dev/mitosis/services/internal/conv"
 	"github.com/mitosis-dev/mitosis/services/rpcerr"
 	"github.com/mitosis-dev/mitosis/shop/cart"
 )
@@ -39,7 +38,7 @@ type server struct {
 }
 
 func (s *server) Get(ctx context.Context, req *cartv1.GetRequest) (*cartv1.GetResponse, error) {
-	c, err := s.svc.Get(ctx, conv.S(req.GetUserId()))
+	c, err := s.svc.Get(ctx, req.GetUserId())
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -47,7 +46,7 @@ func (s *server) Get(ctx context.Context, req *cartv1.GetRequest) (*cartv1.GetRe
 }
 
 func (s *server) Add(ctx context.Context, req *cartv1.AddRequest) (*cartv1.AddResponse, error) {
-	c, err := s.svc.Add(ctx, conv.S(req.GetUserId()), fromProtoItem(req.GetItem()))
+	c, err := s.svc.Add(ctx, req.GetUserId(), fromProtoItem(req.GetItem()))
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -55,7 +54,7 @@ func (s *server) Add(ctx context.Context, req *cartv1.AddRequest) (*cartv1.AddRe
 }
 
 func (s *server) Clear(ctx context.Context, req *cartv1.ClearRequest) (*cartv1.ClearResponse, error) {
-	if err := s.svc.Clear(ctx, conv.S(req.GetUserId())); err != nil {
+	if err := s.svc.Clear(ctx, req.GetUserId()); err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
 	return &cartv1.ClearResponse{}, nil
@@ -66,7 +65,7 @@ func (s *server) RemoveBought(ctx context.Context, req *cartv1.RemoveBoughtReque
 	for i, it := range req.GetItems() {
 		items[i] = fromProtoItem(it)
 	}
-	c, err := s.svc.RemoveBought(ctx, conv.S(req.GetUserId()), conv.S(req.GetOrderId()), items)
+	c, err := s.svc.RemoveBought(ctx, req.GetUserId(), req.GetOrderId(), items)
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -86,7 +85,7 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 }
 
 func (c *Client) Get(ctx context.Context, userID string) (cart.Cart, error) {
-	res, err := c.c.Get(ctx, &cartv1.GetRequest{UserId: conv.B(userID)})
+	res, err := c.c.Get(ctx, &cartv1.GetRequest{UserId: userID})
 	if err != nil {
 		return cart.Cart{}, rpcerr.FromStatus(cartv1.CartService_Get_FullMethodName, err)
 	}
@@ -95,7 +94,7 @@ func (c *Client) Get(ctx context.Context, userID string) (cart.Cart, error) {
 
 func (c *Client) Add(ctx context.Context, userID string, item cart.Item) (cart.Cart, error) {
 	res, err := c.c.Add(ctx, &cartv1.AddRequest{
-		UserId: conv.B(userID),
+		UserId: userID,
 		Item:   toProtoItem(item),
 	})
 	if err != nil {
@@ -105,14 +104,14 @@ func (c *Client) Add(ctx context.Context, userID string, item cart.Item) (cart.C
 }
 
 func (c *Client) Clear(ctx context.Context, userID string) error {
-	if _, err := c.c.Clear(ctx, &cartv1.ClearRequest{UserId: conv.B(userID)}); err != nil {
+	if _, err := c.c.Clear(ctx, &cartv1.ClearRequest{UserId: userID}); err != nil {
 		return rpcerr.FromStatus(cartv1.CartService_Clear_FullMethodName, err)
 	}
 	return nil
 }
 
 func (c *Client) RemoveBought(ctx context.Context, userID, orderID string, items []cart.Item) (cart.Cart, error) {
-	req := &cartv1.RemoveBoughtRequest{UserId: conv.B(userID), OrderId: conv.B(orderID), Items: make([]*cartv1.Item, len(items))}
+	req := &cartv1.RemoveBoughtRequest{UserId: userID, OrderId: orderID, Items: make([]*cartv1.Item, len(items))}
 	for i, it := range items {
 		req.Items[i] = toProtoItem(it)
 	}
@@ -124,7 +123,7 @@ func (c *Client) RemoveBought(ctx context.Context, userID, orderID string, items
 }
 
 func toProto(c cart.Cart) *cartv1.Cart {
-	out := &cartv1.Cart{UserId: conv.B(c.UserID), Items: make([]*cartv1.Item, len(c.Items))}
+	out := &cartv1.Cart{UserId: c.UserID, Items: make([]*cartv1.Item, len(c.Items))}
 	for i, it := range c.Items {
 		out.Items[i] = toProtoItem(it)
 	}
@@ -132,7 +131,7 @@ func toProto(c cart.Cart) *cartv1.Cart {
 }
 
 func fromProto(c *cartv1.Cart) cart.Cart {
-	out := cart.Cart{UserID: conv.S(c.GetUserId()), Items: make([]cart.Item, len(c.GetItems()))}
+	out := cart.Cart{UserID: c.GetUserId(), Items: make([]cart.Item, len(c.GetItems()))}
 	for i, it := range c.GetItems() {
 		out.Items[i] = fromProtoItem(it)
 	}
@@ -140,9 +139,9 @@ func fromProto(c *cartv1.Cart) cart.Cart {
 }
 
 func toProtoItem(it cart.Item) *cartv1.Item {
-	return &cartv1.Item{ProductId: conv.B(it.ProductID), Quantity: int64(it.Quantity)}
+	return &cartv1.Item{ProductId: it.ProductID, Quantity: int64(it.Quantity)}
 }
 
 func fromProtoItem(it *cartv1.Item) cart.Item {
-	return cart.Item{ProductID: conv.S(it.GetProductId()), Quantity: int(it.GetQuantity())}
+	return cart.Item{ProductID: it.GetProductId(), Quantity: int(it.GetQuantity())}
 }

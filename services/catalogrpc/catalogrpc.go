@@ -38,7 +38,7 @@ type server struct {
 }
 
 func (s *server) Get(ctx context.Context, req *catalogv1.GetRequest) (*catalogv1.GetResponse, error) {
-	p, err := s.svc.Get(ctx, conv.S(req.GetId()))
+	p, err := s.svc.Get(ctx, req.GetId())
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -47,14 +47,14 @@ func (s *server) Get(ctx context.Context, req *catalogv1.GetRequest) (*catalogv1
 
 func (s *server) List(ctx context.Context, req *catalogv1.ListRequest) (*catalogv1.ListResponse, error) {
 	page, err := s.svc.List(ctx, catalog.ListRequest{
-		Query:     conv.S(req.GetQuery()),
+		Query:     req.GetQuery(),
 		PageSize:  int(req.GetPageSize()),
-		PageToken: conv.S(req.GetPageToken()),
+		PageToken: req.GetPageToken(),
 	})
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	out := &catalogv1.ListResponse{Products: make([]*catalogv1.Product, len(page.Products)), NextPageToken: conv.B(page.NextPageToken)}
+	out := &catalogv1.ListResponse{Products: make([]*catalogv1.Product, len(page.Products)), NextPageToken: page.NextPageToken}
 	for i, p := range page.Products {
 		out.Products[i] = toProto(p)
 	}
@@ -82,7 +82,7 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 }
 
 func (c *Client) Get(ctx context.Context, id string) (catalog.Product, error) {
-	res, err := c.c.Get(ctx, &catalogv1.GetRequest{Id: conv.B(id)})
+	res, err := c.c.Get(ctx, &catalogv1.GetRequest{Id: id})
 	if err != nil {
 		return catalog.Product{}, rpcerr.FromStatus(catalogv1.CatalogService_Get_FullMethodName, err)
 	}
@@ -91,14 +91,14 @@ func (c *Client) Get(ctx context.Context, id string) (catalog.Product, error) {
 
 func (c *Client) List(ctx context.Context, req catalog.ListRequest) (catalog.Page, error) {
 	res, err := c.c.List(ctx, &catalogv1.ListRequest{
-		Query:     conv.B(req.Query),
+		Query:     req.Query,
 		PageSize:  int64(req.PageSize),
-		PageToken: conv.B(req.PageToken),
+		PageToken: req.PageToken,
 	})
 	if err != nil {
 		return catalog.Page{}, rpcerr.FromStatus(catalogv1.CatalogService_List_FullMethodName, err)
 	}
-	page := catalog.Page{Products: make([]catalog.Product, len(res.GetProducts())), NextPageToken: conv.S(res.GetNextPageToken())}
+	page := catalog.Page{Products: make([]catalog.Product, len(res.GetProducts())), NextPageToken: res.GetNextPageToken()}
 	for i, p := range res.GetProducts() {
 		page.Products[i] = fromProto(p)
 	}
@@ -115,9 +115,9 @@ func (c *Client) Upsert(ctx context.Context, p catalog.Product) (catalog.Product
 
 func toProto(p catalog.Product) *catalogv1.Product {
 	return &catalogv1.Product{
-		Id:          conv.B(p.ID),
-		Name:        conv.B(p.Name),
-		Description: conv.B(p.Description),
+		Id:          p.ID,
+		Name:        p.Name,
+		Description: p.Description,
 		Price:       conv.Money(p.Price),
 		WeightGrams: p.WeightGrams,
 	}
@@ -125,9 +125,9 @@ func toProto(p catalog.Product) *catalogv1.Product {
 
 func fromProto(p *catalogv1.Product) catalog.Product {
 	return catalog.Product{
-		ID:          conv.S(p.GetId()),
-		Name:        conv.S(p.GetName()),
-		Description: conv.S(p.GetDescription()),
+		ID:          p.GetId(),
+		Name:        p.GetName(),
+		Description: p.GetDescription(),
 		Price:       conv.FromMoney(p.GetPrice()),
 		WeightGrams: p.GetWeightGrams(),
 	}

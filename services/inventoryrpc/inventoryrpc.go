@@ -39,7 +39,7 @@ type server struct {
 }
 
 func (s *server) Get(ctx context.Context, req *inventoryv1.GetRequest) (*inventoryv1.GetResponse, error) {
-	st, err := s.svc.Get(ctx, conv.S(req.GetProductId()))
+	st, err := s.svc.Get(ctx, req.GetProductId())
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -47,7 +47,7 @@ func (s *server) Get(ctx context.Context, req *inventoryv1.GetRequest) (*invento
 }
 
 func (s *server) Add(ctx context.Context, req *inventoryv1.AddRequest) (*inventoryv1.AddResponse, error) {
-	st, err := s.svc.Add(ctx, conv.S(req.GetProductId()), req.GetN())
+	st, err := s.svc.Add(ctx, req.GetProductId(), req.GetN())
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -55,26 +55,26 @@ func (s *server) Add(ctx context.Context, req *inventoryv1.AddRequest) (*invento
 }
 
 func (s *server) Reserve(ctx context.Context, req *inventoryv1.ReserveRequest) (*inventoryv1.ReserveResponse, error) {
-	r, err := s.svc.Reserve(ctx, conv.S(req.GetReservationId()), linesFromProto(req.GetLines()))
+	r, err := s.svc.Reserve(ctx, req.GetReservationId(), linesFromProto(req.GetLines()))
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
 	return &inventoryv1.ReserveResponse{Reservation: &inventoryv1.Reservation{
-		Id:        conv.B(r.ID),
+		Id:        r.ID,
 		Lines:     linesToProto(r.Lines),
 		ExpiresAt: conv.Time(r.ExpiresAt),
 	}}, nil
 }
 
 func (s *server) Commit(ctx context.Context, req *inventoryv1.CommitRequest) (*inventoryv1.CommitResponse, error) {
-	if err := s.svc.Commit(ctx, conv.S(req.GetReservationId())); err != nil {
+	if err := s.svc.Commit(ctx, req.GetReservationId()); err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
 	return &inventoryv1.CommitResponse{}, nil
 }
 
 func (s *server) Release(ctx context.Context, req *inventoryv1.ReleaseRequest) (*inventoryv1.ReleaseResponse, error) {
-	if err := s.svc.Release(ctx, conv.S(req.GetReservationId())); err != nil {
+	if err := s.svc.Release(ctx, req.GetReservationId()); err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
 	return &inventoryv1.ReleaseResponse{}, nil
@@ -101,7 +101,7 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 }
 
 func (c *Client) Get(ctx context.Context, productID string) (inventory.Stock, error) {
-	res, err := c.c.Get(ctx, &inventoryv1.GetRequest{ProductId: conv.B(productID)})
+	res, err := c.c.Get(ctx, &inventoryv1.GetRequest{ProductId: productID})
 	if err != nil {
 		return inventory.Stock{}, rpcerr.FromStatus(inventoryv1.InventoryService_Get_FullMethodName, err)
 	}
@@ -109,7 +109,7 @@ func (c *Client) Get(ctx context.Context, productID string) (inventory.Stock, er
 }
 
 func (c *Client) Add(ctx context.Context, productID string, n int64) (inventory.Stock, error) {
-	res, err := c.c.Add(ctx, &inventoryv1.AddRequest{ProductId: conv.B(productID), N: n})
+	res, err := c.c.Add(ctx, &inventoryv1.AddRequest{ProductId: productID, N: n})
 	if err != nil {
 		return inventory.Stock{}, rpcerr.FromStatus(inventoryv1.InventoryService_Add_FullMethodName, err)
 	}
@@ -117,27 +117,27 @@ func (c *Client) Add(ctx context.Context, productID string, n int64) (inventory.
 }
 
 func (c *Client) Reserve(ctx context.Context, reservationID string, lines []inventory.Line) (inventory.Reservation, error) {
-	res, err := c.c.Reserve(ctx, &inventoryv1.ReserveRequest{ReservationId: conv.B(reservationID), Lines: linesToProto(lines)})
+	res, err := c.c.Reserve(ctx, &inventoryv1.ReserveRequest{ReservationId: reservationID, Lines: linesToProto(lines)})
 	if err != nil {
 		return inventory.Reservation{}, rpcerr.FromStatus(inventoryv1.InventoryService_Reserve_FullMethodName, err)
 	}
 	r := res.GetReservation()
 	return inventory.Reservation{
-		ID:        conv.S(r.GetId()),
+		ID:        r.GetId(),
 		Lines:     linesFromProto(r.GetLines()),
 		ExpiresAt: conv.FromTime(r.GetExpiresAt()),
 	}, nil
 }
 
 func (c *Client) Commit(ctx context.Context, reservationID string) error {
-	if _, err := c.c.Commit(ctx, &inventoryv1.CommitRequest{ReservationId: conv.B(reservationID)}); err != nil {
+	if _, err := c.c.Commit(ctx, &inventoryv1.CommitRequest{ReservationId: reservationID}); err != nil {
 		return rpcerr.FromStatus(inventoryv1.InventoryService_Commit_FullMethodName, err)
 	}
 	return nil
 }
 
 func (c *Client) Release(ctx context.Context, reservationID string) error {
-	if _, err := c.c.Release(ctx, &inventoryv1.ReleaseRequest{ReservationId: conv.B(reservationID)}); err != nil {
+	if _, err := c.c.Release(ctx, &inventoryv1.ReleaseRequest{ReservationId: reservationID}); err != nil {
 		return rpcerr.FromStatus(inventoryv1.InventoryService_Release_FullMethodName, err)
 	}
 	return nil
@@ -152,17 +152,17 @@ func (c *Client) ReleaseExpired(ctx context.Context) (int, error) {
 }
 
 func stockToProto(s inventory.Stock) *inventoryv1.Stock {
-	return &inventoryv1.Stock{ProductId: conv.B(s.ProductID), Available: s.Available, Reserved: s.Reserved, Sold: s.Sold}
+	return &inventoryv1.Stock{ProductId: s.ProductID, Available: s.Available, Reserved: s.Reserved, Sold: s.Sold}
 }
 
 func stockFromProto(s *inventoryv1.Stock) inventory.Stock {
-	return inventory.Stock{ProductID: conv.S(s.GetProductId()), Available: s.GetAvailable(), Reserved: s.GetReserved(), Sold: s.GetSold()}
+	return inventory.Stock{ProductID: s.GetProductId(), Available: s.GetAvailable(), Reserved: s.GetReserved(), Sold: s.GetSold()}
 }
 
 func linesToProto(lines []inventory.Line) []*inventoryv1.Line {
 	out := make([]*inventoryv1.Line, len(lines))
 	for i, l := range lines {
-		out[i] = &inventoryv1.Line{ProductId: conv.B(l.ProductID), Quantity: l.Quantity}
+		out[i] = &inventoryv1.Line{ProductId: l.ProductID, Quantity: l.Quantity}
 	}
 	return out
 }
@@ -170,7 +170,7 @@ func linesToProto(lines []inventory.Line) []*inventoryv1.Line {
 func linesFromProto(lines []*inventoryv1.Line) []inventory.Line {
 	out := make([]inventory.Line, len(lines))
 	for i, l := range lines {
-		out[i] = inventory.Line{ProductID: conv.S(l.GetProductId()), Quantity: l.GetQuantity()}
+		out[i] = inventory.Line{ProductID: l.GetProductId(), Quantity: l.GetQuantity()}
 	}
 	return out
 }

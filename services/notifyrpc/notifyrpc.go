@@ -39,7 +39,7 @@ type server struct {
 }
 
 func (s *server) Notify(ctx context.Context, req *notifyv1.NotifyRequest) (*notifyv1.NotifyResponse, error) {
-	n, err := s.svc.Notify(ctx, conv.S(req.GetUserId()), conv.S(req.GetKind()), conv.S(req.GetOrderId()))
+	n, err := s.svc.Notify(ctx, req.GetUserId(), req.GetKind(), req.GetOrderId())
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -48,14 +48,14 @@ func (s *server) Notify(ctx context.Context, req *notifyv1.NotifyRequest) (*noti
 
 func (s *server) List(ctx context.Context, req *notifyv1.ListRequest) (*notifyv1.ListResponse, error) {
 	page, err := s.svc.List(ctx, notify.ListRequest{
-		UserID:    conv.S(req.GetUserId()),
+		UserID:    req.GetUserId(),
 		PageSize:  int(req.GetPageSize()),
-		PageToken: conv.S(req.GetPageToken()),
+		PageToken: req.GetPageToken(),
 	})
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	out := &notifyv1.ListResponse{Notifications: make([]*notifyv1.Notification, len(page.Notifications)), NextPageToken: conv.B(page.NextPageToken)}
+	out := &notifyv1.ListResponse{Notifications: make([]*notifyv1.Notification, len(page.Notifications)), NextPageToken: page.NextPageToken}
 	for i, n := range page.Notifications {
 		out.Notifications[i] = toProto(n)
 	}
@@ -75,7 +75,7 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 }
 
 func (c *Client) Notify(ctx context.Context, userID, kind, orderID string) (notify.Notification, error) {
-	res, err := c.c.Notify(ctx, &notifyv1.NotifyRequest{UserId: conv.B(userID), Kind: conv.B(kind), OrderId: conv.B(orderID)})
+	res, err := c.c.Notify(ctx, &notifyv1.NotifyRequest{UserId: userID, Kind: kind, OrderId: orderID})
 	if err != nil {
 		return notify.Notification{}, rpcerr.FromStatus(notifyv1.NotifyService_Notify_FullMethodName, err)
 	}
@@ -84,14 +84,14 @@ func (c *Client) Notify(ctx context.Context, userID, kind, orderID string) (noti
 
 func (c *Client) List(ctx context.Context, req notify.ListRequest) (notify.Page, error) {
 	res, err := c.c.List(ctx, &notifyv1.ListRequest{
-		UserId:    conv.B(req.UserID),
+		UserId:    req.UserID,
 		PageSize:  int64(req.PageSize),
-		PageToken: conv.B(req.PageToken),
+		PageToken: req.PageToken,
 	})
 	if err != nil {
 		return notify.Page{}, rpcerr.FromStatus(notifyv1.NotifyService_List_FullMethodName, err)
 	}
-	page := notify.Page{Notifications: make([]notify.Notification, len(res.GetNotifications())), NextPageToken: conv.S(res.GetNextPageToken())}
+	page := notify.Page{Notifications: make([]notify.Notification, len(res.GetNotifications())), NextPageToken: res.GetNextPageToken()}
 	for i, n := range res.GetNotifications() {
 		page.Notifications[i] = fromProto(n)
 	}
@@ -99,9 +99,9 @@ func (c *Client) List(ctx context.Context, req notify.ListRequest) (notify.Page,
 }
 
 func toProto(n notify.Notification) *notifyv1.Notification {
-	return &notifyv1.Notification{Id: conv.B(n.ID), Kind: conv.B(n.Kind), OrderId: conv.B(n.OrderID), CreatedAt: conv.Time(n.CreatedAt)}
+	return &notifyv1.Notification{Id: n.ID, Kind: n.Kind, OrderId: n.OrderID, CreatedAt: conv.Time(n.CreatedAt)}
 }
 
 func fromProto(n *notifyv1.Notification) notify.Notification {
-	return notify.Notification{ID: conv.S(n.GetId()), Kind: conv.S(n.GetKind()), OrderID: conv.S(n.GetOrderId()), CreatedAt: conv.FromTime(n.GetCreatedAt())}
+	return notify.Notification{ID: n.GetId(), Kind: n.GetKind(), OrderID: n.GetOrderId(), CreatedAt: conv.FromTime(n.GetCreatedAt())}
 }

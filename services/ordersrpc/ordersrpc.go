@@ -41,9 +41,9 @@ type server struct {
 }
 
 func (s *server) Checkout(ctx context.Context, req *ordersv1.CheckoutRequest) (*ordersv1.CheckoutResponse, error) {
-	o, err := s.svc.Checkout(ctx, conv.S(req.GetIdempotencyKey()), orders.CheckoutRequest{
-		UserID:  conv.S(req.GetUserId()),
-		Email:   conv.S(req.GetEmail()),
+	o, err := s.svc.Checkout(ctx, req.GetIdempotencyKey(), orders.CheckoutRequest{
+		UserID:  req.GetUserId(),
+		Email:   req.GetEmail(),
 		Address: conv.FromAddress(req.GetAddress()),
 		Card:    paymentsrpc.CardFromProto(req.GetCard()),
 	})
@@ -54,7 +54,7 @@ func (s *server) Checkout(ctx context.Context, req *ordersv1.CheckoutRequest) (*
 }
 
 func (s *server) Get(ctx context.Context, req *ordersv1.GetRequest) (*ordersv1.GetResponse, error) {
-	o, err := s.svc.Get(ctx, conv.S(req.GetId()))
+	o, err := s.svc.Get(ctx, req.GetId())
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -63,14 +63,14 @@ func (s *server) Get(ctx context.Context, req *ordersv1.GetRequest) (*ordersv1.G
 
 func (s *server) ListByUser(ctx context.Context, req *ordersv1.ListByUserRequest) (*ordersv1.ListByUserResponse, error) {
 	page, err := s.svc.ListByUser(ctx, orders.ListRequest{
-		UserID:    conv.S(req.GetUserId()),
+		UserID:    req.GetUserId(),
 		PageSize:  int(req.GetPageSize()),
-		PageToken: conv.S(req.GetPageToken()),
+		PageToken: req.GetPageToken(),
 	})
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	out := &ordersv1.ListByUserResponse{Orders: make([]*ordersv1.Order, len(page.Orders)), NextPageToken: conv.B(page.NextPageToken)}
+	out := &ordersv1.ListByUserResponse{Orders: make([]*ordersv1.Order, len(page.Orders)), NextPageToken: page.NextPageToken}
 	for i, o := range page.Orders {
 		out.Orders[i] = toProto(o)
 	}
@@ -78,7 +78,7 @@ func (s *server) ListByUser(ctx context.Context, req *ordersv1.ListByUserRequest
 }
 
 func (s *server) MarkShipped(ctx context.Context, req *ordersv1.MarkShippedRequest) (*ordersv1.MarkShippedResponse, error) {
-	o, err := s.svc.MarkShipped(ctx, conv.S(req.GetOrderId()), conv.S(req.GetTrackingId()))
+	o, err := s.svc.MarkShipped(ctx, req.GetOrderId(), req.GetTrackingId())
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -99,9 +99,9 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 
 func (c *Client) Checkout(ctx context.Context, idempotencyKey string, req orders.CheckoutRequest) (orders.Order, error) {
 	res, err := c.c.Checkout(ctx, &ordersv1.CheckoutRequest{
-		IdempotencyKey: conv.B(idempotencyKey),
-		UserId:         conv.B(req.UserID),
-		Email:          conv.B(req.Email),
+		IdempotencyKey: idempotencyKey,
+		UserId:         req.UserID,
+		Email:          req.Email,
 		Address:        conv.Address(req.Address),
 		Card:           paymentsrpc.CardToProto(req.Card),
 	})
@@ -112,7 +112,7 @@ func (c *Client) Checkout(ctx context.Context, idempotencyKey string, req orders
 }
 
 func (c *Client) Get(ctx context.Context, id string) (orders.Order, error) {
-	res, err := c.c.Get(ctx, &ordersv1.GetRequest{Id: conv.B(id)})
+	res, err := c.c.Get(ctx, &ordersv1.GetRequest{Id: id})
 	if err != nil {
 		return orders.Order{}, rpcerr.FromStatus(ordersv1.OrdersService_Get_FullMethodName, err)
 	}
@@ -121,14 +121,14 @@ func (c *Client) Get(ctx context.Context, id string) (orders.Order, error) {
 
 func (c *Client) ListByUser(ctx context.Context, req orders.ListRequest) (orders.Page, error) {
 	res, err := c.c.ListByUser(ctx, &ordersv1.ListByUserRequest{
-		UserId:    conv.B(req.UserID),
+		UserId:    req.UserID,
 		PageSize:  int64(req.PageSize),
-		PageToken: conv.B(req.PageToken),
+		PageToken: req.PageToken,
 	})
 	if err != nil {
 		return orders.Page{}, rpcerr.FromStatus(ordersv1.OrdersService_ListByUser_FullMethodName, err)
 	}
-	page := orders.Page{Orders: make([]orders.Order, len(res.GetOrders())), NextPageToken: conv.S(res.GetNextPageToken())}
+	page := orders.Page{Orders: make([]orders.Order, len(res.GetOrders())), NextPageToken: res.GetNextPageToken()}
 	for i, o := range res.GetOrders() {
 		page.Orders[i] = fromProto(o)
 	}
@@ -136,7 +136,7 @@ func (c *Client) ListByUser(ctx context.Context, req orders.ListRequest) (orders
 }
 
 func (c *Client) MarkShipped(ctx context.Context, orderID, trackingID string) (orders.Order, error) {
-	res, err := c.c.MarkShipped(ctx, &ordersv1.MarkShippedRequest{OrderId: conv.B(orderID), TrackingId: conv.B(trackingID)})
+	res, err := c.c.MarkShipped(ctx, &ordersv1.MarkShippedRequest{OrderId: orderID, TrackingId: trackingID})
 	if err != nil {
 		return orders.Order{}, rpcerr.FromStatus(ordersv1.OrdersService_MarkShipped_FullMethodName, err)
 	}
@@ -145,36 +145,36 @@ func (c *Client) MarkShipped(ctx context.Context, orderID, trackingID string) (o
 
 func toProto(o orders.Order) *ordersv1.Order {
 	out := &ordersv1.Order{
-		Id:         conv.B(o.ID),
-		UserId:     conv.B(o.UserID),
-		Status:     conv.B(o.Status),
+		Id:         o.ID,
+		UserId:     o.UserID,
+		Status:     o.Status,
 		Items:      make([]*ordersv1.Item, len(o.Items)),
 		Subtotal:   conv.Money(o.Subtotal),
 		Shipping:   conv.Money(o.Shipping),
 		Total:      conv.Money(o.Total),
-		TrackingId: conv.B(o.TrackingID),
+		TrackingId: o.TrackingID,
 		CreatedAt:  conv.Time(o.CreatedAt),
 	}
 	for i, it := range o.Items {
-		out.Items[i] = &ordersv1.Item{ProductId: conv.B(it.ProductID), Quantity: int64(it.Quantity), UnitPrice: conv.Money(it.UnitPrice)}
+		out.Items[i] = &ordersv1.Item{ProductId: it.ProductID, Quantity: int64(it.Quantity), UnitPrice: conv.Money(it.UnitPrice)}
 	}
 	return out
 }
 
 func fromProto(o *ordersv1.Order) orders.Order {
 	out := orders.Order{
-		ID:         conv.S(o.GetId()),
-		UserID:     conv.S(o.GetUserId()),
-		Status:     conv.S(o.GetStatus()),
+		ID:         o.GetId(),
+		UserID:     o.GetUserId(),
+		Status:     o.GetStatus(),
 		Items:      make([]orders.Item, len(o.GetItems())),
 		Subtotal:   conv.FromMoney(o.GetSubtotal()),
 		Shipping:   conv.FromMoney(o.GetShipping()),
 		Total:      conv.FromMoney(o.GetTotal()),
-		TrackingID: conv.S(o.GetTrackingId()),
+		TrackingID: o.GetTrackingId(),
 		CreatedAt:  conv.FromTime(o.GetCreatedAt()),
 	}
 	for i, it := range o.GetItems() {
-		out.Items[i] = orders.Item{ProductID: conv.S(it.GetProductId()), Quantity: int(it.GetQuantity()), UnitPrice: conv.FromMoney(it.GetUnitPrice())}
+		out.Items[i] = orders.Item{ProductID: it.GetProductId(), Quantity: int(it.GetQuantity()), UnitPrice: conv.FromMoney(it.GetUnitPrice())}
 	}
 	return out
 }

@@ -40,7 +40,7 @@ type server struct {
 
 func (s *server) Charge(ctx context.Context, req *paymentsv1.ChargeRequest) (*paymentsv1.ChargeResponse, error) {
 	ch, err := s.svc.Charge(ctx, payments.ChargeRequest{
-		IdempotencyKey: conv.S(req.GetIdempotencyKey()),
+		IdempotencyKey: req.GetIdempotencyKey(),
 		Amount:         conv.FromMoney(req.GetAmount()),
 		Card:           CardFromProto(req.GetCard()),
 	})
@@ -51,7 +51,7 @@ func (s *server) Charge(ctx context.Context, req *paymentsv1.ChargeRequest) (*pa
 }
 
 func (s *server) Refund(ctx context.Context, req *paymentsv1.RefundRequest) (*paymentsv1.RefundResponse, error) {
-	ch, err := s.svc.Refund(ctx, conv.S(req.GetIdempotencyKey()))
+	ch, err := s.svc.Refund(ctx, req.GetIdempotencyKey())
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -59,7 +59,7 @@ func (s *server) Refund(ctx context.Context, req *paymentsv1.RefundRequest) (*pa
 }
 
 func (s *server) Get(ctx context.Context, req *paymentsv1.GetRequest) (*paymentsv1.GetResponse, error) {
-	ch, err := s.svc.Get(ctx, conv.S(req.GetIdempotencyKey()))
+	ch, err := s.svc.Get(ctx, req.GetIdempotencyKey())
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -80,7 +80,7 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 
 func (c *Client) Charge(ctx context.Context, req payments.ChargeRequest) (payments.Charge, error) {
 	res, err := c.c.Charge(ctx, &paymentsv1.ChargeRequest{
-		IdempotencyKey: conv.B(req.IdempotencyKey),
+		IdempotencyKey: req.IdempotencyKey,
 		Amount:         conv.Money(req.Amount),
 		Card:           CardToProto(req.Card),
 	})
@@ -91,7 +91,7 @@ func (c *Client) Charge(ctx context.Context, req payments.ChargeRequest) (paymen
 }
 
 func (c *Client) Refund(ctx context.Context, idempotencyKey string) (payments.Charge, error) {
-	res, err := c.c.Refund(ctx, &paymentsv1.RefundRequest{IdempotencyKey: conv.B(idempotencyKey)})
+	res, err := c.c.Refund(ctx, &paymentsv1.RefundRequest{IdempotencyKey: idempotencyKey})
 	if err != nil {
 		return payments.Charge{}, rpcerr.FromStatus(paymentsv1.PaymentsService_Refund_FullMethodName, err)
 	}
@@ -99,7 +99,7 @@ func (c *Client) Refund(ctx context.Context, idempotencyKey string) (payments.Ch
 }
 
 func (c *Client) Get(ctx context.Context, idempotencyKey string) (payments.Charge, error) {
-	res, err := c.c.Get(ctx, &paymentsv1.GetRequest{IdempotencyKey: conv.B(idempotencyKey)})
+	res, err := c.c.Get(ctx, &paymentsv1.GetRequest{IdempotencyKey: idempotencyKey})
 	if err != nil {
 		return payments.Charge{}, rpcerr.FromStatus(paymentsv1.PaymentsService_Get_FullMethodName, err)
 	}
@@ -108,32 +108,32 @@ func (c *Client) Get(ctx context.Context, idempotencyKey string) (payments.Charg
 
 // CardToProto returns c's protobuf form (orders' checkout request carries a card too).
 func CardToProto(c payments.Card) *paymentsv1.Card {
-	return &paymentsv1.Card{Number: conv.B(c.Number), ExpMonth: int64(c.ExpMonth), ExpYear: int64(c.ExpYear), Cvv: conv.B(c.CVV)}
+	return &paymentsv1.Card{Number: c.Number, ExpMonth: int64(c.ExpMonth), ExpYear: int64(c.ExpYear), Cvv: c.CVV}
 }
 
 // CardFromProto returns c's Go form.
 func CardFromProto(c *paymentsv1.Card) payments.Card {
-	return payments.Card{Number: conv.S(c.GetNumber()), ExpMonth: int(c.GetExpMonth()), ExpYear: int(c.GetExpYear()), CVV: conv.S(c.GetCvv())}
+	return payments.Card{Number: c.GetNumber(), ExpMonth: int(c.GetExpMonth()), ExpYear: int(c.GetExpYear()), CVV: c.GetCvv()}
 }
 
 func chargeToProto(c payments.Charge) *paymentsv1.Charge {
 	return &paymentsv1.Charge{
-		Id:             conv.B(c.ID),
-		IdempotencyKey: conv.B(c.IdempotencyKey),
+		Id:             c.ID,
+		IdempotencyKey: c.IdempotencyKey,
 		Amount:         conv.Money(c.Amount),
-		Last4:          conv.B(c.Last4),
-		Status:         conv.B(c.Status),
+		Last4:          c.Last4,
+		Status:         c.Status,
 		CreatedAt:      conv.Time(c.CreatedAt),
 	}
 }
 
 func chargeFromProto(c *paymentsv1.Charge) payments.Charge {
 	return payments.Charge{
-		ID:             conv.S(c.GetId()),
-		IdempotencyKey: conv.S(c.GetIdempotencyKey()),
+		ID:             c.GetId(),
+		IdempotencyKey: c.GetIdempotencyKey(),
 		Amount:         conv.FromMoney(c.GetAmount()),
-		Last4:          conv.S(c.GetLast4()),
-		Status:         conv.S(c.GetStatus()),
+		Last4:          c.GetLast4(),
+		Status:         c.GetStatus(),
 		CreatedAt:      conv.FromTime(c.GetCreatedAt()),
 	}
 }

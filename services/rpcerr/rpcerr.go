@@ -60,18 +60,18 @@ func ToStatus(err error) error {
 		return nil
 	}
 	msg := err.Error()
-	detail := &commonv1.DomainError{Message: []byte(msg)}
+	detail := &commonv1.DomainError{Message: msg}
 	code := codes.Unknown
 	var verr *validation.Error
 	var oos *inventory.OutOfStockError
 	switch {
 	case errors.As(err, &verr):
 		code = codes.InvalidArgument
-		detail.Violation = &commonv1.Violation{Field: []byte(verr.Field), Reason: []byte(verr.Reason)}
+		detail.Violation = &commonv1.Violation{Field: verr.Field, Reason: verr.Reason}
 	case errors.As(err, &oos):
 		code = codes.FailedPrecondition
 		detail.Reason = "OUT_OF_STOCK"
-		detail.OutOfStock = &commonv1.OutOfStock{ProductId: []byte(oos.ProductID), Requested: oos.Requested, Available: oos.Available}
+		detail.OutOfStock = &commonv1.OutOfStock{ProductId: oos.ProductID, Requested: oos.Requested, Available: oos.Available}
 	default:
 		for _, s := range sentinels {
 			if errors.Is(err, s.err) {
@@ -143,14 +143,14 @@ func FromStatus(method string, err error) error {
 // fromDetail rebuilds a domain error, or returns nil for a detail it does not understand (a
 // reason added by a newer server), which the caller then treats as a transport failure.
 func fromDetail(de *commonv1.DomainError) error {
-	msg := string(de.GetMessage())
+	msg := de.GetMessage()
 	switch {
 	case de.GetViolation() != nil:
 		v := de.GetViolation()
-		return &domainError{msg: msg, err: &validation.Error{Field: string(v.GetField()), Reason: string(v.GetReason())}}
+		return &domainError{msg: msg, err: &validation.Error{Field: v.GetField(), Reason: v.GetReason()}}
 	case de.GetOutOfStock() != nil:
 		o := de.GetOutOfStock()
-		return &domainError{msg: msg, err: &inventory.OutOfStockError{ProductID: string(o.GetProductId()), Requested: o.GetRequested(), Available: o.GetAvailable()}}
+		return &domainError{msg: msg, err: &inventory.OutOfStockError{ProductID: o.GetProductId(), Requested: o.GetRequested(), Available: o.GetAvailable()}}
 	}
 	for _, s := range sentinels {
 		if s.reason == de.GetReason() {

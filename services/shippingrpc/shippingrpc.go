@@ -47,7 +47,7 @@ func (s *server) Ship(ctx context.Context, req *shippingv1.ShipRequest) (*shippi
 }
 
 func (s *server) Get(ctx context.Context, req *shippingv1.GetRequest) (*shippingv1.GetResponse, error) {
-	sh, err := s.svc.Get(ctx, conv.S(req.GetOrderId()))
+	sh, err := s.svc.Get(ctx, req.GetOrderId())
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
@@ -75,7 +75,7 @@ func (c *Client) Ship(ctx context.Context, paid events.OrderPaid) (shipping.Ship
 }
 
 func (c *Client) Get(ctx context.Context, orderID string) (shipping.Shipment, error) {
-	res, err := c.c.Get(ctx, &shippingv1.GetRequest{OrderId: conv.B(orderID)})
+	res, err := c.c.Get(ctx, &shippingv1.GetRequest{OrderId: orderID})
 	if err != nil {
 		return shipping.Shipment{}, rpcerr.FromStatus(shippingv1.ShippingService_Get_FullMethodName, err)
 	}
@@ -84,9 +84,9 @@ func (c *Client) Get(ctx context.Context, orderID string) (shipping.Shipment, er
 
 func paidToProto(p events.OrderPaid) *shippingv1.OrderPaid {
 	out := &shippingv1.OrderPaid{
-		OrderId:     conv.B(p.OrderID),
-		UserId:      conv.B(p.UserID),
-		Email:       conv.B(p.Email),
+		OrderId:     p.OrderID,
+		UserId:      p.UserID,
+		Email:       p.Email,
 		Address:     conv.Address(p.Address),
 		Items:       make([]*shippingv1.Item, len(p.Items)),
 		WeightGrams: p.WeightGrams,
@@ -94,16 +94,16 @@ func paidToProto(p events.OrderPaid) *shippingv1.OrderPaid {
 		PaidAt:      conv.Time(p.PaidAt),
 	}
 	for i, it := range p.Items {
-		out.Items[i] = &shippingv1.Item{ProductId: conv.B(it.ProductID), Quantity: int64(it.Quantity)}
+		out.Items[i] = &shippingv1.Item{ProductId: it.ProductID, Quantity: int64(it.Quantity)}
 	}
 	return out
 }
 
 func paidFromProto(p *shippingv1.OrderPaid) events.OrderPaid {
 	out := events.OrderPaid{
-		OrderID:     conv.S(p.GetOrderId()),
-		UserID:      conv.S(p.GetUserId()),
-		Email:       conv.S(p.GetEmail()),
+		OrderID:     p.GetOrderId(),
+		UserID:      p.GetUserId(),
+		Email:       p.GetEmail(),
 		Address:     conv.FromAddress(p.GetAddress()),
 		WeightGrams: p.GetWeightGrams(),
 		Total:       conv.FromMoney(p.GetTotal()),
@@ -112,16 +112,16 @@ func paidFromProto(p *shippingv1.OrderPaid) events.OrderPaid {
 	// The event's items stay nil when there are none, as a decoded JSON event without items
 	// has them: the shipping handler sees the same value in both architectures.
 	for _, it := range p.GetItems() {
-		out.Items = append(out.Items, events.Item{ProductID: conv.S(it.GetProductId()), Quantity: int(it.GetQuantity())})
+		out.Items = append(out.Items, events.Item{ProductID: it.GetProductId(), Quantity: int(it.GetQuantity())})
 	}
 	return out
 }
 
 func shipmentToProto(s shipping.Shipment) *shippingv1.Shipment {
 	return &shippingv1.Shipment{
-		OrderId:     conv.B(s.OrderID),
-		UserId:      conv.B(s.UserID),
-		TrackingId:  conv.B(s.TrackingID),
+		OrderId:     s.OrderID,
+		UserId:      s.UserID,
+		TrackingId:  s.TrackingID,
 		Address:     conv.Address(s.Address),
 		WeightGrams: s.WeightGrams,
 		CreatedAt:   conv.Time(s.CreatedAt),
@@ -130,9 +130,9 @@ func shipmentToProto(s shipping.Shipment) *shippingv1.Shipment {
 
 func shipmentFromProto(s *shippingv1.Shipment) shipping.Shipment {
 	return shipping.Shipment{
-		OrderID:     conv.S(s.GetOrderId()),
-		UserID:      conv.S(s.GetUserId()),
-		TrackingID:  conv.S(s.GetTrackingId()),
+		OrderID:     s.GetOrderId(),
+		UserID:      s.GetUserId(),
+		TrackingID:  s.GetTrackingId(),
 		Address:     conv.FromAddress(s.GetAddress()),
 		WeightGrams: s.GetWeightGrams(),
 		CreatedAt:   conv.FromTime(s.GetCreatedAt()),

@@ -5,7 +5,6 @@ package conv
 
 import (
 	"time"
-	"unsafe"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -14,49 +13,28 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/money"
 )
 
-// B returns s as bytes for a bytes field of a message about to be sent, without copying:
-// marshalling only reads the bytes, and strings are immutable, so they cannot change under
-// it. Never use it for a message that something may modify.
-func B(s string) []byte {
-	if s == "" {
-		return nil
-	}
-	return unsafe.Slice(unsafe.StringData(s), len(s))
-}
-
-// S returns a received bytes field as a string, without copying. Unmarshalling copies every
-// bytes field into a slice of its own (never into the transport's buffer), and the adapters
-// drop the message once converted, so nothing writes to those bytes again; the string keeps
-// them alive. Copying instead cost a quarter of a product list's allocations on the wire.
-func S(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(unsafe.SliceData(b), len(b))
-}
-
 // Money returns m's protobuf form.
 func Money(m money.Money) *commonv1.Money {
-	return &commonv1.Money{Currency: B(m.Currency), Units: m.Units}
+	return &commonv1.Money{Currency: m.Currency, Units: m.Units}
 }
 
 // FromMoney returns m's Go form; nil is the zero amount.
 func FromMoney(m *commonv1.Money) money.Money {
-	return money.Money{Currency: S(m.GetCurrency()), Units: m.GetUnits()}
+	return money.Money{Currency: m.GetCurrency(), Units: m.GetUnits()}
 }
 
 // Address returns a's protobuf form.
 func Address(a events.Address) *commonv1.Address {
-	return &commonv1.Address{Street: B(a.Street), City: B(a.City), PostalCode: B(a.PostalCode), Country: B(a.Country)}
+	return &commonv1.Address{Street: a.Street, City: a.City, PostalCode: a.PostalCode, Country: a.Country}
 }
 
 // FromAddress returns a's Go form.
 func FromAddress(a *commonv1.Address) events.Address {
 	return events.Address{
-		Street:     S(a.GetStreet()),
-		City:       S(a.GetCity()),
-		PostalCode: S(a.GetPostalCode()),
-		Country:    S(a.GetCountry()),
+		Street:     a.GetStreet(),
+		City:       a.GetCity(),
+		PostalCode: a.GetPostalCode(),
+		Country:    a.GetCountry(),
 	}
 }
 
