@@ -3,6 +3,7 @@ module github.com/mitosis-dev/mitosis/services
 go 1.26.0
 
 require (
+	github.com/aws/aws-lambda-go v1.55.1
 	github.com/mitosis-dev/mitosis/platform v0.0.0
 	github.com/mitosis-dev/mitosis/shop v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2

@@ -42,7 +42,10 @@ type Config struct {
 	// group nobody calls). Port 0 picks one, kept across self-healing.
 	GRPCAddr string
 	// HTTPAddr is where the edge listens, for a group that holds it.
-	HTTPAddr   string
+	HTTPAddr string
+	// Lambda serves the edge to AWS Lambda's invocations instead of listening (LambdaRuntimeEnv
+	// is set): only a group holding the edge, on an external store.
+	Lambda     bool
 	AdminToken string
 	// Peers are the addresses of the remote contexts the group calls.
 	Peers map[string]string
@@ -95,7 +98,10 @@ func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) 
 //	SHOP_ADDR           the edge's address (default 127.0.0.1:8080 for a whole group, else 8081)
 //	SHOP_<CONTEXT>_ADDR each remote context's address (default its DefaultAddr)
 //	SHOP_ADMIN_TOKEN    the admin routes' bearer token (unset: they answer 401)
-//	SHOP_SOLE_REPLICA   true or false (default true for a whole group, else false)
+//	SHOP_SOLE_REPLICA   true or false (default true for a whole group, else false; false
+//	                    under Lambda)
+//	AWS_LAMBDA_RUNTIME_API  set by AWS Lambda: serve its invocations instead of SHOP_ADDR
+//	                    (a group with the edge and SHOP_NATS_URL only; see lambda.go)
 //	SHOP_ARCH           the architecture's name (default monolith for a whole group, else services)
 //	SHOP_NATS_REPLICAS  copies of every bucket and stream (default 1; 3 on a 3-node cluster)
 //	SHOP_RPC_TIMEOUT    deadline of a call made without one (default 10s)
@@ -151,6 +157,18 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 	}
 	if cfg.NatsURL == "" && cfg.Store.Replicas > 1 {
 		return cfg, fmt.Errorf("%s=%d: the embedded NATS is a lone server, which keeps one copy (set SHOP_NATS_URL to a cluster)", natsjs.ReplicasEnv, cfg.Store.Replicas)
+	}
+	if getenv(LambdaRuntimeEnv) != "" {
+		// Lambda runs as many copies of a function as requests need, freezes each between
+		// invocations and discards it at will: nothing may live in its file system, and none
+		// is the only replica.
+		switch {
+		case !g.Edge:
+			return cfg, fmt.Errorf("%s is set, but the group %s has no edge: a Lambda function serves HTTP invocations", LambdaRuntimeEnv, g)
+		case cfg.NatsURL == "":
+			return cfg, fmt.Errorf("%s is set: a function keeps nothing between invocations, so its store must be NATS elsewhere (set SHOP_NATS_URL)", LambdaRuntimeEnv)
+		}
+		cfg.Lambda, cfg.SoleReplica, cfg.HTTPAddr = true, false, ""
 	}
 	if v := getenv("SHOP_SOLE_REPLICA"); v != "" {
 		switch v {

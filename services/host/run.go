@@ -44,6 +44,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, hooks Hooks) erro
 			return
 		}
 		edgeStarted = true
+		if p.cfg.Lambda {
+			go func() { edgeDone <- serveLambda(ctx, &p.edge, logger) }()
+			return
+		}
 		if p.httpLn == nil {
 			edgeDone <- nil
 			return
@@ -137,7 +141,7 @@ func (p *process) start() error {
 			}
 		}
 	}
-	if p.cfg.Group.Edge {
+	if p.cfg.Group.Edge && !p.cfg.Lambda {
 		ln, err := net.Listen("tcp", p.cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", p.cfg.HTTPAddr, err)

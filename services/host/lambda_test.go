@@ -1,0 +1,173 @@
+package host_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
+	"github.com/mitosis-dev/mitosis/services/host"
+	"github.com/mitosis-dev/mitosis/services/host/hosttest"
+	"github.com/mitosis-dev/mitosis/services/host/lambdatest"
+	"github.com/mitosis-dev/mitosis/shop/apitest"
+)
+
+// The monolith's binary, built from its image's package and tags, runs as a Lambda function
+// when AWS_LAMBDA_RUNTIME_API is set: two copies poll a fake Runtime API behind a fake API
+// Gateway, and the whole behaviour suite passes through them (problem documents included).
+// A cold start (a new copy after both were killed) serves at once what the others wrote to
+// the shared store, and an Idempotency-Key holding a comma reaches the shop whole.
+func TestLambdaServesTheShop(t *testing.T) {
+	bin, group := buildImageBinary(t, topology.Monolith)
+	ns := hosttest.StartNATS(t)
+	fn, err := lambdatest.Start(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fn.Close() })
+	const token = "lambda-admin-token"
+	var logs syncBuffer
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), host.LambdaRuntimeEnv+"="+fn.RuntimeAPI(), "SHOP_GROUP="+group, "SHOP_NATS_URL="+ns.URL(),
+			"SHOP_ADMIN_TOKEN="+token, bounded.RequestKeyEnv+"=lambda-request-key",
+			"OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none")
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the functions' logs:\n%s", logs.String())
+		}
+	})
+	c := apitest.NewClient(apitest.Target{BaseURL: fn.URL(), AdminToken: token})
+
+	began := time.Now()
+	first := start()
+	c.WaitReady(t)
+	t.Logf("cold start: ready through the gateway %s after the process started", time.Since(began).Round(time.Millisecond))
+	second := start()
+
+	apitest.Run(t, apitest.Target{BaseURL: fn.URL(), AdminToken: token})
+
+	// Two keys alike up to a comma are two keys: split at the comma, as some adapters split
+	// headers, they would be one, and the second checkout (another user's body) a conflict.
+	p := c.NewStockedProduct(t, 990, 100, 5)
+	key := apitest.NewID("k")
+	var order apitest.Order
+	for i, suffix := range []string{",1", ",2"} {
+		user := apitest.NewID("u")
+		c.AddToCart(t, user, p.ID, 1)
+		o := c.Checkout(t, key+suffix, apitest.NewCheckout(user, apitest.CardApproved))
+		if again := c.Checkout(t, key+suffix, apitest.NewCheckout(user, apitest.CardApproved)); again.ID != o.ID {
+			t.Errorf("the key %q replayed gave order %s, then %s", key+suffix, o.ID, again.ID)
+		}
+		if i == 1 && o.ID == order.ID {
+			t.Errorf("keys %q and %q gave the same order", key+",1", key+",2")
+		}
+		order = o
+	}
+	c.WaitShipped(t, order.ID)
+
+	for _, cmd := range []*exec.Cmd{first, second} {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	began = time.Now()
+	start()
+	if got := c.GetOrder(t, order.ID); got.Status != apitest.StatusShipped || got.ID != order.ID {
+		t.Errorf("after a cold start: %+v", got)
+	}
+	t.Logf("cold start after both copies were killed: the first request answered %s after the process started", time.Since(began).Round(time.Millisecond))
+	if fn.Errors.Load() != 0 {
+		t.Errorf("%d invocations failed (of %d)", fn.Errors.Load(), fn.Invocations.Load())
+	}
+	t.Logf("%d invocations, no errors", fn.Invocations.Load())
+}
+
+// A function serves HTTP from an external store only: a group without the edge, or one that
+// would embed its store, is refused with the reason.
+func TestLambdaNeedsTheEdgeAndAnExternalStore(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		def  bounded.Group
+		want string
+	}{
+		{map[string]string{host.LambdaRuntimeEnv: "127.0.0.1:9001"}, bounded.Everything(), "SHOP_NATS_URL"},
+		{map[string]string{host.LambdaRuntimeEnv: "127.0.0.1:9001", "SHOP_GROUP": "catalog", "SHOP_NATS_URL": "nats://127.0.0.1:4222"}, bounded.Group{}, "no edge"},
+	} {
+		if _, err := host.ConfigFrom(func(k string) string { return tc.env[k] }, tc.def); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error naming %q", tc.env, err, tc.want)
+		}
+	}
+	env := map[string]string{host.LambdaRuntimeEnv: "127.0.0.1:9001", "SHOP_GROUP": "edge", "SHOP_NATS_URL": "nats://127.0.0.1:4222"}
+	cfg, err := host.ConfigFrom(func(k string) string { return env[k] }, bounded.Group{})
+	if err != nil || !cfg.Lambda || cfg.SoleReplica || cfg.HTTPAddr != "" {
+		t.Errorf("the gateway as a function: %+v, %v", cfg, err)
+	}
+}
+
+// buildImageBinary builds the binary of the topology's image name as its image has it (the
+// same package and build tags, static, trimmed) and returns it with the group it runs.
+func buildImageBinary(t *testing.T, image string) (bin, group string) {
+	t.Helper()
+	top, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range top.Archs {
+		for _, s := range a.Services {
+			if s.Image == image {
+				group = s.Group
+			}
+		}
+	}
+	for _, im := range top.Images() {
+		if im.Name != image {
+			continue
+		}
+		root, err := filepath.Abs(filepath.Join("..", ".."))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin = filepath.Join(t.TempDir(), image)
+		cmd := exec.Command("go", "build", "-trimpath", "-tags", strings.Join(im.Tags, ","), "-o", bin, im.Package)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", im.Package, err, out)
+		}
+		return bin, group
+	}
+	t.Fatalf("the topology has no image %q", image)
+	return "", ""
+}
+
+// syncBuffer collects the output of several processes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
