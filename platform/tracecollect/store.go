@@ -235,12 +235,19 @@ func (s *Store) Trace(id TraceID) *tracepb.TracesData {
 // matches every field set.
 type Query struct {
 	ServiceName   string
-	OperationName string        // a span name
-	StartMin      time.Time     // the span started at or after
-	StartMax      time.Time     // ... at or before
-	DurationMin   time.Duration // the span lasted at least
-	DurationMax   time.Duration // ... at most
-	NumTraces     int           // at most this many, newest first; 0 means 20
+	OperationName string // a span name
+	// Attributes are tags the span must hold, each compared as a string, as Jaeger's memory
+	// storage compares them (see matchAttribute): in the span's attributes, its resource's,
+	// its scope's, its events' or its links'; "error", "span.kind", "span.status",
+	// "scope.name", "scope.version" and "resource.<key>" ask about those fields instead.
+	Attributes  map[string]string
+	StartMin    time.Time     // the span started at or after
+	StartMax    time.Time     // ... at or before
+	DurationMin time.Duration // the span lasted at least
+	DurationMax time.Duration // ... at most
+	// NumTraces is how many traces to return at most, newest first (Jaeger's search depth,
+	// sent as query.search_depth); 0 means 20.
+	NumTraces int
 }
 
 // Find returns the traces that match q, newest (by start) first.
@@ -292,6 +299,11 @@ func (q Query) matches(sp storedSpan) bool {
 	}
 	if q.DurationMax > 0 && d > q.DurationMax {
 		return false
+	}
+	for k, v := range q.Attributes {
+		if !matchAttribute(sp, k, v) {
+			return false
+		}
 	}
 	return true
 }
