@@ -1,8 +1,10 @@
 // Package tracecollect is mitosis's trace collector: OTLP receivers (gRPC and HTTP, protobuf
-// or JSON) feeding a bounded in-memory store, and the query API of a Jaeger v2 query service
-// over it, Jaeger's api_v3 over HTTP (apiv3.go), so that Jaeger-aware tools, and `mitosis
-// traces compare`, read the traces of every architecture from one place. Metrics and logs
-// sent to it are accepted and counted, not kept: the store is for traces.
+// or JSON) feeding a bounded in-memory store, and the query APIs of a Jaeger v2 query
+// service over it, so that `mitosis traces compare` and the tools people already use read
+// the traces of every architecture from one place: Jaeger's api_v3 over HTTP (apiv3.go), and
+// the JSON API the Jaeger UI and Grafana's Jaeger data source read (jaegerui.go, in Jaeger's
+// model: uimodel.go). Metrics and logs sent to it are accepted and counted, not kept: the
+// store is for traces.
 //
 // It is a development collector: no persistence, no authentication, no tail sampling. Users
 // who run Jaeger, Tempo or AWS X-Ray (through the ADOT collector) point the standard OTLP
@@ -65,7 +67,7 @@ const (
 type Config struct {
 	GRPCAddr  string // OTLP/gRPC; "" means DefaultGRPCAddr
 	HTTPAddr  string // OTLP/HTTP; "" means DefaultHTTPAddr
-	QueryAddr string // the query API and the dashboard; "" means DefaultQueryAddr
+	QueryAddr string // the query APIs and the dashboard; "" means DefaultQueryAddr
 	MaxSpans  int    // the store's bound in spans; 0 means DefaultMaxSpans
 	MaxBytes  int    // the store's bound in bytes (Store's estimate); 0 means DefaultMaxBytes
 	Logger    *slog.Logger
@@ -380,11 +382,13 @@ func setContentType(w http.ResponseWriter, isJSON bool) {
 	}
 }
 
-// The query server: Jaeger's api_v3 over HTTP (apiv3.go), health and counters.
+// The query server: Jaeger's query APIs (apiv3.go: api_v3 over HTTP; jaegerui.go: the JSON
+// API the Jaeger UI and Grafana read), health and counters.
 
 func (c *Collector) queryHandler() *http.ServeMux {
 	mux := http.NewServeMux()
 	c.routeAPIv3(mux)
+	c.routeJaegerUI(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
