@@ -3,8 +3,9 @@
 // service over it, so that `mitosis traces compare` and the tools people already use read
 // the traces of every architecture from one place: Jaeger's api_v3 over HTTP (apiv3.go), and
 // the JSON API the Jaeger UI and Grafana's Jaeger data source read (jaegerui.go, in Jaeger's
-// model: uimodel.go). Metrics and logs sent to it are accepted and counted, not kept: the
-// store is for traces.
+// model: uimodel.go). Its own page (page.go) searches and draws a trace's waterfall from that
+// same API. Metrics and logs sent to it are accepted and counted, not kept: the store is for
+// traces.
 //
 // It is a development collector: no persistence, no authentication, no tail sampling. Users
 // who run Jaeger, Tempo or AWS X-Ray (through the ADOT collector) point the standard OTLP
@@ -67,7 +68,7 @@ const (
 type Config struct {
 	GRPCAddr  string // OTLP/gRPC; "" means DefaultGRPCAddr
 	HTTPAddr  string // OTLP/HTTP; "" means DefaultHTTPAddr
-	QueryAddr string // the query APIs and the dashboard; "" means DefaultQueryAddr
+	QueryAddr string // the query APIs, the trace page and the dashboard; "" means DefaultQueryAddr
 	MaxSpans  int    // the store's bound in spans; 0 means DefaultMaxSpans
 	MaxBytes  int    // the store's bound in bytes (Store's estimate); 0 means DefaultMaxBytes
 	Logger    *slog.Logger
@@ -383,12 +384,13 @@ func setContentType(w http.ResponseWriter, isJSON bool) {
 }
 
 // The query server: Jaeger's query APIs (apiv3.go: api_v3 over HTTP; jaegerui.go: the JSON
-// API the Jaeger UI and Grafana read), health and counters.
+// API the Jaeger UI and Grafana read), the trace page (page.go), health and counters.
 
 func (c *Collector) queryHandler() *http.ServeMux {
 	mux := http.NewServeMux()
 	c.routeAPIv3(mux)
 	c.routeJaegerUI(mux)
+	routePage(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})

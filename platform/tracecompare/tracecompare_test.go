@@ -389,6 +389,9 @@ func TestDashboard(t *testing.T) {
 		want   string
 	}{
 		{"/", 200, "000000000000000000000000000000f2"},
+		{"/", 200, `<a href="/trace/000000000000000000000000000000f1">`}, // each trace's waterfall
+		{"/", 200, `<form action="/search" method="get">`},
+		{"/search?service=gateway", 200, `id="waterfall"`}, // the collector's page
 		{"/compare", 200, "trace 000000000000000000000000000000f1"},
 		{"/compare?a=000000000000000000000000000000f2&b=000000000000000000000000000000f1", 200, "trace 000000000000000000000000000000f2"},
 		{"/compare?a=zz", 400, "trace ID"},
