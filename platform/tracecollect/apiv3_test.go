@@ -195,4 +195,10 @@ func TestAPIv3AnswersALargeSearchWhole(t *testing.T) {
 	if !bytes.HasPrefix([]byte(body), []byte(`{"result":{"resourceSpans":[{`)) {
 		t.Errorf("answer starts %.60s", body)
 	}
+	// The client asks for no more than the collector answers.
+	api := tracecollect.Client{BaseURL: "http://" + c.QueryAddr()}
+	found, err := api.Find(t.Context(), tracecollect.Query{ServiceName: "svc", NumTraces: 5000, StartMin: base, StartMax: base.Add(time.Minute)})
+	if err != nil || len(found) != tracecollect.MaxSearchDepth {
+		t.Errorf("a client's search for 5,000: %d traces, %v", len(found), err)
+	}
 }

@@ -45,8 +45,9 @@ const defaultFindDepth = 20
 // v2 query service requires (the parameters of apiv3.go, under the snake_case names every
 // v2 release reads): always with the time window, in RFC 3339 with nanoseconds, UTC (a zero
 // StartMax is now, a zero StartMin DefaultLookback before StartMax), and with the search
-// depth (q.NumTraces, 20 if 0) as query.search_depth and as query.num_traces, the name
-// Jaeger v2.0 to v2.18 read (their memory storage refuses a search without it).
+// depth (q.NumTraces, 20 if 0, at most MaxSearchDepth, which this collector answers) as
+// query.search_depth and as query.num_traces, the name Jaeger v2.0 to v2.18 read (their
+// memory storage refuses a search without it).
 func (c Client) Find(ctx context.Context, q Query) ([]*tracepb.TracesData, error) {
 	end := q.StartMax
 	if end.IsZero() {
@@ -59,7 +60,7 @@ func (c Client) Find(ctx context.Context, q Query) ([]*tracepb.TracesData, error
 	if !start.Before(end) {
 		return nil, fmt.Errorf("find traces: the window's start %s is not before its end %s", start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano))
 	}
-	depth := q.NumTraces
+	depth := min(q.NumTraces, MaxSearchDepth)
 	if depth <= 0 {
 		depth = defaultFindDepth
 	}
