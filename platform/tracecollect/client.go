@@ -17,7 +17,7 @@ import (
 )
 
 // Client reads traces from a query API in Jaeger's /api/v3 format: this collector's, or a
-// Jaeger's.
+// Jaeger v2 query service's.
 type Client struct {
 	BaseURL string       // e.g. http://127.0.0.1:16686
 	HTTP    *http.Client // nil means a client with a 30s timeout
@@ -34,30 +34,59 @@ func (c Client) Trace(ctx context.Context, id string) (*tracepb.TracesData, erro
 	return c.get(ctx, "/api/v3/traces/"+id)
 }
 
-// Find returns the traces matching q, one TracesData each, newest first. Jaeger requires
-// the start time bounds; this collector does not.
+// DefaultLookback is how far back a Find without StartMin looks: a Jaeger query service
+// requires a time window, and the local stack's traces are recent.
+const DefaultLookback = 24 * time.Hour
+
+// defaultFindDepth is the search depth of a Find whose NumTraces is 0 (as Store.Find's).
+const defaultFindDepth = 20
+
+// Find returns the traces matching q, one TracesData each, newest first. It asks as a Jaeger
+// v2 query service requires (the parameters of apiv3.go, under the snake_case names every
+// v2 release reads): always with the time window, in RFC 3339 with nanoseconds, UTC (a zero
+// StartMax is now, a zero StartMin DefaultLookback before StartMax), and with the search
+// depth (q.NumTraces, 20 if 0, at most MaxSearchDepth, which this collector answers) as
+// query.search_depth and as query.num_traces, the name Jaeger v2.0 to v2.18 read (their
+// memory storage refuses a search without it).
 func (c Client) Find(ctx context.Context, q Query) ([]*tracepb.TracesData, error) {
+	end := q.StartMax
+	if end.IsZero() {
+		end = time.Now()
+	}
+	start := q.StartMin
+	if start.IsZero() {
+		start = end.Add(-DefaultLookback)
+	}
+	if !start.Before(end) {
+		return nil, fmt.Errorf("find traces: the window's start %s is not before its end %s", start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano))
+	}
+	depth := min(q.NumTraces, MaxSearchDepth)
+	if depth <= 0 {
+		depth = defaultFindDepth
+	}
 	v := url.Values{}
 	if q.ServiceName != "" {
-		v.Set("query.service_name", q.ServiceName)
+		v.Set(paramServiceName.alias, q.ServiceName)
 	}
 	if q.OperationName != "" {
-		v.Set("query.operation_name", q.OperationName)
+		v.Set(paramOperationName.alias, q.OperationName)
 	}
-	if !q.StartMin.IsZero() {
-		v.Set("query.start_time_min", q.StartMin.Format(time.RFC3339Nano))
-	}
-	if !q.StartMax.IsZero() {
-		v.Set("query.start_time_max", q.StartMax.Format(time.RFC3339Nano))
-	}
+	v.Set(paramTimeMin.alias, start.UTC().Format(time.RFC3339Nano))
+	v.Set(paramTimeMax.alias, end.UTC().Format(time.RFC3339Nano))
+	v.Set(paramSearchDepth.alias, strconv.Itoa(depth))
+	v.Set(paramNumTraces, strconv.Itoa(depth))
 	if q.DurationMin > 0 {
-		v.Set("query.duration_min", q.DurationMin.String())
+		v.Set(paramDurationMin.alias, q.DurationMin.String())
 	}
 	if q.DurationMax > 0 {
-		v.Set("query.duration_max", q.DurationMax.String())
+		v.Set(paramDurationMax.alias, q.DurationMax.String())
 	}
-	if q.NumTraces > 0 {
-		v.Set("query.num_traces", strconv.Itoa(q.NumTraces))
+	if len(q.Attributes) > 0 {
+		b, err := json.Marshal(q.Attributes)
+		if err != nil {
+			return nil, fmt.Errorf("find traces: attributes: %w", err)
+		}
+		v.Set(paramAttributes, string(b))
 	}
 	td, err := c.get(ctx, "/api/v3/traces?"+v.Encode())
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -235,12 +236,19 @@ func (s *Store) Trace(id TraceID) *tracepb.TracesData {
 // matches every field set.
 type Query struct {
 	ServiceName   string
-	OperationName string        // a span name
-	StartMin      time.Time     // the span started at or after
-	StartMax      time.Time     // ... at or before
-	DurationMin   time.Duration // the span lasted at least
-	DurationMax   time.Duration // ... at most
-	NumTraces     int           // at most this many, newest first; 0 means 20
+	OperationName string // a span name
+	// Attributes are tags the span must hold, each compared as a string, as Jaeger's memory
+	// storage compares them (see matchAttribute): in the span's attributes, its resource's,
+	// its scope's, its events' or its links'; "error", "span.kind", "span.status",
+	// "scope.name", "scope.version" and "resource.<key>" ask about those fields instead.
+	Attributes  map[string]string
+	StartMin    time.Time     // the span started at or after
+	StartMax    time.Time     // ... at or before
+	DurationMin time.Duration // the span lasted at least
+	DurationMax time.Duration // ... at most
+	// NumTraces is how many traces to return at most, newest first (Jaeger's search depth,
+	// sent as query.search_depth); 0 means 20.
+	NumTraces int
 }
 
 // Find returns the traces that match q, newest (by start) first.
@@ -292,6 +300,11 @@ func (q Query) matches(sp storedSpan) bool {
 	}
 	if q.DurationMax > 0 && d > q.DurationMax {
 		return false
+	}
+	for k, v := range q.Attributes {
+		if !matchAttribute(sp, k, v) {
+			return false
+		}
 	}
 	return true
 }
@@ -440,5 +453,50 @@ func (s *Store) Recent(n int) []Summary {
 		}
 		out = append(out, sum)
 	}
+	return out
+}
+
+// DependencyLink counts the calls from one service to another: the spans of Child whose
+// parent span is one of Parent's.
+type DependencyLink struct {
+	Parent    string `json:"parent"`
+	Child     string `json:"child"`
+	CallCount uint64 `json:"callCount"`
+}
+
+// Dependencies counts, over the traces that started in [start, end], every span whose
+// parent span is in its trace, by the parent's service and its own, as Jaeger's memory
+// storage does (a service that calls itself counts too). Sorted by parent, then child.
+func (s *Store) Dependencies(start, end time.Time) []DependencyLink {
+	type edge struct{ parent, child string }
+	counts := map[edge]uint64{}
+	s.mu.Lock()
+	for _, t := range s.traces {
+		if t.start.Before(start) || t.start.After(end) {
+			continue
+		}
+		service := make(map[[8]byte]string, len(t.spans))
+		for _, sp := range t.spans {
+			service[[8]byte(sp.span.GetSpanId())] = sp.service
+		}
+		for _, sp := range t.spans {
+			if p := sp.span.GetParentSpanId(); len(p) == 8 {
+				if ps, ok := service[[8]byte(p)]; ok {
+					counts[edge{ps, sp.service}]++
+				}
+			}
+		}
+	}
+	s.mu.Unlock()
+	out := make([]DependencyLink, 0, len(counts))
+	for e, n := range counts {
+		out = append(out, DependencyLink{Parent: e.parent, Child: e.child, CallCount: n})
+	}
+	slices.SortFunc(out, func(a, b DependencyLink) int {
+		if a.Parent != b.Parent {
+			return strings.Compare(a.Parent, b.Parent)
+		}
+		return strings.Compare(a.Child, b.Child)
+	})
 	return out
 }

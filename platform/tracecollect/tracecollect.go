@@ -1,8 +1,11 @@
 // Package tracecollect is mitosis's trace collector: OTLP receivers (gRPC and HTTP, protobuf
-// or JSON) feeding a bounded in-memory store, and a query API in Jaeger's /api/v3 format, so
-// that Jaeger-aware tools, and `mitosis traces compare`, read the traces of both
-// architectures from one place. Metrics and logs sent to it are accepted and counted, not
-// kept: the store is for traces.
+// or JSON) feeding a bounded in-memory store, and the query APIs of a Jaeger v2 query
+// service over it, so that `mitosis traces compare` and the tools people already use read
+// the traces of every architecture from one place: Jaeger's api_v3 over HTTP (apiv3.go), and
+// the JSON API the Jaeger UI and Grafana's Jaeger data source read (jaegerui.go, in Jaeger's
+// model: uimodel.go). Its own page (page.go) searches and draws a trace's waterfall from that
+// same API. Metrics and logs sent to it are accepted and counted, not kept: the store is for
+// traces.
 //
 // It is a development collector: no persistence, no authentication, no tail sampling. Users
 // who run Jaeger, Tempo or AWS X-Ray (through the ADOT collector) point the standard OTLP
@@ -21,7 +24,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,7 +31,6 @@ import (
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP/gRPC exporters may compress with gzip
@@ -67,7 +68,7 @@ const (
 type Config struct {
 	GRPCAddr  string // OTLP/gRPC; "" means DefaultGRPCAddr
 	HTTPAddr  string // OTLP/HTTP; "" means DefaultHTTPAddr
-	QueryAddr string // the /api/v3 query API and the dashboard; "" means DefaultQueryAddr
+	QueryAddr string // the query APIs, the trace page and the dashboard; "" means DefaultQueryAddr
 	MaxSpans  int    // the store's bound in spans; 0 means DefaultMaxSpans
 	MaxBytes  int    // the store's bound in bytes (Store's estimate); 0 means DefaultMaxBytes
 	Logger    *slog.Logger
@@ -382,19 +383,14 @@ func setContentType(w http.ResponseWriter, isJSON bool) {
 	}
 }
 
-// The query API: Jaeger's /api/v3 over HTTP, its JSON as Jaeger writes it (OTLP/JSON inside
-// {"result": ...}; errors as {"error": {"httpCode", "message"}}).
+// The query server: Jaeger's query APIs (apiv3.go: api_v3 over HTTP; jaegerui.go: the JSON
+// API the Jaeger UI and Grafana read), the trace page (page.go), health and counters.
 
 func (c *Collector) queryHandler() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v3/traces/{trace_id}", c.getTrace)
-	mux.HandleFunc("GET /api/v3/traces", c.findTraces)
-	mux.HandleFunc("GET /api/v3/services", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"services": c.store.Services()})
-	})
-	mux.HandleFunc("GET /api/v3/operations", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"operations": c.store.Operations(r.URL.Query().Get("service"), r.URL.Query().Get("span_kind"))})
-	})
+	c.routeAPIv3(mux)
+	c.routeJaegerUI(mux)
+	routePage(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
@@ -414,85 +410,6 @@ func ParseTraceID(s string) (TraceID, error) {
 	}
 	copy(id[:], b)
 	return id, nil
-}
-
-func (c *Collector) getTrace(w http.ResponseWriter, r *http.Request) {
-	id, err := ParseTraceID(r.PathValue("trace_id"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "malformed parameter trace_id: "+err.Error())
-		return
-	}
-	td := c.store.Trace(id)
-	if td == nil {
-		writeError(w, http.StatusNotFound, "trace not found")
-		return
-	}
-	writeResult(w, td)
-}
-
-func (c *Collector) findTraces(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	all := &tracepb.TracesData{}
-	for _, td := range c.store.Find(q) {
-		all.ResourceSpans = append(all.ResourceSpans, td.GetResourceSpans()...)
-	}
-	if len(all.ResourceSpans) == 0 {
-		writeError(w, http.StatusNotFound, "trace not found")
-		return
-	}
-	writeResult(w, all)
-}
-
-// parseQuery reads Jaeger's query.* parameters. Unlike Jaeger, the time bounds are
-// optional: the store is small and recent.
-func parseQuery(r *http.Request) (Query, error) {
-	v := r.URL.Query()
-	q := Query{ServiceName: v.Get("query.service_name"), OperationName: v.Get("query.operation_name")}
-	var err error
-	for _, p := range []struct {
-		name string
-		t    *time.Time
-	}{{"query.start_time_min", &q.StartMin}, {"query.start_time_max", &q.StartMax}} {
-		if s := v.Get(p.name); s != "" {
-			if *p.t, err = time.Parse(time.RFC3339Nano, s); err != nil {
-				return q, fmt.Errorf("malformed parameter %s: %w", p.name, err)
-			}
-		}
-	}
-	for _, p := range []struct {
-		name string
-		d    *time.Duration
-	}{{"query.duration_min", &q.DurationMin}, {"query.duration_max", &q.DurationMax}} {
-		if s := v.Get(p.name); s != "" {
-			if *p.d, err = time.ParseDuration(s); err != nil {
-				return q, fmt.Errorf("malformed parameter %s: %w", p.name, err)
-			}
-		}
-	}
-	if s := v.Get("query.num_traces"); s != "" {
-		if q.NumTraces, err = strconv.Atoi(s); err != nil || q.NumTraces < 0 {
-			return q, fmt.Errorf("malformed parameter query.num_traces: %q", s)
-		}
-	}
-	return q, nil
-}
-
-// writeResult writes m in Jaeger's envelope.
-func writeResult(w http.ResponseWriter, m proto.Message) {
-	b, err := MarshalJSON(m)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]json.RawMessage{"result": b})
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]any{"error": map[string]any{"httpCode": status, "message": msg}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -33,6 +33,10 @@ type Options struct {
 	// those still in an exporter's batch. Traces from the collector are read once Settle
 	// has passed since the command started (loadSettled); 0 does not wait.
 	Settle time.Duration
+	// Lookback is how far back, from when the command started, the last-N selection looks
+	// for traces: a Jaeger query service requires a search's time window. 0 means
+	// tracecollect.DefaultLookback.
+	Lookback time.Duration
 }
 
 // Defaults of the command.
@@ -57,9 +61,10 @@ queueing time, the end-to-end time including the events' consumers, the event la
 trace's shape (spans, services touched, remote hops, context calls, depth, fan-out), then the
 parts of the critical path that differ most.
 
-Traces come from the collector's query API (Jaeger /api/v3): by ID, or the latest traces
-whose root is --operation on each edge service (default: the latest checkout of each), or
-from OTLP/JSON files (what GET /api/v3/traces/{id} returns).
+Traces come from the collector's query API, or a Jaeger v2 query service's (Jaeger's
+/api/v3, --collector): by ID, or the latest traces whose root is --operation on each edge
+service within --lookback (default: the latest checkout of each), or from OTLP/JSON files
+(what GET /api/v3/traces/{id} returns).
 
   mitosis traces compare                                  # the latest checkout of each
   mitosis traces compare --last 20 --format html -o cmp.html
@@ -85,6 +90,7 @@ from OTLP/JSON files (what GET /api/v3/traces/{id} returns).
 	f.StringVar(&o.BLabel, "b-label", "services", "name of side B in the report")
 	f.StringVar(&o.Format, "format", "table", "table, json or html")
 	f.StringVarP(&o.Output, "output", "o", "", "write to this file instead of stdout")
+	f.DurationVar(&o.Lookback, "lookback", tracecollect.DefaultLookback, "how far back to look for the last traces of each side (the time window a Jaeger query service requires)")
 	f.DurationVar(&o.Settle, "settle", DefaultSettle, "read the collector this long after starting, so that the spans of requests just made are in: a span waits up to OTEL_BSP_SCHEDULE_DELAY in its exporter, 1 s in the make up stack (0: do not wait)")
 	return cmd
 }
@@ -164,7 +170,7 @@ func idAt(ids []string, i int) string {
 // not there yet, or younger than Settle, is read again after that wait.
 func (o Options) loadSettled(ctx context.Context, client *tracecollect.Client, file, id, service string, asOf time.Time) ([]*Trace, error) {
 	if file != "" || o.Settle <= 0 {
-		return load(ctx, client, file, id, service, o.Operation, o.Last, time.Time{})
+		return o.load(ctx, client, file, id, service, time.Time{})
 	}
 	settled := func() error {
 		wait := o.Settle - time.Since(asOf)
@@ -182,9 +188,9 @@ func (o Options) loadSettled(ctx context.Context, client *tracecollect.Client, f
 		if err := settled(); err != nil {
 			return nil, err
 		}
-		return load(ctx, client, file, id, service, o.Operation, o.Last, asOf)
+		return o.load(ctx, client, file, id, service, asOf)
 	}
-	ts, err := load(ctx, client, file, id, service, o.Operation, o.Last, time.Time{})
+	ts, err := o.load(ctx, client, file, id, service, time.Time{})
 	if err != nil && !errors.Is(err, tracecollect.ErrNotFound) {
 		return nil, err
 	}
@@ -200,12 +206,13 @@ func (o Options) loadSettled(ctx context.Context, client *tracecollect.Client, f
 	if err := settled(); err != nil {
 		return nil, err
 	}
-	return load(ctx, client, file, id, service, o.Operation, o.Last, time.Time{})
+	return o.load(ctx, client, file, id, service, time.Time{})
 }
 
-// load reads a side's traces: from file, by id, or the last traces of operation on service
-// that started at or before startedBy (zero: any time).
-func load(ctx context.Context, client *tracecollect.Client, file, id, service, operation string, last int, startedBy time.Time) ([]*Trace, error) {
+// load reads a side's traces: from file, by id, or the last traces of o.Operation on
+// service that started in the o.Lookback before startedBy (zero: now).
+func (o Options) load(ctx context.Context, client *tracecollect.Client, file, id, service string, startedBy time.Time) ([]*Trace, error) {
+	operation, last := o.Operation, o.Last
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	switch {
@@ -230,9 +237,17 @@ func load(ctx context.Context, client *tracecollect.Client, file, id, service, o
 		}
 		return FromOTLP(td)
 	default:
-		tds, err := client.Find(ctx, tracecollect.Query{ServiceName: service, OperationName: operation, NumTraces: last, StartMax: startedBy})
+		if startedBy.IsZero() {
+			startedBy = time.Now()
+		}
+		lookback := o.Lookback
+		if lookback <= 0 {
+			lookback = tracecollect.DefaultLookback
+		}
+		tds, err := client.Find(ctx, tracecollect.Query{ServiceName: service, OperationName: operation, NumTraces: last,
+			StartMin: startedBy.Add(-lookback), StartMax: startedBy})
 		if errors.Is(err, tracecollect.ErrNotFound) {
-			return nil, fmt.Errorf("no trace of %q on service %q in the collector at %s", operation, service, client.BaseURL)
+			return nil, fmt.Errorf("no trace of %q on service %q in the collector at %s in the last %s (--lookback)", operation, service, client.BaseURL, lookback)
 		}
 		if err != nil {
 			return nil, err

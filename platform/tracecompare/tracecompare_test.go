@@ -333,8 +333,10 @@ func TestCommandReadsTheCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = col.Close(context.Background()) }()
-	col.Store().Add(otlp("000000000000000000000000000000e1", monolithCheckout()).ResourceSpans)
-	col.Store().Add(otlp("000000000000000000000000000000e2", servicesCheckout()).ResourceSpans)
+	// A minute ago: the command looks for the latest traces in the last day (--lookback).
+	ago := time.Now().Add(-time.Minute)
+	col.Store().Add(otlpAt(ago, "000000000000000000000000000000e1", monolithCheckout()).ResourceSpans)
+	col.Store().Add(otlpAt(ago, "000000000000000000000000000000e2", servicesCheckout()).ResourceSpans)
 
 	run := func(args ...string) string {
 		t.Helper()
@@ -360,12 +362,14 @@ func TestCommandReadsTheCollector(t *testing.T) {
 		t.Errorf("html file: %v", err)
 	}
 
-	cmd := tracecompare.Command()
-	cmd.SetOut(&bytes.Buffer{})
-	cmd.SetErr(&bytes.Buffer{})
-	cmd.SetArgs([]string{"--collector", "http://" + col.QueryAddr(), "--a-service", "nobody"})
-	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "no trace") {
-		t.Errorf("a side without traces: %v", err)
+	for _, args := range [][]string{{"--a-service", "nobody"}, {"--lookback", "30s"}} {
+		cmd := tracecompare.Command()
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		cmd.SetArgs(append([]string{"--collector", "http://" + col.QueryAddr(), "--settle", "0"}, args...))
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "no trace") {
+			t.Errorf("%v: a side without traces: %v", args, err)
+		}
 	}
 }
 
@@ -385,6 +389,9 @@ func TestDashboard(t *testing.T) {
 		want   string
 	}{
 		{"/", 200, "000000000000000000000000000000f2"},
+		{"/", 200, `<a href="/trace/000000000000000000000000000000f1">`}, // each trace's waterfall
+		{"/", 200, `<form action="/search" method="get">`},
+		{"/search?service=gateway", 200, `id="waterfall"`}, // the collector's page
 		{"/compare", 200, "trace 000000000000000000000000000000f1"},
 		{"/compare?a=000000000000000000000000000000f2&b=000000000000000000000000000000f1", 200, "trace 000000000000000000000000000000f2"},
 		{"/compare?a=zz", 400, "trace ID"},

@@ -1,9 +1,10 @@
 // Command collector is mitosis's trace collector (package tracecollect): OTLP/gRPC and
-// OTLP/HTTP receivers, a bounded in-memory store, and Jaeger's /api/v3 query API, with a
-// small dashboard beside it (the latest traces at /, the side-by-side comparison at
-// /compare). Every pod of the stack exports to it (OTEL_EXPORTER_OTLP_ENDPOINT), and `mitosis
-// traces compare` reads from it. It stops on SIGINT or SIGTERM, finishing the exports in
-// flight.
+// OTLP/HTTP receivers, a bounded in-memory store, and the query APIs of a Jaeger v2 query
+// service (api_v3 under /api/v3, and the JSON API the Jaeger UI and Grafana's Jaeger data
+// source read under /api), with pages beside them (the latest traces at /, a search at
+// /search, a trace's waterfall at /trace/{id}, the side-by-side comparison at /compare).
+// Every pod of the stack exports to it (OTEL_EXPORTER_OTLP_ENDPOINT), and `mitosis traces
+// compare` reads from it. It stops on SIGINT or SIGTERM, finishing the exports in flight.
 //
 // Usage:
 //
@@ -33,7 +34,7 @@ func main() {
 	cfg := tracecollect.Config{Routes: tracecompare.Routes}
 	fs.StringVar(&cfg.GRPCAddr, "grpc", tracecollect.DefaultGRPCAddr, "OTLP/gRPC listen address")
 	fs.StringVar(&cfg.HTTPAddr, "http", tracecollect.DefaultHTTPAddr, "OTLP/HTTP listen address")
-	fs.StringVar(&cfg.QueryAddr, "query", tracecollect.DefaultQueryAddr, "query API (Jaeger /api/v3) listen address")
+	fs.StringVar(&cfg.QueryAddr, "query", tracecollect.DefaultQueryAddr, "query APIs (Jaeger's /api/v3 and /api) and pages listen address")
 	fs.IntVar(&cfg.MaxSpans, "max-spans", tracecollect.DefaultMaxSpans, "spans kept in memory; the oldest traces go first")
 	fs.IntVar(&cfg.MaxBytes, "max-bytes", tracecollect.DefaultMaxBytes, "bytes of memory the kept spans may take (an estimate); the oldest traces go first")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
