@@ -127,8 +127,10 @@ func shopCheckout(t *testing.T, c *tracecollect.Collector) string {
 // a waterfall: one bar per span on a time axis, each row nested under its parent's, and a
 // span's attributes under its row when it is clicked.
 func TestTracePageFindsACheckoutAndDrawsItsWaterfall(t *testing.T) {
-	bctx := browser(t)
 	c := startCollector(t, 0)
+	// Cleanups run in reverse: the browser closes its connections before the collector's
+	// Close waits for them.
+	bctx := browser(t)
 	id := shopCheckout(t, c)
 	tid, _ := tracecollect.ParseTraceID(id)
 	// What the page must show: every span, under its parent.
