@@ -165,7 +165,9 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 		switch {
 		case !g.Edge:
 			return cfg, fmt.Errorf("%s is set, but the group %s has no edge: a Lambda function serves HTTP invocations", LambdaRuntimeEnv, g)
-		case cfg.NatsURL == "":
+		case len(g.Contexts) > 0 && !g.Whole():
+			return cfg, fmt.Errorf("%s is set, but the group %s serves contexts to its peers over gRPC, which a function cannot: only the whole shop or the edge alone run as one", LambdaRuntimeEnv, g)
+		case cfg.NatsURL == "" && len(g.Contexts) > 0:
 			return cfg, fmt.Errorf("%s is set: a function keeps nothing between invocations, so its store must be NATS elsewhere (set SHOP_NATS_URL)", LambdaRuntimeEnv)
 		}
 		cfg.Lambda, cfg.SoleReplica, cfg.HTTPAddr = true, false, ""

@@ -95,8 +95,9 @@ func TestLambdaServesTheShop(t *testing.T) {
 	t.Logf("%d invocations, no errors", fn.Invocations.Load())
 }
 
-// A function serves HTTP from an external store only: a group without the edge, or one that
-// would embed its store, is refused with the reason.
+// A function serves HTTP from an external store only: a group without the edge, one whose
+// contexts its peers call over gRPC, or one that would embed its store, is refused with the
+// reason.
 func TestLambdaNeedsTheEdgeAndAnExternalStore(t *testing.T) {
 	for _, tc := range []struct {
 		env  map[string]string
@@ -105,12 +106,13 @@ func TestLambdaNeedsTheEdgeAndAnExternalStore(t *testing.T) {
 	}{
 		{map[string]string{host.LambdaRuntimeEnv: "127.0.0.1:9001"}, bounded.Everything(), "SHOP_NATS_URL"},
 		{map[string]string{host.LambdaRuntimeEnv: "127.0.0.1:9001", "SHOP_GROUP": "catalog", "SHOP_NATS_URL": "nats://127.0.0.1:4222"}, bounded.Group{}, "no edge"},
+		{map[string]string{host.LambdaRuntimeEnv: "127.0.0.1:9001", "SHOP_GROUP": "edge+cart", "SHOP_NATS_URL": "nats://127.0.0.1:4222"}, bounded.Group{}, "over gRPC"},
 	} {
 		if _, err := host.ConfigFrom(func(k string) string { return tc.env[k] }, tc.def); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error naming %q", tc.env, err, tc.want)
 		}
 	}
-	env := map[string]string{host.LambdaRuntimeEnv: "127.0.0.1:9001", "SHOP_GROUP": "edge", "SHOP_NATS_URL": "nats://127.0.0.1:4222"}
+	env := map[string]string{host.LambdaRuntimeEnv: "127.0.0.1:9001", "SHOP_GROUP": "edge"} // the edge alone keeps no state
 	cfg, err := host.ConfigFrom(func(k string) string { return env[k] }, bounded.Group{})
 	if err != nil || !cfg.Lambda || cfg.SoleReplica || cfg.HTTPAddr != "" {
 		t.Errorf("the gateway as a function: %+v, %v", cfg, err)

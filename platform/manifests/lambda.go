@@ -1,0 +1,169 @@
+package manifests
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"net"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
+)
+
+// AWS Lambda, from a container image: the functions in deploy/lambda/<arch>-<service>.json,
+// the JSON `aws lambda create-function --cli-input-json` takes, written from the SDK's own
+// CreateFunctionInput.
+//
+// A service qualifies when its process serves HTTP and nothing else: the monolith (the whole
+// group, which calls no peer over gRPC) and a gateway alone (the edge group without
+// contexts). A group that holds some contexts but not all serves them to its peers over
+// gRPC, which a function cannot; NATS keeps state, which a function cannot either. The
+// function's store is NATS elsewhere (SHOP_NATS_URL), as services/host requires under Lambda.
+//
+// What Lambda changes, and the README says: every copy of the function is one more
+// replica (so none is the sole one), a copy is frozen between invocations (the monolith's
+// event consumers and sweeps run only while it serves a request), the peers and NATS are
+// reached by DNS names in the function's VPC (<service>.<arch>.mitosis.internal, a Cloud Map
+// private namespace), and the two secrets are filled in at deploy time (${SHOP_ADMIN_TOKEN},
+// ${SHOP_REQUEST_KEY}: envsubst from Secrets Manager), since a function's environment cannot
+// point at a secret.
+
+// Lambda settings.
+const (
+	// LambdaTimeout is the functions' timeout, API Gateway's longest wait for an integration.
+	LambdaTimeout = 30
+	// lambdaMBPerCPU is the memory at which Lambda gives a function one whole vCPU (its CPU
+	// grows with memory): a function gets the memory that buys its service's CPU share.
+	lambdaMBPerCPU = 1769
+	lambdaMinMB    = 128
+	lambdaMaxMB    = 10240
+	// LambdaDomain is the private DNS domain under which the functions find their peers.
+	LambdaDomain = "mitosis.internal"
+)
+
+// LambdaFunction is one topology service as a Lambda function.
+type LambdaFunction struct {
+	Arch, Name string
+	Input      *lambda.CreateFunctionInput
+}
+
+// Lambda returns the functions of t's services that can be one.
+func Lambda(t topology.Topology, opts Options) ([]LambdaFunction, error) {
+	opts = opts.withDefaults()
+	var out []LambdaFunction
+	for _, a := range t.Archs {
+		for _, s := range a.Services {
+			if !lambdaQualifies(s) {
+				continue
+			}
+			fn, err := lambdaFunction(opts, a, s)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, fn)
+		}
+	}
+	return out, nil
+}
+
+// lambdaQualifies: the monolith, or the edge alone (see the package comment above).
+func lambdaQualifies(s topology.Service) bool {
+	g, err := bounded.ParseGroup(s.Group)
+	return err == nil && s.Group != "" && g.Edge && (g.Whole() || len(g.Contexts) == 0)
+}
+
+func lambdaFunction(opts Options, a topology.Arch, s topology.Service) (LambdaFunction, error) {
+	_, env, err := topology.Expand(s, topology.Resolver{
+		Addr: func(svc string, port int) (string, error) {
+			o, ok := a.Service(svc)
+			if !ok {
+				return "", fmt.Errorf("unknown service %s", svc)
+			}
+			if port == 0 {
+				port = o.Ports[0]
+			}
+			return net.JoinHostPort(svc+"."+a.Name+"."+LambdaDomain, strconv.Itoa(port)), nil
+		},
+		Listen:     func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) },
+		Data:       "/tmp/data", // unused: the store is NATS elsewhere
+		AdminToken: "${SHOP_ADMIN_TOKEN}",
+		RequestKey: "${SHOP_REQUEST_KEY}",
+	})
+	if err != nil {
+		return LambdaFunction{}, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+	}
+	// The function's copies are its replicas; X-Ray through the daemon Lambda runs beside
+	// it when active tracing is on (AWS_XRAY_DAEMON_ADDRESS), OTLP nowhere.
+	maps.Copy(env, map[string]string{
+		soleReplicaEnv:          "false",
+		"OTEL_TRACES_EXPORTER":  "xray",
+		"OTEL_METRICS_EXPORTER": "none",
+	})
+	delete(env, "SHOP_ADDR") // a function listens on nothing
+	memory := min(lambdaMaxMB, max(lambdaMinMB, s.MemoryMB, int(math.Ceil(s.CPUs*lambdaMBPerCPU))))
+	env["GOMEMLIMIT"] = strconv.Itoa(memory*3/4) + "MiB" // as the topology sets it: the runtime collects before Lambda kills
+	name := PartOf + "-" + a.Name + "-" + s.Name
+	in := &lambda.CreateFunctionInput{
+		FunctionName:  aws.String(name),
+		Description:   aws.String(fmt.Sprintf("mitosis %s: %s (group %s) serving HTTP API invocations", a.Name, s.Name, s.Group)),
+		PackageType:   types.PackageTypeImage,
+		Code:          &types.FunctionCode{ImageUri: aws.String(opts.ECSImage(s.Image))},
+		Role:          aws.String(opts.arn("iam", "role/"+PartOf+"-lambda")),
+		MemorySize:    aws.Int32(int32(memory)),
+		Timeout:       aws.Int32(LambdaTimeout),
+		Architectures: []types.Architecture{types.ArchitectureX8664},
+		Environment:   &types.Environment{Variables: env},
+		TracingConfig: &types.TracingConfig{Mode: types.TracingModeActive},
+		VpcConfig: &types.VpcConfig{
+			SubnetIds:        []string{"subnet-0123456789abcdef0", "subnet-0123456789abcdef1"},
+			SecurityGroupIds: []string{"sg-0123456789abcdef0"},
+		},
+		LoggingConfig: &types.LoggingConfig{LogFormat: types.LogFormatJson, LogGroup: aws.String(ecsLogPrefix + a.Name)},
+		Tags:          map[string]string{"mitosis.arch": a.Name, "mitosis.service": s.Name},
+	}
+	return LambdaFunction{Arch: a.Name, Name: s.Name, Input: in}, nil
+}
+
+// MarshalLambda writes v as the CLI's --cli-input-json takes it for Lambda: the SDK's field
+// names as they are (Lambda's API spells them so), empty values left out, keys sorted.
+func MarshalLambda(v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var tree any
+	if err := json.Unmarshal(raw, &tree); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(pruneEmpty(tree)); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func lambdaFiles(t topology.Topology, opts Options) (map[string][]byte, error) {
+	fns, err := Lambda(t, opts)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{}
+	for _, fn := range fns {
+		b, err := MarshalLambda(fn.Input)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s function: %w", fn.Arch, fn.Name, err)
+		}
+		files["deploy/lambda/"+fn.Arch+"-"+fn.Name+".json"] = b
+	}
+	return files, nil
+}
