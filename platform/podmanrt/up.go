@@ -24,6 +24,7 @@ import (
 	"github.com/containers/podman/v4/pkg/specgen"
 	spec "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/mitosis-dev/mitosis/platform/cgroup"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
@@ -31,6 +32,10 @@ import (
 // labelProbe records a pod's readiness probe, so that Status can check health without the
 // topology: "<kind> <container port> <path>".
 const labelProbe = "mitosis.probe"
+
+// labelBudget records the architecture's budget on each of its pods (stack.Budget as JSON,
+// without its enforcement, which Status checks).
+const labelBudget = "mitosis.budget"
 
 // specVersion changes when the way pods are made changes, so an `up` after an upgrade remakes
 // every pod.
@@ -66,6 +71,10 @@ type desired struct {
 	Volume    string
 	Hash      string
 	ProbeDesc string
+	// CgroupParent is the architecture's group under a shared budget (cgroup.Path), "" for
+	// Podman's default.
+	CgroupParent string
+	Budget       string // labelBudget's value
 }
 
 // serviceIP is the i-th service's address in the network: the subnet's .10 and up. A
@@ -104,7 +113,7 @@ func serviceMAC(ip net.IP) nettypes.HardwareAddr {
 	return nettypes.HardwareAddr{0x02, 0x6d, v4[0], v4[1], v4[2], v4[3]} // locally administered
 }
 
-func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptions, ip net.IP, link *collectorLink) (desired, error) {
+func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptions, ip net.IP, link *collectorLink, parent string) (desired, error) {
 	img, ok := r.images[s.Image]
 	if !ok {
 		return desired{}, fmt.Errorf("%s/%s: image %s was not built", a.Name, s.Name, s.Image)
@@ -118,6 +127,15 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptio
 		ImageID: pl.ID,
 		Network: r.NetworkName(a.Name),
 		IP:      ip,
+
+		CgroupParent: parent,
+	}
+	if a.Mode != "" {
+		b, err := json.Marshal(stack.BudgetOf(a))
+		if err != nil {
+			return d, err
+		}
+		d.Budget = string(b)
 	}
 	data := "/tmp/data"
 	if s.DataDir != "" {
@@ -265,9 +283,13 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 	if err != nil {
 		return nil, err
 	}
+	parent, err := r.cgroupParent(a)
+	if err != nil {
+		return nil, err
+	}
 	want := map[string]desired{}
 	for i, s := range a.Services {
-		d, err := r.desire(a, s, opts, serviceIP(subnet, i), link)
+		d, err := r.desire(a, s, opts, serviceIP(subnet, i), link, parent)
 		if err != nil {
 			return nil, err
 		}
@@ -302,6 +324,14 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
 			return nil, err
+		}
+	}
+	if a.Mode != "" && a.Mode != topology.Shared {
+		// Its pods, remade out of the group of a former shared budget, leave that empty.
+		if fs, err := cgroup.Open(r.cgroupRoot); err == nil {
+			if _, err := fs.Remove(r.stack, a.Name, 10*time.Second); err != nil {
+				r.progress(opts, "warning: %s: the group of its former shared budget: %v", a.Name, err)
+			}
 		}
 	}
 	return subnet, nil
@@ -441,6 +471,9 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	labels := r.labels(d.Arch, d.Service.Name)
 	labels[stack.LabelSpec] = d.Hash
 	labels[labelProbe] = d.ProbeDesc
+	if d.Budget != "" {
+		labels[labelBudget] = d.Budget
+	}
 
 	ps := specgen.NewPodSpecGenerator()
 	ps.Name = d.Pod
@@ -457,6 +490,9 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 		ps.Networks[n] = nettypes.PerNetworkOptions{}
 	}
 	ps.PortMappings = d.Ports
+	// Under cgroupfs Podman makes the pod's group <parent>/<pod ID>, its conmon and
+	// containers' below it (libpod's platformMakePod): a limit on the parent holds them all.
+	ps.CgroupParent = d.CgroupParent
 	if _, err := pods.CreatePodFromSpec(c, &entities.PodSpec{PodSpecGen: *ps}); err != nil {
 		return fmt.Errorf("create pod %s: %w", d.Pod, err)
 	}
@@ -635,6 +671,9 @@ func (r *Runtime) Down(ctx context.Context, archs []string) (stack.Removed, erro
 		}
 		removed.Volumes++
 	}
+	n, err := r.removeCgroups(archs)
+	removed.Cgroups += n
+	errs = append(errs, err)
 	return removed, errors.Join(errs...)
 }
 
@@ -689,6 +728,7 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 		}
 	}
 	out := make([]stack.Status, len(list))
+	budgets := map[string]*stack.Budget{}
 	var wg sync.WaitGroup
 	for i, p := range list {
 		st := stack.Status{
@@ -698,6 +738,10 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 			State:   strings.ToLower(p.Status),
 			Health:  stack.Unknown,
 		}
+		if _, ok := budgets[st.Arch]; !ok {
+			budgets[st.Arch] = r.budgetStatus(st.Arch, p.Labels[labelBudget], list)
+		}
+		st.Budget = budgets[st.Arch]
 		ct, ok := byName[containerName(p.Name)]
 		if !ok {
 			st.State, st.Detail = "broken", "no app container"
