@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/mitosis-dev/mitosis/platform/cgroup"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 )
@@ -60,6 +61,56 @@ func TestBadUsageExits2(t *testing.T) {
 		if code, _, errOut := runCLI(t, args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d (%s)", args, code, exitUsage, errOut)
 		}
+	}
+	// Budget modes: each mistake exits 2 and says what to do.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"up", "--budget", "elastic"}, `--budget: unknown budget mode "elastic": want per-service, shared, measured`},
+		{[]string{"up", "-t", "services@bogus"}, `unknown budget mode "bogus"`},
+		{[]string{"down", "-t", "monolith@shared,monolith@shared"}, "monolith-shared is asked for twice"},
+		{[]string{"up", "-t", "services@measured"}, "no calibration of services"},
+		{[]string{"build", "-t", "monolith", "--budget", "measured"}, "loadtest calibrate -edges monolith"},
+	} {
+		args := append(tc.args, "--root", root, "--state", t.TempDir(), "--runtime", "process", "--stack", stacktest.StackName(t))
+		if code, _, errOut := runCLI(t, args...); code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, want %d saying %q:\n%s", tc.args, code, exitUsage, tc.want, errOut)
+		}
+	}
+}
+
+// TestSharedBudgetThroughTheCLI: up --budget shared as processes, status says the mode and
+// whether the machine let it be enforced, down removes the group.
+func TestSharedBudgetThroughTheCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds images and runs the monolith")
+	}
+	_, cgErr := cgroup.Open(cgroup.DefaultRoot)
+	name := stacktest.StackName(t)
+	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", t.TempDir(), "--stack", name,
+		"-t", "monolith", "--monolith-edge", stacktest.FreeAddr(t), "--collector-edge", "none"}
+	t.Cleanup(func() { runCLI(t, append([]string{"down"}, common...)...) })
+	if code, out, errOut := runCLI(t, append([]string{"up", "--budget", "shared", "--cpus", "1.25", "--memory", "512"}, common...)...); code != exitOK {
+		t.Fatalf("up: exit %d\n%s\n%s", code, out, errOut)
+	} else if !strings.Contains(out, "(budget shared)") {
+		t.Errorf("up said:\n%s", out)
+	}
+	code, out, errOut := runCLI(t, append([]string{"status"}, common...)...)
+	want := "budget process monolith: shared: 1.25 CPUs and 512 MiB for the whole architecture, enforced (cgroup v"
+	if cgErr != nil {
+		want = "budget process monolith: shared: 1.25 CPUs and 512 MiB for the whole architecture, NOT ENFORCED (no cgroup could be made: "
+	}
+	if code != exitOK || !strings.Contains(out, want) {
+		t.Errorf("status: exit %d, want a line with %q\n%s\n%s", code, want, out, errOut)
+	}
+	code, out, errOut = runCLI(t, append([]string{"down"}, common...)...)
+	wantDown := "removed 2 processes, 1 cgroup"
+	if cgErr != nil {
+		wantDown = "removed 2 processes\n"
+	}
+	if code != exitOK || !strings.Contains(out, wantDown) {
+		t.Errorf("down: exit %d, want %q\n%s\n%s", code, wantDown, out, errOut)
 	}
 }
 
