@@ -122,8 +122,8 @@ func FileEdgeService(dir, arch string) (string, error) {
 
 // EdgesFromStatus finds the edge of every architecture the runtimes report (the rows of
 // `mitosis status`: platform/stack.Status), in the order of CompareArchs, the collector's
-// architecture left out. An architecture's edge is the service its topology file in dir
-// places the edge in, when it runs and is ready; for an architecture without a file (a
+// architecture left out. An architecture's edge is the service its topology file in dir (its
+// placement's, for placement@mode) places the edge in, when it runs and is ready; for an architecture without a file (a
 // --split), the running service whose address answers GET /readyz, which only an edge does.
 // skipped says, per architecture seen but left out, why.
 func EdgesFromStatus(ctx context.Context, rows []stack.Status, dir string) (edges []Edge, skipped []string) {
@@ -150,7 +150,12 @@ func EdgesFromStatus(ctx context.Context, rows []stack.Status, dir string) (edge
 }
 
 func edgeOf(ctx context.Context, arch string, rows []stack.Status, dir string) (Edge, error) {
-	if svc, err := FileEdgeService(dir, arch); err == nil {
+	// services-shared runs the services' file (services@shared): its edge is where theirs is.
+	placement := arch
+	if i := slices.IndexFunc(rows, func(r stack.Status) bool { return r.Budget != nil && r.Budget.Placement != "" }); i >= 0 {
+		placement = rows[i].Budget.Placement
+	}
+	if svc, err := FileEdgeService(dir, placement); err == nil {
 		i := slices.IndexFunc(rows, func(r stack.Status) bool { return r.Service == svc })
 		switch {
 		case i < 0:

@@ -115,10 +115,19 @@ func TestEdgesFromStatus(t *testing.T) {
 		running(topology.Monolith, "nats", monitorServer(t)),
 		running(topology.Monolith, "monolith", mono),
 	}
+	// services@shared: its edge is where the services' file puts it, though another of its
+	// services answers GET /readyz too.
+	shared := &stack.Budget{Placement: topology.Services, Mode: topology.Shared}
+	sharedGW := edgeServer(t)
+	for _, r := range []stack.Status{running("services-shared", "catalog", edgeServer(t)), running("services-shared", "gateway", sharedGW)} {
+		r.Budget = shared
+		rows = append(rows, r)
+	}
 	edges, skipped := EdgesFromStatus(context.Background(), rows, dir)
 	want := []Edge{
 		{Arch: "monolith", URL: "http://" + mono, Service: "monolith"},
 		{Arch: "services", URL: "http://" + gw, Service: "gateway"},
+		{Arch: "services-shared", URL: "http://" + sharedGW, Service: "gateway"},
 		{Arch: "split", URL: "http://" + split, Service: "edge-catalog"},
 		{Arch: "zeta", URL: "http://" + zeta, Service: "edge-catalog-cart-inventory-payments-orders-shipping-notify"},
 	}
