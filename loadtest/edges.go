@@ -21,8 +21,9 @@ type Edge struct {
 
 // ParseEdges reads a list of edges as -edges writes it: entries separated by commas, each
 // name=URL or a name alone (its URL to be found among the architectures that are up).
-// "both" stands for monolith and services, as for `mitosis up -t`. A URL without a scheme
-// gets http://. Names are letters, digits and '-', each at most once.
+// "both" stands for monolith and services, and placement@mode for the architecture it names
+// (services@shared: services-shared), as for `mitosis up -t`. A URL without a scheme gets
+// http://. Names are letters, digits and '-', each at most once.
 func ParseEdges(s string) ([]Edge, error) {
 	var out []Edge
 	add := func(e Edge) error {
@@ -42,6 +43,13 @@ func ParseEdges(s string) ([]Edge, error) {
 		}
 		name, url, hasURL := strings.Cut(entry, "=")
 		name, url = strings.TrimSpace(name), strings.TrimSpace(url)
+		if placement, mode, ok := strings.Cut(name, "@"); ok { // as -t writes it: services@shared
+			m, err := topology.ParseMode(mode)
+			if err != nil {
+				return nil, fmt.Errorf("edge %q: %w", entry, err)
+			}
+			name = topology.ModeName(placement, m)
+		}
 		if hasURL && url == "" {
 			return nil, fmt.Errorf("edge %q: empty URL (write the name alone to find its URL among the architectures up)", entry)
 		}

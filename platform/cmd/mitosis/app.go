@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,6 +40,7 @@ type app struct {
 	topoSet            bool   // -t given (flag or MITOSIS_TOPOLOGY): with --split, also run those
 	split              string // --split: a placement of its own, beside or instead of -t's
 	splitEdge          string
+	edges              string // --edges: name=address of any architectures' edges
 	runtime            string
 	platforms          []string
 	monolithEdge       string
@@ -114,6 +116,7 @@ ready; 4 status, logs or events found nothing up.`,
 	pf.StringVarP(&a.topo, "topology", "t", envOr("MITOSIS_TOPOLOGY", topology.Both), "topologies, comma-separated: names of topologies/ files (monolith, services, hybrid...), or both for monolith,services [MITOSIS_TOPOLOGY]")
 	pf.StringVar(&a.split, "split", os.Getenv("MITOSIS_SPLIT"), "a placement of its own, named split: groups separated by commas, contexts by '+', the edge alone unless a group names it (catalog+inventory,cart+orders+payments,shipping+notify); without -t, it runs alone [MITOSIS_SPLIT]")
 	pf.StringVar(&a.splitEdge, "edge", os.Getenv("MITOSIS_EDGE"), "host address of the split's HTTP API (default: the first free of 127.0.0.1:8082 and up among the topologies) [MITOSIS_EDGE]")
+	pf.StringVar(&a.edges, "edges", os.Getenv("MITOSIS_EDGES"), "host addresses of any architectures' edges, name=address comma-separated (services-shared=127.0.0.1:9082); default: the monolith's and the services' own, a topology file's, else the first free of 127.0.0.1:8082 and up [MITOSIS_EDGES]")
 	pf.StringVar(&a.runtime, "runtime", envOr("MITOSIS_RUNTIME", "auto"), "runtime: auto (podman when its API answers, else process), podman or process [MITOSIS_RUNTIME]")
 	pf.StringVar(&a.socket, "socket", podmanrt.Socket(), "Podman API address [CONTAINER_HOST]")
 	pf.StringVar(&a.monolithEdge, "monolith-edge", envOr("MITOSIS_MONOLITH_EDGE", topology.MonolithEdge), "host address of the monolith's HTTP API [MITOSIS_MONOLITH_EDGE]")
@@ -187,9 +190,20 @@ func (a *app) topology() (topology.Topology, error) {
 	if a.budget.CPUs <= 0 || a.budget.MemoryMB <= 0 {
 		return topology.Topology{}, usageError{fmt.Errorf("--cpus %g and --memory %d: both must be positive", a.budget.CPUs, a.budget.MemoryMB)}
 	}
+	edges := map[string]string{topology.SplitName: a.splitEdge}
+	for _, e := range strings.Split(a.edges, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(e, "=")
+		if _, _, err := net.SplitHostPort(addr); !ok || name == "" || err != nil {
+			return topology.Topology{}, usageError{fmt.Errorf("--edges %q: want name=host:port, comma-separated", e)}
+		}
+		edges[name] = addr
+	}
 	t, err := topology.Get(a.topologies(), topology.Options{Dir: filepath.Join(a.root, "topologies"),
 		MonolithEdge: a.monolithEdge, ServicesEdge: a.servicesEdge, Split: a.split,
-		Edges: map[string]string{topology.SplitName: a.splitEdge}, Collector: a.collectorEdge, Budget: a.budget,
+		Edges: edges, Collector: a.collectorEdge, Budget: a.budget,
 		Mode: topology.Mode(a.mode), CalibrationDir: a.calibrationDir()})
 	if err != nil {
 		return t, usageError{err}

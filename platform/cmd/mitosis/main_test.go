@@ -72,6 +72,7 @@ func TestBadUsageExits2(t *testing.T) {
 		{[]string{"down", "-t", "monolith@shared,monolith@shared"}, "monolith-shared is asked for twice"},
 		{[]string{"up", "-t", "services@measured"}, "no calibration of services"},
 		{[]string{"build", "-t", "monolith", "--budget", "measured"}, "loadtest calibrate -edges monolith"},
+		{[]string{"up", "-t", "monolith@shared", "--edges", "monolith-shared"}, `--edges "monolith-shared": want name=host:port`},
 	} {
 		args := append(tc.args, "--root", root, "--state", t.TempDir(), "--runtime", "process", "--stack", stacktest.StackName(t))
 		if code, _, errOut := runCLI(t, args...); code != exitUsage || !strings.Contains(errOut, tc.want) {
@@ -80,50 +81,46 @@ func TestBadUsageExits2(t *testing.T) {
 	}
 }
 
-// TestSharedBudgetThroughTheCLI: up --budget shared as processes, status says the mode and
-// whether the machine let it be enforced, down removes the group.
+// TestSharedBudgetThroughTheCLI: the monolith placement as processes, per service and under
+// a shared budget on an edge of its own (--edges); status says each one's mode and whether
+// the machine let it be enforced; down -t monolith@shared removes that one and its group.
 func TestSharedBudgetThroughTheCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds images and runs the monolith")
 	}
 	_, cgErr := cgroup.Open(cgroup.DefaultRoot)
-	name := stacktest.StackName(t)
-	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", t.TempDir(), "--stack", name,
-		"-t", "monolith", "--monolith-edge", stacktest.FreeAddr(t), "--collector-edge", "none"}
+	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", t.TempDir(), "--stack", stacktest.StackName(t)}
 	t.Cleanup(func() { runCLI(t, append([]string{"down"}, common...)...) })
-	if code, out, errOut := runCLI(t, append([]string{"up", "--budget", "shared", "--cpus", "1.25", "--memory", "512"}, common...)...); code != exitOK {
+	up := append([]string{"up", "-t", "monolith,monolith@shared", "--monolith-edge", stacktest.FreeAddr(t),
+		"--edges", "monolith-shared=" + stacktest.FreeAddr(t), "--collector-edge", "none", "--cpus", "1.25", "--memory", "512"}, common...)
+	if code, out, errOut := runCLI(t, up...); code != exitOK {
 		t.Fatalf("up: exit %d\n%s\n%s", code, out, errOut)
-	} else if !strings.Contains(out, "(budget shared)") {
+	} else if !strings.Contains(out, "monolith-shared: http://") || !strings.Contains(out, "(budget shared)") || !strings.Contains(out, "(budget per-service)") {
 		t.Errorf("up said:\n%s", out)
 	}
 	code, out, errOut := runCLI(t, append([]string{"status"}, common...)...)
-	want := "budget process monolith: shared: 1.25 CPUs and 512 MiB for the whole architecture, enforced (cgroup v"
+	want := []string{
+		"budget process monolith-shared: shared: 1.25 CPUs and 512 MiB for the whole architecture, enforced (cgroup v",
+		"budget process monolith: per-service: 1.25 CPUs and 512 MiB shared out among its services, NOT ENFORCED (the process runtime sets no limits per process",
+	}
 	if cgErr != nil {
-		want = "budget process monolith: shared: 1.25 CPUs and 512 MiB for the whole architecture, NOT ENFORCED (no cgroup could be made: "
+		want[0] = "budget process monolith-shared: shared: 1.25 CPUs and 512 MiB for the whole architecture, NOT ENFORCED (no cgroup could be made: "
 	}
-	if code != exitOK || !strings.Contains(out, want) {
-		t.Errorf("status: exit %d, want a line with %q\n%s\n%s", code, want, out, errOut)
+	for _, w := range want {
+		if code != exitOK || !strings.Contains(out, w) {
+			t.Errorf("status: exit %d, want a line with %q\n%s\n%s", code, w, out, errOut)
+		}
 	}
-	code, out, errOut = runCLI(t, append([]string{"down"}, common...)...)
+	code, out, errOut = runCLI(t, append([]string{"down", "-t", "monolith@shared"}, common...)...)
 	wantDown := "removed 2 processes, 1 cgroup"
 	if cgErr != nil {
 		wantDown = "removed 2 processes\n"
 	}
 	if code != exitOK || !strings.Contains(out, wantDown) {
-		t.Errorf("down: exit %d, want %q\n%s\n%s", code, wantDown, out, errOut)
+		t.Errorf("down -t monolith@shared: exit %d, want %q\n%s\n%s", code, wantDown, out, errOut)
 	}
-}
-
-func TestNothingUpExits4(t *testing.T) {
-	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", t.TempDir(), "--stack", stacktest.StackName(t)}
-	if code, out, _ := runCLI(t, append([]string{"status"}, common...)...); code != exitNothing || !strings.Contains(out, "nothing is up") {
-		t.Errorf("status: exit %d\n%s", code, out)
-	}
-	if code, _, _ := runCLI(t, append([]string{"logs"}, common...)...); code != exitNothing {
-		t.Errorf("logs: exit %d", code)
-	}
-	if code, out, _ := runCLI(t, append([]string{"down"}, common...)...); code != exitOK {
-		t.Errorf("down with nothing up: exit %d\n%s", code, out)
+	if code, out, _ := runCLI(t, append([]string{"status"}, common...)...); code != exitOK || strings.Contains(out, "monolith-shared") {
+		t.Errorf("status after down -t monolith@shared: exit %d\n%s", code, out)
 	}
 }
 
