@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,11 +23,13 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
-// TestSharedBudgetPods runs the monolith placement twice in Podman, per service and under a
-// shared budget. The shared one's pods have one cgroup parent whose files hold the
-// architecture's total, their containers no limit of their own and their processes inside
-// it; the per-service one's containers keep their own quota and limit under Podman's default
-// parent. Status says both are enforced and how; down removes the group, in every hierarchy.
+// TestSharedBudgetPods runs the monolith placement three times in Podman: per service, under
+// a shared budget and under a measured one. The shared one's pods have one cgroup parent
+// whose files hold the architecture's total, their containers no limit of their own and
+// their processes inside it; the others' containers keep their own quota and limit under
+// Podman's default parent, adding up to the total exactly (the measured shares are not round
+// in floating point: 0.141 CPUs is 14099.99... µs). Status says each is enforced and how; down
+// removes the group, in every hierarchy.
 func TestSharedBudgetPods(t *testing.T) {
 	requirePodman(t)
 	fs, err := cgroup.Open(cgroup.DefaultRoot)
@@ -35,10 +38,19 @@ func TestSharedBudgetPods(t *testing.T) {
 	}
 	edge, sharedEdge := stacktest.FreeAddr(t), stacktest.FreeAddr(t)
 	const arch = "monolith-shared"
-	topo, err := topology.Get("monolith,monolith@shared", topology.Options{MonolithEdge: edge,
-		Edges: map[string]string{arch: sharedEdge}, Collector: topology.NoCollector, Budget: topology.Budget{CPUs: 1.25, MemoryMB: 512}})
+	cal := t.TempDir()
+	if _, err := (topology.Calibration{Placement: topology.Monolith, Split: "edge+catalog+cart+inventory+payments+orders+shipping+notify",
+		Services: []topology.CalibratedService{{Name: "nats", CPUCores: 0.091, PeakMemBytes: 20 << 20}, {Name: "monolith", CPUCores: 1.059, PeakMemBytes: 60 << 20}}}).Write(cal); err != nil {
+		t.Fatal(err)
+	}
+	topo, err := topology.Get("monolith,monolith@shared,monolith@measured", topology.Options{MonolithEdge: edge,
+		Edges: map[string]string{arch: sharedEdge, "monolith-measured": stacktest.FreeAddr(t)}, Collector: topology.NoCollector,
+		Budget: topology.Budget{CPUs: 1.25, MemoryMB: 512}, CalibrationDir: cal})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n, _ := topo.Archs[2].Service("nats"); n.CPUs != 0.141 {
+		t.Fatalf("measured NATS gets %g CPUs, want 0.141 (a quota that truncates)", n.CPUs)
 	}
 	imgs := buildImages(t, topo)
 	name := stacktest.StackName(t)
@@ -68,6 +80,7 @@ func TestSharedBudgetPods(t *testing.T) {
 		}
 	}
 	for _, a := range topo.Archs {
+		var quotas int64
 		for _, s := range a.Services {
 			pod := stack.ObjectName(name, a.Name, s.Name)
 			pd, err := pods.Inspect(conn, pod, nil)
@@ -91,10 +104,14 @@ func TestSharedBudgetPods(t *testing.T) {
 				}
 				continue
 			}
-			if pd.CgroupParent == group || inGroup || hc.CpuQuota != int64(s.CPUs*100000) || hc.Memory != int64(s.MemoryMB)<<20 {
-				t.Errorf("%s (per service): cgroup parent %q, quota %d, memory %d; want %g CPUs and %d MiB of its own",
-					pod, pd.CgroupParent, hc.CpuQuota, hc.Memory, s.CPUs, s.MemoryMB)
+			if pd.CgroupParent == group || inGroup || hc.CpuQuota != int64(math.Round(s.CPUs*100000)) || hc.Memory != int64(s.MemoryMB)<<20 {
+				t.Errorf("%s (%s): cgroup parent %q, quota %d, memory %d; want %g CPUs and %d MiB of its own",
+					pod, a.Mode, pd.CgroupParent, hc.CpuQuota, hc.Memory, s.CPUs, s.MemoryMB)
 			}
+			quotas += hc.CpuQuota
+		}
+		if a.Name != arch && quotas != 125000 {
+			t.Errorf("%s: the containers' quotas add up to %d µs per 100 ms, want the budget's 125000", a.Name, quotas)
 		}
 	}
 	sts, err := rt.Status(ctx)
@@ -103,9 +120,12 @@ func TestSharedBudgetPods(t *testing.T) {
 	}
 	for _, s := range sts {
 		b := s.Budget
-		want := topology.PerService
-		if s.Arch == arch {
-			want = topology.Shared
+		want := map[string]topology.Mode{arch: topology.Shared, "monolith-measured": topology.Measured}[s.Arch]
+		if want == "" {
+			want = topology.PerService
+		}
+		if (b != nil && b.Calibration != nil) != (want == topology.Measured) {
+			t.Errorf("status %s/%s: calibration %+v", s.Arch, s.Service, b.Calibration)
 		}
 		if b == nil || b.Mode != want || !b.Enforced || b.CPUs != 1.25 || b.MemoryMB != 512 || b.Placement != topology.Monolith {
 			t.Errorf("status %s/%s: budget %+v, want %s, enforced", s.Arch, s.Service, b, want)
@@ -113,8 +133,8 @@ func TestSharedBudgetPods(t *testing.T) {
 	}
 
 	removed, err := rt.Down(ctx, nil)
-	if err != nil || removed.Pods != 4 || removed.Cgroups != 1 {
-		t.Fatalf("down: %s, %v; want 4 pods and 1 cgroup", removed, err)
+	if err != nil || removed.Pods != 6 || removed.Cgroups != 1 {
+		t.Fatalf("down: %s, %v; want 6 pods and 1 cgroup", removed, err)
 	}
 	left, _ := filepath.Glob(filepath.Join(cgroup.DefaultRoot, "*", cgroup.Top, name))
 	if v2, _ := filepath.Glob(filepath.Join(cgroup.DefaultRoot, cgroup.Top, name)); len(v2) > 0 {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sort"
 	"strconv"
@@ -522,12 +523,14 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	return nil
 }
 
-// resources turns the topology's limits into the OCI spec's: CPU as a CFS quota per 100ms.
+// resources turns the topology's limits into the OCI spec's: CPU as a CFS quota per 100ms,
+// rounded (0.141 CPUs is 14099.99... µs in floating point, and a quota truncated to 14099
+// would not add up to the budget).
 func resources(s topology.Service) *spec.LinuxResources {
 	res := &spec.LinuxResources{}
 	if s.CPUs > 0 {
 		period := uint64(100_000)
-		quota := int64(s.CPUs * float64(period))
+		quota := int64(math.Round(s.CPUs * float64(period)))
 		res.CPU = &spec.LinuxCPU{Period: &period, Quota: &quota}
 	}
 	if s.MemoryMB > 0 {
