@@ -89,6 +89,9 @@ func Open(root string) (*FS, error) {
 		f.Version, f.dirs[""] = 2, root
 		return f, writable(f, notAvailable)
 	}
+	if st.Type == cgroup1Magic {
+		return nil, notAvailable("%s is one cgroup v1 hierarchy, not the folder of them", root)
+	}
 	// v1: each controller's hierarchy is a directory of the root (a tmpfs) holding its files;
 	// co-mounted controllers (cpu,cpuacct) are one directory under two names.
 	entries, err := os.ReadDir(root)
@@ -115,9 +118,6 @@ func Open(root string) (*FS, error) {
 	}
 	for _, c := range []string{"cpu", "memory"} {
 		if f.dirs[c] == "" {
-			if st.Type == cgroup1Magic {
-				return nil, notAvailable("%s is one cgroup v1 hierarchy, not the folder of them", root)
-			}
 			return nil, notAvailable("%s holds no cgroup v1 hierarchy of the %s controller, nor is it a cgroup v2 mount", root, c)
 		}
 	}

@@ -72,17 +72,27 @@ func TestOpenRefusesWhatIsNoCgroupFilesystem(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// One v1 hierarchy is not the folder of them (on a v2 machine there is no such folder).
+	oneHierarchy := "no such file or directory"
+	if _, err := os.Stat(filepath.Join(cgroup.DefaultRoot, "cpu", "cpu.cfs_quota_us")); err == nil {
+		oneHierarchy = "is one cgroup v1 hierarchy, not the folder of them"
+	}
 	for root, want := range map[string]string{
 		fake:                                     "holds no cgroup v1 hierarchy of the cpu controller, nor is it a cgroup v2 mount",
 		filepath.Join(fake, "nonexistent"):       "no such file or directory",
-		filepath.Join(cgroup.DefaultRoot, "cpu"): "",
+		filepath.Join(cgroup.DefaultRoot, "cpu"): oneHierarchy,
 	} {
 		_, err := cgroup.Open(root)
-		if err == nil && want == "" {
-			continue // a cgroup v2 machine: <root>/cpu does not exist, and Open says so below
-		}
-		if !errors.Is(err, cgroup.ErrNotAvailable) || (want != "" && !strings.Contains(err.Error(), want)) {
+		if !errors.Is(err, cgroup.ErrNotAvailable) || !strings.Contains(err.Error(), want) {
 			t.Errorf("Open(%s): %v, want ErrNotAvailable saying %q", root, err, want)
+		}
+	}
+	// A hybrid machine (this one) mounts a cgroup v2 hierarchy beside the v1 ones, with no
+	// controller in it: a group there would limit nothing.
+	unified := filepath.Join(cgroup.DefaultRoot, "unified")
+	if b, err := os.ReadFile(filepath.Join(unified, "cgroup.controllers")); err == nil && strings.TrimSpace(string(b)) == "" {
+		if _, err := cgroup.Open(unified); !errors.Is(err, cgroup.ErrNotAvailable) || !strings.Contains(err.Error(), "cgroup v2 without the cpu controller") {
+			t.Errorf("Open(%s), a v2 mount without controllers: %v", unified, err)
 		}
 	}
 }
