@@ -144,3 +144,27 @@ func TestSharedBudgetPods(t *testing.T) {
 		t.Errorf("groups left after down: %v", left)
 	}
 }
+
+// Where mitosis cannot make the group (here a root that is no cgroup filesystem), a shared
+// budget on Podman stops up before it makes anything: its pods would run with no limit.
+func TestSharedBudgetPodsRefusedWithoutCgroups(t *testing.T) {
+	requirePodman(t)
+	topo, err := topology.Get("monolith@shared", topology.Options{Edges: map[string]string{"monolith-shared": stacktest.FreeAddr(t)}, Collector: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := stacktest.StackName(t)
+	rt, err := podmanrt.Connect(context.Background(), podmanrt.Options{Stack: name, CgroupRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = rt.Up(context.Background(), topo, stack.UpOptions{AdminToken: "t", RequestKey: "k"})
+	if err == nil || !strings.Contains(err.Error(), "monolith-shared: a shared budget needs a cgroup for its pods: cgroups not available") {
+		t.Errorf("up: %v", err)
+	}
+	conn, err := bindings.NewConnection(context.Background(), podmanrt.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeft(t, conn, name)
+}

@@ -227,6 +227,15 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 60 * time.Second
 	}
+	// Shared budgets' groups first: one that cannot be made stops up before it made anything.
+	parents := map[string]string{}
+	for _, a := range t.Archs {
+		p, err := r.cgroupParent(a)
+		if err != nil {
+			return err
+		}
+		parents[a.Name] = p
+	}
 	for _, im := range t.Images() {
 		img, ok := r.images[im.Name]
 		if !ok {
@@ -244,7 +253,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	// The collector first, so that the first spans of the others find it.
 	var link *collectorLink
 	if ca, ok := t.CollectorArch(); ok {
-		subnet, err := r.upArch(ctx, ca, opts, nil)
+		subnet, err := r.upArch(ctx, ca, opts, nil, "")
 		if err != nil {
 			return err
 		}
@@ -264,15 +273,16 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = r.upArch(ctx, a, opts, link)
+			_, errs[i] = r.upArch(ctx, a, opts, link, parents[a.Name])
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// upArch brings one architecture up and returns its network's subnet.
-func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, link *collectorLink) (*net.IPNet, error) {
+// upArch brings one architecture up, its pods under the cgroup parent given ("" for
+// Podman's default), and returns its network's subnet.
+func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, link *collectorLink, parent string) (*net.IPNet, error) {
 	c, cancel := r.with(ctx)
 	defer cancel()
 	levels, err := a.Levels()
@@ -281,10 +291,6 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 	}
 	// The collector's network needs no names: its pod is reached by address.
 	subnet, err := r.ensureNetwork(c, a.Name, a.Name != topology.Telemetry)
-	if err != nil {
-		return nil, err
-	}
-	parent, err := r.cgroupParent(a)
 	if err != nil {
 		return nil, err
 	}
