@@ -17,17 +17,23 @@ TOKEN_FILE := $(STATE)/admin-token
 ADMIN_TOKEN = $${SHOP_ADMIN_TOKEN:-$$(cat $(TOKEN_FILE))}
 
 LOADTEST_FLAGS ?=
-# Each architecture's CPU and memory in total (mitosis up --cpus/--memory; default 1.5 CPUs, 640 MiB).
+# Each architecture's CPU and memory in total (mitosis up --cpus/--memory; default 1.5 CPUs, 640 MiB),
+# and how it is enforced (--budget: per-service, shared or measured; default per-service).
 CPUS ?=
 MEMORY_MB ?=
-UP_FLAGS := $(if $(CPUS),--cpus $(CPUS)) $(if $(MEMORY_MB),--memory $(MEMORY_MB))
+BUDGET ?=
+UP_FLAGS := $(if $(CPUS),--cpus $(CPUS)) $(if $(MEMORY_MB),--memory $(MEMORY_MB)) $(if $(BUDGET),--budget $(BUDGET))
 
+<<<<<<< HEAD
 # The version every binary built here carries (`-version`, and its spans' service.version):
 # git's description of the checkout, -dirty with uncommitted changes.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_BUILD := go build -ldflags '-X main.version=$(VERSION)'
 
 .PHONY: help load compare loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
+=======
+.PHONY: calibrate load compare loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
+>>>>>>> h-budget
 
 all: build
 
@@ -71,7 +77,10 @@ setup:
 ## up: build what changed and run ARCH (both, or topologies/ names: monolith,services,hybrid) on
 ## RUNTIME (auto|podman|process), and SPLIT='catalog+inventory,cart+orders+payments' beside them:
 ## the monolith's edge on 127.0.0.1:8080, the gateway on 127.0.0.1:8081, others on 8082 and up,
-## the trace collector on 127.0.0.1:16686 (OTLP on 4317/4318); CPUS=1.5 MEMORY_MB=640 each
+## the trace collector on 127.0.0.1:16686 (OTLP on 4317/4318); CPUS=1.5 MEMORY_MB=640 each,
+## enforced as BUDGET=per-service (each pod its share), shared (one cgroup for the whole
+## architecture) or measured (each pod its share of `make calibrate`'s figures); a name@mode
+## runs a placement again under that mode beside the others: ARCH=monolith,services,services@shared
 up: $(MITOSIS) $(TOKEN_FILE)
 	@if [ "$(RUNTIME)" != process ]; then bash platform/setup/podman.sh || echo "make up: no Podman here: the process runtime runs the stack"; fi
 	./$(MITOSIS) up -t $(ARCH) --runtime $(RUNTIME) $(UP_FLAGS) $(if $(SPLIT),--split '$(SPLIT)')
@@ -131,6 +140,16 @@ load: loadtest-stack
 ## per architecture)
 compare: loadtest-stack
 	./$(LOADTEST) -preset compare $(LOADTEST_EDGES) $(LOADTEST_FLAGS)
+
+## calibrate: what each service of ARCH (one placement, under any budget mode; default
+## services) uses under the load test's mix at RATE req/s for DURATION, after bringing it up
+## unless it answers, into .mitosis/calibration/<placement>.json: what BUDGET=measured sizes by
+RATE ?= 100
+DURATION ?= 20s
+CAL_ARCH = $(if $(filter command line environment,$(origin ARCH)),$(ARCH),services)
+calibrate: $(TOKEN_FILE) $(MITOSIS) build-loadtest
+	@./$(LOADTEST) edges -need '$(CAL_ARCH)' >/dev/null || $(MAKE) --no-print-directory up ARCH='$(CAL_ARCH)'
+	./$(LOADTEST) calibrate -edges '$(CAL_ARCH)' -rate $(RATE) -duration $(DURATION)
 
 LOADTEST := bin/loadtest
 comma := ,

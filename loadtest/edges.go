@@ -21,8 +21,9 @@ type Edge struct {
 
 // ParseEdges reads a list of edges as -edges writes it: entries separated by commas, each
 // name=URL or a name alone (its URL to be found among the architectures that are up).
-// "both" stands for monolith and services, as for `mitosis up -t`. A URL without a scheme
-// gets http://. Names are letters, digits and '-', each at most once.
+// "both" stands for monolith and services, and placement@mode for the architecture it names
+// (services@shared: services-shared), as for `mitosis up -t`. A URL without a scheme gets
+// http://. Names are letters, digits and '-', each at most once.
 func ParseEdges(s string) ([]Edge, error) {
 	var out []Edge
 	add := func(e Edge) error {
@@ -42,6 +43,13 @@ func ParseEdges(s string) ([]Edge, error) {
 		}
 		name, url, hasURL := strings.Cut(entry, "=")
 		name, url = strings.TrimSpace(name), strings.TrimSpace(url)
+		if placement, mode, ok := strings.Cut(name, "@"); ok { // as -t writes it: services@shared
+			m, err := topology.ParseMode(mode)
+			if err != nil {
+				return nil, fmt.Errorf("edge %q: %w", entry, err)
+			}
+			name = topology.ModeName(placement, m)
+		}
 		if hasURL && url == "" {
 			return nil, fmt.Errorf("edge %q: empty URL (write the name alone to find its URL among the architectures up)", entry)
 		}
@@ -122,8 +130,8 @@ func FileEdgeService(dir, arch string) (string, error) {
 
 // EdgesFromStatus finds the edge of every architecture the runtimes report (the rows of
 // `mitosis status`: platform/stack.Status), in the order of CompareArchs, the collector's
-// architecture left out. An architecture's edge is the service its topology file in dir
-// places the edge in, when it runs and is ready; for an architecture without a file (a
+// architecture left out. An architecture's edge is the service its topology file in dir (its
+// placement's, for placement@mode) places the edge in, when it runs and is ready; for an architecture without a file (a
 // --split), the running service whose address answers GET /readyz, which only an edge does.
 // skipped says, per architecture seen but left out, why.
 func EdgesFromStatus(ctx context.Context, rows []stack.Status, dir string) (edges []Edge, skipped []string) {
@@ -150,7 +158,12 @@ func EdgesFromStatus(ctx context.Context, rows []stack.Status, dir string) (edge
 }
 
 func edgeOf(ctx context.Context, arch string, rows []stack.Status, dir string) (Edge, error) {
-	if svc, err := FileEdgeService(dir, arch); err == nil {
+	// services-shared runs the services' file (services@shared): its edge is where theirs is.
+	placement := arch
+	if i := slices.IndexFunc(rows, func(r stack.Status) bool { return r.Budget != nil && r.Budget.Placement != "" }); i >= 0 {
+		placement = rows[i].Budget.Placement
+	}
+	if svc, err := FileEdgeService(dir, placement); err == nil {
 		i := slices.IndexFunc(rows, func(r stack.Status) bool { return r.Service == svc })
 		switch {
 		case i < 0:

@@ -23,6 +23,8 @@ func TestParseEdges(t *testing.T) {
 		{"monolith=127.0.0.1:8080, hybrid", []Edge{{Arch: "monolith", URL: "http://127.0.0.1:8080"}, {Arch: "hybrid"}}},
 		{"both,split-2=http://127.0.0.1:8083/", []Edge{{Arch: "monolith"}, {Arch: "services"}, {Arch: "split-2", URL: "http://127.0.0.1:8083"}}},
 		{"hybrid,monolith", []Edge{{Arch: "hybrid"}, {Arch: "monolith"}}},
+		{"services,services@shared,services@measured=127.0.0.1:8083", []Edge{{Arch: "services"}, {Arch: "services-shared"},
+			{Arch: "services-measured", URL: "http://127.0.0.1:8083"}}},
 	} {
 		got, err := ParseEdges(tc.in)
 		if err != nil || !slices.Equal(got, tc.want) {
@@ -36,6 +38,8 @@ func TestParseEdges(t *testing.T) {
 		{"a/b", "letters, digits and '-'"},
 		{"=http://127.0.0.1:1", "letters, digits and '-'"},
 		{"hybrid=", "empty URL"},
+		{"services@elastic", `unknown budget mode "elastic"`},
+		{"services-shared,services@shared", "named twice"},
 	} {
 		if _, err := ParseEdges(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseEdges(%q): %v, want an error saying %q", tc.in, err, tc.want)
@@ -115,10 +119,19 @@ func TestEdgesFromStatus(t *testing.T) {
 		running(topology.Monolith, "nats", monitorServer(t)),
 		running(topology.Monolith, "monolith", mono),
 	}
+	// services@shared: its edge is where the services' file puts it, though another of its
+	// services answers GET /readyz too.
+	shared := &stack.Budget{Placement: topology.Services, Mode: topology.Shared}
+	sharedGW := edgeServer(t)
+	for _, r := range []stack.Status{running("services-shared", "catalog", edgeServer(t)), running("services-shared", "gateway", sharedGW)} {
+		r.Budget = shared
+		rows = append(rows, r)
+	}
 	edges, skipped := EdgesFromStatus(context.Background(), rows, dir)
 	want := []Edge{
 		{Arch: "monolith", URL: "http://" + mono, Service: "monolith"},
 		{Arch: "services", URL: "http://" + gw, Service: "gateway"},
+		{Arch: "services-shared", URL: "http://" + sharedGW, Service: "gateway"},
 		{Arch: "split", URL: "http://" + split, Service: "edge-catalog"},
 		{Arch: "zeta", URL: "http://" + zeta, Service: "edge-catalog-cart-inventory-payments-orders-shipping-notify"},
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
 // Schema names report.json's format; README.md documents it field by field. A change that
@@ -82,9 +84,14 @@ type ProcInfo struct {
 type Limits struct {
 	CPUs       float64        `json:"cpus"`      // total, in cores; 0 when none
 	MemoryMB   int            `json:"memory_mb"` // total
-	Enforced   bool           `json:"enforced"`  // by the runtime (Podman's cgroups); false for processes
+	Enforced   bool           `json:"enforced"`  // by the runtime (cgroups: Podman's, or a shared budget's)
 	PerService []ServiceLimit `json:"per_service"`
 	Source     string         `json:"source,omitempty"`
+	// Mode is how the budget was shared out (topology.Mode): per-service, shared (one limit
+	// for every process, PerService empty) or measured; "" when unknown.
+	Mode topology.Mode `json:"mode,omitempty"`
+	// Calibration is the calibration a measured budget was sized by.
+	Calibration *topology.CalibrationRef `json:"calibration,omitempty"`
 }
 
 // ServiceLimit is one service's share of an architecture's limits.
@@ -594,7 +601,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		if a.Limits.Enforced {
 			enf = "enforced"
 		}
-		p("- %s at %s, runtime %s: limits %g CPUs, %d MiB (%s); resources: %s", a.Name, a.BaseURL, a.Runtime, a.Limits.CPUs, a.Limits.MemoryMB, enf, a.Resources)
+		p("- %s at %s, runtime %s: limits %g CPUs, %d MiB, budget %s (%s); resources: %s", a.Name, a.BaseURL, a.Runtime, a.Limits.CPUs, a.Limits.MemoryMB, orNone(string(a.Limits.Mode)), enf, a.Resources)
 		for _, pr := range a.Processes {
 			p("  - %s pid %d, %s %s", pr.Name, pr.PID, orNone(pr.GoVersion), shortRev(pr.Revision))
 		}

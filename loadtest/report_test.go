@@ -13,6 +13,8 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
 // sampleResult is a run of three architectures over three rates: the services slower and
@@ -66,7 +68,8 @@ func sampleReport(traces Traces) *Report {
 		GoVersion: "go1.26.8", GitRevision: "0123456789abcdef", GOMAXPROCS: 2}
 	archs := []ArchInfo{
 		{Name: "monolith", BaseURL: "http://127.0.0.1:8080", Runtime: "podman", Resources: "test",
-			Limits: Limits{CPUs: 1.5, MemoryMB: 384, Enforced: true}, Processes: []ProcInfo{{Name: "monolith"}, {Name: "nats"}}},
+			Limits:    Limits{CPUs: 1.5, MemoryMB: 384, Enforced: true, Mode: topology.Measured, Calibration: &topology.CalibrationRef{File: "c.json", Arch: "monolith", RateRPS: 50}},
+			Processes: []ProcInfo{{Name: "monolith"}, {Name: "nats"}}},
 		{Name: "services", BaseURL: "http://127.0.0.1:8081", Runtime: "podman", Resources: "test",
 			Limits: Limits{CPUs: 2.75, MemoryMB: 672, Enforced: true}, Processes: []ProcInfo{{Name: "gateway"}, {Name: "orders"}}},
 		{Name: "hybrid", BaseURL: "http://127.0.0.1:8082", Runtime: "podman", Resources: "test",
@@ -201,6 +204,7 @@ func TestReportJSONSchema(t *testing.T) {
 		"environment.go_version", "environment.git_revision", "environment.git_dirty",
 		"architectures.0.name", "architectures.0.base_url", "architectures.0.runtime", "architectures.0.resources",
 		"architectures.0.limits.cpus", "architectures.0.limits.memory_mb", "architectures.0.limits.enforced",
+		"architectures.0.limits.mode", "architectures.0.limits.calibration.file", "architectures.0.limits.calibration.rate_rps",
 		"architectures.0.processes.0.name", "architectures.0.scenario.sent",
 		"summary.0.arch", "summary.0.max_rate_within_slo", "summary.0.max_rate_bound",
 		"summary.0.at_common_rate.p50_ms", "summary.0.at_common_rate.p99_ms", "summary.0.at_common_rate.cpu_per_request_ms",
@@ -229,7 +233,7 @@ func TestReportJSONSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, field := range []string{"max_rate_within_slo", "cpu_per_request_ms", "peak_mem_bytes", "p99_9", "machine_busy_cores", "max_send_lag_ms", "common_rate_rps",
-		"archs", "values", "ratios", "comparisons", "missing", "baseline_ms", "other_ms", Schema} {
+		"archs", "values", "ratios", "comparisons", "missing", "baseline_ms", "other_ms", "mode", "calibration", Schema} {
 		if !bytes.Contains(readme, []byte("`"+field+"`")) {
 			t.Errorf("README.md does not document %s", field)
 		}

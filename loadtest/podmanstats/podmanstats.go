@@ -23,6 +23,7 @@ import (
 	"github.com/mitosis-dev/mitosis/loadtest"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
 // socket is where Podman's API listens: CONTAINER_HOST, else the root socket that
@@ -111,7 +112,8 @@ func (s *Sampler) list(ctx context.Context) ([]string, map[string]string, error)
 
 // Limits reads the CPU and memory limits Podman enforces on each running container of the
 // architecture (its cgroup's CFS quota and memory limit), so the report states what ran,
-// whatever `mitosis up` was asked for.
+// whatever `mitosis up` was asked for; under a shared budget, the architecture's group's
+// (platform/podmanrt reads them back from the cgroup files).
 func (s *Sampler) Limits(ctx context.Context) (loadtest.Limits, error) {
 	ids, names, err := s.list(ctx)
 	if err != nil {
@@ -141,6 +143,21 @@ func (s *Sampler) Limits(ctx context.Context) (loadtest.Limits, error) {
 	}
 	l.CPUs = float64(milli) / 1000
 	sort.Slice(l.PerService, func(i, j int) bool { return l.PerService[i].Name < l.PerService[j].Name })
+	// The budget's mode, as platform/podmanrt reports it; a shared budget's limits are its
+	// pods' cgroup parent's, not the containers' (which have none).
+	sts, err := Status(ctx, s.stack)
+	if err != nil {
+		return loadtest.Limits{}, err
+	}
+	for _, st := range sts {
+		if b := st.Budget; st.Arch == s.arch && b != nil {
+			l.Mode, l.Calibration = b.Mode, b.Calibration
+			if b.Mode == topology.Shared {
+				l = loadtest.LimitsOf(*b, "podman: "+b.Detail)
+			}
+			break
+		}
+	}
 	return l, nil
 }
 

@@ -2,7 +2,9 @@
 // it loads the images imagebuild made, creates one network with DNS per architecture, one pod
 // per service with its ports published on 127.0.0.1 only, and one container in it, read-only,
 // non-root, with every capability dropped, no new privileges and the topology's CPU and memory
-// limits; it starts them in dependency order and waits for each to be ready.
+// limits; it starts them in dependency order and waits for each to be ready. A shared budget
+// (topology.Shared) gives the containers no limit of their own: the architecture's pods get
+// one cgroup parent, made and limited to the architecture's total by platform/cgroup.
 //
 // Every object carries the stack's labels (stack.LabelStack, stack.LabelArch, ...), so Down
 // removes exactly what Up made; Up is idempotent (a pod whose spec hash label matches and
@@ -26,6 +28,7 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/mitosis-dev/mitosis/platform/cgroup"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 )
@@ -46,10 +49,12 @@ var ErrUnavailable = errors.New("podman API unavailable")
 
 // Runtime is the Podman runtime of one stack.
 type Runtime struct {
-	conn   context.Context // the bindings' connection lives in a context
-	stack  string
-	images map[string]imagebuild.Image
-	logger *slog.Logger
+	conn       context.Context // the bindings' connection lives in a context
+	socket     string
+	stack      string
+	images     map[string]imagebuild.Image
+	logger     *slog.Logger
+	cgroupRoot string
 }
 
 var _ stack.Runtime = (*Runtime)(nil)
@@ -60,6 +65,9 @@ type Options struct {
 	Stack  string                      // default stack.DefaultName
 	Images map[string]imagebuild.Image // by image name: what Up loads and runs
 	Logger *slog.Logger
+	// CgroupRoot is the cgroup filesystem of Podman's machine, where a shared budget's group
+	// is made (cgroup.DefaultRoot): this machine's, so a shared budget needs a local socket.
+	CgroupRoot string
 }
 
 // Connect reaches the Podman API; it fails fast (ErrUnavailable) when the socket does not
@@ -90,7 +98,10 @@ func Connect(ctx context.Context, opts Options) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, opts.Socket, err)
 	}
-	return &Runtime{conn: conn, stack: opts.Stack, images: opts.Images, logger: opts.Logger}, nil
+	if opts.CgroupRoot == "" {
+		opts.CgroupRoot = cgroup.DefaultRoot
+	}
+	return &Runtime{conn: conn, socket: opts.Socket, stack: opts.Stack, images: opts.Images, logger: opts.Logger, cgroupRoot: opts.CgroupRoot}, nil
 }
 
 // Name is "podman".

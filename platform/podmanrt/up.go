@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sort"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 	"github.com/containers/podman/v4/pkg/specgen"
 	spec "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/mitosis-dev/mitosis/platform/cgroup"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
@@ -31,6 +33,10 @@ import (
 // labelProbe records a pod's readiness probe, so that Status can check health without the
 // topology: "<kind> <container port> <path>".
 const labelProbe = "mitosis.probe"
+
+// labelBudget records the architecture's budget on each of its pods (stack.Budget as JSON,
+// without its enforcement, which Status checks).
+const labelBudget = "mitosis.budget"
 
 // specVersion changes when the way pods are made changes, so an `up` after an upgrade remakes
 // every pod.
@@ -66,6 +72,10 @@ type desired struct {
 	Volume    string
 	Hash      string
 	ProbeDesc string
+	// CgroupParent is the architecture's group under a shared budget (cgroup.Path), "" for
+	// Podman's default.
+	CgroupParent string
+	Budget       string // labelBudget's value
 }
 
 // serviceIP is the i-th service's address in the network: the subnet's .10 and up. A
@@ -104,7 +114,7 @@ func serviceMAC(ip net.IP) nettypes.HardwareAddr {
 	return nettypes.HardwareAddr{0x02, 0x6d, v4[0], v4[1], v4[2], v4[3]} // locally administered
 }
 
-func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptions, ip net.IP, link *collectorLink) (desired, error) {
+func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptions, ip net.IP, link *collectorLink, parent string) (desired, error) {
 	img, ok := r.images[s.Image]
 	if !ok {
 		return desired{}, fmt.Errorf("%s/%s: image %s was not built", a.Name, s.Name, s.Image)
@@ -118,6 +128,15 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptio
 		ImageID: pl.ID,
 		Network: r.NetworkName(a.Name),
 		IP:      ip,
+
+		CgroupParent: parent,
+	}
+	if a.Mode != "" {
+		b, err := json.Marshal(stack.BudgetOf(a))
+		if err != nil {
+			return d, err
+		}
+		d.Budget = string(b)
 	}
 	data := "/tmp/data"
 	if s.DataDir != "" {
@@ -210,6 +229,15 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 60 * time.Second
 	}
+	// Shared budgets' groups first: one that cannot be made stops up before it made anything.
+	parents := map[string]string{}
+	for _, a := range t.Archs {
+		p, err := r.cgroupParent(a)
+		if err != nil {
+			return err
+		}
+		parents[a.Name] = p
+	}
 	for _, im := range t.Images() {
 		img, ok := r.images[im.Name]
 		if !ok {
@@ -227,7 +255,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	// The collector first, so that the first spans of the others find it.
 	var link *collectorLink
 	if ca, ok := t.CollectorArch(); ok {
-		subnet, err := r.upArch(ctx, ca, opts, nil)
+		subnet, err := r.upArch(ctx, ca, opts, nil, "")
 		if err != nil {
 			return err
 		}
@@ -247,15 +275,16 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = r.upArch(ctx, a, opts, link)
+			_, errs[i] = r.upArch(ctx, a, opts, link, parents[a.Name])
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// upArch brings one architecture up and returns its network's subnet.
-func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, link *collectorLink) (*net.IPNet, error) {
+// upArch brings one architecture up, its pods under the cgroup parent given ("" for
+// Podman's default), and returns its network's subnet.
+func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, link *collectorLink, parent string) (*net.IPNet, error) {
 	c, cancel := r.with(ctx)
 	defer cancel()
 	levels, err := a.Levels()
@@ -269,7 +298,7 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 	}
 	want := map[string]desired{}
 	for i, s := range a.Services {
-		d, err := r.desire(a, s, opts, serviceIP(subnet, i), link)
+		d, err := r.desire(a, s, opts, serviceIP(subnet, i), link, parent)
 		if err != nil {
 			return nil, err
 		}
@@ -304,6 +333,14 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
 			return nil, err
+		}
+	}
+	if a.Mode != "" && a.Mode != topology.Shared {
+		// Its pods, remade out of the group of a former shared budget, leave that empty.
+		if fs, err := cgroup.Open(r.cgroupRoot); err == nil {
+			if _, err := fs.Remove(r.stack, a.Name, 10*time.Second); err != nil {
+				r.progress(opts, "warning: %s: the group of its former shared budget: %v", a.Name, err)
+			}
 		}
 	}
 	return subnet, nil
@@ -443,6 +480,9 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	labels := r.labels(d.Arch, d.Service.Name)
 	labels[stack.LabelSpec] = d.Hash
 	labels[labelProbe] = d.ProbeDesc
+	if d.Budget != "" {
+		labels[labelBudget] = d.Budget
+	}
 
 	ps := specgen.NewPodSpecGenerator()
 	ps.Name = d.Pod
@@ -459,6 +499,9 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 		ps.Networks[n] = nettypes.PerNetworkOptions{}
 	}
 	ps.PortMappings = d.Ports
+	// Under cgroupfs Podman makes the pod's group <parent>/<pod ID>, its conmon and
+	// containers' below it (libpod's platformMakePod): a limit on the parent holds them all.
+	ps.CgroupParent = d.CgroupParent
 	if _, err := pods.CreatePodFromSpec(c, &entities.PodSpec{PodSpecGen: *ps}); err != nil {
 		return fmt.Errorf("create pod %s: %w", d.Pod, err)
 	}
@@ -488,12 +531,14 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	return nil
 }
 
-// resources turns the topology's limits into the OCI spec's: CPU as a CFS quota per 100ms.
+// resources turns the topology's limits into the OCI spec's: CPU as a CFS quota per 100ms,
+// rounded (0.141 CPUs is 14099.99... µs in floating point, and a quota truncated to 14099
+// would not add up to the budget).
 func resources(s topology.Service) *spec.LinuxResources {
 	res := &spec.LinuxResources{}
 	if s.CPUs > 0 {
 		period := uint64(100_000)
-		quota := int64(s.CPUs * float64(period))
+		quota := int64(math.Round(s.CPUs * float64(period)))
 		res.CPU = &spec.LinuxCPU{Period: &period, Quota: &quota}
 	}
 	if s.MemoryMB > 0 {
@@ -637,6 +682,9 @@ func (r *Runtime) Down(ctx context.Context, archs []string) (stack.Removed, erro
 		}
 		removed.Volumes++
 	}
+	n, err := r.removeCgroups(archs)
+	removed.Cgroups += n
+	errs = append(errs, err)
 	return removed, errors.Join(errs...)
 }
 
@@ -691,6 +739,7 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 		}
 	}
 	out := make([]stack.Status, len(list))
+	budgets := map[string]*stack.Budget{}
 	var wg sync.WaitGroup
 	for i, p := range list {
 		st := stack.Status{
@@ -700,6 +749,10 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 			State:   strings.ToLower(p.Status),
 			Health:  stack.Unknown,
 		}
+		if _, ok := budgets[st.Arch]; !ok {
+			budgets[st.Arch] = r.budgetStatus(st.Arch, p.Labels[labelBudget], list)
+		}
+		st.Budget = budgets[st.Arch]
 		ct, ok := byName[containerName(p.Name)]
 		if !ok {
 			st.State, st.Detail = "broken", "no app container"

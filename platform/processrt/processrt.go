@@ -8,7 +8,12 @@
 // (9101 and up for the contexts, as DESIGN.md says) when it is free, else any free port. A
 // service's ports are kept across `up` calls while it runs.
 //
-// It isolates nothing: no limits, no read-only root. That is what containers are for.
+// It isolates nothing, with one exception: no per-process limits, no read-only root (that is
+// what containers are for). The exception is a shared budget (topology.Shared): where the
+// machine lets it make cgroups (root, a writable cgroup filesystem), every process of such an
+// architecture is moved, right after it starts, into one cgroup limited to the
+// architecture's total (platform/cgroup); where it does not, Up warns, and Status says the
+// budget is not enforced.
 package processrt
 
 import (
@@ -33,6 +38,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/cgroup"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
@@ -49,6 +55,9 @@ type Options struct {
 	// AnyPorts gives every port but the edges a free port, never the service's own number:
 	// for stacks that run side by side with others (tests), where two could pick 9101 at once.
 	AnyPorts bool
+	// CgroupRoot is the cgroup filesystem a shared budget's groups are made in; default
+	// cgroup.DefaultRoot.
+	CgroupRoot string
 }
 
 // Runtime is the process runtime of one stack.
@@ -65,6 +74,9 @@ func New(opts Options) *Runtime {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.CgroupRoot == "" {
+		opts.CgroupRoot = cgroup.DefaultRoot
 	}
 	return &Runtime{opts: opts}
 }
@@ -97,6 +109,10 @@ func (r *Runtime) recordPath(arch, svc string) string {
 func (r *Runtime) logPath(arch, svc string) string {
 	return filepath.Join(r.archDir(arch), svc+".log")
 }
+
+// budgetPath is where the architecture's budget is recorded (stack.Budget as JSON); not
+// .json, which would read as a process's record.
+func (r *Runtime) budgetPath(arch string) string { return filepath.Join(r.archDir(arch), "budget") }
 
 func readRecord(path string) (record, error) {
 	var rec record
@@ -239,6 +255,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		if err != nil {
 			return err
 		}
+		bud := r.budget(a, opts)
 		for _, level := range levels {
 			errs := make([]error, len(level))
 			var wg sync.WaitGroup
@@ -246,13 +263,16 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					errs[i] = r.upService(ctx, a, s, bins[s.Image], ports, export, opts)
+					errs[i] = r.upService(ctx, a, s, bins[s.Image], ports, export, bud, opts)
 				}()
 			}
 			wg.Wait()
 			if err := errors.Join(errs...); err != nil {
 				return err
 			}
+		}
+		if err := bud.finish(); err != nil {
+			return err
 		}
 		if a.Name == topology.Telemetry {
 			export = topology.ExportEnv(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[t.Collector.Name][topology.CollectorHTTPPort])), nil)
@@ -311,7 +331,7 @@ func free(port int) bool {
 // upService starts one service unless it runs as asked; export is the environment that
 // exports its telemetry to the collector (topology.ExportEnv: to nowhere before the
 // collector runs, and for the collector itself).
-func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, export map[string]string, opts stack.UpOptions) error {
+func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, export map[string]string, bud *budgetRun, opts stack.UpOptions) error {
 	start := time.Now()
 	dataDir := filepath.Join(r.archDir(a.Name), s.Name+"-data")
 	args, env, err := topology.Expand(s, topology.Resolver{
@@ -352,7 +372,10 @@ func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Ser
 		Args  []string
 		Env   map[string]string
 		Ports map[string]int
-	}{bin, args, env, portsRec})
+		// A process of a shared budget is moved into its group, and one that leaves a
+		// shared budget is restarted to leave it: the group is part of what it runs as.
+		Cgroup string `json:",omitempty"`
+	}{bin, args, env, portsRec, bud.cgroupPath()})
 	sum := sha256.Sum256(hb)
 	hash := hex.EncodeToString(sum[:12])
 
@@ -392,6 +415,7 @@ func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Ser
 		logf.Close()
 		exited = make(chan struct{})
 		go func() { _ = cmd.Wait(); close(exited) }()
+		bud.join(s.Name, cmd.Process.Pid)
 		rec = record{Arch: a.Name, Service: s.Name, PID: cmd.Process.Pid, Binary: bin, Ports: portsRec,
 			Hash: hash, Probe: s.Probe, Started: time.Now().UTC()}
 		if err := writeRecord(recPath, rec); err != nil {
@@ -412,6 +436,9 @@ func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Ser
 			return fmt.Errorf("process %d is gone; see %s", rec.PID, r.logPath(a.Name, s.Name))
 		}
 		return nil
+	}
+	if verb == "unchanged" {
+		bud.join(s.Name, rec.PID) // a no-op when it is in already
 	}
 	if err := stack.WaitReady(ctx, s.Probe, addr, opts.ReadyTimeout, isAlive); err != nil {
 		return fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
@@ -504,15 +531,19 @@ func (r *Runtime) Down(ctx context.Context, archs []string) (stack.Removed, erro
 	}
 	wg.Wait()
 	entries, _ := os.ReadDir(r.stackDir())
+	var dirs []string
 	for _, e := range entries {
 		if len(archs) == 0 || contains(archs, e.Name()) {
+			dirs = append(dirs, e.Name())
 			if err := os.RemoveAll(filepath.Join(r.stackDir(), e.Name())); err != nil {
 				return removed, err
 			}
 		}
 	}
 	_ = os.Remove(r.stackDir()) // only if empty
-	return removed, nil
+	n, err := r.removeCgroups(archs, dirs)
+	removed.Cgroups = n
+	return removed, err
 }
 
 func contains(list []string, s string) bool {
@@ -574,6 +605,13 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 	wg.Wait()
 	if elapsed := time.Since(sampleStart); elapsed < 200*time.Millisecond {
 		time.Sleep(200*time.Millisecond - elapsed) // CPU is a rate: it needs an interval
+	}
+	budgets := map[string]*stack.Budget{}
+	for i, rec := range recs {
+		if _, ok := budgets[rec.Arch]; !ok {
+			budgets[rec.Arch] = r.budgetStatus(rec.Arch, recs)
+		}
+		out[i].Budget = budgets[rec.Arch]
 	}
 	elapsed := time.Since(sampleStart).Seconds()
 	ticks := float64(clockTicks)

@@ -7,11 +7,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/cgroup"
 	"github.com/mitosis-dev/mitosis/platform/processrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
@@ -135,5 +138,154 @@ func TestMonolithAsProcesses(t *testing.T) {
 	}
 	if sts, _ := rt.Status(ctx); len(sts) != 0 {
 		t.Errorf("status after down: %+v", sts)
+	}
+}
+
+// TestSharedBudgetAsProcesses: the monolith placement twice, per service and under a shared
+// budget. The shared one's processes run in one cgroup whose files hold the architecture's
+// total, status says it is enforced, and down removes the group; the per-service one's are
+// in no group of mitosis', and status says its limits are not enforced.
+func TestSharedBudgetAsProcesses(t *testing.T) {
+	fs, err := cgroup.Open(cgroup.DefaultRoot)
+	if err != nil {
+		if os.Getenv("REQUIRE_CGROUPS") == "1" {
+			t.Fatalf("%v (REQUIRE_CGROUPS=1)", err)
+		}
+		t.Skipf("no cgroups to make here: %v (TestSharedBudgetNotEnforcedWarns covers that)", err)
+	}
+	edge, sharedEdge := stacktest.FreeAddr(t), stacktest.FreeAddr(t)
+	const arch = "monolith-shared"
+	topo, err := topology.Get("monolith,monolith@shared", topology.Options{MonolithEdge: edge,
+		Edges: map[string]string{arch: sharedEdge}, Collector: topology.NoCollector, Budget: topology.Budget{CPUs: 1.25, MemoryMB: 512}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := stacktest.StackName(t)
+	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: name, AnyPorts: true})
+	t.Cleanup(func() {
+		if _, err := rt.Down(context.Background(), nil); err != nil {
+			t.Errorf("cleanup down: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	opts := stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute, Progress: &progress}
+	if err := rt.Up(ctx, topo, opts); err != nil {
+		t.Fatalf("up: %v\n%s", err, progress.String())
+	}
+	if strings.Contains(progress.String(), "NOT ENFORCED") {
+		t.Errorf("up warned:\n%s", progress.String())
+	}
+	stacktest.Checkout(t, "http://"+sharedEdge, "test-token", "ada")
+
+	group := cgroup.Path(name, arch)
+	files := map[string]string{"cpu/cpu.cfs_quota_us": "125000", "cpu/cpu.cfs_period_us": "100000", "memory/memory.limit_in_bytes": strconv.Itoa(512 << 20)}
+	if fs.Version == 2 {
+		files = map[string]string{"cpu.max": "125000 100000", "memory.max": strconv.Itoa(512 << 20)}
+	}
+	for file, want := range files {
+		dir, base := filepath.Split(file)
+		b, err := os.ReadFile(filepath.Join(cgroup.DefaultRoot, dir, group, base))
+		if err != nil || strings.TrimSpace(string(b)) != want {
+			t.Errorf("%s of %s: %q, %v; want %q", file, group, b, err, want)
+		}
+	}
+	sts, err := rt.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sts) != 4 {
+		t.Fatalf("status: %d services, want 4", len(sts))
+	}
+	for _, s := range sts {
+		cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", s.PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := 0
+		for _, line := range strings.Split(strings.TrimSpace(string(cg)), "\n") {
+			f := strings.SplitN(line, ":", 3)
+			ctrls := strings.Split(f[1], ",")
+			limiting := slices.Contains(ctrls, "cpu") || slices.Contains(ctrls, "memory") || (fs.Version == 2 && f[1] == "")
+			if limiting && f[2] == group {
+				in++
+			}
+			if strings.HasPrefix(f[2], "/"+cgroup.Top+"/") && s.Arch != arch {
+				t.Errorf("%s/%s (per service) runs in %s", s.Arch, s.Service, line)
+			}
+		}
+		b := s.Budget
+		switch s.Arch {
+		case arch:
+			if want := map[int]int{1: 2, 2: 1}[fs.Version]; in != want {
+				t.Errorf("%s/%s (pid %d): /proc/%d/cgroup does not point at %s for cpu and memory:\n%s", s.Arch, s.Service, s.PID, s.PID, group, cg)
+			}
+			if b == nil || b.Mode != topology.Shared || !b.Enforced || b.CPUs != 1.25 || b.MemoryMB != 512 || b.Placement != topology.Monolith || len(b.PerService) != 0 {
+				t.Errorf("%s/%s: budget %+v, want shared, enforced, 1.25 CPUs and 512 MiB", s.Arch, s.Service, b)
+			}
+		default:
+			if b == nil || b.Mode != topology.PerService || b.Enforced || !strings.Contains(b.Detail, "no limits per process") || len(b.PerService) != 2 {
+				t.Errorf("%s/%s: budget %+v, want per-service, not enforced", s.Arch, s.Service, b)
+			}
+		}
+	}
+
+	removed, err := rt.Down(ctx, nil)
+	if err != nil || removed.Processes != 4 || removed.Cgroups != 1 {
+		t.Fatalf("down: %s, %v; want 4 processes and 1 cgroup", removed, err)
+	}
+	for dir := range files {
+		d := filepath.Join(cgroup.DefaultRoot, filepath.Dir(dir), group)
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s left after down: %v", d, err)
+		}
+	}
+}
+
+// TestSharedBudgetNotEnforcedWarns: where no cgroup can be made (here a root that is no
+// cgroup filesystem, though laid out like one), up runs the processes, warns that the shared
+// budget is not enforced and why, and status says so.
+func TestSharedBudgetNotEnforcedWarns(t *testing.T) {
+	fake := t.TempDir()
+	for _, d := range []string{"cpu", "memory"} {
+		if err := os.Mkdir(filepath.Join(fake, d), 0o555); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edge := stacktest.FreeAddr(t)
+	topo, err := topology.Get("monolith@shared", topology.Options{Edges: map[string]string{"monolith-shared": edge}, Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: stacktest.StackName(t), AnyPorts: true, CgroupRoot: fake})
+	t.Cleanup(func() {
+		if _, err := rt.Down(context.Background(), nil); err != nil {
+			t.Errorf("cleanup down: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "t", RequestKey: "k", ReadyTimeout: time.Minute, Progress: &progress}); err != nil {
+		t.Fatalf("up: %v\n%s", err, progress.String())
+	}
+	want := "warning: monolith-shared: its shared budget (1.5 CPUs, 640 MiB) is NOT ENFORCED: no cgroup could be made: cgroups not available: " + fake + " holds no cgroup v1 hierarchy"
+	if !strings.Contains(progress.String(), want) {
+		t.Errorf("up said:\n%s\nwant a line with %q", progress.String(), want)
+	}
+	sts, err := rt.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sts {
+		if s.State != "running" || s.Budget == nil || s.Budget.Mode != topology.Shared || s.Budget.Enforced ||
+			!strings.Contains(s.Budget.Detail, "cgroups not available") || !strings.Contains(s.Budget.String(), "NOT ENFORCED") {
+			t.Errorf("status %s: %+v, budget %+v", s.Service, s, s.Budget)
+		}
+		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", s.PID))
+		if strings.Contains(string(cg), "/"+cgroup.Top+"/") {
+			t.Errorf("%s runs in a group of mitosis':\n%s", s.Service, cg)
+		}
 	}
 }

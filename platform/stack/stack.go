@@ -56,11 +56,12 @@ type LogsOptions struct {
 // Removed counts what Down removed.
 type Removed struct {
 	Pods, Containers, Networks, Volumes, Processes int
+	Cgroups                                        int // architectures' groups of a shared budget
 }
 
 // Add sums two counts.
 func (r Removed) Add(o Removed) Removed {
-	return Removed{r.Pods + o.Pods, r.Containers + o.Containers, r.Networks + o.Networks, r.Volumes + o.Volumes, r.Processes + o.Processes}
+	return Removed{r.Pods + o.Pods, r.Containers + o.Containers, r.Networks + o.Networks, r.Volumes + o.Volumes, r.Processes + o.Processes, r.Cgroups + o.Cgroups}
 }
 
 func (r Removed) String() string {
@@ -78,6 +79,7 @@ func (r Removed) String() string {
 	add(r.Networks, "network", "networks")
 	add(r.Volumes, "volume", "volumes")
 	add(r.Processes, "process", "processes")
+	add(r.Cgroups, "cgroup", "cgroups")
 	if len(parts) == 0 {
 		return "nothing"
 	}
@@ -101,6 +103,64 @@ type Status struct {
 	// Ports is the host address of each of its published container ports, for what reaches
 	// a service on another port than its probe's (the CLI reaches NATS's clients port).
 	Ports map[int]string `json:"ports,omitempty"`
+
+	// Budget is its architecture's budget, the same on each of its services' lines; nil
+	// for the collector's, and for what a runtime made before budgets had modes.
+	Budget *Budget `json:"budget,omitempty"`
+}
+
+// Budget is an architecture's budget as its runtime applied it: the mode and the limits
+// (topology's), and whether they are enforced, which the runtime checks when asked.
+type Budget struct {
+	Placement   string                   `json:"placement"`       // the topology it runs (topology.Arch.Placement)
+	Split       string                   `json:"split,omitempty"` // its groups, as --split writes them
+	Mode        topology.Mode            `json:"mode"`
+	CPUs        float64                  `json:"cpus"`      // the architecture's total
+	MemoryMB    int                      `json:"memory_mb"` // likewise
+	PerService  []ServiceLimit           `json:"per_service,omitempty"`
+	Calibration *topology.CalibrationRef `json:"calibration,omitempty"` // a measured budget's source
+	Enforced    bool                     `json:"enforced"`
+	Detail      string                   `json:"detail,omitempty"` // how the limits are enforced, or why they are not
+}
+
+// ServiceLimit is one service's own limits; a shared budget gives none.
+type ServiceLimit struct {
+	Name     string  `json:"name"`
+	CPUs     float64 `json:"cpus"`
+	MemoryMB int     `json:"memory_mb"`
+}
+
+// BudgetOf is what the topology asks of an architecture's budget, before a runtime says
+// whether it is enforced.
+func BudgetOf(a topology.Arch) Budget {
+	b := Budget{Placement: a.Placement, Split: a.Split, Mode: a.Mode, CPUs: a.Budget.CPUs, MemoryMB: a.Budget.MemoryMB, Calibration: a.Calibration}
+	if a.Mode != topology.Shared {
+		for _, s := range a.Services {
+			b.PerService = append(b.PerService, ServiceLimit{Name: s.Name, CPUs: s.CPUs, MemoryMB: s.MemoryMB})
+		}
+	}
+	return b
+}
+
+// String is one line for people: "shared: 1.5 CPUs and 640 MiB for the whole architecture,
+// enforced (...)".
+func (b Budget) String() string {
+	what := "for the whole architecture"
+	if b.Mode != topology.Shared {
+		what = "shared out among its services"
+	}
+	if b.Calibration != nil {
+		what += fmt.Sprintf(" by the calibration of %s at %g req/s (%s, %s)", b.Calibration.Arch, b.Calibration.RateRPS,
+			b.Calibration.When.Format("2006-01-02 15:04"), b.Calibration.File)
+	}
+	enf := "NOT ENFORCED"
+	if b.Enforced {
+		enf = "enforced"
+	}
+	if b.Detail != "" {
+		enf += " (" + b.Detail + ")"
+	}
+	return fmt.Sprintf("%s: %g CPUs and %d MiB %s, %s", b.Mode, b.CPUs, b.MemoryMB, what, enf)
 }
 
 // Healthy health values.

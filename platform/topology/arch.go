@@ -50,15 +50,24 @@ func (g group) weightOf() bounded.Weight {
 // FromSplit is the architecture name placed as split writes it (bounded.ParseSplit), its
 // edge at edge.
 func FromSplit(name, edge, split string) (Arch, error) {
+	groups, err := splitGroups(split)
+	if err != nil {
+		return Arch{}, err
+	}
+	return newArch(name, edge, groups)
+}
+
+// splitGroups are the groups of a split as --split writes it.
+func splitGroups(split string) ([]group, error) {
 	s, err := bounded.ParseSplit(split)
 	if err != nil {
-		return Arch{}, fmt.Errorf("split %q: %w", split, err)
+		return nil, fmt.Errorf("split %q: %w", split, err)
 	}
 	groups := make([]group, len(s))
 	for i, g := range s {
 		groups[i] = group{Group: g, replicas: 1}
 	}
-	return newArch(name, edge, groups)
+	return groups, nil
 }
 
 // EdgePort is the container port of every edge; the host port is the architecture's Edge.

@@ -12,8 +12,8 @@ import (
 // out among an architecture's services by weights that follow where each one spends (see
 // share).
 type Budget struct {
-	CPUs     float64 // cores
-	MemoryMB int     // MiB
+	CPUs     float64 `json:"cpus"`      // cores
+	MemoryMB int     `json:"memory_mb"` // MiB
 }
 
 // The default budget of each architecture: on a 2-core machine, the load generator keeps
@@ -65,9 +65,8 @@ const (
 // its memory so the Go runtime collects before the kernel kills.
 func share(a *Arch, b Budget) error {
 	milli := int(math.Round(b.CPUs * 1000))
-	if milli < minMilliCPU*len(a.Services) || b.MemoryMB < minMemoryMB*len(a.Services) {
-		return fmt.Errorf("%s: a budget of %g CPUs and %d MiB is too small for %d services (at least %g CPUs and %d MiB)",
-			a.Name, b.CPUs, b.MemoryMB, len(a.Services), float64(minMilliCPU*len(a.Services))/1000, minMemoryMB*len(a.Services))
+	if err := fits(a, b); err != nil {
+		return err
 	}
 	natsMilli := max(minMilliCPU, int(math.Round(float64(milli)*natsCPUPart)))
 	natsMem := max(minMemoryMB, int(float64(b.MemoryMB)*natsMemoryPart))
@@ -94,9 +93,48 @@ func share(a *Arch, b Budget) error {
 		s := &a.Services[i]
 		s.CPUs = float64(parts[s.Name][0]) / 1000
 		s.MemoryMB = parts[s.Name][1]
-		s.Env["GOMEMLIMIT"] = strconv.Itoa(s.MemoryMB*3/4) + "MiB"
+		s.Env["GOMEMLIMIT"] = gomemlimit(s.MemoryMB)
 	}
 	return nil
+}
+
+// fits checks the budget covers the floors of every service.
+func fits(a *Arch, b Budget) error {
+	milli := int(math.Round(b.CPUs * 1000))
+	if milli < minMilliCPU*len(a.Services) || b.MemoryMB < minMemoryMB*len(a.Services) {
+		return fmt.Errorf("%s: a budget of %g CPUs and %d MiB is too small for %d services (at least %g CPUs and %d MiB)",
+			a.Name, b.CPUs, b.MemoryMB, len(a.Services), float64(minMilliCPU*len(a.Services))/1000, minMemoryMB*len(a.Services))
+	}
+	return nil
+}
+
+// gomemlimit is the Go runtime's soft memory limit of a service given memoryMB: 3/4 of it,
+// so that the garbage collector works harder before the kernel kills.
+func gomemlimit(memoryMB int) string { return strconv.Itoa(memoryMB*3/4) + "MiB" }
+
+// applyBudget gives an architecture its budget in its mode (Arch.Mode). Per service, each
+// service its share by weights (share); measured, by a calibration in dir (measure); shared,
+// no limit of its own to any service (the runtime puts them all under the architecture's
+// total), each keeping the GOMEMLIMIT of its per-service share, so that its garbage
+// collector works as it does per service and a comparison of the two modes differs only in
+// the limits.
+func applyBudget(a *Arch, b Budget, dir string) error {
+	a.Budget = b
+	switch a.Mode {
+	case PerService:
+		return share(a, b)
+	case Measured:
+		return measure(a, b, dir)
+	case Shared:
+		if err := share(a, b); err != nil {
+			return err
+		}
+		for i := range a.Services {
+			a.Services[i].CPUs, a.Services[i].MemoryMB = 0, 0
+		}
+		return nil
+	}
+	return fmt.Errorf("%s: unknown budget mode %q", a.Name, a.Mode)
 }
 
 // apportion splits total into whole units by fraction, none below floor, the parts adding up

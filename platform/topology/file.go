@@ -131,11 +131,12 @@ func (f File) groups() ([]group, error) {
 	return out, nil
 }
 
-// fromFile is the architecture of the topology file dir/name.yaml.
-func fromFile(dir, name string, edges func(arch, fromFile string) string) (Arch, error) {
+// fromFile reads the placement of the topology file dir/name.yaml: its groups, and the
+// edge it asks for.
+func fromFile(dir, name string) ([]group, string, error) {
 	dir, err := orFindDir(dir)
 	if err != nil {
-		return Arch{}, err
+		return nil, "", err
 	}
 	f, err := ReadFile(filepath.Join(dir, name+".yaml"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -146,12 +147,12 @@ func fromFile(dir, name string, edges func(arch, fromFile string) string) (Arch,
 			}
 		}
 		slices.Sort(known)
-		return Arch{}, fmt.Errorf("unknown topology %q: no %s.yaml in %s (there are: %s, and %s for monolith,services)",
+		return nil, "", fmt.Errorf("unknown topology %q: no %s.yaml in %s (there are: %s, and %s for monolith,services)",
 			name, name, dir, strings.Join(known, ", "), Both)
 	}
 	if err != nil {
-		return Arch{}, err
+		return nil, "", err
 	}
 	groups, _ := f.groups() // ReadFile checked them
-	return newArch(name, edges(name, f.Edge), groups)
+	return groups, f.Edge, nil
 }

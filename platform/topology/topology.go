@@ -23,7 +23,6 @@ package topology
 
 import (
 	"fmt"
-
 	"net"
 	"regexp"
 	"slices"
@@ -83,8 +82,8 @@ type Service struct {
 	Env       map[string]string // placeholders allowed
 	Probe     Probe
 	DependsOn []string // services that must be ready before this one starts
-	CPUs      float64  // CPU limit, in cores: its share of the architecture's budget
-	MemoryMB  int      // memory limit, in MiB: its share of the architecture's budget
+	CPUs      float64  // CPU limit, in cores: its share of the architecture's budget; 0 under a Shared budget (Arch.Budget limits them all)
+	MemoryMB  int      // memory limit, in MiB: likewise
 	DataDir   string   // if set, a volume is mounted here (state that survives a restart)
 
 	weight bounded.Weight // its share of the budget, before share sets CPUs and MemoryMB
@@ -92,10 +91,19 @@ type Service struct {
 
 // Arch is one architecture: a set of services with its own NATS, network and edge.
 type Arch struct {
-	Name     string // "monolith", "services", a topology file's name, or SplitName
+	Name     string // "monolith", "services", a topology file's name, SplitName, or <placement>-<mode>
 	Edge     string // where its public HTTP API answers
 	Split    string // its placement, as --split writes it; "" for the collector's
 	Services []Service
+
+	// Placement is the topology it runs: a topology file's name or SplitName; Name, unless
+	// it runs under a budget mode of its own (placement@mode, ParseArchs).
+	Placement string
+	// Mode is how its Budget is enforced; "" for the collector's, which has limits of its own.
+	Mode   Mode
+	Budget Budget // what it gets in total
+	// Calibration is where a Measured budget's shares come from; nil in the other modes.
+	Calibration *CalibrationRef
 }
 
 // Topology is what `up` runs: one or more architectures side by side, and the trace
@@ -127,14 +135,20 @@ type Options struct {
 	// NoCollector leaves it out.
 	Collector string
 	Budget    Budget // per architecture; zero fields take the defaults
+	// Mode is the budget mode of the architectures named without one (placement@mode names
+	// one); "" means PerService.
+	Mode Mode
+	// CalibrationDir holds the calibrations a Measured budget is sized by (Calibration).
+	CalibrationDir string
 }
 
 // NoCollector as Options.Collector runs the stack without a trace collector.
 const NoCollector = "none"
 
 // Get returns the topology of the architectures names lists, comma-separated: topology
-// files' names (monolith, services, hybrid...), or "both" for monolith and services. With
-// Options.Split, names may be "" (the split alone) or list others to run beside it.
+// files' names (monolith, services, hybrid...), or "both" for monolith and services, each
+// with an optional budget mode (services@shared: see ParseArchs). With Options.Split, names
+// may be "" (the split alone) or list others to run beside it.
 func Get(names string, opts Options) (Topology, error) {
 	if opts.MonolithEdge == "" {
 		opts.MonolithEdge = MonolithEdge
@@ -148,24 +162,39 @@ func Get(names string, opts Options) (Topology, error) {
 	if opts.Budget.MemoryMB == 0 {
 		opts.Budget.MemoryMB = DefaultMemoryMB
 	}
-	list := archNames(names, opts)
+	entries, err := ParseArchs(names, opts)
+	if err != nil {
+		return Topology{}, err
+	}
+	list := make([]string, len(entries))
+	for i, e := range entries {
+		list[i] = e.Name
+	}
 	t := Topology{Name: strings.Join(list, ","), Budget: opts.Budget}
 	if names == Both || (names == "" && opts.Split == "") {
 		t.Name = Both
 	}
-	edges := edgeAssigner(opts)
-	for _, name := range list {
-		var a Arch
-		var err error
-		if opts.Split != "" && name == splitName(opts) {
-			a, err = FromSplit(name, edges(name, ""), opts.Split)
+	// Each placement's groups, and the edge its file asks for.
+	groups := make([][]group, len(entries))
+	fileEdges := make([]string, len(entries))
+	for i, e := range entries {
+		if opts.Split != "" && e.Placement == splitName(opts) {
+			groups[i], err = splitGroups(opts.Split)
 		} else {
-			a, err = fromFile(opts.Dir, name, edges)
+			groups[i], fileEdges[i], err = fromFile(opts.Dir, e.Placement)
 		}
 		if err != nil {
 			return Topology{}, err
 		}
-		if err := share(&a, opts.Budget); err != nil {
+	}
+	edges := assignEdges(entries, fileEdges, opts)
+	for i, e := range entries {
+		a, err := newArch(e.Name, edges[i], groups[i])
+		if err != nil {
+			return Topology{}, err
+		}
+		a.Placement, a.Mode = e.Placement, e.Mode
+		if err := applyBudget(&a, opts.Budget, opts.CalibrationDir); err != nil {
 			return Topology{}, err
 		}
 		t.Archs = append(t.Archs, a)
@@ -190,32 +219,6 @@ func Get(names string, opts Options) (Topology, error) {
 	return t, nil
 }
 
-// archNames lists the architectures asked for, in order, once each.
-func archNames(names string, opts Options) []string {
-	split := opts.Split != ""
-	if names == Both || (names == "" && !split) {
-		return []string{Monolith, Services}
-	}
-	var out []string
-	for _, n := range strings.Split(names, ",") {
-		n = strings.TrimSpace(n)
-		switch {
-		case n == Both:
-			for _, b := range []string{Monolith, Services} {
-				if !slices.Contains(out, b) {
-					out = append(out, b)
-				}
-			}
-		case n != "" && !slices.Contains(out, n):
-			out = append(out, n)
-		}
-	}
-	if split && !slices.Contains(out, splitName(opts)) {
-		out = append(out, splitName(opts))
-	}
-	return out
-}
-
 func splitName(opts Options) string {
 	if opts.SplitName != "" {
 		return opts.SplitName
@@ -223,28 +226,39 @@ func splitName(opts Options) string {
 	return SplitName
 }
 
-// edgeAssigner returns where each architecture's edge is: the options', else its file's,
-// else the first of OtherEdges and up that no architecture asked before has.
-func edgeAssigner(opts Options) func(arch, fromFile string) string {
+// assignEdges says where each architecture's edge is: the options', else the well-known
+// ones of the monolith and the services, else its file's (for an architecture named after
+// its placement), else, once those are all handed out, the first of OtherEdges and up that
+// none has.
+func assignEdges(entries []Entry, fileEdges []string, opts Options) []string {
+	out := make([]string, len(entries))
 	used := map[string]bool{}
-	return func(arch, fromFile string) (edge string) {
-		defer func() { used[edge] = true }()
+	for i, e := range entries {
 		switch {
-		case opts.Edges[arch] != "":
-			return opts.Edges[arch]
-		case arch == Monolith:
-			return opts.MonolithEdge
-		case arch == Services:
-			return opts.ServicesEdge
-		case fromFile != "":
-			return fromFile
+		case opts.Edges[e.Name] != "":
+			out[i] = opts.Edges[e.Name]
+		case e.Name == Monolith:
+			out[i] = opts.MonolithEdge
+		case e.Name == Services:
+			out[i] = opts.ServicesEdge
+		case e.Name == e.Placement && fileEdges[i] != "":
+			// placement@mode runs beside the placement's own: the file's edge is that one's.
+			out[i] = fileEdges[i]
 		}
-		host, port, _ := net.SplitHostPort(OtherEdges)
-		p, _ := strconv.Atoi(port)
+		used[out[i]] = true
+	}
+	host, port, _ := net.SplitHostPort(OtherEdges)
+	p, _ := strconv.Atoi(port)
+	for i := range entries {
+		if out[i] != "" {
+			continue
+		}
 		for ; used[net.JoinHostPort(host, strconv.Itoa(p))]; p++ {
 		}
-		return net.JoinHostPort(host, strconv.Itoa(p))
+		out[i] = net.JoinHostPort(host, strconv.Itoa(p))
+		used[out[i]] = true
 	}
+	return out
 }
 
 // Collector ports: the query API (Jaeger /api/v3 and the dashboard), OTLP/gRPC, OTLP/HTTP.

@@ -7,6 +7,7 @@
 //	loadtest -preset compare    # under 15 minutes: the full comparison (make compare)
 //	loadtest -edges services,hybrid,monolith=http://127.0.0.1:8080
 //	loadtest edges [-need monolith,services]
+//	loadtest calibrate -edges services -rate 100 -duration 20s
 //	loadtest saturate -url http://127.0.0.1:8080/v1/products -c 32 -d 10s
 //	loadtest render loadtest/out/<timestamp>/report.json
 //
@@ -22,6 +23,11 @@
 //
 // edges prints the edges the run would drive and fails when one named by -need is not up and
 // ready: make's loadtest-stack asks it before bringing anything up.
+//
+// calibrate runs one step of the mix at -rate for -duration against one architecture that is
+// up (-edges NAME) and writes what each of its services used to
+// <state>/calibration/<placement>.json, which `mitosis up --budget measured` sizes each
+// service's limits by.
 //
 // saturate is a closed-model saturation of one URL (a fixed number of connections, each
 // sending its next request when the last answered, as wrk does), for cross-checking the
@@ -54,8 +60,10 @@ import (
 
 	"github.com/mitosis-dev/mitosis/loadtest"
 	"github.com/mitosis-dev/mitosis/loadtest/podmanstats"
+	"github.com/mitosis-dev/mitosis/platform/processrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/shop/apitest"
 )
 
 // version is stamped by the build from git (-X main.version=...: the Makefile).
@@ -72,6 +80,8 @@ func main() {
 		err = render(os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "edges":
 		err = edgesCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "calibrate":
+		err = calibrate(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
@@ -179,15 +189,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	mix := loadtest.DefaultMix()
-	if *mixFlag != "" {
-		w, err := parseFloats(*mixFlag)
-		if err != nil || len(w) != 5 {
-			return fmt.Errorf("-mix %q: want five weights", *mixFlag)
-		}
-		mix.List, mix.Search, mix.Product, mix.CartAdd, mix.Checkout = w[0], w[1], w[2], w[3], w[4]
+	mix, err := parseMix(*mixFlag, *declined)
+	if err != nil {
+		return err
 	}
-	mix.Declined = *declined
 	rs, err := parseFloats(*rates)
 	if err != nil {
 		return fmt.Errorf("-rates: %w", err)
@@ -227,24 +232,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := loopbackOnly(t.URL); err != nil {
 			return fmt.Errorf("%s: %w", t.Arch, err)
 		}
-		shop := loadtest.Shop{BaseURL: t.URL, AdminToken: token}
-		if err := shop.WaitReady(ctx, 10*time.Second); err != nil {
-			return fmt.Errorf("%s is not up: %w (bring it up: make up ARCH=%s, or mitosis up -t %s)", t.Arch, err, t.Arch, t.Arch)
-		}
-		products, err := shop.Catalog(ctx)
+		shop, products, ids, level, n, err := readyShop(ctx, t, token, plan, say)
 		if err != nil {
-			return fmt.Errorf("%s: %w", t.Arch, err)
+			return err
 		}
-		ids := make([]string, len(products))
-		for i, p := range products {
-			ids[i] = p.ID
-		}
-		level := loadtest.StockLevel(plan, len(ids))
-		n, err := shop.Replenish(ctx, ids, level)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.Arch, err)
-		}
-		say("%s: %s ready, %d products, stock topped up to %d each (%d units added)", t.Arch, shop.BaseURL, len(ids), level, n)
 		sc, err := loadtest.NewScenario(loadtest.ScenarioConfig{
 			BaseURL: shop.BaseURL, Mix: mix, Users: *users, Products: ids, Terms: loadtest.SearchTerms(products),
 			// The architecture's position, not its name: two edges may be one shop.
@@ -300,6 +291,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// readyShop waits for an architecture's edge, reads its catalog and tops its stock up for
+// the plan: its products and their IDs, the stock level and the units added.
+func readyShop(ctx context.Context, t loadtest.Edge, token string, plan loadtest.Plan, say func(string, ...any)) (loadtest.Shop, []apitest.Product, []string, int64, int64, error) {
+	shop := loadtest.Shop{BaseURL: t.URL, AdminToken: token}
+	if err := shop.WaitReady(ctx, 10*time.Second); err != nil {
+		return shop, nil, nil, 0, 0, fmt.Errorf("%s is not up: %w (bring it up: make up ARCH=%s, or mitosis up -t %s)", t.Arch, err, t.Arch, t.Arch)
+	}
+	products, err := shop.Catalog(ctx)
+	if err != nil {
+		return shop, nil, nil, 0, 0, fmt.Errorf("%s: %w", t.Arch, err)
+	}
+	ids := make([]string, len(products))
+	for i, p := range products {
+		ids[i] = p.ID
+	}
+	level := loadtest.StockLevel(plan, len(ids))
+	n, err := shop.Replenish(ctx, ids, level)
+	if err != nil {
+		return shop, nil, nil, 0, 0, fmt.Errorf("%s: %w", t.Arch, err)
+	}
+	say("%s: %s ready, %d products, stock topped up to %d each (%d units added)", t.Arch, shop.BaseURL, len(ids), level, n)
+	return shop, products, ids, level, n, nil
+}
+
 func printSummary(w io.Writer, r *loadtest.Report, dir string) {
 	fmt.Fprintln(w)
 	for _, s := range r.Summary {
@@ -338,7 +353,7 @@ func discover(ctx context.Context, mode, state, stackName, topologies, arch, bas
 		if err == nil && len(procs) > 0 {
 			a.Sampler = &loadtest.ProcSampler{Procs: procs, Source: fmt.Sprintf("/proc of the %d processes mitosis' process runtime started (stack %s)", len(procs), stackName)}
 			info.Runtime = "process"
-			info.Limits = topologyLimits(topologies, arch, false)
+			info.Limits = processLimits(ctx, state, stackName, topologies, arch)
 			setProcs(info, procs)
 		} else if mode == "process" {
 			notes = append(notes, fmt.Sprintf("no live process-runtime records under %s", filepath.Join(state, "run", stackName, arch)))
@@ -395,10 +410,25 @@ func setProcs(info *loadtest.ArchInfo, procs []loadtest.Proc) {
 	}
 }
 
+// processLimits are the limits of an architecture the process runtime runs, as it reports
+// them (its budget: the mode, and whether a shared one is enforced, checked now); for one it
+// started before budgets had modes, the topology's defaults.
+func processLimits(ctx context.Context, state, stackName, topologies, arch string) loadtest.Limits {
+	sts, err := processrt.New(processrt.Options{State: filepath.Join(state, "run"), Stack: stackName}).Status(ctx)
+	if err == nil {
+		for _, s := range sts {
+			if s.Arch == arch && s.Budget != nil {
+				return loadtest.LimitsOf(*s.Budget, "mitosis' process runtime: "+s.Budget.Detail)
+			}
+		}
+	}
+	return topologyLimits(topologies, arch, false)
+}
+
 // topologyLimits are the limits `mitosis up` gives an architecture by default
-// (platform/topology): its topology file's in dir, at the default budget.
+// (platform/topology): its topology file's in dir, at the default budget, per service.
 func topologyLimits(dir, arch string, enforced bool) loadtest.Limits {
-	l := loadtest.Limits{Enforced: enforced, Source: "platform/topology"}
+	l := loadtest.Limits{Enforced: enforced, Source: "platform/topology", Mode: topology.PerService}
 	t, err := topology.Get(arch, topology.Options{Dir: dir, Collector: topology.NoCollector})
 	if err != nil {
 		l.Source = "unknown: " + err.Error()
@@ -436,6 +466,20 @@ func loopbackOnly(raw string) error {
 		return fmt.Errorf("%q is not a loopback address: the load test only targets this machine", raw)
 	}
 	return nil
+}
+
+// parseMix reads -mix (five weights; "" for the default) and -declined.
+func parseMix(weights string, declined float64) (loadtest.Mix, error) {
+	mix := loadtest.DefaultMix()
+	if weights != "" {
+		w, err := parseFloats(weights)
+		if err != nil || len(w) != 5 {
+			return mix, fmt.Errorf("-mix %q: want five weights", weights)
+		}
+		mix.List, mix.Search, mix.Product, mix.CartAdd, mix.Checkout = w[0], w[1], w[2], w[3], w[4]
+	}
+	mix.Declined = declined
+	return mix, nil
 }
 
 func parseFloats(s string) ([]float64, error) {

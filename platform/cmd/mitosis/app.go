@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,12 +40,14 @@ type app struct {
 	topoSet            bool   // -t given (flag or MITOSIS_TOPOLOGY): with --split, also run those
 	split              string // --split: a placement of its own, beside or instead of -t's
 	splitEdge          string
+	edges              string // --edges: name=address of any architectures' edges
 	runtime            string
 	platforms          []string
 	monolithEdge       string
 	servicesEdge       string
 	collectorEdge      string
 	budget             topology.Budget
+	mode               string  // --budget: the budget mode of the architectures -t names without @mode
 	envErrs            []error // variables that do not parse, reported before any command runs
 	socket             string
 }
@@ -112,6 +116,7 @@ ready; 4 status, logs or events found nothing up.`,
 	pf.StringVarP(&a.topo, "topology", "t", envOr("MITOSIS_TOPOLOGY", topology.Both), "topologies, comma-separated: names of topologies/ files (monolith, services, hybrid...), or both for monolith,services [MITOSIS_TOPOLOGY]")
 	pf.StringVar(&a.split, "split", os.Getenv("MITOSIS_SPLIT"), "a placement of its own, named split: groups separated by commas, contexts by '+', the edge alone unless a group names it (catalog+inventory,cart+orders+payments,shipping+notify); without -t, it runs alone [MITOSIS_SPLIT]")
 	pf.StringVar(&a.splitEdge, "edge", os.Getenv("MITOSIS_EDGE"), "host address of the split's HTTP API (default: the first free of 127.0.0.1:8082 and up among the topologies) [MITOSIS_EDGE]")
+	pf.StringVar(&a.edges, "edges", os.Getenv("MITOSIS_EDGES"), "host addresses of any architectures' edges, name=address comma-separated (services-shared=127.0.0.1:9082); default: the monolith's and the services' own, a topology file's, else the first free of 127.0.0.1:8082 and up [MITOSIS_EDGES]")
 	pf.StringVar(&a.runtime, "runtime", envOr("MITOSIS_RUNTIME", "auto"), "runtime: auto (podman when its API answers, else process), podman or process [MITOSIS_RUNTIME]")
 	pf.StringVar(&a.socket, "socket", podmanrt.Socket(), "Podman API address [CONTAINER_HOST]")
 	pf.StringVar(&a.monolithEdge, "monolith-edge", envOr("MITOSIS_MONOLITH_EDGE", topology.MonolithEdge), "host address of the monolith's HTTP API [MITOSIS_MONOLITH_EDGE]")
@@ -119,6 +124,7 @@ ready; 4 status, logs or events found nothing up.`,
 	pf.StringVar(&a.collectorEdge, "collector-edge", envOr("MITOSIS_COLLECTOR_EDGE", topology.DefaultCollectorEdge), "host address of the trace collector's query API, OTLP on 4317/4318 of the same host; \"none\": no collector [MITOSIS_COLLECTOR_EDGE]")
 	pf.Float64Var(&a.budget.CPUs, "cpus", a.envFloat("MITOSIS_CPUS", topology.DefaultCPUs), "CPU limit of each architecture in total, in cores, shared out among its services [MITOSIS_CPUS]")
 	pf.IntVar(&a.budget.MemoryMB, "memory", int(a.envFloat("MITOSIS_MEMORY_MB", topology.DefaultMemoryMB)), "memory limit of each architecture in total, in MiB [MITOSIS_MEMORY_MB]")
+	pf.StringVar(&a.mode, "budget", envOr("MITOSIS_BUDGET", string(topology.PerService)), "how each architecture's budget is enforced, for those -t names without @mode (services@shared): per-service (each service its share by weights), shared (one limit for all its processes together), measured (each service its share of what it used in `loadtest calibrate`) [MITOSIS_BUDGET]")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every step")
 	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd(),
 		kube.Command(), manifests.Command(), a.eventsCmd())
@@ -137,6 +143,9 @@ func (a *app) resolve() error {
 	case "auto", "podman", "process":
 	default:
 		return usageError{fmt.Errorf("--runtime %q: want auto, podman or process", a.runtime)}
+	}
+	if _, err := topology.ParseMode(a.mode); err != nil {
+		return usageError{fmt.Errorf("--budget: %w", err)}
 	}
 	if a.root == "" {
 		wd, err := os.Getwd()
@@ -181,9 +190,21 @@ func (a *app) topology() (topology.Topology, error) {
 	if a.budget.CPUs <= 0 || a.budget.MemoryMB <= 0 {
 		return topology.Topology{}, usageError{fmt.Errorf("--cpus %g and --memory %d: both must be positive", a.budget.CPUs, a.budget.MemoryMB)}
 	}
+	edges := map[string]string{topology.SplitName: a.splitEdge}
+	for _, e := range strings.Split(a.edges, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(e, "=")
+		if _, _, err := net.SplitHostPort(addr); !ok || name == "" || err != nil {
+			return topology.Topology{}, usageError{fmt.Errorf("--edges %q: want name=host:port, comma-separated", e)}
+		}
+		edges[name] = addr
+	}
 	t, err := topology.Get(a.topologies(), topology.Options{Dir: filepath.Join(a.root, "topologies"),
 		MonolithEdge: a.monolithEdge, ServicesEdge: a.servicesEdge, Split: a.split,
-		Edges: map[string]string{topology.SplitName: a.splitEdge}, Collector: a.collectorEdge, Budget: a.budget})
+		Edges: edges, Collector: a.collectorEdge, Budget: a.budget,
+		Mode: topology.Mode(a.mode), CalibrationDir: a.calibrationDir()})
 	if err != nil {
 		return t, usageError{err}
 	}
@@ -210,6 +231,10 @@ func (a *app) topology() (topology.Topology, error) {
 	t.Archs = keep
 	return t, nil
 }
+
+// calibrationDir holds the calibrations a measured budget is sized by (`loadtest calibrate`
+// writes them there).
+func (a *app) calibrationDir() string { return filepath.Join(a.state, "calibration") }
 
 // build builds (or finds cached) the images of t, restricted to names when given.
 // hostOnly builds only the host's platform unless platforms were asked for: what `up` needs.
@@ -396,6 +421,14 @@ processes, one process per service on 127.0.0.1. Services start in dependency or
 up waits for each to be ready (HTTP /readyz, gRPC health). Running it again is safe: what
 runs as asked is left alone, what is missing, stopped or changed is remade.
 
+Each architecture gets the same budget (--cpus, --memory), enforced as --budget says:
+per-service (each pod its share by the groups' weights), shared (the architecture's pods,
+or processes, in one cgroup limited to the total; as processes, where the machine allows
+it, else with a warning) or measured (each pod its share of what it used in the
+calibration <state>/calibration/<placement>.json that loadtest calibrate writes).
+-t monolith,services,services@shared,services@measured runs one placement under several
+modes side by side (services-shared, services-measured, on the next free edges).
+
 The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when missing).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -450,7 +483,7 @@ The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when mi
 				return err
 			}
 			for _, arch := range t.Archs {
-				a.say("%s: http://%s", arch.Name, arch.Edge)
+				a.say("%s: http://%s (budget %s)", arch.Name, arch.Edge, arch.Mode)
 			}
 			a.say("up (%s runtime, stack %s) in %s; admin token: SHOP_ADMIN_TOKEN or %s",
 				rt.Name(), a.stack, time.Since(start).Round(time.Millisecond), filepath.Join(a.state, "admin-token"))
@@ -484,24 +517,19 @@ func (a *app) topologies() string {
 
 // archsOf lists the architectures -t and --split name, for down: none for both alone, which
 // means everything of the stack, the collector included. A name needs no topology file here:
-// down removes what carries its label.
+// down removes what carries its label (services@shared: services-shared).
 func (a *app) archsOf() ([]string, error) {
 	names := a.topologies()
 	if names == topology.Both && a.split == "" {
 		return nil, nil
 	}
-	var out []string
-	for _, n := range strings.Split(names, ",") {
-		switch n = strings.TrimSpace(n); n {
-		case "":
-		case topology.Both:
-			out = append(out, topology.Monolith, topology.Services)
-		default:
-			out = append(out, n)
-		}
+	entries, err := topology.ParseArchs(names, topology.Options{Split: a.split, Mode: topology.Mode(a.mode)})
+	if err != nil {
+		return nil, usageError{err}
 	}
-	if a.split != "" {
-		out = append(out, topology.SplitName)
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.Name
 	}
 	return out, nil
 }
@@ -569,7 +597,9 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Show each service's state, readiness, CPU and memory",
 		Long: `status lists every service of the stack with its state (running, exited, ...), its
 readiness (its probe, run now through its published port), its CPU (percent of one core),
-its memory, and on each NATS line the dead letters waiting there (see mitosis events).
+its memory, and on each NATS line the dead letters waiting there (see mitosis events);
+then, per architecture, its budget: the mode, the limits, and whether the runtime enforces
+them, checked now (a shared budget's cgroup holds the total and every process).
 Exit code 0 when every service runs and is ready, 3 when one is not,
 4 when nothing is up.`,
 		Args: cobra.NoArgs,
@@ -642,6 +672,12 @@ Exit code 0 when every service runs and is ready, 3 when one is not,
 				sort.Strings(keys)
 				for _, k := range keys {
 					a.say("memory %s: %.1fMiB", k, float64(memTotal[k])/(1<<20))
+				}
+				for _, k := range keys {
+					rt, arch, _ := strings.Cut(k, " ")
+					if i := slices.IndexFunc(rows, func(r row) bool { return r.Runtime == rt && r.Arch == arch && r.Budget != nil }); i >= 0 {
+						a.say("budget %s: %s", k, rows[i].Budget)
+					}
 				}
 				for _, r := range rows {
 					a.sayDeadLetters(r.Runtime, r.Arch, r.DeadLetters)

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/mitosis-dev/mitosis/platform/cgroup"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 )
@@ -61,18 +62,65 @@ func TestBadUsageExits2(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d (%s)", args, code, exitUsage, errOut)
 		}
 	}
+	// Budget modes: each mistake exits 2 and says what to do.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"up", "--budget", "elastic"}, `--budget: unknown budget mode "elastic": want per-service, shared, measured`},
+		{[]string{"up", "-t", "services@bogus"}, `unknown budget mode "bogus"`},
+		{[]string{"down", "-t", "monolith@shared,monolith@shared"}, "monolith-shared is asked for twice"},
+		{[]string{"up", "-t", "services@measured"}, "no calibration of services"},
+		{[]string{"build", "-t", "monolith", "--budget", "measured"}, "loadtest calibrate -edges monolith"},
+		{[]string{"up", "-t", "monolith@shared", "--edges", "monolith-shared"}, `--edges "monolith-shared": want name=host:port`},
+	} {
+		args := append(tc.args, "--root", root, "--state", t.TempDir(), "--runtime", "process", "--stack", stacktest.StackName(t))
+		if code, _, errOut := runCLI(t, args...); code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, want %d saying %q:\n%s", tc.args, code, exitUsage, tc.want, errOut)
+		}
+	}
 }
 
-func TestNothingUpExits4(t *testing.T) {
+// TestSharedBudgetThroughTheCLI: the monolith placement as processes, per service and under
+// a shared budget on an edge of its own (--edges); status says each one's mode and whether
+// the machine let it be enforced; down -t monolith@shared removes that one and its group.
+func TestSharedBudgetThroughTheCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds images and runs the monolith")
+	}
+	_, cgErr := cgroup.Open(cgroup.DefaultRoot)
 	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", t.TempDir(), "--stack", stacktest.StackName(t)}
-	if code, out, _ := runCLI(t, append([]string{"status"}, common...)...); code != exitNothing || !strings.Contains(out, "nothing is up") {
-		t.Errorf("status: exit %d\n%s", code, out)
+	t.Cleanup(func() { runCLI(t, append([]string{"down"}, common...)...) })
+	up := append([]string{"up", "-t", "monolith,monolith@shared", "--monolith-edge", stacktest.FreeAddr(t),
+		"--edges", "monolith-shared=" + stacktest.FreeAddr(t), "--collector-edge", "none", "--cpus", "1.25", "--memory", "512"}, common...)
+	if code, out, errOut := runCLI(t, up...); code != exitOK {
+		t.Fatalf("up: exit %d\n%s\n%s", code, out, errOut)
+	} else if !strings.Contains(out, "monolith-shared: http://") || !strings.Contains(out, "(budget shared)") || !strings.Contains(out, "(budget per-service)") {
+		t.Errorf("up said:\n%s", out)
 	}
-	if code, _, _ := runCLI(t, append([]string{"logs"}, common...)...); code != exitNothing {
-		t.Errorf("logs: exit %d", code)
+	code, out, errOut := runCLI(t, append([]string{"status"}, common...)...)
+	want := []string{
+		"budget process monolith-shared: shared: 1.25 CPUs and 512 MiB for the whole architecture, enforced (cgroup v",
+		"budget process monolith: per-service: 1.25 CPUs and 512 MiB shared out among its services, NOT ENFORCED (the process runtime sets no limits per process",
 	}
-	if code, out, _ := runCLI(t, append([]string{"down"}, common...)...); code != exitOK {
-		t.Errorf("down with nothing up: exit %d\n%s", code, out)
+	if cgErr != nil {
+		want[0] = "budget process monolith-shared: shared: 1.25 CPUs and 512 MiB for the whole architecture, NOT ENFORCED (no cgroup could be made: "
+	}
+	for _, w := range want {
+		if code != exitOK || !strings.Contains(out, w) {
+			t.Errorf("status: exit %d, want a line with %q\n%s\n%s", code, w, out, errOut)
+		}
+	}
+	code, out, errOut = runCLI(t, append([]string{"down", "-t", "monolith@shared"}, common...)...)
+	wantDown := "removed 2 processes, 1 cgroup"
+	if cgErr != nil {
+		wantDown = "removed 2 processes\n"
+	}
+	if code != exitOK || !strings.Contains(out, wantDown) {
+		t.Errorf("down -t monolith@shared: exit %d, want %q\n%s\n%s", code, wantDown, out, errOut)
+	}
+	if code, out, _ := runCLI(t, append([]string{"status"}, common...)...); code != exitOK || strings.Contains(out, "monolith-shared") {
+		t.Errorf("status after down -t monolith@shared: exit %d\n%s", code, out)
 	}
 }
 

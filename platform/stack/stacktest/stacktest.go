@@ -41,12 +41,17 @@ func FreeAddr(t *testing.T) string {
 }
 
 // StackName returns a stack name of the form mitosis-test-<random>, so that a test's objects
-// never collide with the real stack's or another test's.
-func StackName(t *testing.T) string {
+// never collide with the real stack's or another test's. MITOSIS_TEST_STACK_PREFIX replaces
+// mitosis-test- (people sharing one Podman tell their tests' objects apart by it).
+func StackName(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	return "mitosis-test-" + hex.EncodeToString(b)
+	prefix := os.Getenv("MITOSIS_TEST_STACK_PREFIX")
+	if prefix == "" {
+		prefix = "mitosis-test-"
+	}
+	return prefix + hex.EncodeToString(b)
 }
 
 // Get returns the status code of GET url.

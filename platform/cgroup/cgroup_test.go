@@ -1,0 +1,248 @@
+package cgroup_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/cgroup"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// The test binary runs as a helper process when asked: blocked on a pipe, or spinning.
+func TestMain(m *testing.M) {
+	switch os.Getenv("CGROUP_TEST_HELPER") {
+	case "wait":
+		_, _ = os.Stdin.Read(make([]byte, 1))
+		os.Exit(0)
+	case "spin":
+		for {
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// helper starts the test binary as a helper process ("wait" or "spin"); the test kills it at
+// the end.
+func helper(t *testing.T, mode string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "CGROUP_TEST_HELPER="+mode, "GOMAXPROCS=1")
+	if _, err := cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
+}
+
+// realFS is the machine's cgroup filesystem, or a skip saying why mitosis cannot make groups
+// in it here (not root, a read-only mount), unless REQUIRE_CGROUPS=1.
+func realFS(t *testing.T) *cgroup.FS {
+	t.Helper()
+	fs, err := cgroup.Open(cgroup.DefaultRoot)
+	if err != nil {
+		if os.Getenv("REQUIRE_CGROUPS") == "1" {
+			t.Fatalf("%v (REQUIRE_CGROUPS=1)", err)
+		}
+		t.Skipf("no cgroups to make here: %v", err)
+	}
+	return fs
+}
+
+// A folder is not a cgroup filesystem, however it is laid out: Open says so rather than
+// let a runtime write limits nothing enforces.
+func TestOpenRefusesWhatIsNoCgroupFilesystem(t *testing.T) {
+	fake := t.TempDir()
+	for file, value := range map[string]string{"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000", "memory/memory.limit_in_bytes": "9223372036854771712"} {
+		p := filepath.Join(fake, file)
+		if err := os.MkdirAll(filepath.Dir(p), 0o555); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(value), 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One v1 hierarchy is not the folder of them (on a v2 machine there is no such folder).
+	oneHierarchy := "no such file or directory"
+	if _, err := os.Stat(filepath.Join(cgroup.DefaultRoot, "cpu", "cpu.cfs_quota_us")); err == nil {
+		oneHierarchy = "is one cgroup v1 hierarchy, not the folder of them"
+	}
+	for root, want := range map[string]string{
+		fake:                                     "holds no cgroup v1 hierarchy of the cpu controller, nor is it a cgroup v2 mount",
+		filepath.Join(fake, "nonexistent"):       "no such file or directory",
+		filepath.Join(cgroup.DefaultRoot, "cpu"): oneHierarchy,
+	} {
+		_, err := cgroup.Open(root)
+		if !errors.Is(err, cgroup.ErrNotAvailable) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%s): %v, want ErrNotAvailable saying %q", root, err, want)
+		}
+	}
+	// A hybrid machine (this one) mounts a cgroup v2 hierarchy beside the v1 ones, with no
+	// controller in it: a group there would limit nothing.
+	unified := filepath.Join(cgroup.DefaultRoot, "unified")
+	if b, err := os.ReadFile(filepath.Join(unified, "cgroup.controllers")); err == nil && strings.TrimSpace(string(b)) == "" {
+		if _, err := cgroup.Open(unified); !errors.Is(err, cgroup.ErrNotAvailable) || !strings.Contains(err.Error(), "cgroup v2 without the cpu controller") {
+			t.Errorf("Open(%s), a v2 mount without controllers: %v", unified, err)
+		}
+	}
+}
+
+// A group made on this machine holds the limits asked for in its files, takes a process in
+// every hierarchy that limits it, and goes only once empty, with its stack's folder.
+func TestMakeAddRemove(t *testing.T) {
+	fs := realFS(t)
+	stackName := stacktest.StackName(t)
+	t.Cleanup(func() { _, _ = fs.Remove(stackName, "arch", 5*time.Second) })
+	g, err := fs.Make(stackName, "arch", cgroup.Limits{CPUs: 1.5, MemoryMB: 640})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Path != "/mitosis/"+stackName+"/arch" {
+		t.Errorf("path %s", g.Path)
+	}
+	// The kernel's own files say 150 ms every 100 ms and 640 MiB.
+	files := map[string]string{"cpu.cfs_quota_us": "150000", "cpu.cfs_period_us": "100000", "memory.limit_in_bytes": strconv.Itoa(640 << 20)}
+	if fs.Version == 2 {
+		files = map[string]string{"cpu.max": "150000 100000", "memory.max": strconv.Itoa(640 << 20)}
+	}
+	for file, want := range files {
+		found := false
+		for _, d := range g.Dirs() {
+			if b, err := os.ReadFile(filepath.Join(d, file)); err == nil {
+				found = true
+				if strings.TrimSpace(string(b)) != want {
+					t.Errorf("%s/%s = %q, want %q", d, file, strings.TrimSpace(string(b)), want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s in %v", file, g.Dirs())
+		}
+	}
+	if l, err := g.Limits(); err != nil || l != (cgroup.Limits{CPUs: 1.5, MemoryMB: 640}) {
+		t.Errorf("limits read back: %+v, %v", l, err)
+	}
+
+	p := helper(t, "wait")
+	if in, err := g.Contains(p.Process.Pid); err != nil || in {
+		t.Fatalf("a new process is in the group already: %v, %v", in, err)
+	}
+	if err := g.Add(p.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := g.Contains(p.Process.Pid); err != nil || !in {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.Process.Pid))
+		t.Fatalf("after Add, not in the group (%v):\n%s", err, b)
+	}
+	// (v1 leaves the memory a process had with its old group: only what it takes from now on
+	// counts here.)
+	if u, err := g.Usage(); err != nil || u.CPUSeconds < 0 {
+		t.Errorf("usage %+v, %v", u, err)
+	}
+	if archs, err := fs.Archs(stackName); err != nil || strings.Join(archs, ",") != "arch" {
+		t.Errorf("archs of the stack: %v, %v", archs, err)
+	}
+
+	// Busy: it stays, and says what holds it.
+	if _, err := fs.Remove(stackName, "arch", 0); !errors.Is(err, cgroup.ErrBusy) {
+		t.Errorf("remove with a process inside: %v, want ErrBusy", err)
+	}
+	if l, err := g.Limits(); err != nil || l.CPUs != 1.5 {
+		t.Errorf("the busy group after Remove: %+v, %v", l, err)
+	}
+	_ = p.Process.Kill()
+	_ = p.Wait()
+	found, err := fs.Remove(stackName, "arch", 5*time.Second)
+	if err != nil || !found {
+		t.Fatalf("remove: %v, %v", found, err)
+	}
+	for _, d := range g.Dirs() {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s left: %v", d, err)
+		}
+		if _, err := os.Stat(filepath.Dir(d)); !os.IsNotExist(err) {
+			t.Errorf("the stack's folder %s left: %v", filepath.Dir(d), err)
+		}
+	}
+	if found, err := fs.Remove(stackName, "arch", 0); found || err != nil {
+		t.Errorf("removing twice: %v, %v", found, err)
+	}
+}
+
+// What a shared budget buys: a process under the architecture's one limit may use more CPU
+// than its per-service share would let it. Two busy processes side by side, one in a group
+// limited to payments' per-service share of the services' budget, one in a group limited to
+// the whole budget. The capped one never gets more than its quota allows (the kernel's CFS
+// bandwidth control, checked at every sample) and is throttled; the other passes twice that
+// allowance. Only a machine that gives a busy process less than twice payments' share for
+// the whole minute would fail it.
+func TestSharedBudgetLetsOneProcessUseMoreThanItsShare(t *testing.T) {
+	fs := realFS(t)
+	topo, err := topology.Get(topology.Services, topology.Options{Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payments, _ := topo.Archs[0].Service("payments")
+	share, total := payments.CPUs, topo.Archs[0].Budget.CPUs
+	stackName := stacktest.StackName(t)
+	t.Cleanup(func() {
+		for _, a := range []string{"per-service", "shared"} {
+			if _, err := fs.Remove(stackName, a, 5*time.Second); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	})
+	capped, err := fs.Make(stackName, "per-service", cgroup.Limits{CPUs: share, MemoryMB: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, err := fs.Make(stackName, "shared", cgroup.Limits{CPUs: total, MemoryMB: 640})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	a, b := helper(t, "spin"), helper(t, "spin")
+	if err := capped.Add(a.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := shared.Add(b.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	// The groups count from the moves on; slack covers the CFS period in progress.
+	const slack = 0.05
+	deadline := time.Now().Add(time.Minute)
+	var cu, su cgroup.Usage
+	for {
+		if cu, err = capped.Usage(); err != nil {
+			t.Fatal(err)
+		}
+		if su, err = shared.Usage(); err != nil {
+			t.Fatal(err)
+		}
+		allowance := share*time.Since(start).Seconds() + slack
+		if cu.CPUSeconds > allowance {
+			t.Fatalf("the capped process used %.3f s of CPU in %s, over its quota's %.3f s", cu.CPUSeconds, time.Since(start), allowance)
+		}
+		if su.CPUSeconds > 2*allowance && su.CPUSeconds > 0.5 && cu.Throttled > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: shared %.3f s of CPU, capped %.3f s (throttled %d periods); the shared one never passed twice the %.3f-core share",
+				time.Since(start), su.CPUSeconds, cu.CPUSeconds, cu.Throttled, share)
+		}
+		time.Sleep(100 * time.Millisecond) // CPU accrues; nothing announces it
+	}
+	el := time.Since(start).Seconds()
+	t.Logf("in %.1f s: under payments' per-service share (%.3f CPUs) %.3f s of CPU (%.3f cores, throttled in %d periods); under the architecture's %.2f CPUs %.3f s (%.3f cores)",
+		el, share, cu.CPUSeconds, cu.CPUSeconds/el, cu.Throttled, total, su.CPUSeconds, su.CPUSeconds/el)
+}
