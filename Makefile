@@ -24,16 +24,12 @@ MEMORY_MB ?=
 BUDGET ?=
 UP_FLAGS := $(if $(CPUS),--cpus $(CPUS)) $(if $(MEMORY_MB),--memory $(MEMORY_MB)) $(if $(BUDGET),--budget $(BUDGET))
 
-<<<<<<< HEAD
 # The version every binary built here carries (`-version`, and its spans' service.version):
 # git's description of the checkout, -dirty with uncommitted changes.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_BUILD := go build -ldflags '-X main.version=$(VERSION)'
 
-.PHONY: help load compare loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
-=======
-.PHONY: calibrate load compare loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
->>>>>>> h-budget
+.PHONY: help calibrate load compare loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
 
 all: build
 
