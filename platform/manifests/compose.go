@@ -32,7 +32,7 @@ type composeFile struct {
 }
 
 type composeService struct {
-	Profiles        []string                  `json:"profiles"`
+	Profiles        []string                  `json:"profiles,omitempty"`
 	Image           string                    `json:"image"`
 	Command         []string                  `json:"command,omitempty"`
 	Environment     map[string]string         `json:"environment,omitempty"`

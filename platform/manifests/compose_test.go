@@ -18,19 +18,23 @@ import (
 // interpolation, normalization), the given profiles active.
 func loadCompose(t *testing.T, path string, env map[string]string, profiles ...string) *types.Project {
 	t.Helper()
+	p, err := loadComposeErr(path, env, profiles...)
+	if err != nil {
+		t.Fatalf("compose-go rejects %s (profiles %v): %v", path, profiles, err)
+	}
+	return p
+}
+
+func loadComposeErr(path string, env map[string]string, profiles ...string) (*types.Project, error) {
 	var kv []string
 	for k, v := range env {
 		kv = append(kv, k+"="+v)
 	}
 	opts, err := cli.NewProjectOptions([]string{path}, cli.WithName("mitosis"), cli.WithEnv(kv), cli.WithProfiles(profiles))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	p, err := opts.LoadProject(context.Background())
-	if err != nil {
-		t.Fatalf("compose-go rejects %s (profiles %v): %v", path, profiles, err)
-	}
-	return p
+	return opts.LoadProject(context.Background())
 }
 
 // shippedCompose is the checked-in compose.yaml of monolith and services.
