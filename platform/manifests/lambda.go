@@ -73,31 +73,22 @@ func Lambda(t topology.Topology, opts Options) ([]LambdaFunction, error) {
 	return out, nil
 }
 
-// lambdaQualifies: the monolith, or the edge alone (see the package comment above).
+// lambdaQualifies: the monolith, or the edge alone (see the package comment above). ECS
+// Express Mode takes the same ones: the services that answer the public.
 func lambdaQualifies(s topology.Service) bool {
 	g, err := bounded.ParseGroup(s.Group)
 	return err == nil && s.Group != "" && g.Edge && (g.Whole() || len(g.Contexts) == 0)
 }
 
 func lambdaFunction(opts Options, a topology.Arch, s topology.Service) (LambdaFunction, error) {
-	_, env, err := topology.Expand(s, topology.Resolver{
-		Addr: func(svc string, port int) (string, error) {
-			o, ok := a.Service(svc)
-			if !ok {
-				return "", fmt.Errorf("unknown service %s", svc)
-			}
-			if port == 0 {
-				port = o.Ports[0]
-			}
-			return net.JoinHostPort(svc+"."+a.Name+"."+LambdaDomain, strconv.Itoa(port)), nil
-		},
-		Listen:     func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) },
-		Data:       "/tmp/data", // unused: the store is NATS elsewhere
-		AdminToken: "${SHOP_ADMIN_TOKEN}",
-		RequestKey: "${SHOP_REQUEST_KEY}",
-	})
+	env, err := privateEnv(a, s)
 	if err != nil {
-		return LambdaFunction{}, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+		return LambdaFunction{}, err
+	}
+	for k, v := range env {
+		if sec, ok := secretOf(v); ok {
+			env[k] = "${" + sec.env + "}" // envsubst at deploy time
+		}
 	}
 	// The function's copies are its replicas; X-Ray through the daemon Lambda runs beside
 	// it when active tracing is on (AWS_XRAY_DAEMON_ADDRESS), OTLP nowhere.
@@ -108,7 +99,7 @@ func lambdaFunction(opts Options, a topology.Arch, s topology.Service) (LambdaFu
 	})
 	delete(env, "SHOP_ADDR") // a function listens on nothing
 	memory := min(lambdaMaxMB, max(lambdaMinMB, s.MemoryMB, int(math.Ceil(s.CPUs*lambdaMBPerCPU))))
-	env["GOMEMLIMIT"] = strconv.Itoa(memory*3/4) + "MiB" // as the topology sets it: the runtime collects before Lambda kills
+	env["GOMEMLIMIT"] = topology.GoMemLimit(memory) // of the function's memory, not the share's
 	name := PartOf + "-" + a.Name + "-" + s.Name
 	in := &lambda.CreateFunctionInput{
 		FunctionName:  aws.String(name),
@@ -166,4 +157,31 @@ func lambdaFiles(t topology.Topology, opts Options) (map[string][]byte, error) {
 		files["deploy/lambda/"+fn.Arch+"-"+fn.Name+".json"] = b
 	}
 	return files, nil
+}
+
+// privateEnv is s's environment for a platform where its peers and NATS are found by private
+// DNS in the VPC, <service>.<arch>.LambdaDomain (a Cloud Map namespace per architecture), as
+// functions and Express services find them: neither joins ECS Service Connect. The secrets
+// are left as their marks (secretOf) for the renderer to place.
+func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) {
+	_, env, err := topology.Expand(s, topology.Resolver{
+		Addr: func(svc string, port int) (string, error) {
+			o, ok := a.Service(svc)
+			if !ok {
+				return "", fmt.Errorf("unknown service %s", svc)
+			}
+			if port == 0 {
+				port = o.Ports[0]
+			}
+			return net.JoinHostPort(svc+"."+a.Name+"."+LambdaDomain, strconv.Itoa(port)), nil
+		},
+		Listen:     func(port int) string { return net.JoinHostPort("0.0.0.0", strconv.Itoa(port)) },
+		Data:       "/tmp/data", // unused: the store is NATS elsewhere
+		AdminToken: adminTokenMark,
+		RequestKey: requestKeyMark,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+	}
+	return env, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
@@ -90,4 +91,62 @@ func archOf(t topology.Topology, name string) topology.Arch {
 		}
 	}
 	return topology.Arch{}
+}
+
+// The Express services are the CLI's JSON for the same services as the functions: they read
+// back into CreateExpressGatewayServiceInput unchanged, take their secrets from Secrets
+// Manager, find their peers by private DNS, ask /readyz, and scale a gateway from its
+// replicas while the monolith stays alone.
+func TestExpressServices(t *testing.T) {
+	topo := shipped(t)
+	svcs, err := Express(topo, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns, err := Lambda(topo, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svcs) != len(fns) {
+		t.Errorf("%d Express services, %d functions: the same services qualify for both", len(svcs), len(fns))
+	}
+	for _, e := range svcs {
+		b, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "ecs-express", e.Arch+"-"+e.Name+".json"))
+		if err != nil {
+			t.Fatalf("%v: run mitosis deploy render", err)
+		}
+		back := &ecs.CreateExpressGatewayServiceInput{}
+		if err := json.Unmarshal(b, back); err != nil || !reflect.DeepEqual(back, e.Input) {
+			t.Errorf("%s/%s does not survive the round trip (%v):\n%s", e.Arch, e.Name, err, b)
+		}
+		in := e.Input
+		c := in.PrimaryContainer
+		env := map[string]string{}
+		for _, kv := range c.Environment {
+			env[*kv.Name] = *kv.Value
+		}
+		g, _ := bounded.ParseGroup(env["SHOP_GROUP"])
+		for k, v := range env {
+			if strings.Contains(v, "{{") || strings.Contains(v, "127.0.0.1") || strings.HasSuffix(k, "_ADDR") && k != "SHOP_ADDR" && !strings.Contains(v, "."+e.Arch+"."+LambdaDomain+":") {
+				t.Errorf("%s/%s: %s=%q", e.Arch, e.Name, k, v)
+			}
+		}
+		var secrets []string
+		for _, s := range c.Secrets {
+			secrets = append(secrets, *s.Name)
+			if !strings.HasPrefix(*s.ValueFrom, "arn:aws:secretsmanager:us-east-1:123456789012:secret:mitosis/") {
+				t.Errorf("%s/%s: secret %s from %s", e.Arch, e.Name, *s.Name, *s.ValueFrom)
+			}
+		}
+		if !slices.Contains(secrets, "SHOP_ADMIN_TOKEN") || env["SHOP_ADMIN_TOKEN"] != "" {
+			t.Errorf("%s/%s: the admin token must come from Secrets Manager only: %v", e.Arch, e.Name, secrets)
+		}
+		if *in.HealthCheckPath != "/readyz" || *c.ContainerPort != topology.EdgePort {
+			t.Errorf("%s/%s: health %s on port %d", e.Arch, e.Name, *in.HealthCheckPath, *c.ContainerPort)
+		}
+		st := in.ScalingTarget
+		if g.Whole() && (*st.MinTaskCount != 1 || *st.MaxTaskCount != 1) || !g.Whole() && (*st.MinTaskCount < 2 || *st.MaxTaskCount < *st.MinTaskCount) {
+			t.Errorf("%s/%s: tasks %d..%d", e.Arch, e.Name, *st.MinTaskCount, *st.MaxTaskCount)
+		}
+	}
 }

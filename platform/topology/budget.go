@@ -93,7 +93,7 @@ func share(a *Arch, b Budget) error {
 		s := &a.Services[i]
 		s.CPUs = float64(parts[s.Name][0]) / 1000
 		s.MemoryMB = parts[s.Name][1]
-		s.Env["GOMEMLIMIT"] = gomemlimit(s.MemoryMB)
+		s.Env["GOMEMLIMIT"] = GoMemLimit(s.MemoryMB)
 	}
 	return nil
 }
@@ -108,9 +108,9 @@ func fits(a *Arch, b Budget) error {
 	return nil
 }
 
-// gomemlimit is the Go runtime's soft memory limit of a service given memoryMB: 3/4 of it,
+// GoMemLimit is the Go runtime's soft memory limit of a service given memoryMB: 3/4 of it,
 // so that the garbage collector works harder before the kernel kills.
-func gomemlimit(memoryMB int) string { return strconv.Itoa(memoryMB*3/4) + "MiB" }
+func GoMemLimit(memoryMB int) string { return strconv.Itoa(memoryMB*3/4) + "MiB" }
 
 // applyBudget gives an architecture its budget in its mode (Arch.Mode). Per service, each
 // service its share by weights (share); measured, by a calibration in dir (measure); shared,

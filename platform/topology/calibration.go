@@ -187,7 +187,7 @@ func measure(a *Arch, b Budget, dir string) error {
 		s := &a.Services[i]
 		s.CPUs = float64(cpus[i]) / 1000
 		s.MemoryMB = mems[i]
-		s.Env["GOMEMLIMIT"] = gomemlimit(s.MemoryMB)
+		s.Env["GOMEMLIMIT"] = GoMemLimit(s.MemoryMB)
 	}
 	abs, err := filepath.Abs(CalibrationPath(dir, a.Placement))
 	if err != nil {

@@ -193,7 +193,7 @@ func TestMeasuredBudgetSizing(t *testing.T) {
 				float64(s.MemoryMB) < math.Floor(wantMem) || float64(s.MemoryMB) > math.Floor(wantMem)+1 {
 				t.Errorf("%+v: %s gets %d millicores and %d MiB, want %.1f and %.1f", b, s.Name, gotMilli, s.MemoryMB, wantMilli, wantMem)
 			}
-			if s.Env["GOMEMLIMIT"] != gomemlimit(s.MemoryMB) {
+			if s.Env["GOMEMLIMIT"] != GoMemLimit(s.MemoryMB) {
 				t.Errorf("%s: GOMEMLIMIT %q with %d MiB", s.Name, s.Env["GOMEMLIMIT"], s.MemoryMB)
 			}
 		}
