@@ -11,6 +11,10 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mitosis-dev/mitosis/shop/catalog"
 	"github.com/mitosis-dev/mitosis/shop/inventory"
@@ -178,10 +182,18 @@ func (a *api) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 
 // Unavailable answers every request with a 503 unavailable problem saying detail: what an
 // edge serves while it has nothing behind it to serve with (its process is rebuilding on a
-// new store connection), liveness and readiness included.
+// new store connection), liveness and readiness included. Like every answer of the API it
+// names its trace (API.md): a server span of OpenTelemetry's global tracer provider, which is
+// what New's edges use by default, continuing the caller's trace as the global propagator
+// reads it.
 func Unavailable(detail string) http.Handler {
 	p := newProblem(CodeUnavailable, detail)
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		_, span := otel.Tracer(tracerName).Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		span.SetStatus(codes.Error, detail)
+		defer span.End()
+		setTraceHeaders(w.Header(), namedSpan(span.SpanContext()))
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)
