@@ -179,8 +179,8 @@ func (a *api) clearCart(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// MaxIdempotencyKey is the longest Idempotency-Key header accepted.
-const MaxIdempotencyKey = 64
+// MaxIdempotencyKey is the longest Idempotency-Key header accepted: the orders context's.
+const MaxIdempotencyKey = orders.MaxKeyLen
 
 func (a *api) checkout(w http.ResponseWriter, r *http.Request) {
 	key, err := idempotencyKey(r.Header)
