@@ -10,7 +10,8 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
-// Limits on a product, checked by Upsert; exported for the edge's documents of them.
+// Limits on a product, checked by Upsert (and stated in shop/httpapi/openapi.yaml, whose
+// tests read them here).
 const (
 	MaxNameLen        = 200 // characters
 	MaxDescriptionLen = 4000

@@ -95,7 +95,8 @@ func New(cfg Config) http.Handler {
 	return otelhttp.NewHandler(a.edge(a.mux), "http", opts...)
 }
 
-// routes is the API's route table, one line per row of API.md's endpoint table.
+// routes is the API's route table, one line per row of API.md's endpoint table, and the
+// OpenAPI document's route; openapi.yaml has exactly these (TestRoutesMatchOpenAPI).
 func (a *api) routes() *chi.Mux {
 	r := chi.NewMux()
 	r.Use(nameSpan)
@@ -104,6 +105,7 @@ func (a *api) routes() *chi.Mux {
 
 	r.Get("/healthz", a.healthz)
 	r.Get("/readyz", a.readyz)
+	r.Get(OpenAPIPath, a.openAPI)
 
 	r.Get("/v1/products", a.listProducts)
 	r.Get("/v1/products/{id}", a.getProduct)

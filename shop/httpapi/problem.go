@@ -50,7 +50,7 @@ type Problem struct {
 }
 
 // problemKinds is the status and title of every problem code: the one place they are
-// written.
+// written (openapi.yaml's problem schemas are checked against it).
 var problemKinds = map[string]struct {
 	status int
 	title  string

@@ -9,8 +9,8 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
-// Limits on a checkout request, checked before any side effect; exported for the edge's
-// documents of them.
+// Limits on a checkout request, checked before any side effect (and stated in
+// shop/httpapi/openapi.yaml, whose tests read them here).
 const (
 	MaxKeyLen     = 64  // of an Idempotency-Key, printable ASCII
 	MaxEmailLen   = 254 // the longest address SMTP carries (RFC 5321)

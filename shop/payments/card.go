@@ -6,7 +6,8 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
-// The shape of a card, checked by ValidateCard; exported for the edge's documents of it.
+// The shape of a card, checked by ValidateCard (and stated in shop/httpapi/openapi.yaml,
+// whose tests read it here).
 const (
 	MinCardDigits, MaxCardDigits = 12, 19
 	MinCVVDigits, MaxCVVDigits   = 3, 4
