@@ -13,7 +13,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/go-chi/chi/v5"
 
 	"github.com/mitosis-dev/mitosis/shop/httpapi"
 )
@@ -25,7 +25,7 @@ import (
 // answers is one the document lists for it. It is safe for concurrent use.
 type Contract struct {
 	doc    *openapi3.T
-	router routers.Router
+	router *chi.Mux // the document's paths and methods, matched as the edge matches them
 	opts   *openapi3filter.Options
 	// What the document says of a request none of its operations matches: an unknown path
 	// is 404 (its NotFound response), a method a path does not serve 405 (MethodNotAllowed).
@@ -42,13 +42,14 @@ func LoadContract() (*Contract, error) {
 	if err := doc.Validate(loader.Context); err != nil {
 		return nil, fmt.Errorf("openapi.yaml is no valid OpenAPI document: %w", err)
 	}
-	// The document names the default local edges as its servers; the suite runs against
-	// any base URL, so its router matches paths on any host.
-	routed := *doc
-	routed.Servers = nil
-	router, err := gorillamux.NewRouter(&routed)
-	if err != nil {
-		return nil, fmt.Errorf("route openapi.yaml: %w", err)
+	// The edge routes with chi, and so does the contract: the same templates matched the
+	// same way (on the escaped path, so that an ID holding "%2F" stays one segment; an empty
+	// segment is a parameter, "" which the document then refuses), on any host.
+	router := chi.NewMux()
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			router.MethodFunc(method, path, func(http.ResponseWriter, *http.Request) {})
+		}
 	}
 	answer := func(status int, response string) (*openapi3.Operation, error) {
 		ref := doc.Components.Responses[response]
@@ -66,7 +67,7 @@ func LoadContract() (*Contract, error) {
 		return nil, err
 	}
 	return &Contract{
-		doc:    &routed,
+		doc:    doc,
 		router: router,
 		opts: &openapi3filter.Options{
 			IncludeResponseStatus:             true, // a status the route does not list breaks the contract
@@ -163,18 +164,32 @@ func (c *Contract) CheckResponse(req *http.Request, status int, header http.Head
 // routers.ErrMethodNotAllowed when there is none. The validator reads the request it gets,
 // so it gets a copy carrying body.
 func (c *Contract) input(req *http.Request, body []byte) (*openapi3filter.RequestValidationInput, error) {
+	path := req.URL.RawPath
+	if path == "" {
+		path = req.URL.Path
+	}
+	rctx := chi.NewRouteContext()
+	pattern := c.router.Find(rctx, req.Method, path)
+	if pattern == "" {
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+			if c.router.Match(chi.NewRouteContext(), m, path) {
+				return nil, routers.ErrMethodNotAllowed
+			}
+		}
+		return nil, routers.ErrPathNotFound
+	}
+	// Matched on the escaped path; the parameters' schemas are about the IDs themselves.
+	params := make(map[string]string, len(rctx.URLParams.Keys))
+	for i, name := range rctx.URLParams.Keys {
+		v := rctx.URLParams.Values[i]
+		if u, err := url.PathUnescape(v); err == nil {
+			v = u
+		}
+		params[name] = v
+	}
+	item := c.doc.Paths.Value(pattern)
+	route := &routers.Route{Spec: c.doc, Path: pattern, PathItem: item, Method: req.Method, Operation: item.GetOperation(req.Method)}
 	req = req.Clone(req.Context())
 	req.Body = io.NopCloser(bytes.NewReader(body))
-	route, params, err := c.router.FindRoute(req)
-	if err != nil {
-		return nil, err
-	}
-	// The router matches the escaped path, as the server does, so that an ID holding "%2F"
-	// stays one segment; the parameters' schemas are about the IDs themselves.
-	for name, v := range params {
-		if u, err := url.PathUnescape(v); err == nil {
-			params[name] = u
-		}
-	}
 	return &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: c.opts}, nil
 }
