@@ -1,7 +1,9 @@
 package loadtest
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,9 +16,13 @@ import (
 // fakeShop is a tiny stand-in for the shop's API, strict where the scenario's correctness
 // shows: a checkout of an empty cart is 400, a checkout without an Idempotency-Key is 400, the
 // declined card is 402, and a request that carries the generator's bookkeeping headers is 400.
+// Every request it gets is checked against the API's OpenAPI document (shop/httpapi's, the
+// one the edges serve): one that breaks it is 400, and fails the test that made the shop.
 // It is for the generator's own tests; the real shop is tested in TestShortRunAgainstMonolith.
 type fakeShop struct {
 	t        *testing.T
+	contract *apitest.Contract
+	broken   []string // what the contract said of the requests that break it
 	mu       sync.Mutex
 	carts    map[string]int // units per user
 	keys     map[string]bool
@@ -30,9 +36,24 @@ type fakeShop struct {
 }
 
 func newFakeShop(t *testing.T) (*fakeShop, *httptest.Server) {
-	f := &fakeShop{t: t, carts: map[string]int{}, keys: map[string]bool{}, byKind: map[Kind]int{}, stock: map[string]int64{}}
+	contract, err := apitest.LoadContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeShop{t: t, contract: contract, carts: map[string]int{}, keys: map[string]bool{}, byKind: map[Kind]int{}, stock: map[string]int64{}}
 	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.Close()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for i, b := range f.broken {
+			if i == 10 {
+				t.Errorf("... and %d more requests that break the API's document", len(f.broken)-i)
+				break
+			}
+			t.Error(b)
+		}
+	})
 	return f, srv
 }
 
@@ -43,6 +64,18 @@ var fakeProducts = []apitest.Product{
 }
 
 func (f *fakeShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return // the client is gone
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err := f.contract.CheckRequest(r, body); err != nil {
+		f.mu.Lock()
+		f.broken = append(f.broken, err.Error())
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
 	if f.before != nil && !f.before(w, r) {
 		return
 	}

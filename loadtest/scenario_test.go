@@ -1,8 +1,10 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"math"
 	"net/http"
 	"regexp"
@@ -321,4 +323,81 @@ func mustHex(t *testing.T, s string) int64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestScenarioRequestsMeetTheOpenAPIDocument: every kind of request the scenario makes, as it
+// leaves the process through the scenario's Transport, is one the API's OpenAPI document
+// (shop/httpapi's, the one the edges serve) allows: paths and IDs, query, Idempotency-Key,
+// traceparent and bodies, declined cards and substitutions included.
+func TestScenarioRequestsMeetTheOpenAPIDocument(t *testing.T) {
+	contract, err := apitest.LoadContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewScenario(ScenarioConfig{BaseURL: "http://127.0.0.1:1", Mix: Mix{List: 1, Search: 1, Product: 1, CartAdd: 3, Checkout: 3, Declined: 0.3},
+		Users: 20, Products: []string{"sku-0001", "sku-0002", "用-0003"}, Terms: []string{"tent", "two words"}, Prefix: "lt-contract", Seed: 5, TraceShare: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := &contractTransport{contract: contract}
+	client := &http.Client{Transport: s.Transport(checked)}
+	const n = 2000
+	for range n {
+		var tgt vegeta.Target
+		if err := s.Targeter()(&tgt); err != nil {
+			t.Fatal(err)
+		}
+		req, err := tgt.Request()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	for _, err := range checked.broken[:min(len(checked.broken), 10)] {
+		t.Error(err)
+	}
+	if len(checked.broken) > 0 {
+		t.Fatalf("%d of %d requests break the API's document", len(checked.broken), n)
+	}
+	sent := s.Sent()
+	for _, k := range Kinds() {
+		if sent[k] == 0 {
+			t.Errorf("no %s request among %d: %v", k, n, sent)
+		}
+	}
+	if s.DeclinedSent() == 0 {
+		t.Error("no checkout with the declined card")
+	}
+}
+
+// contractTransport checks each request against the API's document and answers as the shop
+// would a good one: 201 to a checkout (402 with the declined card), 200 to anything else.
+type contractTransport struct {
+	contract *apitest.Contract
+	broken   []error
+}
+
+func (c *contractTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		var err error
+		if body, err = io.ReadAll(req.Body); err != nil {
+			return nil, err
+		}
+	}
+	status := http.StatusOK
+	if err := c.contract.CheckRequest(req, body); err != nil {
+		c.broken = append(c.broken, err)
+		status = http.StatusBadRequest
+	} else if req.URL.Path == "/v1/checkout" {
+		status = http.StatusCreated
+		if bytes.Contains(body, []byte(apitest.CardDeclined)) {
+			status = http.StatusPaymentRequired
+		}
+	}
+	return &http.Response{StatusCode: status, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
 }

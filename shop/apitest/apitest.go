@@ -53,6 +53,7 @@ type test struct {
 func tests() []test {
 	return []test{
 		{"health", testHealth},
+		{"openapi-document", testOpenAPIDocument},
 		{"unknown-route", testUnknownRoute},
 		{"admin-unauthorized", testAdminUnauthorized},
 		{"request-body-rules", testRequestBodyRules},

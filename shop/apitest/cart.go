@@ -38,9 +38,9 @@ func testCartOver99(t *testing.T, c *Client) {
 	user := NewID("u")
 	path := "/v1/carts/" + user + "/items"
 	for _, n := range []int{0, -1, 100} {
-		ExpectProblem(t, c.Request(t, http.MethodPost, path, nil, CartItem{p.ID, n}), http.StatusBadRequest, "invalid-argument")
+		ExpectProblem(t, c.Invalid().Request(t, http.MethodPost, path, nil, CartItem{p.ID, n}), http.StatusBadRequest, "invalid-argument")
 	}
-	ExpectProblem(t, c.Request(t, http.MethodPost, path, nil, CartItem{"", 1}), http.StatusBadRequest, "invalid-argument")
+	ExpectProblem(t, c.Invalid().Request(t, http.MethodPost, path, nil, CartItem{"", 1}), http.StatusBadRequest, "invalid-argument")
 	c.AddToCart(t, user, p.ID, 60)
 	ExpectProblem(t, c.Request(t, http.MethodPost, path, nil, CartItem{p.ID, 40}), http.StatusBadRequest, "invalid-argument")
 	if crt := c.Cart(t, user); !slices.Equal(crt.Items, []CartItem{{p.ID, 60}}) {

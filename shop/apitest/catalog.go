@@ -37,7 +37,7 @@ func testProductReplace(t *testing.T, c *Client) {
 func testProductPutRejectsID(t *testing.T, c *Client) {
 	id := NewID("t")
 	body := map[string]any{"id": id, "name": "With id", "description": "d", "price": Money{"USD", 100}, "weight_grams": 1}
-	ExpectProblem(t, c.Request(t, http.MethodPut, "/v1/admin/products/"+id, c.adminHeader(), body), http.StatusBadRequest, "invalid-argument")
+	ExpectProblem(t, c.Invalid().Request(t, http.MethodPut, "/v1/admin/products/"+id, c.adminHeader(), body), http.StatusBadRequest, "invalid-argument")
 	ExpectProblem(t, c.Request(t, http.MethodGet, "/v1/products/"+id, nil, nil), http.StatusNotFound, "not-found")
 }
 
@@ -137,7 +137,7 @@ func testProductSearch(t *testing.T, c *Client) {
 
 func testProductListBadQuery(t *testing.T, c *Client) {
 	for _, size := range []string{"0", "-1", "101", "abc", "1.5", "99999999999999999999"} {
-		r := c.Request(t, http.MethodGet, "/v1/products?"+query("page_size", size).Encode(), nil, nil)
+		r := c.Invalid().Request(t, http.MethodGet, "/v1/products?"+query("page_size", size).Encode(), nil, nil)
 		ExpectProblem(t, r, http.StatusBadRequest, "invalid-argument")
 	}
 	r := c.Request(t, http.MethodGet, "/v1/products?"+query("page_token", "!!not a token!!").Encode(), nil, nil)

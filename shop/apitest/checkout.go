@@ -248,7 +248,7 @@ func testCheckoutBadRequests(t *testing.T, c *Client) {
 		"non-ASCII Idempotency-Key": "clé-" + NewID("k"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			ExpectProblem(t, c.checkoutRaw(t, key, req), http.StatusBadRequest, "invalid-argument")
+			ExpectProblem(t, c.Invalid().checkoutRaw(t, key, req), http.StatusBadRequest, "invalid-argument")
 		})
 	}
 	for name, body := range map[string]string{
@@ -258,7 +258,7 @@ func testCheckoutBadRequests(t *testing.T, c *Client) {
 		"not an object":        `[]`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			ExpectProblem(t, c.checkoutRaw(t, NewID("k"), body), http.StatusBadRequest, "invalid-argument")
+			ExpectProblem(t, c.Invalid().checkoutRaw(t, NewID("k"), body), http.StatusBadRequest, "invalid-argument")
 		})
 	}
 	c.ExpectStock(t, p.ID, 5, 0, 0)
@@ -455,7 +455,7 @@ func (c *Client) checkoutN(t *testing.T, n int) (user string, newestFirst []stri
 func (c *Client) expectBadPageRequests(t *testing.T, path string, badTokens ...string) {
 	t.Helper()
 	for _, size := range []string{"0", "-1", "101", "abc", "1.5", "99999999999999999999"} {
-		p := ExpectProblem(t, c.Request(t, http.MethodGet, path+"?"+query("page_size", size).Encode(), nil, nil), http.StatusBadRequest, "invalid-argument")
+		p := ExpectProblem(t, c.Invalid().Request(t, http.MethodGet, path+"?"+query("page_size", size).Encode(), nil, nil), http.StatusBadRequest, "invalid-argument")
 		if !strings.Contains(p.Detail, "page_size") {
 			t.Errorf("%s page_size=%s: detail %q does not name page_size", path, size, p.Detail)
 		}

@@ -153,6 +153,11 @@ func NewID(prefix string) string {
 // the test on a transport error or an unexpected status, so they must be called from the
 // test's goroutine; Do and CheckoutResponse return errors instead and are safe anywhere.
 //
+// Every request it sends and every response it gets is checked against the API's OpenAPI
+// document (Contract): one that breaks it is a *ContractError naming the route, the status
+// and what the validator said. Requests that break the document on purpose go through
+// Invalid, which checks only their responses.
+//
 // The client keeps a ledger of the stock it added per product, so that CheckConservation
 // can verify available + reserved + sold against it.
 type Client struct {
@@ -161,6 +166,14 @@ type Client struct {
 	HTTP        *http.Client
 	PollTimeout time.Duration // for WaitShipped and WaitNotifications; 0 means DefaultPollTimeout
 
+	contract    *Contract
+	contractErr error // why the document could not be loaded: every request fails with it
+	invalid     bool  // the requests break the document on purpose: check only the responses
+	ledger      *ledger
+}
+
+// ledger is the stock a client added per product, shared by the client and its Invalid view.
+type ledger struct {
 	mu    sync.Mutex
 	added map[string]int64 // product ID → units added through AddStock
 }
@@ -174,12 +187,25 @@ func NewClient(target Target) *Client {
 		tr.MaxIdleConnsPerHost = 64
 		hc = &http.Client{Timeout: defaultHTTPTimeout, Transport: tr}
 	}
+	contract, err := LoadContract()
 	return &Client{
-		BaseURL:    strings.TrimSuffix(target.BaseURL, "/"),
-		AdminToken: target.AdminToken,
-		HTTP:       hc,
-		added:      map[string]int64{},
+		BaseURL:     strings.TrimSuffix(target.BaseURL, "/"),
+		AdminToken:  target.AdminToken,
+		HTTP:        hc,
+		contract:    contract,
+		contractErr: err,
+		ledger:      &ledger{added: map[string]int64{}},
 	}
+}
+
+// Invalid returns a client of the same deployment, sharing c's ledger, for requests that
+// break the API's OpenAPI document on purpose (malformed JSON, unknown fields, oversize
+// bodies, bad IDs, unknown routes, no credentials...): it sends them unchecked and checks
+// only the responses, which must still be ones the document lists for the route.
+func (c *Client) Invalid() *Client {
+	d := *c
+	d.invalid = true
+	return &d
 }
 
 // Response is a complete HTTP response.
@@ -196,22 +222,39 @@ func (r *Response) String() string {
 // Do sends one request and reads the whole response. body is sent as it is when it is a
 // []byte, a string or an io.Reader (the last without a Content-Length), else as JSON; nil
 // sends none.
+//
+// A request that breaks the API's OpenAPI document is not sent (unless c is Invalid), and a
+// response that breaks it is returned with a *ContractError.
 func (c *Client) Do(ctx context.Context, method, path string, header http.Header, body any) (*Response, error) {
-	var rd io.Reader
+	if c.contractErr != nil {
+		return nil, c.contractErr
+	}
+	var data []byte
+	chunked := false
 	switch b := body.(type) {
 	case nil:
 	case []byte:
-		rd = bytes.NewReader(b)
+		data = b
 	case string:
-		rd = strings.NewReader(b)
+		data = []byte(b)
 	case io.Reader:
-		rd = struct{ io.Reader }{b} // hides any Len method: the request goes chunked
+		var err error
+		if data, err = io.ReadAll(b); err != nil { // read first, to be checked
+			return nil, fmt.Errorf("read %s %s body: %w", method, path, err)
+		}
+		chunked = true
 	default:
-		data, err := json.Marshal(b)
-		if err != nil {
+		var err error
+		if data, err = json.Marshal(b); err != nil {
 			return nil, fmt.Errorf("encode %s %s body: %w", method, path, err)
 		}
+	}
+	var rd io.Reader
+	if body != nil {
 		rd = bytes.NewReader(data)
+		if chunked {
+			rd = struct{ io.Reader }{rd} // hides the Len method: the request goes chunked
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
 	if err != nil {
@@ -221,16 +264,25 @@ func (c *Client) Do(ctx context.Context, method, path string, header http.Header
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if !c.invalid {
+		if err := c.contract.CheckRequest(req, data); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	respBody, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: read response: %w", method, path, err)
 	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
+	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: respBody}
+	if err := c.contract.CheckResponse(req, r.Status, r.Header, r.Body); err != nil {
+		return r, err
+	}
+	return r, nil
 }
 
 // Request sends one request, failing t on a transport error.
@@ -311,9 +363,9 @@ func (c *Client) AddStock(t testing.TB, productID string, n int64) Stock {
 	r := c.Request(t, http.MethodPost, "/v1/admin/inventory/"+url.PathEscape(productID), c.adminHeader(), map[string]int64{"add": n})
 	var s Stock
 	expectJSON(t, "add stock to "+productID, r, http.StatusOK, &s)
-	c.mu.Lock()
-	c.added[productID] += n
-	c.mu.Unlock()
+	c.ledger.mu.Lock()
+	c.ledger.added[productID] += n
+	c.ledger.mu.Unlock()
 	return s
 }
 
@@ -329,9 +381,9 @@ func (c *Client) Inventory(t testing.TB, productID string) Stock {
 // available + reserved + sold equals what the client added. Call it at a quiet moment.
 func (c *Client) CheckConservation(t testing.TB) {
 	t.Helper()
-	c.mu.Lock()
-	added := maps.Clone(c.added)
-	c.mu.Unlock()
+	c.ledger.mu.Lock()
+	added := maps.Clone(c.ledger.added)
+	c.ledger.mu.Unlock()
 	for _, id := range slices.Sorted(maps.Keys(added)) {
 		s := c.Inventory(t, id)
 		if total := s.Available + s.Reserved + s.Sold; total != added[id] || s.Available < 0 || s.Reserved < 0 || s.Sold < 0 {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mitosis-dev/mitosis/shop/httpapi"
 )
 
 func testHealth(t *testing.T, c *Client) {
@@ -27,9 +31,24 @@ func testHealth(t *testing.T, c *Client) {
 	}
 }
 
+// testOpenAPIDocument: the deployment serves the very OpenAPI document the suite checks every
+// request and response against.
+func testOpenAPIDocument(t *testing.T, c *Client) {
+	r := c.Request(t, http.MethodGet, "/openapi.yaml", nil, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("GET /openapi.yaml: %s", r)
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/yaml" {
+		t.Errorf("GET /openapi.yaml: Content-Type %q, want application/yaml", r.Header.Get("Content-Type"))
+	}
+	if !bytes.Equal(r.Body, httpapi.OpenAPI()) {
+		t.Errorf("GET /openapi.yaml: %d bytes that differ from shop/httpapi/openapi.yaml (%d bytes)", len(r.Body), len(httpapi.OpenAPI()))
+	}
+}
+
 func testUnknownRoute(t *testing.T, c *Client) {
 	for _, path := range []string{"/nope", "/v1/nope", "/v1/products/x/y", "/v2/products"} {
-		ExpectProblem(t, c.Request(t, http.MethodGet, path, nil, nil), http.StatusNotFound, "not-found")
+		ExpectProblem(t, c.Invalid().Request(t, http.MethodGet, path, nil, nil), http.StatusNotFound, "not-found")
 	}
 }
 
@@ -37,17 +56,26 @@ func testAdminUnauthorized(t *testing.T, c *Client) {
 	id := NewID("t")
 	p := Product{ID: id, Name: "Never", Description: "must not exist", Price: Money{"USD", 100}, WeightGrams: 1}
 	stocked := c.NewProduct(t, 100, 1)
-	for name, h := range map[string]http.Header{
-		"no header":    nil,
-		"wrong token":  {"Authorization": {"Bearer " + c.AdminToken + "x"}},
-		"empty bearer": {"Authorization": {"Bearer "}},
-		"basic scheme": {"Authorization": {"Basic " + c.AdminToken}},
-		"bare token":   {"Authorization": {c.AdminToken}},
+	// Only a wrong token has the form of the document's bearer scheme; the others break it
+	// on purpose.
+	for name, tc := range map[string]struct {
+		header     http.Header
+		wellFormed bool
+	}{
+		"no header":    {nil, false},
+		"wrong token":  {http.Header{"Authorization": {"Bearer " + c.AdminToken + "x"}}, true},
+		"empty bearer": {http.Header{"Authorization": {"Bearer "}}, false},
+		"basic scheme": {http.Header{"Authorization": {"Basic " + c.AdminToken}}, false},
+		"bare token":   {http.Header{"Authorization": {c.AdminToken}}, false},
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := c.Request(t, http.MethodPut, "/v1/admin/products/"+id, h, productBody(p))
+			sender := c.Invalid()
+			if tc.wellFormed {
+				sender = c
+			}
+			r := sender.Request(t, http.MethodPut, "/v1/admin/products/"+id, tc.header, productBody(p))
 			ExpectProblem(t, r, http.StatusUnauthorized, "unauthorized")
-			r = c.Request(t, http.MethodPost, "/v1/admin/inventory/"+stocked.ID, h, map[string]int64{"add": 5})
+			r = sender.Request(t, http.MethodPost, "/v1/admin/inventory/"+stocked.ID, tc.header, map[string]int64{"add": 5})
 			ExpectProblem(t, r, http.StatusUnauthorized, "unauthorized")
 		})
 	}
@@ -77,7 +105,7 @@ func testRequestBodyRules(t *testing.T, c *Client) {
 		`"text"`,
 		``,
 	} {
-		r := c.Request(t, http.MethodPost, path, nil, body)
+		r := c.Invalid().Request(t, http.MethodPost, path, nil, body)
 		ExpectProblem(t, r, http.StatusBadRequest, "invalid-argument")
 	}
 	if crt := c.Cart(t, user); len(crt.Items) != 0 {
@@ -90,7 +118,7 @@ func testRequestBodyRules(t *testing.T, c *Client) {
 		`{"name":"n","description":"d","price":{"currency":"USD","units":1,"cents":1},"weight_grams":1}`,
 		`{"name":"n","description":"d","price":null,"weight_grams":1}`,
 	} {
-		r := c.Request(t, http.MethodPut, "/v1/admin/products/"+p.ID, c.adminHeader(), body)
+		r := c.Invalid().Request(t, http.MethodPut, "/v1/admin/products/"+p.ID, c.adminHeader(), body)
 		ExpectProblem(t, r, http.StatusBadRequest, "invalid-argument")
 	}
 	if got := c.Product(t, p.ID); got != p {
@@ -107,10 +135,11 @@ func testBodyTooLarge(t *testing.T, c *Client) {
 	item := `{"product_id":"` + p.ID + `","quantity":1}`
 	pad := func(n int) []byte { return append([]byte(item), bytes.Repeat([]byte(" "), n-len(item))...) }
 
-	ExpectProblem(t, c.Request(t, http.MethodPost, path, nil, pad(MaxBodyBytes+1)), http.StatusRequestEntityTooLarge, "payload-too-large")
-	ExpectProblem(t, c.Request(t, http.MethodPost, path, nil, bytes.NewReader(pad(MaxBodyBytes+1))), http.StatusRequestEntityTooLarge, "payload-too-large")
+	bad := c.Invalid()
+	ExpectProblem(t, bad.Request(t, http.MethodPost, path, nil, pad(MaxBodyBytes+1)), http.StatusRequestEntityTooLarge, "payload-too-large")
+	ExpectProblem(t, bad.Request(t, http.MethodPost, path, nil, bytes.NewReader(pad(MaxBodyBytes+1))), http.StatusRequestEntityTooLarge, "payload-too-large")
 	junk := strings.Repeat("x", MaxBodyBytes+1)
-	ExpectProblem(t, c.Request(t, http.MethodPut, "/v1/admin/products/"+p.ID, c.adminHeader(), junk), http.StatusRequestEntityTooLarge, "payload-too-large")
+	ExpectProblem(t, bad.Request(t, http.MethodPut, "/v1/admin/products/"+p.ID, c.adminHeader(), junk), http.StatusRequestEntityTooLarge, "payload-too-large")
 	// A client that writes its whole request before it reads the response (Python's
 	// http.client does) gets the 413 too, not a reset connection: 7 MiB is more than the
 	// socket buffers between it and a server that stopped reading hold.
@@ -129,7 +158,8 @@ func testBodyTooLarge(t *testing.T, c *Client) {
 }
 
 // sendAllThenRead writes a whole HTTP/1.1 request with body on a connection of its own, and
-// only then reads the response; it returns the response's status.
+// only then reads the response, which it checks against the API's document; it returns the
+// response's status.
 func sendAllThenRead(t *testing.T, c *Client, method, path string, body []byte) int {
 	t.Helper()
 	u, err := url.Parse(c.BaseURL)
@@ -153,6 +183,21 @@ func sendAllThenRead(t *testing.T, c *Client, method, path string, body []byte) 
 		return 0
 	}
 	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Errorf("%s %s: reading the response: %v", method, path, err)
+		return 0
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, c.BaseURL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.contractErr != nil {
+		t.Fatal(c.contractErr)
+	}
+	if err := c.contract.CheckResponse(req, resp.StatusCode, resp.Header, data); err != nil {
+		t.Error(err)
+	}
 	return resp.StatusCode
 }
 

@@ -52,14 +52,14 @@ func testIDRule(t *testing.T, c *Client) {
 				{http.MethodGet, "/v1/users/" + esc + "/notifications", nil, nil, http.StatusBadRequest},
 			} {
 				code := map[int]string{http.StatusNotFound: "not-found", http.StatusBadRequest: "invalid-argument"}[r.status]
-				ExpectProblem(t, c.Request(t, r.method, r.path, r.header, r.body), r.status, code)
+				ExpectProblem(t, c.Invalid().Request(t, r.method, r.path, r.header, r.body), r.status, code)
 			}
 			// In a body, JSON can carry a control character but not invalid UTF-8 (decoders
 			// replace it), so those two are checked where the ID is a valid string.
 			if !strings.HasPrefix(name, "not UTF-8") {
-				ExpectProblem(t, c.Request(t, http.MethodPost, "/v1/carts/"+user+"/items", nil,
+				ExpectProblem(t, c.Invalid().Request(t, http.MethodPost, "/v1/carts/"+user+"/items", nil,
 					map[string]any{"product_id": id, "quantity": 1}), http.StatusBadRequest, "invalid-argument")
-				r, err := c.CheckoutResponse(t.Context(), NewID("k"), NewCheckout(id, CardApproved))
+				r, err := c.Invalid().CheckoutResponse(t.Context(), NewID("k"), NewCheckout(id, CardApproved))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -24,7 +24,7 @@ func testInventory(t *testing.T, c *Client) {
 		t.Errorf("GET after adding: %+v", got)
 	}
 	for _, body := range []string{`{"add":0}`, `{"add":-1}`, `{"add":1000001}`, `{}`, `{"add":1,"extra":1}`, `{"add":"1"}`} {
-		r := c.Request(t, http.MethodPost, "/v1/admin/inventory/"+p.ID, c.adminHeader(), body)
+		r := c.Invalid().Request(t, http.MethodPost, "/v1/admin/inventory/"+p.ID, c.adminHeader(), body)
 		ExpectProblem(t, r, http.StatusBadRequest, "invalid-argument")
 	}
 	unknown := NewID("t")

@@ -49,7 +49,7 @@ func Session(t *testing.T, c *Client) []Exchange {
 		return timestamp.ReplaceAllString(s, "<time>")
 	}
 	admin := c.adminHeader()
-	do := func(method, path string, header http.Header, body any) *Response {
+	send := func(c *Client, method, path string, header http.Header, body any) *Response {
 		t.Helper()
 		r := c.Request(t, method, path, header, body)
 		out = append(out, Exchange{
@@ -59,6 +59,15 @@ func Session(t *testing.T, c *Client) []Exchange {
 			Body:        normalise(strings.TrimSpace(string(r.Body))),
 		})
 		return r
+	}
+	// do sends a request the API's document allows; bad, one that breaks it on purpose.
+	do := func(method, path string, header http.Header, body any) *Response {
+		t.Helper()
+		return send(c, method, path, header, body)
+	}
+	bad := func(method, path string, header http.Header, body any) *Response {
+		t.Helper()
+		return send(c.Invalid(), method, path, header, body)
 	}
 	key := func(k string) http.Header { return http.Header{"Idempotency-Key": {k}} }
 	now := time.Now()
@@ -80,22 +89,22 @@ func Session(t *testing.T, c *Client) []Exchange {
 	_ = json.Unmarshal(first.Body, &page)
 	do("GET", "/v1/products?page_size=3&page_token="+page.NextPageToken, nil, nil)
 	do("GET", "/v1/products?q=TENT&page_size=5", nil, nil)
-	do("GET", "/v1/products?page_size=101", nil, nil)
+	bad("GET", "/v1/products?page_size=101", nil, nil)
 	do("GET", "/v1/products?page_token=garbage", nil, nil)
 	do("GET", "/v1/products/sku-0001", nil, nil)
 	do("GET", "/v1/products/sku-nope", nil, nil)
-	do("GET", "/v1/nowhere", nil, nil)
+	bad("GET", "/v1/nowhere", nil, nil)
 
 	// Admin.
 	widget := map[string]any{"name": "Diff Widget", "description": "Made for the differential test.",
 		"price": map[string]any{"currency": "USD", "units": 1999}, "weight_grams": 345}
-	do("PUT", "/v1/admin/products/diff-widget", nil, widget)
+	bad("PUT", "/v1/admin/products/diff-widget", nil, widget)
 	do("PUT", "/v1/admin/products/diff-widget", admin, widget)
-	do("PUT", "/v1/admin/products/diff-bad", admin, map[string]any{"name": "", "price": map[string]any{"currency": "USD", "units": 1}})
+	bad("PUT", "/v1/admin/products/diff-bad", admin, map[string]any{"name": "", "price": map[string]any{"currency": "USD", "units": 1}})
 	do("POST", "/v1/admin/inventory/diff-widget", admin, map[string]any{"add": 3})
 	do("POST", "/v1/admin/inventory/sku-0001", admin, map[string]any{"add": 10})
 	do("POST", "/v1/admin/inventory/sku-nope", admin, map[string]any{"add": 1})
-	do("POST", "/v1/admin/inventory/sku-0001", admin, map[string]any{"add": 0})
+	bad("POST", "/v1/admin/inventory/sku-0001", admin, map[string]any{"add": 0})
 	do("GET", "/v1/inventory/diff-widget", nil, nil)
 
 	// Cart.
@@ -105,16 +114,16 @@ func Session(t *testing.T, c *Client) []Exchange {
 	do("POST", "/v1/carts/alice/items", nil, map[string]any{"product_id": "sku-0001", "quantity": 1})
 	do("POST", "/v1/carts/alice/items", nil, map[string]any{"product_id": "sku-0001", "quantity": 99})
 	do("POST", "/v1/carts/alice/items", nil, map[string]any{"product_id": "sku-nope", "quantity": 1})
-	do("POST", "/v1/carts/alice/items", nil, `{"product_id": "sku-0001", "quantity": 1, "extra": true}`)
-	do("POST", "/v1/carts/alice/items", nil, `{"product_id": `)
+	bad("POST", "/v1/carts/alice/items", nil, `{"product_id": "sku-0001", "quantity": 1, "extra": true}`)
+	bad("POST", "/v1/carts/alice/items", nil, `{"product_id": `)
 
 	// Checkouts that change nothing.
 	do("POST", "/v1/checkout", key("decl-1"), checkout("alice", "4000000000000002", 12, now.Year()+2))
 	do("POST", "/v1/checkout", key("decl-2"), checkout("alice", "4000000000009995", 12, now.Year()+2))
 	do("POST", "/v1/checkout", key("decl-3"), checkout("alice", "4242424242424242", int(lastMonth.Month()), lastMonth.Year()))
 	do("POST", "/v1/checkout", key("decl-4"), checkout("alice", "4242424242424241", 12, now.Year()+2))
-	do("POST", "/v1/checkout", nil, approved)
-	do("POST", "/v1/checkout", key("bad-1"), checkout("", "4242424242424242", 12, now.Year()+2))
+	bad("POST", "/v1/checkout", nil, approved)
+	bad("POST", "/v1/checkout", key("bad-1"), checkout("", "4242424242424242", 12, now.Year()+2))
 	do("POST", "/v1/checkout", key("empty-1"), checkout("nobody", "4242424242424242", 12, now.Year()+2))
 	do("GET", "/v1/carts/alice", nil, nil)
 	do("GET", "/v1/inventory/sku-0001", nil, nil)

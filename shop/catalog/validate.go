@@ -10,12 +10,13 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
-// Limits on a product, checked by Upsert.
+// Limits on a product, checked by Upsert (and stated in shop/httpapi/openapi.yaml, whose
+// tests read them here).
 const (
-	maxNameLen        = 200
-	maxDescriptionLen = 4000
-	maxPriceUnits     = 100_000_000 // one million dollars
-	maxWeightGrams    = 1_000_000   // one tonne
+	MaxNameLen        = 200 // characters
+	MaxDescriptionLen = 4000
+	MaxPriceUnits     = 100_000_000 // one million dollars
+	MaxWeightGrams    = 1_000_000   // one tonne
 )
 
 // validateProduct returns a validation error naming the first bad field of p, or nil.
@@ -23,14 +24,14 @@ func validateProduct(p Product) error {
 	if err := ids.Check("id", p.ID); err != nil {
 		return err
 	}
-	if n := utf8.RuneCountInString(p.Name); n == 0 || n > maxNameLen || strings.TrimSpace(p.Name) == "" {
-		return validation.Errorf("name", "must be 1 to %d characters and not blank", maxNameLen)
+	if n := utf8.RuneCountInString(p.Name); n == 0 || n > MaxNameLen || strings.TrimSpace(p.Name) == "" {
+		return validation.Errorf("name", "must be 1 to %d characters and not blank", MaxNameLen)
 	}
 	if !utf8.ValidString(p.Name) {
 		return validation.Errorf("name", "must be valid UTF-8")
 	}
-	if utf8.RuneCountInString(p.Description) > maxDescriptionLen {
-		return validation.Errorf("description", "must be at most %d characters", maxDescriptionLen)
+	if utf8.RuneCountInString(p.Description) > MaxDescriptionLen {
+		return validation.Errorf("description", "must be at most %d characters", MaxDescriptionLen)
 	}
 	if !utf8.ValidString(p.Description) {
 		return validation.Errorf("description", "must be valid UTF-8")
@@ -38,11 +39,11 @@ func validateProduct(p Product) error {
 	if p.Price.Currency != money.USD {
 		return validation.Errorf("price.currency", "must be %q, got %q", money.USD, p.Price.Currency)
 	}
-	if p.Price.Units < 0 || p.Price.Units > maxPriceUnits {
-		return validation.Errorf("price.units", "must be 0 to %d", maxPriceUnits)
+	if p.Price.Units < 0 || p.Price.Units > MaxPriceUnits {
+		return validation.Errorf("price.units", "must be 0 to %d", MaxPriceUnits)
 	}
-	if p.WeightGrams < 0 || p.WeightGrams > maxWeightGrams {
-		return validation.Errorf("weight_grams", "must be 0 to %d", maxWeightGrams)
+	if p.WeightGrams < 0 || p.WeightGrams > MaxWeightGrams {
+		return validation.Errorf("weight_grams", "must be 0 to %d", MaxWeightGrams)
 	}
 	return nil
 }

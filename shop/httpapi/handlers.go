@@ -32,7 +32,7 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.Ready != nil {
 		if err := a.cfg.Ready(r.Context()); err != nil {
 			a.log.LogAttrs(r.Context(), slog.LevelWarn, "not ready", slog.Any("err", err))
-			a.writeProblem(w, newProblem(CodeUnavailable, http.StatusServiceUnavailable, "not ready: "+err.Error()))
+			a.writeProblem(w, newProblem(CodeUnavailable, "not ready: "+err.Error()))
 			return
 		}
 	}
@@ -179,8 +179,8 @@ func (a *api) clearCart(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// MaxIdempotencyKey is the longest Idempotency-Key header accepted.
-const MaxIdempotencyKey = 64
+// MaxIdempotencyKey is the longest Idempotency-Key header accepted: the orders context's.
+const MaxIdempotencyKey = orders.MaxKeyLen
 
 func (a *api) checkout(w http.ResponseWriter, r *http.Request) {
 	key, err := idempotencyKey(r.Header)
@@ -305,7 +305,7 @@ func (a *api) listNotifications(w http.ResponseWriter, r *http.Request) {
 func (a *api) admin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !a.authorized(r) {
-			a.writeProblem(w, newProblem(CodeUnauthorized, http.StatusUnauthorized,
+			a.writeProblem(w, newProblem(CodeUnauthorized,
 				"this route needs the header Authorization: Bearer <admin token>"))
 			return
 		}

@@ -304,9 +304,9 @@ func (a *api) write(w http.ResponseWriter, status int, contentType string, v any
 	if err := b.enc.Encode(v); err != nil {
 		// Only a bug gets here (every response type encodes); say so rather than send half.
 		a.log.Error("encode response", "err", err, "type", fmt.Sprintf("%T", v))
-		status, contentType = http.StatusInternalServerError, "application/problem+json"
+		p := newProblem(CodeInternal, "internal error")
+		status, contentType = p.Status, "application/problem+json"
 		b.buf.Reset()
-		p := newProblem(CodeInternal, status, "internal error")
 		_ = b.enc.Encode(&p) // a Problem always encodes
 	}
 	h := w.Header()

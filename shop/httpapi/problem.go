@@ -11,6 +11,10 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mitosis-dev/mitosis/shop/catalog"
 	"github.com/mitosis-dev/mitosis/shop/inventory"
@@ -45,34 +49,31 @@ type Problem struct {
 	Detail string `json:"detail"`
 }
 
-// newProblem returns the problem of code with its status and title.
-func newProblem(code string, status int, detail string) Problem {
-	return Problem{Type: ProblemTypePrefix + code, Title: title(code), Status: status, Detail: detail}
+// problemKinds is the status and title of every problem code: the one place they are
+// written (openapi.yaml's problem schemas are checked against it).
+var problemKinds = map[string]struct {
+	status int
+	title  string
+}{
+	CodeInvalidArgument:  {http.StatusBadRequest, "Invalid argument"},
+	CodeUnauthorized:     {http.StatusUnauthorized, "Unauthorized"},
+	CodePaymentDeclined:  {http.StatusPaymentRequired, "Payment declined"},
+	CodeNotFound:         {http.StatusNotFound, "Not found"},
+	CodeConflict:         {http.StatusConflict, "Conflict"},
+	CodeOutOfStock:       {http.StatusConflict, "Out of stock"},
+	CodePayloadTooLarge:  {http.StatusRequestEntityTooLarge, "Payload too large"},
+	CodeUnavailable:      {http.StatusServiceUnavailable, "Service unavailable"},
+	CodeMethodNotAllowed: {http.StatusMethodNotAllowed, "Method not allowed"},
+	CodeInternal:         {http.StatusInternalServerError, "Internal error"},
 }
 
-func title(code string) string {
-	switch code {
-	case CodeInvalidArgument:
-		return "Invalid argument"
-	case CodeUnauthorized:
-		return "Unauthorized"
-	case CodePaymentDeclined:
-		return "Payment declined"
-	case CodeNotFound:
-		return "Not found"
-	case CodeConflict:
-		return "Conflict"
-	case CodeOutOfStock:
-		return "Out of stock"
-	case CodePayloadTooLarge:
-		return "Payload too large"
-	case CodeUnavailable:
-		return "Service unavailable"
-	case CodeMethodNotAllowed:
-		return "Method not allowed"
-	default:
-		return "Internal error"
+// newProblem returns the problem of code with its status and title.
+func newProblem(code, detail string) Problem {
+	k, ok := problemKinds[code]
+	if !ok { // only a bug gets here: every code is in the table
+		code, k = CodeInternal, problemKinds[CodeInternal]
 	}
+	return Problem{Type: ProblemTypePrefix + code, Title: k.title, Status: k.status, Detail: detail}
 }
 
 // unavailableDetail is all a client learns of an unexpected failure; the log has the rest.
@@ -88,30 +89,29 @@ func problemFor(err error) (Problem, bool) {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		return newProblem(CodePayloadTooLarge, http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("the request body is over %d bytes", tooLarge.Limit)), false
+		return newProblem(CodePayloadTooLarge, fmt.Sprintf("the request body is over %d bytes", tooLarge.Limit)), false
 	case errors.Is(err, validation.ErrInvalid):
 		var v *validation.Error
 		if errors.As(err, &v) {
-			return newProblem(CodeInvalidArgument, http.StatusBadRequest, v.Error()), false
+			return newProblem(CodeInvalidArgument, v.Error()), false
 		}
-		return newProblem(CodeInvalidArgument, http.StatusBadRequest, err.Error()), false
+		return newProblem(CodeInvalidArgument, err.Error()), false
 	case errors.Is(err, catalog.ErrNotFound):
-		return newProblem(CodeNotFound, http.StatusNotFound, "no product has that id"), false
+		return newProblem(CodeNotFound, "no product has that id"), false
 	case errors.Is(err, orders.ErrNotFound):
-		return newProblem(CodeNotFound, http.StatusNotFound, "no order has that id"), false
+		return newProblem(CodeNotFound, "no order has that id"), false
 	case errors.Is(err, inventory.ErrOutOfStock):
 		var oos *inventory.OutOfStockError
 		if errors.As(err, &oos) {
-			return newProblem(CodeOutOfStock, http.StatusConflict, oos.Error()), false
+			return newProblem(CodeOutOfStock, oos.Error()), false
 		}
-		return newProblem(CodeOutOfStock, http.StatusConflict, err.Error()), false
+		return newProblem(CodeOutOfStock, err.Error()), false
 	case errors.Is(err, orders.ErrIdempotencyConflict):
-		return newProblem(CodeConflict, http.StatusConflict, orders.ErrIdempotencyConflict.Error()), false
+		return newProblem(CodeConflict, orders.ErrIdempotencyConflict.Error()), false
 	case errors.Is(err, payments.ErrDeclined):
-		return newProblem(CodePaymentDeclined, http.StatusPaymentRequired, declineDetail(err)), false
+		return newProblem(CodePaymentDeclined, declineDetail(err)), false
 	default: // context.DeadlineExceeded, context.Canceled, a store or a peer down, a bug
-		return newProblem(CodeUnavailable, http.StatusServiceUnavailable, unavailableDetail), true
+		return newProblem(CodeUnavailable, unavailableDetail), true
 	}
 }
 
@@ -151,11 +151,11 @@ func (a *api) recovered(w *statusWriter, r *http.Request, v any) {
 	if w.status != 0 {
 		return // the status line is gone; the client sees a truncated body
 	}
-	a.writeProblem(w, newProblem(CodeInternal, http.StatusInternalServerError, "internal error"))
+	a.writeProblem(w, newProblem(CodeInternal, "internal error"))
 }
 
 func (a *api) notFound(w http.ResponseWriter, r *http.Request) {
-	a.writeProblem(w, newProblem(CodeNotFound, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path))
+	a.writeProblem(w, newProblem(CodeNotFound, "no route for "+r.Method+" "+r.URL.Path))
 }
 
 // methodNotAllowed answers a known path with a method it does not serve. chi calls it also
@@ -176,16 +176,24 @@ func (a *api) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
-	a.writeProblem(w, newProblem(CodeMethodNotAllowed, http.StatusMethodNotAllowed,
+	a.writeProblem(w, newProblem(CodeMethodNotAllowed,
 		r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", ")))
 }
 
 // Unavailable answers every request with a 503 unavailable problem saying detail: what an
 // edge serves while it has nothing behind it to serve with (its process is rebuilding on a
-// new store connection), liveness and readiness included.
+// new store connection), liveness and readiness included. Like every answer of the API it
+// names its trace (API.md): a server span of OpenTelemetry's global tracer provider, which is
+// what New's edges use by default, continuing the caller's trace as the global propagator
+// reads it.
 func Unavailable(detail string) http.Handler {
-	p := newProblem(CodeUnavailable, http.StatusServiceUnavailable, detail)
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	p := newProblem(CodeUnavailable, detail)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		_, span := otel.Tracer(tracerName).Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		span.SetStatus(codes.Error, detail)
+		defer span.End()
+		setTraceHeaders(w.Header(), namedSpan(span.SpanContext()))
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -20,6 +23,24 @@ const (
 	// hex digits the epoch seconds, as X-Ray requires).
 	AmznTraceIDHeader = "X-Amzn-Trace-Id"
 )
+
+// namedSpan is the span a response names: the request's server span, or, where no SDK makes
+// spans (OTEL_SDK_DISABLED, or a process that never set one up) and no caller sent a trace,
+// a span context made here. API.md promises the headers on every response; such a span is
+// unsampled (flags 00: recorded nowhere), and its trace ID starts with the time in seconds,
+// as X-Ray's and the SDK's X-Ray ID generator's do.
+func namedSpan(sc trace.SpanContext) trace.SpanContext {
+	if sc.IsValid() {
+		return sc
+	}
+	var tid trace.TraceID
+	var sid trace.SpanID
+	binary.BigEndian.PutUint32(tid[:4], uint32(time.Now().Unix()))
+	binary.BigEndian.PutUint32(tid[4:8], rand.Uint32()) // math/rand/v2: fast, safe for concurrent use
+	binary.BigEndian.PutUint64(tid[8:], rand.Uint64())
+	binary.BigEndian.PutUint64(sid[:], rand.Uint64()|1) // never all zero
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid})
+}
 
 // setTraceHeaders writes both headers for the span sc: two allocations, one for both values
 // and one for both slices, since every response of the shop pays for them.
@@ -61,6 +82,9 @@ func boolIndex(b bool) int {
 }
 
 var httpRoute = attribute.Key("http.route")
+
+// tracerName names the spans this package makes itself (otelhttp makes the edge's).
+const tracerName = "github.com/mitosis-dev/mitosis/shop/httpapi"
 
 // nameSpan names the request's span "<method> <route pattern>" (e.g. "GET /v1/products/{id}")
 // once chi has routed the request, and adds the route to the request's HTTP metrics. A

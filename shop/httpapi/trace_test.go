@@ -1,12 +1,14 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"testing"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/mitosis-dev/mitosis/shop/httpapi"
 	"github.com/mitosis-dev/mitosis/shop/traced/tracedtest"
@@ -15,6 +17,9 @@ import (
 var (
 	traceResponse = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-01$`)
 	amznTraceID   = regexp.MustCompile(`^Root=1-([0-9a-f]{8})-([0-9a-f]{24});Parent=([0-9a-f]{16});Sampled=1$`)
+	// The same, unsampled.
+	traceResponse0 = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-00$`)
+	amznTraceID0   = regexp.MustCompile(`^Root=1-([0-9a-f]{8})-([0-9a-f]{24});Parent=([0-9a-f]{16});Sampled=0$`)
 )
 
 // Every response names its trace in both spellings, the span is named after the route, and a
@@ -73,5 +78,54 @@ func TestEveryResponseNamesItsTrace(t *testing.T) {
 				t.Errorf("a request without trace context has a parent: %v", s.Parent)
 			}
 		})
+	}
+}
+
+// Without an OpenTelemetry SDK (no-op tracer provider, as with OTEL_SDK_DISABLED=true) every
+// response still names a trace (API.md), an unsampled one of its own, or the caller's.
+func TestEveryResponseNamesATraceWithoutSDK(t *testing.T) {
+	cfg := memoryConfig(t)
+	cfg.TracerProvider = noop.NewTracerProvider()
+	cfg.Propagator = propagation.TraceContext{}
+	h := httpapi.New(cfg)
+	seen := map[string]bool{}
+	for range 3 {
+		res := serve(h, http.MethodGet, "/v1/products/nope", nil, nil)
+		tr := traceResponse0.FindStringSubmatch(res.Header().Get("traceresponse"))
+		xr := amznTraceID0.FindStringSubmatch(res.Header().Get("X-Amzn-Trace-Id"))
+		if res.Code != http.StatusNotFound || tr == nil || xr == nil {
+			t.Fatalf("%d, traceresponse %q, X-Amzn-Trace-Id %q: want 404 naming an unsampled trace in both",
+				res.Code, res.Header().Get("traceresponse"), res.Header().Get("X-Amzn-Trace-Id"))
+		}
+		if xr[1]+xr[2] != tr[1] || xr[3] != tr[2] {
+			t.Errorf("the two headers name different spans: %q and %q", tr[0], xr[0])
+		}
+		if seen[tr[1]] {
+			t.Errorf("trace %s named twice", tr[1])
+		}
+		seen[tr[1]] = true
+	}
+	const caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	res := serve(h, http.MethodGet, "/healthz", http.Header{"Traceparent": {caller}}, nil)
+	if got := res.Header().Get("traceresponse"); got != caller {
+		t.Errorf("traceresponse %q, want the caller's trace %q", got, caller)
+	}
+}
+
+// What an edge serves while it rebuilds names its trace too, and says when to come back.
+func TestUnavailableNamesItsTrace(t *testing.T) {
+	res := serve(httpapi.Unavailable("reconnecting"), http.MethodGet, "/healthz", nil, nil)
+	if res.Code != http.StatusServiceUnavailable || res.Header().Get("Retry-After") != "1" {
+		t.Fatalf("%d, Retry-After %q: want 503 and 1", res.Code, res.Header().Get("Retry-After"))
+	}
+	tr := traceResponse0.FindStringSubmatch(res.Header().Get("traceresponse"))
+	xr := amznTraceID0.FindStringSubmatch(res.Header().Get("X-Amzn-Trace-Id"))
+	if tr == nil || xr == nil || xr[1]+xr[2] != tr[1] {
+		t.Errorf("traceresponse %q, X-Amzn-Trace-Id %q: want both, naming one trace",
+			res.Header().Get("traceresponse"), res.Header().Get("X-Amzn-Trace-Id"))
+	}
+	var p httpapi.Problem
+	if err := json.Unmarshal(res.Body.Bytes(), &p); err != nil || p.Type != httpapi.ProblemTypePrefix+httpapi.CodeUnavailable || p.Detail != "reconnecting" {
+		t.Errorf("problem %+v, %v", p, err)
 	}
 }

@@ -9,23 +9,24 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
-// Limits on a checkout request, checked before any side effect.
+// Limits on a checkout request, checked before any side effect (and stated in
+// shop/httpapi/openapi.yaml, whose tests read them here).
 const (
-	maxKeyLen     = 64
-	maxEmailLen   = 254 // the longest address SMTP carries (RFC 5321)
-	maxAddressLen = 200
+	MaxKeyLen     = 64  // of an Idempotency-Key, printable ASCII
+	MaxEmailLen   = 254 // the longest address SMTP carries (RFC 5321)
+	MaxAddressLen = 200 // characters, of each line of the address
 )
 
 // validateCheckout returns a validation error naming the first bad field, or nil.
 func validateCheckout(key string, req CheckoutRequest) error {
 	if !validKey(key) {
-		return validation.Errorf("Idempotency-Key", "must be 1 to %d printable ASCII characters", maxKeyLen)
+		return validation.Errorf("Idempotency-Key", "must be 1 to %d printable ASCII characters", MaxKeyLen)
 	}
 	if err := ids.Check("user_id", req.UserID); err != nil {
 		return err
 	}
 	if !validEmail(req.Email) {
-		return validation.Errorf("email", "must be an address with one @, at most %d characters", maxEmailLen)
+		return validation.Errorf("email", "must be an address with one @, at most %d characters", MaxEmailLen)
 	}
 	for _, f := range []struct{ name, value string }{
 		{"address.street", req.Address.Street},
@@ -36,16 +37,16 @@ func validateCheckout(key string, req CheckoutRequest) error {
 		if strings.TrimSpace(f.value) == "" {
 			return validation.Errorf(f.name, "is required")
 		}
-		if utf8.RuneCountInString(f.value) > maxAddressLen {
-			return validation.Errorf(f.name, "must be at most %d characters", maxAddressLen)
+		if utf8.RuneCountInString(f.value) > MaxAddressLen {
+			return validation.Errorf(f.name, "must be at most %d characters", MaxAddressLen)
 		}
 	}
 	return payments.ValidateCard(req.Card)
 }
 
-// validKey reports whether key is 1..maxKeyLen characters of printable ASCII (0x20..0x7E).
+// validKey reports whether key is 1..MaxKeyLen characters of printable ASCII (0x20..0x7E).
 func validKey(key string) bool {
-	if len(key) == 0 || len(key) > maxKeyLen {
+	if len(key) == 0 || len(key) > MaxKeyLen {
 		return false
 	}
 	for i := 0; i < len(key); i++ {
@@ -59,7 +60,7 @@ func validKey(key string) bool {
 // validEmail checks the shape only (one @ with something on each side): whether the
 // mailbox exists is for the mail server to say.
 func validEmail(email string) bool {
-	if len(email) > maxEmailLen || strings.Count(email, "@") != 1 {
+	if len(email) > MaxEmailLen || strings.Count(email, "@") != 1 {
 		return false
 	}
 	at := strings.IndexByte(email, '@')

@@ -6,14 +6,22 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
+// The shape of a card, checked by ValidateCard (and stated in shop/httpapi/openapi.yaml,
+// whose tests read it here).
+const (
+	MinCardDigits, MaxCardDigits = 12, 19
+	MinCVVDigits, MaxCVVDigits   = 3, 4
+	MinExpYear, MaxExpYear       = 1000, 9999 // four digits
+)
+
 // ValidateCard checks that c is well formed: a number of 12 to 19 digits (no spaces) that
 // passes the Luhn check, a month 1..12, a four-digit year and a CVV of 3 or 4 digits. It is
 // pure, so that callers can reject a bad card at the edge before any side effect (orders does
 // it before reserving stock). An expired card is well formed: expiry is a decline, decided
 // by Charge with the clock.
 func ValidateCard(c Card) error {
-	if n := len(c.Number); n < 12 || n > 19 || !digits(c.Number) {
-		return validation.Errorf("card.number", "must be 12 to 19 digits")
+	if n := len(c.Number); n < MinCardDigits || n > MaxCardDigits || !digits(c.Number) {
+		return validation.Errorf("card.number", "must be %d to %d digits", MinCardDigits, MaxCardDigits)
 	}
 	if !luhn(c.Number) {
 		return validation.Errorf("card.number", "is not a valid card number (Luhn check failed)")
@@ -21,11 +29,11 @@ func ValidateCard(c Card) error {
 	if c.ExpMonth < 1 || c.ExpMonth > 12 {
 		return validation.Errorf("card.exp_month", "must be 1 to 12, got %d", c.ExpMonth)
 	}
-	if c.ExpYear < 1000 || c.ExpYear > 9999 {
+	if c.ExpYear < MinExpYear || c.ExpYear > MaxExpYear {
 		return validation.Errorf("card.exp_year", "must be four digits, got %d", c.ExpYear)
 	}
-	if n := len(c.CVV); n < 3 || n > 4 || !digits(c.CVV) {
-		return validation.Errorf("card.cvv", "must be 3 or 4 digits")
+	if n := len(c.CVV); n < MinCVVDigits || n > MaxCVVDigits || !digits(c.CVV) {
+		return validation.Errorf("card.cvv", "must be %d or %d digits", MinCVVDigits, MaxCVVDigits)
 	}
 	return nil
 }
