@@ -93,7 +93,7 @@ and runs the monolith and the microservices side by side, as Podman pods or as l
 processes, so that the two can be compared.
 
 Exit codes: 0 success; 1 failure; 2 bad usage; 3 status found a service not running or not
-ready; 4 status, logs or events found nothing up.`,
+ready; 4 status, logs, events, kill or start found nothing up.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -121,7 +121,7 @@ ready; 4 status, logs or events found nothing up.`,
 	pf.IntVar(&a.budget.MemoryMB, "memory", int(a.envFloat("MITOSIS_MEMORY_MB", topology.DefaultMemoryMB)), "memory limit of each architecture in total, in MiB [MITOSIS_MEMORY_MB]")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every step")
 	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd(),
-		kube.Command(), manifests.Command(), a.eventsCmd())
+		kube.Command(), manifests.Command(), a.eventsCmd(), a.killCmd(), a.startCmd())
 	traces := &cobra.Command{Use: "traces", Short: "Read and compare the traces the collector holds"}
 	traces.AddCommand(tracecompare.Command())
 	root.AddCommand(traces)

@@ -41,12 +41,17 @@ func FreeAddr(t *testing.T) string {
 }
 
 // StackName returns a stack name of the form mitosis-test-<random>, so that a test's objects
-// never collide with the real stack's or another test's.
+// never collide with the real stack's or another test's. MITOSIS_TEST_STACK_PREFIX replaces
+// "mitosis-test" (for one who shares the machine's Podman and tags what is theirs).
 func StackName(t *testing.T) string {
 	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	return "mitosis-test-" + hex.EncodeToString(b)
+	prefix := "mitosis-test"
+	if p := os.Getenv("MITOSIS_TEST_STACK_PREFIX"); p != "" {
+		prefix = p
+	}
+	return prefix + "-" + hex.EncodeToString(b)
 }
 
 // Get returns the status code of GET url.
