@@ -22,7 +22,7 @@ CPUS ?=
 MEMORY_MB ?=
 UP_FLAGS := $(if $(CPUS),--cpus $(CPUS)) $(if $(MEMORY_MB),--memory $(MEMORY_MB))
 
-.PHONY: load compare loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
+.PHONY: load compare faults loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
 
 all: build
 
@@ -117,6 +117,15 @@ load: loadtest-stack
 ## per architecture)
 compare: loadtest-stack
 	./$(LOADTEST) -preset compare $(LOADTEST_EDGES) $(LOADTEST_FLAGS)
+
+## faults: fault isolation: each process of every architecture up (ARCH's, when given) killed
+## in turn under steady traffic, down 10 s, started again, then the shop's invariants checked
+## through the API; fails loudly when one breaks. FAULTS_FLAGS='-report loadtest/out/<time>/report.json'
+## runs at half the first architecture's max within the SLO (default -rate 20); the report lands
+## in loadtest/out/<time>/ (about 30 s per process, plus the checks)
+FAULTS_FLAGS ?=
+faults: loadtest-stack
+	./$(LOADTEST) faults $(LOADTEST_EDGES) $(FAULTS_FLAGS)
 
 LOADTEST := bin/loadtest
 comma := ,
