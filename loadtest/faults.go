@@ -236,7 +236,7 @@ func (r *FaultRunner) runArch(ctx context.Context, p FaultPlan, t FaultTarget, p
 		case c.Skipped != "":
 			r.say("  %-14s skipped: %s", c.Name, c.Skipped)
 		case c.Passed:
-			r.say("  %-14s held (%d checked)", c.Name, c.Checked)
+			r.say("  %-14s held (%d checked, %.1f s)", c.Name, c.Checked, c.TookS)
 		default:
 			r.say("  %-14s BROKEN: %s", c.Name, firstOr(c.Evidence, "see the report"))
 		}

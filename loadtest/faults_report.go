@@ -204,17 +204,17 @@ func (r *Report) faultsMarkdown(p func(string, ...any)) {
 		inv := a.Invariants
 		cc := inv.Checkouts
 		p("")
-		p("Checkouts: %d sent, %d created, %d declined, %d out of stock, %d without a final answer (retried: %d created, %d of them an order made before the retry, %d refused), %d unexpected; %d orders of %d users. Checked in %.1f s.",
-			cc.Sent, cc.Created, cc.Declined, cc.OutOfStock, cc.Unknown, cc.RetryCreated, cc.RetryExisting, cc.RetryRefused, cc.Unexpected, cc.Orders, cc.Users, inv.SettleS)
+		p("Checkouts: %d sent, %d created, %d declined, %d out of stock, %d without a final answer (retried: %d created, %d of them an order made before the retry, %d refused; the longest took %.1f s to get its answer%s), %d unexpected; %d orders of %d users. Checked in %.1f s.",
+			cc.Sent, cc.Created, cc.Declined, cc.OutOfStock, cc.Unknown, cc.RetryCreated, cc.RetryExisting, cc.RetryRefused, cc.RetryLongestS, parens(cc.RetryLongest), cc.Unexpected, cc.Orders, cc.Users, inv.SettleS)
 		p("")
 		if !inv.Passed {
 			p("**INVARIANTS BROKEN in %s:**", a.Arch)
 			p("")
 		}
-		p("| invariant | result | checked | how |")
-		p("|---|---|---|---|")
+		p("| invariant | result | checked | took | how |")
+		p("|---|---|---|---|---|")
 		for _, c := range inv.Checks {
-			p("| %s | %s | %d | %s |", c.Name, checkVerdict(c), c.Checked, c.How)
+			p("| %s | %s | %d | %.1f s | %s |", c.Name, checkVerdict(c), c.Checked, c.TookS, c.How)
 		}
 		for _, c := range inv.Checks {
 			if len(c.Evidence) == 0 {
@@ -356,9 +356,9 @@ var faultsTemplate = template.Must(template.New("faults").Funcs(template.FuncMap
 {{range .A}}<h3>{{.Arch.Arch}} <small>({{none .Arch.Runtime}})</small></h3>
 <div class="charts">{{.Map}}</div>
 {{range .Arch.Cycles}}{{if .Error}}<p class="missing"><b>{{.Process}}:</b> {{.Error}}</p>{{end}}{{end}}
-{{with .Arch.Invariants}}<p>Checkouts: {{.Checkouts.Sent}} sent, {{.Checkouts.Created}} created, {{.Checkouts.Declined}} declined, {{.Checkouts.OutOfStock}} out of stock, {{.Checkouts.Unknown}} without a final answer (retried with their key: {{.Checkouts.RetryCreated}} created, {{.Checkouts.RetryExisting}} of them an order made before the retry, {{.Checkouts.RetryRefused}} refused), {{.Checkouts.Unexpected}} unexpected; {{.Checkouts.Orders}} orders of {{.Checkouts.Users}} users; checked in {{f1 .SettleS}} s.</p>
-<table class="invariants"><tr><th>invariant</th><th>result</th><th>checked</th><th style="text-align:left">how</th></tr>
-{{range .Checks}}<tr><td>{{.Name}}</td><td class="{{if .Skipped}}{{else if .Passed}}pass{{else}}FAIL{{end}}">{{verdict .}}</td><td>{{.Checked}}</td><td style="text-align:left">{{.How}}</td></tr>{{end}}</table>
+{{with .Arch.Invariants}}<p>Checkouts: {{.Checkouts.Sent}} sent, {{.Checkouts.Created}} created, {{.Checkouts.Declined}} declined, {{.Checkouts.OutOfStock}} out of stock, {{.Checkouts.Unknown}} without a final answer (retried with their key: {{.Checkouts.RetryCreated}} created, {{.Checkouts.RetryExisting}} of them an order made before the retry, {{.Checkouts.RetryRefused}} refused; the longest took {{f1 .Checkouts.RetryLongestS}} s to get its answer{{with .Checkouts.RetryLongest}}: {{.}}{{end}}), {{.Checkouts.Unexpected}} unexpected; {{.Checkouts.Orders}} orders of {{.Checkouts.Users}} users; checked in {{f1 .SettleS}} s.</p>
+<table class="invariants"><tr><th>invariant</th><th>result</th><th>checked</th><th>took</th><th style="text-align:left">how</th></tr>
+{{range .Checks}}<tr><td>{{.Name}}</td><td class="{{if .Skipped}}{{else if .Passed}}pass{{else}}FAIL{{end}}">{{verdict .}}</td><td>{{.Checked}}</td><td>{{f1 .TookS}} s</td><td style="text-align:left">{{.How}}</td></tr>{{end}}</table>
 {{range .Checks}}{{if .Evidence}}<div class="missing"><b>{{.Name}} broken:</b><ul>{{range .Evidence}}<li>{{.}}</li>{{end}}{{if .Omitted}}<li>and {{.Omitted}} more</li>{{end}}</ul></div>{{end}}{{end}}
 {{end}}{{end}}`))
 
@@ -405,4 +405,11 @@ func (r *Report) faultsOnlyMarkdown(p func(string, ...any)) {
 	for _, a := range r.Faults.Archs {
 		p("- %s at %s: %s; traffic sent %v; stock added %d units", a.Arch, a.BaseURL, orNone(a.Runtime), a.Sent, a.StockAdded)
 	}
+}
+
+func parens(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ": " + s
 }

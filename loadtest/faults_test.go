@@ -248,8 +248,10 @@ var faultFields = []string{
 	"faults.archs.0.invariants.checkouts.declined", "faults.archs.0.invariants.checkouts.out_of_stock",
 	"faults.archs.0.invariants.checkouts.unknown", "faults.archs.0.invariants.checkouts.unexpected",
 	"faults.archs.0.invariants.checkouts.retry_created", "faults.archs.0.invariants.checkouts.retry_existing",
-	"faults.archs.0.invariants.checkouts.retry_refused", "faults.archs.0.invariants.checkouts.orders",
+	"faults.archs.0.invariants.checkouts.retry_refused", "faults.archs.0.invariants.checkouts.retry_longest_s",
+	"faults.archs.0.invariants.checkouts.orders",
 	"faults.archs.0.invariants.checkouts.users",
 	"faults.archs.0.invariants.checks.0.name", "faults.archs.0.invariants.checks.0.how",
 	"faults.archs.0.invariants.checks.0.passed", "faults.archs.0.invariants.checks.0.checked",
+	"faults.archs.0.invariants.checks.0.took_s",
 }

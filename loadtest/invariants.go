@@ -50,8 +50,13 @@ type CheckoutCounts struct {
 	RetryCreated  int `json:"retry_created"`  // answered 201
 	RetryExisting int `json:"retry_existing"` // of those, an order that existed before the retry (the checkout had gone through)
 	RetryRefused  int `json:"retry_refused"`  // answered 402 or 409 out-of-stock
-	Orders        int `json:"orders"`         // distinct orders the shop accepted: every 201's
-	Users         int `json:"users"`          // users who sent a checkout
+	// RetryLongestS is the longest a retried checkout took to get its final answer, from the
+	// first retry (the shop's recovery of an interrupted checkout bounds it), and RetryLongest
+	// names that checkout.
+	RetryLongestS float64 `json:"retry_longest_s"`
+	RetryLongest  string  `json:"retry_longest,omitempty"`
+	Orders        int     `json:"orders"` // distinct orders the shop accepted: every 201's
+	Users         int     `json:"users"`  // users who sent a checkout
 }
 
 // InvariantCheck is one invariant: whether it held, how it was checked and, when it broke,
@@ -62,6 +67,7 @@ type InvariantCheck struct {
 	Passed   bool     `json:"passed"`
 	Skipped  string   `json:"skipped,omitempty"` // why it could not be checked
 	Checked  int      `json:"checked"`           // how many things it covered (orders, products...)
+	TookS    float64  `json:"took_s"`            // how long it took, waiting for the stack included
 	Evidence []string `json:"evidence,omitempty"`
 	Omitted  int      `json:"evidence_omitted,omitempty"` // evidence lines beyond the first maxEvidence
 }
@@ -112,16 +118,22 @@ func checkInvariants(ctx context.Context, in invariantInput) InvariantReport {
 	}
 	rep.Checkouts.Sent, rep.Checkouts.Users = len(in.attempts), len(users)
 
+	last := start
+	add := func(c InvariantCheck) {
+		c.TookS = time.Since(last).Seconds()
+		last = time.Now()
+		rep.Checks = append(rep.Checks, c)
+	}
 	final, orders := checkFinal(ctx, in, deadline, &rep.Checkouts)
 	rep.Checkouts.Orders = len(orders)
-	rep.Checks = append(rep.Checks, final)
+	add(final)
 	ordersCheck, lost := checkOrders(ctx, in.shop, users, orders)
-	rep.Checks = append(rep.Checks, ordersCheck)
+	add(ordersCheck)
 	reservations, stocks := checkReservations(ctx, in, deadline)
-	rep.Checks = append(rep.Checks, reservations)
-	rep.Checks = append(rep.Checks, checkStock(in, stocks, orders))
-	rep.Checks = append(rep.Checks, checkNotifications(ctx, in.shop, users, orders, lost, deadline))
-	rep.Checks = append(rep.Checks, checkCharges(ctx, in, orders, deadline))
+	add(reservations)
+	add(checkStock(in, stocks, orders))
+	add(checkNotifications(ctx, in.shop, users, orders, lost, deadline))
+	add(checkCharges(ctx, in, orders, deadline))
 	rep.Passed = true
 	for i := range rep.Checks {
 		rep.Checks[i].done()
@@ -232,6 +244,7 @@ func checkFinal(ctx context.Context, in invariantInput, deadline time.Time, coun
 		problem string
 		err     error
 		tries   int
+		took    time.Duration
 	}
 	results := make([]outcome, len(unknown))
 	idx := make([]int, len(unknown))
@@ -241,9 +254,10 @@ func checkFinal(ctx context.Context, in invariantInput, deadline time.Time, coun
 	parallel(idx, func(i int) {
 		a := unknown[i]
 		backoff := 250 * time.Millisecond
+		first := time.Now()
 		for {
 			st, o, problem, err := in.shop.retryCheckout(ctx, a.Key, a.Body)
-			results[i] = outcome{st, o, problem, err, results[i].tries + 1}
+			results[i] = outcome{st, o, problem, err, results[i].tries + 1, time.Since(first)}
 			if err == nil && st != 0 && st < 500 {
 				return // final, or a broken contract that a retry will not mend
 			}
@@ -255,6 +269,10 @@ func checkFinal(ctx context.Context, in invariantInput, deadline time.Time, coun
 	})
 	for i, a := range unknown {
 		r := results[i]
+		if s := r.took.Seconds(); s > counts.RetryLongestS {
+			counts.RetryLongestS = s
+			counts.RetryLongest = strings.TrimSpace(fmt.Sprintf("key %s of user %s, first answer %s, %d tries, then %d %s", a.Key, a.User, firstAnswer(a), r.tries, r.status, r.problem))
+		}
 		switch {
 		case r.status == http.StatusCreated && r.order != nil:
 			counts.RetryCreated++
@@ -610,7 +628,7 @@ func (r InvariantReport) summary() string {
 		case !c.Passed:
 			state = "BROKEN: " + strings.Join(c.Evidence, "; ")
 		}
-		fmt.Fprintf(&b, "%s (%d): %s\n", c.Name, c.Checked, state)
+		fmt.Fprintf(&b, "%s (%d, %.1f s): %s\n", c.Name, c.Checked, c.TookS, state)
 	}
 	return b.String()
 }
