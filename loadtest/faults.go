@@ -102,6 +102,11 @@ func (p FaultPlan) Validate() error {
 		return fmt.Errorf("faults: rate %v is not positive", p.Rate)
 	case p.Warmup < 0 || p.Baseline < 0 || p.Down < 0 || p.After < 0 || p.Window < 0 || p.Bucket < 0 || p.Settle < 0:
 		return errors.New("faults: durations must not be negative")
+	case p.After < 2*p.Window:
+		// The recovery is a window that fits in the time after the start: one as long as that
+		// time could only start with the start itself.
+		return fmt.Errorf("faults: %s after the start leaves no room to find a %s recovery window (at %g req/s the rarest kind of request is seen 3 times in that): give an -after of twice the window at least, a shorter -recovery-window or a higher -rate",
+			p.After, p.Window, p.Rate)
 	}
 	return p.Mix.Validate()
 }

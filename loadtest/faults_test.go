@@ -87,6 +87,22 @@ func TestAutoWindow(t *testing.T) {
 	}
 }
 
+func TestFaultPlanValidate(t *testing.T) {
+	if err := (FaultPlan{Rate: 20, Mix: DefaultMix()}).withDefaults().Validate(); err != nil {
+		t.Errorf("the defaults: %v", err)
+	}
+	for _, p := range []FaultPlan{
+		{Rate: 0, Mix: DefaultMix()},
+		{Rate: 10, After: 3 * time.Second, Mix: DefaultMix()}, // a 3 s window in 3 s
+		{Rate: 20, Down: -time.Second, Mix: DefaultMix()},
+		{Rate: 20},
+	} {
+		if err := p.withDefaults().Validate(); err == nil {
+			t.Errorf("%+v: valid", p)
+		}
+	}
+}
+
 // TestCycleFill puts each request in its phase by when it was scheduled, counts each kind's
 // successes, and draws the timeline relative to the kill.
 func TestCycleFill(t *testing.T) {
