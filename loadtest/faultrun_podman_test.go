@@ -62,7 +62,10 @@ func TestFaultRunPodman(t *testing.T) {
 	t.Logf("services up as pods in %s", time.Since(start).Round(time.Millisecond))
 
 	var out strings.Builder
-	r := &FaultRunner{Plan: shortFaults(), Progress: &syncWriter{w: &out},
+	plan := shortFaults()
+	// A pod takes 0.2-2 s to be ready again here, and its callers a second more to reach it.
+	plan.After = 8 * time.Second
+	r := &FaultRunner{Plan: plan, Progress: &syncWriter{w: &out},
 		Targets: faultTargets(t, rt, topo, map[string][]string{topology.Services: {"payments", "gateway"}})}
 	start = time.Now()
 	rep, err := r.Run(ctx)
