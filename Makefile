@@ -29,7 +29,7 @@ UP_FLAGS := $(if $(CPUS),--cpus $(CPUS)) $(if $(MEMORY_MB),--memory $(MEMORY_MB)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_BUILD := go build -ldflags '-X main.version=$(VERSION)'
 
-.PHONY: help calibrate load compare loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
+.PHONY: help calibrate load compare faults loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
 
 all: build
 
@@ -146,6 +146,15 @@ CAL_ARCH = $(if $(filter command line environment,$(origin ARCH)),$(ARCH),servic
 calibrate: $(TOKEN_FILE) $(MITOSIS) build-loadtest
 	@./$(LOADTEST) edges -need '$(CAL_ARCH)' >/dev/null || $(MAKE) --no-print-directory up ARCH='$(CAL_ARCH)'
 	./$(LOADTEST) calibrate -edges '$(CAL_ARCH)' -rate $(RATE) -duration $(DURATION)
+
+## faults: fault isolation: each process of every architecture up (ARCH's, when given) killed
+## in turn under steady traffic, down 10 s, started again, then the shop's invariants checked
+## through the API; fails loudly when one breaks. FAULTS_FLAGS='-report loadtest/out/<time>/report.json'
+## runs at half the first architecture's max within the SLO (default -rate 20); the report lands
+## in loadtest/out/<time>/ (about 30 s per process, plus the checks)
+FAULTS_FLAGS ?=
+faults: loadtest-stack
+	./$(LOADTEST) faults $(LOADTEST_EDGES) $(FAULTS_FLAGS)
 
 LOADTEST := bin/loadtest
 comma := ,

@@ -39,6 +39,7 @@ type Report struct {
 	IdleCPU       []IdleCPU     `json:"idle_cpu"` // each architecture's CPU with no traffic, before the run
 	Traces        Traces        `json:"traces"`
 	Warnings      []string      `json:"warnings"`
+	Faults        *FaultsReport `json:"faults,omitempty"` // the faults phase, when it ran (faults_report.go)
 }
 
 // Settings are the run's knobs.
@@ -487,6 +488,11 @@ func fmtRatio(x float64) string {
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	if len(r.Steps) == 0 && r.Faults != nil {
+		r.faultsOnlyMarkdown(p)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	p("# Load test %s", r.ID)
 	p("")
 	p("%s, %s to %s (%s). SLO: p99 < %g ms and errors < %g%%. %s.", strings.Join(archNames(r), " vs "),
@@ -522,6 +528,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			p("- %s", x)
 		}
 	}
+	r.faultsMarkdown(p)
 	p("")
 	p("## Latency and cost by offered rate (repeats merged)")
 	p("")

@@ -150,45 +150,39 @@ const maxAdd = 1_000_000
 // Replenish tops every product's available stock up to level through the admin API, so that
 // stock never ends a run early. It returns the units it added.
 func (s Shop) Replenish(ctx context.Context, productIDs []string, level int64) (int64, error) {
-	if s.AdminToken == "" {
-		return 0, errors.New("replenish: no admin token (set SHOP_ADMIN_TOKEN or write .mitosis/admin-token)")
+	added, err := s.TopUp(ctx, productIDs, level)
+	var n int64
+	for _, a := range added {
+		n += a
 	}
-	var added int64
-	for _, id := range productIDs {
-		st, err := s.Stock(ctx, id)
-		if err != nil {
-			return added, fmt.Errorf("replenish: %w", err)
-		}
-		for need := level - st.Available; need > 0; {
-			n := min(need, maxAdd)
-			if err := s.do(ctx, http.MethodPost, "/v1/admin/inventory/"+url.PathEscape(id), true, map[string]int64{"add": n}, nil); err != nil {
-				return added, fmt.Errorf("replenish: %w", err)
-			}
-			need -= n
-			added += n
-		}
-	}
-	return added, nil
+	return n, err
 }
 
 // StockLevel is the stock per product that a plan needs: three times the units its
 // checkouts could buy if every request were one, spread over the products, and at least 1000.
 func StockLevel(p Plan, products int) int64 {
-	if products <= 0 {
-		return 1000
-	}
 	var reqs float64
 	for _, st := range p.Steps() {
 		reqs += st.Rate * st.Duration.Seconds()
 	}
 	reqs += p.WarmupRate * p.Warmup.Seconds()
-	w := p.Mix.weights()
+	return stockFor(reqs, p.Mix, products)
+}
+
+// stockFor is the stock per product that reqs requests of mix need: three times the units
+// their checkouts could buy if every request were one, spread over the products, and at
+// least 1000.
+func stockFor(reqs float64, mix Mix, products int) int64 {
+	if products <= 0 {
+		return 1000
+	}
+	w := mix.weights()
 	sum := 0.0
 	for _, x := range w {
 		sum += x
 	}
 	// A cart add puts at most 2 units in a cart; each unit is bought at most once.
-	units := reqs * (p.Mix.CartAdd / sum) * 2
+	units := reqs * (mix.CartAdd / sum) * 2
 	level := int64(3*units/float64(products)) + 1
 	return max(level, 1000)
 }

@@ -18,6 +18,9 @@ var errNoBindings = errors.New("built without the podman bindings (build tags: r
 // Status fails: this binary was built without the podman bindings' tags.
 func Status(context.Context, string) ([]stack.Status, error) { return nil, errNoBindings }
 
+// Runtime fails: this binary was built without the podman bindings' tags.
+func Runtime(context.Context, string) (stack.Runtime, error) { return nil, errNoBindings }
+
 // Sampler is not available in this build.
 type Sampler struct{}
 

@@ -48,6 +48,12 @@ func Status(ctx context.Context, stackName string) ([]stack.Status, error) {
 	return rt.Status(ctx)
 }
 
+// Runtime is the Podman runtime of the stack (platform/podmanrt), for what acts on its pods:
+// the faults phase kills and starts them through it.
+func Runtime(ctx context.Context, stackName string) (stack.Runtime, error) {
+	return podmanrt.Connect(ctx, podmanrt.Options{Socket: socket(), Stack: stackName})
+}
+
 // Sampler is a loadtest.ResourceSampler over the containers of one architecture.
 type Sampler struct {
 	conn        context.Context

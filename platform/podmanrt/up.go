@@ -227,7 +227,7 @@ func (r *Runtime) progress(opts stack.UpOptions, format string, args ...any) {
 func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOptions) error {
 	opts.Progress = stack.SyncWriter(opts.Progress)
 	if opts.ReadyTimeout == 0 {
-		opts.ReadyTimeout = 60 * time.Second
+		opts.ReadyTimeout = stack.DefaultReadyTimeout
 	}
 	// Shared budgets' groups first: one that cannot be made stops up before it made anything.
 	parents := map[string]string{}

@@ -84,16 +84,22 @@ func New(opts Options) *Runtime {
 // Name is "process".
 func (r *Runtime) Name() string { return "process" }
 
-// record is what the runtime keeps about a started process.
+// record is what the runtime keeps about a started process: enough to find, check and stop
+// it, and to start it again as it was (Start).
 type record struct {
 	Arch    string         `json:"arch"`
 	Service string         `json:"service"`
 	PID     int            `json:"pid"`
 	Binary  string         `json:"binary"`
+	Args    []string       `json:"args"`
+	Env     []string       `json:"env"` // the whole environment it got: secrets too, hence the record's mode 0600
+	Dir     string         `json:"dir"`
 	Ports   map[string]int `json:"ports"` // container port -> host port
 	Hash    string         `json:"hash"`
 	Probe   topology.Probe `json:"probe"`
 	Started time.Time      `json:"started"`
+	Killed  *time.Time     `json:"killed,omitempty"` // when Kill killed it; nil once started again
+	Cgroup  string         `json:"cgroup,omitempty"` // the shared budget's group it runs in (Start puts it back)
 }
 
 func (r *Runtime) stackDir() string { return filepath.Join(r.opts.State, r.opts.Stack) }
@@ -131,7 +137,8 @@ func writeRecord(path string, rec record) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, b, 0o644)
+	// 0600: the environment holds the admin token and the request key.
+	return os.WriteFile(path, b, 0o600)
 }
 
 // alive tells whether pid runs the binary it was started as (a recycled pid does not count).
@@ -225,7 +232,7 @@ func (r *Runtime) build(ctx context.Context, t topology.Topology, progress io.Wr
 func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOptions) error {
 	opts.Progress = stack.SyncWriter(opts.Progress)
 	if opts.ReadyTimeout == 0 {
-		opts.ReadyTimeout = 60 * time.Second
+		opts.ReadyTimeout = stack.DefaultReadyTimeout
 	}
 	bins, err := r.build(ctx, t, opts.Progress)
 	if err != nil {
@@ -390,61 +397,84 @@ func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Ser
 			stop(prev, 5*time.Second)
 		}
 	}
-	var exited chan struct{}
+	var exited <-chan struct{}
 	rec := prev
 	if verb == "started" {
 		if err := os.MkdirAll(dataDir, 0o755); err != nil {
 			return err
 		}
-		logf, err := os.OpenFile(r.logPath(a.Name, s.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return err
-		}
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = r.archDir(a.Name)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+		cmdEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 		for _, k := range sortedKeys(env) {
-			cmd.Env = append(cmd.Env, k+"="+env[k])
+			cmdEnv = append(cmdEnv, k+"="+env[k])
 		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives this command, stops as a group
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			return fmt.Errorf("%s/%s: start: %w", a.Name, s.Name, err)
-		}
-		logf.Close()
-		exited = make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		bud.join(s.Name, cmd.Process.Pid)
-		rec = record{Arch: a.Name, Service: s.Name, PID: cmd.Process.Pid, Binary: bin, Ports: portsRec,
-			Hash: hash, Probe: s.Probe, Started: time.Now().UTC()}
-		if err := writeRecord(recPath, rec); err != nil {
+		rec = record{Arch: a.Name, Service: s.Name, Binary: bin, Args: args, Env: cmdEnv, Dir: r.archDir(a.Name),
+			Ports: portsRec, Hash: hash, Probe: s.Probe, Cgroup: bud.cgroupPath()}
+		if rec, exited, err = r.spawn(rec); err != nil {
 			return err
 		}
+		bud.join(s.Name, rec.PID)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[s.Name][s.Probe.Port]))
+	if verb == "unchanged" {
+		bud.join(s.Name, rec.PID) // a no-op when it is in already
+	}
+	addr, err := r.waitReady(ctx, rec, exited, opts.ReadyTimeout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(progressOr(opts.Progress), "%s/%s: %s, ready on %s (%s)\n", a.Name, s.Name, verb, addr, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// spawn starts rec's binary with its arguments, environment and folder, in a session of its
+// own, its output appended to the service's log, and records it with its pid: the one way
+// this runtime starts a process, for Up and for Start. exited is closed once the process
+// ends (this process is its parent and reaps it).
+func (r *Runtime) spawn(rec record) (record, <-chan struct{}, error) {
+	logf, err := os.OpenFile(r.logPath(rec.Arch, rec.Service), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return rec, nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(rec.Binary, rec.Args...)
+	cmd.Dir = rec.Dir
+	cmd.Env = rec.Env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives this command, stops as a group
+	if err := cmd.Start(); err != nil {
+		return rec, nil, fmt.Errorf("%s/%s: start: %w", rec.Arch, rec.Service, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	rec.PID, rec.Started, rec.Killed = cmd.Process.Pid, time.Now().UTC(), nil
+	if err := writeRecord(r.recordPath(rec.Arch, rec.Service), rec); err != nil {
+		return rec, exited, err
+	}
+	return rec, exited, nil
+}
+
+// waitReady waits until rec's probe passes on its port, and fails early when its process
+// ends (exited, when this process started it; else by its pid). It returns the address
+// probed.
+func (r *Runtime) waitReady(ctx context.Context, rec record, exited <-chan struct{}, timeout time.Duration) (string, error) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(rec.Ports[strconv.Itoa(rec.Probe.Port)]))
 	isAlive := func() error {
 		if exited != nil {
 			select {
 			case <-exited:
-				return fmt.Errorf("process exited; see %s", r.logPath(a.Name, s.Name))
+				return fmt.Errorf("process exited; see %s", r.logPath(rec.Arch, rec.Service))
 			default:
 				return nil
 			}
 		}
 		if !alive(rec) {
-			return fmt.Errorf("process %d is gone; see %s", rec.PID, r.logPath(a.Name, s.Name))
+			return fmt.Errorf("process %d is gone; see %s", rec.PID, r.logPath(rec.Arch, rec.Service))
 		}
 		return nil
 	}
-	if verb == "unchanged" {
-		bud.join(s.Name, rec.PID) // a no-op when it is in already
+	if err := stack.WaitReady(ctx, rec.Probe, addr, timeout, isAlive); err != nil {
+		return addr, fmt.Errorf("%s/%s: %w", rec.Arch, rec.Service, err)
 	}
-	if err := stack.WaitReady(ctx, s.Probe, addr, opts.ReadyTimeout, isAlive); err != nil {
-		return fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
-	}
-	fmt.Fprintf(progressOr(opts.Progress), "%s/%s: %s, ready on %s (%s)\n", a.Name, s.Name, verb, addr, time.Since(start).Round(time.Millisecond))
-	return nil
+	return addr, nil
 }
 
 func progressOr(w io.Writer) io.Writer {
@@ -583,9 +613,13 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 				st.Ports[port] = net.JoinHostPort("127.0.0.1", strconv.Itoa(hp))
 			}
 		}
-		if !alive(rec) {
+		switch {
+		case !alive(rec) && rec.Killed != nil:
+			st.State = "killed"
+			st.Detail = fmt.Sprintf("killed at %s; `mitosis start %s/%s` starts it again", rec.Killed.Format(time.RFC3339), rec.Arch, rec.Service)
+		case !alive(rec):
 			st.Detail = "see " + r.logPath(rec.Arch, rec.Service)
-		} else {
+		default:
 			st.State = "running"
 			st.MemBytes = rss(rec.PID)
 		}

@@ -35,13 +35,22 @@ type Runtime interface {
 	Down(ctx context.Context, archs []string) (Removed, error)
 	Status(ctx context.Context) ([]Status, error)
 	Logs(ctx context.Context, opts LogsOptions, w io.Writer) error
+	// Kill kills one service of an architecture at once (SIGKILL: a crash, no drain) and
+	// leaves it down: nothing restarts it until Start (or Up) does. ErrNoService when the
+	// stack has no such service, ErrNotRunning when it is down already.
+	Kill(ctx context.Context, arch, service string) error
+	// Start starts a service that is down again as it was made (the same command,
+	// environment and ports) and waits until it is ready, for at most DefaultReadyTimeout
+	// or until ctx ends. ErrNoService when the stack has no such service,
+	// ErrAlreadyRunning when it runs.
+	Start(ctx context.Context, arch, service string) error
 }
 
 // UpOptions are the inputs of Up besides the topology.
 type UpOptions struct {
 	AdminToken   string
 	RequestKey   string            // keys the hash of checkout requests (RequestKey)
-	ReadyTimeout time.Duration     // per service; default 60s
+	ReadyTimeout time.Duration     // per service; default DefaultReadyTimeout
 	Env          map[string]string // added to every service's environment (OTEL_* for example)
 	Progress     io.Writer         // one line per step; nil for none
 }

@@ -8,6 +8,7 @@
 //	loadtest -edges services,hybrid,monolith=http://127.0.0.1:8080
 //	loadtest edges [-need monolith,services]
 //	loadtest calibrate -edges services -rate 100 -duration 20s
+//	loadtest faults [-report loadtest/out/<timestamp>/report.json | -rate 20] [-edges ...] [-processes payments,gateway]
 //	loadtest saturate -url http://127.0.0.1:8080/v1/products -c 32 -d 10s
 //	loadtest render loadtest/out/<timestamp>/report.json
 //
@@ -28,6 +29,11 @@
 // up (-edges NAME) and writes what each of its services used to
 // <state>/calibration/<placement>.json, which `mitosis up --budget measured` sizes each
 // service's limits by.
+//
+// faults is the fault-isolation phase (loadtest.FaultRunner): each process of each
+// architecture killed and started again in turn under a steady rate, then the shop's
+// invariants checked; it exits non-zero when a kill or start failed or an invariant broke.
+// A run's -faults runs it after the ladder, at half the first architecture's max rate.
 //
 // saturate is a closed-model saturation of one URL (a fixed number of connections, each
 // sending its next request when the last answered, as wrk does), for cross-checking the
@@ -82,6 +88,8 @@ func main() {
 		err = edgesCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case len(os.Args) > 1 && os.Args[1] == "calibrate":
 		err = calibrate(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "faults":
+		err = faultsCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
@@ -179,6 +187,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	traces := fs.Int("traces", 20, "checkout traces per architecture to compare")
 	traceShare := fs.Float64("trace-share", 0.1, "share of requests sent with a traceparent asking to be traced, the rest asking not to be (negative: no traceparent, each stack samples as configured)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	faults := fs.Bool("faults", false, "after the ladder, the faults phase (loadtest faults) on the same architectures, at half the first one's max rate within the SLO")
+	var ff faultFlags
+	ff.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -284,11 +295,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Not bound to ctx: an interrupted run still gets its report.
 	tr := loadtest.CollectTraces(context.WithoutCancel(ctx), src, dir)
 	rep := loadtest.BuildReport(id, res, env, infos, tr)
+	var faultsErr error
+	if *faults && res.Interrupted == "" {
+		rep.Faults, faultsErr = faultsAfterRun(ctx, rep, targets, plan, ff, *state, *stackName, token, stderr)
+	}
 	if err := rep.WriteFiles(dir); err != nil {
 		return err
 	}
+	if rep.Faults != nil {
+		fmt.Fprintln(stdout, faultsSummary(rep.Faults))
+	}
 	printSummary(stdout, rep, dir)
-	return nil
+	return faultsErr
 }
 
 // readyShop waits for an architecture's edge, reads its catalog and tops its stock up for

@@ -97,7 +97,7 @@ and runs the monolith and the microservices side by side, as Podman pods or as l
 processes, so that the two can be compared.
 
 Exit codes: 0 success; 1 failure; 2 bad usage; 3 status found a service not running or not
-ready; 4 status, logs or events found nothing up.`,
+ready; 4 status, logs, events, kill or start found nothing up.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -127,7 +127,7 @@ ready; 4 status, logs or events found nothing up.`,
 	pf.StringVar(&a.mode, "budget", envOr("MITOSIS_BUDGET", string(topology.PerService)), "how each architecture's budget is enforced, for those -t names without @mode (services@shared): per-service (each service its share by weights), shared (one limit for all its processes together), measured (each service its share of what it used in `loadtest calibrate`) [MITOSIS_BUDGET]")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every step")
 	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd(),
-		kube.Command(), manifests.Command(), a.eventsCmd())
+		kube.Command(), manifests.Command(), a.eventsCmd(), a.killCmd(), a.startCmd())
 	traces := &cobra.Command{Use: "traces", Short: "Read and compare the traces the collector holds"}
 	traces.AddCommand(tracecompare.Command())
 	root.AddCommand(traces)

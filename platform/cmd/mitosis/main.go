@@ -8,9 +8,11 @@
 //	mitosis logs    [-f] [--tail N] [service|arch/service]...
 //	mitosis push    --to REGISTRY/PREFIX [--tag T]... [image...]
 //	mitosis events  dead-letters [--consumer NAME] [-t ...] | replay [--consumer NAME] [-t ...]
+//	mitosis kill    SERVICE|ARCH/SERVICE... [-t ...]
+//	mitosis start   SERVICE|ARCH/SERVICE... [-t ...]
 //
 // Exit codes: 0 success; 1 failure; 2 bad usage; 3 `status` found a service not running or
-// not ready; 4 `status`, `logs` or `events` found nothing up.
+// not ready; 4 `status`, `logs`, `events`, `kill` or `start` found nothing up.
 package main
 
 import (

@@ -1,0 +1,118 @@
+package podmanrt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/containers/podman/v4/pkg/bindings/containers"
+	"github.com/containers/podman/v4/pkg/bindings/pods"
+
+	"github.com/mitosis-dev/mitosis/platform/stack"
+)
+
+// killWait bounds the wait for a killed pod's container to be seen stopped.
+const killWait = 15 * time.Second
+
+// Kill kills the service's pod with SIGKILL (`podman pod kill -s KILL`): its app container
+// dies at once, as in a crash, and so does the pod's infra container, which holds the
+// network namespace and the published ports. No restart policy is set on the pods, so
+// Podman leaves it down until Start (or Up) starts it again.
+func (r *Runtime) Kill(ctx context.Context, arch, service string) error {
+	c, cancel := r.with(ctx)
+	defer cancel()
+	pod, err := r.ownPod(c, arch, service)
+	if err != nil {
+		return err
+	}
+	if why := r.whyNotRunning(c, pod); why != "" {
+		return fmt.Errorf("%s/%s: %w (%s)", arch, service, stack.ErrNotRunning, why)
+	}
+	rep, err := pods.Kill(c, pod, new(pods.KillOptions).WithSignal("SIGKILL"))
+	if err == nil && rep != nil {
+		err = errors.Join(rep.Errs...)
+	}
+	if err != nil {
+		return fmt.Errorf("kill pod %s: %w", pod, err)
+	}
+	deadline := time.Now().Add(killWait)
+	for r.whyNotRunning(c, pod) == "" {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pod %s still runs %s after SIGKILL", pod, killWait)
+		}
+		select {
+		case <-c.Done():
+			return fmt.Errorf("kill pod %s: %w", pod, c.Err())
+		case <-time.After(20 * time.Millisecond): // Podman notes the exit on its own time
+		}
+	}
+	return nil
+}
+
+// Start starts the service's pod again (`podman pod start`): the same container, so the same
+// image, command, environment, limits and volume; its infra container comes back with the
+// pod's fixed address and hardware address and its published ports. It then waits until the
+// pod's readiness probe passes through its published port.
+func (r *Runtime) Start(ctx context.Context, arch, service string) error {
+	c, cancel := r.with(ctx)
+	defer cancel()
+	pod, err := r.ownPod(c, arch, service)
+	if err != nil {
+		return err
+	}
+	if why := r.whyNotRunning(c, pod); why == "" {
+		return fmt.Errorf("%s/%s: %w", arch, service, stack.ErrAlreadyRunning)
+	}
+	rep, err := pods.Start(c, pod, nil)
+	if err == nil && rep != nil {
+		err = errors.Join(rep.Errs...)
+	}
+	if err != nil {
+		return fmt.Errorf("start pod %s: %w", pod, err)
+	}
+	data, err := pods.Inspect(c, pod, nil)
+	if err != nil {
+		return fmt.Errorf("inspect pod %s: %w", pod, err)
+	}
+	probe, ok := parseProbe(data.Labels[labelProbe])
+	if !ok {
+		return fmt.Errorf("pod %s has no readiness probe label: remake it with `mitosis up`", pod)
+	}
+	addr, err := r.hostAddr(c, pod, probe.Port)
+	if err != nil {
+		return err
+	}
+	alive := func() error {
+		d, err := containers.Inspect(c, containerName(pod), nil)
+		if err != nil {
+			return fmt.Errorf("inspect: %w", err)
+		}
+		if d.State != nil && !d.State.Running {
+			return fmt.Errorf("container %s %s (exit code %d); see `mitosis logs %s/%s`",
+				containerName(pod), d.State.Status, d.State.ExitCode, arch, service)
+		}
+		return nil
+	}
+	if err := stack.WaitReady(c, probe, addr, stack.DefaultReadyTimeout, alive); err != nil {
+		return fmt.Errorf("%s: %w", pod, err)
+	}
+	return nil
+}
+
+// ownPod returns the name of the service's pod, stack.ErrNoService when the stack has none
+// (or the pod of that name is not this stack's).
+func (r *Runtime) ownPod(c context.Context, arch, service string) (string, error) {
+	pod := stack.ObjectName(r.stack, arch, service)
+	data, err := pods.Inspect(c, pod, nil)
+	if isNotFound(err) {
+		return "", fmt.Errorf("%s/%s in stack %s: %w", arch, service, r.stack, stack.ErrNoService)
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspect pod %s: %w", pod, err)
+	}
+	if data.Labels[stack.LabelStack] != r.stack || data.Labels[stack.LabelArch] != arch || data.Labels[stack.LabelService] != service {
+		return "", fmt.Errorf("pod %s is not this stack's (labels %v): %w", pod, data.Labels, stack.ErrNoService)
+	}
+	return pod, nil
+}
