@@ -6,7 +6,9 @@
 //
 // Ports: an edge keeps its address; every other port is the service's own number
 // (9101 and up for the contexts, as DESIGN.md says) when it is free, else any free port. A
-// service's ports are kept across `up` calls while it runs.
+// process's ports are kept across `up` calls while it runs, and when it stopped, while they
+// are free. Each replica of a service is a process with ports of its own, named
+// <service>-<n>; its callers are told every replica's address (topology.Arch.Addr).
 //
 // It isolates nothing: no limits, no read-only root. That is what containers are for.
 package processrt
@@ -35,6 +37,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 // Options configure a Runtime.
@@ -75,7 +78,8 @@ func (r *Runtime) Name() string { return "process" }
 // record is what the runtime keeps about a started process.
 type record struct {
 	Arch    string         `json:"arch"`
-	Service string         `json:"service"`
+	Service string         `json:"service"`              // the process's name: the service's, or a replica's
+	Of      string         `json:"replica_of,omitempty"` // the service a replica is one of
 	PID     int            `json:"pid"`
 	Binary  string         `json:"binary"`
 	Ports   map[string]int `json:"ports"` // container port -> host port
@@ -223,16 +227,19 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 			return err
 		}
 		// Ports first, for the whole architecture: a service's environment names its peers'.
+		// Each process (every replica) has ports of its own.
 		ports := map[string]map[int]int{}
 		for _, s := range a.Services {
-			prev, _ := readRecord(r.recordPath(a.Name, s.Name))
-			ports[s.Name] = map[int]int{}
-			for i, p := range s.Ports {
-				hp, err := r.pickPort(s, i, p, prev, taken, &mu)
-				if err != nil {
-					return fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+			for _, proc := range s.Processes() {
+				prev, _ := readRecord(r.recordPath(a.Name, proc.Name))
+				ports[proc.Name] = map[int]int{}
+				for i, p := range s.Ports {
+					hp, err := r.pickPort(s, i, p, prev, taken, &mu)
+					if err != nil {
+						return fmt.Errorf("%s/%s: %w", a.Name, proc.Name, err)
+					}
+					ports[proc.Name][p] = hp
 				}
-				ports[s.Name][p] = hp
 			}
 		}
 		levels, err := a.Levels()
@@ -257,6 +264,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		if a.Name == topology.Telemetry {
 			export = topology.CollectorEnv(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[t.Collector.Name][topology.CollectorHTTPPort])))
 		}
+		r.removeStale(a)
 	}
 	return nil
 }
@@ -285,7 +293,9 @@ func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken m
 		taken[hp] = true
 		return hp, nil
 	}
-	if hp, ok := prev.Ports[strconv.Itoa(port)]; ok && alive(prev) && !taken[hp] {
+	// A process keeps its ports while it runs, and after it stopped while they are free: a
+	// replica started again where it was is found by its callers, which need no restart.
+	if hp, ok := prev.Ports[strconv.Itoa(port)]; ok && !taken[hp] && (alive(prev) || free(hp)) {
 		taken[hp] = true
 		return hp, nil
 	}
@@ -308,116 +318,205 @@ func free(port int) bool {
 	return stack.CheckPort(net.JoinHostPort("127.0.0.1", strconv.Itoa(port))) == nil
 }
 
-// upService starts one service unless it runs as asked; export is the environment that
-// exports its telemetry to the collector (nil before the collector runs, and for the
-// collector itself).
+// upService starts the processes of one service that do not run as asked; export is the
+// environment that exports its telemetry to the collector (nil before the collector runs,
+// and for the collector itself). Processes missing or stopped start together; those running
+// another spec are rolled, one at a time (stack.UpOptions).
 func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, export map[string]string, opts stack.UpOptions) error {
-	start := time.Now()
-	dataDir := filepath.Join(r.archDir(a.Name), s.Name+"-data")
-	args, env, err := topology.Expand(s, topology.Resolver{
+	procs := s.Processes()
+	specs := make([]procSpec, len(procs))
+	var roll, rest []int
+	for i, p := range procs {
+		sp, err := r.spec(a, s, p, bin, ports, export, opts)
+		if err != nil {
+			return err
+		}
+		specs[i] = sp
+		if prev, err := readRecord(sp.recPath); err == nil && alive(prev) && prev.Hash != sp.hash {
+			roll = append(roll, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	errs := make([]error, len(procs))
+	var wg sync.WaitGroup
+	for _, i := range rest {
+		wg.Go(func() { errs[i] = r.upProcess(ctx, specs[i], opts) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for k, i := range roll {
+		if k > 0 {
+			// The replica just made is ready; its callers find it within RedialWithin. Until
+			// then, stopping another would leave some of them with fewer replicas than the
+			// one going.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(bounded.RedialWithin()):
+			}
+		}
+		if len(procs) > 1 {
+			fmt.Fprintf(progressOr(opts.Progress), "%s/%s: rolling replica %d of %d\n", a.Name, specs[i].name, k+1, len(roll))
+		}
+		if err := r.upProcess(ctx, specs[i], opts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// procSpec is everything one process is started from.
+type procSpec struct {
+	arch    string
+	svc     topology.Service
+	name    string // the process's: the service's, or a replica's
+	of      string // the service a replica is one of; "" alone
+	bin     string
+	args    []string
+	env     map[string]string
+	ports   map[string]int // container port -> host port
+	addr    string         // where its probe answers
+	dataDir string
+	dir     string // its working folder
+	recPath string
+	logPath string
+	hash    string
+}
+
+// spec works out how process p of s runs.
+func (r *Runtime) spec(a topology.Arch, s topology.Service, p topology.Replica, bin string, ports map[string]map[int]int, export map[string]string, opts stack.UpOptions) (procSpec, error) {
+	sp := procSpec{arch: a.Name, svc: s, name: p.Name, bin: bin, dir: r.archDir(a.Name),
+		dataDir: filepath.Join(r.archDir(a.Name), p.Name+"-data"),
+		recPath: r.recordPath(a.Name, p.Name), logPath: r.logPath(a.Name, p.Name)}
+	if p.N > 0 {
+		sp.of = s.Name
+	}
+	var err error
+	sp.args, sp.env, err = topology.Expand(s, topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
-			o, ok := a.Service(svc)
-			if !ok {
-				return "", fmt.Errorf("unknown service %s", svc)
-			}
-			if port == 0 {
-				port = o.Ports[0]
-			}
-			return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[svc][port])), nil
+			return a.Addr(svc, port, func(proc string, port int) string {
+				return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[proc][port]))
+			})
 		},
-		Listen:     func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[s.Name][port])) },
-		Data:       dataDir,
+		Listen:     func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[p.Name][port])) },
+		Data:       sp.dataDir,
 		AdminToken: opts.AdminToken,
 		RequestKey: opts.RequestKey,
 	})
 	if err != nil {
-		return fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+		return sp, fmt.Errorf("%s/%s: %w", a.Name, p.Name, err)
 	}
-	for k, v := range opts.Env {
-		if _, set := env[k]; !set {
-			env[k] = v
+	for _, extra := range []map[string]string{opts.Env, export} {
+		for k, v := range extra {
+			if _, set := sp.env[k]; !set {
+				sp.env[k] = v
+			}
 		}
 	}
-	for k, v := range export {
-		if _, set := env[k]; !set {
-			env[k] = v
-		}
+	sp.ports = map[string]int{}
+	for port, hp := range ports[p.Name] {
+		sp.ports[strconv.Itoa(port)] = hp
 	}
-	portsRec := map[string]int{}
-	for p, hp := range ports[s.Name] {
-		portsRec[strconv.Itoa(p)] = hp
-	}
+	sp.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[p.Name][s.Probe.Port]))
 	hb, _ := json.Marshal(struct {
 		Bin   string
 		Args  []string
 		Env   map[string]string
 		Ports map[string]int
-	}{bin, args, env, portsRec})
+	}{bin, sp.args, sp.env, sp.ports})
 	sum := sha256.Sum256(hb)
-	hash := hex.EncodeToString(sum[:12])
+	sp.hash = hex.EncodeToString(sum[:12])
+	return sp, nil
+}
 
-	recPath := r.recordPath(a.Name, s.Name)
-	prev, err := readRecord(recPath)
+// upProcess starts one process unless it runs as asked (one running another spec stops
+// first: SIGTERM, and it drains), then waits until it is ready.
+func (r *Runtime) upProcess(ctx context.Context, sp procSpec, opts stack.UpOptions) error {
+	start := time.Now()
+	prev, err := readRecord(sp.recPath)
 	verb := "started"
 	if err == nil && alive(prev) {
-		if prev.Hash == hash {
+		if prev.Hash == sp.hash {
 			verb = "unchanged"
 		} else {
-			fmt.Fprintf(progressOr(opts.Progress), "%s/%s: changed, restarting it\n", a.Name, s.Name)
+			fmt.Fprintf(progressOr(opts.Progress), "%s/%s: changed, restarting it\n", sp.arch, sp.name)
 			stop(prev, 5*time.Second)
 		}
 	}
 	var exited chan struct{}
 	rec := prev
 	if verb == "started" {
-		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		if err := os.MkdirAll(sp.dataDir, 0o755); err != nil {
 			return err
 		}
-		logf, err := os.OpenFile(r.logPath(a.Name, s.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		logf, err := os.OpenFile(sp.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return err
 		}
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = r.archDir(a.Name)
+		cmd := exec.Command(sp.bin, sp.args...)
+		cmd.Dir = sp.dir
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-		for _, k := range sortedKeys(env) {
-			cmd.Env = append(cmd.Env, k+"="+env[k])
+		for _, k := range sortedKeys(sp.env) {
+			cmd.Env = append(cmd.Env, k+"="+sp.env[k])
 		}
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives this command, stops as a group
 		if err := cmd.Start(); err != nil {
 			logf.Close()
-			return fmt.Errorf("%s/%s: start: %w", a.Name, s.Name, err)
+			return fmt.Errorf("%s/%s: start: %w", sp.arch, sp.name, err)
 		}
 		logf.Close()
 		exited = make(chan struct{})
 		go func() { _ = cmd.Wait(); close(exited) }()
-		rec = record{Arch: a.Name, Service: s.Name, PID: cmd.Process.Pid, Binary: bin, Ports: portsRec,
-			Hash: hash, Probe: s.Probe, Started: time.Now().UTC()}
-		if err := writeRecord(recPath, rec); err != nil {
+		rec = record{Arch: sp.arch, Service: sp.name, Of: sp.of, PID: cmd.Process.Pid, Binary: sp.bin, Ports: sp.ports,
+			Hash: sp.hash, Probe: sp.svc.Probe, Started: time.Now().UTC()}
+		if err := writeRecord(sp.recPath, rec); err != nil {
 			return err
 		}
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[s.Name][s.Probe.Port]))
 	isAlive := func() error {
 		if exited != nil {
 			select {
 			case <-exited:
-				return fmt.Errorf("process exited; see %s", r.logPath(a.Name, s.Name))
+				return fmt.Errorf("process exited; see %s", sp.logPath)
 			default:
 				return nil
 			}
 		}
 		if !alive(rec) {
-			return fmt.Errorf("process %d is gone; see %s", rec.PID, r.logPath(a.Name, s.Name))
+			return fmt.Errorf("process %d is gone; see %s", rec.PID, sp.logPath)
 		}
 		return nil
 	}
-	if err := stack.WaitReady(ctx, s.Probe, addr, opts.ReadyTimeout, isAlive); err != nil {
-		return fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+	if err := stack.WaitReady(ctx, sp.svc.Probe, sp.addr, opts.ReadyTimeout, isAlive); err != nil {
+		return fmt.Errorf("%s/%s: %w", sp.arch, sp.name, err)
 	}
-	fmt.Fprintf(progressOr(opts.Progress), "%s/%s: %s, ready on %s (%s)\n", a.Name, s.Name, verb, addr, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(progressOr(opts.Progress), "%s/%s: %s, ready on %s (%s)\n", sp.arch, sp.name, verb, sp.addr, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// removeStale stops the processes of a that its topology no longer lists (a service gone, or
+// replicas fewer than before, or a service now one process that had replicas), and removes
+// their records.
+func (r *Runtime) removeStale(a topology.Arch) {
+	want := map[string]bool{}
+	for _, s := range a.Services {
+		for _, p := range s.Processes() {
+			want[p.Name] = true
+		}
+	}
+	paths, _ := filepath.Glob(filepath.Join(r.archDir(a.Name), "*.json"))
+	for _, path := range paths {
+		rec, err := readRecord(path)
+		if err != nil || want[rec.Service] {
+			continue
+		}
+		stop(rec, 5*time.Second)
+		_ = os.Remove(path)
+	}
 }
 
 func progressOr(w io.Writer) io.Writer {
@@ -539,7 +638,7 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 	sampleStart := time.Now()
 	var wg sync.WaitGroup
 	for i, rec := range recs {
-		st := stack.Status{Arch: rec.Arch, Service: rec.Service, Name: stack.ObjectName(r.opts.Stack, rec.Arch, rec.Service),
+		st := stack.Status{Arch: rec.Arch, Service: rec.Service, ReplicaOf: rec.Of, Name: stack.ObjectName(r.opts.Stack, rec.Arch, rec.Service),
 			State: "exited", Health: stack.Unready, PID: rec.PID}
 		if p, ok := rec.Ports[strconv.Itoa(rec.Probe.Port)]; ok {
 			st.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
@@ -637,7 +736,7 @@ func (r *Runtime) Logs(ctx context.Context, opts stack.LogsOptions, w io.Writer)
 	var wg sync.WaitGroup
 	n := 0
 	for _, rec := range recs {
-		if !stack.Matches(opts.Services, rec.Arch, rec.Service) {
+		if !stack.Matches(opts.Services, rec.Arch, rec.Service, rec.Of) {
 			continue
 		}
 		n++

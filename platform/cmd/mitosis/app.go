@@ -44,7 +44,8 @@ type app struct {
 	servicesEdge       string
 	collectorEdge      string
 	budget             topology.Budget
-	envErrs            []error // variables that do not parse, reported before any command runs
+	env                []topology.EnvSetting // up's --env
+	envErrs            []error               // variables that do not parse, reported before any command runs
 	socket             string
 }
 
@@ -183,7 +184,7 @@ func (a *app) topology() (topology.Topology, error) {
 	}
 	t, err := topology.Get(a.topologies(), topology.Options{Dir: filepath.Join(a.root, "topologies"),
 		MonolithEdge: a.monolithEdge, ServicesEdge: a.servicesEdge, Split: a.split,
-		Edges: map[string]string{topology.SplitName: a.splitEdge}, Collector: a.collectorEdge, Budget: a.budget})
+		Edges: map[string]string{topology.SplitName: a.splitEdge}, Collector: a.collectorEdge, Budget: a.budget, Env: a.env})
 	if err != nil {
 		return t, usageError{err}
 	}
@@ -386,6 +387,7 @@ func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
 
 func (a *app) upCmd() *cobra.Command {
 	var readyTimeout time.Duration
+	var envs []string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Build what changed and run the topology, waiting until every service is ready",
@@ -396,11 +398,27 @@ processes, one process per service on 127.0.0.1. Services start in dependency or
 up waits for each to be ready (HTTP /readyz, gRPC health). Running it again is safe: what
 runs as asked is left alone, what is missing, stopped or changed is remade.
 
+A group may run as several replicas (replicas: N in a topology file's group, or *N after a
+group of --split: 'edge,catalog*2,cart+orders+payments,inventory,shipping+notify'): its
+callers balance their calls over them, and its share of the budget is split among them.
+When a service with replicas changed (a new image, or --env), up rolls it: one replica at
+a time, each new one ready before the next old one stops, so that its callers always have
+one. --env TARGET:KEY=VALUE (repeatable) sets a variable on the services that run TARGET,
+a service or a context, in every architecture ("ARCH/TARGET" for one): a harmless change to
+roll with, e.g. --env catalog:ROLLOUT=2.
+
 The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when missing).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			start := time.Now()
+			for _, e := range envs {
+				setting, err := topology.ParseEnv(e)
+				if err != nil {
+					return usageError{err}
+				}
+				a.env = append(a.env, setting)
+			}
 			t, err := a.topology()
 			if err != nil {
 				return err
@@ -458,6 +476,7 @@ The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when mi
 		},
 	}
 	cmd.Flags().DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "how long each service may take to become ready")
+	cmd.Flags().StringArrayVar(&envs, "env", nil, "[ARCH/]TARGET:KEY=VALUE: a variable for the services that run TARGET (a service or a context); repeatable")
 	cmd.Flags().StringSliceVar(&a.platforms, "platform", nil, "platforms to build (default the host's: only it is run) [MITOSIS_PLATFORMS]")
 	return cmd
 }
