@@ -581,6 +581,7 @@ small,.note{color:#666}
 {{if .RatioHeads}}<p class="note">{{.Note}}</p>{{end}}{{end}}{{end}}
 
 {{if .R.Warnings}}<h2 id="warnings">Warnings</h2><ul class="warn">{{range .R.Warnings}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{.Roll}}
 
 <h2 id="charts">Charts</h2>
 <div class="charts">{{.C.Latency}}{{.C.Throughput}}{{range .C.Percentiles}}{{.}}{{end}}{{.C.CPU}}{{.C.Memory}}</div>
@@ -625,9 +626,17 @@ Mix (weights): list {{.Mix.List}}, search {{.Mix.Search}}, product {{.Mix.Produc
 // WriteHTML writes report.html: one self-contained page, no script and no external
 // resource, its charts inline SVG.
 func (r *Report) WriteHTML(w io.Writer) error {
+	if r.rollOnly() {
+		return r.writeRollOnlyHTML(w)
+	}
+	roll, err := r.rollHTML()
+	if err != nil {
+		return err
+	}
 	return pageTemplate.Execute(w, struct {
-		R *Report
-		H headline
-		C htmlCharts
-	}{r, r.headline(), r.charts()})
+		R    *Report
+		H    headline
+		C    htmlCharts
+		Roll template.HTML
+	}{r, r.headline(), r.charts(), roll})
 }

@@ -37,6 +37,7 @@ type Report struct {
 	IdleCPU       []IdleCPU     `json:"idle_cpu"` // each architecture's CPU with no traffic, before the run
 	Traces        Traces        `json:"traces"`
 	Warnings      []string      `json:"warnings"`
+	Roll          *Roll         `json:"roll,omitempty"` // the deploy blast radius (roll.go)
 }
 
 // Settings are the run's knobs.
@@ -478,6 +479,9 @@ func fmtRatio(x float64) string {
 
 // WriteMarkdown writes report.md: the headline table first, then the steps.
 func (r *Report) WriteMarkdown(w io.Writer) error {
+	if r.rollOnly() {
+		return r.writeRollOnlyMarkdown(w)
+	}
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p("# Load test %s", r.ID)
@@ -515,6 +519,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			p("- %s", x)
 		}
 	}
+	r.rollMarkdown(p)
 	p("")
 	p("## Latency and cost by offered rate (repeats merged)")
 	p("")

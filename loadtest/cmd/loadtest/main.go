@@ -7,6 +7,7 @@
 //	loadtest -preset compare    # under 15 minutes: the full comparison (make compare)
 //	loadtest -edges services,hybrid,monolith=http://127.0.0.1:8080
 //	loadtest edges [-need monolith,services]
+//	loadtest roll -context catalog -up-args '-t monolith,services' [-edges ...]
 //	loadtest saturate -url http://127.0.0.1:8080/v1/products -c 32 -d 10s
 //	loadtest render loadtest/out/<timestamp>/report.json
 //
@@ -22,6 +23,9 @@
 //
 // edges prints the edges the run would drive and fails when one named by -need is not up and
 // ready: make's loadtest-stack asks it before bringing anything up.
+//
+// roll rolls one context in each architecture under a steady load and reports the deploy
+// blast radius (roll.go); the main run does the same after its ladder with -roll CONTEXT.
 //
 // saturate is a closed-model saturation of one URL (a fixed number of connections, each
 // sending its next request when the last answered, as wrk does), for cross-checking the
@@ -69,6 +73,8 @@ func main() {
 		err = render(os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "edges":
 		err = edgesCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "roll":
+		err = rollCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
@@ -165,6 +171,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	collector := fs.String("collector", envOr("MITOSIS_COLLECTOR", "http://"+topology.DefaultCollectorEdge), "trace collector's query API for the trace breakdown (empty: none)")
 	traces := fs.Int("traces", 20, "checkout traces per architecture to compare")
 	traceShare := fs.Float64("trace-share", 0.1, "share of requests sent with a traceparent asking to be traced, the rest asking not to be (negative: no traceparent, each stack samples as configured)")
+	roll := addRollFlags(fs, root, "roll-")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -285,6 +292,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Not bound to ctx: an interrupted run still gets its report.
 	tr := loadtest.CollectTraces(context.WithoutCancel(ctx), src, dir)
 	rep := loadtest.BuildReport(id, res, env, infos, tr)
+	if r, err := roll.runRoll(ctx, id, *state, *stackName, *timeout, archs, stderr); !errors.Is(err, errNoRoll) {
+		if r != nil {
+			rep.AddRoll(r)
+		}
+		if err != nil {
+			rep.Warnings = append(rep.Warnings, "roll: "+err.Error())
+		}
+	}
 	if err := rep.WriteFiles(dir); err != nil {
 		return err
 	}
@@ -401,9 +416,11 @@ func topologyLimits(dir, arch string, enforced bool) loadtest.Limits {
 			continue
 		}
 		for _, s := range a.Services {
-			l.CPUs += s.CPUs
-			l.MemoryMB += s.MemoryMB
-			l.PerService = append(l.PerService, loadtest.ServiceLimit{Name: s.Name, CPUs: s.CPUs, MemoryMB: s.MemoryMB})
+			for _, p := range s.Processes() { // a limit per replica
+				l.CPUs += s.CPUs
+				l.MemoryMB += s.MemoryMB
+				l.PerService = append(l.PerService, loadtest.ServiceLimit{Name: p.Name, CPUs: s.CPUs, MemoryMB: s.MemoryMB})
+			}
 		}
 	}
 	return l
