@@ -581,7 +581,7 @@ small,.note{color:#666}
 {{if .RatioHeads}}<p class="note">{{.Note}}</p>{{end}}{{end}}{{end}}
 
 {{if .R.Warnings}}<h2 id="warnings">Warnings</h2><ul class="warn">{{range .R.Warnings}}<li>{{.}}</li>{{end}}</ul>{{end}}
-{{.Roll}}
+{{.Roll}}{{.Scaling}}
 
 <h2 id="charts">Charts</h2>
 <div class="charts">{{.C.Latency}}{{.C.Throughput}}{{range .C.Percentiles}}{{.}}{{end}}{{.C.CPU}}{{.C.Memory}}</div>
@@ -633,10 +633,14 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	scaling, err := r.scalingHTML()
+	if err != nil {
+		return err
+	}
 	return pageTemplate.Execute(w, struct {
-		R    *Report
-		H    headline
-		C    htmlCharts
-		Roll template.HTML
-	}{r, r.headline(), r.charts(), roll})
+		R             *Report
+		H             headline
+		C             htmlCharts
+		Roll, Scaling template.HTML
+	}{r, r.headline(), r.charts(), roll, scaling})
 }

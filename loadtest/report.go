@@ -37,7 +37,8 @@ type Report struct {
 	IdleCPU       []IdleCPU     `json:"idle_cpu"` // each architecture's CPU with no traffic, before the run
 	Traces        Traces        `json:"traces"`
 	Warnings      []string      `json:"warnings"`
-	Roll          *Roll         `json:"roll,omitempty"` // the deploy blast radius (roll.go)
+	Roll          *Roll         `json:"roll,omitempty"`    // the deploy blast radius (roll.go)
+	Scaling       *Scaling      `json:"scaling,omitempty"` // the scaling gain (scale.go)
 }
 
 // Settings are the run's knobs.
@@ -520,6 +521,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	r.rollMarkdown(p)
+	r.scalingMarkdown(p)
 	p("")
 	p("## Latency and cost by offered rate (repeats merged)")
 	p("")

@@ -73,6 +73,38 @@ func (a Arch) Addr(svc string, port int, at func(process string, port int) strin
 	return strings.Join(addrs, ","), nil
 }
 
+// ScaledSplit is the placement of a with the service svc run by n replicas, as --split
+// writes it: the variant of an architecture that the load test's scaling gain compares with
+// it, at the same budget. A topology file's own names and weights are not kept (a split has
+// none): the variant of a file that sets them is a file of its own.
+func (a Arch) ScaledSplit(svc string, n int) (string, error) {
+	s, ok := a.Service(svc)
+	if !ok || s.Group == "" {
+		return "", fmt.Errorf("%s has no group named %s", a.Name, svc)
+	}
+	parts := strings.Split(a.Split, ",")
+	found := false
+	for i, part := range parts {
+		g, _, _ := strings.Cut(part, "*")
+		if g != s.Group {
+			continue
+		}
+		found = true
+		parts[i] = g
+		if n > 1 {
+			parts[i] += "*" + strconv.Itoa(n)
+		}
+	}
+	if !found {
+		return "", fmt.Errorf("%s: no group %s in its placement %q", a.Name, s.Group, a.Split)
+	}
+	split := strings.Join(parts, ",")
+	if _, err := FromSplit(a.Name, a.Edge, split); err != nil {
+		return "", err
+	}
+	return split, nil
+}
+
 // checkReplicas refuses replicas for the group holding the edge (see the doc above) and
 // counts outside 1..MaxReplicas.
 func checkReplicas(arch string, g group) error {

@@ -182,3 +182,34 @@ func TestEnvSettings(t *testing.T) {
 		t.Errorf("ParseEnv: %+v %v", e, err)
 	}
 }
+
+// The scaling gain's variant: the same placement, one group with replicas.
+func TestScaledSplit(t *testing.T) {
+	topo, err := Get(Services, Options{Collector: NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := topo.Archs[0]
+	split, err := a.ScaledSplit("catalog", 2)
+	if err != nil || split != "edge,catalog*2,cart,inventory,payments,orders,shipping,notify" {
+		t.Errorf("ScaledSplit: %q %v", split, err)
+	}
+	v, err := Get("", Options{Split: split, SplitName: "services-x2", Collector: NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The others keep their CPU; memory moves by a MiB or so where the replicas' floors
+	// (2 × 32 MiB) take more than the catalog's part alone (59 MiB at the default budget).
+	for _, s := range a.Services {
+		w, ok := v.Archs[0].Service(s.Name)
+		if !ok || (s.Name != "catalog" && (w.CPUs != s.CPUs || w.MemoryMB < s.MemoryMB-2 || w.MemoryMB > s.MemoryMB)) {
+			t.Errorf("%s in the variant: %g CPUs %d MiB, in the services %g CPUs %d MiB", s.Name, w.CPUs, w.MemoryMB, s.CPUs, s.MemoryMB)
+		}
+	}
+	if _, err := a.ScaledSplit("gateway", 2); err == nil || !strings.Contains(err.Error(), "holds the edge") {
+		t.Errorf("the edge's group with replicas: %v", err)
+	}
+	if _, err := a.ScaledSplit("nats", 2); err == nil {
+		t.Error("NATS with replicas")
+	}
+}

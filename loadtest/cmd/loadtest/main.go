@@ -8,6 +8,7 @@
 //	loadtest -edges services,hybrid,monolith=http://127.0.0.1:8080
 //	loadtest edges [-need monolith,services]
 //	loadtest roll -context catalog -up-args '-t monolith,services' [-edges ...]
+//	loadtest scale -arch services -up-args '-t monolith,services' -- -preset compare
 //	loadtest saturate -url http://127.0.0.1:8080/v1/products -c 32 -d 10s
 //	loadtest render loadtest/out/<timestamp>/report.json
 //
@@ -26,6 +27,9 @@
 //
 // roll rolls one context in each architecture under a steady load and reports the deploy
 // blast radius (roll.go); the main run does the same after its ladder with -roll CONTEXT.
+//
+// scale measures the scaling gain (scale.go): an architecture against the same placement
+// with its hottest group as replicas, at the same budget.
 //
 // saturate is a closed-model saturation of one URL (a fixed number of connections, each
 // sending its next request when the last answered, as wrk does), for cross-checking the
@@ -75,6 +79,8 @@ func main() {
 		err = edgesCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case len(os.Args) > 1 && os.Args[1] == "roll":
 		err = rollCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "scale":
+		err = scaleCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
@@ -172,6 +178,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	traces := fs.Int("traces", 20, "checkout traces per architecture to compare")
 	traceShare := fs.Float64("trace-share", 0.1, "share of requests sent with a traceparent asking to be traced, the rest asking not to be (negative: no traceparent, each stack samples as configured)")
 	roll := addRollFlags(fs, root, "roll-")
+	scaling := addScalingFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -300,6 +307,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			rep.Warnings = append(rep.Warnings, "roll: "+err.Error())
 		}
 	}
+	scaling.apply(rep, targets)
 	if err := rep.WriteFiles(dir); err != nil {
 		return err
 	}

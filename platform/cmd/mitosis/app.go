@@ -37,6 +37,7 @@ type app struct {
 	topo               string
 	topoSet            bool   // -t given (flag or MITOSIS_TOPOLOGY): with --split, also run those
 	split              string // --split: a placement of its own, beside or instead of -t's
+	splitName          string // --split-name: its architecture's name
 	splitEdge          string
 	runtime            string
 	platforms          []string
@@ -111,7 +112,8 @@ ready; 4 status, logs or events found nothing up.`,
 	pf.StringVar(&a.state, "state", os.Getenv("MITOSIS_STATE"), "state folder: images, admin token, process runtime (default <root>/.mitosis) [MITOSIS_STATE]")
 	pf.StringVar(&a.stack, "stack", envOr("MITOSIS_STACK", stack.DefaultName), "stack name: prefix and label of everything it makes [MITOSIS_STACK]")
 	pf.StringVarP(&a.topo, "topology", "t", envOr("MITOSIS_TOPOLOGY", topology.Both), "topologies, comma-separated: names of topologies/ files (monolith, services, hybrid...), or both for monolith,services [MITOSIS_TOPOLOGY]")
-	pf.StringVar(&a.split, "split", os.Getenv("MITOSIS_SPLIT"), "a placement of its own, named split: groups separated by commas, contexts by '+', the edge alone unless a group names it (catalog+inventory,cart+orders+payments,shipping+notify); without -t, it runs alone [MITOSIS_SPLIT]")
+	pf.StringVar(&a.split, "split", os.Getenv("MITOSIS_SPLIT"), "a placement of its own, named split (or --split-name): groups separated by commas, contexts by '+', the edge alone unless a group names it (catalog+inventory,cart+orders+payments,shipping+notify); without -t, it runs alone [MITOSIS_SPLIT]")
+	pf.StringVar(&a.splitName, "split-name", envOr("MITOSIS_SPLIT_NAME", topology.SplitName), "the name of --split's architecture: its label, network and report name (e.g. services-x2 for the services with a group's replicas) [MITOSIS_SPLIT_NAME]")
 	pf.StringVar(&a.splitEdge, "edge", os.Getenv("MITOSIS_EDGE"), "host address of the split's HTTP API (default: the first free of 127.0.0.1:8082 and up among the topologies) [MITOSIS_EDGE]")
 	pf.StringVar(&a.runtime, "runtime", envOr("MITOSIS_RUNTIME", "auto"), "runtime: auto (podman when its API answers, else process), podman or process [MITOSIS_RUNTIME]")
 	pf.StringVar(&a.socket, "socket", podmanrt.Socket(), "Podman API address [CONTAINER_HOST]")
@@ -183,8 +185,8 @@ func (a *app) topology() (topology.Topology, error) {
 		return topology.Topology{}, usageError{fmt.Errorf("--cpus %g and --memory %d: both must be positive", a.budget.CPUs, a.budget.MemoryMB)}
 	}
 	t, err := topology.Get(a.topologies(), topology.Options{Dir: filepath.Join(a.root, "topologies"),
-		MonolithEdge: a.monolithEdge, ServicesEdge: a.servicesEdge, Split: a.split,
-		Edges: map[string]string{topology.SplitName: a.splitEdge}, Collector: a.collectorEdge, Budget: a.budget, Env: a.env})
+		MonolithEdge: a.monolithEdge, ServicesEdge: a.servicesEdge, Split: a.split, SplitName: a.splitName,
+		Edges: map[string]string{a.splitName: a.splitEdge}, Collector: a.collectorEdge, Budget: a.budget, Env: a.env})
 	if err != nil {
 		return t, usageError{err}
 	}
@@ -520,7 +522,7 @@ func (a *app) archsOf() ([]string, error) {
 		}
 	}
 	if a.split != "" {
-		out = append(out, topology.SplitName)
+		out = append(out, a.splitName)
 	}
 	return out, nil
 }
