@@ -2,8 +2,11 @@ package loadtest
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServiceOf(t *testing.T) {
@@ -85,5 +88,56 @@ func TestAddScaling(t *testing.T) {
 	}
 	if err := r.AddScaling("services", "hybrid", "gateway", ""); err == nil {
 		t.Error("a scaling gain of an architecture the run did not measure")
+	}
+}
+
+// The roll's and the scaling gain's fields are in report.json under the names README.md
+// documents.
+func TestRollAndScalingFieldsDocumented(t *testing.T) {
+	r := RollReport("id", time.Now(), Environment{}, []ArchInfo{{Name: "services"}}, &Roll{Context: "catalog", Change: "X=1", RateRPS: 50,
+		BeforeS: 5, AfterS: 5, Prepare: &RollUp{Command: "mitosis up"},
+		Archs: []RollArch{{Arch: "services", Services: []string{"catalog"}, Replicas: 2, Up: RollUp{Command: "mitosis up", Remade: []string{"services/catalog-1"}},
+			Failed: 1, During: Traffic{Requests: 10, ByKind: map[Kind]KindStats{KindProduct: {Requests: 10, Errors: 1}}, Errors: map[string]int64{"http 503": 1}}}}})
+	r.Scaling = &Scaling{Base: "services", Variant: "services-x2"}
+	var buf bytes.Buffer
+	if err := r.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{
+		"roll.context", "roll.change", "roll.rate_rps", "roll.before_s", "roll.after_s", "roll.prepare.command", "roll.prepare.remade",
+		"roll.archs.0.arch", "roll.archs.0.services", "roll.archs.0.replicas", "roll.archs.0.up.command", "roll.archs.0.up.remade",
+		"roll.archs.0.started", "roll.archs.0.roll_s", "roll.archs.0.failed", "roll.archs.0.before", "roll.archs.0.during.by_kind.product.errors",
+		"roll.archs.0.during.errors", "roll.archs.0.after",
+		"scaling.base", "scaling.variant", "scaling.hottest", "scaling.hottest_cpu_share", "scaling.scaled", "scaling.replicas",
+		"scaling.max_rate_one", "scaling.max_rate_one_bound", "scaling.max_rate_replicas", "scaling.max_rate_replicas_bound",
+		"scaling.gain", "scaling.cpu_limit_one", "scaling.cpu_limit_replicas",
+	} {
+		if _, ok := lookup(doc, path); !ok {
+			t.Errorf("report.json lacks %s", path)
+		}
+		name := path[strings.LastIndexByte(path, '.')+1:]
+		if !bytes.Contains(readme, []byte("`"+name+"`")) {
+			t.Errorf("README.md does not document %s", path)
+		}
+	}
+	var md, page bytes.Buffer
+	if err := r.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	for what, b := range map[string]string{"report.md": md.String(), "report.html": page.String()} {
+		if !strings.Contains(b, "Deploy blast radius: rolling catalog") || !strings.Contains(b, "product 1/10") || strings.Contains(b, "<script") {
+			t.Errorf("%s of a roll:\n%s", what, b)
+		}
 	}
 }
