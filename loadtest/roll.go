@@ -281,8 +281,7 @@ func (r *Report) rollMarkdown(p func(string, ...any)) {
 	p("|---|---|---|---|---|---|---|---|---|---|")
 	for _, a := range ro.Archs {
 		p("| %s | %s | %.1f s | %d | %d | %s | %s | %.2f | %.2f | %.2f |", a.Arch, rollRemade(a), a.RollS, a.During.Requests, a.Failed,
-			rollByKind(a), orNone(strings.TrimSuffix(strings.TrimPrefix(topErrors(mergeErrors(a.During.Errors, a.After.Errors)), " ("), ")")),
-			a.Before.Latency.P99, a.During.Latency.P99, a.After.Latency.P99)
+			rollByKind(a), rollErrors(a), a.Before.Latency.P99, a.During.Latency.P99, a.After.Latency.P99)
 	}
 	for _, a := range ro.Archs {
 		if a.Error != "" {
@@ -317,6 +316,15 @@ func rollByKind(a RollArch) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// rollErrors lists the errors from the roll's start on, by kind, the most frequent first.
+func rollErrors(a RollArch) string {
+	errs := mergeErrors(a.During.Errors, a.After.Errors)
+	if len(errs) == 0 {
+		return "none"
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(topErrors(errs), " ("), ")")
 }
 
 func mergeErrors(a, b map[string]int64) map[string]int64 {
@@ -372,10 +380,7 @@ func rollArchs(ro *Roll) []string {
 var rollFuncs = template.FuncMap{
 	"f1":     func(x float64) string { return fmt.Sprintf("%.1f", x) },
 	"f2":     func(x float64) string { return fmt.Sprintf("%.2f", x) },
-	"remade": rollRemade, "byKind": rollByKind, "none": orNone,
-	"errs": func(a RollArch) string {
-		return strings.TrimSuffix(strings.TrimPrefix(topErrors(mergeErrors(a.During.Errors, a.After.Errors)), " ("), ")")
-	},
+	"remade": rollRemade, "byKind": rollByKind, "errs": rollErrors,
 }
 
 // rollSection is the roll's section of report.html.
@@ -383,7 +388,7 @@ var rollSection = template.Must(template.New("roll").Funcs(rollFuncs).Parse(`{{w
 <h2 id="roll">Deploy blast radius: rolling {{.Context}}</h2>
 <p>Each architecture in turn under {{.RateRPS}} req/s of the usual mix: {{.BeforeS}} s of steady load, then <code>mitosis up</code> with {{.Change}}, then {{.AfterS}} s more. <i>Failed</i>: requests that failed from the roll's start to the end of the window after it.</p>
 <table><tr><th>architecture</th><th>remade</th><th>roll</th><th>requests during</th><th>failed</th><th>failed by endpoint</th><th>errors</th><th>p99 before</th><th>p99 during</th><th>p99 after</th></tr>
-{{range .Archs}}<tr><td>{{.Arch}}</td><td>{{remade .}}</td><td>{{f1 .RollS}} s</td><td>{{.During.Requests}}</td><td class="{{if .Failed}}FAIL{{else}}pass{{end}}">{{.Failed}}</td><td>{{byKind .}}</td><td style="text-align:left">{{none (errs .)}}</td><td>{{f2 .Before.Latency.P99}}</td><td>{{f2 .During.Latency.P99}}</td><td>{{f2 .After.Latency.P99}}</td></tr>
+{{range .Archs}}<tr><td>{{.Arch}}</td><td>{{remade .}}</td><td>{{f1 .RollS}} s</td><td>{{.During.Requests}}</td><td class="{{if .Failed}}FAIL{{else}}pass{{end}}">{{.Failed}}</td><td>{{byKind .}}</td><td style="text-align:left">{{errs .}}</td><td>{{f2 .Before.Latency.P99}}</td><td>{{f2 .During.Latency.P99}}</td><td>{{f2 .After.Latency.P99}}</td></tr>
 {{end}}</table>
 {{range .Archs}}{{if .Error}}<p class="missing"><b>{{.Arch}}: the roll failed:</b> {{.Error}}</p>{{end}}{{end}}
 <p class="note">Latencies in ms from each request's scheduled send time. Commands: {{range $i, $a := .Archs}}{{if $i}}; {{end}}<code>{{$a.Up.Command}}</code>{{end}}.</p>
