@@ -91,6 +91,12 @@ func guard(logger *slog.Logger) grpc.UnaryServerInterceptor {
 // found again. Names in the list are resolved at each dial, so a remade pod is found under
 // its name.
 //
+// The balancer goes by connectivity, not by each replica's health service: a context's
+// health follows its callees' (Generation.Ready), so with client-side health checking a
+// callee down would take every replica of its callers out of their callers' picks, failing
+// calls that never needed the callee. A replica stopping says NOT_SERVING and then goes away
+// (GOAWAY), which its clients see at once.
+//
 // serviceConfig is the peer package's ServiceConfig (load balancing and read retries); a
 // call whose context has no deadline gets callTimeout. The connection is made lazily and
 // remade after failures, for the life of the process: one per peer, never one per call.
