@@ -29,8 +29,10 @@ type Scaling struct {
 	Replicas        int     `json:"replicas"`
 	MaxRateOne      float64 `json:"max_rate_one"` // the base's highest rate within the SLO
 	BoundOne        string  `json:"max_rate_one_bound"`
-	MaxRateReplicas float64 `json:"max_rate_replicas"` // the variant's
+	FailOne         float64 `json:"first_failing_one,omitempty"` // the lowest rate that failed above it
+	MaxRateReplicas float64 `json:"max_rate_replicas"`           // the variant's
 	BoundReplicas   string  `json:"max_rate_replicas_bound"`
+	FailReplicas    float64 `json:"first_failing_replicas,omitempty"`
 	Gain            float64 `json:"gain"`                    // max_rate_replicas / max_rate_one; 0 when either is unknown
 	CPUOne          float64 `json:"cpu_limit_one"`           // the architectures' CPU limits in total, as the report read them (0: unknown)
 	CPUReplicas     float64 `json:"cpu_limit_replicas"`      //
@@ -87,8 +89,8 @@ func (r *Report) AddScaling(base, variant, edge, split string) error {
 	if !ok1 || !ok2 {
 		return fmt.Errorf("scaling: the run did not measure both %s and %s", base, variant)
 	}
-	sc := &Scaling{Base: base, Variant: variant, Split: split, MaxRateOne: one.MaxRate, BoundOne: one.MaxRateBound,
-		MaxRateReplicas: many.MaxRate, BoundReplicas: many.MaxRateBound}
+	sc := &Scaling{Base: base, Variant: variant, Split: split, MaxRateOne: one.MaxRate, BoundOne: one.MaxRateBound, FailOne: one.FirstFailing,
+		MaxRateReplicas: many.MaxRate, BoundReplicas: many.MaxRateBound, FailReplicas: many.FirstFailing}
 	sc.Hottest, sc.HottestShare, _ = Hottest(r.Steps, base, Replicable(edge))
 	// The variant's replicated service: the one whose processes are named <service>-<n>.
 	counts := map[string]int{}
@@ -148,7 +150,7 @@ func (r *Report) scalingMarkdown(p func(string, ...any)) {
 	p("")
 	p("| | %s | %s | gain |", sc.Base, sc.Variant)
 	p("|---|---|---|---|")
-	p("| max rate within SLO | %s | %s | %s |", fmtBound(sc.MaxRateOne, sc.BoundOne), fmtBound(sc.MaxRateReplicas, sc.BoundReplicas), fmtRatio(sc.Gain))
+	p("| max rate within SLO | %s | %s | %s |", fmtBound(sc.MaxRateOne, sc.BoundOne, sc.FailOne), fmtBound(sc.MaxRateReplicas, sc.BoundReplicas, sc.FailReplicas), fmtRatio(sc.Gain))
 	if sc.Split != "" {
 		p("")
 		p("The variant: `--split '%s'`.", sc.Split)
@@ -156,8 +158,8 @@ func (r *Report) scalingMarkdown(p func(string, ...any)) {
 }
 
 // fmtBound prints a rate with its bound, as the headline does.
-func fmtBound(rate float64, bound string) string {
-	return fmtRate(ArchSummary{MaxRate: rate, MaxRateBound: bound})
+func fmtBound(rate float64, bound string, firstFailing float64) string {
+	return fmtRate(ArchSummary{MaxRate: rate, MaxRateBound: bound, FirstFailing: firstFailing})
 }
 
 var scalingSection = template.Must(template.New("scaling").Funcs(template.FuncMap{
@@ -166,7 +168,7 @@ var scalingSection = template.Must(template.New("scaling").Funcs(template.FuncMa
 <h2 id="scaling">Scaling gain: {{.Base}} with {{none .Scaled}} ×{{.Replicas}}</h2>
 <p>{{.Variant}} against {{.Base}}, the same placement with {{none .Scaled}} run by {{.Replicas}} replicas sharing its part of the same budget. The hottest process of {{.Base}} in this run: {{none .Hottest}} ({{pct .HottestShare}} of its CPU).</p>
 <table><tr><th></th><th>{{.Base}}</th><th>{{.Variant}}</th><th>gain</th></tr>
-<tr><td>max rate within SLO</td><td>{{bound .MaxRateOne .BoundOne}}</td><td>{{bound .MaxRateReplicas .BoundReplicas}}</td><td>{{ratio .Gain}}</td></tr></table>
+<tr><td>max rate within SLO</td><td>{{bound .MaxRateOne .BoundOne .FailOne}}</td><td>{{bound .MaxRateReplicas .BoundReplicas .FailReplicas}}</td><td>{{ratio .Gain}}</td></tr></table>
 {{with .Split}}<p class="note">The variant: <code>--split '{{.}}'</code>.</p>{{end}}
 {{end}}`))
 
