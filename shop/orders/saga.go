@@ -238,6 +238,7 @@ func (o *Orders) takeOver(ctx context.Context, rec saga) (ord Order, taken bool,
 	if err != nil {
 		return Order{}, false, err
 	}
+	o.log.Info("took over checkout", "key", rec.Key, "order_id", rec.OrderID, "state", rec.State, "owner_was", rec.Owner)
 	if to == stateCharged {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
 		defer cancel()
