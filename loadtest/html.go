@@ -581,7 +581,7 @@ small,.note{color:#666}
 {{if .RatioHeads}}<p class="note">{{.Note}}</p>{{end}}{{end}}{{end}}
 
 {{if .R.Warnings}}<h2 id="warnings">Warnings</h2><ul class="warn">{{range .R.Warnings}}<li>{{.}}</li>{{end}}</ul>{{end}}
-{{.F}}
+{{.F}}{{.Roll}}{{.Scaling}}
 {{if .R.Steps}}
 <h2 id="charts">Charts</h2>
 <div class="charts">{{.C.Latency}}{{.C.Throughput}}{{range .C.Percentiles}}{{.}}{{end}}{{.C.CPU}}{{.C.Memory}}</div>
@@ -627,10 +627,22 @@ Mix (weights): list {{.Mix.List}}, search {{.Mix.Search}}, product {{.Mix.Produc
 // WriteHTML writes report.html: one self-contained page, no script and no external
 // resource, its charts inline SVG.
 func (r *Report) WriteHTML(w io.Writer) error {
+	if r.rollOnly() {
+		return r.writeRollOnlyHTML(w)
+	}
+	roll, err := r.rollHTML()
+	if err != nil {
+		return err
+	}
+	scaling, err := r.scalingHTML()
+	if err != nil {
+		return err
+	}
 	return pageTemplate.Execute(w, struct {
-		R *Report
-		H headline
-		C htmlCharts
-		F template.HTML // the faults phase's section (faults_report.go)
-	}{r, r.headline(), r.charts(), r.faultsHTML()})
+		R             *Report
+		H             headline
+		C             htmlCharts
+		F             template.HTML // the faults phase's section (faults_report.go)
+		Roll, Scaling template.HTML
+	}{r, r.headline(), r.charts(), r.faultsHTML(), roll, scaling})
 }

@@ -39,7 +39,9 @@ type Report struct {
 	IdleCPU       []IdleCPU     `json:"idle_cpu"` // each architecture's CPU with no traffic, before the run
 	Traces        Traces        `json:"traces"`
 	Warnings      []string      `json:"warnings"`
-	Faults        *FaultsReport `json:"faults,omitempty"` // the faults phase, when it ran (faults_report.go)
+	Faults        *FaultsReport `json:"faults,omitempty"`  // the faults phase, when it ran (faults_report.go)
+	Roll          *Roll         `json:"roll,omitempty"`    // the deploy blast radius (roll.go)
+	Scaling       *Scaling      `json:"scaling,omitempty"` // the scaling gain (scale.go)
 }
 
 // Settings are the run's knobs.
@@ -486,6 +488,9 @@ func fmtRatio(x float64) string {
 
 // WriteMarkdown writes report.md: the headline table first, then the steps.
 func (r *Report) WriteMarkdown(w io.Writer) error {
+	if r.rollOnly() {
+		return r.writeRollOnlyMarkdown(w)
+	}
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	if len(r.Steps) == 0 && r.Faults != nil {
@@ -529,6 +534,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	r.faultsMarkdown(p)
+	r.rollMarkdown(p)
+	r.scalingMarkdown(p)
 	p("")
 	p("## Latency and cost by offered rate (repeats merged)")
 	p("")

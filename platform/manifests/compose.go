@@ -55,6 +55,7 @@ type composeNetwork struct {
 }
 
 type composeDeploy struct {
+	Replicas  int `json:"replicas,omitempty"` // the topology's replicas of the group, when more than one
 	Resources struct {
 		Limits struct {
 			CPUs   string `json:"cpus"`
@@ -167,6 +168,11 @@ func composeYAML(t topology.Topology, archs []topology.Arch) ([]byte, error) {
 			if s.Env["OTEL_SERVICE_NAME"] != "" {
 				// Where the caller's collector is, if any (unset: no export).
 				cs.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = "${OTEL_EXPORTER_OTLP_ENDPOINT:-}"
+			}
+			// One machine, as the local runtimes: the topology's replicas, which share the
+			// name (compose's DNS answers with every replica's address).
+			if s.Count() > 1 {
+				cs.Deploy.Replicas = s.Count()
 			}
 			cs.Deploy.Resources.Limits.CPUs = strconv.FormatFloat(s.CPUs, 'f', -1, 64)
 			cs.Deploy.Resources.Limits.Memory = strconv.Itoa(s.MemoryMB) + "M"

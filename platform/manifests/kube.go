@@ -111,18 +111,23 @@ func Namespace(overlay string) string {
 // Image is the local reference of an image of the topology, as the checked-in files name it.
 func Image(name string) string { return LocalRepo + "/" + name + ":latest" }
 
-// replicas is how many pods a cluster runs of a stateless service. The topology says what
-// runs, not how many: the monolith runs alone, as its own process takes over at once every
-// checkout an earlier one left unfinished; every other group runs two, so that a rollout or a
-// lost node does not take a context away, and is told it is not alone (SHOP_SOLE_REPLICA
-// false: orders then leaves a stalled checkout a minute before taking it over, see
-// services/bounded).
+// replicas is how many pods a cluster runs of a stateless service: the topology's replicas
+// of its group (platform/topology), and never fewer than a cluster needs. The monolith runs
+// alone, as its own process takes over at once every checkout an earlier one left
+// unfinished; every other group runs at least two, so that a rollout or a lost node does not
+// take a context away, and is told it is not alone (SHOP_SOLE_REPLICA false: orders then
+// leaves a stalled checkout a minute before taking it over, see services/bounded). A
+// cluster's Service fronts the edge's replicas, which one machine cannot (the topology
+// refuses them there).
 func replicas(s topology.Service) int32 {
 	if g, err := bounded.ParseGroup(s.Group); err == nil && g.Whole() && g.Edge {
 		return 1
 	}
-	return 2
+	return int32(max(s.Count(), clusterReplicas))
 }
+
+// clusterReplicas is the fewest pods a cluster runs of a stateless group.
+const clusterReplicas = 2
 
 // soleReplicaEnv tells a host whether it is its group's only process (services/host).
 const soleReplicaEnv = "SHOP_SOLE_REPLICA"

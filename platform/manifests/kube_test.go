@@ -320,7 +320,7 @@ func checkKube(t *testing.T, topo topology.Topology) {
 						t.Errorf("%s is no service of %s", what, a.Name)
 						continue
 					}
-					want := int32(2)
+					want := int32(max(2, s.Count())) // the topology's replicas, two at least
 					if sole(s) {
 						want = 1 // it recovers every unfinished checkout at start
 						if w.Spec.Strategy == nil || w.Spec.Strategy.Type != "Recreate" {

@@ -62,6 +62,8 @@ groups:
 		{"file", Selection{Topologies: own}, []string{"-t", own}},
 		{"split", Selection{Split: "edge+catalog,cart+orders,inventory+payments+shipping+notify", Edge: "127.0.0.1:18100"},
 			[]string{"--split", "edge+catalog,cart+orders,inventory+payments+shipping+notify", "--edge", "127.0.0.1:18100"}},
+		{"replicas", Selection{Split: "edge,catalog*3,cart+orders*2,inventory+payments+shipping+notify"},
+			[]string{"--split", "edge,catalog*3,cart+orders*2,inventory+payments+shipping+notify"}},
 		{"random", Selection{}, nil},
 		{"hybrid-and-split", Selection{Topologies: "hybrid", Split: "cart+orders,catalog+inventory+payments+shipping+notify"},
 			[]string{"-t", "hybrid", "--split", "cart+orders,catalog+inventory+payments+shipping+notify"}},

@@ -28,6 +28,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/cgroup"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 // labelProbe records a pod's readiness probe, so that Status can check health without the
@@ -56,12 +57,13 @@ func (r *Runtime) VolumeName(arch, service string) string {
 
 func containerName(pod string) string { return pod + "-app" }
 
-// desired is everything a service's pod is made from.
+// desired is everything a process's pod is made from: a service's, or one replica's.
 type desired struct {
 	Pod       string
 	Arch      string
 	Service   topology.Service
-	Image     string // reference
+	Process   topology.Replica // its name is the pod's DNS name in the network
+	Image     string           // reference
 	ImageID   string
 	Env       map[string]string
 	Args      []string
@@ -78,9 +80,9 @@ type desired struct {
 	Budget       string // labelBudget's value
 }
 
-// serviceIP is the i-th service's address in the network: the subnet's .10 and up. A
-// remade pod gets its old address back, so that its peers' connections (gRPC resolves DNS
-// again only every 30s) find it at once.
+// serviceIP is the i-th process's address in the network (every replica of every service
+// in turn): the subnet's .10 and up. A remade pod gets its old address back, so that its
+// peers' connections (gRPC resolves DNS again only every 30s) find it at once.
 func serviceIP(subnet *net.IPNet, i int) net.IP {
 	if subnet == nil {
 		return nil
@@ -114,16 +116,17 @@ func serviceMAC(ip net.IP) nettypes.HardwareAddr {
 	return nettypes.HardwareAddr{0x02, 0x6d, v4[0], v4[1], v4[2], v4[3]} // locally administered
 }
 
-func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptions, ip net.IP, link *collectorLink, parent string) (desired, error) {
+func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica, opts stack.UpOptions, ip net.IP, link *collectorLink, parent string) (desired, error) {
 	img, ok := r.images[s.Image]
 	if !ok {
 		return desired{}, fmt.Errorf("%s/%s: image %s was not built", a.Name, s.Name, s.Image)
 	}
 	pl, _ := img.PlatformImage(hostPlatform())
 	d := desired{
-		Pod:     stack.ObjectName(r.stack, a.Name, s.Name),
+		Pod:     stack.ObjectName(r.stack, a.Name, p.Name),
 		Arch:    a.Name,
 		Service: s,
+		Process: p,
 		Image:   img.Ref,
 		ImageID: pl.ID,
 		Network: r.NetworkName(a.Name),
@@ -141,19 +144,14 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, opts stack.UpOptio
 	data := "/tmp/data"
 	if s.DataDir != "" {
 		data = s.DataDir
-		d.Volume = r.VolumeName(a.Name, s.Name)
+		d.Volume = r.VolumeName(a.Name, p.Name)
 	}
 	var err error
 	d.Args, d.Env, err = topology.Expand(s, topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
-			o, ok := a.Service(svc)
-			if !ok {
-				return "", fmt.Errorf("unknown service %s", svc)
-			}
-			if port == 0 {
-				port = o.Ports[0]
-			}
-			return net.JoinHostPort(svc, strconv.Itoa(port)), nil // the network's DNS alias
+			return a.Addr(svc, port, func(proc string, port int) string {
+				return net.JoinHostPort(proc, strconv.Itoa(port)) // the process's DNS alias in the network
+			})
 		},
 		Listen:     func(port int) string { return net.JoinHostPort("0.0.0.0", strconv.Itoa(port)) },
 		Data:       data,
@@ -297,12 +295,18 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 		return nil, err
 	}
 	want := map[string]desired{}
-	for i, s := range a.Services {
-		d, err := r.desire(a, s, opts, serviceIP(subnet, i), link, parent)
-		if err != nil {
-			return nil, err
+	byService := map[string][]desired{}
+	i := 0
+	for _, s := range a.Services {
+		for _, p := range s.Processes() {
+			d, err := r.desire(a, s, p, opts, serviceIP(subnet, i), link, parent)
+			if err != nil {
+				return nil, err
+			}
+			i++
+			want[d.Pod] = d
+			byService[s.Name] = append(byService[s.Name], d)
 		}
-		want[d.Pod] = d
 	}
 	existing, err := pods.List(c, new(pods.ListOptions).WithFilters(r.filter(a.Name)))
 	if err != nil {
@@ -323,11 +327,10 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 		errs := make([]error, len(level))
 		var wg sync.WaitGroup
 		for i, s := range level {
-			d := want[stack.ObjectName(r.stack, a.Name, s.Name)]
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = r.upService(c, d, have[d.Pod], opts)
+				errs[i] = r.upProcesses(c, byService[s.Name], have, opts)
 			}()
 		}
 		wg.Wait()
@@ -344,6 +347,46 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 		}
 	}
 	return subnet, nil
+}
+
+// upProcesses brings up the pods of one service's processes: those missing, stopped or
+// unchanged together, then those that run another spec one at a time (stack.UpOptions: the
+// rolling re-up), each given bounded.RedialWithin for its callers to find it before the next
+// old one is stopped.
+func (r *Runtime) upProcesses(c context.Context, ds []desired, have map[string]*entities.ListPodsReport, opts stack.UpOptions) error {
+	var roll, rest []desired
+	for _, d := range ds {
+		if h := have[d.Pod]; h != nil && h.Labels[stack.LabelSpec] != d.Hash && r.whyNotRunning(c, d.Pod) == "" {
+			roll = append(roll, d)
+		} else {
+			rest = append(rest, d)
+		}
+	}
+	errs := make([]error, len(rest))
+	var wg sync.WaitGroup
+	for i, d := range rest {
+		wg.Go(func() { errs[i] = r.upService(c, d, have[d.Pod], opts) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for k, d := range roll {
+		if k > 0 {
+			select {
+			case <-c.Done():
+				return c.Err()
+			case <-time.After(bounded.RedialWithin()):
+			}
+		}
+		if len(ds) > 1 {
+			r.progress(opts, "%s/%s: rolling replica %d of %d", d.Arch, d.Process.Name, k+1, len(roll))
+		}
+		if err := r.upService(c, d, have[d.Pod], opts); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPodsReport, opts stack.UpOptions) error {
@@ -390,14 +433,14 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 		}
 		if data.State != nil && !data.State.Running {
 			return fmt.Errorf("container %s %s (exit code %d); see `mitosis logs %s/%s`",
-				containerName(d.Pod), data.State.Status, data.State.ExitCode, d.Arch, d.Service.Name)
+				containerName(d.Pod), data.State.Status, data.State.ExitCode, d.Arch, d.Process.Name)
 		}
 		return nil
 	}
 	if err := stack.WaitReady(c, d.Service.Probe, addr, opts.ReadyTimeout, alive); err != nil {
 		return fmt.Errorf("%s: %w", d.Pod, err)
 	}
-	r.progress(opts, "%s/%s: %s, ready on %s (%s)", d.Arch, d.Service.Name, verb, addr, time.Since(start).Round(time.Millisecond))
+	r.progress(opts, "%s/%s: %s, ready on %s (%s)", d.Arch, d.Process.Name, verb, addr, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -463,7 +506,7 @@ func (r *Runtime) ensureVolume(c context.Context, d desired) error {
 	}
 	_, err := volumes.Create(c, entities.VolumeCreateOptions{
 		Name:   d.Volume,
-		Labels: r.labels(d.Arch, d.Service.Name),
+		Labels: r.labels(d.Arch, d.Process.Name),
 	}, nil)
 	if err != nil && !strings.Contains(err.Error(), "already exists") {
 		return fmt.Errorf("create volume %s: %w", d.Volume, err)
@@ -477,19 +520,22 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 			return err
 		}
 	}
-	labels := r.labels(d.Arch, d.Service.Name)
+	labels := r.labels(d.Arch, d.Process.Name)
 	labels[stack.LabelSpec] = d.Hash
 	labels[labelProbe] = d.ProbeDesc
 	if d.Budget != "" {
 		labels[labelBudget] = d.Budget
 	}
+	if d.Process.N > 0 {
+		labels[stack.LabelReplica] = d.Service.Name
+	}
 
 	ps := specgen.NewPodSpecGenerator()
 	ps.Name = d.Pod
 	ps.Labels = labels
-	ps.Hostname = d.Service.Name
+	ps.Hostname = d.Process.Name
 	ps.NetNS = specgen.Namespace{NSMode: specgen.Bridge}
-	pn := nettypes.PerNetworkOptions{Aliases: []string{d.Service.Name}}
+	pn := nettypes.PerNetworkOptions{Aliases: []string{d.Process.Name}}
 	if d.IP != nil {
 		pn.StaticIPs = []net.IP{d.IP}
 		pn.StaticMAC = serviceMAC(d.IP)
@@ -743,11 +789,12 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 	var wg sync.WaitGroup
 	for i, p := range list {
 		st := stack.Status{
-			Arch:    p.Labels[stack.LabelArch],
-			Service: p.Labels[stack.LabelService],
-			Name:    p.Name,
-			State:   strings.ToLower(p.Status),
-			Health:  stack.Unknown,
+			Arch:      p.Labels[stack.LabelArch],
+			Service:   p.Labels[stack.LabelService],
+			ReplicaOf: p.Labels[stack.LabelReplica],
+			Name:      p.Name,
+			State:     strings.ToLower(p.Status),
+			Health:    stack.Unknown,
 		}
 		if _, ok := budgets[st.Arch]; !ok {
 			budgets[st.Arch] = r.budgetStatus(st.Arch, p.Labels[labelBudget], list)
@@ -840,7 +887,7 @@ func (r *Runtime) Logs(ctx context.Context, opts stack.LogsOptions, w io.Writer)
 	n := 0
 	for _, ct := range ctrs {
 		arch, svc := ct.Labels[stack.LabelArch], ct.Labels[stack.LabelService]
-		if !stack.Matches(opts.Services, arch, svc) {
+		if !stack.Matches(opts.Services, arch, svc, ct.Labels[stack.LabelReplica]) {
 			continue
 		}
 		n++

@@ -6,7 +6,9 @@
 //
 // Ports: an edge keeps its address; every other port is the service's own number
 // (9101 and up for the contexts, as DESIGN.md says) when it is free, else any free port. A
-// service's ports are kept across `up` calls while it runs.
+// process's ports are kept across `up` calls while it runs, and when it stopped, while they
+// are free. Each replica of a service is a process with ports of its own, named
+// <service>-<n>; its callers are told every replica's address (topology.Arch.Addr).
 //
 // It isolates nothing, with one exception: no per-process limits, no read-only root (that is
 // what containers are for). The exception is a shared budget (topology.Shared): where the
@@ -41,6 +43,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/cgroup"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 // Options configure a Runtime.
@@ -72,11 +75,11 @@ func New(opts Options) *Runtime {
 	if opts.Stack == "" {
 		opts.Stack = stack.DefaultName
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
 	if opts.CgroupRoot == "" {
 		opts.CgroupRoot = cgroup.DefaultRoot
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Runtime{opts: opts}
 }
@@ -88,7 +91,8 @@ func (r *Runtime) Name() string { return "process" }
 // it, and to start it again as it was (Start).
 type record struct {
 	Arch    string         `json:"arch"`
-	Service string         `json:"service"`
+	Service string         `json:"service"`              // the process's name: the service's, or a replica's
+	Of      string         `json:"replica_of,omitempty"` // the service a replica is one of
 	PID     int            `json:"pid"`
 	Binary  string         `json:"binary"`
 	Args    []string       `json:"args"`
@@ -108,6 +112,10 @@ func (r *Runtime) archDir(arch string) string {
 }
 func (r *Runtime) binDir() string { return filepath.Join(r.opts.State, "bin") }
 
+// budgetPath is where the architecture's budget is recorded (stack.Budget as JSON); not
+// .json, which would read as a process's record.
+func (r *Runtime) budgetPath(arch string) string { return filepath.Join(r.archDir(arch), "budget") }
+
 func (r *Runtime) recordPath(arch, svc string) string {
 	return filepath.Join(r.archDir(arch), svc+".json")
 }
@@ -115,10 +123,6 @@ func (r *Runtime) recordPath(arch, svc string) string {
 func (r *Runtime) logPath(arch, svc string) string {
 	return filepath.Join(r.archDir(arch), svc+".log")
 }
-
-// budgetPath is where the architecture's budget is recorded (stack.Budget as JSON); not
-// .json, which would read as a process's record.
-func (r *Runtime) budgetPath(arch string) string { return filepath.Join(r.archDir(arch), "budget") }
 
 func readRecord(path string) (record, error) {
 	var rec record
@@ -246,16 +250,19 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 			return err
 		}
 		// Ports first, for the whole architecture: a service's environment names its peers'.
+		// Each process (every replica) has ports of its own.
 		ports := map[string]map[int]int{}
 		for _, s := range a.Services {
-			prev, _ := readRecord(r.recordPath(a.Name, s.Name))
-			ports[s.Name] = map[int]int{}
-			for i, p := range s.Ports {
-				hp, err := r.pickPort(s, i, p, prev, taken, &mu)
-				if err != nil {
-					return fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+			for _, proc := range s.Processes() {
+				prev, _ := readRecord(r.recordPath(a.Name, proc.Name))
+				ports[proc.Name] = map[int]int{}
+				for i, p := range s.Ports {
+					hp, err := r.pickPort(s, i, p, prev, taken, &mu)
+					if err != nil {
+						return fmt.Errorf("%s/%s: %w", a.Name, proc.Name, err)
+					}
+					ports[proc.Name][p] = hp
 				}
-				ports[s.Name][p] = hp
 			}
 		}
 		levels, err := a.Levels()
@@ -284,6 +291,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		if a.Name == topology.Telemetry {
 			export = topology.ExportEnv(net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[t.Collector.Name][topology.CollectorHTTPPort])), nil)
 		}
+		r.removeStale(a)
 	}
 	return nil
 }
@@ -312,7 +320,9 @@ func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken m
 		taken[hp] = true
 		return hp, nil
 	}
-	if hp, ok := prev.Ports[strconv.Itoa(port)]; ok && alive(prev) && !taken[hp] {
+	// A process keeps its ports while it runs, and after it stopped while they are free: a
+	// replica started again where it was is found by its callers, which need no restart.
+	if hp, ok := prev.Ports[strconv.Itoa(port)]; ok && !taken[hp] && (alive(prev) || free(hp)) {
 		taken[hp] = true
 		return hp, nil
 	}
@@ -335,45 +345,111 @@ func free(port int) bool {
 	return stack.CheckPort(net.JoinHostPort("127.0.0.1", strconv.Itoa(port))) == nil
 }
 
-// upService starts one service unless it runs as asked; export is the environment that
-// exports its telemetry to the collector (topology.ExportEnv: to nowhere before the
-// collector runs, and for the collector itself).
+// upService starts the processes of one service that do not run as asked; export is the
+// environment that exports its telemetry to the collector (topology.ExportEnv: to nowhere
+// before the collector runs, and for the collector itself); bud is the architecture's budget,
+// whose group a process of a shared one joins. Processes missing or stopped start together;
+// those running another spec are rolled, one at a time (stack.UpOptions).
 func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, export map[string]string, bud *budgetRun, opts stack.UpOptions) error {
-	start := time.Now()
-	dataDir := filepath.Join(r.archDir(a.Name), s.Name+"-data")
-	args, env, err := topology.Expand(s, topology.Resolver{
+	procs := s.Processes()
+	specs := make([]procSpec, len(procs))
+	var roll, rest []int
+	for i, p := range procs {
+		sp, err := r.spec(a, s, p, bin, ports, export, bud.cgroupPath(), opts)
+		if err != nil {
+			return err
+		}
+		specs[i] = sp
+		if prev, err := readRecord(sp.recPath); err == nil && alive(prev) && prev.Hash != sp.hash {
+			roll = append(roll, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	errs := make([]error, len(procs))
+	var wg sync.WaitGroup
+	for _, i := range rest {
+		wg.Go(func() { errs[i] = r.upProcess(ctx, specs[i], bud, opts) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for k, i := range roll {
+		if k > 0 {
+			// The replica just made is ready; its callers find it within RedialWithin. Until
+			// then, stopping another would leave some of them with fewer replicas than the
+			// one going.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(bounded.RedialWithin()):
+			}
+		}
+		if len(procs) > 1 {
+			fmt.Fprintf(progressOr(opts.Progress), "%s/%s: rolling replica %d of %d\n", a.Name, specs[i].name, k+1, len(roll))
+		}
+		if err := r.upProcess(ctx, specs[i], bud, opts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// procSpec is everything one process is started from.
+type procSpec struct {
+	arch    string
+	svc     topology.Service
+	name    string // the process's: the service's, or a replica's
+	of      string // the service a replica is one of; "" alone
+	bin     string
+	args    []string
+	env     map[string]string
+	ports   map[string]int // container port -> host port
+	addr    string         // where its probe answers
+	dataDir string
+	dir     string // its working folder
+	recPath string
+	logPath string
+	cgroup  string // the shared budget's group it runs in; "" for none
+	hash    string
+}
+
+// spec works out how process p of s runs.
+func (r *Runtime) spec(a topology.Arch, s topology.Service, p topology.Replica, bin string, ports map[string]map[int]int, export map[string]string, cgroupPath string, opts stack.UpOptions) (procSpec, error) {
+	sp := procSpec{arch: a.Name, svc: s, name: p.Name, bin: bin, dir: r.archDir(a.Name), cgroup: cgroupPath,
+		dataDir: filepath.Join(r.archDir(a.Name), p.Name+"-data"),
+		recPath: r.recordPath(a.Name, p.Name), logPath: r.logPath(a.Name, p.Name)}
+	if p.N > 0 {
+		sp.of = s.Name
+	}
+	var err error
+	sp.args, sp.env, err = topology.Expand(s, topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
-			o, ok := a.Service(svc)
-			if !ok {
-				return "", fmt.Errorf("unknown service %s", svc)
-			}
-			if port == 0 {
-				port = o.Ports[0]
-			}
-			return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[svc][port])), nil
+			return a.Addr(svc, port, func(proc string, port int) string {
+				return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[proc][port]))
+			})
 		},
-		Listen:     func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[s.Name][port])) },
-		Data:       dataDir,
+		Listen:     func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[p.Name][port])) },
+		Data:       sp.dataDir,
 		AdminToken: opts.AdminToken,
 		RequestKey: opts.RequestKey,
 	})
 	if err != nil {
-		return fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+		return sp, fmt.Errorf("%s/%s: %w", a.Name, p.Name, err)
 	}
-	for k, v := range opts.Env {
-		if _, set := env[k]; !set {
-			env[k] = v
+	for _, extra := range []map[string]string{opts.Env, export} {
+		for k, v := range extra {
+			if _, set := sp.env[k]; !set {
+				sp.env[k] = v
+			}
 		}
 	}
-	for k, v := range export {
-		if _, set := env[k]; !set {
-			env[k] = v
-		}
+	sp.ports = map[string]int{}
+	for port, hp := range ports[p.Name] {
+		sp.ports[strconv.Itoa(port)] = hp
 	}
-	portsRec := map[string]int{}
-	for p, hp := range ports[s.Name] {
-		portsRec[strconv.Itoa(p)] = hp
-	}
+	sp.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[p.Name][s.Probe.Port]))
 	hb, _ := json.Marshal(struct {
 		Bin   string
 		Args  []string
@@ -382,46 +458,49 @@ func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Ser
 		// A process of a shared budget is moved into its group, and one that leaves a
 		// shared budget is restarted to leave it: the group is part of what it runs as.
 		Cgroup string `json:",omitempty"`
-	}{bin, args, env, portsRec, bud.cgroupPath()})
+	}{bin, sp.args, sp.env, sp.ports, cgroupPath})
 	sum := sha256.Sum256(hb)
-	hash := hex.EncodeToString(sum[:12])
+	sp.hash = hex.EncodeToString(sum[:12])
+	return sp, nil
+}
 
-	recPath := r.recordPath(a.Name, s.Name)
-	prev, err := readRecord(recPath)
+// upProcess starts one process unless it runs as asked (one running another spec stops
+// first: SIGTERM, and it drains), puts it in its budget's group, then waits until it is
+// ready.
+func (r *Runtime) upProcess(ctx context.Context, sp procSpec, bud *budgetRun, opts stack.UpOptions) error {
+	start := time.Now()
+	prev, err := readRecord(sp.recPath)
 	verb := "started"
 	if err == nil && alive(prev) {
-		if prev.Hash == hash {
+		if prev.Hash == sp.hash {
 			verb = "unchanged"
 		} else {
-			fmt.Fprintf(progressOr(opts.Progress), "%s/%s: changed, restarting it\n", a.Name, s.Name)
+			fmt.Fprintf(progressOr(opts.Progress), "%s/%s: changed, restarting it\n", sp.arch, sp.name)
 			stop(prev, 5*time.Second)
 		}
 	}
 	var exited <-chan struct{}
 	rec := prev
 	if verb == "started" {
-		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		if err := os.MkdirAll(sp.dataDir, 0o755); err != nil {
 			return err
 		}
-		cmdEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-		for _, k := range sortedKeys(env) {
-			cmdEnv = append(cmdEnv, k+"="+env[k])
+		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+		for _, k := range sortedKeys(sp.env) {
+			env = append(env, k+"="+sp.env[k])
 		}
-		rec = record{Arch: a.Name, Service: s.Name, Binary: bin, Args: args, Env: cmdEnv, Dir: r.archDir(a.Name),
-			Ports: portsRec, Hash: hash, Probe: s.Probe, Cgroup: bud.cgroupPath()}
+		rec = record{Arch: sp.arch, Service: sp.name, Of: sp.of, Binary: sp.bin, Args: sp.args, Env: env, Dir: sp.dir,
+			Ports: sp.ports, Hash: sp.hash, Probe: sp.svc.Probe, Cgroup: sp.cgroup}
 		if rec, exited, err = r.spawn(rec); err != nil {
 			return err
 		}
-		bud.join(s.Name, rec.PID)
 	}
-	if verb == "unchanged" {
-		bud.join(s.Name, rec.PID) // a no-op when it is in already
-	}
+	bud.join(sp.name, rec.PID) // a no-op when it is in already, or there is no group
 	addr, err := r.waitReady(ctx, rec, exited, opts.ReadyTimeout)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(progressOr(opts.Progress), "%s/%s: %s, ready on %s (%s)\n", a.Name, s.Name, verb, addr, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(progressOr(opts.Progress), "%s/%s: %s, ready on %s (%s)\n", sp.arch, sp.name, verb, addr, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -475,6 +554,27 @@ func (r *Runtime) waitReady(ctx context.Context, rec record, exited <-chan struc
 		return addr, fmt.Errorf("%s/%s: %w", rec.Arch, rec.Service, err)
 	}
 	return addr, nil
+}
+
+// removeStale stops the processes of a that its topology no longer lists (a service gone, or
+// replicas fewer than before, or a service now one process that had replicas), and removes
+// their records.
+func (r *Runtime) removeStale(a topology.Arch) {
+	want := map[string]bool{}
+	for _, s := range a.Services {
+		for _, p := range s.Processes() {
+			want[p.Name] = true
+		}
+	}
+	paths, _ := filepath.Glob(filepath.Join(r.archDir(a.Name), "*.json"))
+	for _, path := range paths {
+		rec, err := readRecord(path)
+		if err != nil || want[rec.Service] {
+			continue
+		}
+		stop(rec, 5*time.Second)
+		_ = os.Remove(path)
+	}
 }
 
 func progressOr(w io.Writer) io.Writer {
@@ -600,7 +700,7 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 	sampleStart := time.Now()
 	var wg sync.WaitGroup
 	for i, rec := range recs {
-		st := stack.Status{Arch: rec.Arch, Service: rec.Service, Name: stack.ObjectName(r.opts.Stack, rec.Arch, rec.Service),
+		st := stack.Status{Arch: rec.Arch, Service: rec.Service, ReplicaOf: rec.Of, Name: stack.ObjectName(r.opts.Stack, rec.Arch, rec.Service),
 			State: "exited", Health: stack.Unready, PID: rec.PID}
 		if p, ok := rec.Ports[strconv.Itoa(rec.Probe.Port)]; ok {
 			st.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
@@ -709,7 +809,7 @@ func (r *Runtime) Logs(ctx context.Context, opts stack.LogsOptions, w io.Writer)
 	var wg sync.WaitGroup
 	n := 0
 	for _, rec := range recs {
-		if !stack.Matches(opts.Services, rec.Arch, rec.Service) {
+		if !stack.Matches(opts.Services, rec.Arch, rec.Service, rec.Of) {
 			continue
 		}
 		n++

@@ -20,7 +20,8 @@ import (
 const (
 	LabelStack   = "mitosis.stack"   // the stack's name ("mitosis", or a test's own)
 	LabelArch    = "mitosis.arch"    // "monolith", "services" or "telemetry" (the collector)
-	LabelService = "mitosis.service" // the topology service
+	LabelService = "mitosis.service" // the topology service, or the replica (<service>-<n>) of one with several
+	LabelReplica = "mitosis.replica" // on a replica: the topology service it is one of
 	LabelSpec    = "mitosis.spec"    // hash of everything the object was made from
 )
 
@@ -47,6 +48,12 @@ type Runtime interface {
 }
 
 // UpOptions are the inputs of Up besides the topology.
+//
+// A service with replicas whose spec changed (a new image, another environment value) is
+// rolled: its replicas are remade one at a time, each new one ready, and then given
+// bounded.RedialWithin for every caller to connect to it, before the next old one is
+// stopped; a stopping replica drains (services/host): its callers move to the others, the
+// calls in flight finish. A service of one process is stopped, then started again.
 type UpOptions struct {
 	AdminToken   string
 	RequestKey   string            // keys the hash of checkout requests (RequestKey)
@@ -97,17 +104,20 @@ func (r Removed) String() string {
 
 // Status is one service as a runtime sees it.
 type Status struct {
-	Arch     string  `json:"arch"`
-	Service  string  `json:"service"`
-	Name     string  `json:"name"`   // the pod's name, or the process's
-	State    string  `json:"state"`  // running, exited, missing, ...
-	Health   string  `json:"health"` // ready, unready (with reason), unknown
-	Detail   string  `json:"detail,omitempty"`
-	Addr     string  `json:"addr,omitempty"` // where its main port answers on 127.0.0.1
-	CPU      float64 `json:"cpu_percent"`
-	MemBytes uint64  `json:"mem_bytes"`
-	MemLimit uint64  `json:"mem_limit_bytes,omitempty"`
-	PID      int     `json:"pid,omitempty"`
+	Arch    string `json:"arch"`
+	Service string `json:"service"`
+	Name    string `json:"name"` // the pod's name, or the process's
+	// ReplicaOf is the topology service this is a replica of (Service then names the
+	// replica, <service>-<n>); "" for a service that runs as one process.
+	ReplicaOf string  `json:"replica_of,omitempty"`
+	State     string  `json:"state"`  // running, exited, missing, ...
+	Health    string  `json:"health"` // ready, unready (with reason), unknown
+	Detail    string  `json:"detail,omitempty"`
+	Addr      string  `json:"addr,omitempty"` // where its main port answers on 127.0.0.1
+	CPU       float64 `json:"cpu_percent"`
+	MemBytes  uint64  `json:"mem_bytes"`
+	MemLimit  uint64  `json:"mem_limit_bytes,omitempty"`
+	PID       int     `json:"pid,omitempty"`
 
 	// Ports is the host address of each of its published container ports, for what reaches
 	// a service on another port than its probe's (the CLI reaches NATS's clients port).
@@ -184,13 +194,20 @@ func ObjectName(stack, arch, service string) string {
 	return stack + "-" + arch + "-" + service
 }
 
-// Matches tells whether a status line is selected by a LogsOptions.Services entry.
-func Matches(sel []string, arch, service string) bool {
+// Matches tells whether a status line is selected by a LogsOptions.Services entry: a
+// service (a replica, or every replica of the service it is one of, replicaOf), maybe after
+// its architecture and a slash, or a whole architecture.
+func Matches(sel []string, arch, service, replicaOf string) bool {
 	if len(sel) == 0 {
 		return true
 	}
 	for _, s := range sel {
-		if s == service || s == arch+"/"+service || s == arch {
+		for _, name := range []string{service, replicaOf} {
+			if name != "" && (s == name || s == arch+"/"+name) {
+				return true
+			}
+		}
+		if s == arch {
 			return true
 		}
 	}

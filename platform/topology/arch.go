@@ -47,8 +47,8 @@ func (g group) weightOf() bounded.Weight {
 	return w
 }
 
-// FromSplit is the architecture name placed as split writes it (bounded.ParseSplit), its
-// edge at edge.
+// FromSplit is the architecture name placed as split writes it (bounded.ParseSplit, each
+// group maybe followed by "*N", its replicas), its edge at edge.
 func FromSplit(name, edge, split string) (Arch, error) {
 	groups, err := splitGroups(split)
 	if err != nil {
@@ -57,15 +57,22 @@ func FromSplit(name, edge, split string) (Arch, error) {
 	return newArch(name, edge, groups)
 }
 
-// splitGroups are the groups of a split as --split writes it.
+// splitGroups are the groups of a split as --split writes it, each with its replicas.
 func splitGroups(split string) ([]group, error) {
-	s, err := bounded.ParseSplit(split)
+	plain, replicas, err := splitReplicas(split)
+	if err != nil {
+		return nil, fmt.Errorf("split %q: %w", split, err)
+	}
+	s, err := bounded.ParseSplit(plain)
 	if err != nil {
 		return nil, fmt.Errorf("split %q: %w", split, err)
 	}
 	groups := make([]group, len(s))
 	for i, g := range s {
 		groups[i] = group{Group: g, replicas: 1}
+		if i < len(replicas) { // the edge alone, added last, runs alone
+			groups[i].replicas = replicas[i]
+		}
 	}
 	return groups, nil
 }
@@ -86,7 +93,14 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 	var split []string
 	holder := map[string]group{} // context → the group that runs it
 	for _, g := range groups {
-		split = append(split, g.String())
+		if err := checkReplicas(name, g); err != nil {
+			return Arch{}, err
+		}
+		part := g.String()
+		if g.replicas > 1 {
+			part += "*" + strconv.Itoa(g.replicas)
+		}
+		split = append(split, part)
 		for _, c := range g.Contexts {
 			holder[c] = g
 		}
@@ -105,9 +119,6 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 			return Arch{}, fmt.Errorf("%s: two services named %s", name, svc)
 		}
 		names[svc] = true
-		if g.replicas > 1 {
-			return Arch{}, fmt.Errorf("%s/%s: %d replicas: only one process per group runs here so far", name, svc, g.replicas)
-		}
 		env := map[string]string{
 			"SHOP_GROUP":        g.String(),
 			"SHOP_ARCH":         name,
@@ -116,7 +127,8 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 		}
 		// One image per group, named after its contexts, linking only them: a change to one
 		// context's implementation remakes only the images (and pods) of its group.
-		s := Service{Name: svc, Image: g.Name(), Package: ShopPackage, Group: g.String(), Env: env, weight: g.weightOf()}
+		s := Service{Name: svc, Image: g.Name(), Package: ShopPackage, Group: g.String(), Env: env, weight: g.weightOf(),
+			Replicas: g.replicas}
 		if g.Edge {
 			s.Ports = append(s.Ports, EdgePort)
 			s.Edge = edge

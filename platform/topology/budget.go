@@ -63,13 +63,27 @@ const (
 // then the rest by the groups' weights (services/bounded has the contexts' and the edge's) (CPU in whole
 // millicores, so that the parts add up to the budget exactly), and its GOMEMLIMIT to 3/4 of
 // its memory so the Go runtime collects before the kernel kills.
+//
+// Replicas share their group's part: a group of N replicas gets the part it would get as one
+// process, split evenly (CPUs and MemoryMB are per process), so that the architecture's total
+// stays its budget and a group weighs the same whatever its replicas. The part is rounded
+// down to a whole multiple of N millicores and MiB, and raised to N floors if below them;
+// what that frees or takes goes to or comes from the groups of one process (there is always
+// one: the edge's), a unit at a time in the order of their weights, none below its floor.
 func share(a *Arch, b Budget) error {
 	milli := int(math.Round(b.CPUs * 1000))
-	if err := fits(a, b); err != nil {
-		return err
-	}
 	natsMilli := max(minMilliCPU, int(math.Round(float64(milli)*natsCPUPart)))
 	natsMem := max(minMemoryMB, int(float64(b.MemoryMB)*natsMemoryPart))
+	procs := 0
+	for _, s := range a.Services {
+		if s.Name != "nats" {
+			procs += s.Count()
+		}
+	}
+	if milli-natsMilli < minMilliCPU*procs || b.MemoryMB-natsMem < minMemoryMB*procs {
+		return fmt.Errorf("%s: a budget of %g CPUs and %d MiB is too small for %d processes besides NATS, which takes %d%% of it (each at least %g CPUs and %d MiB)",
+			a.Name, b.CPUs, b.MemoryMB, procs, int(natsCPUPart*100), float64(minMilliCPU)/1000, minMemoryMB)
+	}
 	var rest []Service
 	var cpuSum, memSum float64
 	for _, s := range a.Services {
@@ -83,11 +97,17 @@ func share(a *Arch, b Budget) error {
 		cpuSum += s.weight.CPU
 		memSum += s.weight.Memory
 	}
-	cpus := apportion(milli-natsMilli, minMilliCPU, rest, func(s Service) float64 { return s.weight.CPU / cpuSum })
-	mems := apportion(b.MemoryMB-natsMem, minMemoryMB, rest, func(s Service) float64 { return s.weight.Memory / memSum })
+	cpus, err := apportion(milli-natsMilli, minMilliCPU, rest, func(s Service) float64 { return s.weight.CPU / cpuSum })
+	if err != nil {
+		return fmt.Errorf("%s: CPU: %w", a.Name, err)
+	}
+	mems, err := apportion(b.MemoryMB-natsMem, minMemoryMB, rest, func(s Service) float64 { return s.weight.Memory / memSum })
+	if err != nil {
+		return fmt.Errorf("%s: memory: %w", a.Name, err)
+	}
 	parts := map[string][2]int{"nats": {natsMilli, natsMem}}
 	for i, s := range rest {
-		parts[s.Name] = [2]int{cpus[i], mems[i]}
+		parts[s.Name] = [2]int{cpus[i] / s.Count(), mems[i] / s.Count()}
 	}
 	for i := range a.Services {
 		s := &a.Services[i]
@@ -98,12 +118,16 @@ func share(a *Arch, b Budget) error {
 	return nil
 }
 
-// fits checks the budget covers the floors of every service.
+// fits checks the budget covers the floors of every process (each replica one).
 func fits(a *Arch, b Budget) error {
 	milli := int(math.Round(b.CPUs * 1000))
-	if milli < minMilliCPU*len(a.Services) || b.MemoryMB < minMemoryMB*len(a.Services) {
-		return fmt.Errorf("%s: a budget of %g CPUs and %d MiB is too small for %d services (at least %g CPUs and %d MiB)",
-			a.Name, b.CPUs, b.MemoryMB, len(a.Services), float64(minMilliCPU*len(a.Services))/1000, minMemoryMB*len(a.Services))
+	procs := 0
+	for _, s := range a.Services {
+		procs += s.Count()
+	}
+	if milli < minMilliCPU*procs || b.MemoryMB < minMemoryMB*procs {
+		return fmt.Errorf("%s: a budget of %g CPUs and %d MiB is too small for %d processes (at least %g CPUs and %d MiB)",
+			a.Name, b.CPUs, b.MemoryMB, procs, float64(minMilliCPU*procs)/1000, minMemoryMB*procs)
 	}
 	return nil
 }
@@ -137,10 +161,12 @@ func applyBudget(a *Arch, b Budget, dir string) error {
 	return fmt.Errorf("%s: unknown budget mode %q", a.Name, a.Mode)
 }
 
-// apportion splits total into whole units by fraction, none below floor, the parts adding up
-// to total: the floors first, the rest by fraction rounded down, the units left over to the
-// largest fractions.
-func apportion(total, floor int, svcs []Service, frac func(Service) float64) []int {
+// apportion splits total into whole units by fraction, each service's part at least floor,
+// the parts adding up to total: the floors first, the rest by fraction rounded down, the
+// units left over to the largest fractions. Then each service of several processes
+// (Service.Count) has its part made a whole multiple of them, at least a floor each, the
+// difference going to or coming from the services of one process, largest fraction first.
+func apportion(total, floor int, svcs []Service, frac func(Service) float64) ([]int, error) {
 	out := make([]int, len(svcs))
 	rest := total - floor*len(svcs)
 	left := rest
@@ -157,5 +183,41 @@ func apportion(total, floor int, svcs []Service, frac func(Service) float64) []i
 		out[order[i]]++
 		left--
 	}
-	return out
+	// Replicas: an even split, at least their floors.
+	var singles []int
+	for _, i := range order {
+		n := svcs[i].Count()
+		if n == 1 {
+			singles = append(singles, i)
+			continue
+		}
+		part := max(out[i]/n*n, floor*n)
+		left += out[i] - part
+		out[i] = part
+	}
+	for len(singles) > 0 && left != 0 {
+		moved := false
+		for _, i := range singles {
+			switch {
+			case left > 0:
+				out[i]++
+				left--
+				moved = true
+			case left < 0 && out[i] > floor:
+				out[i]--
+				left++
+				moved = true
+			}
+			if left == 0 {
+				break
+			}
+		}
+		if !moved {
+			break
+		}
+	}
+	if left != 0 {
+		return nil, fmt.Errorf("the replicas' floors take %d units more than the groups of one process can give", -left)
+	}
+	return out, nil
 }

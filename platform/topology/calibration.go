@@ -181,12 +181,20 @@ func measure(a *Arch, b Budget, dir string) error {
 		}
 		return float64(by[s.Name].PeakMemBytes) / memSum
 	}
-	cpus := apportion(milli, minMilliCPU, a.Services, func(s Service) float64 { return by[s.Name].CPUCores / cpuSum })
-	mems := apportion(b.MemoryMB, minMemoryMB, a.Services, memFrac)
+	// A service's figures are all its replicas' together: its part is split among them, as
+	// share does.
+	cpus, err := apportion(milli, minMilliCPU, a.Services, func(s Service) float64 { return by[s.Name].CPUCores / cpuSum })
+	if err != nil {
+		return fmt.Errorf("%s: CPU: %w", a.Name, err)
+	}
+	mems, err := apportion(b.MemoryMB, minMemoryMB, a.Services, memFrac)
+	if err != nil {
+		return fmt.Errorf("%s: memory: %w", a.Name, err)
+	}
 	for i := range a.Services {
 		s := &a.Services[i]
-		s.CPUs = float64(cpus[i]) / 1000
-		s.MemoryMB = mems[i]
+		s.CPUs = float64(cpus[i]/s.Count()) / 1000
+		s.MemoryMB = mems[i] / s.Count()
 		s.Env["GOMEMLIMIT"] = GoMemLimit(s.MemoryMB)
 	}
 	abs, err := filepath.Abs(CalibrationPath(dir, a.Placement))

@@ -26,7 +26,7 @@ type File struct {
 type FileGroup struct {
 	Name     string   `json:"name,omitempty"`     // its service's name; default from its contexts (bounded.Group.Name)
 	Contexts []string `json:"contexts"`           // context names, and "edge" for the HTTP API
-	Replicas int      `json:"replicas,omitempty"` // default 1
+	Replicas int      `json:"replicas,omitempty"` // its processes, 1 to MaxReplicas (default 1); not for the edge's group (replicas.go)
 	CPU      float64  `json:"cpu,omitempty"`      // its weight in the CPU budget; default its contexts' (services/bounded)
 	Memory   float64  `json:"memory,omitempty"`   // its weight in the memory budget; likewise
 }
@@ -126,6 +126,9 @@ func (f File) groups() ([]group, error) {
 			out[i].name = fg.Name
 			out[i].replicas = max(fg.Replicas, 1)
 			out[i].weight = bounded.Weight{CPU: fg.CPU, Memory: fg.Memory}
+		}
+		if err := checkReplicas(f.Name, out[i]); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

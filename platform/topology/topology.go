@@ -82,9 +82,12 @@ type Service struct {
 	Env       map[string]string // placeholders allowed
 	Probe     Probe
 	DependsOn []string // services that must be ready before this one starts
-	CPUs      float64  // CPU limit, in cores: its share of the architecture's budget; 0 under a Shared budget (Arch.Budget limits them all)
-	MemoryMB  int      // memory limit, in MiB: likewise
+	CPUs      float64  // CPU limit of each of its processes, in cores: its share of the architecture's budget; 0 under a Shared budget (Arch.Budget limits them all)
+	MemoryMB  int      // memory limit of each of its processes, in MiB: likewise
 	DataDir   string   // if set, a volume is mounted here (state that survives a restart)
+	// Replicas is how many processes run it (0 and 1: one), each named as Processes says and
+	// reached at once by its callers (see Arch.Addr); see replicas.go.
+	Replicas int
 
 	weight bounded.Weight // its share of the budget, before share sets CPUs and MemoryMB
 }
@@ -140,6 +143,9 @@ type Options struct {
 	Mode Mode
 	// CalibrationDir holds the calibrations a Measured budget is sized by (Calibration).
 	CalibrationDir string
+	// Env adds variables to the services that run a target (`mitosis up --env`): a harmless
+	// change that remakes, and so rolls, only them (see EnvSetting).
+	Env []EnvSetting
 }
 
 // NoCollector as Options.Collector runs the stack without a trace collector.
@@ -198,6 +204,9 @@ func Get(names string, opts Options) (Topology, error) {
 			return Topology{}, err
 		}
 		t.Archs = append(t.Archs, a)
+	}
+	if err := applyEnv(t.Archs, opts.Env); err != nil {
+		return Topology{}, err
 	}
 	edgesSeen := map[string]string{}
 	for _, a := range t.Archs {
@@ -358,6 +367,7 @@ func ExportEnv(addr string, given map[string]string) map[string]string {
 func (t Topology) Validate() error {
 	for _, a := range t.AllArchs() {
 		seen := map[string]Service{}
+		procs := map[string]string{} // process name → its service
 		for _, s := range a.Services {
 			if s.Name == "" || s.Image == "" || len(s.Ports) == 0 {
 				return fmt.Errorf("%s/%s: a service needs a name, an image and a port", a.Name, s.Name)
@@ -366,7 +376,17 @@ func (t Topology) Validate() error {
 				return fmt.Errorf("%s: two services named %s", a.Name, s.Name)
 			}
 			seen[s.Name] = s
+			if s.Replicas < 0 || s.Replicas > MaxReplicas {
+				return fmt.Errorf("%s/%s: %d replicas, want 1 to %d", a.Name, s.Name, s.Replicas, MaxReplicas)
+			}
+			for _, p := range s.Processes() {
+				if other, dup := procs[p.Name]; dup {
+					return fmt.Errorf("%s: %s names a process of %s and of %s: rename one", a.Name, p.Name, other, s.Name)
+				}
+				procs[p.Name] = s.Name
+			}
 		}
+
 		for _, s := range a.Services {
 			for p := range s.Publish {
 				if !slices.Contains(s.Ports[1:], p) {

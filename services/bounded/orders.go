@@ -28,7 +28,7 @@ func ordersServer() *server[orders.Service] {
 		loops: []loop[orders.Service]{
 			{"recover interrupted checkouts at start", recoverAtStart},
 			{"recover abandoned checkouts", func(ctx context.Context, o orders.Service, _ Deps) {
-				o.(*orders.Orders).RunRecovery(ctx, orders.RecoverEvery, orders.StaleSaga)
+				o.(*orders.Orders).RunRecovery(ctx, orders.RecoverEvery, o.(*orders.Orders).StaleAfter())
 			}},
 		},
 	}
@@ -40,6 +40,13 @@ func buildOrders(_ context.Context, d Deps) (orders.Service, error) {
 		return nil, fmt.Errorf("%s is required: the secret that keys the hash of checkout requests", RequestKeyEnv)
 	}
 	deps := orders.Deps{Events: d.Bus, Now: d.Now, Logger: d.Logger, RequestKey: []byte(key)}
+	if v := d.Getenv(StaleAfterEnv); v != "" {
+		stale, err := time.ParseDuration(v)
+		if err != nil || stale < time.Second {
+			return nil, fmt.Errorf("%s=%q: want a duration of a second or more, far beyond a checkout's longest step (default %s)", StaleAfterEnv, v, orders.StaleSaga)
+		}
+		deps.StaleAfter = stale
+	}
 	var err error
 	if deps.Catalog, err = Call[catalog.Service](d, "catalog"); err != nil {
 		return nil, err
@@ -57,15 +64,21 @@ func buildOrders(_ context.Context, d Deps) (orders.Service, error) {
 	return orders.New(stores, deps), nil
 }
 
+// StaleAfterEnv sets how long a checkout may stay untouched before another process of orders
+// takes it over (orders.Deps.StaleAfter; default a minute): how soon the checkouts a crashed
+// replica left are finished or compensated by the others.
+const StaleAfterEnv = "SHOP_ORDERS_STALE_AFTER"
+
 // recoverAtStart finishes or compensates the checkouts a previous process left unfinished.
 // Its peers may not answer yet, so it retries, in the background: serving meanwhile is safe.
 // The sole replica of orders takes over at once every checkout last touched before it
 // started, each of which belonged to a process that is gone; replicas leave that to the
-// periodic recovery, a minute later (orders.StaleSaga), so as not to compensate each other's
-// live checkouts.
+// periodic recovery, once stale (orders.StaleSaga, or SHOP_ORDERS_STALE_AFTER), so as not to
+// compensate each other's live checkouts. Either way each checkout is taken over before it
+// is touched, so that two replicas never both handle one (shop/orders, Ownership).
 func recoverAtStart(ctx context.Context, o orders.Service, d Deps) {
 	for {
-		olderThan := orders.StaleSaga
+		olderThan := o.(*orders.Orders).StaleAfter()
 		if d.SoleReplica {
 			olderThan = time.Since(d.Started)
 		}

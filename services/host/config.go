@@ -96,7 +96,8 @@ func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) 
 //	SHOP_GRPC_ADDR      the gRPC address (default the first context's DefaultAddr; a whole
 //	                    group serves no gRPC unless it is set)
 //	SHOP_ADDR           the edge's address (default 127.0.0.1:8080 for a whole group, else 8081)
-//	SHOP_<CONTEXT>_ADDR each remote context's address (default its DefaultAddr)
+//	SHOP_<CONTEXT>_ADDR each remote context's address (default its DefaultAddr), or its
+//	                    group's replicas' addresses joined by commas (see Dial)
 //	SHOP_ADMIN_TOKEN    the admin routes' bearer token (unset: they answer 401)
 //	SHOP_SOLE_REPLICA   true or false (default true for a whole group, else false; false
 //	                    under Lambda)

@@ -4,19 +4,24 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
+
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 // Keepalive settings. Pings find a dead peer (a killed pod, a dropped NAT entry) within
@@ -25,15 +30,6 @@ const (
 	keepaliveTime    = 30 * time.Second
 	keepaliveTimeout = 10 * time.Second
 )
-
-// reconnect is how a client redials a peer it lost. gRPC's default starts at a second and
-// grows to two minutes, made for peers across the internet: a peer restarted next door (a
-// crashed process, a remade pod) is back in tens of milliseconds, and every call to it fails
-// fast until the client redials. This redials after 100 ms, and never waits more than 5 s.
-var reconnect = grpc.ConnectParams{
-	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
-	MinConnectTimeout: 5 * time.Second,
-}
 
 // NewServer returns a gRPC server with what every service needs: keepalive, panic recovery
 // (a bug fails the call with Internal, it does not kill the process), a warning for every
@@ -85,27 +81,60 @@ func guard(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	}
 }
 
-// Dial returns the long-lived connection to a peer at addr (host:port; a name resolving to
-// several addresses spreads calls over them). serviceConfig is the peer package's
-// ServiceConfig (load balancing and read retries); a call whose context has no deadline gets
-// callTimeout. The connection is made lazily and remade after failures, for the life of the
-// process: one per peer, never one per call. Every call is a CLIENT span (otelgrpc) whose
-// context travels in the call's metadata.
+// Dial returns the long-lived connection to a peer at addr: host:port (a name resolving to
+// several addresses spreads calls over them), or the addresses of a group's replicas joined
+// by commas (platform/topology), a static list that gRPC's manual resolver hands to the
+// round-robin balancer of serviceConfig. Calls then spread over every replica connected; a
+// replica that is down or draining (its connection lost, or told to go away as it stops) is
+// not picked, and a call caught by its going away is retried on another (gRPC's transparent
+// retry); the client redials its address (bounded.Redial), where a restarted replica is
+// found again. Names in the list are resolved at each dial, so a remade pod is found under
+// its name.
+//
+// The balancer goes by connectivity, not by each replica's health service: a context's
+// health follows its callees' (Generation.Ready), so with client-side health checking a
+// callee down would take every replica of its callers out of their callers' picks, failing
+// calls that never needed the callee. A replica stopping says NOT_SERVING and then goes away
+// (GOAWAY), which its clients see at once.
+//
+// serviceConfig is the peer package's ServiceConfig (load balancing and read retries); a
+// call whose context has no deadline gets callTimeout. The connection is made lazily and
+// remade after failures, for the life of the process: one per peer, never one per call.
+// Every call is a CLIENT span (otelgrpc) whose context travels in the call's metadata.
 func Dial(addr, serviceConfig string, callTimeout time.Duration, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	base := []grpc.DialOption{
+	target := addr
+	var base []grpc.DialOption
+	if list := strings.Split(addr, ","); len(list) > 1 {
+		r := manual.NewBuilderWithScheme(replicasScheme)
+		state := resolver.State{}
+		for _, a := range list {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return nil, fmt.Errorf("dial %s: %q: %w", addr, a, err)
+			}
+			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+		}
+		r.InitialState(state)
+		// The authority names the peer in each call's :authority: its first replica.
+		target = replicasScheme + ":///" + list[0]
+		base = append(base, grpc.WithResolvers(r))
+	}
+	base = append(base,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true}),
-		grpc.WithConnectParams(reconnect),
+		grpc.WithConnectParams(bounded.Redial()),
 		grpc.WithChainUnaryInterceptor(defaultDeadline(callTimeout)),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithFilter(spanWorthy))),
-	}
-	conn, err := grpc.NewClient(addr, append(base, opts...)...)
+	)
+	conn, err := grpc.NewClient(target, append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	return conn, nil
 }
+
+// replicasScheme is the resolver scheme of a peer given as a list of replicas' addresses.
+const replicasScheme = "replicas"
 
 // defaultDeadline bounds calls made without a deadline (event handlers, background loops):
 // a peer that hangs must not hang its caller forever. A caller's own deadline, shorter or

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/events"
+	"github.com/mitosis-dev/mitosis/shop/ids"
 	"github.com/mitosis-dev/mitosis/shop/inventory"
 	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/money"
@@ -26,6 +27,30 @@ import (
 // Reserving and charging share one state on purpose: a crash in either is compensated the
 // same way (release and refund by the order ID, both no-ops when nothing happened), and every
 // state write is a store round trip on the checkout's critical path.
+//
+// Ownership: one process at a time works on a record. Several processes share the stores
+// (the replicas of orders, platform/topology; a process and its successor), so each record
+// names its owner: a token the checkout writes when it creates the record, or a process
+// writes when it takes the record over (saga.Owner); "" when nobody works on it.
+//
+//   - The owner's writes (advance, finish) are made at the revision it last wrote, or, after
+//     a conflict, only if the record still carries its token: a record taken over is lost
+//     to it (errSagaLost), and it stops.
+//   - An owner that stops without finishing lets the record go (Owner ""): an undo that
+//     failed (compensating) or a roll-forward that failed (charged, see release).
+//   - Anyone else acts on a record only after taking it over (claim): a compare-and-set at
+//     the revision it read, writing its own token, allowed when the record is unowned
+//     (charged or compensating) or stale, untouched for longer than the staleness limit (its
+//     owner is taken to be gone: Deps.StaleAfter, a minute unless set, far beyond any step's
+//     deadline). Of two processes claiming one record, the store lets one write at that
+//     revision: the other gets kv.ErrConflict and leaves it (recovery), or reads it again
+//     (a duplicate request). So two replicas never both recover, finish or undo one checkout,
+//     and only its owner publishes its order-paid.
+//   - The one exception is an owner silent beyond the staleness limit yet alive (a process
+//     frozen for a minute): it may repeat a step the new owner made before its next write
+//     fails. Every step is safe to repeat (see rollForward), and order-paid carries the
+//     order's ID as its message ID, which the stream deduplicates for 10 minutes
+//     (shop/natsjs), so even then nothing is doubled.
 const (
 	statePending      = "pending"      // key claimed; pricing, reserving, charging under the order ID
 	stateCharged      = "charged"      // charged: commit, record, take the order out of the cart, publish
@@ -58,9 +83,10 @@ type saga struct {
 	Subtotal    money.Money    `json:"subtotal"`
 	Shipping    money.Money    `json:"shipping"`
 	Total       money.Money    `json:"total"`
-	CreatedAt   time.Time      `json:"created_at"` // the order's created_at
-	ChargedAt   time.Time      `json:"charged_at"` // order-paid's paid_at
-	UpdatedAt   time.Time      `json:"updated_at"` // last state change; Recover's staleness clock
+	CreatedAt   time.Time      `json:"created_at"`      // the order's created_at
+	ChargedAt   time.Time      `json:"charged_at"`      // order-paid's paid_at
+	UpdatedAt   time.Time      `json:"updated_at"`      // last state change; Recover's staleness clock
+	Owner       string         `json:"owner,omitempty"` // the token of the process working on it; "" for nobody (see Ownership)
 
 	rev uint64 // the record's revision when this process last read or wrote it
 }
@@ -106,9 +132,10 @@ func (s saga) orderPaid() events.OrderPaid {
 	}
 }
 
-// errSagaLost: the record is no longer in the state this process left it in; Recover took
-// it over (the checkout was stalled past its staleness limit) and compensates it.
-var errSagaLost = errors.New("orders: checkout was taken over by recovery")
+// errSagaLost: the record is no longer in the state this process left it in, or no longer
+// its own: another process took it over (the checkout was stalled past its staleness limit)
+// and finishes or compensates it.
+var errSagaLost = errors.New("orders: checkout was taken over by another process")
 
 // errRefunded: a charged checkout could not be completed (its reservation lapsed) and was
 // compensated in full: charge refunded, stock released, record deleted.
@@ -125,7 +152,7 @@ func (o *Orders) advance(ctx context.Context, rec saga, from, to string) (saga, 
 	next.State = to
 	next.UpdatedAt = o.now()
 	rev, err := o.put(ctx, next, rec.rev, nil, func(cur saga) error {
-		if cur.OrderID != rec.OrderID || cur.State != from {
+		if cur.OrderID != rec.OrderID || cur.State != from || cur.Owner != rec.Owner {
 			return errSagaLost
 		}
 		return nil
@@ -135,6 +162,101 @@ func (o *Orders) advance(ctx context.Context, rec saga, from, to string) (saga, 
 	}
 	next.rev = rev
 	return next, nil
+}
+
+// claim takes rec over for this process (see Ownership): it writes rec in state to, with a
+// new owner token and UpdatedAt now, at the revision rec was read at. kv.ErrConflict (or
+// kv.ErrNotFound) means someone else wrote it since: another claim, its owner, a finish.
+func (o *Orders) claim(ctx context.Context, rec saga, to string) (saga, error) {
+	now := o.now()
+	next := rec
+	next.State = to
+	next.Owner = ids.New("own", now)
+	next.UpdatedAt = now
+	data, err := json.Marshal(next)
+	if err != nil {
+		return rec, fmt.Errorf("encode saga %s: %w", rec.Key, err)
+	}
+	rev, err := o.stores.Sagas.Update(ctx, rec.Key, data, rec.rev)
+	if err != nil {
+		return rec, fmt.Errorf("take over checkout %s: %w", rec.Key, err)
+	}
+	next.rev = rev
+	return next, nil
+}
+
+// lostClaim tells whether a claim failed because someone else wrote the record first.
+func lostClaim(err error) bool {
+	return errors.Is(err, kv.ErrConflict) || errors.Is(err, kv.ErrNotFound)
+}
+
+// giveUp lets rec go in state to (see Ownership), if it is still this owner's as it left it:
+// whoever meets it next (a retry with its key, the next recovery run) takes it over at once
+// rather than once it is stale. When the write fails too, the record waits to go stale.
+func (o *Orders) giveUp(ctx context.Context, rec saga, to string) error {
+	next := rec
+	next.State = to
+	next.Owner = ""
+	next.UpdatedAt = o.now()
+	_, err := o.put(ctx, next, rec.rev, nil, func(cur saga) error {
+		if cur.OrderID != rec.OrderID || cur.State != rec.State || cur.Owner != rec.Owner {
+			return errSagaLost
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checkout %s: let order %s go (%s): %w", rec.Key, rec.OrderID, to, err)
+	}
+	return nil
+}
+
+// release lets a charged checkout whose roll-forward failed go, for the next one who meets
+// it to finish (see giveUp).
+func (o *Orders) release(ctx context.Context, rec saga, why error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
+	defer cancel()
+	if err := o.giveUp(ctx, rec, rec.State); err != nil {
+		o.log.Warn("finish checkout: record stays for recovery once stale", "key", rec.Key, "order_id", rec.OrderID, "err", errors.Join(why, err))
+		return
+	}
+	o.log.Warn("finish checkout: left to the next retry or recovery run", "key", rec.Key, "order_id", rec.OrderID, "err", why)
+}
+
+// takeOver claims a due record (see due) and finishes it: a charged one is rolled forward
+// (its order returned), any other undone (errStartOver: its key is free again). taken is
+// false when another process claimed it first, or it moved on since it was read; nothing
+// was done then.
+func (o *Orders) takeOver(ctx context.Context, rec saga) (ord Order, taken bool, err error) {
+	to := stateCompensating
+	if rec.State == stateCharged {
+		to = stateCharged
+	}
+	claimed, err := o.claim(ctx, rec, to)
+	if lostClaim(err) {
+		return Order{}, false, nil
+	}
+	if err != nil {
+		return Order{}, false, err
+	}
+	o.log.Info("took over checkout", "key", rec.Key, "order_id", rec.OrderID, "state", rec.State, "owner_was", rec.Owner)
+	if to == stateCharged {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
+		defer cancel()
+		ord, err := o.rollForward(fctx, claimed)
+		if err != nil && !errors.Is(err, errRefunded) {
+			o.release(ctx, claimed, err)
+		}
+		return ord, true, err
+	}
+	if err := o.undo(ctx, claimed, true); err != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
+		defer cancel()
+		if gerr := o.giveUp(ctx, claimed, stateCompensating); gerr != nil {
+			err = errors.Join(err, gerr)
+		}
+		return Order{}, true, fmt.Errorf("undo checkout %s: %w", rec.Key, err)
+	}
+	return Order{}, true, errStartOver
 }
 
 // put writes next as its key's record, with the write option opt (nil: none), if the
@@ -185,9 +307,9 @@ func (o *Orders) abandon(ctx context.Context, rec saga) {
 
 // compensate undoes a checkout that has not been charged (or whose charge is to be undone):
 // release its stock, refund or void its charge if asked, then delete its record. When a step
-// fails the record stays, marked compensating, so that the customer's retry or RunRecovery
-// finishes the undo as soon as the peer is back, rather than after the record goes stale
-// (a minute in the services), answering the retries 503 all that time.
+// fails the record stays, marked compensating and owned by nobody, so that the customer's
+// retry or RunRecovery finishes the undo as soon as the peer is back, rather than after the
+// record goes stale (a minute in the services), answering the retries 503 all that time.
 func (o *Orders) compensate(ctx context.Context, rec saga, refund bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
 	defer cancel()
@@ -195,7 +317,7 @@ func (o *Orders) compensate(ctx context.Context, rec saga, refund bool) {
 	if err == nil {
 		return
 	}
-	if _, merr := o.advance(ctx, rec, statePending, stateCompensating); merr != nil {
+	if merr := o.giveUp(ctx, rec, stateCompensating); merr != nil {
 		o.log.Warn("compensate checkout: record stays for recovery once stale", "key", rec.Key, "order_id", rec.OrderID, "err", errors.Join(err, merr))
 		return
 	}
@@ -301,7 +423,7 @@ func (o *Orders) finish(ctx context.Context, rec saga) error {
 			return errSagaLost // cannot happen: nothing deletes a charged record but rollForward
 		case cur.State == stateDone:
 			return kv.ErrSkip
-		case cur.State != stateCharged:
+		case cur.State != stateCharged || cur.Owner != rec.Owner:
 			return errSagaLost
 		}
 		return nil
@@ -320,8 +442,9 @@ func (o *Orders) finish(ctx context.Context, rec saga) error {
 //
 // A process that owns every saga (the monolith at start) passes 0; replicas sharing the
 // stores pass a duration well beyond any live checkout (a minute), so as not to compensate
-// each other's. Even then a stalled checkout cannot finish behind Recover's back: Recover
-// first moves the record to "compensating", after which the live checkout cannot advance it.
+// each other's. Recover takes each record over before it acts (see Ownership): a stalled
+// checkout cannot finish behind its back, and of several replicas recovering at once one
+// handles each record; the others leave it.
 //
 // Recover reads every record, done ones included, in one watch of the bucket: fine once at
 // start; to recover periodically use RunRecovery, whose sweeps read only unfinished records.
@@ -337,10 +460,10 @@ func (o *Orders) Recover(ctx context.Context, olderThan time.Duration) (int, err
 const (
 	// RecoverEvery is how often unfinished checkouts are looked for.
 	RecoverEvery = 5 * time.Second
-	// StaleSaga is the age after which a checkout untouched is taken to be abandoned: far
-	// beyond any live checkout's deadline, so that replicas never compensate each other's
-	// live checkouts, and a checkout whose own compensation failed (its store was down, say)
-	// is retried.
+	// StaleSaga is the age after which a checkout untouched is taken to be abandoned (unless
+	// Deps.StaleAfter says otherwise): far beyond any live checkout's deadline, so that
+	// replicas never compensate each other's live checkouts, and a checkout whose own
+	// compensation failed (its store was down, say) is retried.
 	StaleSaga = time.Minute
 )
 
@@ -392,9 +515,11 @@ func (o *Orders) recoverIndex(ctx context.Context, index *kv.Tracker[saga], olde
 	}), olderThan)
 }
 
-// due tells whether recovery takes rec on now: when it is stale, or when nobody owns it.
+// due tells whether rec may be taken over now: when nobody owns it (a charged or
+// compensating record let go), or when it is stale.
 func due(rec saga, now time.Time, olderThan time.Duration) bool {
-	return rec.State == stateCompensating || now.Sub(rec.UpdatedAt) >= olderThan
+	unowned := rec.Owner == "" && (rec.State == stateCompensating || rec.State == stateCharged)
+	return unowned || now.Sub(rec.UpdatedAt) >= olderThan
 }
 
 // recover finishes or compensates the stale checkouts among items. The items may be stale
@@ -426,50 +551,20 @@ func (o *Orders) recover(ctx context.Context, items []kv.Item[saga], olderThan t
 	return n, errors.Join(errs...)
 }
 
-// recoverOne finishes or compensates one stale checkout, reporting whether it did anything.
-func (o *Orders) recoverOne(ctx context.Context, rec saga, olderThan time.Duration) (bool, error) {
-	if rec.State == stateCharged {
-		// Roll forward only a record still charged and stale as it is now, not as it was
-		// listed: it may have been finished meanwhile.
-		cur, rev, err := kv.Get[saga](ctx, o.stores.Sagas, rec.Key)
-		switch {
-		case errors.Is(err, kv.ErrNotFound):
-			return false, nil
-		case err != nil:
-			return false, fmt.Errorf("read: %w", err)
-		case cur.OrderID != rec.OrderID || cur.State != stateCharged || o.now().Sub(cur.UpdatedAt) < olderThan:
-			return false, nil // finished or moved on since the scan; the next run sees it
-		}
-		cur.rev = rev
-		rec = cur
-		_, err = o.rollForward(ctx, rec)
-		if errors.Is(err, errRefunded) {
-			// Handled all the same: nothing is left to do for it.
-			o.log.Warn("recovered checkout refunded: its reservation had lapsed", "key", rec.Key, "order_id", rec.OrderID, "err", err)
-			return true, nil
-		}
-		return err == nil, err
+// recoverOne finishes or compensates one due checkout, as rec was listed, reporting whether
+// it did anything: nothing when another process took it over first, or it moved on since
+// the listing (the next run sees it as it is then).
+func (o *Orders) recoverOne(ctx context.Context, rec saga, _ time.Duration) (bool, error) {
+	_, taken, err := o.takeOver(ctx, rec)
+	switch {
+	case !taken:
+		return false, err
+	case errors.Is(err, errStartOver):
+		return true, nil // compensated: the key is free again
+	case errors.Is(err, errRefunded):
+		// Handled all the same: nothing is left to do for it.
+		o.log.Warn("recovered checkout refunded: its reservation had lapsed", "key", rec.Key, "order_id", rec.OrderID, "err", err)
+		return true, nil
 	}
-	// Claim the record: only if it is still stale and not charged in the meantime.
-	now := o.now()
-	claimed, err := kv.Mutate(ctx, o.stores.Sagas, rec.Key, func(v *saga, exists bool) error {
-		switch {
-		case !exists || v.OrderID != rec.OrderID:
-			return errSagaLost
-		case v.State == stateCharged || v.State == stateDone:
-			return errSagaLost
-		case v.State != stateCompensating && now.Sub(v.UpdatedAt) < olderThan:
-			return errSagaLost
-		}
-		v.State = stateCompensating
-		v.UpdatedAt = now
-		return nil
-	})
-	if errors.Is(err, errSagaLost) {
-		return false, nil // finished, moved on or gone since the scan; the next run sees it
-	}
-	if err != nil {
-		return false, fmt.Errorf("claim: %w", err)
-	}
-	return true, o.undo(ctx, claimed, true)
+	return err == nil, err
 }

@@ -43,6 +43,10 @@ type Deps struct {
 	// record, is kept once the checkout is done; 0 means DefaultRetention. JetStream
 	// counts whole seconds.
 	Retention time.Duration
+	// StaleAfter is how long a checkout may stay untouched before another process takes it
+	// over (see Ownership in saga.go); 0 means StaleSaga. It must be far beyond any step's
+	// deadline (the peers' calls, 10 s by default): a live checkout overtaken fails.
+	StaleAfter time.Duration
 	// RequestKey keys the hash that binds an idempotency key to its request (HMAC-SHA256):
 	// the record keeps that hash for the retention, and a plain hash of a request that holds
 	// a card number and a CVV is no secret (the digits are few enough to try them all).
@@ -62,13 +66,21 @@ type Orders struct {
 	now       func() time.Time
 	log       *slog.Logger
 	retention time.Duration
+	stale     time.Duration // Deps.StaleAfter, or StaleSaga
 }
 
 var _ Service = (*Orders)(nil)
 
+// StaleAfter is how long a checkout may stay untouched before another process takes it over
+// (Deps.StaleAfter): what replicas pass to Recover and RunRecovery.
+func (o *Orders) StaleAfter() time.Duration { return o.stale }
+
 // New returns the orders context over its stores, calling the other contexts in deps.
 func New(stores Stores, deps Deps) *Orders {
-	o := &Orders{stores: stores, deps: deps, now: deps.Now, log: deps.Logger, retention: deps.Retention}
+	o := &Orders{stores: stores, deps: deps, now: deps.Now, log: deps.Logger, retention: deps.Retention, stale: deps.StaleAfter}
+	if o.stale <= 0 {
+		o.stale = StaleSaga
+	}
 	if o.now == nil {
 		o.now = time.Now
 	}
@@ -138,6 +150,7 @@ func (o *Orders) checkoutOnce(ctx context.Context, key, hash string, req Checkou
 		Address:     req.Address,
 		CreatedAt:   now.UTC().Truncate(time.Millisecond),
 		UpdatedAt:   now,
+		Owner:       ids.New("own", now),
 	}
 	rev, err := kv.Create(ctx, o.stores.Sagas, key, rec)
 	switch {
@@ -151,9 +164,11 @@ func (o *Orders) checkoutOnce(ctx context.Context, key, hash string, req Checkou
 }
 
 // awaitExisting answers a request whose key another request holds: a different request is a
-// conflict; the same one gets that request's order: it waits while that attempt reserves and
-// charges, finishes it once charged, and starts over if it failed (its record is deleted when
-// it compensates, or undone here when its compensation failed).
+// conflict; the same one gets that request's order. While another process works on the
+// checkout it waits; a checkout nobody works on any more (let go after a failure, or stale)
+// it takes over (see Ownership in saga.go): it rolls a charged one forward at once, rather
+// than wait for recovery, so an order whose first attempt failed after the charge (a peer
+// down) is finished as soon as the peer is back; and it undoes any other, then starts over.
 func (o *Orders) awaitExisting(ctx context.Context, key, hash string) (Order, error) {
 	delay := 2 * time.Millisecond
 	for {
@@ -167,22 +182,13 @@ func (o *Orders) awaitExisting(ctx context.Context, key, hash string) (Order, er
 			return Order{}, fmt.Errorf("checkout %s: %w", key, ErrIdempotencyConflict)
 		case rec.State == stateDone:
 			return o.Get(ctx, rec.OrderID)
-		case rec.State == stateCharged:
-			// Paid for: roll it forward here rather than wait. Every step of a roll-forward
-			// is safe to repeat, also concurrently with its own checkout, so this finishes an
-			// order whose first attempt failed after the charge (a peer down) as soon as the
-			// peer is back, instead of when recovery finds the record stale.
+		case due(rec, o.now(), o.stale):
 			rec.rev = rev
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
-			ord, err := o.rollForward(fctx, rec)
-			cancel()
-			return ord, err
-		case rec.State == stateCompensating:
-			// No checkout owns the earlier attempt any more: undo it here, then start over.
-			if err := o.undo(ctx, rec, true); err != nil {
-				return Order{}, fmt.Errorf("checkout %s: undo the earlier attempt: %w", key, err)
+			ord, taken, err := o.takeOver(ctx, rec)
+			if taken || err != nil {
+				return ord, err
 			}
-			return Order{}, errStartOver
+			// Another process took it over first: wait for it as for any owner.
 		}
 		if err := kv.Sleep(ctx, delay); err != nil {
 			return Order{}, fmt.Errorf("checkout %s: waiting for the request in progress: %w", key, err)
@@ -246,7 +252,11 @@ func (o *Orders) run(ctx context.Context, rec saga, card payments.Card) (Order, 
 	// From here on the saga only rolls forward, and finishes even if the caller goes away.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
 	defer cancel()
-	return o.rollForward(fctx, rec)
+	ord, err := o.rollForward(fctx, rec)
+	if err != nil && !errors.Is(err, errRefunded) && !errors.Is(err, errSagaLost) {
+		o.release(ctx, rec, err)
+	}
+	return ord, err
 }
 
 // price fills rec's items and amounts from the catalog, in cart order.

@@ -9,6 +9,8 @@
 //	loadtest edges [-need monolith,services]
 //	loadtest calibrate -edges services -rate 100 -duration 20s
 //	loadtest faults [-report loadtest/out/<timestamp>/report.json | -rate 20] [-edges ...] [-processes payments,gateway]
+//	loadtest roll -context catalog -up-args '-t monolith,services' [-edges ...]
+//	loadtest scale -arch services -up-args '-t monolith,services' -- -preset compare
 //	loadtest saturate -url http://127.0.0.1:8080/v1/products -c 32 -d 10s
 //	loadtest render loadtest/out/<timestamp>/report.json
 //
@@ -34,6 +36,12 @@
 // architecture killed and started again in turn under a steady rate, then the shop's
 // invariants checked; it exits non-zero when a kill or start failed or an invariant broke.
 // A run's -faults runs it after the ladder, at half the first architecture's max rate.
+//
+// roll rolls one context in each architecture under a steady load and reports the deploy
+// blast radius (roll.go); the main run does the same after its ladder with -roll CONTEXT.
+//
+// scale measures the scaling gain (scale.go): an architecture against the same placement
+// with its hottest group as replicas, at the same budget.
 //
 // saturate is a closed-model saturation of one URL (a fixed number of connections, each
 // sending its next request when the last answered, as wrk does), for cross-checking the
@@ -90,6 +98,10 @@ func main() {
 		err = calibrate(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case len(os.Args) > 1 && os.Args[1] == "faults":
 		err = faultsCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "roll":
+		err = rollCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "scale":
+		err = scaleCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
@@ -190,6 +202,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	faults := fs.Bool("faults", false, "after the ladder, the faults phase (loadtest faults) on the same architectures, at half the first one's max rate within the SLO")
 	var ff faultFlags
 	ff.register(fs)
+	roll := addRollFlags(fs, root, "roll-")
+	scaling := addScalingFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -299,6 +313,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *faults && res.Interrupted == "" {
 		rep.Faults, faultsErr = faultsAfterRun(ctx, rep, targets, plan, ff, *state, *stackName, token, stderr)
 	}
+	if r, err := roll.runRoll(ctx, id, *state, *stackName, *timeout, archs, stderr); !errors.Is(err, errNoRoll) {
+		if r != nil {
+			rep.AddRoll(r)
+		}
+		if err != nil {
+			rep.Warnings = append(rep.Warnings, "roll: "+err.Error())
+		}
+	}
+	scaling.apply(rep, targets)
 	if err := rep.WriteFiles(dir); err != nil {
 		return err
 	}
@@ -457,9 +480,11 @@ func topologyLimits(dir, arch string, enforced bool) loadtest.Limits {
 			continue
 		}
 		for _, s := range a.Services {
-			l.CPUs += s.CPUs
-			l.MemoryMB += s.MemoryMB
-			l.PerService = append(l.PerService, loadtest.ServiceLimit{Name: s.Name, CPUs: s.CPUs, MemoryMB: s.MemoryMB})
+			for _, p := range s.Processes() { // a limit per replica
+				l.CPUs += s.CPUs
+				l.MemoryMB += s.MemoryMB
+				l.PerService = append(l.PerService, loadtest.ServiceLimit{Name: p.Name, CPUs: s.CPUs, MemoryMB: s.MemoryMB})
+			}
 		}
 	}
 	return l

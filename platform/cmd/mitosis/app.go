@@ -39,6 +39,7 @@ type app struct {
 	topo               string
 	topoSet            bool   // -t given (flag or MITOSIS_TOPOLOGY): with --split, also run those
 	split              string // --split: a placement of its own, beside or instead of -t's
+	splitName          string // --split-name: its architecture's name
 	splitEdge          string
 	edges              string // --edges: name=address of any architectures' edges
 	runtime            string
@@ -47,8 +48,9 @@ type app struct {
 	servicesEdge       string
 	collectorEdge      string
 	budget             topology.Budget
-	mode               string  // --budget: the budget mode of the architectures -t names without @mode
-	envErrs            []error // variables that do not parse, reported before any command runs
+	mode               string                // --budget: the budget mode of the architectures -t names without @mode
+	env                []topology.EnvSetting // up's --env
+	envErrs            []error               // variables that do not parse, reported before any command runs
 	socket             string
 }
 
@@ -114,7 +116,8 @@ ready; 4 status, logs, events, kill or start found nothing up.`,
 	pf.StringVar(&a.state, "state", os.Getenv("MITOSIS_STATE"), "state folder: images, admin token, process runtime (default <root>/.mitosis) [MITOSIS_STATE]")
 	pf.StringVar(&a.stack, "stack", envOr("MITOSIS_STACK", stack.DefaultName), "stack name: prefix and label of everything it makes [MITOSIS_STACK]")
 	pf.StringVarP(&a.topo, "topology", "t", envOr("MITOSIS_TOPOLOGY", topology.Both), "topologies, comma-separated: names of topologies/ files (monolith, services, hybrid...), or both for monolith,services [MITOSIS_TOPOLOGY]")
-	pf.StringVar(&a.split, "split", os.Getenv("MITOSIS_SPLIT"), "a placement of its own, named split: groups separated by commas, contexts by '+', the edge alone unless a group names it (catalog+inventory,cart+orders+payments,shipping+notify); without -t, it runs alone [MITOSIS_SPLIT]")
+	pf.StringVar(&a.split, "split", os.Getenv("MITOSIS_SPLIT"), "a placement of its own, named split (or --split-name): groups separated by commas, contexts by '+', the edge alone unless a group names it (catalog+inventory,cart+orders+payments,shipping+notify); without -t, it runs alone [MITOSIS_SPLIT]")
+	pf.StringVar(&a.splitName, "split-name", envOr("MITOSIS_SPLIT_NAME", topology.SplitName), "the name of --split's architecture: its label, network and report name (e.g. services-x2 for the services with a group's replicas) [MITOSIS_SPLIT_NAME]")
 	pf.StringVar(&a.splitEdge, "edge", os.Getenv("MITOSIS_EDGE"), "host address of the split's HTTP API (default: the first free of 127.0.0.1:8082 and up among the topologies) [MITOSIS_EDGE]")
 	pf.StringVar(&a.edges, "edges", os.Getenv("MITOSIS_EDGES"), "host addresses of any architectures' edges, name=address comma-separated (services-shared=127.0.0.1:9082); default: the monolith's and the services' own, a topology file's, else the first free of 127.0.0.1:8082 and up [MITOSIS_EDGES]")
 	pf.StringVar(&a.runtime, "runtime", envOr("MITOSIS_RUNTIME", "auto"), "runtime: auto (podman when its API answers, else process), podman or process [MITOSIS_RUNTIME]")
@@ -190,7 +193,7 @@ func (a *app) topology() (topology.Topology, error) {
 	if a.budget.CPUs <= 0 || a.budget.MemoryMB <= 0 {
 		return topology.Topology{}, usageError{fmt.Errorf("--cpus %g and --memory %d: both must be positive", a.budget.CPUs, a.budget.MemoryMB)}
 	}
-	edges := map[string]string{topology.SplitName: a.splitEdge}
+	edges := map[string]string{a.splitName: a.splitEdge}
 	for _, e := range strings.Split(a.edges, ",") {
 		if e = strings.TrimSpace(e); e == "" {
 			continue
@@ -202,9 +205,9 @@ func (a *app) topology() (topology.Topology, error) {
 		edges[name] = addr
 	}
 	t, err := topology.Get(a.topologies(), topology.Options{Dir: filepath.Join(a.root, "topologies"),
-		MonolithEdge: a.monolithEdge, ServicesEdge: a.servicesEdge, Split: a.split,
+		MonolithEdge: a.monolithEdge, ServicesEdge: a.servicesEdge, Split: a.split, SplitName: a.splitName,
 		Edges: edges, Collector: a.collectorEdge, Budget: a.budget,
-		Mode: topology.Mode(a.mode), CalibrationDir: a.calibrationDir()})
+		Mode: topology.Mode(a.mode), CalibrationDir: a.calibrationDir(), Env: a.env})
 	if err != nil {
 		return t, usageError{err}
 	}
@@ -411,6 +414,7 @@ func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
 
 func (a *app) upCmd() *cobra.Command {
 	var readyTimeout time.Duration
+	var envs []string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Build what changed and run the topology, waiting until every service is ready",
@@ -429,11 +433,27 @@ calibration <state>/calibration/<placement>.json that loadtest calibrate writes)
 -t monolith,services,services@shared,services@measured runs one placement under several
 modes side by side (services-shared, services-measured, on the next free edges).
 
+A group may run as several replicas (replicas: N in a topology file's group, or *N after a
+group of --split: 'edge,catalog*2,cart+orders+payments,inventory,shipping+notify'): its
+callers balance their calls over them, and its share of the budget is split among them.
+When a service with replicas changed (a new image, or --env), up rolls it: one replica at
+a time, each new one ready before the next old one stops, so that its callers always have
+one. --env TARGET:KEY=VALUE (repeatable) sets a variable on the services that run TARGET,
+a service or a context, in every architecture ("ARCH/TARGET" for one): a harmless change to
+roll with, e.g. --env catalog:ROLLOUT=2.
+
 The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when missing).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			start := time.Now()
+			for _, e := range envs {
+				setting, err := topology.ParseEnv(e)
+				if err != nil {
+					return usageError{err}
+				}
+				a.env = append(a.env, setting)
+			}
 			t, err := a.topology()
 			if err != nil {
 				return err
@@ -491,6 +511,7 @@ The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when mi
 		},
 	}
 	cmd.Flags().DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "how long each service may take to become ready")
+	cmd.Flags().StringArrayVar(&envs, "env", nil, "[ARCH/]TARGET:KEY=VALUE: a variable for the services that run TARGET (a service or a context); repeatable")
 	cmd.Flags().StringSliceVar(&a.platforms, "platform", nil, "platforms to build (default the host's: only it is run) [MITOSIS_PLATFORMS]")
 	return cmd
 }
@@ -523,7 +544,7 @@ func (a *app) archsOf() ([]string, error) {
 	if names == topology.Both && a.split == "" {
 		return nil, nil
 	}
-	entries, err := topology.ParseArchs(names, topology.Options{Split: a.split, Mode: topology.Mode(a.mode)})
+	entries, err := topology.ParseArchs(names, topology.Options{Split: a.split, SplitName: a.splitName, Mode: topology.Mode(a.mode)})
 	if err != nil {
 		return nil, usageError{err}
 	}
