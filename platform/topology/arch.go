@@ -195,7 +195,9 @@ func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) 
 // breakCycles drops the start-order dependencies between services that call each other:
 // the edge's group holding orders' peers while orders runs apart, say. Their readiness
 // follows the calls between contexts, which have no cycle (services/host), so such services
-// start together and each becomes ready once what its own contexts call is.
+// start together and each becomes ready once what its own contexts call is. Together means
+// at one level: each member of a cycle takes on the others' dependencies outside it, or one
+// that depends on less would start, and wait to be ready, before the others start at all.
 func breakCycles(a *Arch) {
 	deps := map[string][]string{}
 	for _, s := range a.Services {
@@ -218,6 +220,21 @@ func breakCycles(a *Arch) {
 	}
 	for i := range a.Services {
 		s := &a.Services[i]
-		s.DependsOn = slices.DeleteFunc(slices.Clone(s.DependsOn), func(d string) bool { return reaches(d, s.Name) })
+		// Its cycle: itself and every service it reaches that reaches it back.
+		cycle := []string{s.Name}
+		for _, o := range a.Services {
+			if o.Name != s.Name && reaches(s.Name, o.Name) && reaches(o.Name, s.Name) {
+				cycle = append(cycle, o.Name)
+			}
+		}
+		var out []string
+		for _, member := range cycle {
+			for _, d := range deps[member] {
+				if !slices.Contains(cycle, d) && !slices.Contains(out, d) {
+					out = append(out, d)
+				}
+			}
+		}
+		s.DependsOn = out
 	}
 }
