@@ -132,10 +132,26 @@ fuzz:
 load: loadtest-stack
 	./$(LOADTEST) -preset load $(LOADTEST_EDGES) $(LOADTEST_FLAGS)
 
-## compare: the full side-by-side comparison (about 9 minutes for two architectures, 4.5 more
-## per architecture)
-compare: loadtest-stack
-	./$(LOADTEST) -preset compare $(LOADTEST_EDGES) $(LOADTEST_FLAGS)
+## compare: the trade-off, measured in one run (about 35 minutes on 2 cores): the monolith and
+## the microservices, these under each budget mode (per-service, shared, and measured, sized by
+## a calibration step first) and with their hottest group as two replicas (the scaling gain);
+## then each process of the monolith and of the services killed in turn (fault isolation) and
+## that hottest context rolled (deploy blast radius). report.html opens with the trade sheet.
+## Brings up (or keeps) what it needs; RUNTIME, CPUS, MEMORY_MB as for up; LOADTEST_FLAGS for
+## the run (e.g. -rates 25,50,100 -repeats 1 for a shorter one)
+COMPARE_UP = --runtime $(RUNTIME) $(UP_FLAGS)
+compare: $(TOKEN_FILE) $(MITOSIS) build-loadtest
+	@if [ "$(RUNTIME)" != process ]; then bash platform/setup/podman.sh || echo "make compare: no Podman here: the process runtime runs the stack"; fi
+	./$(MITOSIS) up -t monolith,services,services@shared $(COMPARE_UP)
+	./$(LOADTEST) calibrate -edges services -rate $(RATE) -duration $(DURATION)
+	@set -e; split=$$(./$(LOADTEST) scale -arch services -print); \
+	hot=$$(echo "$$split" | tr ',' '\n' | grep '\*' | cut -d'*' -f1); \
+	up="-t monolith,services,services@shared,services@measured --split $$split --split-name services-x2 $(COMPARE_UP)"; \
+	echo "make compare: the variant services-x2 is --split $$split; rolling $$hot"; \
+	./$(MITOSIS) up $$up; \
+	./$(LOADTEST) -preset compare -edges monolith,services,services-shared,services-measured,services-x2 \
+		-scaling services=services-x2 -scaling-split "$$split" -faults -faults-edges monolith,services \
+		-roll "$$hot" -roll-edges monolith,services,services-x2 -up-args "$$up" $(LOADTEST_FLAGS)
 
 ## calibrate: what each service of ARCH (one placement, under any budget mode; default
 ## services) uses under the load test's mix at RATE req/s for DURATION, after bringing it up

@@ -353,7 +353,7 @@ var faultsTemplate = template.Must(template.New("faults").Funcs(template.FuncMap
 {{else}}<p class="missing" id="faults-failed"><b>FAILED: an invariant broke or a kill or start failed.</b> The evidence is below.</p>{{end}}
 {{with .Settings}}<p>Each process of each architecture killed in turn (SIGKILL) under a steady {{.Rate}} req/s ({{none .RateSource}}): {{.BaselineS}} s of traffic before the kill, {{.DownS}} s down, then started again and watched {{.AfterS}} s. A cell is the share of that kind of request that succeeded during the outage and after the start; <i>recovered</i> is the time from the start until a {{.WindowS}} s window has every kind succeeding. The strip shows the whole cycle ({{.BucketS}} s buckets; solid line: the kill, dashed: the start).</p>{{end}}
 {{end}}
-{{range .A}}<h3>{{.Arch.Arch}} <small>({{none .Arch.Runtime}})</small></h3>
+{{range .A}}<h3 id="faults-{{.Arch.Arch}}">{{.Arch.Arch}} <small>({{none .Arch.Runtime}})</small></h3>
 <div class="charts">{{.Map}}</div>
 {{range .Arch.Cycles}}{{if .Error}}<p class="missing"><b>{{.Process}}:</b> {{.Error}}</p>{{end}}{{end}}
 {{with .Arch.Invariants}}<p>Checkouts: {{.Checkouts.Sent}} sent, {{.Checkouts.Created}} created, {{.Checkouts.Declined}} declined, {{.Checkouts.OutOfStock}} out of stock, {{.Checkouts.Unknown}} without a final answer (retried with their key: {{.Checkouts.RetryCreated}} created, {{.Checkouts.RetryExisting}} of them an order made before the retry, {{.Checkouts.RetryRefused}} refused; the longest took {{f1 .Checkouts.RetryLongestS}} s to get its answer{{with .Checkouts.RetryLongest}}: {{.}}{{end}}), {{.Checkouts.Unexpected}} unexpected; {{.Checkouts.Orders}} orders of {{.Checkouts.Users}} users; checked in {{f1 .SettleS}} s.</p>

@@ -574,6 +574,7 @@ small,.note{color:#666}
 <p class="sub">{{.R.Started.Format "2006-01-02 15:04:05Z07:00"}} – {{.R.Finished.Format "15:04:05Z07:00"}}.{{if .R.Steps}} SLO: p99 &lt; {{.R.Settings.SLOP99MS}} ms and errors &lt; {{pct .R.Settings.SLOErrorRate}}. {{.R.Settings.Model}}.{{end}}</p>
 {{if .R.Interrupted}}<p class="missing"><b>Interrupted:</b> {{.R.Interrupted}}</p>{{end}}
 
+{{.T}}
 {{if .R.Steps}}<h2 id="result">Result</h2>{{end}}
 {{with .H}}{{if .Archs}}<table class="headline"><tr><th></th>{{range .Archs}}<th>{{.}}</th>{{end}}{{range .RatioHeads}}<th>{{.}}</th>{{end}}</tr>
 {{range .Rows}}<tr><td>{{.Label}}</td>{{range .Cells}}<td>{{.}}</td>{{end}}{{range .Ratios}}<td{{with .Class}} class="{{.}}"{{end}}>{{.Text}}</td>{{end}}</tr>
@@ -605,7 +606,7 @@ small,.note{color:#666}
 
 <h2 id="steps">Steps in run order</h2>
 <table><tr><th>#</th><th>arch</th><th>phase</th><th>rep</th><th>offered /s</th><th>requests</th><th>achieved /s</th><th>p50</th><th>p99</th><th>max</th><th>errors</th><th>CPU/req</th><th>machine busy</th><th>other</th><th>SLO</th></tr>
-{{range .R.Steps}}<tr><td>{{.Index}}</td><td>{{.Arch}}</td><td>{{.Phase}}</td><td>{{.Repeat}}</td><td>{{.Offered}}</td><td>{{.Traffic.Requests}}</td><td>{{f1 .Traffic.Achieved}}</td><td>{{f2 .Traffic.Latency.P50}}</td><td>{{f2 .Traffic.Latency.P99}}</td><td>{{f1 .Traffic.Latency.Max}}</td><td>{{pct .Traffic.ErrorRate}}{{errs .Traffic.Errors}}</td><td>{{cpu .Resources.CPUPerReqMS}}</td><td>{{f2 .Generator.MachineBusy}}</td><td>{{f2 .Generator.OtherCores}}</td><td class="{{pass .SLOPass}}">{{pass .SLOPass}}</td></tr>{{end}}
+{{range .R.Steps}}<tr id="step-{{.Index}}"><td>{{.Index}}</td><td>{{.Arch}}</td><td>{{.Phase}}</td><td>{{.Repeat}}</td><td>{{.Offered}}</td><td>{{.Traffic.Requests}}</td><td>{{f1 .Traffic.Achieved}}</td><td>{{f2 .Traffic.Latency.P50}}</td><td>{{f2 .Traffic.Latency.P99}}</td><td>{{f1 .Traffic.Latency.Max}}</td><td>{{pct .Traffic.ErrorRate}}{{errs .Traffic.Errors}}</td><td>{{cpu .Resources.CPUPerReqMS}}</td><td>{{f2 .Generator.MachineBusy}}</td><td>{{f2 .Generator.OtherCores}}</td><td class="{{pass .SLOPass}}">{{pass .SLOPass}}</td></tr>{{end}}
 </table>
 {{if .R.Skipped}}<p class="note">Skipped: {{range $i, $s := .R.Skipped}}{{if $i}}; {{end}}{{$s}}{{end}}.</p>{{end}}
 {{end}}
@@ -642,7 +643,8 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		R             *Report
 		H             headline
 		C             htmlCharts
+		T             template.HTML // the trade sheet (trade.go)
 		F             template.HTML // the faults phase's section (faults_report.go)
 		Roll, Scaling template.HTML
-	}{r, r.headline(), r.charts(), r.faultsHTML(), roll, scaling})
+	}{r, r.headline(), r.charts(), r.tradeHTML(), r.faultsHTML(), roll, scaling})
 }

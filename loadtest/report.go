@@ -39,6 +39,7 @@ type Report struct {
 	IdleCPU       []IdleCPU     `json:"idle_cpu"` // each architecture's CPU with no traffic, before the run
 	Traces        Traces        `json:"traces"`
 	Warnings      []string      `json:"warnings"`
+	Trade         *TradeSheet   `json:"trade,omitempty"`   // what each topology's split costs and buys (trade.go)
 	Faults        *FaultsReport `json:"faults,omitempty"`  // the faults phase, when it ran (faults_report.go)
 	Roll          *Roll         `json:"roll,omitempty"`    // the deploy blast radius (roll.go)
 	Scaling       *Scaling      `json:"scaling,omitempty"` // the scaling gain (scale.go)
@@ -447,6 +448,7 @@ func (r *Report) WriteFiles(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	r.Trade = r.trade() // once every section is in
 	for _, f := range []struct {
 		name  string
 		write func(io.Writer) error
@@ -508,6 +510,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("**Interrupted:** %s", r.Interrupted)
 	}
 	p("")
+	r.tradeMarkdown(p)
 	p("## Result")
 	p("")
 	if h := r.headline(); len(h.Archs) > 0 {

@@ -388,7 +388,7 @@ var rollSection = template.Must(template.New("roll").Funcs(rollFuncs).Parse(`{{w
 <h2 id="roll">Deploy blast radius: rolling {{.Context}}</h2>
 <p>Each architecture in turn under {{.RateRPS}} req/s of the usual mix: {{.BeforeS}} s of steady load, then <code>mitosis up</code> with {{.Change}}, then {{.AfterS}} s more. <i>Failed</i>: requests that failed from the roll's start to the end of the window after it.</p>
 <table><tr><th>architecture</th><th>remade</th><th>roll</th><th>requests during</th><th>failed</th><th>failed by endpoint</th><th>errors</th><th>p99 before</th><th>p99 during</th><th>p99 after</th></tr>
-{{range .Archs}}<tr><td>{{.Arch}}</td><td>{{remade .}}</td><td>{{f1 .RollS}} s</td><td>{{.During.Requests}}</td><td class="{{if .Failed}}FAIL{{else}}pass{{end}}">{{.Failed}}</td><td>{{byKind .}}</td><td style="text-align:left">{{errs .}}</td><td>{{f2 .Before.Latency.P99}}</td><td>{{f2 .During.Latency.P99}}</td><td>{{f2 .After.Latency.P99}}</td></tr>
+{{range .Archs}}<tr id="roll-{{.Arch}}"><td>{{.Arch}}</td><td>{{remade .}}</td><td>{{f1 .RollS}} s</td><td>{{.During.Requests}}</td><td class="{{if .Failed}}FAIL{{else}}pass{{end}}">{{.Failed}}</td><td>{{byKind .}}</td><td style="text-align:left">{{errs .}}</td><td>{{f2 .Before.Latency.P99}}</td><td>{{f2 .During.Latency.P99}}</td><td>{{f2 .After.Latency.P99}}</td></tr>
 {{end}}</table>
 {{range .Archs}}{{if .Error}}<p class="missing"><b>{{.Arch}}: the roll failed:</b> {{.Error}}</p>{{end}}{{end}}
 <p class="note">Latencies in ms from each request's scheduled send time. Commands: {{range $i, $a := .Archs}}{{if $i}}; {{end}}<code>{{$a.Up.Command}}</code>{{end}}.</p>

@@ -45,15 +45,23 @@ type Scaling struct {
 // when the steps measured none.
 func Hottest(steps []Step, arch string, eligible func(process string) bool) (name string, share float64, ok bool) {
 	cpu := map[string]float64{}
-	var total float64
 	for _, s := range steps {
 		if s.Arch != arch || !s.Resources.Measured {
 			continue
 		}
 		for _, p := range s.Resources.Processes {
 			cpu[p.Name] += p.CPUSeconds
-			total += p.CPUSeconds
 		}
+	}
+	return HottestOf(cpu, eligible)
+}
+
+// HottestOf is the process of cpu (CPU used, by process: seconds, or cores of one step) with
+// the most, among those eligible, and its share of the whole.
+func HottestOf(cpu map[string]float64, eligible func(process string) bool) (name string, share float64, ok bool) {
+	var total float64
+	for _, c := range cpu {
+		total += c
 	}
 	for _, n := range slices.Sorted(maps.Keys(cpu)) {
 		if eligible(n) && (!ok || cpu[n] > cpu[name]) {

@@ -67,6 +67,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -202,6 +203,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	faults := fs.Bool("faults", false, "after the ladder, the faults phase (loadtest faults) on the same architectures, at half the first one's max rate within the SLO")
 	var ff faultFlags
 	ff.register(fs)
+	faultsEdges := fs.String("faults-edges", "", "the architectures the -faults phase runs on, by name, comma-separated (default every one of the run)")
+	rollEdges := fs.String("roll-edges", "", "the architectures -roll rolls, by name, comma-separated (default every one of the run)")
 	roll := addRollFlags(fs, root, "roll-")
 	scaling := addScalingFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -311,9 +314,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep := loadtest.BuildReport(id, res, env, infos, tr)
 	var faultsErr error
 	if *faults && res.Interrupted == "" {
-		rep.Faults, faultsErr = faultsAfterRun(ctx, rep, targets, plan, ff, *state, *stackName, token, stderr)
+		rep.Faults, faultsErr = faultsAfterRun(ctx, rep, only(targets, *faultsEdges, func(e loadtest.Edge) string { return e.Arch }),
+			plan, ff, *state, *stackName, token, stderr)
 	}
-	if r, err := roll.runRoll(ctx, id, *state, *stackName, *timeout, archs, stderr); !errors.Is(err, errNoRoll) {
+	rollArchs := only(archs, *rollEdges, func(a *loadtest.Arch) string { return a.Name })
+	if r, err := roll.runRoll(ctx, id, *state, *stackName, *timeout, rollArchs, stderr); !errors.Is(err, errNoRoll) {
 		if r != nil {
 			rep.AddRoll(r)
 		}
@@ -608,4 +613,18 @@ func render(args []string) error {
 		fmt.Println(filepath.Join(dir, "report.html"))
 	}
 	return nil
+}
+
+// only keeps the items whose name names lists (comma-separated); all of them when names is
+// empty. A phase that ran after the ladder on some architectures only (-faults-edges,
+// -roll-edges) keeps the run's order.
+func only[T any](items []T, names string, name func(T) string) []T {
+	if strings.TrimSpace(names) == "" {
+		return items
+	}
+	want := strings.Split(names, ",")
+	for i := range want {
+		want[i] = strings.TrimSpace(want[i])
+	}
+	return slices.DeleteFunc(slices.Clone(items), func(it T) bool { return !slices.Contains(want, name(it)) })
 }

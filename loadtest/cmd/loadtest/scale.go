@@ -87,6 +87,7 @@ over the architecture's. The variant is removed afterwards unless -keep.`)
 	mitosisBin := fs.String("mitosis", filepath.Join(root, "bin", "mitosis"), "the mitosis binary")
 	upArgs := fs.String("up-args", "", "the arguments of the `mitosis up` that brought the stack up, whitespace-separated: the variant is brought up with them, its --split, --split-name and --edge added")
 	keep := fs.Bool("keep", false, "leave the variant up afterwards")
+	printOnly := fs.Bool("print", false, "print the variant's placement (its --split) and stop: nothing is brought up")
 	users := fs.Int("users", 200, "virtual users of the calibration step")
 	timeout := fs.Duration("timeout", 5*time.Second, "request timeout of the calibration step")
 	state := fs.String("state", envOr("MITOSIS_STATE", filepath.Join(root, ".mitosis")), "mitosis state folder")
@@ -111,10 +112,21 @@ over the architecture's. The variant is removed afterwards unless -keep.`)
 		*variant = *arch + "-x" + strconv.Itoa(*replicas)
 	}
 
-	// The hottest process.
+	// The hottest process: from a report, else from the placement's calibration (loadtest
+	// calibrate, which a measured budget is sized by), else from a step measured now.
 	var steps []loadtest.Step
 	source := ""
-	if *from != "" {
+	var hottest string
+	var share float64
+	var found bool
+	if cal, err := topology.ReadCalibration(filepath.Join(*state, "calibration"), *arch); *from == "" && err == nil {
+		cpu := map[string]float64{}
+		for _, s := range cal.Services {
+			cpu[s.Name] = s.CPUCores
+		}
+		hottest, share, found = loadtest.HottestOf(cpu, loadtest.Replicable(edgeSvc))
+		source = fmt.Sprintf("the calibration of %s (%s, %g req/s)", *arch, cal.When.Format(time.RFC3339), cal.RateRPS)
+	} else if *from != "" {
 		b, err := os.ReadFile(*from)
 		if err != nil {
 			return err
@@ -131,8 +143,10 @@ over the architecture's. The variant is removed afterwards unless -keep.`)
 		}
 		steps, source = res.Steps, fmt.Sprintf("a calibration step at %g req/s for %s", *calRate, *calFor)
 	}
-	hottest, share, ok := loadtest.Hottest(steps, *arch, loadtest.Replicable(edgeSvc))
-	if !ok {
+	if !found {
+		hottest, share, found = loadtest.Hottest(steps, *arch, loadtest.Replicable(edgeSvc))
+	}
+	if !found {
 		return fmt.Errorf("no process CPU of %s in %s: measured runs only (resources by process or Podman)", *arch, source)
 	}
 	split, err := base.ScaledSplit(hottest, *replicas)
@@ -140,6 +154,10 @@ over the architecture's. The variant is removed afterwards unless -keep.`)
 		return err
 	}
 	say("scale: the hottest process of %s is %s (%.0f%% of its CPU, from %s): the variant %s is --split '%s'", *arch, hottest, 100*share, source, *variant, split)
+	if *printOnly {
+		fmt.Fprintln(stdout, split)
+		return nil
+	}
 
 	// The variant, beside it.
 	if *variantEdge == "" {
