@@ -2,62 +2,25 @@ package loadtest
 
 import (
 	"bytes"
-	"context"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-// chromium finds Debian's Chromium, or skips (fails with REQUIRE_BROWSER=1).
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("REQUIRE_BROWSER") == "1" {
-		t.Fatal("no Chromium on PATH (REQUIRE_BROWSER=1): apt-get install -y chromium")
-	}
-	t.Skip("no Chromium on PATH: apt-get install -y chromium (REQUIRE_BROWSER=1 makes this a failure)")
-	return ""
-}
+	"github.com/mitosis-dev/mitosis/platform/browsertest"
+)
 
 // TestReportScreenshot opens report.html in headless Chromium from the file system (no
 // server, no network) and checks that its charts rendered: every SVG has a size, the
 // latency chart has its lines, and the screenshot is not blank.
 func TestReportScreenshot(t *testing.T) {
-	exe := chromium(t)
 	dir := t.TempDir()
 	if err := sampleReport(Traces{Reason: "no trace collector answered (test)"}).WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
-	// The flags this machine needs (the environment's notes): no sandbox as root, and no
-	// background networking, whose connections the closed network refuses.
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
+	bctx := browsertest.Start(t)
 
 	if err := chromedp.Do(bctx,
 		chromedp.Navigate("file://"+filepath.Join(dir, "report.html")),

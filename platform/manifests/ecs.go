@@ -369,7 +369,12 @@ func adotSidecar(opts Options, arch string) types.ContainerDefinition {
 // JSON tags, so fields are written under their API names (lowerCamelCase) and unset ones are
 // left out. json.Unmarshal reads it back into the same type (it matches names without regard
 // to case), which the tests check.
-func MarshalECS(v any) ([]byte, error) {
+func MarshalECS(v any) ([]byte, error) { return marshalInput(v, true) }
+
+// marshalInput writes an SDK input type as the CLI's --cli-input-json takes it: nulls, empty
+// strings, lists and objects left out, each key's first letter lowered where the service's
+// JSON spells them so (ECS: containerDefinitions), kept where it does not (Lambda).
+func marshalInput(v any, lowerFirst bool) ([]byte, error) {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
@@ -378,12 +383,14 @@ func MarshalECS(v any) ([]byte, error) {
 	if err := json.Unmarshal(raw, &tree); err != nil {
 		return nil, err
 	}
-	tree = pruneEmpty(apiNames(tree)) // nulls, empty strings, lists and objects are left out
+	if lowerFirst {
+		tree = apiNames(tree)
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(tree); err != nil {
+	if err := enc.Encode(pruneEmpty(tree)); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -1,8 +1,6 @@
 package manifests
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -123,25 +121,8 @@ func lambdaFunction(opts Options, a topology.Arch, s topology.Service) (LambdaFu
 }
 
 // MarshalLambda writes v as the CLI's --cli-input-json takes it for Lambda: the SDK's field
-// names as they are (Lambda's API spells them so), empty values left out, keys sorted.
-func MarshalLambda(v any) ([]byte, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var tree any
-	if err := json.Unmarshal(raw, &tree); err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(pruneEmpty(tree)); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
+// names as they are (Lambda's API spells them so), empty values left out.
+func MarshalLambda(v any) ([]byte, error) { return marshalInput(v, false) }
 
 func lambdaFiles(t topology.Topology, opts Options) (map[string][]byte, error) {
 	fns, err := Lambda(t, opts)

@@ -8,7 +8,6 @@ import (
 	"image/png"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/mitosis-dev/mitosis/platform/browsertest"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
@@ -23,48 +23,6 @@ import (
 	"github.com/mitosis-dev/mitosis/services/host/hosttest"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
 )
-
-// chromium finds Debian's Chromium, or skips (fails with REQUIRE_BROWSER=1); as
-// loadtest's report screenshot test does.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("REQUIRE_BROWSER") == "1" {
-		t.Fatal("no Chromium on PATH (REQUIRE_BROWSER=1): apt-get install -y chromium")
-	}
-	t.Skip("no Chromium on PATH: apt-get install -y chromium (REQUIRE_BROWSER=1 makes this a failure)")
-	return ""
-}
-
-// browser starts headless Chromium for the test, with the flags this machine needs: no
-// sandbox as root, no background networking (the closed network refuses it).
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
-	return bctx
-}
 
 // shopCheckout runs the whole shop in this process as the monolith does (every context
 // and the HTTP edge in one host, on a real JetStream), with OpenTelemetry set up as every
@@ -130,7 +88,7 @@ func TestTracePageFindsACheckoutAndDrawsItsWaterfall(t *testing.T) {
 	c := startCollector(t, 0)
 	// Cleanups run in reverse: the browser closes its connections before the collector's
 	// Close waits for them.
-	bctx := browser(t)
+	bctx := browsertest.Start(t)
 	id := shopCheckout(t, c)
 	tid, _ := tracecollect.ParseTraceID(id)
 	// What the page must show: every span, under its parent.
