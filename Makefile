@@ -81,9 +81,10 @@ up: $(MITOSIS) $(TOKEN_FILE)
 	@if [ "$(RUNTIME)" != process ]; then bash platform/setup/podman.sh || echo "make up: no Podman here: the process runtime runs the stack"; fi
 	./$(MITOSIS) up -t $(ARCH) --runtime $(RUNTIME) $(UP_FLAGS) $(if $(SPLIT),--split '$(SPLIT)')
 
-## down: remove exactly what up made
+## down: remove what up made but the data (carts, orders, stock stay for the next up);
+## VOLUMES=1 removes the data too
 down: $(MITOSIS)
-	./$(MITOSIS) down -t $(ARCH)
+	./$(MITOSIS) down -t $(ARCH) $(if $(VOLUMES),--volumes)
 
 ## status: state, readiness, CPU and memory of every service
 status: $(MITOSIS)

@@ -32,7 +32,7 @@ func TestCalibrateAgainstProcessStack(t *testing.T) {
 	state, name := t.TempDir(), stacktest.StackName(t)
 	rt := processrt.New(processrt.Options{Root: root, State: filepath.Join(state, "run"), Stack: name, AnyPorts: true})
 	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), nil); err != nil {
+		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
 			t.Errorf("down: %v", err)
 		}
 	})

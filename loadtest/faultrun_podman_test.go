@@ -48,7 +48,7 @@ func TestFaultRunPodman(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if _, err := rt.Down(ctx, nil); err != nil {
+		if _, err := rt.Down(ctx, stack.DownOptions{Volumes: true}); err != nil {
 			t.Errorf("down: %v", err)
 		}
 	})

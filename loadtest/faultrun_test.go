@@ -66,7 +66,7 @@ func processStack(t *testing.T, names string) (stack.Runtime, topology.Topology)
 	}
 	rt := processrt.New(processrt.Options{Root: repoRootForTest(t), State: t.TempDir(), Stack: stacktest.StackName(t), AnyPorts: true})
 	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), nil); err != nil {
+		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
 			t.Errorf("down: %v", err)
 		}
 	})

@@ -103,7 +103,7 @@ func TestSamplerOnAPodmanStack(t *testing.T) {
 			t.Errorf("%s: podman enforces %g CPUs and %d MiB, the topology says %g and %d", sl.Name, sl.CPUs, sl.MemoryMB, svc.CPUs, svc.MemoryMB)
 		}
 	}
-	if _, err := rt.Down(ctx, nil); err != nil {
+	if _, err := rt.Down(ctx, stack.DownOptions{Volumes: true}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -129,7 +129,7 @@ func up(ctx context.Context, t *testing.T, name string, topo topology.Topology) 
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if _, err := rt.Down(ctx, nil); err != nil {
+		if _, err := rt.Down(ctx, stack.DownOptions{Volumes: true}); err != nil {
 			t.Errorf("cleanup down: %v", err)
 		}
 	})

@@ -132,7 +132,7 @@ func TestSharedBudgetPods(t *testing.T) {
 		}
 	}
 
-	removed, err := rt.Down(ctx, nil)
+	removed, err := rt.Down(ctx, stack.DownOptions{Volumes: true})
 	if err != nil || removed.Pods != 6 || removed.Cgroups != 1 {
 		t.Fatalf("down: %s, %v; want 6 pods and 1 cgroup", removed, err)
 	}

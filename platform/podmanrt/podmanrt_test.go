@@ -68,7 +68,7 @@ func connect(t *testing.T, name string, imgs map[string]imagebuild.Image) *podma
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if _, err := rt.Down(ctx, nil); err != nil {
+		if _, err := rt.Down(ctx, stack.DownOptions{Volumes: true}); err != nil {
 			t.Errorf("cleanup down: %v", err)
 		}
 	})
@@ -314,13 +314,17 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	killBehindPodmansBack(t, conn, monolith)
 	killBehindPodmansBack(t, conn, stack.ObjectName(name, topology.Monolith, "nats"))
 	start = time.Now()
-	removed, err := rt.Down(ctx, nil)
+	// Down keeps NATS's volume, as compose does; with Volumes it goes too.
+	removed, err := rt.Down(ctx, stack.DownOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("down in %s: %s", time.Since(start).Round(time.Millisecond), removed)
-	if removed.Pods != 2 || removed.Networks != 1 || removed.Volumes != 1 {
-		t.Errorf("removed %s, want 2 pods, 1 network, 1 volume", removed)
+	if removed.Pods != 2 || removed.Networks != 1 || removed.Volumes != 0 {
+		t.Errorf("removed %s, want 2 pods, 1 network and the volume kept", removed)
+	}
+	if removed, err = rt.Down(ctx, stack.DownOptions{Volumes: true}); err != nil || removed.Volumes != 1 || removed.Pods != 0 {
+		t.Errorf("down with volumes: removed %s (%v), want the volume only", removed, err)
 	}
 	assertNothingLeft(t, conn, name)
 	// Its forwarding rule went with the lost pod: the edge is free to serve again.
@@ -507,7 +511,7 @@ func TestBothArchitecturesSideBySide(t *testing.T) {
 	t.Logf("memory as status reports it: monolith %.1f MiB, services %.1f MiB", float64(mem["monolith"])/(1<<20), float64(mem["services"])/(1<<20))
 
 	start = time.Now()
-	removed, err := rt.Down(ctx, nil)
+	removed, err := rt.Down(ctx, stack.DownOptions{Volumes: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -651,7 +651,8 @@ func (r *Runtime) removePod(c context.Context, name string) error {
 
 // Down removes the stack's pods (and their containers), its networks and its volumes; with
 // archs, only those architectures'.
-func (r *Runtime) Down(ctx context.Context, archs []string) (stack.Removed, error) {
+func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Removed, error) {
+	archs := opts.Archs
 	c, cancel := r.with(ctx)
 	defer cancel()
 	start := time.Now()
@@ -714,9 +715,12 @@ func (r *Runtime) Down(ctx context.Context, archs []string) (stack.Removed, erro
 		removed.Networks++
 	}
 	r.logger.Debug("networks removed", "took", time.Since(start))
-	vols, err := volumes.List(c, new(volumes.ListOptions).WithFilters(r.filter()))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list volumes: %w", err))
+	var vols []*entities.VolumeListReport
+	if opts.Volumes {
+		vols, err = volumes.List(c, new(volumes.ListOptions).WithFilters(r.filter()))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list volumes: %w", err))
+		}
 	}
 	for _, v := range vols {
 		if !wantArch(archs, v.Labels[stack.LabelArch]) {

@@ -556,6 +556,29 @@ func (r *Runtime) waitReady(ctx context.Context, rec record, exited <-chan struc
 	return addr, nil
 }
 
+// removeArchDir removes an architecture's folder: its records, logs and budget, and its
+// services' data folders (<process>-data) too when volumes, else those alone stay.
+func (r *Runtime) removeArchDir(arch string, volumes bool) error {
+	dir := filepath.Join(r.stackDir(), arch)
+	if volumes {
+		return os.RemoveAll(dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // nothing there
+	}
+	for _, e := range entries {
+		if e.IsDir() && strings.HasSuffix(e.Name(), "-data") {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	_ = os.Remove(dir) // only if empty
+	return nil
+}
+
 // removeStale stops the processes of a that its topology no longer lists (a service gone, or
 // replicas fewer than before, or a service now one process that had replicas), and removes
 // their records.
@@ -636,7 +659,8 @@ func (r *Runtime) records() ([]record, error) {
 
 // Down stops the stack's processes (SIGTERM, then SIGKILL after 5s) and removes their
 // records, logs and data.
-func (r *Runtime) Down(ctx context.Context, archs []string) (stack.Removed, error) {
+func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Removed, error) {
+	archs := opts.Archs
 	var removed stack.Removed
 	recs, err := r.records()
 	if err != nil {
@@ -665,7 +689,7 @@ func (r *Runtime) Down(ctx context.Context, archs []string) (stack.Removed, erro
 	for _, e := range entries {
 		if len(archs) == 0 || contains(archs, e.Name()) {
 			dirs = append(dirs, e.Name())
-			if err := os.RemoveAll(filepath.Join(r.stackDir(), e.Name())); err != nil {
+			if err := r.removeArchDir(e.Name(), opts.Volumes); err != nil {
 				return removed, err
 			}
 		}

@@ -41,7 +41,7 @@ func TestMonolithAsProcesses(t *testing.T) {
 	state := t.TempDir()
 	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: state, Stack: stacktest.StackName(t)})
 	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), nil); err != nil {
+		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
 			t.Errorf("cleanup down: %v", err)
 		}
 	})
@@ -126,18 +126,28 @@ func TestMonolithAsProcesses(t *testing.T) {
 		t.Errorf("logs:\n%s", logs.String())
 	}
 
-	final := pids()
-	removed, err := rt.Down(ctx, nil)
-	if err != nil || removed.Processes != 3 {
-		t.Fatalf("down: %s, %v", removed, err)
-	}
-	for svc, pid := range final {
-		if syscall.Kill(pid, 0) == nil {
-			t.Errorf("%s (pid %d) still runs after down", svc, pid)
+	// Down keeps the data, as compose keeps volumes: the next up finds the order. Down with
+	// volumes removes it: the next up starts empty.
+	for _, volumes := range []bool{false, true} {
+		final := pids()
+		removed, err := rt.Down(ctx, stack.DownOptions{Volumes: volumes})
+		if err != nil || removed.Processes != 3 {
+			t.Fatalf("down (volumes %v): %s, %v", volumes, removed, err)
 		}
-	}
-	if sts, _ := rt.Status(ctx); len(sts) != 0 {
-		t.Errorf("status after down: %+v", sts)
+		for svc, pid := range final {
+			if syscall.Kill(pid, 0) == nil {
+				t.Errorf("%s (pid %d) still runs after down", svc, pid)
+			}
+		}
+		if sts, _ := rt.Status(ctx); len(sts) != 0 {
+			t.Errorf("status after down: %+v", sts)
+		}
+		if err := rt.Up(ctx, topo, opts); err != nil {
+			t.Fatalf("up after down (volumes %v): %v", volumes, err)
+		}
+		if kept := strings.Contains(stacktest.Orders(t, base, "ada"), `"id"`); kept == volumes {
+			t.Errorf("after down (volumes %v) and up, the order is kept: %v", volumes, kept)
+		}
 	}
 }
 
@@ -163,7 +173,7 @@ func TestSharedBudgetAsProcesses(t *testing.T) {
 	name := stacktest.StackName(t)
 	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: name, AnyPorts: true})
 	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), nil); err != nil {
+		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
 			t.Errorf("cleanup down: %v", err)
 		}
 	})
@@ -231,7 +241,7 @@ func TestSharedBudgetAsProcesses(t *testing.T) {
 		}
 	}
 
-	removed, err := rt.Down(ctx, nil)
+	removed, err := rt.Down(ctx, stack.DownOptions{Volumes: true})
 	if err != nil || removed.Processes != 4 || removed.Cgroups != 1 {
 		t.Fatalf("down: %s, %v; want 4 processes and 1 cgroup", removed, err)
 	}
@@ -260,7 +270,7 @@ func TestSharedBudgetNotEnforcedWarns(t *testing.T) {
 	}
 	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: stacktest.StackName(t), AnyPorts: true, CgroupRoot: fake})
 	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), nil); err != nil {
+		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
 			t.Errorf("cleanup down: %v", err)
 		}
 	})

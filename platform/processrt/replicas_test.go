@@ -41,7 +41,7 @@ func TestReplicasAsProcesses(t *testing.T) {
 	}
 	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: hsStack(t), AnyPorts: true})
 	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), nil); err != nil {
+		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
 			t.Errorf("cleanup down: %v", err)
 		}
 	})

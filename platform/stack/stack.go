@@ -33,7 +33,7 @@ const DefaultName = "mitosis"
 type Runtime interface {
 	Name() string // "podman" or "process"
 	Up(ctx context.Context, t topology.Topology, opts UpOptions) error
-	Down(ctx context.Context, archs []string) (Removed, error)
+	Down(ctx context.Context, opts DownOptions) (Removed, error)
 	Status(ctx context.Context) ([]Status, error)
 	Logs(ctx context.Context, opts LogsOptions, w io.Writer) error
 	// Kill kills one service of an architecture at once (SIGKILL: a crash, no drain) and
@@ -45,6 +45,14 @@ type Runtime interface {
 	// or until ctx ends. ErrNoService when the stack has no such service,
 	// ErrAlreadyRunning when it runs.
 	Start(ctx context.Context, arch, service string) error
+}
+
+// DownOptions say what Down removes: everything up made of the stack (or of Archs, when
+// given), but its data, the stores' volumes and folders, unless Volumes; as compose keeps
+// volumes unless asked with -v, so that a down and an up keep carts, orders and stock.
+type DownOptions struct {
+	Archs   []string
+	Volumes bool
 }
 
 // UpOptions are the inputs of Up besides the topology.

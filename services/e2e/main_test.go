@@ -101,7 +101,7 @@ func (r *running) stop() error {
 		return nil
 	}
 	r.done = true
-	_, err := r.rt.Down(context.WithoutCancel(r.t.Context()), nil)
+	_, err := r.rt.Down(context.WithoutCancel(r.t.Context()), stack.DownOptions{Volumes: true})
 	return err
 }
 

@@ -43,7 +43,7 @@ func TestCalibrateCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt := processrt.New(processrt.Options{Root: root, State: filepath.Join(state, "run"), Stack: name, AnyPorts: true})
-	t.Cleanup(func() { _, _ = rt.Down(context.Background(), nil) })
+	t.Cleanup(func() { _, _ = rt.Down(context.Background(), stack.DownOptions{Volumes: true}) })
 	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: token, RequestKey: "k", ReadyTimeout: time.Minute, Progress: &errOut}); err != nil {
 		t.Fatalf("up: %v\n%s", err, errOut.String())
 	}

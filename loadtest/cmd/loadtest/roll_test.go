@@ -56,7 +56,7 @@ func TestRollAgainstAProcessStack(t *testing.T) {
 			t.Fatalf("mitosis %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	t.Cleanup(func() { mitosis("down") })
+	t.Cleanup(func() { mitosis("down", "--volumes") })
 	start := time.Now()
 	mitosis(append([]string{"up"}, upArgs...)...)
 	t.Logf("stack up in %s", time.Since(start).Round(time.Millisecond))

@@ -189,7 +189,7 @@ over the architecture's. The variant is removed afterwards unless -keep.`)
 	}
 	if !*keep {
 		defer func() {
-			if err := mitosis(append(slices.Clone(global), "down", "-t", *variant)...); err != nil {
+			if err := mitosis(append(slices.Clone(global), "down", "-t", *variant, "--volumes")...); err != nil {
 				say("scale: removing the variant: %v", err)
 			}
 		}()

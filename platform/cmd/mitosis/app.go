@@ -556,13 +556,16 @@ func (a *app) archsOf() ([]string, error) {
 }
 
 func (a *app) downCmd() *cobra.Command {
-	return &cobra.Command{
+	var volumes bool
+	cmd := &cobra.Command{
 		Use:   "down",
-		Short: "Remove everything up made: pods, containers, networks, volumes, processes",
+		Short: "Remove what up made: pods, containers, networks, processes; the data with --volumes",
 		Long: `down removes every object labelled with the stack's name (and, with -t NAMES or --split,
-those architectures' only): pods and their containers, networks and volumes in
-Podman, and the processes of the process runtime. Nothing else is touched. Running it
-when nothing is up is not an error.`,
+those architectures' only): pods and their containers and networks in Podman, and the
+processes of the process runtime. Their data stays, as compose keeps volumes: NATS's
+volumes in Podman, the services' data folders as processes, so that the next up finds carts,
+orders and stock as they were; --volumes removes them too. Nothing else is touched. Running
+it when nothing is up is not an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
@@ -576,13 +579,13 @@ when nothing is up is not an error.`,
 			}
 			var errs []error
 			for _, rt := range rts {
-				removed, err := rt.Down(cmd.Context(), archs)
+				removed, err := rt.Down(cmd.Context(), stack.DownOptions{Archs: archs, Volumes: volumes})
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", rt.Name(), err))
 				}
 				// The collector serves every architecture: it goes with the last of them.
 				if sts, err := rt.Status(cmd.Context()); len(archs) > 0 && err == nil && onlyCollector(sts) {
-					more, err := rt.Down(cmd.Context(), []string{topology.Telemetry})
+					more, err := rt.Down(cmd.Context(), stack.DownOptions{Archs: []string{topology.Telemetry}, Volumes: volumes})
 					if err != nil {
 						errs = append(errs, fmt.Errorf("%s: %w", rt.Name(), err))
 					}
@@ -599,6 +602,8 @@ when nothing is up is not an error.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&volumes, "volumes", false, "remove the data too: NATS's volumes, the services' data folders")
+	return cmd
 }
 
 // onlyCollector reports whether the collector is all that is left of a stack.

@@ -40,7 +40,7 @@ func TestEventsReplayAndStatusReachEachArchitecturesNATS(t *testing.T) {
 	})
 	rt := processrt.New(processrt.Options{Root: root, State: filepath.Join(state, "run"), Stack: name})
 	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), nil); err != nil {
+		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
 			t.Errorf("down: %v", err)
 		}
 	})

@@ -90,7 +90,7 @@ func TestSharedBudgetThroughTheCLI(t *testing.T) {
 	}
 	_, cgErr := cgroup.Open(cgroup.DefaultRoot)
 	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", t.TempDir(), "--stack", stacktest.StackName(t)}
-	t.Cleanup(func() { runCLI(t, append([]string{"down"}, common...)...) })
+	t.Cleanup(func() { runCLI(t, append([]string{"down", "--volumes"}, common...)...) })
 	up := append([]string{"up", "-t", "monolith,monolith@shared", "--monolith-edge", stacktest.FreeAddr(t),
 		"--edges", "monolith-shared=" + stacktest.FreeAddr(t), "--collector-edge", "none", "--cpus", "1.25", "--memory", "512"}, common...)
 	if code, out, errOut := runCLI(t, up...); code != exitOK {
