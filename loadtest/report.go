@@ -226,6 +226,26 @@ func BuildReport(id string, res *Result, env Environment, archs []ArchInfo, trac
 			res.Archs = append(res.Archs, a.Name)
 		}
 	}
+	for _, a := range ZeroCPU(res) {
+		// Reported as it is: not measured, and said loudly, never as free requests.
+		note := "CPU read zero over the whole run though requests were answered: the sampler does not see the processes that serve"
+		for i := range r.Steps {
+			if s := &r.Steps[i]; s.Arch == a {
+				s.Resources.Measured, s.Resources.Note = false, note
+			}
+		}
+		for i := range r.Points {
+			if pt := &r.Points[i]; pt.Arch == a {
+				pt.CPUPerReqMS, pt.CPUCores = 0, 0
+			}
+		}
+		for i := range r.Architectures {
+			if info := &r.Architectures[i]; info.Name == a {
+				info.Resources = "not measured: " + note + " (it was: " + info.Resources + ")"
+			}
+		}
+		r.Warnings = append(r.Warnings, a+": "+note+"; CPU figures left out (a Podman stack wants -resources podman, which the Makefile's build of loadtest has)")
+	}
 	names := res.Archs
 	common := CommonRate(res)
 	for _, a := range names {
@@ -762,4 +782,31 @@ func traceShare(share float64) string {
 		return "tracing as each stack samples"
 	}
 	return fmt.Sprintf("%g%% of requests traced (sampled traceparent)", 100*share)
+}
+
+// ZeroCPU lists the architectures whose steps all measured resources but whose CPU read zero
+// over the whole run though requests were answered: a sampler that does not see the
+// processes that serve (a Podman stack measured by the process listening on its port, say),
+// whose figures would read as requests that cost nothing.
+func ZeroCPU(res *Result) []string {
+	var out []string
+	for _, a := range res.Archs {
+		measured, cpu, ok := false, 0.0, int64(0)
+		for _, s := range res.Steps {
+			if s.Arch != a {
+				continue
+			}
+			if !s.Resources.Measured {
+				measured = false
+				break
+			}
+			measured = true
+			cpu += s.Resources.CPUSeconds
+			ok += int64(s.Traffic.OK)
+		}
+		if measured && cpu == 0 && ok > 0 {
+			out = append(out, a)
+		}
+	}
+	return out
 }

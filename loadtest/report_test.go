@@ -406,3 +406,44 @@ func TestScaleTicks(t *testing.T) {
 		t.Errorf("linear ticks %v", got)
 	}
 }
+
+// A sampler that saw none of the serving processes reads zero CPU for a whole run: the
+// report leaves that architecture's CPU out and says so, instead of requests that cost
+// nothing; an architecture whose CPU was measured keeps its figures.
+func TestZeroCPUIsNotReported(t *testing.T) {
+	res := sampleResult()
+	for i := range res.Steps {
+		if s := &res.Steps[i]; s.Arch == "services" {
+			s.Resources.CPUSeconds, s.Resources.CPUPerReqMS, s.Resources.CPUCores = 0, 0, 0
+			for j := range s.Resources.Processes {
+				s.Resources.Processes[j].CPUSeconds = 0
+			}
+		}
+	}
+	res.Points = points(res.Steps, res.Plan.SLO)
+	if got := ZeroCPU(res); len(got) != 1 || got[0] != "services" {
+		t.Fatalf("ZeroCPU: %v, want services", got)
+	}
+	r := BuildReport("zero", res, Environment{}, []ArchInfo{{Name: "monolith", Resources: "test"}, {Name: "services", Resources: "by port"}, {Name: "hybrid", Resources: "test"}}, Traces{})
+	for _, s := range r.Steps {
+		if s.Arch == "services" && (s.Resources.Measured || !strings.Contains(s.Resources.Note, "read zero")) {
+			t.Errorf("step %d of the services: %+v", s.Index, s.Resources)
+		}
+		if s.Arch == "monolith" && !s.Resources.Measured {
+			t.Errorf("the monolith's step %d lost its measure", s.Index)
+		}
+	}
+	if !slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.HasPrefix(w, "services: CPU read zero") }) {
+		t.Errorf("warnings %v", r.Warnings)
+	}
+	if sum, _ := r.summaryOf("services"); sum.AtCommon != nil && sum.AtCommon.CPUPerReqMS != 0 {
+		t.Errorf("services' CPU per request %g", sum.AtCommon.CPUPerReqMS)
+	}
+	var md bytes.Buffer
+	if err := r.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "CPU read zero") {
+		t.Errorf("report.md does not say the CPU read zero:\n%s", md.String())
+	}
+}

@@ -311,6 +311,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// Not bound to ctx: an interrupted run still gets its report.
 	tr := loadtest.CollectTraces(context.WithoutCancel(ctx), src, dir)
+	zero := loadtest.ZeroCPU(res) // before BuildReport, which marks their steps not measured
 	rep := loadtest.BuildReport(id, res, env, infos, tr)
 	var faultsErr error
 	if *faults && res.Interrupted == "" {
@@ -334,8 +335,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, faultsSummary(rep.Faults))
 	}
 	printSummary(stdout, rep, dir)
+	if len(zero) > 0 {
+		return fmt.Errorf("the CPU of %s read zero over the whole run: the report leaves CPU out (see its warnings); %w",
+			strings.Join(zero, ", "), errors.Join(faultsErr, errZeroCPU))
+	}
 	return faultsErr
 }
+
+// errZeroCPU fails a run whose CPU figures would have read as free requests.
+var errZeroCPU = errors.New("measure with a sampler that sees the serving processes (-resources process or podman)")
 
 // readyShop waits for an architecture's edge, reads its catalog and tops its stock up for
 // the plan: its products and their IDs, the stock level and the units added.
