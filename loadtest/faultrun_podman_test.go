@@ -54,7 +54,7 @@ func TestFaultRunPodman(t *testing.T) {
 	})
 	var progress bytes.Buffer
 	start := time.Now()
-	opts := stack.UpOptions{AdminToken: faultToken, RequestKey: "faults-request-key", ReadyTimeout: 2 * time.Minute,
+	opts := stack.UpOptions{PKI: t.TempDir(), AdminToken: faultToken, RequestKey: "faults-request-key", ReadyTimeout: 2 * time.Minute,
 		Progress: &progress, Env: map[string]string{"SHOP_RESERVATION_TTL": "20s"}}
 	if err := rt.Up(ctx, topo, opts); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())

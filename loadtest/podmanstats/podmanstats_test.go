@@ -133,7 +133,7 @@ func up(ctx context.Context, t *testing.T, name string, topo topology.Topology) 
 			t.Errorf("cleanup down: %v", err)
 		}
 	})
-	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: 2 * time.Minute}); err != nil {
+	if err := rt.Up(ctx, topo, stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: 2 * time.Minute}); err != nil {
 		t.Fatalf("up: %v", err)
 	}
 	return rt

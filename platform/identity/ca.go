@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -173,6 +174,9 @@ func (ca *CA) Issue(service string, lifetime time.Duration) (certPEM, keyPEM []b
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		URIs:         []*url.URL{id.URI()},
+		// The service's name too, for tools that check a server by host name (grpcurl
+		// -servername <service>); the processes go by the URI (X.509-SVIDs allow both).
+		DNSNames: []string{service},
 	}
 	if tmpl.NotAfter.After(ca.cert.NotAfter) {
 		tmpl.NotAfter = ca.cert.NotAfter // a certificate cannot outlive its issuer
@@ -234,6 +238,18 @@ func (ca *CA) Ensure(service string) (string, error) {
 		return "", err
 	}
 	return dir, nil
+}
+
+// Chown gives service's folder and its files to uid and gid: a container's user that must
+// read them. Renewals keep the owner (writeFile).
+func (ca *CA) Chown(service string, uid, gid int) error {
+	dir := ca.Dir(service)
+	for _, p := range []string{dir, filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile), filepath.Join(dir, CAFile)} {
+		if err := os.Chown(p, uid, gid); err != nil {
+			return fmt.Errorf("certificate of %s: %w", service, err)
+		}
+	}
+	return nil
 }
 
 // Dir is the folder of service's identity.
@@ -332,7 +348,9 @@ func parseKey(b []byte) (crypto.Signer, error) {
 	return s, nil
 }
 
-// writeFile writes b to path, mode 0600, whole or not at all.
+// writeFile writes b to path, mode 0600, whole or not at all. A file it replaces keeps its
+// owner: a folder handed to a container's user (platform/podmanrt) stays readable by it
+// after a renewal.
 func writeFile(path string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 	if err != nil {
@@ -345,6 +363,11 @@ func writeFile(path string, b []byte) error {
 	}
 	if werr == nil {
 		werr = os.Chmod(tmp.Name(), 0o600)
+	}
+	if st, err := os.Stat(path); werr == nil && err == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && (int(sys.Uid) != os.Getuid() || int(sys.Gid) != os.Getgid()) {
+			werr = os.Chown(tmp.Name(), int(sys.Uid), int(sys.Gid))
+		}
 	}
 	if werr == nil {
 		werr = os.Rename(tmp.Name(), path)

@@ -106,7 +106,7 @@ func call(addr string, cfg *tls.Config) (string, error) {
 }
 
 func TestMutualTLS(t *testing.T) {
-	_, dirs := pki(t, "ht-a", "catalog", "orders")
+	_, dirs := pki(t, "ht-a", "catalog", "orders", identity.Tooling)
 	_, other := pki(t, "ht-b", "orders")
 	_, sameName := pki(t, "ht-a", "orders") // the same names under another CA
 	server := load(t, dirs["catalog"])
@@ -118,6 +118,15 @@ func TestMutualTLS(t *testing.T) {
 	}
 	if _, err := call(addr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}); err == nil { //nolint:gosec // a client without a certificate
 		t.Error("a client without a certificate was served")
+	}
+	// A tool that checks the server by name, as grpcurl -cacert ca.pem -cert ... -servername
+	// catalog does, with the tooling certificate.
+	tool := toolConfig(t, dirs, "catalog")
+	if got, err := call(addr, tool); err != nil || got != "spiffe://mitosis/ht-a/tooling" {
+		t.Errorf("a tool with the stack's tooling certificate: %q, %v", got, err)
+	}
+	if _, err := call(addr, toolConfig(t, dirs, "payments")); err == nil {
+		t.Error("a tool expecting payments trusted catalog's certificate")
 	}
 	if _, err := call(addr, load(t, other["orders"]).ClientConfig(nil)); err == nil {
 		t.Error("a client of another stack's CA was served")

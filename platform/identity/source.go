@@ -85,6 +85,15 @@ func (s *Source) ID() ID {
 	return id
 }
 
+// Leaf is the process's certificate.
+func (s *Source) Leaf() (*x509.Certificate, error) {
+	c, _, _ := s.current()
+	if c == nil || c.Leaf == nil {
+		return nil, errors.New("identity: no certificate")
+	}
+	return c.Leaf, nil
+}
+
 // Check decides whether a peer's verified identity is acceptable; nil accepts any of the
 // stack.
 type Check func(peer ID) error

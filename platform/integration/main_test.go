@@ -24,6 +24,7 @@ var env struct {
 	skip   string // why the suites skip ("" runs them)
 	run    string
 	token  string
+	pki    string // the stacks' CAs and identities, one folder per stack
 	images map[string]imagebuild.Image
 
 	mu          sync.Mutex
@@ -54,6 +55,11 @@ func runMain(m *testing.M) int {
 	}
 	env.run = integration.NewRunID()
 	env.token = "it-" + apitest.NewID("token")
+	if env.pki, err = os.MkdirTemp("", "mitosis-it-pki-"); err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	defer os.RemoveAll(env.pki)
 	if n, err := integration.SweepStale(ctx, env.run); err != nil || n > 0 {
 		fmt.Fprintf(os.Stderr, "integration: swept %d objects of stale runs (err: %v)\n", n, err)
 	}
@@ -112,6 +118,7 @@ func startStack(t *testing.T, name string) *integration.Stack {
 	start := time.Now()
 	s, err := integration.Start(t.Context(), integration.StackOptions{
 		Run: env.run, Arch: arch(t, name), Images: env.images, AdminToken: env.token, RequestKey: env.token + "-request-key",
+		PKI: filepath.Join(env.pki, name),
 	})
 	if s != nil {
 		t.Cleanup(func() {
@@ -143,6 +150,7 @@ func servicesStack(t *testing.T) *integration.Stack {
 		defer cancel()
 		env.services, env.servicesErr = integration.Start(ctx, integration.StackOptions{
 			Run: env.run, Arch: arch(t, topology.Services), Images: env.images, AdminToken: env.token, RequestKey: env.token + "-request-key",
+			PKI: filepath.Join(env.pki, topology.Services),
 		})
 		if env.servicesErr == nil {
 			t.Logf("%s started in %s", env.services.Name, time.Since(start).Round(time.Millisecond))

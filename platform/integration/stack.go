@@ -18,6 +18,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -38,6 +39,10 @@ type StackOptions struct {
 	AdminToken   string
 	RequestKey   string        // keys the hash of checkout requests (SHOP_REQUEST_KEY)
 	ReadyTimeout time.Duration // per container; default DefaultReadyTimeout
+	// PKI is a folder for the stack's CA and its services' identities (platform/identity),
+	// each mounted read-only into its container: the stacks run with mutual TLS, as `mitosis
+	// up` runs them. Required.
+	PKI string
 }
 
 // Stack is one architecture running as containers on a network of its own, each service
@@ -50,6 +55,7 @@ type Stack struct {
 
 	run        string
 	requestKey string
+	ids        map[string]string // identity folders by identity (topology.Service.Identity), tooling's too
 	docker     *testcontainers.DockerClient
 	network    string
 	subnet     netip.Prefix
@@ -91,6 +97,15 @@ func Start(ctx context.Context, opts StackOptions) (*Stack, error) {
 		started:    time.Now(),
 		containers: map[string]*testcontainers.DockerContainer{},
 	}
+	if opts.PKI == "" {
+		return nil, stack.ErrNoPKI
+	}
+	ids, err := stack.Identities(s.Name, topology.Topology{Archs: []topology.Arch{opts.Arch}}, stack.UpOptions{PKI: opts.PKI},
+		&[2]int{imagebuild.UID, imagebuild.UID})
+	if err != nil {
+		return nil, err
+	}
+	s.ids = ids
 	if err := s.makeNetwork(ctx); err != nil {
 		return s, err
 	}
@@ -175,6 +190,7 @@ func (s *Stack) env(svc topology.Service) ([]string, map[string]string, error) {
 		Data:       "/data", // the image's /data belongs to its non-root user
 		AdminToken: s.Token,
 		RequestKey: s.requestKey,
+		TLS:        topology.TLSMount,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -213,7 +229,7 @@ func (s *Stack) startService(ctx context.Context, svc topology.Service) error {
 		ExposedPorts:   exposed,
 		Networks:       []string{s.network},
 		NetworkAliases: map[string][]string{s.network: {svc.Name}},
-		WaitingFor:     probeWait{probe: svc.Probe, timeout: s.timeout},
+		WaitingFor:     probeWait{probe: svc.Probe, timeout: s.timeout, tlsDir: s.Identity(identity.Tooling)},
 		HostConfigModifier: func(hc *container.HostConfig) {
 			// Published on loopback only, on a port the engine picks.
 			hc.PortBindings = network.PortMap{}
@@ -226,6 +242,9 @@ func (s *Stack) startService(ctx context.Context, svc topology.Service) error {
 			hc.Memory = int64(svc.MemoryMB) << 20
 			hc.CapDrop = []string{"ALL"}
 			hc.SecurityOpt = []string{"no-new-privileges"}
+			if dir := s.ids[svc.Identity()]; dir != "" {
+				hc.Binds = append(hc.Binds, dir+":"+topology.TLSMount+":ro")
+			}
 		},
 		EndpointSettingsModifier: func(eps map[string]*network.EndpointSettings) {
 			ep := eps[s.network]
@@ -255,6 +274,7 @@ func (s *Stack) startService(ctx context.Context, svc topology.Service) error {
 type probeWait struct {
 	probe   topology.Probe
 	timeout time.Duration
+	tlsDir  string // the identity a gRPC probe presents
 }
 
 func (w probeWait) WaitUntilReady(ctx context.Context, target wait.StrategyTarget) error {
@@ -276,8 +296,12 @@ func (w probeWait) WaitUntilReady(ctx context.Context, target wait.StrategyTarge
 		}
 		return nil
 	}
-	return stack.WaitReady(ctx, w.probe, host+":"+port.Port(), w.timeout, alive)
+	return stack.WaitReady(ctx, w.probe, host+":"+port.Port(), w.tlsDir, w.timeout, alive)
 }
+
+// Identity is the folder of an identity of the stack (a service's, topology.Service.Identity,
+// or identity.Tooling): what a test presents to call a service directly.
+func (s *Stack) Identity(name string) string { return s.ids[name] }
 
 // Container returns a service's container, nil if it was not started.
 func (s *Stack) Container(service string) *testcontainers.DockerContainer {

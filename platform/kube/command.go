@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -248,8 +249,20 @@ load put into Podman, without building. kube down removes it all.`,
 					return err
 				}
 			}
+			// The services' identities, in the state folder under the prefix's name (a stack of
+			// its own); a dry run names where they would be.
+			pki := stack.PKIDir(e.state, prefix)
+			tls := map[string]string{}
+			for _, id := range t.Identities() {
+				tls[id] = filepath.Join(pki, id)
+			}
+			if !dryRun {
+				if tls, err = stack.Identities(prefix, t, stack.UpOptions{PKI: pki}, &[2]int{imagebuild.UID, imagebuild.UID}); err != nil {
+					return err
+				}
+			}
 			for _, a := range list {
-				ad := Adapt{Prefix: prefix, Edge: edge(cmd, t, a), Images: refs, AdminToken: token, RequestKey: requestKey}
+				ad := Adapt{Prefix: prefix, Edge: edge(cmd, t, a), Images: refs, AdminToken: token, RequestKey: requestKey, TLS: tls}
 				if dryRun {
 					if err := printWorkloads(cmd.OutOrStdout(), a, ad); err != nil {
 						return err

@@ -153,7 +153,7 @@ func Play(ctx context.Context, conn context.Context, opts PlayOptions) (*Played,
 			edge = s
 		}
 	}
-	if err := stack.WaitReady(ctx, edge.Probe, opts.Edge, opts.ReadyTimeout, nil); err != nil {
+	if err := stack.WaitReady(ctx, edge.Probe, opts.Edge, "", opts.ReadyTimeout, nil); err != nil {
 		return played, fmt.Errorf("%s edge on %s: %w\n%s", opts.Overlay, opts.Edge, err, Logs(c, opts.Prefix, opts.Overlay, 15))
 	}
 	progress(opts.Progress, "%s: ready on http://%s (%s)", opts.Overlay, opts.Edge, time.Since(start).Round(time.Millisecond))

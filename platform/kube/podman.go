@@ -45,6 +45,10 @@ type Adapt struct {
 	Images     map[string]string // image name -> reference loaded into Podman
 	AdminToken string
 	RequestKey string // the key of checkout request hashes
+	// TLS are the host folders of the services' identities, by identity
+	// (topology.Service.Identity; stack.Identities makes them): each replaces the Secret
+	// volume the overlay mounts, read-only as there.
+	TLS map[string]string
 }
 
 // ObjectName is the name of an overlay's workload in Podman.
@@ -68,8 +72,9 @@ func NetworkName(prefix, arch string) string { return prefix + "-" + arch }
 //     publish every containerPort on the host, on all interfaces.
 //   - emptyDir volumes are dropped: Podman 4.3 makes a named volume of the volume's name,
 //     shared between plays; a read-only root gets a tmpfs /tmp from Podman anyway.
-//   - The admin token Secret becomes the variable's value; images are the loaded ones, never
-//     pulled; names carry the prefix and objects the stack's labels (Down finds them).
+//   - The admin token Secret becomes the variable's value, an identity's Secret volume the
+//     host folder of that identity (Adapt.TLS); images are the loaded ones, never pulled;
+//     names carry the prefix and objects the stack's labels (Down finds them).
 func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, error) {
 	if overlay == manifests.OverlayProduction {
 		return nil, fmt.Errorf("overlay %q does not run on Podman (it is for EKS; want an architecture: %s, %s, hybrid...)", overlay, topology.Monolith, topology.Services)
@@ -97,6 +102,15 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 		pod.Metadata.Labels = maps.Clone(pod.Metadata.Labels)
 		maps.Copy(pod.Metadata.Labels, labels)
 		pod.Spec.Volumes = slices.DeleteFunc(slices.Clone(pod.Spec.Volumes), func(v manifests.Volume) bool { return v.EmptyDir != nil })
+		for i, v := range pod.Spec.Volumes {
+			if v.Secret == nil {
+				continue
+			}
+			if v.Secret.SecretName != manifests.TLSSecret(svc.Identity()) || o.TLS[svc.Identity()] == "" {
+				return nil, fmt.Errorf("%s: volume %s comes from Secret %s, which Podman does not have", svc.Name, v.Name, v.Secret.SecretName)
+			}
+			pod.Spec.Volumes[i] = manifests.Volume{Name: v.Name, HostPath: &manifests.HostPath{Path: o.TLS[svc.Identity()], Type: "Directory"}}
+		}
 		if ss, ok := obj.(*manifests.StatefulSet); ok {
 			for _, ct := range ss.Spec.VolumeClaimTemplates {
 				claim := name + "-" + ct.Metadata.Name

@@ -21,7 +21,11 @@ func TestForPodman(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ad := Adapt{Prefix: "p", Edge: "127.0.0.1:18999", Images: refs, AdminToken: "tok"}
+			tls := map[string]string{}
+			for _, id := range full.Identities() {
+				tls[id] = "/pki/" + id
+			}
+			ad := Adapt{Prefix: "p", Edge: "127.0.0.1:18999", Images: refs, AdminToken: "tok", TLS: tls}
 			ws, err := ForPodman(a.Name, objs, ad)
 			if err != nil {
 				t.Fatal(err)
@@ -82,6 +86,16 @@ func TestForPodman(t *testing.T) {
 					if e.Name == "SHOP_ADMIN_TOKEN" && e.Value != "tok" {
 						t.Errorf("%s: admin token %+v", w.Name, e)
 					}
+				}
+				// The identity's Secret is its folder on the host, mounted read-only.
+				var mounted bool
+				for _, v := range dep.Spec.Template.Spec.Volumes {
+					if v.Name == manifests.TLSVolume {
+						mounted = v.HostPath != nil && v.HostPath.Path == "/pki/"+s.Identity() && v.Secret == nil
+					}
+				}
+				if mounted != (s.Identity() != "") {
+					t.Errorf("%s (identity %q): identity volume %v", w.Name, s.Identity(), dep.Spec.Template.Spec.Volumes)
 				}
 				for _, m := range c.VolumeMounts {
 					found := false

@@ -142,6 +142,7 @@ func composeYAML(t topology.Topology, archs []topology.Arch) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
+			withoutIdentities(x.Env)
 			cs := composeService{
 				Profiles:        []string{a.Name},
 				Image:           "${" + ComposeRegistryVar + ":-" + LocalRepo + "}/" + s.Image + ":${" + ComposeTagVar + ":-latest}",

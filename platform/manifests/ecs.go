@@ -184,6 +184,7 @@ func ecsService(opts Options, a topology.Arch, s topology.Service, reached []int
 	if err != nil {
 		return ECSService{}, err
 	}
+	withoutIdentities(x.Env)
 	family := PartOf + "-" + a.Name + "-" + s.Name
 	traced := s.Env["OTEL_SERVICE_NAME"] != ""
 	app := types.ContainerDefinition{

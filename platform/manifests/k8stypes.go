@@ -225,6 +225,20 @@ type Volume struct {
 	EmptyDir              *EmptyDir       `json:"emptyDir,omitempty"`
 	ConfigMap             *ConfigMapRef   `json:"configMap,omitempty"`
 	PersistentVolumeClaim *ClaimReference `json:"persistentVolumeClaim,omitempty"`
+	Secret                *SecretVolume   `json:"secret,omitempty"`
+	HostPath              *HostPath       `json:"hostPath,omitempty"`
+}
+
+// SecretVolume mounts a Secret's keys as files.
+type SecretVolume struct {
+	SecretName  string `json:"secretName"`
+	DefaultMode *int32 `json:"defaultMode,omitempty"`
+}
+
+// HostPath mounts a folder of the node (what kube play gets instead of a Secret volume).
+type HostPath struct {
+	Path string `json:"path"`
+	Type string `json:"type,omitempty"`
 }
 
 // EmptyDir is a scratch volume.

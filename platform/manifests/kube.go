@@ -61,6 +61,16 @@ const (
 	NATSClusterSize = 3
 )
 
+// TLSVolume is the volume of a pod's identity (platform/identity): the Secret TLSSecret of
+// its service, mounted read-only at topology.TLSMount.
+const TLSVolume = "tls"
+
+// TLSSecret is the Secret holding the identity of the process name identity
+// (topology.Service.Identity): keys cert.pem, key.pem and ca.pem, as `mitosis certs issue`
+// writes them into <state>/pki/<stack>/<identity>. deploy/README.md says how to make them,
+// and how cert-manager's csi-driver-spiffe or a mesh replaces them.
+func TLSSecret(identity string) string { return "mitosis-tls-" + identity }
+
 // Labels of every rendered workload.
 const (
 	LabelName   = "app.kubernetes.io/name"
@@ -161,6 +171,7 @@ func expand(a topology.Arch, s topology.Service) (expanded, error) {
 		Data:       data,
 		AdminToken: adminTokenMark,
 		RequestKey: requestKeyMark,
+		TLS:        topology.TLSMount,
 	})
 	if err != nil {
 		return expanded{}, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
@@ -224,6 +235,12 @@ func probes(s topology.Service) (ready, live *Probe) {
 	case topology.GRPC:
 		ready = &Probe{GRPC: &GRPCAction{Port: port}}
 		live = &Probe{TCPSocket: &PortAction{Port: port}}
+		if s.Identity() != "" {
+			// The kubelet's gRPC probe speaks plaintext only, which a server requiring mutual
+			// TLS refuses: readiness is a TCP connect. A peer that is down still shows, in
+			// the callers' own readiness and in health asked with a certificate.
+			ready = &Probe{TCPSocket: &PortAction{Port: port}}
+		}
 	default:
 		ready = &Probe{TCPSocket: &PortAction{Port: port}}
 		live = &Probe{TCPSocket: &PortAction{Port: port}}
@@ -293,6 +310,9 @@ func container(a topology.Arch, s topology.Service) (Container, error) {
 	if s.DataDir != "" {
 		c.VolumeMounts = append(c.VolumeMounts, VolumeMount{Name: "data", MountPath: s.DataDir})
 	}
+	if s.Identity() != "" {
+		c.VolumeMounts = append(c.VolumeMounts, VolumeMount{Name: TLSVolume, MountPath: topology.TLSMount, ReadOnly: true})
+	}
 	return c, nil
 }
 
@@ -310,6 +330,11 @@ func podTemplate(a topology.Arch, s topology.Service) (PodTemplate, error) {
 	if err != nil {
 		return PodTemplate{}, err
 	}
+	volumes := []Volume{{Name: tmpVolume, EmptyDir: &EmptyDir{SizeLimit: "64Mi"}}}
+	if id := s.Identity(); id != "" {
+		// Readable by the pod's group (fsGroup) only: the key is the identity.
+		volumes = append(volumes, Volume{Name: TLSVolume, Secret: &SecretVolume{SecretName: TLSSecret(id), DefaultMode: ptr(int32(0o440))}})
+	}
 	return PodTemplate{
 		Metadata: ObjectMeta{Labels: workloadLabels(a, s)},
 		Spec: PodSpec{
@@ -320,7 +345,7 @@ func podTemplate(a topology.Arch, s topology.Service) (PodTemplate, error) {
 			SecurityContext:               podSecurity(nonRoot),
 			TerminationGracePeriodSeconds: ptr(int64(30)),
 			Containers:                    []Container{c},
-			Volumes:                       []Volume{{Name: tmpVolume, EmptyDir: &EmptyDir{SizeLimit: "64Mi"}}},
+			Volumes:                       volumes,
 		},
 	}, nil
 }

@@ -480,3 +480,52 @@ func TestProductionNATSConfig(t *testing.T) {
 		}
 	}
 }
+
+// Every workload that serves or calls gRPC mounts its identity from its Secret, read-only,
+// and is told where; the others have none. Platforms without identities say plainly that
+// they run without (SHOP_INSECURE).
+func TestIdentitiesFromSecrets(t *testing.T) {
+	topo, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range topo.Archs {
+		objs, err := Kube(a.Name, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			tmpl := Workload(o)
+			if tmpl == nil {
+				continue
+			}
+			_, m := o.Meta()
+			s, ok := a.Service(m.Name)
+			if !ok {
+				continue
+			}
+			id := s.Identity()
+			var secret, mount, env bool
+			for _, v := range tmpl.Spec.Volumes {
+				secret = secret || (v.Name == TLSVolume && v.Secret != nil && v.Secret.SecretName == TLSSecret(id) &&
+					v.Secret.DefaultMode != nil && *v.Secret.DefaultMode == 0o440)
+			}
+			c := tmpl.Spec.Containers[0]
+			for _, vm := range c.VolumeMounts {
+				mount = mount || (vm.Name == TLSVolume && vm.MountPath == topology.TLSMount && vm.ReadOnly)
+			}
+			for _, e := range c.Env {
+				env = env || (e.Name == topology.TLSDirEnv && e.Value == topology.TLSMount)
+				if e.Name == topology.InsecureEnv {
+					t.Errorf("%s/%s runs insecure in Kubernetes", a.Name, s.Name)
+				}
+			}
+			if want := id != ""; secret != want || mount != want || env != want {
+				t.Errorf("%s/%s (identity %q): secret volume %v, mount %v, %s %v", a.Name, s.Name, id, secret, mount, topology.TLSDirEnv, env)
+			}
+			if id != "" && c.ReadinessProbe != nil && c.ReadinessProbe.GRPC != nil {
+				t.Errorf("%s/%s: a plaintext gRPC readiness probe against a server requiring mutual TLS", a.Name, s.Name)
+			}
+		}
+	}
+}

@@ -164,5 +164,19 @@ func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
 	}
+	withoutIdentities(env)
 	return env, nil
+}
+
+// withoutIdentities turns mutual TLS off, explicitly, for a platform whose files carry no
+// workload identities yet (compose, ECS, Lambda, App Runner's Express services):
+// SHOP_INSECURE=true in place of SHOP_TLS_DIR, so that their services start instead of
+// failing for want of a certificate. Only the Kubernetes overlays carry identities (from
+// Secrets); on the others the services' gRPC relies on the network alone (a compose
+// network, a VPC's security groups), as deploy/README.md ("Workload identity") says.
+func withoutIdentities(env map[string]string) {
+	if _, ok := env[topology.TLSDirEnv]; ok {
+		delete(env, topology.TLSDirEnv)
+		env[topology.InsecureEnv] = "true"
+	}
 }

@@ -58,7 +58,7 @@ func TestSharedBudgetPods(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
-	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", RequestKey: "k", ReadyTimeout: time.Minute, Progress: &progress}); err != nil {
+	if err := rt.Up(ctx, topo, stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "k", ReadyTimeout: time.Minute, Progress: &progress}); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
 	stacktest.Checkout(t, "http://"+sharedEdge, "test-token", "ada")
@@ -158,7 +158,7 @@ func TestSharedBudgetPodsRefusedWithoutCgroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = rt.Up(context.Background(), topo, stack.UpOptions{AdminToken: "t", RequestKey: "k"})
+	err = rt.Up(context.Background(), topo, stack.UpOptions{PKI: t.TempDir(), AdminToken: "t", RequestKey: "k"})
 	if err == nil || !strings.Contains(err.Error(), "monolith-shared: a shared budget needs a cgroup for its pods: cgroups not available") {
 		t.Errorf("up: %v", err)
 	}

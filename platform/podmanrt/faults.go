@@ -94,7 +94,7 @@ func (r *Runtime) Start(ctx context.Context, arch, service string) error {
 		}
 		return nil
 	}
-	if err := stack.WaitReady(c, probe, addr, stack.DefaultReadyTimeout, alive); err != nil {
+	if err := stack.WaitReady(c, probe, addr, data.Labels[labelTLS], stack.DefaultReadyTimeout, alive); err != nil {
 		return fmt.Errorf("%s: %w", pod, err)
 	}
 	return nil

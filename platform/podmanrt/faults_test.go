@@ -36,7 +36,7 @@ func TestKillAndStartPodman(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
-	opts := stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute, Progress: &progress}
+	opts := stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute, Progress: &progress}
 	if err := rt.Up(ctx, topo, opts); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}

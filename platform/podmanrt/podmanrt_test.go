@@ -127,7 +127,7 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
-	opts := stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute, Progress: &progress}
+	opts := stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute, Progress: &progress}
 
 	start := time.Now()
 	if err := rt.Up(ctx, topo, opts); err != nil {
@@ -442,7 +442,7 @@ func TestBothArchitecturesSideBySide(t *testing.T) {
 	defer cancel()
 	var progress bytes.Buffer
 	start := time.Now()
-	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: 2 * time.Minute, Progress: &progress}); err != nil {
+	if err := rt.Up(ctx, topo, stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: 2 * time.Minute, Progress: &progress}); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
 	t.Logf("up in %s", time.Since(start).Round(time.Millisecond))

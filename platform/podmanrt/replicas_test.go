@@ -57,7 +57,7 @@ func TestReplicasAsPods(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
-	opts := stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: 2 * time.Minute, Progress: &progress}
+	opts := stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: 2 * time.Minute, Progress: &progress}
 	up := func(what string, o topology.Options) {
 		t.Helper()
 		tp, err := topology.Get("", o)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"sort"
@@ -26,6 +27,7 @@ import (
 	spec "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/mitosis-dev/mitosis/platform/cgroup"
+	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -34,6 +36,10 @@ import (
 // labelProbe records a pod's readiness probe, so that Status can check health without the
 // topology: "<kind> <container port> <path>".
 const labelProbe = "mitosis.probe"
+
+// labelTLS records the host folder of a pod's identity, which its gRPC probe presents (any
+// identity of the stack may ask health); absent for a pod without one or up insecure.
+const labelTLS = "mitosis.tls"
 
 // labelBudget records the architecture's budget on each of its pods (stack.Budget as JSON,
 // without its enforcement, which Status checks).
@@ -74,6 +80,7 @@ type desired struct {
 	Volume    string
 	Hash      string
 	ProbeDesc string
+	TLS       string // the host folder of its identity, mounted read-only at topology.TLSMount; "" for none
 	// CgroupParent is the architecture's group under a shared budget (cgroup.Path), "" for
 	// Podman's default.
 	CgroupParent string
@@ -116,7 +123,7 @@ func serviceMAC(ip net.IP) nettypes.HardwareAddr {
 	return nettypes.HardwareAddr{0x02, 0x6d, v4[0], v4[1], v4[2], v4[3]} // locally administered
 }
 
-func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica, opts stack.UpOptions, ip net.IP, link *collectorLink, parent string) (desired, error) {
+func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica, opts stack.UpOptions, ids map[string]string, ip net.IP, link *collectorLink, parent string) (desired, error) {
 	img, ok := r.images[s.Image]
 	if !ok {
 		return desired{}, fmt.Errorf("%s/%s: image %s was not built", a.Name, s.Name, s.Image)
@@ -131,6 +138,7 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 		ImageID: pl.ID,
 		Network: r.NetworkName(a.Name),
 		IP:      ip,
+		TLS:     ids[s.Identity()],
 
 		CgroupParent: parent,
 	}
@@ -146,6 +154,10 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 		data = s.DataDir
 		d.Volume = r.VolumeName(a.Name, p.Name)
 	}
+	tls := ""
+	if d.TLS != "" {
+		tls = topology.TLSMount
+	}
 	var err error
 	d.Args, d.Env, err = topology.Expand(s, topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
@@ -157,9 +169,13 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 		Data:       data,
 		AdminToken: opts.AdminToken,
 		RequestKey: opts.RequestKey,
+		TLS:        tls,
 	})
 	if err != nil {
 		return d, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+	}
+	if s.Identity() != "" {
+		maps.Copy(d.Env, stack.SecurityEnv(opts))
 	}
 	for k, v := range opts.Env {
 		if _, set := d.Env[k]; !set {
@@ -236,6 +252,11 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		}
 		parents[a.Name] = p
 	}
+	// The identities, each folder given to the pods' user, who reads it mounted read-only.
+	ids, err := stack.Identities(r.stack, t, opts, &[2]int{imagebuild.UID, imagebuild.UID})
+	if err != nil {
+		return err
+	}
 	for _, im := range t.Images() {
 		img, ok := r.images[im.Name]
 		if !ok {
@@ -253,7 +274,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	// The collector first, so that the first spans of the others find it.
 	var link *collectorLink
 	if ca, ok := t.CollectorArch(); ok {
-		subnet, err := r.upArch(ctx, ca, opts, nil, "")
+		subnet, err := r.upArch(ctx, ca, opts, ids, nil, "")
 		if err != nil {
 			return err
 		}
@@ -273,7 +294,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = r.upArch(ctx, a, opts, link, parents[a.Name])
+			_, errs[i] = r.upArch(ctx, a, opts, ids, link, parents[a.Name])
 		}()
 	}
 	wg.Wait()
@@ -282,7 +303,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 
 // upArch brings one architecture up, its pods under the cgroup parent given ("" for
 // Podman's default), and returns its network's subnet.
-func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, link *collectorLink, parent string) (*net.IPNet, error) {
+func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, ids map[string]string, link *collectorLink, parent string) (*net.IPNet, error) {
 	c, cancel := r.with(ctx)
 	defer cancel()
 	levels, err := a.Levels()
@@ -299,7 +320,7 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 	i := 0
 	for _, s := range a.Services {
 		for _, p := range s.Processes() {
-			d, err := r.desire(a, s, p, opts, serviceIP(subnet, i), link, parent)
+			d, err := r.desire(a, s, p, opts, ids, serviceIP(subnet, i), link, parent)
 			if err != nil {
 				return nil, err
 			}
@@ -437,7 +458,7 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 		}
 		return nil
 	}
-	if err := stack.WaitReady(c, d.Service.Probe, addr, opts.ReadyTimeout, alive); err != nil {
+	if err := stack.WaitReady(c, d.Service.Probe, addr, d.TLS, opts.ReadyTimeout, alive); err != nil {
 		return fmt.Errorf("%s: %w", d.Pod, err)
 	}
 	r.progress(opts, "%s/%s: %s, ready on %s (%s)", d.Arch, d.Process.Name, verb, addr, time.Since(start).Round(time.Millisecond))
@@ -523,6 +544,9 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	labels := r.labels(d.Arch, d.Process.Name)
 	labels[stack.LabelSpec] = d.Hash
 	labels[labelProbe] = d.ProbeDesc
+	if d.TLS != "" {
+		labels[labelTLS] = d.TLS
+	}
 	if d.Budget != "" {
 		labels[labelBudget] = d.Budget
 	}
@@ -558,7 +582,7 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	s.Labels = labels
 	s.Env = d.Env
 	s.Command = d.Args
-	s.User = fmt.Sprintf("%d:%d", 65532, 65532)
+	s.User = fmt.Sprintf("%d:%d", imagebuild.UID, imagebuild.UID)
 	s.ReadOnlyFilesystem = true
 	s.ReadWriteTmpfs = true // /tmp, /var/tmp and /run as tmpfs on the read-only root
 	s.CapDrop = []string{"ALL"}
@@ -569,6 +593,9 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	s.ResourceLimits = resources(d.Service)
 	if d.Volume != "" {
 		s.Volumes = []*specgen.NamedVolume{{Name: d.Volume, Dest: d.Service.DataDir}}
+	}
+	if d.TLS != "" {
+		s.Mounts = append(s.Mounts, spec.Mount{Type: "bind", Source: d.TLS, Destination: topology.TLSMount, Options: []string{"ro", "rbind"}})
 	}
 	if _, err := containers.CreateWithSpec(c, s, nil); err != nil {
 		_ = r.removePod(c, d.Pod)
@@ -842,7 +869,7 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 				return
 			}
 			out[i].Addr = addr
-			if err := stack.Check(c, probe, addr); err != nil {
+			if err := stack.Check(c, probe, addr, p.Labels[labelTLS]); err != nil {
 				out[i].Health, out[i].Detail = stack.Unready, err.Error()
 				return
 			}

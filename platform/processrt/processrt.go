@@ -242,6 +242,13 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	if err != nil {
 		return err
 	}
+	if opts.PKI == "" {
+		opts.PKI = filepath.Join(r.stackDir(), "pki") // a stack of its own keeps its CA beside its records
+	}
+	ids, err := stack.Identities(r.opts.Stack, t, opts, nil)
+	if err != nil {
+		return err
+	}
 	taken := map[int]bool{} // host ports handed out in this call
 	var mu sync.Mutex
 	export := topology.ExportEnv("", opts.Env) // how to export telemetry: nowhere until the collector runs
@@ -277,7 +284,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					errs[i] = r.upService(ctx, a, s, bins[s.Image], ports, export, bud, opts)
+					errs[i] = r.upService(ctx, a, s, bins[s.Image], ports, export, ids, bud, opts)
 				}()
 			}
 			wg.Wait()
@@ -350,12 +357,12 @@ func free(port int) bool {
 // before the collector runs, and for the collector itself); bud is the architecture's budget,
 // whose group a process of a shared one joins. Processes missing or stopped start together;
 // those running another spec are rolled, one at a time (stack.UpOptions).
-func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, export map[string]string, bud *budgetRun, opts stack.UpOptions) error {
+func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, export, ids map[string]string, bud *budgetRun, opts stack.UpOptions) error {
 	procs := s.Processes()
 	specs := make([]procSpec, len(procs))
 	var roll, rest []int
 	for i, p := range procs {
-		sp, err := r.spec(a, s, p, bin, ports, export, bud.cgroupPath(), opts)
+		sp, err := r.spec(a, s, p, bin, ports, export, ids, bud.cgroupPath(), opts)
 		if err != nil {
 			return err
 		}
@@ -415,8 +422,8 @@ type procSpec struct {
 	hash    string
 }
 
-// spec works out how process p of s runs.
-func (r *Runtime) spec(a topology.Arch, s topology.Service, p topology.Replica, bin string, ports map[string]map[int]int, export map[string]string, cgroupPath string, opts stack.UpOptions) (procSpec, error) {
+// spec works out how process p of s runs. ids are the identities' folders (stack.Identities).
+func (r *Runtime) spec(a topology.Arch, s topology.Service, p topology.Replica, bin string, ports map[string]map[int]int, export, ids map[string]string, cgroupPath string, opts stack.UpOptions) (procSpec, error) {
 	sp := procSpec{arch: a.Name, svc: s, name: p.Name, bin: bin, dir: r.archDir(a.Name), cgroup: cgroupPath,
 		dataDir: filepath.Join(r.archDir(a.Name), p.Name+"-data"),
 		recPath: r.recordPath(a.Name, p.Name), logPath: r.logPath(a.Name, p.Name)}
@@ -434,11 +441,16 @@ func (r *Runtime) spec(a topology.Arch, s topology.Service, p topology.Replica, 
 		Data:       sp.dataDir,
 		AdminToken: opts.AdminToken,
 		RequestKey: opts.RequestKey,
+		TLS:        ids[s.Identity()],
 	})
 	if err != nil {
 		return sp, fmt.Errorf("%s/%s: %w", a.Name, p.Name, err)
 	}
-	for _, extra := range []map[string]string{opts.Env, export} {
+	var security map[string]string
+	if s.Identity() != "" {
+		security = stack.SecurityEnv(opts)
+	}
+	for _, extra := range []map[string]string{security, opts.Env, export} {
 		for k, v := range extra {
 			if _, set := sp.env[k]; !set {
 				sp.env[k] = v
@@ -550,10 +562,24 @@ func (r *Runtime) waitReady(ctx context.Context, rec record, exited <-chan struc
 		}
 		return nil
 	}
-	if err := stack.WaitReady(ctx, rec.Probe, addr, timeout, isAlive); err != nil {
+	if err := stack.WaitReady(ctx, rec.Probe, addr, tlsDirOf(rec), timeout, isAlive); err != nil {
 		return addr, fmt.Errorf("%s/%s: %w", rec.Arch, rec.Service, err)
 	}
 	return addr, nil
+}
+
+// tlsDirOf is the identity a probe of rec's process presents: its own (any identity of the
+// stack may ask health), none for a process without one or run insecure.
+func tlsDirOf(rec record) string {
+	env := map[string]string{}
+	for _, kv := range rec.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	if env[topology.InsecureEnv] == "true" {
+		return ""
+	}
+	return env[topology.TLSDirEnv]
 }
 
 // removeArchDir removes an architecture's folder: its records, logs and budget, and its
@@ -752,7 +778,7 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := stack.Check(ctx, rec.Probe, st.Addr); err != nil {
+				if err := stack.Check(ctx, rec.Probe, st.Addr, tlsDirOf(rec)); err != nil {
 					out[i].Health, out[i].Detail = stack.Unready, err.Error()
 					return
 				}

@@ -75,13 +75,14 @@ func HTTP(ctx context.Context, listen, path string) error {
 }
 
 // GRPC checks that the gRPC health service at listen answers at all: NOT_SERVING (a peer
-// is down) still means this process is alive.
-func GRPC(ctx context.Context, listen string) error {
+// is down) still means this process is alive. opts come after plaintext credentials: a
+// process serving mutual TLS passes its own (services/host).
+func GRPC(ctx context.Context, listen string, opts ...grpc.DialOption) error {
 	addr, err := Loopback(listen)
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 	if err != nil {
 		return err
 	}

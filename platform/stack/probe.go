@@ -10,14 +10,18 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
 // Check runs one readiness probe against addr (host:port on this machine): nil when ready.
-func Check(ctx context.Context, p topology.Probe, addr string) error {
+// A gRPC probe presents the identity in tlsDir (any identity of the stack may ask health;
+// platform/identity), or none when tlsDir is "" (a stack up insecure).
+func Check(ctx context.Context, p topology.Probe, addr, tlsDir string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	switch p.Kind {
@@ -37,7 +41,15 @@ func Check(ctx context.Context, p topology.Probe, addr string) error {
 		}
 		return nil
 	case topology.GRPC:
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		creds := insecure.NewCredentials()
+		if tlsDir != "" {
+			id, err := identity.Load(tlsDir)
+			if err != nil {
+				return fmt.Errorf("grpc health: %w", err)
+			}
+			creds = credentials.NewTLS(id.ClientConfig(nil))
+		}
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			return fmt.Errorf("grpc health: %w", err)
 		}
@@ -64,13 +76,13 @@ func Check(ctx context.Context, p topology.Probe, addr string) error {
 var ErrNotReady = errors.New("not ready")
 
 // WaitReady polls the probe until it passes, ctx ends, timeout passes, or alive (if not nil)
-// reports that the thing probed is gone.
-func WaitReady(ctx context.Context, p topology.Probe, addr string, timeout time.Duration, alive func() error) error {
+// reports that the thing probed is gone. tlsDir is Check's.
+func WaitReady(ctx context.Context, p topology.Probe, addr, tlsDir string, timeout time.Duration, alive func() error) error {
 	deadline := time.Now().Add(timeout)
 	delay := 20 * time.Millisecond
 	var last error
 	for {
-		if last = Check(ctx, p, addr); last == nil {
+		if last = Check(ctx, p, addr, tlsDir); last == nil {
 			return nil
 		}
 		if alive != nil {

@@ -68,6 +68,13 @@ type UpOptions struct {
 	ReadyTimeout time.Duration     // per service; default DefaultReadyTimeout
 	Env          map[string]string // added to every service's environment (OTEL_* for example)
 	Progress     io.Writer         // one line per step; nil for none
+	// PKI is the folder of the stack's CA (Identities): every service that serves or calls
+	// gRPC gets a certificate of it, mounted read-only (Podman) or passed by path
+	// (processes). Required unless Insecure.
+	PKI string
+	// Insecure runs gRPC in plaintext without authorization (SHOP_INSECURE), to measure
+	// what security costs; never otherwise.
+	Insecure bool
 }
 
 // LogsOptions select and shape logs.

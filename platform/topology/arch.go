@@ -160,6 +160,11 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 				s.Probe = Probe{Kind: GRPC, Port: port}
 			}
 		}
+		// Mutual TLS for whatever serves or calls gRPC (services/host): the runtime hands the
+		// process its identity's folder.
+		if _, grpc := env["SHOP_GRPC_ADDR"]; grpc || len(g.Remote()) > 0 {
+			env[TLSDirEnv] = "{{tls}}"
+		}
 		for _, c := range g.Remote() {
 			h := holder[c]
 			env[AddrEnv(c)] = "{{addr:" + h.serviceName() + ":" + strconv.Itoa(grpcPort(h.Group)) + "}}"
@@ -172,6 +177,17 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 	breakCycles(&a)
 	return a, nil
 }
+
+// TLSDirEnv is the variable of a process's identity folder (services/host.TLSDirEnv).
+const TLSDirEnv = "SHOP_TLS_DIR"
+
+// TLSMount is where a container finds its identity folder (SHOP_TLS_DIR), mounted read-only:
+// from the stack's PKI in Podman, from a Secret in Kubernetes.
+const TLSMount = "/etc/mitosis/tls"
+
+// InsecureEnv turns mutual TLS and authorization off (services/host.InsecureEnv): only an
+// up asked for it (stack.UpOptions.Insecure) sets it, to measure what security costs.
+const InsecureEnv = "SHOP_INSECURE"
 
 // secret is the placeholder of a secret a context reads (bounded.Context.Secrets).
 func secret(env string) (string, error) {

@@ -462,6 +462,35 @@ func (a Arch) Service(name string) (Service, bool) {
 	return Service{}, false
 }
 
+// Identity is the workload identity the service's processes need (platform/identity), its
+// group's process name (bounded.Group.Name: the replicas of a group, and the same group in
+// two architectures, are one identity with the same rights); "" for a service that neither
+// serves nor calls gRPC.
+func (s Service) Identity() string {
+	if _, ok := s.Env[TLSDirEnv]; !ok || s.Group == "" {
+		return ""
+	}
+	g, err := bounded.ParseGroup(s.Group)
+	if err != nil {
+		return ""
+	}
+	return g.Name()
+}
+
+// Identities are the identities of every service of the topology, once each, sorted.
+func (t Topology) Identities() []string {
+	var out []string
+	for _, a := range t.AllArchs() {
+		for _, s := range a.Services {
+			if id := s.Identity(); id != "" && !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Image is one image a topology needs built.
 type Image struct {
 	Name    string
@@ -495,6 +524,7 @@ type Resolver struct {
 	Data       string
 	AdminToken string
 	RequestKey string
+	TLS        string // the service's identity folder as the process sees it (Service.Identity)
 }
 
 var placeholder = regexp.MustCompile(`\{\{([a-z_]+)(?::([a-z0-9-]+))?(?::([0-9]+))?\}\}`)
@@ -531,6 +561,8 @@ func Expand(s Service, r Resolver) (args []string, env map[string]string, err er
 				return r.AdminToken
 			case "request_key":
 				return r.RequestKey
+			case "tls":
+				return r.TLS
 			}
 			err = fmt.Errorf("unknown placeholder %s", m)
 			return m

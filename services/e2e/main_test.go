@@ -17,6 +17,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/bounded"
+	"github.com/mitosis-dev/mitosis/services/host"
 )
 
 // state holds the binaries (built once, by the process runtime, with go build) and every
@@ -68,8 +69,9 @@ func up(t *testing.T, names, split string, env map[string]string, quiet ...strin
 		t.Fatal(err)
 	}
 	r := &running{t: t, topo: topo, edges: map[string]string{},
-		rt:   processrt.New(processrt.Options{Root: root, State: state, Stack: stacktest.StackName(t), AnyPorts: true}),
-		opts: stack.UpOptions{AdminToken: testToken, RequestKey: "e2e-request-key", ReadyTimeout: 2 * time.Minute, Env: env}}
+		rt: processrt.New(processrt.Options{Root: root, State: state, Stack: stacktest.StackName(t), AnyPorts: true}),
+		opts: stack.UpOptions{AdminToken: testToken, RequestKey: "e2e-request-key", ReadyTimeout: 2 * time.Minute, Env: env,
+			PKI: filepath.Join(t.TempDir(), "pki")}}
 	for _, a := range topo.Archs {
 		r.edges[a.Name] = "http://" + a.Edge
 	}
@@ -81,6 +83,17 @@ func up(t *testing.T, names, split string, env map[string]string, quiet ...strin
 	})
 	r.up()
 	return r
+}
+
+// security is what a test presents to call a process of the stack directly over gRPC: the
+// identity name's certificate (a process name, bounded.Group.Name, or identity.Tooling).
+func (r *running) security(name string) host.Security {
+	r.t.Helper()
+	sec, err := host.Secure(filepath.Join(r.opts.PKI, name))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return sec
 }
 
 // up starts what is not running (again), and returns once everything is ready.

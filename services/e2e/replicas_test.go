@@ -59,7 +59,8 @@ func TestOrdersReplicas(t *testing.T) {
 	// The same key on both replicas at once.
 	clients := make([]orders.Service, 2)
 	for i, st := range replicas {
-		conn, err := host.Dial(st.Ports[9105], ordersrpc.ServiceConfig, 10*time.Second)
+		// As the gateway: the access table lets it check out.
+		conn, err := host.Dial(st.Ports[9105], ordersrpc.ServiceConfig, 10*time.Second, s.security("gateway").ClientCredentials("orders"))
 		if err != nil {
 			t.Fatal(err)
 		}

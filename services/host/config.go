@@ -60,6 +60,9 @@ type Config struct {
 	// Store is how buckets and streams are kept: SHOP_NATS_REPLICAS copies of each, and
 	// each one's byte limit (natsjs.StoreConfig).
 	Store natsjs.StoreConfig
+	// Security protects the gRPC the group serves and calls: mutual TLS with the identity
+	// in SHOP_TLS_DIR and per-method authorization, unless SHOP_INSECURE (see Security).
+	Security Security
 	// TracerProvider traces the calls between colocated contexts and the store operations;
 	// nil means OpenTelemetry's global provider (as platform/telemetry sets it up).
 	TracerProvider trace.TracerProvider
@@ -106,6 +109,11 @@ func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) 
 //	SHOP_ARCH           the architecture's name (default monolith for a whole group, else services)
 //	SHOP_NATS_REPLICAS  copies of every bucket and stream (default 1; 3 on a 3-node cluster)
 //	SHOP_RPC_TIMEOUT    deadline of a call made without one (default 10s)
+//	SHOP_TLS_DIR        the folder of the process's identity: cert.pem, key.pem, ca.pem
+//	                    (platform/identity; `mitosis up` makes them); required by a group
+//	                    that serves or calls gRPC
+//	SHOP_INSECURE       true: plaintext gRPC and no authorization, only to measure what
+//	                    security costs (logged loudly)
 //	SHOP_LOG_LEVEL      debug, info (default), warn or error
 func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 	g := def
@@ -190,8 +198,44 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 		}
 		cfg.CallTimeout = d
 	}
+	if err := cfg.readSecurity(getenv); err != nil {
+		return cfg, err
+	}
 	_ = cfg.LogLevel.UnmarshalText([]byte(getenv("SHOP_LOG_LEVEL"))) // unset or unknown: info
 	return cfg, nil
+}
+
+// Variables of a process's security.
+const (
+	TLSDirEnv   = "SHOP_TLS_DIR"
+	InsecureEnv = "SHOP_INSECURE"
+)
+
+// readSecurity reads SHOP_TLS_DIR and SHOP_INSECURE: a group that serves or calls gRPC needs
+// one of them.
+func (cfg *Config) readSecurity(getenv func(string) string) error {
+	switch v := getenv(InsecureEnv); v {
+	case "", "false":
+	case "true":
+		cfg.Security = Security{Insecure: true}
+		return nil
+	default:
+		return fmt.Errorf("%s=%q: want true or false", InsecureEnv, v)
+	}
+	dir := getenv(TLSDirEnv)
+	if dir == "" {
+		if cfg.GRPCAddr == "" && len(cfg.Peers) == 0 {
+			return nil // no gRPC at all: nothing to protect
+		}
+		return fmt.Errorf("%s is required: the group %s serves or calls gRPC, which runs over mutual TLS with the process's identity (`mitosis up` makes one; %s=true runs without, to measure the cost only)",
+			TLSDirEnv, cfg.Group, InsecureEnv)
+	}
+	sec, err := Secure(dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", TLSDirEnv, err)
+	}
+	cfg.Security = sec
+	return nil
 }
 
 func or(v, def string) string {

@@ -122,7 +122,7 @@ func build(ctx context.Context, p *process) (_ *Generation, err error) {
 		}
 	}
 	if p.grpcAddr != "" && len(group.Contexts) > 0 {
-		g.server = NewServer(g.log)
+		g.server = NewServer(g.log, p.cfg.Security)
 		g.health = health.NewServer()
 		healthpb.RegisterHealthServer(g.server, g.health)
 		g.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -74,9 +74,21 @@ func TestConfigFrom(t *testing.T) {
 		t.Errorf("a group of some contexts without a store: %v, want SHOP_NATS_URL is required", err)
 	}
 	env["SHOP_NATS_URL"] = "nats://127.0.0.1:4222"
+	// Secure by default: a group that serves or calls gRPC needs its identity.
+	if _, err := host.ConfigFrom(getenv, bounded.Group{}); err == nil || !strings.Contains(err.Error(), host.TLSDirEnv+" is required") {
+		t.Errorf("a group with gRPC and no identity: %v, want %s is required", err, host.TLSDirEnv)
+	}
+	env[host.TLSDirEnv] = t.TempDir()
+	if _, err := host.ConfigFrom(getenv, bounded.Group{}); err == nil || !strings.Contains(err.Error(), host.TLSDirEnv) {
+		t.Errorf("an empty identity folder: %v, want an error naming %s", err, host.TLSDirEnv)
+	}
+	env[host.TLSDirEnv] = hosttest.IdentityDir(t, "orders")
 	cfg, err = host.ConfigFrom(getenv, bounded.Group{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Security.Insecure || cfg.Security.Identity == nil || cfg.Security.Identity.ID().Service != "orders" {
+		t.Fatalf("orders' security = %+v", cfg.Security)
 	}
 	if cfg.GRPCAddr != "127.0.0.1:9105" || cfg.HTTPAddr != "" || cfg.Peers["catalog"] != "127.0.0.1:9101" || cfg.Peers["payments"] != "127.0.0.1:9104" ||
 		len(cfg.Peers) != 4 || cfg.SoleReplica || cfg.Arch != "services" || cfg.CallTimeout != host.DefaultCallTimeout {
@@ -96,7 +108,12 @@ func TestConfigFrom(t *testing.T) {
 		cfg.CallTimeout != 250*time.Millisecond || !cfg.SoleReplica || cfg.Arch != "hybrid" || cfg.Name != "edge-cart" || cfg.LogLevel != slog.LevelDebug {
 		t.Fatalf("from env = %+v", cfg)
 	}
-	for k, v := range map[string]string{"SHOP_RPC_TIMEOUT": "soon", "SHOP_SOLE_REPLICA": "yes", "SHOP_GROUP": "cart+basket"} {
+	env[host.InsecureEnv] = "true"
+	if cfg, err := host.ConfigFrom(getenv, bounded.Group{}); err != nil || !cfg.Security.Insecure || cfg.Security.Identity != nil {
+		t.Fatalf("%s=true: %+v, %v", host.InsecureEnv, cfg.Security, err)
+	}
+	delete(env, host.InsecureEnv)
+	for k, v := range map[string]string{"SHOP_RPC_TIMEOUT": "soon", "SHOP_SOLE_REPLICA": "yes", "SHOP_GROUP": "cart+basket", host.InsecureEnv: "yes"} {
 		old := env[k]
 		env[k] = v
 		if _, err := host.ConfigFrom(getenv, bounded.Group{}); err == nil || !strings.Contains(err.Error(), k) {
@@ -109,7 +126,7 @@ func TestConfigFrom(t *testing.T) {
 // health returns the status a health client reads for service at addr.
 func health(t *testing.T, addr, service string) healthpb.HealthCheckResponse_ServingStatus {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(hosttest.Security(t, identity.Tooling).ClientCredentials("")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,12 +202,12 @@ func TestDefaultDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := host.NewServer(slog.New(slog.DiscardHandler))
+	srv := host.NewServer(slog.New(slog.DiscardHandler), hosttest.Security(t, "catalog"))
 	deadlines := make(chan time.Duration, 1)
 	healthpb.RegisterHealthServer(srv, deadlineProbe{deadlines: deadlines})
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
-	conn, err := host.Dial(ln.Addr().String(), `{}`, 3*time.Second)
+	conn, err := host.Dial(ln.Addr().String(), `{}`, 3*time.Second, hosttest.Security(t, "orders").ClientCredentials("catalog"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,27 +238,40 @@ func (p deadlineProbe) Check(ctx context.Context, _ *healthpb.HealthCheckRequest
 }
 
 // BenchmarkEmptyCall is the floor of one hop: an empty unary call (a health check) through
-// the host's own server and client options, on a loopback socket.
+// the host's own server and client options, on a loopback socket, with mutual TLS and
+// authorization (secure) and without (insecure).
 func BenchmarkEmptyCall(b *testing.B) {
+	for _, mode := range []string{"secure", "insecure"} {
+		b.Run(mode, func(b *testing.B) {
+			server, client := hosttest.Security(b, "catalog"), hosttest.Security(b, "orders")
+			if mode == "insecure" {
+				server, client = host.Security{Insecure: true}, host.Security{Insecure: true}
+			}
+			benchmarkEmptyCall(b, server, client)
+		})
+	}
+}
+
+func benchmarkEmptyCall(b *testing.B, server, client host.Security) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := host.NewServer(slog.New(slog.DiscardHandler))
+	srv := host.NewServer(slog.New(slog.DiscardHandler), server)
 	healthpb.RegisterHealthServer(srv, deadlineProbe{deadlines: make(chan time.Duration, 1)})
 	go func() { _ = srv.Serve(ln) }()
 	b.Cleanup(srv.Stop)
-	conn, err := host.Dial(ln.Addr().String(), `{}`, 0)
+	conn, err := host.Dial(ln.Addr().String(), `{}`, 0, client.ClientCredentials(""))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	client := healthpb.NewHealthClient(conn)
+	hc := healthpb.NewHealthClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -112,7 +112,8 @@ func TestLambdaNeedsTheEdgeAndAnExternalStore(t *testing.T) {
 			t.Errorf("%v: %v, want an error naming %q", tc.env, err, tc.want)
 		}
 	}
-	env := map[string]string{host.LambdaRuntimeEnv: "127.0.0.1:9001", "SHOP_GROUP": "edge"} // the edge alone keeps no state
+	env := map[string]string{host.LambdaRuntimeEnv: "127.0.0.1:9001", "SHOP_GROUP": "edge", // the edge alone keeps no state
+		host.TLSDirEnv: hosttest.IdentityDir(t, "gateway")}
 	cfg, err := host.ConfigFrom(func(k string) string { return env[k] }, bounded.Group{})
 	if err != nil || !cfg.Lambda || cfg.SoleReplica || cfg.HTTPAddr != "" {
 		t.Errorf("the gateway as a function: %+v, %v", cfg, err)

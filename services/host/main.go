@@ -9,6 +9,8 @@ import (
 	"slices"
 	"syscall"
 
+	"google.golang.org/grpc"
+
 	"github.com/mitosis-dev/mitosis/platform/selfcheck"
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -31,7 +33,8 @@ func Main(def bounded.Group, version string) {
 			if cfg.Group.Edge {
 				return selfcheck.HTTP(ctx, cfg.HTTPAddr, "/healthz")
 			}
-			return selfcheck.GRPC(ctx, cfg.GRPCAddr)
+			// Its own identity: health answers any of the stack.
+			return selfcheck.GRPC(ctx, cfg.GRPCAddr, grpc.WithTransportCredentials(cfg.Security.ClientCredentials("")))
 		})
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

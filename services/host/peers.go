@@ -27,14 +27,14 @@ type peer struct {
 // peerCheckTimeout bounds one health check of one peer.
 const peerCheckTimeout = 2 * time.Second
 
-// Dial connects to the context name at addr (see Dial) and adds it to the peers that Check
-// asks.
-func (p *Peers) Dial(name, addr string, callTimeout time.Duration) error {
+// Dial connects to the context name at addr (see Dial) with sec, and adds it to the peers
+// that Check asks.
+func (p *Peers) Dial(name, addr string, callTimeout time.Duration, sec Security) error {
 	c, ok := bounded.Lookup(name)
 	if !ok {
 		return fmt.Errorf("peer %s: no such context", name)
 	}
-	conn, err := Dial(addr, c.ClientConfig(), callTimeout)
+	conn, err := Dial(addr, c.ClientConfig(), callTimeout, sec.ClientCredentials(name))
 	if err != nil {
 		return fmt.Errorf("peer %s: %w", name, err)
 	}

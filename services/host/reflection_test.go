@@ -6,8 +6,9 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/services/host/hosttest"
 	"github.com/mitosis-dev/mitosis/shop/catalog"
 )
@@ -22,15 +24,20 @@ import (
 // A gRPC tool that knows nothing of mitosis's protos (grpcurl, Postman, Evans) finds the
 // catalog by server reflection, calls Get with a message it builds from the descriptors it
 // was sent, and reads the product's name as text: text fields are proto strings, shown as
-// themselves, not as base64.
+// themselves, not as base64. Reflection needs a certificate of the stack, the tooling one
+// does (identity.Tooling); the call itself an identity the access table lets call it.
 func TestReflectionShowsText(t *testing.T) {
 	ns := hosttest.StartNATS(t)
 	h := hosttest.Start(t, "catalog", map[string]string{"SHOP_NATS_URL": ns.URL()})
-	conn, err := grpc.NewClient(h.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
+	dial := func(service string) *grpc.ClientConn {
+		conn, err := grpc.NewClient(h.GRPCAddr, grpc.WithTransportCredentials(hosttest.Security(t, service).ClientCredentials("catalog")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn
 	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := dial(identity.Tooling)
 	ctx := t.Context()
 	stream, err := rpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
 	if err != nil {
@@ -81,7 +88,10 @@ func TestReflectionShowsText(t *testing.T) {
 	req := dynamicpb.NewMessage(get.Input())
 	req.Set(get.Input().Fields().ByName("id"), protoreflect.ValueOfString(want.ID))
 	res := dynamicpb.NewMessage(get.Output())
-	if err := conn.Invoke(ctx, "/"+service+"/Get", req, res); err != nil {
+	if err := conn.Invoke(ctx, "/"+service+"/Get", req, res); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("Get with the tooling identity: %v, want PermissionDenied", err)
+	}
+	if err := dial("gateway").Invoke(ctx, "/"+service+"/Get", req, res); err != nil {
 		t.Fatalf("Get %s: %v", want.ID, err)
 	}
 	name := get.Output().Fields().ByName("product").Message().Fields().ByName("name")

@@ -17,6 +17,7 @@ import (
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/catalogrpc"
 	"github.com/mitosis-dev/mitosis/services/host"
+	"github.com/mitosis-dev/mitosis/services/host/hosttest"
 	"github.com/mitosis-dev/mitosis/shop/catalog"
 	"github.com/mitosis-dev/mitosis/shop/kv"
 )
@@ -48,7 +49,7 @@ func startReplica(t *testing.T, addr string, impl catalog.Service) *replica {
 	if err != nil {
 		t.Fatalf("listen %s: %v", addr, err)
 	}
-	r := &replica{addr: ln.Addr().String(), calls: &countingCatalog{Service: impl}, srv: host.NewServer(slog.New(slog.DiscardHandler)),
+	r := &replica{addr: ln.Addr().String(), calls: &countingCatalog{Service: impl}, srv: host.NewServer(slog.New(slog.DiscardHandler), hosttest.Security(t, "catalog")),
 		health: grpchealth.NewServer(), done: make(chan struct{})}
 	healthpb.RegisterHealthServer(r.srv, r.health)
 	catalogrpc.Register(r.srv, r.calls)
@@ -81,7 +82,7 @@ func TestDialBalancesOverReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := startReplica(t, "127.0.0.1:0", impl), startReplica(t, "127.0.0.1:0", impl)
-	conn, err := host.Dial(a.addr+","+b.addr, catalogrpc.ServiceConfig, 5*time.Second)
+	conn, err := host.Dial(a.addr+","+b.addr, catalogrpc.ServiceConfig, 5*time.Second, hosttest.Security(t, "orders").ClientCredentials("catalog"))
 	if err != nil {
 		t.Fatal(err)
 	}

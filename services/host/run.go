@@ -151,9 +151,15 @@ func (p *process) start() error {
 	}
 	p.grpcAddr = p.cfg.GRPCAddr
 	for _, name := range p.cfg.Group.Remote() {
-		if err := p.peers.Dial(name, p.cfg.Peers[name], p.cfg.CallTimeout); err != nil {
+		if err := p.peers.Dial(name, p.cfg.Peers[name], p.cfg.CallTimeout, p.cfg.Security); err != nil {
 			return err
 		}
+	}
+	switch sec := p.cfg.Security; {
+	case sec.Insecure:
+		p.log.Warn("INSECURE: gRPC runs in plaintext and any caller may call any method (SHOP_INSECURE=true); use this to measure what security costs, never otherwise")
+	case sec.Identity != nil:
+		p.log.Info("gRPC over mutual TLS", "identity", sec.Identity.ID().String())
 	}
 	if p.cfg.AdminToken == "" && p.cfg.Group.Edge {
 		p.log.Warn("SHOP_ADMIN_TOKEN is unset: admin routes answer 401")

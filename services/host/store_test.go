@@ -28,7 +28,8 @@ func TestConfigFromReadsTheStoreReplicas(t *testing.T) {
 		value string
 		want  int // 0: refused
 	}{{"", 1}, {"3", 3}, {"many", 0}, {"9", 0}} {
-		env := map[string]string{"SHOP_GROUP": "orders", "SHOP_NATS_URL": "nats://127.0.0.1:4222", natsjs.ReplicasEnv: tc.value}
+		env := map[string]string{"SHOP_GROUP": "orders", "SHOP_NATS_URL": "nats://127.0.0.1:4222", natsjs.ReplicasEnv: tc.value,
+			host.TLSDirEnv: hosttest.IdentityDir(t, "orders")}
 		cfg, err := host.ConfigFrom(func(k string) string { return env[k] }, bounded.Group{})
 		switch {
 		case tc.want > 0 && (err != nil || cfg.Store.Replicas != tc.want):

@@ -194,7 +194,7 @@ func TestACallIsAClientAndAServerSpanOfOneTrace(t *testing.T) {
 	r := hosttest.Start(t, "cart", map[string]string{"SHOP_NATS_URL": hosttest.StartNATS(t).URL()})
 	cartCtx, _ := bounded.Lookup("cart")
 	waitHealth(t, r.GRPCAddr, cartCtx.Service, 1)
-	conn, err := host.Dial(r.GRPCAddr, cartCtx.ClientConfig(), 0)
+	conn, err := host.Dial(r.GRPCAddr, cartCtx.ClientConfig(), 0, hosttest.Security(t, "orders").ClientCredentials("cart"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -130,7 +130,7 @@ ready; 4 status, logs, events, kill or start found nothing up.`,
 	pf.StringVar(&a.mode, "budget", envOr("MITOSIS_BUDGET", string(topology.PerService)), "how each architecture's budget is enforced, for those -t names without @mode (services@shared): per-service (each service its share by weights), shared (one limit for all its processes together), measured (each service its share of what it used in `loadtest calibrate`) [MITOSIS_BUDGET]")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every step")
 	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd(),
-		kube.Command(), manifests.Command(), a.eventsCmd(), a.killCmd(), a.startCmd())
+		kube.Command(), manifests.Command(), a.eventsCmd(), a.killCmd(), a.startCmd(), a.certsCmd())
 	traces := &cobra.Command{Use: "traces", Short: "Read and compare the traces the collector holds"}
 	traces.AddCommand(tracecompare.Command())
 	root.AddCommand(traces)
@@ -415,6 +415,7 @@ func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
 func (a *app) upCmd() *cobra.Command {
 	var readyTimeout time.Duration
 	var envs []string
+	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Build what changed and run the topology, waiting until every service is ready",
@@ -442,7 +443,12 @@ one. --env TARGET:KEY=VALUE (repeatable) sets a variable on the services that ru
 a service or a context, in every architecture ("ARCH/TARGET" for one): a harmless change to
 roll with, e.g. --env catalog:ROLLOUT=2.
 
-The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when missing).`,
+The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when missing).
+
+gRPC between the services runs over mutual TLS, each call authorized by the access table
+(services/bounded): up keeps the stack's CA in <state>/pki/<stack> and gives each service a
+certificate of it (spiffe://mitosis/<stack>/<service>), renewed once half its week is gone;
+see mitosis certs. --insecure turns that off, to measure what it costs, and nothing else.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -498,7 +504,11 @@ The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when mi
 					return fmt.Errorf("stack %s is up in the %s runtime: run `mitosis down` first", a.stack, other.Name())
 				}
 			}
-			opts := stack.UpOptions{AdminToken: token, RequestKey: requestKey, ReadyTimeout: readyTimeout, Progress: a.out, Env: otelEnv()}
+			opts := stack.UpOptions{AdminToken: token, RequestKey: requestKey, ReadyTimeout: readyTimeout, Progress: a.out, Env: otelEnv(),
+				PKI: a.pki(), Insecure: insecure}
+			if insecure {
+				fmt.Fprintln(a.errOut, insecureWarning)
+			}
 			if err := rt.Up(ctx, t, opts); err != nil {
 				return err
 			}
@@ -511,6 +521,7 @@ The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when mi
 		},
 	}
 	cmd.Flags().DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "how long each service may take to become ready")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "plaintext gRPC and no authorization between the services: only to measure what security costs")
 	cmd.Flags().StringArrayVar(&envs, "env", nil, "[ARCH/]TARGET:KEY=VALUE: a variable for the services that run TARGET (a service or a context); repeatable")
 	cmd.Flags().StringSliceVar(&a.platforms, "platform", nil, "platforms to build (default the host's: only it is run) [MITOSIS_PLATFORMS]")
 	return cmd

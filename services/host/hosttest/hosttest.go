@@ -11,8 +11,11 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/identity"
 
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/host"
@@ -85,6 +88,13 @@ func Start(tb testing.TB, group string, env map[string]string) *Host {
 	for k, v := range env {
 		vars[k] = v
 	}
+	if vars[host.TLSDirEnv] == "" && vars[host.InsecureEnv] == "" {
+		g, err := bounded.ParseGroup(group)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		vars[host.TLSDirEnv] = IdentityDir(tb, g.Name())
+	}
 	cfg, err := host.ConfigFrom(func(k string) string { return vars[k] }, bounded.Group{})
 	if err != nil {
 		tb.Fatal(err)
@@ -96,6 +106,50 @@ func Start(tb testing.TB, group string, env map[string]string) *Host {
 	cfg.CallTimeout = 5 * time.Second
 	cfg.DrainTimeout = 10 * time.Second
 	return StartConfig(tb, cfg)
+}
+
+// Stack is the stack name in the identities of hosts started here.
+const Stack = "hosttest"
+
+// cas holds one CA per top-level test, so that every host a test starts (in its subtests
+// too) trusts the others, and no two tests trust each other's.
+var cas sync.Map // top-level test name → *identity.CA
+
+// CA is the certificate authority of the hosts tb starts.
+func CA(tb testing.TB) *identity.CA {
+	tb.Helper()
+	root, _, _ := strings.Cut(tb.Name(), "/")
+	if ca, ok := cas.Load(root); ok {
+		return ca.(*identity.CA)
+	}
+	ca, err := identity.OpenCA(tb.TempDir(), Stack)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	got, _ := cas.LoadOrStore(root, ca)
+	return got.(*identity.CA)
+}
+
+// IdentityDir is the folder of service's identity (a process name: bounded.Group.Name, or
+// identity.Tooling) under tb's CA.
+func IdentityDir(tb testing.TB, service string) string {
+	tb.Helper()
+	dir, err := CA(tb).Ensure(service)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return dir
+}
+
+// Security is what a process running service (a group's name, or identity.Tooling) uses to
+// call the hosts tb starts: its certificate from tb's CA.
+func Security(tb testing.TB, service string) host.Security {
+	tb.Helper()
+	sec, err := host.Secure(IdentityDir(tb, service))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sec
 }
 
 // RequestKey is the key of checkout request hashes of every host started here, unless its

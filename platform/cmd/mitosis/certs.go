@@ -1,0 +1,131 @@
+package main
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/stack"
+)
+
+// insecureWarning is what up --insecure prints before anything runs.
+const insecureWarning = `WARNING: --insecure: gRPC between the services runs in PLAINTEXT and ANY caller may call ANY
+method (no mutual TLS, no authorization). Use this only to measure what security costs.`
+
+// pki is the folder of the stack's CA and identities.
+func (a *app) pki() string { return stack.PKIDir(a.state, a.stack) }
+
+func (a *app) certsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "certs",
+		Short: "Show or rotate the stack's workload identities (mutual TLS between the services)",
+		Long: `Every service of a stack that serves or calls gRPC has a certificate naming it
+spiffe://mitosis/<stack>/<service>, issued by the stack's own CA and kept in
+<state>/pki/<stack> (one folder per identity: cert.pem, key.pem, ca.pem; every file mode
+0600). up makes the CA once and reuses it, and renews a certificate once half of its week
+is gone; the services read renewed files without a restart. The folder tooling holds the
+certificate of people's tools: it may ask health and reflection, nothing of the shop, e.g.
+
+  P=<state>/pki/<stack>/tooling
+  grpcurl -cacert $P/ca.pem -cert $P/cert.pem -key $P/key.pem \
+    -servername catalog 127.0.0.1:9101 list`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.showCerts() },
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "issue",
+		Short: "Make (or renew) the identities of the topology's services without running them",
+		Long: `issue does what up does to the stack's identities, for the topology -t names (or
+--split), without running anything: the CA made once, every service that serves or calls
+gRPC and the tools given a certificate, renewed once half of its week is gone. Their
+folders are what a Kubernetes Secret per service holds (deploy/README.md).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := a.topology()
+			if err != nil {
+				return err
+			}
+			dirs, err := stack.Identities(a.stack, t, stack.UpOptions{PKI: a.pki()}, nil)
+			if err != nil {
+				return err
+			}
+			for _, name := range slices.Sorted(maps.Keys(dirs)) {
+				a.say("%s\t%s", identity.ID{Stack: a.stack, Service: name}, dirs[name])
+			}
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "rotate",
+		Short: "Replace the stack's CA and every certificate it issued",
+		Long: `rotate makes a new CA for the stack and issues every identity in its folder a new
+certificate from it. The old CA stays trusted, beside the new one, until the next rotation,
+so running services that have not yet read their new files still talk to those that have;
+each reads them at its next connection, without a restart.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ca, err := identity.RotateCA(a.pki(), a.stack)
+			if err != nil {
+				return err
+			}
+			names, err := identities(a.pki())
+			if err != nil {
+				return err
+			}
+			if _, err := ca.EnsureAll(names); err != nil {
+				return err
+			}
+			a.say("stack %s: new CA (serial %x), %d identities renewed in %s; the previous CA stays trusted until the next rotation",
+				a.stack, ca.Certificate().SerialNumber, len(names), a.pki())
+			return nil
+		},
+	})
+	return cmd
+}
+
+// identities lists the identity folders in the PKI folder pki.
+func identities(pki string) ([]string, error) {
+	entries, err := os.ReadDir(pki)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(pki, e.Name(), identity.CertFile)); e.IsDir() && err == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+func (a *app) showCerts() error {
+	names, err := identities(a.pki())
+	if err != nil {
+		if os.IsNotExist(err) {
+			a.say("stack %s has no identities yet: `mitosis up` makes them in %s", a.stack, a.pki())
+			return nil
+		}
+		return err
+	}
+	for _, n := range names {
+		src, err := identity.Load(filepath.Join(a.pki(), n))
+		if err != nil {
+			return err
+		}
+		leaf, err := src.Leaf()
+		if err != nil {
+			return err
+		}
+		a.say("%-40s %s  expires %s (in %s)", src.ID(), filepath.Join(a.pki(), n), leaf.NotAfter.UTC().Format(time.RFC3339),
+			time.Until(leaf.NotAfter).Round(time.Minute))
+	}
+	if len(names) == 0 {
+		a.say("stack %s has no identities yet: `mitosis up` makes them in %s", a.stack, a.pki())
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+package processrt_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/processrt"
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// TestSecurityAsProcesses runs the microservices as processes with their identities (about
+// a minute on 2 cores: go test -run TestSecurityAsProcesses ./platform/processrt):
+//
+//   - the shop works (a checkout through the gateway) over mutual TLS;
+//   - payments refuses a client without a certificate and one of another CA, and answers
+//     the cart's identity calling Charge with PermissionDenied, while orders' passes;
+//   - a second up reuses every certificate and restarts nothing; a certificate past half its
+//     life is renewed by the next up, and the running process serves the new one without a
+//     restart.
+func TestSecurityAsProcesses(t *testing.T) {
+	edge := stacktest.FreeAddr(t)
+	topo, err := topology.Get("", topology.Options{Split: "catalog,cart,inventory,payments,orders,shipping+notify",
+		Edges: map[string]string{topology.SplitName: edge}, Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := hsStack(t)
+	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: name, AnyPorts: true})
+	t.Cleanup(func() {
+		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
+			t.Errorf("cleanup down: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	pki := t.TempDir()
+	opts := stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute, Progress: &progress, PKI: pki}
+	if err := rt.Up(ctx, topo, opts); err != nil {
+		t.Fatalf("up: %v\n%s", err, progress.String())
+	}
+	stacktest.Checkout(t, "http://"+edge, "test-token", "ada")
+
+	sts, err := rt.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := map[string]int{}
+	var payments string
+	for _, s := range sts {
+		pids[s.Service] = s.PID
+		if s.Service == "payments" {
+			payments = s.Addr
+		}
+	}
+	if payments == "" {
+		t.Fatalf("no payments in %v", sts)
+	}
+	ca, err := identity.OpenCA(pki, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder := func(ca *identity.CA, service string) string {
+		dir, err := ca.Ensure(service)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	other, err := identity.OpenCA(t.TempDir(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := func(dir string) credentials.TransportCredentials {
+		src, err := identity.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return credentials.NewTLS(src.ClientConfig(nil))
+	}
+	charge := func(c credentials.TransportCredentials) codes.Code {
+		conn, err := grpc.NewClient(payments, grpc.WithTransportCredentials(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return status.Code(conn.Invoke(ctx, "/mitosis.payments.v1.PaymentsService/Charge", &emptypb.Empty{}, &emptypb.Empty{}))
+	}
+	for _, c := range []struct {
+		who   string
+		creds credentials.TransportCredentials
+		want  codes.Code
+	}{
+		{"no certificate", credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}), codes.Unavailable}, //nolint:gosec // the attacker's client
+		{"another CA's orders", creds(folder(other, "orders")), codes.Unavailable},
+		{"cart", creds(folder(ca, "cart")), codes.PermissionDenied},
+		{"tooling", creds(folder(ca, identity.Tooling)), codes.PermissionDenied},
+		{"orders", creds(folder(ca, "orders")), codes.InvalidArgument}, // allowed; an empty charge is bad input
+	} {
+		if got := charge(c.creds); got != c.want {
+			t.Errorf("Charge as %s: %s, want %s", c.who, got, c.want)
+		}
+	}
+
+	// Reused across ups: the same certificate, nothing restarted.
+	certPath := filepath.Join(pki, "payments", identity.CertFile)
+	before, err := os.ReadFile(certPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Up(ctx, topo, opts); err != nil {
+		t.Fatalf("second up: %v\n%s", err, progress.String())
+	}
+	if after, _ := os.ReadFile(certPath); !bytes.Equal(after, before) {
+		t.Error("a second up replaced a fresh certificate")
+	}
+	// Renewed before it expires: payments' certificate, issued for a minute (most of its life
+	// gone, as it backdates by minutes), is replaced at the next up, and the process serves
+	// the new one at its next handshake, still the same process.
+	certPEM, keyPEM, err := ca.Issue("payments", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, b := range map[string][]byte{filepath.Join(pki, "payments", identity.KeyFile): keyPEM, certPath: certPEM} {
+		if err := os.WriteFile(path+".new", b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".new", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := servedUntil(t, payments, folder(ca, identity.Tooling)); time.Until(got) > time.Minute {
+		t.Fatalf("payments serves a certificate until %s, want the short one it was just given", got)
+	}
+	if err := rt.Up(ctx, topo, opts); err != nil {
+		t.Fatalf("third up: %v\n%s", err, progress.String())
+	}
+	if got := servedUntil(t, payments, folder(ca, identity.Tooling)); time.Until(got) < identity.LeafLifetime-time.Hour {
+		t.Errorf("after up, payments serves a certificate until %s, want a renewed one", got)
+	}
+	sts, err = rt.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sts {
+		if pids[s.Service] != s.PID {
+			t.Errorf("%s restarted (pid %d, was %d): renewal needs no restart", s.Service, s.PID, pids[s.Service])
+		}
+	}
+	stacktest.Checkout(t, "http://"+edge, "test-token", "bob")
+}
+
+// servedUntil is when the certificate the server at addr presents expires.
+func servedUntil(t *testing.T, addr, toolDir string) time.Time {
+	t.Helper()
+	src, err := identity.Load(toolDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, src.ClientConfig(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].NotAfter
+}

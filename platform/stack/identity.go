@@ -1,0 +1,59 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// PKIDir is where the CA of the stack name is kept in the state folder state.
+func PKIDir(state, name string) string { return filepath.Join(state, "pki", name) }
+
+// ErrNoPKI is returned by Identities for an up given neither a PKI folder nor Insecure.
+var ErrNoPKI = errors.New("no PKI folder for the stack's identities (UpOptions.PKI), and not told to run insecure")
+
+// Identities makes sure every identity the topology's services need (Topology.Identities),
+// and the tools' (identity.Tooling), has a certificate of the stack's CA in opts.PKI (the CA
+// made there on first use, reused after), and returns their folders by identity. A
+// certificate past half its life is renewed; processes read it again without a restart.
+// Nothing for an insecure up.
+//
+// owner, when not nil, is the user and group the services' folders are given to (a
+// container's user); the tools' stay the caller's.
+func Identities(name string, t topology.Topology, opts UpOptions, owner *[2]int) (map[string]string, error) {
+	if opts.Insecure {
+		return map[string]string{}, nil
+	}
+	if opts.PKI == "" {
+		return nil, ErrNoPKI
+	}
+	ca, err := identity.OpenCA(opts.PKI, name)
+	if err != nil {
+		return nil, fmt.Errorf("stack %s: %w", name, err)
+	}
+	dirs, err := ca.EnsureAll(append(t.Identities(), identity.Tooling))
+	if err != nil {
+		return nil, fmt.Errorf("stack %s: %w", name, err)
+	}
+	if owner != nil {
+		for _, id := range t.Identities() {
+			if err := ca.Chown(id, owner[0], owner[1]); err != nil {
+				return nil, fmt.Errorf("stack %s: %w", name, err)
+			}
+		}
+	}
+	return dirs, nil
+}
+
+// SecurityEnv is what an up adds to the environment of a service that serves or calls gRPC:
+// SHOP_INSECURE=true when asked, else nothing (its identity folder is the {{tls}}
+// placeholder's).
+func SecurityEnv(opts UpOptions) map[string]string {
+	if opts.Insecure {
+		return map[string]string{topology.InsecureEnv: "true"}
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package host
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	grpcpeer "google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/services/bounded"
+)
+
+// Security is how a process's gRPC is protected. Secure (the default, and the only way a
+// host runs unless told otherwise): mutual TLS with the process's workload identity
+// (platform/identity), every server requiring and verifying its callers' certificates and
+// every client its server's, and each call authorized by the access table
+// (services/bounded.Allowed) for the caller's identity. Insecure: plaintext and no
+// authorization, for measuring what security costs (SHOP_INSECURE) and nothing else.
+//
+// The zero Security is neither: it serves and dials nothing (every handshake fails), so
+// that a process nobody configured is closed, not open.
+type Security struct {
+	Identity *identity.Source // the process's identity; nil when Insecure
+	Insecure bool
+}
+
+// Secure returns the Security of the identity in dir (identity.Load).
+func Secure(dir string) (Security, error) {
+	src, err := identity.Load(dir)
+	if err != nil {
+		return Security{}, err
+	}
+	return Security{Identity: src}, nil
+}
+
+// errNoIdentity fails the handshakes of a process given no identity.
+var errNoIdentity = errors.New("this process has no identity (SHOP_TLS_DIR) and is not told to run insecure (SHOP_INSECURE=true)")
+
+// tooling are the gRPC services any identity of the stack may call, tools included
+// (identity.Tooling): health checks and reflection (grpcurl).
+var tooling = []string{"/grpc.health.v1.Health/", "/grpc.reflection."}
+
+func (s Security) serverCreds() credentials.TransportCredentials {
+	switch {
+	case s.Insecure:
+		return insecure.NewCredentials()
+	case s.Identity == nil:
+		return credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, errNoIdentity }})
+	}
+	return credentials.NewTLS(s.Identity.ServerConfig(nil))
+}
+
+// ClientCredentials are the credentials of a connection to the context callee: the
+// process's certificate, and a server accepted only with an identity of the stack whose
+// process runs callee. "" accepts any process of the stack (tools, tests).
+func (s Security) ClientCredentials(callee string) credentials.TransportCredentials {
+	switch {
+	case s.Insecure:
+		return insecure.NewCredentials()
+	case s.Identity == nil:
+		return credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return nil, errNoIdentity }})
+	}
+	var check identity.Check
+	if callee != "" {
+		check = func(p identity.ID) error {
+			g, err := bounded.ParseName(p.Service)
+			if err != nil {
+				return fmt.Errorf("server %s runs no context: %w", p, err)
+			}
+			if !slices.Contains(g.Contexts, callee) {
+				return fmt.Errorf("server %s does not run %s", p, callee)
+			}
+			return nil
+		}
+	}
+	return credentials.NewTLS(s.Identity.ClientConfig(check))
+}
+
+// authorize lets through the calls the access table allows the caller's identity, and
+// health and reflection for any identity of the stack; anything else fails with
+// PermissionDenied, logged with the caller's identity. The handshake already verified the
+// certificate; this reads who it names.
+func authorize(ctx context.Context, logger *slog.Logger, method string) error {
+	id, err := callerOf(ctx)
+	if err != nil {
+		logger.LogAttrs(ctx, slog.LevelWarn, "grpc call refused", slog.String("method", method), slog.Any("err", err))
+		return status.Error(codes.Unauthenticated, err.Error())
+	}
+	for _, prefix := range tooling {
+		if strings.HasPrefix(method, prefix) {
+			return nil
+		}
+	}
+	if g, err := bounded.ParseName(id.Service); err == nil && bounded.Allowed(g, method) {
+		return nil
+	}
+	logger.LogAttrs(ctx, slog.LevelWarn, "grpc call refused", slog.String("method", method), slog.String("caller", id.String()))
+	return status.Errorf(codes.PermissionDenied, "%s may not call %s", id, method)
+}
+
+// callerOf reads the verified identity of the caller of the call in ctx.
+func callerOf(ctx context.Context) (identity.ID, error) {
+	p, ok := grpcpeer.FromContext(ctx)
+	if !ok {
+		return identity.ID{}, errors.New("no peer")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return identity.ID{}, fmt.Errorf("caller %s presented no certificate", p.Addr)
+	}
+	return identity.FromCert(info.State.PeerCertificates[0])
+}
+
+func (s Security) unaryAuthorization(logger *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := authorize(ctx, logger, info.FullMethod); err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+func (s Security) streamAuthorization(logger *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := authorize(ss.Context(), logger, info.FullMethod); err != nil {
+			return err
+		}
+		return handler(srv, ss)
+	}
+}
