@@ -112,3 +112,29 @@ func TestParseName(t *testing.T) {
 		}
 	}
 }
+
+// Every event a consumer takes is published by a context of the table (Publishes), which
+// its NATS user may publish (platform/natsauth), and nothing is published that nobody takes.
+func TestPublishesFeedTheConsumers(t *testing.T) {
+	published, consumed := map[string]bool{}, map[string]bool{}
+	for _, c := range bounded.Table() {
+		for _, s := range c.Publishes {
+			published[s] = true
+		}
+		for _, k := range c.Consumers {
+			for _, s := range k.Subjects {
+				consumed[s] = true
+			}
+		}
+	}
+	for s := range consumed {
+		if !published[s] {
+			t.Errorf("%s is consumed but no context publishes it", s)
+		}
+	}
+	for s := range published {
+		if !consumed[s] {
+			t.Errorf("%s is published but no context consumes it", s)
+		}
+	}
+}

@@ -33,6 +33,7 @@ type Context struct {
 	Port      int        // its gRPC port (DESIGN.md: 9101 and up, in table order)
 	Buckets   []string   // the key-value buckets it owns; no other context opens them
 	Calls     []string   // the contexts it calls synchronously
+	Publishes []string   // the event subjects it publishes (shop/events)
 	Consumers []Consumer // its durable event consumers, shared by its replicas (when Linked)
 	Loops     []Loop     // its background loops (when Linked)
 	Weight    Weight     // its share of an architecture's budget

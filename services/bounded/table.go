@@ -15,6 +15,7 @@ import (
 	"github.com/mitosis-dev/mitosis/services/shippingrpc"
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/catalog"
+	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/inventory"
 	"github.com/mitosis-dev/mitosis/shop/notify"
 	"github.com/mitosis-dev/mitosis/shop/orders"
@@ -70,14 +71,15 @@ func rows() []Context {
 		define(Context{Name: "orders", Service: ordersrpc.ServiceName, Port: 9105,
 			Buckets: []string{orders.OrdersBucket, orders.SagasBucket, orders.UserOrdersBucket},
 			Calls:   []string{"catalog", "cart", "inventory", "payments"}, Weight: Weight{14, 1.5},
-			Secrets: []string{RequestKeyEnv}},
+			Publishes: []string{events.OrderPaidSubject},
+			Secrets:   []string{RequestKeyEnv}},
 			ordersServer(), port[orders.Service]{
 				trace:        (*traced.Tracing).Orders,
 				client:       func(cc grpc.ClientConnInterface) orders.Service { return ordersrpc.NewClient(cc) },
 				clientConfig: ordersrpc.ServiceConfig,
 			}),
 		define(Context{Name: "shipping", Service: shippingrpc.ServiceName, Port: 9106,
-			Buckets: []string{shipping.ShipmentsBucket}, Weight: Weight{3, 1.5}},
+			Buckets: []string{shipping.ShipmentsBucket}, Publishes: []string{events.OrderShippedSubject}, Weight: Weight{3, 1.5}},
 			shippingServer(), port[shipping.Service]{
 				trace:        (*traced.Tracing).Shipping,
 				client:       func(cc grpc.ClientConnInterface) shipping.Service { return shippingrpc.NewClient(cc) },

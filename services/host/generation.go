@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/kv"
@@ -155,6 +156,9 @@ func (g *Generation) connect() error {
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { g.log.Info("NATS reconnected") }),
+		// Replies under a prefix of the group's own: with a NATS user per process
+		// (platform/natsauth), only this one may read them.
+		nats.CustomInboxPrefix(natsauth.InboxPrefix(g.p.cfg.Group)),
 	}
 	var err error
 	if g.p.embedded != nil {

@@ -136,6 +136,10 @@ func CheckConsumer(name string) error {
 }
 
 func deadLetterSubject(consumer string) string { return deadLetterPrefix + consumer }
+
+// DeadLetterSubject is the subject a consumer's dead letters are published on: what its
+// process must be allowed to publish (platform/natsauth).
+func DeadLetterSubject(consumer string) string { return deadLetterSubject(consumer) }
 func replaySubject(consumer string) string     { return replayPrefix + consumer }
 
 // deadLetterFilter is the subject filter of one consumer's dead letters, or of all ("").

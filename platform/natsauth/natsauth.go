@@ -1,0 +1,86 @@
+// Package natsauth gives each process of a stack a NATS user of its own, allowed what its
+// contexts need and nothing else, derived from the table of contexts (services/bounded): the
+// subjects of its own buckets ($KV.<bucket>.>) and the JetStream API calls on their streams
+// (KV_<bucket>), the event subjects it publishes, its durable consumers on the event stream
+// and their dead letters, and replies on an inbox prefix of its own, which no other user may
+// read. So the cart's credentials read no charge and publish no order-paid.
+//
+// It makes nats-server configuration (server.User, with permissions); the stack's NATS
+// server and the hosts' connections use it. The monolith's embedded NATS, which listens on
+// no port, has no users.
+package natsauth
+
+import (
+	"slices"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/mitosis-dev/mitosis/services/bounded"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
+)
+
+// InboxPrefix is the inbox prefix of the connections of the process running group: replies
+// to its requests (the JetStream API's answers, key-value reads, watches) arrive under it,
+// and only its user may subscribe there.
+func InboxPrefix(g bounded.Group) string { return "_INBOX_" + g.Name() }
+
+// streamsOfAll are the streams every process opens (natsjs.OpenBus: it creates or updates
+// them) and publishes to through its bus.
+var streamsOfAll = []string{natsjs.StreamName, natsjs.DeadLetterStream}
+
+// Permissions are what the process running group may publish and subscribe to.
+func Permissions(g bounded.Group) *server.Permissions {
+	var pub []string
+	api := func(stream string) {
+		pub = append(pub,
+			"$JS.API.STREAM.INFO."+stream,
+			"$JS.API.STREAM.CREATE."+stream,
+			"$JS.API.STREAM.UPDATE."+stream,
+		)
+	}
+	pub = append(pub, "$JS.API.INFO") // the readiness check (natsjs.Ping)
+	for _, s := range streamsOfAll {
+		api(s)
+	}
+	for _, name := range g.Contexts {
+		c, ok := bounded.Lookup(name)
+		if !ok {
+			continue
+		}
+		for _, b := range c.Buckets {
+			stream := "KV_" + b
+			api(stream)
+			pub = append(pub,
+				"$KV."+b+".>", // writes
+				"$JS.API.DIRECT.GET."+stream+".>",
+				"$JS.API.STREAM.MSG.GET."+stream,
+				"$JS.API.CONSUMER.CREATE."+stream+".>", // watches and key listings: ordered consumers
+				"$JS.API.CONSUMER.DELETE."+stream+".>",
+				"$JS.API.CONSUMER.INFO."+stream+".>",
+				"$JS.FC."+stream+".>", // their flow control
+			)
+		}
+		pub = append(pub, c.Publishes...)
+		for _, k := range c.Consumers {
+			pub = append(pub,
+				"$JS.API.CONSUMER.CREATE."+natsjs.StreamName+"."+k.Name,
+				"$JS.API.CONSUMER.CREATE."+natsjs.StreamName+"."+k.Name+".>",
+				"$JS.API.CONSUMER.DURABLE.CREATE."+natsjs.StreamName+"."+k.Name,
+				"$JS.API.CONSUMER.INFO."+natsjs.StreamName+"."+k.Name,
+				"$JS.API.CONSUMER.MSG.NEXT."+natsjs.StreamName+"."+k.Name,
+				"$JS.ACK."+natsjs.StreamName+"."+k.Name+".>",
+				natsjs.DeadLetterSubject(k.Name),
+			)
+		}
+	}
+	slices.Sort(pub)
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: slices.Compact(pub)},
+		Subscribe: &server.SubjectPermission{Allow: []string{InboxPrefix(g) + ".>"}},
+	}
+}
+
+// User is the NATS user of the process running group, with password.
+func User(g bounded.Group, password string) *server.User {
+	return &server.User{Username: g.Name(), Password: password, Permissions: Permissions(g)}
+}

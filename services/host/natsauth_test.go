@@ -1,0 +1,66 @@
+package host_test
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
+	"github.com/mitosis-dev/mitosis/services/bounded"
+	"github.com/mitosis-dev/mitosis/services/host"
+	"github.com/mitosis-dev/mitosis/services/host/hosttest"
+	"github.com/mitosis-dev/mitosis/shop/apitest"
+)
+
+// The microservices, each process with a NATS user of its own allowed only what its
+// contexts need (platform/natsauth), pass the whole behaviour suite: checkouts, the events
+// that ship them and notify, the admin routes. So the permissions are enough; the
+// package's own test shows they are no more.
+func TestBehaviourWithANATSUserPerService(t *testing.T) {
+	groups := []bounded.Group{{Edge: true}}
+	for _, name := range bounded.Names() {
+		groups = append(groups, bounded.Group{Contexts: []string{name}})
+	}
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	for i, g := range groups {
+		opts.Users = append(opts.Users, natsauth.User(g, "pw-"+strconv.Itoa(i)))
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	addr := ns.Addr().String()
+
+	env := map[string]string{"SHOP_ADMIN_TOKEN": hosttest.Token}
+	for _, name := range bounded.Names() {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		env[host.AddrEnv(name)] = ln.Addr().String()
+		ln.Close()
+	}
+	var gateway *hosttest.Host
+	for i, g := range groups {
+		own := maps.Clone(env)
+		own["SHOP_NATS_URL"] = fmt.Sprintf("nats://%s:pw-%d@%s", g.Name(), i, addr)
+		if !g.Edge {
+			own["SHOP_GRPC_ADDR"] = env[host.AddrEnv(g.Contexts[0])]
+		}
+		h := hosttest.Start(t, g.String(), own)
+		if g.Edge {
+			gateway = h
+		}
+	}
+	apitest.Run(t, apitest.Target{BaseURL: gateway.BaseURL, AdminToken: hosttest.Token})
+}
