@@ -529,3 +529,37 @@ func TestIdentitiesFromSecrets(t *testing.T) {
 		}
 	}
 }
+
+// The platforms whose files carry no identities run their gRPC insecure, said in so many
+// words (SHOP_INSECURE=true), rather than failing to start for want of a certificate.
+func TestWithoutIdentitiesSaysInsecure(t *testing.T) {
+	topo, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := composeFiles(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, b := range files {
+		if strings.Contains(string(b), topology.TLSDirEnv) {
+			t.Errorf("%s names %s, which compose does not mount", path, topology.TLSDirEnv)
+		}
+		if !strings.Contains(string(b), topology.InsecureEnv+`: "true"`) {
+			t.Errorf("%s does not say its services run insecure", path)
+		}
+	}
+	ecs, err := ECS(topo, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ecs {
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), topology.TLSDirEnv) {
+			t.Errorf("ECS %s names %s", e.Name, topology.TLSDirEnv)
+		}
+	}
+}

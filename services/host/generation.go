@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -167,7 +168,7 @@ func (g *Generation) connect() error {
 	}
 	g.nc, err = nats.Connect(g.p.cfg.NatsURL, append(opts, nats.Name(g.p.cfg.Name))...)
 	if err != nil {
-		return fmt.Errorf("connect NATS %s: %w", g.p.cfg.NatsURL, err)
+		return fmt.Errorf("connect NATS %s: %w", redacted(g.p.cfg.NatsURL), err)
 	}
 	return nil
 }
@@ -355,3 +356,13 @@ func (g *Generation) stop(ctx context.Context, drain time.Duration) {
 
 // Handler is the edge's handler of this generation (nil for a group without the edge).
 func (g *Generation) Handler() http.Handler { return g.handler }
+
+// redacted is a NATS URL fit for a log: its password (the process's NATS user,
+// platform/natsauth) replaced.
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a NATS URL that does not parse)"
+	}
+	return u.Redacted()
+}

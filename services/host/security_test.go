@@ -214,3 +214,37 @@ func TestClientRefusesAServerOfAnotherContext(t *testing.T) {
 		t.Errorf("a call to cart posing as the catalog: %v", err)
 	}
 }
+
+// A Security nobody configured is closed, not open: its server completes no handshake, and
+// its client none either.
+func TestZeroSecurityIsClosed(t *testing.T) {
+	srv := host.NewServer(slog.New(slog.DiscardHandler), host.Security{})
+	healthpb.RegisterHealthServer(srv, deadlineProbe{deadlines: make(chan time.Duration, 1)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	check := func(creds credentials.TransportCredentials, addr string) error {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+	if err := check(hosttest.Security(t, identity.Tooling).ClientCredentials(""), ln.Addr().String()); status.Code(err) != codes.Unavailable {
+		t.Errorf("a server without identity answered: %v", err)
+	}
+	h := hosttest.Start(t, "catalog", map[string]string{"SHOP_NATS_URL": hosttest.StartNATS(t).URL()})
+	if err := check(host.Security{}.ClientCredentials("catalog"), h.GRPCAddr); status.Code(err) != codes.Unavailable {
+		t.Errorf("a client without identity was answered: %v", err)
+	}
+	if err := check(hosttest.Security(t, identity.Tooling).ClientCredentials("catalog"), h.GRPCAddr); err != nil {
+		t.Errorf("the tooling identity: %v", err)
+	}
+}
