@@ -54,7 +54,8 @@ func TestFaultRunPodman(t *testing.T) {
 	})
 	var progress bytes.Buffer
 	start := time.Now()
-	opts := stack.UpOptions{PKI: t.TempDir(), AdminToken: faultToken, RequestKey: "faults-request-key", ReadyTimeout: 2 * time.Minute,
+	pki := t.TempDir()
+	opts := stack.UpOptions{PKI: pki, AdminToken: faultToken, RequestKey: "faults-request-key", ReadyTimeout: 2 * time.Minute,
 		Progress: &progress, Env: map[string]string{"SHOP_RESERVATION_TTL": "20s"}}
 	if err := rt.Up(ctx, topo, opts); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
@@ -66,7 +67,7 @@ func TestFaultRunPodman(t *testing.T) {
 	// A pod takes 0.2-2 s to be ready again here, and its callers a second more to reach it.
 	plan.After = 8 * time.Second
 	r := &FaultRunner{Plan: plan, Progress: &syncWriter{w: &out},
-		Targets: faultTargets(t, rt, topo, map[string][]string{topology.Services: {"payments", "gateway"}})}
+		Targets: faultTargets(t, rt, topo, map[string][]string{topology.Services: {"payments", "gateway"}}, pki)}
 	start = time.Now()
 	rep, err := r.Run(ctx)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/processrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
@@ -35,8 +36,9 @@ func shortFaults() FaultPlan {
 }
 
 // faultTargets are the targets of every architecture of a running stack, the processes of
-// each given by kill, their NATS found in the runtime's status.
-func faultTargets(t *testing.T, rt stack.Runtime, topo topology.Topology, kill map[string][]string) []FaultTarget {
+// each given by kill, their NATS found in the runtime's status and reached as its admin
+// (the password kept in pki, the stack's PKI folder).
+func faultTargets(t *testing.T, rt stack.Runtime, topo topology.Topology, kill map[string][]string, pki string) []FaultTarget {
 	t.Helper()
 	sts, err := rt.Status(context.Background())
 	if err != nil {
@@ -47,7 +49,9 @@ func faultTargets(t *testing.T, rt stack.Runtime, topo topology.Topology, kill m
 		ft := FaultTarget{Arch: a.Name, BaseURL: "http://" + a.Edge, AdminToken: faultToken, Processes: kill[a.Name], Runtime: rt, Note: rt.Name()}
 		for _, s := range sts {
 			if addr, ok := s.Ports[topology.NATSPort]; ok && s.Arch == a.Name {
-				ft.NATSURL = "nats://" + addr
+				if ft.NATSURL, err = natsauth.AdminURL(pki, addr); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		out = append(out, ft)
@@ -107,7 +111,7 @@ func TestFaultRunAsProcesses(t *testing.T) {
 	var out strings.Builder
 	progress.w = &out
 	r := &FaultRunner{Plan: shortFaults(), Progress: &progress, Targets: faultTargets(t, rt, topo, map[string][]string{
-		topology.Services: {"payments", "gateway"}, topology.Monolith: {"monolith"}})}
+		topology.Services: {"payments", "gateway"}, topology.Monolith: {"monolith"}}, rt.(*processrt.Runtime).DefaultPKI())}
 	start := time.Now()
 	rep, err := r.Run(context.Background())
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -56,6 +58,8 @@ type Stack struct {
 	run        string
 	requestKey string
 	ids        map[string]string // identity folders by identity (topology.Service.Identity), tooling's too
+	users      natsauth.Creds    // the NATS users of the services (platform/natsauth)
+	pki        string
 	docker     *testcontainers.DockerClient
 	network    string
 	subnet     netip.Prefix
@@ -106,6 +110,15 @@ func Start(ctx context.Context, opts StackOptions) (*Stack, error) {
 		return nil, err
 	}
 	s.ids = ids
+	if s.users, err = natsauth.Setup(opts.PKI, topology.Topology{Archs: []topology.Arch{opts.Arch}}); err != nil {
+		return nil, err
+	}
+	s.pki = opts.PKI
+	for _, p := range []string{s.users.Dir, s.users.Path()} {
+		if err := os.Chown(p, imagebuild.UID, imagebuild.UID); err != nil {
+			return nil, fmt.Errorf("NATS users: %w", err)
+		}
+	}
 	if err := s.makeNetwork(ctx); err != nil {
 		return s, err
 	}
@@ -175,7 +188,7 @@ func (s *Stack) serviceIP(name string) netip.Addr {
 // <name>:<port>, listening on every interface of the container, data in the image's /data,
 // telemetry exported nowhere (these stacks have no collector).
 func (s *Stack) env(svc topology.Service) ([]string, map[string]string, error) {
-	args, env, err := topology.Expand(svc, topology.Resolver{
+	res := topology.Resolver{
 		Addr: func(peer string, port int) (string, error) {
 			p, ok := s.Arch.Service(peer)
 			if !ok {
@@ -191,7 +204,9 @@ func (s *Stack) env(svc topology.Service) ([]string, map[string]string, error) {
 		AdminToken: s.Token,
 		RequestKey: s.requestKey,
 		TLS:        topology.TLSMount,
-	})
+	}
+	s.users.Resolve(&res, svc, natsUsersMount)
+	args, env, err := topology.Expand(svc, res)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -244,6 +259,9 @@ func (s *Stack) startService(ctx context.Context, svc topology.Service) error {
 			hc.SecurityOpt = []string{"no-new-privileges"}
 			if dir := s.ids[svc.Identity()]; dir != "" {
 				hc.Binds = append(hc.Binds, dir+":"+topology.TLSMount+":ro")
+			}
+			if _, ok := svc.Env[topology.NATSUsersEnv]; ok {
+				hc.Binds = append(hc.Binds, s.users.Dir+":"+natsUsersMount+":ro")
 			}
 		},
 		EndpointSettingsModifier: func(eps map[string]*network.EndpointSettings) {
@@ -351,14 +369,17 @@ func (s *Stack) URL(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("%s has no edge service", s.Name)
 }
 
-// NATSURL is the stack's NATS as published on this machine.
+// NATSURL is the stack's NATS as published on this machine, with the admin's credentials.
 func (s *Stack) NATSURL(ctx context.Context) (string, error) {
 	addr, err := s.HostAddr(ctx, "nats", topology.NATSPort)
 	if err != nil {
 		return "", err
 	}
-	return "nats://" + addr, nil
+	return natsauth.AdminURL(s.pki, addr)
 }
+
+// natsUsersMount is where the NATS container finds its users file.
+const natsUsersMount = "/etc/mitosis/nats"
 
 // Stop stops a service's container: SIGTERM, then SIGKILL after grace.
 func (s *Stack) Stop(ctx context.Context, service string, grace time.Duration) error {

@@ -179,6 +179,11 @@ func expand(a topology.Arch, s topology.Service) (expanded, error) {
 	if s.Group != "" && replicas(s) > 1 {
 		env[soleReplicaEnv] = "false"
 	}
+	// No users in the rendered NATS (its Secret-borne users are not done yet:
+	// deploy/README.md), so none in the services' URLs either ({{nats_auth}} is "").
+	if env[topology.NATSUsersEnv] == "" {
+		delete(env, topology.NATSUsersEnv)
+	}
 	for _, mark := range []string{adminTokenMark, requestKeyMark} {
 		for k, v := range env {
 			if strings.Contains(v, mark) && v != mark {

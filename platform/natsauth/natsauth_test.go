@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
+	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/events"
@@ -204,4 +206,82 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Setup makes one user per group of a topology and the admin, keeps their passwords across
+// calls, and writes the file the stack's nats-server reads; AdminURL reaches that server as
+// the admin, and a service's URL as that service only.
+func TestSetupServesTheStacksNATS(t *testing.T) {
+	topo, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki := t.TempDir()
+	creds, err := natsauth.Setup(pki, topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := natsauth.Setup(pki, topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"monolith", "gateway", "payments", "cart", natsauth.Admin} {
+		if creds.Auth[name] == "" || creds.Auth[name] != again.Auth[name] {
+			t.Errorf("user %s: %q then %q", name, creds.Auth[name], again.Auth[name])
+		}
+	}
+	path := creds.Path()
+	if again.Path() != path {
+		t.Errorf("the same users in another file: %s, then %s", path, again.Path())
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("users file: %v, %v", st, err)
+	}
+	users, err := natsauth.ReadUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true, Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	addr := ns.Addr().String()
+	if _, err := nats.Connect("nats://" + addr); err == nil {
+		t.Error("a connection without credentials was let in")
+	}
+	admin, err := natsauth.AdminURL(pki, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(admin)
+	if err != nil {
+		t.Fatalf("the admin: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsjs.OpenBucket(t.Context(), js, natsjs.StoreConfig{}, payments.ChargesBucket); err != nil {
+		t.Errorf("the admin opens any bucket: %v", err)
+	}
+	var v violations
+	cartConn, err := nats.Connect("nats://"+creds.Auth["cart"]+addr, nats.ErrorHandler(v.handler),
+		nats.CustomInboxPrefix(natsauth.InboxPrefix(bounded.Group{Contexts: []string{"cart"}})))
+	if err != nil {
+		t.Fatalf("the cart: %v", err)
+	}
+	defer cartConn.Close()
+	if err := cartConn.Publish(events.OrderPaidSubject, nil); err == nil {
+		_ = cartConn.Flush()
+	}
+	v.saw(t, events.OrderPaidSubject)
+	if u, _ := natsauth.AdminURL(t.TempDir(), addr); u != "nats://"+addr {
+		t.Errorf("AdminURL of a folder without users: %s", u)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"math"
 	"net"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/cgroup"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -36,6 +38,9 @@ import (
 // labelProbe records a pod's readiness probe, so that Status can check health without the
 // topology: "<kind> <container port> <path>".
 const labelProbe = "mitosis.probe"
+
+// natsUsersMount is where a NATS pod finds its users file (platform/natsauth).
+const natsUsersMount = "/etc/mitosis/nats"
 
 // labelTLS records the host folder of a pod's identity, which its gRPC probe presents (any
 // identity of the stack may ask health); absent for a pod without one or up insecure.
@@ -81,6 +86,7 @@ type desired struct {
 	Hash      string
 	ProbeDesc string
 	TLS       string // the host folder of its identity, mounted read-only at topology.TLSMount; "" for none
+	NATSUsers string // the host folder of the NATS users, mounted read-only at natsUsersMount (the NATS pod); "" for none
 	// CgroupParent is the architecture's group under a shared budget (cgroup.Path), "" for
 	// Podman's default.
 	CgroupParent string
@@ -123,7 +129,7 @@ func serviceMAC(ip net.IP) nettypes.HardwareAddr {
 	return nettypes.HardwareAddr{0x02, 0x6d, v4[0], v4[1], v4[2], v4[3]} // locally administered
 }
 
-func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica, opts stack.UpOptions, ids map[string]string, ip net.IP, link *collectorLink, parent string) (desired, error) {
+func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica, opts stack.UpOptions, ids map[string]string, users natsauth.Creds, ip net.IP, link *collectorLink, parent string) (desired, error) {
 	img, ok := r.images[s.Image]
 	if !ok {
 		return desired{}, fmt.Errorf("%s/%s: image %s was not built", a.Name, s.Name, s.Image)
@@ -158,8 +164,7 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 	if d.TLS != "" {
 		tls = topology.TLSMount
 	}
-	var err error
-	d.Args, d.Env, err = topology.Expand(s, topology.Resolver{
+	res := topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
 			return a.Addr(svc, port, func(proc string, port int) string {
 				return net.JoinHostPort(proc, strconv.Itoa(port)) // the process's DNS alias in the network
@@ -170,7 +175,13 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 		AdminToken: opts.AdminToken,
 		RequestKey: opts.RequestKey,
 		TLS:        tls,
-	})
+	}
+	users.Resolve(&res, s, natsUsersMount)
+	if res.NATSUsers != "" {
+		d.NATSUsers = users.Dir
+	}
+	var err error
+	d.Args, d.Env, err = topology.Expand(s, res)
 	if err != nil {
 		return d, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
 	}
@@ -257,6 +268,18 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	if err != nil {
 		return err
 	}
+	// The NATS users (none when insecure), their file read by the NATS pods' user.
+	var users natsauth.Creds
+	if !opts.Insecure {
+		if users, err = natsauth.Setup(opts.PKI, t); err != nil {
+			return err
+		}
+		for _, p := range []string{users.Dir, users.Path()} {
+			if err := os.Chown(p, imagebuild.UID, imagebuild.UID); err != nil {
+				return fmt.Errorf("NATS users: %w", err)
+			}
+		}
+	}
 	for _, im := range t.Images() {
 		img, ok := r.images[im.Name]
 		if !ok {
@@ -274,7 +297,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	// The collector first, so that the first spans of the others find it.
 	var link *collectorLink
 	if ca, ok := t.CollectorArch(); ok {
-		subnet, err := r.upArch(ctx, ca, opts, ids, nil, "")
+		subnet, err := r.upArch(ctx, ca, opts, ids, users, nil, "")
 		if err != nil {
 			return err
 		}
@@ -294,7 +317,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = r.upArch(ctx, a, opts, ids, link, parents[a.Name])
+			_, errs[i] = r.upArch(ctx, a, opts, ids, users, link, parents[a.Name])
 		}()
 	}
 	wg.Wait()
@@ -303,7 +326,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 
 // upArch brings one architecture up, its pods under the cgroup parent given ("" for
 // Podman's default), and returns its network's subnet.
-func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, ids map[string]string, link *collectorLink, parent string) (*net.IPNet, error) {
+func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, ids map[string]string, users natsauth.Creds, link *collectorLink, parent string) (*net.IPNet, error) {
 	c, cancel := r.with(ctx)
 	defer cancel()
 	levels, err := a.Levels()
@@ -320,7 +343,7 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 	i := 0
 	for _, s := range a.Services {
 		for _, p := range s.Processes() {
-			d, err := r.desire(a, s, p, opts, ids, serviceIP(subnet, i), link, parent)
+			d, err := r.desire(a, s, p, opts, ids, users, serviceIP(subnet, i), link, parent)
 			if err != nil {
 				return nil, err
 			}
@@ -596,6 +619,9 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	}
 	if d.TLS != "" {
 		s.Mounts = append(s.Mounts, spec.Mount{Type: "bind", Source: d.TLS, Destination: topology.TLSMount, Options: []string{"ro", "rbind"}})
+	}
+	if d.NATSUsers != "" {
+		s.Mounts = append(s.Mounts, spec.Mount{Type: "bind", Source: d.NATSUsers, Destination: natsUsersMount, Options: []string{"ro", "rbind"}})
 	}
 	if _, err := containers.CreateWithSpec(c, s, nil); err != nil {
 		_ = r.removePod(c, d.Pod)

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/mitosis-dev/mitosis/platform/cgroup"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -107,6 +108,11 @@ type record struct {
 }
 
 func (r *Runtime) stackDir() string { return filepath.Join(r.opts.State, r.opts.Stack) }
+
+// DefaultPKI is where Up keeps the stack's CA, identities and NATS users when its options name
+// no PKI folder: beside the stack's records.
+func (r *Runtime) DefaultPKI() string { return filepath.Join(r.stackDir(), "pki") }
+
 func (r *Runtime) archDir(arch string) string {
 	return filepath.Join(r.stackDir(), arch)
 }
@@ -243,11 +249,17 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		return err
 	}
 	if opts.PKI == "" {
-		opts.PKI = filepath.Join(r.stackDir(), "pki") // a stack of its own keeps its CA beside its records
+		opts.PKI = r.DefaultPKI()
 	}
 	ids, err := stack.Identities(r.opts.Stack, t, opts, nil)
 	if err != nil {
 		return err
+	}
+	var users natsauth.Creds // none when insecure: NATS then lets anyone in, as before
+	if !opts.Insecure {
+		if users, err = natsauth.Setup(opts.PKI, t); err != nil {
+			return err
+		}
 	}
 	taken := map[int]bool{} // host ports handed out in this call
 	var mu sync.Mutex
@@ -284,7 +296,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					errs[i] = r.upService(ctx, a, s, bins[s.Image], ports, export, ids, bud, opts)
+					errs[i] = r.upService(ctx, a, s, bins[s.Image], ports, export, ids, users, bud, opts)
 				}()
 			}
 			wg.Wait()
@@ -357,12 +369,12 @@ func free(port int) bool {
 // before the collector runs, and for the collector itself); bud is the architecture's budget,
 // whose group a process of a shared one joins. Processes missing or stopped start together;
 // those running another spec are rolled, one at a time (stack.UpOptions).
-func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, export, ids map[string]string, bud *budgetRun, opts stack.UpOptions) error {
+func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Service, bin string, ports map[string]map[int]int, export, ids map[string]string, users natsauth.Creds, bud *budgetRun, opts stack.UpOptions) error {
 	procs := s.Processes()
 	specs := make([]procSpec, len(procs))
 	var roll, rest []int
 	for i, p := range procs {
-		sp, err := r.spec(a, s, p, bin, ports, export, ids, bud.cgroupPath(), opts)
+		sp, err := r.spec(a, s, p, bin, ports, export, ids, users, bud.cgroupPath(), opts)
 		if err != nil {
 			return err
 		}
@@ -422,16 +434,16 @@ type procSpec struct {
 	hash    string
 }
 
-// spec works out how process p of s runs. ids are the identities' folders (stack.Identities).
-func (r *Runtime) spec(a topology.Arch, s topology.Service, p topology.Replica, bin string, ports map[string]map[int]int, export, ids map[string]string, cgroupPath string, opts stack.UpOptions) (procSpec, error) {
+// spec works out how process p of s runs. ids are the identities' folders (stack.Identities),
+// users the NATS users (natsauth.Setup).
+func (r *Runtime) spec(a topology.Arch, s topology.Service, p topology.Replica, bin string, ports map[string]map[int]int, export, ids map[string]string, users natsauth.Creds, cgroupPath string, opts stack.UpOptions) (procSpec, error) {
 	sp := procSpec{arch: a.Name, svc: s, name: p.Name, bin: bin, dir: r.archDir(a.Name), cgroup: cgroupPath,
 		dataDir: filepath.Join(r.archDir(a.Name), p.Name+"-data"),
 		recPath: r.recordPath(a.Name, p.Name), logPath: r.logPath(a.Name, p.Name)}
 	if p.N > 0 {
 		sp.of = s.Name
 	}
-	var err error
-	sp.args, sp.env, err = topology.Expand(s, topology.Resolver{
+	res := topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
 			return a.Addr(svc, port, func(proc string, port int) string {
 				return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[proc][port]))
@@ -442,7 +454,10 @@ func (r *Runtime) spec(a topology.Arch, s topology.Service, p topology.Replica, 
 		AdminToken: opts.AdminToken,
 		RequestKey: opts.RequestKey,
 		TLS:        ids[s.Identity()],
-	})
+	}
+	users.Resolve(&res, s, users.Dir)
+	var err error
+	sp.args, sp.env, err = topology.Expand(s, res)
 	if err != nil {
 		return sp, fmt.Errorf("%s/%s: %w", a.Name, p.Name, err)
 	}

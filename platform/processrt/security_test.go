@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/processrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
@@ -26,7 +28,8 @@ import (
 // TestSecurityAsProcesses runs the microservices as processes with their identities (about
 // a minute on 2 cores: go test -run TestSecurityAsProcesses ./platform/processrt):
 //
-//   - the shop works (a checkout through the gateway) over mutual TLS;
+//   - the shop works (a checkout through the gateway) over mutual TLS, each process with its
+//     NATS user; the stack's NATS lets in no connection without credentials;
 //   - payments refuses a client without a certificate and one of another CA, and answers
 //     the cart's identity calling Charge with PermissionDenied, while orders' passes;
 //   - a second up reuses every certificate and restarts nothing; a certificate past half its
@@ -61,13 +64,30 @@ func TestSecurityAsProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	pids := map[string]int{}
-	var payments string
+	var payments, natsAddr string
 	for _, s := range sts {
 		pids[s.Service] = s.PID
 		if s.Service == "payments" {
 			payments = s.Addr
 		}
+		if a, ok := s.Ports[topology.NATSPort]; ok {
+			natsAddr = a
+		}
 	}
+	// The stack's NATS lets in its users only: the admin, not a stranger.
+	if nc, err := nats.Connect("nats://" + natsAddr); err == nil {
+		nc.Close()
+		t.Error("the stack's NATS let in a connection without credentials")
+	}
+	admin, err := natsauth.AdminURL(pki, natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(admin)
+	if err != nil {
+		t.Fatalf("the stack's NATS refused its admin: %v", err)
+	}
+	nc.Close()
 	if payments == "" {
 		t.Fatalf("no payments in %v", sts)
 	}

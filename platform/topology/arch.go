@@ -137,7 +137,8 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 			s.Probe = Probe{Kind: HTTP, Port: EdgePort, Path: "/readyz"}
 		}
 		if len(g.Contexts) > 0 {
-			env["SHOP_NATS_URL"] = "nats://{{addr:nats}}"
+			// With the process's NATS user, where the runtime gives one (platform/natsauth).
+			env["SHOP_NATS_URL"] = "nats://{{nats_auth}}{{addr:nats}}"
 			s.DependsOn = append(s.DependsOn, "nats")
 		}
 		for _, name := range g.Contexts {

@@ -37,11 +37,15 @@ func nats() Service {
 		Package: "./platform/cmd/nats-server",
 		Ports:   []int{NATSPort, NATSMonitorPort},
 		Args:    []string{"-addr", "{{listen}}", "-http", "{{listen:8222}}", "-store", "{{data}}"},
-		Env:     map[string]string{},
+		// Its users (platform/natsauth), where the runtime gives them; none lets anyone in.
+		Env:     map[string]string{NATSUsersEnv: "{{nats_users}}"},
 		Probe:   Probe{Kind: HTTP, Port: NATSMonitorPort, Path: "/healthz?js-enabled-only=true"},
 		DataDir: "/data",
 	}
 }
+
+// NATSUsersEnv is the NATS server's users file (platform/cmd/nats-server -users).
+const NATSUsersEnv = "NATS_USERS_FILE"
 
 // NATS does the same work in both architectures (every store operation and event goes
 // through it) and used about the same CPU in both under the load test's mix (0.26 to 0.36

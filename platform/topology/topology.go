@@ -525,6 +525,10 @@ type Resolver struct {
 	AdminToken string
 	RequestKey string
 	TLS        string // the service's identity folder as the process sees it (Service.Identity)
+	// NATSAuth is "user:password@" of the service's NATS user, "" for none; NATSUsers the
+	// NATS server's users file as it sees it, "" for none (platform/natsauth).
+	NATSAuth  string
+	NATSUsers string
 }
 
 var placeholder = regexp.MustCompile(`\{\{([a-z_]+)(?::([a-z0-9-]+))?(?::([0-9]+))?\}\}`)
@@ -563,6 +567,10 @@ func Expand(s Service, r Resolver) (args []string, env map[string]string, err er
 				return r.RequestKey
 			case "tls":
 				return r.TLS
+			case "nats_auth":
+				return r.NATSAuth
+			case "nats_users":
+				return r.NATSUsers
 			}
 			err = fmt.Errorf("unknown placeholder %s", m)
 			return m

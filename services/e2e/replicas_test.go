@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -251,7 +252,11 @@ func (r *running) checkSharedConsumers(arch string, contexts ...string) {
 			natsAddr = st.Ports[topology.NATSPort]
 		}
 	}
-	nc, err := nats.Connect("nats://" + natsAddr)
+	url, err := natsauth.AdminURL(r.opts.PKI, natsAddr) // as the stack's NATS admin
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	nc, err := nats.Connect(url)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/loadtest"
 	"github.com/mitosis-dev/mitosis/loadtest/podmanstats"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/processrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -268,7 +269,12 @@ func faultTargets(ctx context.Context, edges []loadtest.Edge, state, stackName, 
 		}
 		for _, r := range rows {
 			if addr, ok := r.Ports[topology.NATSPort]; ok {
-				t.NATSURL = "nats://" + addr
+				// As the stack's NATS admin, whose password `mitosis up` keeps in its PKI folder.
+				url, err := natsauth.AdminURL(stack.PKIDir(state, stackName), addr)
+				if err != nil {
+					return nil, err
+				}
+				t.NATSURL = url
 			}
 		}
 		out = append(out, t)

@@ -662,7 +662,7 @@ Exit code 0 when every service runs and is ready, 3 when one is not,
 			}
 			names := natsServices()
 			for i, r := range rows {
-				rows[i].DeadLetters = countDeadLetters(cmd.Context(), r.Runtime, r.Status, names)
+				rows[i].DeadLetters = countDeadLetters(cmd.Context(), r.Runtime, r.Status, names, a.pki())
 			}
 			if asJSON {
 				enc := json.NewEncoder(a.out)

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
@@ -165,7 +166,7 @@ func natsServices() map[string]string {
 
 // natsOf returns where the status line s reaches its architecture's NATS, ok false if s is
 // not a NATS line, and an error if it is one that cannot be reached.
-func natsOf(runtime string, s stack.Status, names map[string]string) (natsEndpoint, bool, error) {
+func natsOf(runtime string, s stack.Status, names map[string]string, pki string) (natsEndpoint, bool, error) {
 	if names[s.Arch] != s.Service {
 		return natsEndpoint{}, false, nil
 	}
@@ -177,7 +178,11 @@ func natsOf(runtime string, s stack.Status, names map[string]string) (natsEndpoi
 	if !ok {
 		return ep, true, fmt.Errorf("%s: NATS publishes no port for %d", ep, topology.NATSPort)
 	}
-	ep.URL = "nats://" + addr
+	url, err := natsauth.AdminURL(pki, addr) // the stack's tools connect as its NATS admin
+	if err != nil {
+		return ep, true, err
+	}
+	ep.URL = url
 	return ep, true, nil
 }
 
@@ -205,7 +210,7 @@ func (a *app) eachNATS(ctx context.Context, f func(natsEndpoint, jetstream.JetSt
 			if archs != nil && !slices.Contains(archs, s.Arch) {
 				continue
 			}
-			ep, ok, err := natsOf(rt.Name(), s, names)
+			ep, ok, err := natsOf(rt.Name(), s, names, a.pki())
 			if !ok {
 				continue
 			}
@@ -245,10 +250,11 @@ type deadLetterCell struct {
 	Err string `json:"error,omitempty"`
 }
 
-// countDeadLetters counts the dead letters of the NATS that s is, or returns nil if s is no
-// NATS (or one not running: its state says so already).
-func countDeadLetters(ctx context.Context, runtime string, s stack.Status, names map[string]string) *deadLetterCell {
-	ep, ok, err := natsOf(runtime, s, names)
+// countDeadLetters counts the dead letters of the NATS that s is (as the admin of the stack
+// whose PKI folder is pki), or returns nil if s is no NATS (or one not running: its state
+// says so already).
+func countDeadLetters(ctx context.Context, runtime string, s stack.Status, names map[string]string, pki string) *deadLetterCell {
+	ep, ok, err := natsOf(runtime, s, names, pki)
 	if !ok || s.State != "running" {
 		return nil
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/processrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
@@ -46,13 +47,15 @@ func TestEventsReplayAndStatusReachEachArchitecturesNATS(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute}); err != nil {
+	// The PKI folder `mitosis up` gives: the CLI finds the NATS admin's password there.
+	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute,
+		PKI: stack.PKIDir(state, name)}); err != nil {
 		t.Fatalf("up: %v", err)
 	}
 	common := []string{"--runtime", "process", "--root", root, "--state", state, "--stack", name}
 
 	// A consumer of the stack's NATS, as the monolith runs it, whose handler fails.
-	js := stackJetStream(t, rt)
+	js := stackJetStream(t, rt, stack.PKIDir(state, name))
 	bus, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{}, slog.New(slog.DiscardHandler), natsjs.WithRedelivery(2, func(int) time.Duration { return 10 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +142,7 @@ func TestEventsReplayAndStatusReachEachArchitecturesNATS(t *testing.T) {
 
 // stackJetStream connects to the NATS that rt runs, where the CLI finds it: its status line's
 // published client port.
-func stackJetStream(t *testing.T, rt stack.Runtime) jetstream.JetStream {
+func stackJetStream(t *testing.T, rt stack.Runtime, pki string) jetstream.JetStream {
 	t.Helper()
 	sts, err := rt.Status(t.Context())
 	if err != nil || len(sts) != 1 {
@@ -149,7 +152,11 @@ func stackJetStream(t *testing.T, rt stack.Runtime) jetstream.JetStream {
 	if !ok {
 		t.Fatalf("NATS's status publishes no client port: %+v", sts[0])
 	}
-	nc, err := nats.Connect("nats://" + addr)
+	url, err := natsauth.AdminURL(pki, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,12 @@
 //	-name      NATS_NAME       server name (default mitosis-nats)
 //	-max-mem   NATS_MAX_MEM    JetStream memory-storage limit in bytes (default 64 MiB)
 //	-max-store NATS_MAX_STORE  JetStream file-storage limit in bytes (default 8 GiB: streams reserve their MaxBytes, the shop's 3.3 GiB in all, see natsjs.DefaultLimits)
+//	-users     NATS_USERS_FILE the users and their permissions (a JSON list of nats-server users, as platform/natsauth writes it); "" lets anyone connect
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
@@ -52,6 +54,7 @@ func run(args []string, getenv func(string) string) error {
 	name := fs.String("name", envOr(getenv, "NATS_NAME", "mitosis-nats"), "server name")
 	maxMem := fs.String("max-mem", envOr(getenv, "NATS_MAX_MEM", strconv.Itoa(64<<20)), "JetStream memory limit, bytes")
 	maxStore := fs.String("max-store", envOr(getenv, "NATS_MAX_STORE", strconv.Itoa(8<<30)), "JetStream file-store limit, bytes")
+	usersFile := fs.String("users", getenv("NATS_USERS_FILE"), "users file (platform/natsauth); empty: no authentication")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	healthcheck := fs.Bool("healthcheck", false, "check the running server's monitoring /healthz and exit 0 or 1 (container health checks)")
 	if err := fs.Parse(args); err != nil {
@@ -69,6 +72,17 @@ func run(args []string, getenv func(string) string) error {
 		JetStream:  true,
 		StoreDir:   *store,
 		NoSigs:     true, // signals are handled below, so shutdown is graceful and logged
+	}
+	if *usersFile != "" {
+		// A JSON list of server.User, as platform/natsauth writes it (not imported: it would
+		// link the whole shop into this image).
+		b, err := os.ReadFile(*usersFile)
+		if err != nil {
+			return fmt.Errorf("-users: %w", err)
+		}
+		if err := json.Unmarshal(b, &opts.Users); err != nil || len(opts.Users) == 0 {
+			return fmt.Errorf("-users %s: want a JSON list of users (%v)", *usersFile, err)
+		}
 	}
 	var err error
 	if opts.Host, opts.Port, err = hostPort(*addr); err != nil {

@@ -1,0 +1,155 @@
+package natsauth
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
+)
+
+// Admin is the user of the stack's own tools (mitosis events, the load test's checks, the
+// tests' reads of a context's records): every permission, as a database's owner has.
+const Admin = "admin"
+
+// Folder is where Setup writes the server's users, under the stack's PKI folder.
+const Folder = "nats"
+
+// Creds are a stack's NATS users.
+type Creds struct {
+	Dir string // holds File, for the stack's NATS servers (mounted read-only)
+	// File is the users file's name, users-<digest>.json: a NATS server reads its users when
+	// it starts, so other users are another file, hence another spec, and a restarted NATS.
+	File string
+	Auth map[string]string // by user: "user:password@", to put in a nats:// URL
+}
+
+// Setup makes the NATS users of the processes of t (one per group, named as its process:
+// UserOf) and the admin, their passwords made once and kept in pki (mode 0600, like the
+// certificates beside them), and writes the server's users file into <pki>/nats.
+func Setup(pki string, t topology.Topology) (Creds, error) {
+	c := Creds{Dir: filepath.Join(pki, Folder), Auth: map[string]string{}}
+	var names []string
+	for _, a := range t.AllArchs() {
+		for _, s := range a.Services {
+			if n := UserOf(s); n != "" && !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	slices.Sort(names)
+	var users []*server.User
+	for _, id := range append(names, Admin) {
+		pw, err := stack.Secret(pki, "nats-"+id, "")
+		if err != nil {
+			return Creds{}, fmt.Errorf("NATS user %s: %w", id, err)
+		}
+		u := &server.User{Username: id, Password: pw} // the admin: no permissions means all
+		if id != Admin {
+			g, err := bounded.ParseName(id)
+			if err != nil {
+				return Creds{}, fmt.Errorf("NATS user %s: %w", id, err)
+			}
+			u = User(g, pw)
+		}
+		users = append(users, u)
+		c.Auth[id] = url.UserPassword(id, pw).String() + "@"
+	}
+	b, err := json.MarshalIndent(users, "", "  ")
+	if err != nil {
+		return Creds{}, err
+	}
+	sum := sha256.Sum256(b)
+	c.File = "users-" + hex.EncodeToString(sum[:6]) + ".json"
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		return Creds{}, err
+	}
+	tmp := filepath.Join(c.Dir, "."+c.File)
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return Creds{}, err
+	}
+	if st, err := os.Stat(c.Dir); err == nil {
+		if uid, gid, ok := owner(st); ok {
+			_ = os.Chown(tmp, uid, gid) // as the folder: a container's user reads it
+		}
+	}
+	if err := os.Rename(tmp, filepath.Join(c.Dir, c.File)); err != nil {
+		return Creds{}, err
+	}
+	return c, nil
+}
+
+// UserOf is the NATS user of a service's processes: its group's process name
+// (bounded.Group.Name, as its identity), "" for a service that runs no group (NATS itself).
+func UserOf(s topology.Service) string {
+	if s.Group == "" {
+		return ""
+	}
+	g, err := bounded.ParseGroup(s.Group)
+	if err != nil {
+		return ""
+	}
+	return g.Name()
+}
+
+// Resolve fills the NATS parts of r for service s: its user in its URL, or the users file
+// for the NATS server, in dir (Dir as its process sees it).
+func (c Creds) Resolve(r *topology.Resolver, s topology.Service, dir string) {
+	r.NATSAuth = c.Auth[UserOf(s)]
+	if _, ok := s.Env[topology.NATSUsersEnv]; ok && c.Dir != "" {
+		r.NATSUsers = dir + "/" + c.File
+	}
+}
+
+// Path is the users file on this machine; "" when there are no users.
+func (c Creds) Path() string {
+	if c.Dir == "" {
+		return ""
+	}
+	return filepath.Join(c.Dir, c.File)
+}
+
+// ReadUsers reads a users file Setup wrote, as the stack's nats-server does
+// (platform/cmd/nats-server -users).
+func ReadUsers(path string) ([]*server.User, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var users []*server.User
+	if err := json.Unmarshal(b, &users); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return users, nil
+}
+
+// AdminURL is the URL of the stack's NATS at addr (host:port) with the admin's credentials
+// kept in pki; nats://addr when pki holds none (a stack up insecure, or made before users).
+func AdminURL(pki, addr string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(pki, "nats-"+Admin))
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || pki == "":
+		return "nats://" + addr, nil
+	case err != nil:
+		return "", err
+	}
+	return "nats://" + url.UserPassword(Admin, string(trim(b))).String() + "@" + addr, nil
+}
+
+func trim(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
