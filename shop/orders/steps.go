@@ -123,10 +123,10 @@ type attempt struct {
 	ord   Order         // what RecordOrder recorded (or found)
 }
 
-// checkoutSteps is the saga. An array, built on every call, rather than a package variable:
+// checkoutSteps is the saga. Built on every call rather than held in a package variable:
 // its functions refer to the code that reads it.
-func checkoutSteps() [9]step {
-	return [...]step{
+func checkoutSteps() []step {
+	return []step{
 		{Step: Step{Name: "ReadCart", Phase: Compensate, Call: Call{"cart", "Get"}}, do: (*Orders).readCart},
 		{Step: Step{Name: "Price", Phase: Compensate, Call: Call{"catalog", "Get"}}, do: (*Orders).priceCart},
 		{
@@ -157,7 +157,7 @@ func matches(errs []Error, err error) bool {
 
 // compensations returns the steps whose undo compensates a failure of steps[failed] with
 // err, in the order to run them (see Compensations).
-func compensations(steps [9]step, failed int, err error) []step {
+func compensations(steps []step, failed int, err error) []step {
 	done := failed
 	switch {
 	case failed >= len(steps) || steps[failed].Phase == RollForward:

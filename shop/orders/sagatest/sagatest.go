@@ -29,22 +29,23 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/payments"
 )
 
-// TimeoutName is the error name a step's endpoint reports when the peer behind it does not
-// answer: Amazon States Language's for a task that ran out of time.
-const TimeoutName = "States.Timeout"
-
 // Case is one failure of one checkout step.
 type Case struct {
 	Step string // the step that fails, as orders.Steps names it
-	// Name is the error's name as the step's endpoint reports it: a domain error's
-	// ("payments.ErrDeclined"), or TimeoutName for a peer that does not answer.
+	// Name is the domain error's name ("payments.ErrDeclined", as orders.Error names them),
+	// or "" when the step fails because its peer (or store) does not answer.
 	Name string
 
 	want   error // what the checkout's error must be (errors.Is)
 	inject func(w *world)
 }
 
-func (c Case) String() string { return c.Step + "/" + c.Name }
+func (c Case) String() string {
+	if c.Name == "" {
+		return c.Step + "/unavailable"
+	}
+	return c.Step + "/" + c.Name
+}
 
 // errDown is what a peer that does not answer gives.
 var errDown = fmt.Errorf("peer unreachable: %w", context.DeadlineExceeded)
@@ -54,7 +55,7 @@ var errDown = fmt.Errorf("peer unreachable: %w", context.DeadlineExceeded)
 // stock, a declined card, a reservation that lapsed before its commit.
 func Cases() []Case {
 	down := func(step, method string) Case {
-		return Case{Step: step, Name: TimeoutName, want: errDown, inject: func(w *world) { w.down = method }}
+		return Case{Step: step, want: errDown, inject: func(w *world) { w.down = method }}
 	}
 	return []Case{
 		down("ReadCart", "cart.Get"),
