@@ -94,11 +94,11 @@ func Steps() []Step {
 }
 
 // Compensations returns what checkout runs, in order, to compensate a failure of the step
-// at index failed of Steps with err: the Undo of every step done before it, last first,
-// preceded by the failed step's own unless err says it did nothing. failed past the last
-// Compensate step (the pivot's failure, or a RollForward step's Abort) undoes every
-// Compensate step. A RollForward step's failure that is not an Abort compensates nothing:
-// it returns nil.
+// at index failed of Steps with err: for a Compensate step, the Undo of every step done
+// before it, last first, preceded by the failed step's own unless err is one of its
+// NothingDone; for a RollForward step, nil (it is retried), unless err is one of its Abort:
+// then, as for failed == len(Steps()), the pivot's failure, the Undo of every Compensate
+// step, last first.
 func Compensations(failed int, err error) []Call {
 	var out []Call
 	for _, s := range compensations(checkoutSteps(), failed, err) {
