@@ -44,3 +44,13 @@ func TestCompensationsAreWhatTheSagaDoes(t *testing.T) {
 		}
 	}
 }
+
+// TestPivotFailureUndoesEveryStep: when the record cannot be marked charged, the saga undoes
+// every Compensate step, as Compensations says for the index past the last step.
+func TestPivotFailureUndoesEveryStep(t *testing.T) {
+	r := sagatest.Run(t, sagatest.Pivot())
+	want := orders.Compensations(len(orders.Steps()), r.Err)
+	if got := r.Compensations(); len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("after the pivot failed the saga called %v; Compensations says %v", got, want)
+	}
+}

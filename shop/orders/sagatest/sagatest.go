@@ -73,6 +73,15 @@ func Cases() []Case {
 	}
 }
 
+// Pivot is the failure of the pivot, which is no step: the saga record cannot be marked
+// charged (its store does not answer), after every Compensate step succeeded. Its Step is "".
+func Pivot() Case {
+	return Case{want: errDown, inject: func(w *world) { w.down = pivotWrite }}
+}
+
+// pivotWrite is the write of the saga record that marks it charged.
+const pivotWrite = "orders.MarkCharged"
+
 // Result is what one checkout with a failure did.
 type Result struct {
 	Err error // the checkout's error
@@ -208,6 +217,13 @@ func (s store) Update(ctx context.Context, key string, value []byte, rev uint64,
 	return s.Memory.Update(ctx, key, value, rev, opts...)
 }
 
+// sagaStore fails only the updates of the saga records, as the store does while down.
+type sagaStore struct{ store }
+
+func (s sagaStore) Create(ctx context.Context, key string, value []byte, opts ...kv.WriteOption) (uint64, error) {
+	return s.Memory.Create(ctx, key, value, opts...)
+}
+
 func (w *world) build(t testing.TB) {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
@@ -219,8 +235,10 @@ func (w *world) build(t testing.TB) {
 	inv := inventory.New(kv.NewMemory(), kv.NewMemory(), clock.now, 5*time.Minute)
 	w.catalog, w.carts, w.inventory = cat, cart.New(kv.NewMemory()), inv
 	w.orders = orders.New(orders.Stores{
-		Orders:     store{kv.NewMemory(), w, "orders.RecordOrder"},
-		Sagas:      kv.NewMemory(),
+		Orders: store{kv.NewMemory(), w, "orders.RecordOrder"},
+		// Updates of a saga record: the pivot, then marking it done (which the pivot's
+		// failure never reaches). Its creation is no update.
+		Sagas:      sagaStore{store{kv.NewMemory(), w, pivotWrite}},
 		UserOrders: store{kv.NewMemory(), w, "orders.AddToHistory"},
 	}, orders.Deps{
 		Catalog:    recCatalog{cat, w},
