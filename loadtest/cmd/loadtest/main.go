@@ -282,7 +282,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		levels, added = append(levels, level), append(added, n)
 	}
 	env := loadtest.ReadEnvironment(ctx, root)
-	runner := &loadtest.Runner{Plan: plan, Archs: archs, Progress: stderr}
+	// The traces of every step are read as it ends: by the end of the run, the collector
+	// has dropped those of the first steps to make room.
+	keepSrc := loadtest.TraceSource{Collector: *collector, Last: *traces}
+	for _, t := range targets {
+		keepSrc.Sides = append(keepSrc.Sides, loadtest.TraceSideSource{Label: t.Arch, Service: t.Service})
+	}
+	keeper := loadtest.NewTraceKeeper(keepSrc)
+	runner := &loadtest.Runner{Plan: plan, Archs: archs, Progress: stderr, StepDone: keeper.StepDone}
 	res, err := runner.Run(ctx)
 	if err != nil {
 		return err
@@ -297,7 +304,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// The traces of the steps at the common rate: every architecture under the same load.
 	rate := loadtest.CommonRate(res)
-	src := loadtest.TraceSource{Collector: *collector, Last: *traces, Rate: rate}
+	src := loadtest.TraceSource{Collector: *collector, Last: *traces, Rate: rate, Kept: keeper}
 	windows := true
 	for _, t := range targets {
 		from, to := loadtest.StepWindow(res, t.Arch, rate)
