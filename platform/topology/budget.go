@@ -77,7 +77,7 @@ const (
 func share(a *Arch, b Budget) error {
 	milli := int(math.Round(b.CPUs * 1000))
 	natsMilli := max(minMilliCPU, int(math.Round(float64(milli)*natsCPUPart)))
-	natsMem := max(minMemoryMB, int(float64(b.MemoryMB)*natsMemoryPart))
+	natsMem := natsMemory(b)
 	procs := 0
 	for _, s := range a.Services {
 		if s.Name != "nats" {
@@ -135,6 +135,9 @@ func fits(a *Arch, b Budget) error {
 	}
 	return nil
 }
+
+// natsMemory is NATS's fixed part of a budget's memory.
+func natsMemory(b Budget) int { return max(minMemoryMB, int(float64(b.MemoryMB)*natsMemoryPart)) }
 
 // GoMemLimit is the Go runtime's soft memory limit of a service given memoryMB: 3/4 of it,
 // so that the garbage collector works harder before the kernel kills.
