@@ -64,6 +64,7 @@ run-services: $(MITOSIS) $(TOKEN_FILE)
 	trap './$(MITOSIS) down -t $(TOPOLOGY) --runtime process' EXIT; ./$(MITOSIS) logs -f --runtime process
 
 $(MITOSIS): $(shell find platform services/bounded -name '*.go' -not -path '*/testdata/*') platform/go.mod platform/go.sum
+	@echo "building the mitosis CLI (the first build compiles the Podman bindings: a minute or more)"
 	$(GO_BUILD) -o $@ ./platform/cmd/mitosis
 
 ## setup: Podman and its API service on this machine (Debian, root); idempotent

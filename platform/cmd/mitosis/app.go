@@ -255,6 +255,7 @@ func (a *app) build(ctx context.Context, t topology.Topology, names []string, fo
 		GitStamp: true,
 		Force:    force,
 		Logger:   a.logger(),
+		Progress: a.errOut, // not out: build --json writes there
 	}
 	plats := a.platforms
 	if len(plats) == 0 {
