@@ -23,8 +23,9 @@
 //	h = (CPU/req(services) − CPU/req(monolith) − (P(services) − 1) × i / R) / Σ_{all edges} calls_e
 //
 // where calls_e is edge e's calls per request of the load's mix (every edge is cut in the
-// microservices), P(G) the processes of grouping G (its groups, and the edge alone unless it
-// is the monolith) and i the idle CPU of one more process (the run's idle figures: the
+// microservices), P(G) the processes of placement G (its groups, and the edge when it runs
+// alone: the HTTP edge is a node, in one of the groups or a gateway of its own) and i the
+// idle CPU of one more process (the run's idle figures: the
 // services' idle cores minus the monolith's, shared by their extra processes). A cut edge is
 // one whose two ends are in different groups. CPU per request of one endpoint class is the
 // monolith's share for that class (the monolith's CPU split by its traces' busy time per
@@ -47,13 +48,17 @@
 // # The search
 //
 // Every partition of the n contexts (the Bell number: 877 for the shop's seven, 4140 for 8,
-// 115975 for 10, 4213597 for 12) is scored exactly up to MaxExact contexts; above, a greedy
-// merge starts from one group per context and merges the pair that saves the most CPU per
-// request while the constraints hold (O(n³) scorings). Candidates are filtered by the
-// constraints (a context isolated, contexts kept together, at most N groups), reduced to the
-// Pareto front of (groups, CPU per request, checkout p99), and ranked by the objective (cpu,
-// latency, or balanced: the sum of both relative to the monolith's and the microservices'
-// spread, with a small price per group). Each candidate carries the usual decomposition
-// metrics: the share of calls crossing a group boundary and each group's interfaces (the
-// distinct methods other groups call on it).
+// 115975 for 10, 4213597 for 12), each with the edge in any of its groups or alone (as many
+// placements as partitions of n+1 items: 4140 for seven contexts), is scored exactly up to
+// MaxExact contexts; Bell numbers grow faster than exponentially (Bell(15) is 1.4 billion),
+// so above it a greedy merge starts from one group per context and merges, step by step,
+// the pair of groups that saves the most CPU per request (O(n³) scorings). Candidates are
+// filtered by the constraints (a context isolated, contexts kept together, at most N groups)
+// and reduced to the Pareto front of (more groups, less CPU per request, lower checkout
+// p99). The objective (cpu, latency, or balanced: the mean of both) gives each candidate a
+// cost relative to the two extremes, 0 at the monolith and 1 at the services; the
+// recommendation is the candidate whose independence gained, (groups − 1) / (n − 1), most
+// exceeds its cost (both extremes score 0). Each candidate carries the usual decomposition
+// metrics: the share of calls crossing a group boundary and each group's interface (the
+// distinct methods other groups call on it and the event subjects it takes from them).
 package advise

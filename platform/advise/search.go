@@ -39,10 +39,14 @@ type Constraints struct {
 }
 
 // Check says whether the constraints name the model's contexts, and can hold together.
-func (m *Model) Check(c Constraints) error {
+func (m *Model) Check(c Constraints) error { return c.Validate(m.Contexts) }
+
+// Validate says whether the constraints name only contexts of contexts, and can hold
+// together.
+func (c Constraints) Validate(contexts []string) error {
 	known := func(name string) error {
-		if _, ok := m.index[name]; !ok {
-			return fmt.Errorf("unknown context %q (want one of %s)", name, strings.Join(m.Contexts, ", "))
+		if !slices.Contains(contexts, name) {
+			return fmt.Errorf("unknown context %q (want one of %s)", name, strings.Join(contexts, ", "))
 		}
 		return nil
 	}
