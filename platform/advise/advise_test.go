@@ -557,3 +557,17 @@ func TestReadRunErrors(t *testing.T) {
 		t.Errorf("report alone: %+v, %v", r, err)
 	}
 }
+
+// --verify repeats the run's steps: its rate alone, its step, warm-up, users, seed, trace
+// share and mix, as the load test's flags.
+func TestLoadtestArgsRepeatTheRun(t *testing.T) {
+	run, err := ReadRun(fixtureRun, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(run.Settings.LoadtestArgs(run.Rate), " ")
+	want := "-rates 25 -search 0 -repeats 1 -step 30s -warmup 5s -warmup-rate 20 -users 200 -seed 1 -trace-share 0.2 -mix 25,15,35,15,10 -declined 0.05"
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}

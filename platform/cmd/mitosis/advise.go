@@ -29,6 +29,7 @@ type adviseFlags struct {
 	json                             bool
 	html, topologyOut, name          string
 	verify                           bool
+	repeats                          int
 	loadtest                         string
 }
 
@@ -74,6 +75,7 @@ predicted against measured figures.`,
 	fl.StringVar(&f.check, "check", "", "a run of one endpoint class alone whose hop cost the model predicts the services with (its own check)")
 	fl.StringVar(&f.checkKind, "check-kind", "list", "the check run's endpoint class (list: one call, edge to catalog)")
 	fl.BoolVar(&f.verify, "verify", false, "bring the recommendation up beside the monolith on this stack, run the same load steps, compare")
+	fl.IntVar(&f.repeats, "verify-repeats", 0, "--verify's repeats of the step, alternating the order of the two (default the run's); more repeats, less noise")
 	fl.StringVar(&f.loadtest, "loadtest", "", "the load test's binary for --verify (default <root>/bin/loadtest: make build-loadtest)")
 	return cmd
 }
@@ -82,6 +84,9 @@ func (a *app) advise(ctx context.Context, f adviseFlags) error {
 	obj, err := advise.ParseObjective(f.objective)
 	if err != nil {
 		return usageError{fmt.Errorf("--objective: %w", err)}
+	}
+	if f.repeats < 0 {
+		return usageError{fmt.Errorf("--verify-repeats %d: want 1 or more (0: the run's)", f.repeats)}
 	}
 	if f.name == "" || strings.ContainsAny(f.name, "/\\ ,+@") {
 		return usageError{fmt.Errorf("--name %q: one word, as a topology's name", f.name)}
@@ -229,8 +234,12 @@ func (a *app) verifyAdvice(ctx context.Context, f adviseFlags, run *advise.Run, 
 		return nil, fmt.Errorf("mitosis up: %w", err)
 	}
 	out := filepath.Join(a.root, "loadtest", "out", "verify-"+time.Now().UTC().Format("20060102-150405"))
+	settings := run.Settings
+	if f.repeats > 0 {
+		settings.Repeats = f.repeats
+	}
 	args := append([]string{"-stack", a.stack, "-state", a.state, "-edges", "monolith," + f.name, "-collector", "", "-out", out},
-		run.Settings.LoadtestArgs(run.Rate)...)
+		settings.LoadtestArgs(run.Rate)...)
 	fmt.Fprintf(a.errOut, "verify: %s %s\n", loadtest, strings.Join(args, " "))
 	if err := a.runChild(ctx, loadtest, args...); err != nil {
 		return nil, fmt.Errorf("the load test: %w", err)

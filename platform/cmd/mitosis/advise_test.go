@@ -114,6 +114,7 @@ func TestAdviseBadInput(t *testing.T) {
 		{[]string{"--isolate", "billing"}, "unknown context"},
 		{[]string{"--together", "cart"}, "at least two"},
 		{[]string{"--name", "a/b"}, "--name"},
+		{[]string{"--verify-repeats", "-1"}, "--verify-repeats"},
 	} {
 		code, _, errOut := runCLI(t, append([]string{"advise", "--root", root, "--run", run}, tc.args...)...)
 		if code != exitUsage || !strings.Contains(errOut, tc.want) {
