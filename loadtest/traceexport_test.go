@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/mitosis-dev/mitosis/platform/advise"
 )
@@ -76,5 +79,28 @@ func TestExportTracesKeepsEachArchitecturesWindow(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("without a collector, wrote %d files, want the manifest alone", len(entries))
+	}
+}
+
+// advise reads the latency of each request kind of this load test against the traces of its
+// route: every kind has a route there, and a request to that route is of that kind.
+func TestEveryKindHasItsRouteInAdvise(t *testing.T) {
+	for _, k := range Kinds() {
+		route, ok := advise.KindRoutes[string(k)]
+		if !ok {
+			t.Errorf("kind %s: no route in advise.KindRoutes", k)
+			continue
+		}
+		method, path, _ := strings.Cut(route, " ")
+		path = strings.NewReplacer("{id}", "sku-0001", "{user_id}", "ada").Replace(path)
+		if k == KindSearch {
+			path += "?q=lamp"
+		}
+		if got := KindOf(&vegeta.Result{Method: method, URL: "http://127.0.0.1:8080" + path}); got != k {
+			t.Errorf("%s %s is of kind %s, advise says %s", method, path, got, k)
+		}
+	}
+	if len(advise.KindRoutes) != len(Kinds()) {
+		t.Errorf("advise knows %d kinds, the load test %d", len(advise.KindRoutes), len(Kinds()))
 	}
 }
