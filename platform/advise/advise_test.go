@@ -571,3 +571,54 @@ func TestLoadtestArgsRepeatTheRun(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+// A verification compares each figure with the run of the advice beside the monolith (the
+// project's own: testdata/verify, the balanced advice of at most three groups), raw and
+// anchored on that run's monolith, and the outputs say so with the machine's noise.
+func TestVerifyAgainstARunOfTheAdvice(t *testing.T) {
+	run, err := ReadRun(fixtureRun, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Advise(run, Options{Constraints: Constraints{MaxGroups: 3}, Objective: ObjectiveBalanced})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr, err := ReadRun("testdata/verify", run.Rate, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, best := rep.Model, rep.Search.Best
+	if _, err := m.Verify(best, vr, "nosuch"); err == nil {
+		t.Error("an architecture the run has not: no error")
+	}
+	v, err := m.Verify(best, vr, "advised")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, mono := vr.Measured["advised"], vr.Measured[Monolith]
+	cpu := v.Rows[0]
+	if cpu.Measured != got.CPUPerReqMS || cpu.Monolith != mono.CPUPerReqMS || cpu.Predicted != best.CPUPerReqMS ||
+		math.Abs(cpu.Anchored-(mono.CPUPerReqMS+best.CPUPerReqMS-m.Mono.CPUPerReqMS)) > 1e-9 ||
+		math.Abs(cpu.ErrorPct-ErrorPct(cpu.Anchored, cpu.Measured)) > 1e-9 || len(v.Rows) != 5 {
+		t.Errorf("CPU row %+v against run %+v", cpu, got)
+	}
+	if v.OtherCores[0] <= 0 || v.OtherCores[1] <= 0 {
+		t.Errorf("the run's noise figures: %v", v.OtherCores)
+	}
+	t.Logf("verification (run %s): CPU/req predicted %.2f, anchored %.2f, measured %.2f (%+.1f%%); p50 predicted %.2f, anchored %.2f, measured %.2f (%+.1f%%); others used %.2f/%.2f cores",
+		vr.ID, cpu.Predicted, cpu.Anchored, cpu.Measured, cpu.ErrorPct, v.Rows[1].Predicted, v.Rows[1].Anchored, v.Rows[1].Measured, v.Rows[1].ErrorPct, v.OtherCores[0], v.OtherCores[1])
+	rep.Verify = v
+	var table, page bytes.Buffer
+	if err := rep.Table(&table); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.HTML(&page, "advised"); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{table.String(), page.String()} {
+		if !strings.Contains(out, "CPU per request, ms") || !strings.Contains(out, "rest of the machine used") {
+			t.Errorf("the verification is missing from:\n%s", out)
+		}
+	}
+}

@@ -84,6 +84,8 @@ func (r *Report) Table(w io.Writer) error {
 			fmt.Fprintf(tw, "  %s\t%.2f\t%.2f\t%.2f\t%+.1f%%\t%+.1f%%\t%.2f\t\n", row.Metric, row.Predicted, row.Anchored, row.Measured, row.ErrorPct, row.RawErrorPct, row.Monolith)
 		}
 		tw.Flush()
+		fmt.Fprintf(w, "  the rest of the machine used %.2f cores during the %s's steps and %.2f during the monolith's (%.2f and %.2f in the advised run's services and monolith)\n",
+			v.OtherCores[0], v.Arch, v.OtherCores[1], v.AdvisedOthers[0], v.AdvisedOthers[1])
 	}
 	return nil
 }
@@ -231,7 +233,8 @@ small,.note{color:#666}
 {{with .R.Verify}}<h2 id="verify">Verified</h2>
 <p>{{.Split}} run as <code>{{.Arch}}</code> beside the monolith ({{.Run}}, {{.Rate}} req/s). Anchored: the predicted cut costs on this run's own monolith.</p>
 <table><tr><th>figure</th><th>predicted</th><th>anchored</th><th>measured</th><th>error</th><th>raw error</th><th>monolith now</th></tr>
-{{range .Rows}}<tr><td>{{.Metric}}</td><td>{{f2 .Predicted}}</td><td>{{f2 .Anchored}}</td><td>{{f2 .Measured}}</td><td>{{epct .ErrorPct}}</td><td>{{epct .RawErrorPct}}</td><td>{{f2 .Monolith}}</td></tr>{{end}}</table>{{end}}
+{{range .Rows}}<tr><td>{{.Metric}}</td><td>{{f2 .Predicted}}</td><td>{{f2 .Anchored}}</td><td>{{f2 .Measured}}</td><td>{{epct .ErrorPct}}</td><td>{{epct .RawErrorPct}}</td><td>{{f2 .Monolith}}</td></tr>{{end}}</table>
+<p class="note">The rest of the machine used {{f2 (index .OtherCores 0)}} cores during the {{.Arch}}'s steps and {{f2 (index .OtherCores 1)}} during the monolith's ({{f2 (index .AdvisedOthers 0)}} and {{f2 (index .AdvisedOthers 1)}} in the advised run's services and monolith).</p>{{end}}
 <h2 id="graph">Call graph</h2>
 <div class="charts">{{.SVG}}</div>
 <table><tr><th>from → to</th><th>calls/req</th><th>calls/s</th><th>critical</th><th>request B</th><th>response B</th><th>hop ms</th><th>methods</th></tr>

@@ -112,15 +112,18 @@ func ReadTraces(path string) ([]*tracecompare.Trace, error) {
 
 // Measured is what a run measured of one architecture at the run's rate.
 type Measured struct {
-	Arch        string             `json:"arch"`
-	Rate        float64            `json:"rate_rps"`
-	Achieved    float64            `json:"achieved_rps"`
-	CPUPerReqMS float64            `json:"cpu_per_request_ms"`
-	IdleCores   float64            `json:"idle_cores"` // with no traffic, before the run
-	Processes   []ProcessCPU       `json:"processes"`  // each process's CPU per request
-	Latency     Latency            `json:"latency_ms"` // every request of the mix
-	Kinds       map[string]Latency `json:"kinds"`      // by the load test's request kind
-	Mix         map[string]float64 `json:"mix"`        // the share of each kind sent
+	Arch        string  `json:"arch"`
+	Rate        float64 `json:"rate_rps"`
+	Achieved    float64 `json:"achieved_rps"`
+	CPUPerReqMS float64 `json:"cpu_per_request_ms"`
+	IdleCores   float64 `json:"idle_cores"` // with no traffic, before the run
+	// OtherCores is what the rest of the machine used meanwhile (the load test's noise
+	// figure: busy cores minus the generator and the architecture), the mean of the steps.
+	OtherCores float64            `json:"other_cores"`
+	Processes  []ProcessCPU       `json:"processes"`  // each process's CPU per request
+	Latency    Latency            `json:"latency_ms"` // every request of the mix
+	Kinds      map[string]Latency `json:"kinds"`      // by the load test's request kind
+	Mix        map[string]float64 `json:"mix"`        // the share of each kind sent
 }
 
 // ProcessCPU is one process's (or pod's) CPU per request of its architecture.
@@ -171,6 +174,9 @@ type report struct {
 		Traffic struct {
 			OK int64 `json:"ok"`
 		} `json:"traffic"`
+		Generator struct {
+			OtherCores float64 `json:"other_cores"`
+		} `json:"generator"`
 		Resources struct {
 			Measured  bool `json:"measured"`
 			Processes []struct {
@@ -307,15 +313,20 @@ func (rep *report) measure(run *Run) error {
 		for k := range m.Mix {
 			m.Mix[k] /= sum
 		}
-		cpu, ok := map[string]float64{}, int64(0)
+		cpu, ok, steps := map[string]float64{}, int64(0), 0
 		for _, s := range rep.Steps {
 			if s.Arch != m.Arch || s.Phase != "ladder" || s.Offered != run.Rate || !s.Resources.Measured {
 				continue
 			}
+			steps++
+			m.OtherCores += s.Generator.OtherCores
 			ok += s.Traffic.OK
 			for _, p := range s.Resources.Processes {
 				cpu[p.Name] += p.CPUSeconds
 			}
+		}
+		if steps > 0 {
+			m.OtherCores /= float64(steps)
 		}
 		for _, name := range slices.Sorted(maps.Keys(cpu)) {
 			if ok > 0 {

@@ -12,6 +12,11 @@ type Verification struct {
 	// verifying run's own monolith (the model's monolith term measured again, the cut costs
 	// as predicted): machine noise between the two runs moves both architectures alike.
 	Rows []VerifyRow `json:"rows"`
+	// OtherCores is what the rest of the machine used during the steps of the placement and
+	// of the monolith, and during the advised run's: a busy machine moves CPU per request by
+	// more than a small split costs.
+	OtherCores    [2]float64 `json:"other_cores"`
+	AdvisedOthers [2]float64 `json:"advised_run_other_cores"`
 }
 
 // VerifyRow is one figure.
@@ -35,7 +40,8 @@ func (m *Model) Verify(p *Prediction, run *Run, arch string) (*Verification, err
 	if got.CPUPerReqMS <= 0 || mono.CPUPerReqMS <= 0 {
 		return nil, fmt.Errorf("run %s measured no CPU of the %s or the monolith", run.ID, arch)
 	}
-	v := &Verification{Run: run.Dir, Arch: arch, Split: p.Split, Rate: run.Rate}
+	v := &Verification{Run: run.Dir, Arch: arch, Split: p.Split, Rate: run.Rate,
+		OtherCores: [2]float64{got.OtherCores, mono.OtherCores}, AdvisedOthers: [2]float64{m.Services.OtherCores, m.Mono.OtherCores}}
 	row := func(metric string, predicted, base, measured, monoNow float64) {
 		anchored := monoNow + (predicted - base)
 		v.Rows = append(v.Rows, VerifyRow{Metric: metric, Predicted: predicted, Anchored: anchored, Measured: measured,
