@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,21 +36,35 @@ const (
 	fixtureHop = "testdata/hop"
 )
 
-func fixture(t *testing.T) (*Run, *Graph, *Graph) {
-	t.Helper()
+// loadFixture reads the fixture once for every test: nothing here changes a run or a graph.
+var loadFixture = sync.OnceValues(func() (*fixtureData, error) {
 	run, err := ReadRun(fixtureRun, 0, true)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	gm, err := BuildGraph(Monolith, run.Traces[Monolith])
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	gs, err := BuildGraph(Services, run.Traces[Services])
 	if err != nil {
+		return nil, err
+	}
+	return &fixtureData{run, gm, gs}, nil
+})
+
+type fixtureData struct {
+	run    *Run
+	gm, gs *Graph
+}
+
+func fixture(t *testing.T) (*Run, *Graph, *Graph) {
+	t.Helper()
+	f, err := loadFixture()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return run, gm, gs
+	return f.run, f.gm, f.gs
 }
 
 func fixtureModel(t *testing.T) *Model {
@@ -576,10 +591,7 @@ func TestLoadtestArgsRepeatTheRun(t *testing.T) {
 // project's own: testdata/verify, the balanced advice of at most three groups), raw and
 // anchored on that run's monolith, and the outputs say so with the machine's noise.
 func TestVerifyAgainstARunOfTheAdvice(t *testing.T) {
-	run, err := ReadRun(fixtureRun, 0, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	run, _, _ := fixture(t)
 	rep, err := Advise(run, Options{Constraints: Constraints{MaxGroups: 3}, Objective: ObjectiveBalanced})
 	if err != nil {
 		t.Fatal(err)
