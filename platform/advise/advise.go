@@ -111,7 +111,8 @@ func Advise(run *Run, o Options) (*Report, error) {
 	return r, nil
 }
 
-// ErrorPct is (predicted − measured) / measured, in percent.
+// ErrorPct is (predicted − measured) / measured, in percent; NaN when measured is 0 (the
+// callers compare measured figures only).
 func ErrorPct(predicted, measured float64) float64 {
 	if measured == 0 {
 		return math.NaN()

@@ -43,6 +43,9 @@ func (m *Model) Verify(p *Prediction, run *Run, arch string) (*Verification, err
 	v := &Verification{Run: run.Dir, Arch: arch, Split: p.Split, Rate: run.Rate,
 		OtherCores: [2]float64{got.OtherCores, mono.OtherCores}, AdvisedOthers: [2]float64{m.Services.OtherCores, m.Mono.OtherCores}}
 	row := func(metric string, predicted, base, measured, monoNow float64) {
+		if measured <= 0 || monoNow <= 0 {
+			return // not measured (a mix without that kind): no figure to compare
+		}
 		anchored := monoNow + (predicted - base)
 		v.Rows = append(v.Rows, VerifyRow{Metric: metric, Predicted: predicted, Anchored: anchored, Measured: measured,
 			ErrorPct: ErrorPct(anchored, measured), RawErrorPct: ErrorPct(predicted, measured), Monolith: monoNow})
