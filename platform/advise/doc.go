@@ -55,8 +55,9 @@
 // the pair of groups that saves the most CPU per request (O(n³) scorings). Candidates are
 // filtered by the constraints (a context isolated, contexts kept together, at most N groups)
 // and reduced to the Pareto front of (more groups, less CPU per request, lower checkout
-// p99). The objective (cpu, latency, or balanced: the mean of both) gives each candidate a
-// cost relative to the two extremes, 0 at the monolith and 1 at the services; the
+// p99). The objective (cpu; latency: the mean of the checkout's p99 and the mix's p50; or
+// balanced: the mean of both) gives each candidate a cost relative to the two extremes, 0 at
+// the monolith and 1 at the services; the
 // recommendation is the candidate whose independence gained, (groups − 1) / (n − 1), most
 // exceeds its cost (both extremes score 0). Each candidate carries the usual decomposition
 // metrics: the share of calls crossing a group boundary and each group's interface (the
