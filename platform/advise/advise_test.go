@@ -634,3 +634,32 @@ func TestVerifyAgainstARunOfTheAdvice(t *testing.T) {
 		}
 	}
 }
+
+// A call is on the critical path when the path passes through it or anything under it: a
+// call whose own time is all its children's is still waited for.
+func TestOnPathTakesAncestors(t *testing.T) {
+	root := &tracecompare.Span{Name: "root"}
+	call := &tracecompare.Span{Name: "call", Parent: root}
+	store := &tracecompare.Span{Name: "store", Parent: call}
+	aside := &tracecompare.Span{Name: "aside", Parent: root}
+	on := onPath(tracecompare.Path{Segments: []tracecompare.Segment{{Span: store}, {Span: root}}})
+	if !on[root] || !on[call] || !on[store] || on[aside] {
+		t.Errorf("on the path: %v", on)
+	}
+}
+
+// A run whose services cost no more than its monolith cannot price a hop: said, not
+// modelled with a free or negative hop.
+func TestCalibrateRefusesAFreeHop(t *testing.T) {
+	run, gm, gs := fixture(t)
+	svc := *run.Measured[Services]
+	svc.CPUPerReqMS = run.Measured[Monolith].CPUPerReqMS
+	if _, err := Calibrate(gm, gs, run.Measured[Monolith], &svc); err == nil || !strings.Contains(err.Error(), "cannot price a hop") {
+		t.Errorf("services as cheap as the monolith: %v", err)
+	}
+	other := *run.Measured[Monolith]
+	other.Rate = 50
+	if _, err := Calibrate(gm, gs, &other, run.Measured[Services]); err == nil {
+		t.Error("two rates: no error")
+	}
+}

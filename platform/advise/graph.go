@@ -101,6 +101,7 @@ func BuildGraph(arch string, traces []*tracecompare.Trace) (*Graph, error) {
 		}
 		c.Traces++
 		c.BusyMS += ms(a.Request.Breakdown[tracecompare.Domain] + a.Request.Breakdown[tracecompare.Store])
+		critical := onPath(a.Request)
 		for _, s := range t.Spans {
 			switch {
 			case isCall(s):
@@ -111,7 +112,7 @@ func BuildGraph(arch string, traces []*tracecompare.Trace) (*Graph, error) {
 				e := edgeOf(calls[c.Name], callerOf(s, services), to)
 				addMethod(e, s.Name)
 				e.Calls++
-				if a.Request.OnPath(s) {
+				if critical[s] {
 					e.Critical++
 				}
 				if s.Kind == "client" {
@@ -151,6 +152,18 @@ func BuildGraph(arch string, traces []*tracecompare.Trace) (*Graph, error) {
 		return cmp.Or(cmp.Compare(b.Traces, a.Traces), strings.Compare(a.Name, b.Name))
 	})
 	return g, nil
+}
+
+// onPath is every span the path passes through: those with a stretch on it, and their
+// ancestors (a call whose own time is all its children's is on the path through them).
+func onPath(p tracecompare.Path) map[*tracecompare.Span]bool {
+	on := map[*tracecompare.Span]bool{}
+	for _, sg := range p.Segments {
+		for s := sg.Span; s != nil && !on[s]; s = s.Parent {
+			on[s] = true
+		}
+	}
+	return on
 }
 
 // finish turns the sums of one class's edges into means, sorted.

@@ -110,6 +110,10 @@ func Calibrate(mono, svc *Graph, mMono, mSvc *Measured) (*Model, error) {
 		return nil, fmt.Errorf("the monolith's traces hold no call between contexts")
 	}
 	m.HopCPUMS = (mSvc.CPUPerReqMS - mMono.CPUPerReqMS - extra*m.ProcessCPUMS) / cut
+	if m.HopCPUMS <= 0 {
+		return nil, fmt.Errorf("the services used no more CPU per request than the monolith and their processes' idle cost (%.3f against %.3f ms): a run this noisy cannot price a hop; run longer steps or more repeats",
+			mSvc.CPUPerReqMS, mMono.CPUPerReqMS)
+	}
 	m.HopSource = fmt.Sprintf("the services' CPU per request minus the monolith's (%.3f − %.3f ms), less %g more processes' idle cost (%.3f ms each), over %.2f cut calls per request",
 		mSvc.CPUPerReqMS, mMono.CPUPerReqMS, extra, m.ProcessCPUMS, cut)
 	m.busy = map[string]float64{}
@@ -149,6 +153,9 @@ func (m *Model) HopFromOneHop(hop *Run, kind string) error {
 	m.ProcessCPUMS = max(0, svc.IdleCores-mono.IdleCores) / extra / m.Rate * 1000
 	perProc := max(0, svc.IdleCores-mono.IdleCores) / extra / hop.Rate * 1000
 	m.HopCPUMS = (svc.CPUPerReqMS - mono.CPUPerReqMS - extra*perProc) / calls
+	if m.HopCPUMS <= 0 {
+		return fmt.Errorf("the hop run's services used no more CPU per request than its monolith (%.3f against %.3f ms): too noisy to price a hop", svc.CPUPerReqMS, mono.CPUPerReqMS)
+	}
 	m.HopSource = fmt.Sprintf("one hop: a load of %s requests alone (run %s, %g req/s), the services' CPU per request minus the monolith's (%.3f − %.3f ms), less %g more processes' idle cost (%.3f ms each), over %.2f calls per request",
 		kind, hop.ID, hop.Rate, svc.CPUPerReqMS, mono.CPUPerReqMS, extra, perProc, calls)
 	return nil
