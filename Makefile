@@ -29,7 +29,7 @@ UP_FLAGS := $(if $(CPUS),--cpus $(CPUS)) $(if $(MEMORY_MB),--memory $(MEMORY_MB)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_BUILD := go build -ldflags '-X main.version=$(VERSION)'
 
-.PHONY: help calibrate load compare faults loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
+.PHONY: help advise calibrate load compare faults loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
 
 all: build
 
@@ -173,6 +173,13 @@ calibrate: $(TOKEN_FILE) $(MITOSIS) build-loadtest
 FAULTS_FLAGS ?=
 faults: loadtest-stack
 	./$(LOADTEST) faults $(LOADTEST_EDGES) $(FAULTS_FLAGS)
+
+## advise: where to split, from the newest load-test run of the monolith and the services
+## (make load ARCH=monolith,services keeps its traces): ADVISE_FLAGS='--max-groups 3 --isolate
+## payments --objective cpu|latency|balanced', --verify to run the advice beside the monolith
+ADVISE_FLAGS ?=
+advise: $(MITOSIS) build-loadtest
+	./$(MITOSIS) advise $(ADVISE_FLAGS)
 
 LOADTEST := bin/loadtest
 comma := ,

@@ -318,6 +318,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// Not bound to ctx: an interrupted run still gets its report.
 	tr := loadtest.CollectTraces(context.WithoutCancel(ctx), src, dir)
+	// Every trace of those steps, kept for `mitosis advise` to read offline.
+	if _, err := loadtest.ExportTraces(context.WithoutCancel(ctx), src, dir); err != nil {
+		say("keeping the run's traces: %v", err)
+	}
 	zero := loadtest.ZeroCPU(res) // before BuildReport, which marks their steps not measured
 	rep := loadtest.BuildReport(id, res, env, infos, tr)
 	var faultsErr error

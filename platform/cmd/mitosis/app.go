@@ -130,7 +130,7 @@ ready; 4 status, logs, events, kill or start found nothing up.`,
 	pf.StringVar(&a.mode, "budget", envOr("MITOSIS_BUDGET", string(topology.PerService)), "how each architecture's budget is enforced, for those -t names without @mode (services@shared): per-service (each service its share by weights), shared (one limit for all its processes together), measured (each service its share of what it used in `loadtest calibrate`) [MITOSIS_BUDGET]")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every step")
 	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd(),
-		kube.Command(), manifests.Command(), a.eventsCmd(), a.killCmd(), a.startCmd())
+		kube.Command(), manifests.Command(), a.eventsCmd(), a.killCmd(), a.startCmd(), a.adviseCmd())
 	traces := &cobra.Command{Use: "traces", Short: "Read and compare the traces the collector holds"}
 	traces.AddCommand(tracecompare.Command())
 	root.AddCommand(traces)
