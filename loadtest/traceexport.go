@@ -17,7 +17,8 @@ import (
 // advise.TraceFile(arch), with the manifest advise.ManifestFile beside them: what `mitosis
 // advise` reads to build the call graph without a collector. A side without a window takes
 // the last minute. A side the collector has nothing of is said in the manifest; only a file
-// that cannot be written is an error.
+// that cannot be written is an error. A side whose window src.Kept holds (read as its step
+// ended, before the collector's bounded store dropped it) is taken from there.
 func ExportTraces(ctx context.Context, src TraceSource, dir string) (*advise.Manifest, error) {
 	out := &advise.Manifest{Collector: src.Collector, Rate: src.Rate, Sides: []advise.ManifestSide{}}
 	if src.Collector == "" {
@@ -29,6 +30,13 @@ func ExportTraces(ctx context.Context, src TraceSource, dir string) (*advise.Man
 	client := &tracecollect.Client{BaseURL: src.Collector}
 	for _, side := range src.Sides {
 		s := advise.ManifestSide{Arch: side.Label, From: side.From, To: side.To}
+		if w, ok := src.Kept.window(side.Label, src.Rate); ok {
+			if err := keepWindow(&s, w, dir); err != nil {
+				return out, err
+			}
+			out.Sides = append(out.Sides, s)
+			continue
+		}
 		if s.To.IsZero() {
 			s.To = time.Now()
 			s.From = s.To.Add(-time.Minute)
@@ -49,6 +57,24 @@ func ExportTraces(ctx context.Context, src TraceSource, dir string) (*advise.Man
 		out.Sides = append(out.Sides, s)
 	}
 	return out, writeManifest(dir, out)
+}
+
+// keepWindow puts a window the TraceKeeper read as its step ended into dir as s's file.
+func keepWindow(s *advise.ManifestSide, w keptWindow, dir string) error {
+	switch {
+	case errors.Is(w.err, tracecollect.ErrNotFound):
+		s.Missing = "the collector held no trace of this architecture in the window"
+		return nil
+	case w.err != nil:
+		s.Missing = w.err.Error()
+		return nil
+	}
+	b, err := os.ReadFile(w.path)
+	if err != nil {
+		return err
+	}
+	s.Traces, s.File = w.traces, advise.TraceFile(s.Arch)
+	return os.WriteFile(filepath.Join(dir, s.File), b, 0o644)
 }
 
 func writeManifest(dir string, m *advise.Manifest) error {

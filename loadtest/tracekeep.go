@@ -2,9 +2,12 @@ package loadtest
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/advise"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 )
@@ -18,9 +21,19 @@ type TraceKeeper struct {
 	src     TraceSource // Collector, Operation, Last and Settle; Sides name each architecture's edge
 	service map[string]string
 
+	windows string // where each step's whole window is written (KeepWindows); "" for none
+
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	kept map[stepKey]keptTraces
+	wins map[stepKey]keptWindow
+}
+
+// keptWindow is a step's whole window, as ExportTraces keeps it: its file, or why none.
+type keptWindow struct {
+	path   string
+	traces int
+	err    error
 }
 
 type stepKey struct {
@@ -40,11 +53,21 @@ func NewTraceKeeper(src TraceSource) *TraceKeeper {
 		return nil
 	}
 	src = src.withDefaults()
-	k := &TraceKeeper{src: src, service: map[string]string{}, kept: map[stepKey]keptTraces{}}
+	k := &TraceKeeper{src: src, service: map[string]string{}, kept: map[stepKey]keptTraces{}, wins: map[stepKey]keptWindow{}}
 	for _, s := range src.Sides {
 		k.service[s.Label] = s.Service
 	}
 	return k
+}
+
+// KeepWindows has the keeper also write every ladder step's whole window (every trace of
+// its architecture, as ExportTraces keeps them for `mitosis advise`) into dir, a file per
+// architecture and rate, on disk rather than in memory: a step at 800 req/s holds tens of
+// MB of spans.
+func (k *TraceKeeper) KeepWindows(dir string) {
+	if k != nil {
+		k.windows = dir
+	}
 }
 
 // StepDone reads st's traces in the background, once their spans have had time to reach
@@ -62,11 +85,38 @@ func (k *TraceKeeper) StepDone(st Step) {
 		time.Sleep(time.Until(side.To.Add(k.src.Settle)))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		ts, err := sideTraces(ctx, &tracecollect.Client{BaseURL: k.src.Collector}, k.src, side)
+		client := &tracecollect.Client{BaseURL: k.src.Collector}
+		key := stepKey{st.Arch, st.Offered}
+		ts, err := sideTraces(ctx, client, k.src, side)
 		k.mu.Lock()
-		defer k.mu.Unlock()
-		k.kept[stepKey{st.Arch, st.Offered}] = keptTraces{ts, err}
+		k.kept[key] = keptTraces{ts, err}
+		k.mu.Unlock()
+		if k.windows == "" {
+			return
+		}
+		w := keptWindow{path: filepath.Join(k.windows, fmt.Sprintf("%s-%g.json.gz", st.Arch, st.Offered))}
+		td, err := advise.FindWindow(ctx, client, st.Arch, side.From, side.To)
+		if err == nil {
+			w.traces = len(tracecollect.SplitTraces(td))
+			err = advise.WriteTraces(w.path, td)
+		}
+		w.err = err
+		k.mu.Lock()
+		k.wins[key] = w
+		k.mu.Unlock()
 	}()
+}
+
+// window returns the whole window kept of arch's last ladder step at rate (ok false: none).
+func (k *TraceKeeper) window(arch string, rate float64) (w keptWindow, ok bool) {
+	if k == nil || k.windows == "" {
+		return keptWindow{}, false
+	}
+	k.Wait()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	w, ok = k.wins[stepKey{arch, rate}]
+	return w, ok
 }
 
 // Wait returns once every step's traces are read.

@@ -2,9 +2,11 @@ package loadtest
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/advise"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 )
 
@@ -22,6 +24,7 @@ func TestTraceKeeperKeepsStepsTheCollectorDrops(t *testing.T) {
 	sides := []TraceSideSource{{Label: "monolith", Service: "monolith"}, {Label: "services", Service: "gateway"}}
 	src := TraceSource{Collector: "http://" + col.QueryAddr(), Settle: 50 * time.Millisecond, Sides: sides}
 	keeper := NewTraceKeeper(src)
+	keeper.KeepWindows(t.TempDir())
 
 	// The early steps at 25 req/s, one per architecture, each with two traces.
 	start := time.Now().Add(-2 * time.Second)
@@ -54,6 +57,28 @@ func TestTraceKeeperKeepsStepsTheCollectorDrops(t *testing.T) {
 			t.Errorf("%s: %d traces (%q), want the 2 of its early step", s.Label, s.Traces, s.Missing)
 		}
 	}
+
+	// The whole windows, for mitosis advise, are the early steps' too.
+	dir := t.TempDir()
+	m, err := ExportTraces(context.Background(), src, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, side := range m.Sides {
+		if side.Traces != 2 || side.Missing != "" {
+			t.Errorf("exported %s: %+v, want the 2 traces of its early step", side.Arch, side)
+			continue
+		}
+		ts, err := advise.ReadTraces(filepath.Join(dir, side.File))
+		if err != nil || len(ts) != 2 {
+			t.Errorf("%s: read back %d traces, %v", side.Arch, len(ts), err)
+		}
+	}
+	src.Kept = nil
+	if m, err := ExportTraces(context.Background(), src, t.TempDir()); err != nil || m.Sides[0].Traces != 0 {
+		t.Errorf("without the keeper the collector still had the early window (%+v, %v): the test shows nothing", m, err)
+	}
+	src.Kept = keeper
 
 	// A rate no step was kept at is read from the collector, as without a keeper.
 	src.Rate = 50

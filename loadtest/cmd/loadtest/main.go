@@ -289,6 +289,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		keepSrc.Sides = append(keepSrc.Sides, loadtest.TraceSideSource{Label: t.Arch, Service: t.Service})
 	}
 	keeper := loadtest.NewTraceKeeper(keepSrc)
+	kept, err := os.MkdirTemp("", "loadtest-windows-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(kept)
+	keeper.KeepWindows(kept)
 	runner := &loadtest.Runner{Plan: plan, Archs: archs, Progress: stderr, StepDone: keeper.StepDone}
 	res, err := runner.Run(ctx)
 	if err != nil {
