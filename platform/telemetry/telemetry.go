@@ -35,6 +35,8 @@
 //	                                    specification says)
 //	OTEL_METRICS_EXPORTER               otlp or none (default otlp): where metrics are pushed;
 //	                                    Prometheus scrapes Options.MetricsAddr whatever it says
+//	OTEL_METRICS_EXEMPLAR_FILTER        as the SDK reads it; unset means always_off here (the
+//	                                    SDK's trace_based costs on every traced request)
 //	AWS_XRAY_DAEMON_ADDRESS             the X-Ray daemon for the xray exporter (127.0.0.1:2000)
 //
 // With no exporter the SDK still makes spans (IDs, sampling, propagation): the response
@@ -62,6 +64,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -323,6 +326,12 @@ func meterProvider(ctx context.Context, res *resource.Resource, opts Options, lo
 	}
 	for _, v := range metricViews() {
 		readers = append(readers, sdkmetric.WithView(v))
+	}
+	if os.Getenv("OTEL_METRICS_EXEMPLAR_FILTER") == "" {
+		// The SDK's default keeps a traced measurement's trace as an exemplar, with the
+		// attributes the views filtered out: a cost on every request, and on Prometheus's
+		// side labels longer than it takes. The variable turns them back on.
+		readers = append(readers, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
 	}
 	mp := sdkmetric.NewMeterProvider(append(readers, sdkmetric.WithResource(res))...)
 	if err := startRuntimeMetrics(mp); err != nil {
