@@ -89,7 +89,7 @@ func DefaultAddr(context string) string {
 }
 
 // MetricsAddrEnv is the variable that holds Config.MetricsAddr.
-const MetricsAddrEnv = "SHOP_METRICS_ADDR"
+const MetricsAddrEnv = bounded.MetricsAddrEnv
 
 // AddrEnv is the variable that holds a context's address, e.g. SHOP_CATALOG_ADDR.
 func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) + "_ADDR" }

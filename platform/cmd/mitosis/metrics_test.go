@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/processrt"
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+	"github.com/mitosis-dev/mitosis/platform/telemetry/telemetrytest"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// TestStatusShowsWhereEachProcessServesMetrics runs the monolith architecture with the
+// process runtime, as `up` does, and reads through the CLI where its processes' metrics are:
+// the host's line names a /metrics on 127.0.0.1 that answers with the requests it served,
+// and NATS's, which runs no host, names none.
+func TestStatusShowsWhereEachProcessServesMetrics(t *testing.T) {
+	root, state, name := repoRoot(t), t.TempDir(), stacktest.StackName(t)
+	edge := stacktest.FreeAddr(t)
+	topo, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector, MonolithEdge: edge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := processrt.New(processrt.Options{Root: root, State: filepath.Join(state, "run"), Stack: name, AnyPorts: true})
+	t.Cleanup(func() {
+		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute}); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	const requests = 3
+	for range requests {
+		resp, err := http.Get("http://" + edge + "/v1/products")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/products: %s", resp.Status)
+		}
+	}
+
+	common := []string{"--runtime", "process", "--root", root, "--state", state, "--stack", name}
+	code, out, errOut := runCLI(t, append([]string{"status", "--json"}, common...)...)
+	if code != exitOK {
+		t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var rows []struct {
+		Service string `json:"service"`
+		Metrics string `json:"metrics"`
+	}
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	metrics := map[string]string{}
+	for _, r := range rows {
+		metrics[r.Service] = r.Metrics
+	}
+	if metrics["nats"] != "" {
+		t.Errorf("NATS serves no host's metrics, yet status says %q", metrics["nats"])
+	}
+	addr, ok := strings.CutPrefix(metrics["monolith"], "http://127.0.0.1:")
+	if !ok || !strings.HasSuffix(addr, "/metrics") {
+		t.Fatalf("the monolith's metrics: %q, want http://127.0.0.1:<port>/metrics\n%s", metrics["monolith"], out)
+	}
+	fams := telemetrytest.Scrape(t, "127.0.0.1:"+strings.TrimSuffix(addr, "/metrics"))
+	if n, _ := fams.Sum("http_server_request_duration_seconds", map[string]string{"http_route": "/v1/products"}); n < requests {
+		t.Errorf("the monolith counts %v requests to /v1/products, want %d at least; series %v", n, requests, fams.Labels("http_server_request_duration_seconds"))
+	}
+	if n, ok := fams.Sum("go_goroutine_count", nil); !ok || n < 1 {
+		t.Errorf("go_goroutine_count = %v (found %v)", n, ok)
+	}
+
+	code, out, _ = runCLI(t, append([]string{"status"}, common...)...)
+	if code != exitOK || !strings.Contains(out, "METRICS") || !strings.Contains(out, metrics["monolith"]) {
+		t.Errorf("status: exit %d, want the monolith's metrics address in a METRICS column\n%s", code, out)
+	}
+}
