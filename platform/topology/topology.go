@@ -309,11 +309,12 @@ func collector(edge string) (Service, error) {
 		Publish: publish,
 		Args: []string{"-query", "{{listen}}", "-grpc", "{{listen:4317}}", "-http", "{{listen:4318}}",
 			"-max-spans", "100000"},
-		// 100,000 spans at about 1.5 KB each.
-		Env:      map[string]string{"GOMEMLIMIT": "192MiB"},
+		// 100,000 spans at about 1.5 KB each, and the last minutes of metrics
+		// (tracecollect.DefaultMaxMetricBytes, 24 MiB).
+		Env:      map[string]string{"GOMEMLIMIT": "224MiB"},
 		Probe:    Probe{Kind: HTTP, Port: CollectorQueryPort, Path: "/healthz"},
 		CPUs:     0.5,
-		MemoryMB: 256,
+		MemoryMB: 288,
 	}, nil
 }
 

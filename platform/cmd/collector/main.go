@@ -2,14 +2,15 @@
 // OTLP/HTTP receivers, a bounded in-memory store, and the query APIs of a Jaeger v2 query
 // service (api_v3 under /api/v3, and the JSON API the Jaeger UI and Grafana's Jaeger data
 // source read under /api), with pages beside them (the latest traces at /, a search at
-// /search, a trace's waterfall at /trace/{id}, the side-by-side comparison at /compare).
-// Every pod of the stack exports to it (OTEL_EXPORTER_OTLP_ENDPOINT), and `mitosis traces
-// compare` reads from it. It stops on SIGINT or SIGTERM, finishing the exports in flight.
+// /search, a trace's waterfall at /trace/{id}, the side-by-side comparison at /compare), and
+// the last minutes of the OTLP metrics it receives at /api/metrics. Every pod of the stack
+// exports to it (OTEL_EXPORTER_OTLP_ENDPOINT), and `mitosis traces compare` reads from it,
+// the load test too. It stops on SIGINT or SIGTERM, finishing the exports in flight.
 //
 // Usage:
 //
 //	collector [-grpc 127.0.0.1:4317] [-http 127.0.0.1:4318] [-query 127.0.0.1:16686] [-max-spans 100000]
-//	          [-max-bytes 134217728]
+//	          [-max-bytes 134217728] [-metric-window 10m] [-max-metric-bytes 25165824]
 package main
 
 import (
@@ -37,6 +38,8 @@ func main() {
 	fs.StringVar(&cfg.QueryAddr, "query", tracecollect.DefaultQueryAddr, "query APIs (Jaeger's /api/v3 and /api) and pages listen address")
 	fs.IntVar(&cfg.MaxSpans, "max-spans", tracecollect.DefaultMaxSpans, "spans kept in memory; the oldest traces go first")
 	fs.IntVar(&cfg.MaxBytes, "max-bytes", tracecollect.DefaultMaxBytes, "bytes of memory the kept spans may take (an estimate); the oldest traces go first")
+	fs.DurationVar(&cfg.MetricWindow, "metric-window", tracecollect.DefaultMetricWindow, "how long received metrics are kept (served at "+tracecollect.MetricsPath+")")
+	fs.IntVar(&cfg.MaxMetricBytes, "max-metric-bytes", tracecollect.DefaultMaxMetricBytes, "bytes of memory the kept metrics may take (an estimate); the oldest points go first")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
