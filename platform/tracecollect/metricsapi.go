@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-// MetricsPath is where the query server answers with the metrics it keeps.
-const MetricsPath = "/api/metrics"
+// MetricsPath is where the query server answers with the metrics it keeps: a path of its
+// own, outside Jaeger's /api/metrics (the Monitor tab's, in a format of its own).
+const MetricsPath = "/api/otlp/metrics"
 
 // MetricsResponse is the answer of MetricsPath: the series selected, with their points, and
 // what the store holds.
@@ -21,7 +22,7 @@ type MetricsResponse struct {
 	Stats  MetricStats    `json:"stats"`
 }
 
-// routeMetrics serves GET /api/metrics: the series of the last minutes, selected by
+// routeMetrics serves GET /api/otlp/metrics: the series of the last minutes, selected by
 //
 //	name     a metric name, exact (repeat it or join names with commas for several)
 //	service  a service.name (likewise)

@@ -5,7 +5,7 @@
 // the JSON API the Jaeger UI and Grafana's Jaeger data source read (jaegerui.go, in Jaeger's
 // model: uimodel.go). Its own page (page.go) searches and draws a trace's waterfall from that
 // same API. Metrics sent to it are kept for their last minutes, within a byte bound
-// (metricstore.go), and served as JSON at /api/metrics (metricsapi.go) for the load
+// (metricstore.go), and served as JSON at /api/otlp/metrics (metricsapi.go) for the load
 // report; logs are accepted and counted, not kept.
 //
 // It is a development collector: no persistence, no authentication, no tail sampling. Users

@@ -3,9 +3,9 @@
 // service (api_v3 under /api/v3, and the JSON API the Jaeger UI and Grafana's Jaeger data
 // source read under /api), with pages beside them (the latest traces at /, a search at
 // /search, a trace's waterfall at /trace/{id}, the side-by-side comparison at /compare), and
-// the last minutes of the OTLP metrics it receives at /api/metrics. Every pod of the stack
-// exports to it (OTEL_EXPORTER_OTLP_ENDPOINT), and `mitosis traces compare` reads from it,
-// the load test too. It stops on SIGINT or SIGTERM, finishing the exports in flight.
+// the last minutes of the OTLP metrics it receives at /api/otlp/metrics. Every pod of the
+// stack exports to it (OTEL_EXPORTER_OTLP_ENDPOINT), and `mitosis traces compare` reads from
+// it, the load test too. It stops on SIGINT or SIGTERM, finishing the exports in flight.
 //
 // Usage:
 //
