@@ -304,11 +304,11 @@ func collector(edge string) (Service, error) {
 		Name:    "collector",
 		Image:   "collector",
 		Package: "./platform/cmd/collector",
-		Ports:   []int{CollectorQueryPort, CollectorGRPCPort, CollectorHTTPPort},
+		Ports:   []int{CollectorQueryPort, CollectorGRPCPort, CollectorHTTPPort, MetricsPort},
 		Edge:    edge,
 		Publish: publish,
 		Args: []string{"-query", "{{listen}}", "-grpc", "{{listen:4317}}", "-http", "{{listen:4318}}",
-			"-max-spans", "100000"},
+			"-max-spans", "100000", "-metrics", "{{listen:" + strconv.Itoa(MetricsPort) + "}}"},
 		// 100,000 spans at about 1.5 KB each, and the last minutes of metrics
 		// (tracecollect.DefaultMaxMetricBytes, 24 MiB).
 		Env:      map[string]string{"GOMEMLIMIT": "224MiB"},

@@ -189,3 +189,46 @@ func TestMetricStoreIsBoundedInBytesAndTime(t *testing.T) {
 		t.Errorf("stats once the window is over: %+v, want empty", st)
 	}
 }
+
+// The collector reports its own stores through a meter provider: what it keeps and what it
+// was sent, read at collection time.
+func TestCollectorReportsItsStores(t *testing.T) {
+	c, err := tracecollect.Start(tracecollect.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	reader := sdkmetric.NewManualReader()
+	if err := c.Instrument(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))); err != nil {
+		t.Fatal(err)
+	}
+	c.Metrics().Add(gaugeExport("orders", 3, 1))
+	values := func() map[string]int64 {
+		t.Helper()
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(t.Context(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				switch d := m.Data.(type) {
+				case metricdata.Gauge[int64]:
+					out[m.Name] = d.DataPoints[0].Value
+				case metricdata.Sum[int64]:
+					out[m.Name] = d.DataPoints[0].Value
+				}
+			}
+		}
+		return out
+	}
+	got := values()
+	if got["mitosis.collector.metric.points"] != 3 || got["mitosis.collector.metric.points.received"] != 3 || got["mitosis.collector.metric.bytes"] <= 0 ||
+		got["mitosis.collector.spans"] != 0 {
+		t.Errorf("collector metrics: %v", got)
+	}
+	c.Metrics().Add(gaugeExport("orders", 2, 2))
+	if got := values(); got["mitosis.collector.metric.points.received"] != 5 {
+		t.Errorf("after 2 more points: %v", got)
+	}
+}

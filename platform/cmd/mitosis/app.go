@@ -724,10 +724,10 @@ Exit code 0 when every service runs and is ready, 3 when one is not,
 }
 
 // metricsURL is where Prometheus scrapes the service of the status line s (its published
-// topology.MetricsPort), or "" for a service that serves no metrics (NATS, the collector).
+// topology.MetricsPort), or "" for a service that serves none (NATS).
 func metricsURL(s stack.Status) string {
 	addr, ok := s.Ports[topology.MetricsPort]
-	if !ok || s.Arch == topology.Telemetry {
+	if !ok {
 		return ""
 	}
 	return "http://" + addr + telemetry.MetricsPath
