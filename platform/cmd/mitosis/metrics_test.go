@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -14,16 +15,18 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/telemetry/telemetrytest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 )
 
-// TestStatusShowsWhereEachProcessServesMetrics runs the monolith architecture with the
-// process runtime, as `up` does, and reads through the CLI where its processes' metrics are:
-// the host's line names a /metrics on 127.0.0.1 that answers with the requests it served,
-// and NATS's, which runs no host, names none.
+// TestStatusShowsWhereEachProcessServesMetrics runs the monolith architecture and the
+// collector with the process runtime, as `up` does, and reads through the CLI where their
+// metrics are: the host's line names a /metrics on 127.0.0.1 that answers with the requests
+// it served, the collector's one that answers with what it keeps, NATS's none; and the
+// host's metrics reach the collector over OTLP, where /api/otlp/metrics serves them.
 func TestStatusShowsWhereEachProcessServesMetrics(t *testing.T) {
 	root, state, name := repoRoot(t), t.TempDir(), stacktest.StackName(t)
 	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector, MonolithEdge: edge})
+	topo, err := topology.Get(topology.Monolith, topology.Options{Collector: "127.0.0.1:0", MonolithEdge: edge})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,14 +60,15 @@ func TestStatusShowsWhereEachProcessServesMetrics(t *testing.T) {
 	}
 	var rows []struct {
 		Service string `json:"service"`
+		Addr    string `json:"addr"`
 		Metrics string `json:"metrics"`
 	}
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
-	metrics := map[string]string{}
+	metrics, addrs := map[string]string{}, map[string]string{}
 	for _, r := range rows {
-		metrics[r.Service] = r.Metrics
+		metrics[r.Service], addrs[r.Service] = r.Metrics, r.Addr
 	}
 	if metrics["nats"] != "" {
 		t.Errorf("NATS serves no host's metrics, yet status says %q", metrics["nats"])
@@ -80,6 +84,29 @@ func TestStatusShowsWhereEachProcessServesMetrics(t *testing.T) {
 	if n, ok := fams.Sum("go_goroutine_count", nil); !ok || n < 1 {
 		t.Errorf("go_goroutine_count = %v (found %v)", n, ok)
 	}
+
+	collectorMetrics, ok := strings.CutPrefix(metrics["collector"], "http://")
+	if !ok {
+		t.Fatalf("the collector's metrics: %q\n%s", metrics["collector"], out)
+	}
+	if _, ok := telemetrytest.Scrape(t, strings.TrimSuffix(collectorMetrics, "/metrics")).Sum("mitosis_collector_spans_received_total", nil); !ok {
+		t.Errorf("the collector's /metrics lacks mitosis_collector_spans_received_total")
+	}
+	// The host pushes its metrics every topology.MetricExportInterval.
+	cl := tracecollect.Client{BaseURL: "http://" + addrs["collector"]}
+	stacktest.WaitFor(t, 3*topology.MetricExportInterval, func() (bool, string) {
+		res, err := cl.Metrics(t.Context(), tracecollect.MetricQuery{Names: []string{"http.server.request.duration"}, Arch: topology.Monolith})
+		if err != nil {
+			return false, err.Error()
+		}
+		var n uint64
+		for _, s := range res.Series {
+			if s.Attributes["http.route"] == "/v1/products" && len(s.Points) > 0 {
+				n += s.Points[len(s.Points)-1].Count
+			}
+		}
+		return n >= requests, fmt.Sprintf("%d requests to /v1/products in the collector's metrics (%d series)", n, len(res.Series))
+	})
 
 	code, out, _ = runCLI(t, append([]string{"status"}, common...)...)
 	if code != exitOK || !strings.Contains(out, "METRICS") || !strings.Contains(out, metrics["monolith"]) {
