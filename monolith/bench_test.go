@@ -144,7 +144,11 @@ func benchCheckout(b *testing.B) {
 //   - off: no SDK (OpenTelemetry's no-op globals), as with OTEL_SDK_DISABLED=true;
 //   - on: the production setup (telemetry.Setup), every span sampled and exported in
 //     batches over OTLP/HTTP; metrics not exported, as in off, so that only tracing differs;
-//   - on-metrics: on, plus the OTLP metrics of every request and call: all of telemetry;
+//   - on-metrics: on, plus the OTLP metrics of every request and call;
+//   - on-prometheus: on, plus the same metrics served to Prometheus (MetricsAddr) instead;
+//   - on-all: on, with metrics over OTLP and to Prometheus: all of telemetry, as `mitosis up`
+//     runs it;
+//   - metrics-only: no span sampled, metrics to Prometheus: what metrics cost alone;
 //   - on-10pct: on with a parent-based 10% trace ID ratio sampler;
 //   - sdk-discard: the SDK's batch span processor, every span sampled, to an exporter that
 //     drops the batches: what making the spans costs, without exporting them;
@@ -172,22 +176,32 @@ func BenchmarkCheckoutTracing(b *testing.B) {
 		})
 		benchCheckout(b)
 	}
-	setup := func(b *testing.B, sampler, arg, metrics string) {
+	setup := func(b *testing.B, sampler, arg, metrics string, prometheus bool) {
 		b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", startSink(b))
 		b.Setenv("OTEL_TRACES_SAMPLER", sampler)
 		b.Setenv("OTEL_TRACES_SAMPLER_ARG", arg)
 		b.Setenv("OTEL_METRICS_EXPORTER", metrics)
-		shutdown, _, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "monolith", Architecture: telemetry.Monolith,
-			LogLevel: slog.LevelWarn, LogOutput: os.Stderr})
+		opts := telemetry.Options{ServiceName: "monolith", Architecture: telemetry.Monolith, LogLevel: slog.LevelWarn, LogOutput: os.Stderr}
+		var scrapeAddr net.Addr
+		if prometheus {
+			opts.MetricsAddr, opts.MetricsListening = "127.0.0.1:0", func(a net.Addr) { scrapeAddr = a }
+		}
+		shutdown, _, err := telemetry.Setup(context.Background(), opts)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = shutdown(context.Background()) })
+		if scrapeAddr != nil {
+			scrape(b, scrapeAddr.String())
+		}
 		benchCheckout(b)
 	}
-	b.Run("tracing=on", func(b *testing.B) { setup(b, "always_on", "", "none") })
-	b.Run("tracing=on-metrics", func(b *testing.B) { setup(b, "always_on", "", "otlp") })
-	b.Run("tracing=on-10pct", func(b *testing.B) { setup(b, "parentbased_traceidratio", "0.1", "none") })
+	b.Run("tracing=on", func(b *testing.B) { setup(b, "always_on", "", "none", false) })
+	b.Run("tracing=on-metrics", func(b *testing.B) { setup(b, "always_on", "", "otlp", false) })
+	b.Run("tracing=on-prometheus", func(b *testing.B) { setup(b, "always_on", "", "none", true) })
+	b.Run("tracing=on-all", func(b *testing.B) { setup(b, "always_on", "", "otlp", true) })
+	b.Run("tracing=metrics-only", func(b *testing.B) { setup(b, "always_off", "", "none", true) })
+	b.Run("tracing=on-10pct", func(b *testing.B) { setup(b, "parentbased_traceidratio", "0.1", "none", false) })
 	b.Run("tracing=sdk-discard", func(b *testing.B) { sdk(b, discard{}) })
 	b.Run("tracing=sdk-otlp", func(b *testing.B) {
 		b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", startSink(b))
@@ -198,6 +212,38 @@ func BenchmarkCheckoutTracing(b *testing.B) {
 		sdk(b, e)
 	})
 }
+
+// scrape reads /metrics at addr every scrapeEvery until the benchmark ends, as Prometheus
+// would: a scrape's cost is the process's too.
+func scrape(b *testing.B, addr string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	b.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		t := time.NewTicker(scrapeEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+telemetry.MetricsPath, nil)
+			if err != nil {
+				return
+			}
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+	}()
+}
+
+// scrapeEvery is how often the benchmark scrapes: Prometheus's default interval is a
+// minute, the usual setting 15 s; every 5 s makes the scrapes' share visible.
+const scrapeEvery = 5 * time.Second
 
 // discard is a span exporter that drops everything.
 type discard struct{}
