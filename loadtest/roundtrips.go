@@ -14,9 +14,10 @@ import (
 
 // RoundTrips is the section of the report read from the collector's metrics
 // (platform/tracecollect keeps the OTLP metrics of the last minutes): how many store round
-// trips (JetStream key-value operations, db.client.operation.duration's count over every
-// process of an architecture) each request its edge served (http.server.request.duration's
-// count) took, over the steps at the common rate. Both architectures run the same domain
+// trips (JetStream key-value operations, db.client.operation.duration's count, and event
+// publishes, messaging.client.operation.duration's, over every process of an architecture)
+// each request its edge served (http.server.request.duration's count) took, over the steps
+// at the common rate. Both architectures run the same domain
 // code, so the figure should match; where it does not, the split changed what the store is
 // asked, and since a round trip is most of a request's time, that is where to look first.
 type RoundTrips struct {
@@ -45,8 +46,9 @@ type RoundTripOp struct {
 // Metric names the section reads: OpenTelemetry's, as the shop records them (shop/traced,
 // otelhttp).
 const (
-	storeMetric = "db.client.operation.duration"
-	httpMetric  = "http.server.request.duration"
+	storeMetric   = "db.client.operation.duration"
+	publishMetric = "messaging.client.operation.duration" // an event's publish, until JetStream acknowledged it (shop/natsjs)
+	httpMetric    = "http.server.request.duration"
 )
 
 // metricsSettle is how long the section waits for a point after a window's end: the local
@@ -71,7 +73,7 @@ func CollectRoundTrips(ctx context.Context, collector string, sides []TraceSideS
 	cl := tracecollect.Client{BaseURL: collector}
 	for _, side := range sides {
 		s := RoundTripSide{Arch: side.Label}
-		q := tracecollect.MetricQuery{Names: []string{storeMetric, httpMetric}, Arch: side.Label}
+		q := tracecollect.MetricQuery{Names: []string{storeMetric, publishMetric, httpMetric}, Arch: side.Label}
 		var res tracecollect.MetricsResponse
 		var err error
 		for deadline := time.Now().Add(metricsSettle); ; {
@@ -97,6 +99,9 @@ func CollectRoundTrips(ctx context.Context, collector string, sides []TraceSideS
 			case storeMetric:
 				s.RoundTrips += d
 				ops[[2]string{ser.Attributes["db.operation.name"], ser.Attributes["db.collection.name"]}] += d
+			case publishMetric:
+				s.RoundTrips += d
+				ops[[2]string{"Publish", ser.Attributes["messaging.destination.name"]}] += d
 			}
 		}
 		switch {

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,10 +21,11 @@ import (
 // process is a process of a stack as the collector sees it: the SDK's meter provider with
 // its resource, exporting over OTLP/HTTP when told to.
 type process struct {
-	reader *sdkmetric.ManualReader
-	exp    sdkmetric.Exporter
-	http   metric.Float64Histogram
-	store  metric.Float64Histogram
+	reader  *sdkmetric.ManualReader
+	exp     sdkmetric.Exporter
+	http    metric.Float64Histogram
+	store   metric.Float64Histogram
+	publish metric.Float64Histogram
 }
 
 func newProcess(t *testing.T, collector *tracecollect.Collector, arch, service string) *process {
@@ -43,6 +45,9 @@ func newProcess(t *testing.T, collector *tracecollect.Collector, arch, service s
 	if p.store, err = meter.Float64Histogram(storeMetric); err != nil {
 		t.Fatal(err)
 	}
+	if p.publish, err = meter.Float64Histogram(publishMetric); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
@@ -55,6 +60,12 @@ func (p *process) requests(ctx context.Context, n int) {
 func (p *process) roundTrips(ctx context.Context, op, bucket string, n int) {
 	for range n {
 		p.store.Record(ctx, 0.0004, metric.WithAttributes(attribute.String("db.operation.name", op), attribute.String("db.collection.name", bucket)))
+	}
+}
+
+func (p *process) publishes(ctx context.Context, subject string, n int) {
+	for range n {
+		p.publish.Record(ctx, 0.0006, metric.WithAttributes(attribute.String("messaging.destination.name", subject)))
 	}
 }
 
@@ -96,7 +107,8 @@ func TestRoundTripsFromTheCollectorsMetrics(t *testing.T) {
 	mono.roundTrips(ctx, "Get", "orders_sagas", 100)
 	mono.roundTrips(ctx, "Create", "payments_charges", 60)
 	gw.requests(ctx, 20)
-	orders.roundTrips(ctx, "Get", "orders_sagas", 200)
+	orders.roundTrips(ctx, "Get", "orders_sagas", 180)
+	orders.publishes(ctx, "order.paid", 20)
 	for _, p := range all {
 		p.push(t)
 	}
@@ -117,7 +129,8 @@ func TestRoundTripsFromTheCollectorsMetrics(t *testing.T) {
 		len(m.Top) != 2 || m.Top[0] != (RoundTripOp{"Get", "orders_sagas", 5}) || m.Top[1] != (RoundTripOp{"Create", "payments_charges", 3}) {
 		t.Errorf("monolith: %+v", m)
 	}
-	if s.Arch != "services" || s.Requests != 20 || s.RoundTrips != 200 || s.PerRequest != 10 {
+	if s.Arch != "services" || s.Requests != 20 || s.RoundTrips != 200 || s.PerRequest != 10 ||
+		!slices.Contains(s.Top, RoundTripOp{"Publish", "order.paid", 1}) {
 		t.Errorf("services: %+v", s)
 	}
 

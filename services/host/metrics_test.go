@@ -16,13 +16,14 @@ import (
 	"github.com/mitosis-dev/mitosis/services/host"
 	"github.com/mitosis-dev/mitosis/services/host/hosttest"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
+	"github.com/mitosis-dev/mitosis/shop/events"
 )
 
 // A host set up as Main sets it up serves /metrics at SHOP_METRICS_ADDR; after real requests
 // to its edge, calls to its gRPC port and checkouts through JetStream, a scrape over
 // 127.0.0.1 finds each of them counted: the HTTP server's requests by route, the gRPC
 // server's calls by method, the calls between its contexts, the store's round trips by
-// bucket, operation and outcome, and the Go runtime.
+// bucket, operation and outcome, the events' publishes, and the Go runtime.
 func TestMetricsEndpointCountsRequestsCallsAndRoundTrips(t *testing.T) {
 	for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"} {
 		t.Setenv(k, "")
@@ -100,6 +101,9 @@ func TestMetricsEndpointCountsRequestsCallsAndRoundTrips(t *testing.T) {
 		map[string]string{"db_system_name": "nats_kv", "db_collection_name": "orders_sagas", "db_operation_name": "Create", "mitosis_kv_outcome": "ok"}, checkouts)
 	atLeast("db_client_operation_duration_seconds",
 		map[string]string{"db_collection_name": "payments_charges", "mitosis_kv_outcome": "ok"}, checkouts)
+	// Each checkout publishes its order-paid event: one more round trip.
+	atLeast("messaging_client_operation_duration_seconds",
+		map[string]string{"messaging_destination_name": events.OrderPaidSubject, "messaging_operation_name": "send"}, checkouts)
 	atLeast("go_goroutine_count", nil, 1)
 	atLeast("go_memory_used_bytes", nil, 1)
 	if got := fams.LabelValues("target_info", "service_name"); len(got) != 1 || got[0] != cfg.Name {
