@@ -190,7 +190,7 @@ func portName(s topology.Service, port int) string {
 		return "client"
 	case s.DataDir != "" && port == topology.NATSMonitorPort:
 		return "monitor"
-	case s.Group != "" && port == topology.MetricsPort:
+	case port == topology.MetricsPort:
 		return "metrics"
 	case port == s.Probe.Port && s.Probe.Kind == topology.HTTP:
 		return "http"

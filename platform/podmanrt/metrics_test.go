@@ -13,10 +13,10 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
-// TestMonolithPodServesMetricsOnLoopback: in Podman, the monolith's metrics port is
-// published on 127.0.0.1 (status says at which port), and a scrape there after a checkout
-// finds the edge's requests and the checkout's JetStream round trips, counted inside the
-// container; NATS publishes no metrics port.
+// TestMonolithPodServesMetricsOnLoopback: in Podman, the monolith's and NATS's metrics ports
+// are published on 127.0.0.1 (status says at which port), and a scrape there after a
+// checkout finds the edge's requests and the checkout's JetStream round trips, counted inside
+// the container, and NATS's JetStream API requests.
 func TestMonolithPodServesMetricsOnLoopback(t *testing.T) {
 	requirePodman(t)
 	edge := stacktest.FreeAddr(t)
@@ -41,15 +41,19 @@ func TestMonolithPodServesMetricsOnLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var addr string
+	var addr, natsAddr string
 	for _, s := range sts {
-		a, ok := s.Ports[topology.MetricsPort]
-		switch {
-		case s.Service == "nats" && ok:
-			t.Errorf("NATS publishes a metrics port: %v", s.Ports)
-		case s.Service == "monolith":
-			addr = a
+		switch s.Service {
+		case "nats":
+			natsAddr = s.Ports[topology.MetricsPort]
+		case "monolith":
+			addr = s.Ports[topology.MetricsPort]
 		}
+	}
+	if !strings.HasPrefix(natsAddr, "127.0.0.1:") {
+		t.Errorf("NATS's metrics port is published at %q, want 127.0.0.1:<port>", natsAddr)
+	} else if n, _ := telemetrytest.Scrape(t, natsAddr).Sum("nats_jetstream_api_requests_total", nil); n < 1 {
+		t.Errorf("NATS counts %v JetStream API requests after a checkout", n)
 	}
 	if !strings.HasPrefix(addr, "127.0.0.1:") {
 		t.Fatalf("the monolith's metrics port is published at %q, want 127.0.0.1:<port>", addr)

@@ -80,8 +80,9 @@ func splitGroups(split string) ([]group, error) {
 // EdgePort is the container port of every edge; the host port is the architecture's Edge.
 const EdgePort = 8080
 
-// MetricsPort is the container port where every host process answers Prometheus's scrapes
-// (/metrics): the port OpenTelemetry's Prometheus exporter is registered with. The process
+// MetricsPort is the container port where every process of a stack (hosts, NATS, the
+// collector) answers Prometheus's scrapes (/metrics): the port OpenTelemetry's Prometheus
+// exporter is registered with. The process
 // runtime gives a process this number when it is free and any other port when it is not;
 // Podman publishes it on 127.0.0.1 at a port of its choosing.
 const MetricsPort = 9464

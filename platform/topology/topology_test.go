@@ -353,7 +353,7 @@ func TestExpandResolvesPlaceholders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(args, " "); got != "-addr 0.0.0.0:4222 -http 0.0.0.0:8222 -store /data" {
+	if got := strings.Join(args, " "); got != "-addr 0.0.0.0:4222 -http 0.0.0.0:8222 -store /data -metrics 0.0.0.0:9464" {
 		t.Errorf("nats args %q", got)
 	}
 	bad := Service{Name: "x", Ports: []int{1}, Args: []string{"{{listen:2}}"}}

@@ -21,7 +21,7 @@ import (
 // TestStatusShowsWhereEachProcessServesMetrics runs the monolith architecture and the
 // collector with the process runtime, as `up` does, and reads through the CLI where their
 // metrics are: the host's line names a /metrics on 127.0.0.1 that answers with the requests
-// it served, the collector's one that answers with what it keeps, NATS's none; and the
+// it served, the collector's and NATS's ones that answer with their own figures; and the
 // host's metrics reach the collector over OTLP, where /api/otlp/metrics serves them.
 func TestStatusShowsWhereEachProcessServesMetrics(t *testing.T) {
 	root, state, name := repoRoot(t), t.TempDir(), stacktest.StackName(t)
@@ -70,8 +70,12 @@ func TestStatusShowsWhereEachProcessServesMetrics(t *testing.T) {
 	for _, r := range rows {
 		metrics[r.Service], addrs[r.Service] = r.Metrics, r.Addr
 	}
-	if metrics["nats"] != "" {
-		t.Errorf("NATS serves no host's metrics, yet status says %q", metrics["nats"])
+	natsMetrics, ok := strings.CutPrefix(metrics["nats"], "http://")
+	if !ok {
+		t.Fatalf("NATS's metrics: %q\n%s", metrics["nats"], out)
+	}
+	if n, _ := telemetrytest.Scrape(t, strings.TrimSuffix(natsMetrics, "/metrics")).Sum("nats_messages_received_total", nil); n < 1 {
+		t.Errorf("NATS's /metrics counts %v messages received, after the monolith's start", n)
 	}
 	addr, ok := strings.CutPrefix(metrics["monolith"], "http://127.0.0.1:")
 	if !ok || !strings.HasSuffix(addr, "/metrics") {
