@@ -70,7 +70,7 @@ type storedPoint struct {
 // MetricSeries is one time series: a metric of one resource with one attribute set, and
 // its points in time order.
 type MetricSeries struct {
-	// Resource holds the resource attributes that say which process it is (ResourceKeys).
+	// Resource holds the resource attributes that say which process it is (resourceKeys).
 	Resource    map[string]string `json:"resource"`
 	Scope       string            `json:"scope,omitempty"`
 	Name        string            `json:"name"`
@@ -94,9 +94,9 @@ type MetricPoint struct {
 	Buckets []uint64  `json:"buckets,omitempty"`
 }
 
-// ResourceKeys are the resource attributes a series keeps: enough to tell the processes
+// resourceKeys are the resource attributes a series keeps: enough to tell the processes
 // apart (several replicas share a service name), few enough to stay small.
-var ResourceKeys = []string{"service.name", "service.namespace", "service.version", "service.instance.id",
+var resourceKeys = []string{"service.name", "service.namespace", "service.version", "service.instance.id",
 	"mitosis.architecture", "host.name", "process.pid"}
 
 // NewMetricStore returns a store of the last window of metrics, in at most maxBytes; 0
@@ -227,6 +227,7 @@ func (m *MetricStore) Series(q MetricQuery) []MetricSeries {
 	m.expire(m.now())
 	byID := map[int]*MetricSeries{}
 	var out []*MetricSeries
+	keys := map[*MetricSeries]string{}
 	for _, sp := range m.points[m.head:] {
 		d := &sp.s.desc
 		if len(q.Names) > 0 && !slices.Contains(q.Names, d.Name) ||
@@ -240,16 +241,17 @@ func (m *MetricStore) Series(q MetricQuery) []MetricSeries {
 			c := *d
 			s = &c
 			byID[sp.s.id] = s
+			keys[s] = sp.s.key
 			out = append(out, s)
 		}
 		s.Points = append(s.Points, sp.p)
 	}
+	slices.SortFunc(out, func(a, b *MetricSeries) int { return strings.Compare(keys[a], keys[b]) })
 	res := make([]MetricSeries, len(out))
 	for i, s := range out {
 		slices.SortStableFunc(s.Points, func(a, b MetricPoint) int { return a.Time.Compare(b.Time) })
 		res[i] = *s
 	}
-	slices.SortFunc(res, func(a, b MetricSeries) int { return strings.Compare(seriesKey(a), seriesKey(b)) })
 	return res
 }
 
@@ -266,7 +268,7 @@ func (m *MetricStore) Stats() MetricStats {
 // seriesKey identifies a series: its resource, scope, name and attributes, in a fixed order.
 func seriesKey(d MetricSeries) string {
 	var b strings.Builder
-	for _, k := range ResourceKeys {
+	for _, k := range resourceKeys {
 		b.WriteString(d.Resource[k])
 		b.WriteByte(0)
 	}
@@ -287,7 +289,7 @@ func seriesKey(d MetricSeries) string {
 func resourceLabels(attrs []*commonpb.KeyValue) map[string]string {
 	out := map[string]string{}
 	for _, kv := range attrs {
-		if slices.Contains(ResourceKeys, kv.GetKey()) {
+		if slices.Contains(resourceKeys, kv.GetKey()) {
 			out[kv.GetKey()] = valueString(kv.GetValue())
 		}
 	}
