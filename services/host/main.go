@@ -18,8 +18,9 @@ import (
 // the group when SHOP_GROUP is unset), OpenTelemetry and a JSON logger on stdout
 // (platform/telemetry; OTEL_* variables; version is the binary's, stamped from git by the
 // build, and becomes its spans' service.version; Prometheus's /metrics at SHOP_METRICS_ADDR),
-// then Run until SIGINT or SIGTERM, then a flush of the spans. `<binary> -healthcheck` checks the serving copy instead (selfcheck),
-// `<binary> -version` prints the version. It exits 2 on a bad configuration, 1 on a failure.
+// then Run until SIGINT or SIGTERM, then a flush of the spans. `<binary> -healthcheck`
+// checks the serving copy instead (selfcheck), `<binary> -version` prints the version. It
+// exits 2 on a bad configuration (a metrics address taken too), 1 on a failure.
 func Main(def bounded.Group, version string) {
 	if slices.Contains(os.Args[1:], "-version") || slices.Contains(os.Args[1:], "--version") {
 		fmt.Println(version)

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-
 	"go.opentelemetry.io/otel"
 
 	"github.com/mitosis-dev/mitosis/platform/selfcheck"
