@@ -53,11 +53,12 @@ type MetricStats struct {
 }
 
 type metricSeries struct {
-	key   string
-	id    int
-	desc  MetricSeries // Points left empty
-	refs  int          // points of it in the store
-	bytes int
+	key    string
+	id     int
+	desc   MetricSeries // Points left empty
+	refs   int          // points of it in the store
+	bytes  int
+	bounds []float64 // a histogram's bucket bounds, shared by its points while they do not change
 }
 
 type storedPoint struct {
@@ -177,7 +178,16 @@ func (m *MetricStore) addPoint(now time.Time, desc MetricSeries, attrs []*common
 		m.bytes += s.bytes
 	}
 	s.refs++
-	size := pointOverhead + 8*(len(p.Bounds)+len(p.Buckets))
+	size := pointOverhead + 8*len(p.Buckets)
+	switch {
+	case p.Bounds == nil:
+	case slices.Equal(p.Bounds, s.bounds):
+		p.Bounds = s.bounds // kept once for the series: most of a point's bytes otherwise
+	default: // the series' bounds, counted with the series
+		s.bytes += 8 * (len(p.Bounds) - len(s.bounds))
+		m.bytes += 8 * (len(p.Bounds) - len(s.bounds))
+		s.bounds = p.Bounds
+	}
 	m.points = append(m.points, storedPoint{s: s, received: now, p: p, bytes: size})
 	m.bytes += size
 	for m.bytes > m.maxBytes && m.head < len(m.points) {
