@@ -9,6 +9,7 @@ MODULES := shop monolith services platform loadtest
 PKGS := $(foreach m,$(MODULES),./$(m)/...)
 STATE := .mitosis
 ADDR ?= 127.0.0.1:8080
+METRICS_ADDR ?= 127.0.0.1:9464
 ARCH ?= both
 RUNTIME ?= auto
 MITOSIS := bin/mitosis
@@ -51,9 +52,9 @@ $(TOKEN_FILE):
 	@mkdir -p $(STATE)
 	@umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' > $@
 
-## run: the monolith in the foreground (Ctrl-C stops it)
+## run: the monolith in the foreground (Ctrl-C stops it); Prometheus metrics on METRICS_ADDR
 run: build $(TOKEN_FILE)
-	SHOP_ADDR=$(ADDR) SHOP_ADMIN_TOKEN=$(ADMIN_TOKEN) ./bin/monolith
+	SHOP_ADDR=$(ADDR) SHOP_METRICS_ADDR=$(METRICS_ADDR) SHOP_ADMIN_TOKEN=$(ADMIN_TOKEN) ./bin/monolith
 
 ## run-services: the microservices as processes on loopback (NATS and one process per group of
 ## TOPOLOGY, default services; gateway on 127.0.0.1:8081), their logs in the foreground;

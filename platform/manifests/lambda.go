@@ -164,5 +164,8 @@ func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
 	}
+	// No scrape reaches either: a function listens on nothing, an Express service exposes
+	// its edge's port alone. Their metrics go out over OTLP, if anywhere.
+	delete(env, bounded.MetricsAddrEnv)
 	return env, nil
 }
