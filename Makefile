@@ -9,6 +9,7 @@ MODULES := shop monolith services platform loadtest
 PKGS := $(foreach m,$(MODULES),./$(m)/...)
 STATE := .mitosis
 ADDR ?= 127.0.0.1:8080
+METRICS_ADDR ?= 127.0.0.1:9464
 ARCH ?= both
 RUNTIME ?= auto
 MITOSIS := bin/mitosis
@@ -29,7 +30,7 @@ UP_FLAGS := $(if $(CPUS),--cpus $(CPUS)) $(if $(MEMORY_MB),--memory $(MEMORY_MB)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_BUILD := go build -ldflags '-X main.version=$(VERSION)'
 
-.PHONY: help calibrate load compare faults loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
+.PHONY: help advise calibrate load compare faults loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
 
 all: build
 
@@ -51,9 +52,9 @@ $(TOKEN_FILE):
 	@mkdir -p $(STATE)
 	@umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' > $@
 
-## run: the monolith in the foreground (Ctrl-C stops it)
+## run: the monolith in the foreground (Ctrl-C stops it); Prometheus metrics on METRICS_ADDR
 run: build $(TOKEN_FILE)
-	SHOP_ADDR=$(ADDR) SHOP_ADMIN_TOKEN=$(ADMIN_TOKEN) ./bin/monolith
+	SHOP_ADDR=$(ADDR) SHOP_METRICS_ADDR=$(METRICS_ADDR) SHOP_ADMIN_TOKEN=$(ADMIN_TOKEN) ./bin/monolith
 
 ## run-services: the microservices as processes on loopback (NATS and one process per group of
 ## TOPOLOGY, default services; gateway on 127.0.0.1:8081), their logs in the foreground;
@@ -64,6 +65,7 @@ run-services: $(MITOSIS) $(TOKEN_FILE)
 	trap './$(MITOSIS) down -t $(TOPOLOGY) --runtime process' EXIT; ./$(MITOSIS) logs -f --runtime process
 
 $(MITOSIS): $(shell find platform services/bounded -name '*.go' -not -path '*/testdata/*') platform/go.mod platform/go.sum
+	@echo "building the mitosis CLI (the first build compiles the Podman bindings: a minute or more)"
 	$(GO_BUILD) -o $@ ./platform/cmd/mitosis
 
 ## setup: Podman and its API service on this machine (Debian, root); idempotent
@@ -172,6 +174,13 @@ calibrate: $(TOKEN_FILE) $(MITOSIS) build-loadtest
 FAULTS_FLAGS ?=
 faults: loadtest-stack
 	./$(LOADTEST) faults $(LOADTEST_EDGES) $(FAULTS_FLAGS)
+
+## advise: where to split, from the newest load-test run of the monolith and the services
+## (make load ARCH=monolith,services keeps its traces): ADVISE_FLAGS='--max-groups 3 --isolate
+## payments --objective cpu|latency|balanced', --verify to run the advice beside the monolith
+ADVISE_FLAGS ?=
+advise: $(MITOSIS) build-loadtest
+	./$(MITOSIS) advise $(ADVISE_FLAGS)
 
 LOADTEST := bin/loadtest
 comma := ,

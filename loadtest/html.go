@@ -582,7 +582,7 @@ small,.note{color:#666}
 {{if .RatioHeads}}<p class="note">{{.Note}}</p>{{end}}{{end}}{{end}}
 
 {{if .R.Warnings}}<h2 id="warnings">Warnings</h2><ul class="warn">{{range .R.Warnings}}<li>{{.}}</li>{{end}}</ul>{{end}}
-{{.F}}{{.Roll}}{{.Scaling}}
+{{.F}}{{.Roll}}{{.Scaling}}{{.RT}}
 {{if .R.Steps}}
 <h2 id="charts">Charts</h2>
 <div class="charts">{{.C.Latency}}{{.C.Throughput}}{{range .C.Percentiles}}{{.}}{{end}}{{.C.CPU}}{{.C.Memory}}</div>
@@ -639,6 +639,10 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	roundTrips, err := r.roundTripsHTML()
+	if err != nil {
+		return err
+	}
 	return pageTemplate.Execute(w, struct {
 		R             *Report
 		H             headline
@@ -646,5 +650,6 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		T             template.HTML // the trade sheet (trade.go)
 		F             template.HTML // the faults phase's section (faults_report.go)
 		Roll, Scaling template.HTML
-	}{r, r.headline(), r.charts(), r.tradeHTML(), r.faultsHTML(), roll, scaling})
+		RT            template.HTML // the store round trips (roundtrips.go)
+	}{r, r.headline(), r.charts(), r.tradeHTML(), r.faultsHTML(), roll, scaling, roundTrips})
 }

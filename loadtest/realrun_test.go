@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/advise"
 )
 
 // repoRootForTest is the workspace root: loadtest's parent.
@@ -169,5 +171,17 @@ func TestShortRunAgainstMonolith(t *testing.T) {
 	}
 	if !slices.ContainsFunc(back.Summary, func(s ArchSummary) bool { return s.Arch == "monolith" && s.MaxRate == 10 }) {
 		t.Errorf("summary %+v: want the monolith within a 3 s p99 at 10 req/s", back.Summary)
+	}
+	// mitosis advise reads the report as written: CPU per request, per-process CPU and the
+	// latencies by kind at a rate.
+	run, err := advise.ReadRun(dir, 10, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := run.Measured["monolith"]
+	pt, _ := findPoint(back.Points, "monolith", 10)
+	if m == nil || m.CPUPerReqMS != pt.CPUPerReqMS || m.Latency.P50 != pt.Traffic.Latency.P50 || len(m.Processes) != 1 ||
+		m.Kinds[string(KindCheckout)].P99 != pt.Traffic.ByKind[KindCheckout].Latency.P99 || m.Mix[string(KindCartAdd)] <= 0 {
+		t.Errorf("advise read %+v from the point %+v", m, pt)
 	}
 }

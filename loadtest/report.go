@@ -43,6 +43,10 @@ type Report struct {
 	Faults        *FaultsReport `json:"faults,omitempty"`  // the faults phase, when it ran (faults_report.go)
 	Roll          *Roll         `json:"roll,omitempty"`    // the deploy blast radius (roll.go)
 	Scaling       *Scaling      `json:"scaling,omitempty"` // the scaling gain (scale.go)
+
+	// RoundTrips are the store round trips per request, from the collector's metrics
+	// (roundtrips.go).
+	RoundTrips *RoundTrips `json:"store_round_trips,omitempty"`
 }
 
 // Settings are the run's knobs.
@@ -559,6 +563,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	r.faultsMarkdown(p)
 	r.rollMarkdown(p)
 	r.scalingMarkdown(p)
+	r.roundTripsMarkdown(p)
 	p("")
 	p("## Latency and cost by offered rate (repeats merged)")
 	p("")

@@ -198,6 +198,14 @@ type Runner struct {
 	Plan     Plan
 	Archs    []*Arch
 	Progress io.Writer // nil: silent
+	// StepDone, when set, is called with every step as it ends (TraceKeeper.StepDone).
+	StepDone func(Step)
+}
+
+func (r *Runner) stepDone(st Step) {
+	if r.StepDone != nil {
+		r.StepDone(st)
+	}
 }
 
 func (r *Runner) say(format string, args ...any) {
@@ -283,6 +291,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 					return finish(err)
 				}
 				res.Steps = append(res.Steps, st)
+				r.stepDone(st)
 				if st.Overload {
 					overloaded[a.Name] = rate
 				}
@@ -324,6 +333,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 				return finish(err)
 			}
 			res.Steps = append(res.Steps, st)
+			r.stepDone(st)
 			if st.SLOPass {
 				b.lo = mid
 			} else {

@@ -29,6 +29,22 @@ type TraceSource struct {
 	// Settle is how long after they end a trace's spans may still be on their way to the
 	// collector (0: tracecompare.DefaultSettle).
 	Settle time.Duration
+	// Kept holds the traces a TraceKeeper read as the steps ended (nil: read the windows
+	// from the collector now); a side it holds nothing for is read now.
+	Kept *TraceKeeper
+}
+
+func (src TraceSource) withDefaults() TraceSource {
+	if src.Operation == "" {
+		src.Operation = tracecompare.DefaultOperation
+	}
+	if src.Last <= 0 {
+		src.Last = 20
+	}
+	if src.Settle <= 0 {
+		src.Settle = tracecompare.DefaultSettle
+	}
+	return src
 }
 
 // TraceSideSource selects one architecture's traces.
@@ -47,15 +63,7 @@ type TraceSideSource struct {
 // (dir/traces-<first>-vs-<other>.html) and returns the report's section. It never fails: a
 // missing collector, or a side without traces, is said in words.
 func CollectTraces(ctx context.Context, src TraceSource, dir string) Traces {
-	if src.Operation == "" {
-		src.Operation = tracecompare.DefaultOperation
-	}
-	if src.Last <= 0 {
-		src.Last = 20
-	}
-	if src.Settle <= 0 {
-		src.Settle = tracecompare.DefaultSettle
-	}
+	src = src.withDefaults()
 	out := Traces{Collector: src.Collector, Operation: src.Operation}
 	if len(src.Sides) > 0 && !src.Sides[0].From.IsZero() {
 		out.Window = fmt.Sprintf("traces of the last step at %g req/s of each architecture", src.Rate)
@@ -75,6 +83,9 @@ func CollectTraces(ctx context.Context, src TraceSource, dir string) Traces {
 	// old.
 	var windowEnd time.Time
 	for _, side := range src.Sides {
+		if _, _, kept := src.Kept.traces(side.Label, src.Rate); kept {
+			continue
+		}
 		if side.To.After(windowEnd) {
 			windowEnd = side.To
 		}
@@ -88,7 +99,10 @@ func CollectTraces(ctx context.Context, src TraceSource, dir string) Traces {
 	client := &tracecollect.Client{BaseURL: src.Collector}
 	sets := make([][]*tracecompare.Trace, len(src.Sides))
 	for i, side := range src.Sides {
-		ts, err := sideTraces(ctx, client, src, side)
+		ts, err, kept := src.Kept.traces(side.Label, src.Rate)
+		if !kept {
+			ts, err = sideTraces(ctx, client, src, side)
+		}
 		var unreachable *collectorError
 		if errors.As(err, &unreachable) {
 			out.Reason = err.Error()

@@ -56,6 +56,9 @@ type Figure struct {
 	// (step-12, faults-services, roll-services, scaling).
 	Ref  string `json:"ref"`
 	Note string `json:"note,omitempty"` // e.g. "at least": no rate tried failed
+	// Below, for a rate, is the lowest rate tried when even it failed: the figure is "under
+	// Below", Value 0 says nothing.
+	Below float64 `json:"below,omitempty"`
 }
 
 // TradeFaults sums up an architecture's fault matrix.
@@ -222,6 +225,7 @@ func (r *Report) maxRateFigure(sum ArchSummary) *Figure {
 		f.Note = "at least: no rate tried failed"
 	case "below_lowest":
 		f.Note = fmt.Sprintf("below the lowest rate, %g req/s", sum.FirstFailing)
+		f.Below = sum.FirstFailing
 	case "not_run":
 		f.Note = "not run"
 	}
@@ -364,6 +368,9 @@ func (r *Report) tradeMarkdown(p func(string, ...any)) {
 func fig(f *Figure, format string) string {
 	if f == nil {
 		return "–"
+	}
+	if f.Below > 0 {
+		return "< " + fmt.Sprintf(format, f.Below)
 	}
 	s := fmt.Sprintf(format, f.Value)
 	if f.Note != "" && strings.HasPrefix(f.Note, "at least") {

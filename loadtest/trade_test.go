@@ -3,18 +3,24 @@ package loadtest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 // tradeReport is a run of the monolith and the services under the three budget modes and a
 // scaling variant, with the faults phase, a roll and the scaling gain: what make compare
 // produces.
-func tradeReport(t *testing.T) *Report {
+func tradeReport(t *testing.T) *Report { return tradeReportOf(t, func(*Result) {}) }
+
+// tradeReportOf is tradeReport with its steps changed by change before the report is built.
+func tradeReportOf(t *testing.T, change func(*Result)) *Report {
 	t.Helper()
 	res := sampleResult()
 	// Rename the sample's hybrid the services' shared budget, and add the measured one and
@@ -37,6 +43,7 @@ func tradeReport(t *testing.T) *Report {
 	}
 	res.Steps = append(res.Steps, extra...)
 	res.Archs = []string{"monolith", "services", "services-shared", "services-measured", "services-x2"}
+	change(res)
 	res.Points = points(res.Steps, res.Plan.SLO)
 	archs := []ArchInfo{
 		{Name: "monolith", Limits: Limits{CPUs: 1.5, MemoryMB: 640, Enforced: true, Mode: topology.PerService}},
@@ -144,5 +151,30 @@ func TestTradeSheet(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Trade == nil || len(back.Trade.Rows) != 2 ||
 		back.Trade.Rows[1].MaxRate[topology.Shared] == nil {
 		t.Errorf("report.json's trade: %+v, %v", back.Trade, err)
+	}
+}
+
+// A budget mode whose lowest rate already failed shows "< lowest", not a max rate of 0.
+func TestTradeSheetSaysBelowTheLowestRate(t *testing.T) {
+	r := tradeReportOf(t, func(res *Result) {
+		for i := range res.Steps {
+			if s := &res.Steps[i]; s.Arch == "services-measured" {
+				rec := NewRecorder() // its own: the copied steps share the services' one
+				rec.Merge(s.rec)
+				for range 10 {
+					rec.Add(&vegeta.Result{Code: 503, Error: "503 Service Unavailable", Timestamp: s.Started, Latency: time.Millisecond}, s.Started)
+				}
+				s.rec, s.Traffic, s.SLOPass = rec, rec.Traffic(s.Seconds), false
+			}
+		}
+	})
+	row := r.trade().Rows[1]
+	f := row.MaxRate[topology.Measured]
+	lowest := r.Settings.Rates[0]
+	if f == nil || f.Below != lowest || f.Value != 0 {
+		t.Fatalf("measured max rate %+v, want below %g", f, lowest)
+	}
+	if got := modeRates(row)[2]; got != fmt.Sprintf("< %g", lowest) {
+		t.Errorf("cell %q, want \"< %g\"", got, lowest)
 	}
 }

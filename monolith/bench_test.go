@@ -144,7 +144,11 @@ func benchCheckout(b *testing.B) {
 //   - off: no SDK (OpenTelemetry's no-op globals), as with OTEL_SDK_DISABLED=true;
 //   - on: the production setup (telemetry.Setup), every span sampled and exported in
 //     batches over OTLP/HTTP; metrics not exported, as in off, so that only tracing differs;
-//   - on-metrics: on, plus the OTLP metrics of every request and call: all of telemetry;
+//   - on-metrics: on, plus the OTLP metrics of every request and call;
+//   - on-prometheus: on, plus the same metrics served to Prometheus (MetricsAddr) instead;
+//   - on-all: on, with metrics over OTLP and to Prometheus: all of telemetry, as `mitosis up`
+//     runs it;
+//   - metrics-only: no span sampled, metrics to Prometheus: what metrics cost alone;
 //   - on-10pct: on with a parent-based 10% trace ID ratio sampler;
 //   - sdk-discard: the SDK's batch span processor, every span sampled, to an exporter that
 //     drops the batches: what making the spans costs, without exporting them;
@@ -172,22 +176,32 @@ func BenchmarkCheckoutTracing(b *testing.B) {
 		})
 		benchCheckout(b)
 	}
-	setup := func(b *testing.B, sampler, arg, metrics string) {
+	setup := func(b *testing.B, sampler, arg, metrics string, prometheus bool) {
 		b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", startSink(b))
 		b.Setenv("OTEL_TRACES_SAMPLER", sampler)
 		b.Setenv("OTEL_TRACES_SAMPLER_ARG", arg)
 		b.Setenv("OTEL_METRICS_EXPORTER", metrics)
-		shutdown, _, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "monolith", Architecture: telemetry.Monolith,
-			LogLevel: slog.LevelWarn, LogOutput: os.Stderr})
+		opts := telemetry.Options{ServiceName: "monolith", Architecture: telemetry.Monolith, LogLevel: slog.LevelWarn, LogOutput: os.Stderr}
+		var scrapeAddr net.Addr
+		if prometheus {
+			opts.MetricsAddr, opts.MetricsListening = "127.0.0.1:0", func(a net.Addr) { scrapeAddr = a }
+		}
+		shutdown, _, err := telemetry.Setup(context.Background(), opts)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = shutdown(context.Background()) })
+		if scrapeAddr != nil && scrapeEvery(b) > 0 {
+			scrape(b, scrapeAddr.String(), scrapeEvery(b))
+		}
 		benchCheckout(b)
 	}
-	b.Run("tracing=on", func(b *testing.B) { setup(b, "always_on", "", "none") })
-	b.Run("tracing=on-metrics", func(b *testing.B) { setup(b, "always_on", "", "otlp") })
-	b.Run("tracing=on-10pct", func(b *testing.B) { setup(b, "parentbased_traceidratio", "0.1", "none") })
+	b.Run("tracing=on", func(b *testing.B) { setup(b, "always_on", "", "none", false) })
+	b.Run("tracing=on-metrics", func(b *testing.B) { setup(b, "always_on", "", "otlp", false) })
+	b.Run("tracing=on-prometheus", func(b *testing.B) { setup(b, "always_on", "", "none", true) })
+	b.Run("tracing=on-all", func(b *testing.B) { setup(b, "always_on", "", "otlp", true) })
+	b.Run("tracing=metrics-only", func(b *testing.B) { setup(b, "always_off", "", "none", true) })
+	b.Run("tracing=on-10pct", func(b *testing.B) { setup(b, "parentbased_traceidratio", "0.1", "none", false) })
 	b.Run("tracing=sdk-discard", func(b *testing.B) { sdk(b, discard{}) })
 	b.Run("tracing=sdk-otlp", func(b *testing.B) {
 		b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", startSink(b))
@@ -197,6 +211,89 @@ func BenchmarkCheckoutTracing(b *testing.B) {
 		}
 		sdk(b, e)
 	})
+}
+
+// scrape reads /metrics at addr every interval until the benchmark ends, as Prometheus
+// would: a scrape's cost is the process's too.
+func scrape(b *testing.B, addr string, every time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	b.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+telemetry.MetricsPath, nil)
+			if err != nil {
+				return
+			}
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+	}()
+}
+
+// scrapeEvery is how often the benchmark scrapes: every 5 s unless MITOSIS_BENCH_SCRAPE_EVERY
+// says otherwise (0: never). Prometheus's default interval is a minute, the usual setting
+// 15 s; 5 s makes the scrapes' share visible. Under valgrind, which runs the shop some 50
+// times slower, a scrape every 5 s weighs 50 times more per checkout than it does for real:
+// instruction counts are taken with 0, and a scrape's cost apart (BenchmarkMetricsScrape).
+func scrapeEvery(b *testing.B) time.Duration {
+	v := os.Getenv("MITOSIS_BENCH_SCRAPE_EVERY")
+	if v == "" {
+		return 5 * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		b.Fatalf("MITOSIS_BENCH_SCRAPE_EVERY=%q: %v", v, err)
+	}
+	return d
+}
+
+// BenchmarkMetricsScrape is one Prometheus scrape of the monolith's /metrics after 300
+// checkouts (every series the shop records exists): what each scrape costs the process.
+func BenchmarkMetricsScrape(b *testing.B) {
+	b.Setenv("OTEL_TRACES_EXPORTER", "none")
+	b.Setenv("OTEL_METRICS_EXPORTER", "none")
+	var addr net.Addr
+	shutdown, _, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "monolith", Architecture: telemetry.Monolith,
+		LogLevel: slog.LevelWarn, LogOutput: os.Stderr, MetricsAddr: "127.0.0.1:0", MetricsListening: func(a net.Addr) { addr = a }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = shutdown(context.Background()) })
+	h := startBench(b)
+	admin := map[string]string{"Authorization": "Bearer " + testToken}
+	serve(b, h, http.MethodPost, "/v1/admin/inventory/sku-0001", `{"add": 1000}`, admin, http.StatusOK)
+	for i := range 300 {
+		user := fmt.Sprintf("scrape-%d", i)
+		serve(b, h, http.MethodPost, "/v1/carts/"+user+"/items", `{"product_id":"sku-0001","quantity":1}`, nil, http.StatusOK)
+		body := fmt.Sprintf(`{"user_id":%q,"email":"b@example.com","address":{"street":"1 Main St","city":"Springfield","postal_code":"12345","country":"US"},"card":{"number":"4242424242424242","exp_month":12,"exp_year":2099,"cvv":"123"}}`, user)
+		serve(b, h, http.MethodPost, "/v1/checkout", body, map[string]string{"Idempotency-Key": user}, http.StatusCreated)
+	}
+	url := "http://" + addr.String() + telemetry.MetricsPath
+	var size int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	c0 := cpuTime()
+	for b.Loop() {
+		resp, err := http.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	b.ReportMetric(float64((cpuTime()-c0).Microseconds())/float64(b.N), "cpu-µs/scrape")
+	b.ReportMetric(float64(size), "bytes/scrape")
 }
 
 // discard is a span exporter that drops everything.

@@ -11,6 +11,7 @@
 //	SHOP_DATA_DIR     embedded JetStream's files (default .mitosis/data)
 //	SHOP_NATS_URL     use this NATS server instead of the embedded one
 //	SHOP_ADMIN_TOKEN  bearer token of the admin routes (unset: admin routes answer 401)
+//	SHOP_METRICS_ADDR where Prometheus scrapes /metrics (unset: nowhere; make run: 127.0.0.1:9464)
 //	SHOP_LOG_LEVEL    debug, info (default), warn or error
 //	OTEL_*            OpenTelemetry: where traces go, sampling... (see platform/telemetry);
 //	                  with none set, OTLP to http://localhost:4318, as the specification says;

@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -58,6 +59,9 @@ type Options struct {
 	CACerts  string // CA bundle copied into the image; default /etc/ssl/certs/ca-certificates.crt
 	Force    bool   // rebuild even when the inputs' hash matches the cache
 	Logger   *slog.Logger
+	// Progress, when set, hears what Build compiles as it starts and when it is done: a
+	// cold build takes minutes, which a caller should not spend in silence.
+	Progress io.Writer
 }
 
 // Image is one built (or cached) image: an OCI index with one manifest per platform.
@@ -196,10 +200,21 @@ func Build(ctx context.Context, opts Options, specs ...Spec) ([]Image, error) {
 	for _, s := range staleSpecs {
 		versions[s.Name] = stamped[s.Name].Version
 	}
+	if opts.Progress != nil {
+		names := make([]string, len(staleSpecs))
+		for j, s := range staleSpecs {
+			names[j] = s.Name
+		}
+		fmt.Fprintf(opts.Progress, "building %d image(s) for %d platform(s): %s (a first build compiles everything and takes minutes)\n",
+			len(staleSpecs), len(opts.Platforms), strings.Join(names, ", "))
+	}
 	bins, cleanup, err := compile(ctx, opts, staleSpecs, versions)
 	defer cleanup()
 	if err != nil {
 		return nil, err
+	}
+	if opts.Progress != nil {
+		fmt.Fprintf(opts.Progress, "compiled in %s; assembling the images\n", time.Since(start).Round(100*time.Millisecond))
 	}
 	bases := map[time.Time]v1.Layer{} // the base layer, once per timestamp
 	for _, i := range stale {

@@ -2,6 +2,7 @@ package imagebuild
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -255,7 +256,8 @@ func checkSBOM(t *testing.T, path string) {
 }
 
 // TestBuildSkipsUnchangedInputs builds a throwaway module: an unchanged tree is a cache hit,
-// a changed source rebuilds, a changed test file does not.
+// a changed source rebuilds, a changed test file does not; Progress hears of the builds
+// only.
 func TestBuildSkipsUnchangedInputs(t *testing.T) {
 	t.Setenv("GOWORK", "off")
 	root := t.TempDir()
@@ -271,16 +273,24 @@ func TestBuildSkipsUnchangedInputs(t *testing.T) {
 	write("go.mod", "module example.com/tiny\n\ngo 1.26\n")
 	write("cmd/tiny/main.go", "package main\n\nfunc main() { println(\"one\") }\n")
 	write("cmd/tiny/main_test.go", "package main\n")
-	opts := Options{Root: root, Dir: filepath.Join(root, ".mitosis", "images"), Platforms: []v1.Platform{HostPlatform()}}
+	var progress bytes.Buffer
+	opts := Options{Root: root, Dir: filepath.Join(root, ".mitosis", "images"), Platforms: []v1.Platform{HostPlatform()}, Progress: &progress}
 	tiny := Spec{Name: "tiny", Package: "./cmd/tiny"}
 
 	first := buildOne(t, opts, tiny)
 	if first.Cached {
 		t.Fatal("first build came from the cache")
 	}
+	if got := progress.String(); !strings.Contains(got, "building 1 image(s) for 1 platform(s): tiny") || !strings.Contains(got, "compiled in") {
+		t.Errorf("progress of a build: %q", got)
+	}
+	progress.Reset()
 	again := buildOne(t, opts, tiny)
 	if !again.Cached || again.Index != first.Index {
 		t.Fatalf("unchanged inputs: cached=%v index %s, want the cached %s", again.Cached, again.Index, first.Index)
+	}
+	if progress.Len() > 0 {
+		t.Errorf("a cache hit said %q", progress.String())
 	}
 	write("cmd/tiny/main_test.go", "package main\n\n// a test-only change\n")
 	if img := buildOne(t, opts, tiny); !img.Cached {

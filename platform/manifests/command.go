@@ -28,7 +28,8 @@ mitosis up runs. For each architecture: its kustomize overlay deploy/k8s/overlay
 the base deploy/k8s/base, NATS), its Fargate task and service definitions deploy/ecs/<arch>,
 and its compose file compose/<arch>/compose.yaml, profile <arch> (monolith and services share
 compose/compose.yaml, one profile each); with the services, the EKS overlay production; and
-the ECR repositories and the ADOT collector's configuration (deploy/adot).
+the ECR repositories, the ADOT collector's configuration (deploy/adot) and the checkout saga
+as a Step Functions state machine (deploy/stepfunctions).
 
 Without -t or --split: every topology file of topologies/ (monolith, services, hybrid...),
 the files checked in. With -t NAMES|FILE (names of topologies/, or paths to topology files,

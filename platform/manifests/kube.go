@@ -206,6 +206,8 @@ func portName(s topology.Service, port int) string {
 		return "client"
 	case s.DataDir != "" && port == topology.NATSMonitorPort:
 		return "monitor"
+	case port == topology.MetricsPort:
+		return "metrics"
 	case port == s.Probe.Port && s.Probe.Kind == topology.HTTP:
 		return "http"
 	case port == s.Probe.Port && s.Probe.Kind == topology.GRPC:

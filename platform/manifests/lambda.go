@@ -165,6 +165,9 @@ func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) 
 		return nil, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
 	}
 	withoutIdentities(env)
+	// No scrape reaches either: a function listens on nothing, an Express service exposes
+	// its edge's port alone. Their metrics go out over OTLP, if anywhere.
+	delete(env, bounded.MetricsAddrEnv)
 	return env, nil
 }
 

@@ -97,7 +97,8 @@ func TestReplicasAsPods(t *testing.T) {
 		}
 	}
 
-	// The limits Podman enforces add up to the budget; the replicas share their group's part.
+	// The limits Podman enforces add up to the budget; each replica is of its group's size,
+	// about, the others making room (platform/topology's share).
 	limits := map[string][2]int{} // service -> millicores, MiB
 	ctrs, err := containers.List(conn, new(containers.ListOptions).WithFilters(map[string][]string{
 		"label": {stack.LabelStack + "=" + name, stack.LabelArch + "=" + topology.SplitName}}))
@@ -127,8 +128,8 @@ func TestReplicasAsPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	alone, _ := one.Archs[0].Service("catalog-inventory")
-	if got := limits[replicas[0]][0] + limits[replicas[1]][0]; limits[replicas[0]] != limits[replicas[1]] || got > int(alone.CPUs*1000+0.5) || got < int(alone.CPUs*1000+0.5)-1 {
-		t.Errorf("replicas' limits %v and %v, want an even split of the group's %g CPUs", limits[replicas[0]], limits[replicas[1]], alone.CPUs)
+	if each, all := limits[replicas[0]][0], int(alone.CPUs*1000+0.5); limits[replicas[0]] != limits[replicas[1]] || each <= all/2 || each > all {
+		t.Errorf("replicas' limits %v and %v, want each more than half the group's %g CPUs alone, at most all", limits[replicas[0]], limits[replicas[1]], alone.CPUs)
 	}
 	t.Logf("limits read back from the containers: %v (millicores, MiB)", limits)
 

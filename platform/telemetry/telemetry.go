@@ -12,6 +12,12 @@
 // encoding itself (otlpspans.go: it costs a fraction of the SDK's processor and exporter),
 // and to X-Ray through the SDK's batch span processor. Both read OTEL_BSP_* as the SDK does.
 //
+// Metrics go to OTLP (OTEL_METRICS_EXPORTER) and, where the binary is given an address
+// (Options.MetricsAddr), to Prometheus's scrapes of /metrics there (OpenTelemetry's Prometheus
+// exporter, on a registry of the binary's own), with the Go runtime's (contrib's runtime
+// instrumentation) and the process's. Views keep every stream's attributes bounded
+// (metrics.go). With neither, the meter provider is a no-op and no request pays for metrics.
+//
 // Configuration (environment), beyond what the SDK and exporters read themselves
 // (OTEL_TRACES_SAMPLER, OTEL_BSP_*, OTEL_EXPORTER_OTLP_HEADERS, OTEL_METRIC_EXPORT_INTERVAL...):
 //
@@ -27,7 +33,10 @@
 //	                                    OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL
 //	OTEL_TRACES_EXPORTER                comma-separated: otlp, xray, none (default otlp, as the
 //	                                    specification says)
-//	OTEL_METRICS_EXPORTER               otlp or none (default otlp)
+//	OTEL_METRICS_EXPORTER               otlp or none (default otlp): where metrics are pushed;
+//	                                    Prometheus scrapes Options.MetricsAddr whatever it says
+//	OTEL_METRICS_EXEMPLAR_FILTER        as the SDK reads it; unset means always_off here (the
+//	                                    SDK's trace_based costs on every traced request)
 //	AWS_XRAY_DAEMON_ADDRESS             the X-Ray daemon for the xray exporter (127.0.0.1:2000)
 //
 // With no exporter the SDK still makes spans (IDs, sampling, propagation): the response
@@ -40,6 +49,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -54,6 +64,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -79,6 +90,13 @@ type Options struct {
 	Version      string // service.version; "" means the main module's version, else "dev"
 	LogLevel     slog.Level
 	LogOutput    io.Writer // where the JSON log goes; nil means os.Stdout
+	// MetricsAddr is where Prometheus scrapes the binary's metrics (MetricsPath, host:port;
+	// port 0 picks one): HTTP and gRPC server and client calls, calls between colocated
+	// contexts, store round trips, the Go runtime and the process. "" serves none. It is
+	// independent of OTEL_METRICS_EXPORTER, which says where metrics are pushed.
+	MetricsAddr string
+	// MetricsListening, if set, learns the address MetricsAddr was bound to.
+	MetricsListening func(net.Addr)
 }
 
 // Shutdown flushes every span and metric still buffered, stops the exporters and puts back
@@ -114,6 +132,9 @@ func Setup(ctx context.Context, opts Options) (Shutdown, *slog.Logger, error) {
 	otel.SetErrorHandler(quietErrors(logger, time.Now, time.Minute))
 
 	if strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") {
+		if opts.MetricsAddr != "" {
+			logger.Warn("OTEL_SDK_DISABLED=true: no metrics endpoint", "metrics_addr", opts.MetricsAddr)
+		}
 		otel.SetTracerProvider(tracenoop.NewTracerProvider())
 		otel.SetMeterProvider(metricnoop.NewMeterProvider())
 		return func(context.Context) error { restore(); return nil }, logger, nil
@@ -135,7 +156,7 @@ func Setup(ctx context.Context, opts Options) (Shutdown, *slog.Logger, error) {
 	}
 	tp := sdktrace.NewTracerProvider(tpOpts...)
 
-	mp, mpShutdown, err := meterProvider(ctx, res)
+	mp, mpShutdown, err := meterProvider(ctx, res, opts, logger)
 	if err != nil {
 		_ = tp.Shutdown(ctx)
 		restore()
@@ -260,13 +281,14 @@ func spanProcessors(ctx context.Context) ([]sdktrace.SpanProcessor, error) {
 	return out, nil
 }
 
-// meterProvider returns the SDK's meter provider exporting over OTLP, or a no-op one when no
-// metrics exporter is configured: measuring what nobody reads costs for nothing.
-func meterProvider(ctx context.Context, res *resource.Resource) (metric.MeterProvider, func(context.Context) error, error) {
+// meterProvider returns the SDK's meter provider exporting over OTLP and answering
+// Prometheus's scrapes on opts.MetricsAddr, or a no-op one when neither is asked for:
+// measuring what nobody reads costs for nothing.
+func meterProvider(ctx context.Context, res *resource.Resource, opts Options, logger *slog.Logger) (metric.MeterProvider, func(context.Context) error, error) {
 	var readers []sdkmetric.Option
 	for _, n := range exporterNames("METRICS") {
 		if n != "otlp" {
-			return nil, nil, fmt.Errorf("OTEL_METRICS_EXPORTER: unknown exporter %q (want otlp or none)", n)
+			return nil, nil, fmt.Errorf("OTEL_METRICS_EXPORTER: unknown exporter %q (want otlp or none; Prometheus scrapes the binary's metrics address instead)", n)
 		}
 		var e sdkmetric.Exporter
 		var err error
@@ -291,11 +313,45 @@ func meterProvider(ctx context.Context, res *resource.Resource) (metric.MeterPro
 		}
 		readers = append(readers, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(e)))
 	}
+	var prom *prometheusEndpoint
+	if opts.MetricsAddr != "" {
+		var err error
+		if prom, err = newPrometheus(opts.MetricsAddr, logger); err != nil {
+			return nil, nil, err
+		}
+		readers = append(readers, sdkmetric.WithReader(prom.reader))
+	}
 	if len(readers) == 0 {
 		return metricnoop.NewMeterProvider(), func(context.Context) error { return nil }, nil
 	}
+	for _, v := range metricViews() {
+		readers = append(readers, sdkmetric.WithView(v))
+	}
+	if os.Getenv("OTEL_METRICS_EXEMPLAR_FILTER") == "" {
+		// The SDK's default keeps a traced measurement's trace as an exemplar, with the
+		// attributes the views filtered out: a cost on every request, and on Prometheus's
+		// side labels longer than it takes. The variable turns them back on.
+		readers = append(readers, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+	}
 	mp := sdkmetric.NewMeterProvider(append(readers, sdkmetric.WithResource(res))...)
-	return mp, mp.Shutdown, nil
+	if err := startRuntimeMetrics(mp); err != nil {
+		if prom != nil {
+			prom.close()
+		}
+		_ = mp.Shutdown(ctx)
+		return nil, nil, err
+	}
+	if prom == nil {
+		return mp, mp.Shutdown, nil
+	}
+	prom.serve()
+	logger.Info("metrics endpoint listening", "addr", prom.ln.Addr().String(), "path", MetricsPath)
+	if opts.MetricsListening != nil {
+		opts.MetricsListening(prom.ln.Addr())
+	}
+	return mp, func(ctx context.Context) error {
+		return errors.Join(prom.shutdown(ctx), mp.Shutdown(ctx))
+	}, nil
 }
 
 // LogHandler wraps h so that every record logged with a context inside a span carries

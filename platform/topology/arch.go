@@ -80,6 +80,13 @@ func splitGroups(split string) ([]group, error) {
 // EdgePort is the container port of every edge; the host port is the architecture's Edge.
 const EdgePort = 8080
 
+// MetricsPort is the container port where every process of a stack (hosts, NATS, the
+// collector) answers Prometheus's scrapes (/metrics): the port OpenTelemetry's Prometheus
+// exporter is registered with. The process
+// runtime gives a process this number when it is free and any other port when it is not;
+// Podman publishes it on 127.0.0.1 at a port of its choosing.
+const MetricsPort = 9464
+
 // ShopPackage is the main package of every group's image: the host, told its group by
 // SHOP_GROUP, built with the group's tags (bounded.Group.BuildTags).
 const ShopPackage = "./services/shop"
@@ -166,6 +173,10 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 		if _, grpc := env["SHOP_GRPC_ADDR"]; grpc || len(g.Remote()) > 0 {
 			env[TLSDirEnv] = "{{tls}}"
 		}
+		// Every process answers Prometheus's scrapes on a port of its own (published on
+		// 127.0.0.1 like every port; `mitosis status` says where).
+		s.Ports = append(s.Ports, MetricsPort)
+		env[bounded.MetricsAddrEnv] = "{{listen:" + strconv.Itoa(MetricsPort) + "}}"
 		for _, c := range g.Remote() {
 			h := holder[c]
 			env[AddrEnv(c)] = "{{addr:" + h.serviceName() + ":" + strconv.Itoa(grpcPort(h.Group)) + "}}"

@@ -35,8 +35,8 @@ func nats() Service {
 		Name:    "nats",
 		Image:   "nats-server",
 		Package: "./platform/cmd/nats-server",
-		Ports:   []int{NATSPort, NATSMonitorPort},
-		Args:    []string{"-addr", "{{listen}}", "-http", "{{listen:8222}}", "-store", "{{data}}"},
+		Ports:   []int{NATSPort, NATSMonitorPort, MetricsPort},
+		Args:    []string{"-addr", "{{listen}}", "-http", "{{listen:8222}}", "-store", "{{data}}", "-metrics", "{{listen:" + strconv.Itoa(MetricsPort) + "}}"},
 		// Its users (platform/natsauth), where the runtime gives them; none lets anyone in.
 		Env:     map[string]string{NATSUsersEnv: "{{nats_users}}"},
 		Probe:   Probe{Kind: HTTP, Port: NATSMonitorPort, Path: "/healthz?js-enabled-only=true"},
@@ -68,16 +68,20 @@ const (
 // millicores, so that the parts add up to the budget exactly), and its GOMEMLIMIT to 3/4 of
 // its memory so the Go runtime collects before the kernel kills.
 //
-// Replicas share their group's part: a group of N replicas gets the part it would get as one
-// process, split evenly (CPUs and MemoryMB are per process), so that the architecture's total
-// stays its budget and a group weighs the same whatever its replicas. The part is rounded
-// down to a whole multiple of N millicores and MiB, and raised to N floors if below them;
-// what that frees or takes goes to or comes from the groups of one process (there is always
-// one: the edge's), a unit at a time in the order of their weights, none below its floor.
+// A replica is a process of its group's size, as a Kubernetes replica is a pod of the same
+// requests: a group of N replicas weighs N times its weight, so each replica gets about the
+// part the group would get as one process, and the architecture's total stays its budget by
+// the other groups' parts shrinking. That is what scaling one context out buys under a fixed
+// budget: more of it where the load is, taken from where it is not (halving the group's part
+// between two replicas instead would measure only what a second process costs). The group's
+// part is rounded down to a whole multiple of N millicores and MiB, and raised to N floors if
+// below them; what that frees or takes goes to or comes from the groups of one process
+// (there is always one: the edge's), a unit at a time in the order of their weights, none
+// below its floor.
 func share(a *Arch, b Budget) error {
 	milli := int(math.Round(b.CPUs * 1000))
 	natsMilli := max(minMilliCPU, int(math.Round(float64(milli)*natsCPUPart)))
-	natsMem := max(minMemoryMB, int(float64(b.MemoryMB)*natsMemoryPart))
+	natsMem := natsMemory(b)
 	procs := 0
 	for _, s := range a.Services {
 		if s.Name != "nats" {
@@ -98,14 +102,14 @@ func share(a *Arch, b Budget) error {
 			return fmt.Errorf("%s/%s: no share of the budget", a.Name, s.Name)
 		}
 		rest = append(rest, s)
-		cpuSum += s.weight.CPU
-		memSum += s.weight.Memory
+		cpuSum += s.weight.CPU * float64(s.Count())
+		memSum += s.weight.Memory * float64(s.Count())
 	}
-	cpus, err := apportion(milli-natsMilli, minMilliCPU, rest, func(s Service) float64 { return s.weight.CPU / cpuSum })
+	cpus, err := apportion(milli-natsMilli, minMilliCPU, rest, func(s Service) float64 { return s.weight.CPU * float64(s.Count()) / cpuSum })
 	if err != nil {
 		return fmt.Errorf("%s: CPU: %w", a.Name, err)
 	}
-	mems, err := apportion(b.MemoryMB-natsMem, minMemoryMB, rest, func(s Service) float64 { return s.weight.Memory / memSum })
+	mems, err := apportion(b.MemoryMB-natsMem, minMemoryMB, rest, func(s Service) float64 { return s.weight.Memory * float64(s.Count()) / memSum })
 	if err != nil {
 		return fmt.Errorf("%s: memory: %w", a.Name, err)
 	}
@@ -136,6 +140,9 @@ func fits(a *Arch, b Budget) error {
 	return nil
 }
 
+// natsMemory is NATS's fixed part of a budget's memory.
+func natsMemory(b Budget) int { return max(minMemoryMB, int(float64(b.MemoryMB)*natsMemoryPart)) }
+
 // GoMemLimit is the Go runtime's soft memory limit of a service given memoryMB: 3/4 of it,
 // so that the garbage collector works harder before the kernel kills.
 func GoMemLimit(memoryMB int) string { return strconv.Itoa(memoryMB*3/4) + "MiB" }
@@ -165,18 +172,22 @@ func applyBudget(a *Arch, b Budget, dir string) error {
 	return fmt.Errorf("%s: unknown budget mode %q", a.Name, a.Mode)
 }
 
-// apportion splits total into whole units by fraction, each service's part at least floor,
-// the parts adding up to total: the floors first, the rest by fraction rounded down, the
-// units left over to the largest fractions. Then each service of several processes
-// (Service.Count) has its part made a whole multiple of them, at least a floor each, the
-// difference going to or coming from the services of one process, largest fraction first.
+// apportion splits total into whole units by fraction, each service's part at least floor
+// for each of its processes, the parts adding up to total: the floors first, the rest by
+// fraction rounded down, the units left over to the largest fractions. Then each service of
+// several processes (Service.Count) has its part made a whole multiple of them, at least a
+// floor each, the difference going to or coming from the services of one process, largest
+// fraction first.
 func apportion(total, floor int, svcs []Service, frac func(Service) float64) ([]int, error) {
 	out := make([]int, len(svcs))
-	rest := total - floor*len(svcs)
+	rest := total
+	for _, s := range svcs {
+		rest -= floor * s.Count()
+	}
 	left := rest
 	for i, s := range svcs {
-		out[i] = floor + int(float64(rest)*frac(s))
-		left -= out[i] - floor
+		out[i] = floor*s.Count() + int(float64(rest)*frac(s))
+		left -= out[i] - floor*s.Count()
 	}
 	order := make([]int, len(svcs))
 	for i := range order {

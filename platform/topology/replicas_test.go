@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -8,9 +9,10 @@ import (
 	"testing"
 )
 
-// A group's replicas share its part of the budget: the architecture's total stays its
-// budget, each replica gets an even part, at least the floors.
-func TestReplicasShareTheirGroupsPart(t *testing.T) {
+// A replica is a process of its group's size: a group of N weighs N times its weight, the
+// others shrink so that the architecture's total stays its budget, each replica at least the
+// floors.
+func TestReplicasEachWeighAsTheirGroup(t *testing.T) {
 	for _, b := range []Budget{{CPUs: DefaultCPUs, MemoryMB: DefaultMemoryMB}, {CPUs: 1, MemoryMB: 500}, {CPUs: 0.9, MemoryMB: 500}} {
 		one, err := Get("", Options{Split: "catalog,cart,inventory,payments,orders,shipping,notify", Collector: NoCollector, Budget: b})
 		if err != nil {
@@ -39,18 +41,37 @@ func TestReplicasShareTheirGroupsPart(t *testing.T) {
 		if procs != 12 {
 			t.Errorf("%d processes, want 12 (nats, gateway, 2 catalog, 3 orders, 5 others)", procs)
 		}
+		milli1 := func(a Arch, name string) int {
+			s, _ := a.Service(name)
+			return int(s.CPUs*1000 + 0.5)
+		}
 		for _, name := range []string{"catalog", "orders"} {
 			s1, _ := a1.Service(name)
 			s2, _ := a2.Service(name)
-			// The part it has alone, rounded down to a multiple of its replicas, raised to
-			// their floors.
 			n := s2.Count()
-			want := max(int(s1.CPUs*1000+0.5)/n*n, minMilliCPU*n)
-			if part := n * int(s2.CPUs*1000+0.5); part != want {
-				t.Errorf("%+v: %s's part %d millicores with %d replicas, %g CPUs with one: want %d", b, name, part, n, s1.CPUs, want)
+			alone, each := milli1(a1, name), milli1(a2, name)
+			// More than an even split of its part alone (a second process of the same
+			// size, not half of one), no more than that part (the budget is the same).
+			if each <= alone/n || each > alone {
+				t.Errorf("%+v: %s: %d millicores per replica of %d, %d alone: want more than %d, at most %d", b, name, each, n, alone, alone/n, alone)
 			}
 			if s2.Env["SHOP_SOLE_REPLICA"] != "false" || s1.Env["SHOP_SOLE_REPLICA"] != "true" {
 				t.Errorf("%s: SHOP_SOLE_REPLICA %q with replicas, %q alone", name, s2.Env["SHOP_SOLE_REPLICA"], s1.Env["SHOP_SOLE_REPLICA"])
+			}
+		}
+		// What the replicas take comes from the others.
+		for _, s := range a1.Services {
+			if s.Name != "catalog" && s.Name != "orders" && milli1(a2, s.Name) > milli1(a1, s.Name) {
+				t.Errorf("%+v: %s grew from %d to %d millicores", b, s.Name, milli1(a1, s.Name), milli1(a2, s.Name))
+			}
+		}
+		// At the default budget no floor binds: a replica stands to a group of one process as
+		// their weights do, as the group alone did.
+		if b.CPUs == DefaultCPUs {
+			r1 := float64(milli1(a1, "catalog")) / float64(milli1(a1, "cart"))
+			r2 := float64(milli1(a2, "catalog")) / float64(milli1(a2, "cart"))
+			if math.Abs(r2-r1) > 0.1*r1 {
+				t.Errorf("catalog/cart: %.2f with replicas, %.2f alone", r2, r1)
 			}
 		}
 	}
@@ -198,12 +219,18 @@ func TestScaledSplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The others keep their CPU; memory moves by a MiB or so where the replicas' floors
-	// (2 × 32 MiB) take more than the catalog's part alone (59 MiB at the default budget).
+	// The catalog's replicas are each of about its size alone; the others make room.
 	for _, s := range a.Services {
 		w, ok := v.Archs[0].Service(s.Name)
-		if !ok || (s.Name != "catalog" && (w.CPUs != s.CPUs || w.MemoryMB < s.MemoryMB-2 || w.MemoryMB > s.MemoryMB)) {
-			t.Errorf("%s in the variant: %g CPUs %d MiB, in the services %g CPUs %d MiB", s.Name, w.CPUs, w.MemoryMB, s.CPUs, s.MemoryMB)
+		switch {
+		case !ok:
+			t.Errorf("%s missing from the variant", s.Name)
+		case s.Name == "catalog" && (w.CPUs <= s.CPUs/2 || w.CPUs > s.CPUs):
+			t.Errorf("catalog: %g CPUs per replica, %g alone", w.CPUs, s.CPUs)
+		case s.Name != "catalog" && s.Name != "nats" && (w.CPUs >= s.CPUs || w.MemoryMB > s.MemoryMB):
+			t.Errorf("%s in the variant: %g CPUs %d MiB, in the services %g CPUs %d MiB: want less", s.Name, w.CPUs, w.MemoryMB, s.CPUs, s.MemoryMB)
+		case s.Name == "nats" && (w.CPUs != s.CPUs || w.MemoryMB != s.MemoryMB):
+			t.Errorf("nats in the variant: %g CPUs %d MiB, its fixed part %g CPUs %d MiB", w.CPUs, w.MemoryMB, s.CPUs, s.MemoryMB)
 		}
 	}
 	if _, err := a.ScaledSplit("gateway", 2); err == nil || !strings.Contains(err.Error(), "holds the edge") {

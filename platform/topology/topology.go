@@ -304,16 +304,17 @@ func collector(edge string) (Service, error) {
 		Name:    "collector",
 		Image:   "collector",
 		Package: "./platform/cmd/collector",
-		Ports:   []int{CollectorQueryPort, CollectorGRPCPort, CollectorHTTPPort},
+		Ports:   []int{CollectorQueryPort, CollectorGRPCPort, CollectorHTTPPort, MetricsPort},
 		Edge:    edge,
 		Publish: publish,
 		Args: []string{"-query", "{{listen}}", "-grpc", "{{listen:4317}}", "-http", "{{listen:4318}}",
-			"-max-spans", "100000"},
-		// 100,000 spans at about 1.5 KB each.
-		Env:      map[string]string{"GOMEMLIMIT": "192MiB"},
+			"-max-spans", "100000", "-metrics", "{{listen:" + strconv.Itoa(MetricsPort) + "}}"},
+		// 100,000 spans at about 1.5 KB each, and the last minutes of metrics
+		// (tracecollect.DefaultMaxMetricBytes, 24 MiB).
+		Env:      map[string]string{"GOMEMLIMIT": "224MiB"},
 		Probe:    Probe{Kind: HTTP, Port: CollectorQueryPort, Path: "/healthz"},
 		CPUs:     0.5,
-		MemoryMB: 256,
+		MemoryMB: 288,
 	}, nil
 }
 
@@ -342,6 +343,12 @@ func (t Topology) AllArchs() []Arch {
 // 512 spans, so under load this changes nothing.
 const ExportDelay = time.Second
 
+// MetricExportInterval is how often a service of a local stack pushes its metrics to the
+// collector (OTEL_METRIC_EXPORT_INTERVAL in ExportEnv): every 10 seconds rather than the
+// SDK's 60, so that the collector's last minutes of metrics (tracecollect) resolve a load
+// test's steps. Each push is one request of a few hundred series per process.
+const MetricExportInterval = 10 * time.Second
+
 // ExportEnv is the environment that makes a service export its telemetry to the collector
 // whose OTLP/HTTP receiver is at addr (host:port). With addr "" it turns exporting off,
 // unless given (the environment the caller passes through) names an OTLP endpoint of its
@@ -352,6 +359,7 @@ func ExportEnv(addr string, given map[string]string) map[string]string {
 		return map[string]string{
 			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + addr,
 			"OTEL_BSP_SCHEDULE_DELAY":     strconv.FormatInt(ExportDelay.Milliseconds(), 10),
+			"OTEL_METRIC_EXPORT_INTERVAL": strconv.FormatInt(MetricExportInterval.Milliseconds(), 10),
 		}
 	}
 	for k := range given {

@@ -241,7 +241,8 @@ func checkPlacement(t *testing.T, split string) {
 				continue
 			}
 			h := holder[c]
-			if want := "{{addr:" + h.Name + ":" + strconv.Itoa(h.Ports[len(h.Ports)-1]) + "}}"; addr != want {
+			hg, _ := bounded.ParseGroup(h.Group)
+			if want := "{{addr:" + h.Name + ":" + strconv.Itoa(grpcPort(hg)) + "}}"; addr != want || !slices.Contains(h.Ports, grpcPort(hg)) {
 				t.Errorf("%s: %s reaches %s at %q, want %q", split, s.Name, c, addr, want)
 			}
 		}
@@ -352,7 +353,7 @@ func TestExpandResolvesPlaceholders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(args, " "); got != "-addr 0.0.0.0:4222 -http 0.0.0.0:8222 -store /data" {
+	if got := strings.Join(args, " "); got != "-addr 0.0.0.0:4222 -http 0.0.0.0:8222 -store /data -metrics 0.0.0.0:9464" {
 		t.Errorf("nats args %q", got)
 	}
 	bad := Service{Name: "x", Ports: []int{1}, Args: []string{"{{listen:2}}"}}
@@ -445,7 +446,8 @@ func TestCollectorServesEveryArchitecture(t *testing.T) {
 // an endpoint of its own (the specification's default would reach whatever listens on
 // localhost:4318).
 func TestExportEnv(t *testing.T) {
-	if got := ExportEnv("127.0.0.1:4318", nil); got["OTEL_EXPORTER_OTLP_ENDPOINT"] != "http://127.0.0.1:4318" || got["OTEL_TRACES_EXPORTER"] != "" {
+	if got := ExportEnv("127.0.0.1:4318", nil); got["OTEL_EXPORTER_OTLP_ENDPOINT"] != "http://127.0.0.1:4318" || got["OTEL_TRACES_EXPORTER"] != "" ||
+		got["OTEL_METRIC_EXPORT_INTERVAL"] != "10000" {
 		t.Errorf("with a collector: %v", got)
 	}
 	if got := ExportEnv("", map[string]string{"OTEL_TRACES_SAMPLER": "always_on"}); got["OTEL_TRACES_EXPORTER"] != "none" || got["OTEL_METRICS_EXPORTER"] != "none" {

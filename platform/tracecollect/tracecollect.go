@@ -4,8 +4,9 @@
 // the traces of every architecture from one place: Jaeger's api_v3 over HTTP (apiv3.go), and
 // the JSON API the Jaeger UI and Grafana's Jaeger data source read (jaegerui.go, in Jaeger's
 // model: uimodel.go). Its own page (page.go) searches and draws a trace's waterfall from that
-// same API. Metrics and logs sent to it are accepted and counted, not kept: the store is for
-// traces.
+// same API. Metrics sent to it are kept for their last minutes, within a byte bound
+// (metricstore.go), and served as JSON at /api/otlp/metrics (metricsapi.go) for the load
+// report; logs are accepted and counted, not kept.
 //
 // It is a development collector: no persistence, no authentication, no tail sampling. Users
 // who run Jaeger, Tempo or AWS X-Ray (through the ADOT collector) point the standard OTLP
@@ -71,7 +72,11 @@ type Config struct {
 	QueryAddr string // the query APIs, the trace page and the dashboard; "" means DefaultQueryAddr
 	MaxSpans  int    // the store's bound in spans; 0 means DefaultMaxSpans
 	MaxBytes  int    // the store's bound in bytes (Store's estimate); 0 means DefaultMaxBytes
-	Logger    *slog.Logger
+	// MetricWindow and MaxMetricBytes bound the metric store (MetricStore); 0 means
+	// DefaultMetricWindow and DefaultMaxMetricBytes.
+	MetricWindow   time.Duration
+	MaxMetricBytes int
+	Logger         *slog.Logger
 	// Routes, if set, adds routes to the query API's server (the dashboard, which lives in
 	// a package that reads this one).
 	Routes func(mux *http.ServeMux, store *Store)
@@ -79,14 +84,15 @@ type Config struct {
 
 // Collector is a running collector.
 type Collector struct {
-	store  *Store
-	costs  *decodeCosts
-	log    *slog.Logger
-	grpc   *grpc.Server
-	http   *http.Server
-	query  *http.Server
-	lns    [3]net.Listener // grpc, http, query
-	served sync.WaitGroup
+	store   *Store
+	metrics *MetricStore
+	costs   *decodeCosts
+	log     *slog.Logger
+	grpc    *grpc.Server
+	http    *http.Server
+	query   *http.Server
+	lns     [3]net.Listener // grpc, http, query
+	served  sync.WaitGroup
 
 	metricPoints atomic.Int64
 	logRecords   atomic.Int64
@@ -106,7 +112,7 @@ func Start(cfg Config) (*Collector, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Collector{store: NewStore(cfg.MaxSpans, cfg.MaxBytes), log: cfg.Logger,
+	c := &Collector{store: NewStore(cfg.MaxSpans, cfg.MaxBytes), metrics: NewMetricStore(cfg.MetricWindow, cfg.MaxMetricBytes, nil), log: cfg.Logger,
 		costs: newDecodeCosts((&coltracepb.ExportTraceServiceRequest{}).ProtoReflect().Descriptor(),
 			(&colmetricspb.ExportMetricsServiceRequest{}).ProtoReflect().Descriptor(),
 			(&collogspb.ExportLogsServiceRequest{}).ProtoReflect().Descriptor())}
@@ -146,7 +152,8 @@ func Start(cfg Config) (*Collector, error) {
 	c.served.Go(func() { _ = c.http.Serve(c.lns[1]) })
 	c.served.Go(func() { _ = c.query.Serve(c.lns[2]) })
 	c.log.Info("collector listening", "otlp_grpc", c.lns[0].Addr().String(), "otlp_http", c.lns[1].Addr().String(),
-		"query", c.lns[2].Addr().String(), "max_spans", c.store.maxSpans, "max_bytes", c.store.maxBytes)
+		"query", c.lns[2].Addr().String(), "max_spans", c.store.maxSpans, "max_bytes", c.store.maxBytes,
+		"metric_window", c.metrics.window.String(), "max_metric_bytes", c.metrics.maxBytes)
 	return c, nil
 }
 
@@ -160,9 +167,11 @@ func (c *Collector) GRPCAddr() string  { return c.lns[0].Addr().String() }
 func (c *Collector) HTTPAddr() string  { return c.lns[1].Addr().String() }
 func (c *Collector) QueryAddr() string { return c.lns[2].Addr().String() }
 
-// MetricsReceived is how many metrics (OTLP Metric messages) exporters sent: accepted,
-// counted, not kept.
+// MetricsReceived is how many metrics (OTLP Metric messages) exporters sent.
 func (c *Collector) MetricsReceived() int64 { return c.metricPoints.Load() }
+
+// Metrics is the collector's metric store.
+func (c *Collector) Metrics() *MetricStore { return c.metrics }
 
 // Store is the collector's store.
 func (c *Collector) Store() *Store { return c.store }
@@ -221,6 +230,7 @@ func (c *Collector) countMetrics(req *colmetricspb.ExportMetricsServiceRequest) 
 		}
 	}
 	c.metricPoints.Add(int64(n))
+	c.metrics.Add(req.GetResourceMetrics())
 }
 
 type logsService struct {
@@ -390,12 +400,13 @@ func (c *Collector) queryHandler() *http.ServeMux {
 	mux := http.NewServeMux()
 	c.routeAPIv3(mux)
 	c.routeJaegerUI(mux)
+	c.routeMetrics(mux)
 	routePage(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"store": c.store.Stats(),
+		writeJSON(w, http.StatusOK, map[string]any{"store": c.store.Stats(), "metrics": c.metrics.Stats(),
 			"metric_points_received": c.metricPoints.Load(), "log_records_received": c.logRecords.Load()})
 	})
 	return mux

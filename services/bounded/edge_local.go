@@ -4,7 +4,9 @@ package bounded
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/catalog"
@@ -14,9 +16,19 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/orders"
 )
 
+// MaxInFlightEnv bounds the requests the edge works on at once (httpapi.Config.MaxInFlight).
+const MaxInFlightEnv = "SHOP_MAX_IN_FLIGHT"
+
 // Handler returns the API over the contexts d reaches. ready is its /readyz check.
 func (Edge) Handler(d Deps, adminToken string, ready func(context.Context) error) (http.Handler, error) {
 	cfg := httpapi.Config{AdminToken: adminToken, Ready: ready, Logger: d.Logger}
+	if v := d.Getenv(MaxInFlightEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%s=%q: want a positive number of requests", MaxInFlightEnv, v)
+		}
+		cfg.MaxInFlight = n
+	}
 	var err error
 	if cfg.Catalog, err = Call[catalog.Service](d, "catalog"); err != nil {
 		return nil, err

@@ -98,3 +98,7 @@ func rows() []Context {
 // RequestKeyEnv is the secret that keys the hash orders keeps of each checkout request
 // (orders.Deps.RequestKey): every process that runs orders needs the same one.
 const RequestKeyEnv = "SHOP_REQUEST_KEY"
+
+// MetricsAddrEnv is where a host answers Prometheus's scrapes (services/host reads it, the
+// topology sets it for every process it runs).
+const MetricsAddrEnv = "SHOP_METRICS_ADDR"

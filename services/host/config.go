@@ -43,6 +43,9 @@ type Config struct {
 	GRPCAddr string
 	// HTTPAddr is where the edge listens, for a group that holds it.
 	HTTPAddr string
+	// MetricsAddr is where Prometheus scrapes the process's metrics (/metrics; Main hands
+	// it to platform/telemetry); "" serves none, as under Lambda, where nothing listens.
+	MetricsAddr string
 	// Lambda serves the edge to AWS Lambda's invocations instead of listening (LambdaRuntimeEnv
 	// is set): only a group holding the edge, on an external store.
 	Lambda     bool
@@ -88,6 +91,9 @@ func DefaultAddr(context string) string {
 	return fmt.Sprintf("127.0.0.1:%d", c.Port)
 }
 
+// MetricsAddrEnv is the variable that holds Config.MetricsAddr.
+const MetricsAddrEnv = bounded.MetricsAddrEnv
+
 // AddrEnv is the variable that holds a context's address, e.g. SHOP_CATALOG_ADDR.
 func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) + "_ADDR" }
 
@@ -99,6 +105,8 @@ func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) 
 //	SHOP_GRPC_ADDR      the gRPC address (default the first context's DefaultAddr; a whole
 //	                    group serves no gRPC unless it is set)
 //	SHOP_ADDR           the edge's address (default 127.0.0.1:8080 for a whole group, else 8081)
+//	SHOP_METRICS_ADDR   where Prometheus scrapes /metrics (unset: no endpoint; the platform's
+//	                    runtimes give every process one, platform/topology.MetricsPort)
 //	SHOP_<CONTEXT>_ADDR each remote context's address (default its DefaultAddr), or its
 //	                    group's replicas' addresses joined by commas (see Dial)
 //	SHOP_ADMIN_TOKEN    the admin routes' bearer token (unset: they answer 401)
@@ -131,6 +139,7 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 		NatsURL:      getenv("SHOP_NATS_URL"),
 		DataDir:      or(getenv("SHOP_DATA_DIR"), ".mitosis/data"),
 		GRPCAddr:     getenv("SHOP_GRPC_ADDR"),
+		MetricsAddr:  getenv(MetricsAddrEnv),
 		AdminToken:   getenv("SHOP_ADMIN_TOKEN"),
 		Peers:        map[string]string{},
 		SoleReplica:  g.Whole(),
@@ -179,7 +188,9 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 		case cfg.NatsURL == "" && len(g.Contexts) > 0:
 			return cfg, fmt.Errorf("%s is set: a function keeps nothing between invocations, so its store must be NATS elsewhere (set SHOP_NATS_URL)", LambdaRuntimeEnv)
 		}
-		cfg.Lambda, cfg.SoleReplica, cfg.HTTPAddr = true, false, ""
+		// Nor does it listen: a function's metrics go out over OTLP (the ADOT layer), if
+		// anywhere, never to a scrape.
+		cfg.Lambda, cfg.SoleReplica, cfg.HTTPAddr, cfg.MetricsAddr = true, false, "", ""
 	}
 	if v := getenv("SHOP_SOLE_REPLICA"); v != "" {
 		switch v {

@@ -47,6 +47,7 @@ func NewServer(logger *slog.Logger, sec Security, opts ...grpc.ServerOption) *gr
 		grpc.Creds(sec.serverCreds()),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithFilter(spanWorthy))),
+		grpc.StatsHandler(messageSizes{}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveTime / 3, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(guard(logger)),
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
@@ -135,6 +136,7 @@ func Dial(addr, serviceConfig string, callTimeout time.Duration, creds credentia
 		grpc.WithConnectParams(bounded.Redial()),
 		grpc.WithChainUnaryInterceptor(defaultDeadline(callTimeout)),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithFilter(spanWorthy))),
+		grpc.WithStatsHandler(messageSizes{}),
 	)
 	conn, err := grpc.NewClient(target, append(base, opts...)...)
 	if err != nil {

@@ -19,9 +19,10 @@ import (
 // Main is a host's main: the configuration from the environment (ConfigFrom, with def as
 // the group when SHOP_GROUP is unset), OpenTelemetry and a JSON logger on stdout
 // (platform/telemetry; OTEL_* variables; version is the binary's, stamped from git by the
-// build, and becomes its spans' service.version), then Run until SIGINT or SIGTERM, then a
-// flush of the spans. `<binary> -healthcheck` checks the serving copy instead (selfcheck),
-// `<binary> -version` prints the version. It exits 2 on a bad configuration, 1 on a failure.
+// build, and becomes its spans' service.version; Prometheus's /metrics at SHOP_METRICS_ADDR),
+// then Run until SIGINT or SIGTERM, then a flush of the spans. `<binary> -healthcheck`
+// checks the serving copy instead (selfcheck), `<binary> -version` prints the version. It
+// exits 2 on a bad configuration (a metrics address taken too), 1 on a failure.
 func Main(def bounded.Group, version string) {
 	if slices.Contains(os.Args[1:], "-version") || slices.Contains(os.Args[1:], "--version") {
 		fmt.Println(version)
@@ -39,10 +40,13 @@ func Main(def bounded.Group, version string) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	shutdown, logger, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: cfg.Name, Architecture: cfg.Arch, Version: version, LogLevel: cfg.LogLevel})
+	shutdown, logger, err := telemetry.Setup(ctx, TelemetryOptions(cfg, version))
 	if err != nil {
 		slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error("bad telemetry configuration", "err", err)
 		os.Exit(2)
+	}
+	if cfg.Lambda && os.Getenv(MetricsAddrEnv) != "" {
+		logger.Info(MetricsAddrEnv + " is ignored under Lambda: a function does not listen")
 	}
 	if cfgErr != nil {
 		logger.Error("bad configuration", "err", cfgErr)
@@ -62,4 +66,12 @@ func Main(def bounded.Group, version string) {
 		stop()
 		os.Exit(1)
 	}
+}
+
+// TelemetryOptions is how Main sets OpenTelemetry up for the host cfg describes: its name,
+// architecture, version and log level on every span and log line, and its Prometheus
+// endpoint at cfg.MetricsAddr.
+func TelemetryOptions(cfg Config, version string) telemetry.Options {
+	return telemetry.Options{ServiceName: cfg.Name, Architecture: cfg.Arch, Version: version, LogLevel: cfg.LogLevel,
+		MetricsAddr: cfg.MetricsAddr}
 }

@@ -244,4 +244,23 @@ func TestACallIsAClientAndAServerSpanOfOneTrace(t *testing.T) {
 	if len(store) != 1 || store[0].Parent().SpanID() != server.SpanContext().SpanID() {
 		t.Fatalf("store spans %v, want one under the server span", store)
 	}
+	// Both spans carry the call's message sizes, the same on both sides: the request "u-1"
+	// is a few bytes of protobuf, the response the cart.
+	sizes := func(s sdktrace.ReadOnlySpan) (req, resp int64, ok bool) {
+		n := 0
+		for _, a := range s.Attributes() {
+			switch a.Key {
+			case host.RPCRequestBytes:
+				req, n = a.Value.AsInt64(), n+1
+			case host.RPCResponseBytes:
+				resp, n = a.Value.AsInt64(), n+1
+			}
+		}
+		return req, resp, n == 2
+	}
+	creq, cresp, cok := sizes(client)
+	sreq, sresp, sok := sizes(server)
+	if !cok || !sok || creq != sreq || cresp != sresp || creq < int64(len("u-1")) || cresp <= 0 {
+		t.Fatalf("message sizes: client %d/%d (%v), server %d/%d (%v)", creq, cresp, cok, sreq, sresp, sok)
+	}
 }

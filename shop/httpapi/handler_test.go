@@ -446,3 +446,65 @@ func TestBodyTooLargeIsAnsweredToAClientThatSendsItAll(t *testing.T) {
 		conn.Close()
 	}
 }
+
+// gated is a catalog whose List waits, once it has said so on entered, until release is
+// closed: requests held in flight for as long as a test needs.
+type gated struct {
+	catalog.Service
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g gated) List(ctx context.Context, req catalog.ListRequest) (catalog.Page, error) {
+	g.entered <- struct{}{}
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return catalog.Page{}, ctx.Err()
+	}
+	return g.Service.List(ctx, req)
+}
+
+// Past MaxInFlight requests at once, the edge answers 503 with Retry-After at once instead
+// of queueing (an overload costs the excess, not the process); the probes still answer, and
+// once the requests in flight are done the next one is served.
+func TestInFlightBound(t *testing.T) {
+	cfg := memoryConfig(t)
+	g := gated{Service: cfg.Catalog, entered: make(chan struct{}), release: make(chan struct{})}
+	cfg.Catalog = g
+	cfg.MaxInFlight = 2
+	h := httpapi.New(cfg)
+
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i := range codes {
+		wg.Go(func() { codes[i] = serve(h, "GET", "/v1/products", nil, nil).Code })
+		select {
+		case <-g.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("request %d never reached the catalog", i)
+		}
+	}
+	rec := serve(h, "GET", "/v1/products/p1", nil, nil)
+	p := checkProblem(t, rec, 503, "unavailable")
+	if rec.Header().Get("Retry-After") != "1" || !strings.Contains(p.Detail, "2 requests") {
+		t.Errorf("Retry-After %q, detail %q: want 1 and the limit", rec.Header().Get("Retry-After"), p.Detail)
+	}
+	if rec.Header().Get("traceresponse") == "" && rec.Header().Get("X-Amzn-Trace-Id") == "" {
+		t.Errorf("a turned-away request names no trace: %v", rec.Header())
+	}
+	for _, probe := range []string{"/healthz", "/readyz"} {
+		if code := serve(h, "GET", probe, nil, nil).Code; code != 200 {
+			t.Errorf("%s at the limit: %d, want 200", probe, code)
+		}
+	}
+	close(g.release)
+	wg.Wait()
+	if codes[0] != 200 || codes[1] != 200 {
+		t.Errorf("the requests in flight got %v, want 200s", codes)
+	}
+	go func() { <-g.entered }()
+	if code := serve(h, "GET", "/v1/products", nil, nil).Code; code != 200 {
+		t.Errorf("after the requests in flight: %d, want 200", code)
+	}
+}

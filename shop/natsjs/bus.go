@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -43,6 +45,11 @@ type Bus struct {
 
 	maxDeliveries int                              // events.MaxDeliveries unless WithRedelivery
 	retryDelay    func(delivery int) time.Duration // events.RetryDelay unless WithRedelivery
+
+	// sent measures each publish until JetStream acknowledged it: a store round trip, as a
+	// bucket's operations are (shop/traced measures those).
+	sent     metric.Float64Histogram
+	sentKeys sync.Map // subject + outcome → []metric.RecordOption: the few subjects the shop has
 }
 
 // BusOption configures a Bus.
@@ -60,6 +67,42 @@ func WithRedelivery(maxDeliveries int, delay func(delivery int) time.Duration) B
 	return func(b *Bus) { b.maxDeliveries, b.retryDelay = maxDeliveries, delay }
 }
 
+// WithMeterProvider measures the bus with mp instead of the global provider.
+func WithMeterProvider(mp metric.MeterProvider) BusOption {
+	return func(b *Bus) { b.sent = newSentHistogram(mp) }
+}
+
+// newSentHistogram is OpenTelemetry's messaging client histogram, per destination and
+// outcome: its count is the publishes, each one round trip to JetStream.
+func newSentHistogram(mp metric.MeterProvider) metric.Float64Histogram {
+	h, err := mp.Meter(tracerName).Float64Histogram("messaging.client.operation.duration",
+		metric.WithUnit("s"),
+		metric.WithDescription("Duration of event publishes, each until JetStream acknowledged it"),
+		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	if err != nil {
+		otel.Handle(err) // the meter still returned a usable (no-op) instrument
+	}
+	return h
+}
+
+// recordSent records a publish to subject that started at start and ended with err.
+func (b *Bus) recordSent(ctx context.Context, subject string, start time.Time, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	key := subject + "\x00" + outcome
+	opts, ok := b.sentKeys.Load(key)
+	if !ok {
+		attrs := []attribute.KeyValue{msgSystem.String("nats"), msgOperationName.String("send"), msgDestination.String(subject)}
+		if err != nil {
+			attrs = append(attrs, errorType.String("_OTHER"))
+		}
+		opts, _ = b.sentKeys.LoadOrStore(key, []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))})
+	}
+	b.sent.Record(ctx, time.Since(start).Seconds(), opts.([]metric.RecordOption)...)
+}
+
 // WithPropagator carries trace context in message headers with p instead of the global
 // propagator.
 func WithPropagator(p propagation.TextMapPropagator) BusOption {
@@ -70,12 +113,14 @@ const tracerName = "github.com/mitosis-dev/mitosis/shop/natsjs"
 
 // Messaging attributes, as OpenTelemetry's messaging conventions name them.
 const (
-	msgSystem      = attribute.Key("messaging.system")
-	msgDestination = attribute.Key("messaging.destination.name")
-	msgOperation   = attribute.Key("messaging.operation.type")
-	msgID          = attribute.Key("messaging.message.id")
-	msgConsumer    = attribute.Key("messaging.consumer.group.name")
-	msgDelivery    = attribute.Key("messaging.nats.delivery")
+	msgSystem        = attribute.Key("messaging.system")
+	msgDestination   = attribute.Key("messaging.destination.name")
+	msgOperation     = attribute.Key("messaging.operation.type")
+	msgOperationName = attribute.Key("messaging.operation.name")
+	errorType        = attribute.Key("error.type")
+	msgID            = attribute.Key("messaging.message.id")
+	msgConsumer      = attribute.Key("messaging.consumer.group.name")
+	msgDelivery      = attribute.Key("messaging.nats.delivery")
 )
 
 var (
@@ -114,6 +159,7 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logge
 		return nil, err
 	}
 	b := &Bus{js: js, logger: logger, tracer: otel.GetTracerProvider().Tracer(tracerName), prop: otel.GetTextMapPropagator(),
+		sent:    newSentHistogram(otel.GetMeterProvider()),
 		publish: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)},
 		process: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}}
 	b.maxDeliveries, b.retryDelay = events.MaxDeliveries, events.RetryDelay
@@ -134,9 +180,11 @@ func (b *Bus) Publish(ctx context.Context, subject, id string, payload any) erro
 // PublishRaw publishes data as it is, also when it does not decode (tests send poison).
 // The PRODUCER span lasts until JetStream acknowledged the message: stored, and so
 // deliverable.
-func (b *Bus) PublishRaw(ctx context.Context, subject, id string, data []byte) error {
+func (b *Bus) PublishRaw(ctx context.Context, subject, id string, data []byte) (err error) {
+	start := time.Now()
 	ctx, span := b.tracer.Start(ctx, "publish "+subject, b.publish...)
 	defer span.End()
+	defer func() { b.recordSent(ctx, subject, start, err) }()
 	// The attributes go in after the start, and only when the span records: as start options
 	// they would be copied once more for the sampler, whom they do not concern (none of
 	// OTEL_TRACES_SAMPLER's looks at attributes), and built for spans sampled out.

@@ -11,21 +11,21 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/ids"
-	"github.com/mitosis-dev/mitosis/shop/inventory"
 	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/money"
 )
 
-// Saga states, in order. Before stateCharged a checkout that stops is compensated (release
-// the reservation, refund or void the charge, delete the record); from stateCharged on it is
-// rolled forward. stateCompensating marks a record no live checkout owns any more: claimed by
+// Saga states, in order. Before stateCharged a checkout that stops is compensated (the Undo
+// calls of its steps in reverse order: refund or void the charge, release the reservation;
+// then delete the record); from stateCharged on it is rolled forward (steps.go lists both
+// phases' steps). stateCompensating marks a record no live checkout owns any more: claimed by
 // Recover, so that the checkout it belongs to (if any) cannot advance it, or given up by its
 // checkout when an undo step failed (a peer down). Whoever meets such a record finishes the
 // undo at once: a retry with the same key, or RunRecovery's next run, without waiting for
 // the record to go stale.
 //
 // Reserving and charging share one state on purpose: a crash in either is compensated the
-// same way (release and refund by the order ID, both no-ops when nothing happened), and every
+// same way (refund and release by the order ID, both no-ops when nothing happened), and every
 // state write is a store round trip on the checkout's critical path.
 //
 // Ownership: one process at a time works on a record. Several processes share the stores
@@ -248,7 +248,7 @@ func (o *Orders) takeOver(ctx context.Context, rec saga) (ord Order, taken bool,
 		}
 		return ord, true, err
 	}
-	if err := o.undo(ctx, claimed, true); err != nil {
+	if err := o.undo(ctx, claimed, undoAll()); err != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
 		defer cancel()
 		if gerr := o.giveUp(ctx, claimed, stateCompensating); gerr != nil {
@@ -296,24 +296,16 @@ func (o *Orders) put(ctx context.Context, next saga, rev uint64, opt kv.WriteOpt
 	return 0, fmt.Errorf("write saga %s: %w", next.Key, kv.ErrConflict)
 }
 
-// abandon deletes the record of a checkout that has reserved nothing yet.
-func (o *Orders) abandon(ctx context.Context, rec saga) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
-	defer cancel()
-	if err := o.drop(ctx, rec); err != nil {
-		o.log.Warn("abandon checkout: record stays for recovery", "key", rec.Key, "order_id", rec.OrderID, "err", err)
-	}
-}
-
 // compensate undoes a checkout that has not been charged (or whose charge is to be undone):
-// release its stock, refund or void its charge if asked, then delete its record. When a step
-// fails the record stays, marked compensating and owned by nobody, so that the customer's
-// retry or RunRecovery finishes the undo as soon as the peer is back, rather than after the
-// record goes stale (a minute in the services), answering the retries 503 all that time.
-func (o *Orders) compensate(ctx context.Context, rec saga, refund bool) {
+// it runs the undo steps given (see compensations) in their order, then deletes its record.
+// When a step fails the record stays, marked compensating and owned by nobody, so that the
+// customer's retry or RunRecovery finishes the undo (all of it: undoAll) as soon as the peer
+// is back, rather than after the record goes stale (a minute in the services), answering
+// the retries 503 all that time.
+func (o *Orders) compensate(ctx context.Context, rec saga, undos []step) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
 	defer cancel()
-	err := o.undo(ctx, rec, refund)
+	err := o.undo(ctx, rec, undos)
 	if err == nil {
 		return
 	}
@@ -324,13 +316,12 @@ func (o *Orders) compensate(ctx context.Context, rec saga, refund bool) {
 	o.log.Warn("compensate checkout: left to the next retry or recovery run", "key", rec.Key, "order_id", rec.OrderID, "err", err)
 }
 
-func (o *Orders) undo(ctx context.Context, rec saga, refund bool) error {
-	if err := o.deps.Inventory.Release(ctx, rec.OrderID); err != nil {
-		return fmt.Errorf("release order %s: %w", rec.OrderID, err)
-	}
-	if refund {
-		if _, err := o.deps.Payments.Refund(ctx, rec.OrderID); err != nil {
-			return fmt.Errorf("refund order %s: %w", rec.OrderID, err)
+// undo runs the undo steps given, in their order, then deletes rec's record; it stops at
+// the first that fails.
+func (o *Orders) undo(ctx context.Context, rec saga, undos []step) error {
+	for _, s := range undos {
+		if err := s.undo(o, ctx, rec.OrderID); err != nil {
+			return err
 		}
 	}
 	return o.drop(ctx, rec)
@@ -360,55 +351,37 @@ func (o *Orders) drop(ctx context.Context, rec saga) error {
 	}
 }
 
-// rollForward finishes a charged checkout. Every step is safe to repeat, also concurrently,
-// because Recover repeats them: commit is a no-op the second time, the order is written
-// once, the cart removes an order's items once (whatever the user added since stays), and
-// the broker drops a re-published event by its ID. (The order is in its user's history
-// already: run put it there before the charge was recorded.)
+// rollForward finishes a charged checkout: the RollForward steps of checkoutSteps, then
+// the record is marked done. Every step is safe to repeat, also concurrently, because
+// Recover repeats them: commit is a no-op the second time, the order is written once, the
+// cart removes an order's items once (whatever the user added since stays), and the broker
+// drops a re-published event by its ID. (The order is in its user's history already: run
+// put it there before the charge was recorded.) A step's Abort error compensates the
+// checkout in full instead (errRefunded).
 func (o *Orders) rollForward(ctx context.Context, rec saga) (Order, error) {
-	if err := o.deps.Inventory.Commit(ctx, rec.OrderID); err != nil {
-		if !errors.Is(err, inventory.ErrReservationNotFound) {
-			return Order{}, fmt.Errorf("checkout: commit stock of order %s: %w", rec.OrderID, err)
+	a := &attempt{rec: rec}
+	steps := checkoutSteps()
+	for i, s := range steps {
+		if s.Phase != RollForward {
+			continue
 		}
-		// The order is written only after its commit, so if it exists the commit happened
-		// long ago (inventory forgets committed reservations after a while): carry on.
-		if _, gerr := o.Get(ctx, rec.OrderID); gerr == nil {
-			return o.recordAndAnnounce(ctx, rec)
-		} else if !errors.Is(gerr, ErrNotFound) {
-			return Order{}, fmt.Errorf("checkout: commit stock of order %s: %w", rec.OrderID, errors.Join(err, gerr))
+		err := s.do(o, ctx, a)
+		if err == nil {
+			continue
 		}
-		// The reservation expired while the card was being charged, so its units may be sold
-		// to someone else by now: the charge is undone instead.
-		if uerr := o.undo(ctx, rec, true); uerr != nil {
-			return Order{}, fmt.Errorf("checkout: order %s lost its reservation and its refund failed (recovery retries): %w", rec.OrderID, errors.Join(err, uerr))
-		}
-		return Order{}, fmt.Errorf("checkout: order %s lost its reservation before commit: %w: %w", rec.OrderID, errRefunded, err)
-	}
-	return o.recordAndAnnounce(ctx, rec)
-}
-
-// recordAndAnnounce is the rest of rollForward, once the stock is sold.
-func (o *Orders) recordAndAnnounce(ctx context.Context, rec saga) (Order, error) {
-	ord := rec.order()
-	if _, err := kv.Create(ctx, o.stores.Orders, ord.ID, ord); err != nil {
-		if !errors.Is(err, kv.ErrExists) {
-			return Order{}, fmt.Errorf("checkout: record order %s: %w", ord.ID, err)
-		}
-		// Recorded by an earlier run; it may be shipped by now.
-		if ord, err = o.Get(ctx, ord.ID); err != nil {
+		undos := compensations(steps, i, err)
+		if undos == nil {
 			return Order{}, err
 		}
-	}
-	if _, err := o.deps.Carts.RemoveBought(ctx, rec.UserID, rec.OrderID, rec.bought()); err != nil {
-		return Order{}, fmt.Errorf("checkout: remove order %s from the cart of %s: %w", rec.OrderID, rec.UserID, err)
-	}
-	if err := o.deps.Events.Publish(ctx, events.OrderPaidSubject, "order-paid."+rec.OrderID, rec.orderPaid()); err != nil {
-		return Order{}, fmt.Errorf("checkout: publish order-paid %s: %w", rec.OrderID, err)
+		if uerr := o.undo(ctx, rec, undos); uerr != nil {
+			return Order{}, fmt.Errorf("checkout: order %s cannot be finished (%s) and its compensation failed (recovery retries): %w", rec.OrderID, s.Name, errors.Join(err, uerr))
+		}
+		return Order{}, fmt.Errorf("checkout: order %s cannot be finished (%s): %w: %w", rec.OrderID, s.Name, errRefunded, err)
 	}
 	if err := o.finish(ctx, rec); err != nil {
 		return Order{}, err
 	}
-	return ord, nil
+	return a.ord, nil
 }
 
 // finish marks a charged saga done (it may be done already: two roll-forwards may race),
@@ -436,7 +409,7 @@ func (o *Orders) finish(ctx context.Context, rec saga) error {
 
 // Recover finishes or compensates the checkouts that stopped halfway: every saga record not
 // done and not updated within olderThan. Before its charge a checkout is compensated
-// (reservation released, charge voided, record deleted; the customer retries); once charged
+// (charge voided, reservation released, record deleted; the customer retries); once charged
 // it is rolled forward to a paid order. It returns how many checkouts it handled, and keeps
 // going past one that fails (the error says which), so that a later run retries it.
 //

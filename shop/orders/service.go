@@ -197,56 +197,27 @@ func (o *Orders) awaitExisting(ctx context.Context, key, hash string) (Order, er
 	}
 }
 
-// run is the saga, from a freshly created record to a paid order or a full compensation.
+// run is the saga, from a freshly created record to a paid order or a full compensation:
+// the Compensate steps of checkoutSteps, the pivot, then rollForward.
 func (o *Orders) run(ctx context.Context, rec saga, card payments.Card) (Order, error) {
-	c, err := o.deps.Carts.Get(ctx, rec.UserID)
-	if err != nil {
-		o.abandon(ctx, rec)
-		return Order{}, fmt.Errorf("checkout: read cart of %s: %w", rec.UserID, err)
-	}
-	if len(c.Items) == 0 {
-		o.abandon(ctx, rec)
-		return Order{}, validation.Errorf("cart", "cart is empty")
-	}
-	if err := o.price(ctx, &rec, c.Items); err != nil {
-		o.abandon(ctx, rec)
-		return Order{}, err
+	a := &attempt{rec: rec, card: card}
+	steps := checkoutSteps()
+	for i, s := range steps {
+		if s.Phase != Compensate {
+			break
+		}
+		if err := s.do(o, ctx, a); err != nil {
+			o.compensate(ctx, a.rec, compensations(steps, i, err))
+			return Order{}, err
+		}
 	}
 
-	lines := make([]inventory.Line, len(rec.Items))
-	for i, it := range rec.Items {
-		lines[i] = inventory.Line{ProductID: it.ProductID, Quantity: int64(it.Quantity)}
-	}
-	if _, err := o.deps.Inventory.Reserve(ctx, rec.OrderID, lines); err != nil {
-		o.compensate(ctx, rec, false)
-		return Order{}, err // as it is: an *inventory.OutOfStockError names the product
-	}
-
-	// The user's history head is read while the card is charged, so that adding the order
-	// to it costs one write after the charge.
-	history := make(chan historyRead, 1)
-	go func() { history <- o.readHistory(ctx, rec.UserID) }()
-	_, err = o.deps.Payments.Charge(ctx, payments.ChargeRequest{IdempotencyKey: rec.OrderID, Amount: rec.Total, Card: card})
-	head := <-history
-	if err != nil {
-		// A decline charged nothing. Any other failure (a timeout, say) leaves the outcome
-		// unknown: refunding voids the key, so a charge still in flight cannot go through.
-		o.compensate(ctx, rec, !errors.Is(err, payments.ErrDeclined))
-		return Order{}, fmt.Errorf("checkout: charge order %s: %w", rec.OrderID, err)
-	}
-	// Added here, once, and not when rolling forward, which may run more than once: an order
-	// whose saga is compensated from here on leaves an ID that names no order, which reads
-	// of the history pass over.
-	if err := o.addToHistory(ctx, rec.UserID, rec.OrderID, head); err != nil {
-		o.compensate(ctx, rec, true)
-		return Order{}, fmt.Errorf("checkout: %w", err)
-	}
-
-	rec.ChargedAt = o.now().UTC().Truncate(time.Millisecond)
-	rec, err = o.advance(ctx, rec, statePending, stateCharged)
+	// The pivot.
+	a.rec.ChargedAt = o.now().UTC().Truncate(time.Millisecond)
+	rec, err := o.advance(ctx, a.rec, statePending, stateCharged)
 	if err != nil {
 		// The log does not say "charged", so recovery would refund: do it now.
-		o.compensate(ctx, rec, true)
+		o.compensate(ctx, rec, undoAll())
 		return Order{}, err
 	}
 	// From here on the saga only rolls forward, and finishes even if the caller goes away.

@@ -38,7 +38,7 @@ const (
 	DBSystem      = attribute.Key("db.system.name")
 	DBOperation   = attribute.Key("db.operation.name")
 	DBCollection  = attribute.Key("db.collection.name")
-	KVOutcome     = attribute.Key("mitosis.kv.outcome") // "not_found", "conflict" or "exists": answers, not failures
+	KVOutcome     = attribute.Key("mitosis.kv.outcome") // spans: "not_found", "conflict" or "exists", answers, not failures; the store metric: those, "ok" or "error"
 	inProcessName = "inprocess"
 	storeSystem   = "nats_kv"
 )
@@ -47,6 +47,7 @@ const (
 type Tracing struct {
 	tracer   trace.Tracer
 	duration metric.Float64Histogram
+	store    metric.Float64Histogram // every store operation: a JetStream round trip in production
 	internal []trace.SpanStartOption // of the INTERNAL spans: their kind (see start)
 	client   []trace.SpanStartOption // of the store spans
 }
@@ -70,6 +71,14 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider) *Tracing {
 		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	if err != nil {
 		otel.Handle(err) // the meter still returned a usable (no-op) instrument
+	}
+	// OpenTelemetry's database client convention: its count is the store round trips.
+	t.store, err = mp.Meter(ScopeName).Float64Histogram("db.client.operation.duration",
+		metric.WithUnit("s"),
+		metric.WithDescription("Duration of key-value store operations, each one round trip to the store"),
+		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	if err != nil {
+		otel.Handle(err)
 	}
 	return t
 }

@@ -282,7 +282,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		levels, added = append(levels, level), append(added, n)
 	}
 	env := loadtest.ReadEnvironment(ctx, root)
-	runner := &loadtest.Runner{Plan: plan, Archs: archs, Progress: stderr}
+	// The traces of every step are read as it ends: by the end of the run, the collector
+	// has dropped those of the first steps to make room.
+	keepSrc := loadtest.TraceSource{Collector: *collector, Last: *traces}
+	for _, t := range targets {
+		keepSrc.Sides = append(keepSrc.Sides, loadtest.TraceSideSource{Label: t.Arch, Service: t.Service})
+	}
+	keeper := loadtest.NewTraceKeeper(keepSrc)
+	kept, err := os.MkdirTemp("", "loadtest-windows-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(kept)
+	keeper.KeepWindows(kept)
+	runner := &loadtest.Runner{Plan: plan, Archs: archs, Progress: stderr, StepDone: keeper.StepDone}
 	res, err := runner.Run(ctx)
 	if err != nil {
 		return err
@@ -297,7 +310,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// The traces of the steps at the common rate: every architecture under the same load.
 	rate := loadtest.CommonRate(res)
-	src := loadtest.TraceSource{Collector: *collector, Last: *traces, Rate: rate}
+	src := loadtest.TraceSource{Collector: *collector, Last: *traces, Rate: rate, Kept: keeper}
 	windows := true
 	for _, t := range targets {
 		from, to := loadtest.StepWindow(res, t.Arch, rate)
@@ -311,8 +324,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// Not bound to ctx: an interrupted run still gets its report.
 	tr := loadtest.CollectTraces(context.WithoutCancel(ctx), src, dir)
+	// Every trace of those steps, kept for `mitosis advise` to read offline.
+	if _, err := loadtest.ExportTraces(context.WithoutCancel(ctx), src, dir); err != nil {
+		say("keeping the run's traces: %v", err)
+	}
 	zero := loadtest.ZeroCPU(res) // before BuildReport, which marks their steps not measured
 	rep := loadtest.BuildReport(id, res, env, infos, tr)
+	rep.RoundTrips = loadtest.CollectRoundTrips(context.WithoutCancel(ctx), src.Collector, src.Sides)
 	var faultsErr error
 	if *faults && res.Interrupted == "" {
 		rep.Faults, faultsErr = faultsAfterRun(ctx, rep, only(targets, *faultsEdges, func(e loadtest.Edge) string { return e.Arch }),

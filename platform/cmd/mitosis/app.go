@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/processrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 )
@@ -130,7 +132,7 @@ ready; 4 status, logs, events, kill or start found nothing up.`,
 	pf.StringVar(&a.mode, "budget", envOr("MITOSIS_BUDGET", string(topology.PerService)), "how each architecture's budget is enforced, for those -t names without @mode (services@shared): per-service (each service its share by weights), shared (one limit for all its processes together), measured (each service its share of what it used in `loadtest calibrate`) [MITOSIS_BUDGET]")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every step")
 	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd(),
-		kube.Command(), manifests.Command(), a.eventsCmd(), a.killCmd(), a.startCmd(), a.certsCmd())
+		kube.Command(), manifests.Command(), a.eventsCmd(), a.killCmd(), a.startCmd(), a.certsCmd(), a.adviseCmd())
 	traces := &cobra.Command{Use: "traces", Short: "Read and compare the traces the collector holds"}
 	traces.AddCommand(tracecompare.Command())
 	root.AddCommand(traces)
@@ -255,6 +257,7 @@ func (a *app) build(ctx context.Context, t topology.Topology, names []string, fo
 		GitStamp: true,
 		Force:    force,
 		Logger:   a.logger(),
+		Progress: a.errOut, // not out: build --json writes there
 	}
 	plats := a.platforms
 	if len(plats) == 0 {
@@ -634,8 +637,9 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Show each service's state, readiness, CPU and memory",
 		Long: `status lists every service of the stack with its state (running, exited, ...), its
 readiness (its probe, run now through its published port), its CPU (percent of one core),
-its memory, and on each NATS line the dead letters waiting there (see mitosis events);
-then, per architecture, its budget: the mode, the limits, and whether the runtime enforces
+its memory, where Prometheus scrapes its metrics (METRICS: each host process's /metrics,
+published on 127.0.0.1), and on each NATS line the dead letters waiting there (see mitosis
+events); then, per architecture, its budget: the mode, the limits, and whether the runtime enforces
 them, checked now (a shared budget's cgroup holds the total and every process).
 Exit code 0 when every service runs and is ready, 3 when one is not,
 4 when nothing is up.`,
@@ -649,6 +653,7 @@ Exit code 0 when every service runs and is ready, 3 when one is not,
 				Runtime string `json:"runtime"`
 				stack.Status
 				DeadLetters *deadLetterCell `json:"dead_letters,omitempty"` // NATS lines only
+				Metrics     string          `json:"metrics,omitempty"`      // its Prometheus endpoint, for a host
 			}
 			var rows []row
 			for _, rt := range rts {
@@ -657,7 +662,7 @@ Exit code 0 when every service runs and is ready, 3 when one is not,
 					return fmt.Errorf("%s: %w", rt.Name(), err)
 				}
 				for _, s := range sts {
-					rows = append(rows, row{Runtime: rt.Name(), Status: s})
+					rows = append(rows, row{Runtime: rt.Name(), Status: s, Metrics: metricsURL(s)})
 				}
 			}
 			names := natsServices()
@@ -684,14 +689,14 @@ Exit code 0 when every service runs and is ready, 3 when one is not,
 			var memTotal = map[string]uint64{}
 			if !asJSON {
 				tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "RUNTIME\tARCH\tSERVICE\tSTATE\tHEALTH\tCPU\tMEMORY\tADDRESS\tDEAD LETTERS\tDETAIL")
+				fmt.Fprintln(tw, "RUNTIME\tARCH\tSERVICE\tSTATE\tHEALTH\tCPU\tMEMORY\tADDRESS\tMETRICS\tDEAD LETTERS\tDETAIL")
 				for _, r := range rows {
 					mem := fmt.Sprintf("%.1fMiB", float64(r.MemBytes)/(1<<20))
 					if r.MemLimit > 0 && r.MemLimit < 1<<40 {
 						mem += fmt.Sprintf(" / %.0fMiB", float64(r.MemLimit)/(1<<20))
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%s\t%s\n", r.Runtime, r.Arch, r.Service, r.State,
-						r.Health, r.CPU, mem, r.Addr, r.DeadLetters, oneLine(r.Detail))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%s\t%s\t%s\n", r.Runtime, r.Arch, r.Service, r.State,
+						r.Health, r.CPU, mem, r.Addr, cmp.Or(r.Metrics, "-"), r.DeadLetters, oneLine(r.Detail))
 				}
 				_ = tw.Flush()
 			}
@@ -728,6 +733,16 @@ Exit code 0 when every service runs and is ready, 3 when one is not,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// metricsURL is where Prometheus scrapes the service of the status line s (its published
+// topology.MetricsPort), or "" for a service that serves none (NATS).
+func metricsURL(s stack.Status) string {
+	addr, ok := s.Ports[topology.MetricsPort]
+	if !ok {
+		return ""
+	}
+	return "http://" + addr + telemetry.MetricsPath
 }
 
 func oneLine(s string) string {

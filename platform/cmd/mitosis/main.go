@@ -10,6 +10,7 @@
 //	mitosis events  dead-letters [--consumer NAME] [-t ...] | replay [--consumer NAME] [-t ...]
 //	mitosis kill    SERVICE|ARCH/SERVICE... [-t ...]
 //	mitosis start   SERVICE|ARCH/SERVICE... [-t ...]
+//	mitosis advise  [--run DIR] [--isolate C] [--together A,B] [--max-groups N] [--objective cpu|latency|balanced] [--json] [--verify]
 //
 // Exit codes: 0 success; 1 failure; 2 bad usage; 3 `status` found a service not running or
 // not ready; 4 `status`, `logs`, `events`, `kill` or `start` found nothing up.

@@ -37,7 +37,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestHelpOnEveryCommand(t *testing.T) {
-	for _, cmd := range []string{"build", "up", "down", "status", "logs", "push", "events"} {
+	for _, cmd := range []string{"build", "up", "down", "status", "logs", "push", "events", "advise"} {
 		code, out, _ := runCLI(t, cmd, "--help")
 		if code != exitOK || !strings.Contains(out, "Usage:") || !strings.Contains(out, "mitosis "+cmd) {
 			t.Errorf("%s --help: exit %d\n%s", cmd, code, out)

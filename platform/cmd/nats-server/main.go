@@ -10,6 +10,7 @@
 //	-max-mem   NATS_MAX_MEM    JetStream memory-storage limit in bytes (default 64 MiB)
 //	-max-store NATS_MAX_STORE  JetStream file-storage limit in bytes (default 8 GiB: streams reserve their MaxBytes, the shop's 3.3 GiB in all, see natsjs.DefaultLimits)
 //	-users     NATS_USERS_FILE the users and their permissions (a JSON list of nats-server users, as platform/natsauth writes it); "" lets anyone connect
+//	-metrics   NATS_METRICS_ADDR  where Prometheus scrapes /metrics: the Go runtime's, the process's and the server's (metrics.go); "" (default): nowhere
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -25,8 +27,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"go.opentelemetry.io/otel"
 
 	"github.com/mitosis-dev/mitosis/platform/selfcheck"
+	"github.com/mitosis-dev/mitosis/platform/telemetry"
 )
 
 // version is stamped by the build from git (-X main.version=...: the Makefile, the image build).
@@ -55,6 +59,7 @@ func run(args []string, getenv func(string) string) error {
 	maxMem := fs.String("max-mem", envOr(getenv, "NATS_MAX_MEM", strconv.Itoa(64<<20)), "JetStream memory limit, bytes")
 	maxStore := fs.String("max-store", envOr(getenv, "NATS_MAX_STORE", strconv.Itoa(8<<30)), "JetStream file-store limit, bytes")
 	usersFile := fs.String("users", getenv("NATS_USERS_FILE"), "users file (platform/natsauth); empty: no authentication")
+	metricsAddr := fs.String("metrics", envOr(getenv, "NATS_METRICS_ADDR", ""), "Prometheus /metrics listen address (empty: off)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	healthcheck := fs.Bool("healthcheck", false, "check the running server's monitoring /healthz and exit 0 or 1 (container health checks)")
 	if err := fs.Parse(args); err != nil {
@@ -111,11 +116,43 @@ func run(args []string, getenv func(string) string) error {
 		srv.Shutdown()
 		return fmt.Errorf("not ready for connections on %s within 30s", *addr)
 	}
+	stopMetrics, err := serveMetrics(ctx, *metricsAddr, srv)
+	if err != nil {
+		srv.Shutdown()
+		return err
+	}
 	<-ctx.Done()
 	srv.Noticef("signal received, shutting down")
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	return nil
+	return stopMetrics()
+}
+
+// serveMetrics answers Prometheus at addr ("": nowhere) with the server's figures, through
+// platform/telemetry as every binary of the stack does; it exports nothing over OTLP unless
+// the OTEL_* variables ask for it.
+func serveMetrics(ctx context.Context, addr string, srv *server.Server) (stop func() error, err error) {
+	if addr == "" {
+		return func() error { return nil }, nil
+	}
+	for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER"} {
+		if os.Getenv(k) == "" {
+			_ = os.Setenv(k, "none")
+		}
+	}
+	shutdown, _, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "nats", Version: version, MetricsAddr: addr, LogLevel: slog.LevelWarn})
+	if err != nil {
+		return nil, fmt.Errorf("-metrics: %w", err)
+	}
+	if err := instrument(otel.GetMeterProvider(), srv); err != nil {
+		_ = shutdown(context.Background())
+		return nil, err
+	}
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
+		defer cancel()
+		return shutdown(ctx)
+	}, nil
 }
 
 func hostPort(addr string) (string, int, error) {

@@ -1,0 +1,236 @@
+package loadtest
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"html/template"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/tracecollect"
+)
+
+// RoundTrips is the section of the report read from the collector's metrics
+// (platform/tracecollect keeps the OTLP metrics of the last minutes): how many store round
+// trips (JetStream key-value operations, db.client.operation.duration's count, and event
+// publishes, messaging.client.operation.duration's, over every process of an architecture)
+// each request its edge served (http.server.request.duration's count) took, over the steps
+// at the common rate. Both architectures run the same domain
+// code, so the figure should match; where it does not, the split changed what the store is
+// asked, and since a round trip is most of a request's time, that is where to look first.
+type RoundTrips struct {
+	Window string          `json:"window,omitempty"`
+	Reason string          `json:"reason,omitempty"` // why there are no figures
+	Sides  []RoundTripSide `json:"sides,omitempty"`
+}
+
+// RoundTripSide is one architecture's figures.
+type RoundTripSide struct {
+	Arch       string        `json:"arch"`
+	Requests   float64       `json:"requests"`    // served by its edge in the window
+	RoundTrips float64       `json:"round_trips"` // made by all its processes in the window
+	PerRequest float64       `json:"per_request"`
+	Top        []RoundTripOp `json:"top,omitempty"` // the operations that make most of them
+	Note       string        `json:"note,omitempty"`
+}
+
+// RoundTripOp is one store operation on one bucket, per request.
+type RoundTripOp struct {
+	Operation  string  `json:"operation"`
+	Bucket     string  `json:"bucket"`
+	PerRequest float64 `json:"per_request"`
+}
+
+// Metric names the section reads: OpenTelemetry's, as the shop records them (shop/traced,
+// otelhttp).
+const (
+	storeMetric   = "db.client.operation.duration"
+	publishMetric = "messaging.client.operation.duration" // an event's publish, until JetStream acknowledged it (shop/natsjs)
+	httpMetric    = "http.server.request.duration"
+)
+
+// metricsSettle is how long the section waits for a point after a window's end: the local
+// stacks push every 10 seconds (topology.MetricExportInterval).
+const metricsSettle = 12 * time.Second
+
+// CollectRoundTrips reads the section from the collector's query API for each side's
+// window. It never fails: a missing collector or missing metrics are said in words.
+func CollectRoundTrips(ctx context.Context, collector string, sides []TraceSideSource) *RoundTrips {
+	out := &RoundTrips{}
+	switch {
+	case collector == "":
+		out.Reason = "no collector was given"
+		return out
+	case len(sides) == 0 || sides[0].From.IsZero():
+		out.Reason = "no step at the common rate to read"
+		return out
+	}
+	out.Window = "the steps at the common rate, between the metric pushes that bound them"
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cl := tracecollect.Client{BaseURL: collector}
+	for _, side := range sides {
+		s := RoundTripSide{Arch: side.Label}
+		q := tracecollect.MetricQuery{Names: []string{storeMetric, publishMetric, httpMetric}, Arch: side.Label}
+		var res tracecollect.MetricsResponse
+		var err error
+		for deadline := time.Now().Add(metricsSettle); ; {
+			res, err = cl.Metrics(ctx, q)
+			if err != nil || pushedAfter(res.Series, side.To) || time.Now().After(deadline) {
+				break
+			}
+			select { // the next push is seconds away: poll until it comes, or the deadline
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+		if err != nil {
+			out.Reason = err.Error()
+			return out
+		}
+		ops := map[[2]string]float64{}
+		for _, ser := range res.Series {
+			d := delta(ser.Points, side.From, side.To)
+			switch ser.Name {
+			case httpMetric:
+				s.Requests += d
+			case storeMetric:
+				s.RoundTrips += d
+				ops[[2]string{ser.Attributes["db.operation.name"], ser.Attributes["db.collection.name"]}] += d
+			case publishMetric:
+				s.RoundTrips += d
+				ops[[2]string{"Publish", ser.Attributes["messaging.destination.name"]}] += d
+			}
+		}
+		switch {
+		case s.Requests == 0:
+			s.Note = "no HTTP request in its metrics for the window (are its processes exporting to this collector?)"
+		default:
+			s.PerRequest = s.RoundTrips / s.Requests
+			for k, n := range ops {
+				if n > 0 {
+					s.Top = append(s.Top, RoundTripOp{Operation: k[0], Bucket: k[1], PerRequest: n / s.Requests})
+				}
+			}
+			slices.SortFunc(s.Top, func(a, b RoundTripOp) int {
+				return cmp.Or(cmp.Compare(b.PerRequest, a.PerRequest), strings.Compare(a.Bucket+a.Operation, b.Bucket+b.Operation))
+			})
+			s.Top = s.Top[:min(len(s.Top), 5)]
+		}
+		out.Sides = append(out.Sides, s)
+	}
+	return out
+}
+
+// pushedAfter reports whether every process's latest push came after t.
+func pushedAfter(series []tracecollect.MetricSeries, t time.Time) bool {
+	latest := map[string]time.Time{}
+	for _, s := range series {
+		id := s.Resource["service.name"] + "/" + s.Resource["service.instance.id"] + "/" + s.Resource["process.pid"]
+		if n := len(s.Points); n > 0 && s.Points[n-1].Time.After(latest[id]) {
+			latest[id] = s.Points[n-1].Time
+		}
+	}
+	for _, l := range latest {
+		if !l.After(t) {
+			return false
+		}
+	}
+	return len(latest) > 0
+}
+
+// delta is what a cumulative count (a sum's value, a histogram's count) grew by between
+// the last point at or before from (0 for a series that began after it) and the last at or
+// before to (the first after to, when no push came in between). A count that went down was
+// reset (its process restarted): it then grew by its latest value.
+func delta(points []tracecollect.MetricPoint, from, to time.Time) float64 {
+	count := func(p tracecollect.MetricPoint) float64 {
+		if p.Count > 0 {
+			return float64(p.Count)
+		}
+		return p.Value
+	}
+	base, end := -1, -1
+	for i, p := range points {
+		if !p.Time.After(from) {
+			base = i
+		}
+		if !p.Time.After(to) {
+			end = i
+		}
+	}
+	if end >= 0 && end == base && end+1 < len(points) {
+		end++ // no push between from and to: the first one after
+	}
+	if end < 0 || end <= base {
+		return 0 // nothing pushed by to: the series began after the window
+	}
+	b := 0.0
+	if base >= 0 {
+		b = count(points[base])
+	}
+	e := count(points[end])
+	if e < b {
+		return e
+	}
+	return e - b
+}
+
+// roundTripsMarkdown writes the section.
+func (r *Report) roundTripsMarkdown(p func(string, ...any)) {
+	rt := r.RoundTrips
+	if rt == nil {
+		return
+	}
+	p("")
+	p("## Store round trips per request (from the collector's metrics)")
+	p("")
+	if len(rt.Sides) == 0 {
+		p("Not read: %s.", rt.Reason)
+		return
+	}
+	p("Over %s: JetStream operations of every process of the architecture, per request its edge served.", rt.Window)
+	p("")
+	p("| arch | requests | round trips | per request | most per request |")
+	p("|---|---|---|---|---|")
+	for _, s := range rt.Sides {
+		p("| %s | %.0f | %.0f | %s | %s |", s.Arch, s.Requests, s.RoundTrips, perRequest(s), topOps(s.Top))
+	}
+}
+
+func perRequest(s RoundTripSide) string {
+	if s.Note != "" {
+		return s.Note
+	}
+	return fmt.Sprintf("%.2f", s.PerRequest)
+}
+
+func topOps(ops []RoundTripOp) string {
+	parts := make([]string, len(ops))
+	for i, o := range ops {
+		parts[i] = fmt.Sprintf("%s %s %.2f", o.Operation, o.Bucket, o.PerRequest)
+	}
+	return strings.Join(parts, ", ")
+}
+
+var roundTripsSection = template.Must(template.New("roundtrips").Funcs(template.FuncMap{"per": perRequest, "top": topOps}).Parse(`{{with .RoundTrips}}
+<h2 id="round-trips">Store round trips per request (from the collector's metrics)</h2>
+{{if .Sides}}<p>Over {{.Window}}: JetStream operations of every process of the architecture, per request its edge served.</p>
+<table><tr><th>arch</th><th>requests</th><th>round trips</th><th>per request</th><th>most per request</th></tr>
+{{range .Sides}}<tr><td>{{.Arch}}</td><td>{{printf "%.0f" .Requests}}</td><td>{{printf "%.0f" .RoundTrips}}</td><td>{{per .}}</td><td>{{top .Top}}</td></tr>
+{{end}}</table>{{else}}<p class="missing">Not read: {{.Reason}}.</p>{{end}}
+{{end}}`))
+
+// roundTripsHTML is the section of report.html ("" without one).
+func (r *Report) roundTripsHTML() (template.HTML, error) {
+	if r.RoundTrips == nil {
+		return "", nil
+	}
+	var b strings.Builder
+	if err := roundTripsSection.Execute(&b, r); err != nil {
+		return "", err
+	}
+	return template.HTML(b.String()), nil // the template escaped every value
+}

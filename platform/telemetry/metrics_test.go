@@ -1,0 +1,162 @@
+package telemetry_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"testing"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/mitosis-dev/mitosis/platform/telemetry"
+	"github.com/mitosis-dev/mitosis/platform/telemetry/telemetrytest"
+)
+
+// startMetrics sets telemetry up with a Prometheus endpoint on a free loopback port and
+// returns its address; shutdown runs when the test ends, unless the test ran it.
+func startMetrics(t *testing.T) (addr string, shutdown telemetry.Shutdown) {
+	t.Helper()
+	var bound net.Addr
+	shutdown, _, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "edge", Architecture: telemetry.Services,
+		MetricsAddr: "127.0.0.1:0", MetricsListening: func(a net.Addr) { bound = a }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = shutdown(context.Background()) })
+	if bound == nil {
+		t.Fatal("Setup did not say where /metrics listens")
+	}
+	return bound.String(), shutdown
+}
+
+// /metrics answers with the HTTP server's requests (whatever Host header they came with,
+// folded into one series per method, status and route), the Go runtime's and the process's
+// metrics, and the resource as target_info; shutdown closes the port.
+func TestPrometheusEndpointServesBoundedSeries(t *testing.T) {
+	clearEnv(t)
+	addr, shutdown := startMetrics(t)
+
+	h := otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	}), "http")
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	const hosts = 20
+	for i := range hosts {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/x", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "client-" + strconv.Itoa(i) + ".example:" + strconv.Itoa(1000+i) // what any client may send
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	resp, err := http.Get(srv.URL + "/missing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	fams := telemetrytest.Scrape(t, addr)
+	const dur = "http_server_request_duration_seconds"
+	if n, _ := fams.Sum(dur, map[string]string{"http_request_method": "GET", "http_response_status_code": "200"}); n != hosts {
+		t.Errorf("%s{status 200}: %v requests, want %d", dur, n, hosts)
+	}
+	if n, _ := fams.Sum(dur, map[string]string{"http_response_status_code": "404"}); n != 1 {
+		t.Errorf("%s{status 404}: %v requests, want 1", dur, n)
+	}
+	if got := len(fams.Labels(dur)); got != 2 {
+		t.Errorf("%s has %d series, want 2 (one per status): %v", dur, got, fams.Labels(dur))
+	}
+	for _, l := range fams.Labels(dur) {
+		for _, k := range []string{"server_address", "server_port"} {
+			if _, ok := l[k]; ok {
+				t.Errorf("%s carries %s, which any client sets: %v", dur, k, l)
+			}
+		}
+	}
+	for _, name := range []string{"http_server_request_body_size_bytes", "http_server_response_body_size_bytes"} {
+		if _, ok := fams[name]; ok {
+			t.Errorf("%s is exported; the views drop it", name)
+		}
+	}
+	for _, name := range []string{"go_goroutine_count", "go_memory_used_bytes", "go_processor_limit", "process_cpu_seconds_total", "process_resident_memory_bytes"} {
+		if n, ok := fams.Sum(name, nil); !ok || n <= 0 {
+			t.Errorf("%s: %v (found %v), want a positive value", name, n, ok)
+		}
+	}
+	if got := fams.LabelValues("target_info", "service_name"); !slices.Equal(got, []string{"edge"}) {
+		t.Errorf("target_info service_name = %v, want [edge]", got)
+	}
+
+	if err := shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Error("/metrics still accepts connections after shutdown")
+	}
+}
+
+// A counter the shop records reaches the endpoint under Prometheus's name for it, and a
+// scrape sees what was recorded before it, not a stale copy.
+func TestPrometheusEndpointReadsCurrentValues(t *testing.T) {
+	clearEnv(t)
+	addr, _ := startMetrics(t)
+	c, err := otel.GetMeterProvider().Meter("test").Int64Counter("test.things", metric.WithUnit("{thing}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := range 3 {
+		c.Add(context.Background(), int64(want+1))
+		total := (want + 1) * (want + 2) / 2
+		if n, _ := telemetrytest.Scrape(t, addr).Sum("test_things_total", nil); n != float64(total) {
+			t.Fatalf("after adding %d: test_things_total = %v, want %d", want+1, n, total)
+		}
+	}
+}
+
+// An address already taken fails Setup and installs nothing; no address serves nothing.
+func TestPrometheusEndpointAddress(t *testing.T) {
+	clearEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	before := otel.GetMeterProvider()
+	_, _, err = telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "x", MetricsAddr: ln.Addr().String()})
+	var opErr *net.OpError
+	if !errors.As(err, &opErr) {
+		t.Fatalf("Setup on a taken address: %v, want a listen error", err)
+	}
+	if otel.GetMeterProvider() != before {
+		t.Error("a failed Setup left its meter provider installed")
+	}
+	called := false
+	shutdown, _, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "x", MetricsListening: func(net.Addr) { called = true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(context.Background())
+	if called {
+		t.Error("no MetricsAddr, yet a metrics endpoint listens")
+	}
+	if got := fmt.Sprintf("%T", otel.GetMeterProvider()); got != "noop.MeterProvider" {
+		t.Errorf("meter provider with no exporter and no endpoint: %s, want the no-op one", got)
+	}
+}

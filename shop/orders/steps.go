@@ -1,0 +1,300 @@
+package orders
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/mitosis-dev/mitosis/shop/cart"
+	"github.com/mitosis-dev/mitosis/shop/events"
+	"github.com/mitosis-dev/mitosis/shop/inventory"
+	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/payments"
+	"github.com/mitosis-dev/mitosis/shop/validation"
+)
+
+// The checkout saga as data: its steps in order, what each calls, what undoes it, and
+// which errors change what a failure leads to. run and rollForward walk this list, and
+// compensate and undo run the Undo calls it gives, so that the list is what checkout does;
+// renderings of the saga for other orchestrators (Amazon States Language, in
+// platform/stepfunctions) read the same list through Steps.
+//
+// Between the two phases sits the pivot, which is not a step: the saga record says charged
+// (before it a failure compensates, from it on the checkout is rolled forward, see saga.go).
+// The record itself, created first and deleted last by a compensation, is the saga's log
+// and idempotency record, not a step either.
+//
+// Compensations run in reverse order of their steps: the charge is refunded (or voided)
+// before the stock is released. So a charge whose outcome is unknown is settled before its
+// units go back on sale; the price is that while payments does not answer, a failed
+// checkout's units stay reserved until payments is back (the retry or RunRecovery finishes
+// the undo) or the reservation expires, at a time when no checkout can be paid anyway.
+
+// Call names a method of a context's port: what a step, or its compensation, calls.
+// Context "orders" is this context's own work on its own stores and events.
+type Call struct {
+	Context string `json:"context"` // a context's name, as services/bounded names it: "inventory"
+	Method  string `json:"method"`  // the method of its port: "Reserve"
+}
+
+// IsZero tells whether c names no call (a step with nothing to undo).
+func (c Call) IsZero() bool { return c == Call{} }
+
+func (c Call) String() string { return c.Context + "." + c.Method }
+
+// Error is a domain error a step's outcome turns on. Go code matches Err (errors.Is);
+// renderings of the saga match Name, which a step's endpoint reports as its error's name.
+type Error struct {
+	Name string // "payments.ErrDeclined": the package and identifier of Err
+	Err  error
+}
+
+// Phase says what a step's failure leads to.
+type Phase string
+
+const (
+	// Compensate: before the pivot. A failure undoes the steps done, in reverse order, and
+	// the checkout fails.
+	Compensate Phase = "compensate"
+	// RollForward: after the pivot. The customer has paid: a failure leaves the checkout to
+	// be finished by the customer's retry or recovery, which repeat the step until it
+	// succeeds (every such step is safe to repeat), unless the error is one of the step's
+	// Abort errors.
+	RollForward Phase = "roll-forward"
+)
+
+// Step is one step of checkout, as Steps lists them.
+type Step struct {
+	Name  string `json:"name"` // "Reserve": unique, a Go-style identifier
+	Phase Phase  `json:"phase"`
+	Call  Call   `json:"call"`
+	// Undo is what compensates the step; zero when there is nothing to undo (a read, or a
+	// write that nobody reads without the rest of the saga). Every Undo is a no-op when the
+	// step did nothing, so a step whose outcome is unknown is undone all the same.
+	Undo Call `json:"undo,omitzero"`
+	// NothingDone are the errors after which the step is known to have done nothing: its own
+	// Undo is not run then (a declined charge charged nothing). After any other error the
+	// failed step is undone too.
+	NothingDone []Error `json:"nothing_done,omitempty"`
+	// Abort are the errors after which a RollForward step can never succeed: the checkout is
+	// compensated in full instead (every Undo of the Compensate steps). Commit's lapsed
+	// reservation: its units may be sold to someone else by now.
+	Abort []Error `json:"abort,omitempty"`
+}
+
+// Steps returns checkout's steps, in the order it runs them: the Compensate ones, then
+// (after the pivot) the RollForward ones.
+func Steps() []Step {
+	var out []Step
+	for _, s := range checkoutSteps() {
+		out = append(out, s.Step)
+	}
+	return out
+}
+
+// Compensations returns what checkout runs, in order, to compensate a failure of the step
+// at index failed of Steps with err: for a Compensate step, the Undo of every step done
+// before it, last first, preceded by the failed step's own unless err is one of its
+// NothingDone; for a RollForward step, nil (it is retried), unless err is one of its Abort:
+// then, as for failed == len(Steps()), the pivot's failure, the Undo of every Compensate
+// step, last first.
+func Compensations(failed int, err error) []Call {
+	var out []Call
+	for _, s := range compensations(checkoutSteps(), failed, err) {
+		out = append(out, s.Undo)
+	}
+	return out
+}
+
+// step is a Step with the code that runs it and undoes it.
+type step struct {
+	Step
+	do   func(o *Orders, ctx context.Context, a *attempt) error
+	undo func(o *Orders, ctx context.Context, orderID string) error // nil when Undo is zero
+}
+
+// attempt is what one run of the steps passes from one to the next.
+type attempt struct {
+	rec   saga
+	card  payments.Card // Compensate steps only: never stored
+	lines []cart.Item   // the cart's, as ReadCart read it
+	head  historyRead   // the user's history head, read while the card is charged
+	ord   Order         // what RecordOrder recorded (or found)
+}
+
+// checkoutSteps is the saga. Built on every call rather than held in a package variable:
+// its functions refer to the code that reads it.
+func checkoutSteps() []step {
+	return []step{
+		{Step: Step{Name: "ReadCart", Phase: Compensate, Call: Call{"cart", "Get"}}, do: (*Orders).readCart},
+		{Step: Step{Name: "Price", Phase: Compensate, Call: Call{"catalog", "Get"}}, do: (*Orders).priceCart},
+		{
+			Step: Step{Name: "Reserve", Phase: Compensate, Call: Call{"inventory", "Reserve"}, Undo: Call{"inventory", "Release"}},
+			do:   (*Orders).reserve, undo: (*Orders).releaseStock,
+		},
+		{
+			Step: Step{Name: "Charge", Phase: Compensate, Call: Call{"payments", "Charge"}, Undo: Call{"payments", "Refund"},
+				NothingDone: []Error{{"payments.ErrDeclined", payments.ErrDeclined}}},
+			do: (*Orders).charge, undo: (*Orders).refund,
+		},
+		{Step: Step{Name: "AddToHistory", Phase: Compensate, Call: Call{"orders", "AddToHistory"}}, do: (*Orders).historyStep},
+		{
+			Step: Step{Name: "Commit", Phase: RollForward, Call: Call{"inventory", "Commit"},
+				Abort: []Error{{"inventory.ErrReservationNotFound", inventory.ErrReservationNotFound}}},
+			do: (*Orders).commit,
+		},
+		{Step: Step{Name: "RecordOrder", Phase: RollForward, Call: Call{"orders", "RecordOrder"}}, do: (*Orders).recordOrder},
+		{Step: Step{Name: "RemoveBought", Phase: RollForward, Call: Call{"cart", "RemoveBought"}}, do: (*Orders).removeBought},
+		{Step: Step{Name: "PublishOrderPaid", Phase: RollForward, Call: Call{"orders", "PublishOrderPaid"}}, do: (*Orders).publishPaid},
+	}
+}
+
+// matches tells whether err is one of errs.
+func matches(errs []Error, err error) bool {
+	return slices.ContainsFunc(errs, func(e Error) bool { return errors.Is(err, e.Err) })
+}
+
+// compensations returns the steps whose undo compensates a failure of steps[failed] with
+// err, in the order to run them (see Compensations).
+func compensations(steps []step, failed int, err error) []step {
+	done := failed
+	switch {
+	case failed >= len(steps) || steps[failed].Phase == RollForward:
+		if failed < len(steps) && !matches(steps[failed].Abort, err) {
+			return nil
+		}
+		done = len(steps) // undo every Compensate step
+	case !matches(steps[failed].NothingDone, err):
+		done = failed + 1 // the failed step's outcome is unknown: undo it too
+	}
+	var out []step
+	for i := done - 1; i >= 0; i-- {
+		if steps[i].Phase == Compensate && steps[i].undo != nil {
+			out = append(out, steps[i])
+		}
+	}
+	return out
+}
+
+// undoAll is what undoes a checkout however far it got before the pivot: recovery's and a
+// failed pivot's compensation.
+func undoAll() []step { return compensations(checkoutSteps(), len(checkoutSteps()), nil) }
+
+func (o *Orders) readCart(ctx context.Context, a *attempt) error {
+	c, err := o.deps.Carts.Get(ctx, a.rec.UserID)
+	if err != nil {
+		return fmt.Errorf("checkout: read cart of %s: %w", a.rec.UserID, err)
+	}
+	if len(c.Items) == 0 {
+		return validation.Errorf("cart", "cart is empty")
+	}
+	a.lines = c.Items
+	return nil
+}
+
+func (o *Orders) priceCart(ctx context.Context, a *attempt) error {
+	return o.price(ctx, &a.rec, a.lines)
+}
+
+func (o *Orders) reserve(ctx context.Context, a *attempt) error {
+	lines := make([]inventory.Line, len(a.rec.Items))
+	for i, it := range a.rec.Items {
+		lines[i] = inventory.Line{ProductID: it.ProductID, Quantity: int64(it.Quantity)}
+	}
+	_, err := o.deps.Inventory.Reserve(ctx, a.rec.OrderID, lines)
+	return err // as it is: an *inventory.OutOfStockError names the product
+}
+
+func (o *Orders) releaseStock(ctx context.Context, orderID string) error {
+	if err := o.deps.Inventory.Release(ctx, orderID); err != nil {
+		return fmt.Errorf("release order %s: %w", orderID, err)
+	}
+	return nil
+}
+
+// charge charges the card under the order ID. A failure other than a decline leaves the
+// outcome unknown (a timeout, say): the refund that compensates it voids the key, so that a
+// charge still in flight cannot go through.
+func (o *Orders) charge(ctx context.Context, a *attempt) error {
+	// The user's history head is read while the card is charged, so that adding the order
+	// to it costs one write after the charge.
+	history := make(chan historyRead, 1)
+	go func() { history <- o.readHistory(ctx, a.rec.UserID) }()
+	_, err := o.deps.Payments.Charge(ctx, payments.ChargeRequest{IdempotencyKey: a.rec.OrderID, Amount: a.rec.Total, Card: a.card})
+	a.head = <-history
+	if err != nil {
+		return fmt.Errorf("checkout: charge order %s: %w", a.rec.OrderID, err)
+	}
+	return nil
+}
+
+func (o *Orders) refund(ctx context.Context, orderID string) error {
+	if _, err := o.deps.Payments.Refund(ctx, orderID); err != nil {
+		return fmt.Errorf("refund order %s: %w", orderID, err)
+	}
+	return nil
+}
+
+// historyStep adds the order to its user's history here, once, and not when rolling
+// forward, which may run more than once: an order whose saga is compensated from here on
+// leaves an ID that names no order, which reads of the history pass over.
+func (o *Orders) historyStep(ctx context.Context, a *attempt) error {
+	if err := o.addToHistory(ctx, a.rec.UserID, a.rec.OrderID, a.head); err != nil {
+		return fmt.Errorf("checkout: %w", err)
+	}
+	return nil
+}
+
+// commit sells the reserved stock. Its Abort, a lapsed reservation, is returned only when
+// the order does not exist: the order is written only after its commit, so if it exists the
+// commit happened long ago (inventory forgets committed reservations after a while).
+func (o *Orders) commit(ctx context.Context, a *attempt) error {
+	err := o.deps.Inventory.Commit(ctx, a.rec.OrderID)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, inventory.ErrReservationNotFound) {
+		return fmt.Errorf("checkout: commit stock of order %s: %w", a.rec.OrderID, err)
+	}
+	_, gerr := o.Get(ctx, a.rec.OrderID)
+	switch {
+	case gerr == nil:
+		return nil
+	case !errors.Is(gerr, ErrNotFound):
+		// Not the Abort: whether the order exists is unknown, so the checkout is retried.
+		return fmt.Errorf("checkout: commit stock of order %s: %v; reading the order: %w", a.rec.OrderID, err, gerr)
+	}
+	// The reservation expired while the card was being charged, so its units may be sold to
+	// someone else by now.
+	return fmt.Errorf("checkout: commit stock of order %s: %w", a.rec.OrderID, err)
+}
+
+func (o *Orders) recordOrder(ctx context.Context, a *attempt) error {
+	ord := a.rec.order()
+	if _, err := kv.Create(ctx, o.stores.Orders, ord.ID, ord); err != nil {
+		if !errors.Is(err, kv.ErrExists) {
+			return fmt.Errorf("checkout: record order %s: %w", ord.ID, err)
+		}
+		// Recorded by an earlier run; it may be shipped by now.
+		if ord, err = o.Get(ctx, ord.ID); err != nil {
+			return err
+		}
+	}
+	a.ord = ord
+	return nil
+}
+
+func (o *Orders) removeBought(ctx context.Context, a *attempt) error {
+	if _, err := o.deps.Carts.RemoveBought(ctx, a.rec.UserID, a.rec.OrderID, a.rec.bought()); err != nil {
+		return fmt.Errorf("checkout: remove order %s from the cart of %s: %w", a.rec.OrderID, a.rec.UserID, err)
+	}
+	return nil
+}
+
+func (o *Orders) publishPaid(ctx context.Context, a *attempt) error {
+	if err := o.deps.Events.Publish(ctx, events.OrderPaidSubject, "order-paid."+a.rec.OrderID, a.rec.orderPaid()); err != nil {
+		return fmt.Errorf("checkout: publish order-paid %s: %w", a.rec.OrderID, err)
+	}
+	return nil
+}
