@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/platform/telemetry/telemetrytest"
@@ -33,7 +32,8 @@ func TestMetricsEndpointCountsRequestsCallsAndRoundTrips(t *testing.T) {
 	ns := hosttest.StartNATS(t)
 	env := map[string]string{"SHOP_NATS_URL": ns.URL(), "SHOP_GRPC_ADDR": "127.0.0.1:0", host.MetricsAddrEnv: "127.0.0.1:0"}
 	whole := bounded.Everything().String()
-	cfg, err := host.ConfigFrom(func(k string) string { return map[string]string{"SHOP_GROUP": whole}[k] + env[k] }, bounded.Group{})
+	only := map[string]string{"SHOP_GROUP": whole, host.TLSDirEnv: hosttest.IdentityDir(t, "monolith")} // for ConfigFrom alone
+	cfg, err := host.ConfigFrom(func(k string) string { return only[k] + env[k] }, bounded.Group{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,8 @@ func TestMetricsEndpointCountsRequestsCallsAndRoundTrips(t *testing.T) {
 	}
 	c.Product(t, productID)
 
-	conn, err := grpc.NewClient(h.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// As the gateway calls it: an identity the access table lets call CatalogService/Get.
+	conn, err := grpc.NewClient(h.GRPCAddr, grpc.WithTransportCredentials(hosttest.Security(t, "gateway").ClientCredentials("catalog")))
 	if err != nil {
 		t.Fatal(err)
 	}
