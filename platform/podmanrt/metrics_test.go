@@ -28,7 +28,7 @@ func TestMonolithPodServesMetricsOnLoopback(t *testing.T) {
 	rt := connect(t, stacktest.StackName(t), imgs)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute}); err != nil {
+	if err := rt.Up(ctx, topo, stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute}); err != nil {
 		t.Fatalf("up: %v", err)
 	}
 	base := "http://" + edge
