@@ -120,7 +120,7 @@ func TestRoundTripsFromTheCollectorsMetrics(t *testing.T) {
 		p.push(t)
 	}
 
-	rt := CollectRoundTrips(ctx, "http://"+c.QueryAddr(), []TraceSideSource{{Label: "monolith", From: from, To: to}, {Label: "services", From: from, To: to}})
+	rt := CollectRoundTrips(ctx, "http://"+c.QueryAddr(), []TraceSideSource{{Label: "monolith", From: from, To: to}, {Label: "services", From: from, To: to}}, nil)
 	if rt.Reason != "" || len(rt.Sides) != 2 {
 		t.Fatalf("section: %+v", rt)
 	}
@@ -156,7 +156,7 @@ func TestRoundTripsFromTheCollectorsMetrics(t *testing.T) {
 		{"", []TraceSideSource{{Label: "monolith", From: from, To: to}}, "no collector"},
 		{"http://" + c.QueryAddr(), []TraceSideSource{{Label: "monolith"}}, "no step"},
 	} {
-		if rt := CollectRoundTrips(ctx, tc.collector, tc.sides); len(rt.Sides) != 0 || !strings.Contains(rt.Reason, tc.want) {
+		if rt := CollectRoundTrips(ctx, tc.collector, tc.sides, nil); len(rt.Sides) != 0 || !strings.Contains(rt.Reason, tc.want) {
 			t.Errorf("%q: %+v, want the reason %q", tc.collector, rt, tc.want)
 		}
 	}
