@@ -1,19 +1,22 @@
-package telemetry
+package telemetry_test
 
 import (
 	"context"
+	"maps"
 	"testing"
 
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/mitosis-dev/mitosis/platform/telemetry"
+	"github.com/mitosis-dev/mitosis/platform/telemetry/telemetrytest"
 )
 
 // The instruments declared come out of a collection with their names, units and kinds, and
 // the values the one callback observed at that collection.
 func TestObservablesReportWhatTheCallbackReads(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
-	obs := NewObservables(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"))
+	obs := telemetry.NewObservables(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"))
 	kept := obs.Gauge("test.kept", "By", "Bytes kept")
 	seen := obs.Counter("test.seen", "{item}", "Items seen")
 	var calls int64
@@ -25,30 +28,11 @@ func TestObservablesReportWhatTheCallbackReads(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for want := int64(1); want <= 2; want++ {
-		var rm metricdata.ResourceMetrics
-		if err := reader.Collect(t.Context(), &rm); err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]string{}
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				switch d := m.Data.(type) {
-				case metricdata.Gauge[int64]:
-					if v := d.DataPoints[0].Value; v != 100*want {
-						t.Errorf("collection %d: %s = %d", want, m.Name, v)
-					}
-					got[m.Name] = "gauge " + m.Unit
-				case metricdata.Sum[int64]:
-					if v := d.DataPoints[0].Value; v != 7*want || !d.IsMonotonic || d.Temporality != metricdata.CumulativeTemporality {
-						t.Errorf("collection %d: %s = %d (%+v)", want, m.Name, v, d)
-					}
-					got[m.Name] = "counter " + m.Unit
-				}
-			}
-		}
-		if len(got) != 2 || got["test.kept"] != "gauge By" || got["test.seen"] != "counter {item}" {
-			t.Errorf("collection %d: %v", want, got)
+	for n := int64(1); n <= 2; n++ {
+		got := telemetrytest.Collect(t, reader)
+		want := map[string]telemetrytest.Reading{"test.kept": {Kind: "gauge", Unit: "By", Value: 100 * n}, "test.seen": {Kind: "counter", Unit: "{item}", Value: 7 * n}}
+		if !maps.Equal(got, want) {
+			t.Errorf("collection %d: %v, want %v", n, got, want)
 		}
 	}
 	if calls != 2 {
@@ -60,7 +44,7 @@ func TestObservablesReportWhatTheCallbackReads(t *testing.T) {
 // is registered.
 func TestObservablesRefuseABadInstrument(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
-	obs := NewObservables(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"))
+	obs := telemetry.NewObservables(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"))
 	obs.Gauge("test.fine", "1", "A fine gauge")
 	obs.Counter("9 not a name", "1", "A counter named wrong")
 	called := false
@@ -71,11 +55,7 @@ func TestObservablesRefuseABadInstrument(t *testing.T) {
 	if err == nil {
 		t.Fatal("Register accepted an instrument named wrong")
 	}
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(t.Context(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	if called {
-		t.Error("the callback of a failed Register ran")
+	if got := telemetrytest.Collect(t, reader); len(got) != 0 || called {
+		t.Errorf("a failed Register observed %v (callback ran: %t)", got, called)
 	}
 }
