@@ -54,3 +54,15 @@ func Values(tb testing.TB, r *sdkmetric.ManualReader) map[string]int64 {
 	}
 	return out
 }
+
+// CheckInstruments fails tb for each instrument of want whose kind or unit, in a collection
+// of r, is not want's (values are not compared): what dashboards and alerts rely on.
+func CheckInstruments(tb testing.TB, r *sdkmetric.ManualReader, want map[string]Reading) {
+	tb.Helper()
+	got := Collect(tb, r)
+	for name, w := range want {
+		if g, ok := got[name]; !ok || g.Kind != w.Kind || g.Unit != w.Unit {
+			tb.Errorf("instrument %s: %+v (collected: %t), want a %s in %s", name, g, ok, w.Kind, w.Unit)
+		}
+	}
+}
