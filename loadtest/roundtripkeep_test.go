@@ -1,7 +1,6 @@
 package loadtest
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -16,12 +15,7 @@ import (
 func TestRoundTripKeeperKeepsStepsTheCollectorLetGo(t *testing.T) {
 	// A small byte bound stands for the 10 minutes a long run outlasts: later pushes push the
 	// early points out, as later minutes do.
-	c, err := tracecollect.Start(tracecollect.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0",
-		MaxMetricBytes: 24 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	c := startCollectorWith(t, tracecollect.Config{MaxMetricBytes: 24 << 10})
 	ctx := t.Context()
 	url := "http://" + c.QueryAddr()
 	keeper := NewRoundTripKeeper(url)
@@ -123,21 +117,14 @@ func TestRoundTripKeeperKeepsStepsTheCollectorLetGo(t *testing.T) {
 		}
 	}
 
-	r := &Report{Schema: Schema, ID: "rt", RoundTrips: rt}
-	var md, page bytes.Buffer
-	if err := r.WriteMarkdown(&md); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.WriteHTML(&page); err != nil {
-		t.Fatal(err)
-	}
-	for name, out := range map[string]string{"report.md": md.String(), "report.html": page.String()} {
+	out := rendered(t, &Report{Schema: Schema, ID: "rt", RoundTrips: rt})
+	for name, out := range out {
 		if !strings.Contains(out, stepsIntro) || !strings.Contains(out, "Get orders_sagas 3.00") || !strings.Contains(out, "10.00") {
 			t.Errorf("%s lacks the steps:\n%s", name, out)
 		}
 	}
-	if !strings.Contains(md.String(), "| 4 | monolith | 50 | 10 | 30 | 3.00 | Get orders_sagas 3.00 |") {
-		t.Errorf("report.md lacks step 4's row:\n%s", md.String())
+	if !strings.Contains(out["report.md"], "| 4 | monolith | 50 | 10 | 30 | 3.00 | Get orders_sagas 3.00 |") {
+		t.Errorf("report.md lacks step 4's row:\n%s", out["report.md"])
 	}
 }
 
