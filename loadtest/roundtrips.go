@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 )
 
@@ -24,6 +25,8 @@ type RoundTrips struct {
 	Window string          `json:"window,omitempty"`
 	Reason string          `json:"reason,omitempty"` // why there are no figures
 	Sides  []RoundTripSide `json:"sides,omitempty"`
+	// Steps are every ladder step's figures, read as each ended (RoundTripKeeper).
+	Steps []RoundTripStep `json:"steps,omitempty"`
 }
 
 // RoundTripSide is one architecture's figures.
@@ -52,13 +55,18 @@ const (
 )
 
 // metricsSettle is how long the section waits for a point after a window's end: the local
-// stacks push every 10 seconds (topology.MetricExportInterval).
-const metricsSettle = 12 * time.Second
+// stacks push every topology.MetricExportInterval.
+const metricsSettle = topology.MetricExportInterval + 2*time.Second
 
-// CollectRoundTrips reads the section from the collector's query API for each side's
-// window. It never fails: a missing collector or missing metrics are said in words.
-func CollectRoundTrips(ctx context.Context, collector string, sides []TraceSideSource) *RoundTrips {
-	out := &RoundTrips{}
+// pushMargin is how far before a window the points are read: far enough to hold every
+// process's last push before the window begins, which its counts grow from.
+const pushMargin = 2 * topology.MetricExportInterval
+
+// CollectRoundTrips reads the section for each side's window: as kept kept it when its step
+// ended (see RoundTripKeeper), else from the collector's query API; with every ladder step's
+// figures kept. It never fails: a missing collector or missing metrics are said in words.
+func CollectRoundTrips(ctx context.Context, collector string, sides []TraceSideSource, kept *RoundTripKeeper) *RoundTrips {
+	out := &RoundTrips{Steps: kept.Steps()}
 	switch {
 	case collector == "":
 		out.Reason = "no collector was given"
@@ -72,56 +80,71 @@ func CollectRoundTrips(ctx context.Context, collector string, sides []TraceSideS
 	defer cancel()
 	cl := tracecollect.Client{BaseURL: collector}
 	for _, side := range sides {
-		s := RoundTripSide{Arch: side.Label}
-		q := tracecollect.MetricQuery{Names: []string{storeMetric, publishMetric, httpMetric}, Arch: side.Label}
-		var res tracecollect.MetricsResponse
-		var err error
-		for deadline := time.Now().Add(metricsSettle); ; {
-			res, err = cl.Metrics(ctx, q)
-			if err != nil || pushedAfter(res.Series, side.To) || time.Now().After(deadline) {
-				break
-			}
-			select { // the next push is seconds away: poll until it comes, or the deadline
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+		if s, ok := kept.side(side.Label, side.From); ok {
+			out.Sides = append(out.Sides, s)
+			continue
 		}
+		s, err := sideRoundTrips(ctx, cl, side.Label, side.From, side.To, metricsSettle)
 		if err != nil {
 			out.Reason = err.Error()
 			return out
 		}
-		ops := map[[2]string]float64{}
-		for _, ser := range res.Series {
-			d := delta(ser.Points, side.From, side.To)
-			switch ser.Name {
-			case httpMetric:
-				s.Requests += d
-			case storeMetric:
-				s.RoundTrips += d
-				ops[[2]string{ser.Attributes["db.operation.name"], ser.Attributes["db.collection.name"]}] += d
-			case publishMetric:
-				s.RoundTrips += d
-				ops[[2]string{"Publish", ser.Attributes["messaging.destination.name"]}] += d
-			}
-		}
-		switch {
-		case s.Requests == 0:
-			s.Note = "no HTTP request in its metrics for the window (are its processes exporting to this collector?)"
-		default:
-			s.PerRequest = s.RoundTrips / s.Requests
-			for k, n := range ops {
-				if n > 0 {
-					s.Top = append(s.Top, RoundTripOp{Operation: k[0], Bucket: k[1], PerRequest: n / s.Requests})
-				}
-			}
-			slices.SortFunc(s.Top, func(a, b RoundTripOp) int {
-				return cmp.Or(cmp.Compare(b.PerRequest, a.PerRequest), strings.Compare(a.Bucket+a.Operation, b.Bucket+b.Operation))
-			})
-			s.Top = s.Top[:min(len(s.Top), 5)]
-		}
 		out.Sides = append(out.Sides, s)
 	}
 	return out
+}
+
+// sideRoundTrips reads arch's figures over [from, to] from the collector, waiting at most
+// settle for every process's first push after to. Only the series and points the figures
+// need are asked for.
+func sideRoundTrips(ctx context.Context, cl tracecollect.Client, arch string, from, to time.Time, settle time.Duration) (RoundTripSide, error) {
+	s := RoundTripSide{Arch: arch}
+	q := tracecollect.MetricQuery{Names: []string{storeMetric, publishMetric, httpMetric}, Arch: arch,
+		Start: from.Add(-pushMargin), End: to.Add(settle + pushMargin)}
+	var res tracecollect.MetricsResponse
+	var err error
+	for deadline := time.Now().Add(settle); ; {
+		res, err = cl.Metrics(ctx, q)
+		if err != nil || pushedAfter(res.Series, to) || time.Now().After(deadline) {
+			break
+		}
+		select { // the next push is seconds away: poll until it comes, or the deadline
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	if err != nil {
+		return s, err
+	}
+	ops := map[[2]string]float64{}
+	for _, ser := range res.Series {
+		d := delta(ser.Points, from, to)
+		switch ser.Name {
+		case httpMetric:
+			s.Requests += d
+		case storeMetric:
+			s.RoundTrips += d
+			ops[[2]string{ser.Attributes["db.operation.name"], ser.Attributes["db.collection.name"]}] += d
+		case publishMetric:
+			s.RoundTrips += d
+			ops[[2]string{"Publish", ser.Attributes["messaging.destination.name"]}] += d
+		}
+	}
+	if s.Requests == 0 {
+		s.Note = "no HTTP request in its metrics for the window (are its processes exporting to this collector?)"
+		return s, nil
+	}
+	s.PerRequest = s.RoundTrips / s.Requests
+	for k, n := range ops {
+		if n > 0 {
+			s.Top = append(s.Top, RoundTripOp{Operation: k[0], Bucket: k[1], PerRequest: n / s.Requests})
+		}
+	}
+	slices.SortFunc(s.Top, func(a, b RoundTripOp) int {
+		return cmp.Or(cmp.Compare(b.PerRequest, a.PerRequest), strings.Compare(a.Bucket+a.Operation, b.Bucket+b.Operation))
+	})
+	s.Top = s.Top[:min(len(s.Top), 5)]
+	return s, nil
 }
 
 // pushedAfter reports whether every process's latest push came after t.
@@ -189,16 +212,30 @@ func (r *Report) roundTripsMarkdown(p func(string, ...any)) {
 	p("")
 	if len(rt.Sides) == 0 {
 		p("Not read: %s.", rt.Reason)
+	} else {
+		p("Over %s: JetStream operations of every process of the architecture, per request its edge served.", rt.Window)
+		p("")
+		p("| arch | requests | round trips | per request | most per request |")
+		p("|---|---|---|---|---|")
+		for _, s := range rt.Sides {
+			p("| %s | %.0f | %.0f | %s | %s |", s.Arch, s.Requests, s.RoundTrips, perRequest(s), topOps(s.Top))
+		}
+	}
+	if len(rt.Steps) == 0 {
 		return
 	}
-	p("Over %s: JetStream operations of every process of the architecture, per request its edge served.", rt.Window)
 	p("")
-	p("| arch | requests | round trips | per request | most per request |")
-	p("|---|---|---|---|---|")
-	for _, s := range rt.Sides {
-		p("| %s | %.0f | %.0f | %s | %s |", s.Arch, s.Requests, s.RoundTrips, perRequest(s), topOps(s.Top))
+	p("%s", stepsIntro)
+	p("")
+	p("| step | arch | offered req/s | requests | round trips | per request | most per request |")
+	p("|---|---|---|---|---|---|---|")
+	for _, s := range rt.Steps {
+		p("| %d | %s | %g | %.0f | %.0f | %s | %s |", s.Step, s.Arch, s.Offered, s.Requests, s.RoundTrips, perRequest(s.RoundTripSide), topOps(s.Top))
 	}
 }
+
+// stepsIntro introduces the table of every ladder step.
+const stepsIntro = "Every ladder step, read as it ended (the collector keeps the last minutes only):"
 
 func perRequest(s RoundTripSide) string {
 	if s.Note != "" {
@@ -221,6 +258,10 @@ var roundTripsSection = template.Must(template.New("roundtrips").Funcs(template.
 <table><tr><th>arch</th><th>requests</th><th>round trips</th><th>per request</th><th>most per request</th></tr>
 {{range .Sides}}<tr><td>{{.Arch}}</td><td>{{printf "%.0f" .Requests}}</td><td>{{printf "%.0f" .RoundTrips}}</td><td>{{per .}}</td><td>{{top .Top}}</td></tr>
 {{end}}</table>{{else}}<p class="missing">Not read: {{.Reason}}.</p>{{end}}
+{{if .Steps}}<p>` + stepsIntro + `</p>
+<table><tr><th>step</th><th>arch</th><th>offered req/s</th><th>requests</th><th>round trips</th><th>per request</th><th>most per request</th></tr>
+{{range .Steps}}<tr><td>{{.Step}}</td><td>{{.Arch}}</td><td>{{.Offered}}</td><td>{{printf "%.0f" .Requests}}</td><td>{{printf "%.0f" .RoundTrips}}</td><td>{{per .RoundTripSide}}</td><td>{{top .Top}}</td></tr>
+{{end}}</table>{{end}}
 {{end}}`))
 
 // roundTripsHTML is the section of report.html ("" without one).

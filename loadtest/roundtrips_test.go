@@ -84,11 +84,7 @@ func (p *process) push(t *testing.T) {
 // store round trips per request over its window alone (not what came before or after it),
 // adding up every process of the architecture, and the report shows it.
 func TestRoundTripsFromTheCollectorsMetrics(t *testing.T) {
-	c, err := tracecollect.Start(tracecollect.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	c := startCollector(t)
 	ctx := t.Context()
 	mono := newProcess(t, c, "monolith", "monolith")
 	gw, orders := newProcess(t, c, "services", "gateway"), newProcess(t, c, "services", "orders")
@@ -120,7 +116,7 @@ func TestRoundTripsFromTheCollectorsMetrics(t *testing.T) {
 		p.push(t)
 	}
 
-	rt := CollectRoundTrips(ctx, "http://"+c.QueryAddr(), []TraceSideSource{{Label: "monolith", From: from, To: to}, {Label: "services", From: from, To: to}})
+	rt := CollectRoundTrips(ctx, "http://"+c.QueryAddr(), []TraceSideSource{{Label: "monolith", From: from, To: to}, {Label: "services", From: from, To: to}}, nil)
 	if rt.Reason != "" || len(rt.Sides) != 2 {
 		t.Fatalf("section: %+v", rt)
 	}
@@ -134,15 +130,7 @@ func TestRoundTripsFromTheCollectorsMetrics(t *testing.T) {
 		t.Errorf("services: %+v", s)
 	}
 
-	r := &Report{Schema: Schema, ID: "rt", RoundTrips: rt}
-	var md, page bytes.Buffer
-	if err := r.WriteMarkdown(&md); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.WriteHTML(&page); err != nil {
-		t.Fatal(err)
-	}
-	for name, out := range map[string]string{"report.md": md.String(), "report.html": page.String()} {
+	for name, out := range rendered(t, &Report{Schema: Schema, ID: "rt", RoundTrips: rt}) {
 		if !strings.Contains(out, "Store round trips per request") || !strings.Contains(out, "8.00") || !strings.Contains(out, "Get orders_sagas 5.00") {
 			t.Errorf("%s lacks the section:\n%s", name, out)
 		}
@@ -156,8 +144,21 @@ func TestRoundTripsFromTheCollectorsMetrics(t *testing.T) {
 		{"", []TraceSideSource{{Label: "monolith", From: from, To: to}}, "no collector"},
 		{"http://" + c.QueryAddr(), []TraceSideSource{{Label: "monolith"}}, "no step"},
 	} {
-		if rt := CollectRoundTrips(ctx, tc.collector, tc.sides); len(rt.Sides) != 0 || !strings.Contains(rt.Reason, tc.want) {
+		if rt := CollectRoundTrips(ctx, tc.collector, tc.sides, nil); len(rt.Sides) != 0 || !strings.Contains(rt.Reason, tc.want) {
 			t.Errorf("%q: %+v, want the reason %q", tc.collector, rt, tc.want)
 		}
 	}
+}
+
+// rendered writes r as report.md and report.html, by file name.
+func rendered(t *testing.T, r *Report) map[string]string {
+	t.Helper()
+	var md, page bytes.Buffer
+	if err := r.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"report.md": md.String(), "report.html": page.String()}
 }

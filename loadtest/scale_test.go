@@ -63,14 +63,7 @@ func TestAddScaling(t *testing.T) {
 	if sc.Hottest != "catalog" || sc.Scaled != "catalog" || sc.Replicas != 2 || sc.Gain != 1.3 || sc.Note != "" || len(r.Warnings) != 0 {
 		t.Errorf("scaling %+v, warnings %v", sc, r.Warnings)
 	}
-	var md, page bytes.Buffer
-	if err := r.WriteMarkdown(&md); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.WriteHTML(&page); err != nil {
-		t.Fatal(err)
-	}
-	for what, b := range map[string]string{"report.md": md.String(), "report.html": page.String()} {
+	for what, b := range rendered(t, r) {
 		if !strings.Contains(b, "Scaling gain: services with catalog ×2") || !strings.Contains(b, "1.30×") {
 			t.Errorf("%s has no scaling gain section:\n%s", what, b)
 		}
@@ -128,14 +121,7 @@ func TestRollAndScalingFieldsDocumented(t *testing.T) {
 			t.Errorf("README.md does not document %s", path)
 		}
 	}
-	var md, page bytes.Buffer
-	if err := r.WriteMarkdown(&md); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.WriteHTML(&page); err != nil {
-		t.Fatal(err)
-	}
-	for what, b := range map[string]string{"report.md": md.String(), "report.html": page.String()} {
+	for what, b := range rendered(t, r) {
 		if !strings.Contains(b, "Deploy blast radius: rolling catalog") || !strings.Contains(b, "product 1/10") || strings.Contains(b, "<script") {
 			t.Errorf("%s of a roll:\n%s", what, b)
 		}

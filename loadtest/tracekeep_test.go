@@ -14,12 +14,7 @@ import (
 // for later ones before the report reads them. Read at the end, the early step has no trace
 // left; kept as it ended, its traces make the breakdown.
 func TestTraceKeeperKeepsStepsTheCollectorDrops(t *testing.T) {
-	col, err := tracecollect.Start(tracecollect.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0",
-		MaxSpans: 12})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = col.Close(context.Background()) })
+	col := startCollectorWith(t, tracecollect.Config{MaxSpans: 12})
 
 	sides := []TraceSideSource{{Label: "monolith", Service: "monolith"}, {Label: "services", Service: "gateway"}}
 	src := TraceSource{Collector: "http://" + col.QueryAddr(), Settle: 50 * time.Millisecond, Sides: sides}

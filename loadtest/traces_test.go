@@ -73,7 +73,14 @@ func edgeTrace(id byte, arch, service string, start time.Time, lacksServer bool)
 
 func startCollector(t *testing.T) *tracecollect.Collector {
 	t.Helper()
-	col, err := tracecollect.Start(tracecollect.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0"})
+	return startCollectorWith(t, tracecollect.Config{})
+}
+
+// startCollectorWith starts a collector bounded as cfg says, on free ports of 127.0.0.1.
+func startCollectorWith(t *testing.T, cfg tracecollect.Config) *tracecollect.Collector {
+	t.Helper()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.QueryAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	col, err := tracecollect.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 
+	"github.com/mitosis-dev/mitosis/platform/telemetry/telemetrytest"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 )
 
@@ -203,25 +204,7 @@ func TestCollectorReportsItsStores(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Metrics().Add(gaugeExport("orders", 3, 1))
-	values := func() map[string]int64 {
-		t.Helper()
-		var rm metricdata.ResourceMetrics
-		if err := reader.Collect(t.Context(), &rm); err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]int64{}
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				switch d := m.Data.(type) {
-				case metricdata.Gauge[int64]:
-					out[m.Name] = d.DataPoints[0].Value
-				case metricdata.Sum[int64]:
-					out[m.Name] = d.DataPoints[0].Value
-				}
-			}
-		}
-		return out
-	}
+	values := func() map[string]int64 { return telemetrytest.Values(t, reader) }
 	got := values()
 	if got["mitosis.collector.metric.points"] != 3 || got["mitosis.collector.metric.points.received"] != 3 || got["mitosis.collector.metric.bytes"] <= 0 ||
 		got["mitosis.collector.spans"] != 0 {
@@ -231,4 +214,8 @@ func TestCollectorReportsItsStores(t *testing.T) {
 	if got := values(); got["mitosis.collector.metric.points.received"] != 5 {
 		t.Errorf("after 2 more points: %v", got)
 	}
+	// Names, units and kinds are what dashboards read: they stay as they are.
+	telemetrytest.CheckInstruments(t, reader, map[string]telemetrytest.Reading{"mitosis.collector.traces": {Kind: "gauge", Unit: "{trace}"},
+		"mitosis.collector.span.bytes": {Kind: "gauge", Unit: "By"}, "mitosis.collector.spans.received": {Kind: "counter", Unit: "{span}"},
+		"mitosis.collector.metric.points.received": {Kind: "counter", Unit: "{point}"}})
 }

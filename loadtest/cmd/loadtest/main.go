@@ -295,7 +295,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(kept)
 	keeper.KeepWindows(kept)
-	runner := &loadtest.Runner{Plan: plan, Archs: archs, Progress: stderr, StepDone: keeper.StepDone}
+	// So are the store round trips of every step: the collector keeps minutes of metrics.
+	rtKeeper := loadtest.NewRoundTripKeeper(*collector)
+	stepDone := func(st loadtest.Step) {
+		keeper.StepDone(st)
+		rtKeeper.StepDone(st)
+	}
+	runner := &loadtest.Runner{Plan: plan, Archs: archs, Progress: stderr, StepDone: stepDone}
 	res, err := runner.Run(ctx)
 	if err != nil {
 		return err
@@ -330,7 +336,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	zero := loadtest.ZeroCPU(res) // before BuildReport, which marks their steps not measured
 	rep := loadtest.BuildReport(id, res, env, infos, tr)
-	rep.RoundTrips = loadtest.CollectRoundTrips(context.WithoutCancel(ctx), src.Collector, src.Sides)
+	rep.RoundTrips = loadtest.CollectRoundTrips(context.WithoutCancel(ctx), src.Collector, src.Sides, rtKeeper)
 	var faultsErr error
 	if *faults && res.Interrupted == "" {
 		rep.Faults, faultsErr = faultsAfterRun(ctx, rep, only(targets, *faultsEdges, func(e loadtest.Edge) string { return e.Arch }),

@@ -29,27 +29,52 @@ See what its peers and clients do meanwhile with status, logs and the load test'
 phase (loadtest faults).`,
 		Args: needServices,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			targets, err := a.serviceTargets(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			var errs []error
-			for _, t := range targets {
-				start := time.Now()
-				err := t.rt.Kill(cmd.Context(), t.arch, t.service)
-				switch {
-				case errors.Is(err, stack.ErrNotRunning):
-					a.say("%s/%s was not running (%s runtime)", t.arch, t.service, t.rt.Name())
-				case err != nil:
-					errs = append(errs, err)
-				default:
-					a.say("killed %s/%s (%s runtime) in %s; `mitosis start %s/%s` starts it again",
-						t.arch, t.service, t.rt.Name(), time.Since(start).Round(time.Millisecond), t.arch, t.service)
-				}
-			}
-			return errors.Join(errs...)
+			return a.onServices(cmd.Context(), args, serviceVerb{
+				act:     func(ctx context.Context, t serviceTarget) error { return t.rt.Kill(ctx, t.arch, t.service) },
+				already: stack.ErrNotRunning,
+				skipped: func(t serviceTarget) string { return fmt.Sprintf("%s was not running (%s runtime)", t, t.rt.Name()) },
+				done: func(t serviceTarget, took time.Duration) string {
+					return fmt.Sprintf("killed %s (%s runtime) in %s; `mitosis start %s` starts it again", t, t.rt.Name(), took, t)
+				},
+			})
 		},
 	}
+}
+
+// serviceVerb is what kill or start does to one service, and what it says of it.
+type serviceVerb struct {
+	act     func(context.Context, serviceTarget) error
+	already error                                     // act's error for a service already as asked: said, and no error
+	skipped func(serviceTarget) string                // what to say of such a service
+	done    func(serviceTarget, time.Duration) string // what to say once act succeeded, given the time it took
+}
+
+// onServices does v to each service names designates (see serviceTargets), in turn.
+func (a *app) onServices(ctx context.Context, names []string, v serviceVerb) error {
+	targets, err := a.serviceTargets(ctx, names)
+	if err != nil {
+		return err
+	}
+	return a.each(ctx, targets, v)
+}
+
+// each does v to every target in turn, going on past a failure: the errors are returned
+// together, once every target had its turn.
+func (a *app) each(ctx context.Context, targets []serviceTarget, v serviceVerb) error {
+	var errs []error
+	for _, t := range targets {
+		start := time.Now()
+		err := v.act(ctx, t)
+		switch {
+		case errors.Is(err, v.already):
+			a.say("%s", v.skipped(t))
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			a.say("%s", v.done(t, time.Since(start).Round(time.Millisecond)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // needServices is the argument check of kill and start: one service at least.
@@ -65,6 +90,9 @@ type serviceTarget struct {
 	rt            stack.Runtime
 	arch, service string
 }
+
+// String is the service's name as status lists it: ARCH/SERVICE.
+func (t serviceTarget) String() string { return t.arch + "/" + t.service }
 
 // serviceTargets finds each named service (SERVICE or ARCH/SERVICE) in the runtimes that
 // hold the stack, within -t's architectures when -t was given. Nothing up is exit code 4; a
@@ -129,14 +157,14 @@ func matchService(all []serviceTarget, archs []string, name string) (serviceTarg
 	case 0:
 		var have []string
 		for _, t := range all {
-			have = append(have, t.arch+"/"+t.service)
+			have = append(have, t.String())
 		}
 		slices.Sort(have)
 		return serviceTarget{}, fmt.Errorf("no service %q is up%s; up: %s", name, inArchs(archs), strings.Join(slices.Compact(have), ", "))
 	}
 	var where []string
 	for _, t := range found {
-		where = append(where, t.arch+"/"+t.service+" ("+t.rt.Name()+")")
+		where = append(where, t.String()+" ("+t.rt.Name()+")")
 	}
 	return serviceTarget{}, fmt.Errorf("%q names %s: say which, as ARCH/SERVICE or with -t", name, strings.Join(where, " and "))
 }

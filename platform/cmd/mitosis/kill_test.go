@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mitosis-dev/mitosis/platform/processrt"
+	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 )
 
@@ -50,5 +55,40 @@ func TestMatchService(t *testing.T) {
 		if !strings.HasPrefix(s, tc.want) {
 			t.Errorf("matchService(%q, %v) = %s, want %s", tc.name, tc.archs, s, tc.want)
 		}
+	}
+}
+
+// kill and start act on every service named, in turn: one already as asked is said so and
+// is no error, one that fails leaves the others their turn and its error is returned.
+func TestEachServiceHasItsTurn(t *testing.T) {
+	rt := processrt.New(processrt.Options{State: t.TempDir()})
+	targets := []serviceTarget{{rt, "services", "payments"}, {rt, "services", "orders"}, {rt, "monolith", "monolith"}, {rt, "services", "cart"}}
+	broken := errors.New("the runtime refused")
+	var acted []string
+	v := serviceVerb{
+		act: func(_ context.Context, t serviceTarget) error {
+			acted = append(acted, t.String())
+			switch t.service {
+			case "orders":
+				return stack.ErrNotRunning
+			case "monolith":
+				return broken
+			}
+			return nil
+		},
+		already: stack.ErrNotRunning,
+		skipped: func(t serviceTarget) string { return t.String() + " was down" },
+		done:    func(t serviceTarget, took time.Duration) string { return t.String() + " done" },
+	}
+	var out bytes.Buffer
+	err := (&app{out: &out}).each(t.Context(), targets, v)
+	if !errors.Is(err, broken) || errors.Is(err, stack.ErrNotRunning) {
+		t.Errorf("error %v, want the runtime's refusal alone", err)
+	}
+	if got := strings.Join(acted, " "); got != "services/payments services/orders monolith/monolith services/cart" {
+		t.Errorf("acted on %s, want every service in turn", got)
+	}
+	if want := "services/payments done\nservices/orders was down\nservices/cart done\n"; out.String() != want {
+		t.Errorf("said %q, want %q", out.String(), want)
 	}
 }

@@ -1,7 +1,8 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,24 +25,14 @@ Services are named as for kill. Starting a service that runs already says so and
 error.`,
 		Args: needServices,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			targets, err := a.serviceTargets(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			var errs []error
-			for _, t := range targets {
-				start := time.Now()
-				err := t.rt.Start(cmd.Context(), t.arch, t.service)
-				switch {
-				case errors.Is(err, stack.ErrAlreadyRunning):
-					a.say("%s/%s runs already (%s runtime)", t.arch, t.service, t.rt.Name())
-				case err != nil:
-					errs = append(errs, err)
-				default:
-					a.say("started %s/%s (%s runtime), ready in %s", t.arch, t.service, t.rt.Name(), time.Since(start).Round(time.Millisecond))
-				}
-			}
-			return errors.Join(errs...)
+			return a.onServices(cmd.Context(), args, serviceVerb{
+				act:     func(ctx context.Context, t serviceTarget) error { return t.rt.Start(ctx, t.arch, t.service) },
+				already: stack.ErrAlreadyRunning,
+				skipped: func(t serviceTarget) string { return fmt.Sprintf("%s runs already (%s runtime)", t, t.rt.Name()) },
+				done: func(t serviceTarget, took time.Duration) string {
+					return fmt.Sprintf("started %s (%s runtime), ready in %s", t, t.rt.Name(), took)
+				},
+			})
 		},
 	}
 }

@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/mitosis-dev/mitosis/platform/telemetry"
 )
 
 // instrument reports the server's own figures through mp, read from its monitoring state
@@ -14,32 +15,18 @@ import (
 // messages and bytes in and out, slow consumers, and JetStream's memory and storage used and
 // API requests and errors.
 func instrument(mp metric.MeterProvider, srv *server.Server) error {
-	m := mp.Meter("github.com/mitosis-dev/mitosis/platform/cmd/nats-server")
-	var errs []error
-	gauge := func(name, unit, desc string) metric.Int64ObservableGauge {
-		g, err := m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
-		errs = append(errs, err)
-		return g
-	}
-	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
-		c, err := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
-		errs = append(errs, err)
-		return c
-	}
-	conns := gauge("nats.connections", "{connection}", "Client connections open")
-	inMsgs := counter("nats.messages.received", "{message}", "Messages received from clients and peers")
-	outMsgs := counter("nats.messages.sent", "{message}", "Messages sent to clients and peers")
-	inBytes := counter("nats.received", "By", "Bytes of messages received")
-	outBytes := counter("nats.sent", "By", "Bytes of messages sent")
-	slow := counter("nats.slow_consumers", "{connection}", "Clients disconnected for being slow consumers")
-	jsMem := gauge("nats.jetstream.memory.used", "By", "JetStream memory storage used")
-	jsStore := gauge("nats.jetstream.storage.used", "By", "JetStream file storage used")
-	jsAPI := counter("nats.jetstream.api.requests", "{request}", "JetStream API requests")
-	jsAPIErrors := counter("nats.jetstream.api.errors", "{request}", "JetStream API requests answered with an error")
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("nats metrics: %w", err)
-	}
-	_, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	obs := telemetry.NewObservables(mp.Meter("github.com/mitosis-dev/mitosis/platform/cmd/nats-server"))
+	conns := obs.Gauge("nats.connections", "{connection}", "Client connections open")
+	inMsgs := obs.Counter("nats.messages.received", "{message}", "Messages received from clients and peers")
+	outMsgs := obs.Counter("nats.messages.sent", "{message}", "Messages sent to clients and peers")
+	inBytes := obs.Counter("nats.received", "By", "Bytes of messages received")
+	outBytes := obs.Counter("nats.sent", "By", "Bytes of messages sent")
+	slow := obs.Counter("nats.slow_consumers", "{connection}", "Clients disconnected for being slow consumers")
+	jsMem := obs.Gauge("nats.jetstream.memory.used", "By", "JetStream memory storage used")
+	jsStore := obs.Gauge("nats.jetstream.storage.used", "By", "JetStream file storage used")
+	jsAPI := obs.Counter("nats.jetstream.api.requests", "{request}", "JetStream API requests")
+	jsAPIErrors := obs.Counter("nats.jetstream.api.errors", "{request}", "JetStream API requests answered with an error")
+	err := obs.Register(func(_ context.Context, o metric.Observer) error {
 		v, err := srv.Varz(nil)
 		if err != nil {
 			return fmt.Errorf("nats varz: %w", err)
@@ -57,7 +44,7 @@ func instrument(mp metric.MeterProvider, srv *server.Server) error {
 			o.ObserveInt64(jsAPIErrors, int64(st.API.Errors))
 		}
 		return nil
-	}, conns, inMsgs, outMsgs, inBytes, outBytes, slow, jsMem, jsStore, jsAPI, jsAPIErrors)
+	})
 	if err != nil {
 		return fmt.Errorf("nats metrics: %w", err)
 	}

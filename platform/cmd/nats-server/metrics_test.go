@@ -1,14 +1,14 @@
 package main
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/mitosis-dev/mitosis/platform/telemetry/telemetrytest"
 )
 
 // The server's figures, read on collection, follow what clients do: a connection and the
@@ -27,25 +27,7 @@ func TestInstrumentReportsTheServersFigures(t *testing.T) {
 	if err := instrument(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), srv); err != nil {
 		t.Fatal(err)
 	}
-	values := func() map[string]int64 {
-		t.Helper()
-		var rm metricdata.ResourceMetrics
-		if err := reader.Collect(context.Background(), &rm); err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]int64{}
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				switch d := m.Data.(type) {
-				case metricdata.Gauge[int64]:
-					out[m.Name] = d.DataPoints[0].Value
-				case metricdata.Sum[int64]:
-					out[m.Name] = d.DataPoints[0].Value
-				}
-			}
-		}
-		return out
-	}
+	values := func() map[string]int64 { return telemetrytest.Values(t, reader) }
 	before := values()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -71,4 +53,8 @@ func TestInstrumentReportsTheServersFigures(t *testing.T) {
 		after["nats.jetstream.api.requests"] <= before["nats.jetstream.api.requests"] {
 		t.Errorf("before %v\nafter %d publishes: %v", before, n, after)
 	}
+	// Names, units and kinds are what dashboards read: they stay as they are.
+	telemetrytest.CheckInstruments(t, reader, map[string]telemetrytest.Reading{"nats.connections": {Kind: "gauge", Unit: "{connection}"},
+		"nats.received": {Kind: "counter", Unit: "By"}, "nats.jetstream.storage.used": {Kind: "gauge", Unit: "By"},
+		"nats.jetstream.api.errors": {Kind: "counter", Unit: "{request}"}})
 }

@@ -1,7 +1,7 @@
 // Package telemetrytest reads a binary's Prometheus endpoint (telemetry.Options.MetricsAddr)
 // the way Prometheus does, for tests that check what a running process reports: one scrape
 // over HTTP, parsed by Prometheus's own text parser, and the sums of the series a test asks
-// about.
+// about; and, in process, what a meter provider's reader collects (Collect).
 package telemetrytest
 
 import (
