@@ -10,7 +10,8 @@ import (
 
 // TestCompensationsAreWhatTheSagaDoes: for a failure at every step, what Compensations says
 // is what the saga called once the failure happened, and the steps' list is well formed:
-// unique names, the Compensate steps before the RollForward ones.
+// unique names, the Compensate steps before the RollForward ones, steps run together only
+// with steps of their phase.
 func TestCompensationsAreWhatTheSagaDoes(t *testing.T) {
 	steps := orders.Steps()
 	index := map[string]int{}
@@ -21,6 +22,9 @@ func TestCompensationsAreWhatTheSagaDoes(t *testing.T) {
 		index[s.Name] = i
 		if i > 0 && steps[i-1].Phase == orders.RollForward && s.Phase == orders.Compensate {
 			t.Errorf("Compensate step %s after a RollForward one", s.Name)
+		}
+		if s.WithPrevious && (i == 0 || steps[i-1].Phase != s.Phase) {
+			t.Errorf("step %s runs with the previous step, which is of another phase or none", s.Name)
 		}
 	}
 	failed := map[string]bool{}
