@@ -855,6 +855,17 @@ func countPaid(t *testing.T, sub events.Subscriber) *paidCounter {
 	return c
 }
 
+// settle returns once every order-paid published on bus so far has been counted: it
+// publishes one more, for an order of its own, and waits for it.
+func (c *paidCounter) settle(t *testing.T, bus events.Publisher) {
+	t.Helper()
+	id := ids.New("settle", time.Now())
+	if err := bus.Publish(t.Context(), events.OrderPaidSubject, "order-paid."+id, events.OrderPaid{OrderID: id}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitOne(t, id)
+}
+
 func (c *paidCounter) waitOne(t *testing.T, orderID string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
