@@ -147,9 +147,9 @@ type earlyReads struct {
 // taken, answers from (or waits for) the saga that holds it.
 //
 // The user's cart and history head, which the first steps need, are read while the record
-// is created, not after: a read changes nothing, so reading before the key is claimed is
-// safe, and a read made for a key that turns out to be taken is dropped. The cart is read
-// no earlier than before: the request that reads it is the one that checks it out.
+// is created, not after (a round trip less): a read changes nothing, so reading before the
+// key is claimed is safe, and the reads of a request whose key turns out to be taken are
+// dropped. The cart this request reads is the one it checks out, as before.
 func (o *Orders) checkoutOnce(ctx context.Context, key, hash string, req CheckoutRequest) (Order, error) {
 	readCtx, cancelReads := context.WithCancel(ctx)
 	defer cancelReads()
