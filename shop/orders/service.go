@@ -139,8 +139,8 @@ func requestHash(key []byte, req CheckoutRequest) (string, error) {
 // earlyReads are the reads of the saga's first steps, started at the same time as the
 // creation of its record (see checkoutOnce).
 type earlyReads struct {
-	cart    func() cartRead
-	history func() historyRead
+	cart    <-chan cartRead
+	history <-chan historyRead
 }
 
 // checkoutOnce claims the key with a new saga record and runs the saga, or, when the key is

@@ -138,9 +138,10 @@ type attempt struct {
 	ord   Order         // what RecordOrder recorded (or found)
 
 	// The reads checkout starts while it creates the saga record (see checkoutOnce), which
-	// ReadCart and AddToHistory wait for; nil when none was started: the step reads then.
-	cart    func() cartRead
-	history func() historyRead
+	// ReadCart and AddToHistory receive, once each; nil when none was started: the step
+	// reads then.
+	cart    <-chan cartRead
+	history <-chan historyRead
 }
 
 // cartRead is a read of a user's cart.
@@ -149,11 +150,12 @@ type cartRead struct {
 	err  error
 }
 
-// early starts fn at once and returns what waits for its result (as often as called).
-func early[T any](fn func() T) func() T {
+// early starts fn at once and returns where its result comes, once: a result nobody
+// receives (the step never ran) is dropped with the channel.
+func early[T any](fn func() T) <-chan T {
 	ch := make(chan T, 1)
 	go func() { ch <- fn() }()
-	return sync.OnceValue(func() T { return <-ch })
+	return ch
 }
 
 // checkoutSteps is the saga. Built on every call rather than held in a package variable:
@@ -286,7 +288,7 @@ func undoAll() []step { return compensations(checkoutSteps(), len(checkoutSteps(
 func (o *Orders) readCart(ctx context.Context, a *attempt) error {
 	var r cartRead
 	if a.cart != nil {
-		r = a.cart()
+		r = <-a.cart
 	} else {
 		r.cart, r.err = o.deps.Carts.Get(ctx, a.rec.UserID)
 	}
@@ -348,7 +350,7 @@ func (o *Orders) refund(ctx context.Context, orderID string) error {
 func (o *Orders) historyStep(ctx context.Context, a *attempt) error {
 	var head historyRead
 	if a.history != nil {
-		head = a.history()
+		head = <-a.history
 	} else {
 		head = o.readHistory(ctx, a.rec.UserID)
 	}
