@@ -352,12 +352,12 @@ func (o *Orders) drop(ctx context.Context, rec saga) error {
 }
 
 // rollForward finishes a charged checkout: the RollForward steps of checkoutSteps, each
-// group of them at once, then the record is marked done. Every step is safe to repeat, also concurrently, because
-// Recover repeats them: commit is a no-op the second time, the order is written once, the
-// cart removes an order's items once (whatever the user added since stays), and the broker
-// drops a re-published event by its ID. (The order is in its user's history already: run
-// put it there before the charge was recorded.) A step's Abort error compensates the
-// checkout in full instead (errRefunded).
+// group of them at once, then the record is marked done. Every step is safe to repeat, also
+// concurrently, because Recover repeats them: commit is a no-op the second time, the order
+// is written once, the cart removes an order's items once (whatever the user added since
+// stays), and the broker drops a re-published event by its ID. (The order is in its user's
+// history already: run put it there before the charge was recorded.) A step's Abort error
+// compensates the checkout in full instead (errRefunded).
 func (o *Orders) rollForward(ctx context.Context, rec saga) (Order, error) {
 	a := &attempt{rec: rec}
 	steps := checkoutSteps()
