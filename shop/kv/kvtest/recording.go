@@ -49,20 +49,13 @@ func (r *Recorder) Do(ctx context.Context, name string, fn func() error) error {
 	return err
 }
 
-// Reset forgets what was recorded so far and returns it.
+// Reset forgets what was recorded so far and returns it, in the order the operations ended.
 func (r *Recorder) Reset() []Op {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ops := r.ops
 	r.ops = nil
 	return ops
-}
-
-// Ops returns what was recorded so far, in the order the operations ended.
-func (r *Recorder) Ops() []Op {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.ops)
 }
 
 // Chain returns the longest chain of ops each of which started after the one before it
