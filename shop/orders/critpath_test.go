@@ -87,11 +87,11 @@ func (c *critPath) checkout(tb testing.TB, user string) []kvtest.Op {
 // one after another (kvtest.Chain over the recorded operations): its latency is that many
 // round trips, whatever it issues concurrently. A busy machine can only lengthen a chain
 // (operations issued together that start late no longer overlap), never shorten it, so
-// the shortest of a few checkouts is the one held to the bound.
+// the shortest of five checkouts is the one held to the bound.
 func TestCheckoutCriticalPath(t *testing.T) {
 	c := newCritPath(t)
 	var best, bestOps []kvtest.Op
-	for i := range 3 {
+	for i := range 5 {
 		ops := c.checkout(t, fmt.Sprintf("u-%d", i))
 		chain := kvtest.Chain(ops)
 		t.Logf("checkout %d: %d round trips, %d one after another:\n%s", i, len(ops), len(chain), kvtest.Names(chain))
