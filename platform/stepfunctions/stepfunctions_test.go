@@ -493,3 +493,47 @@ func TestCheckedInMachine(t *testing.T) {
 		t.Errorf("%s breaks the language:\n%s", Path, strings.Join(bad, "\n"))
 	}
 }
+
+// TestSequentialEquivalent: the check that rendering concurrent steps one after another
+// keeps orders' compensations accepts orders' list and refuses a group whose later step
+// has an undo, or a group across the pivot.
+func TestSequentialEquivalent(t *testing.T) {
+	if err := SequentialEquivalent(orders.Steps()); err != nil {
+		t.Fatalf("orders' steps: %v", err)
+	}
+	grouped := false
+	for _, s := range orders.Steps() {
+		grouped = grouped || s.WithPrevious
+	}
+	if !grouped {
+		t.Error("orders runs no steps at the same time: the check checks nothing")
+	}
+	undo := orders.Call{Context: "payments", Method: "Refund"}
+	for _, c := range []struct {
+		name  string
+		steps []orders.Step
+	}{
+		{"undo after the first", []orders.Step{
+			{Name: "A", Phase: orders.Compensate},
+			{Name: "B", Phase: orders.Compensate, Undo: undo, WithPrevious: true},
+		}},
+		{"across the pivot", []orders.Step{
+			{Name: "A", Phase: orders.Compensate},
+			{Name: "B", Phase: orders.RollForward, WithPrevious: true},
+		}},
+		{"first", []orders.Step{{Name: "A", Phase: orders.Compensate, WithPrevious: true}}},
+	} {
+		if err := SequentialEquivalent(c.steps); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		}
+	}
+	ok := []orders.Step{
+		{Name: "A", Phase: orders.Compensate, Undo: undo},
+		{Name: "B", Phase: orders.Compensate, WithPrevious: true},
+		{Name: "C", Phase: orders.RollForward},
+		{Name: "D", Phase: orders.RollForward, WithPrevious: true},
+	}
+	if err := SequentialEquivalent(ok); err != nil {
+		t.Errorf("undo on a group's first step: %v", err)
+	}
+}

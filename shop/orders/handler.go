@@ -6,13 +6,20 @@ import (
 	"fmt"
 
 	"github.com/mitosis-dev/mitosis/shop/events"
+	"github.com/mitosis-dev/mitosis/shop/ids"
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
 // HandleOrderShipped returns the consumer of order-shipped events: it marks the order
-// shipped. Redeliveries are harmless (MarkShipped is idempotent). An event for an order that
-// does not exist is poison: orders are recorded before order-paid is published, so it can
-// never become valid.
+// shipped. Redeliveries are harmless (MarkShipped is idempotent).
+//
+// An event for an order that is not there yet is redelivered (events.RetryDelay), not given
+// up: checkout publishes order-paid at the same time as it records the order (see the
+// package doc), so shipping may ship an order, and announce it, before the order is
+// visible; and a checkout that stopped between the two is finished by recovery, which
+// records the order, within a minute or so (orders.StaleSaga), long before the deliveries
+// run out (events.RetryBudget, some 11 minutes). One that never becomes valid goes to the
+// dead letters once they have. An ID that can name no order is poison at once.
 func HandleOrderShipped(svc Service) events.Handler {
 	return func(ctx context.Context, m events.Message) error {
 		if m.Subject != events.OrderShippedSubject {
@@ -22,12 +29,15 @@ func HandleOrderShipped(svc Service) events.Handler {
 		if err != nil {
 			return err
 		}
-		if e.OrderID == "" || e.TrackingID == "" {
-			return fmt.Errorf("order-shipped %s without order or tracking ID: %w", m.ID, events.ErrPoison)
+		if !ids.Valid(e.OrderID) || e.TrackingID == "" {
+			return fmt.Errorf("order-shipped %s without a valid order ID or a tracking ID: %w", m.ID, events.ErrPoison)
 		}
 		_, err = svc.MarkShipped(ctx, e.OrderID, e.TrackingID)
-		if errors.Is(err, ErrNotFound) || errors.Is(err, validation.ErrInvalid) {
+		switch {
+		case errors.Is(err, validation.ErrInvalid):
 			return fmt.Errorf("order-shipped %s: %w: %w", m.ID, events.ErrPoison, err)
+		case errors.Is(err, ErrNotFound):
+			return fmt.Errorf("order-shipped %s: order not recorded yet, retried: %w", m.ID, err)
 		}
 		return err
 	}

@@ -28,9 +28,10 @@ import (
 // have been sealed into a chunk when it is full. Reads, by ordinal, touch the head and at
 // most two chunks per page, whatever the length of the history.
 //
-// An order is added once, by the checkout that charged it, before the saga records the
-// charge (see run): so no roll-forward adds it again, and one that never gets to be recorded
-// (the saga was compensated) leaves an ID that names no order, which reads skip.
+// An order is added once, by its checkout, while the card is charged and before the saga
+// records the charge (the step AddToHistory): so no roll-forward adds it again, and one that
+// never gets to be recorded (the saga was compensated: the card declined, a store down)
+// leaves an ID that names no order, which reads skip.
 //
 // Before chunks, the head was the whole history in this very shape: such a document reads as
 // a head with nothing sealed, and the next order of its user seals it into chunks.

@@ -5,6 +5,62 @@
 // compensate a checkout that was interrupted. Idempotency keys are global and bound to a
 // hash of the request.
 //
+// # The critical path
+//
+// A checkout's latency is the store round trips it waits for one after another; steps that
+// need nothing of each other run together (Step.WithPrevious; steps.go). For a one-line
+// cart (TestCheckoutCriticalPath counts them over a real JetStream), each level waits for
+// the one before:
+//
+//   - L1: the saga record is created (the key claimed), while the cart and the user's
+//     history head are read. Pricing reads the catalog's in-memory view: no round trip.
+//   - L2: Reserve: inventory holds the units (its own round trips: package inventory).
+//   - L3: Charge: payments records the charge, while the order's ID is written to the head
+//     of its user's history, at the revision read in L1.
+//   - L4: the pivot: the record says charged, written at the revision of its creation.
+//   - L5, L6: Commit: inventory sells the units it held (its own round trips).
+//   - L7: the order is recorded, the cart gives up what the order bought, and order-paid
+//     is published (the stream's acknowledgement is the round trip), all three at once.
+//   - L8: the record says done, kept for the retention.
+//
+// That is 8 round trips once inventory reserves in one and commits in two, and the cart
+// removes in one (with a warm revision cache in kv); 15 while a reservation takes four
+// (record, stock read and write, record held), a commit five (record read, committing,
+// stock read and write, record committed) and the cart's removal two (read and write).
+//
+// Orderings. What runs together above used to run one after another; each relaxed order
+// is safe for the reason given, and the orders that stay are kept on purpose:
+//
+//   - Cart and history are read before the key is claimed: reads change nothing, the
+//     request that reads the cart is the one that checks it out, and when the key turns
+//     out to be taken, the reads are dropped.
+//   - The history write runs with the charge instead of after it: a charge that fails (a
+//     declined card) leaves in the history an ID that names no order, which reads pass over
+//     (history.go); it can never come to name one, since an order ID is made for one
+//     attempt and a compensated attempt's is not used again. The write still lands before
+//     the pivot, so a roll-forward never repeats it. A history write that fails is
+//     compensated like any Compensate step: the charge that ran with it is refunded.
+//   - Order-paid is published with the order's write instead of after it: shipping may
+//     ship, and announce, an order not visible yet, so orders redelivers an order-shipped
+//     for an order it does not have (HandleOrderShipped); the order is written by the same
+//     roll-forward, or by recovery after a crash, well within the redeliveries. Nothing
+//     else reads the order on order-paid (notify takes what it needs from the event).
+//   - The cart's removal runs with the order's write: it removes what that order ID bought,
+//     once, whatever the user added meanwhile, and reads nothing of the order.
+//   - Kept: the order is written only after its commit, which Commit's Abort check relies
+//     on (an existing order means the commit happened, however long ago; inventory forgets
+//     committed reservations). So is the publish: past the commit no step can abort, so an
+//     order-paid never goes out for an order that is then compensated.
+//   - Kept: the charge before the pivot and the card never stored (a checkout interrupted
+//     before the pivot is compensated, never retried); the record's writes one at a time,
+//     each by its owner at the revision it last wrote (saga.go, Ownership), none of them
+//     inside a group; done only once every step of the last group has returned, so a
+//     record done means every effect is there. A process that takes a checkout over rolls
+//     it forward in the same groups; every step is safe to repeat, also at the same time as
+//     a frozen former owner repeats it (see rollForward). TestCrashBetweenEveryPairOfSteps
+//     stops a checkout between every two steps, and inside every group after some of its
+//     steps, and checks what recovery makes of it.
+//
 // Checkout takes out of the cart exactly what it bought (cart.Service.RemoveBought, once
 // per order): what the user adds to the cart while a checkout runs stays there, as does the
 // part of a line added after the checkout read it, also when recovery finishes the checkout

@@ -791,18 +791,40 @@ func TestShippedEventMarksOrder(t *testing.T) {
 	})
 }
 
+// TestHandleOrderShippedPoison: what can never be handled is given up at once; an order
+// not recorded yet is redelivered (checkout publishes order-paid as it records the order),
+// and marked shipped once it is there.
 func TestHandleOrderShippedPoison(t *testing.T) {
 	w := newWorld(t, memoryBackend())
-	h := orders.HandleOrderShipped(w.orders(w.deps()))
+	o := w.orders(w.deps())
+	h := orders.HandleOrderShipped(o)
 	for _, m := range []events.Message{
 		{Subject: events.OrderShippedSubject, ID: "1", Data: []byte(`{not json`)},
-		{Subject: events.OrderShippedSubject, ID: "2", Data: []byte(`{"order_id":"ord-nope","tracking_id":"trk-1"}`)},
+		{Subject: events.OrderShippedSubject, ID: "2", Data: []byte(`{"order_id":"ord\u0000x","tracking_id":"trk-1"}`)},
 		{Subject: events.OrderShippedSubject, ID: "3", Data: []byte(`{"order_id":"","tracking_id":"trk-1"}`)},
-		{Subject: events.OrderPaidSubject, ID: "4", Data: []byte(`{}`)},
+		{Subject: events.OrderShippedSubject, ID: "4", Data: []byte(`{"order_id":"ord-1","tracking_id":""}`)},
+		{Subject: events.OrderPaidSubject, ID: "5", Data: []byte(`{}`)},
 	} {
 		if err := h(t.Context(), m); !errors.Is(err, events.ErrPoison) {
 			t.Errorf("message %s: %v, want poison", m.ID, err)
 		}
+	}
+
+	_, user := w.shop(t)
+	ord, err := o.Checkout(t.Context(), "key-1", orderstest.Request(user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	early := events.Message{Subject: events.OrderShippedSubject, ID: "6", Data: []byte(`{"order_id":"ord-not-yet","tracking_id":"trk-1"}`)}
+	if err := h(t.Context(), early); err == nil || errors.Is(err, events.ErrPoison) {
+		t.Errorf("order not recorded yet: %v, want an error that is not poison (redelivered)", err)
+	}
+	shipped := events.Message{Subject: events.OrderShippedSubject, ID: "7", Data: []byte(`{"order_id":"` + ord.ID + `","tracking_id":"trk-1"}`)}
+	if err := h(t.Context(), shipped); err != nil {
+		t.Fatalf("order recorded: %v", err)
+	}
+	if got, err := o.Get(t.Context(), ord.ID); err != nil || got.Status != orders.StatusShipped || got.TrackingID != "trk-1" {
+		t.Errorf("order after order-shipped: %+v %v, want shipped with trk-1", got, err)
 	}
 }
 
@@ -831,6 +853,17 @@ func countPaid(t *testing.T, sub events.Subscriber) *paidCounter {
 	}
 	t.Cleanup(s.Stop)
 	return c
+}
+
+// settle returns once every order-paid published on bus so far has been counted: it
+// publishes one more, for an order of its own, and waits for it.
+func (c *paidCounter) settle(t *testing.T, bus events.Publisher) {
+	t.Helper()
+	id := ids.New("settle", time.Now())
+	if err := bus.Publish(t.Context(), events.OrderPaidSubject, "order-paid."+id, events.OrderPaid{OrderID: id}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitOne(t, id)
 }
 
 func (c *paidCounter) waitOne(t *testing.T, orderID string) {

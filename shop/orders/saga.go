@@ -351,32 +351,36 @@ func (o *Orders) drop(ctx context.Context, rec saga) error {
 	}
 }
 
-// rollForward finishes a charged checkout: the RollForward steps of checkoutSteps, then
-// the record is marked done. Every step is safe to repeat, also concurrently, because
-// Recover repeats them: commit is a no-op the second time, the order is written once, the
-// cart removes an order's items once (whatever the user added since stays), and the broker
-// drops a re-published event by its ID. (The order is in its user's history already: run
-// put it there before the charge was recorded.) A step's Abort error compensates the
-// checkout in full instead (errRefunded).
+// rollForward finishes a charged checkout: the RollForward steps of checkoutSteps, each
+// group of them at once, then the record is marked done. Every step is safe to repeat, also
+// concurrently, because Recover repeats them: commit is a no-op the second time, the order
+// is written once, the cart removes an order's items once (whatever the user added since
+// stays), and the broker drops a re-published event by its ID. (The order is in its user's
+// history already: run put it there before the charge was recorded.) A step's Abort error
+// compensates the checkout in full instead (errRefunded).
 func (o *Orders) rollForward(ctx context.Context, rec saga) (Order, error) {
 	a := &attempt{rec: rec}
 	steps := checkoutSteps()
-	for i, s := range steps {
-		if s.Phase != RollForward {
+	for lo := 0; lo < len(steps); {
+		hi := groupEnd(steps, lo)
+		if steps[lo].Phase != RollForward {
+			lo = hi
 			continue
 		}
-		err := s.do(o, ctx, a)
+		errs := o.runGroup(ctx, a, steps[lo:hi])
+		err := firstError(errs)
 		if err == nil {
+			lo = hi
 			continue
 		}
-		undos := compensations(steps, i, err)
+		undos := groupCompensations(steps, lo, errs)
 		if undos == nil {
 			return Order{}, err
 		}
 		if uerr := o.undo(ctx, rec, undos); uerr != nil {
-			return Order{}, fmt.Errorf("checkout: order %s cannot be finished (%s) and its compensation failed (recovery retries): %w", rec.OrderID, s.Name, errors.Join(err, uerr))
+			return Order{}, fmt.Errorf("checkout: order %s cannot be finished (%s) and its compensation failed (recovery retries): %w", rec.OrderID, steps[lo].Name, errors.Join(err, uerr))
 		}
-		return Order{}, fmt.Errorf("checkout: order %s cannot be finished (%s): %w: %w", rec.OrderID, s.Name, errRefunded, err)
+		return Order{}, fmt.Errorf("checkout: order %s cannot be finished (%s): %w: %w", rec.OrderID, steps[lo].Name, errRefunded, err)
 	}
 	if err := o.finish(ctx, rec); err != nil {
 		return Order{}, err

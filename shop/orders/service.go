@@ -136,9 +136,30 @@ func requestHash(key []byte, req CheckoutRequest) (string, error) {
 	return hex.EncodeToString(mac.Sum(nil)), nil
 }
 
+// earlyReads are the reads of the saga's first steps, started at the same time as the
+// creation of its record (see checkoutOnce).
+type earlyReads struct {
+	cart    <-chan cartRead
+	history <-chan historyRead
+}
+
 // checkoutOnce claims the key with a new saga record and runs the saga, or, when the key is
 // taken, answers from (or waits for) the saga that holds it.
+//
+// The user's cart and history head, which the first steps need, are read while the record
+// is created, not after (a round trip less): a read changes nothing, so reading before the
+// key is claimed is safe, and the reads of a request whose key turns out to be taken are
+// dropped. The cart this request reads is the one it checks out, as before.
 func (o *Orders) checkoutOnce(ctx context.Context, key, hash string, req CheckoutRequest) (Order, error) {
+	readCtx, cancelReads := context.WithCancel(ctx)
+	defer cancelReads()
+	reads := earlyReads{
+		cart: early(func() cartRead {
+			c, err := o.deps.Carts.Get(readCtx, req.UserID)
+			return cartRead{c, err}
+		}),
+		history: early(func() historyRead { return o.readHistory(readCtx, req.UserID) }),
+	}
 	now := o.now()
 	rec := saga{
 		Key:         key,
@@ -155,12 +176,13 @@ func (o *Orders) checkoutOnce(ctx context.Context, key, hash string, req Checkou
 	rev, err := kv.Create(ctx, o.stores.Sagas, key, rec)
 	switch {
 	case errors.Is(err, kv.ErrExists):
+		cancelReads() // not this request's checkout: its reads are of no use
 		return o.awaitExisting(ctx, key, hash)
 	case err != nil:
 		return Order{}, fmt.Errorf("checkout %s: record saga: %w", key, err)
 	}
 	rec.rev = rev
-	return o.run(ctx, rec, req.Card)
+	return o.run(ctx, rec, req.Card, reads)
 }
 
 // awaitExisting answers a request whose key another request holds: a different request is a
@@ -198,18 +220,19 @@ func (o *Orders) awaitExisting(ctx context.Context, key, hash string) (Order, er
 }
 
 // run is the saga, from a freshly created record to a paid order or a full compensation:
-// the Compensate steps of checkoutSteps, the pivot, then rollForward.
-func (o *Orders) run(ctx context.Context, rec saga, card payments.Card) (Order, error) {
-	a := &attempt{rec: rec, card: card}
+// the Compensate steps of checkoutSteps, the pivot, then rollForward. early are the reads
+// started with the record's creation.
+func (o *Orders) run(ctx context.Context, rec saga, card payments.Card, early earlyReads) (Order, error) {
+	a := &attempt{rec: rec, card: card, cart: early.cart, history: early.history}
 	steps := checkoutSteps()
-	for i, s := range steps {
-		if s.Phase != Compensate {
-			break
-		}
-		if err := s.do(o, ctx, a); err != nil {
-			o.compensate(ctx, a.rec, compensations(steps, i, err))
+	for lo := 0; lo < len(steps) && steps[lo].Phase == Compensate; {
+		hi := groupEnd(steps, lo)
+		errs := o.runGroup(ctx, a, steps[lo:hi])
+		if err := firstError(errs); err != nil {
+			o.compensate(ctx, a.rec, groupCompensations(steps, lo, errs))
 			return Order{}, err
 		}
+		lo = hi
 	}
 
 	// The pivot.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/events"
@@ -24,6 +25,15 @@ import (
 // (before it a failure compensates, from it on the checkout is rolled forward, see saga.go).
 // The record itself, created first and deleted last by a compensation, is the saga's log
 // and idempotency record, not a step either.
+//
+// Steps may run at the same time (Step.WithPrevious): a group of steps starts together and
+// the saga moves on once every one of them has returned, which saves the latency of all but
+// the slowest. The steps of a group are independent of each other (none reads what another
+// does) and share a phase. A failure in a Compensate group is compensated once the whole
+// group has returned, as for one step: by the undo of every step done before the group and
+// of every step of the group but those known to have done nothing (Compensations); a
+// failure in a RollForward group leaves the checkout to be rolled forward again, all its
+// steps repeated, unless it is an Abort.
 //
 // Compensations run in reverse order of their steps: the charge is refunded (or voided)
 // before the stock is released. So a charge whose outcome is unknown is settled before its
@@ -81,6 +91,10 @@ type Step struct {
 	// compensated in full instead (every Undo of the Compensate steps). Commit's lapsed
 	// reservation: its units may be sold to someone else by now.
 	Abort []Error `json:"abort,omitempty"`
+	// WithPrevious runs the step at the same time as the one before it: they (and any more
+	// steps after them that say WithPrevious) are one group, which the saga waits for
+	// whole before it goes on. Only a step of the same phase may run with the previous.
+	WithPrevious bool `json:"with_previous,omitempty"`
 }
 
 // Steps returns checkout's steps, in the order it runs them: the Compensate ones, then
@@ -94,11 +108,12 @@ func Steps() []Step {
 }
 
 // Compensations returns what checkout runs, in order, to compensate a failure of the step
-// at index failed of Steps with err: for a Compensate step, the Undo of every step done
-// before it, last first, preceded by the failed step's own unless err is one of its
-// NothingDone; for a RollForward step, nil (it is retried), unless err is one of its Abort:
-// then, as for failed == len(Steps()), the pivot's failure, the Undo of every Compensate
-// step, last first.
+// at index failed of Steps with err (the other steps of its group, if it runs with others,
+// having succeeded): for a Compensate step, the Undo of every step done before it or with
+// it, last first, the failed step's own among them unless err is one of its NothingDone;
+// for a RollForward step, nil (it is retried), unless err is one of its Abort: then, as for
+// failed == len(Steps()), the pivot's failure, the Undo of every Compensate step, last
+// first.
 func Compensations(failed int, err error) []Call {
 	var out []Call
 	for _, s := range compensations(checkoutSteps(), failed, err) {
@@ -114,13 +129,33 @@ type step struct {
 	undo func(o *Orders, ctx context.Context, orderID string) error // nil when Undo is zero
 }
 
-// attempt is what one run of the steps passes from one to the next.
+// attempt is what one run of the steps passes from one to the next. The steps of a group
+// run at the same time: each writes only fields no other step of its group reads.
 type attempt struct {
 	rec   saga
 	card  payments.Card // Compensate steps only: never stored
 	lines []cart.Item   // the cart's, as ReadCart read it
-	head  historyRead   // the user's history head, read while the card is charged
 	ord   Order         // what RecordOrder recorded (or found)
+
+	// The reads checkout starts while it creates the saga record (see checkoutOnce), which
+	// ReadCart and AddToHistory receive, once each; nil when none was started: the step
+	// reads then.
+	cart    <-chan cartRead
+	history <-chan historyRead
+}
+
+// cartRead is a read of a user's cart.
+type cartRead struct {
+	cart cart.Cart
+	err  error
+}
+
+// early starts fn at once and returns where its result comes, once: a result nobody
+// receives (the step never ran) is dropped with the channel.
+func early[T any](fn func() T) <-chan T {
+	ch := make(chan T, 1)
+	go func() { ch <- fn() }()
+	return ch
 }
 
 // checkoutSteps is the saga. Built on every call rather than held in a package variable:
@@ -138,15 +173,15 @@ func checkoutSteps() []step {
 				NothingDone: []Error{{"payments.ErrDeclined", payments.ErrDeclined}}},
 			do: (*Orders).charge, undo: (*Orders).refund,
 		},
-		{Step: Step{Name: "AddToHistory", Phase: Compensate, Call: Call{"orders", "AddToHistory"}}, do: (*Orders).historyStep},
+		{Step: Step{Name: "AddToHistory", Phase: Compensate, Call: Call{"orders", "AddToHistory"}, WithPrevious: true}, do: (*Orders).historyStep},
 		{
 			Step: Step{Name: "Commit", Phase: RollForward, Call: Call{"inventory", "Commit"},
 				Abort: []Error{{"inventory.ErrReservationNotFound", inventory.ErrReservationNotFound}}},
 			do: (*Orders).commit,
 		},
 		{Step: Step{Name: "RecordOrder", Phase: RollForward, Call: Call{"orders", "RecordOrder"}}, do: (*Orders).recordOrder},
-		{Step: Step{Name: "RemoveBought", Phase: RollForward, Call: Call{"cart", "RemoveBought"}}, do: (*Orders).removeBought},
-		{Step: Step{Name: "PublishOrderPaid", Phase: RollForward, Call: Call{"orders", "PublishOrderPaid"}}, do: (*Orders).publishPaid},
+		{Step: Step{Name: "RemoveBought", Phase: RollForward, Call: Call{"cart", "RemoveBought"}, WithPrevious: true}, do: (*Orders).removeBought},
+		{Step: Step{Name: "PublishOrderPaid", Phase: RollForward, Call: Call{"orders", "PublishOrderPaid"}, WithPrevious: true}, do: (*Orders).publishPaid},
 	}
 }
 
@@ -155,26 +190,95 @@ func matches(errs []Error, err error) bool {
 	return slices.ContainsFunc(errs, func(e Error) bool { return errors.Is(err, e.Err) })
 }
 
-// compensations returns the steps whose undo compensates a failure of steps[failed] with
-// err, in the order to run them (see Compensations).
-func compensations(steps []step, failed int, err error) []step {
-	done := failed
-	switch {
-	case failed >= len(steps) || steps[failed].Phase == RollForward:
-		if failed < len(steps) && !matches(steps[failed].Abort, err) {
-			return nil
-		}
-		done = len(steps) // undo every Compensate step
-	case !matches(steps[failed].NothingDone, err):
-		done = failed + 1 // the failed step's outcome is unknown: undo it too
+// groupEnd returns the end of the group that starts at steps[lo]: the index of the first
+// step after it.
+func groupEnd(steps []step, lo int) int {
+	hi := lo + 1
+	for hi < len(steps) && steps[hi].WithPrevious {
+		hi++
 	}
+	return hi
+}
+
+// groupOf returns the bounds [lo, hi) of the group steps[i] runs in.
+func groupOf(steps []step, i int) (lo, hi int) {
+	for lo = i; lo > 0 && steps[lo].WithPrevious; lo-- {
+	}
+	return lo, groupEnd(steps, lo)
+}
+
+// compensations returns the steps whose undo compensates a failure of steps[failed] with
+// err, the rest of its group having succeeded, in the order to run them (see
+// Compensations).
+func compensations(steps []step, failed int, err error) []step {
+	if failed >= len(steps) {
+		return undoFrom(steps, len(steps), nil)
+	}
+	lo, hi := groupOf(steps, failed)
+	errs := make([]error, hi-lo)
+	errs[failed-lo] = err
+	return groupCompensations(steps, lo, errs)
+}
+
+// groupCompensations returns the steps whose undo compensates the group that starts at
+// steps[lo] when its steps returned errs (errs[k] is steps[lo+k]'s, nil when it
+// succeeded; one at least is not), in the order to run them: for a Compensate group, the
+// undo of every step before the group and of every step of it, last first, but for those
+// that failed with one of their NothingDone errors; for a RollForward group, none (it is
+// rolled forward again) unless a step failed with one of its Abort errors, and then the
+// undo of every Compensate step.
+func groupCompensations(steps []step, lo int, errs []error) []step {
+	if steps[lo].Phase == Compensate {
+		return undoFrom(steps, lo+len(errs), func(i int) bool {
+			return i >= lo && matches(steps[i].NothingDone, errs[i-lo])
+		})
+	}
+	for k, err := range errs {
+		if err != nil && matches(steps[lo+k].Abort, err) {
+			return undoFrom(steps, len(steps), nil)
+		}
+	}
+	return nil
+}
+
+// undoFrom returns the steps among steps[:done] that have an undo, last first, but for those
+// nothingDone (nil: none) says did nothing.
+func undoFrom(steps []step, done int, nothingDone func(i int) bool) []step {
 	var out []step
 	for i := done - 1; i >= 0; i-- {
-		if steps[i].Phase == Compensate && steps[i].undo != nil {
+		if steps[i].Phase == Compensate && steps[i].undo != nil && (nothingDone == nil || !nothingDone(i)) {
 			out = append(out, steps[i])
 		}
 	}
 	return out
+}
+
+// runGroup runs the steps of a group, at the same time when they are several, and returns
+// their errors, in their order, once every one has returned. A failing step does not stop
+// the others: each is left to finish what it started, so that what it did is known when
+// the group is compensated (or rolled forward again).
+func (o *Orders) runGroup(ctx context.Context, a *attempt, group []step) []error {
+	errs := make([]error, len(group))
+	if len(group) == 1 {
+		errs[0] = group[0].do(o, ctx, a)
+		return errs
+	}
+	var wg sync.WaitGroup
+	for k, s := range group {
+		wg.Go(func() { errs[k] = s.do(o, ctx, a) })
+	}
+	wg.Wait()
+	return errs
+}
+
+// firstError is the first of errs that is not nil: what a group that failed returns.
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // undoAll is what undoes a checkout however far it got before the pivot: recovery's and a
@@ -182,7 +286,13 @@ func compensations(steps []step, failed int, err error) []step {
 func undoAll() []step { return compensations(checkoutSteps(), len(checkoutSteps()), nil) }
 
 func (o *Orders) readCart(ctx context.Context, a *attempt) error {
-	c, err := o.deps.Carts.Get(ctx, a.rec.UserID)
+	var r cartRead
+	if a.cart != nil {
+		r = <-a.cart
+	} else {
+		r.cart, r.err = o.deps.Carts.Get(ctx, a.rec.UserID)
+	}
+	c, err := r.cart, r.err
 	if err != nil {
 		return fmt.Errorf("checkout: read cart of %s: %w", a.rec.UserID, err)
 	}
@@ -217,12 +327,7 @@ func (o *Orders) releaseStock(ctx context.Context, orderID string) error {
 // outcome unknown (a timeout, say): the refund that compensates it voids the key, so that a
 // charge still in flight cannot go through.
 func (o *Orders) charge(ctx context.Context, a *attempt) error {
-	// The user's history head is read while the card is charged, so that adding the order
-	// to it costs one write after the charge.
-	history := make(chan historyRead, 1)
-	go func() { history <- o.readHistory(ctx, a.rec.UserID) }()
 	_, err := o.deps.Payments.Charge(ctx, payments.ChargeRequest{IdempotencyKey: a.rec.OrderID, Amount: a.rec.Total, Card: a.card})
-	a.head = <-history
 	if err != nil {
 		return fmt.Errorf("checkout: charge order %s: %w", a.rec.OrderID, err)
 	}
@@ -236,11 +341,20 @@ func (o *Orders) refund(ctx context.Context, orderID string) error {
 	return nil
 }
 
-// historyStep adds the order to its user's history here, once, and not when rolling
-// forward, which may run more than once: an order whose saga is compensated from here on
-// leaves an ID that names no order, which reads of the history pass over.
+// historyStep adds the order to its user's history here, while the card is charged, once,
+// and not when rolling forward, which may run more than once: an order whose saga is
+// compensated from here on (its card declined, say) leaves an ID that names no order, which
+// reads of the history pass over. It writes at the head read while the saga record was
+// created, so that adding the order costs one write; a head that changed since (the user's
+// other checkout) costs a read and a write more.
 func (o *Orders) historyStep(ctx context.Context, a *attempt) error {
-	if err := o.addToHistory(ctx, a.rec.UserID, a.rec.OrderID, a.head); err != nil {
+	var head historyRead
+	if a.history != nil {
+		head = <-a.history
+	} else {
+		head = o.readHistory(ctx, a.rec.UserID)
+	}
+	if err := o.addToHistory(ctx, a.rec.UserID, a.rec.OrderID, head); err != nil {
 		return fmt.Errorf("checkout: %w", err)
 	}
 	return nil

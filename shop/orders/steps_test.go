@@ -1,6 +1,8 @@
 package orders_test
 
 import (
+	"errors"
+	"maps"
 	"slices"
 	"testing"
 
@@ -10,7 +12,8 @@ import (
 
 // TestCompensationsAreWhatTheSagaDoes: for a failure at every step, what Compensations says
 // is what the saga called once the failure happened, and the steps' list is well formed:
-// unique names, the Compensate steps before the RollForward ones.
+// unique names, the Compensate steps before the RollForward ones, steps run together only
+// with steps of their phase.
 func TestCompensationsAreWhatTheSagaDoes(t *testing.T) {
 	steps := orders.Steps()
 	index := map[string]int{}
@@ -21,6 +24,9 @@ func TestCompensationsAreWhatTheSagaDoes(t *testing.T) {
 		index[s.Name] = i
 		if i > 0 && steps[i-1].Phase == orders.RollForward && s.Phase == orders.Compensate {
 			t.Errorf("Compensate step %s after a RollForward one", s.Name)
+		}
+		if s.WithPrevious && (i == 0 || steps[i-1].Phase != s.Phase) {
+			t.Errorf("step %s runs with the previous step, which is of another phase or none", s.Name)
 		}
 	}
 	failed := map[string]bool{}
@@ -52,5 +58,39 @@ func TestPivotFailureUndoesEveryStep(t *testing.T) {
 	want := orders.Compensations(len(orders.Steps()), r.Err)
 	if got := r.Compensations(); len(want) == 0 || !slices.Equal(got, want) {
 		t.Errorf("after the pivot failed the saga called %v; Compensations says %v", got, want)
+	}
+}
+
+// TestCompensationsPinned: running steps together changed none of the compensations: for
+// a failure at each step, with any error and with each error the step names, they are what
+// they were when the steps ran one after another.
+func TestCompensationsPinned(t *testing.T) {
+	refund, release := "payments.Refund", "inventory.Release"
+	want := map[string][]string{
+		"ReadCart": nil, "Price": nil, "Reserve": {release},
+		"Charge": {refund, release}, "Charge/payments.ErrDeclined": {release},
+		"AddToHistory": {refund, release},
+		"Commit":       nil, "Commit/inventory.ErrReservationNotFound": {refund, release},
+		"RecordOrder": nil, "RemoveBought": nil, "PublishOrderPaid": nil,
+		"(pivot)": {refund, release},
+	}
+	got := map[string][]string{}
+	str := func(cs []orders.Call) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.String())
+		}
+		return out
+	}
+	steps := orders.Steps()
+	for i, s := range steps {
+		got[s.Name] = str(orders.Compensations(i, errors.New("any other error")))
+		for _, e := range append(slices.Clone(s.NothingDone), s.Abort...) {
+			got[s.Name+"/"+e.Name] = str(orders.Compensations(i, e.Err))
+		}
+	}
+	got["(pivot)"] = str(orders.Compensations(len(steps), nil))
+	if !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("compensations:\n got %v\nwant %v", got, want)
 	}
 }

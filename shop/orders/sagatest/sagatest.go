@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -89,10 +90,38 @@ type Result struct {
 	// the first one after the failure (a failed call, or a failed write of orders' own).
 	Calls    []orders.Call
 	FailedAt int
+
+	compensations []orders.Call
 }
 
-// Compensations are the calls after the failure: what compensated it.
-func (r Result) Compensations() []orders.Call { return r.Calls[r.FailedAt:] }
+// Compensations are the calls after the failure but those of the steps that ran at the
+// same time as the failed one (orders.Step.WithPrevious), which may end after it: what
+// compensated it.
+func (r Result) Compensations() []orders.Call { return r.compensations }
+
+// groupCalls are the calls of the steps that run at the same time as the step named step,
+// itself left out.
+func groupCalls(step string) []orders.Call {
+	steps := orders.Steps()
+	i := slices.IndexFunc(steps, func(s orders.Step) bool { return s.Name == step })
+	if i < 0 {
+		return nil
+	}
+	lo, hi := i, i+1
+	for lo > 0 && steps[lo].WithPrevious {
+		lo--
+	}
+	for hi < len(steps) && steps[hi].WithPrevious {
+		hi++
+	}
+	var out []orders.Call
+	for j := lo; j < hi; j++ {
+		if j != i {
+			out = append(out, steps[j].Call)
+		}
+	}
+	return out
+}
 
 // Run checks out a cart of two units of one product with c's failure, and returns what the
 // saga did. It fails t when the checkout does not fail as c says.
@@ -124,7 +153,15 @@ func Run(t testing.TB, c Case) Result {
 	if w.failedAt < 0 {
 		t.Fatalf("%s: the checkout failed (%v) but no call failed", c, err)
 	}
-	return Result{Err: err, Calls: w.calls, FailedAt: w.failedAt}
+	// A step of the failed one's group calls its peer once, before or after the failure;
+	// no compensation makes a step's own call.
+	after := slices.Clone(w.calls[w.failedAt:])
+	for _, call := range groupCalls(c.Step) {
+		if i := slices.Index(after, call); i >= 0 {
+			after = slices.Delete(after, i, i+1)
+		}
+	}
+	return Result{Err: err, Calls: w.calls, FailedAt: w.failedAt, compensations: after}
 }
 
 // world is the shop around one orders context, every peer recording its calls.
