@@ -241,7 +241,7 @@ func TestUndoLeavesAReservationFoundWhole(t *testing.T) {
 	f.putRecord(t, rec)
 	f.putStock(t, "sku-a", stockDoc{Available: stocked - 2, Holds: map[string]hold{"tok": newHold(rec, 2)}})
 	f.putStock(t, "sku-b", stockDoc{Available: stocked - 3, Holds: map[string]hold{"tok": newHold(rec, 3)}})
-	f.svc.undo(t.Context(), rec)
+	f.svc.undo(t.Context(), rec, nil)
 	if err := f.svc.Commit(t.Context(), "r1"); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}

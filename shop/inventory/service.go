@@ -290,7 +290,7 @@ func (s *service) make(ctx context.Context, rec record) (Reservation, error) {
 		return nil
 	})
 	if errors.Is(created, kv.ErrExists) {
-		s.giveBack(ctx, rec, held)
+		_ = s.giveBack(ctx, rec, held)
 		return Reservation{}, created
 	}
 	if created == nil {
@@ -311,10 +311,16 @@ func (s *service) make(ctx context.Context, rec record) (Reservation, error) {
 		err = fmt.Errorf("made after its expiry at %s: %w", rec.ExpiresAt.Format(time.RFC3339), ErrReservationNotFound)
 	}
 	if err != nil {
-		s.undo(ctx, rec)
+		s.undo(ctx, rec, held)
 		return Reservation{}, fmt.Errorf("reserve %s: %w", rec.ID, err)
 	}
 	return rec.reservation(), nil
+}
+
+// refused tells whether a hold's error says it was not taken: the product was short.
+func refused(err error) bool {
+	var raced *racedError
+	return errors.Is(err, ErrOutOfStock) || errors.As(err, &raced)
 }
 
 // retryRaced takes again, until waitLimit, the holds that found their units held by another
@@ -337,14 +343,14 @@ func (s *service) retryRaced(ctx context.Context, rec record, held []error) {
 	}
 }
 
-// giveBack returns the holds of rec that may have been taken (all but those refused for
-// want of units). Its errors are dropped: a hold left behind is the sweeper's (see orphans).
-func (s *service) giveBack(ctx context.Context, rec record, held []error) {
+// giveBack returns, all at once, the holds of rec that may have been taken: all but those
+// refused for want of units. It runs after the caller's context may be done, with its own
+// short deadline; a hold it cannot return is the sweeper's (see the top of this file).
+func (s *service) giveBack(ctx context.Context, rec record, held []error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	_ = kv.Concurrently(len(rec.Lines), func(i int) error {
-		var raced *racedError
-		if errors.Is(held[i], ErrOutOfStock) || errors.As(held[i], &raced) {
+	return kv.Concurrently(len(rec.Lines), func(i int) error {
+		if refused(held[i]) {
 			return nil
 		}
 		return s.unhold(ctx, rec.Token, rec.Lines[i].ProductID)
@@ -445,12 +451,17 @@ func (s *service) whole(ctx context.Context, rec record) (bool, error) {
 
 // undo compensates a Reserve that failed: if its record is there and still reserving, it
 // is claimed for release and released; if it is not there (or is another call's), the holds
-// are given back; if another call found it whole and kept it, nothing is undone. It runs
-// after the caller's context may be done, so it has its own short deadline; errors are
-// dropped because the sweeper finishes what undo could not, from the record or the holds.
-func (s *service) undo(ctx context.Context, rec record) {
+// are given back; if another call found it whole and kept it, nothing is undone. held are
+// the outcomes of the holds (nil: all unknown); those refused are not looked at again. It
+// runs after the caller's context may be done, so it has its own short deadline; errors
+// are dropped because the sweeper finishes what undo could not, from the record or the
+// holds.
+func (s *service) undo(ctx context.Context, rec record, held []error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
+	if held == nil {
+		held = make([]error, len(rec.Lines))
+	}
 	_, err := kv.Mutate(ctx, s.reservations, rec.ID, func(r *record, exists bool) error {
 		if !exists || r.Token != rec.Token {
 			return errNoop
@@ -466,11 +477,15 @@ func (s *service) undo(ctx context.Context, rec record) {
 	})
 	switch {
 	case errors.Is(err, errNoop):
-		_ = kv.Concurrently(len(rec.Lines), func(i int) error {
-			return s.unhold(ctx, rec.Token, rec.Lines[i].ProductID)
-		})
+		_ = s.giveBack(ctx, rec, held)
 	case err == nil:
-		_ = s.release(ctx, rec)
+		// Claimed for release: the record goes once every hold is back, so that until then
+		// the sweeper finds them from it.
+		if s.giveBack(ctx, rec, held) == nil {
+			_ = s.deleteIf(ctx, rec.ID, func(r record) bool {
+				return r.Token == rec.Token && r.State == stateReleasing
+			})
+		}
 	}
 }
 
