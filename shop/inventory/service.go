@@ -17,9 +17,17 @@ import (
 )
 
 // How the implementation keeps the invariant with nothing but single-key compare-and-set,
-// in as few store round trips one after another as that allows: Reserve waits for one,
-// Commit for two (each a compare-and-set at the revision this process last saw, see
-// kv.Cached; a revision another process moved on costs a read more).
+// in as few store round trips one after another as that allows. Both buckets sit behind
+// kv.Cached, so that a write goes at the revision this process last saw, with no read first
+// (a revision another process moved on costs the refused write and a read); a decision
+// not to write is never taken on what the cache remembers, always on a read. Then:
+//
+//   - Reserve waits for one round trip: the record's Create and one write per product, all
+//     at once.
+//   - Commit waits for two: the record marked committing, then one write per product (the
+//     sale), all at once. The tombstone is written after it returns.
+//
+// The buckets:
 //
 //   - The stock bucket holds one document per product: available, sold and the holds of
 //     live reservations (token -> quantity, with the reservation's ID and expiry); reserved
@@ -38,9 +46,10 @@ import (
 //
 //   - A record without all its holds is found by its ID: a second Reserve of the ID, or a
 //     Commit, checks that every hold of the record's token is on its stock document before
-//     it goes on (the hold once there stays until the record leaves reserving: every path
-//     that removes it moves the record first, so the caller's compare-and-set on the record
-//     fails if it went). A second Reserve that finds them all marks the record held, so
+//     it goes on. A hold seen there once may be taken as still there: whatever removes
+//     the hold of a record's token (a Release, the sweeper, the failed Reserve's undo)
+//     moves the record out of reserving first, so that the caller's compare-and-set on
+//     the record fails if the hold went. A second Reserve that finds them all marks the record held, so
 //     that the first call, if it failed after all (a write whose answer it did not get),
 //     does not undo it. A record never made whole expires, and the sweeper releases it.
 //   - A hold without its record (the call that took it lost the record's Create to another
@@ -50,7 +59,7 @@ import (
 //     expiry by orphanGrace, reads the record of its ID, and releases the hold if the
 //     record is gone or is another incarnation (another token), or sells it if its record
 //     is being committed. Until then its units are unavailable: an orphan costs stock for
-//     the TTL, never a sale.
+//     the TTL and orphanGrace, never a sale.
 //   - Reserve succeeds only if its writes were all acknowledged before the reservation's
 //     expiry, so a hold is treated as an orphan only when its record, if it was ever
 //     written, is visible to the sweeper (with clocks agreeing to within orphanGrace).
@@ -69,6 +78,11 @@ import (
 // if that write never happens, the record stays committing, and the sweeper finishes it
 // once past its expiry (selling is idempotent: a hold no longer there is sold), which
 // reads its stock documents once, not at every sweep.
+//
+// A Release (or the sweeper) that wins the record while its Reserve is under way no longer
+// makes that Reserve fail: Reserve returns the reservation, the Commit that follows finds
+// it released (ErrReservationNotFound, as for an expired one), and the holds that landed
+// after the release are orphans.
 //
 // Residual windows, accepted: clocks of two processes that disagree by more than
 // orphanGrace may let the sweeper release a hold whose Reserve, stalled past its expiry,
