@@ -280,3 +280,41 @@ func startHoldIndex(t *testing.T, s *service) *kv.Tracker[stockDoc] {
 	}
 	return index
 }
+
+// TestReserveWaitsForARacingRetryToGiveItsHoldBack: another call making the same
+// reservation holds the last units when this one's hold comes; it lost the record to this
+// call and gives them back, and this call then takes them instead of answering out of
+// stock.
+func TestReserveWaitsForARacingRetryToGiveItsHoldBack(t *testing.T) {
+	f := newFixture(t)
+	loser := record{ID: "r1", Token: "loser", Lines: []line{{ProductID: "sku-a", Quantity: 2}}, ExpiresAt: f.clock.Now().Add(time.Minute)}
+	f.putStock(t, "sku-a", stockDoc{Available: 0, Holds: map[string]hold{"loser": newHold(loser, 2)}})
+	go func() {
+		// The loser finds the record taken and gives its hold back.
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := f.resvs.Get(context.Background(), "r1"); err == nil {
+				_ = f.svc.unhold(context.Background(), "loser", "sku-a")
+				return
+			}
+			time.Sleep(time.Millisecond) // polling interval, bounded by the deadline
+		}
+	}()
+	if _, err := f.svc.Reserve(t.Context(), "r1", []Line{{ProductID: "sku-a", Quantity: 2}}); err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	f.expectStock(t, Stock{ProductID: "sku-a", Available: 0, Reserved: 2})
+	if err := f.svc.Commit(t.Context(), "r1"); err != nil {
+		t.Fatal(err)
+	}
+	f.expectStock(t, Stock{ProductID: "sku-a", Available: 0, Sold: 2})
+
+	// A hold of another reservation is no race: short is short.
+	other := record{ID: "r2", Token: "t2", Lines: []line{{ProductID: "sku-b", Quantity: 1}}, ExpiresAt: f.clock.Now().Add(time.Minute)}
+	f.putStock(t, "sku-b", stockDoc{Available: 0, Holds: map[string]hold{"t2": newHold(other, 1)}})
+	_, err := f.svc.Reserve(t.Context(), "r3", []Line{{ProductID: "sku-b", Quantity: 1}})
+	var short *OutOfStockError
+	if !errors.As(err, &short) || short.Available != 0 {
+		t.Fatalf("Reserve of a product held by another reservation: %v, want out of stock", err)
+	}
+}
