@@ -70,8 +70,9 @@ type Service interface {
 	// Reserve holds every line or none (an *OutOfStockError for the first short product).
 	// Reserving an ID again returns the existing reservation: retries are safe.
 	Reserve(ctx context.Context, reservationID string, lines []Line) (Reservation, error)
-	// Commit turns a reservation's units from reserved into sold. Committing again is a
-	// no-op; committing a released or expired reservation is ErrReservationNotFound.
+	// Commit turns a reservation's units from reserved into sold: they are sold when it
+	// returns. Committing again is a no-op; committing a released or expired reservation,
+	// or one no Reserve has finished making, is ErrReservationNotFound.
 	Commit(ctx context.Context, reservationID string) error
 	// Release returns a reservation's units to available. Releasing an unknown, released or
 	// committed reservation is a no-op.

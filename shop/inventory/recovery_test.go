@@ -65,7 +65,7 @@ func TestSweeperFinishesCrashedCommit(t *testing.T) {
 	f := newFixture(t)
 	// Crashed after selling sku-a and before selling sku-b.
 	f.putStock(t, "sku-a", stockDoc{Available: 8, Sold: 2})
-	f.putStock(t, "sku-b", stockDoc{Available: 7, Holds: map[string]int64{"tok": 3}})
+	f.putStock(t, "sku-b", stockDoc{Available: 7, Holds: map[string]hold{"tok": {Quantity: 3}}})
 	f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: stateCommit})
 
 	if n, err := f.svc.ReleaseExpired(t.Context()); err != nil || n != 0 {
@@ -98,8 +98,8 @@ func TestSweeperFinishesCrashedCommit(t *testing.T) {
 
 func TestCommitFinishesCrashedCommit(t *testing.T) {
 	f := newFixture(t)
-	f.putStock(t, "sku-a", stockDoc{Available: 8, Holds: map[string]int64{"tok": 2}})
-	f.putStock(t, "sku-b", stockDoc{Available: 7, Holds: map[string]int64{"tok": 3}})
+	f.putStock(t, "sku-a", stockDoc{Available: 8, Holds: map[string]hold{"tok": {Quantity: 2}}})
+	f.putStock(t, "sku-b", stockDoc{Available: 7, Holds: map[string]hold{"tok": {Quantity: 3}}})
 	f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: stateCommit})
 	if err := f.svc.Commit(t.Context(), "r1"); err != nil {
 		t.Fatalf("Commit: %v", err)
@@ -113,7 +113,7 @@ func TestSweeperReleasesCrashedReserveAndRelease(t *testing.T) {
 		t.Run(state, func(t *testing.T) {
 			f := newFixture(t)
 			// Only sku-a's hold was taken (or is left) when the process died.
-			f.putStock(t, "sku-a", stockDoc{Available: 8, Holds: map[string]int64{"tok": 2, "other": 1}})
+			f.putStock(t, "sku-a", stockDoc{Available: 8, Holds: map[string]hold{"tok": {Quantity: 2}, "other": {Quantity: 1}}})
 			f.putStock(t, "sku-b", stockDoc{Available: 10})
 			f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: state})
 			f.clock.Advance(time.Minute)
@@ -130,8 +130,9 @@ func TestSweeperReleasesCrashedReserveAndRelease(t *testing.T) {
 
 func TestReserveWaitsForAnotherCallMakingIt(t *testing.T) {
 	f := newFixture(t)
-	f.putStock(t, "sku-a", stockDoc{Available: 8, Holds: map[string]int64{"tok": 2}})
-	f.putStock(t, "sku-b", stockDoc{Available: 7, Holds: map[string]int64{"tok": 3}})
+	// Another call has written the record and taken sku-a; its hold on sku-b is on its way.
+	f.putStock(t, "sku-a", stockDoc{Available: 8, Holds: map[string]hold{"tok": {Quantity: 2}}})
+	f.putStock(t, "sku-b", stockDoc{Available: 10})
 	f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: stateReserving})
 
 	type result struct {
@@ -143,26 +144,30 @@ func TestReserveWaitsForAnotherCallMakingIt(t *testing.T) {
 		r, err := f.svc.Reserve(t.Context(), "r1", []Line{{ProductID: "sku-a", Quantity: 2}, {ProductID: "sku-b", Quantity: 3}})
 		done <- result{r, err}
 	}()
-	// Until the other call marks it held, Reserve must not answer: the holds might still fail.
+	// Until every hold is there, Reserve must not answer: the last might still fail.
 	select {
 	case res := <-done:
 		t.Fatalf("Reserve answered %+v, %v while the reservation was still being made", res.r, res.err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	if _, err := kv.Mutate(t.Context(), f.resvs, "r1", func(r *record, _ bool) error { r.State = stateHeld; return nil }); err != nil {
-		t.Fatal(err)
-	}
+	f.putStock(t, "sku-b", stockDoc{Available: 7, Holds: map[string]hold{"tok": {Quantity: 3}}})
 	res := <-done
 	if res.err != nil || res.r.ID != "r1" || len(res.r.Lines) != 2 {
 		t.Fatalf("Reserve = %+v, %v", res.r, res.err)
 	}
+	// It found the reservation whole, and marked it so: the call making it cannot undo it.
+	if r, _, err := kv.Get[record](t.Context(), f.resvs, "r1"); err != nil || r.State != stateHeld || r.Token != "tok" {
+		t.Fatalf("record after Reserve found it whole: %+v, %v; want tok held", r, err)
+	}
+	// The holds it took while it tried to make the reservation itself went back.
 	f.expectStock(t, Stock{ProductID: "sku-a", Available: 8, Reserved: 2})
+	f.expectStock(t, Stock{ProductID: "sku-b", Available: 7, Reserved: 3})
 }
 
 func TestReserveReplacesAStaleAttempt(t *testing.T) {
 	f := newFixture(t)
 	// A Reserve died after taking sku-a; its record expired before the sweeper came by.
-	f.putStock(t, "sku-a", stockDoc{Available: 8, Holds: map[string]int64{"tok": 2}})
+	f.putStock(t, "sku-a", stockDoc{Available: 8, Holds: map[string]hold{"tok": {Quantity: 2}}})
 	f.putStock(t, "sku-b", stockDoc{Available: 10})
 	f.putRecord(t, record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: stateReserving})
 	f.clock.Advance(time.Minute)
@@ -171,27 +176,6 @@ func TestReserveReplacesAStaleAttempt(t *testing.T) {
 	}
 	f.expectStock(t, Stock{ProductID: "sku-a", Available: 8, Reserved: 2})
 	f.expectStock(t, Stock{ProductID: "sku-b", Available: 7, Reserved: 3})
-}
-
-func TestReserveReleasedWhileBeingMade(t *testing.T) {
-	f := newFixture(t)
-	f.putStock(t, "sku-a", stockDoc{Available: 10})
-	f.putStock(t, "sku-b", stockDoc{Available: 10})
-	// A Release claimed the record after this call created it and before it marked it held.
-	made := record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: stateReserving}
-	rev, err := kv.Create(t.Context(), f.resvs, made.ID, made)
-	if err != nil {
-		t.Fatal(err)
-	}
-	claimed := made
-	claimed.State = stateReleasing
-	f.putRecord(t, claimed)
-	if _, err := f.svc.place(t.Context(), made, rev); !errors.Is(err, ErrReservationNotFound) {
-		t.Fatalf("place: %v, want ErrReservationNotFound", err)
-	}
-	f.expectStock(t, Stock{ProductID: "sku-a", Available: 10})
-	f.expectStock(t, Stock{ProductID: "sku-b", Available: 10})
-	f.expectNoRecord(t, "r1")
 }
 
 func TestStaleReleaseLeavesANewIncarnationAlone(t *testing.T) {

@@ -3,10 +3,12 @@ package inventory
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/mitosis-dev/mitosis/shop/ids"
@@ -14,33 +16,83 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
-// How the implementation keeps the invariant with nothing but single-key compare-and-set:
+// How the implementation keeps the invariant with nothing but single-key compare-and-set,
+// in as few store round trips one after another as that allows. Both buckets sit behind
+// kv.Cached, so that a write goes at the revision this process last saw, with no read first
+// (a revision another process moved on costs the refused write and a read); a decision
+// not to write is never taken on what the cache remembers, always on a read. Then:
+//
+//   - Reserve waits for one round trip: the record's Create and one write per product, all
+//     at once.
+//   - Commit waits for two: the record marked committing, then one write per product (the
+//     sale), all at once. The tombstone is written after it returns.
+//
+// The buckets:
 //
 //   - The stock bucket holds one document per product: available, sold and the holds of
-//     live reservations (token -> quantity); reserved is the sum of the holds. Every change
-//     is one kv.Mutate of that one document, so available + reserved + sold never changes
-//     except by Add, and the "is there enough?" decision sits inside the Mutate function.
-//   - The reservations bucket holds one record per reservation ID, written before any hold
-//     is taken and deleted only after every hold is gone, so that whatever crashes, the
-//     sweeper (ReleaseExpired) finds from the record every hold it has to release or sell.
-//   - A record's token names one incarnation of a reservation ID. Holds are keyed by token,
-//     not by ID, so that a slow release of an old incarnation can never remove the holds of
-//     a new reservation made later under the same ID.
+//     live reservations (token -> quantity, with the reservation's ID and expiry); reserved
+//     is the sum of the holds. Every change is one kv.Mutate of that one document, so
+//     available + reserved + sold never changes except by Add, and the "is there enough?"
+//     decision sits inside the Mutate function.
+//   - The reservations bucket holds one record per reservation ID. A record's token names
+//     one incarnation of a reservation ID. Holds are keyed by token, not by ID, so that a
+//     slow release of an old incarnation can never remove the holds of a new reservation
+//     made later under the same ID.
 //
-// A record moves reserving -> held -> committing -> committed (a tombstone, so that Commit
+// Reserve writes the record (state reserving) and takes every hold at the same time, and
+// returns once all of them are acknowledged: the reservation is made when its record and
+// all its holds exist, and nothing else marks it. So either may exist without the other
+// after a crash, or while a Reserve is under way:
+//
+//   - A record without all its holds is found by its ID: a second Reserve of the ID, or a
+//     Commit, checks that every hold of the record's token is on its stock document before
+//     it goes on. A hold seen there once may be taken as still there: whatever removes
+//     the hold of a record's token (a Release, the sweeper, the failed Reserve's undo)
+//     moves the record out of reserving first, so that the caller's compare-and-set on
+//     the record fails if the hold went. A second Reserve that finds them all marks the record held, so
+//     that the first call, if it failed after all (a write whose answer it did not get),
+//     does not undo it. A record never made whole expires, and the sweeper releases it.
+//   - A hold without its record (the call that took it lost the record's Create to another
+//     call, or died first, or its record was released before the hold landed) carries the
+//     ID and the expiry of its reservation. The call that took it gives it back when it
+//     can; if it cannot, the sweeper finds it on the stock document once it is past that
+//     expiry by orphanGrace, reads the record of its ID, and releases the hold if the
+//     record is gone or is another incarnation (another token), or sells it if its record
+//     is being committed. Until then its units are unavailable: an orphan costs stock for
+//     the TTL and orphanGrace, never a sale.
+//   - Reserve succeeds only if its writes were all acknowledged before the reservation's
+//     expiry, so a hold is treated as an orphan only when its record, if it was ever
+//     written, is visible to the sweeper (with clocks agreeing to within orphanGrace).
+//   - A Reserve that finds its hold short while another call's holds for the same ID take
+//     the units (retries of one reservation racing each other) does not report the product
+//     out of stock: it waits for the loser of the record's Create to give its holds back,
+//     and tries again.
+//
+// A record moves reserving [-> held] -> committing -> committed (a tombstone, so that Commit
 // stays a no-op until the sweeper forgets it), or reserving/held -> releasing -> deleted.
 // Every transition is a compare-and-set on the record, so a Commit and a Release (or the
-// sweeper) racing for one reservation cannot both win: whoever moves it out of "held" first
-// decides, and a commit once started is always finished, never undone.
+// sweeper) racing for one reservation cannot both win: whoever moves it out of
+// reserving/held first decides, and a commit once started is always finished, never
+// undone. Commit marks the record committing, sells every hold at the same time, and
+// returns: the units are sold before it does. The tombstone is written after it returns;
+// if that write never happens, the record stays committing, and the sweeper finishes it
+// once past its expiry (selling is idempotent: a hold no longer there is sold), which
+// reads its stock documents once, not at every sweep.
 //
-// Residual window, accepted: an owner stalled in Reserve for longer than the TTL, whose
-// reservation the sweeper releases meanwhile, takes the hold it was about to take and then
-// crashes before it notices; that hold has no record left to find it by.
+// A Release (or the sweeper) that wins the record while its Reserve is under way no longer
+// makes that Reserve fail: Reserve returns the reservation, the Commit that follows finds
+// it released (ErrReservationNotFound, as for an expired one), and the holds that landed
+// after the release are orphans.
+//
+// Residual windows, accepted: clocks of two processes that disagree by more than
+// orphanGrace may let the sweeper release a hold whose Reserve, stalled past its expiry,
+// is about to succeed; a retry of a reservation racing another call with the same ID may,
+// for one round trip, hold units that a third reservation finds missing.
 
 // Record states.
 const (
-	stateReserving = "reserving" // holds being taken by the call that created the record
-	stateHeld      = "held"      // every hold taken; Commit or Release decides
+	stateReserving = "reserving" // made when its record and every hold exist
+	stateHeld      = "held"      // found whole by another call; Commit or Release decides
 	stateCommit    = "committing"
 	stateReleasing = "releasing"
 	stateCommitted = "committed" // tombstone: holds sold, kept so that Commit again is a no-op
@@ -56,21 +108,62 @@ const (
 	// a Reserve takes milliseconds, so one still going after this is stuck or dead.
 	waitLimit = 5 * time.Second
 	// cleanupTimeout bounds the compensation a failed Reserve runs after its caller's
-	// context is done; what it cannot finish the sweeper finishes from the record.
+	// context is done, and the tombstone Commit writes after it returns; what they cannot
+	// finish the sweeper finishes.
 	cleanupTimeout = 5 * time.Second
+	// orphanGrace is how long past its reservation's expiry a hold waits before the sweeper
+	// looks it up by its reservation's ID: by then the sweep of the record itself has
+	// released or sold it, unless it has no record.
+	orphanGrace = time.Minute
+
+	// How many stock documents and reservation records a process remembers the revision of
+	// (kv.Cached): those of the products being sold and the checkouts under way, with plenty
+	// to spare.
+	cachedStock        = 4096
+	cachedReservations = 4096
 )
 
 // stockDoc is the stock bucket's document for one product.
 type stockDoc struct {
-	Available int64            `json:"available"`
-	Sold      int64            `json:"sold"`
-	Holds     map[string]int64 `json:"holds,omitempty"` // reservation token -> units held
+	Available int64           `json:"available"`
+	Sold      int64           `json:"sold"`
+	Holds     map[string]hold `json:"holds,omitempty"` // by reservation token
+}
+
+// hold is units of a product held for one incarnation of a reservation.
+type hold struct {
+	Quantity int64     `json:"q"`
+	ID       string    `json:"id,omitempty"`   // the reservation's ID, to find its record by
+	Until    time.Time `json:"until,omitzero"` // the reservation's expiry
+}
+
+// UnmarshalJSON reads a hold, also in the form stock documents had before holds carried
+// their reservation (a bare quantity), which the sweeper finds from the record alone.
+func (h *hold) UnmarshalJSON(data []byte) error {
+	if len(data) > 0 && data[0] != '{' {
+		*h = hold{}
+		return json.Unmarshal(data, &h.Quantity)
+	}
+	type plain hold
+	return json.Unmarshal(data, (*plain)(h))
 }
 
 func (d stockDoc) reserved() int64 {
 	var n int64
-	for _, q := range d.Holds {
-		n += q
+	for _, h := range d.Holds {
+		n += h.Quantity
+	}
+	return n
+}
+
+// heldByOthers is what d holds for reservation id under tokens other than token: the holds
+// of other calls making the same reservation, one of which is left without a record.
+func (d stockDoc) heldByOthers(id, token string) int64 {
+	var n int64
+	for t, h := range d.Holds {
+		if h.ID == id && t != token {
+			n += h.Quantity
+		}
 	}
 	return n
 }
@@ -104,16 +197,30 @@ type service struct {
 	reservations kv.Bucket
 	now          func() time.Time
 	ttl          time.Duration
+	background   sync.WaitGroup // tombstones being written after their Commit returned
 }
 
 // New returns the inventory over its stock and reservations buckets. Reservations expire ttl
 // after they are made (ReleaseExpired releases them); now is the clock.
 func New(stock, reservations kv.Bucket, now func() time.Time, ttl time.Duration) Service {
-	return &service{stock: stock, reservations: reservations, now: now, ttl: ttl}
+	return &service{stock: kv.Cached(stock, cachedStock), reservations: kv.Cached(reservations, cachedReservations), now: now, ttl: ttl}
 }
 
-// errNoop ends a record Mutate that finds nothing to do; it never leaves this file.
-var errNoop = errors.New("inventory: nothing to do")
+var (
+	// errNoop ends a record Mutate that finds nothing to do; it never leaves this file.
+	errNoop = errors.New("inventory: nothing to do")
+	// errKept ends the compensation of a Reserve whose reservation another call found
+	// whole and kept.
+	errKept = errors.New("inventory: reservation kept by another call")
+)
+
+// racedError is a hold short of units that other calls making the same reservation hold:
+// one of them will give them back.
+type racedError struct{ short *OutOfStockError }
+
+func (e *racedError) Error() string {
+	return e.short.Error() + " (held by a retry of the same reservation)"
+}
 
 func (s *service) Get(ctx context.Context, productID string) (Stock, error) {
 	if err := ids.Check("product_id", productID); err != nil {
@@ -159,7 +266,7 @@ func (s *service) Reserve(ctx context.Context, reservationID string, lines []Lin
 		return Reservation{}, err
 	}
 	started := time.Now()
-	for attempt := 0; ; attempt++ {
+	for {
 		rec := record{
 			ID:        reservationID,
 			Token:     ids.New("rsv", s.now()),
@@ -167,110 +274,254 @@ func (s *service) Reserve(ctx context.Context, reservationID string, lines []Lin
 			ExpiresAt: s.now().Add(s.ttl),
 			State:     stateReserving,
 		}
-		rev, err := kv.Create(ctx, s.reservations, reservationID, rec)
-		if err == nil {
-			return s.place(ctx, rec, rev)
-		}
+		r, err := s.make(ctx, rec)
 		if !errors.Is(err, kv.ErrExists) {
-			return Reservation{}, fmt.Errorf("reserve %s: %w", reservationID, err)
+			return r, err
 		}
-		existing, _, err := kv.Get[record](ctx, s.reservations, reservationID)
-		switch {
-		case errors.Is(err, kv.ErrNotFound):
-			continue // deleted since Create looked: try again
-		case err != nil:
-			return Reservation{}, fmt.Errorf("reserve %s: %w", reservationID, err)
-		}
-		switch existing.State {
-		case stateHeld, stateCommit, stateCommitted:
-			return existing.reservation(), nil
-		case stateReleasing:
-			// Being released (or a release crashed): finishing it is idempotent.
-			if err := s.release(ctx, existing); err != nil {
-				return Reservation{}, fmt.Errorf("reserve %s: finish earlier release: %w", reservationID, err)
-			}
-			continue
-		}
-		// Another call is taking the holds. Its result is ours: wait for it, unless it is
-		// past its expiry (it crashed), in which case release what it took and start over.
-		if !s.now().Before(existing.ExpiresAt) {
-			if _, err := s.releaseExpired(ctx, existing); err != nil {
-				return Reservation{}, fmt.Errorf("reserve %s: release stale attempt: %w", reservationID, err)
-			}
-			continue
+		// Another call's record has the ID (this call's holds went back): it decides.
+		r, again, err := s.await(ctx, reservationID, started)
+		if !again {
+			return r, err
 		}
 		if time.Since(started) > waitLimit {
-			return Reservation{}, fmt.Errorf("reserve %s: another call has been making this reservation for over %v", reservationID, waitLimit)
-		}
-		// Look again soon: 1ms, doubling up to 50ms.
-		if err := kv.Sleep(ctx, min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)); err != nil {
-			return Reservation{}, fmt.Errorf("reserve %s: %w", reservationID, err)
+			return Reservation{}, fmt.Errorf("reserve %s: other calls kept making and releasing this reservation for over %v", reservationID, waitLimit)
 		}
 	}
 }
 
-// place takes the holds of a record this call created, then marks it held. On failure it
-// releases what it took and deletes the record, so that nothing stays held for an order
-// that will not happen.
-func (s *service) place(ctx context.Context, rec record, rev uint64) (Reservation, error) {
-	for _, l := range rec.Lines {
-		if err := s.hold(ctx, rec.Token, l); err != nil {
-			s.undo(ctx, rec)
-			return Reservation{}, fmt.Errorf("reserve %s: %w", rec.ID, err)
+// make writes rec and takes its holds, all at once. If the record's Create finds another
+// record, make gives back what it held and returns kv.ErrExists; on any other failure it
+// undoes what it did, so that nothing stays held for an order that will not happen.
+func (s *service) make(ctx context.Context, rec record) (Reservation, error) {
+	var created error
+	held := make([]error, len(rec.Lines))
+	_ = kv.Concurrently(1+len(rec.Lines), func(i int) error {
+		if i == 0 {
+			_, created = kv.Create(ctx, s.reservations, rec.ID, rec)
+		} else {
+			held[i-1] = s.hold(ctx, rec, rec.Lines[i-1])
 		}
-	}
-	_, _, err := kv.MutateFrom(ctx, s.reservations, rec.ID, rec, rev, func(r *record, exists bool) error {
-		if !exists || r.Token != rec.Token || r.State != stateReserving {
-			// Only this call moves its record out of "reserving", so anything else means
-			// a Release or the sweeper claimed it meanwhile.
-			return errNoop
-		}
-		r.State = stateHeld
 		return nil
 	})
-	switch {
-	case errors.Is(err, errNoop):
-		s.undo(ctx, rec)
-		return Reservation{}, fmt.Errorf("reserve %s: released while being made: %w", rec.ID, ErrReservationNotFound)
-	case err != nil:
-		s.undo(ctx, rec)
-		return Reservation{}, fmt.Errorf("reserve %s: mark held: %w", rec.ID, err)
+	if errors.Is(created, kv.ErrExists) {
+		_ = s.giveBack(ctx, rec, held)
+		return Reservation{}, created
 	}
-	rec.State = stateHeld
+	if created == nil {
+		s.retryRaced(ctx, rec, held)
+	}
+	err := created
+	for _, herr := range held {
+		if herr != nil {
+			err = herr // the first short product, in the order of the lines
+			break
+		}
+	}
+	var raced *racedError
+	if errors.As(err, &raced) {
+		err = raced.short
+	}
+	if err == nil && !s.now().Before(rec.ExpiresAt) {
+		err = fmt.Errorf("made after its expiry at %s: %w", rec.ExpiresAt.Format(time.RFC3339), ErrReservationNotFound)
+	}
+	if err != nil {
+		s.undo(ctx, rec, held)
+		return Reservation{}, fmt.Errorf("reserve %s: %w", rec.ID, err)
+	}
 	return rec.reservation(), nil
 }
 
-// undo releases every hold of rec and deletes its record if it is still this incarnation.
-// It runs after the caller's context may be done, so it has its own short deadline; errors
-// are dropped because the sweeper finishes from the record what undo could not.
-func (s *service) undo(ctx context.Context, rec record) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	_, _ = kv.Mutate(ctx, s.reservations, rec.ID, func(r *record, exists bool) error {
-		if !exists || r.Token != rec.Token || r.State == stateReleasing {
-			return kv.ErrSkip
-		}
-		r.State = stateReleasing
-		return nil
-	})
-	_ = s.release(ctx, rec)
+// refused tells whether a hold's error says it was not taken: the product was short.
+func refused(err error) bool {
+	var raced *racedError
+	return errors.Is(err, ErrOutOfStock) || errors.As(err, &raced)
 }
 
-// hold moves l.Quantity units of l.ProductID from available into the hold named token.
+// retryRaced takes again, until waitLimit, the holds that found their units held by another
+// call making the same reservation: that call lost the record to this one and gives them
+// back. held[i] is updated with each line's outcome.
+func (s *service) retryRaced(ctx context.Context, rec record, held []error) {
+	started := time.Now()
+	for i, l := range rec.Lines {
+		for attempt := 0; ; attempt++ {
+			var raced *racedError
+			if !errors.As(held[i], &raced) || time.Since(started) > waitLimit {
+				break
+			}
+			if err := kv.Sleep(ctx, min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)); err != nil {
+				held[i] = err
+				break
+			}
+			held[i] = s.hold(ctx, rec, l)
+		}
+	}
+}
+
+// giveBack returns, all at once, the holds of rec that may have been taken: all but those
+// refused for want of units. It runs after the caller's context may be done, with its own
+// short deadline; a hold it cannot return is the sweeper's (see the top of this file).
+func (s *service) giveBack(ctx context.Context, rec record, held []error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	return kv.Concurrently(len(rec.Lines), func(i int) error {
+		if refused(held[i]) {
+			return nil
+		}
+		return s.unhold(ctx, rec.Token, rec.Lines[i].ProductID)
+	})
+}
+
+// await follows the record another call made under id until it is made (it returns it),
+// released or gone (again: make a new one), or stuck past waitLimit.
+func (s *service) await(ctx context.Context, id string, started time.Time) (r Reservation, again bool, err error) {
+	for attempt := 0; ; attempt++ {
+		existing, rev, err := kv.Get[record](ctx, s.reservations, id)
+		switch {
+		case errors.Is(err, kv.ErrNotFound):
+			return Reservation{}, true, nil // deleted since Create looked: try again
+		case err != nil:
+			return Reservation{}, false, fmt.Errorf("reserve %s: %w", id, err)
+		}
+		switch existing.State {
+		case stateHeld, stateCommit, stateCommitted:
+			return existing.reservation(), false, nil
+		case stateReleasing:
+			// Being released (or a release crashed): finishing it is idempotent.
+			if err := s.release(ctx, existing); err != nil {
+				return Reservation{}, false, fmt.Errorf("reserve %s: finish earlier release: %w", id, err)
+			}
+			return Reservation{}, true, nil
+		}
+		// Being made by another call, or left unfinished. Past its expiry it is dead: release
+		// what it took and start over. Whole, it is made: keep it.
+		if !s.now().Before(existing.ExpiresAt) {
+			if _, err := s.releaseExpired(ctx, existing); err != nil {
+				return Reservation{}, false, fmt.Errorf("reserve %s: release stale attempt: %w", id, err)
+			}
+			return Reservation{}, true, nil
+		}
+		whole, err := s.whole(ctx, existing)
+		if err != nil {
+			return Reservation{}, false, fmt.Errorf("reserve %s: %w", id, err)
+		}
+		if whole {
+			_, _, err := kv.MutateFrom(ctx, s.reservations, id, existing, rev, func(r *record, exists bool) error {
+				if !exists || r.Token != existing.Token {
+					return errNoop
+				}
+				switch r.State {
+				case stateReserving:
+					r.State = stateHeld
+					return nil
+				case stateHeld, stateCommit, stateCommitted:
+					return kv.ErrSkip
+				}
+				return errNoop
+			})
+			switch {
+			case err == nil:
+				return existing.reservation(), false, nil
+			case !errors.Is(err, errNoop):
+				return Reservation{}, false, fmt.Errorf("reserve %s: mark held: %w", id, err)
+			}
+			continue // released meanwhile: look again
+		}
+		if time.Since(started) > waitLimit {
+			return Reservation{}, false, fmt.Errorf("reserve %s: another call has been making this reservation for over %v", id, waitLimit)
+		}
+		// Look again soon: 1ms, doubling up to 50ms.
+		if err := kv.Sleep(ctx, min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)); err != nil {
+			return Reservation{}, false, fmt.Errorf("reserve %s: %w", id, err)
+		}
+	}
+}
+
+// whole tells whether every hold of rec is on its stock document. A hold this process has
+// seen there is taken as there without asking the store: while rec is reserving nothing
+// removes it (see the top of this file), and the caller's next step is a compare-and-set
+// of rec that fails if it is no longer reserving.
+func (s *service) whole(ctx context.Context, rec record) (bool, error) {
+	missing := make([]bool, len(rec.Lines))
+	err := kv.Concurrently(len(rec.Lines), func(i int) error {
+		p := rec.Lines[i].ProductID
+		if d, _, found := kv.Peek[stockDoc](s.stock, p); found {
+			if _, ok := d.Holds[rec.Token]; ok {
+				return nil
+			}
+		}
+		d, _, err := kv.Get[stockDoc](ctx, s.stock, p)
+		if err != nil && !errors.Is(err, kv.ErrNotFound) {
+			return fmt.Errorf("read stock of %s: %w", p, err)
+		}
+		_, ok := d.Holds[rec.Token]
+		missing[i] = !ok
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return !slices.Contains(missing, true), nil
+}
+
+// undo compensates a Reserve that failed: if its record is there and still reserving, it
+// is claimed for release and released; if it is not there (or is another call's), the holds
+// are given back; if another call found it whole and kept it, nothing is undone. held are
+// the outcomes of the holds (nil: all unknown); those refused are not looked at again. It
+// runs after the caller's context may be done, so it has its own short deadline; errors
+// are dropped because the sweeper finishes what undo could not, from the record or the
+// holds.
+func (s *service) undo(ctx context.Context, rec record, held []error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if held == nil {
+		held = make([]error, len(rec.Lines))
+	}
+	_, err := kv.Mutate(ctx, s.reservations, rec.ID, func(r *record, exists bool) error {
+		if !exists || r.Token != rec.Token {
+			return errNoop
+		}
+		switch r.State {
+		case stateReserving:
+			r.State = stateReleasing
+			return nil
+		case stateReleasing:
+			return kv.ErrSkip
+		}
+		return errKept
+	})
+	switch {
+	case errors.Is(err, errNoop):
+		_ = s.giveBack(ctx, rec, held)
+	case err == nil:
+		// Claimed for release: the record goes once every hold is back, so that until then
+		// the sweeper finds them from it.
+		if s.giveBack(ctx, rec, held) == nil {
+			_ = s.deleteIf(ctx, rec.ID, func(r record) bool {
+				return r.Token == rec.Token && r.State == stateReleasing
+			})
+		}
+	}
+}
+
+// hold moves l.Quantity units of l.ProductID from available into the hold named rec.Token.
 // Taking a hold that is already there is a no-op, so a retry never holds twice.
-func (s *service) hold(ctx context.Context, token string, l line) error {
+func (s *service) hold(ctx context.Context, rec record, l line) error {
 	_, err := kv.Mutate(ctx, s.stock, l.ProductID, func(d *stockDoc, _ bool) error {
-		if _, ok := d.Holds[token]; ok {
+		if _, ok := d.Holds[rec.Token]; ok {
 			return kv.ErrSkip
 		}
 		if d.Available < l.Quantity {
-			return &OutOfStockError{ProductID: l.ProductID, Requested: l.Quantity, Available: d.Available}
+			short := &OutOfStockError{ProductID: l.ProductID, Requested: l.Quantity, Available: d.Available}
+			if others := d.heldByOthers(rec.ID, rec.Token); others > 0 && d.Available+others >= l.Quantity {
+				return &racedError{short}
+			}
+			return short
 		}
 		d.Available -= l.Quantity
 		if d.Holds == nil {
-			d.Holds = map[string]int64{}
+			d.Holds = map[string]hold{}
 		}
-		d.Holds[token] = l.Quantity
+		d.Holds[rec.Token] = hold{Quantity: l.Quantity, ID: rec.ID, Until: rec.ExpiresAt}
 		return nil
 	})
 	return err
@@ -279,12 +530,12 @@ func (s *service) hold(ctx context.Context, token string, l line) error {
 // unhold returns the hold named token on productID to available; no hold is a no-op.
 func (s *service) unhold(ctx context.Context, token, productID string) error {
 	_, err := kv.Mutate(ctx, s.stock, productID, func(d *stockDoc, _ bool) error {
-		q, ok := d.Holds[token]
+		h, ok := d.Holds[token]
 		if !ok {
 			return kv.ErrSkip
 		}
 		delete(d.Holds, token)
-		d.Available += q
+		d.Available += h.Quantity
 		return nil
 	})
 	if err != nil {
@@ -296,12 +547,12 @@ func (s *service) unhold(ctx context.Context, token, productID string) error {
 // sell moves the hold named token on productID into sold; no hold means already sold.
 func (s *service) sell(ctx context.Context, token, productID string) error {
 	_, err := kv.Mutate(ctx, s.stock, productID, func(d *stockDoc, _ bool) error {
-		q, ok := d.Holds[token]
+		h, ok := d.Holds[token]
 		if !ok {
 			return kv.ErrSkip
 		}
 		delete(d.Holds, token)
-		d.Sold += q
+		d.Sold += h.Quantity
 		return nil
 	})
 	if err != nil {
@@ -310,57 +561,107 @@ func (s *service) sell(ctx context.Context, token, productID string) error {
 	return nil
 }
 
+// sellAll sells every hold of rec, all at once.
+func (s *service) sellAll(ctx context.Context, rec record) error {
+	return kv.Concurrently(len(rec.Lines), func(i int) error {
+		return s.sell(ctx, rec.Token, rec.Lines[i].ProductID)
+	})
+}
+
 func (s *service) Commit(ctx context.Context, reservationID string) error {
 	if err := ids.Check("reservation_id", reservationID); err != nil {
 		return err
 	}
-	cur, rev, err := kv.Get[record](ctx, s.reservations, reservationID)
-	if errors.Is(err, kv.ErrNotFound) {
-		return fmt.Errorf("commit %s: %w", reservationID, ErrReservationNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("commit %s: %w", reservationID, err)
-	}
-	rec, rev, err := kv.MutateFrom(ctx, s.reservations, reservationID, cur, rev, func(r *record, exists bool) error {
-		if !exists {
-			return ErrReservationNotFound
-		}
-		switch r.State {
-		case stateHeld:
-			if !s.now().Before(r.ExpiresAt) {
-				return fmt.Errorf("expired at %s: %w", r.ExpiresAt.Format(time.RFC3339), ErrReservationNotFound)
+	// What this process last saw of the record, if it is one to commit: the write that
+	// marks it committing is tried at that revision, and only a refusal makes it read.
+	rec, rev, found := kv.Peek[record](s.reservations, reservationID)
+	guess := found && rev > 0 && (rec.State == stateReserving || rec.State == stateHeld) && s.now().Before(rec.ExpiresAt)
+	for attempt := 0; ; attempt++ {
+		if !guess {
+			var err error
+			rec, rev, err = kv.Get[record](ctx, s.reservations, reservationID)
+			if errors.Is(err, kv.ErrNotFound) {
+				return fmt.Errorf("commit %s: %w", reservationID, ErrReservationNotFound)
 			}
-			r.State = stateCommit
-			return nil
-		case stateCommit:
-			return kv.ErrSkip // a commit that stopped midway: finish it
-		case stateCommitted:
-			return errNoop
-		default: // still being made, or being released
-			return ErrReservationNotFound
+			if err != nil {
+				return fmt.Errorf("commit %s: %w", reservationID, err)
+			}
 		}
-	})
-	if errors.Is(err, errNoop) {
+		switch rec.State {
+		case stateCommitted:
+			return nil
+		case stateCommit: // a commit that stopped midway: finish it
+			if err := s.finishCommit(ctx, rec, rev); err != nil {
+				return fmt.Errorf("commit %s: %w", reservationID, err)
+			}
+			return nil
+		case stateReserving, stateHeld:
+		default: // being released
+			return fmt.Errorf("commit %s: %w", reservationID, ErrReservationNotFound)
+		}
+		if !s.now().Before(rec.ExpiresAt) {
+			return fmt.Errorf("commit %s: expired at %s: %w", reservationID, rec.ExpiresAt.Format(time.RFC3339), ErrReservationNotFound)
+		}
+		if rec.State == stateReserving {
+			whole, err := s.whole(ctx, rec)
+			if err != nil {
+				return fmt.Errorf("commit %s: %w", reservationID, err)
+			}
+			if !whole {
+				if guess {
+					guess = false
+					continue
+				}
+				return fmt.Errorf("commit %s: still being made: %w", reservationID, ErrReservationNotFound)
+			}
+		}
+		next := rec
+		next.State = stateCommit
+		data, err := json.Marshal(next)
+		if err != nil {
+			return fmt.Errorf("commit %s: encode: %w", reservationID, err)
+		}
+		rev, err = s.reservations.Update(ctx, reservationID, data, rev)
+		if errors.Is(err, kv.ErrConflict) && attempt < maxCommitAttempts {
+			guess = false
+			if err := kv.Backoff(ctx, attempt); err != nil {
+				return fmt.Errorf("commit %s: %w", reservationID, err)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("commit %s: mark committing: %w", reservationID, err)
+		}
+		if err := s.sellAll(ctx, next); err != nil {
+			return fmt.Errorf("commit %s: %w", reservationID, err)
+		}
+		// The units are sold; the tombstone is bookkeeping, written off the caller's path.
+		// If it is lost, the record stays committing and the sweeper writes it.
+		s.background.Go(func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			_ = s.markCommitted(ctx, next, rev)
+		})
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("commit %s: %w", reservationID, err)
-	}
-	if err := s.finishCommit(ctx, rec, rev); err != nil {
-		return fmt.Errorf("commit %s: %w", reservationID, err)
-	}
-	return nil
 }
+
+// maxCommitAttempts bounds Commit's retries when its record changes under it: only the few
+// other callers of one reservation (a Release, the sweeper, a retry) ever write it.
+const maxCommitAttempts = 20
 
 // finishCommit sells every hold of a record in state committing and turns it into a
 // tombstone. Every step is idempotent, so Commit and the sweeper may both run it. rev is the
 // record's revision as the caller left it (0: unknown, read it).
 func (s *service) finishCommit(ctx context.Context, rec record, rev uint64) error {
-	for _, l := range rec.Lines {
-		if err := s.sell(ctx, rec.Token, l.ProductID); err != nil {
-			return err
-		}
+	if err := s.sellAll(ctx, rec); err != nil {
+		return err
 	}
+	return s.markCommitted(ctx, rec, rev)
+}
+
+// markCommitted turns rec, committing and all sold, into a tombstone.
+func (s *service) markCommitted(ctx context.Context, rec record, rev uint64) error {
 	markCommitted := func(r *record, exists bool) error {
 		if !exists || r.Token != rec.Token || r.State != stateCommit {
 			return kv.ErrSkip
@@ -411,12 +712,14 @@ func (s *service) Release(ctx context.Context, reservationID string) error {
 	return nil
 }
 
-// release returns every hold of a record in state releasing and deletes the record.
+// release returns every hold of a record in state releasing, all at once, and deletes the
+// record.
 func (s *service) release(ctx context.Context, rec record) error {
-	for _, l := range rec.Lines {
-		if err := s.unhold(ctx, rec.Token, l.ProductID); err != nil {
-			return err
-		}
+	err := kv.Concurrently(len(rec.Lines), func(i int) error {
+		return s.unhold(ctx, rec.Token, rec.Lines[i].ProductID)
+	})
+	if err != nil {
+		return err
 	}
 	return s.deleteIf(ctx, rec.ID, func(r record) bool {
 		return r.Token == rec.Token && r.State == stateReleasing
@@ -454,26 +757,33 @@ func (s *service) releaseExpired(ctx context.Context, rec record) (bool, error) 
 
 // deleteIf deletes the record under id if match says so of its current value, with the
 // revision it read, so that a record written meanwhile (a new reservation under the same ID)
-// is never deleted by mistake.
+// is never deleted by mistake. The first attempt goes by what this process last saw of the
+// record, if that matches: the delete at its revision settles whether it still does.
 func (s *service) deleteIf(ctx context.Context, id string, match func(record) bool) error {
+	r, rev, found := kv.Peek[record](s.reservations, id)
+	guess := found && rev > 0 && match(r)
 	for attempt := 0; ; attempt++ {
-		r, rev, err := kv.Get[record](ctx, s.reservations, id)
-		if errors.Is(err, kv.ErrNotFound) {
-			return nil
+		if !guess {
+			var err error
+			r, rev, err = kv.Get[record](ctx, s.reservations, id)
+			if errors.Is(err, kv.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("delete record: %w", err)
+			}
+			if !match(r) {
+				return nil
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("delete record: %w", err)
-		}
-		if !match(r) {
-			return nil
-		}
-		err = s.reservations.Delete(ctx, id, rev)
+		err := s.reservations.Delete(ctx, id, rev)
 		if err == nil {
 			return nil
 		}
 		if !errors.Is(err, kv.ErrConflict) || attempt >= 10 {
 			return fmt.Errorf("delete record: %w", err)
 		}
+		guess = false
 	}
 }
 

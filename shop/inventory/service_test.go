@@ -2,7 +2,9 @@ package inventory_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +53,63 @@ func BenchmarkReserveCommitJetStream(b *testing.B) {
 		}
 		if err := svc.Commit(ctx, id); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestProcessesShareTheStore: replicas of the inventory, each remembering its own revisions
+// (kv.Cached), over one JetStream store. Reservations made in one are committed or released
+// in the other, whose memory of the records and stock documents is stale or empty; none
+// oversells, and stock is conserved.
+func TestProcessesShareTheStore(t *testing.T) {
+	srv := natsjstest.New(t)
+	stock, resvs := srv.Bucket(t, "stock"), srv.Bucket(t, "reservations")
+	procs := []inventory.Service{inventory.New(stock, resvs, time.Now, ttl), inventory.New(stock, resvs, time.Now, ttl)}
+	ctx := t.Context()
+	const units, callers = 10, 30
+	if _, err := procs[0].Add(ctx, "sku-hot", units); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			id := fmt.Sprintf("r%02d", i)
+			if _, errs[i] = procs[i%2].Reserve(ctx, id, []inventory.Line{{ProductID: "sku-hot", Quantity: 1}}); errs[i] != nil {
+				return
+			}
+			other := procs[(i+1)%2]
+			if i%3 == 0 {
+				errs[i] = other.Release(ctx, id)
+				return
+			}
+			errs[i] = other.Commit(ctx, id)
+		})
+	}
+	wg.Wait()
+	var reserved, sold int64
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			reserved++
+			if i%3 != 0 {
+				sold++
+			}
+		case !errors.Is(err, inventory.ErrOutOfStock):
+			t.Errorf("r%02d: %v", i, err)
+		}
+	}
+	// A released unit may be reserved again, so only what is sold is bounded by the stock.
+	if sold > units || reserved < units {
+		t.Fatalf("%d reservations, %d sold, of %d units", reserved, sold, units)
+	}
+	for _, p := range procs {
+		got, err := p.Get(ctx, "sku-hot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Reserved != 0 || got.Sold != sold || got.Available < 0 || got.Available+got.Sold != units {
+			t.Fatalf("stock %+v: want nothing reserved, %d sold of %d", got, sold, units)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +20,13 @@ import (
 // changes with a compare-and-set, only those. The view comes from one watch of the bucket
 // (ReleaseExpired), or from an index that a watch keeps up to date (RunSweeper), which costs
 // nothing per sweep for the records that are not due.
+//
+// The sweep also looks for holds left without their record (see the top of service.go):
+// the stock documents that hold anything, from the same kind of view of the stock bucket,
+// and on them the holds past their reservation's expiry by orphanGrace. Each such hold's
+// record is read by the ID the hold carries, and decides: no record, or another
+// incarnation's, and the hold is released; a record still open is released whole, one
+// being committed is finished.
 
 // sweepView is what a sweep decides on: a record without its lines, so that the index keeps
 // a few dozen bytes per tombstone.
@@ -42,18 +51,45 @@ func due(now time.Time) func(kv.Item[sweepView]) bool {
 	}
 }
 
+// holding selects the stock documents that hold anything: where the sweep looks for holds
+// left without their record.
+func holding(d stockDoc) bool { return len(d.Holds) > 0 }
+
+// lingering selects, at now, the stock documents with a hold past its reservation's expiry
+// by orphanGrace (holds written before holds carried their reservation are found from the
+// record alone), and those that do not decode, to report them.
+func lingering(now time.Time) func(kv.Item[stockDoc]) bool {
+	return func(it kv.Item[stockDoc]) bool {
+		if it.Err != nil {
+			return true
+		}
+		for _, h := range it.Value.Holds {
+			if h.ID != "" && !now.Before(h.Until.Add(orphanGrace)) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 // ReleaseExpired releases the reservations past their expiry, finishes the commits that
-// stopped midway (a crashed commit is finished, never undone), and forgets committed
-// tombstones past theirs. It returns how many reservations it released; a failure on one
+// stopped midway (a crashed commit is finished, never undone), forgets committed
+// tombstones past theirs, and releases the holds left without a record. It returns how many
+// reservations it released (holds without a record are not counted); a failure on one
 // record does not stop the others, and all failures are returned together.
 //
-// It reads the whole bucket, in one watch; RunSweeper keeps an index instead.
+// It reads both buckets whole, in one watch each; RunSweeper keeps indexes instead.
 func (s *service) ReleaseExpired(ctx context.Context) (int, error) {
 	items, err := kv.Scan[sweepView](ctx, s.reservations, nil)
 	if err != nil {
 		return 0, fmt.Errorf("release expired: list reservations: %w", err)
 	}
-	return s.sweep(ctx, items)
+	n, err := s.sweep(ctx, items)
+	docs, serr := kv.Scan(ctx, s.stock, holding)
+	if serr != nil {
+		return n, errors.Join(err, fmt.Errorf("release expired: list stock: %w", serr))
+	}
+	return n, errors.Join(err, s.sweepHolds(ctx, docs))
 }
 
 // Timing of the inventory's background work, the same in every process that runs it.
@@ -78,10 +114,15 @@ func RunSweeper(ctx context.Context, svc Service, every time.Duration, log *slog
 	sweep := svc.ReleaseExpired
 	if s, ok := svc.(*service); ok {
 		index := kv.NewTracker[sweepView](s.reservations, nil, log)
+		holds := kv.NewTracker(s.stock, holding, log)
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		wg.Go(func() { index.Run(ctx) })
-		sweep = func(ctx context.Context) (int, error) { return s.sweepIndex(ctx, index) }
+		wg.Go(func() { holds.Run(ctx) })
+		sweep = func(ctx context.Context) (int, error) {
+			n, err := s.sweepIndex(ctx, index)
+			return n, errors.Join(err, s.sweepHoldIndex(ctx, holds))
+		}
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -110,6 +151,74 @@ func (s *service) sweepIndex(ctx context.Context, index *kv.Tracker[sweepView]) 
 		return 0, nil
 	}
 	return s.sweep(ctx, index.Items(due(s.now())))
+}
+
+// sweepHoldIndex sweeps the holds left without a record on the stock documents that index
+// says hold something; like sweepIndex, nothing until the index has read the bucket once.
+func (s *service) sweepHoldIndex(ctx context.Context, index *kv.Tracker[stockDoc]) error {
+	select {
+	case <-index.Ready():
+	default:
+		return nil
+	}
+	return s.sweepHolds(ctx, index.Items(lingering(s.now())))
+}
+
+// sweepHolds acts on the holds of docs past their reservation's expiry by orphanGrace. The
+// documents may be stale (an index lags): each hold's record is read, and every change is
+// a compare-and-set of the record or the stock document, as it is now.
+func (s *service) sweepHolds(ctx context.Context, docs []kv.Item[stockDoc]) error {
+	type orphan struct{ token, productID string }
+	now := s.now()
+	byID := map[string][]orphan{}
+	var errs []error
+	for _, it := range docs {
+		if it.Err != nil {
+			errs = append(errs, fmt.Errorf("read stock of %s: %w", it.Key, it.Err))
+			continue
+		}
+		for token, h := range it.Value.Holds {
+			if h.ID != "" && !now.Before(h.Until.Add(orphanGrace)) {
+				byID[h.ID] = append(byID[h.ID], orphan{token, it.Key})
+			}
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, fmt.Errorf("release lingering holds: %w", err))...)
+		}
+		rec, _, err := kv.Get[record](ctx, s.reservations, id)
+		if err != nil && !errors.Is(err, kv.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("read reservation %s: %w", id, err))
+			continue
+		}
+		found := err == nil
+		for _, o := range byID[id] {
+			if found && rec.Token == o.token {
+				continue // its record decides, below
+			}
+			// Its record is gone, or is another incarnation's: nothing will ever sell it.
+			if err := s.unhold(ctx, o.token, o.productID); err != nil {
+				errs = append(errs, fmt.Errorf("release lingering hold of %s: %w", id, err))
+			}
+		}
+		if !found || !slices.ContainsFunc(byID[id], func(o orphan) bool { return o.token == rec.Token }) {
+			continue
+		}
+		switch rec.State {
+		case stateCommit, stateCommitted:
+			err = s.finishCommit(ctx, rec, 0)
+		default:
+			_, err = s.releaseExpired(ctx, rec)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("settle reservation %s: %w", id, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("release lingering holds: %w", errors.Join(errs...))
+	}
+	return nil
 }
 
 // sweep acts on the records among items that are due. The view may be stale (the index lags

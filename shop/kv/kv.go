@@ -5,7 +5,9 @@
 // tests and embedders) and package natsjs the JetStream one. Both pass the suite in kvtest.
 // Contexts keep their rules out of here: they read, decide in a function, and Mutate writes
 // with the revision they read, retrying on conflict. That is how "stock never goes below
-// zero" stays one piece of domain code whatever the store.
+// zero" stays one piece of domain code whatever the store. A bucket wrapped in Cached
+// remembers the revisions this process last saw, so that Mutate writes at once, with no read
+// first, when nothing else wrote the key since.
 //
 // Scan and Tracker are for sweeps (expired reservations, stalled checkouts): Scan reads a
 // bucket in one request, and a Tracker keeps the entries a sweep cares about in memory with
@@ -199,8 +201,18 @@ const maxAttempts = 500
 // none), and writes the result with the revision it read, retrying from the read on conflict.
 // fn must be free of side effects: it may run several times. If fn returns ErrSkip nothing is
 // written and the current value is returned; any other error is returned as it is.
+//
+// On a bucket Cached returned, the first attempt starts from the value the cache remembers,
+// which saves the read when nothing else wrote the key since; the store refuses the write
+// otherwise, and Mutate reads and goes on as usual. Only a write is decided on the
+// remembered value: if fn returns an error (ErrSkip too) there, it runs again on a value
+// read from the store, whose answer counts.
 func Mutate[T any](ctx context.Context, b Bucket, key string, fn func(v *T, exists bool) error) (T, error) {
-	v, _, err := mutate(ctx, b, key, nil, fn)
+	var start *known[T]
+	if v, rev, ok := Peek[T](b, key); ok {
+		start = &known[T]{v: v, rev: rev, guess: true}
+	}
+	v, _, err := mutate(ctx, b, key, start, fn)
 	return v, err
 }
 
@@ -209,21 +221,22 @@ func Mutate[T any](ctx context.Context, b Bucket, key string, fn func(v *T, exis
 // and only a conflict makes it read. It also returns the revision written (or, after
 // ErrSkip, the one read), so that a sequence of writes to one key reads nothing.
 func MutateFrom[T any](ctx context.Context, b Bucket, key string, cur T, rev uint64, fn func(v *T, exists bool) error) (T, uint64, error) {
-	return mutate(ctx, b, key, &known[T]{cur, rev}, fn)
+	return mutate(ctx, b, key, &known[T]{v: cur, rev: rev}, fn)
 }
 
 type known[T any] struct {
-	v   T
-	rev uint64
+	v     T
+	rev   uint64
+	guess bool // remembered by a cache: only a write decided on it counts
 }
 
 func mutate[T any](ctx context.Context, b Bucket, key string, start *known[T], fn func(v *T, exists bool) error) (T, uint64, error) {
 	for attempt := 0; ; attempt++ {
 		var v T
 		var rev uint64
-		exists := false
+		exists, guess := false, false
 		if start != nil {
-			v, rev, exists = start.v, start.rev, start.rev > 0
+			v, rev, exists, guess = start.v, start.rev, start.rev > 0, start.guess
 			start = nil
 		} else {
 			e, err := b.Get(ctx, key)
@@ -239,6 +252,10 @@ func mutate[T any](ctx context.Context, b Bucket, key string, start *known[T], f
 			}
 		}
 		if err := fn(&v, exists); err != nil {
+			if guess {
+				attempt--
+				continue // decided on a remembered value: ask the store
+			}
 			if errors.Is(err, ErrSkip) {
 				return v, rev, nil
 			}
@@ -259,6 +276,10 @@ func mutate[T any](ctx context.Context, b Bucket, key string, start *known[T], f
 		}
 		if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrExists) {
 			return v, 0, err
+		}
+		if guess {
+			attempt--
+			continue // the remembered revision was stale: read, with no pause
 		}
 		if attempt >= maxAttempts {
 			return v, 0, fmt.Errorf("update %q: %d attempts: %w", key, attempt+1, ErrConflict)

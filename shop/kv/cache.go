@@ -1,0 +1,166 @@
+package kv
+
+import (
+	"container/list"
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sync"
+)
+
+// Cached returns b remembering, for up to entries keys (the least recently used go first),
+// the last value and revision this process read or wrote, so that Mutate can write at that
+// revision straight away: one store round trip instead of a read and a write, when nothing
+// else wrote the key since. Nothing is ever answered from the memory: Get always asks the
+// store. What is remembered is only a guess at the revision, which the store's
+// compare-and-set checks, so a stale guess costs one refused write and the read Mutate
+// would have made anyway, never a wrong write. Values longer than maxCachedValue are not
+// remembered. Cached of a bucket Cached returned is that bucket.
+//
+// It is for buckets whose keys a process reads and then writes again (a stock document, a
+// reservation, a cart); wrap the bucket outermost, so that Mutate sees it.
+func Cached(b Bucket, entries int) Bucket {
+	if _, ok := b.(*cachedBucket); ok {
+		return b
+	}
+	return &cachedBucket{Bucket: b, max: max(entries, 1), index: map[string]*list.Element{}, lru: list.New()}
+}
+
+// maxCachedValue bounds the values a cache keeps, and so, with its entries, its memory:
+// the shop's records are well under it (a cart, a stock document, a reservation of a few
+// lines); a larger one is read before it is written, as without a cache.
+const maxCachedValue = 16 << 10
+
+// cachedBucket is the Bucket Cached returns.
+type cachedBucket struct {
+	Bucket
+	max int
+
+	mu    sync.Mutex
+	index map[string]*list.Element // of *cacheEntry
+	lru   *list.List               // most recently used first
+}
+
+// cacheEntry is what a cache knows of a key: its value at rev, or no value (rev 0).
+type cacheEntry struct {
+	key   string
+	value []byte
+	rev   uint64
+}
+
+// lookup returns what the cache knows of key: its value and revision, or rev 0 when the
+// key had no value. The value is the cache's own: callers must not change it.
+func (c *cachedBucket) lookup(key string) (value []byte, rev uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.index[key]
+	if !ok {
+		return nil, 0, false
+	}
+	c.lru.MoveToFront(el)
+	e := el.Value.(*cacheEntry)
+	return e.value, e.rev, true
+}
+
+// remember notes key's value at rev (rev 0: no value). Revisions only grow, so an older
+// write finishing after a newer one does not replace it; a value with no revision replaces
+// nothing it does not know.
+func (c *cachedBucket) remember(key string, value []byte, rev uint64) {
+	if len(value) > maxCachedValue {
+		c.forget(key)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.index[key]; ok {
+		e := el.Value.(*cacheEntry)
+		if rev == 0 || rev <= e.rev {
+			return
+		}
+		e.value, e.rev = slices.Clone(value), rev
+		c.lru.MoveToFront(el)
+		return
+	}
+	c.index[key] = c.lru.PushFront(&cacheEntry{key: key, value: slices.Clone(value), rev: rev})
+	for c.lru.Len() > c.max {
+		oldest := c.lru.Back()
+		c.lru.Remove(oldest)
+		delete(c.index, oldest.Value.(*cacheEntry).key)
+	}
+}
+
+// forget drops what the cache knows of key: after a refused write, or one whose outcome is
+// unknown.
+func (c *cachedBucket) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.index[key]; ok {
+		c.lru.Remove(el)
+		delete(c.index, key)
+	}
+}
+
+func (c *cachedBucket) Get(ctx context.Context, key string) (Entry, error) {
+	e, err := c.Bucket.Get(ctx, key)
+	switch {
+	case err == nil:
+		c.remember(key, e.Value, e.Revision)
+	case errors.Is(err, ErrNotFound):
+		c.remember(key, nil, 0)
+	}
+	return e, err
+}
+
+func (c *cachedBucket) Create(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error) {
+	rev, err := c.Bucket.Create(ctx, key, value, opts...)
+	c.written(key, value, rev, err)
+	return rev, err
+}
+
+func (c *cachedBucket) Update(ctx context.Context, key string, value []byte, rev uint64, opts ...WriteOption) (uint64, error) {
+	rev, err := c.Bucket.Update(ctx, key, value, rev, opts...)
+	c.written(key, value, rev, err)
+	return rev, err
+}
+
+func (c *cachedBucket) Delete(ctx context.Context, key string, rev uint64) error {
+	err := c.Bucket.Delete(ctx, key, rev)
+	c.forget(key) // a delete returns no revision to remember its absence by
+	return err
+}
+
+func (c *cachedBucket) written(key string, value []byte, rev uint64, err error) {
+	if err != nil {
+		c.forget(key)
+		return
+	}
+	c.remember(key, value, rev)
+}
+
+// cache is what Mutate and Peek look for in a bucket.
+type cache interface {
+	lookup(key string) (value []byte, rev uint64, ok bool)
+}
+
+var _ cache = (*cachedBucket)(nil)
+
+// Peek returns what b, a bucket Cached returned, remembers of key, decoded, without asking
+// the store: found says whether it remembers anything, and rev 0 that the key had no value
+// then. It is a guess of the past, good for choosing what to write at rev (the store's
+// compare-and-set settles it) and for facts that, once true, stay true until the caller's
+// own compare-and-set would fail; a decision to write nothing must be taken on a Get.
+func Peek[T any](b Bucket, key string) (v T, rev uint64, found bool) {
+	c, ok := b.(cache)
+	if !ok {
+		return v, 0, false
+	}
+	value, rev, ok := c.lookup(key)
+	if !ok {
+		return v, 0, false
+	}
+	if rev > 0 && json.Unmarshal(value, &v) != nil {
+		return v, 0, false
+	}
+	return v, rev, true
+}
