@@ -12,7 +12,7 @@
 // (payments.ErrDeclined) is told from a peer that did not answer. deploy/README.md says what
 // those functions take and how to deploy the state machine.
 //
-// Steps that orders runs at the same time (orders.Step.WithPrevious: Charge with
+// Steps that orders runs at the same time (orders.Step.WithPrevious: Commit with
 // AddToHistory, RecordOrder with RemoveBought and PublishOrderPaid) are rendered one after
 // another, in the list's order, rather than as a Parallel state: the machine stays within
 // Task, Fail and Succeed, and its compensations are the same as orders'. A failure in a

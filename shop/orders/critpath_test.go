@@ -19,7 +19,7 @@ import (
 
 // maxStoreRoundTrips is the most store round trips a checkout of a one-line cart may wait
 // for one after another (the package doc lists them).
-const maxStoreRoundTrips = 15
+const maxStoreRoundTrips = 8
 
 // roundTripDelay is what the recorder holds each store operation for before it goes out:
 // well above an embedded JetStream's own round trip, so that operations issued together

@@ -28,10 +28,14 @@ import (
 // have been sealed into a chunk when it is full. Reads, by ordinal, touch the head and at
 // most two chunks per page, whatever the length of the history.
 //
-// An order is added once, by its checkout, while the card is charged and before the saga
-// records the charge (the step AddToHistory): so no roll-forward adds it again, and one that
-// never gets to be recorded (the saga was compensated: the card declined, a store down)
-// leaves an ID that names no order, which reads skip.
+// An order is added by its checkout once it is paid, after the saga records the charge and
+// while its stock is committed (the step AddToHistory, a roll-forward step): a checkout that
+// fails before that adds nothing, so declined cards cannot fill a history with IDs that name
+// no order. A roll-forward that runs again finds the ID in the head and adds nothing; it
+// would add it a second time only if the user's head had been sealed past it meanwhile (a
+// hundred more orders of that user between the two runs: recovery runs within a minute).
+// The one ID that names no order is that of a checkout whose commit found its reservation
+// lapsed, compensated in full after the history write: reads skip it.
 //
 // Before chunks, the head was the whole history in this very shape: such a document reads as
 // a head with nothing sealed, and the next order of its user seals it into chunks.

@@ -2,6 +2,7 @@ package orders_test
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/orders"
 	"github.com/mitosis-dev/mitosis/shop/orders/orderstest"
 	"github.com/mitosis-dev/mitosis/shop/paging"
+	"github.com/mitosis-dev/mitosis/shop/payments"
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
@@ -204,4 +206,38 @@ func TestHistoryPastTheOldLimit(t *testing.T) {
 	if got, _ := listed(orders.ListRequest{PageToken: deep, PageSize: 50}); !slices.Equal(got, wantIDs[mid+1:mid+51]) {
 		t.Fatalf("a page in the middle: %v, want %v", got, wantIDs[mid+1:mid+51])
 	}
+}
+
+// TestDeclinedCheckoutsLeaveNoHistory: checkouts that fail before they are paid (a declined
+// card, here ten of them) write nothing to their user's history, so no client can fill a
+// history with IDs that name no order, which every list would read past; the paid order
+// after them is the history's one ID.
+func TestDeclinedCheckoutsLeaveNoHistory(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := t.Context()
+		w := newWorld(t, be)
+		product, _ := w.shop(t)
+		o := w.orders(w.deps())
+		const user = "u-declined"
+		if _, err := w.carts.Add(ctx, user, cart.Item{ProductID: product, Quantity: 1}); err != nil {
+			t.Fatal(err)
+		}
+		declined := orderstest.Request(user)
+		declined.Card.Number = orderstest.CardDeclined
+		for i := range 10 {
+			if _, err := o.Checkout(ctx, ids.New("key", time.Now()), declined); !errors.Is(err, payments.ErrDeclined) {
+				t.Fatalf("declined checkout %d: %v, want payments.ErrDeclined", i, err)
+			}
+		}
+		if head, sealed, err := o.HistoryHead(ctx, user); err != nil || len(head) != 0 || sealed != 0 {
+			t.Fatalf("history after declined checkouts: %v (%d chunks sealed), %v; want nothing", head, sealed, err)
+		}
+		ord, err := o.Checkout(ctx, ids.New("key", time.Now()), orderstest.Request(user))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := o.HistoryIDs(ctx, user); err != nil || !slices.Equal(got, []string{ord.ID}) {
+			t.Fatalf("history: %v, %v; want [%s]", got, err, ord.ID)
+		}
+	})
 }

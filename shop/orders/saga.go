@@ -242,7 +242,7 @@ func (o *Orders) takeOver(ctx context.Context, rec saga) (ord Order, taken bool,
 	if to == stateCharged {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
 		defer cancel()
-		ord, err := o.rollForward(fctx, claimed)
+		ord, err := o.rollForward(fctx, claimed, nil)
 		if err != nil && !errors.Is(err, errRefunded) {
 			o.release(ctx, claimed, err)
 		}
@@ -358,8 +358,8 @@ func (o *Orders) drop(ctx context.Context, rec saga) error {
 // stays), and the broker drops a re-published event by its ID. (The order is in its user's
 // history already: run put it there before the charge was recorded.) A step's Abort error
 // compensates the checkout in full instead (errRefunded).
-func (o *Orders) rollForward(ctx context.Context, rec saga) (Order, error) {
-	a := &attempt{rec: rec}
+func (o *Orders) rollForward(ctx context.Context, rec saga, history <-chan historyRead) (Order, error) {
+	a := &attempt{rec: rec, history: history}
 	steps := checkoutSteps()
 	for lo := 0; lo < len(steps); {
 		hi := groupEnd(steps, lo)

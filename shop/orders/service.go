@@ -246,7 +246,7 @@ func (o *Orders) run(ctx context.Context, rec saga, card payments.Card, early ea
 	// From here on the saga only rolls forward, and finishes even if the caller goes away.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
 	defer cancel()
-	ord, err := o.rollForward(fctx, rec)
+	ord, err := o.rollForward(fctx, rec, a.history)
 	if err != nil && !errors.Is(err, errRefunded) && !errors.Is(err, errSagaLost) {
 		o.release(ctx, rec, err)
 	}

@@ -173,12 +173,12 @@ func checkoutSteps() []step {
 				NothingDone: []Error{{"payments.ErrDeclined", payments.ErrDeclined}}},
 			do: (*Orders).charge, undo: (*Orders).refund,
 		},
-		{Step: Step{Name: "AddToHistory", Phase: Compensate, Call: Call{"orders", "AddToHistory"}, WithPrevious: true}, do: (*Orders).historyStep},
 		{
 			Step: Step{Name: "Commit", Phase: RollForward, Call: Call{"inventory", "Commit"},
 				Abort: []Error{{"inventory.ErrReservationNotFound", inventory.ErrReservationNotFound}}},
 			do: (*Orders).commit,
 		},
+		{Step: Step{Name: "AddToHistory", Phase: RollForward, Call: Call{"orders", "AddToHistory"}, WithPrevious: true}, do: (*Orders).historyStep},
 		{Step: Step{Name: "RecordOrder", Phase: RollForward, Call: Call{"orders", "RecordOrder"}}, do: (*Orders).recordOrder},
 		{Step: Step{Name: "RemoveBought", Phase: RollForward, Call: Call{"cart", "RemoveBought"}, WithPrevious: true}, do: (*Orders).removeBought},
 		{Step: Step{Name: "PublishOrderPaid", Phase: RollForward, Call: Call{"orders", "PublishOrderPaid"}, WithPrevious: true}, do: (*Orders).publishPaid},
@@ -341,17 +341,20 @@ func (o *Orders) refund(ctx context.Context, orderID string) error {
 	return nil
 }
 
-// historyStep adds the order to its user's history here, while the card is charged, once,
-// and not when rolling forward, which may run more than once: an order whose saga is
-// compensated from here on (its card declined, say) leaves an ID that names no order, which
-// reads of the history pass over. It writes at the head read while the saga record was
-// created, so that adding the order costs one write; a head that changed since (the user's
-// other checkout) costs a read and a write more.
+// historyStep adds the order to its user's history once it is paid, while its stock is
+// committed: a checkout that fails before its pivot (a declined card, say) leaves nothing
+// in the history, so no request can fill a history with IDs that name no order, which every
+// list would read past. Like every roll-forward step it is safe to repeat: addToHistory
+// finds the ID in the head and writes nothing (see history.go for the one case it cannot).
+// It writes at the head read while the saga record was created, so that adding the order
+// costs one write; a head that changed since (the user's other checkout), or a read that
+// failed (its request went away), costs a read and a write more.
 func (o *Orders) historyStep(ctx context.Context, a *attempt) error {
 	var head historyRead
 	if a.history != nil {
 		head = <-a.history
-	} else {
+	}
+	if a.history == nil || head.err != nil {
 		head = o.readHistory(ctx, a.rec.UserID)
 	}
 	if err := o.addToHistory(ctx, a.rec.UserID, a.rec.OrderID, head); err != nil {

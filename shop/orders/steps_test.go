@@ -61,17 +61,18 @@ func TestPivotFailureUndoesEveryStep(t *testing.T) {
 	}
 }
 
-// TestCompensationsPinned: running steps together changed none of the compensations: for
-// a failure at each step, with any error and with each error the step names, they are what
-// they were when the steps ran one after another.
+// TestCompensationsPinned: what compensates a failure at each step, with any error and
+// with each error the step names. Running steps together changed none of them; moving
+// AddToHistory after the pivot made its failure a roll-forward one (retried), no longer a
+// refund.
 func TestCompensationsPinned(t *testing.T) {
 	refund, release := "payments.Refund", "inventory.Release"
 	want := map[string][]string{
 		"ReadCart": nil, "Price": nil, "Reserve": {release},
 		"Charge": {refund, release}, "Charge/payments.ErrDeclined": {release},
-		"AddToHistory": {refund, release},
-		"Commit":       nil, "Commit/inventory.ErrReservationNotFound": {refund, release},
-		"RecordOrder": nil, "RemoveBought": nil, "PublishOrderPaid": nil,
+		"Commit": nil, "Commit/inventory.ErrReservationNotFound": {refund, release},
+		"AddToHistory": nil,
+		"RecordOrder":  nil, "RemoveBought": nil, "PublishOrderPaid": nil,
 		"(pivot)": {refund, release},
 	}
 	got := map[string][]string{}
