@@ -26,8 +26,9 @@
 // That is 8 round trips: inventory reserves in one and commits in two, and the cart
 // removes in one, because their buckets remember the revisions this process last saw
 // (kv.Cached), so that a compare-and-set needs no read first. A process that has not seen
-// the keys yet (just started, or another replica) pays a read more here and there: 11 at
-// most. Before the steps ran together and the cache existed, it was 19.
+// the keys yet (just started, or another replica) reads first: a cold Reserve takes two
+// and a cold Commit four (package inventory). Before the steps ran together and the cache
+// existed, it was 19.
 //
 // Orderings. What runs together above used to run one after another; each relaxed order
 // is safe for the reason given, and the orders that stay are kept on purpose:
