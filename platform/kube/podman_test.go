@@ -86,6 +86,15 @@ func TestForPodman(t *testing.T) {
 					if e.Name == "SHOP_ADMIN_TOKEN" && e.Value != "tok" {
 						t.Errorf("%s: admin token %+v", w.Name, e)
 					}
+					// Podman resolves no status.podIP, nor $(VAR) references.
+					if e.Name == manifests.PodIPEnv || strings.Contains(e.Value, "$(") {
+						t.Errorf("%s: %+v left for Podman", w.Name, e)
+					}
+				}
+				for _, a := range c.Args {
+					if strings.Contains(a, "$(") {
+						t.Errorf("%s: argument %q left for Podman", w.Name, a)
+					}
 				}
 				// The identity's Secret is its folder on the host, mounted read-only.
 				var mounted bool

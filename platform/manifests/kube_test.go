@@ -251,7 +251,8 @@ var peerAddr = regexp.MustCompile(`^(?:[a-z]+://)?([a-z][-a-z0-9]*):(\d+)$`)
 
 // checkKube checks what every overlay of topo promises: probes, limits, hardening, replicas
 // (and SHOP_SOLE_REPLICA to match), a Service for every workload, every port a process listens
-// on declared, and every peer a process is told of served by a Service on that port.
+// on declared, every peer a process is told of served by a Service on that port, and
+// NetworkPolicies that let through the table's calls and nothing else (checkPolicies).
 func checkKube(t *testing.T, topo topology.Topology) {
 	t.Helper()
 	for _, overlay := range Overlays(topo) {
@@ -351,11 +352,13 @@ func checkKube(t *testing.T, topo topology.Topology) {
 			if workloads != len(a.Services)+extra {
 				t.Errorf("%d workloads, the topology has %d services (+%d)", workloads, len(a.Services), extra)
 			}
+			checkPolicies(t, a, overlay, objs)
 		})
 	}
 }
 
-// checkAddresses checks that a container declares every port it listens on (0.0.0.0:PORT in
+// checkAddresses checks that a container declares every port it listens on (0.0.0.0:PORT or
+// $(POD_IP):PORT in
 // its arguments or environment) and that every peer it is told of (host:port) is a Service
 // of the overlay with that port.
 func checkAddresses(t *testing.T, what string, c Container, services map[string]*Service) {
@@ -365,7 +368,11 @@ func checkAddresses(t *testing.T, what string, c Container, services map[string]
 		values = append(values, e.Value)
 	}
 	for _, v := range values {
-		if port, ok := strings.CutPrefix(v, "0.0.0.0:"); ok {
+		port, ok := strings.CutPrefix(v, "0.0.0.0:")
+		if !ok {
+			port, ok = strings.CutPrefix(v, "$("+PodIPEnv+"):")
+		}
+		if ok {
 			if !slices.ContainsFunc(c.Ports, func(p ContainerPort) bool { return strconv.Itoa(int(p.ContainerPort)) == port }) {
 				t.Errorf("%s: listens on %s, a port it does not declare (%+v)", what, v, c.Ports)
 			}
