@@ -128,7 +128,8 @@ func TestForPodmanRefuses(t *testing.T) {
 	if _, err := ForPodman(manifests.OverlayProduction, objs, Adapt{}); err == nil {
 		t.Error("the production overlay played on Podman")
 	}
-	if _, err := ForPodman(topology.Monolith, objs, Adapt{Prefix: "p", Edge: "127.0.0.1:1", Images: map[string]string{}}); err == nil || !strings.Contains(err.Error(), "not loaded") {
+	if _, err := ForPodman(topology.Monolith, objs, Adapt{Prefix: "p", Edge: "127.0.0.1:1", Images: map[string]string{},
+		TLS: map[string]string{"nats-server": "/pki/nats-server", "monolith": "/pki/monolith"}}); err == nil || !strings.Contains(err.Error(), "not loaded") {
 		t.Errorf("missing images: %v", err)
 	}
 	if _, err := ForPodman(topology.Monolith, objs, Adapt{Prefix: "p", Edge: "nonsense", Images: map[string]string{"monolith": "x", "nats-server": "y"}}); err == nil {

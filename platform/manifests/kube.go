@@ -172,6 +172,8 @@ func expand(a topology.Arch, s topology.Service, listen func(s topology.Service,
 		AdminToken: adminTokenMark,
 		RequestKey: requestKeyMark,
 		TLS:        topology.TLSMount,
+		// NATS has its identity where the processes have theirs (withoutIdentities: plain).
+		NATSScheme: "tls",
 	})
 	if err != nil {
 		return expanded{}, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)

@@ -521,14 +521,18 @@ func TestIdentitiesFromSecrets(t *testing.T) {
 			for _, vm := range c.VolumeMounts {
 				mount = mount || (vm.Name == TLSVolume && vm.MountPath == topology.TLSMount && vm.ReadOnly)
 			}
+			dirEnv := topology.TLSDirEnv
+			if s.Group == "" {
+				dirEnv = topology.NATSTLSDirEnv // NATS's own (platform/cmd/nats-server -tls)
+			}
 			for _, e := range c.Env {
-				env = env || (e.Name == topology.TLSDirEnv && e.Value == topology.TLSMount)
+				env = env || (e.Name == dirEnv && e.Value == topology.TLSMount)
 				if e.Name == topology.InsecureEnv {
 					t.Errorf("%s/%s runs insecure in Kubernetes", a.Name, s.Name)
 				}
 			}
 			if want := id != ""; secret != want || mount != want || env != want {
-				t.Errorf("%s/%s (identity %q): secret volume %v, mount %v, %s %v", a.Name, s.Name, id, secret, mount, topology.TLSDirEnv, env)
+				t.Errorf("%s/%s (identity %q): secret volume %v, mount %v, %s %v", a.Name, s.Name, id, secret, mount, dirEnv, env)
 			}
 			if id != "" && c.ReadinessProbe != nil && c.ReadinessProbe.GRPC != nil {
 				t.Errorf("%s/%s: a plaintext gRPC readiness probe against a server requiring mutual TLS", a.Name, s.Name)

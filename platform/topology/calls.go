@@ -66,6 +66,10 @@ func (s Service) GRPCPort() int {
 // UsesNATS reports whether the service's processes connect to the architecture's NATS: every
 // group that runs a context keeps its state and events there.
 func (s Service) UsesNATS() bool {
-	_, ok := s.Env["SHOP_NATS_URL"]
+	_, ok := s.Env[NATSURLEnv]
 	return ok
 }
+
+// NATSURLEnv is the variable of a process's NATS URL (services/host), with its user's
+// credentials where the runtime gives them.
+const NATSURLEnv = "SHOP_NATS_URL"
