@@ -530,6 +530,10 @@ func TestIdentitiesFromSecrets(t *testing.T) {
 				if e.Name == topology.InsecureEnv {
 					t.Errorf("%s/%s runs insecure in Kubernetes", a.Name, s.Name)
 				}
+				// NATS has its identity there too: TLS, and only TLS.
+				if e.Name == topology.NATSURLEnv && !strings.HasPrefix(e.Value, "tls://") {
+					t.Errorf("%s/%s: %s=%s in Kubernetes, where NATS speaks TLS only", a.Name, s.Name, e.Name, e.Value)
+				}
 			}
 			if want := id != ""; secret != want || mount != want || env != want {
 				t.Errorf("%s/%s (identity %q): secret volume %v, mount %v, %s %v", a.Name, s.Name, id, secret, mount, dirEnv, env)
@@ -553,8 +557,10 @@ func TestWithoutIdentitiesSaysInsecure(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, b := range files {
-		if strings.Contains(string(b), topology.TLSDirEnv) {
-			t.Errorf("%s names %s, which compose does not mount", path, topology.TLSDirEnv)
+		for _, no := range []string{topology.TLSDirEnv, topology.NATSTLSDirEnv, "tls://"} {
+			if strings.Contains(string(b), no) {
+				t.Errorf("%s names %s: compose mounts no identity, its NATS is plain", path, no)
+			}
 		}
 		if !strings.Contains(string(b), topology.InsecureEnv+`: "true"`) {
 			t.Errorf("%s does not say its services run insecure", path)
@@ -569,8 +575,10 @@ func TestWithoutIdentitiesSaysInsecure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(string(b), topology.TLSDirEnv) {
-			t.Errorf("ECS %s names %s", e.Name, topology.TLSDirEnv)
+		for _, no := range []string{topology.TLSDirEnv, topology.NATSTLSDirEnv, "tls://"} {
+			if strings.Contains(string(b), no) {
+				t.Errorf("ECS %s names %s", e.Name, no)
+			}
 		}
 	}
 }
