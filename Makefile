@@ -30,7 +30,7 @@ UP_FLAGS := $(if $(CPUS),--cpus $(CPUS)) $(if $(MEMORY_MB),--memory $(MEMORY_MB)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_BUILD := go build -ldflags '-X main.version=$(VERSION)'
 
-.PHONY: help advise calibrate load compare faults loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
+.PHONY: help advise calibrate security-cost load compare faults loadtest-stack build-loadtest all build build-services run run-services setup up down status logs test test-integration deploy-render deploy-check vet fmt-check bench fuzz proto clean
 
 all: build
 
@@ -155,6 +155,27 @@ compare: $(TOKEN_FILE) $(MITOSIS) build-loadtest
 	./$(LOADTEST) -preset compare -edges monolith,services,services-shared,services-measured,services-x2 \
 		-scaling services=services-x2 -scaling-split "$$split" -faults -faults-edges monolith,services \
 		-roll "$$hot" -roll-edges monolith,services,services-x2 -up-args "$$up" $(LOADTEST_FLAGS)
+
+## security-cost: what zero trust costs under load, as processes: the services up twice, secure
+## (stack SECURITY_STACK, default security, edge 127.0.0.1:18181) and --insecure beside them
+## (stack <that>-insecure: services-insecure, INSECURE, FOR COMPARISON ONLY, its traces sent to
+## the first's collector), one short load test of both (SECURITY_FLAGS), then both down; CPU per
+## request and per-hop p50 land in loadtest/out/<time>/security.md (about 5 minutes)
+SECURITY_STACK ?= security
+SECURITY_FLAGS ?= -rates 50,100 -step 20s -repeats 2
+# The services' placement as --split writes it, read from their topology file.
+SERVICES_SPLIT = $$(grep -o 'contexts: \[[a-z+, ]*\]' topologies/services.yaml | grep -v edge | sed 's/contexts: \[\(.*\)\]/\1/; s/, /+/g' | paste -sd,)
+security-cost: $(TOKEN_FILE) $(MITOSIS) build-loadtest
+	./$(MITOSIS) up --stack $(SECURITY_STACK) -t services --runtime process --services-edge 127.0.0.1:18181 --collector-edge 127.0.0.1:16786 $(UP_FLAGS)
+	@set -e; otlp=$$(grep -o '"4318": *[0-9]*' $(STATE)/run/$(SECURITY_STACK)/telemetry/collector.json | grep -o '[0-9]*$$'); \
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$$otlp OTEL_BSP_SCHEDULE_DELAY=1000 OTEL_METRIC_EXPORT_INTERVAL=10000 \
+	./$(MITOSIS) up --stack $(SECURITY_STACK)-insecure --insecure --runtime process --split "$(SERVICES_SPLIT)" \
+		--split-name services-insecure --edge 127.0.0.1:18182 --collector-edge none $(UP_FLAGS) || \
+		{ ./$(MITOSIS) down --stack $(SECURITY_STACK) --runtime process; exit 1; }
+	./$(LOADTEST) -stack $(SECURITY_STACK) -edges services -insecure-stack $(SECURITY_STACK)-insecure -resources process \
+		-collector http://127.0.0.1:16786 $(SECURITY_FLAGS) || status=$$?; \
+	./$(MITOSIS) down --stack $(SECURITY_STACK)-insecure --runtime process; ./$(MITOSIS) down --stack $(SECURITY_STACK) --runtime process; \
+	exit $${status:-0}
 
 ## calibrate: what each service of ARCH (one placement, under any budget mode; default
 ## services) uses under the load test's mix at RATE req/s for DURATION, after bringing it up

@@ -52,6 +52,9 @@ func faultTargets(t *testing.T, rt stack.Runtime, topo topology.Topology, kill m
 				if ft.NATSURL, err = natsauth.AdminURL(pki, addr); err != nil {
 					t.Fatal(err)
 				}
+				if ft.NATSTLS, err = natsauth.AdminTLS(pki); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		out = append(out, ft)

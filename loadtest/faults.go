@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -121,7 +122,8 @@ type FaultTarget struct {
 	// NATSURL reaches the architecture's NATS (nats://127.0.0.1:port), from which the
 	// charges are read, read only; "" leaves the charges unchecked (the report says so).
 	NATSURL string
-	Note    string // how the runtime was found, for the report
+	NATSTLS nats.Option // a secure stack's TLS for NATSURL (natsauth.AdminTLS); nil: none
+	Note    string      // how the runtime was found, for the report
 }
 
 // FaultRunner runs the faults phase.
@@ -234,7 +236,7 @@ func (r *FaultRunner) runArch(ctx context.Context, p FaultPlan, t FaultTarget, p
 	r.say("%s: checking the invariants (waiting for the stack to settle, at most %s)", t.Arch, p.Settle)
 	ar.Invariants = checkInvariants(ctx, invariantInput{
 		shop: shop, attempts: led.snapshot(), products: ids, before: before, added: added,
-		since: since, natsURL: t.NATSURL, settle: p.Settle, progress: r.Progress,
+		since: since, natsURL: t.NATSURL, natsTLS: t.NATSTLS, settle: p.Settle, progress: r.Progress,
 	})
 	for _, c := range ar.Invariants.Checks {
 		switch {

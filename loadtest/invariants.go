@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/mitosis-dev/mitosis/platform/storeview"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
 	"github.com/mitosis-dev/mitosis/shop/payments"
@@ -95,6 +97,7 @@ type invariantInput struct {
 	added    map[string]int64
 	since    time.Time // the phase's start: charges made since are its own
 	natsURL  string
+	natsTLS  nats.Option // nil: none
 	settle   time.Duration
 	progress io.Writer
 }
@@ -555,7 +558,11 @@ func checkCharges(ctx context.Context, in invariantInput, orders map[string]acce
 		c.Skipped = "no NATS of this architecture is reachable (an embedded one, or the runtime did not say where): with one order per checkout (checked above) and a charge keyed by its order, a checkout cannot have been charged twice, but a charge left without an order is not seen"
 		return c
 	}
-	js, closeConn, err := storeview.Connect(in.natsURL)
+	var opts []nats.Option
+	if in.natsTLS != nil {
+		opts = append(opts, in.natsTLS)
+	}
+	js, closeConn, err := storeview.Connect(in.natsURL, opts...)
 	if err != nil {
 		c.Skipped = "NATS not reachable: " + err.Error()
 		return c

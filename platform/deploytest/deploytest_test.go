@@ -2,6 +2,7 @@ package deploytest_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -210,7 +211,8 @@ func TestKubePlay(t *testing.T) {
 	for _, arch := range []string{topology.Monolith, topology.Services} {
 		t.Run(arch, func(t *testing.T) {
 			t.Parallel()
-			prefix := runID("mitosis-k8s-test-")
+			// MITOSIS_TEST_STACK_PREFIX, as for every test's stack (stacktest.StackName).
+			prefix := runID(cmp.Or(os.Getenv("MITOSIS_TEST_STACK_PREFIX"), "mitosis-k8s-test-"))
 			edge := stacktest.FreeAddr(t)
 			downed := false
 			t.Cleanup(func() {

@@ -32,6 +32,21 @@ const TrustDomain = "mitosis"
 // it may call health and reflection, and nothing of the shop (services/bounded).
 const Tooling = "tooling"
 
+// NATS is the service name of the identity of a stack's NATS server: it serves TLS with it,
+// and its clients accept no other server. Not "nats": platform/natsauth keeps the users'
+// file in the PKI folder's nats/.
+const NATS = "nats-server"
+
+// Is accepts only the peer service (of the stack: Source checks that first).
+func Is(service string) Check {
+	return func(peer ID) error {
+		if peer.Service != service {
+			return fmt.Errorf("identity: peer %s is not %s", peer, service)
+		}
+		return nil
+	}
+}
+
 // ID is a workload identity: a service of a stack.
 type ID struct {
 	Stack   string

@@ -204,7 +204,7 @@ func testPaymentsStopped(t *testing.T, s *integration.Stack, c *apitest.Client, 
 		t.Errorf("sold %d units, but %d checkouts (one unit each) were accepted", st.Sold, len(acceptedOrders))
 	}
 	c.CheckConservation(t)
-	checkCharges(t, natsURL, since, acceptedOrders)
+	checkCharges(t, s, natsURL, since, acceptedOrders)
 }
 
 // testOrdersKilled kills the container that runs orders (SIGKILL: a crash) in the middle of a
@@ -324,14 +324,14 @@ func testOrdersKilled(t *testing.T, s *integration.Stack, c *apitest.Client, nat
 		t.Errorf("sold %d and %d units, orders hold %d and %d", sa.Sold, sb.Sold, unitsA, unitsB)
 	}
 	c.CheckConservation(t)
-	checkCharges(t, natsURL, since, orders)
+	checkCharges(t, s, natsURL, since, orders)
 }
 
 // checkCharges fails t unless the charges captured since `since` are exactly one per order
 // of accepted, each for the order's total. It polls for a while: an interrupted checkout's
 // charge is refunded by the saga's recovery, which takes over checkouts untouched for a
 // minute (services/README.md), so a captured charge without an order may last that long.
-func checkCharges(t *testing.T, natsURL string, since time.Time, accepted []apitest.Order) {
+func checkCharges(t *testing.T, s *integration.Stack, natsURL string, since time.Time, accepted []apitest.Order) {
 	t.Helper()
 	want := map[string]apitest.Order{}
 	for _, o := range accepted {
@@ -340,7 +340,11 @@ func checkCharges(t *testing.T, natsURL string, since time.Time, accepted []apit
 	var last string
 	deadline := time.Now().Add(75 * time.Second)
 	for {
-		charges, err := integration.Charges(t.Context(), natsURL)
+		tlsOpt, err := s.NATSTLS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		charges, err := integration.Charges(t.Context(), natsURL, tlsOpt)
 		if err != nil {
 			t.Fatal(err)
 		}

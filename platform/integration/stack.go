@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+	"github.com/nats-io/nats.go"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
 
@@ -368,6 +369,9 @@ func (s *Stack) URL(ctx context.Context) (string, error) {
 	}
 	return "", fmt.Errorf("%s has no edge service", s.Name)
 }
+
+// NATSTLS is the TLS the stack's tools use with its NATS (natsauth.AdminTLS).
+func (s *Stack) NATSTLS() (nats.Option, error) { return natsauth.AdminTLS(s.pki) }
 
 // NATSURL is the stack's NATS as published on this machine, with the admin's credentials.
 func (s *Stack) NATSURL(ctx context.Context) (string, error) {

@@ -72,6 +72,8 @@ func NetworkName(prefix, arch string) string { return prefix + "-" + arch }
 //     publish every containerPort on the host, on all interfaces.
 //   - emptyDir volumes are dropped: Podman 4.3 makes a named volume of the volume's name,
 //     shared between plays; a read-only root gets a tmpfs /tmp from Podman anyway.
+//   - Listen addresses on the pod's IP (status.podIP, which Podman does not resolve) listen
+//     on every interface instead; NetworkPolicies are dropped with the Services.
 //   - The admin token Secret becomes the variable's value, an identity's Secret volume the
 //     host folder of that identity (Adapt.TLS); images are the loaded ones, never pulled;
 //     names carry the prefix and objects the stack's labels (Down finds them).
@@ -145,8 +147,15 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 				c.Ports = []manifests.ContainerPort{{ContainerPort: int32(svc.Ports[0]), HostPort: p.port, HostIP: p.host, Protocol: "TCP"}}
 			}
 			c.VolumeMounts = slices.DeleteFunc(slices.Clone(c.VolumeMounts), func(vm manifests.VolumeMount) bool { return !keep[vm.Name] })
-			env := slices.Clone(c.Env)
+			// Podman resolves no status.podIP: listen on the container's every interface,
+			// which in its pod network are loopback and the pod's address anyway.
+			env := slices.DeleteFunc(slices.Clone(c.Env), func(e manifests.EnvVar) bool { return e.Name == manifests.PodIPEnv })
+			c.Args = slices.Clone(c.Args)
+			for j, a := range c.Args {
+				c.Args[j] = strings.ReplaceAll(a, podIP, "0.0.0.0")
+			}
 			for j := range env {
+				env[j].Value = strings.ReplaceAll(env[j].Value, podIP, "0.0.0.0")
 				if ref := env[j].ValueFrom; ref != nil && ref.SecretKeyRef != nil {
 					var v string
 					switch ref.SecretKeyRef.Name {
@@ -178,6 +187,9 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 	}
 	return out, nil
 }
+
+// podIP is how the overlays' listen addresses name the pod's IP.
+const podIP = "$(" + manifests.PodIPEnv + ")"
 
 type hostAddr struct {
 	host string

@@ -86,6 +86,15 @@ func TestForPodman(t *testing.T) {
 					if e.Name == "SHOP_ADMIN_TOKEN" && e.Value != "tok" {
 						t.Errorf("%s: admin token %+v", w.Name, e)
 					}
+					// Podman resolves no status.podIP, nor $(VAR) references.
+					if e.Name == manifests.PodIPEnv || strings.Contains(e.Value, "$(") {
+						t.Errorf("%s: %+v left for Podman", w.Name, e)
+					}
+				}
+				for _, a := range c.Args {
+					if strings.Contains(a, "$(") {
+						t.Errorf("%s: argument %q left for Podman", w.Name, a)
+					}
 				}
 				// The identity's Secret is its folder on the host, mounted read-only.
 				var mounted bool
@@ -119,7 +128,8 @@ func TestForPodmanRefuses(t *testing.T) {
 	if _, err := ForPodman(manifests.OverlayProduction, objs, Adapt{}); err == nil {
 		t.Error("the production overlay played on Podman")
 	}
-	if _, err := ForPodman(topology.Monolith, objs, Adapt{Prefix: "p", Edge: "127.0.0.1:1", Images: map[string]string{}}); err == nil || !strings.Contains(err.Error(), "not loaded") {
+	if _, err := ForPodman(topology.Monolith, objs, Adapt{Prefix: "p", Edge: "127.0.0.1:1", Images: map[string]string{},
+		TLS: map[string]string{"nats-server": "/pki/nats-server", "monolith": "/pki/monolith"}}); err == nil || !strings.Contains(err.Error(), "not loaded") {
 		t.Errorf("missing images: %v", err)
 	}
 	if _, err := ForPodman(topology.Monolith, objs, Adapt{Prefix: "p", Edge: "nonsense", Images: map[string]string{"monolith": "x", "nats-server": "y"}}); err == nil {

@@ -149,9 +149,9 @@ type expanded struct {
 }
 
 // expand resolves a service's placeholders for a platform where every service is reached by
-// its name (Kubernetes Services, compose aliases, ECS Service Connect) and listens on all
-// interfaces.
-func expand(a topology.Arch, s topology.Service) (expanded, error) {
+// its name (Kubernetes Services, compose aliases, ECS Service Connect), listening where
+// listen says (anyInterface, or podListen in Kubernetes).
+func expand(a topology.Arch, s topology.Service, listen func(s topology.Service, port int) string) (expanded, error) {
 	data := s.DataDir
 	if data == "" {
 		data = "/tmp/data" // on the tmp volume: the monolith's embedded store dir, unused with NATS
@@ -167,11 +167,13 @@ func expand(a topology.Arch, s topology.Service) (expanded, error) {
 			}
 			return net.JoinHostPort(svc, strconv.Itoa(port)), nil
 		},
-		Listen:     func(port int) string { return net.JoinHostPort("0.0.0.0", strconv.Itoa(port)) },
+		Listen:     func(port int) string { return listen(s, port) },
 		Data:       data,
 		AdminToken: adminTokenMark,
 		RequestKey: requestKeyMark,
 		TLS:        topology.TLSMount,
+		// NATS has its identity where the processes have theirs (withoutIdentities: plain).
+		NATSScheme: "tls",
 	})
 	if err != nil {
 		return expanded{}, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
@@ -197,6 +199,25 @@ func expand(a topology.Arch, s topology.Service) (expanded, error) {
 		}
 	}
 	return expanded{Args: args, Env: env}, nil
+}
+
+// anyInterface listens on every interface of the container (compose, ECS).
+func anyInterface(_ topology.Service, port int) string {
+	return net.JoinHostPort("0.0.0.0", strconv.Itoa(port))
+}
+
+// PodIPEnv is the variable that holds a pod's IP (the downward API's status.podIP), which
+// the listen addresses of the Kubernetes overlays name as $(POD_IP): the kubelet expands it.
+const PodIPEnv = "POD_IP"
+
+// podListen listens on the pod's IP only, where NetworkPolicies apply, except for the
+// edge's HTTP port: `kubectl port-forward` reaches a pod on its loopback, and the edge is
+// open to everyone anyway.
+func podListen(s topology.Service, port int) string {
+	if s.Edge != "" && port == s.Ports[0] {
+		return anyInterface(s, port)
+	}
+	return net.JoinHostPort("$("+PodIPEnv+")", strconv.Itoa(port))
 }
 
 // portName names a container port after what it serves.
@@ -284,7 +305,7 @@ const tmpVolume = "tmp"
 
 // container renders one service's container.
 func container(a topology.Arch, s topology.Service) (Container, error) {
-	x, err := expand(a, s)
+	x, err := expand(a, s, podListen)
 	if err != nil {
 		return Container{}, err
 	}
@@ -302,6 +323,8 @@ func container(a topology.Arch, s topology.Service) (Container, error) {
 		SecurityContext: hardened(),
 		VolumeMounts:    []VolumeMount{{Name: tmpVolume, MountPath: "/tmp"}},
 	}
+	// First: a variable names only those defined before it.
+	c.Env = append(c.Env, EnvVar{Name: PodIPEnv, ValueFrom: &EnvVarSource{FieldRef: &FieldRef{FieldPath: "status.podIP"}}})
 	for _, k := range slices.Sorted(maps.Keys(x.Env)) {
 		v := x.Env[k]
 		if sec, ok := secretOf(v); ok {
@@ -521,6 +544,7 @@ func KubeOf(t topology.Topology, overlay string, opts Options) ([]Object, error)
 	for _, name := range order {
 		objs = append(objs, files[name]...)
 	}
+	objs = append(objs, networkPolicies(a)...)
 	if overlay == OverlayProduction {
 		extra, err := collectorObjects(opts)
 		if err != nil {
@@ -528,6 +552,7 @@ func KubeOf(t topology.Topology, overlay string, opts Options) ([]Object, error)
 		}
 		objs = append(objs, natsConfig())
 		objs = append(objs, extra...)
+		objs = append(objs, productionPolicies()...)
 		if err := production(objs, a, opts); err != nil {
 			return nil, err
 		}

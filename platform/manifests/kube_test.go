@@ -251,7 +251,8 @@ var peerAddr = regexp.MustCompile(`^(?:[a-z]+://)?([a-z][-a-z0-9]*):(\d+)$`)
 
 // checkKube checks what every overlay of topo promises: probes, limits, hardening, replicas
 // (and SHOP_SOLE_REPLICA to match), a Service for every workload, every port a process listens
-// on declared, and every peer a process is told of served by a Service on that port.
+// on declared, every peer a process is told of served by a Service on that port, and
+// NetworkPolicies that let through the table's calls and nothing else (checkPolicies).
 func checkKube(t *testing.T, topo topology.Topology) {
 	t.Helper()
 	for _, overlay := range Overlays(topo) {
@@ -351,11 +352,13 @@ func checkKube(t *testing.T, topo topology.Topology) {
 			if workloads != len(a.Services)+extra {
 				t.Errorf("%d workloads, the topology has %d services (+%d)", workloads, len(a.Services), extra)
 			}
+			checkPolicies(t, a, overlay, objs)
 		})
 	}
 }
 
-// checkAddresses checks that a container declares every port it listens on (0.0.0.0:PORT in
+// checkAddresses checks that a container declares every port it listens on (0.0.0.0:PORT or
+// $(POD_IP):PORT in
 // its arguments or environment) and that every peer it is told of (host:port) is a Service
 // of the overlay with that port.
 func checkAddresses(t *testing.T, what string, c Container, services map[string]*Service) {
@@ -365,7 +368,11 @@ func checkAddresses(t *testing.T, what string, c Container, services map[string]
 		values = append(values, e.Value)
 	}
 	for _, v := range values {
-		if port, ok := strings.CutPrefix(v, "0.0.0.0:"); ok {
+		port, ok := strings.CutPrefix(v, "0.0.0.0:")
+		if !ok {
+			port, ok = strings.CutPrefix(v, "$("+PodIPEnv+"):")
+		}
+		if ok {
 			if !slices.ContainsFunc(c.Ports, func(p ContainerPort) bool { return strconv.Itoa(int(p.ContainerPort)) == port }) {
 				t.Errorf("%s: listens on %s, a port it does not declare (%+v)", what, v, c.Ports)
 			}
@@ -514,14 +521,22 @@ func TestIdentitiesFromSecrets(t *testing.T) {
 			for _, vm := range c.VolumeMounts {
 				mount = mount || (vm.Name == TLSVolume && vm.MountPath == topology.TLSMount && vm.ReadOnly)
 			}
+			dirEnv := topology.TLSDirEnv
+			if s.Group == "" {
+				dirEnv = topology.NATSTLSDirEnv // NATS's own (platform/cmd/nats-server -tls)
+			}
 			for _, e := range c.Env {
-				env = env || (e.Name == topology.TLSDirEnv && e.Value == topology.TLSMount)
+				env = env || (e.Name == dirEnv && e.Value == topology.TLSMount)
 				if e.Name == topology.InsecureEnv {
 					t.Errorf("%s/%s runs insecure in Kubernetes", a.Name, s.Name)
 				}
+				// NATS has its identity there too: TLS, and only TLS.
+				if e.Name == topology.NATSURLEnv && !strings.HasPrefix(e.Value, "tls://") {
+					t.Errorf("%s/%s: %s=%s in Kubernetes, where NATS speaks TLS only", a.Name, s.Name, e.Name, e.Value)
+				}
 			}
 			if want := id != ""; secret != want || mount != want || env != want {
-				t.Errorf("%s/%s (identity %q): secret volume %v, mount %v, %s %v", a.Name, s.Name, id, secret, mount, topology.TLSDirEnv, env)
+				t.Errorf("%s/%s (identity %q): secret volume %v, mount %v, %s %v", a.Name, s.Name, id, secret, mount, dirEnv, env)
 			}
 			if id != "" && c.ReadinessProbe != nil && c.ReadinessProbe.GRPC != nil {
 				t.Errorf("%s/%s: a plaintext gRPC readiness probe against a server requiring mutual TLS", a.Name, s.Name)
@@ -542,8 +557,10 @@ func TestWithoutIdentitiesSaysInsecure(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, b := range files {
-		if strings.Contains(string(b), topology.TLSDirEnv) {
-			t.Errorf("%s names %s, which compose does not mount", path, topology.TLSDirEnv)
+		for _, no := range []string{topology.TLSDirEnv, topology.NATSTLSDirEnv, "tls://"} {
+			if strings.Contains(string(b), no) {
+				t.Errorf("%s names %s: compose mounts no identity, its NATS is plain", path, no)
+			}
 		}
 		if !strings.Contains(string(b), topology.InsecureEnv+`: "true"`) {
 			t.Errorf("%s does not say its services run insecure", path)
@@ -558,8 +575,10 @@ func TestWithoutIdentitiesSaysInsecure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(string(b), topology.TLSDirEnv) {
-			t.Errorf("ECS %s names %s", e.Name, topology.TLSDirEnv)
+		for _, no := range []string{topology.TLSDirEnv, topology.NATSTLSDirEnv, "tls://"} {
+			if strings.Contains(string(b), no) {
+				t.Errorf("ECS %s names %s", e.Name, no)
+			}
 		}
 	}
 }

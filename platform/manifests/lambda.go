@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -178,6 +179,10 @@ func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) 
 // Secrets); on the others the services' gRPC relies on the network alone (a compose
 // network, a VPC's security groups), as deploy/README.md ("Workload identity") says.
 func withoutIdentities(env map[string]string) {
+	delete(env, topology.NATSTLSDirEnv) // their NATS: plain, like their gRPC
+	if u, ok := strings.CutPrefix(env[topology.NATSURLEnv], "tls://"); ok {
+		env[topology.NATSURLEnv] = "nats://" + u
+	}
 	if _, ok := env[topology.TLSDirEnv]; ok {
 		delete(env, topology.TLSDirEnv)
 		env[topology.InsecureEnv] = "true"

@@ -353,7 +353,12 @@ func kustomizeFiles(t topology.Topology, opts Options, files map[string][]byte) 
 			}
 			res = append(res, name+".yaml")
 		}
-		b, err := marshalYAML(newKustomization(Namespace(a.Name), res...))
+		b, err := objectsFile(networkPolicies(a)...)
+		if err := put("overlays/"+a.Name+"/"+NetworkPolicyFile, b, err); err != nil {
+			return err
+		}
+		res = append(res, NetworkPolicyFile)
+		b, err = marshalYAML(newKustomization(Namespace(a.Name), res...))
 		if err := put("overlays/"+a.Name+"/kustomization.yaml", b, err); err != nil {
 			return err
 		}
@@ -379,6 +384,10 @@ func productionFiles(services topology.Arch, opts Options, put func(string, []by
 	if err := put(dir+"otel-collector.yaml", b, err); err != nil {
 		return err
 	}
+	b, err = objectsFile(productionPolicies()...)
+	if err := put(dir+NetworkPolicyFile, b, err); err != nil {
+		return err
+	}
 	b, err = patchFile(natsPatch())
 	if err := put(dir+"nats-cluster.yaml", b, err); err != nil {
 		return err
@@ -399,7 +408,7 @@ func productionFiles(services topology.Arch, opts Options, put func(string, []by
 	if err := put(dir+"nats-replicas.yaml", b, err); err != nil {
 		return err
 	}
-	k := newKustomization(Namespace(OverlayProduction), "../services", "nats-config.yaml", "otel-collector.yaml")
+	k := newKustomization(Namespace(OverlayProduction), "../services", "nats-config.yaml", "otel-collector.yaml", NetworkPolicyFile)
 	k.Patches = []kPatch{
 		{Path: "nats-cluster.yaml"},
 		{Path: "nats-cluster-service.yaml"},

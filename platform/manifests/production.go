@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
@@ -42,6 +43,14 @@ jetstream {
   max_memory_store: 64MB
   max_file_store: 8GB
 }
+# Clients: TLS only, with a certificate of the stack's CA (the Secret %s, as in the base).
+tls {
+  cert_file: %s/cert.pem
+  key_file: %s/key.pem
+  ca_file: %s/ca.pem
+  verify: true
+  timeout: 5
+}
 cluster {
   name: mitosis
   listen: 0.0.0.0:%d
@@ -49,7 +58,8 @@ cluster {
 %s
   ]
 }
-`, NATSClusterSize, topology.NATSPort, topology.NATSMonitorPort, NATSClusterPort, strings.Join(routes, "\n"))
+`, NATSClusterSize, topology.NATSPort, topology.NATSMonitorPort, TLSSecret(identity.NATS), topology.TLSMount, topology.TLSMount, topology.TLSMount,
+		NATSClusterPort, strings.Join(routes, "\n"))
 }
 
 func natsConfig() *ConfigMap {

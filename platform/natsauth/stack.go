@@ -13,7 +13,9 @@ import (
 	"slices"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -105,8 +107,14 @@ func UserOf(s topology.Service) string {
 
 // Resolve fills the NATS parts of r for service s: its user in its URL, or the users file
 // for the NATS server, in dir (Dir as its process sees it).
+//
+// Users come with TLS: the runtimes make them for a secure up only, whose NATS has its
+// identity (topology.Service.Identity), so the services' URLs are tls://.
 func (c Creds) Resolve(r *topology.Resolver, s topology.Service, dir string) {
 	r.NATSAuth = c.Auth[UserOf(s)]
+	if c.Dir != "" {
+		r.NATSScheme = "tls"
+	}
 	if _, ok := s.Env[topology.NATSUsersEnv]; ok && c.Dir != "" {
 		r.NATSUsers = dir + "/" + c.File
 	}
@@ -145,6 +153,25 @@ func AdminURL(pki, addr string) (string, error) {
 		return "", err
 	}
 	return "nats://" + url.UserPassword(Admin, string(trim(b))).String() + "@" + addr, nil
+}
+
+// AdminTLS is the TLS a tool of the stack whose PKI folder is pki uses with its NATS: the
+// tools' certificate (identity.Tooling) presented, and only the stack's NATS server accepted.
+// It is used when the server asks for TLS, as a secure stack's does; a stack up insecure
+// (or without a PKI folder yet) gets a plain connection, as before.
+func AdminTLS(pki string) (nats.Option, error) {
+	dir := filepath.Join(pki, identity.Tooling)
+	if _, err := os.Stat(filepath.Join(dir, "cert.pem")); pki == "" || errors.Is(err, fs.ErrNotExist) {
+		return func(*nats.Options) error { return nil }, nil
+	}
+	src, err := identity.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("the tools' identity: %w", err)
+	}
+	return func(o *nats.Options) error {
+		o.TLSConfig = src.ClientConfig(identity.Is(identity.NATS))
+		return nil
+	}, nil
 }
 
 func trim(b []byte) []byte {

@@ -83,7 +83,16 @@ func TestSecurityAsProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(admin)
+	// Nor its admin's password without the stack's certificate: NATS speaks TLS only.
+	if nc, err := nats.Connect(admin, nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Error("the stack's NATS let in its admin's password without TLS")
+	}
+	tlsOpt, err := natsauth.AdminTLS(pki)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(admin, tlsOpt)
 	if err != nil {
 		t.Fatalf("the stack's NATS refused its admin: %v", err)
 	}

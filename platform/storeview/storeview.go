@@ -18,10 +18,11 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/payments"
 )
 
-// Connect reaches the NATS at url (nats://127.0.0.1:<published port>) and returns its
-// JetStream; closeConn releases the connection.
-func Connect(url string) (js jetstream.JetStream, closeConn func(), err error) {
-	nc, err := nats.Connect(url, nats.Name("mitosis-storeview"), nats.Timeout(5*time.Second))
+// Connect reaches the NATS at url (nats://127.0.0.1:<published port>), with opts (a secure
+// stack's TLS: platform/natsauth.AdminTLS), and returns its JetStream; closeConn releases the
+// connection.
+func Connect(url string, opts ...nats.Option) (js jetstream.JetStream, closeConn func(), err error) {
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("mitosis-storeview"), nats.Timeout(5 * time.Second)}, opts...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w", url, err)
 	}

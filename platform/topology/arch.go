@@ -145,7 +145,7 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 		}
 		if len(g.Contexts) > 0 {
 			// With the process's NATS user, where the runtime gives one (platform/natsauth).
-			env["SHOP_NATS_URL"] = "nats://{{nats_auth}}{{addr:nats}}"
+			env[NATSURLEnv] = "{{nats_scheme}}://{{nats_auth}}{{addr:nats}}"
 			s.DependsOn = append(s.DependsOn, "nats")
 		}
 		for _, name := range g.Contexts {
@@ -168,9 +168,9 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 				s.Probe = Probe{Kind: GRPC, Port: port}
 			}
 		}
-		// Mutual TLS for whatever serves or calls gRPC (services/host): the runtime hands the
-		// process its identity's folder.
-		if _, grpc := env["SHOP_GRPC_ADDR"]; grpc || len(g.Remote()) > 0 {
+		// Mutual TLS for whatever serves or calls gRPC, or talks to NATS (services/host): the
+		// runtime hands the process its identity's folder.
+		if _, grpc := env["SHOP_GRPC_ADDR"]; grpc || len(g.Remote()) > 0 || len(g.Contexts) > 0 {
 			env[TLSDirEnv] = "{{tls}}"
 		}
 		// Every process answers Prometheus's scrapes on a port of its own (published on

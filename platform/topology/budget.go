@@ -38,7 +38,8 @@ func nats() Service {
 		Ports:   []int{NATSPort, NATSMonitorPort, MetricsPort},
 		Args:    []string{"-addr", "{{listen}}", "-http", "{{listen:8222}}", "-store", "{{data}}", "-metrics", "{{listen:" + strconv.Itoa(MetricsPort) + "}}"},
 		// Its users (platform/natsauth), where the runtime gives them; none lets anyone in.
-		Env:     map[string]string{NATSUsersEnv: "{{nats_users}}"},
+		// And its identity (platform/identity.NATS), where the runtime gives one: TLS only.
+		Env:     map[string]string{NATSUsersEnv: "{{nats_users}}", NATSTLSDirEnv: "{{tls}}"},
 		Probe:   Probe{Kind: HTTP, Port: NATSMonitorPort, Path: "/healthz?js-enabled-only=true"},
 		DataDir: "/data",
 	}
@@ -46,6 +47,10 @@ func nats() Service {
 
 // NATSUsersEnv is the NATS server's users file (platform/cmd/nats-server -users).
 const NATSUsersEnv = "NATS_USERS_FILE"
+
+// NATSTLSDirEnv is the NATS server's identity folder (platform/cmd/nats-server -tls): set,
+// it speaks TLS only and asks every client for a certificate of the stack.
+const NATSTLSDirEnv = "NATS_TLS_DIR"
 
 // NATS does the same work in both architectures (every store operation and event goes
 // through it) and used about the same CPU in both under the load test's mix (0.26 to 0.36

@@ -31,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
@@ -472,9 +473,12 @@ func (a Arch) Service(name string) (Service, bool) {
 
 // Identity is the workload identity the service's processes need (platform/identity), its
 // group's process name (bounded.Group.Name: the replicas of a group, and the same group in
-// two architectures, are one identity with the same rights); "" for a service that neither
-// serves nor calls gRPC.
+// two architectures, are one identity with the same rights), identity.NATS for NATS; "" for
+// a service that neither serves nor calls gRPC nor NATS.
 func (s Service) Identity() string {
+	if _, ok := s.Env[NATSTLSDirEnv]; ok && s.Group == "" {
+		return identity.NATS
+	}
 	if _, ok := s.Env[TLSDirEnv]; !ok || s.Group == "" {
 		return ""
 	}
@@ -537,6 +541,9 @@ type Resolver struct {
 	// NATS server's users file as it sees it, "" for none (platform/natsauth).
 	NATSAuth  string
 	NATSUsers string
+	// NATSScheme is the scheme of the services' NATS URLs: "tls" where the NATS server has its
+	// identity (platform/natsauth.Creds.Resolve, the Kubernetes overlays), else "nats".
+	NATSScheme string
 }
 
 var placeholder = regexp.MustCompile(`\{\{([a-z_]+)(?::([a-z0-9-]+))?(?::([0-9]+))?\}\}`)
@@ -579,6 +586,11 @@ func Expand(s Service, r Resolver) (args []string, env map[string]string, err er
 				return r.NATSAuth
 			case "nats_users":
 				return r.NATSUsers
+			case "nats_scheme":
+				if r.NATSScheme == "" {
+					return "nats"
+				}
+				return r.NATSScheme
 			}
 			err = fmt.Errorf("unknown placeholder %s", m)
 			return m

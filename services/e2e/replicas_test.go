@@ -256,7 +256,11 @@ func (r *running) checkSharedConsumers(arch string, contexts ...string) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	nc, err := nats.Connect(url)
+	tlsOpt, err := natsauth.AdminTLS(r.opts.PKI)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, tlsOpt)
 	if err != nil {
 		r.t.Fatal(err)
 	}

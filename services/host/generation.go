@@ -166,7 +166,11 @@ func (g *Generation) connect() error {
 		g.nc, err = g.p.embedded.Connect(g.p.cfg.Name, opts...)
 		return err
 	}
-	g.nc, err = nats.Connect(g.p.cfg.NatsURL, append(opts, nats.Name(g.p.cfg.Name))...)
+	tlsOpt, err := g.p.cfg.Security.natsTLS(g.p.cfg.NatsURL)
+	if err != nil {
+		return err
+	}
+	g.nc, err = nats.Connect(g.p.cfg.NatsURL, append(opts, nats.Name(g.p.cfg.Name), tlsOpt)...)
 	if err != nil {
 		return fmt.Errorf("connect NATS %s: %w", redacted(g.p.cfg.NatsURL), err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/host"
@@ -18,9 +19,11 @@ import (
 )
 
 // The microservices, each process with a NATS user of its own allowed only what its
-// contexts need (platform/natsauth), pass the whole behaviour suite: checkouts, the events
-// that ship them and notify, the admin routes. So the permissions are enough; the
-// package's own test shows they are no more.
+// contexts need (platform/natsauth), over TLS to a NATS server that asks each for its
+// certificate (platform/cmd/nats-server -tls), pass the whole behaviour suite: checkouts, the
+// events that ship them and notify, the admin routes. So the permissions are enough; the
+// package's own test shows they are no more, and platform/cmd/nats-server's that nobody
+// without the stack's certificate gets in.
 func TestBehaviourWithANATSUserPerService(t *testing.T) {
 	groups := []bounded.Group{{Edge: true}}
 	for _, name := range bounded.Names() {
@@ -30,6 +33,11 @@ func TestBehaviourWithANATSUserPerService(t *testing.T) {
 	for i, g := range groups {
 		opts.Users = append(opts.Users, natsauth.User(g, "pw-"+strconv.Itoa(i)))
 	}
+	natsID, err := identity.Load(hosttest.IdentityDir(t, identity.NATS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.TLSConfig = natsID.ServerConfig(nil) // as platform/cmd/nats-server -tls
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +61,7 @@ func TestBehaviourWithANATSUserPerService(t *testing.T) {
 	var gateway *hosttest.Host
 	for i, g := range groups {
 		own := maps.Clone(env)
-		own["SHOP_NATS_URL"] = fmt.Sprintf("nats://%s:pw-%d@%s", g.Name(), i, addr)
+		own["SHOP_NATS_URL"] = fmt.Sprintf("tls://%s:pw-%d@%s", g.Name(), i, addr)
 		if !g.Edge {
 			own["SHOP_GRPC_ADDR"] = env[host.AddrEnv(g.Contexts[0])]
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -41,6 +42,20 @@ func Secure(dir string) (Security, error) {
 		return Security{}, err
 	}
 	return Security{Identity: src}, nil
+}
+
+// natsTLS is the TLS of the connection to the NATS at url: for a tls:// URL, the process's
+// certificate presented and only the stack's NATS server (identity.NATS) accepted, by its
+// identity rather than its host name; a nats:// URL is left as it is (the runtime gives
+// tls:// whenever its NATS has an identity).
+func (s Security) natsTLS(url string) (nats.Option, error) {
+	if !strings.HasPrefix(url, "tls://") {
+		return func(*nats.Options) error { return nil }, nil
+	}
+	if s.Identity == nil {
+		return nil, fmt.Errorf("NATS at %s speaks TLS, and this process has no identity (%s)", redacted(url), TLSDirEnv)
+	}
+	return nats.Secure(s.Identity.ClientConfig(identity.Is(identity.NATS))), nil
 }
 
 // errNoIdentity fails the handshakes of a process given no identity.

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/host"
 	"github.com/mitosis-dev/mitosis/services/host/hosttest"
@@ -26,8 +29,10 @@ import (
 // requests sent one at a time, i.e. unloaded) and p99-µs. Both sides are the hosts the
 // platform runs (services/host), in this one process, on one NATS server on a loopback
 // socket. The microservices run as they do by default, every hop over mutual TLS and
-// authorized by the access table; microservices-insecure runs them without either
-// (SHOP_INSECURE), so the difference of the two is what security costs.
+// authorized by the access table, and NATS over TLS with each host's certificate (as a
+// secure stack runs them); microservices-insecure runs them without any of it
+// (SHOP_INSECURE, plain NATS), so the difference of the two is what security costs. The
+// monolith's only part of it is its NATS over TLS (monolith-insecure: plain).
 
 // architectures are the two ends of the range, as groups of contexts: every context and the
 // edge in one host, and one host per context with the edge alone in front, secure and not.
@@ -36,6 +41,7 @@ func architectures() []struct {
 	groups []string
 	env    map[string]string
 } {
+	monolith := []string{"edge+" + strings.Join(bounded.Names(), "+")}
 	services := []string{"edge"}
 	services = append(services, bounded.Names()...)
 	return []struct {
@@ -43,8 +49,9 @@ func architectures() []struct {
 		groups []string
 		env    map[string]string
 	}{
-		{"monolith", []string{"edge+" + strings.Join(bounded.Names(), "+")}, nil},
-		{"microservices", services, nil},
+		{"monolith", monolith, map[string]string{natsTLSKey: "true"}},
+		{"monolith-insecure", monolith, nil},
+		{"microservices", services, map[string]string{natsTLSKey: "true"}},
 		{"microservices-insecure", services, map[string]string{host.InsecureEnv: "true"}},
 	}
 }
@@ -52,9 +59,14 @@ func architectures() []struct {
 // start runs the groups' hosts, each calling the others at their gRPC addresses, with extra
 // in their environment, and returns the handler of the edge.
 func start(b *testing.B, groups []string, extra map[string]string) http.Handler {
-	nats := hosttest.StartNATS(b)
-	env := map[string]string{"SHOP_NATS_URL": nats.URL(), "SHOP_ADMIN_TOKEN": hosttest.Token}
+	env := map[string]string{"SHOP_ADMIN_TOKEN": hosttest.Token}
+	if extra[natsTLSKey] == "" {
+		env["SHOP_NATS_URL"] = hosttest.StartNATS(b).URL()
+	} else {
+		env["SHOP_NATS_URL"] = startTLSNATS(b)
+	}
 	maps.Copy(env, extra)
+	delete(env, natsTLSKey)
 	// The contexts' hosts first, on ports picked now, so that each knows where the others are.
 	var edge string
 	for _, g := range groups {
@@ -81,6 +93,30 @@ func start(b *testing.B, groups []string, extra map[string]string) http.Handler 
 		hosttest.Start(b, g, own)
 	}
 	return hosttest.Start(b, edge, env).Next(b).Handler()
+}
+
+// natsTLSKey in an architecture's environment asks start for a NATS that speaks TLS only.
+const natsTLSKey = "splittax-nats-tls"
+
+// startTLSNATS starts a NATS server with JetStream that speaks TLS only, with the identity
+// a secure stack gives its NATS and asking each client for its certificate (as
+// platform/cmd/nats-server -tls), and returns its tls:// URL.
+func startTLSNATS(b *testing.B) string {
+	id, err := identity.Load(hosttest.IdentityDir(b, identity.NATS))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: b.TempDir(),
+		NoSigs: true, NoLog: true, TLSConfig: id.ServerConfig(nil), TLSTimeout: 5})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns.Start()
+	b.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		b.Fatal("nats-server not ready")
+	}
+	return "tls://" + ns.Addr().String()
 }
 
 func freeAddr(b *testing.B) string {

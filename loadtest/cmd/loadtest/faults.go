@@ -274,6 +274,9 @@ func faultTargets(ctx context.Context, edges []loadtest.Edge, state, stackName, 
 				if err != nil {
 					return nil, err
 				}
+				if t.NATSTLS, err = natsauth.AdminTLS(stack.PKIDir(state, stackName)); err != nil {
+					return nil, err
+				}
 				t.NATSURL = url
 			}
 		}

@@ -56,6 +56,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -199,6 +200,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	collector := fs.String("collector", envOr("MITOSIS_COLLECTOR", "http://"+topology.DefaultCollectorEdge), "trace collector's query API for the trace breakdown (empty: none)")
 	traces := fs.Int("traces", 20, "checkout traces per architecture to compare")
 	traceShare := fs.Float64("trace-share", 0.1, "share of requests sent with a traceparent asking to be traced, the rest asking not to be (negative: no traceparent, each stack samples as configured)")
+	insecureStack := fs.String("insecure-stack", "", "a second stack, up with --insecure and its architectures named apart (--split-name services-insecure), whose architectures join the run to measure what security costs (security.md); insecure, for comparison only")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	faults := fs.Bool("faults", false, "after the ladder, the faults phase (loadtest faults) on the same architectures, at half the first one's max rate within the SLO")
 	var ff faultFlags
@@ -247,6 +249,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stackOf := map[string]string{} // an architecture's stack, when not -stack
+	var insecure []string
+	if *insecureStack != "" {
+		extra, err := insecureEdges(ctx, *state, *insecureStack, choice.topologies, targets, say)
+		if err != nil {
+			return err
+		}
+		for _, e := range extra {
+			stackOf[e.Arch] = *insecureStack
+			insecure = append(insecure, e.Arch)
+		}
+		targets = append(targets, extra...)
+	}
 	token := loadtest.AdminToken(filepath.Join(*state, "admin-token"))
 	id := time.Now().UTC().Format("20060102-150405")
 	dir := filepath.Join(*outDir, id)
@@ -274,7 +289,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		a := &loadtest.Arch{Name: t.Arch, BaseURL: shop.BaseURL, Scenario: sc}
 		info := loadtest.ArchInfo{Name: t.Arch, BaseURL: shop.BaseURL}
-		discover(ctx, *resources, *state, *stackName, choice.topologies, t.Arch, shop.BaseURL, a, &info)
+		discover(ctx, *resources, *state, cmp.Or(stackOf[t.Arch], *stackName), choice.topologies, t.Arch, shop.BaseURL, a, &info)
 		say("%s: resources: %s", t.Arch, info.Resources)
 		archs = append(archs, a)
 		infos = append(infos, info)
@@ -352,8 +367,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	scaling.apply(rep, targets)
+	for _, a := range insecure {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: %s (stack %s up --insecure; security.md)", a, loadtest.InsecureNote, *insecureStack))
+	}
 	if err := rep.WriteFiles(dir); err != nil {
 		return err
+	}
+	if len(insecure) > 0 {
+		sc := loadtest.BuildSecurityCost(rep, dir, insecure)
+		if err := sc.WriteFiles(dir); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, sc.Markdown())
 	}
 	if rep.Faults != nil {
 		fmt.Fprintln(stdout, faultsSummary(rep.Faults))

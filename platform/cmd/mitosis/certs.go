@@ -15,7 +15,8 @@ import (
 
 // insecureWarning is what up --insecure prints before anything runs.
 const insecureWarning = `WARNING: --insecure: gRPC between the services runs in PLAINTEXT and ANY caller may call ANY
-method (no mutual TLS, no authorization). Use this only to measure what security costs.`
+method (no mutual TLS, no authorization); NATS runs in PLAINTEXT and lets ANYONE in (no users).
+Use this only to measure what security costs.`
 
 // pki is the folder of the stack's CA and identities.
 func (a *app) pki() string { return stack.PKIDir(a.state, a.stack) }

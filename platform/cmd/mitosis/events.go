@@ -141,7 +141,8 @@ func checkConsumerFlag(consumer string) error {
 // natsEndpoint is one architecture's NATS, where the CLI reaches it.
 type natsEndpoint struct {
 	Runtime, Arch string
-	URL           string // nats://127.0.0.1:<published port>
+	URL           string      // nats://127.0.0.1:<published port>
+	TLS           nats.Option // the tools' TLS (natsauth.AdminTLS)
 }
 
 func (ep natsEndpoint) String() string { return ep.Runtime + " " + ep.Arch }
@@ -183,6 +184,9 @@ func natsOf(runtime string, s stack.Status, names map[string]string, pki string)
 		return ep, true, err
 	}
 	ep.URL = url
+	if ep.TLS, err = natsauth.AdminTLS(pki); err != nil {
+		return ep, true, err
+	}
 	return ep, true, nil
 }
 
@@ -231,7 +235,11 @@ func (a *app) eachNATS(ctx context.Context, f func(natsEndpoint, jetstream.JetSt
 
 // withJetStream connects to ep and calls f with its JetStream.
 func withJetStream(ep natsEndpoint, f func(jetstream.JetStream)) error {
-	nc, err := nats.Connect(ep.URL, nats.Name("mitosis"), nats.Timeout(5*time.Second), nats.NoReconnect())
+	opts := []nats.Option{nats.Name("mitosis"), nats.Timeout(5 * time.Second), nats.NoReconnect()}
+	if ep.TLS != nil {
+		opts = append(opts, ep.TLS)
+	}
+	nc, err := nats.Connect(ep.URL, opts...)
 	if err != nil {
 		return fmt.Errorf("%s: connect %s: %w", ep, ep.URL, err)
 	}

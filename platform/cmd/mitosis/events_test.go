@@ -156,7 +156,11 @@ func stackJetStream(t *testing.T, rt stack.Runtime, pki string) jetstream.JetStr
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(url)
+	tlsOpt, err := natsauth.AdminTLS(pki)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, tlsOpt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@
 //	-max-mem   NATS_MAX_MEM    JetStream memory-storage limit in bytes (default 64 MiB)
 //	-max-store NATS_MAX_STORE  JetStream file-storage limit in bytes (default 8 GiB: streams reserve their MaxBytes, the shop's 3.3 GiB in all, see natsjs.DefaultLimits)
 //	-users     NATS_USERS_FILE the users and their permissions (a JSON list of nats-server users, as platform/natsauth writes it); "" lets anyone connect
+//	-tls       NATS_TLS_DIR    the server's identity folder (platform/identity: cert.pem, key.pem, ca.pem); set, clients must speak TLS and present a certificate of the same stack; "" (default): plain
 //	-metrics   NATS_METRICS_ADDR  where Prometheus scrapes /metrics: the Go runtime's, the process's and the server's (metrics.go); "" (default): nowhere
 package main
 
@@ -29,6 +30,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"go.opentelemetry.io/otel"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/selfcheck"
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
 )
@@ -59,6 +61,7 @@ func run(args []string, getenv func(string) string) error {
 	maxMem := fs.String("max-mem", envOr(getenv, "NATS_MAX_MEM", strconv.Itoa(64<<20)), "JetStream memory limit, bytes")
 	maxStore := fs.String("max-store", envOr(getenv, "NATS_MAX_STORE", strconv.Itoa(8<<30)), "JetStream file-store limit, bytes")
 	usersFile := fs.String("users", getenv("NATS_USERS_FILE"), "users file (platform/natsauth); empty: no authentication")
+	tlsDir := fs.String("tls", getenv("NATS_TLS_DIR"), "identity folder (platform/identity); empty: no TLS")
 	metricsAddr := fs.String("metrics", envOr(getenv, "NATS_METRICS_ADDR", ""), "Prometheus /metrics listen address (empty: off)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	healthcheck := fs.Bool("healthcheck", false, "check the running server's monitoring /healthz and exit 0 or 1 (container health checks)")
@@ -87,6 +90,11 @@ func run(args []string, getenv func(string) string) error {
 		}
 		if err := json.Unmarshal(b, &opts.Users); err != nil || len(opts.Users) == 0 {
 			return fmt.Errorf("-users %s: want a JSON list of users (%v)", *usersFile, err)
+		}
+	}
+	if *tlsDir != "" {
+		if err := serveTLS(opts, *tlsDir); err != nil {
+			return fmt.Errorf("-tls: %w", err)
 		}
 	}
 	var err error
@@ -127,6 +135,24 @@ func run(args []string, getenv func(string) string) error {
 	srv.WaitForShutdown()
 	return stopMetrics()
 }
+
+// serveTLS makes the server speak TLS only, with the identity in dir, and ask every client
+// for a certificate of the same stack (the services' own, the tools'): a client without the
+// stack's CA cannot even see the users' passwords go by, let alone use one. The files are
+// read again as they change (renewal, rotation) at the next handshake.
+func serveTLS(opts *server.Options, dir string) error {
+	id, err := identity.Load(dir)
+	if err != nil {
+		return err
+	}
+	opts.TLSConfig = id.ServerConfig(nil)
+	opts.TLSTimeout = tlsTimeout.Seconds()
+	return nil
+}
+
+// tlsTimeout bounds a client's handshake: nats-server's default (2 s) is short for a
+// process starting on a busy machine, and a handshake that fails is retried anyway.
+const tlsTimeout = 5 * time.Second
 
 // serveMetrics answers Prometheus at addr ("": nowhere) with the server's figures, through
 // platform/telemetry as every binary of the stack does; it exports nothing over OTLP unless
