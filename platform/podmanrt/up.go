@@ -51,8 +51,18 @@ const labelTLS = "mitosis.tls"
 const labelBudget = "mitosis.budget"
 
 // specVersion changes when the way pods are made changes, so an `up` after an upgrade remakes
-// every pod.
-const specVersion = "2"
+// every pod (3: the restart policy).
+const specVersion = "3"
+
+// restartPolicy is the supervisor of every app container: Podman starts the process again,
+// at once and without limit, when it exits with a non-zero code on its own (a crash, a fatal
+// error such as a store connection closed for good, an OOM kill or a SIGKILL from outside).
+// A stop is never undone (Podman marks it stopped by the user): down, `mitosis kill` and
+// the faults phase stop, so what they take down stays down. A process that exits 0 did so on
+// purpose (the shop's binaries do only on SIGTERM) and stays down too. Podman 4.3 has no pod
+// restart policy: the infra container has none, which only matters when it is killed from
+// outside (Status says so, up remakes the pod).
+const restartPolicy = "on-failure"
 
 // stopTimeout is how long a container has to exit after SIGTERM before SIGKILL; the shop's
 // binaries stop in well under a second when idle.
@@ -470,22 +480,38 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 	if err != nil {
 		return err
 	}
-	alive := func() error {
-		data, err := containers.Inspect(c, containerName(d.Pod), nil)
-		if err != nil {
-			return fmt.Errorf("inspect: %w", err)
-		}
-		if data.State != nil && !data.State.Running {
-			return fmt.Errorf("container %s %s (exit code %d); see `mitosis logs %s/%s`",
-				containerName(d.Pod), data.State.Status, data.State.ExitCode, d.Arch, d.Process.Name)
-		}
-		return nil
-	}
+	alive := r.aliveCheck(c, d.Pod, d.Arch, d.Process.Name)
 	if err := stack.WaitReady(c, d.Service.Probe, addr, d.TLS, opts.ReadyTimeout, alive); err != nil {
 		return fmt.Errorf("%s: %w", d.Pod, err)
 	}
 	r.progress(opts, "%s/%s: %s, ready on %s (%s)", d.Arch, d.Process.Name, verb, addr, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// aliveCheck is WaitReady's check that the pod's app container still runs: it fails when the
+// container is down, and when the supervisor (restartPolicy) restarted it since the first
+// check: a process that exits while it starts would otherwise be restarted over and over
+// until the ready timeout, and up would say only that it never became ready.
+func (r *Runtime) aliveCheck(c context.Context, pod, arch, service string) func() error {
+	restarts := int32(-1)
+	return func() error {
+		data, err := containers.Inspect(c, containerName(pod), nil)
+		if err != nil {
+			return fmt.Errorf("inspect: %w", err)
+		}
+		if restarts < 0 {
+			restarts = data.RestartCount
+		}
+		switch {
+		case data.State != nil && !data.State.Running:
+			return fmt.Errorf("container %s %s (exit code %d); see `mitosis logs %s/%s`",
+				containerName(pod), data.State.Status, data.State.ExitCode, arch, service)
+		case data.RestartCount > restarts:
+			return fmt.Errorf("container %s exited and was restarted %d time(s) while it started; see `mitosis logs %s/%s`",
+				containerName(pod), data.RestartCount-restarts, arch, service)
+		}
+		return nil
+	}
 }
 
 // whyNotRunning says why the pod's app container does not run, "" when it does.
@@ -610,6 +636,7 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	s.ReadWriteTmpfs = true // /tmp, /var/tmp and /run as tmpfs on the read-only root
 	s.CapDrop = []string{"ALL"}
 	s.NoNewPrivileges = true
+	s.RestartPolicy = restartPolicy
 	timeout := uint(stopTimeout)
 	s.StopTimeout = &timeout
 	s.LogConfiguration = &specgen.LogConfig{Driver: "k8s-file", Size: 16 << 20}
