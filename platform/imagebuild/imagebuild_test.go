@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -281,7 +282,8 @@ func TestBuildSkipsUnchangedInputs(t *testing.T) {
 	if first.Cached {
 		t.Fatal("first build came from the cache")
 	}
-	if got := progress.String(); !strings.Contains(got, "building 1 image(s) for 1 platform(s): tiny") || !strings.Contains(got, "compiled in") {
+	if got := progress.String(); !strings.Contains(got, "building 1 image(s) for 1 platform(s): tiny") || !strings.Contains(got, "compiled in") ||
+		!strings.Contains(got, "  tiny: compiling for "+HostPlatform().OS) || !regexp.MustCompile(`(?m)^  tiny: built \([0-9.]+m?s\)$`).MatchString(got) {
 		t.Errorf("progress of a build: %q", got)
 	}
 	progress.Reset()
@@ -408,5 +410,22 @@ func TestTagsLinkOnlyWhatTheyChoose(t *testing.T) {
 	}
 	if after[1].Index != before[1].Index {
 		t.Errorf("b's image changed (%s, was %s) with code it does not link", after[1].Index, before[1].Index)
+	}
+	// A file only b's tags compile: a's image is a cache hit, not even compiled again.
+	var progress bytes.Buffer
+	opts.Progress = &progress
+	write("cmd/app/b.go", "//go:build with_b\n\npackage main\n\nimport \"example.com/tags/lib\"\n\nfunc part() string { return \"b: \" + lib.B() }\n")
+	third, err := Build(ctx, opts, specs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !third[0].Cached || third[0].Index != after[0].Index {
+		t.Errorf("a file a does not compile rebuilt a: cached=%v index %s (was %s)", third[0].Cached, third[0].Index, after[0].Index)
+	}
+	if third[1].Cached || third[1].Index == after[1].Index {
+		t.Errorf("b's own file changed, b's image did not: cached=%v", third[1].Cached)
+	}
+	if got := progress.String(); strings.Contains(got, "  a: ") || !strings.Contains(got, "building 1 image(s) for 1 platform(s): b") {
+		t.Errorf("progress of b's rebuild: %q", got)
 	}
 }
