@@ -250,6 +250,42 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 	return d, nil
 }
 
+// loadConcurrency bounds the images loaded into Podman at once: a rebuilt image takes a
+// second or two to load (Podman decompresses and stores its layer), and several changed
+// images need not wait for each other.
+const loadConcurrency = 4
+
+// loadImages loads the topology's images that Podman does not hold yet, side by side.
+func (r *Runtime) loadImages(ctx context.Context, t topology.Topology, opts stack.UpOptions) error {
+	ims := t.Images()
+	errs := make([]error, len(ims))
+	sem := make(chan struct{}, loadConcurrency)
+	var wg sync.WaitGroup
+	for _, im := range ims {
+		if _, ok := r.images[im.Name]; !ok {
+			return fmt.Errorf("image %s was not built", im.Name)
+		}
+	}
+	for i, im := range ims {
+		img := r.images[im.Name]
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			start := time.Now()
+			loaded, err := r.LoadImage(ctx, img)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			if loaded {
+				r.progress(opts, "loaded %s into podman (%s)", img.Ref, time.Since(start).Round(time.Millisecond))
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 func (r *Runtime) progress(opts stack.UpOptions, format string, args ...any) {
 	if opts.Progress != nil {
 		fmt.Fprintf(opts.Progress, format+"\n", args...)
@@ -290,19 +326,8 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 			}
 		}
 	}
-	for _, im := range t.Images() {
-		img, ok := r.images[im.Name]
-		if !ok {
-			return fmt.Errorf("image %s was not built", im.Name)
-		}
-		start := time.Now()
-		loaded, err := r.LoadImage(ctx, img)
-		if err != nil {
-			return err
-		}
-		if loaded {
-			r.progress(opts, "loaded %s into podman (%s)", img.Ref, time.Since(start).Round(time.Millisecond))
-		}
+	if err := r.loadImages(ctx, t, opts); err != nil {
+		return err
 	}
 	// The collector first, so that the first spans of the others find it.
 	var link *collectorLink
