@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -126,4 +127,32 @@ func statusCode(url string) (int, error) {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
+}
+
+// TestUpFailsFastWhenAProcessCannotStart: a monolith that exits at once (its configuration is
+// wrong: SHOP_RPC_TIMEOUT=soon) is restarted by the supervisor over and over; up does not
+// wait for the ready timeout but says the container exited (seen between two restarts) or
+// was restarted (its restart count grew), and which logs to read.
+func TestUpFailsFastWhenAProcessCannotStart(t *testing.T) {
+	requirePodman(t)
+	edge := stacktest.FreeAddr(t)
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs := buildImages(t, topo)
+	rt := connect(t, stacktest.StackName(t), imgs)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	opts := stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key",
+		ReadyTimeout: 3 * time.Minute, Progress: &progress, Env: map[string]string{"SHOP_RPC_TIMEOUT": "soon"}}
+	err = rt.Up(ctx, topo, opts)
+	if err == nil {
+		t.Fatalf("up of a monolith that cannot start succeeded:\n%s", progress.String())
+	}
+	t.Logf("up: %v", err)
+	if !strings.Contains(err.Error(), "see `mitosis logs monolith/monolith`") || strings.Contains(err.Error(), "within 3m") {
+		t.Errorf("up: %v, want the container's exit or restarts named, not the ready timeout", err)
+	}
 }
