@@ -209,8 +209,12 @@ func Build(ctx context.Context, opts Options, specs ...Spec) ([]Image, error) {
 		for j, s := range staleSpecs {
 			names[j] = s.Name
 		}
-		fmt.Fprintf(opts.Progress, "building %d image(s) for %d platform(s): %s (a first build compiles everything and takes minutes)\n",
-			len(staleSpecs), len(opts.Platforms), strings.Join(names, ", "))
+		note := ""
+		if len(stale) == len(specs) {
+			note = " (a first build compiles everything and takes minutes)"
+		}
+		fmt.Fprintf(opts.Progress, "building %d image(s) for %d platform(s): %s%s\n",
+			len(staleSpecs), len(opts.Platforms), strings.Join(names, ", "), note)
 	}
 	bins, began, cleanup, err := compile(ctx, opts, staleSpecs, versions)
 	defer cleanup()
