@@ -86,6 +86,15 @@ func TestSupervisorRestartsAProcessThatDies(t *testing.T) {
 		t.Errorf("container %s -> %s, want the same container restarted", before.ID, after.ID)
 	}
 	stacktest.Checkout(t, base, "test-token", "ada")
+	sts, err := rt.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sts {
+		if restarted := strings.Contains(s.Detail, "restarted 1 time(s) by Podman"); restarted != (s.Service == "monolith") || s.Health != stack.Ready {
+			t.Errorf("status after the supervisor's restart: %+v", s)
+		}
+	}
 
 	// A stop is not undone: watch it stay down for several times the restart's time.
 	if err := rt.Kill(ctx, topology.Monolith, "monolith"); err != nil {

@@ -911,7 +911,9 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 	}
 	byName := map[string]entities.ListContainer{}
 	alive := make([]bool, len(ctrs))
+	restarts := map[string]int32{} // by container ID; Podman 4.3's list leaves Restarts at 0
 	var check sync.WaitGroup
+	var mu sync.Mutex
 	for i, ct := range ctrs {
 		for _, n := range ct.Names {
 			byName[n] = ct
@@ -921,6 +923,11 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 			go func() {
 				defer check.Done()
 				alive[i] = r.processAlive(c, ct.ID)
+				if d, err := containers.Inspect(c, ct.ID, nil); err == nil && d.RestartCount > 0 {
+					mu.Lock()
+					restarts[ct.ID] = d.RestartCount
+					mu.Unlock()
+				}
 			}()
 		}
 	}
@@ -976,6 +983,9 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 		case ct.State != "running":
 			st.Health = stack.Unready
 			st.Detail = fmt.Sprintf("exit code %d", ct.ExitCode)
+		case restarts[ct.ID] > 0:
+			// The supervisor (restartPolicy) did its job: say so, or nobody would know.
+			st.Detail = fmt.Sprintf("restarted %d time(s) by Podman after its process exited; see `mitosis logs %s/%s`", restarts[ct.ID], st.Arch, st.Service)
 		}
 		if s, ok := stats[ct.ID]; ok {
 			st.CPU, st.MemBytes, st.MemLimit = s.CPU, s.MemBytes, s.MemLimit
