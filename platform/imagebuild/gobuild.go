@@ -173,19 +173,22 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 				if p.Module != nil && p.Module.GoMod != "" {
 					goMods[p.Module.GoMod] = true
 				}
+				names := slices.Concat(p.GoFiles, p.CgoFiles, p.EmbedFiles, p.SFiles)
+				sort.Strings(names)
+				// The stamp follows the commits that touched these very files: a commit to
+				// a file only another group's tags compile does not restamp (and so
+				// rebuild) this image. (A commit that only deletes a file is not among
+				// them: the image is rebuilt all the same, by the hash, with the stamp of
+				// the files' last commit.)
 				if rel, err := filepath.Rel(opts.Root, p.Dir); err == nil && !strings.HasPrefix(rel, "..") {
-					if rel == "." {
-						paths = append(paths, ":(glob)*")
-					} else {
-						paths = append(paths, ":(glob)"+filepath.ToSlash(rel)+"/*")
+					for _, n := range names {
+						paths = append(paths, ":(literal)"+filepath.ToSlash(filepath.Join(rel, n)))
 					}
 				}
 				key := l.tags + " " + l.platform + " " + path
 				sum, ok := files[key]
 				if !ok {
 					fh := sha256.New()
-					names := slices.Concat(p.GoFiles, p.CgoFiles, p.EmbedFiles, p.SFiles)
-					sort.Strings(names)
 					for _, n := range names {
 						if err := hashFile(fh, filepath.Join(p.Dir, n), n, false); err != nil {
 							return nil, err

@@ -369,6 +369,33 @@ func TestGitStampFollowsTheImagesOwnCommits(t *testing.T) {
 	if after[1].Cached || after[1].Revision != second {
 		t.Errorf("b after its own commit: cached=%v revision %s, want %s", after[1].Cached, after[1].Revision, second)
 	}
+
+	// Two images of one package, by tags: a commit to the file only d compiles leaves c's
+	// stamp, and so c's image, as they were.
+	write("cmd/cd/main.go", "package main\n\nfunc main() { println(part()) }\n")
+	write("cmd/cd/c.go", "//go:build with_c\n\npackage main\n\nfunc part() string { return \"c\" }\n")
+	write("cmd/cd/d.go", "//go:build with_d\n\npackage main\n\nfunc part() string { return \"d\" }\n")
+	run("add", ".")
+	run("commit", "-q", "-m", "three", "--date", "2026-01-03T00:00:00Z")
+	third := run("rev-parse", "HEAD")
+	tagged := []Spec{{Name: "c", Package: "./cmd/cd", Tags: []string{"with_c"}}, {Name: "d", Package: "./cmd/cd", Tags: []string{"with_d"}}}
+	before, err = Build(ctx, opts, tagged...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("cmd/cd/d.go", "//go:build with_d\n\npackage main\n\nfunc part() string { return \"d2\" }\n")
+	run("commit", "-q", "-am", "four", "--date", "2026-01-04T00:00:00Z")
+	fourth := run("rev-parse", "HEAD")
+	after, err = Build(ctx, opts, tagged...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after[0].Cached || after[0].Index != before[0].Index || after[0].Revision != third {
+		t.Errorf("a commit to d's own file changed c: cached=%v revision %s, want %s", after[0].Cached, after[0].Revision, third)
+	}
+	if after[1].Cached || after[1].Revision != fourth {
+		t.Errorf("d after a commit to its file: cached=%v revision %s, want %s", after[1].Cached, after[1].Revision, fourth)
+	}
 }
 
 // TestTagsLinkOnlyWhatTheyChoose: two images of one main package with different build tags
