@@ -66,7 +66,7 @@ run-services: $(MITOSIS) $(TOKEN_FILE)
 
 $(MITOSIS): $(shell find platform services/bounded -name '*.go' -not -path '*/testdata/*') platform/go.mod platform/go.sum
 	@echo "building the mitosis CLI (the first build compiles the Podman bindings: a minute or more)"
-	$(GO_BUILD) -o $@ ./platform/cmd/mitosis
+	@start=$$(date +%s); $(GO_BUILD) -o $@ ./platform/cmd/mitosis && echo "built $@ in $$(( $$(date +%s) - start )) s"
 
 ## setup: Podman and its API service on this machine (Debian, root); idempotent
 setup:

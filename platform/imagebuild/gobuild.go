@@ -14,10 +14,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // formatVersion changes whenever the image layout this package writes changes, so that every
@@ -52,15 +54,14 @@ func buildEnv(goos, goarch string) []string {
 
 // listedPackage is the part of `go list -json` the inputs' hash needs.
 type listedPackage struct {
-	ImportPath     string
-	Dir            string
-	Standard       bool
-	GoFiles        []string
-	CgoFiles       []string
-	IgnoredGoFiles []string // other platforms' files: arm64 builds read them
-	EmbedFiles     []string
-	SFiles         []string
-	Module         *struct {
+	ImportPath string
+	Dir        string
+	Standard   bool
+	GoFiles    []string
+	CgoFiles   []string
+	EmbedFiles []string
+	SFiles     []string
+	Module     *struct {
 		Path    string
 		Version string
 		Sum     string
@@ -84,32 +85,40 @@ type specInputs struct {
 // inputsHashes computes, for each spec, a hash of everything its image depends on: the
 // sources of its package and of every workspace package it imports, the versions of every
 // module dependency, the go.mod/go.sum/go.work files, the Go version, the build flags and the
-// base layer's contents. One `go list` per set of build tags covers every spec. The stamp
-// (version, revision, time) and the platforms are added by Build.
+// base layer's contents. One `go list` per set of build tags and platform covers every spec:
+// tags and platform choose the files (and so the dependencies), and only the files a build
+// compiles count, so that a change to a file that only other groups link (a context's
+// server, built with its tag) rebuilds only their images. The stamp (version, revision,
+// time) and the platforms are added by Build.
 func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (map[string]specInputs, error) {
-	// One `go list` per set of build tags: tags choose the files, and so the dependencies.
 	byTags := map[string][]Spec{}
 	for _, s := range specs {
 		byTags[strings.Join(s.Tags, ",")] = append(byTags[strings.Join(s.Tags, ",")], s)
 	}
-	pkgs := map[string]map[string]*listedPackage{} // tags -> import path -> package
-	byDir := map[string]map[string]*listedPackage{}
-	listed := make([][]*listedPackage, len(byTags))
-	errs := make([]error, len(byTags))
-	tagSets := sortedKeys(byTags)
+	type listing struct{ tags, platform string }
+	pkgs := map[listing]map[string]*listedPackage{} // import path -> package
+	byDir := map[listing]map[string]*listedPackage{}
+	var lists []listing
+	for _, tags := range sortedKeys(byTags) {
+		for _, p := range opts.Platforms {
+			lists = append(lists, listing{tags, platformString(p)})
+		}
+	}
+	listed := make([][]*listedPackage, len(lists))
+	errs := make([]error, len(lists))
 	var wg sync.WaitGroup
-	for i, tags := range tagSets {
-		wg.Go(func() { listed[i], errs[i] = goList(ctx, opts, tags, byTags[tags]) })
+	for i, l := range lists {
+		wg.Go(func() { listed[i], errs[i] = goList(ctx, opts, l.tags, l.platform, byTags[l.tags]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	for i, tags := range tagSets {
-		pkgs[tags], byDir[tags] = map[string]*listedPackage{}, map[string]*listedPackage{}
+	for i, l := range lists {
+		pkgs[l], byDir[l] = map[string]*listedPackage{}, map[string]*listedPackage{}
 		for _, p := range listed[i] {
-			pkgs[tags][p.ImportPath] = p
-			byDir[tags][p.Dir] = p
+			pkgs[l][p.ImportPath] = p
+			byDir[l][p.Dir] = p
 		}
 	}
 
@@ -133,57 +142,66 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 	commonSum := common.Sum(nil)
 
 	hashes := make(map[string]specInputs, len(specs))
-	files := map[string][]byte{} // tags and package import path -> hash of its files, shared between specs
+	files := map[string][]byte{} // listing and package import path -> hash of its files, shared between specs
 	for _, s := range specs {
 		tags := strings.Join(s.Tags, ",")
-		pkgs, byDir := pkgs[tags], byDir[tags]
-		root, ok := byDir[filepath.Join(opts.Root, s.Package)]
-		if !ok {
-			return nil, fmt.Errorf("image %s: go list did not report package %s", s.Name, s.Package)
-		}
 		h := sha256.New()
 		h.Write(commonSum)
 		fmt.Fprintf(h, "spec=%s %s tags=%s\n", s.Name, s.Package, tags)
-		deps := append([]string{root.ImportPath}, root.Deps...)
-		sort.Strings(deps)
 		goMods := map[string]bool{}
 		var paths []string
-		for _, path := range deps {
-			p, ok := pkgs[path]
-			if !ok || p.Standard {
-				continue // the standard library is covered by the Go version
-			}
-			if m := p.Module; m != nil && m.Version != "" && (m.Replace == nil || m.Replace.Version != "") {
-				// A module from the module cache is immutable: its version (and sum) says it all.
-				fmt.Fprintf(h, "pkg %s from %s@%s %s\n", path, m.Path, m.Version, m.Sum)
-				continue
-			}
-			if p.Module != nil && p.Module.GoMod != "" {
-				goMods[p.Module.GoMod] = true
-			}
-			if rel, err := filepath.Rel(opts.Root, p.Dir); err == nil && !strings.HasPrefix(rel, "..") {
-				if rel == "." {
-					paths = append(paths, ":(glob)*")
-				} else {
-					paths = append(paths, ":(glob)"+filepath.ToSlash(rel)+"/*")
-				}
-			}
-			sum, ok := files[tags+" "+path]
+		for _, pl := range opts.Platforms {
+			l := listing{tags, platformString(pl)}
+			pkgs, byDir := pkgs[l], byDir[l]
+			root, ok := byDir[filepath.Join(opts.Root, s.Package)]
 			if !ok {
-				fh := sha256.New()
-				names := append(append(append(append(append([]string{}, p.GoFiles...), p.CgoFiles...),
-					p.IgnoredGoFiles...), p.EmbedFiles...), p.SFiles...)
+				return nil, fmt.Errorf("image %s: go list did not report package %s", s.Name, s.Package)
+			}
+			fmt.Fprintf(h, "platform %s\n", l.platform)
+			deps := append([]string{root.ImportPath}, root.Deps...)
+			sort.Strings(deps)
+			for _, path := range deps {
+				p, ok := pkgs[path]
+				if !ok || p.Standard {
+					continue // the standard library is covered by the Go version
+				}
+				if m := p.Module; m != nil && m.Version != "" && (m.Replace == nil || m.Replace.Version != "") {
+					// A module from the module cache is immutable: its version (and sum) says it all.
+					fmt.Fprintf(h, "pkg %s from %s@%s %s\n", path, m.Path, m.Version, m.Sum)
+					continue
+				}
+				if p.Module != nil && p.Module.GoMod != "" {
+					goMods[p.Module.GoMod] = true
+				}
+				names := slices.Concat(p.GoFiles, p.CgoFiles, p.EmbedFiles, p.SFiles)
 				sort.Strings(names)
-				for _, n := range names {
-					if err := hashFile(fh, filepath.Join(p.Dir, n), n, false); err != nil {
-						return nil, err
+				// The stamp follows the commits that touched these very files: a commit to
+				// a file only another group's tags compile does not restamp (and so
+				// rebuild) this image. (A commit that only deletes a file is not among
+				// them: the image is rebuilt all the same, by the hash, with the stamp of
+				// the files' last commit.)
+				if rel, err := filepath.Rel(opts.Root, p.Dir); err == nil && !strings.HasPrefix(rel, "..") {
+					for _, n := range names {
+						paths = append(paths, ":(literal)"+filepath.ToSlash(filepath.Join(rel, n)))
 					}
 				}
-				sum = fh.Sum(nil)
-				files[tags+" "+path] = sum
+				key := l.tags + " " + l.platform + " " + path
+				sum, ok := files[key]
+				if !ok {
+					fh := sha256.New()
+					for _, n := range names {
+						if err := hashFile(fh, filepath.Join(p.Dir, n), n, false); err != nil {
+							return nil, err
+						}
+					}
+					sum = fh.Sum(nil)
+					files[key] = sum
+				}
+				fmt.Fprintf(h, "pkg %s files %x\n", path, sum)
 			}
-			fmt.Fprintf(h, "pkg %s files %x\n", path, sum)
 		}
+		slices.Sort(paths)
+		paths = slices.Compact(paths)
 		for _, gm := range sortedKeys(goMods) {
 			rel, _ := filepath.Rel(opts.Root, gm)
 			if err := hashFile(h, gm, rel, false); err != nil {
@@ -203,9 +221,10 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 	return hashes, nil
 }
 
-// goList lists the packages of specs and their dependencies, as built with tags.
-func goList(ctx context.Context, opts Options, tags string, specs []Spec) ([]*listedPackage, error) {
-	args := []string{"list", "-deps", "-json=ImportPath,Dir,Standard,GoFiles,CgoFiles,IgnoredGoFiles,EmbedFiles,SFiles,Module,Deps,Error"}
+// goList lists the packages of specs and their dependencies, as built with tags for platform
+// (os/arch).
+func goList(ctx context.Context, opts Options, tags, platform string, specs []Spec) ([]*listedPackage, error) {
+	args := []string{"list", "-deps", "-json=ImportPath,Dir,Standard,GoFiles,CgoFiles,EmbedFiles,SFiles,Module,Deps,Error"}
 	if tags != "" {
 		args = append(args, "-tags="+tags)
 	}
@@ -214,7 +233,8 @@ func goList(ctx context.Context, opts Options, tags string, specs []Spec) ([]*li
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = opts.Root
-	cmd.Env = buildEnv("linux", opts.Platforms[0].Architecture)
+	goos, goarch, _ := strings.Cut(platform, "/")
+	cmd.Env = buildEnv(goos, goarch)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -265,10 +285,11 @@ func goEnv(ctx context.Context, dir, key string) (string, error) {
 
 // compile builds every spec for every platform with one `go build` per platform and stamped
 // version, and returns name -> platform -> binary path, and a cleanup that removes them.
-func compile(ctx context.Context, opts Options, specs []Spec, versions map[string]string) (map[string]map[string]string, func(), error) {
+// It also returns when each binary's first build began.
+func compile(ctx context.Context, opts Options, specs []Spec, versions map[string]string) (map[string]map[string]string, map[string]time.Time, func(), error) {
 	tmp, err := os.MkdirTemp("", "mitosis-build-")
 	if err != nil {
-		return nil, func() {}, fmt.Errorf("build dir: %w", err)
+		return nil, nil, func() {}, fmt.Errorf("build dir: %w", err)
 	}
 	cleanup := func() { _ = os.RemoveAll(tmp) }
 	// One go build per version and set of tags: both are the same for every binary it makes.
@@ -285,6 +306,7 @@ func compile(ctx context.Context, opts Options, specs []Spec, versions map[strin
 	// The builds run side by side, as many as there are CPUs: each links its own binary (one
 	// per group of contexts), on packages the first compiles for all.
 	bins := map[string]map[string]string{}
+	started := map[string]time.Time{}
 	var mu sync.Mutex
 	errs := make([]error, len(keys))
 	sem := make(chan struct{}, runtime.NumCPU())
@@ -294,20 +316,22 @@ func compile(ctx context.Context, opts Options, specs []Spec, versions map[strin
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			built := map[string]map[string]string{}
-			errs[i] = compileGroup(ctx, opts, groups[k], k.version, k.tags, filepath.Join(tmp, strconv.Itoa(i)), built)
+			began := map[string]time.Time{}
+			errs[i] = compileGroup(ctx, opts, groups[k], k.version, k.tags, filepath.Join(tmp, strconv.Itoa(i)), built, began)
 			mu.Lock()
 			defer mu.Unlock()
 			maps.Copy(bins, built)
+			maps.Copy(started, began)
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, cleanup, err
+		return nil, nil, cleanup, err
 	}
-	return bins, cleanup, nil
+	return bins, started, cleanup, nil
 }
 
-func compileGroup(ctx context.Context, opts Options, specs []Spec, version, tags, tmp string, bins map[string]map[string]string) error {
+func compileGroup(ctx context.Context, opts Options, specs []Spec, version, tags, tmp string, bins map[string]map[string]string, started map[string]time.Time) error {
 	// go build -o DIR names each binary after its package directory.
 	byBase := map[string]string{}
 	for _, s := range specs {
@@ -333,6 +357,12 @@ func compileGroup(ctx context.Context, opts Options, specs []Spec, version, tags
 		cmd.Stdout = &stderr
 		cmd.Stderr = &stderr
 		opts.Logger.Info("go build", "platform", p.String(), "tags", tags, "packages", args[7:])
+		for _, n := range slices.Sorted(maps.Values(byBase)) {
+			if _, ok := started[n]; !ok {
+				started[n] = time.Now()
+			}
+			opts.progress("  %s: compiling for %s", n, p.String())
+		}
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("go build for %s: %w\n%s", p.String(), err, stderr.Bytes())
 		}

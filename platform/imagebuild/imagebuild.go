@@ -59,8 +59,9 @@ type Options struct {
 	CACerts  string // CA bundle copied into the image; default /etc/ssl/certs/ca-certificates.crt
 	Force    bool   // rebuild even when the inputs' hash matches the cache
 	Logger   *slog.Logger
-	// Progress, when set, hears what Build compiles as it starts and when it is done: a
-	// cold build takes minutes, which a caller should not spend in silence.
+	// Progress, when set, hears what Build compiles as it starts and when it is done, one
+	// line per image started and per image done with its time: a cold build takes minutes,
+	// which a caller should not spend in silence. Its lines are written one at a time.
 	Progress io.Writer
 }
 
@@ -153,6 +154,9 @@ func Build(ctx context.Context, opts Options, specs ...Spec) ([]Image, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
+	if opts.Progress != nil {
+		opts.Progress = &lineWriter{w: opts.Progress} // the builds and assemblies report side by side
+	}
 	for _, s := range specs {
 		if s.Name == "" || s.Package == "" || strings.ContainsAny(s.Name, "/: ") {
 			return nil, fmt.Errorf("imagebuild: spec %+v: want a plain name and a package", s)
@@ -205,10 +209,14 @@ func Build(ctx context.Context, opts Options, specs ...Spec) ([]Image, error) {
 		for j, s := range staleSpecs {
 			names[j] = s.Name
 		}
-		fmt.Fprintf(opts.Progress, "building %d image(s) for %d platform(s): %s (a first build compiles everything and takes minutes)\n",
-			len(staleSpecs), len(opts.Platforms), strings.Join(names, ", "))
+		note := ""
+		if len(stale) == len(specs) {
+			note = " (a first build compiles everything and takes minutes)"
+		}
+		fmt.Fprintf(opts.Progress, "building %d image(s) for %d platform(s): %s%s\n",
+			len(staleSpecs), len(opts.Platforms), strings.Join(names, ", "), note)
 	}
-	bins, cleanup, err := compile(ctx, opts, staleSpecs, versions)
+	bins, began, cleanup, err := compile(ctx, opts, staleSpecs, versions)
 	defer cleanup()
 	if err != nil {
 		return nil, err
@@ -237,6 +245,7 @@ func Build(ctx context.Context, opts Options, specs ...Spec) ([]Image, error) {
 				img.InputsHash = hashes[s.Name]
 				errs[j] = writeRecord(img)
 				opts.Logger.Info("image unchanged: same binary", "image", s.Name, "ref", img.Ref)
+				opts.progress("  %s: unchanged, the same binary (%s)", s.Name, time.Since(began[s.Name]).Round(100*time.Millisecond))
 				out[i] = img
 				return
 			}
@@ -250,6 +259,7 @@ func Build(ctx context.Context, opts Options, specs ...Spec) ([]Image, error) {
 				errs[j] = err
 				return
 			}
+			opts.progress("  %s: built (%s)", s.Name, time.Since(began[s.Name]).Round(100*time.Millisecond))
 			opts.Logger.Info("image built", "image", s.Name, "ref", img.Ref, "index", img.Index)
 			out[i] = img
 		})
@@ -315,4 +325,23 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// progress writes one line to Progress, when set.
+func (o Options) progress(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", args...)
+	}
+}
+
+// lineWriter writes to w one Write at a time: Progress hears from the builds side by side.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

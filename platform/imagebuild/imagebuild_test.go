@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -281,7 +282,8 @@ func TestBuildSkipsUnchangedInputs(t *testing.T) {
 	if first.Cached {
 		t.Fatal("first build came from the cache")
 	}
-	if got := progress.String(); !strings.Contains(got, "building 1 image(s) for 1 platform(s): tiny") || !strings.Contains(got, "compiled in") {
+	if got := progress.String(); !strings.Contains(got, "building 1 image(s) for 1 platform(s): tiny") || !strings.Contains(got, "compiled in") ||
+		!strings.Contains(got, "  tiny: compiling for "+HostPlatform().OS) || !regexp.MustCompile(`(?m)^  tiny: built \([0-9.]+m?s\)$`).MatchString(got) {
 		t.Errorf("progress of a build: %q", got)
 	}
 	progress.Reset()
@@ -367,6 +369,33 @@ func TestGitStampFollowsTheImagesOwnCommits(t *testing.T) {
 	if after[1].Cached || after[1].Revision != second {
 		t.Errorf("b after its own commit: cached=%v revision %s, want %s", after[1].Cached, after[1].Revision, second)
 	}
+
+	// Two images of one package, by tags: a commit to the file only d compiles leaves c's
+	// stamp, and so c's image, as they were.
+	write("cmd/cd/main.go", "package main\n\nfunc main() { println(part()) }\n")
+	write("cmd/cd/c.go", "//go:build with_c\n\npackage main\n\nfunc part() string { return \"c\" }\n")
+	write("cmd/cd/d.go", "//go:build with_d\n\npackage main\n\nfunc part() string { return \"d\" }\n")
+	run("add", ".")
+	run("commit", "-q", "-m", "three", "--date", "2026-01-03T00:00:00Z")
+	third := run("rev-parse", "HEAD")
+	tagged := []Spec{{Name: "c", Package: "./cmd/cd", Tags: []string{"with_c"}}, {Name: "d", Package: "./cmd/cd", Tags: []string{"with_d"}}}
+	before, err = Build(ctx, opts, tagged...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("cmd/cd/d.go", "//go:build with_d\n\npackage main\n\nfunc part() string { return \"d2\" }\n")
+	run("commit", "-q", "-am", "four", "--date", "2026-01-04T00:00:00Z")
+	fourth := run("rev-parse", "HEAD")
+	after, err = Build(ctx, opts, tagged...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after[0].Cached || after[0].Index != before[0].Index || after[0].Revision != third {
+		t.Errorf("a commit to d's own file changed c: cached=%v revision %s, want %s", after[0].Cached, after[0].Revision, third)
+	}
+	if after[1].Cached || after[1].Revision != fourth {
+		t.Errorf("d after a commit to its file: cached=%v revision %s, want %s", after[1].Cached, after[1].Revision, fourth)
+	}
 }
 
 // TestTagsLinkOnlyWhatTheyChoose: two images of one main package with different build tags
@@ -408,5 +437,22 @@ func TestTagsLinkOnlyWhatTheyChoose(t *testing.T) {
 	}
 	if after[1].Index != before[1].Index {
 		t.Errorf("b's image changed (%s, was %s) with code it does not link", after[1].Index, before[1].Index)
+	}
+	// A file only b's tags compile: a's image is a cache hit, not even compiled again.
+	var progress bytes.Buffer
+	opts.Progress = &progress
+	write("cmd/app/b.go", "//go:build with_b\n\npackage main\n\nimport \"example.com/tags/lib\"\n\nfunc part() string { return \"b: \" + lib.B() }\n")
+	third, err := Build(ctx, opts, specs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !third[0].Cached || third[0].Index != after[0].Index {
+		t.Errorf("a file a does not compile rebuilt a: cached=%v index %s (was %s)", third[0].Cached, third[0].Index, after[0].Index)
+	}
+	if third[1].Cached || third[1].Index == after[1].Index {
+		t.Errorf("b's own file changed, b's image did not: cached=%v", third[1].Cached)
+	}
+	if got := progress.String(); strings.Contains(got, "  a: ") || !strings.Contains(got, "building 1 image(s) for 1 platform(s): b") {
+		t.Errorf("progress of b's rebuild: %q", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/containers/podman/v4/pkg/bindings/containers"
@@ -15,10 +16,13 @@ import (
 // killWait bounds the wait for a killed pod's container to be seen stopped.
 const killWait = 15 * time.Second
 
-// Kill kills the service's pod with SIGKILL (`podman pod kill -s KILL`): its app container
-// dies at once, as in a crash, and so does the pod's infra container, which holds the
-// network namespace and the published ports. No restart policy is set on the pods, so
-// Podman leaves it down until Start (or Up) starts it again.
+// Kill kills the service's pod as a crash would, and keeps it down: the app container gets
+// SIGKILL through a stop with no grace (`podman stop -t 0`), then the pod's infra container,
+// which holds the network namespace and the published ports, is killed. A stop, unlike a
+// kill, is one the restart policy (restartPolicy) does not undo: the pod stays down until
+// Start (or Up) starts it again, so that an outage lasts as long as its caller (mitosis
+// kill, the faults phase) means it to. What the supervisor does with a process that dies on
+// its own is restartPolicy's.
 func (r *Runtime) Kill(ctx context.Context, arch, service string) error {
 	c, cancel := r.with(ctx)
 	defer cancel()
@@ -29,12 +33,19 @@ func (r *Runtime) Kill(ctx context.Context, arch, service string) error {
 	if why := r.whyNotRunning(c, pod); why != "" {
 		return fmt.Errorf("%s/%s: %w (%s)", arch, service, stack.ErrNotRunning, why)
 	}
-	rep, err := pods.Kill(c, pod, new(pods.KillOptions).WithSignal("SIGKILL"))
-	if err == nil && rep != nil {
-		err = errors.Join(rep.Errs...)
-	}
+	data, err := pods.Inspect(c, pod, nil)
 	if err != nil {
-		return fmt.Errorf("kill pod %s: %w", pod, err)
+		return fmt.Errorf("inspect pod %s: %w", pod, err)
+	}
+	// The app first, stopped: its SIGKILL is the crash, and a stop is not restarted. Then the
+	// infra container, which has no restart policy, killed: a stop would wait for its network
+	// to be torn down (half a second here), which a kill leaves to Podman's cleanup after it.
+	if err := containers.Stop(c, containerName(pod), new(containers.StopOptions).WithTimeout(0)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("kill %s: %w", containerName(pod), err)
+	}
+	if err := containers.Kill(c, data.InfraContainerID, new(containers.KillOptions).WithSignal("SIGKILL")); err != nil &&
+		!isNotFound(err) && !strings.Contains(err.Error(), "not running") {
+		return fmt.Errorf("kill the infra container of pod %s: %w", pod, err)
 	}
 	deadline := time.Now().Add(killWait)
 	for r.whyNotRunning(c, pod) == "" {
@@ -83,17 +94,7 @@ func (r *Runtime) Start(ctx context.Context, arch, service string) error {
 	if err != nil {
 		return err
 	}
-	alive := func() error {
-		d, err := containers.Inspect(c, containerName(pod), nil)
-		if err != nil {
-			return fmt.Errorf("inspect: %w", err)
-		}
-		if d.State != nil && !d.State.Running {
-			return fmt.Errorf("container %s %s (exit code %d); see `mitosis logs %s/%s`",
-				containerName(pod), d.State.Status, d.State.ExitCode, arch, service)
-		}
-		return nil
-	}
+	alive := r.aliveCheck(c, pod, arch, service)
 	if err := stack.WaitReady(c, probe, addr, data.Labels[labelTLS], stack.DefaultReadyTimeout, alive); err != nil {
 		return fmt.Errorf("%s: %w", pod, err)
 	}

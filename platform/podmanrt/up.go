@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,13 +47,29 @@ const natsUsersMount = "/etc/mitosis/nats"
 // identity of the stack may ask health); absent for a pod without one or up insecure.
 const labelTLS = "mitosis.tls"
 
+// labelLevel records a pod's start level in its architecture (topology.Arch.Levels), so that
+// Down stops the pods in the reverse order: a process's peers, its NATS and the collector it
+// exports to are still there while it shuts down (with the collector gone first, each
+// process spent its whole stop timeout flushing spans to an address that no longer answers).
+const labelLevel = "mitosis.level"
+
 // labelBudget records the architecture's budget on each of its pods (stack.Budget as JSON,
 // without its enforcement, which Status checks).
 const labelBudget = "mitosis.budget"
 
 // specVersion changes when the way pods are made changes, so an `up` after an upgrade remakes
-// every pod.
-const specVersion = "2"
+// every pod (3: the restart policy).
+const specVersion = "3"
+
+// restartPolicy is the supervisor of every app container: Podman starts the process again,
+// at once and without limit, when it exits with a non-zero code on its own (a crash, a fatal
+// error such as a store connection closed for good, an OOM kill or a SIGKILL from outside).
+// A stop is never undone (Podman marks it stopped by the user): down, `mitosis kill` and
+// the faults phase stop, so what they take down stays down. A process that exits 0 did so on
+// purpose (the shop's binaries do only on SIGTERM) and stays down too. Podman 4.3 has no pod
+// restart policy: the infra container has none, which only matters when it is killed from
+// outside (Status says so, up remakes the pod).
+const restartPolicy = "on-failure"
 
 // stopTimeout is how long a container has to exit after SIGTERM before SIGKILL; the shop's
 // binaries stop in well under a second when idle.
@@ -72,6 +89,7 @@ func containerName(pod string) string { return pod + "-app" }
 type desired struct {
 	Pod       string
 	Arch      string
+	Level     int // its start level in the architecture (labelLevel)
 	Service   topology.Service
 	Process   topology.Replica // its name is the pod's DNS name in the network
 	Image     string           // reference
@@ -240,6 +258,42 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 	return d, nil
 }
 
+// loadConcurrency bounds the images loaded into Podman at once: a rebuilt image takes a
+// second or two to load (Podman decompresses and stores its layer), and several changed
+// images need not wait for each other.
+const loadConcurrency = 4
+
+// loadImages loads the topology's images that Podman does not hold yet, side by side.
+func (r *Runtime) loadImages(ctx context.Context, t topology.Topology, opts stack.UpOptions) error {
+	ims := t.Images()
+	errs := make([]error, len(ims))
+	sem := make(chan struct{}, loadConcurrency)
+	var wg sync.WaitGroup
+	for _, im := range ims {
+		if _, ok := r.images[im.Name]; !ok {
+			return fmt.Errorf("image %s was not built", im.Name)
+		}
+	}
+	for i, im := range ims {
+		img := r.images[im.Name]
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			start := time.Now()
+			loaded, err := r.LoadImage(ctx, img)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			if loaded {
+				r.progress(opts, "loaded %s into podman (%s)", img.Ref, time.Since(start).Round(time.Millisecond))
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 func (r *Runtime) progress(opts stack.UpOptions, format string, args ...any) {
 	if opts.Progress != nil {
 		fmt.Fprintf(opts.Progress, format+"\n", args...)
@@ -280,19 +334,8 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 			}
 		}
 	}
-	for _, im := range t.Images() {
-		img, ok := r.images[im.Name]
-		if !ok {
-			return fmt.Errorf("image %s was not built", im.Name)
-		}
-		start := time.Now()
-		loaded, err := r.LoadImage(ctx, img)
-		if err != nil {
-			return err
-		}
-		if loaded {
-			r.progress(opts, "loaded %s into podman (%s)", img.Ref, time.Since(start).Round(time.Millisecond))
-		}
+	if err := r.loadImages(ctx, t, opts); err != nil {
+		return err
 	}
 	// The collector first, so that the first spans of the others find it.
 	var link *collectorLink
@@ -340,6 +383,12 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 	}
 	want := map[string]desired{}
 	byService := map[string][]desired{}
+	levelOf := map[string]int{}
+	for l, level := range levels {
+		for _, s := range level {
+			levelOf[s.Name] = l
+		}
+	}
 	i := 0
 	for _, s := range a.Services {
 		for _, p := range s.Processes() {
@@ -347,6 +396,7 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 			if err != nil {
 				return nil, err
 			}
+			d.Level = levelOf[s.Name]
 			i++
 			want[d.Pod] = d
 			byService[s.Name] = append(byService[s.Name], d)
@@ -470,22 +520,38 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 	if err != nil {
 		return err
 	}
-	alive := func() error {
-		data, err := containers.Inspect(c, containerName(d.Pod), nil)
-		if err != nil {
-			return fmt.Errorf("inspect: %w", err)
-		}
-		if data.State != nil && !data.State.Running {
-			return fmt.Errorf("container %s %s (exit code %d); see `mitosis logs %s/%s`",
-				containerName(d.Pod), data.State.Status, data.State.ExitCode, d.Arch, d.Process.Name)
-		}
-		return nil
-	}
+	alive := r.aliveCheck(c, d.Pod, d.Arch, d.Process.Name)
 	if err := stack.WaitReady(c, d.Service.Probe, addr, d.TLS, opts.ReadyTimeout, alive); err != nil {
 		return fmt.Errorf("%s: %w", d.Pod, err)
 	}
 	r.progress(opts, "%s/%s: %s, ready on %s (%s)", d.Arch, d.Process.Name, verb, addr, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// aliveCheck is WaitReady's check that the pod's app container still runs: it fails when the
+// container is down, and when the supervisor (restartPolicy) restarted it since the first
+// check: a process that exits while it starts would otherwise be restarted over and over
+// until the ready timeout, and up would say only that it never became ready.
+func (r *Runtime) aliveCheck(c context.Context, pod, arch, service string) func() error {
+	restarts := int32(-1)
+	return func() error {
+		data, err := containers.Inspect(c, containerName(pod), nil)
+		if err != nil {
+			return fmt.Errorf("inspect: %w", err)
+		}
+		if restarts < 0 {
+			restarts = data.RestartCount
+		}
+		switch {
+		case data.State != nil && !data.State.Running:
+			return fmt.Errorf("container %s %s (exit code %d); see `mitosis logs %s/%s`",
+				containerName(pod), data.State.Status, data.State.ExitCode, arch, service)
+		case data.RestartCount > restarts:
+			return fmt.Errorf("container %s exited and was restarted %d time(s) while it started; see `mitosis logs %s/%s`",
+				containerName(pod), data.RestartCount-restarts, arch, service)
+		}
+		return nil
+	}
 }
 
 // whyNotRunning says why the pod's app container does not run, "" when it does.
@@ -567,6 +633,7 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	labels := r.labels(d.Arch, d.Process.Name)
 	labels[stack.LabelSpec] = d.Hash
 	labels[labelProbe] = d.ProbeDesc
+	labels[labelLevel] = strconv.Itoa(d.Level)
 	if d.TLS != "" {
 		labels[labelTLS] = d.TLS
 	}
@@ -610,6 +677,7 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	s.ReadWriteTmpfs = true // /tmp, /var/tmp and /run as tmpfs on the read-only root
 	s.CapDrop = []string{"ALL"}
 	s.NoNewPrivileges = true
+	s.RestartPolicy = restartPolicy
 	timeout := uint(stopTimeout)
 	s.StopTimeout = &timeout
 	s.LogConfiguration = &specgen.LogConfig{Driver: "k8s-file", Size: 16 << 20}
@@ -702,6 +770,43 @@ func (r *Runtime) removePod(c context.Context, name string) error {
 	return nil
 }
 
+// removeConcurrency bounds the pods Down removes at once. More would not be faster: what a
+// removal costs is mostly the network teardown of the pod's infra container (Podman 4.3's
+// CNI plugins: bridge, portmap, firewall, tuning, dnsname, some twenty iptables calls per
+// network, 0.2-0.3 s), and Podman runs those one at a time under one lock (cni.lock), so
+// twelve pods that join two networks each take about 7 s whatever the concurrency. What side
+// by side does win is the rest of each removal (SIGTERM and the process's exit, the
+// container's storage), which overlaps the others' teardowns.
+const removeConcurrency = 8
+
+// removalPhases orders the pods of archs (every architecture when none) for Down: the
+// architectures' pods by their start level, the last level first, then the collector's; the
+// pods of one phase are removed side by side. A pod without a level label (made before
+// there were any) goes with level 0.
+func removalPhases(list []*entities.ListPodsReport, archs []string) [][]*entities.ListPodsReport {
+	byLevel := map[int][]*entities.ListPodsReport{}
+	var collector []*entities.ListPodsReport
+	for _, p := range list {
+		if !wantArch(archs, p.Labels[stack.LabelArch]) {
+			continue
+		}
+		if p.Labels[stack.LabelArch] == topology.Telemetry {
+			collector = append(collector, p)
+			continue
+		}
+		l, _ := strconv.Atoi(p.Labels[labelLevel])
+		byLevel[l] = append(byLevel[l], p)
+	}
+	var phases [][]*entities.ListPodsReport
+	for _, l := range slices.Backward(slices.Sorted(maps.Keys(byLevel))) {
+		phases = append(phases, byLevel[l])
+	}
+	if len(collector) > 0 {
+		phases = append(phases, collector)
+	}
+	return phases
+}
+
 // Down removes the stack's pods (and their containers), its networks and its volumes; with
 // archs, only those architectures'.
 func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Removed, error) {
@@ -717,26 +822,26 @@ func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Remov
 		return removed, fmt.Errorf("list pods: %w", err)
 	}
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, p := range list {
-		if !wantArch(archs, p.Labels[stack.LabelArch]) {
-			continue
+	sem := make(chan struct{}, removeConcurrency)
+	for _, phase := range removalPhases(list, archs) {
+		var wg sync.WaitGroup
+		for _, p := range phase {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				err := r.removePod(c, p.Name)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				removed.Pods++
+				removed.Containers += len(p.Containers)
+			})
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := r.removePod(c, p.Name)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			removed.Pods++
-			removed.Containers += len(p.Containers)
-		}()
+		wg.Wait()
 	}
-	wg.Wait()
 	r.logger.Debug("pods removed", "took", time.Since(start))
 	// Containers outside a pod (none, unless something failed half-way).
 	ctrs, err := containers.List(c, new(containers.ListOptions).WithAll(true).WithFilters(r.filter()))
@@ -806,7 +911,9 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 	}
 	byName := map[string]entities.ListContainer{}
 	alive := make([]bool, len(ctrs))
+	restarts := map[string]int32{} // by container ID; Podman 4.3's list leaves Restarts at 0
 	var check sync.WaitGroup
+	var mu sync.Mutex
 	for i, ct := range ctrs {
 		for _, n := range ct.Names {
 			byName[n] = ct
@@ -816,6 +923,11 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 			go func() {
 				defer check.Done()
 				alive[i] = r.processAlive(c, ct.ID)
+				if d, err := containers.Inspect(c, ct.ID, nil); err == nil && d.RestartCount > 0 {
+					mu.Lock()
+					restarts[ct.ID] = d.RestartCount
+					mu.Unlock()
+				}
 			}()
 		}
 	}
@@ -871,6 +983,9 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 		case ct.State != "running":
 			st.Health = stack.Unready
 			st.Detail = fmt.Sprintf("exit code %d", ct.ExitCode)
+		case restarts[ct.ID] > 0:
+			// The supervisor (restartPolicy) did its job: say so, or nobody would know.
+			st.Detail = fmt.Sprintf("restarted %d time(s) by Podman after its process exited; see `mitosis logs %s/%s`", restarts[ct.ID], st.Arch, st.Service)
 		}
 		if s, ok := stats[ct.ID]; ok {
 			st.CPU, st.MemBytes, st.MemLimit = s.CPU, s.MemBytes, s.MemLimit

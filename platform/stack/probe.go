@@ -72,6 +72,10 @@ func Check(ctx context.Context, p topology.Probe, addr, tlsDir string) error {
 	return fmt.Errorf("unknown probe kind %q", p.Kind)
 }
 
+// maxProbeDelay is the longest wait between two probes of WaitReady: a probe is one local
+// request, and every wait past the moment a service became ready is time up spends idle.
+const maxProbeDelay = 100 * time.Millisecond
+
 // ErrNotReady wraps the last probe error when WaitReady gives up.
 var ErrNotReady = errors.New("not ready")
 
@@ -98,8 +102,8 @@ func WaitReady(ctx context.Context, p topology.Probe, addr, tlsDir string, timeo
 			return fmt.Errorf("%w: %w (last probe: %v)", ErrNotReady, ctx.Err(), last)
 		case <-time.After(delay):
 		}
-		if delay < 250*time.Millisecond {
-			delay *= 2
+		if delay < maxProbeDelay {
+			delay = min(2*delay, maxProbeDelay)
 		}
 	}
 }

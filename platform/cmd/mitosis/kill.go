@@ -19,8 +19,10 @@ func (a *app) killCmd() *cobra.Command {
 		Use:   "kill SERVICE|ARCH/SERVICE...",
 		Short: "Kill services of the running stack at once (SIGKILL, as a crash) and leave them down",
 		Long: `kill kills each named service as a crash would: the process runtime sends SIGKILL to
-its process, Podman kills its pod with SIGKILL. Nothing drains, nothing restarts it: the
-service stays down (status says so) until ` + "`mitosis start`" + ` or ` + "`mitosis up`" + ` brings it back.
+its process, Podman stops its app container with no grace (SIGKILL at once) and kills its
+pod's infra container. Nothing drains, nothing restarts it (Podman's restart policy does not
+undo a stop): the service stays down (status says so) until ` + "`mitosis start`" + ` or ` + "`mitosis up`" + `
+brings it back.
 
 A service is named as status lists it, alone (payments, gateway) or with its architecture
 (services/nats); a name that several architectures run (nats) needs one, given as
