@@ -114,9 +114,18 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## bench: the benchmarks (in process, JetStream behind)
+## bench: the benchmarks (in process, JetStream behind), the monolith's checkout first: its
+## checkouts per CPU-second and allocations per checkout, and what tracing with metrics costs
+## (req/cpu-s of each tracing mode against off, modes run in turn BENCH_COUNT times, default 3;
+## about 2 minutes), then every other benchmark (a few minutes more)
+BENCH_COUNT ?= 3
+BENCH_CHECKOUT := Checkout$$|CheckoutTracing/tracing=(off|on|on-metrics|on-prometheus|on-all)$$
 bench:
-	go test -run '^$$' -bench . -benchmem $(PKGS)
+	@mkdir -p $(STATE)
+	set -o pipefail; cd monolith && go test -run '^$$' -bench '$(BENCH_CHECKOUT)' -benchmem -benchtime 2000x -count $(BENCH_COUNT) . | tee ../$(STATE)/bench-checkout.txt
+	@awk -f monolith/benchsummary.awk $(STATE)/bench-checkout.txt
+	go test -run '^$$' -bench . -benchmem $$(go list $(PKGS) | grep -v '/monolith$$')
+	cd monolith && go test -run '^$$' -bench 'ProductList|ProductGet|MetricsScrape' -benchmem .
 
 ## fuzz: every fuzz target of every module in turn, FUZZTIME each (default 1m); minimising
 ## is off: the edge's target runs a whole shop, whose coverage is never the same twice

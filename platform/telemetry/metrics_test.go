@@ -17,6 +17,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/platform/telemetry/telemetrytest"
+	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 )
 
 // startMetrics sets telemetry up with a Prometheus endpoint on a free loopback port and
@@ -158,5 +159,47 @@ func TestPrometheusEndpointAddress(t *testing.T) {
 	}
 	if got := fmt.Sprintf("%T", otel.GetMeterProvider()); got != "noop.MeterProvider" {
 		t.Errorf("meter provider with no exporter and no endpoint: %s, want the no-op one", got)
+	}
+}
+
+// With both a Prometheus endpoint and OTLP, a measurement reaches both, each once (the OTLP
+// push reads the Prometheus reader's aggregation: see periodicReader), and what is measured
+// before shutdown is pushed at shutdown; the resource names the service.
+func TestMetricsReachPrometheusAndOTLP(t *testing.T) {
+	clearEnv(t)
+	c := startCollector(t)
+	t.Setenv("OTEL_METRICS_EXPORTER", "otlp")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+c.HTTPAddr())
+	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000") // only shutdown pushes
+	addr, shutdown := startMetrics(t)
+	h, err := otel.GetMeterProvider().Meter("test").Float64Histogram("test.wait", metric.WithUnit("s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	for range n {
+		h.Record(context.Background(), 0.002)
+	}
+	if got, _ := telemetrytest.Scrape(t, addr).Sum("test_wait_seconds", nil); got != n {
+		t.Errorf("Prometheus: test_wait_seconds count = %v, want %d", got, n)
+	}
+	if err := shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out, err := (tracecollect.Client{BaseURL: "http://" + c.QueryAddr()}).Metrics(t.Context(), tracecollect.MetricQuery{Names: []string{"test.wait"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Series) != 1 || len(out.Series[0].Points) != 1 {
+		t.Fatalf("OTLP: %+v, want one series of one point", out.Series)
+	}
+	s := out.Series[0]
+	if p := s.Points[0]; p.Count != n || s.Resource["service.name"] != "edge" || s.Temporality != "cumulative" {
+		t.Errorf("OTLP: %+v, want %d measurements of service edge, cumulative", s, n)
+	}
+	// The runtime's metrics, observed at each collection, are pushed too.
+	rt, err := (tracecollect.Client{BaseURL: "http://" + c.QueryAddr()}).Metrics(t.Context(), tracecollect.MetricQuery{Names: []string{"go.goroutine.count"}})
+	if err != nil || len(rt.Series) != 1 {
+		t.Errorf("OTLP: go.goroutine.count: %d series, %v; want one", len(rt.Series), err)
 	}
 }

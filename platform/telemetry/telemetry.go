@@ -285,7 +285,7 @@ func spanProcessors(ctx context.Context) ([]sdktrace.SpanProcessor, error) {
 // Prometheus's scrapes on opts.MetricsAddr, or a no-op one when neither is asked for:
 // measuring what nobody reads costs for nothing.
 func meterProvider(ctx context.Context, res *resource.Resource, opts Options, logger *slog.Logger) (metric.MeterProvider, func(context.Context) error, error) {
-	var readers []sdkmetric.Option
+	var exporters []sdkmetric.Exporter
 	for _, n := range exporterNames("METRICS") {
 		if n != "otlp" {
 			return nil, nil, fmt.Errorf("OTEL_METRICS_EXPORTER: unknown exporter %q (want otlp or none; Prometheus scrapes the binary's metrics address instead)", n)
@@ -311,14 +311,22 @@ func meterProvider(ctx context.Context, res *resource.Resource, opts Options, lo
 		if err != nil {
 			return nil, nil, fmt.Errorf("metric exporter: %w", err)
 		}
-		readers = append(readers, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(e)))
+		exporters = append(exporters, e)
 	}
+	var readers []sdkmetric.Option
 	var prom *prometheusEndpoint
 	if opts.MetricsAddr != "" {
 		var err error
 		if prom, err = newPrometheus(opts.MetricsAddr, logger); err != nil {
 			return nil, nil, err
 		}
+	}
+	// The periodic readers come first: the provider shuts its readers down in order, and
+	// their last push may read the Prometheus reader (periodicReader).
+	for _, e := range exporters {
+		readers = append(readers, sdkmetric.WithReader(periodicReader(e, prom)))
+	}
+	if prom != nil {
 		readers = append(readers, sdkmetric.WithReader(prom.reader))
 	}
 	if len(readers) == 0 {

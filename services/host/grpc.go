@@ -31,6 +31,18 @@ const (
 	keepaliveTimeout = 10 * time.Second
 )
 
+// Flow-control windows of every connection between the services, fixed. gRPC's default
+// sizes its windows by estimating the bandwidth-delay product, which costs a PING frame each
+// way per burst of data: with the shop's calls one small message each way, about one PING
+// and its ACK per call on each side, four more frames (and their writes) per hop. A window
+// that is set is static, and no PING goes. The sizes hold the largest message a service
+// sends (a page of products, of orders: tens of KiB) many times over, and are allowances,
+// not buffers: memory is used only while a reader lags.
+const (
+	streamWindow = 1 << 20
+	connWindow   = 4 << 20
+)
+
 // NewServer returns a gRPC server with what every service needs: keepalive, panic recovery
 // (a bug fails the call with Internal, it does not kill the process), a warning for every
 // call that failed for a reason that is not the domain's, server reflection (grpcurl works
@@ -52,6 +64,8 @@ func NewServer(logger *slog.Logger, sec Security, opts ...grpc.ServerOption) *gr
 		grpc.ChainUnaryInterceptor(guard(logger)),
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 		grpc.SharedWriteBuffer(true),
+		grpc.StaticStreamWindowSize(streamWindow),
+		grpc.StaticConnWindowSize(connWindow),
 	}
 	if !sec.Insecure {
 		// Authorization first: a refused call costs no handler, no panic guard, no log but its own.
@@ -137,6 +151,9 @@ func Dial(addr, serviceConfig string, callTimeout time.Duration, creds credentia
 		grpc.WithChainUnaryInterceptor(defaultDeadline(callTimeout)),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithFilter(spanWorthy))),
 		grpc.WithStatsHandler(messageSizes{}),
+		grpc.WithStaticStreamWindowSize(streamWindow),
+		grpc.WithStaticConnWindowSize(connWindow),
+		grpc.WithSharedWriteBuffer(true),
 	)
 	conn, err := grpc.NewClient(target, append(base, opts...)...)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -48,8 +49,8 @@ type Config struct {
 	// TracerProvider, MeterProvider and Propagator instrument the edge (otelhttp): a SERVER
 	// span per request, named "<method> <route pattern>", continuing the caller's trace when
 	// the request carries one (traceparent, or X-Amzn-Trace-Id if the propagator reads it),
-	// and HTTP server metrics. nil means OpenTelemetry's globals (the propagator and meter
-	// provider as they are at New).
+	// and HTTP server metrics. nil means OpenTelemetry's globals as they are at New (the
+	// global tracer provider forwards to an SDK installed later).
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	Propagator     propagation.TextMapPropagator
@@ -102,10 +103,15 @@ func New(cfg Config) http.Handler {
 	}
 	a.buffers.New = newJSONBuffer
 	a.mux = a.routes()
-	opts := []otelhttp.Option{otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method })}
-	if cfg.TracerProvider != nil {
-		opts = append(opts, otelhttp.WithTracerProvider(cfg.TracerProvider))
+	// The tracer provider is always given: without one, otelhttp looks its tracer up in the
+	// global provider on every request (a map under a lock, 0.6% of a traced checkout's CPU).
+	// The global provider forwards to an SDK installed after New, so nothing is lost.
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
 	}
+	opts := []otelhttp.Option{otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
+		otelhttp.WithTracerProvider(tp)}
 	if cfg.MeterProvider != nil {
 		opts = append(opts, otelhttp.WithMeterProvider(cfg.MeterProvider))
 	}
