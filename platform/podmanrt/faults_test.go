@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/containers/podman/v4/pkg/bindings/containers"
 
-	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -24,26 +22,15 @@ import (
 // the same container again, ready through its published port, with its data, and up finds
 // it as it made it.
 func TestKillAndStartPodman(t *testing.T) {
-	requirePodman(t)
-	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgs := buildImages(t, topo)
-	name := stacktest.StackName(t)
-	rt := connect(t, name, imgs)
+	topo, rt, name, edge := monolithStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
-	opts := stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute, Progress: &progress}
+	opts := upOptions(t, &progress)
 	if err := rt.Up(ctx, topo, opts); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
-	conn, err := bindings.NewConnection(ctx, podmanrt.Socket())
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := podmanConn(ctx, t)
 	base := "http://" + edge
 	stacktest.Checkout(t, base, "test-token", "ada")
 

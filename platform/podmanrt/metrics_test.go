@@ -2,12 +2,12 @@ package podmanrt_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/telemetry/telemetrytest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -18,17 +18,10 @@ import (
 // checkout finds the edge's requests and the checkout's JetStream round trips, counted inside
 // the container, and NATS's JetStream API requests.
 func TestMonolithPodServesMetricsOnLoopback(t *testing.T) {
-	requirePodman(t)
-	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgs := buildImages(t, topo)
-	rt := connect(t, stacktest.StackName(t), imgs)
+	topo, rt, _, edge := monolithStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := rt.Up(ctx, topo, stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute}); err != nil {
+	if err := rt.Up(ctx, topo, upOptions(t, io.Discard)); err != nil {
 		t.Fatalf("up: %v", err)
 	}
 	base := "http://" + edge

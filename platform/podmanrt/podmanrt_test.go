@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,6 +58,37 @@ func repoRoot(t *testing.T) string {
 func buildImages(t *testing.T, topo topology.Topology) map[string]imagebuild.Image {
 	t.Helper()
 	return stacktest.BuildImages(t, repoRoot(t), topo, "mitosis-test")
+}
+
+// monolithStack is what most of these tests run: the monolith topology without a
+// collector, on a free edge address, its images built, and a runtime for a stack named for
+// the test, taken down when the test ends.
+func monolithStack(t *testing.T) (topo topology.Topology, rt *podmanrt.Runtime, name, edge string) {
+	t.Helper()
+	requirePodman(t)
+	edge = stacktest.FreeAddr(t)
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name = stacktest.StackName(t)
+	return topo, connect(t, name, buildImages(t, topo)), name, edge
+}
+
+// upOptions are what the tests' ups pass unless they say otherwise: a PKI folder of the
+// test's own, the test's secrets, a minute to be ready, progress written to progress.
+func upOptions(t *testing.T, progress io.Writer) stack.UpOptions {
+	return stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute, Progress: progress}
+}
+
+// podmanConn is a connection to the Podman API, to look at what a runtime made.
+func podmanConn(ctx context.Context, t *testing.T) context.Context {
+	t.Helper()
+	conn, err := bindings.NewConnection(ctx, podmanrt.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
 
 func connect(t *testing.T, name string, imgs map[string]imagebuild.Image) *podmanrt.Runtime {
@@ -115,19 +147,11 @@ func TestLoadedImageIsNonRootWithLabels(t *testing.T) {
 
 // TestMonolithStackUpCheckoutKillHealDown is the whole life of a stack in Podman.
 func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
-	requirePodman(t)
-	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgs := buildImages(t, topo)
-	name := stacktest.StackName(t)
-	rt := connect(t, name, imgs)
+	topo, rt, name, edge := monolithStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
-	opts := stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute, Progress: &progress}
+	opts := upOptions(t, &progress)
 
 	start := time.Now()
 	if err := rt.Up(ctx, topo, opts); err != nil {

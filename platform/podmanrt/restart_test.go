@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/containers/podman/v4/pkg/bindings/containers"
 
-	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -26,26 +24,15 @@ import (
 // way mitosis kill and the faults phase do (a stop): that one stays down, for several times
 // what the restart took, until Start.
 func TestSupervisorRestartsAProcessThatDies(t *testing.T) {
-	requirePodman(t)
-	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgs := buildImages(t, topo)
-	name := stacktest.StackName(t)
-	rt := connect(t, name, imgs)
+	topo, rt, name, edge := monolithStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
-	opts := stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute, Progress: &progress}
+	opts := upOptions(t, &progress)
 	if err := rt.Up(ctx, topo, opts); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
-	conn, err := bindings.NewConnection(ctx, podmanrt.Socket())
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := podmanConn(ctx, t)
 	base := "http://" + edge
 	ctr := stack.ObjectName(name, topology.Monolith, "monolith") + "-app"
 	before, err := containers.Inspect(conn, ctr, nil)
@@ -143,20 +130,13 @@ func statusCode(url string) (int, error) {
 // wait for the ready timeout but says the container exited (seen between two restarts) or
 // was restarted (its restart count grew), and which logs to read.
 func TestUpFailsFastWhenAProcessCannotStart(t *testing.T) {
-	requirePodman(t)
-	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgs := buildImages(t, topo)
-	rt := connect(t, stacktest.StackName(t), imgs)
+	topo, rt, _, _ := monolithStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
-	opts := stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "test-request-key",
-		ReadyTimeout: 3 * time.Minute, Progress: &progress, Env: map[string]string{"SHOP_RPC_TIMEOUT": "soon"}}
-	err = rt.Up(ctx, topo, opts)
+	opts := upOptions(t, &progress)
+	opts.ReadyTimeout, opts.Env = 3*time.Minute, map[string]string{"SHOP_RPC_TIMEOUT": "soon"}
+	err := rt.Up(ctx, topo, opts)
 	if err == nil {
 		t.Fatalf("up of a monolith that cannot start succeeded:\n%s", progress.String())
 	}
