@@ -20,6 +20,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
+	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 	"github.com/mitosis-dev/mitosis/shop/payments"
 )
 
@@ -63,15 +64,7 @@ func TestCartCannotReadChargesNorPublishOrderPaid(t *testing.T) {
 	cartGroup := bounded.Group{Contexts: []string{"cart"}}
 	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
 		Users: []*server.User{natsauth.User(cartGroup, "cart-pw"), {Username: "admin", Password: "admin-pw"}}}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	ns := natsjstest.Serve(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -241,15 +234,7 @@ func TestSetupServesTheStacksNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true, Users: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	ns := natsjstest.Serve(t, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true, Users: users})
 	addr := ns.Addr().String()
 	if _, err := nats.Connect("nats://" + addr); err == nil {
 		t.Error("a connection without credentials was let in")

@@ -6,7 +6,6 @@ import (
 	"net"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/mitosis-dev/mitosis/services/host"
 	"github.com/mitosis-dev/mitosis/services/host/hosttest"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
+	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
 
 // The microservices, each process with a NATS user of its own allowed only what its
@@ -38,15 +38,7 @@ func TestBehaviourWithANATSUserPerService(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts.TLSConfig = natsID.ServerConfig(nil) // as platform/cmd/nats-server -tls
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	ns := natsjstest.Serve(t, opts)
 	addr := ns.Addr().String()
 
 	env := map[string]string{"SHOP_ADMIN_TOKEN": hosttest.Token}

@@ -18,6 +18,7 @@ import (
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/host"
 	"github.com/mitosis-dev/mitosis/services/host/hosttest"
+	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
 
 // The split tax, in one run:
@@ -106,16 +107,8 @@ func startTLSNATS(b *testing.B) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: b.TempDir(),
+	ns := natsjstest.Serve(b, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: b.TempDir(),
 		NoSigs: true, NoLog: true, TLSConfig: id.ServerConfig(nil), TLSTimeout: 5})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ns.Start()
-	b.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		b.Fatal("nats-server not ready")
-	}
 	return "tls://" + ns.Addr().String()
 }
 

@@ -2,27 +2,19 @@ package main
 
 import (
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/mitosis-dev/mitosis/platform/telemetry/telemetrytest"
+	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
 
 // The server's figures, read on collection, follow what clients do: a connection and the
 // messages it publishes show, and so does JetStream once it stores them.
 func TestInstrumentReportsTheServersFigures(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
+	srv := natsjstest.Serve(t, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
 	reader := sdkmetric.NewManualReader()
 	if err := instrument(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), srv); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
 
 // identities makes a CA for stack in a folder of its own and the identities of services.
@@ -32,15 +33,7 @@ func startTLS(t *testing.T, dir string) string {
 	if err := serveTLS(opts, dir); err != nil {
 		t.Fatal(err)
 	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	ns := natsjstest.Serve(t, opts)
 	return ns.Addr().String()
 }
 

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mitosis-dev/mitosis/shop/natsembed"
@@ -78,3 +80,19 @@ func (s *Server) Bus(t testing.TB) *natsjs.Bus {
 
 // Close stops the server.
 func (s *Server) Close() { s.srv.Shutdown() }
+
+// Serve starts a nats-server with opts, for a test that needs the server's own options
+// (users, TLS, a port of its own) rather than New's, and stops it when t ends.
+func Serve(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("nats-server: %v", err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready within 10s")
+	}
+	return ns
+}
