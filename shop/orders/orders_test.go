@@ -826,6 +826,25 @@ func TestHandleOrderShippedPoison(t *testing.T) {
 	if got, err := o.Get(t.Context(), ord.ID); err != nil || got.Status != orders.StatusShipped || got.TrackingID != "trk-1" {
 		t.Errorf("order after order-shipped: %+v %v, want shipped with trk-1", got, err)
 	}
+
+	// An order whose write lands a moment after its order-shipped arrives, as when
+	// checkout's write of it is slower than shipping: one delivery marks it shipped.
+	late := ord
+	late.ID, late.Status, late.TrackingID = ids.New("ord", time.Now()), orders.StatusPaid, ""
+	done := make(chan error, 1)
+	go func() {
+		done <- h(t.Context(), events.Message{Subject: events.OrderShippedSubject, ID: "8", Data: []byte(`{"order_id":"` + late.ID + `","tracking_id":"trk-2"}`)})
+	}()
+	time.Sleep(20 * time.Millisecond) // the order's write comes after the event, on purpose
+	if _, err := kv.Create(t.Context(), w.stores.Orders, late.ID, late); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("order recorded 20 ms after its order-shipped: %v, want handled in that delivery", err)
+	}
+	if got, err := o.Get(t.Context(), late.ID); err != nil || got.Status != orders.StatusShipped || got.TrackingID != "trk-2" {
+		t.Errorf("late order after order-shipped: %+v %v, want shipped with trk-2", got, err)
+	}
 }
 
 // paidCounter counts the order-paid events per order.
