@@ -757,11 +757,42 @@ func (r *Runtime) hostPorts(c context.Context, pod string) (map[int]string, erro
 	return out, nil
 }
 
+// removePod stops the pod's processes (stopApps), then removes the pod (dropPod).
 func (r *Runtime) removePod(c context.Context, name string) error {
+	r.stopApps(c, name)
+	return r.dropPod(c, name)
+}
+
+// stopApps stops the pod's app containers, side by side, each given the stop timeout to
+// finish its work, and leaves the infra container running. They are stopped before the pod
+// itself: a pod stop stops the infra container with them, and Podman tears the pod's
+// network down as the infra container stops, so a process still shutting down (finishing
+// its calls, draining its NATS connection, flushing its spans) would lose its network
+// halfway and sit out the whole stop timeout before SIGKILL.
+func (r *Runtime) stopApps(c context.Context, name string) {
+	data, err := pods.Inspect(c, name, nil)
+	if err != nil {
+		return // gone already, or dropPod says what is wrong
+	}
+	var wg sync.WaitGroup
+	for _, ctr := range data.Containers {
+		if ctr.ID == data.InfraContainerID {
+			continue
+		}
+		wg.Go(func() {
+			if err := containers.Stop(c, ctr.ID, new(containers.StopOptions).WithTimeout(uint(stopTimeout))); err != nil && !isNotFound(err) {
+				r.logger.Warn("stop container", "pod", name, "container", ctr.Name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// dropPod stops what still runs in the pod and removes it.
+func (r *Runtime) dropPod(c context.Context, name string) error {
 	start := time.Now()
 	defer func() { r.logger.Debug("pod removed", "pod", name, "took", time.Since(start)) }()
-	timeout := uint(stopTimeout)
-	if _, err := pods.Stop(c, name, new(pods.StopOptions).WithTimeout(int(timeout))); err != nil && !isNotFound(err) {
+	if _, err := pods.Stop(c, name, new(pods.StopOptions).WithTimeout(stopTimeout)); err != nil && !isNotFound(err) {
 		r.logger.Warn("stop pod", "pod", name, "err", err)
 	}
 	if _, err := pods.Remove(c, name, new(pods.RemoveOptions).WithForce(true)); err != nil && !isNotFound(err) {
@@ -781,8 +812,9 @@ const removeConcurrency = 8
 
 // removalPhases orders the pods of archs (every architecture when none) for Down: the
 // architectures' pods by their start level, the last level first, then the collector's; the
-// pods of one phase are removed side by side. A pod without a level label (made before
-// there were any) goes with level 0.
+// processes of one phase are stopped side by side, once the phase before has stopped, so
+// that every process stops with its peers, its NATS and its collector still there. A pod
+// without a level label (made before there were any) goes with level 0.
 func removalPhases(list []*entities.ListPodsReport, archs []string) [][]*entities.ListPodsReport {
 	byLevel := map[int][]*entities.ListPodsReport{}
 	var collector []*entities.ListPodsReport
@@ -821,15 +853,23 @@ func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Remov
 	if err != nil {
 		return removed, fmt.Errorf("list pods: %w", err)
 	}
+	// The processes stop phase by phase, each with its network and its peers still there;
+	// a phase's pods go as soon as its processes have stopped, side by side with the next
+	// phase's stop (Podman tears their networks down one at a time).
 	var mu sync.Mutex
+	var drops sync.WaitGroup
 	sem := make(chan struct{}, removeConcurrency)
 	for _, phase := range removalPhases(list, archs) {
-		var wg sync.WaitGroup
+		var stops sync.WaitGroup
 		for _, p := range phase {
-			wg.Go(func() {
+			stops.Go(func() { r.stopApps(c, p.Name) })
+		}
+		stops.Wait()
+		for _, p := range phase {
+			drops.Go(func() {
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				err := r.removePod(c, p.Name)
+				err := r.dropPod(c, p.Name)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -840,8 +880,9 @@ func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Remov
 				removed.Containers += len(p.Containers)
 			})
 		}
-		wg.Wait()
 	}
+	r.logger.Debug("processes stopped", "took", time.Since(start))
+	drops.Wait()
 	r.logger.Debug("pods removed", "took", time.Since(start))
 	// Containers outside a pod (none, unless something failed half-way).
 	ctrs, err := containers.List(c, new(containers.ListOptions).WithAll(true).WithFilters(r.filter()))
