@@ -96,38 +96,54 @@ func (c Client) Find(ctx context.Context, q Query) ([]*tracepb.TracesData, error
 }
 
 func (c Client) get(ctx context.Context, path string) (*tracepb.TracesData, error) {
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.BaseURL, "/")+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	res, err := hc.Do(req)
+	status, body, err := c.fetch(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("query traces: %w", err)
 	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 256<<20))
-	if err != nil {
-		return nil, fmt.Errorf("query traces: %w", err)
-	}
-	if res.StatusCode == http.StatusNotFound {
+	if status.code == http.StatusNotFound {
 		return nil, ErrNotFound
 	}
-	if res.StatusCode != http.StatusOK {
+	if status.code != http.StatusOK {
 		var e struct {
 			Error struct {
 				Message string `json:"message"`
 			} `json:"error"`
 		}
 		if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
-			return nil, fmt.Errorf("query traces: %s: %s", res.Status, e.Error.Message)
+			return nil, fmt.Errorf("query traces: %s: %s", status.text, e.Error.Message)
 		}
-		return nil, fmt.Errorf("query traces: %s: %s", res.Status, bytes.TrimSpace(body))
+		return nil, fmt.Errorf("query traces: %s: %s", status.text, bytes.TrimSpace(body))
 	}
 	return UnmarshalTraces(body)
+}
+
+// answer is an HTTP response's status: its code, and its line ("404 Not Found").
+type answer struct {
+	code int
+	text string
+}
+
+// fetch GETs path of the collector's API and returns the status and the body (at most
+// 256 MiB): what every query of the collector reads.
+func (c Client) fetch(ctx context.Context, path string) (answer, []byte, error) {
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.BaseURL, "/")+path, nil)
+	if err != nil {
+		return answer{}, nil, err
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return answer{}, nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 256<<20))
+	if err != nil {
+		return answer{}, nil, err
+	}
+	return answer{res.StatusCode, res.Status}, body, nil
 }
 
 // SplitTraces splits td into one TracesData per trace, newest (by earliest span start)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -93,26 +92,13 @@ func (c Client) Metrics(ctx context.Context, q MetricQuery) (MetricsResponse, er
 	if !q.End.IsZero() {
 		v.Set("end", q.End.UTC().Format(time.RFC3339Nano))
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
 	var out MetricsResponse
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.BaseURL, "/")+MetricsPath+"?"+v.Encode(), nil)
-	if err != nil {
-		return out, err
-	}
-	res, err := hc.Do(req)
+	status, body, err := c.fetch(ctx, MetricsPath+"?"+v.Encode())
 	if err != nil {
 		return out, fmt.Errorf("query metrics: %w", err)
 	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 256<<20))
-	if err != nil {
-		return out, fmt.Errorf("query metrics: %w", err)
-	}
-	if res.StatusCode != http.StatusOK {
-		return out, fmt.Errorf("query metrics: %s: %s", res.Status, strings.TrimSpace(string(body)))
+	if status.code != http.StatusOK {
+		return out, fmt.Errorf("query metrics: %s: %s", status.text, strings.TrimSpace(string(body)))
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
 		return out, fmt.Errorf("query metrics: %w", err)
