@@ -154,20 +154,9 @@ func contextOf(t *testing.T, service string) string {
 
 // A refused call is logged with the caller's identity and the method.
 func TestRefusalIsLoggedWithTheCaller(t *testing.T) {
-	impl, err := catalog.New(t.Context(), kv.NewMemory(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs syncBuffer
-	srv := host.NewServer(slog.New(slog.NewJSONHandler(&logs, nil)), hosttest.Security(t, "catalog"))
-	catalogrpc.Register(srv, impl)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	conn, err := host.Dial(ln.Addr().String(), catalogrpc.ServiceConfig, 5*time.Second, hosttest.Security(t, "orders").ClientCredentials("catalog"))
+	impl, addr := serveCatalog(t, slog.New(slog.NewJSONHandler(&logs, nil)), "catalog")
+	conn, err := host.Dial(addr, catalogrpc.ServiceConfig, 5*time.Second, hosttest.Security(t, "orders").ClientCredentials("catalog"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,19 +182,8 @@ func TestRefusalIsLoggedWithTheCaller(t *testing.T) {
 // A client refuses a server whose identity does not run the context it dials: a process of
 // the stack cannot pose as payments to orders.
 func TestClientRefusesAServerOfAnotherContext(t *testing.T) {
-	impl, err := catalog.New(t.Context(), kv.NewMemory(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := host.NewServer(slog.New(slog.DiscardHandler), hosttest.Security(t, "cart")) // cart's identity serving a catalog
-	catalogrpc.Register(srv, impl)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	conn, err := host.Dial(ln.Addr().String(), catalogrpc.ServiceConfig, 5*time.Second, hosttest.Security(t, "orders").ClientCredentials("catalog"))
+	_, addr := serveCatalog(t, slog.New(slog.DiscardHandler), "cart") // cart's identity serving a catalog
+	conn, err := host.Dial(addr, catalogrpc.ServiceConfig, 5*time.Second, hosttest.Security(t, "orders").ClientCredentials("catalog"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,4 +225,24 @@ func TestZeroSecurityIsClosed(t *testing.T) {
 	if err := check(hosttest.Security(t, identity.Tooling).ClientCredentials("catalog"), h.GRPCAddr); err != nil {
 		t.Errorf("the tooling identity: %v", err)
 	}
+}
+
+// serveCatalog serves a catalog over gRPC on a port of 127.0.0.1, logging to log, with the
+// certificate of the identity named as, until the test ends; it returns the catalog and the
+// address.
+func serveCatalog(t *testing.T, log *slog.Logger, as string) (catalog.Service, string) {
+	t.Helper()
+	impl, err := catalog.New(t.Context(), kv.NewMemory(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := host.NewServer(log, hosttest.Security(t, as))
+	catalogrpc.Register(srv, impl)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return impl, ln.Addr().String()
 }
