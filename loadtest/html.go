@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/mitosis-dev/mitosis/platform/pagestyle"
 )
 
 // archRamps are the architectures' colours, one hue each, four shades from light to dark
@@ -545,7 +547,7 @@ func ladderRates(r *Report) []float64 {
 	return out
 }
 
-var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+var pageTemplate = template.Must(template.New("report").Funcs(pagestyle.Funcs()).Funcs(template.FuncMap{
 	"cpu": fmtCPU, "mem": fmtMem, "pass": passFail,
 	"pct":        func(x float64) string { return fmt.Sprintf("%.2f%%", 100*x) },
 	"traceShare": traceShare,
@@ -557,18 +559,7 @@ var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 <html lang="en"><head><meta charset="utf-8"><title>Load test {{.R.ID}}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d1d1f;margin:0;background:#fafafa}
-main{max-width:1340px;margin:0 auto;padding:24px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px;border-bottom:1px solid #ddd;padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}
-.sub{color:#555;margin:0 0 16px}
-table{border-collapse:collapse;background:#fff;margin:8px 0}th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f0f0f3}
-.headline td{font-size:15px}.better{color:#1a7f37;font-weight:600}.worse{color:#b42318;font-weight:600}
-.charts{display:flex;flex-wrap:wrap;gap:16px}.charts svg{background:#fff;border:1px solid #e5e5e5;border-radius:4px}
-.warn{background:#fff7e0;border:1px solid #f0c36d;padding:8px 12px;border-radius:4px}.warn li{margin:4px 0}
-.missing{background:#fdecec;border:1px solid #e5a0a0;padding:10px 14px;border-radius:4px}
-.FAIL{color:#b42318;font-weight:600}.pass{color:#1a7f37}
-small,.note{color:#666}
+{{pagestyle}}.headline td{font-size:15px}.better{color:#1a7f37;font-weight:600}.worse{color:#b42318;font-weight:600}
 </style></head><body><main>
 <h1>Load test {{.R.ID}}: {{range $i, $s := .R.Summary}}{{if $i}} vs {{end}}{{$s.Arch}}{{else}}{{if .R.Faults}}fault isolation{{end}}{{end}}</h1>
 <p class="sub">{{.R.Started.Format "2006-01-02 15:04:05Z07:00"}} – {{.R.Finished.Format "15:04:05Z07:00"}}.{{if .R.Steps}} SLO: p99 &lt; {{.R.Settings.SLOP99MS}} ms and errors &lt; {{pct .R.Settings.SLOErrorRate}}. {{.R.Settings.Model}}.{{end}}</p>

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/pagestyle"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -407,19 +408,11 @@ func (r *Report) rollHTML() (template.HTML, error) {
 }
 
 // rollOnlyPage is report.html of a roll alone.
-var rollOnlyPage = template.Must(template.New("rollpage").Parse(`<!doctype html>
+var rollOnlyPage = template.Must(template.New("rollpage").Funcs(pagestyle.Funcs()).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Roll {{.R.ID}}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d1d1f;margin:0;background:#fafafa}
-main{max-width:1340px;margin:0 auto;padding:24px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px;border-bottom:1px solid #ddd;padding-bottom:4px}
-table{border-collapse:collapse;background:#fff;margin:8px 0}th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f0f0f3}
-.warn{background:#fff7e0;border:1px solid #f0c36d;padding:8px 12px;border-radius:4px}
-.missing{background:#fdecec;border:1px solid #e5a0a0;padding:10px 14px;border-radius:4px}
-.FAIL{color:#b42318;font-weight:600}.pass{color:#1a7f37}.note{color:#666}
-</style></head><body><main>
+{{pagestyle}}</style></head><body><main>
 <h1>Roll {{.R.ID}}</h1>
 <p>{{.R.Started.Format "2006-01-02 15:04:05Z07:00"}} – {{.R.Finished.Format "15:04:05Z07:00"}}. Machine: {{.R.Environment.Machine.CPUs}} CPUs, load average {{printf "%.2f" .R.Environment.Machine.LoadAvg}} at start; git revision <code>{{.R.Environment.GitRevision}}</code>.</p>
 {{if .R.Warnings}}<ul class="warn">{{range .R.Warnings}}<li>{{.}}</li>{{end}}</ul>{{end}}

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/mitosis-dev/mitosis/platform/pagestyle"
 )
 
 // JSON writes the report as JSON.
@@ -201,7 +203,7 @@ func edgeNote(e EdgeView) string {
 	return fmt.Sprintf(", %.0f B → %.0f B ←, hop %.2f ms", e.RequestBytes, e.ResponseBytes, e.HopMS)
 }
 
-var page = template.Must(template.New("advise").Funcs(template.FuncMap{
+var page = template.Must(template.New("advise").Funcs(pagestyle.Funcs()).Funcs(template.FuncMap{
 	"f2":    func(x float64) string { return fmt.Sprintf("%.2f", x) },
 	"f1":    func(x float64) string { return fmt.Sprintf("%.1f", x) },
 	"pct":   func(x float64) string { return fmt.Sprintf("%.0f%%", 100*x) },
@@ -211,16 +213,7 @@ var page = template.Must(template.New("advise").Funcs(template.FuncMap{
 	"join":  strings.Join,
 }).Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>mitosis advise {{.R.Run.ID}}</title>
 <style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d1d1f;margin:0;background:#fafafa}
-main{max-width:1340px;margin:0 auto;padding:24px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px;border-bottom:1px solid #ddd;padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}
-.sub{color:#555;margin:0 0 16px}
-table{border-collapse:collapse;background:#fff;margin:8px 0}th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f0f0f3}
-.charts{display:flex;flex-wrap:wrap;gap:16px}.charts svg{background:#fff;border:1px solid #e5e5e5;border-radius:4px}
-.best{background:#eef7ee;font-weight:600}
-code,pre{background:#f0f0f3;padding:1px 4px;border-radius:3px}pre{padding:8px 12px;overflow:auto}
-small,.note{color:#666}
+{{pagestyle}}.best{background:#eef7ee;font-weight:600}
 </style></head><body><main>
 <h1>Where to split: run {{.R.Run.ID}}</h1>
 <p class="sub">Calibrated on the monolith and the microservices measured in the same run at {{.R.Run.Rate}} req/s ({{index .R.Run.Traces "monolith"}} and {{index .R.Run.Traces "services"}} traces).</p>
