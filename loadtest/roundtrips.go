@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 )
 
@@ -55,12 +54,12 @@ const (
 )
 
 // metricsSettle is how long the section waits for a point after a window's end: the local
-// stacks push every topology.MetricExportInterval.
-const metricsSettle = topology.MetricExportInterval + 2*time.Second
+// stacks push every tracecollect.MetricExportInterval.
+const metricsSettle = tracecollect.MetricExportInterval + 2*time.Second
 
 // pushMargin is how far before a window the points are read: far enough to hold every
 // process's last push before the window begins, which its counts grow from.
-const pushMargin = 2 * topology.MetricExportInterval
+const pushMargin = 2 * tracecollect.MetricExportInterval
 
 // CollectRoundTrips reads the section for each side's window: as kept kept it when its step
 // ended (see RoundTripKeeper), else from the collector's query API; with every ladder step's

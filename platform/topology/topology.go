@@ -29,9 +29,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
@@ -337,19 +337,6 @@ func (t Topology) AllArchs() []Arch {
 	return t.Archs
 }
 
-// ExportDelay is how long a service of a local stack holds an ended span before exporting
-// it (OTEL_BSP_SCHEDULE_DELAY in ExportEnv): a second, not the SDK's five, so that a
-// request's trace is whole in the collector a second or so after the request, and `mitosis
-// traces compare` right after a checkout finds it. A batch still goes as soon as it holds
-// 512 spans, so under load this changes nothing.
-const ExportDelay = time.Second
-
-// MetricExportInterval is how often a service of a local stack pushes its metrics to the
-// collector (OTEL_METRIC_EXPORT_INTERVAL in ExportEnv): every 10 seconds rather than the
-// SDK's 60, so that the collector's last minutes of metrics (tracecollect) resolve a load
-// test's steps. Each push is one request of a few hundred series per process.
-const MetricExportInterval = 10 * time.Second
-
 // ExportEnv is the environment that makes a service export its telemetry to the collector
 // whose OTLP/HTTP receiver is at addr (host:port). With addr "" it turns exporting off,
 // unless given (the environment the caller passes through) names an OTLP endpoint of its
@@ -359,8 +346,8 @@ func ExportEnv(addr string, given map[string]string) map[string]string {
 	if addr != "" {
 		return map[string]string{
 			"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + addr,
-			"OTEL_BSP_SCHEDULE_DELAY":     strconv.FormatInt(ExportDelay.Milliseconds(), 10),
-			"OTEL_METRIC_EXPORT_INTERVAL": strconv.FormatInt(MetricExportInterval.Milliseconds(), 10),
+			"OTEL_BSP_SCHEDULE_DELAY":     strconv.FormatInt(tracecollect.ExportDelay.Milliseconds(), 10),
+			"OTEL_METRIC_EXPORT_INTERVAL": strconv.FormatInt(tracecollect.MetricExportInterval.Milliseconds(), 10),
 		}
 	}
 	for k := range given {

@@ -14,7 +14,7 @@ import (
 
 // Bounds of the metric store: the last DefaultMetricWindow of metrics, in at most
 // DefaultMaxMetricBytes (an estimate). A local stack's processes push a few hundred series
-// each every 10 seconds (topology.MetricExportInterval): both architectures together, about
+// each every 10 seconds (MetricExportInterval): both architectures together, about
 // 1,500 points a push, 100 to 250 bytes each (a histogram's buckets are most of it), so
 // 10 minutes take about 15 MiB at most.
 const (

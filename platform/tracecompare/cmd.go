@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 )
 
@@ -44,9 +43,9 @@ const (
 	DefaultCollector = "http://127.0.0.1:16686"
 	DefaultOperation = "POST /v1/checkout"
 	// DefaultSettle is the longest a span of the local stack waits in its exporter's batch
-	// (topology.ExportDelay), and a second for the export itself. Exporters at the SDK's
+	// (tracecollect.ExportDelay), and a second for the export itself. Exporters at the SDK's
 	// default (OTEL_BSP_SCHEDULE_DELAY 5 s) need --settle 6s.
-	DefaultSettle = topology.ExportDelay + time.Second
+	DefaultSettle = tracecollect.ExportDelay + time.Second
 )
 
 // Command returns `compare`, to be mounted as `mitosis traces compare`.

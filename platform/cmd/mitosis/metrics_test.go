@@ -96,9 +96,9 @@ func TestStatusShowsWhereEachProcessServesMetrics(t *testing.T) {
 	if _, ok := telemetrytest.Scrape(t, strings.TrimSuffix(collectorMetrics, "/metrics")).Sum("mitosis_collector_spans_received_total", nil); !ok {
 		t.Errorf("the collector's /metrics lacks mitosis_collector_spans_received_total")
 	}
-	// The host pushes its metrics every topology.MetricExportInterval.
+	// The host pushes its metrics every tracecollect.MetricExportInterval.
 	cl := tracecollect.Client{BaseURL: "http://" + addrs["collector"]}
-	stacktest.WaitFor(t, 3*topology.MetricExportInterval, func() (bool, string) {
+	stacktest.WaitFor(t, 3*tracecollect.MetricExportInterval, func() (bool, string) {
 		res, err := cl.Metrics(t.Context(), tracecollect.MetricQuery{Names: []string{"http.server.request.duration"}, Arch: topology.Monolith})
 		if err != nil {
 			return false, err.Error()
