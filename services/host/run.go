@@ -29,6 +29,9 @@ type Hooks struct {
 // to DrainTimeout), consumers stop with the messages in flight handled, loops end, the store
 // connection drains. It heals a store connection lost for good (see the package doc).
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, hooks Hooks) error {
+	if cfg.CheckoutSteps {
+		return serveCheckoutSteps(ctx, cfg, logger)
+	}
 	p := &process{cfg: cfg, log: logger, hooks: hooks}
 	defer p.close()
 	if err := p.start(); err != nil {
