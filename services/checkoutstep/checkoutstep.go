@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -96,6 +97,7 @@ type Handler struct {
 	pay     payments.Service
 	holds   *payments.Holds // payments only
 	log     *slog.Logger
+	loops   sync.WaitGroup // the context's loops, until life ends
 }
 
 // Config is what a Handler is built from.
@@ -111,7 +113,7 @@ type Config struct {
 
 // New builds the context cfg names over its buckets, and a Handler of its calls. ctx bounds
 // the building; life is how long what it builds lives (the catalog's view follows its bucket
-// that long).
+// that long, its loops run that long: Wait waits for them).
 func New(ctx, life context.Context, cfg Config) (*Handler, error) {
 	if !slices.Contains(Contexts(), cfg.Context) {
 		return nil, fmt.Errorf("%s is no context the checkout calls (%s)", cfg.Context, strings.Join(Contexts(), ", "))
@@ -134,10 +136,15 @@ func New(ctx, life context.Context, cfg Config) (*Handler, error) {
 		stores = orders.Stores{Orders: buckets[orders.OrdersBucket], Sagas: buckets[orders.SagasBucket], UserOrders: buckets[orders.UserOrdersBucket]}
 		deps.Events = cfg.Bus
 	} else {
-		impl, err := c.Build(life, bounded.Deps{Buckets: buckets, Bus: cfg.Bus, Logger: cfg.Logger, Now: time.Now, Getenv: cfg.Getenv,
-			Started: time.Now()})
+		d := bounded.Deps{Buckets: buckets, Bus: cfg.Bus, Logger: cfg.Logger, Now: time.Now, Getenv: cfg.Getenv, Started: time.Now()}
+		impl, err := c.Build(life, d)
 		if err != nil {
 			return nil, err
+		}
+		// Its loops too (inventory's sweep of lapsed reservations), as any replica of the
+		// context runs them: while Lambda keeps the copy thawed, that is.
+		for _, l := range c.Loops {
+			h.loops.Go(func() { l.Run(life, impl, d) })
 		}
 		switch s := c.Trace(cfg.Tracing, impl).(type) {
 		case catalog.Service:
@@ -162,6 +169,9 @@ func New(ctx, life context.Context, cfg Config) (*Handler, error) {
 	h.run = orders.New(stores, deps)
 	return h, nil
 }
+
+// Wait waits for the context's loops, which end with the life given to New.
+func (h *Handler) Wait() { h.loops.Wait() }
 
 // Payload is what a function is invoked with: a Task's (stepfunctions.Invocation), or
 // HoldCard's, which its caller sends directly.
@@ -276,5 +286,6 @@ func Serve(ctx context.Context, h *Handler, logger *slog.Logger) error {
 	logger.Info("serving the checkout's calls as a Lambda function", "context", h.context)
 	go lambda.StartWithOptions(h.Invoke, lambda.WithContext(ctx))
 	<-ctx.Done()
+	h.Wait()
 	return nil
 }
