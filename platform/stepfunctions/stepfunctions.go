@@ -9,8 +9,9 @@
 // Every Task invokes a Lambda function of the context it calls (lambda:invoke, the function's
 // ARN a parameter of the Task): the contexts speak gRPC, which an HTTP Task cannot call, and
 // a Lambda function's error type reaches the Catch as the error's name, so a declined card
-// (payments.ErrDeclined) is told from a peer that did not answer. deploy/README.md says what
-// those functions take and how to deploy the state machine.
+// (payments.ErrDeclined) is told from a peer that did not answer. Invocation is what those
+// functions take; services/checkoutstep serves it, platform/manifests renders the functions
+// (FunctionName), and deploy/README.md says how to deploy them and the state machine.
 //
 // Steps that orders runs at the same time (orders.Step.WithPrevious: Commit with
 // AddToHistory, RecordOrder with RemoveBought and PublishOrderPaid) are rendered one after

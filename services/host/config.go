@@ -48,8 +48,9 @@ type Config struct {
 	// MetricsAddr is where Prometheus scrapes the process's metrics (/metrics; Main hands
 	// it to platform/telemetry); "" serves none, as under Lambda, where nothing listens.
 	MetricsAddr string
-	// Lambda serves the edge to AWS Lambda's invocations instead of listening (LambdaRuntimeEnv
-	// is set): only a group holding the edge, on an external store.
+	// Lambda serves AWS Lambda's invocations instead of listening (LambdaRuntimeEnv is set):
+	// the edge's, for a group holding the edge, or the checkout's calls (CheckoutSteps); on an
+	// external store either way.
 	Lambda bool
 	// CheckoutSteps serves, under Lambda, the checkout state machine's calls of the group's
 	// one context instead of the edge (SHOP_LAMBDA_ROLE=checkout-steps; services/checkoutstep).
