@@ -141,11 +141,6 @@ func New(ctx, life context.Context, cfg Config) (*Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		// Its loops too (inventory's sweep of lapsed reservations), as any replica of the
-		// context runs them: while Lambda keeps the copy thawed, that is.
-		for _, l := range c.Loops {
-			h.loops.Go(func() { l.Run(life, impl, d) })
-		}
 		switch s := c.Trace(cfg.Tracing, impl).(type) {
 		case catalog.Service:
 			deps.Catalog = s
@@ -164,6 +159,11 @@ func New(ctx, life context.Context, cfg Config) (*Handler, error) {
 			}
 		default:
 			return nil, fmt.Errorf("%s: no checkout call takes a %T", cfg.Context, s)
+		}
+		// Its loops too (inventory's sweep of lapsed reservations), as any replica of the
+		// context runs them: while Lambda keeps the copy thawed, that is.
+		for _, l := range c.Loops {
+			h.loops.Go(func() { l.Run(life, impl, d) })
 		}
 	}
 	h.run = orders.New(stores, deps)
