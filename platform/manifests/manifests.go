@@ -108,6 +108,11 @@ func Files(t topology.Topology, opts Options) (map[string][]byte, error) {
 		return nil, err
 	}
 	maps.Copy(files, lambdaF)
+	checkoutF, err := checkoutFunctionFiles(t, opts)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(files, checkoutF)
 	beanstalkF, err := beanstalkFiles(t, opts)
 	if err != nil {
 		return nil, err

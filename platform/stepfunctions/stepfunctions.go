@@ -9,8 +9,9 @@
 // Every Task invokes a Lambda function of the context it calls (lambda:invoke, the function's
 // ARN a parameter of the Task): the contexts speak gRPC, which an HTTP Task cannot call, and
 // a Lambda function's error type reaches the Catch as the error's name, so a declined card
-// (payments.ErrDeclined) is told from a peer that did not answer. deploy/README.md says what
-// those functions take and how to deploy the state machine.
+// (payments.ErrDeclined) is told from a peer that did not answer. Invocation is what those
+// functions take; services/checkoutstep serves it, platform/manifests renders the functions
+// (FunctionName), and deploy/README.md says how to deploy them and the state machine.
 //
 // Steps that orders runs at the same time (orders.Step.WithPrevious: Commit with
 // AddToHistory, RecordOrder with RemoveBought and PublishOrderPaid) are rendered one after
@@ -109,6 +110,41 @@ type Payload struct {
 	Checkout string `json:"checkout.$"`
 }
 
+// Where the execution's data keeps each step's answer: a Task's ResultSelector puts the
+// function's answer under ValueField, its ResultPath that under $.ResultsField.<Step>.
+const (
+	ResultsField = "results"
+	ValueField   = "value"
+)
+
+// Invocation is a Task's payload as its function reads it (Payload, resolved): the call to
+// make and the execution's data. services/checkoutstep serves it.
+type Invocation struct {
+	Call     string    `json:"call"`
+	Checkout Execution `json:"checkout"`
+}
+
+// Execution is the execution's data as a function reads it: its input (orders.Execution's
+// fields: the order ID, who orders and where to; never a card, which Step Functions would
+// keep in the history) and the answer of every step done so far. The rest (the error a
+// Catch placed, the undos' answers) no function reads.
+type Execution struct {
+	orders.Execution
+	Results map[string]struct {
+		Value json.RawMessage `json:"value"`
+	} `json:"results"`
+}
+
+// Orders returns the execution as orders.RunCall takes it: the answers by step name.
+func (x Execution) Orders() orders.Execution {
+	out := x.Execution
+	out.Answers = make(map[string]json.RawMessage, len(x.Results))
+	for step, r := range x.Results {
+		out.Answers[step] = r.Value
+	}
+	return out
+}
+
 // Retrier is one entry of a Task's Retry. MaxAttempts is always written: 0 means never
 // retried, absent would mean 3.
 type Retrier struct {
@@ -170,7 +206,7 @@ func Machine(region, account string) (StateMachine, error) {
 		return State{
 			Type: "Task", Comment: comment, Resource: "arn:aws:states:::lambda:invoke",
 			Parameters:     &Parameters{FunctionName: FunctionARN(region, account, c.Context), Payload: Payload{Call: c.String(), Checkout: "$"}},
-			ResultSelector: map[string]string{"value.$": "$.Payload"},
+			ResultSelector: map[string]string{ValueField + ".$": "$.Payload"},
 			TimeoutSeconds: TaskTimeout,
 		}
 	}
@@ -216,7 +252,7 @@ func Machine(region, account string) (StateMachine, error) {
 			comment += "; undone by " + s.Undo.String()
 		}
 		st := task(s.Call, comment)
-		st.ResultPath = "$.results." + s.Name
+		st.ResultPath = "$." + ResultsField + "." + s.Name
 		if i+1 < len(steps) {
 			st.Next = steps[i+1].Name
 		} else {

@@ -62,7 +62,7 @@ func rows() []Context {
 				clientConfig: inventoryrpc.ServiceConfig,
 			}),
 		define(Context{Name: "payments", Service: paymentsrpc.ServiceName, Port: 9104,
-			Buckets: []string{payments.ChargesBucket}, Weight: Weight{3, 1.5}},
+			Buckets: []string{payments.ChargesBucket, payments.CardsBucket}, Weight: Weight{3, 1.5}},
 			paymentsServer(), port[payments.Service]{
 				trace:        (*traced.Tracing).Payments,
 				client:       func(cc grpc.ClientConnInterface) payments.Service { return paymentsrpc.NewClient(cc) },

@@ -17,12 +17,14 @@ package host
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mitosis-dev/mitosis/services/bounded"
+	"github.com/mitosis-dev/mitosis/services/checkoutstep"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
 )
 
@@ -46,10 +48,14 @@ type Config struct {
 	// MetricsAddr is where Prometheus scrapes the process's metrics (/metrics; Main hands
 	// it to platform/telemetry); "" serves none, as under Lambda, where nothing listens.
 	MetricsAddr string
-	// Lambda serves the edge to AWS Lambda's invocations instead of listening (LambdaRuntimeEnv
-	// is set): only a group holding the edge, on an external store.
-	Lambda     bool
-	AdminToken string
+	// Lambda serves AWS Lambda's invocations instead of listening (LambdaRuntimeEnv is set):
+	// the edge's, for a group holding the edge, or the checkout's calls (CheckoutSteps); on an
+	// external store either way.
+	Lambda bool
+	// CheckoutSteps serves, under Lambda, the checkout state machine's calls of the group's
+	// one context instead of the edge (SHOP_LAMBDA_ROLE=checkout-steps; services/checkoutstep).
+	CheckoutSteps bool
+	AdminToken    string
 	// Peers are the addresses of the remote contexts the group calls.
 	Peers map[string]string
 	// SoleReplica: this process is its group's only one (see bounded.Deps).
@@ -114,6 +120,9 @@ func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) 
 //	                    under Lambda)
 //	AWS_LAMBDA_RUNTIME_API  set by AWS Lambda: serve its invocations instead of SHOP_ADDR
 //	                    (a group with the edge and SHOP_NATS_URL only; see lambda.go)
+//	SHOP_LAMBDA_ROLE    under Lambda, what the function serves: http (default: the edge), or
+//	                    checkout-steps: the checkout state machine's calls of the group's one
+//	                    context (services/checkoutstep)
 //	SHOP_ARCH           the architecture's name (default monolith for a whole group, else services)
 //	SHOP_NATS_REPLICAS  copies of every bucket and stream (default 1; 3 on a 3-node cluster)
 //	SHOP_RPC_TIMEOUT    deadline of a call made without one (default 10s)
@@ -176,7 +185,26 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 	if cfg.NatsURL == "" && cfg.Store.Replicas > 1 {
 		return cfg, fmt.Errorf("%s=%d: the embedded NATS is a lone server, which keeps one copy (set SHOP_NATS_URL to a cluster)", natsjs.ReplicasEnv, cfg.Store.Replicas)
 	}
-	if getenv(LambdaRuntimeEnv) != "" {
+	role := getenv(checkoutstep.RoleEnv)
+	if role != "" && getenv(LambdaRuntimeEnv) == "" {
+		return cfg, fmt.Errorf("%s=%s is set, but %s is not: only a Lambda function has a role", checkoutstep.RoleEnv, role, LambdaRuntimeEnv)
+	}
+	if role == checkoutstep.Role {
+		// A checkout step function (services/checkoutstep): one context the checkout calls,
+		// run in process over its buckets; no gRPC served nor called, no edge.
+		switch {
+		case g.Edge || len(g.Contexts) != 1 || !slices.Contains(checkoutstep.Contexts(), g.Contexts[0]):
+			return cfg, fmt.Errorf("%s=%s: SHOP_GROUP must name one context the checkout calls (%s), not %s",
+				checkoutstep.RoleEnv, role, strings.Join(checkoutstep.Contexts(), ", "), g)
+		case cfg.NatsURL == "":
+			return cfg, fmt.Errorf("%s is set: a function keeps nothing between invocations, so its store must be NATS elsewhere (set SHOP_NATS_URL)", LambdaRuntimeEnv)
+		}
+		cfg.Lambda, cfg.CheckoutSteps, cfg.SoleReplica = true, true, false
+		cfg.GRPCAddr, cfg.HTTPAddr, cfg.MetricsAddr, cfg.Peers = "", "", "", map[string]string{}
+	} else if role != "" && role != "http" {
+		return cfg, fmt.Errorf("%s=%q: want http (the default: the edge) or %s", checkoutstep.RoleEnv, role, checkoutstep.Role)
+	}
+	if getenv(LambdaRuntimeEnv) != "" && !cfg.CheckoutSteps {
 		// Lambda runs as many copies of a function as requests need, freezes each between
 		// invocations and discards it at will: nothing may live in its file system, and none
 		// is the only replica.

@@ -27,8 +27,13 @@ type Hooks struct {
 
 // Run runs the group until ctx ends, then drains: requests and calls in flight finish (up
 // to DrainTimeout), consumers stop with the messages in flight handled, loops end, the store
-// connection drains. It heals a store connection lost for good (see the package doc).
+// connection drains. It heals a store connection lost for good (see the package doc). A
+// checkout step function (Config.CheckoutSteps) serves the state machine's calls instead
+// (checkoutsteps.go).
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, hooks Hooks) error {
+	if cfg.CheckoutSteps {
+		return serveCheckoutSteps(ctx, cfg, logger)
+	}
 	p := &process{cfg: cfg, log: logger, hooks: hooks}
 	defer p.close()
 	if err := p.start(); err != nil {

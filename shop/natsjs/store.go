@@ -57,6 +57,7 @@ func DefaultLimits() map[string]int64 {
 		"cart_carts":             128 * mib, // ~100 B per emptied cart, ~60 B per line: ~1M users
 		"catalog_products":       64 * mib,  // ~320 B per product: ~200k
 		"inventory_stock":        32 * mib,  // ~155 B per product: ~200k
+		"payments_cards":         8 * mib,   // ~250 B per card held for a Step Functions checkout, 15 min: ~30k in flight
 		// ~430 B per event, two per order, kept for a day (OpenBus): 2.5M events, a day of
 		// 14 checkouts a second.
 		StreamName: 1 << 30,

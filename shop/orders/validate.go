@@ -22,17 +22,26 @@ func validateCheckout(key string, req CheckoutRequest) error {
 	if !validKey(key) {
 		return validation.Errorf("Idempotency-Key", "must be 1 to %d printable ASCII characters", MaxKeyLen)
 	}
-	if err := ids.Check("user_id", req.UserID); err != nil {
+	if err := validateOrderer(req.UserID, req.Email, req.Address); err != nil {
 		return err
 	}
-	if !validEmail(req.Email) {
+	return payments.ValidateCard(req.Card)
+}
+
+// validateOrderer checks who orders and where to: the checkout's fields but the key and the
+// card.
+func validateOrderer(user, email string, address Address) error {
+	if err := ids.Check("user_id", user); err != nil {
+		return err
+	}
+	if !validEmail(email) {
 		return validation.Errorf("email", "must be an address with one @, at most %d characters", MaxEmailLen)
 	}
 	for _, f := range []struct{ name, value string }{
-		{"address.street", req.Address.Street},
-		{"address.city", req.Address.City},
-		{"address.postal_code", req.Address.PostalCode},
-		{"address.country", req.Address.Country},
+		{"address.street", address.Street},
+		{"address.city", address.City},
+		{"address.postal_code", address.PostalCode},
+		{"address.country", address.Country},
 	} {
 		if strings.TrimSpace(f.value) == "" {
 			return validation.Errorf(f.name, "is required")
@@ -41,7 +50,7 @@ func validateCheckout(key string, req CheckoutRequest) error {
 			return validation.Errorf(f.name, "must be at most %d characters", MaxAddressLen)
 		}
 	}
-	return payments.ValidateCard(req.Card)
+	return nil
 }
 
 // validKey reports whether key is 1..MaxKeyLen characters of printable ASCII (0x20..0x7E).

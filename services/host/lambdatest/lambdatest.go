@@ -3,11 +3,13 @@
 // init error; https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html) and, in front
 // of it, an HTTP endpoint that turns each request into an HTTP API event (payload format
 // 2.0, which function URLs send too) and the function's answer back into a response, as API
-// Gateway does. Any number of function processes may poll it, as Lambda runs as many copies
+// Gateway does; and Invoke, for what invokes a function directly (the Invoke API, a Step
+// Functions Task). Any number of function processes may poll it, as Lambda runs as many copies
 // of a function as requests need; each takes one invocation at a time.
 package lambdatest
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -130,6 +132,49 @@ func (l *Lambda) answer(isError bool) http.HandlerFunc {
 		inv.done <- result{body: body, isError: isError}
 		w.WriteHeader(http.StatusAccepted)
 	}
+}
+
+// FunctionError is a function's answer to an invocation that failed: the error it reported,
+// as Lambda's Invoke API and Step Functions' lambda:invoke pass it on (its type becomes the
+// name a state machine's Retry and Catch match).
+type FunctionError struct {
+	Type    string `json:"errorType"`
+	Message string `json:"errorMessage"`
+}
+
+func (e *FunctionError) Error() string { return e.Type + ": " + e.Message }
+
+// Invoke invokes the function with payload as Lambda's Invoke API does (RequestResponse),
+// as Step Functions' lambda:invoke does: the function's answer, a *FunctionError when it
+// reported one, or another error when no copy took the invocation or answered within the
+// function's timeout (or ctx).
+func (l *Lambda) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	inv := &invocation{id: "inv-" + strconv.FormatInt(l.seq.Add(1), 10), event: payload, done: make(chan result, 1)}
+	timer := time.NewTimer(l.timeout)
+	defer timer.Stop()
+	select {
+	case l.queue <- inv:
+	case <-timer.C:
+		return nil, errors.New("no copy of the function took the invocation within its timeout")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	var res result
+	select {
+	case res = <-inv.done:
+	case <-timer.C:
+		return nil, errors.New("the function did not answer within its timeout")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if res.isError {
+		var fe FunctionError
+		if err := json.Unmarshal(res.body, &fe); err != nil || fe.Type == "" {
+			return nil, &FunctionError{Type: "Unhandled", Message: string(res.body)}
+		}
+		return nil, &fe
+	}
+	return res.body, nil
 }
 
 // serve is API Gateway's HTTP API in front of the function.

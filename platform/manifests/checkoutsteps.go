@@ -1,0 +1,132 @@
+package manifests
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/mitosis-dev/mitosis/platform/stepfunctions"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/checkoutstep"
+	"github.com/mitosis-dev/mitosis/shop/orders"
+)
+
+// The checkout state machine's functions (deploy/stepfunctions/checkout.asl.json invokes
+// them): deploy/lambda/checkout-<context>.json, one per context the saga calls, named as the
+// machine's Tasks name them (stepfunctions.FunctionName), so that the ARNs match by
+// construction. Each runs the image of the context's own service (the first architecture
+// that runs the context alone: services) with SHOP_LAMBDA_ROLE=checkout-steps, the context
+// in process over its buckets on NATS (services/checkoutstep): no gRPC served or called, so
+// no peers' addresses and no workload identity. The payments function seals the cards it
+// holds with ${SHOP_CARD_KEY}, filled in at deploy time as the other secrets are.
+
+// CheckoutFunction is one context's function of the checkout state machine.
+type CheckoutFunction struct {
+	Context string
+	Input   *lambda.CreateFunctionInput
+}
+
+// CheckoutFunctions returns the functions of the checkout's contexts, from the first
+// architecture of t that runs each alone; none for a context no architecture runs alone.
+func CheckoutFunctions(t topology.Topology, opts Options) ([]CheckoutFunction, error) {
+	opts = opts.withDefaults()
+	var out []CheckoutFunction
+	for _, c := range checkoutstep.Contexts() {
+		a, s, ok := alone(t, c)
+		if !ok {
+			continue
+		}
+		env, err := privateEnv(a, s)
+		if err != nil {
+			return nil, err
+		}
+		// No gRPC: drop what serves and calls it, and the orders' request key (its steps
+		// hash no request).
+		for k := range env {
+			if k == "SHOP_ADDR" || k == "SHOP_GRPC_ADDR" || k == topology.InsecureEnv || k == "SHOP_REQUEST_KEY" ||
+				(strings.HasPrefix(k, "SHOP_") && strings.HasSuffix(k, "_ADDR") && k != "SHOP_METRICS_ADDR") {
+				delete(env, k)
+			}
+		}
+		maps.Copy(env, map[string]string{
+			checkoutstep.RoleEnv:    checkoutstep.Role,
+			soleReplicaEnv:          "false",
+			"OTEL_SERVICE_NAME":     stepfunctions.FunctionName(c),
+			"OTEL_TRACES_EXPORTER":  "xray",
+			"OTEL_METRICS_EXPORTER": "none",
+		})
+		if c == "payments" {
+			env[checkoutstep.CardKeyEnv] = "${" + checkoutstep.CardKeyEnv + "}" // envsubst at deploy time
+		}
+		memory := min(lambdaMaxMB, max(lambdaMinMB, s.MemoryMB, int(math.Ceil(s.CPUs*lambdaMBPerCPU))))
+		env["GOMEMLIMIT"] = topology.GoMemLimit(memory)
+		var calls []string
+		for _, st := range orders.Steps() {
+			for _, call := range []orders.Call{st.Call, st.Undo} {
+				if call.Context == c && !slices.Contains(calls, call.String()) {
+					calls = append(calls, call.String())
+				}
+			}
+		}
+		if c == "payments" {
+			calls = append(calls, checkoutstep.HoldCard)
+		}
+		name := stepfunctions.FunctionName(c)
+		out = append(out, CheckoutFunction{Context: c, Input: &lambda.CreateFunctionInput{
+			FunctionName:  aws.String(name),
+			Description:   aws.String(fmt.Sprintf("mitosis checkout state machine: the calls of %s (%s), image of %s/%s", c, strings.Join(calls, ", "), a.Name, s.Name)),
+			PackageType:   types.PackageTypeImage,
+			Code:          &types.FunctionCode{ImageUri: aws.String(opts.ECSImage(s.Image))},
+			Role:          aws.String(opts.arn("iam", "role/"+PartOf+"-lambda")),
+			MemorySize:    aws.Int32(int32(memory)),
+			Timeout:       aws.Int32(stepfunctions.TaskTimeout),
+			Architectures: []types.Architecture{types.ArchitectureX8664},
+			Environment:   &types.Environment{Variables: env},
+			TracingConfig: &types.TracingConfig{Mode: types.TracingModeActive},
+			VpcConfig: &types.VpcConfig{
+				SubnetIds:        []string{"subnet-0123456789abcdef0", "subnet-0123456789abcdef1"},
+				SecurityGroupIds: []string{"sg-0123456789abcdef0"},
+			},
+			LoggingConfig: &types.LoggingConfig{LogFormat: types.LogFormatJson, LogGroup: aws.String(ecsLogPrefix + "checkout")},
+			Tags:          map[string]string{"mitosis.saga": "checkout", "mitosis.context": c},
+		}})
+	}
+	return out, nil
+}
+
+// CheckoutFunctionPath is where the function of context c goes.
+func CheckoutFunctionPath(c string) string { return "deploy/lambda/checkout-" + c + ".json" }
+
+// alone returns the first architecture of t with a service whose group is context c alone.
+func alone(t topology.Topology, c string) (topology.Arch, topology.Service, bool) {
+	for _, a := range t.Archs {
+		for _, s := range a.Services {
+			if s.Group == c {
+				return a, s, true
+			}
+		}
+	}
+	return topology.Arch{}, topology.Service{}, false
+}
+
+func checkoutFunctionFiles(t topology.Topology, opts Options) (map[string][]byte, error) {
+	fns, err := CheckoutFunctions(t, opts)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{}
+	for _, fn := range fns {
+		b, err := MarshalLambda(fn.Input)
+		if err != nil {
+			return nil, fmt.Errorf("checkout function %s: %w", fn.Context, err)
+		}
+		files[CheckoutFunctionPath(fn.Context)] = b
+	}
+	return files, nil
+}
