@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mitosis-dev/mitosis/platform/manifests"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
@@ -25,7 +26,11 @@ func TestForPodman(t *testing.T) {
 			for _, id := range full.Identities() {
 				tls[id] = "/pki/" + id
 			}
-			ad := Adapt{Prefix: "p", Edge: "127.0.0.1:18999", Images: refs, AdminToken: "tok", TLS: tls}
+			pw := map[string]string{}
+			for _, u := range natsauth.Users(full) {
+				pw[u] = "pw-" + u
+			}
+			ad := Adapt{Prefix: "p", Edge: "127.0.0.1:18999", Images: refs, AdminToken: "tok", TLS: tls, NATSPasswords: pw}
 			ws, err := ForPodman(a.Name, objs, ad)
 			if err != nil {
 				t.Fatal(err)

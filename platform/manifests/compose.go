@@ -138,7 +138,7 @@ func composeYAML(t topology.Topology, archs []topology.Arch) ([]byte, error) {
 		f.Networks[a.Name] = struct{}{}
 		for _, s := range a.Services {
 			name := ComposeName(t, a.Name, s.Name)
-			x, err := expand(a, s, anyInterface)
+			x, err := expand(a, s, anyInterface, false)
 			if err != nil {
 				return nil, err
 			}

@@ -180,7 +180,7 @@ func reached(a topology.Arch) (map[string][]int, error) {
 
 // ecsService renders one service; reached are the ports its peers call it on.
 func ecsService(opts Options, a topology.Arch, s topology.Service, reached []int) (ECSService, error) {
-	x, err := expand(a, s, anyInterface)
+	x, err := expand(a, s, anyInterface, false)
 	if err != nil {
 		return ECSService{}, err
 	}

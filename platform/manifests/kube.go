@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -103,6 +104,9 @@ func secretOf(v string) (secret, bool) {
 			return s, true
 		}
 	}
+	if u, ok := natsPasswordOf(v); ok {
+		return secret{v, natsauth.PasswordEnv(u), NATSUsersSecret, u, "mitosis/nats-users:" + u + "::"}, true
+	}
 	return secret{}, false
 }
 
@@ -150,11 +154,18 @@ type expanded struct {
 
 // expand resolves a service's placeholders for a platform where every service is reached by
 // its name (Kubernetes Services, compose aliases, ECS Service Connect), listening where
-// listen says (anyInterface, or podListen in Kubernetes).
-func expand(a topology.Arch, s topology.Service, listen func(s topology.Service, port int) string) (expanded, error) {
+// listen says (anyInterface, or podListen in Kubernetes). With natsUsers, a process that uses
+// NATS dials it as its own user (natsauth.UserOf), its password in NATSPasswordEnv (a secret's
+// mark) and named in its URL as $(NATSPasswordEnv), which the kubelet expands.
+func expand(a topology.Arch, s topology.Service, listen func(s topology.Service, port int) string, natsUsers bool) (expanded, error) {
 	data := s.DataDir
 	if data == "" {
 		data = "/tmp/data" // on the tmp volume: the monolith's embedded store dir, unused with NATS
+	}
+	var natsAuth string
+	user := natsauth.UserOf(s)
+	if natsUsers && user != "" {
+		natsAuth = user + ":$(" + NATSPasswordEnv + ")@"
 	}
 	args, env, err := topology.Expand(s, topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
@@ -174,6 +185,7 @@ func expand(a topology.Arch, s topology.Service, listen func(s topology.Service,
 		TLS:        topology.TLSMount,
 		// NATS has its identity where the processes have theirs (withoutIdentities: plain).
 		NATSScheme: "tls",
+		NATSAuth:   natsAuth,
 	})
 	if err != nil {
 		return expanded{}, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
@@ -181,8 +193,10 @@ func expand(a topology.Arch, s topology.Service, listen func(s topology.Service,
 	if s.Group != "" && replicas(s) > 1 {
 		env[soleReplicaEnv] = "false"
 	}
-	// No users in the rendered NATS (its Secret-borne users are not done yet:
-	// deploy/README.md), so none in the services' URLs either ({{nats_auth}} is "").
+	if _, ok := env[topology.NATSURLEnv]; ok && natsAuth != "" {
+		env[NATSPasswordEnv] = natsPasswordMark(user)
+	}
+	// The rendered NATS has no users file: its users come in NATSAuthEnv (natsAuthEnv).
 	if env[topology.NATSUsersEnv] == "" {
 		delete(env, topology.NATSUsersEnv)
 	}
@@ -305,7 +319,7 @@ const tmpVolume = "tmp"
 
 // container renders one service's container.
 func container(a topology.Arch, s topology.Service) (Container, error) {
-	x, err := expand(a, s, podListen)
+	x, err := expand(a, s, podListen, true)
 	if err != nil {
 		return Container{}, err
 	}
@@ -484,6 +498,15 @@ func baseObjects(t topology.Topology) ([]Object, error) {
 		if err != nil {
 			return nil, err
 		}
+		if s.Name == natsName {
+			// Its users: every process of every architecture of t, and the admin.
+			env, err := natsAuthEnv(t)
+			if err != nil {
+				return nil, err
+			}
+			c := &ss.Spec.Template.Spec.Containers[0]
+			c.Env = append(c.Env, env...)
+		}
 		out = append(out, service(a, s), ss)
 	}
 	return out, nil
@@ -550,7 +573,11 @@ func KubeOf(t topology.Topology, overlay string, opts Options) ([]Object, error)
 		if err != nil {
 			return nil, err
 		}
-		objs = append(objs, natsConfig())
+		conf, err := natsConfig(natsauth.Users(t))
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, conf)
 		objs = append(objs, extra...)
 		objs = append(objs, productionPolicies()...)
 		if err := production(objs, a, opts); err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -8,8 +10,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/manifests"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 )
 
@@ -61,6 +66,57 @@ folders are what a Kubernetes Secret per service holds (deploy/README.md).`,
 			return nil
 		},
 	})
+	var format string
+	natsUsers := &cobra.Command{
+		Use:   "nats-users",
+		Short: "Print the NATS users' passwords of the deploy files, as a Kubernetes Secret, an env file or JSON",
+		Long: `nats-users prints the passwords of the NATS users of the deploy files (deploy/, compose/:
+one per process of every topology of topologies/, the admin, and the route user of the
+production cluster's routes), made once and kept in <state>/pki/<stack>/nats-<user> as up
+keeps them. The files hold no password; each platform reads them from where this puts them:
+
+  --format k8s   the Secret mitosis-nats-users, one key per user:
+                 mitosis certs nats-users | kubectl -n mitosis apply -f -
+  --format env   NATS_PASSWORD_<USER>=... lines, compose's .env file:
+                 mitosis certs nats-users --format env > compose/.env
+  --format json  {"<user>": "<password>"}, the Secrets Manager secret mitosis/nats-users:
+                 aws secretsmanager create-secret --name mitosis/nats-users \
+                   --secret-string "$(mitosis certs nats-users --format json)"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := manifests.Shipped(filepath.Join(a.root, "topologies"))
+			if err != nil {
+				return err
+			}
+			users := append(natsauth.Users(t), natsauth.Route)
+			pw, err := natsauth.Passwords(a.pki(), users)
+			if err != nil {
+				return err
+			}
+			var b []byte
+			switch format {
+			case "k8s":
+				b, err = yaml.Marshal(map[string]any{"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+					"metadata": map[string]any{"name": manifests.NATSUsersSecret}, "stringData": pw})
+			case "env":
+				for _, u := range users {
+					b = fmt.Appendf(b, "%s=%s\n", natsauth.PasswordEnv(u), pw[u])
+				}
+			case "json":
+				b, err = json.Marshal(pw)
+				b = append(b, '\n')
+			default:
+				return usageError{fmt.Errorf("--format %q: want k8s, env or json", format)}
+			}
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(b)
+			return err
+		},
+	}
+	natsUsers.Flags().StringVar(&format, "format", "k8s", "k8s (a Secret), env (compose's .env) or json (Secrets Manager)")
+	cmd.AddCommand(natsUsers)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rotate",
 		Short: "Replace the stack's CA and every certificate it issued",
