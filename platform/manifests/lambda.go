@@ -84,10 +84,12 @@ func lambdaFunction(opts Options, a topology.Arch, s topology.Service) (LambdaFu
 	if err != nil {
 		return LambdaFunction{}, err
 	}
+	withNATSUser(s, env)
 	for k, v := range env {
 		if sec, ok := secretOf(v); ok {
 			env[k] = "${" + sec.env + "}" // envsubst at deploy time
 		}
+		env[k] = replaceNATSURLPassword(env[k], "${$VAR}")
 	}
 	// The function's copies are its replicas; X-Ray through the daemon Lambda runs beside
 	// it when active tracing is on (AWS_XRAY_DAEMON_ADDRESS), OTLP nowhere.

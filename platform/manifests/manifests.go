@@ -342,7 +342,7 @@ func kustomizeFiles(t topology.Topology, opts Options, files map[string][]byte) 
 		return err
 	}
 	for _, a := range t.Archs {
-		objs, order, err := archObjects(a)
+		objs, order, err := archObjects(a, natsauth.Users(t))
 		if err != nil {
 			return err
 		}

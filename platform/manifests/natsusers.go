@@ -2,6 +2,9 @@ package manifests
 
 import (
 	"fmt"
+	"net"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -15,6 +18,60 @@ import (
 // natsauth.Setup keeps in the stack's PKI folder; `mitosis certs nats-users` prints it. The
 // NATS server reads every key, each process its own.
 const NATSUsersSecret = "mitosis-nats-users"
+
+// The Secrets Manager secrets of the NATS users in ECS, each a JSON object by user (the task
+// definitions name a key of it, <secret>:<user>::): AWSNATSUsersSecret their passwords, which
+// the NATS task reads as NATSUsersSecret's keys, AWSNATSURLsSecret each process's whole
+// SHOP_NATS_URL with its password (nats://<user>:<password>@nats:4222), since ECS composes
+// no variable from another. `mitosis certs nats-users --format json|ecs-urls` prints them.
+const (
+	AWSNATSUsersSecret = "mitosis/nats-users"
+	AWSNATSURLsSecret  = "mitosis/nats-urls"
+)
+
+// NATSURLs are the values of AWSNATSURLsSecret for t's processes, by key: <user> for an ECS
+// task (NATS by Service Connect, nats:4222), <user>-private for an Express service (NATS by
+// private DNS, nats.<arch>.LambdaDomain:4222), each with the user's password of passwords.
+func NATSURLs(t topology.Topology, passwords map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range t.Archs {
+		for _, s := range a.Services {
+			u := natsauth.UserOf(s)
+			if _, ok := s.Env[topology.NATSURLEnv]; !ok || u == "" {
+				continue
+			}
+			pw, ok := passwords[u]
+			if !ok {
+				return nil, fmt.Errorf("no password for NATS user %s", u)
+			}
+			auth := url.UserPassword(u, pw).String() + "@"
+			port := strconv.Itoa(topology.NATSPort)
+			out[u] = "nats://" + auth + net.JoinHostPort(natsName, port)
+			out[u+privateSuffix] = "nats://" + auth + net.JoinHostPort(natsName+"."+a.Name+"."+LambdaDomain, port)
+		}
+	}
+	return out, nil
+}
+
+// privateSuffix marks the key of AWSNATSURLsSecret whose URL reaches NATS by private DNS.
+const privateSuffix = "-private"
+
+// withNATSUser puts s's NATS user into the URL privateEnv gives it (which names none), the
+// password as natsURLPassword's mark, for Express services and Lambda functions.
+func withNATSUser(s topology.Service, env map[string]string) {
+	u := natsauth.UserOf(s)
+	scheme, rest, ok := strings.Cut(env[topology.NATSURLEnv], "://")
+	if !ok || u == "" {
+		return
+	}
+	env[topology.NATSURLEnv] = scheme + "://" + u + ":" + natsURLPassword(u) + "@" + rest
+}
+
+// archNATSUsers are the users of a's NATS where each architecture has a NATS of its own
+// (compose, ECS, Beanstalk): its processes' and the admin.
+func archNATSUsers(a topology.Arch) []string {
+	return natsauth.Users(topology.Topology{Archs: []topology.Arch{a}})
+}
 
 // NATSAuthEnv is the users of the base's NATS (platform/cmd/nats-server -auth): NATSAuth's
 // text, whose passwords are $NATS_PASSWORD_<USER> references (natsauth.PasswordEnv).
@@ -38,6 +95,31 @@ func natsPasswordOf(v string) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSuffix(u, "\x00"), true
+}
+
+// natsURLPassword stands for the NATS password of user inside a process's SHOP_NATS_URL while
+// the topology is expanded: each renderer puts its platform's reference there
+// (replaceNATSURLPassword), or the whole URL in a secret (natsURLUser).
+func natsURLPassword(user string) string { return "\x00nats-url:" + user + "\x00" }
+
+var natsURLMark = regexp.MustCompile("\x00nats-url:([a-z0-9-]+)\x00")
+
+// replaceNATSURLPassword replaces the password's mark in v by ref, "$VAR" in ref standing for
+// the user's natsauth.PasswordEnv.
+func replaceNATSURLPassword(v, ref string) string {
+	return natsURLMark.ReplaceAllStringFunc(v, func(m string) string {
+		user := natsURLMark.FindStringSubmatch(m)[1]
+		return strings.ReplaceAll(ref, "$VAR", natsauth.PasswordEnv(user))
+	})
+}
+
+// natsURLUser returns the user whose password v (a URL) holds, if it holds one.
+func natsURLUser(v string) (string, bool) {
+	m := natsURLMark.FindStringSubmatch(v)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
 }
 
 // NATSAuth is the authorization block of a NATS server's configuration (nats.conf syntax, as
@@ -73,21 +155,6 @@ func confList(subjects []string) string {
 	}
 	b.WriteString("        ]")
 	return b.String()
-}
-
-// natsAuthEnv is what the base's NATS container adds to its environment: its users
-// (NATSAuthEnv) and every password they name, from NATSUsersSecret.
-func natsAuthEnv(t topology.Topology) ([]EnvVar, error) {
-	users := natsauth.Users(t)
-	conf, err := NATSAuth(users)
-	if err != nil {
-		return nil, err
-	}
-	env := []EnvVar{{Name: NATSAuthEnv, Value: conf}}
-	for _, u := range users {
-		env = append(env, natsPasswordRef(natsauth.PasswordEnv(u), u))
-	}
-	return env, nil
 }
 
 func natsPasswordRef(name, user string) EnvVar {

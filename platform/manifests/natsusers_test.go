@@ -38,6 +38,15 @@ func testPasswords(users []string) map[string]string {
 	return out
 }
 
+// withNATSPasswords adds to env the variables of every NATS user of topo, as
+// `mitosis certs nats-users --format env` writes them.
+func withNATSPasswords(topo topology.Topology, env map[string]string) map[string]string {
+	for u, pw := range testPasswords(natsauth.Users(topo)) {
+		env[natsauth.PasswordEnv(u)] = pw
+	}
+	return env
+}
+
 // kubeletEnv is a container's environment as the kubelet gives it: secrets read from
 // secrets (Secret -> key -> value), fields from fields, and $(VAR) expanded from the
 // variables defined before.
@@ -404,4 +413,106 @@ func workloadOf(t *testing.T, objs []Object, name string) *PodTemplate {
 	}
 	t.Fatalf("no workload %s", name)
 	return nil
+}
+
+// Compose's NATS of each architecture, loaded by compose-go with the env file the CLI writes,
+// holds the architecture's users with natsauth's permissions and their passwords, read by
+// nats-server's own parser; each process dials it as its own user. Without a password,
+// compose refuses to start, naming it.
+func TestComposeNATSUsers(t *testing.T) {
+	topo := shipped(t)
+	pw := testPasswords(natsauth.Users(topo))
+	env := withNATSPasswords(topo, map[string]string{"SHOP_ADMIN_TOKEN": "x", "SHOP_REQUEST_KEY": "k"})
+	for _, a := range topo.Archs {
+		p := loadCompose(t, filepath.Join(repoRoot(t), filepath.FromSlash(ComposeFile(topo, a.Name))), env, a.Name)
+		for _, s := range a.Services {
+			cs := p.Services[ComposeName(topo, a.Name, s.Name)]
+			if _, ok := s.Env[topology.NATSUsersEnv]; ok {
+				for k, v := range cs.Environment {
+					if v != nil && strings.HasPrefix(k, "NATS_PASSWORD_") {
+						t.Setenv(k, *v)
+					}
+				}
+				auth := cs.Environment[NATSAuthEnv]
+				if auth == nil {
+					t.Fatalf("%s: its NATS has no users", a.Name)
+				}
+				var o server.Options
+				if err := o.ProcessConfigString(*auth); err != nil {
+					t.Fatalf("%s: nats-server reads %s: %v", a.Name, NATSAuthEnv, err)
+				}
+				checkUsers(t, "compose/"+a.Name, o.Users, archNATSUsers(a), pw)
+				continue
+			}
+			u := natsauth.UserOf(s)
+			got := cs.Environment[topology.NATSURLEnv]
+			if _, ok := s.Env[topology.NATSURLEnv]; !ok {
+				continue
+			}
+			if want := "nats://" + u + ":" + pw[u] + "@nats:4222"; got == nil || *got != want {
+				t.Errorf("compose/%s/%s dials %v, want %s", a.Name, s.Name, got, want)
+			}
+		}
+	}
+	delete(env, natsauth.PasswordEnv("cart"))
+	if _, err := loadComposeErr(shippedCompose(t), env, topology.Services); err == nil || !strings.Contains(err.Error(), natsauth.PasswordEnv("cart")) {
+		t.Errorf("without the cart's password: %v", err)
+	}
+}
+
+// ECS's NATS task reads its users' passwords from Secrets Manager and its processes their
+// whole URL (ECS composes no variable), each its own user's: no password in a definition.
+func TestECSNATSUsers(t *testing.T) {
+	topo := shipped(t)
+	svcs, err := ECS(topo, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range svcs {
+		a, _ := arch(topo, e.Arch)
+		s, _ := a.Service(e.Name)
+		c := e.Task.ContainerDefinitions[0]
+		secrets := map[string]string{}
+		for _, sec := range c.Secrets {
+			secrets[deref(sec.Name)] = deref(sec.ValueFrom)
+		}
+		env := map[string]string{}
+		for _, kv := range c.Environment {
+			env[deref(kv.Name)] = deref(kv.Value)
+		}
+		if _, ok := s.Env[topology.NATSUsersEnv]; ok {
+			users := archNATSUsers(a)
+			for _, u := range users {
+				want := Options{}.withDefaults().arn("secretsmanager", "secret:"+AWSNATSUsersSecret+":"+u+"::")
+				if got := secrets[natsauth.PasswordEnv(u)]; got != want {
+					t.Errorf("%s/nats: %s from %q, want %q", e.Arch, natsauth.PasswordEnv(u), got, want)
+				}
+				t.Setenv(natsauth.PasswordEnv(u), "pw0"+strings.ReplaceAll(u, "-", "")+"9f")
+			}
+			var o server.Options
+			if err := o.ProcessConfigString(env[NATSAuthEnv]); err != nil {
+				t.Fatalf("%s/nats: %v", e.Arch, err)
+			}
+			checkUsers(t, "ecs/"+e.Arch, o.Users, users, testPasswords(users))
+			continue
+		}
+		if _, ok := s.Env[topology.NATSURLEnv]; !ok {
+			continue
+		}
+		want := Options{}.withDefaults().arn("secretsmanager", "secret:"+AWSNATSURLsSecret+":"+natsauth.UserOf(s)+"::")
+		if got := secrets[topology.NATSURLEnv]; got != want || env[topology.NATSURLEnv] != "" {
+			t.Errorf("%s/%s: %s from %q (env %q), want %q", e.Arch, e.Name, topology.NATSURLEnv, got, env[topology.NATSURLEnv], want)
+		}
+	}
+	// The secret's values: each user's URL, with its password, where its task reaches NATS.
+	urls, err := NATSURLs(topo, testPasswords(natsauth.Users(topo)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := urls["cart"], "nats://cart:pw0cart9f@nats:4222"; got != want {
+		t.Errorf("the cart's URL %q, want %q", got, want)
+	}
+	if got, want := urls["monolith"+privateSuffix], "nats://monolith:pw0monolith9f@nats.monolith."+LambdaDomain+":4222"; got != want {
+		t.Errorf("the monolith's private URL %q, want %q", got, want)
+	}
 }

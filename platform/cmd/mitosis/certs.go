@@ -77,11 +77,16 @@ keeps them. The files hold no password; each platform reads them from where this
 
   --format k8s   the Secret mitosis-nats-users, one key per user:
                  mitosis certs nats-users | kubectl -n mitosis apply -f -
-  --format env   NATS_PASSWORD_<USER>=... lines, compose's .env file:
-                 mitosis certs nats-users --format env > compose/.env
-  --format json  {"<user>": "<password>"}, the Secrets Manager secret mitosis/nats-users:
+  --format env   NATS_PASSWORD_<USER>=... lines, for compose's --env-file (and Beanstalk's,
+                 Lambda's envsubst):
+                 mitosis certs nats-users --format env > .mitosis/nats.env
+  --format json  {"<user>": "<password>"}, the Secrets Manager secret mitosis/nats-users
+                 (the ECS NATS tasks read it):
                  aws secretsmanager create-secret --name mitosis/nats-users \
-                   --secret-string "$(mitosis certs nats-users --format json)"`,
+                   --secret-string "$(mitosis certs nats-users --format json)"
+  --format ecs-urls  {"<user>": "nats://<user>:<password>@nats:4222", "<user>-private": ...},
+                 the secret mitosis/nats-urls: an ECS task's or Express service's whole
+                 SHOP_NATS_URL (neither composes a variable from another)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := manifests.Shipped(filepath.Join(a.root, "topologies"))
@@ -105,8 +110,14 @@ keeps them. The files hold no password; each platform reads them from where this
 			case "json":
 				b, err = json.Marshal(pw)
 				b = append(b, '\n')
+			case "ecs-urls":
+				var urls map[string]string
+				if urls, err = manifests.NATSURLs(t, pw); err == nil {
+					b, err = json.Marshal(urls)
+					b = append(b, '\n')
+				}
 			default:
-				return usageError{fmt.Errorf("--format %q: want k8s, env or json", format)}
+				return usageError{fmt.Errorf("--format %q: want k8s, env, json or ecs-urls", format)}
 			}
 			if err != nil {
 				return err
@@ -115,7 +126,7 @@ keeps them. The files hold no password; each platform reads them from where this
 			return err
 		},
 	}
-	natsUsers.Flags().StringVar(&format, "format", "k8s", "k8s (a Secret), env (compose's .env) or json (Secrets Manager)")
+	natsUsers.Flags().StringVar(&format, "format", "k8s", "k8s (a Secret), env (compose's --env-file), json or ecs-urls (Secrets Manager)")
 	cmd.AddCommand(natsUsers)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rotate",

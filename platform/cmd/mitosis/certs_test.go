@@ -65,6 +65,11 @@ func TestCertsNATSUsers(t *testing.T) {
 	if err := json.Unmarshal([]byte(jsonOut), &byUser); err != nil || len(byUser) != len(users) || byUser["cart"] != secret.StringData["cart"] {
 		t.Errorf("json %v (%v)", byUser, err)
 	}
+	_, urlsOut, _ := runCLI(t, "certs", "nats-users", "--format", "ecs-urls", "--root", root, "--state", state, "--stack", "hnd")
+	var urls map[string]string
+	if err := json.Unmarshal([]byte(urlsOut), &urls); err != nil || urls["cart"] != "nats://cart:"+secret.StringData["cart"]+"@nats:4222" {
+		t.Errorf("ecs-urls %v (%v)", urls, err)
+	}
 	if code, _, _ := runCLI(t, "certs", "nats-users", "--format", "xml", "--root", root, "--state", state); code != exitUsage {
 		t.Errorf("--format xml: exit %d", code)
 	}
