@@ -25,6 +25,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/kube"
+	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -296,6 +297,13 @@ func TestComposeMonolith(t *testing.T) {
 	for _, u := range natsauth.Users(both) {
 		natsEnv = append(natsEnv, natsauth.PasswordEnv(u)+"="+apitest.NewID("pw"))
 	}
+	// And the identities, as mitosis certs issue --for-containers makes them, mounted from
+	// MITOSIS_PKI: the monolith and its NATS speak TLS.
+	pki := t.TempDir()
+	if _, err := stack.Identities(project, both, stack.UpOptions{PKI: pki}, &[2]int{imagebuild.UID, imagebuild.UID}); err != nil {
+		t.Fatal(err)
+	}
+	natsEnv = append(natsEnv, manifests.ComposePKIVar+"="+pki)
 	compose := func(args ...string) (string, error) {
 		cmd := exec.Command(dc, append([]string{"-f", filepath.Join(env.root, "compose", "compose.yaml"), "-p", project, "--profile", topology.Monolith}, args...)...)
 		cmd.Env = append(append(os.Environ(), natsEnv...),

@@ -27,7 +27,8 @@ func beanstalkFiles(t topology.Topology, opts Options) (map[string][]byte, error
 	if !ok {
 		return nil, nil
 	}
-	raw, err := composeYAML(topology.Topology{Archs: []topology.Arch{a}}, []topology.Arch{a})
+	// No identities: the instance has no PKI folder (deploy/README.md).
+	raw, err := composeYAML(topology.Topology{Archs: []topology.Arch{a}}, []topology.Arch{a}, false)
 	if err != nil {
 		return nil, err
 	}

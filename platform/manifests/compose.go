@@ -101,6 +101,11 @@ const (
 	ComposeTagVar      = "MITOSIS_TAG"      // image tag, default latest
 )
 
+// ComposePKIVar is the variable of the host folder of the stack's identities (`mitosis certs
+// issue --for-containers`: <state>/pki/<stack>): each service mounts its own, <folder>/<identity>,
+// read-only at topology.TLSMount. compose refuses to start without it.
+const ComposePKIVar = "MITOSIS_PKI"
+
 // ComposePortVar is the variable that moves an architecture's edge port.
 func ComposePortVar(arch string) string {
 	return "MITOSIS_" + strings.ToUpper(strings.ReplaceAll(arch, "-", "_")) + "_PORT"
@@ -122,7 +127,7 @@ func composeFiles(t topology.Topology) (map[string][]byte, error) {
 	}
 	files := map[string][]byte{}
 	for _, p := range order {
-		b, err := composeYAML(t, byFile[p])
+		b, err := composeYAML(t, byFile[p], true)
 		if err != nil {
 			return nil, err
 		}
@@ -131,8 +136,10 @@ func composeFiles(t topology.Topology) (map[string][]byte, error) {
 	return files, nil
 }
 
-// composeYAML renders one compose file, holding archs (of t).
-func composeYAML(t topology.Topology, archs []topology.Arch) ([]byte, error) {
+// composeYAML renders one compose file, holding archs (of t). With identities, each service
+// that has one mounts it from ComposePKIVar's folder, and NATS and gRPC speak mutual TLS as in
+// a cluster; without, they run insecure (withoutIdentities).
+func composeYAML(t topology.Topology, archs []topology.Arch, identities bool) ([]byte, error) {
 	f := composeFile{Services: map[string]composeService{}, Networks: map[string]struct{}{}, Volumes: map[string]struct{}{}}
 	for _, a := range archs {
 		f.Networks[a.Name] = struct{}{}
@@ -142,7 +149,9 @@ func composeYAML(t topology.Topology, archs []topology.Arch) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			withoutIdentities(x.Env)
+			if !identities {
+				withoutIdentities(x.Env)
+			}
 			delete(x.Env, NATSPasswordEnv) // compose puts the password in the URL itself
 			cs := composeService{
 				Profiles:        []string{a.Name},
@@ -193,6 +202,9 @@ func composeYAML(t topology.Topology, archs []topology.Arch) ([]byte, error) {
 				f.Volumes[vol] = struct{}{}
 				cs.Volumes = []string{vol + ":" + s.DataDir}
 			}
+			if id := s.Identity(); id != "" && identities {
+				cs.Volumes = append(cs.Volumes, "${"+ComposePKIVar+":?set "+ComposePKIVar+" to the stack's identities}/"+id+":"+topology.TLSMount+":ro")
+			}
 			f.Services[name] = cs
 		}
 	}
@@ -212,6 +224,7 @@ func composeHeader(t topology.Topology, archs []topology.Arch) string {
 #   mitosis kube load                           # the built images, as localhost/mitosis/<name>:latest
 #   export SHOP_ADMIN_TOKEN=$(cat .mitosis/admin-token) SHOP_REQUEST_KEY=$(cat .mitosis/request-key)
 #   mitosis certs nats-users --format env > .mitosis/nats.env   # NATS's users' passwords
+#   mitosis certs issue -t monolith,services --for-containers; export MITOSIS_PKI=$PWD/.mitosis/pki/mitosis
 #   export DOCKER_HOST=unix:///run/podman/podman.sock   # with Podman
 #   docker-compose --env-file .mitosis/nats.env -f compose/compose.yaml -p mitosis --profile monolith up -d   # http://127.0.0.1:8080
 #   docker-compose --env-file .mitosis/nats.env -f compose/compose.yaml -p mitosis --profile services up -d   # http://127.0.0.1:8081
@@ -230,6 +243,7 @@ func composeHeader(t topology.Topology, archs []topology.Arch) string {
 #   mitosis kube load                           # the built images, as localhost/mitosis/<name>:latest
 #   export SHOP_ADMIN_TOKEN=$(cat .mitosis/admin-token) SHOP_REQUEST_KEY=$(cat .mitosis/request-key)
 #   mitosis certs nats-users --format env > .mitosis/nats.env   # NATS's users' passwords
+#   mitosis certs issue -t ` + a.Name + ` --for-containers; export MITOSIS_PKI=$PWD/.mitosis/pki/mitosis
 #   export DOCKER_HOST=unix:///run/podman/podman.sock   # with Podman
 #   ` + run + ` up -d   # http://` + a.Edge + `
 #   ` + run + ` down -v

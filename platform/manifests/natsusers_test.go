@@ -38,9 +38,14 @@ func testPasswords(users []string) map[string]string {
 	return out
 }
 
-// withNATSPasswords adds to env the variables of every NATS user of topo, as
-// `mitosis certs nats-users --format env` writes them.
-func withNATSPasswords(topo topology.Topology, env map[string]string) map[string]string {
+// testPKI is the identities' folder compose mounts from in the tests (ComposePKIVar).
+const testPKI = "/srv/pki/mitosis"
+
+// withStackEnv adds to env what the stack gives compose: the variables of every NATS user
+// of topo, as `mitosis certs nats-users --format env` writes them, and the identities'
+// folder.
+func withStackEnv(topo topology.Topology, env map[string]string) map[string]string {
+	env[ComposePKIVar] = testPKI
 	for u, pw := range testPasswords(natsauth.Users(topo)) {
 		env[natsauth.PasswordEnv(u)] = pw
 	}
@@ -422,7 +427,7 @@ func workloadOf(t *testing.T, objs []Object, name string) *PodTemplate {
 func TestComposeNATSUsers(t *testing.T) {
 	topo := shipped(t)
 	pw := testPasswords(natsauth.Users(topo))
-	env := withNATSPasswords(topo, map[string]string{"SHOP_ADMIN_TOKEN": "x", "SHOP_REQUEST_KEY": "k"})
+	env := withStackEnv(topo, map[string]string{"SHOP_ADMIN_TOKEN": "x", "SHOP_REQUEST_KEY": "k"})
 	for _, a := range topo.Archs {
 		p := loadCompose(t, filepath.Join(repoRoot(t), filepath.FromSlash(ComposeFile(topo, a.Name))), env, a.Name)
 		for _, s := range a.Services {
@@ -449,8 +454,8 @@ func TestComposeNATSUsers(t *testing.T) {
 			if _, ok := s.Env[topology.NATSURLEnv]; !ok {
 				continue
 			}
-			if want := "nats://" + u + ":" + pw[u] + "@nats:4222"; got == nil || *got != want {
-				t.Errorf("compose/%s/%s dials %v, want %s", a.Name, s.Name, got, want)
+			if want := "tls://" + u + ":" + pw[u] + "@nats:4222"; got == nil || *got != want {
+				t.Errorf("compose/%s/%s dials %s, want %s", a.Name, s.Name, deref(got), want)
 			}
 		}
 	}
@@ -514,5 +519,49 @@ func TestECSNATSUsers(t *testing.T) {
 	}
 	if got, want := urls["monolith"+privateSuffix], "nats://monolith:pw0monolith9f@nats.monolith."+LambdaDomain+":4222"; got != want {
 		t.Errorf("the monolith's private URL %q, want %q", got, want)
+	}
+}
+
+// Compose runs secure as a cluster does: every service with an identity mounts its own
+// folder of the stack's (MITOSIS_PKI) read-only where it is told to look, and none runs
+// insecure; NATS speaks TLS only.
+func TestComposeMountsIdentities(t *testing.T) {
+	topo := shipped(t)
+	env := withStackEnv(topo, map[string]string{"SHOP_ADMIN_TOKEN": "x", "SHOP_REQUEST_KEY": "k"})
+	for _, a := range topo.Archs {
+		p := loadCompose(t, filepath.Join(repoRoot(t), filepath.FromSlash(ComposeFile(topo, a.Name))), env, a.Name)
+		for _, s := range a.Services {
+			cs := p.Services[ComposeName(topo, a.Name, s.Name)]
+			id := s.Identity()
+			var mounts []string
+			for _, v := range cs.Volumes {
+				if v.Target == topology.TLSMount {
+					mounts = append(mounts, fmt.Sprintf("%s %s ro=%v", v.Type, v.Source, v.ReadOnly))
+				}
+			}
+			dirEnv := topology.TLSDirEnv
+			if s.Group == "" {
+				dirEnv = topology.NATSTLSDirEnv
+			}
+			if id == "" {
+				if len(mounts) != 0 || cs.Environment[dirEnv] != nil {
+					t.Errorf("compose/%s/%s has no identity but mounts %v", a.Name, s.Name, mounts)
+				}
+				continue
+			}
+			if want := "bind " + testPKI + "/" + id + " ro=true"; !slices.Equal(mounts, []string{want}) {
+				t.Errorf("compose/%s/%s mounts %v at %s, want %s", a.Name, s.Name, mounts, topology.TLSMount, want)
+			}
+			if got := deref(cs.Environment[dirEnv]); got != topology.TLSMount {
+				t.Errorf("compose/%s/%s: %s=%q", a.Name, s.Name, dirEnv, got)
+			}
+			if v := cs.Environment[topology.InsecureEnv]; v != nil {
+				t.Errorf("compose/%s/%s runs insecure", a.Name, s.Name)
+			}
+		}
+	}
+	delete(env, ComposePKIVar)
+	if _, err := loadComposeErr(shippedCompose(t), env, topology.Services); err == nil || !strings.Contains(err.Error(), ComposePKIVar) {
+		t.Errorf("without the identities' folder: %v", err)
 	}
 }

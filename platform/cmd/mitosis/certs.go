@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -43,20 +44,27 @@ certificate of people's tools: it may ask health and reflection, nothing of the 
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.showCerts() },
 	}
-	cmd.AddCommand(&cobra.Command{
+	var forContainers bool
+	issue := &cobra.Command{
 		Use:   "issue",
 		Short: "Make (or renew) the identities of the topology's services without running them",
 		Long: `issue does what up does to the stack's identities, for the topology -t names (or
 --split), without running anything: the CA made once, every service that serves or calls
 gRPC and the tools given a certificate, renewed once half of its week is gone. Their
-folders are what a Kubernetes Secret per service holds (deploy/README.md).`,
+folders are what a Kubernetes Secret per service holds (deploy/README.md); with
+--for-containers, the services' folders are given to the images' user (65532), so that
+compose can mount them (MITOSIS_PKI=<state>/pki/<stack>).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := a.topology()
 			if err != nil {
 				return err
 			}
-			dirs, err := stack.Identities(a.stack, t, stack.UpOptions{PKI: a.pki()}, nil)
+			var owner *[2]int
+			if forContainers {
+				owner = &[2]int{imagebuild.UID, imagebuild.UID}
+			}
+			dirs, err := stack.Identities(a.stack, t, stack.UpOptions{PKI: a.pki()}, owner)
 			if err != nil {
 				return err
 			}
@@ -65,7 +73,9 @@ folders are what a Kubernetes Secret per service holds (deploy/README.md).`,
 			}
 			return nil
 		},
-	})
+	}
+	issue.Flags().BoolVar(&forContainers, "for-containers", false, "give the services' folders to the images' user (compose's bind mounts)")
+	cmd.AddCommand(issue)
 	var format string
 	natsUsers := &cobra.Command{
 		Use:   "nats-users",

@@ -5,10 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -72,5 +75,27 @@ func TestCertsNATSUsers(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "certs", "nats-users", "--format", "xml", "--root", root, "--state", state); code != exitUsage {
 		t.Errorf("--format xml: exit %d", code)
+	}
+}
+
+// certs issue --for-containers gives the services' folders to the images' user, so that
+// compose's bind mounts can read them; the tools' stays the caller's.
+func TestCertsIssueForContainers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving files to another user needs root")
+	}
+	root, state := repoRoot(t), t.TempDir()
+	if code, _, errOut := runCLI(t, "certs", "issue", "-t", "services", "--for-containers", "--root", root, "--state", state, "--stack", "hnd"); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	pki := stack.PKIDir(state, "hnd")
+	for id, want := range map[string]uint32{"cart": imagebuild.UID, identity.NATS: imagebuild.UID, identity.Tooling: 0} {
+		st, err := os.Stat(filepath.Join(pki, id, identity.KeyFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := st.Sys().(*syscall.Stat_t).Uid; uid != want {
+			t.Errorf("%s's key belongs to %d, want %d", id, uid, want)
+		}
 	}
 }
