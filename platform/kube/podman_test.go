@@ -91,6 +91,13 @@ func TestForPodman(t *testing.T) {
 					if e.Name == "SHOP_ADMIN_TOKEN" && e.Value != "tok" {
 						t.Errorf("%s: admin token %+v", w.Name, e)
 					}
+					// Its own NATS user, the password in its URL; NATS every user's.
+					if u := natsauth.UserOf(s); e.Name == topology.NATSURLEnv && e.Value != "tls://"+u+":pw-"+u+"@nats:4222" {
+						t.Errorf("%s: %+v", w.Name, e)
+					}
+					if u, ok := strings.CutPrefix(e.Name, "NATS_PASSWORD_"); ok && e.Value != "pw-"+strings.ReplaceAll(strings.ToLower(u), "_", "-") {
+						t.Errorf("%s: %+v", w.Name, e)
+					}
 					// Podman resolves no status.podIP, nor $(VAR) references.
 					if e.Name == manifests.PodIPEnv || strings.Contains(e.Value, "$(") {
 						t.Errorf("%s: %+v left for Podman", w.Name, e)

@@ -157,6 +157,7 @@ func confList(subjects []string) string {
 	return b.String()
 }
 
+// natsPasswordRef is the variable name holding user's password from NATSUsersSecret.
 func natsPasswordRef(name, user string) EnvVar {
 	return EnvVar{Name: name, ValueFrom: &EnvVarSource{SecretKeyRef: &KeyRef{Name: NATSUsersSecret, Key: user}}}
 }
