@@ -25,6 +25,8 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/kube"
+	"github.com/mitosis-dev/mitosis/platform/manifests"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
@@ -272,9 +274,11 @@ func TestComposeMonolith(t *testing.T) {
 		}
 		t.Skip("docker-compose not installed (apt-get install --no-install-recommends docker-compose)")
 	}
-	project := runID("mitosis-compose-test-")
+	// MITOSIS_TEST_STACK_PREFIX, as TestKubePlay's.
+	prefix := cmp.Or(os.Getenv("MITOSIS_TEST_STACK_PREFIX"), "mitosis-") + "compose-test-"
+	project := runID(prefix)
 	const repo = "localhost/mitosis-compose-test"
-	tag := strings.TrimPrefix(project, "mitosis-compose-test-")
+	tag := strings.TrimPrefix(project, prefix)
 	edge := stacktest.FreeAddr(t)
 	port := edge[strings.LastIndex(edge, ":")+1:]
 	token := apitest.NewID("compose-token")
@@ -283,9 +287,26 @@ func TestComposeMonolith(t *testing.T) {
 	if _, err := kube.TagAs(ctx, env.conn, env.images, repo, tag); err != nil {
 		t.Fatal(err)
 	}
+	// Its NATS users' passwords, as mitosis certs nats-users --format env gives them: every
+	// user of the file (both profiles'), since compose reads every service's variables.
+	both, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var natsEnv []string
+	for _, u := range natsauth.Users(both) {
+		natsEnv = append(natsEnv, natsauth.PasswordEnv(u)+"="+apitest.NewID("pw"))
+	}
+	// And the identities, as mitosis certs issue --for-containers makes them, mounted from
+	// MITOSIS_PKI: the monolith and its NATS speak TLS.
+	pki := t.TempDir()
+	if _, err := stack.Identities(project, both, stack.UpOptions{PKI: pki}, &[2]int{imagebuild.UID, imagebuild.UID}); err != nil {
+		t.Fatal(err)
+	}
+	natsEnv = append(natsEnv, manifests.ComposePKIVar+"="+pki)
 	compose := func(args ...string) (string, error) {
 		cmd := exec.Command(dc, append([]string{"-f", filepath.Join(env.root, "compose", "compose.yaml"), "-p", project, "--profile", topology.Monolith}, args...)...)
-		cmd.Env = append(os.Environ(),
+		cmd.Env = append(append(os.Environ(), natsEnv...),
 			"DOCKER_HOST="+podmanrt.Socket(),
 			"SHOP_ADMIN_TOKEN="+token,
 			"SHOP_REQUEST_KEY="+token+"-request-key",

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -174,9 +175,7 @@ func (ca *CA) Issue(service string, lifetime time.Duration) (certPEM, keyPEM []b
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		URIs:         []*url.URL{id.URI()},
-		// The service's name too, for tools that check a server by host name (grpcurl
-		// -servername <service>); the processes go by the URI (X.509-SVIDs allow both).
-		DNSNames: []string{service},
+		DNSNames:     dnsNames(service),
 	}
 	if tmpl.NotAfter.After(ca.cert.NotAfter) {
 		tmpl.NotAfter = ca.cert.NotAfter // a certificate cannot outlive its issuer
@@ -190,6 +189,18 @@ func (ca *CA) Issue(service string, lifetime time.Duration) (certPEM, keyPEM []b
 		return nil, nil, fmt.Errorf("issue %s: %w", id, err)
 	}
 	return pemBlock("CERTIFICATE", der), pemBlock("PRIVATE KEY", keyDER), nil
+}
+
+// dnsNames are the host names a certificate of service names besides its URI: the service's
+// name, for tools that check a server by host name (grpcurl -servername <service>; the
+// processes go by the URI, X.509-SVIDs allow both), and for the NATS server the names its
+// cluster's nodes dial each other by (nats-<i>.nats, the StatefulSet's pods behind its
+// headless Service), which nats-server checks on its TLS routes.
+func dnsNames(service string) []string {
+	if service == NATS {
+		return []string{service, "*.nats"}
+	}
+	return []string{service}
 }
 
 // EnsureAll is Ensure for each of services, and returns their folders by service. Every
@@ -285,7 +296,7 @@ func (ca *CA) current(dir, service string) bool {
 	if id, err := FromCert(c); err != nil || id != (ID{Stack: ca.stack, Service: service}) {
 		return false
 	}
-	if c.CheckSignatureFrom(ca.cert) != nil {
+	if c.CheckSignatureFrom(ca.cert) != nil || !slices.Equal(c.DNSNames, dnsNames(service)) {
 		return false
 	}
 	half := c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) / 2)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/manifests"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -261,8 +262,23 @@ load put into Podman, without building. kube down removes it all.`,
 					return err
 				}
 			}
+			// The NATS users of the overlays' base (every shipped architecture's), their
+			// passwords kept beside the identities; a dry run names them.
+			full, err := shipped(e)
+			if err != nil {
+				return err
+			}
+			natsPW := map[string]string{}
+			for _, u := range natsauth.Users(full) {
+				natsPW[u] = "<the NATS password of " + u + ": the content of " + filepath.Join(pki, "nats-"+u) + ">"
+			}
+			if !dryRun {
+				if natsPW, err = natsauth.Passwords(pki, natsauth.Users(full)); err != nil {
+					return err
+				}
+			}
 			for _, a := range list {
-				ad := Adapt{Prefix: prefix, Edge: edge(cmd, t, a), Images: refs, AdminToken: token, RequestKey: requestKey, TLS: tls}
+				ad := Adapt{Prefix: prefix, Edge: edge(cmd, t, a), Images: refs, AdminToken: token, RequestKey: requestKey, TLS: tls, NATSPasswords: natsPW}
 				if dryRun {
 					if err := printWorkloads(cmd.OutOrStdout(), a, ad); err != nil {
 						return err

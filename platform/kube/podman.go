@@ -49,6 +49,9 @@ type Adapt struct {
 	// (topology.Service.Identity; stack.Identities makes them): each replaces the Secret
 	// volume the overlay mounts, read-only as there.
 	TLS map[string]string
+	// NATSPasswords are the NATS users' passwords, by user (natsauth.Passwords of the
+	// overlay's topology): each replaces its key of the Secret manifests.NATSUsersSecret.
+	NATSPasswords map[string]string
 }
 
 // ObjectName is the name of an overlay's workload in Podman.
@@ -163,10 +166,20 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 						v = o.AdminToken
 					case manifests.RequestKeySecret:
 						v = o.RequestKey
+					case manifests.NATSUsersSecret:
+						var ok bool
+						if v, ok = o.NATSPasswords[ref.SecretKeyRef.Key]; !ok {
+							return nil, fmt.Errorf("%s: %s is the password of NATS user %s, which was not given", svc.Name, env[j].Name, ref.SecretKeyRef.Key)
+						}
 					default:
 						return nil, fmt.Errorf("%s: %s comes from Secret %s, which Podman does not have", svc.Name, env[j].Name, ref.SecretKeyRef.Name)
 					}
 					env[j] = manifests.EnvVar{Name: env[j].Name, Value: v}
+				}
+				// $(VAR) of a variable defined before, as the kubelet expands it (a process's
+				// NATS password in its URL): Podman does not.
+				for _, prev := range env[:j] {
+					env[j].Value = strings.ReplaceAll(env[j].Value, "$("+prev.Name+")", prev.Value)
 				}
 			}
 			c.Env = env

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mitosis-dev/mitosis/platform/manifests"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
@@ -25,7 +26,11 @@ func TestForPodman(t *testing.T) {
 			for _, id := range full.Identities() {
 				tls[id] = "/pki/" + id
 			}
-			ad := Adapt{Prefix: "p", Edge: "127.0.0.1:18999", Images: refs, AdminToken: "tok", TLS: tls}
+			pw := map[string]string{}
+			for _, u := range natsauth.Users(full) {
+				pw[u] = "pw-" + u
+			}
+			ad := Adapt{Prefix: "p", Edge: "127.0.0.1:18999", Images: refs, AdminToken: "tok", TLS: tls, NATSPasswords: pw}
 			ws, err := ForPodman(a.Name, objs, ad)
 			if err != nil {
 				t.Fatal(err)
@@ -85,6 +90,13 @@ func TestForPodman(t *testing.T) {
 				for _, e := range c.Env {
 					if e.Name == "SHOP_ADMIN_TOKEN" && e.Value != "tok" {
 						t.Errorf("%s: admin token %+v", w.Name, e)
+					}
+					// Its own NATS user, the password in its URL; NATS every user's.
+					if u := natsauth.UserOf(s); e.Name == topology.NATSURLEnv && e.Value != "tls://"+u+":pw-"+u+"@nats:4222" {
+						t.Errorf("%s: %+v", w.Name, e)
+					}
+					if u, ok := strings.CutPrefix(e.Name, "NATS_PASSWORD_"); ok && e.Value != "pw-"+strings.ReplaceAll(strings.ToLower(u), "_", "-") {
+						t.Errorf("%s: %+v", w.Name, e)
 					}
 					// Podman resolves no status.podIP, nor $(VAR) references.
 					if e.Name == manifests.PodIPEnv || strings.Contains(e.Value, "$(") {

@@ -16,7 +16,7 @@ import (
 // balancer's health check asks /readyz, the secrets required from the environment.
 func TestBeanstalkBundle(t *testing.T) {
 	dir := filepath.Join(repoRoot(t), "deploy", "beanstalk")
-	p := loadCompose(t, filepath.Join(dir, "docker-compose.yml"), map[string]string{"SHOP_ADMIN_TOKEN": "tok", "SHOP_REQUEST_KEY": "key"})
+	p := loadCompose(t, filepath.Join(dir, "docker-compose.yml"), withStackEnv(shipped(t), map[string]string{"SHOP_ADMIN_TOKEN": "tok", "SHOP_REQUEST_KEY": "key"}))
 	a, ok := archNamed(shipped(t), topology.Monolith)
 	if !ok {
 		t.Fatal("no monolith in the shipped topologies")

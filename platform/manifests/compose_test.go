@@ -52,7 +52,7 @@ func TestComposeValidatesAndFollowsTheTopology(t *testing.T) {
 // edge published, on 127.0.0.1, at the port its variable moves.
 func checkCompose(t *testing.T, dir string, topo topology.Topology) {
 	t.Helper()
-	env := map[string]string{"SHOP_ADMIN_TOKEN": "secret-token", "SHOP_REQUEST_KEY": "secret-key"}
+	env := withStackEnv(topo, map[string]string{"SHOP_ADMIN_TOKEN": "secret-token", "SHOP_REQUEST_KEY": "secret-key"})
 	for _, a := range topo.Archs {
 		t.Run("compose/"+a.Name, func(t *testing.T) {
 			path := filepath.Join(dir, filepath.FromSlash(ComposeFile(topo, a.Name)))
@@ -120,7 +120,7 @@ func checkCompose(t *testing.T, dir string, topo topology.Topology) {
 				}
 			}
 			// The edge's port moves with the architecture's variable.
-			moved := loadCompose(t, path, map[string]string{"SHOP_ADMIN_TOKEN": "x", "SHOP_REQUEST_KEY": "k", ComposePortVar(a.Name): "18999"}, a.Name)
+			moved := loadCompose(t, path, withStackEnv(topo, map[string]string{"SHOP_ADMIN_TOKEN": "x", "SHOP_REQUEST_KEY": "k", ComposePortVar(a.Name): "18999"}), a.Name)
 			published := 0
 			for _, cs := range moved.Services {
 				for _, port := range cs.Ports {
@@ -138,10 +138,10 @@ func checkCompose(t *testing.T, dir string, topo topology.Topology) {
 }
 
 func TestComposeVariables(t *testing.T) {
-	p := loadCompose(t, shippedCompose(t), map[string]string{
+	p := loadCompose(t, shippedCompose(t), withStackEnv(shipped(t), map[string]string{
 		"SHOP_ADMIN_TOKEN": "x", "SHOP_REQUEST_KEY": "k", ComposeRegistryVar: "localhost/other", ComposeTagVar: "v9",
 		ComposePortVar(topology.Monolith): "18999",
-	}, topology.Monolith)
+	}), topology.Monolith)
 	m := p.Services["monolith"]
 	if m.Image != "localhost/other/monolith:v9" {
 		t.Errorf("image %s", m.Image)

@@ -180,11 +180,12 @@ func reached(a topology.Arch) (map[string][]int, error) {
 
 // ecsService renders one service; reached are the ports its peers call it on.
 func ecsService(opts Options, a topology.Arch, s topology.Service, reached []int) (ECSService, error) {
-	x, err := expand(a, s, anyInterface)
+	x, err := expand(a, s, anyInterface, archNATSUsers(a))
 	if err != nil {
 		return ECSService{}, err
 	}
 	withoutIdentities(x.Env)
+	delete(x.Env, NATSPasswordEnv) // ECS composes no variable: the whole URL is a secret
 	family := PartOf + "-" + a.Name + "-" + s.Name
 	traced := s.Env["OTEL_SERVICE_NAME"] != ""
 	app := types.ContainerDefinition{
@@ -214,6 +215,10 @@ func ecsService(opts Options, a topology.Arch, s topology.Service, reached []int
 	for _, k := range slices.Sorted(maps.Keys(x.Env)) {
 		if sec, ok := secretOf(x.Env[k]); ok {
 			app.Secrets = append(app.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.arn("secretsmanager", "secret:"+sec.awsSecret))})
+			continue
+		}
+		if user, ok := natsURLUser(x.Env[k]); ok {
+			app.Secrets = append(app.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.arn("secretsmanager", "secret:"+AWSNATSURLsSecret+":"+user+"::"))})
 			continue
 		}
 		app.Environment = append(app.Environment, types.KeyValuePair{Name: aws.String(k), Value: aws.String(x.Env[k])})

@@ -63,6 +63,7 @@ func expressService(opts Options, a topology.Arch, s topology.Service) (ExpressS
 	if err != nil {
 		return ExpressService{}, err
 	}
+	withNATSUser(s, env)
 	c := &types.ExpressGatewayContainer{
 		Image:                aws.String(opts.ECSImage(s.Image)),
 		ContainerPort:        aws.Int32(int32(s.Ports[0])),
@@ -79,6 +80,10 @@ func expressService(opts Options, a topology.Arch, s topology.Service) (ExpressS
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		if sec, ok := secretOf(env[k]); ok {
 			c.Secrets = append(c.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.arn("secretsmanager", "secret:"+sec.awsSecret))})
+			continue
+		}
+		if user, ok := natsURLUser(env[k]); ok { // Express composes no variable either
+			c.Secrets = append(c.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.arn("secretsmanager", "secret:"+AWSNATSURLsSecret+":"+user+privateSuffix+"::"))})
 			continue
 		}
 		c.Environment = append(c.Environment, types.KeyValuePair{Name: aws.String(k), Value: aws.String(env[k])})

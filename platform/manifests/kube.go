@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -103,6 +104,9 @@ func secretOf(v string) (secret, bool) {
 			return s, true
 		}
 	}
+	if u, ok := natsPasswordOf(v); ok {
+		return secret{v, natsauth.PasswordEnv(u), NATSUsersSecret, u, AWSNATSUsersSecret + ":" + u + "::"}, true
+	}
 	return secret{}, false
 }
 
@@ -151,10 +155,21 @@ type expanded struct {
 // expand resolves a service's placeholders for a platform where every service is reached by
 // its name (Kubernetes Services, compose aliases, ECS Service Connect), listening where
 // listen says (anyInterface, or podListen in Kubernetes).
-func expand(a topology.Arch, s topology.Service, listen func(s topology.Service, port int) string) (expanded, error) {
+//
+// With NATS users (natsUsers not nil: the users its NATS server knows), the NATS server gets
+// them (NATSAuthEnv, and each password's variable as a secret's mark), and a process that
+// uses NATS dials it as its own user (natsauth.UserOf): its password is natsURLPassword(user)
+// in its URL, which each renderer replaces by its platform's reference to it, and a mark in
+// NATSPasswordEnv.
+func expand(a topology.Arch, s topology.Service, listen func(s topology.Service, port int) string, natsUsers []string) (expanded, error) {
 	data := s.DataDir
 	if data == "" {
 		data = "/tmp/data" // on the tmp volume: the monolith's embedded store dir, unused with NATS
+	}
+	var natsAuth string
+	user := natsauth.UserOf(s)
+	if natsUsers != nil && user != "" {
+		natsAuth = user + ":" + natsURLPassword(user) + "@"
 	}
 	args, env, err := topology.Expand(s, topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
@@ -174,6 +189,7 @@ func expand(a topology.Arch, s topology.Service, listen func(s topology.Service,
 		TLS:        topology.TLSMount,
 		// NATS has its identity where the processes have theirs (withoutIdentities: plain).
 		NATSScheme: "tls",
+		NATSAuth:   natsAuth,
 	})
 	if err != nil {
 		return expanded{}, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
@@ -181,8 +197,20 @@ func expand(a topology.Arch, s topology.Service, listen func(s topology.Service,
 	if s.Group != "" && replicas(s) > 1 {
 		env[soleReplicaEnv] = "false"
 	}
-	// No users in the rendered NATS (its Secret-borne users are not done yet:
-	// deploy/README.md), so none in the services' URLs either ({{nats_auth}} is "").
+	if _, ok := env[topology.NATSURLEnv]; ok && natsAuth != "" {
+		env[NATSPasswordEnv] = natsPasswordMark(user)
+	}
+	if _, ok := s.Env[topology.NATSUsersEnv]; ok && natsUsers != nil {
+		// The rendered NATS has no users file: its users come in NATSAuthEnv.
+		conf, err := NATSAuth(natsUsers)
+		if err != nil {
+			return expanded{}, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
+		}
+		env[NATSAuthEnv] = conf
+		for _, u := range natsUsers {
+			env[natsauth.PasswordEnv(u)] = natsPasswordMark(u)
+		}
+	}
 	if env[topology.NATSUsersEnv] == "" {
 		delete(env, topology.NATSUsersEnv)
 	}
@@ -304,8 +332,8 @@ func podSecurity(uid int64) *PodSecurityContext {
 const tmpVolume = "tmp"
 
 // container renders one service's container.
-func container(a topology.Arch, s topology.Service) (Container, error) {
-	x, err := expand(a, s, podListen)
+func container(a topology.Arch, s topology.Service, natsUsers []string) (Container, error) {
+	x, err := expand(a, s, podListen, natsUsers)
 	if err != nil {
 		return Container{}, err
 	}
@@ -331,7 +359,9 @@ func container(a topology.Arch, s topology.Service) (Container, error) {
 			c.Env = append(c.Env, EnvVar{Name: k, ValueFrom: &EnvVarSource{SecretKeyRef: &KeyRef{Name: sec.k8s, Key: sec.key}}})
 			continue
 		}
-		c.Env = append(c.Env, EnvVar{Name: k, Value: v})
+		// The process's NATS password: the variable the Secret fills, which the kubelet
+		// expands as it was defined before (NATSPasswordEnv sorts first).
+		c.Env = append(c.Env, EnvVar{Name: k, Value: replaceNATSURLPassword(v, "$("+NATSPasswordEnv+")")})
 	}
 	for _, p := range s.Ports {
 		c.Ports = append(c.Ports, ContainerPort{Name: portName(s, p), ContainerPort: int32(p), Protocol: "TCP"})
@@ -355,8 +385,8 @@ func workloadLabels(a topology.Arch, s topology.Service) map[string]string {
 	return l
 }
 
-func podTemplate(a topology.Arch, s topology.Service) (PodTemplate, error) {
-	c, err := container(a, s)
+func podTemplate(a topology.Arch, s topology.Service, natsUsers []string) (PodTemplate, error) {
+	c, err := container(a, s, natsUsers)
 	if err != nil {
 		return PodTemplate{}, err
 	}
@@ -399,8 +429,8 @@ func service(a topology.Arch, s topology.Service) *Service {
 }
 
 // statefulSet renders a service with a data directory: its data on a volume claim per pod.
-func statefulSet(a topology.Arch, s topology.Service) (*StatefulSet, error) {
-	tmpl, err := podTemplate(a, s)
+func statefulSet(a topology.Arch, s topology.Service, natsUsers []string) (*StatefulSet, error) {
+	tmpl, err := podTemplate(a, s, natsUsers)
 	if err != nil {
 		return nil, err
 	}
@@ -426,8 +456,8 @@ func statefulSet(a topology.Arch, s topology.Service) (*StatefulSet, error) {
 	}, nil
 }
 
-func deployment(a topology.Arch, s topology.Service) (*Deployment, error) {
-	tmpl, err := podTemplate(a, s)
+func deployment(a topology.Arch, s topology.Service, natsUsers []string) (*Deployment, error) {
+	tmpl, err := podTemplate(a, s, natsUsers)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +510,9 @@ func baseObjects(t topology.Topology) ([]Object, error) {
 	var out []Object
 	for _, s := range svcs {
 		a := t.Archs[0]
-		ss, err := statefulSet(a, s)
+		// NATS's users: every process of every architecture of t (the base is theirs), and
+		// the admin.
+		ss, err := statefulSet(a, s, natsauth.Users(t))
 		if err != nil {
 			return nil, err
 		}
@@ -490,14 +522,14 @@ func baseObjects(t topology.Topology) ([]Object, error) {
 }
 
 // archObjects are one overlay's own files: each stateless service's Deployment and Service.
-func archObjects(a topology.Arch) (map[string][]Object, []string, error) {
+func archObjects(a topology.Arch, natsUsers []string) (map[string][]Object, []string, error) {
 	files := map[string][]Object{}
 	var order []string
 	for _, s := range a.Services {
 		if s.DataDir != "" {
 			continue
 		}
-		d, err := deployment(a, s)
+		d, err := deployment(a, s, natsUsers)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -537,7 +569,7 @@ func KubeOf(t topology.Topology, overlay string, opts Options) ([]Object, error)
 	if err != nil {
 		return nil, err
 	}
-	files, order, err := archObjects(a)
+	files, order, err := archObjects(a, natsauth.Users(t))
 	if err != nil {
 		return nil, err
 	}
@@ -550,7 +582,11 @@ func KubeOf(t topology.Topology, overlay string, opts Options) ([]Object, error)
 		if err != nil {
 			return nil, err
 		}
-		objs = append(objs, natsConfig())
+		conf, err := natsConfig(natsauth.Users(t))
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, conf)
 		objs = append(objs, extra...)
 		objs = append(objs, productionPolicies()...)
 		if err := production(objs, a, opts); err != nil {

@@ -474,20 +474,6 @@ func TestNATSImageIsThePinnedModule(t *testing.T) {
 	}
 }
 
-func TestProductionNATSConfig(t *testing.T) {
-	conf := natsConf()
-	for i := range NATSClusterSize {
-		if route := fmt.Sprintf("nats://nats-%d.nats:%d", i, NATSClusterPort); !strings.Contains(conf, route) {
-			t.Errorf("nats.conf lacks the route %s:\n%s", route, conf)
-		}
-	}
-	for _, want := range []string{"server_name: $POD_NAME", "store_dir: /data", fmt.Sprintf("listen: 0.0.0.0:%d", topology.NATSPort)} {
-		if !strings.Contains(conf, want) {
-			t.Errorf("nats.conf lacks %q", want)
-		}
-	}
-}
-
 // Every workload that serves or calls gRPC mounts its identity from its Secret, read-only,
 // and is told where; the others have none. Platforms without identities say plainly that
 // they run without (SHOP_INSECURE).
@@ -552,14 +538,18 @@ func TestWithoutIdentitiesSaysInsecure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := composeFiles(topo)
+	// Compose mounts identities (TestComposeMountsIdentities); Beanstalk's instance has none.
+	files, err := beanstalkFiles(topo, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for path, b := range files {
-		for _, no := range []string{topology.TLSDirEnv, topology.NATSTLSDirEnv, "tls://"} {
+		if !strings.HasSuffix(path, ".yml") {
+			continue
+		}
+		for _, no := range []string{topology.TLSDirEnv, topology.NATSTLSDirEnv, "tls://", ComposePKIVar} {
 			if strings.Contains(string(b), no) {
-				t.Errorf("%s names %s: compose mounts no identity, its NATS is plain", path, no)
+				t.Errorf("%s names %s: Beanstalk mounts no identity, its NATS is plain", path, no)
 			}
 		}
 		if !strings.Contains(string(b), topology.InsecureEnv+`: "true"`) {

@@ -84,10 +84,12 @@ func lambdaFunction(opts Options, a topology.Arch, s topology.Service) (LambdaFu
 	if err != nil {
 		return LambdaFunction{}, err
 	}
+	withNATSUser(s, env)
 	for k, v := range env {
 		if sec, ok := secretOf(v); ok {
 			env[k] = "${" + sec.env + "}" // envsubst at deploy time
 		}
+		env[k] = replaceNATSURLPassword(env[k], "${$VAR}")
 	}
 	// The function's copies are its replicas; X-Ray through the daemon Lambda runs beside
 	// it when active tracing is on (AWS_XRAY_DAEMON_ADDRESS), OTLP nowhere.
@@ -173,11 +175,11 @@ func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) 
 }
 
 // withoutIdentities turns mutual TLS off, explicitly, for a platform whose files carry no
-// workload identities yet (compose, ECS, Lambda, App Runner's Express services):
+// workload identities yet (ECS, Lambda, App Runner's Express services, Beanstalk):
 // SHOP_INSECURE=true in place of SHOP_TLS_DIR, so that their services start instead of
-// failing for want of a certificate. Only the Kubernetes overlays carry identities (from
-// Secrets); on the others the services' gRPC relies on the network alone (a compose
-// network, a VPC's security groups), as deploy/README.md ("Workload identity") says.
+// failing for want of a certificate. The Kubernetes overlays carry identities (from
+// Secrets) and compose (a bind mount); on the others the services' gRPC relies on the
+// network alone (a VPC's security groups), as deploy/README.md ("Workload identity") says.
 func withoutIdentities(env map[string]string) {
 	delete(env, topology.NATSTLSDirEnv) // their NATS: plain, like their gRPC
 	if u, ok := strings.CutPrefix(env[topology.NATSURLEnv], "tls://"); ok {

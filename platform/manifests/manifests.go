@@ -38,6 +38,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stepfunctions"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -346,7 +347,7 @@ func kustomizeFiles(t topology.Topology, opts Options, files map[string][]byte) 
 		return err
 	}
 	for _, a := range t.Archs {
-		objs, order, err := archObjects(a)
+		objs, order, err := archObjects(a, natsauth.Users(t))
 		if err != nil {
 			return err
 		}
@@ -372,12 +373,16 @@ func kustomizeFiles(t topology.Topology, opts Options, files map[string][]byte) 
 	if !ok {
 		return nil
 	}
-	return productionFiles(services, opts, put)
+	return productionFiles(services, natsauth.Users(t), opts, put)
 }
 
-func productionFiles(services topology.Arch, opts Options, put func(string, []byte, error) error) error {
+func productionFiles(services topology.Arch, natsUsers []string, opts Options, put func(string, []byte, error) error) error {
 	const dir = "overlays/production/"
-	b, err := objectsFile(natsConfig())
+	conf, err := natsConfig(natsUsers)
+	if err != nil {
+		return err
+	}
+	b, err := objectsFile(conf)
 	if err := put(dir+"nats-config.yaml", b, err); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
@@ -27,12 +28,30 @@ const natsName = "nats"
 
 const natsConfigName = "nats-config"
 
-// natsConf is the production cluster's configuration. server_name must differ per node: it is
-// the pod's name, from the POD_NAME variable the patch adds.
-func natsConf() string {
+// natsRoutesEnv holds the cluster's route URLs, each with the route user's password
+// ($(NATS_PASSWORD_ROUTE), which the kubelet expands): nats.conf reads them as $NATS_ROUTES,
+// so the file holds no password.
+const natsRoutesEnv = "NATS_ROUTES"
+
+// natsRoutes is natsRoutesEnv's value: the route to every node, as the route user.
+func natsRoutes() string {
 	var routes []string
 	for i := range NATSClusterSize {
-		routes = append(routes, fmt.Sprintf("    nats://%s-%d.%s:%d", natsName, i, natsName, NATSClusterPort))
+		routes = append(routes, fmt.Sprintf("nats://%s:$(%s)@%s-%d.%s:%d", natsauth.Route, natsauth.PasswordEnv(natsauth.Route), natsName, i, natsName, NATSClusterPort))
+	}
+	return "[" + strings.Join(routes, ", ") + "]"
+}
+
+// natsConf is the production cluster's configuration for users (natsauth.Users of the
+// topology, as the base's NATS has them: NATSAuth). server_name must differ per node: it is
+// the pod's name, from the POD_NAME variable the patch adds. The routes speak TLS with the NATS
+// identity, each node checking the other's certificate against the stack's CA, and ask the
+// route user (natsauth.Route) of each other: a pod that reaches port 6222 without both joins
+// no cluster.
+func natsConf(users []string) (string, error) {
+	auth, err := NATSAuth(users)
+	if err != nil {
+		return "", err
 	}
 	return fmt.Sprintf(`# JetStream cluster of the nats StatefulSet (%d pods), rendered by mitosis deploy render.
 server_name: $POD_NAME
@@ -51,23 +70,39 @@ tls {
   verify: true
   timeout: 5
 }
-cluster {
+# Clients' users, their passwords from the Secret %s (the environment).
+%scluster {
   name: mitosis
   listen: 0.0.0.0:%d
-  routes: [
-%s
-  ]
+  # Routes: TLS both ways with the same identity, checked against the stack's CA (its names
+  # hold *.nats, which the routes dial), and the route user's password.
+  tls {
+    cert_file: %s/cert.pem
+    key_file: %s/key.pem
+    ca_file: %s/ca.pem
+    verify: true
+    timeout: 5
+  }
+  authorization {
+    user: %s
+    password: $%s
+  }
+  routes: $%s
 }
 `, NATSClusterSize, topology.NATSPort, topology.NATSMonitorPort, TLSSecret(identity.NATS), topology.TLSMount, topology.TLSMount, topology.TLSMount,
-		NATSClusterPort, strings.Join(routes, "\n"))
+		NATSUsersSecret, auth, NATSClusterPort, topology.TLSMount, topology.TLSMount, topology.TLSMount, natsauth.Route, natsauth.PasswordEnv(natsauth.Route), natsRoutesEnv), nil
 }
 
-func natsConfig() *ConfigMap {
+func natsConfig(users []string) (*ConfigMap, error) {
+	conf, err := natsConf(users)
+	if err != nil {
+		return nil, err
+	}
 	return &ConfigMap{
 		TypeMeta: TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		Metadata: ObjectMeta{Name: natsConfigName, Labels: map[string]string{LabelName: natsName, LabelPartOf: PartOf}},
-		Data:     map[string]string{"nats.conf": natsConf()},
-	}
+		Data:     map[string]string{"nats.conf": conf},
+	}, nil
 }
 
 // natsPatch is the strategic-merge patch of the StatefulSet (nats-cluster.yaml).
@@ -81,7 +116,11 @@ func natsPatch() *StatefulSet {
 				Containers: []Container{{
 					Name: natsName,
 					Args: []string{"--config", "/etc/nats/nats.conf"},
-					Env:  []EnvVar{{Name: "POD_NAME", ValueFrom: &EnvVarSource{FieldRef: &FieldRef{FieldPath: "metadata.name"}}}},
+					Env: []EnvVar{
+						{Name: "POD_NAME", ValueFrom: &EnvVarSource{FieldRef: &FieldRef{FieldPath: "metadata.name"}}},
+						natsPasswordRef(natsauth.PasswordEnv(natsauth.Route), natsauth.Route),
+						{Name: natsRoutesEnv, Value: natsRoutes()}, // after the password it names
+					},
 					Ports: []ContainerPort{{
 						Name: "cluster", ContainerPort: NATSClusterPort, Protocol: "TCP",
 					}},

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -42,21 +43,13 @@ type Creds struct {
 // certificates beside them), and writes the server's users file into <pki>/nats.
 func Setup(pki string, t topology.Topology) (Creds, error) {
 	c := Creds{Dir: filepath.Join(pki, Folder), Auth: map[string]string{}}
-	var names []string
-	for _, a := range t.AllArchs() {
-		for _, s := range a.Services {
-			if n := UserOf(s); n != "" && !slices.Contains(names, n) {
-				names = append(names, n)
-			}
-		}
+	passwords, err := Passwords(pki, Users(t))
+	if err != nil {
+		return Creds{}, err
 	}
-	slices.Sort(names)
 	var users []*server.User
-	for _, id := range append(names, Admin) {
-		pw, err := stack.Secret(pki, "nats-"+id, "")
-		if err != nil {
-			return Creds{}, fmt.Errorf("NATS user %s: %w", id, err)
-		}
+	for _, id := range Users(t) {
+		pw := passwords[id]
 		u := &server.User{Username: id, Password: pw} // the admin: no permissions means all
 		if id != Admin {
 			g, err := bounded.ParseName(id)
@@ -90,6 +83,48 @@ func Setup(pki string, t topology.Topology) (Creds, error) {
 		return Creds{}, err
 	}
 	return c, nil
+}
+
+// Users are the NATS users of t: one per group its architectures run (UserOf), sorted, then
+// the admin.
+func Users(t topology.Topology) []string {
+	var names []string
+	for _, a := range t.AllArchs() {
+		for _, s := range a.Services {
+			if n := UserOf(s); n != "" && !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	slices.Sort(names)
+	return append(names, Admin)
+}
+
+// Route is the user the nodes of a NATS cluster present to each other on their routes (the
+// production overlay's): not a client, so in no users file, but its password is kept with
+// the others and goes into the same Kubernetes Secret (deploy/README.md).
+const Route = "route"
+
+// Passwords are the passwords of users, by user, each made once and kept in pki as
+// nats-<user> (mode 0600): Setup's, and what a cluster's Secret holds (mitosis certs
+// nats-users).
+func Passwords(pki string, users []string) (map[string]string, error) {
+	out := make(map[string]string, len(users))
+	for _, id := range users {
+		pw, err := stack.Secret(pki, "nats-"+id, "")
+		if err != nil {
+			return nil, fmt.Errorf("NATS user %s: %w", id, err)
+		}
+		out[id] = pw
+	}
+	return out, nil
+}
+
+// PasswordEnv is the environment variable a NATS server's configuration reads user's
+// password from ($NATS_PASSWORD_<USER>, '-' as '_'): the rendered deploy files fill it from
+// the platform's secrets, so the files hold no password.
+func PasswordEnv(user string) string {
+	return "NATS_PASSWORD_" + strings.ToUpper(strings.ReplaceAll(user, "-", "_"))
 }
 
 // UserOf is the NATS user of a service's processes: its group's process name

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -8,8 +10,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/imagebuild"
+	"github.com/mitosis-dev/mitosis/platform/manifests"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 )
 
@@ -38,20 +44,27 @@ certificate of people's tools: it may ask health and reflection, nothing of the 
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.showCerts() },
 	}
-	cmd.AddCommand(&cobra.Command{
+	var forContainers bool
+	issue := &cobra.Command{
 		Use:   "issue",
 		Short: "Make (or renew) the identities of the topology's services without running them",
 		Long: `issue does what up does to the stack's identities, for the topology -t names (or
 --split), without running anything: the CA made once, every service that serves or calls
 gRPC and the tools given a certificate, renewed once half of its week is gone. Their
-folders are what a Kubernetes Secret per service holds (deploy/README.md).`,
+folders are what a Kubernetes Secret per service holds (deploy/README.md); with
+--for-containers, the services' folders are given to the images' user (65532), so that
+compose can mount them (MITOSIS_PKI=<state>/pki/<stack>).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := a.topology()
 			if err != nil {
 				return err
 			}
-			dirs, err := stack.Identities(a.stack, t, stack.UpOptions{PKI: a.pki()}, nil)
+			var owner *[2]int
+			if forContainers {
+				owner = &[2]int{imagebuild.UID, imagebuild.UID}
+			}
+			dirs, err := stack.Identities(a.stack, t, stack.UpOptions{PKI: a.pki()}, owner)
 			if err != nil {
 				return err
 			}
@@ -60,7 +73,71 @@ folders are what a Kubernetes Secret per service holds (deploy/README.md).`,
 			}
 			return nil
 		},
-	})
+	}
+	issue.Flags().BoolVar(&forContainers, "for-containers", false, "give the services' folders to the images' user (compose's bind mounts)")
+	cmd.AddCommand(issue)
+	var format string
+	natsUsers := &cobra.Command{
+		Use:   "nats-users",
+		Short: "Print the NATS users' passwords of the deploy files, as a Kubernetes Secret, an env file or JSON",
+		Long: `nats-users prints the passwords of the NATS users of the deploy files (deploy/, compose/:
+one per process of every topology of topologies/, the admin, and the route user of the
+production cluster's routes), made once and kept in <state>/pki/<stack>/nats-<user> as up
+keeps them. The files hold no password; each platform reads them from where this puts them:
+
+  --format k8s   the Secret mitosis-nats-users, one key per user:
+                 mitosis certs nats-users | kubectl -n mitosis apply -f -
+  --format env   NATS_PASSWORD_<USER>=... lines, for compose's --env-file (and Beanstalk's,
+                 Lambda's envsubst):
+                 mitosis certs nats-users --format env > .mitosis/nats.env
+  --format json  {"<user>": "<password>"}, the Secrets Manager secret mitosis/nats-users
+                 (the ECS NATS tasks read it):
+                 aws secretsmanager create-secret --name mitosis/nats-users \
+                   --secret-string "$(mitosis certs nats-users --format json)"
+  --format ecs-urls  {"<user>": "nats://<user>:<password>@nats:4222", "<user>-private": ...},
+                 the secret mitosis/nats-urls: an ECS task's or Express service's whole
+                 SHOP_NATS_URL (neither composes a variable from another)`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := manifests.Shipped(filepath.Join(a.root, "topologies"))
+			if err != nil {
+				return err
+			}
+			users := append(natsauth.Users(t), natsauth.Route)
+			pw, err := natsauth.Passwords(a.pki(), users)
+			if err != nil {
+				return err
+			}
+			var b []byte
+			switch format {
+			case "k8s":
+				b, err = yaml.Marshal(map[string]any{"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+					"metadata": map[string]any{"name": manifests.NATSUsersSecret}, "stringData": pw})
+			case "env":
+				for _, u := range users {
+					b = fmt.Appendf(b, "%s=%s\n", natsauth.PasswordEnv(u), pw[u])
+				}
+			case "json":
+				b, err = json.Marshal(pw)
+				b = append(b, '\n')
+			case "ecs-urls":
+				var urls map[string]string
+				if urls, err = manifests.NATSURLs(t, pw); err == nil {
+					b, err = json.Marshal(urls)
+					b = append(b, '\n')
+				}
+			default:
+				return usageError{fmt.Errorf("--format %q: want k8s, env, json or ecs-urls", format)}
+			}
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(b)
+			return err
+		},
+	}
+	natsUsers.Flags().StringVar(&format, "format", "k8s", "k8s (a Secret), env (compose's --env-file), json or ecs-urls (Secrets Manager)")
+	cmd.AddCommand(natsUsers)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rotate",
 		Short: "Replace the stack's CA and every certificate it issued",

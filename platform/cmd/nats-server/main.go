@@ -10,6 +10,7 @@
 //	-max-mem   NATS_MAX_MEM    JetStream memory-storage limit in bytes (default 64 MiB)
 //	-max-store NATS_MAX_STORE  JetStream file-storage limit in bytes (default 8 GiB: streams reserve their MaxBytes, the shop's 3.3 GiB in all, see natsjs.DefaultLimits)
 //	-users     NATS_USERS_FILE the users and their permissions (a JSON list of nats-server users, as platform/natsauth writes it); "" lets anyone connect
+//	-auth      NATS_AUTH       the same in nats-server's configuration syntax, an authorization block whose $VAR references read the environment (the passwords): what the rendered deploy files give, holding no password; "" none
 //	-tls       NATS_TLS_DIR    the server's identity folder (platform/identity: cert.pem, key.pem, ca.pem); set, clients must speak TLS and present a certificate of the same stack; "" (default): plain
 //	-metrics   NATS_METRICS_ADDR  where Prometheus scrapes /metrics: the Go runtime's, the process's and the server's (metrics.go); "" (default): nowhere
 package main
@@ -61,6 +62,7 @@ func run(args []string, getenv func(string) string) error {
 	maxMem := fs.String("max-mem", envOr(getenv, "NATS_MAX_MEM", strconv.Itoa(64<<20)), "JetStream memory limit, bytes")
 	maxStore := fs.String("max-store", envOr(getenv, "NATS_MAX_STORE", strconv.Itoa(8<<30)), "JetStream file-store limit, bytes")
 	usersFile := fs.String("users", getenv("NATS_USERS_FILE"), "users file (platform/natsauth); empty: no authentication")
+	auth := fs.String("auth", getenv("NATS_AUTH"), "users in nats.conf syntax, $VAR from the environment; empty: see -users")
 	tlsDir := fs.String("tls", getenv("NATS_TLS_DIR"), "identity folder (platform/identity); empty: no TLS")
 	metricsAddr := fs.String("metrics", envOr(getenv, "NATS_METRICS_ADDR", ""), "Prometheus /metrics listen address (empty: off)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -75,29 +77,21 @@ func run(args []string, getenv func(string) string) error {
 		fmt.Println(version, "nats-server", server.VERSION)
 		return nil
 	}
+	var err error
 	opts := &server.Options{
 		ServerName: *name,
 		JetStream:  true,
 		StoreDir:   *store,
 		NoSigs:     true, // signals are handled below, so shutdown is graceful and logged
 	}
-	if *usersFile != "" {
-		// A JSON list of server.User, as platform/natsauth writes it (not imported: it would
-		// link the whole shop into this image).
-		b, err := os.ReadFile(*usersFile)
-		if err != nil {
-			return fmt.Errorf("-users: %w", err)
-		}
-		if err := json.Unmarshal(b, &opts.Users); err != nil || len(opts.Users) == 0 {
-			return fmt.Errorf("-users %s: want a JSON list of users (%v)", *usersFile, err)
-		}
+	if opts.Users, err = readUsers(*usersFile, *auth); err != nil {
+		return err
 	}
 	if *tlsDir != "" {
 		if err := serveTLS(opts, *tlsDir); err != nil {
 			return fmt.Errorf("-tls: %w", err)
 		}
 	}
-	var err error
 	if opts.Host, opts.Port, err = hostPort(*addr); err != nil {
 		return fmt.Errorf("-addr: %w", err)
 	}
@@ -134,6 +128,36 @@ func run(args []string, getenv func(string) string) error {
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	return stopMetrics()
+}
+
+// readUsers reads the users of -users (a file) or -auth (nats.conf text), nil for neither.
+func readUsers(usersFile, auth string) ([]*server.User, error) {
+	var users []*server.User
+	switch {
+	case usersFile != "" && auth != "":
+		return nil, fmt.Errorf("-auth and -users both give the users: want one")
+	case usersFile != "":
+		// A JSON list of server.User, as platform/natsauth writes it (not imported: it would
+		// link the whole shop into this image).
+		b, err := os.ReadFile(usersFile)
+		if err != nil {
+			return nil, fmt.Errorf("-users: %w", err)
+		}
+		if err := json.Unmarshal(b, &users); err != nil || len(users) == 0 {
+			return nil, fmt.Errorf("-users %s: want a JSON list of users (%v)", usersFile, err)
+		}
+	case auth != "":
+		// Only the users are taken: every other setting is a flag's.
+		var conf server.Options
+		if err := conf.ProcessConfigString(auth); err != nil {
+			return nil, fmt.Errorf("-auth: %w", err)
+		}
+		if len(conf.Users) == 0 {
+			return nil, fmt.Errorf("-auth: no users (want an authorization block with users)")
+		}
+		users = conf.Users
+	}
+	return users, nil
 }
 
 // serveTLS makes the server speak TLS only, with the identity in dir, and ask every client

@@ -1,0 +1,163 @@
+package manifests
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
+)
+
+// NATSUsersSecret is the Secret of the NATS users' passwords in a cluster: one key per user
+// (natsauth.Users of the rendered topology, and natsauth.Route), each the password
+// natsauth.Setup keeps in the stack's PKI folder; `mitosis certs nats-users` prints it. The
+// NATS server reads every key, each process its own.
+const NATSUsersSecret = "mitosis-nats-users"
+
+// The Secrets Manager secrets of the NATS users in ECS, each a JSON object by user (the task
+// definitions name a key of it, <secret>:<user>::): AWSNATSUsersSecret their passwords, which
+// the NATS task reads as NATSUsersSecret's keys, AWSNATSURLsSecret each process's whole
+// SHOP_NATS_URL with its password (nats://<user>:<password>@nats:4222), since ECS composes
+// no variable from another. `mitosis certs nats-users --format json|ecs-urls` prints them.
+const (
+	AWSNATSUsersSecret = "mitosis/nats-users"
+	AWSNATSURLsSecret  = "mitosis/nats-urls"
+)
+
+// NATSURLs are the values of AWSNATSURLsSecret for t's processes, by key: <user> for an ECS
+// task (NATS by Service Connect, nats:4222), <user>-private for an Express service (NATS by
+// private DNS, nats.<arch>.LambdaDomain:4222), each with the user's password of passwords.
+func NATSURLs(t topology.Topology, passwords map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range t.Archs {
+		for _, s := range a.Services {
+			u := natsauth.UserOf(s)
+			if _, ok := s.Env[topology.NATSURLEnv]; !ok || u == "" {
+				continue
+			}
+			pw, ok := passwords[u]
+			if !ok {
+				return nil, fmt.Errorf("no password for NATS user %s", u)
+			}
+			auth := url.UserPassword(u, pw).String() + "@"
+			port := strconv.Itoa(topology.NATSPort)
+			out[u] = "nats://" + auth + net.JoinHostPort(natsName, port)
+			out[u+privateSuffix] = "nats://" + auth + net.JoinHostPort(natsName+"."+a.Name+"."+LambdaDomain, port)
+		}
+	}
+	return out, nil
+}
+
+// privateSuffix marks the key of AWSNATSURLsSecret whose URL reaches NATS by private DNS.
+const privateSuffix = "-private"
+
+// withNATSUser puts s's NATS user into the URL privateEnv gives it (which names none), the
+// password as natsURLPassword's mark, for Express services and Lambda functions.
+func withNATSUser(s topology.Service, env map[string]string) {
+	u := natsauth.UserOf(s)
+	scheme, rest, ok := strings.Cut(env[topology.NATSURLEnv], "://")
+	if !ok || u == "" {
+		return
+	}
+	env[topology.NATSURLEnv] = scheme + "://" + u + ":" + natsURLPassword(u) + "@" + rest
+}
+
+// archNATSUsers are the users of a's NATS where each architecture has a NATS of its own
+// (compose, ECS, Beanstalk): its processes' and the admin.
+func archNATSUsers(a topology.Arch) []string {
+	return natsauth.Users(topology.Topology{Archs: []topology.Arch{a}})
+}
+
+// NATSAuthEnv is the users of the base's NATS (platform/cmd/nats-server -auth): NATSAuth's
+// text, whose passwords are $NATS_PASSWORD_<USER> references (natsauth.PasswordEnv).
+const NATSAuthEnv = "NATS_AUTH"
+
+// NATSPasswordEnv holds a process's own NATS password in a cluster, from NATSUsersSecret: its
+// SHOP_NATS_URL names it as $(SHOP_NATS_PASSWORD), which the kubelet expands (it sorts before
+// SHOP_NATS_URL, as the expansion needs).
+const NATSPasswordEnv = "SHOP_NATS_PASSWORD"
+
+// natsPasswordMark stands for the NATS password of user while the topology is expanded, as
+// adminTokenMark does for the admin token.
+func natsPasswordMark(user string) string { return natsPasswordPrefix + user + "\x00" }
+
+const natsPasswordPrefix = "\x00nats-password:"
+
+// natsPasswordOf returns the user whose password mark v is.
+func natsPasswordOf(v string) (string, bool) {
+	u, ok := strings.CutPrefix(v, natsPasswordPrefix)
+	if !ok || !strings.HasSuffix(u, "\x00") {
+		return "", false
+	}
+	return strings.TrimSuffix(u, "\x00"), true
+}
+
+// natsURLPassword stands for the NATS password of user inside a process's SHOP_NATS_URL while
+// the topology is expanded: each renderer puts its platform's reference there
+// (replaceNATSURLPassword), or the whole URL in a secret (natsURLUser).
+func natsURLPassword(user string) string { return "\x00nats-url:" + user + "\x00" }
+
+var natsURLMark = regexp.MustCompile("\x00nats-url:([a-z0-9-]+)\x00")
+
+// replaceNATSURLPassword replaces the password's mark in v by ref, "$VAR" in ref standing for
+// the user's natsauth.PasswordEnv.
+func replaceNATSURLPassword(v, ref string) string {
+	return natsURLMark.ReplaceAllStringFunc(v, func(m string) string {
+		user := natsURLMark.FindStringSubmatch(m)[1]
+		return strings.ReplaceAll(ref, "$VAR", natsauth.PasswordEnv(user))
+	})
+}
+
+// natsURLUser returns the user whose password v (a URL) holds, if it holds one.
+func natsURLUser(v string) (string, bool) {
+	m := natsURLMark.FindStringSubmatch(v)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
+}
+
+// NATSAuth is the authorization block of a NATS server's configuration (nats.conf syntax, as
+// nats-server's own parser reads it) for users: each group's user with natsauth.Permissions
+// of its group, the admin with every permission, and every password a $VAR reference to
+// natsauth.PasswordEnv, which the server reads from its environment.
+func NATSAuth(users []string) (string, error) {
+	var b strings.Builder
+	b.WriteString("authorization {\n  users = [\n")
+	for _, u := range users {
+		fmt.Fprintf(&b, "    {\n      user: %q\n      password: $%s\n", u, natsauth.PasswordEnv(u))
+		if u != natsauth.Admin {
+			g, err := bounded.ParseName(u)
+			if err != nil {
+				return "", fmt.Errorf("NATS user %s: %w", u, err)
+			}
+			p := natsauth.Permissions(g)
+			fmt.Fprintf(&b, "      permissions {\n        publish { allow: %s }\n        subscribe { allow: %s }\n      }\n",
+				confList(p.Publish.Allow), confList(p.Subscribe.Allow))
+		}
+		b.WriteString("    }\n")
+	}
+	b.WriteString("  ]\n}\n")
+	return b.String(), nil
+}
+
+// confList writes subjects as a nats.conf list, one a line.
+func confList(subjects []string) string {
+	var b strings.Builder
+	b.WriteString("[\n")
+	for _, s := range subjects {
+		b.WriteString("          " + strconv.Quote(s) + "\n")
+	}
+	b.WriteString("        ]")
+	return b.String()
+}
+
+// natsPasswordRef is the variable name holding user's password from NATSUsersSecret.
+func natsPasswordRef(name, user string) EnvVar {
+	return EnvVar{Name: name, ValueFrom: &EnvVarSource{SecretKeyRef: &KeyRef{Name: NATSUsersSecret, Key: user}}}
+}
