@@ -46,6 +46,10 @@ func CheckoutFunctions(t topology.Topology, opts Options) ([]CheckoutFunction, e
 		if err != nil {
 			return nil, err
 		}
+		// Each function is its context's process to NATS: its user, with the password
+		// filled in at deploy time (envsubst), as the Lambda edge's.
+		withNATSUser(s, env)
+		env[topology.NATSURLEnv] = replaceNATSURLPassword(env[topology.NATSURLEnv], "${$VAR}")
 		// No gRPC: drop what serves and calls it, and the orders' request key (its steps
 		// hash no request).
 		for k := range env {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stepfunctions"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/checkoutstep"
@@ -68,6 +69,11 @@ func TestCheckoutFunctionsMatchTheMachine(t *testing.T) {
 		}
 		if !cfg.CheckoutSteps || !slices.Equal(cfg.Group.Contexts, []string{c}) || cfg.GRPCAddr != "" || len(cfg.Peers) != 0 {
 			t.Errorf("%s: the host reads %+v, want %s's checkout steps, no gRPC", c, cfg, c)
+		}
+		// As its context's NATS user, whose permissions are its context's buckets and
+		// events: the password put in by envsubst at deploy time.
+		if !strings.HasPrefix(env["SHOP_NATS_URL"], "nats://"+c+":${"+natsauth.PasswordEnv(c)+"}@") {
+			t.Errorf("%s: not its context's NATS user: %q", c, env["SHOP_NATS_URL"])
 		}
 		if _, ok := env[checkoutstep.CardKeyEnv]; ok != (c == "payments") {
 			t.Errorf("%s: %s set %v, want it for payments only", c, checkoutstep.CardKeyEnv, ok)
