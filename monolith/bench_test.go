@@ -305,8 +305,16 @@ func (discard) Shutdown(context.Context) error                             { ret
 // sinkEnv, set, makes the test binary an OTLP/HTTP sink instead of running tests.
 const sinkEnv = "MITOSIS_BENCH_OTLP_SINK"
 
-// TestMain runs the tests, or the sink that startSink asks for.
+// TestMain runs the tests, or the sink that startSink asks for, or the JetStream server that
+// natsProcess asks for (latency_test.go).
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(natsEnv); dir != "" {
+		if err := runNATS(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "nats server:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if os.Getenv(sinkEnv) != "" {
 		if err := runSink(); err != nil {
 			fmt.Fprintln(os.Stderr, "otlp sink:", err)

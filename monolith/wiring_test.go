@@ -16,11 +16,13 @@ import (
 // defaults for a group of every context and the edge, as the binary runs it.
 type config struct {
 	Addr, DataDir, NatsURL, AdminToken string
+	RequestKey                         string // needed with NatsURL: an embedded store makes its own
 	DrainTimeout                       time.Duration
 }
 
 func (c config) host() (host.Config, error) {
-	env := map[string]string{"SHOP_ADDR": c.Addr, "SHOP_DATA_DIR": c.DataDir, "SHOP_NATS_URL": c.NatsURL, "SHOP_ADMIN_TOKEN": c.AdminToken}
+	env := map[string]string{"SHOP_ADDR": c.Addr, "SHOP_DATA_DIR": c.DataDir, "SHOP_NATS_URL": c.NatsURL, "SHOP_ADMIN_TOKEN": c.AdminToken,
+		bounded.RequestKeyEnv: c.RequestKey}
 	cfg, err := host.ConfigFrom(func(k string) string { return env[k] }, bounded.Everything())
 	if c.DrainTimeout > 0 {
 		cfg.DrainTimeout = c.DrainTimeout
