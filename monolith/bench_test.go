@@ -150,6 +150,9 @@ func benchCheckout(b *testing.B) {
 //     runs it;
 //   - metrics-only: no span sampled, metrics to Prometheus: what metrics cost alone;
 //   - on-10pct: on with a parent-based 10% trace ID ratio sampler;
+//   - sdk-none: the SDK with no span processor, every span sampled: what making the spans
+//     costs by itself (the SDK copies a span for its processors only when it has some), the
+//     floor of any tracing through the SDK;
 //   - sdk-discard: the SDK's batch span processor, every span sampled, to an exporter that
 //     drops the batches: what making the spans costs, without exporting them;
 //   - sdk-otlp: every span sampled into the SDK's own batch span processor and OTLP/HTTP
@@ -160,8 +163,11 @@ func benchCheckout(b *testing.B) {
 func BenchmarkCheckoutTracing(b *testing.B) {
 	b.Run("tracing=off", benchCheckout)
 	sdk := func(b *testing.B, e sdktrace.SpanExporter) {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
-			sdktrace.WithBatcher(e, sdktrace.WithMaxQueueSize(8192)), sdktrace.WithIDGenerator(xray.NewIDGenerator()))
+		opts := []sdktrace.TracerProviderOption{sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithIDGenerator(xray.NewIDGenerator())}
+		if e != nil {
+			opts = append(opts, sdktrace.WithBatcher(e, sdktrace.WithMaxQueueSize(8192)))
+		}
+		tp := sdktrace.NewTracerProvider(opts...)
 		prop, err := telemetry.Propagator()
 		if err != nil {
 			b.Fatal(err)
@@ -202,6 +208,7 @@ func BenchmarkCheckoutTracing(b *testing.B) {
 	b.Run("tracing=on-all", func(b *testing.B) { setup(b, "always_on", "", "otlp", true) })
 	b.Run("tracing=metrics-only", func(b *testing.B) { setup(b, "always_off", "", "none", true) })
 	b.Run("tracing=on-10pct", func(b *testing.B) { setup(b, "parentbased_traceidratio", "0.1", "none", false) })
+	b.Run("tracing=sdk-none", func(b *testing.B) { sdk(b, nil) })
 	b.Run("tracing=sdk-discard", func(b *testing.B) { sdk(b, discard{}) })
 	b.Run("tracing=sdk-otlp", func(b *testing.B) {
 		b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", startSink(b))

@@ -46,14 +46,31 @@ type storeOp struct {
 	record [len(outcomes)][]metric.RecordOption
 }
 
-// measure records the operation op that started at start and returned err.
-func (b *bucketCalls) measure(ctx context.Context, op int, start time.Time, err error) {
-	o := 0
-	if err != nil {
-		o = len(outcomes) - 1
-		if i := slices.Index(outcomes[:], errOutcome(err)); i > 0 {
-			o = i
+// outcome is the index in outcomes of what an operation that returned err answered.
+func outcome(err error) int {
+	if err == nil {
+		return 0
+	}
+	if i := slices.Index(outcomes[:], errOutcome(err)); i > 0 {
+		return i
+	}
+	return len(outcomes) - 1
+}
+
+// end ends the operation op that started at start, whose span (nil outside a recorded
+// trace) is span, and that returned err: the span is marked with the store's answer, or as
+// failed, and the operation measured.
+func (b *bucketCalls) end(ctx context.Context, op int, start time.Time, span trace.Span, err error) {
+	o := outcome(err)
+	if span != nil {
+		switch o {
+		case 0:
+		case len(outcomes) - 1:
+			span.SetStatus(codes.Error, err.Error())
+		default:
+			span.SetAttributes(b.t.outcomes[o]...)
 		}
+		span.End()
 	}
 	b.t.store.Record(ctx, time.Since(start).Seconds(), b.ops[op].record[o]...)
 }
@@ -75,26 +92,11 @@ func (b *bucketCalls) start(ctx context.Context, op int) (context.Context, trace
 	return ctx, span
 }
 
-func endStore(span trace.Span, err error) {
-	if span == nil {
-		return
-	}
-	if err != nil {
-		if o := errOutcome(err); o != "" {
-			span.SetAttributes(KVOutcome.String(o))
-		} else {
-			span.SetStatus(codes.Error, err.Error())
-		}
-	}
-	span.End()
-}
-
 func (b *bucketCalls) Get(ctx context.Context, key string) (kv.Entry, error) {
 	start := time.Now()
 	ctx, span := b.start(ctx, 0)
 	e, err := b.next.Get(ctx, key)
-	endStore(span, err)
-	b.measure(ctx, 0, start, err)
+	b.end(ctx, 0, start, span, err)
 	return e, err
 }
 
@@ -102,8 +104,7 @@ func (b *bucketCalls) Create(ctx context.Context, key string, value []byte, opts
 	start := time.Now()
 	ctx, span := b.start(ctx, 1)
 	rev, err := b.next.Create(ctx, key, value, opts...)
-	endStore(span, err)
-	b.measure(ctx, 1, start, err)
+	b.end(ctx, 1, start, span, err)
 	return rev, err
 }
 
@@ -111,8 +112,7 @@ func (b *bucketCalls) Update(ctx context.Context, key string, value []byte, rev 
 	start := time.Now()
 	ctx, span := b.start(ctx, 2)
 	rev, err := b.next.Update(ctx, key, value, rev, opts...)
-	endStore(span, err)
-	b.measure(ctx, 2, start, err)
+	b.end(ctx, 2, start, span, err)
 	return rev, err
 }
 
@@ -120,8 +120,7 @@ func (b *bucketCalls) Delete(ctx context.Context, key string, rev uint64) error 
 	start := time.Now()
 	ctx, span := b.start(ctx, 3)
 	err := b.next.Delete(ctx, key, rev)
-	endStore(span, err)
-	b.measure(ctx, 3, start, err)
+	b.end(ctx, 3, start, span, err)
 	return err
 }
 
@@ -129,8 +128,7 @@ func (b *bucketCalls) Keys(ctx context.Context) ([]string, error) {
 	start := time.Now()
 	ctx, span := b.start(ctx, 4)
 	keys, err := b.next.Keys(ctx)
-	endStore(span, err)
-	b.measure(ctx, 4, start, err)
+	b.end(ctx, 4, start, span, err)
 	return keys, err
 }
 

@@ -47,9 +47,10 @@ const (
 type Tracing struct {
 	tracer   trace.Tracer
 	duration metric.Float64Histogram
-	store    metric.Float64Histogram // every store operation: a JetStream round trip in production
-	internal []trace.SpanStartOption // of the INTERNAL spans: their kind (see start)
-	client   []trace.SpanStartOption // of the store spans
+	store    metric.Float64Histogram             // every store operation: a JetStream round trip in production
+	internal []trace.SpanStartOption             // of the INTERNAL spans: their kind (see start)
+	client   []trace.SpanStartOption             // of the store spans
+	outcomes [len(outcomes)][]attribute.KeyValue // a store span's KVOutcome, by outcome: made once, not per answer
 }
 
 // New returns decorators that use tp and mp; nil means the global providers (as they are
@@ -64,6 +65,9 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider) *Tracing {
 	t := &Tracing{tracer: tp.Tracer(ScopeName),
 		internal: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)},
 		client:   []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}}
+	for i, o := range outcomes {
+		t.outcomes[i] = []attribute.KeyValue{KVOutcome.String(o)}
+	}
 	var err error
 	t.duration, err = mp.Meter(ScopeName).Float64Histogram("mitosis.call.duration",
 		metric.WithUnit("s"),

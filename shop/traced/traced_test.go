@@ -1,6 +1,7 @@
 package traced_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -68,4 +69,31 @@ func TestStoreSpansOnlyInsideATrace(t *testing.T) {
 	if !slices.Equal(names, want) {
 		t.Fatalf("store spans %v, want %v", names, want)
 	}
+}
+
+// down is a store whose reads fail as an unreachable JetStream's do.
+type down struct{ kv.Bucket }
+
+var errDown = errors.New("store down")
+
+func (down) Get(context.Context, string) (kv.Entry, error) { return kv.Entry{}, errDown }
+
+func TestStoreSpanOfAFailureIsAnError(t *testing.T) {
+	rec := tracedtest.New()
+	b := traced.New(rec, nil).Bucket("things", down{kv.NewMemory()})
+	ctx, parent := rec.Tracer("test").Start(t.Context(), "request")
+	if _, err := b.Get(ctx, "a"); !errors.Is(err, errDown) {
+		t.Fatalf("Get: %v, want the store's error", err)
+	}
+	parent.End()
+	for _, s := range rec.Ended() {
+		if s.Name != "Get things" {
+			continue
+		}
+		if s.Status != codes.Error || s.Attr(traced.KVOutcome) != "" {
+			t.Fatalf("span of a failed Get: status %v, outcome %q; want an error and no outcome", s.Status, s.Attr(traced.KVOutcome))
+		}
+		return
+	}
+	t.Fatalf("no span of the failed Get among %v", rec.Ended())
 }
