@@ -21,7 +21,6 @@ package kv
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -178,7 +177,7 @@ func Get[T any](ctx context.Context, b Bucket, key string) (T, uint64, error) {
 	if err != nil {
 		return v, 0, err
 	}
-	if err := json.Unmarshal(e.Value, &v); err != nil {
+	if err := Decode(e.Value, &v); err != nil {
 		return v, 0, fmt.Errorf("decode %q: %w", key, err)
 	}
 	return v, e.Revision, nil
@@ -186,7 +185,7 @@ func Get[T any](ctx context.Context, b Bucket, key string) (T, uint64, error) {
 
 // Create encodes v as JSON and writes it if key has no value (else ErrExists).
 func Create[T any](ctx context.Context, b Bucket, key string, v T, opts ...WriteOption) (uint64, error) {
-	data, err := json.Marshal(v)
+	data, err := Encode(v)
 	if err != nil {
 		return 0, fmt.Errorf("encode %q: %w", key, err)
 	}
@@ -246,7 +245,7 @@ func mutate[T any](ctx context.Context, b Bucket, key string, start *known[T], f
 				return v, 0, err
 			default:
 				exists, rev = true, e.Revision
-				if err := json.Unmarshal(e.Value, &v); err != nil {
+				if err := Decode(e.Value, &v); err != nil {
 					return v, 0, fmt.Errorf("decode %q: %w", key, err)
 				}
 			}
@@ -261,7 +260,7 @@ func mutate[T any](ctx context.Context, b Bucket, key string, start *known[T], f
 			}
 			return v, rev, err
 		}
-		data, err := json.Marshal(v)
+		data, err := Encode(v)
 		if err != nil {
 			return v, 0, fmt.Errorf("encode %q: %w", key, err)
 		}

@@ -2,7 +2,6 @@ package natsjs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mitosis-dev/mitosis/shop/events"
+	"github.com/mitosis-dev/mitosis/shop/kv"
 )
 
 // StreamName is the JetStream stream that holds every shop event.
@@ -170,7 +170,7 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logge
 }
 
 func (b *Bus) Publish(ctx context.Context, subject, id string, payload any) error {
-	data, err := json.Marshal(payload)
+	data, err := kv.Encode(payload)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", subject, err)
 	}
