@@ -134,12 +134,25 @@ const maxConcurrent = 128
 // Concurrently runs call(i) for every i in [0, n), up to maxConcurrent at a time, and
 // returns their errors joined: for independent store requests, which then cost one round
 // trip of latency instead of n.
+//
+// The last call runs on the caller's goroutine, and a single call with no other: a
+// goroutine that makes a store request grows its stack several times over (the profile of
+// a checkout, whose calls are mostly of one product, showed a tenth of its goroutine CPU
+// copying stacks), where the caller's stack has grown already.
 func Concurrently(n int, call func(i int) error) error {
+	if n == 1 {
+		return errors.Join(call(0))
+	}
 	errs := make([]error, n)
 	sem := make(chan struct{}, maxConcurrent)
 	var wg sync.WaitGroup
 	for i := range n {
 		sem <- struct{}{}
+		if i == n-1 {
+			errs[i] = call(i)
+			<-sem
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			errs[i] = call(i)
