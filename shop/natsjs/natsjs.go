@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -24,6 +26,7 @@ type Bucket struct {
 	kv      jetstream.KeyValue
 	nc      *nats.Conn // writes go straight on it (put)
 	subject string     // the prefix of its keys' subjects: "$KV.<bucket>."
+	puts    sync.Pool  // of *putMsg
 }
 
 var _ kv.Bucket = (*Bucket)(nil)
@@ -214,18 +217,28 @@ func (b *Bucket) put(ctx context.Context, key string, value []byte, rev uint64, 
 	if err != nil {
 		return 0, err
 	}
-	hdr := nats.Header{jetstream.ExpectedLastSubjSeqHeader: {strconv.FormatUint(rev, 10)}}
-	if ttl > 0 {
-		hdr[jetstream.MsgTTLHeader] = []string{ttl.String()}
+	p, _ := b.puts.Get().(*putMsg)
+	if p == nil {
+		p = &putMsg{hdr: nats.Header{}}
 	}
-	msg := &nats.Msg{Subject: b.subject + escape(key), Header: hdr, Data: value}
-	resp, err := b.nc.RequestMsg(msg, limit)
+	defer b.puts.Put(p)
+	p.seq[0] = strconv.FormatUint(rev, 10)
+	p.hdr[jetstream.ExpectedLastSubjSeqHeader] = p.seq[:]
+	if ttl > 0 {
+		p.ttl[0] = ttl.String()
+		p.hdr[jetstream.MsgTTLHeader] = p.ttl[:]
+	} else {
+		delete(p.hdr, jetstream.MsgTTLHeader)
+	}
+	p.msg = nats.Msg{Subject: b.subject + escape(key), Header: p.hdr, Data: value}
+	defer func() { p.msg = nats.Msg{} }() // the pool keeps no caller's value
+	resp, err := b.nc.RequestMsg(&p.msg, limit)
 	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
 		// Nothing was stored: the caller's end may stop the retries.
 		if kv.Sleep(ctx, jetstream.DefaultPubRetryWait) != nil {
 			break
 		}
-		resp, err = b.nc.RequestMsg(msg, limit)
+		resp, err = b.nc.RequestMsg(&p.msg, limit)
 	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
@@ -235,21 +248,34 @@ func (b *Bucket) put(ctx context.Context, key string, value []byte, rev uint64, 
 	case err != nil:
 		return 0, err
 	}
-	var ack struct {
-		Error  *jetstream.APIError `json:"error"`
-		Stream string              `json:"stream"`
-		Seq    uint64              `json:"seq"`
-	}
-	if err := kv.Decode(resp.Data, &ack); err != nil {
+	ack := &p.ack
+	ack.Error, ack.Stream, ack.Seq = nil, ack.Stream[:0], 0
+	if err := kv.Decode(resp.Data, ack); err != nil {
 		return 0, fmt.Errorf("%w: %v", jetstream.ErrInvalidJSAck, err)
 	}
 	if ack.Error != nil {
 		return 0, fmt.Errorf("nats: %w", ack.Error)
 	}
-	if ack.Stream == "" {
+	if len(ack.Stream) <= len(`""`) { // absent, null or ""
 		return 0, jetstream.ErrInvalidJSAck
 	}
 	return ack.Seq, nil
+}
+
+// putMsg is what put sends and decodes its acknowledgement into, kept in the bucket's pool
+// between writes: nats.go copies the message out before RequestMsg returns, so a message,
+// its header map and the acknowledgement's buffers serve one write after another, which
+// saves five allocations a write.
+type putMsg struct {
+	msg nats.Msg
+	hdr nats.Header
+	seq [1]string // the header's values
+	ttl [1]string
+	ack struct {
+		Error  *jetstream.APIError `json:"error"`
+		Stream jsontext.Value      `json:"stream"` // only checked for presence: raw, its buffer reused
+		Seq    uint64              `json:"seq"`
+	}
 }
 
 func (b *Bucket) Delete(ctx context.Context, key string, rev uint64) error {
