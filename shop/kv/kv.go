@@ -273,7 +273,7 @@ func mutate[T any](ctx context.Context, b Bucket, key string, start *known[T], f
 			}
 			return v, rev, err
 		}
-		data, err := Encode(v)
+		data, err := Encode(&v) // v is on the heap already (fn has it): no copy to encode
 		if err != nil {
 			return v, 0, fmt.Errorf("encode %q: %w", key, err)
 		}
