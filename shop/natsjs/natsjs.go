@@ -293,14 +293,22 @@ func (b *Bucket) put(ctx context.Context, key string, value []byte, rev uint64, 
 		delete(p.hdr, jetstream.MsgTTLHeader)
 	}
 	p.msg = nats.Msg{Subject: b.subject + escape(key), Header: p.hdr, Data: value}
-	defer func() { p.msg = nats.Msg{} }() // the pool keeps no caller's value
-	resp, err := b.nc.RequestMsg(&p.msg, limit)
+	return p.send(ctx, b.nc, limit)
+}
+
+// send sends p's message to a stream and returns the sequence the stream stored it at, once
+// acknowledged, waiting up to limit, and retrying while no stream answers, as js.PublishMsg
+// does, with its errors (a timeout is context.DeadlineExceeded, as there). It leaves p's
+// message empty, so that the pool keeps no caller's data.
+func (p *putMsg) send(ctx context.Context, nc *nats.Conn, limit time.Duration) (uint64, error) {
+	defer func() { p.msg = nats.Msg{} }()
+	resp, err := nc.RequestMsg(&p.msg, limit)
 	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
 		// Nothing was stored: the caller's end may stop the retries.
 		if kv.Sleep(ctx, jetstream.DefaultPubRetryWait) != nil {
 			break
 		}
-		resp, err = b.nc.RequestMsg(&p.msg, limit)
+		resp, err = nc.RequestMsg(&p.msg, limit)
 	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
@@ -324,8 +332,8 @@ func (b *Bucket) put(ctx context.Context, key string, value []byte, rev uint64, 
 	return ack.Seq, nil
 }
 
-// putMsg is what put sends and decodes its acknowledgement into, kept in the bucket's pool
-// between writes: nats.go copies the message out before RequestMsg returns, so a message,
+// putMsg is what put (and the bus's PublishRaw) sends and decodes its acknowledgement into,
+// kept in the bucket's (the bus's) pool between writes: nats.go copies the message out before RequestMsg returns, so a message,
 // its header map and the acknowledgement's buffers serve one write after another, which
 // saves five allocations a write.
 type putMsg struct {
