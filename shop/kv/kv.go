@@ -77,6 +77,9 @@ func TTL(ttl time.Duration) WriteOption {
 // TTLOf returns the expiry opts ask for, rounded up to whole seconds, or 0 for none: what a
 // Bucket implementation applies.
 func TTLOf(opts []WriteOption) time.Duration {
+	if len(opts) == 0 {
+		return 0 // most writes: and o, which opts see, is not allocated
+	}
 	var o writeOptions
 	for _, opt := range opts {
 		if opt != nil {
