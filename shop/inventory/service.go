@@ -802,8 +802,8 @@ func validateReserve(id string, lines []Line) ([]line, error) {
 	}
 	qty := make(map[string]int64, len(lines))
 	for i, l := range lines {
-		if err := ids.Check(fmt.Sprintf("lines[%d].product_id", i), l.ProductID); err != nil {
-			return nil, err
+		if !ids.Valid(l.ProductID) { // the field's name is built only for the error
+			return nil, ids.Check(fmt.Sprintf("lines[%d].product_id", i), l.ProductID)
 		}
 		if l.Quantity < 1 {
 			return nil, validation.Errorf(fmt.Sprintf("lines[%d].quantity", i), "must be at least 1, got %d", l.Quantity)
