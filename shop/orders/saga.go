@@ -359,7 +359,7 @@ func (o *Orders) drop(ctx context.Context, rec saga) error {
 // compensates the checkout in full instead (errRefunded).
 func (o *Orders) rollForward(ctx context.Context, rec saga, history <-chan historyRead) (Order, error) {
 	a := &attempt{rec: rec, history: history}
-	steps := checkoutSteps()
+	steps := o.steps
 	for lo := 0; lo < len(steps); {
 		hi := groupEnd(steps, lo)
 		if steps[lo].Phase != RollForward {
