@@ -2,7 +2,6 @@ package cart
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -113,7 +112,7 @@ func (s *service) Clear(ctx context.Context, userID string) error {
 		default:
 			c.Items = nil
 			var data []byte
-			if data, err = json.Marshal(c); err != nil {
+			if data, err = kv.Encode(c); err != nil {
 				return fmt.Errorf("clear cart of %s: encode: %w", userID, err)
 			}
 			_, err = s.carts.Update(ctx, userID, data, rev)

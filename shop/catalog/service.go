@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -186,7 +185,7 @@ func (s *service) decode(e kv.Entry) (change, bool) {
 		return change{id: e.Key, rev: e.Revision, deleted: true}, true
 	}
 	var p Product
-	if err := json.Unmarshal(e.Value, &p); err != nil {
+	if err := kv.Decode(e.Value, &p); err != nil {
 		s.log.Warn("skip undecodable product", "key", e.Key, "revision", e.Revision, "err", err)
 		return change{}, false
 	}
@@ -244,7 +243,7 @@ func (s *service) Upsert(ctx context.Context, p Product) (Product, error) {
 	if err := validateProduct(p); err != nil {
 		return Product{}, err
 	}
-	data, err := json.Marshal(p)
+	data, err := kv.Encode(p)
 	if err != nil {
 		return Product{}, fmt.Errorf("upsert product %s: encode: %w", p.ID, err)
 	}

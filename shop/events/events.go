@@ -7,11 +7,11 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/money"
 )
 
@@ -95,7 +95,7 @@ type Subscriber interface {
 // Decode decodes a message's payload; a payload that does not decode is poison.
 func Decode[T any](m Message) (T, error) {
 	var v T
-	if err := json.Unmarshal(m.Data, &v); err != nil {
+	if err := kv.Decode(m.Data, &v); err != nil {
 		return v, fmt.Errorf("decode %s %s: %w: %v", m.Subject, m.ID, ErrPoison, err)
 	}
 	return v, nil

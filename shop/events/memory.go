@@ -2,13 +2,14 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/mitosis-dev/mitosis/shop/kv"
 )
 
 // Memory is an in-process bus with the delivery contract of the JetStream one: publishes are
@@ -35,7 +36,7 @@ var (
 )
 
 func (b *Memory) Publish(ctx context.Context, subject, id string, payload any) error {
-	data, err := json.Marshal(payload)
+	data, err := kv.Encode(payload)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", subject, err)
 	}

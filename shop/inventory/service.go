@@ -3,13 +3,15 @@ package inventory
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/mitosis-dev/mitosis/shop/ids"
 	"github.com/mitosis-dev/mitosis/shop/kv"
@@ -137,15 +139,17 @@ type hold struct {
 	Until    time.Time `json:"until,omitzero"` // the reservation's expiry
 }
 
-// UnmarshalJSON reads a hold, also in the form stock documents had before holds carried
-// their reservation (a bare quantity), which the sweeper finds from the record alone.
-func (h *hold) UnmarshalJSON(data []byte) error {
-	if len(data) > 0 && data[0] != '{' {
+// UnmarshalJSONFrom reads a hold, also in the form stock documents had before holds carried
+// their reservation (a bare quantity), which the sweeper finds from the record alone. It is
+// the JSON v2 form of an UnmarshalJSON method (kv.Decode), which saves the copy of the hold's
+// bytes that the older form takes.
+func (h *hold) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() != '{' {
 		*h = hold{}
-		return json.Unmarshal(data, &h.Quantity)
+		return json.UnmarshalDecode(dec, &h.Quantity)
 	}
 	type plain hold
-	return json.Unmarshal(data, (*plain)(h))
+	return json.UnmarshalDecode(dec, (*plain)(h))
 }
 
 func (d stockDoc) reserved() int64 {
@@ -617,7 +621,7 @@ func (s *service) Commit(ctx context.Context, reservationID string) error {
 		}
 		next := rec
 		next.State = stateCommit
-		data, err := json.Marshal(next)
+		data, err := kv.Encode(next)
 		if err != nil {
 			return fmt.Errorf("commit %s: encode: %w", reservationID, err)
 		}
@@ -798,8 +802,8 @@ func validateReserve(id string, lines []Line) ([]line, error) {
 	}
 	qty := make(map[string]int64, len(lines))
 	for i, l := range lines {
-		if err := ids.Check(fmt.Sprintf("lines[%d].product_id", i), l.ProductID); err != nil {
-			return nil, err
+		if !ids.Valid(l.ProductID) { // the field's name is built only for the error
+			return nil, ids.Check(fmt.Sprintf("lines[%d].product_id", i), l.ProductID)
 		}
 		if l.Quantity < 1 {
 			return nil, validation.Errorf(fmt.Sprintf("lines[%d].quantity", i), "must be at least 1, got %d", l.Quantity)

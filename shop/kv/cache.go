@@ -3,7 +3,6 @@ package kv
 import (
 	"container/list"
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 	"sync"
@@ -159,7 +158,7 @@ func Peek[T any](b Bucket, key string) (v T, rev uint64, found bool) {
 	if !ok {
 		return v, 0, false
 	}
-	if rev > 0 && json.Unmarshal(value, &v) != nil {
+	if rev > 0 && Decode(value, &v) != nil {
 		return v, 0, false
 	}
 	return v, rev, true

@@ -3,7 +3,6 @@ package kv
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -159,7 +158,7 @@ func apply[T any](items map[string]Item[T], e Entry, keep func(T) bool) {
 		return
 	}
 	var v T
-	if err := json.Unmarshal(e.Value, &v); err != nil {
+	if err := Decode(e.Value, &v); err != nil {
 		items[e.Key] = Item[T]{Key: e.Key, Revision: e.Revision, Err: fmt.Errorf("decode %q: %w", e.Key, err)}
 		return
 	}

@@ -2,7 +2,6 @@ package natsjs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mitosis-dev/mitosis/shop/events"
+	"github.com/mitosis-dev/mitosis/shop/kv"
 )
 
 // StreamName is the JetStream stream that holds every shop event.
@@ -37,6 +37,8 @@ var streamSubjects = []string{"shop.events.>", replayPrefix + ">"}
 // it, in both architectures.
 type Bus struct {
 	js      jetstream.JetStream
+	nc      *nats.Conn // publishes go straight on it (PublishRaw)
+	pubs    sync.Pool  // of *putMsg
 	logger  *slog.Logger
 	tracer  trace.Tracer
 	prop    propagation.TextMapPropagator
@@ -158,7 +160,7 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logge
 	if err := openDeadLetters(ctx, js, cfg); err != nil {
 		return nil, err
 	}
-	b := &Bus{js: js, logger: logger, tracer: otel.GetTracerProvider().Tracer(tracerName), prop: otel.GetTextMapPropagator(),
+	b := &Bus{js: js, nc: js.Conn(), logger: logger, tracer: otel.GetTracerProvider().Tracer(tracerName), prop: otel.GetTextMapPropagator(),
 		sent:    newSentHistogram(otel.GetMeterProvider()),
 		publish: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)},
 		process: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}}
@@ -170,7 +172,7 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logge
 }
 
 func (b *Bus) Publish(ctx context.Context, subject, id string, payload any) error {
-	data, err := json.Marshal(payload)
+	data, err := kv.Encode(payload)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", subject, err)
 	}
@@ -191,18 +193,25 @@ func (b *Bus) PublishRaw(ctx context.Context, subject, id string, data []byte) (
 	if span.IsRecording() {
 		span.SetAttributes(msgSystem.String("nats"), msgDestination.String(subject), msgOperation.String("send"), msgID.String(id))
 	}
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	b.prop.Inject(ctx, headerCarrier(msg.Header))
 	// As with a bucket's writes, a message once sent is awaited: the publisher's retry is
-	// deduplicated by id only within the stream's window, so it must know what landed.
-	sendCtx, cancel, err := sending(ctx)
+	// deduplicated by id only within the stream's window, so it must know what landed. It
+	// is sent as a bucket's writes are (Bucket.put): what js.PublishMsg with WithMsgID sends.
+	limit, err := ackLimit(ctx)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return fmt.Errorf("publish %s %s: %w", subject, id, err)
 	}
-	defer cancel()
-	if _, err := b.js.PublishMsg(sendCtx, msg, jetstream.WithMsgID(id)); err != nil {
+	p, _ := b.pubs.Get().(*putMsg)
+	if p == nil {
+		p = &putMsg{hdr: nats.Header{}}
+	}
+	defer b.pubs.Put(p)
+	clear(p.hdr)
+	p.seq[0] = id
+	p.hdr[jetstream.MsgIDHeader] = p.seq[:]
+	b.prop.Inject(ctx, headerCarrier(p.hdr))
+	p.msg = nats.Msg{Subject: subject, Header: p.hdr, Data: data}
+	if _, err := p.send(ctx, b.nc, limit); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return fmt.Errorf("publish %s %s: %w", subject, id, fullErr(err))
 	}

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -157,7 +156,7 @@ func (s *service) notifyOnce(ctx context.Context, userID, kind, orderID string) 
 	}
 	n := Notification{ID: ids.New("ntf", now), Kind: kind, OrderID: orderID, CreatedAt: created}
 	box.Notifications = append(slices.Clone(box.Notifications), n)
-	data, err := json.Marshal(box)
+	data, err := kv.Encode(box)
 	if err != nil {
 		return Notification{}, false, fmt.Errorf("encode inbox: %w", err)
 	}

@@ -2,7 +2,6 @@ package orders
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -101,7 +100,7 @@ func (o *Orders) addToHistory(ctx context.Context, user, orderID string, cur his
 			}
 		}
 		head.OrderIDs = slices.Insert(slices.Clone(head.OrderIDs), 0, orderID)
-		data, err := json.Marshal(head)
+		data, err := kv.Encode(head)
 		if err != nil {
 			return fmt.Errorf("encode history of %s: %w", user, err)
 		}

@@ -2,7 +2,6 @@ package orders
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -173,7 +172,7 @@ func (o *Orders) claim(ctx context.Context, rec saga, to string) (saga, error) {
 	next.State = to
 	next.Owner = ids.New("own", now)
 	next.UpdatedAt = now
-	data, err := json.Marshal(next)
+	data, err := kv.Encode(next)
 	if err != nil {
 		return rec, fmt.Errorf("encode saga %s: %w", rec.Key, err)
 	}
@@ -265,7 +264,7 @@ func (o *Orders) takeOver(ctx context.Context, rec saga) (ord Order, taken bool,
 // (kv.ErrSkip from allow: leave it, and succeed). Writing at the known revision saves the
 // read that kv.Mutate would make on every transition.
 func (o *Orders) put(ctx context.Context, next saga, rev uint64, opt kv.WriteOption, allow func(cur saga) error) (uint64, error) {
-	data, err := json.Marshal(next)
+	data, err := kv.Encode(next)
 	if err != nil {
 		return 0, fmt.Errorf("encode saga %s: %w", next.Key, err)
 	}
@@ -360,7 +359,7 @@ func (o *Orders) drop(ctx context.Context, rec saga) error {
 // compensates the checkout in full instead (errRefunded).
 func (o *Orders) rollForward(ctx context.Context, rec saga, history <-chan historyRead) (Order, error) {
 	a := &attempt{rec: rec, history: history}
-	steps := checkoutSteps()
+	steps := o.steps
 	for lo := 0; lo < len(steps); {
 		hi := groupEnd(steps, lo)
 		if steps[lo].Phase != RollForward {

@@ -67,6 +67,7 @@ type Orders struct {
 	log       *slog.Logger
 	retention time.Duration
 	stale     time.Duration // Deps.StaleAfter, or StaleSaga
+	steps     []step        // checkoutSteps(), built once: a checkout reads them, never changes them
 }
 
 var _ Service = (*Orders)(nil)
@@ -77,7 +78,8 @@ func (o *Orders) StaleAfter() time.Duration { return o.stale }
 
 // New returns the orders context over its stores, calling the other contexts in deps.
 func New(stores Stores, deps Deps) *Orders {
-	o := &Orders{stores: stores, deps: deps, now: deps.Now, log: deps.Logger, retention: deps.Retention, stale: deps.StaleAfter}
+	o := &Orders{stores: stores, deps: deps, now: deps.Now, log: deps.Logger, retention: deps.Retention, stale: deps.StaleAfter,
+		steps: checkoutSteps()}
 	if o.stale <= 0 {
 		o.stale = StaleSaga
 	}
@@ -224,7 +226,7 @@ func (o *Orders) awaitExisting(ctx context.Context, key, hash string) (Order, er
 // started with the record's creation.
 func (o *Orders) run(ctx context.Context, rec saga, card payments.Card, early earlyReads) (Order, error) {
 	a := &attempt{rec: rec, card: card, cart: early.cart, history: early.history}
-	steps := checkoutSteps()
+	steps := o.steps
 	for lo := 0; lo < len(steps) && steps[lo].Phase == Compensate; {
 		hi := groupEnd(steps, lo)
 		errs := o.runGroup(ctx, a, steps[lo:hi])

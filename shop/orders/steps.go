@@ -263,10 +263,14 @@ func (o *Orders) runGroup(ctx context.Context, a *attempt, group []step) []error
 		errs[0] = group[0].do(o, ctx, a)
 		return errs
 	}
+	// The last step runs on this goroutine, whose stack has grown already (see
+	// kv.Concurrently).
 	var wg sync.WaitGroup
-	for k, s := range group {
+	last := len(group) - 1
+	for k, s := range group[:last] {
 		wg.Go(func() { errs[k] = s.do(o, ctx, a) })
 	}
+	errs[last] = group[last].do(o, ctx, a)
 	wg.Wait()
 	return errs
 }

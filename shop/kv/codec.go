@@ -1,0 +1,33 @@
+package kv
+
+import (
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// Encode returns the JSON of a record (a pointer to one saves a copy when the record is on
+// the heap already), as every context writes its values to a bucket and
+// its events to the bus; Decode reads it back. They use the JSON v2 implementation
+// (github.com/go-json-experiment/json), which the checkout's profile justifies: encoding/json
+// was a sixth of a checkout's CPU and its largest source of allocations, and v2 decodes the
+// shop's records in about a third of the time with a fraction of the allocations.
+//
+// The encoding reads what encoding/json wrote, and encoding/json reads what it writes, so
+// stores written by earlier versions stay readable (TestCodecReadsEncodingJSON): field names
+// are the records' tags, matched exactly (the records were always written with them); a nil
+// slice or map is written as null, as encoding/json does, so that it reads back nil; strings that are
+// not UTF-8 are written as they are rather than refused, as a record of whatever a user typed
+// must never fail to be written; and a record's keys are its own, so no duplicate names are
+// looked for. Map keys come out in no fixed order: nothing hashes or compares a record's bytes
+// (orders' request hash keeps encoding/json, see orders.requestHash).
+func Encode(v any) ([]byte, error) { return json.Marshal(v, encodeOptions) }
+
+// Decode reads a record Encode (or encoding/json) wrote into v, a pointer. Members v has no
+// field for are skipped, as encoding/json does: an older process reads a newer record.
+func Decode(data []byte, v any) error { return json.Unmarshal(data, v, decodeOptions) }
+
+// The options Encode and Decode pass, built once: joining them on every call would allocate.
+var (
+	encodeOptions = json.JoinOptions(jsontext.AllowInvalidUTF8(true), json.FormatNilSliceAsNull(true), json.FormatNilMapAsNull(true))
+	decodeOptions = json.JoinOptions(jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
+)
