@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/platform/xray"
+	"github.com/mitosis-dev/mitosis/shop/proctest"
 )
 
 // startBench builds the monolith's real wiring (embedded JetStream on disk) without a socket:
@@ -313,7 +312,7 @@ func (discard) Shutdown(context.Context) error                             { ret
 const sinkEnv = "MITOSIS_BENCH_OTLP_SINK"
 
 // TestMain runs the tests, or the sink that startSink asks for, or the JetStream server that
-// natsProcess asks for (latency_test.go).
+// a benchmark asks for with proctest.Start (latency_test.go).
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(natsEnv); dir != "" {
 		if err := runNATS(dir); err != nil {
@@ -334,32 +333,7 @@ func TestMain(m *testing.M) {
 
 // startSink starts this test binary as an OTLP/HTTP sink in a process of its own and returns
 // its URL; the sink stops with the benchmark.
-func startSink(b *testing.B) string {
-	b.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), sinkEnv+"=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = stdin.Close() // the sink's signal to stop
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("otlp sink: %v", err)
-	}
-	return "http://" + strings.TrimSpace(line)
-}
+func startSink(b *testing.B) string { return "http://" + proctest.Start(b, sinkEnv+"=1") }
 
 // runSink accepts OTLP/HTTP exports on a port of 127.0.0.1, reads and drops them, and
 // answers with an empty export response, until its standard input closes. It prints its
@@ -369,13 +343,12 @@ func runSink() error {
 	if err != nil {
 		return err
 	}
-	fmt.Println(ln.Addr())
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.WriteHeader(http.StatusOK)
 	})}
 	go func() { _ = srv.Serve(ln) }()
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	proctest.Serve(ln.Addr().String())
 	return srv.Close()
 }

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/mitosis-dev/mitosis/shop/natsembed"
+	"github.com/mitosis-dev/mitosis/shop/proctest"
 )
 
 // BenchmarkCheckoutSerial is the latency of one checkout, not its CPU: a single goroutine
@@ -33,7 +30,7 @@ func BenchmarkCheckoutSerial(b *testing.B) {
 		b.Run("store="+store, func(b *testing.B) {
 			c := config{DataDir: b.TempDir(), AdminToken: testToken}
 			if store == "process" {
-				c.NatsURL, c.RequestKey = natsProcess(b), "serial-bench-request-key"
+				c.NatsURL, c.RequestKey = proctest.Start(b, natsEnv+"="+b.TempDir()), "serial-bench-request-key"
 			}
 			h := startHandler(b, c, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 			admin := map[string]string{"Authorization": "Bearer " + testToken}
@@ -60,35 +57,6 @@ func BenchmarkCheckoutSerial(b *testing.B) {
 // there instead of running tests (see TestMain).
 const natsEnv = "MITOSIS_BENCH_NATS_DIR"
 
-// natsProcess starts this test binary as a JetStream server in a process of its own and
-// returns its URL; the server stops with the benchmark.
-func natsProcess(b *testing.B) string {
-	b.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), natsEnv+"="+b.TempDir())
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = stdin.Close() // the server's signal to stop
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("nats server process: %v", err)
-	}
-	return strings.TrimSpace(line)
-}
-
 // runNATS serves JetStream from dir on a port of 127.0.0.1 until its standard input closes.
 // It prints its URL first.
 func runNATS(dir string) error {
@@ -97,7 +65,6 @@ func runNATS(dir string) error {
 		return err
 	}
 	defer srv.Shutdown()
-	fmt.Println(srv.ClientURL())
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	proctest.Serve(srv.ClientURL())
 	return nil
 }

@@ -1,7 +1,6 @@
 package natsembed_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,12 +9,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +22,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/natsembed"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
 	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
+	"github.com/mitosis-dev/mitosis/shop/proctest"
 )
 
 // BenchmarkRoundTrip is the latency of one store round trip, one after another from a single
@@ -119,7 +116,7 @@ func benchBucket(b *testing.B, via string) *natsjs.Bucket {
 		}
 	case "process":
 		var err error
-		if nc, err = nats.Connect(natsProcess(b)); err != nil {
+		if nc, err = nats.Connect(proctest.Start(b, serverEnv+"="+b.TempDir())); err != nil {
 			b.Fatal(err)
 		}
 	default:
@@ -169,10 +166,10 @@ func pool(cfg *tls.Config) *x509.CertPool {
 }
 
 // serverEnv, set to a directory, makes the test binary an embedded server storing its files
-// there instead of running tests (natsProcess).
+// there instead of running tests (proctest.Start).
 const serverEnv = "MITOSIS_BENCH_NATS_DIR"
 
-// TestMain runs the tests, or the server natsProcess asks for.
+// TestMain runs the tests, or the server a benchmark asks for with proctest.Start.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(serverEnv); dir != "" {
 		if err := runServer(dir); err != nil {
@@ -184,35 +181,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// natsProcess starts this test binary as an embedded server in a process of its own and
-// returns its URL; the server stops with the benchmark.
-func natsProcess(b *testing.B) string {
-	b.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), serverEnv+"="+b.TempDir())
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = stdin.Close() // the server's signal to stop
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("nats server process: %v", err)
-	}
-	return strings.TrimSpace(line)
-}
-
 // runServer serves JetStream from dir on a port of 127.0.0.1 until its standard input
 // closes. It prints its URL first.
 func runServer(dir string) error {
@@ -221,7 +189,6 @@ func runServer(dir string) error {
 		return err
 	}
 	defer srv.Shutdown()
-	fmt.Println(srv.ClientURL())
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	proctest.Serve(srv.ClientURL())
 	return nil
 }
