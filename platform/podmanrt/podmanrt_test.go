@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -337,6 +338,10 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	// Down removes lost pods too: both pods' processes killed behind Podman's back.
 	killBehindPodmansBack(t, conn, monolith)
 	killBehindPodmansBack(t, conn, stack.ObjectName(name, topology.Monolith, "nats"))
+	// What down -t asks before it decides whether the collector goes too.
+	if archs, err := rt.Archs(ctx); err != nil || !slices.Equal(archs, []string{topology.Monolith}) {
+		t.Errorf("Archs: %v (%v), want the monolith only", archs, err)
+	}
 	start = time.Now()
 	// Down keeps NATS's volume, as compose does; with Volumes it goes too.
 	removed, err := rt.Down(ctx, stack.DownOptions{})
@@ -351,6 +356,9 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Errorf("down with volumes: removed %s (%v), want the volume only", removed, err)
 	}
 	assertNothingLeft(t, conn, name)
+	if archs, err := rt.Archs(ctx); err != nil || len(archs) != 0 {
+		t.Errorf("Archs after down: %v (%v), want none", archs, err)
+	}
 	// Its forwarding rule went with the lost pod: the edge is free to serve again.
 	if err := stack.CheckPort(edge); err != nil {
 		t.Errorf("the edge after down: %v", err)

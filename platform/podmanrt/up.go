@@ -788,14 +788,13 @@ func (r *Runtime) stopApps(c context.Context, name string) {
 	wg.Wait()
 }
 
-// dropPod stops what still runs in the pod and removes it.
+// dropPod removes the pod, once stopApps has stopped its processes: in one call, which
+// kills what still runs (the infra container, which has nothing to finish, and a process
+// that outlived its stop timeout) rather than asking it to stop again and wait.
 func (r *Runtime) dropPod(c context.Context, name string) error {
 	start := time.Now()
 	defer func() { r.logger.Debug("pod removed", "pod", name, "took", time.Since(start)) }()
-	if _, err := pods.Stop(c, name, new(pods.StopOptions).WithTimeout(stopTimeout)); err != nil && !isNotFound(err) {
-		r.logger.Warn("stop pod", "pod", name, "err", err)
-	}
-	if _, err := pods.Remove(c, name, new(pods.RemoveOptions).WithForce(true)); err != nil && !isNotFound(err) {
+	if _, err := pods.Remove(c, name, new(pods.RemoveOptions).WithForce(true).WithTimeout(0)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("remove pod %s: %w", name, err)
 	}
 	return nil
