@@ -1,11 +1,12 @@
 // Package podmanrt runs a topology as Podman pods through Podman's REST API (the v4 bindings):
-// it loads the images imagebuild made, creates one network with DNS per architecture, one pod
-// per service with its ports published on 127.0.0.1 only, and one container in it, read-only,
-// non-root, with every capability dropped, no new privileges and the topology's CPU and memory
-// limits, and the restart policy on-failure (Podman is the supervisor: a process that dies is
-// started again); it starts them in dependency order and waits for each to be ready. A shared
-// budget (topology.Shared) gives the containers no limit of their own: the architecture's pods
-// get one cgroup parent, made and limited to the architecture's total by platform/cgroup.
+// it loads the images imagebuild made, creates one network with DNS per architecture (which
+// the collector's pod joins too), one pod per service with its ports published on 127.0.0.1
+// only, and one container in it, read-only, non-root, with every capability dropped, no new
+// privileges and the topology's CPU and memory limits, and the restart policy on-failure
+// (Podman is the supervisor: a process that dies is started again); it starts them in
+// dependency order and waits for each to be ready. A shared budget (topology.Shared) gives
+// the containers no limit of their own: the architecture's pods get one cgroup parent, made
+// and limited to the architecture's total by platform/cgroup.
 //
 // Every object carries the stack's labels (stack.LabelStack, stack.LabelArch, ...), so Down
 // removes exactly what Up made; Up is idempotent (a pod whose spec hash label matches and
