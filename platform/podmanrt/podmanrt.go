@@ -26,6 +26,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containers/podman/v4/pkg/bindings"
@@ -59,6 +60,7 @@ type Runtime struct {
 	images     map[string]imagebuild.Image
 	logger     *slog.Logger
 	cgroupRoot string
+	joinMu     sync.Mutex // joinCollector's
 }
 
 var _ stack.Runtime = (*Runtime)(nil)
