@@ -137,7 +137,6 @@ func serviceIP(subnet *net.IPNet, i int) net.IP {
 // collector's): Podman 4.3 tears attachments down one at a time under one lock (CNI), about
 // 0.2-0.3 s each on this machine, which was most of a down and of a pod's remaking.
 type collectorLink struct {
-	Pod string            // the collector's pod
 	Env map[string]string // topology.ExportEnv, to collectorIP of the architecture's network
 }
 
@@ -459,8 +458,7 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 		if err := r.joinCollector(c, collectorPod, a.Name, subnet); err != nil {
 			return nil, err
 		}
-		link = &collectorLink{Pod: collectorPod,
-			Env: topology.ExportEnv(net.JoinHostPort(collectorIP(subnet).String(), strconv.Itoa(topology.CollectorHTTPPort)), nil)}
+		link = &collectorLink{Env: topology.ExportEnv(net.JoinHostPort(collectorIP(subnet).String(), strconv.Itoa(topology.CollectorHTTPPort)), nil)}
 	}
 	want := map[string]desired{}
 	byService := map[string][]desired{}
@@ -883,9 +881,9 @@ func (r *Runtime) dropPod(c context.Context, name string) error {
 // CNI plugins: bridge, portmap, firewall, tuning, dnsname, some twenty iptables calls per
 // network, 0.2-0.3 s), and Podman runs those one at a time under one lock (cni.lock), so
 // twelve pods take 4-5 s whatever the concurrency (5.5-6.5 s while every pod also joined
-// the collector's network; collectorLink). What
-// side by side does win is the rest of each removal (the infra container's stop, the
-// containers' storage), which overlaps the others' teardowns and the next phase's stops.
+// the collector's network; collectorLink). What side by side does win is the rest of each
+// removal (the infra container's stop, the containers' storage), which overlaps the others'
+// teardowns and the next phase's stops.
 const removeConcurrency = 8
 
 // removalPhases orders the pods of archs (every architecture when none) for Down: the
