@@ -72,8 +72,9 @@ type listedPackage struct {
 			Sum     string
 		}
 	}
-	Deps  []string
-	Error *struct{ Err string }
+	Imports []string // read by the list cache (listcache.go)
+	Deps    []string
+	Error   *struct{ Err string }
 }
 
 // specInputs is what a spec's image is made from, apart from its stamp and platforms.
@@ -104,11 +105,15 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 			lists = append(lists, listing{tags, platformString(p)})
 		}
 	}
+	goVersion, err := goEnv(ctx, opts.Root, "GOVERSION")
+	if err != nil {
+		return nil, err
+	}
 	listed := make([][]*listedPackage, len(lists))
 	errs := make([]error, len(lists))
 	var wg sync.WaitGroup
 	for i, l := range lists {
-		wg.Go(func() { listed[i], errs[i] = goList(ctx, opts, l.tags, l.platform, byTags[l.tags]) })
+		wg.Go(func() { listed[i], errs[i] = listDeps(ctx, opts, goVersion, l.tags, l.platform, byTags[l.tags]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -122,10 +127,6 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 		}
 	}
 
-	goVersion, err := goEnv(ctx, opts.Root, "GOVERSION")
-	if err != nil {
-		return nil, err
-	}
 	common := sha256.New()
 	fmt.Fprintf(common, "%s\n%s\n", formatVersion, goVersion)
 	fmt.Fprintf(common, "ldflags=%s\ntrimpath buildvcs=false cgo=0\n", ldflags("<version>"))
@@ -142,7 +143,7 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 	commonSum := common.Sum(nil)
 
 	hashes := make(map[string]specInputs, len(specs))
-	files := map[string][]byte{} // listing and package import path -> hash of its files, shared between specs
+	files := map[string][]byte{} // folder and file names -> hash of those files, shared between specs and listings
 	for _, s := range specs {
 		tags := strings.Join(s.Tags, ",")
 		h := sha256.New()
@@ -185,7 +186,8 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 						paths = append(paths, ":(literal)"+filepath.ToSlash(filepath.Join(rel, n)))
 					}
 				}
-				key := l.tags + " " + l.platform + " " + path
+				// The same folder and files hash the same in every listing: read them once.
+				key := p.Dir + "\x00" + strings.Join(names, "\x00")
 				sum, ok := files[key]
 				if !ok {
 					fh := sha256.New()
@@ -221,10 +223,44 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 	return hashes, nil
 }
 
+// listDeps lists the packages of specs and their dependencies, as built with tags for
+// platform (os/arch): from the list cache when its record still holds, else with go list,
+// whose answer is recorded for the next build.
+func listDeps(ctx context.Context, opts Options, goVersion, tags, platform string, specs []Spec) ([]*listedPackage, error) {
+	start := time.Now()
+	key := listKey(opts, goVersion, tags, platform, specs)
+	if list, ok := cachedList(opts, key, goVersion, tags, platform, start); ok {
+		opts.Logger.Debug("package graph from the list cache", "tags", tags, "platform", platform, "took", time.Since(start))
+		return list, nil
+	}
+	list, err := goList(ctx, opts, tags, platform, specs)
+	if err != nil {
+		return nil, err
+	}
+	roots := map[string]bool{}
+	byDir := map[string]string{}
+	for _, p := range list {
+		byDir[p.Dir] = p.ImportPath
+	}
+	for _, s := range specs {
+		roots[byDir[filepath.Join(opts.Root, s.Package)]] = true
+	}
+	rec, err := newListRecord(opts, key, list, roots, start)
+	if err == nil {
+		err = saveListRecord(opts, rec)
+	}
+	if err != nil {
+		// The build goes on: the next one lists again.
+		opts.Logger.Warn("list cache not written", "err", err)
+	}
+	opts.Logger.Debug("package graph listed", "tags", tags, "platform", platform, "took", time.Since(start))
+	return list, nil
+}
+
 // goList lists the packages of specs and their dependencies, as built with tags for platform
 // (os/arch).
 func goList(ctx context.Context, opts Options, tags, platform string, specs []Spec) ([]*listedPackage, error) {
-	args := []string{"list", "-deps", "-json=ImportPath,Dir,Standard,GoFiles,CgoFiles,EmbedFiles,SFiles,Module,Deps,Error"}
+	args := []string{"list", "-deps", "-json=ImportPath,Dir,Standard,GoFiles,CgoFiles,EmbedFiles,SFiles,Module,Imports,Deps,Error"}
 	if tags != "" {
 		args = append(args, "-tags="+tags)
 	}

@@ -7,7 +7,9 @@
 // time), tar entries are ordered and owned by root, so the same inputs give the same digest.
 // Each image is written as an OCI layout under Options.Dir/<name>/oci with an SPDX SBOM per
 // platform beside it, and a record of the inputs' hash so an image whose module sources,
-// go.sum files and build flags did not change is not rebuilt.
+// go.sum files and build flags did not change is not rebuilt. The package graph that hash
+// follows (go list, per set of tags and platform) is kept too, for as long as the files it
+// was read from say it holds (listcache.go).
 //
 // It does not run or load images: podmanrt loads the host's platform into Podman, and Push
 // copies an index to a registry.
@@ -148,6 +150,9 @@ func (o *Options) defaults() error {
 	return nil
 }
 
+// stampConcurrency bounds the git commands that stamp images at once.
+const stampConcurrency = 4
+
 // Build builds every spec's image for every platform, skipping those whose inputs' hash
 // matches the cache. It returns the images in the order of specs.
 func Build(ctx context.Context, opts Options, specs ...Spec) ([]Image, error) {
@@ -166,19 +171,33 @@ func Build(ctx context.Context, opts Options, specs ...Spec) ([]Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imagebuild: CA certificates (install ca-certificates): %w", err)
 	}
+	hashStart := time.Now()
 	inputs, err := inputsHashes(ctx, opts, ca, specs)
 	if err != nil {
 		return nil, err
 	}
+	// Each image's stamp asks git (a log and a describe): side by side, a few at a time.
+	stampedList := make([]Options, len(specs))
+	sem := make(chan struct{}, stampConcurrency)
+	var sw sync.WaitGroup
+	for i, s := range specs {
+		sw.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			stampedList[i] = stamp(ctx, opts, inputs[s.Name].paths)
+		})
+	}
+	sw.Wait()
 	stamped := map[string]Options{} // each spec's options, stamped
 	hashes := map[string]string{}
-	for _, s := range specs {
-		so := stamp(ctx, opts, inputs[s.Name].paths)
+	for i, s := range specs {
+		so := stampedList[i]
 		stamped[s.Name] = so
 		h := sha256.New()
 		fmt.Fprintf(h, "%s\nversion=%s\nrevision=%s\ncreated=%d\n", inputs[s.Name].hash, so.Version, so.Revision, so.Created.Unix())
 		hashes[s.Name] = hex.EncodeToString(h.Sum(nil))
 	}
+	opts.Logger.Debug("inputs hashed and stamped", "images", len(specs), "took", time.Since(hashStart))
 	out := make([]Image, len(specs))
 	var stale []int
 	for i, s := range specs {

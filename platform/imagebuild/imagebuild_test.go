@@ -456,3 +456,86 @@ func TestTagsLinkOnlyWhatTheyChoose(t *testing.T) {
 		t.Errorf("progress of b's rebuild: %q", got)
 	}
 }
+
+// TestListCacheFollowsThePackageGraph: a build keeps the package graph go list reported, and
+// the next build uses it only while it holds: an edit that keeps a package's files and imports
+// keeps it (and the edit still rebuilds the image), a new import, a new file or a go.mod
+// change lists again, and the new dependency's sources then count for the image.
+func TestListCacheFollowsThePackageGraph(t *testing.T) {
+	t.Setenv("GOWORK", "off")
+	root := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		_ = os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module example.com/graph\n\ngo 1.26\n")
+	write("lib/lib.go", "package lib\n\nfunc A() string { return \"a\" }\n")
+	write("other/other.go", "package other\n\nfunc B() string { return \"b\" }\n")
+	write("cmd/app/main.go", "package main\n\nimport \"example.com/graph/lib\"\n\nfunc main() { println(lib.A()) }\n")
+	opts := Options{Root: root, Dir: filepath.Join(root, ".images"), Platforms: []v1.Platform{HostPlatform()}}
+	app := Spec{Name: "app", Package: "./cmd/app"}
+	ctx := context.Background()
+	cached := func() bool {
+		t.Helper()
+		o := opts
+		if err := o.defaults(); err != nil {
+			t.Fatal(err)
+		}
+		goVersion, err := goEnv(ctx, root, "GOVERSION")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl := platformString(HostPlatform())
+		list, ok := cachedList(o, listKey(o, goVersion, "", pl, []Spec{app}), goVersion, "", pl, time.Now())
+		if ok && len(list) == 0 {
+			t.Fatal("the list cache held no package")
+		}
+		return ok
+	}
+	first := buildOne(t, opts, app)
+	if !cached() {
+		t.Fatal("a build left no package graph for the next")
+	}
+
+	// An edit inside a function: the same files and imports, the graph holds; the image is
+	// rebuilt all the same.
+	write("lib/lib.go", "package lib\n\nfunc A() string { return \"a2\" }\n")
+	if !cached() {
+		t.Error("an edit that keeps the files and imports listed the packages again")
+	}
+	second := buildOne(t, opts, app)
+	if second.Cached || second.Index == first.Index {
+		t.Fatalf("an edit of a dependency: cached=%v index %s (was %s)", second.Cached, second.Index, first.Index)
+	}
+
+	// A new import: the graph changed, and the new dependency's sources count from now on.
+	write("lib/lib.go", "package lib\n\nimport \"example.com/graph/other\"\n\nfunc A() string { return \"a3\" + other.B() }\n")
+	if cached() {
+		t.Fatal("a new import kept the old package graph")
+	}
+	third := buildOne(t, opts, app)
+	write("other/other.go", "package other\n\nfunc B() string { return \"b2\" }\n")
+	if fourth := buildOne(t, opts, app); fourth.Cached || fourth.Index == third.Index {
+		t.Errorf("an edit of the newly imported package: cached=%v index %s (was %s)", fourth.Cached, fourth.Index, third.Index)
+	}
+	if !cached() {
+		t.Error("the graph was not kept after the new import's build")
+	}
+
+	// A new file in a package of the graph, and a go.mod change: listed again.
+	write("lib/more.go", "package lib\n\nfunc C() string { return \"c\" }\n")
+	if cached() {
+		t.Error("a new file in a package of the graph kept the old graph")
+	}
+	buildOne(t, opts, app)
+	if !cached() {
+		t.Fatal("the graph was not kept after the new file's build")
+	}
+	write("go.mod", "module example.com/graph\n\ngo 1.26\n\n// a comment\n")
+	if cached() {
+		t.Error("a go.mod change kept the old graph")
+	}
+}

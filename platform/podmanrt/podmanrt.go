@@ -1,11 +1,12 @@
 // Package podmanrt runs a topology as Podman pods through Podman's REST API (the v4 bindings):
-// it loads the images imagebuild made, creates one network with DNS per architecture, one pod
-// per service with its ports published on 127.0.0.1 only, and one container in it, read-only,
-// non-root, with every capability dropped, no new privileges and the topology's CPU and memory
-// limits, and the restart policy on-failure (Podman is the supervisor: a process that dies is
-// started again); it starts them in dependency order and waits for each to be ready. A shared
-// budget (topology.Shared) gives the containers no limit of their own: the architecture's pods
-// get one cgroup parent, made and limited to the architecture's total by platform/cgroup.
+// it loads the images imagebuild made, creates one network with DNS per architecture (which
+// the collector's pod joins too), one pod per service with its ports published on 127.0.0.1
+// only, and one container in it, read-only, non-root, with every capability dropped, no new
+// privileges and the topology's CPU and memory limits, and the restart policy on-failure
+// (Podman is the supervisor: a process that dies is started again); it starts them in
+// dependency order and waits for each to be ready. A shared budget (topology.Shared) gives
+// the containers no limit of their own: the architecture's pods get one cgroup parent, made
+// and limited to the architecture's total by platform/cgroup.
 //
 // Every object carries the stack's labels (stack.LabelStack, stack.LabelArch, ...), so Down
 // removes exactly what Up made; Up is idempotent (a pod whose spec hash label matches and
@@ -23,10 +24,13 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/containers/podman/v4/pkg/bindings/pods"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/mitosis-dev/mitosis/platform/cgroup"
@@ -56,6 +60,7 @@ type Runtime struct {
 	images     map[string]imagebuild.Image
 	logger     *slog.Logger
 	cgroupRoot string
+	joinMu     sync.Mutex // joinCollector's
 }
 
 var _ stack.Runtime = (*Runtime)(nil)
@@ -137,6 +142,26 @@ func (r *Runtime) filter(archs ...string) map[string][]string {
 		f = append(f, stack.LabelArch+"="+archs[0])
 	}
 	return map[string][]string{"label": f}
+}
+
+// Archs lists the architectures the stack has pods of, the collector's included: one call,
+// so that down can tell up front whether the collector goes with the architectures it is
+// asked to remove.
+func (r *Runtime) Archs(ctx context.Context) ([]string, error) {
+	c, cancel := r.with(ctx)
+	defer cancel()
+	list, err := pods.List(c, new(pods.ListOptions).WithFilters(r.filter()))
+	if err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
+	}
+	var out []string
+	for _, p := range list {
+		if a := p.Labels[stack.LabelArch]; !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 func wantArch(archs []string, arch string) bool {

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -337,6 +339,10 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	// Down removes lost pods too: both pods' processes killed behind Podman's back.
 	killBehindPodmansBack(t, conn, monolith)
 	killBehindPodmansBack(t, conn, stack.ObjectName(name, topology.Monolith, "nats"))
+	// What down -t asks before it decides whether the collector goes too.
+	if archs, err := rt.Archs(ctx); err != nil || !slices.Equal(archs, []string{topology.Monolith}) {
+		t.Errorf("Archs: %v (%v), want the monolith only", archs, err)
+	}
 	start = time.Now()
 	// Down keeps NATS's volume, as compose does; with Volumes it goes too.
 	removed, err := rt.Down(ctx, stack.DownOptions{})
@@ -351,6 +357,9 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Errorf("down with volumes: removed %s (%v), want the volume only", removed, err)
 	}
 	assertNothingLeft(t, conn, name)
+	if archs, err := rt.Archs(ctx); err != nil || len(archs) != 0 {
+		t.Errorf("Archs after down: %v (%v), want none", archs, err)
+	}
 	// Its forwarding rule went with the lost pod: the edge is free to serve again.
 	if err := stack.CheckPort(edge); err != nil {
 		t.Errorf("the edge after down: %v", err)
@@ -407,6 +416,16 @@ func netAddrs(t *testing.T, conn context.Context, ctr string) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, " ")
+}
+
+// netNames lists the networks a container is attached to, sorted, space-separated.
+func netNames(t *testing.T, conn context.Context, ctr string) string {
+	t.Helper()
+	data, err := containers.Inspect(conn, ctr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(slices.Sorted(maps.Keys(data.NetworkSettings.Networks)), " ")
 }
 
 func podIDs(t *testing.T, conn context.Context, name string) []string {
@@ -534,15 +553,41 @@ func TestBothArchitecturesSideBySide(t *testing.T) {
 	}
 	t.Logf("memory as status reports it: monolith %.1f MiB, services %.1f MiB", float64(mem["monolith"])/(1<<20), float64(mem["services"])/(1<<20))
 
+	// One network attachment per pod: the collector joins each architecture's network (the
+	// traces above came that way), the pods do not join the collector's.
+	conn := podmanConn(ctx, t)
+	collectorPod := stack.ObjectName(name, topology.Telemetry, "collector")
+	collectorNets := func() string {
+		t.Helper()
+		data, err := pods.Inspect(conn, collectorPod, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return netNames(t, conn, data.InfraContainerID)
+	}
+	if got, want := netNames(t, conn, stack.ObjectName(name, topology.Services, "orders")+"-app"), rt.NetworkName(topology.Services); got != want {
+		t.Errorf("the orders pod's networks: %s, want %s only", got, want)
+	}
+	if got, want := collectorNets(), rt.NetworkName(topology.Monolith)+" "+rt.NetworkName(topology.Services)+" "+rt.NetworkName(topology.Telemetry); got != want {
+		t.Errorf("the collector's networks: %s, want %s", got, want)
+	}
+	// Down of one architecture: the collector stays, runs, and leaves the network that goes.
+	removed, err := rt.Down(ctx, stack.DownOptions{Archs: []string{topology.Monolith}})
+	if err != nil || removed.Pods != 2 || removed.Networks != 1 {
+		t.Fatalf("down of the monolith: removed %s (%v), want 2 pods and 1 network", removed, err)
+	}
+	if got, want := collectorNets(), rt.NetworkName(topology.Services)+" "+rt.NetworkName(topology.Telemetry); got != want {
+		t.Errorf("the collector's networks after the monolith's down: %s, want %s", got, want)
+	}
+	if code := stacktest.Get(t, collector+"/healthz"); code != http.StatusOK {
+		t.Errorf("the collector after the monolith's down: GET /healthz %d", code)
+	}
+
 	start = time.Now()
-	removed, err := rt.Down(ctx, stack.DownOptions{Volumes: true})
+	removed, err = rt.Down(ctx, stack.DownOptions{Volumes: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("down in %s: %s", time.Since(start).Round(time.Millisecond), removed)
-	conn, err := bindings.NewConnection(ctx, podmanrt.Socket())
-	if err != nil {
-		t.Fatal(err)
-	}
 	assertNothingLeft(t, conn, name)
 }

@@ -58,8 +58,9 @@ const labelLevel = "mitosis.level"
 const labelBudget = "mitosis.budget"
 
 // specVersion changes when the way pods are made changes, so an `up` after an upgrade remakes
-// every pod (3: the restart policy).
-const specVersion = "3"
+// every pod (3: the restart policy; 4: the collector joins each architecture's network, the
+// pods no longer join the collector's).
+const specVersion = "4"
 
 // restartPolicy is the supervisor of every app container: Podman starts the process again,
 // at once and without limit, when it exits with a non-zero code on its own (a crash, a fatal
@@ -98,8 +99,7 @@ type desired struct {
 	Args      []string
 	Ports     []nettypes.PortMapping
 	Network   string
-	IP        net.IP   // fixed, so that a remade pod keeps its address and peers reconnect at once
-	Joins     []string // other networks the pod joins, without a name in them: the collector's
+	IP        net.IP // fixed, so that a remade pod keeps its address and peers reconnect at once
 	Volume    string
 	Hash      string
 	ProbeDesc string
@@ -131,12 +131,57 @@ func serviceIP(subnet *net.IPNet, i int) net.IP {
 	return out
 }
 
-// collectorLink is how the pods of an architecture reach the stack's collector: they join
-// its network, which has no DNS of its own (a second name server would answer "no such
-// name" for their peers before their own network's could), and export to its fixed address.
+// collectorLink is how the pods of an architecture reach the stack's collector: the
+// collector's pod joins the architecture's network at a fixed address (collectorIP), and
+// they export there. Each pod so has one network attachment, not two (its own and the
+// collector's): Podman 4.3 tears attachments down one at a time under one lock (CNI), about
+// 0.2-0.3 s each on this machine, which was most of a down and of a pod's remaking.
 type collectorLink struct {
-	Network string
-	Env     map[string]string // topology.ExportEnv
+	Env map[string]string // topology.ExportEnv, to collectorIP of the architecture's network
+}
+
+// collectorIP is the collector's fixed address in an architecture's network: below the
+// processes' (serviceIP), above the gateway.
+func collectorIP(subnet *net.IPNet) net.IP { return serviceIP(subnet, -1) }
+
+// joinCollector connects the collector's pod (its infra container, whose network namespace
+// the collector's process shares) to an architecture's network at collectorIP, unless it is
+// there already; a pod that runs is connected as it runs.
+func (r *Runtime) joinCollector(c context.Context, pod, arch string, subnet *net.IPNet) error {
+	// The architectures come up side by side: one connect of the container at a time.
+	r.joinMu.Lock()
+	defer r.joinMu.Unlock()
+	ip := collectorIP(subnet)
+	if ip == nil {
+		return fmt.Errorf("network %s has no IPv4 subnet for the collector's fixed address", r.NetworkName(arch))
+	}
+	name := r.NetworkName(arch)
+	data, err := pods.Inspect(c, pod, nil)
+	if err != nil {
+		return fmt.Errorf("collector: inspect pod %s: %w", pod, err)
+	}
+	infra, err := containers.Inspect(c, data.InfraContainerID, nil)
+	if err != nil {
+		return fmt.Errorf("collector: inspect the infra container of %s: %w", pod, err)
+	}
+	if infra.NetworkSettings != nil {
+		if n, ok := infra.NetworkSettings.Networks[name]; ok {
+			if n.IPAddress == ip.String() {
+				return nil
+			}
+			// Joined at another address (by hand): leave and join at the one the pods use.
+			if err := network.Disconnect(c, name, data.InfraContainerID, new(network.DisconnectOptions).WithForce(true)); err != nil {
+				return fmt.Errorf("collector: leave network %s: %w", name, err)
+			}
+		}
+	}
+	start := time.Now()
+	err = network.Connect(c, name, data.InfraContainerID, &nettypes.PerNetworkOptions{StaticIPs: []net.IP{ip}, StaticMAC: serviceMAC(ip)})
+	if err != nil {
+		return fmt.Errorf("collector: join network %s at %s: %w", name, ip, err)
+	}
+	r.logger.Debug("collector joined", "network", name, "ip", ip, "took", time.Since(start))
+	return nil
 }
 
 // serviceMAC is the fixed hardware address that goes with a fixed IP: a remade pod that
@@ -213,7 +258,6 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 	}
 	export := topology.ExportEnv("", opts.Env)
 	if link != nil {
-		d.Joins = []string{link.Network}
 		export = link.Env
 	}
 	for k, v := range export {
@@ -338,19 +382,20 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		return err
 	}
 	// The collector first, so that the first spans of the others find it.
-	var link *collectorLink
+	var collectorPod string
 	if ca, ok := t.CollectorArch(); ok {
-		subnet, err := r.upArch(ctx, ca, opts, ids, users, nil, "")
-		if err != nil {
+		if _, err := r.upArch(ctx, ca, opts, ids, users, "", ""); err != nil {
 			return err
 		}
-		ip := serviceIP(subnet, 0)
-		if ip == nil {
-			return fmt.Errorf("network %s has no IPv4 subnet for the collector's fixed address", r.NetworkName(ca.Name))
+		for _, s := range ca.Services {
+			for _, p := range s.Processes() {
+				collectorPod = stack.ObjectName(r.stack, ca.Name, p.Name)
+			}
 		}
-		link = &collectorLink{
-			Network: r.NetworkName(ca.Name),
-			Env:     topology.ExportEnv(net.JoinHostPort(ip.String(), strconv.Itoa(topology.CollectorHTTPPort)), nil),
+		// A collector remade joins again the networks of the architectures up that this
+		// topology does not name (those it names, upArch joins).
+		if err := r.rejoinCollector(ctx, t, collectorPod); err != nil {
+			return err
 		}
 	}
 	// Architectures are independent: bring them up side by side.
@@ -360,16 +405,43 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = r.upArch(ctx, a, opts, ids, users, link, parents[a.Name])
+			_, errs[i] = r.upArch(ctx, a, opts, ids, users, collectorPod, parents[a.Name])
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
+// rejoinCollector joins the collector to the networks of the stack's architectures that t
+// does not name.
+func (r *Runtime) rejoinCollector(ctx context.Context, t topology.Topology, pod string) error {
+	c, cancel := r.with(ctx)
+	defer cancel()
+	nets, err := network.List(c, new(network.ListOptions).WithFilters(r.filter()))
+	if err != nil {
+		return fmt.Errorf("list networks: %w", err)
+	}
+	for _, n := range nets {
+		arch := n.Labels[stack.LabelArch]
+		if arch == topology.Telemetry || slices.ContainsFunc(t.Archs, func(a topology.Arch) bool { return a.Name == arch }) {
+			continue
+		}
+		for _, sn := range n.Subnets {
+			if sn.Subnet.IP.To4() != nil {
+				if err := r.joinCollector(c, pod, arch, &net.IPNet{IP: sn.Subnet.IP, Mask: sn.Subnet.Mask}); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	return nil
+}
+
 // upArch brings one architecture up, its pods under the cgroup parent given ("" for
-// Podman's default), and returns its network's subnet.
-func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, ids map[string]string, users natsauth.Creds, link *collectorLink, parent string) (*net.IPNet, error) {
+// Podman's default) and exporting to the collector's pod given ("" for none), and returns
+// its network's subnet.
+func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, ids map[string]string, users natsauth.Creds, collectorPod, parent string) (*net.IPNet, error) {
 	c, cancel := r.with(ctx)
 	defer cancel()
 	levels, err := a.Levels()
@@ -380,6 +452,13 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 	subnet, err := r.ensureNetwork(c, a.Name, a.Name != topology.Telemetry)
 	if err != nil {
 		return nil, err
+	}
+	var link *collectorLink
+	if collectorPod != "" {
+		if err := r.joinCollector(c, collectorPod, a.Name, subnet); err != nil {
+			return nil, err
+		}
+		link = &collectorLink{Env: topology.ExportEnv(net.JoinHostPort(collectorIP(subnet).String(), strconv.Itoa(topology.CollectorHTTPPort)), nil)}
 	}
 	want := map[string]desired{}
 	byService := map[string][]desired{}
@@ -655,9 +734,6 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 		pn.StaticMAC = serviceMAC(d.IP)
 	}
 	ps.Networks = map[string]nettypes.PerNetworkOptions{d.Network: pn}
-	for _, n := range d.Joins {
-		ps.Networks[n] = nettypes.PerNetworkOptions{}
-	}
 	ps.PortMappings = d.Ports
 	// Under cgroupfs Podman makes the pod's group <parent>/<pod ID>, its conmon and
 	// containers' below it (libpod's platformMakePod): a limit on the parent holds them all.
@@ -788,14 +864,13 @@ func (r *Runtime) stopApps(c context.Context, name string) {
 	wg.Wait()
 }
 
-// dropPod stops what still runs in the pod and removes it.
+// dropPod removes the pod, once stopApps has stopped its processes: in one call, which
+// kills what still runs (the infra container, which has nothing to finish, and a process
+// that outlived its stop timeout) rather than asking it to stop again and wait.
 func (r *Runtime) dropPod(c context.Context, name string) error {
 	start := time.Now()
 	defer func() { r.logger.Debug("pod removed", "pod", name, "took", time.Since(start)) }()
-	if _, err := pods.Stop(c, name, new(pods.StopOptions).WithTimeout(stopTimeout)); err != nil && !isNotFound(err) {
-		r.logger.Warn("stop pod", "pod", name, "err", err)
-	}
-	if _, err := pods.Remove(c, name, new(pods.RemoveOptions).WithForce(true)); err != nil && !isNotFound(err) {
+	if _, err := pods.Remove(c, name, new(pods.RemoveOptions).WithForce(true).WithTimeout(0)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("remove pod %s: %w", name, err)
 	}
 	return nil
@@ -805,9 +880,10 @@ func (r *Runtime) dropPod(c context.Context, name string) error {
 // removal costs is mostly the network teardown of the pod's infra container (Podman 4.3's
 // CNI plugins: bridge, portmap, firewall, tuning, dnsname, some twenty iptables calls per
 // network, 0.2-0.3 s), and Podman runs those one at a time under one lock (cni.lock), so
-// twelve pods that join two networks each take about 5-6 s whatever the concurrency. What
-// side by side does win is the rest of each removal (the infra container's stop, the
-// containers' storage), which overlaps the others' teardowns and the next phase's stops.
+// twelve pods take 4-5 s whatever the concurrency (5.5-6.5 s while every pod also joined
+// the collector's network; collectorLink). What side by side does win is the rest of each
+// removal (the infra container's stop, the containers' storage), which overlaps the others'
+// teardowns and the next phase's stops.
 const removeConcurrency = 8
 
 // removalPhases orders the pods of archs (every architecture when none) for Down: the
@@ -903,11 +979,31 @@ func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Remov
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list networks: %w", err))
 	}
+	// A collector that stays leaves the networks that go: removing a network by force
+	// removes what is still attached to it, which would be the collector.
+	var staying string
+	if !wantArch(archs, topology.Telemetry) {
+		for _, p := range list {
+			if p.Labels[stack.LabelArch] == topology.Telemetry {
+				if data, err := pods.Inspect(c, p.Name, nil); err == nil {
+					staying = data.InfraContainerID
+				}
+			}
+		}
+	}
 	for _, n := range nets {
 		if !wantArch(archs, n.Labels[stack.LabelArch]) {
 			continue
 		}
-		if _, err := network.Remove(c, n.Name, new(network.RemoveOptions).WithForce(true)); err != nil && !isNotFound(err) {
+		force := true
+		if staying != "" {
+			force = false // what is left attached is an error to report, not to remove
+			if err := network.Disconnect(c, n.Name, staying, new(network.DisconnectOptions).WithForce(true)); err != nil && !isNotFound(err) && !strings.Contains(err.Error(), "not connected") {
+				// The removal below says whether it is still attached.
+				r.logger.Warn("collector: leave network", "network", n.Name, "err", err)
+			}
+		}
+		if _, err := network.Remove(c, n.Name, new(network.RemoveOptions).WithForce(force)); err != nil && !isNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
 			continue
 		}

@@ -593,17 +593,30 @@ it when nothing is up is not an error.`,
 			}
 			var errs []error
 			for _, rt := range rts {
-				removed, err := rt.Down(cmd.Context(), stack.DownOptions{Archs: archs, Volumes: volumes})
+				// The collector serves every architecture: it goes with the last of them, in
+				// the same pass when the runtime tells up front that nothing else stays (its
+				// removal then overlaps the others'), else once they are gone.
+				downArchs, decided := archs, false
+				if l, ok := rt.(archLister); ok && len(archs) > 0 {
+					if present, err := l.Archs(cmd.Context()); err == nil {
+						decided = true
+						if collectorGoesWith(present, archs) {
+							downArchs = append(slices.Clone(archs), topology.Telemetry)
+						}
+					}
+				}
+				removed, err := rt.Down(cmd.Context(), stack.DownOptions{Archs: downArchs, Volumes: volumes})
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", rt.Name(), err))
 				}
-				// The collector serves every architecture: it goes with the last of them.
-				if sts, err := rt.Status(cmd.Context()); len(archs) > 0 && err == nil && onlyCollector(sts) {
-					more, err := rt.Down(cmd.Context(), stack.DownOptions{Archs: []string{topology.Telemetry}, Volumes: volumes})
-					if err != nil {
-						errs = append(errs, fmt.Errorf("%s: %w", rt.Name(), err))
+				if len(archs) > 0 && !decided {
+					if sts, err := rt.Status(cmd.Context()); err == nil && onlyCollector(sts) {
+						more, err := rt.Down(cmd.Context(), stack.DownOptions{Archs: []string{topology.Telemetry}, Volumes: volumes})
+						if err != nil {
+							errs = append(errs, fmt.Errorf("%s: %w", rt.Name(), err))
+						}
+						removed = removed.Add(more)
 					}
-					removed = removed.Add(more)
 				}
 				if removed != (stack.Removed{}) {
 					a.say("%s: removed %s", rt.Name(), removed)
@@ -618,6 +631,20 @@ it when nothing is up is not an error.`,
 	}
 	cmd.Flags().BoolVar(&volumes, "volumes", false, "remove the data too: NATS's volumes, the services' data folders")
 	return cmd
+}
+
+// archLister is a runtime that lists the architectures it holds something of (the
+// collector's included), without probing them as Status does.
+type archLister interface {
+	Archs(ctx context.Context) ([]string, error)
+}
+
+// collectorGoesWith reports whether removing archs leaves the collector alone: it is there,
+// and every other architecture present is among archs.
+func collectorGoesWith(present, archs []string) bool {
+	return slices.Contains(present, topology.Telemetry) && !slices.ContainsFunc(present, func(a string) bool {
+		return a != topology.Telemetry && !slices.Contains(archs, a)
+	})
 }
 
 // onlyCollector reports whether the collector is all that is left of a stack.
