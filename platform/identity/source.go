@@ -14,9 +14,10 @@ import (
 // Source is a process's identity read from its folder (cert.pem, key.pem, ca.pem): its
 // certificate and what it trusts. It reads the files again when one of them changes, at the
 // next handshake, so a renewed certificate or a rotated CA takes effect without a restart;
-// connections already made keep what they were made with.
+// connections already made keep what they were made with. A Source made from PEM text
+// (FromPEM) has no folder and stays as it was made.
 type Source struct {
-	dir string
+	dir string // "" for FromPEM's
 
 	mu    sync.Mutex
 	stamp [3]time.Time // the files' modification times when last read
@@ -37,6 +38,9 @@ func Load(dir string) (*Source, error) {
 var files = [3]string{CertFile, KeyFile, CAFile}
 
 func (s *Source) reload() error {
+	if s.dir == "" {
+		return nil // FromPEM's: nothing to read again
+	}
 	var stamp [3]time.Time
 	for i, f := range files {
 		st, err := os.Stat(filepath.Join(s.dir, f))

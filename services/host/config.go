@@ -15,6 +15,7 @@
 package host
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -23,6 +24,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/checkoutstep"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
@@ -70,7 +72,7 @@ type Config struct {
 	// each one's byte limit (natsjs.StoreConfig).
 	Store natsjs.StoreConfig
 	// Security protects the gRPC the group serves and calls: mutual TLS with the identity
-	// in SHOP_TLS_DIR and per-method authorization, unless SHOP_INSECURE (see Security).
+	// in SHOP_TLS_DIR or SHOP_TLS_*_PEM (TLSEnv) and per-method authorization, unless SHOP_INSECURE (see Security).
 	Security Security
 	// TracerProvider traces the calls between colocated contexts and the store operations;
 	// nil means OpenTelemetry's global provider (as platform/telemetry sets it up).
@@ -127,8 +129,12 @@ func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) 
 //	SHOP_NATS_REPLICAS  copies of every bucket and stream (default 1; 3 on a 3-node cluster)
 //	SHOP_RPC_TIMEOUT    deadline of a call made without one (default 10s)
 //	SHOP_TLS_DIR        the folder of the process's identity: cert.pem, key.pem, ca.pem
-//	                    (platform/identity; `mitosis up` makes them); required by a group
-//	                    that serves or calls gRPC
+//	                    (platform/identity; `mitosis up` makes them); it or the next three
+//	                    are required by a group that serves or calls gRPC
+//	SHOP_TLS_CERT_PEM, SHOP_TLS_KEY_PEM, SHOP_TLS_CA_PEM
+//	                    the same identity as PEM text, where no file can be mounted (ECS
+//	                    fills them from Secrets Manager); read once: a renewed certificate
+//	                    needs a new process. Not with SHOP_TLS_DIR (refused)
 //	SHOP_INSECURE       true: plaintext gRPC and no authorization, only to measure what
 //	                    security costs (logged loudly)
 //	SHOP_LOG_LEVEL      debug, info (default), warn or error
@@ -250,8 +256,13 @@ const (
 	InsecureEnv = "SHOP_INSECURE"
 )
 
-// readSecurity reads SHOP_TLS_DIR and SHOP_INSECURE: a group that serves or calls gRPC needs
-// one of them.
+// TLSEnv are the variables a process takes its identity from: the folder SHOP_TLS_DIR, or
+// the PEM texts SHOP_TLS_CERT_PEM, SHOP_TLS_KEY_PEM and SHOP_TLS_CA_PEM where no file can be
+// mounted (ECS fills them from Secrets Manager); never both (identity.Env.Open).
+var TLSEnv = identity.EnvFor(TLSDirEnv)
+
+// readSecurity reads the identity (TLSEnv) and SHOP_INSECURE: a group that serves or calls
+// gRPC needs one of them.
 func (cfg *Config) readSecurity(getenv func(string) string) error {
 	switch v := getenv(InsecureEnv); v {
 	case "", "false":
@@ -261,19 +272,18 @@ func (cfg *Config) readSecurity(getenv func(string) string) error {
 	default:
 		return fmt.Errorf("%s=%q: want true or false", InsecureEnv, v)
 	}
-	dir := getenv(TLSDirEnv)
-	if dir == "" {
+	src, err := TLSEnv.Open(getenv)
+	switch {
+	case errors.Is(err, identity.ErrNoEnv):
 		if cfg.GRPCAddr == "" && len(cfg.Peers) == 0 {
 			return nil // no gRPC at all: nothing to protect
 		}
-		return fmt.Errorf("%s is required: the group %s serves or calls gRPC, which runs over mutual TLS with the process's identity (`mitosis up` makes one; %s=true runs without, to measure the cost only)",
-			TLSDirEnv, cfg.Group, InsecureEnv)
+		return fmt.Errorf("%s is required (or %s, %s and %s): the group %s serves or calls gRPC, which runs over mutual TLS with the process's identity (`mitosis up` makes one; %s=true runs without, to measure the cost only)",
+			TLSDirEnv, TLSEnv.Cert, TLSEnv.Key, TLSEnv.CA, cfg.Group, InsecureEnv)
+	case err != nil:
+		return err
 	}
-	sec, err := Secure(dir)
-	if err != nil {
-		return fmt.Errorf("%s: %w", TLSDirEnv, err)
-	}
-	cfg.Security = sec
+	cfg.Security = Security{Identity: src}
 	return nil
 }
 

@@ -53,13 +53,13 @@ func (s Security) natsTLS(url string) (nats.Option, error) {
 		return func(*nats.Options) error { return nil }, nil
 	}
 	if s.Identity == nil {
-		return nil, fmt.Errorf("NATS at %s speaks TLS, and this process has no identity (%s)", redacted(url), TLSDirEnv)
+		return nil, fmt.Errorf("NATS at %s speaks TLS, and this process has no identity (%s or %s)", redacted(url), TLSDirEnv, TLSEnv.Cert)
 	}
 	return nats.Secure(s.Identity.ClientConfig(identity.Is(identity.NATS))), nil
 }
 
 // errNoIdentity fails the handshakes of a process given no identity.
-var errNoIdentity = errors.New("this process has no identity (SHOP_TLS_DIR) and is not told to run insecure (SHOP_INSECURE=true)")
+var errNoIdentity = errors.New("this process has no identity (SHOP_TLS_DIR or SHOP_TLS_*_PEM) and is not told to run insecure (SHOP_INSECURE=true)")
 
 // tooling are the gRPC services any identity of the stack may call, tools included
 // (identity.Tooling): health checks and reflection (grpcurl).

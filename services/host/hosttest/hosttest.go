@@ -88,7 +88,7 @@ func Start(tb testing.TB, group string, env map[string]string) *Host {
 	for k, v := range env {
 		vars[k] = v
 	}
-	if vars[host.TLSDirEnv] == "" && vars[host.InsecureEnv] == "" {
+	if vars[host.TLSDirEnv] == "" && vars[host.TLSEnv.Cert] == "" && vars[host.InsecureEnv] == "" {
 		g, err := bounded.ParseGroup(group)
 		if err != nil {
 			tb.Fatal(err)
