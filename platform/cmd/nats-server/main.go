@@ -12,12 +12,14 @@
 //	-users     NATS_USERS_FILE the users and their permissions (a JSON list of nats-server users, as platform/natsauth writes it); "" lets anyone connect
 //	-auth      NATS_AUTH       the same in nats-server's configuration syntax, an authorization block whose $VAR references read the environment (the passwords): what the rendered deploy files give, holding no password; "" none
 //	-tls       NATS_TLS_DIR    the server's identity folder (platform/identity: cert.pem, key.pem, ca.pem); set, clients must speak TLS and present a certificate of the same stack; "" (default): plain
+//	           NATS_TLS_CERT_PEM, NATS_TLS_KEY_PEM, NATS_TLS_CA_PEM  the same identity as PEM text, where no file can be mounted (ECS fills them from Secrets Manager); not with -tls
 //	-metrics   NATS_METRICS_ADDR  where Prometheus scrapes /metrics: the Go runtime's, the process's and the server's (metrics.go); "" (default): nowhere
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -63,7 +65,7 @@ func run(args []string, getenv func(string) string) error {
 	maxStore := fs.String("max-store", envOr(getenv, "NATS_MAX_STORE", strconv.Itoa(8<<30)), "JetStream file-store limit, bytes")
 	usersFile := fs.String("users", getenv("NATS_USERS_FILE"), "users file (platform/natsauth); empty: no authentication")
 	auth := fs.String("auth", getenv("NATS_AUTH"), "users in nats.conf syntax, $VAR from the environment; empty: see -users")
-	tlsDir := fs.String("tls", getenv("NATS_TLS_DIR"), "identity folder (platform/identity); empty: no TLS")
+	tlsDir := fs.String("tls", getenv(tlsEnv.Dir), "identity folder (platform/identity); empty: no TLS unless "+tlsEnv.Cert+"...")
 	metricsAddr := fs.String("metrics", envOr(getenv, "NATS_METRICS_ADDR", ""), "Prometheus /metrics listen address (empty: off)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	healthcheck := fs.Bool("healthcheck", false, "check the running server's monitoring /healthz and exit 0 or 1 (container health checks)")
@@ -87,10 +89,12 @@ func run(args []string, getenv func(string) string) error {
 	if opts.Users, err = readUsers(*usersFile, *auth); err != nil {
 		return err
 	}
-	if *tlsDir != "" {
-		if err := serveTLS(opts, *tlsDir); err != nil {
-			return fmt.Errorf("-tls: %w", err)
-		}
+	id, err := tlsIdentity(getenv, *tlsDir)
+	if err != nil {
+		return fmt.Errorf("-tls: %w", err)
+	}
+	if id != nil {
+		serveTLS(opts, id)
 	}
 	if opts.Host, opts.Port, err = hostPort(*addr); err != nil {
 		return fmt.Errorf("-addr: %w", err)
@@ -160,18 +164,33 @@ func readUsers(usersFile, auth string) ([]*server.User, error) {
 	return users, nil
 }
 
-// serveTLS makes the server speak TLS only, with the identity in dir, and ask every client
-// for a certificate of the same stack (the services' own, the tools'): a client without the
-// stack's CA cannot even see the users' passwords go by, let alone use one. The files are
-// read again as they change (renewal, rotation) at the next handshake.
-func serveTLS(opts *server.Options, dir string) error {
-	id, err := identity.Load(dir)
-	if err != nil {
-		return err
+// tlsEnv are the variables of the server's identity: NATS_TLS_DIR, or its PEM texts. The
+// name is topology.NATSTLSDirEnv's (main_test checks), not imported: topology would link the
+// whole shop into NATS.
+var tlsEnv = identity.EnvFor("NATS_TLS_DIR")
+
+// tlsIdentity is the server's identity: the folder dir (-tls, NATS_TLS_DIR by default) or
+// the PEM texts of tlsEnv, never both; nil when neither is given (no TLS).
+func tlsIdentity(getenv func(string) string, dir string) (*identity.Source, error) {
+	id, err := tlsEnv.Open(func(k string) string {
+		if k == tlsEnv.Dir {
+			return dir
+		}
+		return getenv(k)
+	})
+	if errors.Is(err, identity.ErrNoEnv) {
+		return nil, nil
 	}
+	return id, err
+}
+
+// serveTLS makes the server speak TLS only, with the identity id, and ask every client for
+// a certificate of the same stack (the services' own, the tools'): a client without the
+// stack's CA cannot even see the users' passwords go by, let alone use one. An identity from
+// a folder is read again as its files change (renewal, rotation) at the next handshake.
+func serveTLS(opts *server.Options, id *identity.Source) {
 	opts.TLSConfig = id.ServerConfig(nil)
 	opts.TLSTimeout = tlsTimeout.Seconds()
-	return nil
 }
 
 // tlsTimeout bounds a client's handshake: nats-server's default (2 s) is short for a

@@ -2,6 +2,9 @@ package main
 
 import (
 	"crypto/tls"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
 
@@ -29,10 +33,19 @@ func identities(t *testing.T, stack string, services ...string) map[string]strin
 // startTLS starts the server as -tls dir configures it, on a loopback port.
 func startTLS(t *testing.T, dir string) string {
 	t.Helper()
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true}
-	if err := serveTLS(opts, dir); err != nil {
-		t.Fatal(err)
+	return startTLSEnv(t, dir, func(string) string { return "" })
+}
+
+// startTLSEnv starts the server with the identity -tls dir and the environment getenv give
+// it, on a loopback port.
+func startTLSEnv(t *testing.T, dir string, getenv func(string) string) string {
+	t.Helper()
+	id, err := tlsIdentity(getenv, dir)
+	if err != nil || id == nil {
+		t.Fatalf("tlsIdentity = %v, %v", id, err)
 	}
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true}
+	serveTLS(opts, id)
 	ns := natsjstest.Serve(t, opts)
 	return ns.Addr().String()
 }
@@ -89,5 +102,55 @@ func TestTLSOnlyForTheStack(t *testing.T) {
 		nats.Timeout(5*time.Second), nats.NoReconnect()); err == nil {
 		nc.Close()
 		t.Error("a client took the cart's server for the stack's NATS")
+	}
+}
+
+// pemEnv is the environment an ECS task's secrets give the server: the files of the identity
+// folder dir as NATS_TLS_CERT_PEM, NATS_TLS_KEY_PEM and NATS_TLS_CA_PEM.
+func pemEnv(t *testing.T, dir string) func(string) string {
+	t.Helper()
+	vars := map[string]string{}
+	for i, f := range []string{identity.CertFile, identity.KeyFile, identity.CAFile} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars[tlsEnv.PEMVars()[i]] = string(b)
+	}
+	return func(k string) string { return vars[k] }
+}
+
+// With its identity as PEM in its environment (ECS), the server speaks TLS as with -tls: a
+// service of the stack connects, a plain client and one of another stack do not. Given a
+// folder too, it does not start; given neither, it speaks plain NATS.
+func TestTLSFromEnvironment(t *testing.T) {
+	if tlsEnv.Dir != topology.NATSTLSDirEnv {
+		t.Fatalf("the server reads %s, the topology sets %s", tlsEnv.Dir, topology.NATSTLSDirEnv)
+	}
+	ids := identities(t, "one", identity.NATS, "cart")
+	other := identities(t, "two", "cart")
+	addr := startTLSEnv(t, "", pemEnv(t, ids[identity.NATS]))
+	nc, err := nats.Connect("tls://"+addr, nats.Secure(client(t, ids["cart"], identity.Is(identity.NATS))), nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("the cart of the stack: %v", err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Error(err)
+	}
+	nc.Close()
+	for name, opts := range map[string][]nats.Option{
+		"a plain client":            nil,
+		"the cart of another stack": {nats.Secure(client(t, other["cart"], nil))},
+	} {
+		if nc, err := nats.Connect("nats://"+addr, append(opts, nats.Timeout(5*time.Second), nats.NoReconnect())...); err == nil {
+			nc.Close()
+			t.Errorf("%s was let in", name)
+		}
+	}
+	if _, err := tlsIdentity(pemEnv(t, ids[identity.NATS]), ids[identity.NATS]); err == nil || !strings.Contains(err.Error(), "both set") {
+		t.Errorf("a folder and PEM: %v", err)
+	}
+	if id, err := tlsIdentity(func(string) string { return "" }, ""); id != nil || err != nil {
+		t.Errorf("neither: %v, %v, want no TLS", id, err)
 	}
 }
