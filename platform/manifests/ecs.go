@@ -184,7 +184,8 @@ func ecsService(opts Options, a topology.Arch, s topology.Service, reached []int
 	if err != nil {
 		return ECSService{}, err
 	}
-	withoutIdentities(x.Env)
+	// Its identity from Secrets Manager (ecsidentity.go): secure, as in a cluster.
+	identitySecrets := ecsIdentity(opts, s, x.Env)
 	delete(x.Env, NATSPasswordEnv) // ECS composes no variable: the whole URL is a secret
 	family := PartOf + "-" + a.Name + "-" + s.Name
 	traced := s.Env["OTEL_SERVICE_NAME"] != ""
@@ -223,6 +224,7 @@ func ecsService(opts Options, a topology.Arch, s topology.Service, reached []int
 		}
 		app.Environment = append(app.Environment, types.KeyValuePair{Name: aws.String(k), Value: aws.String(x.Env[k])})
 	}
+	app.Secrets = sortSecrets(append(app.Secrets, identitySecrets...))
 	if traced {
 		// The sidecar shares the task's network namespace.
 		app.Environment = append(app.Environment, types.KeyValuePair{

@@ -22,7 +22,7 @@ const NATSUsersSecret = "mitosis-nats-users"
 // The Secrets Manager secrets of the NATS users in ECS, each a JSON object by user (the task
 // definitions name a key of it, <secret>:<user>::): AWSNATSUsersSecret their passwords, which
 // the NATS task reads as NATSUsersSecret's keys, AWSNATSURLsSecret each process's whole
-// SHOP_NATS_URL with its password (nats://<user>:<password>@nats:4222), since ECS composes
+// SHOP_NATS_URL with its password (tls://<user>:<password>@nats:4222), since ECS composes
 // no variable from another. `mitosis certs nats-users --format json|ecs-urls` prints them.
 const (
 	AWSNATSUsersSecret = "mitosis/nats-users"
@@ -46,7 +46,7 @@ func NATSURLs(t topology.Topology, passwords map[string]string) (map[string]stri
 			}
 			auth := url.UserPassword(u, pw).String() + "@"
 			port := strconv.Itoa(topology.NATSPort)
-			out[u] = "nats://" + auth + net.JoinHostPort(natsName, port)
+			out[u] = "tls://" + auth + net.JoinHostPort(natsName, port) // ECS's NATS speaks TLS only (ecsidentity.go)
 			out[u+privateSuffix] = "nats://" + auth + net.JoinHostPort(natsName+"."+a.Name+"."+LambdaDomain, port)
 		}
 	}

@@ -514,7 +514,7 @@ func TestECSNATSUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := urls["cart"], "nats://cart:pw0cart9f@nats:4222"; got != want {
+	if got, want := urls["cart"], "tls://cart:pw0cart9f@nats:4222"; got != want {
 		t.Errorf("the cart's URL %q, want %q", got, want)
 	}
 	if got, want := urls["monolith"+privateSuffix], "nats://monolith:pw0monolith9f@nats.monolith."+LambdaDomain+":4222"; got != want {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -94,7 +95,7 @@ keeps them. The files hold no password; each platform reads them from where this
                  (the ECS NATS tasks read it):
                  aws secretsmanager create-secret --name mitosis/nats-users \
                    --secret-string "$(mitosis certs nats-users --format json)"
-  --format ecs-urls  {"<user>": "nats://<user>:<password>@nats:4222", "<user>-private": ...},
+  --format ecs-urls  {"<user>": "tls://<user>:<password>@nats:4222", "<user>-private": ...},
                  the secret mitosis/nats-urls: an ECS task's or Express service's whole
                  SHOP_NATS_URL (neither composes a variable from another)`,
 		Args: cobra.NoArgs,
@@ -138,6 +139,7 @@ keeps them. The files hold no password; each platform reads them from where this
 	}
 	natsUsers.Flags().StringVar(&format, "format", "k8s", "k8s (a Secret), env (compose's --env-file), json or ecs-urls (Secrets Manager)")
 	cmd.AddCommand(natsUsers)
+	cmd.AddCommand(a.awsSecretCmd())
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rotate",
 		Short: "Replace the stack's CA and every certificate it issued",
@@ -206,4 +208,63 @@ func (a *app) showCerts() error {
 		a.say("stack %s has no identities yet: `mitosis up` makes them in %s", a.stack, a.pki())
 	}
 	return nil
+}
+
+// awsSecretCmd prints an identity as the Secrets Manager secret an ECS task reads it from.
+func (a *app) awsSecretCmd() *cobra.Command {
+	var list bool
+	cmd := &cobra.Command{
+		Use:   "aws-secret <identity>",
+		Short: "Print a service's identity as the Secrets Manager secret its ECS task reads",
+		Long: `aws-secret issues <identity> (a service's process name: cart, gateway, nats-server...) a
+new certificate from the stack's CA, valid for a week from now, and prints it with its key and
+the trust bundle as the JSON the secret mitosis/tls/<identity> holds ({"cert", "key", "ca"},
+PEM), which the ECS task definitions (and the Express services) take as SHOP_TLS_CERT_PEM,
+SHOP_TLS_KEY_PEM and SHOP_TLS_CA_PEM (NATS: NATS_TLS_*_PEM). Fargate mounts no secret file,
+so the task reads its identity from variables, once, when it starts: renew the secrets and
+redeploy the services well within the week (deploy/README.md, "ECS on Fargate"). --list
+prints the identities the shipped ECS files name:
+
+  for id in $(mitosis certs aws-secret --list); do
+    aws secretsmanager create-secret --name mitosis/tls/$id \
+      --secret-string "$(mitosis certs aws-secret $id)"; done
+
+Nothing is written: the key exists only in what is printed (and then in Secrets Manager).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := manifests.Shipped(filepath.Join(a.root, "topologies"))
+			if err != nil {
+				return err
+			}
+			ids := manifests.ECSIdentities(t)
+			if list {
+				for _, id := range ids {
+					a.say("%s", id)
+				}
+				return nil
+			}
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("name an identity (%s), or --list", strings.Join(ids, ", "))}
+			}
+			if err := (identity.ID{Stack: a.stack, Service: args[0]}).Check(); err != nil {
+				return usageError{err}
+			}
+			ca, err := identity.OpenCA(a.pki(), a.stack)
+			if err != nil {
+				return err
+			}
+			certPEM, keyPEM, err := ca.Issue(args[0], identity.LeafLifetime)
+			if err != nil {
+				return err
+			}
+			b, err := manifests.AWSTLSSecretString(certPEM, keyPEM, ca.Bundle())
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(append(b, '\n'))
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&list, "list", false, "print the identities the shipped ECS files need a secret of")
+	return cmd
 }

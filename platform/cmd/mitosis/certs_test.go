@@ -70,7 +70,7 @@ func TestCertsNATSUsers(t *testing.T) {
 	}
 	_, urlsOut, _ := runCLI(t, "certs", "nats-users", "--format", "ecs-urls", "--root", root, "--state", state, "--stack", "hnd")
 	var urls map[string]string
-	if err := json.Unmarshal([]byte(urlsOut), &urls); err != nil || urls["cart"] != "nats://cart:"+secret.StringData["cart"]+"@nats:4222" {
+	if err := json.Unmarshal([]byte(urlsOut), &urls); err != nil || urls["cart"] != "tls://cart:"+secret.StringData["cart"]+"@nats:4222" {
 		t.Errorf("ecs-urls %v (%v)", urls, err)
 	}
 	if code, _, _ := runCLI(t, "certs", "nats-users", "--format", "xml", "--root", root, "--state", state); code != exitUsage {
@@ -96,6 +96,55 @@ func TestCertsIssueForContainers(t *testing.T) {
 		}
 		if uid := st.Sys().(*syscall.Stat_t).Uid; uid != want {
 			t.Errorf("%s's key belongs to %d, want %d", id, uid, want)
+		}
+	}
+}
+
+// certs aws-secret prints an identity of the stack's CA as the secret an ECS task reads:
+// the loader takes it as the task's variables, for the identity named, trusting the stack's
+// CA; --list names every identity of the shipped ECS files, and a bad name is a usage error.
+func TestCertsAWSSecret(t *testing.T) {
+	root, state := repoRoot(t), t.TempDir()
+	code, out, errOut := runCLI(t, "certs", "aws-secret", "cart", "--root", root, "--state", state, "--stack", "hnd")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var secret map[string]string
+	if err := json.Unmarshal([]byte(out), &secret); err != nil || len(secret) != len(manifests.TLSSecretKeys) {
+		t.Fatalf("%v: %s", err, out)
+	}
+	env := identity.EnvFor("SHOP_TLS_DIR")
+	vars := map[string]string{}
+	for i, k := range manifests.TLSSecretKeys {
+		vars[env.PEMVars()[i]] = secret[k]
+	}
+	src, err := env.Open(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := src.ID(); got != (identity.ID{Stack: "hnd", Service: "cart"}) {
+		t.Errorf("identity %v", got)
+	}
+	ca, err := identity.OpenCA(stack.PKIDir(state, "hnd"), "hnd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := src.Leaf()
+	if err != nil || leaf.CheckSignatureFrom(ca.Certificate()) != nil || secret["ca"] != string(ca.Bundle()) {
+		t.Errorf("not issued by the stack's CA, or another bundle (%v)", err)
+	}
+
+	_, listOut, _ := runCLI(t, "certs", "aws-secret", "--list", "--root", root, "--state", state, "--stack", "hnd")
+	shipped, err := manifests.Shipped(filepath.Join(root, "topologies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Fields(listOut), manifests.ECSIdentities(shipped); strings.Join(got, " ") != strings.Join(want, " ") || len(want) == 0 {
+		t.Errorf("--list %v, want %v", got, want)
+	}
+	for _, args := range [][]string{{"Cart"}, {}} {
+		if code, _, _ := runCLI(t, append(append([]string{"certs", "aws-secret"}, args...), "--root", root, "--state", state)...); code != exitUsage {
+			t.Errorf("aws-secret %v: exit %d, want a usage error", args, code)
 		}
 	}
 }

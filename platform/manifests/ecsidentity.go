@@ -1,0 +1,95 @@
+package manifests
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// Workload identities on ECS. Fargate mounts no secret file, so the Kubernetes way (a Secret
+// as the folder SHOP_TLS_DIR) does not carry over; a task definition can fill variables from
+// Secrets Manager, so each identity is a secret, AWSTLSSecret(<identity>), a JSON object
+// whose keys TLSSecretKeys name the PEM texts of the certificate, its key and the trust
+// bundle, and a task takes them as SHOP_TLS_CERT_PEM, SHOP_TLS_KEY_PEM and SHOP_TLS_CA_PEM
+// (NATS as NATS_TLS_*_PEM), which the processes read with the same loader as the folder
+// (identity.Env). The processes then run secure as in a cluster: mutual TLS and the access
+// table on every gRPC hop, NATS over TLS only (tls://), no SHOP_INSECURE.
+//
+// Variables are read once, when a task starts: a renewed certificate reaches the tasks by a
+// deployment (deploy/README.md, "ECS on Fargate": renew and redeploy well within the
+// certificate's week).
+
+// AWSTLSSecret is the Secrets Manager secret of an identity (topology.Service.Identity) on ECS.
+func AWSTLSSecret(id string) string { return "mitosis/tls/" + id }
+
+// TLSSecretKeys are the keys of an AWSTLSSecret's JSON: the certificate, its key and the
+// trust bundle, in identity.Env.PEMVars's order.
+var TLSSecretKeys = [3]string{"cert", "key", "ca"}
+
+// AWSTLSSecretString is the value of an AWSTLSSecret holding certPEM, keyPEM and caPEM, as
+// `aws secretsmanager create-secret --secret-string` takes it.
+func AWSTLSSecretString(certPEM, keyPEM, caPEM []byte) ([]byte, error) {
+	v := map[string]string{}
+	for i, b := range [][]byte{certPEM, keyPEM, caPEM} {
+		v[TLSSecretKeys[i]] = string(b)
+	}
+	return json.Marshal(v)
+}
+
+// ECSIdentities are the identities the ECS files of t need a secret of, sorted.
+func ECSIdentities(t topology.Topology) []string {
+	var out []string
+	for _, a := range t.Archs {
+		for _, s := range a.Services {
+			if id := s.Identity(); id != "" && !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ecsIdentity takes the identity folder out of env (expand's, which names the mount a
+// cluster has) and returns the secrets that give s's task its identity instead, for the
+// process (SHOP_TLS_*_PEM) or the NATS server (NATS_TLS_*_PEM); none for a service without
+// an identity.
+func ecsIdentity(opts Options, s topology.Service, env map[string]string) []types.Secret {
+	id := s.Identity()
+	var out []types.Secret
+	for _, dir := range []string{topology.TLSDirEnv, topology.NATSTLSDirEnv} {
+		if _, ok := env[dir]; !ok {
+			continue
+		}
+		delete(env, dir)
+		if id == "" {
+			continue
+		}
+		for i, name := range identity.EnvFor(dir).PEMVars() {
+			out = append(out, types.Secret{
+				Name:      aws.String(name),
+				ValueFrom: aws.String(opts.arn("secretsmanager", "secret:"+AWSTLSSecret(id)+":"+TLSSecretKeys[i]+"::")),
+			})
+		}
+	}
+	return out
+}
+
+// sortSecrets orders a container's secrets by name, as its environment is.
+func sortSecrets(secrets []types.Secret) []types.Secret {
+	byName := map[string]types.Secret{}
+	for _, s := range secrets {
+		byName[aws.ToString(s.Name)] = s
+	}
+	out := make([]types.Secret, 0, len(secrets))
+	for _, k := range slices.Sorted(maps.Keys(byName)) {
+		out = append(out, byName[k])
+	}
+	return out
+}

@@ -1,0 +1,140 @@
+package manifests
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// secretsManager stands for Secrets Manager holding what the README's ECS steps put there:
+// each identity of the shipped ECS files issued by a real CA (as `mitosis certs aws-secret`
+// prints it), and the NATS users' URLs and passwords. resolve is what ECS does with a
+// container's secrets when a task starts.
+type secretsManager map[string]string
+
+func ecsSecrets(t *testing.T, topo topology.Topology) secretsManager {
+	t.Helper()
+	ca, err := identity.OpenCA(t.TempDir(), "ecs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm := secretsManager{"mitosis/admin-token": "token", "mitosis/request-key": "key"}
+	for _, id := range ECSIdentities(topo) {
+		certPEM, keyPEM, err := ca.Issue(id, identity.LeafLifetime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := AWSTLSSecretString(certPEM, keyPEM, ca.Bundle())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sm[AWSTLSSecret(id)] = string(b)
+	}
+	pw := testPasswords(natsauth.Users(topo))
+	urls, err := NATSURLs(topo, pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]map[string]string{AWSNATSURLsSecret: urls, AWSNATSUsersSecret: pw} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sm[name] = string(b)
+	}
+	return sm
+}
+
+// resolve reads valueFrom as ECS does: arn:...:secret:<name>[:<json key>:<stage>:<version>].
+func (sm secretsManager) resolve(t *testing.T, valueFrom string) string {
+	t.Helper()
+	_, ref, ok := strings.Cut(valueFrom, ":secret:")
+	if !ok {
+		t.Fatalf("valueFrom %s names no secret", valueFrom)
+	}
+	parts := strings.Split(ref, ":")
+	v, ok := sm[parts[0]]
+	if !ok {
+		t.Fatalf("valueFrom %s: no secret %s in the README's steps", valueFrom, parts[0])
+	}
+	if len(parts) == 1 || parts[1] == "" {
+		return v
+	}
+	var byKey map[string]string
+	if err := json.Unmarshal([]byte(v), &byKey); err != nil {
+		t.Fatalf("secret %s: %v", parts[0], err)
+	}
+	got, ok := byKey[parts[1]]
+	if !ok {
+		t.Fatalf("valueFrom %s: secret %s has no key %s", valueFrom, parts[0], parts[1])
+	}
+	return got
+}
+
+// Every ECS task of the shipped files runs secure: no SHOP_INSECURE, no identity folder (no
+// file is mounted), no PEM in its plain environment; every service with an identity gets it
+// from its secret, which the processes' loader reads as that identity, the NATS server as
+// its own (NATS_TLS_*), and every process dials NATS over TLS.
+func TestECSTasksCarryIdentities(t *testing.T) {
+	topo := shipped(t)
+	sm := ecsSecrets(t, topo)
+	tasks, _ := readECS(t, repoRoot(t))
+	shop, nats := identity.EnvFor(topology.TLSDirEnv), identity.EnvFor(topology.NATSTLSDirEnv)
+	n := 0
+	for _, a := range topo.Archs {
+		for _, s := range a.Services {
+			task, ok := tasks[a.Name+"/"+s.Name]
+			if !ok {
+				t.Errorf("no task definition for %s/%s", a.Name, s.Name)
+				continue
+			}
+			env := map[string]string{}
+			for _, c := range task.ContainerDefinitions {
+				if aws.ToString(c.Name) != s.Name {
+					continue
+				}
+				for _, kv := range c.Environment {
+					k := aws.ToString(kv.Name)
+					env[k] = aws.ToString(kv.Value)
+					for _, banned := range []string{topology.InsecureEnv, shop.Dir, nats.Dir, shop.Cert, shop.Key, nats.Key} {
+						if k == banned {
+							t.Errorf("%s/%s: %s in the plain environment", a.Name, s.Name, k)
+						}
+					}
+				}
+				for _, sec := range c.Secrets {
+					env[aws.ToString(sec.Name)] = sm.resolve(t, aws.ToString(sec.ValueFrom))
+				}
+			}
+			id := s.Identity()
+			if id == "" {
+				continue
+			}
+			n++
+			vars := shop
+			if id == identity.NATS {
+				vars = nats
+			}
+			src, err := vars.Open(func(k string) string { return env[k] })
+			if err != nil {
+				t.Errorf("%s/%s: %v", a.Name, s.Name, err)
+				continue
+			}
+			if got := src.ID(); got != (identity.ID{Stack: "ecs", Service: id}) {
+				t.Errorf("%s/%s runs as %s, want %s", a.Name, s.Name, got, id)
+			}
+			if u, ok := env[topology.NATSURLEnv]; ok && !strings.HasPrefix(u, "tls://") {
+				t.Errorf("%s/%s dials NATS in clear: %s", a.Name, s.Name, strings.SplitN(u, "@", 2)[len(strings.SplitN(u, "@", 2))-1])
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no service of the shipped topologies has an identity")
+	}
+}
