@@ -19,7 +19,8 @@ import (
 // bundle, and a task takes them as SHOP_TLS_CERT_PEM, SHOP_TLS_KEY_PEM and SHOP_TLS_CA_PEM
 // (NATS as NATS_TLS_*_PEM), which the processes read with the same loader as the folder
 // (identity.Env). The processes then run secure as in a cluster: mutual TLS and the access
-// table on every gRPC hop, NATS over TLS only (tls://), no SHOP_INSECURE.
+// table on every gRPC hop, NATS over TLS only (tls://), no SHOP_INSECURE. The Express
+// services take theirs the same way: they call the contexts and NATS that run here.
 //
 // Variables are read once, when a task starts: a renewed certificate reaches the tasks by a
 // deployment (deploy/README.md, "ECS on Fargate": renew and redeploy well within the
@@ -42,7 +43,8 @@ func AWSTLSSecretString(certPEM, keyPEM, caPEM []byte) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// ECSIdentities are the identities the ECS files of t need a secret of, sorted.
+// ECSIdentities are the identities the ECS files of t need a secret of, sorted: its tasks'
+// (the Express services are processes of the same names).
 func ECSIdentities(t topology.Topology) []string {
 	var out []string
 	for _, a := range t.Archs {

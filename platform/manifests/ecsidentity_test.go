@@ -2,10 +2,12 @@ package manifests
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
@@ -85,7 +87,6 @@ func TestECSTasksCarryIdentities(t *testing.T) {
 	topo := shipped(t)
 	sm := ecsSecrets(t, topo)
 	tasks, _ := readECS(t, repoRoot(t))
-	shop, nats := identity.EnvFor(topology.TLSDirEnv), identity.EnvFor(topology.NATSTLSDirEnv)
 	n := 0
 	for _, a := range topo.Archs {
 		for _, s := range a.Services {
@@ -94,47 +95,88 @@ func TestECSTasksCarryIdentities(t *testing.T) {
 				t.Errorf("no task definition for %s/%s", a.Name, s.Name)
 				continue
 			}
-			env := map[string]string{}
 			for _, c := range task.ContainerDefinitions {
-				if aws.ToString(c.Name) != s.Name {
-					continue
+				if aws.ToString(c.Name) == s.Name {
+					n += checkSecure(t, a.Name+"/"+s.Name, s, sm.environ(t, c.Environment, c.Secrets))
 				}
-				for _, kv := range c.Environment {
-					k := aws.ToString(kv.Name)
-					env[k] = aws.ToString(kv.Value)
-					for _, banned := range []string{topology.InsecureEnv, shop.Dir, nats.Dir, shop.Cert, shop.Key, nats.Key} {
-						if k == banned {
-							t.Errorf("%s/%s: %s in the plain environment", a.Name, s.Name, k)
-						}
-					}
-				}
-				for _, sec := range c.Secrets {
-					env[aws.ToString(sec.Name)] = sm.resolve(t, aws.ToString(sec.ValueFrom))
-				}
-			}
-			id := s.Identity()
-			if id == "" {
-				continue
-			}
-			n++
-			vars := shop
-			if id == identity.NATS {
-				vars = nats
-			}
-			src, err := vars.Open(func(k string) string { return env[k] })
-			if err != nil {
-				t.Errorf("%s/%s: %v", a.Name, s.Name, err)
-				continue
-			}
-			if got := src.ID(); got != (identity.ID{Stack: "ecs", Service: id}) {
-				t.Errorf("%s/%s runs as %s, want %s", a.Name, s.Name, got, id)
-			}
-			if u, ok := env[topology.NATSURLEnv]; ok && !strings.HasPrefix(u, "tls://") {
-				t.Errorf("%s/%s dials NATS in clear: %s", a.Name, s.Name, strings.SplitN(u, "@", 2)[len(strings.SplitN(u, "@", 2))-1])
 			}
 		}
 	}
 	if n == 0 {
 		t.Fatal("no service of the shipped topologies has an identity")
 	}
+}
+
+// The Express services (the monolith, the gateways) call the contexts and NATS on ECS, which
+// let in nobody without an identity of the stack: they carry theirs as the ECS tasks do.
+func TestExpressServicesCarryIdentities(t *testing.T) {
+	topo := shipped(t)
+	sm := ecsSecrets(t, topo)
+	svcs, err := Express(topo, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range svcs {
+		i := slices.IndexFunc(topo.Archs, func(a topology.Arch) bool { return a.Name == e.Arch })
+		s, ok := topo.Archs[i].Service(e.Name)
+		if !ok {
+			t.Fatalf("express %s/%s: no such service", e.Arch, e.Name)
+		}
+		c := e.Input.PrimaryContainer
+		n += checkSecure(t, "express "+e.Arch+"/"+e.Name, s, sm.environ(t, c.Environment, c.Secrets))
+	}
+	if n == 0 {
+		t.Fatal("no Express service has an identity")
+	}
+}
+
+// environ is a container's environment once ECS has filled its secrets from sm.
+func (sm secretsManager) environ(t *testing.T, plain []types.KeyValuePair, secrets []types.Secret) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for _, kv := range plain {
+		env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
+	}
+	for _, sec := range secrets {
+		name := aws.ToString(sec.Name)
+		if _, ok := env[name]; ok {
+			t.Errorf("%s is both plain and a secret", name)
+		}
+		env[name] = sm.resolve(t, aws.ToString(sec.ValueFrom))
+	}
+	return env
+}
+
+// checkSecure checks that the process s runs with env is secure, and returns 1 if it has an
+// identity (0 if it needs none).
+func checkSecure(t *testing.T, name string, s topology.Service, env map[string]string) int {
+	t.Helper()
+	shop, nats := identity.EnvFor(topology.TLSDirEnv), identity.EnvFor(topology.NATSTLSDirEnv)
+	for _, banned := range []string{topology.InsecureEnv, shop.Dir, nats.Dir} {
+		if _, ok := env[banned]; ok {
+			t.Errorf("%s: %s is set", name, banned)
+		}
+	}
+	if u, ok := env[topology.NATSURLEnv]; ok && !strings.HasPrefix(u, "tls://") {
+		_, host, _ := strings.Cut(u, "@")
+		t.Errorf("%s dials NATS in clear (%s)", name, host)
+	}
+	id := s.Identity()
+	if id == "" {
+		return 0
+	}
+	vars := shop
+	if id == identity.NATS {
+		vars = nats
+	}
+	src, err := vars.Open(func(k string) string { return env[k] })
+	if err != nil {
+		t.Errorf("%s: %v", name, err)
+		return 1
+	}
+	if got := src.ID(); got != (identity.ID{Stack: "ecs", Service: id}) {
+		t.Errorf("%s runs as %s, want %s", name, got, id)
+	}
+	return 1
 }

@@ -59,10 +59,13 @@ func Express(t topology.Topology, opts Options) ([]ExpressService, error) {
 }
 
 func expressService(opts Options, a topology.Arch, s topology.Service) (ExpressService, error) {
-	env, err := privateEnv(a, s)
+	env, err := privateIdentityEnv(a, s)
 	if err != nil {
 		return ExpressService{}, err
 	}
+	// Its identity from Secrets Manager, as an ECS task's (ecsidentity.go): it calls the
+	// contexts and NATS, which run on ECS and let in nobody else.
+	identitySecrets := ecsIdentity(opts, s, env)
 	withNATSUser(s, env)
 	c := &types.ExpressGatewayContainer{
 		Image:                aws.String(opts.ECSImage(s.Image)),
@@ -88,6 +91,7 @@ func expressService(opts Options, a topology.Arch, s topology.Service) (ExpressS
 		}
 		c.Environment = append(c.Environment, types.KeyValuePair{Name: aws.String(k), Value: aws.String(env[k])})
 	}
+	c.Secrets = sortSecrets(append(c.Secrets, identitySecrets...))
 	n := replicas(s)
 	in := &ecs.CreateExpressGatewayServiceInput{
 		ServiceName:           aws.String(PartOf + "-" + a.Name + "-" + s.Name),

@@ -146,8 +146,20 @@ func lambdaFiles(t topology.Topology, opts Options) (map[string][]byte, error) {
 // privateEnv is s's environment for a platform where its peers and NATS are found by private
 // DNS in the VPC, <service>.<arch>.LambdaDomain (a Cloud Map namespace per architecture), as
 // functions and Express services find them: neither joins ECS Service Connect. The secrets
-// are left as their marks (secretOf) for the renderer to place.
+// are left as their marks (secretOf) for the renderer to place. No identity: see
+// withoutIdentities.
 func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) {
+	env, err := privateIdentityEnv(a, s)
+	if err != nil {
+		return nil, err
+	}
+	withoutIdentities(env)
+	return env, nil
+}
+
+// privateIdentityEnv is privateEnv with the identity's variables left for the renderer to
+// replace (Express services: ecsIdentity).
+func privateIdentityEnv(a topology.Arch, s topology.Service) (map[string]string, error) {
 	_, env, err := topology.Expand(s, topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
 			o, ok := a.Service(svc)
@@ -167,7 +179,6 @@ func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
 	}
-	withoutIdentities(env)
 	// No scrape reaches either: a function listens on nothing, an Express service exposes
 	// its edge's port alone. Their metrics go out over OTLP, if anywhere.
 	delete(env, bounded.MetricsAddrEnv)
@@ -175,10 +186,10 @@ func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) 
 }
 
 // withoutIdentities turns mutual TLS off, explicitly, for a platform whose files carry no
-// workload identities yet (ECS, Lambda, App Runner's Express services, Beanstalk):
-// SHOP_INSECURE=true in place of SHOP_TLS_DIR, so that their services start instead of
-// failing for want of a certificate. The Kubernetes overlays carry identities (from
-// Secrets) and compose (a bind mount); on the others the services' gRPC relies on the
+// workload identities yet (Lambda, Beanstalk): SHOP_INSECURE=true in place of SHOP_TLS_DIR,
+// so that their services start instead of failing for want of a certificate. The Kubernetes
+// overlays carry identities (from Secrets), compose (a bind mount), ECS and its Express
+// services (Secrets Manager, ecsidentity.go); on the others the services' gRPC relies on the
 // network alone (a VPC's security groups), as deploy/README.md ("Workload identity") says.
 func withoutIdentities(env map[string]string) {
 	delete(env, topology.NATSTLSDirEnv) // their NATS: plain, like their gRPC

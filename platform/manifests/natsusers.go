@@ -46,8 +46,9 @@ func NATSURLs(t topology.Topology, passwords map[string]string) (map[string]stri
 			}
 			auth := url.UserPassword(u, pw).String() + "@"
 			port := strconv.Itoa(topology.NATSPort)
-			out[u] = "tls://" + auth + net.JoinHostPort(natsName, port) // ECS's NATS speaks TLS only (ecsidentity.go)
-			out[u+privateSuffix] = "nats://" + auth + net.JoinHostPort(natsName+"."+a.Name+"."+LambdaDomain, port)
+			// ECS's NATS speaks TLS only (ecsidentity.go), to its tasks and Express services.
+			out[u] = "tls://" + auth + net.JoinHostPort(natsName, port)
+			out[u+privateSuffix] = "tls://" + auth + net.JoinHostPort(natsName+"."+a.Name+"."+LambdaDomain, port)
 		}
 	}
 	return out, nil

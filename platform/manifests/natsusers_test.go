@@ -517,7 +517,7 @@ func TestECSNATSUsers(t *testing.T) {
 	if got, want := urls["cart"], "tls://cart:pw0cart9f@nats:4222"; got != want {
 		t.Errorf("the cart's URL %q, want %q", got, want)
 	}
-	if got, want := urls["monolith"+privateSuffix], "nats://monolith:pw0monolith9f@nats.monolith."+LambdaDomain+":4222"; got != want {
+	if got, want := urls["monolith"+privateSuffix], "tls://monolith:pw0monolith9f@nats.monolith."+LambdaDomain+":4222"; got != want {
 		t.Errorf("the monolith's private URL %q, want %q", got, want)
 	}
 }
