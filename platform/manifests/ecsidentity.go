@@ -95,3 +95,18 @@ func sortSecrets(secrets []types.Secret) []types.Secret {
 	}
 	return out
 }
+
+// lambdaIdentity takes the identity folder out of a function's env and names the PEM
+// variables instead, each "${VAR}" for envsubst to fill at deploy time as the function's
+// other secrets (a function's environment cannot name a secret). They fit Lambda's 4 KB of
+// environment (TestLambdaIdentityFits); the values must be JSON-escaped, since envsubst
+// writes them inside the function's JSON (deploy/README.md, "Lambda").
+func lambdaIdentity(env map[string]string) {
+	if _, ok := env[topology.TLSDirEnv]; !ok {
+		return
+	}
+	delete(env, topology.TLSDirEnv)
+	for _, v := range identity.EnvFor(topology.TLSDirEnv).PEMVars() {
+		env[v] = "${" + v + "}"
+	}
+}

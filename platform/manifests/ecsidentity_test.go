@@ -2,12 +2,14 @@ package manifests
 
 import (
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
@@ -179,4 +181,69 @@ func checkSecure(t *testing.T, name string, s topology.Service, env map[string]s
 		t.Errorf("%s runs as %s, want %s", name, got, id)
 	}
 	return 1
+}
+
+// The HTTP functions carry their identity as the ECS tasks do, filled in at deploy time: the
+// README's step (envsubst of the file, the PEM JSON-escaped) gives a valid function whose
+// environment the loader reads as its identity, dials NATS over TLS, and stays within
+// Lambda's 4 KB of environment with the largest bundle (two CAs, after a rotation) and
+// secrets as long as the ones mitosis makes.
+func TestLambdaIdentityFits(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := identity.OpenCA(dir, "ecs"); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := identity.RotateCA(dir, "ecs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := shipped(t)
+	fns, err := Lambda(topo, Options{})
+	if err != nil || len(fns) == 0 {
+		t.Fatalf("%d functions (%v)", len(fns), err)
+	}
+	pemVars := identity.EnvFor(topology.TLSDirEnv).PEMVars()
+	placeholder := regexp.MustCompile(`\$\{([A-Z0-9_]+)\}`)
+	for _, fn := range fns {
+		i := slices.IndexFunc(topo.Archs, func(a topology.Arch) bool { return a.Name == fn.Arch })
+		s, _ := topo.Archs[i].Service(fn.Name)
+		certPEM, keyPEM, err := ca.Issue(s.Identity(), identity.LeafLifetime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		values := map[string]string{}
+		for i, b := range [][]byte{certPEM, keyPEM, ca.Bundle()} {
+			q, err := json.Marshal(string(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			values[pemVars[i]] = string(q[1 : len(q)-1]) // jq -r '.cert | tojson | .[1:-1]'
+		}
+		b, err := MarshalLambda(fn.Input)
+		if err != nil {
+			t.Fatal(err)
+		}
+		filled := placeholder.ReplaceAllStringFunc(string(b), func(m string) string {
+			if v, ok := values[m[2:len(m)-1]]; ok {
+				return v
+			}
+			return strings.Repeat("f", 64) // a token, key or password: 64 hexadecimal characters at most
+		})
+		var whole struct{ Environment *lambdatypes.Environment }
+		if err := json.Unmarshal([]byte(filled), &whole); err != nil || whole.Environment == nil {
+			t.Fatalf("%s/%s filled in: %v", fn.Arch, fn.Name, err)
+		}
+		in := *whole.Environment
+		size := 0
+		for k, v := range in.Variables {
+			size += len(k) + len(v)
+		}
+		if size > 4096 {
+			t.Errorf("%s/%s: %d bytes of environment, Lambda takes 4 KB", fn.Arch, fn.Name, size)
+		}
+		t.Logf("%s/%s: %d bytes of environment with its identity", fn.Arch, fn.Name, size)
+		if checkSecure(t, "lambda "+fn.Arch+"/"+fn.Name, s, in.Variables) == 0 {
+			t.Errorf("%s/%s has no identity", fn.Arch, fn.Name)
+		}
+	}
 }

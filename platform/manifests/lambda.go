@@ -80,10 +80,11 @@ func lambdaQualifies(s topology.Service) bool {
 }
 
 func lambdaFunction(opts Options, a topology.Arch, s topology.Service) (LambdaFunction, error) {
-	env, err := privateEnv(a, s)
+	env, err := privateIdentityEnv(a, s)
 	if err != nil {
 		return LambdaFunction{}, err
 	}
+	lambdaIdentity(env) // ecsidentity.go: filled in at deploy time, as the other secrets
 	withNATSUser(s, env)
 	for k, v := range env {
 		if sec, ok := secretOf(v); ok {
@@ -158,7 +159,7 @@ func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) 
 }
 
 // privateIdentityEnv is privateEnv with the identity's variables left for the renderer to
-// replace (Express services: ecsIdentity).
+// replace (Express services: ecsIdentity; functions: lambdaIdentity), NATS over TLS.
 func privateIdentityEnv(a topology.Arch, s topology.Service) (map[string]string, error) {
 	_, env, err := topology.Expand(s, topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
@@ -175,6 +176,7 @@ func privateIdentityEnv(a topology.Arch, s topology.Service) (map[string]string,
 		Data:       "/tmp/data", // unused: the store is NATS elsewhere
 		AdminToken: adminTokenMark,
 		RequestKey: requestKeyMark,
+		NATSScheme: "tls", // withoutIdentities: plain
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
@@ -186,10 +188,11 @@ func privateIdentityEnv(a topology.Arch, s topology.Service) (map[string]string,
 }
 
 // withoutIdentities turns mutual TLS off, explicitly, for a platform whose files carry no
-// workload identities yet (Lambda, Beanstalk): SHOP_INSECURE=true in place of SHOP_TLS_DIR,
+// workload identities yet (Beanstalk, the checkout's step functions): SHOP_INSECURE=true in place of SHOP_TLS_DIR,
 // so that their services start instead of failing for want of a certificate. The Kubernetes
 // overlays carry identities (from Secrets), compose (a bind mount), ECS and its Express
-// services (Secrets Manager, ecsidentity.go); on the others the services' gRPC relies on the
+// services (Secrets Manager, ecsidentity.go), the HTTP functions (filled in at deploy
+// time, lambdaIdentity); on the others the services' gRPC relies on the
 // network alone (a VPC's security groups), as deploy/README.md ("Workload identity") says.
 func withoutIdentities(env map[string]string) {
 	delete(env, topology.NATSTLSDirEnv) // their NATS: plain, like their gRPC

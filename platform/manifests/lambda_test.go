@@ -50,7 +50,7 @@ func TestLambdaFunctions(t *testing.T) {
 			t.Errorf("%s/%s: group %q cannot serve invocations (%v)", fn.Arch, fn.Name, env["SHOP_GROUP"], err)
 		}
 		// As its own NATS user, the password put in by envsubst at deploy time.
-		if g.Whole() && !strings.HasPrefix(env["SHOP_NATS_URL"], "nats://"+g.Name()+":${"+natsauth.PasswordEnv(g.Name())+"}@nats."+fn.Arch+"."+LambdaDomain+":") {
+		if g.Whole() && !strings.HasPrefix(env["SHOP_NATS_URL"], "tls://"+g.Name()+":${"+natsauth.PasswordEnv(g.Name())+"}@nats."+fn.Arch+"."+LambdaDomain+":") {
 			t.Errorf("%s/%s: the whole shop's store must be NATS elsewhere: %q", fn.Arch, fn.Name, env["SHOP_NATS_URL"])
 		}
 		for k, v := range env {
