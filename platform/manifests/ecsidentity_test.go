@@ -14,6 +14,8 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
+	"github.com/mitosis-dev/mitosis/services/host"
 )
 
 // secretsManager stands for Secrets Manager holding what the README's ECS steps put there:
@@ -180,6 +182,16 @@ func checkSecure(t *testing.T, name string, s topology.Service, env map[string]s
 	if got := src.ID(); got != (identity.ID{Stack: "ecs", Service: id}) {
 		t.Errorf("%s runs as %s, want %s", name, got, id)
 	}
+	if id == identity.NATS {
+		return 1
+	}
+	// The process itself takes it: it starts secure with this environment.
+	cfg, err := host.ConfigFrom(func(k string) string { return env[k] }, bounded.Group{})
+	if err != nil {
+		t.Errorf("%s: the host refuses its environment: %v", name, err)
+	} else if cfg.Security.Insecure || cfg.Security.Identity == nil || cfg.Security.Identity.ID() != src.ID() {
+		t.Errorf("%s: the host runs with %+v, want the identity %s", name, cfg.Security, src.ID())
+	}
 	return 1
 }
 
@@ -242,6 +254,7 @@ func TestLambdaIdentityFits(t *testing.T) {
 			t.Errorf("%s/%s: %d bytes of environment, Lambda takes 4 KB", fn.Arch, fn.Name, size)
 		}
 		t.Logf("%s/%s: %d bytes of environment with its identity", fn.Arch, fn.Name, size)
+		in.Variables[host.LambdaRuntimeEnv] = "127.0.0.1:9001" // Lambda sets it
 		if checkSecure(t, "lambda "+fn.Arch+"/"+fn.Name, s, in.Variables) == 0 {
 			t.Errorf("%s/%s has no identity", fn.Arch, fn.Name)
 		}
