@@ -2,8 +2,8 @@ package manifests
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -85,15 +85,8 @@ func ecsIdentity(opts Options, s topology.Service, env map[string]string) []type
 
 // sortSecrets orders a container's secrets by name, as its environment is.
 func sortSecrets(secrets []types.Secret) []types.Secret {
-	byName := map[string]types.Secret{}
-	for _, s := range secrets {
-		byName[aws.ToString(s.Name)] = s
-	}
-	out := make([]types.Secret, 0, len(secrets))
-	for _, k := range slices.Sorted(maps.Keys(byName)) {
-		out = append(out, byName[k])
-	}
-	return out
+	slices.SortFunc(secrets, func(a, b types.Secret) int { return strings.Compare(aws.ToString(a.Name), aws.ToString(b.Name)) })
+	return secrets
 }
 
 // lambdaIdentity takes the identity folder out of a function's env and names the PEM

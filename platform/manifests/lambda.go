@@ -188,12 +188,12 @@ func privateIdentityEnv(a topology.Arch, s topology.Service) (map[string]string,
 }
 
 // withoutIdentities turns mutual TLS off, explicitly, for a platform whose files carry no
-// workload identities yet (Beanstalk, the checkout's step functions): SHOP_INSECURE=true in place of SHOP_TLS_DIR,
-// so that their services start instead of failing for want of a certificate. The Kubernetes
-// overlays carry identities (from Secrets), compose (a bind mount), ECS and its Express
-// services (Secrets Manager, ecsidentity.go), the HTTP functions (filled in at deploy
-// time, lambdaIdentity); on the others the services' gRPC relies on the
-// network alone (a VPC's security groups), as deploy/README.md ("Workload identity") says.
+// workload identities yet (Beanstalk, the checkout's step functions): SHOP_INSECURE=true in
+// place of SHOP_TLS_DIR, so that their services start instead of failing for want of a
+// certificate. The Kubernetes overlays carry identities (from Secrets), compose (a bind
+// mount), ECS and its Express services (Secrets Manager, ecsidentity.go), the edge's
+// functions (filled in at deploy time, lambdaIdentity); on the others the services' gRPC
+// relies on the network alone, as deploy/README.md ("Workload identity") says.
 func withoutIdentities(env map[string]string) {
 	delete(env, topology.NATSTLSDirEnv) // their NATS: plain, like their gRPC
 	if u, ok := strings.CutPrefix(env[topology.NATSURLEnv], "tls://"); ok {
