@@ -145,7 +145,7 @@ func (sm secretsManager) environ(t *testing.T, plain []types.KeyValuePair, secre
 	for _, sec := range secrets {
 		name := aws.ToString(sec.Name)
 		if _, ok := env[name]; ok {
-			t.Errorf("%s is both plain and a secret", name)
+			t.Errorf("%s is set twice", name)
 		}
 		env[name] = sm.resolve(t, aws.ToString(sec.ValueFrom))
 	}
