@@ -42,10 +42,11 @@ func CheckoutFunctions(t topology.Topology, opts Options) ([]CheckoutFunction, e
 		if !ok {
 			continue
 		}
-		env, err := privateEnv(a, s)
+		env, err := privateIdentityEnv(a, s)
 		if err != nil {
 			return nil, err
 		}
+		lambdaIdentity(env) // for NATS, which takes no client without one (ecsidentity.go)
 		// Each function is its context's process to NATS: its user, with the password
 		// filled in at deploy time (envsubst), as the Lambda edge's.
 		withNATSUser(s, env)

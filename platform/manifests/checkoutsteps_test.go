@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stepfunctions"
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -25,7 +26,12 @@ import (
 // accepts as that context's checkout step function; and the drift check holds the files.
 func TestCheckoutFunctionsMatchTheMachine(t *testing.T) {
 	opts := Options{Account: "111122223333", Region: "eu-west-1"}
-	files, err := Files(shipped(t), opts)
+	topo := shipped(t)
+	files, err := Files(topo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := identity.OpenCA(t.TempDir(), "ecs")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,17 +58,13 @@ func TestCheckoutFunctionsMatchTheMachine(t *testing.T) {
 		}
 		arn := "arn:aws:lambda:" + opts.Region + ":" + opts.Account + ":function:" + *in.FunctionName
 		rendered[arn] = true
-		env := in.Environment.Variables
-		cfg, err := host.ConfigFrom(func(k string) string {
-			if k == host.LambdaRuntimeEnv {
-				return "127.0.0.1:9001"
-			}
-			v := env[k]
-			if strings.HasPrefix(v, "${") {
-				return "a-secret" // envsubst at deploy time
-			}
-			return v
-		}, bounded.Group{})
+		_, s, ok := alone(topo, c)
+		if !ok {
+			t.Fatalf("no architecture runs %s alone", c)
+		}
+		env := filledLambdaEnv(t, ca, s, &in).Variables
+		env[host.LambdaRuntimeEnv] = "127.0.0.1:9001" // Lambda sets it
+		cfg, err := host.ConfigFrom(func(k string) string { return env[k] }, bounded.Group{})
 		if err != nil {
 			t.Errorf("%s: the host refuses its environment: %v", c, err)
 			continue
@@ -71,9 +73,9 @@ func TestCheckoutFunctionsMatchTheMachine(t *testing.T) {
 			t.Errorf("%s: the host reads %+v, want %s's checkout steps, no gRPC", c, cfg, c)
 		}
 		// As its context's NATS user, whose permissions are its context's buckets and
-		// events: the password put in by envsubst at deploy time.
-		if !strings.HasPrefix(env["SHOP_NATS_URL"], "nats://"+c+":${"+natsauth.PasswordEnv(c)+"}@") {
-			t.Errorf("%s: not its context's NATS user: %q", c, env["SHOP_NATS_URL"])
+		// events: the password put in by envsubst at deploy time (filledLambdaEnv's).
+		if !strings.HasPrefix(in.Environment.Variables["SHOP_NATS_URL"], "tls://"+c+":${"+natsauth.PasswordEnv(c)+"}@") {
+			t.Errorf("%s: not its context's NATS user: %q", c, in.Environment.Variables["SHOP_NATS_URL"])
 		}
 		if _, ok := env[checkoutstep.CardKeyEnv]; ok != (c == "payments") {
 			t.Errorf("%s: %s set %v, want it for payments only", c, checkoutstep.CardKeyEnv, ok)

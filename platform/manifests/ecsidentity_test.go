@@ -214,38 +214,10 @@ func TestLambdaIdentityFits(t *testing.T) {
 	if err != nil || len(fns) == 0 {
 		t.Fatalf("%d functions (%v)", len(fns), err)
 	}
-	pemVars := identity.EnvFor(topology.TLSDirEnv).PEMVars()
-	placeholder := regexp.MustCompile(`\$\{([A-Z0-9_]+)\}`)
 	for _, fn := range fns {
 		i := slices.IndexFunc(topo.Archs, func(a topology.Arch) bool { return a.Name == fn.Arch })
 		s, _ := topo.Archs[i].Service(fn.Name)
-		certPEM, keyPEM, err := ca.Issue(s.Identity(), identity.LeafLifetime)
-		if err != nil {
-			t.Fatal(err)
-		}
-		values := map[string]string{}
-		for i, b := range [][]byte{certPEM, keyPEM, ca.Bundle()} {
-			q, err := json.Marshal(string(b))
-			if err != nil {
-				t.Fatal(err)
-			}
-			values[pemVars[i]] = string(q[1 : len(q)-1]) // jq -r '.cert | tojson | .[1:-1]'
-		}
-		b, err := MarshalLambda(fn.Input)
-		if err != nil {
-			t.Fatal(err)
-		}
-		filled := placeholder.ReplaceAllStringFunc(string(b), func(m string) string {
-			if v, ok := values[m[2:len(m)-1]]; ok {
-				return v
-			}
-			return strings.Repeat("f", 64) // a token, key or password: 64 hexadecimal characters at most
-		})
-		var whole struct{ Environment *lambdatypes.Environment }
-		if err := json.Unmarshal([]byte(filled), &whole); err != nil || whole.Environment == nil {
-			t.Fatalf("%s/%s filled in: %v", fn.Arch, fn.Name, err)
-		}
-		in := *whole.Environment
+		in := filledLambdaEnv(t, ca, s, fn.Input)
 		size := 0
 		for k, v := range in.Variables {
 			size += len(k) + len(v)
@@ -257,6 +229,68 @@ func TestLambdaIdentityFits(t *testing.T) {
 		in.Variables[host.LambdaRuntimeEnv] = "127.0.0.1:9001" // Lambda sets it
 		if checkSecure(t, "lambda "+fn.Arch+"/"+fn.Name, s, in.Variables) == 0 {
 			t.Errorf("%s/%s has no identity", fn.Arch, fn.Name)
+		}
+	}
+}
+
+// filledLambdaEnv is the environment of the function input (a CreateFunctionInput) once
+// filled in as deploy/README.md does it: envsubst of the file, s's identity issued by ca and
+// JSON-escaped, every other secret 64 characters long.
+func filledLambdaEnv(t *testing.T, ca *identity.CA, s topology.Service, input any) lambdatypes.Environment {
+	t.Helper()
+	pemVars := identity.EnvFor(topology.TLSDirEnv).PEMVars()
+	placeholder := regexp.MustCompile(`\$\{([A-Z0-9_]+)\}`)
+	certPEM, keyPEM, err := ca.Issue(s.Identity(), identity.LeafLifetime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]string{}
+	for i, b := range [][]byte{certPEM, keyPEM, ca.Bundle()} {
+		q, err := json.Marshal(string(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		values[pemVars[i]] = string(q[1 : len(q)-1]) // jq -r '.cert | tojson | .[1:-1]'
+	}
+	b, err := MarshalLambda(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filled := placeholder.ReplaceAllStringFunc(string(b), func(m string) string {
+		if v, ok := values[m[2:len(m)-1]]; ok {
+			return v
+		}
+		return strings.Repeat("f", 64) // a token, key or password: 64 hexadecimal characters at most
+	})
+	var whole struct{ Environment *lambdatypes.Environment }
+	if err := json.Unmarshal([]byte(filled), &whole); err != nil || whole.Environment == nil {
+		t.Fatalf("%s filled in: %v", s.Name, err)
+	}
+	return *whole.Environment
+}
+
+// The checkout's step functions serve no gRPC, but their NATS speaks TLS only and asks for
+// a client certificate: each carries its context's identity, filled in at deploy time as
+// the HTTP functions' (TestLambdaIdentityFits), and dials NATS over TLS.
+func TestCheckoutFunctionsCarryIdentities(t *testing.T) {
+	ca, err := identity.OpenCA(t.TempDir(), "ecs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := shipped(t)
+	fns, err := CheckoutFunctions(topo, Options{})
+	if err != nil || len(fns) == 0 {
+		t.Fatalf("%d functions (%v)", len(fns), err)
+	}
+	for _, fn := range fns {
+		_, s, ok := alone(topo, fn.Context)
+		if !ok {
+			t.Fatalf("no architecture runs %s alone", fn.Context)
+		}
+		in := filledLambdaEnv(t, ca, s, fn.Input)
+		in.Variables[host.LambdaRuntimeEnv] = "127.0.0.1:9001" // Lambda sets it
+		if checkSecure(t, "checkout function "+fn.Context, s, in.Variables) == 0 {
+			t.Errorf("%s has no identity", fn.Context)
 		}
 	}
 }
