@@ -2,7 +2,6 @@ package stepfunctions_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -18,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	sf "github.com/mitosis-dev/mitosis/platform/stepfunctions"
-	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/checkoutstep"
 	"github.com/mitosis-dev/mitosis/services/host"
 	"github.com/mitosis-dev/mitosis/services/host/hosttest"
@@ -54,7 +53,7 @@ func TestMachineRunsTheRealFunctions(t *testing.T) {
 	var logs syncBuffer
 	fns := map[string]*lambdatest.Lambda{}
 	for _, c := range checkoutstep.Contexts() {
-		bin := buildImageBinary(t, c)
+		bin := stacktest.ImageBinary(t, filepath.Join("..", ".."), c)
 		fn, err := lambdatest.Start(sf.TaskTimeout * time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -358,37 +357,6 @@ func (w *world) stock(t *testing.T, p string) inventory.Stock {
 		t.Fatal(err)
 	}
 	return st
-}
-
-// buildImageBinary builds the binary of image name as its image has it: its package, its
-// build tags, static and trimmed.
-func buildImageBinary(t *testing.T, name string) string {
-	t.Helper()
-	top, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, im := range top.Images() {
-		if im.Name != name {
-			continue
-		}
-		root, err := filepath.Abs(filepath.Join("..", ".."))
-		if err != nil {
-			t.Fatal(err)
-		}
-		bin := filepath.Join(t.TempDir(), name)
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", strings.Join(im.Tags, ","), "-o", bin, im.Package)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", im.Package, err, out)
-		}
-		return bin
-	}
-	t.Fatalf("the topology has no image %q", name)
-	return ""
 }
 
 // syncBuffer collects the output of several processes.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/host"
@@ -24,7 +25,7 @@ import (
 // A cold start (a new copy after both were killed) serves at once what the others wrote to
 // the shared store, and an Idempotency-Key holding a comma reaches the shop whole.
 func TestLambdaServesTheShop(t *testing.T) {
-	bin, group := buildImageBinary(t, topology.Monolith)
+	bin, group := stacktest.ImageBinary(t, filepath.Join("..", ".."), topology.Monolith), imageGroup(t, topology.Monolith)
 	ns := hosttest.StartNATS(t)
 	fn, err := lambdatest.Start(30 * time.Second)
 	if err != nil {
@@ -121,9 +122,8 @@ func TestLambdaNeedsTheEdgeAndAnExternalStore(t *testing.T) {
 	}
 }
 
-// buildImageBinary builds the binary of the topology's image name as its image has it (the
-// same package and build tags, static, trimmed) and returns it with the group it runs.
-func buildImageBinary(t *testing.T, image string) (bin, group string) {
+// imageGroup is the group the services of image run (the same in every architecture).
+func imageGroup(t *testing.T, image string) string {
 	t.Helper()
 	top, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
@@ -132,29 +132,12 @@ func buildImageBinary(t *testing.T, image string) (bin, group string) {
 	for _, a := range top.Archs {
 		for _, s := range a.Services {
 			if s.Image == image {
-				group = s.Group
+				return s.Group
 			}
 		}
 	}
-	for _, im := range top.Images() {
-		if im.Name != image {
-			continue
-		}
-		root, err := filepath.Abs(filepath.Join("..", ".."))
-		if err != nil {
-			t.Fatal(err)
-		}
-		bin = filepath.Join(t.TempDir(), image)
-		cmd := exec.Command("go", "build", "-trimpath", "-tags", strings.Join(im.Tags, ","), "-o", bin, im.Package)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", im.Package, err, out)
-		}
-		return bin, group
-	}
 	t.Fatalf("the topology has no image %q", image)
-	return "", ""
+	return ""
 }
 
 // syncBuffer collects the output of several processes.

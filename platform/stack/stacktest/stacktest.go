@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -238,4 +239,27 @@ func RandomSplit(t testing.TB) string {
 	split := strings.Join(parts, ",")
 	t.Logf("the random split is %s (MITOSIS_SPLIT_SEED=%d draws it again)", split, seed)
 	return split
+}
+
+// ImageBinary builds the binary of the topology's image name from the repository at root,
+// as its image has it (imagebuild.BuildBinary), into a folder of t's, and returns its path:
+// for a test that runs an image's binary without a container.
+func ImageBinary(t *testing.T, root, name string) string {
+	t.Helper()
+	top, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(top.Images(), func(im topology.Image) bool { return im.Name == name })
+	if i < 0 {
+		t.Fatalf("the topology has no image %q", name)
+	}
+	im := top.Images()[i]
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	bin, err := imagebuild.BuildBinary(ctx, root, t.TempDir(), imagebuild.Spec{Name: im.Name, Package: im.Package, Tags: im.Tags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
