@@ -38,6 +38,18 @@ func testPasswords(users []string) map[string]string {
 	return out
 }
 
+// shippedUsers returns the shipped topologies, their NATS users and a test password of each
+// (testPasswords).
+func shippedUsers(t *testing.T) (topology.Topology, []string, map[string]string) {
+	t.Helper()
+	topo, err := Shipped("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := natsauth.Users(topo)
+	return topo, users, testPasswords(users)
+}
+
 // testPKI is the identities' folder compose mounts from in the tests (ComposePKIVar).
 const testPKI = "/srv/pki/mitosis"
 
@@ -116,12 +128,7 @@ func checkUsers(t *testing.T, where string, got []*server.User, users []string, 
 // it, holds every process's user with natsauth's permissions, and the passwords of the
 // Secret; the file holds none.
 func TestBaseNATSUsersFromTheSecret(t *testing.T) {
-	topo, err := Shipped("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	users := natsauth.Users(topo)
-	pw := testPasswords(users)
+	topo, users, pw := shippedUsers(t)
 	objs, err := KubeOf(topo, topology.Services, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -148,12 +155,7 @@ func TestBaseNATSUsersFromTheSecret(t *testing.T) {
 // its pods get: the users as in the base, client TLS with the NATS identity, and routes that
 // ask the route user's password of each other and present it.
 func TestProductionNATSConfig(t *testing.T) {
-	topo, err := Shipped("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	users := natsauth.Users(topo)
-	pw := testPasswords(users)
+	topo, users, pw := shippedUsers(t)
 	objs, err := KubeOf(topo, OverlayProduction, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -237,12 +239,7 @@ func TestProductionNATSConfig(t *testing.T) {
 // nothing else. The cart's cannot read payments_charges or publish an order-paid; the
 // orders' publishes order-paid, the payments' reads its charges.
 func TestRenderedUsersOnARealServer(t *testing.T) {
-	topo, err := Shipped("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	users := natsauth.Users(topo)
-	pw := testPasswords(users)
+	topo, _, pw := shippedUsers(t)
 	objs, err := KubeOf(topo, topology.Services, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -349,12 +346,7 @@ func TestRenderedUsersOnARealServer(t *testing.T) {
 // Every process that uses NATS dials it as its own user, its password from the Secret, in
 // every overlay: the URL the kubelet expands names the user of its group and no password.
 func TestProcessesDialNATSAsTheirUser(t *testing.T) {
-	topo, err := Shipped("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	users := natsauth.Users(topo)
-	pw := testPasswords(users)
+	topo, _, pw := shippedUsers(t)
 	for _, overlay := range Overlays(topo) {
 		objs, err := KubeOf(topo, overlay, Options{})
 		if err != nil {
