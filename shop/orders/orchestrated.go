@@ -89,10 +89,9 @@ func (o *Orders) RunCall(ctx context.Context, c Call, x Execution, card payments
 		return nil, err
 	}
 	var st *step
-	steps := checkoutSteps()
-	for i := range steps {
-		if steps[i].Call == c || (!steps[i].Undo.IsZero() && steps[i].Undo == c) {
-			st = &steps[i]
+	for i := range o.steps {
+		if o.steps[i].Call == c || (!o.steps[i].Undo.IsZero() && o.steps[i].Undo == c) {
+			st = &o.steps[i]
 		}
 	}
 	if st == nil {
@@ -104,7 +103,7 @@ func (o *Orders) RunCall(ctx context.Context, c Call, x Execution, card payments
 	if st.Undo == c {
 		return struct{}{}, st.undo(o, ctx, x.OrderID)
 	}
-	for _, need := range needs[st.Name] {
+	for _, need := range st.reads {
 		if _, ok := x.Answers[need]; !ok {
 			return nil, validation.Errorf("results."+need, "is required by %s: %s comes first", st.Name, need)
 		}
@@ -114,32 +113,32 @@ func (o *Orders) RunCall(ctx context.Context, c Call, x Execution, card payments
 		return nil, err
 	}
 	do := st.do
-	if st.Name == "Commit" {
-		do = commitOrchestrated // see the comment at the top of this file
+	if st.alone != nil {
+		do = st.alone
 	}
 	if err := do(o, ctx, a); err != nil {
 		return nil, err
 	}
-	switch st.Name {
-	case "ReadCart":
-		return CartRead{Lines: a.lines}, nil
-	case "Price":
-		r := a.rec
-		return Priced{Items: r.Items, WeightGrams: r.WeightGrams, Subtotal: r.Subtotal, Shipping: r.Shipping, Total: r.Total,
-			CreatedAt: o.now().UTC().Truncate(time.Millisecond)}, nil
-	case "Charge":
-		return Charged{ChargedAt: o.now().UTC().Truncate(time.Millisecond)}, nil
-	case "RecordOrder":
-		return a.ord, nil
+	if st.answer == nil {
+		return struct{}{}, nil
 	}
-	return struct{}{}, nil
+	return st.answer(o, a), nil
 }
 
-// needs are the answers each step reads, of the steps before it.
-var needs = map[string][]string{
-	"Price": {"ReadCart"}, "Reserve": {"Price"}, "Charge": {"Price"}, "RecordOrder": {"Price"},
-	"RemoveBought": {"Price"}, "PublishOrderPaid": {"Price", "Charge"},
+// The answers of the steps that have one (step.answer).
+func answerCart(_ *Orders, a *attempt) any { return CartRead{Lines: a.lines} }
+
+func (o *Orders) answerPrice(a *attempt) any {
+	r := a.rec
+	return Priced{Items: r.Items, WeightGrams: r.WeightGrams, Subtotal: r.Subtotal, Shipping: r.Shipping, Total: r.Total,
+		CreatedAt: o.now().UTC().Truncate(time.Millisecond)}
 }
+
+func (o *Orders) answerCharge(*attempt) any {
+	return Charged{ChargedAt: o.now().UTC().Truncate(time.Millisecond)}
+}
+
+func answerOrder(_ *Orders, a *attempt) any { return a.ord }
 
 // holds tells whether this Orders can make calls of the context name.
 func (o *Orders) holds(name string) bool {
@@ -181,8 +180,9 @@ func (x Execution) attempt(card payments.Card) (*attempt, error) {
 	return a, nil
 }
 
-// commitOrchestrated is Commit without the Abort check on the orders bucket.
-func commitOrchestrated(o *Orders, ctx context.Context, a *attempt) error {
+// commitAlone is Commit without the Abort check on the orders bucket, for a process of
+// inventory alone (see the comment at the top of this file).
+func commitAlone(o *Orders, ctx context.Context, a *attempt) error {
 	if err := o.deps.Inventory.Commit(ctx, a.rec.OrderID); err != nil {
 		return fmt.Errorf("checkout: commit stock of order %s: %w", a.rec.OrderID, err)
 	}
@@ -192,7 +192,7 @@ func commitOrchestrated(o *Orders, ctx context.Context, a *attempt) error {
 // NameOf returns the name Steps gives err (a step's NothingDone or Abort error: what an
 // orchestrator's compensations turn on), and whether it has one.
 func NameOf(err error) (string, bool) {
-	for _, s := range checkoutSteps() {
+	for _, s := range checkoutSteps() { // errors only: not worth an Orders to hold it
 		for _, e := range slices.Concat(s.NothingDone, s.Abort) {
 			if errors.Is(err, e.Err) {
 				return e.Name, true

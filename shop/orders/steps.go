@@ -127,6 +127,13 @@ type step struct {
 	Step
 	do   func(o *Orders, ctx context.Context, a *attempt) error
 	undo func(o *Orders, ctx context.Context, orderID string) error // nil when Undo is zero
+
+	// For a checkout orchestrated elsewhere (RunCall, orchestrated.go): the steps whose
+	// answers this one reads; what it answers (nil: an empty object); and, where do reads
+	// what a process of the called context alone does not hold, what runs instead.
+	reads  []string
+	answer func(o *Orders, a *attempt) any
+	alone  func(o *Orders, ctx context.Context, a *attempt) error
 }
 
 // attempt is what one run of the steps passes from one to the next. The steps of a group
@@ -162,26 +169,26 @@ func early[T any](fn func() T) <-chan T {
 // its functions refer to the code that reads it.
 func checkoutSteps() []step {
 	return []step{
-		{Step: Step{Name: "ReadCart", Phase: Compensate, Call: Call{"cart", "Get"}}, do: (*Orders).readCart},
-		{Step: Step{Name: "Price", Phase: Compensate, Call: Call{"catalog", "Get"}}, do: (*Orders).priceCart},
+		{Step: Step{Name: "ReadCart", Phase: Compensate, Call: Call{"cart", "Get"}}, do: (*Orders).readCart, answer: answerCart},
+		{Step: Step{Name: "Price", Phase: Compensate, Call: Call{"catalog", "Get"}}, do: (*Orders).priceCart, reads: []string{"ReadCart"}, answer: (*Orders).answerPrice},
 		{
 			Step: Step{Name: "Reserve", Phase: Compensate, Call: Call{"inventory", "Reserve"}, Undo: Call{"inventory", "Release"}},
-			do:   (*Orders).reserve, undo: (*Orders).releaseStock,
+			do:   (*Orders).reserve, undo: (*Orders).releaseStock, reads: []string{"Price"},
 		},
 		{
 			Step: Step{Name: "Charge", Phase: Compensate, Call: Call{"payments", "Charge"}, Undo: Call{"payments", "Refund"},
 				NothingDone: []Error{{"payments.ErrDeclined", payments.ErrDeclined}}},
-			do: (*Orders).charge, undo: (*Orders).refund,
+			do: (*Orders).charge, undo: (*Orders).refund, reads: []string{"Price"}, answer: (*Orders).answerCharge,
 		},
 		{
 			Step: Step{Name: "Commit", Phase: RollForward, Call: Call{"inventory", "Commit"},
 				Abort: []Error{{"inventory.ErrReservationNotFound", inventory.ErrReservationNotFound}}},
-			do: (*Orders).commit,
+			do: (*Orders).commit, alone: commitAlone,
 		},
 		{Step: Step{Name: "AddToHistory", Phase: RollForward, Call: Call{"orders", "AddToHistory"}, WithPrevious: true}, do: (*Orders).historyStep},
-		{Step: Step{Name: "RecordOrder", Phase: RollForward, Call: Call{"orders", "RecordOrder"}}, do: (*Orders).recordOrder},
-		{Step: Step{Name: "RemoveBought", Phase: RollForward, Call: Call{"cart", "RemoveBought"}, WithPrevious: true}, do: (*Orders).removeBought},
-		{Step: Step{Name: "PublishOrderPaid", Phase: RollForward, Call: Call{"orders", "PublishOrderPaid"}, WithPrevious: true}, do: (*Orders).publishPaid},
+		{Step: Step{Name: "RecordOrder", Phase: RollForward, Call: Call{"orders", "RecordOrder"}}, do: (*Orders).recordOrder, reads: []string{"Price"}, answer: answerOrder},
+		{Step: Step{Name: "RemoveBought", Phase: RollForward, Call: Call{"cart", "RemoveBought"}, WithPrevious: true}, do: (*Orders).removeBought, reads: []string{"Price"}},
+		{Step: Step{Name: "PublishOrderPaid", Phase: RollForward, Call: Call{"orders", "PublishOrderPaid"}, WithPrevious: true}, do: (*Orders).publishPaid, reads: []string{"Price", "Charge"}},
 	}
 }
 
