@@ -43,6 +43,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/catalog"
 	"github.com/mitosis-dev/mitosis/shop/events"
+	"github.com/mitosis-dev/mitosis/shop/ids"
 	"github.com/mitosis-dev/mitosis/shop/inventory"
 	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
@@ -190,13 +191,22 @@ func (h *Handler) Invoke(ctx context.Context, p Payload) (any, error) {
 	if p.Call == HoldCard {
 		orderID = p.OrderID
 	}
+	// The payload is the caller's: a log line takes of it only what passes the rules (an ID
+	// of shop/ids, a call of the checkout), not whatever length it came with.
+	call := p.Call
+	if call != HoldCard && !slices.ContainsFunc(orders.Steps(), func(s orders.Step) bool { return s.Call.String() == call || s.Undo.String() == call }) {
+		call = "(not a checkout call)"
+	}
+	if !ids.Valid(orderID) {
+		orderID = "(invalid)"
+	}
 	if err != nil {
 		name := ErrorName(err)
 		// The message, not the payload: no card reaches a log (errors name no card number).
-		h.log.Warn("checkout call failed", "call", p.Call, "order_id", orderID, "error_type", name, "err", err, "took", time.Since(start))
+		h.log.Warn("checkout call failed", "call", call, "order_id", orderID, "error_type", name, "err", err, "took", time.Since(start))
 		return nil, messages.InvokeResponse_Error{Type: name, Message: err.Error()}
 	}
-	h.log.Info("checkout call", "call", p.Call, "order_id", orderID, "took", time.Since(start))
+	h.log.Info("checkout call", "call", call, "order_id", orderID, "took", time.Since(start))
 	return out, nil
 }
 
@@ -215,7 +225,7 @@ func (h *Handler) invoke(ctx context.Context, p Payload) (any, error) {
 	}
 	ctxName, method, ok := strings.Cut(p.Call, ".")
 	if !ok || ctxName != h.context {
-		return nil, validation.Errorf("call", "%q is not a call of %s, which this function serves", p.Call, h.context)
+		return nil, validation.Errorf("call", "%.40q is not a call of %s, which this function serves", p.Call, h.context)
 	}
 	call := orders.Call{Context: ctxName, Method: method}
 	x := p.Checkout.Orders()

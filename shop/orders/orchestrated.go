@@ -95,7 +95,7 @@ func (o *Orders) RunCall(ctx context.Context, c Call, x Execution, card payments
 		}
 	}
 	if st == nil {
-		return nil, validation.Errorf("call", "%q is no call of checkout", c.String())
+		return nil, validation.Errorf("call", "%.40q is no call of checkout", c.String())
 	}
 	if !o.holds(c.Context) {
 		return nil, fmt.Errorf("%s: %w", c, ErrNotHere)
