@@ -15,9 +15,11 @@ import (
 // serveCheckoutSteps runs the process as a checkout step function (Config.CheckoutSteps)
 // until ctx ends: the group's one context over its buckets on the store, serving the state
 // machine's calls (services/checkoutstep). It connects as a host does (TLS, its NATS user's
-// inbox), and does not heal: a function whose store connection closes for good fails its
-// invocations, and Lambda replaces it.
-func serveCheckoutSteps(ctx context.Context, cfg Config, logger *slog.Logger) error {
+// inbox), and does not heal in place: when its store connection closes for good it returns
+// an error, so that the process exits and Lambda starts the function anew at its next
+// invocation. Lambda replaces no copy that merely fails its invocations: one that stayed
+// up without a store would fail every checkout sent to it.
+func serveCheckoutSteps(ctx context.Context, cfg Config, logger *slog.Logger, hooks Hooks) error {
 	p := &process{cfg: cfg, log: logger}
 	g := &Generation{p: p, log: logger, lost: make(chan struct{}), ncClosed: make(chan struct{})}
 	if err := g.connect(); err != nil {
@@ -42,5 +44,23 @@ func serveCheckoutSteps(ctx context.Context, cfg Config, logger *slog.Logger) er
 	if err != nil {
 		return err
 	}
-	return checkoutstep.Serve(ctx, h, logger)
+	if hooks.Serving != nil {
+		hooks.Serving(g)
+	}
+	serving, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-g.lost:
+			stop()
+		case <-serving.Done():
+		}
+	}()
+	err = checkoutstep.Serve(serving, h, logger)
+	select {
+	case <-g.lost:
+		return fmt.Errorf("the store connection closed for good (%v): exit, for Lambda to start the function anew", g.lostErr())
+	default:
+		return err
+	}
 }

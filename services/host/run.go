@@ -32,7 +32,7 @@ type Hooks struct {
 // (checkoutsteps.go).
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, hooks Hooks) error {
 	if cfg.CheckoutSteps {
-		return serveCheckoutSteps(ctx, cfg, logger)
+		return serveCheckoutSteps(ctx, cfg, logger, hooks)
 	}
 	p := &process{cfg: cfg, log: logger, hooks: hooks}
 	defer p.close()
