@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -29,24 +30,17 @@ func serveCheckoutSteps(ctx context.Context, cfg Config, logger *slog.Logger, ho
 		g.mu.Lock()
 		g.stopping = true
 		g.mu.Unlock()
-		_ = g.nc.Drain()
+		// Writes and acknowledgements in flight finish before the process exits, as a
+		// host's stop waits for them.
+		if g.nc.Drain() == nil {
+			select {
+			case <-g.ncClosed:
+			case <-time.After(cfg.DrainTimeout):
+			}
+		}
 	}()
-	js, err := jetstream.New(g.nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	bus, err := natsjs.OpenBus(ctx, js, cfg.Store, logger)
-	if err != nil {
-		return err
-	}
-	h, err := checkoutstep.New(ctx, ctx, checkoutstep.Config{Context: cfg.Group.Contexts[0], JS: js, Store: cfg.Store, Bus: bus,
-		Getenv: cfg.Getenv, Logger: logger, Tracing: traced.New(cfg.TracerProvider, nil)})
-	if err != nil {
-		return err
-	}
-	if hooks.Serving != nil {
-		hooks.Serving(g)
-	}
+	// serving ends with ctx, or when the store connection closes for good: the context's
+	// loops (inventory's sweep) live that long, so that Serve, which waits for them, returns.
 	serving, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() {
@@ -56,6 +50,22 @@ func serveCheckoutSteps(ctx context.Context, cfg Config, logger *slog.Logger, ho
 		case <-serving.Done():
 		}
 	}()
+	js, err := jetstream.New(g.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	bus, err := natsjs.OpenBus(ctx, js, cfg.Store, logger)
+	if err != nil {
+		return err
+	}
+	h, err := checkoutstep.New(ctx, serving, checkoutstep.Config{Context: cfg.Group.Contexts[0], JS: js, Store: cfg.Store, Bus: bus,
+		Getenv: cfg.Getenv, Logger: logger, Tracing: traced.New(cfg.TracerProvider, nil)})
+	if err != nil {
+		return err
+	}
+	if hooks.Serving != nil {
+		hooks.Serving(g)
+	}
 	err = checkoutstep.Serve(serving, h, logger)
 	select {
 	case <-g.lost:

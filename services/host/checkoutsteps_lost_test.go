@@ -15,7 +15,8 @@ import (
 // A checkout step function whose store connection closes for good (the server drops it
 // after a line over its limit) does not stay up failing every call, since Lambda replaces
 // no copy for that: Run returns an error, so that the process exits and Lambda starts the
-// function anew.
+// function anew. Inventory's, which runs a loop (the sweep of lapsed reservations) that
+// must end with it.
 func TestCheckoutStepFunctionExitsWhenItsStoreIsLost(t *testing.T) {
 	ns := hosttest.StartNATS(t)
 	// Not closed: aws-lambda-go's loop, which runs in this process here, exits the process
@@ -26,7 +27,7 @@ func TestCheckoutStepFunctionExitsWhenItsStoreIsLost(t *testing.T) {
 	}
 	t.Setenv(host.LambdaRuntimeEnv, fn.RuntimeAPI()) // aws-lambda-go reads it from the process
 	vars := map[string]string{host.LambdaRuntimeEnv: fn.RuntimeAPI(), checkoutstep.RoleEnv: checkoutstep.Role,
-		"SHOP_GROUP": "cart", "SHOP_NATS_URL": ns.URL(), host.TLSDirEnv: hosttest.IdentityDir(t, "cart")}
+		"SHOP_GROUP": "inventory", "SHOP_NATS_URL": ns.URL(), host.TLSDirEnv: hosttest.IdentityDir(t, "inventory")}
 	cfg, err := host.ConfigFrom(func(k string) string { return vars[k] }, bounded.Group{})
 	if err != nil {
 		t.Fatal(err)
