@@ -12,20 +12,20 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/validation"
 )
 
-// HandleOrderShipped returns the consumer of order-shipped events: it marks the order
-// shipped. Redeliveries are harmless (MarkShipped is idempotent).
-//
-// An event for an order that is not there yet is looked for again for a moment
-// (notYetWait), then redelivered (events.RetryDelay), not given up: checkout publishes order-paid at the same time as it records the order (see the
-// package doc), so shipping may ship an order, and announce it, before the order is
-// visible; and a checkout that stopped between the two is finished by recovery, which
-// records the order, within a minute or so (orders.StaleSaga), long before the deliveries
-// run out (events.RetryBudget, some 11 minutes). One that never becomes valid goes to the
-// dead letters once they have. An ID that can name no order is poison at once.
 // notYetWait is the longest of the waits before HandleOrderShipped looks for an order again
 // itself; with the shorter ones before it, some 150 ms in all.
 const notYetWait = 80 * time.Millisecond
 
+// HandleOrderShipped returns the consumer of order-shipped events: it marks the order
+// shipped. Redeliveries are harmless (MarkShipped is idempotent).
+//
+// An event for an order that is not there yet is looked for again for a moment
+// (notYetWait), then redelivered (events.RetryDelay), not given up: checkout publishes
+// order-paid at the same time as it records the order (see the package doc), so shipping
+// may ship an order, and announce it, before the order is visible; and a checkout that
+// stopped between the two is finished by recovery, which records the order, within a
+// minute or so (orders.StaleSaga), long before the deliveries run out (events.RetryBudget,
+// some 11 minutes). One that never becomes valid goes to the dead letters once they have. An ID that can name no order is poison at once.
 func HandleOrderShipped(svc Service) events.Handler {
 	return func(ctx context.Context, m events.Message) error {
 		if m.Subject != events.OrderShippedSubject {
