@@ -152,7 +152,6 @@ func composeYAML(t topology.Topology, archs []topology.Arch, identities bool) ([
 			if !identities {
 				withoutIdentities(x.Env)
 			}
-			delete(x.Env, NATSPasswordEnv) // compose puts the password in the URL itself
 			cs := composeService{
 				Profiles:        []string{a.Name},
 				Image:           "${" + ComposeRegistryVar + ":-" + LocalRepo + "}/" + s.Image + ":${" + ComposeTagVar + ":-latest}",

@@ -186,7 +186,6 @@ func ecsService(opts Options, a topology.Arch, s topology.Service, reached []int
 	}
 	// Its identity from Secrets Manager (ecsidentity.go): secure, as in a cluster.
 	identitySecrets := ecsIdentity(opts, s, x.Env)
-	delete(x.Env, NATSPasswordEnv) // ECS composes no variable: the whole URL is a secret
 	family := PartOf + "-" + a.Name + "-" + s.Name
 	traced := s.Env["OTEL_SERVICE_NAME"] != ""
 	app := types.ContainerDefinition{

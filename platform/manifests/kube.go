@@ -197,9 +197,6 @@ func expand(a topology.Arch, s topology.Service, listen func(s topology.Service,
 	if s.Group != "" && replicas(s) > 1 {
 		env[soleReplicaEnv] = "false"
 	}
-	if _, ok := env[topology.NATSURLEnv]; ok && natsAuth != "" {
-		env[NATSPasswordEnv] = natsPasswordMark(user)
-	}
 	if _, ok := s.Env[topology.NATSUsersEnv]; ok && natsUsers != nil {
 		// The rendered NATS has no users file: its users come in NATSAuthEnv.
 		conf, err := NATSAuth(natsUsers)
@@ -353,8 +350,15 @@ func container(a topology.Arch, s topology.Service, natsUsers []string) (Contain
 	}
 	// First: a variable names only those defined before it.
 	c.Env = append(c.Env, EnvVar{Name: PodIPEnv, ValueFrom: &EnvVarSource{FieldRef: &FieldRef{FieldPath: "status.podIP"}}})
-	for _, k := range slices.Sorted(maps.Keys(x.Env)) {
-		v := x.Env[k]
+	env := x.Env
+	if user, ok := natsURLUser(env[topology.NATSURLEnv]); ok {
+		// A cluster's processes take their NATS password from the Secret, in a variable of
+		// its own that their URL names (the other platforms put it in the URL).
+		env = maps.Clone(env)
+		env[NATSPasswordEnv] = natsPasswordMark(user)
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		v := env[k]
 		if sec, ok := secretOf(v); ok {
 			c.Env = append(c.Env, EnvVar{Name: k, ValueFrom: &EnvVarSource{SecretKeyRef: &KeyRef{Name: sec.k8s, Key: sec.key}}})
 			continue
