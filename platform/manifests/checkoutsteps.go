@@ -23,7 +23,8 @@ import (
 // construction. Each runs the image of the context's own service (the first architecture
 // that runs the context alone: services) with SHOP_LAMBDA_ROLE=checkout-steps, the context
 // in process over its buckets on NATS (services/checkoutstep): no gRPC served or called, so
-// no peers' addresses and no workload identity. The payments function seals the cards it
+// no peers' addresses; its workload identity is for NATS, which takes no client without a
+// certificate (lambdaIdentity). The payments function seals the cards it
 // holds with ${SHOP_CARD_KEY}, filled in at deploy time as the other secrets are.
 
 // CheckoutFunction is one context's function of the checkout state machine.
@@ -42,7 +43,7 @@ func CheckoutFunctions(t topology.Topology, opts Options) ([]CheckoutFunction, e
 		if !ok {
 			continue
 		}
-		env, err := privateIdentityEnv(a, s)
+		env, err := privateEnv(a, s)
 		if err != nil {
 			return nil, err
 		}

@@ -43,21 +43,6 @@ func AWSTLSSecretString(certPEM, keyPEM, caPEM []byte) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// ECSIdentities are the identities the ECS files of t need a secret of, sorted: its tasks'
-// (the Express services are processes of the same names).
-func ECSIdentities(t topology.Topology) []string {
-	var out []string
-	for _, a := range t.Archs {
-		for _, s := range a.Services {
-			if id := s.Identity(); id != "" && !slices.Contains(out, id) {
-				out = append(out, id)
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // ecsIdentity takes the identity folder out of env (expand's, which names the mount a
 // cluster has) and returns the secrets that give s's task its identity instead, for the
 // process (SHOP_TLS_*_PEM) or the NATS server (NATS_TLS_*_PEM); none for a service without

@@ -31,7 +31,7 @@ func ecsSecrets(t *testing.T, topo topology.Topology) secretsManager {
 		t.Fatal(err)
 	}
 	sm := secretsManager{"mitosis/admin-token": "token", "mitosis/request-key": "key"}
-	for _, id := range ECSIdentities(topo) {
+	for _, id := range topo.Identities() {
 		certPEM, keyPEM, err := ca.Issue(id, identity.LeafLifetime)
 		if err != nil {
 			t.Fatal(err)

@@ -59,7 +59,7 @@ func Express(t topology.Topology, opts Options) ([]ExpressService, error) {
 }
 
 func expressService(opts Options, a topology.Arch, s topology.Service) (ExpressService, error) {
-	env, err := privateIdentityEnv(a, s)
+	env, err := privateEnv(a, s)
 	if err != nil {
 		return ExpressService{}, err
 	}

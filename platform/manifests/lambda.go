@@ -80,7 +80,7 @@ func lambdaQualifies(s topology.Service) bool {
 }
 
 func lambdaFunction(opts Options, a topology.Arch, s topology.Service) (LambdaFunction, error) {
-	env, err := privateIdentityEnv(a, s)
+	env, err := privateEnv(a, s)
 	if err != nil {
 		return LambdaFunction{}, err
 	}
@@ -146,21 +146,10 @@ func lambdaFiles(t topology.Topology, opts Options) (map[string][]byte, error) {
 
 // privateEnv is s's environment for a platform where its peers and NATS are found by private
 // DNS in the VPC, <service>.<arch>.LambdaDomain (a Cloud Map namespace per architecture), as
-// functions and Express services find them: neither joins ECS Service Connect. The secrets
-// are left as their marks (secretOf) for the renderer to place. No identity: see
-// withoutIdentities.
+// functions and Express services find them: neither joins ECS Service Connect. NATS is
+// dialled over TLS; the secrets are left as their marks (secretOf) and the identity's folder
+// for the renderer to replace (Express services: ecsIdentity; functions: lambdaIdentity).
 func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) {
-	env, err := privateIdentityEnv(a, s)
-	if err != nil {
-		return nil, err
-	}
-	withoutIdentities(env)
-	return env, nil
-}
-
-// privateIdentityEnv is privateEnv with the identity's variables left for the renderer to
-// replace (Express services: ecsIdentity; functions: lambdaIdentity), NATS over TLS.
-func privateIdentityEnv(a topology.Arch, s topology.Service) (map[string]string, error) {
 	_, env, err := topology.Expand(s, topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
 			o, ok := a.Service(svc)
@@ -176,7 +165,7 @@ func privateIdentityEnv(a topology.Arch, s topology.Service) (map[string]string,
 		Data:       "/tmp/data", // unused: the store is NATS elsewhere
 		AdminToken: adminTokenMark,
 		RequestKey: requestKeyMark,
-		NATSScheme: "tls", // withoutIdentities: plain
+		NATSScheme: "tls",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)
@@ -188,11 +177,11 @@ func privateIdentityEnv(a topology.Arch, s topology.Service) (map[string]string,
 }
 
 // withoutIdentities turns mutual TLS off, explicitly, for a platform whose files carry no
-// workload identities yet (Beanstalk, the checkout's step functions): SHOP_INSECURE=true in
-// place of SHOP_TLS_DIR, so that their services start instead of failing for want of a
-// certificate. The Kubernetes overlays carry identities (from Secrets), compose (a bind
-// mount), ECS and its Express services (Secrets Manager, ecsidentity.go), the edge's
-// functions (filled in at deploy time, lambdaIdentity); on the others the services' gRPC
+// workload identities yet (Beanstalk): SHOP_INSECURE=true in place of SHOP_TLS_DIR, so that
+// their services start instead of failing for want of a certificate. The Kubernetes
+// overlays carry identities (from Secrets), compose (a bind mount), ECS and its Express
+// services (Secrets Manager, ecsidentity.go), the functions (filled in at deploy time,
+// lambdaIdentity); on the others the services' gRPC
 // relies on the network alone, as deploy/README.md ("Workload identity") says.
 func withoutIdentities(env map[string]string) {
 	delete(env, topology.NATSTLSDirEnv) // their NATS: plain, like their gRPC

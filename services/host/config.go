@@ -198,12 +198,10 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 	if role == checkoutstep.Role {
 		// A checkout step function (services/checkoutstep): one context the checkout calls,
 		// run in process over its buckets; no gRPC served nor called, no edge.
-		switch {
-		case g.Edge || len(g.Contexts) != 1 || !slices.Contains(checkoutstep.Contexts(), g.Contexts[0]):
+		// Its store is NATS elsewhere: a group of one context has no other (checked above).
+		if g.Edge || len(g.Contexts) != 1 || !slices.Contains(checkoutstep.Contexts(), g.Contexts[0]) {
 			return cfg, fmt.Errorf("%s=%s: SHOP_GROUP must name one context the checkout calls (%s), not %s",
 				checkoutstep.RoleEnv, role, strings.Join(checkoutstep.Contexts(), ", "), g)
-		case cfg.NatsURL == "":
-			return cfg, fmt.Errorf("%s is set: a function keeps nothing between invocations, so its store must be NATS elsewhere (set SHOP_NATS_URL)", LambdaRuntimeEnv)
 		}
 		cfg.Lambda, cfg.CheckoutSteps, cfg.SoleReplica = true, true, false
 		cfg.GRPCAddr, cfg.HTTPAddr, cfg.MetricsAddr, cfg.Peers = "", "", "", map[string]string{}

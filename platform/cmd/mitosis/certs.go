@@ -236,7 +236,7 @@ Nothing is written: the key exists only in what is printed (and then in Secrets 
 			if err != nil {
 				return err
 			}
-			ids := manifests.ECSIdentities(t)
+			ids := t.Identities()
 			if list {
 				for _, id := range ids {
 					a.say("%s", id)

@@ -139,7 +139,7 @@ func TestCertsAWSSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Fields(listOut), manifests.ECSIdentities(shipped); strings.Join(got, " ") != strings.Join(want, " ") || len(want) == 0 {
+	if got, want := strings.Fields(listOut), shipped.Identities(); strings.Join(got, " ") != strings.Join(want, " ") || len(want) == 0 {
 		t.Errorf("--list %v, want %v", got, want)
 	}
 	for _, args := range [][]string{{"Cart"}, {}} {
