@@ -383,6 +383,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	}
 	// The collector first, so that the first spans of the others find it.
 	var collectorPod string
+	var rejoinErr error
 	if ca, ok := t.CollectorArch(); ok {
 		if _, err := r.upArch(ctx, ca, opts, ids, users, "", ""); err != nil {
 			return err
@@ -393,10 +394,10 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 			}
 		}
 		// A collector remade joins again the networks of the architectures up that this
-		// topology does not name (those it names, upArch joins).
-		if err := r.rejoinCollector(ctx, t, collectorPod); err != nil {
-			return err
-		}
+		// topology does not name (those it names, upArch joins). A failure there costs
+		// those architectures their traces, not this up its architectures: it is reported
+		// once they are up.
+		rejoinErr = r.rejoinCollector(ctx, t, collectorPod)
 	}
 	// Architectures are independent: bring them up side by side.
 	errs := make([]error, len(t.Archs))
@@ -409,6 +410,9 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		}()
 	}
 	wg.Wait()
+	if rejoinErr != nil {
+		errs = append(errs, fmt.Errorf("the collector in the networks of the architectures up that this up does not name: %w", rejoinErr))
+	}
 	return errors.Join(errs...)
 }
 
