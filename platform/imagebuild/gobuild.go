@@ -105,7 +105,7 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 			lists = append(lists, listing{tags, platformString(p)})
 		}
 	}
-	goVersion, err := goEnv(ctx, opts.Root, "GOVERSION")
+	goenv, err := readGoEnv(ctx, opts.Root)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 	errs := make([]error, len(lists))
 	var wg sync.WaitGroup
 	for i, l := range lists {
-		wg.Go(func() { listed[i], errs[i] = listDeps(ctx, opts, goVersion, l.tags, l.platform, byTags[l.tags]) })
+		wg.Go(func() { listed[i], errs[i] = listDeps(ctx, opts, goenv, l.tags, l.platform, byTags[l.tags]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -128,11 +128,9 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 	}
 
 	common := sha256.New()
-	fmt.Fprintf(common, "%s\n%s\n", formatVersion, goVersion)
+	fmt.Fprintf(common, "%s\n%s\n", formatVersion, goenv["GOVERSION"])
 	fmt.Fprintf(common, "ldflags=%s\ntrimpath buildvcs=false cgo=0\n", ldflags("<version>"))
-	for _, k := range []string{"GOEXPERIMENT", "GOAMD64", "GOARM64"} {
-		fmt.Fprintf(common, "%s=%s\n", k, os.Getenv(k))
-	}
+	goenv.write(common, fileEnv)
 	fmt.Fprintf(common, "source=%s\nrepo=%s\n", opts.Source, opts.Repo)
 	fmt.Fprintf(common, "ca=%x\n", sha256.Sum256(ca))
 	for _, f := range []string{"go.work", "go.work.sum"} {
@@ -226,10 +224,10 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 // listDeps lists the packages of specs and their dependencies, as built with tags for
 // platform (os/arch): from the list cache when its record still holds, else with go list,
 // whose answer is recorded for the next build.
-func listDeps(ctx context.Context, opts Options, goVersion, tags, platform string, specs []Spec) ([]*listedPackage, error) {
+func listDeps(ctx context.Context, opts Options, goenv goEnvironment, tags, platform string, specs []Spec) ([]*listedPackage, error) {
 	start := time.Now()
-	key := listKey(opts, goVersion, tags, platform, specs)
-	if list, ok := cachedList(opts, key, goVersion, tags, platform, start); ok {
+	key := listKey(opts, goenv, tags, platform, specs)
+	if list, ok := cachedList(opts, key, goenv, tags, platform, start); ok {
 		opts.Logger.Debug("package graph from the list cache", "tags", tags, "platform", platform, "took", time.Since(start))
 		return list, nil
 	}
@@ -309,14 +307,37 @@ func hashFile(h io.Writer, path, name string, optional bool) error {
 	return nil
 }
 
-func goEnv(ctx context.Context, dir, key string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "env", key)
+// fileEnv are the Go settings that choose which files a package compiles, and listEnv those
+// that also choose where packages are found: what a build's and a listing's hashes take in.
+var (
+	fileEnv = []string{"GOEXPERIMENT", "GOAMD64", "GOARM64"}
+	listEnv = append(slices.Clone(fileEnv), "GOWORK", "GO111MODULE", "GOTOOLCHAIN", "GOPATH", "GOMODCACHE")
+)
+
+// goEnvironment is `go env` in a folder: the environment's variables as the go command
+// resolves them, `go env -w` settings included, which os.Getenv does not see.
+type goEnvironment map[string]string
+
+// readGoEnv reads GOVERSION and listEnv, once per build.
+func readGoEnv(ctx context.Context, dir string) (goEnvironment, error) {
+	cmd := exec.CommandContext(ctx, "go", append([]string{"env", "-json", "GOVERSION"}, listEnv...)...)
 	cmd.Dir = dir
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("go env %s: %w", key, err)
+		return nil, fmt.Errorf("go env: %w", err)
 	}
-	return strings.TrimSpace(string(out)), nil
+	env := goEnvironment{}
+	if err := json.Unmarshal(out, &env); err != nil {
+		return nil, fmt.Errorf("go env: %w", err)
+	}
+	return env, nil
+}
+
+// write writes keys' values to h, one line each.
+func (e goEnvironment) write(h io.Writer, keys []string) {
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\n", k, e[k])
+	}
 }
 
 // compile builds every spec for every platform with one `go build` per platform and stamped

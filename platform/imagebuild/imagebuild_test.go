@@ -484,12 +484,12 @@ func TestListCacheFollowsThePackageGraph(t *testing.T) {
 		if err := o.defaults(); err != nil {
 			t.Fatal(err)
 		}
-		goVersion, err := goEnv(ctx, root, "GOVERSION")
+		goenv, err := readGoEnv(ctx, root)
 		if err != nil {
 			t.Fatal(err)
 		}
 		pl := platformString(HostPlatform())
-		list, ok := cachedList(o, listKey(o, goVersion, "", pl, []Spec{app}), goVersion, "", pl, time.Now())
+		list, ok := cachedList(o, listKey(o, goenv, "", pl, []Spec{app}), goenv, "", pl, time.Now())
 		if ok && len(list) == 0 {
 			t.Fatal("the list cache held no package")
 		}

@@ -50,12 +50,10 @@ type listRecord struct {
 }
 
 // listKey names a listing: everything besides the files that decides what go list reports.
-func listKey(opts Options, goVersion, tags, platform string, specs []Spec) string {
+func listKey(opts Options, goenv goEnvironment, tags, platform string, specs []Spec) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%s\nroot=%s\ntags=%s\nplatform=%s\n", listCacheVersion, formatVersion, goVersion, opts.Root, tags, platform)
-	for _, k := range []string{"GOWORK", "GO111MODULE", "GOEXPERIMENT", "GOAMD64", "GOARM64", "GOTOOLCHAIN", "GOPATH", "GOMODCACHE"} {
-		fmt.Fprintf(h, "%s=%s\n", k, os.Getenv(k))
-	}
+	fmt.Fprintf(h, "%s\n%s\n%s\nroot=%s\ntags=%s\nplatform=%s\n", listCacheVersion, formatVersion, goenv["GOVERSION"], opts.Root, tags, platform)
+	goenv.write(h, listEnv)
 	pkgs := make([]string, len(specs))
 	for i, s := range specs {
 		pkgs[i] = s.Package
@@ -167,7 +165,7 @@ func dirFingerprint(dir string, recursive bool, now time.Time) (string, error) {
 
 // cachedList returns the recorded graph of a listing when it still holds (see above), with
 // the record brought up to date; ok is false when go list must run.
-func cachedList(opts Options, key, goVersion, tags, platform string, now time.Time) (list []*listedPackage, ok bool) {
+func cachedList(opts Options, key string, goenv goEnvironment, tags, platform string, now time.Time) (list []*listedPackage, ok bool) {
 	b, err := os.ReadFile(opts.listCachePath(key))
 	if err != nil {
 		return nil, false
@@ -199,7 +197,7 @@ func cachedList(opts Options, key, goVersion, tags, platform string, now time.Ti
 		if cur == fp && fp != "racy" {
 			continue
 		}
-		if embeds || !sameGraph(p, goVersion, tags, platform) {
+		if embeds || !sameGraph(p, goenv, tags, platform) {
 			return nil, false
 		}
 		rec.Dirs[dir] = cur
@@ -215,12 +213,17 @@ func cachedList(opts Options, key, goVersion, tags, platform string, now time.Ti
 // compiles the files and imports the packages go list reported. It only answers for this
 // binary's own Go version and the host's platform without variables that add tool tags:
 // go/build chooses files by this binary's release and tool tags.
-func sameGraph(p *listedPackage, goVersion, tags, platform string) bool {
-	if goVersion != runtime.Version() || platform != runtime.GOOS+"/"+runtime.GOARCH {
+func sameGraph(p *listedPackage, goenv goEnvironment, tags, platform string) bool {
+	if goenv["GOVERSION"] != runtime.Version() || platform != runtime.GOOS+"/"+runtime.GOARCH {
 		return false
 	}
-	for _, k := range []string{"GOEXPERIMENT", "GOAMD64", "GOARM64"} {
-		if os.Getenv(k) != "" {
+	// go/build chooses files by the tool tags this binary was built with: a setting that
+	// `go list` would read otherwise needs go list.
+	if goenv["GOEXPERIMENT"] != "" {
+		return false
+	}
+	for k, tag := range map[string]string{"GOAMD64": "amd64.", "GOARM64": "arm64."} {
+		if v := goenv[k]; v != "" && !slices.Contains(build.Default.ToolTags, tag+v) {
 			return false
 		}
 	}
