@@ -131,15 +131,6 @@ func serviceIP(subnet *net.IPNet, i int) net.IP {
 	return out
 }
 
-// collectorLink is how the pods of an architecture reach the stack's collector: the
-// collector's pod joins the architecture's network at a fixed address (collectorIP), and
-// they export there. Each pod so has one network attachment, not two (its own and the
-// collector's): Podman 4.3 tears attachments down one at a time under one lock (CNI), about
-// 0.2-0.3 s each on this machine, which was most of a down and of a pod's remaking.
-type collectorLink struct {
-	Env map[string]string // topology.ExportEnv, to collectorIP of the architecture's network
-}
-
 // collectorIP is the collector's fixed address in an architecture's network: below the
 // processes' (serviceIP), above the gateway.
 func collectorIP(subnet *net.IPNet) net.IP { return serviceIP(subnet, -1) }
@@ -192,7 +183,7 @@ func serviceMAC(ip net.IP) nettypes.HardwareAddr {
 	return nettypes.HardwareAddr{0x02, 0x6d, v4[0], v4[1], v4[2], v4[3]} // locally administered
 }
 
-func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica, opts stack.UpOptions, ids map[string]string, users natsauth.Creds, ip net.IP, link *collectorLink, parent string) (desired, error) {
+func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica, opts stack.UpOptions, ids map[string]string, users natsauth.Creds, ip net.IP, export map[string]string, parent string) (desired, error) {
 	img, ok := r.images[s.Image]
 	if !ok {
 		return desired{}, fmt.Errorf("%s/%s: image %s was not built", a.Name, s.Name, s.Image)
@@ -256,9 +247,8 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 			d.Env[k] = v
 		}
 	}
-	export := topology.ExportEnv("", opts.Env)
-	if link != nil {
-		export = link.Env
+	if export == nil {
+		export = topology.ExportEnv("", opts.Env)
 	}
 	for k, v := range export {
 		if _, set := d.Env[k]; !set {
@@ -457,12 +447,17 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 	if err != nil {
 		return nil, err
 	}
-	var link *collectorLink
+	// The pods reach the stack's collector where its pod joins the architecture's network,
+	// at a fixed address (collectorIP), and export there. Each pod so has one network
+	// attachment, not two (its own and the collector's): Podman 4.3 tears attachments down
+	// one at a time under one lock (CNI), about 0.2-0.3 s each on this machine, which was
+	// most of a down and of a pod's remaking.
+	var export map[string]string // nil: nowhere, or where opts.Env says
 	if collectorPod != "" {
 		if err := r.joinCollector(c, collectorPod, a.Name, subnet); err != nil {
 			return nil, err
 		}
-		link = &collectorLink{Env: topology.ExportEnv(net.JoinHostPort(collectorIP(subnet).String(), strconv.Itoa(topology.CollectorHTTPPort)), nil)}
+		export = topology.ExportEnv(net.JoinHostPort(collectorIP(subnet).String(), strconv.Itoa(topology.CollectorHTTPPort)), nil)
 	}
 	want := map[string]desired{}
 	byService := map[string][]desired{}
@@ -475,7 +470,7 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 	i := 0
 	for _, s := range a.Services {
 		for _, p := range s.Processes() {
-			d, err := r.desire(a, s, p, opts, ids, users, serviceIP(subnet, i), link, parent)
+			d, err := r.desire(a, s, p, opts, ids, users, serviceIP(subnet, i), export, parent)
 			if err != nil {
 				return nil, err
 			}
@@ -885,7 +880,7 @@ func (r *Runtime) dropPod(c context.Context, name string) error {
 // CNI plugins: bridge, portmap, firewall, tuning, dnsname, some twenty iptables calls per
 // network, 0.2-0.3 s), and Podman runs those one at a time under one lock (cni.lock), so
 // twelve pods take 4-5 s whatever the concurrency (5.5-6.5 s while every pod also joined
-// the collector's network; collectorLink). What side by side does win is the rest of each
+// the collector's network; see upArch). What side by side does win is the rest of each
 // removal (the infra container's stop, the containers' storage), which overlaps the others'
 // teardowns and the next phase's stops.
 const removeConcurrency = 8
