@@ -2,14 +2,10 @@ package manifests
 
 import (
 	"fmt"
-	"maps"
-	"math"
 	"slices"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/mitosis-dev/mitosis/platform/stepfunctions"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -43,15 +39,10 @@ func CheckoutFunctions(t topology.Topology, opts Options) ([]CheckoutFunction, e
 		if !ok {
 			continue
 		}
-		env, err := privateEnv(a, s)
+		env, err := lambdaEnv(a, s)
 		if err != nil {
 			return nil, err
 		}
-		lambdaIdentity(env) // for NATS, which takes no client without one (ecsidentity.go)
-		// Each function is its context's process to NATS: its user, with the password
-		// filled in at deploy time (envsubst), as the Lambda edge's.
-		withNATSUser(s, env)
-		env[topology.NATSURLEnv] = replaceNATSURLPassword(env[topology.NATSURLEnv], "${$VAR}")
 		// No gRPC: drop what serves and calls it, and the orders' request key (its steps
 		// hash no request).
 		for k := range env {
@@ -60,18 +51,11 @@ func CheckoutFunctions(t topology.Topology, opts Options) ([]CheckoutFunction, e
 				delete(env, k)
 			}
 		}
-		maps.Copy(env, map[string]string{
-			checkoutstep.RoleEnv:    checkoutstep.Role,
-			soleReplicaEnv:          "false",
-			"OTEL_SERVICE_NAME":     stepfunctions.FunctionName(c),
-			"OTEL_TRACES_EXPORTER":  "xray",
-			"OTEL_METRICS_EXPORTER": "none",
-		})
+		env[checkoutstep.RoleEnv] = checkoutstep.Role
+		env["OTEL_SERVICE_NAME"] = stepfunctions.FunctionName(c)
 		if c == "payments" {
-			env[checkoutstep.CardKeyEnv] = "${" + checkoutstep.CardKeyEnv + "}" // envsubst at deploy time
+			env[checkoutstep.CardKeyEnv] = deployTimeVar(checkoutstep.CardKeyEnv)
 		}
-		memory := min(lambdaMaxMB, max(lambdaMinMB, s.MemoryMB, int(math.Ceil(s.CPUs*lambdaMBPerCPU))))
-		env["GOMEMLIMIT"] = topology.GoMemLimit(memory)
 		var calls []string
 		for _, st := range orders.Steps() {
 			for _, call := range []orders.Call{st.Call, st.Undo} {
@@ -83,25 +67,13 @@ func CheckoutFunctions(t topology.Topology, opts Options) ([]CheckoutFunction, e
 		if c == "payments" {
 			calls = append(calls, checkoutstep.HoldCard)
 		}
-		name := stepfunctions.FunctionName(c)
-		out = append(out, CheckoutFunction{Context: c, Input: &lambda.CreateFunctionInput{
-			FunctionName:  aws.String(name),
-			Description:   aws.String(fmt.Sprintf("mitosis checkout state machine: the calls of %s (%s), image of %s/%s", c, strings.Join(calls, ", "), a.Name, s.Name)),
-			PackageType:   types.PackageTypeImage,
-			Code:          &types.FunctionCode{ImageUri: aws.String(opts.ECSImage(s.Image))},
-			Role:          aws.String(opts.arn("iam", "role/"+PartOf+"-lambda")),
-			MemorySize:    aws.Int32(int32(memory)),
-			Timeout:       aws.Int32(stepfunctions.TaskTimeout),
-			Architectures: []types.Architecture{types.ArchitectureX8664},
-			Environment:   &types.Environment{Variables: env},
-			TracingConfig: &types.TracingConfig{Mode: types.TracingModeActive},
-			VpcConfig: &types.VpcConfig{
-				SubnetIds:        []string{"subnet-0123456789abcdef0", "subnet-0123456789abcdef1"},
-				SecurityGroupIds: []string{"sg-0123456789abcdef0"},
-			},
-			LoggingConfig: &types.LoggingConfig{LogFormat: types.LogFormatJson, LogGroup: aws.String(ecsLogPrefix + "checkout")},
-			Tags:          map[string]string{"mitosis.saga": "checkout", "mitosis.context": c},
-		}})
+		out = append(out, CheckoutFunction{Context: c, Input: lambdaInput(opts, s, env, lambdaSpec{
+			name:        stepfunctions.FunctionName(c),
+			description: fmt.Sprintf("mitosis checkout state machine: the calls of %s (%s), image of %s/%s", c, strings.Join(calls, ", "), a.Name, s.Name),
+			timeout:     stepfunctions.TaskTimeout,
+			logGroup:    "checkout",
+			tags:        map[string]string{"mitosis.saga": "checkout", "mitosis.context": c},
+		})})
 	}
 	return out, nil
 }

@@ -291,8 +291,8 @@ func ecsService(opts Options, a topology.Arch, s topology.Service, reached []int
 		LaunchType:      types.LaunchTypeFargate,
 		PlatformVersion: aws.String("LATEST"),
 		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
-			Subnets:        []string{"subnet-0123456789abcdef0", "subnet-0123456789abcdef1"},
-			SecurityGroups: []string{"sg-0123456789abcdef0"},
+			Subnets:        placeholderSubnets(),
+			SecurityGroups: placeholderSecurityGroups(),
 			AssignPublicIp: types.AssignPublicIpDisabled,
 		}},
 		DeploymentConfiguration: &types.DeploymentConfiguration{

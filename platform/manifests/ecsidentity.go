@@ -85,6 +85,6 @@ func lambdaIdentity(env map[string]string) {
 	}
 	delete(env, topology.TLSDirEnv)
 	for _, v := range identity.EnvFor(topology.TLSDirEnv).PEMVars() {
-		env[v] = "${" + v + "}"
+		env[v] = deployTimeVar(v)
 	}
 }

@@ -104,8 +104,8 @@ func expressService(opts Options, a topology.Arch, s topology.Service) (ExpressS
 		ExecutionRoleArn:      aws.String(opts.arn("iam", "role/"+PartOf+"-ecs-execution")),
 		InfrastructureRoleArn: aws.String(opts.arn("iam", "role/"+ExpressRole)),
 		NetworkConfiguration: &types.ExpressGatewayServiceNetworkConfiguration{
-			Subnets:        []string{"subnet-0123456789abcdef0", "subnet-0123456789abcdef1"},
-			SecurityGroups: []string{"sg-0123456789abcdef0"},
+			Subnets:        placeholderSubnets(),
+			SecurityGroups: placeholderSecurityGroups(),
 		},
 		// The monolith is its own only replica (it recovers every checkout at start); a
 		// gateway scales on CPU from its replicas up to twice as many.

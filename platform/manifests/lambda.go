@@ -80,49 +80,89 @@ func lambdaQualifies(s topology.Service) bool {
 }
 
 func lambdaFunction(opts Options, a topology.Arch, s topology.Service) (LambdaFunction, error) {
-	env, err := privateEnv(a, s)
+	env, err := lambdaEnv(a, s)
 	if err != nil {
 		return LambdaFunction{}, err
 	}
-	lambdaIdentity(env) // ecsidentity.go: filled in at deploy time, as the other secrets
+	delete(env, "SHOP_ADDR") // a function listens on nothing
+	in := lambdaInput(opts, s, env, lambdaSpec{
+		name:        PartOf + "-" + a.Name + "-" + s.Name,
+		description: fmt.Sprintf("mitosis %s: %s (group %s) serving HTTP API invocations", a.Name, s.Name, s.Group),
+		timeout:     LambdaTimeout,
+		logGroup:    a.Name,
+		tags:        map[string]string{"mitosis.arch": a.Name, "mitosis.service": s.Name},
+	})
+	return LambdaFunction{Arch: a.Name, Name: s.Name, Input: in}, nil
+}
+
+// lambdaEnv is s's environment as a function of either kind (the edge's, the checkout's
+// steps'): privateEnv's, with its identity and its NATS user's password as variables for
+// envsubst to fill in at deploy time (deployTimeVar), as the other secrets; every copy of a
+// function is one more replica; X-Ray through the daemon Lambda runs beside it when active
+// tracing is on (AWS_XRAY_DAEMON_ADDRESS), OTLP nowhere. The caller takes out what its kind
+// does not serve.
+func lambdaEnv(a topology.Arch, s topology.Service) (map[string]string, error) {
+	env, err := privateEnv(a, s)
+	if err != nil {
+		return nil, err
+	}
+	lambdaIdentity(env) // ecsidentity.go
 	withNATSUser(s, env)
 	for k, v := range env {
 		if sec, ok := secretOf(v); ok {
-			env[k] = "${" + sec.env + "}" // envsubst at deploy time
+			env[k] = deployTimeVar(sec.env)
 		}
-		env[k] = replaceNATSURLPassword(env[k], "${$VAR}")
+		env[k] = replaceNATSURLPassword(env[k], deployTimeVar("$VAR"))
 	}
-	// The function's copies are its replicas; X-Ray through the daemon Lambda runs beside
-	// it when active tracing is on (AWS_XRAY_DAEMON_ADDRESS), OTLP nowhere.
 	maps.Copy(env, map[string]string{
 		soleReplicaEnv:          "false",
 		"OTEL_TRACES_EXPORTER":  "xray",
 		"OTEL_METRICS_EXPORTER": "none",
 	})
-	delete(env, "SHOP_ADDR") // a function listens on nothing
+	return env, nil
+}
+
+// deployTimeVar is how a function's file names a value filled in at deploy time (envsubst,
+// deploy/README.md): a function's environment cannot point at a secret.
+func deployTimeVar(name string) string { return "${" + name + "}" }
+
+// lambdaSpec is what tells one function from another beside its service and environment.
+type lambdaSpec struct {
+	name, description string
+	timeout           int32
+	logGroup          string // under ecsLogPrefix
+	tags              map[string]string
+}
+
+// lambdaInput is the function of s with env (lambdaEnv's, adjusted): its image, and the
+// memory that buys its service's CPU share, of which the Go runtime's limit is taken.
+func lambdaInput(opts Options, s topology.Service, env map[string]string, spec lambdaSpec) *lambda.CreateFunctionInput {
 	memory := min(lambdaMaxMB, max(lambdaMinMB, s.MemoryMB, int(math.Ceil(s.CPUs*lambdaMBPerCPU))))
 	env["GOMEMLIMIT"] = topology.GoMemLimit(memory) // of the function's memory, not the share's
-	name := PartOf + "-" + a.Name + "-" + s.Name
-	in := &lambda.CreateFunctionInput{
-		FunctionName:  aws.String(name),
-		Description:   aws.String(fmt.Sprintf("mitosis %s: %s (group %s) serving HTTP API invocations", a.Name, s.Name, s.Group)),
+	return &lambda.CreateFunctionInput{
+		FunctionName:  aws.String(spec.name),
+		Description:   aws.String(spec.description),
 		PackageType:   types.PackageTypeImage,
 		Code:          &types.FunctionCode{ImageUri: aws.String(opts.ECSImage(s.Image))},
 		Role:          aws.String(opts.arn("iam", "role/"+PartOf+"-lambda")),
 		MemorySize:    aws.Int32(int32(memory)),
-		Timeout:       aws.Int32(LambdaTimeout),
+		Timeout:       aws.Int32(spec.timeout),
 		Architectures: []types.Architecture{types.ArchitectureX8664},
 		Environment:   &types.Environment{Variables: env},
 		TracingConfig: &types.TracingConfig{Mode: types.TracingModeActive},
-		VpcConfig: &types.VpcConfig{
-			SubnetIds:        []string{"subnet-0123456789abcdef0", "subnet-0123456789abcdef1"},
-			SecurityGroupIds: []string{"sg-0123456789abcdef0"},
-		},
-		LoggingConfig: &types.LoggingConfig{LogFormat: types.LogFormatJson, LogGroup: aws.String(ecsLogPrefix + a.Name)},
-		Tags:          map[string]string{"mitosis.arch": a.Name, "mitosis.service": s.Name},
+		VpcConfig:     &types.VpcConfig{SubnetIds: placeholderSubnets(), SecurityGroupIds: placeholderSecurityGroups()},
+		LoggingConfig: &types.LoggingConfig{LogFormat: types.LogFormatJson, LogGroup: aws.String(ecsLogPrefix + spec.logGroup)},
+		Tags:          spec.tags,
 	}
-	return LambdaFunction{Arch: a.Name, Name: s.Name, Input: in}, nil
 }
+
+// placeholderSubnets and placeholderSecurityGroups are the VPC every rendered AWS service
+// runs in, placeholders in the style of AWS's documentation for the user's own.
+func placeholderSubnets() []string {
+	return []string{"subnet-0123456789abcdef0", "subnet-0123456789abcdef1"}
+}
+
+func placeholderSecurityGroups() []string { return []string{"sg-0123456789abcdef0"} }
 
 // MarshalLambda writes v as the CLI's --cli-input-json takes it for Lambda: the SDK's field
 // names as they are (Lambda's API spells them so), empty values left out.
