@@ -10,7 +10,6 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/topology"
-	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 // NATSUsersSecret is the Secret of the NATS users' passwords in a cluster: one key per user
@@ -124,20 +123,19 @@ func natsURLUser(v string) (string, bool) {
 }
 
 // NATSAuth is the authorization block of a NATS server's configuration (nats.conf syntax, as
-// nats-server's own parser reads it) for users: each group's user with natsauth.Permissions
-// of its group, the admin with every permission, and every password a $VAR reference to
-// natsauth.PasswordEnv, which the server reads from its environment.
+// nats-server's own parser reads it) for users: natsauth.ServerUsers, as the running stacks'
+// NATS has them, every password a $VAR reference to natsauth.PasswordEnv, which the server
+// reads from its environment.
 func NATSAuth(users []string) (string, error) {
+	su, err := natsauth.ServerUsers(users, func(u string) string { return "$" + natsauth.PasswordEnv(u) })
+	if err != nil {
+		return "", err
+	}
 	var b strings.Builder
 	b.WriteString("authorization {\n  users = [\n")
-	for _, u := range users {
-		fmt.Fprintf(&b, "    {\n      user: %q\n      password: $%s\n", u, natsauth.PasswordEnv(u))
-		if u != natsauth.Admin {
-			g, err := bounded.ParseName(u)
-			if err != nil {
-				return "", fmt.Errorf("NATS user %s: %w", u, err)
-			}
-			p := natsauth.Permissions(g)
+	for _, u := range su {
+		fmt.Fprintf(&b, "    {\n      user: %q\n      password: %s\n", u.Username, u.Password)
+		if p := u.Permissions; p != nil {
 			fmt.Fprintf(&b, "      permissions {\n        publish { allow: %s }\n        subscribe { allow: %s }\n      }\n",
 				confList(p.Publish.Allow), confList(p.Subscribe.Allow))
 		}

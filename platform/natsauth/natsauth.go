@@ -11,6 +11,7 @@
 package natsauth
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -83,4 +84,25 @@ func Permissions(g bounded.Group) *server.Permissions {
 // User is the NATS user of the process running group, with password.
 func User(g bounded.Group, password string) *server.User {
 	return &server.User{Username: g.Name(), Password: password, Permissions: Permissions(g)}
+}
+
+// ServerUsers are users as a NATS server knows them, each with password(user): the admin
+// (Admin) with every permission, any other user the Permissions of the group it names
+// (bounded.ParseName). Setup's users file, which the running stacks' NATS reads, and the
+// rendered deploy files (platform/manifests.NATSAuth) both take their users from here, so a
+// deployed process is allowed what the same process is allowed on this machine.
+func ServerUsers(users []string, password func(user string) string) ([]*server.User, error) {
+	out := make([]*server.User, 0, len(users))
+	for _, id := range users {
+		if id == Admin {
+			out = append(out, &server.User{Username: id, Password: password(id)}) // no permissions: all
+			continue
+		}
+		g, err := bounded.ParseName(id)
+		if err != nil {
+			return nil, fmt.Errorf("NATS user %s: %w", id, err)
+		}
+		out = append(out, User(g, password(id)))
+	}
+	return out, nil
 }

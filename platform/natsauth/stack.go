@@ -47,19 +47,12 @@ func Setup(pki string, t topology.Topology) (Creds, error) {
 	if err != nil {
 		return Creds{}, err
 	}
-	var users []*server.User
+	users, err := ServerUsers(Users(t), func(id string) string { return passwords[id] })
+	if err != nil {
+		return Creds{}, err
+	}
 	for _, id := range Users(t) {
-		pw := passwords[id]
-		u := &server.User{Username: id, Password: pw} // the admin: no permissions means all
-		if id != Admin {
-			g, err := bounded.ParseName(id)
-			if err != nil {
-				return Creds{}, fmt.Errorf("NATS user %s: %w", id, err)
-			}
-			u = User(g, pw)
-		}
-		users = append(users, u)
-		c.Auth[id] = url.UserPassword(id, pw).String() + "@"
+		c.Auth[id] = url.UserPassword(id, passwords[id]).String() + "@"
 	}
 	b, err := json.MarshalIndent(users, "", "  ")
 	if err != nil {
