@@ -8,6 +8,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
@@ -127,7 +128,7 @@ func composeFiles(t topology.Topology) (map[string][]byte, error) {
 	}
 	files := map[string][]byte{}
 	for _, p := range order {
-		b, err := composeYAML(t, byFile[p], true)
+		b, _, err := composeYAML(t, byFile[p], identityMount)
 		if err != nil {
 			return nil, err
 		}
@@ -136,21 +137,38 @@ func composeFiles(t topology.Topology) (map[string][]byte, error) {
 	return files, nil
 }
 
-// composeYAML renders one compose file, holding archs (of t). With identities, each service
-// that has one mounts it from ComposePKIVar's folder, and NATS and gRPC speak mutual TLS as in
-// a cluster; without, they run insecure (withoutIdentities).
-func composeYAML(t topology.Topology, archs []topology.Arch, identities bool) ([]byte, error) {
+// identityFrom is how a compose file gives each service its identity (platform/identity);
+// either way NATS and gRPC speak mutual TLS, as in a cluster.
+type identityFrom int
+
+const (
+	// identityMount mounts the service's folder of ComposePKIVar's (compose on a machine of
+	// the user's, where `mitosis certs issue --for-containers` writes them).
+	identityMount identityFrom = iota
+	// identityEnv passes the PEM texts in variables from the environment (identity.Env), as
+	// Beanstalk fills them from Secrets Manager: its instances have no PKI folder.
+	identityEnv
+)
+
+// composeYAML renders one compose file, holding archs (of t), the identities given as ids
+// says. It returns too the variables the file requires from its environment that hold
+// secrets, with where each is in Secrets Manager (for a platform that fills them from there).
+func composeYAML(t topology.Topology, archs []topology.Arch, ids identityFrom) ([]byte, map[string]awsRef, error) {
 	f := composeFile{Services: map[string]composeService{}, Networks: map[string]struct{}{}, Volumes: map[string]struct{}{}}
+	secrets := map[string]awsRef{}
+	// required is the value of a variable taken from the environment, which compose refuses
+	// to start without.
+	required := func(name string, ref awsRef) string {
+		secrets[name] = ref
+		return "${" + name + ":?set " + name + "}"
+	}
 	for _, a := range archs {
 		f.Networks[a.Name] = struct{}{}
 		for _, s := range a.Services {
 			name := ComposeName(t, a.Name, s.Name)
 			x, err := expand(a, s, anyInterface, archNATSUsers(a))
 			if err != nil {
-				return nil, err
-			}
-			if !identities {
-				withoutIdentities(x.Env)
+				return nil, nil, err
 			}
 			cs := composeService{
 				Profiles:        []string{a.Name},
@@ -168,10 +186,27 @@ func composeYAML(t topology.Topology, archs []topology.Arch, identities bool) ([
 			for _, arg := range x.Args {
 				cs.Command = append(cs.Command, composeLiteral(arg))
 			}
+			if ids == identityEnv {
+				for _, dir := range []string{topology.TLSDirEnv, topology.NATSTLSDirEnv} {
+					if _, ok := x.Env[dir]; !ok {
+						continue
+					}
+					delete(x.Env, dir)
+					for name, ref := range identityRefs(dir, s.Identity()) {
+						if prev, ok := secrets[name]; ok && prev != ref {
+							return nil, nil, fmt.Errorf("%s/%s: %s would hold two identities in one environment", a.Name, s.Name, name)
+						}
+						cs.Environment[name] = required(name, ref)
+					}
+				}
+			}
 			for k, v := range x.Env {
 				if sec, ok := secretOf(v); ok {
-					cs.Environment[k] = "${" + sec.env + ":?set " + sec.env + "}"
+					cs.Environment[k] = required(sec.env, sec.aws)
 					continue
+				}
+				if user, ok := natsURLUser(v); ok {
+					required(natsauth.PasswordEnv(user), awsRef{AWSNATSUsersSecret, user})
 				}
 				cs.Environment[k] = replaceNATSURLPassword(composeLiteral(v), "${$VAR:?set $VAR}")
 			}
@@ -189,7 +224,7 @@ func composeYAML(t topology.Topology, archs []topology.Arch, identities bool) ([
 			if s.Edge != "" {
 				host, port, err := net.SplitHostPort(s.Edge)
 				if err != nil {
-					return nil, fmt.Errorf("%s/%s: edge %q: %w", a.Name, s.Name, s.Edge, err)
+					return nil, nil, fmt.Errorf("%s/%s: edge %q: %w", a.Name, s.Name, s.Edge, err)
 				}
 				cs.Ports = []string{fmt.Sprintf("%s:${%s:-%s}:%d", host, ComposePortVar(a.Name), port, s.Ports[0])}
 			}
@@ -201,7 +236,7 @@ func composeYAML(t topology.Topology, archs []topology.Arch, identities bool) ([
 				f.Volumes[vol] = struct{}{}
 				cs.Volumes = []string{vol + ":" + s.DataDir}
 			}
-			if id := s.Identity(); id != "" && identities {
+			if id := s.Identity(); id != "" && ids == identityMount {
 				cs.Volumes = append(cs.Volumes, "${"+ComposePKIVar+":?set "+ComposePKIVar+" to the stack's identities}/"+id+":"+topology.TLSMount+":ro")
 			}
 			f.Services[name] = cs
@@ -209,9 +244,9 @@ func composeYAML(t topology.Topology, archs []topology.Arch, identities bool) ([
 	}
 	b, err := yaml.Marshal(f)
 	if err != nil {
-		return nil, fmt.Errorf("compose: %w", err)
+		return nil, nil, fmt.Errorf("compose: %w", err)
 	}
-	return append([]byte(composeHeader(t, archs)), b...), nil
+	return append([]byte(composeHeader(t, archs)), b...), secrets, nil
 }
 
 // composeHeader is a compose file's comment: what it holds and how to run it.

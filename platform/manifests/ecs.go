@@ -214,11 +214,11 @@ func ecsService(opts Options, a topology.Arch, s topology.Service, reached []int
 	}
 	for _, k := range slices.Sorted(maps.Keys(x.Env)) {
 		if sec, ok := secretOf(x.Env[k]); ok {
-			app.Secrets = append(app.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.arn("secretsmanager", "secret:"+sec.awsSecret))})
+			app.Secrets = append(app.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.ecsSecretARN(sec.aws))})
 			continue
 		}
 		if user, ok := natsURLUser(x.Env[k]); ok {
-			app.Secrets = append(app.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.arn("secretsmanager", "secret:"+AWSNATSURLsSecret+":"+user+"::"))})
+			app.Secrets = append(app.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.ecsSecretARN(awsRef{AWSNATSURLsSecret, user}))})
 			continue
 		}
 		app.Environment = append(app.Environment, types.KeyValuePair{Name: aws.String(k), Value: aws.String(x.Env[k])})

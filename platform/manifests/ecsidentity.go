@@ -58,14 +58,46 @@ func ecsIdentity(opts Options, s topology.Service, env map[string]string) []type
 		if id == "" {
 			continue
 		}
-		for i, name := range identity.EnvFor(dir).PEMVars() {
-			out = append(out, types.Secret{
-				Name:      aws.String(name),
-				ValueFrom: aws.String(opts.arn("secretsmanager", "secret:"+AWSTLSSecret(id)+":"+TLSSecretKeys[i]+"::")),
-			})
+		for name, ref := range identityRefs(dir, id) {
+			out = append(out, types.Secret{Name: aws.String(name), ValueFrom: aws.String(opts.ecsSecretARN(ref))})
 		}
 	}
 	return out
+}
+
+// identityRefs are the PEM variables of identity id for the folder variable dir
+// (identity.EnvFor), each with the key of AWSTLSSecret(id) that holds it.
+func identityRefs(dir, id string) map[string]awsRef {
+	out := map[string]awsRef{}
+	for i, name := range identity.EnvFor(dir).PEMVars() {
+		out[name] = awsRef{AWSTLSSecret(id), TLSSecretKeys[i]}
+	}
+	return out
+}
+
+// awsRef is a value in Secrets Manager: a secret, and the key of its JSON object that holds
+// the value ("" for the whole secret).
+type awsRef struct{ name, key string }
+
+// ecsSecretARN is r as an ECS container's secret names it (valueFrom): the secret's ARN, then
+// :<key>:<stage>:<version>, the last two empty for the current version.
+func (o Options) ecsSecretARN(r awsRef) string {
+	arn := o.arn("secretsmanager", "secret:"+r.name)
+	if r.key != "" {
+		arn += ":" + r.key + "::"
+	}
+	return arn
+}
+
+// beanstalkSecretARN is r as Beanstalk's environment secrets name it: the secret's ARN, then
+// :<key> (platform versions of 2026-01-13 or later), AWS's guide "Fetching secrets and
+// parameters to Elastic Beanstalk environment variables".
+func (o Options) beanstalkSecretARN(r awsRef) string {
+	arn := o.arn("secretsmanager", "secret:"+r.name)
+	if r.key != "" {
+		arn += ":" + r.key
+	}
+	return arn
 }
 
 // sortSecrets orders a container's secrets by name, as its environment is.

@@ -82,11 +82,11 @@ func expressService(opts Options, a topology.Arch, s topology.Service) (ExpressS
 	env["GOMEMLIMIT"] = topology.GoMemLimit(memory) // of the task's memory: its only container has no limit of its own
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		if sec, ok := secretOf(env[k]); ok {
-			c.Secrets = append(c.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.arn("secretsmanager", "secret:"+sec.awsSecret))})
+			c.Secrets = append(c.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.ecsSecretARN(sec.aws))})
 			continue
 		}
 		if user, ok := natsURLUser(env[k]); ok { // Express composes no variable either
-			c.Secrets = append(c.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.arn("secretsmanager", "secret:"+AWSNATSURLsSecret+":"+user+privateSuffix+"::"))})
+			c.Secrets = append(c.Secrets, types.Secret{Name: aws.String(k), ValueFrom: aws.String(opts.ecsSecretARN(awsRef{AWSNATSURLsSecret, user + privateSuffix}))})
 			continue
 		}
 		c.Environment = append(c.Environment, types.KeyValuePair{Name: aws.String(k), Value: aws.String(env[k])})

@@ -88,24 +88,24 @@ const requestKeyMark = "\x00request-key\x00"
 
 // secret is a secret of the stack, and where each platform keeps it.
 type secret struct {
-	mark      string // what stands for it while the topology is expanded
-	env       string // the variable compose reads it from
-	k8s, key  string // the Secret, and its key, in a cluster
-	awsSecret string // its name in Secrets Manager
+	mark     string // what stands for it while the topology is expanded
+	env      string // the variable compose reads it from
+	k8s, key string // the Secret, and its key, in a cluster
+	aws      awsRef // where it is in Secrets Manager
 }
 
 // secretOf returns the secret a value expanded to stands for, if it is one.
 func secretOf(v string) (secret, bool) {
 	for _, s := range []secret{
-		{adminTokenMark, "SHOP_ADMIN_TOKEN", AdminSecret, AdminSecretKey, "mitosis/admin-token"},
-		{requestKeyMark, "SHOP_REQUEST_KEY", RequestKeySecret, RequestKeySecretKey, "mitosis/request-key"},
+		{adminTokenMark, "SHOP_ADMIN_TOKEN", AdminSecret, AdminSecretKey, awsRef{name: "mitosis/admin-token"}},
+		{requestKeyMark, "SHOP_REQUEST_KEY", RequestKeySecret, RequestKeySecretKey, awsRef{name: "mitosis/request-key"}},
 	} {
 		if v == s.mark {
 			return s, true
 		}
 	}
 	if u, ok := natsPasswordOf(v); ok {
-		return secret{v, natsauth.PasswordEnv(u), NATSUsersSecret, u, AWSNATSUsersSecret + ":" + u + "::"}, true
+		return secret{v, natsauth.PasswordEnv(u), NATSUsersSecret, u, awsRef{AWSNATSUsersSecret, u}}, true
 	}
 	return secret{}, false
 }
@@ -187,7 +187,7 @@ func expand(a topology.Arch, s topology.Service, listen func(s topology.Service,
 		AdminToken: adminTokenMark,
 		RequestKey: requestKeyMark,
 		TLS:        topology.TLSMount,
-		// NATS has its identity where the processes have theirs (withoutIdentities: plain).
+		// NATS has its identity where the processes have theirs.
 		NATSScheme: "tls",
 		NATSAuth:   natsAuth,
 	})

@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -214,22 +213,4 @@ func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) 
 	// its edge's port alone. Their metrics go out over OTLP, if anywhere.
 	delete(env, bounded.MetricsAddrEnv)
 	return env, nil
-}
-
-// withoutIdentities turns mutual TLS off, explicitly, for a platform whose files carry no
-// workload identities yet (Beanstalk): SHOP_INSECURE=true in place of SHOP_TLS_DIR, so that
-// their services start instead of failing for want of a certificate. The Kubernetes
-// overlays carry identities (from Secrets), compose (a bind mount), ECS and its Express
-// services (Secrets Manager, ecsidentity.go), the functions (filled in at deploy time,
-// lambdaIdentity); on the others the services' gRPC
-// relies on the network alone, as deploy/README.md ("Workload identity") says.
-func withoutIdentities(env map[string]string) {
-	delete(env, topology.NATSTLSDirEnv) // their NATS: plain, like their gRPC
-	if u, ok := strings.CutPrefix(env[topology.NATSURLEnv], "tls://"); ok {
-		env[topology.NATSURLEnv] = "nats://" + u
-	}
-	if _, ok := env[topology.TLSDirEnv]; ok {
-		delete(env, topology.TLSDirEnv)
-		env[topology.InsecureEnv] = "true"
-	}
 }

@@ -22,7 +22,7 @@ type renderedNATSAuth struct {
 
 // renderedNATSAuths collects the users of every NATS the deploy files run for topo: the
 // cluster base's (every architecture's processes), compose's and ECS's (one per
-// architecture).
+// architecture), and the Beanstalk bundle's.
 func renderedNATSAuths(t *testing.T, topo topology.Topology) []renderedNATSAuth {
 	t.Helper()
 	var out []renderedNATSAuth
@@ -41,6 +41,11 @@ func renderedNATSAuths(t *testing.T, topo topology.Topology) []renderedNATSAuth 
 		if auth := p.Services[ComposeName(topo, a.Name, natsName)].Environment[NATSAuthEnv]; auth != nil {
 			out = append(out, renderedNATSAuth{"compose/" + a.Name, *auth, []topology.Arch{a}})
 		}
+	}
+	bs := loadCompose(t, filepath.Join(repoRoot(t), "deploy", "beanstalk", "docker-compose.yml"), beanstalkEnv(t, ecsSecrets(t, topo)))
+	if auth := bs.Services[natsName].Environment[NATSAuthEnv]; auth != nil {
+		a, _ := archNamed(topo, topology.Monolith)
+		out = append(out, renderedNATSAuth{"beanstalk", *auth, []topology.Arch{a}})
 	}
 	svcs, err := ECS(topo, Options{})
 	if err != nil {
@@ -75,8 +80,8 @@ func TestDeployedNATSUsersAreTheRunningStacks(t *testing.T) {
 		t.Setenv(natsauth.PasswordEnv(u.Username), u.Password)
 	}
 	rendered := renderedNATSAuths(t, topo)
-	if len(rendered) < 1+2*len(topo.Archs) {
-		t.Fatalf("%d NATS servers rendered, want the base's and one per architecture in compose and ECS", len(rendered))
+	if len(rendered) < 2+2*len(topo.Archs) {
+		t.Fatalf("%d NATS servers rendered, want the base's, Beanstalk's and one per architecture in compose and ECS", len(rendered))
 	}
 	for _, r := range rendered {
 		var o server.Options
