@@ -66,7 +66,6 @@ func expressService(opts Options, a topology.Arch, s topology.Service) (ExpressS
 	// Its identity from Secrets Manager, as an ECS task's (ecsidentity.go): it calls the
 	// contexts and NATS, which run on ECS and let in nobody else.
 	identitySecrets := ecsIdentity(opts, s, env)
-	withNATSUser(s, env)
 	c := &types.ExpressGatewayContainer{
 		Image:                aws.String(opts.ECSImage(s.Image)),
 		ContainerPort:        aws.Int32(int32(s.Ports[0])),

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -166,10 +167,9 @@ func expand(a topology.Arch, s topology.Service, listen func(s topology.Service,
 	if data == "" {
 		data = "/tmp/data" // on the tmp volume: the monolith's embedded store dir, unused with NATS
 	}
-	var natsAuth string
-	user := natsauth.UserOf(s)
-	if natsUsers != nil && user != "" {
-		natsAuth = user + ":" + natsURLPassword(user) + "@"
+	var natsUser *url.Userinfo
+	if natsUsers != nil {
+		natsUser = natsURLUserinfo(s)
 	}
 	args, env, err := topology.Expand(s, topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
@@ -188,8 +188,8 @@ func expand(a topology.Arch, s topology.Service, listen func(s topology.Service,
 		RequestKey: requestKeyMark,
 		TLS:        topology.TLSMount,
 		// NATS has its identity where the processes have theirs.
-		NATSScheme: "tls",
-		NATSAuth:   natsAuth,
+		NATSTLS:  true,
+		NATSUser: natsUser,
 	})
 	if err != nil {
 		return expanded{}, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)

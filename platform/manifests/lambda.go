@@ -106,7 +106,6 @@ func lambdaEnv(a topology.Arch, s topology.Service) (map[string]string, error) {
 		return nil, err
 	}
 	lambdaIdentity(env) // ecsidentity.go
-	withNATSUser(s, env)
 	for k, v := range env {
 		if sec, ok := secretOf(v); ok {
 			env[k] = deployTimeVar(sec.env)
@@ -186,8 +185,9 @@ func lambdaFiles(t topology.Topology, opts Options) (map[string][]byte, error) {
 // privateEnv is s's environment for a platform where its peers and NATS are found by private
 // DNS in the VPC, <service>.<arch>.LambdaDomain (a Cloud Map namespace per architecture), as
 // functions and Express services find them: neither joins ECS Service Connect. NATS is
-// dialled over TLS; the secrets are left as their marks (secretOf) and the identity's folder
-// for the renderer to replace (Express services: ecsIdentity; functions: lambdaIdentity).
+// dialled over TLS as the service's user; the secrets are left as their marks (secretOf, and
+// the NATS password's in the URL) and the identity's folder for the renderer to replace
+// (Express services: ecsIdentity; functions: lambdaIdentity).
 func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) {
 	_, env, err := topology.Expand(s, topology.Resolver{
 		Addr: func(svc string, port int) (string, error) {
@@ -204,7 +204,8 @@ func privateEnv(a topology.Arch, s topology.Service) (map[string]string, error) 
 		Data:       "/tmp/data", // unused: the store is NATS elsewhere
 		AdminToken: adminTokenMark,
 		RequestKey: requestKeyMark,
-		NATSScheme: "tls",
+		NATSTLS:    true,
+		NATSUser:   natsURLUserinfo(s),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", a.Name, s.Name, err)

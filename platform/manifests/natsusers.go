@@ -2,7 +2,6 @@ package manifests
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -30,7 +29,8 @@ const (
 
 // NATSURLs are the values of AWSNATSURLsSecret for t's processes, by key: <user> for an ECS
 // task (NATS by Service Connect, nats:4222), <user>-private for an Express service (NATS by
-// private DNS, nats.<arch>.LambdaDomain:4222), each with the user's password of passwords.
+// private DNS, nats.<arch>.LambdaDomain:4222), each the URL its rendered file would hold
+// (expand, privateEnv) with the user's password of passwords in place of its mark.
 func NATSURLs(t topology.Topology, passwords map[string]string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, a := range t.Archs {
@@ -43,11 +43,18 @@ func NATSURLs(t topology.Topology, passwords map[string]string) (map[string]stri
 			if !ok {
 				return nil, fmt.Errorf("no password for NATS user %s", u)
 			}
-			auth := url.UserPassword(u, pw).String() + "@"
-			port := strconv.Itoa(topology.NATSPort)
+			x, err := expand(a, s, anyInterface, archNATSUsers(a))
+			if err != nil {
+				return nil, err
+			}
+			private, err := privateEnv(a, s)
+			if err != nil {
+				return nil, err
+			}
 			// ECS's NATS speaks TLS only (ecsidentity.go), to its tasks and Express services.
-			out[u] = "tls://" + auth + net.JoinHostPort(natsName, port)
-			out[u+privateSuffix] = "tls://" + auth + net.JoinHostPort(natsName+"."+a.Name+"."+LambdaDomain, port)
+			fill := func(string) string { return userinfoPassword(pw) }
+			out[u] = fillNATSURLPassword(x.Env[topology.NATSURLEnv], fill)
+			out[u+privateSuffix] = fillNATSURLPassword(private[topology.NATSURLEnv], fill)
 		}
 	}
 	return out, nil
@@ -55,17 +62,6 @@ func NATSURLs(t topology.Topology, passwords map[string]string) (map[string]stri
 
 // privateSuffix marks the key of AWSNATSURLsSecret whose URL reaches NATS by private DNS.
 const privateSuffix = "-private"
-
-// withNATSUser puts s's NATS user into the URL privateEnv gives it (which names none), the
-// password as natsURLPassword's mark, for Express services and Lambda functions.
-func withNATSUser(s topology.Service, env map[string]string) {
-	u := natsauth.UserOf(s)
-	scheme, rest, ok := strings.Cut(env[topology.NATSURLEnv], "://")
-	if !ok || u == "" {
-		return
-	}
-	env[topology.NATSURLEnv] = scheme + "://" + u + ":" + natsURLPassword(u) + "@" + rest
-}
 
 // archNATSUsers are the users of a's NATS where each architecture has a NATS of its own
 // (compose, ECS, Beanstalk): its processes' and the admin.
@@ -102,13 +98,35 @@ func natsPasswordOf(v string) (string, bool) {
 // (replaceNATSURLPassword), or the whole URL in a secret (natsURLUser).
 func natsURLPassword(user string) string { return "\x00nats-url:" + user + "\x00" }
 
-var natsURLMark = regexp.MustCompile("\x00nats-url:([a-z0-9-]+)\x00")
+// natsURLUserinfo is s's NATS user with its password's mark, for topology.NATSURL; nil for a
+// service that runs no group.
+func natsURLUserinfo(s topology.Service) *url.Userinfo {
+	u := natsauth.UserOf(s)
+	if u == "" {
+		return nil
+	}
+	return url.UserPassword(u, natsURLPassword(u))
+}
+
+// userinfoPassword is pw as a URL's user information holds it (topology.NATSURL escapes it).
+func userinfoPassword(pw string) string {
+	return strings.TrimPrefix(url.UserPassword("", pw).String(), ":")
+}
+
+// natsURLMark matches natsURLPassword's mark as it stands in a URL.
+var natsURLMark = regexp.MustCompile(regexp.QuoteMeta(userinfoPassword("\x00nats-url:")) + "([a-z0-9-]+)" + regexp.QuoteMeta(userinfoPassword("\x00")))
+
+// fillNATSURLPassword replaces the password's mark in v by value(user).
+func fillNATSURLPassword(v string, value func(user string) string) string {
+	return natsURLMark.ReplaceAllStringFunc(v, func(m string) string {
+		return value(natsURLMark.FindStringSubmatch(m)[1])
+	})
+}
 
 // replaceNATSURLPassword replaces the password's mark in v by ref, "$VAR" in ref standing for
 // the user's natsauth.PasswordEnv.
 func replaceNATSURLPassword(v, ref string) string {
-	return natsURLMark.ReplaceAllStringFunc(v, func(m string) string {
-		user := natsURLMark.FindStringSubmatch(m)[1]
+	return fillNATSURLPassword(v, func(user string) string {
 		return strings.ReplaceAll(ref, "$VAR", natsauth.PasswordEnv(user))
 	})
 }

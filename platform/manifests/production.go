@@ -2,6 +2,8 @@ package manifests
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -37,7 +39,9 @@ const natsRoutesEnv = "NATS_ROUTES"
 func natsRoutes() string {
 	var routes []string
 	for i := range NATSClusterSize {
-		routes = append(routes, fmt.Sprintf("nats://%s:$(%s)@%s-%d.%s:%d", natsauth.Route, natsauth.PasswordEnv(natsauth.Route), natsName, i, natsName, NATSClusterPort))
+		addr := net.JoinHostPort(natsName+"-"+strconv.Itoa(i)+"."+natsName, strconv.Itoa(NATSClusterPort))
+		u := topology.NATSURL(false, url.UserPassword(natsauth.Route, natsURLPassword(natsauth.Route)), addr)
+		routes = append(routes, replaceNATSURLPassword(u, "$($VAR)"))
 	}
 	return "[" + strings.Join(routes, ", ") + "]"
 }

@@ -219,7 +219,7 @@ func TestSetupServesTheStacksNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"monolith", "gateway", "payments", "cart", natsauth.Admin} {
-		if creds.Auth[name] == "" || creds.Auth[name] != again.Auth[name] {
+		if creds.Auth[name] == nil || creds.Auth[name].String() != again.Auth[name].String() {
 			t.Errorf("user %s: %q then %q", name, creds.Auth[name], again.Auth[name])
 		}
 	}
@@ -256,7 +256,7 @@ func TestSetupServesTheStacksNATS(t *testing.T) {
 		t.Errorf("the admin opens any bucket: %v", err)
 	}
 	var v violations
-	cartConn, err := nats.Connect("nats://"+creds.Auth["cart"]+addr, nats.ErrorHandler(v.handler),
+	cartConn, err := nats.Connect(topology.NATSURL(false, creds.Auth["cart"], addr), nats.ErrorHandler(v.handler),
 		nats.CustomInboxPrefix(natsauth.InboxPrefix(bounded.Group{Contexts: []string{"cart"}})))
 	if err != nil {
 		t.Fatalf("the cart: %v", err)

@@ -35,14 +35,14 @@ type Creds struct {
 	// File is the users file's name, users-<digest>.json: a NATS server reads its users when
 	// it starts, so other users are another file, hence another spec, and a restarted NATS.
 	File string
-	Auth map[string]string // by user: "user:password@", to put in a nats:// URL
+	Auth map[string]*url.Userinfo // by user: its name and password, for topology.NATSURL
 }
 
 // Setup makes the NATS users of the processes of t (one per group, named as its process:
 // UserOf) and the admin, their passwords made once and kept in pki (mode 0600, like the
 // certificates beside them), and writes the server's users file into <pki>/nats.
 func Setup(pki string, t topology.Topology) (Creds, error) {
-	c := Creds{Dir: filepath.Join(pki, Folder), Auth: map[string]string{}}
+	c := Creds{Dir: filepath.Join(pki, Folder), Auth: map[string]*url.Userinfo{}}
 	passwords, err := Passwords(pki, Users(t))
 	if err != nil {
 		return Creds{}, err
@@ -52,7 +52,7 @@ func Setup(pki string, t topology.Topology) (Creds, error) {
 		return Creds{}, err
 	}
 	for _, id := range Users(t) {
-		c.Auth[id] = url.UserPassword(id, passwords[id]).String() + "@"
+		c.Auth[id] = url.UserPassword(id, passwords[id])
 	}
 	b, err := json.MarshalIndent(users, "", "  ")
 	if err != nil {
@@ -139,10 +139,8 @@ func UserOf(s topology.Service) string {
 // Users come with TLS: the runtimes make them for a secure up only, whose NATS has its
 // identity (topology.Service.Identity), so the services' URLs are tls://.
 func (c Creds) Resolve(r *topology.Resolver, s topology.Service, dir string) {
-	r.NATSAuth = c.Auth[UserOf(s)]
-	if c.Dir != "" {
-		r.NATSScheme = "tls"
-	}
+	r.NATSUser = c.Auth[UserOf(s)]
+	r.NATSTLS = c.Dir != ""
 	if _, ok := s.Env[topology.NATSUsersEnv]; ok && c.Dir != "" {
 		r.NATSUsers = dir + "/" + c.File
 	}
@@ -172,15 +170,16 @@ func ReadUsers(path string) ([]*server.User, error) {
 
 // AdminURL is the URL of the stack's NATS at addr (host:port) with the admin's credentials
 // kept in pki; nats://addr when pki holds none (a stack up insecure, or made before users).
+// Its scheme is nats:// either way: AdminTLS gives the connection TLS where the server asks.
 func AdminURL(pki, addr string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(pki, "nats-"+Admin))
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || pki == "":
-		return "nats://" + addr, nil
+		return topology.NATSURL(false, nil, addr), nil
 	case err != nil:
 		return "", err
 	}
-	return "nats://" + url.UserPassword(Admin, string(trim(b))).String() + "@" + addr, nil
+	return topology.NATSURL(false, url.UserPassword(Admin, string(trim(b))), addr), nil
 }
 
 // AdminTLS is the TLS a tool of the stack whose PKI folder is pki uses with its NATS: the

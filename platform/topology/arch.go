@@ -145,7 +145,7 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 		}
 		if len(g.Contexts) > 0 {
 			// With the process's NATS user, where the runtime gives one (platform/natsauth).
-			env[NATSURLEnv] = "{{nats_scheme}}://{{nats_auth}}{{addr:nats}}"
+			env[NATSURLEnv] = "{{nats_url:nats}}"
 			s.DependsOn = append(s.DependsOn, "nats")
 		}
 		for _, name := range g.Contexts {

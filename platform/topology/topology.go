@@ -19,11 +19,13 @@
 //	{{data}}            this service's data directory (DataDir in a container)
 //	{{admin_token}}     the stack's admin token
 //	{{request_key}}     the stack's key of checkout request hashes (SHOP_REQUEST_KEY)
+//	{{nats_url:SVC}}    the URL this service dials the NATS server SVC at (NATSURL), as its user
 package topology
 
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -524,13 +526,25 @@ type Resolver struct {
 	AdminToken string
 	RequestKey string
 	TLS        string // the service's identity folder as the process sees it (Service.Identity)
-	// NATSAuth is "user:password@" of the service's NATS user, "" for none; NATSUsers the
+	// NATSUser is the service's NATS user with its password, nil for none; NATSUsers the
 	// NATS server's users file as it sees it, "" for none (platform/natsauth).
-	NATSAuth  string
+	NATSUser  *url.Userinfo
 	NATSUsers string
-	// NATSScheme is the scheme of the services' NATS URLs: "tls" where the NATS server has its
-	// identity (platform/natsauth.Creds.Resolve, the Kubernetes overlays), else "nats".
-	NATSScheme string
+	// NATSTLS says the NATS server has its identity, so the services dial it over TLS
+	// (platform/natsauth.Creds.Resolve, the rendered deploy files).
+	NATSTLS bool
+}
+
+// NATSURL is the URL a client dials the NATS server at addr (host:port) with: tls:// where
+// the server has its identity (secure), else nats://, with user's credentials (nil: none)
+// escaped as a URL's user information. Every NATS URL of a stack and of the deploy files is
+// made here.
+func NATSURL(secure bool, user *url.Userinfo, addr string) string {
+	u := url.URL{Scheme: "nats", User: user, Host: addr}
+	if secure {
+		u.Scheme = "tls"
+	}
+	return u.String()
 }
 
 var placeholder = regexp.MustCompile(`\{\{([a-z_]+)(?::([a-z0-9-]+))?(?::([0-9]+))?\}\}`)
@@ -569,15 +583,14 @@ func Expand(s Service, r Resolver) (args []string, env map[string]string, err er
 				return r.RequestKey
 			case "tls":
 				return r.TLS
-			case "nats_auth":
-				return r.NATSAuth
+			case "nats_url":
+				var a string
+				if a, err = r.Addr(p[2], 0); err != nil {
+					return m
+				}
+				return NATSURL(r.NATSTLS, r.NATSUser, a)
 			case "nats_users":
 				return r.NATSUsers
-			case "nats_scheme":
-				if r.NATSScheme == "" {
-					return "nats"
-				}
-				return r.NATSScheme
 			}
 			err = fmt.Errorf("unknown placeholder %s", m)
 			return m
