@@ -1,7 +1,8 @@
 // Package deploytest holds the end-to-end tests of what deploy/ and compose/ ship, run on
-// real Podman: `mitosis kube play` of the monolith and services overlays, and the compose
-// file's monolith profile brought up by docker-compose through Podman's Docker-compatible
-// socket, each followed by a checkout through the public API and a teardown that leaves
+// real Podman: `mitosis kube play` of the monolith and services overlays, the compose
+// file's monolith profile and the Beanstalk bundle (its secrets as Beanstalk fills them from
+// Secrets Manager) brought up by docker-compose through Podman's Docker-compatible socket,
+// each followed by a checkout through the public API and a teardown that leaves
 // nothing behind. Its images are built and loaded by the platform's own build, under
 // localhost/mitosis-k8s-test so the real stack's are never touched.
 //
