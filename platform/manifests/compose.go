@@ -205,10 +205,9 @@ func composeYAML(t topology.Topology, archs []topology.Arch, ids identityFrom) (
 					cs.Environment[k] = required(sec.env, sec.aws)
 					continue
 				}
-				if user, ok := natsURLUser(v); ok {
-					required(natsauth.PasswordEnv(user), awsRef{AWSNATSUsersSecret, user})
-				}
-				cs.Environment[k] = replaceNATSURLPassword(composeLiteral(v), "${$VAR:?set $VAR}")
+				cs.Environment[k] = fillNATSURLPassword(composeLiteral(v), func(user string) string {
+					return required(natsauth.PasswordEnv(user), natsPasswordSecret(user))
+				})
 			}
 			if s.Env["OTEL_SERVICE_NAME"] != "" {
 				// Where the caller's collector is, if any (unset: no export).

@@ -106,7 +106,7 @@ func secretOf(v string) (secret, bool) {
 		}
 	}
 	if u, ok := natsPasswordOf(v); ok {
-		return secret{v, natsauth.PasswordEnv(u), NATSUsersSecret, u, awsRef{AWSNATSUsersSecret, u}}, true
+		return secret{v, natsauth.PasswordEnv(u), NATSUsersSecret, u, natsPasswordSecret(u)}, true
 	}
 	return secret{}, false
 }

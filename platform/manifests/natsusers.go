@@ -27,6 +27,10 @@ const (
 	AWSNATSURLsSecret  = "mitosis/nats-urls"
 )
 
+// natsPasswordSecret is where user's NATS password is in Secrets Manager: its key of
+// AWSNATSUsersSecret.
+func natsPasswordSecret(user string) awsRef { return awsRef{AWSNATSUsersSecret, user} }
+
 // NATSURLs are the values of AWSNATSURLsSecret for t's processes, by key: <user> for an ECS
 // task (NATS by Service Connect, nats:4222), <user>-private for an Express service (NATS by
 // private DNS, nats.<arch>.LambdaDomain:4222), each the URL its rendered file would hold
