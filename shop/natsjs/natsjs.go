@@ -24,7 +24,7 @@ import (
 // Bucket is a kv.Bucket stored in a JetStream key-value bucket.
 type Bucket struct {
 	kv      jetstream.KeyValue
-	nc      *nats.Conn // writes go straight on it (put)
+	req     *requester // writes (put) and direct gets go straight on the connection through it
 	subject string     // the prefix of its keys' subjects: "$KV.<bucket>."
 	puts    sync.Pool  // of *putMsg
 	// directGet is the prefix of the subject Get reads a key's value from, "" when reads go
@@ -73,7 +73,7 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, na
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s (%d replicas, %d bytes): %w", name, cfg.replicas(), cfg.Limit(name), err)
 	}
-	bucket := &Bucket{kv: b, nc: js.Conn(), subject: "$KV." + name + "."}
+	bucket := &Bucket{kv: b, req: newRequester(js.Conn()), subject: "$KV." + name + "."}
 	if o := js.Options(); cfg.replicas() == 1 && o.Domain == "" && (o.APIPrefix == "" || o.APIPrefix == jetstream.DefaultAPIPrefix) {
 		bucket.directGet = jetstream.DefaultAPIPrefix + "DIRECT.GET.KV_" + name + "."
 	}
@@ -146,7 +146,7 @@ func (b *Bucket) getDirect(ctx context.Context, key string) (e kv.Entry, handled
 	if d, has := ctx.Deadline(); has {
 		limit = min(limit, time.Until(d))
 	}
-	resp, err := b.nc.Request(b.directGet+b.subject+escape(key), nil, limit)
+	resp, err := b.req.request(&nats.Msg{Subject: b.directGet + b.subject + escape(key)}, limit)
 	switch {
 	case errors.Is(err, nats.ErrTimeout):
 		return kv.Entry{}, true, fmt.Errorf("read %q: no answer in %s: %w", key, limit, context.DeadlineExceeded)
@@ -270,8 +270,9 @@ func (b *Bucket) Update(ctx context.Context, key string, value []byte, rev uint6
 // sixteen times, justifies it: jetstream's publish options, header setters and
 // encoding/json decoding of the acknowledgement took about ten allocations a write, and
 // the decoding alone 2% of the checkout's CPU. The wait for the acknowledgement is the
-// request's own timeout (ackLimit), on nats.go's pooled timers, instead of a context
-// detached from ctx as sending makes (five allocations and a timer a write). Errors are the
+// request's own timeout (ackLimit), on the requester's timers, instead of a context
+// detached from ctx as sending makes (five allocations and a timer a write); the request
+// goes on a reply subject that recurs (requester). Errors are the
 // ones js.PublishMsg returns (a timeout is context.DeadlineExceeded, as there), and a stream
 // with no responder yet (a leader being elected) is retried as it does.
 func (b *Bucket) put(ctx context.Context, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
@@ -293,22 +294,22 @@ func (b *Bucket) put(ctx context.Context, key string, value []byte, rev uint64, 
 		delete(p.hdr, jetstream.MsgTTLHeader)
 	}
 	p.msg = nats.Msg{Subject: b.subject + escape(key), Header: p.hdr, Data: value}
-	return p.send(ctx, b.nc, limit)
+	return p.send(ctx, b.req, limit)
 }
 
 // send sends p's message to a stream and returns the sequence the stream stored it at, once
 // acknowledged, waiting up to limit, and retrying while no stream answers, as js.PublishMsg
 // does, with its errors (a timeout is context.DeadlineExceeded, as there). It leaves p's
 // message empty, so that the pool keeps no caller's data.
-func (p *putMsg) send(ctx context.Context, nc *nats.Conn, limit time.Duration) (uint64, error) {
+func (p *putMsg) send(ctx context.Context, req *requester, limit time.Duration) (uint64, error) {
 	defer func() { p.msg = nats.Msg{} }()
-	resp, err := nc.RequestMsg(&p.msg, limit)
+	resp, err := req.request(&p.msg, limit)
 	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
 		// Nothing was stored: the caller's end may stop the retries.
 		if kv.Sleep(ctx, jetstream.DefaultPubRetryWait) != nil {
 			break
 		}
-		resp, err = nc.RequestMsg(&p.msg, limit)
+		resp, err = req.request(&p.msg, limit)
 	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
