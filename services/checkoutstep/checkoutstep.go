@@ -237,7 +237,7 @@ func (h *Handler) invoke(ctx context.Context, p Payload) (any, error) {
 
 // charge takes the card held for the order, charges it, and drops it once the charge is
 // decided. A repeat after the drop (Lambda retried an answer that was lost) answers from
-// the charge's record: the card is needed only to decide.
+// the charge's record (orders.ChargedFrom): the card is needed only to decide.
 func (h *Handler) charge(ctx context.Context, call orders.Call, x orders.Execution) (any, error) {
 	if err := x.Check(); err != nil {
 		return nil, err
@@ -250,12 +250,12 @@ func (h *Handler) charge(ctx context.Context, call orders.Call, x orders.Executi
 			return nil, err
 		case gerr != nil:
 			return nil, errors.Join(err, gerr)
-		case ch.Status == payments.StatusDeclined:
-			return nil, fmt.Errorf("charge order %s (repeated): %w", x.OrderID, payments.ErrDeclined)
-		case ch.Status != payments.StatusCaptured:
-			return nil, fmt.Errorf("charge order %s (repeated): %s: %w", x.OrderID, ch.Status, payments.ErrVoided)
 		}
-		return orders.Charged{ChargedAt: ch.CreatedAt}, nil
+		charged, err := orders.ChargedFrom(ch)
+		if err != nil {
+			return nil, err
+		}
+		return charged, nil
 	}
 	if err != nil {
 		return nil, err

@@ -1,10 +1,12 @@
 package checkoutstep_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
@@ -78,5 +80,63 @@ func TestInvokeRefusesWhatIsNotItsCall(t *testing.T) {
 	}
 	if _, err := checkoutstep.New(t.Context(), t.Context(), checkoutstep.Config{Context: "shipping"}); err == nil {
 		t.Error("a function of shipping, which checkout does not call")
+	}
+}
+
+// A Charge repeated once its card is dropped (Lambda retried a call whose answer was lost)
+// answers from the charge's record (orders.ChargedFrom): charged again, charging nothing
+// more, for a charge made; the decline again for one declined.
+func TestRepeatedChargeAnswersFromItsRecord(t *testing.T) {
+	ns := natsjstest.New(t)
+	h, err := checkoutstep.New(t.Context(), t.Context(), checkoutstep.Config{Context: "payments", JS: ns.JetStream(),
+		Store: natsjs.StoreConfig{}, Bus: ns.Bus(t), Logger: slog.New(slog.DiscardHandler), Tracing: traced.New(nil, nil),
+		Getenv: func(k string) string {
+			if k == checkoutstep.CardKeyEnv {
+				return "repeated-charge-test-key"
+			}
+			return ""
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		orderID, number string
+		declined        bool
+	}{
+		{"ord-approved", "4242424242424242", false},
+		{"ord-declined", "4000000000000002", true},
+	} {
+		card := payments.Card{Number: c.number, ExpMonth: 12, ExpYear: 2099, CVV: "123"}
+		if _, err := h.Invoke(t.Context(), checkoutstep.Payload{Invocation: stepfunctions.Invocation{Call: checkoutstep.HoldCard},
+			OrderID: c.orderID, Card: &card}); err != nil {
+			t.Fatalf("%s: hold: %v", c.orderID, err)
+		}
+		var p checkoutstep.Payload
+		if err := json.Unmarshal(fmt.Appendf(nil, `{"call": "payments.Charge", "checkout": {"order_id": %q, "user_id": "u-1",
+			"email": "a@example.com", "address": {"street": "1 Loop Rd", "city": "Springfield", "postal_code": "12345", "country": "US"},
+			"results": {"Price": {"value": {"total": {"currency": "USD", "units": 3000}}}}}}`, c.orderID), &p); err != nil {
+			t.Fatal(err)
+		}
+		var answers []orders.Charged
+		for i := range 2 {
+			out, err := h.Invoke(t.Context(), p)
+			var ie messages.InvokeResponse_Error
+			switch {
+			case c.declined && (!errors.As(err, &ie) || ie.Type != "payments.ErrDeclined"):
+				t.Fatalf("%s: charge %d: %v, want payments.ErrDeclined", c.orderID, i+1, err)
+			case c.declined:
+				continue
+			case err != nil:
+				t.Fatalf("%s: charge %d: %v", c.orderID, i+1, err)
+			}
+			ch, ok := out.(orders.Charged)
+			if !ok || ch.ChargedAt.IsZero() {
+				t.Fatalf("%s: charge %d answered %#v", c.orderID, i+1, out)
+			}
+			answers = append(answers, ch)
+		}
+		if len(answers) == 2 && answers[1].ChargedAt.Sub(answers[0].ChargedAt).Abs() > time.Second {
+			t.Errorf("%s: charged at %s, then at %s", c.orderID, answers[0].ChargedAt, answers[1].ChargedAt)
+		}
 	}
 }

@@ -37,7 +37,7 @@ var streamSubjects = []string{"shop.events.>", replayPrefix + ">"}
 // it, in both architectures.
 type Bus struct {
 	js      jetstream.JetStream
-	nc      *nats.Conn // publishes go straight on it (PublishRaw)
+	req     *requester // publishes go straight on the connection through it (PublishRaw)
 	pubs    sync.Pool  // of *putMsg
 	logger  *slog.Logger
 	tracer  trace.Tracer
@@ -160,7 +160,7 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logge
 	if err := openDeadLetters(ctx, js, cfg); err != nil {
 		return nil, err
 	}
-	b := &Bus{js: js, nc: js.Conn(), logger: logger, tracer: otel.GetTracerProvider().Tracer(tracerName), prop: otel.GetTextMapPropagator(),
+	b := &Bus{js: js, req: newRequester(js.Conn()), logger: logger, tracer: otel.GetTracerProvider().Tracer(tracerName), prop: otel.GetTextMapPropagator(),
 		sent:    newSentHistogram(otel.GetMeterProvider()),
 		publish: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)},
 		process: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}}
@@ -211,7 +211,7 @@ func (b *Bus) PublishRaw(ctx context.Context, subject, id string, data []byte) (
 	p.hdr[jetstream.MsgIDHeader] = p.seq[:]
 	b.prop.Inject(ctx, headerCarrier(p.hdr))
 	p.msg = nats.Msg{Subject: subject, Header: p.hdr, Data: data}
-	if _, err := p.send(ctx, b.nc, limit); err != nil {
+	if _, err := p.send(ctx, b.req, limit); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return fmt.Errorf("publish %s %s: %w", subject, id, fullErr(err))
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go"
@@ -24,11 +25,12 @@ import (
 // Bucket is a kv.Bucket stored in a JetStream key-value bucket.
 type Bucket struct {
 	kv      jetstream.KeyValue
-	nc      *nats.Conn // writes go straight on it (put)
+	req     *requester // writes (put) and direct gets go straight on the connection through it
 	subject string     // the prefix of its keys' subjects: "$KV.<bucket>."
 	puts    sync.Pool  // of *putMsg
-	// directGet is the prefix of the subject Get reads a key's value from, "" when reads go
-	// through KeyValue.Get: a replicated bucket reads from its leader (see leaderReads).
+	// directGet is the prefix of the subject Get reads a key's value from (the key's subject
+	// follows it), "" when reads go through KeyValue.Get: a replicated bucket reads from its
+	// leader (see leaderReads).
 	directGet string
 }
 
@@ -73,9 +75,9 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, na
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s (%d replicas, %d bytes): %w", name, cfg.replicas(), cfg.Limit(name), err)
 	}
-	bucket := &Bucket{kv: b, nc: js.Conn(), subject: "$KV." + name + "."}
+	bucket := &Bucket{kv: b, req: newRequester(js.Conn()), subject: "$KV." + name + "."}
 	if o := js.Options(); cfg.replicas() == 1 && o.Domain == "" && (o.APIPrefix == "" || o.APIPrefix == jetstream.DefaultAPIPrefix) {
-		bucket.directGet = jetstream.DefaultAPIPrefix + "DIRECT.GET.KV_" + name + "."
+		bucket.directGet = jetstream.DefaultAPIPrefix + "DIRECT.GET.KV_" + name + "." + bucket.subject
 	}
 	return bucket, nil
 }
@@ -146,7 +148,14 @@ func (b *Bucket) getDirect(ctx context.Context, key string) (e kv.Entry, handled
 	if d, has := ctx.Deadline(); has {
 		limit = min(limit, time.Until(d))
 	}
-	resp, err := b.nc.Request(b.directGet+b.subject+escape(key), nil, limit)
+	p, _ := b.puts.Get().(*putMsg)
+	if p == nil {
+		p = &putMsg{hdr: nats.Header{}}
+	}
+	p.msg = nats.Msg{Subject: p.subjectOf(b.directGet, key)}
+	resp, err := b.req.request(&p.msg, limit)
+	p.msg = nats.Msg{}
+	b.puts.Put(p)
 	switch {
 	case errors.Is(err, nats.ErrTimeout):
 		return kv.Entry{}, true, fmt.Errorf("read %q: no answer in %s: %w", key, limit, context.DeadlineExceeded)
@@ -270,8 +279,9 @@ func (b *Bucket) Update(ctx context.Context, key string, value []byte, rev uint6
 // sixteen times, justifies it: jetstream's publish options, header setters and
 // encoding/json decoding of the acknowledgement took about ten allocations a write, and
 // the decoding alone 2% of the checkout's CPU. The wait for the acknowledgement is the
-// request's own timeout (ackLimit), on nats.go's pooled timers, instead of a context
-// detached from ctx as sending makes (five allocations and a timer a write). Errors are the
+// request's own timeout (ackLimit), on the requester's timers, instead of a context
+// detached from ctx as sending makes (five allocations and a timer a write); the request
+// goes on a reply subject that recurs (requester). Errors are the
 // ones js.PublishMsg returns (a timeout is context.DeadlineExceeded, as there), and a stream
 // with no responder yet (a leader being elected) is retried as it does.
 func (b *Bucket) put(ctx context.Context, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
@@ -292,23 +302,23 @@ func (b *Bucket) put(ctx context.Context, key string, value []byte, rev uint64, 
 	} else {
 		delete(p.hdr, jetstream.MsgTTLHeader)
 	}
-	p.msg = nats.Msg{Subject: b.subject + escape(key), Header: p.hdr, Data: value}
-	return p.send(ctx, b.nc, limit)
+	p.msg = nats.Msg{Subject: p.subjectOf(b.subject, key), Header: p.hdr, Data: value}
+	return p.send(ctx, b.req, limit)
 }
 
 // send sends p's message to a stream and returns the sequence the stream stored it at, once
 // acknowledged, waiting up to limit, and retrying while no stream answers, as js.PublishMsg
 // does, with its errors (a timeout is context.DeadlineExceeded, as there). It leaves p's
 // message empty, so that the pool keeps no caller's data.
-func (p *putMsg) send(ctx context.Context, nc *nats.Conn, limit time.Duration) (uint64, error) {
+func (p *putMsg) send(ctx context.Context, req *requester, limit time.Duration) (uint64, error) {
 	defer func() { p.msg = nats.Msg{} }()
-	resp, err := nc.RequestMsg(&p.msg, limit)
+	resp, err := req.request(&p.msg, limit)
 	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
 		// Nothing was stored: the caller's end may stop the retries.
 		if kv.Sleep(ctx, jetstream.DefaultPubRetryWait) != nil {
 			break
 		}
-		resp, err = nc.RequestMsg(&p.msg, limit)
+		resp, err = req.request(&p.msg, limit)
 	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
@@ -333,19 +343,30 @@ func (p *putMsg) send(ctx context.Context, nc *nats.Conn, limit time.Duration) (
 }
 
 // putMsg is what put (and the bus's PublishRaw) sends and decodes its acknowledgement into,
-// kept in the bucket's (the bus's) pool between writes: nats.go copies the message out before RequestMsg returns, so a message,
-// its header map and the acknowledgement's buffers serve one write after another, which
-// saves five allocations a write.
+// and what getDirect sends, kept in the bucket's (the bus's) pool between requests: nats.go
+// copies the message out before PublishMsg returns, so a message, its subject, its header
+// map and the acknowledgement's buffers serve one request after another, which saves six
+// allocations a write.
 type putMsg struct {
-	msg nats.Msg
-	hdr nats.Header
-	seq [1]string // the header's values
-	ttl [1]string
-	ack struct {
+	msg     nats.Msg
+	subject []byte // the message's subject (subjectOf)
+	hdr     nats.Header
+	seq     [1]string // the header's values
+	ttl     [1]string
+	ack     struct {
 		Error  *jetstream.APIError `json:"error"`
 		Stream jsontext.Value      `json:"stream"` // only checked for presence: raw, its buffer reused
 		Seq    uint64              `json:"seq"`
 	}
+}
+
+// subjectOf returns the subject of key under prefix, written in p's own buffer: a string
+// that stays valid until p's next use. nats.go copies a message's subject out before
+// PublishMsg returns and the requester keeps none, so the subject needs no allocation of
+// its own (one every write and direct read made).
+func (p *putMsg) subjectOf(prefix, key string) string {
+	p.subject = append(append(p.subject[:0], prefix...), escape(key)...)
+	return unsafe.String(unsafe.SliceData(p.subject), len(p.subject))
 }
 
 func (b *Bucket) Delete(ctx context.Context, key string, rev uint64) error {

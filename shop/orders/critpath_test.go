@@ -3,6 +3,7 @@ package orders_test
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -120,4 +121,43 @@ func BenchmarkCheckoutStoreRoundTrips(b *testing.B) {
 	}
 	b.ReportMetric(float64(chain)/float64(i), "store-rt/checkout")
 	b.ReportMetric(float64(all)/float64(i), "store-ops/checkout")
+}
+
+// MarkShipped of an order this process recorded writes at the revision it recorded the
+// order at: one round trip, no read first. A repeat, which changes nothing, is decided on a
+// read of the store, never on what the process remembers.
+func TestMarkShippedWritesWithoutReading(t *testing.T) {
+	c := newCritPath(t)
+	ctx := t.Context()
+	if _, err := c.carts.Add(ctx, "shipper", cart.Item{ProductID: c.product, Quantity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ord, err := c.orders.Checkout(ctx, "key-shipper", orderstest.Request("shipper"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		ops    []string
+		status string
+	}{
+		{[]string{"orders_orders.Update"}, orders.StatusShipped},
+		{[]string{"orders_orders.Get"}, orders.StatusShipped},
+	} {
+		c.rec.Reset()
+		shipped, err := c.orders.MarkShipped(ctx, ord.ID, "trk-1")
+		if err != nil || shipped.Status != want.status || shipped.TrackingID != "trk-1" {
+			t.Fatalf("MarkShipped = %+v, %v", shipped, err)
+		}
+		ops := c.rec.Reset()
+		var names []string
+		for _, op := range ops {
+			names = append(names, op.Name)
+		}
+		if !slices.Equal(names, want.ops) {
+			t.Errorf("MarkShipped made\n%s\nwant %v", kvtest.Names(ops), want.ops)
+		}
+	}
+	if got, err := c.orders.Get(ctx, ord.ID); err != nil || got.Status != orders.StatusShipped || got.TrackingID != "trk-1" {
+		t.Fatalf("the order in the store: %+v, %v", got, err)
+	}
 }

@@ -138,6 +138,24 @@ func (o *Orders) answerCharge(*attempt) any {
 	return Charged{ChargedAt: o.now().UTC().Truncate(time.Millisecond)}
 }
 
+// ChargedFrom is Charge's answer to a repeat that has no card to charge with (an
+// orchestrator retried a call whose answer was lost after the card was dropped), decided
+// by the record of the order's charge alone: Charged, at the time the charge was made, for
+// a captured charge; an error wrapping payments.ErrDeclined (the step's NothingDone) for a
+// declined one; and payments.ErrVoided for one refunded or voided: the checkout was
+// compensated meanwhile, so the charge must not count as made. Unlike payments.Charge,
+// which answers a refunded key with its charge, the step fails then: its answer would
+// carry the checkout past its pivot.
+func ChargedFrom(ch payments.Charge) (Charged, error) {
+	switch ch.Status {
+	case payments.StatusCaptured:
+		return Charged{ChargedAt: ch.CreatedAt.UTC().Truncate(time.Millisecond)}, nil
+	case payments.StatusDeclined:
+		return Charged{}, fmt.Errorf("charge %s (repeated): %w", ch.IdempotencyKey, payments.ErrDeclined)
+	}
+	return Charged{}, fmt.Errorf("charge %s (repeated): %s: %w", ch.IdempotencyKey, ch.Status, payments.ErrVoided)
+}
+
 func answerOrder(_ *Orders, a *attempt) any { return a.ord }
 
 // holds tells whether this Orders can make calls of the context name.

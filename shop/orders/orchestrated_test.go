@@ -126,3 +126,62 @@ func TestRunCallMakesWhatCheckoutMakes(t *testing.T) {
 		t.Errorf("cart %+v, %v: want empty", c, err)
 	}
 }
+
+// A repeated Charge answered from the charge's record, for every status a record can have,
+// each made by payments itself: only a captured charge counts as made, at its own time.
+func TestChargedFrom(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, 12, 5, 3, 0, 0, 0, time.UTC)
+	pay := payments.New(kv.NewMemory(), func() time.Time { return now })
+	card := func(number string) payments.Card {
+		return payments.Card{Number: number, ExpMonth: 12, ExpYear: 2099, CVV: "123"}
+	}
+	charge := func(key, number string) {
+		t.Helper()
+		_, err := pay.Charge(ctx, payments.ChargeRequest{IdempotencyKey: key, Amount: money.Cents(1000), Card: card(number)})
+		if err != nil && !errors.Is(err, payments.ErrDeclined) {
+			t.Fatalf("charge %s: %v", key, err)
+		}
+	}
+	refund := func(key string) {
+		t.Helper()
+		if _, err := pay.Refund(ctx, key); err != nil {
+			t.Fatalf("refund %s: %v", key, err)
+		}
+	}
+	charge("ord-captured", "4242424242424242")
+	charge("ord-declined", "4000000000000002")
+	charge("ord-funds", "4000000000009995")
+	charge("ord-refunded", "4242424242424242")
+	refund("ord-refunded")
+	refund("ord-voided") // never charged: voided
+	for _, c := range []struct {
+		key, status string
+		want        error // nil: Charged
+	}{
+		{"ord-captured", payments.StatusCaptured, nil},
+		{"ord-declined", payments.StatusDeclined, payments.ErrDeclined},
+		{"ord-funds", payments.StatusDeclined, payments.ErrDeclined},
+		{"ord-refunded", payments.StatusRefunded, payments.ErrVoided},
+		{"ord-voided", payments.StatusVoided, payments.ErrVoided},
+	} {
+		ch, err := pay.Get(ctx, c.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Status != c.status {
+			t.Fatalf("%s: status %q, want %q", c.key, ch.Status, c.status)
+		}
+		got, err := orders.ChargedFrom(ch)
+		switch {
+		case c.want == nil && (err != nil || !got.ChargedAt.Equal(now)):
+			t.Errorf("%s: %+v, %v; want charged at %s", c.key, got, err, now)
+		case c.want != nil && (!errors.Is(err, c.want) || got != orders.Charged{}):
+			t.Errorf("%s: %+v, %v; want nothing and %v", c.key, got, err, c.want)
+		}
+		// Whatever the record says, a decline is the one outcome that says nothing was done.
+		if c.want == payments.ErrVoided && errors.Is(err, payments.ErrDeclined) {
+			t.Errorf("%s: %v is a decline", c.key, err)
+		}
+	}
+}

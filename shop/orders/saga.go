@@ -425,7 +425,7 @@ func (o *Orders) finish(ctx context.Context, rec saga) error {
 // Recover reads every record, done ones included, in one watch of the bucket: fine once at
 // start; to recover periodically use RunRecovery, whose sweeps read only unfinished records.
 func (o *Orders) Recover(ctx context.Context, olderThan time.Duration) (int, error) {
-	items, err := kv.Scan(ctx, o.stores.Sagas, unfinished)
+	items, err := kv.Scan(ctx, o.stores.Sagas, func(s saga) bool { return unfinished(s.State) })
 	if err != nil {
 		return 0, fmt.Errorf("recover checkouts: %w", err)
 	}
@@ -469,33 +469,66 @@ func (o *Orders) RunRecovery(ctx context.Context, every, olderThan time.Duration
 	}
 }
 
-// unfinished selects the saga records recovery looks at: those of checkouts not done.
-func unfinished(s saga) bool { return s.State != stateDone }
+// unfinished tells whether recovery looks at a saga record in state: a checkout not done.
+func unfinished(state string) bool { return state != stateDone }
 
-// sagaIndex returns an index of the unfinished saga records, for RunRecovery to Run.
-func (o *Orders) sagaIndex() *kv.Tracker[saga] {
-	return kv.NewTracker(o.stores.Sagas, unfinished, o.log)
+// sagaView is what RunRecovery's index keeps of a saga record: what due decides on. The
+// index decodes every write of the bucket, three a checkout, and most of a record (its
+// items, its address) is of no use to it; a record found due is read whole before
+// recovery acts on it, which is rare.
+type sagaView struct {
+	State     string    `json:"state"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Owner     string    `json:"owner,omitempty"`
 }
 
-// recoverIndex recovers the stale checkouts that index holds. Until the index has read the
-// bucket once there is nothing to go by, and nothing is recovered.
-func (o *Orders) recoverIndex(ctx context.Context, index *kv.Tracker[saga], olderThan time.Duration) (int, error) {
+// sagaIndex returns an index of the unfinished saga records, for RunRecovery to Run.
+func (o *Orders) sagaIndex() *kv.Tracker[sagaView] {
+	return kv.NewTracker(o.stores.Sagas, func(v sagaView) bool { return unfinished(v.State) }, o.log)
+}
+
+// recoverIndex recovers the stale checkouts that index holds, each read whole first. Until
+// the index has read the bucket once there is nothing to go by, and nothing is recovered.
+func (o *Orders) recoverIndex(ctx context.Context, index *kv.Tracker[sagaView], olderThan time.Duration) (int, error) {
 	select {
 	case <-index.Ready():
 	default:
 		return 0, nil
 	}
 	now := o.now()
-	return o.recover(ctx, index.Items(func(it kv.Item[saga]) bool {
-		return it.Err != nil || due(it.Value, now, olderThan)
-	}), olderThan)
+	var recs []kv.Item[saga]
+	var errs []error
+	for _, it := range index.Items(func(it kv.Item[sagaView]) bool {
+		return it.Err != nil || it.Value.due(now, olderThan)
+	}) {
+		e, err := o.stores.Sagas.Get(ctx, it.Key)
+		switch {
+		case errors.Is(err, kv.ErrNotFound):
+			continue // dropped since: compensated, or expired
+		case err != nil:
+			errs = append(errs, fmt.Errorf("recover checkout %s: read saga: %w", it.Key, err))
+			continue
+		}
+		var rec saga
+		if err := kv.Decode(e.Value, &rec); err != nil {
+			recs = append(recs, kv.Item[saga]{Key: it.Key, Revision: e.Revision, Err: fmt.Errorf("decode %q: %w", it.Key, err)})
+			continue
+		}
+		recs = append(recs, kv.Item[saga]{Key: it.Key, Value: rec, Revision: e.Revision})
+	}
+	n, err := o.recover(ctx, recs, olderThan)
+	return n, errors.Join(append(errs, err)...)
 }
 
 // due tells whether rec may be taken over now: when nobody owns it (a charged or
 // compensating record let go), or when it is stale.
 func due(rec saga, now time.Time, olderThan time.Duration) bool {
-	unowned := rec.Owner == "" && (rec.State == stateCompensating || rec.State == stateCharged)
-	return unowned || now.Sub(rec.UpdatedAt) >= olderThan
+	return sagaView{State: rec.State, UpdatedAt: rec.UpdatedAt, Owner: rec.Owner}.due(now, olderThan)
+}
+
+func (v sagaView) due(now time.Time, olderThan time.Duration) bool {
+	unowned := v.Owner == "" && (v.State == stateCompensating || v.State == stateCharged)
+	return unowned || now.Sub(v.UpdatedAt) >= olderThan
 }
 
 // recover finishes or compensates the stale checkouts among items. The items may be stale

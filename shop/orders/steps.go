@@ -400,7 +400,7 @@ func (o *Orders) commit(ctx context.Context, a *attempt) error {
 
 func (o *Orders) recordOrder(ctx context.Context, a *attempt) error {
 	ord := a.rec.order()
-	if _, err := kv.Create(ctx, o.stores.Orders, ord.ID, ord); err != nil {
+	if _, err := kv.Create(ctx, o.recorded, ord.ID, ord); err != nil {
 		if !errors.Is(err, kv.ErrExists) {
 			return fmt.Errorf("checkout: record order %s: %w", ord.ID, err)
 		}
