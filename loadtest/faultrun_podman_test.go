@@ -36,7 +36,7 @@ func TestFaultRunPodman(t *testing.T) {
 		t.Skip("-short: runs the microservices as Podman pods")
 	}
 	topo, err := topology.Get(topology.Services, topology.Options{Dir: repoRootForTest(t) + "/topologies", Collector: topology.NoCollector,
-		ServicesEdge: stacktest.FreeAddr(t)})
+		ServicesEdge: stacktest.AnyPort})
 	if err != nil {
 		t.Fatal(err)
 	}

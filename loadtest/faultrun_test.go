@@ -46,7 +46,7 @@ func faultTargets(t *testing.T, rt stack.Runtime, topo topology.Topology, kill m
 	}
 	var out []FaultTarget
 	for _, a := range topo.Archs {
-		ft := FaultTarget{Arch: a.Name, BaseURL: "http://" + a.Edge, AdminToken: faultToken, Processes: kill[a.Name], Runtime: rt, Note: rt.Name()}
+		ft := FaultTarget{Arch: a.Name, BaseURL: "http://" + stacktest.EdgeAddr(t, rt, topo, a.Name), AdminToken: faultToken, Processes: kill[a.Name], Runtime: rt, Note: rt.Name()}
 		for _, s := range sts {
 			if addr, ok := s.Ports[topology.NATSPort]; ok && s.Arch == a.Name {
 				if ft.NATSURL, err = natsauth.AdminURL(pki, addr); err != nil {
@@ -67,7 +67,7 @@ func faultTargets(t *testing.T, rt stack.Runtime, topo topology.Topology, kill m
 func processStack(t *testing.T, names string) (stack.Runtime, topology.Topology) {
 	t.Helper()
 	topo, err := topology.Get(names, topology.Options{Dir: repoRootForTest(t) + "/topologies", Collector: topology.NoCollector,
-		MonolithEdge: stacktest.FreeAddr(t), ServicesEdge: stacktest.FreeAddr(t)})
+		MonolithEdge: stacktest.AnyPort, ServicesEdge: stacktest.AnyPort})
 	if err != nil {
 		t.Fatal(err)
 	}

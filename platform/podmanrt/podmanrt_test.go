@@ -63,18 +63,31 @@ func buildImages(t *testing.T, topo topology.Topology) map[string]imagebuild.Ima
 }
 
 // monolithStack is what most of these tests run: the monolith topology without a
-// collector, on a free edge address, its images built, and a runtime for a stack named for
-// the test, taken down when the test ends.
+// collector, on a free edge address, its images built and loaded, and a runtime for a stack
+// named for the test, taken down when the test ends. The tests need the edge's address
+// before up (they check its forwarding rule), so the address is picked last, right before
+// the caller's up: a port picked before the build (minutes on a clean clone) can be taken
+// by another process meanwhile.
 func monolithStack(t *testing.T) (topo topology.Topology, rt *podmanrt.Runtime, name, edge string) {
 	t.Helper()
 	requirePodman(t)
-	edge = stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
+	images, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
 	}
+	imgs := buildImages(t, images)
 	name = stacktest.StackName(t)
-	return topo, connect(t, name, buildImages(t, topo)), name, edge
+	rt = connect(t, name, imgs)
+	for _, img := range imgs {
+		if _, err := rt.LoadImage(t.Context(), img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edge = stacktest.FreeAddr(t)
+	if topo, err = topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector}); err != nil {
+		t.Fatal(err)
+	}
+	return topo, rt, name, edge
 }
 
 // upOptions are what the tests' ups pass unless they say otherwise: a PKI folder of the
@@ -473,8 +486,7 @@ func assertNothingLeft(t *testing.T, conn context.Context, name string) {
 // stack's collector, then nothing left after down.
 func TestBothArchitecturesSideBySide(t *testing.T) {
 	requirePodman(t)
-	monoEdge, svcEdge := stacktest.FreeAddr(t), stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Both, topology.Options{MonolithEdge: monoEdge, ServicesEdge: svcEdge, Collector: "127.0.0.1:0"})
+	topo, err := topology.Get(topology.Both, topology.Options{MonolithEdge: stacktest.AnyPort, ServicesEdge: stacktest.AnyPort, Collector: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,8 +502,8 @@ func TestBothArchitecturesSideBySide(t *testing.T) {
 	}
 	t.Logf("up in %s", time.Since(start).Round(time.Millisecond))
 	traceIDs := map[string]string{}
-	for arch, edge := range map[string]string{topology.Monolith: monoEdge, topology.Services: svcEdge} {
-		base := "http://" + edge
+	for _, arch := range []string{topology.Monolith, topology.Services} {
+		base := "http://" + stacktest.EdgeAddr(t, rt, topo, arch)
 		if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
 			t.Fatalf("GET %s/readyz: %d", base, code)
 		}

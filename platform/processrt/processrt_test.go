@@ -33,8 +33,7 @@ func repoRoot(t *testing.T) string {
 // TestMonolithAsProcesses: up, a checkout traced into the collector, up again (nothing
 // restarts), a killed process shows in status and up restarts it, down leaves no process.
 func TestMonolithAsProcesses(t *testing.T) {
-	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: "127.0.0.1:0"})
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: stacktest.AnyPort, Collector: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +51,7 @@ func TestMonolithAsProcesses(t *testing.T) {
 	if err := rt.Up(ctx, topo, opts); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
-	base := "http://" + edge
+	base := "http://" + stacktest.EdgeAddr(t, rt, topo, topology.Monolith)
 	if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
 		t.Fatalf("readyz: %d", code)
 	}
@@ -145,6 +144,7 @@ func TestMonolithAsProcesses(t *testing.T) {
 		if err := rt.Up(ctx, topo, opts); err != nil {
 			t.Fatalf("up after down (volumes %v): %v", volumes, err)
 		}
+		base = "http://" + stacktest.EdgeAddr(t, rt, topo, topology.Monolith) // down forgot the port up picked
 		if kept := strings.Contains(stacktest.Orders(t, base, "ada"), `"id"`); kept == volumes {
 			t.Errorf("after down (volumes %v) and up, the order is kept: %v", volumes, kept)
 		}
@@ -163,10 +163,9 @@ func TestSharedBudgetAsProcesses(t *testing.T) {
 		}
 		t.Skipf("no cgroups to make here: %v (TestSharedBudgetNotEnforcedWarns covers that)", err)
 	}
-	edge, sharedEdge := stacktest.FreeAddr(t), stacktest.FreeAddr(t)
 	const arch = "monolith-shared"
-	topo, err := topology.Get("monolith,monolith@shared", topology.Options{MonolithEdge: edge,
-		Edges: map[string]string{arch: sharedEdge}, Collector: topology.NoCollector, Budget: topology.Budget{CPUs: 1.25, MemoryMB: 512}})
+	topo, err := topology.Get("monolith,monolith@shared", topology.Options{MonolithEdge: stacktest.AnyPort,
+		Edges: map[string]string{arch: stacktest.AnyPort}, Collector: topology.NoCollector, Budget: topology.Budget{CPUs: 1.25, MemoryMB: 512}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +186,7 @@ func TestSharedBudgetAsProcesses(t *testing.T) {
 	if strings.Contains(progress.String(), "NOT ENFORCED") {
 		t.Errorf("up warned:\n%s", progress.String())
 	}
-	stacktest.Checkout(t, "http://"+sharedEdge, "test-token", "ada")
+	stacktest.Checkout(t, "http://"+stacktest.EdgeAddr(t, rt, topo, arch), "test-token", "ada")
 
 	group := cgroup.Path(name, arch)
 	files := map[string]string{"cpu/cpu.cfs_quota_us": "125000", "cpu/cpu.cfs_period_us": "100000", "memory/memory.limit_in_bytes": strconv.Itoa(512 << 20)}
@@ -263,8 +262,7 @@ func TestSharedBudgetNotEnforcedWarns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get("monolith@shared", topology.Options{Edges: map[string]string{"monolith-shared": edge}, Collector: topology.NoCollector})
+	topo, err := topology.Get("monolith@shared", topology.Options{Edges: map[string]string{"monolith-shared": stacktest.AnyPort}, Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
 	}

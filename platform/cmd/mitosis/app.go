@@ -515,8 +515,18 @@ see mitosis certs. --insecure turns that off, to measure what it costs, and noth
 			if err := rt.Up(ctx, t, opts); err != nil {
 				return err
 			}
+			var sts []stack.Status // only read for an edge of port 0, which the runtime picked
+			if slices.ContainsFunc(t.Archs, func(a topology.Arch) bool { return strings.HasSuffix(a.Edge, ":0") }) {
+				if sts, err = rt.Status(ctx); err != nil {
+					return err
+				}
+			}
 			for _, arch := range t.Archs {
-				a.say("%s: http://%s (budget %s)", arch.Name, arch.Edge, arch.Mode)
+				edge, err := stack.EdgeAddr(t, sts, arch.Name)
+				if err != nil {
+					return err
+				}
+				a.say("%s: http://%s (budget %s)", arch.Name, edge, arch.Mode)
 			}
 			a.say("up (%s runtime, stack %s) in %s; admin token: SHOP_ADMIN_TOKEN or %s",
 				rt.Name(), a.stack, time.Since(start).Round(time.Millisecond), filepath.Join(a.state, "admin-token"))
