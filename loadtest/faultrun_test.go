@@ -23,6 +23,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
+	"github.com/mitosis-dev/mitosis/shop/logtest"
 )
 
 const faultToken = "faults-token"
@@ -110,10 +111,8 @@ func TestFaultRunAsProcesses(t *testing.T) {
 		t.Skip("-short: builds and runs both architectures as processes")
 	}
 	rt, topo := processStack(t, "monolith,services")
-	var progress syncWriter
-	var out strings.Builder
-	progress.w = &out
-	r := &FaultRunner{Plan: shortFaults(), Progress: &progress, Targets: faultTargets(t, rt, topo, map[string][]string{
+	var out logtest.Buffer
+	r := &FaultRunner{Plan: shortFaults(), Progress: &out, Targets: faultTargets(t, rt, topo, map[string][]string{
 		topology.Services: {"payments", "gateway"}, topology.Monolith: {"monolith"}}, rt.(*processrt.Runtime).DefaultPKI())}
 	start := time.Now()
 	rep, err := r.Run(context.Background())
@@ -173,8 +172,8 @@ func TestFaultRunAsProcesses(t *testing.T) {
 		mono.BaseURL = shim.URL
 		plan := shortFaults()
 		plan.Baseline, plan.Down, plan.After = time.Second, time.Second, 2*time.Second
-		var out strings.Builder
-		dr := &FaultRunner{Plan: plan, Targets: []FaultTarget{mono}, Progress: &syncWriter{w: &out}, RunID: "drop"}
+		var out logtest.Buffer
+		dr := &FaultRunner{Plan: plan, Targets: []FaultTarget{mono}, Progress: &out, RunID: "drop"}
 		start := time.Now()
 		rep, err := dr.Run(context.Background())
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/advise"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+	"github.com/mitosis-dev/mitosis/shop/logtest"
 )
 
 // repoRootForTest is the workspace root: loadtest's parent.
@@ -114,8 +115,8 @@ func TestShortRunAgainstMonolith(t *testing.T) {
 	if bi, ok := ProcBuildInfo(pid); !ok || !strings.HasPrefix(bi.GoVersion, "go1.") {
 		t.Errorf("build info of the monolith: %+v", bi)
 	}
-	var progress strings.Builder
-	r := &Runner{Plan: plan, Progress: &syncWriter{w: &progress}, Archs: []*Arch{
+	var progress logtest.Buffer
+	r := &Runner{Plan: plan, Progress: &progress, Archs: []*Arch{
 		{Name: "monolith", BaseURL: base, Scenario: sc, Sampler: &ProcSampler{Procs: procs, Source: "test"}},
 	}}
 	res, err := r.Run(ctx)
