@@ -352,10 +352,6 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	// Down removes lost pods too: both pods' processes killed behind Podman's back.
 	killBehindPodmansBack(t, conn, monolith)
 	killBehindPodmansBack(t, conn, stack.ObjectName(name, topology.Monolith, "nats"))
-	// What down -t asks before it decides whether the collector goes too.
-	if archs, err := rt.Archs(ctx); err != nil || !slices.Equal(archs, []string{topology.Monolith}) {
-		t.Errorf("Archs: %v (%v), want the monolith only", archs, err)
-	}
 	start = time.Now()
 	// Down keeps NATS's volume, as compose does; with Volumes it goes too.
 	removed, err := rt.Down(ctx, stack.DownOptions{})
@@ -370,9 +366,6 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Errorf("down with volumes: removed %s (%v), want the volume only", removed, err)
 	}
 	assertNothingLeft(t, conn, name)
-	if archs, err := rt.Archs(ctx); err != nil || len(archs) != 0 {
-		t.Errorf("Archs after down: %v (%v), want none", archs, err)
-	}
 	// Its forwarding rule went with the lost pod: the edge is free to serve again.
 	if err := stack.CheckPort(edge); err != nil {
 		t.Errorf("the edge after down: %v", err)
@@ -595,11 +588,19 @@ func TestBothArchitecturesSideBySide(t *testing.T) {
 		t.Errorf("the collector after the monolith's down: GET /healthz %d", code)
 	}
 
+	// Down of the last architecture: the collector goes with it, in the same pass.
 	start = time.Now()
-	removed, err = rt.Down(ctx, stack.DownOptions{Volumes: true})
-	if err != nil {
-		t.Fatal(err)
+	removed, err = rt.Down(ctx, stack.DownOptions{Archs: []string{topology.Services}, Volumes: true})
+	if err != nil || removed.Pods != 10 || removed.Networks != 2 {
+		t.Fatalf("down of the services: removed %s (%v), want their 9 pods and the collector's, and both networks", removed, err)
 	}
-	t.Logf("down in %s: %s", time.Since(start).Round(time.Millisecond), removed)
+	t.Logf("down of the services and the collector in %s: %s", time.Since(start).Round(time.Millisecond), removed)
+	if sts, err := rt.Status(ctx); err != nil || len(sts) != 0 {
+		t.Errorf("status after the last architecture's down: %+v (%v), want nothing", sts, err)
+	}
+	// The monolith's volume, which its down kept.
+	if removed, err = rt.Down(ctx, stack.DownOptions{Volumes: true}); err != nil || removed.Volumes != 1 || removed.Pods != 0 {
+		t.Errorf("down with volumes: removed %s (%v), want the monolith's volume only", removed, err)
+	}
 	assertNothingLeft(t, conn, name)
 }

@@ -704,14 +704,19 @@ func (r *Runtime) records() ([]record, error) {
 }
 
 // Down stops the stack's processes (SIGTERM, then SIGKILL after 5s) and removes their
-// records, logs and data.
+// records, logs and data; with archs, those architectures' only, and the collector with the
+// last of them (stack.DownArchs).
 func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Removed, error) {
-	archs := opts.Archs
 	var removed stack.Removed
 	recs, err := r.records()
 	if err != nil {
 		return removed, err
 	}
+	var present []string
+	for _, rec := range recs {
+		present = append(present, rec.Arch)
+	}
+	archs := stack.DownArchs(present, opts.Archs)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, rec := range recs {
