@@ -24,8 +24,7 @@ func TestCalibrateAgainstProcessStack(t *testing.T) {
 		t.Skip("-short: builds and runs the monolith placement")
 	}
 	root := repoRootForTest(t)
-	edge := freeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector, Dir: filepath.Join(root, "topologies")})
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: stacktest.AnyPort, Collector: topology.NoCollector, Dir: filepath.Join(root, "topologies")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +42,7 @@ func TestCalibrateAgainstProcessStack(t *testing.T) {
 	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: token, RequestKey: "k", ReadyTimeout: time.Minute, Progress: &progress}); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
-	base := "http://" + edge
+	base := "http://" + stacktest.EdgeAddr(t, rt, topo, topology.Monolith)
 	shop := Shop{BaseURL: base, AdminToken: token}
 	products, err := shop.Catalog(ctx)
 	if err != nil {

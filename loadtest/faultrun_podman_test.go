@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/shop/logtest"
 )
 
 // TestFaultRunPodman runs the faults phase, shortened, against a fresh microservices stack
@@ -36,7 +36,7 @@ func TestFaultRunPodman(t *testing.T) {
 		t.Skip("-short: runs the microservices as Podman pods")
 	}
 	topo, err := topology.Get(topology.Services, topology.Options{Dir: repoRootForTest(t) + "/topologies", Collector: topology.NoCollector,
-		ServicesEdge: stacktest.FreeAddr(t)})
+		ServicesEdge: stacktest.AnyPort})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,11 +62,11 @@ func TestFaultRunPodman(t *testing.T) {
 	}
 	t.Logf("services up as pods in %s", time.Since(start).Round(time.Millisecond))
 
-	var out strings.Builder
+	var out logtest.Buffer
 	plan := shortFaults()
 	// A pod takes 0.2-2 s to be ready again here, and its callers a second more to reach it.
 	plan.After = 8 * time.Second
-	r := &FaultRunner{Plan: plan, Progress: &syncWriter{w: &out},
+	r := &FaultRunner{Plan: plan, Progress: &out,
 		Targets: faultTargets(t, rt, topo, map[string][]string{topology.Services: {"payments", "gateway"}}, pki)}
 	start = time.Now()
 	rep, err := r.Run(ctx)

@@ -23,6 +23,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
+	"github.com/mitosis-dev/mitosis/shop/logtest"
 )
 
 const faultToken = "faults-token"
@@ -46,7 +47,7 @@ func faultTargets(t *testing.T, rt stack.Runtime, topo topology.Topology, kill m
 	}
 	var out []FaultTarget
 	for _, a := range topo.Archs {
-		ft := FaultTarget{Arch: a.Name, BaseURL: "http://" + a.Edge, AdminToken: faultToken, Processes: kill[a.Name], Runtime: rt, Note: rt.Name()}
+		ft := FaultTarget{Arch: a.Name, BaseURL: "http://" + stacktest.EdgeAddr(t, rt, topo, a.Name), AdminToken: faultToken, Processes: kill[a.Name], Runtime: rt, Note: rt.Name()}
 		for _, s := range sts {
 			if addr, ok := s.Ports[topology.NATSPort]; ok && s.Arch == a.Name {
 				if ft.NATSURL, err = natsauth.AdminURL(pki, addr); err != nil {
@@ -67,7 +68,7 @@ func faultTargets(t *testing.T, rt stack.Runtime, topo topology.Topology, kill m
 func processStack(t *testing.T, names string) (stack.Runtime, topology.Topology) {
 	t.Helper()
 	topo, err := topology.Get(names, topology.Options{Dir: repoRootForTest(t) + "/topologies", Collector: topology.NoCollector,
-		MonolithEdge: stacktest.FreeAddr(t), ServicesEdge: stacktest.FreeAddr(t)})
+		MonolithEdge: stacktest.AnyPort, ServicesEdge: stacktest.AnyPort})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,10 +111,8 @@ func TestFaultRunAsProcesses(t *testing.T) {
 		t.Skip("-short: builds and runs both architectures as processes")
 	}
 	rt, topo := processStack(t, "monolith,services")
-	var progress syncWriter
-	var out strings.Builder
-	progress.w = &out
-	r := &FaultRunner{Plan: shortFaults(), Progress: &progress, Targets: faultTargets(t, rt, topo, map[string][]string{
+	var out logtest.Buffer
+	r := &FaultRunner{Plan: shortFaults(), Progress: &out, Targets: faultTargets(t, rt, topo, map[string][]string{
 		topology.Services: {"payments", "gateway"}, topology.Monolith: {"monolith"}}, rt.(*processrt.Runtime).DefaultPKI())}
 	start := time.Now()
 	rep, err := r.Run(context.Background())
@@ -173,8 +172,8 @@ func TestFaultRunAsProcesses(t *testing.T) {
 		mono.BaseURL = shim.URL
 		plan := shortFaults()
 		plan.Baseline, plan.Down, plan.After = time.Second, time.Second, 2*time.Second
-		var out strings.Builder
-		dr := &FaultRunner{Plan: plan, Targets: []FaultTarget{mono}, Progress: &syncWriter{w: &out}, RunID: "drop"}
+		var out logtest.Buffer
+		dr := &FaultRunner{Plan: plan, Targets: []FaultTarget{mono}, Progress: &out, RunID: "drop"}
 		start := time.Now()
 		rep, err := dr.Run(context.Background())
 		if err != nil {

@@ -3,7 +3,6 @@ package loadtest
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/mitosis-dev/mitosis/platform/advise"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+	"github.com/mitosis-dev/mitosis/shop/logtest"
 )
 
 // repoRootForTest is the workspace root: loadtest's parent.
@@ -29,17 +30,6 @@ func repoRootForTest(t *testing.T) string {
 	return root
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // startMonolith builds the monolith and runs it on a free loopback port with its own data
 // directory; it stops it (SIGTERM, then SIGKILL) when the test ends.
 func startMonolith(t *testing.T, token string) (baseURL string, pid int) {
@@ -51,7 +41,7 @@ func startMonolith(t *testing.T, token string) (baseURL string, pid int) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./monolith: %v\n%s", err, out)
 	}
-	addr := freeAddr(t)
+	addr := stacktest.FreeAddr(t) // right before the start: the build above takes seconds
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "SHOP_ADDR="+addr, "SHOP_DATA_DIR="+t.TempDir(), "SHOP_ADMIN_TOKEN="+token, "SHOP_NATS_URL=",
 		"OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none") // not to a collector this machine may run
@@ -125,8 +115,8 @@ func TestShortRunAgainstMonolith(t *testing.T) {
 	if bi, ok := ProcBuildInfo(pid); !ok || !strings.HasPrefix(bi.GoVersion, "go1.") {
 		t.Errorf("build info of the monolith: %+v", bi)
 	}
-	var progress strings.Builder
-	r := &Runner{Plan: plan, Progress: &syncWriter{w: &progress}, Archs: []*Arch{
+	var progress logtest.Buffer
+	r := &Runner{Plan: plan, Progress: &progress, Archs: []*Arch{
 		{Name: "monolith", BaseURL: base, Scenario: sc, Sampler: &ProcSampler{Procs: procs, Source: "test"}},
 	}}
 	res, err := r.Run(ctx)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/shop/logtest"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -229,8 +230,8 @@ func TestRunnerInterleavesAndSearches(t *testing.T) {
 		{Name: "b", BaseURL: slow.URL, Scenario: newTestScenario(t, slow.URL, DefaultMix(), 20), Note: "not measured (test)"},
 		{Name: "c", BaseURL: fast2.URL, Scenario: newTestScenario(t, fast2.URL, DefaultMix(), 20), Note: "not measured (test)"},
 	}
-	var progress strings.Builder
-	r := &Runner{Archs: archs, Progress: &syncWriter{w: &progress}, Plan: Plan{
+	var progress logtest.Buffer
+	r := &Runner{Archs: archs, Progress: &progress, Plan: Plan{
 		Rates: []float64{10, 40}, Duration: 1500 * time.Millisecond, Repeats: 2, Search: 2, SearchDuration: 1500 * time.Millisecond,
 		// An SLO far from both the fast shop's latencies and the slow one's (1 s), so that a
 		// busy machine does not decide the test.
@@ -276,17 +277,6 @@ func TestRunnerInterleavesAndSearches(t *testing.T) {
 	}
 }
 
-type syncWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
-}
-
 // busySampler is a process whose CPU counter grows by a fixed amount per sample while
 // busy > 0 (one sample less each time), then stays.
 type busySampler struct {
@@ -324,8 +314,8 @@ func TestSettleWaitsForQuiet(t *testing.T) {
 		t.Errorf("settled after %d samples, %s: want it to wait out the busy ones", s.n, time.Since(start))
 	}
 	forever := &busySampler{busy: -1}
-	var out strings.Builder
-	r = &Runner{Plan: Plan{Settle: time.Second}, Progress: &syncWriter{w: &out}}
+	var out logtest.Buffer
+	r = &Runner{Plan: Plan{Settle: time.Second}, Progress: &out}
 	start = time.Now()
 	if err := r.settle(context.Background(), &Arch{Name: "b", Sampler: forever}); err != nil {
 		t.Fatal(err)

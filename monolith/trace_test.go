@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,25 +14,8 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 	"github.com/mitosis-dev/mitosis/platform/xray/xraytest"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
+	"github.com/mitosis-dev/mitosis/shop/logtest"
 )
-
-// syncBuffer is a log destination written by many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // One checkout in the monolith is one connected trace: the HTTP edge, an INTERNAL span for
 // every call between contexts, the order-paid publish and both its consumers, the
@@ -55,7 +36,7 @@ func TestCheckoutIsOneConnectedTrace(t *testing.T) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "otlp,xray")
 	t.Setenv("OTEL_METRICS_EXPORTER", "none")
 	t.Setenv("AWS_XRAY_DAEMON_ADDRESS", daemon.Addr())
-	var logs syncBuffer
+	var logs logtest.Buffer
 	shutdown, logger, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "monolith",
 		Architecture: telemetry.Monolith, LogLevel: -4, LogOutput: &logs}) // debug: the access log
 	if err != nil {

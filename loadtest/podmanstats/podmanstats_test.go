@@ -40,14 +40,13 @@ func TestSamplerOnAPodmanStack(t *testing.T) {
 		t.Fatalf("New before the stack is up: %v, want ErrNoContainers", err)
 	}
 
-	edge := stacktest.FreeAddr(t)
 	budget := topology.Budget{CPUs: 1.2, MemoryMB: 500}
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector, Budget: budget})
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: stacktest.AnyPort, Collector: topology.NoCollector, Budget: budget})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt := up(ctx, t, name, topo)
-	base := "http://" + edge
+	base := "http://" + stacktest.EdgeAddr(t, rt, topo, topology.Monolith)
 	stacktest.Checkout(t, base, "test-token", "sampler")
 
 	// What runs, as `mitosis status` reports it: the load test's default edges.

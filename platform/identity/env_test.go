@@ -3,28 +3,13 @@ package identity_test
 import (
 	"crypto/tls"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/identity/identitytest"
 )
-
-// pemEnv is the environment ECS gives a task from its identity's secret: the PEM texts of
-// the folder dir under the variables of env.
-func pemEnv(t *testing.T, env identity.Env, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for i, f := range []string{identity.CertFile, identity.KeyFile, identity.CAFile} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[env.PEMVars()[i]] = string(b)
-	}
-	return out
-}
 
 func open(t *testing.T, env identity.Env, vars map[string]string) *identity.Source {
 	t.Helper()
@@ -50,7 +35,7 @@ func TestIdentityFromEnvPEM(t *testing.T) {
 	env := identity.EnvFor("SHOP_TLS_DIR")
 	_, dirs := pki(t, "ht-a", "catalog", "orders")
 	_, sameName := pki(t, "ht-a", "orders", "catalog")
-	server := open(t, env, pemEnv(t, env, dirs["catalog"]))
+	server := open(t, env, identitytest.PEMVars(t, env, dirs["catalog"]))
 	if got := server.ID(); got != (identity.ID{Stack: "ht-a", Service: "catalog"}) {
 		t.Fatalf("ID = %v", got)
 	}
@@ -60,18 +45,18 @@ func TestIdentityFromEnvPEM(t *testing.T) {
 	}
 	addr := serve(t, server.ServerConfig(nil))
 
-	client := open(t, env, pemEnv(t, env, dirs["orders"]))
+	client := open(t, env, identitytest.PEMVars(t, env, dirs["orders"]))
 	if got, err := call(addr, client.ClientConfig(identity.Is("catalog"))); err != nil || got != "spiffe://mitosis/ht-a/orders" {
 		t.Fatalf("orders from its environment: %q, %v", got, err)
 	}
-	foreign := open(t, env, pemEnv(t, env, sameName["orders"]))
+	foreign := open(t, env, identitytest.PEMVars(t, env, sameName["orders"]))
 	if _, err := call(addr, foreign.ClientConfig(nil)); err == nil {
 		t.Error("a client of another CA, from its environment, was served")
 	}
 	if _, err := call(addr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}); err == nil { //nolint:gosec // a client without a certificate
 		t.Error("a client without a certificate was served")
 	}
-	rogue := serve(t, open(t, env, pemEnv(t, env, sameName["catalog"])).ServerConfig(nil))
+	rogue := serve(t, open(t, env, identitytest.PEMVars(t, env, sameName["catalog"])).ServerConfig(nil))
 	if _, err := call(rogue, client.ClientConfig(nil)); err == nil {
 		t.Error("a server of another CA was trusted")
 	}
@@ -83,7 +68,7 @@ func TestIdentityFromEnvPEM(t *testing.T) {
 func TestEnvOpenRefuses(t *testing.T) {
 	env := identity.EnvFor("NATS_TLS_DIR")
 	_, dirs := pki(t, "ht-a", "catalog", "orders")
-	whole := pemEnv(t, env, dirs["catalog"])
+	whole := identitytest.PEMVars(t, env, dirs["catalog"])
 	with := func(changes map[string]string) map[string]string {
 		out := map[string]string{}
 		for k, v := range whole {
@@ -94,7 +79,7 @@ func TestEnvOpenRefuses(t *testing.T) {
 		}
 		return out
 	}
-	other := pemEnv(t, env, dirs["orders"])
+	other := identitytest.PEMVars(t, env, dirs["orders"])
 	for _, c := range []struct {
 		name string
 		vars map[string]string

@@ -178,9 +178,7 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 				}
 				// $(VAR) of a variable defined before, as the kubelet expands it (a process's
 				// NATS password in its URL): Podman does not.
-				for _, prev := range env[:j] {
-					env[j].Value = strings.ReplaceAll(env[j].Value, "$("+prev.Name+")", prev.Value)
-				}
+				env[j].Value = manifests.Expand(env[j].Value, env[:j])
 			}
 			c.Env = env
 		}

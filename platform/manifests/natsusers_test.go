@@ -66,11 +66,10 @@ func withStackEnv(topo topology.Topology, env map[string]string) map[string]stri
 
 // kubeletEnv is a container's environment as the kubelet gives it: secrets read from
 // secrets (Secret -> key -> value), fields from fields, and $(VAR) expanded from the
-// variables defined before.
+// variables defined before (Expand).
 func kubeletEnv(t *testing.T, c Container, secrets map[string]map[string]string, fields map[string]string) map[string]string {
 	t.Helper()
-	env := map[string]string{}
-	var order []string
+	var defined []EnvVar
 	for _, e := range c.Env {
 		v := e.Value
 		switch {
@@ -84,12 +83,13 @@ func kubeletEnv(t *testing.T, c Container, secrets map[string]map[string]string,
 		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil:
 			v = fields[e.ValueFrom.FieldRef.FieldPath]
 		default:
-			for _, k := range order {
-				v = strings.ReplaceAll(v, "$("+k+")", env[k])
-			}
+			v = Expand(v, defined)
 		}
-		env[e.Name] = v
-		order = append(order, e.Name)
+		defined = append(defined, EnvVar{Name: e.Name, Value: v})
+	}
+	env := map[string]string{}
+	for _, e := range defined {
+		env[e.Name] = e.Value
 	}
 	return env
 }

@@ -36,15 +36,14 @@ func TestSharedBudgetPods(t *testing.T) {
 	if err != nil {
 		t.Skipf("no cgroups to make here: %v", err)
 	}
-	edge, sharedEdge := stacktest.FreeAddr(t), stacktest.FreeAddr(t)
 	const arch = "monolith-shared"
 	cal := t.TempDir()
 	if _, err := (topology.Calibration{Placement: topology.Monolith, Split: "edge+catalog+cart+inventory+payments+orders+shipping+notify",
 		Services: []topology.CalibratedService{{Name: "nats", CPUCores: 0.091, PeakMemBytes: 20 << 20}, {Name: "monolith", CPUCores: 1.059, PeakMemBytes: 60 << 20}}}).Write(cal); err != nil {
 		t.Fatal(err)
 	}
-	topo, err := topology.Get("monolith,monolith@shared,monolith@measured", topology.Options{MonolithEdge: edge,
-		Edges: map[string]string{arch: sharedEdge, "monolith-measured": stacktest.FreeAddr(t)}, Collector: topology.NoCollector,
+	topo, err := topology.Get("monolith,monolith@shared,monolith@measured", topology.Options{MonolithEdge: stacktest.AnyPort,
+		Edges: map[string]string{arch: stacktest.AnyPort, "monolith-measured": stacktest.AnyPort}, Collector: topology.NoCollector,
 		Budget: topology.Budget{CPUs: 1.25, MemoryMB: 512}, CalibrationDir: cal})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +60,7 @@ func TestSharedBudgetPods(t *testing.T) {
 	if err := rt.Up(ctx, topo, stack.UpOptions{PKI: t.TempDir(), AdminToken: "test-token", RequestKey: "k", ReadyTimeout: time.Minute, Progress: &progress}); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
-	stacktest.Checkout(t, "http://"+sharedEdge, "test-token", "ada")
+	stacktest.Checkout(t, "http://"+stacktest.EdgeAddr(t, rt, topo, arch), "test-token", "ada")
 	conn, err := bindings.NewConnection(ctx, podmanrt.Socket())
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +148,7 @@ func TestSharedBudgetPods(t *testing.T) {
 // budget on Podman stops up before it makes anything: its pods would run with no limit.
 func TestSharedBudgetPodsRefusedWithoutCgroups(t *testing.T) {
 	requirePodman(t)
-	topo, err := topology.Get("monolith@shared", topology.Options{Edges: map[string]string{"monolith-shared": stacktest.FreeAddr(t)}, Collector: "127.0.0.1:0"})
+	topo, err := topology.Get("monolith@shared", topology.Options{Edges: map[string]string{"monolith-shared": stacktest.AnyPort}, Collector: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,13 +24,10 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/containers/podman/v4/pkg/bindings"
-	"github.com/containers/podman/v4/pkg/bindings/pods"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/mitosis-dev/mitosis/platform/cgroup"
@@ -60,7 +57,6 @@ type Runtime struct {
 	images     map[string]imagebuild.Image
 	logger     *slog.Logger
 	cgroupRoot string
-	joinMu     sync.Mutex // joinCollector's
 }
 
 var _ stack.Runtime = (*Runtime)(nil)
@@ -142,26 +138,6 @@ func (r *Runtime) filter(archs ...string) map[string][]string {
 		f = append(f, stack.LabelArch+"="+archs[0])
 	}
 	return map[string][]string{"label": f}
-}
-
-// Archs lists the architectures the stack has pods of, the collector's included: one call,
-// so that down can tell up front whether the collector goes with the architectures it is
-// asked to remove.
-func (r *Runtime) Archs(ctx context.Context) ([]string, error) {
-	c, cancel := r.with(ctx)
-	defer cancel()
-	list, err := pods.List(c, new(pods.ListOptions).WithFilters(r.filter()))
-	if err != nil {
-		return nil, fmt.Errorf("list pods: %w", err)
-	}
-	var out []string
-	for _, p := range list {
-		if a := p.Labels[stack.LabelArch]; !slices.Contains(out, a) {
-			out = append(out, a)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 func wantArch(archs []string, arch string) bool {

@@ -34,7 +34,11 @@ import (
 //     fails requests, counted.
 func TestReplicasAsPods(t *testing.T) {
 	requirePodman(t)
-	edge := stacktest.FreeAddr(t)
+	// The edge keeps its address while the gateway's pod is remade under load, so the test
+	// picks it, right before the first up: the image build takes minutes on a clean clone, and
+	// a port picked before it can be taken meanwhile. Until then "" (the default edge) does
+	// for the topology the images are built from.
+	var edge string
 	const split = "catalog+inventory*2,cart+payments+orders+shipping+notify"
 	options := func(env ...string) topology.Options {
 		o := topology.Options{Split: split, Edges: map[string]string{topology.SplitName: edge}, Collector: "127.0.0.1:0"}
@@ -52,6 +56,7 @@ func TestReplicasAsPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	imgs := stacktest.BuildImages(t, repoRoot(t), topo, "hs-test")
+	edge = stacktest.FreeAddr(t)
 	name := "hs-" + strings.TrimPrefix(stacktest.StackName(t), "mitosis-test-")
 	rt := connect(t, name, imgs)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

@@ -135,42 +135,64 @@ func serviceIP(subnet *net.IPNet, i int) net.IP {
 // processes' (serviceIP), above the gateway.
 func collectorIP(subnet *net.IPNet) net.IP { return serviceIP(subnet, -1) }
 
-// joinCollector connects the collector's pod (its infra container, whose network namespace
-// the collector's process shares) to an architecture's network at collectorIP, unless it is
-// there already; a pod that runs is connected as it runs.
-func (r *Runtime) joinCollector(c context.Context, pod, arch string, subnet *net.IPNet) error {
-	// The architectures come up side by side: one connect of the container at a time.
-	r.joinMu.Lock()
-	defer r.joinMu.Unlock()
+// collectorLink is the collector's pod as one up joins it to the architectures' networks:
+// its infra container (whose network namespace the collector's process shares) and where
+// that one is attached, read once per up, so that an up that finds the collector in a
+// network at its address asks Podman nothing more about it.
+type collectorLink struct {
+	pod, infra string
+	mu         sync.Mutex        // the architectures come up side by side: one join at a time
+	at         map[string]string // network name -> the collector's address there
+}
+
+// linkCollector reads where the collector's pod is attached: one inspect of the pod, one of
+// its infra container.
+func (r *Runtime) linkCollector(c context.Context, pod string) (*collectorLink, error) {
+	data, err := pods.Inspect(c, pod, nil)
+	if err != nil {
+		return nil, fmt.Errorf("collector: inspect pod %s: %w", pod, err)
+	}
+	infra, err := containers.Inspect(c, data.InfraContainerID, nil)
+	if err != nil {
+		return nil, fmt.Errorf("collector: inspect the infra container of %s: %w", pod, err)
+	}
+	l := &collectorLink{pod: pod, infra: data.InfraContainerID, at: map[string]string{}}
+	if infra.NetworkSettings != nil {
+		for name, n := range infra.NetworkSettings.Networks {
+			if n != nil {
+				l.at[name] = n.IPAddress
+			}
+		}
+	}
+	return l, nil
+}
+
+// joinCollector connects the collector's pod to an architecture's network at collectorIP,
+// unless it is there already; a pod that runs is connected as it runs.
+func (r *Runtime) joinCollector(c context.Context, l *collectorLink, arch string, subnet *net.IPNet) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	ip := collectorIP(subnet)
 	if ip == nil {
 		return fmt.Errorf("network %s has no IPv4 subnet for the collector's fixed address", r.NetworkName(arch))
 	}
 	name := r.NetworkName(arch)
-	data, err := pods.Inspect(c, pod, nil)
-	if err != nil {
-		return fmt.Errorf("collector: inspect pod %s: %w", pod, err)
-	}
-	infra, err := containers.Inspect(c, data.InfraContainerID, nil)
-	if err != nil {
-		return fmt.Errorf("collector: inspect the infra container of %s: %w", pod, err)
-	}
-	if infra.NetworkSettings != nil {
-		if n, ok := infra.NetworkSettings.Networks[name]; ok {
-			if n.IPAddress == ip.String() {
-				return nil
-			}
-			// Joined at another address (by hand): leave and join at the one the pods use.
-			if err := network.Disconnect(c, name, data.InfraContainerID, new(network.DisconnectOptions).WithForce(true)); err != nil {
-				return fmt.Errorf("collector: leave network %s: %w", name, err)
-			}
+	if at, ok := l.at[name]; ok {
+		if at == ip.String() {
+			return nil
 		}
+		// Joined at another address (by hand): leave and join at the one the pods use.
+		if err := network.Disconnect(c, name, l.infra, new(network.DisconnectOptions).WithForce(true)); err != nil {
+			return fmt.Errorf("collector: leave network %s: %w", name, err)
+		}
+		delete(l.at, name)
 	}
 	start := time.Now()
-	err = network.Connect(c, name, data.InfraContainerID, &nettypes.PerNetworkOptions{StaticIPs: []net.IP{ip}, StaticMAC: serviceMAC(ip)})
+	err := network.Connect(c, name, l.infra, &nettypes.PerNetworkOptions{StaticIPs: []net.IP{ip}, StaticMAC: serviceMAC(ip)})
 	if err != nil {
 		return fmt.Errorf("collector: join network %s at %s: %w", name, ip, err)
 	}
+	l.at[name] = ip.String()
 	r.logger.Debug("collector joined", "network", name, "ip", ip, "took", time.Since(start))
 	return nil
 }
@@ -372,22 +394,29 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		return err
 	}
 	// The collector first, so that the first spans of the others find it.
-	var collectorPod string
+	var collector *collectorLink
 	var rejoinErr error
 	if ca, ok := t.CollectorArch(); ok {
-		if _, err := r.upArch(ctx, ca, opts, ids, users, "", ""); err != nil {
+		if _, err := r.upArch(ctx, ca, opts, ids, users, nil, ""); err != nil {
 			return err
 		}
+		var pod string
 		for _, s := range ca.Services {
 			for _, p := range s.Processes() {
-				collectorPod = stack.ObjectName(r.stack, ca.Name, p.Name)
+				pod = stack.ObjectName(r.stack, ca.Name, p.Name)
 			}
+		}
+		c, cancel := r.with(ctx)
+		collector, err = r.linkCollector(c, pod)
+		cancel()
+		if err != nil {
+			return err
 		}
 		// A collector remade joins again the networks of the architectures up that this
 		// topology does not name (those it names, upArch joins). A failure there costs
 		// those architectures their traces, not this up its architectures: it is reported
 		// once they are up.
-		rejoinErr = r.rejoinCollector(ctx, t, collectorPod)
+		rejoinErr = r.rejoinCollector(ctx, t, collector)
 	}
 	// Architectures are independent: bring them up side by side.
 	errs := make([]error, len(t.Archs))
@@ -396,7 +425,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = r.upArch(ctx, a, opts, ids, users, collectorPod, parents[a.Name])
+			_, errs[i] = r.upArch(ctx, a, opts, ids, users, collector, parents[a.Name])
 		}()
 	}
 	wg.Wait()
@@ -407,8 +436,8 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 }
 
 // rejoinCollector joins the collector to the networks of the stack's architectures that t
-// does not name.
-func (r *Runtime) rejoinCollector(ctx context.Context, t topology.Topology, pod string) error {
+// does not name, where it is not attached already.
+func (r *Runtime) rejoinCollector(ctx context.Context, t topology.Topology, collector *collectorLink) error {
 	c, cancel := r.with(ctx)
 	defer cancel()
 	nets, err := network.List(c, new(network.ListOptions).WithFilters(r.filter()))
@@ -422,7 +451,7 @@ func (r *Runtime) rejoinCollector(ctx context.Context, t topology.Topology, pod 
 		}
 		for _, sn := range n.Subnets {
 			if sn.Subnet.IP.To4() != nil {
-				if err := r.joinCollector(c, pod, arch, &net.IPNet{IP: sn.Subnet.IP, Mask: sn.Subnet.Mask}); err != nil {
+				if err := r.joinCollector(c, collector, arch, &net.IPNet{IP: sn.Subnet.IP, Mask: sn.Subnet.Mask}); err != nil {
 					return err
 				}
 				break
@@ -433,9 +462,9 @@ func (r *Runtime) rejoinCollector(ctx context.Context, t topology.Topology, pod 
 }
 
 // upArch brings one architecture up, its pods under the cgroup parent given ("" for
-// Podman's default) and exporting to the collector's pod given ("" for none), and returns
-// its network's subnet.
-func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, ids map[string]string, users natsauth.Creds, collectorPod, parent string) (*net.IPNet, error) {
+// Podman's default) and exporting to the collector given (nil for none), and returns its
+// network's subnet.
+func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOptions, ids map[string]string, users natsauth.Creds, collector *collectorLink, parent string) (*net.IPNet, error) {
 	c, cancel := r.with(ctx)
 	defer cancel()
 	levels, err := a.Levels()
@@ -453,8 +482,8 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 	// one at a time under one lock (CNI), about 0.2-0.3 s each on this machine, which was
 	// most of a down and of a pod's remaking.
 	var export map[string]string // nil: nowhere, or where opts.Env says
-	if collectorPod != "" {
-		if err := r.joinCollector(c, collectorPod, a.Name, subnet); err != nil {
+	if collector != nil {
+		if err := r.joinCollector(c, collector, a.Name, subnet); err != nil {
 			return nil, err
 		}
 		export = topology.ExportEnv(net.JoinHostPort(collectorIP(subnet).String(), strconv.Itoa(topology.CollectorHTTPPort)), nil)
@@ -915,9 +944,9 @@ func removalPhases(list []*entities.ListPodsReport, archs []string) [][]*entitie
 }
 
 // Down removes the stack's pods (and their containers), its networks and its volumes; with
-// archs, only those architectures'.
+// archs, only those architectures', and the collector with the last of them
+// (stack.DownArchs, from the pods listed here: no call more).
 func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Removed, error) {
-	archs := opts.Archs
 	c, cancel := r.with(ctx)
 	defer cancel()
 	start := time.Now()
@@ -928,6 +957,11 @@ func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Remov
 	if err != nil {
 		return removed, fmt.Errorf("list pods: %w", err)
 	}
+	present := make([]string, len(list))
+	for i, p := range list {
+		present[i] = p.Labels[stack.LabelArch]
+	}
+	archs := stack.DownArchs(present, opts.Archs)
 	// The processes stop phase by phase, each with its network and its peers still there;
 	// a phase's pods go as soon as its processes have stopped, side by side with the next
 	// phase's stop (Podman tears their networks down one at a time).
@@ -979,15 +1013,13 @@ func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Remov
 		errs = append(errs, fmt.Errorf("list networks: %w", err))
 	}
 	// A collector that stays leaves the networks that go: removing a network by force
-	// removes what is still attached to it, which would be the collector.
-	var staying string
+	// removes what is still attached to it, which would be the collector. The pods' list
+	// says which collector pod stays, its infra container (whose network namespace the
+	// collector shares) and the networks that one is attached to.
+	var staying *entities.ListPodsReport
 	if !wantArch(archs, topology.Telemetry) {
-		for _, p := range list {
-			if p.Labels[stack.LabelArch] == topology.Telemetry {
-				if data, err := pods.Inspect(c, p.Name, nil); err == nil {
-					staying = data.InfraContainerID
-				}
-			}
+		if i := slices.IndexFunc(list, func(p *entities.ListPodsReport) bool { return p.Labels[stack.LabelArch] == topology.Telemetry }); i >= 0 {
+			staying = list[i]
 		}
 	}
 	for _, n := range nets {
@@ -995,11 +1027,13 @@ func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Remov
 			continue
 		}
 		force := true
-		if staying != "" {
+		if staying != nil {
 			force = false // what is left attached is an error to report, not to remove
-			if err := network.Disconnect(c, n.Name, staying, new(network.DisconnectOptions).WithForce(true)); err != nil && !isNotFound(err) && !strings.Contains(err.Error(), "not connected") {
-				// The removal below says whether it is still attached.
-				r.logger.Warn("collector: leave network", "network", n.Name, "err", err)
+			if slices.Contains(staying.Networks, n.Name) {
+				if err := network.Disconnect(c, n.Name, staying.InfraId, new(network.DisconnectOptions).WithForce(true)); err != nil && !isNotFound(err) && !strings.Contains(err.Error(), "not connected") {
+					// The removal below says whether it is still attached.
+					r.logger.Warn("collector: leave network", "network", n.Name, "err", err)
+				}
 			}
 		}
 		if _, err := network.Remove(c, n.Name, new(network.RemoveOptions).WithForce(force)); err != nil && !isNotFound(err) {

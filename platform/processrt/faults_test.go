@@ -21,8 +21,7 @@ import (
 // refuses; NATS is untouched; started, it is ready on the same address with its data, and
 // up then finds it as it made it (nothing restarts).
 func TestKillAndStart(t *testing.T) {
-	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: stacktest.AnyPort, Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +38,7 @@ func TestKillAndStart(t *testing.T) {
 	if err := rt.Up(ctx, topo, opts); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
-	base := "http://" + edge
+	base := "http://" + stacktest.EdgeAddr(t, rt, topo, topology.Monolith)
 	stacktest.Checkout(t, base, "test-token", "ada")
 	before := statusOf(t, rt)
 

@@ -331,13 +331,18 @@ func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken m
 		if err != nil {
 			return 0, fmt.Errorf("host address %q: bad port", at)
 		}
-		// In use is fine (this service's last process, or a clash the start reports);
-		// forwarded to a container is not: the process would run and never be reached.
-		if err := stack.CheckPort(at); errors.Is(err, stack.ErrPortForwarded) {
-			return 0, fmt.Errorf("host address %w", err)
+		// Port 0 is any free port, picked here, after the build and right before the start,
+		// as Podman does for a published port 0: a caller who picked one itself before Up
+		// could lose it to another process while the binaries build.
+		if hp != 0 {
+			// In use is fine (this service's last process, or a clash the start reports);
+			// forwarded to a container is not: the process would run and never be reached.
+			if err := stack.CheckPort(at); errors.Is(err, stack.ErrPortForwarded) {
+				return 0, fmt.Errorf("host address %w", err)
+			}
+			taken[hp] = true
+			return hp, nil
 		}
-		taken[hp] = true
-		return hp, nil
 	}
 	// A process keeps its ports while it runs, and after it stopped while they are free: a
 	// replica started again where it was is found by its callers, which need no restart.
@@ -345,7 +350,7 @@ func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken m
 		taken[hp] = true
 		return hp, nil
 	}
-	if !r.opts.AnyPorts && !taken[port] && free(port) {
+	if !r.opts.AnyPorts && at == "" && !taken[port] && free(port) {
 		taken[port] = true
 		return port, nil
 	}
@@ -699,14 +704,19 @@ func (r *Runtime) records() ([]record, error) {
 }
 
 // Down stops the stack's processes (SIGTERM, then SIGKILL after 5s) and removes their
-// records, logs and data.
+// records, logs and data; with archs, those architectures' only, and the collector with the
+// last of them (stack.DownArchs).
 func (r *Runtime) Down(ctx context.Context, opts stack.DownOptions) (stack.Removed, error) {
-	archs := opts.Archs
 	var removed stack.Removed
 	recs, err := r.records()
 	if err != nil {
 		return removed, err
 	}
+	var present []string
+	for _, rec := range recs {
+		present = append(present, rec.Arch)
+	}
+	archs := stack.DownArchs(present, opts.Archs)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, rec := range recs {

@@ -33,8 +33,7 @@ func repoRoot(t *testing.T) string {
 // TestMonolithAsProcesses: up, a checkout traced into the collector, up again (nothing
 // restarts), a killed process shows in status and up restarts it, down leaves no process.
 func TestMonolithAsProcesses(t *testing.T) {
-	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: "127.0.0.1:0"})
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: stacktest.AnyPort, Collector: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +51,7 @@ func TestMonolithAsProcesses(t *testing.T) {
 	if err := rt.Up(ctx, topo, opts); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
-	base := "http://" + edge
+	base := "http://" + stacktest.EdgeAddr(t, rt, topo, topology.Monolith)
 	if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
 		t.Fatalf("readyz: %d", code)
 	}
@@ -135,7 +134,7 @@ func TestMonolithAsProcesses(t *testing.T) {
 			t.Fatalf("down (volumes %v): %s, %v", volumes, removed, err)
 		}
 		for svc, pid := range final {
-			if syscall.Kill(pid, 0) == nil {
+			if runs(pid) {
 				t.Errorf("%s (pid %d) still runs after down", svc, pid)
 			}
 		}
@@ -145,6 +144,7 @@ func TestMonolithAsProcesses(t *testing.T) {
 		if err := rt.Up(ctx, topo, opts); err != nil {
 			t.Fatalf("up after down (volumes %v): %v", volumes, err)
 		}
+		base = "http://" + stacktest.EdgeAddr(t, rt, topo, topology.Monolith) // down forgot the port up picked
 		if kept := strings.Contains(stacktest.Orders(t, base, "ada"), `"id"`); kept == volumes {
 			t.Errorf("after down (volumes %v) and up, the order is kept: %v", volumes, kept)
 		}
@@ -163,10 +163,9 @@ func TestSharedBudgetAsProcesses(t *testing.T) {
 		}
 		t.Skipf("no cgroups to make here: %v (TestSharedBudgetNotEnforcedWarns covers that)", err)
 	}
-	edge, sharedEdge := stacktest.FreeAddr(t), stacktest.FreeAddr(t)
 	const arch = "monolith-shared"
-	topo, err := topology.Get("monolith,monolith@shared", topology.Options{MonolithEdge: edge,
-		Edges: map[string]string{arch: sharedEdge}, Collector: topology.NoCollector, Budget: topology.Budget{CPUs: 1.25, MemoryMB: 512}})
+	topo, err := topology.Get("monolith,monolith@shared", topology.Options{MonolithEdge: stacktest.AnyPort,
+		Edges: map[string]string{arch: stacktest.AnyPort}, Collector: topology.NoCollector, Budget: topology.Budget{CPUs: 1.25, MemoryMB: 512}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +186,7 @@ func TestSharedBudgetAsProcesses(t *testing.T) {
 	if strings.Contains(progress.String(), "NOT ENFORCED") {
 		t.Errorf("up warned:\n%s", progress.String())
 	}
-	stacktest.Checkout(t, "http://"+sharedEdge, "test-token", "ada")
+	stacktest.Checkout(t, "http://"+stacktest.EdgeAddr(t, rt, topo, arch), "test-token", "ada")
 
 	group := cgroup.Path(name, arch)
 	files := map[string]string{"cpu/cpu.cfs_quota_us": "125000", "cpu/cpu.cfs_period_us": "100000", "memory/memory.limit_in_bytes": strconv.Itoa(512 << 20)}
@@ -263,8 +262,7 @@ func TestSharedBudgetNotEnforcedWarns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get("monolith@shared", topology.Options{Edges: map[string]string{"monolith-shared": edge}, Collector: topology.NoCollector})
+	topo, err := topology.Get("monolith@shared", topology.Options{Edges: map[string]string{"monolith-shared": stacktest.AnyPort}, Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,4 +296,19 @@ func TestSharedBudgetNotEnforcedWarns(t *testing.T) {
 			t.Errorf("%s runs in a group of mitosis':\n%s", s.Service, cg)
 		}
 	}
+}
+
+// runs tells whether process pid runs. A process that exited and waits to be reaped (a
+// zombie) does not: the runtime started it from this test binary, whose goroutine reaps it
+// a moment after down saw it exit, and the kernel still answers signal 0 for it until then.
+func runs(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false // gone since the signal
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }

@@ -33,9 +33,8 @@ import (
 //     small load that sees no failed request, and the new processes carry the variable;
 //   - the gateway, alone, rolled the same way under the same load: failures, counted.
 func TestReplicasAsProcesses(t *testing.T) {
-	edge := stacktest.FreeAddr(t)
 	topo, err := topology.Get("", topology.Options{Split: "catalog+inventory*2,cart+payments+orders*2,shipping+notify",
-		Edges: map[string]string{topology.SplitName: edge}, Collector: "127.0.0.1:0"})
+		Edges: map[string]string{topology.SplitName: stacktest.AnyPort}, Collector: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +58,7 @@ func TestReplicasAsProcesses(t *testing.T) {
 		t.Logf("%s in %s", what, time.Since(start).Round(time.Millisecond))
 	}
 	up("up", topo)
-	base := "http://" + edge
+	base := "http://" + stacktest.EdgeAddr(t, rt, topo, topology.SplitName)
 	status := func() map[string]stack.Status {
 		t.Helper()
 		sts, err := rt.Status(ctx)

@@ -36,9 +36,8 @@ import (
 //     life is renewed by the next up, and the running process serves the new one without a
 //     restart.
 func TestSecurityAsProcesses(t *testing.T) {
-	edge := stacktest.FreeAddr(t)
 	topo, err := topology.Get("", topology.Options{Split: "catalog,cart,inventory,payments,orders,shipping+notify",
-		Edges: map[string]string{topology.SplitName: edge}, Collector: topology.NoCollector})
+		Edges: map[string]string{topology.SplitName: stacktest.AnyPort}, Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +56,7 @@ func TestSecurityAsProcesses(t *testing.T) {
 	if err := rt.Up(ctx, topo, opts); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
+	edge := stacktest.EdgeAddr(t, rt, topo, topology.SplitName)
 	stacktest.Checkout(t, "http://"+edge, "test-token", "ada")
 
 	sts, err := rt.Status(ctx)

@@ -4,8 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
 // Why CheckPort may say no.
@@ -70,4 +74,29 @@ func FreePort(skip func(port int) bool) (int, error) {
 		}
 	}
 	return 0, errors.New("no free loopback port in 20 tries")
+}
+
+// EdgeAddr returns where arch's edge answers on the host: the address the topology gives, or,
+// for one of port 0 (any free port: the runtime picks it when it starts the edge, the choice
+// and the bind one step), the one sts (the stack's status) reports for the edge's port.
+func EdgeAddr(t topology.Topology, sts []Status, arch string) (string, error) {
+	i := slices.IndexFunc(t.Archs, func(a topology.Arch) bool { return a.Name == arch })
+	if i < 0 {
+		return "", fmt.Errorf("the topology has no architecture %q", arch)
+	}
+	a := t.Archs[i]
+	if !strings.HasSuffix(a.Edge, ":0") {
+		return a.Edge, nil
+	}
+	j := slices.IndexFunc(a.Services, func(s topology.Service) bool { return s.Edge != "" })
+	if j < 0 {
+		return "", fmt.Errorf("%s has no edge service", arch)
+	}
+	edge := a.Services[j]
+	for _, st := range sts {
+		if st.Arch == arch && (st.Service == edge.Name || st.ReplicaOf == edge.Name) && st.Ports[edge.Ports[0]] != "" {
+			return st.Ports[edge.Ports[0]], nil
+		}
+	}
+	return "", fmt.Errorf("status shows no host address of %s/%s's port %d", arch, edge.Name, edge.Ports[0])
 }

@@ -90,11 +90,6 @@ type Removed struct {
 	Cgroups                                        int // architectures' groups of a shared budget
 }
 
-// Add sums two counts.
-func (r Removed) Add(o Removed) Removed {
-	return Removed{r.Pods + o.Pods, r.Containers + o.Containers, r.Networks + o.Networks, r.Volumes + o.Volumes, r.Processes + o.Processes, r.Cgroups + o.Cgroups}
-}
-
 func (r Removed) String() string {
 	var parts []string
 	add := func(n int, one, many string) {

@@ -1,7 +1,6 @@
 package stepfunctions_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +26,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/ids"
 	"github.com/mitosis-dev/mitosis/shop/inventory"
+	"github.com/mitosis-dev/mitosis/shop/logtest"
 	"github.com/mitosis-dev/mitosis/shop/money"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
 	"github.com/mitosis-dev/mitosis/shop/orders"
@@ -50,7 +49,7 @@ func TestMachineRunsTheRealFunctions(t *testing.T) {
 	}
 	ns := hosttest.StartNATS(t)
 	const cardKey = "functions-test-card-key"
-	var logs syncBuffer
+	var logs logtest.Buffer
 	fns := map[string]*lambdatest.Lambda{}
 	for _, c := range checkoutstep.Contexts() {
 		bin := stacktest.ImageBinary(t, filepath.Join("..", ".."), c)
@@ -81,7 +80,7 @@ func TestMachineRunsTheRealFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var payloads syncBuffer     // every payload the machine sent: what its history would keep
+	var payloads logtest.Buffer // every payload the machine sent: what its history would keep
 	sent := map[string][]byte{} // the last payload of each state
 	invoke := func(inv sf.TaskInvocation, payload map[string]any) (any, *sf.TaskError) {
 		name := inv.Function[strings.LastIndex(inv.Function, ":")+1:]
@@ -357,22 +356,4 @@ func (w *world) stock(t *testing.T, p string) inventory.Stock {
 		t.Fatal(err)
 	}
 	return st
-}
-
-// syncBuffer collects the output of several processes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -54,12 +54,13 @@ type running struct {
 // but for lines holding any of quiet, which the test expects.
 func up(t *testing.T, names, split string, env map[string]string, quiet ...string) *running {
 	t.Helper()
+	// Any port: the process runtime picks each edge's after its build, right before the start.
 	opts := topology.Options{Split: split, Collector: topology.NoCollector, Edges: map[string]string{},
-		MonolithEdge: stacktest.FreeAddr(t), ServicesEdge: stacktest.FreeAddr(t)}
+		MonolithEdge: stacktest.AnyPort, ServicesEdge: stacktest.AnyPort}
 	for _, n := range strings.Split(names, ",") {
-		opts.Edges[n] = stacktest.FreeAddr(t)
+		opts.Edges[n] = stacktest.AnyPort
 	}
-	opts.Edges[topology.SplitName] = stacktest.FreeAddr(t)
+	opts.Edges[topology.SplitName] = stacktest.AnyPort
 	topo, err := topology.Get(names, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -72,9 +73,6 @@ func up(t *testing.T, names, split string, env map[string]string, quiet ...strin
 		rt: processrt.New(processrt.Options{Root: root, State: state, Stack: stacktest.StackName(t), AnyPorts: true}),
 		opts: stack.UpOptions{AdminToken: testToken, RequestKey: "e2e-request-key", ReadyTimeout: 2 * time.Minute, Env: env,
 			PKI: filepath.Join(t.TempDir(), "pki")}}
-	for _, a := range topo.Archs {
-		r.edges[a.Name] = "http://" + a.Edge
-	}
 	t.Cleanup(func() {
 		r.logs(quiet)
 		if err := r.stop(); err != nil {
@@ -82,6 +80,9 @@ func up(t *testing.T, names, split string, env map[string]string, quiet ...strin
 		}
 	})
 	r.up()
+	for _, a := range topo.Archs {
+		r.edges[a.Name] = "http://" + stacktest.EdgeAddr(t, r.rt, topo, a.Name)
+	}
 	return r
 }
 

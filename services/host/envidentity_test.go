@@ -1,8 +1,6 @@
 package host_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/identity/identitytest"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/catalogrpc"
 	"github.com/mitosis-dev/mitosis/services/host"
@@ -23,15 +22,7 @@ import (
 // SHOP_TLS_CERT_PEM, SHOP_TLS_KEY_PEM and SHOP_TLS_CA_PEM.
 func pemVars(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	for i, f := range []string{identity.CertFile, identity.KeyFile, identity.CAFile} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[host.TLSEnv.PEMVars()[i]] = string(b)
-	}
-	return out
+	return identitytest.PEMVars(t, host.TLSEnv, dir)
 }
 
 // envSecurity is the Security a process whose environment is vars runs with.

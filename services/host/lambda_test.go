@@ -1,12 +1,10 @@
 package host_test
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/mitosis-dev/mitosis/services/host/hosttest"
 	"github.com/mitosis-dev/mitosis/services/host/lambdatest"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
+	"github.com/mitosis-dev/mitosis/shop/logtest"
 )
 
 // The monolith's binary, built from its image's package and tags, runs as a Lambda function
@@ -33,7 +32,7 @@ func TestLambdaServesTheShop(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = fn.Close() })
 	const token = "lambda-admin-token"
-	var logs syncBuffer
+	var logs logtest.Buffer
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin)
 		cmd.Env = append(os.Environ(), host.LambdaRuntimeEnv+"="+fn.RuntimeAPI(), "SHOP_GROUP="+group, "SHOP_NATS_URL="+ns.URL(),
@@ -138,22 +137,4 @@ func imageGroup(t *testing.T, image string) string {
 	}
 	t.Fatalf("the topology has no image %q", image)
 	return ""
-}
-
-// syncBuffer collects the output of several processes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

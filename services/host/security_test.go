@@ -23,6 +23,7 @@ import (
 	"github.com/mitosis-dev/mitosis/services/host/hosttest"
 	"github.com/mitosis-dev/mitosis/shop/catalog"
 	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/logtest"
 	"github.com/mitosis-dev/mitosis/shop/money"
 
 	cartv1 "github.com/mitosis-dev/mitosis/services/gen/cart/v1"
@@ -154,7 +155,7 @@ func contextOf(t *testing.T, service string) string {
 
 // A refused call is logged with the caller's identity and the method.
 func TestRefusalIsLoggedWithTheCaller(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	impl, addr := serveCatalog(t, slog.New(slog.NewJSONHandler(&logs, nil)), "catalog")
 	conn, err := host.Dial(addr, catalogrpc.ServiceConfig, 5*time.Second, hosttest.Security(t, "orders").ClientCredentials("catalog"))
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/shop/catalog"
 	"github.com/mitosis-dev/mitosis/shop/httpapi"
+	"github.com/mitosis-dev/mitosis/shop/logtest"
 	"github.com/mitosis-dev/mitosis/shop/money"
 )
 
@@ -331,26 +332,8 @@ func (blocking) List(ctx context.Context, _ catalog.ListRequest) (catalog.Page, 
 	return catalog.Page{}, ctx.Err()
 }
 
-// logBuffer collects log output safely across goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestPanicIsRecovered(t *testing.T) {
-	var logs logBuffer
+	var logs logtest.Buffer
 	cfg := memoryConfig(t)
 	cfg.Catalog = panicky{cfg.Catalog}
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -366,7 +349,7 @@ func TestPanicIsRecovered(t *testing.T) {
 }
 
 func TestDeadline(t *testing.T) {
-	var logs logBuffer
+	var logs logtest.Buffer
 	cfg := memoryConfig(t)
 	cfg.Catalog = blocking{cfg.Catalog}
 	cfg.Timeout = 50 * time.Millisecond
@@ -386,7 +369,7 @@ func TestDeadline(t *testing.T) {
 }
 
 func TestAccessLog(t *testing.T) {
-	var logs logBuffer
+	var logs logtest.Buffer
 	cfg := memoryConfig(t)
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h := httpapi.New(cfg)

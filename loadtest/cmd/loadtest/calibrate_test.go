@@ -37,7 +37,7 @@ func TestCalibrateCommand(t *testing.T) {
 		t.Errorf("nothing up: %v", err)
 	}
 	const arch, token = "monolith-shared", "cal-token"
-	topo, err := topology.Get("monolith@shared", topology.Options{Edges: map[string]string{arch: stacktest.FreeAddr(t)},
+	topo, err := topology.Get("monolith@shared", topology.Options{Edges: map[string]string{arch: stacktest.AnyPort},
 		Collector: topology.NoCollector, Dir: filepath.Join(root, "topologies")})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mitosis-dev/mitosis/loadtest"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 )
 
 // TestRollAgainstAProcessStack brings a fresh stack up as processes with mitosis (the
@@ -44,9 +44,10 @@ func TestRollAgainstAProcessStack(t *testing.T) {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	stackName := "hs-roll-" + hex.EncodeToString(b)
-	mono, split := freeAddr(t), freeAddr(t)
-	upArgs := []string{"--runtime", "process", "--collector-edge", "none", "-t", "monolith", "--monolith-edge", mono,
-		"--split", "catalog*2,cart+inventory+payments+orders+shipping+notify", "--edge", split}
+	// Any port, picked by the process runtime after its build: loadtest roll finds the edges
+	// by name in the stack's status.
+	upArgs := []string{"--runtime", "process", "--collector-edge", "none", "-t", "monolith", "--monolith-edge", stacktest.AnyPort,
+		"--split", "catalog*2,cart+inventory+payments+orders+shipping+notify", "--edge", stacktest.AnyPort}
 	mitosis := func(args ...string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -64,7 +65,7 @@ func TestRollAgainstAProcessStack(t *testing.T) {
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	start = time.Now()
-	err = rollCmd(t.Context(), []string{"-edges", "monolith=http://" + mono + ",split=http://" + split, "-context", "catalog",
+	err = rollCmd(t.Context(), []string{"-edges", "monolith,split", "-context", "catalog",
 		"-rate", "20", "-before", "2s", "-after", "2s", "-pause", "0s", "-users", "40", "-mitosis", bin,
 		"-up-args", "--root " + root + " " + strings.Join(upArgs, " "), "-state", state, "-stack", stackName, "-out", out}, &stdout, &stderr)
 	t.Logf("loadtest roll in %s:\n%s", time.Since(start).Round(time.Millisecond), stderr.String())
@@ -107,14 +108,4 @@ func TestRollAgainstAProcessStack(t *testing.T) {
 			t.Errorf("%s: %v, want the roll's section and no script:\n%s", f, err, b)
 		}
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -515,8 +515,18 @@ see mitosis certs. --insecure turns that off, to measure what it costs, and noth
 			if err := rt.Up(ctx, t, opts); err != nil {
 				return err
 			}
+			var sts []stack.Status // only read for an edge of port 0, which the runtime picked
+			if slices.ContainsFunc(t.Archs, func(a topology.Arch) bool { return strings.HasSuffix(a.Edge, ":0") }) {
+				if sts, err = rt.Status(ctx); err != nil {
+					return err
+				}
+			}
 			for _, arch := range t.Archs {
-				a.say("%s: http://%s (budget %s)", arch.Name, arch.Edge, arch.Mode)
+				edge, err := stack.EdgeAddr(t, sts, arch.Name)
+				if err != nil {
+					return err
+				}
+				a.say("%s: http://%s (budget %s)", arch.Name, edge, arch.Mode)
 			}
 			a.say("up (%s runtime, stack %s) in %s; admin token: SHOP_ADMIN_TOKEN or %s",
 				rt.Name(), a.stack, time.Since(start).Round(time.Millisecond), filepath.Join(a.state, "admin-token"))
@@ -575,11 +585,11 @@ func (a *app) downCmd() *cobra.Command {
 		Use:   "down",
 		Short: "Remove what up made: pods, containers, networks, processes; the data with --volumes",
 		Long: `down removes every object labelled with the stack's name (and, with -t NAMES or --split,
-those architectures' only): pods and their containers and networks in Podman, and the
-processes of the process runtime. Their data stays, as compose keeps volumes: NATS's
-volumes in Podman, the services' data folders as processes, so that the next up finds carts,
-orders and stock as they were; --volumes removes them too. Nothing else is touched. Running
-it when nothing is up is not an error.`,
+those architectures' only, and the trace collector with the last of them): pods and their
+containers and networks in Podman, and the processes of the process runtime. Their data
+stays, as compose keeps volumes: NATS's volumes in Podman, the services' data folders as
+processes, so that the next up finds carts, orders and stock as they were; --volumes
+removes them too. Nothing else is touched. Running it when nothing is up is not an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
@@ -593,30 +603,11 @@ it when nothing is up is not an error.`,
 			}
 			var errs []error
 			for _, rt := range rts {
-				// The collector serves every architecture: it goes with the last of them, in
-				// the same pass when the runtime tells up front that nothing else stays (its
-				// removal then overlaps the others'), else once they are gone.
-				downArchs, decided := archs, false
-				if l, ok := rt.(archLister); ok && len(archs) > 0 {
-					if present, err := l.Archs(cmd.Context()); err == nil {
-						decided = true
-						if collectorGoesWith(present, archs) {
-							downArchs = append(slices.Clone(archs), topology.Telemetry)
-						}
-					}
-				}
-				removed, err := rt.Down(cmd.Context(), stack.DownOptions{Archs: downArchs, Volumes: volumes})
+				// The collector goes with the last architecture: the runtime decides, from
+				// what it holds (stack.DownArchs).
+				removed, err := rt.Down(cmd.Context(), stack.DownOptions{Archs: archs, Volumes: volumes})
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", rt.Name(), err))
-				}
-				if len(archs) > 0 && !decided {
-					if sts, err := rt.Status(cmd.Context()); err == nil && onlyCollector(sts) {
-						more, err := rt.Down(cmd.Context(), stack.DownOptions{Archs: []string{topology.Telemetry}, Volumes: volumes})
-						if err != nil {
-							errs = append(errs, fmt.Errorf("%s: %w", rt.Name(), err))
-						}
-						removed = removed.Add(more)
-					}
 				}
 				if removed != (stack.Removed{}) {
 					a.say("%s: removed %s", rt.Name(), removed)
@@ -631,30 +622,6 @@ it when nothing is up is not an error.`,
 	}
 	cmd.Flags().BoolVar(&volumes, "volumes", false, "remove the data too: NATS's volumes, the services' data folders")
 	return cmd
-}
-
-// archLister is a runtime that lists the architectures it holds something of (the
-// collector's included), without probing them as Status does.
-type archLister interface {
-	Archs(ctx context.Context) ([]string, error)
-}
-
-// collectorGoesWith reports whether removing archs leaves the collector alone: it is there,
-// and every other architecture present is among archs.
-func collectorGoesWith(present, archs []string) bool {
-	return slices.Contains(present, topology.Telemetry) && !slices.ContainsFunc(present, func(a string) bool {
-		return a != topology.Telemetry && !slices.Contains(archs, a)
-	})
-}
-
-// onlyCollector reports whether the collector is all that is left of a stack.
-func onlyCollector(sts []stack.Status) bool {
-	for _, s := range sts {
-		if s.Arch != topology.Telemetry {
-			return false
-		}
-	}
-	return len(sts) > 0
 }
 
 func (a *app) statusCmd() *cobra.Command {

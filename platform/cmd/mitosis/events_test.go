@@ -32,7 +32,7 @@ import (
 // its consumer, which handles it, and status counts 0.
 func TestEventsReplayAndStatusReachEachArchitecturesNATS(t *testing.T) {
 	root, state, name := repoRoot(t), t.TempDir(), stacktest.StackName(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector, MonolithEdge: stacktest.FreeAddr(t)})
+	topo, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector, MonolithEdge: stacktest.AnyPort})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,8 +91,8 @@ func TestSharedBudgetThroughTheCLI(t *testing.T) {
 	_, cgErr := cgroup.Open(cgroup.DefaultRoot)
 	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", t.TempDir(), "--stack", stacktest.StackName(t)}
 	t.Cleanup(func() { runCLI(t, append([]string{"down", "--volumes"}, common...)...) })
-	up := append([]string{"up", "-t", "monolith,monolith@shared", "--monolith-edge", stacktest.FreeAddr(t),
-		"--edges", "monolith-shared=" + stacktest.FreeAddr(t), "--collector-edge", "none", "--cpus", "1.25", "--memory", "512"}, common...)
+	up := append([]string{"up", "-t", "monolith,monolith@shared", "--monolith-edge", stacktest.AnyPort,
+		"--edges", "monolith-shared=" + stacktest.AnyPort, "--collector-edge", "none", "--cpus", "1.25", "--memory", "512"}, common...)
 	if code, out, errOut := runCLI(t, up...); code != exitOK {
 		t.Fatalf("up: exit %d\n%s\n%s", code, out, errOut)
 	} else if !strings.Contains(out, "monolith-shared: http://") || !strings.Contains(out, "(budget shared)") || !strings.Contains(out, "(budget per-service)") {

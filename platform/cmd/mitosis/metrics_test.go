@@ -25,8 +25,7 @@ import (
 // host's metrics reach the collector over OTLP, where /api/otlp/metrics serves them.
 func TestStatusShowsWhereEachProcessServesMetrics(t *testing.T) {
 	root, state, name := repoRoot(t), t.TempDir(), stacktest.StackName(t)
-	edge := stacktest.FreeAddr(t)
-	topo, err := topology.Get(topology.Monolith, topology.Options{Collector: "127.0.0.1:0", MonolithEdge: edge})
+	topo, err := topology.Get(topology.Monolith, topology.Options{Collector: "127.0.0.1:0", MonolithEdge: stacktest.AnyPort})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +40,7 @@ func TestStatusShowsWhereEachProcessServesMetrics(t *testing.T) {
 	if err := rt.Up(ctx, topo, stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute}); err != nil {
 		t.Fatalf("up: %v", err)
 	}
+	edge := stacktest.EdgeAddr(t, rt, topo, topology.Monolith)
 	const requests = 3
 	for range requests {
 		resp, err := http.Get("http://" + edge + "/v1/products")

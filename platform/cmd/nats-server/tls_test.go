@@ -2,8 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/identity/identitytest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
@@ -109,14 +108,7 @@ func TestTLSOnlyForTheStack(t *testing.T) {
 // folder dir as NATS_TLS_CERT_PEM, NATS_TLS_KEY_PEM and NATS_TLS_CA_PEM.
 func pemEnv(t *testing.T, dir string) func(string) string {
 	t.Helper()
-	vars := map[string]string{}
-	for i, f := range []string{identity.CertFile, identity.KeyFile, identity.CAFile} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		vars[tlsEnv.PEMVars()[i]] = string(b)
-	}
+	vars := identitytest.PEMVars(t, tlsEnv, dir)
 	return func(k string) string { return vars[k] }
 }
 

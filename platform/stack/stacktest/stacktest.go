@@ -31,7 +31,9 @@ import (
 )
 
 // FreeAddr returns a loopback address a test can serve on: nothing listens on it and no
-// container's published port forwards it elsewhere (at the time of the call).
+// container's published port forwards it elsewhere (at the time of the call). Call it right
+// before the bind, never before a build: another process can take the port in the meantime.
+// Where a runtime binds the edge, AnyPort makes the choice and the bind one step.
 func FreeAddr(t *testing.T) string {
 	t.Helper()
 	port, err := stack.FreePort(nil)
@@ -39,6 +41,28 @@ func FreeAddr(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// AnyPort is the edge address to give a topology whose runtime is to pick the port: Podman
+// and the process runtime bind port 0 to a free port when they start the edge, the choice
+// and the bind one step. FreeAddr's port, picked by the test, can be taken by another
+// process in the meantime (an image or binary build runs between), and the up then fails
+// with "address already in use". EdgeAddr says afterwards where the edge is.
+const AnyPort = "127.0.0.1:0"
+
+// EdgeAddr returns where arch's edge answers on the host, as rt's status says
+// (stack.EdgeAddr): for an edge given as AnyPort.
+func EdgeAddr(t *testing.T, rt stack.Runtime, topo topology.Topology, arch string) string {
+	t.Helper()
+	sts, err := rt.Status(t.Context())
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	addr, err := stack.EdgeAddr(topo, sts, arch)
+	if err != nil {
+		t.Fatalf("%v: %+v", err, sts)
+	}
+	return addr
 }
 
 // StackName returns a stack name of the form mitosis-test-<random>, so that a test's objects
