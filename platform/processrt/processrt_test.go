@@ -302,13 +302,5 @@ func TestSharedBudgetNotEnforcedWarns(t *testing.T) {
 // zombie) does not: the runtime started it from this test binary, whose goroutine reaps it
 // a moment after down saw it exit, and the kernel still answers signal 0 for it until then.
 func runs(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false // gone since the signal
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+	return syscall.Kill(pid, 0) == nil && !processrt.IsZombie(pid)
 }
