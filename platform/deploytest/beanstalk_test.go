@@ -6,19 +6,16 @@ import (
 	"encoding/json"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/kube"
 	"github.com/mitosis-dev/mitosis/platform/manifests"
-	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
 )
@@ -32,14 +29,7 @@ import (
 // monolith starts secure with its identity from PEM variables and reaches its NATS over TLS
 // as its own user, or the checkout fails.
 func TestBeanstalkBundle(t *testing.T) {
-	needPodman(t)
-	dc, err := exec.LookPath("docker-compose")
-	if err != nil {
-		if os.Getenv("REQUIRE_CONTAINERS") == "1" {
-			t.Fatal("docker-compose is missing (apt-get install --no-install-recommends docker-compose); REQUIRE_CONTAINERS=1")
-		}
-		t.Skip("docker-compose not installed (apt-get install --no-install-recommends docker-compose)")
-	}
+	dc := needCompose(t)
 	prefix := cmp.Or(os.Getenv("MITOSIS_TEST_STACK_PREFIX"), "mitosis-") + "beanstalk-test-"
 	project := runID(prefix)
 	tag := strings.TrimPrefix(project, prefix)
@@ -137,44 +127,6 @@ func TestBeanstalkBundle(t *testing.T) {
 	if _, err := kube.TagAs(ctx, env.conn, env.images, opts.Registry(), tag); err != nil {
 		t.Fatal(err)
 	}
-	compose := func(args ...string) (string, error) {
-		cmd := exec.Command(dc, append([]string{"-f", filepath.Join(dir, "docker-compose.yml"), "-p", project}, args...)...)
-		// compose interpolates from its environment as from the .env Beanstalk writes; the
-		// environment carries PEM's line breaks, whatever a .env's quoting.
-		cmd.Env = append(append(os.Environ(), envFile...), "DOCKER_HOST="+podmanrt.Socket())
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	labels := map[string][]string{"com.docker.compose.project": {project}}
-	downed := false
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, _ := compose("logs", "--no-color", "--tail", "40")
-			t.Logf("compose logs:\n%s", out)
-		}
-		if !downed {
-			if out, err := compose("down", "-v", "--remove-orphans"); err != nil {
-				t.Errorf("compose down: %v\n%s", err, out)
-			}
-		}
-		if err := kube.Untag(context.Background(), env.conn, names, opts.Registry(), tag); err != nil {
-			t.Error(err)
-		}
-		if left := leftovers(t, project, labels); len(left) > 0 {
-			t.Errorf("compose down left %v", left)
-		}
-	})
-	start := time.Now()
-	if out, err := compose("up", "-d"); err != nil {
-		t.Fatalf("compose up: %v\n%s", err, out)
-	}
-	t.Logf("compose up: %s", time.Since(start).Round(time.Millisecond))
-	start = time.Now()
-	_, _ = checkout(t, "http://"+edge, token)
-	t.Logf("checkout: shipped in %s", time.Since(start).Round(time.Millisecond))
-	out, err := compose("down", "-v", "--remove-orphans")
-	downed = true
-	if err != nil {
-		t.Fatalf("compose down: %v\n%s", err, out)
-	}
+	composeCheckout(t, dc, []string{"-f", filepath.Join(dir, "docker-compose.yml"), "-p", project}, envFile, project, "http://"+edge, token,
+		func() error { return kube.Untag(context.Background(), env.conn, names, opts.Registry(), tag) })
 }

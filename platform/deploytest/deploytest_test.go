@@ -266,14 +266,7 @@ func TestKubePlay(t *testing.T) {
 // TestComposeMonolith brings the monolith profile of compose/compose.yaml up with Debian's
 // docker-compose against Podman's Docker-compatible socket, checks out, and takes it down.
 func TestComposeMonolith(t *testing.T) {
-	needPodman(t)
-	dc, err := exec.LookPath("docker-compose")
-	if err != nil {
-		if os.Getenv("REQUIRE_CONTAINERS") == "1" {
-			t.Fatal("docker-compose is missing (apt-get install --no-install-recommends docker-compose); REQUIRE_CONTAINERS=1")
-		}
-		t.Skip("docker-compose not installed (apt-get install --no-install-recommends docker-compose)")
-	}
+	dc := needCompose(t)
 	// MITOSIS_TEST_STACK_PREFIX, as TestKubePlay's.
 	prefix := cmp.Or(os.Getenv("MITOSIS_TEST_STACK_PREFIX"), "mitosis-") + "compose-test-"
 	project := runID(prefix)
@@ -304,28 +297,59 @@ func TestComposeMonolith(t *testing.T) {
 		t.Fatal(err)
 	}
 	natsEnv = append(natsEnv, manifests.ComposePKIVar+"="+pki)
-	compose := func(args ...string) (string, error) {
-		cmd := exec.Command(dc, append([]string{"-f", filepath.Join(env.root, "compose", "compose.yaml"), "-p", project, "--profile", topology.Monolith}, args...)...)
-		cmd.Env = append(append(os.Environ(), natsEnv...),
-			"DOCKER_HOST="+podmanrt.Socket(),
+	composeCheckout(t, dc, []string{"-f", filepath.Join(env.root, "compose", "compose.yaml"), "-p", project, "--profile", topology.Monolith},
+		append(natsEnv,
 			"SHOP_ADMIN_TOKEN="+token,
 			"SHOP_REQUEST_KEY="+token+"-request-key",
 			"MITOSIS_REGISTRY="+repo,
 			"MITOSIS_TAG="+tag,
 			"MITOSIS_MONOLITH_PORT="+port,
-		)
+		), project, "http://127.0.0.1:"+port, token,
+		func() error { return kube.Untag(context.Background(), env.conn, names, repo, tag) })
+}
+
+// needCompose returns Debian's docker-compose, or skips the test where it is missing (fails
+// it with REQUIRE_CONTAINERS=1).
+func needCompose(t *testing.T) string {
+	t.Helper()
+	needPodman(t)
+	dc, err := exec.LookPath("docker-compose")
+	if err != nil {
+		if os.Getenv("REQUIRE_CONTAINERS") == "1" {
+			t.Fatal("docker-compose is missing (apt-get install --no-install-recommends docker-compose); REQUIRE_CONTAINERS=1")
+		}
+		t.Skip("docker-compose not installed (apt-get install --no-install-recommends docker-compose)")
+	}
+	return dc
+}
+
+// composeCheckout brings a compose project up with docker-compose (args name its file,
+// project and profile) against Podman's Docker-compatible socket, its variables from
+// environ, checks out through edge, and takes it down. Whatever fails, the cleanup takes the
+// project down, untags the images and checks that nothing of the project is left.
+func composeCheckout(t *testing.T, dc string, args, environ []string, project, edge, token string, untag func() error) {
+	t.Helper()
+	compose := func(verb ...string) (string, error) {
+		cmd := exec.Command(dc, append(slices.Clone(args), verb...)...)
+		// compose interpolates from its environment as from a .env file; the environment
+		// also carries a PEM's line breaks, whatever a .env's quoting.
+		cmd.Env = append(append(os.Environ(), environ...), "DOCKER_HOST="+podmanrt.Socket())
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
 	labels := map[string][]string{"com.docker.compose.project": {project}}
 	downed := false
 	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := compose("logs", "--no-color", "--tail", "40")
+			t.Logf("compose logs:\n%s", out)
+		}
 		if !downed {
 			if out, err := compose("down", "-v", "--remove-orphans"); err != nil {
 				t.Errorf("compose down: %v\n%s", err, out)
 			}
 		}
-		if err := kube.Untag(context.Background(), env.conn, names, repo, tag); err != nil {
+		if err := untag(); err != nil {
 			t.Error(err)
 		}
 		if left := leftovers(t, project, labels); len(left) > 0 {
@@ -338,7 +362,7 @@ func TestComposeMonolith(t *testing.T) {
 	}
 	t.Logf("compose up: %s", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	_, _ = checkout(t, "http://127.0.0.1:"+port, token)
+	_, _ = checkout(t, edge, token)
 	t.Logf("checkout: shipped in %s", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
 	out, err := compose("down", "-v", "--remove-orphans")
