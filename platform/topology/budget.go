@@ -56,9 +56,32 @@ const NATSTLSDirEnv = "NATS_TLS_DIR"
 // through it) and used about the same CPU in both under the load test's mix (0.26 to 0.36
 // cores at 400 req/s), so it gets the same fixed part of every budget; one description then
 // serves both architectures (the Kubernetes base holds one NATS).
+//
+// Its memory part is sized by its heap, which is most of what it needs: nats-server keeps an
+// index entry for every key the buckets hold, and a cache of up to a whole block (4 or 8 MiB)
+// for every block it writes or reads, which it lets go at the next garbage collection
+// (weakly held). At a quarter of the default budget (160 MiB, GOMEMLIMIT 120 MiB) the heap's
+// goal sat a few MB above the live heap (natsLiveHeapMB), so the collector ran two to seven
+// times a second under any traffic, each time dropping the block caches the next reads
+// loaded again: 0.25 to 0.41 of its 0.45 cores at 25 req/s for minutes after an overload,
+// where it needs 0.03 (what failed the services' second pass of run 20261205-002307). Every
+// other process peaked at 10 to 36 MiB of its 59 there, and the monolith at 31 of 480, so
+// the part comes from them.
 const (
 	natsCPUPart    = 0.3
-	natsMemoryPart = 0.25
+	natsMemoryPart = 0.35
+)
+
+// natsLiveHeapMB is NATS's live heap after a collection (GODEBUG=gctrace=1), in MB, under the
+// load test's mix at 800 and then 25 req/s on the data of a day of load tests (300,000 keys,
+// 212 MB stored): 95 to 104. natsHeadroom is how far above it NATS's GOMEMLIMIT must be under
+// the default budget, so that the heap grows by half between collections instead of pinning
+// the collector's goal to the limit. The live heap grows with the keys NATS holds (109 to 137
+// MB at 384,000 keys, where the default budget still collected 1 to 4 times in 30 s): a stack
+// that keeps more history than that needs a larger budget (--memory), or fresh data.
+const (
+	natsLiveHeapMB = 104
+	natsHeadroom   = 1.5
 )
 
 // Floors under a share: below them a Go process spends its quota on the runtime alone, and
@@ -86,13 +109,13 @@ const (
 func share(a *Arch, b Budget) error {
 	milli := int(math.Round(b.CPUs * 1000))
 	natsMilli := max(minMilliCPU, int(math.Round(float64(milli)*natsCPUPart)))
-	natsMem := natsMemory(b)
 	procs := 0
 	for _, s := range a.Services {
 		if s.Name != "nats" {
 			procs += s.Count()
 		}
 	}
+	natsMem := natsMemory(b, procs)
 	if milli-natsMilli < minMilliCPU*procs || b.MemoryMB-natsMem < minMemoryMB*procs {
 		return fmt.Errorf("%s: a budget of %g CPUs and %d MiB is too small for %d processes besides NATS, which takes %d%% of it (each at least %g CPUs and %d MiB)",
 			a.Name, b.CPUs, b.MemoryMB, procs, int(natsCPUPart*100), float64(minMilliCPU)/1000, minMemoryMB)
@@ -145,8 +168,11 @@ func fits(a *Arch, b Budget) error {
 	return nil
 }
 
-// natsMemory is NATS's fixed part of a budget's memory.
-func natsMemory(b Budget) int { return max(minMemoryMB, int(float64(b.MemoryMB)*natsMemoryPart)) }
+// natsMemory is NATS's fixed part of a budget's memory, or what the floors of the other
+// processes besides it leave in a budget too small for that.
+func natsMemory(b Budget, others int) int {
+	return max(minMemoryMB, min(int(float64(b.MemoryMB)*natsMemoryPart), b.MemoryMB-minMemoryMB*others))
+}
 
 // GoMemLimit is the Go runtime's soft memory limit of a service given memoryMB: 3/4 of it,
 // so that the garbage collector works harder before the kernel kills.

@@ -193,8 +193,7 @@ func measure(a *Arch, b Budget, dir string) error {
 			others += s.Count()
 		}
 	}
-	// Its part per service, or what the others' floors leave in a budget too small for that.
-	natsMem := max(minMemoryMB, min(natsMemory(b), b.MemoryMB-minMemoryMB*others))
+	natsMem := natsMemory(b, others)
 	memFrac := func(s Service) float64 {
 		if memSum <= 0 { // no memory measured: even parts
 			return 1 / float64(len(rest))
