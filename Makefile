@@ -150,10 +150,18 @@ load: loadtest-stack
 ## then each process of the monolith and of the services killed in turn (fault isolation) and
 ## that hottest context rolled (deploy blast radius). report.html opens with the trade sheet.
 ## Brings up (or keeps) what it needs; RUNTIME, CPUS, MEMORY_MB as for up; LOADTEST_FLAGS for
-## the run (e.g. -rates 25,50,100 -repeats 1 for a shorter one)
+## the run (e.g. -rates 25,50,100 -repeats 1 for a shorter one). Every architecture starts
+## from empty stores: the stack's data is removed first (COMPARE_FRESH=0 keeps it)
 COMPARE_UP = --runtime $(RUNTIME) $(UP_FLAGS)
+COMPARE_FRESH ?= 1
 compare: $(TOKEN_FILE) $(MITOSIS) build-loadtest
 	@if [ "$(RUNTIME)" != process ]; then bash platform/setup/podman.sh || echo "make compare: no Podman here: the process runtime runs the stack"; fi
+	@# A store's size is part of its cost (NATS keeps an index entry per key in memory): the
+	@# architectures compare on the same data only if each starts from none.
+	@if [ "$(COMPARE_FRESH)" = 1 ]; then \
+		echo "make compare: every architecture starts from empty stores: removing the stack's data (COMPARE_FRESH=0 keeps it)"; \
+		./$(MITOSIS) down --volumes --runtime $(RUNTIME); \
+	fi
 	./$(MITOSIS) up -t monolith,services,services@shared $(COMPARE_UP)
 	./$(LOADTEST) calibrate -edges services -rate $(RATE) -duration $(DURATION)
 	@set -e; split=$$(./$(LOADTEST) scale -arch services -print); \
