@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	catalogv1 "github.com/mitosis-dev/mitosis/services/gen/catalog/v1"
+	commonv1 "github.com/mitosis-dev/mitosis/services/gen/common/v1"
 	"github.com/mitosis-dev/mitosis/services/internal/conv"
 	"github.com/mitosis-dev/mitosis/services/rpcerr"
 	"github.com/mitosis-dev/mitosis/shop/catalog"
@@ -54,11 +55,7 @@ func (s *server) List(ctx context.Context, req *catalogv1.ListRequest) (*catalog
 	if err != nil {
 		return nil, rpcerr.ToStatus(err)
 	}
-	out := &catalogv1.ListResponse{Products: make([]*catalogv1.Product, len(page.Products)), NextPageToken: page.NextPageToken}
-	for i, p := range page.Products {
-		out.Products[i] = toProto(p)
-	}
-	return out, nil
+	return &catalogv1.ListResponse{Products: toProtos(page.Products), NextPageToken: page.NextPageToken}, nil
 }
 
 func (s *server) Upsert(ctx context.Context, req *catalogv1.UpsertRequest) (*catalogv1.UpsertResponse, error) {
@@ -114,13 +111,28 @@ func (c *Client) Upsert(ctx context.Context, p catalog.Product) (catalog.Product
 }
 
 func toProto(p catalog.Product) *catalogv1.Product {
-	return &catalogv1.Product{
-		Id:          p.ID,
-		Name:        p.Name,
-		Description: p.Description,
-		Price:       conv.Money(p.Price),
-		WeightGrams: p.WeightGrams,
+	return fillProto(new(catalogv1.Product), new(commonv1.Money), p)
+}
+
+// toProtos returns the protobuf forms of a page of products. A page is the shop's hottest
+// read, and its messages are made in two allocations (products, prices) rather than two per
+// product: 38 fewer for a page of 20.
+func toProtos(ps []catalog.Product) []*catalogv1.Product {
+	msgs, prices := make([]catalogv1.Product, len(ps)), make([]commonv1.Money, len(ps))
+	out := make([]*catalogv1.Product, len(ps))
+	for i, p := range ps {
+		out[i] = fillProto(&msgs[i], &prices[i], p)
 	}
+	return out
+}
+
+// fillProto sets m, a new message, to p's protobuf form, with price as its price, and
+// returns it.
+func fillProto(m *catalogv1.Product, price *commonv1.Money, p catalog.Product) *catalogv1.Product {
+	m.Id, m.Name, m.Description = p.ID, p.Name, p.Description
+	m.Price = conv.FillMoney(price, p.Price)
+	m.WeightGrams = p.WeightGrams
+	return m
 }
 
 func fromProto(p *catalogv1.Product) catalog.Product {

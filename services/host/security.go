@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
@@ -73,7 +75,68 @@ func (s Security) serverCreds() credentials.TransportCredentials {
 		return credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13,
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, errNoIdentity }})
 	}
-	return credentials.NewTLS(s.Identity.ServerConfig(nil))
+	return identifyingCreds{credentials.NewTLS(s.Identity.ServerConfig(nil))}
+}
+
+// identifyingCreds are server credentials that read who a caller is once per connection, at
+// the handshake, instead of once per call: the connection's AuthInfo is a *caller.
+type identifyingCreds struct {
+	credentials.TransportCredentials
+}
+
+func (c identifyingCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := c.TransportCredentials.ServerHandshake(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tlsInfo, ok := info.(credentials.TLSInfo); ok {
+		return conn, newCaller(tlsInfo), nil
+	}
+	return conn, info, nil
+}
+
+func (c identifyingCreds) Clone() credentials.TransportCredentials {
+	return identifyingCreds{c.TransportCredentials.Clone()}
+}
+
+// caller is a connection's verified TLS state and who its certificate names, read at the
+// handshake, and the access table's answer for each method the caller has called on it.
+// The table and the certificate are fixed for the connection's life, so an answer never
+// goes stale; the methods are those the server registered (gRPC answers Unimplemented to
+// any other before an interceptor runs), so the memo is bounded.
+type caller struct {
+	credentials.TLSInfo // AuthType and the security level, as gRPC and callers expect
+	id                  identity.ID
+	err                 error // the certificate names no identity of the stack
+	group               bounded.Group
+	groupErr            error // the identity names no process of the shop
+	allowed             sync.Map
+}
+
+// errNoCertificate is the error of a caller that presented no certificate.
+var errNoCertificate = errors.New("no certificate")
+
+func newCaller(info credentials.TLSInfo) *caller {
+	c := &caller{TLSInfo: info}
+	if len(info.State.PeerCertificates) == 0 {
+		c.err = errNoCertificate
+		return c
+	}
+	c.id, c.err = identity.FromCert(info.State.PeerCertificates[0])
+	if c.err == nil {
+		c.group, c.groupErr = bounded.ParseName(c.id.Service)
+	}
+	return c
+}
+
+// may reports whether the access table lets the caller call method.
+func (c *caller) may(method string) bool {
+	if ok, found := c.allowed.Load(method); found {
+		return ok.(bool)
+	}
+	ok := c.groupErr == nil && bounded.Allowed(c.group, method)
+	c.allowed.Store(method, ok)
+	return ok
 }
 
 // ClientCredentials are the credentials of a connection to the context callee: the
@@ -108,7 +171,7 @@ func (s Security) ClientCredentials(callee string) credentials.TransportCredenti
 // PermissionDenied, logged with the caller's identity. The handshake already verified the
 // certificate; this reads who it names.
 func authorize(ctx context.Context, logger *slog.Logger, method string) error {
-	id, err := callerOf(ctx)
+	c, err := callerOf(ctx)
 	if err != nil {
 		logger.LogAttrs(ctx, slog.LevelWarn, "grpc call refused", slog.String("method", method), slog.Any("err", err))
 		return status.Error(codes.Unauthenticated, err.Error())
@@ -118,24 +181,36 @@ func authorize(ctx context.Context, logger *slog.Logger, method string) error {
 			return nil
 		}
 	}
-	if g, err := bounded.ParseName(id.Service); err == nil && bounded.Allowed(g, method) {
+	if c.may(method) {
 		return nil
 	}
-	logger.LogAttrs(ctx, slog.LevelWarn, "grpc call refused", slog.String("method", method), slog.String("caller", id.String()))
-	return status.Errorf(codes.PermissionDenied, "%s may not call %s", id, method)
+	logger.LogAttrs(ctx, slog.LevelWarn, "grpc call refused", slog.String("method", method), slog.String("caller", c.id.String()))
+	return status.Errorf(codes.PermissionDenied, "%s may not call %s", c.id, method)
 }
 
-// callerOf reads the verified identity of the caller of the call in ctx.
-func callerOf(ctx context.Context) (identity.ID, error) {
+// callerOf reads the verified caller of the call in ctx: its connection's, read at the
+// handshake (identifyingCreds), or read now from credentials that did not.
+func callerOf(ctx context.Context) (*caller, error) {
 	p, ok := grpcpeer.FromContext(ctx)
 	if !ok {
-		return identity.ID{}, errors.New("no peer")
+		return nil, errors.New("no peer")
 	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.PeerCertificates) == 0 {
-		return identity.ID{}, fmt.Errorf("caller %s presented no certificate", p.Addr)
+	var c *caller
+	switch info := p.AuthInfo.(type) {
+	case *caller:
+		c = info
+	case credentials.TLSInfo:
+		c = newCaller(info)
+	default:
+		return nil, fmt.Errorf("caller %s presented no certificate", p.Addr)
 	}
-	return identity.FromCert(info.State.PeerCertificates[0])
+	switch {
+	case errors.Is(c.err, errNoCertificate):
+		return nil, fmt.Errorf("caller %s presented no certificate", p.Addr)
+	case c.err != nil:
+		return nil, c.err
+	}
+	return c, nil
 }
 
 func (s Security) unaryAuthorization(logger *slog.Logger) grpc.UnaryServerInterceptor {

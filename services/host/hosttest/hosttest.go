@@ -84,6 +84,13 @@ type Host struct {
 // Unless env says otherwise, it listens on free loopback ports.
 func Start(tb testing.TB, group string, env map[string]string) *Host {
 	tb.Helper()
+	return StartConfig(tb, Config(tb, group, env))
+}
+
+// Config is the configuration Start runs a host of group with: the environment's, with
+// health checks every 50 ms (a test sees a peer come and go at once) and short timeouts.
+func Config(tb testing.TB, group string, env map[string]string) host.Config {
+	tb.Helper()
 	vars := map[string]string{"SHOP_GROUP": group, "SHOP_ADMIN_TOKEN": Token, "SHOP_ADDR": "127.0.0.1:0", "SHOP_GRPC_ADDR": "127.0.0.1:0"}
 	for k, v := range env {
 		vars[k] = v
@@ -105,7 +112,7 @@ func Start(tb testing.TB, group string, env map[string]string) *Host {
 	cfg.HealthEvery = 50 * time.Millisecond
 	cfg.CallTimeout = 5 * time.Second
 	cfg.DrainTimeout = 10 * time.Second
-	return StartConfig(tb, cfg)
+	return cfg
 }
 
 // Stack is the stack name in the identities of hosts started here.

@@ -15,7 +15,14 @@ import (
 
 // Money returns m's protobuf form.
 func Money(m money.Money) *commonv1.Money {
-	return &commonv1.Money{Currency: m.Currency, Units: m.Units}
+	return FillMoney(new(commonv1.Money), m)
+}
+
+// FillMoney sets dst, a new message (one of a list made at once, say), to m's protobuf form
+// and returns it.
+func FillMoney(dst *commonv1.Money, m money.Money) *commonv1.Money {
+	dst.Currency, dst.Units = m.Currency, m.Units
+	return dst
 }
 
 // FromMoney returns m's Go form; nil is the zero amount.
