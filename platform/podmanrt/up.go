@@ -884,9 +884,11 @@ func (r *Runtime) stopApps(c context.Context, name string) {
 			continue
 		}
 		wg.Go(func() {
+			start := time.Now()
 			if err := containers.Stop(c, ctr.ID, new(containers.StopOptions).WithTimeout(uint(stopTimeout))); err != nil && !isNotFound(err) {
 				r.logger.Warn("stop container", "pod", name, "container", ctr.Name, "err", err)
 			}
+			r.logger.Debug("container stopped", "container", ctr.Name, "took", time.Since(start))
 		})
 	}
 	wg.Wait()
@@ -905,13 +907,19 @@ func (r *Runtime) dropPod(c context.Context, name string) error {
 }
 
 // removeConcurrency bounds the pods Down removes at once. More would not be faster: what a
-// removal costs is mostly the network teardown of the pod's infra container (Podman 4.3's
-// CNI plugins: bridge, portmap, firewall, tuning, dnsname, some twenty iptables calls per
-// network, 0.2-0.3 s), and Podman runs those one at a time under one lock (cni.lock), so
-// twelve pods take 4-5 s whatever the concurrency (5.5-6.5 s while every pod also joined
-// the collector's network; see upArch). What side by side does win is the rest of each
-// removal (the infra container's stop, the containers' storage), which overlaps the others'
-// teardowns and the next phase's stops.
+// removal costs is mostly the network teardown of the pod's infra container, and Podman 4.3
+// runs those one at a time under one lock (CNI's cni.lock), whichever process does it: the
+// API service, or the `podman container cleanup` that conmon starts as the infra container
+// dies (that one, in a debug log of a pod removal, which then found the network clean). A
+// teardown runs the plugins bridge, portmap, firewall, tuning and dnsname, some twenty
+// iptables calls; portmap's are half of them, and none for a pod that publishes nothing.
+// Measured on this machine (2 cores, loaded; the API's pod removal of an infra-only pod in a
+// network like the stack's, 4-5 runs each): 0.35-0.38 s with two published ports, 0.27-0.32 s
+// with one, 0.13-0.25 s with none. Both architectures (fourteen attachments: the collector is
+// in three networks) so take 3.5-4.5 s whatever the concurrency (3 and 8 measured alike;
+// 5.5-6.5 s while every pod also joined the collector's network, see upArch). What side by
+// side does win is the rest of each removal (the infra container's stop, the containers'
+// storage), which overlaps the others' teardowns and the next phase's stops.
 const removeConcurrency = 8
 
 // removalPhases orders the pods of archs (every architecture when none) for Down: the
