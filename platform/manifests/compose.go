@@ -180,7 +180,7 @@ func composeYAML(t topology.Topology, archs []topology.Arch, ids identityFrom) (
 				CapDrop:         []string{"ALL"},
 				SecurityOpt:     []string{"no-new-privileges:true"},
 				Restart:         "unless-stopped",
-				StopGracePeriod: "30s",
+				StopGracePeriod: stopGrace.String(),
 				Environment:     map[string]string{},
 			}
 			for _, arg := range x.Args {

@@ -210,7 +210,7 @@ func ecsService(opts Options, a topology.Arch, s topology.Service, reached []int
 		},
 		LogConfiguration: awslogs(opts, a.Name, s.Name),
 		MountPoints:      []types.MountPoint{{SourceVolume: aws.String(tmpVolume), ContainerPath: aws.String("/tmp")}},
-		StopTimeout:      aws.Int32(30),
+		StopTimeout:      aws.Int32(int32(stopGrace.Seconds())),
 	}
 	for _, k := range slices.Sorted(maps.Keys(x.Env)) {
 		if sec, ok := secretOf(x.Env[k]); ok {

@@ -407,7 +407,7 @@ func podTemplate(a topology.Arch, s topology.Service, natsUsers []string) (PodTe
 			// would meet the nats-server's own NATS_* settings.
 			EnableServiceLinks:            ptr(false),
 			SecurityContext:               podSecurity(nonRoot),
-			TerminationGracePeriodSeconds: ptr(int64(30)),
+			TerminationGracePeriodSeconds: ptr(int64(stopGrace.Seconds())),
 			Containers:                    []Container{c},
 			Volumes:                       volumes,
 		},

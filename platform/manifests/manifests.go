@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -43,6 +44,11 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/stepfunctions"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
+
+// stopGrace is how long a shop process has from SIGTERM to SIGKILL in every deploy file: its
+// drain of the requests and messages in flight, then its last spans' export, one after the
+// other (TestStopGraceCoversDrainAndFlush holds it to the host's two timeouts).
+const stopGrace = 30 * time.Second
 
 // Options are the values of a user's AWS account. The checked-in files use the defaults,
 // placeholders in the style of AWS's documentation; `mitosis deploy render --account ...`
