@@ -159,7 +159,9 @@ func (a *api) routes() *chi.Mux {
 // process without an OpenTelemetry SDK (see namedSpan).
 func (a *api) edge(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		setTraceHeaders(w.Header(), namedSpan(trace.SpanContextFromContext(r.Context())))
+		made := trace.SpanContextFromContext(r.Context())
+		named := namedSpan(made)
+		setTraceHeaders(w.Header(), named)
 		// The probes are never turned away: an edge at its limit is alive and ready.
 		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
 			select {
@@ -173,6 +175,13 @@ func (a *api) edge(next http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 		defer cancel()
+		if !made.IsValid() {
+			// No SDK made the request's span: the request runs in the unsampled trace its
+			// response names, so that what is made under it knows it is not recorded (the
+			// contexts' call spans are then not made at all, see shop/traced) rather than
+			// start a trace of its own per call.
+			ctx = trace.ContextWithSpanContext(ctx, named)
+		}
 		logged := a.log.Enabled(ctx, slog.LevelDebug)
 		var start time.Time
 		if logged {
