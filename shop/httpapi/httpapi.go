@@ -77,7 +77,8 @@ type api struct {
 	timeout   time.Duration
 	adminHash [sha256.Size]byte // of AdminToken; compared in constant time
 	mux       *chi.Mux
-	buffers   sync.Pool // *jsonBuffer, reused by every JSON response
+	buffers   sync.Pool // *jsonBuffer, reused by every JSON response and request body
+	writers   sync.Pool // *statusWriter, one per request in flight: its handler is done with it when the edge is
 	schemas   schemas
 	inFlight  chan struct{} // a slot per request being worked on (Config.MaxInFlight)
 	busy      Problem
@@ -102,6 +103,7 @@ func New(cfg Config) http.Handler {
 		a.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
 	}
 	a.buffers.New = newJSONBuffer
+	a.writers.New = func() any { return new(statusWriter) }
 	a.mux = a.routes()
 	// The tracer provider is always given: without one, otelhttp looks its tracer up in the
 	// global provider on every request (a map under a lock, 0.6% of a traced checkout's CPU).
@@ -187,7 +189,8 @@ func (a *api) edge(next http.Handler) http.Handler {
 		if logged {
 			start = time.Now()
 		}
-		rw := &statusWriter{ResponseWriter: w}
+		rw := a.writers.Get().(*statusWriter)
+		*rw = statusWriter{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {
 				a.recovered(rw, r, v)
@@ -200,6 +203,8 @@ func (a *api) edge(next http.Handler) http.Handler {
 					slog.Int64("bytes", rw.bytes),
 					slog.Duration("duration", time.Since(start)))
 			}
+			*rw = statusWriter{} // let go of the server's writer
+			a.writers.Put(rw)
 		}()
 		next.ServeHTTP(rw, r.WithContext(ctx))
 	})

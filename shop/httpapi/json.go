@@ -128,7 +128,11 @@ func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, s *schema, dst 
 		drain(r.Body)
 		return &http.MaxBytesError{Limit: MaxBodyBytes}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(innermost(w), r.Body, MaxBodyBytes))
+	// The body is read into a response buffer of the pool: decoding copies what it keeps.
+	b := a.buffers.Get().(*jsonBuffer)
+	defer a.putBuffer(b)
+	b.buf.Reset()
+	_, err := b.buf.ReadFrom(http.MaxBytesReader(innermost(w), r.Body, MaxBodyBytes))
 	if err != nil {
 		if tooLarge, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			drain(r.Body)
@@ -136,7 +140,7 @@ func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, s *schema, dst 
 		}
 		return validation.Errorf("", "could not read the request body: %v", err)
 	}
-	return decodeJSON(body, s, dst)
+	return decodeJSON(b.buf.Bytes(), s, dst)
 }
 
 // drainMax bounds what is read and thrown away of a body too large before its 413 goes out.
@@ -362,11 +366,7 @@ func (a *api) writeProblem(w http.ResponseWriter, p Problem) {
 
 func (a *api) write(w http.ResponseWriter, status int, contentType string, v any) {
 	b := a.buffers.Get().(*jsonBuffer)
-	defer func() {
-		if b.buf.Cap() <= maxPooledBuffer {
-			a.buffers.Put(b)
-		}
-	}()
+	defer a.putBuffer(b)
 	b.buf.Reset()
 	if err := b.enc.Encode(v); err != nil {
 		// Only a bug gets here (every response type encodes); say so rather than send half.
@@ -376,11 +376,20 @@ func (a *api) write(w http.ResponseWriter, status int, contentType string, v any
 		b.buf.Reset()
 		_ = b.enc.Encode(&p) // a Problem always encodes
 	}
+	// Both header values in one allocation (h.Set makes a slice for each), as setTraceHeaders.
+	values := [2]string{contentType, strconv.Itoa(b.buf.Len())}
 	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Length", strconv.Itoa(b.buf.Len()))
+	h["Content-Type"] = values[0:1:1]
+	h["Content-Length"] = values[1:2:2]
 	w.WriteHeader(status)
 	_, _ = w.Write(b.buf.Bytes()) // a write error means the client is gone; nothing to tell it
+}
+
+// putBuffer returns b to the pool, unless an occasional huge body made it too large to keep.
+func (a *api) putBuffer(b *jsonBuffer) {
+	if b.buf.Cap() <= maxPooledBuffer {
+		a.buffers.Put(b)
+	}
 }
 
 // decodeOptions make JSON v2 read strings as encoding/json does: a string that is not UTF-8
