@@ -89,7 +89,10 @@ func New(notifications kv.Bucket, now func() time.Time) Service {
 // cachedInboxes is how many inboxes the service remembers (kv.Cached), so that a
 // notification is one write of the inbox as this process last wrote or read it, not a read
 // and a write: the order-shipped notification follows its order-paid one within seconds.
-// An inbox over kv.Cached's value bound is read first, as without a cache.
+// An inbox the process does not remember is taken for absent (see notifyOnce): when it
+// exists after all (another replica made it, or it is over kv.Cached's value bound, some
+// 100 notifications with the longest IDs), its notification costs a refused create before
+// the read and the write it cost before.
 const cachedInboxes = 8192
 
 // maxNotifyAttempts bounds the writes of one Notify: concurrent notifications of one user
