@@ -2,6 +2,7 @@ package cart_test
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -75,5 +76,40 @@ func TestRemoveBoughtInOneRoundTrip(t *testing.T) {
 	c, err = svc.RemoveBought(ctx, "alice", "ord-2", []cart.Item{{ProductID: "p1", Quantity: 1}})
 	if err != nil || len(c.Items) != 1 {
 		t.Fatalf("repeated RemoveBought = %+v, %v", c, err)
+	}
+}
+
+// TestAddForNewUserInOneRoundTrip: the first add of a user this process knows nothing of is
+// one create-if-absent, not a read of the missing cart and then a write. When the cart
+// exists after all (another process made it), the create is refused and the add merges: the
+// other process's line stays.
+func TestAddForNewUserInOneRoundTrip(t *testing.T) {
+	ctx := t.Context()
+	store := natsjstest.New(t).Bucket(t, "carts")
+	counted := &requests{Bucket: store}
+	svc, other := cart.New(counted), cart.New(store)
+
+	c, err := svc.Add(ctx, "bob", cart.Item{ProductID: "p1", Quantity: 2})
+	if err != nil || len(c.Items) != 1 || c.Items[0] != (cart.Item{ProductID: "p1", Quantity: 2}) || c.UserID != "bob" {
+		t.Fatalf("Add = %+v, %v", c, err)
+	}
+	if n := counted.n.Load(); n != 1 {
+		t.Fatalf("Add for a new user made %d requests, want 1", n)
+	}
+
+	if _, err := other.Add(ctx, "carol", cart.Item{ProductID: "p1", Quantity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	counted.n.Store(0)
+	c, err = svc.Add(ctx, "carol", cart.Item{ProductID: "p2", Quantity: 3})
+	want := []cart.Item{{ProductID: "p1", Quantity: 1}, {ProductID: "p2", Quantity: 3}}
+	if err != nil || !slices.Equal(c.Items, want) {
+		t.Fatalf("Add to a cart another process made = %+v, %v; want %v", c, err, want)
+	}
+	if n := counted.n.Load(); n != 3 {
+		t.Fatalf("Add to a cart another process made made %d requests, want 3 (refused create, read, write)", n)
+	}
+	if got, err := other.Get(ctx, "carol"); err != nil || !slices.Equal(got.Items, want) {
+		t.Fatalf("stored cart = %+v, %v; want %v", got, err, want)
 	}
 }

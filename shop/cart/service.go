@@ -65,6 +65,9 @@ func (s *service) Add(ctx context.Context, userID string, item Item) (Cart, erro
 	if item.Quantity < 1 || item.Quantity > MaxQuantity {
 		return Cart{}, validation.Errorf("quantity", "must be 1 to %d", MaxQuantity)
 	}
+	if c, created, err := s.create(ctx, userID, item); created || err != nil {
+		return c, err
+	}
 	c, err := kv.Mutate(ctx, s.carts, userID, func(c *stored, _ bool) error {
 		c.UserID = userID
 		for i := range c.Items {
@@ -89,6 +92,30 @@ func (s *service) Add(ctx context.Context, userID string, item Item) (Cart, erro
 		return Cart{}, fmt.Errorf("add %s to cart of %s: %w", item.ProductID, userID, err)
 	}
 	return normalize(c.Cart, userID), nil
+}
+
+// create writes the cart of a user this process knows nothing of (most often a new buyer)
+// with item as its one line, in one round trip: a create-if-absent, where kv.Mutate would
+// read the missing key first. When the user has a cart after all (ErrExists), or the cache
+// remembers one, it writes nothing and says so: Add merges through kv.Mutate as for any
+// cart, at the cost of the read this skipped.
+func (s *service) create(ctx context.Context, userID string, item Item) (Cart, bool, error) {
+	if _, _, known := kv.Peek[struct{}](s.carts, userID); known {
+		return Cart{}, false, nil
+	}
+	c := stored{Cart: Cart{UserID: userID, Items: []Item{item}}}
+	data, err := kv.Encode(&c)
+	if err != nil {
+		return Cart{}, false, fmt.Errorf("add %s to cart of %s: encode: %w", item.ProductID, userID, err)
+	}
+	switch _, err := s.carts.Create(ctx, userID, data); {
+	case err == nil:
+		return c.Cart, true, nil
+	case errors.Is(err, kv.ErrExists):
+		return Cart{}, false, nil
+	default:
+		return Cart{}, false, fmt.Errorf("add %s to cart of %s: %w", item.ProductID, userID, err)
+	}
 }
 
 // Clear empties the user's cart; clearing an empty cart is not an error. A cart with notes

@@ -77,7 +77,8 @@ type api struct {
 	timeout   time.Duration
 	adminHash [sha256.Size]byte // of AdminToken; compared in constant time
 	mux       *chi.Mux
-	buffers   sync.Pool // *jsonBuffer, reused by every JSON response
+	buffers   sync.Pool // *jsonBuffer, reused by every JSON response and request body
+	writers   sync.Pool // *statusWriter, one per request in flight: its handler is done with it when the edge is
 	schemas   schemas
 	inFlight  chan struct{} // a slot per request being worked on (Config.MaxInFlight)
 	busy      Problem
@@ -102,6 +103,7 @@ func New(cfg Config) http.Handler {
 		a.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
 	}
 	a.buffers.New = newJSONBuffer
+	a.writers.New = func() any { return new(statusWriter) }
 	a.mux = a.routes()
 	// The tracer provider is always given: without one, otelhttp looks its tracer up in the
 	// global provider on every request (a map under a lock, 0.6% of a traced checkout's CPU).
@@ -159,7 +161,9 @@ func (a *api) routes() *chi.Mux {
 // process without an OpenTelemetry SDK (see namedSpan).
 func (a *api) edge(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		setTraceHeaders(w.Header(), namedSpan(trace.SpanContextFromContext(r.Context())))
+		made := trace.SpanContextFromContext(r.Context())
+		named := namedSpan(made)
+		setTraceHeaders(w.Header(), named)
 		// The probes are never turned away: an edge at its limit is alive and ready.
 		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
 			select {
@@ -173,12 +177,20 @@ func (a *api) edge(next http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 		defer cancel()
+		if !made.IsValid() {
+			// No SDK made the request's span: the request runs in the unsampled trace its
+			// response names, so that what is made under it knows it is not recorded (the
+			// contexts' call spans are then not made at all, see shop/traced) rather than
+			// start a trace of its own per call.
+			ctx = trace.ContextWithSpanContext(ctx, named)
+		}
 		logged := a.log.Enabled(ctx, slog.LevelDebug)
 		var start time.Time
 		if logged {
 			start = time.Now()
 		}
-		rw := &statusWriter{ResponseWriter: w}
+		rw := a.writers.Get().(*statusWriter)
+		*rw = statusWriter{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {
 				a.recovered(rw, r, v)
@@ -191,6 +203,8 @@ func (a *api) edge(next http.Handler) http.Handler {
 					slog.Int64("bytes", rw.bytes),
 					slog.Duration("duration", time.Since(start)))
 			}
+			*rw = statusWriter{} // let go of the server's writer
+			a.writers.Put(rw)
 		}()
 		next.ServeHTTP(rw, r.WithContext(ctx))
 	})

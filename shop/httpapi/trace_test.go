@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/mitosis-dev/mitosis/shop/httpapi"
+	"github.com/mitosis-dev/mitosis/shop/traced"
 	"github.com/mitosis-dev/mitosis/shop/traced/tracedtest"
 )
 
@@ -109,6 +110,26 @@ func TestEveryResponseNamesATraceWithoutSDK(t *testing.T) {
 	res := serve(h, http.MethodGet, "/healthz", http.Header{"Traceparent": {caller}}, nil)
 	if got := res.Header().Get("traceresponse"); got != caller {
 		t.Errorf("traceresponse %q, want the caller's trace %q", got, caller)
+	}
+}
+
+// Without an SDK at the edge, a request runs in the unsampled trace its response names: a
+// context's calls under it are not recorded, rather than each starting a trace of its own.
+func TestRequestWithoutSDKStartsNoTraces(t *testing.T) {
+	rec := tracedtest.New()
+	cfg := memoryConfig(t)
+	cfg.TracerProvider = noop.NewTracerProvider()
+	cfg.Catalog = traced.New(rec, nil).Catalog("mitosis.catalog.v1.CatalogService", cfg.Catalog)
+	h := httpapi.New(cfg)
+	if res := serve(h, http.MethodGet, "/v1/products/nope", nil, nil); res.Code != http.StatusNotFound {
+		t.Fatalf("status %d, want 404", res.Code)
+	}
+	if spans := rec.Ended(); len(spans) != 0 {
+		t.Fatalf("spans %+v, want none", spans)
+	}
+	// The same call outside any request starts a trace: the recorder records.
+	if _, err := cfg.Catalog.Get(t.Context(), "nope"); err == nil || len(rec.Ended()) != 1 {
+		t.Fatalf("call outside a request: %v, spans %+v; want a not-found and its span", err, rec.Ended())
 	}
 }
 

@@ -105,26 +105,44 @@ func newMethod(service, name string) method {
 type call struct {
 	t     *Tracing
 	m     *method
-	span  trace.Span
+	span  trace.Span // nil: no span (see start)
 	start time.Time
 }
 
 // start starts the call's span. Its attributes go in after the start rather than as a start
 // option: an option copies them once more, in an allocation of their own, for the sampler's
 // sake, and no sampler this project configures (OTEL_TRACES_SAMPLER's) looks at them.
+//
+// A call inside a trace that is not recorded makes no span: every sampler the project
+// configures (parent-based, always on or off, trace ID ratio) would give it its parent's
+// decision, so it would be a non-recording span, which costs a context and a span value
+// (two allocations per call) and records nothing. A call with no trace around it (a
+// background loop's) still starts one, as the sampler decides for a root.
 func (t *Tracing) start(ctx context.Context, m *method) (context.Context, call) {
-	ctx, span := t.tracer.Start(ctx, m.name, t.internal...)
-	span.SetAttributes(m.attrs...)
-	return ctx, call{t: t, m: m, span: span, start: time.Now()}
+	if !sampledOut(ctx) {
+		var span trace.Span
+		ctx, span = t.tracer.Start(ctx, m.name, t.internal...)
+		span.SetAttributes(m.attrs...)
+		return ctx, call{t: t, m: m, span: span, start: time.Now()}
+	}
+	return ctx, call{t: t, m: m, start: time.Now()}
+}
+
+// sampledOut tells whether ctx is inside a trace whose spans are not recorded.
+func sampledOut(ctx context.Context) bool {
+	parent := trace.SpanFromContext(ctx)
+	return parent.SpanContext().IsValid() && !parent.IsRecording()
 }
 
 // end ends the span, marking it failed when err is not nil (as otelgrpc marks a client span
 // whose call returned any error), and records the call's duration.
 func (c call) end(ctx context.Context, err error) {
-	if err != nil {
-		c.span.SetStatus(codes.Error, err.Error())
+	if c.span != nil {
+		if err != nil {
+			c.span.SetStatus(codes.Error, err.Error())
+		}
+		c.span.End()
 	}
-	c.span.End()
 	c.t.duration.Record(ctx, time.Since(c.start).Seconds(), c.m.record...)
 }
 

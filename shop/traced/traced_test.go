@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/traced"
 	"github.com/mitosis-dev/mitosis/shop/traced/tracedtest"
@@ -96,4 +97,40 @@ func TestStoreSpanOfAFailureIsAnError(t *testing.T) {
 		return
 	}
 	t.Fatalf("no span of the failed Get among %v", rec.Ended())
+}
+
+// TestCallSpansFollowTheTrace: a call inside a recorded trace is a child span of it, a call
+// with no trace around it (a background loop's) starts one, and a call inside a trace that
+// is not recorded (sampled out, or named by an edge with no SDK) makes no span at all: the
+// sampler would not record it either.
+func TestCallSpansFollowTheTrace(t *testing.T) {
+	rec := tracedtest.New()
+	carts := traced.New(rec, nil).Cart("mitosis.cart.v1.CartService", cart.New(kv.NewMemory()))
+	const name = "mitosis.cart.v1.CartService/Get"
+
+	ctx, parent := rec.Tracer("test").Start(t.Context(), "request")
+	if _, err := carts.Get(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	if got := rec.Named(name); len(got) != 1 || got[0].Parent.SpanID() != parent.SpanContext().SpanID() {
+		t.Fatalf("call inside a recorded trace: spans %+v, want one child of the request", got)
+	}
+
+	rec.Reset()
+	if _, err := carts.Get(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Named(name); len(got) != 1 || got[0].Parent.IsValid() {
+		t.Fatalf("call outside any trace: spans %+v, want one root", got)
+	}
+
+	rec.Reset()
+	unsampled := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}})
+	if _, err := carts.Get(trace.ContextWithSpanContext(t.Context(), unsampled), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Ended(); len(got) != 0 {
+		t.Fatalf("call inside a trace not recorded: spans %+v, want none", got)
+	}
 }
