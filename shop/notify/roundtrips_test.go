@@ -1,36 +1,13 @@
 package notify_test
 
 import (
-	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/kv/kvtest"
 	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 	"github.com/mitosis-dev/mitosis/shop/notify"
 )
-
-// requests is a real bucket that counts the requests it passes on.
-type requests struct {
-	kv.Bucket
-	n atomic.Int64
-}
-
-func (r *requests) Get(ctx context.Context, key string) (kv.Entry, error) {
-	r.n.Add(1)
-	return r.Bucket.Get(ctx, key)
-}
-
-func (r *requests) Create(ctx context.Context, key string, value []byte, opts ...kv.WriteOption) (uint64, error) {
-	r.n.Add(1)
-	return r.Bucket.Create(ctx, key, value, opts...)
-}
-
-func (r *requests) Update(ctx context.Context, key string, value []byte, rev uint64, opts ...kv.WriteOption) (uint64, error) {
-	r.n.Add(1)
-	return r.Bucket.Update(ctx, key, value, rev, opts...)
-}
 
 // TestNotifyInOneRoundTrip: an order's notifications are one write each when this process
 // made the user's inbox or last saw it: the first is a create-if-absent, the next a
@@ -40,18 +17,19 @@ func (r *requests) Update(ctx context.Context, key string, value []byte, rev uin
 func TestNotifyInOneRoundTrip(t *testing.T) {
 	ctx := t.Context()
 	store := natsjstest.New(t).Bucket(t, "notifications")
-	counted := &requests{Bucket: store}
+	rec := kvtest.NewRecorder(0) // counts the requests
+	counted := rec.Bucket("notifications", store)
 	svc, other := notify.New(counted, time.Now), notify.New(store, time.Now)
 
-	step := func(name string, s notify.Service, kind, order string, want int64) notify.Notification {
+	step := func(name string, s notify.Service, kind, order string, want int) notify.Notification {
 		t.Helper()
-		counted.n.Store(0)
+		rec.Reset()
 		n, err := s.Notify(ctx, "dana", kind, order)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if got := counted.n.Load(); s == svc && got != want {
-			t.Fatalf("%s made %d requests, want %d", name, got, want)
+		if ops := rec.Reset(); s == svc && len(ops) != want {
+			t.Fatalf("%s made %d requests, want %d:\n%s", name, len(ops), want, kvtest.Names(ops))
 		}
 		return n
 	}
