@@ -148,24 +148,14 @@ func benchmarkAcrossProcesses(b *testing.B, procs int) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportAllocs()
-	lat := make([]time.Duration, 0, b.N)
 	client0, server0 := processCPU(b), serverCPU()
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
-		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
+	timeCalls(b, func() error {
+		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	})
 	client, server := processCPU(b)-client0, serverCPU()-server0
-	slices.Sort(lat)
 	perCall := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(b.N) }
 	b.ReportMetric(perCall(client), "client-cpu-µs/op")
 	b.ReportMetric(perCall(server), "server-cpu-µs/op")
 	b.ReportMetric(perCall(client+server), "cpu-µs/op")
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
 }
