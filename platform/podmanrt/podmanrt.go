@@ -57,6 +57,8 @@ type Runtime struct {
 	images     map[string]imagebuild.Image
 	logger     *slog.Logger
 	cgroupRoot string
+
+	afterCreate func(pod string) // tests: what happens between a pod's creation and its start
 }
 
 var _ stack.Runtime = (*Runtime)(nil)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -168,11 +169,44 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	var progress bytes.Buffer
 	opts := upOptions(t, &progress)
 
+	// The host ports Podman picks for the monolith's pod are taken, on its first creation,
+	// before it starts, as any connection of the machine may take them: up makes the pod
+	// again, with other ports.
+	monoPod := stack.ObjectName(name, topology.Monolith, "monolith")
+	var made int
+	var stolen []string
+	rt.AfterCreate(func(pod string) {
+		if pod != monoPod {
+			return
+		}
+		if made++; made > 1 {
+			return
+		}
+		for _, at := range hostPorts(t, pod) {
+			if at == edge { // the test's own: taking it would fail every try
+				continue
+			}
+			ln, err := net.Listen("tcp", at)
+			if err != nil {
+				t.Errorf("take %s: %v", at, err)
+				continue
+			}
+			t.Cleanup(func() { ln.Close() })
+			stolen = append(stolen, at)
+		}
+	})
 	start := time.Now()
 	if err := rt.Up(ctx, topo, opts); err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
 	t.Logf("up in %s:\n%s", time.Since(start).Round(time.Millisecond), progress.String())
+	rt.AfterCreate(nil)
+	if len(stolen) == 0 || made != 2 {
+		t.Fatalf("the monolith's pod was made %d times with ports %v taken; want its picked ports taken and the pod made twice", made, stolen)
+	}
+	if now := hostPorts(t, monoPod); slices.ContainsFunc(stolen, func(at string) bool { return slices.Contains(now, at) }) {
+		t.Fatalf("the monolith's pod publishes %v, some of which were taken (%v)", now, stolen)
+	}
 	base := "http://" + edge
 	if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
 		t.Fatalf("GET /readyz: %d", code)
@@ -603,4 +637,20 @@ func TestBothArchitecturesSideBySide(t *testing.T) {
 		t.Errorf("down with volumes: removed %s (%v), want the monolith's volume only", removed, err)
 	}
 	assertNothingLeft(t, conn, name)
+}
+
+// hostPorts lists the host addresses a pod publishes.
+func hostPorts(t *testing.T, pod string) []string {
+	t.Helper()
+	data, err := pods.Inspect(podmanConn(t.Context(), t), pod, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, binds := range data.InfraConfig.PortBindings {
+		for _, b := range binds {
+			out = append(out, net.JoinHostPort(b.HostIP, b.HostPort))
+		}
+	}
+	return out
 }

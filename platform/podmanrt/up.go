@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	nettypes "github.com/containers/common/libnetwork/types"
@@ -611,15 +612,9 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 		}
 		fallthrough
 	default:
-		t0 := time.Now()
-		if err := r.createPod(c, d); err != nil {
+		if err := r.makePod(c, d); err != nil {
 			return err
 		}
-		t1 := time.Now()
-		if _, err := pods.Start(c, d.Pod, nil); err != nil {
-			return fmt.Errorf("start pod %s: %w", d.Pod, err)
-		}
-		r.logger.Debug("pod made", "pod", d.Pod, "create", t1.Sub(t0), "start", time.Since(t1))
 	}
 	readyFrom := time.Now()
 	defer func() { r.logger.Debug("pod ready", "pod", d.Pod, "wait", time.Since(readyFrom)) }()
@@ -633,6 +628,40 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 	}
 	r.progress(opts, "%s/%s: %s, ready on %s (%s)", d.Arch, d.Process.Name, verb, addr, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// portTries is how many times makePod makes a pod whose host ports Podman picks.
+const portTries = 3
+
+// makePod creates the pod and starts it. A host port Podman picked (HostPort 0) when it
+// created the pod is free then, and bound only when the pod starts: in between, any
+// connection of the machine can take it as its own source port (Podman picks from the same
+// ephemeral range), and the start fails with "address already in use". Then the pod is made
+// again, with new ports.
+func (r *Runtime) makePod(c context.Context, d desired) error {
+	picked := slices.ContainsFunc(d.Ports, func(p nettypes.PortMapping) bool { return p.HostPort == 0 })
+	for try := 1; ; try++ {
+		t0 := time.Now()
+		if err := r.createPod(c, d); err != nil {
+			return err
+		}
+		if r.afterCreate != nil {
+			r.afterCreate(d.Pod)
+		}
+		t1 := time.Now()
+		_, err := pods.Start(c, d.Pod, nil)
+		if err == nil {
+			r.logger.Debug("pod made", "pod", d.Pod, "create", t1.Sub(t0), "start", time.Since(t1), "tries", try)
+			return nil
+		}
+		if !picked || try == portTries || !strings.Contains(err.Error(), syscall.EADDRINUSE.Error()) {
+			return fmt.Errorf("start pod %s: %w", d.Pod, err)
+		}
+		r.logger.Warn("a host port Podman picked was taken before the pod started; making the pod again", "pod", d.Pod, "err", err)
+		if err := r.dropPod(c, d.Pod); err != nil {
+			return err
+		}
+	}
 }
 
 // aliveCheck is WaitReady's check that the pod's app container still runs: it fails when the
