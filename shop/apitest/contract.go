@@ -27,9 +27,9 @@ type Contract struct {
 	doc    *openapi3.T
 	router *chi.Mux // the document's paths and methods, matched as the edge matches them
 	opts   *openapi3filter.Options
-	// What the document says of a request none of its operations matches: an unknown path
-	// is 404 (its NotFound response), a method a path does not serve 405 (MethodNotAllowed).
-	notFound, methodNotAllowed *openapi3.Operation
+	// What the document says of a request none of its operations matches, an unknown path
+	// or a method a path does not serve: 404 (its NotFound response).
+	notFound *openapi3.Operation
 }
 
 // LoadContract parses and validates the API's OpenAPI document.
@@ -62,10 +62,6 @@ func LoadContract() (*Contract, error) {
 	if err != nil {
 		return nil, err
 	}
-	methodNotAllowed, err := answer(http.StatusMethodNotAllowed, "MethodNotAllowed")
-	if err != nil {
-		return nil, err
-	}
 	return &Contract{
 		doc:    doc,
 		router: router,
@@ -75,8 +71,7 @@ func LoadContract() (*Contract, error) {
 			SkipSettingDefaults:               true, // check the request as sent
 			AuthenticationFunc:                bearerToken,
 		},
-		notFound:         notFound,
-		methodNotAllowed: methodNotAllowed,
+		notFound: notFound,
 	}, nil
 }
 
@@ -134,23 +129,17 @@ func (c *Contract) CheckRequest(req *http.Request, body []byte) error {
 }
 
 // CheckResponse checks the response to req (status, headers, body) against what the
-// document says its route answers. A request no path of the document matches must have
-// been answered 404 not-found, and a method its path does not serve 405
-// method-not-allowed, as the document's NotFound and MethodNotAllowed responses say.
+// document says its route answers. A request no operation of the document matches (no path,
+// or a method its path does not serve) must have been answered 404 not-found, as the
+// document's NotFound response says.
 func (c *Contract) CheckResponse(req *http.Request, status int, header http.Header, body []byte) error {
 	in, err := c.input(req, nil)
 	if err != nil {
-		var op *openapi3.Operation
-		switch {
-		case errors.Is(err, routers.ErrPathNotFound):
-			op = c.notFound
-		case errors.Is(err, routers.ErrMethodNotAllowed):
-			op = c.methodNotAllowed
-		default:
+		if !errors.Is(err, routers.ErrPathNotFound) && !errors.Is(err, routers.ErrMethodNotAllowed) {
 			return &ContractError{Method: req.Method, Path: req.URL.RequestURI(), Status: status, Err: err}
 		}
 		in = &openapi3filter.RequestValidationInput{Request: req, Options: c.opts,
-			Route: &routers.Route{Spec: c.doc, Path: "", Method: req.Method, Operation: op}}
+			Route: &routers.Route{Spec: c.doc, Path: "", Method: req.Method, Operation: c.notFound}}
 	}
 	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: status, Header: header, Options: c.opts}
 	out.SetBodyBytes(body)

@@ -127,7 +127,7 @@ func (a *api) routes() *chi.Mux {
 	r := chi.NewMux()
 	r.Use(nameSpan)
 	r.NotFound(a.notFound)
-	r.MethodNotAllowed(a.methodNotAllowed)
+	r.MethodNotAllowed(a.wrongMethod)
 
 	r.Get("/healthz", a.healthz)
 	r.Get("/readyz", a.readyz)
