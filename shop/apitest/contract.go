@@ -26,7 +26,10 @@ import (
 type Contract struct {
 	doc    *openapi3.T
 	router *chi.Mux // the document's paths and methods, matched as the edge matches them
-	opts   *openapi3filter.Options
+	// emptyIDs maps the path of a route's empty ID ("/v1/carts/") to the document's path
+	// ("/v1/carts/{user_id}").
+	emptyIDs map[string]string
+	opts     *openapi3filter.Options
 	// What the document says of a request none of its operations matches, an unknown path
 	// or a method a path does not serve: 404 (its NotFound response).
 	notFound *openapi3.Operation
@@ -45,10 +48,17 @@ func LoadContract() (*Contract, error) {
 	// The edge routes with chi, and so does the contract: the same templates matched the
 	// same way (on the escaped path, so that an ID holding "%2F" stays one segment; an empty
 	// segment is a parameter, "" which the document then refuses), on any host.
+	// A path that ends in an ID is also matched with that ID empty, as the edge does
+	// (httpapi.EmptyIDPath): "/v1/carts/" is GET /v1/carts/{user_id} with user_id "".
 	router := chi.NewMux()
+	emptyIDs := map[string]string{}
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
 			router.MethodFunc(method, path, func(http.ResponseWriter, *http.Request) {})
+			if empty, ok := httpapi.EmptyIDPath(path); ok {
+				router.MethodFunc(method, empty, func(http.ResponseWriter, *http.Request) {})
+				emptyIDs[empty] = path
+			}
 		}
 	}
 	answer := func(status int, response string) (*openapi3.Operation, error) {
@@ -63,8 +73,9 @@ func LoadContract() (*Contract, error) {
 		return nil, err
 	}
 	return &Contract{
-		doc:    doc,
-		router: router,
+		doc:      doc,
+		router:   router,
+		emptyIDs: emptyIDs,
 		opts: &openapi3filter.Options{
 			IncludeResponseStatus:             true, // a status the route does not list breaks the contract
 			RejectWhenRequestBodyNotSpecified: true,
@@ -175,6 +186,11 @@ func (c *Contract) input(req *http.Request, body []byte) (*openapi3filter.Reques
 			v = u
 		}
 		params[name] = v
+	}
+	if path, ok := c.emptyIDs[pattern]; ok {
+		pattern = path
+		name := path[strings.LastIndexByte(path, '{')+1 : len(path)-1]
+		params[name] = ""
 	}
 	item := c.doc.Paths.Value(pattern)
 	route := &routers.Route{Spec: c.doc, Path: pattern, PathItem: item, Method: req.Method, Operation: item.GetOperation(req.Method)}

@@ -182,7 +182,20 @@ func TestHandler(t *testing.T) {
 
 		{name: "unknown route", method: "GET", target: "/v1/nope", status: 404, code: "not-found"},
 		{name: "root", method: "GET", target: "/", status: 404, code: "not-found"},
-		{name: "trailing slash", method: "GET", target: "/v1/products/", status: 404, code: "not-found"},
+		// An empty ID at the end of a path is an ID that breaks API.md's rule, answered as the
+		// route answers one: 400 for a user ID and a product ID written, 404 for one read.
+		{name: "an empty product ID", method: "GET", target: "/v1/products/", status: 404, code: "not-found"},
+		{name: "the cart of an empty user ID", method: "GET", target: "/v1/carts/", status: 400, code: "invalid-argument"},
+		{name: "clear the cart of an empty user ID", method: "DELETE", target: "/v1/carts/", status: 400, code: "invalid-argument"},
+		{name: "add to the cart of an empty user ID", method: "POST", target: "/v1/carts//items", body: `{"product_id":"p-1","quantity":1}`, status: 400, code: "invalid-argument"},
+		{name: "an empty order ID", method: "GET", target: "/v1/orders/", status: 404, code: "not-found"},
+		{name: "the orders of an empty user ID", method: "GET", target: "/v1/users//orders", status: 400, code: "invalid-argument"},
+		{name: "the inventory of an empty product ID", method: "GET", target: "/v1/inventory/", status: 404, code: "not-found"},
+		{name: "put a product of an empty ID", method: "PUT", target: "/v1/admin/products/", header: auth,
+			body: `{"name":"Pad","description":"","price":{"currency":"USD","units":250},"weight_grams":40}`, status: 400, code: "invalid-argument"},
+		{name: "put a product of an empty ID without token", method: "PUT", target: "/v1/admin/products/", status: 401, code: "unauthorized"},
+		{name: "stock a product of an empty ID", method: "POST", target: "/v1/admin/inventory/", header: auth, body: `{"add":1}`, status: 404, code: "not-found"},
+		{name: "POST to an empty user's cart", method: "POST", target: "/v1/carts/", status: 404, code: "not-found", allow: "GET, DELETE"},
 		{name: "unknown method on an unknown route", method: "PROPFIND", target: "/v1/nope", status: 404, code: "not-found"},
 		// API.md's routes are methods and paths, and its problems hold no 405: a method a path
 		// does not serve is an unknown route, whose Allow header says what the path serves.
