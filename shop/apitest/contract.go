@@ -31,7 +31,7 @@ type Contract struct {
 	emptyIDs map[string]string
 	opts     *openapi3filter.Options
 	// What the document says of a request none of its operations matches, an unknown path
-	// or a method a path does not serve: 404 (its NotFound response).
+	// or a method a path does not serve: 404 (its NotFound response), or 413.
 	notFound *openapi3.Operation
 }
 
@@ -61,17 +61,20 @@ func LoadContract() (*Contract, error) {
 			}
 		}
 	}
-	answer := func(status int, response string) (*openapi3.Operation, error) {
-		ref := doc.Components.Responses[response]
+	// A request no operation matches is 404, or 413 when its body is over 1 MiB: the edge
+	// refuses such a body before it routes.
+	var answers []openapi3.NewResponsesOption
+	for _, a := range []struct {
+		status   int
+		response string
+	}{{http.StatusNotFound, "NotFound"}, {http.StatusRequestEntityTooLarge, "PayloadTooLarge"}} {
+		ref := doc.Components.Responses[a.response]
 		if ref == nil {
-			return nil, fmt.Errorf("openapi.yaml: no response %s in its components", response)
+			return nil, fmt.Errorf("openapi.yaml: no response %s in its components", a.response)
 		}
-		return &openapi3.Operation{Responses: openapi3.NewResponses(openapi3.WithStatus(status, ref))}, nil
+		answers = append(answers, openapi3.WithStatus(a.status, ref))
 	}
-	notFound, err := answer(http.StatusNotFound, "NotFound")
-	if err != nil {
-		return nil, err
-	}
+	notFound := &openapi3.Operation{Responses: openapi3.NewResponses(answers...)}
 	return &Contract{
 		doc:      doc,
 		router:   router,

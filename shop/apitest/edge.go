@@ -167,6 +167,13 @@ func testBodyTooLarge(t *testing.T, c *Client) {
 	if want := []CartItem{{p.ID, 1}}; !slices.Equal(crt.Items, want) {
 		t.Errorf("cart: %+v, want %+v", crt.Items, want)
 	}
+
+	// API.md refuses every body over 1 MiB, also on a route that reads none (the cart stays)
+	// and on no route at all.
+	ExpectProblem(t, bad.Request(t, http.MethodDelete, "/v1/carts/"+user, nil, pad(MaxBodyBytes+1)), http.StatusRequestEntityTooLarge, "payload-too-large")
+	ExpectProblem(t, bad.Request(t, http.MethodGet, "/v1/products", nil, pad(MaxBodyBytes+1)), http.StatusRequestEntityTooLarge, "payload-too-large")
+	ExpectProblem(t, bad.Request(t, http.MethodPost, "/v1/nope", nil, pad(MaxBodyBytes+1)), http.StatusRequestEntityTooLarge, "payload-too-large")
+	c.ExpectCart(t, user, CartItem{p.ID, 1})
 }
 
 // sendAllThenRead writes a whole HTTP/1.1 request with body on a connection of its own, and

@@ -291,6 +291,21 @@ func TestBodyLimit(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	checkProblem(t, rec, 413, "payload-too-large")
+
+	// Every request body over 1 MiB is refused, also on a route that reads none, a route
+	// unknown, or an admin route without its token.
+	for _, r := range []struct{ method, target string }{
+		{"DELETE", "/v1/carts/u-1"}, {"GET", "/v1/products"}, {"GET", "/healthz"}, {"POST", "/nope"},
+		{"PUT", "/v1/admin/products/x"},
+	} {
+		req := httptest.NewRequest(r.method, r.target, strings.NewReader(padded(httpapi.MaxBodyBytes+1)))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		checkProblem(t, rec, 413, "payload-too-large")
+	}
+	if rec := serve(h, "GET", "/v1/carts/u-1", nil, nil); !strings.Contains(rec.Body.String(), `"quantity":1`) {
+		t.Errorf("cart after a refused DELETE: %s", rec.Body)
+	}
 }
 
 func TestReady(t *testing.T) {

@@ -183,6 +183,16 @@ func EmptyIDPath(pattern string) (string, bool) {
 func (a *api) edge(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		setTraceHeaders(w.Header(), namedSpan(trace.SpanContextFromContext(r.Context())))
+		// API.md refuses every request body over 1 MiB, also on a route that reads none. A
+		// declared length says so here; an undeclared one (chunked) over the limit is found
+		// by decodeBody, on the routes that read a body.
+		if r.ContentLength > MaxBodyBytes {
+			w.Header().Set("Connection", "close")
+			drain(r.Body)
+			p, _ := problemFor(&http.MaxBytesError{Limit: MaxBodyBytes})
+			a.writeProblem(w, p)
+			return
+		}
 		// The probes are never turned away: an edge at its limit is alive and ready.
 		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
 			select {
