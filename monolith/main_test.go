@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
 )
 
@@ -74,8 +75,18 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestBehaviour runs the whole API behaviour suite against the monolith.
+// TestBehaviour runs the whole API behaviour suite against the monolith, with the
+// telemetry its main sets up (exporting nowhere): the propagators that continue a caller's
+// trace, which API.md promises, are part of it.
 func TestBehaviour(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+	shutdown, _, err := telemetry.Setup(t.Context(), telemetry.Options{ServiceName: "monolith",
+		Architecture: telemetry.Monolith, LogLevel: slog.LevelWarn, LogOutput: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = shutdown(context.Background()) })
 	baseURL, _ := startMonolith(t, t.TempDir())
 	apitest.Run(t, apitest.Target{BaseURL: baseURL, AdminToken: testToken})
 }

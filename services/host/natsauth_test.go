@@ -1,7 +1,9 @@
 package host_test
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
+	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/host"
 	"github.com/mitosis-dev/mitosis/services/host/hosttest"
@@ -25,6 +28,7 @@ import (
 // package's own test shows they are no more, and platform/cmd/nats-server's that nobody
 // without the stack's certificate gets in.
 func TestBehaviourWithANATSUserPerService(t *testing.T) {
+	mainTelemetry(t)
 	groups := []bounded.Group{{Edge: true}}
 	for _, name := range bounded.Names() {
 		groups = append(groups, bounded.Group{Contexts: []string{name}})
@@ -63,4 +67,17 @@ func TestBehaviourWithANATSUserPerService(t *testing.T) {
 		}
 	}
 	apitest.Run(t, apitest.Target{BaseURL: gateway.BaseURL, AdminToken: hosttest.Token})
+}
+
+// mainTelemetry sets up OpenTelemetry as the binaries' main does (host.Main), exporting
+// nowhere, until t ends: the hosts of a test run in its process, and API.md's promise that
+// a request continues its caller's trace rests on the propagators this installs.
+func mainTelemetry(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+	shutdown, _, err := telemetry.Setup(t.Context(), telemetry.Options{ServiceName: "gateway", Architecture: telemetry.Services, LogOutput: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = shutdown(context.Background()) })
 }

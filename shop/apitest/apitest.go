@@ -55,6 +55,7 @@ func tests() []test {
 		{"health", testHealth},
 		{"openapi-document", testOpenAPIDocument},
 		{"unknown-route", testUnknownRoute},
+		{"trace-headers", testTraceHeaders},
 		{"admin-unauthorized", testAdminUnauthorized},
 		{"request-body-rules", testRequestBodyRules},
 		{"body-over-1MiB", testBodyTooLarge},

@@ -133,6 +133,14 @@ func testProductSearch(t *testing.T, c *Client) {
 	if ids, _ := walk(t, c, NewID("nothing"), 0); len(ids) != 0 {
 		t.Errorf("a query nothing matches: %v, want none", ids)
 	}
+
+	// Case-insensitive beyond ASCII: a capital sigma matches a final one.
+	greek := c.PutProduct(t, Product{ID: NewID("t"), Name: "ΣΟΦΟΣ " + strings.ToUpper(marker), Description: "Émile", Price: Money{"USD", 100}, WeightGrams: 1})
+	for _, q := range []string{"σοφος " + marker, "ΣΟΦΟΣ " + marker, "émile"} {
+		if ids, _ := walk(t, c, q, 0); !slices.Contains(ids, greek.ID) || (q != "émile" && len(ids) != 1) {
+			t.Errorf("q=%s: %v, want %s", q, ids, greek.ID)
+		}
+	}
 }
 
 func testProductListBadQuery(t *testing.T, c *Client) {

@@ -26,10 +26,13 @@ import (
 type Contract struct {
 	doc    *openapi3.T
 	router *chi.Mux // the document's paths and methods, matched as the edge matches them
-	opts   *openapi3filter.Options
-	// What the document says of a request none of its operations matches: an unknown path
-	// is 404 (its NotFound response), a method a path does not serve 405 (MethodNotAllowed).
-	notFound, methodNotAllowed *openapi3.Operation
+	// emptyIDs maps the path of a route's empty ID ("/v1/carts/") to the document's path
+	// ("/v1/carts/{user_id}").
+	emptyIDs map[string]string
+	opts     *openapi3filter.Options
+	// What the document says of a request none of its operations matches, an unknown path
+	// or a method a path does not serve: 404 (its NotFound response), or 413.
+	notFound *openapi3.Operation
 }
 
 // LoadContract parses and validates the API's OpenAPI document.
@@ -45,38 +48,44 @@ func LoadContract() (*Contract, error) {
 	// The edge routes with chi, and so does the contract: the same templates matched the
 	// same way (on the escaped path, so that an ID holding "%2F" stays one segment; an empty
 	// segment is a parameter, "" which the document then refuses), on any host.
+	// A path that ends in an ID is also matched with that ID empty, as the edge does
+	// (httpapi.EmptyIDPath): "/v1/carts/" is GET /v1/carts/{user_id} with user_id "".
 	router := chi.NewMux()
+	emptyIDs := map[string]string{}
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
 			router.MethodFunc(method, path, func(http.ResponseWriter, *http.Request) {})
+			if empty, ok := httpapi.EmptyIDPath(path); ok {
+				router.MethodFunc(method, empty, func(http.ResponseWriter, *http.Request) {})
+				emptyIDs[empty] = path
+			}
 		}
 	}
-	answer := func(status int, response string) (*openapi3.Operation, error) {
-		ref := doc.Components.Responses[response]
+	// A request no operation matches is 404, or 413 when its body is over 1 MiB: the edge
+	// refuses such a body before it routes.
+	var answers []openapi3.NewResponsesOption
+	for _, a := range []struct {
+		status   int
+		response string
+	}{{http.StatusNotFound, "NotFound"}, {http.StatusRequestEntityTooLarge, "PayloadTooLarge"}} {
+		ref := doc.Components.Responses[a.response]
 		if ref == nil {
-			return nil, fmt.Errorf("openapi.yaml: no response %s in its components", response)
+			return nil, fmt.Errorf("openapi.yaml: no response %s in its components", a.response)
 		}
-		return &openapi3.Operation{Responses: openapi3.NewResponses(openapi3.WithStatus(status, ref))}, nil
+		answers = append(answers, openapi3.WithStatus(a.status, ref))
 	}
-	notFound, err := answer(http.StatusNotFound, "NotFound")
-	if err != nil {
-		return nil, err
-	}
-	methodNotAllowed, err := answer(http.StatusMethodNotAllowed, "MethodNotAllowed")
-	if err != nil {
-		return nil, err
-	}
+	notFound := &openapi3.Operation{Responses: openapi3.NewResponses(answers...)}
 	return &Contract{
-		doc:    doc,
-		router: router,
+		doc:      doc,
+		router:   router,
+		emptyIDs: emptyIDs,
 		opts: &openapi3filter.Options{
 			IncludeResponseStatus:             true, // a status the route does not list breaks the contract
 			RejectWhenRequestBodyNotSpecified: true,
 			SkipSettingDefaults:               true, // check the request as sent
 			AuthenticationFunc:                bearerToken,
 		},
-		notFound:         notFound,
-		methodNotAllowed: methodNotAllowed,
+		notFound: notFound,
 	}, nil
 }
 
@@ -134,23 +143,17 @@ func (c *Contract) CheckRequest(req *http.Request, body []byte) error {
 }
 
 // CheckResponse checks the response to req (status, headers, body) against what the
-// document says its route answers. A request no path of the document matches must have
-// been answered 404 not-found, and a method its path does not serve 405
-// method-not-allowed, as the document's NotFound and MethodNotAllowed responses say.
+// document says its route answers. A request no operation of the document matches (no path,
+// or a method its path does not serve) must have been answered 404 not-found, as the
+// document's NotFound response says.
 func (c *Contract) CheckResponse(req *http.Request, status int, header http.Header, body []byte) error {
 	in, err := c.input(req, nil)
 	if err != nil {
-		var op *openapi3.Operation
-		switch {
-		case errors.Is(err, routers.ErrPathNotFound):
-			op = c.notFound
-		case errors.Is(err, routers.ErrMethodNotAllowed):
-			op = c.methodNotAllowed
-		default:
+		if !errors.Is(err, routers.ErrPathNotFound) && !errors.Is(err, routers.ErrMethodNotAllowed) {
 			return &ContractError{Method: req.Method, Path: req.URL.RequestURI(), Status: status, Err: err}
 		}
 		in = &openapi3filter.RequestValidationInput{Request: req, Options: c.opts,
-			Route: &routers.Route{Spec: c.doc, Path: "", Method: req.Method, Operation: op}}
+			Route: &routers.Route{Spec: c.doc, Path: "", Method: req.Method, Operation: c.notFound}}
 	}
 	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: status, Header: header, Options: c.opts}
 	out.SetBodyBytes(body)
@@ -186,6 +189,11 @@ func (c *Contract) input(req *http.Request, body []byte) (*openapi3filter.Reques
 			v = u
 		}
 		params[name] = v
+	}
+	if path, ok := c.emptyIDs[pattern]; ok {
+		pattern = path
+		name := path[strings.LastIndexByte(path, '{')+1 : len(path)-1]
+		params[name] = ""
 	}
 	item := c.doc.Paths.Value(pattern)
 	route := &routers.Route{Spec: c.doc, Path: pattern, PathItem: item, Method: req.Method, Operation: item.GetOperation(req.Method)}

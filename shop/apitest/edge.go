@@ -46,9 +46,21 @@ func testOpenAPIDocument(t *testing.T, c *Client) {
 	}
 }
 
+// testUnknownRoute: a path no route serves is 404 not-found, and so is a method a path does
+// not serve: API.md's routes are methods and paths, and the codes of its problems hold no 405.
 func testUnknownRoute(t *testing.T, c *Client) {
 	for _, path := range []string{"/nope", "/v1/nope", "/v1/products/x/y", "/v2/products"} {
 		ExpectProblem(t, c.Invalid().Request(t, http.MethodGet, path, nil, nil), http.StatusNotFound, "not-found")
+	}
+	for _, r := range []struct{ method, path string }{
+		{http.MethodPost, "/healthz"},
+		{http.MethodPatch, "/v1/products"},
+		{http.MethodDelete, "/v1/products/" + NewID("t")},
+		{http.MethodPut, "/v1/carts/" + NewID("u")},
+		{http.MethodGet, "/v1/checkout"},
+		{http.MethodDelete, "/v1/admin/products/" + NewID("t")},
+	} {
+		ExpectProblem(t, c.Invalid().Request(t, r.method, r.path, nil, nil), http.StatusNotFound, "not-found")
 	}
 }
 
@@ -155,6 +167,13 @@ func testBodyTooLarge(t *testing.T, c *Client) {
 	if want := []CartItem{{p.ID, 1}}; !slices.Equal(crt.Items, want) {
 		t.Errorf("cart: %+v, want %+v", crt.Items, want)
 	}
+
+	// API.md refuses every body over 1 MiB, also on a route that reads none (the cart stays)
+	// and on no route at all.
+	ExpectProblem(t, bad.Request(t, http.MethodDelete, "/v1/carts/"+user, nil, pad(MaxBodyBytes+1)), http.StatusRequestEntityTooLarge, "payload-too-large")
+	ExpectProblem(t, bad.Request(t, http.MethodGet, "/v1/products", nil, pad(MaxBodyBytes+1)), http.StatusRequestEntityTooLarge, "payload-too-large")
+	ExpectProblem(t, bad.Request(t, http.MethodPost, "/v1/nope", nil, pad(MaxBodyBytes+1)), http.StatusRequestEntityTooLarge, "payload-too-large")
+	c.ExpectCart(t, user, CartItem{p.ID, 1})
 }
 
 // sendAllThenRead writes a whole HTTP/1.1 request with body on a connection of its own, and

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -234,7 +233,7 @@ func (s *service) List(_ context.Context, req ListRequest) (Page, error) {
 		}
 		after = buf[:n]
 	}
-	return s.view.Load().page(strings.ToLower(req.Query), size, after), nil
+	return s.view.Load().page(fold(req.Query), size, after), nil
 }
 
 // Upsert writes p to the bucket and then to this process's view at once, so that the caller

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // snapshot is one immutable state of the catalog as reads see it. It is never changed after
@@ -18,18 +19,18 @@ type snapshot struct {
 // entry is what reads need of a product, precomputed so that List does no work per product
 // beyond comparing strings.
 type entry struct {
-	rev       uint64 // bucket revision of the value products[i] holds
-	lowerName string // strings.ToLower(product.Name)
-	lowerDesc string // strings.ToLower(product.Description)
-	token     string // the NextPageToken of a page that ends with this product
+	rev      uint64 // bucket revision of the value products[i] holds
+	foldName string // fold(product.Name)
+	foldDesc string // fold(product.Description)
+	token    string // the NextPageToken of a page that ends with this product
 }
 
 func newEntry(p Product, rev uint64) entry {
 	return entry{
-		rev:       rev,
-		lowerName: strings.ToLower(p.Name),
-		lowerDesc: strings.ToLower(p.Description),
-		token:     encodeToken(p.ID),
+		rev:      rev,
+		foldName: fold(p.Name),
+		foldDesc: fold(p.Description),
+		token:    encodeToken(p.ID),
 	}
 }
 
@@ -147,7 +148,7 @@ func (s *snapshot) page(query string, size int, after []byte) Page {
 	n, more := 0, false
 	for k := start; k < len(s.entries); k++ {
 		e := &s.entries[k]
-		if !strings.Contains(e.lowerName, query) && !strings.Contains(e.lowerDesc, query) {
+		if !strings.Contains(e.foldName, query) && !strings.Contains(e.foldDesc, query) {
 			continue
 		}
 		if n == size { // look ahead: one more match means this page is not the last
@@ -176,4 +177,29 @@ func compareStringBytes(s string, b []byte) int {
 		}
 	}
 	return cmp.Compare(len(s), len(b))
+}
+
+// fold returns s with every rune replaced by one rune that stands for its case-folding orbit
+// (unicode.SimpleFold): the lower case of the orbit's smallest rune. Two texts equal but for
+// case, as Unicode's simple case folding (and strings.EqualFold) sees it, fold to the same
+// string: "Σ", "σ" and "ς" are one rune, and so are "K", "k" and the Kelvin sign.
+// strings.ToLower, which searched before, keeps "ς" apart from "σ" ("ΟΔΟΣ" lowers to
+// "οδοσ"). One rune for one rune, so the fold of a substring is a substring of the fold. Like
+// strings.ToLower it allocates nothing for a text already folded, lower-case ASCII among them.
+func fold(s string) string {
+	return strings.Map(foldRune, s)
+}
+
+func foldRune(r rune) rune {
+	if r < 0x80 { // an ASCII letter's orbit holds its two cases, and perhaps one rune past ASCII
+		if 'A' <= r && r <= 'Z' {
+			return r - 'A' + 'a'
+		}
+		return r
+	}
+	least := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		least = min(least, f)
+	}
+	return unicode.ToLower(least)
 }

@@ -39,7 +39,7 @@ func TestApplyKeepsTheNewestRevision(t *testing.T) {
 		t.Fatalf("view = %v, want %v", got, want)
 	}
 	snap = apply(snap, []change{{id: "a", product: p("a", "A2"), rev: 7}}, tombs)
-	if i, ok := snap.byID["a"]; !ok || snap.products[i].Name != "A2" || snap.entries[i].lowerName != "a2" {
+	if i, ok := snap.byID["a"]; !ok || snap.products[i].Name != "A2" || snap.entries[i].foldName != "a2" {
 		t.Fatalf("a after a newer write: %+v", snap)
 	}
 	if _, ok := tombs["a"]; ok {
@@ -135,4 +135,29 @@ func FuzzDecodeToken(f *testing.F) {
 			t.Fatalf("token %q decodes to %q, which is not an ID that encodes back to it", token, id)
 		}
 	})
+}
+
+// TestFold: texts equal but for case, as Unicode's simple case folding sees it, fold alike,
+// and a fold keeps every other difference.
+func TestFold(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"Wombat", "wOMBAT", true},
+		{"ΟΔΟΣ", "οδος", true}, // final sigma
+		{"ΟΔΟΣ", "οδοσ", true},
+		{"Kelvin", "\u212Aelvin", true}, // the Kelvin sign
+		{"ſtraße", "STRAßE", true},      // long s; ß folds with ẞ, not ss
+		{"Émile", "émile", true},
+		{"straße", "strasse", false}, // full case folding only
+		{"a b", "a-b", false},
+	} {
+		if got := fold(tc.a) == fold(tc.b); got != tc.same {
+			t.Errorf("fold(%q) = %q, fold(%q) = %q; same %v, want %v", tc.a, fold(tc.a), tc.b, fold(tc.b), got, tc.same)
+		}
+		if len([]rune(fold(tc.a))) != len([]rune(tc.a)) {
+			t.Errorf("fold(%q) = %q: not one rune for one rune", tc.a, fold(tc.a))
+		}
+	}
 }

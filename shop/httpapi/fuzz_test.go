@@ -15,14 +15,13 @@ import (
 
 // problemStatus is the status of each problem code the API answers with.
 var problemStatus = map[string]int{
-	httpapi.CodeInvalidArgument:  400,
-	httpapi.CodeUnauthorized:     401,
-	httpapi.CodePaymentDeclined:  402,
-	httpapi.CodeNotFound:         404,
-	httpapi.CodeMethodNotAllowed: 405,
-	httpapi.CodeConflict:         409,
-	httpapi.CodeOutOfStock:       409,
-	httpapi.CodePayloadTooLarge:  413,
+	httpapi.CodeInvalidArgument: 400,
+	httpapi.CodeUnauthorized:    401,
+	httpapi.CodePaymentDeclined: 402,
+	httpapi.CodeNotFound:        404,
+	httpapi.CodeConflict:        409,
+	httpapi.CodeOutOfStock:      409,
+	httpapi.CodePayloadTooLarge: 413,
 }
 
 // FuzzDecodeRequest feeds arbitrary path segments, headers and bodies to the routes that

@@ -91,7 +91,7 @@ func TestHandler(t *testing.T) {
 		status         int
 		code           string // the problem's code when status is an error
 		want           string // the exact JSON body (as a value) when not ""
-		allow          string // the Allow header of a 405
+		allow          string // the Allow header of a wrong method's 404
 	}{
 		{name: "healthz", method: "GET", target: "/healthz", status: 200, want: `{"status":"ok"}`},
 		{name: "readyz without a check", method: "GET", target: "/readyz", status: 200, want: `{"status":"ok"}`},
@@ -182,12 +182,28 @@ func TestHandler(t *testing.T) {
 
 		{name: "unknown route", method: "GET", target: "/v1/nope", status: 404, code: "not-found"},
 		{name: "root", method: "GET", target: "/", status: 404, code: "not-found"},
-		{name: "trailing slash", method: "GET", target: "/v1/products/", status: 404, code: "not-found"},
+		// An empty ID at the end of a path is an ID that breaks API.md's rule, answered as the
+		// route answers one: 400 for a user ID and a product ID written, 404 for one read.
+		{name: "an empty product ID", method: "GET", target: "/v1/products/", status: 404, code: "not-found"},
+		{name: "the cart of an empty user ID", method: "GET", target: "/v1/carts/", status: 400, code: "invalid-argument"},
+		{name: "clear the cart of an empty user ID", method: "DELETE", target: "/v1/carts/", status: 400, code: "invalid-argument"},
+		{name: "add to the cart of an empty user ID", method: "POST", target: "/v1/carts//items", body: `{"product_id":"p-1","quantity":1}`, status: 400, code: "invalid-argument"},
+		{name: "an empty order ID", method: "GET", target: "/v1/orders/", status: 404, code: "not-found"},
+		{name: "the orders of an empty user ID", method: "GET", target: "/v1/users//orders", status: 400, code: "invalid-argument"},
+		{name: "the inventory of an empty product ID", method: "GET", target: "/v1/inventory/", status: 404, code: "not-found"},
+		{name: "put a product of an empty ID", method: "PUT", target: "/v1/admin/products/", header: auth,
+			body: `{"name":"Pad","description":"","price":{"currency":"USD","units":250},"weight_grams":40}`, status: 400, code: "invalid-argument"},
+		{name: "put a product of an empty ID without token", method: "PUT", target: "/v1/admin/products/", status: 401, code: "unauthorized"},
+		{name: "stock a product of an empty ID", method: "POST", target: "/v1/admin/inventory/", header: auth, body: `{"add":1}`, status: 404, code: "not-found"},
+		{name: "POST to an empty user's cart", method: "POST", target: "/v1/carts/", status: 404, code: "not-found", allow: "GET, DELETE"},
 		{name: "unknown method on an unknown route", method: "PROPFIND", target: "/v1/nope", status: 404, code: "not-found"},
-		{name: "POST healthz", method: "POST", target: "/healthz", status: 405, code: "method-not-allowed", allow: "GET"},
-		{name: "DELETE a product", method: "DELETE", target: "/v1/products/p-1", status: 405, code: "method-not-allowed", allow: "GET"},
-		{name: "PATCH a cart", method: "PATCH", target: "/v1/carts/u-1", status: 405, code: "method-not-allowed", allow: "GET, DELETE"},
-		{name: "GET checkout", method: "GET", target: "/v1/checkout", status: 405, code: "method-not-allowed", allow: "POST"},
+		// API.md's routes are methods and paths, and its problems hold no 405: a method a path
+		// does not serve is an unknown route, whose Allow header says what the path serves.
+		{name: "POST healthz", method: "POST", target: "/healthz", status: 404, code: "not-found", allow: "GET"},
+		{name: "DELETE a product", method: "DELETE", target: "/v1/products/p-1", status: 404, code: "not-found", allow: "GET"},
+		{name: "PATCH a cart", method: "PATCH", target: "/v1/carts/u-1", status: 404, code: "not-found", allow: "GET, DELETE"},
+		{name: "GET checkout", method: "GET", target: "/v1/checkout", status: 404, code: "not-found", allow: "POST"},
+		{name: "HEAD products", method: "HEAD", target: "/v1/products", status: 404, code: "not-found", allow: "GET"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -275,6 +291,21 @@ func TestBodyLimit(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	checkProblem(t, rec, 413, "payload-too-large")
+
+	// Every request body over 1 MiB is refused, also on a route that reads none, a route
+	// unknown, or an admin route without its token.
+	for _, r := range []struct{ method, target string }{
+		{"DELETE", "/v1/carts/u-1"}, {"GET", "/v1/products"}, {"GET", "/healthz"}, {"POST", "/nope"},
+		{"PUT", "/v1/admin/products/x"},
+	} {
+		req := httptest.NewRequest(r.method, r.target, strings.NewReader(padded(httpapi.MaxBodyBytes+1)))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		checkProblem(t, rec, 413, "payload-too-large")
+	}
+	if rec := serve(h, "GET", "/v1/carts/u-1", nil, nil); !strings.Contains(rec.Body.String(), `"quantity":1`) {
+		t.Errorf("cart after a refused DELETE: %s", rec.Body)
+	}
 }
 
 func TestReady(t *testing.T) {

@@ -96,6 +96,9 @@ func TestDecodeJSON(t *testing.T) {
 		{"fraction", `{"product_id":"a","quantity":1.5}`, "quantity", cart.Item{}},
 		{"overflow", `{"product_id":"a","quantity":1e100}`, "quantity", cart.Item{}},
 		{"object for a string", `{"product_id":{"a":1},"quantity":1}`, "product_id", cart.Item{}},
+		{"not UTF-8", "{\"product_id\":\"a\xff\",\"quantity\":1}", "", cart.Item{}},
+		{"not UTF-8 in a name", "{\"product_id\":\"a\",\"quantity\":1,\"\xff\":1}", "", cart.Item{}},
+		{"an escaped U+FFFD", `{"product_id":"a\ufffd","quantity":1}`, "-", cart.Item{ProductID: "a\ufffd", Quantity: 1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -163,10 +163,12 @@ func innermost(w http.ResponseWriter) http.ResponseWriter {
 	}
 }
 
-// shapeOptions keep what encoding/json accepts, which decodes the body after the shape
-// check: a string that is not UTF-8 (it decodes with U+FFFD in place), and a name given
-// twice, which checkShape reports itself, naming the field.
-var shapeOptions = []jsontext.Options{jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true)}
+// shapeOptions let a name given twice through, which checkShape reports itself, naming the
+// field. A string that is not UTF-8 is malformed JSON (RFC 8259 wants UTF-8), refused here:
+// encoding/json, which decodes the body after the shape check, would put U+FFFD in its place,
+// and "u\xff" would become the valid user ID "u\uFFFD", someone else, where API.md
+// wants the ID that breaks its rule refused.
+var shapeOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true)}
 
 // shapeReader is the shape check's token reader and its input, reused: a decoder costs
 // kilobytes of buffers.

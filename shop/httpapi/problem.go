@@ -26,19 +26,17 @@ import (
 // ProblemTypePrefix starts the type URL of every problem document; the code follows it.
 const ProblemTypePrefix = "https://mitosis.dev/problems/"
 
-// Problem codes. The first eight are API.md's; method-not-allowed and internal are this
-// package's answers to a wrong method and a bug.
+// Problem codes: API.md's eight, and internal, this package's answer to a bug.
 const (
-	CodeInvalidArgument  = "invalid-argument"
-	CodeUnauthorized     = "unauthorized"
-	CodePaymentDeclined  = "payment-declined"
-	CodeNotFound         = "not-found"
-	CodeConflict         = "conflict"
-	CodeOutOfStock       = "out-of-stock"
-	CodePayloadTooLarge  = "payload-too-large"
-	CodeUnavailable      = "unavailable"
-	CodeMethodNotAllowed = "method-not-allowed"
-	CodeInternal         = "internal"
+	CodeInvalidArgument = "invalid-argument"
+	CodeUnauthorized    = "unauthorized"
+	CodePaymentDeclined = "payment-declined"
+	CodeNotFound        = "not-found"
+	CodeConflict        = "conflict"
+	CodeOutOfStock      = "out-of-stock"
+	CodePayloadTooLarge = "payload-too-large"
+	CodeUnavailable     = "unavailable"
+	CodeInternal        = "internal"
 )
 
 // Problem is an RFC 9457 problem document, exactly the fields API.md shows.
@@ -55,16 +53,15 @@ var problemKinds = map[string]struct {
 	status int
 	title  string
 }{
-	CodeInvalidArgument:  {http.StatusBadRequest, "Invalid argument"},
-	CodeUnauthorized:     {http.StatusUnauthorized, "Unauthorized"},
-	CodePaymentDeclined:  {http.StatusPaymentRequired, "Payment declined"},
-	CodeNotFound:         {http.StatusNotFound, "Not found"},
-	CodeConflict:         {http.StatusConflict, "Conflict"},
-	CodeOutOfStock:       {http.StatusConflict, "Out of stock"},
-	CodePayloadTooLarge:  {http.StatusRequestEntityTooLarge, "Payload too large"},
-	CodeUnavailable:      {http.StatusServiceUnavailable, "Service unavailable"},
-	CodeMethodNotAllowed: {http.StatusMethodNotAllowed, "Method not allowed"},
-	CodeInternal:         {http.StatusInternalServerError, "Internal error"},
+	CodeInvalidArgument: {http.StatusBadRequest, "Invalid argument"},
+	CodeUnauthorized:    {http.StatusUnauthorized, "Unauthorized"},
+	CodePaymentDeclined: {http.StatusPaymentRequired, "Payment declined"},
+	CodeNotFound:        {http.StatusNotFound, "Not found"},
+	CodeConflict:        {http.StatusConflict, "Conflict"},
+	CodeOutOfStock:      {http.StatusConflict, "Out of stock"},
+	CodePayloadTooLarge: {http.StatusRequestEntityTooLarge, "Payload too large"},
+	CodeUnavailable:     {http.StatusServiceUnavailable, "Service unavailable"},
+	CodeInternal:        {http.StatusInternalServerError, "Internal error"},
 }
 
 // newProblem returns the problem of code with its status and title.
@@ -158,9 +155,12 @@ func (a *api) notFound(w http.ResponseWriter, r *http.Request) {
 	a.writeProblem(w, newProblem(CodeNotFound, "no route for "+r.Method+" "+r.URL.Path))
 }
 
-// methodNotAllowed answers a known path with a method it does not serve. chi calls it also
-// for methods it does not know on any path; a path no method serves is 404.
-func (a *api) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+// wrongMethod answers a known path with a method it does not serve: 404 not-found, as an
+// unknown route. API.md's endpoints are methods and paths, its unknown routes are 404
+// not-found, and its problems have the eight codes of its table, which hold no 405. The Allow
+// header still says which methods the path serves. chi calls this also for methods it does
+// not know on any path; a path no method serves is plainly unknown.
+func (a *api) wrongMethod(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.RawPath
 	if path == "" {
 		path = r.URL.Path
@@ -176,8 +176,8 @@ func (a *api) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
-	a.writeProblem(w, newProblem(CodeMethodNotAllowed,
-		r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", ")))
+	a.writeProblem(w, newProblem(CodeNotFound,
+		"no route for "+r.Method+" "+r.URL.Path+"; this path serves "+strings.Join(allowed, ", ")))
 }
 
 // Unavailable answers every request with a 503 unavailable problem saying detail: what an

@@ -144,6 +144,29 @@ func Run(t *testing.T, newService func(t *testing.T) catalog.Service) {
 		}
 	})
 
+	// Case-insensitive is Unicode's simple case folding, not just lower case: a final sigma
+	// matches a capital one, the Kelvin sign a K.
+	t.Run("SearchFoldsCase", func(t *testing.T) {
+		svc := newService(t)
+		ctx := context.Background()
+		if _, err := svc.Upsert(ctx, product("test-fold-greek", "ΣΟΦΟΣ qqfold", "", 500)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Upsert(ctx, product("test-fold-kelvin", "Plain", "273 \u212Aelvin qqfold", 500)); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ query, want string }{
+			{"σοφος qqfold", "test-fold-greek"},
+			{"ΣΟΦΟΣ QQFOLD", "test-fold-greek"},
+			{"kelvin QQfold", "test-fold-kelvin"},
+			{"273 KELVIN", "test-fold-kelvin"},
+		} {
+			if got := ids(list(t, svc, catalog.ListRequest{Query: tc.query}).Products); !slices.Equal(got, []string{tc.want}) {
+				t.Errorf("search %q = %v, want [%s]", tc.query, got, tc.want)
+			}
+		}
+	})
+
 	t.Run("EmptyPageIsNotNil", func(t *testing.T) {
 		svc := newService(t)
 		page := list(t, svc, catalog.ListRequest{Query: "nothing matches qqzzqqzz"})
