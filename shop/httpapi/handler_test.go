@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/mitosis-dev/mitosis/shop/catalog"
@@ -292,16 +293,29 @@ func TestBodyLimit(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	checkProblem(t, rec, 413, "payload-too-large")
 
-	// Every request body over 1 MiB is refused, also on a route that reads none, a route
-	// unknown, or an admin route without its token.
+	// Every request body over 1 MiB is refused, declared or chunked, also on a route that
+	// reads none, a route unknown, or an admin route without its token.
 	for _, r := range []struct{ method, target string }{
 		{"DELETE", "/v1/carts/u-1"}, {"GET", "/v1/products"}, {"GET", "/healthz"}, {"POST", "/nope"},
 		{"PUT", "/v1/admin/products/x"},
 	} {
-		req := httptest.NewRequest(r.method, r.target, strings.NewReader(padded(httpapi.MaxBodyBytes+1)))
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		checkProblem(t, rec, 413, "payload-too-large")
+		for _, body := range []io.Reader{
+			strings.NewReader(padded(httpapi.MaxBodyBytes + 1)),
+			struct{ io.Reader }{strings.NewReader(padded(httpapi.MaxBodyBytes + 1))},
+		} {
+			req := httptest.NewRequest(r.method, r.target, body)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			checkProblem(t, rec, 413, "payload-too-large")
+		}
+	}
+	// A chunked body that breaks off is a bad request, on a route that reads none as well.
+	broken := io.MultiReader(strings.NewReader(`{"product_id":`), iotest.ErrReader(io.ErrUnexpectedEOF))
+	checkProblem(t, serve(h, "GET", "/v1/products", nil, broken), 400, "invalid-argument")
+	// A chunked body within the limit is read as a declared one.
+	chunkedItem := struct{ io.Reader }{strings.NewReader(item)}
+	if rec := serve(h, "POST", "/v1/carts/u-2/items", nil, chunkedItem); rec.Code != 200 {
+		t.Errorf("chunked cart add: status %d, %s", rec.Code, rec.Body)
 	}
 	if rec := serve(h, "GET", "/v1/carts/u-1", nil, nil); !strings.Contains(rec.Body.String(), `"quantity":1`) {
 		t.Errorf("cart after a refused DELETE: %s", rec.Body)

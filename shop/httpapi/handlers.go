@@ -146,7 +146,7 @@ func (a *api) getCart(w http.ResponseWriter, r *http.Request) {
 // field (API.md: 400 where a product ID is written, not 404).
 func (a *api) addToCart(w http.ResponseWriter, r *http.Request) {
 	var item cart.Item
-	if err := a.decodeBody(w, r, a.schemas.cartItem, &item); err != nil {
+	if err := a.decodeBody(r, a.schemas.cartItem, &item); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -189,7 +189,7 @@ func (a *api) checkout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req orders.CheckoutRequest
-	if err := a.decodeBody(w, r, a.schemas.checkout, &req); err != nil {
+	if err := a.decodeBody(r, a.schemas.checkout, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -329,7 +329,7 @@ func (a *api) authorized(r *http.Request) bool {
 
 func (a *api) putProduct(w http.ResponseWriter, r *http.Request) {
 	var body productBody
-	if err := a.decodeBody(w, r, a.schemas.product, &body); err != nil {
+	if err := a.decodeBody(r, a.schemas.product, &body); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -350,7 +350,7 @@ func (a *api) putProduct(w http.ResponseWriter, r *http.Request) {
 // addStock checks the range of "add" itself, so that the problem names the API's field.
 func (a *api) addStock(w http.ResponseWriter, r *http.Request) {
 	var body stockBody
-	if err := a.decodeBody(w, r, a.schemas.stock, &body); err != nil {
+	if err := a.decodeBody(r, a.schemas.stock, &body); err != nil {
 		a.fail(w, r, err)
 		return
 	}

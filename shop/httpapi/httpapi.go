@@ -8,9 +8,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -188,13 +190,11 @@ func (a *api) edge(next http.Handler) http.Handler {
 		named := namedSpan(made)
 		setTraceHeaders(w.Header(), named)
 		// API.md refuses every request body over 1 MiB, also on a route that reads none. A
-		// declared length says so here; an undeclared one (chunked) over the limit is found
-		// by decodeBody, on the routes that read a body.
+		// declared length says so before anything else; an undeclared one (chunked, rare:
+		// clients send a Content-Length with a body they hold) is read up to the limit once
+		// the request holds its in-flight place, which bounds the memory such reads take.
 		if r.ContentLength > MaxBodyBytes {
-			w.Header().Set("Connection", "close")
-			drain(r.Body)
-			p, _ := problemFor(&http.MaxBytesError{Limit: MaxBodyBytes})
-			a.writeProblem(w, p)
+			a.tooLarge(w, r.Body)
 			return
 		}
 		// The probes are never turned away: an edge at its limit is alive and ready.
@@ -207,6 +207,19 @@ func (a *api) edge(next http.Handler) http.Handler {
 				a.writeProblem(w, a.busy)
 				return
 			}
+		}
+		if r.ContentLength < 0 {
+			body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+			if err != nil {
+				w.Header().Set("Connection", "close")
+				a.writeProblem(w, newProblem(CodeInvalidArgument, fmt.Sprintf("could not read the request body: %v", err)))
+				return
+			}
+			if len(body) > MaxBodyBytes {
+				a.tooLarge(w, r.Body)
+				return
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 		defer cancel()
@@ -241,6 +254,15 @@ func (a *api) edge(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(rw, r.WithContext(ctx))
 	})
+}
+
+// tooLarge answers a request whose body is over MaxBodyBytes, after reading some more of it
+// (see drain), and closes the connection on it.
+func (a *api) tooLarge(w http.ResponseWriter, body io.Reader) {
+	w.Header().Set("Connection", "close")
+	drain(body)
+	p, _ := problemFor(&http.MaxBytesError{Limit: MaxBodyBytes})
+	a.writeProblem(w, p)
 }
 
 // statusWriter remembers the status and size of a response, for the access log and so that

@@ -120,21 +120,15 @@ func schemaOf(t reflect.Type) *schema {
 	return s
 }
 
-// decodeBody reads the whole request body, at most MaxBodyBytes (else *http.MaxBytesError,
-// whatever the content), and decodes it into dst, which must have the shape s. A declared
-// length over the limit never gets here (edge answers it for every route); this finds an
-// undeclared one (chunked).
-func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, s *schema, dst any) error {
+// decodeBody reads the whole request body and decodes it into dst, which must have the shape
+// s. The body's length is known and within MaxBodyBytes here: edge answers every other
+// request for every route.
+func (a *api) decodeBody(r *http.Request, s *schema, dst any) error {
 	// The body is read into a response buffer of the pool: decoding copies what it keeps.
 	b := a.buffers.Get().(*jsonBuffer)
 	defer a.putBuffer(b)
 	b.buf.Reset()
-	_, err := b.buf.ReadFrom(http.MaxBytesReader(innermost(w), r.Body, MaxBodyBytes))
-	if err != nil {
-		if tooLarge, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			drain(r.Body)
-			return tooLarge
-		}
+	if _, err := b.buf.ReadFrom(r.Body); err != nil {
 		return validation.Errorf("", "could not read the request body: %v", err)
 	}
 	return decodeJSON(b.buf.Bytes(), s, dst)
@@ -147,18 +141,6 @@ func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, s *schema, dst 
 const drainMax = 8 << 20
 
 func drain(body io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(body, drainMax)) }
-
-// innermost returns the server's own writer under any middleware's wrappers: the one that
-// MaxBytesReader can tell to close the connection after a body that was too large.
-func innermost(w http.ResponseWriter) http.ResponseWriter {
-	for {
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return w
-		}
-		w = u.Unwrap()
-	}
-}
 
 // shapeOptions let a name given twice through, which checkShape reports itself, naming the
 // field. A string that is not UTF-8 is malformed JSON (RFC 8259 wants UTF-8), refused here:
