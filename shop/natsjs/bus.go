@@ -172,11 +172,12 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logge
 }
 
 func (b *Bus) Publish(ctx context.Context, subject, id string, payload any) error {
-	data, err := kv.Encode(payload)
+	data, err := kv.EncodeBuffer(payload) // PublishRaw sends a copy: the buffer goes back after
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", subject, err)
 	}
-	return b.PublishRaw(ctx, subject, id, data)
+	defer data.Free()
+	return b.PublishRaw(ctx, subject, id, data.Bytes())
 }
 
 // PublishRaw publishes data as it is, also when it does not decode (tests send poison).
