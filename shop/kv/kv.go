@@ -150,17 +150,23 @@ func Concurrently(n int, call func(i int) error) error {
 		return errors.Join(call(0))
 	}
 	errs := make([]error, n)
-	sem := make(chan struct{}, maxConcurrent)
+	var sem chan struct{} // nil, and never waited on, when every call fits in one wave
+	if n > maxConcurrent {
+		sem = make(chan struct{}, maxConcurrent)
+	}
 	var wg sync.WaitGroup
 	for i := range n {
-		sem <- struct{}{}
+		if sem != nil {
+			sem <- struct{}{}
+		}
 		if i == n-1 {
 			errs[i] = call(i)
-			<-sem
 			break
 		}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			if sem != nil {
+				defer func() { <-sem }()
+			}
 			errs[i] = call(i)
 		})
 	}

@@ -270,11 +270,15 @@ func (o *Orders) put(ctx context.Context, next saga, rev uint64, opt kv.WriteOpt
 		return 0, fmt.Errorf("encode saga %s: %w", next.Key, err)
 	}
 	defer data.Free()
+	var opts []kv.WriteOption // none rather than a nil one: the variadic slice is an allocation a write
+	if opt != nil {
+		opts = []kv.WriteOption{opt}
+	}
 	// Few writers ever touch one record (its checkout, a duplicate finishing it, Recover),
 	// so a handful of attempts is plenty.
 	for range 10 {
 		if rev != 0 {
-			newRev, err := o.stores.Sagas.Update(ctx, next.Key, data.Bytes(), rev, opt)
+			newRev, err := o.stores.Sagas.Update(ctx, next.Key, data.Bytes(), rev, opts...)
 			if !errors.Is(err, kv.ErrConflict) {
 				return newRev, err
 			}
