@@ -104,11 +104,13 @@ func (s *service) create(ctx context.Context, userID string, item Item) (Cart, b
 		return Cart{}, false, nil
 	}
 	c := stored{Cart: Cart{UserID: userID, Items: []Item{item}}}
-	data, err := kv.Encode(&c)
+	data, err := kv.EncodeBuffer(&c)
 	if err != nil {
 		return Cart{}, false, fmt.Errorf("add %s to cart of %s: encode: %w", item.ProductID, userID, err)
 	}
-	switch _, err := s.carts.Create(ctx, userID, data); {
+	_, err = s.carts.Create(ctx, userID, data.Bytes())
+	data.Free()
+	switch {
 	case err == nil:
 		return c.Cart, true, nil
 	case errors.Is(err, kv.ErrExists):

@@ -55,13 +55,13 @@ type OrderShipped struct {
 	ShippedAt  time.Time `json:"shipped_at"`
 }
 
-// Message is one delivery of an event.
+// Message is one delivery of an event. The trace context its publisher sent comes in the
+// handler's context, not here.
 type Message struct {
 	Subject  string
 	ID       string // the publisher's de-duplication ID
 	Data     []byte // JSON payload
-	Header   map[string]string
-	Delivery int // 1 on the first delivery, more on redeliveries
+	Delivery int    // 1 on the first delivery, more on redeliveries
 }
 
 // Handler reacts to a message. Returning nil acknowledges it; an error asks for a redelivery

@@ -621,11 +621,12 @@ func (s *service) Commit(ctx context.Context, reservationID string) error {
 		}
 		next := rec
 		next.State = stateCommit
-		data, err := kv.Encode(next)
+		data, err := kv.EncodeBuffer(&next)
 		if err != nil {
 			return fmt.Errorf("commit %s: encode: %w", reservationID, err)
 		}
-		rev, err = s.reservations.Update(ctx, reservationID, data, rev)
+		rev, err = s.reservations.Update(ctx, reservationID, data.Bytes(), rev)
+		data.Free()
 		if errors.Is(err, kv.ErrConflict) && attempt < maxCommitAttempts {
 			guess = false
 			if err := kv.Backoff(ctx, attempt); err != nil {
@@ -646,14 +647,16 @@ func (s *service) Commit(ctx context.Context, reservationID string) error {
 		// the monolith checkout benchmark's CPU went to copying stacks there).
 		tomb := next
 		s.entomb(&tomb)
-		data, encErr := kv.Encode(&tomb)
+		data, encErr := kv.EncodeBuffer(&tomb)
 		s.background.Go(func() {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 			defer cancel()
 			if encErr == nil {
 				// What markCommitted writes first, at the revision Commit wrote; it reads and
 				// decides again only if the record changed since.
-				if _, err := s.reservations.Update(ctx, reservationID, data, rev); !errors.Is(err, kv.ErrConflict) {
+				_, err := s.reservations.Update(ctx, reservationID, data.Bytes(), rev)
+				data.Free()
+				if !errors.Is(err, kv.ErrConflict) {
 					return
 				}
 				rev = 0

@@ -4,7 +4,6 @@ import (
 	"container/list"
 	"context"
 	"errors"
-	"slices"
 	"sync"
 )
 
@@ -48,23 +47,30 @@ type cacheEntry struct {
 	rev   uint64
 }
 
-// lookup returns what the cache knows of key: its value and revision, or rev 0 when the
-// key had no value. The value is the cache's own: callers must not change it.
-func (c *cachedBucket) lookup(key string) (value []byte, rev uint64, ok bool) {
+// peek decodes what the cache knows of key into v, a pointer, and returns its revision, or
+// rev 0 when the key had no value (v is then left alone); ok is false when it knows nothing
+// of key or the value does not decode. It decodes under the lock, so that no one holds an
+// entry's bytes but the cache, and remember can write a key's next value over them.
+func (c *cachedBucket) peek(key string, v any) (rev uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.index[key]
 	if !ok {
-		return nil, 0, false
+		return 0, false
 	}
 	c.lru.MoveToFront(el)
 	e := el.Value.(*cacheEntry)
-	return e.value, e.rev, true
+	if e.rev > 0 && Decode(e.value, v) != nil {
+		return 0, false
+	}
+	return e.rev, true
 }
 
 // remember notes key's value at rev (rev 0: no value). Revisions only grow, so an older
 // write finishing after a newer one does not replace it; a value with no revision replaces
-// nothing it does not know.
+// nothing it does not know. A key's new value is copied over its old one when it fits (most
+// writes replace a record with one of about its size): the cache holds the only reference
+// to it (see peek).
 func (c *cachedBucket) remember(key string, value []byte, rev uint64) {
 	if len(value) > maxCachedValue {
 		c.forget(key)
@@ -77,16 +83,26 @@ func (c *cachedBucket) remember(key string, value []byte, rev uint64) {
 		if rev == 0 || rev <= e.rev {
 			return
 		}
-		e.value, e.rev = slices.Clone(value), rev
+		e.value, e.rev = keep(e.value, value), rev
 		c.lru.MoveToFront(el)
 		return
 	}
-	c.index[key] = c.lru.PushFront(&cacheEntry{key: key, value: slices.Clone(value), rev: rev})
+	c.index[key] = c.lru.PushFront(&cacheEntry{key: key, value: keep(nil, value), rev: rev})
 	for c.lru.Len() > c.max {
 		oldest := c.lru.Back()
 		c.lru.Remove(oldest)
 		delete(c.index, oldest.Value.(*cacheEntry).key)
 	}
+}
+
+// keep copies value over dst when it fits, or into a new slice with room for a value a
+// quarter longer: a record's next version is often a little longer than the last (a
+// reservation's state, a stock document's one more hold).
+func keep(dst, value []byte) []byte {
+	if cap(dst) < len(value) {
+		dst = make([]byte, 0, len(value)+len(value)/4)
+	}
+	return append(dst[:0], value...)
 }
 
 // forget drops what the cache knows of key: after a refused write, or one whose outcome is
@@ -139,7 +155,7 @@ func (c *cachedBucket) written(key string, value []byte, rev uint64, err error) 
 
 // cache is what Mutate and Peek look for in a bucket.
 type cache interface {
-	lookup(key string) (value []byte, rev uint64, ok bool)
+	peek(key string, v any) (rev uint64, ok bool)
 }
 
 var _ cache = (*cachedBucket)(nil)
@@ -154,12 +170,9 @@ func Peek[T any](b Bucket, key string) (v T, rev uint64, found bool) {
 	if !ok {
 		return v, 0, false
 	}
-	value, rev, ok := c.lookup(key)
-	if !ok {
+	var known T
+	if rev, found = c.peek(key, &known); !found {
 		return v, 0, false
 	}
-	if rev > 0 && Decode(value, &v) != nil {
-		return v, 0, false
-	}
-	return v, rev, true
+	return known, rev, true
 }

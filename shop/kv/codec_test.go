@@ -73,6 +73,19 @@ func TestCodecReadsEncodingJSON(t *testing.T) {
 			if !reflect.DeepEqual(fromV2, viaV1) {
 				t.Errorf("encoding/json reads Encode's %s as %+v, want %+v", v2, fromV2, viaV1)
 			}
+
+			// EncodeBuffer writes what Encode writes, also into a buffer used before.
+			for range 2 {
+				buf, err := kv.EncodeBuffer(&rec)
+				if err != nil {
+					t.Fatalf("EncodeBuffer: %v", err)
+				}
+				var fromBuf codecRecord
+				if err := json.Unmarshal(buf.Bytes(), &fromBuf); err != nil || !reflect.DeepEqual(fromBuf, viaV1) {
+					t.Errorf("encoding/json reads EncodeBuffer's %s as %+v (%v), want %+v", buf.Bytes(), fromBuf, err, viaV1)
+				}
+				buf.Free()
+			}
 		})
 	}
 }

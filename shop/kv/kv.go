@@ -112,6 +112,9 @@ type Entry struct {
 // A write (Create, Update, Delete) that returns an error did not happen, and one that
 // returns nil did, also when the caller's context ends midway: a write already sent is
 // awaited, not abandoned. Only a store that does not answer in time leaves it unknown.
+//
+// The value a write is given is the caller's again once the write returns: a bucket copies
+// what it keeps (so that writers can encode into a pooled Buffer).
 type Bucket interface {
 	// Get returns the current value of key, or ErrNotFound.
 	Get(ctx context.Context, key string) (Entry, error)
@@ -147,17 +150,23 @@ func Concurrently(n int, call func(i int) error) error {
 		return errors.Join(call(0))
 	}
 	errs := make([]error, n)
-	sem := make(chan struct{}, maxConcurrent)
+	var sem chan struct{} // nil, and never waited on, when every call fits in one wave
+	if n > maxConcurrent {
+		sem = make(chan struct{}, maxConcurrent)
+	}
 	var wg sync.WaitGroup
 	for i := range n {
-		sem <- struct{}{}
+		if sem != nil {
+			sem <- struct{}{}
+		}
 		if i == n-1 {
 			errs[i] = call(i)
-			<-sem
 			break
 		}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			if sem != nil {
+				defer func() { <-sem }()
+			}
 			errs[i] = call(i)
 		})
 	}
@@ -201,11 +210,12 @@ func Get[T any](ctx context.Context, b Bucket, key string) (T, uint64, error) {
 
 // Create encodes v as JSON and writes it if key has no value (else ErrExists).
 func Create[T any](ctx context.Context, b Bucket, key string, v T, opts ...WriteOption) (uint64, error) {
-	data, err := Encode(v)
+	data, err := EncodeBuffer(&v) // v is copied to the heap once, where passing it would copy it twice
 	if err != nil {
 		return 0, fmt.Errorf("encode %q: %w", key, err)
 	}
-	return b.Create(ctx, key, data, opts...)
+	defer data.Free()
+	return b.Create(ctx, key, data.Bytes(), opts...)
 }
 
 // maxAttempts bounds the retries of Mutate on revision conflicts. Under 40 concurrent writers
@@ -276,16 +286,17 @@ func mutate[T any](ctx context.Context, b Bucket, key string, start *known[T], f
 			}
 			return v, rev, err
 		}
-		data, err := Encode(&v) // v is on the heap already (fn has it): no copy to encode
+		data, err := EncodeBuffer(&v) // v is on the heap already (fn has it): no copy to encode
 		if err != nil {
 			return v, 0, fmt.Errorf("encode %q: %w", key, err)
 		}
 		var written uint64
 		if exists {
-			written, err = b.Update(ctx, key, data, rev)
+			written, err = b.Update(ctx, key, data.Bytes(), rev)
 		} else {
-			written, err = b.Create(ctx, key, data)
+			written, err = b.Create(ctx, key, data.Bytes())
 		}
+		data.Free()
 		if err == nil {
 			return v, written, nil
 		}

@@ -34,11 +34,12 @@ func Scan[T any](ctx context.Context, b Bucket, keep func(T) bool) ([]Item[T], e
 		return nil, fmt.Errorf("scan: watch: %w", err)
 	}
 	items := map[string]Item[T]{}
+	scratch := new(T)
 	for e := range ch {
 		if e.Key == "" {
 			return sortedItems(items, nil), nil
 		}
-		apply(items, e, keep)
+		apply(items, e, keep, scratch)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
@@ -117,6 +118,7 @@ func (t *Tracker[T]) Run(ctx context.Context) {
 func (t *Tracker[T]) follow(ch <-chan Entry) bool {
 	fresh := map[string]Item[T]{}
 	upToDate := false
+	scratch := new(T)
 	for e := range ch {
 		switch {
 		case e.Key == "" && !upToDate:
@@ -127,10 +129,10 @@ func (t *Tracker[T]) follow(ch <-chan Entry) bool {
 			t.once.Do(func() { close(t.ready) })
 		case e.Key == "": // a second marker: nothing to do
 		case !upToDate:
-			apply(fresh, e, t.keep)
+			apply(fresh, e, t.keep, scratch)
 		default:
 			t.mu.Lock()
-			apply(t.items, e, t.keep)
+			apply(t.items, e, t.keep, scratch)
 			t.mu.Unlock()
 		}
 	}
@@ -151,17 +153,21 @@ func (t *Tracker[T]) Items(match func(Item[T]) bool) []Item[T] {
 }
 
 // apply records the watch entry e in items: kept if keep selects its value (or it does not
-// decode), removed otherwise.
-func apply[T any](items map[string]Item[T], e Entry, keep func(T) bool) {
+// decode), removed otherwise. The value is decoded into scratch, zeroed first, which the
+// caller keeps from one entry to the next: a T of its own each time was an allocation for
+// every write to a tracked bucket, kept or not.
+func apply[T any](items map[string]Item[T], e Entry, keep func(T) bool, scratch *T) {
 	if e.Deleted {
 		delete(items, e.Key)
 		return
 	}
-	var v T
-	if err := Decode(e.Value, &v); err != nil {
+	var zero T
+	*scratch = zero
+	if err := Decode(e.Value, scratch); err != nil {
 		items[e.Key] = Item[T]{Key: e.Key, Revision: e.Revision, Err: fmt.Errorf("decode %q: %w", e.Key, err)}
 		return
 	}
+	v := *scratch
 	if keep != nil && !keep(v) {
 		delete(items, e.Key)
 		return

@@ -50,9 +50,50 @@ type Bus struct {
 
 	// sent measures each publish until JetStream acknowledged it: a store round trip, as a
 	// bucket's operations are (shop/traced measures those).
-	sent     metric.Float64Histogram
-	sentKeys sync.Map // subject + outcome → []metric.RecordOption: the few subjects the shop has
+	sent            metric.Float64Histogram
+	sentOK, sentErr bySubject[[]metric.RecordOption] // the histogram's attributes by outcome
+
+	publishNames, processNames bySubject[string] // the spans' names
 }
+
+// bySubject keeps what the bus makes of a subject (a span's name, a metric's attributes),
+// made once for each of the few subjects the shop has instead of once for every message:
+// each was an allocation or more a message. Lookups by a string key allocate nothing, as
+// those of a sync.Map (whose keys are interfaces) do.
+type bySubject[V any] struct {
+	mu sync.RWMutex
+	m  map[string]V
+}
+
+// maxSubjects bounds what a bySubject keeps: the shop has a handful of event subjects and
+// one replay subject per consumer; past the bound, values are made and not kept.
+const maxSubjects = 256
+
+// get returns what make makes of subject, made once.
+func (s *bySubject[V]) get(subject string, make func(subject string) V) V {
+	s.mu.RLock()
+	v, ok := s.m[subject]
+	s.mu.RUnlock()
+	if ok {
+		return v
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.m[subject]; ok {
+		return v
+	}
+	v = make(subject)
+	if len(s.m) < maxSubjects {
+		if s.m == nil {
+			s.m = map[string]V{}
+		}
+		s.m[subject] = v
+	}
+	return v
+}
+
+func publishName(subject string) string { return "publish " + subject }
+func processName(subject string) string { return "process " + subject }
 
 // BusOption configures a Bus.
 type BusOption func(*Bus)
@@ -89,20 +130,22 @@ func newSentHistogram(mp metric.MeterProvider) metric.Float64Histogram {
 
 // recordSent records a publish to subject that started at start and ended with err.
 func (b *Bus) recordSent(ctx context.Context, subject string, start time.Time, err error) {
-	outcome := "ok"
+	opts := b.sentOK.get(subject, sentOK)
 	if err != nil {
-		outcome = "error"
+		opts = b.sentErr.get(subject, sentErr)
 	}
-	key := subject + "\x00" + outcome
-	opts, ok := b.sentKeys.Load(key)
-	if !ok {
-		attrs := []attribute.KeyValue{msgSystem.String("nats"), msgOperationName.String("send"), msgDestination.String(subject)}
-		if err != nil {
-			attrs = append(attrs, errorType.String("_OTHER"))
-		}
-		opts, _ = b.sentKeys.LoadOrStore(key, []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))})
-	}
-	b.sent.Record(ctx, time.Since(start).Seconds(), opts.([]metric.RecordOption)...)
+	b.sent.Record(ctx, time.Since(start).Seconds(), opts...)
+}
+
+// sentOK and sentErr are the attributes of a publish to subject that succeeded or failed.
+func sentOK(subject string) []metric.RecordOption { return sentAttrs(subject) }
+func sentErr(subject string) []metric.RecordOption {
+	return sentAttrs(subject, errorType.String("_OTHER"))
+}
+
+func sentAttrs(subject string, more ...attribute.KeyValue) []metric.RecordOption {
+	attrs := append([]attribute.KeyValue{msgSystem.String("nats"), msgOperationName.String("send"), msgDestination.String(subject)}, more...)
+	return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
 }
 
 // WithPropagator carries trace context in message headers with p instead of the global
@@ -172,11 +215,12 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logge
 }
 
 func (b *Bus) Publish(ctx context.Context, subject, id string, payload any) error {
-	data, err := kv.Encode(payload)
+	data, err := kv.EncodeBuffer(payload) // PublishRaw sends a copy: the buffer goes back after
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", subject, err)
 	}
-	return b.PublishRaw(ctx, subject, id, data)
+	defer data.Free()
+	return b.PublishRaw(ctx, subject, id, data.Bytes())
 }
 
 // PublishRaw publishes data as it is, also when it does not decode (tests send poison).
@@ -184,7 +228,7 @@ func (b *Bus) Publish(ctx context.Context, subject, id string, payload any) erro
 // deliverable.
 func (b *Bus) PublishRaw(ctx context.Context, subject, id string, data []byte) (err error) {
 	start := time.Now()
-	ctx, span := b.tracer.Start(ctx, "publish "+subject, b.publish...)
+	ctx, span := b.tracer.Start(ctx, b.publishNames.get(subject, publishName), b.publish...)
 	defer span.End()
 	defer func() { b.recordSent(ctx, subject, start, err) }()
 	// The attributes go in after the start, and only when the span records: as start options
@@ -281,10 +325,6 @@ func (b *Bus) handle(ctx context.Context, consumer string, logger *slog.Logger, 
 	hdr := msg.Headers()
 	if hdr != nil {
 		m.ID = hdr.Get(jetstream.MsgIDHeader)
-		m.Header = make(map[string]string, len(hdr))
-		for k := range hdr {
-			m.Header[k] = hdr.Get(k)
-		}
 		ctx = b.prop.Extract(ctx, headerCarrier(hdr))
 	}
 	var badReplay error
@@ -303,7 +343,7 @@ func (b *Bus) handle(ctx context.Context, consumer string, logger *slog.Logger, 
 		return
 	}
 	m.Delivery = int(md.NumDelivered)
-	ctx, span := b.tracer.Start(ctx, "process "+m.Subject, b.process...)
+	ctx, span := b.tracer.Start(ctx, b.processNames.get(m.Subject, processName), b.process...)
 	defer span.End()
 	if span.IsRecording() { // as in PublishRaw
 		span.SetAttributes(msgSystem.String("nats"), msgDestination.String(m.Subject), msgOperation.String("process"),

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -32,6 +33,13 @@ type Bucket struct {
 	// follows it), "" when reads go through KeyValue.Get: a replicated bucket reads from its
 	// leader (see leaderReads).
 	directGet string
+
+	// Per-message TTLs are allowed on the bucket's stream from the first write that carries
+	// one (see OpenBucket): ttls says they are, ttlMu serializes turning them on.
+	js     jetstream.JetStream
+	stream string // the bucket's stream: "KV_<bucket>"
+	ttls   atomic.Bool
+	ttlMu  sync.Mutex
 }
 
 var _ kv.Bucket = (*Bucket)(nil)
@@ -44,9 +52,15 @@ const expiryMarkerTTL = time.Minute
 
 // OpenBucket creates the bucket if it does not exist, or updates it to cfg's replicas and
 // byte limit if it does, and returns it. Buckets keep only the latest value of a key: history
-// lives in the domain's own records where it matters. Values may carry a TTL (kv.TTL), which
-// takes per-message TTLs (nats-server 2.11 or later); an existing bucket is updated to allow
-// them, a change JetStream does not undo.
+// lives in the domain's own records where it matters.
+//
+// Values may carry a TTL (kv.TTL), which takes per-message TTLs (nats-server 2.11 or later).
+// A bucket's stream allows them from the first write that carries one (allowTTLs), a change
+// JetStream does not undo, and not before: most buckets never take one, and a stream that
+// allows them with none pending makes the server start a timer at every write, which fires
+// at once and finds nothing to expire (fileStore.startAgeChk: two allocations and a
+// goroutine a write; seven writes of a checkout). A bucket that allows them already is
+// opened as it is.
 //
 // A full bucket refuses what would grow it (a new key, a longer value) with ErrFull, and keeps
 // every value it holds: nats.go makes every key-value bucket's stream discard new messages,
@@ -61,25 +75,80 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, na
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", name, err)
 	}
-	b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:         name,
-		History:        1,
-		Storage:        jetstream.FileStorage,
-		Replicas:       cfg.replicas(),
-		MaxBytes:       cfg.Limit(name),
-		LimitMarkerTTL: expiryMarkerTTL,
-	})
+	stream := "KV_" + name
+	kvc := jetstream.KeyValueConfig{
+		Bucket:   name,
+		History:  1,
+		Storage:  jetstream.FileStorage,
+		Replicas: cfg.replicas(),
+		MaxBytes: cfg.Limit(name),
+	}
+	var b jetstream.KeyValue
+	var ttls bool
+	var err error
+	for range 3 {
+		if ttls, err = allowsTTLs(ctx, js, stream); err != nil {
+			break
+		}
+		kvc.LimitMarkerTTL = 0
+		if ttls {
+			kvc.LimitMarkerTTL = expiryMarkerTTL // an update can never turn them off
+		}
+		if b, err = js.CreateOrUpdateKeyValue(ctx, kvc); err == nil || ttls {
+			break
+		}
+		// Another process may have turned TTLs on since they were read: read them again.
+		if now, aerr := allowsTTLs(ctx, js, stream); aerr != nil || !now {
+			break
+		}
+	}
 	if err == nil && cfg.replicas() > 1 {
 		err = leaderReads(ctx, js, b)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s (%d replicas, %d bytes): %w", name, cfg.replicas(), cfg.Limit(name), err)
 	}
-	bucket := &Bucket{kv: b, req: newRequester(js.Conn()), subject: "$KV." + name + "."}
+	bucket := &Bucket{kv: b, req: newRequester(js.Conn()), subject: "$KV." + name + ".", js: js, stream: stream}
+	bucket.ttls.Store(ttls)
 	if o := js.Options(); cfg.replicas() == 1 && o.Domain == "" && (o.APIPrefix == "" || o.APIPrefix == jetstream.DefaultAPIPrefix) {
 		bucket.directGet = jetstream.DefaultAPIPrefix + "DIRECT.GET.KV_" + name + "." + bucket.subject
 	}
 	return bucket, nil
+}
+
+// allowsTTLs reads whether stream, if it exists, allows per-message TTLs.
+func allowsTTLs(ctx context.Context, js jetstream.JetStream, stream string) (bool, error) {
+	s, err := js.Stream(ctx, stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	return s.CachedInfo().Config.AllowMsgTTL, nil
+}
+
+// allowTTLs turns per-message TTLs on for b's stream, with the markers that watches learn of
+// an expiry from (expiryMarkerTTL), unless they are on already. It updates the stream as it
+// is (a replicated bucket keeps its leader reads), once per process and bucket.
+func (b *Bucket) allowTTLs(ctx context.Context) error {
+	b.ttlMu.Lock()
+	defer b.ttlMu.Unlock()
+	if b.ttls.Load() {
+		return nil
+	}
+	s, err := b.js.Stream(ctx, b.stream)
+	if err != nil {
+		return fmt.Errorf("allow TTLs on %s: %w", b.stream, err)
+	}
+	if sc := s.CachedInfo().Config; !sc.AllowMsgTTL {
+		sc.AllowMsgTTL, sc.SubjectDeleteMarkerTTL = true, expiryMarkerTTL
+		if _, err := b.js.UpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("allow TTLs on %s: %w", b.stream, err)
+		}
+	}
+	b.ttls.Store(true)
+	return nil
 }
 
 // leaderReads makes b read from its stream's leader. nats.go creates every bucket with direct
@@ -288,6 +357,11 @@ func (b *Bucket) put(ctx context.Context, key string, value []byte, rev uint64, 
 	limit, err := ackLimit(ctx)
 	if err != nil {
 		return 0, err
+	}
+	if ttl > 0 && !b.ttls.Load() {
+		if err := b.allowTTLs(ctx); err != nil {
+			return 0, err
+		}
 	}
 	p, _ := b.puts.Get().(*putMsg)
 	if p == nil {

@@ -273,3 +273,63 @@ func TestOpenScalesWhatExistsToTheCluster(t *testing.T) {
 		t.Fatalf("events after scaling: %+v, %v", info, err)
 	}
 }
+
+// A bucket's stream allows per-message TTLs only once a write asks for one: until then the
+// server would start a timer at every write for nothing. The write that asks turns them on
+// (with the markers watches learn of expiries from), its value expires, and reopening the
+// bucket, as every process start does, keeps them on rather than failing to turn them off.
+func TestTTLsAreAllowedByTheFirstWriteThatTakesOne(t *testing.T) {
+	srv := natsjstest.New(t)
+	js := srv.JetStream()
+	ctx := t.Context()
+	const name = "lazy_ttls"
+	allows := func() jetstream.StreamConfig {
+		t.Helper()
+		s, err := js.Stream(ctx, "KV_"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config
+	}
+	b, err := natsjs.OpenBucket(ctx, js, natsjs.StoreConfig{}, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Create(ctx, "kept", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if c := allows(); c.AllowMsgTTL || c.SubjectDeleteMarkerTTL != 0 {
+		t.Fatalf("a bucket no write asked a TTL of allows them: %+v", c)
+	}
+	if _, err := b.Create(ctx, "brief", []byte("2"), kv.TTL(time.Second)); err != nil {
+		t.Fatalf("the first write with a TTL: %v", err)
+	}
+	if c := allows(); !c.AllowMsgTTL || c.SubjectDeleteMarkerTTL <= 0 {
+		t.Fatalf("after a write with a TTL, the stream allows TTLs %v with markers kept %s", c.AllowMsgTTL, c.SubjectDeleteMarkerTTL)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := b.Get(ctx, "brief"); errors.Is(err, kv.ErrNotFound) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the value written with a TTL of 1s is still there after 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	again, err := natsjs.OpenBucket(ctx, js, natsjs.StoreConfig{}, name)
+	if err != nil {
+		t.Fatalf("reopen a bucket that allows TTLs: %v", err)
+	}
+	if c := allows(); !c.AllowMsgTTL {
+		t.Fatal("reopening turned TTLs off")
+	}
+	if e, err := again.Get(ctx, "kept"); err != nil || string(e.Value) != "1" {
+		t.Fatalf("value after reopening: %q, %v", e.Value, err)
+	}
+	if _, err := again.Create(ctx, "brief", []byte("3"), kv.TTL(time.Hour)); err != nil {
+		t.Fatalf("a write with a TTL after reopening: %v", err)
+	}
+}

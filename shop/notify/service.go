@@ -187,16 +187,19 @@ func (s *service) notifyOnce(ctx context.Context, userID, kind, orderID string, 
 		created = prev
 	}
 	n := Notification{ID: ids.New("ntf", now), Kind: kind, OrderID: orderID, CreatedAt: created}
-	box.Notifications = append(slices.Clone(box.Notifications), n)
-	data, err := kv.Encode(box)
+	// A new slice (box's may be the cache's): one allocation, where a clone then an append
+	// took two.
+	box.Notifications = append(append(make([]Notification, 0, len(box.Notifications)+1), box.Notifications...), n)
+	data, err := kv.EncodeBuffer(&box)
 	if err != nil {
 		return Notification{}, false, fmt.Errorf("encode inbox: %w", err)
 	}
 	if rev == 0 {
-		_, err = s.inboxes.Create(ctx, userID, data)
+		_, err = s.inboxes.Create(ctx, userID, data.Bytes())
 	} else {
-		_, err = s.inboxes.Update(ctx, userID, data, rev)
+		_, err = s.inboxes.Update(ctx, userID, data.Bytes(), rev)
 	}
+	data.Free()
 	switch {
 	case err == nil:
 		return n, true, nil

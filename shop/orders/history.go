@@ -99,16 +99,19 @@ func (o *Orders) addToHistory(ctx context.Context, user, orderID string, cur his
 				return err
 			}
 		}
-		head.OrderIDs = slices.Insert(slices.Clone(head.OrderIDs), 0, orderID)
-		data, err := kv.Encode(head)
+		// A new slice (cur's may be read again): one allocation, where a clone then an
+		// insert took two.
+		head.OrderIDs = append(append(make([]string, 0, len(head.OrderIDs)+1), orderID), head.OrderIDs...)
+		data, err := kv.EncodeBuffer(&head)
 		if err != nil {
 			return fmt.Errorf("encode history of %s: %w", user, err)
 		}
 		if cur.rev == 0 {
-			_, err = o.stores.UserOrders.Create(ctx, user, data)
+			_, err = o.stores.UserOrders.Create(ctx, user, data.Bytes())
 		} else {
-			_, err = o.stores.UserOrders.Update(ctx, user, data, cur.rev)
+			_, err = o.stores.UserOrders.Update(ctx, user, data.Bytes(), cur.rev)
 		}
+		data.Free()
 		switch {
 		case err == nil:
 			return nil

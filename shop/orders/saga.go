@@ -172,11 +172,12 @@ func (o *Orders) claim(ctx context.Context, rec saga, to string) (saga, error) {
 	next.State = to
 	next.Owner = ids.New("own", now)
 	next.UpdatedAt = now
-	data, err := kv.Encode(next)
+	data, err := kv.EncodeBuffer(&next)
 	if err != nil {
 		return rec, fmt.Errorf("encode saga %s: %w", rec.Key, err)
 	}
-	rev, err := o.stores.Sagas.Update(ctx, rec.Key, data, rec.rev)
+	rev, err := o.stores.Sagas.Update(ctx, rec.Key, data.Bytes(), rec.rev)
+	data.Free()
 	if err != nil {
 		return rec, fmt.Errorf("take over checkout %s: %w", rec.Key, err)
 	}
@@ -264,15 +265,20 @@ func (o *Orders) takeOver(ctx context.Context, rec saga) (ord Order, taken bool,
 // (kv.ErrSkip from allow: leave it, and succeed). Writing at the known revision saves the
 // read that kv.Mutate would make on every transition.
 func (o *Orders) put(ctx context.Context, next saga, rev uint64, opt kv.WriteOption, allow func(cur saga) error) (uint64, error) {
-	data, err := kv.Encode(next)
+	data, err := kv.EncodeBuffer(&next)
 	if err != nil {
 		return 0, fmt.Errorf("encode saga %s: %w", next.Key, err)
+	}
+	defer data.Free()
+	var opts []kv.WriteOption // none rather than a nil one: the variadic slice is an allocation a write
+	if opt != nil {
+		opts = []kv.WriteOption{opt}
 	}
 	// Few writers ever touch one record (its checkout, a duplicate finishing it, Recover),
 	// so a handful of attempts is plenty.
 	for range 10 {
 		if rev != 0 {
-			newRev, err := o.stores.Sagas.Update(ctx, next.Key, data, rev, opt)
+			newRev, err := o.stores.Sagas.Update(ctx, next.Key, data.Bytes(), rev, opts...)
 			if !errors.Is(err, kv.ErrConflict) {
 				return newRev, err
 			}

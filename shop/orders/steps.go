@@ -149,7 +149,26 @@ type attempt struct {
 	// reads then.
 	cart    <-chan cartRead
 	history <-chan historyRead
+
+	// What runGroup runs a group with, one group after another, kept here rather than made
+	// for each group (they were a sixth of orders' own allocations a checkout).
+	wg   sync.WaitGroup
+	errs [groupErrs]error
 }
+
+// groupErrs returns n cleared errors: a's own when they are enough.
+func (a *attempt) groupErrs(n int) []error {
+	if n > len(a.errs) {
+		return make([]error, n)
+	}
+	errs := a.errs[:n]
+	clear(errs)
+	return errs
+}
+
+// groupErrs holds the errors of the largest group of checkoutSteps (RecordOrder,
+// RemoveBought and PublishOrderPaid); a larger one gets a slice of its own.
+const groupErrs = 3
 
 // cartRead is a read of a user's cart.
 type cartRead struct {
@@ -264,21 +283,23 @@ func undoFrom(steps []step, done int, nothingDone func(i int) bool) []step {
 // their errors, in their order, once every one has returned. A failing step does not stop
 // the others: each is left to finish what it started, so that what it did is known when
 // the group is compensated (or rolled forward again).
+// The errors are a's until its next group runs.
 func (o *Orders) runGroup(ctx context.Context, a *attempt, group []step) []error {
-	errs := make([]error, len(group))
+	errs := a.groupErrs(len(group)) // assigned once, so that the closures below copy it
 	if len(group) == 1 {
 		errs[0] = group[0].do(o, ctx, a)
 		return errs
 	}
 	// The last step runs on this goroutine, whose stack has grown already (see
-	// kv.Concurrently).
-	var wg sync.WaitGroup
+	// kv.Concurrently). The others get a pointer to their step: a step is too large for a
+	// closure to hold by value, and was copied to the heap for each.
 	last := len(group) - 1
-	for k, s := range group[:last] {
-		wg.Go(func() { errs[k] = s.do(o, ctx, a) })
+	for k := range group[:last] {
+		s := &group[k]
+		a.wg.Go(func() { errs[k] = s.do(o, ctx, a) })
 	}
 	errs[last] = group[last].do(o, ctx, a)
-	wg.Wait()
+	a.wg.Wait()
 	return errs
 }
 

@@ -51,6 +51,37 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 			t.Fatalf("value after stale update = %q, want 2", e.Value)
 		}
 	})
+	t.Run("AWriteKeepsNoReferenceToItsValue", func(t *testing.T) {
+		// Writers encode into pooled buffers (kv.EncodeBuffer) and reuse them once the write
+		// returned: what the bucket holds, and what a watch or a cached read sees, must be
+		// its own copy.
+		ctx := context.Background()
+		b := newBucket(t)
+		value := []byte(`{"n":1}`)
+		rev, err := b.Create(ctx, "a", value)
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		copy(value, `{"n":9}`)
+		if e, err := b.Get(ctx, "a"); err != nil || string(e.Value) != `{"n":1}` {
+			t.Fatalf("Get after the caller reused Create's value: %q %v, want {\"n\":1}", e.Value, err)
+		}
+		value = []byte(`{"n":2}`)
+		if _, err := b.Update(ctx, "a", value, rev); err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		copy(value, `{"n":8}`)
+		if e, err := b.Get(ctx, "a"); err != nil || string(e.Value) != `{"n":2}` {
+			t.Fatalf("Get after the caller reused Update's value: %q %v, want {\"n\":2}", e.Value, err)
+		}
+		type record struct {
+			N int `json:"n"`
+		}
+		var v record
+		if _, err := kv.Mutate(ctx, b, "a", func(cur *record, _ bool) error { v = *cur; return kv.ErrSkip }); err != nil || v.N != 2 {
+			t.Fatalf("Mutate saw n=%d (%v), want 2: a cache kept the caller's bytes", v.N, err)
+		}
+	})
 	t.Run("KeyBounds", func(t *testing.T) {
 		// The longest key in the worst case for escaping (no byte of it plain) works; a longer
 		// or empty one is refused before it reaches the store, and the bucket keeps working:
