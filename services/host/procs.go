@@ -17,15 +17,15 @@ import (
 // wakes a second thread that looks for work, finds none and sleeps again. Measured on the
 // 2-core test machine: an empty gRPC call across two processes costs 81 µs of CPU with two
 // Ps each and 62 µs with one (go test -bench EmptyCallAcrossProcesses ./services/host); the
-// eight hosts of the microservices, as plain processes on loopback (insecure), under the
-// load test's mix at 200 req/s (3,000 requests, two runs each, alternating), spent 3.99-4.00
-// CPU-seconds with two Ps and 3.44-3.51 with one (-13%), the median latency 1.48-1.50
-// against 1.39-1.48 ms.
+// microservices as processes, each in a cgroup of the quota `make compare` gives it, under
+// the load test's mix at 200 req/s spend 1.66-1.72 ms of CPU a request against 1.95-2.02
+// (the monolith: 0.82-0.88 either way; services/README.md, "The split tax").
 //
 // GOMAXPROCS in the environment wins; no quota (a plain process, a shared budget's
 // processes started before their group took them) leaves Go's default. Once set, the
 // runtime no longer follows a quota changed under a running process (Go otherwise checks
-// it every second): a resized pod is restarted. It returns what it did, for the log.
+// it every second): a quota changed later counts from the next start. It returns what it
+// did, for the log.
 func FitProcs() (string, error) {
 	var did string
 	undo, err := maxprocs.Set(maxprocs.RoundQuotaFunc(func(quota float64) int {
