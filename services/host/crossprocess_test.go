@@ -30,6 +30,20 @@ import (
 const serveEnv = "HOST_BENCH_SERVE_IDENTITY"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(sysmonEnv) != "" {
+		if err := sysmonChild(os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if os.Getenv(fitProcsEnv) != "" {
+		if err := fitProcsChild(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if dir := os.Getenv(serveEnv); dir != "" {
 		if err := serveForBenchmark(dir, os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -20,7 +20,9 @@ import (
 // the group when SHOP_GROUP is unset), OpenTelemetry and a JSON logger on stdout
 // (platform/telemetry; OTEL_* variables; version is the binary's, stamped from git by the
 // build, and becomes its spans' service.version; Prometheus's /metrics at SHOP_METRICS_ADDR),
-// then Run until SIGINT or SIGTERM, then a flush of the spans. `<binary> -healthcheck`
+// then Run until SIGINT or SIGTERM, then a flush of the spans. It first runs itself again
+// with sysmon kept from deep sleep (KeepSysmonAwake), and fits GOMAXPROCS to the process's
+// CPU quota, down to one (FitProcs). `<binary> -healthcheck`
 // checks the serving copy instead (selfcheck), `<binary> -version` prints the version. It
 // exits 2 on a bad configuration (a metrics address taken too), 1 on a failure.
 func Main(def bounded.Group, version string) {
@@ -38,12 +40,20 @@ func Main(def bounded.Group, version string) {
 			return selfcheck.GRPC(ctx, cfg.GRPCAddr, grpc.WithTransportCredentials(cfg.Security.ClientCredentials("")))
 		})
 	}
+	KeepSysmonAwake()             // runs the binary again with a GODEBUG of its own, once
+	procs, procsErr := FitProcs() // before telemetry: its runtime metrics read GOMAXPROCS
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	shutdown, logger, err := telemetry.Setup(ctx, TelemetryOptions(cfg, version))
 	if err != nil {
 		slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error("bad telemetry configuration", "err", err)
 		os.Exit(2)
+	}
+	switch {
+	case procsErr != nil:
+		logger.Warn("GOMAXPROCS left at Go's default", "err", procsErr)
+	case procs != "":
+		logger.Info(procs)
 	}
 	if cfg.Lambda && os.Getenv(MetricsAddrEnv) != "" {
 		logger.Info(MetricsAddrEnv + " is ignored under Lambda: a function does not listen")
