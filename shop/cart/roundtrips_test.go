@@ -14,10 +14,7 @@ import (
 // cart in between, the write is refused and made again after a read: the user's change stays.
 func TestRemoveBoughtInOneRoundTrip(t *testing.T) {
 	ctx := t.Context()
-	store := natsjstest.New(t).Bucket(t, "carts")
-	rec := kvtest.NewRecorder(0) // counts the requests
-	counted := rec.Bucket("carts", store)
-	svc, other := cart.New(counted), cart.New(store)
+	svc, other, rec := countedCarts(t)
 	if _, err := other.Add(ctx, "alice", cart.Item{ProductID: "p1", Quantity: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -58,10 +55,7 @@ func TestRemoveBoughtInOneRoundTrip(t *testing.T) {
 // other process's line stays.
 func TestAddForNewUserInOneRoundTrip(t *testing.T) {
 	ctx := t.Context()
-	store := natsjstest.New(t).Bucket(t, "carts")
-	rec := kvtest.NewRecorder(0) // counts the requests
-	counted := rec.Bucket("carts", store)
-	svc, other := cart.New(counted), cart.New(store)
+	svc, other, rec := countedCarts(t)
 
 	c, err := svc.Add(ctx, "bob", cart.Item{ProductID: "p1", Quantity: 2})
 	if err != nil || len(c.Items) != 1 || c.Items[0] != (cart.Item{ProductID: "p1", Quantity: 2}) || c.UserID != "bob" {
@@ -86,4 +80,13 @@ func TestAddForNewUserInOneRoundTrip(t *testing.T) {
 	if got, err := other.Get(ctx, "carol"); err != nil || !slices.Equal(got.Items, want) {
 		t.Fatalf("stored cart = %+v, %v; want %v", got, err, want)
 	}
+}
+
+// countedCarts returns two cart services over one JetStream bucket, as two processes would
+// have: svc's requests counted by rec, other's not.
+func countedCarts(t *testing.T) (svc, other cart.Service, rec *kvtest.Recorder) {
+	t.Helper()
+	store := natsjstest.New(t).Bucket(t, "carts")
+	rec = kvtest.NewRecorder(0)
+	return cart.New(rec.Bucket("carts", store)), cart.New(store), rec
 }

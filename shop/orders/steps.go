@@ -153,7 +153,7 @@ type attempt struct {
 	// What runGroup runs a group with, one group after another, kept here rather than made
 	// for each group (they were a sixth of orders' own allocations a checkout).
 	wg   sync.WaitGroup
-	errs [groupErrs]error
+	errs [maxGroup]error
 }
 
 // groupErrs returns n cleared errors: a's own when they are enough.
@@ -166,9 +166,9 @@ func (a *attempt) groupErrs(n int) []error {
 	return errs
 }
 
-// groupErrs holds the errors of the largest group of checkoutSteps (RecordOrder,
-// RemoveBought and PublishOrderPaid); a larger one gets a slice of its own.
-const groupErrs = 3
+// maxGroup is the size of the largest group of checkoutSteps (RecordOrder, RemoveBought and
+// PublishOrderPaid), whose errors an attempt holds; a larger group gets a slice of its own.
+const maxGroup = 3
 
 // cartRead is a read of a user's cart.
 type cartRead struct {
