@@ -149,7 +149,8 @@ func TestRunRecoveryAfterRemovalKeepsLaterAdds(t *testing.T) {
 			defer close(done)
 			o.RunRecovery(loopCtx, 5*time.Millisecond, 0)
 		}()
-		paid.waitOne(t, orderID) // published by recovery, after its removal
+		paid.waitOne(t, orderID)    // published by recovery, after its removal
+		waitSagaDone(t, o, "key-1") // the event goes before the record says done
 		stop()
 		<-done
 		if n, err := o.Recover(t.Context(), 0); n != 0 || err != nil {
@@ -158,4 +159,20 @@ func TestRunRecoveryAfterRemovalKeepsLaterAdds(t *testing.T) {
 		w.expectBought(t, o, orderID, product)
 		w.expectCart(t, user, cart.Item{ProductID: product, Quantity: 2})
 	})
+}
+
+// waitSagaDone waits, bounded, for the saga record of key to say the checkout is done.
+func waitSagaDone(t *testing.T, o *orders.Orders, key string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		state, err := o.SagaState(t.Context(), key)
+		if err == nil && state == orders.StateDone {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("saga %s after 10s: %q %v, want done", key, state, err)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, bounded by the deadline
+	}
 }

@@ -1,6 +1,10 @@
 package orders
 
-import "context"
+import (
+	"context"
+
+	"github.com/mitosis-dev/mitosis/shop/kv"
+)
 
 // Internals of the order history for the package's external tests.
 
@@ -40,3 +44,13 @@ func (o *Orders) HistoryIDs(ctx context.Context, user string) ([]string, error) 
 	}
 	return out, nil
 }
+
+// SagaState returns the state of the saga record of an idempotency key, so that a test can
+// wait for a background recovery to finish a checkout, not only to publish its event.
+func (o *Orders) SagaState(ctx context.Context, key string) (string, error) {
+	rec, _, err := kv.Get[saga](ctx, o.stores.Sagas, key)
+	return rec.State, err
+}
+
+// StateDone is the state of a finished checkout's saga record.
+const StateDone = stateDone

@@ -526,13 +526,18 @@ func (o *Orders) recoverIndex(ctx context.Context, index *kv.Tracker[sagaView], 
 	return n, errors.Join(append(errs, err)...)
 }
 
-// due tells whether rec may be taken over now: when nobody owns it (a charged or
-// compensating record let go), or when it is stale.
+// due tells whether rec may be taken over now: when it is unfinished and nobody owns it (a
+// charged or compensating record let go), or it is stale. A done record is never due, however
+// old: RunRecovery's index lags the bucket and may still list a checkout that has finished
+// since, and taking that one over would compensate (refund) a paid order.
 func due(rec saga, now time.Time, olderThan time.Duration) bool {
 	return sagaView{State: rec.State, UpdatedAt: rec.UpdatedAt, Owner: rec.Owner}.due(now, olderThan)
 }
 
 func (v sagaView) due(now time.Time, olderThan time.Duration) bool {
+	if !unfinished(v.State) {
+		return false
+	}
 	unowned := v.Owner == "" && (v.State == stateCompensating || v.State == stateCharged)
 	return unowned || now.Sub(v.UpdatedAt) >= olderThan
 }
