@@ -118,22 +118,36 @@ func Config(tb testing.TB, group string, env map[string]string) host.Config {
 // Stack is the stack name in the identities of hosts started here.
 const Stack = "hosttest"
 
-// cas holds one CA per top-level test, so that every host a test starts (in its subtests
-// too) trusts the others, and no two tests trust each other's.
-var cas sync.Map // top-level test name → *identity.CA
+// cas holds the CA of each test that made one, so that every host a test starts (in its
+// subtests too) trusts the others, and no two tests trust each other's. A CA lives in the
+// folder of the test that made it and goes with it: a subtest that makes one keeps it to
+// itself, rather than leave its successors writing identities into a folder already
+// removed (which recreated it, and left it behind in the temporary directory).
+var cas sync.Map // test name → *identity.CA
 
-// CA is the certificate authority of the hosts tb starts.
+// CA is the certificate authority of the hosts tb starts: that of tb or of the closest of
+// its parents that has one, else a new one of tb's.
 func CA(tb testing.TB) *identity.CA {
 	tb.Helper()
-	root, _, _ := strings.Cut(tb.Name(), "/")
-	if ca, ok := cas.Load(root); ok {
-		return ca.(*identity.CA)
+	for name := tb.Name(); ; {
+		if ca, ok := cas.Load(name); ok {
+			return ca.(*identity.CA)
+		}
+		i := strings.LastIndexByte(name, '/')
+		if i < 0 {
+			break
+		}
+		name = name[:i]
 	}
 	ca, err := identity.OpenCA(tb.TempDir(), Stack)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	got, _ := cas.LoadOrStore(root, ca)
+	name := tb.Name()
+	got, loaded := cas.LoadOrStore(name, ca)
+	if !loaded {
+		tb.Cleanup(func() { cas.Delete(name) })
+	}
 	return got.(*identity.CA)
 }
 
