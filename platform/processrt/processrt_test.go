@@ -230,6 +230,10 @@ func TestSharedBudgetAsProcesses(t *testing.T) {
 			if want := map[int]int{1: 2, 2: 1}[fs.Version]; in != want {
 				t.Errorf("%s/%s (pid %d): /proc/%d/cgroup does not point at %s for cpu and memory:\n%s", s.Arch, s.Service, s.PID, s.PID, group, cg)
 			}
+			// No quota of its own to fit GOMAXPROCS to: that of its per-service share.
+			if svc, ok := topo.Archs[1].Service(s.Service); !ok || svc.Env["GOMAXPROCS"] != "1" || !hasEnv(t, s.PID, "GOMAXPROCS=1") {
+				t.Errorf("%s/%s (pid %d): want GOMAXPROCS=1 in its environment (the topology's: %q)", s.Arch, s.Service, s.PID, svc.Env["GOMAXPROCS"])
+			}
 			if b == nil || b.Mode != topology.Shared || !b.Enforced || b.CPUs != 1.25 || b.MemoryMB != 512 || b.Placement != topology.Monolith || len(b.PerService) != 0 {
 				t.Errorf("%s/%s: budget %+v, want shared, enforced, 1.25 CPUs and 512 MiB", s.Arch, s.Service, b)
 			}

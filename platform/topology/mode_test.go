@@ -4,7 +4,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,11 +54,18 @@ func TestBudgetModesSideBySide(t *testing.T) {
 			t.Errorf("%s: the gateway is published on %s, the architecture's edge is %s", a.Name, gw.Edge, a.Edge)
 		}
 	}
-	// Shared: no service has a limit of its own; each keeps its per-service GOMEMLIMIT.
+	// Shared: no service has a limit of its own; each keeps its per-service GOMEMLIMIT, and
+	// the GOMAXPROCS its per-service quota would give it (a fraction of a core: one P).
 	for _, s := range topo.Archs[2].Services {
 		ps, _ := perService.Service(s.Name)
 		if s.CPUs != 0 || s.MemoryMB != 0 || s.Env["GOMEMLIMIT"] != ps.Env["GOMEMLIMIT"] || ps.Env["GOMEMLIMIT"] == "" {
 			t.Errorf("shared %s: %g CPUs, %d MiB, GOMEMLIMIT %q (per service %q)", s.Name, s.CPUs, s.MemoryMB, s.Env["GOMEMLIMIT"], ps.Env["GOMEMLIMIT"])
+		}
+		if want := strconv.Itoa(GoMaxProcs(ps.CPUs, runtime.NumCPU())); s.Env["GOMAXPROCS"] != want || ps.CPUs >= 1 || want != "1" {
+			t.Errorf("shared %s: GOMAXPROCS %q, want %s (%g CPUs per service)", s.Name, s.Env["GOMAXPROCS"], want, ps.CPUs)
+		}
+		if _, set := ps.Env["GOMAXPROCS"]; set {
+			t.Errorf("per-service %s: GOMAXPROCS %q set; its quota fits it", s.Name, ps.Env["GOMAXPROCS"])
 		}
 	}
 	if topo.Archs[3].Calibration.File != filepath.Join(dir, "services.json") || topo.Archs[3].Calibration.Arch != "services" {
@@ -267,4 +276,17 @@ func TestMeasuredBudgetRefusesAWrongCalibration(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustFail("another schema", "hybrid@measured", Options{CalibrationDir: dir}, `schema "mitosis.calibration/v0"`)
+}
+
+// TestGoMaxProcs: the quota rounded up, at least one, at most the machine's CPUs.
+func TestGoMaxProcs(t *testing.T) {
+	for _, c := range []struct {
+		quota float64
+		cpus  int
+		want  int
+	}{{0.05, 2, 1}, {0.33, 2, 1}, {1, 2, 1}, {1.01, 2, 2}, {1.5, 2, 2}, {4, 2, 2}, {3.2, 8, 4}} {
+		if got := GoMaxProcs(c.quota, c.cpus); got != c.want {
+			t.Errorf("GoMaxProcs(%g, %d) = %d, want %d", c.quota, c.cpus, got, c.want)
+		}
+	}
 }

@@ -2,14 +2,15 @@ package host
 
 import (
 	"fmt"
-	"math"
 	"runtime"
 
 	"go.uber.org/automaxprocs/maxprocs"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
 // FitProcs sets GOMAXPROCS to the CPU quota of the process's cgroup rounded up, at most the
-// machine's CPUs: Go's own rule, without its floor of two. A process limited to less than
+// machine's CPUs (topology.GoMaxProcs): Go's own rule, without its floor of two. A process limited to less than
 // one core (each service of the microservices under the default budget has a fraction of one)
 // then runs one P instead of two. Its quota is the same either way; what the second P costs
 // is the spinning: each call that wakes the process readies goroutines in turn (the
@@ -29,7 +30,7 @@ import (
 func FitProcs() (string, error) {
 	var did string
 	undo, err := maxprocs.Set(maxprocs.RoundQuotaFunc(func(quota float64) int {
-		n := ProcsFor(quota, runtime.NumCPU())
+		n := topology.GoMaxProcs(quota, runtime.NumCPU())
 		did = fmt.Sprintf("GOMAXPROCS %d for a CPU quota of %.2f", n, quota)
 		return n
 	}))
@@ -38,9 +39,4 @@ func FitProcs() (string, error) {
 		return "", fmt.Errorf("GOMAXPROCS from the CPU quota: %w", err)
 	}
 	return did, nil
-}
-
-// ProcsFor is the GOMAXPROCS of a process with quota cores on a machine of cpus.
-func ProcsFor(quota float64, cpus int) int {
-	return max(1, min(cpus, int(math.Ceil(quota))))
 }

@@ -119,16 +119,3 @@ func childProcs(t *testing.T, g *cgroup.Group) int {
 	}
 	return 0
 }
-
-// TestProcsFor: the quota rounded up, at least one, at most the machine's CPUs.
-func TestProcsFor(t *testing.T) {
-	for _, c := range []struct {
-		quota float64
-		cpus  int
-		want  int
-	}{{0.05, 2, 1}, {0.33, 2, 1}, {1, 2, 1}, {1.01, 2, 2}, {1.5, 2, 2}, {4, 2, 2}, {3.2, 8, 4}} {
-		if got := host.ProcsFor(c.quota, c.cpus); got != c.want {
-			t.Errorf("ProcsFor(%g, %d) = %d, want %d", c.quota, c.cpus, got, c.want)
-		}
-	}
-}
