@@ -645,7 +645,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 		p("- %s at %s, runtime %s: limits %g CPUs, %d MiB, budget %s (%s); resources: %s", a.Name, a.BaseURL, a.Runtime, a.Limits.CPUs, a.Limits.MemoryMB, orNone(string(a.Limits.Mode)), enf, a.Resources)
 		for _, pr := range a.Processes {
-			p("  - %s pid %d, %s %s", pr.Name, pr.PID, orNone(pr.GoVersion), shortRev(pr.Revision))
+			p("  - %s", procLine(pr))
 		}
 		sent := []string{}
 		for _, k := range Kinds() {
@@ -765,6 +765,26 @@ func fmtVal(v float64, unit string) string {
 		return fmt.Sprintf("%.1f MiB", v)
 	}
 	return fmt.Sprintf("%g %s", v, unit)
+}
+
+// procLine says what is known of a measured process: its PID, and how its binary was built
+// (nothing of the build when its binary could not be read, as for another user's process).
+func procLine(pr ProcInfo) string {
+	var parts []string
+	if pr.PID > 0 {
+		parts = append(parts, fmt.Sprintf("pid %d", pr.PID))
+	}
+	build := "build unknown"
+	if pr.GoVersion != "" {
+		build = pr.GoVersion
+		if pr.Revision != "" { // images are built without VCS stamps (platform/imagebuild)
+			build += ", revision " + shortRev(pr.Revision)
+		}
+		if pr.Modified {
+			build += " (with uncommitted changes)"
+		}
+	}
+	return pr.Name + ": " + strings.Join(append(parts, build), ", ")
 }
 
 func orNone(s string) string {

@@ -69,7 +69,7 @@ func sampleReport(traces Traces) *Report {
 	archs := []ArchInfo{
 		{Name: "monolith", BaseURL: "http://127.0.0.1:8080", Runtime: "podman", Resources: "test",
 			Limits:    Limits{CPUs: 1.5, MemoryMB: 384, Enforced: true, Mode: topology.Measured, Calibration: &topology.CalibrationRef{File: "c.json", Arch: "monolith", RateRPS: 50}},
-			Processes: []ProcInfo{{Name: "monolith"}, {Name: "nats"}}},
+			Processes: []ProcInfo{{Name: "monolith", PID: 4242, BuildInfo: BuildInfo{GoVersion: "go1.26.8", Revision: "fedcba9876543210", Modified: true}}, {Name: "nats"}}},
 		{Name: "services", BaseURL: "http://127.0.0.1:8081", Runtime: "podman", Resources: "test",
 			Limits: Limits{CPUs: 2.75, MemoryMB: 672, Enforced: true}, Processes: []ProcInfo{{Name: "gateway"}, {Name: "orders"}}},
 		{Name: "hybrid", BaseURL: "http://127.0.0.1:8082", Runtime: "podman", Resources: "test",
@@ -281,7 +281,8 @@ func TestReportMarkdownAndHTML(t *testing.T) {
 		"| max rate within SLO | ≥ 100 req/s (no rate tried failed) | 75 req/s (100 failed) | ≥ 100 req/s (no rate tried failed) | 0.75× | 1.00× |",
 		"| CPU per request at 50 req/s | 0.400 ms | 1.200 ms | 0.800 ms | 3.00× | 2.00× |",
 		"| p50 at 50 req/s |", "| p99 at 50 req/s |", "Ratios are each architecture's figure over monolith's",
-		"Traces were not collected", "## Warnings", "unequal limits"} {
+		"Traces were not collected", "## Warnings", "unequal limits",
+		"  - monolith: pid 4242, go1.26.8, revision fedcba987654 (with uncommitted changes)\n", "  - nats: build unknown\n"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("report.md lacks %q", want)
 		}

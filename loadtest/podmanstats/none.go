@@ -37,6 +37,11 @@ func (*Sampler) Sample(context.Context) (map[string]loadtest.Usage, error) {
 	return nil, errors.New("podman stats unavailable")
 }
 
+// Processes is not available in this build.
+func (*Sampler) Processes(context.Context) ([]loadtest.Proc, error) {
+	return nil, errNoBindings
+}
+
 // Limits is not available in this build.
 func (*Sampler) Limits(context.Context) (loadtest.Limits, error) {
 	return loadtest.Limits{}, errors.New("podman unavailable")

@@ -15,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/containers/podman/v4/pkg/bindings/containers"
@@ -68,11 +70,11 @@ func New(ctx context.Context, stackName, arch string) (*Sampler, error) {
 		return nil, fmt.Errorf("podman: %w", err)
 	}
 	s := &Sampler{conn: conn, stack: stackName, arch: arch}
-	ids, _, err := s.list(ctx)
+	ctrs, err := s.list(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(ids) == 0 {
+	if len(ctrs) == 0 {
 		return nil, fmt.Errorf("podman: stack %s, arch %s: %w", stackName, arch, ErrNoContainers)
 	}
 	return s, nil
@@ -89,31 +91,50 @@ func (s *Sampler) with(ctx context.Context) (context.Context, context.CancelFunc
 	return c, func() { stop(); cancel() }
 }
 
-// list returns the running containers' IDs and their service names.
-func (s *Sampler) list(ctx context.Context) ([]string, map[string]string, error) {
+// container is one running container of the architecture.
+type container struct {
+	id, name string // name: its service's
+	pid      int    // its main process, in the host's PID namespace
+}
+
+// list returns the architecture's running containers.
+func (s *Sampler) list(ctx context.Context) ([]container, error) {
 	c, cancel := s.with(ctx)
 	defer cancel()
 	filters := map[string][]string{"label": {stack.LabelStack + "=" + s.stack, stack.LabelArch + "=" + s.arch}}
 	ctrs, err := containers.List(c, new(containers.ListOptions).WithFilters(filters))
 	if err != nil {
-		return nil, nil, fmt.Errorf("podman: list containers: %w", err)
+		return nil, fmt.Errorf("podman: list containers: %w", err)
 	}
-	var ids []string
-	names := map[string]string{}
+	var out []container
 	for _, ct := range ctrs {
 		// The pod's infra container carries the pod's labels too; it only holds the
 		// namespaces, and would take the service's name in the samples.
 		if ct.State != "running" || ct.IsInfra {
 			continue
 		}
-		ids = append(ids, ct.ID)
 		name := ct.Labels[stack.LabelService]
 		if name == "" && len(ct.Names) > 0 {
 			name = ct.Names[0]
 		}
-		names[ct.ID] = name
+		out = append(out, container{id: ct.ID, name: name, pid: ct.Pid})
 	}
-	return ids, names, nil
+	return out, nil
+}
+
+// Processes returns the main process of each running container, by its service's name, for
+// the report to read what each binary says of its build (loadtest.ProcBuildInfo).
+func (s *Sampler) Processes(ctx context.Context) ([]loadtest.Proc, error) {
+	ctrs, err := s.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]loadtest.Proc, 0, len(ctrs))
+	for _, ct := range ctrs {
+		out = append(out, loadtest.Proc{Name: ct.name, PID: ct.pid})
+	}
+	slices.SortFunc(out, func(a, b loadtest.Proc) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 // Limits reads the CPU and memory limits Podman enforces on each running container of the
@@ -121,7 +142,7 @@ func (s *Sampler) list(ctx context.Context) ([]string, map[string]string, error)
 // whatever `mitosis up` was asked for; under a shared budget, the architecture's group's
 // (platform/podmanrt reads them back from the cgroup files).
 func (s *Sampler) Limits(ctx context.Context) (loadtest.Limits, error) {
-	ids, names, err := s.list(ctx)
+	ctrs, err := s.list(ctx)
 	if err != nil {
 		return loadtest.Limits{}, err
 	}
@@ -129,13 +150,13 @@ func (s *Sampler) Limits(ctx context.Context) (loadtest.Limits, error) {
 	defer cancel()
 	l := loadtest.Limits{Enforced: true, Source: "podman: the containers' cgroup limits"}
 	milli := 0
-	for _, id := range ids {
-		data, err := containers.Inspect(c, id, nil)
+	for _, ct := range ctrs {
+		data, err := containers.Inspect(c, ct.id, nil)
 		if err != nil {
-			return loadtest.Limits{}, fmt.Errorf("podman: inspect %s: %w", names[id], err)
+			return loadtest.Limits{}, fmt.Errorf("podman: inspect %s: %w", ct.name, err)
 		}
 		var sl loadtest.ServiceLimit
-		sl.Name = names[id]
+		sl.Name = ct.name
 		if hc := data.HostConfig; hc != nil {
 			if hc.CpuQuota > 0 && hc.CpuPeriod > 0 {
 				m := int(hc.CpuQuota * 1000 / int64(hc.CpuPeriod))
@@ -169,12 +190,17 @@ func (s *Sampler) Limits(ctx context.Context) (loadtest.Limits, error) {
 
 // Sample implements loadtest.ResourceSampler.
 func (s *Sampler) Sample(ctx context.Context) (map[string]loadtest.Usage, error) {
-	ids, names, err := s.list(ctx)
+	ctrs, err := s.list(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(ids) == 0 {
+	if len(ctrs) == 0 {
 		return nil, errors.New("podman: no running container")
+	}
+	ids := make([]string, len(ctrs))
+	names := map[string]string{}
+	for i, ct := range ctrs {
+		ids[i], names[ct.id] = ct.id, ct.name
 	}
 	c, cancel := s.with(ctx)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +103,22 @@ func TestSamplerOnAPodmanStack(t *testing.T) {
 			t.Errorf("%s: podman enforces %g CPUs and %d MiB, the topology says %g and %d", sl.Name, sl.CPUs, sl.MemoryMB, svc.CPUs, svc.MemoryMB)
 		}
 	}
+	// The processes the report names, each with what its binary says of its build: both are
+	// Go binaries built here.
+	procs, err := s.Processes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(procs) != 2 || procs[0].Name != "monolith" || procs[1].Name != "nats" {
+		t.Fatalf("processes %+v: want the monolith and its NATS", procs)
+	}
+	for _, p := range procs {
+		bi, ok := loadtest.ProcBuildInfo(p.PID)
+		if p.PID <= 0 || !ok || !strings.HasPrefix(bi.GoVersion, "go") {
+			t.Errorf("%s: pid %d, build %+v (read: %v), want a Go binary's", p.Name, p.PID, bi, ok)
+		}
+	}
+
 	if _, err := rt.Down(ctx, stack.DownOptions{Volumes: true}); err != nil {
 		t.Fatal(err)
 	}

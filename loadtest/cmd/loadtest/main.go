@@ -471,10 +471,8 @@ func discover(ctx context.Context, mode, state, stackName, topologies, arch, bas
 				info.Limits = topologyLimits(topologies, arch, true)
 				info.Limits.Source += " (podman's own could not be read: " + err.Error() + ")"
 			}
-			if u, err := s.Sample(ctx); err == nil {
-				for name := range u {
-					info.Processes = append(info.Processes, loadtest.ProcInfo{Name: name})
-				}
+			if procs, err := s.Processes(ctx); err == nil {
+				setProcs(info, procs)
 			}
 		} else if mode == "podman" || podmanstats.Available {
 			notes = append(notes, err.Error())
