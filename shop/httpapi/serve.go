@@ -12,7 +12,8 @@ import (
 
 // Serve serves h on ln until ctx ends, then drains: new connections are refused and the
 // requests in flight finish, for up to drain. Every edge (the monolith, the gateway) runs
-// its HTTP server through here, so both have the same timeouts and the same shutdown.
+// its HTTP server through here, so both have the same timeouts, the same shutdown, and the
+// same answer to a request the server refuses before h sees it (refusingListener).
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger, drain time.Duration) error {
 	srv := &http.Server{
 		Handler:           h,
@@ -23,7 +24,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Lo
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(refusingListener{ln}) }()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
