@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"strconv"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // net/http refuses some requests before any handler sees them, and answers them itself in
@@ -18,8 +22,9 @@ import (
 // send the problem document instead: 400 invalid-argument, with the server's reason as the
 // detail. The connection closes after it, as it would have.
 //
-// Such an answer carries no trace headers: the request never reached the edge's tracing,
-// and no trace of it exists to name.
+// The request never reached the edge's tracing, and no trace of it is recorded: its answer's
+// trace headers name an unsampled span made up for it (namedSpan), as every answer carries
+// them (API.md).
 type refusingListener struct{ net.Listener }
 
 func (l refusingListener) Accept() (net.Conn, error) {
@@ -71,6 +76,12 @@ func refusal(text string) []byte {
 	}
 	p := newProblem(CodeInvalidArgument, "request refused before it was read: "+reason)
 	body, _ := json.Marshal(p) // four strings and an int: it cannot fail
-	return fmt.Appendf(nil, "HTTP/1.1 %d Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-		p.Status, len(body), body)
+	h := http.Header{"Content-Type": {"application/problem+json"}, "Content-Length": {strconv.Itoa(len(body))}, "Connection": {"close"}}
+	setTraceHeaders(h, namedSpan(trace.SpanContext{}))
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "HTTP/1.1 %d %s\r\n", p.Status, http.StatusText(p.Status))
+	h.Write(&out) // to a buffer: it cannot fail
+	out.WriteString("\r\n")
+	out.Write(body)
+	return out.Bytes()
 }

@@ -63,6 +63,11 @@ func TestServeRefusesWithProblems(t *testing.T) {
 			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/problem+json" || p != want {
 				t.Errorf("%d %s %+v, want 400 application/problem+json %+v", resp.StatusCode, resp.Header.Get("Content-Type"), p, want)
 			}
+			// Trace headers, as on every answer: of a span recorded nowhere (flags 00).
+			tr, xr := resp.Header.Get(httpapi.TraceResponseHeader), resp.Header.Get(httpapi.AmznTraceIDHeader)
+			if !traceResponse0.MatchString(tr) || !amznTraceID0.MatchString(xr) || !resp.Close {
+				t.Errorf("traceresponse %q, X-Amzn-Trace-Id %q, closing %v: want an unsampled span's, and the connection closed", tr, xr, resp.Close)
+			}
 		})
 	}
 
