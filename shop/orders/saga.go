@@ -21,7 +21,9 @@ import (
 // Recover, so that the checkout it belongs to (if any) cannot advance it, or given up by its
 // checkout when an undo step failed (a peer down). Whoever meets such a record finishes the
 // undo at once: a retry with the same key, or RunRecovery's next run, without waiting for
-// the record to go stale.
+// the record to go stale. A checkout whose pivot failed marks its record compensating too,
+// still its owner, before it undoes anything (abandonPivot): the pivot's write may have
+// landed, and a record left saying charged would be rolled forward after the refund.
 //
 // Reserving and charging share one state on purpose: a crash in either is compensated the
 // same way (refund and release by the order ID, both no-ops when nothing happened), and every
@@ -158,6 +160,28 @@ func (o *Orders) advance(ctx context.Context, rec saga, from, to string) (saga, 
 	})
 	if err != nil {
 		return rec, fmt.Errorf("checkout %s: order %s %s → %s: %w", rec.Key, rec.OrderID, from, to, err)
+	}
+	next.rev = rev
+	return next, nil
+}
+
+// abandonPivot marks compensating the record of a checkout whose pivot failed, whether the
+// pivot's write landed (the record says charged) or not (pending), if the record is still
+// this checkout's: from then on nobody rolls it forward, and its undo may begin.
+func (o *Orders) abandonPivot(ctx context.Context, rec saga) (saga, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
+	defer cancel()
+	next := rec
+	next.State = stateCompensating
+	next.UpdatedAt = o.now()
+	rev, err := o.put(ctx, next, rec.rev, nil, func(cur saga) error {
+		if cur.OrderID != rec.OrderID || cur.Owner != rec.Owner || (cur.State != statePending && cur.State != stateCharged) {
+			return errSagaLost
+		}
+		return nil
+	})
+	if err != nil {
+		return rec, fmt.Errorf("checkout %s: order %s → %s after a failed pivot: %w", rec.Key, rec.OrderID, stateCompensating, err)
 	}
 	next.rev = rev
 	return next, nil

@@ -266,8 +266,22 @@ func (o *Orders) run(ctx context.Context, rec saga, card payments.Card, early ea
 	a.rec.ChargedAt = o.now().UTC().Truncate(time.Millisecond)
 	rec, err := o.advance(ctx, a.rec, statePending, stateCharged)
 	if err != nil {
-		// The log does not say "charged", so recovery would refund: do it now.
-		o.compensate(ctx, rec, undoAll())
+		// A write that timed out may have landed (kv.Bucket), and a record that says
+		// charged is rolled forward by whoever meets it next: after a refund here, to a
+		// paid order nobody paid for. So the record is marked compensating before anything
+		// is undone. If that fails too, a pivot the store refused (the record does not say
+		// charged) is undone as it is; one that timed out is left, and the next comer finds
+		// the record pending (and compensates) or charged (and rolls forward), with the
+		// charge and the stock as they are either way.
+		abandoned, aerr := o.abandonPivot(ctx, rec)
+		switch {
+		case aerr == nil:
+			o.compensate(ctx, abandoned, undoAll())
+		case !errors.Is(err, context.DeadlineExceeded):
+			o.compensate(ctx, rec, undoAll())
+		default:
+			o.log.Warn("checkout: pivot's outcome unknown; left to the next retry or recovery run", "key", rec.Key, "order_id", rec.OrderID, "err", errors.Join(err, aerr))
+		}
 		return Order{}, err
 	}
 	// From here on the saga only rolls forward, and finishes even if the caller goes away.

@@ -10,6 +10,7 @@ package sagatest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,7 +76,9 @@ func Cases() []Case {
 }
 
 // Pivot is the failure of the pivot, which is no step: the saga record cannot be marked
-// charged (its store does not answer), after every Compensate step succeeded. Its Step is "".
+// charged (the store does not answer that write, which did not land, and answers the next
+// one, which marks the record compensating before the undo), after every Compensate step
+// succeeded. Its Step is "".
 func Pivot() Case {
 	return Case{want: errDown, inject: func(w *world) { w.down = pivotWrite }}
 }
@@ -254,8 +257,18 @@ func (s store) Update(ctx context.Context, key string, value []byte, rev uint64,
 	return s.Memory.Update(ctx, key, value, rev, opts...)
 }
 
-// sagaStore fails only the updates of the saga records, as the store does while down.
+// sagaStore fails only the update of a saga record that marks it charged (the pivot).
 type sagaStore struct{ store }
+
+func (s sagaStore) Update(ctx context.Context, key string, value []byte, rev uint64, opts ...kv.WriteOption) (uint64, error) {
+	var rec struct {
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal(value, &rec); err != nil || rec.State != "charged" {
+		return s.Memory.Update(ctx, key, value, rev, opts...)
+	}
+	return s.store.Update(ctx, key, value, rev, opts...)
+}
 
 func (s sagaStore) Create(ctx context.Context, key string, value []byte, opts ...kv.WriteOption) (uint64, error) {
 	return s.Memory.Create(ctx, key, value, opts...)
@@ -273,8 +286,7 @@ func (w *world) build(t testing.TB) {
 	w.catalog, w.carts, w.inventory = cat, cart.New(kv.NewMemory()), inv
 	w.orders = orders.New(orders.Stores{
 		Orders: store{kv.NewMemory(), w, "orders.RecordOrder"},
-		// Updates of a saga record: the pivot, then marking it done (which the pivot's
-		// failure never reaches). Its creation is no update.
+		// The pivot, the update that marks a saga record charged.
 		Sagas:      sagaStore{store{kv.NewMemory(), w, pivotWrite}},
 		UserOrders: store{kv.NewMemory(), w, "orders.AddToHistory"},
 	}, orders.Deps{
