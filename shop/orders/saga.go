@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,9 +22,10 @@ import (
 // Recover, so that the checkout it belongs to (if any) cannot advance it, or given up by its
 // checkout when an undo step failed (a peer down). Whoever meets such a record finishes the
 // undo at once: a retry with the same key, or RunRecovery's next run, without waiting for
-// the record to go stale. A checkout whose pivot failed marks its record compensating too,
-// still its owner, before it undoes anything (abandonPivot): the pivot's write may have
-// landed, and a record left saying charged would be rolled forward after the refund.
+// the record to go stale. A checkout undone by its owner after the pivot was tried (the
+// pivot failed, or a roll-forward step's Abort) is marked compensating too, still owned,
+// before anything is undone (abandon): a record left saying charged would be rolled forward
+// after the refund.
 //
 // Reserving and charging share one state on purpose: a crash in either is compensated the
 // same way (refund and release by the order ID, both no-ops when nothing happened), and every
@@ -142,6 +144,10 @@ var errSagaLost = errors.New("orders: checkout was taken over by another process
 // compensated in full: charge refunded, stock released, record deleted.
 var errRefunded = errors.New("charge refunded")
 
+// errCompensating: a checkout that cannot be finished was marked compensating, and its
+// compensation failed midway: it is left to the next retry or recovery run.
+var errCompensating = errors.New("left compensating to the next retry or recovery run")
+
 // sideEffectTimeout bounds compensations and roll-forwards, which run detached from the
 // request's context: a client that goes away must not leave a checkout half done.
 const sideEffectTimeout = 30 * time.Second
@@ -165,23 +171,25 @@ func (o *Orders) advance(ctx context.Context, rec saga, from, to string) (saga, 
 	return next, nil
 }
 
-// abandonPivot marks compensating the record of a checkout whose pivot failed, whether the
-// pivot's write landed (the record says charged) or not (pending), if the record is still
-// this checkout's: from then on nobody rolls it forward, and its undo may begin.
-func (o *Orders) abandonPivot(ctx context.Context, rec saga) (saga, error) {
+// abandon marks compensating the record of a checkout that is to be undone, if the record
+// is still this checkout's and in one of the states from: after a failed pivot, pending or
+// charged (the pivot's write may have landed); after an Abort, charged. From then on nobody
+// rolls it forward, and its undo may begin: a record is undone only once it says
+// compensating, since one that says charged is rolled forward by whoever meets it next.
+func (o *Orders) abandon(ctx context.Context, rec saga, from ...string) (saga, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
 	defer cancel()
 	next := rec
 	next.State = stateCompensating
 	next.UpdatedAt = o.now()
 	rev, err := o.put(ctx, next, rec.rev, nil, func(cur saga) error {
-		if cur.OrderID != rec.OrderID || cur.Owner != rec.Owner || (cur.State != statePending && cur.State != stateCharged) {
+		if cur.OrderID != rec.OrderID || cur.Owner != rec.Owner || !slices.Contains(from, cur.State) {
 			return errSagaLost
 		}
 		return nil
 	})
 	if err != nil {
-		return rec, fmt.Errorf("checkout %s: order %s → %s after a failed pivot: %w", rec.Key, rec.OrderID, stateCompensating, err)
+		return rec, fmt.Errorf("checkout %s: order %s %s → %s: %w", rec.Key, rec.OrderID, rec.State, stateCompensating, err)
 	}
 	next.rev = rev
 	return next, nil
@@ -267,7 +275,7 @@ func (o *Orders) takeOver(ctx context.Context, rec saga) (ord Order, taken bool,
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
 		defer cancel()
 		ord, err := o.rollForward(fctx, claimed, nil)
-		if err != nil && !errors.Is(err, errRefunded) {
+		if err != nil && !errors.Is(err, errRefunded) && !errors.Is(err, errCompensating) {
 			o.release(ctx, claimed, err)
 		}
 		return ord, true, err
@@ -326,23 +334,25 @@ func (o *Orders) put(ctx context.Context, next saga, rev uint64, opt kv.WriteOpt
 }
 
 // compensate undoes a checkout that has not been charged (or whose charge is to be undone):
-// it runs the undo steps given (see compensations) in their order, then deletes its record.
+// it runs the undo steps given (see compensations) in their order, then deletes its record,
+// and returns the undo's error.
 // When a step fails the record stays, marked compensating and owned by nobody, so that the
 // customer's retry or RunRecovery finishes the undo (all of it: undoAll) as soon as the peer
 // is back, rather than after the record goes stale (a minute in the services), answering
 // the retries 503 all that time.
-func (o *Orders) compensate(ctx context.Context, rec saga, undos []step) {
+func (o *Orders) compensate(ctx context.Context, rec saga, undos []step) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
 	defer cancel()
 	err := o.undo(ctx, rec, undos)
 	if err == nil {
-		return
+		return nil
 	}
 	if merr := o.giveUp(ctx, rec, stateCompensating); merr != nil {
 		o.log.Warn("compensate checkout: record stays for recovery once stale", "key", rec.Key, "order_id", rec.OrderID, "err", errors.Join(err, merr))
-		return
+		return err
 	}
 	o.log.Warn("compensate checkout: left to the next retry or recovery run", "key", rec.Key, "order_id", rec.OrderID, "err", err)
+	return err
 }
 
 // undo runs the undo steps given, in their order, then deletes rec's record; it stops at
@@ -386,7 +396,9 @@ func (o *Orders) drop(ctx context.Context, rec saga) error {
 // is written once, the cart removes an order's items once (whatever the user added since
 // stays), and the broker drops a re-published event by its ID. (The order is in its user's
 // history already: run put it there before the charge was recorded.) A step's Abort error
-// compensates the checkout in full instead (errRefunded).
+// compensates the checkout in full instead (errRefunded), once its record says compensating
+// (abandon); a compensation that fails midway leaves it so for the next comer
+// (errCompensating).
 func (o *Orders) rollForward(ctx context.Context, rec saga, history <-chan historyRead) (Order, error) {
 	a := &attempt{rec: rec, history: history}
 	steps := o.steps
@@ -406,8 +418,15 @@ func (o *Orders) rollForward(ctx context.Context, rec saga, history <-chan histo
 		if undos == nil {
 			return Order{}, err
 		}
-		if uerr := o.undo(ctx, rec, undos); uerr != nil {
-			return Order{}, fmt.Errorf("checkout: order %s cannot be finished (%s) and its compensation failed (recovery retries): %w", rec.OrderID, steps[lo].Name, errors.Join(err, uerr))
+		// Undone only once the record says compensating: left saying charged after the
+		// refund, it would be rolled forward by the next comer, whose Commit may succeed
+		// where this one's failed (an inventory whose clock is behind this one's).
+		abandoned, aerr := o.abandon(ctx, rec, stateCharged)
+		if aerr != nil {
+			return Order{}, fmt.Errorf("checkout: order %s cannot be finished (%s) and cannot be compensated yet (retried): %w", rec.OrderID, steps[lo].Name, errors.Join(err, aerr))
+		}
+		if uerr := o.compensate(ctx, abandoned, undos); uerr != nil {
+			return Order{}, fmt.Errorf("checkout: order %s cannot be finished (%s) and its compensation failed: %w: %w", rec.OrderID, steps[lo].Name, errCompensating, errors.Join(err, uerr))
 		}
 		return Order{}, fmt.Errorf("checkout: order %s cannot be finished (%s): %w: %w", rec.OrderID, steps[lo].Name, errRefunded, err)
 	}

@@ -273,7 +273,7 @@ func (o *Orders) run(ctx context.Context, rec saga, card payments.Card, early ea
 		// charged) is undone as it is; one that timed out is left, and the next comer finds
 		// the record pending (and compensates) or charged (and rolls forward), with the
 		// charge and the stock as they are either way.
-		abandoned, aerr := o.abandonPivot(ctx, rec)
+		abandoned, aerr := o.abandon(ctx, rec, statePending, stateCharged)
 		switch {
 		case aerr == nil:
 			o.compensate(ctx, abandoned, undoAll())
@@ -288,7 +288,7 @@ func (o *Orders) run(ctx context.Context, rec saga, card payments.Card, early ea
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sideEffectTimeout)
 	defer cancel()
 	ord, err := o.rollForward(fctx, rec, a.history)
-	if err != nil && !errors.Is(err, errRefunded) && !errors.Is(err, errSagaLost) {
+	if err != nil && !errors.Is(err, errRefunded) && !errors.Is(err, errSagaLost) && !errors.Is(err, errCompensating) {
 		o.release(ctx, rec, err)
 	}
 	return ord, err
