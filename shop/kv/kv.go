@@ -111,7 +111,9 @@ type Entry struct {
 //
 // A write (Create, Update, Delete) that returns an error did not happen, and one that
 // returns nil did, also when the caller's context ends midway: a write already sent is
-// awaited, not abandoned. Only a store that does not answer in time leaves it unknown.
+// awaited, not abandoned. Only a store that does not answer in time leaves it unknown, and
+// so does a connection lost while the write waits: such a write returns an error that wraps
+// context.DeadlineExceeded, and may have landed.
 //
 // The value a write is given is the caller's again once the write returns: a bucket copies
 // what it keeps (so that writers can encode into a pooled Buffer).

@@ -321,6 +321,7 @@ func (b *Bucket) Create(ctx context.Context, key string, value []byte, opts ...k
 		}
 		defer cancel()
 		rev, err = b.kv.Create(sendCtx, escape(key), value, createOpts...)
+		err = lostMayHaveLanded(err)
 	}
 	if err != nil {
 		return 0, mapErr(err)
@@ -399,6 +400,8 @@ func (p *putMsg) send(ctx context.Context, req *requester, limit time.Duration) 
 		return 0, jetstream.ErrNoStreamResponse
 	case errors.Is(err, nats.ErrTimeout):
 		return 0, fmt.Errorf("no acknowledgement in %s: %w", limit, context.DeadlineExceeded)
+	case errors.Is(err, errUnanswered):
+		return 0, mayHaveLanded(err)
 	case err != nil:
 		return 0, err
 	}
@@ -457,7 +460,7 @@ func (b *Bucket) Delete(ctx context.Context, key string, rev uint64) error {
 	}
 	defer cancel()
 	if err := b.kv.Delete(ctx, escape(key), opts...); err != nil {
-		return mapErr(err)
+		return mapErr(lostMayHaveLanded(err))
 	}
 	return nil
 }
@@ -516,6 +519,26 @@ func (b *Bucket) Watch(ctx context.Context) (<-chan kv.Entry, error) {
 		}
 	}()
 	return out, nil
+}
+
+// mayHaveLanded marks the error of a write whose connection was lost after it was sent
+// (nats.ErrConnectionClosed, nats.ErrDisconnected) as the unknown outcome it is, as a write
+// that was not acknowledged in time: context.DeadlineExceeded (see kv.Bucket). The store may
+// have stored it; a caller told a plain error would take it as not written and undo what
+// it did (a checkout whose pivot landed would refund the charge of an order that recovery
+// then ships).
+func mayHaveLanded(err error) error {
+	return fmt.Errorf("%w, so the write may have landed: %w", err, context.DeadlineExceeded)
+}
+
+// lostMayHaveLanded is mayHaveLanded for the writes sent by nats.go (KeyValue.Create and
+// Delete), which do not say whether the connection was lost before or after the write went
+// out: either is taken as after.
+func lostMayHaveLanded(err error) error {
+	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) {
+		return mayHaveLanded(err)
+	}
+	return err
 }
 
 // mapWrongSequence marks a "wrong last sequence" answer to a publish as the revision

@@ -1,6 +1,8 @@
 package natsjs
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -178,9 +180,9 @@ func (r *requester) request(m *nats.Msg, timeout time.Duration) (*nats.Msg, erro
 		if resp == r.lost {
 			r.drop(s)
 			if r.nc.IsClosed() {
-				return nil, nats.ErrConnectionClosed
+				return nil, fmt.Errorf("%w: %w", errUnanswered, nats.ErrConnectionClosed)
 			}
-			return nil, nats.ErrDisconnected
+			return nil, fmt.Errorf("%w: %w", errUnanswered, nats.ErrDisconnected)
 		}
 		r.give(s)
 		if len(resp.Data) == 0 && resp.Header.Get(statusHeader) == noRespondersStatus {
@@ -192,6 +194,10 @@ func (r *requester) request(m *nats.Msg, timeout time.Duration) (*nats.Msg, erro
 		return nil, nats.ErrTimeout
 	}
 }
+
+// errUnanswered marks a request that was sent and whose connection was lost before its
+// answer came: the server may have done what it asked (stored a write) all the same.
+var errUnanswered = errors.New("connection lost before the answer")
 
 // noRespondersStatus is the status of the answer the server sends in place of one when
 // nothing listens on a request's subject.
