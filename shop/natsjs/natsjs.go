@@ -322,6 +322,12 @@ func (b *Bucket) Create(ctx context.Context, key string, value []byte, opts ...k
 		defer cancel()
 		rev, err = b.kv.Create(sendCtx, escape(key), value, createOpts...)
 		err = lostMayHaveLanded(err)
+		if isWrongSequence(err) {
+			// Another writer created the key over the marker first. KeyValue.Create returns
+			// that write's refusal as it is, which on a replicated bucket (code 10164, unlike
+			// 10071) matches no ErrKeyExists, and would be a conflict.
+			return 0, fmt.Errorf("%w: %v", kv.ErrExists, err)
+		}
 	}
 	if err != nil {
 		return 0, mapErr(err)

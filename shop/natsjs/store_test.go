@@ -14,6 +14,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/kv/kvtest"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
 	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
@@ -332,4 +333,24 @@ func TestTTLsAreAllowedByTheFirstWriteThatTakesOne(t *testing.T) {
 	if _, err := again.Create(ctx, "brief", []byte("3"), kv.TTL(time.Hour)); err != nil {
 		t.Fatalf("a write with a TTL after reopening: %v", err)
 	}
+}
+
+// Racing Creates of a key, new or deleted, on a replicated bucket: one wins, the others get
+// kv.ErrExists, as on a single server (where kvtest.Run checks it).
+func TestConcurrentCreatesOnACluster(t *testing.T) {
+	cluster := natsjstest.NewCluster(t, 3)
+	nc, err := nats.Connect(cluster.URLs(0), nats.Name("creates"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := natsjs.OpenBucket(t.Context(), js, natsjs.StoreConfig{Replicas: 3}, "creates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvtest.ConcurrentCreates(t, b)
 }

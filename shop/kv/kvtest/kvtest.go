@@ -164,6 +164,7 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 			t.Fatalf("Create after delete: %v", err)
 		}
 	})
+	t.Run("ConcurrentCreates", func(t *testing.T) { ConcurrentCreates(t, newBucket(t)) })
 	t.Run("MutateNeverLosesAnUpdate", func(t *testing.T) {
 		ctx := context.Background()
 		b := newBucket(t)
@@ -400,4 +401,45 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 			}
 		}
 	})
+}
+
+// ConcurrentCreates checks that of writers racing to Create one key, on a new key and on one
+// whose value was deleted, exactly one succeeds and every other gets ErrExists: callers take
+// ErrExists as "another request made this record" (an idempotency key, a reservation) and
+// read it, and any other error as a failure of their own. It is part of Run, and exported
+// for the buckets that Run is too long for (a replicated one on a test cluster).
+func ConcurrentCreates(t *testing.T, b kv.Bucket) {
+	t.Helper()
+	ctx := context.Background()
+	const writers, rounds = 8, 10
+	for round := range rounds {
+		key := "k" + strconv.Itoa(round%2) // every other round, over the key deleted last time but one
+		var wg sync.WaitGroup
+		errs := make([]error, writers)
+		revs := make([]uint64, writers)
+		for w := range writers {
+			wg.Go(func() { revs[w], errs[w] = b.Create(ctx, key, []byte(strconv.Itoa(w))) })
+		}
+		wg.Wait()
+		won := -1
+		for w, err := range errs {
+			switch {
+			case err == nil && won >= 0:
+				t.Fatalf("round %d: writers %d and %d both created %s", round, won, w, key)
+			case err == nil:
+				won = w
+			case !errors.Is(err, kv.ErrExists):
+				t.Fatalf("round %d: Create of %s lost the race with %v, want ErrExists", round, key, err)
+			}
+		}
+		if won < 0 {
+			t.Fatalf("round %d: no writer created %s", round, key)
+		}
+		if e, err := b.Get(ctx, key); err != nil || string(e.Value) != strconv.Itoa(won) || e.Revision != revs[won] {
+			t.Fatalf("round %d: %s holds %q at %d (%v), want %d's value at %d", round, key, e.Value, e.Revision, err, won, revs[won])
+		}
+		if err := b.Delete(ctx, key, 0); err != nil {
+			t.Fatalf("round %d: Delete: %v", round, err)
+		}
+	}
 }
