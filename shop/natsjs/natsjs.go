@@ -471,21 +471,35 @@ func (b *Bucket) Delete(ctx context.Context, key string, rev uint64) error {
 	return nil
 }
 
+// Keys reads the keys with a watch of the bucket's latest entries up to its "up to date"
+// marker, as KeyValue.ListKeys does; but ListKeys ends its list alike at the marker and when
+// the watch stops short (ctx done, the connection lost), so a listing cut short would pass
+// for a complete one.
 func (b *Bucket) Keys(ctx context.Context) ([]string, error) {
-	lister, err := b.kv.ListKeys(ctx)
+	w, err := b.kv.WatchAll(ctx, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	defer lister.Stop()
+	defer w.Stop()
 	var keys []string
-	for k := range lister.Keys() {
-		key, err := unescape(k)
-		if err != nil {
-			return nil, err
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list keys: %w", ctx.Err())
+		case e, ok := <-w.Updates():
+			switch {
+			case !ok:
+				return nil, fmt.Errorf("list keys: the watch ended before the last key (%d read)", len(keys))
+			case e == nil:
+				return keys, nil
+			}
+			key, err := unescape(e.Key())
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, key)
 		}
-		keys = append(keys, key)
 	}
-	return keys, nil
 }
 
 func (b *Bucket) Watch(ctx context.Context) (<-chan kv.Entry, error) {

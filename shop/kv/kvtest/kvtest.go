@@ -141,6 +141,33 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 			t.Fatalf("Keys = %q, want %q", keys, want)
 		}
 	})
+	t.Run("KeysAreAllOrAnError", func(t *testing.T) {
+		// A listing cut short (its caller's deadline, a lost connection) is an error, never
+		// a shorter list: the catalog seeds a bucket that Keys says is empty.
+		ctx := context.Background()
+		b := newBucket(t)
+		const n = 500
+		err := kv.Concurrently(n, func(i int) error {
+			_, err := b.Create(ctx, "k"+strconv.Itoa(i), []byte("1"))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Deadlines from none to long enough for the whole listing, each a tenth longer than
+		// the last: some end it midway.
+		for d := time.Duration(0); ; d += d/10 + 10*time.Microsecond {
+			ctx, cancel := context.WithTimeout(ctx, d)
+			keys, err := b.Keys(ctx)
+			cancel()
+			if err == nil && len(keys) != n {
+				t.Fatalf("Keys with a %v deadline: %d keys and no error, want %d or an error", d, len(keys), n)
+			}
+			if err == nil || d > 2*time.Second {
+				break
+			}
+		}
+	})
 	t.Run("Delete", func(t *testing.T) {
 		ctx := context.Background()
 		b := newBucket(t)
