@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mitosis-dev/mitosis/shop/events"
@@ -218,15 +217,7 @@ func TestFullBucketAndStreamRefuseNewWritesAndKeepTheOld(t *testing.T) {
 // keeping what it holds: how a deployment moves to the production overlay's setting.
 func TestOpenScalesWhatExistsToTheCluster(t *testing.T) {
 	cluster := natsjstest.NewCluster(t, 3)
-	nc, err := nats.Connect(cluster.URLs(0), nats.Name("scale"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := cluster.JetStream(t, 0, "scale")
 	ctx := t.Context()
 	one := natsjs.StoreConfig{Replicas: 1}
 	b, err := natsjs.OpenBucket(ctx, js, one, "scaled")
@@ -339,15 +330,7 @@ func TestTTLsAreAllowedByTheFirstWriteThatTakesOne(t *testing.T) {
 // kv.ErrExists, as on a single server (where kvtest.Run checks it).
 func TestConcurrentCreatesOnACluster(t *testing.T) {
 	cluster := natsjstest.NewCluster(t, 3)
-	nc, err := nats.Connect(cluster.URLs(0), nats.Name("creates"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := cluster.JetStream(t, 0, "creates")
 	b, err := natsjs.OpenBucket(t.Context(), js, natsjs.StoreConfig{Replicas: 3}, "creates")
 	if err != nil {
 		t.Fatal(err)

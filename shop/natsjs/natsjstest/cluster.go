@@ -108,6 +108,22 @@ func (c *Cluster) URLs(i int) string {
 	return strings.Join(urls, ",")
 }
 
+// JetStream connects a client named name to server i (reconnecting to the others when it
+// goes), closed when the test ends, and returns its JetStream.
+func (c *Cluster) JetStream(t testing.TB, i int, name string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(c.URLs(i), nats.Name(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
 // Name returns server i's name.
 func (c *Cluster) Name(i int) string { return c.servers[i].Name() }
 
