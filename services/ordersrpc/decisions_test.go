@@ -3,17 +3,12 @@ package ordersrpc_test
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"net"
 	"slices"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
-	"github.com/mitosis-dev/mitosis/services/host"
-	"github.com/mitosis-dev/mitosis/services/host/hosttest"
 	"github.com/mitosis-dev/mitosis/services/internal/rpctest"
 	"github.com/mitosis-dev/mitosis/services/inventoryrpc"
 	"github.com/mitosis-dev/mitosis/services/paymentsrpc"
@@ -82,7 +77,7 @@ func TestStepDecisionsOverGRPC(t *testing.T) {
 
 	t.Run("connection lost during the call", func(t *testing.T) {
 		entered := make(chan struct{}, 2)
-		conn, stop := serveKillable(t, func(s grpc.ServiceRegistrar) {
+		conn, stop := rpctest.ServeKillable(t, paymentsrpc.ServiceConfig, func(s grpc.ServiceRegistrar) {
 			paymentsrpc.Register(s, &heldPayments{entered: entered})
 			inventoryrpc.Register(s, &heldInventory{entered: entered})
 		})
@@ -157,35 +152,4 @@ func (h *heldInventory) Commit(ctx context.Context, _ string) error {
 	h.entered <- struct{}{}
 	<-ctx.Done()
 	return ctx.Err()
-}
-
-// serveKillable serves what register adds as rpctest.Serve does (the services' server and
-// client options, mutual TLS, on 127.0.0.1), and returns a stop that ends the server at
-// once, dropping its connections with any call in flight: a process killed mid-call.
-func serveKillable(t *testing.T, register func(s grpc.ServiceRegistrar)) (*grpc.ClientConn, func()) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	server := hosttest.Security(t, "payments")
-	srv := host.NewServer(slog.New(slog.DiscardHandler), host.Security{Insecure: true},
-		grpc.Creds(credentials.NewTLS(server.Identity.ServerConfig(nil))))
-	register(srv)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	conn, err := host.Dial(ln.Addr().String(), paymentsrpc.ServiceConfig, 30*time.Second, hosttest.Security(t, "orders").ClientCredentials(""))
-	if err != nil {
-		srv.Stop()
-		t.Fatalf("dial: %v", err)
-	}
-	stop := func() { srv.Stop(); <-done }
-	t.Cleanup(func() {
-		_ = conn.Close()
-		stop()
-	})
-	return conn, stop
 }

@@ -22,6 +22,15 @@ import (
 // connection to it using serviceConfig. Both stop when t ends.
 func Serve(t testing.TB, serviceConfig string, register func(s grpc.ServiceRegistrar)) *grpc.ClientConn {
 	t.Helper()
+	conn, _ := ServeKillable(t, serviceConfig, register)
+	return conn
+}
+
+// ServeKillable is Serve, and also returns a kill that ends the server at once, dropping its
+// connections with any call in flight, as a process killed mid-call does. Calling it more
+// than once is harmless.
+func ServeKillable(t testing.TB, serviceConfig string, register func(s grpc.ServiceRegistrar)) (conn *grpc.ClientConn, kill func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -36,15 +45,15 @@ func Serve(t testing.TB, serviceConfig string, register func(s grpc.ServiceRegis
 		defer close(done)
 		_ = srv.Serve(ln) // returns when Stop is called below
 	}()
-	conn, err := host.Dial(ln.Addr().String(), serviceConfig, 30*time.Second, hosttest.Security(t, "edge-orders").ClientCredentials(""))
+	conn, err = host.Dial(ln.Addr().String(), serviceConfig, 30*time.Second, hosttest.Security(t, "edge-orders").ClientCredentials(""))
 	if err != nil {
 		srv.Stop()
 		t.Fatalf("dial: %v", err)
 	}
+	kill = func() { srv.Stop(); <-done }
 	t.Cleanup(func() {
 		_ = conn.Close()
-		srv.Stop()
-		<-done
+		kill()
 	})
-	return conn
+	return conn, kill
 }
