@@ -52,8 +52,11 @@ const outage = 90 * time.Second
 // retry policy outlasts 90 s.
 //
 // The consumers are paused (a JetStream admin action) while the checkouts are made, so that
-// their events wait for sure when the outage starts; in the store outage they are resumed
-// as it starts, in the NATS one once NATS is back.
+// their events wait for sure when the outage starts. In the NATS outage they are resumed
+// once NATS is back. In the store outage they are resumed just before it starts, and the
+// store goes as soon as the first event is delivered: handlers are then at work on events
+// whose store calls fail halfway (a shipment made, its order-shipped not yet published),
+// and what they leave unacknowledged comes back after the restart.
 func TestOutageLosesNoEvent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 90 s outage of NATS and of the store; -short skips it")
@@ -78,6 +81,8 @@ func TestOutageLosesNoEvent(t *testing.T) {
 		s := newOutageShop(t, srv)
 		checkouts := checkoutWithConsumersPaused(t, s, nc)
 
+		resumeConsumers(t, nc)
+		awaitFirstDelivery(t, nc)
 		srv.stopJetStream()
 		time.Sleep(outage) // the outage itself, not a wait for something
 		// Back as an operator brings it back: a restart. (Server.EnableJetStream would do
@@ -307,6 +312,25 @@ func resumeConsumers(t *testing.T, busConn *nats.Conn) {
 			t.Fatalf("resume %s: %v", name, err)
 		}
 	}
+}
+
+// awaitFirstDelivery waits until a consumer of the event stream has delivered an event.
+func awaitFirstDelivery(t *testing.T, busConn *nats.Conn) {
+	t.Helper()
+	js := jetStream(t, busConn)
+	names := consumerNames(t, js)
+	waitFor(t, 30*time.Second, "a consumer delivers an event", func() (bool, string) {
+		for _, name := range names {
+			c, err := js.Consumer(t.Context(), natsjs.StreamName, name)
+			if err != nil {
+				return false, err.Error()
+			}
+			if info := c.CachedInfo(); info.Delivered.Consumer > 0 {
+				return true, ""
+			}
+		}
+		return false, "nothing delivered yet"
+	})
 }
 
 // expectEveryOrderShippedOnce waits until every order is shipped and notified, then checks
