@@ -338,8 +338,13 @@ func (discard) Shutdown(context.Context) error                             { ret
 const sinkEnv = "MITOSIS_BENCH_OTLP_SINK"
 
 // TestMain runs the tests, or the sink that startSink asks for, or the JetStream server that
-// a benchmark asks for with proctest.Start (latency_test.go).
+// a benchmark asks for with proctest.Start (latency_test.go), or the monolith itself
+// (listen_test.go).
 func TestMain(m *testing.M) {
+	if os.Getenv(asMonolithEnv) != "" {
+		runAsMonolith()
+		return
+	}
 	if dir := os.Getenv(natsEnv); dir != "" {
 		if err := runNATS(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "nats server:", err)
