@@ -211,13 +211,22 @@ func ProcsFromProcessRuntime(runDir, stack, arch string) ([]Proc, error) {
 	return out, nil
 }
 
+// ErrContainerPort: the port is one a container runtime publishes. The process that holds it
+// forwards to a container and is none of the container's processes, which would read as
+// requests served for nothing.
+var ErrContainerPort = errors.New("a container's published port, whose processes are the container's, not its holder's: measure them with -resources podman")
+
+// containerPortHolders are the programs that hold a port Podman publishes: conmon (rootful),
+// rootlessport, pasta or slirp4netns (rootless); and Docker's docker-proxy.
+var containerPortHolders = []string{"conmon", "rootlessport", "rootlessport-child", "pasta", "pasta.avx2", "slirp4netns", "docker-proxy"}
+
 // ProcsByListener finds the processes behind a loopback address: the process listening on
 // it, then up its parents while they run a binary from the same folder (a launcher starting
 // binaries it sits beside), then every descendant of that top process. So `make run` finds
 // the monolith alone (with the NATS it embeds), as does a host started by hand. It is the
 // last resort: what mitosis' runtimes started (`make up`, `make run-services`, whose
 // processes are not the edge's children) is found from their records or labels, per
-// architecture.
+// architecture. A port a container runtime publishes is an error (ErrContainerPort).
 func ProcsByListener(addr string) ([]Proc, error) {
 	_, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -237,6 +246,9 @@ func ProcsByListener(addr string) ([]Proc, error) {
 	pid, err := pidOfSocket(inodes)
 	if err != nil {
 		return nil, err
+	}
+	if name := procName(pid); slices.Contains(containerPortHolders, name) {
+		return nil, fmt.Errorf("port %d is held by %s (pid %d): %w", port, name, pid, ErrContainerPort)
 	}
 	top := pid
 	dir := filepath.Dir(exe(pid))

@@ -2,6 +2,7 @@ package stepfunctions
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -265,43 +266,113 @@ func state(sm map[string]any, name string) map[string]any {
 	return sm["States"].(map[string]any)[name].(map[string]any)
 }
 
-// TestEveryStepHasItsCompensationPath: from every step, a failure (any error, and each
-// error the step names) is caught, and the states it leads to call the undo of every step
-// done before it (of itself too unless the error says it did nothing), last first, then
-// stop in a Fail state. Read from the definition, for the list of steps.
+// TestEveryStepHasItsCompensationPath: from every step of the rendered machine, a failure
+// is caught and compensated as compensationPaths requires; and the check is not blind: a
+// machine with a compensation left out, or with two compensations in the wrong order, is
+// reported (the planted mistakes).
 func TestEveryStepHasItsCompensationPath(t *testing.T) {
+	def := render(t)
+	if errs := compensationPaths(def); len(errs) != 0 {
+		t.Fatalf("the rendered machine:\n%v", errors.Join(errs...))
+	}
+	for _, c := range []struct {
+		name    string
+		mistake func(states map[string]any)
+		want    []string // in one reported error
+	}{
+		{"refund left out", func(states map[string]any) { bypass(states, UndoState("Charge")) },
+			[]string{"step Charge, States.ALL: compensated by [inventory.Release], want [payments.Refund inventory.Release]"}},
+		{"release left out", func(states map[string]any) { bypass(states, UndoState("Reserve")) },
+			[]string{"step Reserve, States.ALL: compensated by [], want [inventory.Release]"}},
+		{"release before refund", func(states map[string]any) {
+			// The two compensations' states trade their calls: the chain from Charge runs
+			// the release first.
+			refund, release := states[UndoState("Charge")].(map[string]any), states[UndoState("Reserve")].(map[string]any)
+			refund["Parameters"], release["Parameters"] = release["Parameters"], refund["Parameters"]
+		}, []string{"step Charge, States.ALL: compensated by [inventory.Release payments.Refund], want [payments.Refund inventory.Release]"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var sm map[string]any
+			if err := json.Unmarshal(def, &sm); err != nil {
+				t.Fatal(err)
+			}
+			c.mistake(sm["States"].(map[string]any))
+			b, err := json.Marshal(sm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Still a well-formed machine: only the compensation check can tell.
+			if bad := validate(b); len(bad) != 0 {
+				t.Fatalf("the mistake broke the language, not the compensations: %v", bad)
+			}
+			errs := compensationPaths(b)
+			for _, want := range c.want {
+				if !slices.ContainsFunc(errs, func(err error) bool { return strings.Contains(err.Error(), want) }) {
+					t.Errorf("not reported: %q; reported:\n%v", want, errors.Join(errs...))
+				}
+			}
+		})
+	}
+}
+
+// bypass removes the state name from states, and sends whatever led to it to its Next.
+func bypass(states map[string]any, name string) {
+	next := states[name].(map[string]any)["Next"]
+	delete(states, name)
+	for _, v := range states {
+		st := v.(map[string]any)
+		if st["Next"] == name {
+			st["Next"] = next
+		}
+		catches, _ := st["Catch"].([]any)
+		for _, c := range catches {
+			if c := c.(map[string]any); c["Next"] == name {
+				c["Next"] = next
+			}
+		}
+	}
+}
+
+// compensationPaths checks a definition's compensations against the list of steps: from
+// every step, a failure (any error, and each error the step names) is caught, and the states
+// it leads to call the undo of every step done before it (of itself too unless the error says
+// it did nothing), last first, then stop in a Fail state. It returns an error for each
+// breach.
+func compensationPaths(def []byte) []error {
 	var sm struct {
 		StartAt string
 		States  map[string]State
 	}
-	if err := json.Unmarshal(render(t), &sm); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal(def, &sm); err != nil {
+		return []error{err}
 	}
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	steps := orders.Steps()
 	if sm.StartAt != steps[0].Name {
-		t.Errorf("StartAt %s, want the first step %s", sm.StartAt, steps[0].Name)
+		fail("StartAt %s, want the first step %s", sm.StartAt, steps[0].Name)
 	}
 	for i, s := range steps {
 		st, ok := sm.States[s.Name]
 		if !ok || st.Type != "Task" || st.Parameters == nil {
-			t.Errorf("step %s: no Task state", s.Name)
+			fail("step %s: no Task state", s.Name)
 			continue
 		}
 		if st.Parameters.Payload.Call != s.Call.String() || st.Parameters.FunctionName != FunctionARN(testRegion, testAccount, s.Call.Context) {
-			t.Errorf("step %s calls %s on %s, want %s on %s's function", s.Name, st.Parameters.Payload.Call, st.Parameters.FunctionName, s.Call, s.Call.Context)
+			fail("step %s calls %s on %s, want %s on %s's function", s.Name, st.Parameters.Payload.Call, st.Parameters.FunctionName, s.Call, s.Call.Context)
 		}
 		want := Paid
 		if i+1 < len(steps) {
 			want = steps[i+1].Name
 		}
 		if st.Next != want {
-			t.Errorf("step %s: Next %s, want %s", s.Name, st.Next, want)
+			fail("step %s: Next %s, want %s", s.Name, st.Next, want)
 		}
-		errs := []string{"States.ALL"}
+		names := []string{"States.ALL"}
 		for _, e := range append(slices.Clone(s.NothingDone), s.Abort...) {
-			errs = append(errs, e.Name)
+			names = append(names, e.Name)
 		}
-		for _, name := range errs {
+		for _, name := range names {
 			var to string
 			for _, c := range st.Catch {
 				if slices.Contains(c.ErrorEquals, name) || slices.Contains(c.ErrorEquals, "States.ALL") {
@@ -310,7 +381,7 @@ func TestEveryStepHasItsCompensationPath(t *testing.T) {
 				}
 			}
 			if to == "" {
-				t.Errorf("step %s: %s is not caught", s.Name, name)
+				fail("step %s: %s is not caught", s.Name, name)
 				continue
 			}
 			// The undos a failure with name should run, from the list.
@@ -330,19 +401,20 @@ func TestEveryStepHasItsCompensationPath(t *testing.T) {
 					}
 				}
 			}
-			var got []string
+			got := []string{}
 			for n := 0; n < len(sm.States) && sm.States[to].Type == "Task"; n++ {
 				got = append(got, sm.States[to].Parameters.Payload.Call)
 				to = sm.States[to].Next
 			}
 			if sm.States[to].Type != "Fail" {
-				t.Errorf("step %s, %s: the compensations end in %s (%s), want a Fail state", s.Name, name, to, sm.States[to].Type)
+				fail("step %s, %s: the compensations end in %s (%s), want a Fail state", s.Name, name, to, sm.States[to].Type)
 			}
 			if !slices.Equal(got, want) {
-				t.Errorf("step %s, %s: compensated by %v, want %v", s.Name, name, got, want)
+				fail("step %s, %s: compensated by %v, want %v", s.Name, name, got, want)
 			}
 		}
 	}
+	return errs
 }
 
 // errorName is the name Step Functions gives c's failure: the domain error's, which the

@@ -18,26 +18,48 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/logtest"
 )
 
-// The monolith's binary, built from its image's package and tags, runs as a Lambda function
-// when AWS_LAMBDA_RUNTIME_API is set: two copies poll a fake Runtime API behind a fake API
-// Gateway, and the whole behaviour suite passes through them (problem documents included).
-// A cold start (a new copy after both were killed) serves at once what the others wrote to
-// the shared store, and an Idempotency-Key holding a comma reaches the shop whole.
+// The two images that run as a Lambda function, each built from its image's package and
+// tags, serve their invocations when AWS_LAMBDA_RUNTIME_API is set: the monolith on NATS
+// elsewhere, and the gateway in front of the seven contexts, each a host serving it over
+// mutual TLS (the gateway holding its identity as PEM text, as its rendered function does).
+// Two copies poll a fake Runtime API behind a fake API Gateway, and the whole behaviour
+// suite passes through them (problem documents included). A cold start (a new copy after
+// both were killed) serves at once what the others wrote to the shared store, and an
+// Idempotency-Key holding a comma reaches the shop whole.
 func TestLambdaServesTheShop(t *testing.T) {
-	bin, group := stacktest.ImageBinary(t, filepath.Join("..", ".."), topology.Monolith), imageGroup(t, topology.Monolith)
+	for _, image := range []string{topology.Monolith, bounded.Group{Edge: true}.Name()} {
+		t.Run(image, func(t *testing.T) { lambdaServesTheShop(t, image) })
+	}
+}
+
+func lambdaServesTheShop(t *testing.T, image string) {
+	bin, group := stacktest.ImageBinary(t, filepath.Join("..", ".."), image), imageGroup(t, image)
+	g, err := bounded.ParseGroup(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "lambda-admin-token"
 	ns := hosttest.StartNATS(t)
+	env := []string{"SHOP_GROUP=" + group, "SHOP_ADMIN_TOKEN=" + token, "OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none"}
+	if g.Whole() {
+		env = append(env, "SHOP_NATS_URL="+ns.URL(), bounded.RequestKeyEnv+"=lambda-request-key")
+	} else {
+		for k, v := range hosttest.StartContexts(t, map[string]string{"SHOP_NATS_URL": ns.URL(), "SHOP_ADMIN_TOKEN": token}) {
+			env = append(env, k+"="+v)
+		}
+		for k, v := range pemVars(t, hosttest.IdentityDir(t, g.Name())) {
+			env = append(env, k+"="+v)
+		}
+	}
 	fn, err := lambdatest.Start(30 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fn.Close() })
-	const token = "lambda-admin-token"
 	var logs logtest.Buffer
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), host.LambdaRuntimeEnv+"="+fn.RuntimeAPI(), "SHOP_GROUP="+group, "SHOP_NATS_URL="+ns.URL(),
-			"SHOP_ADMIN_TOKEN="+token, bounded.RequestKeyEnv+"=lambda-request-key",
-			"OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none")
+		cmd.Env = append(append(os.Environ(), host.LambdaRuntimeEnv+"="+fn.RuntimeAPI()), env...)
 		cmd.Stdout, cmd.Stderr = &logs, &logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

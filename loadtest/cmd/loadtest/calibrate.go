@@ -93,8 +93,8 @@ func calibrate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	a := &loadtest.Arch{Name: arch, BaseURL: shop.BaseURL, Scenario: sc}
 	info := loadtest.ArchInfo{Name: arch, BaseURL: shop.BaseURL}
-	discover(ctx, *resources, *state, *stackName, choice.topologies, arch, shop.BaseURL, a, &info)
-	say("%s: placement %s, budget %s; resources: %s", arch, budget.Placement, budget.Mode, info.Resources)
+	sampler := discover(ctx, *resources, *state, *stackName, choice.topologies, arch, shop.BaseURL, a, &info)
+	say("%s: placement %s, budget %s; %s", arch, budget.Placement, budget.Mode, resourcesLine(sampler, info))
 	cal, err := loadtest.Calibration{
 		Arch: a, Placement: budget.Placement, Split: budget.Split, Mode: budget.Mode, Runtime: info.Runtime,
 		Budget: &topology.Budget{CPUs: budget.CPUs, MemoryMB: budget.MemoryMB}, Services: services, Plan: plan,

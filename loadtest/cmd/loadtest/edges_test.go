@@ -57,12 +57,18 @@ func deadURL(t *testing.T) string {
 // test's own process: processrt's Status then finds it alive and runs its probe on port.
 func processRecord(t *testing.T, state, stackName, arch, service string, probe topology.Probe, port int) {
 	t.Helper()
-	exe, err := os.Readlink("/proc/self/exe")
+	processRecordOf(t, state, stackName, arch, service, os.Getpid(), probe, port)
+}
+
+// processRecordOf is processRecord for the process pid.
+func processRecordOf(t *testing.T, state, stackName, arch, service string, pid int, probe topology.Probe, port int) {
+	t.Helper()
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil {
-		t.Skipf("no /proc/self/exe: %v", err)
+		t.Skipf("no /proc/%d/exe: %v", pid, err)
 	}
 	rec := map[string]any{
-		"arch": arch, "service": service, "pid": os.Getpid(), "binary": exe,
+		"arch": arch, "service": service, "pid": pid, "binary": exe,
 		"ports": map[string]int{strconv.Itoa(probe.Port): port}, "hash": "test", "probe": probe, "started": time.Now(),
 	}
 	b, err := json.Marshal(rec)

@@ -289,8 +289,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		a := &loadtest.Arch{Name: t.Arch, BaseURL: shop.BaseURL, Scenario: sc}
 		info := loadtest.ArchInfo{Name: t.Arch, BaseURL: shop.BaseURL}
-		discover(ctx, *resources, *state, cmp.Or(stackOf[t.Arch], *stackName), choice.topologies, t.Arch, shop.BaseURL, a, &info)
-		say("%s: resources: %s", t.Arch, info.Resources)
+		sampler := discover(ctx, *resources, *state, cmp.Or(stackOf[t.Arch], *stackName), choice.topologies, t.Arch, shop.BaseURL, a, &info)
+		say("%s: %s", t.Arch, resourcesLine(sampler, info))
 		archs = append(archs, a)
 		infos = append(infos, info)
 		scenarios = append(scenarios, sc)
@@ -446,8 +446,16 @@ func printSummary(w io.Writer, r *loadtest.Report, dir string) {
 }
 
 // discover picks the resource sampler of one architecture and fills what the report says
-// of its runtime and limits.
-func discover(ctx context.Context, mode, state, stackName, topologies, arch, baseURL string, a *loadtest.Arch, info *loadtest.ArchInfo) {
+// of its runtime and limits; it returns the sampler's name (a -resources value: process,
+// podman or port), "" when none measures it (info.Resources then says why).
+//
+// The order is that of what each sampler sees: the process runtime's records and Podman's
+// labels name every process of the architecture, the port only the one that holds it and its
+// tree. A port Podman publishes is held by a process of Podman's (conmon, rootlessport), not
+// by the shop, so it is never measured by port: a Podman stack that the podman sampler cannot
+// read (a build without the bindings, an API out of reach) is not measured rather than
+// measured as free (loadtest.ErrContainerPort).
+func discover(ctx context.Context, mode, state, stackName, topologies, arch, baseURL string, a *loadtest.Arch, info *loadtest.ArchInfo) string {
 	info.Runtime = "unknown"
 	var notes []string
 	try := func(m string) bool { return mode == "auto" || mode == m }
@@ -458,11 +466,13 @@ func discover(ctx context.Context, mode, state, stackName, topologies, arch, bas
 			info.Runtime = "process"
 			info.Limits = processLimits(ctx, state, stackName, topologies, arch)
 			setProcs(info, procs)
+			info.Resources = a.Sampler.Describe()
+			return "process"
 		} else if mode == "process" {
 			notes = append(notes, fmt.Sprintf("no live process-runtime records under %s", filepath.Join(state, "run", stackName, arch)))
 		}
 	}
-	if a.Sampler == nil && try("podman") {
+	if try("podman") {
 		s, err := podmanstats.New(ctx, stackName, arch)
 		if err == nil {
 			a.Sampler = s
@@ -474,31 +484,44 @@ func discover(ctx context.Context, mode, state, stackName, topologies, arch, bas
 			if procs, err := s.Processes(ctx); err == nil {
 				setProcs(info, procs)
 			}
+			info.Resources = a.Sampler.Describe()
+			return "podman"
 		} else if mode == "podman" || podmanstats.Available {
 			notes = append(notes, err.Error())
 		}
 	}
-	if a.Sampler == nil && try("port") {
+	if try("port") {
 		u, _ := url.Parse(baseURL)
 		procs, err := loadtest.ProcsByListener(u.Host)
-		if err == nil && len(procs) > 0 {
+		switch {
+		case err == nil && len(procs) > 0:
 			a.Sampler = &loadtest.ProcSampler{Procs: procs, Source: fmt.Sprintf("/proc of the process listening on %s and its launcher's tree (%d processes)", u.Host, len(procs))}
 			info.Runtime = "local"
 			info.Limits = loadtest.Limits{Source: "none: local processes started by hand (make run)"}
 			setProcs(info, procs)
-		} else if err != nil {
+			info.Resources = a.Sampler.Describe()
+			return "port"
+		case errors.Is(err, loadtest.ErrContainerPort) && !podmanstats.Available:
+			notes = append(notes, "by port: "+err.Error()+"; this build has no Podman bindings for -resources podman (make build-loadtest has)")
+		case err != nil:
 			notes = append(notes, "by port: "+err.Error())
 		}
 	}
-	if a.Sampler == nil {
-		a.Note = "not measured (" + strings.Join(notes, "; ") + ")"
-		if mode == "none" {
-			a.Note = "not measured (-resources none)"
-		}
-		info.Resources = a.Note
-		return
+	a.Note = "not measured (" + strings.Join(notes, "; ") + ")"
+	if mode == "none" {
+		a.Note = "not measured (-resources none)"
 	}
-	info.Resources = a.Sampler.Describe()
+	info.Resources = a.Note
+	return ""
+}
+
+// resourcesLine says which sampler measures an architecture (discover's choice) and what it
+// reads, or why nothing does.
+func resourcesLine(sampler string, info loadtest.ArchInfo) string {
+	if sampler == "" {
+		return "resources: " + info.Resources
+	}
+	return fmt.Sprintf("resources: the %s sampler, %s", sampler, info.Resources)
 }
 
 func setProcs(info *loadtest.ArchInfo, procs []loadtest.Proc) {

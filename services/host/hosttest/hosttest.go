@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"strings"
@@ -244,6 +245,23 @@ func StartConfig(tb testing.TB, cfg host.Config) *Host {
 		}
 	}
 	return h
+}
+
+// StartContexts runs one host per context, as the microservices run, each serving its
+// context over gRPC on a free loopback port, with env added to its environment, until tb
+// ends. It returns the variables an edge finds them by (AddrEnv of each context). The hosts
+// start in bounded.Order, each after the contexts it calls (they have no cycle), so each is
+// told its peers' addresses without any port being picked ahead of its listener.
+func StartContexts(tb testing.TB, env map[string]string) map[string]string {
+	tb.Helper()
+	addrs := map[string]string{}
+	for _, name := range bounded.Order(bounded.Names()) {
+		own := maps.Clone(env)
+		maps.Copy(own, addrs)
+		own["SHOP_GRPC_ADDR"] = "127.0.0.1:0"
+		addrs[host.AddrEnv(name)] = Start(tb, name, own).GRPCAddr
+	}
+	return addrs
 }
 
 // Stop stops the host and returns what it returned; it is idempotent.
