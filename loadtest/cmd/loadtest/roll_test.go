@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -41,9 +39,7 @@ func TestRollAgainstAProcessStack(t *testing.T) {
 		t.Fatalf("go build ./platform/cmd/mitosis (GOFLAGS needs the Podman bindings' tags, as the Makefile sets them): %v\n%s", err, out)
 	}
 	state := t.TempDir()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	stackName := "hs-roll-" + hex.EncodeToString(b)
+	stackName := stacktest.StackName(t)
 	// Any port, picked by the process runtime after its build: loadtest roll finds the edges
 	// by name in the stack's status.
 	upArgs := []string{"--runtime", "process", "--collector-edge", "none", "-t", "monolith", "--monolith-edge", stacktest.AnyPort,
