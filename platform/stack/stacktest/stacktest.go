@@ -27,6 +27,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
+	"github.com/mitosis-dev/mitosis/platform/tracecompare/checkouttrace"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
@@ -172,7 +173,7 @@ func WaitFor(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
 }
 
 // CheckoutTrace reports whether the collector at base holds trace id as the whole trace of a
-// checkout in arch (tracecompare.CheckCheckout: edge, every call, both events and their
+// checkout in arch (checkouttrace.Check: edge, every call, both events and their
 // consumers, no orphan), touching exactly the services in want, sorted.
 func CheckoutTrace(ctx context.Context, base, id, arch string, want []string) (bool, string) {
 	if id == "" {
@@ -186,7 +187,7 @@ func CheckoutTrace(ctx context.Context, base, id, arch string, want []string) (b
 	if err != nil || len(trs) != 1 {
 		return false, fmt.Sprintf("%d traces (%v)", len(trs), err)
 	}
-	if err := tracecompare.CheckCheckout(trs[0], arch); err != nil {
+	if err := checkouttrace.Check(trs[0], arch); err != nil {
 		return false, fmt.Sprintf("trace %s: %v", id, err)
 	}
 	got := tracecompare.Analyze(trs[0]).Services
