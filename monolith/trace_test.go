@@ -12,6 +12,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
+	"github.com/mitosis-dev/mitosis/platform/tracecompare/checkouttrace"
 	"github.com/mitosis-dev/mitosis/platform/xray/xraytest"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
 	"github.com/mitosis-dev/mitosis/shop/logtest"
@@ -107,7 +108,7 @@ func TestCheckoutIsOneConnectedTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tracecompare.CheckCheckout(traces[0], "monolith"); err != nil {
+	if err := checkouttrace.Check(traces[0], "monolith"); err != nil {
 		t.Fatalf("trace %s:\n%v", traceID, err)
 	}
 	// Exactly one trace: no span of this checkout's events went anywhere else.

@@ -157,34 +157,13 @@ func TestLevelsStartDependenciesFirst(t *testing.T) {
 	}
 }
 
-// partitions returns every partition of names into non-empty groups (Bell(n) of them).
-func partitions(names []string) [][][]string {
-	if len(names) == 0 {
-		return [][][]string{{}}
-	}
-	first, rest := names[0], names[1:]
-	var out [][][]string
-	for _, p := range partitions(rest) {
-		for i := range p { // first joins an existing group
-			q := make([][]string, len(p))
-			for j := range p {
-				q[j] = slices.Clone(p[j])
-			}
-			q[i] = append([]string{first}, q[i]...)
-			out = append(out, q)
-		}
-		out = append(out, append([][]string{{first}}, p...)) // or makes a group of its own
-	}
-	return out
-}
-
 // Every way of placing the seven contexts, with the edge alone or in any of the groups, is
 // a valid topology: each address a host is given is its peer's, each host is given the
 // address of exactly the contexts it calls and does not hold, the start order has no cycle
 // and starts each service after what it depends on, and the budget's parts add up. None is
 // run here: the behaviour suite runs a random one in every `make test` (services/e2e).
 func TestEveryPlacementIsAValidTopology(t *testing.T) {
-	parts := partitions(bounded.Names())
+	parts := Partitions(bounded.Names())
 	if len(parts) != 877 {
 		t.Fatalf("%d partitions of the seven contexts, want 877", len(parts))
 	}

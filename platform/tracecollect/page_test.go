@@ -20,6 +20,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/telemetry"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
+	"github.com/mitosis-dev/mitosis/platform/tracecompare/checkouttrace"
 	"github.com/mitosis-dev/mitosis/services/host/hosttest"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
 )
@@ -72,7 +73,7 @@ func shopCheckout(t *testing.T, c *tracecollect.Collector) string {
 		if err != nil {
 			return false, err.Error()
 		}
-		if err := tracecompare.CheckCheckout(trs[0], "monolith"); err != nil {
+		if err := checkouttrace.Check(trs[0], "monolith"); err != nil {
 			return false, "the checkout's trace is not whole: " + err.Error()
 		}
 		return true, ""

@@ -64,13 +64,13 @@ type Trace struct {
 
 // Attribute keys the analysis reads.
 const (
-	attrDBSystem   = "db.system.name"
-	attrRPCSystem  = "rpc.system.name"
-	attrRPCMethod  = "rpc.method"
-	attrMsgGroup   = "messaging.consumer.group.name"
-	attrArchitect  = "mitosis.architecture"
-	rpcSystemGRPC  = "grpc"
-	rpcSystemLocal = "inprocess"
+	attrDBSystem      = "db.system.name"
+	attrRPCSystem     = "rpc.system.name"
+	attrRPCMethod     = "rpc.method"
+	AttrConsumerGroup = "messaging.consumer.group.name" // a consumer span's durable consumer
+	attrArchitect     = "mitosis.architecture"
+	rpcSystemGRPC     = "grpc"
+	rpcSystemLocal    = "inprocess"
 )
 
 // FromOTLP builds the traces in td, one per trace ID, newest first.
@@ -219,7 +219,7 @@ func (s *Span) isLocalCall() bool {
 
 // Label is how reports name a span: its name, and for an event consumer its consumer.
 func (s *Span) Label() string {
-	if g := s.Attrs[attrMsgGroup]; g != "" && s.Kind == "consumer" {
+	if g := s.Attrs[AttrConsumerGroup]; g != "" && s.Kind == "consumer" {
 		return s.Name + " [" + g + "]"
 	}
 	return s.Name

@@ -1,9 +1,14 @@
 package bounded_test
 
 import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,49 +76,217 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// No list of the contexts outside the table: no non-test Go file names three or more of them
-// as strings on one line (a slice, a switch, a map's keys). Everything reads the table.
+// No list of the contexts outside the table. In the non-test Go files, no top-level
+// declaration names three or more of them as strings, on one line or across many (a slice,
+// a struct per context, a switch, a map's keys, a function that registers each): checked on
+// the syntax tree, not line by line, so that a list written one element a line is caught as
+// well. A context's own package may name itself and the contexts the table says it calls
+// (orders' saga names the context of each of its steps): that is its domain, not a list of
+// the shop's contexts; any other it names counts. Nor does any line of the Makefile name
+// three or more. The topology files do list contexts: they are placements, the data the
+// table is placed by.
 func TestNoListOfTheContextsOutsideTheTable(t *testing.T) {
 	root := filepath.Join("..", "..")
-	quoted := make([]string, 0, len(bounded.Names()))
-	for _, n := range bounded.Names() {
-		quoted = append(quoted, strconv.Quote(n))
+	for _, l := range contextLists(t, root) {
+		t.Errorf("%s (read services/bounded instead)", l)
 	}
+}
+
+// contextLists returns where, under root, something but the table lists contexts.
+func contextLists(t *testing.T, root string) []string {
+	t.Helper()
+	var found []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
+		rel, _ := filepath.Rel(root, path)
 		if d.IsDir() {
 			switch d.Name() {
 			case ".git", ".mitosis", "gen", "testdata", "node_modules":
 				return filepath.SkipDir
 			}
-			if rel, _ := filepath.Rel(root, path); rel == filepath.Join("services", "bounded") {
+			if rel == filepath.Join("services", "bounded") {
 				return filepath.SkipDir
 			}
+			return nil
+		}
+		if rel == "Makefile" {
+			found = append(found, makefileLists(t, path)...)
 			return nil
 		}
 		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return nil
 		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for i, line := range strings.Split(string(b), "\n") {
-			n := 0
-			for _, q := range quoted {
-				if strings.Contains(line, q) {
-					n++
-				}
-			}
-			if n >= 3 {
-				t.Errorf("%s:%d lists contexts: %s (read services/bounded instead)", path, i+1, strings.TrimSpace(line))
-			}
-		}
+		found = append(found, goLists(t, path, ownCalls(rel))...)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	return found
+}
+
+// ownCalls are the contexts a file may name: for a file of shop/<context>/..., that context
+// and those the table says it calls; none elsewhere.
+func ownCalls(rel string) map[string]bool {
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	if len(parts) < 3 || parts[0] != "shop" {
+		return nil
+	}
+	c, ok := bounded.Lookup(parts[1])
+	if !ok {
+		return nil
+	}
+	own := map[string]bool{c.Name: true}
+	for _, callee := range c.Calls {
+		own[callee] = true
+	}
+	return own
+}
+
+// goLists returns the top-level declarations of the Go file at path that name three or more
+// contexts, but for those in own, as string literals.
+func goLists(t *testing.T, path string, own map[string]bool) []string {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, decl := range f.Decls {
+		var named []string
+		ast.Inspect(decl, func(n ast.Node) bool {
+			lit, ok := n.(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				return true
+			}
+			s, err := strconv.Unquote(lit.Value)
+			if _, isContext := bounded.Lookup(s); err == nil && isContext && !own[s] && !slices.Contains(named, s) {
+				named = append(named, s)
+			}
+			return true
+		})
+		if len(named) >= 3 {
+			found = append(found, fmt.Sprintf("%s: the declaration here names %s", fset.Position(decl.Pos()), strings.Join(named, ", ")))
+		}
+	}
+	return found
+}
+
+// makefileLists returns the lines of the Makefile at path (a rule's or a variable's, with
+// its continuations) that name three or more contexts; its help comments, examples of
+// --split among them, are not lists.
+func makefileLists(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	word := regexp.MustCompile(`[a-z]+`)
+	var found []string
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i < len(lines); i++ {
+		at, line := i+1, lines[i]
+		for strings.HasSuffix(line, "\\") && i+1 < len(lines) {
+			i++
+			line = strings.TrimSuffix(line, "\\") + " " + lines[i]
+		}
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		var named []string
+		for _, w := range word.FindAllString(line, -1) {
+			if _, ok := bounded.Lookup(w); ok && !slices.Contains(named, w) {
+				named = append(named, w)
+			}
+		}
+		if len(named) >= 3 {
+			found = append(found, fmt.Sprintf("%s:%d names %s", path, at, strings.Join(named, ", ")))
+		}
+	}
+	return found
+}
+
+// The check above finds a list however it is written, and only a list: it was weaker once
+// (three names on one line), and platform/tracecompare's calls of a checkout, one a line,
+// passed it.
+func TestTheListCheckFindsListsAcrossLines(t *testing.T) {
+	root := t.TempDir()
+	write := func(rel, text string) {
+		t.Helper()
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Found: a slice of structs one a line, a switch, a map's keys, a rule of the Makefile.
+	write("platform/calls/calls.go", `package calls
+
+var calls = []struct{ method, context string }{
+	{"mitosis.orders.v1.OrdersService/Checkout", "orders"},
+	{"mitosis.cart.v1.CartService/Get", "cart"},
+	{"mitosis.catalog.v1.CatalogService/Get", "catalog"},
+}
+`)
+	write("platform/port/port.go", `package port
+
+func port(name string) int {
+	switch name {
+	case "catalog":
+		return 1
+	case "cart":
+		return 2
+	case "inventory":
+		return 3
+	}
+	return 0
+}
+
+var weights = map[string]int{
+	"payments": 1,
+	"shipping": 2,
+	"notify":   3,
+}
+`)
+	write("shop/notify/notify.go", `package notify
+
+var seen = []string{"cart", "catalog", "inventory"}
+`)
+	write("Makefile", "## run: SPLIT=catalog+inventory,cart+orders+payments runs a split\nrun:\n\tgo run ./x catalog \\\n\t\tcart inventory\n")
+	// Not found: names apart in declarations of their own, orders' saga naming what it calls,
+	// a test file, help text.
+	write("platform/apart/apart.go", `package apart
+
+const first = "catalog"
+
+func second() string { return "cart" + "," + "inventory" }
+`)
+	write("shop/orders/saga.go", `package orders
+
+var steps = [][2]string{{"cart", "Get"}, {"catalog", "Get"}, {"inventory", "Reserve"}, {"payments", "Charge"}, {"orders", "Record"}}
+`)
+	write("platform/calls/calls_test.go", `package calls
+
+var all = []string{"catalog", "cart", "inventory", "payments", "orders", "shipping", "notify"}
+`)
+	got := strings.Join(contextLists(t, root), "\n")
+	for _, want := range []string{
+		"calls.go:3:1: the declaration here names orders, cart, catalog",
+		"port.go:3:1: the declaration here names catalog, cart, inventory",
+		"port.go:15:1: the declaration here names payments, shipping, notify",
+		"notify.go:3:1: the declaration here names cart, catalog, inventory",
+		"Makefile:3 names catalog, cart, inventory",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the check did not find %q; it found:\n%s", want, got)
+		}
+	}
+	if n := len(strings.Split(got, "\n")); n != 5 {
+		t.Errorf("the check found %d lists, want 5:\n%s", n, got)
 	}
 }

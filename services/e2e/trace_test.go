@@ -9,6 +9,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
+	"github.com/mitosis-dev/mitosis/platform/tracecompare/checkouttrace"
 	"github.com/mitosis-dev/mitosis/platform/xray/xraytest"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
 )
@@ -65,7 +66,7 @@ func TestCheckoutIsOneConnectedTraceAcrossServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tracecompare.CheckCheckout(traces[0], "services"); err != nil {
+	if err := checkouttrace.Check(traces[0], "services"); err != nil {
 		t.Fatalf("trace %s:\n%v", traceID, err)
 	}
 	a := tracecompare.Analyze(traces[0])

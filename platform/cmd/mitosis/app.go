@@ -572,6 +572,13 @@ func (a *app) archsOf() ([]string, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
+	// Down goes by the split's name alone, but a split that places no context right is a
+	// mistake up would refuse: say so here too, rather than remove what carries the name.
+	if a.split != "" {
+		if _, err := topology.FromSplit(a.splitName, "", a.split); err != nil {
+			return nil, usageError{err}
+		}
+	}
 	out := make([]string, len(entries))
 	for i, e := range entries {
 		out[i] = e.Name

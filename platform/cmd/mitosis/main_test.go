@@ -73,6 +73,12 @@ func TestBadUsageExits2(t *testing.T) {
 		{[]string{"up", "-t", "services@measured"}, "no calibration of services"},
 		{[]string{"build", "-t", "monolith", "--budget", "measured"}, "loadtest calibrate -edges monolith"},
 		{[]string{"up", "-t", "monolith@shared", "--edges", "monolith-shared"}, `--edges "monolith-shared": want name=host:port`},
+		// Splits that are no placement of the seven contexts: each names what is wrong.
+		{[]string{"up", "--split", "catalog+inventory,cart+orders+payments,shipping+notify+warehouse"}, `unknown context "warehouse"`},
+		{[]string{"up", "--split", "catalog+inventory,cart+orders+payments+inventory,shipping+notify"}, "inventory is in two groups: catalog+inventory and"},
+		{[]string{"up", "--split", "catalog+inventory,cart+orders,shipping+notify"}, "no group holds payments: every context runs somewhere"},
+		{[]string{"up", "--split", "catalog+inventory,,cart+orders+payments,shipping+notify"}, "empty group"},
+		{[]string{"down", "--split", "catalog+inventory,cart+orders,shipping+notify"}, "no group holds payments"},
 	} {
 		args := append(tc.args, "--root", root, "--state", t.TempDir(), "--runtime", "process", "--stack", stacktest.StackName(t))
 		if code, _, errOut := runCLI(t, args...); code != exitUsage || !strings.Contains(errOut, tc.want) {

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
+	"github.com/mitosis-dev/mitosis/platform/tracecompare/checkouttrace"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
@@ -172,7 +174,7 @@ func WaitFor(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
 }
 
 // CheckoutTrace reports whether the collector at base holds trace id as the whole trace of a
-// checkout in arch (tracecompare.CheckCheckout: edge, every call, both events and their
+// checkout in arch (checkouttrace.Check: edge, every call, both events and their
 // consumers, no orphan), touching exactly the services in want, sorted.
 func CheckoutTrace(ctx context.Context, base, id, arch string, want []string) (bool, string) {
 	if id == "" {
@@ -186,7 +188,7 @@ func CheckoutTrace(ctx context.Context, base, id, arch string, want []string) (b
 	if err != nil || len(trs) != 1 {
 		return false, fmt.Sprintf("%d traces (%v)", len(trs), err)
 	}
-	if err := tracecompare.CheckCheckout(trs[0], arch); err != nil {
+	if err := checkouttrace.Check(trs[0], arch); err != nil {
 		return false, fmt.Sprintf("trace %s: %v", id, err)
 	}
 	got := tracecompare.Analyze(trs[0]).Services
@@ -244,25 +246,31 @@ func RandomSplit(t testing.TB) string {
 		}
 		seed = s
 	}
-	rng := mrand.New(mrand.NewPCG(seed, seed))
-	var groups [][]string
-	for _, c := range bounded.Names() {
-		i := rng.IntN(len(groups) + 1)
-		if i == len(groups) {
-			groups = append(groups, nil)
-		}
-		groups[i] = append(groups[i], c)
-	}
-	if i := rng.IntN(len(groups) + 1); i < len(groups) {
-		groups[i] = append([]string{bounded.EdgeName}, groups[i]...)
-	}
-	parts := make([]string, len(groups))
-	for i, g := range groups {
-		parts[i] = strings.Join(g, "+")
-	}
-	split := strings.Join(parts, ",")
+	split := drawSplit(seed)
 	t.Logf("the random split is %s (MITOSIS_SPLIT_SEED=%d draws it again)", split, seed)
 	return split
+}
+
+// partitions are the partitions of the contexts, in topology.Partitions's order: made once,
+// as a test may draw many.
+var partitions = sync.OnceValue(func() [][][]string { return topology.Partitions(bounded.Names()) })
+
+// drawSplit is the placement seed draws: one of the partitions of the contexts, each as
+// likely as any other (drawn by its index: a draw context by context, each joining a group
+// or making one, would favour few groups, the one of all seven 13 times more often than the
+// average), then the edge, alone or in one of its groups, each as likely.
+func drawSplit(seed uint64) string {
+	rng := mrand.New(mrand.NewPCG(seed, seed))
+	parts := partitions()
+	p := parts[rng.IntN(len(parts))]
+	groups := make([]string, len(p))
+	for i, g := range p {
+		groups[i] = strings.Join(g, "+")
+	}
+	if i := rng.IntN(len(groups) + 1); i < len(groups) {
+		groups[i] = bounded.EdgeName + "+" + groups[i]
+	}
+	return strings.Join(groups, ",")
 }
 
 // ImageBinary builds the binary of the topology's image name from the repository at root,

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+)
+
+// TestSplitBesideTheMonolithThroughTheCLI runs the command the placement issue names, as
+// processes, beside the monolith in the same stack: `up --split
+// 'catalog+inventory,cart+orders+payments,shipping+notify' --edge 127.0.0.1:<port>`. The
+// split's edge is ready and serves a product and a checkout through the public API; then
+// `down --split ...` removes the split's processes, all of them, and nothing of the
+// monolith, which still answers from the same processes.
+func TestSplitBesideTheMonolithThroughTheCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the split's images and runs it beside the monolith")
+	}
+	const split = "catalog+inventory,cart+orders+payments,shipping+notify"
+	state := t.TempDir()
+	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", state, "--stack", stacktest.StackName(t), "--collector-edge", "none"}
+	t.Cleanup(func() { runCLI(t, append([]string{"down", "--volumes"}, common...)...) })
+
+	code, out, errOut := runCLI(t, append([]string{"up", "-t", topology.Monolith, "--monolith-edge", stacktest.AnyPort}, common...)...)
+	if code != exitOK {
+		t.Fatalf("up -t monolith: exit %d\n%s\n%s", code, out, errOut)
+	}
+	monolith := "http://" + edgeSaid(t, out, topology.Monolith)
+
+	// The edge is a port picked here, as a user would give it: the split's images are built
+	// first, so that up binds it moments after it was found free, not a build later.
+	if code, out, errOut := runCLI(t, append([]string{"build", "--split", split, "--platform", "linux/" + runtime.GOARCH}, common...)...); code != exitOK {
+		t.Fatalf("build --split: exit %d\n%s\n%s", code, out, errOut)
+	}
+	edge := stacktest.FreeAddr(t)
+	code, out, errOut = runCLI(t, append([]string{"up", "--split", split, "--edge", edge}, common...)...)
+	if code != exitOK {
+		t.Fatalf("up --split: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if got := edgeSaid(t, out, topology.SplitName); got != edge {
+		t.Errorf("up says the split's edge is %s, want %s", got, edge)
+	}
+	base := "http://" + edge
+	if code := stacktest.Get(t, base+"/readyz"); code != http.StatusOK {
+		t.Errorf("the split's GET /readyz: %d", code)
+	}
+	if code, body := getBody(t, base+"/v1/products/sku-0001"); code != http.StatusOK || !strings.Contains(body, `"sku-0001"`) {
+		t.Errorf("the split's GET /v1/products/sku-0001: %d %s", code, body)
+	}
+	token, err := stack.AdminToken(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := stacktest.Checkout(t, base, token, "split-user"); !strings.Contains(stacktest.Orders(t, base, "split-user"), id) {
+		t.Errorf("order %s is not in split-user's orders", id)
+	}
+
+	before := statusRows(t, common)
+	splitPIDs, monolithPIDs := pidsOf(before, topology.SplitName), pidsOf(before, topology.Monolith)
+	// NATS and one host per group: the three groups and the edge alone.
+	if len(splitPIDs) != 5 || len(monolithPIDs) != 2 {
+		t.Fatalf("status before down: %d processes of the split, %d of the monolith, want 5 and 2: %+v", len(splitPIDs), len(monolithPIDs), before)
+	}
+
+	code, out, errOut = runCLI(t, append([]string{"down", "--split", split}, common...)...)
+	if want := "removed 5 processes"; code != exitOK || !strings.Contains(out, want) {
+		t.Errorf("down --split: exit %d, want %q\n%s\n%s", code, want, out, errOut)
+	}
+	for _, pid := range splitPIDs {
+		if alive(pid) {
+			t.Errorf("process %s of the split still runs after its down", pid)
+		}
+	}
+	after := statusRows(t, common)
+	if got := pidsOf(after, topology.SplitName); len(got) != 0 {
+		t.Errorf("status after down --split still lists the split: %+v", after)
+	}
+	if got := pidsOf(after, topology.Monolith); strings.Join(got, " ") != strings.Join(monolithPIDs, " ") {
+		t.Errorf("the monolith's processes were %v, are %v after the split's down", monolithPIDs, got)
+	}
+	if code, body := getBody(t, monolith+"/v1/products/sku-0001"); code != http.StatusOK || !strings.Contains(body, `"sku-0001"`) {
+		t.Errorf("the monolith's GET /v1/products/sku-0001 after the split's down: %d %s", code, body)
+	}
+	stacktest.Checkout(t, monolith, token, "monolith-user")
+}
+
+// edgeSaid is the address up said arch's edge answers at ("<arch>: http://<addr> (budget ...").
+func edgeSaid(t *testing.T, out, arch string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(arch) + `: http://(\S+) `).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("up did not say where %s's edge is:\n%s", arch, out)
+	}
+	return m[1]
+}
+
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// statusRows are `status --json`'s lines; every one must be running and ready.
+func statusRows(t *testing.T, common []string) []stack.Status {
+	t.Helper()
+	code, out, errOut := runCLI(t, append([]string{"status", "--json"}, common...)...)
+	if code != exitOK {
+		t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var rows []stack.Status
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	return rows
+}
+
+// pidsOf lists the process IDs of arch's lines, in status's order.
+func pidsOf(rows []stack.Status, arch string) []string {
+	var out []string
+	for _, r := range rows {
+		if r.Arch == arch && r.PID > 0 {
+			out = append(out, strconv.Itoa(r.PID))
+		}
+	}
+	return out
+}
+
+// alive tells whether the process pid runs: it exists and is not a zombie waiting for its
+// parent (this test's process, which started it through the CLI) to collect it.
+func alive(pid string) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses, the state follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
