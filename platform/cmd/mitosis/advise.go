@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mitosis-dev/mitosis/platform/advise"
+	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
@@ -30,7 +31,8 @@ type adviseFlags struct {
 	html, topologyOut, name          string
 	verify                           bool
 	repeats                          int
-	loadtest                         string
+	step, warmup                     time.Duration
+	loadtest, verifyOut              string
 }
 
 func (a *app) adviseCmd() *cobra.Command {
@@ -55,8 +57,11 @@ default; copy it to topologies/ for mitosis up -t <name>), and an HTML page with
 graph (<run>/advise.html). --check RUN predicts the services from the monolith and the hop
 cost of RUN, a load test of one endpoint class alone (-mix 100,0,0,0,0: one call per
 request), the model's own check. --verify brings the recommendation up beside the monolith
-(mitosis up --split, on this stack), runs the same load steps with the load test, and prints
-predicted against measured figures.`,
+(mitosis up --split on this stack, as the architecture --name; the monolith too when it is
+not up, else the running one is left as it is), runs the same load steps with the load test
+(--verify-step and --verify-warmup shorten them), prints predicted against measured figures,
+and then removes what it brought up: the recommendation with its data, and the monolith if
+it was not up before.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.advise(cmd.Context(), f) },
 	}
@@ -76,6 +81,9 @@ predicted against measured figures.`,
 	fl.StringVar(&f.checkKind, "check-kind", "list", "the check run's endpoint class (list: one call, edge to catalog)")
 	fl.BoolVar(&f.verify, "verify", false, "bring the recommendation up beside the monolith on this stack, run the same load steps, compare")
 	fl.IntVar(&f.repeats, "verify-repeats", 0, "--verify's repeats of the step, alternating the order of the two (default the run's); more repeats, less noise")
+	fl.DurationVar(&f.step, "verify-step", 0, "--verify's step for each architecture (default the run's); shorter, noisier")
+	fl.DurationVar(&f.warmup, "verify-warmup", 0, "--verify's warm-up of each architecture (default the run's)")
+	fl.StringVar(&f.verifyOut, "verify-out", "", "the folder --verify's load test writes its run under, as verify-<time>/ (default <root>/loadtest/out)")
 	fl.StringVar(&f.loadtest, "loadtest", "", "the load test's binary for --verify (default <root>/bin/loadtest: make build-loadtest)")
 	return cmd
 }
@@ -87,6 +95,9 @@ func (a *app) advise(ctx context.Context, f adviseFlags) error {
 	}
 	if f.repeats < 0 {
 		return usageError{fmt.Errorf("--verify-repeats %d: want 1 or more (0: the run's)", f.repeats)}
+	}
+	if f.step < 0 || f.warmup < 0 {
+		return usageError{fmt.Errorf("--verify-step %s, --verify-warmup %s: want a positive duration (0: the run's)", f.step, f.warmup)}
 	}
 	if f.name == "" || strings.ContainsAny(f.name, "/\\ ,+@") {
 		return usageError{fmt.Errorf("--name %q: one word, as a topology's name", f.name)}
@@ -104,6 +115,12 @@ func (a *app) advise(ctx context.Context, f adviseFlags) error {
 	o := advise.Options{Constraints: advise.Constraints{Isolate: f.isolate, Together: together, MaxGroups: f.maxGroups}, Objective: obj, CheckKind: f.checkKind}
 	if err := o.Constraints.Validate(bounded.Names()); err != nil {
 		return usageError{err}
+	}
+	var vp *verifyPrep
+	if f.verify { // before the search, which takes a while: a verification that cannot run fails now
+		if vp, err = a.prepareVerify(ctx, f); err != nil {
+			return fmt.Errorf("--verify: %w", err)
+		}
 	}
 	if f.run == "" {
 		if f.run, err = latestRun(filepath.Join(a.root, "loadtest", "out")); err != nil {
@@ -128,8 +145,8 @@ func (a *app) advise(ctx context.Context, f adviseFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.verify {
-		if rep.Verify, err = a.verifyAdvice(ctx, f, run, rep); err != nil {
+	if vp != nil {
+		if rep.Verify, err = a.verifyAdvice(ctx, f, vp, run, rep); err != nil {
 			return fmt.Errorf("--verify: %w", err)
 		}
 	}
@@ -202,44 +219,98 @@ func latestRun(dir string) (string, error) {
 	return filepath.Join(dir, runs[len(runs)-1]), nil
 }
 
-// verifyAdvice brings the recommendation up beside the monolith with mitosis up (this very
-// binary, on this stack), runs the advised run's load steps at its rate with the load test
-// against both, and compares.
-func (a *app) verifyAdvice(ctx context.Context, f adviseFlags, run *advise.Run, rep *advise.Report) (*advise.Verification, error) {
+// verifyPrep is what a verification found before the search: the load test's binary, and
+// whether it brings the monolith up.
+type verifyPrep struct {
+	loadtest     string
+	withMonolith bool
+}
+
+// prepareVerify finds the load test and reads the stack: which of the architectures a
+// verification needs are there already.
+func (a *app) prepareVerify(ctx context.Context, f adviseFlags) (*verifyPrep, error) {
+	vp := &verifyPrep{loadtest: f.loadtest}
+	if vp.loadtest == "" {
+		vp.loadtest = filepath.Join(a.root, "bin", "loadtest")
+	}
+	if _, err := os.Stat(vp.loadtest); err != nil {
+		return nil, fmt.Errorf("the load test: %w (make build-loadtest, or --loadtest)", err)
+	}
+	present, err := a.presentArchs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if vp.withMonolith, err = verifyPlan(present, f.name, a.stack); err != nil {
+		return nil, err
+	}
+	return vp, nil
+}
+
+// verifyAdvice brings the recommendation up beside the monolith on this stack (mitosis up,
+// run in this process), runs the advised run's load steps at its rate with the load test
+// against both, compares, and removes what it brought up, whatever happened meanwhile.
+func (a *app) verifyAdvice(ctx context.Context, f adviseFlags, vp *verifyPrep, advised *advise.Run, rep *advise.Report) (_ *advise.Verification, err error) {
 	best := rep.Search.Best
 	split := best.SplitArg()
 	if split == "" {
 		return nil, errors.New("the recommendation is the monolith: nothing to verify beside it")
 	}
-	loadtest := f.loadtest
-	if loadtest == "" {
-		loadtest = filepath.Join(a.root, "bin", "loadtest")
-	}
-	if _, err := os.Stat(loadtest); err != nil {
-		return nil, fmt.Errorf("the load test: %w (make build-loadtest, or --loadtest)", err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
+	withMonolith, loadtest := vp.withMonolith, vp.loadtest
+	// Every architecture is named explicitly (-t, --split), so that MITOSIS_TOPOLOGY or
+	// MITOSIS_SPLIT in the environment adds none to these up and down.
 	common := []string{"--root", a.root, "--state", a.state, "--stack", a.stack, "--runtime", a.runtime}
-	up := append(slices.Clone(common), "up", "-t", "monolith", "--split", split, "--split-name", f.name,
-		"--monolith-edge", a.monolithEdge, "--collector-edge", a.collectorEdge,
+	mono := []string{"-t", topology.Monolith, "--split="}
+	ours := []string{"--topology=", "--split", split, "--split-name", f.name}
+	// Down however verify ends, an interrupt included (its context is done by then): the
+	// recommendation with its data, which only this verification wrote, and the monolith
+	// without, as a plain down leaves it. A monolith that ran before is not touched.
+	defer func() {
+		downs := [][]string{append(append(slices.Clone(common), "down", "--volumes"), ours...)}
+		if withMonolith {
+			downs = append(downs, append(append(slices.Clone(common), "down"), mono...))
+		}
+		for _, down := range downs {
+			fmt.Fprintf(a.errOut, "verify: mitosis %s\n", strings.Join(down, " "))
+			if code := run(context.WithoutCancel(ctx), down, a.errOut, a.errOut); code != exitOK {
+				err = errors.Join(err, fmt.Errorf("mitosis %s: exit %d", strings.Join(down, " "), code))
+			}
+		}
+	}()
+	up := append(slices.Clone(common), "up", "--monolith-edge", a.monolithEdge, "--collector-edge", a.collectorEdge,
 		"--cpus", strconv.FormatFloat(a.budget.CPUs, 'g', -1, 64), "--memory", strconv.Itoa(a.budget.MemoryMB), "--budget", a.mode)
 	if a.splitEdge != "" {
 		up = append(up, "--edge", a.splitEdge)
 	}
-	fmt.Fprintf(a.errOut, "verify: %s %s\n", self, strings.Join(up, " "))
-	if err := a.runChild(ctx, self, up...); err != nil {
-		return nil, fmt.Errorf("mitosis up: %w", err)
+	if a.edges != "" {
+		up = append(up, "--edges", a.edges)
 	}
-	out := filepath.Join(a.root, "loadtest", "out", "verify-"+time.Now().UTC().Format("20060102-150405"))
-	settings := run.Settings
+	if withMonolith {
+		up = append(up, "-t", topology.Monolith, "--split", split, "--split-name", f.name)
+	} else {
+		fmt.Fprintf(a.errOut, "verify: the monolith of stack %s runs already: it is measured as it runs, with the budget it was brought up with\n", a.stack)
+		up = append(up, ours...)
+	}
+	fmt.Fprintf(a.errOut, "verify: mitosis %s\n", strings.Join(up, " "))
+	if code := run(ctx, up, a.errOut, a.errOut); code != exitOK {
+		return nil, fmt.Errorf("mitosis up: exit %d", code)
+	}
+	outDir := f.verifyOut
+	if outDir == "" {
+		outDir = filepath.Join(a.root, "loadtest", "out")
+	}
+	out := filepath.Join(outDir, "verify-"+time.Now().UTC().Format("20060102-150405"))
+	settings := advised.Settings
 	if f.repeats > 0 {
 		settings.Repeats = f.repeats
 	}
-	args := append([]string{"-stack", a.stack, "-state", a.state, "-edges", "monolith," + f.name, "-collector", "", "-out", out},
-		settings.LoadtestArgs(run.Rate)...)
+	if f.step > 0 {
+		settings.StepS = f.step.Seconds()
+	}
+	if f.warmup > 0 {
+		settings.WarmupS = f.warmup.Seconds()
+	}
+	args := append([]string{"-stack", a.stack, "-state", a.state, "-edges", topology.Monolith + "," + f.name, "-collector", "", "-out", out},
+		settings.LoadtestArgs(advised.Rate)...)
 	fmt.Fprintf(a.errOut, "verify: %s %s\n", loadtest, strings.Join(args, " "))
 	if err := a.runChild(ctx, loadtest, args...); err != nil {
 		return nil, fmt.Errorf("the load test: %w", err)
@@ -248,13 +319,41 @@ func (a *app) verifyAdvice(ctx context.Context, f adviseFlags, run *advise.Run, 
 	if err != nil || len(entries) != 1 {
 		return nil, fmt.Errorf("the load test left no single run in %s (%v)", out, err)
 	}
-	vr, err := advise.ReadRun(filepath.Join(out, entries[0].Name()), run.Rate, false)
+	vr, err := advise.ReadRun(filepath.Join(out, entries[0].Name()), advised.Rate, false)
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(a.errOut, "verify: %s stays up beside the monolith (mitosis down --stack %s -t monolith --split '%s' --split-name %s removes them)\n",
-		f.name, a.stack, split, f.name)
 	return rep.Model.Verify(best, vr, f.name)
+}
+
+// presentArchs are the architectures of this stack that any runtime holds now.
+func (a *app) presentArchs(ctx context.Context) (map[string]bool, error) {
+	rts, err := a.runtimes(ctx, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	present := map[string]bool{}
+	for _, rt := range rts {
+		sts, err := rt.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rt.Name(), err)
+		}
+		for _, s := range sts {
+			present[s.Arch] = true
+		}
+	}
+	return present, nil
+}
+
+// verifyPlan says whether a verification brings the monolith up (and down after) beside the
+// recommendation named name, given the architectures present on the stack. It refuses a
+// name that is there already: the verification removes its architecture after, which must
+// be its own.
+func verifyPlan(present map[string]bool, name, stackName string) (withMonolith bool, err error) {
+	if present[name] {
+		return false, fmt.Errorf("stack %s has an architecture named %s already, and the verification removes its own after: give --name another, or mitosis down --stack %s -t %s", stackName, name, stackName, name)
+	}
+	return !present[topology.Monolith], nil
 }
 
 // runChild runs a command with its output on advise's error stream (the report goes to
