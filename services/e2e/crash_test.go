@@ -48,6 +48,14 @@ func killMidCheckout(t *testing.T, arch, victim string) {
 
 	var accepted atomic.Int64
 	killed := make(chan struct{})
+	// back is when the victim was ready again (Unix nanoseconds; 0 while it is not).
+	var back atomic.Int64
+	sinceBack := func() time.Duration {
+		if at := back.Load(); at != 0 {
+			return time.Since(time.Unix(0, at))
+		}
+		return 0
+	}
 	type outcome struct {
 		order    apitest.Order
 		err      error
@@ -63,10 +71,12 @@ func killMidCheckout(t *testing.T, arch, victim string) {
 				<-killed
 			}
 			key := apitest.NewID("key")
-			// Well under the minute after which orders' recovery takes over a stalled
-			// checkout: a checkout interrupted by the crash is finished or undone as soon as
-			// its peers are back, by the retry itself or the next recovery run.
-			deadline := time.Now().Add(30 * time.Second)
+			// 30 s once the victim is back (however long its restart takes on a busy
+			// machine), well under the minute after which orders' recovery takes over a
+			// stalled checkout: a checkout interrupted by the crash is finished or undone as
+			// soon as its peers are back, by the retry itself or the next recovery run.
+			// Bounded in any case: a victim that never comes back fails the test in 3 minutes.
+			start := time.Now()
 			for {
 				outcomes[i].attempts++
 				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -80,8 +90,9 @@ func killMidCheckout(t *testing.T, arch, victim string) {
 				case err == nil && r.Status != http.StatusServiceUnavailable:
 					outcomes[i].err = fmt.Errorf("checkout: %s", r)
 					return
-				case time.Now().After(deadline):
-					outcomes[i].err = fmt.Errorf("checkout still failing after 30s: %v %v", r, err)
+				case sinceBack() > 30*time.Second || time.Since(start) > 3*time.Minute:
+					outcomes[i].err = fmt.Errorf("checkout still failing %s after the victim was back (%s after the first attempt): %v %v",
+						sinceBack().Round(time.Millisecond), time.Since(start).Round(time.Millisecond), r, err)
 					return
 				}
 				time.Sleep(100 * time.Millisecond) // a client's back-off between retries
@@ -99,6 +110,7 @@ func killMidCheckout(t *testing.T, arch, victim string) {
 	close(killed)
 	restart := time.Now()
 	s.up()
+	back.Store(time.Now().UnixNano())
 	t.Logf("%s ready again after %s", victim, time.Since(restart).Round(time.Millisecond))
 	wg.Wait()
 	t.Logf("every customer has a final answer %s after the restart", time.Since(restart).Round(time.Millisecond))
