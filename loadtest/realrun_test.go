@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,49 +28,6 @@ func repoRootForTest(t *testing.T) string {
 	return root
 }
 
-// startMonolith builds the monolith and runs it on a free loopback port with its own data
-// directory; it stops it (SIGTERM, then SIGKILL) when the test ends.
-func startMonolith(t *testing.T, token string) (baseURL string, pid int) {
-	t.Helper()
-	root := repoRootForTest(t)
-	bin := filepath.Join(t.TempDir(), "monolith")
-	build := exec.Command("go", "build", "-o", bin, "./monolith")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./monolith: %v\n%s", err, out)
-	}
-	addr := stacktest.FreeAddr(t) // right before the start: the build above takes seconds
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "SHOP_ADDR="+addr, "SHOP_DATA_DIR="+t.TempDir(), "SHOP_ADMIN_TOKEN="+token, "SHOP_NATS_URL=",
-		"OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none") // not to a collector this machine may run
-	logs, err := os.Create(filepath.Join(t.TempDir(), "monolith.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logs.Close()
-	})
-	shop := Shop{BaseURL: "http://" + addr}
-	if err := shop.WaitReady(context.Background(), 60*time.Second); err != nil {
-		b, _ := os.ReadFile(logs.Name())
-		t.Fatalf("%v\n%s", err, b)
-	}
-	return shop.BaseURL, cmd.Process.Pid
-}
-
 // TestShortRunAgainstMonolith is a real run, short and slow: the real monolith, the real
 // mix at 5 and 10 requests/s for 2 s each, resources through /proc, a report written.
 func TestShortRunAgainstMonolith(t *testing.T) {
@@ -80,7 +35,7 @@ func TestShortRunAgainstMonolith(t *testing.T) {
 		t.Skip("-short: builds and runs the monolith")
 	}
 	const token = "loadtest-token"
-	base, pid := startMonolith(t, token)
+	base, pid := stacktest.StartMonolith(t, repoRootForTest(t), token)
 	ctx := context.Background()
 	plan := Plan{Rates: []float64{5, 10}, Duration: 2 * time.Second, Warmup: time.Second, WarmupRate: 5, Repeats: 1,
 		SLO: SLO{P99: 3 * time.Second, ErrorRate: 0.001}, Mix: DefaultMix(), Users: 20, Timeout: 5 * time.Second, SampleEvery: 100 * time.Millisecond}
@@ -109,7 +64,7 @@ func TestShortRunAgainstMonolith(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(procs) != 1 || procs[0].PID != pid || procs[0].Name != "monolith" {
+	if len(procs) != 1 || procs[0].PID != pid {
 		t.Fatalf("processes behind %s: %+v, want the monolith (pid %d) alone", base, procs, pid)
 	}
 	if bi, ok := ProcBuildInfo(pid); !ok || !strings.HasPrefix(bi.GoVersion, "go1.") {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mitosis-dev/mitosis/loadtest"
 	"github.com/mitosis-dev/mitosis/loadtest/podmanstats"
@@ -208,7 +207,7 @@ func TestRunRefusesZeroCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	const token = "zero-cpu-token"
-	edge := startMonolith(t, root, token)
+	edge, _ := stacktest.StartMonolith(t, root, token)
 	state, stackName, out := t.TempDir(), stacktest.StackName(t), t.TempDir()
 	processRecordOf(t, state, stackName, topology.Monolith, "monolith", idleProcess(t), topology.Probe{Kind: topology.HTTP, Port: 8080, Path: "/readyz"}, edgePort(t, edge))
 	cmd := exec.Command(os.Args[0], "-edges", "monolith="+edge, "-state", state, "-stack", stackName, "-out", out,
@@ -233,38 +232,4 @@ func TestRunRefusesZeroCPU(t *testing.T) {
 	if b, err := os.ReadFile(reports[0]); err != nil || !strings.Contains(string(b), "CPU read zero") {
 		t.Errorf("the report does not say the CPU read zero (%v)", err)
 	}
-}
-
-// startMonolith runs the monolith's binary, built as for its image, on a free loopback port
-// with its store embedded, until t ends; it returns its edge's URL once ready.
-func startMonolith(t *testing.T, root, token string) string {
-	t.Helper()
-	top, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, ok := top.Archs[0].Service(topology.Monolith)
-	if !ok {
-		t.Fatal("the monolith's topology has no service monolith")
-	}
-	bin := stacktest.ImageBinary(t, root, svc.Image)
-	addr := stacktest.FreeAddr(t) // right before the start: the build above takes seconds
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "SHOP_GROUP="+svc.Group, "SHOP_ADDR="+addr, "SHOP_DATA_DIR="+t.TempDir(), "SHOP_ADMIN_TOKEN="+token, "SHOP_NATS_URL=",
-		"OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none")
-	logs, err := os.Create(filepath.Join(t.TempDir(), "monolith.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = logs.Close() })
-	shop := loadtest.Shop{BaseURL: "http://" + addr}
-	if err := shop.WaitReady(t.Context(), time.Minute); err != nil {
-		b, _ := os.ReadFile(logs.Name())
-		t.Fatalf("%v\n%s", err, b)
-	}
-	return shop.BaseURL
 }

@@ -13,11 +13,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -294,4 +296,69 @@ func ImageBinary(t *testing.T, root, name string) string {
 		t.Fatal(err)
 	}
 	return bin
+}
+
+// StartMonolith runs the monolith's binary, built as for its image (ImageBinary), on a free
+// loopback port with its store embedded and tracing off, until t ends (SIGTERM, then SIGKILL
+// after 20 s). It returns the edge's URL once /readyz answers 200, and the process's PID.
+func StartMonolith(t *testing.T, root, adminToken string) (baseURL string, pid int) {
+	t.Helper()
+	top, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, ok := top.Archs[0].Service(topology.Monolith)
+	if !ok {
+		t.Fatal("the monolith's topology has no service monolith")
+	}
+	bin := ImageBinary(t, root, svc.Image)
+	addr := FreeAddr(t) // right before the start: the build above takes seconds
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "SHOP_GROUP="+svc.Group, "SHOP_ADDR="+addr, "SHOP_DATA_DIR="+t.TempDir(),
+		"SHOP_ADMIN_TOKEN="+adminToken, "SHOP_NATS_URL=",
+		"OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none") // not to a collector this machine may run
+	logs, err := os.Create(filepath.Join(t.TempDir(), "monolith.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logs.Close()
+	})
+	baseURL = "http://" + addr
+	ready := func() bool {
+		resp, err := http.Get(baseURL + "/readyz")
+		if err != nil {
+			return false // not listening yet
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !ready() {
+		select {
+		case <-done:
+			b, _ := os.ReadFile(logs.Name())
+			t.Fatalf("the monolith exited before it was ready:\n%s", b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logs.Name())
+			t.Fatalf("%s/readyz not 200 within a minute:\n%s", baseURL, b)
+		}
+		time.Sleep(100 * time.Millisecond) // polling a starting process: there is no event to wait on
+	}
+	return baseURL, cmd.Process.Pid
 }
