@@ -234,3 +234,60 @@ func TestSourceKeepsItsIdentity(t *testing.T) {
 		t.Errorf("not logged:\n%s", logs.String())
 	}
 }
+
+// Files rewritten in place to the same size within one tick of the clock keep their stamp
+// (inode, size, modification time): while they are that young, their contents are compared
+// too, so the rewrite is still seen.
+func TestSourceSeesARewriteThatKeepsTheStamp(t *testing.T) {
+	ca, dirs := pki(t, "ht-a", "catalog")
+	dir := dirs["catalog"]
+	certPath, keyPath := filepath.Join(dir, identity.CertFile), filepath.Join(dir, identity.KeyFile)
+	// Written just now, as seen by the source: it remembers them as young until it looks again.
+	mod := time.Now()
+	for _, p := range []string{certPath, keyPath} {
+		if err := os.Chtimes(p, mod, mod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := load(t, dir)
+	oldCert, oldKey := read(t, certPath), read(t, keyPath)
+	var certPEM, keyPEM []byte
+	for range 100 { // a certificate of the same length: its signature's varies by a byte or two
+		c, k, err := ca.Issue("catalog", identity.LeafLifetime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c) == len(oldCert) && len(k) == len(oldKey) {
+			certPEM, keyPEM = c, k
+			break
+		}
+	}
+	if certPEM == nil {
+		t.Fatal("no certificate of the same length in 100")
+	}
+	for p, b := range map[string][]byte{certPath: certPEM, keyPath: keyPEM} {
+		f, err := os.OpenFile(p, os.O_WRONLY, 0) // in place: the same inode
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(b, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As if both writes fell in the tick of the first.
+	for _, p := range []string{certPath, keyPath} {
+		if err := os.Chtimes(p, mod, mod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leaf, err := s.Leaf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := leafOf(t, dir).SerialNumber; leaf.SerialNumber.Cmp(want) != 0 {
+		t.Errorf("the source still holds %x, the files %x", leaf.SerialNumber, want)
+	}
+}
