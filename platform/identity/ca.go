@@ -299,8 +299,14 @@ func (ca *CA) current(dir, service string) bool {
 	if c.CheckSignatureFrom(ca.cert) != nil || !slices.Equal(c.DNSNames, dnsNames(service)) {
 		return false
 	}
-	half := c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) / 2)
-	return time.Now().Before(half)
+	return time.Now().Before(RenewAt(c))
+}
+
+// RenewAt is when a certificate is due for renewal: once half of its life has passed
+// (Ensure, and so every `mitosis up`, renews it from then on), which leaves a stack brought
+// up again within that half a certificate that never expires.
+func RenewAt(c *x509.Certificate) time.Time {
+	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) / 2)
 }
 
 func serial() *big.Int {

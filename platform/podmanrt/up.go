@@ -799,6 +799,20 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 		return fmt.Errorf("create pod %s: %w", d.Pod, err)
 	}
 
+	s := appSpec(d, labels)
+	if _, err := containers.CreateWithSpec(c, s, nil); err != nil {
+		_ = r.removePod(c, d.Pod)
+		return fmt.Errorf("create container %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// appSpec is the spec of the app container of the pod d. Its identity is the folder
+// mounted, not its files one by one: a renewal renames new files into the folder (platform/
+// identity), which a bind mount of the folder shows at once, where one of a file would go on
+// showing the file it was made with (the inode the old name had). So up renews a running
+// pod's certificate without remaking it, and the process reads it at its next handshake.
+func appSpec(d desired, labels map[string]string) *specgen.SpecGenerator {
 	s := specgen.NewSpecGenerator(d.Image, false)
 	s.Name = containerName(d.Pod)
 	s.Pod = d.Pod
@@ -824,11 +838,7 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	if d.NATSUsers != "" {
 		s.Mounts = append(s.Mounts, spec.Mount{Type: "bind", Source: d.NATSUsers, Destination: natsUsersMount, Options: []string{"ro", "rbind"}})
 	}
-	if _, err := containers.CreateWithSpec(c, s, nil); err != nil {
-		_ = r.removePod(c, d.Pod)
-		return fmt.Errorf("create container %s: %w", s.Name, err)
-	}
-	return nil
+	return s
 }
 
 // resources turns the topology's limits into the OCI spec's: CPU as a CFS quota per 100ms,
@@ -1171,6 +1181,7 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 			Name:      p.Name,
 			State:     strings.ToLower(p.Status),
 			Health:    stack.Unknown,
+			TLSDir:    p.Labels[labelTLS],
 		}
 		if _, ok := budgets[st.Arch]; !ok {
 			budgets[st.Arch] = r.budgetStatus(st.Arch, p.Labels[labelBudget], list)

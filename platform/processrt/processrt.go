@@ -21,6 +21,7 @@ package processrt
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -602,6 +603,20 @@ func tlsDirOf(rec record) string {
 	return env[topology.TLSDirEnv]
 }
 
+// identityDirOf is the folder of rec's process's own identity, a service's or NATS's; ""
+// for a process without one or run insecure.
+func identityDirOf(rec record) string {
+	env := map[string]string{}
+	for _, kv := range rec.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	if env[topology.InsecureEnv] == "true" {
+		return ""
+	}
+	return cmp.Or(env[topology.TLSDirEnv], env[topology.NATSTLSDirEnv])
+}
+
 // removeArchDir removes an architecture's folder: its records, logs and budget, and its
 // services' data folders (<process>-data) too when volumes, else those alone stay.
 func (r *Runtime) removeArchDir(arch string, volumes bool) error {
@@ -776,7 +791,7 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 	var wg sync.WaitGroup
 	for i, rec := range recs {
 		st := stack.Status{Arch: rec.Arch, Service: rec.Service, ReplicaOf: rec.Of, Name: stack.ObjectName(r.opts.Stack, rec.Arch, rec.Service),
-			State: "exited", Health: stack.Unready, PID: rec.PID}
+			State: "exited", Health: stack.Unready, PID: rec.PID, TLSDir: identityDirOf(rec)}
 		if p, ok := rec.Ports[strconv.Itoa(rec.Probe.Port)]; ok {
 			st.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 		}

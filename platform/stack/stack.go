@@ -128,6 +128,10 @@ type Status struct {
 	MemBytes  uint64  `json:"mem_bytes"`
 	MemLimit  uint64  `json:"mem_limit_bytes,omitempty"`
 	PID       int     `json:"pid,omitempty"`
+	// TLSDir is the folder of the workload identity the process reads (platform/identity),
+	// on this machine; "" for one without, or up insecure. status reads when its
+	// certificate expires there.
+	TLSDir string `json:"tls_dir,omitempty"`
 
 	// Ports is the host address of each of its published container ports, for what reaches
 	// a service on another port than its probe's (the CLI reaches NATS's clients port).

@@ -164,6 +164,9 @@ func (p *process) start() error {
 	case sec.Insecure:
 		p.log.Warn("INSECURE: gRPC runs in plaintext and any caller may call any method (SHOP_INSECURE=true); use this to measure what security costs, never otherwise")
 	case sec.Identity != nil:
+		// Renewed files are read at the next handshake (platform/identity): say so in the
+		// process's log, and say when they cannot be read and the last good ones stay.
+		sec.Identity.SetLogger(p.log)
 		p.log.Info("gRPC over mutual TLS", "identity", sec.Identity.ID().String())
 	}
 	if p.cfg.AdminToken == "" && p.cfg.Group.Edge {

@@ -21,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/kube"
 	"github.com/mitosis-dev/mitosis/platform/manifests"
@@ -642,6 +643,9 @@ its memory, where Prometheus scrapes its metrics (METRICS: each host process's /
 published on 127.0.0.1), and on each NATS line the dead letters waiting there (see mitosis
 events); then, per architecture, its budget: the mode, the limits, and whether the runtime enforces
 them, checked now (a shared budget's cgroup holds the total and every process).
+Last, when the stack's certificates expire (mutual TLS between the services): the first
+to, with a WARNING once one is past half its life or expired, "run mitosis up to renew"
+(up renews them in place; the running processes read them at their next connection).
 Exit code 0 when every service runs and is ready, 3 when one is not,
 4 when nothing is up.`,
 		Args: cobra.NoArgs,
@@ -725,6 +729,29 @@ Exit code 0 when every service runs and is ready, 3 when one is not,
 				for _, r := range rows {
 					a.sayDeadLetters(r.Runtime, r.Arch, r.DeadLetters)
 				}
+			}
+			// When the certificates expire: a stack left running past that fails every
+			// gRPC and NATS connection it makes, and only an up renews them here.
+			var dirs []string
+			for _, r := range rows {
+				if r.TLSDir != "" && !slices.Contains(dirs, r.TLSDir) {
+					dirs = append(dirs, r.TLSDir)
+				}
+			}
+			if tooling := filepath.Join(a.pki(), identity.Tooling); len(dirs) > 0 && !slices.Contains(dirs, tooling) {
+				if _, err := os.Stat(tooling); err == nil {
+					dirs = append(dirs, tooling) // the tools' (mitosis events, grpcurl), renewed by up too
+				}
+			}
+			lines, warn := certificates(dirs, time.Now())
+			for _, l := range lines {
+				if asJSON {
+					if warn {
+						fmt.Fprintln(a.errOut, l)
+					}
+					continue
+				}
+				a.say("%s", l)
 			}
 			if unready > 0 {
 				return &exitError{code: exitUnready, err: fmt.Errorf("%d service(s) not running or not ready", unready)}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -201,8 +202,15 @@ func (a *app) showCerts() error {
 		if err != nil {
 			return err
 		}
-		a.say("%-40s %s  expires %s (in %s)", src.ID(), filepath.Join(a.pki(), n), leaf.NotAfter.UTC().Format(time.RFC3339),
-			time.Until(leaf.NotAfter).Round(time.Minute))
+		note := ""
+		switch now := time.Now(); {
+		case !now.Before(leaf.NotAfter):
+			note = "  EXPIRED: run mitosis up to renew"
+		case !now.Before(identity.RenewAt(leaf)):
+			note = "  past half its life: run mitosis up to renew"
+		}
+		a.say("%-40s %s  expires %s (%s)%s", src.ID(), filepath.Join(a.pki(), n), leaf.NotAfter.UTC().Format(time.RFC3339),
+			life(time.Until(leaf.NotAfter)), note)
 	}
 	if len(names) == 0 {
 		a.say("stack %s has no identities yet: `mitosis up` makes them in %s", a.stack, a.pki())
@@ -267,4 +275,75 @@ Nothing is written: the key exists only in what is printed (and then in Secrets 
 	}
 	cmd.Flags().BoolVar(&list, "list", false, "print the identities the shipped ECS files need a secret of")
 	return cmd
+}
+
+// certificates says when the certificates in the identity folders dirs expire (the running
+// processes' and the tools'): the first to, or, with warn, those past half their life or
+// expired, which only an up renews here. Nothing for no folder (nothing up, or up insecure).
+func certificates(dirs []string, now time.Time) (lines []string, warn bool) {
+	if len(dirs) == 0 {
+		return nil, false
+	}
+	var first *x509.Certificate
+	var firstName string
+	var due, expired []string
+	for _, dir := range slices.Sorted(slices.Values(dirs)) {
+		src, err := identity.Load(dir)
+		var leaf *x509.Certificate
+		if err == nil {
+			leaf, err = src.Leaf()
+		}
+		if err != nil {
+			lines = append(lines, fmt.Sprintf("WARNING: certificate in %s: %v: run mitosis up to renew", dir, err))
+			warn = true
+			continue
+		}
+		name := src.ID().Service
+		switch {
+		case !now.Before(leaf.NotAfter):
+			expired = append(expired, name)
+		case !now.Before(identity.RenewAt(leaf)):
+			due = append(due, name)
+		}
+		if first == nil || leaf.NotAfter.Before(first.NotAfter) {
+			first, firstName = leaf, name
+		}
+	}
+	if first == nil {
+		return lines, warn
+	}
+	when := fmt.Sprintf("at %s (%s, %s)", first.NotAfter.UTC().Format(time.RFC3339), life(first.NotAfter.Sub(now)), firstName)
+	const renew = "run mitosis up to renew (in place: nothing restarts, each process reads its new files at its next connection)"
+	switch {
+	case len(expired) > 0:
+		lines = append(lines, fmt.Sprintf("WARNING: certificates EXPIRED: %s (the first %s); every gRPC and NATS connection they make fails: %s",
+			strings.Join(expired, ", "), when, renew))
+		warn = true
+	case len(due) > 0:
+		lines = append(lines, fmt.Sprintf("WARNING: certificates past half their life: %s; the first expires %s: %s",
+			strings.Join(due, ", "), when, renew))
+		warn = true
+	default:
+		lines = append(lines, fmt.Sprintf("certificates: %d identities, the first expires %s; up renews each once past half its life",
+			len(dirs), when))
+	}
+	return lines, warn
+}
+
+// life says how long until an expiry d from now, or how long ago.
+func life(d time.Duration) string {
+	ago := d < 0
+	if ago {
+		d = -d
+	}
+	var s string
+	if d >= 24*time.Hour {
+		s = fmt.Sprintf("%dd%dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
+	} else {
+		s = strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	}
+	if ago {
+		return s + " ago"
+	}
+	return "in " + s
 }

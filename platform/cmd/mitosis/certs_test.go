@@ -1,12 +1,17 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -15,6 +20,9 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
+	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 // certs nats-users prints the Secret the Kubernetes overlays read, with a key for every user
@@ -146,5 +154,184 @@ func TestCertsAWSSecret(t *testing.T) {
 		if code, _, _ := runCLI(t, append(append([]string{"certs", "aws-secret"}, args...), "--root", root, "--state", state)...); code != exitUsage {
 			t.Errorf("aws-secret %v: exit %d, want a usage error", args, code)
 		}
+	}
+}
+
+// serverSerial is the serial of the certificate the server at addr presents to a client
+// with the tools' certificate of the PKI folder pki.
+func serverSerial(t *testing.T, pki, addr string) string {
+	t.Helper()
+	src, err := identity.Load(filepath.Join(pki, identity.Tooling))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := src.ClientConfig(nil)
+	cfg.NextProtos = []string{"h2"} // a gRPC server wants HTTP/2
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatalf("TLS to %s: %v", addr, err)
+	}
+	defer c.Close()
+	return fmt.Sprintf("%x", c.ConnectionState().PeerCertificates[0].SerialNumber)
+}
+
+// A stack left running while its certificates age: status says when they expire, warns
+// once one is past half its life ("run mitosis up to renew"), and an up with nothing else
+// changed renews it in place: the same processes (their PIDs) present the renewed
+// certificate on their next connection, and status has nothing more to warn of.
+func TestUpRenewsCertificatesInPlace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds images and runs a stack of processes")
+	}
+	state, name := t.TempDir(), stacktest.StackName(t)
+	pki := stack.PKIDir(state, name)
+	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", state, "--stack", name,
+		"--split", strings.Join(bounded.Names(), "+"), "--edges", topology.SplitName + "=" + stacktest.AnyPort, "--collector-edge", "none"}
+	t.Cleanup(func() { runCLI(t, append([]string{"down", "--volumes"}, common...)...) })
+	up := func() {
+		t.Helper()
+		if code, out, errOut := runCLI(t, append([]string{"up"}, common...)...); code != exitOK {
+			t.Fatalf("up: exit %d\n%s\n%s", code, out, errOut)
+		}
+	}
+	rows := func() []stack.Status {
+		t.Helper()
+		code, out, errOut := runCLI(t, append([]string{"status", "--json"}, common...)...)
+		var sts []stack.Status
+		if err := json.Unmarshal([]byte(out), &sts); err != nil || code != exitOK {
+			t.Fatalf("status --json: exit %d, %v\n%s\n%s", code, err, out, errOut)
+		}
+		return sts
+	}
+	status := func() string {
+		t.Helper()
+		code, out, errOut := runCLI(t, append([]string{"status"}, common...)...)
+		if code != exitOK {
+			t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
+		}
+		return out
+	}
+	up()
+	before := rows()
+	g, err := bounded.ParseGroup(strings.Join(bounded.Names(), "+"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := g.Name()
+	var group stack.Status // the process serving every context's gRPC, its probe's address
+	for _, r := range before {
+		if r.TLSDir != "" && filepath.Base(r.TLSDir) == id {
+			group = r
+		}
+	}
+	if group.Addr == "" {
+		t.Fatalf("no process of the split serves gRPC as %s: %+v", id, before)
+	}
+	if out := status(); !strings.Contains(out, "certificates: ") || strings.Contains(out, "WARNING: certificates") {
+		t.Errorf("status of a stack just up:\n%s", out)
+	}
+
+	// Aged: the group's certificate replaced by one past half its life (a minute long, and
+	// backdated), as a week-old stack's would be.
+	ca, err := identity.OpenCA(pki, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.Issue(id, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, b := range map[string][]byte{identity.KeyFile: keyPEM, identity.CertFile: certPEM} {
+		path := filepath.Join(group.TLSDir, f)
+		if err := os.WriteFile(path+".new", b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".new", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	aged := fmt.Sprintf("%x", leafOf(t, group.TLSDir).SerialNumber)
+	if got := serverSerial(t, pki, group.Addr); got != aged {
+		t.Errorf("the running process presents %s, its files hold %s", got, aged)
+	}
+	if out := status(); !strings.Contains(out, "WARNING: certificates past half their life: "+id) || !strings.Contains(out, "run mitosis up to renew") {
+		t.Errorf("status with a certificate past half its life:\n%s", out)
+	}
+
+	up()
+	renewed := leafOf(t, group.TLSDir)
+	if serial := fmt.Sprintf("%x", renewed.SerialNumber); serial == aged || time.Until(renewed.NotAfter) < identity.LeafLifetime-time.Hour {
+		t.Errorf("up kept the aged certificate, or made one that expires at %v", renewed.NotAfter)
+	}
+	after := rows()
+	if len(after) != len(before) {
+		t.Fatalf("%d processes after the renewing up, %d before", len(after), len(before))
+	}
+	pids := map[string]int{}
+	for _, r := range before {
+		pids[r.Name] = r.PID
+	}
+	for _, r := range after {
+		if r.PID == 0 || r.PID != pids[r.Name] {
+			t.Errorf("%s: pid %d after the renewing up, %d before: it was restarted", r.Name, r.PID, pids[r.Name])
+		}
+	}
+	if got, want := serverSerial(t, pki, group.Addr), fmt.Sprintf("%x", renewed.SerialNumber); got != want {
+		t.Errorf("after up, the running process presents %s, want the renewed %s", got, want)
+	}
+	if out := status(); strings.Contains(out, "WARNING") || !strings.Contains(out, "certificates: ") {
+		t.Errorf("status after the renewing up:\n%s", out)
+	}
+}
+
+// leafOf reads the certificate in an identity folder.
+func leafOf(t *testing.T, dir string) *x509.Certificate {
+	t.Helper()
+	c, err := tls.LoadX509KeyPair(filepath.Join(dir, identity.CertFile), filepath.Join(dir, identity.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Leaf
+}
+
+// What status says of a stack's certificates at points of their life: when the first
+// expires; a warning to run up once one is past half its life; louder once one expired.
+func TestCertificatesLine(t *testing.T) {
+	pki := t.TempDir()
+	ca, err := identity.OpenCA(pki, "hc-life")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := ca.EnsureAll([]string{"cart", "gateway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := []string{dirs["cart"], dirs["gateway"]}
+	now := time.Now()
+	for _, tc := range []struct {
+		at   time.Time
+		warn bool
+		want string
+	}{
+		{now, false, "certificates: 2 identities, the first expires at "},
+		{now.Add(identity.LeafLifetime / 2), true, "WARNING: certificates past half their life: cart, gateway; the first expires at "},
+		{now.Add(identity.LeafLifetime + time.Hour), true, "WARNING: certificates EXPIRED: cart, gateway (the first at "},
+	} {
+		lines, warn := certificates(list, tc.at)
+		if len(lines) != 1 || warn != tc.warn || !strings.HasPrefix(lines[0], tc.want) {
+			t.Errorf("at %v: %q (warn %v), want a line starting %q", tc.at, lines, warn, tc.want)
+		}
+		if tc.warn && !strings.Contains(lines[0], "run mitosis up to renew") {
+			t.Errorf("at %v: %q does not say what to do", tc.at, lines[0])
+		}
+	}
+	if lines, warn := certificates(nil, now); lines != nil || warn {
+		t.Errorf("no folder (nothing up, or insecure): %q", lines)
+	}
+	if err := os.WriteFile(filepath.Join(dirs["cart"], identity.CertFile), []byte("-----BEGIN CERT"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if lines, warn := certificates(list, now); !warn || len(lines) != 2 || !strings.Contains(lines[0], dirs["cart"]) {
+		t.Errorf("an unreadable certificate: %q", lines)
 	}
 }
