@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/natsauth/natsauthtest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
@@ -90,4 +93,37 @@ func TestServicesSecurity(t *testing.T) {
 	if got := call(payments, creds(s.Identity("orders")), charge); got != codes.InvalidArgument {
 		t.Errorf("Charge as orders with an empty request: %s, want InvalidArgument (allowed, bad input)", got)
 	}
+}
+
+// TestServicesNATSUsers: in containers, the cart's NATS user, with the password and the
+// identity its container is given, does the cart's work and nothing else: the check the
+// process tests run (natsauthtest.CartIsConfined), against the services' NATS container.
+func TestServicesNATSUsers(t *testing.T) {
+	requireEngine(t)
+	s := servicesStack(t)
+	ctx := t.Context()
+	cartURL, cartTLS, err := s.NATSURLAs(ctx, "cart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminURL, err := s.NATSURL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminTLS, err := s.NATSTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := nats.Connect(adminURL, adminTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ajs, err := jetstream.New(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsauthtest.CartIsConfined(t, func(opts ...nats.Option) (*nats.Conn, error) {
+		return nats.Connect(cartURL, append(opts, cartTLS)...)
+	}, ajs)
 }

@@ -382,6 +382,25 @@ func (s *Stack) NATSURL(ctx context.Context) (string, error) {
 	return natsauth.AdminURL(s.pki, addr)
 }
 
+// NATSURLAs is the stack's NATS as published on this machine, with the credentials of the
+// NATS user (natsauth.UserOf: a group's name, "cart" for the cart's process), and the TLS
+// that user's process uses: its identity presented, only the stack's NATS server accepted.
+func (s *Stack) NATSURLAs(ctx context.Context, user string) (string, nats.Option, error) {
+	auth, ok := s.users.Auth[user]
+	if !ok {
+		return "", nil, fmt.Errorf("%s has no NATS user %q", s.Name, user)
+	}
+	addr, err := s.HostAddr(ctx, "nats", topology.NATSPort)
+	if err != nil {
+		return "", nil, err
+	}
+	src, err := identity.Load(s.Identity(user))
+	if err != nil {
+		return "", nil, fmt.Errorf("the identity of %s: %w", user, err)
+	}
+	return topology.NATSURL(false, auth, addr), nats.Secure(src.ClientConfig(identity.Is(identity.NATS))), nil
+}
+
 // natsUsersMount is where the NATS container finds its users file.
 const natsUsersMount = "/etc/mitosis/nats"
 
