@@ -3,10 +3,13 @@ package podmanrt_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"net"
 	"net/http"
@@ -27,6 +30,7 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/pods"
 	"github.com/containers/podman/v4/pkg/bindings/volumes"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -248,14 +252,21 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		}
 	}
 
-	// Up again changes nothing.
+	// Up again changes nothing, the workload identities included: the same certificates.
 	before := podIDs(t, conn, name)
+	certs := certificates(t, opts.PKI)
+	if len(certs) == 0 {
+		t.Errorf("up made no certificate under %s", opts.PKI)
+	}
 	progress.Reset()
 	if err := rt.Up(ctx, topo, opts); err != nil {
 		t.Fatalf("second up: %v", err)
 	}
 	if after := podIDs(t, conn, name); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("second up remade pods: %v -> %v\n%s", before, after, progress.String())
+	}
+	if again := certificates(t, opts.PKI); !maps.Equal(again, certs) {
+		t.Errorf("second up changed the certificates: %v -> %v", certs, again)
 	}
 
 	// A killed pod (`podman pod kill`) shows in status, and up heals it, remade with the same
@@ -651,6 +662,35 @@ func hostPorts(t *testing.T, pod string) []string {
 		for _, b := range binds {
 			out = append(out, net.JoinHostPort(b.HostIP, b.HostPort))
 		}
+	}
+	return out
+}
+
+// certificates returns the serial of every certificate file under dir, by path.
+func certificates(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != identity.CertFile {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		block, _ := pem.Decode(b)
+		if block == nil {
+			return fmt.Errorf("%s holds no PEM block", path)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		out[path] = c.SerialNumber.String()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
