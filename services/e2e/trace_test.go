@@ -11,30 +11,39 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare/checkouttrace"
 	"github.com/mitosis-dev/mitosis/platform/xray/xraytest"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
 )
 
 // One checkout through the microservices is one connected trace across eight processes:
 // the gateway's HTTP span, a CLIENT and a SERVER span for every gRPC hop, the order-paid
 // publish in orders and its consumers in shipping and notify, the order-shipped publish in
-// shipping and its consumers in notify and orders. The processes export over OTLP to a
-// collector in the test, and to a fake X-Ray daemon that checks every segment; stopping them
-// flushes their spans, and the collector receives their metrics too.
+// shipping and its consumers in notify and orders. Through the hybrid (topologies/hybrid.yaml)
+// it is one trace across its four processes, the calls inside a group INTERNAL spans, as in
+// the monolith, and those across groups hops. The processes export over OTLP to a collector
+// in the test, and to a fake X-Ray daemon that checks every segment; stopping them flushes
+// their spans, and the collector receives their metrics too.
 func TestCheckoutIsOneConnectedTraceAcrossServices(t *testing.T) {
+	for _, arch := range []string{"services", "hybrid"} {
+		t.Run(arch, func(t *testing.T) { checkoutIsOneConnectedTrace(t, arch) })
+	}
+}
+
+func checkoutIsOneConnectedTrace(t *testing.T, arch string) {
 	col, err := tracecollect.Start(tracecollect.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = col.Close(context.Background()) })
 	daemon := xraytest.NewDaemon(t)
-	s := up(t, "services", "", map[string]string{
+	s := up(t, arch, "", map[string]string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + col.GRPCAddr(),
 		"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
 		"OTEL_TRACES_EXPORTER":        "otlp,xray",
 		"AWS_XRAY_DAEMON_ADDRESS":     daemon.Addr(),
 	})
 
-	c := apitest.NewClient(apitest.Target{BaseURL: s.edges["services"], AdminToken: testToken})
+	c := apitest.NewClient(apitest.Target{BaseURL: s.edges[arch], AdminToken: testToken})
 	p := c.NewStockedProduct(t, 1250, 300, 10)
 	user := apitest.NewID("u")
 	c.AddToCart(t, user, p.ID, 2)
@@ -66,12 +75,17 @@ func TestCheckoutIsOneConnectedTraceAcrossServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := checkouttrace.Check(traces[0], "services"); err != nil {
-		t.Fatalf("trace %s:\n%v", traceID, err)
+	placement := s.topo.Archs[0]
+	if err := checkouttrace.Check(traces[0], placement.Split); err != nil {
+		t.Fatalf("trace %s of %s (%s):\n%v", traceID, arch, placement.Split, err)
 	}
 	a := tracecompare.Analyze(traces[0])
-	if len(a.Services) != 8 {
-		t.Errorf("the trace touches %v, want the gateway and the seven contexts", a.Services)
+	split, err := bounded.ParseSplit(placement.Split)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Services) != len(split) {
+		t.Errorf("the trace touches %v, want the %d processes of %s", a.Services, len(split), split)
 	}
 	for _, op := range []string{tracecompare.OrderPaidProcess, tracecompare.ShippedProcess, tracecompare.CheckoutRoot} {
 		if found := col.Store().Find(tracecollect.Query{OperationName: op, NumTraces: 100}); len(found) != 1 {

@@ -22,19 +22,23 @@ import (
 const sagaContext = "orders"
 
 // call is a call a checkout makes from one context (or the edge) to another: its span's name,
-// the gRPC method that carries it between processes, and the context that serves it.
-type call struct{ method, context string }
+// the gRPC method that carries it between processes, the caller, and the context that serves it.
+type call struct{ method, caller, context string }
 
 // calls are a checkout's calls, in order: the edge's Checkout, then each step of the saga
 // that calls another context.
 func calls() ([]call, error) {
 	var out []call
-	for _, c := range append([]orders.Call{{Context: sagaContext, Method: "Checkout"}}, callsOut()...) {
+	for i, c := range append([]orders.Call{{Context: sagaContext, Method: "Checkout"}}, callsOut()...) {
 		ctx, ok := bounded.Lookup(c.Context)
 		if !ok {
 			return nil, fmt.Errorf("the saga calls %s, which is no context of the table", c)
 		}
-		out = append(out, call{method: ctx.Service + "/" + c.Method, context: c.Context})
+		caller := sagaContext
+		if i == 0 {
+			caller = bounded.EdgeName
+		}
+		out = append(out, call{method: ctx.Service + "/" + c.Method, caller: caller, context: c.Context})
 	}
 	return out, nil
 }
@@ -51,11 +55,18 @@ func callsOut() []orders.Call {
 }
 
 // Check reports what t lacks to be the one connected trace of a successful checkout: the
-// HTTP edge, every call between contexts (an INTERNAL span in the monolith; a CLIENT span
-// and the SERVER span of the right service in the microservices), the publish of each event
-// the table says a context publishes and the processing by each of its consumers, every one
-// a descendant of the root, no orphan. arch is "monolith" or "services".
-func Check(t *tracecompare.Trace, arch string) error {
+// HTTP edge, every call between contexts, the publish of each event the table says a context
+// publishes and the processing by each of its consumers, every one a descendant of the root,
+// no orphan, each in the process placement says. placement is "monolith", "services", or a
+// split as --split writes it (a topology's Arch.Split). A call between contexts of one
+// process is an INTERNAL span there; between processes, a CLIENT span in the caller's and
+// the SERVER span, its child, in the callee's. A process's spans carry its group's name as
+// their service (bounded.Group.Name: "monolith", "gateway", "orders", "cart-orders-payments").
+func Check(t *tracecompare.Trace, placement string) error {
+	split, err := splitOf(placement)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	if t.Root.Name != tracecompare.CheckoutRoot || t.Root.Kind != "server" {
 		errs = append(errs, fmt.Errorf("root is %s %q, want the SERVER span %q", t.Root.Kind, t.Root.Name, tracecompare.CheckoutRoot))
@@ -63,16 +74,21 @@ func Check(t *tracecompare.Trace, arch string) error {
 	if t.Orphans > 0 {
 		errs = append(errs, fmt.Errorf("%d spans are not connected to the root", t.Orphans))
 	}
+	// The service whose spans name is in: the name of the group that runs it.
+	service := func(name string) string {
+		g, _ := split.Holder(name) // splitOf's split holds every context and the edge
+		return g.Name()
+	}
+	if want := service(bounded.EdgeName); t.Root.Service != want {
+		errs = append(errs, fmt.Errorf("the root is in service %s, want the edge's %s", t.Root.Service, want))
+	}
 	has := func(name, kind, service, group string) *tracecompare.Span {
 		for _, s := range t.Spans {
-			if s.Name == name && s.Kind == kind && (service == "" || s.Service == service) && (group == "" || s.Attrs[tracecompare.AttrConsumerGroup] == group) {
+			if s.Name == name && s.Kind == kind && s.Service == service && (group == "" || s.Attrs[tracecompare.AttrConsumerGroup] == group) {
 				return s
 			}
 		}
-		what := kind + " " + name
-		if service != "" {
-			what += " in " + service
-		}
+		what := kind + " " + name + " in " + service
 		if group != "" {
 			what += " by consumer " + group
 		}
@@ -84,23 +100,16 @@ func Check(t *tracecompare.Trace, arch string) error {
 		return err
 	}
 	for _, c := range cs {
-		if arch == "monolith" {
-			if s := has(c.method, "internal", "", ""); s != nil && s.Service != t.Root.Service {
-				errs = append(errs, fmt.Errorf("%s is in service %s, not the monolith's %s", c.method, s.Service, t.Root.Service))
-			}
+		from, to := service(c.caller), service(c.context)
+		if from == to {
+			has(c.method, "internal", to, "")
 			continue
 		}
-		client := has(c.method, "client", "", "")
-		server := has(c.method, "server", c.context, "")
+		client := has(c.method, "client", from, "")
+		server := has(c.method, "server", to, "")
 		if client != nil && server != nil && server.Parent != client {
 			errs = append(errs, fmt.Errorf("the SERVER span of %s is not the child of its CLIENT span", c.method))
 		}
-	}
-	service := func(context string) string { // the service a context's spans are in: one in the monolith
-		if arch == "monolith" {
-			return ""
-		}
-		return context
 	}
 	for _, pub := range bounded.Table() {
 		for _, subject := range pub.Publishes {
@@ -123,4 +132,23 @@ func Check(t *tracecompare.Trace, arch string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// splitOf reads a placement as Check takes it.
+func splitOf(placement string) (bounded.Split, error) {
+	switch placement {
+	case "monolith":
+		return bounded.Split{bounded.Everything()}, nil
+	case "services":
+		var groups []bounded.Group
+		for _, name := range bounded.Names() {
+			groups = append(groups, bounded.Group{Contexts: []string{name}})
+		}
+		return bounded.NewSplit(groups)
+	}
+	split, err := bounded.ParseSplit(placement)
+	if err != nil {
+		return nil, fmt.Errorf("placement %q: %w", placement, err)
+	}
+	return split, nil
 }

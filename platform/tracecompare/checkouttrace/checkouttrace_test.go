@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 // The calls read from the saga and the table are those a checkout makes, in its order.
@@ -31,17 +32,25 @@ func TestCallsAreTheSagasCallsToOtherContexts(t *testing.T) {
 	}
 }
 
-// checkoutTrace is the trace of a checkout in arch as Check wants it, but for the spans
-// named in leave, which it does not hold.
-func checkoutTrace(t *testing.T, arch string, leave ...string) *tracecompare.Trace {
+// hybrid is a split of three groups with the edge alone: calls inside a group and across.
+const hybrid = "catalog+inventory,cart+orders+payments,shipping+notify"
+
+// checkoutTrace is the trace of a checkout placed as placement says, as Check wants it, but
+// for the spans named in leave, which it does not hold.
+func checkoutTrace(t *testing.T, placement string, leave ...string) *tracecompare.Trace {
 	t.Helper()
-	service := func(context string) string {
-		if arch == "monolith" {
-			return "monolith"
-		}
-		return context
+	split, err := splitOf(placement)
+	if err != nil {
+		t.Fatal(err)
 	}
-	root := &tracecompare.Span{Name: tracecompare.CheckoutRoot, Kind: "server", Service: service("gateway")}
+	service := func(name string) string {
+		g, ok := split.Holder(name)
+		if !ok {
+			t.Fatalf("%s holds no %s", placement, name)
+		}
+		return g.Name()
+	}
+	root := &tracecompare.Span{Name: tracecompare.CheckoutRoot, Kind: "server", Service: service(bounded.EdgeName)}
 	tr := &tracecompare.Trace{Root: root, Spans: []*tracecompare.Span{root}}
 	add := func(parent *tracecompare.Span, name, kind, svc, group string) *tracecompare.Span {
 		s := &tracecompare.Span{Name: name, Kind: kind, Service: svc, Parent: parent, Attrs: map[string]string{}}
@@ -61,11 +70,11 @@ func checkoutTrace(t *testing.T, arch string, leave ...string) *tracecompare.Tra
 		t.Fatal(err)
 	}
 	for _, c := range cs {
-		if arch == "monolith" {
-			add(root, c.method, "internal", "monolith", "")
-			continue
+		if from, to := service(c.caller), service(c.context); from == to {
+			add(root, c.method, "internal", to, "")
+		} else {
+			add(add(root, c.method, "client", from, ""), c.method, "server", to, "")
 		}
-		add(add(root, c.method, "client", "caller", ""), c.method, "server", c.context, "")
 	}
 	paid := add(root, tracecompare.OrderPaidPublish, "producer", service("orders"), "")
 	add(paid, tracecompare.OrderPaidProcess, "consumer", service("shipping"), "shipping")
@@ -77,20 +86,31 @@ func checkoutTrace(t *testing.T, arch string, leave ...string) *tracecompare.Tra
 }
 
 func TestCheckFindsWhatACheckoutsTraceLacks(t *testing.T) {
-	for _, arch := range []string{"monolith", "services"} {
-		if err := Check(checkoutTrace(t, arch), arch); err != nil {
-			t.Errorf("%s: a whole checkout's trace: %v", arch, err)
+	for _, placement := range []string{"monolith", "services", hybrid} {
+		if err := Check(checkoutTrace(t, placement), placement); err != nil {
+			t.Errorf("%s: a whole checkout's trace: %v", placement, err)
 		}
 	}
-	for _, tc := range []struct{ arch, leave, want string }{
-		{"monolith", "internal mitosis.payments.v1.PaymentsService/Charge", "no internal mitosis.payments.v1.PaymentsService/Charge"},
+	for _, tc := range []struct{ placement, leave, want string }{
+		{"monolith", "internal mitosis.payments.v1.PaymentsService/Charge", "no internal mitosis.payments.v1.PaymentsService/Charge in monolith"},
 		{"services", "server mitosis.inventory.v1.InventoryService/Commit", "no server mitosis.inventory.v1.InventoryService/Commit in inventory"},
 		{"services", "consumer " + tracecompare.ShippedProcess, "no consumer process shop.events.order-shipped in notify by consumer notify"},
-		{"monolith", "producer " + tracecompare.OrderPaidPublish, "no producer publish shop.events.order-paid"},
+		{"monolith", "producer " + tracecompare.OrderPaidPublish, "no producer publish shop.events.order-paid in monolith"},
+		// In the hybrid, orders charges in its own process and reserves in another's.
+		{hybrid, "internal mitosis.payments.v1.PaymentsService/Charge", "no internal mitosis.payments.v1.PaymentsService/Charge in cart-payments-orders"},
+		{hybrid, "client mitosis.inventory.v1.InventoryService/Reserve", "no client mitosis.inventory.v1.InventoryService/Reserve in cart-payments-orders"},
+		{hybrid, "server mitosis.orders.v1.OrdersService/Checkout", "no server mitosis.orders.v1.OrdersService/Checkout in cart-payments-orders"},
 	} {
-		err := Check(checkoutTrace(t, tc.arch, tc.leave), tc.arch)
+		err := Check(checkoutTrace(t, tc.placement, tc.leave), tc.placement)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s without %s: %v, want %q", tc.arch, tc.leave, err, tc.want)
+			t.Errorf("%s without %s: %v, want %q", tc.placement, tc.leave, err, tc.want)
 		}
+	}
+	// A trace of one placement is not that of another: the monolith's is no hybrid's.
+	if err := Check(checkoutTrace(t, "monolith"), hybrid); err == nil {
+		t.Error("the monolith's trace passes as the hybrid's")
+	}
+	if err := Check(checkoutTrace(t, "monolith"), "catalog+nosuch"); err == nil || !strings.Contains(err.Error(), "nosuch") {
+		t.Errorf("a placement naming no context: %v", err)
 	}
 }
