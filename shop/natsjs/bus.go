@@ -191,7 +191,7 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logge
 		Subjects:   streamSubjects,
 		Storage:    jetstream.FileStorage,
 		Retention:  jetstream.LimitsPolicy,
-		MaxAge:     24 * time.Hour,
+		MaxAge:     EventRetention,
 		MaxBytes:   cfg.Limit(StreamName),
 		Discard:    jetstream.DiscardNew,
 		Replicas:   cfg.replicas(),

@@ -252,10 +252,13 @@ func withJetStream(ep natsEndpoint, f func(jetstream.JetStream)) error {
 	return nil
 }
 
-// deadLetterCell is the dead-letter count of a NATS line of `status`.
+// deadLetterCell is the dead-letter count of a NATS line of `status`, and what each of the
+// shop's consumers has not processed yet (a consumer whose process is down falls behind; an
+// event it has not processed within natsjs.EventRetention is dropped).
 type deadLetterCell struct {
 	natsjs.DeadLetterCount
-	Err string `json:"error,omitempty"`
+	Backlogs []natsjs.Backlog `json:"backlogs,omitempty"`
+	Err      string           `json:"error,omitempty"`
 }
 
 // countDeadLetters counts the dead letters of the NATS that s is (as the admin of the stack
@@ -273,6 +276,9 @@ func countDeadLetters(ctx context.Context, runtime string, s stack.Status, names
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			cell.DeadLetterCount, countErr = natsjs.CountDeadLetters(ctx, js)
+			if countErr == nil {
+				cell.Backlogs, countErr = natsjs.Backlogs(ctx, js)
+			}
 		})
 		err = errors.Join(err, countErr)
 	}
@@ -293,6 +299,34 @@ func (a *app) sayDeadLetters(runtime, arch string, c *deadLetterCell) {
 		a.say("dead letters %s %s: %d%s; `mitosis events dead-letters -t %s` lists them, `mitosis events replay -t %s` replays them",
 			runtime, arch, c.Total, byConsumer(c.ByConsumer), arch, arch)
 	}
+	if c != nil {
+		for _, line := range backlogLines(c.Backlogs, time.Now()) {
+			a.say("events %s %s: %s", runtime, arch, line)
+		}
+	}
+}
+
+// backlogWorth is how long an event may wait for its consumer before status mentions it:
+// longer than a busy consumer's queue, or the redeliveries of a peer's short outage.
+const backlogWorth = time.Minute
+
+// backlogLines says which consumers have events waiting for longer than backlogWorth, with a
+// WARNING for those past half the stream's retention: an event a consumer has not processed
+// within natsjs.EventRetention is dropped, never to be processed.
+func backlogLines(bs []natsjs.Backlog, now time.Time) []string {
+	var lines []string
+	for _, b := range bs {
+		age := now.Sub(b.Oldest)
+		if b.Waiting == 0 || b.Oldest.IsZero() || age < backlogWorth {
+			continue
+		}
+		line := fmt.Sprintf("%s has %d event(s) waiting, the oldest for %s (is its process up?)", b.Consumer, b.Waiting, age.Round(time.Second))
+		if age > natsjs.EventRetention/2 {
+			line = fmt.Sprintf("WARNING: %s; events are kept for %s: one not processed by then is lost to %s", line, natsjs.EventRetention, b.Consumer)
+		}
+		lines = append(lines, line)
+	}
+	return lines
 }
 
 // String is the cell as the status table shows it: "-" for a line that is no NATS.

@@ -98,8 +98,13 @@ func TestEventsReplayAndStatusReachEachArchitecturesNATS(t *testing.T) {
 		}
 		return rows[0].DeadLetters
 	}
-	if c := deadLettersOnNATSLine(); c.Total != 1 || c.ByConsumer["shipping"] != 1 || c.Err != "" {
+	c := deadLettersOnNATSLine()
+	if c.Total != 1 || c.ByConsumer["shipping"] != 1 || c.Err != "" {
 		t.Fatalf("status counts %+v, want 1 of shipping", c)
+	}
+	// Its one event is a dead letter now, no longer waiting for it.
+	if len(c.Backlogs) != 1 || c.Backlogs[0].Consumer != "shipping" || c.Backlogs[0].Waiting != 0 {
+		t.Errorf("status's backlogs %+v, want shipping's with nothing waiting", c.Backlogs)
 	}
 	code, out, _ := runCLI(t, append([]string{"status"}, common...)...)
 	if code != exitOK || !strings.Contains(out, "DEAD LETTERS") || !strings.Contains(out, "1 (shipping 1)") ||
@@ -170,4 +175,23 @@ func stackJetStream(t *testing.T, rt stack.Runtime, pki string) jetstream.JetStr
 		t.Fatal(err)
 	}
 	return js
+}
+
+// Status mentions a consumer whose events wait for more than a minute, and warns once they
+// have waited half the time the stream keeps them.
+func TestBacklogLines(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	got := backlogLines([]natsjs.Backlog{
+		{Consumer: "idle"},
+		{Consumer: "busy", Waiting: 40, Oldest: now.Add(-2 * time.Second)},
+		{Consumer: "notify", Waiting: 3, Oldest: now.Add(-5 * time.Minute)},
+		{Consumer: "shipping", Waiting: 900, Oldest: now.Add(-13 * time.Hour)},
+	}, now)
+	want := []string{
+		"notify has 3 event(s) waiting, the oldest for 5m0s (is its process up?)",
+		"WARNING: shipping has 900 event(s) waiting, the oldest for 13h0m0s (is its process up?); events are kept for 24h0m0s: one not processed by then is lost to shipping",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("backlog lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
