@@ -592,11 +592,7 @@ func (r *Runtime) waitReady(ctx context.Context, rec record, exited <-chan struc
 // tlsDirOf is the identity a probe of rec's process presents: its own (any identity of the
 // stack may ask health), none for a process without one or run insecure.
 func tlsDirOf(rec record) string {
-	env := map[string]string{}
-	for _, kv := range rec.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	env := envOf(rec)
 	if env[topology.InsecureEnv] == "true" {
 		return ""
 	}
@@ -606,15 +602,21 @@ func tlsDirOf(rec record) string {
 // identityDirOf is the folder of rec's process's own identity, a service's or NATS's; ""
 // for a process without one or run insecure.
 func identityDirOf(rec record) string {
+	env := envOf(rec)
+	if env[topology.InsecureEnv] == "true" {
+		return ""
+	}
+	return cmp.Or(env[topology.TLSDirEnv], env[topology.NATSTLSDirEnv])
+}
+
+// envOf is rec's process's environment, by variable.
+func envOf(rec record) map[string]string {
 	env := map[string]string{}
 	for _, kv := range rec.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	if env[topology.InsecureEnv] == "true" {
-		return ""
-	}
-	return cmp.Or(env[topology.TLSDirEnv], env[topology.NATSTLSDirEnv])
+	return env
 }
 
 // removeArchDir removes an architecture's folder: its records, logs and budget, and its
