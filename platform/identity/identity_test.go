@@ -60,6 +60,20 @@ func load(t *testing.T, dir string) *identity.Source {
 // client's identity, and returns the address.
 func serve(t *testing.T, cfg *tls.Config) string {
 	t.Helper()
+	return listenTLS(t, cfg, func(tc *tls.Conn) {
+		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+		if tc.Handshake() != nil {
+			return
+		}
+		id, _ := identity.FromCert(tc.ConnectionState().PeerCertificates[0])
+		_, _ = io.WriteString(tc, id.String())
+	})
+}
+
+// listenTLS serves TLS with cfg on a loopback port until the test ends, each connection by
+// handle (which closes it on return), and returns the address.
+func listenTLS(t *testing.T, cfg *tls.Config, handle func(*tls.Conn)) string {
+	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -73,13 +87,7 @@ func serve(t *testing.T, cfg *tls.Config) string {
 			}
 			go func() {
 				defer c.Close()
-				tc := c.(*tls.Conn)
-				_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
-				if tc.Handshake() != nil {
-					return
-				}
-				id, _ := identity.FromCert(tc.ConnectionState().PeerCertificates[0])
-				_, _ = io.WriteString(tc, id.String())
+				handle(c.(*tls.Conn))
 			}()
 		}
 	}()

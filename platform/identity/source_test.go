@@ -22,37 +22,21 @@ import (
 // closed. It returns the address.
 func echo(t *testing.T, cfg *tls.Config) string {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
+	return listenTLS(t, cfg, func(tc *tls.Conn) {
+		if tc.Handshake() != nil {
+			return
+		}
+		serial := tc.ConnectionState().PeerCertificates[0].SerialNumber
+		r := bufio.NewReader(tc)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := r.ReadString('\n'); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				tc := c.(*tls.Conn)
-				if tc.Handshake() != nil {
-					return
-				}
-				serial := tc.ConnectionState().PeerCertificates[0].SerialNumber
-				r := bufio.NewReader(tc)
-				for {
-					if _, err := r.ReadString('\n'); err != nil {
-						return
-					}
-					if _, err := fmt.Fprintf(tc, "%x\n", serial); err != nil {
-						return
-					}
-				}
-			}()
+			if _, err := fmt.Fprintf(tc, "%x\n", serial); err != nil {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // conn is a client's connection to an echo server.
