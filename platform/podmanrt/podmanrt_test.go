@@ -3,9 +3,7 @@ package podmanrt_test
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -674,15 +672,11 @@ func certificates(t *testing.T, dir string) map[string]string {
 		if err != nil || d.IsDir() || d.Name() != identity.CertFile {
 			return err
 		}
-		b, err := os.ReadFile(path)
+		src, err := identity.Load(filepath.Dir(path))
 		if err != nil {
 			return err
 		}
-		block, _ := pem.Decode(b)
-		if block == nil {
-			return fmt.Errorf("%s holds no PEM block", path)
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
+		c, err := src.Leaf()
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}

@@ -287,11 +287,15 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 // leafOf reads the certificate in an identity folder.
 func leafOf(t *testing.T, dir string) *x509.Certificate {
 	t.Helper()
-	c, err := tls.LoadX509KeyPair(filepath.Join(dir, identity.CertFile), filepath.Join(dir, identity.KeyFile))
+	src, err := identity.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Leaf
+	c, err := src.Leaf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // What status says of a stack's certificates at points of their life: when the first
