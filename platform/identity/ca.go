@@ -236,6 +236,14 @@ func (ca *CA) Ensure(service string) (string, error) {
 	if ca.current(dir, service) {
 		return dir, nil
 	}
+	return ca.Renew(service)
+}
+
+// Renew gives service a new certificate of the CA now, whatever is left of the one in its
+// folder (Ensure calls it once a certificate is due), and returns the folder. Its bundle
+// must be there already (Ensure, EnsureAll).
+func (ca *CA) Renew(service string) (string, error) {
+	dir := ca.Dir(service)
 	certPEM, keyPEM, err := ca.Issue(service, LeafLifetime)
 	if err != nil {
 		return "", err

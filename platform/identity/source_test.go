@@ -72,16 +72,17 @@ func (c *conn) client(t *testing.T) string {
 	return strings.TrimSpace(line)
 }
 
-// renew issues service a new certificate of ca and writes it into dir as `mitosis up` does
-// (each file written aside and renamed into place, the key first); it returns its serial.
+// renew gives service a new certificate of ca in dir as `mitosis up` does (CA.Renew) and
+// returns its serial.
 func renew(t *testing.T, ca *identity.CA, service, dir string) *big.Int {
 	t.Helper()
-	certPEM, keyPEM, err := ca.Issue(service, identity.LeafLifetime)
+	got, err := ca.Renew(service)
 	if err != nil {
 		t.Fatal(err)
 	}
-	replace(t, filepath.Join(dir, identity.KeyFile), keyPEM)
-	replace(t, filepath.Join(dir, identity.CertFile), certPEM)
+	if got != dir {
+		t.Fatalf("%s renewed in %s, want %s", service, got, dir)
+	}
 	return leafOf(t, dir).SerialNumber
 }
 
