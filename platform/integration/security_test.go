@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -18,6 +17,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/natsauth/natsauthtest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
 
 // TestServicesSecurity: in containers, every service of the microservices (their identity
@@ -114,16 +114,7 @@ func TestServicesNATSUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := nats.Connect(adminURL, adminTLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	ajs, err := jetstream.New(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
 	natsauthtest.CartIsConfined(t, func(opts ...nats.Option) (*nats.Conn, error) {
 		return nats.Connect(cartURL, append(opts, cartTLS)...)
-	}, ajs)
+	}, natsjstest.Connect(t, adminURL, adminTLS))
 }

@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	sf "github.com/mitosis-dev/mitosis/platform/stepfunctions"
 	"github.com/mitosis-dev/mitosis/services/checkoutstep"
@@ -29,6 +26,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/logtest"
 	"github.com/mitosis-dev/mitosis/shop/money"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
+	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 	"github.com/mitosis-dev/mitosis/shop/orders"
 	"github.com/mitosis-dev/mitosis/shop/orders/orderstest"
 	"github.com/mitosis-dev/mitosis/shop/orders/sagatest"
@@ -289,15 +287,7 @@ type world struct {
 
 func openWorld(t *testing.T, url string) *world {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natsjstest.Connect(t, url)
 	open := func(name string) *natsjs.Bucket {
 		b, err := natsjs.OpenBucket(t.Context(), js, natsjs.StoreConfig{}, name)
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -17,6 +16,7 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/inventory"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
+	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 	"github.com/mitosis-dev/mitosis/shop/orders"
 	"github.com/mitosis-dev/mitosis/shop/payments"
 )
@@ -72,15 +72,7 @@ func newShopOn(t *testing.T, natsURL string, store natsjs.StoreConfig) *testShop
 	cfg.Store = store
 	h := hosttest.StartConfig(t, cfg)
 	g := h.Next(t)
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natsjstest.Connect(t, natsURL)
 	return &testShop{client: apitest.NewClient(apitest.Target{BaseURL: h.BaseURL, AdminToken: hosttest.Token}),
 		payments: g.Port("payments").(payments.Service), js: js, g: g}
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
@@ -23,6 +22,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
+	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
 
 // TestEventsReplayAndStatusReachEachArchitecturesNATS runs the monolith architecture's NATS
@@ -165,16 +165,7 @@ func stackJetStream(t *testing.T, rt stack.Runtime, pki string) jetstream.JetStr
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(url, tlsOpt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return natsjstest.Connect(t, url, tlsOpt)
 }
 
 // Status mentions a consumer whose events wait for more than a minute, and warns once they

@@ -112,16 +112,7 @@ func (c *Cluster) URLs(i int) string {
 // goes), closed when the test ends, and returns its JetStream.
 func (c *Cluster) JetStream(t testing.TB, i int, name string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(c.URLs(i), nats.Name(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return Connect(t, c.URLs(i), nats.Name(name))
 }
 
 // Name returns server i's name.
