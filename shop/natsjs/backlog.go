@@ -11,11 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// EventRetention is how long the event stream keeps an event (OpenBus): a consumer that has
-// not processed one by then (its process down for a day) never gets it. Backlogs tells how
-// close each consumer is to that.
-const EventRetention = 24 * time.Hour
-
 // Backlog is what one consumer of the event stream has not processed yet.
 type Backlog struct {
 	Consumer string `json:"consumer"`

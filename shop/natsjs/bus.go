@@ -173,6 +173,11 @@ var (
 	_ events.Subscriber = (*Bus)(nil)
 )
 
+// EventRetention is how long the event stream keeps an event: a consumer that has not
+// processed one by then (its process down for a day) never gets it. Backlogs tells how close
+// each consumer is to that.
+const EventRetention = 24 * time.Hour
+
 // OpenBus creates the event stream and the dead-letter stream, or updates them to cfg's
 // replicas and byte limits, and returns a bus on them. Events are kept for a day: consumers
 // that were down catch up, and the disk does not fill. The duplicate window drops a
