@@ -1,6 +1,7 @@
 // Package processrt runs a topology as local processes: the runtime for a machine without
 // Podman, and the quickest loop while developing. Each service is its binary (built for the
-// host with `go build`, cached by Go's build cache) started in its own session on 127.0.0.1,
+// host with `go build`, in a build folder shared by the repository's stacks so that an
+// unchanged binary is not linked again) started in its own session on 127.0.0.1,
 // with its output in a log file and a record (pid, ports, spec hash) under the state folder,
 // so that a later `mitosis` call finds, checks and stops it.
 //
@@ -175,7 +176,7 @@ func isZombie(pid int) bool {
 }
 
 // build returns the topology's binaries: Options.Binaries, and the rest compiled for this
-// machine into <State>/bin.
+// machine, copied into <State>/bin under content-addressed names.
 func (r *Runtime) build(ctx context.Context, t topology.Topology, progress io.Writer) (map[string]string, error) {
 	bins := map[string]string{}
 	// Images given as binaries run those; the others run their package built once, with no
@@ -197,45 +198,121 @@ func (r *Runtime) build(ctx context.Context, t topology.Topology, progress io.Wr
 	if len(packages) == 0 {
 		return bins, nil
 	}
-	if err := os.MkdirAll(r.binDir(), 0o755); err != nil {
+	start := time.Now()
+	built, err := r.goBuild(ctx, packages)
+	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	args := append([]string{"build", "-trimpath", "-o", r.binDir() + string(filepath.Separator)}, packages...)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = r.opts.Root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("go build: %w\n%s", err, out)
-	}
-	// Content-addressed names: a later build never rewrites the file a process runs, and
-	// /proc/<pid>/exe tells which build a process runs.
-	for _, pkg := range packages {
-		built := filepath.Join(r.binDir(), filepath.Base(filepath.Clean(pkg)))
-		sum, err := fileHash(built)
-		if err != nil {
-			return nil, err
-		}
-		dst := built + "-" + sum[:16]
-		if err := os.Rename(built, dst); err != nil {
-			return nil, err
-		}
+	for i, pkg := range packages {
 		// Older builds go: a process still running one keeps its file open.
-		old, _ := filepath.Glob(built + "-" + strings.Repeat("[0-9a-f]", 16))
+		old, _ := filepath.Glob(filepath.Join(r.binDir(), filepath.Base(filepath.Clean(pkg))) + "-" + strings.Repeat("[0-9a-f]", 16))
 		for _, p := range old {
-			if p != dst {
+			if p != built[i] {
 				_ = os.Remove(p)
 			}
 		}
 		for _, im := range byPackage[pkg] {
-			bins[im] = dst
+			bins[im] = built[i]
 		}
 	}
 	if progress != nil {
 		fmt.Fprintf(progress, "built %d binaries into %s (%s)\n", len(packages), r.binDir(), time.Since(start).Round(time.Millisecond))
 	}
 	return bins, nil
+}
+
+// goBuild runs `go build` of packages and returns the binaries' copies in <State>/bin, in
+// the order of packages, each named <name>-<first 16 hex digits of its SHA-256>: a later
+// build never rewrites the file a process runs, and /proc/<pid>/exe tells which build a
+// process runs.
+//
+// It builds into the repository's build folder, one per repository and user (under the
+// user's cache, like Go's own), not one per state folder, and leaves the binaries there: go
+// build then finds a binary whose inputs did not change up to date and skips linking it,
+// which is most of a build's time (seconds per binary), for every stack and state folder of
+// the repository. A lock keeps two builds (two mitosis calls, parallel tests) from
+// rewriting a binary while the other copies it.
+func (r *Runtime) goBuild(ctx context.Context, packages []string) ([]string, error) {
+	dir := r.buildDir()
+	for _, d := range []string{dir, r.binDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	args := append([]string{"build", "-trimpath", "-o", dir + string(filepath.Separator)}, packages...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = r.opts.Root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	copies := make([]string, len(packages))
+	for i, pkg := range packages {
+		name := filepath.Base(filepath.Clean(pkg))
+		built := filepath.Join(dir, name)
+		sum, err := fileHash(built)
+		if err != nil {
+			return nil, err
+		}
+		copies[i] = filepath.Join(r.binDir(), name+"-"+sum[:16])
+		if _, err := os.Stat(copies[i]); err == nil {
+			continue // this build's copy is there already
+		}
+		if err := copyExecutable(built, copies[i]); err != nil {
+			return nil, fmt.Errorf("copy %s: %w", name, err)
+		}
+	}
+	return copies, nil
+}
+
+// copyExecutable copies src to dst through a temporary file beside dst, so that dst is
+// either absent or whole.
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(filepath.Dir(dst), filepath.Base(dst)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(out.Name()) // fails once renamed
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Chmod(0o755); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(out.Name(), dst)
+}
+
+// buildDir is where goBuild builds: <user cache>/mitosis/build/<hash of the repository's
+// path>, or <State>/build where the machine has no cache folder.
+func (r *Runtime) buildDir() string {
+	root, err := filepath.Abs(r.opts.Root)
+	if err != nil {
+		root = r.opts.Root
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return filepath.Join(r.opts.State, "build")
+	}
+	sum := sha256.Sum256([]byte(root))
+	return filepath.Join(cache, "mitosis", "build", hex.EncodeToString(sum[:8]))
 }
 
 // Up builds the binaries and starts each architecture's services level by level, leaving
