@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -273,8 +272,8 @@ func TestVerifyAdviceOnAProcessStack(t *testing.T) {
 	t.Logf("the load test built in %s", time.Since(start).Round(time.Millisecond))
 	stackName := stacktest.StackName(t)
 	common := []string{"--runtime", "process", "--root", root, "--state", state, "--stack", stackName}
-	t.Cleanup(func() { runCLI(t, append([]string{"down", "--volumes"}, common...)...) })
-	if code, out, errOut := runCLI(t, append([]string{"up", "-t", "monolith", "--monolith-edge", stacktest.AnyPort, "--collector-edge", "none"}, common...)...); code != exitOK {
+	t.Cleanup(func() { runBinary(context.Background(), t, append([]string{"down", "--volumes"}, common...)...) })
+	if code, out, errOut := runBinary(t.Context(), t, append([]string{"up", "-t", "monolith", "--monolith-edge", stacktest.AnyPort, "--collector-edge", "none"}, common...)...); code != exitOK {
 		t.Fatalf("up -t monolith: exit %d\n%s\n%s", code, out, errOut)
 	}
 	before := stackStatus(t, common)
@@ -294,9 +293,7 @@ func TestVerifyAdviceOnAProcessStack(t *testing.T) {
 			"--collector-edge", "none"}, common...)
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 		defer cancel()
-		var out, errOut bytes.Buffer
-		code := run(ctx, append(args, extra...), &out, &errOut)
-		return code, out.String(), errOut.String()
+		return runBinary(ctx, t, append(args, extra...)...)
 	}
 	// A name already up is refused before anything starts: the verification removes its own.
 	if code, _, errOut := verify("--name", "monolith"); code != exitFailure || !strings.Contains(errOut, "has an architecture named monolith already") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -187,16 +188,16 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 	pki := stack.PKIDir(state, name)
 	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", state, "--stack", name,
 		"--split", strings.Join(bounded.Names(), "+"), "--edges", topology.SplitName + "=" + stacktest.AnyPort, "--collector-edge", "none"}
-	t.Cleanup(func() { runCLI(t, append([]string{"down", "--volumes"}, common...)...) })
+	t.Cleanup(func() { runBinary(context.Background(), t, append([]string{"down", "--volumes"}, common...)...) })
 	up := func() {
 		t.Helper()
-		if code, out, errOut := runCLI(t, append([]string{"up"}, common...)...); code != exitOK {
+		if code, out, errOut := runBinary(t.Context(), t, append([]string{"up"}, common...)...); code != exitOK {
 			t.Fatalf("up: exit %d\n%s\n%s", code, out, errOut)
 		}
 	}
 	rows := func() []stack.Status {
 		t.Helper()
-		code, out, errOut := runCLI(t, append([]string{"status", "--json"}, common...)...)
+		code, out, errOut := runBinary(t.Context(), t, append([]string{"status", "--json"}, common...)...)
 		var sts []stack.Status
 		if err := json.Unmarshal([]byte(out), &sts); err != nil || code != exitOK {
 			t.Fatalf("status --json: exit %d, %v\n%s\n%s", code, err, out, errOut)
@@ -205,7 +206,7 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 	}
 	status := func() string {
 		t.Helper()
-		code, out, errOut := runCLI(t, append([]string{"status"}, common...)...)
+		code, out, errOut := runBinary(t.Context(), t, append([]string{"status"}, common...)...)
 		if code != exitOK {
 			t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
 		}

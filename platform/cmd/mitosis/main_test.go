@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -29,11 +33,71 @@ func repoRoot(t *testing.T) string {
 	return filepath.Dir(filepath.Dir(filepath.Dir(wd))) // platform/cmd/mitosis -> the repository
 }
 
+// TestMain removes the CLI's binary that runBinary built, if it did.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if dir, err := cliBinaryDir(); err == nil {
+		_ = os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+// runCLI runs the CLI in this process: its commands' logic, under the race detector when the
+// tests run with it.
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), args, &out, &errOut)
 	return code, out.String(), errOut.String()
+}
+
+// cliBinaryDir is a folder for the CLI's binary; made once per test run.
+var cliBinaryDir = sync.OnceValues(func() (string, error) { return os.MkdirTemp("", "mitosis-cli-") })
+
+// cliBinary is this package built with go build, once per test run, without the race
+// detector whatever the tests run with.
+var cliBinary = sync.OnceValues(func() (string, error) {
+	dir, err := cliBinaryDir()
+	if err != nil {
+		return "", err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "mitosis")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = wd
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// runBinary runs the CLI as a user does: its binary in a process of its own, within ctx.
+// The tests that build images and bring stacks up run it so: under the race detector,
+// compressing, hashing and unpacking the images' layers takes a test process seven or eight
+// times as long as the CLI (building a split's six images: 104 s against 13 s; bringing it
+// up as processes, which unpacks their binaries: 20 s against 3 s), and the runtimes'
+// own tests (podmanrt, processrt) run those paths under the race detector already.
+func runBinary(ctx context.Context, t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	bin, err := cliBinary()
+	if err != nil {
+		t.Fatalf("build the CLI: %v", err)
+	}
+	var out, errOut bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return exit.ExitCode(), out.String(), errOut.String()
+	case err != nil:
+		t.Fatalf("mitosis %s: %v", strings.Join(args, " "), err)
+	}
+	return exitOK, out.String(), errOut.String()
 }
 
 func TestHelpOnEveryCommand(t *testing.T) {
@@ -96,15 +160,15 @@ func TestSharedBudgetThroughTheCLI(t *testing.T) {
 	}
 	_, cgErr := cgroup.Open(cgroup.DefaultRoot)
 	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", t.TempDir(), "--stack", stacktest.StackName(t)}
-	t.Cleanup(func() { runCLI(t, append([]string{"down", "--volumes"}, common...)...) })
+	t.Cleanup(func() { runBinary(context.Background(), t, append([]string{"down", "--volumes"}, common...)...) })
 	up := append([]string{"up", "-t", "monolith,monolith@shared", "--monolith-edge", stacktest.AnyPort,
 		"--edges", "monolith-shared=" + stacktest.AnyPort, "--collector-edge", "none", "--cpus", "1.25", "--memory", "512"}, common...)
-	if code, out, errOut := runCLI(t, up...); code != exitOK {
+	if code, out, errOut := runBinary(t.Context(), t, up...); code != exitOK {
 		t.Fatalf("up: exit %d\n%s\n%s", code, out, errOut)
 	} else if !strings.Contains(out, "monolith-shared: http://") || !strings.Contains(out, "(budget shared)") || !strings.Contains(out, "(budget per-service)") {
 		t.Errorf("up said:\n%s", out)
 	}
-	code, out, errOut := runCLI(t, append([]string{"status"}, common...)...)
+	code, out, errOut := runBinary(t.Context(), t, append([]string{"status"}, common...)...)
 	want := []string{
 		"budget process monolith-shared: shared: 1.25 CPUs and 512 MiB for the whole architecture, enforced (cgroup v",
 		"budget process monolith: per-service: 1.25 CPUs and 512 MiB shared out among its services, NOT ENFORCED (the process runtime sets no limits per process",
@@ -117,7 +181,7 @@ func TestSharedBudgetThroughTheCLI(t *testing.T) {
 			t.Errorf("status: exit %d, want a line with %q\n%s\n%s", code, w, out, errOut)
 		}
 	}
-	code, out, errOut = runCLI(t, append([]string{"down", "-t", "monolith@shared"}, common...)...)
+	code, out, errOut = runBinary(t.Context(), t, append([]string{"down", "-t", "monolith@shared"}, common...)...)
 	wantDown := "removed 2 processes, 1 cgroup"
 	if cgErr != nil {
 		wantDown = "removed 2 processes\n"
@@ -125,7 +189,7 @@ func TestSharedBudgetThroughTheCLI(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, wantDown) {
 		t.Errorf("down -t monolith@shared: exit %d, want %q\n%s\n%s", code, wantDown, out, errOut)
 	}
-	if code, out, _ := runCLI(t, append([]string{"status"}, common...)...); code != exitOK || strings.Contains(out, "monolith-shared") {
+	if code, out, _ := runBinary(t.Context(), t, append([]string{"status"}, common...)...); code != exitOK || strings.Contains(out, "monolith-shared") {
 		t.Errorf("status after down -t monolith@shared: exit %d\n%s", code, out)
 	}
 }
@@ -137,7 +201,7 @@ func TestPushCopiesTheIndexToARegistry(t *testing.T) {
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	state := t.TempDir()
-	code, out, errOut := runCLI(t, "push", "--to", host+"/mitosis", "--tag", "test", "-t", "monolith",
+	code, out, errOut := runBinary(t.Context(), t, "push", "--to", host+"/mitosis", "--tag", "test", "-t", "monolith",
 		"--root", repoRoot(t), "--state", state, "nats-server")
 	if code != exitOK {
 		t.Fatalf("push: exit %d\n%s\n%s", code, out, errOut)

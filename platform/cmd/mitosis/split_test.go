@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -30,9 +31,9 @@ func TestSplitBesideTheMonolithThroughTheCLI(t *testing.T) {
 	const split = "catalog+inventory,cart+orders+payments,shipping+notify"
 	state := t.TempDir()
 	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", state, "--stack", stacktest.StackName(t), "--collector-edge", "none"}
-	t.Cleanup(func() { runCLI(t, append([]string{"down", "--volumes"}, common...)...) })
+	t.Cleanup(func() { runBinary(context.Background(), t, append([]string{"down", "--volumes"}, common...)...) })
 
-	code, out, errOut := runCLI(t, append([]string{"up", "-t", topology.Monolith, "--monolith-edge", stacktest.AnyPort}, common...)...)
+	code, out, errOut := runBinary(t.Context(), t, append([]string{"up", "-t", topology.Monolith, "--monolith-edge", stacktest.AnyPort}, common...)...)
 	if code != exitOK {
 		t.Fatalf("up -t monolith: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -40,11 +41,11 @@ func TestSplitBesideTheMonolithThroughTheCLI(t *testing.T) {
 
 	// The edge is a port picked here, as a user would give it: the split's images are built
 	// first, so that up binds it moments after it was found free, not a build later.
-	if code, out, errOut := runCLI(t, append([]string{"build", "--split", split, "--platform", "linux/" + runtime.GOARCH}, common...)...); code != exitOK {
+	if code, out, errOut := runBinary(t.Context(), t, append([]string{"build", "--split", split, "--platform", "linux/" + runtime.GOARCH}, common...)...); code != exitOK {
 		t.Fatalf("build --split: exit %d\n%s\n%s", code, out, errOut)
 	}
 	edge := stacktest.FreeAddr(t)
-	code, out, errOut = runCLI(t, append([]string{"up", "--split", split, "--edge", edge}, common...)...)
+	code, out, errOut = runBinary(t.Context(), t, append([]string{"up", "--split", split, "--edge", edge}, common...)...)
 	if code != exitOK {
 		t.Fatalf("up --split: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -73,7 +74,7 @@ func TestSplitBesideTheMonolithThroughTheCLI(t *testing.T) {
 		t.Fatalf("status before down: %d processes of the split, %d of the monolith, want 5 and 2: %+v", len(splitPIDs), len(monolithPIDs), before)
 	}
 
-	code, out, errOut = runCLI(t, append([]string{"down", "--split", split}, common...)...)
+	code, out, errOut = runBinary(t.Context(), t, append([]string{"down", "--split", split}, common...)...)
 	if want := "removed 5 processes"; code != exitOK || !strings.Contains(out, want) {
 		t.Errorf("down --split: exit %d, want %q\n%s\n%s", code, want, out, errOut)
 	}
@@ -122,7 +123,7 @@ func getBody(t *testing.T, url string) (int, string) {
 // statusRows are `status --json`'s lines; every one must be running and ready.
 func statusRows(t *testing.T, common []string) []stack.Status {
 	t.Helper()
-	code, out, errOut := runCLI(t, append([]string{"status", "--json"}, common...)...)
+	code, out, errOut := runBinary(t.Context(), t, append([]string{"status", "--json"}, common...)...)
 	if code != exitOK {
 		t.Fatalf("status: exit %d\n%s\n%s", code, out, errOut)
 	}
