@@ -83,7 +83,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	start := time.Now()
-	env.images, err = kube.BuildImages(ctx, t, kube.ImagesOptions{Root: env.root, State: env.state, Repo: testRepo})
+	env.images, err = kube.BuildImages(ctx, t, kube.ImagesOptions{Root: env.root, State: env.state, Repo: testRepo, Stored: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "deploytest: build images:", err)
 		return 1

@@ -3,6 +3,7 @@ package imagebuild
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -52,8 +53,9 @@ type tarEntry struct {
 }
 
 // layerFrom makes a gzip-compressed OCI layer from entries, every one stamped with created and
-// written in the given order, so that the same entries give the same digest.
-func layerFrom(created time.Time, entries []tarEntry) (v1.Layer, error) {
+// written in the given order, so that the same entries give the same digest. Stored layers
+// are gzip streams of uncompressed blocks (Options.Stored).
+func layerFrom(created time.Time, stored bool, entries []tarEntry) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
@@ -82,9 +84,13 @@ func layerFrom(created time.Time, entries []tarEntry) (v1.Layer, error) {
 		return nil, fmt.Errorf("layer: %w", err)
 	}
 	b := buf.Bytes()
+	level := gzip.BestSpeed // go-containerregistry's default, said here beside its alternative
+	if stored {
+		level = gzip.NoCompression
+	}
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(b)), nil
-	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressedCaching)
+	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressedCaching, tarball.WithCompressionLevel(level))
 	if err != nil {
 		return nil, fmt.Errorf("layer: %w", err)
 	}
@@ -93,10 +99,10 @@ func layerFrom(created time.Time, entries []tarEntry) (v1.Layer, error) {
 
 // baseLayer is what every image shares beneath its binary: users, CA certificates and a few
 // directories. It is identical across images and platforms, so it is stored once.
-func baseLayer(created time.Time, ca []byte) (v1.Layer, error) {
+func baseLayer(created time.Time, stored bool, ca []byte) (v1.Layer, error) {
 	passwd := fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\n%s:x:%d:%d:%s:/home/%s:/sbin/nologin\n", UserName, UID, UID, UserName, UserName)
 	group := fmt.Sprintf("root:x:0:\n%s:x:%d:\n", UserName, UID)
-	return layerFrom(created, []tarEntry{
+	return layerFrom(created, stored, []tarEntry{
 		{name: "data", mode: 0o700, uid: UID, dir: true},
 		{name: "etc", mode: 0o755, dir: true},
 		{name: "etc/group", mode: 0o644, body: []byte(group)},
@@ -132,7 +138,7 @@ func Labels(opts Options, name string) map[string]string {
 
 // platformImage assembles one platform's image from the base layer and the binary.
 func platformImage(opts Options, name string, p v1.Platform, base v1.Layer, binary []byte) (v1.Image, error) {
-	bin, err := layerFrom(opts.Created, []tarEntry{{name: BinDir[1:] + "/" + name, mode: 0o755, body: binary}})
+	bin, err := layerFrom(opts.Created, opts.Stored, []tarEntry{{name: BinDir[1:] + "/" + name, mode: 0o755, body: binary}})
 	if err != nil {
 		return nil, err
 	}

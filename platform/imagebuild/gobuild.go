@@ -133,6 +133,9 @@ func inputsHashes(ctx context.Context, opts Options, ca []byte, specs []Spec) (m
 	goenv.write(common, fileEnv)
 	fmt.Fprintf(common, "source=%s\nrepo=%s\n", opts.Source, opts.Repo)
 	fmt.Fprintf(common, "ca=%x\n", sha256.Sum256(ca))
+	if opts.Stored {
+		fmt.Fprintln(common, "stored") // only then: a compressed build's hash stays what it was
+	}
 	for _, f := range []string{"go.work", "go.work.sum"} {
 		if err := hashFile(common, filepath.Join(opts.Root, f), f, true); err != nil {
 			return nil, err

@@ -60,7 +60,13 @@ type Options struct {
 	Repo     string // the local image repository prefix: "localhost/mitosis"
 	CACerts  string // CA bundle copied into the image; default /etc/ssl/certs/ca-certificates.crt
 	Force    bool   // rebuild even when the inputs' hash matches the cache
-	Logger   *slog.Logger
+	// Stored writes each layer as a gzip stream of uncompressed blocks, a valid layer of the
+	// same media type, two to three times as large: for images that never leave this
+	// machine, such as the tests', where compressing is most of an image's build under the
+	// race detector (deflating a 60 MB binary: 6.8 s with it, 0.04 s stored). It is part of
+	// the inputs' hash: a cached compressed image is not found for a stored build.
+	Stored bool
+	Logger *slog.Logger
 	// Progress, when set, hears what Build compiles as it starts and when it is done, one
 	// line per image started and per image done with its time: a cold build takes minutes,
 	// which a caller should not spend in silence. Its lines are written one at a time.
@@ -247,7 +253,7 @@ func Build(ctx context.Context, opts Options, specs ...Spec) ([]Image, error) {
 	for _, i := range stale {
 		so := stamped[specs[i].Name]
 		if _, ok := bases[so.Created]; !ok {
-			if bases[so.Created], err = baseLayer(so.Created, ca); err != nil {
+			if bases[so.Created], err = baseLayer(so.Created, opts.Stored, ca); err != nil {
 				return nil, err
 			}
 		}

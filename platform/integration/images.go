@@ -65,6 +65,7 @@ func BuildImages(ctx context.Context, rt *podmanrt.Runtime, opts ImagesOptions) 
 		Dir:       opts.Dir,
 		Platforms: []v1.Platform{imagebuild.HostPlatform()},
 		Repo:      Repo,
+		Stored:    true, // the tests' images never leave the machine
 		Logger:    opts.Logger,
 	}, specs...)
 	if err != nil {

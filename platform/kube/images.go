@@ -25,6 +25,9 @@ type ImagesOptions struct {
 	Repo   string // local repository prefix; default manifests.LocalRepo
 	Socket string // Podman API; default podmanrt.Socket()
 	Logger *slog.Logger
+	// Stored builds uncompressed layers (imagebuild.Options.Stored): for tests, whose images
+	// never leave the machine.
+	Stored bool
 }
 
 // BuildImages builds (or finds cached) the images of the topology's architectures for this
@@ -59,6 +62,7 @@ func BuildImages(ctx context.Context, t topology.Topology, opts ImagesOptions) (
 		Created:   stamp.Created,
 		GitStamp:  true,
 		Repo:      opts.Repo,
+		Stored:    opts.Stored,
 		Logger:    opts.Logger,
 	}, specs...)
 	if err != nil {

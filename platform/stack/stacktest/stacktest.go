@@ -222,6 +222,7 @@ func BuildImages(t *testing.T, root string, topo topology.Topology, name string)
 		Platforms: []v1.Platform{imagebuild.HostPlatform()},
 		Repo:      "localhost/" + name,
 		GitStamp:  true,
+		Stored:    true, // they never leave the machine; compressing them is most of a build under -race
 	}, specs...)
 	if err != nil {
 		t.Fatalf("build images: %v", err)
