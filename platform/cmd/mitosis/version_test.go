@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,6 +24,10 @@ func TestEveryBinaryPrintsItsStampedVersion(t *testing.T) {
 	for _, im := range top.Images() {
 		pkgs = append(pkgs, im.Package)
 	}
+	// Every context's image is services/shop built with other tags, which leave out code but
+	// not the version: one build of each package says it all.
+	slices.Sort(pkgs)
+	pkgs = slices.Compact(pkgs)
 	const stamp = "v0.0.0-test-4f2a"
 	dir := t.TempDir()
 	for _, pkg := range pkgs {
