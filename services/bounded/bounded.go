@@ -23,6 +23,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
 	"github.com/mitosis-dev/mitosis/shop/traced"
 )
 
@@ -47,7 +48,8 @@ type Context struct {
 }
 
 // Consumer is a durable consumer of events. Its name and subjects are in every binary's
-// table, linked or not; its handler is in the binaries that link its context.
+// table, linked or not: every process creates every consumer before it publishes (see
+// EventConsumers); its handler is in the binaries that link its context.
 type Consumer struct {
 	Name     string   // the durable consumer's name, shared by every replica of the context
 	Subjects []string // the events it takes
@@ -57,6 +59,20 @@ type Consumer struct {
 // Handler returns the consumer's handler over the context's implementation. Only a linked
 // context's consumers have one (see Context.Linked).
 func (c Consumer) Handler(impl any) events.Handler { return c.handler(impl) }
+
+// EventConsumers are the durable event consumers of every context of the table, in table
+// order: what each process creates on the event stream when it opens it (natsjs.OpenBus),
+// whichever contexts it runs, since the stream keeps an event only for the consumers that
+// exist when it is published.
+func EventConsumers() []natsjs.Consumer {
+	var out []natsjs.Consumer
+	for _, c := range table() {
+		for _, k := range c.Consumers {
+			out = append(out, natsjs.Consumer{Name: k.Name, Subjects: slices.Clone(k.Subjects)})
+		}
+	}
+	return out
+}
 
 // Loop is a background loop of a context (a sweep, a recovery), run until its process stops.
 type Loop struct {

@@ -21,7 +21,9 @@ type Backlog struct {
 }
 
 // Backlogs returns what each durable consumer of the event stream has not processed yet, by
-// consumer name; none when the stream does not exist.
+// consumer name; none when the stream does not exist. The stream keeps every event until
+// each consumer it is for has processed it (see OpenBus), so a backlog is never lost: it
+// takes room, and a stream full of backlogs refuses new events.
 func Backlogs(ctx context.Context, js jetstream.JetStream) ([]Backlog, error) {
 	s, err := js.Stream(ctx, StreamName)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {

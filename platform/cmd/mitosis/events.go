@@ -253,8 +253,8 @@ func withJetStream(ep natsEndpoint, f func(jetstream.JetStream)) error {
 }
 
 // deadLetterCell is the dead-letter count of a NATS line of `status`, and what each of the
-// shop's consumers has not processed yet (a consumer whose process is down falls behind; an
-// event it has not processed within natsjs.EventRetention is dropped).
+// shop's consumers has not processed yet (a consumer whose process is down falls behind; the
+// event stream keeps its events until it has processed them).
 type deadLetterCell struct {
 	natsjs.DeadLetterCount
 	Backlogs []natsjs.Backlog `json:"backlogs,omitempty"`
@@ -310,9 +310,7 @@ func (a *app) sayDeadLetters(runtime, arch string, c *deadLetterCell) {
 // longer than a busy consumer's queue, or the redeliveries of a peer's short outage.
 const backlogWorth = time.Minute
 
-// backlogLines says which consumers have events waiting for longer than backlogWorth, with a
-// WARNING for those past half the stream's retention: an event a consumer has not processed
-// within natsjs.EventRetention is dropped, never to be processed.
+// backlogLines says which consumers have events waiting for longer than backlogWorth.
 func backlogLines(bs []natsjs.Backlog, now time.Time) []string {
 	var lines []string
 	for _, b := range bs {
@@ -320,11 +318,7 @@ func backlogLines(bs []natsjs.Backlog, now time.Time) []string {
 		if b.Waiting == 0 || b.Oldest.IsZero() || age < backlogWorth {
 			continue
 		}
-		line := fmt.Sprintf("%s has %d event(s) waiting, the oldest for %s (is its process up?)", b.Consumer, b.Waiting, age.Round(time.Second))
-		if age > natsjs.EventRetention/2 {
-			line = fmt.Sprintf("WARNING: %s; events are kept for %s: one not processed by then is lost to %s", line, natsjs.EventRetention, b.Consumer)
-		}
-		lines = append(lines, line)
+		lines = append(lines, fmt.Sprintf("%s has %d event(s) waiting, the oldest for %s (is its process up?)", b.Consumer, b.Waiting, age.Round(time.Second)))
 	}
 	return lines
 }
