@@ -159,6 +159,40 @@ func TestOpenBusSwitchesAnOldStreamToInterest(t *testing.T) {
 	checkStream(t, js, natsjs.StreamName, natsjs.StoreConfig{}.Limit(natsjs.StreamName), 1)
 }
 
+// StreamUsage says how much of its byte limit the event stream holds, which grows with what
+// its consumers have not read.
+func TestStreamUsage(t *testing.T) {
+	srv := natsjstest.New(t)
+	js := srv.JetStream()
+	ctx := t.Context()
+	if _, ok, err := natsjs.StreamUsage(ctx, js); ok || err != nil {
+		t.Fatalf("without a stream: %v, %v; want nothing", ok, err)
+	}
+	const limit = 16 << 10
+	bus, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{MaxBytes: map[string]int64{natsjs.StreamName: limit}}, shippingOnly, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, ok, err := natsjs.StreamUsage(ctx, js)
+	if !ok || err != nil || u.Messages != 0 || u.MaxBytes != limit || u.Full() != 0 {
+		t.Fatalf("empty: %+v, %v, %v", u, ok, err)
+	}
+	for i := 0; u.Full() < 0.5; i++ {
+		if err := bus.Publish(ctx, events.OrderPaidSubject, fmt.Sprintf("e%d", i), events.OrderPaid{OrderID: fmt.Sprintf("o-%d", i)}); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if u, _, err = natsjs.StreamUsage(ctx, js); err != nil {
+			t.Fatal(err)
+		}
+		if u.Messages != uint64(i+1) || u.Bytes == 0 {
+			t.Fatalf("after %d events: %+v", i+1, u)
+		}
+	}
+	if u.Full() >= 1 || float64(u.Bytes)/limit != u.Full() {
+		t.Fatalf("half full: %+v, full %v", u, u.Full())
+	}
+}
+
 // waitBacklog waits until consumer has n events waiting.
 func waitBacklog(t *testing.T, js jetstream.JetStream, consumer string, n uint64) {
 	t.Helper()
