@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func TestCartCannotReadChargesNorPublishOrderPaid(t *testing.T) {
 	if _, err := charges.Create(ctx, "ch-1", []byte(`{"card":"4242"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := natsjs.OpenBus(ctx, ajs, natsjs.StoreConfig{}, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := natsjs.OpenBus(ctx, ajs, natsjs.StoreConfig{}, bounded.EventConsumers(), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -66,8 +67,8 @@ func TestCartCannotReadChargesNorPublishOrderPaid(t *testing.T) {
 	}, ajs)
 }
 
-// The permissions follow the table: a context's buckets and published events are in its
-// user's, another's are not.
+// The permissions follow the table: a context's buckets, published events and consumers' reads
+// are in its user's, another's are not.
 func TestPermissionsFollowTheTable(t *testing.T) {
 	for _, c := range bounded.Table() {
 		p := natsauth.Permissions(bounded.Group{Contexts: []string{c.Name}})
@@ -82,6 +83,16 @@ func TestPermissionsFollowTheTable(t *testing.T) {
 				if has := contains(p.Publish.Allow, s); has != contains(c.Publishes, s) {
 					t.Errorf("%s may publish %s: %v", c.Name, s, has)
 				}
+			}
+		}
+		// Every process makes every consumer (natsjs.OpenBus); it reads only its own.
+		for _, k := range bounded.EventConsumers() {
+			if !slices.Contains(p.Publish.Allow, "$JS.API.CONSUMER.CREATE."+natsjs.StreamName+"."+k.Name) {
+				t.Errorf("%s may not create consumer %s", c.Name, k.Name)
+			}
+			own := slices.ContainsFunc(c.Consumers, func(o bounded.Consumer) bool { return o.Name == k.Name })
+			if has := slices.Contains(p.Publish.Allow, "$JS.API.CONSUMER.MSG.NEXT."+natsjs.StreamName+"."+k.Name); has != own {
+				t.Errorf("%s may read consumer %s: %v", c.Name, k.Name, has)
 			}
 		}
 		if len(p.Subscribe.Allow) != 1 || p.Subscribe.Allow[0] != "_INBOX_"+c.Name+".>" {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/kv"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
 	"github.com/mitosis-dev/mitosis/shop/traced"
 )
 
@@ -34,7 +35,7 @@ type Context struct {
 	Buckets   []string   // the key-value buckets it owns; no other context opens them
 	Calls     []string   // the contexts it calls synchronously
 	Publishes []string   // the event subjects it publishes (shop/events)
-	Consumers []Consumer // its durable event consumers, shared by its replicas (when Linked)
+	Consumers []Consumer // its durable event consumers, shared by its replicas
 	Loops     []Loop     // its background loops (when Linked)
 	Weight    Weight     // its share of an architecture's budget
 	Secrets   []string   // the secrets it reads from the environment, which its process is given
@@ -46,15 +47,32 @@ type Context struct {
 	clientConfig string
 }
 
-// Consumer is a durable consumer of events.
+// Consumer is a durable consumer of events. Its name and subjects are in every binary's
+// table, linked or not: every process creates every consumer before it publishes (see
+// EventConsumers); its handler is in the binaries that link its context.
 type Consumer struct {
 	Name     string   // the durable consumer's name, shared by every replica of the context
 	Subjects []string // the events it takes
 	handler  func(impl any) events.Handler
 }
 
-// Handler returns the consumer's handler over the context's implementation.
+// Handler returns the consumer's handler over the context's implementation. Only a linked
+// context's consumers have one (see Context.Linked).
 func (c Consumer) Handler(impl any) events.Handler { return c.handler(impl) }
+
+// EventConsumers are the durable event consumers of every context of the table, in table
+// order: what each process creates on the event stream when it opens it (natsjs.OpenBus),
+// whichever contexts it runs, since the stream keeps an event only for the consumers that
+// exist when it is published.
+func EventConsumers() []natsjs.Consumer {
+	var out []natsjs.Consumer
+	for _, c := range table() {
+		for _, k := range c.Consumers {
+			out = append(out, natsjs.Consumer{Name: k.Name, Subjects: slices.Clone(k.Subjects)})
+		}
+	}
+	return out
+}
 
 // Loop is a background loop of a context (a sweep, a recovery), run until its process stops.
 type Loop struct {
@@ -138,16 +156,10 @@ type port[S any] struct {
 // only, so that a change to another context's implementation leaves it as it is; the table
 // then holds nil for the others.
 type server[S any] struct {
-	build     func(ctx context.Context, d Deps) (S, error)
-	register  func(s grpc.ServiceRegistrar, impl S)
-	consumers []consumer[S]
-	loops     []loop[S]
-}
-
-type consumer[S any] struct {
-	name     string
-	subjects []string
-	handler  func(S) events.Handler
+	build    func(ctx context.Context, d Deps) (S, error)
+	register func(s grpc.ServiceRegistrar, impl S)
+	handlers map[string]func(S) events.Handler // by consumer name: one for each of the row's Consumers
+	loops    []loop[S]
 }
 
 type loop[S any] struct {
@@ -166,9 +178,16 @@ func define[S any](c Context, srv *server[S], p port[S]) Context {
 	}
 	c.build = func(ctx context.Context, d Deps) (any, error) { return srv.build(ctx, d) }
 	c.register = func(s grpc.ServiceRegistrar, impl any) { srv.register(s, impl.(S)) }
-	for _, k := range srv.consumers {
-		c.Consumers = append(c.Consumers, Consumer{Name: k.name, Subjects: k.subjects,
-			handler: func(impl any) events.Handler { return k.handler(impl.(S)) }})
+	if len(srv.handlers) != len(c.Consumers) {
+		panic(fmt.Sprintf("bounded: %s has %d consumers and %d handlers", c.Name, len(c.Consumers), len(srv.handlers)))
+	}
+	c.Consumers = slices.Clone(c.Consumers)
+	for i, k := range c.Consumers {
+		h, ok := srv.handlers[k.Name]
+		if !ok {
+			panic(fmt.Sprintf("bounded: %s has no handler for its consumer %s", c.Name, k.Name))
+		}
+		c.Consumers[i].handler = func(impl any) events.Handler { return h(impl.(S)) }
 	}
 	for _, l := range srv.loops {
 		c.Loops = append(c.Loops, Loop{Name: l.name, Run: func(ctx context.Context, impl any, d Deps) { l.run(ctx, impl.(S), d) }})

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/mitosis-dev/mitosis/services/bounded"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
 )
 
 // The table holds together: unique names, ports 9101 and up in order, buckets owned by one
@@ -61,6 +62,29 @@ func TestTheTableHoldsTogether(t *testing.T) {
 		if !seen[callee] {
 			t.Errorf("the edge calls %q, which is no context", callee)
 		}
+	}
+}
+
+// EventConsumers are the table's consumers, each once, with a valid name and its subjects
+// (define panics if a linked context has no handler for one). They come from the rows, not from
+// the linked implementations: a group's binary creates the consumers of the contexts it does
+// not run too (services/host), or the event stream would not keep their events.
+func TestEventConsumersAreTheTables(t *testing.T) {
+	var want []string
+	for _, c := range bounded.Table() {
+		for _, k := range c.Consumers {
+			want = append(want, k.Name)
+		}
+	}
+	var got []string
+	for _, k := range bounded.EventConsumers() {
+		got = append(got, k.Name)
+		if err := natsjs.CheckConsumer(k.Name); err != nil || len(k.Subjects) == 0 {
+			t.Errorf("consumer %+v: %v, or no subjects", k, err)
+		}
+	}
+	if !slices.Equal(got, want) || len(got) == 0 || len(slices.Compact(slices.Sorted(slices.Values(got)))) != len(got) {
+		t.Errorf("event consumers %v, want the table's %v, each once", got, want)
 	}
 }
 

@@ -18,7 +18,7 @@ func notifyServer() *server[notify.Service] {
 		build: func(_ context.Context, d Deps) (notify.Service, error) {
 			return notify.New(d.Buckets[notify.NotificationsBucket], d.Now), nil
 		},
-		register:  notifyrpc.Register,
-		consumers: []consumer[notify.Service]{{"notify", []string{events.OrderPaidSubject, events.OrderShippedSubject}, notify.Handler}},
+		register: notifyrpc.Register,
+		handlers: map[string]func(notify.Service) events.Handler{"notify": notify.Handler},
 	}
 }

@@ -22,9 +22,9 @@ import (
 // orders_elsewhere.go for the others.
 func ordersServer() *server[orders.Service] {
 	return &server[orders.Service]{
-		build:     buildOrders,
-		register:  ordersrpc.Register,
-		consumers: []consumer[orders.Service]{{"orders", []string{events.OrderShippedSubject}, orders.HandleOrderShipped}},
+		build:    buildOrders,
+		register: ordersrpc.Register,
+		handlers: map[string]func(orders.Service) events.Handler{"orders": orders.HandleOrderShipped},
 		loops: []loop[orders.Service]{
 			{"recover interrupted checkouts at start", recoverAtStart},
 			{"recover abandoned checkouts", func(ctx context.Context, o orders.Service, _ Deps) {

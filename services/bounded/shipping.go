@@ -18,7 +18,7 @@ func shippingServer() *server[shipping.Service] {
 		build: func(_ context.Context, d Deps) (shipping.Service, error) {
 			return shipping.New(d.Buckets[shipping.ShipmentsBucket], d.Bus, d.Now), nil
 		},
-		register:  shippingrpc.Register,
-		consumers: []consumer[shipping.Service]{{"shipping", []string{events.OrderPaidSubject}, shipping.HandleOrderPaid}},
+		register: shippingrpc.Register,
+		handlers: map[string]func(shipping.Service) events.Handler{"shipping": shipping.HandleOrderPaid},
 	}
 }

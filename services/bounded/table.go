@@ -72,6 +72,7 @@ func rows() []Context {
 			Buckets: []string{orders.OrdersBucket, orders.SagasBucket, orders.UserOrdersBucket},
 			Calls:   []string{"catalog", "cart", "inventory", "payments"}, Weight: Weight{14, 1.5},
 			Publishes: []string{events.OrderPaidSubject},
+			Consumers: []Consumer{{Name: "orders", Subjects: []string{events.OrderShippedSubject}}},
 			Secrets:   []string{RequestKeyEnv}},
 			ordersServer(), port[orders.Service]{
 				trace:        (*traced.Tracing).Orders,
@@ -79,14 +80,17 @@ func rows() []Context {
 				clientConfig: ordersrpc.ServiceConfig,
 			}),
 		define(Context{Name: "shipping", Service: shippingrpc.ServiceName, Port: 9106,
-			Buckets: []string{shipping.ShipmentsBucket}, Publishes: []string{events.OrderShippedSubject}, Weight: Weight{3, 1.5}},
+			Buckets: []string{shipping.ShipmentsBucket}, Publishes: []string{events.OrderShippedSubject},
+			Consumers: []Consumer{{Name: "shipping", Subjects: []string{events.OrderPaidSubject}}}, Weight: Weight{3, 1.5}},
 			shippingServer(), port[shipping.Service]{
 				trace:        (*traced.Tracing).Shipping,
 				client:       func(cc grpc.ClientConnInterface) shipping.Service { return shippingrpc.NewClient(cc) },
 				clientConfig: shippingrpc.ServiceConfig,
 			}),
 		define(Context{Name: "notify", Service: notifyrpc.ServiceName, Port: 9107,
-			Buckets: []string{notify.NotificationsBucket}, Weight: Weight{3, 1.5}},
+			Buckets:   []string{notify.NotificationsBucket},
+			Consumers: []Consumer{{Name: "notify", Subjects: []string{events.OrderPaidSubject, events.OrderShippedSubject}}},
+			Weight:    Weight{3, 1.5}},
 			notifyServer(), port[notify.Service]{
 				trace:        (*traced.Tracing).Notify,
 				client:       func(cc grpc.ClientConnInterface) notify.Service { return notifyrpc.NewClient(cc) },

@@ -21,7 +21,7 @@ func TestBacklogsSayWhatEachConsumerHasNotProcessed(t *testing.T) {
 	js := srv.JetStream()
 	ctx := t.Context()
 	// Redelivered as long as the test runs, never dead-lettered: a failing event stays waiting.
-	bus, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{}, slog.New(slog.DiscardHandler),
+	bus, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{}, nil, slog.New(slog.DiscardHandler),
 		natsjs.WithRedelivery(1<<20, func(int) time.Duration { return 20 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)

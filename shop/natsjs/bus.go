@@ -173,37 +173,75 @@ var (
 	_ events.Subscriber = (*Bus)(nil)
 )
 
-// EventRetention is how long the event stream keeps an event: a consumer that has not
-// processed one by then (its process down for a day) never gets it. Backlogs tells how close
-// each consumer is to that.
-const EventRetention = 24 * time.Hour
+// Consumer is a durable consumer of the event stream: its name and the event subjects it
+// takes. The table of contexts (services/bounded) lists them; the host hands them to OpenBus.
+type Consumer struct {
+	Name     string
+	Subjects []string
+}
 
-// OpenBus creates the event stream and the dead-letter stream, or updates them to cfg's
-// replicas and byte limits, and returns a bus on them. Events are kept for a day: consumers
-// that were down catch up, and the disk does not fill. The duplicate window drops a
-// re-publish of one fact, e.g. by a recovered checkout. A full stream refuses new events
-// (Publish fails with ErrFull) rather than dropping old ones that a consumer may not have
-// read yet.
-//
-// The bus traces with OpenTelemetry's global tracer provider and propagator as they are when
-// it opens, unless options say otherwise.
-func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logger *slog.Logger, opts ...BusOption) (*Bus, error) {
-	if err := cfg.Check(); err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
+// consumerConfig is the configuration of the durable consumer name of subjects, and of its
+// replay subject: the one place that says it, so that OpenBus creates what Subscribe resumes
+// and neither changes what the other made.
+func consumerConfig(name string, subjects []string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        name,
+		FilterSubjects: append(slices.Clip(subjects), replaySubject(name)),
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckWait:        30 * time.Second,
+		MaxDeliver:     -1,
+		MaxAckPending:  256,
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+}
+
+// eventStreamConfig is the event stream's configuration under cfg.
+//
+// Interest retention keeps an event until every consumer whose subjects it matches has
+// acknowledged it (or terminated it, once dead-lettered), however long that takes, and no
+// longer: a consumer down for days loses nothing, and what every consumer has processed
+// leaves the stream, which so stays as small as the consumers' backlogs. There is no age
+// limit: an age limit drops what a consumer has not processed yet, silently. The byte limit
+// stays, with DiscardNew: a stream full of unprocessed events refuses new ones (Publish fails
+// with ErrFull, loudly) rather than dropping old ones. The duplicate window drops a
+// re-publish of one fact, e.g. by a recovered checkout.
+func eventStreamConfig(cfg StoreConfig) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
 		Name:       StreamName,
 		Subjects:   streamSubjects,
 		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		MaxAge:     EventRetention,
+		Retention:  jetstream.InterestPolicy,
 		MaxBytes:   cfg.Limit(StreamName),
 		Discard:    jetstream.DiscardNew,
 		Replicas:   cfg.replicas(),
 		Duplicates: 10 * time.Minute,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open stream %s (%d replicas, %d bytes): %w", StreamName, cfg.replicas(), cfg.Limit(StreamName), err)
+	}
+}
+
+// OpenBus creates the event stream and the dead-letter stream, or updates them to cfg's
+// replicas and byte limits, creates (or updates) every one of consumers, and returns a bus on
+// them. consumers must be every durable consumer of the deployment, whichever process runs
+// it: the event stream keeps an event only for the consumers that exist when it is published
+// (interest retention, see eventStreamConfig), so each must exist before anything publishes,
+// and every process creates them all when it opens the bus, before it can publish.
+//
+// A stream made by an older version (limits retention, events kept for a day) is switched to
+// interest retention, keeping what any of consumers has not acknowledged yet: the consumers
+// are made first, since the switch drops at once every message that no consumer holds.
+//
+// The bus traces with OpenTelemetry's global tracer provider and propagator as they are when
+// it opens, unless options say otherwise.
+func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, consumers []Consumer, logger *slog.Logger, opts ...BusOption) (*Bus, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
+	}
+	for _, c := range consumers {
+		if err := CheckConsumer(c.Name); err != nil {
+			return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
+		}
+	}
+	if err := openEvents(ctx, js, cfg, consumers); err != nil {
+		return nil, err
 	}
 	if err := openDeadLetters(ctx, js, cfg); err != nil {
 		return nil, err
@@ -217,6 +255,41 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, logge
 		o(b)
 	}
 	return b, nil
+}
+
+// openEvents creates or updates the event stream and consumers. On a stream that exists
+// the consumers come first: a stream switched to interest retention keeps only what its
+// consumers of the moment hold (nats-server drops everything when it has none).
+func openEvents(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, consumers []Consumer) error {
+	want := eventStreamConfig(cfg)
+	_, err := js.Stream(ctx, StreamName)
+	exists := err == nil
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("open stream %s: %w", StreamName, err)
+	}
+	if exists {
+		if err := createConsumers(ctx, js, consumers); err != nil {
+			return err
+		}
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, want); err != nil {
+		return fmt.Errorf("open stream %s (%d replicas, %d bytes): %w", StreamName, cfg.replicas(), cfg.Limit(StreamName), err)
+	}
+	if !exists {
+		return createConsumers(ctx, js, consumers)
+	}
+	return nil
+}
+
+// createConsumers creates each of consumers on the event stream, or updates it to the
+// configuration Subscribe gives it: idempotent, so that every process does it at every start.
+func createConsumers(ctx context.Context, js jetstream.JetStream, consumers []Consumer) error {
+	for _, c := range consumers {
+		if _, err := js.CreateOrUpdateConsumer(ctx, StreamName, consumerConfig(c.Name, c.Subjects)); err != nil {
+			return fmt.Errorf("open stream %s: consumer %s: %w", StreamName, c.Name, err)
+		}
+	}
+	return nil
 }
 
 func (b *Bus) Publish(ctx context.Context, subject, id string, payload any) error {
@@ -282,8 +355,10 @@ func (h headerCarrier) Keys() []string {
 }
 
 // Subscribe creates (or resumes) the durable consumer and handles its messages one at a time
-// until Stop. Acks are explicit: a message is acknowledged only once its handler returned nil.
-// A message the handler fails on is redelivered after events.RetryDelay; one it calls poison,
+// until Stop. The consumer should be one of those OpenBus was given, which made it with the
+// same configuration: an event published before a consumer exists is not kept for it. Acks
+// are explicit: a message is acknowledged only once its handler returned nil. A message the
+// handler fails on is redelivered after events.RetryDelay; one it calls poison,
 // or fails on for the last of events.MaxDeliveries times, is dead-lettered (see Replay).
 //
 // The consumer also reads its replay subject, where Replay puts its dead letters back. Its
@@ -294,15 +369,7 @@ func (b *Bus) Subscribe(ctx context.Context, consumer string, subjects []string,
 	if err := CheckConsumer(consumer); err != nil {
 		return nil, err
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
-		Durable:        consumer,
-		FilterSubjects: append(slices.Clip(subjects), replaySubject(consumer)),
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckWait:        30 * time.Second,
-		MaxDeliver:     -1,
-		MaxAckPending:  256,
-	})
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, consumerConfig(consumer, subjects))
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", consumer, err)
 	}

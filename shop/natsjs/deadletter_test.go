@@ -30,7 +30,7 @@ const testDeliveries = 3
 func openTestBus(t *testing.T, srv *natsjstest.Server) (*natsjs.Bus, *tracedtest.Recorder) {
 	t.Helper()
 	rec := tracedtest.New()
-	bus, err := natsjs.OpenBus(t.Context(), srv.JetStream(), natsjs.StoreConfig{}, slog.New(slog.DiscardHandler),
+	bus, err := natsjs.OpenBus(t.Context(), srv.JetStream(), natsjs.StoreConfig{}, nil, slog.New(slog.DiscardHandler),
 		natsjs.WithTracerProvider(rec), natsjs.WithPropagator(propagation.TraceContext{}),
 		natsjs.WithRedelivery(testDeliveries, func(int) time.Duration { return 20 * time.Millisecond }))
 	if err != nil {

@@ -1,8 +1,22 @@
 // Package natsjs is the NATS JetStream side of the shop's persistence: kv.Bucket over a
 // JetStream key-value bucket and the events bus over a JetStream stream with durable
 // consumers, and the dead letters of those consumers (what they gave up on, kept in a
-// stream of their own to be counted, listed and replayed). It is the only package of the domain module that speaks NATS; contexts see
-// only kv.Bucket, events.Publisher and events.Subscriber.
+// stream of their own to be counted, listed and replayed). It is the only package of the
+// domain module that speaks NATS; contexts see only kv.Bucket, events.Publisher and
+// events.Subscriber.
+//
+// No event is lost silently. The event stream keeps an event until every durable consumer it
+// is for has acknowledged it, however long its process is down, and drops it then (interest
+// retention): it holds the consumers' backlogs and nothing else. Every process creates every
+// consumer of the deployment when it opens the bus (OpenBus), so none misses an event
+// published before its own process first ran. When the stream is full of unprocessed events
+// it refuses new ones: Publish fails with ErrFull, the caller knows. Backlogs and StreamUsage
+// tell how close that is (`mitosis status` warns).
+//
+// A consumer dropped from the table of contexts keeps its durable consumer, and the stream
+// keeps for it every event of its subjects, until an operator deletes it: nothing deletes
+// one by itself, as a process of an older version may still run it while a deployment rolls.
+// Backlogs lists it with its backlog, and `mitosis status` says it is no longer in the table.
 package natsjs
 
 import (

@@ -85,7 +85,7 @@ func TestBusDeduplicatesRedeliversAndSetsPoisonAside(t *testing.T) {
 // kvtest): the stream then holds exactly the messages reported published.
 func TestPublishReportsWhatHappenedEvenIfItsCallerGivesUp(t *testing.T) {
 	srv := natsjstest.New(t)
-	bus := srv.Bus(t)
+	bus := srv.Bus(t, shippingOnly...) // a consumer that reads nothing: the stream keeps every event
 	stream, err := srv.JetStream().Stream(t.Context(), natsjs.StreamName)
 	if err != nil {
 		t.Fatal(err)

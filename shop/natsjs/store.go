@@ -58,8 +58,9 @@ func DefaultLimits() map[string]int64 {
 		"catalog_products":       64 * mib,  // ~320 B per product: ~200k
 		"inventory_stock":        32 * mib,  // ~155 B per product: ~200k
 		"payments_cards":         8 * mib,   // ~250 B per card held for a Step Functions checkout, 15 min: ~30k in flight
-		// ~430 B per event, two per order, kept for a day (OpenBus): 2.5M events, a day of
-		// 14 checkouts a second.
+		// ~430 B per event, two per order, kept until every consumer has processed it
+		// (OpenBus): 2.5M events, the backlog of a consumer down for a day at 14 checkouts a
+		// second. When it is full, publishes fail (ErrFull); `mitosis status` warns at half.
 		StreamName: 1 << 30,
 		// A dead letter is an event (under 2 KB) with its headers: tens of thousands, far more
 		// than anyone replays by hand (mitosis events replay). When it is full it refuses new

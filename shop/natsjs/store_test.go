@@ -52,7 +52,7 @@ func TestOpenRefusesABadStoreConfig(t *testing.T) {
 		if _, err := natsjs.OpenBucket(t.Context(), srv.JetStream(), cfg, "b"); err == nil {
 			t.Errorf("OpenBucket with %+v: no error", cfg)
 		}
-		if _, err := natsjs.OpenBus(t.Context(), srv.JetStream(), cfg, discard); err == nil {
+		if _, err := natsjs.OpenBus(t.Context(), srv.JetStream(), cfg, nil, discard); err == nil {
 			t.Errorf("OpenBus with %+v: no error", cfg)
 		}
 	}
@@ -71,7 +71,8 @@ func countStreams(t *testing.T, js jetstream.JetStream) int {
 }
 
 // A bucket or stream made before the configuration (no byte limit, the stream discarding
-// old events) is brought to it when opened, keeping what it holds; opening again with other
+// old events after a day) is brought to it when opened, keeping what it holds (the event
+// for its consumer); opening again with other
 // figures changes them again. More replicas than a lone server has is a clear error that
 // leaves the bucket as it was.
 func TestOpenUpdatesWhatExistsWithOtherSettings(t *testing.T) {
@@ -104,10 +105,13 @@ func TestOpenUpdatesWhatExistsWithOtherSettings(t *testing.T) {
 		if e, err := b.Get(ctx, "k"); err != nil || string(e.Value) != "kept" {
 			t.Fatalf("value after reopening: %q, %v", e.Value, err)
 		}
-		if _, err := natsjs.OpenBus(ctx, js, cfg, discard); err != nil {
+		if _, err := natsjs.OpenBus(ctx, js, cfg, shippingOnly, discard); err != nil {
 			t.Fatalf("reopen the bus with %d bytes: %v", 2*limit, err)
 		}
 		checkStream(t, js, natsjs.StreamName, 2*limit, 1)
+		if n := streamMsgs(t, js, natsjs.StreamName); n != 1 {
+			t.Fatalf("the event stream holds %d events after reopening, want the one shipping has not read", n)
+		}
 	}
 
 	_, err = natsjs.OpenBucket(ctx, js, natsjs.StoreConfig{Replicas: 3}, name)
@@ -115,14 +119,33 @@ func TestOpenUpdatesWhatExistsWithOtherSettings(t *testing.T) {
 		t.Fatalf("3 replicas on a lone server: %v, want an error saying so", err)
 	}
 	checkStream(t, js, "KV_"+name, 2<<20, 1)
-	if _, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{Replicas: 3}, discard); err == nil {
+	if _, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{Replicas: 3}, nil, discard); err == nil {
 		t.Fatal("the bus opened with 3 replicas on a lone server")
 	}
 	checkStream(t, js, natsjs.StreamName, 4<<20, 1)
 }
 
+// shippingOnly are the consumers of the tests that publish before anyone subscribes: the
+// event stream keeps an event only for the consumers that exist.
+var shippingOnly = []natsjs.Consumer{{Name: "shipping", Subjects: []string{events.OrderPaidSubject}}}
+
+// streamMsgs is how many messages the stream name holds.
+func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
+	t.Helper()
+	s, err := js.Stream(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
 // checkStream fails t unless the stream has the byte limit, discards new messages and has
-// the replicas asked for.
+// the replicas asked for; the event stream also keeps its events for their consumers, not
+// for a time.
 func checkStream(t *testing.T, js jetstream.JetStream, name string, maxBytes int64, replicas int) {
 	t.Helper()
 	s, err := js.Stream(t.Context(), name)
@@ -132,6 +155,9 @@ func checkStream(t *testing.T, js jetstream.JetStream, name string, maxBytes int
 	c := s.CachedInfo().Config
 	if c.MaxBytes != maxBytes || c.Discard != jetstream.DiscardNew || c.Replicas != replicas {
 		t.Fatalf("stream %s: max bytes %d, discard %v, replicas %d; want %d, new, %d", name, c.MaxBytes, c.Discard, c.Replicas, maxBytes, replicas)
+	}
+	if name == natsjs.StreamName && (c.Retention != jetstream.InterestPolicy || c.MaxAge != 0) {
+		t.Fatalf("stream %s: retention %v, max age %s; want interest, none", name, c.Retention, c.MaxAge)
 	}
 }
 
@@ -185,7 +211,7 @@ func TestFullBucketAndStreamRefuseNewWritesAndKeepTheOld(t *testing.T) {
 		t.Fatalf("a delete in a full bucket: %v", err)
 	}
 
-	bus, err := natsjs.OpenBus(ctx, srv.JetStream(), cfg, discard)
+	bus, err := natsjs.OpenBus(ctx, srv.JetStream(), cfg, shippingOnly, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +253,7 @@ func TestOpenScalesWhatExistsToTheCluster(t *testing.T) {
 	if _, err := b.Create(ctx, "k", []byte("kept")); err != nil {
 		t.Fatal(err)
 	}
-	bus, err := natsjs.OpenBus(ctx, js, one, discard)
+	bus, err := natsjs.OpenBus(ctx, js, one, shippingOnly, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +269,7 @@ func TestOpenScalesWhatExistsToTheCluster(t *testing.T) {
 	if b, err = natsjs.OpenBucket(ctx, js, three, "scaled"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := natsjs.OpenBus(ctx, js, three, discard); err != nil {
+	if _, err := natsjs.OpenBus(ctx, js, three, shippingOnly, discard); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"KV_scaled", natsjs.StreamName} {

@@ -21,7 +21,7 @@ import (
 func TestBusCarriesTheTraceFromPublishToConsumer(t *testing.T) {
 	srv := natsjstest.New(t)
 	rec := tracedtest.New()
-	bus, err := natsjs.OpenBus(t.Context(), srv.JetStream(), natsjs.StoreConfig{}, slog.New(slog.DiscardHandler),
+	bus, err := natsjs.OpenBus(t.Context(), srv.JetStream(), natsjs.StoreConfig{}, nil, slog.New(slog.DiscardHandler),
 		natsjs.WithTracerProvider(rec), natsjs.WithPropagator(propagation.TraceContext{}))
 	if err != nil {
 		t.Fatal(err)

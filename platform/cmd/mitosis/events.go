@@ -18,6 +18,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
 )
 
@@ -252,12 +253,14 @@ func withJetStream(ep natsEndpoint, f func(jetstream.JetStream)) error {
 	return nil
 }
 
-// deadLetterCell is the dead-letter count of a NATS line of `status`, and what each of the
-// shop's consumers has not processed yet (a consumer whose process is down falls behind; an
-// event it has not processed within natsjs.EventRetention is dropped).
+// deadLetterCell is the dead-letter count of a NATS line of `status`, what each of the
+// shop's consumers has not processed yet (a consumer whose process is down falls behind) and
+// how full that makes the event stream: it keeps every event until each consumer it is for
+// has processed it, and refuses new ones once full.
 type deadLetterCell struct {
 	natsjs.DeadLetterCount
 	Backlogs []natsjs.Backlog `json:"backlogs,omitempty"`
+	Stream   *natsjs.Usage    `json:"stream,omitempty"` // nil without an event stream
 	Err      string           `json:"error,omitempty"`
 }
 
@@ -278,6 +281,13 @@ func countDeadLetters(ctx context.Context, runtime string, s stack.Status, names
 			cell.DeadLetterCount, countErr = natsjs.CountDeadLetters(ctx, js)
 			if countErr == nil {
 				cell.Backlogs, countErr = natsjs.Backlogs(ctx, js)
+			}
+			if countErr == nil {
+				u, ok, err := natsjs.StreamUsage(ctx, js)
+				if ok {
+					cell.Stream = &u
+				}
+				countErr = err
 			}
 		})
 		err = errors.Join(err, countErr)
@@ -300,7 +310,7 @@ func (a *app) sayDeadLetters(runtime, arch string, c *deadLetterCell) {
 			runtime, arch, c.Total, byConsumer(c.ByConsumer), arch, arch)
 	}
 	if c != nil {
-		for _, line := range backlogLines(c.Backlogs, time.Now()) {
+		for _, line := range eventLines(c.Stream, c.Backlogs, tableConsumers(), time.Now()) {
 			a.say("events %s %s: %s", runtime, arch, line)
 		}
 	}
@@ -310,21 +320,48 @@ func (a *app) sayDeadLetters(runtime, arch string, c *deadLetterCell) {
 // longer than a busy consumer's queue, or the redeliveries of a peer's short outage.
 const backlogWorth = time.Minute
 
-// backlogLines says which consumers have events waiting for longer than backlogWorth, with a
-// WARNING for those past half the stream's retention: an event a consumer has not processed
-// within natsjs.EventRetention is dropped, never to be processed.
-func backlogLines(bs []natsjs.Backlog, now time.Time) []string {
+// fullWorth is how full the event stream may be before status warns. The stream keeps every
+// event until each consumer it is for has processed it, however long that takes, so nothing
+// is lost to a consumer that is down; but once full it refuses new events (publishes fail,
+// and so do the checkouts that make them). Half full leaves time to act.
+const fullWorth = 0.5
+
+// tableConsumers are the names of the event consumers this version's table has.
+func tableConsumers() []string {
+	var out []string
+	for _, k := range bounded.EventConsumers() {
+		out = append(out, k.Name)
+	}
+	return out
+}
+
+// eventLines says what deserves a look in one NATS's event stream: a WARNING when it is at
+// least fullWorth full; each consumer whose events have waited for longer than backlogWorth;
+// and each consumer that the table (known) no longer has, for which the stream keeps the
+// events of its subjects until someone deletes it (nothing does by itself: a process of an
+// older version may still run it while a deployment rolls).
+func eventLines(u *natsjs.Usage, bs []natsjs.Backlog, known []string, now time.Time) []string {
 	var lines []string
+	if u != nil && u.Full() >= fullWorth {
+		lines = append(lines, fmt.Sprintf("WARNING: the event stream %s is %.0f%% full (%s of %s, %d event(s) not yet processed by every consumer); "+
+			"once full it refuses new events and the checkouts that publish them fail: start the consumers that fall behind",
+			natsjs.StreamName, 100*u.Full(), mib(int64(u.Bytes)), mib(u.MaxBytes), u.Messages))
+	}
 	for _, b := range bs {
 		age := now.Sub(b.Oldest)
+		waiting := ""
+		if b.Waiting > 0 && !b.Oldest.IsZero() {
+			waiting = fmt.Sprintf(", the oldest for %s", age.Round(time.Second))
+		}
+		if !slices.Contains(known, b.Consumer) {
+			lines = append(lines, fmt.Sprintf("%s is no consumer of this version's table: the event stream keeps %d event(s) for it%s, and every new one of its subjects, "+
+				"until it is deleted (once no process of an older version runs it)", b.Consumer, b.Waiting, waiting))
+			continue
+		}
 		if b.Waiting == 0 || b.Oldest.IsZero() || age < backlogWorth {
 			continue
 		}
-		line := fmt.Sprintf("%s has %d event(s) waiting, the oldest for %s (is its process up?)", b.Consumer, b.Waiting, age.Round(time.Second))
-		if age > natsjs.EventRetention/2 {
-			line = fmt.Sprintf("WARNING: %s; events are kept for %s: one not processed by then is lost to %s", line, natsjs.EventRetention, b.Consumer)
-		}
-		lines = append(lines, line)
+		lines = append(lines, fmt.Sprintf("%s has %d event(s) waiting%s (is its process up?)", b.Consumer, b.Waiting, waiting))
 	}
 	return lines
 }

@@ -56,7 +56,7 @@ func TestEventsReplayAndStatusReachEachArchitecturesNATS(t *testing.T) {
 
 	// A consumer of the stack's NATS, as the monolith runs it, whose handler fails.
 	js := stackJetStream(t, rt, stack.PKIDir(state, name))
-	bus, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{}, slog.New(slog.DiscardHandler), natsjs.WithRedelivery(2, func(int) time.Duration { return 10 * time.Millisecond }))
+	bus, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{}, nil, slog.New(slog.DiscardHandler), natsjs.WithRedelivery(2, func(int) time.Duration { return 10 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +105,9 @@ func TestEventsReplayAndStatusReachEachArchitecturesNATS(t *testing.T) {
 	// Its one event is a dead letter now, no longer waiting for it.
 	if len(c.Backlogs) != 1 || c.Backlogs[0].Consumer != "shipping" || c.Backlogs[0].Waiting != 0 {
 		t.Errorf("status's backlogs %+v, want shipping's with nothing waiting", c.Backlogs)
+	}
+	if c.Stream == nil || c.Stream.MaxBytes != (natsjs.StoreConfig{}).Limit(natsjs.StreamName) || c.Stream.Full() >= fullWorth {
+		t.Errorf("status's event stream %+v, want its byte limit and far from full", c.Stream)
 	}
 	code, out, _ := runCLI(t, append([]string{"status"}, common...)...)
 	if code != exitOK || !strings.Contains(out, "DEAD LETTERS") || !strings.Contains(out, "1 (shipping 1)") ||
@@ -168,21 +171,57 @@ func stackJetStream(t *testing.T, rt stack.Runtime, pki string) jetstream.JetStr
 	return natsjstest.Connect(t, url, tlsOpt)
 }
 
-// Status mentions a consumer whose events wait for more than a minute, and warns once they
-// have waited half the time the stream keeps them.
-func TestBacklogLines(t *testing.T) {
+// Status mentions a consumer whose events wait for more than a minute (it does not warn of
+// their age: the stream keeps them until they are processed), a consumer the table no longer
+// has, whatever it holds, and warns once the event stream is half full: when full it refuses
+// new events.
+func TestEventLines(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	got := backlogLines([]natsjs.Backlog{
+	known := []string{"idle", "busy", "notify", "shipping"}
+	backlogs := []natsjs.Backlog{
 		{Consumer: "idle"},
 		{Consumer: "busy", Waiting: 40, Oldest: now.Add(-2 * time.Second)},
 		{Consumer: "notify", Waiting: 3, Oldest: now.Add(-5 * time.Minute)},
-		{Consumer: "shipping", Waiting: 900, Oldest: now.Add(-13 * time.Hour)},
-	}, now)
-	want := []string{
-		"notify has 3 event(s) waiting, the oldest for 5m0s (is its process up?)",
-		"WARNING: shipping has 900 event(s) waiting, the oldest for 13h0m0s (is its process up?); events are kept for 24h0m0s: one not processed by then is lost to shipping",
+		{Consumer: "retired"},
+		{Consumer: "shipping", Waiting: 900, Oldest: now.Add(-50 * time.Hour)},
+		{Consumer: "withdrawn", Waiting: 7, Oldest: now.Add(-3 * time.Hour)},
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("backlog lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	const limit = 1 << 30
+	for _, tc := range []struct {
+		name  string
+		usage *natsjs.Usage
+		warn  bool
+	}{
+		{"no stream", nil, false},
+		{"empty", &natsjs.Usage{MaxBytes: limit}, false},
+		{"just under half", &natsjs.Usage{Messages: 1000, Bytes: limit/2 - 1, MaxBytes: limit}, false},
+		{"half", &natsjs.Usage{Messages: 1000, Bytes: limit / 2, MaxBytes: limit}, true},
+		{"full", &natsjs.Usage{Messages: 2000, Bytes: limit, MaxBytes: limit}, true},
+		{"no limit", &natsjs.Usage{Messages: 2000, Bytes: limit, MaxBytes: -1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := eventLines(tc.usage, backlogs, known, now)
+			want := []string{
+				"notify has 3 event(s) waiting, the oldest for 5m0s (is its process up?)",
+				"retired is no consumer of this version's table: the event stream keeps 0 event(s) for it, and every new one of its subjects, until it is deleted (once no process of an older version runs it)",
+				"shipping has 900 event(s) waiting, the oldest for 50h0m0s (is its process up?)",
+				"withdrawn is no consumer of this version's table: the event stream keeps 7 event(s) for it, the oldest for 3h0m0s, and every new one of its subjects, until it is deleted (once no process of an older version runs it)",
+			}
+			if tc.warn {
+				u := tc.usage
+				want = append([]string{fmt.Sprintf("WARNING: the event stream SHOP_EVENTS is %.0f%% full (%s of 1024.0MiB, %d event(s) not yet processed by every consumer); "+
+					"once full it refuses new events and the checkouts that publish them fail: start the consumers that fall behind", 100*u.Full(), mib(int64(u.Bytes)), u.Messages)}, want...)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("event lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// The consumers status knows are the table's.
+func TestTableConsumers(t *testing.T) {
+	if got := tableConsumers(); !slices.Equal(got, []string{"orders", "shipping", "notify"}) {
+		t.Errorf("table consumers %v", got)
 	}
 }

@@ -68,8 +68,8 @@ func CartIsConfined(t *testing.T, connect func(...nats.Option) (*nats.Conn, erro
 	case <-ctx.Done():
 		t.Fatal("the cart's watch delivered nothing")
 	}
-	if _, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{}, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatalf("the cart opens the bus: %v", err)
+	if _, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{}, bounded.EventConsumers(), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("the cart opens the bus, making every consumer of the table: %v", err)
 	}
 
 	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, time.Second) }

@@ -86,10 +86,12 @@ func (s *Server) Bucket(t testing.TB, name string) *natsjs.Bucket {
 	return b
 }
 
-// Bus opens the event bus on the server, with the default store configuration.
-func (s *Server) Bus(t testing.TB) *natsjs.Bus {
+// Bus opens the event bus on the server, with the default store configuration and
+// consumers made (the stream keeps an event only for the consumers that exist when it is
+// published: a test that publishes before it subscribes names its consumers here).
+func (s *Server) Bus(t testing.TB, consumers ...natsjs.Consumer) *natsjs.Bus {
 	t.Helper()
-	b, err := natsjs.OpenBus(context.Background(), s.js, natsjs.StoreConfig{}, slog.New(slog.DiscardHandler))
+	b, err := natsjs.OpenBus(context.Background(), s.js, natsjs.StoreConfig{}, consumers, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("open bus: %v", err)
 	}
