@@ -16,9 +16,6 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/orders"
 )
 
-// MaxInFlightEnv bounds the requests the edge works on at once (httpapi.Config.MaxInFlight).
-const MaxInFlightEnv = "SHOP_MAX_IN_FLIGHT"
-
 // Handler returns the API over the contexts d reaches. ready is its /readyz check.
 func (Edge) Handler(d Deps, adminToken string, ready func(context.Context) error) (http.Handler, error) {
 	cfg := httpapi.Config{AdminToken: adminToken, Ready: ready, Logger: d.Logger}

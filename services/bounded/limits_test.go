@@ -3,7 +3,6 @@ package bounded_test
 import (
 	"maps"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -39,21 +38,5 @@ func TestDefaultLimitsCoverTheShopAndFitTheBudget(t *testing.T) {
 	cfg := natsjs.StoreConfig{MaxBytes: map[string]int64{natsjs.StreamName: 1 << 20}}
 	if cfg.Limit(natsjs.StreamName) != 1<<20 || cfg.Limit("unnamed") != natsjs.DefaultMaxBytes {
 		t.Errorf("overrides: stream %d, unnamed bucket %d", cfg.Limit(natsjs.StreamName), cfg.Limit("unnamed"))
-	}
-}
-
-// SHOP_MAX_IN_FLIGHT is a positive number of requests; anything else stops the edge from
-// starting with the variable named, rather than serving without the bound.
-func TestMaxInFlightMustBePositive(t *testing.T) {
-	for _, v := range []string{"0", "-3", "many", "1.5"} {
-		d := bounded.Deps{Getenv: func(k string) string {
-			if k == bounded.MaxInFlightEnv {
-				return v
-			}
-			return ""
-		}}
-		if _, err := (bounded.Edge{}).Handler(d, "", nil); err == nil || !strings.Contains(err.Error(), bounded.MaxInFlightEnv) {
-			t.Errorf("%s=%q: %v, want an error naming it", bounded.MaxInFlightEnv, v, err)
-		}
 	}
 }

@@ -64,11 +64,6 @@ func buildOrders(_ context.Context, d Deps) (orders.Service, error) {
 	return orders.New(stores, deps), nil
 }
 
-// StaleAfterEnv sets how long a checkout may stay untouched before another process of orders
-// takes it over (orders.Deps.StaleAfter; default a minute): how soon the checkouts a crashed
-// replica left are finished or compensated by the others.
-const StaleAfterEnv = "SHOP_ORDERS_STALE_AFTER"
-
 // recoverAtStart finishes or compensates the checkouts a previous process left unfinished.
 // Its peers may not answer yet, so it retries, in the background: serving meanwhile is safe.
 // The sole replica of orders takes over at once every checkout last touched before it

@@ -106,3 +106,11 @@ const RequestKeyEnv = "SHOP_REQUEST_KEY"
 // MetricsAddrEnv is where a host answers Prometheus's scrapes (services/host reads it, the
 // topology sets it for every process it runs).
 const MetricsAddrEnv = "SHOP_METRICS_ADDR"
+
+// StaleAfterEnv sets how long a checkout may stay untouched before another process of orders
+// takes it over (orders.Deps.StaleAfter; default a minute): how soon the checkouts a crashed
+// replica left are finished or compensated by the others.
+const StaleAfterEnv = "SHOP_ORDERS_STALE_AFTER"
+
+// MaxInFlightEnv bounds the requests an edge works on at once (httpapi.Config.MaxInFlight).
+const MaxInFlightEnv = "SHOP_MAX_IN_FLIGHT"
