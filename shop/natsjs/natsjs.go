@@ -14,9 +14,10 @@
 // tell how close that is (`mitosis status` warns).
 //
 // A consumer dropped from the table of contexts keeps its durable consumer, and the stream
-// keeps for it every event of its subjects, until an operator deletes it: nothing deletes
-// one by itself, as a process of an older version may still run it while a deployment rolls.
-// Backlogs lists it with its backlog, and `mitosis status` says it is no longer in the table.
+// keeps for it every event of its subjects, until an operator deletes it (`mitosis events
+// forget`): nothing deletes one by itself, as a process of an older version may still run it
+// while a deployment rolls. Backlogs lists it with its backlog, and `mitosis status` says it
+// is no longer in the table.
 package natsjs
 
 import (

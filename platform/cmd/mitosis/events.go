@@ -36,8 +36,51 @@ the reason and the last error. ` + "`mitosis status`" + ` counts them on each NA
 Once the cause is fixed, replay puts them back for the consumer that gave up on them.
 -t monolith or -t services picks one architecture (default both).`,
 	}
-	cmd.AddCommand(a.replayCmd(), a.deadLettersCmd())
+	cmd.AddCommand(a.replayCmd(), a.deadLettersCmd(), a.forgetCmd())
 	return cmd
+}
+
+func (a *app) forgetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "forget CONSUMER",
+		Short: "Delete a consumer that this version's table no longer has, and the events kept for it",
+		Long: `The event stream keeps each event until every consumer of its subject has processed it,
+also a consumer that a newer version no longer has: ` + "`mitosis status`" + ` lists such a
+consumer with the events it holds. Once no process of an older version runs it, forget
+deletes it from the event stream of each architecture that is up, and with it what the
+stream kept for it alone. A consumer of this version's table is refused: deleting it would
+drop the events it has not processed, and its processes would create it again, empty.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := natsjs.CheckConsumer(name); err != nil {
+				return usageError{err}
+			}
+			if slices.Contains(tableConsumers(), name) {
+				return usageError{fmt.Errorf("%s is a consumer of this version's table (%s): it is not forgotten", name, strings.Join(tableConsumers(), ", "))}
+			}
+			deleted := 0
+			var errs []error
+			err := a.eachNATS(cmd.Context(), func(ep natsEndpoint, js jetstream.JetStream) {
+				switch err := js.DeleteConsumer(cmd.Context(), natsjs.StreamName, name); {
+				case errors.Is(err, jetstream.ErrConsumerNotFound):
+					a.say("%s: no consumer %s", ep, name)
+				case err != nil:
+					errs = append(errs, fmt.Errorf("%s: delete consumer %s: %w", ep, name, err))
+				default:
+					deleted++
+					a.say("%s: consumer %s deleted", ep, name)
+				}
+			})
+			if err := errors.Join(append(errs, err)...); err != nil {
+				return err
+			}
+			if deleted == 0 {
+				return &exitError{code: exitNothing, err: fmt.Errorf("no event stream has a consumer %s", name)}
+			}
+			return nil
+		},
+	}
 }
 
 func (a *app) replayCmd() *cobra.Command {
@@ -355,7 +398,7 @@ func eventLines(u *natsjs.Usage, bs []natsjs.Backlog, known []string, now time.T
 		}
 		if !slices.Contains(known, b.Consumer) {
 			lines = append(lines, fmt.Sprintf("%s is no consumer of this version's table: the event stream keeps %d event(s) for it%s, and every new one of its subjects, "+
-				"until it is deleted (once no process of an older version runs it)", b.Consumer, b.Waiting, waiting))
+				"until it is deleted (mitosis events forget %s, once no process of an older version runs it)", b.Consumer, b.Waiting, waiting, b.Consumer))
 			continue
 		}
 		if b.Waiting == 0 || b.Oldest.IsZero() || age < backlogWorth {

@@ -146,6 +146,53 @@ func TestEventsReplayAndStatusReachEachArchitecturesNATS(t *testing.T) {
 	if code, out, _ := runCLI(t, append([]string{"events", "replay"}, common...)...); code != exitOK || !strings.Contains(out, "replayed 0") {
 		t.Errorf("second replay: exit %d\n%s", code, out)
 	}
+
+	// A consumer an older version had: the stream keeps what it has not processed until
+	// forget deletes it; a consumer of the table is refused.
+	if _, err := js.CreateOrUpdateConsumer(ctx, natsjs.StreamName, jetstream.ConsumerConfig{Durable: "retired",
+		FilterSubjects: []string{events.OrderPaidSubject}, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Publish(ctx, events.OrderPaidSubject, "order-paid.o-2", events.OrderPaid{OrderID: "o-2"}); err != nil {
+		t.Fatal(err)
+	}
+	streamMsgs := func() uint64 {
+		t.Helper()
+		st, err := js.Stream(ctx, natsjs.StreamName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	stacktest.WaitFor(t, 15*time.Second, func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return handled == 2, fmt.Sprintf("handled %d", handled)
+	})
+	if n := streamMsgs(); n != 1 {
+		t.Fatalf("the stream keeps %d event(s) once shipping processed o-2, want 1: retired's", n)
+	}
+	if code, _, errOut := runCLI(t, append([]string{"events", "forget", "shipping"}, common...)...); code != exitUsage || !strings.Contains(errOut, "consumer of this version's table") {
+		t.Errorf("forget shipping: exit %d, want %d\n%s", code, exitUsage, errOut)
+	}
+	code, out, errOut = runCLI(t, append([]string{"events", "forget", "retired"}, common...)...)
+	if code != exitOK || !strings.Contains(out, "consumer retired deleted") {
+		t.Fatalf("forget retired: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, err := js.Consumer(ctx, natsjs.StreamName, "retired"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("retired after forget: %v, want %v", err, jetstream.ErrConsumerNotFound)
+	}
+	stacktest.WaitFor(t, 15*time.Second, func() (bool, string) {
+		n := streamMsgs()
+		return n == 0, fmt.Sprintf("the stream keeps %d event(s) after forget", n)
+	})
+	if code, _, errOut := runCLI(t, append([]string{"events", "forget", "retired"}, common...)...); code != exitNothing {
+		t.Errorf("forget retired again: exit %d, want %d\n%s", code, exitNothing, errOut)
+	}
 }
 
 // stackJetStream connects to the NATS that rt runs, where the CLI finds it: its status line's
@@ -203,9 +250,9 @@ func TestEventLines(t *testing.T) {
 			got := eventLines(tc.usage, backlogs, known, now)
 			want := []string{
 				"notify has 3 event(s) waiting, the oldest for 5m0s (is its process up?)",
-				"retired is no consumer of this version's table: the event stream keeps 0 event(s) for it, and every new one of its subjects, until it is deleted (once no process of an older version runs it)",
+				"retired is no consumer of this version's table: the event stream keeps 0 event(s) for it, and every new one of its subjects, until it is deleted (mitosis events forget retired, once no process of an older version runs it)",
 				"shipping has 900 event(s) waiting, the oldest for 50h0m0s (is its process up?)",
-				"withdrawn is no consumer of this version's table: the event stream keeps 7 event(s) for it, the oldest for 3h0m0s, and every new one of its subjects, until it is deleted (once no process of an older version runs it)",
+				"withdrawn is no consumer of this version's table: the event stream keeps 7 event(s) for it, the oldest for 3h0m0s, and every new one of its subjects, until it is deleted (mitosis events forget withdrawn, once no process of an older version runs it)",
 			}
 			if tc.warn {
 				u := tc.usage
