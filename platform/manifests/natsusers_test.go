@@ -304,7 +304,7 @@ func TestRenderedUsersOnARealServer(t *testing.T) {
 		t.Fatalf("payments reads its charge: %v", err)
 	}
 	_, ojs := connect("orders")
-	if _, err := natsjs.OpenBus(ctx, ojs, natsjs.StoreConfig{}, bounded.EventConsumers(), slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := natsjs.OpenBus(ctx, ojs, natsjs.StoreConfig{}, bounded.Group{Contexts: []string{"orders"}}.EventConsumers(), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("orders opens the bus: %v", err)
 	}
 	if _, err := ojs.Publish(ctx, events.OrderPaidSubject, []byte(`{"order_id":"ord-1"}`)); err != nil {

@@ -2,8 +2,8 @@
 // contexts need and nothing else, derived from the table of contexts (services/bounded): the
 // subjects of its own buckets ($KV.<bucket>.>) and the JetStream API calls on their streams
 // (KV_<bucket>), the event subjects it publishes, its durable consumers on the event stream
-// and their dead letters (and the creation of every durable consumer, which it makes before
-// it publishes), and replies on an inbox prefix of its own, which no other user may
+// and their dead letters (and the creation of its events' consumers, which it makes before it
+// publishes), and replies on an inbox prefix of its own, which no other user may
 // read. So the cart's credentials read no charge and publish no order-paid.
 //
 // It makes nats-server configuration (server.User, with permissions); the stack's NATS
@@ -44,10 +44,11 @@ func Permissions(g bounded.Group) *server.Permissions {
 	for _, s := range streamsOfAll {
 		api(s)
 	}
-	// Every process creates every consumer of the event stream when it opens it, those of
-	// contexts it does not run too (natsjs.OpenBus: the stream keeps an event only for the
-	// consumers that exist). Creating one reads nothing from it.
-	for _, k := range bounded.EventConsumers() {
+	// A process creates the consumers of the events it publishes when it opens the event
+	// stream, those of contexts it does not run too (bounded.Group.EventConsumers: the stream
+	// keeps an event only for the consumers that exist). Creating one reads nothing from it,
+	// and a publisher can do no more harm to its events' consumers than it can by publishing.
+	for _, k := range g.EventConsumers() {
 		pub = append(pub,
 			"$JS.API.CONSUMER.CREATE."+natsjs.StreamName+"."+k.Name,
 			"$JS.API.CONSUMER.CREATE."+natsjs.StreamName+"."+k.Name+".>",

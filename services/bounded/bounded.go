@@ -48,8 +48,8 @@ type Context struct {
 }
 
 // Consumer is a durable consumer of events. Its name and subjects are in every binary's
-// table, linked or not: every process creates every consumer before it publishes (see
-// EventConsumers); its handler is in the binaries that link its context.
+// table, linked or not: a process creates the consumers of the events it publishes before it
+// publishes one (Group.EventConsumers); its handler is in the binaries that link its context.
 type Consumer struct {
 	Name     string   // the durable consumer's name, shared by every replica of the context
 	Subjects []string // the events it takes
@@ -61,14 +61,37 @@ type Consumer struct {
 func (c Consumer) Handler(impl any) events.Handler { return c.handler(impl) }
 
 // EventConsumers are the durable event consumers of every context of the table, in table
-// order: what each process creates on the event stream when it opens it (natsjs.OpenBus),
-// whichever contexts it runs, since the stream keeps an event only for the consumers that
-// exist when it is published.
+// order.
 func EventConsumers() []natsjs.Consumer {
 	var out []natsjs.Consumer
 	for _, c := range table() {
 		for _, k := range c.Consumers {
 			out = append(out, natsjs.Consumer{Name: k.Name, Subjects: slices.Clone(k.Subjects)})
+		}
+	}
+	return out
+}
+
+// EventConsumers are the durable event consumers a process of g creates when it opens the
+// event stream (natsjs.OpenBus), in table order: its contexts' own, and every consumer of an
+// event its contexts publish. The stream keeps an event only for the consumers that exist
+// when it is published, so a publisher makes its events' consumers before it publishes one,
+// whether or not their processes ever ran; a process that neither publishes nor consumes
+// makes none, and its NATS user may make none (platform/natsauth).
+func (g Group) EventConsumers() []natsjs.Consumer {
+	var publishes []string
+	for _, name := range g.Contexts {
+		if c, ok := Lookup(name); ok {
+			publishes = append(publishes, c.Publishes...)
+		}
+	}
+	var out []natsjs.Consumer
+	for _, c := range table() {
+		own := slices.Contains(g.Contexts, c.Name)
+		for _, k := range c.Consumers {
+			if own || slices.ContainsFunc(k.Subjects, func(s string) bool { return slices.Contains(publishes, s) }) {
+				out = append(out, natsjs.Consumer{Name: k.Name, Subjects: slices.Clone(k.Subjects)})
+			}
 		}
 	}
 	return out

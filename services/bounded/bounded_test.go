@@ -67,8 +67,9 @@ func TestTheTableHoldsTogether(t *testing.T) {
 
 // EventConsumers are the table's consumers, each once, with a valid name and its subjects
 // (define panics if a linked context has no handler for one). They come from the rows, not from
-// the linked implementations: a group's binary creates the consumers of the contexts it does
-// not run too (services/host), or the event stream would not keep their events.
+// the linked implementations: a group's binary creates the consumers of the events it
+// publishes, whose contexts it may not run (Group.EventConsumers), or the event stream would
+// not keep their events.
 func TestEventConsumersAreTheTables(t *testing.T) {
 	var want []string
 	for _, c := range bounded.Table() {
@@ -312,5 +313,41 @@ var all = []string{"catalog", "cart", "inventory", "payments", "orders", "shippi
 	}
 	if n := len(strings.Split(got, "\n")); n != 5 {
 		t.Errorf("the check found %d lists, want 5:\n%s", n, got)
+	}
+}
+
+// A process makes its own consumers and those of the events it publishes, no others.
+func TestAGroupMakesItsEventsConsumers(t *testing.T) {
+	for group, want := range map[string]string{
+		"catalog":                  "",
+		"edge":                     "",
+		"notify":                   "notify",
+		"orders":                   "orders,shipping,notify", // publishes order-paid
+		"shipping":                 "orders,shipping,notify", // publishes order-shipped
+		"cart+payments":            "",
+		"edge+catalog+cart+notify": "notify",
+	} {
+		g, err := bounded.ParseGroup(group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, k := range g.EventConsumers() {
+			got = append(got, k.Name)
+		}
+		if strings.Join(got, ",") != want {
+			t.Errorf("%s makes consumers %v, want %s", group, got, want)
+		}
+	}
+	var all []string
+	for _, k := range bounded.Everything().EventConsumers() {
+		all = append(all, k.Name)
+	}
+	var table []string
+	for _, k := range bounded.EventConsumers() {
+		table = append(table, k.Name)
+	}
+	if !slices.Equal(all, table) {
+		t.Errorf("the monolith makes consumers %v, want the table's %v", all, table)
 	}
 }

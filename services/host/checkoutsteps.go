@@ -8,7 +8,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/checkoutstep"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
 	"github.com/mitosis-dev/mitosis/shop/traced"
@@ -55,7 +54,7 @@ func serveCheckoutSteps(ctx context.Context, cfg Config, logger *slog.Logger, ho
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	bus, err := natsjs.OpenBus(ctx, js, cfg.Store, bounded.EventConsumers(), logger)
+	bus, err := natsjs.OpenBus(ctx, js, cfg.Store, cfg.Group.EventConsumers(), logger)
 	if err != nil {
 		return err
 	}

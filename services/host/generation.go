@@ -75,7 +75,7 @@ func build(ctx context.Context, p *process) (_ *Generation, err error) {
 		if g.js, err = jetstream.New(g.nc); err != nil {
 			return nil, fmt.Errorf("jetstream: %w", err)
 		}
-		if g.bus, err = natsjs.OpenBus(ctx, g.js, p.cfg.Store, bounded.EventConsumers(), g.log); err != nil {
+		if g.bus, err = natsjs.OpenBus(ctx, g.js, p.cfg.Store, group.EventConsumers(), g.log); err != nil {
 			return nil, err
 		}
 	}

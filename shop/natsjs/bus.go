@@ -220,10 +220,10 @@ func eventStreamConfig(cfg StoreConfig) jetstream.StreamConfig {
 
 // OpenBus creates the event stream and the dead-letter stream, or updates them to cfg's
 // replicas and byte limits, creates (or updates) every one of consumers, and returns a bus on
-// them. consumers must be every durable consumer of the deployment, whichever process runs
-// it: the event stream keeps an event only for the consumers that exist when it is published
-// (interest retention, see eventStreamConfig), so each must exist before anything publishes,
-// and every process creates them all when it opens the bus, before it can publish.
+// them. consumers must hold every durable consumer of every event the caller publishes,
+// whichever process runs it: the event stream keeps an event only for the consumers that
+// exist when it is published (interest retention, see eventStreamConfig), so a publisher
+// creates them when it opens the bus, before it can publish.
 //
 // A stream made by an older version (limits retention, events kept for a day) is switched to
 // interest retention, keeping what any of consumers has not acknowledged yet: the consumers

@@ -7,9 +7,9 @@
 //
 // No event is lost silently. The event stream keeps an event until every durable consumer it
 // is for has acknowledged it, however long its process is down, and drops it then (interest
-// retention): it holds the consumers' backlogs and nothing else. Every process creates every
-// consumer of the deployment when it opens the bus (OpenBus), so none misses an event
-// published before its own process first ran. When the stream is full of unprocessed events
+// retention): it holds the consumers' backlogs and nothing else. A process creates the
+// consumers of the events it publishes when it opens the bus (OpenBus), so none misses an
+// event published before its own process first ran. When the stream is full of unprocessed events
 // it refuses new ones: Publish fails with ErrFull, the caller knows. Backlogs and StreamUsage
 // tell how close that is (`mitosis status` warns).
 //

@@ -68,8 +68,8 @@ func CartIsConfined(t *testing.T, connect func(...nats.Option) (*nats.Conn, erro
 	case <-ctx.Done():
 		t.Fatal("the cart's watch delivered nothing")
 	}
-	if _, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{}, bounded.EventConsumers(), slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatalf("the cart opens the bus, making every consumer of the table: %v", err)
+	if _, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{}, cartGroup.EventConsumers(), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("the cart opens the bus: %v", err)
 	}
 
 	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, time.Second) }
@@ -93,6 +93,19 @@ func CartIsConfined(t *testing.T, connect func(...nats.Option) (*nats.Conn, erro
 		_ = nc.Flush()
 	}
 	v.Saw(t, "_INBOX_payments")
+	// Another context's consumer of events the cart does not publish: it could redirect
+	// them (a filter that matches nothing, and the stream would stop keeping them for it).
+	others := bounded.EventConsumers()
+	if len(cartGroup.EventConsumers()) != 0 || len(others) == 0 {
+		t.Fatalf("the cart makes consumers %v of %v: it publishes and consumes nothing", cartGroup.EventConsumers(), others)
+	}
+	c3, cancel3 := short()
+	defer cancel3()
+	if _, err := js.CreateOrUpdateConsumer(c3, natsjs.StreamName, jetstream.ConsumerConfig{Durable: others[0].Name,
+		FilterSubjects: []string{"shop.events.nothing"}, AckPolicy: jetstream.AckExplicitPolicy}); err == nil {
+		t.Errorf("the cart changed %s's consumer", others[0].Name)
+	}
+	v.Saw(t, "$JS.API.CONSUMER.CREATE."+natsjs.StreamName+"."+others[0].Name)
 	// An order-paid: refused, and the stream takes none. (A stack the check shares with
 	// other tests holds their order-paid events: the cart's is told by its order ID.)
 	forged := []byte(`{"order_id":"` + ids.New("forged", time.Now()) + `"}`)
