@@ -3,8 +3,9 @@
 // subjects of its own buckets ($KV.<bucket>.>) and the JetStream API calls on their streams
 // (KV_<bucket>), the event subjects it publishes, its durable consumers on the event stream
 // and their dead letters (and the creation of its events' consumers, which it makes before it
-// publishes), and replies on an inbox prefix of its own, which no other user may
-// read. So the cart's credentials read no charge and publish no order-paid.
+// publishes; the event streams only for a process that publishes or consumes events), and
+// replies on an inbox prefix of its own, which no other user may read. So the cart's
+// credentials read no charge, publish no order-paid and touch no event stream.
 //
 // It makes nats-server configuration (server.User, with permissions); the stack's NATS
 // server and the hosts' connections use it. The monolith's embedded NATS, which listens on
@@ -26,8 +27,8 @@ import (
 // and only its user may subscribe there.
 func InboxPrefix(g bounded.Group) string { return "_INBOX_" + g.Name() }
 
-// streamsOfAll are the streams every process opens (natsjs.OpenBus: it creates or updates
-// them) and publishes to through its bus.
+// streamsOfAll are the streams every process that publishes or consumes events opens
+// (natsjs.OpenBus: it creates or updates them) and publishes to through its bus.
 var streamsOfAll = []string{natsjs.StreamName, natsjs.DeadLetterStream}
 
 // Permissions are what the process running group may publish and subscribe to.
@@ -41,8 +42,10 @@ func Permissions(g bounded.Group) *server.Permissions {
 		)
 	}
 	pub = append(pub, "$JS.API.INFO") // the readiness check (natsjs.Ping)
-	for _, s := range streamsOfAll {
-		api(s)
+	if g.UsesEvents() {
+		for _, s := range streamsOfAll {
+			api(s)
+		}
 	}
 	// A process creates the consumers of the events it publishes when it opens the event
 	// stream, those of contexts it does not run too (bounded.Group.EventConsumers: the stream

@@ -98,6 +98,10 @@ func TestPermissionsFollowTheTable(t *testing.T) {
 				t.Errorf("%s may read consumer %s: %v", c.Name, k.Name, has)
 			}
 		}
+		// Only a process that publishes or consumes events opens the event stream.
+		if has := slices.Contains(p.Publish.Allow, "$JS.API.STREAM.UPDATE."+natsjs.StreamName); has != g.UsesEvents() {
+			t.Errorf("%s may update the event stream: %v", c.Name, has)
+		}
 		if len(p.Subscribe.Allow) != 1 || p.Subscribe.Allow[0] != "_INBOX_"+c.Name+".>" {
 			t.Errorf("%s subscribes to %v", c.Name, p.Subscribe.Allow)
 		}

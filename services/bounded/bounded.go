@@ -72,6 +72,15 @@ func EventConsumers() []natsjs.Consumer {
 	return out
 }
 
+// UsesEvents says whether a process of g publishes or consumes events: only then does it open
+// the event stream (services/host), and only then may its NATS user (platform/natsauth).
+func (g Group) UsesEvents() bool {
+	return slices.ContainsFunc(g.Contexts, func(name string) bool {
+		c, ok := Lookup(name)
+		return ok && (len(c.Publishes) > 0 || len(c.Consumers) > 0)
+	})
+}
+
 // EventConsumers are the durable event consumers a process of g creates when it opens the
 // event stream (natsjs.OpenBus), in table order: its contexts' own, and every consumer of an
 // event its contexts publish. The stream keeps an event only for the consumers that exist

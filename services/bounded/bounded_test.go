@@ -316,7 +316,8 @@ var all = []string{"catalog", "cart", "inventory", "payments", "orders", "shippi
 	}
 }
 
-// A process makes its own consumers and those of the events it publishes, no others.
+// A process makes its own consumers and those of the events it publishes, no others; one
+// that neither publishes nor consumes events makes none and opens no event stream.
 func TestAGroupMakesItsEventsConsumers(t *testing.T) {
 	for group, want := range map[string]string{
 		"catalog":                  "",
@@ -337,6 +338,10 @@ func TestAGroupMakesItsEventsConsumers(t *testing.T) {
 		}
 		if strings.Join(got, ",") != want {
 			t.Errorf("%s makes consumers %v, want %s", group, got, want)
+		}
+		// Here every group that uses events makes a consumer, and no other does.
+		if uses := g.UsesEvents(); uses != (want != "") {
+			t.Errorf("%s uses events: %v", group, uses)
 		}
 	}
 	var all []string

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mitosis-dev/mitosis/services/checkoutstep"
+	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
 	"github.com/mitosis-dev/mitosis/shop/traced"
 )
@@ -54,9 +55,11 @@ func serveCheckoutSteps(ctx context.Context, cfg Config, logger *slog.Logger, ho
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	bus, err := natsjs.OpenBus(ctx, js, cfg.Store, cfg.Group.EventConsumers(), logger)
-	if err != nil {
-		return err
+	var bus events.Publisher // a context that publishes no events has none (bounded.Group.UsesEvents)
+	if cfg.Group.UsesEvents() {
+		if bus, err = natsjs.OpenBus(ctx, js, cfg.Store, cfg.Group.EventConsumers(), logger); err != nil {
+			return err
+		}
 	}
 	h, err := checkoutstep.New(ctx, serving, checkoutstep.Config{Context: cfg.Group.Contexts[0], JS: js, Store: cfg.Store, Bus: bus,
 		Getenv: cfg.Getenv, Logger: logger, Tracing: traced.New(cfg.TracerProvider, nil)})

@@ -75,8 +75,10 @@ func build(ctx context.Context, p *process) (_ *Generation, err error) {
 		if g.js, err = jetstream.New(g.nc); err != nil {
 			return nil, fmt.Errorf("jetstream: %w", err)
 		}
-		if g.bus, err = natsjs.OpenBus(ctx, g.js, p.cfg.Store, group.EventConsumers(), g.log); err != nil {
-			return nil, err
+		if group.UsesEvents() {
+			if g.bus, err = natsjs.OpenBus(ctx, g.js, p.cfg.Store, group.EventConsumers(), g.log); err != nil {
+				return nil, err
+			}
 		}
 	}
 	deps := func(name string, buckets map[string]kv.Bucket) bounded.Deps {
