@@ -61,16 +61,8 @@ type Consumer struct {
 func (c Consumer) Handler(impl any) events.Handler { return c.handler(impl) }
 
 // EventConsumers are the durable event consumers of every context of the table, in table
-// order.
-func EventConsumers() []natsjs.Consumer {
-	var out []natsjs.Consumer
-	for _, c := range table() {
-		for _, k := range c.Consumers {
-			out = append(out, natsjs.Consumer{Name: k.Name, Subjects: slices.Clone(k.Subjects)})
-		}
-	}
-	return out
-}
+// order: those the monolith, which runs them all, creates.
+func EventConsumers() []natsjs.Consumer { return Everything().EventConsumers() }
 
 // UsesEvents says whether a process of g publishes or consumes events: only then does it open
 // the event stream (services/host), and only then may its NATS user (platform/natsauth).
