@@ -35,13 +35,23 @@ const (
 // sizes its windows by estimating the bandwidth-delay product, which costs a PING frame each
 // way per burst of data: with the shop's calls one small message each way, about one PING
 // and its ACK per call on each side, four more frames (and their writes) per hop. A window
-// that is set is static, and no PING goes. The sizes hold the largest message a service
-// sends (a page of products, of orders: tens of KiB) many times over, and are allowances,
-// not buffers: memory is used only while a reader lags.
+// that is set is static, and no PING goes. The sizes hold a common message (a page of
+// products or of orders: tens of KiB) many times over; a larger one (up to MaxMessageBytes)
+// crosses in several windows. They are allowances, not buffers: memory is used only while a
+// reader lags.
 const (
 	streamWindow = 1 << 20
 	connWindow   = 4 << 20
 )
+
+// MaxMessageBytes bounds a gRPC message either way, on every server and client. gRPC's own
+// bound on what one takes in is 4 MiB, and the largest answer the shop gives is larger: a
+// page of a user's orders, up to 100 orders of up to inventory.MaxLines lines whose product
+// IDs may be 128 bytes each, about 16 MB. Under gRPC's bound the services answered such a
+// page 503 where the monolith answered 200. The bound holds it twice over
+// (TestLargestOrdersPageFitsAMessage in ordersrpc computes it); peers are the stack's own
+// identities (mutual TLS), so the bound is against mistakes, not against strangers.
+const MaxMessageBytes = 32 << 20
 
 // NewServer returns a gRPC server with what every service needs: keepalive, panic recovery
 // (a bug fails the call with Internal, it does not kill the process), a warning for every
@@ -66,6 +76,8 @@ func NewServer(logger *slog.Logger, sec Security, opts ...grpc.ServerOption) *gr
 		grpc.SharedWriteBuffer(true),
 		grpc.StaticStreamWindowSize(streamWindow),
 		grpc.StaticConnWindowSize(connWindow),
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
 	}
 	if !sec.Insecure {
 		// Authorization first: a refused call costs no handler, no panic guard, no log but its own.
@@ -154,6 +166,7 @@ func Dial(addr, serviceConfig string, callTimeout time.Duration, creds credentia
 		grpc.WithStaticStreamWindowSize(streamWindow),
 		grpc.WithStaticConnWindowSize(connWindow),
 		grpc.WithSharedWriteBuffer(true),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 	)
 	conn, err := grpc.NewClient(target, append(base, opts...)...)
 	if err != nil {

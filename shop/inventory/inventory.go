@@ -37,8 +37,13 @@ type Reservation struct {
 	ExpiresAt time.Time
 }
 
-// Limits on a single Add.
-const MaxAdd = 1_000_000
+// Limits on a single call.
+const (
+	MaxAdd = 1_000_000 // units one Add makes available
+	// MaxLines is the most lines one reservation holds, and so the most an order can buy:
+	// it keeps a reservation record well under JetStream's 1 MiB value limit.
+	MaxLines = 1000
+)
 
 var (
 	// ErrOutOfStock: some product has less available than asked; see *OutOfStockError.
@@ -67,7 +72,8 @@ type Service interface {
 	Get(ctx context.Context, productID string) (Stock, error)
 	// Add makes n (1..MaxAdd) more units available.
 	Add(ctx context.Context, productID string, n int64) (Stock, error)
-	// Reserve holds every line or none (an *OutOfStockError for the first short product).
+	// Reserve holds every line (1..MaxLines of them) or none (an *OutOfStockError for the
+	// first short product).
 	// Reserving an ID again returns the existing reservation: retries are safe.
 	Reserve(ctx context.Context, reservationID string, lines []Line) (Reservation, error)
 	// Commit turns a reservation's units from reserved into sold: they are sold when it

@@ -101,8 +101,6 @@ const (
 )
 
 const (
-	maxLines = 1000 // keeps a reservation record well under JetStream's 1 MiB value limit
-
 	// tombstoneTTL is how long a committed reservation is remembered, so that a retried
 	// Commit is a no-op rather than ErrReservationNotFound.
 	tombstoneTTL = 24 * time.Hour
@@ -819,8 +817,8 @@ func validateReserve(id string, lines []Line) ([]line, error) {
 	if err := ids.Check("reservation_id", id); err != nil {
 		return nil, err
 	}
-	if len(lines) == 0 || len(lines) > maxLines {
-		return nil, validation.Errorf("lines", "must hold 1 to %d lines, got %d", maxLines, len(lines))
+	if len(lines) == 0 || len(lines) > MaxLines {
+		return nil, validation.Errorf("lines", "must hold 1 to %d lines, got %d", MaxLines, len(lines))
 	}
 	qty := make(map[string]int64, len(lines))
 	for i, l := range lines {
