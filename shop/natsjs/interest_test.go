@@ -233,3 +233,58 @@ func (r *recorder) count() int {
 	defer r.mu.Unlock()
 	return r.calls
 }
+
+// A consumer an operator paused (nats consumer pause) stays paused when processes start
+// again, a publisher opening the bus or the consumer's own process subscribing, while the
+// rest of its configuration is brought up to date: the server keeps the pause through an
+// update that names none (nats-server 2.11 and later), which every start relies on.
+func TestARestartKeepsAnOperatorsPause(t *testing.T) {
+	srv := natsjstest.New(t)
+	js := srv.JetStream()
+	ctx := t.Context()
+	if _, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{}, twoConsumers[:1], discard); err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	if _, err := js.PauseConsumer(ctx, natsjs.StreamName, "shipping", until); err != nil {
+		t.Fatal(err)
+	}
+	paused := func(when string) jetstream.ConsumerConfig {
+		t.Helper()
+		c, err := js.Consumer(ctx, natsjs.StreamName, "shipping")
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		info := c.CachedInfo()
+		if !info.Paused || info.Config.PauseUntil == nil || !info.Config.PauseUntil.Equal(until) {
+			t.Fatalf("%s: shipping paused %t until %v, want paused until %v", when, info.Paused, info.Config.PauseUntil, until)
+		}
+		return info.Config
+	}
+	paused("after the pause")
+
+	// A publisher starts again, with a consumer more to make.
+	bus, err := natsjs.OpenBus(ctx, js, natsjs.StoreConfig{}, twoConsumers, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused("after a publisher opened the bus")
+	if _, err := js.Consumer(ctx, natsjs.StreamName, "notify"); err != nil {
+		t.Fatalf("notify after the bus opened again: %v", err)
+	}
+
+	// shipping's own process starts again, its consumer's configuration grown meanwhile.
+	if _, err := js.UpdateConsumer(ctx, natsjs.StreamName, jetstream.ConsumerConfig{Durable: "shipping",
+		FilterSubjects: []string{events.OrderPaidSubject, "shop.replay.shipping"}, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: time.Second, MaxDeliver: -1, MaxAckPending: 1, PauseUntil: &until}); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := bus.Subscribe(ctx, "shipping", []string{events.OrderPaidSubject}, newRecorder(false, false).handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	if c := paused("after shipping subscribed"); c.AckWait == time.Second || c.MaxAckPending == 1 {
+		t.Errorf("shipping's Subscribe left its old configuration: ack wait %s, max ack pending %d", c.AckWait, c.MaxAckPending)
+	}
+}
