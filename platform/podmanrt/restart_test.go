@@ -3,7 +3,9 @@ package podmanrt_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containers/podman/v4/pkg/bindings/containers"
+	"github.com/containers/podman/v4/pkg/bindings/pods"
 
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
@@ -143,5 +146,34 @@ func TestUpFailsFastWhenAProcessCannotStart(t *testing.T) {
 	t.Logf("up: %v", err)
 	if !strings.Contains(err.Error(), "see `mitosis logs monolith/monolith`") || strings.Contains(err.Error(), "within 3m") {
 		t.Errorf("up: %v, want the container's exit or restarts named, not the ready timeout", err)
+	}
+}
+
+// TestUpRefusesAnEdgeAnotherProgramHolds: a monolith whose edge another program listens on
+// fails up at once, with an error naming the address and its service, not after tries that
+// blame a port Podman picked; the pod that could not start is not left behind.
+func TestUpRefusesAnEdgeAnotherProgramHolds(t *testing.T) {
+	_, rt, name, _ := monolithStack(t)
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	edge := other.Addr().String()
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	err = rt.Up(ctx, topo, upOptions(t, &progress))
+	var taken *stack.AddrTakenError
+	if !errors.As(err, &taken) || taken.Addr != edge || taken.Arch != topology.Monolith || taken.Service != "monolith" {
+		t.Fatalf("up with the edge %s taken: %v, want an AddrTakenError naming monolith/monolith and the address\n%s", edge, err, progress.String())
+	}
+	pod := name + "-monolith-monolith"
+	if exists, err := pods.Exists(podmanConn(ctx, t), pod, nil); err != nil || exists {
+		t.Errorf("pod %s after the refused up: exists %t (%v), want it removed", pod, exists, err)
 	}
 }

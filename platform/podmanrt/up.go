@@ -637,7 +637,9 @@ const portTries = 3
 // created the pod is free then, and bound only when the pod starts: in between, any
 // connection of the machine can take it as its own source port (Podman picks from the same
 // ephemeral range), and the start fails with "address already in use". Then the pod is made
-// again, with new ports.
+// again, with new ports. A fixed host address in use (an edge another program listens on)
+// is no such race: the pod is removed and the error says which address, and no try more is
+// made. A pod that does not start is never left behind.
 func (r *Runtime) makePod(c context.Context, d desired) error {
 	picked := slices.ContainsFunc(d.Ports, func(p nettypes.PortMapping) bool { return p.HostPort == 0 })
 	for try := 1; ; try++ {
@@ -654,14 +656,41 @@ func (r *Runtime) makePod(c context.Context, d desired) error {
 			r.logger.Debug("pod made", "pod", d.Pod, "create", t1.Sub(t0), "start", time.Since(t1), "tries", try)
 			return nil
 		}
-		if !picked || try == portTries || !strings.Contains(err.Error(), syscall.EADDRINUSE.Error()) {
-			return fmt.Errorf("start pod %s: %w", d.Pod, err)
+		err = fmt.Errorf("start pod %s: %w", d.Pod, err)
+		if derr := r.dropPod(c, d.Pod); derr != nil {
+			return errors.Join(err, derr)
 		}
-		r.logger.Warn("a host port Podman picked was taken before the pod started; making the pod again", "pod", d.Pod, "err", err)
-		if err := r.dropPod(c, d.Pod); err != nil {
+		if !strings.Contains(err.Error(), syscall.EADDRINUSE.Error()) {
 			return err
 		}
+		// The pod is gone, so a fixed address still in use is another program's.
+		if taken := fixedAddrTaken(d); taken != nil {
+			return taken
+		}
+		if !picked || try == portTries {
+			return err
+		}
+		r.logger.Warn("a host port Podman picked was taken before the pod started; making the pod again", "pod", d.Pod, "err", err)
 	}
+}
+
+// fixedAddrTaken returns the error of the first host address d fixes (HostPort not 0) that a
+// process here cannot have, nil when there is none.
+func fixedAddrTaken(d desired) error {
+	for _, p := range d.Ports {
+		if p.HostPort == 0 {
+			continue
+		}
+		host := p.HostIP
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		addr := net.JoinHostPort(host, strconv.Itoa(int(p.HostPort)))
+		if err := stack.CheckPort(addr); err != nil {
+			return &stack.AddrTakenError{Arch: d.Arch, Service: d.Process.Name, Addr: addr, Err: err}
+		}
+	}
+	return nil
 }
 
 // aliveCheck is WaitReady's check that the pod's app container still runs: it fails when the

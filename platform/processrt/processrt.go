@@ -354,9 +354,9 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 				prev, _ := readRecord(r.recordPath(a.Name, proc.Name))
 				ports[proc.Name] = map[int]int{}
 				for i, p := range s.Ports {
-					hp, err := r.pickPort(s, i, p, prev, taken, &mu)
+					hp, err := r.pickPort(a.Name, proc.Name, s, i, p, prev, taken, &mu)
 					if err != nil {
-						return fmt.Errorf("%s/%s: %w", a.Name, proc.Name, err)
+						return err
 					}
 					ports[proc.Name][p] = hp
 				}
@@ -393,7 +393,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	return nil
 }
 
-func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken map[int]bool, mu *sync.Mutex) (int, error) {
+func (r *Runtime) pickPort(arch, proc string, s topology.Service, i, port int, prev record, taken map[int]bool, mu *sync.Mutex) (int, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	at := s.Publish[port]
@@ -403,20 +403,23 @@ func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken m
 	if at != "" {
 		_, p, err := net.SplitHostPort(at)
 		if err != nil {
-			return 0, fmt.Errorf("host address %q: %w", at, err)
+			return 0, fmt.Errorf("%s/%s: host address %q: %w", arch, proc, at, err)
 		}
 		hp, err := strconv.Atoi(p)
 		if err != nil {
-			return 0, fmt.Errorf("host address %q: bad port", at)
+			return 0, fmt.Errorf("%s/%s: host address %q: bad port", arch, proc, at)
 		}
 		// Port 0 is any free port, picked here, after the build and right before the start,
 		// as Podman does for a published port 0: a caller who picked one itself before Up
 		// could lose it to another process while the binaries build.
 		if hp != 0 {
-			// In use is fine (this service's last process, or a clash the start reports);
-			// forwarded to a container is not: the process would run and never be reached.
-			if err := stack.CheckPort(at); errors.Is(err, stack.ErrPortForwarded) {
-				return 0, fmt.Errorf("host address %w", err)
+			// In use is fine when this process's last run holds it; by anyone else, or
+			// forwarded to a container, it is not: the process would fail to listen, or run
+			// and never be reached. Nothing has started yet: the caller can choose another.
+			err := stack.CheckPort(at)
+			ours := errors.Is(err, stack.ErrPortInUse) && alive(prev) && prev.Ports[strconv.Itoa(port)] == hp
+			if err != nil && !ours {
+				return 0, &stack.AddrTakenError{Arch: arch, Service: proc, Addr: at, Err: err}
 			}
 			taken[hp] = true
 			return hp, nil
@@ -434,7 +437,7 @@ func (r *Runtime) pickPort(s topology.Service, i, port int, prev record, taken m
 	}
 	hp, err := stack.FreePort(func(p int) bool { return taken[p] })
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%s/%s: %w", arch, proc, err)
 	}
 	taken[hp] = true
 	return hp, nil

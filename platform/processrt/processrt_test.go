@@ -3,7 +3,9 @@ package processrt_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -307,4 +309,77 @@ func TestSharedBudgetNotEnforcedWarns(t *testing.T) {
 // a moment after down saw it exit, and the kernel still answers signal 0 for it until then.
 func runs(pid int) bool {
 	return syscall.Kill(pid, 0) == nil && !processrt.IsZombie(pid)
+}
+
+// TestUpRefusesAnEdgeAnotherProgramHolds: an edge address another program listens on fails
+// up before anything starts, with an error naming the address and its service; once the
+// address is free, up brings the stack up there, and up again finds the edge held by its own
+// process and restarts nothing.
+func TestUpRefusesAnEdgeAnotherProgramHolds(t *testing.T) {
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edge := other.Addr().String()
+	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: stacktest.StackName(t)})
+	t.Cleanup(func() {
+		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
+			t.Errorf("cleanup down: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	opts := stack.UpOptions{AdminToken: "test-token", RequestKey: "test-request-key", ReadyTimeout: time.Minute, Progress: &progress}
+
+	err = rt.Up(ctx, topo, opts)
+	var taken *stack.AddrTakenError
+	if !errors.As(err, &taken) || taken.Addr != edge || taken.Arch != topology.Monolith || taken.Service != "monolith" ||
+		!errors.Is(err, stack.ErrPortInUse) {
+		t.Fatalf("up with the edge %s taken: %v, want an AddrTakenError naming monolith/monolith and the address", edge, err)
+	}
+	sts, err := rt.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sts {
+		if s.State == "running" {
+			t.Errorf("after the refused up %s/%s runs (pid %d): nothing should have started", s.Arch, s.Service, s.PID)
+		}
+	}
+
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pid := func() int {
+		t.Helper()
+		sts, err := rt.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range sts {
+			if s.Service == "monolith" && s.State == "running" {
+				return s.PID
+			}
+		}
+		t.Fatalf("no monolith runs: %+v", sts)
+		return 0
+	}
+	if err := rt.Up(ctx, topo, opts); err != nil {
+		t.Fatalf("up with the edge free: %v\n%s", err, progress.String())
+	}
+	if code := stacktest.Get(t, "http://"+edge+"/readyz"); code != http.StatusOK {
+		t.Fatalf("readyz on %s: %d", edge, code)
+	}
+	before := pid()
+	if err := rt.Up(ctx, topo, opts); err != nil {
+		t.Fatalf("up again, the edge held by the stack's own monolith: %v", err)
+	}
+	if after := pid(); after != before {
+		t.Errorf("up again restarted the monolith (pid %d -> %d)", before, after)
+	}
 }

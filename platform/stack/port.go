@@ -24,6 +24,26 @@ var (
 	ErrPortForwarded = errors.New("forwarded elsewhere (published by a container?)")
 )
 
+// AddrTakenError says that a host address the topology fixes for a service (its edge, or
+// a published port that is not 0) is held by another program when the service starts, so
+// that the service cannot have it however often it is tried. The CLI tells how to choose
+// another.
+type AddrTakenError struct {
+	Arch, Service string // who wanted it
+	Addr          string
+	Err           error // CheckPort's: ErrPortInUse or ErrPortForwarded
+}
+
+func (e *AddrTakenError) Error() string {
+	why := "in use by another program"
+	if errors.Is(e.Err, ErrPortForwarded) {
+		why = "forwarded to another program (published by a container?)"
+	}
+	return fmt.Sprintf("%s/%s: host address %s is %s", e.Arch, e.Service, e.Addr, why)
+}
+
+func (e *AddrTakenError) Unwrap() error { return e.Err }
+
 // CheckPort tells whether a process on this machine can serve addr (host:port on a local
 // address): nil when nothing listens on it and a connection to it reaches whoever
 // listens there. It takes a connect and an accept on the loopback, well under a

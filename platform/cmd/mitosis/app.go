@@ -514,7 +514,7 @@ see mitosis certs. --insecure turns that off, to measure what it costs, and noth
 				fmt.Fprintln(a.errOut, insecureWarning)
 			}
 			if err := rt.Up(ctx, t, opts); err != nil {
-				return err
+				return withAddrAdvice(err)
 			}
 			var sts []stack.Status // only read for an edge of port 0, which the runtime picked
 			if slices.ContainsFunc(t.Archs, func(a topology.Arch) bool { return strings.HasSuffix(a.Edge, ":0") }) {
@@ -539,6 +539,22 @@ see mitosis certs. --insecure turns that off, to measure what it costs, and noth
 	cmd.Flags().StringArrayVar(&envs, "env", nil, "[ARCH/]TARGET:KEY=VALUE: a variable for the services that run TARGET (a service or a context); repeatable")
 	cmd.Flags().StringSliceVar(&a.platforms, "platform", nil, "platforms to build (default the host's: only it is run) [MITOSIS_PLATFORMS]")
 	return cmd
+}
+
+// withAddrAdvice adds to an error about a host address the topology fixes and another
+// program holds how to choose another: the flag that sets it. An edge is the only address an
+// architecture fixes; the collector fixes its query port and OTLP's 4317 and 4318, the ports a
+// Jaeger or an OpenTelemetry Collector already running here would hold.
+func withAddrAdvice(err error) error {
+	var taken *stack.AddrTakenError
+	switch {
+	case !errors.As(err, &taken):
+		return err
+	case taken.Arch == topology.Telemetry:
+		return fmt.Errorf("%w\nfree it, or run the collector on other ports: --collector-edge 127.0.0.1:0 (every port of it picked freely), or --collector-edge none", err)
+	default:
+		return fmt.Errorf("%w\nfree it, or give %s's edge another address: --edges %s=127.0.0.1:PORT (port 0: any free one)", err, taken.Arch, taken.Arch)
+	}
 }
 
 // otelEnv passes the standard OpenTelemetry variables of the caller to every service.
