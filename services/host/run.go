@@ -149,7 +149,8 @@ func (p *process) start() error {
 	if p.cfg.Group.Edge && !p.cfg.Lambda {
 		ln, err := net.Listen("tcp", p.cfg.HTTPAddr)
 		if err != nil {
-			return fmt.Errorf("listen %s: %w", p.cfg.HTTPAddr, err)
+			// The edge's well-known addresses are make up's too: say how to take another.
+			return fmt.Errorf("listen %s (SHOP_ADDR sets another): %w", p.cfg.HTTPAddr, err)
 		}
 		p.httpLn = ln
 		p.log.Info("edge listening", "addr", ln.Addr().String())
