@@ -403,6 +403,24 @@ func warnings(r *Report) []string {
 		w = append(w, fmt.Sprintf("the generator fell up to %.1f ms behind its schedule in %d step(s) (%s); those delays are inside the latencies (measured from the schedule), not hidden",
 			maxLag, len(lagging), strings.Join(capList(lagging, 6), ", ")))
 	}
+	// A ladder that passes above its first failure failed on noise as much as on load: the
+	// max within the SLO stops at the first failure, and a reader must know it is fragile.
+	for _, sum := range r.Summary {
+		_, first, ok := ladderBracket(r.Points, sum.Arch, r.Settings.Rates)
+		if !ok || first == 0 {
+			continue
+		}
+		var above []string
+		for _, p := range r.Points {
+			if p.Arch == sum.Arch && p.Phase == "ladder" && p.SLOPass && p.Offered > first {
+				above = append(above, fmt.Sprintf("%g/s", p.Offered))
+			}
+		}
+		if len(above) > 0 {
+			w = append(w, fmt.Sprintf("%s failed the SLO at %g/s and passed it above, at %s: its max within the SLO (%g/s) is read up to the first failure, which noise as much as load made; longer steps (-step) or repeats (-repeats) steady it",
+				sum.Arch, first, strings.Join(above, ", "), sum.MaxRate))
+		}
+	}
 	// Limits: equal totals, enforced, known.
 	var lim []string
 	for _, a := range r.Architectures {

@@ -162,6 +162,28 @@ func TestReportUnknownLimitsAreNotUnequal(t *testing.T) {
 	}
 }
 
+// A ladder that passes above its first failure is called out: its max within the SLO stops
+// at a failure that noise made as much as load. One that fails at its top rate is not.
+func TestReportWarnsOfALadderPassingAboveItsFailure(t *testing.T) {
+	fragile := func(r *Report) []string {
+		return slices.DeleteFunc(slices.Clone(r.Warnings), func(w string) bool { return !strings.Contains(w, "and passed it above") })
+	}
+	if got := fragile(sampleReport(Traces{Reason: "test"})); len(got) != 0 {
+		t.Errorf("warnings %q: the services fail at the top rate only, the others never", got)
+	}
+	res := sampleResult()
+	for i := range res.Points {
+		if p := &res.Points[i]; p.Arch == "hybrid" && p.Phase == "ladder" && p.Offered == 50 {
+			p.SLOPass = false
+		}
+	}
+	r := BuildReport("fragile", res, Environment{}, []ArchInfo{{Name: "monolith"}, {Name: "services"}, {Name: "hybrid"}}, Traces{Reason: "test"})
+	want := "hybrid failed the SLO at 50/s and passed it above, at 100/s: its max within the SLO (25/s) is read up to the first failure"
+	if got := fragile(r); len(got) != 1 || !strings.HasPrefix(got[0], want) {
+		t.Errorf("warnings %q, want one that starts %q", got, want)
+	}
+}
+
 // One architecture is a report too: its own column, no ratio.
 func TestReportOfOneArchitecture(t *testing.T) {
 	res := sampleResult()
