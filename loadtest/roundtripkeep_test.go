@@ -45,6 +45,7 @@ func TestRoundTripKeeperKeepsStepsTheCollectorLetGo(t *testing.T) {
 	mono.roundTrips(ctx, "Create", "payments_charges", 60)
 	pushAll(mono)
 	to1 := time.Now()
+	pushAll(mono)         // its next push, idle while the services run
 	mono.requests(ctx, 4) // the next step's, pushed after this one ended
 	mono.roundTrips(ctx, "Update", "cart_carts", 90)
 	pushAll(mono)
@@ -60,6 +61,7 @@ func TestRoundTripKeeperKeepsStepsTheCollectorLetGo(t *testing.T) {
 	to2 := time.Now()
 	keeper.StepDone(step(2, "services", 25, from2, to2))
 	keeper.StepDone(Step{Index: 3, Arch: "services", Phase: "search", Offered: 40, Started: to2, Seconds: 1}) // not kept
+	pushAll(gw, orders) // their next push, idle
 	gw.requests(ctx, 1)
 	pushAll(gw, orders)
 	keeper.Wait()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"html/template"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 // asked, and since a round trip is most of a request's time, that is where to look first.
 type RoundTrips struct {
 	Window string          `json:"window,omitempty"`
+	Caveat string          `json:"caveat,omitempty"` // when the windows' bounds take in other steps (RoundTripsCaveat)
 	Reason string          `json:"reason,omitempty"` // why there are no figures
 	Sides  []RoundTripSide `json:"sides,omitempty"`
 	// Steps are every ladder step's figures, read as each ended (RoundTripKeeper).
@@ -74,7 +76,7 @@ func CollectRoundTrips(ctx context.Context, collector string, sides []TraceSideS
 		out.Reason = "no step at the common rate to read"
 		return out
 	}
-	out.Window = "the steps at the common rate, between the metric pushes that bound them"
+	out.Window = "the steps at the common rate, from each process's last metric push before them to its first after them"
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cl := tracecollect.Client{BaseURL: collector}
@@ -116,8 +118,13 @@ func sideRoundTrips(ctx context.Context, cl tracecollect.Client, arch string, fr
 		return s, err
 	}
 	ops := map[[2]string]float64{}
+	bounds := pushBounds(res.Series, from, to, settle)
 	for _, ser := range res.Series {
-		d := delta(ser.Points, from, to)
+		b, ok := bounds[processID(ser)]
+		if !ok {
+			continue
+		}
+		d := delta(ser.Points, b)
 		switch ser.Name {
 		case httpMetric:
 			s.Requests += d
@@ -146,13 +153,18 @@ func sideRoundTrips(ctx context.Context, cl tracecollect.Client, arch string, fr
 	return s, nil
 }
 
+// processID names the process a series came from.
+func processID(s tracecollect.MetricSeries) string {
+	return s.Resource["service.name"] + "/" + s.Resource["service.instance.id"] + "/" + s.Resource["process.pid"]
+}
+
 // pushedAfter reports whether every process's latest push came after t.
 func pushedAfter(series []tracecollect.MetricSeries, t time.Time) bool {
 	latest := map[string]time.Time{}
 	for _, s := range series {
-		id := s.Resource["service.name"] + "/" + s.Resource["service.instance.id"] + "/" + s.Resource["process.pid"]
-		if n := len(s.Points); n > 0 && s.Points[n-1].Time.After(latest[id]) {
-			latest[id] = s.Points[n-1].Time
+		id := processID(s)
+		if n := len(s.Points); n > 0 && s.Points[n-1].Received.After(latest[id]) {
+			latest[id] = s.Points[n-1].Received
 		}
 	}
 	for _, l := range latest {
@@ -163,11 +175,58 @@ func pushedAfter(series []tracecollect.MetricSeries, t time.Time) bool {
 	return len(latest) > 0
 }
 
-// delta is what a cumulative count (a sum's value, a histogram's count) grew by between
-// the last point at or before from (0 for a series that began after it) and the last at or
-// before to (the first after to, when no push came in between). A count that went down was
-// reset (its process restarted): it then grew by its latest value.
-func delta(points []tracecollect.MetricPoint, from, to time.Time) float64 {
+// window is the pushes of one process that bound a window, by when the collector received
+// them (MetricPoint.Received, one time for all the points of a push): its last at or before
+// the window's start, and its first at or after the window's end.
+type window struct{ base, end time.Time }
+
+// pushBounds returns, by process (processID), the pushes that bound [from, to]: the last at
+// or before from, and the first at or after to if it came within settle (a later one is no
+// bound of this window: then the last at or before to). Each process pushes on its own clock
+// (every tracecollect.MetricExportInterval), so the counts of all of them must be read
+// between their own pushes around the window: reading each up to its last push inside the
+// window instead counted a different part of it for each process, and the services' round
+// trips per request came out as one process's slice over another's (a 100 req/s step of
+// make load read 20 requests and 1,439 round trips). Around its window an architecture is
+// idle while the load test drives the others (interleaved steps), so what the bounds take in
+// beyond it is the architecture's own work for the window's requests (events handled after
+// them); where the idle time is shorter than a push interval, the section says so
+// (RoundTripsCaveat). A process with no push at or before from is left out: what it
+// counted before the window is unknown (gone from the collector's window, say).
+func pushBounds(series []tracecollect.MetricSeries, from, to time.Time, settle time.Duration) map[string]window {
+	pushes := map[string][]time.Time{}
+	for _, s := range series {
+		for _, p := range s.Points {
+			pushes[processID(s)] = append(pushes[processID(s)], p.Received)
+		}
+	}
+	out := map[string]window{}
+	for id, ts := range pushes {
+		slices.SortFunc(ts, time.Time.Compare)
+		var w window
+		for _, t := range ts {
+			if !t.After(from) {
+				w.base = t
+			}
+			if !t.After(to) {
+				w.end = t
+			}
+		}
+		if i := slices.IndexFunc(ts, func(t time.Time) bool { return !t.Before(to) }); i >= 0 && !ts[i].After(to.Add(settle)) {
+			w.end = ts[i]
+		}
+		if !w.base.IsZero() && w.end.After(w.base) {
+			out[id] = w
+		}
+	}
+	return out
+}
+
+// delta is what a cumulative count (a sum's value, a histogram's count) grew by between its
+// process's pushes w: from its point at w.base (0 for a series that began after it) to its
+// point at w.end. A count that went down was reset (its process restarted): it then grew by
+// its latest value.
+func delta(points []tracecollect.MetricPoint, w window) float64 {
 	count := func(p tracecollect.MetricPoint) float64 {
 		if p.Count > 0 {
 			return float64(p.Count)
@@ -176,18 +235,15 @@ func delta(points []tracecollect.MetricPoint, from, to time.Time) float64 {
 	}
 	base, end := -1, -1
 	for i, p := range points {
-		if !p.Time.After(from) {
+		if !p.Received.After(w.base) {
 			base = i
 		}
-		if !p.Time.After(to) {
+		if !p.Received.After(w.end) {
 			end = i
 		}
 	}
-	if end >= 0 && end == base && end+1 < len(points) {
-		end++ // no push between from and to: the first one after
-	}
-	if end < 0 || end <= base {
-		return 0 // nothing pushed by to: the series began after the window
+	if end <= base {
+		return 0 // the series began after the window, or did not move
 	}
 	b := 0.0
 	if base >= 0 {
@@ -198,6 +254,42 @@ func delta(points []tracecollect.MetricPoint, from, to time.Time) float64 {
 		return e
 	}
 	return e - b
+}
+
+// RoundTripsCaveat says which architectures were idle between their steps for less than a
+// metric push interval, "" when none was: a step's figures are counted between the pushes
+// around it (delta), which then may fall inside the architecture's step before or after.
+// make load's 8 s steps, two architectures interleaved with a pause of a second and the
+// settling after each, leave each 10 s or more; make compare's five leave over a minute.
+func RoundTripsCaveat(steps []Step) string {
+	byArch := map[string][]Step{}
+	for _, st := range steps {
+		byArch[st.Arch] = append(byArch[st.Arch], st)
+	}
+	var short []string
+	for _, arch := range slices.Sorted(maps.Keys(byArch)) {
+		sts := byArch[arch]
+		slices.SortFunc(sts, func(a, b Step) int { return a.Started.Compare(b.Started) })
+		least := time.Duration(-1)
+		for i := 1; i < len(sts); i++ {
+			prev, st := sts[i-1], sts[i]
+			if prev.Phase != "ladder" && st.Phase != "ladder" {
+				continue // the section reads ladder steps only
+			}
+			gap := st.Started.Sub(prev.Started.Add(time.Duration(prev.Seconds * float64(time.Second))))
+			if least < 0 || gap < least {
+				least = gap
+			}
+		}
+		if least >= 0 && least < tracecollect.MetricExportInterval {
+			short = append(short, fmt.Sprintf("%s %.1f s", arch, least.Seconds()))
+		}
+	}
+	if len(short) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the processes push their metrics every %s, and some architectures were idle between their steps for less (%s): a step's figures may take in part of the step before or after it; longer steps, or more architectures interleaved, make them exact",
+		tracecollect.MetricExportInterval, strings.Join(short, ", "))
 }
 
 // roundTripsMarkdown writes the section.
@@ -214,6 +306,10 @@ func (r *Report) roundTripsMarkdown(p func(string, ...any)) {
 	} else {
 		p("Over %s: JetStream operations of every process of the architecture, per request its edge served.", rt.Window)
 		p("")
+		if rt.Caveat != "" {
+			p("Caveat: %s.", rt.Caveat)
+			p("")
+		}
 		p("| arch | requests | round trips | per request | most per request |")
 		p("|---|---|---|---|---|")
 		for _, s := range rt.Sides {
@@ -254,6 +350,7 @@ func topOps(ops []RoundTripOp) string {
 var roundTripsSection = template.Must(template.New("roundtrips").Funcs(template.FuncMap{"per": perRequest, "top": topOps}).Parse(`{{with .RoundTrips}}
 <h2 id="round-trips">Store round trips per request (from the collector's metrics)</h2>
 {{if .Sides}}<p>Over {{.Window}}: JetStream operations of every process of the architecture, per request its edge served.</p>
+{{with .Caveat}}<p class="missing">Caveat: {{.}}.</p>{{end}}
 <table><tr><th>arch</th><th>requests</th><th>round trips</th><th>per request</th><th>most per request</th></tr>
 {{range .Sides}}<tr><td>{{.Arch}}</td><td>{{printf "%.0f" .Requests}}</td><td>{{printf "%.0f" .RoundTrips}}</td><td>{{per .}}</td><td>{{top .Top}}</td></tr>
 {{end}}</table>{{else}}<p class="missing">Not read: {{.Reason}}.</p>{{end}}

@@ -82,7 +82,8 @@ func (p *process) push(t *testing.T) {
 
 // The section reads, from the OTLP metrics a real collector keeps, each architecture's
 // store round trips per request over its window alone (not what came before or after it),
-// adding up every process of the architecture, and the report shows it.
+// adding up every process of the architecture, whenever in the window each one pushed, and
+// the report shows it.
 func TestRoundTripsFromTheCollectorsMetrics(t *testing.T) {
 	c := startCollector(t)
 	ctx := t.Context()
@@ -98,20 +99,29 @@ func TestRoundTripsFromTheCollectorsMetrics(t *testing.T) {
 	for _, p := range all {
 		p.push(t)
 	}
+	// The window. Each process pushes on its own clock: the gateway and orders once in the
+	// middle of it (and orders' count goes on after that push), the monolith not at all.
 	from := time.Now()
 	mono.requests(ctx, 20)
 	mono.roundTrips(ctx, "Get", "orders_sagas", 100)
 	mono.roundTrips(ctx, "Create", "payments_charges", 60)
-	gw.requests(ctx, 20)
-	orders.roundTrips(ctx, "Get", "orders_sagas", 180)
+	gw.requests(ctx, 15)
+	orders.roundTrips(ctx, "Get", "orders_sagas", 100)
+	gw.push(t)
+	orders.push(t)
+	gw.requests(ctx, 5)
+	orders.roundTrips(ctx, "Get", "orders_sagas", 80)
 	orders.publishes(ctx, "order.paid", 20)
+	to := time.Now()
+	// After it, every process's next push, the architecture idle (the load test drives the
+	// other); then more traffic, a later step's, pushed before the section is read.
 	for _, p := range all {
 		p.push(t)
 	}
-	to := time.Now()
-	// After it: more traffic, pushed before the section is read.
 	mono.requests(ctx, 1)
 	mono.roundTrips(ctx, "Update", "cart_carts", 50)
+	gw.requests(ctx, 1)
+	orders.roundTrips(ctx, "Get", "orders_sagas", 30)
 	for _, p := range all {
 		p.push(t)
 	}
@@ -161,4 +171,29 @@ func rendered(t *testing.T, r *Report) map[string]string {
 		t.Fatal(err)
 	}
 	return map[string]string{"report.md": md.String(), "report.html": page.String()}
+}
+
+// The section says when an architecture was idle between its steps for less than a push
+// interval, as two architectures of 8 s steps half a second apart are; make compare's five
+// are not.
+func TestRoundTripsCaveatOfShortGaps(t *testing.T) {
+	interleaved := func(archs []string, step, pause time.Duration) []Step {
+		var steps []Step
+		at := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+		for _, rate := range []float64{20, 50, 100} {
+			for _, a := range archs {
+				steps = append(steps, Step{Arch: a, Phase: "ladder", Offered: rate, Started: at, Seconds: step.Seconds()})
+				at = at.Add(step + pause)
+			}
+		}
+		return steps
+	}
+	got := RoundTripsCaveat(interleaved([]string{"monolith", "services"}, 8*time.Second, time.Second/2))
+	if !strings.Contains(got, "(monolith 9.0 s, services 9.0 s)") {
+		t.Errorf("two architectures of 8 s steps: caveat %q, want both named, 9 s apart", got)
+	}
+	five := []string{"monolith", "services", "services-shared", "services-measured", "services-x2"}
+	if got := RoundTripsCaveat(interleaved(five, 15*time.Second, 2*time.Second)); got != "" {
+		t.Errorf("five architectures of 15 s steps: caveat %q, want none", got)
+	}
 }

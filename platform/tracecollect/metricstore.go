@@ -86,13 +86,17 @@ type MetricSeries struct {
 // MetricPoint is one data point: a gauge's or sum's value, or a histogram's count, sum and
 // buckets (counts per upper bound, the last one unbounded).
 type MetricPoint struct {
-	Time    time.Time `json:"time"`
-	Start   time.Time `json:"start,omitzero"` // where a cumulative series counts from
-	Value   float64   `json:"value,omitempty"`
-	Count   uint64    `json:"count,omitempty"`
-	Sum     float64   `json:"sum,omitempty"`
-	Bounds  []float64 `json:"bounds,omitempty"`
-	Buckets []uint64  `json:"buckets,omitempty"`
+	Time  time.Time `json:"time"`
+	Start time.Time `json:"start,omitzero"` // where a cumulative series counts from
+	// Received is when the collector got the point: the same for every point of one export
+	// (one push of one process), where Time is when each instrument was read, a little apart.
+	// A reader that lines several processes' counts up by their pushes goes by it.
+	Received time.Time `json:"received"`
+	Value    float64   `json:"value,omitempty"`
+	Count    uint64    `json:"count,omitempty"`
+	Sum      float64   `json:"sum,omitempty"`
+	Bounds   []float64 `json:"bounds,omitempty"`
+	Buckets  []uint64  `json:"buckets,omitempty"`
 }
 
 // resourceKeys are the resource attributes a series keeps: enough to tell the processes
@@ -168,6 +172,7 @@ func (m *MetricStore) addMetric(now time.Time, res map[string]string, scope stri
 
 func (m *MetricStore) addPoint(now time.Time, desc MetricSeries, attrs []*commonpb.KeyValue, p MetricPoint) {
 	m.stats.Received++
+	p.Received = now
 	desc.Attributes = attributeLabels(attrs)
 	key := seriesKey(desc)
 	s, ok := m.series[key]

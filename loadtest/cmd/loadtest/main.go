@@ -352,6 +352,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	zero := loadtest.ZeroCPU(res) // before BuildReport, which marks their steps not measured
 	rep := loadtest.BuildReport(id, res, env, infos, tr)
 	rep.RoundTrips = loadtest.CollectRoundTrips(context.WithoutCancel(ctx), src.Collector, src.Sides, rtKeeper)
+	rep.RoundTrips.Caveat = loadtest.RoundTripsCaveat(res.Steps)
 	var faultsErr error
 	if *faults && res.Interrupted == "" {
 		rep.Faults, faultsErr = faultsAfterRun(ctx, rep, only(targets, *faultsEdges, func(e loadtest.Edge) string { return e.Arch }),
