@@ -61,7 +61,8 @@ func TestRoundTripKeeperKeepsStepsTheCollectorLetGo(t *testing.T) {
 	to2 := time.Now()
 	keeper.StepDone(step(2, "services", 25, from2, to2))
 	keeper.StepDone(Step{Index: 3, Arch: "services", Phase: "search", Offered: 40, Started: to2, Seconds: 1}) // not kept
-	pushAll(gw, orders) // their next push, idle
+	// Their next push, idle.
+	pushAll(gw, orders)
 	gw.requests(ctx, 1)
 	pushAll(gw, orders)
 	keeper.Wait()
