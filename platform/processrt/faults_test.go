@@ -25,12 +25,7 @@ func TestKillAndStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: stacktest.StackName(t), AnyPorts: true})
-	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-	})
+	rt := newRuntime(t, processrt.Options{AnyPorts: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer

@@ -32,6 +32,26 @@ func repoRoot(t *testing.T) string {
 	return filepath.Dir(filepath.Dir(wd))
 }
 
+// newRuntime returns a process runtime of the repository with opts, State a folder of t's
+// and Stack t's own name unless opts says, whose stack goes down, data and all, when t ends.
+func newRuntime(t *testing.T, opts processrt.Options) *processrt.Runtime {
+	t.Helper()
+	opts.Root = repoRoot(t)
+	if opts.State == "" {
+		opts.State = t.TempDir()
+	}
+	if opts.Stack == "" {
+		opts.Stack = stacktest.StackName(t)
+	}
+	rt := processrt.New(opts)
+	t.Cleanup(func() {
+		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
+			t.Errorf("cleanup down: %v", err)
+		}
+	})
+	return rt
+}
+
 // TestMonolithAsProcesses: up, a checkout traced into the collector, up again (nothing
 // restarts), a killed process shows in status and up restarts it, down leaves no process.
 func TestMonolithAsProcesses(t *testing.T) {
@@ -40,12 +60,7 @@ func TestMonolithAsProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := t.TempDir()
-	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: state, Stack: stacktest.StackName(t)})
-	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-	})
+	rt := newRuntime(t, processrt.Options{State: state})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
@@ -172,12 +187,7 @@ func TestSharedBudgetAsProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := stacktest.StackName(t)
-	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: name, AnyPorts: true})
-	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-	})
+	rt := newRuntime(t, processrt.Options{Stack: name, AnyPorts: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
@@ -272,12 +282,7 @@ func TestSharedBudgetNotEnforcedWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: stacktest.StackName(t), AnyPorts: true, CgroupRoot: fake})
-	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-	})
+	rt := newRuntime(t, processrt.Options{AnyPorts: true, CgroupRoot: fake})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
@@ -325,12 +330,7 @@ func TestUpRefusesAnEdgeAnotherProgramHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: stacktest.StackName(t)})
-	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-	})
+	rt := newRuntime(t, processrt.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer

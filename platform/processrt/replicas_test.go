@@ -38,12 +38,7 @@ func TestReplicasAsProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: hsStack(t), AnyPorts: true})
-	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-	})
+	rt := newRuntime(t, processrt.Options{Stack: hsStack(t), AnyPorts: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer

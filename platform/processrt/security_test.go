@@ -42,12 +42,7 @@ func TestSecurityAsProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := hsStack(t)
-	rt := processrt.New(processrt.Options{Root: repoRoot(t), State: t.TempDir(), Stack: name, AnyPorts: true})
-	t.Cleanup(func() {
-		if _, err := rt.Down(context.Background(), stack.DownOptions{Volumes: true}); err != nil {
-			t.Errorf("cleanup down: %v", err)
-		}
-	})
+	rt := newRuntime(t, processrt.Options{Stack: name, AnyPorts: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
