@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
@@ -119,10 +120,11 @@ func NewMetricStore(window time.Duration, maxBytes int, now func() time.Time) *M
 	return &MetricStore{window: window, maxBytes: maxBytes, now: now, series: map[string]*metricSeries{}}
 }
 
-// Approximate sizes, for the byte bound: a point's fixed part and a series' (its map entry,
-// key and maps), beyond the bytes of its strings and slices.
+// Approximate sizes, for the byte bound: a point's fixed part (the struct itself, so that a
+// field added to it counts) and a series' (its map entry, key and maps), beyond the bytes of
+// its strings and slices.
 const (
-	pointOverhead  = 120
+	pointOverhead  = int(unsafe.Sizeof(MetricPoint{}))
 	seriesOverhead = 240
 )
 
