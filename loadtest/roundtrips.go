@@ -194,15 +194,17 @@ type window struct{ base, end time.Time }
 // (RoundTripsCaveat). A process with no push at or before from is left out: what it
 // counted before the window is unknown (gone from the collector's window, say).
 func pushBounds(series []tracecollect.MetricSeries, from, to time.Time, settle time.Duration) map[string]window {
-	pushes := map[string][]time.Time{}
+	pushes := map[string][]time.Time{} // every series of a process has a point of each push
 	for _, s := range series {
+		id := processID(s)
 		for _, p := range s.Points {
-			pushes[processID(s)] = append(pushes[processID(s)], p.Received)
+			pushes[id] = append(pushes[id], p.Received)
 		}
 	}
 	out := map[string]window{}
 	for id, ts := range pushes {
 		slices.SortFunc(ts, time.Time.Compare)
+		ts = slices.CompactFunc(ts, time.Time.Equal)
 		var w window
 		for _, t := range ts {
 			if !t.After(from) {
