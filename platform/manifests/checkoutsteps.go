@@ -9,6 +9,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/stepfunctions"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/checkoutstep"
 	"github.com/mitosis-dev/mitosis/shop/orders"
 )
@@ -46,8 +47,8 @@ func CheckoutFunctions(t topology.Topology, opts Options) ([]CheckoutFunction, e
 		// No gRPC: drop what serves and calls it, and the orders' request key (its steps
 		// hash no request).
 		for k := range env {
-			if k == "SHOP_ADDR" || k == "SHOP_GRPC_ADDR" || k == topology.InsecureEnv || k == "SHOP_REQUEST_KEY" ||
-				(strings.HasPrefix(k, "SHOP_") && strings.HasSuffix(k, "_ADDR") && k != "SHOP_METRICS_ADDR") {
+			if k == bounded.AddrEnv || k == "SHOP_GRPC_ADDR" || k == topology.InsecureEnv || k == bounded.RequestKeyEnv ||
+				(strings.HasPrefix(k, "SHOP_") && strings.HasSuffix(k, "_ADDR") && k != bounded.MetricsAddrEnv) {
 				delete(env, k)
 			}
 		}

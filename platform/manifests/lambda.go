@@ -83,7 +83,7 @@ func lambdaFunction(opts Options, a topology.Arch, s topology.Service) (LambdaFu
 	if err != nil {
 		return LambdaFunction{}, err
 	}
-	delete(env, "SHOP_ADDR") // a function listens on nothing
+	delete(env, bounded.AddrEnv) // a function listens on nothing
 	in := lambdaInput(opts, s, env, lambdaSpec{
 		name:        PartOf + "-" + a.Name + "-" + s.Name,
 		description: fmt.Sprintf("mitosis %s: %s (group %s) serving HTTP API invocations", a.Name, s.Name, s.Group),

@@ -139,7 +139,7 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 		if g.Edge {
 			s.Ports = append(s.Ports, EdgePort)
 			s.Edge = edge
-			env["SHOP_ADDR"] = "{{listen:" + strconv.Itoa(EdgePort) + "}}"
+			env[bounded.AddrEnv] = "{{listen:" + strconv.Itoa(EdgePort) + "}}"
 			env["SHOP_ADMIN_TOKEN"] = "{{admin_token}}"
 			s.Probe = Probe{Kind: HTTP, Port: EdgePort, Path: "/readyz"}
 		}

@@ -103,6 +103,10 @@ func rows() []Context {
 // (orders.Deps.RequestKey): every process that runs orders needs the same one.
 const RequestKeyEnv = "SHOP_REQUEST_KEY"
 
+// AddrEnv is where an edge serves the HTTP API (default 127.0.0.1:8080 for the monolith,
+// :8081 for a gateway; the topology sets it for every edge it runs).
+const AddrEnv = "SHOP_ADDR"
+
 // MetricsAddrEnv is where a host answers Prometheus's scrapes (services/host reads it, the
 // topology sets it for every process it runs).
 const MetricsAddrEnv = "SHOP_METRICS_ADDR"

@@ -174,9 +174,9 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 		cfg.GRPCAddr = DefaultAddr(g.Contexts[0])
 	}
 	if g.Edge {
-		cfg.HTTPAddr = or(getenv("SHOP_ADDR"), GatewayAddr)
+		cfg.HTTPAddr = or(getenv(bounded.AddrEnv), GatewayAddr)
 		if g.Whole() {
-			cfg.HTTPAddr = or(getenv("SHOP_ADDR"), MonolithAddr)
+			cfg.HTTPAddr = or(getenv(bounded.AddrEnv), MonolithAddr)
 		}
 	}
 	for _, c := range g.Remote() {

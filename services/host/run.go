@@ -150,7 +150,7 @@ func (p *process) start() error {
 		ln, err := net.Listen("tcp", p.cfg.HTTPAddr)
 		if err != nil {
 			// The edge's well-known addresses are make up's too: say how to take another.
-			return fmt.Errorf("listen %s (SHOP_ADDR sets another): %w", p.cfg.HTTPAddr, err)
+			return fmt.Errorf("listen %s (%s sets another): %w", p.cfg.HTTPAddr, bounded.AddrEnv, err)
 		}
 		p.httpLn = ln
 		p.log.Info("edge listening", "addr", ln.Addr().String())

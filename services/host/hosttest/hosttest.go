@@ -92,7 +92,7 @@ func Start(tb testing.TB, group string, env map[string]string) *Host {
 // health checks every 50 ms (a test sees a peer come and go at once) and short timeouts.
 func Config(tb testing.TB, group string, env map[string]string) host.Config {
 	tb.Helper()
-	vars := map[string]string{"SHOP_GROUP": group, "SHOP_ADMIN_TOKEN": Token, "SHOP_ADDR": "127.0.0.1:0", "SHOP_GRPC_ADDR": "127.0.0.1:0"}
+	vars := map[string]string{"SHOP_GROUP": group, "SHOP_ADMIN_TOKEN": Token, bounded.AddrEnv: "127.0.0.1:0", "SHOP_GRPC_ADDR": "127.0.0.1:0"}
 	for k, v := range env {
 		vars[k] = v
 	}
