@@ -1257,7 +1257,7 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 				return
 			}
 			out[i].Addr = addr
-			if err := stack.Check(c, probe, addr, p.Labels[labelTLS]); err != nil {
+			if err := stack.CheckSteady(c, probe, addr, p.Labels[labelTLS]); err != nil {
 				out[i].Health, out[i].Detail = stack.Unready, err.Error()
 				return
 			}

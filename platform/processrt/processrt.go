@@ -900,7 +900,7 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := stack.Check(ctx, rec.Probe, st.Addr, tlsDirOf(rec)); err != nil {
+				if err := stack.CheckSteady(ctx, rec.Probe, st.Addr, tlsDirOf(rec)); err != nil {
 					out[i].Health, out[i].Detail = stack.Unready, err.Error()
 					return
 				}

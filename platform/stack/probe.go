@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -18,11 +19,14 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
+// probeTimeout bounds one probe: a local request that a healthy service answers at once.
+const probeTimeout = 2 * time.Second
+
 // Check runs one readiness probe against addr (host:port on this machine): nil when ready.
 // A gRPC probe presents the identity in tlsDir (any identity of the stack may ask health;
 // platform/identity), or none when tlsDir is "" (a stack up insecure).
 func Check(ctx context.Context, p topology.Probe, addr, tlsDir string) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	switch p.Kind {
 	case topology.HTTP:
@@ -35,8 +39,14 @@ func Check(ctx context.Context, p topology.Probe, addr, tlsDir string) error {
 			return fmt.Errorf("GET %s: %w", p.Path, err)
 		}
 		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 		if resp.StatusCode/100 != 2 {
+			// The body says why (nats-server names the listener it misses): kept short,
+			// on one line, as it ends up in a status row.
+			why := strings.Join(strings.Fields(string(body[:min(len(body), 300)])), " ")
+			if why != "" {
+				return fmt.Errorf("GET %s: %s: %s", p.Path, resp.Status, why)
+			}
 			return fmt.Errorf("GET %s: %s", p.Path, resp.Status)
 		}
 		return nil
@@ -70,6 +80,36 @@ func Check(ctx context.Context, p topology.Probe, addr, tlsDir string) error {
 		return c.Close()
 	}
 	return fmt.Errorf("unknown probe kind %q", p.Kind)
+}
+
+// statusProbes probes in a row, statusProbeGap apart, must fail before CheckSteady calls a
+// running service unready: one failed probe is a blip, not a state (Kubernetes' default
+// failureThreshold is 3 too). A NATS server that had been ready answered its /healthz 500
+// once, in the middle of a CI run, and a status that believed it failed a test.
+const (
+	statusProbes   = 3
+	statusProbeGap = 100 * time.Millisecond
+)
+
+// CheckSteady is Check for a status: it probes again, up to statusProbes times in all,
+// while the probe fails, and returns the last failure. A service that hangs costs a status
+// no more than one probe's time out and the gaps.
+func CheckSteady(ctx context.Context, p topology.Probe, addr, tlsDir string) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout+statusProbes*statusProbeGap)
+	defer cancel()
+	err := Check(ctx, p, addr, tlsDir)
+	for n := 1; err != nil && n < statusProbes; n++ {
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(statusProbeGap):
+		}
+		err = Check(ctx, p, addr, tlsDir)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (%d probes in a row)", err, statusProbes)
+	}
+	return nil
 }
 
 // maxProbeDelay is the longest wait between two probes of WaitReady: a probe is one local

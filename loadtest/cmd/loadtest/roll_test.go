@@ -41,8 +41,9 @@ func TestRollAgainstAProcessStack(t *testing.T) {
 	state := t.TempDir()
 	stackName := stacktest.StackName(t)
 	// Any port, picked by the process runtime after its build: loadtest roll finds the edges
-	// by name in the stack's status.
-	upArgs := []string{"--runtime", "process", "--collector-edge", "none", "-t", "monolith", "--monolith-edge", stacktest.AnyPort,
+	// by name in the stack's status. Every other port too: other packages' stacks start at
+	// the same time.
+	upArgs := []string{"--runtime", "process", "--any-ports", "--collector-edge", "none", "-t", "monolith", "--monolith-edge", stacktest.AnyPort,
 		"--split", "catalog*2,cart+inventory+payments+orders+shipping+notify", "--edge", stacktest.AnyPort}
 	mitosis := func(args ...string) {
 		t.Helper()

@@ -55,6 +55,7 @@ type app struct {
 	env                []topology.EnvSetting // up's --env
 	envErrs            []error               // variables that do not parse, reported before any command runs
 	socket             string
+	anyPorts           bool // up --any-ports: the process runtime's ports, but the edges', any free ones
 }
 
 // usageError marks bad usage (exit code 2).
@@ -76,6 +77,20 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// envBool is the boolean in the variable key (1, true, 0, false...), false when it is unset;
+// a value that is not one is an error resolve reports.
+func (a *app) envBool(key string) bool {
+	v := os.Getenv(key)
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		a.envErrs = append(a.envErrs, fmt.Errorf("%s=%q: want true or false", key, v))
+	}
+	return b
 }
 
 // envFloat is the number in the variable key, or def when it is unset; a value that is not a
@@ -280,7 +295,7 @@ func (a *app) build(ctx context.Context, t topology.Topology, names []string, fo
 	known := map[string]bool{}
 	for _, im := range t.Images() {
 		known[im.Name] = true
-		if len(names) == 0 || contains(names, im.Name) {
+		if len(names) == 0 || slices.Contains(names, im.Name) {
 			specs = append(specs, imagebuild.Spec{Name: im.Name, Package: im.Package, Tags: im.Tags})
 		}
 	}
@@ -300,15 +315,6 @@ func (a *app) build(ctx context.Context, t topology.Topology, names []string, fo
 	return out, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // adminToken is SHOP_ADMIN_TOKEN, else the one in <state>/admin-token, generated if missing.
 func (a *app) adminToken() (string, error) { return stack.AdminToken(a.state) }
 
@@ -322,6 +328,7 @@ func (a *app) runtimes(ctx context.Context, images map[string]imagebuild.Image, 
 		}
 		return processrt.New(processrt.Options{
 			Root: a.root, State: filepath.Join(a.state, "run"), Stack: a.stack, Logger: a.logger(), Binaries: bins,
+			AnyPorts: a.anyPorts,
 		})
 	}
 	if a.runtime == "process" {
@@ -538,6 +545,7 @@ see mitosis certs. --insecure turns that off, to measure what it costs, and noth
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "plaintext gRPC and no authorization between the services: only to measure what security costs")
 	cmd.Flags().StringArrayVar(&envs, "env", nil, "[ARCH/]TARGET:KEY=VALUE: a variable for the services that run TARGET (a service or a context); repeatable")
 	cmd.Flags().StringSliceVar(&a.platforms, "platform", nil, "platforms to build (default the host's: only it is run) [MITOSIS_PLATFORMS]")
+	cmd.Flags().BoolVar(&a.anyPorts, "any-ports", a.envBool("MITOSIS_ANY_PORTS"), "process runtime: every port but the edges any free one, never a service's own number (9101...), for stacks started side by side at the same moment, which could both find that number free [MITOSIS_ANY_PORTS]")
 	return cmd
 }
 

@@ -195,15 +195,6 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 			t.Fatalf("up: exit %d\n%s\n%s", code, out, errOut)
 		}
 	}
-	rows := func() []stack.Status {
-		t.Helper()
-		code, out, errOut := runBinary(t.Context(), t, append([]string{"status", "--json"}, common...)...)
-		var sts []stack.Status
-		if err := json.Unmarshal([]byte(out), &sts); err != nil || code != exitOK {
-			t.Fatalf("status --json: exit %d, %v\n%s\n%s", code, err, out, errOut)
-		}
-		return sts
-	}
 	status := func() string {
 		t.Helper()
 		code, out, errOut := runBinary(t.Context(), t, append([]string{"status"}, common...)...)
@@ -213,7 +204,7 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 		return out
 	}
 	up()
-	before := rows()
+	before := statusRows(t, common)
 	g, err := bounded.ParseGroup(strings.Join(bounded.Names(), "+"))
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +255,7 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 	if serial := fmt.Sprintf("%x", renewed.SerialNumber); serial == aged || time.Until(renewed.NotAfter) < identity.LeafLifetime-time.Hour {
 		t.Errorf("up kept the aged certificate, or made one that expires at %v", renewed.NotAfter)
 	}
-	after := rows()
+	after := statusRows(t, common)
 	if len(after) != len(before) {
 		t.Fatalf("%d processes after the renewing up, %d before", len(after), len(before))
 	}

@@ -80,6 +80,8 @@ var cliBinary = sync.OnceValues(func() (string, error) {
 // times as long as the CLI (building a split's six images: 104 s against 13 s; bringing it
 // up as processes, which unpacks their binaries: 20 s against 3 s), and the runtimes'
 // own tests (podmanrt, processrt) run those paths under the race detector already.
+// Its process stacks take any free ports (MITOSIS_ANY_PORTS): test packages run at once, and
+// two ups that both find 4222 free would race for it.
 func runBinary(ctx context.Context, t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	bin, err := cliBinary()
@@ -88,6 +90,7 @@ func runBinary(ctx context.Context, t *testing.T, args ...string) (int, string, 
 	}
 	var out, errOut bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "MITOSIS_ANY_PORTS=true")
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
 	var exit *exec.ExitError

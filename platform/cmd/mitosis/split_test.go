@@ -120,7 +120,8 @@ func getBody(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// statusRows are `status --json`'s lines; every one must be running and ready.
+// statusRows are `status --json`'s lines; every one must be running and ready, and, as
+// runBinary asks for any ports, none may hold its own port number (4222, 9101...).
 func statusRows(t *testing.T, common []string) []stack.Status {
 	t.Helper()
 	code, out, errOut := runBinary(t.Context(), t, append([]string{"status", "--json"}, common...)...)
@@ -130,6 +131,13 @@ func statusRows(t *testing.T, common []string) []stack.Status {
 	var rows []stack.Status
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	for _, r := range rows {
+		for port, addr := range r.Ports {
+			if strings.HasSuffix(addr, ":"+strconv.Itoa(port)) {
+				t.Errorf("%s/%s serves %d on its own number %s under MITOSIS_ANY_PORTS", r.Arch, r.Service, port, addr)
+			}
+		}
 	}
 	return rows
 }
