@@ -117,15 +117,18 @@ func run(args []string, getenv func(string) string) error {
 	srv.ConfigureLogger()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Every listener is taken before the server starts: a metrics address held by another
+	// program fails the start here, not a moment after /healthz said ready, when whoever
+	// waited for it (mitosis up) has gone on.
+	stopMetrics, err := serveMetrics(ctx, *metricsAddr, srv)
+	if err != nil {
+		return err
+	}
 	srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
+		_ = stopMetrics()
 		return fmt.Errorf("not ready for connections on %s within 30s", *addr)
-	}
-	stopMetrics, err := serveMetrics(ctx, *metricsAddr, srv)
-	if err != nil {
-		srv.Shutdown()
-		return err
 	}
 	<-ctx.Done()
 	srv.Noticef("signal received, shutting down")

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"net"
+	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/telemetry/telemetrytest"
 	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
@@ -49,4 +54,34 @@ func TestInstrumentReportsTheServersFigures(t *testing.T) {
 	telemetrytest.CheckInstruments(t, reader, map[string]telemetrytest.Reading{"nats.connections": {Kind: "gauge", Unit: "{connection}"},
 		"nats.received": {Kind: "counter", Unit: "By"}, "nats.jetstream.storage.used": {Kind: "gauge", Unit: "By"},
 		"nats.jetstream.api.errors": {Kind: "counter", Unit: "{request}"}})
+}
+
+// A metrics address another program holds stops the server before it starts: nothing
+// listens, JetStream never touches its store, and run says which flag failed. Started
+// first, it answered /healthz 200, then shut down when the metrics port failed: long enough
+// for `mitosis up` to call it ready and leave a stack without NATS.
+func TestMetricsAddressTakenStopsTheStart(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	store := t.TempDir()
+	client, monitor := stacktest.FreeAddr(t), stacktest.FreeAddr(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- run([]string{"-addr", client, "-http", monitor, "-store", store, "-metrics", held.Addr().String()},
+			func(string) string { return "" })
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "-metrics") {
+			t.Errorf("run: %v, want the -metrics error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run still runs with its metrics address taken")
+	}
+	if entries, err := os.ReadDir(store); err != nil || len(entries) != 0 {
+		t.Errorf("the store holds %v (%v): the server started", entries, err)
+	}
 }
