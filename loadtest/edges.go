@@ -129,15 +129,15 @@ func FileEdgeService(dir, arch string) (string, error) {
 }
 
 // EdgesFromStatus finds the edge of every architecture the runtimes report (the rows of
-// `mitosis status`: platform/stack.Status), in the order of CompareArchs, the collector's
-// architecture left out. An architecture's edge is the service its topology file in dir (its
+// `mitosis status`: platform/stack.Status), in the order of CompareArchs, the stack's own
+// architectures (topology.StackArch: the collector's, the renewer's) left out. An architecture's edge is the service its topology file in dir (its
 // placement's, for placement@mode) places the edge in, when it runs and is ready; for an architecture without a file (a
 // --split), the running service whose address answers GET /readyz, which only an edge does.
 // skipped says, per architecture seen but left out, why.
 func EdgesFromStatus(ctx context.Context, rows []stack.Status, dir string) (edges []Edge, skipped []string) {
 	byArch := map[string][]stack.Status{}
 	for _, r := range rows {
-		if r.Arch != "" && r.Arch != topology.Telemetry {
+		if r.Arch != "" && !topology.StackArch(r.Arch) {
 			byArch[r.Arch] = append(byArch[r.Arch], r)
 		}
 	}

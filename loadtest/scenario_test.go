@@ -183,7 +183,10 @@ func TestScenarioAgainstStrictShop(t *testing.T) {
 		rec.Add(res, at)
 	})
 	tr := rec.Traffic(1)
-	if tr.Requests < 200 { // about 300; fewer only when this process was starved of CPU
+	// About 300; fewer when this process is starved of CPU (172 in a CI run under the race
+	// detector beside other packages' stacks). What follows needs a hundred: some 36
+	// checkouts, with one declined in five.
+	if tr.Requests < 100 {
 		t.Fatalf("%d requests in 1s at 300/s", tr.Requests)
 	}
 	if tr.ErrorRate != 0 {

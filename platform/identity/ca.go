@@ -21,10 +21,10 @@ import (
 	"time"
 )
 
-// Lifetimes. A service's certificate lives a week and is renewed by every `mitosis up` once
-// half of it has passed, so a stack brought up at least every few days never sees one
-// expire; the processes read the renewed files without a restart. The CA lives ten years and
-// changes only when rotated (`mitosis certs rotate`).
+// Lifetimes. A service's certificate lives a week and is renewed once half of it has passed,
+// by every `mitosis up` and, while the stack runs, by its renewer (EnsureFound), so none
+// expires; the processes read the renewed files without a restart. The CA lives ten years
+// and changes only when rotated (`mitosis certs rotate`).
 const (
 	CALifetime   = 10 * 365 * 24 * time.Hour
 	LeafLifetime = 7 * 24 * time.Hour
@@ -48,6 +48,16 @@ type CA struct {
 	cert     *x509.Certificate
 	key      crypto.Signer
 	previous *x509.Certificate // the one it replaced, still trusted; nil when none
+}
+
+// LoadCA returns the CA of stack kept in dir; an error wrapping fs.ErrNotExist when there is
+// none. It never makes one: what only renews (platform/cmd/renewer) must not start a trust
+// domain of its own.
+func LoadCA(dir, stack string) (*CA, error) {
+	if err := (ID{Stack: stack, Service: Tooling}).Check(); err != nil {
+		return nil, err
+	}
+	return loadCA(dir, stack)
 }
 
 // OpenCA returns the CA of stack kept in dir, made (mode 0600 files) when there is none.
@@ -229,14 +239,58 @@ func (ca *CA) EnsureAll(services []string) (map[string]string, error) {
 // its life is left; else a new one replaces it. Every file is mode 0600, written aside and
 // renamed into place, so a process reading the folder sees the old pair or the new one.
 func (ca *CA) Ensure(service string) (string, error) {
+	_, err := ca.ensure(service)
+	return ca.Dir(service), err
+}
+
+// ensure is Ensure, saying whether it issued a new certificate.
+func (ca *CA) ensure(service string) (renewed bool, err error) {
 	if err := ca.writeBundle(service); err != nil {
-		return "", err
+		return false, err
 	}
-	dir := ca.Dir(service)
-	if ca.current(dir, service) {
-		return dir, nil
+	if ca.current(ca.Dir(service), service) {
+		return false, nil
 	}
-	return ca.Renew(service)
+	_, err = ca.Renew(service)
+	return err == nil, err
+}
+
+// EnsureFound is Ensure for every identity with a folder in the CA's folder, the tools'
+// included: what the stack's renewer does (platform/cmd/renewer), so that a stack left
+// running never sees a certificate expire. It returns the identities it gave a new
+// certificate, and goes on past a folder it cannot renew, to report them all at the end.
+func (ca *CA) EnsureFound() (renewed []string, err error) {
+	found, err := Found(ca.dir)
+	if err != nil {
+		return nil, fmt.Errorf("CA of %s: %w", ca.stack, err)
+	}
+	var errs []error
+	for _, service := range found {
+		if (ID{Stack: ca.stack, Service: service}).Check() != nil {
+			continue
+		}
+		done, err := ca.ensure(service)
+		if done {
+			renewed = append(renewed, service)
+		}
+		errs = append(errs, err)
+	}
+	return renewed, errors.Join(errs...)
+}
+
+// Found lists the identities with a folder holding a certificate in the PKI folder dir.
+func Found(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), CertFile)); e.IsDir() && err == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
 }
 
 // Renew gives service a new certificate of the CA now, whatever is left of the one in its
@@ -266,6 +320,18 @@ func (ca *CA) Chown(service string, uid, gid int) error {
 	for _, p := range []string{dir, filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile), filepath.Join(dir, CAFile)} {
 		if err := os.Chown(p, uid, gid); err != nil {
 			return fmt.Errorf("certificate of %s: %w", service, err)
+		}
+	}
+	return nil
+}
+
+// ChownCA gives the CA's folder and files to uid and gid: the user of a container that
+// renews the stack's certificates (platform/cmd/renewer) and mounts the folder. Rotations
+// keep the owner (writeFile).
+func (ca *CA) ChownCA(uid, gid int) error {
+	for _, p := range []string{ca.dir, filepath.Join(ca.dir, CAFile), filepath.Join(ca.dir, CAKeyFile), filepath.Join(ca.dir, PreviousCAFile)} {
+		if err := os.Chown(p, uid, gid); err != nil && !(p == filepath.Join(ca.dir, PreviousCAFile) && errors.Is(err, fs.ErrNotExist)) {
+			return fmt.Errorf("CA of %s: %w", ca.stack, err)
 		}
 	}
 	return nil
@@ -308,6 +374,19 @@ func (ca *CA) current(dir, service string) bool {
 		return false
 	}
 	return time.Now().Before(RenewAt(c))
+}
+
+// RenewEvery is how often the stack's renewer looks for certificates due
+// (platform/cmd/renewer): at most this long past RenewAt, a certificate is renewed.
+const RenewEvery = time.Hour
+
+// Overdue tells whether c should have been renewed by now: it is past RenewAt by RenewEvery,
+// when the renewer would have had its pass, or, for a certificate shorter-lived than a few
+// hours, by half of what was left at RenewAt. A certificate merely past RenewAt is due, and
+// waits for the renewer's next pass; one overdue says the renewer does not run.
+func Overdue(c *x509.Certificate, now time.Time) bool {
+	at := RenewAt(c)
+	return !now.Before(at.Add(min(RenewEvery, c.NotAfter.Sub(at)/2)))
 }
 
 // RenewAt is when a certificate is due for renewal: once half of its life has passed

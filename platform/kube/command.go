@@ -372,7 +372,7 @@ deploy/k8s use; then, for example:
 			if err != nil {
 				return err
 			}
-			t, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
+			t, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector, NoRenewer: true})
 			if err != nil {
 				return err
 			}

@@ -92,7 +92,7 @@ func Play(ctx context.Context, conn context.Context, opts PlayOptions) (*Played,
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	opts.Progress = stack.SyncWriter(opts.Progress)
-	t, err := topology.Get(opts.Overlay, topology.Options{Collector: topology.NoCollector})
+	t, err := topology.Get(opts.Overlay, topology.Options{Collector: topology.NoCollector, NoRenewer: true})
 	if err != nil {
 		return nil, err
 	}

@@ -84,7 +84,7 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 	if overlay == manifests.OverlayProduction {
 		return nil, fmt.Errorf("overlay %q does not run on Podman (it is for EKS; want an architecture: %s, %s, hybrid...)", overlay, topology.Monolith, topology.Services)
 	}
-	t, err := topology.Get(overlay, topology.Options{Collector: topology.NoCollector})
+	t, err := topology.Get(overlay, topology.Options{Collector: topology.NoCollector, NoRenewer: true})
 	if err != nil {
 		return nil, err
 	}

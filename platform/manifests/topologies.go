@@ -28,7 +28,7 @@ func Shipped(dir string) (topology.Topology, error) {
 			names = append(names, f.Name)
 		}
 	}
-	return topology.Get(strings.Join(names, ","), topology.Options{Dir: dir, Collector: topology.NoCollector})
+	return topology.Get(strings.Join(names, ","), topology.Options{Dir: dir, Collector: topology.NoCollector, NoRenewer: true})
 }
 
 // Selection is a topology other than the shipped one, as `mitosis deploy render` takes it
@@ -79,7 +79,7 @@ func Select(root string, s Selection) (topology.Topology, error) {
 	if len(names) == 0 && s.Split == "" {
 		return topology.Topology{}, errors.New("no topology selected: name one with -t, or place the contexts with --split")
 	}
-	opts := topology.Options{Dir: filepath.Join(root, "topologies"), Split: s.Split, Collector: topology.NoCollector}
+	opts := topology.Options{Dir: filepath.Join(root, "topologies"), Split: s.Split, Collector: topology.NoCollector, NoRenewer: true}
 	for d := range dirs {
 		opts.Dir = d
 	}

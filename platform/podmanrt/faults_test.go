@@ -119,7 +119,7 @@ func statusByService(t *testing.T, rt stack.Runtime) []stack.Status {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sts) != 2 {
+	if len(sts) != 3 { // the monolith, its NATS, the stack's renewer
 		t.Fatalf("status: %+v", sts)
 	}
 	return sts

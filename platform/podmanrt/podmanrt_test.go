@@ -267,6 +267,50 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Errorf("second up changed the certificates: %v -> %v", certs, again)
 	}
 
+	// The renewer's pod holds the PKI folder: the monolith's certificate aged (as a week-old
+	// stack's, its files the pods' user's), a SIGHUP to the renewer's container, and the
+	// container's user renews it in place, the files still the pods' user's, nothing
+	// remade, the monolith still serving.
+	ca, err := identity.OpenCA(opts.PKI, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.Issue("monolith", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, b := range map[string][]byte{identity.KeyFile: keyPEM, identity.CertFile: certPEM} {
+		path := filepath.Join(ca.Dir("monolith"), f)
+		if err := os.WriteFile(path+".new", b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := errors.Join(os.Chown(path+".new", imagebuild.UID, imagebuild.UID), os.Rename(path+".new", path)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	aged := certificates(t, opts.PKI)[filepath.Join(ca.Dir("monolith"), identity.CertFile)]
+	renewerApp := stack.ObjectName(name, topology.Renewer, "renewer") + "-app"
+	if err := containers.Kill(conn, renewerApp, new(containers.KillOptions).WithSignal("SIGHUP")); err != nil {
+		t.Fatalf("SIGHUP to the renewer: %v", err)
+	}
+	stacktest.WaitFor(t, 30*time.Second, func() (bool, string) {
+		now := certificates(t, opts.PKI)[filepath.Join(ca.Dir("monolith"), identity.CertFile)]
+		return now != aged, "the monolith's certificate is still the aged one"
+	})
+	for _, f := range []string{identity.CertFile, identity.KeyFile} {
+		st, err := os.Stat(filepath.Join(ca.Dir("monolith"), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sys := st.Sys().(*syscall.Stat_t); sys.Uid != imagebuild.UID || st.Mode().Perm() != 0o600 {
+			t.Errorf("renewed %s: owner %d mode %v, want %d and 0600", f, sys.Uid, st.Mode().Perm(), imagebuild.UID)
+		}
+	}
+	if after := podIDs(t, conn, name); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the renewal remade pods: %v -> %v", before, after)
+	}
+	stacktest.Checkout(t, base, "test-token", "grace")
+
 	// A killed pod (`podman pod kill`) shows in status, and up heals it, remade with the same
 	// address and hardware address, so that its peers' ARP caches still hold.
 	addrBefore := netAddrs(t, conn, app)
@@ -299,7 +343,7 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sts) != 2 {
+	if len(sts) != 3 { // the monolith, its NATS, the stack's renewer
 		t.Fatalf("status: %+v", sts)
 	}
 	for _, s := range sts {
@@ -560,8 +604,8 @@ func TestBothArchitecturesSideBySide(t *testing.T) {
 			collector = "http://" + s.Addr
 		}
 	}
-	if len(sts) != 12 {
-		t.Errorf("%d services in status, want 12 (2 NATS, monolith, 7 contexts, gateway, collector)", len(sts))
+	if len(sts) != 13 {
+		t.Errorf("%d services in status, want 13 (2 NATS, monolith, 7 contexts, gateway, collector, renewer)", len(sts))
 	}
 	// `mitosis traces compare` right after the checkouts compares exactly them, whole: the
 	// pods export every second (topology.ExportEnv), and the command waits for that.

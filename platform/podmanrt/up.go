@@ -106,6 +106,7 @@ type desired struct {
 	ProbeDesc string
 	TLS       string // the host folder of its identity, mounted read-only at topology.TLSMount; "" for none
 	NATSUsers string // the host folder of the NATS users, mounted read-only at natsUsersMount (the NATS pod); "" for none
+	PKI       string `json:",omitempty"` // the stack's PKI folder, mounted read-write at topology.PKIMount (the renewer's pod); "" for none
 	// CgroupParent is the architecture's group under a shared budget (cgroup.Path), "" for
 	// Podman's default.
 	CgroupParent string
@@ -252,6 +253,10 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 		AdminToken: opts.AdminToken,
 		RequestKey: opts.RequestKey,
 		TLS:        tls,
+		Stack:      r.stack,
+	}
+	if s.PKI {
+		res.PKI, d.PKI = topology.PKIMount, opts.PKI
 	}
 	users.Resolve(&res, s, natsUsersMount)
 	if res.NATSUsers != "" {
@@ -419,14 +424,20 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		// once they are up.
 		rejoinErr = r.rejoinCollector(ctx, t, collector)
 	}
-	// Architectures are independent: bring them up side by side.
-	errs := make([]error, len(t.Archs))
+	// Architectures are independent: bring them up side by side, the renewer's with them
+	// (it exports nothing: the collector need not join its network).
+	archs := slices.DeleteFunc(stack.Archs(t, opts), func(a topology.Arch) bool { return a.Name == topology.Telemetry })
+	errs := make([]error, len(archs))
 	var wg sync.WaitGroup
-	for i, a := range t.Archs {
+	for i, a := range archs {
+		link := collector
+		if topology.StackArch(a.Name) {
+			link = nil
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = r.upArch(ctx, a, opts, ids, users, collector, parents[a.Name])
+			_, errs[i] = r.upArch(ctx, a, opts, ids, users, link, parents[a.Name])
 		}()
 	}
 	wg.Wait()
@@ -447,7 +458,7 @@ func (r *Runtime) rejoinCollector(ctx context.Context, t topology.Topology, coll
 	}
 	for _, n := range nets {
 		arch := n.Labels[stack.LabelArch]
-		if arch == topology.Telemetry || slices.ContainsFunc(t.Archs, func(a topology.Arch) bool { return a.Name == arch }) {
+		if topology.StackArch(arch) || slices.ContainsFunc(t.Archs, func(a topology.Arch) bool { return a.Name == arch }) {
 			continue
 		}
 		for _, sn := range n.Subnets {
@@ -472,8 +483,9 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 	if err != nil {
 		return nil, err
 	}
-	// The collector's network needs no names: its pod is reached by address.
-	subnet, err := r.ensureNetwork(c, a.Name, a.Name != topology.Telemetry)
+	// The stack's own networks need no names: the collector's pod is reached by address,
+	// the renewer's by nothing but its published probe.
+	subnet, err := r.ensureNetwork(c, a.Name, !topology.StackArch(a.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -866,6 +878,9 @@ func appSpec(d desired, labels map[string]string) *specgen.SpecGenerator {
 	}
 	if d.NATSUsers != "" {
 		s.Mounts = append(s.Mounts, spec.Mount{Type: "bind", Source: d.NATSUsers, Destination: natsUsersMount, Options: []string{"ro", "rbind"}})
+	}
+	if d.PKI != "" {
+		s.Mounts = append(s.Mounts, spec.Mount{Type: "bind", Source: d.PKI, Destination: topology.PKIMount, Options: []string{"rw", "rbind"}})
 	}
 	return s
 }

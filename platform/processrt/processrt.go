@@ -342,7 +342,7 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	taken := map[int]bool{} // host ports handed out in this call
 	var mu sync.Mutex
 	export := topology.ExportEnv("", opts.Env) // how to export telemetry: nowhere until the collector runs
-	for _, a := range t.AllArchs() {
+	for _, a := range stack.Archs(t, opts) {
 		if err := os.MkdirAll(r.archDir(a.Name), 0o755); err != nil {
 			return err
 		}
@@ -540,6 +540,10 @@ func (r *Runtime) spec(a topology.Arch, s topology.Service, p topology.Replica, 
 		AdminToken: opts.AdminToken,
 		RequestKey: opts.RequestKey,
 		TLS:        ids[s.Identity()],
+		Stack:      r.opts.Stack,
+	}
+	if s.PKI {
+		res.PKI = opts.PKI
 	}
 	users.Resolve(&res, s, users.Dir)
 	var err error

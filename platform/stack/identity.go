@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -21,8 +22,9 @@ var ErrNoPKI = errors.New("no PKI folder for the stack's identities (UpOptions.P
 // certificate past half its life is renewed; processes read it again without a restart.
 // Nothing for an insecure up.
 //
-// owner, when not nil, is the user and group the services' folders are given to (a
-// container's user); the tools' stay the caller's.
+// owner, when not nil, is the user and group every identity's folder and the CA's are given
+// to (a container's user: the services read theirs, the renewer renews them all from the
+// CA; the caller, root under rootful Podman, still reads them).
 func Identities(name string, t topology.Topology, opts UpOptions, owner *[2]int) (map[string]string, error) {
 	if opts.Insecure {
 		return map[string]string{}, nil
@@ -30,20 +32,30 @@ func Identities(name string, t topology.Topology, opts UpOptions, owner *[2]int)
 	if opts.PKI == "" {
 		return nil, ErrNoPKI
 	}
-	ca, err := identity.OpenCA(opts.PKI, name)
-	if err != nil {
-		return nil, fmt.Errorf("stack %s: %w", name, err)
-	}
-	dirs, err := ca.EnsureAll(append(t.Identities(), identity.Tooling))
-	if err != nil {
-		return nil, fmt.Errorf("stack %s: %w", name, err)
-	}
-	if owner != nil {
-		for _, id := range t.Identities() {
-			if err := ca.Chown(id, owner[0], owner[1]); err != nil {
-				return nil, fmt.Errorf("stack %s: %w", name, err)
+	var dirs map[string]string
+	err := identity.Locked(opts.PKI, func() error {
+		ca, err := identity.OpenCA(opts.PKI, name)
+		if err != nil {
+			return err
+		}
+		if dirs, err = ca.EnsureAll(append(t.Identities(), identity.Tooling)); err != nil {
+			return err
+		}
+		if owner != nil {
+			// The renewer, in a container as that user, reads the CA.
+			if err := ca.ChownCA(owner[0], owner[1]); err != nil {
+				return err
+			}
+			for _, id := range append(t.Identities(), identity.Tooling) {
+				if err := ca.Chown(id, owner[0], owner[1]); err != nil {
+					return err
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stack %s: %w", name, err)
 	}
 	return dirs, nil
 }
@@ -56,4 +68,10 @@ func SecurityEnv(opts UpOptions) map[string]string {
 		return map[string]string{topology.InsecureEnv: "true"}
 	}
 	return nil
+}
+
+// Archs is what a local runtime runs of t, in order: t.AllArchs(), but the renewer's when the
+// up is insecure: there are no certificates to renew.
+func Archs(t topology.Topology, opts UpOptions) []topology.Arch {
+	return slices.DeleteFunc(t.AllArchs(), func(a topology.Arch) bool { return opts.Insecure && a.Name == topology.Renewer })
 }

@@ -20,6 +20,8 @@
 //	{{admin_token}}     the stack's admin token
 //	{{request_key}}     the stack's key of checkout request hashes (SHOP_REQUEST_KEY)
 //	{{nats_url:SVC}}    the URL this service dials the NATS server SVC at (NATSURL), as its user
+//	{{pki}}             the stack's PKI folder as the service sees it (Service.PKI)
+//	{{stack}}           the stack's name
 package topology
 
 import (
@@ -88,6 +90,9 @@ type Service struct {
 	CPUs      float64  // CPU limit of each of its processes, in cores: its share of the architecture's budget; 0 under a Shared budget (Arch.Budget limits them all)
 	MemoryMB  int      // memory limit of each of its processes, in MiB: likewise
 	DataDir   string   // if set, a volume is mounted here (state that survives a restart)
+	// PKI says it holds the stack's PKI folder, the CA's key in it, read-write ({{pki}}; in
+	// a container, mounted at PKIMount): the renewer only.
+	PKI bool
 	// Replicas is how many processes run it (0 and 1: one), each named as Processes says and
 	// reached at once by its callers (see Arch.Addr); see replicas.go.
 	Replicas int
@@ -121,7 +126,11 @@ type Topology struct {
 	// when the stack runs without one. Local runtimes run it as an architecture of its own
 	// (CollectorArch); deploy targets bring their own collector (ADOT) instead.
 	Collector *Service
-	Budget    Budget // what each architecture was given in total
+	// Renewer renews the certificates of the running stack (renewer.go); nil for none.
+	// Local runtimes run it as an architecture of its own (RenewerArch) unless the stack runs
+	// insecure; deploy targets leave it to cert-manager or their platform.
+	Renewer *Service
+	Budget  Budget // what each architecture was given in total
 }
 
 // Options adjust a topology without changing its shape: tests move the edges off the
@@ -140,6 +149,9 @@ type Options struct {
 	// 4317 and 4318 of the same host); with port 0, every port of it is picked freely;
 	// NoCollector leaves it out.
 	Collector string
+	// NoRenewer leaves the renewer out: for deploy targets, whose platform renews the
+	// certificates (cert-manager, Secrets Manager and a redeploy).
+	NoRenewer bool
 	Budget    Budget // per architecture; zero fields take the defaults
 	// Mode is the budget mode of the architectures named without one (placement@mode names
 	// one); "" means PerService.
@@ -224,6 +236,10 @@ func Get(names string, opts Options) (Topology, error) {
 			return Topology{}, err
 		}
 		t.Collector = &c
+	}
+	if !opts.NoRenewer {
+		r := renewer()
+		t.Renewer = &r
 	}
 	if err := t.Validate(); err != nil {
 		return Topology{}, err
@@ -330,13 +346,20 @@ func (t Topology) CollectorArch() (Arch, bool) {
 	return Arch{Name: Telemetry, Edge: t.Collector.Edge, Services: []Service{*t.Collector}}, true
 }
 
-// AllArchs is what a local runtime runs: the collector's architecture first, if any, then
-// the architectures.
+// AllArchs is what a local runtime runs: the collector's architecture first, where there is
+// one (the others export to it from their start), then the architectures, then the
+// renewer's, where there is one (nothing waits for it, and an up refused on an architecture
+// has started nothing of it).
 func (t Topology) AllArchs() []Arch {
+	var out []Arch
 	if c, ok := t.CollectorArch(); ok {
-		return append([]Arch{c}, t.Archs...)
+		out = append(out, c)
 	}
-	return t.Archs
+	out = append(out, t.Archs...)
+	if r, ok := t.RenewerArch(); ok {
+		out = append(out, r)
+	}
+	return out
 }
 
 // ExportEnv is the environment that makes a service export its telemetry to the collector
@@ -533,6 +556,8 @@ type Resolver struct {
 	// NATSTLS says the NATS server has its identity, so the services dial it over TLS
 	// (platform/natsauth.Creds.Resolve, the rendered deploy files).
 	NATSTLS bool
+	PKI     string // the stack's PKI folder as the service sees it (Service.PKI)
+	Stack   string // the stack's name
 }
 
 // NATSURL is the URL a client dials the NATS server at addr (host:port) with: tls:// where
@@ -591,6 +616,10 @@ func Expand(s Service, r Resolver) (args []string, env map[string]string, err er
 				return NATSURL(r.NATSTLS, r.NATSUser, a)
 			case "nats_users":
 				return r.NATSUsers
+			case "pki":
+				return r.PKI
+			case "stack":
+				return r.Stack
 			}
 			err = fmt.Errorf("unknown placeholder %s", m)
 			return m

@@ -113,9 +113,10 @@ func TestServicesArchListsEveryContextAndTheGateway(t *testing.T) {
 	if o, _ := a.Service("orders"); o.Ports[0] != 9105 || o.Probe.Kind != GRPC {
 		t.Errorf("orders: ports %v probe %v", o.Ports, o.Probe)
 	}
-	// One image per group, linking only its contexts, and NATS's and the collector's.
-	if n := len(topo.Images()); n != 10 {
-		t.Errorf("%d images, want 10 (nats-server, the gateway's, seven contexts', the collector)", n)
+	// One image per group, linking only its contexts, and NATS's, the collector's and the
+	// renewer's.
+	if n := len(topo.Images()); n != 11 {
+		t.Errorf("%d images, want 11 (nats-server, the gateway's, seven contexts', the collector, the renewer)", n)
 	}
 	for _, im := range topo.Images() {
 		if im.Name == "orders" && strings.Join(im.Tags, ",") != "mitosis_group,mitosis_orders" {
@@ -399,8 +400,8 @@ func TestCollectorServesEveryArchitecture(t *testing.T) {
 	if svc.Edge != DefaultCollectorEdge || svc.Publish[CollectorHTTPPort] != "127.0.0.1:4318" || svc.Publish[CollectorGRPCPort] != "127.0.0.1:4317" {
 		t.Errorf("collector edge %q, publish %v", svc.Edge, svc.Publish)
 	}
-	if all := topo.AllArchs(); len(all) != 2 || all[0].Name != Telemetry {
-		t.Errorf("AllArchs starts with %s of %d", all[0].Name, len(all))
+	if all := topo.AllArchs(); len(all) != 3 || all[0].Name != Telemetry || all[2].Name != Renewer {
+		t.Errorf("AllArchs: %s first, %s last of %d", all[0].Name, all[len(all)-1].Name, len(all))
 	}
 	free, err := Get(Monolith, Options{Collector: "127.0.0.1:0"})
 	if err != nil {
@@ -413,7 +414,7 @@ func TestCollectorServesEveryArchitecture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := none.CollectorArch(); ok || len(none.AllArchs()) != 2 {
+	if _, ok := none.CollectorArch(); ok || len(none.AllArchs()) != 3 || none.AllArchs()[2].Name != Renewer {
 		t.Error("NoCollector still has a collector")
 	}
 	if _, err := Get(Both, Options{Collector: "no-port"}); err == nil {

@@ -458,8 +458,9 @@ The admin token is SHOP_ADMIN_TOKEN, else <state>/admin-token (generated when mi
 
 gRPC between the services runs over mutual TLS, each call authorized by the access table
 (services/bounded): up keeps the stack's CA in <state>/pki/<stack> and gives each service a
-certificate of it (spiffe://mitosis/<stack>/<service>), renewed once half its week is gone;
-see mitosis certs. --insecure turns that off, to measure what it costs, and nothing else.`,
+certificate of it (spiffe://mitosis/<stack>/<service>), renewed once half its week is gone,
+by up and, while the stack runs, by its renewer (pki/renewer, the one process that holds
+the CA); see mitosis certs. --insecure turns that off, to measure what it costs, and nothing else.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -668,8 +669,9 @@ published on 127.0.0.1), and on each NATS line the dead letters waiting there (s
 events); then, per architecture, its budget: the mode, the limits, and whether the runtime enforces
 them, checked now (a shared budget's cgroup holds the total and every process).
 Last, when the stack's certificates expire (mutual TLS between the services): the first
-to, with a WARNING once one is past half its life or expired, "run mitosis up to renew"
-(up renews them in place; the running processes read them at their next connection).
+to, with a WARNING once one is overdue for renewal (past half its life by the renewer's
+hour: pki/renewer does not run) or expired, "run mitosis up to renew" (up renews them in
+place; the running processes read them at their next connection).
 Exit code 0 when every service runs and is ready, 3 when one is not,
 4 when nothing is up.`,
 		Args: cobra.NoArgs,

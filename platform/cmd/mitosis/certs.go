@@ -19,6 +19,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
+	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
 // insecureWarning is what up --insecure prints before anything runs.
@@ -37,7 +38,8 @@ func (a *app) certsCmd() *cobra.Command {
 spiffe://mitosis/<stack>/<service>, issued by the stack's own CA and kept in
 <state>/pki/<stack> (one folder per identity: cert.pem, key.pem, ca.pem; every file mode
 0600). up makes the CA once and reuses it, and renews a certificate once half of its week
-is gone; the services read renewed files without a restart. The folder tooling holds the
+is gone; so does, while the stack runs, its renewer (the service pki/renewer, which looks
+every hour and at once on SIGHUP). The services read renewed files without a restart. The folder tooling holds the
 certificate of people's tools: it may ask health and reflection, nothing of the shop, e.g.
 
   P=<state>/pki/<stack>/tooling
@@ -150,15 +152,19 @@ so running services that have not yet read their new files still talk to those t
 each reads them at its next connection, without a restart.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ca, err := identity.RotateCA(a.pki(), a.stack)
-			if err != nil {
+			var ca *identity.CA
+			var names []string
+			err := identity.Locked(a.pki(), func() (err error) {
+				if ca, err = identity.RotateCA(a.pki(), a.stack); err != nil {
+					return err
+				}
+				if names, err = identity.Found(a.pki()); err != nil {
+					return err
+				}
+				_, err = ca.EnsureAll(names)
 				return err
-			}
-			names, err := identities(a.pki())
+			})
 			if err != nil {
-				return err
-			}
-			if _, err := ca.EnsureAll(names); err != nil {
 				return err
 			}
 			a.say("stack %s: new CA (serial %x), %d identities renewed in %s; the previous CA stays trusted until the next rotation",
@@ -169,23 +175,8 @@ each reads them at its next connection, without a restart.`,
 	return cmd
 }
 
-// identities lists the identity folders in the PKI folder pki.
-func identities(pki string) ([]string, error) {
-	entries, err := os.ReadDir(pki)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(pki, e.Name(), identity.CertFile)); e.IsDir() && err == nil {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil
-}
-
 func (a *app) showCerts() error {
-	names, err := identities(a.pki())
+	names, err := identity.Found(a.pki())
 	if err != nil {
 		if os.IsNotExist(err) {
 			a.say("stack %s has no identities yet: `mitosis up` makes them in %s", a.stack, a.pki())
@@ -206,8 +197,10 @@ func (a *app) showCerts() error {
 		switch now := time.Now(); {
 		case !now.Before(leaf.NotAfter):
 			note = "  EXPIRED: run mitosis up to renew"
+		case identity.Overdue(leaf, now):
+			note = "  renewal OVERDUE: is the renewer (" + renewerName + ") running? mitosis up renews it now"
 		case !now.Before(identity.RenewAt(leaf)):
-			note = "  past half its life: run mitosis up to renew"
+			note = "  past half its life: the renewer renews it within the hour"
 		}
 		a.say("%-40s %s  expires %s (%s)%s", src.ID(), filepath.Join(a.pki(), n), leaf.NotAfter.UTC().Format(time.RFC3339),
 			life(time.Until(leaf.NotAfter)), note)
@@ -277,9 +270,13 @@ Nothing is written: the key exists only in what is printed (and then in Secrets 
 	return cmd
 }
 
+// renewerName is how status names the stack's renewer: arch/service.
+const renewerName = topology.Renewer + "/renewer"
+
 // certificates says when the certificates in the identity folders dirs expire (the running
-// processes' and the tools'): the first to, or, with warn, those past half their life or
-// expired, which only an up renews here. Nothing for no folder (nothing up, or up insecure).
+// processes' and the tools'): the first to, or, with warn, those overdue for renewal
+// (identity.Overdue: the renewer should have renewed them) or expired. Nothing for no folder
+// (nothing up, or up insecure).
 func certificates(dirs []string, now time.Time) (lines []string, warn bool) {
 	if len(dirs) == 0 {
 		return nil, false
@@ -302,7 +299,7 @@ func certificates(dirs []string, now time.Time) (lines []string, warn bool) {
 		switch {
 		case !now.Before(leaf.NotAfter):
 			expired = append(expired, name)
-		case !now.Before(identity.RenewAt(leaf)):
+		case identity.Overdue(leaf, now):
 			due = append(due, name)
 		}
 		if first == nil || leaf.NotAfter.Before(first.NotAfter) {
@@ -313,19 +310,19 @@ func certificates(dirs []string, now time.Time) (lines []string, warn bool) {
 		return lines, warn
 	}
 	when := fmt.Sprintf("at %s (%s, %s)", first.NotAfter.UTC().Format(time.RFC3339), life(first.NotAfter.Sub(now)), firstName)
-	const renew = "run mitosis up to renew (in place: nothing restarts, each process reads its new files at its next connection)"
+	const renew = "is the renewer (" + renewerName + ") running? run mitosis up to renew (in place: nothing restarts, each process reads its new files at its next connection)"
 	switch {
 	case len(expired) > 0:
 		lines = append(lines, fmt.Sprintf("WARNING: certificates EXPIRED: %s (the first %s); every gRPC and NATS connection they make fails: %s",
 			strings.Join(expired, ", "), when, renew))
 		warn = true
 	case len(due) > 0:
-		lines = append(lines, fmt.Sprintf("WARNING: certificates past half their life: %s; the first expires %s: %s",
+		lines = append(lines, fmt.Sprintf("WARNING: certificates overdue for renewal: %s; the first expires %s: %s",
 			strings.Join(due, ", "), when, renew))
 		warn = true
 	default:
-		lines = append(lines, fmt.Sprintf("certificates: %d identities, the first expires %s; up renews each once past half its life",
-			len(dirs), when))
+		lines = append(lines, fmt.Sprintf("certificates: %d identities, the first expires %s; the renewer (%s) renews each once past half its life",
+			len(dirs), when, renewerName))
 	}
 	return lines, warn
 }

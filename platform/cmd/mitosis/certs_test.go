@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -177,9 +178,10 @@ func serverSerial(t *testing.T, pki, addr string) string {
 }
 
 // A stack left running while its certificates age: status says when they expire, warns
-// once one is past half its life ("run mitosis up to renew"), and an up with nothing else
+// once one is overdue for renewal ("run mitosis up to renew"), and an up with nothing else
 // changed renews it in place: the same processes (their PIDs) present the renewed
-// certificate on their next connection, and status has nothing more to warn of.
+// certificate on their next connection, and status has nothing more to warn of. With no up
+// at all, the stack's renewer renews it in place as well.
 func TestUpRenewsCertificatesInPlace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds images and runs a stack of processes")
@@ -224,30 +226,36 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 	}
 
 	// Aged: the group's certificate replaced by one past half its life (a minute long, and
-	// backdated), as a week-old stack's would be.
+	// backdated), as a week-old stack's would be. (The renewer, which would renew it within
+	// the hour, is not due before the test ends.)
 	ca, err := identity.OpenCA(pki, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := ca.Issue(id, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for f, b := range map[string][]byte{identity.KeyFile: keyPEM, identity.CertFile: certPEM} {
-		path := filepath.Join(group.TLSDir, f)
-		if err := os.WriteFile(path+".new", b, 0o600); err != nil {
+	var aged string
+	age := func() {
+		t.Helper()
+		certPEM, keyPEM, err := ca.Issue(id, time.Minute)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Rename(path+".new", path); err != nil {
-			t.Fatal(err)
+		for f, b := range map[string][]byte{identity.KeyFile: keyPEM, identity.CertFile: certPEM} {
+			path := filepath.Join(group.TLSDir, f)
+			if err := os.WriteFile(path+".new", b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(path+".new", path); err != nil {
+				t.Fatal(err)
+			}
 		}
+		aged = fmt.Sprintf("%x", leafOf(t, group.TLSDir).SerialNumber)
 	}
-	aged := fmt.Sprintf("%x", leafOf(t, group.TLSDir).SerialNumber)
+	age()
 	if got := serverSerial(t, pki, group.Addr); got != aged {
 		t.Errorf("the running process presents %s, its files hold %s", got, aged)
 	}
-	if out := status(); !strings.Contains(out, "WARNING: certificates past half their life: "+id) || !strings.Contains(out, "run mitosis up to renew") {
-		t.Errorf("status with a certificate past half its life:\n%s", out)
+	if out := status(); !strings.Contains(out, "WARNING: certificates overdue for renewal: "+id) || !strings.Contains(out, "run mitosis up to renew") {
+		t.Errorf("status with a certificate overdue for renewal:\n%s", out)
 	}
 
 	up()
@@ -274,6 +282,33 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 	if out := status(); strings.Contains(out, "WARNING") || !strings.Contains(out, "certificates: ") {
 		t.Errorf("status after the renewing up:\n%s", out)
 	}
+
+	// Aged again with no up to come: the stack's renewer renews it in place, at its next
+	// pass (hourly; a SIGHUP makes it look now), and the same process presents it.
+	age()
+	i := slices.IndexFunc(after, func(r stack.Status) bool { return r.Arch == topology.Renewer && r.Service == "renewer" })
+	if i < 0 || after[i].PID <= 0 || after[i].Health != stack.Ready {
+		t.Fatalf("no renewer running and ready: %+v", after)
+	}
+	if err := syscall.Kill(after[i].PID, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for serial := aged; serial == aged; serial = fmt.Sprintf("%x", leafOf(t, group.TLSDir).SerialNumber) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the renewer did not renew %s within 30 s of its SIGHUP", id)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	byRenewer := leafOf(t, group.TLSDir)
+	if got, want := serverSerial(t, pki, group.Addr), fmt.Sprintf("%x", byRenewer.SerialNumber); got != want || time.Until(byRenewer.NotAfter) < identity.LeafLifetime-time.Hour {
+		t.Errorf("after the renewer, the running process presents %s, want the renewed %s (expiring %v)", got, want, byRenewer.NotAfter)
+	}
+	for _, r := range statusRows(t, common) {
+		if r.PID != pids[r.Name] {
+			t.Errorf("%s: pid %d after the renewer's pass, %d before", r.Name, r.PID, pids[r.Name])
+		}
+	}
 }
 
 // leafOf reads the certificate in an identity folder.
@@ -291,7 +326,9 @@ func leafOf(t *testing.T, dir string) *x509.Certificate {
 }
 
 // What status says of a stack's certificates at points of their life: when the first
-// expires; a warning to run up once one is past half its life; louder once one expired.
+// expires, also once one is past half its life and due (the renewer's next pass renews it);
+// a warning to run up once one is overdue (the renewer should have renewed it); louder once
+// one expired.
 func TestCertificatesLine(t *testing.T) {
 	pki := t.TempDir()
 	ca, err := identity.OpenCA(pki, "hc-life")
@@ -310,7 +347,8 @@ func TestCertificatesLine(t *testing.T) {
 		want string
 	}{
 		{now, false, "certificates: 2 identities, the first expires at "},
-		{now.Add(identity.LeafLifetime / 2), true, "WARNING: certificates past half their life: cart, gateway; the first expires at "},
+		{now.Add(identity.LeafLifetime/2 + identity.RenewEvery/2), false, "certificates: 2 identities, the first expires at "},
+		{now.Add(identity.LeafLifetime/2 + identity.RenewEvery), true, "WARNING: certificates overdue for renewal: cart, gateway; the first expires at "},
 		{now.Add(identity.LeafLifetime + time.Hour), true, "WARNING: certificates EXPIRED: cart, gateway (the first at "},
 	} {
 		lines, warn := certificates(list, tc.at)

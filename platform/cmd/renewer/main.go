@@ -1,0 +1,164 @@
+// Command renewer keeps a running stack's certificates from expiring: it holds the stack's
+// CA (the PKI folder, which only it and the mitosis CLI read) and, every -every and on
+// SIGHUP, gives every identity of the folder whose certificate is past half its life a new
+// one (identity.CA.EnsureFound); the services read renewed files at their next connection,
+// without a restart. `mitosis up` renews them too, but a stack left up for more than a
+// week with no up would otherwise see every new connection refused. It is what cert-manager
+// is in a cluster, where the deploy targets leave it out.
+//
+//	-pki    RENEWER_PKI_DIR  the stack's PKI folder (required)
+//	-stack  RENEWER_STACK    the stack's name, which its CA's certificates carry (required)
+//	-addr   RENEWER_ADDR     where /healthz answers (default 127.0.0.1:9470): 200 while the
+//	                         last pass renewed everything due, else 503 saying what failed
+//	-every  RENEWER_EVERY    how often it looks (default identity.RenewEvery, an hour: a
+//	                         certificate is due for half of its week)
+//	-metrics RENEWER_METRICS_ADDR  where Prometheus scrapes /metrics: the Go runtime's, the
+//	                         process's, and each identity's expiry (metrics.go); "": nowhere
+//
+// It reloads the CA on every pass, so a `mitosis certs rotate` is followed at once, and takes
+// the folder's lock (identity.Locked) like every other writer of it.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mitosis-dev/mitosis/platform/identity"
+)
+
+// version is stamped by the build from git (-X main.version=...: the Makefile, the image build).
+var version = "dev"
+
+func main() {
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("service", "renewer", "version", version)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, logger); err != nil {
+		logger.Error("renewer stopped", "err", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, logger *slog.Logger) error {
+	fs := flag.NewFlagSet("renewer", flag.ContinueOnError)
+	pki := fs.String("pki", getenv("RENEWER_PKI_DIR"), "the stack's PKI folder")
+	stackName := fs.String("stack", getenv("RENEWER_STACK"), "the stack's name")
+	addr := fs.String("addr", envOr(getenv, "RENEWER_ADDR", "127.0.0.1:9470"), "where /healthz answers")
+	every := fs.Duration("every", identity.RenewEvery, "how often to look for certificates due [RENEWER_EVERY]")
+	metricsAddr := fs.String("metrics", getenv("RENEWER_METRICS_ADDR"), "where Prometheus scrapes /metrics; empty: nowhere")
+	if v := getenv("RENEWER_EVERY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("RENEWER_EVERY=%q: want a positive duration", v)
+		}
+		*every = d
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *pki == "" || *stackName == "" || *every <= 0 {
+		return errors.New("-pki and -stack are required, and -every must be positive")
+	}
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("-addr: %w", err)
+	}
+	stopMetrics, err := serveMetrics(ctx, *metricsAddr, *pki)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopMetrics()
+	r := &renewer{pki: *pki, stack: *stackName, logger: logger}
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	tick := time.NewTicker(*every)
+	defer tick.Stop()
+	for {
+		r.pass()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-hup:
+		}
+	}
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// renewer renews the identities of one PKI folder and says how its last pass went.
+type renewer struct {
+	pki, stack string
+	logger     *slog.Logger
+
+	mu   sync.Mutex
+	last passResult
+}
+
+// passResult is what /healthz says of the last pass.
+type passResult struct {
+	At      time.Time `json:"at"`
+	Renewed []string  `json:"renewed,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// pass renews what is due, holding the folder's lock.
+func (r *renewer) pass() {
+	var renewed []string
+	err := identity.Locked(r.pki, func() error {
+		ca, err := identity.LoadCA(r.pki, r.stack)
+		if err != nil {
+			return err
+		}
+		renewed, err = ca.EnsureFound()
+		return err
+	})
+	res := passResult{At: time.Now().UTC(), Renewed: renewed}
+	if err != nil {
+		res.Error = err.Error()
+		r.logger.Error("renew", "err", err, "renewed", renewed)
+	} else if len(renewed) > 0 {
+		r.logger.Info("renewed", "identities", renewed)
+	}
+	r.mu.Lock()
+	r.last = res
+	r.mu.Unlock()
+}
+
+func (r *renewer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path != "/healthz" || req.Method != http.MethodGet {
+		http.NotFound(w, req)
+		return
+	}
+	r.mu.Lock()
+	res := r.last
+	r.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if res.At.IsZero() || res.Error != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(res)
+}
