@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/identity/identitytest"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
@@ -248,7 +248,7 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		aged = fmt.Sprintf("%x", leafOf(t, group.TLSDir).SerialNumber)
+		aged = fmt.Sprintf("%x", identitytest.Leaf(t, group.TLSDir).SerialNumber)
 	}
 	age()
 	if got := serverSerial(t, pki, group.Addr); got != aged {
@@ -259,7 +259,7 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 	}
 
 	up()
-	renewed := leafOf(t, group.TLSDir)
+	renewed := identitytest.Leaf(t, group.TLSDir)
 	if serial := fmt.Sprintf("%x", renewed.SerialNumber); serial == aged || time.Until(renewed.NotAfter) < identity.LeafLifetime-time.Hour {
 		t.Errorf("up kept the aged certificate, or made one that expires at %v", renewed.NotAfter)
 	}
@@ -294,13 +294,13 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for serial := aged; serial == aged; serial = fmt.Sprintf("%x", leafOf(t, group.TLSDir).SerialNumber) {
+	for serial := aged; serial == aged; serial = fmt.Sprintf("%x", identitytest.Leaf(t, group.TLSDir).SerialNumber) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the renewer did not renew %s within 30 s of its SIGHUP", id)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	byRenewer := leafOf(t, group.TLSDir)
+	byRenewer := identitytest.Leaf(t, group.TLSDir)
 	if got, want := serverSerial(t, pki, group.Addr), fmt.Sprintf("%x", byRenewer.SerialNumber); got != want || time.Until(byRenewer.NotAfter) < identity.LeafLifetime-time.Hour {
 		t.Errorf("after the renewer, the running process presents %s, want the renewed %s (expiring %v)", got, want, byRenewer.NotAfter)
 	}
@@ -309,20 +309,6 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 			t.Errorf("%s: pid %d after the renewer's pass, %d before", r.Name, r.PID, pids[r.Name])
 		}
 	}
-}
-
-// leafOf reads the certificate in an identity folder.
-func leafOf(t *testing.T, dir string) *x509.Certificate {
-	t.Helper()
-	src, err := identity.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := src.Leaf()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // What status says of a stack's certificates at points of their life: when the first

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,30 +15,17 @@ import (
 	"time"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/identity/identitytest"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/telemetry/telemetrytest"
 )
 
 const testStack = "rn-test"
 
-// leaf is the certificate in an identity folder.
-func leaf(t *testing.T, dir string) *x509.Certificate {
-	t.Helper()
-	src, err := identity.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := src.Leaf()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // serial is the serial number of the certificate in an identity folder.
 func serial(t *testing.T, dir string) string {
 	t.Helper()
-	return fmt.Sprintf("%x", leaf(t, dir).SerialNumber)
+	return fmt.Sprintf("%x", identitytest.Leaf(t, dir).SerialNumber)
 }
 
 // age replaces the certificate of service by one past half its life, as a week-old stack's.
@@ -131,7 +117,7 @@ func TestRenewsWhatIsDue(t *testing.T) {
 	families := telemetrytest.Scrape(t, metrics)
 	for _, id := range []string{"cart", "orders", identity.Tooling} {
 		got, ok := families.Sum("mitosis_certificate_expiry_seconds", map[string]string{"identity": id})
-		if want := leaf(t, ca.Dir(id)).NotAfter.Unix(); !ok || int64(got) != want {
+		if want := identitytest.Leaf(t, ca.Dir(id)).NotAfter.Unix(); !ok || int64(got) != want {
 			t.Errorf("%s's expiry on /metrics: %v (found %v), want %d", id, got, ok, want)
 		}
 	}

@@ -1,9 +1,10 @@
 // Package identitytest holds what tests share about identities (package identity): the PEM
-// variables that carry an identity folder, as an ECS task's secrets fill them. For tests
-// only.
+// variables that carry an identity folder, as an ECS task's secrets fill them, and the
+// certificate a folder holds. For tests only.
 package identitytest
 
 import (
+	"crypto/x509"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,4 +25,18 @@ func PEMVars(t *testing.T, env identity.Env, dir string) map[string]string {
 		out[env.PEMVars()[i]] = string(b)
 	}
 	return out
+}
+
+// Leaf is the certificate in the identity folder dir.
+func Leaf(t *testing.T, dir string) *x509.Certificate {
+	t.Helper()
+	src, err := identity.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := src.Leaf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
