@@ -51,7 +51,7 @@ func BuildImages(ctx context.Context, rt *podmanrt.Runtime, opts ImagesOptions) 
 	for _, f := range files {
 		names = append(names, f.Name)
 	}
-	topo, err := topology.Get(strings.Join(names, ","), topology.Options{Dir: dir, Collector: topology.NoCollector})
+	topo, err := topology.Get(strings.Join(names, ","), topology.Options{Dir: dir, Collector: topology.NoCollector, NoRenewer: true}) // its stacks run architectures alone
 	if err != nil {
 		return nil, rep, err
 	}
