@@ -851,8 +851,8 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 // appSpec is the spec of the app container of the pod d. Its identity is the folder
 // mounted, not its files one by one: a renewal renames new files into the folder (platform/
 // identity), which a bind mount of the folder shows at once, where one of a file would go on
-// showing the file it was made with (the inode the old name had). So up renews a running
-// pod's certificate without remaking it, and the process reads it at its next handshake.
+// showing the file it was made with (the inode the old name had). So up and the renewer renew a
+// running pod's certificate without remaking it; the process reads it at its next handshake.
 func appSpec(d desired, labels map[string]string) *specgen.SpecGenerator {
 	s := specgen.NewSpecGenerator(d.Image, false)
 	s.Name = containerName(d.Pod)

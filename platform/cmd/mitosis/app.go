@@ -757,7 +757,7 @@ Exit code 0 when every service runs and is ready, 3 when one is not,
 				}
 			}
 			// When the certificates expire: a stack left running past that fails every
-			// gRPC and NATS connection it makes, and only an up renews them here.
+			// gRPC and NATS connection it makes; the renewer renews them before, up too.
 			var dirs []string
 			for _, r := range rows {
 				if r.TLSDir != "" && !slices.Contains(dirs, r.TLSDir) {
