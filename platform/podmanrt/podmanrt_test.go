@@ -446,8 +446,8 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("down in %s: %s", time.Since(start).Round(time.Millisecond), removed)
-	if removed.Pods != 2 || removed.Networks != 1 || removed.Volumes != 0 {
-		t.Errorf("removed %s, want 2 pods, 1 network and the volume kept", removed)
+	if removed.Pods != 3 || removed.Networks != 2 || removed.Volumes != 0 {
+		t.Errorf("removed %s, want 3 pods and 2 networks (the renewer's too), and the volume kept", removed)
 	}
 	if removed, err = rt.Down(ctx, stack.DownOptions{Volumes: true}); err != nil || removed.Volumes != 1 || removed.Pods != 0 {
 		t.Errorf("down with volumes: removed %s (%v), want the volume only", removed, err)
@@ -675,11 +675,11 @@ func TestBothArchitecturesSideBySide(t *testing.T) {
 		t.Errorf("the collector after the monolith's down: GET /healthz %d", code)
 	}
 
-	// Down of the last architecture: the collector goes with it, in the same pass.
+	// Down of the last architecture: the collector and the renewer go with it, in the same pass.
 	start = time.Now()
 	removed, err = rt.Down(ctx, stack.DownOptions{Archs: []string{topology.Services}, Volumes: true})
-	if err != nil || removed.Pods != 10 || removed.Networks != 2 {
-		t.Fatalf("down of the services: removed %s (%v), want their 9 pods and the collector's, and both networks", removed, err)
+	if err != nil || removed.Pods != 11 || removed.Networks != 3 {
+		t.Fatalf("down of the services: removed %s (%v), want their 9 pods, the collector's and the renewer's, and their 3 networks", removed, err)
 	}
 	t.Logf("down of the services and the collector in %s: %s", time.Since(start).Round(time.Millisecond), removed)
 	if sts, err := rt.Status(ctx); err != nil || len(sts) != 0 {

@@ -30,6 +30,7 @@ import (
 	spec "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/mitosis-dev/mitosis/platform/cgroup"
+	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -384,6 +385,11 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 	if err != nil {
 		return err
 	}
+	if slices.ContainsFunc(stack.Archs(t, opts), func(a topology.Arch) bool { return a.Name == topology.Renewer }) {
+		if err := giveCAToRenewer(opts.PKI, r.stack); err != nil {
+			return err
+		}
+	}
 	// The NATS users (none when insecure), their file read by the NATS pods' user.
 	var users natsauth.Creds
 	if !opts.Insecure {
@@ -445,6 +451,19 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		errs = append(errs, fmt.Errorf("the collector in the networks of the architectures up that this up does not name: %w", rejoinErr))
 	}
 	return errors.Join(errs...)
+}
+
+// giveCAToRenewer gives the CA's files and the tools' folder to the pods' user: the renewer's
+// pod, which mounts the PKI folder, renews every identity of it from the CA as that user.
+// Root, which runs this runtime and the CLI, still reads them.
+func giveCAToRenewer(pki, stackName string) error {
+	return identity.Locked(pki, func() error {
+		ca, err := identity.LoadCA(pki, stackName)
+		if err != nil {
+			return err
+		}
+		return errors.Join(ca.ChownCA(imagebuild.UID, imagebuild.UID), ca.Chown(identity.Tooling, imagebuild.UID, imagebuild.UID))
+	})
 }
 
 // rejoinCollector joins the collector to the networks of the stack's architectures that t

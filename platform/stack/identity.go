@@ -22,9 +22,8 @@ var ErrNoPKI = errors.New("no PKI folder for the stack's identities (UpOptions.P
 // certificate past half its life is renewed; processes read it again without a restart.
 // Nothing for an insecure up.
 //
-// owner, when not nil, is the user and group every identity's folder and the CA's are given
-// to (a container's user: the services read theirs, the renewer renews them all from the
-// CA; the caller, root under rootful Podman, still reads them).
+// owner, when not nil, is the user and group the services' folders are given to (a
+// container's user); the tools' stay the caller's.
 func Identities(name string, t topology.Topology, opts UpOptions, owner *[2]int) (map[string]string, error) {
 	if opts.Insecure {
 		return map[string]string{}, nil
@@ -42,11 +41,7 @@ func Identities(name string, t topology.Topology, opts UpOptions, owner *[2]int)
 			return err
 		}
 		if owner != nil {
-			// The renewer, in a container as that user, reads the CA.
-			if err := ca.ChownCA(owner[0], owner[1]); err != nil {
-				return err
-			}
-			for _, id := range append(t.Identities(), identity.Tooling) {
+			for _, id := range t.Identities() {
 				if err := ca.Chown(id, owner[0], owner[1]); err != nil {
 					return err
 				}

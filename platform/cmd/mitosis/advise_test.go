@@ -279,8 +279,8 @@ func TestVerifyAdviceOnAProcessStack(t *testing.T) {
 	before := stackStatus(t, common)
 	bins := filepath.Join(state, "run", "bin") // where the process runtime runs the images' binaries from
 	pidsBefore := runningFrom(t, bins)
-	if len(before) != 2 || len(pidsBefore) != 2 {
-		t.Fatalf("the monolith's stack: %+v, processes %v; want the monolith and its NATS", before, pidsBefore)
+	if len(before) != 3 || len(pidsBefore) != 3 {
+		t.Fatalf("the monolith's stack: %+v, processes %v; want the monolith, its NATS and the stack's renewer", before, pidsBefore)
 	}
 	t.Logf("the monolith up after %s", time.Since(start).Round(time.Millisecond))
 

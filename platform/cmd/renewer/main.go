@@ -15,6 +15,8 @@
 //	-metrics RENEWER_METRICS_ADDR  where Prometheus scrapes /metrics: the Go runtime's, the
 //	                         process's, and each identity's expiry (metrics.go); "": nowhere
 //
+// -version prints the version and exits.
+//
 // It reloads the CA on every pass, so a `mitosis certs rotate` is followed at once, and takes
 // the folder's lock (identity.Locked) like every other writer of it.
 package main
@@ -58,6 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	addr := fs.String("addr", envOr(getenv, "RENEWER_ADDR", "127.0.0.1:9470"), "where /healthz answers")
 	every := fs.Duration("every", identity.RenewEvery, "how often to look for certificates due [RENEWER_EVERY]")
 	metricsAddr := fs.String("metrics", getenv("RENEWER_METRICS_ADDR"), "where Prometheus scrapes /metrics; empty: nowhere")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if v := getenv("RENEWER_EVERY"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
@@ -67,6 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version)
+		return nil
 	}
 	if *pki == "" || *stackName == "" || *every <= 0 {
 		return errors.New("-pki and -stack are required, and -every must be positive")
