@@ -28,6 +28,6 @@ func Locked(dir string, fn func() error) error {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("PKI folder lock: %w", err)
 	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing unlocks too
-	return fn()
+	return fn() // the deferred close unlocks
+
 }

@@ -289,7 +289,7 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 		}
 	}
 	aged := certificates(t, opts.PKI)[filepath.Join(ca.Dir("monolith"), identity.CertFile)]
-	renewerApp := stack.ObjectName(name, topology.Renewer, "renewer") + "-app"
+	renewerApp := stack.ObjectName(name, topology.Renewer, topology.RenewerService) + "-app"
 	if err := containers.Kill(conn, renewerApp, new(containers.KillOptions).WithSignal("SIGHUP")); err != nil {
 		t.Fatalf("SIGHUP to the renewer: %v", err)
 	}

@@ -2,8 +2,12 @@ package topology
 
 import "strconv"
 
-// Renewer is the architecture name runtimes give the renewer (RenewerArch).
-const Renewer = "pki"
+// Renewer is the architecture name runtimes give the renewer (RenewerArch), and
+// RenewerService the renewer's service, its image's name too.
+const (
+	Renewer        = "pki"
+	RenewerService = "renewer"
+)
 
 // RenewerPort is where the renewer's /healthz answers.
 const RenewerPort = 9470
@@ -12,13 +16,13 @@ const RenewerPort = 9470
 const PKIMount = "/pki"
 
 // renewer is the stack's certificate renewer (platform/cmd/renewer): it holds the CA and
-// renews, every identity.RenewEvery, each certificate past half its week, so that a stack left running does
-// not see them expire. It stands outside every budget, like the collector, and needs no
-// network but its probe's: it reads and writes files.
+// renews, every identity.RenewEvery, each certificate past half its week, so that a stack
+// left running does not see them expire. It stands outside every budget, like the
+// collector, and needs no network but its probe's: it reads and writes files.
 func renewer() Service {
 	return Service{
-		Name:    "renewer",
-		Image:   "renewer",
+		Name:    RenewerService,
+		Image:   RenewerService,
 		Package: "./platform/cmd/renewer",
 		Ports:   []int{RenewerPort, MetricsPort},
 		Args: []string{"-pki", "{{pki}}", "-stack", "{{stack}}", "-addr", "{{listen}}",
@@ -31,8 +35,8 @@ func renewer() Service {
 	}
 }
 
-// RenewerArch is the renewer as an architecture of its own, which local runtimes start
-// before the others when the stack runs secure; false when the topology has no renewer.
+// RenewerArch is the renewer as an architecture of its own, which local runtimes start after
+// the others when the stack runs secure (AllArchs); false when the topology has no renewer.
 func (t Topology) RenewerArch() (Arch, bool) {
 	if t.Renewer == nil {
 		return Arch{}, false

@@ -39,8 +39,9 @@ spiffe://mitosis/<stack>/<service>, issued by the stack's own CA and kept in
 <state>/pki/<stack> (one folder per identity: cert.pem, key.pem, ca.pem; every file mode
 0600). up makes the CA once and reuses it, and renews a certificate once half of its week
 is gone; so does, while the stack runs, its renewer (the service pki/renewer, which looks
-every hour and at once on SIGHUP). The services read renewed files without a restart. The folder tooling holds the
-certificate of people's tools: it may ask health and reflection, nothing of the shop, e.g.
+every hour and at once on SIGHUP). The services read renewed files without a restart. The
+folder tooling holds the certificate of people's tools: it may ask health and reflection,
+nothing of the shop, e.g.
 
   P=<state>/pki/<stack>/tooling
   grpcurl -cacert $P/ca.pem -cert $P/cert.pem -key $P/key.pem \
@@ -250,7 +251,11 @@ Nothing is written: the key exists only in what is printed (and then in Secrets 
 			if err := (identity.ID{Stack: a.stack, Service: args[0]}).Check(); err != nil {
 				return usageError{err}
 			}
-			ca, err := identity.OpenCA(a.pki(), a.stack)
+			var ca *identity.CA
+			err = identity.Locked(a.pki(), func() (err error) { // it makes the CA when there is none
+				ca, err = identity.OpenCA(a.pki(), a.stack)
+				return err
+			})
 			if err != nil {
 				return err
 			}
@@ -271,7 +276,7 @@ Nothing is written: the key exists only in what is printed (and then in Secrets 
 }
 
 // renewerName is how status names the stack's renewer: arch/service.
-const renewerName = topology.Renewer + "/renewer"
+const renewerName = topology.Renewer + "/" + topology.RenewerService
 
 // certificates says when the certificates in the identity folders dirs expire (the running
 // processes' and the tools'): the first to, or, with warn, those overdue for renewal

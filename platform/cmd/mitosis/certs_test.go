@@ -286,7 +286,7 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 	// Aged again with no up to come: the stack's renewer renews it in place, at its next
 	// pass (hourly; a SIGHUP makes it look now), and the same process presents it.
 	age()
-	i := slices.IndexFunc(after, func(r stack.Status) bool { return r.Arch == topology.Renewer && r.Service == "renewer" })
+	i := slices.IndexFunc(after, func(r stack.Status) bool { return r.Arch == topology.Renewer && r.Service == topology.RenewerService })
 	if i < 0 || after[i].PID <= 0 || after[i].Health != stack.Ready {
 		t.Fatalf("no renewer running and ready: %+v", after)
 	}

@@ -8,10 +8,12 @@
 //
 //	-pki    RENEWER_PKI_DIR  the stack's PKI folder (required)
 //	-stack  RENEWER_STACK    the stack's name, which its CA's certificates carry (required)
-//	-addr   RENEWER_ADDR     where /healthz answers (default 127.0.0.1:9470): 200 while the
-//	                         last pass renewed everything due, else 503 saying what failed
+//	-addr   RENEWER_ADDR     where /healthz answers (required; the topology gives its port):
+//	                         200 while the last pass renewed everything due, else 503
+//	                         saying what failed
 //	-every  RENEWER_EVERY    how often it looks (default identity.RenewEvery, an hour: a
-//	                         certificate is due for half of its week)
+//	                         certificate is due for half of its week); after a pass that
+//	                         failed, it tries again within a minute
 //	-metrics RENEWER_METRICS_ADDR  where Prometheus scrapes /metrics: the Go runtime's, the
 //	                         process's, and each identity's expiry (metrics.go); "": nowhere
 //
@@ -57,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	fs := flag.NewFlagSet("renewer", flag.ContinueOnError)
 	pki := fs.String("pki", getenv("RENEWER_PKI_DIR"), "the stack's PKI folder")
 	stackName := fs.String("stack", getenv("RENEWER_STACK"), "the stack's name")
-	addr := fs.String("addr", envOr(getenv, "RENEWER_ADDR", "127.0.0.1:9470"), "where /healthz answers")
+	addr := fs.String("addr", getenv("RENEWER_ADDR"), "where /healthz answers")
 	every := fs.Duration("every", identity.RenewEvery, "how often to look for certificates due [RENEWER_EVERY]")
 	metricsAddr := fs.String("metrics", getenv("RENEWER_METRICS_ADDR"), "where Prometheus scrapes /metrics; empty: nowhere")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -75,8 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 		fmt.Println(version)
 		return nil
 	}
-	if *pki == "" || *stackName == "" || *every <= 0 {
-		return errors.New("-pki and -stack are required, and -every must be positive")
+	if *pki == "" || *stackName == "" || *addr == "" || *every <= 0 {
+		return errors.New("-pki, -stack and -addr are required, and -every must be positive")
 	}
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -96,25 +98,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	tick := time.NewTicker(*every)
-	defer tick.Stop()
 	for {
-		r.pass()
+		// A failed pass (a file it could not write, the CA being rotated) is tried again
+		// soon: until one passes, /healthz says unready and nothing else would act.
+		wait := *every
+		if !r.pass() {
+			wait = min(wait, retryAfter)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-time.After(wait):
 		case <-hup:
 		}
 	}
 }
 
-func envOr(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
-}
+// retryAfter is how soon a pass that failed is tried again.
+const retryAfter = time.Minute
 
 // renewer renews the identities of one PKI folder and says how its last pass went.
 type renewer struct {
@@ -132,8 +133,8 @@ type passResult struct {
 	Error   string    `json:"error,omitempty"`
 }
 
-// pass renews what is due, holding the folder's lock.
-func (r *renewer) pass() {
+// pass renews what is due, holding the folder's lock, and says whether all went well.
+func (r *renewer) pass() bool {
 	var renewed []string
 	err := identity.Locked(r.pki, func() error {
 		ca, err := identity.LoadCA(r.pki, r.stack)
@@ -153,6 +154,7 @@ func (r *renewer) pass() {
 	r.mu.Lock()
 	r.last = res
 	r.mu.Unlock()
+	return err == nil
 }
 
 func (r *renewer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
