@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"io/fs"
@@ -275,6 +276,59 @@ func TestLoadMissing(t *testing.T) {
 	if _, err := identity.Load(t.TempDir()); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load of an empty folder: %v", err)
 	}
+}
+
+// A process started while a renewal is between its two writes (the new key beside the old
+// certificate) waits for the second rather than failing; the same files left so, no
+// longer young, fail at once.
+func TestLoadWaitsForARenewalInProgress(t *testing.T) {
+	ca, dirs := pki(t, "ht-a", "catalog")
+	dir := dirs["catalog"]
+	certPEM, keyPEM, err := ca.Issue("catalog", identity.LeafLifetime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace(t, filepath.Join(dir, identity.KeyFile), keyPEM)
+	written := make(chan error, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		written <- os.WriteFile(filepath.Join(dir, identity.CertFile), certPEM, 0o600)
+	}()
+	s, err := identity.Load(dir)
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("Load during a renewal: %v", err)
+	}
+	if got, want := leafOf(t, dir).SerialNumber, mustLeaf(t, s).SerialNumber; got.Cmp(want) != 0 {
+		t.Errorf("Load took serial %x, the renewed files hold %x", want, got)
+	}
+
+	// A key that matches no certificate, written an hour ago: nothing is in progress.
+	_, otherKey, err := ca.Issue("catalog", identity.LeafLifetime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace(t, filepath.Join(dir, identity.KeyFile), otherKey)
+	old := time.Now().Add(-time.Hour)
+	for _, f := range []string{identity.CertFile, identity.KeyFile, identity.CAFile} {
+		if err := os.Chtimes(filepath.Join(dir, f), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := identity.Load(dir); err == nil || !strings.Contains(err.Error(), "private key does not match") {
+		t.Errorf("Load of a mismatched key and certificate: %v, want the mismatch", err)
+	}
+}
+
+func mustLeaf(t *testing.T, s *identity.Source) *x509.Certificate {
+	t.Helper()
+	c, err := s.Leaf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func read(t *testing.T, path string) string {

@@ -53,16 +53,30 @@ type stamp struct {
 // the same size within one tick leave the same stamp (git's "racily clean" files).
 const freshness = 2 * time.Second
 
-// Load reads the identity in dir.
+// Load reads the identity in dir. Files that are not a whole identity while one of them is
+// younger than freshness are read again until they are or it is not: a renewal (the key
+// renamed into place, then the certificate) caught between its two writes is waited for, so
+// a process or a tool that starts then does not fail for it.
 func Load(dir string) (*Source, error) {
 	s := &Source{dir: dir}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.refresh(); err != nil {
-		return nil, err
+	deadline := time.Now().Add(freshness)
+	for {
+		err := s.refresh()
+		if err == nil {
+			return s, nil
+		}
+		if !s.fresh || time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(loadRetry)
 	}
-	return s, nil
 }
+
+// loadRetry is how long Load waits before it reads young, unwhole files again: a renewal's
+// second write follows its first within milliseconds.
+const loadRetry = 20 * time.Millisecond
 
 // SetLogger makes s tell l when it reads renewed files, or keeps the last good ones because
 // the new ones cannot be read; slog.Default() until then.
