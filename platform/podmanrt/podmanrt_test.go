@@ -29,6 +29,7 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/volumes"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/identity/identitytest"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -275,19 +276,7 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := ca.Issue("monolith", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for f, b := range map[string][]byte{identity.KeyFile: keyPEM, identity.CertFile: certPEM} {
-		path := filepath.Join(ca.Dir("monolith"), f)
-		if err := os.WriteFile(path+".new", b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := errors.Join(os.Chown(path+".new", imagebuild.UID, imagebuild.UID), os.Rename(path+".new", path)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	identitytest.Age(t, ca, "monolith")
 	aged := certificates(t, opts.PKI)[filepath.Join(ca.Dir("monolith"), identity.CertFile)]
 	renewerApp := stack.ObjectName(name, topology.Renewer, topology.RenewerService) + "-app"
 	if err := containers.Kill(conn, renewerApp, new(containers.KillOptions).WithSignal("SIGHUP")); err != nil {

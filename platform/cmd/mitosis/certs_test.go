@@ -232,25 +232,7 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var aged string
-	age := func() {
-		t.Helper()
-		certPEM, keyPEM, err := ca.Issue(id, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for f, b := range map[string][]byte{identity.KeyFile: keyPEM, identity.CertFile: certPEM} {
-			path := filepath.Join(group.TLSDir, f)
-			if err := os.WriteFile(path+".new", b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(path+".new", path); err != nil {
-				t.Fatal(err)
-			}
-		}
-		aged = fmt.Sprintf("%x", identitytest.Leaf(t, group.TLSDir).SerialNumber)
-	}
-	age()
+	aged := identitytest.Age(t, ca, id)
 	if got := serverSerial(t, pki, group.Addr); got != aged {
 		t.Errorf("the running process presents %s, its files hold %s", got, aged)
 	}
@@ -285,7 +267,7 @@ func TestUpRenewsCertificatesInPlace(t *testing.T) {
 
 	// Aged again with no up to come: the stack's renewer renews it in place, at its next
 	// pass (hourly; a SIGHUP makes it look now), and the same process presents it.
-	age()
+	aged = identitytest.Age(t, ca, id)
 	i := slices.IndexFunc(after, func(r stack.Status) bool { return r.Arch == topology.Renewer && r.Service == topology.RenewerService })
 	if i < 0 || after[i].PID <= 0 || after[i].Health != stack.Ready {
 		t.Fatalf("no renewer running and ready: %+v", after)

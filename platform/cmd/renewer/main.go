@@ -12,8 +12,10 @@
 //	                         200 while the last pass renewed everything due, else 503
 //	                         saying what failed
 //	-every  RENEWER_EVERY    how often it looks (default identity.RenewEvery, an hour: a
-//	                         certificate is due for half of its week); after a pass that
-//	                         failed, it tries again within a minute
+//	                         certificate is due for half of its week)
+//	-retry                   how soon it tries again after a pass that failed (default a
+//	                         minute, or -every if shorter): until one passes, /healthz says
+//	                         unready and nothing else would act
 //	-metrics RENEWER_METRICS_ADDR  where Prometheus scrapes /metrics: the Go runtime's, the
 //	                         process's, and each identity's expiry (metrics.go); "": nowhere
 //
@@ -61,6 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	stackName := fs.String("stack", getenv("RENEWER_STACK"), "the stack's name")
 	addr := fs.String("addr", getenv("RENEWER_ADDR"), "where /healthz answers")
 	every := fs.Duration("every", identity.RenewEvery, "how often to look for certificates due [RENEWER_EVERY]")
+	retry := fs.Duration("retry", time.Minute, "how soon to try again after a pass that failed")
 	metricsAddr := fs.String("metrics", getenv("RENEWER_METRICS_ADDR"), "where Prometheus scrapes /metrics; empty: nowhere")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if v := getenv("RENEWER_EVERY"); v != "" {
@@ -77,9 +80,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 		fmt.Println(version)
 		return nil
 	}
-	if *pki == "" || *stackName == "" || *addr == "" || *every <= 0 {
-		return errors.New("-pki, -stack and -addr are required, and -every must be positive")
+	if *pki == "" || *stackName == "" || *addr == "" || *every <= 0 || *retry <= 0 {
+		return errors.New("-pki, -stack and -addr are required, and -every and -retry must be positive")
 	}
+	// Before anything that takes time: a SIGHUP's default is to end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("-addr: %w", err)
@@ -95,15 +102,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Close()
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		// A failed pass (a file it could not write, the CA being rotated) is tried again
 		// soon: until one passes, /healthz says unready and nothing else would act.
 		wait := *every
 		if !r.pass() {
-			wait = min(wait, retryAfter)
+			wait = min(wait, *retry)
 		}
 		select {
 		case <-ctx.Done():
@@ -113,9 +117,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 		}
 	}
 }
-
-// retryAfter is how soon a pass that failed is tried again.
-const retryAfter = time.Minute
 
 // renewer renews the identities of one PKI folder and says how its last pass went.
 type renewer struct {

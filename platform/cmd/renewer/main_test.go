@@ -28,20 +28,6 @@ func serial(t *testing.T, dir string) string {
 	return fmt.Sprintf("%x", identitytest.Leaf(t, dir).SerialNumber)
 }
 
-// age replaces the certificate of service by one past half its life, as a week-old stack's.
-func age(t *testing.T, ca *identity.CA, service string) {
-	t.Helper()
-	certPEM, keyPEM, err := ca.Issue(service, time.Minute) // backdated: half its life is gone
-	if err != nil {
-		t.Fatal(err)
-	}
-	for f, b := range map[string][]byte{identity.KeyFile: keyPEM, identity.CertFile: certPEM} {
-		if err := os.WriteFile(filepath.Join(ca.Dir(service), f), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // health is what /healthz at addr answers: its status and its last pass; 0 until it listens.
 func health(t *testing.T, addr string) (int, passResult) {
 	t.Helper()
@@ -79,8 +65,8 @@ func TestRenewsWhatIsDue(t *testing.T) {
 	if _, err := ca.EnsureAll([]string{"cart", "orders", identity.Tooling}); err != nil {
 		t.Fatal(err)
 	}
-	age(t, ca, "cart")
-	age(t, ca, identity.Tooling)
+	identitytest.Age(t, ca, "cart")
+	identitytest.Age(t, ca, identity.Tooling)
 	before := map[string]string{}
 	for _, id := range []string{"cart", "orders", identity.Tooling} {
 		before[id] = serial(t, ca.Dir(id))
@@ -123,7 +109,7 @@ func TestRenewsWhatIsDue(t *testing.T) {
 	}
 
 	// Aged again while it waits its hour: a SIGHUP makes it look now.
-	age(t, ca, "orders")
+	identitytest.Age(t, ca, "orders")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -138,14 +124,14 @@ func TestRenewsWhatIsDue(t *testing.T) {
 }
 
 // With nothing it may renew (no CA in its folder: it never makes one), it is unhealthy and
-// says why.
+// says why; it tries again -retry later, not -every, and is healthy once a pass goes well.
 func TestUnhealthyWithoutACA(t *testing.T) {
 	pki := t.TempDir()
 	addr := stacktest.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-pki", pki, "-stack", testStack, "-addr", addr}, func(string) string { return "" }, slog.New(slog.DiscardHandler))
+		done <- run(ctx, []string{"-pki", pki, "-stack", testStack, "-addr", addr, "-retry", "200ms"}, func(string) string { return "" }, slog.New(slog.DiscardHandler))
 	}()
 	defer func() { cancel(); <-done }()
 	waitFor(t, "a first pass", func() bool { _, res := health(t, addr); return !res.At.IsZero() })
@@ -155,6 +141,26 @@ func TestUnhealthyWithoutACA(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(pki, identity.CAFile)); err == nil {
 		t.Error("the renewer made a CA")
 	}
+	// The CA made (an up) with a certificate due: the next try, well before the hour,
+	// renews it.
+	err := identity.Locked(pki, func() error {
+		ca, err := identity.OpenCA(pki, testStack)
+		if err != nil {
+			return err
+		}
+		if _, err := ca.Ensure("cart"); err != nil {
+			return err
+		}
+		identitytest.Age(t, ca, "cart")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "healthy again after a failed pass", func() bool {
+		code, res := health(t, addr)
+		return code == http.StatusOK && slices.Equal(res.Renewed, []string{"cart"})
+	})
 	if err := run(context.Background(), []string{"-pki", pki}, func(string) string { return "" }, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("run without -stack started")
 	}
