@@ -451,25 +451,7 @@ func TestParetoFrontAndRecommendation(t *testing.T) {
 // first, down to one group, and scored in polynomially many placements.
 func TestGreedyAboveMaxExact(t *testing.T) {
 	const n = MaxExact + 1
-	m := &Model{Rate: 10, index: map[string]int{}, busy: map[string]float64{}, HopCPUMS: 1, ProcessCPUMS: 0.1,
-		Mono:     &Measured{CPUPerReqMS: 1, Kinds: map[string]Latency{Checkout: {P50: 1, P99: 2}}},
-		Services: &Measured{CPUPerReqMS: 30, Kinds: map[string]Latency{Checkout: {P50: 5, P99: 20}}}}
-	class := &Class{Name: KindRoutes[Checkout], Traces: 1, Share: 1}
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("c%02d", i)
-		m.Contexts = append(m.Contexts, name)
-		m.index[name] = i
-		from := EdgeNode
-		calls := 1.0
-		if i > 0 {
-			from = m.Contexts[i-1]
-		}
-		if i == 5 {
-			calls = 9 // c04 → c05
-		}
-		class.Calls = append(class.Calls, &Edge{From: from, To: name, Methods: []string{name + "/Do"}, Calls: calls, Critical: calls, HopMS: 1})
-	}
-	m.Calls = &Graph{Classes: []*Class{class}}
+	m := chainModel(n)
 	r, err := m.Search(Constraints{}, ObjectiveCPU)
 	if err != nil {
 		t.Fatal(err)
@@ -490,6 +472,49 @@ func TestGreedyAboveMaxExact(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no placement of %d groups on the front: %d", n-1, len(r.Front))
+	}
+}
+
+// chainModel is a synthetic shop of n contexts in a chain, the edge calling c00, each next
+// one called by the one before, c04 → c05 nine times a checkout, every other pair once.
+func chainModel(n int) *Model {
+	m := &Model{Rate: 10, index: map[string]int{}, busy: map[string]float64{}, HopCPUMS: 1, ProcessCPUMS: 0.1,
+		Mono:     &Measured{CPUPerReqMS: 1, Kinds: map[string]Latency{Checkout: {P50: 1, P99: 2}}},
+		Services: &Measured{CPUPerReqMS: 30, Kinds: map[string]Latency{Checkout: {P50: 5, P99: 20}}}}
+	class := &Class{Name: KindRoutes[Checkout], Traces: 1, Share: 1}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("c%02d", i)
+		m.Contexts = append(m.Contexts, name)
+		m.index[name] = i
+		from := EdgeNode
+		calls := 1.0
+		if i > 0 {
+			from = m.Contexts[i-1]
+		}
+		if i == 5 {
+			calls = 9 // c04 → c05
+		}
+		class.Calls = append(class.Calls, &Edge{From: from, To: name, Methods: []string{name + "/Do"}, Calls: calls, Critical: calls, HopMS: 1})
+	}
+	m.Calls = &Graph{Classes: []*Class{class}}
+	return m
+}
+
+// BenchmarkSearchExact scores every placement of a chain of n contexts (Bell(n+1) of them)
+// and keeps the Pareto front: what `mitosis advise` takes for a shop of n contexts.
+func BenchmarkSearchExact(b *testing.B) {
+	for _, n := range []int{7, 8, 9, 10} {
+		b.Run(fmt.Sprintf("contexts=%d", n), func(b *testing.B) {
+			m := chainModel(n)
+			for b.Loop() {
+				r, err := m.Search(Constraints{}, ObjectiveBalanced)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(len(r.Front)), "front")
+			}
+			b.ReportMetric(float64(Bell(n+1)), "placements")
+		})
 	}
 }
 

@@ -82,6 +82,12 @@ type Model struct {
 	index map[string]int
 }
 
+// mixed is the model's graph with its classes merged (Graph.Mix, MixEvents), which every
+// prediction reads: a search merges them once for its millions of placements.
+type mixed struct{ calls, events []*Edge }
+
+func (m *Model) mixed() mixed { return mixed{m.Calls.Mix(), m.Calls.MixEvents()} }
+
 // Calibrate builds the model from the monolith's and the services' graphs and measurements of
 // the same run (see the package doc). svcGraph gives the hop costs and sizes of each edge.
 func Calibrate(mono, svc *Graph, mMono, mSvc *Measured) (*Model, error) {
@@ -264,13 +270,29 @@ func (m *Model) cut(p Placement, e *Edge) bool { return m.group(p, e.From) != m.
 
 // Predict predicts pl's costs.
 func (m *Model) Predict(pl Placement) *Prediction {
+	mx := m.mixed()
+	p := m.costs(pl, mx)
+	m.describe(p, pl, mx)
+	return p
+}
+
+// describe fills in what p's costs do not need: its --split string, its interfaces and its
+// placement, kept (pl's groups may be reused by its caller). A search does it only for the
+// predictions that make its front.
+func (m *Model) describe(p *Prediction, pl Placement, mx mixed) {
+	p.Split = m.SplitString(pl)
+	p.Interfaces = m.interfaces(pl, mx)
+	p.placement = Placement{Groups: slices.Clone(pl.Groups), Edge: pl.Edge}
+}
+
+// costs predicts pl's CPU and latencies.
+func (m *Model) costs(pl Placement, mx mixed) *Prediction {
 	g := pl
-	p := &Prediction{Split: m.SplitString(pl), Groups: pl.Groups.Groups(), Processes: pl.Processes(), Kinds: map[string]KindResult{},
-		placement: Placement{Groups: slices.Clone(pl.Groups), Edge: pl.Edge}}
+	p := &Prediction{Groups: pl.Groups.Groups(), Processes: pl.Processes(), Kinds: map[string]KindResult{}}
 	extra := float64(p.Processes - 1)
 	// CPU: the monolith's, plus each cut call, plus the idle cost of each extra process.
 	total := 0.0
-	for _, e := range m.Calls.Mix() {
+	for _, e := range mx.calls {
 		total += e.Calls
 		if m.cut(g, e) {
 			p.CutCalls += e.Calls
@@ -307,7 +329,6 @@ func (m *Model) Predict(pl Placement) *Prediction {
 		mixShare += m.mix[kind] * f
 	}
 	p.Latency = interpolate(m.Mono.Latency, m.Services.Latency, mixShare)
-	p.Interfaces = m.interfaces(g)
 	return p
 }
 
@@ -317,12 +338,12 @@ func interpolate(a, b Latency, f float64) Latency {
 
 // interfaces counts, per group, its interface: the distinct methods that other groups (and
 // the edge alone) call on it, and the event subjects it takes from other groups.
-func (m *Model) interfaces(g Placement) []int {
+func (m *Model) interfaces(g Placement, mx mixed) []int {
 	methods := make([]map[string]bool, g.Groups.Groups())
 	for i := range methods {
 		methods[i] = map[string]bool{}
 	}
-	for _, e := range slices.Concat(m.Calls.Mix(), m.Calls.MixEvents()) {
+	for _, e := range slices.Concat(mx.calls, mx.events) {
 		if !m.cut(g, e) {
 			continue
 		}

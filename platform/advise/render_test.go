@@ -86,7 +86,7 @@ func TestGraphSVGDrawsRatesAndTheCriticalPath(t *testing.T) {
 // from elsewhere name of it, counted here from the graph's edges.
 func TestInterfacesCountWhatOtherGroupsUse(t *testing.T) {
 	m := fixtureModel(t)
-	if got := m.interfaces(m.MonolithPlacement()); !slices.Equal(got, []int{0}) {
+	if got := m.interfaces(m.MonolithPlacement(), m.mixed()); !slices.Equal(got, []int{0}) {
 		t.Errorf("the monolith's interfaces: %v, want [0]", got)
 	}
 	want := make([]int, len(m.Contexts))
@@ -101,7 +101,7 @@ func TestInterfacesCountWhatOtherGroupsUse(t *testing.T) {
 		}
 		want[i] = len(names)
 	}
-	if got := m.interfaces(m.ServicesPlacement()); !slices.Equal(got, want) {
+	if got := m.interfaces(m.ServicesPlacement(), m.mixed()); !slices.Equal(got, want) {
 		t.Errorf("the services' interfaces, by context %v: %v, want %v", m.Contexts, got, want)
 	}
 	if slices.Max(want) == 0 {
@@ -113,7 +113,7 @@ func TestInterfacesCountWhatOtherGroupsUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := m.interfaces(p)
+	got := m.interfaces(p, m.mixed())
 	if len(got) != 2 {
 		t.Fatalf("two groups, %d interfaces: %v", len(got), got)
 	}
