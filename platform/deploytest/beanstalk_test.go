@@ -128,5 +128,5 @@ func TestBeanstalkBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	composeCheckout(t, dc, []string{"-f", filepath.Join(dir, "docker-compose.yml"), "-p", project}, envFile, project, "http://"+edge, token,
-		func() error { return kube.Untag(context.Background(), env.conn, names, opts.Registry(), tag) })
+		func() error { return kube.Untag(context.Background(), env.conn, names, opts.Registry(), tag) }, nil)
 }

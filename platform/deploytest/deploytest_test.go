@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/volumes"
 	"github.com/spf13/cobra"
 
+	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/identity/identitytest"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/kube"
 	"github.com/mitosis-dev/mitosis/platform/manifests"
@@ -296,7 +299,29 @@ func TestComposeMonolith(t *testing.T) {
 	if _, err := stack.Identities(project, both, stack.UpOptions{PKI: pki}, &[2]int{imagebuild.UID, imagebuild.UID}); err != nil {
 		t.Fatal(err)
 	}
-	natsEnv = append(natsEnv, manifests.ComposePKIVar+"="+pki)
+	// The monolith's certificate aged, as a week-old project's: the project's renewer
+	// renews it in place, the file still the images' user's, and the checkout that follows
+	// goes through the monolith's and NATS's TLS with what it renewed.
+	ca, err := identity.OpenCA(pki, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aged := identitytest.Age(t, ca, topology.Monolith)
+	renewed := func(t *testing.T) {
+		certPath := filepath.Join(ca.Dir(topology.Monolith), identity.CertFile)
+		stacktest.WaitFor(t, 60*time.Second, func() (bool, string) {
+			serial := fmt.Sprintf("%x", identitytest.Leaf(t, ca.Dir(topology.Monolith)).SerialNumber)
+			return serial != aged, "the monolith's certificate is still the aged one"
+		})
+		st, err := os.Stat(certPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := st.Sys().(*syscall.Stat_t).Uid; uid != imagebuild.UID {
+			t.Errorf("the renewed certificate is user %d's, want the images' user %d", uid, imagebuild.UID)
+		}
+	}
+	natsEnv = append(natsEnv, manifests.ComposePKIVar+"="+pki, manifests.ComposeStackVar+"="+project)
 	composeCheckout(t, dc, []string{"-f", filepath.Join(env.root, "compose", "compose.yaml"), "-p", project, "--profile", topology.Monolith},
 		append(natsEnv,
 			"SHOP_ADMIN_TOKEN="+token,
@@ -305,7 +330,7 @@ func TestComposeMonolith(t *testing.T) {
 			"MITOSIS_TAG="+tag,
 			"MITOSIS_MONOLITH_PORT="+port,
 		), project, "http://127.0.0.1:"+port, token,
-		func() error { return kube.Untag(context.Background(), env.conn, names, repo, tag) })
+		func() error { return kube.Untag(context.Background(), env.conn, names, repo, tag) }, renewed)
 }
 
 // needCompose returns Debian's docker-compose, or skips the test where it is missing (fails
@@ -325,9 +350,10 @@ func needCompose(t *testing.T) string {
 
 // composeCheckout brings a compose project up with docker-compose (args name its file,
 // project and profile) against Podman's Docker-compatible socket, its variables from
-// environ, checks out through edge, and takes it down. Whatever fails, the cleanup takes the
-// project down, untags the images and checks that nothing of the project is left.
-func composeCheckout(t *testing.T, dc string, args, environ []string, project, edge, token string, untag func() error) {
+// environ, runs whileUp (if not nil) once it is up, checks out through edge, and takes it
+// down. Whatever fails, the cleanup takes the project down, untags the images and checks
+// that nothing of the project is left.
+func composeCheckout(t *testing.T, dc string, args, environ []string, project, edge, token string, untag func() error, whileUp func(*testing.T)) {
 	t.Helper()
 	compose := func(verb ...string) (string, error) {
 		cmd := exec.Command(dc, append(slices.Clone(args), verb...)...)
@@ -361,6 +387,9 @@ func composeCheckout(t *testing.T, dc string, args, environ []string, project, e
 		t.Fatalf("compose up: %v\n%s", err, out)
 	}
 	t.Logf("compose up: %s", time.Since(start).Round(time.Millisecond))
+	if whileUp != nil {
+		whileUp(t)
+	}
 	start = time.Now()
 	_, _ = checkout(t, edge, token)
 	t.Logf("checkout: shipped in %s", time.Since(start).Round(time.Millisecond))

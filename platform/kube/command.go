@@ -372,7 +372,8 @@ deploy/k8s use; then, for example:
 			if err != nil {
 				return err
 			}
-			t, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector, NoRenewer: true})
+			// The renewer's too: the compose files run it.
+			t, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
 			if err != nil {
 				return err
 			}

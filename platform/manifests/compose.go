@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
+	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
@@ -38,7 +39,8 @@ type composeService struct {
 	Command         []string                  `json:"command,omitempty"`
 	Environment     map[string]string         `json:"environment,omitempty"`
 	Ports           []string                  `json:"ports,omitempty"`
-	Networks        map[string]composeNetwork `json:"networks"`
+	Networks        map[string]composeNetwork `json:"networks,omitempty"`
+	NetworkMode     string                    `json:"network_mode,omitempty"` // "none" for the renewer, which has no peer
 	DependsOn       []string                  `json:"depends_on,omitempty"`
 	User            string                    `json:"user"`
 	ReadOnly        bool                      `json:"read_only"`
@@ -107,6 +109,9 @@ const (
 // read-only at topology.TLSMount. compose refuses to start without it.
 const ComposePKIVar = "MITOSIS_PKI"
 
+// composePKI is ComposePKIVar's value in a compose file.
+const composePKI = "${" + ComposePKIVar + ":?set " + ComposePKIVar + " to the stack's identities}"
+
 // ComposePortVar is the variable that moves an architecture's edge port.
 func ComposePortVar(arch string) string {
 	return "MITOSIS_" + strings.ToUpper(strings.ReplaceAll(arch, "-", "_")) + "_PORT"
@@ -170,19 +175,9 @@ func composeYAML(t topology.Topology, archs []topology.Arch, ids identityFrom) (
 			if err != nil {
 				return nil, nil, err
 			}
-			cs := composeService{
-				Profiles:        []string{a.Name},
-				Image:           "${" + ComposeRegistryVar + ":-" + LocalRepo + "}/" + s.Image + ":${" + ComposeTagVar + ":-latest}",
-				Networks:        map[string]composeNetwork{a.Name: {Aliases: []string{s.Name}}},
-				User:            strconv.Itoa(nonRoot) + ":" + strconv.Itoa(nonRoot),
-				ReadOnly:        true,
-				Tmpfs:           []string{"/tmp"},
-				CapDrop:         []string{"ALL"},
-				SecurityOpt:     []string{"no-new-privileges:true"},
-				Restart:         "unless-stopped",
-				StopGracePeriod: stopGrace.String(),
-				Environment:     map[string]string{},
-			}
+			cs := composeHardened(s)
+			cs.Profiles = []string{a.Name}
+			cs.Networks = map[string]composeNetwork{a.Name: {Aliases: []string{s.Name}}}
 			for _, arg := range x.Args {
 				cs.Command = append(cs.Command, composeLiteral(arg))
 			}
@@ -218,8 +213,6 @@ func composeYAML(t topology.Topology, archs []topology.Arch, ids identityFrom) (
 			if s.Count() > 1 {
 				cs.Deploy.Replicas = s.Count()
 			}
-			cs.Deploy.Resources.Limits.CPUs = strconv.FormatFloat(s.CPUs, 'f', -1, 64)
-			cs.Deploy.Resources.Limits.Memory = strconv.Itoa(s.MemoryMB) + "M"
 			if s.Edge != "" {
 				host, port, err := net.SplitHostPort(s.Edge)
 				if err != nil {
@@ -236,16 +229,80 @@ func composeYAML(t topology.Topology, archs []topology.Arch, ids identityFrom) (
 				cs.Volumes = []string{vol + ":" + s.DataDir}
 			}
 			if id := s.Identity(); id != "" && ids == identityMount {
-				cs.Volumes = append(cs.Volumes, "${"+ComposePKIVar+":?set "+ComposePKIVar+" to the stack's identities}/"+id+":"+topology.TLSMount+":ro")
+				cs.Volumes = append(cs.Volumes, composePKI+"/"+id+":"+topology.TLSMount+":ro")
 			}
 			f.Services[name] = cs
 		}
+	}
+	if ids == identityMount {
+		if _, ok := f.Services[topology.RenewerService]; ok {
+			return nil, nil, fmt.Errorf("compose: a service of %s is named %s, the stack's renewer", archs[0].Name, topology.RenewerService)
+		}
+		r, err := composeRenewer(archs)
+		if err != nil {
+			return nil, nil, err
+		}
+		f.Services[topology.RenewerService] = r
 	}
 	b, err := yaml.Marshal(f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("compose: %w", err)
 	}
 	return append([]byte(composeHeader(t, archs)), b...), secrets, nil
+}
+
+// composeHardened is how every service of a compose file runs, s's image and limits: non-root,
+// read-only, no capabilities, restarted unless stopped.
+func composeHardened(s topology.Service) composeService {
+	cs := composeService{
+		Image:           "${" + ComposeRegistryVar + ":-" + LocalRepo + "}/" + s.Image + ":${" + ComposeTagVar + ":-latest}",
+		User:            strconv.Itoa(nonRoot) + ":" + strconv.Itoa(nonRoot),
+		ReadOnly:        true,
+		Tmpfs:           []string{"/tmp"},
+		CapDrop:         []string{"ALL"},
+		SecurityOpt:     []string{"no-new-privileges:true"},
+		Restart:         "unless-stopped",
+		StopGracePeriod: stopGrace.String(),
+		Environment:     map[string]string{},
+	}
+	cs.Deploy.Resources.Limits.CPUs = strconv.FormatFloat(s.CPUs, 'f', -1, 64)
+	cs.Deploy.Resources.Limits.Memory = strconv.Itoa(s.MemoryMB) + "M"
+	return cs
+}
+
+// ComposeStackVar names the stack whose identities MITOSIS_PKI holds (default
+// stack.DefaultName), as the CLI's --stack does: the renewer checks its CA by it.
+const ComposeStackVar = "MITOSIS_STACK"
+
+// composeRenewer is the stack's renewer (topology.NewRenewer) in a compose file of archs,
+// started with any of their profiles: the only service that mounts the PKI folder itself,
+// read-write, the CA's key in it (`mitosis certs issue --for-containers` gives it to the
+// images' user), to renew the identities the others mount while the project runs, as
+// `mitosis up`'s renewer does. It has no network: it reads and writes files.
+func composeRenewer(archs []topology.Arch) (composeService, error) {
+	r := topology.NewRenewer()
+	const stackMark = "\x00stack\x00"
+	args, env, err := topology.Expand(r, topology.Resolver{
+		Listen: func(port int) string { return anyInterface(r, port) },
+		PKI:    topology.PKIMount,
+		Stack:  stackMark,
+	})
+	if err != nil {
+		return composeService{}, fmt.Errorf("compose: %s: %w", r.Name, err)
+	}
+	cs := composeHardened(r)
+	for _, a := range archs {
+		cs.Profiles = append(cs.Profiles, a.Name)
+	}
+	cs.NetworkMode = "none"
+	for _, arg := range args {
+		cs.Command = append(cs.Command, strings.ReplaceAll(composeLiteral(arg), stackMark, "${"+ComposeStackVar+":-"+stack.DefaultName+"}"))
+	}
+	for k, v := range env {
+		cs.Environment[k] = composeLiteral(v)
+	}
+	cs.Volumes = []string{composePKI + ":" + topology.PKIMount}
+	return cs, nil
 }
 
 // composeHeader is a compose file's comment: what it holds and how to run it.
@@ -263,9 +320,11 @@ func composeHeader(t topology.Topology, archs []topology.Arch) string {
 #   docker-compose --env-file .mitosis/nats.env -f compose/compose.yaml -p mitosis --profile services up -d   # http://127.0.0.1:8081
 #   docker-compose --env-file .mitosis/nats.env -f compose/compose.yaml -p mitosis --profile monolith --profile services down -v
 #
-# docker compose v2 works alike; Debian's podman-compose 1.0.3 ignores profiles (it would start
-# both). Variables: MITOSIS_REGISTRY and MITOSIS_TAG (images), MITOSIS_MONOLITH_PORT and
-# MITOSIS_SERVICES_PORT (edges), OTEL_EXPORTER_OTLP_ENDPOINT (traces, passed to every process).
+# The service renewer, in every profile, renews the identities of MITOSIS_PKI while the
+# project runs. docker compose v2 works alike; Debian's podman-compose 1.0.3 ignores profiles
+# (it would start both). Variables: MITOSIS_REGISTRY and MITOSIS_TAG (images),
+# MITOSIS_MONOLITH_PORT and MITOSIS_SERVICES_PORT (edges), OTEL_EXPORTER_OTLP_ENDPOINT (traces,
+# passed to every process), MITOSIS_STACK (the stack of MITOSIS_PKI, if not mitosis).
 `
 	}
 	a := archs[0]
@@ -281,7 +340,9 @@ func composeHeader(t topology.Topology, archs []topology.Arch) string {
 #   ` + run + ` up -d   # http://` + a.Edge + `
 #   ` + run + ` down -v
 #
-# docker compose v2 works alike. Variables: MITOSIS_REGISTRY and MITOSIS_TAG (images),
-# ` + ComposePortVar(a.Name) + ` (the edge), OTEL_EXPORTER_OTLP_ENDPOINT (traces, passed to every process).
+# The service renewer renews the identities of MITOSIS_PKI while the project runs. docker
+# compose v2 works alike. Variables: MITOSIS_REGISTRY and MITOSIS_TAG (images),
+# ` + ComposePortVar(a.Name) + ` (the edge), OTEL_EXPORTER_OTLP_ENDPOINT (traces, passed to every process),
+# MITOSIS_STACK (the stack of MITOSIS_PKI, if not mitosis).
 `
 }

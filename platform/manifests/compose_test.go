@@ -11,6 +11,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 
+	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
@@ -57,9 +58,10 @@ func checkCompose(t *testing.T, dir string, topo topology.Topology) {
 		t.Run("compose/"+a.Name, func(t *testing.T) {
 			path := filepath.Join(dir, filepath.FromSlash(ComposeFile(topo, a.Name)))
 			p := loadCompose(t, path, env, a.Name)
-			if len(p.Services) != len(a.Services) {
-				t.Errorf("profile %s has %d services, the topology %d", a.Name, len(p.Services), len(a.Services))
+			if len(p.Services) != len(a.Services)+1 {
+				t.Errorf("profile %s has %d services, the topology %d and the renewer", a.Name, len(p.Services), len(a.Services))
 			}
+			checkComposeRenewer(t, p, stack.DefaultName, LocalRepo+"/"+topology.RenewerService+":latest")
 			for _, s := range a.Services {
 				name := ComposeName(topo, a.Name, s.Name)
 				cs, ok := p.Services[name]
@@ -137,10 +139,38 @@ func checkCompose(t *testing.T, dir string, topo topology.Topology) {
 	}
 }
 
+// checkComposeRenewer checks the stack's renewer of a compose project: hardened, no
+// network, the PKI folder of MITOSIS_PKI mounted read-write, renewing the identities of
+// stackName, from image.
+func checkComposeRenewer(t *testing.T, p *types.Project, stackName, image string) {
+	t.Helper()
+	r, ok := p.Services[topology.RenewerService]
+	if !ok {
+		t.Errorf("no renewer: the identities of %s would expire a week after they were issued", ComposePKIVar)
+		return
+	}
+	if !r.ReadOnly || !slices.Equal(r.CapDrop, []string{"ALL"}) || r.User != "65532:65532" || !slices.Contains(r.SecurityOpt, "no-new-privileges:true") {
+		t.Errorf("renewer: not hardened: read_only %v, cap_drop %v, user %q, security_opt %v", r.ReadOnly, r.CapDrop, r.User, r.SecurityOpt)
+	}
+	if r.NetworkMode != "none" || len(r.Networks) != 0 || len(r.Ports) != 0 {
+		t.Errorf("renewer: network_mode %q, networks %v, ports %v: want none", r.NetworkMode, r.Networks, r.Ports)
+	}
+	if len(r.Volumes) != 1 || r.Volumes[0].Source != testPKI || r.Volumes[0].Target != topology.PKIMount || r.Volumes[0].ReadOnly {
+		t.Errorf("renewer: volumes %+v, want %s read-write at %s", r.Volumes, testPKI, topology.PKIMount)
+	}
+	cmd := strings.Join(r.Command, " ")
+	if want := "-pki " + topology.PKIMount + " -stack " + stackName + " "; !strings.Contains(cmd, want) {
+		t.Errorf("renewer: command %q, want it to hold %q", cmd, want)
+	}
+	if r.Image != image {
+		t.Errorf("renewer: image %s, want %s", r.Image, image)
+	}
+}
+
 func TestComposeVariables(t *testing.T) {
 	p := loadCompose(t, shippedCompose(t), withStackEnv(shipped(t), map[string]string{
 		"SHOP_ADMIN_TOKEN": "x", "SHOP_REQUEST_KEY": "k", ComposeRegistryVar: "localhost/other", ComposeTagVar: "v9",
-		ComposePortVar(topology.Monolith): "18999",
+		ComposePortVar(topology.Monolith): "18999", ComposeStackVar: "other-stack",
 	}), topology.Monolith)
 	m := p.Services["monolith"]
 	if m.Image != "localhost/other/monolith:v9" {
@@ -149,6 +179,7 @@ func TestComposeVariables(t *testing.T) {
 	if len(m.Ports) != 1 || m.Ports[0].Published != "18999" || m.Ports[0].Target != topology.EdgePort {
 		t.Errorf("ports %+v", m.Ports)
 	}
+	checkComposeRenewer(t, p, "other-stack", "localhost/other/renewer:v9")
 }
 
 func TestComposeNeedsTheAdminToken(t *testing.T) {

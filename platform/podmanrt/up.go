@@ -30,7 +30,6 @@ import (
 	spec "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/mitosis-dev/mitosis/platform/cgroup"
-	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -380,15 +379,11 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		}
 		parents[a.Name] = p
 	}
-	// The identities, each folder given to the pods' user, who reads it mounted read-only.
+	// The identities, each folder given to the pods' user, who reads it mounted read-only,
+	// and the CA too when the renewer's pod (that user) renews them.
 	ids, err := stack.Identities(r.stack, t, opts, &[2]int{imagebuild.UID, imagebuild.UID})
 	if err != nil {
 		return err
-	}
-	if slices.ContainsFunc(stack.Archs(t, opts), func(a topology.Arch) bool { return a.Name == topology.Renewer }) {
-		if err := giveCAToRenewer(opts.PKI, r.stack); err != nil {
-			return err
-		}
 	}
 	// The NATS users (none when insecure), their file read by the NATS pods' user.
 	var users natsauth.Creds
@@ -451,19 +446,6 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 		errs = append(errs, fmt.Errorf("the collector in the networks of the architectures up that this up does not name: %w", rejoinErr))
 	}
 	return errors.Join(errs...)
-}
-
-// giveCAToRenewer gives the CA's files and the tools' folder to the pods' user: the renewer's
-// pod, which mounts the PKI folder, renews every identity of it from the CA as that user.
-// Root, which runs this runtime and the CLI, still reads them.
-func giveCAToRenewer(pki, stackName string) error {
-	return identity.Locked(pki, func() error {
-		ca, err := identity.LoadCA(pki, stackName)
-		if err != nil {
-			return err
-		}
-		return errors.Join(ca.ChownCA(imagebuild.UID, imagebuild.UID), ca.Chown(identity.Tooling, imagebuild.UID, imagebuild.UID))
-	})
 }
 
 // rejoinCollector joins the collector to the networks of the stack's architectures that t

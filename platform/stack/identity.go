@@ -23,7 +23,9 @@ var ErrNoPKI = errors.New("no PKI folder for the stack's identities (UpOptions.P
 // Nothing for an insecure up.
 //
 // owner, when not nil, is the user and group the services' folders are given to (a
-// container's user); the tools' stay the caller's.
+// container's user); the tools' stay the caller's, unless t has a renewer: it renews every
+// identity of the folder as that user, so the CA's files and the tools' folder are given to
+// it too (the caller, root or the user namespace's owner, still reads them).
 func Identities(name string, t topology.Topology, opts UpOptions, owner *[2]int) (map[string]string, error) {
 	if opts.Insecure {
 		return map[string]string{}, nil
@@ -40,11 +42,19 @@ func Identities(name string, t topology.Topology, opts UpOptions, owner *[2]int)
 		if dirs, err = ca.EnsureAll(append(t.Identities(), identity.Tooling)); err != nil {
 			return err
 		}
-		if owner != nil {
-			for _, id := range t.Identities() {
-				if err := ca.Chown(id, owner[0], owner[1]); err != nil {
-					return err
-				}
+		if owner == nil {
+			return nil
+		}
+		ids := t.Identities()
+		if t.Renewer != nil {
+			if err := ca.ChownCA(owner[0], owner[1]); err != nil {
+				return err
+			}
+			ids = append(ids, identity.Tooling)
+		}
+		for _, id := range ids {
+			if err := ca.Chown(id, owner[0], owner[1]); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -15,11 +15,13 @@ const RenewerPort = 9470
 // PKIMount is where a container of a service with PKI set finds the stack's PKI folder.
 const PKIMount = "/pki"
 
-// renewer is the stack's certificate renewer (platform/cmd/renewer): it holds the CA and
+// NewRenewer is the stack's certificate renewer (platform/cmd/renewer): it holds the CA and
 // renews, every identity.RenewEvery, each certificate past half its week, so that a stack
 // left running does not see them expire. It stands outside every budget, like the
-// collector, and needs no network but its probe's: it reads and writes files.
-func renewer() Service {
+// collector, and needs no network but its probe's: it reads and writes files. Local stacks
+// run it (Topology.Renewer), and so do the compose files, whose identities are files too;
+// the other deploy targets leave it to their platform (Options.NoRenewer).
+func NewRenewer() Service {
 	return Service{
 		Name:    RenewerService,
 		Image:   RenewerService,

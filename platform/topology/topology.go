@@ -150,7 +150,8 @@ type Options struct {
 	// NoCollector leaves it out.
 	Collector string
 	// NoRenewer leaves the renewer out: for deploy targets, whose platform renews the
-	// certificates (cert-manager, Secrets Manager and a redeploy).
+	// certificates (cert-manager, Secrets Manager and a redeploy), or which add it as they
+	// run it (compose: NewRenewer).
 	NoRenewer bool
 	Budget    Budget // per architecture; zero fields take the defaults
 	// Mode is the budget mode of the architectures named without one (placement@mode names
@@ -238,7 +239,7 @@ func Get(names string, opts Options) (Topology, error) {
 		t.Collector = &c
 	}
 	if !opts.NoRenewer {
-		r := renewer()
+		r := NewRenewer()
 		t.Renewer = &r
 	}
 	if err := t.Validate(); err != nil {

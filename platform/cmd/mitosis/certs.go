@@ -58,7 +58,8 @@ nothing of the shop, e.g.
 gRPC and the tools given a certificate, renewed once half of its week is gone. Their
 folders are what a Kubernetes Secret per service holds (deploy/README.md); with
 --for-containers, the services' folders are given to the images' user (65532), so that
-compose can mount them (MITOSIS_PKI=<state>/pki/<stack>).`,
+compose can mount them (MITOSIS_PKI=<state>/pki/<stack>), and so are the CA's files and
+the tools' folder, which the compose files' renewer renews as that user.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := a.topology()
@@ -79,7 +80,7 @@ compose can mount them (MITOSIS_PKI=<state>/pki/<stack>).`,
 			return nil
 		},
 	}
-	issue.Flags().BoolVar(&forContainers, "for-containers", false, "give the services' folders to the images' user (compose's bind mounts)")
+	issue.Flags().BoolVar(&forContainers, "for-containers", false, "give the identities and the CA to the images' user (compose's bind mounts and renewer)")
 	cmd.AddCommand(issue)
 	var format string
 	natsUsers := &cobra.Command{
