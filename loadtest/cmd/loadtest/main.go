@@ -4,7 +4,7 @@
 // SVG charts).
 //
 //	loadtest -preset load       # under 2 minutes: a quick look (make load)
-//	loadtest -preset compare    # under 15 minutes: the full comparison (make compare)
+//	loadtest -preset compare    # make compare's ladder and bisection, about 5 minutes an architecture
 //	loadtest -edges services,hybrid,monolith=http://127.0.0.1:8080
 //	loadtest edges [-need monolith,services]
 //	loadtest calibrate -edges services -rate 100 -duration 20s
@@ -174,7 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root := repoRoot()
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.String("preset", presetName, "defaults: load (under 2 minutes) or compare (under 15 minutes)")
+	fs.String("preset", presetName, "defaults: load (under 2 minutes) or compare (about 5 minutes an architecture)")
 	edgesFlag := fs.String("edges", "", "architectures to compare, in the report's order, the first the baseline of every ratio: name=URL, or a name alone for the edge the runtimes report, comma-separated (monolith,services,hybrid=http://127.0.0.1:8082); default: every architecture up")
 	monolithURL := fs.String("monolith", "", "shorthand for -edges monolith=URL, placed before -edges' entries; empty: leave the monolith out of the default")
 	servicesURL := fs.String("services", "", "shorthand for -edges services=URL, placed before -edges' entries (after -monolith); empty: leave the services out of the default")
