@@ -80,7 +80,7 @@ it was not up before.`,
 	fl.StringVar(&f.check, "check", "", "a run of one endpoint class alone whose hop cost the model predicts the services with (its own check)")
 	fl.StringVar(&f.checkKind, "check-kind", "list", "the check run's endpoint class (list: one call, edge to catalog)")
 	fl.BoolVar(&f.verify, "verify", false, "bring the recommendation up beside the monolith on this stack, run the same load steps, compare")
-	fl.IntVar(&f.repeats, "verify-repeats", 0, "--verify's repeats of the step, alternating the order of the two (default the run's); more repeats, less noise")
+	fl.IntVar(&f.repeats, "verify-repeats", 0, fmt.Sprintf("--verify's repeats of the step, alternating the order of the two (default the run's, at least %d); more repeats, less noise", minVerifyRepeats))
 	fl.DurationVar(&f.step, "verify-step", 0, "--verify's step for each architecture (default the run's); shorter, noisier")
 	fl.DurationVar(&f.warmup, "verify-warmup", 0, "--verify's warm-up of each architecture (default the run's)")
 	fl.StringVar(&f.verifyOut, "verify-out", "", "the folder --verify's load test writes its run under, as verify-<time>/ (default <root>/loadtest/out)")
@@ -246,6 +246,12 @@ func (a *app) prepareVerify(ctx context.Context, f adviseFlags) (*verifyPrep, er
 	return vp, nil
 }
 
+// minVerifyRepeats is the fewest repeats --verify runs of each step unless told: on a
+// shared 2-core machine one 30-second step of each side differs by as much as a small split
+// costs (single-step verifications missed CPU per request by +15% and −21%, three-step ones
+// by 5-9%: README, "Where to split").
+const minVerifyRepeats = 3
+
 // verifyAdvice brings the recommendation up beside the monolith on this stack (mitosis up,
 // run in this process), runs the advised run's load steps at its rate with the load test
 // against both, compares, and removes what it brought up, whatever happened meanwhile.
@@ -300,6 +306,7 @@ func (a *app) verifyAdvice(ctx context.Context, f adviseFlags, vp *verifyPrep, a
 	}
 	out := filepath.Join(outDir, "verify-"+time.Now().UTC().Format("20060102-150405"))
 	settings := advised.Settings
+	settings.Repeats = max(settings.Repeats, minVerifyRepeats)
 	if f.repeats > 0 {
 		settings.Repeats = f.repeats
 	}
