@@ -102,6 +102,21 @@ type Limits struct {
 	Calibration *topology.CalibrationRef `json:"calibration,omitempty"`
 }
 
+// Shares says how l shares the budget out among the services, and which calibration sized
+// the shares of a measured budget; "" for one shared limit.
+func (l Limits) Shares() string {
+	var parts []string
+	for _, s := range l.PerService {
+		parts = append(parts, fmt.Sprintf("%s %g CPUs %d MiB", s.Name, s.CPUs, s.MemoryMB))
+	}
+	out := strings.Join(parts, ", ")
+	if c := l.Calibration; c != nil {
+		out += fmt.Sprintf("; sized by the calibration %s (%s under %s at %g req/s, %s, git revision %s)",
+			c.File, c.Arch, orNone(string(c.Mode)), c.RateRPS, c.When.UTC().Format(time.RFC3339), orNone(c.GitRevision))
+	}
+	return out
+}
+
 // ServiceLimit is one service's share of an architecture's limits.
 type ServiceLimit struct {
 	Name     string  `json:"name"`
@@ -662,6 +677,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			enf = "enforced"
 		}
 		p("- %s at %s, runtime %s: limits %g CPUs, %d MiB, budget %s (%s); resources: %s", a.Name, a.BaseURL, a.Runtime, a.Limits.CPUs, a.Limits.MemoryMB, orNone(string(a.Limits.Mode)), enf, a.Resources)
+		if sh := a.Limits.Shares(); sh != "" {
+			p("  - shares: %s", sh)
+		}
 		for _, pr := range a.Processes {
 			p("  - %s", procLine(pr))
 		}

@@ -68,7 +68,10 @@ func sampleReport(traces Traces) *Report {
 		GoVersion: "go1.26.8", GitRevision: "0123456789abcdef", GOMAXPROCS: 2}
 	archs := []ArchInfo{
 		{Name: "monolith", BaseURL: "http://127.0.0.1:8080", Runtime: "podman", Resources: "test",
-			Limits:    Limits{CPUs: 1.5, MemoryMB: 384, Enforced: true, Mode: topology.Measured, Calibration: &topology.CalibrationRef{File: "c.json", Arch: "monolith", RateRPS: 50}},
+			Limits: Limits{CPUs: 1.5, MemoryMB: 384, Enforced: true, Mode: topology.Measured,
+				PerService: []ServiceLimit{{Name: "monolith", CPUs: 1.23, MemoryMB: 320}, {Name: "nats", CPUs: 0.27, MemoryMB: 64}},
+				Calibration: &topology.CalibrationRef{File: "c.json", Arch: "monolith", Mode: topology.PerService, RateRPS: 50,
+					When: time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC), GitRevision: "abc123"}},
 			Processes: []ProcInfo{{Name: "monolith", PID: 4242, BuildInfo: BuildInfo{GoVersion: "go1.26.8", Revision: "fedcba9876543210", Modified: true}}, {Name: "nats"}}},
 		{Name: "services", BaseURL: "http://127.0.0.1:8081", Runtime: "podman", Resources: "test",
 			Limits: Limits{CPUs: 2.75, MemoryMB: 672, Enforced: true}, Processes: []ProcInfo{{Name: "gateway"}, {Name: "orders"}}},
@@ -468,5 +471,28 @@ func TestZeroCPUIsNotReported(t *testing.T) {
 	}
 	if !strings.Contains(md.String(), "CPU read zero") {
 		t.Errorf("report.md does not say the CPU read zero:\n%s", md.String())
+	}
+}
+
+// A measured budget's shares, and the calibration that sized them, are in both reports,
+// beside the mode: what the run measured under.
+func TestReportShowsAMeasuredBudgetsShares(t *testing.T) {
+	r := sampleReport(Traces{Reason: "test"})
+	var md, page bytes.Buffer
+	if err := r.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	want := "monolith 1.23 CPUs 320 MiB, nats 0.27 CPUs 64 MiB; sized by the calibration c.json (monolith under per-service at 50 req/s, 2026-12-05T08:00:00Z, git revision abc123)"
+	if !strings.Contains(md.String(), "  - shares: "+want+"\n") {
+		t.Errorf("report.md lacks the shares %q:\n%s", want, md.String())
+	}
+	if !strings.Contains(page.String(), want) {
+		t.Errorf("report.html lacks the shares %q", want)
+	}
+	if strings.Count(md.String(), "  - shares: ") != 1 {
+		t.Errorf("report.md gives shares for architectures with none:\n%s", md.String())
 	}
 }
