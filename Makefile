@@ -120,14 +120,16 @@ fmt-check:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## bench: the benchmarks (in process, JetStream behind), the monolith's checkout first: its
-## checkouts per CPU-second and allocations per checkout, and what tracing with metrics costs
-## (req/cpu-s of each tracing mode against off, modes run in turn BENCH_COUNT times, default 3;
-## about 2 minutes), then every other benchmark (a few minutes more)
+## checkouts per CPU-second and allocations per checkout, what tracing with metrics costs
+## (req/cpu-s of each tracing mode against off, modes run in turn BENCH_COUNT times, default 3)
+## and the store round trips a checkout waits for (about 2 minutes), then every other
+## benchmark (a few minutes more)
 BENCH_COUNT ?= 3
 BENCH_CHECKOUT := Checkout$$|CheckoutTracing/tracing=(off|on|on-metrics|on-prometheus|on-all)$$
 bench:
 	@mkdir -p $(STATE)
 	set -o pipefail; cd monolith && go test -run '^$$' -bench '$(BENCH_CHECKOUT)' -benchmem -benchtime 2000x -count $(BENCH_COUNT) . | tee ../$(STATE)/bench-checkout.txt
+	set -o pipefail; cd shop && go test -run '^$$' -bench 'CheckoutStoreRoundTrips$$' ./orders | tee -a ../$(STATE)/bench-checkout.txt
 	@awk -f monolith/benchsummary.awk $(STATE)/bench-checkout.txt
 	go test -run '^$$' -bench . -benchmem $$(go list $(PKGS) | grep -v '/monolith$$')
 	cd monolith && go test -run '^$$' -bench 'ProductList|ProductGet|MetricsScrape' -benchmem .

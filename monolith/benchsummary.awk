@@ -1,7 +1,9 @@
 # benchsummary.awk sums up `make bench`'s checkout benchmarks (go test -bench output): the
 # mean checkouts per CPU-second and allocations per checkout of BenchmarkCheckout, and each
 # tracing mode's mean req/cpu-s and its cost against tracing=off (off's rate over the mode's:
-# 1.10x is 10% more CPU per checkout). The issue's targets are printed beside them.
+# 1.10x is 10% more CPU per checkout), and the store round trips a checkout waits for one
+# after another (BenchmarkCheckoutStoreRoundTrips, shop/orders). The issue's targets are
+# printed beside them.
 /^Benchmark/ {
 	name = $1
 	sub(/-[0-9]+$/, "", name)
@@ -9,6 +11,8 @@
 		if ($(i + 1) == "req/cpu-s") { rate[name] += $i; n[name]++ }
 		if ($(i + 1) == "allocs/op") allocs[name] += $i
 		if ($(i + 1) == "B/op") bytes[name] += $i
+		if ($(i + 1) == "store-rt/checkout") { chain[name] += $i; nrt[name]++ }
+		if ($(i + 1) == "store-ops/checkout") ops[name] += $i
 	}
 }
 END {
@@ -16,6 +20,9 @@ END {
 	if (n[c] > 0)
 		printf "\ncheckout (cart add + checkout): %.0f per CPU-second (target >= 1500), %.0f allocations (target <= 1000), %.0f KB per checkout; mean of %d\n",
 			rate[c] / n[c], allocs[c] / n[c], bytes[c] / n[c] / 1000, n[c]
+	r = "BenchmarkCheckoutStoreRoundTrips"
+	if (nrt[r] > 0)
+		printf "store round trips per checkout: %.1f one after another (target <= 8), %.1f in all\n", chain[r] / nrt[r], ops[r] / nrt[r]
 	off = "BenchmarkCheckoutTracing/tracing=off"
 	if (n[off] == 0) exit
 	base = rate[off] / n[off]
