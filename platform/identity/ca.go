@@ -438,8 +438,9 @@ func parseKey(b []byte) (crypto.Signer, error) {
 }
 
 // writeFile writes b to path, mode 0600, whole or not at all. A file it replaces keeps its
-// owner: a folder handed to a container's user (platform/podmanrt) stays readable by it
-// after a renewal.
+// owner, and a new one takes its folder's: a folder handed to a container's user
+// (platform/podmanrt, the compose files' renewer) stays readable by it after a renewal or a
+// rotation.
 func writeFile(path string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 	if err != nil {
@@ -453,7 +454,11 @@ func writeFile(path string, b []byte) error {
 	if werr == nil {
 		werr = os.Chmod(tmp.Name(), 0o600)
 	}
-	if st, err := os.Stat(path); werr == nil && err == nil {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		st, err = os.Stat(filepath.Dir(path))
+	}
+	if werr == nil && err == nil {
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok && (int(sys.Uid) != os.Getuid() || int(sys.Gid) != os.Getgid()) {
 			werr = os.Chown(tmp.Name(), int(sys.Uid), int(sys.Gid))
 		}

@@ -89,24 +89,60 @@ func TestCertsNATSUsers(t *testing.T) {
 }
 
 // certs issue --for-containers gives the services' folders to the images' user, so that
-// compose's bind mounts can read them; the tools' stays the caller's.
-func TestCertsIssueForContainers(t *testing.T) {
+// compose's bind mounts can read them, and the CA and the tools' folder too, which the
+// compose files' renewer renews as that user. certs rotate then trusts both CAs, issues
+// every identity anew from the new one, and keeps every file that user's, the previous
+// CA's too: the renewer still reads the whole CA.
+func TestCertsIssueForContainersAndRotate(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("giving files to another user needs root")
 	}
 	root, state := repoRoot(t), t.TempDir()
-	if code, _, errOut := runCLI(t, "certs", "issue", "-t", "services", "--for-containers", "--root", root, "--state", state, "--stack", "hnd"); code != exitOK {
+	common := []string{"--root", root, "--state", state, "--stack", "hnd"}
+	if code, _, errOut := runCLI(t, append([]string{"certs", "issue", "-t", "services", "--for-containers"}, common...)...); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	pki := stack.PKIDir(state, "hnd")
-	for id, want := range map[string]uint32{"cart": imagebuild.UID, identity.NATS: imagebuild.UID, identity.Tooling: 0} {
-		st, err := os.Stat(filepath.Join(pki, id, identity.KeyFile))
-		if err != nil {
-			t.Fatal(err)
+	owned := func(when string, files ...string) {
+		t.Helper()
+		for _, f := range files {
+			st, err := os.Stat(filepath.Join(pki, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if uid := st.Sys().(*syscall.Stat_t).Uid; uid != imagebuild.UID {
+				t.Errorf("%s: %s belongs to %d, want the images' user %d", when, f, uid, imagebuild.UID)
+			}
 		}
-		if uid := st.Sys().(*syscall.Stat_t).Uid; uid != want {
-			t.Errorf("%s's key belongs to %d, want %d", id, uid, want)
-		}
+	}
+	keys := []string{identity.CAKeyFile, identity.CAFile, filepath.Join("cart", identity.KeyFile),
+		filepath.Join(identity.NATS, identity.KeyFile), filepath.Join(identity.Tooling, identity.KeyFile)}
+	owned("issued", keys...)
+	old, err := identity.LoadCA(pki, "hnd")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if code, out, errOut := runCLI(t, append([]string{"certs", "rotate"}, common...)...); code != exitOK || !strings.Contains(out, "new CA") {
+		t.Fatalf("rotate: exit %d: %s%s", code, out, errOut)
+	}
+	owned("rotated", append(keys, identity.PreviousCAFile, filepath.Join("cart", identity.CAFile), filepath.Join("cart", identity.CertFile))...)
+	ca, err := identity.LoadCA(pki, "hnd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.Certificate().Equal(old.Certificate()) {
+		t.Fatal("rotate kept the CA")
+	}
+	if err := identitytest.Leaf(t, filepath.Join(pki, "cart")).CheckSignatureFrom(ca.Certificate()); err != nil {
+		t.Errorf("cart's certificate after rotate: %v, want one of the new CA", err)
+	}
+	bundle, err := os.ReadFile(filepath.Join(pki, "cart", identity.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(bundle), "BEGIN CERTIFICATE"); n != 2 {
+		t.Errorf("cart's bundle holds %d CAs after rotate, want the new and the previous", n)
 	}
 }
 
