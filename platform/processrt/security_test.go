@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,10 +15,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
+	"github.com/mitosis-dev/mitosis/platform/identity/identitytest"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/processrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -31,7 +34,8 @@ import (
 //   - the shop works (a checkout through the gateway) over mutual TLS, each process with its
 //     NATS user; the stack's NATS lets in no connection without credentials;
 //   - payments refuses a client without a certificate and one of another CA, and answers
-//     the cart's identity calling Charge with PermissionDenied, while orders' passes;
+//     the cart's identity calling Charge with PermissionDenied, while orders' passes; every
+//     other process that serves gRPC refuses the same two and answers the tools' health;
 //   - a second up reuses every certificate and restarts nothing; a certificate past half its
 //     life is renewed by the next up, and the running process serves the new one without a
 //     restart.
@@ -142,6 +146,45 @@ func TestSecurityAsProcesses(t *testing.T) {
 			t.Errorf("Charge as %s: %s, want %s", c.who, got, c.want)
 		}
 	}
+	// Every process that serves gRPC, not payments only, refuses both strangers at the
+	// handshake, and answers the stack's tools its health.
+	health := func(addr string, c credentials.TransportCredentials) codes.Code {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return status.Code(conn.Invoke(ctx, "/grpc.health.v1.Health/Check", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{}))
+	}
+	servers := 0
+	for _, st := range sts {
+		i := slices.IndexFunc(topo.Archs, func(a topology.Arch) bool { return a.Name == st.Arch })
+		if i < 0 {
+			continue
+		}
+		if svc, ok := topo.Archs[i].Service(st.Service); !ok || svc.Probe.Kind != topology.GRPC {
+			continue
+		}
+		servers++
+		for _, c := range []struct {
+			who   string
+			creds credentials.TransportCredentials
+			want  codes.Code
+		}{
+			{"no certificate", credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}), codes.Unavailable}, //nolint:gosec // the attacker's client
+			{"another CA's orders", creds(folder(other, "orders")), codes.Unavailable},
+			{"tooling", creds(folder(ca, identity.Tooling)), codes.OK},
+		} {
+			if got := health(st.Addr, c.creds); got != c.want {
+				t.Errorf("%s's health as %s: %s, want %s", st.Service, c.who, got, c.want)
+			}
+		}
+	}
+	if servers != 6 { // catalog, cart, inventory, payments, orders, shipping+notify
+		t.Errorf("%d processes serve gRPC, want the split's 6: %+v", servers, sts)
+	}
 
 	// Reused across ups: the same certificate, nothing restarted.
 	certPath := filepath.Join(pki, "payments", identity.CertFile)
@@ -158,18 +201,7 @@ func TestSecurityAsProcesses(t *testing.T) {
 	// Renewed before it expires: payments' certificate, issued for a minute (most of its life
 	// gone, as it backdates by minutes), is replaced at the next up, and the process serves
 	// the new one at its next handshake, still the same process.
-	certPEM, keyPEM, err := ca.Issue("payments", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for path, b := range map[string][]byte{filepath.Join(pki, "payments", identity.KeyFile): keyPEM, certPath: certPEM} {
-		if err := os.WriteFile(path+".new", b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(path+".new", path); err != nil {
-			t.Fatal(err)
-		}
-	}
+	identitytest.Age(t, ca, "payments")
 	if got := servedUntil(t, payments, folder(ca, identity.Tooling)); time.Until(got) > time.Minute {
 		t.Fatalf("payments serves a certificate until %s, want the short one it was just given", got)
 	}
