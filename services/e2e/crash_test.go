@@ -16,14 +16,16 @@ import (
 // TestKilledMidCheckout kills one process of the checkout's path (SIGKILL, as a crash) in
 // the middle of a burst of checkouts and starts it again: in the microservices orders, which
 // runs the saga, and inventory and payments, which it calls; in the hybrid the process that
-// runs orders with cart and payments. Each customer retries with the same
-// Idempotency-Key until the answer is final, as API.md tells clients to do on 503. Then:
+// runs orders with cart and payments; and the monolith, which runs orders and every step
+// of the checkout, its NATS left running. Each customer retries with the same Idempotency-Key until
+// the answer is final, as API.md tells clients to do on 503 (and on a refused connection,
+// while the monolith is down). Then:
 // every customer has exactly one order, every accepted checkout's order exists, the
 // checkouts the crash interrupted were finished or compensated (nothing stays reserved),
 // units sold equal units in orders, and stock is conserved.
 func TestKilledMidCheckout(t *testing.T) {
 	for _, tc := range []struct{ arch, victim string }{
-		{"services", "orders"}, {"services", "inventory"}, {"services", "payments"}, {"hybrid", "orders"},
+		{"services", "orders"}, {"services", "inventory"}, {"services", "payments"}, {"hybrid", "orders"}, {"monolith", "orders"},
 	} {
 		t.Run(tc.arch+"/"+tc.victim, func(t *testing.T) { killMidCheckout(t, tc.arch, tc.victim) })
 	}
@@ -46,6 +48,7 @@ func killMidCheckout(t *testing.T, arch, victim string) {
 		c.AddToCart(t, users[i], b.ID, 2)
 	}
 
+	kill := s.killer(arch, victim)
 	var accepted atomic.Int64
 	killed := make(chan struct{})
 	// back is when the victim was ready again (Unix nanoseconds; 0 while it is not).
@@ -103,9 +106,9 @@ func killMidCheckout(t *testing.T, arch, victim string) {
 	// Kill the victim once a few checkouts went through: others are in flight then.
 	deadline := time.Now().Add(60 * time.Second)
 	for accepted.Load() < 3 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
-	s.kill(arch, victim)
+	kill()
 	t.Logf("killed the process of %s after %d accepted checkouts", victim, accepted.Load())
 	close(killed)
 	restart := time.Now()

@@ -119,8 +119,10 @@ func (r *running) stop() error {
 	return err
 }
 
-// kill kills (SIGKILL, as a crash) the process of arch that runs the context name.
-func (r *running) kill(arch, name string) {
+// killer finds the process of arch that runs the context name and returns what kills it
+// (SIGKILL, as a crash): found beforehand, so that the kill lands when its caller means,
+// not a status call later.
+func (r *running) killer(arch, name string) func() {
 	r.t.Helper()
 	a := r.arch(arch)
 	var svc string
@@ -135,14 +137,17 @@ func (r *running) kill(arch, name string) {
 	}
 	for _, st := range sts {
 		if st.Arch == arch && st.Service == svc && st.PID > 0 {
-			if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
-				r.t.Fatalf("kill %s/%s: %v", arch, svc, err)
+			return func() {
+				r.t.Helper()
+				if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+					r.t.Fatalf("kill %s/%s: %v", arch, svc, err)
+				}
+				r.t.Logf("killed %s/%s (pid %d), which runs %s", arch, svc, st.PID, name)
 			}
-			r.t.Logf("killed %s/%s (pid %d), which runs %s", arch, svc, st.PID, name)
-			return
 		}
 	}
 	r.t.Fatalf("no running process of %s runs %s", arch, name)
+	return nil
 }
 
 func (r *running) arch(name string) topology.Arch {
