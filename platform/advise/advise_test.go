@@ -501,9 +501,10 @@ func chainModel(n int) *Model {
 }
 
 // BenchmarkSearchExact scores every placement of a chain of n contexts (Bell(n+1) of them)
-// and keeps the Pareto front: what `mitosis advise` takes for a shop of n contexts.
+// and keeps the Pareto front: what `mitosis advise` takes for a shop of n contexts, up to
+// MaxExact (twelve: half a minute).
 func BenchmarkSearchExact(b *testing.B) {
-	for _, n := range []int{7, 8, 9, 10} {
+	for _, n := range []int{7, 8, 9, 10, 11, 12} {
 		b.Run(fmt.Sprintf("contexts=%d", n), func(b *testing.B) {
 			m := chainModel(n)
 			for b.Loop() {

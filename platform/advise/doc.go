@@ -50,7 +50,7 @@
 // Every partition of the n contexts (the Bell number: 877 for the shop's seven, 4140 for 8,
 // 115975 for 10, 4213597 for 12), each with the edge in any of its groups or alone (as many
 // placements as partitions of n+1 items: 4140 for seven contexts), is scored exactly up to
-// MaxExact (eleven) contexts, keeping only the Pareto front as it goes, about 2.5 µs a
+// MaxExact (twelve) contexts, keeping only the Pareto front as it goes, about 1 µs a
 // placement here; Bell numbers grow faster than exponentially (Bell(15) is 1.4 billion),
 // so above it a greedy merge starts from one group per context and merges, step by step,
 // the pair of groups that saves the most CPU per request (O(n³) scorings). Candidates are

@@ -82,11 +82,66 @@ type Model struct {
 	index map[string]int
 }
 
-// mixed is the model's graph with its classes merged (Graph.Mix, MixEvents), which every
-// prediction reads: a search merges them once for its millions of placements.
-type mixed struct{ calls, events []*Edge }
+// mixed is what every prediction reads of the model's graph: its classes merged
+// (Graph.Mix, MixEvents) and each endpoint kind's calls, every edge's ends resolved to
+// context indices. A search makes it once for its millions of placements, whose scoring
+// is then a walk over slices.
+type mixed struct {
+	calls, events []mixedEdge
+	kinds         []mixedKind // by kind
+}
 
-func (m *Model) mixed() mixed { return mixed{m.Calls.Mix(), m.Calls.MixEvents()} }
+// mixedEdge is an edge with its ends as indices of Model.Contexts (edgeIndex: the edge).
+type mixedEdge struct {
+	*Edge
+	from, to int
+}
+
+// mixedKind is an endpoint kind with its class's calls; none when the graph has no class
+// for its route.
+type mixedKind struct {
+	kind, route string
+	calls       []mixedEdge
+}
+
+// edgeIndex stands for the edge among context indices.
+const edgeIndex = -1
+
+func (m *Model) mixed() mixed {
+	resolve := func(edges []*Edge) []mixedEdge {
+		out := make([]mixedEdge, len(edges))
+		for i, e := range edges {
+			out[i] = mixedEdge{Edge: e, from: m.nodeIndex(e.From), to: m.nodeIndex(e.To)}
+		}
+		return out
+	}
+	mx := mixed{calls: resolve(m.Calls.Mix()), events: resolve(m.Calls.MixEvents())}
+	for _, kind := range slices.Sorted(maps.Keys(KindRoutes)) {
+		route := KindRoutes[kind]
+		if c := m.Calls.Class(route); c != nil {
+			mx.kinds = append(mx.kinds, mixedKind{kind: kind, route: route, calls: resolve(c.Calls)})
+		}
+	}
+	return mx
+}
+
+func (m *Model) nodeIndex(node string) int {
+	if node == EdgeNode {
+		return edgeIndex
+	}
+	return m.index[node]
+}
+
+// cut reports whether e crosses a group boundary of p.
+func (e mixedEdge) cut(p Placement) bool { return p.groupAt(e.from) != p.groupAt(e.to) }
+
+// groupAt is the group of the context of index i, or the edge's for edgeIndex.
+func (p Placement) groupAt(i int) int {
+	if i == edgeIndex {
+		return p.Edge
+	}
+	return p.Groups[i]
+}
 
 // Calibrate builds the model from the monolith's and the services' graphs and measurements of
 // the same run (see the package doc). svcGraph gives the hop costs and sizes of each edge.
@@ -258,16 +313,6 @@ type KindResult struct {
 // Placement returns the placement predicted.
 func (p *Prediction) Placement() Placement { return p.placement }
 
-// group returns the group of a node (EdgeAlone for the edge alone).
-func (m *Model) group(p Placement, node string) int {
-	if node == EdgeNode {
-		return p.Edge
-	}
-	return p.Groups[m.index[node]]
-}
-
-func (m *Model) cut(p Placement, e *Edge) bool { return m.group(p, e.From) != m.group(p, e.To) }
-
 // Predict predicts pl's costs.
 func (m *Model) Predict(pl Placement) *Prediction {
 	mx := m.mixed()
@@ -294,7 +339,7 @@ func (m *Model) costs(pl Placement, mx mixed) *Prediction {
 	total := 0.0
 	for _, e := range mx.calls {
 		total += e.Calls
-		if m.cut(g, e) {
+		if e.cut(g) {
 			p.CutCalls += e.Calls
 		}
 	}
@@ -304,17 +349,13 @@ func (m *Model) costs(pl Placement, mx mixed) *Prediction {
 	p.CPUPerReqMS = m.Mono.CPUPerReqMS + p.CutCalls*m.HopCPUMS + extra*m.ProcessCPUMS
 	// Latency: the share of the critical path's hop time that g cuts, of the services' extra.
 	mixShare := 0.0
-	for _, kind := range slices.Sorted(maps.Keys(KindRoutes)) {
-		route := KindRoutes[kind]
-		c := m.Calls.Class(route)
-		if c == nil {
-			continue
-		}
+	for _, mk := range mx.kinds {
+		kind, route := mk.kind, mk.route
 		cut, all, cpu := 0.0, 0.0, 0.0
-		for _, e := range c.Calls {
+		for _, e := range mk.calls {
 			hop := e.Critical * e.HopMS
 			all += hop
-			if m.cut(g, e) {
+			if e.cut(g) {
 				cut += hop
 				cpu += e.Calls
 			}
@@ -344,10 +385,10 @@ func (m *Model) interfaces(g Placement, mx mixed) []int {
 		methods[i] = map[string]bool{}
 	}
 	for _, e := range slices.Concat(mx.calls, mx.events) {
-		if !m.cut(g, e) {
+		if !e.cut(g) {
 			continue
 		}
-		to := m.group(g, e.To)
+		to := g.groupAt(e.to)
 		for _, name := range e.Methods {
 			methods[to][name] = true
 		}

@@ -8,11 +8,10 @@ import (
 	"strings"
 )
 
-// MaxExact is the most contexts whose every placement is scored: Bell(12) = 4213597
-// placements of eleven, 12.5 s here (BenchmarkSearchExact; ten take 1.6 s); twelve would
-// be 27.6 million, with a front twice as large to check each against. Above it the search
-// is a greedy merge.
-const MaxExact = 11
+// MaxExact is the most contexts whose every placement is scored: Bell(13) = 27644437
+// placements of twelve, 26 s here (BenchmarkSearchExact: ten take 0.5 s, eleven 3.5 s).
+// Above it the search is a greedy merge.
+const MaxExact = 12
 
 // Objective ranks the candidates.
 type Objective string
@@ -175,7 +174,7 @@ func (m *Model) Search(c Constraints, obj Objective) (*Result, error) {
 			if m.Allows(c, g) {
 				r.Allowed++
 				pl := Placement{Groups: g, Edge: edge}
-				if p := m.costs(pl, mx); !front.beaten(p) {
+				if p := m.costs(pl, mx); !front.beaten(scoreOf(p)) {
 					m.describe(p, pl, mx)
 					front.add(p)
 				}
@@ -194,7 +193,11 @@ func (m *Model) Search(c Constraints, obj Objective) (*Result, error) {
 	if r.Allowed == 0 {
 		return nil, fmt.Errorf("no grouping meets the constraints")
 	}
-	r.Front = slices.SortedFunc(slices.Values(front), func(a, b *Prediction) int {
+	r.Front = nil
+	for _, q := range front {
+		r.Front = append(r.Front, q.p)
+	}
+	slices.SortFunc(r.Front, func(a, b *Prediction) int {
 		return cmp.Or(cmp.Compare(a.Groups, b.Groups), cmp.Compare(a.CPUPerReqMS, b.CPUPerReqMS), strings.Compare(a.Split, b.Split))
 	})
 	r.Best = m.Recommend(r.Front, obj)
@@ -204,30 +207,48 @@ func (m *Model) Search(c Constraints, obj Objective) (*Result, error) {
 // front is the Pareto front of the predictions added so far: those no other one beats on
 // every count (at least as many groups, no more CPU per request and no higher checkout p99,
 // better on one). Kept as they come, it holds a few hundred of the millions of placements
-// of eleven contexts; keeping them all and comparing each pair took 6.4 s for nine
+// of twelve contexts; keeping them all and comparing each pair took 6.4 s for nine
 // contexts, and grew with the square of the placements: 34 times that for ten.
-type front []*Prediction
+type front []scored
 
-// beaten reports whether a prediction of the front beats p: p's costs are all it reads.
-func (f front) beaten(p *Prediction) bool {
-	return slices.ContainsFunc(f, func(q *Prediction) bool { return dominates(q, p) })
+// scored is a prediction with the counts the front compares.
+type scored struct {
+	score
+	p *Prediction
+}
+
+// score is what the front compares of a prediction.
+type score struct {
+	groups   int
+	cpu, p99 float64 // CPU per request, checkout p99
+}
+
+func scoreOf(p *Prediction) score { return score{p.Groups, p.CPUPerReqMS, p.checkoutP99()} }
+
+// dominates reports whether q beats p: at least as many groups, no more CPU per request
+// and no higher checkout p99, better on one.
+func (q score) dominates(p score) bool {
+	if q.groups < p.groups || q.cpu > p.cpu || q.p99 > p.p99 {
+		return false
+	}
+	return q.groups > p.groups || q.cpu < p.cpu || q.p99 < p.p99
+}
+
+func dominates(q, p *Prediction) bool { return scoreOf(q).dominates(scoreOf(p)) }
+
+// beaten reports whether a prediction of the front beats one of score s.
+func (f front) beaten(s score) bool {
+	return slices.ContainsFunc(f, func(q scored) bool { return q.dominates(s) })
 }
 
 // add puts p on the front, unless it is beaten, and takes off what p beats.
 func (f *front) add(p *Prediction) {
-	if f.beaten(p) {
+	s := scoreOf(p)
+	if f.beaten(s) {
 		return
 	}
 	// Dominance is transitive: what p beats can beat nothing p does not.
-	*f = append(slices.DeleteFunc(*f, func(q *Prediction) bool { return dominates(p, q) }), p)
-}
-
-func dominates(q, p *Prediction) bool {
-	qa, pa := q.checkoutP99(), p.checkoutP99()
-	if q.Groups < p.Groups || q.CPUPerReqMS > p.CPUPerReqMS || qa > pa {
-		return false
-	}
-	return q.Groups > p.Groups || q.CPUPerReqMS < p.CPUPerReqMS || qa < pa
+	*f = append(slices.DeleteFunc(*f, func(q scored) bool { return s.dominates(q.score) }), scored{s, p})
 }
 
 func (p *Prediction) checkoutP99() float64 { return p.Kinds[Checkout].Latency.P99 }
