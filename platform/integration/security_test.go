@@ -7,15 +7,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/natsauth/natsauthtest"
+	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
@@ -46,19 +44,10 @@ func TestServicesSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	call := func(addr string, c credentials.TransportCredentials, method string) codes.Code {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(c))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
 		if method == "" {
-			_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-		} else {
-			err = conn.Invoke(ctx, method, &emptypb.Empty{}, &emptypb.Empty{})
+			return stacktest.HealthCode(ctx, t, addr, c)
 		}
-		return status.Code(err)
+		return stacktest.GRPCCode(ctx, t, addr, c, method, &emptypb.Empty{}, &emptypb.Empty{})
 	}
 	noCert := credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}) //nolint:gosec // the attacker's client
 	var payments string

@@ -12,11 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
@@ -121,43 +118,25 @@ func TestSecurityAsProcesses(t *testing.T) {
 		}
 		return credentials.NewTLS(src.ClientConfig(nil))
 	}
-	charge := func(c credentials.TransportCredentials) codes.Code {
-		conn, err := grpc.NewClient(payments, grpc.WithTransportCredentials(c))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		return status.Code(conn.Invoke(ctx, "/mitosis.payments.v1.PaymentsService/Charge", &emptypb.Empty{}, &emptypb.Empty{}))
-	}
-	for _, c := range []struct {
+	type caller struct {
 		who   string
 		creds credentials.TransportCredentials
 		want  codes.Code
-	}{
-		{"no certificate", credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}), codes.Unavailable}, //nolint:gosec // the attacker's client
-		{"another CA's orders", creds(folder(other, "orders")), codes.Unavailable},
+	}
+	noCert := caller{"no certificate", credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}), codes.Unavailable} //nolint:gosec // the attacker's client
+	foreign := caller{"another CA's orders", creds(folder(other, "orders")), codes.Unavailable}
+	for _, c := range []caller{
+		noCert, foreign,
 		{"cart", creds(folder(ca, "cart")), codes.PermissionDenied},
 		{"tooling", creds(folder(ca, identity.Tooling)), codes.PermissionDenied},
 		{"orders", creds(folder(ca, "orders")), codes.InvalidArgument}, // allowed; an empty charge is bad input
 	} {
-		if got := charge(c.creds); got != c.want {
+		if got := stacktest.GRPCCode(ctx, t, payments, c.creds, "/mitosis.payments.v1.PaymentsService/Charge", &emptypb.Empty{}, &emptypb.Empty{}); got != c.want {
 			t.Errorf("Charge as %s: %s, want %s", c.who, got, c.want)
 		}
 	}
 	// Every process that serves gRPC, not payments only, refuses both strangers at the
 	// handshake, and answers the stack's tools its health.
-	health := func(addr string, c credentials.TransportCredentials) codes.Code {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(c))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		return status.Code(conn.Invoke(ctx, "/grpc.health.v1.Health/Check", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{}))
-	}
 	servers := 0
 	for _, st := range sts {
 		i := slices.IndexFunc(topo.Archs, func(a topology.Arch) bool { return a.Name == st.Arch })
@@ -168,16 +147,8 @@ func TestSecurityAsProcesses(t *testing.T) {
 			continue
 		}
 		servers++
-		for _, c := range []struct {
-			who   string
-			creds credentials.TransportCredentials
-			want  codes.Code
-		}{
-			{"no certificate", credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}), codes.Unavailable}, //nolint:gosec // the attacker's client
-			{"another CA's orders", creds(folder(other, "orders")), codes.Unavailable},
-			{"tooling", creds(folder(ca, identity.Tooling)), codes.OK},
-		} {
-			if got := health(st.Addr, c.creds); got != c.want {
+		for _, c := range []caller{noCert, foreign, {"tooling", creds(folder(ca, identity.Tooling)), codes.OK}} {
+			if got := stacktest.HealthCode(ctx, t, st.Addr, c.creds); got != c.want {
 				t.Errorf("%s's health as %s: %s, want %s", st.Service, c.who, got, c.want)
 			}
 		}
