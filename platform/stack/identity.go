@@ -24,8 +24,9 @@ var ErrNoPKI = errors.New("no PKI folder for the stack's identities (UpOptions.P
 //
 // owner, when not nil, is the user and group the services' folders are given to (a
 // container's user); the tools' stay the caller's, unless t has a renewer: it renews every
-// identity of the folder as that user, so the CA's files and the tools' folder are given to
-// it too (the caller, root or the user namespace's owner, still reads them).
+// identity of the folder as that user, so the CA's files and every identity's folder (the
+// tools', another topology's) are given to it too (the caller, root or the user
+// namespace's owner, still reads them).
 func Identities(name string, t topology.Topology, opts UpOptions, owner *[2]int) (map[string]string, error) {
 	if opts.Insecure {
 		return map[string]string{}, nil
@@ -50,7 +51,11 @@ func Identities(name string, t topology.Topology, opts UpOptions, owner *[2]int)
 			if err := ca.ChownCA(owner[0], owner[1]); err != nil {
 				return err
 			}
-			ids = append(ids, identity.Tooling)
+			// Every identity of the folder, another topology's too: the renewer renews
+			// them all (identity.CA.EnsureFound).
+			if ids, err = identity.Found(opts.PKI); err != nil {
+				return err
+			}
 		}
 		for _, id := range ids {
 			if err := ca.Chown(id, owner[0], owner[1]); err != nil {

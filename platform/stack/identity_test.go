@@ -11,9 +11,9 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
-// Identities given to a container's user give it the CA too when the topology runs a
-// renewer (which renews every identity as that user), and only then: the CA's key goes to
-// no one who does not need it.
+// Identities given to a container's user give it the CA and every identity of the folder
+// too when the topology runs a renewer (which renews every identity as that user), and only
+// then: the CA's key goes to no one who does not need it.
 func TestIdentitiesGiveTheCAOnlyToARenewer(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("chown needs root")
@@ -25,6 +25,14 @@ func TestIdentitiesGiveTheCAOnlyToARenewer(t *testing.T) {
 			t.Fatal(err)
 		}
 		pki := t.TempDir()
+		// Another topology's identity, made before by the caller (certs issue -t hybrid).
+		ca, err := identity.OpenCA(pki, "st-ids")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ca.Ensure("cart-orders"); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := stack.Identities("st-ids", topo, stack.UpOptions{PKI: pki}, &[2]int{uid, uid}); err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +52,8 @@ func TestIdentitiesGiveTheCAOnlyToARenewer(t *testing.T) {
 		if renewer {
 			want = uid
 		}
-		for _, p := range []string{filepath.Join(pki, identity.CAKeyFile), filepath.Join(pki, identity.Tooling, identity.KeyFile)} {
+		for _, p := range []string{filepath.Join(pki, identity.CAKeyFile), filepath.Join(pki, identity.Tooling, identity.KeyFile),
+			filepath.Join(pki, "cart-orders", identity.KeyFile)} {
 			if got := owner(p); got != want {
 				t.Errorf("renewer %v: %s is user %d's, want %d", renewer, p, got, want)
 			}
