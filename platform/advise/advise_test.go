@@ -446,6 +446,9 @@ func TestParetoFrontAndRecommendation(t *testing.T) {
 	}
 }
 
+// dominates reports whether q beats p as the search's front compares them.
+func dominates(q, p *Prediction) bool { return scoreOf(q).dominates(scoreOf(p)) }
+
 // Above MaxExact contexts the search merges greedily: a synthetic shop of 13 contexts in a
 // chain, one pair of which talks far more than any other, is merged pair by pair, that pair
 // first, down to one group, and scored in polynomially many placements.

@@ -174,9 +174,10 @@ func (m *Model) Search(c Constraints, obj Objective) (*Result, error) {
 			if m.Allows(c, g) {
 				r.Allowed++
 				pl := Placement{Groups: g, Edge: edge}
-				if p := m.costs(pl, mx); !front.beaten(scoreOf(p)) {
+				p := m.costs(pl, mx)
+				if s := scoreOf(p); !front.beaten(s) {
 					m.describe(p, pl, mx)
-					front.add(p)
+					front.add(scored{s, p})
 				}
 			}
 		}
@@ -234,21 +235,15 @@ func (q score) dominates(p score) bool {
 	return q.groups > p.groups || q.cpu < p.cpu || q.p99 < p.p99
 }
 
-func dominates(q, p *Prediction) bool { return scoreOf(q).dominates(scoreOf(p)) }
-
 // beaten reports whether a prediction of the front beats one of score s.
 func (f front) beaten(s score) bool {
 	return slices.ContainsFunc(f, func(q scored) bool { return q.dominates(s) })
 }
 
-// add puts p on the front, unless it is beaten, and takes off what p beats.
-func (f *front) add(p *Prediction) {
-	s := scoreOf(p)
-	if f.beaten(s) {
-		return
-	}
-	// Dominance is transitive: what p beats can beat nothing p does not.
-	*f = append(slices.DeleteFunc(*f, func(q scored) bool { return s.dominates(q.score) }), scored{s, p})
+// add puts p, which nothing on the front beats (beaten), on it, and takes off what p beats.
+// Dominance is transitive: what p beats can beat nothing p does not.
+func (f *front) add(p scored) {
+	*f = append(slices.DeleteFunc(*f, func(q scored) bool { return p.dominates(q.score) }), p)
 }
 
 func (p *Prediction) checkoutP99() float64 { return p.Kinds[Checkout].Latency.P99 }
