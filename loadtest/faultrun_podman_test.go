@@ -64,8 +64,10 @@ func TestFaultRunPodman(t *testing.T) {
 
 	var out logtest.Buffer
 	plan := shortFaults()
-	// A pod takes 0.2-2 s to be ready again here, and its callers a second more to reach it.
-	plan.After = 8 * time.Second
+	// A pod takes 1-3 s to be ready again here (4.1 s seen in CI), and its callers up to
+	// services/bounded.RedialWithin (3.4 s) more to reach it: with 8 s, a slow start left
+	// a checkout no time to succeed.
+	plan.After = 10 * time.Second
 	r := &FaultRunner{Plan: plan, Progress: &out,
 		Targets: faultTargets(t, rt, topo, map[string][]string{topology.Services: {"payments", "gateway"}}, pki)}
 	start = time.Now()
