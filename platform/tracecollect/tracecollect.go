@@ -35,6 +35,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP/gRPC exporters may compress with gzip
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -53,17 +54,26 @@ const (
 // monolith checkout), so 8 MiB leaves room for batches 60 times larger.
 const MaxRequestBytes = 8 << 20
 
-// Limits of the collector's HTTP servers (OTLP/HTTP and the query API), so that a client
-// that sends slowly, or never finishes, or idles, or sends endless headers, holds no
-// connection and no memory for long. ReadTimeout covers a whole request, body included:
-// MaxRequestBytes at 300 KB/s.
-const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 30 * time.Second
-	writeTimeout      = 30 * time.Second // OTLP/HTTP only: its answers are small
-	idleTimeout       = 2 * time.Minute  // exporters send every few seconds and keep their connection
-	maxHeaderBytes    = 64 << 10
-)
+// timeouts bound how long a client holds a connection of the collector without making
+// progress: one that sends slowly, never finishes, idles or sends endless headers holds no
+// connection and no memory for long.
+type timeouts struct {
+	// header bounds reading a request's headers (HTTP) or a connection's preface and
+	// handshake (gRPC).
+	header time.Duration
+	// read covers a whole HTTP request, body included: MaxRequestBytes at 300 KB/s.
+	read time.Duration
+	// write bounds an OTLP/HTTP answer, which is small (not the query API's pages).
+	write time.Duration
+	// idle closes a connection that carries no request for that long: exporters send every
+	// few seconds and keep theirs.
+	idle time.Duration
+}
+
+var defaultTimeouts = timeouts{header: 10 * time.Second, read: 30 * time.Second, write: 30 * time.Second, idle: 2 * time.Minute}
+
+// maxHeaderBytes bounds an HTTP request's headers.
+const maxHeaderBytes = 64 << 10
 
 // Config is where the collector listens and how much it keeps.
 type Config struct {
@@ -99,7 +109,9 @@ type Collector struct {
 }
 
 // Start listens on the three addresses and serves in the background until Close.
-func Start(cfg Config) (*Collector, error) {
+func Start(cfg Config) (*Collector, error) { return start(cfg, defaultTimeouts) }
+
+func start(cfg Config, to timeouts) (*Collector, error) {
 	if cfg.GRPCAddr == "" {
 		cfg.GRPCAddr = DefaultGRPCAddr
 	}
@@ -131,7 +143,10 @@ func Start(cfg Config) (*Collector, error) {
 	// compressed one through a reader that stops one byte past it (rpc_util.go, decompress):
 	// a gzip bomb costs MaxRequestBytes, not its inflated size. The codec refuses a message
 	// over MaxDecodedBytes before decoding it.
-	c.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxRequestBytes), grpc.ForceServerCodecV2(newBoundedCodec(c.costs)))
+	// A connection that never finishes its handshake is closed after to.header, one that
+	// carries no call after to.idle (GOAWAY, then closed).
+	c.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxRequestBytes), grpc.ForceServerCodecV2(newBoundedCodec(c.costs)),
+		grpc.ConnectionTimeout(to.header), grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: to.idle}))
 	coltracepb.RegisterTraceServiceServer(c.grpc, traceService{c: c})
 	colmetricspb.RegisterMetricsServiceServer(c.grpc, metricsService{c: c})
 	collogspb.RegisterLogsServiceServer(c.grpc, logsService{c: c})
@@ -140,13 +155,13 @@ func Start(cfg Config) (*Collector, error) {
 	otlp.HandleFunc("POST /v1/traces", c.postTraces)
 	otlp.HandleFunc("POST /v1/metrics", c.postMetrics)
 	otlp.HandleFunc("POST /v1/logs", c.postLogs)
-	c.http = c.newServer(otlp)
-	c.http.WriteTimeout = writeTimeout
+	c.http = c.newServer(otlp, to)
+	c.http.WriteTimeout = to.write
 	query := c.queryHandler()
 	if cfg.Routes != nil {
 		cfg.Routes(query, c.store)
 	}
-	c.query = c.newServer(query)
+	c.query = c.newServer(query, to)
 
 	c.served.Go(func() { _ = c.grpc.Serve(c.lns[0]) })
 	c.served.Go(func() { _ = c.http.Serve(c.lns[1]) })
@@ -157,9 +172,9 @@ func Start(cfg Config) (*Collector, error) {
 	return c, nil
 }
 
-func (c *Collector) newServer(h http.Handler) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
-		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes, ErrorLog: slog.NewLogLogger(c.log.Handler(), slog.LevelWarn)}
+func (c *Collector) newServer(h http.Handler, to timeouts) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: to.header, ReadTimeout: to.read,
+		IdleTimeout: to.idle, MaxHeaderBytes: maxHeaderBytes, ErrorLog: slog.NewLogLogger(c.log.Handler(), slog.LevelWarn)}
 }
 
 // GRPCAddr, HTTPAddr and QueryAddr are the bound addresses (host:port).
