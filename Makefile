@@ -143,10 +143,12 @@ bench:
 	cd monolith && go test -run '^$$' -bench 'ProductList|ProductGet|MetricsScrape' -benchmem .
 
 ## fuzz: every fuzz target of every module in turn, FUZZTIME each (default 1m); minimising
-## is off: the edge's target runs a whole shop, whose coverage is never the same twice
+## is off: the edge's target runs a whole shop, whose coverage is never the same twice; the
+## listing is -short, since -list runs each package's TestMain (the container suites' would
+## build every image first)
 FUZZTIME ?= 1m
 fuzz:
-	@set -e; go test -list '^Fuzz' $(PKGS) | awk '/^Fuzz/ {f[n++] = $$1} /^ok/ {for (i = 0; i < n; i++) print $$2, f[i]; n = 0}' | \
+	@set -e; go test -short -list '^Fuzz' $(PKGS) | awk '/^Fuzz/ {f[n++] = $$1} /^ok/ {for (i = 0; i < n; i++) print $$2, f[i]; n = 0}' | \
 	while read -r pkg target; do \
 		echo "fuzz: $$target in $$pkg for $(FUZZTIME)"; \
 		go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1x -parallel 1 "$$pkg" </dev/null; \
