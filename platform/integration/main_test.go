@@ -112,14 +112,19 @@ func arch(t *testing.T, name string) topology.Arch {
 	return topo.Archs[0]
 }
 
-// startStack starts an architecture for one test, removed when the test ends.
-func startStack(t *testing.T, name string) *integration.Stack {
+// startStack starts an architecture for one test, removed when the test ends; each of with
+// changes its options first.
+func startStack(t *testing.T, name string, with ...func(*integration.StackOptions)) *integration.Stack {
 	t.Helper()
 	start := time.Now()
-	s, err := integration.Start(t.Context(), integration.StackOptions{
+	opts := integration.StackOptions{
 		Run: env.run, Arch: arch(t, name), Images: env.images, AdminToken: env.token, RequestKey: env.token + "-request-key",
 		PKI: filepath.Join(env.pki, name),
-	})
+	}
+	for _, f := range with {
+		f(&opts)
+	}
+	s, err := integration.Start(t.Context(), opts)
 	if s != nil {
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

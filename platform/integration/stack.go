@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -46,6 +49,11 @@ type StackOptions struct {
 	// each mounted read-only into its container: the stacks run with mutual TLS, as `mitosis
 	// up` runs them. Required.
 	PKI string
+
+	// afterCreate, if set, is called with a service's name and the host addresses the engine
+	// picked for it, each time its container is created, before it starts (a test takes
+	// them, as another connection of the machine may: export_test.go).
+	afterCreate func(service string, hostAddrs []string)
 }
 
 // Stack is one architecture running as containers on a network of its own, each service
@@ -68,8 +76,9 @@ type Stack struct {
 	timeout    time.Duration
 	started    time.Time
 
-	mu         sync.Mutex
-	containers map[string]*testcontainers.DockerContainer // by service name
+	mu          sync.Mutex
+	containers  map[string]*testcontainers.DockerContainer // by service name
+	afterCreate func(service string, hostAddrs []string)   // StackOptions.afterCreate
 }
 
 // Start makes the stack's network and starts its services in the topology's dependency
@@ -91,16 +100,17 @@ func Start(ctx context.Context, opts StackOptions) (*Stack, error) {
 		return nil, fmt.Errorf("%w: %w", ErrNoEngine, err)
 	}
 	s := &Stack{
-		Name:       Prefix + opts.Run + "-" + opts.Arch.Name,
-		Arch:       opts.Arch,
-		Token:      opts.AdminToken,
-		run:        opts.Run,
-		requestKey: opts.RequestKey,
-		docker:     docker,
-		images:     opts.Images,
-		timeout:    opts.ReadyTimeout,
-		started:    time.Now(),
-		containers: map[string]*testcontainers.DockerContainer{},
+		Name:        Prefix + opts.Run + "-" + opts.Arch.Name,
+		Arch:        opts.Arch,
+		Token:       opts.AdminToken,
+		run:         opts.Run,
+		requestKey:  opts.RequestKey,
+		docker:      docker,
+		images:      opts.Images,
+		timeout:     opts.ReadyTimeout,
+		started:     time.Now(),
+		containers:  map[string]*testcontainers.DockerContainer{},
+		afterCreate: opts.afterCreate,
 	}
 	if opts.PKI == "" {
 		return nil, stack.ErrNoPKI
@@ -276,7 +286,39 @@ func (s *Stack) startService(ctx context.Context, svc topology.Service) error {
 			}
 		},
 	}
-	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true})
+	if s.afterCreate != nil {
+		req.LifecycleHooks = []testcontainers.ContainerLifecycleHooks{{PreStarts: []testcontainers.ContainerHook{
+			func(ctx context.Context, c testcontainers.Container) error {
+				info, err := c.Inspect(ctx)
+				if err != nil {
+					return err
+				}
+				var at []string
+				for _, bs := range info.HostConfig.PortBindings {
+					for _, b := range bs {
+						at = append(at, net.JoinHostPort(b.HostIP.String(), b.HostPort))
+					}
+				}
+				s.afterCreate(svc.Name, at)
+				return nil
+			},
+		}}}
+	}
+	// The engine picks each host port when it creates the container and binds it when it
+	// starts it: in between, any connection of the machine can take it as its source port
+	// (the same ephemeral range), and the start fails with "address already in use". Then
+	// the container is removed and made again, with new ports, as platform/podmanrt's
+	// makePod does for a pod.
+	var c testcontainers.Container
+	for try := 1; ; try++ {
+		c, err = testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{ContainerRequest: req, Started: true})
+		if err == nil || c == nil || try == portTries || !strings.Contains(err.Error(), syscall.EADDRINUSE.Error()) {
+			break
+		}
+		if terr := c.Terminate(context.WithoutCancel(ctx)); terr != nil {
+			return fmt.Errorf("%s: %w (and removing it to try new ports: %w)", svc.Name, err, terr)
+		}
+	}
 	if dc, ok := c.(*testcontainers.DockerContainer); ok && dc != nil {
 		s.mu.Lock()
 		s.containers[svc.Name] = dc
@@ -287,6 +329,10 @@ func (s *Stack) startService(ctx context.Context, svc topology.Service) error {
 	}
 	return nil
 }
+
+// portTries is how many times startService makes a container whose host ports the engine
+// picks.
+const portTries = 3
 
 // probeWait is the topology's readiness probe as a testcontainers wait strategy: the probe
 // runs from the host against the probe port's published address.

@@ -1,8 +1,11 @@
 package integration_test
 
 import (
+	"net"
+	"slices"
 	"testing"
 
+	"github.com/mitosis-dev/mitosis/platform/integration"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/shop/apitest"
 )
@@ -10,9 +13,46 @@ import (
 // TestMonolith is suite 1: NATS and the monolith as containers, the shop's behaviour suite
 // (the very code the monolith's own tests run in process) against the monolith's published
 // port.
+//
+// The host ports the engine picks for the monolith's container are taken on its first
+// creation, before it starts, as any connection of the machine may take them: the stack
+// makes the container again, with other ports.
 func TestMonolith(t *testing.T) {
 	requireEngine(t)
-	s := startStack(t, topology.Monolith)
+	var made int
+	var stolen []string
+	s := startStack(t, topology.Monolith, func(o *integration.StackOptions) {
+		integration.AfterCreate(o, func(service string, at []string) {
+			if service != topology.Monolith {
+				return
+			}
+			if made++; made > 1 {
+				return
+			}
+			for _, a := range at {
+				ln, err := net.Listen("tcp", a)
+				if err != nil {
+					t.Errorf("take %s: %v", a, err)
+					continue
+				}
+				t.Cleanup(func() { ln.Close() })
+				stolen = append(stolen, a)
+			}
+		})
+	})
+	if made != 2 || len(stolen) == 0 {
+		t.Fatalf("the monolith's container was made %d times with %v taken; want its picked ports taken and the container made twice", made, stolen)
+	}
+	mono, _ := s.Arch.Service(topology.Monolith)
+	for _, p := range mono.Ports {
+		at, err := s.HostAddr(t.Context(), topology.Monolith, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(stolen, at) {
+			t.Errorf("the monolith publishes %d on %s, which was taken", p, at)
+		}
+	}
 	apitest.Run(t, target(t, s))
 }
 
