@@ -211,6 +211,8 @@ func leftovers(t *testing.T, prefix string, labels map[string][]string) []string
 
 // TestKubePlay runs `mitosis kube play` of each overlay on Podman, reaches /readyz on the
 // published port, checks out, and runs `mitosis kube down`, which must leave nothing behind.
+// The monolith is played again (its data kept), and the stack's renewer, played beside it,
+// renews an aged certificate that the monolith then serves with.
 func TestKubePlay(t *testing.T) {
 	needPodman(t)
 	for _, arch := range []string{topology.Monolith, topology.Services} {
@@ -255,6 +257,10 @@ func TestKubePlay(t *testing.T) {
 					t.Errorf("after playing again: %+v", got)
 				}
 				t.Logf("kube play %s again: ready in %s, data kept", arch, time.Since(start).Round(time.Millisecond))
+				renewedInPlay(t, prefix, arch)
+				// The monolith reads its renewed identity without a restart: a checkout
+				// goes through its and NATS's TLS again.
+				checkout(t, "http://"+edge, strings.TrimSpace(string(token)))
 			}
 			out, err = cli("kube", "down", "--arch", arch, "--prefix", prefix)
 			downed = true
@@ -263,6 +269,36 @@ func TestKubePlay(t *testing.T) {
 			}
 			t.Logf("kube down %s: %s", arch, strings.TrimSpace(out))
 		})
+	}
+}
+
+// renewedInPlay checks the stack's renewer that kube play plays beside the overlay: the
+// monolith's certificate aged (as a week-old stack's), a SIGHUP to the renewer's container,
+// and the certificate is renewed in place, the files still the images' user's.
+func renewedInPlay(t *testing.T, prefix, arch string) {
+	t.Helper()
+	ca, err := identity.OpenCA(stack.PKIDir(env.state, prefix), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aged := identitytest.Age(t, ca, topology.Monolith)
+	// kube play names a pod's container <pod>-<container>.
+	app := kube.ObjectName(prefix, arch, topology.RenewerService) + "-pod-0-" + topology.RenewerService
+	if err := containers.Kill(env.conn, app, new(containers.KillOptions).WithSignal("SIGHUP")); err != nil {
+		t.Fatalf("SIGHUP to the renewer: %v", err)
+	}
+	stacktest.WaitFor(t, 30*time.Second, func() (bool, string) {
+		serial := fmt.Sprintf("%x", identitytest.Leaf(t, ca.Dir(topology.Monolith)).SerialNumber)
+		return serial != aged, "the monolith's certificate is still the aged one"
+	})
+	for _, f := range []string{identity.CertFile, identity.KeyFile} {
+		st, err := os.Stat(filepath.Join(ca.Dir(topology.Monolith), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := st.Sys().(*syscall.Stat_t).Uid; uid != imagebuild.UID {
+			t.Errorf("renewed %s: user %d's, want the images' user %d", f, uid, imagebuild.UID)
+		}
 	}
 }
 

@@ -198,7 +198,8 @@ func playCmd() *cobra.Command {
 		Short: "Run an architecture's overlay (monolith, services, hybrid...) on Podman with kube play",
 		Long: `play builds what changed (this machine's platform), loads the images into Podman,
 makes a network with DNS per architecture and plays each workload of the overlay into it,
-then waits until the edge answers /readyz on its published port (--monolith-edge,
+and the stack's renewer (no network; it renews the identities of <state>/pki/<prefix> in
+place), then waits until the edge answers /readyz on its published port (--monolith-edge,
 --services-edge, or the topology file's edge: 127.0.0.1:8082 for the hybrid). Playing again
 replaces the pods and keeps NATS's volume. --dry-run prints what it would play instead, the
 admin token replaced by a placeholder naming where it comes from; --tag plays images kube
@@ -210,6 +211,11 @@ load put into Podman, without building. kube down removes it all.`,
 			if err != nil {
 				return err
 			}
+			// The stack's renewer plays beside the overlays, as compose runs it: identities
+			// are host folders here too. Its image is built and loaded with theirs, and it
+			// gets the CA's files (stack.Identities).
+			renewer := topology.NewRenewer()
+			t.Renewer = &renewer
 			// A dry run prints what it would play, which others may read (a terminal, a CI
 			// log, a ticket): the secret's place, not the secret. Nor does it make one.
 			token := fmt.Sprintf(dryRunToken, filepath.Join(e.state, "admin-token"))
@@ -278,7 +284,7 @@ load put into Podman, without building. kube down removes it all.`,
 				}
 			}
 			for _, a := range list {
-				ad := Adapt{Prefix: prefix, Edge: edge(cmd, t, a), Images: refs, AdminToken: token, RequestKey: requestKey, TLS: tls, NATSPasswords: natsPW}
+				ad := Adapt{Prefix: prefix, Edge: edge(cmd, t, a), Images: refs, AdminToken: token, RequestKey: requestKey, TLS: tls, NATSPasswords: natsPW, PKI: pki}
 				if dryRun {
 					if err := printWorkloads(cmd.OutOrStdout(), a, ad); err != nil {
 						return err
@@ -289,7 +295,7 @@ load put into Podman, without building. kube down removes it all.`,
 				if err != nil {
 					return fmt.Errorf("%w\n(mitosis kube down --prefix %s removes what was made)", err, prefix)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: http://%s (%d pods in network %s)\n", a, p.Edge, len(p.Pods), p.Network)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: http://%s (%d pods; network %s)\n", a, p.Edge, len(p.Pods), p.Network)
 			}
 			if !dryRun {
 				fmt.Fprintf(cmd.OutOrStdout(), "played in %s; admin token: SHOP_ADMIN_TOKEN or %s; kube down --prefix %s removes it\n",
@@ -321,7 +327,7 @@ func printWorkloads(w io.Writer, arch string, ad Adapt) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "# kube play --network %s:alias=%s\n---\n%s", NetworkName(ad.Prefix, arch), wl.Service, b)
+		fmt.Fprintf(w, "# kube play --network %s\n---\n%s", playNetwork(wl, NetworkName(ad.Prefix, arch)), b)
 	}
 	return nil
 }

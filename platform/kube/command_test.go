@@ -75,7 +75,8 @@ func TestRenderPrintsTheOverlay(t *testing.T) {
 }
 
 func TestPlayDryRun(t *testing.T) {
-	out, err := run(t, "play", "--arch", "monolith", "--dry-run", "--prefix", "dry")
+	state := t.TempDir()
+	out, err := run(t, "play", "--arch", "monolith", "--dry-run", "--prefix", "dry", "--state", state)
 	if err != nil {
 		t.Fatalf("play --dry-run: %v\n%s", err, out)
 	}
@@ -87,6 +88,11 @@ func TestPlayDryRun(t *testing.T) {
 		"hostPort: 18990",
 		"image: localhost/mitosis/monolith:latest",
 		"imagePullPolicy: Never",
+		// The stack's renewer, with no network, on the prefix's PKI folder.
+		"# kube play --network none",
+		"name: dry-monolith-renewer",
+		"image: localhost/mitosis/renewer:latest",
+		"path: " + filepath.Join(state, "pki", "dry"),
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run lacks %q:\n%s", want, out)

@@ -119,6 +119,11 @@ func Play(ctx context.Context, conn context.Context, opts PlayOptions) (*Played,
 	if err != nil {
 		return nil, err
 	}
+	// The renewer needs no peer, only the identities, which exist already: it plays with
+	// the first level.
+	if _, ok := byService[topology.RenewerService]; ok {
+		levels[0] = append(slices.Clone(levels[0]), topology.NewRenewer())
+	}
 	// Playing again replaces the pods and keeps the data (the volumes), as up does. kube
 	// play's own replace cannot: Podman 4.3 refuses a claim whose volume exists.
 	if n, err := removePods(c, opts.Prefix, []string{opts.Overlay}); err != nil {
@@ -137,7 +142,7 @@ func Play(ctx context.Context, conn context.Context, opts PlayOptions) (*Played,
 			go func() {
 				defer wg.Done()
 				t0 := time.Now()
-				if errs[i] = playOne(c, w, net); errs[i] == nil {
+				if errs[i] = playOne(c, w, playNetwork(w, net)); errs[i] == nil {
 					progress(opts.Progress, "%s/%s: played %s (%s)", opts.Overlay, w.Service, w.Pod(), time.Since(t0).Round(time.Millisecond))
 				}
 			}()
@@ -166,9 +171,19 @@ func progress(w io.Writer, format string, args ...any) {
 	}
 }
 
-// playOne plays a workload into the network, with its service's name as DNS alias there. A
-// claim whose volume exists is left out: the pod mounts the volume as it is.
-func playOne(c context.Context, w Workload, net string) error {
+// playNetwork is kube play's --network for a workload of the architecture's network net:
+// net with the service's name as DNS alias there; none for the renewer, which reads and
+// writes files only.
+func playNetwork(w Workload, net string) string {
+	if w.Service == topology.RenewerService {
+		return "none"
+	}
+	return net + ":alias=" + w.Service
+}
+
+// playOne plays a workload into network (playNetwork). A claim whose volume exists is left
+// out: the pod mounts the volume as it is.
+func playOne(c context.Context, w Workload, network string) error {
 	var objs []manifests.Object
 	for _, o := range w.Objects {
 		if pvc, ok := o.(*manifests.PersistentVolumeClaim); ok {
@@ -182,7 +197,7 @@ func playOne(c context.Context, w Workload, net string) error {
 	if err != nil {
 		return err
 	}
-	po := new(kubeapi.PlayOptions).WithNetwork([]string{net + ":alias=" + w.Service}).WithStart(true)
+	po := new(kubeapi.PlayOptions).WithNetwork([]string{network}).WithStart(true)
 	report, err := kubeapi.PlayWithBody(c, bytes.NewReader(y), po)
 	if err != nil {
 		return fmt.Errorf("kube play %s: %w", w.Name, err)

@@ -52,6 +52,10 @@ type Adapt struct {
 	// NATSPasswords are the NATS users' passwords, by user (natsauth.Passwords of the
 	// overlay's topology): each replaces its key of the Secret manifests.NATSUsersSecret.
 	NATSPasswords map[string]string
+	// PKI is the stack's PKI folder (the CA of Prefix, and the folders of TLS): the stack's
+	// renewer (manifests.Renewer) joins the workloads, with no network, and renews every
+	// identity of it while the pods run. "" plays no renewer.
+	PKI string
 }
 
 // ObjectName is the name of an overlay's workload in Podman.
@@ -80,6 +84,9 @@ func NetworkName(prefix, arch string) string { return prefix + "-" + arch }
 //   - The admin token Secret becomes the variable's value, an identity's Secret volume the
 //     host folder of that identity (Adapt.TLS); images are the loaded ones, never pulled;
 //     names carry the prefix and objects the stack's labels (Down finds them).
+//
+// With Adapt.PKI, the stack's renewer is one more workload (topology.RenewerService), whose
+// PKI folder is a host folder already.
 func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, error) {
 	if overlay == manifests.OverlayProduction {
 		return nil, fmt.Errorf("overlay %q does not run on Podman (it is for EKS; want an architecture: %s, %s, hybrid...)", overlay, topology.Monolith, topology.Services)
@@ -89,7 +96,15 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 		return nil, err
 	}
 	arch := t.Archs[0]
+	if o.PKI != "" {
+		r, err := manifests.Renewer(o.Prefix, o.PKI)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(slices.Clone(objs), r)
+	}
 	var out []Workload
+	renewers := 0
 	for _, obj := range objs {
 		tm, m := obj.Meta()
 		tmpl := manifests.Workload(obj)
@@ -97,6 +112,10 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 			continue // Services and the rest: see above
 		}
 		svc, ok := arch.Service(m.Name)
+		if !ok && m.Name == topology.RenewerService && o.PKI != "" {
+			svc, ok = topology.NewRenewer(), true
+			renewers++
+		}
 		if !ok {
 			return nil, fmt.Errorf("%s %s is not a service of the %s topology", tm.Kind, m.Name, overlay)
 		}
@@ -193,8 +212,8 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 		})
 		out = append(out, w)
 	}
-	if len(out) != len(arch.Services) {
-		return nil, fmt.Errorf("the %s overlay has %d workloads, the topology %d services", overlay, len(out), len(arch.Services))
+	if n := len(out) - renewers; n != len(arch.Services) {
+		return nil, fmt.Errorf("the %s overlay has %d workloads, the topology %d services", overlay, n, len(arch.Services))
 	}
 	return out, nil
 }

@@ -1,9 +1,11 @@
 package kube
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
@@ -129,6 +131,75 @@ func TestForPodman(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// With the stack's PKI folder, the renewer is one workload more: the stack's (the prefix's),
+// in no network, its image the loaded one, the folder mounted from the host read-write, no
+// port published and no probe; without it, none.
+func TestForPodmanPlaysTheRenewer(t *testing.T) {
+	full := shippedTopology(t)
+	refs := map[string]string{topology.RenewerService: "localhost/test/renewer:abc"}
+	tls := map[string]string{}
+	for _, im := range full.Images() {
+		refs[im.Name] = "localhost/test/" + im.Name + ":abc"
+	}
+	for _, id := range full.Identities() {
+		tls[id] = "/srv/pki/" + id
+	}
+	objs, err := manifests.Kube(topology.Monolith, manifests.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := Adapt{Prefix: "p", Edge: "127.0.0.1:18999", Images: refs, AdminToken: "tok", TLS: tls, PKI: "/srv/pki",
+		NATSPasswords: map[string]string{}}
+	for _, u := range natsauth.Users(full) {
+		ad.NATSPasswords[u] = "pw"
+	}
+	ws, err := ForPodman(topology.Monolith, objs, ad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r *Workload
+	for i := range ws {
+		if ws[i].Service == topology.RenewerService {
+			r = &ws[i]
+		}
+	}
+	if r == nil {
+		t.Fatalf("no renewer among %d workloads", len(ws))
+	}
+	if r.Name != "p-monolith-renewer" || playNetwork(*r, "p-monolith") != "none" {
+		t.Errorf("renewer %s played into %s", r.Name, playNetwork(*r, "p-monolith"))
+	}
+	if len(r.Objects) != 1 {
+		t.Fatalf("renewer: %d objects", len(r.Objects))
+	}
+	dep := r.Objects[0].(*manifests.Deployment)
+	pod := dep.Spec.Template.Spec
+	if l := dep.Spec.Template.Metadata.Labels; l[stack.LabelStack] != "p" || l[stack.LabelArch] != topology.Monolith || l[stack.LabelService] != topology.RenewerService {
+		t.Errorf("renewer's labels %v: kube down would not find it", l)
+	}
+	if len(pod.Volumes) != 1 || pod.Volumes[0].HostPath == nil || pod.Volumes[0].HostPath.Path != "/srv/pki" {
+		t.Errorf("renewer's volumes %+v, want the PKI folder alone", pod.Volumes)
+	}
+	c := pod.Containers[0]
+	if c.Image != refs[topology.RenewerService] || c.ImagePullPolicy != "Never" || len(c.Ports) != 0 || c.ReadinessProbe != nil || c.LivenessProbe != nil {
+		t.Errorf("renewer's container: image %s (%s), ports %v, probes %v %v", c.Image, c.ImagePullPolicy, c.Ports, c.ReadinessProbe, c.LivenessProbe)
+	}
+	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != topology.PKIMount || c.VolumeMounts[0].ReadOnly {
+		t.Errorf("renewer's mounts %+v, want the PKI folder read-write at %s", c.VolumeMounts, topology.PKIMount)
+	}
+	if args := strings.Join(c.Args, " "); !strings.Contains(args, "-pki "+topology.PKIMount) || !strings.Contains(args, "-stack p ") {
+		t.Errorf("renewer's arguments %q: want the mounted folder and the stack p", args)
+	}
+	if pod.SecurityContext == nil || pod.SecurityContext.RunAsUser == nil || *pod.SecurityContext.RunAsUser != imagebuild.UID {
+		t.Errorf("renewer's pod security %+v: want the images' user, who owns the CA's files", pod.SecurityContext)
+	}
+
+	ad.PKI = ""
+	if ws, err := ForPodman(topology.Monolith, objs, ad); err != nil || slices.ContainsFunc(ws, func(w Workload) bool { return w.Service == topology.RenewerService }) {
+		t.Errorf("without a PKI folder: %v, renewer played", err)
 	}
 }
 

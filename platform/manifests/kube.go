@@ -482,6 +482,65 @@ func deployment(a topology.Arch, s topology.Service, natsUsers []string) (*Deplo
 	return d, nil
 }
 
+// PKIVolume is the renewer's volume: the stack's PKI folder, mounted read-write at
+// topology.PKIMount.
+const PKIVolume = "pki"
+
+// Renewer is the stack's renewer (topology.NewRenewer) as a Deployment for a machine whose
+// identities are host folders, as compose's are: `mitosis kube play` on Podman plays it beside
+// an overlay, so that pods left up past half a week keep their TLS. Its volume PKIVolume is
+// the host folder pki, the stack's (identity.OpenCA: the CA of stackName). No overlay holds
+// it: a cluster's identities are Secrets, renewed by what makes them (cert-manager...).
+func Renewer(stackName, pki string) (*Deployment, error) {
+	r := topology.NewRenewer()
+	a := topology.Arch{Name: topology.Renewer, Services: []topology.Service{r}}
+	args, env, err := topology.Expand(r, topology.Resolver{
+		Listen: func(port int) string { return anyInterface(r, port) },
+		PKI:    topology.PKIMount,
+		Stack:  stackName,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.Name, err)
+	}
+	c := Container{
+		Name:            r.Name,
+		Image:           Image(r.Image),
+		ImagePullPolicy: "IfNotPresent",
+		Args:            args,
+		Resources: &Resources{
+			Requests: map[string]string{"cpu": millicores(r.CPUs / 2), "memory": mebibytes(r.MemoryMB)},
+			Limits:   map[string]string{"cpu": millicores(r.CPUs), "memory": mebibytes(r.MemoryMB)},
+		},
+		SecurityContext: hardened(),
+		VolumeMounts:    []VolumeMount{{Name: PKIVolume, MountPath: topology.PKIMount}},
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		c.Env = append(c.Env, EnvVar{Name: k, Value: env[k]})
+	}
+	c.ReadinessProbe, c.LivenessProbe = probes(r)
+	labels := workloadLabels(a, r)
+	return &Deployment{
+		TypeMeta: TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		Metadata: ObjectMeta{Name: r.Name, Labels: labels},
+		Spec: DeploymentSpec{
+			Replicas: ptr(int32(1)),
+			Selector: LabelSelector{MatchLabels: map[string]string{LabelName: r.Name}},
+			// Two renewers of one folder take turns on its lock; still, one at a time.
+			Strategy: &Strategy{Type: "Recreate"},
+			Template: PodTemplate{
+				Metadata: ObjectMeta{Labels: labels},
+				Spec: PodSpec{
+					AutomountServiceAccountToken: ptr(false),
+					EnableServiceLinks:           ptr(false),
+					SecurityContext:              podSecurity(nonRoot),
+					Containers:                   []Container{c},
+					Volumes:                      []Volume{{Name: PKIVolume, HostPath: &HostPath{Path: pki, Type: "Directory"}}},
+				},
+			},
+		},
+	}, nil
+}
+
 // stateful lists the services of the base: those with a data directory, the same in every
 // architecture (the topology gives each its own NATS, of one description).
 func stateful(t topology.Topology) ([]topology.Service, error) {

@@ -19,8 +19,9 @@ const PKIMount = "/pki"
 // renews, every identity.RenewEvery, each certificate past half its week, so that a stack
 // left running does not see them expire. It stands outside every budget, like the
 // collector, and needs no network but its probe's: it reads and writes files. Local stacks
-// run it (Topology.Renewer), and so do the compose files, whose identities are files too;
-// the other deploy targets leave it to their platform (Options.NoRenewer).
+// run it (Topology.Renewer), and so do the compose files and `mitosis kube play`
+// (manifests.Renewer), whose identities are files too; the other deploy targets leave it to
+// their platform (Options.NoRenewer).
 func NewRenewer() Service {
 	return Service{
 		Name:    RenewerService,
