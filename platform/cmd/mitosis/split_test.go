@@ -41,9 +41,11 @@ func TestSplitBesideTheMonolithThroughTheCLI(t *testing.T) {
 
 	// The edge is a port picked here, as a user would give it: the split's images are built
 	// first, so that up binds it moments after it was found free, not a build later.
-	if code, out, errOut := runBinary(t.Context(), t, append([]string{"build", "--split", split, "--platform", "linux/" + runtime.GOARCH}, common...)...); code != exitOK {
+	code, out, errOut = runBinary(t.Context(), t, append([]string{"build", "--split", split, "--platform", "linux/" + runtime.GOARCH}, common...)...)
+	if code != exitOK {
 		t.Fatalf("build --split: exit %d\n%s\n%s", code, out, errOut)
 	}
+	checkBuildProgress(t, out+errOut)
 	edge := stacktest.FreeAddr(t)
 	code, out, errOut = runBinary(t.Context(), t, append([]string{"up", "--split", split, "--edge", edge}, common...)...)
 	if code != exitOK {
@@ -164,4 +166,24 @@ func alive(pid string) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// checkBuildProgress: a build says what it builds before it starts, and then, for each image
+// as it goes, that it compiles it and that it is done (built, or unchanged), with its time:
+// a first build takes minutes, which a user must not sit through in silence.
+func checkBuildProgress(t *testing.T, out string) {
+	t.Helper()
+	if !regexp.MustCompile(`(?m)^building \d+ image\(s\) for 1 platform\(s\): `).MatchString(out) {
+		t.Errorf("the build does not say what it builds:\n%s", out)
+	}
+	compiling := regexp.MustCompile(`(?m)^  (\S+): compiling for linux/`).FindAllStringSubmatch(out, -1)
+	if len(compiling) == 0 {
+		t.Errorf("the build names no image as it compiles it:\n%s", out)
+	}
+	for _, m := range compiling {
+		done := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(m[1]) + `: (built|unchanged, the same binary) \([0-9.]+m?s\)$`)
+		if !done.MatchString(out) {
+			t.Errorf("the build says it compiles %s, never that it is done:\n%s", m[1], out)
+		}
+	}
 }
