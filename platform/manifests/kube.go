@@ -328,6 +328,16 @@ func podSecurity(uid int64) *PodSecurityContext {
 // tmpVolume is the writable /tmp of a read-only root.
 const tmpVolume = "tmp"
 
+// resources are a service's requests and limits. Memory is requested whole so the scheduler
+// never overcommits it (an OOM kill is worse than a pending pod); CPU is requested at half
+// the limit and may burst.
+func resources(s topology.Service) *Resources {
+	return &Resources{
+		Requests: map[string]string{"cpu": millicores(s.CPUs / 2), "memory": mebibytes(s.MemoryMB)},
+		Limits:   map[string]string{"cpu": millicores(s.CPUs), "memory": mebibytes(s.MemoryMB)},
+	}
+}
+
 // container renders one service's container.
 func container(a topology.Arch, s topology.Service, natsUsers []string) (Container, error) {
 	x, err := expand(a, s, podListen, natsUsers)
@@ -339,12 +349,7 @@ func container(a topology.Arch, s topology.Service, natsUsers []string) (Contain
 		Image:           Image(s.Image),
 		ImagePullPolicy: "IfNotPresent",
 		Args:            x.Args,
-		Resources: &Resources{
-			// Memory is requested whole so the scheduler never overcommits it (an OOM kill is
-			// worse than a pending pod); CPU is requested at half the limit and may burst.
-			Requests: map[string]string{"cpu": millicores(s.CPUs / 2), "memory": mebibytes(s.MemoryMB)},
-			Limits:   map[string]string{"cpu": millicores(s.CPUs), "memory": mebibytes(s.MemoryMB)},
-		},
+		Resources:       resources(s),
 		SecurityContext: hardened(),
 		VolumeMounts:    []VolumeMount{{Name: tmpVolume, MountPath: "/tmp"}},
 	}
@@ -507,10 +512,7 @@ func Renewer(stackName, pki string) (*Deployment, error) {
 		Image:           Image(r.Image),
 		ImagePullPolicy: "IfNotPresent",
 		Args:            args,
-		Resources: &Resources{
-			Requests: map[string]string{"cpu": millicores(r.CPUs / 2), "memory": mebibytes(r.MemoryMB)},
-			Limits:   map[string]string{"cpu": millicores(r.CPUs), "memory": mebibytes(r.MemoryMB)},
-		},
+		Resources:       resources(r),
 		SecurityContext: hardened(),
 		VolumeMounts:    []VolumeMount{{Name: PKIVolume, MountPath: topology.PKIMount}},
 	}
