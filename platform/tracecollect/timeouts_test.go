@@ -1,6 +1,7 @@
 package tracecollect
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,13 +11,16 @@ import (
 	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
 // short are timeouts a test can wait out; the collector runs with defaultTimeouts.
-var short = timeouts{header: 300 * time.Millisecond, read: 600 * time.Millisecond, write: 600 * time.Millisecond, idle: 500 * time.Millisecond}
+var short = timeouts{header: 300 * time.Millisecond, read: 600 * time.Millisecond, write: 600 * time.Millisecond, idle: 500 * time.Millisecond,
+	age: time.Second}
 
 func startShort(t *testing.T) *Collector {
 	t.Helper()
@@ -107,5 +111,52 @@ func TestIdleGRPCConnectionsAreClosed(t *testing.T) {
 	// The next export dials again.
 	if _, err := coltracepb.NewTraceServiceClient(conn).Export(ctx, &coltracepb.ExportTraceServiceRequest{}); err != nil {
 		t.Fatalf("export after the idle close: %v", err)
+	}
+}
+
+// TestSlowGRPCCallsLoseTheirConnection: a call whose message trickles in (1,000 bytes
+// announced, 10 sent), on a connection made by hand since no gRPC client stalls midway,
+// holds the connection no longer than its age and the grace after it.
+func TestSlowGRPCCallsLoseTheirConnection(t *testing.T) {
+	c := startShort(t)
+	conn, err := net.Dial("tcp", c.GRPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "collector"},
+		{":path", "/" + coltracepb.TraceService_ServiceDesc.ServiceName + "/Export"}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+		if err := enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	// gRPC's message prefix: not compressed, 1,000 bytes long; then 10 of them.
+	if err := fr.WriteData(1, false, append([]byte{0, 0, 0, 0x03, 0xe8}, make([]byte, 10)...)); err != nil {
+		t.Fatal(err)
+	}
+	const patience = 10 * time.Second
+	if err := conn.SetReadDeadline(start.Add(patience)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(io.Discard, conn) // the server's frames, until it closes
+	took := time.Since(start)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("still open after %s (age %s, grace %s)", patience, short.age, short.read)
+	}
+	if took < short.age*9/10 {
+		t.Errorf("closed after %s, before its age of %s (err %v)", took, short.age, err)
 	}
 }

@@ -68,9 +68,14 @@ type timeouts struct {
 	// idle closes a connection that carries no request for that long: exporters send every
 	// few seconds and keep theirs.
 	idle time.Duration
+	// age is how long a gRPC connection lives: then it is told to go away, and closed once
+	// read more has passed. gRPC has no read deadline of its own: a call whose message
+	// trickles in would otherwise hold its connection for ever. Exporters dial again.
+	age time.Duration
 }
 
-var defaultTimeouts = timeouts{header: 10 * time.Second, read: 30 * time.Second, write: 30 * time.Second, idle: 2 * time.Minute}
+var defaultTimeouts = timeouts{header: 10 * time.Second, read: 30 * time.Second, write: 30 * time.Second, idle: 2 * time.Minute,
+	age: 5 * time.Minute}
 
 // maxHeaderBytes bounds an HTTP request's headers.
 const maxHeaderBytes = 64 << 10
@@ -144,9 +149,10 @@ func start(cfg Config, to timeouts) (*Collector, error) {
 	// a gzip bomb costs MaxRequestBytes, not its inflated size. The codec refuses a message
 	// over MaxDecodedBytes before decoding it.
 	// A connection that never finishes its handshake is closed after to.header, one that
-	// carries no call after to.idle (GOAWAY, then closed).
+	// carries no call after to.idle, any after to.age and to.read more (GOAWAY, then closed).
 	c.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(MaxRequestBytes), grpc.ForceServerCodecV2(newBoundedCodec(c.costs)),
-		grpc.ConnectionTimeout(to.header), grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: to.idle}))
+		grpc.ConnectionTimeout(to.header), grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: to.idle, MaxConnectionAge: to.age, MaxConnectionAgeGrace: to.read}))
 	coltracepb.RegisterTraceServiceServer(c.grpc, traceService{c: c})
 	colmetricspb.RegisterMetricsServiceServer(c.grpc, metricsService{c: c})
 	collogspb.RegisterLogsServiceServer(c.grpc, logsService{c: c})
