@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -168,7 +169,7 @@ func (r *Runtime) removeCgroups(archs, dirs []string) (int, error) {
 			return 0, err
 		}
 		for _, d := range dirs {
-			if !contains(names, d) {
+			if !slices.Contains(names, d) {
 				names = append(names, d)
 			}
 		}

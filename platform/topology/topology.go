@@ -26,11 +26,11 @@ package topology
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -630,17 +630,8 @@ func Expand(s Service, r Resolver) (args []string, env map[string]string, err er
 		args = append(args, expand(a))
 	}
 	env = make(map[string]string, len(s.Env))
-	for _, k := range sortedKeys(s.Env) {
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		env[k] = expand(s.Env[k])
 	}
 	return args, env, err
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
