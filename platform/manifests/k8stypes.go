@@ -176,7 +176,6 @@ type ContainerPort struct {
 // Probe is a readiness or liveness probe.
 type Probe struct {
 	HTTPGet          *HTTPGetAction `json:"httpGet,omitempty"`
-	GRPC             *GRPCAction    `json:"grpc,omitempty"`
 	TCPSocket        *PortAction    `json:"tcpSocket,omitempty"`
 	PeriodSeconds    int32          `json:"periodSeconds,omitempty"`
 	TimeoutSeconds   int32          `json:"timeoutSeconds,omitempty"`
@@ -187,11 +186,6 @@ type Probe struct {
 type HTTPGetAction struct {
 	Path string `json:"path"`
 	Port int32  `json:"port"`
-}
-
-// GRPCAction probes with grpc.health.v1 Check on Port.
-type GRPCAction struct {
-	Port int32 `json:"port"`
 }
 
 // PortAction probes that Port accepts a TCP connection.

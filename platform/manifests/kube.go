@@ -254,6 +254,8 @@ func portName(s topology.Service, port int) string {
 		return "monitor"
 	case port == topology.MetricsPort:
 		return "metrics"
+	case port == topology.HealthPort:
+		return "health"
 	case port == s.Probe.Port && s.Probe.Kind == topology.HTTP:
 		return "http"
 	case port == s.Probe.Port && s.Probe.Kind == topology.GRPC:
@@ -265,6 +267,14 @@ func portName(s topology.Service, port int) string {
 	return "tcp-" + strconv.Itoa(port)
 }
 
+// probesOwnPort says whether a service answers its probes on topology.HealthPort: a group
+// whose readiness is its gRPC health, which the kubelet cannot ask of a port that requires
+// a client certificate (its gRPC probe speaks plaintext only; a TCP connect would say ready
+// while the store or a peer is down, and a rolling update would go on regardless).
+func probesOwnPort(s topology.Service) bool {
+	return s.Group != "" && s.Probe.Kind == topology.GRPC
+}
+
 // millicores writes a CPU amount in millicores.
 func millicores(cpus float64) string { return strconv.Itoa(int(cpus*1000+0.5)) + "m" }
 
@@ -272,28 +282,23 @@ func mebibytes(mb int) string { return strconv.Itoa(mb) + "Mi" }
 
 // probes returns a service's readiness and liveness probes. Readiness is the topology's
 // probe. Liveness must only say whether the process is stuck: /healthz for an HTTP edge
-// (/readyz also fails when a dependency is down, and restarting for that helps nobody), a TCP
-// connect for gRPC (its health turns NOT_SERVING when a peer is down), and NATS's own probe.
+// (/readyz also fails when a dependency is down, and restarting for that helps nobody), and
+// NATS's own probe. A process that serves gRPC only answers both on a port of its own
+// (probesOwnPort): /readyz says what its gRPC health says, /healthz whether it serves at all.
 func probes(s topology.Service) (ready, live *Probe) {
 	p := s.Probe
 	port := int32(p.Port)
-	switch p.Kind {
-	case topology.HTTP:
+	switch {
+	case probesOwnPort(s):
+		ready = &Probe{HTTPGet: &HTTPGetAction{Path: "/readyz", Port: topology.HealthPort}}
+		live = &Probe{HTTPGet: &HTTPGetAction{Path: "/healthz", Port: topology.HealthPort}}
+	case p.Kind == topology.HTTP:
 		ready = &Probe{HTTPGet: &HTTPGetAction{Path: p.Path, Port: port}}
 		livePath := p.Path
 		if p.Path == "/readyz" {
 			livePath = "/healthz"
 		}
 		live = &Probe{HTTPGet: &HTTPGetAction{Path: livePath, Port: port}}
-	case topology.GRPC:
-		ready = &Probe{GRPC: &GRPCAction{Port: port}}
-		live = &Probe{TCPSocket: &PortAction{Port: port}}
-		if s.Identity() != "" {
-			// The kubelet's gRPC probe speaks plaintext only, which a server requiring mutual
-			// TLS refuses: readiness is a TCP connect. A peer that is down still shows, in
-			// the callers' own readiness and in health asked with a certificate.
-			ready = &Probe{TCPSocket: &PortAction{Port: port}}
-		}
 	default:
 		ready = &Probe{TCPSocket: &PortAction{Port: port}}
 		live = &Probe{TCPSocket: &PortAction{Port: port}}
@@ -356,6 +361,10 @@ func container(a topology.Arch, s topology.Service, natsUsers []string) (Contain
 	// First: a variable names only those defined before it.
 	c.Env = append(c.Env, EnvVar{Name: PodIPEnv, ValueFrom: &EnvVarSource{FieldRef: &FieldRef{FieldPath: "status.podIP"}}})
 	env := x.Env
+	if probesOwnPort(s) {
+		env = maps.Clone(env)
+		env[bounded.HealthAddrEnv] = podListen(s, topology.HealthPort)
+	}
 	if user, ok := natsURLUser(env[topology.NATSURLEnv]); ok {
 		// A cluster's processes take their NATS password from the Secret, in a variable of
 		// its own that their URL names (the other platforms put it in the URL).
@@ -374,6 +383,9 @@ func container(a topology.Arch, s topology.Service, natsUsers []string) (Contain
 	}
 	for _, p := range s.Ports {
 		c.Ports = append(c.Ports, ContainerPort{Name: portName(s, p), ContainerPort: int32(p), Protocol: "TCP"})
+	}
+	if probesOwnPort(s) {
+		c.Ports = append(c.Ports, ContainerPort{Name: portName(s, topology.HealthPort), ContainerPort: topology.HealthPort, Protocol: "TCP"})
 	}
 	c.ReadinessProbe, c.LivenessProbe = probes(s)
 	if s.DataDir != "" {

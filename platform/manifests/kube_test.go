@@ -510,10 +510,65 @@ func TestIdentitiesFromSecrets(t *testing.T) {
 			if want := id != ""; secret != want || mount != want || env != want {
 				t.Errorf("%s/%s (identity %q): secret volume %v, mount %v, %s %v", a.Name, s.Name, id, secret, mount, dirEnv, env)
 			}
-			if id != "" && c.ReadinessProbe != nil && c.ReadinessProbe.GRPC != nil {
-				t.Errorf("%s/%s: a plaintext gRPC readiness probe against a server requiring mutual TLS", a.Name, s.Name)
+		}
+	}
+}
+
+// TestGRPCServicesAnswerProbesOnTheirHealthPort: the kubelet presents no certificate, so a
+// process that serves gRPC only over mutual TLS is probed on its plain-HTTP health port
+// (services/host, SHOP_HEALTH_ADDR): readiness is /readyz there, what its gRPC health says,
+// and liveness /healthz; no probe of a group is a TCP connect, which would call a process
+// ready while its store or a peer is down. An edge keeps its own /readyz and /healthz.
+func TestGRPCServicesAnswerProbesOnTheirHealthPort(t *testing.T) {
+	topo, err := topology.Get(topology.Both+",hybrid", topology.Options{Collector: topology.NoCollector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen int
+	for _, a := range topo.Archs {
+		objs, err := Kube(a.Name, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			tmpl := Workload(o)
+			if tmpl == nil {
+				continue
+			}
+			_, m := o.Meta()
+			s, ok := a.Service(m.Name)
+			if !ok || s.Group == "" {
+				continue
+			}
+			c := tmpl.Spec.Containers[0]
+			port, path := int32(s.Probe.Port), s.Probe.Path
+			if s.Probe.Kind == topology.GRPC {
+				seen++
+				port, path = topology.HealthPort, "/readyz"
+				var env, named bool
+				for _, e := range c.Env {
+					env = env || (e.Name == bounded.HealthAddrEnv && e.Value == "$("+PodIPEnv+"):"+strconv.Itoa(topology.HealthPort))
+				}
+				for _, p := range c.Ports {
+					named = named || (p.ContainerPort == topology.HealthPort && p.Name == "health")
+				}
+				if !env || !named {
+					t.Errorf("%s/%s: %s on the pod's IP %v, container port %d named health %v", a.Name, s.Name, bounded.HealthAddrEnv, env, topology.HealthPort, named)
+				}
+			}
+			r, l := c.ReadinessProbe, c.LivenessProbe
+			if r == nil || l == nil || r.HTTPGet == nil || l.HTTPGet == nil || r.TCPSocket != nil || l.TCPSocket != nil {
+				t.Errorf("%s/%s: readiness %+v, liveness %+v, want HTTP GETs", a.Name, s.Name, r, l)
+				continue
+			}
+			if r.HTTPGet.Port != port || r.HTTPGet.Path != path || l.HTTPGet.Port != port || l.HTTPGet.Path != "/healthz" {
+				t.Errorf("%s/%s: readiness GET %s on %d, liveness GET %s on %d; want %s and /healthz on %d",
+					a.Name, s.Name, r.HTTPGet.Path, r.HTTPGet.Port, l.HTTPGet.Path, l.HTTPGet.Port, path, port)
 			}
 		}
+	}
+	if seen == 0 {
+		t.Fatal("no service that serves gRPC only: nothing checked")
 	}
 }
 

@@ -87,6 +87,13 @@ const EdgePort = 8080
 // Podman publishes it on 127.0.0.1 at a port of its choosing.
 const MetricsPort = 9464
 
+// HealthPort is the container port where a process that serves gRPC only answers its
+// orchestrator's probes over plain HTTP (/healthz, /readyz; services/host, SHOP_HEALTH_ADDR)
+// in the Kubernetes overlays, whose probes present no certificate to a port that requires
+// one. The runtimes here probe gRPC health with the stack's own certificate instead, and
+// give no process this port.
+const HealthPort = 9465
+
 // ShopPackage is the main package of every group's image: the host, told its group by
 // SHOP_GROUP, built with the group's tags (bounded.Group.BuildTags).
 const ShopPackage = "./services/shop"

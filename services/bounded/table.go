@@ -111,6 +111,11 @@ const AddrEnv = "SHOP_ADDR"
 // topology sets it for every process it runs).
 const MetricsAddrEnv = "SHOP_METRICS_ADDR"
 
+// HealthAddrEnv is where a host answers an orchestrator's probes over plain HTTP (/healthz,
+// /readyz), for probes that cannot present a client certificate to its gRPC port, as
+// Kubernetes's cannot (services/host reads it, the Kubernetes manifests set it).
+const HealthAddrEnv = "SHOP_HEALTH_ADDR"
+
 // StaleAfterEnv sets how long a checkout may stay untouched before another process of orders
 // takes it over (orders.Deps.StaleAfter; default a minute): how soon the checkouts a crashed
 // replica left are finished or compensated by the others.

@@ -50,6 +50,10 @@ type Config struct {
 	// MetricsAddr is where Prometheus scrapes the process's metrics (/metrics; Main hands
 	// it to platform/telemetry); "" serves none, as under Lambda, where nothing listens.
 	MetricsAddr string
+	// HealthAddr is where the process answers its orchestrator's probes over plain HTTP:
+	// /healthz and /readyz, as an edge does, for a process whose gRPC port takes only
+	// callers with a certificate of the stack (probes.go); "" serves none.
+	HealthAddr string
 	// Lambda serves AWS Lambda's invocations instead of listening (LambdaRuntimeEnv is set):
 	// the edge's, for a group holding the edge, or the checkout's calls (CheckoutSteps); on an
 	// external store either way.
@@ -102,6 +106,9 @@ func DefaultAddr(context string) string {
 // MetricsAddrEnv is the variable that holds Config.MetricsAddr.
 const MetricsAddrEnv = bounded.MetricsAddrEnv
 
+// HealthAddrEnv is the variable that holds Config.HealthAddr.
+const HealthAddrEnv = bounded.HealthAddrEnv
+
 // AddrEnv is the variable that holds a context's address, e.g. SHOP_CATALOG_ADDR.
 func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) + "_ADDR" }
 
@@ -115,6 +122,9 @@ func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) 
 //	SHOP_ADDR           the edge's address (default 127.0.0.1:8080 for a whole group, else 8081)
 //	SHOP_METRICS_ADDR   where Prometheus scrapes /metrics (unset: no endpoint; the platform's
 //	                    runtimes give every process one, platform/topology.MetricsPort)
+//	SHOP_HEALTH_ADDR    where /healthz and /readyz answer over plain HTTP, for probes that
+//	                    cannot present a certificate (unset: none; the Kubernetes manifests
+//	                    set it, platform/topology.HealthPort)
 //	SHOP_<CONTEXT>_ADDR each remote context's address (default its DefaultAddr), or its
 //	                    group's replicas' addresses joined by commas (see Dial)
 //	SHOP_ADMIN_TOKEN    the admin routes' bearer token (unset: they answer 401)
@@ -155,6 +165,7 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 		DataDir:      or(getenv("SHOP_DATA_DIR"), ".mitosis/data"),
 		GRPCAddr:     getenv("SHOP_GRPC_ADDR"),
 		MetricsAddr:  getenv(MetricsAddrEnv),
+		HealthAddr:   getenv(HealthAddrEnv),
 		AdminToken:   getenv("SHOP_ADMIN_TOKEN"),
 		Peers:        map[string]string{},
 		SoleReplica:  g.Whole(),
@@ -204,7 +215,7 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 				checkoutstep.RoleEnv, role, strings.Join(checkoutstep.Contexts(), ", "), g)
 		}
 		cfg.Lambda, cfg.CheckoutSteps, cfg.SoleReplica = true, true, false
-		cfg.GRPCAddr, cfg.HTTPAddr, cfg.MetricsAddr, cfg.Peers = "", "", "", map[string]string{}
+		cfg.GRPCAddr, cfg.HTTPAddr, cfg.MetricsAddr, cfg.HealthAddr, cfg.Peers = "", "", "", "", map[string]string{}
 	} else if role != "" && role != "http" {
 		return cfg, fmt.Errorf("%s=%q: want http (the default: the edge) or %s", checkoutstep.RoleEnv, role, checkoutstep.Role)
 	}
@@ -222,7 +233,7 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 		}
 		// Nor does it listen: a function's metrics go out over OTLP (the ADOT layer), if
 		// anywhere, never to a scrape.
-		cfg.Lambda, cfg.SoleReplica, cfg.HTTPAddr, cfg.MetricsAddr = true, false, "", ""
+		cfg.Lambda, cfg.SoleReplica, cfg.HTTPAddr, cfg.MetricsAddr, cfg.HealthAddr = true, false, "", "", ""
 	}
 	if v := getenv("SHOP_SOLE_REPLICA"); v != "" {
 		switch v {

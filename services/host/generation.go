@@ -50,6 +50,7 @@ type Generation struct {
 
 	mu       sync.Mutex
 	stopping bool
+	notReady error         // why health last said NOT_SERVING (watchHealth), or nil
 	lost     chan struct{} // closed when the store connection closes and nobody asked it to
 	lostWhy  error
 	ncClosed chan struct{} // closed when the store connection has closed, for any reason
@@ -282,6 +283,9 @@ func (g *Generation) watchHealth() {
 		}
 		err := errors.Join(errs...)
 		g.health.SetServingStatus("", servingStatus(err))
+		g.mu.Lock()
+		g.notReady = err
+		g.mu.Unlock()
 		if (err == nil) != serving {
 			serving = err == nil
 			if serving {
@@ -301,6 +305,31 @@ func (g *Generation) watchHealth() {
 		case <-t.C:
 		}
 	}
+}
+
+// serving says whether the generation serves its contexts: what its gRPC health says of the
+// whole (""), which watchHealth keeps and a stop turns to NOT_SERVING, with the reason
+// watchHealth last found; for a group that serves no gRPC (an edge), its readiness.
+func (g *Generation) serving(ctx context.Context) error {
+	if g.health == nil {
+		return g.Ready(ctx)
+	}
+	resp, err := g.health.Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	if resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.stopping:
+		return errors.New("stopping")
+	case g.notReady != nil:
+		return g.notReady
+	}
+	return errors.New("not serving yet")
 }
 
 func servingStatus(err error) healthpb.HealthCheckResponse_ServingStatus {

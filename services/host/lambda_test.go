@@ -134,11 +134,12 @@ func TestLambdaNeedsTheEdgeAndAnExternalStore(t *testing.T) {
 			t.Errorf("%v: %v, want an error naming %q", tc.env, err, tc.want)
 		}
 	}
-	// The edge alone keeps no state; a function listens on no port, for metrics neither.
+	// The edge alone keeps no state; a function listens on no port, for metrics and probes
+	// neither.
 	env := map[string]string{host.LambdaRuntimeEnv: "127.0.0.1:9001", "SHOP_GROUP": "edge", host.MetricsAddrEnv: "0.0.0.0:9464",
-		host.TLSDirEnv: hosttest.IdentityDir(t, "gateway")}
+		host.HealthAddrEnv: "0.0.0.0:9465", host.TLSDirEnv: hosttest.IdentityDir(t, "gateway")}
 	cfg, err := host.ConfigFrom(func(k string) string { return env[k] }, bounded.Group{})
-	if err != nil || !cfg.Lambda || cfg.SoleReplica || cfg.HTTPAddr != "" || cfg.MetricsAddr != "" || host.TelemetryOptions(cfg, "v").MetricsAddr != "" {
+	if err != nil || !cfg.Lambda || cfg.SoleReplica || cfg.HTTPAddr != "" || cfg.MetricsAddr != "" || cfg.HealthAddr != "" || host.TelemetryOptions(cfg, "v").MetricsAddr != "" {
 		t.Errorf("the gateway as a function: %+v, %v", cfg, err)
 	}
 }

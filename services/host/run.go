@@ -18,7 +18,8 @@ import (
 // Hooks let a caller (a test, a main) learn what a host does; every field is optional.
 type Hooks struct {
 	// Listening learns each address once it serves: "http" for the edge, "grpc" for the
-	// contexts (again after each self-healing, at the same address).
+	// contexts (again after each self-healing, at the same address), "probes" for
+	// Config.HealthAddr.
 	Listening func(kind string, addr net.Addr)
 	// Serving is called each time the host has built its contexts on a store connection
 	// and serves them: once at start, once more after each self-healing.
@@ -92,6 +93,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, hooks Hooks) erro
 			logger.Error("the store connection is closed for good; building the group again on a new one",
 				"err", g.lostErr())
 			p.edge.set(nil) // /healthz and every request: 503 until the new one serves
+			p.current.Store(nil)
 			g.stop(ctx, 0)
 		}
 	}
@@ -120,6 +122,8 @@ type process struct {
 	grpcAddr string // the gRPC address once bound (a port 0 is resolved once)
 	peers    Peers
 	edge     swapHandler
+	current  atomic.Pointer[Generation] // the generation that serves; nil while none does
+	probes   *http.Server               // Config.HealthAddr's, or nil (probes.go)
 }
 
 func (p *process) start() error {
@@ -155,6 +159,9 @@ func (p *process) start() error {
 		p.httpLn = ln
 		p.log.Info("edge listening", "addr", ln.Addr().String())
 	}
+	if err := p.listenProbes(); err != nil {
+		return err
+	}
 	p.grpcAddr = p.cfg.GRPCAddr
 	for _, name := range p.cfg.Group.Remote() {
 		if err := p.peers.Dial(name, p.cfg.Peers[name], p.cfg.CallTimeout, p.cfg.Security); err != nil {
@@ -187,6 +194,7 @@ func (p *process) serve(ctx context.Context) (*Generation, error) {
 		return nil, err
 	}
 	p.edge.set(g.handler)
+	p.current.Store(g)
 	if p.hooks.Serving != nil {
 		p.hooks.Serving(g)
 	}
@@ -194,6 +202,9 @@ func (p *process) serve(ctx context.Context) (*Generation, error) {
 }
 
 func (p *process) close() {
+	if p.probes != nil {
+		_ = p.probes.Close() // the process is going: its probes may fail at once
+	}
 	p.peers.Close()
 	if p.httpLn != nil {
 		_ = p.httpLn.Close() // closed already once the edge has drained

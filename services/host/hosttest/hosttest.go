@@ -75,9 +75,11 @@ type Host struct {
 	Config   host.Config
 	BaseURL  string // http://addr of its edge, for a group that holds it
 	GRPCAddr string // where its contexts answer, for a group that serves them
-	serving  chan *host.Generation
-	done     chan error
-	stop     func() error
+	// ProbesURL is http://addr of its probes, for a host given Config.HealthAddr.
+	ProbesURL string
+	serving   chan *host.Generation
+	done      chan error
+	stop      func() error
 }
 
 // Start runs a host of group (as SHOP_GROUP writes it) with env added to its environment,
@@ -192,7 +194,7 @@ func StartConfig(tb testing.TB, cfg host.Config) *Host {
 	h := &Host{Config: cfg, serving: make(chan *host.Generation, 8), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	listening := make(chan struct{}, 2)
+	listening := make(chan struct{}, 3)
 	go func() {
 		h.done <- host.Run(ctx, cfg, logger, host.Hooks{
 			Listening: func(kind string, a net.Addr) {
@@ -202,6 +204,9 @@ func StartConfig(tb testing.TB, cfg host.Config) *Host {
 					listening <- struct{}{}
 				case kind == "grpc" && h.GRPCAddr == "":
 					h.GRPCAddr = a.String()
+					listening <- struct{}{}
+				case kind == "probes":
+					h.ProbesURL = "http://" + a.String()
 					listening <- struct{}{}
 				}
 			},
@@ -233,6 +238,9 @@ func StartConfig(tb testing.TB, cfg host.Config) *Host {
 		want++
 	}
 	if cfg.GRPCAddr != "" && len(cfg.Group.Contexts) > 0 {
+		want++
+	}
+	if cfg.HealthAddr != "" && !cfg.Lambda {
 		want++
 	}
 	for range want {
