@@ -468,50 +468,35 @@ func TestIdentitiesFromSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range topo.Archs {
-		objs, err := Kube(a.Name, Options{})
-		if err != nil {
-			t.Fatal(err)
+	eachWorkload(t, topo, func(a topology.Arch, s topology.Service, tmpl *PodTemplate) {
+		id := s.Identity()
+		var secret, mount, env bool
+		for _, v := range tmpl.Spec.Volumes {
+			secret = secret || (v.Name == TLSVolume && v.Secret != nil && v.Secret.SecretName == TLSSecret(id) &&
+				v.Secret.DefaultMode != nil && *v.Secret.DefaultMode == 0o440)
 		}
-		for _, o := range objs {
-			tmpl := Workload(o)
-			if tmpl == nil {
-				continue
+		c := tmpl.Spec.Containers[0]
+		for _, vm := range c.VolumeMounts {
+			mount = mount || (vm.Name == TLSVolume && vm.MountPath == topology.TLSMount && vm.ReadOnly)
+		}
+		dirEnv := topology.TLSDirEnv
+		if s.Group == "" {
+			dirEnv = topology.NATSTLSDirEnv // NATS's own (platform/cmd/nats-server -tls)
+		}
+		for _, e := range c.Env {
+			env = env || (e.Name == dirEnv && e.Value == topology.TLSMount)
+			if e.Name == topology.InsecureEnv {
+				t.Errorf("%s/%s runs insecure in Kubernetes", a.Name, s.Name)
 			}
-			_, m := o.Meta()
-			s, ok := a.Service(m.Name)
-			if !ok {
-				continue
-			}
-			id := s.Identity()
-			var secret, mount, env bool
-			for _, v := range tmpl.Spec.Volumes {
-				secret = secret || (v.Name == TLSVolume && v.Secret != nil && v.Secret.SecretName == TLSSecret(id) &&
-					v.Secret.DefaultMode != nil && *v.Secret.DefaultMode == 0o440)
-			}
-			c := tmpl.Spec.Containers[0]
-			for _, vm := range c.VolumeMounts {
-				mount = mount || (vm.Name == TLSVolume && vm.MountPath == topology.TLSMount && vm.ReadOnly)
-			}
-			dirEnv := topology.TLSDirEnv
-			if s.Group == "" {
-				dirEnv = topology.NATSTLSDirEnv // NATS's own (platform/cmd/nats-server -tls)
-			}
-			for _, e := range c.Env {
-				env = env || (e.Name == dirEnv && e.Value == topology.TLSMount)
-				if e.Name == topology.InsecureEnv {
-					t.Errorf("%s/%s runs insecure in Kubernetes", a.Name, s.Name)
-				}
-				// NATS has its identity there too: TLS, and only TLS.
-				if e.Name == topology.NATSURLEnv && !strings.HasPrefix(e.Value, "tls://") {
-					t.Errorf("%s/%s: %s=%s in Kubernetes, where NATS speaks TLS only", a.Name, s.Name, e.Name, e.Value)
-				}
-			}
-			if want := id != ""; secret != want || mount != want || env != want {
-				t.Errorf("%s/%s (identity %q): secret volume %v, mount %v, %s %v", a.Name, s.Name, id, secret, mount, dirEnv, env)
+			// NATS has its identity there too: TLS, and only TLS.
+			if e.Name == topology.NATSURLEnv && !strings.HasPrefix(e.Value, "tls://") {
+				t.Errorf("%s/%s: %s=%s in Kubernetes, where NATS speaks TLS only", a.Name, s.Name, e.Name, e.Value)
 			}
 		}
-	}
+		if want := id != ""; secret != want || mount != want || env != want {
+			t.Errorf("%s/%s (identity %q): secret volume %v, mount %v, %s %v", a.Name, s.Name, id, secret, mount, dirEnv, env)
+		}
+	})
 }
 
 // TestGRPCServicesAnswerProbesOnTheirHealthPort: the kubelet presents no certificate, so a
@@ -520,13 +505,48 @@ func TestIdentitiesFromSecrets(t *testing.T) {
 // and liveness /healthz; no probe of a group is a TCP connect, which would call a process
 // ready while its store or a peer is down. An edge keeps its own /readyz and /healthz.
 func TestGRPCServicesAnswerProbesOnTheirHealthPort(t *testing.T) {
-	topo, err := topology.Get(topology.Both+",hybrid", topology.Options{Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var seen int
+	eachWorkload(t, shipped(t), func(a topology.Arch, s topology.Service, tmpl *PodTemplate) {
+		if s.Group == "" {
+			return // NATS: its own probes
+		}
+		c := tmpl.Spec.Containers[0]
+		port, path := int32(s.Probe.Port), s.Probe.Path
+		if s.Probe.Kind == topology.GRPC {
+			seen++
+			port, path = topology.HealthPort, "/readyz"
+			var env, named bool
+			for _, e := range c.Env {
+				env = env || (e.Name == bounded.HealthAddrEnv && e.Value == "$("+PodIPEnv+"):"+strconv.Itoa(topology.HealthPort))
+			}
+			for _, p := range c.Ports {
+				named = named || (p.ContainerPort == topology.HealthPort && p.Name == "health")
+			}
+			if !env || !named {
+				t.Errorf("%s/%s: %s on the pod's IP %v, container port %d named health %v", a.Name, s.Name, bounded.HealthAddrEnv, env, topology.HealthPort, named)
+			}
+		}
+		r, l := c.ReadinessProbe, c.LivenessProbe
+		if r == nil || l == nil || r.HTTPGet == nil || l.HTTPGet == nil || r.TCPSocket != nil || l.TCPSocket != nil {
+			t.Errorf("%s/%s: readiness %+v, liveness %+v, want HTTP GETs", a.Name, s.Name, r, l)
+			return
+		}
+		if r.HTTPGet.Port != port || r.HTTPGet.Path != path || l.HTTPGet.Port != port || l.HTTPGet.Path != "/healthz" {
+			t.Errorf("%s/%s: readiness GET %s on %d, liveness GET %s on %d; want %s and /healthz on %d",
+				a.Name, s.Name, r.HTTPGet.Path, r.HTTPGet.Port, l.HTTPGet.Path, l.HTTPGet.Port, path, port)
+		}
+	})
+	if seen == 0 {
+		t.Fatal("no service that serves gRPC only: nothing checked")
+	}
+}
+
+// eachWorkload calls fn with every workload of topo's overlays that runs one of its
+// services: the architecture, the service and the workload's pod template.
+func eachWorkload(t *testing.T, topo topology.Topology, fn func(a topology.Arch, s topology.Service, tmpl *PodTemplate)) {
+	t.Helper()
 	for _, a := range topo.Archs {
-		objs, err := Kube(a.Name, Options{})
+		objs, err := KubeOf(topo, a.Name, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -536,39 +556,10 @@ func TestGRPCServicesAnswerProbesOnTheirHealthPort(t *testing.T) {
 				continue
 			}
 			_, m := o.Meta()
-			s, ok := a.Service(m.Name)
-			if !ok || s.Group == "" {
-				continue
-			}
-			c := tmpl.Spec.Containers[0]
-			port, path := int32(s.Probe.Port), s.Probe.Path
-			if s.Probe.Kind == topology.GRPC {
-				seen++
-				port, path = topology.HealthPort, "/readyz"
-				var env, named bool
-				for _, e := range c.Env {
-					env = env || (e.Name == bounded.HealthAddrEnv && e.Value == "$("+PodIPEnv+"):"+strconv.Itoa(topology.HealthPort))
-				}
-				for _, p := range c.Ports {
-					named = named || (p.ContainerPort == topology.HealthPort && p.Name == "health")
-				}
-				if !env || !named {
-					t.Errorf("%s/%s: %s on the pod's IP %v, container port %d named health %v", a.Name, s.Name, bounded.HealthAddrEnv, env, topology.HealthPort, named)
-				}
-			}
-			r, l := c.ReadinessProbe, c.LivenessProbe
-			if r == nil || l == nil || r.HTTPGet == nil || l.HTTPGet == nil || r.TCPSocket != nil || l.TCPSocket != nil {
-				t.Errorf("%s/%s: readiness %+v, liveness %+v, want HTTP GETs", a.Name, s.Name, r, l)
-				continue
-			}
-			if r.HTTPGet.Port != port || r.HTTPGet.Path != path || l.HTTPGet.Port != port || l.HTTPGet.Path != "/healthz" {
-				t.Errorf("%s/%s: readiness GET %s on %d, liveness GET %s on %d; want %s and /healthz on %d",
-					a.Name, s.Name, r.HTTPGet.Path, r.HTTPGet.Port, l.HTTPGet.Path, l.HTTPGet.Port, path, port)
+			if s, ok := a.Service(m.Name); ok {
+				fn(a, s, tmpl)
 			}
 		}
-	}
-	if seen == 0 {
-		t.Fatal("no service that serves gRPC only: nothing checked")
 	}
 }
 
