@@ -58,7 +58,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -630,68 +629,6 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
-}
-
-// saturate measures the closed-model throughput of one URL: c connections, each sending the
-// next request as soon as the last answered, for d. It is the load test's generator doing
-// what wrk does, so the two can be compared on the same endpoint.
-func saturate(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("saturate", flag.ContinueOnError)
-	target := fs.String("url", "http://"+topology.MonolithEdge+"/v1/products", "the URL to GET")
-	conns := fs.Int("c", 32, "connections (= workers, each one request at a time)")
-	d := fs.Duration("d", 10*time.Second, "duration")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := loopbackOnly(*target); err != nil {
-		return err
-	}
-	r, err := loadtest.Saturate(ctx, *target, *conns, *d)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s: %d connections for %s: %d requests, %.1f req/s, errors %.2f%%, p50 %.2f ms, p99 %.2f ms, max %.1f ms; generator %.2f cores\n",
-		*target, *conns, *d, r.Requests, r.Achieved, 100*r.ErrorRate, r.Latency.P50, r.Latency.P99, r.Latency.Max, r.GeneratorCores)
-	return nil
-}
-
-// render rewrites report.md and report.html beside each report.json given.
-func render(args []string) error {
-	if len(args) == 0 {
-		return errors.New("render: which report.json?")
-	}
-	for _, path := range args {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		var r loadtest.Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if r.Schema != loadtest.Schema {
-			return fmt.Errorf("%s: schema %q, want %q", path, r.Schema, loadtest.Schema)
-		}
-		dir := filepath.Dir(path)
-		for _, f := range []struct {
-			name  string
-			write func(io.Writer) error
-		}{{"report.md", r.WriteMarkdown}, {"report.html", r.WriteHTML}} {
-			out, err := os.Create(filepath.Join(dir, f.name))
-			if err != nil {
-				return err
-			}
-			if err := f.write(out); err != nil {
-				out.Close()
-				return err
-			}
-			if err := out.Close(); err != nil {
-				return err
-			}
-		}
-		fmt.Println(filepath.Join(dir, "report.html"))
-	}
-	return nil
 }
 
 // only keeps the items whose name names lists (comma-separated); all of them when names is
