@@ -22,7 +22,6 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/network"
 	"github.com/containers/podman/v4/pkg/bindings/pods"
 	"github.com/containers/podman/v4/pkg/bindings/volumes"
-	"github.com/spf13/cobra"
 
 	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/identity/identitytest"
@@ -120,26 +119,25 @@ func runID(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// cli is the mitosis CLI as its main mounts kube.Command(): the global flags kube reads.
-func cli(args ...string) (string, error) {
-	root := &cobra.Command{Use: "mitosis", SilenceUsage: true, SilenceErrors: true}
-	pf := root.PersistentFlags()
-	pf.String("root", env.root, "")
-	pf.String("state", env.state, "")
-	pf.String("stack", stack.DefaultName, "")
-	pf.String("socket", podmanrt.Socket(), "")
-	pf.String("monolith-edge", topology.MonolithEdge, "")
-	pf.String("services-edge", topology.ServicesEdge, "")
-	pf.BoolP("verbose", "v", false, "")
-	root.AddCommand(kube.Command())
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
+// play plays arch's overlay under prefix, as `mitosis kube play --arch <arch> --prefix
+// <prefix> --repo <testRepo> --tag <the run's> --<arch>-edge <edge>` does: the images the
+// run loaded, the edge published at edge. It returns what it printed.
+func play(arch, prefix, edge string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	err := root.ExecuteContext(ctx)
+	var out bytes.Buffer
+	err := kube.PlayStack(ctx, kube.StackOptions{Root: env.root, State: env.state, Socket: podmanrt.Socket(),
+		Prefix: prefix, Arch: arch, Edges: map[string]string{arch: edge}, Repo: testRepo, Tag: env.tag,
+		ReadyTimeout: 3 * time.Minute, Progress: &out})
 	return out.String(), err
+}
+
+// down removes what play made of arch under prefix, as `mitosis kube down` does.
+func down(arch, prefix string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	removed, err := kube.Down(ctx, env.conn, prefix, []string{arch})
+	return removed.String(), err
 }
 
 // checkout stocks a product, fills a cart, checks out and waits until the order is shipped
@@ -224,7 +222,7 @@ func TestKubePlay(t *testing.T) {
 			downed := false
 			t.Cleanup(func() {
 				if !downed {
-					if out, err := cli("kube", "down", "--arch", arch, "--prefix", prefix); err != nil {
+					if out, err := down(arch, prefix); err != nil {
 						t.Errorf("kube down: %v\n%s", err, out)
 					}
 				}
@@ -233,8 +231,7 @@ func TestKubePlay(t *testing.T) {
 				}
 			})
 			start := time.Now()
-			out, err := cli("kube", "play", "--arch", arch, "--prefix", prefix, "--repo", testRepo, "--tag", env.tag,
-				"--"+arch+"-edge", edge, "--ready-timeout", "3m")
+			out, err := play(arch, prefix, edge)
 			if err != nil {
 				t.Fatalf("kube play: %v\n%s", err, out)
 			}
@@ -249,8 +246,7 @@ func TestKubePlay(t *testing.T) {
 			if arch == topology.Monolith {
 				// Playing again replaces the pods and keeps NATS's volume: the order is still there.
 				start = time.Now()
-				if out, err := cli("kube", "play", "--arch", arch, "--prefix", prefix, "--repo", testRepo, "--tag", env.tag,
-					"--"+arch+"-edge", edge, "--ready-timeout", "3m"); err != nil {
+				if out, err := play(arch, prefix, edge); err != nil {
 					t.Fatalf("kube play again: %v\n%s", err, out)
 				}
 				if got := c.GetOrder(t, order.ID); got.Status != apitest.StatusShipped {
@@ -262,7 +258,7 @@ func TestKubePlay(t *testing.T) {
 				// goes through its and NATS's TLS again.
 				checkout(t, "http://"+edge, strings.TrimSpace(string(token)))
 			}
-			out, err = cli("kube", "down", "--arch", arch, "--prefix", prefix)
+			out, err = down(arch, prefix)
 			downed = true
 			if err != nil {
 				t.Fatalf("kube down: %v\n%s", err, out)

@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -218,4 +220,19 @@ func TestForPodmanRefuses(t *testing.T) {
 	if _, err := ForPodman(topology.Monolith, objs, Adapt{Prefix: "p", Edge: "nonsense", Images: map[string]string{"monolith": "x", "nats-server": "y"}}); err == nil {
 		t.Error("a bad edge was accepted")
 	}
+}
+
+// shippedTopology is the topology of the repository's deploy files: every file of its
+// topologies/.
+func shippedTopology(t *testing.T) topology.Topology {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := manifests.Shipped(filepath.Join(filepath.Dir(filepath.Dir(wd)), "topologies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
 }

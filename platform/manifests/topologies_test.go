@@ -32,9 +32,9 @@ func listFiles(t *testing.T, dir string) []string {
 	return out
 }
 
-// TestDeployAnyTopology renders topologies other than the shipped set with `deploy render -t`
-// or `--split` into a folder, checks it with `deploy check`, and runs on it every check the
-// shipped files pass: the kustomize build (with kubectl), the kube invariants, compose-go's
+// TestDeployAnyTopology renders topologies other than the shipped set into a folder, as
+// `mitosis deploy render -t` or `--split` does, checks it as `deploy check` does, and runs on
+// it every check the shipped files pass: the kustomize build (with kubectl), the kube invariants, compose-go's
 // loader, the ECS definitions' shape and invariants.
 func TestDeployAnyTopology(t *testing.T) {
 	// A file of one's own, outside topologies/: the edge with the checkout's contexts, weights
@@ -55,39 +55,34 @@ groups:
 	cases := []struct {
 		name string
 		sel  Selection
-		args []string
 	}{
-		{"hybrid", Selection{Topologies: "hybrid"}, []string{"-t", "hybrid"}},
-		{"monolith", Selection{Topologies: "monolith"}, []string{"-t", "monolith"}},
-		{"file", Selection{Topologies: own}, []string{"-t", own}},
-		{"split", Selection{Split: "edge+catalog,cart+orders,inventory+payments+shipping+notify", Edge: "127.0.0.1:18100"},
-			[]string{"--split", "edge+catalog,cart+orders,inventory+payments+shipping+notify", "--edge", "127.0.0.1:18100"}},
-		{"replicas", Selection{Split: "edge,catalog*3,cart+orders*2,inventory+payments+shipping+notify"},
-			[]string{"--split", "edge,catalog*3,cart+orders*2,inventory+payments+shipping+notify"}},
-		{"random", Selection{}, nil},
-		{"hybrid-and-split", Selection{Topologies: "hybrid", Split: "cart+orders,catalog+inventory+payments+shipping+notify"},
-			[]string{"-t", "hybrid", "--split", "cart+orders,catalog+inventory+payments+shipping+notify"}},
+		{"hybrid", Selection{Topologies: "hybrid"}},
+		{"monolith", Selection{Topologies: "monolith"}},
+		{"file", Selection{Topologies: own}},
+		{"split", Selection{Split: "edge+catalog,cart+orders,inventory+payments+shipping+notify", Edge: "127.0.0.1:18100"}},
+		{"replicas", Selection{Split: "edge,catalog*3,cart+orders*2,inventory+payments+shipping+notify"}},
+		{"random", Selection{}},
+		{"hybrid-and-split", Selection{Topologies: "hybrid", Split: "cart+orders,catalog+inventory+payments+shipping+notify"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.name == "random" {
 				c.sel.Split = stacktest.RandomSplit(t)
-				c.args = []string{"--split", c.sel.Split}
 			}
 			topo, err := Select(repoRoot(t), c.sel)
 			if err != nil {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			if out, err := run(t, append([]string{"render", "--out", dir}, c.args...)...); err != nil {
-				t.Fatalf("deploy render: %v\n%s", err, out)
-			}
-			if out, err := run(t, append([]string{"check", "--dir", dir}, c.args...)...); err != nil {
-				t.Fatalf("deploy check: %v\n%s", err, out)
-			}
 			files, err := Files(topo, Options{})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if err := Write(dir, files); err != nil {
+				t.Fatalf("render: %v", err)
+			}
+			if drift, err := Check(dir, files); err != nil || len(drift) > 0 {
+				t.Fatalf("check: %v %v", drift, err)
 			}
 			got := listFiles(t, dir)
 			if want := slices.Sorted(maps.Keys(files)); !slices.Equal(got, want) {
@@ -120,13 +115,13 @@ groups:
 			checkECS(t, dir, topo)
 
 			// An edit is drift, as in the repository.
-			edited := filepath.Join(dir, "deploy/k8s/overlays", topo.Archs[0].Name, "kustomization.yaml")
-			b, _ := os.ReadFile(edited)
-			if err := os.WriteFile(edited, append(b, "# edited\n"...), 0o644); err != nil {
+			edited := "deploy/k8s/overlays/" + topo.Archs[0].Name + "/kustomization.yaml"
+			b, _ := os.ReadFile(filepath.Join(dir, edited))
+			if err := os.WriteFile(filepath.Join(dir, edited), append(b, "# edited\n"...), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if out, err := run(t, append([]string{"check", "--dir", dir}, c.args...)...); err == nil || !strings.Contains(out, "kustomization.yaml: differs") {
-				t.Errorf("deploy check after an edit: %v\n%s", err, out)
+			if drift, err := Check(dir, files); err != nil || !slices.ContainsFunc(drift, func(d Drift) bool { return d.Path == edited && strings.HasPrefix(d.Reason, "differs") }) {
+				t.Errorf("check after an edit: %v %v", drift, err)
 			}
 		})
 	}

@@ -326,49 +326,58 @@ func TestSetsReportMedians(t *testing.T) {
 	}
 }
 
-// The command reads from a collector's /api/v3: by default the latest checkout of each edge.
-func TestCommandReadsTheCollector(t *testing.T) {
+// Run reads from a collector's /api/v3: by default the latest checkout of each edge, or two
+// traces by ID, written as a table, JSON or HTML (`mitosis traces compare`, whose flags are
+// these Options).
+func TestRunReadsTheCollector(t *testing.T) {
 	col, err := tracecollect.Start(tracecollect.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", QueryAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = col.Close(context.Background()) }()
-	// A minute ago: the command looks for the latest traces in the last day (--lookback).
+	// A minute ago: the last-N selection looks for the latest traces in the last day (Lookback).
 	ago := time.Now().Add(-time.Minute)
 	col.Store().Add(otlpAt(ago, "000000000000000000000000000000e1", monolithCheckout()).ResourceSpans)
 	col.Store().Add(otlpAt(ago, "000000000000000000000000000000e2", servicesCheckout()).ResourceSpans)
 
-	run := func(args ...string) string {
+	// options are the command's defaults, against this collector.
+	options := func() tracecompare.Options {
+		return tracecompare.Options{Collector: "http://" + col.QueryAddr(), AService: "monolith", BService: "gateway",
+			Operation: tracecompare.DefaultOperation, Last: 1, ALabel: "monolith", BLabel: "services", Format: "table",
+			Lookback: tracecollect.DefaultLookback, Settle: 50 * time.Millisecond}
+	}
+	run := func(o tracecompare.Options) string {
 		t.Helper()
-		cmd := tracecompare.Command()
 		var out bytes.Buffer
-		cmd.SetOut(&out)
-		cmd.SetErr(&out)
-		cmd.SetArgs(append([]string{"--collector", "http://" + col.QueryAddr(), "--settle", "50ms"}, args...))
-		if err := cmd.Execute(); err != nil {
-			t.Fatalf("compare %v: %v\n%s", args, err, out.String())
+		if err := tracecompare.Run(t.Context(), o, &out); err != nil {
+			t.Fatalf("compare %+v: %v\n%s", o, err, out.String())
 		}
 		return out.String()
 	}
-	if out := run(); !strings.Contains(out, "000000000000000000000000000000e1") || !strings.Contains(out, "000000000000000000000000000000e2") {
+	if out := run(options()); !strings.Contains(out, "000000000000000000000000000000e1") || !strings.Contains(out, "000000000000000000000000000000e2") {
 		t.Errorf("default comparison:\n%s", out)
 	}
-	if out := run("000000000000000000000000000000e2", "000000000000000000000000000000e1", "--format", "json"); !strings.Contains(out, `"example_trace_id": "000000000000000000000000000000e2"`) {
+	o := options()
+	o.TraceIDs, o.Format = []string{"000000000000000000000000000000e2", "000000000000000000000000000000e1"}, "json"
+	if out := run(o); !strings.Contains(out, `"example_trace_id": "000000000000000000000000000000e2"`) {
 		t.Errorf("by IDs:\n%s", out)
 	}
-	file := filepath.Join(t.TempDir(), "cmp.html")
-	run("--format", "html", "-o", file)
-	if b, err := os.ReadFile(file); err != nil || !bytes.Contains(b, []byte("<!DOCTYPE html>")) {
+	o = options()
+	o.Format, o.Output = "html", filepath.Join(t.TempDir(), "cmp.html")
+	run(o)
+	if b, err := os.ReadFile(o.Output); err != nil || !bytes.Contains(b, []byte("<!DOCTYPE html>")) {
 		t.Errorf("html file: %v", err)
 	}
 
-	for _, args := range [][]string{{"--a-service", "nobody"}, {"--lookback", "30s"}} {
-		cmd := tracecompare.Command()
-		cmd.SetOut(&bytes.Buffer{})
-		cmd.SetErr(&bytes.Buffer{})
-		cmd.SetArgs(append([]string{"--collector", "http://" + col.QueryAddr(), "--settle", "0"}, args...))
-		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "no trace") {
-			t.Errorf("%v: a side without traces: %v", args, err)
+	for name, change := range map[string]func(*tracecompare.Options){
+		"a side with no edge of that name":  func(o *tracecompare.Options) { o.AService = "nobody" },
+		"a look back shorter than a minute": func(o *tracecompare.Options) { o.Lookback = 30 * time.Second },
+	} {
+		o := options()
+		o.Settle = 0
+		change(&o)
+		if err := tracecompare.Run(t.Context(), o, io.Discard); err == nil || !strings.Contains(err.Error(), "no trace") {
+			t.Errorf("%s: %v, want no trace", name, err)
 		}
 	}
 }

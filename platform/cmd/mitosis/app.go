@@ -17,13 +17,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
-	"github.com/mitosis-dev/mitosis/platform/kube"
-	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/processrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
-	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 )
 
 // app is the CLI's configuration, filled by flags.
@@ -141,10 +138,8 @@ ready; 4 status, logs, events, kill or start found nothing up.`,
 	pf.StringVar(&a.mode, "budget", envOr("MITOSIS_BUDGET", string(topology.PerService)), "how each architecture's budget is enforced, for those -t names without @mode (services@shared): per-service (each service its share by weights), shared (one limit for all its processes together), measured (each service its share of what it used in `loadtest calibrate`) [MITOSIS_BUDGET]")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every step")
 	root.AddCommand(a.buildCmd(), a.upCmd(), a.downCmd(), a.statusCmd(), a.logsCmd(), a.pushCmd(),
-		kube.Command(), manifests.Command(), a.eventsCmd(), a.killCmd(), a.startCmd(), a.certsCmd(), a.adviseCmd())
-	traces := &cobra.Command{Use: "traces", Short: "Read and compare the traces the collector holds"}
-	traces.AddCommand(tracecompare.Command())
-	root.AddCommand(traces)
+		a.kubeCmd(), a.deployCmd(), a.eventsCmd(), a.killCmd(), a.startCmd(), a.certsCmd(), a.adviseCmd())
+	root.AddCommand(tracesCmd())
 	return root
 }
 

@@ -11,6 +11,12 @@
 //	mitosis kill    SERVICE|ARCH/SERVICE... [-t ...]
 //	mitosis start   SERVICE|ARCH/SERVICE... [-t ...]
 //	mitosis advise  [--run DIR] [--isolate C] [--together A,B] [--max-groups N] [--objective cpu|latency|balanced] [--json] [--verify]
+//	mitosis certs   issue|nats-users|rotate|aws-secret ...
+//	mitosis deploy  render [--out DIR] | check [--dir DIR]
+//	mitosis kube    render|play|down|load [--arch ARCH] [--prefix P]
+//	mitosis traces  compare [TRACE_ID_A TRACE_ID_B] [--last N] [--format table|json|html]
+//
+// Each command is a file of its own here; what it does lives in the platform's packages.
 //
 // Exit codes: 0 success; 1 failure; 2 bad usage; 3 `status` found a service not running or
 // not ready; 4 `status`, `logs`, `events`, `kill` or `start` found nothing up.

@@ -1,59 +1,39 @@
-package kube
+package main
 
 import (
-	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
-
 	"github.com/mitosis-dev/mitosis/platform/manifests"
-	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
-func run(t *testing.T, args ...string) (string, error) {
+// kubeCLI runs `mitosis --root <the repository> --state <a folder of the test's> --monolith-edge
+// 127.0.0.1:18990 kube args...` in this process (a later --state wins): its output, and an
+// error holding its standard error when it fails.
+func kubeCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
+	code, out, errOut := runCLI(t, append([]string{"--root", repoRoot(t), "--state", t.TempDir(), "--monolith-edge", "127.0.0.1:18990", "kube"}, args...)...)
+	if code != exitOK {
+		return out + errOut, fmt.Errorf("exit %d: %s", code, errOut)
 	}
-	cli := &cobra.Command{Use: "mitosis", SilenceUsage: true, SilenceErrors: true}
-	cli.PersistentFlags().String("root", filepath.Dir(filepath.Dir(wd)), "")
-	cli.PersistentFlags().String("state", t.TempDir(), "")
-	cli.PersistentFlags().String("monolith-edge", "127.0.0.1:18990", "")
-	cli.AddCommand(Command())
-	var out bytes.Buffer
-	cli.SetOut(&out)
-	cli.SetErr(&out)
-	cli.SetArgs(append([]string{"kube"}, args...))
-	err = cli.Execute()
-	return out.String(), err
-}
-
-// shippedTopology is the topology of the repository's deploy files.
-func shippedTopology(t *testing.T) topology.Topology {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := manifests.Shipped(filepath.Join(filepath.Dir(filepath.Dir(wd)), "topologies"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return topo
+	return out + errOut, nil
 }
 
 func TestRenderPrintsTheOverlay(t *testing.T) {
-	overlays := manifests.Overlays(shippedTopology(t))
+	shipped, err := manifests.Shipped(filepath.Join(repoRoot(t), "topologies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlays := manifests.Overlays(shipped)
 	if !slices.Contains(overlays, "hybrid") {
 		t.Errorf("overlays %v: the hybrid is shipped", overlays)
 	}
 	for _, overlay := range overlays {
-		out, err := run(t, "render", "--arch", overlay)
+		out, err := kubeCLI(t, "render", "--arch", overlay)
 		if err != nil {
 			t.Fatalf("render %s: %v", overlay, err)
 		}
@@ -69,14 +49,14 @@ func TestRenderPrintsTheOverlay(t *testing.T) {
 			t.Errorf("render --arch %s prints something else than the overlay", overlay)
 		}
 	}
-	if _, err := run(t, "render", "--arch", "nonsense"); err == nil {
+	if _, err := kubeCLI(t, "render", "--arch", "nonsense"); err == nil {
 		t.Error("render --arch nonsense succeeded")
 	}
 }
 
 func TestPlayDryRun(t *testing.T) {
 	state := t.TempDir()
-	out, err := run(t, "play", "--arch", "monolith", "--dry-run", "--prefix", "dry", "--state", state)
+	out, err := kubeCLI(t, "play", "--arch", "monolith", "--dry-run", "--prefix", "dry", "--state", state)
 	if err != nil {
 		t.Fatalf("play --dry-run: %v\n%s", err, out)
 	}
@@ -99,7 +79,7 @@ func TestPlayDryRun(t *testing.T) {
 		}
 	}
 	// Any architecture of topologies/, on its file's edge.
-	out, err = run(t, "play", "--arch", "hybrid", "--dry-run", "--prefix", "dry")
+	out, err = kubeCLI(t, "play", "--arch", "hybrid", "--dry-run", "--prefix", "dry")
 	if err != nil {
 		t.Fatalf("play --arch hybrid --dry-run: %v\n%s", err, out)
 	}
@@ -116,7 +96,7 @@ func TestPlayDryRun(t *testing.T) {
 		}
 	}
 	for _, arch := range []string{"production", "nonsense"} {
-		if out, err := run(t, "play", "--arch", arch, "--dry-run"); err == nil {
+		if out, err := kubeCLI(t, "play", "--arch", arch, "--dry-run"); err == nil {
 			t.Errorf("play --arch %s succeeded:\n%s", arch, out)
 		}
 	}
@@ -142,7 +122,7 @@ func TestPlayDryRunPrintsNoAdminToken(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			out, err := run(t, "play", "--dry-run", "--prefix", "dry", "--state", state)
+			out, err := kubeCLI(t, "play", "--dry-run", "--prefix", "dry", "--state", state)
 			if err != nil {
 				t.Fatalf("play --dry-run: %v\n%s", err, out)
 			}

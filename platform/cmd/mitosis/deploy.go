@@ -1,25 +1,25 @@
-package manifests
+package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
-// Command returns `deploy`: `deploy render` writes deploy/ and compose/ from the topology,
-// `deploy check` fails when the checked-in files differ from what it renders.
+// deployCmd is `deploy`: `deploy render` writes deploy/ and compose/ from the topology
+// (platform/manifests), `deploy check` fails when the checked-in files differ from what it
+// renders.
 //
-// It reads the CLI's global -t (--topology), --split and --edge when they are given on the
-// command line, and --root; never MITOSIS_TOPOLOGY or MITOSIS_SPLIT, so that what the
-// repository ships does not depend on the environment.
-func Command() *cobra.Command {
+// It reads the global -t (--topology), --split and --edge when they are given on the command
+// line, never MITOSIS_TOPOLOGY or MITOSIS_SPLIT, so that what the repository ships does not
+// depend on the environment.
+func (a *app) deployCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deploy",
 		Short: "Render or check the Kubernetes, ECS and compose files of a topology",
@@ -36,13 +36,13 @@ the files checked in. With -t NAMES|FILE (names of topologies/, or paths to topo
 comma-separated) or --split GROUPS (an architecture named split, its edge at --edge): those
 architectures only, into a folder of their own (render --out, check --dir).`,
 	}
-	cmd.AddCommand(renderCmd(), checkCmd())
+	cmd.AddCommand(a.deployRenderCmd(), a.deployCheckCmd())
 	return cmd
 }
 
-// selection is what the CLI's -t, --split and --edge name, when given on the command line.
-func selection(cmd *cobra.Command) Selection {
-	var s Selection
+// deploySelection is what -t, --split and --edge name, when given on the command line.
+func deploySelection(cmd *cobra.Command) manifests.Selection {
+	var s manifests.Selection
 	given := func(name string) string {
 		if f := cmd.Flag(name); f != nil && f.Changed {
 			return f.Value.String()
@@ -53,17 +53,14 @@ func selection(cmd *cobra.Command) Selection {
 	return s
 }
 
-// target is the topology a command renders, and the folder it works in: the repository for
-// the shipped topology, unless dir names another; a selection's must be named (flag says by
-// which flag), since the repository holds the shipped topology.
-func target(cmd *cobra.Command, dir, flag string) (topology.Topology, string, error) {
-	root, err := RepoRoot(cmd)
-	if err != nil {
-		return topology.Topology{}, "", err
-	}
-	sel := selection(cmd)
+// deployTarget is the topology a command renders, and the folder it works in: the
+// repository for the shipped topology, unless dir names another; a selection's must be named
+// (flag says by which flag), since the repository holds the shipped topology.
+func (a *app) deployTarget(cmd *cobra.Command, dir, flag string) (topology.Topology, string, error) {
+	root := a.root
+	sel := deploySelection(cmd)
 	if sel.Empty() {
-		t, err := Shipped(filepath.Join(root, "topologies"))
+		t, err := manifests.Shipped(filepath.Join(root, "topologies"))
 		if dir == "" {
 			dir = root
 		}
@@ -73,11 +70,11 @@ func target(cmd *cobra.Command, dir, flag string) (topology.Topology, string, er
 		return topology.Topology{}, "", fmt.Errorf("-t and --split render into a folder of their own: give %s DIR, not the repository "+
 			"(it holds the topologies of topologies/, rendered without -t)", flag)
 	}
-	t, err := Select(root, sel)
+	t, err := manifests.Select(root, sel)
 	return t, dir, err
 }
 
-func archNames(t topology.Topology) string {
+func deployedArchs(t topology.Topology) string {
 	var names []string
 	for _, a := range t.Archs {
 		names = append(names, a.Name)
@@ -85,8 +82,8 @@ func archNames(t topology.Topology) string {
 	return strings.Join(names, ", ")
 }
 
-func renderCmd() *cobra.Command {
-	var opts Options
+func (a *app) deployRenderCmd() *cobra.Command {
+	var opts manifests.Options
 	var out string
 	cmd := &cobra.Command{
 		Use:   "render",
@@ -103,18 +100,18 @@ into --out:
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
-			t, dir, err := target(cmd, out, "--out")
+			t, dir, err := a.deployTarget(cmd, out, "--out")
 			if err != nil {
 				return err
 			}
-			files, err := Files(t, opts)
+			files, err := manifests.Files(t, opts)
 			if err != nil {
 				return err
 			}
-			if err := Write(dir, files); err != nil {
+			if err := manifests.Write(dir, files); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "rendered %d files of %s into %s in %s\n", len(files), archNames(t), dir, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(cmd.OutOrStdout(), "rendered %d files of %s into %s in %s\n", len(files), deployedArchs(t), dir, time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}
@@ -125,7 +122,7 @@ into --out:
 	return cmd
 }
 
-func checkCmd() *cobra.Command {
+func (a *app) deployCheckCmd() *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -135,15 +132,15 @@ func checkCmd() *cobra.Command {
 render -t ... --out DIR wrote: give the same -t or --split, and --dir DIR.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, dir, err := target(cmd, dir, "--dir")
+			t, dir, err := a.deployTarget(cmd, dir, "--dir")
 			if err != nil {
 				return err
 			}
-			files, err := Files(t, Options{})
+			files, err := manifests.Files(t, manifests.Options{})
 			if err != nil {
 				return err
 			}
-			drift, err := Check(dir, files)
+			drift, err := manifests.Check(dir, files)
 			if err != nil {
 				return err
 			}
@@ -152,43 +149,15 @@ render -t ... --out DIR wrote: give the same -t or --split, and --dir DIR.`,
 			}
 			if len(drift) > 0 {
 				fix := "run `mitosis deploy render` and commit"
-				if !selection(cmd).Empty() {
+				if !deploySelection(cmd).Empty() {
 					fix = "render them again with the same -t or --split and --out " + dir
 				}
 				return fmt.Errorf("%d generated file(s) in %s differ from the topology: %s", len(drift), dir, fix)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deploy/ and compose/ in %s match %s (%d files)\n", dir, archNames(t), len(files))
+			fmt.Fprintf(cmd.OutOrStdout(), "deploy/ and compose/ in %s match %s (%d files)\n", dir, deployedArchs(t), len(files))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "folder to check (default the repository; required with -t or --split)")
 	return cmd
-}
-
-// RepoRoot is the repository a command works in: the --root flag when the CLI has one and it
-// is set, else MITOSIS_ROOT, else the folder holding go.work, from the current one up.
-func RepoRoot(cmd *cobra.Command) (string, error) {
-	root := ""
-	if f := cmd.Flag("root"); f != nil {
-		root = f.Value.String()
-	}
-	if root == "" {
-		root = os.Getenv("MITOSIS_ROOT")
-	}
-	if root == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return "", err
-		}
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-				root = dir
-				break
-			}
-			if filepath.Dir(dir) == dir {
-				return "", errors.New("no go.work here or above: run inside the repository, or pass --root")
-			}
-		}
-	}
-	return filepath.Abs(root)
 }
