@@ -33,7 +33,7 @@ func (p *process) listenProbes() error {
 		return fmt.Errorf("listen %s (%s): %w", p.cfg.HealthAddr, HealthAddrEnv, err)
 	}
 	p.probes = &http.Server{
-		Handler:           httpapi.Probes(p.alive, p.ready, p.log),
+		Handler:           httpapi.Probes(p.alive, p.ready),
 		ReadHeaderTimeout: probeTimeout,
 		ReadTimeout:       probeTimeout,
 		WriteTimeout:      probeTimeout,

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 )
 
@@ -12,9 +11,10 @@ import (
 // serve, each with the body of an edge's own /healthz and /readyz (200 {"status":"ok"}, or a
 // 503 unavailable problem naming the error); any other request is a 404 not-found problem,
 // as on the edge (with Allow for another method on these paths).
-// It makes no spans and reads no body: probes come every few seconds, from a caller that
-// is not a client of the shop, and say nothing of a request.
-func Probes(alive, ready func(context.Context) error, log *slog.Logger) http.Handler {
+// It makes no spans, writes no log and reads no body: probes come every few seconds, from a
+// caller that is not a client of the shop, and say nothing of a request (the process logs
+// each change of its readiness itself).
+func Probes(alive, ready func(context.Context) error) http.Handler {
 	answer := func(check func(context.Context) error, what string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -23,7 +23,6 @@ func Probes(alive, ready func(context.Context) error, log *slog.Logger) http.Han
 				return
 			}
 			if err := check(r.Context()); err != nil {
-				log.LogAttrs(r.Context(), slog.LevelWarn, "probe: "+what, slog.Any("err", err))
 				writeProbeProblem(w, newProblem(CodeUnavailable, what+": "+err.Error()))
 				return
 			}
