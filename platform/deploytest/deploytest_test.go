@@ -79,7 +79,8 @@ func runMain(m *testing.M) int {
 	env.conn = conn
 	env.root = filepath.Dir(filepath.Dir(wd)) // platform/deploytest -> the repository
 	env.state = filepath.Join(os.TempDir(), "mitosis-k8s-test-state")
-	t, err := topology.Get(topology.Both, topology.Options{Collector: topology.NoCollector})
+	// Every shipped overlay's images: TestKubePlay plays the hybrid too.
+	t, err := topology.Get(strings.Join(playedArchs, ","), topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "deploytest:", err)
 		return 1
@@ -105,6 +106,10 @@ func runMain(m *testing.M) int {
 	}
 	return code
 }
+
+// playedArchs are the overlays TestKubePlay plays: each shipped architecture, so that a
+// split's overlay is run as well as rendered.
+var playedArchs = []string{topology.Monolith, topology.Services, "hybrid"}
 
 func needPodman(t *testing.T) {
 	t.Helper()
@@ -207,13 +212,14 @@ func leftovers(t *testing.T, prefix string, labels map[string][]string) []string
 	return out
 }
 
-// TestKubePlay runs `mitosis kube play` of each overlay on Podman, reaches /readyz on the
-// published port, checks out, and runs `mitosis kube down`, which must leave nothing behind.
+// TestKubePlay plays each shipped overlay on Podman as `mitosis kube play` does (the
+// monolith, the services, the hybrid), reaches /readyz on the published port, checks out,
+// and takes it down as `mitosis kube down` does, which must leave nothing behind.
 // The monolith is played again (its data kept), and the stack's renewer, played beside it,
 // renews an aged certificate that the monolith then serves with.
 func TestKubePlay(t *testing.T) {
 	needPodman(t)
-	for _, arch := range []string{topology.Monolith, topology.Services} {
+	for _, arch := range playedArchs {
 		t.Run(arch, func(t *testing.T) {
 			t.Parallel()
 			// MITOSIS_TEST_STACK_PREFIX, as for every test's stack (stacktest.StackName).
