@@ -31,7 +31,6 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
-	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 // labelProbe records a pod's readiness probe, so that Status can check health without the
@@ -451,31 +450,12 @@ func (r *Runtime) upProcesses(c context.Context, ds []desired, have map[string]*
 			rest = append(rest, d)
 		}
 	}
-	errs := make([]error, len(rest))
-	var wg sync.WaitGroup
-	for i, d := range rest {
-		wg.Go(func() { errs[i] = r.upService(c, d, have[d.Pod], opts) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	for k, d := range roll {
-		if k > 0 {
-			select {
-			case <-c.Done():
-				return c.Err()
-			case <-time.After(bounded.RedialWithin()):
+	return stack.UpReplicas(c, rest, roll, func(c context.Context, d desired) error { return r.upService(c, d, have[d.Pod], opts) },
+		func(k int, d desired) {
+			if len(ds) > 1 {
+				r.progress(opts, "%s/%s: rolling replica %d of %d", d.Arch, d.Process.Name, k+1, len(roll))
 			}
-		}
-		if len(ds) > 1 {
-			r.progress(opts, "%s/%s: rolling replica %d of %d", d.Arch, d.Process.Name, k+1, len(roll))
-		}
-		if err := r.upService(c, d, have[d.Pod], opts); err != nil {
-			return err
-		}
-	}
-	return nil
+		})
 }
 
 func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPodsReport, opts stack.UpOptions) error {

@@ -22,7 +22,6 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
-	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
 // Up builds the binaries and starts each architecture's services level by level, leaving
@@ -181,34 +180,12 @@ func (r *Runtime) upService(ctx context.Context, a topology.Arch, s topology.Ser
 			rest = append(rest, i)
 		}
 	}
-	errs := make([]error, len(procs))
-	var wg sync.WaitGroup
-	for _, i := range rest {
-		wg.Go(func() { errs[i] = r.upProcess(ctx, specs[i], bud, opts) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	for k, i := range roll {
-		if k > 0 {
-			// The replica just made is ready; its callers find it within RedialWithin. Until
-			// then, stopping another would leave some of them with fewer replicas than the
-			// one going.
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(bounded.RedialWithin()):
+	return stack.UpReplicas(ctx, rest, roll, func(ctx context.Context, i int) error { return r.upProcess(ctx, specs[i], bud, opts) },
+		func(k, i int) {
+			if len(procs) > 1 {
+				fmt.Fprintf(progressOr(opts.Progress), "%s/%s: rolling replica %d of %d\n", a.Name, specs[i].name, k+1, len(roll))
 			}
-		}
-		if len(procs) > 1 {
-			fmt.Fprintf(progressOr(opts.Progress), "%s/%s: rolling replica %d of %d\n", a.Name, specs[i].name, k+1, len(roll))
-		}
-		if err := r.upProcess(ctx, specs[i], bud, opts); err != nil {
-			return err
-		}
-	}
-	return nil
+		})
 }
 
 // procSpec is everything one process is started from.
