@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -41,21 +42,9 @@ type StackOptions struct {
 	Logger       *slog.Logger
 }
 
-// Shipped is the topology of the repository's deploy files and the architectures of it that
-// arch names (Archs), the topology holding only those.
-func Shipped(root, arch string) (topology.Topology, []string, error) {
-	t, err := manifests.Shipped(filepath.Join(root, "topologies"))
-	if err != nil {
-		return topology.Topology{}, nil, err
-	}
-	list, err := Archs(t, arch)
-	if err != nil {
-		return topology.Topology{}, nil, err
-	}
-	// Only the chosen architectures' images are needed: playing the monolith must not
-	// require the hybrid's images to be loaded.
-	t.Archs = slices.DeleteFunc(slices.Clone(t.Archs), func(a topology.Arch) bool { return !slices.Contains(list, a.Name) })
-	return t, list, nil
+// Shipped is the topology of the repository's deploy files: every file of its topologies/.
+func Shipped(root string) (topology.Topology, error) {
+	return manifests.Shipped(filepath.Join(root, "topologies"))
 }
 
 // Archs reads an architecture's name as play and down take it: both (monolith and
@@ -87,10 +76,18 @@ const (
 // port. Playing again replaces the pods and keeps NATS's volume; Down removes it all.
 func PlayStack(ctx context.Context, o StackOptions) error {
 	start := time.Now()
-	t, list, err := Shipped(o.Root, o.Arch)
+	full, err := Shipped(o.Root)
 	if err != nil {
 		return err
 	}
+	list, err := Archs(full, o.Arch)
+	if err != nil {
+		return err
+	}
+	// Only the chosen architectures' images are needed: playing the monolith must not
+	// require the hybrid's images to be loaded.
+	t := full
+	t.Archs = slices.DeleteFunc(slices.Clone(full.Archs), func(a topology.Arch) bool { return !slices.Contains(list, a.Name) })
 	// The stack's renewer plays beside the overlays, as compose runs it: identities are host
 	// folders here too. Its image is built and loaded with theirs, and it gets the CA's
 	// files (stack.Identities).
@@ -150,10 +147,6 @@ func PlayStack(ctx context.Context, o StackOptions) error {
 	}
 	// The NATS users of the overlays' base (every shipped architecture's), their passwords
 	// kept beside the identities; a dry run names them.
-	full, err := manifests.Shipped(filepath.Join(o.Root, "topologies"))
-	if err != nil {
-		return err
-	}
 	natsPW := map[string]string{}
 	for _, u := range natsauth.Users(full) {
 		natsPW[u] = "<the NATS password of " + u + ": the content of " + filepath.Join(pki, "nats-"+u) + ">"
@@ -163,13 +156,9 @@ func PlayStack(ctx context.Context, o StackOptions) error {
 			return err
 		}
 	}
-	for _, a := range list {
-		edge := o.Edges[a]
-		if edge == "" {
-			i := slices.IndexFunc(t.Archs, func(x topology.Arch) bool { return x.Name == a })
-			edge = t.Archs[i].Edge
-		}
-		ad := Adapt{Prefix: o.Prefix, Edge: edge, Images: refs, AdminToken: token, RequestKey: requestKey, TLS: tls, NATSPasswords: natsPW, PKI: pki}
+	for _, arch := range t.Archs {
+		a := arch.Name
+		ad := Adapt{Prefix: o.Prefix, Edge: cmp.Or(o.Edges[a], arch.Edge), Images: refs, AdminToken: token, RequestKey: requestKey, TLS: tls, NATSPasswords: natsPW, PKI: pki}
 		if o.DryRun {
 			if err := printWorkloads(o.Progress, a, ad); err != nil {
 				return err

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,7 +48,7 @@ rendered from the topology: --arch monolith, services, hybrid (any topology of t
 or production (the services on EKS: a 3-node NATS, the ADOT collector, ECR images).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := manifests.Shipped(filepath.Join(a.root, "topologies"))
+			t, err := kube.Shipped(a.root)
 			if err != nil {
 				return err
 			}
@@ -113,7 +112,11 @@ func (a *app) kubeDownCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
-			_, list, err := kube.Shipped(a.root, arch)
+			full, err := kube.Shipped(a.root)
+			if err != nil {
+				return err
+			}
+			list, err := kube.Archs(full, arch)
 			if err != nil {
 				return err
 			}
