@@ -423,8 +423,13 @@ func compileGroup(ctx context.Context, opts Options, specs []Spec, version, tags
 			}
 			opts.progress("  %s: compiling for %s", n, p.String())
 		}
+		began := time.Now()
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("go build for %s: %w\n%s", p.String(), err, stderr.Bytes())
+		}
+		// Said as each build ends, not once all have: a first build compiles for minutes.
+		for _, n := range slices.Sorted(maps.Values(byBase)) {
+			opts.progress("  %s: compiled for %s (%s)", n, p.String(), time.Since(began).Round(100*time.Millisecond))
 		}
 		for base, name := range byBase {
 			path := filepath.Join(dir, base)

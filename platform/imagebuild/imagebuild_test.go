@@ -283,7 +283,8 @@ func TestBuildSkipsUnchangedInputs(t *testing.T) {
 		t.Fatal("first build came from the cache")
 	}
 	if got := progress.String(); !strings.Contains(got, "building 1 image(s) for 1 platform(s): tiny") || !strings.Contains(got, "compiled in") ||
-		!strings.Contains(got, "  tiny: compiling for "+HostPlatform().OS) || !regexp.MustCompile(`(?m)^  tiny: built \([0-9.]+m?s\)$`).MatchString(got) {
+		!strings.Contains(got, "  tiny: compiling for "+HostPlatform().OS) ||
+		!regexp.MustCompile(`(?m)^  tiny: compiled for `+HostPlatform().OS+`/\S+ \([0-9.]+m?s\)$`).MatchString(got) || !regexp.MustCompile(`(?m)^  tiny: built \([0-9.]+m?s\)$`).MatchString(got) {
 		t.Errorf("progress of a build: %q", got)
 	}
 	progress.Reset()
