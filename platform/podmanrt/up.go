@@ -411,20 +411,10 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 		}
 		have[p.Name] = p
 	}
-	for _, level := range levels {
-		errs := make([]error, len(level))
-		var wg sync.WaitGroup
-		for i, s := range level {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = r.upProcesses(c, byService[s.Name], have, opts)
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return nil, err
-		}
+	if err := stack.UpLevels(c, levels, func(c context.Context, s topology.Service) error {
+		return r.upProcesses(c, byService[s.Name], have, opts)
+	}); err != nil {
+		return nil, err
 	}
 	if a.Mode != "" && a.Mode != topology.Shared {
 		// Its pods, remade out of the group of a former shared budget, leave that empty.

@@ -76,20 +76,10 @@ func (r *Runtime) Up(ctx context.Context, t topology.Topology, opts stack.UpOpti
 			return err
 		}
 		bud := r.budget(a, opts)
-		for _, level := range levels {
-			errs := make([]error, len(level))
-			var wg sync.WaitGroup
-			for i, s := range level {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					errs[i] = r.upService(ctx, a, s, bins[s.Image], ports, export, ids, users, bud, opts)
-				}()
-			}
-			wg.Wait()
-			if err := errors.Join(errs...); err != nil {
-				return err
-			}
+		if err := stack.UpLevels(ctx, levels, func(ctx context.Context, s topology.Service) error {
+			return r.upService(ctx, a, s, bins[s.Image], ports, export, ids, users, bud, opts)
+		}); err != nil {
+			return err
 		}
 		if err := bud.finish(); err != nil {
 			return err

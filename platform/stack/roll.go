@@ -2,8 +2,6 @@ package stack
 
 import (
 	"context"
-	"errors"
-	"sync"
 	"time"
 
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -17,13 +15,7 @@ import (
 // than the one going. rolling is told each replica of roll as its turn comes (k from 0),
 // before up remakes it.
 func UpReplicas[P any](ctx context.Context, rest, roll []P, up func(context.Context, P) error, rolling func(k int, p P)) error {
-	errs := make([]error, len(rest))
-	var wg sync.WaitGroup
-	for i, p := range rest {
-		wg.Go(func() { errs[i] = up(ctx, p) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := sideBySide(rest, func(p P) error { return up(ctx, p) }); err != nil {
 		return err
 	}
 	for k, p := range roll {
