@@ -32,6 +32,10 @@ type TraceSource struct {
 	// Kept holds the traces a TraceKeeper read as the steps ended (nil: read the windows
 	// from the collector now); a side it holds nothing for is read now.
 	Kept *TraceKeeper
+	// NoneSent says the run sent no request of Operation (a -mix without checkouts):
+	// there is nothing to break down, and the report says so rather than blame the
+	// collector or the architectures' setup.
+	NoneSent bool
 }
 
 func (src TraceSource) withDefaults() TraceSource {
@@ -74,6 +78,9 @@ func CollectTraces(ctx context.Context, src TraceSource, dir string) Traces {
 		return out
 	case len(src.Sides) == 0:
 		out.Reason = "no architecture to trace"
+		return out
+	case src.NoneSent:
+		out.Reason = fmt.Sprintf("the run sent no %s (-mix): nothing to break down", src.Operation)
 		return out
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -31,13 +31,16 @@ func TestCollectTracesSaysWhyNot(t *testing.T) {
 	gone.Close()
 	sides := []TraceSideSource{{Label: "monolith", Service: "monolith"}, {Label: "services", Service: "gateway"}}
 	for _, tc := range []struct {
-		collector, want string
+		collector string
+		noneSent  bool // a mix without checkouts
+		want      string
 	}{
-		{"", "no trace collector was given"},
-		{goneURL, "no trace collector answered"},
-		{empty.URL, `holds no trace of "POST /v1/checkout" from service monolith`},
+		{"", false, "no trace collector was given"},
+		{goneURL, false, "no trace collector answered"},
+		{empty.URL, false, `holds no trace of "POST /v1/checkout" from service monolith`},
+		{empty.URL, true, "the run sent no POST /v1/checkout (-mix): nothing to break down"},
 	} {
-		got := CollectTraces(context.Background(), TraceSource{Collector: tc.collector, Sides: sides}, t.TempDir())
+		got := CollectTraces(context.Background(), TraceSource{Collector: tc.collector, Sides: sides, NoneSent: tc.noneSent}, t.TempDir())
 		if got.Collected || !strings.Contains(got.Reason, tc.want) {
 			t.Errorf("collector %q: collected %v, reason %q; want %q", tc.collector, got.Collected, got.Reason, tc.want)
 		}

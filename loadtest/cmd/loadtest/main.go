@@ -330,7 +330,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// The traces of the steps at the common rate: every architecture under the same load.
 	rate := loadtest.CommonRate(res)
-	src := loadtest.TraceSource{Collector: *collector, Last: *traces, Rate: rate, Kept: keeper}
+	src := loadtest.TraceSource{Collector: *collector, Last: *traces, Rate: rate, Kept: keeper, NoneSent: mix.Checkout == 0}
 	windows := true
 	for _, t := range targets {
 		from, to := loadtest.StepWindow(res, t.Arch, rate)
