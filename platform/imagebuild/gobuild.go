@@ -401,6 +401,7 @@ func compileGroup(ctx context.Context, opts Options, specs []Spec, version, tags
 		}
 		byBase[base] = s.Name
 	}
+	names := slices.Sorted(maps.Values(byBase)) // the images, in the order progress names them
 	for _, p := range opts.Platforms {
 		dir := filepath.Join(tmp, p.OS+"-"+p.Architecture)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -417,7 +418,7 @@ func compileGroup(ctx context.Context, opts Options, specs []Spec, version, tags
 		cmd.Stdout = &stderr
 		cmd.Stderr = &stderr
 		opts.Logger.Info("go build", "platform", p.String(), "tags", tags, "packages", args[7:])
-		for _, n := range slices.Sorted(maps.Values(byBase)) {
+		for _, n := range names {
 			if _, ok := started[n]; !ok {
 				started[n] = time.Now()
 			}
@@ -428,7 +429,7 @@ func compileGroup(ctx context.Context, opts Options, specs []Spec, version, tags
 			return fmt.Errorf("go build for %s: %w\n%s", p.String(), err, stderr.Bytes())
 		}
 		// Said as each build ends, not once all have: a first build compiles for minutes.
-		for _, n := range slices.Sorted(maps.Values(byBase)) {
+		for _, n := range names {
 			opts.progress("  %s: compiled for %s (%s)", n, p.String(), time.Since(began).Round(100*time.Millisecond))
 		}
 		for base, name := range byBase {
