@@ -521,7 +521,7 @@ func (r *Runtime) makePod(c context.Context, d desired) error {
 			return err
 		}
 		// The pod is gone, so a fixed address still in use is another program's.
-		if taken := fixedAddrTaken(d); taken != nil {
+		if taken := fixedAddrTaken(c, d); taken != nil {
 			return taken
 		}
 		if !picked || try == portTries {
@@ -532,8 +532,12 @@ func (r *Runtime) makePod(c context.Context, d desired) error {
 }
 
 // fixedAddrTaken returns the error of the first host address d fixes (HostPort not 0) that a
-// process here cannot have, nil when there is none.
-func fixedAddrTaken(d desired) error {
+// process here cannot have, nil when there is none. A failed start can leave such an address
+// held for a moment by Podman's API service itself: it binds a pod's host ports one by one
+// and closes the ones it had when a later one fails, some hundreds of milliseconds after
+// the start answered (seen here: the service listening on the test's edge, and free a
+// second later). So an address gets releaseWait to come free before it counts as taken.
+func fixedAddrTaken(c context.Context, d desired) error {
 	for _, p := range d.Ports {
 		if p.HostPort == 0 {
 			continue
@@ -543,12 +547,24 @@ func fixedAddrTaken(d desired) error {
 			host = "127.0.0.1"
 		}
 		addr := net.JoinHostPort(host, strconv.Itoa(int(p.HostPort)))
-		if err := stack.CheckPort(addr); err != nil {
+		err := stack.CheckPort(addr)
+		for deadline := time.Now().Add(releaseWait); err != nil && time.Now().Before(deadline); err = stack.CheckPort(addr) {
+			select {
+			case <-c.Done():
+				return c.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if err != nil {
 			return &stack.AddrTakenError{Arch: d.Arch, Service: d.Process.Name, Addr: addr, Err: err}
 		}
 	}
 	return nil
 }
+
+// releaseWait is how long fixedAddrTaken lets Podman release an address after a failed
+// start.
+const releaseWait = 3 * time.Second
 
 // aliveCheck is WaitReady's check that the pod's app container still runs: it fails when the
 // container is down, and when the supervisor (restartPolicy) restarted it since the first
