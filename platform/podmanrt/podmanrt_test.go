@@ -420,7 +420,7 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	for _, s := range sts {
 		lost := s.Service == "monolith"
 		if lost == (s.State == "running") || s.State == "lost" {
-			t.Errorf("after setup/podman.sh: %+v (only the monolith stopped, nothing lost)", s)
+			t.Errorf("after setup/podman.sh: %+v (only the monolith stopped, nothing lost); it said:\n%s", s, out)
 		}
 	}
 	upRemakesMonolith("not running, remaking it")
