@@ -81,7 +81,11 @@ func TestSpansFromTheOTLPExportersComeBackThroughTheQueryAPI(t *testing.T) {
 	server.End()
 	client.End()
 	root.End()
+	// ForceFlush answers with the export's error, which Shutdown leaves to otel's handler.
 	for _, tp := range []*sdktrace.TracerProvider{gateway, orders} {
+		if err := tp.ForceFlush(context.Background()); err != nil {
+			t.Fatalf("export: %v", err)
+		}
 		if err := tp.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +99,7 @@ func TestSpansFromTheOTLPExportersComeBackThroughTheQueryAPI(t *testing.T) {
 	}
 	got := spansOf(td)
 	if len(got) != 3 {
-		t.Fatalf("trace has %d spans, want 3: %v", len(got), got)
+		t.Fatalf("trace has %d spans, want 3 (the store: %+v): %v", len(got), c.Store().Stats(), got)
 	}
 	gs, gc, os := got["gateway POST /v1/checkout"], got["gateway mitosis.orders.v1.OrdersService/Checkout"], got["orders mitosis.orders.v1.OrdersService/Checkout"]
 	if gs == nil || gc == nil || os == nil {
