@@ -386,7 +386,7 @@ func (b *Bus) Subscribe(ctx context.Context, consumer string, subjects []string,
 		cancel()
 		return nil, fmt.Errorf("consume %s: %w", consumer, err)
 	}
-	return &subscription{cc: cc, cancel: cancel}, nil
+	return &subscription{cc: cc, nc: b.js.Conn(), cancel: cancel}, nil
 }
 
 // handle runs the handler on one delivery, inside a CONSUMER span that continues the trace
@@ -461,16 +461,26 @@ func (b *Bus) handle(ctx context.Context, consumer string, logger *slog.Logger, 
 
 type subscription struct {
 	cc     jetstream.ConsumeContext
+	nc     *nats.Conn
 	cancel context.CancelFunc
 }
 
 // Stop drains the consumer: no new messages, and it returns once the handler in flight has
-// finished and been acknowledged, so a shutdown loses nothing and redoes little.
+// finished and been acknowledged, so a shutdown loses nothing and redoes little. A drain
+// needs the server, and so does an acknowledgement: once the connection is down (NATS
+// stopping beside this process, as kube down and some rolling restarts do), Stop waits no
+// longer, and the message in flight, unacknowledged, is delivered again to whoever consumes
+// next.
 func (s *subscription) Stop() {
+	down := s.nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
+	defer s.nc.RemoveStatusListener(down)
 	s.cc.Drain()
-	select {
-	case <-s.cc.Closed():
-	case <-time.After(30 * time.Second):
+	if s.nc.IsConnected() {
+		select {
+		case <-s.cc.Closed():
+		case <-down:
+		case <-time.After(30 * time.Second):
+		}
 	}
 	s.cancel()
 }

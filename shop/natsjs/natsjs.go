@@ -524,8 +524,11 @@ func (b *Bucket) Watch(ctx context.Context) (<-chan kv.Entry, error) {
 	}
 	out := make(chan kv.Entry)
 	go func() {
-		defer close(out)
+		// The reader learns of the end first: the watcher's stop deletes its consumer on
+		// the server, which takes JetStream's API timeout (5 s) when the server is gone, and
+		// a process stopping beside its NATS would wait that long for its loops to end.
 		defer w.Stop()
+		defer close(out)
 		for {
 			var e jetstream.KeyValueEntry
 			var ok bool
