@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/natsembed"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
@@ -49,11 +51,7 @@ func TestStopReturnsWhenTheServerIsGone(t *testing.T) {
 			nc := srv.JetStream().Conn()
 			gone := func() {
 				srv.Close()
-				for deadline := time.Now().Add(10 * time.Second); nc.IsConnected(); time.Sleep(10 * time.Millisecond) {
-					if time.Now().After(deadline) {
-						t.Fatal("the client still calls itself connected 10 s after its server stopped")
-					}
-				}
+				waitDisconnected(t, nc)
 			}
 			if !during {
 				gone()
@@ -106,11 +104,7 @@ func TestWatchEndsWhenTheServerIsGone(t *testing.T) {
 	}
 	nc := js.Conn()
 	srv.Shutdown()
-	for deadline := time.Now().Add(10 * time.Second); nc.IsConnected(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the client still calls itself connected 10 s after its server stopped")
-		}
-	}
+	waitDisconnected(t, nc)
 	cancel()
 	timeout := time.After(2 * time.Second)
 	for {
@@ -121,6 +115,16 @@ func TestWatchEndsWhenTheServerIsGone(t *testing.T) {
 			}
 		case <-timeout:
 			t.Fatalf("the watch's channel still open 2 s after its context ended (connection %s)", nc.Status())
+		}
+	}
+}
+
+// waitDisconnected waits until nc sees that its server is gone.
+func waitDisconnected(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); nc.IsConnected(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the client still calls itself connected 10 s after its server stopped")
 		}
 	}
 }
