@@ -21,9 +21,12 @@ import (
 // Stop waits for the handler in flight while the server is there, and stops waiting when
 // the server goes, before or during the wait.
 func TestStopReturnsWhenTheServerIsGone(t *testing.T) {
-	for _, during := range []bool{false, true} {
-		name := map[bool]string{false: "gone before Stop", true: "gone while Stop waits"}[during]
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		during bool // the server goes while Stop waits, not before Stop
+	}{{"gone before Stop", false}, {"gone while Stop waits", true}} {
+		during := tc.during
+		t.Run(tc.name, func(t *testing.T) {
 			srv := natsjstest.New(t)
 			bus := srv.Bus(t, natsjs.Consumer{Name: "stopping", Subjects: []string{events.OrderPaidSubject}})
 			ctx := context.Background()
