@@ -81,6 +81,8 @@ func NetworkName(prefix, arch string) string { return prefix + "-" + arch }
 //     shared between plays; a read-only root gets a tmpfs /tmp from Podman anyway.
 //   - Listen addresses on the pod's IP (status.podIP, which Podman does not resolve) listen
 //     on every interface instead; NetworkPolicies are dropped with the Services.
+//   - No collector is played: a container's telemetry export is off unless its overlay
+//     names an OTLP endpoint (noExport).
 //   - The admin token Secret becomes the variable's value, an identity's Secret volume the
 //     host folder of that identity (Adapt.TLS); images are the loaded ones, never pulled;
 //     names carry the prefix and objects the stack's labels (Down finds them).
@@ -199,7 +201,7 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 				// NATS password in its URL): Podman does not.
 				env[j].Value = manifests.Expand(env[j].Value, env[:j])
 			}
-			c.Env = env
+			c.Env = append(env, noExport(env)...)
 		}
 		w.Objects = append(w.Objects, &manifests.Deployment{
 			TypeMeta: manifests.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
@@ -216,6 +218,24 @@ func ForPodman(overlay string, objs []manifests.Object, o Adapt) ([]Workload, er
 		return nil, fmt.Errorf("the %s overlay has %d workloads, the topology %d services", overlay, n, len(arch.Services))
 	}
 	return out, nil
+}
+
+// noExport is what turns a container's telemetry export off when its overlay names no
+// collector (kube play plays none): its SDK would send to the specification's default,
+// localhost:4318, where nothing listens in its pod, and log the failure every minute.
+func noExport(env []manifests.EnvVar) []manifests.EnvVar {
+	given := map[string]string{}
+	for _, e := range env {
+		given[e.Name] = e.Value
+	}
+	off := topology.ExportEnv("", given)
+	var out []manifests.EnvVar
+	for _, k := range slices.Sorted(maps.Keys(off)) {
+		if _, set := given[k]; !set {
+			out = append(out, manifests.EnvVar{Name: k, Value: off[k]})
+		}
+	}
+	return out
 }
 
 // podIP is how the overlays' listen addresses name the pod's IP.

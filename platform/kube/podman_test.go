@@ -91,6 +91,14 @@ func TestForPodman(t *testing.T) {
 				} else if len(c.Ports) != 0 {
 					t.Errorf("%s: publishes %+v", w.Name, c.Ports)
 				}
+				// No collector is played: nothing exports to localhost:4318.
+				env := map[string]string{}
+				for _, e := range c.Env {
+					env[e.Name] = e.Value
+				}
+				if env["OTEL_TRACES_EXPORTER"] != "none" || env["OTEL_METRICS_EXPORTER"] != "none" {
+					t.Errorf("%s: exports telemetry to no collector: %v", w.Name, env)
+				}
 				for _, e := range c.Env {
 					if e.Name == "SHOP_ADMIN_TOKEN" && e.Value != "tok" {
 						t.Errorf("%s: admin token %+v", w.Name, e)
