@@ -80,6 +80,43 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 }
 
+// BenchmarkRoundTripAfterIdle is op=update of BenchmarkRoundTrip with the client idle for a
+// while before each round trip; ns/roundtrip is the round trip alone (ns/op counts the pause
+// too, so that the default -benchtime bounds the wall time): what a round trip costs when the
+// threads of both ends have parked and their CPUs gone idle, as between the requests of a
+// shop at a modest rate, and between the steps of a checkout that do work of their own.
+// On a VM whose idle vCPUs halt, waking them is what a round trip then pays
+// (monolith/LATENCY.md):
+//
+//	go test -run '^$' -bench RoundTripAfterIdle -benchtime 1000x ./natsembed
+func BenchmarkRoundTripAfterIdle(b *testing.B) {
+	for _, via := range []string{"inprocess", "tls", "process"} {
+		b.Run("via="+via, func(b *testing.B) {
+			bucket := benchBucket(b, via)
+			ctx := context.Background()
+			value := make([]byte, 512)
+			rev, err := bucket.Create(ctx, "k", value)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, idle := range []time.Duration{0, time.Millisecond, 10 * time.Millisecond} {
+				b.Run("idle="+idle.String(), func(b *testing.B) {
+					var spent time.Duration
+					for b.Loop() {
+						time.Sleep(idle)
+						start := time.Now()
+						if rev, err = bucket.Update(ctx, "k", value, rev); err != nil {
+							b.Fatal(err)
+						}
+						spent += time.Since(start)
+					}
+					b.ReportMetric(float64(spent.Nanoseconds())/float64(b.N), "ns/roundtrip")
+				})
+			}
+		})
+	}
+}
+
 // benchBucket opens a bucket on a fresh server reached via via.
 func benchBucket(b *testing.B, via string) *natsjs.Bucket {
 	b.Helper()
