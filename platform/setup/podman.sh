@@ -215,6 +215,6 @@ stop_lost() {
 		# shellcheck disable=SC2086 # one argument per ID
 		err=$(podman stop -t 0 $left 2>&1 >/dev/null)
 	done
-	say "could not stop lost container(s) ${left//$'\n'/ }: $err"
+	say "could not stop lost container(s) ${left//$'\n'/ }: ${err:-podman stop succeeded, yet Podman still calls them running}"
 }
 stop_lost
