@@ -531,16 +531,7 @@ func (s *service) hold(ctx context.Context, rec record, l line) error {
 
 // unhold returns the hold named token on productID to available; no hold is a no-op.
 func (s *service) unhold(ctx context.Context, token, productID string) error {
-	_, err := kv.Mutate(ctx, s.stock, productID, func(d *stockDoc, _ bool) error {
-		h, ok := d.Holds[token]
-		if !ok {
-			return kv.ErrSkip
-		}
-		delete(d.Holds, token)
-		d.Available += h.Quantity
-		return nil
-	})
-	if err != nil {
+	if err := s.settle(ctx, token, productID, func(d *stockDoc) *int64 { return &d.Available }); err != nil {
 		return fmt.Errorf("release hold on %s: %w", productID, err)
 	}
 	return nil
@@ -548,19 +539,25 @@ func (s *service) unhold(ctx context.Context, token, productID string) error {
 
 // sell moves the hold named token on productID into sold; no hold means already sold.
 func (s *service) sell(ctx context.Context, token, productID string) error {
+	if err := s.settle(ctx, token, productID, func(d *stockDoc) *int64 { return &d.Sold }); err != nil {
+		return fmt.Errorf("sell hold on %s: %w", productID, err)
+	}
+	return nil
+}
+
+// settle ends the hold named token on productID, adding its units to the count into picks;
+// no hold changes nothing (it was settled before), so settling again is safe.
+func (s *service) settle(ctx context.Context, token, productID string, into func(*stockDoc) *int64) error {
 	_, err := kv.Mutate(ctx, s.stock, productID, func(d *stockDoc, _ bool) error {
 		h, ok := d.Holds[token]
 		if !ok {
 			return kv.ErrSkip
 		}
 		delete(d.Holds, token)
-		d.Sold += h.Quantity
+		*into(d) += h.Quantity
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("sell hold on %s: %w", productID, err)
-	}
-	return nil
+	return err
 }
 
 // sellAll sells every hold of rec, all at once.
