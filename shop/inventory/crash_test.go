@@ -10,6 +10,8 @@ import (
 
 	"github.com/mitosis-dev/mitosis/shop/kv"
 	"github.com/mitosis-dev/mitosis/shop/kv/kvtest"
+	"github.com/mitosis-dev/mitosis/shop/natsjs"
+	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
 
 // The crash points of the protocol at the top of service.go: what a process that dies
@@ -175,6 +177,7 @@ func TestCrashAfterTheSellsBeforeTheTombstone(t *testing.T) {
 	f := newFixture(t)
 	stock := kvtest.Counting(f.stock)
 	f.svc = New(stock, f.resvs, f.clock.Now, 15*time.Minute).(*service)
+	f.shortTombstones()
 	rec := record{ID: "r1", Token: "tok", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(time.Minute), State: stateCommit}
 	f.putRecord(t, rec)
 	f.putStock(t, "sku-a", stockDoc{Available: stocked - 2, Sold: 2})
@@ -205,9 +208,7 @@ func TestCrashAfterTheSellsBeforeTheTombstone(t *testing.T) {
 	if err := f.svc.Commit(t.Context(), "r1"); err != nil {
 		t.Fatalf("Commit after the tombstone: %v", err)
 	}
-	f.clock.Advance(tombstoneTTL)
-	f.sweep(t)
-	f.expectNoRecord(t, "r1")
+	f.expectForgotten(t, "r1")
 	f.expectSettled(t, sold)
 }
 
@@ -228,8 +229,8 @@ func TestTombstoneAfterCommitReturns(t *testing.T) {
 	}
 	f.expectSettled(t, map[string]int64{"sku-a": 2, "sku-b": 3})
 	f.svc.background.Wait()
-	if r, _, err := kv.Get[record](t.Context(), f.resvs, "r1"); err != nil || r.State != stateCommitted || r.ForgetAt.IsZero() {
-		t.Fatalf("record %+v, %v; want a committed tombstone", r, err)
+	if r, _, err := kv.Get[record](t.Context(), f.resvs, "r1"); err != nil || r.State != stateCommitted || !r.ForgetAt.IsZero() {
+		t.Fatalf("record %+v, %v; want a committed tombstone, left to its TTL (no ForgetAt)", r, err)
 	}
 }
 
@@ -316,5 +317,40 @@ func TestReserveWaitsForARacingRetryToGiveItsHoldBack(t *testing.T) {
 	var short *OutOfStockError
 	if !errors.As(err, &short) || short.Available != 0 {
 		t.Fatalf("Reserve of a product held by another reservation: %v, want out of stock", err)
+	}
+}
+
+// TestTombstoneTTLIsADay reads the TTL that JetStream holds for a committed reservation's
+// tombstone: a retried Commit stays a no-op for a day, and then the store forgets it.
+func TestTombstoneTTLIsADay(t *testing.T) {
+	srv := natsjstest.New(t)
+	ctx := t.Context()
+	const name = "tombstone_reservations"
+	resvs, err := natsjs.OpenBucket(ctx, srv.JetStream(), natsjs.StoreConfig{}, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := New(srv.Bucket(t, "stock"), resvs, time.Now, 15*time.Minute).(*service)
+	if _, err := svc.Add(ctx, "sku-a", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Reserve(ctx, "r1", []Line{{ProductID: "sku-a", Quantity: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Commit(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	svc.background.Wait()
+	stream, err := srv.JetStream().Stream(ctx, "KV_"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(ctx, "$KV."+name+".r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl, err := time.ParseDuration(msg.Header.Get("Nats-TTL"))
+	if err != nil || ttl != tombstoneTTL {
+		t.Fatalf("the tombstone's TTL: %q (%v), want %s", msg.Header.Get("Nats-TTL"), err, tombstoneTTL)
 	}
 }

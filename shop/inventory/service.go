@@ -71,7 +71,11 @@ import (
 //     and tries again.
 //
 // A record moves reserving [-> held] -> committing -> committed (a tombstone, so that Commit
-// stays a no-op until the sweeper forgets it), or reserving/held -> releasing -> deleted.
+// stays a no-op for a day), or reserving/held -> releasing -> deleted. A tombstone is
+// written with a TTL (kv.TTL): the store forgets it on its own, and no process keeps it in
+// memory meanwhile (the sweeper's index holds open reservations only, see sweep.go), so what
+// a day of checkouts leaves costs disk, bounded by the bucket's byte limit, not the
+// memory of every process that runs the inventory.
 // Every transition is a compare-and-set on the record, so a Commit and a Release (or the
 // sweeper) racing for one reservation cannot both win: whoever moves it out of
 // reserving/held first decides, and a commit once started is always finished, never
@@ -102,7 +106,7 @@ const (
 
 const (
 	// tombstoneTTL is how long a committed reservation is remembered, so that a retried
-	// Commit is a no-op rather than ErrReservationNotFound.
+	// Commit is a no-op rather than ErrReservationNotFound: its tombstone's TTL.
 	tombstoneTTL = 24 * time.Hour
 	// waitLimit bounds how long Reserve waits for another call making the same reservation;
 	// a Reserve takes milliseconds, so one still going after this is stuck or dead.
@@ -177,7 +181,9 @@ type record struct {
 	Lines     []line    `json:"lines"` // merged, sorted by product ID
 	ExpiresAt time.Time `json:"expires_at"`
 	State     string    `json:"state"`
-	ForgetAt  time.Time `json:"forget_at,omitzero"` // committed tombstones only
+	// ForgetAt is when the sweeper deletes a tombstone written before tombstones had a TTL
+	// (zero on the others): a store kept from an older version forgets those too.
+	ForgetAt time.Time `json:"forget_at,omitzero"`
 }
 
 type line struct {
@@ -199,13 +205,15 @@ type service struct {
 	reservations kv.Bucket
 	now          func() time.Time
 	ttl          time.Duration
+	tombstone    kv.WriteOption // how a tombstone is written: with tombstoneTTL
 	background   sync.WaitGroup // tombstones being written after their Commit returned
 }
 
 // New returns the inventory over its stock and reservations buckets. Reservations expire ttl
 // after they are made (ReleaseExpired releases them); now is the clock.
 func New(stock, reservations kv.Bucket, now func() time.Time, ttl time.Duration) Service {
-	return &service{stock: kv.Cached(stock, cachedStock), reservations: kv.Cached(reservations, cachedReservations), now: now, ttl: ttl}
+	return &service{stock: kv.Cached(stock, cachedStock), reservations: kv.Cached(reservations, cachedReservations), now: now, ttl: ttl,
+		tombstone: kv.TTL(tombstoneTTL)}
 }
 
 var (
@@ -641,7 +649,7 @@ func (s *service) Commit(ctx context.Context, reservationID string) error {
 		// on a goroutine of its own grew that goroutine's stack several times over (1.5% of
 		// the monolith checkout benchmark's CPU went to copying stacks there).
 		tomb := next
-		s.entomb(&tomb)
+		tomb.State = stateCommitted
 		data, encErr := kv.EncodeBuffer(&tomb)
 		s.background.Go(func() {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
@@ -649,7 +657,7 @@ func (s *service) Commit(ctx context.Context, reservationID string) error {
 			if encErr == nil {
 				// What markCommitted writes first, at the revision Commit wrote; it reads and
 				// decides again only if the record changed since.
-				_, err := s.reservations.Update(ctx, reservationID, data.Bytes(), rev)
+				_, err := s.reservations.Update(ctx, reservationID, data.Bytes(), rev, s.tombstone)
 				data.Free()
 				if !errors.Is(err, kv.ErrConflict) {
 					return
@@ -676,26 +684,20 @@ func (s *service) finishCommit(ctx context.Context, rec record, rev uint64) erro
 	return s.markCommitted(ctx, rec, rev)
 }
 
-// entomb makes r, committing and all sold, the tombstone of its reservation.
-func (s *service) entomb(r *record) {
-	r.State = stateCommitted
-	r.ForgetAt = s.now().Add(tombstoneTTL)
-}
-
 // markCommitted turns rec, committing and all sold, into a tombstone.
 func (s *service) markCommitted(ctx context.Context, rec record, rev uint64) error {
 	markCommitted := func(r *record, exists bool) error {
 		if !exists || r.Token != rec.Token || r.State != stateCommit {
 			return kv.ErrSkip
 		}
-		s.entomb(r)
+		r.State = stateCommitted
 		return nil
 	}
 	var err error
 	if rev > 0 {
-		_, _, err = kv.MutateFrom(ctx, s.reservations, rec.ID, rec, rev, markCommitted)
+		_, _, err = kv.MutateFrom(ctx, s.reservations, rec.ID, rec, rev, markCommitted, s.tombstone)
 	} else {
-		_, err = kv.Mutate(ctx, s.reservations, rec.ID, markCommitted)
+		_, err = kv.Mutate(ctx, s.reservations, rec.ID, markCommitted, s.tombstone)
 	}
 	if err != nil {
 		return fmt.Errorf("mark committed: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,12 +32,25 @@ func forEachBackend(t *testing.T, test func(t *testing.T, open buckets)) {
 	})
 }
 
-// putTombstones writes n committed reservations that are not due for a day, as a day of
-// checkouts leaves them.
+// putTombstones writes n committed reservations as a day of checkouts leaves them: with the
+// TTL Commit gives them.
 func putTombstones(tb testing.TB, b kv.Bucket, now time.Time, n int) {
 	tb.Helper()
 	for i := range n {
 		r := record{ID: fmt.Sprintf("done-%05d", i), Token: "t", Lines: []line{{ProductID: "sku-a", Quantity: 1}},
+			ExpiresAt: now, State: stateCommitted}
+		if _, err := kv.Create(context.Background(), b, r.ID, r, kv.TTL(tombstoneTTL)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// putOldTombstones writes n committed reservations as versions before tombstones had a TTL
+// left them: with the time to forget them at, a day on.
+func putOldTombstones(tb testing.TB, b kv.Bucket, now time.Time, n int) {
+	tb.Helper()
+	for i := range n {
+		r := record{ID: fmt.Sprintf("old-%05d", i), Token: "t", Lines: []line{{ProductID: "sku-a", Quantity: 1}},
 			ExpiresAt: now, State: stateCommitted, ForgetAt: now.Add(tombstoneTTL)}
 		if _, err := kv.Create(context.Background(), b, r.ID, r); err != nil {
 			tb.Fatal(err)
@@ -47,7 +61,7 @@ func putTombstones(tb testing.TB, b kv.Bucket, now time.Time, n int) {
 // startIndex follows reservations until the test ends, and waits until it has read them.
 func startIndex(tb testing.TB, reservations kv.Bucket) *kv.Tracker[sweepView] {
 	tb.Helper()
-	index := kv.NewTracker[sweepView](reservations, nil, slog.New(slog.DiscardHandler))
+	index := newIndex(reservations, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { index.Run(ctx) })
@@ -61,7 +75,8 @@ func startIndex(tb testing.TB, reservations kv.Bucket) *kv.Tracker[sweepView] {
 }
 
 // TestSweepReadsOnlyDueRecords: a sweep over a bucket full of committed tombstones reads the
-// one record that is due and none of the others, from the index as from ReleaseExpired.
+// records that are due and none of the others, from the index as from ReleaseExpired; the
+// index keeps none of the tombstones, which the store forgets by itself.
 func TestSweepReadsOnlyDueRecords(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open buckets) {
 		ctx := t.Context()
@@ -83,13 +98,7 @@ func TestSweepReadsOnlyDueRecords(t *testing.T) {
 		}
 		reserve("r1")
 		reserve("r2")
-		deadline := time.Now().Add(10 * time.Second)
-		for len(index.Items(nil)) != 302 { // the index follows live writes
-			if time.Now().After(deadline) {
-				t.Fatalf("index holds %d records, want 302", len(index.Items(nil)))
-			}
-			time.Sleep(time.Millisecond) // polling interval, bounded by the deadline
-		}
+		waitIndexed(t, index, "r1", "r2") // the index follows live writes
 		clock.Advance(15 * time.Minute)
 		resvs.Reads()
 
@@ -108,6 +117,67 @@ func TestSweepReadsOnlyDueRecords(t *testing.T) {
 			t.Fatalf("ReleaseExpired = %d, %v; want 1 released", n, err)
 		}
 		expectOnlyRead(t, resvs.Reads(), "r3")
+	})
+}
+
+// waitIndexed waits until the index holds exactly the records ids.
+func waitIndexed(t *testing.T, index *kv.Tracker[sweepView], ids ...string) {
+	t.Helper()
+	var keys []string
+	waitFor(t, fmt.Sprintf("the index to hold %v", ids), func() bool {
+		keys = keys[:0]
+		for _, it := range index.Items(nil) {
+			keys = append(keys, it.Key)
+		}
+		return slices.Equal(keys, ids)
+	})
+}
+
+// TestIndexKeepsOpenReservationsOnly: what the sweeper keeps in memory follows the
+// reservations still open, not the checkouts of the day: a committed reservation leaves
+// the index once its tombstone is written. A tombstone written before tombstones had a TTL
+// stays in it until its day is over, when the sweep deletes it.
+func TestIndexKeepsOpenReservationsOnly(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open buckets) {
+		ctx := t.Context()
+		stock, resvs := open(t)
+		clock := clocktest.New(time.Date(2030, 1, 15, 12, 0, 0, 0, time.UTC))
+		svc := New(stock, resvs, clock.Now, 15*time.Minute).(*service)
+		if _, err := svc.Add(ctx, "sku-a", 100); err != nil {
+			t.Fatal(err)
+		}
+		putOldTombstones(t, resvs, clock.Now(), 2)
+		index := startIndex(t, resvs)
+		for i := range 20 {
+			id := fmt.Sprintf("r%02d", i)
+			if _, err := svc.Reserve(ctx, id, []Line{{ProductID: "sku-a", Quantity: 1}}); err != nil {
+				t.Fatal(err)
+			}
+			if i%2 == 0 {
+				if err := svc.Commit(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		svc.background.Wait() // the tombstones written
+		pending := []string{"old-00000", "old-00001"}
+		for i := 1; i < 20; i += 2 {
+			pending = append(pending, fmt.Sprintf("r%02d", i))
+		}
+		waitIndexed(t, index, pending...)
+
+		clock.Advance(tombstoneTTL)
+		if _, err := svc.sweepIndex(ctx, index); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"old-00000", "old-00001"} {
+			if _, err := resvs.Get(ctx, id); !errors.Is(err, kv.ErrNotFound) {
+				t.Fatalf("old tombstone %s after its day: %v, want it deleted", id, err)
+			}
+		}
+		if _, err := resvs.Get(ctx, "r00"); err != nil {
+			t.Fatalf("a tombstone with a TTL after a sweep: %v, want it left to its TTL", err)
+		}
 	})
 }
 
@@ -130,14 +200,15 @@ func expectOnlyRead(t *testing.T, read map[string]int, want ...string) {
 	}
 }
 
-// TestRunSweeper: the background sweeper releases what expires and forgets tombstones when
-// their day is over, including records written after it started.
+// TestRunSweeper: the background sweeper releases what expires, including records written
+// after it started; a tombstone answers Commit again until the store forgets it (its TTL).
 func TestRunSweeper(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open buckets) {
 		ctx := t.Context()
 		stock, resvs := open(t)
 		clock := clocktest.New(time.Date(2030, 1, 15, 12, 0, 0, 0, time.UTC))
 		svc := New(stock, resvs, clock.Now, 15*time.Minute)
+		svc.(*service).tombstone = kv.TTL(shortTombstone)
 		if _, err := svc.Add(ctx, "sku-a", 10); err != nil {
 			t.Fatal(err)
 		}
@@ -170,7 +241,6 @@ func TestRunSweeper(t *testing.T) {
 		if err := svc.Commit(ctx, "sold"); err != nil {
 			t.Fatalf("Commit again within the tombstone's day: %v", err)
 		}
-		clock.Advance(tombstoneTTL)
 		waitFor(t, "tombstone forgotten", func() bool {
 			_, err := resvs.Get(ctx, "sold")
 			return errors.Is(err, kv.ErrNotFound)
@@ -190,7 +260,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // BenchmarkReleaseExpired and BenchmarkSweepIndex measure one sweep over a bucket holding
-// finished reservations (committed tombstones, not yet due) and nothing to do: the cost a
+// finished reservations (committed tombstones, their TTL a day) and nothing to do: the cost a
 // sweep adds every 5 s after a load test. gets/op counts the records read one by one.
 func BenchmarkReleaseExpired(b *testing.B) {
 	benchmarkSweep(b, func(b *testing.B, svc *service) func(context.Context) (int, error) {

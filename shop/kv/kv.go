@@ -233,13 +233,13 @@ const maxAttempts = 500
 // which saves the read when nothing else wrote the key since; the store refuses the write
 // otherwise, and Mutate reads and goes on as usual. Only a write is decided on the
 // remembered value: if fn returns an error (ErrSkip too) there, it runs again on a value
-// read from the store, whose answer counts.
-func Mutate[T any](ctx context.Context, b Bucket, key string, fn func(v *T, exists bool) error) (T, error) {
+// read from the store, whose answer counts. The write is made with opts (TTL).
+func Mutate[T any](ctx context.Context, b Bucket, key string, fn func(v *T, exists bool) error, opts ...WriteOption) (T, error) {
 	var start *known[T]
 	if v, rev, ok := Peek[T](b, key); ok {
 		start = &known[T]{v: v, rev: rev, guess: true}
 	}
-	v, _, err := mutate(ctx, b, key, start, fn)
+	v, _, err := mutate(ctx, b, key, start, fn, opts)
 	return v, err
 }
 
@@ -247,8 +247,8 @@ func Mutate[T any](ctx context.Context, b Bucket, key string, fn func(v *T, exis
 // its own Create or an earlier write), which saves the first read: the write is tried at rev
 // and only a conflict makes it read. It also returns the revision written (or, after
 // ErrSkip, the one read), so that a sequence of writes to one key reads nothing.
-func MutateFrom[T any](ctx context.Context, b Bucket, key string, cur T, rev uint64, fn func(v *T, exists bool) error) (T, uint64, error) {
-	return mutate(ctx, b, key, &known[T]{v: cur, rev: rev}, fn)
+func MutateFrom[T any](ctx context.Context, b Bucket, key string, cur T, rev uint64, fn func(v *T, exists bool) error, opts ...WriteOption) (T, uint64, error) {
+	return mutate(ctx, b, key, &known[T]{v: cur, rev: rev}, fn, opts)
 }
 
 type known[T any] struct {
@@ -257,7 +257,7 @@ type known[T any] struct {
 	guess bool // remembered by a cache: only a write decided on it counts
 }
 
-func mutate[T any](ctx context.Context, b Bucket, key string, start *known[T], fn func(v *T, exists bool) error) (T, uint64, error) {
+func mutate[T any](ctx context.Context, b Bucket, key string, start *known[T], fn func(v *T, exists bool) error, opts []WriteOption) (T, uint64, error) {
 	for attempt := 0; ; attempt++ {
 		var v T
 		var rev uint64
@@ -294,9 +294,9 @@ func mutate[T any](ctx context.Context, b Bucket, key string, start *known[T], f
 		}
 		var written uint64
 		if exists {
-			written, err = b.Update(ctx, key, data.Bytes(), rev)
+			written, err = b.Update(ctx, key, data.Bytes(), rev, opts...)
 		} else {
-			written, err = b.Create(ctx, key, data.Bytes())
+			written, err = b.Create(ctx, key, data.Bytes(), opts...)
 		}
 		data.Free()
 		if err == nil {

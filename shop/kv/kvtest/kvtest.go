@@ -340,13 +340,28 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 		if _, err := b.Create(ctx, "plain", []byte("1")); err != nil {
 			t.Fatal(err)
 		}
+		// Mutate and MutateFrom write with the TTL they are given, when they create a key
+		// as when they update one.
+		set := func(to string) func(*string, bool) error {
+			return func(v *string, _ bool) error { *v = to; return nil }
+		}
+		if _, err := kv.Mutate(ctx, b, "mutated", set("1"), ttl); err != nil {
+			t.Fatalf("Mutate with TTL: %v", err)
+		}
+		if rev, err = kv.Create(ctx, b, "mutated-from", "1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := kv.MutateFrom(ctx, b, "mutated-from", "1", rev, set("2"), ttl); err != nil {
+			t.Fatalf("MutateFrom with TTL: %v", err)
+		}
+		expiring := []string{"short", "renewed", "mutated", "mutated-from"}
 		ch, err := b.Watch(ctx)
 		if err != nil {
 			t.Fatalf("Watch: %v", err)
 		}
 		deleted := map[string]bool{}
 		deadline := time.After(15 * time.Second)
-		for !deleted["short"] || !deleted["renewed"] {
+		for slices.ContainsFunc(expiring, func(k string) bool { return !deleted[k] }) {
 			select {
 			case e, ok := <-ch:
 				if !ok {
@@ -356,10 +371,10 @@ func Run(t *testing.T, newBucket func(t *testing.T) kv.Bucket) {
 					deleted[e.Key] = true
 				}
 			case <-deadline:
-				t.Fatalf("within 15s the watch saw only %v expire, want short and renewed", deleted)
+				t.Fatalf("within 15s the watch saw only %v expire, want %v", deleted, expiring)
 			}
 		}
-		for _, key := range []string{"short", "renewed"} {
+		for _, key := range expiring {
 			if _, err := b.Get(ctx, key); !errors.Is(err, kv.ErrNotFound) {
 				t.Errorf("Get %s after it expired: %v, want ErrNotFound", key, err)
 			}
