@@ -341,16 +341,8 @@ func TestTombstoneTTLIsADay(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc.background.Wait()
-	stream, err := srv.JetStream().Stream(ctx, "KV_"+name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := stream.GetLastMsgForSubject(ctx, "$KV."+name+".r1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ttl, err := time.ParseDuration(msg.Header.Get("Nats-TTL"))
-	if err != nil || ttl != tombstoneTTL {
-		t.Fatalf("the tombstone's TTL: %q (%v), want %s", msg.Header.Get("Nats-TTL"), err, tombstoneTTL)
+	got := srv.TTL(t, name, "r1")
+	if ttl, err := time.ParseDuration(got); err != nil || ttl != tombstoneTTL {
+		t.Fatalf("the tombstone's TTL: %q (%v), want %s", got, err, tombstoneTTL)
 	}
 }

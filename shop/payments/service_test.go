@@ -214,23 +214,12 @@ func TestDefaultDeclinedRetentionIsOverADay(t *testing.T) {
 		_, _ = svc.Charge(ctx, payments.ChargeRequest{IdempotencyKey: key, Amount: money.Cents(100),
 			Card: payments.Card{Number: number, ExpMonth: 1, ExpYear: 2031, CVV: "123"}})
 	}
-	stream, err := srv.JetStream().Stream(ctx, "KV_"+name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ttlOf := func(key string) string {
-		msg, err := stream.GetLastMsgForSubject(ctx, "$KV."+name+"."+key)
-		if err != nil {
-			t.Fatalf("record %s: %v", key, err)
-		}
-		return msg.Header.Get("Nats-TTL")
-	}
-	if got := ttlOf("no"); got == "" {
+	if got := srv.TTL(t, name, "no"); got == "" {
 		t.Fatal("the declined record has no TTL")
 	} else if ttl, err := time.ParseDuration(got); err != nil || ttl < 24*time.Hour || ttl != payments.DefaultDeclinedRetention {
 		t.Fatalf("the declined record's TTL: %q (%v), want payments.DefaultDeclinedRetention, at least 24h", got, err)
 	}
-	if got := ttlOf("ok"); got != "" {
+	if got := srv.TTL(t, name, "ok"); got != "" {
 		t.Fatalf("the captured charge has a TTL of %q, want none", got)
 	}
 }

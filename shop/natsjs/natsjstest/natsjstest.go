@@ -86,6 +86,22 @@ func (s *Server) Bucket(t testing.TB, name string) *natsjs.Bucket {
 	return b
 }
 
+// TTL returns the TTL that JetStream holds for the last value of key in the bucket named
+// bucket, as its Nats-TTL header says it ("" when the value has none), so that a test can
+// check a retention of a day without waiting for it.
+func (s *Server) TTL(t testing.TB, bucket, key string) string {
+	t.Helper()
+	stream, err := s.js.Stream(context.Background(), "KV_"+bucket)
+	if err != nil {
+		t.Fatalf("bucket %s: %v", bucket, err)
+	}
+	msg, err := stream.GetLastMsgForSubject(context.Background(), "$KV."+bucket+"."+key)
+	if err != nil {
+		t.Fatalf("%s in bucket %s: %v", key, bucket, err)
+	}
+	return msg.Header.Get("Nats-TTL")
+}
+
 // Bus opens the event bus on the server, with the default store configuration and
 // consumers made (the stream keeps an event only for the consumers that exist when it is
 // published: a test that publishes before it subscribes names its consumers here).
