@@ -7,8 +7,8 @@ import (
 	"sync"
 )
 
-// Cached returns b remembering, for up to entries keys (the least recently used go first),
-// the last value and revision this process read or wrote, so that Mutate can write at that
+// Cached returns b remembering, for up to entries keys and maxCacheBytes of them (the least
+// recently used go first), the last value and revision this process read or wrote, so that Mutate can write at that
 // revision straight away: one store round trip instead of a read and a write, when nothing
 // else wrote the key since. Nothing is ever answered from the memory: Get always asks the
 // store. What is remembered is only a guess at the revision, which the store's
@@ -25,6 +25,20 @@ func Cached(b Bucket, entries int) Bucket {
 	return &cachedBucket{Bucket: b, max: max(entries, 1), index: map[string]*list.Element{}, lru: list.New()}
 }
 
+// maxCacheBytes bounds what one cache holds, keys and values (entryOverhead each included):
+// a bound in entries alone let a cache of large values outgrow its process. Notify kept
+// 8,192 entries of inboxes (up to 16 KB once a user has some hundred notifications, as the
+// load test's 500 returning users soon do) and of the chunks it sealed: up to 120 MB in a
+// service of 51 MiB, whose heap's goal grew from 4 to 25 MB in five minutes of load. 4 MiB
+// keeps the thousands of small records the caches are sized for (a stock document, a
+// reservation, a cart: a few hundred bytes), and a few hundred of the largest: the records
+// written in the last seconds, which is what a cache is for.
+const maxCacheBytes = 4 << 20
+
+// entryOverhead is about what remembering a key costs besides its key's and value's bytes:
+// its list element, its cacheEntry and its map slot.
+const entryOverhead = 160
+
 // maxCachedValue bounds the values a cache keeps, and so, with its entries, its memory:
 // the shop's records are well under it (a cart, a stock document, a reservation of a few
 // lines); a larger one is read before it is written, as without a cache.
@@ -38,6 +52,7 @@ type cachedBucket struct {
 	mu    sync.Mutex
 	index map[string]*list.Element // of *cacheEntry
 	lru   *list.List               // most recently used first
+	bytes int                      // the size of every entry (cacheEntry.size), at most maxCacheBytes
 }
 
 // cacheEntry is what a cache knows of a key: its value at rev, or no value (rev 0).
@@ -46,6 +61,10 @@ type cacheEntry struct {
 	value []byte
 	rev   uint64
 }
+
+// size is the memory e holds: its value's whole buffer (keep leaves room to grow), its key
+// and entryOverhead.
+func (e *cacheEntry) size() int { return cap(e.value) + len(e.key) + entryOverhead }
 
 // peek decodes what the cache knows of key into v, a pointer, and returns its revision, or
 // rev 0 when the key had no value (v is then left alone); ok is false when it knows nothing
@@ -83,16 +102,26 @@ func (c *cachedBucket) remember(key string, value []byte, rev uint64) {
 		if rev == 0 || rev <= e.rev {
 			return
 		}
+		c.bytes -= e.size()
 		e.value, e.rev = keep(e.value, value), rev
+		c.bytes += e.size()
 		c.lru.MoveToFront(el)
-		return
+	} else {
+		e := &cacheEntry{key: key, value: keep(nil, value), rev: rev}
+		c.index[key] = c.lru.PushFront(e)
+		c.bytes += e.size()
 	}
-	c.index[key] = c.lru.PushFront(&cacheEntry{key: key, value: keep(nil, value), rev: rev})
-	for c.lru.Len() > c.max {
-		oldest := c.lru.Back()
-		c.lru.Remove(oldest)
-		delete(c.index, oldest.Value.(*cacheEntry).key)
+	for c.lru.Len() > c.max || (c.bytes > maxCacheBytes && c.lru.Len() > 1) {
+		c.remove(c.lru.Back())
 	}
+}
+
+// remove forgets the entry el; c.mu is held.
+func (c *cachedBucket) remove(el *list.Element) {
+	e := el.Value.(*cacheEntry)
+	c.lru.Remove(el)
+	delete(c.index, e.key)
+	c.bytes -= e.size()
 }
 
 // keep copies value over dst when it fits, or into a new slice with room for a value a
@@ -111,8 +140,7 @@ func (c *cachedBucket) forget(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.index[key]; ok {
-		c.lru.Remove(el)
-		delete(c.index, key)
+		c.remove(el)
 	}
 }
 

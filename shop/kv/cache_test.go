@@ -233,6 +233,35 @@ func TestCachedConcurrentWritersOverOneBucket(t *testing.T) {
 	}
 }
 
+// TestCachedIsBoundedInBytes: a cache of large values forgets the least recently used ones
+// before they hold more than kv.MaxCacheBytes, however many entries it may keep.
+func TestCachedIsBoundedInBytes(t *testing.T) {
+	ctx := t.Context()
+	b := kv.Cached(kv.NewMemory(), 1_000_000)
+	value := strings.Repeat("x", 15_000) // an inbox of some hundred notifications
+	const n = 1000
+	for i := range n {
+		if _, err := kv.Create(ctx, b, fmt.Sprintf("k%04d", i), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	found := 0
+	for i := range n {
+		if _, _, ok := kv.Peek[string](b, fmt.Sprintf("k%04d", i)); ok {
+			found++
+		}
+	}
+	if held := found * len(value); held > kv.MaxCacheBytes || held < kv.MaxCacheBytes/2 {
+		t.Errorf("the cache remembers %d values of %d bytes (%d bytes), want between half of and all %d bytes", found, len(value), held, kv.MaxCacheBytes)
+	}
+	if _, _, ok := kv.Peek[string](b, fmt.Sprintf("k%04d", n-1)); !ok {
+		t.Error("the last value written was forgotten")
+	}
+	if _, _, ok := kv.Peek[string](b, "k0000"); ok {
+		t.Error("the first value written is still remembered")
+	}
+}
+
 // TestCachedIsBounded: the least recently used keys are forgotten past the bound, and so are
 // values too large to keep.
 func TestCachedIsBounded(t *testing.T) {

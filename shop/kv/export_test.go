@@ -1,0 +1,4 @@
+package kv
+
+// MaxCacheBytes is maxCacheBytes, for the tests of package kv_test.
+const MaxCacheBytes = maxCacheBytes
