@@ -199,3 +199,32 @@ func mustNotify(t *testing.T, svc notify.Service, userID, kind, orderID string) 
 	}
 	return n
 }
+
+// TestSealedRecordsAreNotRemembered: what sealing writes once (a chunk, the receipts of its
+// notifications) stays out of the service's cache, which is for the inboxes it writes again.
+func TestSealedRecordsAreNotRemembered(t *testing.T) {
+	ctx := t.Context()
+	svc := notify.New(kv.NewMemory(), time.Now)
+	const user = "u-sealed"
+	var first notify.Notification
+	for i := range notify.ChunkSize + 1 {
+		n, err := svc.Notify(ctx, user, notify.KindOrderPaid, fmt.Sprintf("ord-%03d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = n
+		}
+	}
+	if _, sealed, err := notify.Inbox(ctx, svc, user); err != nil || sealed != 1 {
+		t.Fatalf("sealed chunks: %d, %v; want 1", sealed, err)
+	}
+	if !notify.Remembered(svc, user) {
+		t.Error("the inbox is not remembered")
+	}
+	for _, key := range []string{notify.ChunkKey(user, 0), notify.ReceiptKey(user, first.Kind, first.OrderID)} {
+		if notify.Remembered(svc, key) {
+			t.Errorf("%s is remembered, want it left to the store", key)
+		}
+	}
+}

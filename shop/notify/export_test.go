@@ -23,3 +23,16 @@ func Inbox(ctx context.Context, svc Service, userID string) (held, sealed int, e
 	}
 	return len(box.Notifications), box.Sealed, err
 }
+
+// Remembered says whether the service's cache of the bucket remembers key (kv.Peek), and
+// ChunkKey and ReceiptKey name the records a sealed inbox leaves.
+func Remembered(svc Service, key string) bool {
+	_, _, found := kv.Peek[struct{}](svc.(*service).inboxes, key)
+	return found
+}
+
+// ChunkKey and ReceiptKey are chunkKey and receiptKey.
+var (
+	ChunkKey   = chunkKey
+	ReceiptKey = receiptKey
+)

@@ -76,14 +76,18 @@ func (b inbox) find(kind, orderID string) (Notification, bool) {
 
 // service is the Service over the notifications bucket.
 type service struct {
-	inboxes kv.Bucket
-	now     func() time.Time
+	inboxes kv.Bucket // the bucket, remembering the inboxes it writes (kv.Cached)
+	// sealed is the same bucket without the cache, for what is written once and never
+	// compare-and-set again (receipts and chunks): remembered, they would only push the
+	// inboxes out of the cache.
+	sealed kv.Bucket
+	now    func() time.Time
 }
 
 // New returns the notify service over the notifications bucket (see inbox for what it
 // holds); now stamps notifications and their IDs.
 func New(notifications kv.Bucket, now func() time.Time) Service {
-	return &service{inboxes: kv.Cached(notifications, cachedInboxes), now: now}
+	return &service{inboxes: kv.Cached(notifications, cachedInboxes), sealed: notifications, now: now}
 }
 
 // cachedInboxes is how many inboxes the service remembers (kv.Cached), so that a
@@ -160,7 +164,7 @@ func (s *service) notifyOnce(ctx context.Context, userID, kind, orderID string, 
 	}
 	if box.Sealed > 0 {
 		// Read after the inbox: one that left the inbox since had its receipt written first.
-		n, _, err := kv.Get[Notification](ctx, s.inboxes, receiptKey(userID, kind, orderID))
+		n, _, err := kv.Get[Notification](ctx, s.sealed, receiptKey(userID, kind, orderID))
 		if err == nil {
 			return n, true, nil
 		}
@@ -221,7 +225,7 @@ func (s *service) seal(ctx context.Context, userID string, box inbox) (inbox, er
 	err := kv.Concurrently(len(sealed)+n, func(i int) error {
 		if i < len(sealed) {
 			note := sealed[i]
-			_, err := kv.Create(ctx, s.inboxes, receiptKey(userID, note.Kind, note.OrderID), note)
+			_, err := kv.Create(ctx, s.sealed, receiptKey(userID, note.Kind, note.OrderID), note)
 			if errors.Is(err, kv.ErrExists) {
 				return nil
 			}
@@ -230,11 +234,11 @@ func (s *service) seal(ctx context.Context, userID string, box inbox) (inbox, er
 		c := i - len(sealed)
 		chunk := inboxChunk{Notifications: sealed[c*inboxChunkSize : (c+1)*inboxChunkSize]}
 		key := chunkKey(userID, box.Sealed+c)
-		_, err := kv.Create(ctx, s.inboxes, key, chunk)
+		_, err := kv.Create(ctx, s.sealed, key, chunk)
 		if !errors.Is(err, kv.ErrExists) {
 			return err
 		}
-		had, _, err := kv.Get[inboxChunk](ctx, s.inboxes, key)
+		had, _, err := kv.Get[inboxChunk](ctx, s.sealed, key)
 		if err != nil {
 			return err
 		}
@@ -297,7 +301,7 @@ func (s *service) slice(ctx context.Context, userID string, box inbox, lo, hi ui
 		for c := lo / inboxChunkSize; c <= (min(hi, sealed)-1)/inboxChunkSize; c++ {
 			keys = append(keys, chunkKey(userID, int(c)))
 		}
-		chunks, found, err := kv.GetEach[inboxChunk](ctx, s.inboxes, keys)
+		chunks, found, err := kv.GetEach[inboxChunk](ctx, s.sealed, keys)
 		if err != nil {
 			return nil, fmt.Errorf("notifications of %s: %w", userID, err)
 		}
