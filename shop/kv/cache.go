@@ -8,9 +8,9 @@ import (
 )
 
 // Cached returns b remembering, for up to entries keys and maxCacheBytes of them (the least
-// recently used go first), the last value and revision this process read or wrote, so that Mutate can write at that
-// revision straight away: one store round trip instead of a read and a write, when nothing
-// else wrote the key since. Nothing is ever answered from the memory: Get always asks the
+// recently used go first), the last value and revision this process read or wrote, so that
+// Mutate can write at that revision straight away: one store round trip instead of a read
+// and a write, when nothing else wrote the key since. Nothing is ever answered from the memory: Get always asks the
 // store. What is remembered is only a guess at the revision, which the store's
 // compare-and-set checks, so a stale guess costs one refused write and the read Mutate
 // would have made anyway, never a wrong write. Values longer than maxCachedValue are not
@@ -39,7 +39,7 @@ const maxCacheBytes = 4 << 20
 // its list element, its cacheEntry and its map slot.
 const entryOverhead = 160
 
-// maxCachedValue bounds the values a cache keeps, and so, with its entries, its memory:
+// maxCachedValue bounds the values a cache keeps (maxCacheBytes bounds them all together):
 // the shop's records are well under it (a cart, a stock document, a reservation of a few
 // lines); a larger one is read before it is written, as without a cache.
 const maxCachedValue = 16 << 10
@@ -52,7 +52,7 @@ type cachedBucket struct {
 	mu    sync.Mutex
 	index map[string]*list.Element // of *cacheEntry
 	lru   *list.List               // most recently used first
-	bytes int                      // the size of every entry (cacheEntry.size), at most maxCacheBytes
+	bytes int                      // the sum of the entries' sizes (cacheEntry.size), at most maxCacheBytes
 }
 
 // cacheEntry is what a cache knows of a key: its value at rev, or no value (rev 0).

@@ -90,13 +90,14 @@ func New(notifications kv.Bucket, now func() time.Time) Service {
 	return &service{inboxes: kv.Cached(notifications, cachedInboxes), sealed: notifications, now: now}
 }
 
-// cachedInboxes is how many inboxes the service remembers (kv.Cached), so that a
-// notification is one write of the inbox as this process last wrote or read it, not a read
-// and a write: the order-shipped notification follows its order-paid one within seconds.
-// An inbox the process does not remember is taken for absent (see notifyOnce): when it
-// exists after all (another replica made it, or it is over kv.Cached's value bound, some
-// 100 notifications with the longest IDs), its notification costs a refused create before
-// the read and the write it cost before.
+// cachedInboxes is how many inboxes the service remembers at most (kv.Cached, which also
+// bounds them in bytes: a few hundred of the largest inboxes), so that a notification is
+// one write of the inbox as this process last wrote or read it, not a read and a write:
+// the order-shipped notification follows its order-paid one within seconds. An inbox the
+// process does not remember is taken for absent (see notifyOnce): when it exists after all
+// (another replica made it, the cache forgot it past its bounds, or it is over kv.Cached's
+// value bound, some 100 notifications with the longest IDs), its notification costs a
+// refused create before the read and the write it cost before.
 const cachedInboxes = 8192
 
 // maxNotifyAttempts bounds the writes of one Notify: concurrent notifications of one user
