@@ -1,9 +1,9 @@
 //go:build remote
 
-// Package podmanstats measures the pods of one architecture of a mitosis stack through the
-// Podman REST API (the v4 bindings' containers.Stats): cumulative CPU nanoseconds and
-// current memory of each container that carries the stack's labels. platform/podmanrt
-// reports CPU only as a percentage, and a step needs a counter, hence this package. Status
+// Package podmanstats measures the pods of one architecture of a mitosis stack for the load
+// test (a loadtest.ResourceSampler): cumulative CPU nanoseconds and current memory (the
+// working set) of each container that carries the stack's labels, as platform/podmanrt reads
+// them (Runtime.Usage), with the limits Podman enforces and the processes inside. Status
 // passes platform/podmanrt's on: what runs, for the load test's default edges.
 //
 // It compiles only with the podman bindings' build tags (remote, ...; see DESIGN.md); without
@@ -59,6 +59,7 @@ func Runtime(ctx context.Context, stackName string) (stack.Runtime, error) {
 // Sampler is a loadtest.ResourceSampler over the containers of one architecture.
 type Sampler struct {
 	conn        context.Context
+	rt          *podmanrt.Runtime // what the stack's containers use (Runtime.Usage)
 	stack, arch string
 }
 
@@ -69,7 +70,11 @@ func New(ctx context.Context, stackName, arch string) (*Sampler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("podman: %w", err)
 	}
-	s := &Sampler{conn: conn, stack: stackName, arch: arch}
+	rt, err := podmanrt.Connect(ctx, podmanrt.Options{Socket: socket(), Stack: stackName})
+	if err != nil {
+		return nil, fmt.Errorf("podman: %w", err)
+	}
+	s := &Sampler{conn: conn, rt: rt, stack: stackName, arch: arch}
 	ctrs, err := s.list(ctx)
 	if err != nil {
 		return nil, err
@@ -82,7 +87,7 @@ func New(ctx context.Context, stackName, arch string) (*Sampler, error) {
 
 // Describe implements loadtest.ResourceSampler.
 func (s *Sampler) Describe() string {
-	return "podman stats (CPU nanoseconds, memory usage) of the " + s.arch + " pods of stack " + s.stack
+	return "podman stats (CPU nanoseconds) and the cgroups' working sets (memory) of the " + s.arch + " pods of stack " + s.stack
 }
 
 func (s *Sampler) with(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -202,20 +207,13 @@ func (s *Sampler) Sample(ctx context.Context) (map[string]loadtest.Usage, error)
 	for i, ct := range ctrs {
 		ids[i], names[ct.id] = ct.id, ct.name
 	}
-	c, cancel := s.with(ctx)
-	defer cancel()
-	ch, err := containers.Stats(c, ids, new(containers.StatsOptions).WithStream(false))
+	usage, err := s.rt.Usage(ctx, ids)
 	if err != nil {
-		return nil, fmt.Errorf("podman: stats: %w", err)
+		return nil, fmt.Errorf("podman: %w", err)
 	}
 	out := map[string]loadtest.Usage{}
-	for rep := range ch {
-		if rep.Error != nil {
-			return nil, fmt.Errorf("podman: stats: %w", rep.Error)
-		}
-		for _, st := range rep.Stats {
-			out[names[st.ContainerID]] = loadtest.Usage{CPUSeconds: float64(st.CPUNano) / 1e9, MemBytes: st.MemUsage}
-		}
+	for id, u := range usage {
+		out[names[id]] = loadtest.Usage{CPUSeconds: float64(u.CPUNano) / 1e9, MemBytes: u.MemBytes}
 	}
 	return out, nil
 }

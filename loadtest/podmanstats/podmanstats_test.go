@@ -5,15 +5,18 @@ package podmanstats
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/containers/podman/v4/pkg/bindings"
+	"github.com/containers/podman/v4/pkg/bindings/containers"
 
 	"github.com/mitosis-dev/mitosis/loadtest"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
@@ -119,9 +122,74 @@ func TestSamplerOnAPodmanStack(t *testing.T) {
 		}
 	}
 
+	// Memory is the working set: at least what each process holds of its own (its anonymous
+	// resident memory, read just before; a collection may give some back meanwhile), at most
+	// Podman's usage (read just after), which adds the page cache of NATS's store.
+	anon := map[string]uint64{}
+	for _, p := range procs {
+		anon[p.Name] = rssAnon(t, p.PID)
+	}
+	third, err := s.Sample(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage := podmanUsage(ctx, t, s)
+	const slack = 4 << 20
+	for _, p := range procs {
+		ws := third[p.Name].MemBytes
+		if ws+slack < anon[p.Name] || ws > usage[p.Name] {
+			t.Errorf("%s: memory %d bytes; its process holds %d anonymous, Podman says the container uses %d", p.Name, ws, anon[p.Name], usage[p.Name])
+		}
+		t.Logf("%s: working set %.1f MiB, anonymous resident %.1f MiB, Podman's usage %.1f MiB", p.Name, float64(ws)/(1<<20), float64(anon[p.Name])/(1<<20), float64(usage[p.Name])/(1<<20))
+	}
+
 	if _, err := rt.Down(ctx, stack.DownOptions{Volumes: true}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rssAnon is the anonymous resident memory of process pid (RssAnon in /proc/<pid>/status).
+func rssAnon(t *testing.T, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no RssAnon in /proc/%d/status", pid)
+	return 0
+}
+
+// podmanUsage is Podman's memory usage of each of s's containers, by service.
+func podmanUsage(ctx context.Context, t *testing.T, s *Sampler) map[string]uint64 {
+	t.Helper()
+	ctrs, err := s.list(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, cancel := s.with(ctx)
+	defer cancel()
+	out := map[string]uint64{}
+	for _, ct := range ctrs {
+		ch, err := containers.Stats(c, []string{ct.id}, new(containers.StatsOptions).WithStream(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rep := range ch {
+			for _, st := range rep.Stats {
+				out[ct.name] = st.MemUsage
+			}
+		}
+	}
+	return out
 }
 
 // repoRoot is the repository: loadtest/podmanstats's grandparent.

@@ -3,7 +3,8 @@
 // <root>/mitosis/<stack>/<arch>, limited to the architecture's total, which Podman uses as the
 // cgroup parent of the architecture's pods and the process runtime moves its processes into.
 // It reads the limits back, tells whether a process is inside, reads the group's CPU and
-// memory usage, and removes the groups of one stack once they hold no process.
+// memory (the working set, which it reads for any group too: a Podman container's), and
+// removes the groups of one stack once they hold no process.
 //
 // Both cgroup versions: v1 (one hierarchy per controller, /sys/fs/cgroup/{cpu,cpuacct,memory},
 // the CFS quota in cpu.cfs_quota_us over cpu.cfs_period_us and the limit in
@@ -385,12 +386,12 @@ func (g *Group) Contains(pid int) (bool, error) {
 // stopped it.
 type Usage struct {
 	CPUSeconds float64
-	MemBytes   uint64
-	Throttled  int64 // CFS periods in which the group ran out of quota
+	MemBytes   uint64 // the working set (see WorkingSet)
+	Throttled  int64  // CFS periods in which the group ran out of quota
 }
 
-// Usage reads the group's counters: v1 cpuacct.usage, memory.usage_in_bytes and cpu.stat's
-// nr_throttled; v2 cpu.stat's usage_usec and nr_throttled and memory.current.
+// Usage reads the group's counters: v1 cpuacct.usage and cpu.stat's nr_throttled, v2 cpu.stat's
+// usage_usec and nr_throttled, and its working set.
 func (g *Group) Usage() (Usage, error) {
 	var u Usage
 	stat, err := readStat(filepath.Join(g.dir(map[int]string{1: "cpu", 2: ""}[g.fs.Version]), "cpu.stat"))
@@ -398,26 +399,56 @@ func (g *Group) Usage() (Usage, error) {
 		return u, fmt.Errorf("cgroup %s: %w", g.Path, err)
 	}
 	u.Throttled = stat["nr_throttled"]
-	var mem int64
 	if g.fs.Version == 2 {
 		u.CPUSeconds = float64(stat["usage_usec"]) / 1e6
-		mem, err = readInt(filepath.Join(g.dir(""), "memory.current"))
 	} else {
 		acct := "cpuacct"
 		if g.fs.dirs[acct] == "" {
 			acct = "cpu" // co-mounted
 		}
-		var ns int64
-		if ns, err = readInt(filepath.Join(g.dir(acct), "cpuacct.usage")); err == nil {
-			u.CPUSeconds = float64(ns) / 1e9
-			mem, err = readInt(filepath.Join(g.dir("memory"), "memory.usage_in_bytes"))
+		ns, err := readInt(filepath.Join(g.dir(acct), "cpuacct.usage"))
+		if err != nil {
+			return u, fmt.Errorf("cgroup %s: %w", g.Path, err)
 		}
+		u.CPUSeconds = float64(ns) / 1e9
 	}
-	if err != nil {
+	if u.MemBytes, err = workingSet(g.dir(map[int]string{1: "memory", 2: ""}[g.fs.Version]), g.fs.Version); err != nil {
 		return u, fmt.Errorf("cgroup %s: %w", g.Path, err)
 	}
-	u.MemBytes = uint64(max(mem, 0))
 	return u, nil
+}
+
+// WorkingSet reads the memory that the group at path (as /proc/<pid>/cgroup or Podman's
+// inspect name it) in the cgroup filesystem at root holds now: its usage less the page cache
+// on the kernel's inactive list, which it reclaims first when the group nears its limit.
+// That is the working set as the kubelet (container_memory_working_set_bytes), cAdvisor and
+// `docker stats` count it, and close to what the process runtime reports (the resident
+// set). The usage alone (`podman stats`) also counts every page of every file the group has
+// read or written: a store's files fill it up to the limit without the store needing them.
+func WorkingSet(root, path string) (uint64, error) {
+	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
+		return workingSet(filepath.Join(root, path), 2)
+	}
+	return workingSet(filepath.Join(root, "memory", path), 1)
+}
+
+// workingSet reads the working set of the memory group in dir: v1 memory.usage_in_bytes less
+// memory.stat's total_inactive_file (both count the groups below), v2 memory.current less
+// inactive_file.
+func workingSet(dir string, version int) (uint64, error) {
+	usage, inactive := "memory.usage_in_bytes", "total_inactive_file"
+	if version == 2 {
+		usage, inactive = "memory.current", "inactive_file"
+	}
+	mem, err := readInt(filepath.Join(dir, usage))
+	if err != nil {
+		return 0, err
+	}
+	stat, err := readStat(filepath.Join(dir, "memory.stat"))
+	if err != nil {
+		return 0, err
+	}
+	return uint64(max(mem-stat[inactive], 0)), nil
 }
 
 func readStat(name string) (map[string]int64, error) {

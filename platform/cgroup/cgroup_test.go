@@ -1,13 +1,17 @@
 package cgroup_test
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,8 +29,43 @@ func TestMain(m *testing.M) {
 	case "spin":
 		for {
 		}
+	case "write":
+		os.Exit(writeHelper())
 	}
 	os.Exit(m.Run())
+}
+
+// writeHelper waits for a byte on stdin (the test moves it into a group meanwhile), then
+// touches 16 MiB of its own memory and writes 32 MiB to the file CGROUP_TEST_FILE, reading
+// none of it back; it says "ready" and holds both until stdin closes.
+func writeHelper() int {
+	if _, err := os.Stdin.Read(make([]byte, 1)); err != nil {
+		return 1
+	}
+	held := make([]byte, 16<<20)
+	for i := range held {
+		held[i] = byte(i)
+	}
+	chunk := make([]byte, 1<<20)
+	f, err := os.Create(os.Getenv("CGROUP_TEST_FILE"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for range 32 {
+		if _, err := f.Write(chunk); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	if err := f.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	runtime.KeepAlive(held)
+	return 0
 }
 
 // helper starts the test binary as a helper process ("wait" or "spin"); the test kills it at
@@ -177,6 +216,86 @@ func TestMakeAddRemove(t *testing.T) {
 	if found, err := fs.Remove(stackName, "arch", 0); found || err != nil {
 		t.Errorf("removing twice: %v, %v", found, err)
 	}
+}
+
+// A group's memory is its working set: what its processes hold, not the page cache of the
+// files they wrote, which the kernel drops first (a store's files would otherwise fill a
+// group's figure up to its limit). A process in a new group holds 16 MiB and writes 32 MiB to
+// a file on disk without reading it back: the kernel counts both in the group's usage, and
+// Usage and WorkingSet count the 16 MiB only.
+func TestMemoryIsTheWorkingSet(t *testing.T) {
+	fs := realFS(t)
+	stackName := stacktest.StackName(t)
+	t.Cleanup(func() { _, _ = fs.Remove(stackName, "arch", 5*time.Second) })
+	g, err := fs.Make(stackName, "arch", cgroup.Limits{CPUs: 1, MemoryMB: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type == 0x01021994 { // tmpfs: its pages are shared memory, which no kernel drops
+		if dir, err = os.MkdirTemp(".", "pagecache-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "CGROUP_TEST_HELPER=write", "CGROUP_TEST_FILE="+filepath.Join(dir, "data"), "GOMAXPROCS=1")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() })
+	if err := g.Add(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("helper said %q, %v", line, err)
+	}
+
+	// What the kernel charges the group: its usage, page cache included.
+	var usage int64 = -1
+	for _, d := range g.Dirs() {
+		for _, f := range []string{"memory.usage_in_bytes", "memory.current"} {
+			if b, err := os.ReadFile(filepath.Join(d, f)); err == nil {
+				if usage, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if usage < 48<<20 {
+		t.Fatalf("the group's usage is %d bytes after its process held 16 MiB and wrote 32 MiB: the kernel charged it less than both", usage)
+	}
+	u, err := g.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := cgroup.WorkingSet(cgroup.DefaultRoot, g.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mib = 1 << 20
+	for name, v := range map[string]uint64{"Usage": u.MemBytes, "WorkingSet": ws} {
+		if v < 16*mib || v > uint64(usage)-24*mib {
+			t.Errorf("%s: %.1f MiB of the group's %.1f MiB usage, want the 16 MiB its process holds and not most of the 32 MiB file it wrote", name, float64(v)/mib, float64(usage)/mib)
+		}
+	}
+	t.Logf("usage %.1f MiB, working set %.1f MiB (Usage), %.1f MiB (WorkingSet)", float64(usage)/mib, float64(u.MemBytes)/mib, float64(ws)/mib)
 }
 
 // What a shared budget buys: a process under the architecture's one limit may use more CPU

@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containers/podman/v4/pkg/bindings"
@@ -57,6 +58,7 @@ type Runtime struct {
 	images     map[string]imagebuild.Image
 	logger     *slog.Logger
 	cgroupRoot string
+	cgroups    sync.Map // container ID → its cgroup path: see cgroupOf
 
 	afterCreate func(pod string) // tests: what happens between a pod's creation and its start
 }

@@ -44,7 +44,14 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 			go func() {
 				defer check.Done()
 				alive[i] = r.processAlive(c, ct.ID)
-				if d, err := containers.Inspect(c, ct.ID, nil); err == nil && d.RestartCount > 0 {
+				d, err := containers.Inspect(c, ct.ID, nil)
+				if err != nil {
+					return
+				}
+				if d.State != nil {
+					r.cgroups.Store(ct.ID, d.State.CgroupPath) // for Usage: no second inspect
+				}
+				if d.RestartCount > 0 {
 					mu.Lock()
 					restarts[ct.ID] = d.RestartCount
 					mu.Unlock()
@@ -63,16 +70,9 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 			lost[ct.ID] = true
 		}
 	}
-	stats := map[string]stack.Status{}
+	var usage map[string]Usage
 	if len(running) > 0 {
-		ch, err := containers.Stats(c, running, new(containers.StatsOptions).WithStream(false))
-		if err == nil {
-			for rep := range ch {
-				for _, s := range rep.Stats {
-					stats[s.ContainerID] = stack.Status{CPU: s.CPU, MemBytes: s.MemUsage, MemLimit: s.MemLimit}
-				}
-			}
-		}
+		usage, _ = r.Usage(c, running) // a status without figures beats none
 	}
 	out := make([]stack.Status, len(list))
 	budgets := map[string]*stack.Budget{}
@@ -109,8 +109,8 @@ func (r *Runtime) Status(ctx context.Context) ([]stack.Status, error) {
 			// The supervisor (restartPolicy) did its job: say so, or nobody would know.
 			st.Detail = fmt.Sprintf("restarted %d time(s) by Podman after its process exited; see `mitosis logs %s/%s`", restarts[ct.ID], st.Arch, st.Service)
 		}
-		if s, ok := stats[ct.ID]; ok {
-			st.CPU, st.MemBytes, st.MemLimit = s.CPU, s.MemBytes, s.MemLimit
+		if u, ok := usage[ct.ID]; ok {
+			st.CPU, st.MemBytes, st.MemLimit = u.CPU, u.MemBytes, u.MemLimit
 		}
 		out[i] = st
 		probe, ok := parseProbe(p.Labels[labelProbe])

@@ -125,9 +125,12 @@ type Status struct {
 	Detail    string  `json:"detail,omitempty"`
 	Addr      string  `json:"addr,omitempty"` // where its main port answers on 127.0.0.1
 	CPU       float64 `json:"cpu_percent"`
-	MemBytes  uint64  `json:"mem_bytes"`
-	MemLimit  uint64  `json:"mem_limit_bytes,omitempty"`
-	PID       int     `json:"pid,omitempty"`
+	// MemBytes is the memory it holds, without the page cache of the files it reads and
+	// writes: the resident set of a process, the working set of a pod's container
+	// (cgroup.WorkingSet).
+	MemBytes uint64 `json:"mem_bytes"`
+	MemLimit uint64 `json:"mem_limit_bytes,omitempty"`
+	PID      int    `json:"pid,omitempty"`
 	// TLSDir is the folder of the workload identity the process reads (platform/identity),
 	// on this machine; "" for one without, or up insecure. status reads when its
 	// certificate expires there.

@@ -28,7 +28,8 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Show each service's state, readiness, CPU and memory",
 		Long: `status lists every service of the stack with its state (running, exited, ...), its
 readiness (its probe, run now through its published port), its CPU (percent of one core),
-its memory, where Prometheus scrapes its metrics (METRICS: each host process's /metrics,
+its memory (what it holds: a process's resident set, a container's working set, neither
+counting the page cache of the files it reads and writes), where Prometheus scrapes its metrics (METRICS: each host process's /metrics,
 published on 127.0.0.1), and on each NATS line the dead letters waiting there (see mitosis
 events); then, per architecture, its budget: the mode, the limits, and whether the runtime enforces
 them, checked now (a shared budget's cgroup holds the total and every process).
