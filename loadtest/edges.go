@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -128,13 +129,60 @@ func FileEdgeService(dir, arch string) (string, error) {
 	return "", fmt.Errorf("topology %s places no edge", arch)
 }
 
+// Skip is an architecture that runs but has no edge to drive, and why.
+type Skip struct {
+	Arch string
+	Err  error // ErrEdgeUnready when its edge runs but does not say it is ready
+}
+
+func (s Skip) String() string { return s.Arch + ": " + s.Err.Error() }
+
+// ErrEdgeUnready is an architecture's edge that runs but fails its readiness probe: often a
+// matter of seconds (a process catching up after `mitosis up`, a store slow under its CPU
+// quota), which AwaitEdges waits out.
+var ErrEdgeUnready = errors.New("edge running but not ready")
+
+// unready is ErrEdgeUnready, saying which edge and what its status says.
+type unready struct{ msg string }
+
+func (e unready) Error() string        { return e.msg }
+func (e unready) Is(target error) bool { return target == ErrEdgeUnready }
+
+// AwaitEdges asks for the edges (ask: EdgesFromStatus over a fresh status), and again every
+// `every` while an architecture's edge runs without being ready, until wait has passed;
+// waiting hears of those before the first wait. It returns the last answer: the edges, and
+// what is left out then.
+func AwaitEdges(ctx context.Context, wait, every time.Duration, ask func(context.Context) ([]Edge, []Skip), waiting func([]Skip)) ([]Edge, []Skip) {
+	deadline := time.Now().Add(wait)
+	for n := 0; ; n++ {
+		edges, skipped := ask(ctx)
+		var pending []Skip
+		for _, s := range skipped {
+			if errors.Is(s.Err, ErrEdgeUnready) {
+				pending = append(pending, s)
+			}
+		}
+		if len(pending) == 0 || !time.Now().Add(every).Before(deadline) {
+			return edges, skipped
+		}
+		if n == 0 && waiting != nil {
+			waiting(pending)
+		}
+		select {
+		case <-ctx.Done():
+			return edges, skipped
+		case <-time.After(every):
+		}
+	}
+}
+
 // EdgesFromStatus finds the edge of every architecture the runtimes report (the rows of
 // `mitosis status`: platform/stack.Status), in the order of CompareArchs, the stack's own
 // architectures (topology.StackArch: the collector's, the renewer's) left out. An architecture's edge is the service its topology file in dir (its
 // placement's, for placement@mode) places the edge in, when it runs and is ready; for an architecture without a file (a
 // --split), the running service whose address answers GET /readyz, which only an edge does.
 // skipped says, per architecture seen but left out, why.
-func EdgesFromStatus(ctx context.Context, rows []stack.Status, dir string) (edges []Edge, skipped []string) {
+func EdgesFromStatus(ctx context.Context, rows []stack.Status, dir string) (edges []Edge, skipped []Skip) {
 	byArch := map[string][]stack.Status{}
 	for _, r := range rows {
 		if r.Arch != "" && !topology.StackArch(r.Arch) {
@@ -149,7 +197,7 @@ func EdgesFromStatus(ctx context.Context, rows []stack.Status, dir string) (edge
 	for _, arch := range archs {
 		e, err := edgeOf(ctx, arch, byArch[arch], dir)
 		if err != nil {
-			skipped = append(skipped, fmt.Sprintf("%s: %v", arch, err))
+			skipped = append(skipped, Skip{Arch: arch, Err: err})
 			continue
 		}
 		edges = append(edges, e)
@@ -173,6 +221,9 @@ func edgeOf(ctx context.Context, arch string, rows []stack.Status, dir string) (
 			msg := fmt.Sprintf("its edge %s is %s, %s", svc, r.State, r.Health)
 			if r.Detail != "" {
 				msg += " (" + r.Detail + ")"
+			}
+			if r.State == "running" && r.Addr != "" {
+				return Edge{}, unready{msg}
 			}
 			return Edge{}, errors.New(msg)
 		}

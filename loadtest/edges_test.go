@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -127,6 +129,10 @@ func TestEdgesFromStatus(t *testing.T) {
 		r.Budget = shared
 		rows = append(rows, r)
 	}
+	// The hybrid's placement once more, up under another name, its gateway running but not
+	// ready yet: a run waits for it (ErrEdgeUnready), not for the exited one.
+	rows = append(rows, stack.Status{Arch: "hybrid-late", Service: "gateway", State: "running", Health: stack.Unready, Addr: silentPort(t),
+		Detail: "GET /readyz: 503", Budget: &stack.Budget{Placement: "hybrid", Mode: topology.PerService}})
 	edges, skipped := EdgesFromStatus(context.Background(), rows, dir)
 	want := []Edge{
 		{Arch: "monolith", URL: "http://" + mono, Service: "monolith"},
@@ -138,12 +144,60 @@ func TestEdgesFromStatus(t *testing.T) {
 	if !slices.Equal(edges, want) {
 		t.Errorf("edges\n%+v\nwant\n%+v", edges, want)
 	}
-	if len(skipped) != 2 || !strings.HasPrefix(skipped[0], "broken: none of its running services answers GET /readyz") ||
-		!strings.HasPrefix(skipped[1], "hybrid: its edge gateway is exited, unready (see hybrid/gateway.log)") {
-		t.Errorf("skipped %q: want broken (no edge) and hybrid (its edge exited), by name", skipped)
+	if len(skipped) != 3 || !strings.HasPrefix(skipped[0].String(), "broken: none of its running services answers GET /readyz") ||
+		!strings.HasPrefix(skipped[1].String(), "hybrid: its edge gateway is exited, unready (see hybrid/gateway.log)") ||
+		skipped[2].String() != "hybrid-late: its edge gateway is running, unready (GET /readyz: 503)" {
+		t.Fatalf("skipped %q: want broken (no edge), hybrid (its edge exited) and hybrid-late (its edge unready), by name", skipped)
+	}
+	for i, want := range []bool{false, false, true} {
+		if got := errors.Is(skipped[i].Err, ErrEdgeUnready); got != want {
+			t.Errorf("%s: ErrEdgeUnready %v, want %v", skipped[i], got, want)
+		}
 	}
 	if edges, skipped := EdgesFromStatus(context.Background(), nil, dir); edges != nil || skipped != nil {
 		t.Errorf("nothing up: %v, %v", edges, skipped)
+	}
+}
+
+// A run waits for an architecture whose edge runs but is not ready yet, asking the status
+// again until it is, and leaves it out once the wait has passed; it does not wait for an
+// edge that has exited.
+func TestAwaitEdges(t *testing.T) {
+	ctx := context.Background()
+	dir := topologiesDir(t)
+	gw := edgeServer(t)
+	var calls, readyFrom int
+	state := "running"
+	ask := func(ctx context.Context) ([]Edge, []Skip) {
+		calls++
+		health := stack.Unready
+		if calls >= readyFrom {
+			health = stack.Ready
+		}
+		return EdgesFromStatus(ctx, []stack.Status{{Arch: topology.Services, Service: "gateway", State: state, Health: health, Addr: gw}}, dir)
+	}
+	var told []Skip
+	waiting := func(p []Skip) { told = append(told, p...) }
+
+	calls, readyFrom = 0, 3
+	edges, skipped := AwaitEdges(ctx, time.Minute, 10*time.Millisecond, ask, waiting)
+	if want := []Edge{{Arch: topology.Services, URL: "http://" + gw, Service: "gateway"}}; !slices.Equal(edges, want) || skipped != nil || calls != 3 {
+		t.Errorf("ready at the third status: %v, left out %v, after %d statuses; want %v at the third", edges, skipped, calls, want)
+	}
+	if len(told) != 1 || told[0].Arch != topology.Services {
+		t.Errorf("told of %v, want the services once", told)
+	}
+
+	calls, readyFrom = 0, 1<<30
+	start := time.Now()
+	edges, skipped = AwaitEdges(ctx, 100*time.Millisecond, 10*time.Millisecond, ask, nil)
+	if len(edges) != 0 || len(skipped) != 1 || !errors.Is(skipped[0].Err, ErrEdgeUnready) || calls < 2 || time.Since(start) > 10*time.Second {
+		t.Errorf("never ready: %v, left out %v, after %d statuses in %s; want it left out, unready, after the wait", edges, skipped, calls, time.Since(start))
+	}
+
+	calls, state = 0, "exited"
+	if edges, skipped = AwaitEdges(ctx, time.Minute, 10*time.Millisecond, ask, nil); len(edges) != 0 || len(skipped) != 1 || calls != 1 {
+		t.Errorf("exited: %v, left out %v, after %d statuses; want it left out at once", edges, skipped, calls)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mitosis-dev/mitosis/loadtest"
 	"github.com/mitosis-dev/mitosis/loadtest/podmanstats"
@@ -64,7 +65,7 @@ func (c edgeChoice) choose(ctx context.Context, say func(string, ...any)) ([]loa
 		}
 		asked = append(asked, e)
 	}
-	up, skipped, unasked := c.up(ctx)
+	up, skipped, unasked := c.up(ctx, readyWait, say)
 	if len(asked) > 0 {
 		if len(leaveOut) > 0 {
 			return nil, fmt.Errorf("-%s \"\" leaves an architecture out of the default, and -edges or a URL replaces the default: use one or the other", leaveOut[0].Arch)
@@ -97,13 +98,28 @@ func (c edgeChoice) choose(ctx context.Context, say func(string, ...any)) ([]loa
 	return edges, nil
 }
 
+// readyWait is how long a run waits for an architecture whose edge runs but is not ready
+// before it leaves that architecture out: `make load` right after `make up` once found the
+// services' gateway unready for 6 s, while inventory's store answered slowly under its CPU
+// quota, and ran the monolith alone.
+const readyWait = 30 * time.Second
+
 // up is every architecture up, in the default order: those the runtimes report, and those of
-// the well-known edges that answer there though no runtime knows them (`make run`). skipped
+// the well-known edges that answer there though no runtime knows them (`make run`). An
+// architecture whose edge runs but is not ready is waited for, up to wait (say tells). skipped
 // says which architectures are up without a ready edge, unasked which runtime could not be
 // asked.
-func (c edgeChoice) up(ctx context.Context) (edges []loadtest.Edge, skipped, unasked []string) {
-	rows, unasked := statusRows(ctx, c.state, c.stack)
-	edges, skipped = loadtest.EdgesFromStatus(ctx, rows, c.topologies)
+func (c edgeChoice) up(ctx context.Context, wait time.Duration, say func(string, ...any)) (edges []loadtest.Edge, skipped []loadtest.Skip, unasked []string) {
+	ask := func(ctx context.Context) ([]loadtest.Edge, []loadtest.Skip) {
+		var rows []stack.Status
+		rows, unasked = statusRows(ctx, c.state, c.stack)
+		return loadtest.EdgesFromStatus(ctx, rows, c.topologies)
+	}
+	edges, skipped = loadtest.AwaitEdges(ctx, wait, time.Second, ask, func(pending []loadtest.Skip) {
+		for _, s := range pending {
+			say("waiting up to %s for %s", wait, s)
+		}
+	})
 	for _, d := range c.defaults {
 		if slices.ContainsFunc(edges, func(e loadtest.Edge) bool { return e.Arch == d.Arch }) {
 			continue
@@ -133,7 +149,7 @@ func edgesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("-need: %w", err)
 	}
 	c := edgeChoice{state: *state, stack: *stackName, topologies: filepath.Join(root, "topologies"), defaults: loadtest.DefaultEdges()}
-	up, skipped, unasked := c.up(ctx)
+	up, skipped, unasked := c.up(ctx, 0, nil)
 	for _, n := range skipped {
 		fmt.Fprintln(stderr, "left out:", n)
 	}
