@@ -465,6 +465,7 @@ func warnings(r *Report) []string {
 				map[bool]string{true: "enforced by Podman, so the comparison is not at equal resources", false: "not enforced by this runtime"}[enforced]))
 		}
 	}
+	w = append(w, memoryWarnings(r)...)
 	for _, a := range r.Architectures {
 		measured := false
 		for _, s := range r.Steps {
@@ -482,6 +483,43 @@ func warnings(r *Report) []string {
 	}
 	if r.Environment.Machine.LoadAvg > cores && cores > 0 {
 		w = append(w, fmt.Sprintf("the machine's load average was %.2f on %g cores when the run started", r.Environment.Machine.LoadAvg, cores))
+	}
+	return w
+}
+
+// memoryWarnings names every process whose memory came near its Go memory limit (GOMEMLIMIT,
+// topology.GoMemLimitMB of its own limit) in some step: there its garbage collector runs
+// without end and takes the CPU, so its architecture's CPU and latency say more about what
+// the process holds than about the architecture. NATS gets there as the stores fill up over
+// runs on the same data: the services, their NATS holding up to 210 MiB against a 168 MiB
+// limit, answered 200 req/s of a checkout-heavy mix at a p50 of 85 ms (2026-12-06).
+func memoryWarnings(r *Report) []string {
+	var w []string
+	for _, a := range r.Architectures {
+		for _, sl := range a.Limits.PerService {
+			if sl.MemoryMB <= 0 {
+				continue
+			}
+			limit := uint64(topology.GoMemLimitMB(sl.MemoryMB)) << 20
+			var peak uint64
+			var at []string
+			for _, s := range r.Steps {
+				if s.Arch != a.Name {
+					continue
+				}
+				for _, p := range s.Resources.Processes {
+					if p.Name == sl.Name && p.PeakMemBytes*10 >= limit*9 {
+						peak = max(peak, p.PeakMemBytes)
+						at = append(at, fmt.Sprintf("#%d", s.Index))
+					}
+				}
+			}
+			if peak > 0 {
+				w = append(w, fmt.Sprintf("memory: %s's %s held up to %.0f MiB in %d step(s) (%s), %.0f%% of its Go memory limit (GOMEMLIMIT %d MiB, of its %d MiB): near it the garbage collector runs without end and takes the CPU, so %s's CPU and latency there say more about what %s holds than about the architecture (a store grows with every run on the same data: make down VOLUMES=1 empties it, as make compare does)",
+					a.Name, sl.Name, float64(peak)/(1<<20), len(at), strings.Join(capList(at, 6), ", "), 100*float64(peak)/float64(limit),
+					topology.GoMemLimitMB(sl.MemoryMB), sl.MemoryMB, a.Name, sl.Name))
+			}
+		}
 	}
 	return w
 }

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -144,6 +145,32 @@ func TestReportSummaryAndComparison(t *testing.T) {
 	}
 	if len(unequal) != 1 || !strings.Contains(unequal[0], "services has 2.75 CPUs") || strings.Contains(unequal[0], "hybrid") || !sawTraces {
 		t.Errorf("warnings %q: want the services' unequal limits (not the hybrid's, equal to the monolith's) and the missing traces", r.Warnings)
+	}
+}
+
+// A process whose memory came within 10% of its Go memory limit is named, with the steps:
+// its collector, running without end, makes its architecture's figures. The sample's
+// processes stay far below theirs.
+func TestReportWarnsOfAProcessAtItsGoMemoryLimit(t *testing.T) {
+	near := func(r *Report) []string {
+		return slices.DeleteFunc(slices.Clone(r.Warnings), func(w string) bool { return !strings.HasPrefix(w, "memory: ") })
+	}
+	r := sampleReport(Traces{Reason: "test"})
+	if got := near(r); len(got) != 0 {
+		t.Fatalf("warnings %q: no process of the sample nears its limit", got)
+	}
+	// The monolith's limit is 320 MiB, its GOMEMLIMIT 240: 216 MiB is 90% of it.
+	var steps []string
+	for i, s := range r.Steps {
+		if s.Arch == "monolith" && s.Offered == 50 {
+			r.Steps[i].Resources.Processes[0].PeakMemBytes = 216 << 20
+			steps = append(steps, fmt.Sprintf("#%d", s.Index))
+		}
+	}
+	r.Warnings = warnings(r)
+	got := near(r)
+	if len(steps) == 0 || len(got) != 1 || !strings.HasPrefix(got[0], fmt.Sprintf("memory: monolith's monolith held up to 216 MiB in %d step(s) (%s), 90%% of its Go memory limit (GOMEMLIMIT 240 MiB, of its 320 MiB)", len(steps), strings.Join(steps, ", "))) {
+		t.Errorf("warnings %q: want the monolith at 90%% of its Go memory limit in steps %v", got, steps)
 	}
 }
 

@@ -175,9 +175,13 @@ func natsMemory(b Budget, others int) int {
 	return max(minMemoryMB, min(int(float64(b.MemoryMB)*natsMemoryPart), b.MemoryMB-minMemoryMB*others))
 }
 
-// GoMemLimit is the Go runtime's soft memory limit of a service given memoryMB: 3/4 of it,
-// so that the garbage collector works harder before the kernel kills.
-func GoMemLimit(memoryMB int) string { return strconv.Itoa(memoryMB*3/4) + "MiB" }
+// GoMemLimit is the Go runtime's soft memory limit of a service given memoryMB, as
+// GOMEMLIMIT takes it.
+func GoMemLimit(memoryMB int) string { return strconv.Itoa(GoMemLimitMB(memoryMB)) + "MiB" }
+
+// GoMemLimitMB is the Go runtime's soft memory limit of a service given memoryMB, in MiB: 3/4
+// of it, so that the garbage collector works harder before the kernel kills.
+func GoMemLimitMB(memoryMB int) int { return memoryMB * 3 / 4 }
 
 // GoMaxProcs is the GOMAXPROCS of a process with a quota of cpus cores on a machine of
 // machineCPUs: the quota rounded up, at least one, at most the machine's (services/host.FitProcs
