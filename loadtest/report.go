@@ -508,7 +508,7 @@ func memoryWarnings(r *Report) []string {
 					continue
 				}
 				for _, p := range s.Resources.Processes {
-					if p.Name == sl.Name && p.PeakMemBytes*10 >= limit*9 {
+					if p.Name == sl.Name && topology.NearGoMemLimit(p.PeakMemBytes, sl.MemoryMB) {
 						peak = max(peak, p.PeakMemBytes)
 						at = append(at, fmt.Sprintf("#%d", s.Index))
 					}

@@ -183,6 +183,14 @@ func GoMemLimit(memoryMB int) string { return strconv.Itoa(GoMemLimitMB(memoryMB
 // of it, so that the garbage collector works harder before the kernel kills.
 func GoMemLimitMB(memoryMB int) int { return memoryMB * 3 / 4 }
 
+// NearGoMemLimit tells whether a service of memoryMB that holds memBytes is within 10% of
+// its GOMEMLIMIT, or past it: there its garbage collector runs without end and takes its CPU
+// (NATS, as its store fills up over runs on the same data).
+func NearGoMemLimit(memBytes uint64, memoryMB int) bool {
+	limit := uint64(GoMemLimitMB(memoryMB)) << 20
+	return memoryMB > 0 && memBytes*10 >= limit*9
+}
+
 // GoMaxProcs is the GOMAXPROCS of a process with a quota of cpus cores on a machine of
 // machineCPUs: the quota rounded up, at least one, at most the machine's (services/host.FitProcs
 // fits a process to its cgroup's quota by it; see there for why one P below a core).

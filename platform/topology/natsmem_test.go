@@ -49,3 +49,25 @@ func TestNATSHeapHasRoomUnderTheDefaultBudget(t *testing.T) {
 		}
 	}
 }
+
+// A process is near its Go memory limit from 90% of its GOMEMLIMIT (3/4 of its memory) on:
+// NATS's 224 MiB give a GOMEMLIMIT of 168 MiB, of which 90% is 151.2 MiB.
+func TestNearGoMemLimit(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		held     uint64
+		memoryMB int
+		want     bool
+	}{
+		{151 * mib, 224, false},
+		{151*mib + mib/4, 224, true},
+		{210 * mib, 224, true},
+		{210 * mib, 0, false}, // no limit known
+		{40 * mib, 51, true},
+		{34 * mib, 51, false},
+	} {
+		if got := NearGoMemLimit(tc.held, tc.memoryMB); got != tc.want {
+			t.Errorf("%.1f MiB of %d MiB (GOMEMLIMIT %d MiB): near %v, want %v", float64(tc.held)/mib, tc.memoryMB, GoMemLimitMB(tc.memoryMB), got, tc.want)
+		}
+	}
+}

@@ -29,7 +29,8 @@ func (a *app) statusCmd() *cobra.Command {
 		Long: `status lists every service of the stack with its state (running, exited, ...), its
 readiness (its probe, run now through its published port), its CPU (percent of one core),
 its memory (what it holds: a process's resident set, a container's working set, neither
-counting the page cache of the files it reads and writes), where Prometheus scrapes its metrics (METRICS: each host process's /metrics,
+counting the page cache of the files it reads and writes; a WARNING names one that holds
+90% of its GOMEMLIMIT or more, where its garbage collector takes its CPU), where Prometheus scrapes its metrics (METRICS: each host process's /metrics,
 published on 127.0.0.1), and on each NATS line the dead letters waiting there (see mitosis
 events); then, per architecture, its budget: the mode, the limits, and whether the runtime enforces
 them, checked now (a shared budget's cgroup holds the total and every process).
@@ -119,6 +120,12 @@ Exit code 0 when every service runs and is ready, 3 when one is not,
 				}
 				for _, r := range rows {
 					a.sayDeadLetters(r.Runtime, r.Arch, r.DeadLetters)
+				}
+				for _, r := range rows {
+					if mb := int(r.MemLimit >> 20); r.MemLimit < 1<<40 && topology.NearGoMemLimit(r.MemBytes, mb) {
+						a.say("WARNING %s/%s holds %.0fMiB, %.0f%% of its Go memory limit (GOMEMLIMIT %dMiB of its %dMiB): its garbage collector takes its CPU, and every figure measured on it now says more about what it holds than about the architecture; a store grows with every run on the same data (mitosis down --volumes empties it)",
+							r.Arch, r.Service, float64(r.MemBytes)/(1<<20), 100*float64(r.MemBytes)/float64(topology.GoMemLimitMB(mb)<<20), topology.GoMemLimitMB(mb), mb)
+					}
 				}
 			}
 			// When the certificates expire: a stack left running past that fails every
