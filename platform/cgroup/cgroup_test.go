@@ -1,10 +1,8 @@
 package cgroup_test
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/cgroup"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/shop/proctest"
 )
 
 // The test binary runs as a helper process when asked: blocked on a pipe, or spinning.
@@ -29,41 +28,46 @@ func TestMain(m *testing.M) {
 	case "spin":
 		for {
 		}
-	case "write":
-		os.Exit(writeHelper())
+	}
+	if args, ok := strings.CutPrefix(os.Getenv("CGROUP_TEST_HELPER"), "write "); ok {
+		stack, dir, _ := strings.Cut(args, " ")
+		os.Exit(writeHelper(stack, dir))
 	}
 	os.Exit(m.Run())
 }
 
-// writeHelper waits for a byte on stdin (the test moves it into a group meanwhile), then
-// touches 16 MiB of its own memory and writes 32 MiB to the file CGROUP_TEST_FILE, reading
-// none of it back; it says "ready" and holds both until stdin closes.
-func writeHelper() int {
-	if _, err := os.Stdin.Read(make([]byte, 1)); err != nil {
+// writeHelper joins the group of stack's "arch" (its memory counts there from then on),
+// touches 16 MiB of its own memory and writes 32 MiB to a file in dir, reading none of it
+// back, then says so and holds both until the test ends (proctest).
+func writeHelper(stack, dir string) int {
+	fs, err := cgroup.Open(cgroup.DefaultRoot)
+	if err == nil {
+		err = fs.Group(stack, "arch").Add(os.Getpid())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	held := make([]byte, 16<<20)
 	for i := range held {
 		held[i] = byte(i)
 	}
-	chunk := make([]byte, 1<<20)
-	f, err := os.Create(os.Getenv("CGROUP_TEST_FILE"))
+	f, err := os.Create(filepath.Join(dir, "data"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	chunk := make([]byte, 1<<20) // written 32 times: the file's pages, not the process's, grow
 	for range 32 {
-		if _, err := f.Write(chunk); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+		if _, err = f.Write(chunk); err != nil {
+			break
 		}
 	}
-	if err := f.Close(); err != nil {
+	if err = errors.Join(err, f.Close()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Println("ready")
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	proctest.Serve("ready")
 	runtime.KeepAlive(held)
 	return 0
 }
@@ -242,29 +246,8 @@ func TestMemoryIsTheWorkingSet(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "CGROUP_TEST_HELPER=write", "CGROUP_TEST_FILE="+filepath.Join(dir, "data"), "GOMAXPROCS=1")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() })
-	if err := g.Add(cmd.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := in.Write([]byte{1}); err != nil {
-		t.Fatal(err)
-	}
-	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
-		t.Fatalf("helper said %q, %v", line, err)
+	if line := proctest.Start(t, "CGROUP_TEST_HELPER=write "+stackName+" "+dir); line != "ready" {
+		t.Fatalf("helper said %q", line)
 	}
 
 	// What the kernel charges the group: its usage, page cache included.
