@@ -30,10 +30,11 @@ func (a *app) statusCmd() *cobra.Command {
 readiness (its probe, run now through its published port), its CPU (percent of one core),
 its memory (what it holds: a process's resident set, a container's working set, neither
 counting the page cache of the files it reads and writes; a WARNING names one that holds
-90% of its GOMEMLIMIT or more, where its garbage collector takes its CPU), where Prometheus scrapes its metrics (METRICS: each host process's /metrics,
-published on 127.0.0.1), and on each NATS line the dead letters waiting there (see mitosis
-events); then, per architecture, its budget: the mode, the limits, and whether the runtime enforces
-them, checked now (a shared budget's cgroup holds the total and every process).
+90% of its GOMEMLIMIT or more, where its garbage collector takes its CPU), where Prometheus
+scrapes its metrics (METRICS: each host process's /metrics, published on 127.0.0.1), and on
+each NATS line the dead letters waiting there (see mitosis events); then, per architecture,
+its budget: the mode, the limits, and whether the runtime enforces them, checked now (a
+shared budget's cgroup holds the total and every process).
 Last, when the stack's certificates expire (mutual TLS between the services): the first
 to, with a WARNING once one is overdue for renewal (past half its life by the renewer's
 hour: pki/renewer does not run) or expired, "run mitosis up to renew" (up renews them in
