@@ -490,9 +490,10 @@ func warnings(r *Report) []string {
 // memoryWarnings names every process whose memory came near its Go memory limit (GOMEMLIMIT,
 // topology.GoMemLimitMB of its own limit) in some step: there its garbage collector runs
 // without end and takes the CPU, so its architecture's CPU and latency say more about what
-// the process holds than about the architecture. NATS gets there as the stores fill up over
-// runs on the same data: the services, their NATS holding up to 210 MiB against a 168 MiB
-// limit, answered 200 req/s of a checkout-heavy mix at a p50 of 85 ms (2026-12-06).
+// the process holds than about the architecture. NATS gets there as its stores fill up, over
+// runs on the same data (the services, their NATS holding up to 210 MiB against a 168 MiB
+// limit, answered 200 req/s of a checkout-heavy mix at a p50 of 85 ms, 2026-12-06) and in
+// the last steps of one `make compare` from empty stores (run 20261206-181505).
 func memoryWarnings(r *Report) []string {
 	var w []string
 	for _, a := range r.Architectures {
@@ -515,13 +516,21 @@ func memoryWarnings(r *Report) []string {
 				}
 			}
 			if peak > 0 {
-				w = append(w, fmt.Sprintf("memory: %s's %s held up to %.0f MiB in %d step(s) (%s), %.0f%% of its Go memory limit (GOMEMLIMIT %d MiB, of its %d MiB): near it the garbage collector runs without end and takes the CPU, so %s's CPU and latency there say more about what %s holds than about the architecture (a store grows with every run on the same data: make down VOLUMES=1 empties it, as make compare does)",
+				w = append(w, fmt.Sprintf("memory: %s's %s held up to %.0f MiB in %d step(s) (%s), %.0f%% of its Go memory limit (GOMEMLIMIT %d MiB, of its %d MiB): near it the garbage collector runs without end and takes the CPU, so %s's CPU and latency there say more about what %s holds than about the architecture%s",
 					a.Name, sl.Name, float64(peak)/(1<<20), len(at), strings.Join(capList(at, 6), ", "), 100*float64(peak)/float64(limit),
-					topology.GoMemLimitMB(sl.MemoryMB), sl.MemoryMB, a.Name, sl.Name))
+					topology.GoMemLimitMB(sl.MemoryMB), sl.MemoryMB, a.Name, sl.Name, storeHint(sl.Name)))
 			}
 		}
 	}
 	return w
+}
+
+// storeHint says, for NATS, why its memory grows: its heap indexes every key its stores hold.
+func storeHint(service string) string {
+	if service != "nats" {
+		return ""
+	}
+	return " (its heap grows with the keys its stores hold, a few for every checkout, within a run as over runs on the same data; make down VOLUMES=1 empties them, as make compare does first)"
 }
 
 func capList(l []string, n int) []string {

@@ -185,7 +185,7 @@ func GoMemLimitMB(memoryMB int) int { return memoryMB * 3 / 4 }
 
 // NearGoMemLimit tells whether a service of memoryMB that holds memBytes is within 10% of
 // its GOMEMLIMIT, or past it: there its garbage collector runs without end and takes its CPU
-// (NATS, as its store fills up over runs on the same data).
+// (NATS, as its stores fill up).
 func NearGoMemLimit(memBytes uint64, memoryMB int) bool {
 	limit := uint64(GoMemLimitMB(memoryMB)) << 20
 	return memoryMB > 0 && memBytes*10 >= limit*9
