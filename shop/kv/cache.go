@@ -10,11 +10,11 @@ import (
 // Cached returns b remembering, for up to entries keys and maxCacheBytes of them (the least
 // recently used go first), the last value and revision this process read or wrote, so that
 // Mutate can write at that revision straight away: one store round trip instead of a read
-// and a write, when nothing else wrote the key since. Nothing is ever answered from the memory: Get always asks the
-// store. What is remembered is only a guess at the revision, which the store's
-// compare-and-set checks, so a stale guess costs one refused write and the read Mutate
-// would have made anyway, never a wrong write. Values longer than maxCachedValue are not
-// remembered. Cached of a bucket Cached returned is that bucket.
+// and a write, when nothing else wrote the key since. Nothing is ever answered from the
+// memory: Get always asks the store. What is remembered is only a guess at the revision,
+// which the store's compare-and-set checks, so a stale guess costs one refused write and the
+// read Mutate would have made anyway, never a wrong write. Values longer than maxCachedValue
+// are not remembered. Cached of a bucket Cached returned is that bucket.
 //
 // It is for buckets whose keys a process reads and then writes again (a stock document, a
 // reservation, a cart); wrap the bucket outermost, so that Mutate sees it.
@@ -52,7 +52,7 @@ type cachedBucket struct {
 	mu    sync.Mutex
 	index map[string]*list.Element // of *cacheEntry
 	lru   *list.List               // most recently used first
-	bytes int                      // the sum of the entries' sizes (cacheEntry.size), at most maxCacheBytes
+	bytes int                      // the entries' sizes (cacheEntry.size): at most maxCacheBytes
 }
 
 // cacheEntry is what a cache knows of a key: its value at rev, or no value (rev 0).

@@ -24,14 +24,13 @@ func Inbox(ctx context.Context, svc Service, userID string) (held, sealed int, e
 	return len(box.Notifications), box.Sealed, err
 }
 
-// Remembered says whether the service's cache of the bucket remembers key (kv.Peek), and
-// ChunkKey and ReceiptKey name the records a sealed inbox leaves.
+// Remembered says whether the service's cache of the bucket remembers key (kv.Peek).
 func Remembered(svc Service, key string) bool {
 	_, _, found := kv.Peek[struct{}](svc.(*service).inboxes, key)
 	return found
 }
 
-// ChunkKey and ReceiptKey are chunkKey and receiptKey.
+// ChunkKey and ReceiptKey are chunkKey and receiptKey: the records a sealed inbox leaves.
 var (
 	ChunkKey   = chunkKey
 	ReceiptKey = receiptKey
