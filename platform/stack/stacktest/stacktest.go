@@ -35,16 +35,50 @@ import (
 )
 
 // FreeAddr returns a loopback address a test can serve on: nothing listens on it and no
-// container's published port forwards it elsewhere (at the time of the call). Call it right
-// before the bind, never before a build: another process can take the port in the meantime.
-// Where a runtime binds the edge, AnyPort makes the choice and the bind one step.
+// container's published port forwards it elsewhere (at the time of the call). Its port lies
+// below the kernel's ephemeral range (net.ipv4.ip_local_port_range), from which the kernel
+// takes every port it hands out, to a connection or a bind of port 0 (Podman's host ports,
+// every other test's servers): only another choice like this one can take it before the test
+// binds it. Picked from that range, the monolith's edge was taken in CI during the seconds
+// its up spent starting NATS first. Where a runtime binds the edge, AnyPort makes the choice
+// and the bind one step.
 func FreeAddr(t *testing.T) string {
 	t.Helper()
+	if low := ephemeralLow(); low > belowEphemeral {
+		for range 50 {
+			at := net.JoinHostPort("127.0.0.1", strconv.Itoa(belowEphemeral+mrand.IntN(low-belowEphemeral)))
+			if stack.CheckPort(at) != nil {
+				continue
+			}
+			if l, err := net.Listen("tcp", at); err == nil {
+				_ = l.Close()
+				return at
+			}
+		}
+	}
 	port, err := stack.FreePort(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// belowEphemeral is where FreeAddr's ports start: above the well-known ports the stack
+// publishes (8080, 8081, 16686...).
+const belowEphemeral = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range, 0 when unknown.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	low, _ := strconv.Atoi(f[0])
+	return low
 }
 
 // AnyPort is the edge address to give a topology whose runtime is to pick the port: Podman

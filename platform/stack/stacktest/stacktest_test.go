@@ -1,6 +1,8 @@
 package stacktest
 
 import (
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -48,5 +50,29 @@ func TestRandomSplitDrawsTheSameSplitFromTheSameSeed(t *testing.T) {
 	t.Setenv("MITOSIS_SPLIT_SEED", "42")
 	if a, b := RandomSplit(t), RandomSplit(t); a != b || a != drawSplit(42) {
 		t.Errorf("seed 42 drew %s, then %s", a, b)
+	}
+}
+
+// FreeAddr's ports lie below the kernel's ephemeral range, where no bind of port 0 lands,
+// and can be bound.
+func TestFreeAddrIsBelowTheEphemeralRange(t *testing.T) {
+	low := ephemeralLow()
+	if low <= belowEphemeral {
+		t.Skipf("ephemeral range from %d: FreeAddr takes the kernel's ports here", low)
+	}
+	for range 20 {
+		at := FreeAddr(t)
+		_, p, err := net.SplitHostPort(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port, _ := strconv.Atoi(p); port < belowEphemeral || port >= low {
+			t.Errorf("FreeAddr: %s, want a port in [%d, %d)", at, belowEphemeral, low)
+		}
+		l, err := net.Listen("tcp", at)
+		if err != nil {
+			t.Fatalf("bind %s: %v", at, err)
+		}
+		l.Close()
 	}
 }
