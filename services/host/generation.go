@@ -160,6 +160,7 @@ func (g *Generation) connect() error {
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { g.log.Info("NATS reconnected") }),
+		nats.ErrorHandler(asyncErrors(g.log, g.isStopping)),
 		// Replies under a prefix of the group's own: with a NATS user per process
 		// (platform/natsauth), only this one may read them.
 		nats.CustomInboxPrefix(natsauth.InboxPrefix(g.p.cfg.Group)),
@@ -178,6 +179,29 @@ func (g *Generation) connect() error {
 		return fmt.Errorf("connect NATS %s: %w", redacted(g.p.cfg.NatsURL), err)
 	}
 	return nil
+}
+
+// asyncErrors logs the errors the NATS client reports apart from any call (a permission
+// violation, a slow consumer, a watch's consumer gone), which it would otherwise write to
+// stderr as bare lines among the JSON logs. Those of a generation that is stopping are left
+// out: its watches' consumers going with it is the stop, not a fault.
+func asyncErrors(log *slog.Logger, stopping func() bool) nats.ErrHandler {
+	return func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if stopping() {
+			return
+		}
+		if sub != nil {
+			log.Warn("NATS asynchronous error", "subject", sub.Subject, "err", err)
+			return
+		}
+		log.Warn("NATS asynchronous error", "err", err)
+	}
+}
+
+func (g *Generation) isStopping() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stopping
 }
 
 // call returns the port of a context the group calls: in process, or over gRPC. The map is
