@@ -45,6 +45,9 @@ type Config struct {
 	Ready      func(ctx context.Context) error // /readyz; nil means always ready
 	Logger     *slog.Logger                    // nil discards
 	Timeout    time.Duration                   // per-request deadline; 0 means DefaultTimeout
+	// BodyTimeout bounds the wait for a request's body, from the start of its handling; 0
+	// means DefaultBodyTimeout. A body that has not arrived in full by then is answered 400.
+	BodyTimeout time.Duration
 	// MaxInFlight bounds the requests the edge works on at once; past it a request is
 	// answered 503 unavailable at once, with Retry-After. 0 means DefaultMaxInFlight.
 	MaxInFlight int
@@ -62,6 +65,12 @@ type Config struct {
 // DefaultTimeout is the per-request deadline when Config.Timeout is 0.
 const DefaultTimeout = 10 * time.Second
 
+// DefaultBodyTimeout is Config.BodyTimeout when 0. With DefaultTimeout after it, it stays
+// within the server's write timeout (Serve's 30 s): a client that announces a body and does
+// not send it all gets its 400, where a read deadline as long as the write deadline left
+// the answer unwritable and the connection closed without one.
+const DefaultBodyTimeout = 15 * time.Second
+
 // DefaultMaxInFlight is Config.MaxInFlight when 0. An overload must cost the requests in
 // excess, not the process: without a bound, an edge of 60 MiB offered 800 req/s more than it
 // could serve queued them until the kernel killed it for memory (make compare, run
@@ -78,6 +87,7 @@ type api struct {
 	cfg       Config
 	log       *slog.Logger
 	timeout   time.Duration
+	bodyWait  time.Duration     // Config.BodyTimeout
 	adminHash [sha256.Size]byte // of AdminToken; compared in constant time
 	mux       *chi.Mux
 	buffers   sync.Pool // *jsonBuffer, reused by every JSON response and request body
@@ -95,6 +105,10 @@ func New(cfg Config) http.Handler {
 	}
 	if a.timeout <= 0 {
 		a.timeout = DefaultTimeout
+	}
+	a.bodyWait = cfg.BodyTimeout
+	if a.bodyWait <= 0 {
+		a.bodyWait = DefaultBodyTimeout
 	}
 	limit := cfg.MaxInFlight
 	if limit <= 0 {
@@ -193,6 +207,9 @@ func (a *api) edge(next http.Handler) http.Handler {
 		// declared length says so before anything else; an undeclared one (chunked, rare:
 		// clients send a Content-Length with a body they hold) is read up to the limit once
 		// the request holds its in-flight place, which bounds the memory such reads take.
+		if r.ContentLength != 0 { // a body to read, declared or chunked
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(a.bodyWait))
+		}
 		if r.ContentLength > MaxBodyBytes {
 			a.tooLarge(w, r.Body)
 			return
@@ -212,7 +229,7 @@ func (a *api) edge(next http.Handler) http.Handler {
 			body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 			if err != nil {
 				w.Header().Set("Connection", "close")
-				a.writeProblem(w, newProblem(CodeInvalidArgument, fmt.Sprintf("could not read the request body: %v", err)))
+				a.writeProblem(w, newProblem(CodeInvalidArgument, a.bodyReadError(err)))
 				return
 			}
 			if len(body) > MaxBodyBytes {
@@ -260,7 +277,7 @@ func (a *api) edge(next http.Handler) http.Handler {
 // (see drain), and closes the connection on it.
 func (a *api) tooLarge(w http.ResponseWriter, body io.Reader) {
 	w.Header().Set("Connection", "close")
-	drain(body)
+	a.drain(w, body)
 	p, _ := problemFor(&http.MaxBytesError{Limit: MaxBodyBytes})
 	a.writeProblem(w, p)
 }

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -129,7 +132,7 @@ func (a *api) decodeBody(r *http.Request, s *schema, dst any) error {
 	defer a.putBuffer(b)
 	b.buf.Reset()
 	if _, err := b.buf.ReadFrom(r.Body); err != nil {
-		return validation.Errorf("", "could not read the request body: %v", err)
+		return validation.Errorf("", "%s", a.bodyReadError(err))
 	}
 	return decodeJSON(b.buf.Bytes(), s, dst)
 }
@@ -140,7 +143,48 @@ func (a *api) decodeBody(r *http.Request, s *schema, dst any) error {
 // close it with the rest of the body unread. Past drainMax the server closes on it anyway.
 const drainMax = 8 << 20
 
-func drain(body io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(body, drainMax)) }
+// drainIdle is how long the drain waits for more of a body: a client that stops sending
+// (one that announced a length it never sends) has its 413 after that much silence, not
+// after the whole body timeout.
+const drainIdle = time.Second
+
+// drain reads and throws away up to drainMax of body, for as long as the client keeps
+// sending, within the body timeout.
+func (a *api) drain(w http.ResponseWriter, body io.Reader) {
+	r := &idleReader{r: body, rc: http.NewResponseController(w), end: time.Now().Add(a.bodyWait)}
+	_, _ = io.Copy(io.Discard, io.LimitReader(r, drainMax))
+}
+
+// idleReader reads r with a read deadline drainIdle ahead of each read, never past end.
+type idleReader struct {
+	r   io.Reader
+	rc  *http.ResponseController
+	end time.Time
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	deadline := time.Now().Add(drainIdle)
+	if deadline.After(ir.end) {
+		deadline = ir.end
+	}
+	_ = ir.rc.SetReadDeadline(deadline)
+	return ir.r.Read(p)
+}
+
+// bodyReadError is the detail of a body that could not be read, in the client's terms: the
+// error of a read says which sockets it read, the server's address among them.
+func (a *api) bodyReadError(err error) string {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Sprintf("the request body did not arrive in full within %s", a.bodyWait)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the request body ended before the length it announced"
+	}
+	if _, ok := errors.AsType[*net.OpError](err); ok {
+		return "the connection failed while the request body was read"
+	}
+	return "could not read the request body: " + err.Error()
+}
 
 // shapeOptions let a name given twice through, which checkShape reports itself, naming the
 // field. A string that is not UTF-8 is malformed JSON (RFC 8259 wants UTF-8), refused here:

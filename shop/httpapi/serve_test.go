@@ -80,6 +80,62 @@ func TestServeRefusesWithProblems(t *testing.T) {
 	}
 }
 
+// TestServeAnswersABodyThatDoesNotArrive: a client that announces a body and sends only part
+// of it, or a chunked body that stops, has its 400 once the body timeout has passed (before,
+// the connection closed without an answer: the server's read and write deadlines fell
+// together), with a detail that names no socket; one that announces a body over the limit
+// and sends nothing has its 413 without waiting out the body timeout.
+func TestServeAnswersABodyThatDoesNotArrive(t *testing.T) {
+	serveWith := func(t *testing.T, bodyTimeout time.Duration) string {
+		cfg := memoryConfig(t)
+		cfg.BodyTimeout = bodyTimeout
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		served := make(chan error, 1)
+		go func() { served <- httpapi.Serve(ctx, ln, httpapi.New(cfg), slog.New(slog.DiscardHandler), time.Second) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-served; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+		return ln.Addr().String()
+	}
+	const item = `{"product_id":"sku-0001","quantity":1}`
+	head := "POST /v1/carts/u-slow/items HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n"
+	problem := func(t *testing.T, resp *http.Response, status int, code string) httpapi.Problem {
+		t.Helper()
+		defer resp.Body.Close()
+		var p httpapi.Problem
+		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != status || p.Type != httpapi.ProblemTypePrefix+code {
+			t.Fatalf("%d %+v (%v), want %d %s", resp.StatusCode, p, err, status, code)
+		}
+		return p
+	}
+
+	t.Run("short", func(t *testing.T) {
+		addr := serveWith(t, 300*time.Millisecond)
+		for name, request := range map[string]string{
+			"declared": head + "Content-Length: 100\r\n\r\n" + item,
+			"chunked":  head + "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"pro\r\n",
+		} {
+			p := problem(t, roundTrip(t, addr, request), http.StatusBadRequest, httpapi.CodeInvalidArgument)
+			if want := "the request body did not arrive in full within 300ms"; p.Detail != want {
+				t.Errorf("%s: detail %q, want %q", name, p.Detail, want)
+			}
+		}
+	})
+	t.Run("too large", func(t *testing.T) {
+		// The default body timeout (15 s) is past roundTrip's deadline (10 s): the answer
+		// comes after the drain's second of silence.
+		addr := serveWith(t, 0)
+		problem(t, roundTrip(t, addr, head+"Content-Length: 99999999999\r\n\r\n{}"), http.StatusRequestEntityTooLarge, httpapi.CodePayloadTooLarge)
+	})
+}
+
 // roundTrip sends request as written on a new connection to addr and reads the answer.
 func roundTrip(t *testing.T, addr, request string) *http.Response {
 	t.Helper()
