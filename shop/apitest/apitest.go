@@ -81,6 +81,7 @@ func tests() []test {
 		{"checkout-all-or-nothing", testCheckoutAllOrNothing},
 		{"checkout-declined-cards", testCheckoutDeclined},
 		{"checkout-luhn-invalid", testCheckoutLuhnInvalid},
+		{"checkout-other-luhn-valid", testCheckoutOtherLuhnValid},
 		{"checkout-bad-requests", testCheckoutBadRequests},
 		{"idempotency-same-body", testIdempotencySameBody},
 		{"idempotency-concurrent", testIdempotencyConcurrent},

@@ -237,6 +237,22 @@ func testCheckoutLuhnInvalid(t *testing.T, c *Client) {
 	c.ExpectNoOrders(t, user)
 }
 
+// API.md: any Luhn-valid number but the test cards is approved, whatever its length (Luhn's
+// own example has 11 digits).
+func testCheckoutOtherLuhnValid(t *testing.T, c *Client) {
+	for _, number := range []string{"79927398713", "5555555555554444", "42424242424242424242"} {
+		p := c.NewStockedProduct(t, 300, 30, 5)
+		user := NewID("u")
+		c.AddToCart(t, user, p.ID, 1)
+		var o Order
+		expectJSON(t, "checkout with "+number, c.checkoutRaw(t, NewID("k"), NewCheckout(user, number)), http.StatusCreated, &o)
+		if o.Status != StatusPaid {
+			t.Errorf("card %s: order %+v, want paid", number, o)
+		}
+		c.ExpectStock(t, p.ID, 4, 0, 1)
+	}
+}
+
 func testCheckoutBadRequests(t *testing.T, c *Client) {
 	p := c.NewStockedProduct(t, 300, 30, 5)
 	user := NewID("u")

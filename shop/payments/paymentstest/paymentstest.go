@@ -42,8 +42,11 @@ func Run(t *testing.T, newService func(t *testing.T, now func() time.Time) payme
 			card(cardOK),
 			card("5555555555554444"),
 			{Number: "378282246310005", ExpMonth: 1, ExpYear: 2032, CVV: "1234"}, // 15 digits, 4-digit CVV
-			card("123456789015"),        // 12 digits
-			card("1234567890123456785"), // 19 digits
+			card("123456789015"),         // 12 digits
+			card("1234567890123456785"),  // 19 digits
+			card("79927398713"),          // 11 digits, Luhn's own example
+			card("42424242424242424242"), // 20 digits
+			card("18"),                   // 2 digits: the charge keeps both
 		}
 		for i, c := range approved {
 			key := fmt.Sprintf("ok-%d", i)
@@ -52,7 +55,7 @@ func Run(t *testing.T, newService func(t *testing.T, now func() time.Time) payme
 			if err != nil {
 				t.Fatalf("Charge %s: %v", c.Number, err)
 			}
-			want := payments.Charge{ID: got.ID, IdempotencyKey: key, Amount: amount, Last4: c.Number[len(c.Number)-4:],
+			want := payments.Charge{ID: got.ID, IdempotencyKey: key, Amount: amount, Last4: c.Number[max(0, len(c.Number)-4):],
 				Status: payments.StatusCaptured, CreatedAt: clock.Now()}
 			if got.ID == "" || !sameCharge(got, want) {
 				t.Fatalf("Charge %s = %+v, want %+v", c.Number, got, want)
@@ -98,8 +101,9 @@ func Run(t *testing.T, newService func(t *testing.T, now func() time.Time) payme
 		}{
 			{"Luhn-invalid", func(r *payments.ChargeRequest) { r.Card.Number = "4242424242424241" }, "card.number"},
 			{"spaces", func(r *payments.ChargeRequest) { r.Card.Number = "4242 4242 4242 4242" }, "card.number"},
-			{"11 digits", func(r *payments.ChargeRequest) { r.Card.Number = "42424242424" }, "card.number"},
-			{"20 digits", func(r *payments.ChargeRequest) { r.Card.Number = "42424242424242424242" }, "card.number"},
+			{"11 digits, Luhn-invalid", func(r *payments.ChargeRequest) { r.Card.Number = "42424242424" }, "card.number"},
+			{"20 digits, Luhn-invalid", func(r *payments.ChargeRequest) { r.Card.Number = "12345678901234567890" }, "card.number"},
+			{"sign", func(r *payments.ChargeRequest) { r.Card.Number = "+4242424242424242" }, "card.number"},
 			{"letters", func(r *payments.ChargeRequest) { r.Card.Number = "42424242424242AB" }, "card.number"},
 			{"empty number", func(r *payments.ChargeRequest) { r.Card.Number = "" }, "card.number"},
 			{"month 0", func(r *payments.ChargeRequest) { r.Card.ExpMonth = 0 }, "card.exp_month"},
