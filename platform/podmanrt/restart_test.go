@@ -150,30 +150,55 @@ func TestUpFailsFastWhenAProcessCannotStart(t *testing.T) {
 }
 
 // TestUpRefusesAnEdgeAnotherProgramHolds: a monolith whose edge another program listens on
-// fails up at once, with an error naming the address and its service, not after tries that
-// blame a port Podman picked; the pod that could not start is not left behind.
+// fails up, with an error naming the address and its service, not after tries that blame a
+// port Podman picked; the pod that could not start is not left behind. Held before up, the
+// address fails it before any pod is made; taken between the pod's creation and its start,
+// it fails the start, and up waits for Podman to let go of it (releaseWait) before it
+// blames another program.
 func TestUpRefusesAnEdgeAnotherProgramHolds(t *testing.T) {
-	_, rt, name, _ := monolithStack(t)
-	other, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	edge := other.Addr().String()
-	topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var progress bytes.Buffer
-	err = rt.Up(ctx, topo, upOptions(t, &progress))
-	var taken *stack.AddrTakenError
-	if !errors.As(err, &taken) || taken.Addr != edge || taken.Arch != topology.Monolith || taken.Service != "monolith" {
-		t.Fatalf("up with the edge %s taken: %v, want an AddrTakenError naming monolith/monolith and the address\n%s", edge, err, progress.String())
-	}
-	pod := name + "-monolith-monolith"
-	if exists, err := pods.Exists(podmanConn(ctx, t), pod, nil); err != nil || exists {
-		t.Errorf("pod %s after the refused up: exists %t (%v), want it removed", pod, exists, err)
+	for _, when := range []string{"before up", "before the start"} {
+		t.Run(when, func(t *testing.T) {
+			_, rt, name, _ := monolithStack(t)
+			pod := name + "-monolith-monolith"
+			edge := stacktest.FreeAddr(t)
+			take := func() { // also on up's goroutines: no Fatal
+				other, err := net.Listen("tcp", edge)
+				if err != nil {
+					t.Errorf("take %s: %v", edge, err)
+					return
+				}
+				t.Cleanup(func() { other.Close() })
+			}
+			if when == "before up" {
+				take()
+			}
+			var made int
+			rt.AfterCreate(func(p string) {
+				if p != pod {
+					return
+				}
+				if made++; made == 1 && when == "before the start" {
+					take()
+				}
+			})
+			topo, err := topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			var progress bytes.Buffer
+			err = rt.Up(ctx, topo, upOptions(t, &progress))
+			var taken *stack.AddrTakenError
+			if !errors.As(err, &taken) || taken.Addr != edge || taken.Arch != topology.Monolith || taken.Service != "monolith" {
+				t.Fatalf("up with the edge %s taken: %v, want an AddrTakenError naming monolith/monolith and the address\n%s", edge, err, progress.String())
+			}
+			if want := map[string]int{"before up": 0, "before the start": 1}[when]; made != want {
+				t.Errorf("the monolith's pod was made %d times, want %d", made, want)
+			}
+			if exists, err := pods.Exists(podmanConn(ctx, t), pod, nil); err != nil || exists {
+				t.Errorf("pod %s after the refused up: exists %t (%v), want it removed", pod, exists, err)
+			}
+		})
 	}
 }

@@ -469,6 +469,11 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 		}
 		fallthrough
 	default:
+		// A fixed address that another program holds fails at once, before a pod is made
+		// for nothing (makePod, after a failed start, gives Podman time to let go of it).
+		if taken := fixedAddrTaken(c, d, heldWait); taken != nil {
+			return taken
+		}
 		if err := r.makePod(c, d); err != nil {
 			return err
 		}
@@ -520,8 +525,9 @@ func (r *Runtime) makePod(c context.Context, d desired) error {
 		if !strings.Contains(err.Error(), syscall.EADDRINUSE.Error()) {
 			return err
 		}
-		// The pod is gone, so a fixed address still in use is another program's.
-		if taken := fixedAddrTaken(c, d); taken != nil {
+		// The pod is gone, and its fixed addresses were free before it was made: one still
+		// in use once Podman has had releaseWait to let go of it is another program's.
+		if taken := fixedAddrTaken(c, d, releaseWait); taken != nil {
 			return taken
 		}
 		if !picked || try == portTries {
@@ -536,8 +542,9 @@ func (r *Runtime) makePod(c context.Context, d desired) error {
 // held for a moment by Podman's API service itself: it binds a pod's host ports one by one
 // and closes the ones it had when a later one fails, some hundreds of milliseconds after
 // the start answered (seen here: the service listening on the test's edge, and free a
-// second later). So an address gets releaseWait to come free before it counts as taken.
-func fixedAddrTaken(c context.Context, d desired) error {
+// second later; in a CI run busy with other suites' pods, still held 3 s later). So an
+// address gets wait to come free before it counts as taken.
+func fixedAddrTaken(c context.Context, d desired, wait time.Duration) error {
 	for _, p := range d.Ports {
 		if p.HostPort == 0 {
 			continue
@@ -548,7 +555,7 @@ func fixedAddrTaken(c context.Context, d desired) error {
 		}
 		addr := net.JoinHostPort(host, strconv.Itoa(int(p.HostPort)))
 		err := stack.CheckPort(addr)
-		for deadline := time.Now().Add(releaseWait); err != nil && time.Now().Before(deadline); err = stack.CheckPort(addr) {
+		for deadline := time.Now().Add(wait); err != nil && time.Now().Before(deadline); err = stack.CheckPort(addr) {
 			select {
 			case <-c.Done():
 				return c.Err()
@@ -563,8 +570,13 @@ func fixedAddrTaken(c context.Context, d desired) error {
 }
 
 // releaseWait is how long fixedAddrTaken lets Podman release an address after a failed
-// start.
-const releaseWait = 3 * time.Second
+// start; heldWait how long an address may stay in use before a pod is made (the pod of the
+// same name removed just before, a down a moment ago), which an address another program
+// holds costs every up.
+const (
+	releaseWait = 15 * time.Second
+	heldWait    = time.Second
+)
 
 // aliveCheck is WaitReady's check that the pod's app container still runs: it fails when the
 // container is down, and when the supervisor (restartPolicy) restarted it since the first
