@@ -469,10 +469,14 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 		}
 		fallthrough
 	default:
-		// A fixed address that another program holds fails at once, before a pod is made
-		// for nothing (makePod, after a failed start, gives Podman time to let go of it).
-		if taken := fixedAddrTaken(c, d, heldWait); taken != nil {
-			return taken
+		// A fixed address that another program holds fails a new pod at once, before it is
+		// made for nothing. A pod remade just now skips this: its old one's addresses may
+		// still be held a moment, and makePod, after a failed start, gives Podman time to
+		// let go of them.
+		if have == nil {
+			if taken := fixedAddrTaken(c, d, heldWait); taken != nil {
+				return taken
+			}
 		}
 		if err := r.makePod(c, d); err != nil {
 			return err
@@ -570,9 +574,8 @@ func fixedAddrTaken(c context.Context, d desired, wait time.Duration) error {
 }
 
 // releaseWait is how long fixedAddrTaken lets Podman release an address after a failed
-// start; heldWait how long an address may stay in use before a pod is made (the pod of the
-// same name removed just before, a down a moment ago), which an address another program
-// holds costs every up.
+// start; heldWait how long an address may stay in use before a new pod is made (a down a
+// moment ago), which an address another program holds costs every up.
 const (
 	releaseWait = 15 * time.Second
 	heldWait    = time.Second
