@@ -546,8 +546,9 @@ func (r *Runtime) makePod(c context.Context, d desired) error {
 // held for a moment by Podman's API service itself: it binds a pod's host ports one by one
 // and closes the ones it had when a later one fails, some hundreds of milliseconds after
 // the start answered (seen here: the service listening on the test's edge, and free a
-// second later; in a CI run busy with other suites' pods, still held 3 s later). So an
-// address gets wait to come free before it counts as taken.
+// second later), and so may the conmon of the pod's infra container, which holds the pod's
+// host ports while it lives (in CI runs busy with other suites' pods, an edge was still held
+// 3 s and 15 s later). So an address gets wait to come free before it counts as taken.
 func fixedAddrTaken(c context.Context, d desired, wait time.Duration) error {
 	for _, p := range d.Ports {
 		if p.HostPort == 0 {
@@ -574,10 +575,12 @@ func fixedAddrTaken(c context.Context, d desired, wait time.Duration) error {
 }
 
 // releaseWait is how long fixedAddrTaken lets Podman release an address after a failed
-// start; heldWait how long an address may stay in use before a new pod is made (a down a
-// moment ago), which an address another program holds costs every up.
+// start: long, since the address was free before the pod was made (a new pod's is checked
+// first) or was the pod's own, so another program taking it in between is the rare case;
+// heldWait how long an address may stay in use before a new pod is made (a down a moment
+// ago), which an address another program holds costs every up.
 const (
-	releaseWait = 15 * time.Second
+	releaseWait = time.Minute
 	heldWait    = time.Second
 )
 
