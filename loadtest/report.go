@@ -525,9 +525,9 @@ func memoryWarnings(r *Report) []string {
 	return w
 }
 
-// storeHint says, for NATS, why its memory grows: its heap indexes every key its stores hold.
+// storeHint says, for a service whose heap grows with its stores (NATS), why and what empties it.
 func storeHint(service string) string {
-	if service != "nats" {
+	if !topology.HeapGrowsWithStores(service) {
 		return ""
 	}
 	return " (its heap grows with the keys its stores hold, a few for every checkout, within a run as over runs on the same data; make down VOLUMES=1 empties them, as make compare does first)"

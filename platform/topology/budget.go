@@ -183,6 +183,11 @@ func GoMemLimit(memoryMB int) string { return strconv.Itoa(GoMemLimitMB(memoryMB
 // of it, so that the garbage collector works harder before the kernel kills.
 func GoMemLimitMB(memoryMB int) int { return memoryMB * 3 / 4 }
 
+// HeapGrowsWithStores tells whether service's heap grows with the data its stores hold, so
+// that emptying them (mitosis down --volumes) brings it down: NATS's, which indexes every
+// key, a few for every checkout.
+func HeapGrowsWithStores(service string) bool { return service == "nats" }
+
 // NearGoMemLimit tells whether a service of memoryMB that holds memBytes is within 10% of
 // its GOMEMLIMIT, or past it: there its garbage collector runs without end and takes its CPU
 // (NATS, as its stores fill up).

@@ -124,9 +124,13 @@ Exit code 0 when every service runs and is ready, 3 when one is not,
 				}
 				for _, r := range rows {
 					if mb := int(r.MemLimit >> 20); r.MemLimit < 1<<40 && topology.NearGoMemLimit(r.MemBytes, mb) {
+						hint := ""
+						if topology.HeapGrowsWithStores(r.Service) {
+							hint = " (its heap grows with the keys its stores hold: mitosis down --volumes empties them)"
+						}
 						a.say("WARNING %s/%s holds %.0fMiB, %.0f%% of its Go memory limit (GOMEMLIMIT %dMiB of its %dMiB): its garbage collector takes its CPU, and every figure measured on it now says more about what it holds than about the architecture%s",
 							r.Arch, r.Service, float64(r.MemBytes)/(1<<20), 100*float64(r.MemBytes)/float64(topology.GoMemLimitMB(mb)<<20), topology.GoMemLimitMB(mb), mb,
-							map[bool]string{true: " (NATS's heap grows with the keys its stores hold: mitosis down --volumes empties them)"}[r.Service == "nats"])
+							hint)
 					}
 				}
 			}
