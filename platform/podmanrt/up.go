@@ -546,9 +546,11 @@ func (r *Runtime) makePod(c context.Context, d desired) error {
 // held for a moment by Podman's API service itself: it binds a pod's host ports one by one
 // and closes the ones it had when a later one fails, some hundreds of milliseconds after
 // the start answered (seen here: the service listening on the test's edge, and free a
-// second later), and so may the conmon of the pod's infra container, which holds the pod's
-// host ports while it lives (in CI runs busy with other suites' pods, an edge was still held
-// 3 s and 15 s later). So an address gets wait to come free before it counts as taken.
+// second later). So an address gets wait to come free before it counts as taken. Longer
+// waits do not help the other case seen: in CI runs busy with other suites' pods, an edge
+// stayed held past 3 s, 15 s and a minute after a start that failed on another port, a
+// socket Podman 4.3 keeps (its API service was seen holding an edge), which only the
+// service's restart releases.
 func fixedAddrTaken(c context.Context, d desired, wait time.Duration) error {
 	for _, p := range d.Ports {
 		if p.HostPort == 0 {
@@ -575,12 +577,10 @@ func fixedAddrTaken(c context.Context, d desired, wait time.Duration) error {
 }
 
 // releaseWait is how long fixedAddrTaken lets Podman release an address after a failed
-// start: long, since the address was free before the pod was made (a new pod's is checked
-// first) or was the pod's own, so another program taking it in between is the rare case;
-// heldWait how long an address may stay in use before a new pod is made (a down a moment
-// ago), which an address another program holds costs every up.
+// start; heldWait how long an address may stay in use before a new pod is made (a down a
+// moment ago), which an address another program holds costs every up.
 const (
-	releaseWait = time.Minute
+	releaseWait = 3 * time.Second
 	heldWait    = time.Second
 )
 
