@@ -1,6 +1,7 @@
 package host_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,6 +106,9 @@ func lambdaServesTheShop(t *testing.T, image string) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}
+	stacktest.WaitFor(t, 10*time.Second, func() (bool, string) {
+		return fn.Polls() == 0, fmt.Sprintf("%d calls of the killed copies still wait for an invocation", fn.Polls())
+	})
 	began = time.Now()
 	start()
 	if got := c.GetOrder(t, order.ID); got.Status != apitest.StatusShipped || got.ID != order.ID {

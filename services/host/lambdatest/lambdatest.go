@@ -41,6 +41,8 @@ type Lambda struct {
 	// Invocations counts the events handed to a function; Errors those it answered with an
 	// error (or an init error).
 	Invocations, Errors atomic.Int64
+
+	polls atomic.Int64 // next calls waiting for an invocation
 }
 
 type invocation struct {
@@ -94,9 +96,17 @@ func (l *Lambda) Close() error {
 	return errors.Join(l.gateway.Close(), l.runtime.Close())
 }
 
+// Polls is how many calls for the next invocation wait for one. A copy of the function
+// that was killed leaves its call waiting until the server sees its connection closed, and
+// an invocation the call takes meanwhile is lost (Lambda would answer it with a 502):
+// a test that kills copies waits for their calls to end before it sends a request.
+func (l *Lambda) Polls() int64 { return l.polls.Load() }
+
 // next hands the next invocation to a polling function, as the Runtime API does: the
 // event, and its request ID, deadline, function ARN and trace header.
 func (l *Lambda) next(w http.ResponseWriter, r *http.Request) {
+	l.polls.Add(1)
+	defer l.polls.Add(-1)
 	select {
 	case <-r.Context().Done():
 		return
