@@ -174,7 +174,8 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 
 	// The host ports Podman picks for the monolith's pod are taken, on its first creation,
 	// before it starts, as any connection of the machine may take them: up makes the pod
-	// again, with other ports.
+	// again, with other ports, without starting the first (a start that fails on a port
+	// leaves the ports Podman bound before it held, the edge among them).
 	monoPod := stack.ObjectName(name, topology.Monolith, "monolith")
 	var made int
 	var stolen []string
@@ -183,6 +184,9 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 			return
 		}
 		if made++; made > 1 {
+			if err := stack.CheckPort(edge); err != nil {
+				t.Errorf("the edge as the pod is made again: %v, want it free", err)
+			}
 			return
 		}
 		for _, at := range hostPorts(t, pod) {
@@ -401,6 +405,7 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	// a test server that the kernel happens to put on such a port is reached again. Only the
 	// dead pod is touched, and up remakes it.
 	killMonolith()
+	killedAt := time.Now()
 	setup := exec.CommandContext(ctx, "bash", filepath.Join(repoRoot(t), "platform", "setup", "podman.sh"))
 	setup.Env = append(os.Environ(), "MITOSIS_PODMAN_SOCKET="+strings.TrimPrefix(podmanrt.Socket(), "unix://"))
 	out, err := setup.CombinedOutput()
@@ -420,7 +425,8 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	for _, s := range sts {
 		lost := s.Service == "monolith"
 		if lost == (s.State == "running") || s.State == "lost" {
-			t.Errorf("after setup/podman.sh: %+v (only the monolith stopped, nothing lost); it said:\n%s", s, out)
+			t.Errorf("after setup/podman.sh (%s after the kill): %+v (only the monolith stopped, nothing lost); it said:\n%s\nPodman says:\n%s",
+				time.Since(killedAt).Round(time.Millisecond), s, out, containerStates(t, conn, monolith))
 		}
 	}
 	upRemakesMonolith("not running, remaking it")
@@ -456,26 +462,37 @@ func killBehindPodmansBack(t *testing.T, conn context.Context, pod string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var killed []int
+	var conmons, procs []int
 	for _, ct := range data.Containers {
 		c, err := containers.Inspect(conn, ct.ID, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, pid := range []int{c.State.ConmonPid, c.State.Pid} {
-			if pid <= 0 {
-				t.Fatalf("container %s: pid %d, conmon %d", ct.Name, c.State.Pid, c.State.ConmonPid)
-			}
-			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-				t.Fatalf("kill %d of %s: %v", pid, ct.Name, err)
-			}
-			killed = append(killed, pid)
+		if c.State.ConmonPid <= 0 || c.State.Pid <= 0 {
+			t.Fatalf("container %s: pid %d, conmon %d", ct.Name, c.State.Pid, c.State.ConmonPid)
+		}
+		conmons, procs = append(conmons, c.State.ConmonPid), append(procs, c.State.Pid)
+	}
+	// The conmons first, and dead before their containers' processes are killed, so that
+	// no conmon sees its container exit: it would run Podman's exit command, whose restart
+	// policy starts the container again, which a machine whose processes were all killed
+	// never sees.
+	kill(t, pod, conmons)
+	kill(t, pod, procs)
+}
+
+// kill sends SIGKILL to pids and waits until they are dead. A signal is delivered
+// asynchronously: until a conmon has exited it still holds the pod's published ports. Dead
+// means gone or a zombie (whose sockets are closed).
+func kill(t *testing.T, pod string, pids []int) {
+	t.Helper()
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %d of pod %s: %v", pid, pod, err)
 		}
 	}
-	// A signal is delivered asynchronously: until a conmon has exited it still holds the
-	// pod's published ports. Dead means gone or a zombie (whose sockets are closed).
 	stacktest.WaitFor(t, 10*time.Second, func() (bool, string) {
-		for _, pid := range killed {
+		for _, pid := range pids {
 			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 			if err == nil && !bytes.Contains(stat, []byte(") Z ")) {
 				return false, fmt.Sprintf("process %d of pod %s still running", pid, pod)
@@ -483,6 +500,32 @@ func killBehindPodmansBack(t *testing.T, conn context.Context, pod string) {
 		}
 		return true, ""
 	})
+}
+
+// containerStates says, one line per container of pod, what Podman records of it and
+// whether its conmon lives: what a test that kills processes behind Podman's back shows
+// when it fails.
+func containerStates(t *testing.T, conn context.Context, pod string) string {
+	t.Helper()
+	data, err := pods.Inspect(conn, pod, nil)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, ct := range data.Containers {
+		c, err := containers.Inspect(conn, ct.ID, nil)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", ct.Name, err)
+			continue
+		}
+		conmon := "gone"
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.State.ConmonPid)); err == nil {
+			conmon = string(st[:min(len(st), 40)])
+		}
+		fmt.Fprintf(&b, "%s: %s (running %v) pid %d, restarts %d, started %s, finished %s; conmon %d: %s\n", ct.Name, c.State.Status, c.State.Running,
+			c.State.Pid, c.RestartCount, c.State.StartedAt.Format(time.StampMilli), c.State.FinishedAt.Format(time.StampMilli), c.State.ConmonPid, conmon)
+	}
+	return b.String()
 }
 
 // netAddrs lists a container's IP and MAC addresses in each of its networks.

@@ -181,6 +181,11 @@ func (r *Runtime) hostAddr(c context.Context, pod string, port int) (string, err
 	if err != nil {
 		return "", err
 	}
+	return portAddr(pod, ports, port)
+}
+
+// portAddr is where ports (hostPorts of pod) publish port.
+func portAddr(pod string, ports map[int]string, port int) (string, error) {
 	if addr, ok := ports[port]; ok {
 		return addr, nil
 	}

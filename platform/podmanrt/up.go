@@ -451,6 +451,7 @@ func (r *Runtime) upProcesses(c context.Context, ds []desired, have map[string]*
 func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPodsReport, opts stack.UpOptions) error {
 	start := time.Now()
 	verb := "started"
+	var ports map[int]string // where the pod publishes, when made here
 	notRunning := ""
 	if have != nil && have.Labels[stack.LabelSpec] == d.Hash {
 		notRunning = r.whyNotRunning(c, d.Pod)
@@ -471,20 +472,26 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 	default:
 		// A fixed address that another program holds fails a new pod at once, before it is
 		// made for nothing. A pod remade just now skips this: its old one's addresses may
-		// still be held a moment, and makePod, after a failed start, gives Podman time to
-		// let go of them.
+		// still be held a moment, and makePod gives Podman time to let go of them.
 		if have == nil {
 			if taken := fixedAddrTaken(c, d, heldWait); taken != nil {
 				return taken
 			}
 		}
-		if err := r.makePod(c, d); err != nil {
+		var err error
+		if ports, err = r.makePod(c, d); err != nil {
 			return err
 		}
 	}
 	readyFrom := time.Now()
 	defer func() { r.logger.Debug("pod ready", "pod", d.Pod, "wait", time.Since(readyFrom)) }()
-	addr, err := r.hostAddr(c, d.Pod, d.Service.Probe.Port)
+	if ports == nil {
+		var err error
+		if ports, err = r.hostPorts(c, d.Pod); err != nil {
+			return err
+		}
+	}
+	addr, err := portAddr(d.Pod, ports, d.Service.Probe.Port)
 	if err != nil {
 		return err
 	}
@@ -499,58 +506,86 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 // portTries is how many times makePod makes a pod whose host ports Podman picks.
 const portTries = 3
 
-// makePod creates the pod and starts it. A host port Podman picked (HostPort 0) when it
-// created the pod is free then, and bound only when the pod starts: in between, any
-// connection of the machine can take it as its own source port (Podman picks from the same
-// ephemeral range), and the start fails with "address already in use". Then the pod is made
-// again, with new ports. A fixed host address in use (an edge another program listens on)
-// is no such race: the pod is removed and the error says which address, and no try more is
-// made. A pod that does not start is never left behind.
-func (r *Runtime) makePod(c context.Context, d desired) error {
-	picked := slices.ContainsFunc(d.Ports, func(p nettypes.PortMapping) bool { return p.HostPort == 0 })
+// makePod creates the pod and starts it, and returns where its published ports are on the
+// host (hostPorts). A host port Podman picked (HostPort 0) when it created the pod is free
+// then, and bound only when the pod starts: in between, any connection of the machine can
+// take it as its own source port (Podman picks from the same ephemeral range). So the
+// ports are checked between the creation and the start, and a pod one of whose picked
+// ports was taken is made again, with new ports, before it starts. A start that fails
+// costs more than the try: Podman 4 binds a pod's host ports one by one when it starts it
+// and keeps (in its API service, until its garbage collector closes them, minutes later)
+// those it had bound before the one that failed, the stack's own edge among them. A fixed
+// host address in use (an edge another program listens on) is no such race: the pod is
+// removed and the error says which address, and no try more is made. A pod that does not
+// start is never left behind.
+func (r *Runtime) makePod(c context.Context, d desired) (map[int]string, error) {
 	for try := 1; ; try++ {
 		t0 := time.Now()
 		if err := r.createPod(c, d); err != nil {
-			return err
+			return nil, err
 		}
 		if r.afterCreate != nil {
 			r.afterCreate(d.Pod)
 		}
-		t1 := time.Now()
-		_, err := pods.Start(c, d.Pod, nil)
+		ports, err := r.startPod(c, d)
 		if err == nil {
-			r.logger.Debug("pod made", "pod", d.Pod, "create", t1.Sub(t0), "start", time.Since(t1), "tries", try)
-			return nil
+			r.logger.Debug("pod made", "pod", d.Pod, "took", time.Since(t0), "tries", try)
+			return ports, nil
 		}
-		err = fmt.Errorf("start pod %s: %w", d.Pod, err)
 		if derr := r.dropPod(c, d.Pod); derr != nil {
-			return errors.Join(err, derr)
+			return nil, errors.Join(err, derr)
 		}
-		if !strings.Contains(err.Error(), syscall.EADDRINUSE.Error()) {
-			return err
+		var taken *stack.AddrTakenError
+		if errors.As(err, &taken) || !errors.Is(err, errPickedTaken) && !strings.Contains(err.Error(), syscall.EADDRINUSE.Error()) {
+			return nil, err
 		}
-		// The pod is gone, and its fixed addresses were free before it was made: one still
+		// The pod is gone, and its fixed addresses were free before it started: one still
 		// in use once Podman has had releaseWait to let go of it is another program's.
 		if taken := fixedAddrTaken(c, d, releaseWait); taken != nil {
-			return taken
+			return nil, taken
 		}
-		if !picked || try == portTries {
-			return err
+		if try == portTries || !slices.ContainsFunc(d.Ports, func(p nettypes.PortMapping) bool { return p.HostPort == 0 }) {
+			return nil, err
 		}
 		r.logger.Warn("a host port Podman picked was taken before the pod started; making the pod again", "pod", d.Pod, "err", err)
 	}
 }
 
+// errPickedTaken is startPod's error when a host port Podman picked for the pod was taken
+// before the pod started.
+var errPickedTaken = errors.New("a host port Podman picked is taken")
+
+// startPod checks that the created pod's host ports are still free, fixed ones (given
+// releaseWait: a pod remade just now had them a moment ago) and picked ones, and starts it.
+func (r *Runtime) startPod(c context.Context, d desired) (map[int]string, error) {
+	ports, err := r.hostPorts(c, d.Pod)
+	if err != nil {
+		return nil, err
+	}
+	if taken := fixedAddrTaken(c, d, releaseWait); taken != nil {
+		return nil, taken
+	}
+	for _, p := range d.Ports {
+		if addr, ok := ports[int(p.ContainerPort)]; ok && p.HostPort == 0 {
+			if err := stack.CheckPort(addr); err != nil {
+				return nil, fmt.Errorf("pod %s: %w: %w", d.Pod, errPickedTaken, err)
+			}
+		}
+	}
+	if _, err := pods.Start(c, d.Pod, nil); err != nil {
+		return nil, fmt.Errorf("start pod %s: %w", d.Pod, err)
+	}
+	return ports, nil
+}
+
 // fixedAddrTaken returns the error of the first host address d fixes (HostPort not 0) that a
-// process here cannot have, nil when there is none. A failed start can leave such an address
-// held for a moment by Podman's API service itself: it binds a pod's host ports one by one
-// and closes the ones it had when a later one fails, some hundreds of milliseconds after
-// the start answered (seen here: the service listening on the test's edge, and free a
-// second later). So an address gets wait to come free before it counts as taken. Longer
-// waits do not help the other case seen: in CI runs busy with other suites' pods, an edge
-// stayed held past 3 s, 15 s and a minute after a start that failed on another port, a
-// socket Podman 4.3 keeps (its API service was seen holding an edge), which only the
-// service's restart releases.
+// process here cannot have, nil when there is none. An address gets wait to come free
+// before it counts as taken: a pod removed a moment ago, or one whose start failed, can
+// leave it held for a while by its conmon or by Podman's API service. Podman 4 binds a
+// pod's host ports one by one when it starts it, and when one fails it keeps the ones it
+// had bound before (libpod's bindPorts returns them with the error, and its caller drops
+// them unclosed) until its garbage collector closes them, which can take minutes: no wait
+// covers that, which is why makePod checks a pod's ports before it starts it.
 func fixedAddrTaken(c context.Context, d desired, wait time.Duration) error {
 	for _, p := range d.Ports {
 		if p.HostPort == 0 {
@@ -576,8 +611,8 @@ func fixedAddrTaken(c context.Context, d desired, wait time.Duration) error {
 	return nil
 }
 
-// releaseWait is how long fixedAddrTaken lets Podman release an address after a failed
-// start; heldWait how long an address may stay in use before a new pod is made (a down a
+// releaseWait is how long fixedAddrTaken lets Podman release an address after a pod's
+// removal; heldWait how long an address may stay in use before a new pod is made (a down a
 // moment ago), which an address another program holds costs every up.
 const (
 	releaseWait = 3 * time.Second
