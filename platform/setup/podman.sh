@@ -4,8 +4,9 @@
 # changes containers.conf only where Podman does not work here as it comes (each line it writes
 # says why and how to undo it); starts the API service only when the socket does not answer,
 # and restarts it, after such a change, only if this script started it (its PID file); and
-# stops, of the containers mitosis made, those Podman calls running whose processes are gone
-# (their port forwarding would trap anyone else listening on those ports).
+# stops, of the containers mitosis made, those Podman calls running whose processes are gone,
+# and the rest of their pods (their port forwarding would trap anyone else listening on those
+# ports).
 #
 # On Debian/Ubuntu as root it does everything. Anywhere else it says exactly what to install
 # and exits 2. Exit codes: 0 ready, 1 failed, 2 cannot set up here (use `--runtime process`).
@@ -187,7 +188,7 @@ conmon_alive() { # pid: a live conmon (a PID can have been reused since)
 }
 stop_lost() {
 	[ "$(id -u)" = 0 ] || return 0
-	local ids pods lost=() id pid pod stack run
+	local ids pods lost=() lostpods=() podof=() id pid pod stack run
 	ids=$(podman ps -q --no-trunc) || return 0
 	[ -n "$ids" ] || return 0
 	pods=$(podman pod ps -q --no-trunc --filter label=mitosis.stack) || return 0
@@ -196,16 +197,25 @@ stop_lost() {
 		if [ -z "$stack" ] && [ -z "$run" ] && { [ -z "$pod" ] || ! grep -qxF "$pod" <<<"$pods"; }; then
 			continue # not mitosis's
 		fi
-		conmon_alive "$pid" || lost+=("$id")
+		[ -z "$pod" ] || podof+=("$id|$pod")
+		if ! conmon_alive "$pid"; then
+			lost+=("$id")
+			[ -z "$pod" ] || lostpods+=("$pod")
+		fi
 	done < <(podman inspect --format '{{.ID}}|{{.State.ConmonPid}}|{{.Pod}}|{{index .Config.Labels "mitosis.stack"}}|{{index .Config.Labels "mitosis.it.run"}}' $ids)
 	[ ${#lost[@]} -gt 0 ] || return 0
-	say "${#lost[@]} of mitosis's container(s) Podman calls running have no process left: stopping them to remove their port forwarding"
-	# One by one, not by pod: stopping a pod whose processes are gone leaves its infra
-	# container's rules behind (Podman 4.3), stopping that container itself removes them.
-	# Podman complains that they are "not running", which is the point. A stop can also fail
-	# for a moment (once in a CI run, the app container of a lost pod stayed "running" while
-	# its infra container stopped), so whatever Podman still calls running is stopped again,
-	# and what then still runs is named with Podman's word.
+	say "${#lost[@]} of mitosis's container(s) Podman calls running have no process left: stopping them, and the rest of their pods, to remove their port forwarding"
+	# The rest of a lost container's pod goes too: a pod one of whose processes is gone is
+	# broken whatever Podman says of the others (its infra container holds the namespaces
+	# and ports they all use), mitosis up remakes it whole, and a container of it that this
+	# look called alive was seen (a test killing a pod's processes, once in some twenty
+	# runs) still "running" without a process after the rest of its pod was stopped.
+	local entry
+	for entry in "${podof[@]}"; do
+		if printf '%s\n' "${lostpods[@]}" | grep -qxF "${entry#*|}" && ! printf '%s\n' "${lost[@]}" | grep -qxF "${entry%%|*}"; then
+			lost+=("${entry%%|*}")
+		fi
+	done
 	podman stop -t 0 "${lost[@]}" >/dev/null 2>&1
 	local try left err
 	for try in 1 2 3; do

@@ -542,7 +542,8 @@ func TestSetupScriptRestartsOnlyTheServiceItStarted(t *testing.T) {
 
 // Of the containers Podman calls running whose conmon is gone, the script stops mitosis's
 // only: those labelled mitosis.stack or mitosis.it.run, and the infra containers of pods
-// labelled mitosis.stack. Anyone else's, and every live one, are left alone.
+// labelled mitosis.stack; and with them the live containers of their pods. Anyone else's,
+// and every container of a pod whose processes all live, are left alone.
 func TestSetupScriptStopsOnlyMitosissLostContainers(t *testing.T) {
 	m := newMachine(t)
 	// A live conmon: a process named conmon.
@@ -562,11 +563,13 @@ func TestSetupScriptStopsOnlyMitosissLostContainers(t *testing.T) {
 	const gone = 1 << 30 // above any pid_max: no such process
 	ours := map[string]string{"mitosis.stack": "mitosis", "mitosis.arch": "monolith"}
 	m.setState(fakeState{
-		Pods: []fakePod{{ID: "pod-ours", Labels: ours}, {ID: "pod-theirs", Labels: map[string]string{"app": "web"}}},
+		Pods: []fakePod{{ID: "pod-ours", Labels: ours}, {ID: "pod-ours-whole", Labels: ours}, {ID: "pod-theirs", Labels: map[string]string{"app": "web"}}},
 		Containers: []fakeContainer{
 			{ID: "ours-lost", ConmonPID: gone, Pod: "pod-ours", Labels: ours},
 			{ID: "ours-infra-lost", ConmonPID: gone, Pod: "pod-ours"},
-			{ID: "ours-live", ConmonPID: live.Process.Pid, Pod: "pod-ours", Labels: ours},
+			{ID: "ours-restarted", ConmonPID: live.Process.Pid, Pod: "pod-ours", Labels: ours},
+			{ID: "ours-live", ConmonPID: live.Process.Pid, Pod: "pod-ours-whole", Labels: ours},
+			{ID: "ours-live-infra", ConmonPID: live.Process.Pid, Pod: "pod-ours-whole"},
 			{ID: "suite-lost", ConmonPID: gone, Labels: map[string]string{"mitosis.it.run": "1234"}},
 			{ID: "theirs-lost", ConmonPID: gone, Labels: map[string]string{"app": "db"}},
 			{ID: "theirs-in-pod-lost", ConmonPID: gone, Pod: "pod-theirs"},
@@ -585,7 +588,7 @@ func TestSetupScriptStopsOnlyMitosissLostContainers(t *testing.T) {
 			stops = append(stops, l)
 		}
 	}
-	if want := "stop -t 0 ours-lost ours-infra-lost suite-lost"; len(stops) != 1 || stops[0] != want {
+	if want := "stop -t 0 ours-lost ours-infra-lost suite-lost ours-restarted"; len(stops) != 1 || stops[0] != want {
 		t.Errorf("stopped %q, want %q; the script said:\n%s", stops, want, out)
 	}
 	if !strings.Contains(out, "3 of mitosis's container(s) Podman calls running have no process left: stopping them") {
