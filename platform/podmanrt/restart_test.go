@@ -153,8 +153,9 @@ func TestUpFailsFastWhenAProcessCannotStart(t *testing.T) {
 // fails up, with an error naming the address and its service, not after tries that blame a
 // port Podman picked; the pod that could not start is not left behind. Held before up, the
 // address fails it before any pod is made; taken between the pod's creation and its start,
-// it fails the start, and up waits for Podman to let go of it (releaseWait) before it
-// blames another program.
+// it fails the check up makes of the pod's ports before it starts the pod (given
+// releaseWait to come free, as a pod removed a moment ago holds it), and the pod is never
+// started.
 func TestUpRefusesAnEdgeAnotherProgramHolds(t *testing.T) {
 	for _, when := range []string{"before up", "before the start"} {
 		t.Run(when, func(t *testing.T) {
