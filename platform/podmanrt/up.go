@@ -536,7 +536,8 @@ func (r *Runtime) makePod(c context.Context, d desired) (map[int]string, error) 
 			return nil, errors.Join(err, derr)
 		}
 		var taken *stack.AddrTakenError
-		if errors.As(err, &taken) || !errors.Is(err, errPickedTaken) && !strings.Contains(err.Error(), syscall.EADDRINUSE.Error()) {
+		portRace := errors.Is(err, errPickedTaken) || strings.Contains(err.Error(), syscall.EADDRINUSE.Error())
+		if errors.As(err, &taken) || !portRace {
 			return nil, err
 		}
 		// The pod is gone, and its fixed addresses were free before it started: one still

@@ -216,6 +216,12 @@ stop_lost() {
 			lost+=("${entry%%|*}")
 		fi
 	done
+	# One by one, not by pod: stopping a pod whose processes are gone leaves its infra
+	# container's rules behind (Podman 4.3), stopping that container itself removes them.
+	# Podman complains that they are "not running", which is the point. A stop can also fail
+	# for a moment (once in a CI run, the app container of a lost pod stayed "running" while
+	# its infra container stopped), so whatever Podman still calls running is stopped again,
+	# and what then still runs is named with Podman's word.
 	podman stop -t 0 "${lost[@]}" >/dev/null 2>&1
 	local try left err
 	for try in 1 2 3; do
