@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/mitosis-dev/mitosis/platform/topology"
 )
 
 // Scaling is the scaling gain of a run (report.json's "scaling"): an architecture against a
@@ -78,7 +80,7 @@ func HottestOf(cpu map[string]float64, eligible func(process string) bool) (name
 // nor the edge's process (edge: its service's name), whose replicas nothing on one machine
 // would front (platform/topology).
 func Replicable(edge string) func(process string) bool {
-	return func(process string) bool { return process != "nats" && process != edge }
+	return func(process string) bool { return process != topology.NATSService && process != edge }
 }
 
 // AddScaling puts the scaling gain of base against variant into the report, from its

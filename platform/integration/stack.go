@@ -421,7 +421,7 @@ func (s *Stack) NATSTLS() (nats.Option, error) { return natsauth.AdminTLS(s.pki)
 
 // NATSURL is the stack's NATS as published on this machine, with the admin's credentials.
 func (s *Stack) NATSURL(ctx context.Context) (string, error) {
-	addr, err := s.HostAddr(ctx, "nats", topology.NATSPort)
+	addr, err := s.HostAddr(ctx, topology.NATSService, topology.NATSPort)
 	if err != nil {
 		return "", err
 	}
@@ -436,7 +436,7 @@ func (s *Stack) NATSURLAs(ctx context.Context, user string) (string, nats.Option
 	if !ok {
 		return "", nil, fmt.Errorf("%s has no NATS user %q", s.Name, user)
 	}
-	addr, err := s.HostAddr(ctx, "nats", topology.NATSPort)
+	addr, err := s.HostAddr(ctx, topology.NATSService, topology.NATSPort)
 	if err != nil {
 		return "", nil, err
 	}

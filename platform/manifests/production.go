@@ -26,7 +26,7 @@ import (
 //   - Images come from ECR (the kustomization's images).
 
 // natsName is the name of the stateful NATS service in the topology.
-const natsName = "nats"
+const natsName = topology.NATSService
 
 const natsConfigName = "nats-config"
 

@@ -120,7 +120,7 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 		}
 	}
 	a := Arch{Name: name, Edge: edge, Split: strings.Join(split, ","), Services: []Service{nats()}}
-	names := map[string]bool{"nats": true}
+	names := map[string]bool{NATSService: true}
 	called := map[string]bool{} // contexts another group calls
 	for _, g := range groups {
 		for _, c := range g.Remote() {
@@ -153,7 +153,7 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 		if len(g.Contexts) > 0 {
 			// With the process's NATS user, where the runtime gives one (platform/natsauth).
 			env[NATSURLEnv] = "{{nats_url:nats}}"
-			s.DependsOn = append(s.DependsOn, "nats")
+			s.DependsOn = append(s.DependsOn, NATSService)
 		}
 		for _, name := range g.Contexts {
 			c, _ := bounded.Lookup(name)

@@ -24,8 +24,9 @@ const (
 	DefaultMemoryMB = 640
 )
 
-// NATS ports.
+// NATSService is the name of every architecture's NATS server, and NATS's ports.
 const (
+	NATSService     = "nats"
 	NATSPort        = 4222
 	NATSMonitorPort = 8222
 )
@@ -33,7 +34,7 @@ const (
 // nats is an architecture's NATS server: its store and its event stream.
 func nats() Service {
 	return Service{
-		Name:    "nats",
+		Name:    NATSService,
 		Image:   "nats-server",
 		Package: "./platform/cmd/nats-server",
 		Ports:   []int{NATSPort, NATSMonitorPort, MetricsPort},
@@ -112,7 +113,7 @@ func share(a *Arch, b Budget) error {
 	natsMilli := max(minMilliCPU, int(math.Round(float64(milli)*natsCPUPart)))
 	procs := 0
 	for _, s := range a.Services {
-		if s.Name != "nats" {
+		if s.Name != NATSService {
 			procs += s.Count()
 		}
 	}
@@ -124,7 +125,7 @@ func share(a *Arch, b Budget) error {
 	var rest []Service
 	var cpuSum, memSum float64
 	for _, s := range a.Services {
-		if s.Name == "nats" {
+		if s.Name == NATSService {
 			continue
 		}
 		if s.weight.CPU <= 0 || s.weight.Memory <= 0 {
@@ -142,7 +143,7 @@ func share(a *Arch, b Budget) error {
 	if err != nil {
 		return fmt.Errorf("%s: memory: %w", a.Name, err)
 	}
-	parts := map[string][2]int{"nats": {natsMilli, natsMem}}
+	parts := map[string][2]int{NATSService: {natsMilli, natsMem}}
 	for i, s := range rest {
 		parts[s.Name] = [2]int{cpus[i] / s.Count(), mems[i] / s.Count()}
 	}
@@ -186,7 +187,7 @@ func GoMemLimitMB(memoryMB int) int { return memoryMB * 3 / 4 }
 // HeapGrowsWithStores tells whether service's heap grows with the data its stores hold, so
 // that emptying them (mitosis down --volumes) brings it down: NATS's, which indexes every
 // key, a few for every checkout.
-func HeapGrowsWithStores(service string) bool { return service == "nats" }
+func HeapGrowsWithStores(service string) bool { return service == NATSService }
 
 // NearGoMemLimit tells whether a service of memoryMB that holds memBytes is within 10% of
 // its GOMEMLIMIT, or past it: there its garbage collector runs without end and takes its CPU

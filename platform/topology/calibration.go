@@ -173,7 +173,7 @@ func measure(a *Arch, b Budget, dir string) error {
 			missing = append(missing, s.Name)
 		}
 		cpuSum += m.CPUCores
-		if s.Name != "nats" {
+		if s.Name != NATSService {
 			memSum += float64(m.PeakMemBytes)
 		}
 	}
@@ -188,7 +188,7 @@ func measure(a *Arch, b Budget, dir string) error {
 	var rest []Service
 	others := 0
 	for _, s := range a.Services {
-		if s.Name != "nats" {
+		if s.Name != NATSService {
 			rest = append(rest, s)
 			others += s.Count()
 		}
@@ -210,7 +210,7 @@ func measure(a *Arch, b Budget, dir string) error {
 	if err != nil {
 		return fmt.Errorf("%s: memory: %w", a.Name, err)
 	}
-	memOf := map[string]int{"nats": natsMem}
+	memOf := map[string]int{NATSService: natsMem}
 	for i, s := range rest {
 		memOf[s.Name] = mems[i]
 	}
