@@ -58,7 +58,9 @@ func (g Group) Name() string {
 }
 
 // BuildTags are the build tags of a binary that runs the group and links no other context's
-// implementation (see the server parts of the table: <context>.go, <context>_elsewhere.go).
+// implementation: neither the server part of its row (<context>.go, <context>_elsewhere.go)
+// nor the implementation files of its package in shop/, whose constraint is
+// "!mitosis_group || mitosis_<context>". A binary built without mitosis_group links all.
 func (g Group) BuildTags() []string {
 	tags := []string{"mitosis_group"}
 	if g.Edge {

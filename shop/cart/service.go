@@ -1,3 +1,7 @@
+//go:build !mitosis_group || mitosis_cart
+
+// Part of the implementation: only the binaries that run cart link it (bounded.Group.BuildTags).
+
 package cart
 
 import (

@@ -1,3 +1,7 @@
+//go:build !mitosis_group || mitosis_catalog
+
+// Part of the implementation: only the binaries that run catalog link it (bounded.Group.BuildTags).
+
 package catalog
 
 import (

@@ -1,3 +1,7 @@
+//go:build !mitosis_group || mitosis_inventory
+
+// Part of the implementation: only the binaries that run inventory link it (bounded.Group.BuildTags).
+
 package inventory
 
 import (

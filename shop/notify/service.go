@@ -1,3 +1,7 @@
+//go:build !mitosis_group || mitosis_notify
+
+// Part of the implementation: only the binaries that run notify link it (bounded.Group.BuildTags).
+
 package notify
 
 import (

@@ -1,3 +1,7 @@
+//go:build !mitosis_group || mitosis_payments
+
+// Part of the implementation: only the binaries that run payments link it (bounded.Group.BuildTags).
+
 package payments
 
 import (

@@ -1,3 +1,7 @@
+//go:build !mitosis_group || mitosis_shipping
+
+// Part of the implementation: only the binaries that run shipping link it (bounded.Group.BuildTags).
+
 package shipping
 
 import (

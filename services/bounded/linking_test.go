@@ -1,0 +1,69 @@
+package bounded_test
+
+import (
+	"go/ast"
+	"go/build"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/mitosis-dev/mitosis/services/bounded"
+)
+
+// linkedEverywhere are the contexts whose implementation every group's binary links, and why.
+var linkedEverywhere = map[string]string{
+	"orders": "every context's checkout step function runs the saga's own steps (services/checkoutstep, orders.RunCall)",
+}
+
+// A context's implementation (the file of shop/<context> that declares its New) is compiled
+// only into the binaries of the groups that hold the context (Group.BuildTags): a change to
+// it rebuilds those images alone, and every other group's inputs stay the same, as
+// imagebuild hashes them from the files go list reports under the group's tags.
+func TestAContextsImplementationIsLinkedOnlyWhereItRuns(t *testing.T) {
+	groups := []bounded.Group{{Edge: true}}
+	for _, name := range bounded.Names() {
+		groups = append(groups, bounded.Group{Contexts: []string{name}})
+	}
+	for _, name := range bounded.Names() {
+		dir := filepath.Join("..", "..", "shop", name)
+		impl := constructorFile(t, dir)
+		for _, g := range groups {
+			ctx := build.Default
+			ctx.BuildTags = g.BuildTags()
+			pkg, err := ctx.ImportDir(dir, 0)
+			if err != nil {
+				t.Fatalf("shop/%s under -tags %v: %v", name, ctx.BuildTags, err)
+			}
+			linked := slices.Contains(pkg.GoFiles, impl)
+			want := slices.Contains(g.Contexts, name) || linkedEverywhere[name] != ""
+			if linked != want {
+				t.Errorf("shop/%s/%s in the binary of group %q: %v, want %v (its build constraint: !mitosis_group || mitosis_%s)",
+					name, impl, g, linked, want, name)
+			}
+		}
+	}
+}
+
+// constructorFile is the file of the package in dir that declares the function New.
+func constructorFile(t *testing.T, dir string) string {
+	t.Helper()
+	pkg, err := build.Default.ImportDir(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range pkg.GoFiles {
+		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, name), nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil && fn.Name.Name == "New" {
+				return name
+			}
+		}
+	}
+	t.Fatalf("%s: no func New", dir)
+	return ""
+}
