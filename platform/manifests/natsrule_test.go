@@ -38,12 +38,12 @@ func renderedNATSAuths(t *testing.T, topo topology.Topology) []renderedNATSAuth 
 	env := withStackEnv(topo, map[string]string{"SHOP_ADMIN_TOKEN": "x", "SHOP_REQUEST_KEY": "k"})
 	for _, a := range topo.Archs {
 		p := loadCompose(t, filepath.Join(repoRoot(t), filepath.FromSlash(ComposeFile(topo, a.Name))), env, a.Name)
-		if auth := p.Services[ComposeName(topo, a.Name, natsName)].Environment[NATSAuthEnv]; auth != nil {
+		if auth := p.Services[ComposeName(topo, a.Name, topology.NATSService)].Environment[NATSAuthEnv]; auth != nil {
 			out = append(out, renderedNATSAuth{"compose/" + a.Name, *auth, []topology.Arch{a}})
 		}
 	}
 	bs := loadCompose(t, filepath.Join(repoRoot(t), "deploy", "beanstalk", "docker-compose.yml"), beanstalkEnv(t, ecsSecrets(t, topo)))
-	if auth := bs.Services[natsName].Environment[NATSAuthEnv]; auth != nil {
+	if auth := bs.Services[topology.NATSService].Environment[NATSAuthEnv]; auth != nil {
 		a, _ := archNamed(topo, topology.Monolith)
 		out = append(out, renderedNATSAuth{"beanstalk", *auth, []topology.Arch{a}})
 	}

@@ -391,7 +391,7 @@ func TestProcessesDialNATSAsTheirUser(t *testing.T) {
 func findNATS(t *testing.T, objs []Object) *StatefulSet {
 	t.Helper()
 	for _, o := range objs {
-		if ss, ok := o.(*StatefulSet); ok && ss.Metadata.Name == natsName {
+		if ss, ok := o.(*StatefulSet); ok && ss.Metadata.Name == topology.NATSService {
 			return ss
 		}
 	}

@@ -138,7 +138,7 @@ func networkPolicies(a topology.Arch) []Object {
 			p.Spec.Ingress = append(p.Spec.Ingress, PolicyRule{From: natsUsers, Ports: []PolicyPort{tcp(topology.NATSPort)}})
 		}
 		if s.UsesNATS() {
-			p.Spec.Egress = append(p.Spec.Egress, PolicyRule{To: []PolicyPeer{pods(natsName)}, Ports: []PolicyPort{tcp(topology.NATSPort)}})
+			p.Spec.Egress = append(p.Spec.Egress, PolicyRule{To: []PolicyPeer{pods(topology.NATSService)}, Ports: []PolicyPort{tcp(topology.NATSPort)}})
 		}
 		p.Spec.Ingress = append(p.Spec.Ingress, PolicyRule{From: scrapers(), Ports: []PolicyPort{tcp(topology.MetricsPort)}})
 		out = append(out, p)
@@ -151,9 +151,9 @@ func networkPolicies(a topology.Arch) []Object {
 // and the collector's way out to AWS (X-Ray, CloudWatch, STS: public endpoints, so any
 // address).
 func productionPolicies() []Object {
-	routes := policy("nats-routes", PolicySelector{MatchLabels: map[string]string{LabelName: natsName}}, PolicyIngress, PolicyEgress)
-	routes.Spec.Ingress = []PolicyRule{{From: []PolicyPeer{pods(natsName)}, Ports: []PolicyPort{tcp(NATSClusterPort)}}}
-	routes.Spec.Egress = []PolicyRule{{To: []PolicyPeer{pods(natsName)}, Ports: []PolicyPort{tcp(NATSClusterPort)}}}
+	routes := policy("nats-routes", PolicySelector{MatchLabels: map[string]string{LabelName: topology.NATSService}}, PolicyIngress, PolicyEgress)
+	routes.Spec.Ingress = []PolicyRule{{From: []PolicyPeer{pods(topology.NATSService)}, Ports: []PolicyPort{tcp(NATSClusterPort)}}}
+	routes.Spec.Egress = []PolicyRule{{To: []PolicyPeer{pods(topology.NATSService)}, Ports: []PolicyPort{tcp(NATSClusterPort)}}}
 	shop := PolicySelector{MatchLabels: map[string]string{stack.LabelArch: OverlayServices}}
 	otlp := []PolicyPort{tcp(OTLPGRPCPort), tcp(OTLPHTTPPort)}
 	export := policy("otlp-export", shop, PolicyEgress)

@@ -225,7 +225,7 @@ func checkPolicies(t *testing.T, a topology.Arch, overlay string, objs []Object)
 		if !m.connects(p, dns, PolicyPort{Protocol: "UDP", Port: 53}) {
 			t.Errorf("%s cannot ask DNS", name)
 		}
-		if got := m.connects(p, pods[natsName], nats); got != s.UsesNATS() {
+		if got := m.connects(p, pods[topology.NATSService], nats); got != s.UsesNATS() {
 			t.Errorf("%s → nats:%d allowed %v, it uses NATS %v", name, nats.Port, got, s.UsesNATS())
 		}
 		if !m.connects(prometheus, p, metrics) {
@@ -245,7 +245,7 @@ func checkPolicies(t *testing.T, a topology.Arch, overlay string, objs []Object)
 	if overlay != OverlayProduction {
 		return
 	}
-	if !m.connects(pods[natsName], pods[natsName], PolicyPort{Protocol: "TCP", Port: NATSClusterPort}) {
+	if !m.connects(pods[topology.NATSService], pods[topology.NATSService], PolicyPort{Protocol: "TCP", Port: NATSClusterPort}) {
 		t.Error("the NATS cluster's routes are refused")
 	}
 	collector := pods[CollectorName]

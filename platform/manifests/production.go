@@ -25,9 +25,6 @@ import (
 //     (nats-replicas.yaml), so that losing a node loses no acknowledged write.
 //   - Images come from ECR (the kustomization's images).
 
-// natsName is the name of the stateful NATS service in the topology.
-const natsName = topology.NATSService
-
 const natsConfigName = "nats-config"
 
 // natsRoutesEnv holds the cluster's route URLs, each with the route user's password
@@ -39,7 +36,7 @@ const natsRoutesEnv = "NATS_ROUTES"
 func natsRoutes() string {
 	var routes []string
 	for i := range NATSClusterSize {
-		addr := net.JoinHostPort(natsName+"-"+strconv.Itoa(i)+"."+natsName, strconv.Itoa(NATSClusterPort))
+		addr := net.JoinHostPort(topology.NATSService+"-"+strconv.Itoa(i)+"."+topology.NATSService, strconv.Itoa(NATSClusterPort))
 		u := topology.NATSURL(false, url.UserPassword(natsauth.Route, natsURLPassword(natsauth.Route)), addr)
 		routes = append(routes, replaceNATSURLPassword(u, "$($VAR)"))
 	}
@@ -104,7 +101,7 @@ func natsConfig(users []string) (*ConfigMap, error) {
 	}
 	return &ConfigMap{
 		TypeMeta: TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		Metadata: ObjectMeta{Name: natsConfigName, Labels: map[string]string{LabelName: natsName, LabelPartOf: PartOf}},
+		Metadata: ObjectMeta{Name: natsConfigName, Labels: map[string]string{LabelName: topology.NATSService, LabelPartOf: PartOf}},
 		Data:     map[string]string{"nats.conf": conf},
 	}, nil
 }
@@ -113,12 +110,12 @@ func natsConfig(users []string) (*ConfigMap, error) {
 func natsPatch() *StatefulSet {
 	return &StatefulSet{
 		TypeMeta: TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
-		Metadata: ObjectMeta{Name: natsName},
+		Metadata: ObjectMeta{Name: topology.NATSService},
 		Spec: StatefulSetSpec{
 			Replicas: ptr(int32(NATSClusterSize)),
 			Template: PodTemplate{Spec: PodSpec{
 				Containers: []Container{{
-					Name: natsName,
+					Name: topology.NATSService,
 					Args: []string{"--config", "/etc/nats/nats.conf"},
 					Env: []EnvVar{
 						{Name: "POD_NAME", ValueFrom: &EnvVarSource{FieldRef: &FieldRef{FieldPath: "metadata.name"}}},
@@ -140,7 +137,7 @@ func natsPatch() *StatefulSet {
 func natsServicePatch() *Service {
 	return &Service{
 		TypeMeta: TypeMeta{APIVersion: "v1", Kind: "Service"},
-		Metadata: ObjectMeta{Name: natsName},
+		Metadata: ObjectMeta{Name: topology.NATSService},
 		Spec: ServiceSpec{Ports: []ServicePort{{
 			Name: "cluster", Port: NATSClusterPort, TargetPort: NATSClusterPort, Protocol: "TCP",
 		}}},
@@ -180,7 +177,7 @@ func production(objs []Object, services topology.Arch, opts Options) error {
 	for _, o := range objs {
 		switch w := o.(type) {
 		case *StatefulSet:
-			if w.Metadata.Name != natsName {
+			if w.Metadata.Name != topology.NATSService {
 				continue
 			}
 			w.Spec.Replicas = np.Spec.Replicas
@@ -194,7 +191,7 @@ func production(objs []Object, services topology.Arch, opts Options) error {
 			w.Spec.Template.Spec.Volumes = append(np.Spec.Template.Spec.Volumes, w.Spec.Template.Spec.Volumes...)
 			patched++
 		case *Service:
-			if w.Metadata.Name == natsName {
+			if w.Metadata.Name == topology.NATSService {
 				w.Spec.Ports = append(sp.Spec.Ports, w.Spec.Ports...)
 				patched++
 			}

@@ -152,7 +152,7 @@ func newArch(name, edge string, groups []group) (Arch, error) {
 		}
 		if len(g.Contexts) > 0 {
 			// With the process's NATS user, where the runtime gives one (platform/natsauth).
-			env[NATSURLEnv] = "{{nats_url:nats}}"
+			env[NATSURLEnv] = "{{nats_url:" + NATSService + "}}"
 			s.DependsOn = append(s.DependsOn, NATSService)
 		}
 		for _, name := range g.Contexts {
