@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containers/podman/v4/libpod/define"
 	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/containers/podman/v4/pkg/bindings/containers"
 
@@ -134,13 +135,44 @@ func TestSamplerOnAPodmanStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	usage := podmanUsage(ctx, t, s)
+	fourth, err := s.Sample(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	const slack = 4 << 20
 	for _, p := range procs {
-		ws := third[p.Name].MemBytes
-		if ws+slack < anon[p.Name] || ws > usage[p.Name] {
-			t.Errorf("%s: memory %d bytes; its process holds %d anonymous, Podman says the container uses %d", p.Name, ws, anon[p.Name], usage[p.Name])
+		ws, pu := third[p.Name].MemBytes, usage[p.Name]
+		if ws+slack < anon[p.Name] || ws > pu.MemUsage {
+			t.Errorf("%s: memory %d bytes; its process holds %d anonymous, Podman says the container uses %d", p.Name, ws, anon[p.Name], pu.MemUsage)
 		}
-		t.Logf("%s: working set %.1f MiB, anonymous resident %.1f MiB, Podman's usage %.1f MiB", p.Name, float64(ws)/(1<<20), float64(anon[p.Name])/(1<<20), float64(usage[p.Name])/(1<<20))
+		t.Logf("%s: working set %.1f MiB, anonymous resident %.1f MiB, Podman's usage %.1f MiB", p.Name, float64(ws)/(1<<20), float64(anon[p.Name])/(1<<20), float64(pu.MemUsage)/(1<<20))
+		// The CPU the sampler reads from the cgroup is the counter Podman's stats report:
+		// between the samples taken before and after Podman's.
+		podman := float64(pu.CPUNano) / 1e9
+		if before, after := third[p.Name].CPUSeconds, fourth[p.Name].CPUSeconds; podman < before || podman > after {
+			t.Errorf("%s: Podman's stats say %.6f CPU seconds between samples of %.6f and %.6f: the sampler reads another counter", p.Name, podman, before, after)
+		}
+	}
+
+	// A container that stops between samples (a fault, a roll) is left out of the next
+	// sample, not an error: the sampler finds its cgroup gone and lists the containers again.
+	var natsID string
+	for _, ct := range s.ctrs {
+		if ct.name == "nats" {
+			natsID = ct.id
+		}
+	}
+	c, cancel := s.with(ctx)
+	defer cancel()
+	if err := containers.Stop(c, natsID, new(containers.StopOptions).WithTimeout(0)); err != nil {
+		t.Fatal(err)
+	}
+	fifth, err := s.Sample(ctx)
+	if err != nil {
+		t.Fatalf("sample after NATS's container stopped: %v", err)
+	}
+	if _, ok := fifth["nats"]; ok || len(fifth) != 1 || fifth["monolith"].CPUSeconds < fourth["monolith"].CPUSeconds {
+		t.Errorf("sample after NATS's container stopped: %+v, want the monolith's alone", fifth)
 	}
 
 	if _, err := rt.Down(ctx, stack.DownOptions{Volumes: true}); err != nil {
@@ -168,8 +200,8 @@ func rssAnon(t *testing.T, pid int) uint64 {
 	return 0
 }
 
-// podmanUsage is Podman's memory usage of each of s's containers, by service.
-func podmanUsage(ctx context.Context, t *testing.T, s *Sampler) map[string]uint64 {
+// podmanUsage is what Podman's stats API says of each of s's containers, by service.
+func podmanUsage(ctx context.Context, t *testing.T, s *Sampler) map[string]define.ContainerStats {
 	t.Helper()
 	ctrs, err := s.list(ctx)
 	if err != nil {
@@ -177,7 +209,7 @@ func podmanUsage(ctx context.Context, t *testing.T, s *Sampler) map[string]uint6
 	}
 	c, cancel := s.with(ctx)
 	defer cancel()
-	out := map[string]uint64{}
+	out := map[string]define.ContainerStats{}
 	for _, ct := range ctrs {
 		ch, err := containers.Stats(c, []string{ct.id}, new(containers.StatsOptions).WithStream(false))
 		if err != nil {
@@ -185,7 +217,7 @@ func podmanUsage(ctx context.Context, t *testing.T, s *Sampler) map[string]uint6
 		}
 		for rep := range ch {
 			for _, st := range rep.Stats {
-				out[ct.name] = st.MemUsage
+				out[ct.name] = st
 			}
 		}
 	}

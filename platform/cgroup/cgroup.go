@@ -3,7 +3,7 @@
 // <root>/mitosis/<stack>/<arch>, limited to the architecture's total, which Podman uses as the
 // cgroup parent of the architecture's pods and the process runtime moves its processes into.
 // It reads the limits back, tells whether a process is inside, reads the group's CPU and
-// memory (the working set, which it reads for any group too: a Podman container's), and
+// memory (the working set; both for any group too: a Podman container's), and
 // removes the groups of one stack once they hold no process.
 //
 // Both cgroup versions: v1 (one hierarchy per controller, /sys/fs/cgroup/{cpu,cpuacct,memory},
@@ -386,50 +386,65 @@ func (g *Group) Contains(pid int) (bool, error) {
 // stopped it.
 type Usage struct {
 	CPUSeconds float64
-	MemBytes   uint64 // the working set (see WorkingSet)
+	MemBytes   uint64 // the working set (see Read)
 	Throttled  int64  // CFS periods in which the group ran out of quota
 }
 
 // Usage reads the group's counters: v1 cpuacct.usage and cpu.stat's nr_throttled, v2 cpu.stat's
 // usage_usec and nr_throttled, and its working set.
 func (g *Group) Usage() (Usage, error) {
-	var u Usage
-	stat, err := readStat(filepath.Join(g.dir(map[int]string{1: "cpu", 2: ""}[g.fs.Version]), "cpu.stat"))
+	acct := "cpuacct"
+	if g.fs.dirs[acct] == "" {
+		acct = "cpu" // co-mounted
+	}
+	u, err := usage(g.fs.Version, g.dir(map[int]string{1: "cpu", 2: ""}[g.fs.Version]), g.dir(acct), g.dir(map[int]string{1: "memory", 2: ""}[g.fs.Version]))
 	if err != nil {
-		return u, fmt.Errorf("cgroup %s: %w", g.Path, err)
-	}
-	u.Throttled = stat["nr_throttled"]
-	if g.fs.Version == 2 {
-		u.CPUSeconds = float64(stat["usage_usec"]) / 1e6
-	} else {
-		acct := "cpuacct"
-		if g.fs.dirs[acct] == "" {
-			acct = "cpu" // co-mounted
-		}
-		ns, err := readInt(filepath.Join(g.dir(acct), "cpuacct.usage"))
-		if err != nil {
-			return u, fmt.Errorf("cgroup %s: %w", g.Path, err)
-		}
-		u.CPUSeconds = float64(ns) / 1e9
-	}
-	if u.MemBytes, err = workingSet(g.dir(map[int]string{1: "memory", 2: ""}[g.fs.Version]), g.fs.Version); err != nil {
 		return u, fmt.Errorf("cgroup %s: %w", g.Path, err)
 	}
 	return u, nil
 }
 
-// WorkingSet reads the memory that the group at path (as /proc/<pid>/cgroup or Podman's
-// inspect name it) in the cgroup filesystem at root holds now: its usage less the page cache
-// on the kernel's inactive list, which it reclaims first when the group nears its limit.
-// That is the working set as the kubelet (container_memory_working_set_bytes), cAdvisor and
-// `docker stats` count it, and close to what the process runtime reports (the resident
-// set). The usage alone (`podman stats`) also counts every page of every file the group has
-// read or written: a store's files fill it up to the limit without the store needing them.
-func WorkingSet(root, path string) (uint64, error) {
+// Read reads the counters of any group at path (as /proc/<pid>/cgroup or Podman's inspect
+// name it) in the cgroup filesystem at root, as Group.Usage does for a group of mitosis: a
+// few files the kernel keeps, where asking Podman's stats API for a container's costs its
+// service tens of milliseconds of CPU (what the load test measures with should not take the
+// CPU of what it measures). v1 reads the conventional mounts, root/cpu, root/cpuacct and
+// root/memory (separate or co-mounted under those names, as systemd links them).
+//
+// Memory is the working set: the group's usage less the page cache on the kernel's inactive
+// list, which it reclaims first when the group nears its limit. That is the working set as
+// the kubelet (container_memory_working_set_bytes), cAdvisor and `docker stats` count it, and
+// close to what the process runtime reports (the resident set). The usage alone (`podman
+// stats`) also counts every page of every file the group has read or written: a store's
+// files fill it up to the limit without the store needing them.
+func Read(root, path string) (Usage, error) {
 	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
-		return workingSet(filepath.Join(root, path), 2)
+		dir := filepath.Join(root, path)
+		return usage(2, dir, dir, dir)
 	}
-	return workingSet(filepath.Join(root, "memory", path), 1)
+	return usage(1, filepath.Join(root, "cpu", path), filepath.Join(root, "cpuacct", path), filepath.Join(root, "memory", path))
+}
+
+// usage reads a group's counters from its directories: cpu (cpu.stat), acct (v1's
+// cpuacct.usage) and memory; on v2 they are one.
+func usage(version int, cpu, acct, memory string) (Usage, error) {
+	var u Usage
+	stat, err := readStat(filepath.Join(cpu, "cpu.stat"))
+	if err != nil {
+		return u, err
+	}
+	u.Throttled = stat["nr_throttled"]
+	if version == 2 {
+		u.CPUSeconds = float64(stat["usage_usec"]) / 1e6
+	} else {
+		ns, err := readInt(filepath.Join(acct, "cpuacct.usage"))
+		if err != nil {
+			return u, err
+		}
+		u.CPUSeconds = float64(ns) / 1e9
+	}
+	u.MemBytes, err = workingSet(memory, version)
+	return u, err
 }
 
 // workingSet reads the working set of the memory group in dir: v1 memory.usage_in_bytes less

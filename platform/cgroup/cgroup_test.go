@@ -226,7 +226,7 @@ func TestMakeAddRemove(t *testing.T) {
 // files they wrote, which the kernel drops first (a store's files would otherwise fill a
 // group's figure up to its limit). A process in a new group holds 16 MiB and writes 32 MiB to
 // a file on disk without reading it back: the kernel counts both in the group's usage, and
-// Usage and WorkingSet count the 16 MiB only.
+// Usage and Read count the 16 MiB only.
 func TestMemoryIsTheWorkingSet(t *testing.T) {
 	fs := realFS(t)
 	stackName := stacktest.StackName(t)
@@ -268,17 +268,23 @@ func TestMemoryIsTheWorkingSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := cgroup.WorkingSet(cgroup.DefaultRoot, g.Path)
+	r, err := cgroup.Read(cgroup.DefaultRoot, g.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Read finds the group's CPU counter by its path as Group.Usage does through the
+	// hierarchies it found: the helper's CPU, read after Usage's.
+	if r.CPUSeconds <= 0 || r.CPUSeconds < u.CPUSeconds {
+		t.Errorf("Read: %v CPU seconds, Usage before it %v: want the same growing counter", r.CPUSeconds, u.CPUSeconds)
+	}
+	ws := r.MemBytes
 	const mib = 1 << 20
-	for name, v := range map[string]uint64{"Usage": u.MemBytes, "WorkingSet": ws} {
+	for name, v := range map[string]uint64{"Usage": u.MemBytes, "Read": ws} {
 		if v < 16*mib || v > uint64(usage)-24*mib {
 			t.Errorf("%s: %.1f MiB of the group's %.1f MiB usage, want the 16 MiB its process holds and not most of the 32 MiB file it wrote", name, float64(v)/mib, float64(usage)/mib)
 		}
 	}
-	t.Logf("usage %.1f MiB, working set %.1f MiB (Usage), %.1f MiB (WorkingSet)", float64(usage)/mib, float64(u.MemBytes)/mib, float64(ws)/mib)
+	t.Logf("usage %.1f MiB, working set %.1f MiB (Usage), %.1f MiB (Read)", float64(usage)/mib, float64(u.MemBytes)/mib, float64(ws)/mib)
 }
 
 // What a shared budget buys: a process under the architecture's one limit may use more CPU

@@ -127,7 +127,7 @@ type Status struct {
 	CPU       float64 `json:"cpu_percent"`
 	// MemBytes is the memory it holds, without the page cache of the files it reads and
 	// writes: the resident set of a process, the working set of a pod's container
-	// (cgroup.WorkingSet).
+	// (cgroup.Read).
 	MemBytes uint64 `json:"mem_bytes"`
 	MemLimit uint64 `json:"mem_limit_bytes,omitempty"`
 	PID      int    `json:"pid,omitempty"`
