@@ -166,7 +166,7 @@ func podmanRuntime() string {
 
 func podmanSaid() string {
 	if podmanstats.Available {
-		return "the podman sampler, podman stats"
+		return "the podman sampler, the cgroups' CPU counters"
 	}
 	return "no Podman bindings for -resources podman"
 }
