@@ -523,3 +523,27 @@ func TestReportShowsAMeasuredBudgetsShares(t *testing.T) {
 		t.Errorf("report.md gives shares for architectures with none:\n%s", md.String())
 	}
 }
+
+// The load average at the start warns only for a run whose steps did not measure the rest of
+// the machine: a minute's average still counts work that ended before the run (the image
+// build of make compare), where the steps' own measurement says what ran beside them.
+func TestReportLoadAverageWarnsOnlyWithoutMeasuredSteps(t *testing.T) {
+	loadWarning := func(w []string) bool {
+		return slices.ContainsFunc(w, func(s string) bool { return strings.HasPrefix(s, "the machine's load average") })
+	}
+	r := sampleReport(Traces{Reason: "test"})
+	r.Environment.Machine.LoadAvg = 4.1
+	if w := warnings(r); loadWarning(w) {
+		t.Errorf("warnings %q: the steps measured the rest of the machine, the load average at the start must not warn", w)
+	}
+	for i := range r.Steps {
+		r.Steps[i].Generator = Generator{}
+	}
+	if w := warnings(r); !loadWarning(w) {
+		t.Errorf("warnings %q: no step measured the machine, want the load average of 4.10 on 2 cores", w)
+	}
+	r.Environment.Machine.LoadAvg = 1.5
+	if w := warnings(r); loadWarning(w) {
+		t.Errorf("warnings %q: a load average under the cores is no warning", w)
+	}
+}
