@@ -3,6 +3,7 @@ package integration_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -220,19 +221,9 @@ func testOrdersKilled(t *testing.T, s *integration.Stack, c *apitest.Client, nat
 	b := c.NewProduct(t, 700, 50)
 	c.AddStock(t, a.ID, 100)
 	c.AddStock(t, b.ID, 100)
-	users := make([]string, n)
-	for i := range users {
-		users[i] = apitest.NewID("crash")
-		c.AddToCart(t, users[i], a.ID, 1)
-		c.AddToCart(t, users[i], b.ID, 2)
-	}
+	users := c.CrashCarts(t, n, a, b)
 
-	type outcome struct {
-		order    apitest.Order
-		err      error
-		attempts int
-	}
-	outcomes := make([]outcome, n)
+	outcomes := make([]apitest.Retried, n)
 	var accepted atomic.Int64
 	killed := make(chan struct{})
 	release := sync.OnceFunc(func() { close(killed) })
@@ -242,26 +233,15 @@ func testOrdersKilled(t *testing.T, s *integration.Stack, c *apitest.Client, nat
 			if i >= n/2 {
 				<-killed // the second half meets a dead or a restarting orders
 			}
-			key := apitest.NewID("key")
 			deadline := time.Now().Add(90 * time.Second)
-			for {
-				outcomes[i].attempts++
-				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-				r, err := c.CheckoutResponse(ctx, key, apitest.NewCheckout(user, apitest.CardApproved))
-				cancel()
-				switch {
-				case err == nil && r.Status == http.StatusCreated:
-					outcomes[i].err = json.Unmarshal(r.Body, &outcomes[i].order)
-					accepted.Add(1)
-					return
-				case err == nil && r.Status != http.StatusServiceUnavailable:
-					outcomes[i].err = fmt.Errorf("checkout: %s", r)
-					return
-				case time.Now().After(deadline):
-					outcomes[i].err = fmt.Errorf("checkout still failing after 90s: %v %v", r, err)
-					return
+			outcomes[i] = c.CheckoutRetrying(user, func() error {
+				if time.Now().After(deadline) {
+					return errors.New("for 90 s")
 				}
-				time.Sleep(100 * time.Millisecond) // a client's back-off between retries
+				return nil
+			})
+			if outcomes[i].Err == nil {
+				accepted.Add(1)
 			}
 		})
 	}
@@ -282,48 +262,7 @@ func testOrdersKilled(t *testing.T, s *integration.Stack, c *apitest.Client, nat
 	wg.Wait()
 	t.Logf("every customer has a final answer %s after the restart", time.Since(restart).Round(time.Millisecond))
 
-	var orders []apitest.Order
-	retried := 0
-	for i, o := range outcomes {
-		if o.err != nil {
-			t.Errorf("customer %s: %v", users[i], o.err)
-			continue
-		}
-		if o.attempts > 1 {
-			retried++
-		}
-		orders = append(orders, o.order)
-		if got := c.GetOrder(t, o.order.ID); got.ID != o.order.ID || got.UserID != users[i] {
-			t.Errorf("accepted order %s of %s reads back as %+v", o.order.ID, users[i], got)
-		}
-	}
-	t.Logf("%d of %d customers retried after a 503", retried, n)
-
-	c.Eventually(t, "nothing reserved", func() (bool, string) {
-		sa, sb := c.Inventory(t, a.ID), c.Inventory(t, b.ID)
-		return sa.Reserved == 0 && sb.Reserved == 0, fmt.Sprintf("%+v %+v", sa, sb)
-	})
-	var unitsA, unitsB int64
-	for _, user := range users {
-		list := c.Orders(t, user)
-		if len(list) != 1 {
-			t.Errorf("customer %s has %d orders, want exactly 1", user, len(list))
-		}
-		for _, o := range list {
-			for _, it := range o.Items {
-				switch it.ProductID {
-				case a.ID:
-					unitsA += int64(it.Quantity)
-				case b.ID:
-					unitsB += int64(it.Quantity)
-				}
-			}
-		}
-	}
-	if sa, sb := c.Inventory(t, a.ID), c.Inventory(t, b.ID); sa.Sold != unitsA || sb.Sold != unitsB {
-		t.Errorf("sold %d and %d units, orders hold %d and %d", sa.Sold, sb.Sold, unitsA, unitsB)
-	}
-	c.CheckConservation(t)
+	orders := c.CheckAfterCrash(t, users, outcomes, a, b)
 	checkCharges(t, s, natsURL, since, orders)
 }
 

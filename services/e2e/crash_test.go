@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,12 +38,7 @@ func killMidCheckout(t *testing.T, arch, victim string) {
 	b := c.NewProduct(t, 700, 50)
 	c.AddStock(t, a.ID, stock)
 	c.AddStock(t, b.ID, stock)
-	users := make([]string, customers)
-	for i := range users {
-		users[i] = apitest.NewID("crash")
-		c.AddToCart(t, users[i], a.ID, 1)
-		c.AddToCart(t, users[i], b.ID, 2)
-	}
+	users := c.CrashCarts(t, customers, a, b)
 
 	kill := s.killer(arch, victim)
 	var accepted atomic.Int64
@@ -59,12 +51,7 @@ func killMidCheckout(t *testing.T, arch, victim string) {
 		}
 		return 0
 	}
-	type outcome struct {
-		order    apitest.Order
-		err      error
-		attempts int
-	}
-	outcomes := make([]outcome, customers)
+	outcomes := make([]apitest.Retried, customers)
 	var wg sync.WaitGroup
 	for i, user := range users {
 		wg.Go(func() {
@@ -73,32 +60,21 @@ func killMidCheckout(t *testing.T, arch, victim string) {
 				// meet a dead peer and some a restarted one.
 				<-killed
 			}
-			key := apitest.NewID("key")
 			// 30 s once the victim is back (however long its restart takes on a busy
 			// machine), well under the minute after which orders' recovery takes over a
 			// stalled checkout: a checkout interrupted by the crash is finished or undone as
 			// soon as its peers are back, by the retry itself or the next recovery run.
 			// Bounded in any case: a victim that never comes back fails the test in 3 minutes.
 			start := time.Now()
-			for {
-				outcomes[i].attempts++
-				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-				r, err := c.CheckoutResponse(ctx, key, apitest.NewCheckout(user, "4242424242424242"))
-				cancel()
-				switch {
-				case err == nil && r.Status == http.StatusCreated:
-					outcomes[i].err = json.Unmarshal(r.Body, &outcomes[i].order)
-					accepted.Add(1)
-					return
-				case err == nil && r.Status != http.StatusServiceUnavailable:
-					outcomes[i].err = fmt.Errorf("checkout: %s", r)
-					return
-				case sinceBack() > 30*time.Second || time.Since(start) > 3*time.Minute:
-					outcomes[i].err = fmt.Errorf("checkout still failing %s after the victim was back (%s after the first attempt): %v %v",
-						sinceBack().Round(time.Millisecond), time.Since(start).Round(time.Millisecond), r, err)
-					return
+			outcomes[i] = c.CheckoutRetrying(user, func() error {
+				if sinceBack() > 30*time.Second || time.Since(start) > 3*time.Minute {
+					return fmt.Errorf("%s after the victim was back, %s after the first attempt",
+						sinceBack().Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 				}
-				time.Sleep(100 * time.Millisecond) // a client's back-off between retries
+				return nil
+			})
+			if outcomes[i].Err == nil {
+				accepted.Add(1)
 			}
 		})
 	}
@@ -118,46 +94,5 @@ func killMidCheckout(t *testing.T, arch, victim string) {
 	wg.Wait()
 	t.Logf("every customer has a final answer %s after the restart", time.Since(restart).Round(time.Millisecond))
 
-	retried := 0
-	for i, o := range outcomes {
-		if o.err != nil {
-			t.Errorf("customer %s: %v", users[i], o.err)
-			continue
-		}
-		if o.attempts > 1 {
-			retried++
-		}
-		if got := c.GetOrder(t, o.order.ID); got.ID != o.order.ID || got.UserID != users[i] {
-			t.Errorf("accepted order %s of %s reads back as %+v", o.order.ID, users[i], got)
-		}
-	}
-	t.Logf("%d of %d customers retried after a 503", retried, customers)
-
-	// Quiet state: recovery has finished or compensated every interrupted checkout.
-	c.Eventually(t, "no units left reserved", func() (bool, string) {
-		sa, sb := c.Inventory(t, a.ID), c.Inventory(t, b.ID)
-		return sa.Reserved == 0 && sb.Reserved == 0, fmt.Sprintf("%+v %+v", sa, sb)
-	})
-	var unitsA, unitsB int64
-	for _, user := range users {
-		list := c.Orders(t, user)
-		if len(list) != 1 {
-			t.Errorf("customer %s has %d orders, want exactly 1", user, len(list))
-		}
-		for _, o := range list {
-			for _, it := range o.Items {
-				switch it.ProductID {
-				case a.ID:
-					unitsA += int64(it.Quantity)
-				case b.ID:
-					unitsB += int64(it.Quantity)
-				}
-			}
-		}
-	}
-	sa, sb := c.Inventory(t, a.ID), c.Inventory(t, b.ID)
-	if sa.Sold != unitsA || sb.Sold != unitsB {
-		t.Errorf("sold %d and %d units, orders hold %d and %d", sa.Sold, sb.Sold, unitsA, unitsB)
-	}
-	c.CheckConservation(t)
+	c.CheckAfterCrash(t, users, outcomes, a, b)
 }
