@@ -136,14 +136,6 @@ func decodeStream(t *testing.T, b []byte) []map[string]any {
 	return out
 }
 
-// m1 is the first submatch, or nothing.
-func m1(m [][]byte) []byte {
-	if len(m) < 2 {
-		return nil
-	}
-	return m[1]
-}
-
 func objKey(m map[string]any) string {
 	md, _ := m["metadata"].(map[string]any)
 	return fmt.Sprintf("%v/%v/%v", m["kind"], md["namespace"], md["name"])

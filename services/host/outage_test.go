@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,14 +202,6 @@ func newOutageShop(t *testing.T, srv *natsServer) *host.Generation {
 		t.Fatal(err)
 	}
 	return hosttest.StartConfig(t, cfg).Next(t)
-}
-
-// testLog sends the shop's errors to the test's log.
-type testLog struct{ t *testing.T }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // checkoutsPerTest is how many orders are paid before the outage, one per user.

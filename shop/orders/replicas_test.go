@@ -99,8 +99,6 @@ func TestReplicasShareDuplicateKeys(t *testing.T) {
 // replica that made them is, for the rest of the shop, dead at that point (it wrote nothing
 // more). The calls return errStuck when the test ends.
 type stuck struct {
-	mu      sync.Mutex
-	orders  map[string]bool // order IDs held
 	entered chan string
 	dead    chan struct{}
 }
@@ -108,7 +106,7 @@ type stuck struct {
 var errStuck = errors.New("stuck replica: gone")
 
 func newStuck() *stuck {
-	return &stuck{orders: map[string]bool{}, entered: make(chan string, 64), dead: make(chan struct{})}
+	return &stuck{entered: make(chan string, 64), dead: make(chan struct{})}
 }
 
 func (s *stuck) hold(ctx context.Context, orderID string) error {

@@ -33,7 +33,7 @@ type Span struct {
 func (s Span) Attr(key attribute.Key) string {
 	for _, a := range s.Attributes {
 		if a.Key == key {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""
