@@ -11,7 +11,8 @@
 // an asynchronous effect polls against a deadline.
 //
 // The Client it exports is also the vocabulary of other end-to-end tests (a restart test, a
-// smoke test): NewProduct, AddStock, AddToCart, Checkout, WaitShipped, CheckConservation...
+// smoke test, the crash tests): NewProduct, AddStock, AddToCart, Checkout, WaitShipped,
+// CheckConservation, CheckoutRetrying, CheckAfterCrash...
 package apitest
 
 import (
