@@ -38,19 +38,6 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 )
 
-// requirePodman skips (or, with REQUIRE_CONTAINERS=1, fails) when no Podman API answers.
-func requirePodman(t *testing.T) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := bindings.NewConnection(ctx, podmanrt.Socket()); err != nil {
-		if os.Getenv("REQUIRE_CONTAINERS") == "1" {
-			t.Fatalf("podman: %v (REQUIRE_CONTAINERS=1)", err)
-		}
-		t.Skipf("podman API not reachable at %s (run platform/setup/podman.sh): %v", podmanrt.Socket(), err)
-	}
-}
-
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	wd, err := os.Getwd()
@@ -74,7 +61,7 @@ func buildImages(t *testing.T, topo topology.Topology) map[string]imagebuild.Ima
 // by another process meanwhile.
 func monolithStack(t *testing.T) (topo topology.Topology, rt *podmanrt.Runtime, name, edge string) {
 	t.Helper()
-	requirePodman(t)
+	stacktest.RequirePodman(t)
 	images, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +114,7 @@ func connect(t *testing.T, name string, imgs map[string]imagebuild.Image) *podma
 }
 
 func TestLoadedImageIsNonRootWithLabels(t *testing.T) {
-	requirePodman(t)
+	stacktest.RequirePodman(t)
 	topo, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
@@ -597,7 +584,7 @@ func assertNothingLeft(t *testing.T, conn context.Context, name string) {
 // NATS and network, both edges answering and taking a checkout whose whole trace reaches the
 // stack's collector, then nothing left after down.
 func TestBothArchitecturesSideBySide(t *testing.T) {
-	requirePodman(t)
+	stacktest.RequirePodman(t)
 	topo, err := topology.Get(topology.Both, topology.Options{MonolithEdge: stacktest.AnyPort, ServicesEdge: stacktest.AnyPort, Collector: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)

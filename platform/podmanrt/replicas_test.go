@@ -33,7 +33,7 @@ import (
 //     and the new containers carry it; the group of one process, rolled the same way,
 //     fails requests, counted.
 func TestReplicasAsPods(t *testing.T) {
-	requirePodman(t)
+	stacktest.RequirePodman(t)
 	// The edge keeps its address while the gateway's pod is remade under load, so the test
 	// picks it, right before the first up: the image build takes minutes on a clean clone, and
 	// a port picked before it can be taken meanwhile. Until then "" (the default edge) does

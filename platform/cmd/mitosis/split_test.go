@@ -4,14 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
+	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/containers/podman/v4/pkg/bindings/containers"
+	"github.com/containers/podman/v4/pkg/bindings/pods"
 
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
@@ -19,18 +25,30 @@ import (
 )
 
 // TestSplitBesideTheMonolithThroughTheCLI runs the command the placement issue names, as
-// processes, beside the monolith in the same stack: `up --split
+// processes and as Podman pods, beside the monolith in the same stack: `up --split
 // 'catalog+inventory,cart+orders+payments,shipping+notify' --edge 127.0.0.1:<port>`. The
 // split's edge is ready and serves a product and a checkout through the public API; then
-// `down --split ...` removes the split's processes, all of them, and nothing of the
-// monolith, which still answers from the same processes.
+// `down --split ...` removes the split, all of it, and nothing of the monolith, which still
+// answers from the same processes (the same PIDs; the same pods and containers, started
+// when they were). The two runs share a state folder: Podman's loads the images the
+// processes' build made.
 func TestSplitBesideTheMonolithThroughTheCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds the split's images and runs it beside the monolith")
 	}
-	const split = "catalog+inventory,cart+orders+payments,shipping+notify"
 	state := t.TempDir()
-	common := []string{"--runtime", "process", "--root", repoRoot(t), "--state", state, "--stack", stacktest.StackName(t), "--collector-edge", "none"}
+	for _, rt := range []string{"process", "podman"} {
+		t.Run(rt, func(t *testing.T) { splitBesideTheMonolith(t, rt, state) })
+	}
+}
+
+func splitBesideTheMonolith(t *testing.T, runtime, state string) {
+	const split = "catalog+inventory,cart+orders+payments,shipping+notify"
+	var conn context.Context // Podman's API, to tell its pods apart
+	if runtime == "podman" {
+		conn = stacktest.RequirePodman(t)
+	}
+	common := []string{"--runtime", runtime, "--root", repoRoot(t), "--state", state, "--stack", stacktest.StackName(t), "--collector-edge", "none"}
 	t.Cleanup(func() { runBinary(context.Background(), t, append([]string{"down", "--volumes"}, common...)...) })
 
 	code, out, errOut := runBinary(t.Context(), t, append([]string{"up", "-t", topology.Monolith, "--monolith-edge", stacktest.AnyPort}, common...)...)
@@ -41,11 +59,15 @@ func TestSplitBesideTheMonolithThroughTheCLI(t *testing.T) {
 
 	// The edge is a port picked here, as a user would give it: the split's images are built
 	// first, so that up binds it moments after it was found free, not a build later.
-	code, out, errOut = runBinary(t.Context(), t, append([]string{"build", "--split", split, "--platform", "linux/" + runtime.GOARCH}, common...)...)
+	code, out, errOut = runBinary(t.Context(), t, append([]string{"build", "--split", split, "--platform", "linux/" + goruntime.GOARCH}, common...)...)
 	if code != exitOK {
 		t.Fatalf("build --split: exit %d\n%s\n%s", code, out, errOut)
 	}
-	checkBuildProgress(t, out+errOut)
+	// Podman's run finds the images the processes' run built in the same state folder, and
+	// builds nothing unless it runs alone.
+	if runtime == "process" || strings.Contains(out+errOut, "building ") {
+		checkBuildProgress(t, out+errOut)
+	}
 	edge := stacktest.FreeAddr(t)
 	code, out, errOut = runBinary(t.Context(), t, append([]string{"up", "--split", split, "--edge", edge}, common...)...)
 	if code != exitOK {
@@ -70,32 +92,83 @@ func TestSplitBesideTheMonolithThroughTheCLI(t *testing.T) {
 	}
 
 	before := statusRows(t, common)
-	splitPIDs, monolithPIDs := pidsOf(before, topology.SplitName), pidsOf(before, topology.Monolith)
+	splitRuns, monolithRuns := running(t, conn, before, topology.SplitName), running(t, conn, before, topology.Monolith)
 	// NATS and one host per group: the three groups and the edge alone.
-	if len(splitPIDs) != 5 || len(monolithPIDs) != 2 {
-		t.Fatalf("status before down: %d processes of the split, %d of the monolith, want 5 and 2: %+v", len(splitPIDs), len(monolithPIDs), before)
+	if len(splitRuns) != 5 || len(monolithRuns) != 2 {
+		t.Fatalf("status before down: %d of the split running, %d of the monolith, want 5 and 2: %+v", len(splitRuns), len(monolithRuns), before)
 	}
 
 	code, out, errOut = runBinary(t.Context(), t, append([]string{"down", "--split", split}, common...)...)
-	if want := "removed 5 processes"; code != exitOK || !strings.Contains(out, want) {
+	if want := map[string]string{"process": "removed 5 processes", "podman": "removed 5 pods, 10 containers, 1 network"}[runtime]; code != exitOK || !strings.Contains(out, want) {
 		t.Errorf("down --split: exit %d, want %q\n%s\n%s", code, want, out, errOut)
 	}
-	for _, pid := range splitPIDs {
-		if alive(pid) {
-			t.Errorf("process %s of the split still runs after its down", pid)
+	for name, id := range splitRuns {
+		if gone(t, conn, name, id) {
+			continue
 		}
+		t.Errorf("%s of the split (%s) is still there after its down", name, id)
 	}
 	after := statusRows(t, common)
-	if got := pidsOf(after, topology.SplitName); len(got) != 0 {
+	if got := running(t, conn, after, topology.SplitName); len(got) != 0 {
 		t.Errorf("status after down --split still lists the split: %+v", after)
 	}
-	if got := pidsOf(after, topology.Monolith); strings.Join(got, " ") != strings.Join(monolithPIDs, " ") {
-		t.Errorf("the monolith's processes were %v, are %v after the split's down", monolithPIDs, got)
+	if got := running(t, conn, after, topology.Monolith); !maps.Equal(got, monolithRuns) {
+		t.Errorf("the monolith ran as %v, runs as %v after the split's down", monolithRuns, got)
 	}
 	if code, body := getBody(t, monolith+"/v1/products/sku-0001"); code != http.StatusOK || !strings.Contains(body, `"sku-0001"`) {
 		t.Errorf("the monolith's GET /v1/products/sku-0001 after the split's down: %d %s", code, body)
 	}
 	stacktest.Checkout(t, monolith, token, "monolith-user")
+}
+
+// running names what runs each of arch's status lines, by the line's name: a process's PID,
+// or a pod's ID with its containers' IDs and the times they started (conn, Podman's API, is
+// nil for processes). The same identities before and after another placement's down mean
+// that it left them alone: not stopped, restarted or made again.
+func running(t *testing.T, conn context.Context, rows []stack.Status, arch string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, r := range rows {
+		if r.Arch != arch {
+			continue
+		}
+		if conn == nil {
+			if r.PID > 0 {
+				out[r.Name] = strconv.Itoa(r.PID)
+			}
+			continue
+		}
+		pod, err := pods.Inspect(conn, r.Name, nil)
+		if err != nil {
+			t.Fatalf("inspect pod %s: %v", r.Name, err)
+		}
+		id := []string{pod.ID}
+		for _, c := range pod.Containers {
+			data, err := containers.Inspect(conn, c.ID, nil)
+			if err != nil {
+				t.Fatalf("inspect container %s of pod %s: %v", c.ID, r.Name, err)
+			}
+			id = append(id, c.ID+"@"+data.State.StartedAt.Format(time.RFC3339Nano))
+		}
+		slices.Sort(id[1:])
+		out[r.Name] = strings.Join(id, " ")
+	}
+	return out
+}
+
+// gone tells whether what running named name, with id, no longer exists: the process has
+// ended (a zombie its parent, the CLI run by this test, has not collected counts as ended),
+// or the pod is removed.
+func gone(t *testing.T, conn context.Context, name, id string) bool {
+	t.Helper()
+	if conn == nil {
+		return !alive(id)
+	}
+	exists, err := pods.Exists(conn, name, nil)
+	if err != nil {
+		t.Fatalf("does pod %s exist: %v", name, err)
+	}
+	return !exists
 }
 
 // edgeSaid is the address up said arch's edge answers at ("<arch>: http://<addr> (budget ...").
@@ -142,17 +215,6 @@ func statusRows(t *testing.T, common []string) []stack.Status {
 		}
 	}
 	return rows
-}
-
-// pidsOf lists the process IDs of arch's lines, in status's order.
-func pidsOf(rows []stack.Status, arch string) []string {
-	var out []string
-	for _, r := range rows {
-		if r.Arch == arch && r.PID > 0 {
-			out = append(out, strconv.Itoa(r.PID))
-		}
-	}
-	return out
 }
 
 // alive tells whether the process pid runs: it exists and is not a zombie waiting for its
