@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,17 +20,20 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/identity"
 	"github.com/mitosis-dev/mitosis/platform/identity/identitytest"
 	"github.com/mitosis-dev/mitosis/platform/natsauth"
+	"github.com/mitosis-dev/mitosis/platform/natsauth/natsauthtest"
 	"github.com/mitosis-dev/mitosis/platform/processrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
+	"github.com/mitosis-dev/mitosis/shop/natsjs/natsjstest"
 )
 
 // TestSecurityAsProcesses runs the microservices as processes with their identities (about
 // a minute on 2 cores: go test -run TestSecurityAsProcesses ./platform/processrt):
 //
 //   - the shop works (a checkout through the gateway) over mutual TLS, each process with its
-//     NATS user; the stack's NATS lets in no connection without credentials;
+//     NATS user; the stack's NATS lets in no connection without credentials, and the cart's
+//     user cannot read the payments' charges nor publish an order-paid;
 //   - payments refuses a client without a certificate and one of another CA, and answers
 //     the cart's identity calling Charge with PermissionDenied, while orders' passes; every
 //     other process that serves gRPC refuses the same two and answers the tools' health;
@@ -93,6 +97,20 @@ func TestSecurityAsProcesses(t *testing.T) {
 		t.Fatalf("the stack's NATS refused its admin: %v", err)
 	}
 	nc.Close()
+	// The cart's NATS user, with the password and the identity its process is given, does
+	// the cart's work and nothing else, on the stack's nats-server process.
+	cartPW, err := natsauth.Passwords(pki, []string{"cart"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cartID, err := identity.Load(filepath.Join(pki, "cart"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cartURL := topology.NATSURL(false, url.UserPassword("cart", cartPW["cart"]), natsAddr)
+	natsauthtest.CartIsConfined(t, func(opts ...nats.Option) (*nats.Conn, error) {
+		return nats.Connect(cartURL, append(opts, nats.Secure(cartID.ClientConfig(identity.Is(identity.NATS))))...)
+	}, natsjstest.Connect(t, admin, tlsOpt))
 	if payments == "" {
 		t.Fatalf("no payments in %v", sts)
 	}
