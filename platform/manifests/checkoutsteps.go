@@ -17,10 +17,12 @@ import (
 // The checkout state machine's functions (deploy/stepfunctions/checkout.asl.json invokes
 // them): deploy/lambda/checkout-<context>.json, one per context the saga calls, named as the
 // machine's Tasks name them (stepfunctions.FunctionName), so that the ARNs match by
-// construction. Each runs the image of the context's own service (the first architecture
-// that runs the context alone: services) with SHOP_LAMBDA_ROLE=checkout-steps, the context
-// in process over its buckets on NATS (services/checkoutstep): no gRPC served or called, so
-// no peers' addresses; its workload identity is for NATS, which takes no client without a
+// construction. Each runs the monolith's image (WholeImage: the step code is orders', which
+// a group's image links only when the group holds orders) with the settings of the context's
+// own service (the first architecture that runs the context alone: services; its
+// SHOP_GROUP names the context) and SHOP_LAMBDA_ROLE=checkout-steps, the context in process
+// over its buckets on NATS (services/checkoutstep): no gRPC served or called, so no peers'
+// addresses; its workload identity is for NATS, which takes no client without a
 // certificate (lambdaIdentity). The payments function seals the cards it
 // holds with ${SHOP_CARD_KEY}, filled in at deploy time as the other secrets are.
 
@@ -68,9 +70,11 @@ func CheckoutFunctions(t topology.Topology, opts Options) ([]CheckoutFunction, e
 		if c == "payments" {
 			calls = append(calls, checkoutstep.HoldCard)
 		}
+		described := fmt.Sprintf("mitosis checkout state machine: the calls of %s (%s), as %s/%s, image %s", c, strings.Join(calls, ", "), a.Name, s.Name, WholeImage())
+		s.Image = WholeImage()
 		out = append(out, CheckoutFunction{Context: c, Input: lambdaInput(opts, s, env, lambdaSpec{
 			name:        stepfunctions.FunctionName(c),
-			description: fmt.Sprintf("mitosis checkout state machine: the calls of %s (%s), image of %s/%s", c, strings.Join(calls, ", "), a.Name, s.Name),
+			description: described,
 			timeout:     stepfunctions.TaskTimeout,
 			logGroup:    "checkout",
 			tags:        map[string]string{"mitosis.saga": "checkout", "mitosis.context": c},
@@ -78,6 +82,9 @@ func CheckoutFunctions(t topology.Topology, opts Options) ([]CheckoutFunction, e
 	}
 	return out, nil
 }
+
+// WholeImage is the image of the binary that links every context: the monolith's.
+func WholeImage() string { return bounded.Group{Contexts: bounded.Names(), Edge: true}.Name() }
 
 // CheckoutFunctionPath is where the function of context c goes.
 func CheckoutFunctionPath(c string) string { return "deploy/lambda/checkout-" + c + ".json" }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	sf "github.com/mitosis-dev/mitosis/platform/stepfunctions"
 	"github.com/mitosis-dev/mitosis/services/checkoutstep"
@@ -33,9 +34,9 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/payments"
 )
 
-// The rendered machine runs, in the interpreter, against the real functions: the shop's
-// binary of each context's image (built with its image's tags), run as
-// mitosis-checkout-<context> behind a fake Lambda Runtime API, each over a real JetStream
+// The rendered machine runs, in the interpreter, against the real functions: the binary of
+// the image they are rendered with (the monolith's, built as its image has it), run as
+// mitosis-checkout-<context> (SHOP_GROUP=<context>) behind a fake Lambda Runtime API, each over a real JetStream
 // with the real contexts. A checkout with a good card is paid end to end (the order
 // recorded, the stock sold, the charge captured, the cart emptied); one with a declined card
 // is compensated exactly as orders compensates it (sagatest), and leaves the stock as it
@@ -43,14 +44,14 @@ import (
 // function logs it.
 func TestMachineRunsTheRealFunctions(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds five binaries and runs them")
+		t.Skip("builds the monolith's binary and runs it as five functions")
 	}
 	ns := hosttest.StartNATS(t)
 	const cardKey = "functions-test-card-key"
 	var logs logtest.Buffer
 	fns := map[string]*lambdatest.Lambda{}
+	bin := stacktest.ImageBinary(t, filepath.Join("..", ".."), manifests.WholeImage())
 	for _, c := range checkoutstep.Contexts() {
-		bin := stacktest.ImageBinary(t, filepath.Join("..", ".."), c)
 		fn, err := lambdatest.Start(sf.TaskTimeout * time.Second)
 		if err != nil {
 			t.Fatal(err)

@@ -12,11 +12,6 @@ import (
 	"github.com/mitosis-dev/mitosis/services/bounded"
 )
 
-// linkedEverywhere are the contexts whose implementation every group's binary links, and why.
-var linkedEverywhere = map[string]string{
-	"orders": "every context's checkout step function runs the saga's own steps (services/checkoutstep, orders.RunCall)",
-}
-
 // A context's implementation (the file of shop/<context> that declares its New) is compiled
 // only into the binaries of the groups that hold the context (Group.BuildTags): a change to
 // it rebuilds those images alone, and every other group's inputs stay the same, as
@@ -37,10 +32,37 @@ func TestAContextsImplementationIsLinkedOnlyWhereItRuns(t *testing.T) {
 				t.Fatalf("shop/%s under -tags %v: %v", name, ctx.BuildTags, err)
 			}
 			linked := slices.Contains(pkg.GoFiles, impl)
-			want := slices.Contains(g.Contexts, name) || linkedEverywhere[name] != ""
+			want := slices.Contains(g.Contexts, name)
 			if linked != want {
 				t.Errorf("shop/%s/%s in the binary of group %q: %v, want %v (its build constraint: !mitosis_group || mitosis_%s)",
 					name, impl, g, linked, want, name)
+			}
+		}
+	}
+}
+
+// The checkout's step functions run orders' own step code (orders.RunCall): what serves
+// them is linked only into the binaries of the groups that hold orders, as orders' own
+// implementation is, so that a change to the saga rebuilds no other group's image.
+func TestCheckoutStepsAreLinkedOnlyWithOrders(t *testing.T) {
+	files := map[string]string{ // package folder -> the file that runs the saga's steps
+		filepath.Join("..", "checkoutstep"): "checkoutstep.go",
+		filepath.Join("..", "host"):         "checkoutsteps.go",
+	}
+	groups := []bounded.Group{{Edge: true}, {Contexts: bounded.Names(), Edge: true}}
+	for _, name := range bounded.Names() {
+		groups = append(groups, bounded.Group{Contexts: []string{name}})
+	}
+	for dir, file := range files {
+		for _, g := range groups {
+			ctx := build.Default
+			ctx.BuildTags = g.BuildTags()
+			pkg, err := ctx.ImportDir(dir, 0)
+			if err != nil {
+				t.Fatalf("%s under -tags %v: %v", dir, ctx.BuildTags, err)
+			}
+			if linked, want := slices.Contains(pkg.GoFiles, file), slices.Contains(g.Contexts, "orders"); linked != want {
+				t.Errorf("%s in the binary of group %q: %v, want %v", filepath.Join(dir, file), g, linked, want)
 			}
 		}
 	}

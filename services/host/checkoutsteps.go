@@ -1,18 +1,35 @@
+//go:build !mitosis_group || mitosis_orders
+
+// Part of the implementation: a checkout step function runs orders' saga, which only the
+// binaries that run orders link (checkoutsteps_elsewhere.go is the others').
+
 package host
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/checkoutstep"
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
 	"github.com/mitosis-dev/mitosis/shop/traced"
 )
+
+// checkoutStepsGroup says why g cannot be a checkout step function, nil when it can: one
+// context the checkout calls, no edge.
+func checkoutStepsGroup(g bounded.Group) error {
+	if g.Edge || len(g.Contexts) != 1 || !slices.Contains(checkoutstep.Contexts(), g.Contexts[0]) {
+		return fmt.Errorf("SHOP_GROUP must name one context the checkout calls (%s), not %s", strings.Join(checkoutstep.Contexts(), ", "), g)
+	}
+	return nil
+}
 
 // serveCheckoutSteps runs the process as a checkout step function (Config.CheckoutSteps)
 // until ctx ends: the group's one context over its buckets on the store, serving the state

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -210,9 +209,8 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 		// A checkout step function (services/checkoutstep): one context the checkout calls,
 		// run in process over its buckets; no gRPC served nor called, no edge.
 		// Its store is NATS elsewhere: a group of one context has no other (checked above).
-		if g.Edge || len(g.Contexts) != 1 || !slices.Contains(checkoutstep.Contexts(), g.Contexts[0]) {
-			return cfg, fmt.Errorf("%s=%s: SHOP_GROUP must name one context the checkout calls (%s), not %s",
-				checkoutstep.RoleEnv, role, strings.Join(checkoutstep.Contexts(), ", "), g)
+		if err := checkoutStepsGroup(g); err != nil {
+			return cfg, fmt.Errorf("%s=%s: %w", checkoutstep.RoleEnv, role, err)
 		}
 		cfg.Lambda, cfg.CheckoutSteps, cfg.SoleReplica = true, true, false
 		cfg.GRPCAddr, cfg.HTTPAddr, cfg.MetricsAddr, cfg.HealthAddr, cfg.Peers = "", "", "", "", map[string]string{}

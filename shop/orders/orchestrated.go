@@ -1,3 +1,7 @@
+//go:build !mitosis_group || mitosis_orders
+
+// Part of the implementation: only the binaries that run orders link it (bounded.Group.BuildTags).
+
 package orders
 
 import (
