@@ -5,13 +5,11 @@ package loadtest
 import (
 	"bytes"
 	"context"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/containers/podman/v4/pkg/bindings"
-
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
+	"github.com/mitosis-dev/mitosis/platform/podmanrt/podmanrttest"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -24,14 +22,9 @@ import (
 // browsing does not need payments, and nothing answers without the edge. It skips without
 // Podman, unless REQUIRE_CONTAINERS=1.
 func TestFaultRunPodman(t *testing.T) {
+	podmanrttest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if _, err := bindings.NewConnection(ctx, podmanrt.Socket()); err != nil {
-		if os.Getenv("REQUIRE_CONTAINERS") == "1" {
-			t.Fatalf("podman: %v (REQUIRE_CONTAINERS=1)", err)
-		}
-		t.Skipf("no Podman API at %s: %v", podmanrt.Socket(), err)
-	}
 	if testing.Short() {
 		t.Skip("-short: runs the microservices as Podman pods")
 	}

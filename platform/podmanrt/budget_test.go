@@ -19,6 +19,7 @@ import (
 
 	"github.com/mitosis-dev/mitosis/platform/cgroup"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
+	"github.com/mitosis-dev/mitosis/platform/podmanrt/podmanrttest"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -32,7 +33,7 @@ import (
 // in floating point: 0.141 CPUs is 14099.99... µs). Status says each is enforced and how; down
 // removes the group, in every hierarchy.
 func TestSharedBudgetPods(t *testing.T) {
-	stacktest.RequirePodman(t)
+	podmanrttest.Require(t)
 	fs, err := cgroup.Open(cgroup.DefaultRoot)
 	if err != nil {
 		t.Skipf("no cgroups to make here: %v", err)
@@ -148,7 +149,7 @@ func TestSharedBudgetPods(t *testing.T) {
 // Where mitosis cannot make the group (here a root that is no cgroup filesystem), a shared
 // budget on Podman stops up before it makes anything: its pods would run with no limit.
 func TestSharedBudgetPodsRefusedWithoutCgroups(t *testing.T) {
-	stacktest.RequirePodman(t)
+	podmanrttest.Require(t)
 	topo, err := topology.Get("monolith@shared", topology.Options{Edges: map[string]string{"monolith-shared": stacktest.AnyPort}, Collector: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)

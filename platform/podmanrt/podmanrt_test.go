@@ -32,6 +32,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/identity/identitytest"
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
+	"github.com/mitosis-dev/mitosis/platform/podmanrt/podmanrttest"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -61,7 +62,7 @@ func buildImages(t *testing.T, topo topology.Topology) map[string]imagebuild.Ima
 // by another process meanwhile.
 func monolithStack(t *testing.T) (topo topology.Topology, rt *podmanrt.Runtime, name, edge string) {
 	t.Helper()
-	stacktest.RequirePodman(t)
+	podmanrttest.Require(t)
 	images, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +115,7 @@ func connect(t *testing.T, name string, imgs map[string]imagebuild.Image) *podma
 }
 
 func TestLoadedImageIsNonRootWithLabels(t *testing.T) {
-	stacktest.RequirePodman(t)
+	podmanrttest.Require(t)
 	topo, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
@@ -584,7 +585,7 @@ func assertNothingLeft(t *testing.T, conn context.Context, name string) {
 // NATS and network, both edges answering and taking a checkout whose whole trace reaches the
 // stack's collector, then nothing left after down.
 func TestBothArchitecturesSideBySide(t *testing.T) {
-	stacktest.RequirePodman(t)
+	podmanrttest.Require(t)
 	topo, err := topology.Get(topology.Both, topology.Options{MonolithEdge: stacktest.AnyPort, ServicesEdge: stacktest.AnyPort, Collector: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/containers"
 
 	"github.com/mitosis-dev/mitosis/platform/podmanrt"
+	"github.com/mitosis-dev/mitosis/platform/podmanrt/podmanrttest"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -33,7 +34,7 @@ import (
 //     and the new containers carry it; the group of one process, rolled the same way,
 //     fails requests, counted.
 func TestReplicasAsPods(t *testing.T) {
-	stacktest.RequirePodman(t)
+	podmanrttest.Require(t)
 	// The edge keeps its address while the gateway's pod is remade under load, so the test
 	// picks it, right before the first up: the image build takes minutes on a clean clone, and
 	// a port picked before it can be taken meanwhile. Until then "" (the default edge) does

@@ -19,6 +19,7 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/containers"
 	"github.com/containers/podman/v4/pkg/bindings/pods"
 
+	"github.com/mitosis-dev/mitosis/platform/podmanrt/podmanrttest"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	"github.com/mitosis-dev/mitosis/platform/topology"
@@ -46,7 +47,7 @@ func splitBesideTheMonolith(t *testing.T, runtime, state string) {
 	const split = "catalog+inventory,cart+orders+payments,shipping+notify"
 	var conn context.Context // Podman's API, to tell its pods apart
 	if runtime == "podman" {
-		conn = stacktest.RequirePodman(t)
+		conn = podmanrttest.Require(t)
 	}
 	common := []string{"--runtime", runtime, "--root", repoRoot(t), "--state", state, "--stack", stacktest.StackName(t), "--collector-edge", "none"}
 	t.Cleanup(func() { runBinary(context.Background(), t, append([]string{"down", "--volumes"}, common...)...) })

@@ -23,11 +23,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containers/podman/v4/pkg/bindings"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/mitosis-dev/mitosis/platform/imagebuild"
-	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/topology"
 	"github.com/mitosis-dev/mitosis/platform/tracecollect"
@@ -234,27 +232,6 @@ func CheckoutTrace(ctx context.Context, base, id, arch string, want []string) (b
 		return false, fmt.Sprintf("trace %s touches %v, want %v", id, got, want)
 	}
 	return true, ""
-}
-
-// RequirePodman skips the test when no Podman API answers at podmanrt.Socket(), or fails it
-// with REQUIRE_CONTAINERS=1 (CI), where a missing engine must not pass as a skip. It returns
-// a connection to the API, to look at what a runtime made.
-func RequirePodman(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := bindings.NewConnection(ctx, podmanrt.Socket()); err != nil {
-		if os.Getenv("REQUIRE_CONTAINERS") == "1" {
-			t.Fatalf("podman: %v (REQUIRE_CONTAINERS=1)", err)
-		}
-		t.Skipf("podman API not reachable at %s (run platform/setup/podman.sh): %v", podmanrt.Socket(), err)
-	}
-	// The bindings keep the connection in the context they are given: the check's ends with it.
-	conn, err := bindings.NewConnection(t.Context(), podmanrt.Socket())
-	if err != nil {
-		t.Fatalf("podman: %v", err)
-	}
-	return conn
 }
 
 // BuildImages builds the images of topo from the repository at root, for this machine, into
