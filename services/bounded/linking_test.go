@@ -17,21 +17,11 @@ import (
 // it rebuilds those images alone, and every other group's inputs stay the same, as
 // imagebuild hashes them from the files go list reports under the group's tags.
 func TestAContextsImplementationIsLinkedOnlyWhereItRuns(t *testing.T) {
-	groups := []bounded.Group{{Edge: true}}
-	for _, name := range bounded.Names() {
-		groups = append(groups, bounded.Group{Contexts: []string{name}})
-	}
 	for _, name := range bounded.Names() {
 		dir := filepath.Join("..", "..", "shop", name)
 		impl := constructorFile(t, dir)
-		for _, g := range groups {
-			ctx := build.Default
-			ctx.BuildTags = g.BuildTags()
-			pkg, err := ctx.ImportDir(dir, 0)
-			if err != nil {
-				t.Fatalf("shop/%s under -tags %v: %v", name, ctx.BuildTags, err)
-			}
-			linked := slices.Contains(pkg.GoFiles, impl)
+		for _, g := range someGroups() {
+			linked := slices.Contains(goFiles(t, dir, g), impl)
 			want := slices.Contains(g.Contexts, name)
 			if linked != want {
 				t.Errorf("shop/%s/%s in the binary of group %q: %v, want %v (its build constraint: !mitosis_group || mitosis_%s)",
@@ -49,23 +39,34 @@ func TestCheckoutStepsAreLinkedOnlyWithOrders(t *testing.T) {
 		filepath.Join("..", "checkoutstep"): "checkoutstep.go",
 		filepath.Join("..", "host"):         "checkoutsteps.go",
 	}
-	groups := []bounded.Group{{Edge: true}, {Contexts: bounded.Names(), Edge: true}}
-	for _, name := range bounded.Names() {
-		groups = append(groups, bounded.Group{Contexts: []string{name}})
-	}
 	for dir, file := range files {
-		for _, g := range groups {
-			ctx := build.Default
-			ctx.BuildTags = g.BuildTags()
-			pkg, err := ctx.ImportDir(dir, 0)
-			if err != nil {
-				t.Fatalf("%s under -tags %v: %v", dir, ctx.BuildTags, err)
-			}
-			if linked, want := slices.Contains(pkg.GoFiles, file), slices.Contains(g.Contexts, "orders"); linked != want {
+		for _, g := range someGroups() {
+			if linked, want := slices.Contains(goFiles(t, dir, g), file), slices.Contains(g.Contexts, "orders"); linked != want {
 				t.Errorf("%s in the binary of group %q: %v, want %v", filepath.Join(dir, file), g, linked, want)
 			}
 		}
 	}
+}
+
+// someGroups are the edge alone, each context alone, and the monolith's group.
+func someGroups() []bounded.Group {
+	groups := []bounded.Group{{Edge: true}, {Contexts: bounded.Names(), Edge: true}}
+	for _, name := range bounded.Names() {
+		groups = append(groups, bounded.Group{Contexts: []string{name}})
+	}
+	return groups
+}
+
+// goFiles are the Go files of the package in dir that g's binary compiles (its build tags).
+func goFiles(t *testing.T, dir string, g bounded.Group) []string {
+	t.Helper()
+	ctx := build.Default
+	ctx.BuildTags = g.BuildTags()
+	pkg, err := ctx.ImportDir(dir, 0)
+	if err != nil {
+		t.Fatalf("%s under -tags %v: %v", dir, ctx.BuildTags, err)
+	}
+	return pkg.GoFiles
 }
 
 // constructorFile is the file of the package in dir that declares the function New.
