@@ -17,10 +17,10 @@ import (
 // The checkout state machine's functions (deploy/stepfunctions/checkout.asl.json invokes
 // them): deploy/lambda/checkout-<context>.json, one per context the saga calls, named as the
 // machine's Tasks name them (stepfunctions.FunctionName), so that the ARNs match by
-// construction. Each runs the monolith's image (WholeImage: the step code is orders', which
-// a group's image links only when the group holds orders) with the settings of the context's
-// own service (the first architecture that runs the context alone: services; its
-// SHOP_GROUP names the context) and SHOP_LAMBDA_ROLE=checkout-steps, the context in process
+// construction. Each runs the monolith's image (bounded.Everything's: the step code is
+// orders', which a group's image links only when the group holds orders) with the settings
+// of the context's own service (the first architecture that runs the context alone:
+// services; its SHOP_GROUP names the context) and SHOP_LAMBDA_ROLE=checkout-steps, the context in process
 // over its buckets on NATS (services/checkoutstep): no gRPC served or called, so no peers'
 // addresses; its workload identity is for NATS, which takes no client without a
 // certificate (lambdaIdentity). The payments function seals the cards it
@@ -70,8 +70,10 @@ func CheckoutFunctions(t topology.Topology, opts Options) ([]CheckoutFunction, e
 		if c == "payments" {
 			calls = append(calls, checkoutstep.HoldCard)
 		}
-		described := fmt.Sprintf("mitosis checkout state machine: the calls of %s (%s), as %s/%s, image %s", c, strings.Join(calls, ", "), a.Name, s.Name, WholeImage())
-		s.Image = WholeImage()
+		// The service's settings, the monolith's image (a group's image is named after it).
+		whole := bounded.Everything().Name()
+		described := fmt.Sprintf("mitosis checkout state machine: the calls of %s (%s), as %s/%s, image %s", c, strings.Join(calls, ", "), a.Name, s.Name, whole)
+		s.Image = whole
 		out = append(out, CheckoutFunction{Context: c, Input: lambdaInput(opts, s, env, lambdaSpec{
 			name:        stepfunctions.FunctionName(c),
 			description: described,
@@ -82,9 +84,6 @@ func CheckoutFunctions(t topology.Topology, opts Options) ([]CheckoutFunction, e
 	}
 	return out, nil
 }
-
-// WholeImage is the image of the binary that links every context: the monolith's.
-func WholeImage() string { return bounded.Group{Contexts: bounded.Names(), Edge: true}.Name() }
 
 // CheckoutFunctionPath is where the function of context c goes.
 func CheckoutFunctionPath(c string) string { return "deploy/lambda/checkout-" + c + ".json" }

@@ -78,8 +78,8 @@ func TestCheckoutFunctionsMatchTheMachine(t *testing.T) {
 			t.Errorf("%s: not its context's NATS user: %q", c, in.Environment.Variables["SHOP_NATS_URL"])
 		}
 		// The monolith's image: a group's links the saga's step code only when it holds orders.
-		if img := *in.Code.ImageUri; !strings.Contains(img, "/"+WholeImage()+":") {
-			t.Errorf("%s: runs image %s, want the monolith's (%s)", c, img, WholeImage())
+		if img, whole := *in.Code.ImageUri, bounded.Everything().Name(); !strings.Contains(img, "/"+whole+":") {
+			t.Errorf("%s: runs image %s, want the monolith's (%s)", c, img, whole)
 		}
 		if _, ok := env[checkoutstep.CardKeyEnv]; ok != (c == "payments") {
 			t.Errorf("%s: %s set %v, want it for payments only", c, checkoutstep.CardKeyEnv, ok)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/containers/podman/v4/pkg/bindings/containers"
 	"github.com/containers/podman/v4/pkg/bindings/pods"
 
@@ -33,7 +32,7 @@ import (
 // in floating point: 0.141 CPUs is 14099.99... µs). Status says each is enforced and how; down
 // removes the group, in every hierarchy.
 func TestSharedBudgetPods(t *testing.T) {
-	podmanrttest.Require(t)
+	conn := podmanrttest.Require(t)
 	fs, err := cgroup.Open(cgroup.DefaultRoot)
 	if err != nil {
 		t.Skipf("no cgroups to make here: %v", err)
@@ -63,10 +62,6 @@ func TestSharedBudgetPods(t *testing.T) {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
 	stacktest.Checkout(t, "http://"+stacktest.EdgeAddr(t, rt, topo, arch), "test-token", "ada")
-	conn, err := bindings.NewConnection(ctx, podmanrt.Socket())
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	group := cgroup.Path(name, arch)
 	files := map[string]string{"cpu/cpu.cfs_quota_us": "125000", "cpu/cpu.cfs_period_us": "100000", "memory/memory.limit_in_bytes": strconv.Itoa(512 << 20)}
@@ -149,7 +144,7 @@ func TestSharedBudgetPods(t *testing.T) {
 // Where mitosis cannot make the group (here a root that is no cgroup filesystem), a shared
 // budget on Podman stops up before it makes anything: its pods would run with no limit.
 func TestSharedBudgetPodsRefusedWithoutCgroups(t *testing.T) {
-	podmanrttest.Require(t)
+	conn := podmanrttest.Require(t)
 	topo, err := topology.Get("monolith@shared", topology.Options{Edges: map[string]string{"monolith-shared": stacktest.AnyPort}, Collector: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -162,10 +157,6 @@ func TestSharedBudgetPodsRefusedWithoutCgroups(t *testing.T) {
 	err = rt.Up(context.Background(), topo, stack.UpOptions{PKI: t.TempDir(), AdminToken: "t", RequestKey: "k"})
 	if err == nil || !strings.Contains(err.Error(), "monolith-shared: a shared budget needs a cgroup for its pods: cgroups not available") {
 		t.Errorf("up: %v", err)
-	}
-	conn, err := bindings.NewConnection(context.Background(), podmanrt.Socket())
-	if err != nil {
-		t.Fatal(err)
 	}
 	assertNothingLeft(t, conn, name)
 }

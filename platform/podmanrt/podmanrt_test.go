@@ -115,7 +115,7 @@ func connect(t *testing.T, name string, imgs map[string]imagebuild.Image) *podma
 }
 
 func TestLoadedImageIsNonRootWithLabels(t *testing.T) {
-	podmanrttest.Require(t)
+	conn := podmanrttest.Require(t)
 	topo, err := topology.Get(topology.Monolith, topology.Options{Collector: topology.NoCollector})
 	if err != nil {
 		t.Fatal(err)
@@ -129,10 +129,6 @@ func TestLoadedImageIsNonRootWithLabels(t *testing.T) {
 	}
 	if loaded, err := rt.LoadImage(ctx, img); err != nil || loaded {
 		t.Errorf("second load: loaded=%v err=%v, want a no-op", loaded, err)
-	}
-	conn, err := bindings.NewConnection(ctx, podmanrt.Socket())
-	if err != nil {
-		t.Fatal(err)
 	}
 	got, err := images.GetImage(conn, img.Ref, nil)
 	if err != nil {

@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containers/podman/v4/pkg/bindings"
 	"github.com/containers/podman/v4/pkg/bindings/containers"
 
-	"github.com/mitosis-dev/mitosis/platform/podmanrt"
 	"github.com/mitosis-dev/mitosis/platform/podmanrt/podmanrttest"
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
@@ -34,7 +32,7 @@ import (
 //     and the new containers carry it; the group of one process, rolled the same way,
 //     fails requests, counted.
 func TestReplicasAsPods(t *testing.T) {
-	podmanrttest.Require(t)
+	conn := podmanrttest.Require(t)
 	// The edge keeps its address while the gateway's pod is remade under load, so the test
 	// picks it, right before the first up: the image build takes minutes on a clean clone, and
 	// a port picked before it can be taken meanwhile. Until then "" (the default edge) does
@@ -79,10 +77,6 @@ func TestReplicasAsPods(t *testing.T) {
 	}
 	up("up", options())
 	base := "http://" + edge
-	conn, err := bindings.NewConnection(ctx, podmanrt.Socket())
-	if err != nil {
-		t.Fatal(err)
-	}
 	status := func() map[string]stack.Status {
 		t.Helper()
 		sts, err := rt.Status(ctx)

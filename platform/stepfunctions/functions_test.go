@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mitosis-dev/mitosis/platform/manifests"
 	"github.com/mitosis-dev/mitosis/platform/stack/stacktest"
 	sf "github.com/mitosis-dev/mitosis/platform/stepfunctions"
+	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/services/checkoutstep"
 	"github.com/mitosis-dev/mitosis/services/host"
 	"github.com/mitosis-dev/mitosis/services/host/hosttest"
@@ -50,7 +50,7 @@ func TestMachineRunsTheRealFunctions(t *testing.T) {
 	const cardKey = "functions-test-card-key"
 	var logs logtest.Buffer
 	fns := map[string]*lambdatest.Lambda{}
-	bin := stacktest.ImageBinary(t, filepath.Join("..", ".."), manifests.WholeImage())
+	bin := stacktest.ImageBinary(t, filepath.Join("..", ".."), bounded.Everything().Name())
 	for _, c := range checkoutstep.Contexts() {
 		fn, err := lambdatest.Start(sf.TaskTimeout * time.Second)
 		if err != nil {

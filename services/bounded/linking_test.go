@@ -50,7 +50,7 @@ func TestCheckoutStepsAreLinkedOnlyWithOrders(t *testing.T) {
 
 // someGroups are the edge alone, each context alone, and the monolith's group.
 func someGroups() []bounded.Group {
-	groups := []bounded.Group{{Edge: true}, {Contexts: bounded.Names(), Edge: true}}
+	groups := []bounded.Group{{Edge: true}, bounded.Everything()}
 	for _, name := range bounded.Names() {
 		groups = append(groups, bounded.Group{Contexts: []string{name}})
 	}

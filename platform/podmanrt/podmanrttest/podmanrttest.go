@@ -16,7 +16,8 @@ import (
 
 // Require skips the test when no Podman API answers at podmanrt.Socket(), or fails it
 // with REQUIRE_CONTAINERS=1 (CI), where a missing engine must not pass as a skip. It returns
-// a connection to the API, to look at what a runtime made.
+// a connection to the API, to look at what a runtime made, for the test's body: it ends with
+// t.Context(), before the cleanups run.
 func Require(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
