@@ -269,7 +269,7 @@ func TestRenderedUsersOnARealServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(u.User.Username(), p), nats.CustomInboxPrefix(natsauth.InboxPrefix(g)))
+		nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(u.User.Username(), p), nats.CustomInboxPrefix(g.InboxPrefix()))
 		if err != nil {
 			t.Fatalf("%s connects as %s: %v", service, u.User.Username(), err)
 		}

@@ -22,11 +22,6 @@ import (
 	"github.com/mitosis-dev/mitosis/shop/natsjs"
 )
 
-// InboxPrefix is the inbox prefix of the connections of the process running group: replies
-// to its requests (the JetStream API's answers, key-value reads, watches) arrive under it,
-// and only its user may subscribe there.
-func InboxPrefix(g bounded.Group) string { return "_INBOX_" + g.Name() }
-
 // streamsOfAll are the streams every process that publishes or consumes events opens
 // (natsjs.OpenBus: it creates or updates them) and publishes to through its bus.
 var streamsOfAll = []string{natsjs.StreamName, natsjs.DeadLetterStream}
@@ -91,7 +86,7 @@ func Permissions(g bounded.Group) *server.Permissions {
 	slices.Sort(pub)
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: slices.Compact(pub)},
-		Subscribe: &server.SubjectPermission{Allow: []string{InboxPrefix(g) + ".>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{g.InboxPrefix() + ".>"}},
 	}
 }
 

@@ -172,7 +172,7 @@ func TestSetupServesTheStacksNATS(t *testing.T) {
 	}
 	var v natsauthtest.Violations
 	cartConn, err := nats.Connect(topology.NATSURL(false, creds.Auth["cart"], addr), nats.ErrorHandler(v.Handler),
-		nats.CustomInboxPrefix(natsauth.InboxPrefix(bounded.Group{Contexts: []string{"cart"}})))
+		nats.CustomInboxPrefix(bounded.Group{Contexts: []string{"cart"}}.InboxPrefix()))
 	if err != nil {
 		t.Fatalf("the cart: %v", err)
 	}

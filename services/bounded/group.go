@@ -57,6 +57,11 @@ func (g Group) Name() string {
 	return strings.ReplaceAll(g.String(), "+", "-")
 }
 
+// InboxPrefix is the inbox prefix of the group's NATS connections: replies to its requests
+// (the JetStream API's answers, key-value reads, watches) arrive under it, and its NATS user
+// alone may subscribe there (platform/natsauth).
+func (g Group) InboxPrefix() string { return "_INBOX_" + g.Name() }
+
 // BuildTags are the build tags of a binary that runs the group and links no other context's
 // implementation: neither the server part of its row (<context>.go, <context>_elsewhere.go)
 // nor the implementation files of its package in shop/, whose constraint is

@@ -5,8 +5,10 @@ import (
 	"go/build"
 	"go/parser"
 	"go/token"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mitosis-dev/mitosis/services/bounded"
@@ -46,6 +48,36 @@ func TestCheckoutStepsAreLinkedOnlyWithOrders(t *testing.T) {
 			}
 		}
 	}
+}
+
+// An image's binary talks to a NATS server and links none: the embedded store of `go run
+// ./monolith` (services/host/embedded.go) is left out under the groups' build tags, and with
+// it nats-server's code, a third of each image. The binary built without them, which
+// embeds it, is the check's control.
+func TestImagesLinkNoNATSServer(t *testing.T) {
+	const server = "github.com/nats-io/nats-server/"
+	if !slices.ContainsFunc(deps(t, nil), func(p string) bool { return strings.HasPrefix(p, server) }) {
+		t.Fatalf("the binary built without a group's tags links no %s: the check below finds nothing", server)
+	}
+	for _, g := range someGroups() {
+		for _, p := range deps(t, g.BuildTags()) {
+			if strings.HasPrefix(p, server) {
+				t.Errorf("the image of group %q links %s", g, p)
+				break
+			}
+		}
+	}
+}
+
+// deps are the packages services/shop, the images' command, links under tags.
+func deps(t *testing.T, tags []string) []string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", "-tags="+strings.Join(tags, ","), "-f", "{{.ImportPath}}", "../shop")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	return strings.Fields(string(out))
 }
 
 // someGroups are the edge alone, each context alone, and the monolith's group.

@@ -114,7 +114,8 @@ func AddrEnv(context string) string { return "SHOP_" + strings.ToUpper(context) 
 // ConfigFrom reads a host's configuration from the environment:
 //
 //	SHOP_GROUP          the group (ParseGroup); def when unset
-//	SHOP_NATS_URL       the store (unset: embedded, for a whole group only)
+//	SHOP_NATS_URL       the store (unset: embedded, for a whole group only, and only in a
+//	                    binary built without a group's tags: embedsStore)
 //	SHOP_DATA_DIR       the embedded store's files (default .mitosis/data)
 //	SHOP_GRPC_ADDR      the gRPC address (default the first context's DefaultAddr; a whole
 //	                    group serves no gRPC unless it is set)
@@ -194,6 +195,9 @@ func ConfigFrom(getenv func(string) string, def bounded.Group) (Config, error) {
 	}
 	if cfg.NatsURL == "" && len(g.Contexts) > 0 && !g.Whole() {
 		return cfg, fmt.Errorf("SHOP_NATS_URL is required: a group of some contexts (%s) shares its store with the others and never embeds one", g)
+	}
+	if cfg.NatsURL == "" && len(g.Contexts) > 0 && !embedsStore {
+		return cfg, errNoEmbeddedStore
 	}
 	if err := cfg.Store.Check(); err != nil {
 		return cfg, err

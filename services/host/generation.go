@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/shop/events"
 	"github.com/mitosis-dev/mitosis/shop/kv"
@@ -163,7 +162,7 @@ func (g *Generation) connect() error {
 		nats.ErrorHandler(asyncErrors(g.log, g.isStopping)),
 		// Replies under a prefix of the group's own: with a NATS user per process
 		// (platform/natsauth), only this one may read them.
-		nats.CustomInboxPrefix(natsauth.InboxPrefix(g.p.cfg.Group)),
+		nats.CustomInboxPrefix(g.p.cfg.Group.InboxPrefix()),
 	}
 	var err error
 	if g.p.embedded != nil {

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,10 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/mitosis-dev/mitosis/platform/stack"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/shop/httpapi"
-	"github.com/mitosis-dev/mitosis/shop/natsembed"
 )
 
 // Hooks let a caller (a test, a main) learn what a host does; every field is optional.
@@ -110,6 +112,17 @@ const (
 	maxRestartDelay = 5 * time.Second
 )
 
+// embeddedStore is the store a whole group keeps in its own process when no SHOP_NATS_URL
+// is given (embedded.go).
+type embeddedStore interface {
+	Connect(name string, opts ...nats.Option) (*nats.Conn, error)
+	Shutdown()
+}
+
+// errNoEmbeddedStore refuses a whole group without SHOP_NATS_URL in a binary that cannot
+// embed the store (embedsStore).
+var errNoEmbeddedStore = errors.New("SHOP_NATS_URL is required: this binary is an image's, which links no embedded store (go run ./monolith embeds one)")
+
 // process is what outlives a store connection: the listeners' addresses, the embedded
 // store, the connections to peers, and the edge's handler.
 type process struct {
@@ -117,7 +130,7 @@ type process struct {
 	log   *slog.Logger
 	hooks Hooks
 
-	embedded *natsembed.Server // nil when the store is external
+	embedded embeddedStore // nil when the store is external
 	httpLn   net.Listener
 	grpcAddr string // the gRPC address once bound (a port 0 is resolved once)
 	peers    Peers
@@ -128,7 +141,7 @@ type process struct {
 
 func (p *process) start() error {
 	if p.cfg.NatsURL == "" && len(p.cfg.Group.Contexts) > 0 {
-		ns, err := natsembed.Start(p.cfg.DataDir, "")
+		ns, err := startEmbedded(p.cfg.DataDir)
 		if err != nil {
 			return err
 		}

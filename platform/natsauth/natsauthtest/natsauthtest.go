@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mitosis-dev/mitosis/platform/natsauth"
 	"github.com/mitosis-dev/mitosis/services/bounded"
 	"github.com/mitosis-dev/mitosis/shop/cart"
 	"github.com/mitosis-dev/mitosis/shop/events"
@@ -37,7 +36,7 @@ func CartIsConfined(t *testing.T, connect func(...nats.Option) (*nats.Conn, erro
 	defer cancel()
 	var v Violations
 	cartGroup := bounded.Group{Contexts: []string{"cart"}}
-	nc, err := connect(nats.CustomInboxPrefix(natsauth.InboxPrefix(cartGroup)), nats.ErrorHandler(v.Handler))
+	nc, err := connect(nats.CustomInboxPrefix(cartGroup.InboxPrefix()), nats.ErrorHandler(v.Handler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +88,7 @@ func CartIsConfined(t *testing.T, connect func(...nats.Option) (*nats.Conn, erro
 	}
 	v.Saw(t, "$KV."+payments.ChargesBucket)
 	// Another process's replies.
-	if _, err := nc.SubscribeSync(natsauth.InboxPrefix(bounded.Group{Contexts: []string{"payments"}}) + ".>"); err == nil {
+	if _, err := nc.SubscribeSync(bounded.Group{Contexts: []string{"payments"}}.InboxPrefix() + ".>"); err == nil {
 		_ = nc.Flush()
 	}
 	v.Saw(t, "_INBOX_payments")

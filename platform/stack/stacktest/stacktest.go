@@ -32,6 +32,7 @@ import (
 	"github.com/mitosis-dev/mitosis/platform/tracecompare"
 	"github.com/mitosis-dev/mitosis/platform/tracecompare/checkouttrace"
 	"github.com/mitosis-dev/mitosis/services/bounded"
+	"github.com/mitosis-dev/mitosis/services/host/hosttest"
 )
 
 // FreeAddr returns a loopback address a test can serve on: nothing listens on it and no
@@ -334,7 +335,8 @@ func ImageBinary(t *testing.T, root, name string) string {
 }
 
 // StartMonolith runs the monolith's binary, built as for its image (ImageBinary), on a free
-// loopback port with its store embedded and tracing off, until t ends (SIGTERM, then SIGKILL
+// loopback port with tracing off and its store on a NATS server of the test's (an image's
+// binary embeds none), until t ends (SIGTERM, then SIGKILL
 // after 20 s). It returns the edge's URL once /readyz answers 200, and the process's PID.
 func StartMonolith(t *testing.T, root, adminToken string) (baseURL string, pid int) {
 	t.Helper()
@@ -347,10 +349,11 @@ func StartMonolith(t *testing.T, root, adminToken string) (baseURL string, pid i
 		t.Fatal("the monolith's topology has no service monolith")
 	}
 	bin := ImageBinary(t, root, svc.Image)
+	ns := hosttest.StartNATS(t)
 	addr := FreeAddr(t) // right before the start: the build above takes seconds
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "SHOP_GROUP="+svc.Group, "SHOP_ADDR="+addr, "SHOP_DATA_DIR="+t.TempDir(),
-		"SHOP_ADMIN_TOKEN="+adminToken, "SHOP_NATS_URL=",
+		"SHOP_ADMIN_TOKEN="+adminToken, "SHOP_NATS_URL="+ns.URL(), bounded.RequestKeyEnv+"=stacktest-request-key",
 		"OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none") // not to a collector this machine may run
 	logs, err := os.Create(filepath.Join(t.TempDir(), "monolith.log"))
 	if err != nil {
