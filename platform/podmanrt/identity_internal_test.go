@@ -38,7 +38,7 @@ func TestIdentityFolderIsMountedAndRenewedInPlace(t *testing.T) {
 		out := map[string]desired{}
 		for _, s := range a.Services {
 			for _, p := range s.Processes() {
-				d, err := r.desire(a, s, p, opts, ids, natsauth.Creds{}, nil, nil, "")
+				d, err := r.desire(a, s, p, 0, opts, ids, natsauth.Creds{}, nil, nil, "")
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -288,6 +288,43 @@ func TestMonolithStackUpCheckoutKillHealDown(t *testing.T) {
 	}
 	stacktest.Checkout(t, base, "test-token", "grace")
 
+	// A change to the app's spec alone (here its environment; a new image alike) replaces
+	// the app container in the pod it has: every pod keeps its ID, and with it its network
+	// attachment and published ports; the monolith's container is a new one, which carries
+	// the change and serves what the old one wrote.
+	appBefore, err := containers.Inspect(conn, app, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setting, err := topology.ParseEnv("monolith:MITOSIS_TEST_REPLACED=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topo, err = topology.Get(topology.Monolith, topology.Options{MonolithEdge: edge, Collector: topology.NoCollector, Env: []topology.EnvSetting{setting}}); err != nil {
+		t.Fatal(err)
+	}
+	progress.Reset()
+	if err := rt.Up(ctx, topo, opts); err != nil {
+		t.Fatalf("up with a new environment: %v\n%s", err, progress.String())
+	}
+	if !strings.Contains(progress.String(), monoPod+": changed, replacing its app container") || !strings.Contains(progress.String(), "monolith/nats: unchanged") {
+		t.Errorf("up with a new environment, want the monolith's app container replaced and NATS unchanged:\n%s", progress.String())
+	}
+	if after := podIDs(t, conn, name); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("a new environment remade pods: %v -> %v", before, after)
+	}
+	appAfter, err := containers.Inspect(conn, app, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if appAfter.ID == appBefore.ID || !slices.Contains(appAfter.Config.Env, "MITOSIS_TEST_REPLACED=1") || appAfter.Pod != appBefore.Pod {
+		t.Errorf("the monolith's app container after up: ID %s (was %s), pod %s (was %s), env %v; want a new container in the same pod with MITOSIS_TEST_REPLACED=1",
+			appAfter.ID, appBefore.ID, appAfter.Pod, appBefore.Pod, appAfter.Config.Env)
+	}
+	if body := stacktest.Orders(t, base, "grace"); !strings.Contains(string(body), `"paid"`) && !strings.Contains(string(body), `"shipped"`) {
+		t.Errorf("grace's orders after the app was replaced: %s", body)
+	}
+
 	// A killed pod (`podman pod kill`) shows in status, and up heals it, remade with the same
 	// address and hardware address, so that its peers' ARP caches still hold.
 	addrBefore := netAddrs(t, conn, app)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	nettypes "github.com/containers/common/libnetwork/types"
+	"github.com/containers/podman/v4/libpod/define"
 	"github.com/containers/podman/v4/pkg/bindings/containers"
 	"github.com/containers/podman/v4/pkg/bindings/pods"
 	"github.com/containers/podman/v4/pkg/bindings/volumes"
@@ -53,6 +54,12 @@ const labelLevel = "mitosis.level"
 // labelBudget records the architecture's budget on each of its pods (stack.Budget as JSON,
 // without its enforcement, which Status checks).
 const labelBudget = "mitosis.budget"
+
+// labelPodSpec records the hash of what a pod itself is made from (desired.PodHash): its
+// network, address, published ports and labels, which Podman cannot change on a pod that
+// exists. The app container carries stack.LabelSpec, the hash of everything (desired.Hash):
+// when only that differs, up replaces the app container in the pod it has (replaceApp).
+const labelPodSpec = "mitosis.pod-spec"
 
 // specVersion changes when the way pods are made changes, so an `up` after an upgrade remakes
 // every pod (3: the restart policy; 4: the collector joins each architecture's network, the
@@ -95,7 +102,8 @@ type desired struct {
 	Network   string
 	IP        net.IP // fixed, so that a remade pod keeps its address and peers reconnect at once
 	Volume    string
-	Hash      string
+	Hash      string // of everything here: the app container's stack.LabelSpec
+	PodHash   string `json:"-"` // of what the pod is made from (podShape): its labelPodSpec
 	ProbeDesc string
 	TLS       string // the host folder of its identity, mounted read-only at topology.TLSMount; "" for none
 	NATSUsers string // the host folder of the NATS users, mounted read-only at natsUsersMount (the NATS pod); "" for none
@@ -106,7 +114,7 @@ type desired struct {
 	Budget       string // labelBudget's value
 }
 
-func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica, opts stack.UpOptions, ids map[string]string, users natsauth.Creds, ip net.IP, export map[string]string, parent string) (desired, error) {
+func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica, level int, opts stack.UpOptions, ids map[string]string, users natsauth.Creds, ip net.IP, export map[string]string, parent string) (desired, error) {
 	img, ok := r.images[s.Image]
 	if !ok {
 		return desired{}, fmt.Errorf("%s/%s: image %s was not built", a.Name, s.Name, s.Image)
@@ -115,6 +123,7 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 	d := desired{
 		Pod:     stack.ObjectName(r.stack, a.Name, p.Name),
 		Arch:    a.Name,
+		Level:   level,
 		Service: s,
 		Process: p,
 		Image:   img.Ref,
@@ -216,7 +225,34 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 	}
 	sum := sha256.Sum256(b)
 	d.Hash = hex.EncodeToString(sum[:12])
+	if b, err = json.Marshal(struct {
+		V string
+		P podShape
+	}{specVersion, d.podShape()}); err != nil {
+		return d, fmt.Errorf("pod spec hash: %w", err)
+	}
+	sum = sha256.Sum256(b)
+	d.PodHash = hex.EncodeToString(sum[:12])
 	return d, nil
+}
+
+// podShape is what of desired makes the pod itself, not its app container (createPod): a
+// change to any of it makes the pod again, a change to anything else replaces the app.
+type podShape struct {
+	Pod, Arch      string
+	Level          int
+	Process        topology.Replica
+	Network        string
+	IP             net.IP
+	Ports          []nettypes.PortMapping
+	ProbeDesc, TLS string
+	CgroupParent   string
+	Budget         string
+}
+
+func (d desired) podShape() podShape {
+	return podShape{Pod: d.Pod, Arch: d.Arch, Level: d.Level, Process: d.Process, Network: d.Network, IP: d.IP,
+		Ports: d.Ports, ProbeDesc: d.ProbeDesc, TLS: d.TLS, CgroupParent: d.CgroupParent, Budget: d.Budget}
 }
 
 // loadConcurrency bounds the images loaded into Podman at once: a rebuilt image takes a
@@ -386,11 +422,10 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 	i := 0
 	for _, s := range a.Services {
 		for _, p := range s.Processes() {
-			d, err := r.desire(a, s, p, opts, ids, users, serviceIP(subnet, i), export, parent)
+			d, err := r.desire(a, s, p, levelOf[s.Name], opts, ids, users, serviceIP(subnet, i), export, parent)
 			if err != nil {
 				return nil, err
 			}
-			d.Level = levelOf[s.Name]
 			i++
 			want[d.Pod] = d
 			byService[s.Name] = append(byService[s.Name], d)
@@ -434,7 +469,7 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 func (r *Runtime) upProcesses(c context.Context, ds []desired, have map[string]*entities.ListPodsReport, opts stack.UpOptions) error {
 	var roll, rest []desired
 	for _, d := range ds {
-		if h := have[d.Pod]; h != nil && h.Labels[stack.LabelSpec] != d.Hash && r.whyNotRunning(c, d.Pod) == "" {
+		if h := have[d.Pod]; h != nil && r.drift(c, d, h).running() {
 			roll = append(roll, d)
 		} else {
 			rest = append(rest, d)
@@ -452,19 +487,20 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 	start := time.Now()
 	verb := "started"
 	var ports map[int]string // where the pod publishes, when made here
-	notRunning := ""
-	if have != nil && have.Labels[stack.LabelSpec] == d.Hash {
-		notRunning = r.whyNotRunning(c, d.Pod)
+	var drift drift
+	if have != nil {
+		drift = r.drift(c, d, have)
 	}
 	switch {
-	case have != nil && have.Labels[stack.LabelSpec] == d.Hash && notRunning == "":
+	case have != nil && drift.why == "":
 		verb = "unchanged"
-	case have != nil:
-		why := "changed"
-		if notRunning != "" {
-			why = notRunning
+	case have != nil && !drift.pod:
+		r.progress(opts, "%s: %s, replacing its app container", d.Pod, drift.why)
+		if err := r.replaceApp(c, d); err != nil {
+			return err
 		}
-		r.progress(opts, "%s: %s, remaking it", d.Pod, why)
+	case have != nil:
+		r.progress(opts, "%s: %s, remaking it", d.Pod, drift.why)
 		if err := r.removePod(c, d.Pod); err != nil {
 			return err
 		}
@@ -646,15 +682,78 @@ func (r *Runtime) aliveCheck(c context.Context, pod, arch, service string) func(
 	}
 }
 
+// drift is how a pod that exists differs from what is desired of it.
+type drift struct {
+	why string // "" when it is as desired and runs, else what up says of it
+	pod bool   // the pod must be made again, not its app container alone
+}
+
+// running reports that the pod runs, but another spec.
+func (d drift) running() bool { return d.why == changed }
+
+// changed is drift's why for a pod that runs another spec.
+const changed = "changed"
+
+// drift compares the pod have with d. A pod whose own shape (labelPodSpec) differs is made
+// again, and so is one whose app container is gone or not running (its infra container may
+// be gone too); when only the app's spec differs (a new image, its environment, command or
+// limits), the app container alone is replaced, in the pod, which keeps its network
+// attachment and published ports: Podman 4.3 tears an attachment down and sets one up
+// one at a time under CNI's lock, most of a pod's remaking (0.8-1.0 s of the 1.0-1.5 s of a
+// changed service, measured 2026-12-07 with both architectures up).
+func (r *Runtime) drift(c context.Context, d desired, have *entities.ListPodsReport) drift {
+	if have.Labels[labelPodSpec] != d.PodHash {
+		return drift{why: changed, pod: true}
+	}
+	data, err := containers.Inspect(c, containerName(d.Pod), nil)
+	if err != nil {
+		return drift{why: "app container missing", pod: true}
+	}
+	if why := r.notRunning(c, data); why != "" {
+		return drift{why: why, pod: true}
+	}
+	if data.Config == nil || data.Config.Labels[stack.LabelSpec] != d.Hash {
+		return drift{why: changed}
+	}
+	return drift{}
+}
+
+// replaceApp stops the app container of d's pod and puts a new one in its place, made from d.
+func (r *Runtime) replaceApp(c context.Context, d desired) error {
+	r.stopApps(c, d.Pod)
+	name := containerName(d.Pod)
+	if _, err := containers.Remove(c, name, new(containers.RemoveOptions).WithForce(true)); err != nil && !isNotFound(err) {
+		return fmt.Errorf("remove container %s: %w", name, err)
+	}
+	if d.Volume != "" {
+		if err := r.ensureVolume(c, d); err != nil {
+			return err
+		}
+	}
+	if _, err := containers.CreateWithSpec(c, appSpec(d, r.podLabels(d)), nil); err != nil {
+		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	if err := containers.Start(c, name, nil); err != nil {
+		return fmt.Errorf("start container %s: %w", name, err)
+	}
+	return nil
+}
+
 // whyNotRunning says why the pod's app container does not run, "" when it does.
 func (r *Runtime) whyNotRunning(c context.Context, pod string) string {
 	data, err := containers.Inspect(c, containerName(pod), nil)
-	switch {
-	case err != nil:
+	if err != nil {
 		return "app container missing"
+	}
+	return r.notRunning(c, data)
+}
+
+// notRunning says why the container data describes does not run, "" when it does.
+func (r *Runtime) notRunning(c context.Context, data *define.InspectContainerData) string {
+	switch {
 	case data.State == nil || !data.State.Running:
 		return "not running"
-	case !r.processAlive(c, containerName(pod)):
+	case !r.processAlive(c, data.Name):
 		return lostDetail
 	}
 	return ""
@@ -683,23 +782,11 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 			return err
 		}
 	}
-	labels := r.labels(d.Arch, d.Process.Name)
-	labels[stack.LabelSpec] = d.Hash
-	labels[labelProbe] = d.ProbeDesc
-	labels[labelLevel] = strconv.Itoa(d.Level)
-	if d.TLS != "" {
-		labels[labelTLS] = d.TLS
-	}
-	if d.Budget != "" {
-		labels[labelBudget] = d.Budget
-	}
-	if d.Process.N > 0 {
-		labels[stack.LabelReplica] = d.Service.Name
-	}
-
+	labels := r.podLabels(d)
 	ps := specgen.NewPodSpecGenerator()
 	ps.Name = d.Pod
-	ps.Labels = labels
+	ps.Labels = maps.Clone(labels)
+	ps.Labels[labelPodSpec] = d.PodHash
 	ps.Hostname = d.Process.Name
 	ps.NetNS = specgen.Namespace{NSMode: specgen.Bridge}
 	pn := nettypes.PerNetworkOptions{Aliases: []string{d.Process.Name}}
@@ -724,6 +811,24 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	return nil
 }
 
+// podLabels are the labels of d's pod and of its app container: each adds the hash of its
+// own spec (labelPodSpec, stack.LabelSpec).
+func (r *Runtime) podLabels(d desired) map[string]string {
+	labels := r.labels(d.Arch, d.Process.Name)
+	labels[labelProbe] = d.ProbeDesc
+	labels[labelLevel] = strconv.Itoa(d.Level)
+	if d.TLS != "" {
+		labels[labelTLS] = d.TLS
+	}
+	if d.Budget != "" {
+		labels[labelBudget] = d.Budget
+	}
+	if d.Process.N > 0 {
+		labels[stack.LabelReplica] = d.Service.Name
+	}
+	return labels
+}
+
 // appSpec is the spec of the app container of the pod d. Its identity is the folder
 // mounted, not its files one by one: a renewal renames new files into the folder (platform/
 // identity), which a bind mount of the folder shows at once, where one of a file would go on
@@ -733,7 +838,9 @@ func appSpec(d desired, labels map[string]string) *specgen.SpecGenerator {
 	s := specgen.NewSpecGenerator(d.Image, false)
 	s.Name = containerName(d.Pod)
 	s.Pod = d.Pod
-	s.Labels = labels
+	s.Labels = make(map[string]string, len(labels)+1)
+	maps.Copy(s.Labels, labels)
+	s.Labels[stack.LabelSpec] = d.Hash
 	s.Env = d.Env
 	s.Command = d.Args
 	s.User = fmt.Sprintf("%d:%d", imagebuild.UID, imagebuild.UID)
