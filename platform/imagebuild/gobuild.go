@@ -38,19 +38,36 @@ func ldflags(version string) string {
 // buildEnv is the environment of `go build` for one platform: the caller's, with cgo off so the
 // binary is static and runs on an empty base, and without GOFLAGS: the caller's flags (the
 // Podman bindings' build tags, for one) are not the images', and an image must not differ
-// with the shell it was built from. Build flags are this package's, and fixed.
+// with the shell it was built from. Build flags are this package's, and fixed. Unless the
+// caller sets GOGC or GOMEMLIMIT, the compiler and linker run with the collector held back
+// (buildGC): a link of an image's binary spends a good part of its CPU collecting garbage
+// it could keep.
 func buildEnv(goos, goarch string) []string {
-	env := make([]string, 0, len(os.Environ())+3)
+	env := make([]string, 0, len(os.Environ())+5)
+	tuned := false
 	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
+		k, v, _ := strings.Cut(kv, "=")
 		switch k {
 		case "CGO_ENABLED", "GOOS", "GOARCH", "GOFLAGS":
 			continue
+		case "GOGC", "GOMEMLIMIT":
+			tuned = tuned || v != ""
 		}
 		env = append(env, kv)
 	}
+	if !tuned {
+		env = append(env, buildGC...)
+	}
 	return append(env, "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 }
+
+// buildGC is the collector's setting of every go list, compile and link of an image build:
+// none until a process holds 1 GiB, then as much as keeps it there. Measured 2026-12-07 (2
+// cores): the two builds after an edit of orders' saga (the monolith's and orders' binaries,
+// side by side) 2.65-2.97 s against 3.14-3.38 s with Go's default (GOGC=100), 5.0-5.5 CPU-s
+// against 5.9-6.4; a first build of platform/cmd/nats-server into an empty cache 45.9 s
+// against 54.2 s, its largest process 1.05 GB against 1.14 GB (GOGC=off alone: 2.5 GB).
+var buildGC = []string{"GOGC=off", "GOMEMLIMIT=1GiB"}
 
 // listedPackage is the part of `go list -json` the inputs' hash needs.
 type listedPackage struct {
