@@ -376,8 +376,11 @@ func StartMonolith(t *testing.T, root, adminToken string) (baseURL string, pid i
 		logs.Close()
 	})
 	baseURL = "http://" + addr
+	// A host that cannot build its group leaves a connection waiting in its listen backlog
+	// (services/host): each probe gives up, so the deadline below is reached and says why.
+	probe := &http.Client{Timeout: 2 * time.Second}
 	ready := func() bool {
-		resp, err := http.Get(baseURL + "/readyz")
+		resp, err := probe.Get(baseURL + "/readyz")
 		if err != nil {
 			return false // not listening yet
 		}
