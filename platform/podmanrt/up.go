@@ -487,20 +487,20 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 	start := time.Now()
 	verb := "started"
 	var ports map[int]string // where the pod publishes, when made here
-	var drift drift
+	var diff drift
 	if have != nil {
-		drift = r.drift(c, d, have)
+		diff = r.drift(c, d, have)
 	}
 	switch {
-	case have != nil && drift.why == "":
+	case have != nil && diff.why == "":
 		verb = "unchanged"
-	case have != nil && !drift.pod:
-		r.progress(opts, "%s: %s, replacing its app container", d.Pod, drift.why)
+	case have != nil && !diff.pod:
+		r.progress(opts, "%s: %s, replacing its app container", d.Pod, diff.why)
 		if err := r.replaceApp(c, d); err != nil {
 			return err
 		}
 	case have != nil:
-		r.progress(opts, "%s: %s, remaking it", d.Pod, drift.why)
+		r.progress(opts, "%s: %s, remaking it", d.Pod, diff.why)
 		if err := r.removePod(c, d.Pod); err != nil {
 			return err
 		}
@@ -730,11 +730,13 @@ func (r *Runtime) replaceApp(c context.Context, d desired) error {
 			return err
 		}
 	}
+	// A pod whose new app fails to be made or to start is not left behind with none: it goes,
+	// as a pod that createPod could not finish does, and the next up makes it whole.
 	if _, err := containers.CreateWithSpec(c, appSpec(d, r.podLabels(d)), nil); err != nil {
-		return fmt.Errorf("create container %s: %w", name, err)
+		return errors.Join(fmt.Errorf("create container %s: %w", name, err), r.dropPod(c, d.Pod))
 	}
 	if err := containers.Start(c, name, nil); err != nil {
-		return fmt.Errorf("start container %s: %w", name, err)
+		return errors.Join(fmt.Errorf("start container %s: %w", name, err), r.dropPod(c, d.Pod))
 	}
 	return nil
 }
