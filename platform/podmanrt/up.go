@@ -236,10 +236,12 @@ func (r *Runtime) desire(a topology.Arch, s topology.Service, p topology.Replica
 	return d, nil
 }
 
-// podShape is what of desired makes the pod itself, not its app container (createPod): a
-// change to any of it makes the pod again, a change to anything else replaces the app.
+// podShape is what of desired makes the pod itself, not its app container: createPod makes
+// the pod from it and nothing else, so that what the hash covers is what the pod is. A change
+// to any of it makes the pod again, a change to anything else replaces the app.
 type podShape struct {
 	Pod, Arch      string
+	Service        string // the replicas' label (stack.LabelReplica)
 	Level          int
 	Process        topology.Replica
 	Network        string
@@ -251,7 +253,7 @@ type podShape struct {
 }
 
 func (d desired) podShape() podShape {
-	return podShape{Pod: d.Pod, Arch: d.Arch, Level: d.Level, Process: d.Process, Network: d.Network, IP: d.IP,
+	return podShape{Pod: d.Pod, Arch: d.Arch, Service: d.Service.Name, Level: d.Level, Process: d.Process, Network: d.Network, IP: d.IP,
 		Ports: d.Ports, ProbeDesc: d.ProbeDesc, TLS: d.TLS, CgroupParent: d.CgroupParent, Budget: d.Budget}
 }
 
@@ -468,14 +470,19 @@ func (r *Runtime) upArch(ctx context.Context, a topology.Arch, opts stack.UpOpti
 // old one is stopped.
 func (r *Runtime) upProcesses(c context.Context, ds []desired, have map[string]*entities.ListPodsReport, opts stack.UpOptions) error {
 	var roll, rest []desired
+	diffs := map[string]*drift{} // of the pods that exist, read once per up
 	for _, d := range ds {
-		if h := have[d.Pod]; h != nil && r.drift(c, d, h).running() {
+		if h := have[d.Pod]; h != nil {
+			diff := r.drift(c, d, h)
+			diffs[d.Pod] = &diff
+		}
+		if diffs[d.Pod] != nil && diffs[d.Pod].running() {
 			roll = append(roll, d)
 		} else {
 			rest = append(rest, d)
 		}
 	}
-	return stack.UpReplicas(c, rest, roll, func(c context.Context, d desired) error { return r.upService(c, d, have[d.Pod], opts) },
+	return stack.UpReplicas(c, rest, roll, func(c context.Context, d desired) error { return r.upService(c, d, diffs[d.Pod], opts) },
 		func(k int, d desired) {
 			if len(ds) > 1 {
 				r.progress(opts, "%s/%s: rolling replica %d of %d", d.Arch, d.Process.Name, k+1, len(roll))
@@ -483,23 +490,21 @@ func (r *Runtime) upProcesses(c context.Context, ds []desired, have map[string]*
 		})
 }
 
-func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPodsReport, opts stack.UpOptions) error {
+// upService brings up the pod of d as it is: made, its app replaced, or left as it runs.
+// diff is how the pod that exists differs from d, nil when there is none.
+func (r *Runtime) upService(c context.Context, d desired, diff *drift, opts stack.UpOptions) error {
 	start := time.Now()
 	verb := "started"
 	var ports map[int]string // where the pod publishes, when made here
-	var diff drift
-	if have != nil {
-		diff = r.drift(c, d, have)
-	}
 	switch {
-	case have != nil && diff.why == "":
+	case diff != nil && diff.why == "":
 		verb = "unchanged"
-	case have != nil && !diff.pod:
+	case diff != nil && !diff.pod:
 		r.progress(opts, "%s: %s, replacing its app container", d.Pod, diff.why)
 		if err := r.replaceApp(c, d); err != nil {
 			return err
 		}
-	case have != nil:
+	case diff != nil:
 		r.progress(opts, "%s: %s, remaking it", d.Pod, diff.why)
 		if err := r.removePod(c, d.Pod); err != nil {
 			return err
@@ -509,7 +514,7 @@ func (r *Runtime) upService(c context.Context, d desired, have *entities.ListPod
 		// A fixed address that another program holds fails a new pod at once, before it is
 		// made for nothing. A pod remade just now skips this: its old one's addresses may
 		// still be held a moment, and makePod gives Podman time to let go of them.
-		if have == nil {
+		if diff == nil {
 			if taken := fixedAddrTaken(c, d, heldWait); taken != nil {
 				return taken
 			}
@@ -732,7 +737,7 @@ func (r *Runtime) replaceApp(c context.Context, d desired) error {
 	}
 	// A pod whose new app fails to be made or to start is not left behind with none: it goes,
 	// as a pod that createPod could not finish does, and the next up makes it whole.
-	if _, err := containers.CreateWithSpec(c, appSpec(d, r.podLabels(d)), nil); err != nil {
+	if _, err := containers.CreateWithSpec(c, appSpec(d, r.podLabels(d.podShape())), nil); err != nil {
 		return errors.Join(fmt.Errorf("create container %s: %w", name, err), r.dropPod(c, d.Pod))
 	}
 	if err := containers.Start(c, name, nil); err != nil {
@@ -784,25 +789,26 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 			return err
 		}
 	}
-	labels := r.podLabels(d)
+	p := d.podShape()
+	labels := r.podLabels(p)
 	ps := specgen.NewPodSpecGenerator()
-	ps.Name = d.Pod
+	ps.Name = p.Pod
 	ps.Labels = maps.Clone(labels)
 	ps.Labels[labelPodSpec] = d.PodHash
-	ps.Hostname = d.Process.Name
+	ps.Hostname = p.Process.Name
 	ps.NetNS = specgen.Namespace{NSMode: specgen.Bridge}
-	pn := nettypes.PerNetworkOptions{Aliases: []string{d.Process.Name}}
-	if d.IP != nil {
-		pn.StaticIPs = []net.IP{d.IP}
-		pn.StaticMAC = serviceMAC(d.IP)
+	pn := nettypes.PerNetworkOptions{Aliases: []string{p.Process.Name}}
+	if p.IP != nil {
+		pn.StaticIPs = []net.IP{p.IP}
+		pn.StaticMAC = serviceMAC(p.IP)
 	}
-	ps.Networks = map[string]nettypes.PerNetworkOptions{d.Network: pn}
-	ps.PortMappings = d.Ports
+	ps.Networks = map[string]nettypes.PerNetworkOptions{p.Network: pn}
+	ps.PortMappings = p.Ports
 	// Under cgroupfs Podman makes the pod's group <parent>/<pod ID>, its conmon and
 	// containers' below it (libpod's platformMakePod): a limit on the parent holds them all.
-	ps.CgroupParent = d.CgroupParent
+	ps.CgroupParent = p.CgroupParent
 	if _, err := pods.CreatePodFromSpec(c, &entities.PodSpec{PodSpecGen: *ps}); err != nil {
-		return fmt.Errorf("create pod %s: %w", d.Pod, err)
+		return fmt.Errorf("create pod %s: %w", p.Pod, err)
 	}
 
 	s := appSpec(d, labels)
@@ -813,20 +819,20 @@ func (r *Runtime) createPod(c context.Context, d desired) error {
 	return nil
 }
 
-// podLabels are the labels of d's pod and of its app container: each adds the hash of its
+// podLabels are the labels of the pod p and of its app container: each adds the hash of its
 // own spec (labelPodSpec, stack.LabelSpec).
-func (r *Runtime) podLabels(d desired) map[string]string {
-	labels := r.labels(d.Arch, d.Process.Name)
-	labels[labelProbe] = d.ProbeDesc
-	labels[labelLevel] = strconv.Itoa(d.Level)
-	if d.TLS != "" {
-		labels[labelTLS] = d.TLS
+func (r *Runtime) podLabels(p podShape) map[string]string {
+	labels := r.labels(p.Arch, p.Process.Name)
+	labels[labelProbe] = p.ProbeDesc
+	labels[labelLevel] = strconv.Itoa(p.Level)
+	if p.TLS != "" {
+		labels[labelTLS] = p.TLS
 	}
-	if d.Budget != "" {
-		labels[labelBudget] = d.Budget
+	if p.Budget != "" {
+		labels[labelBudget] = p.Budget
 	}
-	if d.Process.N > 0 {
-		labels[stack.LabelReplica] = d.Service.Name
+	if p.Process.N > 0 {
+		labels[stack.LabelReplica] = p.Service
 	}
 	return labels
 }
