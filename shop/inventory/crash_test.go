@@ -97,7 +97,7 @@ func TestCrashAfterTheHoldsBeforeTheRecord(t *testing.T) {
 	// Then the index finds them, and the record of r1, another incarnation's, lets them go;
 	// the new reservation is untouched and commits.
 	f.clock.Set(dead.ExpiresAt.Add(orphanGrace))
-	waitFor(t, "the index has the holds", func() bool { return len(index.Items(lingering(f.clock.Now()))) == 2 })
+	waitFor(t, "the index has the holds", func() bool { return len(index.Items(lingering(f.clock.Now(), f.svc.ttl))) == 2 })
 	if err := f.svc.sweepHoldIndex(t.Context(), index); err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +107,116 @@ func TestCrashAfterTheHoldsBeforeTheRecord(t *testing.T) {
 		t.Fatalf("Commit: %v", err)
 	}
 	f.expectSettled(t, map[string]int64{"sku-a": 2, "sku-b": 3})
+}
+
+func TestReleaseOfAReserveThatDiedBeforeItsRecord(t *testing.T) {
+	// The process making r1 died after its holds landed and before its record's Create
+	// did; the caller, its call failed, releases r1. The holds go at the first sweep once
+	// they are orphanAge old, not the TTL and orphanGrace later.
+	f := newFixture(t)
+	dead := record{ID: "r1", Token: "dead", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(f.svc.ttl)}
+	f.putStock(t, "sku-a", stockDoc{Available: stocked - 2, Holds: map[string]hold{"dead": newHold(dead, 2)}})
+	f.putStock(t, "sku-b", stockDoc{Available: stocked - 3, Holds: map[string]hold{"dead": newHold(dead, 3)}})
+	index := startHoldIndex(t, f.svc)
+	if err := f.svc.Release(t.Context(), "r1"); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if err := f.svc.Commit(t.Context(), "r1"); !errors.Is(err, ErrReservationNotFound) {
+		t.Fatalf("Commit after Release: %v, want ErrReservationNotFound", err)
+	}
+	if err := f.svc.Release(t.Context(), "r1"); err != nil {
+		t.Fatalf("Release again: %v", err)
+	}
+
+	// Younger than orphanAge, the holds may be a live call's, which gives them back itself.
+	f.clock.Advance(orphanAge - time.Second)
+	if err := f.svc.sweepHoldIndex(t.Context(), index); err != nil {
+		t.Fatal(err)
+	}
+	f.expectStock(t, Stock{ProductID: "sku-a", Available: stocked - 2, Reserved: 2})
+
+	f.clock.Advance(time.Second)
+	waitFor(t, "the index has the holds", func() bool { return len(index.Items(lingering(f.clock.Now(), f.svc.ttl))) == 2 })
+	if err := f.svc.sweepHoldIndex(t.Context(), index); err != nil {
+		t.Fatal(err)
+	}
+	f.expectSettled(t, nil)
+
+	// Reserved after that, r1 is made anew, and commits.
+	if _, err := f.svc.Reserve(t.Context(), "r1", []Line{{ProductID: "sku-a", Quantity: 2}}); err != nil {
+		t.Fatalf("Reserve after the release: %v", err)
+	}
+	if err := f.svc.Commit(t.Context(), "r1"); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	f.expectSettled(t, map[string]int64{"sku-a": 2})
+}
+
+func TestARecordArrivingAfterItsReleaseIsRefused(t *testing.T) {
+	// A Reserve of r1 still under way when r1 was released, its record's Create slower than
+	// the release: the Create finds the release's tombstone, and the call gives its holds
+	// back, as a loser of the Create does.
+	f := newFixture(t)
+	f.putStock(t, "sku-a", stockDoc{Available: stocked})
+	f.putStock(t, "sku-b", stockDoc{Available: stocked})
+	if err := f.svc.Release(t.Context(), "r1"); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	late := record{ID: "r1", Token: "late", Lines: twoLines(), ExpiresAt: f.clock.Now().Add(f.svc.ttl), State: stateReserving}
+	if _, err := f.svc.make(t.Context(), late); !errors.Is(err, kv.ErrExists) {
+		t.Fatalf("make after the release: %v, want kv.ErrExists", err)
+	}
+	f.expectSettled(t, nil)
+	if r, _, err := kv.Get[record](t.Context(), f.resvs, "r1"); err != nil || r.State != stateReleased {
+		t.Fatalf("record %+v, %v; want the release's tombstone", r, err)
+	}
+}
+
+// slowCreate holds up the first Create until proceed is closed, having closed entered.
+type slowCreate struct {
+	kv.Bucket
+	once             sync.Once
+	entered, proceed chan struct{}
+}
+
+func (b *slowCreate) Create(ctx context.Context, key string, value []byte, opts ...kv.WriteOption) (uint64, error) {
+	first := false
+	b.once.Do(func() { first = true })
+	if first {
+		close(b.entered)
+		<-b.proceed
+	}
+	return b.Bucket.Create(ctx, key, value, opts...)
+}
+
+func TestAReserveReleasedWhileItsRecordWasOnItsWayFails(t *testing.T) {
+	// The caller gave up on a Reserve whose record's Create was slow, and released r1: when
+	// the Create arrives, it finds the release's tombstone, and the Reserve gives its holds
+	// back and fails instead of making the reservation nobody will commit.
+	f := newFixture(t)
+	f.putStock(t, "sku-a", stockDoc{Available: stocked})
+	f.putStock(t, "sku-b", stockDoc{Available: stocked})
+	slow := &slowCreate{Bucket: f.resvs, entered: make(chan struct{}), proceed: make(chan struct{})}
+	svc := New(f.stock, slow, f.clock.Now, f.svc.ttl).(*service)
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.Reserve(t.Context(), "r1", []Line{{ProductID: "sku-a", Quantity: 2}, {ProductID: "sku-b", Quantity: 3}})
+		done <- err
+	}()
+	select {
+	case <-slow.entered:
+	case err := <-done:
+		t.Fatalf("Reserve returned before its Create: %v", err)
+	}
+	f.clock.Advance(time.Second)
+	if err := svc.Release(t.Context(), "r1"); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	close(slow.proceed)
+	if err := <-done; !errors.Is(err, ErrReservationNotFound) {
+		t.Fatalf("Reserve released while it made it: %v, want ErrReservationNotFound", err)
+	}
+	f.expectSettled(t, nil)
 }
 
 func TestHoldsLandingAfterTheirRecordWasReleased(t *testing.T) {

@@ -80,8 +80,10 @@ type Service interface {
 	// returns. Committing again is a no-op; committing a released or expired reservation,
 	// or one no Reserve has finished making, is ErrReservationNotFound.
 	Commit(ctx context.Context, reservationID string) error
-	// Release returns a reservation's units to available. Releasing an unknown, released or
-	// committed reservation is a no-op.
+	// Release returns a reservation's units to available. Releasing a released or committed
+	// reservation is a no-op. Releasing an unknown one leaves it released: the units a Reserve
+	// of its ID that never finished took are available again within a sweep or two
+	// (SweepEvery), and a Reserve of it after that makes it anew.
 	Release(ctx context.Context, reservationID string) error
 	// ReleaseExpired releases every reservation past its expiry and returns how many.
 	ReleaseExpired(ctx context.Context) (int, error)

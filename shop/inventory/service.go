@@ -66,6 +66,13 @@ import (
 //     record is gone or is another incarnation (another token), or sells it if its record
 //     is being committed. Until then its units are unavailable: an orphan costs stock for
 //     the TTL and orphanGrace, never a sale.
+//   - Unless its ID is released first. A caller whose Reserve failed without an answer (its
+//     process died, say) releases the ID; with no record there, Release writes a released
+//     tombstone in its place, for the TTL and orphanGrace. No record of another token can
+//     then be made under the ID: a Create still on its way fails, and its call gives its
+//     holds back and returns ErrReservationNotFound. So the sweeper releases a hold of that
+//     ID as soon as it is orphanAge old, and a crash mid-Reserve costs the stock it held for
+//     seconds, not minutes (sweep.go). A Reserve begun after the release makes the ID anew.
 //   - Reserve succeeds only if its writes were all acknowledged before the reservation's
 //     expiry, so a hold is treated as an orphan only when its record, if it was ever
 //     written, is visible to the sweeper (with clocks agreeing to within orphanGrace).
@@ -75,11 +82,12 @@ import (
 //     and tries again.
 //
 // A record moves reserving [-> held] -> committing -> committed (a tombstone, so that Commit
-// stays a no-op for a day), or reserving/held -> releasing -> deleted. A tombstone is
-// written with a TTL (kv.TTL): the store forgets it on its own, and no process keeps it in
-// memory meanwhile (the sweeper's index holds open reservations only, see sweep.go), so what
-// a day of checkouts leaves costs disk, bounded by the bucket's byte limit, not the
-// memory of every process that runs the inventory.
+// stays a no-op for a day), or reserving/held -> releasing -> deleted; a Release that finds
+// no record writes one released (a tombstone too). A tombstone is written with a TTL
+// (kv.TTL): the store forgets it on its own, and no process keeps it in memory meanwhile
+// (the sweeper's index holds open reservations only, see sweep.go), so what a day of
+// checkouts leaves costs disk, bounded by the bucket's byte limit, not the memory of every
+// process that runs the inventory.
 // Every transition is a compare-and-set on the record, so a Commit and a Release (or the
 // sweeper) racing for one reservation cannot both win: whoever moves it out of
 // reserving/held first decides, and a commit once started is always finished, never
@@ -97,7 +105,10 @@ import (
 // Residual windows, accepted: clocks of two processes that disagree by more than
 // orphanGrace may let the sweeper release a hold whose Reserve, stalled past its expiry,
 // is about to succeed; a retry of a reservation racing another call with the same ID may,
-// for one round trip, hold units that a third reservation finds missing.
+// for one round trip, hold units that a third reservation finds missing; a record's Create
+// held up across its ID's release, a new reservation of the ID and that one's release too
+// makes a record whose holds the sweeper may have let go, which nothing but a caller that
+// commits what it released would commit.
 
 // Record states.
 const (
@@ -106,6 +117,7 @@ const (
 	stateCommit    = "committing"
 	stateReleasing = "releasing"
 	stateCommitted = "committed" // tombstone: holds sold, kept so that Commit again is a no-op
+	stateReleased  = "released"  // tombstone: released before any record was made (Release)
 )
 
 const (
@@ -226,6 +238,8 @@ var (
 	// errKept ends the compensation of a Reserve whose reservation another call found
 	// whole and kept.
 	errKept = errors.New("inventory: reservation kept by another call")
+	// errAbsent ends a Release's Mutate that finds no record.
+	errAbsent = errors.New("inventory: no record")
 )
 
 // racedError is a hold short of units that other calls making the same reservation hold:
@@ -279,7 +293,7 @@ func (s *service) Reserve(ctx context.Context, reservationID string, lines []Lin
 	if err != nil {
 		return Reservation{}, err
 	}
-	started := time.Now()
+	started, began := time.Now(), s.now()
 	for {
 		rec := record{
 			ID:        reservationID,
@@ -293,7 +307,7 @@ func (s *service) Reserve(ctx context.Context, reservationID string, lines []Lin
 			return r, err
 		}
 		// Another call's record has the ID (this call's holds went back): it decides.
-		r, again, err := s.await(ctx, reservationID, started)
+		r, again, err := s.await(ctx, reservationID, started, began)
 		if !again {
 			return r, err
 		}
@@ -386,8 +400,9 @@ func (s *service) giveBack(ctx context.Context, rec record, held []error) error 
 }
 
 // await follows the record another call made under id until it is made (it returns it),
-// released or gone (again: make a new one), or stuck past waitLimit.
-func (s *service) await(ctx context.Context, id string, started time.Time) (r Reservation, again bool, err error) {
+// released or gone (again: make a new one), or stuck past waitLimit. began is when the
+// Reserve began, by the service's clock.
+func (s *service) await(ctx context.Context, id string, started, began time.Time) (r Reservation, again bool, err error) {
 	for attempt := 0; ; attempt++ {
 		existing, rev, err := kv.Get[record](ctx, s.reservations, id)
 		switch {
@@ -399,6 +414,18 @@ func (s *service) await(ctx context.Context, id string, started time.Time) (r Re
 		switch existing.State {
 		case stateHeld, stateCommit, stateCommitted:
 			return existing.reservation(), false, nil
+		case stateReleased:
+			// Released before it was made. If that was after this call began, the caller
+			// gave up on this call (its Create came late): it is not made after all.
+			// Otherwise it is a new reservation under the ID: made anew.
+			if began.Before(existing.ExpiresAt.Add(-s.ttl)) {
+				return Reservation{}, false, fmt.Errorf("reserve %s: released at %s, while this call made it: %w",
+					id, existing.ExpiresAt.Add(-s.ttl).Format(time.RFC3339Nano), ErrReservationNotFound)
+			}
+			if err := s.deleteIf(ctx, id, func(r record) bool { return r.Token == existing.Token && r.State == stateReleased }); err != nil {
+				return Reservation{}, false, fmt.Errorf("reserve %s: forget earlier release: %w", id, err)
+			}
+			return Reservation{}, true, nil
 		case stateReleasing:
 			// Being released (or a release crashed): finishing it is idempotent.
 			if err := s.release(ctx, existing); err != nil {
@@ -713,30 +740,56 @@ func (s *service) Release(ctx context.Context, reservationID string) error {
 	if err := ids.Check("reservation_id", reservationID); err != nil {
 		return err
 	}
-	rec, err := kv.Mutate(ctx, s.reservations, reservationID, func(r *record, exists bool) error {
-		if !exists {
-			return errNoop
-		}
-		switch r.State {
-		case stateReserving, stateHeld:
-			r.State = stateReleasing
+	for attempt := 0; ; attempt++ {
+		rec, err := kv.Mutate(ctx, s.reservations, reservationID, func(r *record, exists bool) error {
+			if !exists {
+				return errAbsent
+			}
+			switch r.State {
+			case stateReserving, stateHeld:
+				r.State = stateReleasing
+				return nil
+			case stateReleasing:
+				return kv.ErrSkip // a release that stopped midway: finish it
+			default: // committing or committed: a commit is never undone; or released already
+				return errNoop
+			}
+		})
+		switch {
+		case errors.Is(err, errNoop):
 			return nil
-		case stateReleasing:
-			return kv.ErrSkip // a release that stopped midway: finish it
-		default: // committing or committed: a commit is never undone
-			return errNoop
+		case errors.Is(err, errAbsent):
+			// A Reserve that never made its record (its process died, or its Create is
+			// still on its way) may have taken holds. Its ID is marked released, so that
+			// the sweeper lets those go at once (sweepHolds), and so that the Create, if it
+			// comes, fails and its call gives them back.
+			err = s.markReleased(ctx, reservationID)
+			if errors.Is(err, kv.ErrExists) && attempt < 2 {
+				continue // a record came meanwhile: release it
+			}
+			if err != nil {
+				return fmt.Errorf("release %s: %w", reservationID, err)
+			}
+			return nil
+		case err != nil:
+			return fmt.Errorf("release %s: %w", reservationID, err)
 		}
-	})
-	if errors.Is(err, errNoop) {
+		if err := s.release(ctx, rec); err != nil {
+			return fmt.Errorf("release %s: %w", reservationID, err)
+		}
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("release %s: %w", reservationID, err)
-	}
-	if err := s.release(ctx, rec); err != nil {
-		return fmt.Errorf("release %s: %w", reservationID, err)
-	}
-	return nil
+}
+
+// markReleased writes the tombstone of a reservation released before its record was made.
+// It outlives any Reserve that could still make the record, by the TTL and orphanGrace: a
+// Create of that record landing after the tombstone is gone is past its own reservation's
+// expiry, so its Reserve fails and gives its holds back (make).
+func (s *service) markReleased(ctx context.Context, id string) error {
+	now := s.now()
+	tomb := record{ID: id, Token: ids.New("rsv", now), ExpiresAt: now.Add(s.ttl), State: stateReleased}
+	_, err := kv.Create(ctx, s.reservations, id, tomb, kv.TTL(s.ttl+orphanGrace))
+	return err
 }
 
 // release returns every hold of a record in state releasing, all at once, and deletes the

@@ -34,7 +34,11 @@ import (
 // and on them the holds past their reservation's expiry by orphanGrace. Each such hold's
 // record is read by the ID the hold carries, and decides: no record, or another
 // incarnation's, and the hold is released; a record still open is released whole, one
-// being committed is finished.
+// being committed is finished. A hold older than orphanAge is looked up too, sooner: if its
+// ID was released before any record was made (Release's tombstone), no record of its token
+// can come any more, and it is released at once. That is the hold of a Reserve whose process
+// died after the hold landed and before its record's Create did: the caller's compensation
+// releases the ID, and the units are back within seconds instead of the TTL and orphanGrace.
 
 // sweepView is what a sweep decides on: a record without its lines, so that the index keeps
 // a few dozen bytes per open record.
@@ -47,8 +51,11 @@ type sweepView struct {
 // dueAt is when the sweeper has something to do with the record; ok is false for a
 // tombstone that the store forgets by itself.
 func (v sweepView) dueAt() (at time.Time, ok bool) {
-	if v.State == stateCommitted {
+	switch v.State {
+	case stateCommitted:
 		return v.ForgetAt, !v.ForgetAt.IsZero()
+	case stateReleased:
+		return time.Time{}, false
 	}
 	return v.ExpiresAt, true
 }
@@ -77,21 +84,37 @@ func due(now time.Time) func(kv.Item[sweepView]) bool {
 // left without their record.
 func holding(d stockDoc) bool { return len(d.Holds) > 0 }
 
+// orphanAge is how old a hold is before the sweep asks whether its ID was released before
+// its record was made. A Reserve takes milliseconds, so a hold this old whose ID's record
+// is Release's tombstone is an orphan; a younger one may still be a live call's, which
+// gives it back itself when its Create fails on the tombstone.
+const orphanAge = 5 * time.Second
+
 // lingering selects, at now, the stock documents with a hold past its reservation's expiry
 // by orphanGrace (holds written before holds carried their reservation are found from the
-// record alone), and those that do not decode, to report them.
-func lingering(now time.Time) func(kv.Item[stockDoc]) bool {
+// record alone) or older than orphanAge (reservations last ttl), and those that do not
+// decode, to report them.
+func lingering(now time.Time, ttl time.Duration) func(kv.Item[stockDoc]) bool {
 	return func(it kv.Item[stockDoc]) bool {
 		if it.Err != nil {
 			return true
 		}
 		for _, h := range it.Value.Holds {
-			if h.ID != "" && !now.Before(h.Until.Add(orphanGrace)) {
+			if h.ID != "" && (expired(h, now) || old(h, now, ttl)) {
 				return true
 			}
 		}
 		return false
 	}
+}
+
+// expired tells whether h is past its reservation's expiry by orphanGrace, when whatever
+// record its ID has decides about it.
+func expired(h hold, now time.Time) bool { return !now.Before(h.Until.Add(orphanGrace)) }
+
+// old tells whether h was taken orphanAge ago or more, for a reservation lasting ttl.
+func old(h hold, now time.Time, ttl time.Duration) bool {
+	return !now.Before(h.Until.Add(orphanAge - ttl))
 }
 
 // ReleaseExpired releases the reservations past their expiry, finishes the commits that
@@ -183,14 +206,18 @@ func (s *service) sweepHoldIndex(ctx context.Context, index *kv.Tracker[stockDoc
 	default:
 		return nil
 	}
-	return s.sweepHolds(ctx, index.Items(lingering(s.now())))
+	return s.sweepHolds(ctx, index.Items(lingering(s.now(), s.ttl)))
 }
 
-// sweepHolds acts on the holds of docs past their reservation's expiry by orphanGrace. The
+// sweepHolds acts on the holds of docs past their reservation's expiry by orphanGrace, and
+// on those older than orphanAge whose ID was released before its record was made. The
 // documents may be stale (an index lags): each hold's record is read, and every change is
 // a compare-and-set of the record or the stock document, as it is now.
 func (s *service) sweepHolds(ctx context.Context, docs []kv.Item[stockDoc]) error {
-	type orphan struct{ token, productID string }
+	type orphan struct {
+		token, productID string
+		expired          bool // else only old: released only if its ID's record is Release's tombstone
+	}
 	now := s.now()
 	byID := map[string][]orphan{}
 	var errs []error
@@ -200,8 +227,8 @@ func (s *service) sweepHolds(ctx context.Context, docs []kv.Item[stockDoc]) erro
 			continue
 		}
 		for token, h := range it.Value.Holds {
-			if h.ID != "" && !now.Before(h.Until.Add(orphanGrace)) {
-				byID[h.ID] = append(byID[h.ID], orphan{token, it.Key})
+			if h.ID != "" && (expired(h, now) || old(h, now, s.ttl)) {
+				byID[h.ID] = append(byID[h.ID], orphan{token, it.Key, expired(h, now)})
 			}
 		}
 	}
@@ -215,16 +242,18 @@ func (s *service) sweepHolds(ctx context.Context, docs []kv.Item[stockDoc]) erro
 			continue
 		}
 		found := err == nil
+		released := found && rec.State == stateReleased
 		for _, o := range byID[id] {
-			if found && rec.Token == o.token {
-				continue // its record decides, below
+			if found && rec.Token == o.token || !o.expired && !released {
+				continue // its record decides, below; or too early to tell
 			}
-			// Its record is gone, or is another incarnation's: nothing will ever sell it.
+			// Its record is gone, or is another incarnation's, or its ID was released before
+			// any record was made: nothing will ever sell it.
 			if err := s.unhold(ctx, o.token, o.productID); err != nil {
 				errs = append(errs, fmt.Errorf("release lingering hold of %s: %w", id, err))
 			}
 		}
-		if !found || !slices.ContainsFunc(byID[id], func(o orphan) bool { return o.token == rec.Token }) {
+		if !found || !slices.ContainsFunc(byID[id], func(o orphan) bool { return o.expired && o.token == rec.Token }) {
 			continue
 		}
 		switch rec.State {

@@ -225,6 +225,21 @@ func Run(t *testing.T, newService func(t *testing.T, now func() time.Time) inven
 		if err := svc.Release(ctx, "nope"); err != nil {
 			t.Fatalf("Release unknown: %v", err)
 		}
+		if err := svc.Release(ctx, "nope"); err != nil {
+			t.Fatalf("Release unknown again: %v", err)
+		}
+		if err := svc.Commit(ctx, "nope"); !errors.Is(err, inventory.ErrReservationNotFound) {
+			t.Fatalf("Commit released unknown: %v, want ErrReservationNotFound", err)
+		}
+		// Reserved after its release, it is made anew.
+		add(t, svc, "sku-a", 5)
+		if _, err := svc.Reserve(ctx, "nope", []inventory.Line{{ProductID: "sku-a", Quantity: 2}}); err != nil {
+			t.Fatalf("Reserve after releasing it unknown: %v", err)
+		}
+		if err := svc.Commit(ctx, "nope"); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		expectStock(t, svc, inventory.Stock{ProductID: "sku-a", Available: 3, Sold: 2})
 	})
 
 	t.Run("AllOrNothing", func(t *testing.T) {
