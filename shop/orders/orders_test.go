@@ -41,6 +41,8 @@ type world struct {
 	bus       broker
 	// invClock shifts the inventory's clock, to expire reservations on demand.
 	invClock *offsetClock
+	// invStock and invReservations are the inventory's buckets, for another process of it.
+	invStock, invReservations kv.Bucket
 }
 
 // backend opens the buckets of one test.
@@ -76,6 +78,7 @@ func newWorld(t testing.TB, be backend) *world {
 		t.Fatalf("catalog: %v", err)
 	}
 	clock := &offsetClock{}
+	stock, reservations := be.bucket(t, "stock"), be.bucket(t, "reservations")
 	return &world{
 		stores: orders.Stores{
 			Orders:     be.bucket(t, "orders"),
@@ -84,10 +87,11 @@ func newWorld(t testing.TB, be backend) *world {
 		},
 		catalog:   cat,
 		carts:     cart.New(be.bucket(t, "carts")),
-		inventory: inventory.New(be.bucket(t, "stock"), be.bucket(t, "reservations"), clock.Now, 5*time.Minute),
+		inventory: inventory.New(stock, reservations, clock.Now, 5*time.Minute),
 		payments:  payments.New(be.bucket(t, "charges"), time.Now),
 		bus:       be.bus(t),
 		invClock:  clock,
+		invStock:  stock, invReservations: reservations,
 	}
 }
 
@@ -653,6 +657,112 @@ func TestRetryFinishesAFailedCompensation(t *testing.T) {
 		}
 		if n, err := o.Recover(ctx, 0); n != 0 || err != nil {
 			t.Errorf("Recover: %d %v, want nothing left", n, err)
+		}
+		if again, err := o.Checkout(ctx, "key-1", orderstest.Request(user)); err != nil || again.ID != ord.ID {
+			t.Errorf("replay: %+v %v, want order %s", again, err, ord.ID)
+		}
+	})
+}
+
+// dyingInventory is an inventory process over the world's buckets that dies in the middle of
+// its first Reserve: its holds reach the store, its record's Create does not, and nothing it
+// sends after that does either.
+func dyingInventory(w *world) inventory.Service {
+	d := &death{held: make(chan struct{})}
+	return inventory.New(&dyingBucket{Bucket: w.invStock, d: d}, &dyingBucket{Bucket: w.invReservations, d: d, diesOnCreate: true},
+		w.invClock.Now, 5*time.Minute)
+}
+
+var errDied = errors.New("the inventory process died")
+
+type death struct {
+	held     chan struct{} // closed once a hold's write has landed
+	heldOnce sync.Once
+	dead     atomic.Bool
+}
+
+type dyingBucket struct {
+	kv.Bucket
+	d            *death
+	diesOnCreate bool // the reservations bucket: the process dies as its record is created
+}
+
+func (b *dyingBucket) Get(ctx context.Context, key string) (kv.Entry, error) {
+	if b.d.dead.Load() {
+		return kv.Entry{}, errDied
+	}
+	return b.Bucket.Get(ctx, key)
+}
+
+func (b *dyingBucket) Create(ctx context.Context, key string, value []byte, opts ...kv.WriteOption) (uint64, error) {
+	if b.diesOnCreate {
+		<-b.d.held
+		b.d.dead.Store(true)
+	}
+	if b.d.dead.Load() {
+		return 0, errDied
+	}
+	rev, err := b.Bucket.Create(ctx, key, value, opts...)
+	b.landed(err)
+	return rev, err
+}
+
+func (b *dyingBucket) Update(ctx context.Context, key string, value []byte, rev uint64, opts ...kv.WriteOption) (uint64, error) {
+	if b.d.dead.Load() {
+		return 0, errDied
+	}
+	rev, err := b.Bucket.Update(ctx, key, value, rev, opts...)
+	b.landed(err)
+	return rev, err
+}
+
+func (b *dyingBucket) Delete(ctx context.Context, key string, rev uint64) error {
+	if b.d.dead.Load() {
+		return errDied
+	}
+	return b.Bucket.Delete(ctx, key, rev)
+}
+
+func (b *dyingBucket) landed(err error) {
+	if err == nil && !b.diesOnCreate {
+		b.d.heldOnce.Do(func() { close(b.d.held) })
+	}
+}
+
+// TestUnitsADeadReserveHeldComeBackAtTheNextSweep: the inventory dies in the middle of a
+// checkout's Reserve, with the units held and no reservation record. The checkout is
+// compensated by the customer's retry once the inventory is back (its Release finds no
+// record), and the retry's own checkout goes through; the dead call's units are available
+// again at the first sweep once they are a few seconds old, not after the reservation's
+// TTL and the sweeper's grace.
+func TestUnitsADeadReserveHeldComeBackAtTheNextSweep(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := t.Context()
+		w := newWorld(t, be)
+		product, user := w.shop(t)
+		deps := w.deps()
+		deps.Inventory = dyingInventory(w)
+		if _, err := w.orders(deps).Checkout(ctx, "key-1", orderstest.Request(user)); !errors.Is(err, errDied) {
+			t.Fatalf("Checkout while the inventory dies: %v, want its death", err)
+		}
+		if s := w.stock(t, product); s.Reserved != 2 {
+			t.Fatalf("stock after the death: %+v, want the dead call's 2 units held", s)
+		}
+
+		o := w.orders(w.deps()) // the inventory back, a new process
+		ord, err := o.Checkout(ctx, "key-1", orderstest.Request(user))
+		if err != nil {
+			t.Fatalf("retry with the inventory back: %v", err)
+		}
+		if s := w.stock(t, product); s.Sold != 2 || s.Reserved != 2 {
+			t.Fatalf("stock after the retry: %+v, want 2 sold and the dead call's 2 still held", s)
+		}
+		w.invClock.Advance(10 * time.Second)
+		if _, err := w.inventory.ReleaseExpired(ctx); err != nil {
+			t.Fatalf("ReleaseExpired: %v", err)
+		}
+		if s := w.stock(t, product); s.Available != 3 || s.Reserved != 0 || s.Sold != 2 {
+			t.Errorf("stock after a sweep 10s on: %+v, want 3 available, 2 sold", s)
 		}
 		if again, err := o.Checkout(ctx, "key-1", orderstest.Request(user)); err != nil || again.ID != ord.ID {
 			t.Errorf("replay: %+v %v, want order %s", again, err, ord.ID)
