@@ -418,9 +418,9 @@ func (s *service) await(ctx context.Context, id string, started, began time.Time
 			// Released before it was made. If that was after this call began, the caller
 			// gave up on this call (its Create came late): it is not made after all.
 			// Otherwise it is a new reservation under the ID: made anew.
-			if began.Before(existing.ExpiresAt.Add(-s.ttl)) {
+			if releasedAt := existing.ExpiresAt.Add(-s.ttl); began.Before(releasedAt) {
 				return Reservation{}, false, fmt.Errorf("reserve %s: released at %s, while this call made it: %w",
-					id, existing.ExpiresAt.Add(-s.ttl).Format(time.RFC3339Nano), ErrReservationNotFound)
+					id, releasedAt.Format(time.RFC3339Nano), ErrReservationNotFound)
 			}
 			if err := s.deleteIf(ctx, id, func(r record) bool { return r.Token == existing.Token && r.State == stateReleased }); err != nil {
 				return Reservation{}, false, fmt.Errorf("reserve %s: forget earlier release: %w", id, err)

@@ -90,22 +90,26 @@ func holding(d stockDoc) bool { return len(d.Holds) > 0 }
 // gives it back itself when its Create fails on the tombstone.
 const orphanAge = 5 * time.Second
 
-// lingering selects, at now, the stock documents with a hold past its reservation's expiry
-// by orphanGrace (holds written before holds carried their reservation are found from the
-// record alone) or older than orphanAge (reservations last ttl), and those that do not
-// decode, to report them.
+// lingering selects, at now, the stock documents with a hold whose record the sweep reads
+// (lookedUp; reservations last ttl), and those that do not decode, to report them.
 func lingering(now time.Time, ttl time.Duration) func(kv.Item[stockDoc]) bool {
 	return func(it kv.Item[stockDoc]) bool {
 		if it.Err != nil {
 			return true
 		}
 		for _, h := range it.Value.Holds {
-			if h.ID != "" && (expired(h, now) || old(h, now, ttl)) {
+			if lookedUp(h, now, ttl) {
 				return true
 			}
 		}
 		return false
 	}
+}
+
+// lookedUp tells whether the sweep reads the record of h's ID at now: h is expired or old
+// (holds written before holds carried their reservation are found from the record alone).
+func lookedUp(h hold, now time.Time, ttl time.Duration) bool {
+	return h.ID != "" && (expired(h, now) || old(h, now, ttl))
 }
 
 // expired tells whether h is past its reservation's expiry by orphanGrace, when whatever
@@ -227,7 +231,7 @@ func (s *service) sweepHolds(ctx context.Context, docs []kv.Item[stockDoc]) erro
 			continue
 		}
 		for token, h := range it.Value.Holds {
-			if h.ID != "" && (expired(h, now) || old(h, now, s.ttl)) {
+			if lookedUp(h, now, s.ttl) {
 				byID[h.ID] = append(byID[h.ID], orphan{token, it.Key, expired(h, now)})
 			}
 		}

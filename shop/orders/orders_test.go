@@ -696,7 +696,11 @@ func (b *dyingBucket) Get(ctx context.Context, key string) (kv.Entry, error) {
 
 func (b *dyingBucket) Create(ctx context.Context, key string, value []byte, opts ...kv.WriteOption) (uint64, error) {
 	if b.diesOnCreate {
-		<-b.d.held
+		select {
+		case <-b.d.held:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 		b.d.dead.Store(true)
 	}
 	if b.d.dead.Load() {
