@@ -23,7 +23,9 @@ type Backlog struct {
 // Backlogs returns what each durable consumer of the event stream has not processed yet, by
 // consumer name; none when the stream does not exist. The stream keeps every event until
 // each consumer it is for has processed it (see OpenBus), so a backlog is never lost: it
-// takes room, and a stream full of backlogs refuses new events (see StreamUsage).
+// takes room, and a stream full of backlogs refuses new events (see StreamUsage). The counts
+// are the server's, which it updates just after it acknowledges a publish: an event published
+// a moment ago may not be counted yet.
 //
 // Every durable consumer is listed, those the table of contexts no longer has too: they are
 // not deleted by anyone (a process of an older version may still run them while a

@@ -61,6 +61,8 @@ func TestBacklogsSayWhatEachConsumerHasNotProcessed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server counts an event for its consumers just after it acknowledges the publish.
+	waitBacklog(t, js, "shipping", 3)
 	got, err := natsjs.Backlogs(ctx, js)
 	if err != nil {
 		t.Fatal(err)
