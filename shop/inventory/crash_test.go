@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -428,6 +429,25 @@ func TestReserveWaitsForARacingRetryToGiveItsHoldBack(t *testing.T) {
 	if !errors.As(err, &short) || short.Available != 0 {
 		t.Fatalf("Reserve of a product held by another reservation: %v, want out of stock", err)
 	}
+}
+
+// A record in a state this version does not know, as a later version may write while a
+// deployment rolls, is another call's: Reserve waits for it as for any, and gives up at
+// waitLimit instead of reading it until its caller's deadline.
+func TestReserveGivesUpOnARecordInAStateItDoesNotKnow(t *testing.T) {
+	t.Parallel() // it waits waitLimit
+	f := newFixture(t)
+	f.putStock(t, "sku-a", stockDoc{Available: stocked})
+	// No lines: whole at once, so Reserve tries to mark it held, which only a state it knows
+	// allows.
+	f.putRecord(t, record{ID: "r1", Token: "later", ExpiresAt: f.clock.Now().Add(time.Minute), State: "from-a-later-version"})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*waitLimit)
+	defer cancel()
+	_, err := f.svc.Reserve(ctx, "r1", []Line{{ProductID: "sku-a", Quantity: 2}})
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), waitLimit.String()) {
+		t.Fatalf("Reserve over a record in an unknown state: %v (context: %v), want it to give up at %v", err, ctx.Err(), waitLimit)
+	}
+	f.expectStock(t, Stock{ProductID: "sku-a", Available: stocked})
 }
 
 // TestTombstoneTTLIsADay reads the TTL that JetStream holds for a committed reservation's

@@ -465,7 +465,9 @@ func (s *service) await(ctx context.Context, id string, started, began time.Time
 			case !errors.Is(err, errNoop):
 				return Reservation{}, false, fmt.Errorf("reserve %s: mark held: %w", id, err)
 			}
-			continue // released meanwhile: look again
+			// Changed since it was read: look again, within the bound of any wait, so that
+			// a state this version does not know (one a later version writes while a
+			// deployment rolls) cannot keep the call here.
 		}
 		if time.Since(started) > waitLimit {
 			return Reservation{}, false, fmt.Errorf("reserve %s: another call has been making this reservation for over %v", id, waitLimit)
