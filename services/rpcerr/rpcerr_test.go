@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -154,7 +155,18 @@ func TestTransportErrors(t *testing.T) {
 		defer close(block)
 		impl := &blocking{until: block, ended: make(chan struct{})}
 		conn := rpctest.Serve(t, catalogrpc.ServiceConfig, func(s grpc.ServiceRegistrar) { catalogrpc.Register(s, impl) })
-		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		// The deadline is the call's: connect first, since a new connection's TLS handshake
+		// can outlast it under the race detector on a busy machine, and the call would then
+		// end before it reached the server.
+		connecting, stop := context.WithTimeout(t.Context(), 10*time.Second)
+		defer stop()
+		conn.Connect()
+		for s := conn.GetState(); s != connectivity.Ready; s = conn.GetState() {
+			if !conn.WaitForStateChange(connecting, s) {
+				t.Fatalf("the connection is %s, not ready within 10s", s)
+			}
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
 		_, got := catalogrpc.NewClient(conn).Get(ctx, "x")
 		if !errors.Is(got, context.DeadlineExceeded) {
