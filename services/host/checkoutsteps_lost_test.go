@@ -39,6 +39,14 @@ func TestCheckoutStepFunctionExitsWhenItsStoreIsLost(t *testing.T) {
 	}()
 	select {
 	case g := <-serving:
+		// aws-lambda-go reads the variable in a goroutine of its own; once it polls, it has,
+		// and the variable may go with the test.
+		for deadline := time.Now().Add(30 * time.Second); fn.Polls() == 0; {
+			if time.Now().After(deadline) {
+				t.Fatal("the function did not poll for an invocation within 30 s")
+			}
+			time.Sleep(10 * time.Millisecond) // polling a counter, bounded by the deadline
+		}
 		overControlLine(t, g)
 	case err := <-done:
 		t.Fatalf("the function stopped before it served: %v", err)
