@@ -131,9 +131,18 @@ type crashProcess struct {
 }
 
 func newCrashProcess(ctx context.Context, p crashPoint) *crashProcess {
-	c := &crashProcess{ctx: ctx, ops: map[string]string{}, point: p, returned: map[string]chan struct{}{}, dead: make(chan struct{})}
+	ops := map[string]string{}
 	for _, s := range append(slices.Clone(p.done), p.next...) {
-		c.ops[stepOps[s]] = s
+		ops[stepOps[s]] = s
+	}
+	return newProcessDyingAt(ctx, p, ops)
+}
+
+// newProcessDyingAt is a process that dies at p, whose steps are the ops (op → step) it
+// names: those of another context's process too.
+func newProcessDyingAt(ctx context.Context, p crashPoint, ops map[string]string) *crashProcess {
+	c := &crashProcess{ctx: ctx, ops: ops, point: p, returned: map[string]chan struct{}{}, dead: make(chan struct{})}
+	for _, s := range ops {
 		c.returned[s] = make(chan struct{})
 	}
 	return c

@@ -665,72 +665,13 @@ func TestRetryFinishesAFailedCompensation(t *testing.T) {
 }
 
 // dyingInventory is an inventory process over the world's buckets that dies in the middle of
-// its first Reserve: its holds reach the store, its record's Create does not, and nothing it
+// its first Reserve: its hold reaches the store, its record's Create does not, and nothing it
 // sends after that does either.
-func dyingInventory(w *world) inventory.Service {
-	d := &death{held: make(chan struct{})}
-	return inventory.New(&dyingBucket{Bucket: w.invStock, d: d}, &dyingBucket{Bucket: w.invReservations, d: d, diesOnCreate: true},
+func dyingInventory(ctx context.Context, w *world) inventory.Service {
+	c := newProcessDyingAt(ctx, crashPoint{done: []string{"hold"}, next: []string{"record"}},
+		map[string]string{"stock.write": "hold", "reservations.write": "record"})
+	return inventory.New(crashBucket{Bucket: w.invStock, name: "stock", c: c}, crashBucket{Bucket: w.invReservations, name: "reservations", c: c},
 		w.invClock.Now, 5*time.Minute)
-}
-
-var errDied = errors.New("the inventory process died")
-
-type death struct {
-	held     chan struct{} // closed once a hold's write has landed
-	heldOnce sync.Once
-	dead     atomic.Bool
-}
-
-type dyingBucket struct {
-	kv.Bucket
-	d            *death
-	diesOnCreate bool // the reservations bucket: the process dies as its record is created
-}
-
-func (b *dyingBucket) Get(ctx context.Context, key string) (kv.Entry, error) {
-	if b.d.dead.Load() {
-		return kv.Entry{}, errDied
-	}
-	return b.Bucket.Get(ctx, key)
-}
-
-func (b *dyingBucket) Create(ctx context.Context, key string, value []byte, opts ...kv.WriteOption) (uint64, error) {
-	if b.diesOnCreate {
-		select {
-		case <-b.d.held:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-		b.d.dead.Store(true)
-	}
-	if b.d.dead.Load() {
-		return 0, errDied
-	}
-	rev, err := b.Bucket.Create(ctx, key, value, opts...)
-	b.landed(err)
-	return rev, err
-}
-
-func (b *dyingBucket) Update(ctx context.Context, key string, value []byte, rev uint64, opts ...kv.WriteOption) (uint64, error) {
-	if b.d.dead.Load() {
-		return 0, errDied
-	}
-	rev, err := b.Bucket.Update(ctx, key, value, rev, opts...)
-	b.landed(err)
-	return rev, err
-}
-
-func (b *dyingBucket) Delete(ctx context.Context, key string, rev uint64) error {
-	if b.d.dead.Load() {
-		return errDied
-	}
-	return b.Bucket.Delete(ctx, key, rev)
-}
-
-func (b *dyingBucket) landed(err error) {
-	if err == nil && !b.diesOnCreate {
-		b.d.heldOnce.Do(func() { close(b.d.held) })
-	}
 }
 
 // TestUnitsADeadReserveHeldComeBackAtTheNextSweep: the inventory dies in the middle of a
@@ -745,8 +686,8 @@ func TestUnitsADeadReserveHeldComeBackAtTheNextSweep(t *testing.T) {
 		w := newWorld(t, be)
 		product, user := w.shop(t)
 		deps := w.deps()
-		deps.Inventory = dyingInventory(w)
-		if _, err := w.orders(deps).Checkout(ctx, "key-1", orderstest.Request(user)); !errors.Is(err, errDied) {
+		deps.Inventory = dyingInventory(ctx, w)
+		if _, err := w.orders(deps).Checkout(ctx, "key-1", orderstest.Request(user)); !errors.Is(err, errCrashed) {
 			t.Fatalf("Checkout while the inventory dies: %v, want its death", err)
 		}
 		if s := w.stock(t, product); s.Reserved != 2 {
