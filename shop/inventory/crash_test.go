@@ -173,7 +173,8 @@ func TestARecordArrivingAfterItsReleaseIsRefused(t *testing.T) {
 	}
 }
 
-// slowCreate holds up the first Create until proceed is closed, having closed entered.
+// slowCreate holds up the first Create until proceed is closed (or its context ends), having
+// closed entered.
 type slowCreate struct {
 	kv.Bucket
 	once             sync.Once
@@ -185,7 +186,11 @@ func (b *slowCreate) Create(ctx context.Context, key string, value []byte, opts 
 	b.once.Do(func() { first = true })
 	if first {
 		close(b.entered)
-		<-b.proceed
+		select {
+		case <-b.proceed:
+		case <-ctx.Done(): // the test ended first
+			return 0, ctx.Err()
+		}
 	}
 	return b.Bucket.Create(ctx, key, value, opts...)
 }
