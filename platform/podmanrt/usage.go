@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"path/filepath"
 
 	"github.com/containers/podman/v4/pkg/bindings/containers"
@@ -77,7 +78,7 @@ func (r *Runtime) Counters(ctx context.Context, ids []string) (map[string]Usage,
 			}
 			continue
 		}
-		out[id] = Usage{CPUNano: uint64(cg.CPUSeconds * 1e9), MemBytes: cg.MemBytes}
+		out[id] = Usage{CPUNano: nanoseconds(cg.CPUSeconds), MemBytes: cg.MemBytes}
 	}
 	if len(remote) > 0 {
 		u, err := r.Usage(ctx, remote)
@@ -102,3 +103,9 @@ func (r *Runtime) cgroupOf(c context.Context, id string) string {
 	r.cgroups.Store(id, d.State.CgroupPath)
 	return d.State.CgroupPath
 }
+
+// nanoseconds is the counter of s seconds, which the kernel counts in whole microseconds (or
+// nanoseconds): rounded, since s × 1e9 in floating point can land a hair below the whole
+// number, and truncating it would give one nanosecond less than Podman's stats give for the
+// same counter.
+func nanoseconds(s float64) uint64 { return uint64(math.Round(s * 1e9)) }
